@@ -1,0 +1,269 @@
+/*
+ * llmgate.h: the C client library for llmgated.
+ *
+ * The data model here (requests, results, attempts, error classes) is the
+ * one the wire codec serialises and the daemon executes, so a caller sees
+ * exactly what the daemon did.
+ */
+#ifndef LLMGATE_H
+#define LLMGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LLMGATE_VERSION "0.1.0"
+
+/* One taxonomy across providers (CONTRACT.md). Order is part of the ABI. */
+enum llmgate_class {
+	LLMGATE_OK = 0,
+	LLMGATE_RATE_LIMITED,
+	LLMGATE_OVERLOADED,
+	LLMGATE_SERVER_ERROR,
+	LLMGATE_TIMEOUT,
+	LLMGATE_CONNECTION,
+	LLMGATE_PARSE_ERROR,
+	LLMGATE_QUOTA_EXHAUSTED,
+	LLMGATE_AUTH,
+	LLMGATE_PERMISSION,
+	LLMGATE_NOT_FOUND,
+	LLMGATE_CONTEXT_LENGTH,
+	LLMGATE_CONTENT_FILTER,
+	LLMGATE_BAD_REQUEST,
+	LLMGATE_SCHEMA,
+	LLMGATE_CIRCUIT_OPEN,
+	LLMGATE_BUDGET_EXHAUSTED,
+	LLMGATE_DEADLINE,
+	LLMGATE_CANCELLED,
+	LLMGATE_INVALID_REQUEST,
+	LLMGATE_INTERNAL,
+	LLMGATE_CLASS_MAX
+};
+
+enum llmgate_finish {
+	LLMGATE_FINISH_NONE = 0,
+	LLMGATE_FINISH_STOP,
+	LLMGATE_FINISH_LENGTH,
+	LLMGATE_FINISH_TOOL_CALLS,
+	LLMGATE_FINISH_CONTENT_FILTER,
+	LLMGATE_FINISH_OTHER,
+	LLMGATE_FINISH_MAX
+};
+
+enum llmgate_role {
+	LLMGATE_ROLE_USER = 0,
+	LLMGATE_ROLE_ASSISTANT,
+	LLMGATE_ROLE_TOOL,
+	LLMGATE_ROLE_MAX
+};
+
+enum llmgate_priority {
+	LLMGATE_PRIO_NORMAL = 0,
+	LLMGATE_PRIO_HIGH,
+	LLMGATE_PRIO_LOW,
+	LLMGATE_PRIO_MAX
+};
+
+enum llmgate_on_cut {
+	LLMGATE_CUT_RESUME = 0,
+	LLMGATE_CUT_RESTART,
+	LLMGATE_CUT_FAIL,
+	LLMGATE_CUT_MAX
+};
+
+/* Names as they appear on the wire and in JSON; NULL when out of range. */
+const char *llmgate_class_name(int);
+const char *llmgate_finish_name(int);
+const char *llmgate_role_name(int);
+const char *llmgate_priority_name(int);
+const char *llmgate_on_cut_name(int);
+/* Reverse lookups; -1 when the name is unknown. */
+int llmgate_class_from_name(const char *);
+int llmgate_finish_from_name(const char *);
+int llmgate_role_from_name(const char *);
+int llmgate_priority_from_name(const char *);
+int llmgate_on_cut_from_name(const char *);
+
+struct llmgate_tool_call {
+	char *id;
+	char *name;
+	char *arguments;	/* JSON text */
+};
+
+struct llmgate_message {
+	enum llmgate_role role;
+	char *content;		/* may be NULL for an assistant turn of tool calls */
+	struct llmgate_tool_call *tool_calls;
+	size_t ntool_calls;
+	char *tool_call_id;	/* role tool: the call this answers */
+	char *name;		/* role tool: the tool's name */
+};
+
+struct llmgate_tool {
+	char *name;
+	char *description;
+	char *parameters;	/* JSON Schema text */
+};
+
+/* Which optional sampling fields are set. */
+#define LLMGATE_HAS_MAX_TOKENS	0x01
+#define LLMGATE_HAS_TEMPERATURE	0x02
+#define LLMGATE_HAS_TOP_P	0x04
+#define LLMGATE_HAS_SEED	0x08
+
+struct llmgate_request {
+	char *system;
+	struct llmgate_message *messages;
+	size_t nmessages;
+	struct llmgate_tool *tools;
+	size_t ntools;
+	char *schema;		/* JSON Schema text the reply must satisfy */
+
+	char **targets;		/* fallback chain, "provider/model" */
+	size_t ntargets;
+	char *route;		/* a named chain; used when ntargets == 0 */
+
+	unsigned has;		/* LLMGATE_HAS_* */
+	uint32_t max_tokens;
+	double temperature;
+	double top_p;
+	int64_t seed;
+	char **stop;
+	size_t nstop;
+
+	uint32_t attempts;	/* per target, the first included; 0: default */
+	uint32_t timeout_ms;	/* whole call; 0: none */
+	enum llmgate_priority priority;
+	enum llmgate_on_cut on_cut;
+	int stream;
+};
+
+struct llmgate_attempt {
+	char *target;
+	enum llmgate_class cls;
+	uint32_t status;	/* HTTP status, 0 when none */
+	char *message;
+	uint32_t ms;		/* duration of the attempt */
+	uint32_t waited_ms;	/* wait before it */
+	int skipped;		/* target skipped without an upstream attempt */
+};
+
+struct llmgate_result {
+	enum llmgate_class cls;	/* LLMGATE_OK on success */
+	char *message;		/* error message when cls != OK */
+	int partial;		/* output reached the client before the failure */
+
+	char *text;
+	char *target;		/* the target that answered */
+	enum llmgate_finish finish;
+	uint64_t input_tokens;
+	uint64_t output_tokens;
+	struct llmgate_tool_call *tool_calls;
+	size_t ntool_calls;
+	struct llmgate_attempt *attempts;
+	size_t nattempts;
+
+	void *priv;		/* owned storage; llmgate_result_free() */
+};
+
+/*
+ * A streamed piece of the reply. reset: discard what was printed so far
+ * (on_cut restart). A tool-call delta has tool_index >= 0.
+ */
+struct llmgate_chunk {
+	const char *text;
+	size_t len;
+	int reset;
+	int tool_index;
+	const char *tool_id;
+	const char *tool_name;
+	const char *tool_args;
+};
+
+struct llmgate_acquire {
+	const char *target;
+	uint32_t tokens;
+	uint32_t timeout_ms;
+	enum llmgate_priority priority;
+};
+
+struct llmgate_lease {
+	uint64_t id;
+	char target[256];
+	uint32_t ttl_ms;
+};
+
+struct llmgate_report {
+	uint64_t lease;
+	uint32_t status;
+	double retry_after_s;	/* < 0: none */
+	uint64_t input_tokens;
+	uint64_t output_tokens;
+};
+
+struct llmgate;
+
+/*
+ * The socket path: explicit if not NULL, else $LLMGATE_SOCKET, else the
+ * daemon config's `socket`, else $XDG_RUNTIME_DIR/llmgate.sock for a
+ * non-root user, else /run/llmgate/llmgate.sock. Writes into buf.
+ */
+const char *llmgate_socket_path(const char *explicit_path, char *buf,
+    size_t len);
+
+/* Connect and handshake. NULL on failure with a reason in err. */
+struct llmgate *llmgate_connect(const char *path, const char *client_name,
+    char *err, size_t errlen);
+void llmgate_close(struct llmgate *);
+/* The last transport error (daemon gone, protocol error). */
+const char *llmgate_error(struct llmgate *);
+
+/*
+ * Blocking call. Returns 0 and a result (cls tells success or the call's
+ * error class), or -1 when the daemon could not be reached or went away.
+ * on_chunk, if set, gets each streamed piece (set req->stream).
+ */
+typedef void llmgate_chunk_cb(const struct llmgate_chunk *, void *arg);
+typedef void llmgate_done_cb(struct llmgate_result *, void *arg);
+
+int llmgate_call(struct llmgate *, const struct llmgate_request *,
+    llmgate_chunk_cb *on_chunk, void *arg, struct llmgate_result **out);
+void llmgate_result_free(struct llmgate_result *);
+
+/*
+ * Driving the connection from the caller's own event loop: submit calls,
+ * wait for llmgate_fd() to be readable (and writable while
+ * llmgate_want_write()), then llmgate_process(). Callbacks run from inside
+ * llmgate_process(); on_done owns the result it is given. submit returns
+ * the call id (> 0), or 0 on failure.
+ */
+uint32_t llmgate_submit(struct llmgate *, const struct llmgate_request *,
+    llmgate_chunk_cb *on_chunk, llmgate_done_cb *on_done, void *arg);
+int llmgate_cancel(struct llmgate *, uint32_t id);
+int llmgate_fd(struct llmgate *);
+int llmgate_want_write(struct llmgate *);
+/* Returns the number of calls still pending, or -1 if the connection died
+ * (pending calls then get on_done with class connection). */
+int llmgate_process(struct llmgate *);
+
+/* Small blocking operations. 0 on success, -1 with llmgate_error(). */
+int llmgate_ping(struct llmgate *);
+int llmgate_status(struct llmgate *, char **json);	/* JSON text, free() */
+int llmgate_metrics(struct llmgate *, char **text);	/* free() */
+int llmgate_reload(struct llmgate *);
+/*
+ * Advisory leases. acquire returns 0 with a lease, 1 when the daemon
+ * refused (class and message in *cls and err), -1 on transport failure.
+ */
+int llmgate_acquire(struct llmgate *, const struct llmgate_acquire *,
+    struct llmgate_lease *, enum llmgate_class *cls, char *err, size_t errlen);
+int llmgate_report(struct llmgate *, const struct llmgate_report *);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,371 @@
+/*
+ * llmgated.h: the daemon's one internal header, a section per .c file.
+ */
+#ifndef LLMGATED_H
+#define LLMGATED_H
+
+#include <sys/types.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "proto.h"
+
+struct attempt;
+struct call;
+struct conn;
+struct reply;
+
+/* CLOCK_MONOTONIC in milliseconds: the only clock the daemon reads for policy. */
+static inline uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* buf.c: a growable byte buffer, always NUL-terminated. */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+void buf_add(struct buf *, const void *, size_t);
+void buf_addstr(struct buf *, const char *);
+void buf_printf(struct buf *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+void buf_reset(struct buf *);
+void buf_free(struct buf *);
+const char *buf_cstr(struct buf *);	/* "" for an empty buffer */
+
+/* log.c */
+enum log_level { LOG_LVL_WARN = 0, LOG_LVL_INFO, LOG_LVL_DEBUG };
+void log_init(int verbose);
+void log_set_level(int);
+void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+/* config.c */
+enum jitter { JITTER_FULL = 0, JITTER_EQUAL, JITTER_DECORRELATED, JITTER_NONE };
+
+struct model_conf {
+	char *name;
+	uint32_t rpm, tpm, burst, tpm_burst;	/* 0: the provider's value */
+};
+
+struct provider_conf {
+	char *name;
+	const struct provider_type *type;
+	char *base_url;
+	char *api_key;		/* resolved at load; never logged or sent */
+	char *api_version;	/* azure */
+	uint32_t rpm, tpm, burst, tpm_burst;
+	uint32_t concurrency;	/* 0: unlimited */
+	uint32_t timeout_ms;	/* per attempt */
+	uint32_t connect_timeout_ms;
+	struct model_conf *models;
+	size_t nmodels;
+};
+
+struct route_conf {
+	char *name;
+	char **targets;
+	size_t ntargets;
+};
+
+struct retry_conf {
+	uint32_t attempts;	/* per target, first included */
+	uint32_t initial_ms;
+	uint32_t max_ms;
+	double multiplier;
+	enum jitter jitter;
+	uint32_t on;		/* bit (1 << class) per retried class */
+};
+
+struct breaker_conf {
+	uint32_t failures;
+	double failure_rate;
+	uint32_t min_calls;
+	uint32_t window_ms;
+	uint32_t open_ms;
+	uint32_t half_open_probes;
+};
+
+struct retry_budget_conf {
+	double ratio;
+	double min_per_s;
+};
+
+struct config {
+	char *path;		/* NULL: the embedded default */
+	char *socket;		/* NULL: resolved like the client does */
+	mode_t socket_mode;
+	int log_level;		/* -1: unset */
+	uint32_t max_frame;
+	uint32_t max_inflight;	/* calls per connection */
+	uint32_t max_clients;
+	uint32_t max_output;	/* bytes queued to one client before it is dropped */
+	uint32_t drain_ms;
+	struct provider_conf *providers;
+	size_t nproviders;
+	struct route_conf *routes;
+	size_t nroutes;
+	struct retry_conf retry;
+	struct breaker_conf breaker;
+	struct retry_budget_conf retry_budget;
+};
+
+extern const char config_default_text[];
+
+/*
+ * Load path (NULL: the embedded default). On failure NULL, and *errors
+ * holds every problem, one "FILE:LINE: message" per line (free()).
+ */
+struct config *config_load(const char *path, char **errors);
+void config_free(struct config *);
+const struct provider_conf *config_provider(const struct config *,
+    const char *name);
+const struct route_conf *config_route(const struct config *, const char *);
+const struct model_conf *config_model(const struct provider_conf *,
+    const char *model);
+
+/* sse.c: incremental WHATWG event-stream parser, any split of the bytes. */
+struct sse_event {
+	const char *event;	/* NULL when no event: field was given */
+	const char *data;	/* data lines joined with '\n', NUL-terminated */
+	size_t len;
+	int error_field;	/* llama.cpp's non-standard "error: {json}" line */
+};
+/* Return non-zero to stop parsing; sse_feed then returns that value. */
+typedef int sse_cb(const struct sse_event *, void *arg);
+struct sse {
+	sse_cb *cb;
+	void *arg;
+	struct buf line;
+	struct buf data;
+	struct buf event;
+	int has_data;
+	int last_cr;		/* previous chunk ended on '\r' */
+	uint64_t events;	/* dispatched */
+	uint64_t activity;	/* lines seen, comments included */
+};
+void sse_init(struct sse *, sse_cb *, void *);
+int sse_feed(struct sse *, const char *, size_t);
+void sse_free(struct sse *);
+
+/* header.c: rate-limit and retry hints from response headers, all providers. */
+struct rl_info {
+	int64_t retry_after_ms;		/* -1 when none */
+	int64_t limit_requests;		/* -1 when unknown, for all below */
+	int64_t remaining_requests;
+	int64_t reset_requests_ms;	/* from now */
+	int64_t limit_tokens;
+	int64_t remaining_tokens;
+	int64_t reset_tokens_ms;
+	int should_retry;		/* x-should-retry: -1 unset, 0, 1 */
+	char request_id[96];
+};
+void rl_info_init(struct rl_info *);
+/* Feed one header; now is the wall clock (seconds) for dates. */
+void rl_info_header(struct rl_info *, const char *name, const char *value,
+    time_t now);
+/* "6m0s", "20ms", "1.5s", "2h" -> ms; -1 when unparsable. */
+int64_t hdr_duration_ms(const char *);
+/* Retry-After: delta seconds (may be fractional) or HTTP date -> ms. */
+int64_t hdr_retry_after_ms(const char *, time_t now);
+/* RFC 3339 timestamp -> epoch seconds (fractions dropped); -1 on error. */
+int64_t hdr_rfc3339(const char *);
+
+/* buf-backed reply: what one attempt produced, filled by adapters. */
+struct reply_tool {
+	char *id;
+	char *name;
+	struct buf args;
+};
+
+typedef void reply_emit_cb(void *arg, const struct llmgate_chunk *);
+
+struct reply {
+	reply_emit_cb *emit;	/* streamed deltas go here; may be NULL */
+	void *emit_arg;
+	struct buf text;
+	struct reply_tool *tools;
+	size_t ntools;
+	enum llmgate_finish finish;
+	uint64_t input_tokens;
+	uint64_t output_tokens;
+	int done;		/* terminal event seen, or full body parsed */
+	enum llmgate_class cls;	/* LLMGATE_OK unless an error was found */
+	uint32_t status;	/* HTTP status */
+	char *message;
+	struct rl_info rl;
+	void *pstate;		/* adapter's stream state, freed with free() */
+};
+
+/* reply.c */
+void reply_init(struct reply *, reply_emit_cb *, void *);
+void reply_free(struct reply *);
+/* Append text; relays it as a chunk. */
+void reply_text(struct reply *, const char *, size_t);
+/* The tool-call slot for a provider's index, created on first use. */
+struct reply_tool *reply_tool(struct reply *, int index);
+/* Set id/name (if not NULL) and append an arguments fragment; relays it. */
+void reply_tool_delta(struct reply *, int index, const char *id,
+    const char *name, const char *args, size_t len);
+/* Record the attempt's error class (first one wins). */
+void reply_error(struct reply *, enum llmgate_class, uint32_t status,
+    const char *, ...) __attribute__((format(printf, 4, 5)));
+/* Generic HTTP-status mapping, for adapters to fall back on. */
+enum llmgate_class reply_class_for_status(uint32_t status);
+
+/* provider.c: provider types and the HTTP request they build. */
+struct http_req {
+	char *url;
+	struct curl_slist *headers;
+	char *body;
+	size_t body_len;
+};
+void http_req_free(struct http_req *);
+
+struct provider_type {
+	const char *name;
+	/* Start/stop an attempt's transport: http_start/http_stop or own. */
+	void (*start)(struct attempt *);
+	void (*stop)(struct attempt *);
+	/* HTTP adapters. build: -1 with *cause (class invalid_request). */
+	int (*build)(struct http_req *, const struct provider_conf *,
+	    const char *model, const struct llmgate_request *, char **cause);
+	/* A complete 2xx body. -1 on a body that is not what the format says
+	 * (after reply_error(PARSE_ERROR)). */
+	int (*parse)(struct reply *, const char *body, size_t len);
+	/* One SSE event of a 2xx stream; sets reply->done on the terminal
+	 * event, reply_error() for error events. -1 stops the stream. */
+	int (*event)(struct reply *, const struct sse_event *);
+	/* A non-2xx response: set the class from status and error body. */
+	void (*classify)(struct reply *, uint32_t status, const char *body,
+	    size_t len);
+};
+
+const struct provider_type *provider_type_find(const char *name);
+
+/* provider-openai.c: Chat Completions, shared with provider-azure.c. */
+/* (owned by the openai adapter; prototypes go here) */
+
+/* provider-anthropic.c */
+/* (owned by the anthropic adapter; prototypes go here if any) */
+
+/* provider-gemini.c */
+/* (owned by the gemini adapter; prototypes go here if any) */
+
+extern const struct provider_type provider_mock;
+extern const struct provider_type provider_openai;
+extern const struct provider_type provider_azure;
+extern const struct provider_type provider_anthropic;
+extern const struct provider_type provider_gemini;
+
+/* One upstream attempt: what call.c hands to a transport. */
+struct attempt {
+	struct call *call;
+	const struct provider_conf *prov;
+	const char *model;
+	const struct llmgate_request *req;	/* effective request */
+	char *target;		/* "provider/model" */
+	unsigned index;		/* attempt number at this target, from 0 */
+	uint64_t start_ms;
+	struct reply reply;
+	void *priv;		/* the transport's state */
+};
+
+/* call.c: the call engine, independent of any front. */
+struct call_sink {
+	void (*chunk)(void *arg, const struct llmgate_chunk *);
+	/* Exactly once per call, unless the front detached. */
+	void (*done)(void *arg, const struct llmgate_result *);
+};
+
+struct call_stats {
+	uint64_t calls;
+	uint64_t attempts;
+	uint64_t retries;
+	uint64_t fallbacks;
+	uint64_t failed;
+	uint64_t inflight;
+};
+extern struct call_stats call_stats;
+
+/*
+ * Start a call. req and everything it points to must live in zone, which
+ * the call takes. May answer (sink->done) before it returns, for a request
+ * that fails validation.
+ */
+struct call *call_start(struct llmgate_request *req, msgpack_zone *zone,
+    const struct call_sink *, void *arg);
+/* Cancel: the front still gets done() with class cancelled. */
+void call_cancel(struct call *);
+/* The front went away: no more callbacks; the call is freed. */
+void call_detach(struct call *);
+/* Transports report here. */
+void attempt_done(struct attempt *);
+
+/* retry.c: backoff, pure. rnd is a uniform draw in [0, 1). */
+uint64_t retry_backoff_ms(const struct retry_conf *, unsigned retry,
+    uint64_t prev_ms, double rnd);
+int retry_class_retries(const struct retry_conf *, enum llmgate_class);
+int retry_class_falls_back(enum llmgate_class);
+
+/* target.c: per-target state, the one place budgets and breakers live. */
+struct target {
+	char *name;		/* "provider/model" */
+	char *provider;
+	uint32_t inflight;
+	uint32_t queued;
+	uint64_t calls;
+	uint64_t failures;
+	struct target *next;
+};
+struct target *target_get(const char *provider, const char *model);
+struct target *target_first(void);
+void target_free_all(void);
+
+/* http.c: libcurl multi on the libevent loop. */
+int http_init(struct event_base *);
+void http_shutdown(void);
+void http_start(struct attempt *);
+void http_stop(struct attempt *);
+
+/* provider-mock.c */
+void mock_start(struct attempt *);
+void mock_stop(struct attempt *);
+
+/* conn.c: one client connection. */
+void conn_accept(int fd);
+void conn_close_all(void);
+unsigned conn_count(void);
+
+/* op.c: the protocol front's op table. */
+void op_dispatch(struct conn *, struct proto_msg *);
+
+/* server.c */
+extern struct event_base *ev_base;
+extern struct config *cfg;
+extern uint64_t server_start_ms;
+int server_listen(const char *path, mode_t mode, char **cause);
+int server_run(void);
+json_t *server_status(void);
+int server_reload(char **cause);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * reply.c: what one upstream attempt produced. Adapters and the mock fill
+ * it; streamed deltas are relayed through the emit callback as they come.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llmgated.h"
+
+#define REPLY_MAX_TOOLS 128
+
+void
+reply_init(struct reply *r, reply_emit_cb *emit, void *arg)
+{
+	memset(r, 0, sizeof *r);
+	r->emit = emit;
+	r->emit_arg = arg;
+	r->cls = LLMGATE_OK;
+	rl_info_init(&r->rl);
+}
+
+void
+reply_free(struct reply *r)
+{
+	size_t i;
+
+	buf_free(&r->text);
+	for (i = 0; i < r->ntools; i++) {
+		free(r->tools[i].id);
+		free(r->tools[i].name);
+		buf_free(&r->tools[i].args);
+	}
+	free(r->tools);
+	free(r->message);
+	free(r->pstate);
+	r->tools = NULL;
+	r->ntools = 0;
+	r->message = NULL;
+	r->pstate = NULL;
+}
+
+void
+reply_text(struct reply *r, const char *s, size_t n)
+{
+	struct llmgate_chunk ch;
+
+	if (n == 0)
+		return;
+	buf_add(&r->text, s, n);
+	if (r->emit == NULL)
+		return;
+	memset(&ch, 0, sizeof ch);
+	ch.text = s;
+	ch.len = n;
+	ch.tool_index = -1;
+	r->emit(r->emit_arg, &ch);
+}
+
+struct reply_tool *
+reply_tool(struct reply *r, int index)
+{
+	size_t i;
+
+	if (index < 0)
+		index = 0;
+	if (index >= REPLY_MAX_TOOLS)
+		index = REPLY_MAX_TOOLS - 1;
+	if ((size_t)index >= r->ntools) {
+		r->tools = xreallocarray(r->tools, (size_t)index + 1,
+		    sizeof *r->tools);
+		for (i = r->ntools; i <= (size_t)index; i++)
+			memset(&r->tools[i], 0, sizeof r->tools[i]);
+		r->ntools = (size_t)index + 1;
+	}
+	return &r->tools[index];
+}
+
+void
+reply_tool_delta(struct reply *r, int index, const char *id,
+    const char *name, const char *args, size_t len)
+{
+	struct reply_tool *t = reply_tool(r, index);
+	struct llmgate_chunk ch;
+
+	if (id != NULL && *id != '\0' && t->id == NULL)
+		t->id = xstrdup(id);
+	if (name != NULL && *name != '\0' && t->name == NULL)
+		t->name = xstrdup(name);
+	if (args != NULL && len != 0)
+		buf_add(&t->args, args, len);
+	if (r->emit == NULL)
+		return;
+	memset(&ch, 0, sizeof ch);
+	ch.tool_index = index;
+	ch.tool_id = id;
+	ch.tool_name = name;
+	ch.tool_args = args != NULL && len != 0 ? args : NULL;
+	r->emit(r->emit_arg, &ch);
+}
+
+void
+reply_error(struct reply *r, enum llmgate_class cls, uint32_t status,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	if (r->cls != LLMGATE_OK)
+		return;
+	r->cls = cls;
+	if (status != 0)
+		r->status = status;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	free(r->message);
+	r->message = msg;
+}
+
+enum llmgate_class
+reply_class_for_status(uint32_t status)
+{
+	if (status >= 200 && status < 300)
+		return LLMGATE_OK;
+	switch (status) {
+	case 400:
+	case 422:
+		return LLMGATE_BAD_REQUEST;
+	case 401:
+		return LLMGATE_AUTH;
+	case 402:
+		return LLMGATE_QUOTA_EXHAUSTED;
+	case 403:
+		return LLMGATE_PERMISSION;
+	case 404:
+		return LLMGATE_NOT_FOUND;
+	case 408:
+		return LLMGATE_TIMEOUT;
+	case 409:
+		return LLMGATE_SERVER_ERROR;
+	case 413:
+		return LLMGATE_CONTEXT_LENGTH;
+	case 429:
+		return LLMGATE_RATE_LIMITED;
+	case 499:
+		return LLMGATE_CANCELLED;
+	case 529:
+		return LLMGATE_OVERLOADED;
+	case 504:
+		return LLMGATE_TIMEOUT;
+	}
+	if (status >= 500)
+		return LLMGATE_SERVER_ERROR;
+	return LLMGATE_BAD_REQUEST;
+}
