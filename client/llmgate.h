@@ -209,17 +209,27 @@ struct llmgate;
 /*
  * The socket path: explicit if not NULL, else $LLMGATE_SOCKET, else the
  * daemon config's `socket`, else $XDG_RUNTIME_DIR/llmgate.sock for a
- * non-root user, else /run/llmgate/llmgate.sock. Writes into buf.
+ * non-root user, else /run/llmgate/llmgate.sock. Writes into buf and
+ * returns it; NULL when it does not fit.
  */
 const char *llmgate_socket_path(const char *explicit_path, char *buf,
     size_t len);
 
-/* Connect and handshake. NULL on failure with a reason in err. */
+/*
+ * Connect and handshake (path NULL: llmgate_socket_path(NULL)). NULL on
+ * failure with a reason in err.
+ */
 struct llmgate *llmgate_connect(const char *path, const char *client_name,
     char *err, size_t errlen);
+/*
+ * Pending calls are dropped without on_done. Safe from inside a callback:
+ * the connection is then freed when the library unwinds.
+ */
 void llmgate_close(struct llmgate *);
 /* The last transport error (daemon gone, protocol error). */
 const char *llmgate_error(struct llmgate *);
+/* 1 while the connection is usable; 0 once it was lost. */
+int llmgate_connected(struct llmgate *);
 
 /*
  * Blocking call. Returns 0 and a result (cls tells success or the call's

@@ -111,6 +111,7 @@ struct retry_budget_conf {
 };
 
 struct config {
+	int refs;		/* config_ref(): calls keep theirs across reloads */
 	char *path;		/* NULL: the embedded default */
 	char *socket;		/* NULL: resolved like the client does */
 	mode_t socket_mode;
@@ -142,6 +143,10 @@ const struct provider_conf *config_provider(const struct config *,
 const struct route_conf *config_route(const struct config *, const char *);
 const struct model_conf *config_model(const struct provider_conf *,
     const char *model);
+/* Effective limits of provider/model: the model's, else the provider's;
+ * burst and tpm_burst default to one second's worth (name is NULL). */
+void config_limits(const struct provider_conf *, const char *model,
+    struct model_conf *);
 
 /* sse.c: incremental WHATWG event-stream parser, any split of the bytes. */
 struct sse_event {
@@ -152,6 +157,8 @@ struct sse_event {
 };
 /* Return non-zero to stop parsing; sse_feed then returns that value. */
 typedef int sse_cb(const struct sse_event *, void *arg);
+#define SSE_MAX_EVENT	(8 * 1024 * 1024)	/* bytes in one line or event */
+#define SSE_TOO_LONG	(-2)	/* over SSE_MAX_EVENT: a parse error */
 struct sse {
 	sse_cb *cb;
 	void *arg;
@@ -164,6 +171,8 @@ struct sse {
 	uint64_t activity;	/* lines seen, comments included */
 };
 void sse_init(struct sse *, sse_cb *, void *);
+/* 0, the callback's non-zero value, or SSE_TOO_LONG. Stop feeding after
+ * a non-zero return. At EOF a half-built event is dropped. */
 int sse_feed(struct sse *, const char *, size_t);
 void sse_free(struct sse *);
 
@@ -178,6 +187,11 @@ struct rl_info {
 	int64_t reset_tokens_ms;
 	int should_retry;		/* x-should-retry: -1 unset, 0, 1 */
 	char request_id[96];
+	/* header.c's own: retry-after-ms was seen and beats retry-after;
+	 * Anthropic's tokens, input-tokens and output-tokens families
+	 * (limit, remaining, reset_ms), the tightest copied to *_tokens. */
+	int retry_after_exact;
+	int64_t anthropic_tokens[3][3];
 };
 void rl_info_init(struct rl_info *);
 /* Feed one header; now is the wall clock (seconds) for dates. */
@@ -263,7 +277,13 @@ struct provider_type {
 const struct provider_type *provider_type_find(const char *name);
 
 /* provider-openai.c: Chat Completions, shared with provider-azure.c. */
-/* (owned by the openai adapter; prototypes go here) */
+/* Body plus Content-Type/Accept headers; model NULL leaves it out. */
+int openai_build_body(struct http_req *, const char *model,
+    const struct llmgate_request *, char **cause);
+int openai_parse(struct reply *, const char *, size_t);
+int openai_event(struct reply *, const struct sse_event *);
+void openai_classify(struct reply *, uint32_t status, const char *,
+    size_t);
 
 /* provider-anthropic.c */
 /* (owned by the anthropic adapter; prototypes go here if any) */
@@ -335,8 +355,11 @@ struct target {
 	uint32_t queued;
 	uint64_t calls;
 	uint64_t failures;
-	struct target *next;
+	struct target *next;	/* in creation order */
+	struct target *hnext;	/* hash chain */
 };
+/* NULL when the daemon already tracks TARGET_MAX targets. */
+#define TARGET_MAX 4096
 struct target *target_get(const char *provider, const char *model);
 struct target *target_first(void);
 void target_free_all(void);
@@ -354,7 +377,20 @@ void mock_stop(struct attempt *);
 /* conn.c: one client connection. */
 void conn_accept(int fd);
 void conn_close_all(void);
+void conn_cancel_all(void);
 unsigned conn_count(void);
+uid_t conn_uid(struct conn *);
+const char *conn_name(struct conn *);
+msgpack_sbuffer *conn_buf(struct conn *);
+void conn_send(struct conn *);
+void conn_send_error(struct conn *, uint32_t id, enum llmgate_class,
+    const char *);
+void conn_fail(struct conn *, const char *);
+int conn_hello_done(struct conn *);
+void conn_set_hello(struct conn *, const char *name);
+void conn_call_start(struct conn *, uint32_t id, struct llmgate_request *,
+    msgpack_zone *);
+void conn_call_cancel(struct conn *, uint32_t id);
 
 /* op.c: the protocol front's op table. */
 void op_dispatch(struct conn *, struct proto_msg *);
@@ -367,5 +403,9 @@ int server_listen(const char *path, mode_t mode, char **cause);
 int server_run(void);
 json_t *server_status(void);
 int server_reload(char **cause);
+char *server_metrics(void);
+void server_call_ended(void);
+struct config *config_ref(struct config *);
+void config_unref(struct config *);
 
 #endif

@@ -1,0 +1,495 @@
+/*
+ * call.c: the call engine. A call walks its chain of targets: it starts an
+ * attempt through the target's provider, and when the attempt ends it
+ * decides: done, retry the same target after a backoff, or fall back to the
+ * next one. It knows nothing of the msgpack front: output goes to a
+ * call_sink, so any front (the socket protocol today, an HTTP front later)
+ * can drive it. Every call ends through call_finish(), exactly once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "llmgated.h"
+
+struct call_target {
+	char *name;			/* "provider/model" */
+	const struct provider_conf *prov;
+	const char *model;		/* points into name */
+	struct target *state;
+};
+
+struct call {
+	struct llmgate_request *req;
+	msgpack_zone *zone;
+	const struct call_sink *sink;
+	void *arg;
+	struct config *cfg;		/* the config the call started under */
+
+	struct call_target *chain;
+	size_t nchain;
+	size_t pos;			/* current target */
+	unsigned tries;			/* attempts made at the current target */
+	uint32_t attempts_per_target;
+
+	struct attempt *att;		/* in flight, or NULL */
+	struct event *timer;		/* start, backoff wait, deferred end */
+	struct event *deadline_ev;
+	uint64_t start_ms;
+	uint64_t deadline_ms;		/* 0: none */
+	uint64_t wait_from_ms;		/* when the current wait began */
+	uint64_t prev_backoff_ms;
+
+	struct llmgate_attempt *recs;
+	size_t nrecs;
+
+	int relayed;			/* chunks reached the client */
+	struct buf relayed_text;	/* what the client has seen */
+	int finished;
+
+	/* A failure found before any attempt (validation), answered async. */
+	enum llmgate_class early_cls;
+	char *early_msg;
+};
+
+struct call_stats call_stats;
+
+static void call_step(evutil_socket_t, short, void *);
+static void call_deadline(evutil_socket_t, short, void *);
+static void call_finish(struct call *, struct reply *, enum llmgate_class,
+    const char *);
+
+static double
+call_random(void)
+{
+	return (double)arc4random() / 4294967296.0;
+}
+
+static void
+call_arm(struct call *c, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000),
+	    (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* Resolve the chain: -m targets, else the named route, else "default". */
+static int
+call_resolve(struct call *c, char **cause)
+{
+	const struct llmgate_request *req = c->req;
+	const struct route_conf *route = NULL;
+	const struct provider_conf *prov;
+	char *const *names;
+	const char *slash;
+	size_t i, n;
+
+	if (req->ntargets != 0) {
+		names = req->targets;
+		n = req->ntargets;
+	} else {
+		route = config_route(c->cfg,
+		    req->route != NULL ? req->route : "default");
+		if (route == NULL) {
+			xasprintf(cause, "unknown route '%s'",
+			    req->route != NULL ? req->route : "default");
+			return -1;
+		}
+		names = route->targets;
+		n = route->ntargets;
+	}
+	if (n == 0) {
+		xasprintf(cause, "no targets to call");
+		return -1;
+	}
+	c->chain = xcalloc(n, sizeof *c->chain);
+	for (i = 0; i < n; i++) {
+		slash = strchr(names[i], '/');
+		if (slash == NULL || slash == names[i] || slash[1] == '\0') {
+			xasprintf(cause, "target '%s' is not provider/model",
+			    names[i]);
+			return -1;
+		}
+		c->chain[i].name = xstrdup(names[i]);
+		c->chain[i].name[slash - names[i]] = '\0';
+		prov = config_provider(c->cfg, c->chain[i].name);
+		if (prov == NULL) {
+			xasprintf(cause, "unknown provider '%s' in target '%s'",
+			    c->chain[i].name, names[i]);
+			c->nchain = i + 1;
+			return -1;
+		}
+		c->chain[i].prov = prov;
+		c->chain[i].model = c->chain[i].name + (slash - names[i]) + 1;
+		c->chain[i].state = target_get(prov->name, c->chain[i].model);
+		c->chain[i].name[slash - names[i]] = '/';
+		c->nchain = i + 1;
+		if (c->chain[i].state == NULL) {
+			xasprintf(cause, "too many distinct targets (limit %d)",
+			    TARGET_MAX);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+call_validate(const struct llmgate_request *req, char **cause)
+{
+	size_t i;
+
+	if (req->nmessages == 0) {
+		xasprintf(cause, "no messages: give a prompt or messages");
+		return -1;
+	}
+	for (i = 0; i < req->nmessages; i++) {
+		if (req->messages[i].role == LLMGATE_ROLE_TOOL &&
+		    req->messages[i].tool_call_id == NULL) {
+			xasprintf(cause, "message %zu: a tool message needs "
+			    "tool_call_id", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct call *
+call_start(struct llmgate_request *req, msgpack_zone *zone,
+    const struct call_sink *sink, void *arg)
+{
+	struct call *c = xcalloc(1, sizeof *c);
+	struct timeval tv;
+	char *cause = NULL;
+
+	c->req = req;
+	c->zone = zone;
+	c->sink = sink;
+	c->arg = arg;
+	c->cfg = config_ref(cfg);
+	c->start_ms = now_ms();
+	c->wait_from_ms = c->start_ms;
+	c->timer = evtimer_new(ev_base, call_step, c);
+	c->attempts_per_target = req->attempts != 0 ? req->attempts :
+	    c->cfg->retry.attempts;
+	if (c->attempts_per_target == 0)
+		c->attempts_per_target = 1;
+	call_stats.calls++;
+	call_stats.inflight++;
+
+	if (call_validate(req, &cause) != 0 || call_resolve(c, &cause) != 0) {
+		c->early_cls = LLMGATE_INVALID_REQUEST;
+		c->early_msg = cause;
+	} else if (req->timeout_ms != 0) {
+		c->deadline_ms = c->start_ms + req->timeout_ms;
+		c->deadline_ev = evtimer_new(ev_base, call_deadline, c);
+		tv.tv_sec = req->timeout_ms / 1000;
+		tv.tv_usec = (suseconds_t)(req->timeout_ms % 1000) * 1000;
+		evtimer_add(c->deadline_ev, &tv);
+	}
+	/* Never answer from inside the front's own call into us. */
+	call_arm(c, 0);
+	return c;
+}
+
+static struct llmgate_attempt *
+call_record(struct call *c, const char *target, enum llmgate_class cls,
+    uint32_t status, const char *msg, uint32_t ms, uint32_t waited)
+{
+	struct llmgate_attempt *a;
+
+	c->recs = xreallocarray(c->recs, c->nrecs + 1, sizeof *c->recs);
+	a = &c->recs[c->nrecs++];
+	memset(a, 0, sizeof *a);
+	a->target = xstrdup(target);
+	a->cls = cls;
+	a->status = status;
+	a->message = msg != NULL ? xstrdup(msg) : NULL;
+	a->ms = ms;
+	a->waited_ms = waited;
+	return a;
+}
+
+static void
+call_emit(void *arg, const struct llmgate_chunk *ch)
+{
+	struct attempt *att = arg;
+	struct call *c = att->call;
+
+	if (c->finished || c->sink == NULL)
+		return;
+	c->relayed = 1;
+	if (ch->text != NULL)
+		buf_add(&c->relayed_text, ch->text, ch->len);
+	c->sink->chunk(c->arg, ch);
+}
+
+static void
+call_attempt(struct call *c)
+{
+	struct call_target *t = &c->chain[c->pos];
+	struct attempt *att = xcalloc(1, sizeof *att);
+	uint64_t now = now_ms();
+
+	att->call = c;
+	att->prov = t->prov;
+	att->model = t->model;
+	att->req = c->req;
+	att->target = t->name;
+	att->index = c->tries;
+	att->start_ms = now;
+	reply_init(&att->reply, c->req->stream ? call_emit : NULL, att);
+	c->att = att;
+	c->tries++;
+	t->state->inflight++;
+	t->state->calls++;
+	call_stats.attempts++;
+	log_debug("call %p: attempt %u at %s", (void *)c, att->index + 1,
+	    t->name);
+	t->prov->type->start(att);
+}
+
+/* End the in-flight attempt's transport and forget it. */
+static void
+call_drop_attempt(struct call *c)
+{
+	struct attempt *att = c->att;
+
+	if (att == NULL)
+		return;
+	c->att = NULL;
+	c->chain[c->pos].state->inflight--;
+	att->prov->type->stop(att);
+	reply_free(&att->reply);
+	free(att);
+}
+
+static void
+call_step(evutil_socket_t fd, short events, void *arg)
+{
+	struct call *c = arg;
+
+	if (c->finished) {
+		call_finish(c, NULL, LLMGATE_OK, NULL);
+		return;
+	}
+	if (c->early_msg != NULL) {
+		call_finish(c, NULL, c->early_cls, c->early_msg);
+		return;
+	}
+	call_attempt(c);
+}
+
+/* Move to the next target; 0 when there is none. */
+static int
+call_next_target(struct call *c)
+{
+	if (c->pos + 1 >= c->nchain)
+		return 0;
+	c->pos++;
+	c->tries = 0;
+	c->prev_backoff_ms = 0;
+	call_stats.fallbacks++;
+	return 1;
+}
+
+void
+attempt_done(struct attempt *att)
+{
+	struct call *c = att->call;
+	struct reply *r = &att->reply;
+	struct call_target *t = &c->chain[c->pos];
+	enum llmgate_class cls = r->cls;
+	uint64_t now = now_ms(), wait;
+	const struct retry_conf *rc = &c->cfg->retry;
+	int retry;
+
+	if (cls == LLMGATE_OK && !r->done) {
+		/* A reply that ended before its terminal event is cut. */
+		cls = LLMGATE_CONNECTION;
+		reply_error(r, cls, r->status, "stream ended before its end");
+	}
+	call_record(c, t->name, cls, r->status, r->message,
+	    (uint32_t)(now - att->start_ms),
+	    (uint32_t)(att->start_ms - c->wait_from_ms));
+	if (cls != LLMGATE_OK)
+		t->state->failures++;
+
+	if (cls == LLMGATE_OK) {
+		c->att = NULL;
+		t->state->inflight--;
+		att->prov->type->stop(att);
+		call_finish(c, r, LLMGATE_OK, NULL);
+		reply_free(r);
+		free(att);
+		return;
+	}
+
+	/*
+	 * Once text has reached the client, a transparent retry would
+	 * repeat it: the call ends here with its output marked partial.
+	 */
+	if (c->relayed) {
+		call_finish(c, r, cls, r->message);
+		call_drop_attempt(c);
+		return;
+	}
+
+	retry = retry_class_retries(rc, cls) && r->rl.should_retry != 0;
+	if (r->rl.should_retry == 1 && cls != LLMGATE_CANCELLED)
+		retry = 1;
+	if (retry && c->tries < c->attempts_per_target) {
+		wait = retry_backoff_ms(rc, c->tries - 1, c->prev_backoff_ms,
+		    call_random());
+		c->prev_backoff_ms = wait;
+		if (r->rl.retry_after_ms >= 0 &&
+		    (uint64_t)r->rl.retry_after_ms > wait)
+			wait = (uint64_t)r->rl.retry_after_ms;
+		/* A wait past the deadline is pointless: fall back now. */
+		if (c->deadline_ms == 0 || now + wait < c->deadline_ms) {
+			call_drop_attempt(c);
+			call_stats.retries++;
+			c->wait_from_ms = now;
+			call_arm(c, wait);
+			return;
+		}
+	}
+	if (retry_class_falls_back(cls) && call_next_target(c)) {
+		c->chain[c->pos - 1].state->inflight--;
+		c->att = NULL;
+		att->prov->type->stop(att);
+		reply_free(r);
+		free(att);
+		c->wait_from_ms = now;
+		call_arm(c, 0);
+		return;
+	}
+	call_finish(c, r, cls, r->message);
+	call_drop_attempt(c);
+}
+
+static void
+call_deadline(evutil_socket_t fd, short events, void *arg)
+{
+	struct call *c = arg;
+	char msg[64];
+
+	snprintf(msg, sizeof msg, "deadline of %u ms passed",
+	    c->req->timeout_ms);
+	if (c->att != NULL) {
+		call_record(c, c->att->target, LLMGATE_DEADLINE, 0, msg,
+		    (uint32_t)(now_ms() - c->att->start_ms), 0);
+	}
+	call_finish(c, c->att != NULL ? &c->att->reply : NULL,
+	    LLMGATE_DEADLINE, msg);
+	call_drop_attempt(c);
+}
+
+static void
+call_free(struct call *c)
+{
+	size_t i;
+
+	call_drop_attempt(c);
+	event_free(c->timer);
+	if (c->deadline_ev != NULL)
+		event_free(c->deadline_ev);
+	for (i = 0; i < c->nchain; i++)
+		free(c->chain[i].name);
+	free(c->chain);
+	for (i = 0; i < c->nrecs; i++) {
+		free(c->recs[i].target);
+		free(c->recs[i].message);
+	}
+	free(c->recs);
+	free(c->early_msg);
+	buf_free(&c->relayed_text);
+	msgpack_zone_free(c->zone);
+	config_unref(c->cfg);
+	free(c);
+}
+
+/*
+ * The one way a call ends. The first caller answers the front; the call
+ * itself is freed from the event loop, never inside a transport's stack.
+ */
+static void
+call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
+    const char *msg)
+{
+	struct llmgate_result res;
+	struct llmgate_tool_call *tcs = NULL;
+	size_t i;
+
+	if (c->finished) {
+		if (c->att == NULL && !evtimer_pending(c->timer, NULL))
+			call_free(c);
+		return;
+	}
+	c->finished = 1;
+	evtimer_del(c->timer);
+	if (c->deadline_ev != NULL)
+		evtimer_del(c->deadline_ev);
+	call_stats.inflight--;
+	if (cls != LLMGATE_OK)
+		call_stats.failed++;
+	server_call_ended();
+
+	memset(&res, 0, sizeof res);
+	res.cls = cls;
+	/* The result only borrows these strings for the sink's call. */
+	res.message = (char *)(uintptr_t)(msg != NULL ? msg :
+	    (cls != LLMGATE_OK ? llmgate_class_name(cls) : NULL));
+	res.attempts = c->recs;
+	res.nattempts = c->nrecs;
+	if (cls == LLMGATE_OK && r != NULL) {
+		res.text = r->text.data != NULL ? r->text.data : "";
+		res.target = c->chain[c->pos].name;
+		res.finish = r->finish;
+		res.input_tokens = r->input_tokens;
+		res.output_tokens = r->output_tokens;
+		if (r->ntools != 0)
+			tcs = xcalloc(r->ntools, sizeof *tcs);
+		for (i = 0; i < r->ntools; i++) {
+			tcs[i].id = r->tools[i].id;
+			tcs[i].name = r->tools[i].name;
+			tcs[i].arguments = (char *)(uintptr_t)
+			    buf_cstr(&r->tools[i].args);
+		}
+		res.tool_calls = tcs;
+		res.ntool_calls = r->ntools;
+	} else if (c->relayed) {
+		res.partial = 1;
+		res.text = c->relayed_text.data;
+	}
+	log_info("call %s: %s after %zu attempts, %llu ms%s%s",
+	    c->nchain != 0 ? c->chain[c->pos].name : "-",
+	    llmgate_class_name(cls), c->nrecs,
+	    (unsigned long long)(now_ms() - c->start_ms),
+	    cls != LLMGATE_OK ? ": " : "", cls != LLMGATE_OK ? res.message : "");
+	if (c->sink != NULL)
+		c->sink->done(c->arg, &res);
+	c->sink = NULL;
+	free(tcs);
+	/* Free on the next loop turn, out of any transport's stack. */
+	call_arm(c, 0);
+}
+
+void
+call_cancel(struct call *c)
+{
+	if (c->finished)
+		return;
+	if (c->att != NULL)
+		call_record(c, c->att->target, LLMGATE_CANCELLED, 0,
+		    "cancelled by the client",
+		    (uint32_t)(now_ms() - c->att->start_ms), 0);
+	call_drop_attempt(c);
+	call_finish(c, NULL, LLMGATE_CANCELLED, "cancelled by the client");
+}
+
+void
+call_detach(struct call *c)
+{
+	c->sink = NULL;
+	call_cancel(c);
+}

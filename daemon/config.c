@@ -1,0 +1,1432 @@
+/*
+ * config.c: llmgated's configuration, a libconfig file or the embedded
+ * default (parsed by the same code). Every setting is checked against a
+ * table of known keys, so a typo is an error rather than a silent default,
+ * and every problem is collected with its line so that one run of
+ * --check-config shows them all.
+ */
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+
+#include "llmgated.h"
+
+/* Most providers, routes, models of a provider, targets of a route. */
+#define CONFIG_MAX_ITEMS	1024
+#define CONFIG_MAX_KEYS		32	/* keys in one group's table */
+#define CONFIG_MAX_FILE		(16 * 1024 * 1024)
+#define CONFIG_MAX_KEY_FILE	65536
+
+#define CONFIG_DEFAULT_FILE	"<default>"
+
+/*
+ * With no config file: the three public providers with keys from the
+ * environment, and the mock provider so that a fresh machine answers
+ * without any key. Short backoff, so the quick start stays quick.
+ */
+const char config_default_text[] =
+	"# llmgated's embedded default configuration.\n"
+	"providers = (\n"
+	"  { name = \"openai\"; type = \"openai\";\n"
+	"    base_url = \"https://api.openai.com/v1\";\n"
+	"    api_key_env = \"OPENAI_API_KEY\"; },\n"
+	"  { name = \"anthropic\"; type = \"anthropic\";\n"
+	"    base_url = \"https://api.anthropic.com/v1\";\n"
+	"    api_key_env = \"ANTHROPIC_API_KEY\"; },\n"
+	"  { name = \"google\"; type = \"gemini\";\n"
+	"    base_url = \"https://generativelanguage.googleapis.com/v1beta\";\n"
+	"    api_key_env = \"GEMINI_API_KEY\"; },\n"
+	"  { name = \"mock\"; type = \"mock\"; }\n"
+	");\n"
+	"routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n"
+	"retry = { attempts = 3; initial_ms = 200; max_ms = 5000;"
+	" multiplier = 2.0; jitter = \"full\"; };\n";
+
+/* The provider types config.c accepts, for messages and default URLs. */
+static const char *config_type_list =
+    "openai, anthropic, gemini, azure, mock";
+
+static const struct {
+	const char	*type;
+	const char	*url;
+} config_base_urls[] = {
+	{ "openai", "https://api.openai.com/v1" },
+	{ "anthropic", "https://api.anthropic.com/v1" },
+	{ "gemini", "https://generativelanguage.googleapis.com/v1beta" },
+};
+
+static const char *config_jitter_names[] = {
+	[JITTER_FULL] = "full",
+	[JITTER_EQUAL] = "equal",
+	[JITTER_DECORRELATED] = "decorrelated",
+	[JITTER_NONE] = "none",
+};
+
+static const char *config_log_names[] = {
+	[LOG_LVL_WARN] = "warn",
+	[LOG_LVL_INFO] = "info",
+	[LOG_LVL_DEBUG] = "debug",
+};
+
+#define CONFIG_NITEMS(a)	(sizeof (a) / sizeof (a)[0])
+
+/* One problem; kept until all are known, then sorted by file and line. */
+struct config_err {
+	char		*text;
+	int		 rank;	/* 0: the main file, 1: included */
+	unsigned	 line;
+	size_t		 seq;
+};
+
+struct config_ctx {
+	const char		*file;	/* the path, or "<default>" */
+	const char		*text;	/* the main file's bytes */
+	char			*dir;	/* api_key_file base; NULL: cwd */
+	struct config		*conf;
+	struct config_err	*errs;
+	size_t			 nerrs;
+};
+
+enum config_kind {
+	CK_U32,		/* integer in [min, max] */
+	CK_DOUBLE,	/* any number in [min, max] */
+	CK_STRING,	/* non-empty string, copied */
+	CK_MODE,	/* octal string like "0660" */
+	CK_LOGLEVEL,
+	CK_JITTER,
+	CK_GROUP,	/* { ... } with its own keys (sub) */
+	CK_LIST,	/* ( { ... }, ... ): fn is called for each group */
+	CK_FUNC,	/* fn does it all */
+};
+
+typedef void config_fn(struct config_ctx *, const config_setting_t *, void *);
+typedef int config_check_fn(struct config_ctx *, const config_setting_t *,
+    const config_setting_t **, void *);
+
+struct config_key {
+	const char		*name;
+	enum config_kind	 kind;
+	size_t			 off;	/* into the object filled */
+	double			 min;
+	double			 max;	/* 0: no upper bound */
+	const struct config_keys *sub;
+	config_fn		*fn;
+};
+
+struct config_keys {
+	const struct config_key	*keys;
+	size_t			 nkeys;
+	config_check_fn		*check;	/* last; -1 drops obj */
+};
+
+/* A provider while it is read: the settings that are not kept as such. */
+struct config_prov {
+	struct provider_conf	 pc;
+	char			*type;
+	char			*key_env;
+	char			*key_file;
+};
+
+static void	config_errorv(struct config_ctx *, const char *, unsigned,
+		    const char *, va_list)
+		    __attribute__((format(printf, 4, 0)));
+static void	config_error(struct config_ctx *, const config_setting_t *,
+		    const char *, ...) __attribute__((format(printf, 3, 4)));
+static void	config_error_at(struct config_ctx *, const char *, unsigned,
+		    const char *, ...) __attribute__((format(printf, 4, 5)));
+static int	config_group(struct config_ctx *, const config_setting_t *,
+		    const struct config_keys *, void *);
+
+static void config_provider_add(struct config_ctx *, const config_setting_t *,
+    void *);
+static void config_route_add(struct config_ctx *, const config_setting_t *,
+    void *);
+static void config_model_add(struct config_ctx *, const config_setting_t *,
+    void *);
+static void config_targets(struct config_ctx *, const config_setting_t *,
+    void *);
+static void config_retry_on(struct config_ctx *, const config_setting_t *,
+    void *);
+static int config_top_check(struct config_ctx *, const config_setting_t *,
+    const config_setting_t **, void *);
+static int config_provider_check(struct config_ctx *,
+    const config_setting_t *, const config_setting_t **, void *);
+static int config_model_check(struct config_ctx *, const config_setting_t *,
+    const config_setting_t **, void *);
+static int config_route_check(struct config_ctx *, const config_setting_t *,
+    const config_setting_t **, void *);
+static int config_retry_check(struct config_ctx *, const config_setting_t *,
+    const config_setting_t **, void *);
+
+/* The key tables: indexes name the keys the checks look at. */
+#define RY(f)	offsetof(struct retry_conf, f)
+enum { RY_ATTEMPTS, RY_INITIAL, RY_MAX, RY_MULT, RY_JITTER, RY_ON };
+static const struct config_key config_retry_key[] = {
+	[RY_ATTEMPTS] = { .name = "attempts", .kind = CK_U32,
+	    .off = RY(attempts), .min = 1, .max = 100 },
+	[RY_INITIAL] = { .name = "initial_ms", .kind = CK_U32,
+	    .off = RY(initial_ms) },
+	[RY_MAX] = { .name = "max_ms", .kind = CK_U32, .off = RY(max_ms) },
+	[RY_MULT] = { .name = "multiplier", .kind = CK_DOUBLE,
+	    .off = RY(multiplier), .min = 1, .max = 100 },
+	[RY_JITTER] = { .name = "jitter", .kind = CK_JITTER,
+	    .off = RY(jitter) },
+	[RY_ON] = { .name = "on", .kind = CK_FUNC, .fn = config_retry_on },
+};
+static const struct config_keys config_retry_keys = {
+	config_retry_key, CONFIG_NITEMS(config_retry_key), config_retry_check
+};
+
+#define BR(f)	offsetof(struct breaker_conf, f)
+static const struct config_key config_breaker_key[] = {
+	{ .name = "failures", .kind = CK_U32, .off = BR(failures), .min = 1 },
+	{ .name = "failure_rate", .kind = CK_DOUBLE, .off = BR(failure_rate),
+	    .min = 0, .max = 1 },
+	{ .name = "min_calls", .kind = CK_U32, .off = BR(min_calls) },
+	{ .name = "window_ms", .kind = CK_U32, .off = BR(window_ms),
+	    .min = 1 },
+	{ .name = "open_ms", .kind = CK_U32, .off = BR(open_ms), .min = 1 },
+	{ .name = "half_open_probes", .kind = CK_U32,
+	    .off = BR(half_open_probes), .min = 1 },
+};
+static const struct config_keys config_breaker_keys = {
+	config_breaker_key, CONFIG_NITEMS(config_breaker_key), NULL
+};
+
+#define RB(f)	offsetof(struct retry_budget_conf, f)
+static const struct config_key config_budget_key[] = {
+	{ .name = "ratio", .kind = CK_DOUBLE, .off = RB(ratio) },
+	{ .name = "min_per_s", .kind = CK_DOUBLE, .off = RB(min_per_s) },
+};
+static const struct config_keys config_budget_keys = {
+	config_budget_key, CONFIG_NITEMS(config_budget_key), NULL
+};
+
+#define MK(f)	offsetof(struct model_conf, f)
+enum { MK_NAME };
+static const struct config_key config_model_key[] = {
+	[MK_NAME] = { .name = "name", .kind = CK_STRING, .off = MK(name) },
+	{ .name = "rpm", .kind = CK_U32, .off = MK(rpm) },
+	{ .name = "tpm", .kind = CK_U32, .off = MK(tpm) },
+	{ .name = "burst", .kind = CK_U32, .off = MK(burst) },
+	{ .name = "tpm_burst", .kind = CK_U32, .off = MK(tpm_burst) },
+};
+static const struct config_keys config_model_keys = {
+	config_model_key, CONFIG_NITEMS(config_model_key), config_model_check
+};
+
+#define PK(f)	offsetof(struct config_prov, f)
+enum {
+	PK_NAME, PK_TYPE, PK_BASE_URL, PK_API_KEY, PK_API_KEY_ENV,
+	PK_API_KEY_FILE, PK_API_VERSION
+};
+static const struct config_key config_provider_key[] = {
+	[PK_NAME] = { .name = "name", .kind = CK_STRING, .off = PK(pc.name) },
+	[PK_TYPE] = { .name = "type", .kind = CK_STRING, .off = PK(type) },
+	[PK_BASE_URL] = { .name = "base_url", .kind = CK_STRING,
+	    .off = PK(pc.base_url) },
+	[PK_API_KEY] = { .name = "api_key", .kind = CK_STRING,
+	    .off = PK(pc.api_key) },
+	[PK_API_KEY_ENV] = { .name = "api_key_env", .kind = CK_STRING,
+	    .off = PK(key_env) },
+	[PK_API_KEY_FILE] = { .name = "api_key_file", .kind = CK_STRING,
+	    .off = PK(key_file) },
+	[PK_API_VERSION] = { .name = "api_version", .kind = CK_STRING,
+	    .off = PK(pc.api_version) },
+	{ .name = "rpm", .kind = CK_U32, .off = PK(pc.rpm) },
+	{ .name = "tpm", .kind = CK_U32, .off = PK(pc.tpm) },
+	{ .name = "burst", .kind = CK_U32, .off = PK(pc.burst) },
+	{ .name = "tpm_burst", .kind = CK_U32, .off = PK(pc.tpm_burst) },
+	{ .name = "concurrency", .kind = CK_U32, .off = PK(pc.concurrency) },
+	{ .name = "timeout_ms", .kind = CK_U32, .off = PK(pc.timeout_ms) },
+	{ .name = "connect_timeout_ms", .kind = CK_U32,
+	    .off = PK(pc.connect_timeout_ms) },
+	{ .name = "models", .kind = CK_LIST, .fn = config_model_add },
+};
+static const struct config_keys config_provider_keys = {
+	config_provider_key, CONFIG_NITEMS(config_provider_key),
+	config_provider_check
+};
+
+#define RK(f)	offsetof(struct route_conf, f)
+enum { RK_NAME, RK_TARGETS };
+static const struct config_key config_route_key[] = {
+	[RK_NAME] = { .name = "name", .kind = CK_STRING, .off = RK(name) },
+	[RK_TARGETS] = { .name = "targets", .kind = CK_FUNC,
+	    .fn = config_targets },
+};
+static const struct config_keys config_route_keys = {
+	config_route_key, CONFIG_NITEMS(config_route_key), config_route_check
+};
+
+/* Providers come before routes: a route's targets name providers. */
+#define TK(f)	offsetof(struct config, f)
+enum {
+	TK_SOCKET, TK_SOCKET_MODE, TK_LOG_LEVEL, TK_MAX_FRAME,
+	TK_MAX_INFLIGHT, TK_MAX_CLIENTS, TK_MAX_OUTPUT, TK_DRAIN_MS
+};
+static const struct config_key config_top_key[] = {
+	[TK_SOCKET] = { .name = "socket", .kind = CK_STRING,
+	    .off = TK(socket) },
+	[TK_SOCKET_MODE] = { .name = "socket_mode", .kind = CK_MODE,
+	    .off = TK(socket_mode) },
+	[TK_LOG_LEVEL] = { .name = "log_level", .kind = CK_LOGLEVEL,
+	    .off = TK(log_level) },
+	[TK_MAX_FRAME] = { .name = "max_frame", .kind = CK_U32,
+	    .off = TK(max_frame), .min = 4096, .max = PROTO_MAX_FRAME },
+	[TK_MAX_INFLIGHT] = { .name = "max_inflight", .kind = CK_U32,
+	    .off = TK(max_inflight), .min = 1 },
+	[TK_MAX_CLIENTS] = { .name = "max_clients", .kind = CK_U32,
+	    .off = TK(max_clients), .min = 1 },
+	[TK_MAX_OUTPUT] = { .name = "max_output", .kind = CK_U32,
+	    .off = TK(max_output), .min = 4096 },
+	[TK_DRAIN_MS] = { .name = "drain_ms", .kind = CK_U32,
+	    .off = TK(drain_ms) },
+	{ .name = "providers", .kind = CK_LIST, .fn = config_provider_add },
+	{ .name = "routes", .kind = CK_LIST, .fn = config_route_add },
+	{ .name = "retry", .kind = CK_GROUP, .off = TK(retry),
+	    .sub = &config_retry_keys },
+	{ .name = "breaker", .kind = CK_GROUP, .off = TK(breaker),
+	    .sub = &config_breaker_keys },
+	{ .name = "retry_budget", .kind = CK_GROUP, .off = TK(retry_budget),
+	    .sub = &config_budget_keys },
+};
+static const struct config_keys config_top_keys = {
+	config_top_key, CONFIG_NITEMS(config_top_key), config_top_check
+};
+
+/*
+ * Record one problem. file is an @include'd file (as written, so relative
+ * to the config's directory) or NULL for the config itself.
+ */
+static void
+config_errorv(struct config_ctx *ctx, const char *file, unsigned line,
+    const char *fmt, va_list ap)
+{
+	struct config_err *e;
+	char msg[1024], *where;
+
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	if (file == NULL)
+		where = xstrdup(ctx->file);
+	else if (*file != '/' && ctx->dir != NULL)
+		xasprintf(&where, "%s/%s", ctx->dir, file);
+	else
+		where = xstrdup(file);
+
+	ctx->errs = xreallocarray(ctx->errs, ctx->nerrs + 1, sizeof *ctx->errs);
+	e = &ctx->errs[ctx->nerrs];
+	e->rank = file != NULL;
+	e->line = line;
+	e->seq = ctx->nerrs++;
+	/* Line 0: the file as a whole (it cannot be read). */
+	if (line == 0)
+		xasprintf(&e->text, "%s: %s", where, msg);
+	else
+		xasprintf(&e->text, "%s:%u: %s", where, line, msg);
+	free(where);
+}
+
+/* A problem with setting s (NULL: with the file as a whole). */
+static void
+config_error(struct config_ctx *ctx, const config_setting_t *s,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (s == NULL)
+		config_errorv(ctx, NULL, 0, fmt, ap);
+	else
+		config_errorv(ctx, config_setting_source_file(s),
+		    config_setting_source_line(s), fmt, ap);
+	va_end(ap);
+}
+
+/* A problem at a file and line (a syntax error: libconfig stops there). */
+static void
+config_error_at(struct config_ctx *ctx, const char *file, unsigned line,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	config_errorv(ctx, file, line, fmt, ap);
+	va_end(ap);
+}
+
+static int
+config_err_cmp(const void *a, const void *b)
+{
+	const struct config_err *ea = a, *eb = b;
+
+	if (ea->rank != eb->rank)
+		return ea->rank < eb->rank ? -1 : 1;
+	if (ea->line != eb->line)
+		return ea->line < eb->line ? -1 : 1;
+	return ea->seq < eb->seq ? -1 : ea->seq > eb->seq;
+}
+
+/* All problems, in file order, one per line; then the list is emptied. */
+static char *
+config_errors_join(struct config_ctx *ctx)
+{
+	struct buf b = { NULL, 0, 0 };
+	size_t i;
+
+	qsort(ctx->errs, ctx->nerrs, sizeof *ctx->errs, config_err_cmp);
+	for (i = 0; i < ctx->nerrs; i++) {
+		buf_printf(&b, "%s\n", ctx->errs[i].text);
+		free(ctx->errs[i].text);
+	}
+	free(ctx->errs);
+	ctx->errs = NULL;
+	ctx->nerrs = 0;
+	return b.data;
+}
+
+/* Optimal string alignment distance, for "did you mean" hints. */
+static size_t
+config_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j, d[3][65], c, best;
+
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t *cur = d[i % 3], *prev = d[(i - 1) % 3];
+		size_t *prev2 = d[(i + 1) % 3];
+
+		cur[0] = i;
+		for (j = 1; j <= lb; j++) {
+			c = a[i - 1] != b[j - 1];
+			best = prev[j - 1] + c;
+			if (prev[j] + 1 < best)
+				best = prev[j] + 1;
+			if (cur[j - 1] + 1 < best)
+				best = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < best)
+				best = prev2[j - 2] + 1;
+			cur[j] = best;
+		}
+	}
+	return d[la % 3][lb];
+}
+
+/* The closest of names to what, when close enough to be a typo. */
+static const char *
+config_suggest(const char *what, const char **names, size_t n)
+{
+	const char *found = NULL;
+	size_t i, d, best = SIZE_MAX, limit;
+
+	limit = strlen(what) < 4 ? 1 : 2;
+	for (i = 0; i < n; i++) {
+		if (names[i] == NULL || *names[i] == '\0')
+			continue;
+		d = config_distance(what, names[i]);
+		if (d <= limit && d < best) {
+			best = d;
+			found = names[i];
+		}
+	}
+	return found;
+}
+
+/*
+ * libconfig before 1.7 reads an integer literal beyond 32 bits without an
+ * L suffix as its truncated value, silently. Find the literal on the
+ * setting's line to tell.
+ */
+static int
+config_int_truncated(struct config_ctx *ctx, const config_setting_t *s)
+{
+	const char *name = config_setting_name(s), *p, *q;
+	unsigned n, line = config_setting_source_line(s);
+	long long v;
+	size_t len;
+	char *end;
+
+	if (ctx->text == NULL || name == NULL ||
+	    config_setting_source_file(s) != NULL)
+		return 0;
+	for (p = ctx->text, n = 1; n < line; n++) {
+		if ((p = strchr(p, '\n')) == NULL)
+			return 0;
+		p++;
+	}
+	len = strlen(name);
+	for (q = p; *q != '\0' && *q != '\n'; q++) {
+		if (strncmp(q, name, len) != 0 ||
+		    (q > p && (isalnum((u_char)q[-1]) || q[-1] == '_')))
+			continue;
+		for (q += len; *q == ' ' || *q == '\t'; q++)
+			;
+		if (*q != '=' && *q != ':')
+			continue;
+		for (q++; *q == ' ' || *q == '\t'; q++)
+			;
+		v = strtoll(q, &end, 0);
+		if (end != q && (v > INT_MAX || v < INT_MIN) &&
+		    (int)v == config_setting_get_int(s))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+config_u32(struct config_ctx *ctx, const config_setting_t *s,
+    const struct config_key *k, uint32_t *out)
+{
+	double max = k->max != 0 ? k->max : UINT32_MAX;
+	int type = config_setting_type(s);
+	long long v;
+
+	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+		config_error(ctx, s, "%s must be an integer", k->name);
+		return;
+	}
+	if (type == CONFIG_TYPE_INT && config_int_truncated(ctx, s)) {
+		config_error(ctx, s, "%s is beyond 32 bits: write the number "
+		    "with an L suffix (libconfig)", k->name);
+		return;
+	}
+	v = config_setting_get_int64(s);
+	if (v < 0)
+		config_error(ctx, s, "%s must not be negative", k->name);
+	else if ((double)v < k->min)
+		config_error(ctx, s, "%s must be at least %.0f", k->name,
+		    k->min);
+	else if ((double)v > max)
+		config_error(ctx, s, "%s must be at most %.0f", k->name, max);
+	else
+		*out = (uint32_t)v;
+}
+
+static void
+config_double(struct config_ctx *ctx, const config_setting_t *s,
+    const struct config_key *k, double *out)
+{
+	int type = config_setting_type(s);
+	double v;
+
+	if (type == CONFIG_TYPE_FLOAT)
+		v = config_setting_get_float(s);
+	else if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64)
+		v = (double)config_setting_get_int64(s);
+	else {
+		config_error(ctx, s, "%s must be a number", k->name);
+		return;
+	}
+	if (v < 0)
+		config_error(ctx, s, "%s must not be negative", k->name);
+	else if (!(v >= k->min))
+		config_error(ctx, s, "%s must be at least %g", k->name, k->min);
+	else if (k->max != 0 && v > k->max)
+		config_error(ctx, s, "%s must be at most %g", k->name, k->max);
+	else
+		*out = v;
+}
+
+/* A non-empty string setting, or NULL after an error. */
+static const char *
+config_string(struct config_ctx *ctx, const config_setting_t *s,
+    const char *name)
+{
+	const char *v;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		config_error(ctx, s, "%s must be a string", name);
+		return NULL;
+	}
+	v = config_setting_get_string(s);
+	if (*v == '\0') {
+		config_error(ctx, s, "%s must not be empty", name);
+		return NULL;
+	}
+	return v;
+}
+
+/* Index of v in a name table, else an error listing the valid names. */
+static int
+config_enum(struct config_ctx *ctx, const config_setting_t *s,
+    const char *what, const char **names, size_t n)
+{
+	struct buf b = { NULL, 0, 0 };
+	const char *v;
+	size_t i;
+
+	if ((v = config_string(ctx, s, what)) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (strcmp(v, names[i]) == 0)
+			return (int)i;
+	}
+	for (i = 0; i < n; i++)
+		buf_printf(&b, "%s%s", i == 0 ? "" : ", ", names[i]);
+	config_error(ctx, s, "unknown %s '%s' (valid: %s)", what, v,
+	    buf_cstr(&b));
+	buf_free(&b);
+	return -1;
+}
+
+static void
+config_mode(struct config_ctx *ctx, const config_setting_t *s,
+    const struct config_key *k, mode_t *out)
+{
+	const char *v;
+	unsigned long m;
+	char *end;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		config_error(ctx, s, "%s must be an octal string like \"0660\"",
+		    k->name);
+		return;
+	}
+	v = config_setting_get_string(s);
+	errno = 0;
+	m = strtoul(v, &end, 8);
+	if (*v < '0' || *v > '7' || *end != '\0' || errno != 0 ||
+	    m > 07777) {
+		config_error(ctx, s, "%s must be an octal string like \"0660\"",
+		    k->name);
+		return;
+	}
+	*out = (mode_t)m;
+}
+
+/* A list of groups; fn gets each. An empty [] is an empty list too. */
+static void
+config_list(struct config_ctx *ctx, const config_setting_t *s,
+    const struct config_key *k, void *obj)
+{
+	const config_setting_t *e;
+	int i, n = config_setting_length(s);
+
+	if (!config_setting_is_list(s) &&
+	    !(config_setting_is_array(s) && n == 0)) {
+		config_error(ctx, s, "%s must be a list: ( { ... }, ... )",
+		    k->name);
+		return;
+	}
+	if (n > CONFIG_MAX_ITEMS) {
+		config_error(ctx, s, "too many %s (%d, at most %d)", k->name,
+		    n, CONFIG_MAX_ITEMS);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, (u_int)i);
+		if (!config_setting_is_group(e)) {
+			config_error(ctx, e, "each entry of %s must be a group "
+			    "{ ... }", k->name);
+			continue;
+		}
+		k->fn(ctx, e, obj);
+	}
+}
+
+/* A list of strings: [ "a", "b" ] or ( "a", "b" ); 0 when usable. */
+static int
+config_strings(struct config_ctx *ctx, const config_setting_t *s,
+    const char *what)
+{
+	const config_setting_t *e;
+	int i, n = config_setting_length(s), rc = 0;
+
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		config_error(ctx, s, "%s must be a list of strings: [ ... ]",
+		    what);
+		return -1;
+	}
+	if (n > CONFIG_MAX_ITEMS) {
+		config_error(ctx, s, "too many %s (%d, at most %d)", what, n,
+		    CONFIG_MAX_ITEMS);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, (u_int)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			config_error(ctx, e, "%s must be a list of strings: "
+			    "[ ... ]", what);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+static void
+config_value(struct config_ctx *ctx, const config_setting_t *s,
+    const struct config_key *k, void *obj)
+{
+	char *p = (char *)obj + k->off;
+	const char *v;
+	int i;
+
+	switch (k->kind) {
+	case CK_U32:
+		config_u32(ctx, s, k, (uint32_t *)p);
+		break;
+	case CK_DOUBLE:
+		config_double(ctx, s, k, (double *)p);
+		break;
+	case CK_STRING:
+		if ((v = config_string(ctx, s, k->name)) != NULL)
+			*(char **)p = xstrdup(v);
+		break;
+	case CK_MODE:
+		config_mode(ctx, s, k, (mode_t *)p);
+		break;
+	case CK_LOGLEVEL:
+		i = config_enum(ctx, s, k->name, config_log_names,
+		    CONFIG_NITEMS(config_log_names));
+		if (i != -1)
+			*(int *)p = i;
+		break;
+	case CK_JITTER:
+		i = config_enum(ctx, s, k->name, config_jitter_names,
+		    CONFIG_NITEMS(config_jitter_names));
+		if (i != -1)
+			*(enum jitter *)p = (enum jitter)i;
+		break;
+	case CK_GROUP:
+		if (!config_setting_is_group(s)) {
+			config_error(ctx, s, "%s must be a group { ... }",
+			    k->name);
+			break;
+		}
+		config_group(ctx, s, k->sub, p);
+		break;
+	case CK_LIST:
+		config_list(ctx, s, k, obj);
+		break;
+	case CK_FUNC:
+		k->fn(ctx, s, obj);
+		break;
+	}
+}
+
+/*
+ * Fill obj from a group: every member must be a known key; known keys are
+ * converted in table order, then the table's check sees what was given.
+ */
+static int
+config_group(struct config_ctx *ctx, const config_setting_t *group,
+    const struct config_keys *keys, void *obj)
+{
+	const config_setting_t *seen[CONFIG_MAX_KEYS], *s;
+	const char *names[CONFIG_MAX_KEYS], *name, *hint;
+	int i, n = config_setting_length(group);
+	size_t j;
+
+	if (keys->nkeys > CONFIG_MAX_KEYS)
+		fatalx("%s: key table too large", __func__);
+	for (j = 0; j < keys->nkeys; j++)
+		names[j] = keys->keys[j].name;
+	for (i = 0; i < n; i++) {
+		s = config_setting_get_elem(group, (u_int)i);
+		name = config_setting_name(s);
+		for (j = 0; j < keys->nkeys; j++) {
+			if (strcmp(name, names[j]) == 0)
+				break;
+		}
+		if (j != keys->nkeys)
+			continue;
+		hint = config_suggest(name, names, keys->nkeys);
+		if (hint != NULL)
+			config_error(ctx, s, "unknown setting '%s' (did you "
+			    "mean '%s'?)", name, hint);
+		else
+			config_error(ctx, s, "unknown setting '%s'", name);
+	}
+	for (j = 0; j < keys->nkeys; j++) {
+		seen[j] = config_setting_get_member(group, names[j]);
+		if (seen[j] != NULL)
+			config_value(ctx, seen[j], &keys->keys[j], obj);
+	}
+	if (keys->check == NULL)
+		return 0;
+	return keys->check(ctx, group, seen, obj);
+}
+
+/* Non-zero when s holds a byte that would break an HTTP header or URL. */
+static int
+config_has_ctl(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((u_char)*s <= 0x20 || (u_char)*s == 0x7f)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+config_retry_on(struct config_ctx *ctx, const config_setting_t *s,
+    void *obj)
+{
+	struct retry_conf *rc = obj;
+	const char *names[LLMGATE_CLASS_MAX], *v, *hint;
+	const config_setting_t *e;
+	uint32_t on = 0;
+	int i, cls, bad = 0;
+
+	if (config_strings(ctx, s, "on") != 0)
+		return;
+	for (i = 0; i < LLMGATE_CLASS_MAX; i++)
+		names[i] = i == LLMGATE_OK ? NULL : llmgate_class_name(i);
+	for (i = 0; i < config_setting_length(s); i++) {
+		e = config_setting_get_elem(s, (u_int)i);
+		v = config_setting_get_string(e);
+		cls = llmgate_class_from_name(v);
+		if (cls > LLMGATE_OK) {
+			on |= 1u << cls;
+			continue;
+		}
+		bad = 1;
+		hint = config_suggest(v, names, LLMGATE_CLASS_MAX);
+		if (hint != NULL)
+			config_error(ctx, e, "unknown error class '%s' (did "
+			    "you mean '%s'?)", v, hint);
+		else
+			config_error(ctx, e, "unknown error class '%s'", v);
+	}
+	if (!bad)
+		rc->on = on;
+}
+
+static int
+config_retry_check(struct config_ctx *ctx, const config_setting_t *group,
+    const config_setting_t **seen, void *obj)
+{
+	struct retry_conf *rc = obj;
+
+	if ((seen[RY_MAX] != NULL || seen[RY_INITIAL] != NULL) &&
+	    rc->max_ms < rc->initial_ms) {
+		config_error(ctx, seen[RY_MAX] != NULL ? seen[RY_MAX] :
+		    seen[RY_INITIAL], "max_ms (%u) is less than initial_ms "
+		    "(%u)", rc->max_ms, rc->initial_ms);
+	}
+	return 0;
+}
+
+static void
+config_model_free(struct model_conf *mc)
+{
+	free(mc->name);
+}
+
+static int
+config_model_check(struct config_ctx *ctx, const config_setting_t *group,
+    const config_setting_t **seen, void *obj)
+{
+	struct model_conf *mc = obj;
+
+	if (seen[MK_NAME] == NULL) {
+		config_error(ctx, group, "model has no name");
+		return -1;
+	}
+	return mc->name != NULL ? 0 : -1;
+}
+
+static void
+config_model_add(struct config_ctx *ctx, const config_setting_t *s,
+    void *obj)
+{
+	struct provider_conf *pc = &((struct config_prov *)obj)->pc;
+	struct model_conf mc;
+
+	memset(&mc, 0, sizeof mc);
+	if (config_group(ctx, s, &config_model_keys, &mc) != 0) {
+		config_model_free(&mc);
+		return;
+	}
+	if (config_model(pc, mc.name) != NULL) {
+		config_error(ctx, config_setting_get_member(s, "name"),
+		    "duplicate model '%s'", mc.name);
+		config_model_free(&mc);
+		return;
+	}
+	pc->models = xreallocarray(pc->models, pc->nmodels + 1,
+	    sizeof *pc->models);
+	pc->models[pc->nmodels++] = mc;
+}
+
+/* Read a key file: a systemd credential, or a file only llmgated reads. */
+static char *
+config_key_file(struct config_ctx *ctx, const config_setting_t *s,
+    const char *prov, const char *file)
+{
+	const char *base;
+	char *path, *key = NULL;
+	struct stat st;
+	ssize_t n;
+	size_t len;
+	int fd;
+
+	base = getenv("CREDENTIALS_DIRECTORY");
+	if (base == NULL || *base == '\0')
+		base = ctx->dir;
+	if (*file == '/' || base == NULL)
+		path = xstrdup(file);
+	else
+		xasprintf(&path, "%s/%s", base, file);
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1 ||
+	    fstat(fd, &st) != 0) {
+		config_error(ctx, s, "cannot read api_key_file '%s': %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_KEY_FILE) {
+		config_error(ctx, s, "api_key_file '%s' is not a key file "
+		    "(a regular file of at most %d bytes)", path,
+		    CONFIG_MAX_KEY_FILE);
+		goto out;
+	}
+	if (st.st_mode & S_IROTH)
+		log_warnx("provider %s: api_key_file %s is readable by others",
+		    prov, path);
+	key = xmalloc((size_t)st.st_size + 1);
+	len = 0;
+	while (len <= (size_t)st.st_size) {
+		n = read(fd, key + len, (size_t)st.st_size + 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			config_error(ctx, s, "cannot read api_key_file '%s': "
+			    "%s", path, strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > (size_t)st.st_size) {
+		config_error(ctx, s, "api_key_file '%s' changed while it was "
+		    "read", path);
+		goto fail;
+	}
+	while (len > 0 && isspace((u_char)key[len - 1]))
+		len--;
+	key[len] = '\0';
+	if (len == 0) {
+		config_error(ctx, s, "api_key_file '%s' is empty", path);
+		goto fail;
+	}
+	goto out;
+
+fail:
+	explicit_bzero(key, (size_t)st.st_size + 1);
+	free(key);
+	key = NULL;
+out:
+	if (fd != -1)
+		close(fd);
+	free(path);
+	return key;
+}
+
+/* The key from exactly one of api_key, api_key_env, api_key_file. */
+static void
+config_provider_key_resolve(struct config_ctx *ctx,
+    const config_setting_t **seen, struct config_prov *p)
+{
+	struct provider_conf *pc = &p->pc;
+	const config_setting_t *s, *last = NULL;
+	const char *v, *name = pc->name != NULL ? pc->name : "?";
+	int i, n = 0;
+
+	for (i = PK_API_KEY; i <= PK_API_KEY_FILE; i++) {
+		if ((s = seen[i]) == NULL)
+			continue;
+		n++;
+		if (last == NULL || config_setting_source_line(s) >=
+		    config_setting_source_line(last))
+			last = s;
+	}
+	if (n > 1) {
+		config_error(ctx, last, "only one of api_key, api_key_env and "
+		    "api_key_file may be given");
+		goto fail;
+	}
+	if (p->key_env != NULL) {
+		v = getenv(p->key_env);
+		if (v == NULL || *v == '\0') {
+			log_debug("provider %s: %s is not set, no API key",
+			    name, p->key_env);
+			return;
+		}
+		pc->api_key = xstrdup(v);
+	} else if (p->key_file != NULL) {
+		pc->api_key = config_key_file(ctx, seen[PK_API_KEY_FILE],
+		    name, p->key_file);
+	}
+	if (pc->api_key != NULL && config_has_ctl(pc->api_key)) {
+		config_error(ctx, seen[PK_API_KEY] != NULL ? seen[PK_API_KEY] :
+		    seen[PK_API_KEY_ENV] != NULL ? seen[PK_API_KEY_ENV] :
+		    seen[PK_API_KEY_FILE], "the API key contains spaces or "
+		    "control characters");
+		goto fail;
+	}
+	return;
+
+fail:
+	if (pc->api_key != NULL) {
+		explicit_bzero(pc->api_key, strlen(pc->api_key));
+		free(pc->api_key);
+		pc->api_key = NULL;
+	}
+}
+
+static void
+config_provider_free(struct provider_conf *pc)
+{
+	size_t i;
+
+	free(pc->name);
+	free(pc->base_url);
+	if (pc->api_key != NULL) {
+		explicit_bzero(pc->api_key, strlen(pc->api_key));
+		free(pc->api_key);
+	}
+	free(pc->api_version);
+	for (i = 0; i < pc->nmodels; i++)
+		config_model_free(&pc->models[i]);
+	free(pc->models);
+}
+
+static int
+config_provider_check(struct config_ctx *ctx, const config_setting_t *group,
+    const config_setting_t **seen, void *obj)
+{
+	struct config_prov *p = obj;
+	struct provider_conf *pc = &p->pc;
+	char what[128];
+	size_t i, len;
+	int keep = 0, azure = 0;
+
+	if (pc->name != NULL)
+		snprintf(what, sizeof what, "provider '%s'", pc->name);
+	else
+		snprintf(what, sizeof what, "provider");
+
+	if (seen[PK_NAME] == NULL) {
+		config_error(ctx, group, "provider has no name");
+		keep = -1;
+	} else if (pc->name == NULL)
+		keep = -1;
+	else if (strchr(pc->name, '/') != NULL) {
+		config_error(ctx, seen[PK_NAME], "provider name '%s' must not "
+		    "contain '/'", pc->name);
+		keep = -1;
+	} else if (config_provider(ctx->conf, pc->name) != NULL) {
+		config_error(ctx, seen[PK_NAME], "duplicate provider '%s'",
+		    pc->name);
+		keep = -1;
+	}
+
+	if (seen[PK_TYPE] == NULL)
+		config_error(ctx, group, "%s has no type (one of %s)", what,
+		    config_type_list);
+	else if (p->type != NULL &&
+	    (pc->type = provider_type_find(p->type)) == NULL)
+		config_error(ctx, seen[PK_TYPE], "unknown provider type '%s' "
+		    "(valid: %s)", p->type, config_type_list);
+	if (pc->type != NULL)
+		azure = strcmp(p->type, "azure") == 0;
+
+	if (seen[PK_BASE_URL] == NULL && pc->type != NULL) {
+		for (i = 0; i < CONFIG_NITEMS(config_base_urls); i++) {
+			if (strcmp(p->type, config_base_urls[i].type) == 0)
+				pc->base_url = xstrdup(config_base_urls[i].url);
+		}
+		if (pc->base_url == NULL && strcmp(p->type, "mock") != 0)
+			config_error(ctx, group, "%s has no base_url (type %s "
+			    "has no default)", what, p->type);
+	}
+	if (pc->base_url != NULL) {
+		if (strncmp(pc->base_url, "http://", 7) != 0 &&
+		    strncmp(pc->base_url, "https://", 8) != 0)
+			config_error(ctx, seen[PK_BASE_URL], "base_url must "
+			    "start with http:// or https://");
+		else if (config_has_ctl(pc->base_url))
+			config_error(ctx, seen[PK_BASE_URL], "base_url must "
+			    "not contain spaces or control characters");
+		/* Adapters append "/chat/completions" and the like. */
+		len = strlen(pc->base_url);
+		while (len > 0 && pc->base_url[len - 1] == '/')
+			pc->base_url[--len] = '\0';
+	}
+
+	if (azure && seen[PK_API_VERSION] == NULL)
+		config_error(ctx, group, "%s has no api_version (type azure "
+		    "needs one)", what);
+	if (!azure && pc->type != NULL && seen[PK_API_VERSION] != NULL)
+		config_error(ctx, seen[PK_API_VERSION], "api_version is only "
+		    "used by type azure");
+
+	config_provider_key_resolve(ctx, seen, p);
+	return keep;
+}
+
+static void
+config_provider_add(struct config_ctx *ctx, const config_setting_t *s,
+    void *obj)
+{
+	struct config *conf = obj;
+	struct config_prov p;
+
+	memset(&p, 0, sizeof p);
+	p.pc.timeout_ms = 60000;
+	p.pc.connect_timeout_ms = 5000;
+	if (config_group(ctx, s, &config_provider_keys, &p) == 0) {
+		conf->providers = xreallocarray(conf->providers,
+		    conf->nproviders + 1, sizeof *conf->providers);
+		conf->providers[conf->nproviders++] = p.pc;
+	} else
+		config_provider_free(&p.pc);
+	free(p.type);
+	free(p.key_env);
+	free(p.key_file);
+}
+
+/* Targets are "provider/model" with a provider defined above. */
+static void
+config_targets(struct config_ctx *ctx, const config_setting_t *s,
+    void *obj)
+{
+	struct route_conf *rc = obj;
+	const config_setting_t *e;
+	const char *v, *slash;
+	char *prov;
+	int i;
+
+	if (config_strings(ctx, s, "targets") != 0)
+		return;
+	for (i = 0; i < config_setting_length(s); i++) {
+		e = config_setting_get_elem(s, (u_int)i);
+		v = config_setting_get_string(e);
+		slash = strchr(v, '/');
+		if (slash == NULL || slash == v || slash[1] == '\0') {
+			config_error(ctx, e, "target '%s' must be "
+			    "provider/model", v);
+			continue;
+		}
+		prov = xstrndup(v, (size_t)(slash - v));
+		if (config_provider(ctx->conf, prov) == NULL)
+			config_error(ctx, e, "target '%s': unknown provider "
+			    "'%s'", v, prov);
+		else {
+			rc->targets = xreallocarray(rc->targets,
+			    rc->ntargets + 1, sizeof *rc->targets);
+			rc->targets[rc->ntargets++] = xstrdup(v);
+		}
+		free(prov);
+	}
+}
+
+static void
+config_route_free(struct route_conf *rc)
+{
+	size_t i;
+
+	free(rc->name);
+	for (i = 0; i < rc->ntargets; i++)
+		free(rc->targets[i]);
+	free(rc->targets);
+}
+
+static int
+config_route_check(struct config_ctx *ctx, const config_setting_t *group,
+    const config_setting_t **seen, void *obj)
+{
+	struct route_conf *rc = obj;
+
+	if (seen[RK_NAME] == NULL) {
+		config_error(ctx, group, "route has no name");
+		return -1;
+	}
+	if (rc->name == NULL)
+		return -1;
+	if (config_route(ctx->conf, rc->name) != NULL) {
+		config_error(ctx, seen[RK_NAME], "duplicate route '%s'",
+		    rc->name);
+		return -1;
+	}
+	if (seen[RK_TARGETS] == NULL)
+		config_error(ctx, group, "route '%s' has no targets", rc->name);
+	else if (config_setting_length(seen[RK_TARGETS]) == 0)
+		config_error(ctx, seen[RK_TARGETS], "route '%s' has no targets",
+		    rc->name);
+	return 0;
+}
+
+static void
+config_route_add(struct config_ctx *ctx, const config_setting_t *s,
+    void *obj)
+{
+	struct config *conf = obj;
+	struct route_conf rc;
+
+	memset(&rc, 0, sizeof rc);
+	if (config_group(ctx, s, &config_route_keys, &rc) != 0) {
+		config_route_free(&rc);
+		return;
+	}
+	conf->routes = xreallocarray(conf->routes, conf->nroutes + 1,
+	    sizeof *conf->routes);
+	conf->routes[conf->nroutes++] = rc;
+}
+
+static int
+config_top_check(struct config_ctx *ctx, const config_setting_t *group,
+    const config_setting_t **seen, void *obj)
+{
+	struct config *conf = obj;
+	struct sockaddr_un sun;
+
+	if (conf->socket != NULL) {
+		if (*conf->socket != '/')
+			config_error(ctx, seen[TK_SOCKET], "socket must be an "
+			    "absolute path");
+		else if (strlen(conf->socket) >= sizeof sun.sun_path)
+			config_error(ctx, seen[TK_SOCKET], "socket path is too "
+			    "long (at most %zu bytes)",
+			    sizeof sun.sun_path - 1);
+	}
+	if ((seen[TK_MAX_OUTPUT] != NULL || seen[TK_MAX_FRAME] != NULL) &&
+	    conf->max_output < conf->max_frame)
+		config_error(ctx, seen[TK_MAX_OUTPUT] != NULL ?
+		    seen[TK_MAX_OUTPUT] : seen[TK_MAX_FRAME], "max_output (%u) "
+		    "must be at least max_frame (%u)", conf->max_output,
+		    conf->max_frame);
+	return 0;
+}
+
+static struct config *
+config_new(void)
+{
+	struct config *conf = xcalloc(1, sizeof *conf);
+
+	conf->socket_mode = 0660;
+	conf->log_level = -1;
+	conf->max_frame = 1024 * 1024;
+	conf->max_inflight = 1024;
+	conf->max_clients = 4096;
+	conf->max_output = 8 * 1024 * 1024;
+	conf->drain_ms = 10000;
+
+	conf->retry.attempts = 3;
+	conf->retry.initial_ms = 500;
+	conf->retry.max_ms = 20000;
+	conf->retry.multiplier = 2.0;
+	conf->retry.jitter = JITTER_FULL;
+	conf->retry.on = 1u << LLMGATE_RATE_LIMITED | 1u << LLMGATE_OVERLOADED |
+	    1u << LLMGATE_SERVER_ERROR | 1u << LLMGATE_TIMEOUT |
+	    1u << LLMGATE_CONNECTION | 1u << LLMGATE_PARSE_ERROR;
+
+	conf->breaker.failures = 5;
+	conf->breaker.failure_rate = 0.5;
+	conf->breaker.min_calls = 10;
+	conf->breaker.window_ms = 30000;
+	conf->breaker.open_ms = 30000;
+	conf->breaker.half_open_probes = 1;
+
+	conf->retry_budget.ratio = 0.2;
+	conf->retry_budget.min_per_s = 5;
+	return conf;
+}
+
+/* The whole file, NUL-terminated; NULL after an error. */
+static char *
+config_read_all(struct config_ctx *ctx, const char *path)
+{
+	struct stat st;
+	struct buf b = { NULL, 0, 0 };
+	char chunk[8192];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1 ||
+	    fstat(fd, &st) != 0) {
+		config_error(ctx, NULL, "cannot read: %s", strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		config_error(ctx, NULL, "not a regular file");
+		goto fail;
+	}
+	buf_add(&b, "", 0);
+	for (;;) {
+		n = read(fd, chunk, sizeof chunk);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			config_error(ctx, NULL, "cannot read: %s",
+			    strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		if (b.len + (size_t)n > CONFIG_MAX_FILE) {
+			config_error(ctx, NULL, "larger than %d bytes",
+			    CONFIG_MAX_FILE);
+			goto fail;
+		}
+		buf_add(&b, chunk, (size_t)n);
+	}
+	close(fd);
+	return b.data;
+
+fail:
+	if (fd != -1)
+		close(fd);
+	buf_free(&b);
+	return NULL;
+}
+
+struct config *
+config_load(const char *path, char **errors)
+{
+	struct config_ctx ctx;
+	struct config *conf;
+	char *text = NULL, *slash;
+	config_t lc;
+
+	memset(&ctx, 0, sizeof ctx);
+	conf = config_new();
+	ctx.conf = conf;
+	ctx.file = path != NULL ? path : CONFIG_DEFAULT_FILE;
+	if (errors != NULL)
+		*errors = NULL;
+
+	config_init(&lc);
+	if (path != NULL) {
+		conf->path = xstrdup(path);
+		if ((slash = strrchr(path, '/')) != NULL)
+			ctx.dir = xstrndup(path, slash == path ? 1 :
+			    (size_t)(slash - path));
+		if ((text = config_read_all(&ctx, path)) == NULL)
+			goto out;
+		if (ctx.dir != NULL)
+			config_set_include_dir(&lc, ctx.dir);
+		ctx.text = text;
+	} else
+		ctx.text = config_default_text;
+
+	if (config_read_string(&lc, ctx.text) != CONFIG_TRUE) {
+		config_error_at(&ctx, config_error_file(&lc),
+		    (unsigned)config_error_line(&lc), "%s",
+		    config_error_text(&lc));
+		goto out;
+	}
+	config_group(&ctx, config_root_setting(&lc), &config_top_keys, conf);
+
+out:
+	config_destroy(&lc);
+	if (text != NULL) {
+		explicit_bzero(text, strlen(text));	/* inline api_keys */
+		free(text);
+	}
+	free(ctx.dir);
+	if (ctx.nerrs == 0)
+		return conf;
+	if (errors != NULL)
+		*errors = config_errors_join(&ctx);
+	else
+		free(config_errors_join(&ctx));
+	config_free(conf);
+	return NULL;
+}
+
+void
+config_free(struct config *conf)
+{
+	size_t i;
+
+	if (conf == NULL)
+		return;
+	for (i = 0; i < conf->nproviders; i++)
+		config_provider_free(&conf->providers[i]);
+	free(conf->providers);
+	for (i = 0; i < conf->nroutes; i++)
+		config_route_free(&conf->routes[i]);
+	free(conf->routes);
+	free(conf->socket);
+	free(conf->path);
+	free(conf);
+}
+
+const struct provider_conf *
+config_provider(const struct config *conf, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < conf->nproviders; i++) {
+		if (strcmp(conf->providers[i].name, name) == 0)
+			return &conf->providers[i];
+	}
+	return NULL;
+}
+
+const struct route_conf *
+config_route(const struct config *conf, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < conf->nroutes; i++) {
+		if (strcmp(conf->routes[i].name, name) == 0)
+			return &conf->routes[i];
+	}
+	return NULL;
+}
+
+const struct model_conf *
+config_model(const struct provider_conf *pc, const char *model)
+{
+	size_t i;
+
+	if (pc == NULL || model == NULL)
+		return NULL;
+	for (i = 0; i < pc->nmodels; i++) {
+		if (strcmp(pc->models[i].name, model) == 0)
+			return &pc->models[i];
+	}
+	return NULL;
+}
+
+/*
+ * A target's effective limits: the model's values, else the provider's.
+ * burst and tpm_burst default to one second's worth of the per-minute
+ * limit, because providers enforce per-minute limits over shorter spans.
+ */
+void
+config_limits(const struct provider_conf *pc, const char *model,
+    struct model_conf *out)
+{
+	const struct model_conf *mc = config_model(pc, model);
+
+	memset(out, 0, sizeof *out);
+	out->rpm = mc != NULL && mc->rpm != 0 ? mc->rpm : pc->rpm;
+	out->tpm = mc != NULL && mc->tpm != 0 ? mc->tpm : pc->tpm;
+	out->burst = mc != NULL && mc->burst != 0 ? mc->burst : pc->burst;
+	out->tpm_burst = mc != NULL && mc->tpm_burst != 0 ? mc->tpm_burst :
+	    pc->tpm_burst;
+	if (out->burst == 0 && out->rpm != 0)
+		out->burst = (out->rpm + 59) / 60;
+	if (out->tpm_burst == 0 && out->tpm != 0)
+		out->tpm_burst = (out->tpm + 59) / 60;
+}

@@ -1,0 +1,402 @@
+/*
+ * http.c: the HTTP engine. One curl multi handle driven by the libevent loop
+ * through CURLMOPT_SOCKETFUNCTION and CURLMOPT_TIMERFUNCTION (the pattern of
+ * curl's hiperfifo example). An attempt becomes one easy handle; bytes go to
+ * the adapter's SSE event parser or into a capped body; when curl reports
+ * the transfer done, the attempt ends with one class. curl_multi_* is never
+ * called from inside a curl callback.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "llmgated.h"
+
+#define HTTP_MAX_BODY		(8u * 1024 * 1024)	/* a full reply */
+#define HTTP_MAX_ERROR_BODY	(64u * 1024)		/* an error body */
+#define HTTP_IDLE_S		60	/* a stream silent this long is dead */
+
+struct http_xfer {
+	struct attempt *att;
+	CURL *easy;
+	struct http_req hr;
+	struct buf body;
+	struct sse sse;
+	int stream;		/* streaming was asked for */
+	int sse_mode;		/* a 2xx event stream is being parsed */
+	int started;		/* first body byte seen */
+	int stopped;		/* our write callback ended the transfer */
+	long status;
+	struct event *fail_ev;	/* ends an attempt that never started */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct http_sock {
+	struct event *ev;
+	curl_socket_t fd;
+};
+
+static CURLM *http_multi;
+static struct event *http_timer;
+static struct event_base *http_base;
+
+static void http_drain(void);
+static void http_fail_cb(evutil_socket_t, short, void *);
+
+static void
+http_sock_cb(evutil_socket_t fd, short events, void *arg)
+{
+	int flags = 0, running;
+
+	if (events & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (events & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(http_multi, fd, flags, &running);
+	http_drain();
+}
+
+static void
+http_timer_cb(evutil_socket_t fd, short events, void *arg)
+{
+	int running;
+
+	curl_multi_socket_action(http_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	http_drain();
+}
+
+/* CURLMOPT_TIMERFUNCTION: one-shot, re-armed on every call; -1 stops it. */
+static int
+http_timer_set(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct timeval tv;
+
+	if (timeout_ms < 0) {
+		evtimer_del(http_timer);
+		return 0;
+	}
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(http_timer, &tv);
+	return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: keep one persistent event per socket. */
+static int
+http_sock_set(CURL *easy, curl_socket_t s, int what, void *userp,
+    void *socketp)
+{
+	struct http_sock *hs = socketp;
+	short kind = EV_PERSIST;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (hs != NULL) {
+			event_free(hs->ev);
+			free(hs);
+		}
+		curl_multi_assign(http_multi, s, NULL);
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (hs == NULL) {
+		hs = xcalloc(1, sizeof *hs);
+		hs->fd = s;
+		curl_multi_assign(http_multi, s, hs);
+	} else
+		event_free(hs->ev);
+	hs->ev = event_new(http_base, s, kind, http_sock_cb, NULL);
+	event_add(hs->ev, NULL);
+	return 0;
+}
+
+int
+http_init(struct event_base *base)
+{
+	http_base = base;
+	if ((http_multi = curl_multi_init()) == NULL)
+		return -1;
+	http_timer = evtimer_new(base, http_timer_cb, NULL);
+	curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_sock_set);
+	curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_timer_set);
+	curl_multi_setopt(http_multi, CURLMOPT_PIPELINING,
+	    (long)CURLPIPE_MULTIPLEX);
+	return 0;
+}
+
+void
+http_shutdown(void)
+{
+	if (http_multi != NULL)
+		curl_multi_cleanup(http_multi);
+	if (http_timer != NULL)
+		event_free(http_timer);
+	http_multi = NULL;
+	http_timer = NULL;
+}
+
+static int
+http_sse_event(const struct sse_event *ev, void *arg)
+{
+	struct http_xfer *x = arg;
+	struct attempt *att = x->att;
+
+	return att->prov->type->event(&att->reply, ev) != 0 ? 1 : 0;
+}
+
+/* The first body byte: decide between event stream and plain body. */
+static void
+http_first_byte(struct http_xfer *x)
+{
+	char *ctype = NULL;
+
+	x->started = 1;
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ctype);
+	if (x->stream && x->status >= 200 && x->status < 300 &&
+	    ctype != NULL && strcasestr(ctype, "text/event-stream") != NULL) {
+		x->sse_mode = 1;
+		sse_init(&x->sse, http_sse_event, x);
+	}
+}
+
+static size_t
+http_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct http_xfer *x = arg;
+	struct reply *r = &x->att->reply;
+	size_t n = size * nmemb, cap;
+	int rc;
+
+	if (!x->started)
+		http_first_byte(x);
+	if (x->sse_mode) {
+		if ((rc = sse_feed(&x->sse, data, n)) == 0)
+			return n;
+		if (rc < 0)
+			reply_error(r, LLMGATE_PARSE_ERROR, (uint32_t)x->status,
+			    "stream event too large");
+		x->stopped = 1;
+		return CURL_WRITEFUNC_ERROR;
+	}
+	cap = x->status >= 200 && x->status < 300 ? HTTP_MAX_BODY :
+	    HTTP_MAX_ERROR_BODY;
+	if (x->body.len + n > cap) {
+		if (x->status >= 200 && x->status < 300) {
+			reply_error(r, LLMGATE_PARSE_ERROR, (uint32_t)x->status,
+			    "response body over %zu bytes", cap);
+			x->stopped = 1;
+			return CURL_WRITEFUNC_ERROR;
+		}
+		/* The head of an error body is enough to classify it. */
+		n = cap - x->body.len;
+		buf_add(&x->body, data, n);
+		x->stopped = 1;
+		return CURL_WRITEFUNC_ERROR;
+	}
+	buf_add(&x->body, data, n);
+	return n;
+}
+
+static size_t
+http_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct http_xfer *x = arg;
+	size_t n = size * nmemb, nl, vl;
+	char name[128], value[512];
+	const char *colon, *v;
+
+	colon = memchr(data, ':', n);
+	if (colon == NULL || (size_t)(colon - data) >= sizeof name)
+		return n;
+	nl = (size_t)(colon - data);
+	memcpy(name, data, nl);
+	name[nl] = '\0';
+	v = colon + 1;
+	while (v < data + n && (*v == ' ' || *v == '\t'))
+		v++;
+	vl = (size_t)(data + n - v);
+	while (vl > 0 && isspace((unsigned char)v[vl - 1]))
+		vl--;
+	if (vl >= sizeof value)
+		vl = sizeof value - 1;
+	memcpy(value, v, vl);
+	value[vl] = '\0';
+	rl_info_header(&x->att->reply.rl, name, value, time(NULL));
+	return n;
+}
+
+static enum llmgate_class
+http_curl_class(CURLcode code)
+{
+	switch (code) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return LLMGATE_TIMEOUT;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return LLMGATE_CANCELLED;
+	default:
+		return LLMGATE_CONNECTION;
+	}
+}
+
+void
+http_start(struct attempt *att)
+{
+	struct http_xfer *x = xcalloc(1, sizeof *x);
+	const struct provider_conf *p = att->prov;
+	struct reply *r = &att->reply;
+	struct timeval now = { 0, 0 };
+	char *cause = NULL;
+
+	x->att = att;
+	att->priv = x;
+	x->stream = att->req->stream;
+	if (p->type->build(&x->hr, p, att->model, att->req, &cause) != 0) {
+		reply_error(r, LLMGATE_INVALID_REQUEST, 0, "%s",
+		    cause != NULL ? cause : "cannot build the request");
+		free(cause);
+		goto fail_now;
+	}
+	/* No "Expect: 100-continue" round trip before each body. */
+	x->hr.headers = curl_slist_append(x->hr.headers, "Expect:");
+	x->easy = curl_easy_init();
+	curl_easy_setopt(x->easy, CURLOPT_URL, x->hr.url);
+	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hr.headers);
+	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->hr.body);
+	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+	    (curl_off_t)x->hr.body_len);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, http_write);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, http_header);
+	curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_HTTP_VERSION,
+	    (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS,
+	    (long)(p->connect_timeout_ms != 0 ? p->connect_timeout_ms : 5000));
+	if (p->timeout_ms != 0)
+		curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS,
+		    (long)p->timeout_ms);
+	/* The idle watchdog: a stream that sends nothing for a while. */
+	curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_TIME, (long)HTTP_IDLE_S);
+	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "llmgated/"
+	    LLMGATE_VERSION);
+	if (curl_multi_add_handle(http_multi, x->easy) != CURLM_OK) {
+		reply_error(r, LLMGATE_INTERNAL, 0, "curl_multi_add_handle "
+		    "failed");
+		goto fail_now;
+	}
+	return;
+fail_now:
+	/* Answer from the loop, not from inside the caller. */
+	if (x->easy != NULL) {
+		curl_easy_cleanup(x->easy);
+		x->easy = NULL;
+	}
+	x->fail_ev = evtimer_new(http_base, http_fail_cb, x);
+	evtimer_add(x->fail_ev, &now);
+}
+
+/* Turn a finished transfer into the attempt's class, then report it. */
+static void
+http_complete(struct http_xfer *x, CURLcode code)
+{
+	struct attempt *att = x->att;
+	struct reply *r = &att->reply;
+	const struct provider_type *pt = att->prov->type;
+
+	if (!x->started)
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+	if (r->status == 0)
+		r->status = (uint32_t)x->status;
+	if (r->cls != LLMGATE_OK)
+		goto done;
+	if (x->status != 0 && (x->status < 200 || x->status >= 300) &&
+	    (code == CURLE_OK || x->stopped)) {
+		pt->classify(r, (uint32_t)x->status, buf_cstr(&x->body),
+		    x->body.len);
+		if (r->cls == LLMGATE_OK)
+			reply_error(r, reply_class_for_status(
+			    (uint32_t)x->status), (uint32_t)x->status,
+			    "HTTP %ld", x->status);
+		goto done;
+	}
+	if (code != CURLE_OK) {
+		reply_error(r, http_curl_class(code), (uint32_t)x->status,
+		    "%s", x->errbuf[0] != '\0' ? x->errbuf :
+		    curl_easy_strerror(code));
+		goto done;
+	}
+	if (x->sse_mode) {
+		if (!r->done)
+			reply_error(r, LLMGATE_CONNECTION, (uint32_t)x->status,
+			    "stream ended before its end marker");
+		goto done;
+	}
+	/*
+	 * A whole body; also a stream the server chose to answer plainly,
+	 * whose text reply_text() relays to the client as one chunk.
+	 */
+	if (pt->parse(r, buf_cstr(&x->body), x->body.len) != 0 &&
+	    r->cls == LLMGATE_OK)
+		reply_error(r, LLMGATE_PARSE_ERROR, (uint32_t)x->status,
+		    "unparsable response body");
+	if (r->cls == LLMGATE_OK && !r->done)
+		r->done = 1;
+done:
+	attempt_done(att);
+}
+
+static void
+http_fail_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct http_xfer *x = arg;
+
+	attempt_done(x->att);
+}
+
+/* Collect finished transfers; attempt_done() may stop and free them. */
+static void
+http_drain(void)
+{
+	struct http_xfer *x;
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(http_multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &x);
+		http_complete(x, msg->data.result);
+	}
+}
+
+/* Remove the transfer at once: used for cancels and after completion. */
+void
+http_stop(struct attempt *att)
+{
+	struct http_xfer *x = att->priv;
+
+	if (x == NULL)
+		return;
+	if (x->easy != NULL) {
+		curl_multi_remove_handle(http_multi, x->easy);
+		curl_easy_cleanup(x->easy);
+	}
+	if (x->fail_ev != NULL)
+		event_free(x->fail_ev);
+	if (x->sse_mode)
+		sse_free(&x->sse);
+	buf_free(&x->body);
+	http_req_free(&x->hr);
+	free(x);
+	att->priv = NULL;
+}

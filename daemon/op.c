@@ -1,0 +1,147 @@
+/*
+ * op.c: the protocol front's op table. Each message type the daemon accepts
+ * has one handler; conn.c decodes, this file decides what a message means.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "llmgated.h"
+
+struct op_entry {
+	void (*fn)(struct conn *, struct proto_msg *);
+	int admin;		/* only root or the daemon's own uid */
+};
+
+static void
+op_hello(struct conn *c, struct proto_msg *m)
+{
+	struct proto_hello h;
+	char msg[128];
+
+	if (conn_hello_done(c)) {
+		conn_send_error(c, m->id, LLMGATE_INVALID_REQUEST,
+		    "hello was already exchanged");
+		return;
+	}
+	if (m->u.hello.version != PROTO_VERSION) {
+		snprintf(msg, sizeof msg, "protocol version %u not supported; "
+		    "this daemon speaks %u", m->u.hello.version, PROTO_VERSION);
+		conn_fail(c, msg);
+		return;
+	}
+	conn_set_hello(c, m->u.hello.name);
+	memset(&h, 0, sizeof h);
+	h.version = PROTO_VERSION;
+	h.server = "llmgated " LLMGATE_VERSION;
+	h.max_frame = cfg->max_frame;
+	proto_enc_hello(conn_buf(c), &h);
+	conn_send(c);
+}
+
+static void
+op_call(struct conn *c, struct proto_msg *m)
+{
+	msgpack_zone *zone = proto_msg_take_zone(m);
+	struct llmgate_request *req;
+
+	/* The request's contents live in the zone; its head must too. */
+	req = msgpack_zone_malloc(zone, sizeof *req);
+	*req = m->u.call;
+	conn_call_start(c, m->id, req, zone);
+}
+
+static void
+op_cancel(struct conn *c, struct proto_msg *m)
+{
+	conn_call_cancel(c, m->id);
+}
+
+static void
+op_ping(struct conn *c, struct proto_msg *m)
+{
+	proto_enc_simple(conn_buf(c), PROTO_PONG, m->id);
+	conn_send(c);
+}
+
+static void
+op_status(struct conn *c, struct proto_msg *m)
+{
+	json_t *st = server_status();
+
+	proto_enc_status(conn_buf(c), m->id, st);
+	json_decref(st);
+	conn_send(c);
+}
+
+static void
+op_metrics(struct conn *c, struct proto_msg *m)
+{
+	char *text = server_metrics();
+
+	proto_enc_metrics(conn_buf(c), m->id, text);
+	free(text);
+	conn_send(c);
+}
+
+static void
+op_reload(struct conn *c, struct proto_msg *m)
+{
+	char *cause = NULL;
+
+	if (server_reload(&cause) != 0) {
+		conn_send_error(c, m->id, LLMGATE_INVALID_REQUEST, cause);
+		free(cause);
+		return;
+	}
+	proto_enc_simple(conn_buf(c), PROTO_OK, m->id);
+	conn_send(c);
+}
+
+static void
+op_lease(struct conn *c, struct proto_msg *m)
+{
+	conn_send_error(c, m->id, LLMGATE_INVALID_REQUEST,
+	    "advisory leases are not implemented by this llmgated yet");
+}
+
+static const struct op_entry op_table[PROTO_TYPE_MAX] = {
+	[PROTO_HELLO] = { op_hello, 0 },
+	[PROTO_CALL] = { op_call, 0 },
+	[PROTO_CANCEL] = { op_cancel, 0 },
+	[PROTO_PING] = { op_ping, 0 },
+	[PROTO_STATUS] = { op_status, 0 },
+	[PROTO_METRICS] = { op_metrics, 0 },
+	[PROTO_RELOAD] = { op_reload, 1 },
+	[PROTO_ACQUIRE] = { op_lease, 0 },
+	[PROTO_REPORT] = { op_lease, 0 },
+};
+
+void
+op_dispatch(struct conn *c, struct proto_msg *m)
+{
+	const struct op_entry *op = NULL;
+	char msg[160];
+
+	if (m->type > PROTO_UNKNOWN && m->type < PROTO_TYPE_MAX)
+		op = &op_table[m->type];
+	if (!conn_hello_done(c) && m->type != PROTO_HELLO) {
+		conn_fail(c, "the first message must be hello");
+		return;
+	}
+	if (op == NULL || op->fn == NULL) {
+		snprintf(msg, sizeof msg, "unknown message type '%.64s'",
+		    m->type == PROTO_UNKNOWN && m->type_name != NULL ?
+		    m->type_name : proto_type_name(m->type));
+		conn_send_error(c, m->id, LLMGATE_INVALID_REQUEST, msg);
+		return;
+	}
+	if (op->admin && conn_uid(c) != 0 && conn_uid(c) != geteuid()) {
+		snprintf(msg, sizeof msg, "%s is for root or uid %ld only",
+		    proto_type_name(m->type), (long)geteuid());
+		conn_send_error(c, m->id, LLMGATE_PERMISSION, msg);
+		return;
+	}
+	op->fn(c, m);
+}

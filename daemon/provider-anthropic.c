@@ -1,0 +1,1184 @@
+/*
+ * provider-anthropic.c: the Anthropic Messages API adapter. Builds
+ * POST {base_url}/messages from an llmgate request, reads the reply as one
+ * JSON body or as its SSE stream, and maps Anthropic's error bodies onto
+ * llmgate's error classes (PROVIDERS.md sections 3 and 8).
+ *
+ * Structured output (req->schema) uses the portable tool trick: the schema
+ * becomes the input_schema of one reserved tool that tool_choice forces,
+ * and that tool's input comes back to the caller as reply text, never as a
+ * tool call. parse() and event() do not see the request, so the reserved
+ * tool names below are the whole convention:
+ *   llmgate_json		the schema is an object schema; the tool's input
+ *				is the reply.
+ *   llmgate_json_value	Anthropic only accepts object input schemas, so
+ *				any other schema is wrapped as the property
+ *				"value" of an object; its value is the reply.
+ * A caller's tool may not use either name.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "llmgated.h"
+
+#define ANTHROPIC_URL		"https://api.anthropic.com/v1"
+#define ANTHROPIC_VERSION	"2023-06-01"
+
+/*
+ * Anthropic requires max_tokens and has no "model maximum" default. 4096 is
+ * the largest value every current Claude model accepts (Claude 3 Haiku
+ * caps output there), so a request without one never fails for it.
+ */
+#define ANTHROPIC_MAX_TOKENS	4096
+
+#define ANTHROPIC_JSON_TOOL	"llmgate_json"
+#define ANTHROPIC_VALUE_TOOL	"llmgate_json_value"
+
+/* Whitespace, as Anthropic's blank-text checks see it. */
+#define ANTHROPIC_SPACE		" \t\r\n\f\v"
+
+/* Content blocks tracked per streamed message; more is a parse error. */
+#define ANTHROPIC_MAX_BLOCKS	256
+/* Cap on the assembled input of a wrapped (llmgate_json_value) reply. */
+#define ANTHROPIC_MAX_VALUE	(16u * 1024 * 1024)
+/* Error messages handed to the caller are cut here (bytes). */
+#define ANTHROPIC_MAX_MESSAGE	300
+
+/* What a content block index of the stream turned out to be. */
+enum anthropic_kind {
+	ANTHROPIC_SKIP = 0,	/* unknown, thinking, server tools, stopped */
+	ANTHROPIC_TEXT,
+	ANTHROPIC_TOOL,
+	ANTHROPIC_JSON,		/* llmgate_json: fragments are reply text */
+	ANTHROPIC_VALUE		/* llmgate_json_value: assembled, unwrapped */
+};
+
+struct anthropic_block {
+	enum anthropic_kind kind;
+	int tool;		/* ANTHROPIC_TOOL: the reply's tool index */
+	size_t off;		/* ANTHROPIC_JSON: its start in reply->text */
+};
+
+/*
+ * Stream state in reply->pstate. reply_free() releases it with one free(),
+ * so it is a single allocation: the value buffer is a flexible array that
+ * grows by reallocating the whole state.
+ */
+struct anthropic_stream {
+	int ntools;
+	int json_seen;
+	struct anthropic_block blocks[ANTHROPIC_MAX_BLOCKS];
+	size_t vlen;
+	size_t vcap;
+	char value[];
+};
+
+static const struct {
+	const char *reason;
+	enum llmgate_finish finish;
+} anthropic_finishes[] = {
+	{ "end_turn", LLMGATE_FINISH_STOP },
+	{ "stop_sequence", LLMGATE_FINISH_STOP },
+	{ "max_tokens", LLMGATE_FINISH_LENGTH },
+	{ "model_context_window_exceeded", LLMGATE_FINISH_LENGTH },
+	{ "tool_use", LLMGATE_FINISH_TOOL_CALLS },
+	{ "refusal", LLMGATE_FINISH_CONTENT_FILTER },
+	{ "pause_turn", LLMGATE_FINISH_OTHER },
+};
+
+static const struct {
+	const char *type;
+	enum llmgate_class cls;
+} anthropic_errors[] = {
+	{ "invalid_request_error", LLMGATE_BAD_REQUEST },
+	{ "authentication_error", LLMGATE_AUTH },
+	{ "permission_error", LLMGATE_PERMISSION },
+	{ "not_found_error", LLMGATE_NOT_FOUND },
+	{ "request_too_large", LLMGATE_CONTEXT_LENGTH },
+	{ "rate_limit_error", LLMGATE_RATE_LIMITED },
+	{ "billing_error", LLMGATE_QUOTA_EXHAUSTED },
+	{ "conflict_error", LLMGATE_SERVER_ERROR },
+	{ "api_error", LLMGATE_SERVER_ERROR },
+	{ "overloaded_error", LLMGATE_OVERLOADED },
+	{ "timeout_error", LLMGATE_TIMEOUT },
+};
+
+/* Messages of a 400 that mean the prompt does not fit (PROVIDERS.md 3.5). */
+static const char *anthropic_context_markers[] = {
+	"prompt is too long",
+	"exceed context limit",
+	"too many tokens",
+};
+
+/* Billing and spend caps: no retry helps, a fallback does. */
+static const char *anthropic_quota_markers[] = {
+	"credit balance is too low",
+	"spend limit",
+	"usage limit",
+};
+
+#ifndef nitems
+#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#endif
+
+static int	anthropic_build(struct http_req *, const struct provider_conf *,
+		    const char *, const struct llmgate_request *, char **);
+static int	anthropic_parse(struct reply *, const char *, size_t);
+static int	anthropic_event(struct reply *, const struct sse_event *);
+static void	anthropic_classify(struct reply *, uint32_t, const char *,
+		    size_t);
+
+const struct provider_type provider_anthropic = {
+	.name = "anthropic",
+	.start = http_start,
+	.stop = http_stop,
+	.build = anthropic_build,
+	.parse = anthropic_parse,
+	.event = anthropic_event,
+	.classify = anthropic_classify,
+};
+
+/* A JSON string, or NULL with a cause: jansson refuses invalid UTF-8. */
+static json_t *
+anthropic_string(const char *s, const char *what, char **cause)
+{
+	json_t *j;
+
+	if ((j = json_string(s)) == NULL)
+		xasprintf(cause, "%s is not valid UTF-8", what);
+	return j;
+}
+
+static int
+anthropic_set_string(json_t *obj, const char *key, const char *s,
+    const char *what, char **cause)
+{
+	json_t *j;
+
+	if ((j = anthropic_string(s, what, cause)) == NULL)
+		return -1;
+	json_object_set_new(obj, key, j);
+	return 0;
+}
+
+/* Parse JSON text the caller gave us; it must be an object. */
+static json_t *
+anthropic_object(const char *text, const char *what, char **cause)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	if ((j = json_loads(text, 0, &jerr)) == NULL) {
+		xasprintf(cause, "%s is not valid JSON: %s (line %d)", what,
+		    jerr.text, jerr.line);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		xasprintf(cause, "%s is not a JSON object", what);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* Anthropic refuses text blocks that are empty or only whitespace. */
+static int
+anthropic_text_block(json_t *blocks, const char *text, const char *what,
+    char **cause)
+{
+	json_t *block;
+
+	if (text == NULL || text[strspn(text, ANTHROPIC_SPACE)] == '\0')
+		return 0;
+	block = json_object();
+	json_object_set_new(block, "type", json_string("text"));
+	if (anthropic_set_string(block, "text", text, what, cause) != 0) {
+		json_decref(block);
+		return -1;
+	}
+	json_array_append_new(blocks, block);
+	return 0;
+}
+
+/* Tool arguments are JSON text; Anthropic wants the parsed object back. */
+static int
+anthropic_tool_use(json_t *blocks, const struct llmgate_tool_call *tc,
+    char **cause)
+{
+	json_t *block, *input;
+	const char *p;
+
+	if (tc->id == NULL || tc->name == NULL) {
+		xasprintf(cause, "assistant tool call without id or name");
+		return -1;
+	}
+	p = tc->arguments;
+	if (p == NULL || p[strspn(p, " \t\r\n")] == '\0')
+		input = json_object();
+	else if ((input = anthropic_object(tc->arguments,
+	    "tool call arguments", cause)) == NULL)
+		return -1;
+
+	block = json_object();
+	json_object_set_new(block, "type", json_string("tool_use"));
+	if (anthropic_set_string(block, "id", tc->id, "tool call id",
+	    cause) != 0 ||
+	    anthropic_set_string(block, "name", tc->name, "tool call name",
+	    cause) != 0) {
+		json_decref(input);
+		json_decref(block);
+		return -1;
+	}
+	json_object_set_new(block, "input", input);
+	json_array_append_new(blocks, block);
+	return 0;
+}
+
+static int
+anthropic_tool_result(json_t *blocks, const struct llmgate_message *m,
+    char **cause)
+{
+	json_t *block;
+
+	if (m->tool_call_id == NULL) {
+		xasprintf(cause, "tool message without tool_call_id");
+		return -1;
+	}
+	block = json_object();
+	json_object_set_new(block, "type", json_string("tool_result"));
+	if (anthropic_set_string(block, "tool_use_id", m->tool_call_id,
+	    "tool_call_id", cause) != 0 ||
+	    (m->content != NULL && anthropic_set_string(block, "content",
+	    m->content, "tool message content", cause) != 0)) {
+		json_decref(block);
+		return -1;
+	}
+	json_array_append_new(blocks, block);
+	return 0;
+}
+
+/*
+ * Append blocks as a turn of role. Anthropic wants user and assistant to
+ * alternate, so a turn of the same role as the last one joins it; that is
+ * also how consecutive tool results become one user turn.
+ */
+static void
+anthropic_add_turn(json_t *msgs, const char *role, json_t *blocks)
+{
+	json_t *last, *turn;
+	size_t n = json_array_size(msgs);
+
+	if (json_array_size(blocks) == 0) {
+		json_decref(blocks);
+		return;
+	}
+	if (n != 0) {
+		last = json_array_get(msgs, n - 1);
+		if (strcmp(json_string_value(json_object_get(last, "role")),
+		    role) == 0) {
+			json_array_extend(json_object_get(last, "content"),
+			    blocks);
+			json_decref(blocks);
+			return;
+		}
+	}
+	turn = json_object();
+	json_object_set_new(turn, "role", json_string(role));
+	json_object_set_new(turn, "content", blocks);
+	json_array_append_new(msgs, turn);
+}
+
+/*
+ * A final assistant turn is a prefill (how a cut stream is resumed), and
+ * Anthropic refuses one ending in whitespace with a 400.
+ */
+static void
+anthropic_trim_prefill(json_t *msgs)
+{
+	json_t *last, *content, *block;
+	const char *text;
+	size_t n = json_array_size(msgs), len;
+
+	if (n == 0)
+		return;
+	last = json_array_get(msgs, n - 1);
+	if (strcmp(json_string_value(json_object_get(last, "role")),
+	    "assistant") != 0)
+		return;
+	content = json_object_get(last, "content");
+	block = json_array_get(content, json_array_size(content) - 1);
+	if ((text = json_string_value(json_object_get(block, "text"))) == NULL)
+		return;
+	len = strlen(text);
+	while (len > 0 && strchr(ANTHROPIC_SPACE, text[len - 1]) != NULL)
+		len--;
+	/* Text blocks are never blank here, so something is left. */
+	json_object_set_new(block, "text", json_stringn(text, len));
+}
+
+/* A turn of one text block is sent as the plain string form. */
+static void
+anthropic_simplify(json_t *msgs)
+{
+	json_t *turn, *content, *block;
+	size_t i;
+
+	json_array_foreach(msgs, i, turn) {
+		content = json_object_get(turn, "content");
+		if (json_array_size(content) != 1)
+			continue;
+		block = json_array_get(content, 0);
+		if (strcmp(json_string_value(json_object_get(block, "type")),
+		    "text") != 0)
+			continue;
+		json_object_set(turn, "content", json_object_get(block,
+		    "text"));
+	}
+}
+
+static json_t *
+anthropic_messages(const struct llmgate_request *req, char **cause)
+{
+	const struct llmgate_message *m;
+	json_t *msgs, *blocks;
+	const char *role;
+	size_t i, j;
+
+	msgs = json_array();
+	for (i = 0; i < req->nmessages; i++) {
+		m = &req->messages[i];
+		blocks = json_array();
+		switch (m->role) {
+		case LLMGATE_ROLE_USER:
+			role = "user";
+			if (anthropic_text_block(blocks, m->content,
+			    "message content", cause) != 0)
+				goto fail;
+			break;
+		case LLMGATE_ROLE_ASSISTANT:
+			role = "assistant";
+			if (anthropic_text_block(blocks, m->content,
+			    "message content", cause) != 0)
+				goto fail;
+			for (j = 0; j < m->ntool_calls; j++) {
+				if (anthropic_tool_use(blocks,
+				    &m->tool_calls[j], cause) != 0)
+					goto fail;
+			}
+			break;
+		case LLMGATE_ROLE_TOOL:
+			role = "user";
+			if (anthropic_tool_result(blocks, m, cause) != 0)
+				goto fail;
+			break;
+		default:
+			xasprintf(cause, "message %zu has an unknown role", i);
+			goto fail;
+		}
+		anthropic_add_turn(msgs, role, blocks);
+	}
+	anthropic_trim_prefill(msgs);
+	if (json_array_size(msgs) == 0) {
+		xasprintf(cause, "no message with content to send");
+		json_decref(msgs);
+		return NULL;
+	}
+	anthropic_simplify(msgs);
+	return msgs;
+
+fail:
+	json_decref(blocks);
+	json_decref(msgs);
+	return NULL;
+}
+
+/* Tool inputs are always objects; a schema that says nothing says so. */
+static void
+anthropic_object_type(json_t *schema)
+{
+	if (json_object_get(schema, "type") == NULL)
+		json_object_set_new(schema, "type", json_string("object"));
+}
+
+/*
+ * The forced tool for req->schema. An object schema (or one without type
+ * but with properties) is used as it is; anything else is wrapped as the
+ * "value" property, since input_schema must have type "object".
+ */
+static int
+anthropic_schema_tool(json_t *tools, json_t **choice, const char *text,
+    char **cause)
+{
+	json_error_t jerr;
+	json_t *schema, *props, *tool, *type;
+	const char *name, *desc;
+	int wrapped;
+
+	if ((schema = json_loads(text, JSON_DECODE_ANY, &jerr)) == NULL) {
+		xasprintf(cause, "schema is not valid JSON: %s (line %d)",
+		    jerr.text, jerr.line);
+		return -1;
+	}
+	type = json_object_get(schema, "type");
+	if (json_is_string(type) &&
+	    strcmp(json_string_value(type), "object") == 0)
+		wrapped = 0;
+	else if (type == NULL &&
+	    json_object_get(schema, "properties") != NULL) {
+		anthropic_object_type(schema);
+		wrapped = 0;
+	} else {
+		props = json_object();
+		json_object_set_new(props, "value", schema);
+		schema = json_object();
+		json_object_set_new(schema, "type", json_string("object"));
+		json_object_set_new(schema, "properties", props);
+		json_object_set_new(schema, "required", json_pack("[s]",
+		    "value"));
+		wrapped = 1;
+	}
+	if (wrapped) {
+		name = ANTHROPIC_VALUE_TOOL;
+		desc = "Reply by calling this tool once, with the complete "
+		    "answer as \"value\".";
+	} else {
+		name = ANTHROPIC_JSON_TOOL;
+		desc = "Reply by calling this tool once; its input is the "
+		    "complete answer.";
+	}
+	tool = json_object();
+	json_object_set_new(tool, "name", json_string(name));
+	json_object_set_new(tool, "description", json_string(desc));
+	json_object_set_new(tool, "input_schema", schema);
+	json_array_append_new(tools, tool);
+	*choice = json_pack("{s:s, s:s}", "type", "tool", "name", name);
+	return 0;
+}
+
+static int
+anthropic_tools(json_t *root, const struct llmgate_request *req,
+    char **cause)
+{
+	const struct llmgate_tool *t;
+	json_t *tools, *tool, *schema, *choice = NULL;
+	size_t i;
+
+	if (req->ntools == 0 && req->schema == NULL)
+		return 0;
+	tools = json_array();
+	for (i = 0; i < req->ntools; i++) {
+		t = &req->tools[i];
+		if (t->name == NULL) {
+			xasprintf(cause, "tool %zu has no name", i);
+			goto fail;
+		}
+		if (strcmp(t->name, ANTHROPIC_JSON_TOOL) == 0 ||
+		    strcmp(t->name, ANTHROPIC_VALUE_TOOL) == 0) {
+			xasprintf(cause, "tool name %s is reserved", t->name);
+			goto fail;
+		}
+		if (t->parameters == NULL)
+			schema = json_object();
+		else if ((schema = anthropic_object(t->parameters,
+		    "tool parameters", cause)) == NULL)
+			goto fail;
+		anthropic_object_type(schema);
+		tool = json_object();
+		json_array_append_new(tools, tool);
+		if (anthropic_set_string(tool, "name", t->name, "tool name",
+		    cause) != 0 || (t->description != NULL &&
+		    anthropic_set_string(tool, "description", t->description,
+		    "tool description", cause) != 0)) {
+			json_decref(schema);
+			goto fail;
+		}
+		json_object_set_new(tool, "input_schema", schema);
+	}
+	if (req->schema != NULL &&
+	    anthropic_schema_tool(tools, &choice, req->schema, cause) != 0)
+		goto fail;
+	json_object_set_new(root, "tools", tools);
+	if (choice != NULL)
+		json_object_set_new(root, "tool_choice", choice);
+	return 0;
+
+fail:
+	json_decref(tools);
+	return -1;
+}
+
+static int
+anthropic_build(struct http_req *hr, const struct provider_conf *prov,
+    const char *model, const struct llmgate_request *req, char **cause)
+{
+	json_t *root, *msgs, *stop;
+	const char *base;
+	char *body, *hdr;
+	double temp;
+	size_t i, len;
+
+	root = json_object();
+	if (anthropic_set_string(root, "model", model, "model", cause) != 0)
+		goto fail;
+	json_object_set_new(root, "max_tokens", json_integer(
+	    (req->has & LLMGATE_HAS_MAX_TOKENS) ? req->max_tokens :
+	    ANTHROPIC_MAX_TOKENS));
+	if (req->system != NULL && *req->system != '\0' &&
+	    anthropic_set_string(root, "system", req->system, "system prompt",
+	    cause) != 0)
+		goto fail;
+	if ((msgs = anthropic_messages(req, cause)) == NULL)
+		goto fail;
+	json_object_set_new(root, "messages", msgs);
+	if (anthropic_tools(root, req, cause) != 0)
+		goto fail;
+
+	/*
+	 * Anthropic's temperature range is 0-1 where OpenAI's is 0-2; clamp,
+	 * so a chain that falls back here does not end in a 400.
+	 */
+	if (req->has & LLMGATE_HAS_TEMPERATURE) {
+		temp = req->temperature;
+		if (temp > 1.0)
+			temp = 1.0;
+		if (temp < 0.0)
+			temp = 0.0;
+		json_object_set_new(root, "temperature", json_real(temp));
+	}
+	if (req->has & LLMGATE_HAS_TOP_P)
+		json_object_set_new(root, "top_p", json_real(req->top_p));
+	/* LLMGATE_HAS_SEED: Anthropic has no seed; it is dropped. */
+	if (req->nstop != 0) {
+		stop = json_array();
+		json_object_set_new(root, "stop_sequences", stop);
+		for (i = 0; i < req->nstop; i++) {
+			if (json_array_append_new(stop, anthropic_string(
+			    req->stop[i], "stop sequence", cause)) != 0)
+				goto fail;
+		}
+	}
+	if (req->stream)
+		json_object_set_new(root, "stream", json_true());
+
+	body = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	if (body == NULL) {
+		xasprintf(cause, "cannot encode the request");
+		return -1;
+	}
+
+	base = prov->base_url != NULL ? prov->base_url : ANTHROPIC_URL;
+	len = strlen(base);
+	while (len > 0 && base[len - 1] == '/')
+		len--;
+	xasprintf(&hr->url, "%.*s/messages", (int)len, base);
+	hr->body = body;
+	hr->body_len = strlen(body);
+	hr->headers = curl_slist_append(NULL,
+	    "Content-Type: application/json");
+	if (prov->api_key != NULL && *prov->api_key != '\0') {
+		xasprintf(&hdr, "x-api-key: %s", prov->api_key);
+		hr->headers = curl_slist_append(hr->headers, hdr);
+		free(hdr);
+	}
+	hr->headers = curl_slist_append(hr->headers,
+	    "anthropic-version: " ANTHROPIC_VERSION);
+	if (req->stream)
+		hr->headers = curl_slist_append(hr->headers,
+		    "Accept: text/event-stream");
+	return 0;
+
+fail:
+	json_decref(root);
+	return -1;
+}
+
+/* Case-insensitive substring search, for error message markers. */
+static int
+anthropic_contains(const char *s, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *s != '\0'; s++) {
+		if (strncasecmp(s, needle, n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+anthropic_marked(const char *msg, const char **markers, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (anthropic_contains(msg, markers[i]))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The class for an Anthropic error object: message markers first (they
+ * say more than the type), then the type, then the HTTP status. A stream
+ * error arrives with status 200, so an unknown type there is a server one.
+ */
+static enum llmgate_class
+anthropic_error_class(const char *type, const char *msg, uint32_t status)
+{
+	size_t i;
+
+	if (type == NULL)
+		type = "";
+	if (msg == NULL)
+		msg = "";
+	if (strcmp(type, "invalid_request_error") == 0 &&
+	    anthropic_marked(msg, anthropic_context_markers,
+	    nitems(anthropic_context_markers)))
+		return LLMGATE_CONTEXT_LENGTH;
+	if ((strcmp(type, "invalid_request_error") == 0 ||
+	    strcmp(type, "rate_limit_error") == 0 ||
+	    strcmp(type, "permission_error") == 0) &&
+	    anthropic_marked(msg, anthropic_quota_markers,
+	    nitems(anthropic_quota_markers)))
+		return LLMGATE_QUOTA_EXHAUSTED;
+	for (i = 0; i < nitems(anthropic_errors); i++) {
+		if (strcmp(type, anthropic_errors[i].type) == 0)
+			return anthropic_errors[i].cls;
+	}
+	if (status < 400)
+		return LLMGATE_SERVER_ERROR;
+	return reply_class_for_status(status);
+}
+
+/* Record an error with its message cut short, on a UTF-8 boundary. */
+static void
+anthropic_error(struct reply *r, enum llmgate_class cls, uint32_t status,
+    const char *msg)
+{
+	size_t len = strlen(msg);
+	int cut = 0;
+
+	if (len > ANTHROPIC_MAX_MESSAGE) {
+		len = ANTHROPIC_MAX_MESSAGE;
+		while (len > 0 && ((unsigned char)msg[len] & 0xc0) == 0x80)
+			len--;
+		cut = 1;
+	}
+	reply_error(r, cls, status, "%.*s%s", (int)len, msg, cut ? "..." : "");
+}
+
+/* An {"type":"error","error":{type,message}} object, body or event. */
+static void
+anthropic_error_object(struct reply *r, json_t *err, uint32_t status)
+{
+	const char *type, *msg;
+
+	type = json_string_value(json_object_get(err, "type"));
+	msg = json_string_value(json_object_get(err, "message"));
+	if (msg == NULL || *msg == '\0')
+		msg = type != NULL ? type : "error without a message";
+	anthropic_error(r, anthropic_error_class(type, msg, status), status,
+	    msg);
+}
+
+static void
+anthropic_classify(struct reply *r, uint32_t status, const char *body,
+    size_t len)
+{
+	enum llmgate_class cls;
+	json_t *root = NULL, *err;
+	char msg[32];
+
+	if (body != NULL && len != 0)
+		root = json_loadb(body, len, 0, NULL);
+	err = json_object_get(root, "error");
+	if (json_is_object(err)) {
+		anthropic_error_object(r, err, status);
+		json_decref(root);
+		return;
+	}
+
+	/* Gateways (Cloudflare, proxies) answer with HTML or nothing. */
+	if ((cls = reply_class_for_status(status)) == LLMGATE_OK)
+		cls = LLMGATE_SERVER_ERROR;
+	if (json_is_string(err) && *json_string_value(err) != '\0')
+		anthropic_error(r, cls, status, json_string_value(err));
+	else {
+		snprintf(msg, sizeof msg, "HTTP %u", status);
+		anthropic_error(r, cls, status, msg);
+	}
+	json_decref(root);
+}
+
+static void
+anthropic_usage(struct reply *r, json_t *usage)
+{
+	json_t *in, *out;
+	json_int_t n;
+
+	/* input_tokens is only the uncached part; cache counts add to it. */
+	in = json_object_get(usage, "input_tokens");
+	if (json_is_integer(in) && json_integer_value(in) >= 0) {
+		n = json_integer_value(in);
+		in = json_object_get(usage, "cache_creation_input_tokens");
+		if (json_is_integer(in) && json_integer_value(in) > 0)
+			n += json_integer_value(in);
+		in = json_object_get(usage, "cache_read_input_tokens");
+		if (json_is_integer(in) && json_integer_value(in) > 0)
+			n += json_integer_value(in);
+		r->input_tokens = (uint64_t)n;
+	}
+	out = json_object_get(usage, "output_tokens");
+	if (json_is_integer(out) && json_integer_value(out) >= 0)
+		r->output_tokens = (uint64_t)json_integer_value(out);
+}
+
+/*
+ * Map stop_reason. A tool_use stop caused only by the forced schema tool
+ * is an ordinary stop to the caller, who sees text. A refusal is an error
+ * class too, with any partial text kept.
+ */
+static void
+anthropic_stop(struct reply *r, const char *reason, json_t *details,
+    int json_only)
+{
+	enum llmgate_finish finish = LLMGATE_FINISH_OTHER;
+	const char *category;
+	size_t i;
+
+	if (reason == NULL)
+		return;
+	for (i = 0; i < nitems(anthropic_finishes); i++) {
+		if (strcmp(reason, anthropic_finishes[i].reason) == 0) {
+			finish = anthropic_finishes[i].finish;
+			break;
+		}
+	}
+	if (finish == LLMGATE_FINISH_TOOL_CALLS && json_only)
+		finish = LLMGATE_FINISH_STOP;
+	r->finish = finish;
+	if (finish != LLMGATE_FINISH_CONTENT_FILTER)
+		return;
+	category = json_string_value(json_object_get(details, "category"));
+	if (category != NULL)
+		reply_error(r, LLMGATE_CONTENT_FILTER, 0,
+		    "refused by the model (%s)", category);
+	else
+		reply_error(r, LLMGATE_CONTENT_FILTER, 0,
+		    "refused by the model");
+}
+
+/* The reply text a schema tool's input stands for; NULL if it has none. */
+static char *
+anthropic_json_text(json_t *input, int wrapped)
+{
+	if (wrapped && (input = json_object_get(input, "value")) == NULL)
+		return NULL;
+	return json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static int
+anthropic_parse(struct reply *r, const char *body, size_t len)
+{
+	json_t *root, *content, *block, *input;
+	const char *type, *name, *text;
+	json_error_t jerr;
+	char *s;
+	size_t i;
+	int ntools = 0, json_seen = 0;
+
+	if ((root = json_loadb(body, len, 0, &jerr)) == NULL) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "response is not JSON: %s", jerr.text);
+		return -1;
+	}
+	if (json_is_object(json_object_get(root, "error"))) {
+		anthropic_error_object(r, json_object_get(root, "error"),
+		    r->status);
+		goto fail;
+	}
+	content = json_object_get(root, "content");
+	if (!json_is_array(content)) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "response has no content array");
+		goto fail;
+	}
+
+	json_array_foreach(content, i, block) {
+		type = json_string_value(json_object_get(block, "type"));
+		if (type == NULL)
+			continue;
+		if (strcmp(type, "text") == 0) {
+			text = json_string_value(json_object_get(block,
+			    "text"));
+			if (text != NULL)
+				reply_text(r, text, strlen(text));
+			continue;
+		}
+		/* thinking, server tools and new types are not shown. */
+		if (strcmp(type, "tool_use") != 0)
+			continue;
+
+		name = json_string_value(json_object_get(block, "name"));
+		if (name == NULL) {
+			reply_error(r, LLMGATE_PARSE_ERROR, 0,
+			    "tool_use block without a name");
+			goto fail;
+		}
+		/* A missing input is an empty one. */
+		input = json_object_get(block, "input");
+		if (strcmp(name, ANTHROPIC_JSON_TOOL) == 0 ||
+		    strcmp(name, ANTHROPIC_VALUE_TOOL) == 0) {
+			json_seen = 1;
+			if (input == NULL)
+				s = xstrdup("{}");
+			else
+				s = anthropic_json_text(input, strcmp(name,
+				    ANTHROPIC_VALUE_TOOL) == 0);
+			if (s == NULL) {
+				reply_error(r, LLMGATE_PARSE_ERROR, 0,
+				    "%s input without a value", name);
+				goto fail;
+			}
+			reply_text(r, s, strlen(s));
+		} else {
+			if (input == NULL)
+				s = xstrdup("{}");
+			else
+				s = json_dumps(input, JSON_COMPACT |
+				    JSON_ENCODE_ANY);
+			reply_tool_delta(r, ntools++, json_string_value(
+			    json_object_get(block, "id")), name, s, strlen(s));
+		}
+		free(s);
+	}
+
+	anthropic_usage(r, json_object_get(root, "usage"));
+	anthropic_stop(r, json_string_value(json_object_get(root,
+	    "stop_reason")), json_object_get(root, "stop_details"),
+	    ntools == 0 && json_seen);
+	if (r->finish == LLMGATE_FINISH_NONE)
+		r->finish = LLMGATE_FINISH_OTHER;
+	r->done = 1;
+	json_decref(root);
+	return 0;
+
+fail:
+	json_decref(root);
+	return -1;
+}
+
+static struct anthropic_stream *
+anthropic_stream_get(struct reply *r)
+{
+	if (r->pstate == NULL)
+		r->pstate = xcalloc(1, sizeof (struct anthropic_stream));
+	return r->pstate;
+}
+
+/* The block an event's "index" names, or NULL after a parse error. */
+static struct anthropic_block *
+anthropic_block(struct reply *r, struct anthropic_stream *st, json_t *ev)
+{
+	json_t *jidx = json_object_get(ev, "index");
+	json_int_t i;
+
+	if (!json_is_integer(jidx)) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "content block event without an index");
+		return NULL;
+	}
+	i = json_integer_value(jidx);
+	if (i < 0 || i >= ANTHROPIC_MAX_BLOCKS) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "content block index %lld out of range", (long long)i);
+		return NULL;
+	}
+	return &st->blocks[i];
+}
+
+static int
+anthropic_ev_message_start(struct reply *r, json_t *ev)
+{
+	json_t *msg = json_object_get(ev, "message");
+
+	anthropic_usage(r, json_object_get(msg, "usage"));
+	return 0;
+}
+
+static int
+anthropic_ev_block_start(struct reply *r, json_t *ev)
+{
+	struct anthropic_stream *st = anthropic_stream_get(r);
+	struct anthropic_block *b;
+	json_t *cb;
+	const char *type, *name, *text;
+
+	if ((b = anthropic_block(r, st, ev)) == NULL)
+		return -1;
+	cb = json_object_get(ev, "content_block");
+	type = json_string_value(json_object_get(cb, "type"));
+	memset(b, 0, sizeof *b);
+	if (type == NULL)
+		return 0;
+	if (strcmp(type, "text") == 0) {
+		b->kind = ANTHROPIC_TEXT;
+		text = json_string_value(json_object_get(cb, "text"));
+		if (text != NULL)
+			reply_text(r, text, strlen(text));
+		return 0;
+	}
+	if (strcmp(type, "tool_use") != 0)
+		return 0;
+
+	name = json_string_value(json_object_get(cb, "name"));
+	if (name == NULL) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "tool_use block without a name");
+		return -1;
+	}
+	if (strcmp(name, ANTHROPIC_JSON_TOOL) == 0) {
+		b->kind = ANTHROPIC_JSON;
+		b->off = r->text.len;
+		st->json_seen = 1;
+	} else if (strcmp(name, ANTHROPIC_VALUE_TOOL) == 0) {
+		b->kind = ANTHROPIC_VALUE;
+		st->vlen = 0;
+		st->json_seen = 1;
+	} else {
+		b->kind = ANTHROPIC_TOOL;
+		b->tool = st->ntools++;
+		reply_tool_delta(r, b->tool, json_string_value(
+		    json_object_get(cb, "id")), name, NULL, 0);
+	}
+	return 0;
+}
+
+/* Assemble a wrapped value's input; it is only usable once complete. */
+static int
+anthropic_value_add(struct reply *r, const char *s, size_t len)
+{
+	struct anthropic_stream *st = r->pstate;
+	size_t cap;
+
+	if (len > ANTHROPIC_MAX_VALUE - st->vlen) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "structured reply larger than %u bytes",
+		    ANTHROPIC_MAX_VALUE);
+		return -1;
+	}
+	if (st->vlen + len + 1 > st->vcap) {
+		cap = st->vcap != 0 ? st->vcap : 1024;
+		while (cap < st->vlen + len + 1)
+			cap *= 2;
+		st = xreallocarray(st, 1, sizeof *st + cap);
+		st->vcap = cap;
+		r->pstate = st;
+	}
+	memcpy(st->value + st->vlen, s, len);
+	st->vlen += len;
+	st->value[st->vlen] = '\0';
+	return 0;
+}
+
+static int
+anthropic_ev_block_delta(struct reply *r, json_t *ev)
+{
+	struct anthropic_stream *st = anthropic_stream_get(r);
+	struct anthropic_block *b;
+	json_t *delta, *js;
+	const char *type, *s;
+	size_t len;
+
+	if ((b = anthropic_block(r, st, ev)) == NULL)
+		return -1;
+	delta = json_object_get(ev, "delta");
+	type = json_string_value(json_object_get(delta, "type"));
+	if (type == NULL)
+		return 0;
+	if (strcmp(type, "text_delta") == 0) {
+		js = json_object_get(delta, "text");
+		if (b->kind == ANTHROPIC_TEXT)
+			reply_text(r, json_string_value(js),
+			    json_string_length(js));
+		return 0;
+	}
+	if (strcmp(type, "input_json_delta") != 0)
+		return 0;	/* thinking, signature, citations */
+	js = json_object_get(delta, "partial_json");
+	if ((len = json_string_length(js)) == 0)
+		return 0;	/* the first fragment is often "" */
+	s = json_string_value(js);
+	switch (b->kind) {
+	case ANTHROPIC_TOOL:
+		reply_tool_delta(r, b->tool, NULL, NULL, s, len);
+		break;
+	case ANTHROPIC_JSON:
+		reply_text(r, s, len);
+		break;
+	case ANTHROPIC_VALUE:
+		return anthropic_value_add(r, s, len);
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* JSON text assembled from fragments must parse; "" stands for {}. */
+static int
+anthropic_check_json(struct reply *r, const char *s, size_t len,
+    const char *what)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	if ((j = json_loadb(s, len, JSON_DECODE_ANY, &jerr)) == NULL) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "%s is not valid JSON: %s", what, jerr.text);
+		return -1;
+	}
+	json_decref(j);
+	return 0;
+}
+
+static int
+anthropic_ev_block_stop(struct reply *r, json_t *ev)
+{
+	struct anthropic_stream *st = anthropic_stream_get(r);
+	struct anthropic_block *b;
+	struct reply_tool *t;
+	json_t *input;
+	char *s;
+	int rc = 0;
+
+	if ((b = anthropic_block(r, st, ev)) == NULL)
+		return -1;
+	switch (b->kind) {
+	case ANTHROPIC_TOOL:
+		t = reply_tool(r, b->tool);
+		if (t->args.len == 0)
+			reply_tool_delta(r, b->tool, NULL, NULL, "{}", 2);
+		else
+			rc = anthropic_check_json(r, t->args.data,
+			    t->args.len, "tool arguments");
+		break;
+	case ANTHROPIC_JSON:
+		if (r->text.len == b->off)
+			reply_text(r, "{}", 2);
+		else
+			rc = anthropic_check_json(r, r->text.data + b->off,
+			    r->text.len - b->off, "structured reply");
+		break;
+	case ANTHROPIC_VALUE:
+		input = json_loadb(st->value, st->vlen, 0, NULL);
+		if ((s = anthropic_json_text(input, 1)) == NULL) {
+			reply_error(r, LLMGATE_PARSE_ERROR, 0,
+			    "structured reply is not JSON with a value");
+			rc = -1;
+		} else {
+			reply_text(r, s, strlen(s));
+			free(s);
+		}
+		json_decref(input);
+		st->vlen = 0;
+		break;
+	default:
+		break;
+	}
+	b->kind = ANTHROPIC_SKIP;
+	return rc;
+}
+
+static int
+anthropic_ev_message_delta(struct reply *r, json_t *ev)
+{
+	struct anthropic_stream *st = anthropic_stream_get(r);
+	json_t *delta = json_object_get(ev, "delta");
+
+	anthropic_stop(r, json_string_value(json_object_get(delta,
+	    "stop_reason")), json_object_get(delta, "stop_details"),
+	    st->ntools == 0 && st->json_seen);
+	anthropic_usage(r, json_object_get(ev, "usage"));
+	return 0;
+}
+
+static int
+anthropic_ev_message_stop(struct reply *r, json_t *ev)
+{
+	r->done = 1;
+	return 0;
+}
+
+/* A 200 stream that failed: classify by error.type (PROVIDERS.md 3.4). */
+static int
+anthropic_ev_error(struct reply *r, json_t *ev)
+{
+	json_t *err = json_object_get(ev, "error");
+
+	if (json_is_object(err))
+		anthropic_error_object(r, err, 0);
+	else
+		reply_error(r, LLMGATE_SERVER_ERROR, 0, "stream error event");
+	return -1;
+}
+
+/* Events by name; a NULL handler marks a known event that is ignored. */
+static const struct {
+	const char *name;
+	int (*fn)(struct reply *, json_t *);
+} anthropic_events[] = {
+	{ "message_start", anthropic_ev_message_start },
+	{ "content_block_start", anthropic_ev_block_start },
+	{ "content_block_delta", anthropic_ev_block_delta },
+	{ "content_block_stop", anthropic_ev_block_stop },
+	{ "message_delta", anthropic_ev_message_delta },
+	{ "message_stop", anthropic_ev_message_stop },
+	{ "error", anthropic_ev_error },
+	{ "ping", NULL },
+};
+
+static int
+anthropic_event(struct reply *r, const struct sse_event *sev)
+{
+	json_error_t jerr;
+	json_t *ev;
+	const char *name;
+	size_t i;
+	int rc;
+
+	/* A proxy may drop event: lines; the JSON type says the same. */
+	ev = json_loadb(sev->data, sev->len, 0, &jerr);
+	if (sev->error_field)
+		name = "error";
+	else if (sev->event != NULL)
+		name = sev->event;
+	else if ((name = json_string_value(json_object_get(ev,
+	    "type"))) == NULL) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "event without a name or a JSON type");
+		json_decref(ev);
+		return -1;
+	}
+
+	for (i = 0; i < nitems(anthropic_events); i++) {
+		if (strcmp(name, anthropic_events[i].name) == 0)
+			break;
+	}
+	if (i == nitems(anthropic_events) || anthropic_events[i].fn == NULL) {
+		json_decref(ev);
+		return 0;
+	}
+	if (!json_is_object(ev)) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "%s event is not a JSON object: %s", name,
+		    ev == NULL ? jerr.text : "wrong type");
+		json_decref(ev);
+		return -1;
+	}
+	rc = anthropic_events[i].fn(r, ev);
+	json_decref(ev);
+	return rc;
+}

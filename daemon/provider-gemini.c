@@ -1,0 +1,899 @@
+/*
+ * provider-gemini.c: the Google Gemini API (generativelanguage v1beta with
+ * an API key). Builds generateContent requests, reads whole bodies and
+ * alt=sse streams into a reply, and maps google.rpc.Status errors onto
+ * llmgate's classes (PROVIDERS.md sections 4 and 8).
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "llmgated.h"
+
+#ifndef nitems
+#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#endif
+
+#define GEMINI_BASE_URL "https://generativelanguage.googleapis.com/v1beta"
+
+/*
+ * jansson's default 17 digits print 0.3 as 0.29999999999999999; 15 digits
+ * keep every value a person or a model writes as it was written.
+ */
+#define GEMINI_DUMP (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+/* Provider messages can be long; attempts and logs keep this much. */
+#define GEMINI_MSG_MAX 300
+
+/* Stream state: tool calls arrive whole, one per part, across chunks. */
+struct gemini_state {
+	int ncalls;		/* functionCall parts seen: the next index */
+};
+
+struct gemini_finish_map {
+	const char *name;
+	enum llmgate_finish finish;
+	enum llmgate_class cls;
+};
+
+/* Unknown reasons are "other" (rule zero); STOP becomes tool_calls below. */
+static const struct gemini_finish_map gemini_finishes[] = {
+	{ "STOP", LLMGATE_FINISH_STOP, LLMGATE_OK },
+	{ "MAX_TOKENS", LLMGATE_FINISH_LENGTH, LLMGATE_OK },
+	{ "SAFETY", LLMGATE_FINISH_CONTENT_FILTER, LLMGATE_CONTENT_FILTER },
+	{ "RECITATION", LLMGATE_FINISH_CONTENT_FILTER, LLMGATE_CONTENT_FILTER },
+	{ "BLOCKLIST", LLMGATE_FINISH_CONTENT_FILTER, LLMGATE_CONTENT_FILTER },
+	{ "PROHIBITED_CONTENT", LLMGATE_FINISH_CONTENT_FILTER,
+	    LLMGATE_CONTENT_FILTER },
+	{ "SPII", LLMGATE_FINISH_CONTENT_FILTER, LLMGATE_CONTENT_FILTER },
+	{ "IMAGE_SAFETY", LLMGATE_FINISH_CONTENT_FILTER,
+	    LLMGATE_CONTENT_FILTER },
+	{ "IMAGE_PROHIBITED_CONTENT", LLMGATE_FINISH_CONTENT_FILTER,
+	    LLMGATE_CONTENT_FILTER },
+	{ "IMAGE_RECITATION", LLMGATE_FINISH_CONTENT_FILTER,
+	    LLMGATE_CONTENT_FILTER },
+	{ "MALFORMED_FUNCTION_CALL", LLMGATE_FINISH_OTHER,
+	    LLMGATE_PARSE_ERROR },
+	{ "UNEXPECTED_TOOL_CALL", LLMGATE_FINISH_OTHER, LLMGATE_PARSE_ERROR },
+};
+
+struct gemini_status_map {
+	const char *name;
+	enum llmgate_class cls;
+};
+
+/* google.rpc.Code names, after the specific markers have been looked for. */
+static const struct gemini_status_map gemini_statuses[] = {
+	{ "INVALID_ARGUMENT", LLMGATE_BAD_REQUEST },
+	{ "FAILED_PRECONDITION", LLMGATE_BAD_REQUEST },
+	{ "OUT_OF_RANGE", LLMGATE_BAD_REQUEST },
+	{ "UNIMPLEMENTED", LLMGATE_BAD_REQUEST },
+	{ "UNAUTHENTICATED", LLMGATE_AUTH },
+	{ "PERMISSION_DENIED", LLMGATE_PERMISSION },
+	{ "NOT_FOUND", LLMGATE_NOT_FOUND },
+	{ "RESOURCE_EXHAUSTED", LLMGATE_RATE_LIMITED },
+	{ "UNAVAILABLE", LLMGATE_OVERLOADED },
+	{ "INTERNAL", LLMGATE_SERVER_ERROR },
+	{ "UNKNOWN", LLMGATE_SERVER_ERROR },
+	{ "DATA_LOSS", LLMGATE_SERVER_ERROR },
+	{ "ABORTED", LLMGATE_SERVER_ERROR },
+	{ "DEADLINE_EXCEEDED", LLMGATE_TIMEOUT },
+	{ "CANCELLED", LLMGATE_CANCELLED },
+};
+
+/* What the details of one google.rpc.Status told us. */
+struct gemini_details {
+	int key_invalid;	/* ErrorInfo reason API_KEY_INVALID */
+	int per_day;		/* a QuotaFailure on a per-day quota */
+	int zero_quota;		/* a quota of 0: the tier has no access */
+	int64_t retry_ms;	/* RetryInfo.retryDelay, -1 when none */
+};
+
+/* Case-insensitive substring test: provider wording varies in case. */
+static int
+gemini_has(const char *s, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *s != '\0'; s++) {
+		if (strncasecmp(s, needle, n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* json_string() refuses invalid UTF-8, which is the caller's input error. */
+static json_t *
+gemini_str(const char *s, const char *what, char **cause)
+{
+	json_t *j;
+
+	if ((j = json_string(s != NULL ? s : "")) == NULL)
+		xasprintf(cause, "%s: not valid UTF-8", what);
+	return j;
+}
+
+/*
+ * Caller JSON that Gemini takes as a Struct (function args, parameters,
+ * schema) must be an object. Blank text means an empty object only where
+ * the caller says so (empty_ok), as for a call without arguments.
+ */
+static json_t *
+gemini_object(const char *text, int empty_ok, const char *what,
+    char **cause)
+{
+	json_error_t error;
+	json_t *j;
+
+	if (empty_ok &&
+	    (text == NULL || text[strspn(text, " \t\r\n")] == '\0'))
+		return json_object();
+	if ((j = json_loads(text != NULL ? text : "", 0, &error)) == NULL) {
+		xasprintf(cause, "%s: invalid JSON: %s", what, error.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		xasprintf(cause, "%s: not a JSON object", what);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* A text part, or NULL (with cause) when the text is not UTF-8. */
+static json_t *
+gemini_text_part(const char *s, const char *what, char **cause)
+{
+	json_t *j;
+
+	if ((j = gemini_str(s, what, cause)) == NULL)
+		return NULL;
+	return json_pack("{s:o}", "text", j);
+}
+
+/*
+ * Gemini wants user and model turns to alternate, and tool results travel
+ * as user turns, so a turn with the same role as the last one is merged
+ * into it. A turn without parts is dropped: Gemini rejects empty ones.
+ */
+static void
+gemini_add_turn(json_t *contents, const char *role, json_t *parts)
+{
+	json_t *last, *lparts;
+	const char *lrole;
+	size_t n;
+
+	if (json_array_size(parts) == 0) {
+		json_decref(parts);
+		return;
+	}
+	if ((n = json_array_size(contents)) != 0) {
+		last = json_array_get(contents, n - 1);
+		lrole = json_string_value(json_object_get(last, "role"));
+		if (lrole != NULL && strcmp(lrole, role) == 0) {
+			lparts = json_object_get(last, "parts");
+			json_array_extend(lparts, parts);
+			json_decref(parts);
+			return;
+		}
+	}
+	json_array_append_new(contents,
+	    json_pack("{s:s, s:o}", "role", role, "parts", parts));
+}
+
+/*
+ * A functionResponse needs the function's name. The tool message may
+ * carry it; otherwise it is the name of the earlier call it answers.
+ */
+static const char *
+gemini_tool_name(const struct llmgate_request *req, size_t at)
+{
+	const struct llmgate_message *m = &req->messages[at], *am;
+	size_t i, j;
+
+	if (m->name != NULL && *m->name != '\0')
+		return m->name;
+	if (m->tool_call_id == NULL)
+		return NULL;
+	for (i = at; i-- > 0;) {
+		am = &req->messages[i];
+		if (am->role != LLMGATE_ROLE_ASSISTANT)
+			continue;
+		for (j = 0; j < am->ntool_calls; j++) {
+			if (am->tool_calls[j].id != NULL &&
+			    strcmp(am->tool_calls[j].id, m->tool_call_id) == 0)
+				return am->tool_calls[j].name;
+		}
+	}
+	return NULL;
+}
+
+/* functionResponse.response must be an object: wrap anything else. */
+static json_t *
+gemini_tool_result(const char *content, char **cause)
+{
+	json_t *j;
+
+	if (content != NULL && (j = json_loads(content, 0, NULL)) != NULL) {
+		if (json_is_object(j))
+			return j;
+		json_decref(j);
+	}
+	if ((j = gemini_str(content, "tool result", cause)) == NULL)
+		return NULL;
+	return json_pack("{s:o}", "result", j);
+}
+
+/* The parts of one message, in Gemini's shape; NULL with cause. */
+static json_t *
+gemini_parts(const struct llmgate_request *req, size_t at, char **cause)
+{
+	const struct llmgate_message *m = &req->messages[at];
+	const struct llmgate_tool_call *tc;
+	json_t *parts, *part, *args, *resp, *name;
+	const char *fname;
+	size_t i;
+
+	parts = json_array();
+	if (m->role == LLMGATE_ROLE_TOOL) {
+		if ((fname = gemini_tool_name(req, at)) == NULL) {
+			xasprintf(cause, "message %zu: tool result without a "
+			    "function name", at);
+			goto fail;
+		}
+		if ((name = gemini_str(fname, "tool name", cause)) == NULL)
+			goto fail;
+		if ((resp = gemini_tool_result(m->content, cause)) == NULL) {
+			json_decref(name);
+			goto fail;
+		}
+		json_array_append_new(parts, json_pack("{s:{s:o, s:o}}",
+		    "functionResponse", "name", name, "response", resp));
+		return parts;
+	}
+
+	if (m->content != NULL && *m->content != '\0') {
+		if ((part = gemini_text_part(m->content, "message text",
+		    cause)) == NULL)
+			goto fail;
+		json_array_append_new(parts, part);
+	}
+	if (m->role != LLMGATE_ROLE_ASSISTANT)
+		return parts;
+	for (i = 0; i < m->ntool_calls; i++) {
+		tc = &m->tool_calls[i];
+		if ((name = gemini_str(tc->name, "tool call name",
+		    cause)) == NULL)
+			goto fail;
+		if ((args = gemini_object(tc->arguments, 1,
+		    "tool call arguments", cause)) == NULL) {
+			json_decref(name);
+			goto fail;
+		}
+		json_array_append_new(parts, json_pack("{s:{s:o, s:o}}",
+		    "functionCall", "name", name, "args", args));
+	}
+	return parts;
+
+fail:
+	json_decref(parts);
+	return NULL;
+}
+
+static json_t *
+gemini_contents(const struct llmgate_request *req, char **cause)
+{
+	json_t *contents, *parts;
+	const char *role;
+	size_t i;
+
+	contents = json_array();
+	for (i = 0; i < req->nmessages; i++) {
+		if ((parts = gemini_parts(req, i, cause)) == NULL) {
+			json_decref(contents);
+			return NULL;
+		}
+		role = req->messages[i].role == LLMGATE_ROLE_ASSISTANT ?
+		    "model" : "user";
+		gemini_add_turn(contents, role, parts);
+	}
+	if (json_array_size(contents) == 0) {
+		xasprintf(cause, "no message to send");
+		json_decref(contents);
+		return NULL;
+	}
+	return contents;
+}
+
+static json_t *
+gemini_tools(const struct llmgate_request *req, char **cause)
+{
+	const struct llmgate_tool *t;
+	json_t *decls, *decl, *j;
+	size_t i;
+
+	decls = json_array();
+	for (i = 0; i < req->ntools; i++) {
+		t = &req->tools[i];
+		decl = json_object();
+		json_array_append_new(decls, decl);
+		if ((j = gemini_str(t->name, "tool name", cause)) == NULL)
+			goto fail;
+		json_object_set_new(decl, "name", j);
+		if (t->description != NULL) {
+			if ((j = gemini_str(t->description,
+			    "tool description", cause)) == NULL)
+				goto fail;
+			json_object_set_new(decl, "description", j);
+		}
+		if (t->parameters != NULL) {
+			if ((j = gemini_object(t->parameters, 0,
+			    "tool parameters", cause)) == NULL)
+				goto fail;
+			json_object_set_new(decl, "parameters", j);
+		}
+	}
+	return json_pack("[{s:o}]", "functionDeclarations", decls);
+
+fail:
+	json_decref(decls);
+	return NULL;
+}
+
+/* generationConfig; an empty object when nothing is set. */
+static json_t *
+gemini_config(const struct llmgate_request *req, char **cause)
+{
+	json_t *gc, *stop, *j;
+	size_t i;
+
+	gc = json_object();
+	if (req->has & LLMGATE_HAS_MAX_TOKENS)
+		json_object_set_new(gc, "maxOutputTokens",
+		    json_integer(req->max_tokens));
+	if (req->has & LLMGATE_HAS_TEMPERATURE)
+		json_object_set_new(gc, "temperature",
+		    json_real(req->temperature));
+	if (req->has & LLMGATE_HAS_TOP_P)
+		json_object_set_new(gc, "topP", json_real(req->top_p));
+	if (req->has & LLMGATE_HAS_SEED)
+		json_object_set_new(gc, "seed", json_integer(req->seed));
+	if (req->nstop != 0) {
+		stop = json_array();
+		json_object_set_new(gc, "stopSequences", stop);
+		for (i = 0; i < req->nstop; i++) {
+			if ((j = gemini_str(req->stop[i], "stop sequence",
+			    cause)) == NULL)
+				goto fail;
+			json_array_append_new(stop, j);
+		}
+	}
+	if (req->schema != NULL) {
+		/*
+		 * responseJsonSchema takes plain JSON Schema; responseSchema
+		 * is an OpenAPI subset that rejects much of what callers
+		 * write (PROVIDERS.md 4.2).
+		 */
+		if ((j = gemini_object(req->schema, 0, "schema",
+		    cause)) == NULL)
+			goto fail;
+		json_object_set_new(gc, "responseMimeType",
+		    json_string("application/json"));
+		json_object_set_new(gc, "responseJsonSchema", j);
+	}
+	return gc;
+
+fail:
+	json_decref(gc);
+	return NULL;
+}
+
+/* curl_slist_append() fails only for memory, which xmalloc aborts on too. */
+static struct curl_slist *
+gemini_header(struct curl_slist *list, const char *header)
+{
+	struct curl_slist *l;
+
+	if ((l = curl_slist_append(list, header)) == NULL)
+		fatalx("%s: out of memory", __func__);
+	return l;
+}
+
+static int
+gemini_build(struct http_req *hr, const struct provider_conf *prov,
+    const char *model, const struct llmgate_request *req, char **cause)
+{
+	struct curl_slist *headers = NULL;
+	json_t *body, *j, *gc;
+	const char *base;
+	char *text = NULL, *esc, *url, *key;
+	size_t blen;
+
+	*cause = NULL;
+	body = json_object();
+	if (req->system != NULL && *req->system != '\0') {
+		if ((j = gemini_text_part(req->system, "system prompt",
+		    cause)) == NULL)
+			goto fail;
+		json_object_set_new(body, "systemInstruction",
+		    json_pack("{s:[o]}", "parts", j));
+	}
+	if ((j = gemini_contents(req, cause)) == NULL)
+		goto fail;
+	json_object_set_new(body, "contents", j);
+	if ((gc = gemini_config(req, cause)) == NULL)
+		goto fail;
+	if (json_object_size(gc) != 0)
+		json_object_set_new(body, "generationConfig", gc);
+	else
+		json_decref(gc);
+	if (req->ntools != 0) {
+		if ((j = gemini_tools(req, cause)) == NULL)
+			goto fail;
+		json_object_set_new(body, "tools", j);
+	}
+	if ((text = json_dumps(body, GEMINI_DUMP)) == NULL) {
+		xasprintf(cause, "cannot encode the request");
+		goto fail;
+	}
+	json_decref(body);
+
+	/* The Gemini model list names models "models/x"; accept either. */
+	if (strncmp(model, "models/", 7) == 0)
+		model += 7;
+	if ((esc = curl_easy_escape(NULL, model, 0)) == NULL)
+		fatalx("%s: curl_easy_escape", __func__);
+	base = prov->base_url != NULL ? prov->base_url : GEMINI_BASE_URL;
+	blen = strlen(base);
+	while (blen != 0 && base[blen - 1] == '/')
+		blen--;
+	xasprintf(&url, "%.*s/models/%s:%s", (int)blen, base, esc,
+	    req->stream ? "streamGenerateContent?alt=sse" :
+	    "generateContent");
+	curl_free(esc);
+
+	headers = gemini_header(headers, "Content-Type: application/json");
+	if (req->stream)
+		headers = gemini_header(headers, "Accept: text/event-stream");
+	if (prov->api_key != NULL && *prov->api_key != '\0') {
+		/* The header, not ?key=, so the key stays out of URL logs. */
+		xasprintf(&key, "x-goog-api-key: %s", prov->api_key);
+		headers = gemini_header(headers, key);
+		free(key);
+	}
+
+	hr->url = url;
+	hr->headers = headers;
+	hr->body = text;
+	hr->body_len = strlen(text);
+	return 0;
+
+fail:
+	json_decref(body);
+	if (*cause == NULL)
+		xasprintf(cause, "cannot build the request");
+	return -1;
+}
+
+static struct gemini_state *
+gemini_state(struct reply *r)
+{
+	if (r->pstate == NULL)
+		r->pstate = xcalloc(1, sizeof(struct gemini_state));
+	return r->pstate;
+}
+
+/* Copy a provider message for reply->message: one line, bounded. */
+static void
+gemini_msg(char *dst, size_t size, const char *src)
+{
+	size_t n, max = size - 4;
+
+	for (n = 0; src[n] != '\0' && n < max; n++)
+		dst[n] = iscntrl((unsigned char)src[n]) ? ' ' : src[n];
+	if (src[n] != '\0') {
+		/* Don't cut a UTF-8 sequence in half. */
+		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+			n--;
+		memcpy(dst + n, "...", 3);
+		n += 3;
+	}
+	dst[n] = '\0';
+}
+
+/*
+ * google.protobuf.Duration in JSON: decimal seconds and an 's' ("13s",
+ * "1.5s", "0s"). -1 for anything else.
+ */
+static int64_t
+gemini_duration_ms(const char *s)
+{
+	size_t n;
+	double v;
+
+	if (s == NULL || !isdigit((unsigned char)*s))
+		return -1;
+	n = strspn(s, "0123456789.");
+	if (strcmp(s + n, "s") != 0)
+		return -1;
+	v = strtod(s, NULL);
+	if (!isfinite(v) || v < 0)
+		return -1;
+	if (v > 86400.0 * 366)
+		v = 86400.0 * 366;
+	return (int64_t)(v * 1000.0 + 0.5);
+}
+
+/*
+ * Read the details without insisting on "@type": proxies and older
+ * servers drop it, and the field names alone are unambiguous.
+ */
+static void
+gemini_details(json_t *details, struct gemini_details *gd)
+{
+	json_t *d, *v, *viol;
+	const char *s;
+	size_t i, j;
+	int64_t ms;
+
+	memset(gd, 0, sizeof *gd);
+	gd->retry_ms = -1;
+	json_array_foreach(details, i, d) {
+		s = json_string_value(json_object_get(d, "reason"));
+		if (s != NULL && strcmp(s, "API_KEY_INVALID") == 0)
+			gd->key_invalid = 1;
+		s = json_string_value(json_object_get(d, "retryDelay"));
+		if (s != NULL && (ms = gemini_duration_ms(s)) >= 0)
+			gd->retry_ms = ms;
+		json_array_foreach(json_object_get(d, "violations"), j, viol) {
+			s = json_string_value(json_object_get(viol,
+			    "quotaId"));
+			if (s != NULL && gemini_has(s, "PerDay"))
+				gd->per_day = 1;
+			v = json_object_get(viol, "quotaValue");
+			if ((json_is_string(v) &&
+			    strcmp(json_string_value(v), "0") == 0) ||
+			    (json_is_integer(v) && json_integer_value(v) == 0))
+				gd->zero_quota = 1;
+		}
+	}
+}
+
+/*
+ * The class of a google.rpc.Status: specific markers first (key, context,
+ * quota), then the status name, then the HTTP code (PROVIDERS.md 8).
+ */
+static enum llmgate_class
+gemini_error_class(const char *st, const char *msg, uint32_t http,
+    const struct gemini_details *gd)
+{
+	size_t i;
+
+	if (gd->key_invalid || gemini_has(msg, "API key not valid") ||
+	    gemini_has(msg, "API key expired"))
+		return LLMGATE_AUTH;
+	if (gemini_has(msg, "input token count") &&
+	    gemini_has(msg, "exceeds the maximum"))
+		return LLMGATE_CONTEXT_LENGTH;
+	if (strcmp(st, "RESOURCE_EXHAUSTED") == 0 || http == 429 ||
+	    http == 402) {
+		/*
+		 * A per-day quota, a quota of zero and depleted prepaid
+		 * credit don't clear by waiting. "You exceeded your current
+		 * quota, please check your plan and billing details" is no
+		 * such sign: Google says it for per-minute limits too.
+		 */
+		if (http == 402 || gd->per_day || gd->zero_quota ||
+		    gemini_has(msg, "per day") || gemini_has(msg, "PerDay") ||
+		    gemini_has(msg, "depleted"))
+			return LLMGATE_QUOTA_EXHAUSTED;
+		return LLMGATE_RATE_LIMITED;
+	}
+	if (strcmp(st, "FAILED_PRECONDITION") == 0 &&
+	    gemini_has(msg, "billing"))
+		return LLMGATE_QUOTA_EXHAUSTED;
+	for (i = 0; i < nitems(gemini_statuses); i++) {
+		if (strcmp(st, gemini_statuses[i].name) == 0)
+			return gemini_statuses[i].cls;
+	}
+	if (http == 503)
+		return LLMGATE_OVERLOADED;
+	if (http >= 400)
+		return reply_class_for_status(http);
+	return LLMGATE_SERVER_ERROR;	/* an error event in a 2xx stream */
+}
+
+/*
+ * Record a google.rpc.Status ({"code", "message", "status", "details"}).
+ * status is the HTTP status, 0 for an error event inside a 2xx stream.
+ */
+static void
+gemini_status(struct reply *r, uint32_t status, json_t *err)
+{
+	struct gemini_details gd;
+	const char *st = "", *msg;
+	char text[GEMINI_MSG_MAX + 4];
+	enum llmgate_class cls;
+	json_int_t code = 0;
+	uint32_t http;
+
+	if (json_is_object(err)) {
+		code = json_integer_value(json_object_get(err, "code"));
+		if ((st = json_string_value(json_object_get(err,
+		    "status"))) == NULL)
+			st = "";
+		msg = json_string_value(json_object_get(err, "message"));
+	} else
+		msg = json_string_value(err);
+	if (msg == NULL)
+		msg = "";
+	gemini_msg(text, sizeof text, msg);
+	if (status >= 300)
+		http = status;
+	else if (code >= 100 && code <= 599)
+		http = (uint32_t)code;
+	else
+		http = 0;
+	gemini_details(json_object_get(err, "details"), &gd);
+	cls = gemini_error_class(st, msg, http, &gd);
+
+	if (gd.retry_ms >= 0 && r->rl.retry_after_ms < 0)
+		r->rl.retry_after_ms = gd.retry_ms;
+	if (*st != '\0')
+		reply_error(r, cls, status, "%s: %s", st, text);
+	else if (*text != '\0')
+		reply_error(r, cls, status, "%s", text);
+	else if (http != 0)
+		reply_error(r, cls, status, "HTTP %u", http);
+	else
+		reply_error(r, cls, status, "error event without a message");
+}
+
+/* One functionCall part: a whole call, with an id made up if absent. */
+static int
+gemini_call(struct reply *r, json_t *fc)
+{
+	struct gemini_state *gs = gemini_state(r);
+	const char *name, *id;
+	char idbuf[32], *args;
+	json_t *a;
+	int idx;
+
+	name = json_string_value(json_object_get(fc, "name"));
+	if (name == NULL || *name == '\0') {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "functionCall without a name");
+		return -1;
+	}
+	idx = gs->ncalls++;
+	id = json_string_value(json_object_get(fc, "id"));
+	if (id == NULL || *id == '\0') {
+		snprintf(idbuf, sizeof idbuf, "call_%d", idx);
+		id = idbuf;
+	}
+	if ((a = json_object_get(fc, "args")) == NULL || json_is_null(a))
+		args = xstrdup("{}");
+	else if ((args = json_dumps(a, GEMINI_DUMP | JSON_ENCODE_ANY)) ==
+	    NULL) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "functionCall %s: cannot encode args", name);
+		return -1;
+	}
+	reply_tool_delta(r, idx, id, name, args, strlen(args));
+	free(args);
+	return 0;
+}
+
+static void
+gemini_finish(struct reply *r, const char *reason, json_t *cand)
+{
+	struct gemini_state *gs = gemini_state(r);
+	const struct gemini_finish_map *fm = NULL;
+	const char *fmsg;
+	char text[GEMINI_MSG_MAX + 4];
+	size_t i;
+
+	for (i = 0; i < nitems(gemini_finishes); i++) {
+		if (strcmp(reason, gemini_finishes[i].name) == 0) {
+			fm = &gemini_finishes[i];
+			break;
+		}
+	}
+	r->done = 1;
+	if (fm == NULL) {
+		r->finish = LLMGATE_FINISH_OTHER;
+		return;
+	}
+	/* There is no tool-call reason: a call turn ends with STOP. */
+	if (fm->finish == LLMGATE_FINISH_STOP && gs->ncalls != 0)
+		r->finish = LLMGATE_FINISH_TOOL_CALLS;
+	else
+		r->finish = fm->finish;
+	if (fm->cls == LLMGATE_OK)
+		return;
+	fmsg = json_string_value(json_object_get(cand, "finishMessage"));
+	if (fmsg != NULL) {
+		gemini_msg(text, sizeof text, fmsg);
+		reply_error(r, fm->cls, 0, "finishReason %s: %s", reason,
+		    text);
+	} else
+		reply_error(r, fm->cls, 0, "finishReason %s", reason);
+}
+
+static uint64_t
+gemini_count(json_t *usage, const char *key)
+{
+	json_int_t n = json_integer_value(json_object_get(usage, key));
+
+	return n > 0 ? (uint64_t)n : 0;
+}
+
+/* The first candidate (index 0); others only appear with candidateCount. */
+static json_t *
+gemini_candidate(json_t *cands)
+{
+	json_t *c, *n;
+	size_t i;
+
+	json_array_foreach(cands, i, c) {
+		n = json_object_get(c, "index");
+		if (json_is_object(c) &&
+		    (n == NULL || json_integer_value(n) == 0))
+			return c;
+	}
+	return NULL;
+}
+
+/*
+ * One GenerateContentResponse: a whole body (whole) or a stream chunk,
+ * which holds only the new parts. Usage rides on most chunks and the last
+ * one has the full counts, so the latest wins.
+ */
+static int
+gemini_response(struct reply *r, json_t *root, int whole)
+{
+	json_t *usage, *cands, *cand, *parts, *part, *j;
+	const char *reason;
+	size_t i;
+
+	if (!json_is_object(root)) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "response is not a JSON object");
+		return -1;
+	}
+	if ((j = json_object_get(root, "error")) != NULL) {
+		gemini_status(r, 0, j);
+		return -1;
+	}
+	if (json_is_object(usage = json_object_get(root, "usageMetadata"))) {
+		r->input_tokens = gemini_count(usage, "promptTokenCount");
+		r->output_tokens = gemini_count(usage,
+		    "candidatesTokenCount") +
+		    gemini_count(usage, "thoughtsTokenCount");
+	}
+
+	cands = json_object_get(root, "candidates");
+	if (cands != NULL && !json_is_array(cands)) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "candidates is not an array");
+		return -1;
+	}
+	if ((cand = gemini_candidate(cands)) == NULL) {
+		/* A blocked prompt has no candidates, only the reason. */
+		j = json_object_get(root, "promptFeedback");
+		reason = json_string_value(json_object_get(j, "blockReason"));
+		if (reason != NULL) {
+			r->finish = LLMGATE_FINISH_CONTENT_FILTER;
+			r->done = 1;
+			reply_error(r, LLMGATE_CONTENT_FILTER, 0,
+			    "prompt blocked: %s", reason);
+			return 0;
+		}
+		if (!whole)
+			return 0;
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "response has no candidates");
+		return -1;
+	}
+
+	parts = json_object_get(json_object_get(cand, "content"), "parts");
+	json_array_foreach(parts, i, part) {
+		/* Thought summaries are not the answer. */
+		if (json_is_true(json_object_get(part, "thought")))
+			continue;
+		if (json_is_string(j = json_object_get(part, "text")))
+			reply_text(r, json_string_value(j),
+			    json_string_length(j));
+		else if (json_is_object(j = json_object_get(part,
+		    "functionCall"))) {
+			if (gemini_call(r, j) != 0)
+				return -1;
+		}
+	}
+
+	reason = json_string_value(json_object_get(cand, "finishReason"));
+	if (reason != NULL)
+		gemini_finish(r, reason, cand);
+	else if (whole) {
+		r->finish = LLMGATE_FINISH_OTHER;
+		r->done = 1;
+	}
+	return 0;
+}
+
+static int
+gemini_parse(struct reply *r, const char *body, size_t len)
+{
+	json_error_t error;
+	json_t *root;
+	int rv;
+
+	if ((root = json_loadb(body, len, 0, &error)) == NULL) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "response is not JSON: %s", error.text);
+		return -1;
+	}
+	rv = gemini_response(r, root, 1);
+	json_decref(root);
+	return rv;
+}
+
+/*
+ * Each data line is a whole GenerateContentResponse. There is no end
+ * marker: the stream is done once the chunk with finishReason arrived.
+ */
+static int
+gemini_event(struct reply *r, const struct sse_event *ev)
+{
+	json_error_t error;
+	json_t *root;
+	int rv;
+
+	if (ev->len == 0)
+		return 0;
+	if ((root = json_loadb(ev->data, ev->len, 0, &error)) == NULL) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "stream event is not JSON: %s", error.text);
+		return -1;
+	}
+	rv = gemini_response(r, root, 0);
+	json_decref(root);
+	return rv;
+}
+
+/*
+ * A non-2xx answer. Gateways send HTML or nothing, which is still the
+ * status's error. The non-SSE stream endpoint wraps the Status in a
+ * one-element array.
+ */
+static void
+gemini_classify(struct reply *r, uint32_t status, const char *body,
+    size_t len)
+{
+	json_t *root, *err = NULL;
+
+	root = body != NULL ? json_loadb(body, len, 0, NULL) : NULL;
+	if (json_is_array(root) && json_array_size(root) == 1)
+		err = json_object_get(json_array_get(root, 0), "error");
+	else
+		err = json_object_get(root, "error");
+	if (err != NULL)
+		gemini_status(r, status, err);
+	else
+		reply_error(r, reply_class_for_status(status), status,
+		    "HTTP %u", status);
+	json_decref(root);
+}
+
+const struct provider_type provider_gemini = {
+	.name = "gemini",
+	.start = http_start,
+	.stop = http_stop,
+	.build = gemini_build,
+	.parse = gemini_parse,
+	.event = gemini_event,
+	.classify = gemini_classify,
+};

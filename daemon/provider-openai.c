@@ -1,0 +1,971 @@
+/*
+ * provider-openai.c: the OpenAI Chat Completions adapter (PROVIDERS.md §2).
+ *
+ * The same wire format serves every OpenAI-compatible server (Groq,
+ * Mistral, DeepSeek, OpenRouter, Ollama, vLLM, llama.cpp: §6), so parsing
+ * is lenient about the shapes they add, and Azure OpenAI (§5) reuses the
+ * body, parse, event and classify code through the openai_* functions
+ * declared in llmgated.h. Error classes follow §8.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "llmgated.h"
+
+/* Longest provider message kept in a reply, in bytes. */
+#define OPENAI_MSG_MAX	300
+
+/* Stream state in reply->pstate: one allocation, so free() releases it. */
+struct openai_stream {
+	size_t refusal_len;
+	char refusal[OPENAI_MSG_MAX + 1];
+};
+
+/*
+ * finish_reason values (§8). Some also say the generation failed: those
+ * carry the class to record, keeping the partial output.
+ */
+static const struct openai_finish {
+	const char *name;
+	enum llmgate_finish finish;
+	enum llmgate_class cls;
+	const char *why;
+} openai_finishes[] = {
+	{ "stop", LLMGATE_FINISH_STOP, LLMGATE_OK, NULL },
+	{ "length", LLMGATE_FINISH_LENGTH, LLMGATE_OK, NULL },
+	{ "model_length", LLMGATE_FINISH_LENGTH, LLMGATE_OK, NULL },
+	{ "tool_calls", LLMGATE_FINISH_TOOL_CALLS, LLMGATE_OK, NULL },
+	{ "function_call", LLMGATE_FINISH_TOOL_CALLS, LLMGATE_OK, NULL },
+	{ "content_filter", LLMGATE_FINISH_CONTENT_FILTER,
+	    LLMGATE_CONTENT_FILTER, "output stopped by the content filter" },
+	{ "insufficient_system_resource", LLMGATE_FINISH_OTHER,
+	    LLMGATE_OVERLOADED, "generation cut short for lack of capacity" },
+	{ "error", LLMGATE_FINISH_OTHER,
+	    LLMGATE_SERVER_ERROR, "generation failed upstream" },
+};
+
+/*
+ * Error type or code names, for errors that come without a useful HTTP
+ * status (inside a 200 stream). Anything else is a server_error.
+ */
+static const struct openai_errname {
+	const char *name;
+	enum llmgate_class cls;
+} openai_errnames[] = {
+	{ "rate_limit_exceeded", LLMGATE_RATE_LIMITED },
+	{ "rate_limit_error", LLMGATE_RATE_LIMITED },
+	{ "tokens", LLMGATE_RATE_LIMITED },
+	{ "requests", LLMGATE_RATE_LIMITED },
+	{ "overloaded_error", LLMGATE_OVERLOADED },
+	{ "unavailable_error", LLMGATE_OVERLOADED },
+	{ "server_error", LLMGATE_SERVER_ERROR },
+	{ "api_error", LLMGATE_SERVER_ERROR },
+	{ "timeout", LLMGATE_TIMEOUT },
+	{ "timeout_error", LLMGATE_TIMEOUT },
+	{ "invalid_request_error", LLMGATE_BAD_REQUEST },
+	{ "authentication_error", LLMGATE_AUTH },
+	{ "invalid_api_key", LLMGATE_AUTH },
+	{ "permission_error", LLMGATE_PERMISSION },
+	{ "not_found_error", LLMGATE_NOT_FOUND },
+};
+
+/* The fields of an error body, whichever of the §6 shapes it came in. */
+struct openai_err {
+	const char *message;
+	const char *type;
+	const char *code;	/* string code, or an integer one printed */
+	char codebuf[24];
+	long status;		/* an integer code that is an HTTP status */
+	const char *inner;	/* Azure innererror.code */
+	int moderation;		/* OpenRouter metadata of a moderation refusal */
+};
+
+/* curl_slist_append keeps the old list on failure; so do we. */
+static int
+openai_header(struct http_req *hr, const char *line)
+{
+	struct curl_slist *l;
+
+	if ((l = curl_slist_append(hr->headers, line)) == NULL)
+		return -1;
+	hr->headers = l;
+	return 0;
+}
+
+/* Markers in provider messages vary in case ("Maximum context length"). */
+static const char *
+openai_strcasestr(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	if (hay == NULL)
+		return NULL;
+	for (; *hay != '\0'; hay++) {
+		if (strncasecmp(hay, needle, n) == 0)
+			return hay;
+	}
+	return NULL;
+}
+
+static int
+openai_is(const char *s, const char *name)
+{
+	return s != NULL && strcmp(s, name) == 0;
+}
+
+/*
+ * Copy at most OPENAI_MSG_MAX bytes of s, never splitting a UTF-8
+ * sequence, and mark a cut with "...".
+ */
+static void
+openai_trunc(const char *s, size_t len, char *out, size_t outsz)
+{
+	size_t n = len;
+
+	if (n > OPENAI_MSG_MAX) {
+		n = OPENAI_MSG_MAX;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	if (n + 4 > outsz)
+		n = outsz - 4;
+	memcpy(out, s, n);
+	if (n < len)
+		memcpy(out + n, "...", 4);
+	else
+		out[n] = '\0';
+}
+
+/* DeepSeek sends blank lines before a body while a request is queued. */
+static size_t
+openai_skip_space(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && isspace((unsigned char)s[i]))
+		i++;
+	return i;
+}
+
+/* jansson refuses invalid UTF-8: say where rather than drop the field. */
+static int
+openai_set_str(json_t *o, const char *key, const char *s, const char *where,
+    char **cause)
+{
+	json_t *v;
+
+	if ((v = json_string(s != NULL ? s : "")) == NULL) {
+		xasprintf(cause, "%s: %s is not valid UTF-8", where, key);
+		return -1;
+	}
+	json_object_set_new(o, key, v);
+	return 0;
+}
+
+static json_t *
+openai_message(const struct llmgate_message *m, size_t i, char **cause)
+{
+	const struct llmgate_tool_call *tc;
+	json_t *o, *calls, *call, *fn;
+	char where[32];
+	size_t j;
+
+	snprintf(where, sizeof where, "messages[%zu]", i);
+	o = json_object();
+	switch (m->role) {
+	case LLMGATE_ROLE_USER:
+		json_object_set_new(o, "role", json_string("user"));
+		if (openai_set_str(o, "content", m->content, where, cause) != 0)
+			goto fail;
+		break;
+	case LLMGATE_ROLE_ASSISTANT:
+		json_object_set_new(o, "role", json_string("assistant"));
+		/* A turn of only tool calls has content null, as returned. */
+		if (m->content == NULL && m->ntool_calls != 0)
+			json_object_set_new(o, "content", json_null());
+		else if (openai_set_str(o, "content", m->content, where,
+		    cause) != 0)
+			goto fail;
+		if (m->ntool_calls == 0)
+			break;
+		calls = json_array();
+		json_object_set_new(o, "tool_calls", calls);
+		for (j = 0; j < m->ntool_calls; j++) {
+			tc = &m->tool_calls[j];
+			call = json_object();
+			json_array_append_new(calls, call);
+			if (openai_set_str(call, "id", tc->id, where,
+			    cause) != 0)
+				goto fail;
+			json_object_set_new(call, "type",
+			    json_string("function"));
+			fn = json_object();
+			json_object_set_new(call, "function", fn);
+			if (openai_set_str(fn, "name", tc->name, where,
+			    cause) != 0)
+				goto fail;
+			/* arguments is a string of JSON on this API. */
+			if (openai_set_str(fn, "arguments",
+			    tc->arguments != NULL && *tc->arguments != '\0' ?
+			    tc->arguments : "{}", where, cause) != 0)
+				goto fail;
+		}
+		break;
+	case LLMGATE_ROLE_TOOL:
+		/* OpenAI and every compatible server reject an unpaired result. */
+		if (m->tool_call_id == NULL || *m->tool_call_id == '\0') {
+			xasprintf(cause, "%s: tool result without tool_call_id",
+			    where);
+			goto fail;
+		}
+		json_object_set_new(o, "role", json_string("tool"));
+		if (openai_set_str(o, "tool_call_id", m->tool_call_id, where,
+		    cause) != 0)
+			goto fail;
+		if (openai_set_str(o, "content", m->content, where, cause) != 0)
+			goto fail;
+		break;
+	default:
+		xasprintf(cause, "%s: unknown role %d", where, (int)m->role);
+		goto fail;
+	}
+	return o;
+
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *
+openai_tools(const struct llmgate_request *req, char **cause)
+{
+	const struct llmgate_tool *t;
+	json_t *tools, *tool, *fn, *params;
+	json_error_t jerr;
+	size_t i;
+
+	tools = json_array();
+	for (i = 0; i < req->ntools; i++) {
+		t = &req->tools[i];
+		tool = json_object();
+		json_array_append_new(tools, tool);
+		json_object_set_new(tool, "type", json_string("function"));
+		fn = json_object();
+		json_object_set_new(tool, "function", fn);
+		if (t->name == NULL || *t->name == '\0') {
+			xasprintf(cause, "tools[%zu]: no name", i);
+			goto fail;
+		}
+		if (openai_set_str(fn, "name", t->name, "tool", cause) != 0)
+			goto fail;
+		if (t->description != NULL && openai_set_str(fn, "description",
+		    t->description, "tool", cause) != 0)
+			goto fail;
+		if (t->parameters == NULL)
+			continue;
+		if ((params = json_loads(t->parameters, 0, &jerr)) == NULL) {
+			xasprintf(cause, "tool '%s': parameters are not valid "
+			    "JSON", t->name);
+			goto fail;
+		}
+		if (!json_is_object(params)) {
+			json_decref(params);
+			xasprintf(cause, "tool '%s': parameters are not a JSON "
+			    "object", t->name);
+			goto fail;
+		}
+		json_object_set_new(fn, "parameters", params);
+	}
+	return tools;
+
+fail:
+	json_decref(tools);
+	return NULL;
+}
+
+/*
+ * The Chat Completions body. model NULL leaves it out (Azure: the
+ * deployment in the URL picks the model).
+ *
+ * The token cap goes out as max_tokens, not max_completion_tokens: it is
+ * what vLLM, Ollama, Mistral, DeepSeek, OpenRouter and llama.cpp read and
+ * OpenAI still accepts for non-reasoning models (§2.2, §6).
+ */
+static json_t *
+openai_body(const char *model, const struct llmgate_request *req,
+    char **cause)
+{
+	json_t *body, *msgs, *m, *tools, *schema, *rf, *js, *stop, *opts;
+	json_error_t jerr;
+	size_t i;
+
+	body = json_object();
+	if (model != NULL &&
+	    openai_set_str(body, "model", model, "request", cause) != 0)
+		goto fail;
+
+	msgs = json_array();
+	json_object_set_new(body, "messages", msgs);
+	if (req->system != NULL) {
+		m = json_object();
+		json_array_append_new(msgs, m);
+		json_object_set_new(m, "role", json_string("system"));
+		if (openai_set_str(m, "content", req->system, "system", cause)
+		    != 0)
+			goto fail;
+	}
+	for (i = 0; i < req->nmessages; i++) {
+		if ((m = openai_message(&req->messages[i], i, cause)) == NULL)
+			goto fail;
+		json_array_append_new(msgs, m);
+	}
+
+	if (req->ntools != 0) {
+		if ((tools = openai_tools(req, cause)) == NULL)
+			goto fail;
+		json_object_set_new(body, "tools", tools);
+	}
+
+	if (req->schema != NULL) {
+		if ((schema = json_loads(req->schema, 0, &jerr)) == NULL) {
+			xasprintf(cause, "schema is not valid JSON: %s",
+			    jerr.text);
+			goto fail;
+		}
+		if (!json_is_object(schema)) {
+			json_decref(schema);
+			xasprintf(cause, "schema is not a JSON object");
+			goto fail;
+		}
+		/*
+		 * strict false: strict mode rejects common schemas (optional
+		 * properties, no additionalProperties:false); llmgate checks
+		 * the reply against the schema itself.
+		 */
+		js = json_object();
+		json_object_set_new(js, "name", json_string("response"));
+		json_object_set_new(js, "schema", schema);
+		json_object_set_new(js, "strict", json_false());
+		rf = json_object();
+		json_object_set_new(rf, "type", json_string("json_schema"));
+		json_object_set_new(rf, "json_schema", js);
+		json_object_set_new(body, "response_format", rf);
+	}
+
+	if (req->has & LLMGATE_HAS_MAX_TOKENS)
+		json_object_set_new(body, "max_tokens",
+		    json_integer((json_int_t)req->max_tokens));
+	if (req->has & LLMGATE_HAS_TEMPERATURE)
+		json_object_set_new(body, "temperature",
+		    json_real(req->temperature));
+	if (req->has & LLMGATE_HAS_TOP_P)
+		json_object_set_new(body, "top_p", json_real(req->top_p));
+	if (req->has & LLMGATE_HAS_SEED)
+		json_object_set_new(body, "seed",
+		    json_integer((json_int_t)req->seed));
+	if (req->nstop != 0) {
+		stop = json_array();
+		json_object_set_new(body, "stop", stop);
+		for (i = 0; i < req->nstop; i++) {
+			if ((m = json_string(req->stop[i])) == NULL) {
+				xasprintf(cause, "stop[%zu] is not valid UTF-8",
+				    i);
+				goto fail;
+			}
+			json_array_append_new(stop, m);
+		}
+	}
+	if (req->stream) {
+		json_object_set_new(body, "stream", json_true());
+		/* The usage chunk comes only when asked for (§2.4). */
+		opts = json_object();
+		json_object_set_new(opts, "include_usage", json_true());
+		json_object_set_new(body, "stream_options", opts);
+	}
+	return body;
+
+fail:
+	json_decref(body);
+	return NULL;
+}
+
+/*
+ * The body and the headers every flavour sends. The caller hands a zeroed
+ * http_req and adds the URL and its own authentication header; on failure
+ * hr->body and hr->headers are freed and NULL again.
+ */
+int
+openai_build_body(struct http_req *hr, const char *model,
+    const struct llmgate_request *req, char **cause)
+{
+	json_t *body;
+
+	if ((body = openai_body(model, req, cause)) == NULL)
+		goto fail;
+	/* 15 digits: temperature 0.3 goes out as 0.3, not 0.29999999999999999. */
+	hr->body = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	json_decref(body);
+	if (hr->body == NULL) {
+		xasprintf(cause, "cannot encode the request body");
+		goto fail;
+	}
+	hr->body_len = strlen(hr->body);
+
+	if (openai_header(hr, "Content-Type: application/json") != 0)
+		goto nomem;
+	if (req->stream && openai_header(hr, "Accept: text/event-stream") != 0)
+		goto nomem;
+	return 0;
+
+nomem:
+	xasprintf(cause, "cannot allocate request headers");
+fail:
+	free(hr->body);
+	hr->body = NULL;
+	hr->body_len = 0;
+	curl_slist_free_all(hr->headers);
+	hr->headers = NULL;
+	return -1;
+}
+
+static int
+openai_build(struct http_req *hr, const struct provider_conf *prov,
+    const char *model, const struct llmgate_request *req, char **cause)
+{
+	char *auth;
+	size_t n;
+	int rc;
+
+	if (prov->base_url == NULL) {
+		xasprintf(cause, "provider '%s': no base_url", prov->name);
+		return -1;
+	}
+	if (openai_build_body(hr, model, req, cause) != 0)
+		return -1;
+
+	n = strlen(prov->base_url);
+	while (n > 0 && prov->base_url[n - 1] == '/')
+		n--;
+	xasprintf(&hr->url, "%.*s/chat/completions", (int)n, prov->base_url);
+
+	/* Local servers (Ollama, llama.cpp without --api-key) take no key. */
+	if (prov->api_key != NULL) {
+		xasprintf(&auth, "Authorization: Bearer %s", prov->api_key);
+		rc = openai_header(hr, auth);
+		free(auth);
+		if (rc != 0) {
+			xasprintf(cause, "cannot allocate request headers");
+			goto fail;
+		}
+	}
+	return 0;
+
+fail:
+	free(hr->url);
+	hr->url = NULL;
+	free(hr->body);
+	hr->body = NULL;
+	hr->body_len = 0;
+	curl_slist_free_all(hr->headers);
+	hr->headers = NULL;
+	return -1;
+}
+
+/*
+ * Pick the fields out of the error shapes of §2.5, §5.2 and §6:
+ * {"error":{message,type,code,param}}, {"error":"text"}, the flat
+ * {"object":"error",message,type,code}, {"message":...}, FastAPI's
+ * {"detail":"..."}, and Google's compat layer's [{"error":{...}}].
+ */
+static void
+openai_err_fields(json_t *root, struct openai_err *e)
+{
+	json_t *err, *code, *meta;
+	char *end;
+	long v;
+
+	memset(e, 0, sizeof *e);
+	if (json_is_array(root))
+		root = json_array_get(root, 0);
+	if (!json_is_object(root))
+		return;
+
+	err = json_object_get(root, "error");
+	if (json_is_string(err)) {
+		e->message = json_string_value(err);
+		return;
+	}
+	if (!json_is_object(err))
+		err = root;
+
+	e->message = json_string_value(json_object_get(err, "message"));
+	if (e->message == NULL)
+		e->message = json_string_value(json_object_get(err, "detail"));
+	e->type = json_string_value(json_object_get(err, "type"));
+	code = json_object_get(err, "code");
+	if (json_is_string(code))
+		e->code = json_string_value(code);
+	else if (json_is_integer(code)) {
+		snprintf(e->codebuf, sizeof e->codebuf, "%lld",
+		    (long long)json_integer_value(code));
+		e->code = e->codebuf;
+	}
+	/* vLLM, llama.cpp, OpenRouter and Azure put the HTTP status in code. */
+	if (e->code != NULL) {
+		v = strtol(e->code, &end, 10);
+		if (*end == '\0' && v >= 100 && v <= 599)
+			e->status = v;
+	}
+	e->inner = json_string_value(json_object_get(json_object_get(err,
+	    "innererror"), "code"));
+	meta = json_object_get(err, "metadata");
+	if (json_object_get(meta, "reasons") != NULL ||
+	    json_object_get(meta, "flagged_input") != NULL)
+		e->moderation = 1;
+}
+
+/*
+ * §8: markers first, because one status means different things (a 429 is
+ * a rate limit, spent quota or a request bigger than the whole TPM
+ * bucket); then the status; inside a stream, the type or code names.
+ */
+static enum llmgate_class
+openai_err_class(const struct openai_err *e, uint32_t status)
+{
+	const char *msg = e->message;
+	size_t i;
+
+	if (openai_is(e->code, "context_length_exceeded") ||
+	    openai_is(e->type, "context_length_exceeded") ||
+	    openai_is(e->type, "exceed_context_size_error") ||
+	    openai_strcasestr(msg, "maximum context length") != NULL ||
+	    openai_strcasestr(msg, "context length") != NULL ||
+	    openai_strcasestr(msg, "exceeds the available context size") !=
+	    NULL)
+		return LLMGATE_CONTEXT_LENGTH;
+	/* One request larger than the per-minute token bucket never fits. */
+	if (openai_strcasestr(msg, "request too large") != NULL &&
+	    (openai_strcasestr(msg, "(TPM)") != NULL ||
+	    openai_strcasestr(msg, "tokens per min") != NULL))
+		return LLMGATE_CONTEXT_LENGTH;
+	/*
+	 * Not a bare "billing": Groq's rate-limit text links its billing
+	 * page ("Need more tokens? Upgrade ... /settings/billing").
+	 */
+	if (openai_is(e->code, "insufficient_quota") ||
+	    openai_is(e->type, "insufficient_quota") ||
+	    openai_is(e->code, "credit_balance_exhausted") ||
+	    openai_is(e->code, "billing_hard_limit_reached") ||
+	    openai_strcasestr(msg, "exceeded your current quota") != NULL ||
+	    openai_strcasestr(msg, "plan and billing details") != NULL ||
+	    openai_strcasestr(msg, "insufficient balance") != NULL ||
+	    openai_strcasestr(msg, "insufficient credits") != NULL)
+		return LLMGATE_QUOTA_EXHAUSTED;
+	if (openai_is(e->code, "content_filter") ||
+	    openai_is(e->inner, "ResponsibleAIPolicyViolation") ||
+	    openai_is(e->code, "invalid_prompt") ||
+	    (status == 403 && e->moderation))
+		return LLMGATE_CONTENT_FILTER;
+	if (openai_is(e->code, "DeploymentNotFound") ||
+	    openai_is(e->code, "model_not_found"))
+		return LLMGATE_NOT_FOUND;
+
+	if (status == 0)
+		status = (uint32_t)e->status;
+	if (status == 503 || status == 498) {
+		/* Groq 498 is its flex tier being full. */
+		if (status == 498 ||
+		    openai_strcasestr(msg, "overload") != NULL ||
+		    openai_strcasestr(msg, "slow down") != NULL ||
+		    openai_is(e->type, "unavailable_error") ||
+		    openai_is(e->type, "overloaded_error"))
+			return LLMGATE_OVERLOADED;
+		return LLMGATE_SERVER_ERROR;
+	}
+	if (status != 0)
+		return reply_class_for_status(status);
+
+	for (i = 0; i < sizeof openai_errnames / sizeof openai_errnames[0];
+	    i++) {
+		if (openai_is(e->code, openai_errnames[i].name))
+			return openai_errnames[i].cls;
+	}
+	for (i = 0; i < sizeof openai_errnames / sizeof openai_errnames[0];
+	    i++) {
+		if (openai_is(e->type, openai_errnames[i].name))
+			return openai_errnames[i].cls;
+	}
+	return LLMGATE_SERVER_ERROR;
+}
+
+/*
+ * The wait hinted in a 429 message (§7 step 4): OpenAI and Groq say
+ * "Please try again in 1.146s" or "in 84ms" or "in 7m54.336s" (Go
+ * durations), Azure "Please retry after 7 seconds".
+ */
+static int64_t
+openai_hint_ms(const char *msg)
+{
+	const char *p;
+	char tok[32], *end;
+	size_t n;
+	long long v;
+
+	if ((p = openai_strcasestr(msg, "try again in ")) != NULL) {
+		p += strlen("try again in ");
+		n = strspn(p, "0123456789.hms");
+		while (n > 0 && p[n - 1] == '.')	/* the sentence's */
+			n--;
+		if (n == 0 || n >= sizeof tok)
+			return -1;
+		memcpy(tok, p, n);
+		tok[n] = '\0';
+		return hdr_duration_ms(tok);
+	}
+	if ((p = openai_strcasestr(msg, "retry after ")) != NULL) {
+		p += strlen("retry after ");
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		v = strtoll(p, &end, 10);
+		if (strncmp(end, " second", 7) != 0 || v > 86400)
+			return -1;
+		return (int64_t)v * 1000;
+	}
+	return -1;
+}
+
+/*
+ * Record an error from a parsed body (root may be NULL: not JSON). raw is
+ * what to quote when there is no message field (llama.cpp's error line);
+ * otherwise "HTTP N".
+ */
+static void
+openai_error(struct reply *r, uint32_t status, json_t *root, const char *raw,
+    size_t rawlen)
+{
+	struct openai_err e;
+	char msg[OPENAI_MSG_MAX + 4];
+	int64_t hint;
+
+	openai_err_fields(root, &e);
+	if (e.message != NULL && *e.message != '\0')
+		openai_trunc(e.message, strlen(e.message), msg, sizeof msg);
+	else if (raw != NULL && rawlen != 0)
+		openai_trunc(raw, rawlen, msg, sizeof msg);
+	else if (status != 0 && e.code != NULL)
+		snprintf(msg, sizeof msg, "HTTP %u: %.64s", status, e.code);
+	else if (status != 0)
+		snprintf(msg, sizeof msg, "HTTP %u", status);
+	else
+		snprintf(msg, sizeof msg, "error event in the stream");
+	reply_error(r, openai_err_class(&e, status), status, "%s", msg);
+
+	if (r->rl.retry_after_ms < 0 && e.message != NULL &&
+	    (hint = openai_hint_ms(e.message)) >= 0)
+		r->rl.retry_after_ms = hint;
+}
+
+/*
+ * Normalise a finish_reason (§8; unknown values are "other"). A server
+ * that stops with tool calls but says "stop" (older Ollama, llama.cpp)
+ * still finished for the tools.
+ */
+static void
+openai_set_finish(struct reply *r, const char *reason)
+{
+	const struct openai_finish *f;
+	size_t i;
+
+	for (i = 0; i < sizeof openai_finishes / sizeof openai_finishes[0];
+	    i++) {
+		f = &openai_finishes[i];
+		if (strcmp(f->name, reason) != 0)
+			continue;
+		r->finish = f->finish;
+		if (r->finish == LLMGATE_FINISH_STOP && r->ntools != 0)
+			r->finish = LLMGATE_FINISH_TOOL_CALLS;
+		if (f->cls != LLMGATE_OK)
+			reply_error(r, f->cls, 0, "finish_reason %s: %s",
+			    f->name, f->why);
+		return;
+	}
+	r->finish = LLMGATE_FINISH_OTHER;
+}
+
+/* A strict schema lets the model refuse instead of answering (§2.2). */
+static void
+openai_refusal(struct reply *r, const char *text)
+{
+	char msg[OPENAI_MSG_MAX + 4];
+
+	openai_trunc(text, strlen(text), msg, sizeof msg);
+	r->finish = LLMGATE_FINISH_CONTENT_FILTER;
+	reply_error(r, LLMGATE_CONTENT_FILTER, 0, "refused: %s", msg);
+}
+
+/* Usage, where include_usage puts it or, on older Groq, in x_groq. */
+static void
+openai_usage(struct reply *r, json_t *root)
+{
+	json_t *u, *v;
+
+	u = json_object_get(root, "usage");
+	if (!json_is_object(u))
+		u = json_object_get(json_object_get(root, "x_groq"), "usage");
+	if (!json_is_object(u))
+		return;
+	v = json_object_get(u, "prompt_tokens");
+	if (json_is_integer(v) && json_integer_value(v) >= 0)
+		r->input_tokens = (uint64_t)json_integer_value(v);
+	v = json_object_get(u, "completion_tokens");
+	if (json_is_integer(v) && json_integer_value(v) >= 0)
+		r->output_tokens = (uint64_t)json_integer_value(v);
+}
+
+/* A string, or (Mistral's reasoning models) an array of typed parts. */
+static void
+openai_content(struct reply *r, json_t *v)
+{
+	json_t *part, *text;
+	size_t i;
+
+	if (json_is_string(v)) {
+		reply_text(r, json_string_value(v), json_string_length(v));
+		return;
+	}
+	json_array_foreach(v, i, part) {
+		if (!openai_is(json_string_value(json_object_get(part, "type")),
+		    "text"))
+			continue;
+		text = json_object_get(part, "text");
+		if (json_is_string(text))
+			reply_text(r, json_string_value(text),
+			    json_string_length(text));
+	}
+}
+
+/*
+ * One tool_calls[] item, whole or a stream fragment. Stream fragments are
+ * matched by their index; a server that leaves it out gets the position.
+ */
+static void
+openai_tool_call(struct reply *r, int pos, json_t *tc)
+{
+	json_t *fn, *v;
+	const char *args = NULL;
+	char *dumped = NULL;
+	size_t len = 0;
+	int index = pos;
+
+	v = json_object_get(tc, "index");
+	if (json_is_integer(v))
+		index = (int)json_integer_value(v);
+	fn = json_object_get(tc, "function");
+	v = json_object_get(fn, "arguments");
+	if (json_is_string(v)) {
+		args = json_string_value(v);
+		len = json_string_length(v);
+	} else if (json_is_object(v)) {
+		/* Some servers send arguments as an object, not a string. */
+		dumped = json_dumps(v, JSON_COMPACT);
+		args = dumped;
+		len = dumped != NULL ? strlen(dumped) : 0;
+	}
+	reply_tool_delta(r, index,
+	    json_string_value(json_object_get(tc, "id")),
+	    json_string_value(json_object_get(fn, "name")), args, len);
+	free(dumped);
+}
+
+/* llmgate asks for one choice (n = 1); take the choice with index 0. */
+static json_t *
+openai_choice0(json_t *root)
+{
+	json_t *choices, *c, *idx;
+	size_t i;
+
+	choices = json_object_get(root, "choices");
+	json_array_foreach(choices, i, c) {
+		idx = json_object_get(c, "index");
+		if (idx == NULL || (json_is_integer(idx) &&
+		    json_integer_value(idx) == 0))
+			return c;
+	}
+	return NULL;
+}
+
+int
+openai_parse(struct reply *r, const char *body, size_t len)
+{
+	json_t *root, *choice, *msg, *calls, *call, *v, *tc;
+	json_error_t jerr;
+	size_t off, i;
+	const char *s;
+
+	off = openai_skip_space(body, len);
+	if (off == len) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0, "empty response body");
+		return -1;
+	}
+	root = json_loadb(body + off, len - off, 0, &jerr);
+	if (root == NULL) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "response body is not JSON: %s", jerr.text);
+		return -1;
+	}
+	/* Some gateways (OpenRouter) answer 200 with an error object. */
+	v = json_object_get(root, "error");
+	if (v != NULL && !json_is_null(v) &&
+	    json_array_size(json_object_get(root, "choices")) == 0) {
+		openai_error(r, 0, root, NULL, 0);
+		goto fail;
+	}
+	choice = openai_choice0(root);
+	msg = json_object_get(choice, "message");
+	if (!json_is_object(msg)) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "response has no choices[0].message");
+		goto fail;
+	}
+
+	openai_content(r, json_object_get(msg, "content"));
+	calls = json_object_get(msg, "tool_calls");
+	json_array_foreach(calls, i, tc)
+		openai_tool_call(r, (int)i, tc);
+	/* The legacy functions API: one call, no id. */
+	v = json_object_get(msg, "function_call");
+	if (r->ntools == 0 && json_is_object(v)) {
+		call = json_pack("{sO}", "function", v);
+		openai_tool_call(r, 0, call);
+		json_decref(call);
+	}
+
+	v = json_object_get(choice, "finish_reason");
+	if (json_is_string(v))
+		openai_set_finish(r, json_string_value(v));
+	else
+		r->finish = r->ntools != 0 ? LLMGATE_FINISH_TOOL_CALLS :
+		    LLMGATE_FINISH_OTHER;
+	s = json_string_value(json_object_get(msg, "refusal"));
+	if (s != NULL && *s != '\0')
+		openai_refusal(r, s);
+	openai_usage(r, root);
+	r->done = 1;
+	json_decref(root);
+	return 0;
+
+fail:
+	json_decref(root);
+	return -1;
+}
+
+int
+openai_event(struct reply *r, const struct sse_event *ev)
+{
+	struct openai_stream *st;
+	json_t *root, *choice, *delta, *calls, *v, *tc;
+	json_error_t jerr;
+	size_t off, n, i;
+
+	if (r->done || ev->data == NULL)
+		return 0;
+	off = openai_skip_space(ev->data, ev->len);
+	n = ev->len - off;
+	while (n > 0 && isspace((unsigned char)ev->data[off + n - 1]))
+		n--;
+
+	/* llama.cpp: "error: {json}"; others may name the event "error". */
+	if (ev->error_field ||
+	    (ev->event != NULL && strcmp(ev->event, "error") == 0)) {
+		root = json_loadb(ev->data + off, n, 0, NULL);
+		openai_error(r, 0, root, ev->data + off, n);
+		json_decref(root);
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	if (n == 6 && memcmp(ev->data + off, "[DONE]", 6) == 0) {
+		st = r->pstate;
+		if (st != NULL && st->refusal_len != 0)
+			openai_refusal(r, st->refusal);
+		r->done = 1;
+		return 0;
+	}
+
+	root = json_loadb(ev->data + off, n, 0, &jerr);
+	if (root == NULL || !json_is_object(root)) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "stream event is not a JSON object: %s",
+		    root == NULL ? jerr.text : "wrong type");
+		json_decref(root);
+		return -1;
+	}
+	/* An error chunk, maybe with a finish_reason "error" choice. */
+	v = json_object_get(root, "error");
+	if (v != NULL && !json_is_null(v)) {
+		openai_error(r, 0, root, NULL, 0);
+		json_decref(root);
+		return -1;
+	}
+
+	/* Azure's first chunk has no choices, only prompt_filter_results. */
+	choice = openai_choice0(root);
+	delta = json_object_get(choice, "delta");
+	openai_content(r, json_object_get(delta, "content"));
+	calls = json_object_get(delta, "tool_calls");
+	json_array_foreach(calls, i, tc)
+		openai_tool_call(r, (int)i, tc);
+	v = json_object_get(delta, "refusal");
+	if (json_is_string(v) && json_string_length(v) != 0) {
+		/* Kept for the error message only, so a bounded copy. */
+		if ((st = r->pstate) == NULL)
+			st = r->pstate = xcalloc(1, sizeof *st);
+		n = json_string_length(v);
+		if (n > OPENAI_MSG_MAX - st->refusal_len) {
+			n = OPENAI_MSG_MAX - st->refusal_len;
+			while (n > 0 &&
+			    ((unsigned char)json_string_value(v)[n] & 0xc0) ==
+			    0x80)
+				n--;
+		}
+		memcpy(st->refusal + st->refusal_len, json_string_value(v), n);
+		st->refusal_len += n;
+		st->refusal[st->refusal_len] = '\0';
+	}
+	v = json_object_get(choice, "finish_reason");
+	if (json_is_string(v))
+		openai_set_finish(r, json_string_value(v));
+
+	/* The usage chunk (choices []), or usage on every chunk (vLLM). */
+	openai_usage(r, root);
+	json_decref(root);
+	return 0;
+}
+
+void
+openai_classify(struct reply *r, uint32_t status, const char *body,
+    size_t len)
+{
+	json_t *root = NULL;
+	size_t off;
+
+	/* Gateways answer with HTML or nothing: then the status decides. */
+	off = body != NULL ? openai_skip_space(body, len) : len;
+	if (off < len)
+		root = json_loadb(body + off, len - off, 0, NULL);
+	openai_error(r, status, root, NULL, 0);
+	json_decref(root);
+}
+
+const struct provider_type provider_openai = {
+	.name = "openai",
+	.start = http_start,
+	.stop = http_stop,
+	.build = openai_build,
+	.parse = openai_parse,
+	.event = openai_event,
+	.classify = openai_classify,
+};

@@ -1,0 +1,393 @@
+/*
+ * server.c: the daemon's process-wide pieces: the listening socket (its own
+ * or systemd's), signals (reload, drain), the running config and the
+ * status and metrics views of the daemon's state.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "llmgated.h"
+
+struct event_base *ev_base;
+struct config *cfg;
+uint64_t server_start_ms;
+
+static struct evconnlistener *server_listener;
+static char *server_path;		/* unlinked at exit when ours */
+static int server_draining;
+static struct event *server_sigs[4];
+static struct event *server_drain_ev;
+static struct event *server_resume_ev;
+
+struct config *
+config_ref(struct config *c)
+{
+	c->refs++;
+	return c;
+}
+
+void
+config_unref(struct config *c)
+{
+	if (c != NULL && --c->refs == 0)
+		config_free(c);
+}
+
+/* Is a daemon answering at path? Decides between "refuse" and "stale". */
+static int
+server_alive(const char *path)
+{
+	struct sockaddr_un sun;
+	int fd, rc;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+	close(fd);
+	return rc == 0;
+}
+
+static void
+server_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int len, void *arg)
+{
+	evutil_make_socket_nonblocking(fd);
+	conn_accept(fd);
+}
+
+static void
+server_resume(evutil_socket_t fd, short events, void *arg)
+{
+	if (!server_draining)
+		evconnlistener_enable(server_listener);
+}
+
+/*
+ * Out of descriptors: pause accepting for a moment instead of spinning on
+ * a listener that stays readable (tmux server_accept does the same).
+ */
+static void
+server_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct timeval tv = { 1, 0 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		log_warnx("accept: %s; pausing for a second",
+		    evutil_socket_error_to_string(err));
+		evconnlistener_disable(server_listener);
+		evtimer_add(server_resume_ev, &tv);
+		return;
+	}
+	log_warnx("accept: %s", evutil_socket_error_to_string(err));
+}
+
+static int
+server_mkdir_parent(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	struct stat st;
+	int rc = 0;
+
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (stat(dir, &st) != 0 && mkdir(dir, 0755) != 0 &&
+		    errno != EEXIST)
+			rc = -1;
+	}
+	free(dir);
+	return rc;
+}
+
+int
+server_listen(const char *path, mode_t mode, char **cause)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd = -1;
+
+#ifdef HAVE_LIBSYSTEMD
+	if (sd_listen_fds(1) == 1) {
+		fd = SD_LISTEN_FDS_START;
+		evutil_make_socket_nonblocking(fd);
+		log_info("listening on the socket systemd passed");
+	}
+#endif
+	if (fd == -1) {
+		if (strlen(path) >= sizeof sun.sun_path) {
+			xasprintf(cause, "socket path too long: %s", path);
+			return -1;
+		}
+		if (lstat(path, &st) == 0) {
+			if (!S_ISSOCK(st.st_mode)) {
+				xasprintf(cause, "%s exists and is not a "
+				    "socket; refusing to replace it", path);
+				return -1;
+			}
+			if (server_alive(path)) {
+				xasprintf(cause, "another llmgated is already "
+				    "listening on %s", path);
+				return -1;
+			}
+			log_info("replacing stale socket %s", path);
+			unlink(path);
+		}
+		if (server_mkdir_parent(path) != 0) {
+			xasprintf(cause, "cannot create the directory of %s: "
+			    "%s", path, strerror(errno));
+			return -1;
+		}
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    0);
+		if (fd == -1) {
+			xasprintf(cause, "socket: %s", strerror(errno));
+			return -1;
+		}
+		memset(&sun, 0, sizeof sun);
+		sun.sun_family = AF_UNIX;
+		snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+		if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 ||
+		    chmod(path, mode) != 0 || listen(fd, 256) != 0) {
+			xasprintf(cause, "cannot listen on %s: %s", path,
+			    strerror(errno));
+			close(fd);
+			return -1;
+		}
+		server_path = xstrdup(path);
+	}
+	server_listener = evconnlistener_new(ev_base, server_accept, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (server_listener == NULL) {
+		xasprintf(cause, "evconnlistener_new failed");
+		close(fd);
+		return -1;
+	}
+	evconnlistener_set_error_cb(server_listener, server_accept_error);
+	server_resume_ev = evtimer_new(ev_base, server_resume, NULL);
+	return 0;
+}
+
+static void
+server_notify(const char *state)
+{
+#ifdef HAVE_LIBSYSTEMD
+	sd_notify(0, state);
+#endif
+}
+
+int
+server_reload(char **cause)
+{
+	struct config *next;
+	char *errors = NULL;
+
+	server_notify("RELOADING=1");
+	next = config_load(cfg->path, &errors);
+	if (next == NULL) {
+		xasprintf(cause, "reload refused, keeping the running "
+		    "config:\n%s", errors != NULL ? errors : "");
+		log_warnx("%s", *cause);
+		free(errors);
+		server_notify("READY=1");
+		return -1;
+	}
+	/* Calls in flight keep the config they started with. */
+	config_unref(cfg);
+	cfg = config_ref(next);
+	log_info("configuration reloaded from %s",
+	    cfg->path != NULL ? cfg->path : "the embedded default");
+	server_notify("READY=1");
+	return 0;
+}
+
+static void
+server_exit(void)
+{
+	struct timeval tv = { 0, 200000 };
+
+	/* Let the last answers leave before the loop ends. */
+	event_base_loopexit(ev_base, &tv);
+}
+
+void
+server_call_ended(void)
+{
+	if (server_draining && call_stats.inflight == 0)
+		server_exit();
+}
+
+static void
+server_drain_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	log_warnx("drain timeout: cancelling %llu calls",
+	    (unsigned long long)call_stats.inflight);
+	conn_cancel_all();
+	server_exit();
+}
+
+static void
+server_signal(evutil_socket_t sig, short events, void *arg)
+{
+	struct timeval tv;
+	char *cause = NULL;
+
+	switch (sig) {
+	case SIGHUP:
+		if (server_reload(&cause) != 0)
+			free(cause);
+		return;
+	case SIGTERM:
+	case SIGINT:
+		if (server_draining) {
+			log_info("second signal: exiting now");
+			conn_cancel_all();
+			server_exit();
+			return;
+		}
+		server_draining = 1;
+		server_notify("STOPPING=1");
+		log_info("draining: %llu calls in flight",
+		    (unsigned long long)call_stats.inflight);
+		evconnlistener_disable(server_listener);
+		if (call_stats.inflight == 0) {
+			server_exit();
+			return;
+		}
+		tv.tv_sec = cfg->drain_ms / 1000;
+		tv.tv_usec = (cfg->drain_ms % 1000) * 1000;
+		server_drain_ev = evtimer_new(ev_base, server_drain_timeout,
+		    NULL);
+		evtimer_add(server_drain_ev, &tv);
+		return;
+	}
+}
+
+int
+server_run(void)
+{
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	size_t i;
+
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		server_sigs[i] = evsignal_new(ev_base, sigs[i], server_signal,
+		    NULL);
+		evsignal_add(server_sigs[i], NULL);
+	}
+	server_start_ms = now_ms();
+	server_notify("READY=1");
+	log_info("llmgated %s ready (%s)", LLMGATE_VERSION,
+	    cfg->path != NULL ? cfg->path : "embedded default config");
+	event_base_dispatch(ev_base);
+
+	conn_close_all();
+	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		event_free(server_sigs[i]);
+	if (server_drain_ev != NULL)
+		event_free(server_drain_ev);
+	if (server_listener != NULL)
+		evconnlistener_free(server_listener);
+	if (server_resume_ev != NULL)
+		event_free(server_resume_ev);
+	if (server_path != NULL) {
+		unlink(server_path);
+		free(server_path);
+	}
+	log_info("llmgated stopped");
+	return 0;
+}
+
+json_t *
+server_status(void)
+{
+	json_t *st, *targets, *tj;
+	struct target *t;
+
+	targets = json_array();
+	for (t = target_first(); t != NULL; t = t->next) {
+		tj = json_pack("{s:s, s:s, s:{s:n, s:n}, s:{s:n, s:n}, s:I, "
+		    "s:I, s:I, s:I, s:I}",
+		    "target", t->name, "breaker", "closed",
+		    "rpm", "limit", "available", "tpm", "limit", "available",
+		    "cooldown_ms", (json_int_t)0,
+		    "inflight", (json_int_t)t->inflight,
+		    "queued", (json_int_t)t->queued,
+		    "calls", (json_int_t)t->calls,
+		    "failures", (json_int_t)t->failures);
+		json_array_append_new(targets, tj);
+	}
+	st = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:{s:n}, "
+	    "s:{s:I, s:I, s:I, s:I, s:I}}",
+	    "version", LLMGATE_VERSION,
+	    "uptime_s", (json_int_t)((now_ms() - server_start_ms) / 1000),
+	    "clients", (json_int_t)conn_count(),
+	    "inflight", (json_int_t)call_stats.inflight,
+	    "queued", (json_int_t)0,
+	    "targets", targets,
+	    "retry_budget", "available",
+	    "counters",
+	    "calls", (json_int_t)call_stats.calls,
+	    "attempts", (json_int_t)call_stats.attempts,
+	    "retries", (json_int_t)call_stats.retries,
+	    "fallbacks", (json_int_t)call_stats.fallbacks,
+	    "failed", (json_int_t)call_stats.failed);
+	return st;
+}
+
+char *
+server_metrics(void)
+{
+	struct buf b = { 0 };
+	struct target *t;
+
+	buf_printf(&b, "# HELP llmgate_calls_total Calls received.\n"
+	    "# TYPE llmgate_calls_total counter\n"
+	    "llmgate_calls_total %llu\n",
+	    (unsigned long long)call_stats.calls);
+	buf_printf(&b, "# HELP llmgate_attempts_total Upstream attempts.\n"
+	    "# TYPE llmgate_attempts_total counter\n"
+	    "llmgate_attempts_total %llu\n",
+	    (unsigned long long)call_stats.attempts);
+	buf_printf(&b, "# HELP llmgate_retries_total Retries.\n"
+	    "# TYPE llmgate_retries_total counter\n"
+	    "llmgate_retries_total %llu\n",
+	    (unsigned long long)call_stats.retries);
+	buf_printf(&b, "# HELP llmgate_fallbacks_total Fallbacks to a "
+	    "next target.\n# TYPE llmgate_fallbacks_total counter\n"
+	    "llmgate_fallbacks_total %llu\n",
+	    (unsigned long long)call_stats.fallbacks);
+	buf_printf(&b, "# HELP llmgate_failed_total Calls that failed.\n"
+	    "# TYPE llmgate_failed_total counter\n"
+	    "llmgate_failed_total %llu\n",
+	    (unsigned long long)call_stats.failed);
+	buf_printf(&b, "# HELP llmgate_inflight Calls in flight.\n"
+	    "# TYPE llmgate_inflight gauge\nllmgate_inflight %llu\n",
+	    (unsigned long long)call_stats.inflight);
+	buf_printf(&b, "# HELP llmgate_clients Connected clients.\n"
+	    "# TYPE llmgate_clients gauge\nllmgate_clients %u\n",
+	    conn_count());
+	buf_printf(&b, "# HELP llmgate_target_inflight Attempts in flight "
+	    "per target.\n# TYPE llmgate_target_inflight gauge\n");
+	for (t = target_first(); t != NULL; t = t->next)
+		buf_printf(&b, "llmgate_target_inflight{target=\"%s\"} %u\n",
+		    t->name, t->inflight);
+	return b.data != NULL ? b.data : xstrdup("");
+}

@@ -1,0 +1,662 @@
+/*
+ * check_e2e.c: the foundation end to end: the real llmgated on a temporary
+ * socket, driven through libllmgate, the llmgate CLI and raw frames, with
+ * the built-in mock provider.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "harness.h"
+
+static struct daemon d;
+
+/* Quick retries so the tests spend little time waiting. */
+static const char *fast_conf =
+    "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
+    "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n"
+    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n";
+
+static void
+setup(void)
+{
+	h_daemon_start(&d, fast_conf);
+}
+
+static void
+teardown(void)
+{
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+}
+
+static struct llmgate *
+lib_connect(void)
+{
+	char err[256];
+	struct llmgate *g = llmgate_connect(d.sock, "check_e2e", err,
+	    sizeof err);
+
+	ck_assert_msg(g != NULL, "connect: %s", err);
+	return g;
+}
+
+START_TEST(test_call_echo)
+{
+	struct llmgate *g = lib_connect();
+	struct llmgate_request *req = h_request("hello there", "mock/echo",
+	    NULL);
+	struct llmgate_result *res = NULL;
+
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_int_eq(res->cls, LLMGATE_OK);
+	ck_assert_str_eq(res->text, "echo: hello there");
+	ck_assert_str_eq(res->target, "mock/echo");
+	ck_assert_int_eq(res->finish, LLMGATE_FINISH_STOP);
+	ck_assert_uint_eq(res->input_tokens, 2);
+	ck_assert_uint_eq(res->output_tokens, 3);
+	ck_assert_uint_eq(res->nattempts, 1);
+	ck_assert_int_eq(res->attempts[0].cls, LLMGATE_OK);
+	llmgate_result_free(res);
+	h_request_free(req);
+	llmgate_close(g);
+}
+END_TEST
+
+struct collect {
+	char text[1024];
+	int chunks;
+};
+
+static void
+collect_chunk(const struct llmgate_chunk *ch, void *arg)
+{
+	struct collect *c = arg;
+
+	if (ch->text != NULL) {
+		strncat(c->text, ch->text, ch->len);
+		c->chunks++;
+	}
+}
+
+START_TEST(test_call_stream)
+{
+	struct llmgate *g = lib_connect();
+	struct llmgate_request *req = h_request("one two three four",
+	    "mock/stream:5", NULL);
+	struct llmgate_result *res = NULL;
+	struct collect c = { "", 0 };
+
+	req->stream = 1;
+	ck_assert_int_eq(llmgate_call(g, req, collect_chunk, &c, &res), 0);
+	ck_assert_int_eq(res->cls, LLMGATE_OK);
+	ck_assert_str_eq(c.text, "echo: one two three four");
+	ck_assert_int_eq(c.chunks, 5);
+	ck_assert_str_eq(res->text, "echo: one two three four");
+	llmgate_result_free(res);
+	h_request_free(req);
+	llmgate_close(g);
+}
+END_TEST
+
+struct many {
+	int done;
+	int ok;
+	int wrong;
+	char want[64];
+};
+
+static void
+many_done(struct llmgate_result *res, void *arg)
+{
+	struct many *m = arg;
+
+	m->done++;
+	if (res->cls == LLMGATE_OK && strncmp(res->text, "echo: call ", 11) == 0)
+		m->ok++;
+	llmgate_result_free(res);
+}
+
+static void
+run_many(struct llmgate **conns, int nconns, int per)
+{
+	struct llmgate_request *req;
+	struct pollfd pfd[64];
+	struct many m = { 0 };
+	char prompt[32];
+	int i, j, total = nconns * per;
+
+	for (i = 0; i < nconns; i++) {
+		for (j = 0; j < per; j++) {
+			snprintf(prompt, sizeof prompt, "call %d", i * per + j);
+			req = h_request(prompt, "mock/slow:20", NULL);
+			ck_assert_uint_gt(llmgate_submit(conns[i], req, NULL,
+			    many_done, &m), 0);
+			h_request_free(req);
+		}
+	}
+	while (m.done < total) {
+		for (i = 0; i < nconns; i++) {
+			pfd[i].fd = llmgate_fd(conns[i]);
+			pfd[i].events = POLLIN |
+			    (llmgate_want_write(conns[i]) ? POLLOUT : 0);
+		}
+		ck_assert_int_gt(poll(pfd, (nfds_t)nconns, 10000), 0);
+		for (i = 0; i < nconns; i++) {
+			if (pfd[i].revents)
+				ck_assert_int_ge(llmgate_process(conns[i]), 0);
+		}
+	}
+	ck_assert_int_eq(m.ok, total);
+}
+
+START_TEST(test_100_calls_one_connection)
+{
+	struct llmgate *g = lib_connect();
+
+	run_many(&g, 1, 100);
+	llmgate_close(g);
+}
+END_TEST
+
+START_TEST(test_100_calls_20_connections)
+{
+	struct llmgate *g[20];
+	int i;
+
+	for (i = 0; i < 20; i++)
+		g[i] = lib_connect();
+	run_many(g, 20, 5);
+	for (i = 0; i < 20; i++)
+		llmgate_close(g[i]);
+}
+END_TEST
+
+static json_t *
+status_json(void)
+{
+	struct llmgate *g = lib_connect();
+	char *text = NULL;
+	json_t *j;
+
+	ck_assert_int_eq(llmgate_status(g, &text), 0);
+	j = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	free(text);
+	llmgate_close(g);
+	return j;
+}
+
+START_TEST(test_disconnect_mid_call)
+{
+	struct llmgate *g = lib_connect();
+	struct llmgate_request *req = h_request("bye", "mock/slow:300", NULL);
+	json_t *st;
+	int i;
+
+	ck_assert_uint_gt(llmgate_submit(g, req, NULL, NULL, NULL), 0);
+	h_request_free(req);
+	/* Let the daemon receive it, then vanish. */
+	for (i = 0; i < 20 && llmgate_want_write(g); i++)
+		llmgate_process(g);
+	usleep(50000);
+	st = status_json();
+	ck_assert_int_eq(json_integer_value(json_object_get(st, "inflight")),
+	    1);
+	json_decref(st);
+	llmgate_close(g);
+	usleep(100000);
+	st = status_json();
+	ck_assert_int_eq(json_integer_value(json_object_get(st, "inflight")),
+	    0);
+	json_decref(st);
+	ck_assert(h_daemon_alive(&d));
+}
+END_TEST
+
+/* The daemon answers garbage with an error, closes, and keeps serving. */
+START_TEST(test_garbage_bytes)
+{
+	static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct proto_msg m;
+	struct llmgate *g;
+	int fd = h_raw_connect(&d, 0);
+
+	ck_assert_int_eq(write(fd, junk, sizeof junk - 1),
+	    (ssize_t)sizeof junk - 1);
+	ck_assert_int_eq(h_raw_recv(fd, &m, 3000), 0);
+	ck_assert_int_eq(m.type, PROTO_ERROR);
+	ck_assert_int_eq(m.u.result.cls, LLMGATE_INVALID_REQUEST);
+	ck_assert_ptr_nonnull(strstr(m.u.result.message, "frame"));
+	proto_msg_free(&m);
+	ck_assert(h_raw_closed(fd, 3000));
+	close(fd);
+	g = lib_connect();
+	ck_assert_int_eq(llmgate_ping(g), 0);
+	llmgate_close(g);
+}
+END_TEST
+
+START_TEST(test_oversized_frame)
+{
+	unsigned char hdr[4] = { 0x10, 0, 0, 0 };	/* 256 MiB */
+	struct proto_msg m;
+	struct llmgate *g;
+	int fd = h_raw_connect(&d, 1);
+
+	ck_assert_int_eq(write(fd, hdr, 4), 4);
+	ck_assert_int_eq(h_raw_recv(fd, &m, 3000), 0);
+	ck_assert_int_eq(m.type, PROTO_ERROR);
+	ck_assert_ptr_nonnull(strstr(m.u.result.message, "limit"));
+	proto_msg_free(&m);
+	ck_assert(h_raw_closed(fd, 3000));
+	close(fd);
+	g = lib_connect();
+	ck_assert_int_eq(llmgate_ping(g), 0);
+	llmgate_close(g);
+}
+END_TEST
+
+START_TEST(test_malformed_payload)
+{
+	/* A valid frame whose payload is an array, not a map. */
+	unsigned char frame[] = { 0, 0, 0, 3, 0x92, 0x01, 0x02 };
+	struct proto_msg m;
+	int fd = h_raw_connect(&d, 1);
+
+	ck_assert_int_eq(write(fd, frame, sizeof frame), (ssize_t)sizeof frame);
+	ck_assert_int_eq(h_raw_recv(fd, &m, 3000), 0);
+	ck_assert_int_eq(m.type, PROTO_ERROR);
+	ck_assert_ptr_nonnull(strstr(m.u.result.message, "malformed"));
+	proto_msg_free(&m);
+	ck_assert(h_raw_closed(fd, 3000));
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_unknown_type_keeps_connection)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	struct proto_msg m;
+	unsigned char *p;
+	uint32_t len;
+	int fd = h_raw_connect(&d, 1);
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_sbuffer_write(&sb, "\0\0\0\0", 4);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "t", 1);
+	msgpack_pack_str_with_body(&pk, "frobnicate", 10);
+	msgpack_pack_str_with_body(&pk, "id", 2);
+	msgpack_pack_uint32(&pk, 77);
+	len = (uint32_t)sb.size - 4;
+	p = (unsigned char *)sb.data;
+	p[0] = len >> 24;
+	p[1] = len >> 16;
+	p[2] = len >> 8;
+	p[3] = len;
+	h_raw_send(fd, &sb);
+	ck_assert_int_eq(h_raw_recv(fd, &m, 3000), 0);
+	ck_assert_int_eq(m.type, PROTO_ERROR);
+	ck_assert_uint_eq(m.id, 77);
+	ck_assert_ptr_nonnull(strstr(m.u.result.message, "frobnicate"));
+	proto_msg_free(&m);
+	/* Still open: a ping is answered. */
+	proto_enc_simple(&sb, PROTO_PING, 78);
+	h_raw_send(fd, &sb);
+	ck_assert_int_eq(h_raw_recv(fd, &m, 3000), 0);
+	ck_assert_int_eq(m.type, PROTO_PONG);
+	ck_assert_uint_eq(m.id, 78);
+	proto_msg_free(&m);
+	msgpack_sbuffer_destroy(&sb);
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_version_mismatch)
+{
+	struct proto_hello h = { .version = 99, .name = "future" };
+	struct proto_msg m;
+	msgpack_sbuffer sb;
+	int fd = h_raw_connect(&d, 0);
+
+	msgpack_sbuffer_init(&sb);
+	proto_enc_hello(&sb, &h);
+	h_raw_send(fd, &sb);
+	msgpack_sbuffer_destroy(&sb);
+	ck_assert_int_eq(h_raw_recv(fd, &m, 3000), 0);
+	ck_assert_int_eq(m.type, PROTO_ERROR);
+	ck_assert_ptr_nonnull(strstr(m.u.result.message, "version 99"));
+	proto_msg_free(&m);
+	ck_assert(h_raw_closed(fd, 3000));
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_cancel)
+{
+	struct llmgate *g = lib_connect();
+	struct llmgate_request *req = h_request("x", "mock/slow:5000", NULL);
+	struct many m = { 0 };
+	struct pollfd pfd;
+	uint32_t id;
+
+	id = llmgate_submit(g, req, NULL, many_done, &m);
+	h_request_free(req);
+	ck_assert_int_eq(llmgate_cancel(g, id), 0);
+	while (m.done == 0) {
+		pfd.fd = llmgate_fd(g);
+		pfd.events = POLLIN | (llmgate_want_write(g) ? POLLOUT : 0);
+		ck_assert_int_gt(poll(&pfd, 1, 3000), 0);
+		ck_assert_int_ge(llmgate_process(g), 0);
+	}
+	ck_assert_int_eq(m.ok, 0);
+	llmgate_close(g);
+}
+END_TEST
+
+START_TEST(test_cli_fallback_json)
+{
+	struct run r;
+	json_t *j, *att;
+
+	h_cli(&r, &d, NULL, "call", "--json", "-m", "mock/flaky:5", "-m",
+	    "mock/echo", "hi", NULL);
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
+	    "echo: hi");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
+	    "mock/echo");
+	ck_assert_str_eq(json_string_value(json_object_get(j,
+	    "finish_reason")), "stop");
+	att = json_object_get(j, "attempts");
+	/* Two attempts at the flaky target (attempts = 2), then echo. */
+	ck_assert_int_eq(json_array_size(att), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	    json_array_get(att, 0), "class")), "server_error");
+	ck_assert_int_eq(json_integer_value(json_object_get(
+	    json_array_get(att, 0), "status")), 503);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	    json_array_get(att, 1), "target")), "mock/flaky:5");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	    json_array_get(att, 2), "class")), "ok");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j,
+	    "usage"), "input_tokens")), 1);
+	json_decref(j);
+	h_run_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_retry_after_honoured)
+{
+	struct run r;
+	json_t *j, *att;
+
+	h_cli(&r, &d, NULL, "call", "--json", "-m", "mock/rate-limited:1",
+	    "-m", "mock/echo", "hi", NULL);
+	ck_assert_int_eq(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	att = json_object_get(j, "attempts");
+	ck_assert_int_eq(json_array_size(att), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	    json_array_get(att, 0), "class")), "rate_limited");
+	ck_assert_int_ge(json_integer_value(json_object_get(
+	    json_array_get(att, 1), "waited_ms")), 950);
+	json_decref(j);
+	h_run_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_failure_exit_4)
+{
+	struct run r;
+	json_t *j;
+
+	h_cli(&r, &d, NULL, "call", "--json", "-m", "mock/error:auth", "-m",
+	    "mock/error:bad_request", "hi", NULL);
+	ck_assert_int_eq(r.status, 4);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j,
+	    "error"), "class")), "bad_request");
+	ck_assert_int_eq(json_array_size(json_object_get(j, "attempts")), 2);
+	json_decref(j);
+	h_run_free(&r);
+
+	/* bad_request neither retries nor falls back. */
+	h_cli(&r, &d, NULL, "call", "--json", "-m", "mock/error:bad_request",
+	    "-m", "mock/echo", "hi", NULL);
+	ck_assert_int_eq(r.status, 4);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_int_eq(json_array_size(json_object_get(j, "attempts")), 1);
+	json_decref(j);
+	h_run_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_deadline)
+{
+	struct run r;
+	json_t *j;
+
+	h_cli(&r, &d, NULL, "call", "--json", "--timeout", "100", "-m",
+	    "mock/slow:3000", "hi", NULL);
+	ck_assert_int_eq(r.status, 4);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j,
+	    "error"), "class")), "deadline");
+	json_decref(j);
+	h_run_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_usage_errors)
+{
+	struct run r;
+
+	h_cli(&r, &d, NULL, "call", "--no-such-flag", "hi", NULL);
+	ck_assert_int_eq(r.status, 2);
+	h_run_free(&r);
+	h_cli(&r, &d, NULL, "call", "--max-tokens", "lots", "hi", NULL);
+	ck_assert_int_eq(r.status, 2);
+	h_run_free(&r);
+	/* The daemon refuses an unknown provider: invalid input, exit 2. */
+	h_cli(&r, &d, NULL, "call", "-m", "nosuch/model", "hi", NULL);
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "nosuch"));
+	h_run_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_stdin_and_stream)
+{
+	struct run r;
+
+	h_cli(&r, &d, "from stdin\n", "call", "--stream", "-m",
+	    "mock/stream:1", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_str_eq(r.out, "echo: from stdin\n");
+	h_run_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_status_ping)
+{
+	struct run r;
+	json_t *j;
+
+	h_cli(&r, &d, NULL, "ping", NULL);
+	ck_assert_int_eq(r.status, 0);
+	h_run_free(&r);
+	h_cli(&r, &d, NULL, "call", "-m", "mock/echo", "hi", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_str_eq(r.out, "echo: hi\n");
+	h_run_free(&r);
+	h_cli(&r, &d, NULL, "status", "--json", NULL);
+	ck_assert_int_eq(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "version")),
+	    LLMGATE_VERSION);
+	ck_assert_int_ge(json_integer_value(json_object_get(json_object_get(j,
+	    "counters"), "calls")), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    json_object_get(j, "targets"), 0), "target")), "mock/echo");
+	json_decref(j);
+	h_run_free(&r);
+	h_cli(&r, &d, NULL, "status", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "mock/echo"));
+	h_run_free(&r);
+}
+END_TEST
+
+START_TEST(test_cli_unreachable)
+{
+	char *argv[] = { "llmgate", "-s", "/tmp/llmgate-nonexistent.sock",
+	    "ping", NULL };
+	struct run r;
+
+	h_run(&r, NULL, argv);
+	ck_assert_int_eq(r.status, 3);
+	ck_assert_ptr_nonnull(strstr(r.err, "llmgate-nonexistent.sock"));
+	h_run_free(&r);
+}
+END_TEST
+
+START_TEST(test_second_daemon_refused)
+{
+	char *argv[] = { "llmgated", "-s", d.sock, NULL };
+	struct run r;
+
+	h_run(&r, NULL, argv);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "already listening"));
+	h_run_free(&r);
+}
+END_TEST
+
+/* A socket file nobody listens on is replaced. */
+START_TEST(test_stale_socket_replaced)
+{
+	struct sockaddr_un sun;
+	char path[128];
+	int fd, i, st, cfd = -1;
+	pid_t pid;
+
+	snprintf(path, sizeof path, "%s/stale.sock", d.dir);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	close(fd);
+
+	pid = fork();
+	if (pid == 0) {
+		execl(BUILD_DIR "/llmgated", "llmgated", "-c", d.conf, "-s",
+		    path, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 300 && cfd == -1; i++) {
+		usleep(10000);
+		cfd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (connect(cfd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+			close(cfd);
+			cfd = -1;
+		}
+	}
+	ck_assert_int_ge(cfd, 0);
+	close(cfd);
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+END_TEST
+
+START_TEST(test_check_config_line)
+{
+	char *path = h_strdup_printf("%s/bad.conf", d.dir);
+	char *argv[] = { "llmgated", "--check-config", "-c", path, NULL };
+	FILE *f = fopen(path, "w");
+	struct run r;
+
+	fputs("providers = (\n  { name = \"m\"; type = \"mock\"; },\n"
+	    "  { name = \"x\"; type = \"nosuchtype\"; }\n);\n", f);
+	fclose(f);
+	h_run(&r, NULL, argv);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_msg(strstr(r.err, "bad.conf:3:") != NULL, "got: %s", r.err);
+	ck_assert_ptr_nonnull(strstr(r.err, "nosuchtype"));
+	h_run_free(&r);
+
+	f = fopen(path, "w");
+	fputs("providers = (\n  { name = \"m\"; type = \"mock\" }\n  oops\n);\n",
+	    f);
+	fclose(f);
+	h_run(&r, NULL, argv);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_msg(strstr(r.err, "bad.conf:3:") != NULL, "got: %s", r.err);
+	h_run_free(&r);
+	free(path);
+}
+END_TEST
+
+static Suite *
+e2e_suite(void)
+{
+	Suite *s = suite_create("e2e");
+	TCase *tc = tcase_create("daemon");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_call_echo);
+	tcase_add_test(tc, test_call_stream);
+	tcase_add_test(tc, test_100_calls_one_connection);
+	tcase_add_test(tc, test_100_calls_20_connections);
+	tcase_add_test(tc, test_disconnect_mid_call);
+	tcase_add_test(tc, test_garbage_bytes);
+	tcase_add_test(tc, test_oversized_frame);
+	tcase_add_test(tc, test_malformed_payload);
+	tcase_add_test(tc, test_unknown_type_keeps_connection);
+	tcase_add_test(tc, test_version_mismatch);
+	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_cli_fallback_json);
+	tcase_add_test(tc, test_cli_retry_after_honoured);
+	tcase_add_test(tc, test_cli_failure_exit_4);
+	tcase_add_test(tc, test_cli_deadline);
+	tcase_add_test(tc, test_cli_usage_errors);
+	tcase_add_test(tc, test_cli_stdin_and_stream);
+	tcase_add_test(tc, test_cli_status_ping);
+	tcase_add_test(tc, test_cli_unreachable);
+	tcase_add_test(tc, test_second_daemon_refused);
+	tcase_add_test(tc, test_stale_socket_replaced);
+	tcase_add_test(tc, test_check_config_line);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(e2e_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}

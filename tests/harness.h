@@ -1,0 +1,66 @@
+/*
+ * harness.h: end-to-end test support: start the real llmgated (and the
+ * loopback fake provider) in a temporary directory, run the real CLI, and
+ * speak raw frames to the daemon.
+ */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "llmgate.h"
+#include "proto.h"
+
+struct daemon {
+	pid_t pid;
+	char dir[64];
+	char sock[128];
+	char conf[128];
+	char log[128];
+};
+
+/* Write conf_text (NULL: embedded default) and start llmgated on it. */
+void h_daemon_start(struct daemon *, const char *conf_text);
+/* SIGTERM; returns the exit status (0 expected). */
+int h_daemon_stop(struct daemon *);
+int h_daemon_alive(struct daemon *);
+/* The daemon's log so far (free()). */
+char *h_daemon_log(struct daemon *);
+
+/* Start tests/fakeprov on an ephemeral port; returns the port. */
+int h_fakeprov_start(pid_t *);
+void h_fakeprov_stop(pid_t);
+/* GET a fakeprov path; the body as JSON (json_decref). */
+json_t *h_fakeprov_get(int port, const char *path);
+
+struct run {
+	int status;		/* exit code, or 128+signal */
+	char *out;
+	char *err;
+};
+/* Run BUILD_DIR/llmgate with -s SOCK and argv (NULL-terminated). */
+void h_cli(struct run *, struct daemon *, const char *stdin_text, ...)
+    __attribute__((sentinel));
+/* Run any program (path relative to BUILD_DIR when it has no '/'). */
+void h_run(struct run *, const char *stdin_text, char *const argv[]);
+void h_run_free(struct run *);
+
+/* A raw connection with the handshake done (or not). */
+int h_raw_connect(struct daemon *, int hello);
+void h_raw_send(int fd, msgpack_sbuffer *);
+/* Read one frame with a timeout; 0 ok, -1 on EOF/timeout/garbage. */
+int h_raw_recv(int fd, struct proto_msg *, int timeout_ms);
+/* 1 when the peer closed (EOF within timeout). */
+int h_raw_closed(int fd, int timeout_ms);
+
+/* A one-message request for prompt to the given targets. */
+struct llmgate_request *h_request(const char *prompt, ...)
+    __attribute__((sentinel));
+void h_request_free(struct llmgate_request *);
+
+char *h_strdup_printf(const char *, ...)
+    __attribute__((format(printf, 1, 2)));
+
+#endif
