@@ -102,6 +102,7 @@ main(int argc, char **argv)
 	if (check) {
 		if (cfg == NULL) {
 			fputs(errors, stderr);
+			free(errors);
 			return 1;
 		}
 		printf("%s: configuration OK\n",

@@ -80,7 +80,7 @@ struct openai_err {
 	char codebuf[24];
 	long status;		/* an integer code that is an HTTP status */
 	const char *inner;	/* Azure innererror.code */
-	int moderation;		/* OpenRouter metadata of a moderation refusal */
+	int moderation;		/* OpenRouter: refused by moderation */
 };
 
 /* curl_slist_append keeps the old list on failure; so do we. */
@@ -215,7 +215,7 @@ openai_message(const struct llmgate_message *m, size_t i, char **cause)
 		}
 		break;
 	case LLMGATE_ROLE_TOOL:
-		/* OpenAI and every compatible server reject an unpaired result. */
+		/* Every compatible server rejects an unpaired result. */
 		if (m->tool_call_id == NULL || *m->tool_call_id == '\0') {
 			xasprintf(cause, "%s: tool result without tool_call_id",
 			    where);
@@ -405,7 +405,7 @@ openai_build_body(struct http_req *hr, const char *model,
 
 	if ((body = openai_body(model, req, cause)) == NULL)
 		goto fail;
-	/* 15 digits: temperature 0.3 goes out as 0.3, not 0.29999999999999999. */
+	/* 15 digits: temperature 0.3 goes out as 0.3, not 0.299999... */
 	hr->body = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(body);
 	if (hr->body == NULL) {

@@ -553,7 +553,7 @@ END_TEST
 START_TEST(test_stale_socket_replaced)
 {
 	struct sockaddr_un sun;
-	char path[128];
+	char path[100];
 	int fd, i, st, cfd = -1;
 	pid_t pid;
 

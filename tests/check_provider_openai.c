@@ -453,6 +453,8 @@ START_TEST(parse_text)
 
 	ck_assert_int_eq(parse_file(&r, &log, "text.json"), 0);
 	ck_assert_str_eq(buf_cstr(&r.text), "Oslo.");
+	/* A plain body still reaches a streaming caller, as one chunk. */
+	ck_assert_str_eq(buf_cstr(&log), "T:Oslo.\n");
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_STOP);
 	ck_assert_uint_eq(r.input_tokens, 21);
 	ck_assert_uint_eq(r.output_tokens, 3);
@@ -478,6 +480,10 @@ START_TEST(parse_tool_calls)
 	ck_assert_str_eq(r.tools[1].id, "call_Vt3o0pD4n0kqcIwBzmxMeBrc");
 	ck_assert_str_eq(r.tools[1].name, "get_weather");
 	ck_assert_str_eq(buf_cstr(&r.tools[1].args), "{\"city\":\"Bergen\"}");
+	ck_assert_str_eq(buf_cstr(&log),
+	    "C0:call_7QxbNgNcxrHjmWkjx5yXoQfa:get_weather:{\"city\":\"Oslo\"}\n"
+	    "C1:call_Vt3o0pD4n0kqcIwBzmxMeBrc:get_weather:"
+	    "{\"city\":\"Bergen\"}\n");
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_TOOL_CALLS);
 	ck_assert_uint_eq(r.input_tokens, 44);
 	ck_assert_uint_eq(r.output_tokens, 46);
@@ -835,7 +841,8 @@ START_TEST(event_llamacpp_error)
 
 	reply_init(&r, NULL, NULL);
 	ev.data = "{\"error\":{\"message\":\"Rate limit reached for "
-	    "requests\",\"type\":\"requests\",\"code\":\"rate_limit_exceeded\"}}";
+	    "requests\",\"type\":\"requests\","
+	    "\"code\":\"rate_limit_exceeded\"}}";
 	ev.len = strlen(ev.data);
 	ev.error_field = 0;
 	ck_assert_int_eq(provider_openai.event(&r, &ev), -1);
@@ -959,7 +966,8 @@ static const struct {
 	{ "error_429_azure.json", 429, LLMGATE_RATE_LIMITED,
 	    "Requests to the ChatCompletions_Create Operation under Azure "
 	    "OpenAI API version 2024-10-21 have exceeded token rate limit of "
-	    "your current OpenAI S0 pricing tier. Please retry after 7 seconds. "
+	    "your current OpenAI S0 pricing tier. Please retry after 7 "
+	    "seconds. "
 	    "Please go here: https://aka.ms/oai/quotaincrease if you would "
 	    "like to further increase the default rate limi...", 7000 },
 	{ "error_429_quota.json", 429, LLMGATE_QUOTA_EXHAUSTED,
@@ -969,7 +977,8 @@ static const struct {
 	    "api-errors.", -1 },
 	{ "error_429_tpm.json", 429, LLMGATE_CONTEXT_LENGTH,
 	    "Request too large for gpt-4o in organization "
-	    "org-Vq3kT0bX9mYl2WcRr8uNpE5s on tokens per min (TPM): Limit 30000, "
+	    "org-Vq3kT0bX9mYl2WcRr8uNpE5s on tokens per min (TPM): Limit "
+	    "30000, "
 	    "Requested 41872. The input or output tokens must be reduced in "
 	    "order to run successfully. Visit https://platform.openai.com/"
 	    "account/rate-limits to learn more.", -1 },
@@ -992,9 +1001,9 @@ static const struct {
 	    "Tool call id was call_7QxbNgNcxrHjmWkjx5yXoQfa but must be a-z, "
 	    "A-Z, 0-9, with a length of 9.", -1 },
 	{ "error_401.json", 401, LLMGATE_AUTH,
-	    "Incorrect API key provided: sk-proj-" STARS152 "Xk4A. You can find "
-	    "your API key at https://platform.openai.com/account/api-keys.",
-	    -1 },
+	    "Incorrect API key provided: sk-proj-" STARS152 "Xk4A. You can "
+	    "find your API key at https://platform.openai.com/account/"
+	    "api-keys.", -1 },
 	{ "error_plain_string.json", 401, LLMGATE_AUTH, "Unauthorized", -1 },
 	{ "error_402_deepseek.json", 402, LLMGATE_QUOTA_EXHAUSTED,
 	    "Insufficient Balance", -1 },
@@ -1061,7 +1070,8 @@ START_TEST(classify_edges)
 	reply_init(&r, NULL, NULL);
 	r.rl.retry_after_ms = 2000;
 	body = "{\"error\":{\"message\":\"Rate limit reached. Please try again "
-	    "in 1.146s.\",\"type\":\"requests\",\"code\":\"rate_limit_exceeded\"}}";
+	    "in 1.146s.\",\"type\":\"requests\","
+	    "\"code\":\"rate_limit_exceeded\"}}";
 	provider_openai.classify(&r, 429, body, strlen(body));
 	ck_assert_int_eq(r.cls, LLMGATE_RATE_LIMITED);
 	ck_assert_int_eq(r.rl.retry_after_ms, 2000);

@@ -1,0 +1,2935 @@
+/*
+ * fakeprov.c: a loopback fake LLM provider for llmgate's end-to-end tests.
+ *
+ * It answers OpenAI Chat Completions, Azure OpenAI, Anthropic Messages and
+ * Gemini v1beta requests in their real wire formats (shared/PROVIDERS.md)
+ * and injects faults chosen by directives in the model name, so that tests
+ * running in parallel need no setup calls. tests/fakeprov.md is the manual.
+ *
+ * Every answer is built in full first (status, headers, body or a list of
+ * SSE events) and then handed to the answer machinery, which owns the
+ * libevent side: delays, pacing, abrupt closes and clients that go away.
+ */
+#define _GNU_SOURCE
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#define FP_DEFAULT_KEY		"test-key"
+#define FP_DEFAULT_TIMEOUT	120
+#define FP_MAX_BODY		(8 * 1024 * 1024)
+#define FP_MAX_HEADERS		(64 * 1024)
+#define FP_MAX_DELAY_MS		(10 * 60 * 1000)
+#define FP_CLOSE_POLL_MS	2
+#define FP_CLOSE_WAIT_MS	5000
+#define FP_ARGS_PIECE		8
+#define FP_ERROR_AFTER		2
+#define FP_NO_MODEL		"(none)"
+
+/* Model-name directives; tests/fakeprov.md has the reference. */
+struct dirs {
+	int		 status;
+	char		*code;
+	char		*msg;
+	int		 retry_after;
+	int		 retry_after_ms;
+	int		 ratelimit;
+	int		 fail;
+	int		 delay;
+	int		 word_delay;
+	int		 cut;
+	int		 drop;
+	int		 garbage;
+	int		 stream_error;
+	char		*tool;
+	char		*args;
+	char		*text;
+	int		 length;
+	int		 filter;
+	int		 rpm;
+	char		*quota;
+};
+
+enum dir_type {
+	DIR_FLAG,
+	DIR_INT,
+	DIR_STR
+};
+
+static const struct dir_entry {
+	const char	*name;
+	enum dir_type	 type;
+	size_t		 off;
+	long		 min;
+	long		 max;
+} dir_table[] = {
+	{ "status", DIR_INT, offsetof(struct dirs, status), 400, 599 },
+	{ "code", DIR_STR, offsetof(struct dirs, code), 0, 0 },
+	{ "msg", DIR_STR, offsetof(struct dirs, msg), 0, 0 },
+	{ "retry_after", DIR_INT, offsetof(struct dirs, retry_after), 0, 86400 },
+	{ "retry_after_ms", DIR_INT, offsetof(struct dirs, retry_after_ms), 0,
+	    86400000 },
+	{ "ratelimit", DIR_FLAG, offsetof(struct dirs, ratelimit), 0, 0 },
+	{ "fail", DIR_INT, offsetof(struct dirs, fail), 0, 1000000 },
+	{ "delay", DIR_INT, offsetof(struct dirs, delay), 0, FP_MAX_DELAY_MS },
+	{ "word_delay", DIR_INT, offsetof(struct dirs, word_delay), 0, 60000 },
+	{ "cut", DIR_INT, offsetof(struct dirs, cut), 0, 100000000 },
+	{ "drop", DIR_FLAG, offsetof(struct dirs, drop), 0, 0 },
+	{ "garbage", DIR_FLAG, offsetof(struct dirs, garbage), 0, 0 },
+	{ "stream_error", DIR_FLAG, offsetof(struct dirs, stream_error), 0, 0 },
+	{ "tool", DIR_STR, offsetof(struct dirs, tool), 0, 0 },
+	{ "args", DIR_STR, offsetof(struct dirs, args), 0, 0 },
+	{ "text", DIR_STR, offsetof(struct dirs, text), 0, 0 },
+	{ "length", DIR_FLAG, offsetof(struct dirs, length), 0, 0 },
+	{ "filter", DIR_FLAG, offsetof(struct dirs, filter), 0, 0 },
+	{ "rpm", DIR_INT, offsetof(struct dirs, rpm), 1, 1000000 },
+	{ "quota", DIR_STR, offsetof(struct dirs, quota), 0, 0 },
+};
+
+/* A token bucket; bucket_take() is pure and takes the time as "now". */
+struct bucket {
+	double		 tokens;
+	uint64_t	 last_ms;
+	int		 primed;
+};
+
+/* What the server remembers per model name, until POST /_reset. */
+struct model {
+	char			*name;
+	long			 requests;
+	long			 attempts;	/* for fail=N */
+	json_t			*status;	/* {"200": n, ...} */
+	json_t			*last;
+	struct bucket		 bucket;
+	TAILQ_ENTRY(model)	 entry;
+};
+TAILQ_HEAD(models, model);
+
+/*
+ * One SSE event of a stream. The kinds let cut= and stream_error= find
+ * their place the same way for every provider: PRE before the content,
+ * CONTENT the text or argument pieces, POST after them, TERM the end marker.
+ */
+enum ev_kind {
+	EV_PRE,
+	EV_CONTENT,
+	EV_POST,
+	EV_TERM
+};
+
+struct sse_event {
+	enum ev_kind	 kind;
+	char		*name;
+	char		*data;
+};
+
+enum ans_state {
+	ANS_NEW,
+	ANS_WAIT,	/* delay= timer running */
+	ANS_STREAM,	/* headers sent, pacing events */
+	ANS_CLOSING,	/* waiting for output to drain, then close */
+	ANS_GONE	/* the client went away */
+};
+
+enum ans_end {
+	END_CLEAN,
+	END_CUT,	/* close the connection after what was sent */
+	END_DROP	/* close without any response */
+};
+
+/* A reply on its way out. It owns the request until it is done. */
+struct answer {
+	struct evhttp_request	*req;
+	struct event		*timer;
+	enum ans_state		 state;
+	enum ans_end		 end;
+	int			 status;
+	char			*body;
+	size_t			 bodylen;
+	long			 cut_bytes;
+	int			 streaming;
+	int			 array;		/* Gemini stream without alt=sse */
+	int			 sent_any;
+	struct sse_event	*events;
+	size_t			 nevents;
+	size_t			 next;
+	int			 delay_ms;
+	int			 word_delay_ms;
+	uint64_t		 close_deadline;
+	TAILQ_ENTRY(answer)	 entry;
+};
+TAILQ_HEAD(answers, answer);
+
+struct call;
+
+/* Defaults for an error status, and what a code= value stands for. */
+struct err_entry {
+	int		 status;
+	const char	*type;	/* OpenAI type, Anthropic type, Gemini status */
+	const char	*code;	/* OpenAI code */
+	const char	*msg;
+};
+
+struct code_entry {
+	const char	*code;
+	int		 status;
+	const char	*type;
+	const char	*param;
+	const char	*msg;
+};
+
+struct err_info {
+	int		 status;
+	const char	*type;
+	const char	*code;
+	const char	*param;
+	const char	*msg;
+	int		 msg_default;
+};
+
+enum auth_result {
+	AUTH_OK,
+	AUTH_MISSING,
+	AUTH_WRONG
+};
+
+struct provider {
+	const char		*name;
+	const struct err_entry	*errors;
+	const struct code_entry	*codes;
+	int			 code_is_type;
+	int			 retry_header;
+	const char		*reqid_header;
+	const char		*json_type;
+	const char		*sse_type;
+	const char		*garbage_event;
+	enum auth_result	(*auth)(struct call *);
+	void			(*auth_error)(struct call *, enum auth_result);
+	int			(*check)(struct call *);
+	void			(*read)(struct call *);
+	void			(*error)(struct call *, struct err_info *);
+	json_t			*(*reply)(struct call *);
+	void			(*stream)(struct call *);
+	void			(*stream_error)(struct call *);
+	void			(*ratelimit)(struct call *);
+};
+
+/* One provider request, from parsing to the finished answer. */
+struct call {
+	const struct provider	*prov;
+	struct evhttp_request	*req;
+	struct answer		*ans;
+	char			*path;
+	json_t			*body;
+	char			*model;
+	struct model		*m;
+	struct dirs		 d;
+	char			 reqid[32];
+	char			 id[48];
+	char			 toolid[48];
+	long			 created;
+	int			 stream;
+	int			 include_usage;
+	char			*prompt;
+	int			 tool_result;
+	long			 in_words;
+	long			 out_words;
+	char			*text;		/* reply text; NULL for a tool call */
+	char			*args;		/* tool arguments as sent */
+	json_t			*args_json;	/* the same parsed, or NULL */
+	int			 retry_s;	/* effective, -1 none */
+	int			 retry_ms;
+	int			 limited;	/* answered 429 */
+	uint64_t		 limit_wait_ms;
+};
+
+static struct event_base	*fp_base;
+static struct evhttp		*fp_http;
+static const char		*fp_key = FP_DEFAULT_KEY;
+static int			 fp_verbose;
+static long			 fp_total;
+static unsigned long		 fp_seq;
+static json_t			*fp_last;
+static struct models		 fp_models = TAILQ_HEAD_INITIALIZER(fp_models);
+static struct answers		 fp_answers = TAILQ_HEAD_INITIALIZER(fp_answers);
+
+static void	answer_go(struct answer *);
+static void	answer_timer_cb(evutil_socket_t, short, void *);
+static void	answer_closed_cb(struct evhttp_connection *, void *);
+
+static void __attribute__((noreturn, format(printf, 1, 2)))
+fatalx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fprintf(stderr, "fakeprov: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static void __attribute__((format(printf, 1, 2)))
+log_debug(const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (!fp_verbose)
+		return;
+	fprintf(stderr, "fakeprov: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void *
+xcalloc(size_t nmemb, size_t size)
+{
+	void	*p;
+
+	if ((p = calloc(nmemb == 0 ? 1 : nmemb, size == 0 ? 1 : size)) == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+static void *
+xreallocarray(void *p, size_t nmemb, size_t size)
+{
+	if (size != 0 && nmemb > SIZE_MAX / size)
+		fatalx("allocation overflow");
+	if ((p = realloc(p, nmemb * size == 0 ? 1 : nmemb * size)) == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s)) == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+static char *
+xstrndup(const char *s, size_t n)
+{
+	char	*p;
+
+	if ((p = strndup(s, n)) == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+static char * __attribute__((format(printf, 1, 2)))
+xasprintf(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("out of memory");
+	return s;
+}
+
+/* Growable string, for text gathered from several JSON values. */
+struct sbuf {
+	char	*s;
+	size_t	 len;
+	size_t	 cap;
+};
+
+static void
+sbuf_addn(struct sbuf *sb, const char *s, size_t n)
+{
+	if (sb->len + n + 1 > sb->cap) {
+		sb->cap = (sb->len + n + 1) * 2;
+		sb->s = xreallocarray(sb->s, sb->cap, 1);
+	}
+	memcpy(sb->s + sb->len, s, n);
+	sb->len += n;
+	sb->s[sb->len] = '\0';
+}
+
+static char *
+sbuf_take(struct sbuf *sb)
+{
+	char	*s = sb->s;
+
+	if (s == NULL)
+		s = xstrdup("");
+	sb->s = NULL;
+	sb->len = sb->cap = 0;
+	return s;
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Replace bytes that are not valid UTF-8 with '?', so jansson takes it. */
+static void
+utf8_sanitize(char *s)
+{
+	unsigned char	*p = (unsigned char *)s;
+	unsigned int	 cp;
+	size_t		 i, n;
+
+	while (*p != '\0') {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if ((*p & 0xe0) == 0xc0) {
+			n = 1;
+			cp = *p & 0x1f;
+		} else if ((*p & 0xf0) == 0xe0) {
+			n = 2;
+			cp = *p & 0x0f;
+		} else if ((*p & 0xf8) == 0xf0) {
+			n = 3;
+			cp = *p & 0x07;
+		} else {
+			*p++ = '?';
+			continue;
+		}
+		for (i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				break;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if (i <= n || (n == 1 && cp < 0x80) ||
+		    (n == 2 && cp < 0x800) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff)) {
+			*p++ = '?';
+			continue;
+		}
+		p += n + 1;
+	}
+}
+
+/* Percent-decode a URL piece; '+' stays '+', it separates directives. */
+static char *
+url_decode(const char *s)
+{
+	char	*d, *r;
+
+	if ((d = evhttp_uridecode(s, 0, NULL)) == NULL)
+		fatalx("out of memory");
+	r = xstrdup(d);
+	free(d);
+	utf8_sanitize(r);
+	return r;
+}
+
+static long
+words(const char *s)
+{
+	long	n = 0;
+	int	in = 0;
+
+	for (; *s != '\0'; s++) {
+		if (isspace((unsigned char)*s))
+			in = 0;
+		else if (!in) {
+			in = 1;
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Length of the next stream piece: a word and the space after it. */
+static size_t
+piece_len(const char *p)
+{
+	const char	*q = p;
+
+	while (*q != '\0' && isspace((unsigned char)*q))
+		q++;
+	while (*q != '\0' && !isspace((unsigned char)*q))
+		q++;
+	while (*q != '\0' && isspace((unsigned char)*q))
+		q++;
+	return q - p;
+}
+
+/* Length of the next tool-argument fragment, never splitting UTF-8. */
+static size_t
+frag_len(const char *p)
+{
+	size_t	n = 0;
+
+	while (p[n] != '\0' && n < FP_ARGS_PIECE)
+		n++;
+	while (p[n] != '\0' && ((unsigned char)p[n] & 0xc0) == 0x80)
+		n++;
+	return n;
+}
+
+/* A Go-style duration as OpenAI's x-ratelimit-reset-* use: 12ms, 1.5s, 6m0s. */
+static void
+go_duration(char *buf, size_t len, uint64_t ms)
+{
+	unsigned long long	 m, s, f;
+	char			 frac[8];
+	size_t			 n;
+
+	if (ms < 1000) {
+		snprintf(buf, len, "%llums", (unsigned long long)ms);
+		return;
+	}
+	m = ms / 60000;
+	s = (ms / 1000) % 60;
+	f = ms % 1000;
+	frac[0] = '\0';
+	if (f != 0) {
+		snprintf(frac, sizeof frac, ".%03llu", f);
+		for (n = strlen(frac); frac[n - 1] == '0'; n--)
+			frac[n - 1] = '\0';
+	}
+	if (m > 0)
+		snprintf(buf, len, "%llum%llu%ss", m, s, frac);
+	else
+		snprintf(buf, len, "%llu%ss", s, frac);
+}
+
+/* An RFC 3339 UTC time "secs" from now, as Anthropic's resets use. */
+static void
+rfc3339(char *buf, size_t len, long secs)
+{
+	time_t		t = time(NULL) + secs;
+	struct tm	tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *
+jpack(const char *fmt, ...)
+{
+	json_error_t	 err;
+	json_t		*o;
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	o = json_vpack_ex(&err, 0, fmt, ap);
+	va_end(ap);
+	if (o == NULL)
+		fatalx("json_pack \"%s\": %s", fmt, err.text);
+	return o;
+}
+
+static char *
+jdump(json_t *o)
+{
+	char	*s;
+
+	if ((s = json_dumps(o, JSON_COMPACT)) == NULL)
+		fatalx("json_dumps failed");
+	return s;
+}
+
+static json_t *
+jstr_or_null(const char *s)
+{
+	return s == NULL ? json_null() : json_string(s);
+}
+
+/* Gather the text in a content value: a string, or blocks with "text"
+ * (recursing into tool_result "content"). Counts words per fragment. */
+static void
+text_of(json_t *v, struct sbuf *sb, long *nwords)
+{
+	const char	*s;
+	json_t		*e, *t;
+	size_t		 i;
+
+	if (json_is_string(v)) {
+		s = json_string_value(v);
+		if (sb != NULL)
+			sbuf_addn(sb, s, strlen(s));
+		*nwords += words(s);
+		return;
+	}
+	if (!json_is_array(v))
+		return;
+	json_array_foreach(v, i, e) {
+		if (!json_is_object(e))
+			continue;
+		if (json_is_string(t = json_object_get(e, "text")))
+			text_of(t, sb, nwords);
+		else if ((t = json_object_get(e, "content")) != NULL)
+			text_of(t, sb, nwords);
+	}
+}
+
+/* Parse the directives in a model name: tokens separated by '+'. */
+static void
+dirs_parse(struct dirs *d, const char *model)
+{
+	const struct dir_entry	*de;
+	char			*copy, *tok, *next, *val, *end, **sp;
+	size_t			 i, n;
+	long			 l;
+
+	memset(d, 0, sizeof *d);
+	d->retry_after = d->retry_after_ms = d->fail = d->cut = -1;
+
+	copy = xstrdup(model);
+	for (tok = copy; tok != NULL; tok = next) {
+		if ((next = strchr(tok, '+')) != NULL)
+			*next++ = '\0';
+		val = strchr(tok, '=');
+		n = val != NULL ? (size_t)(val - tok) : strlen(tok);
+		for (i = 0; i < sizeof dir_table / sizeof dir_table[0]; i++) {
+			de = &dir_table[i];
+			if (strlen(de->name) == n && strncmp(de->name, tok, n) == 0)
+				break;
+		}
+		if (i == sizeof dir_table / sizeof dir_table[0])
+			continue;
+		switch (de->type) {
+		case DIR_FLAG:
+			if (val == NULL)
+				*(int *)((char *)d + de->off) = 1;
+			break;
+		case DIR_INT:
+			if (val == NULL || val[1] == '\0')
+				break;
+			errno = 0;
+			l = strtol(val + 1, &end, 10);
+			if (errno != 0 || *end != '\0' || l < de->min ||
+			    l > de->max)
+				break;
+			*(int *)((char *)d + de->off) = (int)l;
+			break;
+		case DIR_STR:
+			if (val == NULL)
+				break;
+			sp = (char **)((char *)d + de->off);
+			free(*sp);
+			*sp = url_decode(val + 1);
+			break;
+		}
+	}
+	free(copy);
+}
+
+static void
+dirs_free(struct dirs *d)
+{
+	free(d->code);
+	free(d->msg);
+	free(d->tool);
+	free(d->args);
+	free(d->text);
+	free(d->quota);
+}
+
+/*
+ * Take one token from a bucket refilled at "rate" tokens per ms up to
+ * "burst". Returns 1 on success, else 0 with the wait until one token.
+ */
+static int
+bucket_take(struct bucket *b, double rate, double burst, uint64_t now,
+    uint64_t *wait)
+{
+	double		need, w;
+	uint64_t	wi;
+
+	if (!b->primed) {
+		b->tokens = burst;
+		b->last_ms = now;
+		b->primed = 1;
+	}
+	if (now > b->last_ms) {
+		b->tokens += (double)(now - b->last_ms) * rate;
+		if (b->tokens > burst)
+			b->tokens = burst;
+		b->last_ms = now;
+	}
+	if (b->tokens >= 1.0) {
+		b->tokens -= 1.0;
+		*wait = 0;
+		return 1;
+	}
+	need = 1.0 - b->tokens;
+	w = need / rate;
+	wi = (uint64_t)w;
+	if ((double)wi < w)
+		wi++;
+	*wait = wi;
+	return 0;
+}
+
+static struct model *
+model_get(const char *name)
+{
+	struct model	*m;
+
+	TAILQ_FOREACH(m, &fp_models, entry) {
+		if (strcmp(m->name, name) == 0)
+			return m;
+	}
+	m = xcalloc(1, sizeof *m);
+	m->name = xstrdup(name);
+	m->status = json_object();
+	TAILQ_INSERT_TAIL(&fp_models, m, entry);
+	return m;
+}
+
+static void
+model_count(struct model *m, int status)
+{
+	char	key[16];
+	json_t	*n;
+
+	snprintf(key, sizeof key, "%d", status);
+	n = json_object_get(m->status, key);
+	json_object_set_new(m->status, key,
+	    json_integer(n != NULL ? json_integer_value(n) + 1 : 1));
+}
+
+static void
+models_clear(void)
+{
+	struct model	*m;
+
+	while ((m = TAILQ_FIRST(&fp_models)) != NULL) {
+		TAILQ_REMOVE(&fp_models, m, entry);
+		json_decref(m->status);
+		json_decref(m->last);
+		free(m->name);
+		free(m);
+	}
+	json_decref(fp_last);
+	fp_last = NULL;
+	fp_total = 0;
+}
+
+static const char *
+reason(int status)
+{
+	static const struct {
+		int		 status;
+		const char	*text;
+	} reasons[] = {
+		{ 200, "OK" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
+		{ 402, "Payment Required" }, { 403, "Forbidden" },
+		{ 404, "Not Found" }, { 405, "Method Not Allowed" },
+		{ 408, "Request Timeout" }, { 409, "Conflict" },
+		{ 413, "Payload Too Large" }, { 422, "Unprocessable Entity" },
+		{ 429, "Too Many Requests" }, { 499, "Client Closed Request" },
+		{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
+		{ 502, "Bad Gateway" }, { 503, "Service Unavailable" },
+		{ 504, "Gateway Timeout" }, { 529, "Overloaded" },
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
+		if (reasons[i].status == status)
+			return reasons[i].text;
+	}
+	return status < 500 ? "Client Error" : "Server Error";
+}
+
+/*
+ * Answers. Everything that touches the connection after the request
+ * callback returns lives here: the delay and pacing timer, the abrupt
+ * close, and the close callback for a client that leaves first.
+ */
+static struct answer *
+answer_new(struct evhttp_request *req)
+{
+	struct answer	*a;
+
+	a = xcalloc(1, sizeof *a);
+	a->req = req;
+	a->status = 200;
+	if ((a->timer = evtimer_new(fp_base, answer_timer_cb, a)) == NULL)
+		fatalx("evtimer_new failed");
+	TAILQ_INSERT_TAIL(&fp_answers, a, entry);
+	return a;
+}
+
+static void
+answer_free(struct answer *a)
+{
+	size_t	i;
+
+	TAILQ_REMOVE(&fp_answers, a, entry);
+	event_free(a->timer);
+	for (i = 0; i < a->nevents; i++) {
+		free(a->events[i].name);
+		free(a->events[i].data);
+	}
+	free(a->events);
+	free(a->body);
+	free(a);
+}
+
+static void
+answer_body(struct answer *a, char *body)
+{
+	free(a->body);
+	a->body = body;
+	a->bodylen = strlen(body);
+}
+
+static void
+answer_event_raw(struct answer *a, enum ev_kind kind, const char *name,
+    const char *data)
+{
+	struct sse_event	*ev;
+
+	a->events = xreallocarray(a->events, a->nevents + 1, sizeof *a->events);
+	ev = &a->events[a->nevents++];
+	ev->kind = kind;
+	ev->name = name != NULL ? xstrdup(name) : NULL;
+	ev->data = xstrdup(data);
+}
+
+static void
+answer_event(struct answer *a, enum ev_kind kind, const char *name, json_t *o)
+{
+	char	*s;
+
+	s = jdump(o);
+	answer_event_raw(a, kind, name, s);
+	free(s);
+	json_decref(o);
+}
+
+static void
+answer_truncate(struct answer *a, size_t n)
+{
+	while (a->nevents > n) {
+		a->nevents--;
+		free(a->events[a->nevents].name);
+		free(a->events[a->nevents].data);
+	}
+}
+
+/*
+ * Where a stream stops: before the content piece after "ncontent" pieces,
+ * and never later than the terminal event (or the first POST event when
+ * "before_post" is set, for in-stream errors).
+ */
+static size_t
+answer_stop_at(struct answer *a, long ncontent, int before_post)
+{
+	size_t	i;
+	long	seen = 0;
+
+	for (i = 0; i < a->nevents; i++) {
+		switch (a->events[i].kind) {
+		case EV_TERM:
+			return i;
+		case EV_POST:
+			if (before_post)
+				return i;
+			break;
+		case EV_CONTENT:
+			if (seen == ncontent)
+				return i;
+			seen++;
+			break;
+		case EV_PRE:
+			break;
+		}
+	}
+	return i;
+}
+
+static void
+answer_watch(struct answer *a, int on)
+{
+	struct evhttp_connection	*evcon;
+
+	if (a->req == NULL)
+		return;
+	if ((evcon = evhttp_request_get_connection(a->req)) == NULL)
+		return;
+	if (on)
+		evhttp_connection_set_closecb(evcon, answer_closed_cb, a);
+	else
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+}
+
+static void
+answer_arm(struct answer *a, int ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(a->timer, &tv);
+}
+
+static void
+answer_start(struct answer *a)
+{
+	if (a->delay_ms > 0) {
+		a->state = ANS_WAIT;
+		answer_watch(a, 1);
+		answer_arm(a, a->delay_ms);
+		return;
+	}
+	answer_go(a);
+}
+
+/* Close abruptly, but only once what was queued has reached the socket. */
+static void
+answer_close(struct answer *a)
+{
+	a->state = ANS_CLOSING;
+	a->close_deadline = now_ms() + FP_CLOSE_WAIT_MS;
+	answer_watch(a, 1);
+	answer_arm(a, 0);
+}
+
+static void
+answer_send_event(struct answer *a, struct sse_event *ev)
+{
+	struct evbuffer	*buf;
+
+	if ((buf = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new failed");
+	if (a->array)
+		evbuffer_add_printf(buf, "%s%s", a->sent_any ? ",\r\n" : "[",
+		    ev->data);
+	else if (ev->name != NULL)
+		evbuffer_add_printf(buf, "event: %s\ndata: %s\n\n", ev->name,
+		    ev->data);
+	else
+		evbuffer_add_printf(buf, "data: %s\n\n", ev->data);
+	evhttp_send_reply_chunk(a->req, buf);
+	evbuffer_free(buf);
+	a->sent_any = 1;
+}
+
+static void
+answer_pump(struct answer *a)
+{
+	struct evbuffer	*buf;
+
+	while (a->next < a->nevents) {
+		answer_send_event(a, &a->events[a->next++]);
+		if (a->word_delay_ms > 0 && a->next < a->nevents) {
+			answer_watch(a, 1);
+			answer_arm(a, a->word_delay_ms);
+			return;
+		}
+	}
+	if (a->end == END_CUT) {
+		answer_close(a);
+		return;
+	}
+	if (a->array) {
+		if ((buf = evbuffer_new()) == NULL)
+			fatalx("evbuffer_new failed");
+		evbuffer_add_printf(buf, "%s]", a->sent_any ? "" : "[");
+		evhttp_send_reply_chunk(a->req, buf);
+		evbuffer_free(buf);
+	}
+	/* Unhook first: the reply may free the connection at once. */
+	answer_watch(a, 0);
+	evhttp_send_reply_end(a->req);
+	answer_free(a);
+}
+
+static void
+answer_go(struct answer *a)
+{
+	struct evbuffer	*buf;
+	size_t		 n;
+
+	if (a->end == END_DROP) {
+		answer_close(a);
+		return;
+	}
+	if (a->streaming) {
+		a->state = ANS_STREAM;
+		evhttp_send_reply_start(a->req, a->status, reason(a->status));
+		answer_pump(a);
+		return;
+	}
+	if ((buf = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new failed");
+	if (a->end == END_CUT) {
+		/* A non-stream body cut after cut_bytes bytes. */
+		evhttp_send_reply_start(a->req, a->status, reason(a->status));
+		n = a->bodylen;
+		if ((size_t)a->cut_bytes < n)
+			n = a->cut_bytes;
+		if (n > 0) {
+			evbuffer_add(buf, a->body, n);
+			evhttp_send_reply_chunk(a->req, buf);
+		}
+		evbuffer_free(buf);
+		answer_close(a);
+		return;
+	}
+	evbuffer_add(buf, a->body, a->bodylen);
+	answer_watch(a, 0);
+	evhttp_send_reply(a->req, a->status, reason(a->status), buf);
+	evbuffer_free(buf);
+	answer_free(a);
+}
+
+static void
+answer_timer_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct answer			*a = arg;
+	struct evhttp_connection	*evcon;
+	struct bufferevent		*bev;
+
+	switch (a->state) {
+	case ANS_NEW:
+	case ANS_WAIT:
+		answer_go(a);
+		break;
+	case ANS_STREAM:
+		answer_pump(a);
+		break;
+	case ANS_CLOSING:
+		evcon = evhttp_request_get_connection(a->req);
+		if (evcon == NULL) {
+			/* Detached without a close callback: ours to free. */
+			evhttp_request_free(a->req);
+			answer_free(a);
+			break;
+		}
+		bev = evhttp_connection_get_bufferevent(evcon);
+		if (evbuffer_get_length(bufferevent_get_output(bev)) != 0 &&
+		    now_ms() < a->close_deadline) {
+			answer_arm(a, FP_CLOSE_POLL_MS);
+			break;
+		}
+		/* Freeing the connection frees the request with it. */
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+		evhttp_connection_free(evcon);
+		a->req = NULL;
+		answer_free(a);
+		break;
+	case ANS_GONE:
+		if (a->req != NULL)
+			evhttp_request_free(a->req);
+		answer_free(a);
+		break;
+	}
+}
+
+/*
+ * The connection is going down under a pending answer: the client left,
+ * or a timeout hit. libevent has detached the request from the connection
+ * and left it to us; if it has not, the connection frees it. Finish later,
+ * outside libevent's stack.
+ */
+static void
+answer_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct answer	*a = arg;
+
+	if (a->req != NULL && evhttp_request_get_connection(a->req) != NULL)
+		a->req = NULL;
+	log_debug("client went away during a pending answer");
+	a->state = ANS_GONE;
+	answer_arm(a, 0);
+}
+
+static void
+answers_shutdown(void)
+{
+	struct answer	*a;
+
+	while ((a = TAILQ_FIRST(&fp_answers)) != NULL) {
+		if (a->state == ANS_GONE && a->req != NULL)
+			evhttp_request_free(a->req);
+		else
+			answer_watch(a, 0);
+		answer_free(a);
+	}
+}
+
+/* Request helpers. */
+static const char *
+req_header(struct call *c, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(c->req),
+	    name);
+}
+
+static void
+req_set_header(struct call *c, const char *name, const char *value)
+{
+	struct evkeyvalq	*h = evhttp_request_get_output_headers(c->req);
+
+	evhttp_remove_header(h, name);
+	evhttp_add_header(h, name, value);
+}
+
+/* A raw query parameter, percent-decoded with '+' kept, or NULL. */
+static char *
+query_get(struct evhttp_request *req, const char *name)
+{
+	const char	*q, *p, *e;
+	size_t		 n = strlen(name);
+	char		*raw, *v;
+
+	q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (q == NULL)
+		return NULL;
+	for (p = q; p != NULL && *p != '\0'; p = e != NULL ? e + 1 : NULL) {
+		e = strchr(p, '&');
+		if (strncmp(p, name, n) != 0 || p[n] != '=')
+			continue;
+		p += n + 1;
+		raw = e != NULL ? xstrndup(p, e - p) : xstrdup(p);
+		if (raw == NULL)
+			fatalx("out of memory");
+		v = url_decode(raw);
+		free(raw);
+		return v;
+	}
+	return NULL;
+}
+
+static const char *
+bearer(const char *auth)
+{
+	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+		return NULL;
+	return auth + 7;
+}
+
+static json_t *
+request_record(struct call *c, const char *raw, size_t len)
+{
+	struct evkeyvalq	*h = evhttp_request_get_input_headers(c->req);
+	struct evkeyval		*kv;
+	json_t			*hdrs, *body;
+	struct sbuf		 sb = { NULL, 0, 0 };
+	char			*name, *p, *s;
+
+	hdrs = json_object();
+	TAILQ_FOREACH(kv, h, next) {
+		name = xstrdup(kv->key);
+		for (p = name; *p != '\0'; p++)
+			*p = tolower((unsigned char)*p);
+		utf8_sanitize(name);
+		s = xstrdup(kv->value);
+		utf8_sanitize(s);
+		json_object_set_new(hdrs, name, json_string(s));
+		free(s);
+		free(name);
+	}
+	if (c->body != NULL)
+		body = json_incref(c->body);
+	else {
+		sbuf_addn(&sb, raw, len);
+		s = sbuf_take(&sb);
+		utf8_sanitize(s);
+		body = json_string(s);
+		free(s);
+	}
+	return jpack("{s:s, s:s, s:s, s:o, s:o}", "provider", c->prov->name,
+	    "method", "POST", "path", c->path, "headers", hdrs, "body", body);
+}
+
+/* Put an error body in the call's answer, with Retry-After if wanted. */
+static void
+call_error(struct call *c, int status, const char *code, const char *msg)
+{
+	const struct provider	*p = c->prov;
+	const struct err_entry	*se;
+	const struct code_entry	*ce = NULL;
+	struct err_info		 ei;
+	char			 v[32];
+
+	for (se = p->errors; se->status != 0; se++) {
+		if (se->status == status)
+			break;
+	}
+	if (se->status == 0 && status >= 500)
+		se++;	/* the 5xx fallback follows the 4xx one */
+	if (code != NULL) {
+		for (ce = p->codes; ce->code != NULL; ce++) {
+			if (strcmp(ce->code, code) == 0)
+				break;
+		}
+		if (ce->code == NULL)
+			ce = NULL;
+	}
+	memset(&ei, 0, sizeof ei);
+	ei.status = status;
+	ei.type = se->type;
+	ei.code = se->code;
+	ei.msg = se->msg;
+	if (code != NULL) {
+		ei.code = code;
+		if (ce != NULL) {
+			ei.type = ce->type;
+			ei.param = ce->param;
+			if (ce->msg != NULL)
+				ei.msg = ce->msg;
+		} else if (p->code_is_type)
+			ei.type = code;
+	}
+	if (msg != NULL)
+		ei.msg = msg;
+	else
+		ei.msg_default = 1;
+
+	c->ans->status = status;
+	if (status == 429)
+		c->limited = 1;
+	req_set_header(c, "Content-Type", p->json_type);
+	p->error(c, &ei);
+
+	if (!p->retry_header)
+		return;
+	if (c->retry_s >= 0) {
+		snprintf(v, sizeof v, "%d", c->retry_s);
+		req_set_header(c, "Retry-After", v);
+	}
+	if (c->retry_ms >= 0) {
+		snprintf(v, sizeof v, "%d", c->retry_ms);
+		req_set_header(c, "retry-after-ms", v);
+	}
+}
+
+static void
+call_json(struct call *c, json_t *o)
+{
+	req_set_header(c, "Content-Type", c->prov->json_type);
+	answer_body(c->ans, jdump(o));
+	json_decref(o);
+}
+
+/* Status that a bare code= implies, from the provider's code table. */
+static int
+call_code_status(struct call *c, const char *code)
+{
+	const struct code_entry	*ce;
+
+	for (ce = c->prov->codes; ce->code != NULL; ce++) {
+		if (strcmp(ce->code, code) == 0)
+			return ce->status;
+	}
+	return 400;
+}
+
+/* The retry wait a test asked for, in ms, or "dflt". */
+static uint64_t
+call_retry_wait(struct call *c, uint64_t dflt)
+{
+	if (c->retry_ms >= 0)
+		return c->retry_ms;
+	if (c->retry_s >= 0)
+		return (uint64_t)c->retry_s * 1000;
+	return dflt;
+}
+
+static char *
+retry_hint(struct call *c)
+{
+	if (c->retry_ms >= 0 && c->retry_ms < 1000)
+		return xasprintf(" Please try again in %dms.", c->retry_ms);
+	if (c->retry_ms >= 0)
+		return xasprintf(" Please try again in %d.%03ds.",
+		    c->retry_ms / 1000, c->retry_ms % 1000);
+	if (c->retry_s >= 0)
+		return xasprintf(" Please try again in %ds.", c->retry_s);
+	return xstrdup("");
+}
+
+static const char *
+finish_reason(struct call *c, const char *stop, const char *tool,
+    const char *length, const char *filter)
+{
+	if (c->text == NULL)
+		return tool;
+	if (c->d.filter)
+		return filter;
+	if (c->d.length)
+		return length;
+	return stop;
+}
+
+/*
+ * OpenAI Chat Completions and Azure OpenAI (same bodies, Azure's own
+ * errors, URL and content-filter annotations).
+ */
+static const struct err_entry oa_errors[] = {
+	{ 400, "invalid_request_error", NULL, "Invalid request." },
+	{ 401, "invalid_request_error", "invalid_api_key",
+	    "Incorrect API key provided." },
+	{ 402, "invalid_request_error", "payment_required",
+	    "Payment required." },
+	{ 403, "request_forbidden", "unsupported_country_region_territory",
+	    "Country, region, or territory not supported" },
+	{ 404, "invalid_request_error", "model_not_found",
+	    "The model does not exist or you do not have access to it." },
+	{ 408, "server_error", "timeout", "Request timed out." },
+	{ 409, "invalid_request_error", "conflict", "Conflict." },
+	{ 413, "invalid_request_error", "request_too_large",
+	    "Request too large." },
+	{ 422, "invalid_request_error", "unprocessable_entity",
+	    "Unprocessable entity." },
+	{ 429, "requests", "rate_limit_exceeded", NULL },
+	{ 500, "server_error", NULL, "The server had an error while "
+	    "processing your request. Sorry about that!" },
+	{ 502, "server_error", NULL, "Bad gateway." },
+	{ 503, "server_error", NULL,
+	    "The engine is currently overloaded, please try again later" },
+	{ 504, "server_error", NULL, "Gateway timeout." },
+	{ 529, "server_error", NULL,
+	    "The engine is currently overloaded, please try again later" },
+	{ 0, "invalid_request_error", NULL, "The request failed." },
+	{ 0, "server_error", NULL, "The server had an error." },
+};
+
+static const struct code_entry oa_codes[] = {
+	{ "context_length_exceeded", 400, "invalid_request_error", "messages",
+	    "This model's maximum context length is 128000 tokens. However, "
+	    "your messages resulted in 200000 tokens. Please reduce the length "
+	    "of the messages." },
+	{ "insufficient_quota", 429, "insufficient_quota", NULL,
+	    "You exceeded your current quota, please check your plan and "
+	    "billing details. For more information on this error, read the "
+	    "docs: https://platform.openai.com/docs/guides/error-codes/"
+	    "api-errors." },
+	{ "credit_balance_exhausted", 429, "insufficient_quota", NULL,
+	    "Your credit balance is exhausted." },
+	{ "rate_limit_exceeded", 429, "requests", NULL, NULL },
+	{ "content_filter", 400, NULL, "prompt",
+	    "The response was filtered due to the prompt triggering Azure "
+	    "OpenAI's content management policy. Please modify your prompt "
+	    "and retry." },
+	{ "invalid_prompt", 400, "invalid_request_error", NULL,
+	    "Invalid prompt: your prompt was flagged as potentially violating "
+	    "our usage policy. Please try again with a different prompt." },
+	{ "unsupported_parameter", 400, "invalid_request_error", "max_tokens",
+	    "Unsupported parameter: 'max_tokens' is not supported with this "
+	    "model. Use 'max_completion_tokens' instead." },
+	{ "invalid_api_key", 401, "invalid_request_error", NULL, NULL },
+	{ "model_not_found", 404, "invalid_request_error", "model", NULL },
+	{ "server_error", 500, "server_error", NULL, NULL },
+	{ NULL, 0, NULL, NULL, NULL },
+};
+
+static const struct provider prov_openai;
+static const struct provider prov_azure;
+
+static int
+oa_is_azure(struct call *c)
+{
+	return c->prov == &prov_azure;
+}
+
+static enum auth_result
+oa_auth(struct call *c)
+{
+	const char	*key = bearer(req_header(c, "Authorization"));
+	const char	*azkey = req_header(c, "api-key");
+
+	if (oa_is_azure(c) && azkey != NULL)
+		return strcmp(azkey, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
+	if (req_header(c, "Authorization") == NULL)
+		return AUTH_MISSING;
+	return key != NULL && strcmp(key, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
+}
+
+static void
+oa_auth_error(struct call *c, enum auth_result r)
+{
+	const char	*key = bearer(req_header(c, "Authorization"));
+	char		*msg;
+	size_t		 n;
+
+	c->ans->status = 401;
+	req_set_header(c, "Content-Type", c->prov->json_type);
+	if (oa_is_azure(c)) {
+		call_json(c, jpack("{s:{s:s, s:s}}", "error", "code", "401",
+		    "message", "Access denied due to invalid subscription key "
+		    "or wrong API endpoint. Make sure to provide a valid key for "
+		    "an active subscription and use a correct regional API "
+		    "endpoint for your resource."));
+		return;
+	}
+	if (r == AUTH_MISSING) {
+		call_json(c, jpack("{s:{s:s, s:s, s:n, s:n}}", "error",
+		    "message", "You didn't provide an API key. You need to "
+		    "provide your API key in an Authorization header using "
+		    "Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can "
+		    "obtain an API key from https://platform.openai.com/account/"
+		    "api-keys.", "type", "invalid_request_error", "param",
+		    "code"));
+		return;
+	}
+	/* Like OpenAI, show only the ends of the key. */
+	if (key == NULL)
+		key = "";
+	n = strlen(key);
+	if (n > 8)
+		msg = xasprintf("Incorrect API key provided: %.3s****%s. You "
+		    "can find your API key at https://platform.openai.com/"
+		    "account/api-keys.", key, key + n - 4);
+	else
+		msg = xstrdup("Incorrect API key provided. You can find your "
+		    "API key at https://platform.openai.com/account/api-keys.");
+	utf8_sanitize(msg);
+	call_json(c, jpack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg,
+	    "type", "invalid_request_error", "param", "code",
+	    "invalid_api_key"));
+	free(msg);
+}
+
+static int
+oa_check(struct call *c)
+{
+	char	*v;
+	json_t	*msgs;
+
+	if (oa_is_azure(c) && strncmp(c->path, "/openai/deployments/", 20) == 0) {
+		v = query_get(c->req, "api-version");
+		if (v == NULL || *v == '\0') {
+			free(v);
+			c->ans->status = 404;
+			call_json(c, jpack("{s:{s:s, s:s}}", "error", "code", "404",
+			    "message", "Resource not found"));
+			return -1;
+		}
+		free(v);
+	}
+	if (c->body == NULL) {
+		call_error(c, 400, NULL, "We could not parse the JSON body of "
+		    "your request. (HINT: This likely means you aren't using "
+		    "your HTTP library correctly. The OpenAI API expects a JSON "
+		    "payload, but what was sent was not valid JSON.)");
+		return -1;
+	}
+	if (c->model == NULL) {
+		call_error(c, 400, NULL, "you must provide a model parameter");
+		return -1;
+	}
+	msgs = json_object_get(c->body, "messages");
+	if (!json_is_array(msgs)) {
+		call_error(c, 400, "missing_required_parameter",
+		    "Missing required parameter: 'messages'.");
+		return -1;
+	}
+	if (json_array_size(msgs) == 0) {
+		call_error(c, 400, "empty_array",
+		    "Invalid 'messages': empty array. Expected an array with "
+		    "minimum length 1, but got an empty array instead.");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+oa_read(struct call *c)
+{
+	json_t		*msgs, *m, *so, *last = NULL, *lastuser = NULL;
+	const char	*role;
+	struct sbuf	 sb = { NULL, 0, 0 };
+	long		 dummy = 0;
+	size_t		 i;
+
+	c->stream = json_is_true(json_object_get(c->body, "stream"));
+	so = json_object_get(c->body, "stream_options");
+	c->include_usage = c->stream &&
+	    json_is_true(json_object_get(so, "include_usage"));
+
+	msgs = json_object_get(c->body, "messages");
+	json_array_foreach(msgs, i, m) {
+		text_of(json_object_get(m, "content"), NULL, &c->in_words);
+		role = json_string_value(json_object_get(m, "role"));
+		if (role != NULL && strcmp(role, "user") == 0)
+			lastuser = m;
+		last = m;
+	}
+	role = json_string_value(json_object_get(last, "role"));
+	if (role != NULL && strcmp(role, "tool") == 0) {
+		c->tool_result = 1;
+		lastuser = last;
+	}
+	if (lastuser != NULL)
+		text_of(json_object_get(lastuser, "content"), &sb, &dummy);
+	c->prompt = sbuf_take(&sb);
+}
+
+static void
+oa_error(struct call *c, struct err_info *ei)
+{
+	json_t	*err;
+	char	*msg, *hint, *v;
+
+	hint = retry_hint(c);
+	if (!ei->msg_default)
+		msg = xstrdup(ei->msg);
+	else if (ei->status == 404)
+		msg = xasprintf("The model `%s` does not exist or you do not "
+		    "have access to it.", c->model != NULL ? c->model : "");
+	else if (ei->status == 429 && ei->msg == NULL)
+		msg = xasprintf("Rate limit reached for %s in organization "
+		    "org-fakeprov on requests per min (RPM): Limit 3, Used 3, "
+		    "Requested 1.%s", c->model != NULL ? c->model : "", hint);
+	else
+		msg = xstrdup(ei->msg);
+
+	if (oa_is_azure(c) && ei->code != NULL &&
+	    strcmp(ei->code, "content_filter") == 0) {
+		err = jpack("{s:{s:s, s:n, s:s, s:s, s:i, s:{s:s, s:{s:{s:b, "
+		    "s:s}, s:{s:b, s:b}, s:{s:b, s:s}, s:{s:b, s:s}, "
+		    "s:{s:b, s:s}}}}}",
+		    "error", "message", msg, "type", "param", "prompt",
+		    "code", "content_filter", "status", 400, "innererror",
+		    "code", "ResponsibleAIPolicyViolation",
+		    "content_filter_result",
+		    "hate", "filtered", 1, "severity", "high",
+		    "jailbreak", "filtered", 0, "detected", 0,
+		    "self_harm", "filtered", 0, "severity", "safe",
+		    "sexual", "filtered", 0, "severity", "safe",
+		    "violence", "filtered", 0, "severity", "safe");
+	} else if (oa_is_azure(c) && (ei->status == 403 || ei->status == 404 ||
+	    ei->status == 408 || ei->status == 429 || ei->status >= 500)) {
+		/* Azure's own errors: a string code and no type. */
+		if (ei->status == 404 && ei->msg_default) {
+			free(msg);
+			msg = xstrdup("The API deployment for this resource does "
+			    "not exist. If you created the deployment within the "
+			    "last 5 minutes, please wait a moment and try again.");
+		} else if (ei->status == 429 && ei->msg_default &&
+		    (ei->code == NULL ||
+		    strcmp(ei->code, "rate_limit_exceeded") == 0)) {
+			free(msg);
+			v = query_get(c->req, "api-version");
+			msg = xasprintf("Requests to the ChatCompletions_Create "
+			    "Operation under Azure OpenAI API version %s have "
+			    "exceeded token rate limit of your current OpenAI S0 "
+			    "pricing tier. Please retry after %llu seconds. Please "
+			    "go here: https://aka.ms/oai/quotaincrease if you "
+			    "would like to further increase the default rate "
+			    "limit.", v != NULL ? v : "v1",
+			    (unsigned long long)(call_retry_wait(c, 1000) + 999) /
+			    1000);
+			free(v);
+		}
+		v = NULL;
+		if (ei->status == 404 && ei->msg_default)
+			v = xstrdup("DeploymentNotFound");
+		else if (c->d.code != NULL)
+			v = xstrdup(c->d.code);
+		else
+			v = xasprintf("%d", ei->status);
+		err = jpack("{s:{s:s, s:s}}", "error", "code", v, "message", msg);
+		free(v);
+	} else {
+		err = jpack("{s:{s:s, s:o, s:o, s:o}}", "error", "message", msg,
+		    "type", jstr_or_null(ei->type),
+		    "param", jstr_or_null(ei->param),
+		    "code", jstr_or_null(ei->code));
+	}
+	answer_body(c->ans, jdump(err));
+	json_decref(err);
+	free(msg);
+	free(hint);
+}
+
+static json_t *
+az_filter_results(void)
+{
+	return jpack("{s:{s:b, s:s}, s:{s:b, s:s}, s:{s:b, s:s}, s:{s:b, s:s}}",
+	    "hate", "filtered", 0, "severity", "safe",
+	    "self_harm", "filtered", 0, "severity", "safe",
+	    "sexual", "filtered", 0, "severity", "safe",
+	    "violence", "filtered", 0, "severity", "safe");
+}
+
+static json_t *
+oa_usage(struct call *c)
+{
+	return jpack("{s:I, s:I, s:I, s:{s:i, s:i}, s:{s:i, s:i, s:i, s:i}}",
+	    "prompt_tokens", (json_int_t)c->in_words,
+	    "completion_tokens", (json_int_t)c->out_words,
+	    "total_tokens", (json_int_t)(c->in_words + c->out_words),
+	    "prompt_tokens_details", "cached_tokens", 0, "audio_tokens", 0,
+	    "completion_tokens_details", "reasoning_tokens", 0,
+	    "audio_tokens", 0, "accepted_prediction_tokens", 0,
+	    "rejected_prediction_tokens", 0);
+}
+
+static const char *
+oa_finish(struct call *c)
+{
+	return finish_reason(c, "stop", "tool_calls", "length",
+	    "content_filter");
+}
+
+static json_t *
+oa_tool_call(struct call *c, const char *arguments)
+{
+	return jpack("{s:s, s:s, s:{s:s, s:s}}", "id", c->toolid,
+	    "type", "function", "function", "name", c->d.tool,
+	    "arguments", arguments);
+}
+
+static json_t *
+oa_reply(struct call *c)
+{
+	json_t	*msg, *choice, *o;
+
+	msg = jpack("{s:s, s:o, s:n, s:[]}", "role", "assistant",
+	    "content", jstr_or_null(c->text), "refusal", "annotations");
+	if (c->text == NULL)
+		json_object_set_new(msg, "tool_calls",
+		    jpack("[o]", oa_tool_call(c, c->args)));
+	choice = jpack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg,
+	    "logprobs", "finish_reason", oa_finish(c));
+	if (oa_is_azure(c))
+		json_object_set_new(choice, "content_filter_results",
+		    az_filter_results());
+	o = jpack("{s:s, s:s, s:I, s:s, s:s, s:s, s:[o], s:o}",
+	    "id", c->id, "object", "chat.completion",
+	    "created", (json_int_t)c->created, "model", c->model,
+	    "system_fingerprint", "fp_fakeprov", "service_tier", "default",
+	    "choices", choice, "usage", oa_usage(c));
+	if (oa_is_azure(c))
+		json_object_set_new(o, "prompt_filter_results",
+		    jpack("[{s:i, s:o}]", "prompt_index", 0,
+		    "content_filter_results", az_filter_results()));
+	return o;
+}
+
+static json_t *
+oa_chunk(struct call *c, json_t *delta, const char *finish)
+{
+	json_t	*choice, *o;
+
+	choice = jpack("{s:i, s:o, s:n, s:o}", "index", 0, "delta", delta,
+	    "logprobs", "finish_reason", jstr_or_null(finish));
+	if (oa_is_azure(c))
+		json_object_set_new(choice, "content_filter_results",
+		    json_object());
+	o = jpack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", c->id,
+	    "object", "chat.completion.chunk", "created", (json_int_t)c->created,
+	    "model", c->model, "system_fingerprint", "fp_fakeprov",
+	    "choices", choice);
+	if (c->include_usage)
+		json_object_set_new(o, "usage", json_null());
+	return o;
+}
+
+static void
+oa_stream(struct call *c)
+{
+	struct answer	*a = c->ans;
+	json_t		*delta, *o;
+	const char	*p;
+	char		*piece;
+	size_t		 n;
+
+	if (oa_is_azure(c))
+		answer_event(a, EV_PRE, NULL, jpack("{s:[], s:i, s:s, s:s, "
+		    "s:s, s:[{s:i, s:o}]}", "choices", "created", 0, "id", "",
+		    "model", "", "object", "", "prompt_filter_results",
+		    "prompt_index", 0, "content_filter_results",
+		    az_filter_results()));
+	if (c->text != NULL) {
+		delta = jpack("{s:s, s:s, s:n}", "role", "assistant",
+		    "content", "", "refusal");
+		answer_event(a, EV_PRE, NULL, oa_chunk(c, delta, NULL));
+		for (p = c->text; *p != '\0'; p += n) {
+			n = piece_len(p);
+			piece = xstrndup(p, n);
+			delta = jpack("{s:s}", "content", piece);
+			answer_event(a, EV_CONTENT, NULL, oa_chunk(c, delta, NULL));
+			free(piece);
+		}
+	} else {
+		delta = jpack("{s:s, s:n, s:[o]}", "role", "assistant",
+		    "content", "tool_calls", jpack("{s:i, s:s, s:s, s:{s:s, s:s}}",
+		    "index", 0, "id", c->toolid, "type", "function", "function",
+		    "name", c->d.tool, "arguments", ""));
+		answer_event(a, EV_PRE, NULL, oa_chunk(c, delta, NULL));
+		for (p = c->args; *p != '\0'; p += n) {
+			n = frag_len(p);
+			piece = xstrndup(p, n);
+			delta = jpack("{s:[{s:i, s:{s:s}}]}", "tool_calls",
+			    "index", 0, "function", "arguments", piece);
+			answer_event(a, EV_CONTENT, NULL, oa_chunk(c, delta, NULL));
+			free(piece);
+		}
+	}
+	answer_event(a, EV_POST, NULL, oa_chunk(c, json_object(),
+	    oa_finish(c)));
+	if (c->include_usage) {
+		o = oa_chunk(c, json_object(), NULL);
+		json_object_set_new(o, "choices", json_array());
+		json_object_set_new(o, "usage", oa_usage(c));
+		answer_event(a, EV_POST, NULL, o);
+	}
+	answer_event_raw(a, EV_TERM, NULL, "[DONE]");
+}
+
+static void
+oa_stream_error(struct call *c)
+{
+	answer_event(c->ans, EV_POST, NULL, jpack("{s:{s:s, s:s, s:n, s:o}}",
+	    "error", "message", c->d.msg != NULL ? c->d.msg : "The server had "
+	    "an error while processing your request. Sorry about that!",
+	    "type", "server_error", "param", "code", jstr_or_null(c->d.code)));
+	answer_event_raw(c->ans, EV_POST, NULL, "[DONE]");
+}
+
+static void
+oa_ratelimit(struct call *c)
+{
+	struct bucket	*b = &c->m->bucket;
+	double		 rate, burst;
+	uint64_t	 reset;
+	char		 v[32];
+	long		 limit, remaining;
+
+	limit = c->d.rpm > 0 ? c->d.rpm : 5000;
+	remaining = limit - 1;
+	reset = 12;
+	if (c->d.rpm > 0) {
+		rate = c->d.rpm / 60000.0;
+		burst = c->d.rpm / 60 > 1 ? c->d.rpm / 60 : 1;
+		remaining = (long)b->tokens;
+		reset = (uint64_t)((burst - b->tokens) / rate);
+	}
+	if (c->limited) {
+		remaining = 0;
+		reset = c->limit_wait_ms;
+	}
+	if (!oa_is_azure(c)) {
+		snprintf(v, sizeof v, "%ld", limit);
+		req_set_header(c, "x-ratelimit-limit-requests", v);
+		req_set_header(c, "x-ratelimit-limit-tokens", "160000");
+		go_duration(v, sizeof v, reset);
+		req_set_header(c, "x-ratelimit-reset-requests", v);
+		go_duration(v, sizeof v, c->limited ? c->limit_wait_ms :
+		    (uint64_t)c->in_words * 3 + 1);
+		req_set_header(c, "x-ratelimit-reset-tokens", v);
+	}
+	snprintf(v, sizeof v, "%ld", remaining);
+	req_set_header(c, "x-ratelimit-remaining-requests", v);
+	snprintf(v, sizeof v, "%ld", c->limited ? 0 : 160000 - c->in_words);
+	req_set_header(c, "x-ratelimit-remaining-tokens", v);
+}
+
+/* Anthropic Messages. */
+static const struct err_entry an_errors[] = {
+	{ 400, "invalid_request_error", NULL, "Invalid request." },
+	{ 401, "authentication_error", NULL, "invalid x-api-key" },
+	{ 402, "billing_error", NULL, "Your credit balance is too low to "
+	    "access the Anthropic API. Please go to Plans & Billing to upgrade "
+	    "or purchase credits." },
+	{ 403, "permission_error", NULL, "Your API key does not have "
+	    "permission to use the specified resource." },
+	{ 404, "not_found_error", NULL, NULL },
+	{ 408, "timeout_error", NULL, "Request timed out." },
+	{ 409, "conflict_error", NULL, "Conflict." },
+	{ 413, "request_too_large", NULL,
+	    "Request exceeds the maximum allowed number of bytes." },
+	{ 422, "invalid_request_error", NULL, "Unprocessable request." },
+	{ 429, "rate_limit_error", NULL, "This request would exceed the rate "
+	    "limit for your organization (fakeprov) of 50 requests per "
+	    "minute. For details, refer to: https://docs.claude.com/en/api/"
+	    "rate-limits. You can see the response headers for current usage. "
+	    "Please reduce the prompt length or the maximum tokens requested, "
+	    "or try again later." },
+	{ 500, "api_error", NULL, "Internal server error" },
+	{ 502, "api_error", NULL, "Bad gateway" },
+	{ 503, "overloaded_error", NULL, "Overloaded" },
+	{ 504, "timeout_error", NULL, "Request timed out" },
+	{ 529, "overloaded_error", NULL, "Overloaded" },
+	{ 0, "invalid_request_error", NULL, "Invalid request." },
+	{ 0, "api_error", NULL, "Internal server error" },
+};
+
+static const struct code_entry an_codes[] = {
+	{ "invalid_request_error", 400, "invalid_request_error", NULL, NULL },
+	{ "authentication_error", 401, "authentication_error", NULL, NULL },
+	{ "billing_error", 402, "billing_error", NULL, NULL },
+	{ "permission_error", 403, "permission_error", NULL, NULL },
+	{ "not_found_error", 404, "not_found_error", NULL, NULL },
+	{ "request_too_large", 413, "request_too_large", NULL, NULL },
+	{ "rate_limit_error", 429, "rate_limit_error", NULL, NULL },
+	{ "api_error", 500, "api_error", NULL, "Internal server error" },
+	{ "timeout_error", 504, "timeout_error", NULL, "Request timed out" },
+	{ "overloaded_error", 529, "overloaded_error", NULL, "Overloaded" },
+	{ NULL, 0, NULL, NULL, NULL },
+};
+
+static enum auth_result
+an_auth(struct call *c)
+{
+	const char	*key = req_header(c, "x-api-key");
+
+	if (key == NULL)
+		key = bearer(req_header(c, "Authorization"));
+	if (key == NULL)
+		return AUTH_MISSING;
+	return strcmp(key, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
+}
+
+static void
+an_error_body(struct call *c, const char *type, const char *msg)
+{
+	json_t	*o;
+
+	o = jpack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error",
+	    "type", type, "message", msg, "request_id", c->reqid);
+	answer_body(c->ans, jdump(o));
+	json_decref(o);
+}
+
+static void
+an_auth_error(struct call *c, enum auth_result r)
+{
+	c->ans->status = 401;
+	req_set_header(c, "Content-Type", c->prov->json_type);
+	an_error_body(c, "authentication_error", r == AUTH_MISSING ?
+	    "x-api-key header is required" : "invalid x-api-key");
+}
+
+static int
+an_check(struct call *c)
+{
+	const char	*missing = NULL;
+
+	if (req_header(c, "anthropic-version") == NULL) {
+		call_error(c, 400, NULL, "anthropic-version: header is required");
+		return -1;
+	}
+	if (c->body == NULL) {
+		call_error(c, 400, NULL, "There was an issue with the formatting "
+		    "or parameters of your request: the body is not valid JSON.");
+		return -1;
+	}
+	if (c->model == NULL)
+		missing = "model: Field required";
+	else if (!json_is_array(json_object_get(c->body, "messages")))
+		missing = "messages: Field required";
+	else if (!json_is_integer(json_object_get(c->body, "max_tokens")))
+		missing = "max_tokens: Field required";
+	if (missing != NULL) {
+		call_error(c, 400, NULL, missing);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+an_read(struct call *c)
+{
+	json_t		*msgs, *m, *content, *e, *last = NULL;
+	const char	*role, *type;
+	struct sbuf	 sb = { NULL, 0, 0 };
+	long		 dummy = 0;
+	size_t		 i;
+
+	c->stream = json_is_true(json_object_get(c->body, "stream"));
+	text_of(json_object_get(c->body, "system"), NULL, &c->in_words);
+	msgs = json_object_get(c->body, "messages");
+	json_array_foreach(msgs, i, m) {
+		text_of(json_object_get(m, "content"), NULL, &c->in_words);
+		role = json_string_value(json_object_get(m, "role"));
+		if (role != NULL && strcmp(role, "user") == 0)
+			last = m;
+	}
+	if (last != NULL) {
+		content = json_object_get(last, "content");
+		text_of(content, &sb, &dummy);
+		/* A tool result turn only when it ends the conversation. */
+		m = json_array_get(msgs, json_array_size(msgs) - 1);
+		if (m == last && json_is_array(content)) {
+			json_array_foreach(content, i, e) {
+				type = json_string_value(json_object_get(e,
+				    "type"));
+				if (type != NULL &&
+				    strcmp(type, "tool_result") == 0)
+					c->tool_result = 1;
+			}
+		}
+	}
+	c->prompt = sbuf_take(&sb);
+}
+
+static void
+an_error(struct call *c, struct err_info *ei)
+{
+	char	*msg;
+
+	if (ei->msg_default && ei->status == 404)
+		msg = xasprintf("model: %s", c->model != NULL ? c->model : "");
+	else
+		msg = xstrdup(ei->msg != NULL ? ei->msg : "Error");
+	an_error_body(c, ei->type, msg);
+	free(msg);
+}
+
+static const char *
+an_stop(struct call *c)
+{
+	return finish_reason(c, "end_turn", "tool_use", "max_tokens",
+	    "refusal");
+}
+
+static json_t *
+an_usage(struct call *c, long out)
+{
+	return jpack("{s:I, s:i, s:i, s:I, s:s}",
+	    "input_tokens", (json_int_t)c->in_words,
+	    "cache_creation_input_tokens", 0, "cache_read_input_tokens", 0,
+	    "output_tokens", (json_int_t)out, "service_tier", "standard");
+}
+
+static json_t *
+an_reply(struct call *c)
+{
+	json_t	*block;
+
+	if (c->text != NULL)
+		block = jpack("{s:s, s:s}", "type", "text", "text", c->text);
+	else
+		block = jpack("{s:s, s:s, s:s, s:O}", "type", "tool_use",
+		    "id", c->toolid, "name", c->d.tool, "input", c->args_json);
+	return jpack("{s:s, s:s, s:s, s:s, s:[o], s:s, s:n, s:o}",
+	    "id", c->id, "type", "message", "role", "assistant",
+	    "model", c->model, "content", block, "stop_reason", an_stop(c),
+	    "stop_sequence", "usage", an_usage(c, c->out_words));
+}
+
+static void
+an_stream(struct call *c)
+{
+	struct answer	*a = c->ans;
+	json_t		*block, *msg;
+	const char	*p;
+	char		*piece;
+	size_t		 n;
+
+	msg = jpack("{s:s, s:s, s:s, s:[], s:s, s:n, s:n, s:o}", "id", c->id,
+	    "type", "message", "role", "assistant", "content", "model", c->model,
+	    "stop_reason", "stop_sequence", "usage", an_usage(c, 1));
+	answer_event(a, EV_PRE, "message_start",
+	    jpack("{s:s, s:o}", "type", "message_start", "message", msg));
+	if (c->text != NULL)
+		block = jpack("{s:s, s:s}", "type", "text", "text", "");
+	else
+		block = jpack("{s:s, s:s, s:s, s:{}}", "type", "tool_use",
+		    "id", c->toolid, "name", c->d.tool, "input");
+	answer_event(a, EV_PRE, "content_block_start", jpack("{s:s, s:i, s:o}",
+	    "type", "content_block_start", "index", 0, "content_block", block));
+	answer_event_raw(a, EV_PRE, "ping", "{\"type\": \"ping\"}");
+	if (c->text != NULL) {
+		for (p = c->text; *p != '\0'; p += n) {
+			n = piece_len(p);
+			piece = xstrndup(p, n);
+			answer_event(a, EV_CONTENT, "content_block_delta",
+			    jpack("{s:s, s:i, s:{s:s, s:s}}", "type",
+			    "content_block_delta", "index", 0, "delta", "type",
+			    "text_delta", "text", piece));
+			free(piece);
+		}
+	} else {
+		answer_event(a, EV_PRE, "content_block_delta",
+		    jpack("{s:s, s:i, s:{s:s, s:s}}", "type",
+		    "content_block_delta", "index", 0, "delta", "type",
+		    "input_json_delta", "partial_json", ""));
+		for (p = c->args; *p != '\0'; p += n) {
+			n = frag_len(p);
+			piece = xstrndup(p, n);
+			answer_event(a, EV_CONTENT, "content_block_delta",
+			    jpack("{s:s, s:i, s:{s:s, s:s}}", "type",
+			    "content_block_delta", "index", 0, "delta", "type",
+			    "input_json_delta", "partial_json", piece));
+			free(piece);
+		}
+	}
+	answer_event(a, EV_POST, "content_block_stop", jpack("{s:s, s:i}",
+	    "type", "content_block_stop", "index", 0));
+	answer_event(a, EV_POST, "message_delta", jpack("{s:s, s:{s:s, s:n}, "
+	    "s:{s:I}}", "type", "message_delta", "delta", "stop_reason",
+	    an_stop(c), "stop_sequence", "usage", "output_tokens",
+	    (json_int_t)c->out_words));
+	answer_event(a, EV_TERM, "message_stop",
+	    jpack("{s:s}", "type", "message_stop"));
+}
+
+static void
+an_stream_error(struct call *c)
+{
+	answer_event(c->ans, EV_POST, "error", jpack("{s:s, s:{s:s, s:s}}",
+	    "type", "error", "error",
+	    "type", c->d.code != NULL ? c->d.code : "overloaded_error",
+	    "message", c->d.msg != NULL ? c->d.msg : "Overloaded"));
+}
+
+static void
+an_ratelimit(struct call *c)
+{
+	struct bucket	*b = &c->m->bucket;
+	static const struct {
+		const char	*name;
+		long		 limit;
+	} kinds[] = {
+		{ "tokens", 100000 },
+		{ "input-tokens", 40000 },
+		{ "output-tokens", 8000 },
+	};
+	char		 name[64], v[40];
+	long		 limit, remaining, reset, used;
+	size_t		 i;
+
+	limit = c->d.rpm > 0 ? c->d.rpm : 50;
+	remaining = limit - 1;
+	reset = 1;
+	if (c->d.rpm > 0) {
+		remaining = (long)b->tokens;
+		reset = (long)((limit - b->tokens) * 60 / limit) + 1;
+	}
+	if (c->limited) {
+		remaining = 0;
+		reset = (long)((c->limit_wait_ms + 999) / 1000);
+	}
+	snprintf(v, sizeof v, "%ld", limit);
+	req_set_header(c, "anthropic-ratelimit-requests-limit", v);
+	snprintf(v, sizeof v, "%ld", remaining);
+	req_set_header(c, "anthropic-ratelimit-requests-remaining", v);
+	rfc3339(v, sizeof v, reset);
+	req_set_header(c, "anthropic-ratelimit-requests-reset", v);
+
+	for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		used = i == 2 ? c->out_words : c->in_words + (i == 0 ?
+		    c->out_words : 0);
+		snprintf(name, sizeof name, "anthropic-ratelimit-%s-limit",
+		    kinds[i].name);
+		snprintf(v, sizeof v, "%ld", kinds[i].limit);
+		req_set_header(c, name, v);
+		snprintf(name, sizeof name, "anthropic-ratelimit-%s-remaining",
+		    kinds[i].name);
+		snprintf(v, sizeof v, "%ld", kinds[i].limit - used);
+		req_set_header(c, name, v);
+		snprintf(name, sizeof name, "anthropic-ratelimit-%s-reset",
+		    kinds[i].name);
+		rfc3339(v, sizeof v, 1);
+		req_set_header(c, name, v);
+	}
+}
+
+/* Gemini v1beta generateContent and streamGenerateContent. */
+static const struct err_entry gm_errors[] = {
+	{ 400, "INVALID_ARGUMENT", NULL, "Request contains an invalid "
+	    "argument." },
+	{ 401, "UNAUTHENTICATED", NULL, "Request had invalid authentication "
+	    "credentials." },
+	{ 402, "FAILED_PRECONDITION", NULL, "Billing must be enabled." },
+	{ 403, "PERMISSION_DENIED", NULL, "The caller does not have "
+	    "permission" },
+	{ 404, "NOT_FOUND", NULL, NULL },
+	{ 408, "DEADLINE_EXCEEDED", NULL, "Deadline exceeded." },
+	{ 409, "ABORTED", NULL, "Aborted." },
+	{ 413, "INVALID_ARGUMENT", NULL, "Request payload size exceeds the "
+	    "limit: 20971520 bytes." },
+	{ 429, "RESOURCE_EXHAUSTED", NULL, "You exceeded your current quota, "
+	    "please check your plan and billing details. For more information "
+	    "on this error, head to: https://ai.google.dev/gemini-api/docs/"
+	    "rate-limits." },
+	{ 499, "CANCELLED", NULL, "The operation was cancelled." },
+	{ 500, "INTERNAL", NULL, "An internal error has occurred. Please "
+	    "retry or report in https://developers.generativeai.google/guide/"
+	    "troubleshooting" },
+	{ 501, "UNIMPLEMENTED", NULL, "Not implemented." },
+	{ 503, "UNAVAILABLE", NULL, "The model is overloaded. Please try "
+	    "again later." },
+	{ 504, "DEADLINE_EXCEEDED", NULL, "Deadline expired before operation "
+	    "could complete." },
+	{ 529, "UNAVAILABLE", NULL, "The model is overloaded. Please try "
+	    "again later." },
+	{ 0, "INVALID_ARGUMENT", NULL, "Request contains an invalid "
+	    "argument." },
+	{ 0, "INTERNAL", NULL, "An internal error has occurred." },
+};
+
+static const struct code_entry gm_codes[] = {
+	{ "INVALID_ARGUMENT", 400, "INVALID_ARGUMENT", NULL, NULL },
+	{ "FAILED_PRECONDITION", 400, "FAILED_PRECONDITION", NULL,
+	    "User location is not supported for the API use." },
+	{ "API_KEY_INVALID", 400, "INVALID_ARGUMENT", NULL,
+	    "API key not valid. Please pass a valid API key." },
+	{ "UNAUTHENTICATED", 401, "UNAUTHENTICATED", NULL, NULL },
+	{ "PERMISSION_DENIED", 403, "PERMISSION_DENIED", NULL, NULL },
+	{ "NOT_FOUND", 404, "NOT_FOUND", NULL, NULL },
+	{ "RESOURCE_EXHAUSTED", 429, "RESOURCE_EXHAUSTED", NULL, NULL },
+	{ "CANCELLED", 499, "CANCELLED", NULL, NULL },
+	{ "INTERNAL", 500, "INTERNAL", NULL, NULL },
+	{ "UNAVAILABLE", 503, "UNAVAILABLE", NULL, NULL },
+	{ "DEADLINE_EXCEEDED", 504, "DEADLINE_EXCEEDED", NULL, NULL },
+	{ NULL, 0, NULL, NULL, NULL },
+};
+
+static enum auth_result
+gm_auth(struct call *c)
+{
+	const char	*key = req_header(c, "x-goog-api-key");
+	char		*qkey;
+	enum auth_result r;
+
+	if (key != NULL)
+		return strcmp(key, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
+	if ((qkey = query_get(c->req, "key")) == NULL)
+		return AUTH_MISSING;
+	r = strcmp(qkey, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
+	free(qkey);
+	return r;
+}
+
+static json_t *
+gm_error_info(void)
+{
+	return jpack("[{s:s, s:s, s:s, s:{s:s}}, {s:s, s:s, s:s}]",
+	    "@type", "type.googleapis.com/google.rpc.ErrorInfo",
+	    "reason", "API_KEY_INVALID", "domain", "googleapis.com",
+	    "metadata", "service", "generativelanguage.googleapis.com",
+	    "@type", "type.googleapis.com/google.rpc.LocalizedMessage",
+	    "locale", "en-US",
+	    "message", "API key not valid. Please pass a valid API key.");
+}
+
+static void
+gm_error_body(struct call *c, int code, const char *status, const char *msg,
+    json_t *details)
+{
+	json_t	*o;
+
+	o = jpack("{s:{s:i, s:s, s:s, s:o}}", "error", "code", code,
+	    "message", msg, "status", status, "details", details);
+	answer_body(c->ans, json_dumps(o, JSON_INDENT(2)));
+	json_decref(o);
+}
+
+/*
+ * Gemini's real answers: a wrong key is 400 INVALID_ARGUMENT with an
+ * API_KEY_INVALID ErrorInfo; no key at all is 403 PERMISSION_DENIED.
+ */
+static void
+gm_auth_error(struct call *c, enum auth_result r)
+{
+	req_set_header(c, "Content-Type", c->prov->json_type);
+	if (r == AUTH_MISSING) {
+		c->ans->status = 403;
+		gm_error_body(c, 403, "PERMISSION_DENIED", "Method doesn't "
+		    "allow unregistered callers (callers without established "
+		    "identity). Please use API Key or other form of API "
+		    "consumer identity to call this API.", json_array());
+		return;
+	}
+	c->ans->status = 400;
+	gm_error_body(c, 400, "INVALID_ARGUMENT",
+	    "API key not valid. Please pass a valid API key.", gm_error_info());
+}
+
+static int
+gm_check(struct call *c)
+{
+	if (c->body == NULL) {
+		call_error(c, 400, NULL, "Invalid JSON payload received. "
+		    "Unexpected token.");
+		return -1;
+	}
+	if (!json_is_array(json_object_get(c->body, "contents"))) {
+		call_error(c, 400, NULL, "* GenerateContentRequest.contents: "
+		    "contents is not specified\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+gm_read(struct call *c)
+{
+	json_t		*contents, *ct, *parts, *part, *fr, *last = NULL;
+	const char	*role;
+	struct sbuf	 sb = { NULL, 0, 0 };
+	long		 dummy = 0;
+	size_t		 i;
+	char		*s;
+
+	text_of(json_object_get(json_object_get(c->body, "systemInstruction"),
+	    "parts"), NULL, &c->in_words);
+	contents = json_object_get(c->body, "contents");
+	json_array_foreach(contents, i, ct) {
+		text_of(json_object_get(ct, "parts"), NULL, &c->in_words);
+		role = json_string_value(json_object_get(ct, "role"));
+		if (role == NULL || strcmp(role, "user") == 0)
+			last = ct;
+	}
+	if (last == NULL) {
+		c->prompt = sbuf_take(&sb);
+		return;
+	}
+	parts = json_object_get(last, "parts");
+	text_of(parts, &sb, &dummy);
+	ct = json_array_get(contents, json_array_size(contents) - 1);
+	json_array_foreach(parts, i, part) {
+		if ((fr = json_object_get(part, "functionResponse")) == NULL)
+			continue;
+		if (ct == last)
+			c->tool_result = 1;
+		if ((fr = json_object_get(fr, "response")) != NULL &&
+		    (s = json_dumps(fr, JSON_COMPACT | JSON_ENCODE_ANY)) != NULL) {
+			sbuf_addn(&sb, s, strlen(s));
+			free(s);
+		}
+	}
+	c->prompt = sbuf_take(&sb);
+}
+
+static void
+gm_error(struct call *c, struct err_info *ei)
+{
+	json_t	*details;
+	char	*msg, delay[32];
+	int	 wait;
+
+	details = json_array();
+	if (ei->code != NULL && strcmp(ei->code, "API_KEY_INVALID") == 0)
+		json_array_extend(details, gm_error_info());
+	if (ei->status == 429) {
+		json_array_append_new(details, jpack("{s:s, s:[{s:s, s:s, "
+		    "s:{s:s, s:s}, s:s}]}",
+		    "@type", "type.googleapis.com/google.rpc.QuotaFailure",
+		    "violations", "quotaMetric", "generativelanguage."
+		    "googleapis.com/generate_content_free_tier_requests",
+		    "quotaId", c->d.quota != NULL ? c->d.quota :
+		    "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+		    "quotaDimensions", "location", "global",
+		    "model", c->model != NULL ? c->model : "",
+		    "quotaValue", "15"));
+		if (c->retry_s >= 0 || c->retry_ms >= 0) {
+			wait = (int)call_retry_wait(c, 0);
+			if (wait % 1000 == 0)
+				snprintf(delay, sizeof delay, "%ds", wait / 1000);
+			else
+				snprintf(delay, sizeof delay, "%d.%03ds",
+				    wait / 1000, wait % 1000);
+			json_array_append_new(details, jpack("{s:s, s:s}",
+			    "@type", "type.googleapis.com/google.rpc.RetryInfo",
+			    "retryDelay", delay));
+		}
+	}
+	if (ei->msg_default && ei->status == 404)
+		msg = xasprintf("models/%s is not found for API version "
+		    "v1beta, or is not supported for generateContent. Call "
+		    "ListModels to see the list of available models and their "
+		    "supported methods.", c->model != NULL ? c->model : "");
+	else
+		msg = xstrdup(ei->msg != NULL ? ei->msg : "Error");
+	gm_error_body(c, ei->status, ei->type, msg, details);
+	free(msg);
+}
+
+static const char *
+gm_finish(struct call *c)
+{
+	return finish_reason(c, "STOP", "STOP", "MAX_TOKENS", "SAFETY");
+}
+
+static json_t *
+gm_usage(struct call *c, int final)
+{
+	if (!final)
+		return jpack("{s:I, s:I}",
+		    "promptTokenCount", (json_int_t)c->in_words,
+		    "totalTokenCount", (json_int_t)c->in_words);
+	return jpack("{s:I, s:I, s:I}",
+	    "promptTokenCount", (json_int_t)c->in_words,
+	    "candidatesTokenCount", (json_int_t)c->out_words,
+	    "totalTokenCount", (json_int_t)(c->in_words + c->out_words));
+}
+
+static json_t *
+gm_response(struct call *c, json_t *parts, const char *finish)
+{
+	json_t	*cand;
+
+	cand = jpack("{s:{s:s, s:o}, s:i}", "content", "role", "model",
+	    "parts", parts, "index", 0);
+	if (finish != NULL)
+		json_object_set_new(cand, "finishReason", json_string(finish));
+	if (finish != NULL && c->d.filter)
+		json_object_set_new(cand, "safetyRatings", jpack("[{s:s, s:s, "
+		    "s:b}]", "category", "HARM_CATEGORY_HARASSMENT",
+		    "probability", "HIGH", "blocked", 1));
+	return jpack("{s:[o], s:o, s:s, s:s}", "candidates", cand,
+	    "usageMetadata", gm_usage(c, finish != NULL),
+	    "modelVersion", c->model, "responseId", c->id);
+}
+
+static json_t *
+gm_parts(struct call *c, const char *text)
+{
+	if (text == NULL)
+		return jpack("[{s:{s:s, s:O}}]", "functionCall", "name",
+		    c->d.tool, "args", c->args_json);
+	return jpack("[{s:s}]", "text", text);
+}
+
+static json_t *
+gm_reply(struct call *c)
+{
+	return gm_response(c, gm_parts(c, c->text), gm_finish(c));
+}
+
+/* Pieces go out one per chunk; the last one carries finishReason. */
+static void
+gm_stream(struct call *c)
+{
+	struct answer	*a = c->ans;
+	const char	*p;
+	char		*piece;
+	size_t		 n;
+
+	if (c->text == NULL || *c->text == '\0') {
+		answer_event(a, EV_TERM, NULL, gm_response(c,
+		    gm_parts(c, c->text), gm_finish(c)));
+		return;
+	}
+	for (p = c->text; *p != '\0'; p += n) {
+		n = piece_len(p);
+		piece = xstrndup(p, n);
+		if (p[n] == '\0')
+			answer_event(a, EV_TERM, NULL, gm_response(c,
+			    gm_parts(c, piece), gm_finish(c)));
+		else
+			answer_event(a, EV_CONTENT, NULL, gm_response(c,
+			    gm_parts(c, piece), NULL));
+		free(piece);
+	}
+}
+
+static void
+gm_stream_error(struct call *c)
+{
+	const char	*status = c->d.code != NULL ? c->d.code : "UNAVAILABLE";
+	int		 code = c->d.code != NULL ?
+			    call_code_status(c, c->d.code) : 503;
+
+	answer_event(c->ans, EV_POST, NULL, jpack("{s:{s:i, s:s, s:s}}",
+	    "error", "code", code, "message", c->d.msg != NULL ? c->d.msg :
+	    "The model is overloaded. Please try again later.",
+	    "status", status));
+}
+
+static const struct provider prov_openai = {
+	.name = "openai",
+	.errors = oa_errors,
+	.codes = oa_codes,
+	.retry_header = 1,
+	.reqid_header = "x-request-id",
+	.json_type = "application/json",
+	.sse_type = "text/event-stream; charset=utf-8",
+	.auth = oa_auth,
+	.auth_error = oa_auth_error,
+	.check = oa_check,
+	.read = oa_read,
+	.error = oa_error,
+	.reply = oa_reply,
+	.stream = oa_stream,
+	.stream_error = oa_stream_error,
+	.ratelimit = oa_ratelimit,
+};
+
+static const struct provider prov_azure = {
+	.name = "azure",
+	.errors = oa_errors,
+	.codes = oa_codes,
+	.retry_header = 1,
+	.reqid_header = "apim-request-id",
+	.json_type = "application/json",
+	.sse_type = "text/event-stream; charset=utf-8",
+	.auth = oa_auth,
+	.auth_error = oa_auth_error,
+	.check = oa_check,
+	.read = oa_read,
+	.error = oa_error,
+	.reply = oa_reply,
+	.stream = oa_stream,
+	.stream_error = oa_stream_error,
+	.ratelimit = oa_ratelimit,
+};
+
+static const struct provider prov_anthropic = {
+	.name = "anthropic",
+	.errors = an_errors,
+	.codes = an_codes,
+	.code_is_type = 1,
+	.retry_header = 1,
+	.reqid_header = "request-id",
+	.json_type = "application/json",
+	.sse_type = "text/event-stream; charset=utf-8",
+	.garbage_event = "message_start",
+	.auth = an_auth,
+	.auth_error = an_auth_error,
+	.check = an_check,
+	.read = an_read,
+	.error = an_error,
+	.reply = an_reply,
+	.stream = an_stream,
+	.stream_error = an_stream_error,
+	.ratelimit = an_ratelimit,
+};
+
+static const struct provider prov_gemini = {
+	.name = "gemini",
+	.errors = gm_errors,
+	.codes = gm_codes,
+	.code_is_type = 1,
+	.json_type = "application/json; charset=UTF-8",
+	.sse_type = "text/event-stream",
+	.auth = gm_auth,
+	.auth_error = gm_auth_error,
+	.check = gm_check,
+	.read = gm_read,
+	.error = gm_error,
+	.reply = gm_reply,
+	.stream = gm_stream,
+	.stream_error = gm_stream_error,
+};
+
+/* A 200 whose body (or every SSE payload) is not JSON. */
+static void
+call_garbage(struct call *c)
+{
+	struct answer	*a = c->ans;
+
+	a->status = 200;
+	if (!c->stream) {
+		req_set_header(c, "Content-Type", c->prov->json_type);
+		answer_body(a, xstrdup("this is not JSON {\"choices\": [\n"));
+		return;
+	}
+	a->streaming = 1;
+	req_set_header(c, "Content-Type", c->prov->sse_type);
+	answer_event_raw(a, EV_CONTENT, c->prov->garbage_event,
+	    "this is not JSON");
+	answer_event_raw(a, EV_CONTENT, c->prov->garbage_event,
+	    "{\"truncated\": [");
+}
+
+/* The reply content: echo, text=, or a tool call (unless answering one). */
+static void
+call_content(struct call *c)
+{
+	json_error_t	err;
+
+	if (c->d.tool != NULL && *c->d.tool != '\0' && !c->tool_result) {
+		c->args = xstrdup(c->d.args != NULL ? c->d.args : "{}");
+		c->args_json = json_loads(c->args, JSON_DECODE_ANY, &err);
+		if (c->args_json != NULL && json_is_object(c->args_json)) {
+			/* Re-encode valid arguments the way providers send them. */
+			free(c->args);
+			c->args = json_dumps(c->args_json,
+			    JSON_COMPACT | JSON_ENSURE_ASCII);
+			if (c->args == NULL)
+				fatalx("json_dumps failed");
+		} else {
+			json_decref(c->args_json);
+			c->args_json = json_object();
+		}
+		c->out_words = 1 + words(c->args);
+		return;
+	}
+	if (c->d.text != NULL)
+		c->text = xstrdup(c->d.text);
+	else
+		c->text = xasprintf("echo: %s", c->prompt);
+	c->out_words = words(c->text);
+}
+
+static void
+call_success(struct call *c, int cut, int stream_error)
+{
+	struct answer	*a = c->ans;
+
+	call_content(c);
+	a->status = 200;
+	if (!c->stream) {
+		call_json(c, c->prov->reply(c));
+		if (cut >= 0) {
+			a->end = END_CUT;
+			a->cut_bytes = cut;
+		}
+		return;
+	}
+	a->streaming = 1;
+	req_set_header(c, "Content-Type", a->array ? c->prov->json_type :
+	    c->prov->sse_type);
+	req_set_header(c, "Cache-Control", "no-cache");
+	c->prov->stream(c);
+	if (stream_error) {
+		answer_truncate(a, answer_stop_at(a, FP_ERROR_AFTER, 1));
+		c->prov->stream_error(c);
+	} else if (cut >= 0) {
+		answer_truncate(a, cut == 0 ? 0 : answer_stop_at(a, cut, 0));
+		a->end = END_CUT;
+	}
+}
+
+/* rpm=N: a real token bucket per model name. 0 if the call was refused. */
+static int
+call_admit(struct call *c)
+{
+	double		rate, burst;
+	uint64_t	wait;
+
+	if (c->d.rpm <= 0)
+		return 1;
+	rate = c->d.rpm / 60000.0;
+	burst = c->d.rpm / 60 > 1 ? c->d.rpm / 60 : 1;
+	if (bucket_take(&c->m->bucket, rate, burst, now_ms(), &wait))
+		return 1;
+	c->retry_s = (int)((wait + 999) / 1000);
+	if (c->retry_s < 1)
+		c->retry_s = 1;
+	c->retry_ms = -1;
+	c->limit_wait_ms = wait;
+	call_error(c, 429, NULL, NULL);
+	return 0;
+}
+
+/* Apply the fault directives; returns 1 when the answer is complete. */
+static int
+call_faults(struct call *c)
+{
+	struct dirs	*d = &c->d;
+	int		 status = d->status, any, cut = -1, serr = 0;
+
+	if (status == 0 && d->code != NULL && !d->stream_error)
+		status = call_code_status(c, d->code);
+	any = d->drop || status != 0 || d->garbage || d->cut >= 0 ||
+	    d->stream_error;
+	if (d->fail >= 0) {
+		if (c->m->attempts++ >= d->fail) {
+			call_success(c, -1, 0);
+			return 1;
+		}
+		if (!any)
+			status = 500;
+	}
+	if (d->drop) {
+		c->ans->end = END_DROP;
+		c->ans->status = 0;
+		return 1;
+	}
+	if (status != 0) {
+		c->limit_wait_ms = call_retry_wait(c, 1000);
+		call_error(c, status, d->code, d->msg);
+		return 1;
+	}
+	if (d->garbage) {
+		call_garbage(c);
+		return 1;
+	}
+	if (d->cut >= 0)
+		cut = d->cut;
+	if (d->stream_error)
+		serr = 1;
+	call_success(c, cut, serr);
+	return 1;
+}
+
+/*
+ * The request's path: record it, check auth and shape, admit, apply
+ * faults or answer, count, and hand the answer over.
+ */
+static void
+provider_handle(struct evhttp_request *req, const struct provider *p,
+    char *path, char *path_model, int stream, int array)
+{
+	struct call	 c;
+	struct evbuffer	*in = evhttp_request_get_input_buffer(req);
+	json_error_t	 err;
+	json_t		*mv, *rec;
+	size_t		 len;
+	const char	*raw;
+	enum auth_result r;
+
+	memset(&c, 0, sizeof c);
+	c.prov = p;
+	c.req = req;
+	c.path = path;
+	c.ans = answer_new(req);
+	c.retry_s = c.retry_ms = -1;
+	c.created = (long)time(NULL);
+	fp_seq++;
+	snprintf(c.reqid, sizeof c.reqid, "req_fake%08lx", fp_seq);
+	snprintf(c.id, sizeof c.id, "%s%lu", p == &prov_anthropic ? "msg_fake" :
+	    p == &prov_gemini ? "resp-fake-" : "chatcmpl-fake", fp_seq);
+	snprintf(c.toolid, sizeof c.toolid, "%s%lu", p == &prov_anthropic ?
+	    "toolu_fake" : "call_fake", fp_seq);
+
+	len = evbuffer_get_length(in);
+	raw = (const char *)evbuffer_pullup(in, -1);
+	if (raw == NULL)
+		raw = "";
+	c.body = json_loadb(raw, len, 0, &err);
+	if (c.body != NULL && !json_is_object(c.body)) {
+		json_decref(c.body);
+		c.body = NULL;
+	}
+	if (path_model != NULL)
+		c.model = xstrdup(path_model);
+	else if (json_is_string(mv = json_object_get(c.body, "model")) &&
+	    *json_string_value(mv) != '\0')
+		c.model = xstrdup(json_string_value(mv));
+	c.m = model_get(c.model != NULL ? c.model : FP_NO_MODEL);
+	dirs_parse(&c.d, c.model != NULL ? c.model : "");
+	c.retry_s = c.d.retry_after;
+	c.retry_ms = c.d.retry_after_ms;
+	c.stream = stream;
+	c.ans->array = array;
+
+	rec = request_record(&c, raw, len);
+	json_decref(c.m->last);
+	c.m->last = json_incref(rec);
+	json_decref(fp_last);
+	fp_last = rec;
+	fp_total++;
+	c.m->requests++;
+
+	if (p->reqid_header != NULL)
+		req_set_header(&c, p->reqid_header, c.reqid);
+	if ((r = p->auth(&c)) != AUTH_OK)
+		p->auth_error(&c, r);
+	else if (p->check(&c) == 0) {
+		p->read(&c);
+		if (stream)
+			c.stream = 1;
+		if (call_admit(&c))
+			call_faults(&c);
+	}
+	if (c.d.ratelimit && p->ratelimit != NULL)
+		p->ratelimit(&c);
+
+	model_count(c.m, c.ans->status);
+	c.ans->delay_ms = c.d.delay;
+	c.ans->word_delay_ms = c.d.word_delay;
+	log_debug("%s %s model=%s -> %d%s%s", p->name, path,
+	    c.model != NULL ? c.model : FP_NO_MODEL, c.ans->status,
+	    c.ans->streaming ? " stream" : "",
+	    c.ans->end == END_DROP ? " drop" : c.ans->end == END_CUT ?
+	    " cut" : "");
+	answer_start(c.ans);
+
+	dirs_free(&c.d);
+	json_decref(c.body);
+	json_decref(c.args_json);
+	free(c.model);
+	free(c.prompt);
+	free(c.text);
+	free(c.args);
+}
+
+/* Control endpoints for tests. */
+static void
+send_json(struct evhttp_request *req, int status, json_t *o)
+{
+	struct evbuffer	*buf;
+	char		*s;
+
+	if ((buf = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new failed");
+	s = jdump(o);
+	evbuffer_add_printf(buf, "%s\n", s);
+	free(s);
+	json_decref(o);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "application/json");
+	evhttp_send_reply(req, status, reason(status), buf);
+	evbuffer_free(buf);
+}
+
+static void
+control_stats(struct evhttp_request *req)
+{
+	struct model	*m;
+	json_t		*by;
+
+	by = json_object();
+	TAILQ_FOREACH(m, &fp_models, entry) {
+		json_object_set_new(by, m->name, jpack("{s:I, s:O}",
+		    "requests", (json_int_t)m->requests, "status", m->status));
+	}
+	send_json(req, 200, jpack("{s:I, s:o}", "requests",
+	    (json_int_t)fp_total, "by_model", by));
+}
+
+static void
+control_last(struct evhttp_request *req)
+{
+	struct model	*m;
+	char		*name;
+	json_t		*last = fp_last;
+
+	if ((name = query_get(req, "model")) != NULL) {
+		last = NULL;
+		TAILQ_FOREACH(m, &fp_models, entry) {
+			if (strcmp(m->name, name) == 0) {
+				last = m->last;
+				break;
+			}
+		}
+	}
+	if (last == NULL)
+		send_json(req, 404, jpack("{s:s, s:s}", "error",
+		    "no request recorded", "model", name != NULL ? name : ""));
+	else
+		send_json(req, 200, json_incref(last));
+	free(name);
+}
+
+static void
+control_reset(struct evhttp_request *req)
+{
+	models_clear();
+	send_json(req, 200, jpack("{s:b}", "ok", 1));
+}
+
+/* Routes: exact paths, or prefix + model + suffix. */
+static const struct route {
+	const char		*prefix;
+	const char		*suffix;
+	const struct provider	*prov;
+	int			 stream;
+} routes[] = {
+	{ "/v1/chat/completions", NULL, &prov_openai, 0 },
+	{ "/openai/v1/chat/completions", NULL, &prov_azure, 0 },
+	{ "/openai/deployments/", "/chat/completions", &prov_azure, 0 },
+	{ "/v1/messages", NULL, &prov_anthropic, 0 },
+	{ "/v1beta/models/", ":generateContent", &prov_gemini, 0 },
+	{ "/v1beta/models/", ":streamGenerateContent", &prov_gemini, 1 },
+};
+
+static void
+dispatch_cb(struct evhttp_request *req, void *arg)
+{
+	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
+	const struct route	*rt;
+	const char		*rawpath;
+	char			*path, *full, *model = NULL, *alt;
+	size_t			 i, lp, ls, n;
+	int			 array = 0;
+
+	rawpath = evhttp_uri_get_path(uri);
+	if (rawpath == NULL || *rawpath == '\0')
+		rawpath = "/";
+	path = url_decode(rawpath);
+
+	if (strcmp(path, "/_stats") == 0 && cmd == EVHTTP_REQ_GET) {
+		control_stats(req);
+		goto out;
+	}
+	if (strcmp(path, "/_last") == 0 && cmd == EVHTTP_REQ_GET) {
+		control_last(req);
+		goto out;
+	}
+	if (strcmp(path, "/_reset") == 0 && cmd == EVHTTP_REQ_POST) {
+		control_reset(req);
+		goto out;
+	}
+
+	n = strlen(path);
+	for (i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		rt = &routes[i];
+		lp = strlen(rt->prefix);
+		if (rt->suffix == NULL) {
+			if (strcmp(path, rt->prefix) == 0)
+				break;
+			continue;
+		}
+		ls = strlen(rt->suffix);
+		if (n > lp + ls && strncmp(path, rt->prefix, lp) == 0 &&
+		    strcmp(path + n - ls, rt->suffix) == 0) {
+			model = xstrndup(path + lp, n - lp - ls);
+			if (model == NULL)
+				fatalx("out of memory");
+			break;
+		}
+	}
+	if (i == sizeof routes / sizeof routes[0]) {
+		send_json(req, 404, jpack("{s:{s:s, s:s, s:n, s:n}}", "error",
+		    "message", "fakeprov: unknown URL", "type",
+		    "invalid_request_error", "param", "code"));
+		goto out;
+	}
+	if (cmd != EVHTTP_REQ_POST) {
+		send_json(req, 405, jpack("{s:{s:s, s:s, s:n, s:n}}", "error",
+		    "message", "fakeprov: use POST", "type",
+		    "invalid_request_error", "param", "code"));
+		goto out;
+	}
+	if (rt->prov == &prov_gemini && rt->stream) {
+		alt = query_get(req, "alt");
+		array = alt == NULL || strcmp(alt, "sse") != 0;
+		free(alt);
+	}
+	full = evhttp_uri_get_query(uri) != NULL ?
+	    xasprintf("%s?%s", path, evhttp_uri_get_query(uri)) : xstrdup(path);
+	utf8_sanitize(full);
+	provider_handle(req, rt->prov, full, model, rt->stream, array);
+	free(full);
+out:
+	free(model);
+	free(path);
+}
+
+static void
+stop_cb(evutil_socket_t fd, short events, void *arg)
+{
+	event_base_loopexit(fp_base, NULL);
+}
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: fakeprov [-v] [-k key] [-p port] "
+	    "[-t seconds]\n");
+	exit(1);
+}
+
+static long
+parse_num(const char *s, long min, long max)
+{
+	char	*end;
+	long	 l;
+
+	errno = 0;
+	l = strtol(s, &end, 10);
+	if (errno != 0 || *s == '\0' || *end != '\0' || l < min || l > max)
+		usage();
+	return l;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct evhttp_bound_socket	*bound;
+	struct sockaddr_storage		 ss;
+	socklen_t			 sslen = sizeof ss;
+	struct event			*ev_term, *ev_int, *ev_timeout;
+	struct timeval			 tv;
+	long				 port = 0, timeout = FP_DEFAULT_TIMEOUT;
+	int				 ch;
+
+	while ((ch = getopt(argc, argv, "k:p:t:v")) != -1) {
+		switch (ch) {
+		case 'k':
+			fp_key = optarg;
+			break;
+		case 'p':
+			port = parse_num(optarg, 0, 65535);
+			break;
+		case 't':
+			timeout = parse_num(optarg, 0, 86400 * 365);
+			break;
+		case 'v':
+			fp_verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	signal(SIGPIPE, SIG_IGN);
+	if ((fp_base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	if ((fp_http = evhttp_new(fp_base)) == NULL)
+		fatalx("evhttp_new failed");
+	evhttp_set_max_body_size(fp_http, FP_MAX_BODY);
+	evhttp_set_max_headers_size(fp_http, FP_MAX_HEADERS);
+	evhttp_set_gencb(fp_http, dispatch_cb, NULL);
+	bound = evhttp_bind_socket_with_handle(fp_http, "127.0.0.1",
+	    (ev_uint16_t)port);
+	if (bound == NULL)
+		fatalx("cannot bind 127.0.0.1:%ld: %s", port, strerror(errno));
+	if (getsockname(evhttp_bound_socket_get_fd(bound),
+	    (struct sockaddr *)&ss, &sslen) != 0)
+		fatalx("getsockname: %s", strerror(errno));
+	printf("PORT %d\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	fflush(stdout);
+
+	ev_term = evsignal_new(fp_base, SIGTERM, stop_cb, NULL);
+	ev_int = evsignal_new(fp_base, SIGINT, stop_cb, NULL);
+	if (ev_term == NULL || ev_int == NULL)
+		fatalx("evsignal_new failed");
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	ev_timeout = NULL;
+	if (timeout > 0) {
+		if ((ev_timeout = evtimer_new(fp_base, stop_cb, NULL)) == NULL)
+			fatalx("evtimer_new failed");
+		tv.tv_sec = timeout;
+		tv.tv_usec = 0;
+		evtimer_add(ev_timeout, &tv);
+	}
+
+	event_base_dispatch(fp_base);
+
+	answers_shutdown();
+	evhttp_free(fp_http);
+	models_clear();
+	event_free(ev_term);
+	event_free(ev_int);
+	if (ev_timeout != NULL)
+		event_free(ev_timeout);
+	event_base_free(fp_base);
+	return 0;
+}
