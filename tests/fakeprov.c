@@ -698,6 +698,28 @@ bucket_take(struct bucket *b, double rate, double burst, uint64_t now,
 	return 0;
 }
 
+/* rpm=N: N requests a minute, bursts of N/60 but at least one. */
+static double
+rpm_rate(int rpm)
+{
+	return rpm / 60000.0;
+}
+
+static double
+rpm_burst(int rpm)
+{
+	return rpm / 60 > 1 ? rpm / 60 : 1;
+}
+
+/* Time until a bucket is full again, in ms. */
+static uint64_t
+bucket_refill_ms(const struct bucket *b, double rate, double burst)
+{
+	if (!b->primed || b->tokens >= burst)
+		return 0;
+	return (uint64_t)((burst - b->tokens) / rate);
+}
+
 static struct model *
 model_get(const char *name)
 {
@@ -1725,7 +1747,6 @@ static void
 oa_ratelimit(struct call *c)
 {
 	struct bucket	*b = &c->m->bucket;
-	double		 rate, burst;
 	uint64_t	 reset;
 	char		 v[32];
 	long		 limit, remaining;
@@ -1734,10 +1755,9 @@ oa_ratelimit(struct call *c)
 	remaining = limit - 1;
 	reset = 12;
 	if (c->d.rpm > 0) {
-		rate = c->d.rpm / 60000.0;
-		burst = c->d.rpm / 60 > 1 ? c->d.rpm / 60 : 1;
 		remaining = (long)b->tokens;
-		reset = (uint64_t)((burst - b->tokens) / rate);
+		reset = bucket_refill_ms(b, rpm_rate(c->d.rpm),
+		    rpm_burst(c->d.rpm));
 	}
 	if (c->limited) {
 		remaining = 0;
@@ -1755,7 +1775,7 @@ oa_ratelimit(struct call *c)
 	}
 	snprintf(v, sizeof v, "%ld", remaining);
 	req_set_header(c, "x-ratelimit-remaining-requests", v);
-	snprintf(v, sizeof v, "%ld", c->limited ? 0 : 160000 - c->in_words);
+	snprintf(v, sizeof v, "%ld", 160000 - c->in_words);
 	req_set_header(c, "x-ratelimit-remaining-tokens", v);
 }
 
@@ -2030,7 +2050,8 @@ an_ratelimit(struct call *c)
 	reset = 1;
 	if (c->d.rpm > 0) {
 		remaining = (long)b->tokens;
-		reset = (long)((limit - b->tokens) * 60 / limit) + 1;
+		reset = (long)((bucket_refill_ms(b, rpm_rate(c->d.rpm),
+		    rpm_burst(c->d.rpm)) + 999) / 1000);
 	}
 	if (c->limited) {
 		remaining = 0;
@@ -2115,9 +2136,9 @@ static const struct code_entry gm_codes[] = {
 static enum auth_result
 gm_auth(struct call *c)
 {
-	const char	*key = req_header(c, "x-goog-api-key");
-	char		*qkey;
-	enum auth_result r;
+	const char		*key = req_header(c, "x-goog-api-key");
+	char			*qkey;
+	enum auth_result	 r;
 
 	if (key != NULL)
 		return strcmp(key, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
@@ -2148,6 +2169,9 @@ gm_error_body(struct call *c, int code, const char *status, const char *msg,
 
 	o = jpack("{s:{s:i, s:s, s:s, s:o}}", "error", "code", code,
 	    "message", msg, "status", status, "details", details);
+	/* The stream endpoint without alt=sse wraps errors in an array. */
+	if (c->ans->array)
+		o = jpack("[o]", o);
 	answer_body(c->ans, json_dumps(o, JSON_INDENT(2)));
 	json_decref(o);
 }
@@ -2234,6 +2258,7 @@ gm_error(struct call *c, struct err_info *ei)
 {
 	json_t	*details;
 	char	*msg, delay[32];
+	size_t	 n;
 	int	 wait;
 
 	details = json_array();
@@ -2251,12 +2276,16 @@ gm_error(struct call *c, struct err_info *ei)
 		    "model", c->model != NULL ? c->model : "",
 		    "quotaValue", "15"));
 		if (c->retry_s >= 0 || c->retry_ms >= 0) {
+			/* A protobuf Duration: decimal seconds, then "s". */
 			wait = (int)call_retry_wait(c, 0);
-			if (wait % 1000 == 0)
-				snprintf(delay, sizeof delay, "%ds", wait / 1000);
-			else
-				snprintf(delay, sizeof delay, "%d.%03ds",
-				    wait / 1000, wait % 1000);
+			snprintf(delay, sizeof delay, "%d.%03d", wait / 1000,
+			    wait % 1000);
+			n = strlen(delay);
+			while (delay[n - 1] == '0')
+				delay[--n] = '\0';
+			if (delay[n - 1] == '.')
+				delay[--n] = '\0';
+			snprintf(delay + n, sizeof delay - n, "s");
 			json_array_append_new(details, jpack("{s:s, s:s}",
 			    "@type", "type.googleapis.com/google.rpc.RetryInfo",
 			    "retryDelay", delay));
@@ -2355,14 +2384,23 @@ gm_stream(struct call *c)
 static void
 gm_stream_error(struct call *c)
 {
-	const char	*status = c->d.code != NULL ? c->d.code : "UNAVAILABLE";
-	int		 code = c->d.code != NULL ?
-			    call_code_status(c, c->d.code) : 503;
+	const struct err_entry	*se;
+	const char		*status = "UNAVAILABLE", *msg;
+	int			 code = 503;
 
+	if (c->d.code != NULL) {
+		status = c->d.code;
+		code = call_code_status(c, c->d.code);
+	}
+	for (se = gm_errors; se->status != 0; se++) {
+		if (se->status == code)
+			break;
+	}
+	msg = se->msg != NULL ? se->msg : "Error";
+	if (c->d.msg != NULL)
+		msg = c->d.msg;
 	answer_event(c->ans, EV_POST, NULL, jpack("{s:{s:i, s:s, s:s}}",
-	    "error", "code", code, "message", c->d.msg != NULL ? c->d.msg :
-	    "The model is overloaded. Please try again later.",
-	    "status", status));
+	    "error", "code", code, "message", msg, "status", status));
 }
 
 static const struct provider prov_openai = {
@@ -2454,7 +2492,8 @@ call_garbage(struct call *c)
 		return;
 	}
 	a->streaming = 1;
-	req_set_header(c, "Content-Type", c->prov->sse_type);
+	req_set_header(c, "Content-Type", a->array ? c->prov->json_type :
+	    c->prov->sse_type);
 	answer_event_raw(a, EV_CONTENT, c->prov->garbage_event,
 	    "this is not JSON");
 	answer_event_raw(a, EV_CONTENT, c->prov->garbage_event,
@@ -2524,14 +2563,12 @@ call_success(struct call *c, int cut, int stream_error)
 static int
 call_admit(struct call *c)
 {
-	double		rate, burst;
 	uint64_t	wait;
 
 	if (c->d.rpm <= 0)
 		return 1;
-	rate = c->d.rpm / 60000.0;
-	burst = c->d.rpm / 60 > 1 ? c->d.rpm / 60 : 1;
-	if (bucket_take(&c->m->bucket, rate, burst, now_ms(), &wait))
+	if (bucket_take(&c->m->bucket, rpm_rate(c->d.rpm), rpm_burst(c->d.rpm),
+	    now_ms(), &wait))
 		return 1;
 	c->retry_s = (int)((wait + 999) / 1000);
 	if (c->retry_s < 1)
@@ -2542,9 +2579,13 @@ call_admit(struct call *c)
 	return 0;
 }
 
-/* Apply the fault directives; returns 1 when the answer is complete. */
-static int
-call_faults(struct call *c)
+/*
+ * Answer an admitted call. Faults apply unless fail=N has run out; then
+ * drop, status (or one implied by code=), garbage, and last cut= or
+ * stream_error=, which shape an otherwise good answer.
+ */
+static void
+call_respond(struct call *c)
 {
 	struct dirs	*d = &c->d;
 	int		 status = d->status, any, cut = -1, serr = 0;
@@ -2556,7 +2597,7 @@ call_faults(struct call *c)
 	if (d->fail >= 0) {
 		if (c->m->attempts++ >= d->fail) {
 			call_success(c, -1, 0);
-			return 1;
+			return;
 		}
 		if (!any)
 			status = 500;
@@ -2564,23 +2605,22 @@ call_faults(struct call *c)
 	if (d->drop) {
 		c->ans->end = END_DROP;
 		c->ans->status = 0;
-		return 1;
+		return;
 	}
 	if (status != 0) {
 		c->limit_wait_ms = call_retry_wait(c, 1000);
 		call_error(c, status, d->code, d->msg);
-		return 1;
+		return;
 	}
 	if (d->garbage) {
 		call_garbage(c);
-		return 1;
+		return;
 	}
 	if (d->cut >= 0)
 		cut = d->cut;
 	if (d->stream_error)
 		serr = 1;
 	call_success(c, cut, serr);
-	return 1;
 }
 
 /*
@@ -2597,14 +2637,13 @@ provider_handle(struct evhttp_request *req, const struct provider *p,
 	json_t		*mv, *rec;
 	size_t		 len;
 	const char	*raw;
-	enum auth_result r;
+	enum auth_result	 r;
 
 	memset(&c, 0, sizeof c);
 	c.prov = p;
 	c.req = req;
 	c.path = path;
 	c.ans = answer_new(req);
-	c.retry_s = c.retry_ms = -1;
 	c.created = (long)time(NULL);
 	fp_seq++;
 	snprintf(c.reqid, sizeof c.reqid, "req_fake%08lx", fp_seq);
@@ -2651,7 +2690,7 @@ provider_handle(struct evhttp_request *req, const struct provider *p,
 		if (stream)
 			c.stream = 1;
 		if (call_admit(&c))
-			call_faults(&c);
+			call_respond(&c);
 	}
 	if (c.d.ratelimit && p->ratelimit != NULL)
 		p->ratelimit(&c);
