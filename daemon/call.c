@@ -44,6 +44,8 @@ struct call {
 
 	int relayed;			/* chunks reached the client */
 	struct buf relayed_text;	/* what the client has seen */
+	struct llmgate_request resume;	/* the request that continues a cut */
+	int resuming;
 	int finished;
 
 	/* A failure found before any attempt (validation), answered async. */
@@ -53,8 +55,13 @@ struct call {
 
 struct call_stats call_stats;
 
+const char call_continue_prompt[] = "Your previous reply was cut off. "
+    "Continue exactly where it stopped, without repeating anything you "
+    "already wrote.";
+
 static void call_step(evutil_socket_t, short, void *);
 static void call_deadline(evutil_socket_t, short, void *);
+static int call_cut(struct call *);
 static void call_finish(struct call *, struct reply *, enum llmgate_class,
     const char *);
 
@@ -233,7 +240,7 @@ call_attempt(struct call *c)
 	att->call = c;
 	att->prov = t->prov;
 	att->model = t->model;
-	att->req = c->req;
+	att->req = c->resuming ? &c->resume : c->req;
 	att->target = t->name;
 	att->index = c->tries;
 	att->start_ms = now;
@@ -324,11 +331,8 @@ attempt_done(struct attempt *att)
 		return;
 	}
 
-	/*
-	 * Once text has reached the client, a transparent retry would
-	 * repeat it: the call ends here with its output marked partial.
-	 */
-	if (c->relayed) {
+	/* Text already reached the client: resume, restart or fail. */
+	if (c->relayed && call_cut(c) != 0) {
 		call_finish(c, r, cls, r->message);
 		call_drop_attempt(c);
 		return;
@@ -367,6 +371,48 @@ attempt_done(struct attempt *att)
 	call_drop_attempt(c);
 }
 
+/*
+ * A stream failed after output reached the client. resume: ask again with
+ * the partial reply as an assistant turn and a request to continue, and
+ * relay only the continuation; restart: tell the client to discard what it
+ * has (a reset chunk) and start over; fail: -1, the call ends partial.
+ */
+static int
+call_cut(struct call *c)
+{
+	const struct llmgate_request *req = c->req;
+	struct llmgate_message *m;
+	struct llmgate_chunk reset;
+	size_t n = req->nmessages;
+
+	if (req->on_cut == LLMGATE_CUT_FAIL)
+		return -1;
+	if (req->on_cut == LLMGATE_CUT_RESTART || c->relayed_text.len == 0) {
+		/* Tool-call deltas cannot be resumed, only restarted. */
+		memset(&reset, 0, sizeof reset);
+		reset.reset = 1;
+		reset.tool_index = -1;
+		if (c->sink != NULL)
+			c->sink->chunk(c->arg, &reset);
+		buf_reset(&c->relayed_text);
+		c->relayed = 0;
+		c->resuming = 0;
+		return 0;
+	}
+	free(c->resume.messages);
+	c->resume = *req;
+	m = xcalloc(n + 2, sizeof *m);
+	memcpy(m, req->messages, n * sizeof *m);
+	m[n].role = LLMGATE_ROLE_ASSISTANT;
+	m[n].content = c->relayed_text.data;
+	m[n + 1].role = LLMGATE_ROLE_USER;
+	m[n + 1].content = (char *)(uintptr_t)call_continue_prompt;
+	c->resume.messages = m;
+	c->resume.nmessages = n + 2;
+	c->resuming = 1;
+	return 0;
+}
+
 static void
 call_deadline(evutil_socket_t fd, short events, void *arg)
 {
@@ -402,6 +448,7 @@ call_free(struct call *c)
 	}
 	free(c->recs);
 	free(c->early_msg);
+	free(c->resume.messages);
 	buf_free(&c->relayed_text);
 	msgpack_zone_free(c->zone);
 	config_unref(c->cfg);
@@ -443,6 +490,9 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 	res.nattempts = c->nrecs;
 	if (cls == LLMGATE_OK && r != NULL) {
 		res.text = r->text.data != NULL ? r->text.data : "";
+		/* After a resume the reply is everything the client saw. */
+		if (c->resuming)
+			res.text = c->relayed_text.data;
 		res.target = c->chain[c->pos].name;
 		res.finish = r->finish;
 		res.input_tokens = r->input_tokens;

@@ -317,6 +317,9 @@ struct call_sink {
 	void (*done)(void *arg, const struct llmgate_result *);
 };
 
+/* The user turn that asks a model to continue a cut reply. */
+extern const char call_continue_prompt[];
+
 struct call_stats {
 	uint64_t calls;
 	uint64_t attempts;

@@ -10,7 +10,12 @@
  *   flaky[:N]         the first N attempts of a call fail with 503
  *                     server_error, later ones answer like echo (default 1)
  *   error:CLASS       always fails with that error class
- *   cut[:N]           streams N words (default 2), then the stream is cut
+ *   cut[:N]           the first attempt at the target streams N words
+ *                     (default 2), then the stream is cut; later attempts
+ *                     answer in full
+ *
+ * Like a real model, the mock honours a continuation: asked to continue a
+ * cut reply (call.c's resume), it answers with the rest of its text.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -94,9 +99,13 @@ mock_words(const char *s)
 static const char *
 mock_last_user(const struct llmgate_request *req)
 {
-	size_t i;
+	size_t i = req->nmessages;
 
-	for (i = req->nmessages; i > 0; i--) {
+	/* Skip a resume's [partial reply, "continue"] pair. */
+	if (i >= 2 && req->messages[i - 1].content != NULL &&
+	    strcmp(req->messages[i - 1].content, call_continue_prompt) == 0)
+		i -= 2;
+	for (; i > 0; i--) {
 		if (req->messages[i - 1].role == LLMGATE_ROLE_USER &&
 		    req->messages[i - 1].content != NULL)
 			return req->messages[i - 1].content;
@@ -158,6 +167,28 @@ unknown:
 	return -1;
 }
 
+/* Asked to continue: answer only what follows the partial reply. */
+static void
+mock_continue(struct mock *m, const struct llmgate_request *req)
+{
+	const struct llmgate_message *part;
+	size_t n = req->nmessages, len;
+	char *rest;
+
+	if (n < 2 || req->messages[n - 1].content == NULL ||
+	    strcmp(req->messages[n - 1].content, call_continue_prompt) != 0)
+		return;
+	part = &req->messages[n - 2];
+	if (part->role != LLMGATE_ROLE_ASSISTANT || part->content == NULL)
+		return;
+	len = strlen(part->content);
+	if (strncmp(m->text, part->content, len) != 0)
+		return;
+	rest = xstrdup(m->text + len);
+	free(m->text);
+	m->text = rest;
+}
+
 void
 mock_start(struct attempt *att)
 {
@@ -176,6 +207,7 @@ mock_start(struct attempt *att)
 		return;
 	}
 	xasprintf(&m->text, "echo: %s", mock_last_user(req));
+	mock_continue(m, req);
 	att->reply.input_tokens = mock_words(req->system) +
 	    mock_words(mock_last_user(req));
 	if (strncmp(att->model, "slow", 4) == 0)
@@ -233,6 +265,8 @@ mock_step(evutil_socket_t fd, short events, void *arg)
 		attempt_done(att);
 		return;
 	case MOCK_CUT:
+		if (att->index != 0)
+			break;
 		if (m->words_sent >= m->param || m->text[m->pos] == '\0') {
 			reply_error(r, LLMGATE_CONNECTION, 200,
 			    "mock: stream cut after %d chunks", m->words_sent);

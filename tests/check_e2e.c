@@ -75,7 +75,23 @@ END_TEST
 struct collect {
 	char text[1024];
 	int chunks;
+	int resets;
 };
+
+/* Like a terminal: a reset chunk clears what was shown. */
+static void
+reset_chunk(const struct llmgate_chunk *ch, void *arg)
+{
+	struct collect *c = arg;
+
+	if (ch->reset) {
+		c->text[0] = '\0';
+		c->resets++;
+		return;
+	}
+	if (ch->text != NULL)
+		strncat(c->text, ch->text, ch->len);
+}
 
 static void
 collect_chunk(const struct llmgate_chunk *ch, void *arg)
@@ -111,6 +127,7 @@ END_TEST
 struct many {
 	int done;
 	int ok;
+	int last_cls;
 	int wrong;
 	char want[64];
 };
@@ -121,6 +138,7 @@ many_done(struct llmgate_result *res, void *arg)
 	struct many *m = arg;
 
 	m->done++;
+	m->last_cls = res->cls;
 	if (res->cls == LLMGATE_OK && strncmp(res->text, "echo: call ", 11) == 0)
 		m->ok++;
 	llmgate_result_free(res);
@@ -615,6 +633,141 @@ START_TEST(test_check_config_line)
 }
 END_TEST
 
+/* A stream cut after some chunks: the client sees the text exactly once. */
+static void
+cut_call(const char *on_cut, const char *model, struct collect *c,
+    struct llmgate_result **res)
+{
+	struct llmgate *g = lib_connect();
+	struct llmgate_request *req = h_request("one two three four five",
+	    model, NULL);
+
+	req->stream = 1;
+	req->on_cut = (enum llmgate_on_cut)llmgate_on_cut_from_name(on_cut);
+	memset(c, 0, sizeof *c);
+	ck_assert_int_eq(llmgate_call(g, req, reset_chunk, c, res), 0);
+	h_request_free(req);
+	llmgate_close(g);
+}
+
+START_TEST(test_stream_cut_resume)
+{
+	static const char *models[] = { "mock/cut:1", "mock/cut:3",
+	    "mock/cut:5" };
+	struct llmgate_result *res;
+	struct collect c;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		cut_call("resume", models[i], &c, &res);
+		ck_assert_int_eq(res->cls, LLMGATE_OK);
+		ck_assert_str_eq(c.text, "echo: one two three four five");
+		ck_assert_str_eq(res->text, "echo: one two three four five");
+		ck_assert_int_eq(c.resets, 0);
+		ck_assert_uint_eq(res->nattempts, 2);
+		ck_assert_int_eq(res->attempts[0].cls, LLMGATE_CONNECTION);
+		llmgate_result_free(res);
+	}
+}
+END_TEST
+
+START_TEST(test_stream_cut_before_any_chunk)
+{
+	struct llmgate_result *res;
+	struct collect c;
+
+	/* Nothing reached the client: a plain transparent retry. */
+	cut_call("fail", "mock/cut:0", &c, &res);
+	ck_assert_int_eq(res->cls, LLMGATE_OK);
+	ck_assert_str_eq(c.text, "echo: one two three four five");
+	ck_assert_uint_eq(res->nattempts, 2);
+	llmgate_result_free(res);
+}
+END_TEST
+
+START_TEST(test_stream_cut_restart)
+{
+	struct llmgate_result *res;
+	struct collect c;
+
+	cut_call("restart", "mock/cut:2", &c, &res);
+	ck_assert_int_eq(res->cls, LLMGATE_OK);
+	ck_assert_int_eq(c.resets, 1);
+	/* After the reset marker the whole reply comes again, once. */
+	ck_assert_str_eq(c.text, "echo: one two three four five");
+	llmgate_result_free(res);
+}
+END_TEST
+
+START_TEST(test_stream_cut_fail)
+{
+	struct llmgate_result *res;
+	struct collect c;
+
+	cut_call("fail", "mock/cut:2", &c, &res);
+	ck_assert_int_eq(res->cls, LLMGATE_CONNECTION);
+	ck_assert_int_eq(res->partial, 1);
+	ck_assert_str_eq(res->text, "echo: one ");
+	ck_assert_str_eq(c.text, "echo: one ");
+	ck_assert_uint_eq(res->nattempts, 1);
+	llmgate_result_free(res);
+}
+END_TEST
+
+START_TEST(test_cancel_during_backoff)
+{
+	struct llmgate *g = lib_connect();
+	struct llmgate_request *req = h_request("x", "mock/rate-limited:30",
+	    NULL);
+	struct many m = { 0 };
+	struct pollfd pfd;
+	uint32_t id;
+	json_t *st;
+
+	id = llmgate_submit(g, req, NULL, many_done, &m);
+	h_request_free(req);
+	/* Let the first attempt fail and the 30 s wait begin. */
+	while (llmgate_want_write(g))
+		llmgate_process(g);
+	usleep(200000);
+	ck_assert_int_eq(llmgate_cancel(g, id), 0);
+	while (m.done == 0) {
+		pfd.fd = llmgate_fd(g);
+		pfd.events = POLLIN | (llmgate_want_write(g) ? POLLOUT : 0);
+		ck_assert_int_gt(poll(&pfd, 1, 3000), 0);
+		ck_assert_int_ge(llmgate_process(g), 0);
+	}
+	ck_assert_int_eq(m.ok, 0);
+	ck_assert_int_eq(m.last_cls, LLMGATE_CANCELLED);
+	llmgate_close(g);
+	st = status_json();
+	ck_assert_int_eq(json_integer_value(json_object_get(st, "inflight")),
+	    0);
+	json_decref(st);
+}
+END_TEST
+
+START_TEST(test_deadline_shorter_than_retry_after)
+{
+	struct run r;
+	json_t *j, *att;
+
+	/* Retry-After 30 s cannot fit a 2 s deadline: fall back at once. */
+	h_cli(&r, &d, NULL, "call", "--json", "--timeout", "2000", "-m",
+	    "mock/rate-limited:30", "-m", "mock/echo", "hi", NULL);
+	ck_assert_int_eq(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	att = json_object_get(j, "attempts");
+	ck_assert_int_eq(json_array_size(att), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
+	    "mock/echo");
+	ck_assert_int_lt(json_integer_value(json_object_get(
+	    json_array_get(att, 1), "waited_ms")), 500);
+	json_decref(j);
+	h_run_free(&r);
+}
+END_TEST
+
 static Suite *
 e2e_suite(void)
 {
@@ -645,6 +798,12 @@ e2e_suite(void)
 	tcase_add_test(tc, test_second_daemon_refused);
 	tcase_add_test(tc, test_stale_socket_replaced);
 	tcase_add_test(tc, test_check_config_line);
+	tcase_add_test(tc, test_stream_cut_resume);
+	tcase_add_test(tc, test_stream_cut_before_any_chunk);
+	tcase_add_test(tc, test_stream_cut_restart);
+	tcase_add_test(tc, test_stream_cut_fail);
+	tcase_add_test(tc, test_cancel_during_backoff);
+	tcase_add_test(tc, test_deadline_shorter_than_retry_after);
 	suite_add_tcase(s, tc);
 	return s;
 }

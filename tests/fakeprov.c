@@ -10,7 +10,9 @@
  * SSE events) and then handed to the answer machinery, which owns the
  * libevent side: delays, pacing, abrupt closes and clients that go away.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 
 #include <sys/types.h>
 #include <sys/queue.h>
