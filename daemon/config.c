@@ -252,6 +252,9 @@ static const struct config_key config_provider_key[] = {
 	{ .name = "timeout_ms", .kind = CK_U32, .off = PK(pc.timeout_ms) },
 	{ .name = "connect_timeout_ms", .kind = CK_U32,
 	    .off = PK(pc.connect_timeout_ms) },
+	{ .name = "first_byte_ms", .kind = CK_U32,
+	    .off = PK(pc.first_byte_ms) },
+	{ .name = "idle_ms", .kind = CK_U32, .off = PK(pc.idle_ms) },
 	{ .name = "models", .kind = CK_LIST, .fn = config_model_add },
 };
 static const struct config_keys config_provider_keys = {
@@ -1092,6 +1095,7 @@ config_provider_add(struct config_ctx *ctx, const config_setting_t *s,
 	memset(&p, 0, sizeof p);
 	p.pc.timeout_ms = 60000;
 	p.pc.connect_timeout_ms = 5000;
+	p.pc.idle_ms = 30000;
 	if (config_group(ctx, s, &config_provider_keys, &p) == 0) {
 		conf->providers = xreallocarray(conf->providers,
 		    conf->nproviders + 1, sizeof *conf->providers);

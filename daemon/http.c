@@ -15,7 +15,6 @@
 
 #define HTTP_MAX_BODY		(8u * 1024 * 1024)	/* a full reply */
 #define HTTP_MAX_ERROR_BODY	(64u * 1024)		/* an error body */
-#define HTTP_IDLE_S		60	/* a stream silent this long is dead */
 
 struct http_xfer {
 	struct attempt *att;
@@ -29,6 +28,7 @@ struct http_xfer {
 	int stopped;		/* our write callback ended the transfer */
 	long status;
 	struct event *fail_ev;	/* ends an attempt that never started */
+	struct event *ttfb_ev;	/* first-byte deadline */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -43,6 +43,7 @@ static struct event_base *http_base;
 
 static void http_drain(void);
 static void http_fail_cb(evutil_socket_t, short, void *);
+static void http_ttfb_cb(evutil_socket_t, short, void *);
 
 static void
 http_sock_cb(evutil_socket_t fd, short events, void *arg)
@@ -154,6 +155,8 @@ http_first_byte(struct http_xfer *x)
 	char *ctype = NULL;
 
 	x->started = 1;
+	if (x->ttfb_ev != NULL)
+		evtimer_del(x->ttfb_ev);
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ctype);
 	if (x->stream && x->status >= 200 && x->status < 300 &&
@@ -248,7 +251,7 @@ http_start(struct attempt *att)
 	struct http_xfer *x = xcalloc(1, sizeof *x);
 	const struct provider_conf *p = att->prov;
 	struct reply *r = &att->reply;
-	struct timeval now = { 0, 0 };
+	struct timeval now = { 0, 0 }, ttfb;
 	char *cause = NULL;
 
 	x->att = att;
@@ -285,8 +288,17 @@ http_start(struct attempt *att)
 		curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS,
 		    (long)p->timeout_ms);
 	/* The idle watchdog: a stream that sends nothing for a while. */
-	curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_TIME, (long)HTTP_IDLE_S);
+	if (p->idle_ms != 0) {
+		curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_TIME,
+		    (long)(p->idle_ms + 999) / 1000);
+	}
+	if (p->first_byte_ms != 0) {
+		x->ttfb_ev = evtimer_new(http_base, http_ttfb_cb, x);
+		ttfb.tv_sec = p->first_byte_ms / 1000;
+		ttfb.tv_usec = (suseconds_t)(p->first_byte_ms % 1000) * 1000;
+		evtimer_add(x->ttfb_ev, &ttfb);
+	}
 	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "llmgated/"
 	    LLMGATE_VERSION);
 	if (curl_multi_add_handle(http_multi, x->easy) != CURLM_OK) {
@@ -355,6 +367,17 @@ done:
 	attempt_done(att);
 }
 
+/* No first byte in time: a timeout, decided outside any curl callback. */
+static void
+http_ttfb_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct http_xfer *x = arg;
+
+	reply_error(&x->att->reply, LLMGATE_TIMEOUT, 0,
+	    "no reply within %u ms", x->att->prov->first_byte_ms);
+	attempt_done(x->att);
+}
+
 static void
 http_fail_cb(evutil_socket_t fd, short events, void *arg)
 {
@@ -393,6 +416,8 @@ http_stop(struct attempt *att)
 	}
 	if (x->fail_ev != NULL)
 		event_free(x->fail_ev);
+	if (x->ttfb_ev != NULL)
+		event_free(x->ttfb_ev);
 	if (x->sse_mode)
 		sse_free(&x->sse);
 	buf_free(&x->body);

@@ -77,6 +77,8 @@ struct provider_conf {
 	uint32_t concurrency;	/* 0: unlimited */
 	uint32_t timeout_ms;	/* per attempt */
 	uint32_t connect_timeout_ms;
+	uint32_t first_byte_ms;	/* 0: bounded by timeout_ms only */
+	uint32_t idle_ms;	/* a stream silent this long is dead */
 	struct model_conf *models;
 	size_t nmodels;
 };

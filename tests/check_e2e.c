@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -768,6 +769,61 @@ START_TEST(test_deadline_shorter_than_retry_after)
 }
 END_TEST
 
+/*
+ * A client that sends streamed calls and never reads: the daemon stops
+ * reading its requests, then drops it once max_output is queued, and keeps
+ * serving everyone else. Memory stays bounded by max_output.
+ */
+START_TEST(test_slow_reader_dropped)
+{
+	static const char conf[] =
+	    "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
+	    "max_frame = 8192; max_output = 65536;\n";
+	struct llmgate_request *req;
+	struct daemon d2;
+	struct llmgate *g;
+	msgpack_sbuffer sb;
+	char prompt[3001], err[128], *log;
+	int fd, i;
+
+	h_daemon_start(&d2, conf);
+	memset(prompt, 'w', sizeof prompt - 1);
+	for (i = 1; i < (int)sizeof prompt - 1; i += 2)
+		prompt[i] = ' ';
+	prompt[sizeof prompt - 1] = '\0';
+	fd = h_raw_connect(&d2, 1);
+	msgpack_sbuffer_init(&sb);
+	req = h_request(prompt, "mock/echo", NULL);
+	req->stream = 1;
+	/* Non-blocking, so our own send buffer filling up cannot hang us. */
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	for (i = 1; i <= 400; i++) {
+		proto_enc_call(&sb, (uint32_t)i, req);
+		if (write(fd, sb.data, sb.size) != (ssize_t)sb.size)
+			break;
+		msgpack_sbuffer_clear(&sb);
+	}
+	h_request_free(req);
+	msgpack_sbuffer_destroy(&sb);
+	for (i = 0; i < 100; i++) {
+		log = h_daemon_log(&d2);
+		if (strstr(log, "not reading its replies") != NULL)
+			break;
+		free(log);
+		log = NULL;
+		usleep(50000);
+	}
+	ck_assert_msg(log != NULL, "the slow reader was never dropped");
+	free(log);
+	close(fd);
+	g = llmgate_connect(d2.sock, "after", err, sizeof err);
+	ck_assert_ptr_nonnull(g);
+	ck_assert_int_eq(llmgate_ping(g), 0);
+	llmgate_close(g);
+	ck_assert_int_eq(h_daemon_stop(&d2), 0);
+}
+END_TEST
+
 static Suite *
 e2e_suite(void)
 {
@@ -804,6 +860,7 @@ e2e_suite(void)
 	tcase_add_test(tc, test_stream_cut_fail);
 	tcase_add_test(tc, test_cancel_during_backoff);
 	tcase_add_test(tc, test_deadline_shorter_than_retry_after);
+	tcase_add_test(tc, test_slow_reader_dropped);
 	suite_add_tcase(s, tc);
 	return s;
 }
