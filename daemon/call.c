@@ -13,6 +13,7 @@
 
 struct call_target {
 	char *name;			/* "provider/model" */
+	const struct target_override *over;	/* from a route, or NULL */
 	const struct provider_conf *prov;
 	const char *model;		/* points into name */
 	struct target *state;
@@ -29,7 +30,6 @@ struct call {
 	size_t nchain;
 	size_t pos;			/* current target */
 	unsigned tries;			/* attempts made at the current target */
-	uint32_t attempts_per_target;
 
 	struct attempt *att;		/* in flight, or NULL */
 	struct event *timer;		/* start, backoff wait, deferred end */
@@ -46,6 +46,7 @@ struct call {
 	struct buf relayed_text;	/* what the client has seen */
 	struct llmgate_request resume;	/* the request that continues a cut */
 	int resuming;
+	struct llmgate_request eff;	/* what the current attempt sends */
 	int finished;
 
 	/* A failure found before any attempt (validation), answered async. */
@@ -127,6 +128,8 @@ call_resolve(struct call *c, char **cause)
 			return -1;
 		}
 		c->chain[i].prov = prov;
+		if (route != NULL)
+			c->chain[i].over = &route->over[i];
 		c->chain[i].model = c->chain[i].name + (slash - names[i]) + 1;
 		c->chain[i].state = target_get(prov->name, c->chain[i].model);
 		c->chain[i].name[slash - names[i]] = '/';
@@ -176,10 +179,6 @@ call_start(struct llmgate_request *req, msgpack_zone *zone,
 	c->start_ms = now_ms();
 	c->wait_from_ms = c->start_ms;
 	c->timer = evtimer_new(ev_base, call_step, c);
-	c->attempts_per_target = req->attempts != 0 ? req->attempts :
-	    c->cfg->retry.attempts;
-	if (c->attempts_per_target == 0)
-		c->attempts_per_target = 1;
 	call_stats.calls++;
 	call_stats.inflight++;
 
@@ -230,6 +229,44 @@ call_emit(void *arg, const struct llmgate_chunk *ch)
 	c->sink->chunk(c->arg, ch);
 }
 
+/*
+ * The request as this target gets it: a resume's continuation, then the
+ * route's per-target overrides, which win because they are specific.
+ */
+static const struct llmgate_request *
+call_effective(struct call *c, const struct call_target *t)
+{
+	const struct target_override *o = t->over;
+
+	c->eff = c->resuming ? c->resume : *c->req;
+	if (o == NULL)
+		return &c->eff;
+	if (o->has & LLMGATE_HAS_MAX_TOKENS)
+		c->eff.max_tokens = o->max_tokens;
+	if (o->has & LLMGATE_HAS_TEMPERATURE)
+		c->eff.temperature = o->temperature;
+	if (o->has & LLMGATE_HAS_TOP_P)
+		c->eff.top_p = o->top_p;
+	c->eff.has |= o->has & (LLMGATE_HAS_MAX_TOKENS |
+	    LLMGATE_HAS_TEMPERATURE | LLMGATE_HAS_TOP_P);
+	return &c->eff;
+}
+
+/* Attempts at a target: its route override, the call's, the config's. */
+static uint32_t
+call_attempts(const struct call *c, const struct call_target *t)
+{
+	uint32_t n;
+
+	if (t->over != NULL && (t->over->has & TARGET_HAS_ATTEMPTS))
+		n = t->over->attempts;
+	else if (c->req->attempts != 0)
+		n = c->req->attempts;
+	else
+		n = c->cfg->retry.attempts;
+	return n != 0 ? n : 1;
+}
+
 static void
 call_attempt(struct call *c)
 {
@@ -240,7 +277,7 @@ call_attempt(struct call *c)
 	att->call = c;
 	att->prov = t->prov;
 	att->model = t->model;
-	att->req = c->resuming ? &c->resume : c->req;
+	att->req = call_effective(c, t);
 	att->target = t->name;
 	att->index = c->tries;
 	att->start_ms = now;
@@ -341,7 +378,7 @@ attempt_done(struct attempt *att)
 	retry = retry_class_retries(rc, cls) && r->rl.should_retry != 0;
 	if (r->rl.should_retry == 1 && cls != LLMGATE_CANCELLED)
 		retry = 1;
-	if (retry && c->tries < c->attempts_per_target) {
+	if (retry && c->tries < call_attempts(c, t)) {
 		wait = retry_backoff_ms(rc, c->tries - 1, c->prev_backoff_ms,
 		    call_random());
 		c->prev_backoff_ms = wait;

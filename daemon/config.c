@@ -1107,38 +1107,121 @@ config_provider_add(struct config_ctx *ctx, const config_setting_t *s,
 	free(p.key_file);
 }
 
+/* A target given as a group: { target = "p/m"; max_tokens = 100; ... } */
+struct config_tgt {
+	char			*target;
+	struct target_override	 o;
+};
+
+#define TGK(f)	offsetof(struct config_tgt, f)
+enum { TK_TARGET, TK_MAX_TOKENS, TK_TEMPERATURE, TK_TOP_P, TK_ATTEMPTS };
+static const struct config_key config_target_key[] = {
+	[TK_TARGET] = { .name = "target", .kind = CK_STRING,
+	    .off = TGK(target) },
+	[TK_MAX_TOKENS] = { .name = "max_tokens", .kind = CK_U32,
+	    .off = TGK(o.max_tokens), .min = 1 },
+	[TK_TEMPERATURE] = { .name = "temperature", .kind = CK_DOUBLE,
+	    .off = TGK(o.temperature), .min = 0, .max = 2 },
+	[TK_TOP_P] = { .name = "top_p", .kind = CK_DOUBLE, .off = TGK(o.top_p),
+	    .min = 0, .max = 1 },
+	[TK_ATTEMPTS] = { .name = "attempts", .kind = CK_U32,
+	    .off = TGK(o.attempts), .min = 1, .max = 100 },
+};
+
+static int
+config_target_check(struct config_ctx *ctx, const config_setting_t *group,
+    const config_setting_t **seen, void *obj)
+{
+	struct config_tgt *t = obj;
+
+	if (seen[TK_TARGET] == NULL || t->target == NULL) {
+		config_error(ctx, group, "a target group needs target = "
+		    "\"provider/model\"");
+		return -1;
+	}
+	if (seen[TK_MAX_TOKENS] != NULL)
+		t->o.has |= LLMGATE_HAS_MAX_TOKENS;
+	if (seen[TK_TEMPERATURE] != NULL)
+		t->o.has |= LLMGATE_HAS_TEMPERATURE;
+	if (seen[TK_TOP_P] != NULL)
+		t->o.has |= LLMGATE_HAS_TOP_P;
+	if (seen[TK_ATTEMPTS] != NULL)
+		t->o.has |= TARGET_HAS_ATTEMPTS;
+	return 0;
+}
+
+static const struct config_keys config_target_keys = {
+	config_target_key, CONFIG_NITEMS(config_target_key),
+	config_target_check
+};
+
 /* Targets are "provider/model" with a provider defined above. */
+static void
+config_target_add(struct config_ctx *ctx, const config_setting_t *e,
+    struct route_conf *rc, const char *v, const struct target_override *o)
+{
+	const char *slash = strchr(v, '/');
+	char *prov;
+
+	if (slash == NULL || slash == v || slash[1] == '\0') {
+		config_error(ctx, e, "target '%s' must be provider/model", v);
+		return;
+	}
+	prov = xstrndup(v, (size_t)(slash - v));
+	if (config_provider(ctx->conf, prov) == NULL)
+		config_error(ctx, e, "target '%s': unknown provider '%s'", v,
+		    prov);
+	else {
+		rc->targets = xreallocarray(rc->targets, rc->ntargets + 1,
+		    sizeof *rc->targets);
+		rc->over = xreallocarray(rc->over, rc->ntargets + 1,
+		    sizeof *rc->over);
+		rc->over[rc->ntargets] = *o;
+		rc->targets[rc->ntargets++] = xstrdup(v);
+	}
+	free(prov);
+}
+
+/*
+ * targets = [ "p/m", ... ], or a list mixing strings and groups that carry
+ * per-target overrides: ( "p/m", { target = "q/n"; max_tokens = 200; } ).
+ */
 static void
 config_targets(struct config_ctx *ctx, const config_setting_t *s,
     void *obj)
 {
+	static const struct target_override none;
 	struct route_conf *rc = obj;
 	const config_setting_t *e;
-	const char *v, *slash;
-	char *prov;
-	int i;
+	struct config_tgt t;
+	int i, n = config_setting_length(s);
 
-	if (config_strings(ctx, s, "targets") != 0)
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		config_error(ctx, s, "targets must be a list: [ \"p/m\", ... ] "
+		    "or ( \"p/m\", { target = \"p/m\"; ... } )");
 		return;
-	for (i = 0; i < config_setting_length(s); i++) {
+	}
+	if (n > CONFIG_MAX_ITEMS) {
+		config_error(ctx, s, "too many targets (%d, at most %d)", n,
+		    CONFIG_MAX_ITEMS);
+		return;
+	}
+	for (i = 0; i < n; i++) {
 		e = config_setting_get_elem(s, (u_int)i);
-		v = config_setting_get_string(e);
-		slash = strchr(v, '/');
-		if (slash == NULL || slash == v || slash[1] == '\0') {
-			config_error(ctx, e, "target '%s' must be "
-			    "provider/model", v);
+		if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+			config_target_add(ctx, e, rc,
+			    config_setting_get_string(e), &none);
 			continue;
 		}
-		prov = xstrndup(v, (size_t)(slash - v));
-		if (config_provider(ctx->conf, prov) == NULL)
-			config_error(ctx, e, "target '%s': unknown provider "
-			    "'%s'", v, prov);
-		else {
-			rc->targets = xreallocarray(rc->targets,
-			    rc->ntargets + 1, sizeof *rc->targets);
-			rc->targets[rc->ntargets++] = xstrdup(v);
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+			config_error(ctx, e, "a target is a \"provider/model\" "
+			    "string or a { target = ...; } group");
+			continue;
 		}
-		free(prov);
+		memset(&t, 0, sizeof t);
+		if (config_group(ctx, e, &config_target_keys, &t) == 0)
+			config_target_add(ctx, e, rc, t.target, &t.o);
+		free(t.target);
 	}
 }
 
@@ -1151,6 +1234,7 @@ config_route_free(struct route_conf *rc)
 	for (i = 0; i < rc->ntargets; i++)
 		free(rc->targets[i]);
 	free(rc->targets);
+	free(rc->over);
 }
 
 static int

@@ -83,9 +83,20 @@ struct provider_conf {
 	size_t nmodels;
 };
 
+/* What one target of a route changes in the request (LLMGATE_HAS_*). */
+#define TARGET_HAS_ATTEMPTS 0x100
+struct target_override {
+	unsigned has;
+	uint32_t max_tokens;
+	double temperature;
+	double top_p;
+	uint32_t attempts;
+};
+
 struct route_conf {
 	char *name;
 	char **targets;
+	struct target_override *over;	/* one per target */
 	size_t ntargets;
 };
 

@@ -25,7 +25,9 @@ static struct daemon d;
 /* Quick retries so the tests spend little time waiting. */
 static const char *fast_conf =
     "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
-    "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n"
+    "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; },\n"
+    "  { name = \"override\"; targets = ( { target = \"mock/flaky:1\";\n"
+    "    attempts = 1; max_tokens = 50; }, \"mock/echo\" ); } );\n"
     "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n";
 
 static void
@@ -824,6 +826,37 @@ START_TEST(test_slow_reader_dropped)
 }
 END_TEST
 
+/* A route's per-target attempts override the config's retry.attempts. */
+START_TEST(test_route_target_override)
+{
+	struct run r;
+	json_t *j, *att;
+
+	h_cli(&r, &d, NULL, "call", "--json", "-r", "override", "hi", NULL);
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	j = json_loads(r.out, 0, NULL);
+	att = json_object_get(j, "attempts");
+	/* One attempt at flaky (it would succeed on a second), then echo. */
+	ck_assert_int_eq(json_array_size(att), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	    json_array_get(att, 0), "class")), "server_error");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
+	    "mock/echo");
+	json_decref(j);
+	h_run_free(&r);
+
+	/* The default route applies when the caller names none. */
+	h_cli(&r, &d, NULL, "call", "--json", "hi", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"target\":\"mock/echo\""));
+	h_run_free(&r);
+	h_cli(&r, &d, NULL, "call", "-r", "nosuchroute", "hi", NULL);
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "nosuchroute"));
+	h_run_free(&r);
+}
+END_TEST
+
 static Suite *
 e2e_suite(void)
 {
@@ -861,6 +894,7 @@ e2e_suite(void)
 	tcase_add_test(tc, test_cancel_during_backoff);
 	tcase_add_test(tc, test_deadline_shorter_than_retry_after);
 	tcase_add_test(tc, test_slow_reader_dropped);
+	tcase_add_test(tc, test_route_target_override);
 	suite_add_tcase(s, tc);
 	return s;
 }
