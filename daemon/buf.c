@@ -74,7 +74,7 @@ buf_free(struct buf *b)
 }
 
 const char *
-buf_cstr(struct buf *b)
+buf_cstr(const struct buf *b)
 {
 	return b->data != NULL ? b->data : "";
 }

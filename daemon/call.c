@@ -44,9 +44,15 @@ struct call {
 
 	int relayed;			/* chunks reached the client */
 	struct buf relayed_text;	/* what the client has seen */
-	struct llmgate_request resume;	/* the request that continues a cut */
-	int resuming;
+	int resumed;			/* the reply is relayed_text */
+	struct turns extra;		/* turns after the caller's: resume, repair */
+	struct llmgate_message *msgs;	/* the caller's and extra, in order */
 	struct llmgate_request eff;	/* what the current attempt sends */
+
+	struct repair rp;		/* schema and tool checks */
+	unsigned repairs;		/* made at the current target */
+	int hold_text;			/* relay text only once it passed */
+	int hold_tools;			/* relay tool calls only once they passed */
 	int finished;
 
 	/* A failure found before any attempt (validation), answered async. */
@@ -182,7 +188,8 @@ call_start(struct llmgate_request *req, msgpack_zone *zone,
 	call_stats.calls++;
 	call_stats.inflight++;
 
-	if (call_validate(req, &cause) != 0 || call_resolve(c, &cause) != 0) {
+	if (call_validate(req, &cause) != 0 || call_resolve(c, &cause) != 0 ||
+	    repair_init(&c->rp, req, &cause) != 0) {
 		c->early_cls = LLMGATE_INVALID_REQUEST;
 		c->early_msg = cause;
 	} else if (req->timeout_ms != 0) {
@@ -192,6 +199,9 @@ call_start(struct llmgate_request *req, msgpack_zone *zone,
 		tv.tv_usec = (suseconds_t)(req->timeout_ms % 1000) * 1000;
 		evtimer_add(c->deadline_ev, &tv);
 	}
+	/* What must pass a check is relayed once it has. */
+	c->hold_text = req->schema != NULL;
+	c->hold_tools = req->ntools != 0;
 	/* Never answer from inside the front's own call into us. */
 	call_arm(c, 0);
 	return c;
@@ -223,22 +233,62 @@ call_emit(void *arg, const struct llmgate_chunk *ch)
 
 	if (c->finished || c->sink == NULL)
 		return;
+	if (ch->tool_index >= 0 ? c->hold_tools : c->hold_text)
+		return;
 	c->relayed = 1;
 	if (ch->text != NULL)
 		buf_add(&c->relayed_text, ch->text, ch->len);
 	c->sink->chunk(c->arg, ch);
 }
 
+/* A streamed call's held output, relayed once the reply passed. */
+static void
+call_release(struct call *c, const struct reply *r)
+{
+	struct llmgate_chunk ch;
+	size_t i;
+
+	if (!c->req->stream || c->sink == NULL)
+		return;
+	if (c->hold_text && r->text.len != 0) {
+		memset(&ch, 0, sizeof ch);
+		ch.tool_index = -1;
+		ch.text = r->text.data;
+		ch.len = r->text.len;
+		c->sink->chunk(c->arg, &ch);
+	}
+	for (i = 0; c->hold_tools && i < r->ntools; i++) {
+		memset(&ch, 0, sizeof ch);
+		ch.tool_index = (int)i;
+		ch.tool_id = r->tools[i].id;
+		ch.tool_name = r->tools[i].name;
+		ch.tool_args = buf_cstr(&r->tools[i].args);
+		c->sink->chunk(c->arg, &ch);
+	}
+}
+
 /*
- * The request as this target gets it: a resume's continuation, then the
- * route's per-target overrides, which win because they are specific.
+ * The request as this target gets it: the caller's turns and ours (a
+ * resume's continuation, a repair's feedback), then the route's per-target
+ * overrides, which win because they are specific.
  */
 static const struct llmgate_request *
 call_effective(struct call *c, const struct call_target *t)
 {
 	const struct target_override *o = t->over;
 
-	c->eff = c->resuming ? c->resume : *c->req;
+	c->eff = *c->req;
+	if (c->extra.n != 0) {
+		free(c->msgs);
+		c->msgs = xcalloc(c->req->nmessages + c->extra.n,
+		    sizeof *c->msgs);
+		memcpy(c->msgs, c->req->messages,
+		    c->req->nmessages * sizeof *c->msgs);
+		memcpy(c->msgs + c->req->nmessages, c->extra.m,
+		    c->extra.n * sizeof *c->msgs);
+		c->eff.messages = c->msgs;
+		c->eff.nmessages = c->req->nmessages + c->extra.n;
+	}
 	if (o == NULL)
 		return &c->eff;
 	if (o->has & LLMGATE_HAS_MAX_TOKENS)
@@ -331,7 +381,11 @@ call_next_target(struct call *c)
 		return 0;
 	c->pos++;
 	c->tries = 0;
+	c->repairs = 0;
 	c->prev_backoff_ms = 0;
+	/* A new target starts from the caller's turns (or a resume). */
+	if (!c->resumed)
+		repair_turns_reset(&c->extra);
 	call_stats.fallbacks++;
 	return 1;
 }
@@ -347,10 +401,19 @@ attempt_done(struct attempt *att)
 	const struct retry_conf *rc = &c->cfg->retry;
 	int retry;
 
+	char *summary = NULL;
+	struct turns fix = { 0 };
+
 	if (cls == LLMGATE_OK && !r->done) {
 		/* A reply that ended before its terminal event is cut. */
 		cls = LLMGATE_CONNECTION;
 		reply_error(r, cls, r->status, "stream ended before its end");
+	}
+	if (cls == LLMGATE_OK &&
+	    repair_check(&c->rp, att->req, r, &fix, &summary) != 0) {
+		cls = LLMGATE_SCHEMA;
+		reply_error(r, cls, r->status, "%s", summary);
+		free(summary);
 	}
 	call_record(c, t->name, cls, r->status, r->message,
 	    (uint32_t)(now - att->start_ms),
@@ -362,11 +425,26 @@ attempt_done(struct attempt *att)
 		c->att = NULL;
 		t->state->inflight--;
 		att->prov->type->stop(att);
+		call_release(c, r);
 		call_finish(c, r, LLMGATE_OK, NULL);
 		reply_free(r);
 		free(att);
 		return;
 	}
+
+	/* Feed what was wrong back to the model, a few times per target. */
+	if (cls == LLMGATE_SCHEMA && c->repairs < c->cfg->retry.repairs) {
+		c->repairs++;
+		call_stats.repairs++;
+		repair_turns_reset(&c->extra);
+		c->extra = fix;
+		c->resumed = 0;
+		call_drop_attempt(c);
+		c->wait_from_ms = now;
+		call_arm(c, 0);
+		return;
+	}
+	repair_turns_reset(&fix);
 
 	/* Text already reached the client: resume, restart or fail. */
 	if (c->relayed && call_cut(c) != 0) {
@@ -418,12 +496,11 @@ static int
 call_cut(struct call *c)
 {
 	const struct llmgate_request *req = c->req;
-	struct llmgate_message *m;
 	struct llmgate_chunk reset;
-	size_t n = req->nmessages;
 
 	if (req->on_cut == LLMGATE_CUT_FAIL)
 		return -1;
+	repair_turns_reset(&c->extra);
 	if (req->on_cut == LLMGATE_CUT_RESTART || c->relayed_text.len == 0) {
 		/* Tool-call deltas cannot be resumed, only restarted. */
 		memset(&reset, 0, sizeof reset);
@@ -433,20 +510,13 @@ call_cut(struct call *c)
 			c->sink->chunk(c->arg, &reset);
 		buf_reset(&c->relayed_text);
 		c->relayed = 0;
-		c->resuming = 0;
+		c->resumed = 0;
 		return 0;
 	}
-	free(c->resume.messages);
-	c->resume = *req;
-	m = xcalloc(n + 2, sizeof *m);
-	memcpy(m, req->messages, n * sizeof *m);
-	m[n].role = LLMGATE_ROLE_ASSISTANT;
-	m[n].content = c->relayed_text.data;
-	m[n + 1].role = LLMGATE_ROLE_USER;
-	m[n + 1].content = (char *)(uintptr_t)call_continue_prompt;
-	c->resume.messages = m;
-	c->resume.nmessages = n + 2;
-	c->resuming = 1;
+	repair_turn_add(&c->extra, LLMGATE_ROLE_ASSISTANT,
+	    c->relayed_text.data);
+	repair_turn_add(&c->extra, LLMGATE_ROLE_USER, call_continue_prompt);
+	c->resumed = 1;
 	return 0;
 }
 
@@ -485,7 +555,9 @@ call_free(struct call *c)
 	}
 	free(c->recs);
 	free(c->early_msg);
-	free(c->resume.messages);
+	repair_turns_reset(&c->extra);
+	repair_free(&c->rp);
+	free(c->msgs);
 	buf_free(&c->relayed_text);
 	msgpack_zone_free(c->zone);
 	config_unref(c->cfg);
@@ -528,7 +600,7 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 	if (cls == LLMGATE_OK && r != NULL) {
 		res.text = r->text.data != NULL ? r->text.data : "";
 		/* After a resume the reply is everything the client saw. */
-		if (c->resuming)
+		if (c->resumed)
 			res.text = c->relayed_text.data;
 		res.target = c->chain[c->pos].name;
 		res.finish = r->finish;

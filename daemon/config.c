@@ -171,7 +171,7 @@ static int config_retry_check(struct config_ctx *, const config_setting_t *,
 
 /* The key tables: indexes name the keys the checks look at. */
 #define RY(f)	offsetof(struct retry_conf, f)
-enum { RY_ATTEMPTS, RY_INITIAL, RY_MAX, RY_MULT, RY_JITTER, RY_ON };
+enum { RY_ATTEMPTS, RY_INITIAL, RY_MAX, RY_MULT, RY_JITTER, RY_ON, RY_REPAIRS };
 static const struct config_key config_retry_key[] = {
 	[RY_ATTEMPTS] = { .name = "attempts", .kind = CK_U32,
 	    .off = RY(attempts), .min = 1, .max = 100 },
@@ -183,6 +183,8 @@ static const struct config_key config_retry_key[] = {
 	[RY_JITTER] = { .name = "jitter", .kind = CK_JITTER,
 	    .off = RY(jitter) },
 	[RY_ON] = { .name = "on", .kind = CK_FUNC, .fn = config_retry_on },
+	[RY_REPAIRS] = { .name = "repairs", .kind = CK_U32,
+	    .off = RY(repairs), .max = 10 },
 };
 static const struct config_keys config_retry_keys = {
 	config_retry_key, CONFIG_NITEMS(config_retry_key), config_retry_check
@@ -277,7 +279,8 @@ static const struct config_keys config_route_keys = {
 #define TK(f)	offsetof(struct config, f)
 enum {
 	TK_SOCKET, TK_SOCKET_MODE, TK_LOG_LEVEL, TK_MAX_FRAME,
-	TK_MAX_INFLIGHT, TK_MAX_CLIENTS, TK_MAX_OUTPUT, TK_DRAIN_MS
+	TK_MAX_INFLIGHT, TK_MAX_CLIENTS, TK_MAX_OUTPUT, TK_DRAIN_MS,
+	TK_METRICS_LISTEN
 };
 static const struct config_key config_top_key[] = {
 	[TK_SOCKET] = { .name = "socket", .kind = CK_STRING,
@@ -296,6 +299,8 @@ static const struct config_key config_top_key[] = {
 	    .off = TK(max_output), .min = 4096 },
 	[TK_DRAIN_MS] = { .name = "drain_ms", .kind = CK_U32,
 	    .off = TK(drain_ms) },
+	[TK_METRICS_LISTEN] = { .name = "metrics_listen", .kind = CK_STRING,
+	    .off = TK(metrics_listen) },
 	{ .name = "providers", .kind = CK_LIST, .fn = config_provider_add },
 	{ .name = "routes", .kind = CK_LIST, .fn = config_route_add },
 	{ .name = "retry", .kind = CK_GROUP, .off = TK(retry),
@@ -1285,6 +1290,7 @@ config_top_check(struct config_ctx *ctx, const config_setting_t *group,
 {
 	struct config *conf = obj;
 	struct sockaddr_un sun;
+	char *cause = NULL;
 
 	if (conf->socket != NULL) {
 		if (*conf->socket != '/')
@@ -1301,6 +1307,12 @@ config_top_check(struct config_ctx *ctx, const config_setting_t *group,
 		    seen[TK_MAX_OUTPUT] : seen[TK_MAX_FRAME], "max_output (%u) "
 		    "must be at least max_frame (%u)", conf->max_output,
 		    conf->max_frame);
+	if (conf->metrics_listen != NULL &&
+	    metrics_hostport(conf->metrics_listen, NULL, NULL, &cause) != 0) {
+		config_error(ctx, seen[TK_METRICS_LISTEN], "metrics_listen: %s",
+		    cause);
+		free(cause);
+	}
 	return 0;
 }
 
@@ -1318,6 +1330,7 @@ config_new(void)
 	conf->drain_ms = 10000;
 
 	conf->retry.attempts = 3;
+	conf->retry.repairs = 2;
 	conf->retry.initial_ms = 500;
 	conf->retry.max_ms = 20000;
 	conf->retry.multiplier = 2.0;
@@ -1454,6 +1467,7 @@ config_free(struct config *conf)
 		config_route_free(&conf->routes[i]);
 	free(conf->routes);
 	free(conf->socket);
+	free(conf->metrics_listen);
 	free(conf->path);
 	free(conf);
 }

@@ -26,6 +26,7 @@ struct http_xfer {
 	int sse_mode;		/* a 2xx event stream is being parsed */
 	int started;		/* first body byte seen */
 	int stopped;		/* our write callback ended the transfer */
+	int sends;		/* requests curl was about to send */
 	long status;
 	struct event *fail_ev;	/* ends an attempt that never started */
 	struct event *ttfb_ev;	/* first-byte deadline */
@@ -232,6 +233,21 @@ http_header(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/*
+ * libcurl quietly sends a request again when a reused connection turns out
+ * to be dead. That second request would be an upstream attempt nobody
+ * reported (and billed, and counted against the rate limit), so refuse it:
+ * the attempt ends as a connection failure and the call engine decides.
+ */
+static int
+http_prereq(void *arg, char *conn_primary_ip, char *conn_local_ip,
+    int conn_primary_port, int conn_local_port)
+{
+	struct http_xfer *x = arg;
+
+	return ++x->sends > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+}
+
 static enum llmgate_class
 http_curl_class(CURLcode code)
 {
@@ -276,6 +292,8 @@ http_start(struct attempt *att)
 	curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, http_header);
 	curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(x->easy, CURLOPT_PREREQFUNCTION, http_prereq);
+	curl_easy_setopt(x->easy, CURLOPT_PREREQDATA, x);
 	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -339,6 +357,11 @@ http_complete(struct http_xfer *x, CURLcode code)
 			reply_error(r, reply_class_for_status(
 			    (uint32_t)x->status), (uint32_t)x->status,
 			    "HTTP %ld", x->status);
+		goto done;
+	}
+	if (code == CURLE_ABORTED_BY_CALLBACK && x->sends > 1) {
+		reply_error(r, LLMGATE_CONNECTION, 0, "connection closed "
+		    "before the reply");
 		goto done;
 	}
 	if (code != CURLE_OK) {

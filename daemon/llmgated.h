@@ -44,7 +44,7 @@ void buf_printf(struct buf *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *);
 void buf_free(struct buf *);
-const char *buf_cstr(struct buf *);	/* "" for an empty buffer */
+const char *buf_cstr(const struct buf *);	/* "" for an empty buffer */
 
 /* log.c */
 enum log_level { LOG_LVL_WARN = 0, LOG_LVL_INFO, LOG_LVL_DEBUG };
@@ -107,6 +107,7 @@ struct retry_conf {
 	double multiplier;
 	enum jitter jitter;
 	uint32_t on;		/* bit (1 << class) per retried class */
+	uint32_t repairs;	/* invalid replies fed back, per target */
 };
 
 struct breaker_conf {
@@ -134,6 +135,7 @@ struct config {
 	uint32_t max_clients;
 	uint32_t max_output;	/* bytes queued to one client before it is dropped */
 	uint32_t drain_ms;
+	char *metrics_listen;	/* "host:port" of GET /metrics; NULL: none */
 	struct provider_conf *providers;
 	size_t nproviders;
 	struct route_conf *routes;
@@ -323,6 +325,27 @@ struct attempt {
 	void *priv;		/* the transport's state */
 };
 
+/* repair.c: checks a reply must pass, and turns fed back to the model. */
+struct turns {
+	struct llmgate_message *m;
+	size_t n;
+	char **owned;		/* strings the turns point to */
+	size_t nowned;
+};
+struct repair {
+	struct schema *schema;	/* the caller's, or NULL */
+	struct schema **tools;	/* per request tool; NULL: no parameters */
+	size_t ntools;
+};
+int repair_init(struct repair *, const struct llmgate_request *,
+    char **cause);
+void repair_free(struct repair *);
+int repair_check(const struct repair *, const struct llmgate_request *,
+    const struct reply *, struct turns *, char **summary);
+struct llmgate_message *repair_turn_add(struct turns *, enum llmgate_role,
+    const char *content);
+void repair_turns_reset(struct turns *);
+
 /* call.c: the call engine, independent of any front. */
 struct call_sink {
 	void (*chunk)(void *arg, const struct llmgate_chunk *);
@@ -339,6 +362,7 @@ struct call_stats {
 	uint64_t retries;
 	uint64_t fallbacks;
 	uint64_t failed;
+	uint64_t repairs;
 	uint64_t inflight;
 };
 extern struct call_stats call_stats;
@@ -362,6 +386,16 @@ uint64_t retry_backoff_ms(const struct retry_conf *, unsigned retry,
     uint64_t prev_ms, double rnd);
 int retry_class_retries(const struct retry_conf *, enum llmgate_class);
 int retry_class_falls_back(enum llmgate_class);
+
+/* schema.c: JSON Schema validation (the subset structured output needs). */
+struct schema;
+/* Compile schema_text; NULL with *cause on invalid JSON or schema. */
+struct schema *schema_compile(const char *schema_text, char **cause);
+void schema_free(struct schema *);
+/* Validate instance; 0 when valid, else the number of errors, each appended to *errors as "PATH: message\n" (PATH a JSON path like $.items[2].name; caller frees *errors). max_errors caps the list. */
+int schema_validate(const struct schema *, const json_t *instance, char **errors, int max_errors);
+/* Convenience: parse text (a model reply) then validate; a reply that is not JSON is one error "$: not valid JSON: <jansson message>". Leading/trailing whitespace and a ```json fenced block are tolerated. */
+int schema_validate_text(const struct schema *, const char *text, char **errors, int max_errors);
 
 /* target.c: per-target state, the one place budgets and breakers live. */
 struct target {
@@ -410,6 +444,31 @@ void conn_call_cancel(struct conn *, uint32_t id);
 
 /* op.c: the protocol front's op table. */
 void op_dispatch(struct conn *, struct proto_msg *);
+
+/* notify.c: sd_notify(3) to the service manager; no-ops without one. */
+void notify_ready(void);
+void notify_reloading(void);	/* with MONOTONIC_USEC, for notify-reload */
+void notify_stopping(void);
+void notify_status(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* With $WATCHDOG_USEC for this process: WATCHDOG=1 every half interval.
+ * 1 armed, 0 not asked for, -1 on error. */
+int notify_watchdog_start(struct event_base *);
+void notify_watchdog_stop(void);
+
+/* metrics.c: Prometheus text exposition, and GET /metrics over HTTP. */
+/* A call ended at target (NULL: before any) with cls after latency_ms. */
+void metrics_observe_call(const char *target, enum llmgate_class,
+    uint64_t latency_ms);
+/* An attempt at target ended, or the target was skipped, with cls. */
+void metrics_observe_attempt(const char *target, enum llmgate_class);
+char *metrics_render(void);	/* free() */
+/* "host:port" or "[v6]:port"; host and port may be NULL. */
+int metrics_hostport(const char *, char **host, uint16_t *port,
+    char **cause);
+/* Serve hostport (NULL: stop); same address: no-op; on failure the old
+ * endpoint keeps serving. */
+int metrics_listen(struct event_base *, const char *hostport, char **cause);
+void metrics_shutdown(void);
 
 /* server.c */
 extern struct event_base *ev_base;

@@ -575,8 +575,9 @@ gemini_error_class(const char *st, const char *msg, uint32_t http,
 	if (gd->key_invalid || gemini_has(msg, "API key not valid") ||
 	    gemini_has(msg, "API key expired"))
 		return LLMGATE_AUTH;
-	if (gemini_has(msg, "input token count") &&
-	    gemini_has(msg, "exceeds the maximum"))
+	/* "Request payload size exceeds the limit" comes as 413. */
+	if (http == 413 || (gemini_has(msg, "input token count") &&
+	    gemini_has(msg, "exceeds the maximum")))
 		return LLMGATE_CONTEXT_LENGTH;
 	if (strcmp(st, "RESOURCE_EXHAUSTED") == 0 || http == 429 ||
 	    http == 402) {

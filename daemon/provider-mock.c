@@ -10,6 +10,12 @@
  *   flaky[:N]         the first N attempts of a call fail with 503
  *                     server_error, later ones answer like echo (default 1)
  *   error:CLASS       always fails with that error class
+ *   json-fix[:N]      the first N attempts reply {"bad": true}; later ones
+ *                     reply with the first user message verbatim (give it
+ *                     the JSON a schema wants) (default 1)
+ *   tool-fix[:N]      calls the request's first tool: the first N attempts
+ *                     with arguments {"bad": true}, later ones with the
+ *                     first user message as arguments (default 1)
  *   cut[:N]           the first attempt at the target streams N words
  *                     (default 2), then the stream is cut; later attempts
  *                     answer in full
@@ -29,6 +35,8 @@ enum mock_kind {
 	MOCK_FLAKY,
 	MOCK_ERROR,
 	MOCK_CUT,
+	MOCK_JSON_FIX,
+	MOCK_TOOL_FIX,
 };
 
 struct mock {
@@ -54,6 +62,8 @@ static const struct {
 	{ "flaky", MOCK_FLAKY, 1 },
 	{ "error", MOCK_ERROR, 0 },
 	{ "cut", MOCK_CUT, 2 },
+	{ "json-fix", MOCK_JSON_FIX, 1 },
+	{ "tool-fix", MOCK_TOOL_FIX, 1 },
 };
 
 /* The status a real provider would send with each class. */
@@ -163,7 +173,7 @@ mock_parse(struct mock *m, const char *model, char **cause)
 unknown:
 	xasprintf(cause, "mock model '%s' does not exist (models: echo, "
 	    "stream[:MS], slow[:MS], rate-limited[:S], flaky[:N], "
-	    "error:CLASS, cut[:N])", model);
+	    "error:CLASS, cut[:N], json-fix[:N], tool-fix[:N])", model);
 	return -1;
 }
 
@@ -213,6 +223,38 @@ mock_start(struct attempt *att)
 	if (strncmp(att->model, "slow", 4) == 0)
 		first = (uint64_t)m->param;
 	mock_arm(m, first);
+}
+
+static const char *
+mock_first_user(const struct llmgate_request *req)
+{
+	size_t i;
+
+	for (i = 0; i < req->nmessages; i++) {
+		if (req->messages[i].role == LLMGATE_ROLE_USER &&
+		    req->messages[i].content != NULL)
+			return req->messages[i].content;
+	}
+	return "";
+}
+
+/* A reply that is one call of the request's first tool. */
+static void
+mock_tool_call(struct mock *m)
+{
+	struct attempt *att = m->att;
+	struct reply *r = &att->reply;
+	const char *args = att->index < (unsigned)m->param ?
+	    "{\"bad\": true}" : mock_first_user(att->req);
+	char id[32];
+
+	snprintf(id, sizeof id, "call_mock_%u", att->index);
+	reply_tool_delta(r, 0, id, att->req->tools[0].name, args,
+	    strlen(args));
+	r->output_tokens = mock_words(args);
+	r->finish = LLMGATE_FINISH_TOOL_CALLS;
+	r->status = 200;
+	r->done = 1;
 }
 
 /* Send the next word of a streamed reply; 1 when the text is all out. */
@@ -275,6 +317,21 @@ mock_step(evutil_socket_t fd, short events, void *arg)
 		}
 		mock_next_word(m);
 		mock_arm(m, m->word_ms);
+		return;
+	case MOCK_JSON_FIX:
+		free(m->text);
+		m->text = xstrdup(att->index < (unsigned)m->param ?
+		    "{\"bad\": true}" : mock_first_user(att->req));
+		break;
+	case MOCK_TOOL_FIX:
+		if (att->req->ntools == 0) {
+			reply_error(r, LLMGATE_BAD_REQUEST, 400,
+			    "mock: tool-fix needs tools");
+			attempt_done(att);
+			return;
+		}
+		mock_tool_call(m);
+		attempt_done(att);
 		return;
 	case MOCK_ECHO:
 		break;

@@ -857,6 +857,140 @@ START_TEST(test_route_target_override)
 }
 END_TEST
 
+static char *
+write_file(const char *name, const char *text)
+{
+	char *path = h_strdup_printf("%s/%s", d.dir, name);
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static const char person_schema[] = "{\"type\": \"object\", "
+    "\"required\": [\"name\"], \"additionalProperties\": false, "
+    "\"properties\": {\"name\": {\"type\": \"string\"}}}";
+
+/* An invalid reply is fed back, and the corrected one is returned. */
+START_TEST(test_schema_repair)
+{
+	char *schema = write_file("person.json", person_schema);
+	struct run r;
+	json_t *j, *att;
+
+	h_cli(&r, &d, NULL, "call", "--json", "--schema", schema, "-m",
+	    "mock/json-fix:1", "{\"name\": \"Ada\"}", NULL);
+	ck_assert_msg(r.status == 0, "exit %d: %s %s", r.status, r.out, r.err);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
+	    "{\"name\": \"Ada\"}");
+	att = json_object_get(j, "attempts");
+	ck_assert_int_eq(json_array_size(att), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	    json_array_get(att, 0), "class")), "schema");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
+	    json_array_get(att, 0), "message")), "bad"));
+	json_decref(j);
+	h_run_free(&r);
+
+	/* Streamed: the invalid reply never reaches stdout. */
+	h_cli(&r, &d, NULL, "call", "--stream", "--schema", schema, "-m",
+	    "mock/json-fix:1", "{\"name\": \"Ada\"}", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_str_eq(r.out, "{\"name\": \"Ada\"}\n");
+	h_run_free(&r);
+	free(schema);
+}
+END_TEST
+
+/* Out of repairs: class schema for that target, and the chain falls back. */
+START_TEST(test_schema_repairs_run_out)
+{
+	char *schema = write_file("person.json", person_schema);
+	struct run r;
+	json_t *j, *att;
+	size_t i;
+
+	h_cli(&r, &d, NULL, "call", "--json", "--schema", schema, "-m",
+	    "mock/json-fix:9", "-m", "mock/json-fix:0",
+	    "{\"name\": \"Ada\"}", NULL);
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	j = json_loads(r.out, 0, NULL);
+	att = json_object_get(j, "attempts");
+	/* The first try and two repairs, then the next target. */
+	ck_assert_int_eq(json_array_size(att), 4);
+	for (i = 0; i < 3; i++)
+		ck_assert_str_eq(json_string_value(json_object_get(
+		    json_array_get(att, i), "class")), "schema");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
+	    "mock/json-fix:0");
+	json_decref(j);
+	h_run_free(&r);
+
+	h_cli(&r, &d, NULL, "call", "--json", "--schema", schema, "-m",
+	    "mock/json-fix:9", "{\"name\": \"Ada\"}", NULL);
+	ck_assert_int_eq(r.status, 4);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j,
+	    "error"), "class")), "schema");
+	json_decref(j);
+	h_run_free(&r);
+	free(schema);
+}
+END_TEST
+
+START_TEST(test_tool_arguments_repaired)
+{
+	char *tools = write_file("tools.json", "[{\"name\": \"get_weather\", "
+	    "\"description\": \"Weather for a city\", \"parameters\": "
+	    "{\"type\": \"object\", \"required\": [\"city\"], "
+	    "\"properties\": {\"city\": {\"type\": \"string\"}}}}]");
+	struct run r;
+	json_t *j, *tc;
+
+	h_cli(&r, &d, NULL, "call", "--json", "--tools", tools, "-m",
+	    "mock/tool-fix:1", "{\"city\": \"Paris\"}", NULL);
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(j,
+	    "finish_reason")), "tool_calls");
+	tc = json_array_get(json_object_get(j, "tool_calls"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(tc, "name")),
+	    "get_weather");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(tc,
+	    "arguments"), "city")), "Paris");
+	ck_assert_int_eq(json_array_size(json_object_get(j, "attempts")), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    json_object_get(j, "attempts"), 0), "class")), "schema");
+	json_decref(j);
+	h_run_free(&r);
+	free(tools);
+}
+END_TEST
+
+START_TEST(test_invalid_schema_refused)
+{
+	char *schema = write_file("bad.json", "{\"type\": ");
+	struct run r;
+
+	h_cli(&r, &d, NULL, "call", "--schema", schema, "-m", "mock/echo",
+	    "hi", NULL);
+	ck_assert_int_eq(r.status, 2);
+	h_run_free(&r);
+	free(schema);
+	/* Valid JSON, but not a usable schema: the daemon refuses it. */
+	schema = write_file("bad.json", "{\"pattern\": \"(\"}");
+	h_cli(&r, &d, NULL, "call", "--schema", schema, "-m", "mock/echo",
+	    "hi", NULL);
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "schema"));
+	h_run_free(&r);
+	free(schema);
+}
+END_TEST
+
 static Suite *
 e2e_suite(void)
 {
@@ -895,6 +1029,10 @@ e2e_suite(void)
 	tcase_add_test(tc, test_deadline_shorter_than_retry_after);
 	tcase_add_test(tc, test_slow_reader_dropped);
 	tcase_add_test(tc, test_route_target_override);
+	tcase_add_test(tc, test_schema_repair);
+	tcase_add_test(tc, test_schema_repairs_run_out);
+	tcase_add_test(tc, test_tool_arguments_repaired);
+	tcase_add_test(tc, test_invalid_schema_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
