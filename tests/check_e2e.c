@@ -991,6 +991,37 @@ START_TEST(test_invalid_schema_refused)
 }
 END_TEST
 
+/* Three targets, the first two fail differently: every attempt reported. */
+START_TEST(test_chain_of_three)
+{
+	static const char *want[][2] = {
+		{ "mock/error:overloaded", "overloaded" },
+		{ "mock/error:overloaded", "overloaded" },
+		{ "mock/error:auth", "auth" },
+		{ "mock/echo", "ok" },
+	};
+	struct run r;
+	json_t *j, *att;
+	size_t i;
+
+	h_cli(&r, &d, NULL, "call", "--json", "-m", "mock/error:overloaded",
+	    "-m", "mock/error:auth", "-m", "mock/echo", "hi", NULL);
+	ck_assert_int_eq(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	att = json_object_get(j, "attempts");
+	/* overloaded retries (2 attempts), auth falls back without one. */
+	ck_assert_int_eq(json_array_size(att), 4);
+	for (i = 0; i < 4; i++) {
+		ck_assert_str_eq(json_string_value(json_object_get(
+		    json_array_get(att, i), "target")), want[i][0]);
+		ck_assert_str_eq(json_string_value(json_object_get(
+		    json_array_get(att, i), "class")), want[i][1]);
+	}
+	json_decref(j);
+	h_run_free(&r);
+}
+END_TEST
+
 static Suite *
 e2e_suite(void)
 {
@@ -1033,6 +1064,7 @@ e2e_suite(void)
 	tcase_add_test(tc, test_schema_repairs_run_out);
 	tcase_add_test(tc, test_tool_arguments_repaired);
 	tcase_add_test(tc, test_invalid_schema_refused);
+	tcase_add_test(tc, test_chain_of_three);
 	suite_add_tcase(s, tc);
 	return s;
 }
