@@ -4,7 +4,9 @@
  * It answers OpenAI Chat Completions, Azure OpenAI, Anthropic Messages and
  * Gemini v1beta requests in their real wire formats (shared/PROVIDERS.md)
  * and injects faults chosen by directives in the model name, so that tests
- * running in parallel need no setup calls. tests/fakeprov.md is the manual.
+ * running in parallel need no setup calls. Like a real model, it answers
+ * llmgated's resume of a cut stream with only the rest of the reply.
+ * tests/fakeprov.md is the manual.
  *
  * Every answer is built in full first (status, headers, body or a list of
  * SSE events) and then handed to the answer machinery, which owns the
@@ -49,6 +51,14 @@
 #define FP_ARGS_PIECE		8
 #define FP_ERROR_AFTER		2
 #define FP_NO_MODEL		"(none)"
+
+/*
+ * How llmgated resumes a cut stream (daemon/call.c, call_continue_prompt):
+ * the partial reply as an assistant turn, then this user turn, verbatim.
+ */
+#define FP_CONTINUE		"Your previous reply was cut off. " \
+				"Continue exactly where it stopped, without " \
+				"repeating anything you already wrote."
 
 /* Model-name directives; tests/fakeprov.md has the reference. */
 struct dirs {
@@ -227,6 +237,7 @@ struct provider {
 	const char		*json_type;
 	const char		*sse_type;
 	const char		*garbage_event;
+	int			 trims_prefill;	/* resume_rest() */
 	enum auth_result	(*auth)(struct call *);
 	void			(*auth_error)(struct call *, enum auth_result);
 	int			(*check)(struct call *);
@@ -255,6 +266,7 @@ struct call {
 	int			 stream;
 	int			 include_usage;
 	char			*prompt;
+	char			*partial;	/* a resume's P */
 	int			 tool_result;
 	long			 in_words;
 	long			 out_words;
@@ -599,6 +611,47 @@ text_of(json_t *v, struct sbuf *sb, long *nwords)
 		else if ((t = json_object_get(e, "content")) != NULL)
 			text_of(t, sb, nwords);
 	}
+}
+
+/*
+ * A resume ends the conversation with [assistant turn P, user turn that is
+ * exactly FP_CONTINUE]. The reply is then the one the conversation before
+ * that pair would get, less P (resume_rest()). Returns how many turns make
+ * that conversation and keeps P in c->partial. key names the turns' text
+ * ("content" or Gemini's "parts"), assistant the assistant's role.
+ */
+static size_t
+resume_turns(struct call *c, json_t *turns, const char *key,
+    const char *assistant)
+{
+	json_t		*user, *asst;
+	const char	*role;
+	struct sbuf	 sb = { NULL, 0, 0 };
+	long		 dummy = 0;
+	char		*s;
+	size_t		 n = json_array_size(turns);
+	int		 match;
+
+	if (n < 2)
+		return n;
+	user = json_array_get(turns, n - 1);
+	asst = json_array_get(turns, n - 2);
+	/* Gemini allows a role-less content; it counts as the user's. */
+	role = json_string_value(json_object_get(user, "role"));
+	if (role != NULL && strcmp(role, "user") != 0)
+		return n;
+	role = json_string_value(json_object_get(asst, "role"));
+	if (role == NULL || strcmp(role, assistant) != 0)
+		return n;
+	text_of(json_object_get(user, key), &sb, &dummy);
+	s = sbuf_take(&sb);
+	match = strcmp(s, FP_CONTINUE) == 0;
+	free(s);
+	if (!match)
+		return n;
+	text_of(json_object_get(asst, key), &sb, &dummy);
+	c->partial = sbuf_take(&sb);
+	return n - 2;
 }
 
 /* Parse the directives in a model name: tokens separated by '+'. */
@@ -1496,7 +1549,7 @@ oa_read(struct call *c)
 	const char	*role;
 	struct sbuf	 sb = { NULL, 0, 0 };
 	long		 dummy = 0;
-	size_t		 i;
+	size_t		 i, n;
 
 	c->stream = json_is_true(json_object_get(c->body, "stream"));
 	so = json_object_get(c->body, "stream_options");
@@ -1504,8 +1557,11 @@ oa_read(struct call *c)
 	    json_is_true(json_object_get(so, "include_usage"));
 
 	msgs = json_object_get(c->body, "messages");
+	n = resume_turns(c, msgs, "content", "assistant");
 	json_array_foreach(msgs, i, m) {
 		text_of(json_object_get(m, "content"), NULL, &c->in_words);
+		if (i >= n)
+			continue;
 		role = json_string_value(json_object_get(m, "role"));
 		if (role != NULL && strcmp(role, "user") == 0)
 			lastuser = m;
@@ -1891,13 +1947,16 @@ an_read(struct call *c)
 	const char	*role, *type;
 	struct sbuf	 sb = { NULL, 0, 0 };
 	long		 dummy = 0;
-	size_t		 i;
+	size_t		 i, n;
 
 	c->stream = json_is_true(json_object_get(c->body, "stream"));
 	text_of(json_object_get(c->body, "system"), NULL, &c->in_words);
 	msgs = json_object_get(c->body, "messages");
+	n = resume_turns(c, msgs, "content", "assistant");
 	json_array_foreach(msgs, i, m) {
 		text_of(json_object_get(m, "content"), NULL, &c->in_words);
+		if (i >= n)
+			continue;
 		role = json_string_value(json_object_get(m, "role"));
 		if (role != NULL && strcmp(role, "user") == 0)
 			last = m;
@@ -1906,7 +1965,7 @@ an_read(struct call *c)
 		content = json_object_get(last, "content");
 		text_of(content, &sb, &dummy);
 		/* A tool result turn only when it ends the conversation. */
-		m = json_array_get(msgs, json_array_size(msgs) - 1);
+		m = json_array_get(msgs, n - 1);
 		if (m == last && json_is_array(content)) {
 			json_array_foreach(content, i, e) {
 				type = json_string_value(json_object_get(e,
@@ -2222,14 +2281,17 @@ gm_read(struct call *c)
 	const char	*role;
 	struct sbuf	 sb = { NULL, 0, 0 };
 	long		 dummy = 0;
-	size_t		 i;
+	size_t		 i, n;
 	char		*s;
 
 	text_of(json_object_get(json_object_get(c->body, "systemInstruction"),
 	    "parts"), NULL, &c->in_words);
 	contents = json_object_get(c->body, "contents");
+	n = resume_turns(c, contents, "parts", "model");
 	json_array_foreach(contents, i, ct) {
 		text_of(json_object_get(ct, "parts"), NULL, &c->in_words);
+		if (i >= n)
+			continue;
 		role = json_string_value(json_object_get(ct, "role"));
 		if (role == NULL || strcmp(role, "user") == 0)
 			last = ct;
@@ -2240,7 +2302,7 @@ gm_read(struct call *c)
 	}
 	parts = json_object_get(last, "parts");
 	text_of(parts, &sb, &dummy);
-	ct = json_array_get(contents, json_array_size(contents) - 1);
+	ct = json_array_get(contents, n - 1);
 	json_array_foreach(parts, i, part) {
 		if ((fr = json_object_get(part, "functionResponse")) == NULL)
 			continue;
@@ -2453,6 +2515,7 @@ static const struct provider prov_anthropic = {
 	.json_type = "application/json",
 	.sse_type = "text/event-stream; charset=utf-8",
 	.garbage_event = "message_start",
+	.trims_prefill = 1,
 	.auth = an_auth,
 	.auth_error = an_auth_error,
 	.check = an_check,
@@ -2502,6 +2565,50 @@ call_garbage(struct call *c)
 	    "{\"truncated\": [");
 }
 
+/*
+ * A resume: the reply is what follows the partial reply P in the full
+ * text T, so that the client, which saw P, ends up with T exactly once.
+ *
+ * P is normally a prefix of T, ending where a stream piece ended (after a
+ * whitespace run). Anthropic refuses an assistant turn ending in
+ * whitespace as the last turn, so its clients trim it; there, a P that
+ * ends in a non-space where T goes on with whitespace was trimmed, and
+ * the rest starts after that whitespace: the client holds P and the
+ * whitespace, so P + whitespace + rest == T. Other providers take P as
+ * it is, since their clients send what the user saw (a cut can end
+ * before a space there, with tokens that start with one).
+ *
+ * A P that matches T only once its own trailing whitespace is dropped
+ * continues after T's whitespace at that point. A P that is not T's
+ * beginning at all is not this reply's: the whole reply goes out, as a
+ * model that ignored the request would send it.
+ */
+static void
+resume_rest(struct call *c)
+{
+	const char	*t = c->text, *p = c->partial;
+	size_t		 plen = strlen(p), k = plen;
+	char		*rest;
+
+	if (strncmp(t, p, plen) == 0) {
+		if (c->prov->trims_prefill && plen > 0 &&
+		    !isspace((unsigned char)p[plen - 1])) {
+			while (isspace((unsigned char)t[k]))
+				k++;
+		}
+	} else {
+		while (k > 0 && isspace((unsigned char)p[k - 1]))
+			k--;
+		if (strncmp(t, p, k) != 0)
+			return;
+		while (isspace((unsigned char)t[k]))
+			k++;
+	}
+	rest = xstrdup(t + k);
+	free(c->text);
+	c->text = rest;
+}
+
 /* The reply content: echo, text=, or a tool call (unless answering one). */
 static void
 call_content(struct call *c)
@@ -2529,6 +2636,8 @@ call_content(struct call *c)
 		c->text = xstrdup(c->d.text);
 	else
 		c->text = xasprintf("echo: %s", c->prompt);
+	if (c->partial != NULL)
+		resume_rest(c);
 	c->out_words = words(c->text);
 }
 
@@ -2712,6 +2821,7 @@ provider_handle(struct evhttp_request *req, const struct provider *p,
 	json_decref(c.args_json);
 	free(c.model);
 	free(c.prompt);
+	free(c.partial);
 	free(c.text);
 	free(c.args);
 }
