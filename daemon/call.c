@@ -222,6 +222,7 @@ call_record(struct call *c, const char *target, enum llmgate_class cls,
 	a->message = msg != NULL ? xstrdup(msg) : NULL;
 	a->ms = ms;
 	a->waited_ms = waited;
+	metrics_observe_attempt(target, cls);
 	return a;
 }
 
@@ -589,6 +590,8 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 	if (cls != LLMGATE_OK)
 		call_stats.failed++;
 	server_call_ended();
+	metrics_observe_call(c->nchain != 0 ? c->chain[c->pos].name : NULL,
+	    cls, now_ms() - c->start_ms);
 
 	memset(&res, 0, sizeof res);
 	res.cls = cls;

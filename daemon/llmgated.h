@@ -387,6 +387,170 @@ uint64_t retry_backoff_ms(const struct retry_conf *, unsigned retry,
 int retry_class_retries(const struct retry_conf *, enum llmgate_class);
 int retry_class_falls_back(enum llmgate_class);
 
+/*
+ * ratelimit.c: a target's rate budget, pure (now: CLOCK_MONOTONIC ms).
+ * Token buckets with continuous refill; levels in 1/RL_SCALE of a unit, so
+ * a per-minute limit refills by exactly `limit` per ms. A zeroed struct
+ * bucket or struct ratelimit is unlimited and valid before any setup.
+ */
+#define RL_SCALE		60000
+#define RL_DEFAULT_TOKENS	1024	/* output estimate without max_tokens */
+#define RL_COOLDOWN_MS		1000	/* a 429 without Retry-After ... */
+#define RL_COOLDOWN_MAX_MS	30000	/* ... doubling up to this */
+#define RL_QUOTA_MS		600000	/* quota_exhausted, at least */
+#define RL_RESET_DEFAULT_MS	1000	/* remaining 0, no reset, no limit */
+#define RL_HOLD_MAX_MS		3600000	/* no hint holds a target longer */
+struct bucket {
+	uint64_t limit;		/* units per minute; 0: unlimited */
+	uint64_t capacity;	/* whole units that may go at once */
+	int64_t level;		/* 1/RL_SCALE units; below 0: debt */
+	uint64_t last;		/* ms of the last refill */
+};
+/* capacity 0: one second's worth. Keeps the level (clamped); a bucket
+ * that was unlimited starts full. */
+void bucket_setup(struct bucket *, uint64_t limit, uint64_t capacity,
+    uint64_t now);
+/* ms until n units are there; n over the capacity waits for a full bucket
+ * and then goes into debt. 0 when unlimited. Always finite. */
+uint64_t bucket_wait_ms(const struct bucket *, uint64_t n, uint64_t now);
+void bucket_take(struct bucket *, uint64_t n, uint64_t now);
+/* Whole units there at now, rounded down; negative in debt; 0 unlimited. */
+int64_t bucket_available(const struct bucket *, uint64_t now);
+
+struct ratelimit {
+	struct bucket req;		/* requests per minute */
+	struct bucket tok;		/* tokens per minute */
+	uint32_t rpm, tpm, burst, tpm_burst;	/* configured; 0: none */
+	uint32_t learned_rpm, learned_tpm;	/* from headers; 0: none */
+	uint64_t cooldown_until;	/* ms; nothing goes before */
+	const char *cooldown_reason;	/* static string */
+	uint32_t backoff_ms;		/* last default 429 cooldown; 0 after ok */
+};
+struct rl_status {
+	int64_t rpm_limit;		/* -1: no limit (null) */
+	int64_t rpm_available;		/* when rpm_limit >= 0; < 0: debt */
+	int64_t tpm_limit;
+	int64_t tpm_available;
+	uint64_t cooldown_ms;		/* 0: none */
+	const char *cooldown_reason;	/* NULL when cooldown_ms is 0 */
+};
+/* From config_limits(); also on reload: levels, learned limits and
+ * cooldowns carry over, levels clamped to the new capacities. */
+void rl_setup(struct ratelimit *, uint32_t rpm, uint32_t tpm, uint32_t burst,
+    uint32_t tpm_burst, uint64_t now);
+/* 0: a call estimated at tokens may go now (then rl_take()); else the ms
+ * to wait. Always finite: a call over tpm_burst goes when the token
+ * bucket is full, into debt. */
+uint64_t rl_wait_ms(const struct ratelimit *, uint32_t tokens, uint64_t now);
+void rl_take(struct ratelimit *, uint32_t tokens, uint64_t now);
+/* Usage reported (input + output): refund or charge the difference. */
+void rl_reconcile(struct ratelimit *, uint32_t estimated, uint64_t actual,
+    uint64_t now);
+/* Any response's rate-limit headers: adopt limits when none is
+ * configured, clamp to remaining, hold the target on remaining 0. */
+void rl_learn(struct ratelimit *, const struct rl_info *, uint64_t now);
+/* Cooldowns: rate_limited (Retry-After, else 1 s doubling to 30 s, reset
+ * by ok), quota_exhausted (10 min at least). retry_after_ms: -1 none. */
+void rl_on_result(struct ratelimit *, enum llmgate_class,
+    int64_t retry_after_ms, uint64_t now);
+void rl_status(const struct ratelimit *, uint64_t now, struct rl_status *);
+/* ceil(prompt_bytes / 4) + (max_tokens, or RL_DEFAULT_TOKENS when 0). */
+uint32_t rl_estimate_tokens(size_t prompt_bytes, uint32_t max_tokens);
+
+/* breaker.c: a target's circuit breaker, pure. */
+enum breaker_state {
+	BREAKER_CLOSED = 0,
+	BREAKER_OPEN,
+	BREAKER_HALF_OPEN,
+	BREAKER_STATE_MAX
+};
+#define BREAKER_SLOTS		10	/* the failure-rate window, in tenths */
+#define BREAKER_MAX_MULT	8	/* reopening waits at most 8 x open_ms */
+struct breaker_slot {
+	uint64_t start;			/* ms */
+	uint32_t calls;			/* counted: successes and failures */
+	uint32_t failures;
+};
+struct breaker {
+	enum breaker_state state;
+	uint32_t epoch;			/* changes on every transition */
+	uint32_t consecutive;		/* failures in a row, closed */
+	uint32_t probes;		/* half-open probes out, undecided */
+	uint32_t mult;			/* open for open_ms x mult */
+	uint32_t slot_ms;		/* width the slots were kept in */
+	uint64_t open_until;		/* ms */
+	struct breaker_slot slot[BREAKER_SLOTS];
+};
+const char *breaker_state_name(enum breaker_state);	/* NULL: out of range */
+/* 1 an upstream failure, 0 a success, -1 not counted (rate_limited,
+ * caller errors, cancelled, deadline, ...). */
+int breaker_class(enum llmgate_class);
+void breaker_init(struct breaker *);
+/* 0: skip the target (circuit_open). Else a ticket, for breaker_record()
+ * when the call ends; odd (BREAKER_IS_PROBE) when it is a half-open probe.
+ * A ticket from before a transition is stale and ignored. */
+int breaker_allow(struct breaker *, const struct breaker_conf *,
+    uint64_t now);
+#define BREAKER_IS_PROBE(ticket)	(((ticket) & 1) != 0)
+/* A probe ending not counted frees its slot; ticket 0 is ignored. */
+void breaker_record(struct breaker *, const struct breaker_conf *,
+    int ticket, enum llmgate_class, uint64_t now);
+enum breaker_state breaker_state(const struct breaker *, uint64_t now);
+uint64_t breaker_open_remaining(const struct breaker *, uint64_t now);
+
+/* rbudget.c: the machine-wide retry budget, pure. Zeroed: empty. */
+#define RBUDGET_SLOTS		10	/* the window: 10 s ... */
+#define RBUDGET_SLOT_MS		1000	/* ... in 1 s slots */
+struct rbudget_slot {
+	uint64_t sec;			/* now / RBUDGET_SLOT_MS */
+	uint32_t first;
+	uint32_t retries;
+};
+struct rbudget {
+	struct rbudget_slot slot[RBUDGET_SLOTS];
+};
+/* Count a first attempt; never refused. */
+void rbudget_first(struct rbudget *, uint64_t now);
+/* 1: allowed and counted, while retries + 1 <= ratio x first attempts +
+ * min_per_s x 10 over the window; 0: budget_exhausted. */
+int rbudget_try_retry(struct rbudget *, const struct retry_budget_conf *,
+    uint64_t now);
+double rbudget_available(const struct rbudget *,
+    const struct retry_budget_conf *, uint64_t now);
+
+/*
+ * waitq.c: a target's admission wait queue: priority (high, normal, low),
+ * then round-robin between clients, then arrival. Intrusive: embed a
+ * zeroed struct waitq_node; push never allocates.
+ */
+#define WAITQ_LEVELS	3
+struct waitq_node {
+	uint64_t client;
+	unsigned level;			/* 0 high, 1 normal, 2 low */
+	int state;			/* 0: not queued */
+	struct waitq_node *cnext, *cprev;	/* the client's, circular */
+	struct waitq_node *rnext, *rprev;	/* heads: turn order */
+	struct waitq_node *hnext, **hprevp;	/* heads: hash chain */
+};
+struct waitq {
+	struct waitq_node *first[WAITQ_LEVELS];
+	struct waitq_node *last[WAITQ_LEVELS];
+	struct waitq_node **hash;	/* heads by (client, level) */
+	unsigned hmask;
+	unsigned len;
+	unsigned capacity;		/* 0: unbounded */
+};
+void waitq_init(struct waitq *, unsigned capacity);
+void waitq_free(struct waitq *);
+/* 0, or -1 when full or n is queued already. */
+int waitq_push(struct waitq *, struct waitq_node *, uint64_t client,
+    enum llmgate_priority);
+struct waitq_node *waitq_peek(struct waitq *);	/* NULL: empty */
+struct waitq_node *waitq_pop(struct waitq *);
+/* Cancel, O(1), keeping the client's turn; no-op when not queued. */
+void waitq_remove(struct waitq *, struct waitq_node *);
+unsigned waitq_len(const struct waitq *);
+
 /* schema.c: JSON Schema validation (the subset structured output needs). */
 struct schema;
 /* Compile schema_text; NULL with *cause on invalid JSON or schema. */
@@ -478,7 +642,6 @@ int server_listen(const char *path, mode_t mode, char **cause);
 int server_run(void);
 json_t *server_status(void);
 int server_reload(char **cause);
-char *server_metrics(void);
 void server_call_ended(void);
 struct config *config_ref(struct config *);
 void config_unref(struct config *);

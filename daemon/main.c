@@ -128,6 +128,8 @@ main(int argc, char **argv)
 	if (server_listen(path, cfg->socket_mode, &cause) != 0)
 		fatalx("%s", cause);
 	log_info("listening on %s", path);
+	if (metrics_listen(ev_base, cfg->metrics_listen, &cause) != 0)
+		fatalx("%s", cause);
 
 	rc = server_run();
 

@@ -78,7 +78,7 @@ op_status(struct conn *c, struct proto_msg *m)
 static void
 op_metrics(struct conn *c, struct proto_msg *m)
 {
-	char *text = server_metrics();
+	char *text = metrics_render();
 
 	proto_enc_metrics(conn_buf(c), m->id, text);
 	free(text);

@@ -17,10 +17,6 @@
 
 #include <event2/listener.h>
 
-#ifdef HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
-
 #include "llmgated.h"
 
 struct event_base *ev_base;
@@ -117,6 +113,29 @@ server_mkdir_parent(const char *path)
 	return rc;
 }
 
+/*
+ * Socket activation (sd_listen_fds(3)): the first passed descriptor, 3,
+ * when $LISTEN_PID is us. The variables are cleared so that nothing we
+ * start inherits them.
+ */
+static int
+server_activated_fd(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	int fd = -1;
+
+	if (pid != NULL && fds != NULL && strtol(pid, NULL, 10) == getpid() &&
+	    strtol(fds, NULL, 10) >= 1) {
+		fd = 3;
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		evutil_make_socket_nonblocking(fd);
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return fd;
+}
+
 int
 server_listen(const char *path, mode_t mode, char **cause)
 {
@@ -124,14 +143,9 @@ server_listen(const char *path, mode_t mode, char **cause)
 	struct stat st;
 	int fd = -1;
 
-#ifdef HAVE_LIBSYSTEMD
-	if (sd_listen_fds(1) == 1) {
-		fd = SD_LISTEN_FDS_START;
-		evutil_make_socket_nonblocking(fd);
+	if ((fd = server_activated_fd()) != -1)
 		log_info("listening on the socket systemd passed");
-	}
-#endif
-	if (fd == -1) {
+	else {
 		if (strlen(path) >= sizeof sun.sun_path) {
 			xasprintf(cause, "socket path too long: %s", path);
 			return -1;
@@ -185,28 +199,20 @@ server_listen(const char *path, mode_t mode, char **cause)
 	return 0;
 }
 
-static void
-server_notify(const char *state)
-{
-#ifdef HAVE_LIBSYSTEMD
-	sd_notify(0, state);
-#endif
-}
-
 int
 server_reload(char **cause)
 {
 	struct config *next;
-	char *errors = NULL;
+	char *errors = NULL, *mcause = NULL;
 
-	server_notify("RELOADING=1");
+	notify_reloading();
 	next = config_load(cfg->path, &errors);
 	if (next == NULL) {
 		xasprintf(cause, "reload refused, keeping the running "
 		    "config:\n%s", errors != NULL ? errors : "");
 		log_warnx("%s", *cause);
 		free(errors);
-		server_notify("READY=1");
+		notify_ready();
 		return -1;
 	}
 	/* Calls in flight keep the config they started with. */
@@ -214,7 +220,11 @@ server_reload(char **cause)
 	cfg = config_ref(next);
 	log_info("configuration reloaded from %s",
 	    cfg->path != NULL ? cfg->path : "the embedded default");
-	server_notify("READY=1");
+	if (metrics_listen(ev_base, cfg->metrics_listen, &mcause) != 0) {
+		log_warnx("%s; the metrics endpoint is unchanged", mcause);
+		free(mcause);
+	}
+	notify_ready();
 	return 0;
 }
 
@@ -263,7 +273,7 @@ server_signal(evutil_socket_t sig, short events, void *arg)
 			return;
 		}
 		server_draining = 1;
-		server_notify("STOPPING=1");
+		notify_stopping();
 		log_info("draining: %llu calls in flight",
 		    (unsigned long long)call_stats.inflight);
 		evconnlistener_disable(server_listener);
@@ -293,10 +303,13 @@ server_run(void)
 		evsignal_add(server_sigs[i], NULL);
 	}
 	server_start_ms = now_ms();
-	server_notify("READY=1");
+	notify_ready();
+	notify_watchdog_start(ev_base);
 	log_info("llmgated %s ready (%s)", LLMGATE_VERSION,
 	    cfg->path != NULL ? cfg->path : "embedded default config");
 	event_base_dispatch(ev_base);
+	notify_watchdog_stop();
+	metrics_shutdown();
 
 	conn_close_all();
 	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
@@ -350,44 +363,4 @@ server_status(void)
 	    "fallbacks", (json_int_t)call_stats.fallbacks,
 	    "failed", (json_int_t)call_stats.failed);
 	return st;
-}
-
-char *
-server_metrics(void)
-{
-	struct buf b = { 0 };
-	struct target *t;
-
-	buf_printf(&b, "# HELP llmgate_calls_total Calls received.\n"
-	    "# TYPE llmgate_calls_total counter\n"
-	    "llmgate_calls_total %llu\n",
-	    (unsigned long long)call_stats.calls);
-	buf_printf(&b, "# HELP llmgate_attempts_total Upstream attempts.\n"
-	    "# TYPE llmgate_attempts_total counter\n"
-	    "llmgate_attempts_total %llu\n",
-	    (unsigned long long)call_stats.attempts);
-	buf_printf(&b, "# HELP llmgate_retries_total Retries.\n"
-	    "# TYPE llmgate_retries_total counter\n"
-	    "llmgate_retries_total %llu\n",
-	    (unsigned long long)call_stats.retries);
-	buf_printf(&b, "# HELP llmgate_fallbacks_total Fallbacks to a "
-	    "next target.\n# TYPE llmgate_fallbacks_total counter\n"
-	    "llmgate_fallbacks_total %llu\n",
-	    (unsigned long long)call_stats.fallbacks);
-	buf_printf(&b, "# HELP llmgate_failed_total Calls that failed.\n"
-	    "# TYPE llmgate_failed_total counter\n"
-	    "llmgate_failed_total %llu\n",
-	    (unsigned long long)call_stats.failed);
-	buf_printf(&b, "# HELP llmgate_inflight Calls in flight.\n"
-	    "# TYPE llmgate_inflight gauge\nllmgate_inflight %llu\n",
-	    (unsigned long long)call_stats.inflight);
-	buf_printf(&b, "# HELP llmgate_clients Connected clients.\n"
-	    "# TYPE llmgate_clients gauge\nllmgate_clients %u\n",
-	    conn_count());
-	buf_printf(&b, "# HELP llmgate_target_inflight Attempts in flight "
-	    "per target.\n# TYPE llmgate_target_inflight gauge\n");
-	for (t = target_first(); t != NULL; t = t->next)
-		buf_printf(&b, "llmgate_target_inflight{target=\"%s\"} %u\n",
-		    t->name, t->inflight);
-	return b.data != NULL ? b.data : xstrdup("");
 }
