@@ -25,12 +25,16 @@ struct call {
 	const struct call_sink *sink;
 	void *arg;
 	struct config *cfg;		/* the config the call started under */
+	uint64_t client_id;
+	char client[96];
 
 	struct call_target *chain;
 	size_t nchain;
 	size_t pos;			/* current target */
 	unsigned tries;			/* attempts made at the current target */
 
+	struct admission adm;		/* budget for the next attempt */
+	int repairing;			/* the next attempt is a repair */
 	struct attempt *att;		/* in flight, or NULL */
 	struct event *timer;		/* start, backoff wait, deferred end */
 	struct event *deadline_ev;
@@ -69,6 +73,10 @@ const char call_continue_prompt[] = "Your previous reply was cut off. "
 static void call_step(evutil_socket_t, short, void *);
 static void call_deadline(evutil_socket_t, short, void *);
 static int call_cut(struct call *);
+static int call_next_target(struct call *);
+static void call_attempt(struct call *);
+static void call_admit(struct call *);
+static void call_skip(struct call *, enum llmgate_class, const char *);
 static void call_finish(struct call *, struct reply *, enum llmgate_class,
     const char *);
 
@@ -137,7 +145,7 @@ call_resolve(struct call *c, char **cause)
 		if (route != NULL)
 			c->chain[i].over = &route->over[i];
 		c->chain[i].model = c->chain[i].name + (slash - names[i]) + 1;
-		c->chain[i].state = target_get(prov->name, c->chain[i].model);
+		c->chain[i].state = target_get(prov, c->chain[i].model);
 		c->chain[i].name[slash - names[i]] = '/';
 		c->nchain = i + 1;
 		if (c->chain[i].state == NULL) {
@@ -171,7 +179,7 @@ call_validate(const struct llmgate_request *req, char **cause)
 
 struct call *
 call_start(struct llmgate_request *req, msgpack_zone *zone,
-    const struct call_sink *sink, void *arg)
+    const struct call_sink *sink, void *arg, const struct call_client *cl)
 {
 	struct call *c = xcalloc(1, sizeof *c);
 	struct timeval tv;
@@ -181,6 +189,8 @@ call_start(struct llmgate_request *req, msgpack_zone *zone,
 	c->zone = zone;
 	c->sink = sink;
 	c->arg = arg;
+	c->client_id = cl->id;
+	snprintf(c->client, sizeof c->client, "%s", cl->name);
 	c->cfg = config_ref(cfg);
 	c->start_ms = now_ms();
 	c->wait_from_ms = c->start_ms;
@@ -349,6 +359,7 @@ call_drop_attempt(struct call *c)
 {
 	struct attempt *att = c->att;
 
+	admit_cancel(&c->adm);
 	if (att == NULL)
 		return;
 	c->att = NULL;
@@ -356,6 +367,28 @@ call_drop_attempt(struct call *c)
 	att->prov->type->stop(att);
 	reply_free(&att->reply);
 	free(att);
+}
+
+/*
+ * Skip the current target without an upstream attempt: on to the next
+ * target, or the call ends with this class. A skip for lack of time goes
+ * on as well: another target may answer sooner.
+ */
+static void
+call_skip(struct call *c, enum llmgate_class cls, const char *msg)
+{
+	struct llmgate_attempt *a;
+
+	a = call_record(c, c->chain[c->pos].name, cls, 0, msg, 0,
+	    (uint32_t)(now_ms() - c->wait_from_ms));
+	a->skipped = 1;
+	if ((retry_class_falls_back(cls) || cls == LLMGATE_DEADLINE) &&
+	    call_next_target(c)) {
+		c->wait_from_ms = now_ms();
+		call_arm(c, 0);
+		return;
+	}
+	call_finish(c, NULL, cls, msg);
 }
 
 static void
@@ -371,7 +404,90 @@ call_step(evutil_socket_t fd, short events, void *arg)
 		call_finish(c, NULL, c->early_cls, c->early_msg);
 		return;
 	}
-	call_attempt(c);
+	call_admit(c);
+}
+
+/* A queued admission was granted: the attempt goes now. */
+static void
+call_granted(struct admission *a)
+{
+	call_attempt(a->arg);
+}
+
+static size_t
+call_prompt_bytes(const struct llmgate_request *req)
+{
+	size_t i, n = req->system != NULL ? strlen(req->system) : 0;
+
+	for (i = 0; i < req->nmessages; i++) {
+		if (req->messages[i].content != NULL)
+			n += strlen(req->messages[i].content);
+	}
+	return n;
+}
+
+/*
+ * Ask for budget at the current target. A target that cannot take the
+ * attempt (breaker open, retry budget spent, a wait past the deadline, a
+ * full queue) is skipped without an upstream attempt, and the skip is
+ * reported like an attempt.
+ */
+static void
+call_admit(struct call *c)
+{
+	struct call_target *t = &c->chain[c->pos];
+	const struct llmgate_request *req = c->req;
+	uint64_t now = now_ms(), wait;
+	struct rl_status rs;
+	char msg[160];
+
+	if (c->tries == 0)
+		admit_first(now);
+	else if (!c->repairing && !admit_retry(&c->cfg->retry_budget, now)) {
+		call_skip(c, LLMGATE_BUDGET_EXHAUSTED,
+		    "the machine-wide retry budget is spent");
+		return;
+	}
+	c->repairing = 0;
+	memset(&c->adm, 0, sizeof c->adm);
+	c->adm.t = t->state;
+	c->adm.concurrency = t->prov->concurrency;
+	c->adm.tokens = rl_estimate_tokens(call_prompt_bytes(req),
+	    req->has & LLMGATE_HAS_MAX_TOKENS ? req->max_tokens : 0);
+	c->adm.client = c->client_id;
+	c->adm.prio = req->priority;
+	c->adm.grant = call_granted;
+	c->adm.arg = c;
+	switch (admit_request(&c->adm, c->deadline_ms, now, &wait)) {
+	case ADMIT_GO:
+		call_attempt(c);
+		return;
+	case ADMIT_WAIT:
+		log_debug("call %p: queued at %s, about %llu ms", (void *)c,
+		    t->name, (unsigned long long)wait);
+		return;
+	case ADMIT_OPEN:
+		snprintf(msg, sizeof msg, "circuit open for %llu ms more",
+		    (unsigned long long)wait);
+		call_skip(c, LLMGATE_CIRCUIT_OPEN, msg);
+		return;
+	case ADMIT_LATE:
+		snprintf(msg, sizeof msg, "waiting %llu ms for budget would "
+		    "pass the deadline", (unsigned long long)wait);
+		call_skip(c, LLMGATE_DEADLINE, msg);
+		return;
+	case ADMIT_LONG:
+		rl_status(&t->state->rl, now, &rs);
+		snprintf(msg, sizeof msg, "no budget for %llu ms%s%s",
+		    (unsigned long long)wait,
+		    rs.cooldown_reason != NULL ? ": " : "",
+		    rs.cooldown_reason != NULL ? rs.cooldown_reason : "");
+		call_skip(c, LLMGATE_RATE_LIMITED, msg);
+		return;
+	case ADMIT_FULL:
+		call_skip(c, LLMGATE_RATE_LIMITED, "the target's queue is full");
+		return;
+	}
 }
 
 /* Move to the next target; 0 when there is none. */
@@ -419,6 +535,8 @@ attempt_done(struct attempt *att)
 	call_record(c, t->name, cls, r->status, r->message,
 	    (uint32_t)(now - att->start_ms),
 	    (uint32_t)(att->start_ms - c->wait_from_ms));
+	admit_done(&c->adm, cls, &r->rl, r->input_tokens + r->output_tokens,
+	    now);
 	if (cls != LLMGATE_OK)
 		t->state->failures++;
 
@@ -436,6 +554,7 @@ attempt_done(struct attempt *att)
 	/* Feed what was wrong back to the model, a few times per target. */
 	if (cls == LLMGATE_SCHEMA && c->repairs < c->cfg->retry.repairs) {
 		c->repairs++;
+		c->repairing = 1;
 		call_stats.repairs++;
 		repair_turns_reset(&c->extra);
 		c->extra = fix;
@@ -566,6 +685,34 @@ call_free(struct call *c)
 }
 
 /*
+ * One line per finished call: who, what was tried with which outcome,
+ * waits, latency and tokens. Never prompt text or keys.
+ */
+static void
+call_log(const struct call *c, const struct llmgate_result *res)
+{
+	struct buf b = { 0 };
+	uint64_t waited = 0;
+	size_t i;
+
+	for (i = 0; i < c->nrecs; i++) {
+		buf_printf(&b, "%s%s=%s", i != 0 ? " " : "", c->recs[i].target,
+		    llmgate_class_name(c->recs[i].cls));
+		waited += c->recs[i].waited_ms;
+	}
+	log_info("call from %s: %s, %zu attempts [%s], waited %llu ms, "
+	    "%llu ms, tokens %llu/%llu%s%s", c->client,
+	    llmgate_class_name(res->cls), c->nrecs, buf_cstr(&b),
+	    (unsigned long long)waited,
+	    (unsigned long long)(now_ms() - c->start_ms),
+	    (unsigned long long)res->input_tokens,
+	    (unsigned long long)res->output_tokens,
+	    res->cls != LLMGATE_OK ? ": " : "",
+	    res->cls != LLMGATE_OK ? res->message : "");
+	buf_free(&b);
+}
+
+/*
  * The one way a call ends. The first caller answers the front; the call
  * itself is freed from the event loop, never inside a transport's stack.
  */
@@ -583,6 +730,7 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 		return;
 	}
 	c->finished = 1;
+	admit_cancel(&c->adm);
 	evtimer_del(c->timer);
 	if (c->deadline_ev != NULL)
 		evtimer_del(c->deadline_ev);
@@ -623,11 +771,7 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 		res.partial = 1;
 		res.text = c->relayed_text.data;
 	}
-	log_info("call %s: %s after %zu attempts, %llu ms%s%s",
-	    c->nchain != 0 ? c->chain[c->pos].name : "-",
-	    llmgate_class_name(cls), c->nrecs,
-	    (unsigned long long)(now_ms() - c->start_ms),
-	    cls != LLMGATE_OK ? ": " : "", cls != LLMGATE_OK ? res.message : "");
+	call_log(c, &res);
 	if (c->sink != NULL)
 		c->sink->done(c->arg, &res);
 	c->sink = NULL;

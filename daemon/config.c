@@ -280,7 +280,7 @@ static const struct config_keys config_route_keys = {
 enum {
 	TK_SOCKET, TK_SOCKET_MODE, TK_LOG_LEVEL, TK_MAX_FRAME,
 	TK_MAX_INFLIGHT, TK_MAX_CLIENTS, TK_MAX_OUTPUT, TK_DRAIN_MS,
-	TK_METRICS_LISTEN
+	TK_METRICS_LISTEN, TK_MAX_WAIT_MS, TK_LEASE_TTL_MS
 };
 static const struct config_key config_top_key[] = {
 	[TK_SOCKET] = { .name = "socket", .kind = CK_STRING,
@@ -301,6 +301,10 @@ static const struct config_key config_top_key[] = {
 	    .off = TK(drain_ms) },
 	[TK_METRICS_LISTEN] = { .name = "metrics_listen", .kind = CK_STRING,
 	    .off = TK(metrics_listen) },
+	[TK_MAX_WAIT_MS] = { .name = "max_wait_ms", .kind = CK_U32,
+	    .off = TK(max_wait_ms) },
+	[TK_LEASE_TTL_MS] = { .name = "lease_ttl_ms", .kind = CK_U32,
+	    .off = TK(lease_ttl_ms), .min = 100 },
 	{ .name = "providers", .kind = CK_LIST, .fn = config_provider_add },
 	{ .name = "routes", .kind = CK_LIST, .fn = config_route_add },
 	{ .name = "retry", .kind = CK_GROUP, .off = TK(retry),
@@ -1328,6 +1332,8 @@ config_new(void)
 	conf->max_clients = 4096;
 	conf->max_output = 8 * 1024 * 1024;
 	conf->drain_ms = 10000;
+	conf->max_wait_ms = 60000;
+	conf->lease_ttl_ms = 60000;
 
 	conf->retry.attempts = 3;
 	conf->retry.repairs = 2;

@@ -31,6 +31,7 @@ struct conn {
 	uid_t uid;
 	pid_t pid;
 	char name[96];
+	struct call_client client;
 	int hello;		/* handshake done */
 	int closing;		/* flush what is queued, then go */
 	int dead;		/* teardown scheduled */
@@ -91,6 +92,9 @@ conn_accept(int fd)
 	}
 	snprintf(c->name, sizeof c->name, "pid %ld uid %ld", (long)c->pid,
 	    (long)c->uid);
+	/* One process is one client for fair shares, unless it names itself. */
+	c->client.id = (uint64_t)c->uid << 32 | (uint32_t)c->pid;
+	c->client.name = c->name;
 	TAILQ_INIT(&c->calls);
 	msgpack_sbuffer_init(&c->sb);
 	c->bev = bufferevent_socket_new(ev_base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -200,10 +204,18 @@ conn_hello_done(struct conn *c)
 void
 conn_set_hello(struct conn *c, const char *name)
 {
+	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+	const char *p;
+
 	c->hello = 1;
-	if (name != NULL && *name != '\0')
-		snprintf(c->name, sizeof c->name, "%.32s (pid %ld uid %ld)",
-		    name, (long)c->pid, (long)c->uid);
+	if (name == NULL || *name == '\0')
+		return;
+	snprintf(c->name, sizeof c->name, "%.32s (pid %ld uid %ld)", name,
+	    (long)c->pid, (long)c->uid);
+	/* Processes sharing a name and a uid share one fair share. */
+	for (p = name; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	c->client.id = h ^ (uint64_t)c->uid << 32;
 }
 
 static struct conn_call *
@@ -245,7 +257,7 @@ conn_call_start(struct conn *c, uint32_t id, struct llmgate_request *req,
 	cc->conn = c;
 	TAILQ_INSERT_TAIL(&c->calls, cc, entry);
 	c->ncalls++;
-	cc->call = call_start(req, zone, &conn_sink, cc);
+	cc->call = call_start(req, zone, &conn_sink, cc, &c->client);
 }
 
 void

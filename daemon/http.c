@@ -126,6 +126,11 @@ http_init(struct event_base *base)
 	curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_timer_set);
 	curl_multi_setopt(http_multi, CURLMOPT_PIPELINING,
 	    (long)CURLPIPE_MULTIPLEX);
+	/*
+	 * Keep idle upstream connections: by default libcurl keeps a few per
+	 * running transfer and closes the rest whenever load dips.
+	 */
+	curl_multi_setopt(http_multi, CURLMOPT_MAXCONNECTS, 1024L);
 	return 0;
 }
 
@@ -299,7 +304,13 @@ http_start(struct attempt *att)
 	curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(x->easy, CURLOPT_HTTP_VERSION,
 	    (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L);
+	/*
+	 * Wait for a connection that may multiplex (HTTP/2) only where one
+	 * can: over plain http a call would otherwise sit until another
+	 * call to that host ended.
+	 */
+	if (strncasecmp(x->hr.url, "https:", 6) == 0)
+		curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS,
 	    (long)(p->connect_timeout_ms != 0 ? p->connect_timeout_ms : 5000));
 	if (p->timeout_ms != 0)

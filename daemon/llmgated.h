@@ -135,6 +135,8 @@ struct config {
 	uint32_t max_clients;
 	uint32_t max_output;	/* bytes queued to one client before it is dropped */
 	uint32_t drain_ms;
+	uint32_t max_wait_ms;	/* longest wait for budget before a skip */
+	uint32_t lease_ttl_ms;	/* an unreported lease is released then */
 	char *metrics_listen;	/* "host:port" of GET /metrics; NULL: none */
 	struct provider_conf *providers;
 	size_t nproviders;
@@ -372,8 +374,13 @@ extern struct call_stats call_stats;
  * the call takes. May answer (sink->done) before it returns, for a request
  * that fails validation.
  */
+/* Who asked: fair shares go by id; the name is for logs. */
+struct call_client {
+	uint64_t id;
+	const char *name;
+};
 struct call *call_start(struct llmgate_request *req, msgpack_zone *zone,
-    const struct call_sink *, void *arg);
+    const struct call_sink *, void *arg, const struct call_client *);
 /* Cancel: the front still gets done() with class cancelled. */
 void call_cancel(struct call *);
 /* The front went away: no more callbacks; the call is freed. */
@@ -562,21 +569,73 @@ int schema_validate(const struct schema *, const json_t *instance, char **errors
 int schema_validate_text(const struct schema *, const char *text, char **errors, int max_errors);
 
 /* target.c: per-target state, the one place budgets and breakers live. */
+struct provider_state {
+	char *name;
+	uint32_t inflight;		/* granted and not yet done */
+	struct target *targets;		/* its targets, by pnext */
+	struct provider_state *next;
+};
 struct target {
 	char *name;		/* "provider/model" */
-	char *provider;
+	const char *model;	/* points into name */
+	struct provider_state *provider;
+	struct ratelimit rl;
+	struct breaker br;
+	struct waitq queue;	/* admissions waiting for budget */
+	struct event *wake;	/* when the queue's head may go */
 	uint32_t inflight;
-	uint32_t queued;
 	uint64_t calls;
 	uint64_t failures;
 	struct target *next;	/* in creation order */
 	struct target *hnext;	/* hash chain */
+	struct target *pnext;	/* the provider's */
 };
 /* NULL when the daemon already tracks TARGET_MAX targets. */
 #define TARGET_MAX 4096
-struct target *target_get(const char *provider, const char *model);
+#define TARGET_QUEUE_MAX 10000	/* admissions waiting at one target */
+struct target *target_get(const struct provider_conf *, const char *model);
 struct target *target_first(void);
+void target_reconfigure(const struct config *);
 void target_free_all(void);
+
+/*
+ * admit.c: admission, between the call engine (or a lease) and upstream:
+ * the target's breaker, its rate budget, its provider's concurrency cap,
+ * and a fair queue for what cannot go now; plus the retry budget.
+ */
+struct admission {
+	struct waitq_node node;
+	struct target *t;
+	uint32_t concurrency;		/* the provider's cap; 0: none */
+	uint32_t tokens;		/* estimated; taken when granted */
+	uint64_t client;
+	enum llmgate_priority prio;
+	int ticket;			/* the breaker's, 0: none held */
+	int granted;			/* holds a slot and took tokens */
+	int queued;
+	uint64_t queued_ms;
+	void (*grant)(struct admission *);	/* a queued one may go */
+	void *arg;
+};
+enum admit_verdict {
+	ADMIT_GO,		/* granted now */
+	ADMIT_WAIT,		/* queued; grant() will be called */
+	ADMIT_OPEN,		/* the breaker is open: skip the target */
+	ADMIT_LATE,		/* the predicted wait passes the deadline */
+	ADMIT_LONG,		/* the predicted wait passes max_wait_ms */
+	ADMIT_FULL,		/* the target's queue is full */
+};
+enum admit_verdict admit_request(struct admission *, uint64_t deadline_ms,
+    uint64_t now, uint64_t *wait_ms);
+/* The attempt ended: feed the outcome to the budgets and the breaker. */
+void admit_done(struct admission *, enum llmgate_class,
+    const struct rl_info *, uint64_t used_tokens, uint64_t now);
+/* Give back whatever the admission holds; safe to call at any time. */
+void admit_cancel(struct admission *);
+void admit_first(uint64_t now);
+int admit_retry(const struct retry_budget_conf *, uint64_t now);
+double admit_retry_available(const struct retry_budget_conf *, uint64_t now);
+unsigned admit_queued(void);
 
 /* http.c: libcurl multi on the libevent loop. */
 int http_init(struct event_base *);

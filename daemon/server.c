@@ -218,6 +218,7 @@ server_reload(char **cause)
 	/* Calls in flight keep the config they started with. */
 	config_unref(cfg);
 	cfg = config_ref(next);
+	target_reconfigure(cfg);
 	log_info("configuration reloaded from %s",
 	    cfg->path != NULL ? cfg->path : "the embedded default");
 	if (metrics_listen(ev_base, cfg->metrics_listen, &mcause) != 0) {
@@ -328,39 +329,62 @@ server_run(void)
 	return 0;
 }
 
+/* A number, or null for "no limit known". */
+static json_t *
+server_limit(int64_t v)
+{
+	return v < 0 ? json_null() : json_integer(v);
+}
+
 json_t *
 server_status(void)
 {
 	json_t *st, *targets, *tj;
+	struct rl_status rs;
 	struct target *t;
+	uint64_t now = now_ms();
 
 	targets = json_array();
 	for (t = target_first(); t != NULL; t = t->next) {
-		tj = json_pack("{s:s, s:s, s:{s:n, s:n}, s:{s:n, s:n}, s:I, "
-		    "s:I, s:I, s:I, s:I}",
-		    "target", t->name, "breaker", "closed",
-		    "rpm", "limit", "available", "tpm", "limit", "available",
-		    "cooldown_ms", (json_int_t)0,
+		rl_status(&t->rl, now, &rs);
+		tj = json_pack("{s:s, s:s, s:{s:o, s:o}, s:{s:o, s:o}, s:I, "
+		    "s:s?, s:I, s:I, s:I, s:I, s:I}",
+		    "target", t->name,
+		    "breaker", breaker_state_name(breaker_state(&t->br, now)),
+		    "rpm", "limit", server_limit(rs.rpm_limit),
+		    "available", rs.rpm_limit < 0 ? json_null() :
+		    json_integer(rs.rpm_available),
+		    "tpm", "limit", server_limit(rs.tpm_limit),
+		    "available", rs.tpm_limit < 0 ? json_null() :
+		    json_integer(rs.tpm_available),
+		    "cooldown_ms", (json_int_t)rs.cooldown_ms,
+		    "cooldown_reason", rs.cooldown_reason,
+		    "breaker_open_ms",
+		    (json_int_t)breaker_open_remaining(&t->br, now),
 		    "inflight", (json_int_t)t->inflight,
-		    "queued", (json_int_t)t->queued,
+		    "queued", (json_int_t)waitq_len(&t->queue),
 		    "calls", (json_int_t)t->calls,
 		    "failures", (json_int_t)t->failures);
 		json_array_append_new(targets, tj);
 	}
-	st = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:{s:n}, "
-	    "s:{s:I, s:I, s:I, s:I, s:I}}",
+	st = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:{s:f, s:f, s:f}, "
+	    "s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 	    "version", LLMGATE_VERSION,
-	    "uptime_s", (json_int_t)((now_ms() - server_start_ms) / 1000),
+	    "uptime_s", (json_int_t)((now - server_start_ms) / 1000),
 	    "clients", (json_int_t)conn_count(),
 	    "inflight", (json_int_t)call_stats.inflight,
-	    "queued", (json_int_t)0,
+	    "queued", (json_int_t)admit_queued(),
 	    "targets", targets,
-	    "retry_budget", "available",
+	    "retry_budget",
+	    "available", admit_retry_available(&cfg->retry_budget, now),
+	    "ratio", cfg->retry_budget.ratio,
+	    "min_per_s", cfg->retry_budget.min_per_s,
 	    "counters",
 	    "calls", (json_int_t)call_stats.calls,
 	    "attempts", (json_int_t)call_stats.attempts,
 	    "retries", (json_int_t)call_stats.retries,
 	    "fallbacks", (json_int_t)call_stats.fallbacks,
-	    "failed", (json_int_t)call_stats.failed);
+	    "failed", (json_int_t)call_stats.failed,
+	    "repairs", (json_int_t)call_stats.repairs);
 	return st;
 }

@@ -91,7 +91,9 @@ setup(void)
 	    "    base_url = \"http://127.0.0.1:%1$d/v1beta\";\n"
 	    "    api_key = \"%2$s\"; }\n"
 	    ");\n"
-	    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n",
+	    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
+    /* These suites fail many calls on purpose, fast. */
+    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n",
 	    fp_port, TEST_KEY);
 	h_daemon_start(&d, conf);
 	free(conf);

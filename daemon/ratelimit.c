@@ -1,0 +1,353 @@
+/*
+ * ratelimit.c: a target's rate budget, pure. Requests and tokens per
+ * minute are token buckets with continuous refill; what the provider's
+ * rate-limit headers say tightens them (or supplies a limit when none is
+ * configured); 429s and spent quotas cool the target down for every
+ * caller. Nothing here reads a clock: every entry point takes now, a
+ * CLOCK_MONOTONIC reading in ms.
+ *
+ * Levels are kept in 1/RL_SCALE of a unit with RL_SCALE = 60000, so that
+ * a bucket of `limit` per minute refills by exactly `limit` per ms and all
+ * arithmetic is integer and exact.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "llmgated.h"
+
+/* Debt is honest but bounded, so that no sequence of charges overflows. */
+#define BUCKET_FLOOR	(-(INT64_C(1) << 62))
+
+static uint64_t
+bucket_default_capacity(uint64_t limit)
+{
+	uint64_t cap = (limit + 59) / 60;
+
+	return cap == 0 ? 1 : cap;
+}
+
+/* The level at now, refilled at limit per ms and capped at the capacity. */
+static int64_t
+bucket_level(const struct bucket *b, uint64_t now)
+{
+	int64_t full = (int64_t)(b->capacity * RL_SCALE);
+	uint64_t elapsed, deficit;
+
+	if (b->limit == 0 || b->level >= full)
+		return full;
+	elapsed = now > b->last ? now - b->last : 0;
+	deficit = (uint64_t)(full - b->level);
+	/* Compare before multiplying: elapsed * limit may not fit. */
+	if (elapsed >= deficit / b->limit + 1)
+		return full;
+	return b->level + (int64_t)(elapsed * b->limit);
+}
+
+static void
+bucket_refill(struct bucket *b, uint64_t now)
+{
+	if (b->limit == 0)
+		return;
+	b->level = bucket_level(b, now);
+	if (now > b->last)
+		b->last = now;
+}
+
+/* Add delta units (negative: charge), within the floor and the capacity. */
+static void
+bucket_adjust(struct bucket *b, int64_t delta, uint64_t now)
+{
+	int64_t full, d;
+
+	if (b->limit == 0)
+		return;
+	bucket_refill(b, now);
+	full = (int64_t)(b->capacity * RL_SCALE);
+	if (delta > UINT32_MAX)
+		delta = UINT32_MAX;
+	if (delta < -(int64_t)UINT32_MAX)
+		delta = -(int64_t)UINT32_MAX;
+	d = delta * RL_SCALE;
+	if (d < 0 && b->level < BUCKET_FLOOR - d)
+		b->level = BUCKET_FLOOR;
+	else
+		b->level += d;
+	if (b->level > full)
+		b->level = full;
+}
+
+/* Never more than max units available (a provider's remaining count). */
+static void
+bucket_clamp(struct bucket *b, uint64_t max, uint64_t now)
+{
+	if (b->limit == 0)
+		return;
+	bucket_refill(b, now);
+	if (max < b->capacity && b->level > (int64_t)(max * RL_SCALE))
+		b->level = (int64_t)(max * RL_SCALE);
+}
+
+/*
+ * Set the limit and capacity (0: one second's worth). On a reload the
+ * level carries over under the old rate, then is clamped to the new
+ * capacity, so that a reload neither grants a fresh burst nor forgets debt.
+ * A bucket that was unlimited has no meaningful level and starts full.
+ */
+void
+bucket_setup(struct bucket *b, uint64_t limit, uint64_t capacity,
+    uint64_t now)
+{
+	int64_t full;
+
+	if (limit > UINT32_MAX)
+		limit = UINT32_MAX;
+	if (limit == 0) {
+		memset(b, 0, sizeof *b);
+		return;
+	}
+	if (capacity == 0)
+		capacity = bucket_default_capacity(limit);
+	if (capacity > UINT32_MAX)
+		capacity = UINT32_MAX;
+	full = (int64_t)(capacity * RL_SCALE);
+	if (b->limit == 0) {
+		b->level = full;
+		b->last = now;
+	} else {
+		bucket_refill(b, now);
+		if (b->level > full)
+			b->level = full;
+	}
+	b->limit = limit;
+	b->capacity = capacity;
+}
+
+/*
+ * How long until n units are there. A request larger than the whole
+ * capacity could never fit; it goes when the bucket is full and leaves it
+ * in debt, which later requests pay back. Always finite.
+ */
+uint64_t
+bucket_wait_ms(const struct bucket *b, uint64_t n, uint64_t now)
+{
+	int64_t level, need;
+
+	if (b->limit == 0)
+		return 0;
+	if (n > b->capacity)
+		n = b->capacity;
+	need = (int64_t)(n * RL_SCALE);
+	level = bucket_level(b, now);
+	if (level >= need)
+		return 0;
+	return ((uint64_t)(need - level) + b->limit - 1) / b->limit;
+}
+
+void
+bucket_take(struct bucket *b, uint64_t n, uint64_t now)
+{
+	bucket_adjust(b, -(int64_t)(n > UINT32_MAX ? UINT32_MAX : n), now);
+}
+
+/* Whole units available, rounded towards minus infinity. */
+int64_t
+bucket_available(const struct bucket *b, uint64_t now)
+{
+	int64_t level;
+
+	if (b->limit == 0)
+		return 0;
+	level = bucket_level(b, now);
+	if (level >= 0)
+		return level / RL_SCALE;
+	return -((-level + RL_SCALE - 1) / RL_SCALE);
+}
+
+/* The configured limit wins; a learned one fills in when there is none. */
+static void
+rl_apply(struct ratelimit *rl, uint64_t now)
+{
+	uint64_t rpm = rl->rpm != 0 ? rl->rpm : rl->learned_rpm;
+	uint64_t tpm = rl->tpm != 0 ? rl->tpm : rl->learned_tpm;
+
+	bucket_setup(&rl->req, rpm, rl->burst, now);
+	bucket_setup(&rl->tok, tpm, rl->tpm_burst, now);
+}
+
+/*
+ * Configure from config_limits() (0: none). Also the reload path: levels,
+ * learned limits and cooldowns survive. A zeroed struct ratelimit is an
+ * unlimited one, so this may come any time after creation.
+ */
+void
+rl_setup(struct ratelimit *rl, uint32_t rpm, uint32_t tpm, uint32_t burst,
+    uint32_t tpm_burst, uint64_t now)
+{
+	rl->rpm = rpm;
+	rl->tpm = tpm;
+	rl->burst = burst;
+	rl->tpm_burst = tpm_burst;
+	rl_apply(rl, now);
+}
+
+/* Hold the target until until; an earlier hold never shortens a later one. */
+static void
+rl_hold(struct ratelimit *rl, uint64_t ms, const char *reason, uint64_t now)
+{
+	if (ms > RL_HOLD_MAX_MS)
+		ms = RL_HOLD_MAX_MS;
+	if (ms == 0 || now + ms <= rl->cooldown_until)
+		return;
+	rl->cooldown_until = now + ms;
+	rl->cooldown_reason = reason;
+}
+
+/*
+ * ms until a call estimated at tokens may go: the longest of the
+ * cooldown, one request and the tokens (see bucket_wait_ms() for calls
+ * larger than the token capacity). 0: go now, then rl_take().
+ */
+uint64_t
+rl_wait_ms(const struct ratelimit *rl, uint32_t tokens, uint64_t now)
+{
+	uint64_t wait = 0, w;
+
+	if (rl->cooldown_until > now)
+		wait = rl->cooldown_until - now;
+	if ((w = bucket_wait_ms(&rl->req, 1, now)) > wait)
+		wait = w;
+	if ((w = bucket_wait_ms(&rl->tok, tokens, now)) > wait)
+		wait = w;
+	return wait;
+}
+
+/* A call goes out: one request and its estimated tokens. */
+void
+rl_take(struct ratelimit *rl, uint32_t tokens, uint64_t now)
+{
+	bucket_take(&rl->req, 1, now);
+	bucket_take(&rl->tok, tokens, now);
+}
+
+/*
+ * The provider reported actual tokens (input plus output) for a call
+ * taken at estimated: refund the difference, or charge it into debt.
+ */
+void
+rl_reconcile(struct ratelimit *rl, uint32_t estimated, uint64_t actual,
+    uint64_t now)
+{
+	if (actual > UINT32_MAX)
+		actual = UINT32_MAX;
+	bucket_adjust(&rl->tok, (int64_t)estimated - (int64_t)actual, now);
+}
+
+/* What one header family says about one bucket. */
+static void
+rl_learn_one(struct ratelimit *rl, struct bucket *b, int64_t limit,
+    uint32_t *learned, int64_t remaining, int64_t reset_ms,
+    const char *reason, uint64_t now)
+{
+	if (limit > 0) {
+		*learned = limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit;
+		rl_apply(rl, now);
+	}
+	if (remaining < 0)
+		return;
+	bucket_clamp(b, (uint64_t)remaining, now);
+	/*
+	 * Nothing left: hold until the provider's reset. Without a reset,
+	 * a bucket with a limit refills from zero on its own; an unlimited
+	 * one has nothing to refill, so it waits a default moment.
+	 */
+	if (remaining == 0) {
+		if (reset_ms >= 0)
+			rl_hold(rl, (uint64_t)reset_ms, reason, now);
+		else if (b->limit == 0)
+			rl_hold(rl, RL_RESET_DEFAULT_MS, reason, now);
+	}
+}
+
+/* Rate-limit headers of any response, 2xx or not. */
+void
+rl_learn(struct ratelimit *rl, const struct rl_info *ri, uint64_t now)
+{
+	rl_learn_one(rl, &rl->req, ri->limit_requests, &rl->learned_rpm,
+	    ri->remaining_requests, ri->reset_requests_ms,
+	    "requests exhausted until reset", now);
+	rl_learn_one(rl, &rl->tok, ri->limit_tokens, &rl->learned_tpm,
+	    ri->remaining_tokens, ri->reset_tokens_ms,
+	    "tokens exhausted until reset", now);
+}
+
+/*
+ * An attempt's outcome. A 429 holds the target for every caller: until
+ * its Retry-After, or for a default that doubles on each 429 without one
+ * and starts over after a success. A spent quota does not come back in
+ * seconds whatever the provider hints, so it holds for RL_QUOTA_MS at
+ * least. retry_after_ms: -1 when none.
+ */
+void
+rl_on_result(struct ratelimit *rl, enum llmgate_class cls,
+    int64_t retry_after_ms, uint64_t now)
+{
+	uint64_t ms;
+
+	switch (cls) {
+	case LLMGATE_OK:
+		rl->backoff_ms = 0;
+		break;
+	case LLMGATE_RATE_LIMITED:
+		if (retry_after_ms >= 0) {
+			rl_hold(rl, (uint64_t)retry_after_ms,
+			    "rate_limited: retry-after", now);
+			break;
+		}
+		if (rl->backoff_ms == 0)
+			rl->backoff_ms = RL_COOLDOWN_MS;
+		else if (rl->backoff_ms < RL_COOLDOWN_MAX_MS / 2)
+			rl->backoff_ms *= 2;
+		else
+			rl->backoff_ms = RL_COOLDOWN_MAX_MS;
+		rl_hold(rl, rl->backoff_ms, "rate_limited", now);
+		break;
+	case LLMGATE_QUOTA_EXHAUSTED:
+		ms = RL_QUOTA_MS;
+		if (retry_after_ms > (int64_t)ms)
+			ms = (uint64_t)retry_after_ms;
+		rl_hold(rl, ms, "quota_exhausted", now);
+		break;
+	default:
+		break;
+	}
+}
+
+/* For status: limits and availability (null when no limit) and the hold. */
+void
+rl_status(const struct ratelimit *rl, uint64_t now, struct rl_status *st)
+{
+	memset(st, 0, sizeof *st);
+	st->rpm_limit = rl->req.limit != 0 ? (int64_t)rl->req.limit : -1;
+	st->rpm_available = bucket_available(&rl->req, now);
+	st->tpm_limit = rl->tok.limit != 0 ? (int64_t)rl->tok.limit : -1;
+	st->tpm_available = bucket_available(&rl->tok, now);
+	if (rl->cooldown_until > now) {
+		st->cooldown_ms = rl->cooldown_until - now;
+		st->cooldown_reason = rl->cooldown_reason;
+	}
+}
+
+/*
+ * Tokens a call will count against tpm before the provider says: about
+ * four bytes of prompt per token, plus the output it may produce
+ * (max_tokens, or RL_DEFAULT_TOKENS when the caller left it unset, since
+ * a provider's own default is unknown here). Reconciled afterwards.
+ */
+uint32_t
+rl_estimate_tokens(size_t prompt_bytes, uint32_t max_tokens)
+{
+	uint64_t t = prompt_bytes / 4 + (prompt_bytes % 4 != 0);
+
+	t += max_tokens != 0 ? max_tokens : RL_DEFAULT_TOKENS;
+	return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
