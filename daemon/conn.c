@@ -21,6 +21,7 @@
 struct conn_call {
 	uint32_t id;
 	struct call *call;
+	struct lease *lease;		/* an acquire still waiting */
 	struct conn *conn;
 	TAILQ_ENTRY(conn_call) entry;
 };
@@ -135,7 +136,10 @@ conn_teardown(evutil_socket_t fd, short events, void *arg)
 	}
 	while ((cc = TAILQ_FIRST(&c->calls)) != NULL) {
 		TAILQ_REMOVE(&c->calls, cc, entry);
-		call_detach(cc->call);
+		if (cc->lease != NULL)
+			lease_abandon(cc->lease);
+		else
+			call_detach(cc->call);
 		free(cc);
 	}
 	TAILQ_REMOVE(&conns, c, entry);
@@ -260,6 +264,55 @@ conn_call_start(struct conn *c, uint32_t id, struct llmgate_request *req,
 	cc->call = call_start(req, zone, &conn_sink, cc, &c->client);
 }
 
+/* The answer to acquire: a lease, or why not. */
+static void
+conn_lease_done(void *arg, const struct llmgate_lease *l,
+    enum llmgate_class cls, const char *msg)
+{
+	struct conn_call *cc = arg;
+	struct conn *c = cc->conn;
+
+	if (l != NULL)
+		proto_enc_lease(conn_buf(c), cc->id, l);
+	else
+		proto_enc_error(conn_buf(c), cc->id, cls, msg);
+	conn_send(c);
+	TAILQ_REMOVE(&c->calls, cc, entry);
+	c->ncalls--;
+	free(cc);
+}
+
+void
+conn_lease_acquire(struct conn *c, uint32_t id,
+    const struct llmgate_acquire *req)
+{
+	struct conn_call *cc;
+	struct lease *l;
+	char *cause = NULL;
+
+	if (id == 0 || conn_call_find(c, id) != NULL ||
+	    c->ncalls >= cfg->max_inflight) {
+		conn_send_error(c, id, LLMGATE_INVALID_REQUEST, id == 0 ?
+		    "id 0 is reserved" : conn_call_find(c, id) != NULL ?
+		    "id already in use" : "too many requests in flight");
+		return;
+	}
+	cc = xcalloc(1, sizeof *cc);
+	cc->id = id;
+	cc->conn = c;
+	TAILQ_INSERT_TAIL(&c->calls, cc, entry);
+	c->ncalls++;
+	l = lease_acquire(req, c->client.id, conn_lease_done, cc, &cause);
+	if (cause != NULL) {
+		conn_lease_done(cc, NULL, LLMGATE_INVALID_REQUEST, cause);
+		free(cause);
+		return;
+	}
+	/* NULL: answered already, and cc is gone. */
+	if (l != NULL)
+		cc->lease = l;
+}
+
 void
 conn_call_cancel(struct conn *c, uint32_t id)
 {
@@ -373,8 +426,17 @@ conn_cancel_all(void)
 	struct conn *c;
 
 	TAILQ_FOREACH(c, &conns, entry) {
-		while ((cc = TAILQ_FIRST(&c->calls)) != NULL)
+		while ((cc = TAILQ_FIRST(&c->calls)) != NULL) {
+			if (cc->lease != NULL) {
+				lease_abandon(cc->lease);
+				cc->lease = NULL;
+				/* Answers, and removes cc. */
+				conn_lease_done(cc, NULL, LLMGATE_CANCELLED,
+				    "llmgated is shutting down");
+				continue;
+			}
 			call_cancel(cc->call);
+		}
 	}
 }
 

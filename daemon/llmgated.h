@@ -637,6 +637,17 @@ int admit_retry(const struct retry_budget_conf *, uint64_t now);
 double admit_retry_available(const struct retry_budget_conf *, uint64_t now);
 unsigned admit_queued(void);
 
+/* lease.c: advisory leases for processes that keep their own SDK. */
+struct lease;
+typedef void lease_cb(void *arg, const struct llmgate_lease *,
+    enum llmgate_class, const char *msg);
+struct lease *lease_acquire(const struct llmgate_acquire *, uint64_t client,
+    lease_cb *, void *arg, char **cause);
+void lease_abandon(struct lease *);
+int lease_report(const struct llmgate_report *, char **cause);
+unsigned lease_active(void);
+void lease_free_all(void);
+
 /* http.c: libcurl multi on the libevent loop. */
 int http_init(struct event_base *);
 void http_shutdown(void);
@@ -664,6 +675,8 @@ void conn_set_hello(struct conn *, const char *name);
 void conn_call_start(struct conn *, uint32_t id, struct llmgate_request *,
     msgpack_zone *);
 void conn_call_cancel(struct conn *, uint32_t id);
+void conn_lease_acquire(struct conn *, uint32_t id,
+    const struct llmgate_acquire *);
 
 /* op.c: the protocol front's op table. */
 void op_dispatch(struct conn *, struct proto_msg *);

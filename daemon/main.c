@@ -134,6 +134,7 @@ main(int argc, char **argv)
 	rc = server_run();
 
 	http_shutdown();
+	lease_free_all();
 	target_free_all();
 	config_unref(cfg);
 	event_base_free(ev_base);

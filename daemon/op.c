@@ -100,10 +100,23 @@ op_reload(struct conn *c, struct proto_msg *m)
 }
 
 static void
-op_lease(struct conn *c, struct proto_msg *m)
+op_acquire(struct conn *c, struct proto_msg *m)
 {
-	conn_send_error(c, m->id, LLMGATE_INVALID_REQUEST,
-	    "advisory leases are not implemented by this llmgated yet");
+	conn_lease_acquire(c, m->id, &m->u.acquire);
+}
+
+static void
+op_report(struct conn *c, struct proto_msg *m)
+{
+	char *cause = NULL;
+
+	if (lease_report(&m->u.report, &cause) != 0) {
+		conn_send_error(c, m->id, LLMGATE_INVALID_REQUEST, cause);
+		free(cause);
+		return;
+	}
+	proto_enc_simple(conn_buf(c), PROTO_OK, m->id);
+	conn_send(c);
 }
 
 static const struct op_entry op_table[PROTO_TYPE_MAX] = {
@@ -114,8 +127,8 @@ static const struct op_entry op_table[PROTO_TYPE_MAX] = {
 	[PROTO_STATUS] = { op_status, 0 },
 	[PROTO_METRICS] = { op_metrics, 0 },
 	[PROTO_RELOAD] = { op_reload, 1 },
-	[PROTO_ACQUIRE] = { op_lease, 0 },
-	[PROTO_REPORT] = { op_lease, 0 },
+	[PROTO_ACQUIRE] = { op_acquire, 0 },
+	[PROTO_REPORT] = { op_report, 0 },
 };
 
 void

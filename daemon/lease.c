@@ -1,0 +1,257 @@
+/*
+ * lease.c: advisory leases, for processes that keep calling a provider
+ * with their own SDK. A lease goes through the same admission as a call
+ * (breaker, rate budget, concurrency cap, fair queue); its report feeds the
+ * same cooldowns, learned limits and breaker, so one process's 429 cools
+ * the target down for every process. An unreported lease is released after
+ * its TTL, counted as neither failure nor success.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "llmgated.h"
+
+#define LEASE_HASH 1024
+
+struct lease {
+	uint64_t id;
+	struct admission adm;
+	char *target;
+	struct event *timer;		/* deadline while queued, then TTL */
+	lease_cb *cb;			/* the answer to acquire */
+	void *arg;
+	struct lease *hnext;
+};
+
+static struct lease *lease_table[LEASE_HASH];
+static unsigned lease_count;
+
+static void
+lease_link(struct lease *l)
+{
+	struct lease **pp = &lease_table[l->id % LEASE_HASH];
+
+	l->hnext = *pp;
+	*pp = l;
+	lease_count++;
+}
+
+static struct lease *
+lease_unlink(uint64_t id)
+{
+	struct lease **pp, *l;
+
+	for (pp = &lease_table[id % LEASE_HASH]; (l = *pp) != NULL;
+	    pp = &l->hnext) {
+		if (l->id == id) {
+			*pp = l->hnext;
+			lease_count--;
+			return l;
+		}
+	}
+	return NULL;
+}
+
+static void
+lease_free(struct lease *l)
+{
+	admit_cancel(&l->adm);
+	event_free(l->timer);
+	free(l->target);
+	free(l);
+}
+
+static void
+lease_arm(struct lease *l, uint32_t ms)
+{
+	struct timeval tv = { ms / 1000, (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(l->timer, &tv);
+}
+
+/* Answer acquire once; a granted lease then lives until report or TTL. */
+static void
+lease_answer(struct lease *l, enum llmgate_class cls, const char *msg)
+{
+	struct llmgate_lease out;
+	lease_cb *cb = l->cb;
+
+	l->cb = NULL;
+	if (cls != LLMGATE_OK) {
+		if (cb != NULL)
+			cb(l->arg, NULL, cls, msg);
+		lease_free(l);
+		return;
+	}
+	memset(&out, 0, sizeof out);
+	out.id = l->id;
+	snprintf(out.target, sizeof out.target, "%s", l->target);
+	out.ttl_ms = cfg->lease_ttl_ms;
+	lease_link(l);
+	lease_arm(l, cfg->lease_ttl_ms);
+	if (cb != NULL)
+		cb(l->arg, &out, LLMGATE_OK, NULL);
+}
+
+static void
+lease_granted(struct admission *a)
+{
+	struct lease *l = a->arg;
+
+	evtimer_del(l->timer);
+	lease_answer(l, LLMGATE_OK, NULL);
+}
+
+static void
+lease_timer(evutil_socket_t fd, short events, void *arg)
+{
+	struct lease *l = arg;
+	char msg[96];
+
+	if (l->cb != NULL) {
+		snprintf(msg, sizeof msg, "no budget at %s before the timeout",
+		    l->target);
+		lease_answer(l, LLMGATE_DEADLINE, msg);
+		return;
+	}
+	log_debug("lease %llx at %s expired unreported",
+	    (unsigned long long)l->id, l->target);
+	lease_unlink(l->id);
+	lease_free(l);
+}
+
+/*
+ * Ask for a lease. cb answers, now or when the budget allows: with the
+ * lease, or with a class (circuit_open, deadline, rate_limited, ...). NULL
+ * and *cause for a request that names no known target.
+ */
+struct lease *
+lease_acquire(const struct llmgate_acquire *req, uint64_t client,
+    lease_cb *cb, void *arg, char **cause)
+{
+	const struct provider_conf *pc;
+	struct target *t;
+	struct lease *l;
+	const char *slash;
+	char *prov, msg[96];
+	uint64_t now = now_ms(), wait;
+
+	slash = req->target != NULL ? strchr(req->target, '/') : NULL;
+	if (slash == NULL || slash == req->target || slash[1] == '\0') {
+		xasprintf(cause, "target '%s' is not provider/model",
+		    req->target != NULL ? req->target : "");
+		return NULL;
+	}
+	prov = xstrndup(req->target, (size_t)(slash - req->target));
+	pc = config_provider(cfg, prov);
+	free(prov);
+	if (pc == NULL) {
+		xasprintf(cause, "unknown provider in target '%s'",
+		    req->target);
+		return NULL;
+	}
+	if ((t = target_get(pc, slash + 1)) == NULL) {
+		xasprintf(cause, "too many distinct targets (limit %d)",
+		    TARGET_MAX);
+		return NULL;
+	}
+	l = xcalloc(1, sizeof *l);
+	do {
+		l->id = ((uint64_t)arc4random() << 32 | arc4random()) >> 1;
+	} while (l->id == 0);
+	l->target = xstrdup(t->name);
+	l->timer = evtimer_new(ev_base, lease_timer, l);
+	l->cb = cb;
+	l->arg = arg;
+	l->adm.t = t;
+	l->adm.concurrency = pc->concurrency;
+	l->adm.tokens = req->tokens != 0 ? req->tokens :
+	    rl_estimate_tokens(0, 0);
+	l->adm.client = client;
+	l->adm.prio = req->priority;
+	l->adm.grant = lease_granted;
+	l->adm.arg = l;
+	switch (admit_request(&l->adm, req->timeout_ms != 0 ?
+	    now + req->timeout_ms : 0, now, &wait)) {
+	case ADMIT_GO:
+		lease_answer(l, LLMGATE_OK, NULL);
+		return NULL;
+	case ADMIT_WAIT:
+		if (req->timeout_ms != 0)
+			lease_arm(l, req->timeout_ms);
+		return l;
+	case ADMIT_OPEN:
+		snprintf(msg, sizeof msg, "circuit open for %llu ms more",
+		    (unsigned long long)wait);
+		lease_answer(l, LLMGATE_CIRCUIT_OPEN, msg);
+		return NULL;
+	case ADMIT_LATE:
+		snprintf(msg, sizeof msg, "waiting %llu ms for budget would "
+		    "pass the timeout", (unsigned long long)wait);
+		lease_answer(l, LLMGATE_DEADLINE, msg);
+		return NULL;
+	case ADMIT_LONG:
+		snprintf(msg, sizeof msg, "no budget for %llu ms",
+		    (unsigned long long)wait);
+		lease_answer(l, LLMGATE_RATE_LIMITED, msg);
+		return NULL;
+	case ADMIT_FULL:
+		lease_answer(l, LLMGATE_RATE_LIMITED, "the target's queue is "
+		    "full");
+		return NULL;
+	}
+	return NULL;
+}
+
+/* The asking connection went away while its lease still waited. */
+void
+lease_abandon(struct lease *l)
+{
+	l->cb = NULL;
+	lease_free(l);
+}
+
+/* What a lease holder saw: the same feedback an attempt gives. */
+int
+lease_report(const struct llmgate_report *rep, char **cause)
+{
+	struct lease *l = lease_unlink(rep->lease);
+	struct rl_info rl;
+	enum llmgate_class cls;
+
+	if (l == NULL) {
+		xasprintf(cause, "lease %llx is unknown or expired",
+		    (unsigned long long)rep->lease);
+		return -1;
+	}
+	rl_info_init(&rl);
+	if (rep->retry_after_s >= 0)
+		rl.retry_after_ms = (int64_t)(rep->retry_after_s * 1000);
+	cls = rep->status == 0 ? LLMGATE_CONNECTION :
+	    reply_class_for_status(rep->status);
+	admit_done(&l->adm, cls, &rl, rep->input_tokens + rep->output_tokens,
+	    now_ms());
+	lease_free(l);
+	return 0;
+}
+
+unsigned
+lease_active(void)
+{
+	return lease_count;
+}
+
+void
+lease_free_all(void)
+{
+	struct lease *l;
+	size_t i;
+
+	for (i = 0; i < LEASE_HASH; i++) {
+		while ((l = lease_table[i]) != NULL) {
+			lease_table[i] = l->hnext;
+			lease_free(l);
+		}
+	}
+	lease_count = 0;
+}

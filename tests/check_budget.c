@@ -1,0 +1,435 @@
+/*
+ * check_budget.c: machine-wide coordination end to end: several client
+ * processes share one target's budget through the real llmgated, against
+ * the loopback fake provider enforcing its own token bucket; one caller's
+ * 429 cools the target down for the others; a failing target's breaker
+ * opens and lets exactly its probes through; leases taken and reported by
+ * separate processes share cooldowns with calls.
+ */
+#include <sys/wait.h>
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "harness.h"
+
+static struct daemon d;
+static pid_t fp_pid;
+static int fp_port;
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+setup(void)
+{
+	char *conf;
+
+	fp_port = h_fakeprov_start(&fp_pid);
+	/*
+	 * The provider allows 600 requests a minute on "limited"; the
+	 * daemon is told 540, so it keeps its callers under the real limit.
+	 */
+	conf = h_strdup_printf(
+	    "providers = (\n"
+	    "  { name = \"oa\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\";\n"
+	    "    models = ( { name = \"limited+rpm=600\"; rpm = 540; } ); },\n"
+	    "  { name = \"mock\"; type = \"mock\"; }\n"
+	    ");\n"
+	    "retry = { attempts = 3; initial_ms = 10; max_ms = 50; };\n"
+	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
+	    "breaker = { failures = 3; min_calls = 1000; open_ms = 1000;\n"
+	    "            half_open_probes = 1; };\n", fp_port);
+	h_daemon_start(&d, conf);
+	free(conf);
+}
+
+static void
+teardown(void)
+{
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	h_fakeprov_stop(fp_pid);
+}
+
+static struct llmgate *
+lib_connect(const char *name)
+{
+	char err[256];
+	struct llmgate *g = llmgate_connect(d.sock, name, err, sizeof err);
+
+	ck_assert_msg(g != NULL, "connect: %s", err);
+	return g;
+}
+
+static json_t *
+call_json(const char *target, const char *prompt)
+{
+	struct run r;
+	json_t *j;
+
+	h_cli(&r, &d, NULL, "call", "--json", "-m", target, prompt, NULL);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_msg(j != NULL, "no JSON (exit %d): %s %s", r.status, r.out,
+	    r.err);
+	json_object_set_new(j, "exit", json_integer(r.status));
+	h_run_free(&r);
+	return j;
+}
+
+static long long
+fp_count(const char *model, const char *status)
+{
+	json_t *st = h_fakeprov_get(fp_port, "/_stats"), *m, *v;
+	long long n;
+
+	m = json_object_get(json_object_get(st, "by_model"), model);
+	v = status == NULL ? json_object_get(m, "requests") :
+	    json_object_get(json_object_get(m, "status"), status);
+	n = json_integer_value(v);
+	json_decref(st);
+	return n;
+}
+
+/*
+ * Six processes, eight calls each, as fast as they can, on one target the
+ * provider limits: the daemon queues them inside its budget, so every call
+ * succeeds and the provider sees (almost) no 429.
+ */
+START_TEST(test_processes_share_budget)
+{
+	enum { PROCS = 6, CALLS = 8 };
+	pid_t pids[PROCS];
+	int i, st, failed = 0;
+
+	for (i = 0; i < PROCS; i++) {
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0) {
+			struct llmgate_request *req;
+			struct llmgate_result *res;
+			struct llmgate *g;
+			char err[128];
+			int k, bad = 0;
+
+			g = llmgate_connect(d.sock, NULL, err, sizeof err);
+			if (g == NULL)
+				_exit(100);
+			for (k = 0; k < CALLS; k++) {
+				req = h_request("hello", "oa/limited+rpm=600",
+				    NULL);
+				if (llmgate_call(g, req, NULL, NULL, &res) != 0)
+					_exit(101);
+				if (res->cls != LLMGATE_OK || res->nattempts != 1)
+					bad++;
+				llmgate_result_free(res);
+				h_request_free(req);
+			}
+			llmgate_close(g);
+			_exit(bad);
+		}
+	}
+	for (i = 0; i < PROCS; i++) {
+		waitpid(pids[i], &st, 0);
+		ck_assert(WIFEXITED(st));
+		failed += WEXITSTATUS(st);
+	}
+	ck_assert_int_eq(failed, 0);
+	ck_assert_int_eq(fp_count("limited+rpm=600", NULL), PROCS * CALLS);
+	ck_assert_int_eq(fp_count("limited+rpm=600", "429"), 0);
+}
+END_TEST
+
+struct wait_one {
+	int done;
+	int cls;
+	uint32_t waited;
+	size_t nattempts;
+};
+
+static void
+wait_done(struct llmgate_result *res, void *arg)
+{
+	struct wait_one *w = arg;
+
+	w->done = 1;
+	w->cls = res->cls;
+	w->nattempts = res->nattempts;
+	w->waited = res->nattempts != 0 ? res->attempts[0].waited_ms : 0;
+	llmgate_result_free(res);
+}
+
+static void
+drive(struct llmgate *g, int *done)
+{
+	struct pollfd pfd;
+
+	while (!*done) {
+		pfd.fd = llmgate_fd(g);
+		pfd.events = POLLIN | (llmgate_want_write(g) ? POLLOUT : 0);
+		ck_assert_int_gt(poll(&pfd, 1, 10000), 0);
+		ck_assert_int_ge(llmgate_process(g), 0);
+	}
+}
+
+/*
+ * Caller A meets a 429 with Retry-After 2; caller B, another process
+ * asking the same target a moment later, waits in the daemon instead of
+ * stampeding into the same 429.
+ */
+START_TEST(test_one_429_cools_down_all)
+{
+	static const char *t = "oa/shared+fail=1+status=429+retry_after=2";
+	struct llmgate *b;
+	struct llmgate_request *req;
+	struct wait_one w = { 0 };
+	pid_t a;
+	int st;
+	json_t *j;
+
+	a = fork();
+	ck_assert_int_ge(a, 0);
+	if (a == 0) {
+		j = call_json(t, "first");
+		_exit(json_integer_value(json_object_get(j, "exit")) == 0 ?
+		    0 : 1);
+	}
+	/* Let A's first attempt meet the 429. */
+	while (fp_count("shared+fail=1+status=429+retry_after=2", "429") < 1)
+		usleep(10000);
+	b = lib_connect("caller-b");
+	req = h_request("second", t, NULL);
+	ck_assert_uint_gt(llmgate_submit(b, req, NULL, wait_done, &w), 0);
+	h_request_free(req);
+	drive(b, &w.done);
+	ck_assert_int_eq(w.cls, LLMGATE_OK);
+	ck_assert_uint_eq(w.nattempts, 1);
+	ck_assert_msg(w.waited >= 1500, "B waited only %u ms", w.waited);
+	llmgate_close(b);
+	waitpid(a, &st, 0);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_int_eq(fp_count("shared+fail=1+status=429+retry_after=2",
+	    "429"), 1);
+}
+END_TEST
+
+static const char *
+attempt_class(json_t *j, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(
+	    json_object_get(j, "attempts"), i), "class"));
+}
+
+static const char *
+breaker_of(const char *target)
+{
+	static char state[32];
+	struct llmgate *g = lib_connect("status");
+	json_t *st, *ts;
+	char *text;
+	size_t i;
+
+	ck_assert_int_eq(llmgate_status(g, &text), 0);
+	st = json_loads(text, 0, NULL);
+	ts = json_object_get(st, "targets");
+	state[0] = '\0';
+	for (i = 0; i < json_array_size(ts); i++) {
+		if (strcmp(json_string_value(json_object_get(
+		    json_array_get(ts, i), "target")), target) == 0)
+			snprintf(state, sizeof state, "%s", json_string_value(
+			    json_object_get(json_array_get(ts, i), "breaker")));
+	}
+	json_decref(st);
+	free(text);
+	llmgate_close(g);
+	return state;
+}
+
+/*
+ * Three failures in a row open the breaker; calls then skip the target
+ * without touching it; after open_ms exactly one probe goes through.
+ */
+START_TEST(test_breaker_opens_and_probes)
+{
+	static const char *bad = "oa/down+status=500+delay=300";
+	static const char *model = "down+status=500+delay=300";
+	struct llmgate_request *req;
+	struct wait_one w[3];
+	struct llmgate *g;
+	struct run r;
+	json_t *j;
+	int i;
+
+	/* One call, three attempts, three server errors. */
+	h_cli(&r, &d, NULL, "call", "--json", "-m", bad, "x", NULL);
+	ck_assert_int_eq(r.status, 4);
+	h_run_free(&r);
+	ck_assert_int_eq(fp_count(model, NULL), 3);
+	ck_assert_str_eq(breaker_of(bad), "open");
+
+	/* Open: skipped with circuit_open, the chain falls back at once. */
+	h_cli(&r, &d, NULL, "call", "--json", "-m", bad, "-m", "mock/echo",
+	    "x", NULL);
+	ck_assert_int_eq(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_str_eq(attempt_class(j, 0), "circuit_open");
+	ck_assert(json_is_true(json_object_get(json_array_get(json_object_get(j,
+	    "attempts"), 0), "skipped")));
+	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
+	    "mock/echo");
+	json_decref(j);
+	h_run_free(&r);
+	ck_assert_int_eq(fp_count(model, NULL), 3);
+
+	/* After open_ms: three calls at once, one probe goes upstream. */
+	usleep(1100000);
+	g = lib_connect("probes");
+	memset(w, 0, sizeof w);
+	for (i = 0; i < 3; i++) {
+		req = h_request("probe", bad, "mock/echo", NULL);
+		req->attempts = 1;
+		ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done,
+		    &w[i]), 0);
+		h_request_free(req);
+	}
+	for (i = 0; i < 3; i++)
+		drive(g, &w[i].done);
+	llmgate_close(g);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(w[i].cls, LLMGATE_OK);
+	ck_assert_int_eq(fp_count(model, NULL), 4);
+	/* The probe failed: open again. */
+	ck_assert_str_eq(breaker_of(bad), "open");
+}
+END_TEST
+
+/*
+ * A lease reported 429 by one process cools the target down for a lease
+ * taken by another process and for a call through the daemon alike.
+ */
+START_TEST(test_leases_share_cooldowns)
+{
+	struct run r;
+	uint64_t t0;
+	char *lease;
+	json_t *j;
+
+	h_cli(&r, &d, NULL, "acquire", "-m", "mock/echo", NULL);
+	ck_assert_int_eq(r.status, 0);
+	lease = strdup(r.out);
+	lease[strcspn(lease, "\n")] = '\0';
+	h_run_free(&r);
+	h_cli(&r, &d, NULL, "report", lease, "--status", "429",
+	    "--retry-after", "2", NULL);
+	ck_assert_msg(r.status == 0, "report: %s", r.err);
+	h_run_free(&r);
+	/* Reporting twice: the lease is gone. */
+	h_cli(&r, &d, NULL, "report", lease, "--status", "200", NULL);
+	ck_assert_int_ne(r.status, 0);
+	h_run_free(&r);
+	free(lease);
+
+	t0 = mono_ms();
+	h_cli(&r, &d, NULL, "acquire", "-m", "mock/echo", "--json", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(mono_ms() - t0 >= 1500, "acquire did not wait");
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
+	    "mock/echo");
+	json_decref(j);
+	h_run_free(&r);
+
+	/* A lease that cannot get budget before its timeout: deadline. */
+	h_cli(&r, &d, NULL, "acquire", "-m", "mock/echo", NULL);
+	lease = strdup(r.out);
+	lease[strcspn(lease, "\n")] = '\0';
+	h_run_free(&r);
+	h_cli(&r, &d, NULL, "report", lease, "--status", "429",
+	    "--retry-after", "5", NULL);
+	h_run_free(&r);
+	free(lease);
+	h_cli(&r, &d, NULL, "acquire", "-m", "mock/echo", "--timeout", "300",
+	    NULL);
+	ck_assert_int_eq(r.status, 4);
+	ck_assert_ptr_nonnull(strstr(r.err, "deadline"));
+	h_run_free(&r);
+
+	/* Calls wait for the same cooldown (or skip it past a deadline). */
+	h_cli(&r, &d, NULL, "call", "--json", "--timeout", "300", "-m",
+	    "mock/echo", "-m", "mock/stream:1", "hi", NULL);
+	ck_assert_int_eq(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_str_eq(attempt_class(j, 0), "deadline");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
+	    "mock/stream:1");
+	json_decref(j);
+	h_run_free(&r);
+}
+END_TEST
+
+START_TEST(test_status_shows_budget)
+{
+	struct llmgate *g;
+	json_t *st, *ts, *t = NULL;
+	char *text;
+	size_t i;
+
+	json_decref(call_json("oa/limited+rpm=600", "hello"));
+	g = lib_connect("status");
+	ck_assert_int_eq(llmgate_status(g, &text), 0);
+	st = json_loads(text, 0, NULL);
+	ts = json_object_get(st, "targets");
+	for (i = 0; i < json_array_size(ts); i++) {
+		if (strcmp(json_string_value(json_object_get(json_array_get(ts,
+		    i), "target")), "oa/limited+rpm=600") == 0)
+			t = json_array_get(ts, i);
+	}
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(t,
+	    "rpm"), "limit")), 540);
+	/* One second's worth is the burst: 9, one of them taken. */
+	ck_assert_int_le(json_integer_value(json_object_get(json_object_get(t,
+	    "rpm"), "available")), 9);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "breaker")),
+	    "closed");
+	ck_assert_ptr_nonnull(json_object_get(st, "retry_budget"));
+	json_decref(st);
+	free(text);
+	llmgate_close(g);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("budget");
+	TCase *tc = tcase_create("coordination");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_processes_share_budget);
+	tcase_add_test(tc, test_one_429_cools_down_all);
+	tcase_add_test(tc, test_breaker_opens_and_probes);
+	tcase_add_test(tc, test_leases_share_cooldowns);
+	tcase_add_test(tc, test_status_shows_budget);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
