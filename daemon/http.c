@@ -38,7 +38,11 @@ struct http_sock {
 	curl_socket_t fd;
 };
 
+#define HTTP_POOL_MAX	256	/* idle easy handles kept for reuse */
+
 static CURLM *http_multi;
+static CURL *http_pool[HTTP_POOL_MAX];
+static size_t http_npool;
 static struct event *http_timer;
 static struct event_base *http_base;
 
@@ -137,6 +141,8 @@ http_init(struct event_base *base)
 void
 http_shutdown(void)
 {
+	while (http_npool != 0)
+		curl_easy_cleanup(http_pool[--http_npool]);
 	if (http_multi != NULL)
 		curl_multi_cleanup(http_multi);
 	if (http_timer != NULL)
@@ -266,6 +272,33 @@ http_curl_class(CURLcode code)
 	}
 }
 
+/*
+ * Easy handles are reused: curl_easy_reset() keeps a handle's caches and
+ * saves the allocation and setup that a fresh one costs on every attempt.
+ */
+static CURL *
+http_easy_get(void)
+{
+	CURL *easy;
+
+	if (http_npool != 0)
+		return http_pool[--http_npool];
+	if ((easy = curl_easy_init()) == NULL)
+		fatalx("curl_easy_init failed");
+	return easy;
+}
+
+static void
+http_easy_put(CURL *easy)
+{
+	if (http_npool == HTTP_POOL_MAX) {
+		curl_easy_cleanup(easy);
+		return;
+	}
+	curl_easy_reset(easy);
+	http_pool[http_npool++] = easy;
+}
+
 void
 http_start(struct attempt *att)
 {
@@ -286,7 +319,7 @@ http_start(struct attempt *att)
 	}
 	/* No "Expect: 100-continue" round trip before each body. */
 	x->hr.headers = curl_slist_append(x->hr.headers, "Expect:");
-	x->easy = curl_easy_init();
+	x->easy = http_easy_get();
 	curl_easy_setopt(x->easy, CURLOPT_URL, x->hr.url);
 	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hr.headers);
 	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->hr.body);
@@ -339,7 +372,7 @@ http_start(struct attempt *att)
 fail_now:
 	/* Answer from the loop, not from inside the caller. */
 	if (x->easy != NULL) {
-		curl_easy_cleanup(x->easy);
+		http_easy_put(x->easy);
 		x->easy = NULL;
 	}
 	x->fail_ev = evtimer_new(http_base, http_fail_cb, x);
@@ -446,7 +479,7 @@ http_stop(struct attempt *att)
 		return;
 	if (x->easy != NULL) {
 		curl_multi_remove_handle(http_multi, x->easy);
-		curl_easy_cleanup(x->easy);
+		http_easy_put(x->easy);
 	}
 	if (x->fail_ev != NULL)
 		event_free(x->fail_ev);
