@@ -111,6 +111,7 @@ start_daemon() {
 socket = "$sock";
 log_level = "$LOG_LEVEL";
 max_clients = $((IDLE + 64));
+max_conns_per_uid = 0;
 providers = (
 	{ name = "bench"; type = "openai";
 	  base_url = "http://127.0.0.1:$fast_port/v1"; api_key = "bench"; },

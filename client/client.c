@@ -517,6 +517,15 @@ gate_dispatch(struct llmgate *g, struct proto_msg *msg)
 	proto_msg_free(msg);
 }
 
+/* A message's type as received, for saying it was not what we expected. */
+static const char *
+msg_type_name(const struct proto_msg *msg)
+{
+	if (msg->type == PROTO_UNKNOWN && msg->type_name != NULL)
+		return msg->type_name;
+	return proto_type_name(msg->type);
+}
+
 /* Decode and dispatch every complete frame buffered. -1 if the link died. */
 static int
 gate_parse(struct llmgate *g)
@@ -701,9 +710,7 @@ gate_hello(struct llmgate *g, const char *name)
 		break;
 	default:
 		gate_seterr(g, "unexpected '%s' from llmgated at %s during "
-		    "the handshake", msg.type == PROTO_UNKNOWN &&
-		    msg.type_name != NULL ? msg.type_name :
-		    proto_type_name(msg.type), g->path);
+		    "the handshake", msg_type_name(&msg), g->path);
 		break;
 	}
 	proto_msg_free(&msg);
@@ -815,10 +822,14 @@ llmgate_want_write(struct llmgate *g)
 	return !g->dead && g->ob_off < g->ob.size;
 }
 
-/* Queue a call frame under a new pending id. NULL when it cannot go. */
+/*
+ * Queue a frame under a new pending id: a call's request, an acquire or a
+ * report as body, or a bare frame of type. NULL when it cannot go, the
+ * reason in the error (g->toobig when it was over the daemon's limit).
+ */
 static struct pend *
-call_queue(struct llmgate *g, const struct llmgate_request *req,
-    enum pend_kind kind)
+pend_queue(struct llmgate *g, enum pend_kind kind, enum proto_type type,
+    const void *body)
 {
 	struct pend	*p;
 	size_t		 before;
@@ -829,13 +840,26 @@ call_queue(struct llmgate *g, const struct llmgate_request *req,
 			gate_seterr(g, "connection closed");
 		return NULL;
 	}
-	if (req == NULL) {
+	if (type == PROTO_CALL && body == NULL) {
 		gate_seterr(g, "no request");
 		return NULL;
 	}
 	p = pend_new(g, kind);
 	before = g->ob.size;
-	proto_enc_call(&g->ob, p->id, req);
+	switch (type) {
+	case PROTO_CALL:
+		proto_enc_call(&g->ob, p->id, body);
+		break;
+	case PROTO_ACQUIRE:
+		proto_enc_acquire(&g->ob, p->id, body);
+		break;
+	case PROTO_REPORT:
+		proto_enc_report(&g->ob, p->id, body);
+		break;
+	default:
+		proto_enc_simple(&g->ob, type, p->id);
+		break;
+	}
 	if (gate_check_frame(g, before) == -1) {
 		pend_remove(g, p);
 		free(p);
@@ -852,7 +876,7 @@ llmgate_submit(struct llmgate *g, const struct llmgate_request *req,
 {
 	struct pend	*p;
 
-	if ((p = call_queue(g, req, PEND_CALL)) == NULL)
+	if ((p = pend_queue(g, PEND_CALL, PROTO_CALL, req)) == NULL)
 		return 0;
 	p->on_chunk = on_chunk;
 	p->on_done = on_done;
@@ -871,7 +895,7 @@ llmgate_call(struct llmgate *g, const struct llmgate_request *req,
 	*out = NULL;
 	memset(&w, 0, sizeof w);
 	gate_enter(g);
-	if ((p = call_queue(g, req, PEND_SYNC)) == NULL) {
+	if ((p = pend_queue(g, PEND_SYNC, PROTO_CALL, req)) == NULL) {
 		/* Too large is the request's fault, not the link's: answer
 		 * it the way the daemon would have. */
 		if (g->toobig) {
@@ -917,44 +941,24 @@ llmgate_cancel(struct llmgate *g, uint32_t id)
 }
 
 /*
- * Small request/response operations. req_begin registers a waiter under
- * a new id for the caller to encode its frame with; req_end sends it and
- * waits. req_end returns 0 with the reply in w->msg (the caller frees it)
- * when it has type want, 1 when the daemon answered with an error (class
- * in *cls, message in the error), -1 when the connection failed or the
- * reply made no sense.
+ * Small request/response operations (ping, status, metrics, reload,
+ * acquire, report): one frame (see pend_queue), then a wait for the
+ * reply. Returns 0 with the
+ * reply in w->msg (the caller frees it) when it has type want, 1 when the
+ * daemon answered with an error (class in *cls, message in the error), -1
+ * when the connection failed or the reply made no sense. The caller holds
+ * the connection busy, so that g outlives the reply.
  */
-static uint32_t
-req_begin(struct llmgate *g, struct gate_waiter *w, size_t *before)
+static int
+req_run(struct llmgate *g, struct gate_waiter *w, enum proto_type type,
+    const void *body, enum proto_type want, enum llmgate_class *cls)
 {
 	struct pend	*p;
 
 	memset(w, 0, sizeof *w);
-	if (g->dead || g->closing) {
-		if (!g->dead)
-			gate_seterr(g, "connection closed");
-		return 0;
-	}
-	p = pend_new(g, PEND_REQ);
-	p->waiter = w;
-	*before = g->ob.size;
-	return p->id;
-}
-
-static int
-req_end(struct llmgate *g, struct gate_waiter *w, uint32_t id, size_t before,
-    enum proto_type want, enum llmgate_class *cls)
-{
-	struct pend	*p;
-	const char	*name;
-
-	if (gate_check_frame(g, before) == -1) {
-		if ((p = pend_find(g, id)) != NULL) {
-			pend_remove(g, p);
-			free(p);
-		}
+	if ((p = pend_queue(g, PEND_REQ, type, body)) == NULL)
 		return -1;
-	}
+	p->waiter = w;
 	if (gate_wait(g, w) == -1)
 		return -1;
 
@@ -969,49 +973,37 @@ req_end(struct llmgate *g, struct gate_waiter *w, uint32_t id, size_t before,
 		proto_msg_free(&w->msg);
 		return 1;
 	}
-	name = (w->msg.type == PROTO_UNKNOWN && w->msg.type_name != NULL) ?
-	    w->msg.type_name : proto_type_name(w->msg.type);
-	gate_seterr(g, "unexpected '%s' reply from llmgated", name);
+	gate_seterr(g, "unexpected '%s' reply from llmgated",
+	    msg_type_name(&w->msg));
 	proto_msg_free(&w->msg);
 	return -1;
 }
 
 /* The common shape of ping, reload and report: a frame, then ok or error. */
 static int
-req_simple(struct llmgate *g, enum proto_type type, enum proto_type want,
-    const struct llmgate_report *rep)
+req_simple(struct llmgate *g, enum proto_type type, const void *body,
+    enum proto_type want)
 {
 	struct gate_waiter	w;
-	size_t			before;
-	uint32_t		id;
-	int			rv = -1;
+	int			rv;
 
 	gate_enter(g);
-	if ((id = req_begin(g, &w, &before)) == 0)
-		goto out;
-	if (rep != NULL)
-		proto_enc_report(&g->ob, id, rep);
-	else
-		proto_enc_simple(&g->ob, type, id);
-	if ((rv = req_end(g, &w, id, before, want, NULL)) == 0)
+	if ((rv = req_run(g, &w, type, body, want, NULL)) == 0)
 		proto_msg_free(&w.msg);
-	else
-		rv = -1;
-out:
 	gate_leave(g);
-	return rv;
+	return rv == 0 ? 0 : -1;
 }
 
 int
 llmgate_ping(struct llmgate *g)
 {
-	return req_simple(g, PROTO_PING, PROTO_PONG, NULL);
+	return req_simple(g, PROTO_PING, NULL, PROTO_PONG);
 }
 
 int
 llmgate_reload(struct llmgate *g)
 {
-	return req_simple(g, PROTO_RELOAD, PROTO_OK, NULL);
+	return req_simple(g, PROTO_RELOAD, NULL, PROTO_OK);
 }
 
 int
@@ -1021,7 +1013,7 @@ llmgate_report(struct llmgate *g, const struct llmgate_report *rep)
 		gate_seterr(g, "no report");
 		return -1;
 	}
-	return req_simple(g, PROTO_REPORT, PROTO_OK, rep);
+	return req_simple(g, PROTO_REPORT, rep, PROTO_OK);
 }
 
 /*
@@ -1049,25 +1041,19 @@ int
 llmgate_status(struct llmgate *g, char **json)
 {
 	struct gate_waiter	w;
-	size_t			before;
-	uint32_t		id;
 	int			rv = -1;
 
 	*json = NULL;
 	gate_enter(g);
-	if ((id = req_begin(g, &w, &before)) == 0)
+	if (req_run(g, &w, PROTO_STATUS, NULL, PROTO_STATUS, NULL) != 0)
 		goto out;
-	proto_enc_simple(&g->ob, PROTO_STATUS, id);
-	if (req_end(g, &w, id, before, PROTO_STATUS, NULL) != 0)
-		goto out;
-	if (w.msg.u.status == NULL) {
+	if (w.msg.u.status == NULL)
 		gate_seterr(g, "llmgated sent an empty status");
-		proto_msg_free(&w.msg);
-		goto out;
+	else {
+		*json = json_text(w.msg.u.status);
+		rv = 0;
 	}
-	*json = json_text(w.msg.u.status);
 	proto_msg_free(&w.msg);
-	rv = 0;
 out:
 	gate_leave(g);
 	return rv;
@@ -1077,21 +1063,15 @@ int
 llmgate_metrics(struct llmgate *g, char **text)
 {
 	struct gate_waiter	w;
-	size_t			before;
-	uint32_t		id;
 	int			rv = -1;
 
 	*text = NULL;
 	gate_enter(g);
-	if ((id = req_begin(g, &w, &before)) == 0)
-		goto out;
-	proto_enc_simple(&g->ob, PROTO_METRICS, id);
-	if (req_end(g, &w, id, before, PROTO_METRICS, NULL) != 0)
-		goto out;
-	*text = xstrdup(w.msg.u.metrics != NULL ? w.msg.u.metrics : "");
-	proto_msg_free(&w.msg);
-	rv = 0;
-out:
+	if (req_run(g, &w, PROTO_METRICS, NULL, PROTO_METRICS, NULL) == 0) {
+		*text = xstrdup(w.msg.u.metrics != NULL ? w.msg.u.metrics : "");
+		proto_msg_free(&w.msg);
+		rv = 0;
+	}
 	gate_leave(g);
 	return rv;
 }
@@ -1102,38 +1082,22 @@ llmgate_acquire(struct llmgate *g, const struct llmgate_acquire *acq,
     size_t errlen)
 {
 	struct gate_waiter	w;
-	enum llmgate_class	c = LLMGATE_INTERNAL;
-	size_t			before;
-	uint32_t		id;
-	int			rv = -1;
+	enum llmgate_class	c = LLMGATE_CONNECTION;
+	int			rv;
 
-	if (cls != NULL)
-		*cls = LLMGATE_OK;
 	if (err != NULL && errlen > 0)
 		*err = '\0';
 	memset(lease, 0, sizeof *lease);
 	gate_enter(g);
-	if ((id = req_begin(g, &w, &before)) == 0)
-		goto out;
-	proto_enc_acquire(&g->ob, id, acq);
-	switch (req_end(g, &w, id, before, PROTO_LEASE, &c)) {
-	case 0:
+	/* c stays connection unless the daemon answered. */
+	if ((rv = req_run(g, &w, PROTO_ACQUIRE, acq, PROTO_LEASE, &c)) == 0) {
 		*lease = w.msg.u.lease;
 		lease->target[sizeof lease->target - 1] = '\0';
 		proto_msg_free(&w.msg);
-		rv = 0;
-		break;
-	case 1:
-		if (cls != NULL)
-			*cls = c;
-		rv = 1;
-		break;
-	default:
-		if (cls != NULL)
-			*cls = LLMGATE_CONNECTION;
-		break;
+		c = LLMGATE_OK;
 	}
-out:
+	if (cls != NULL)
+		*cls = c;
 	if (rv != 0 && err != NULL && errlen > 0)
 		snprintf(err, errlen, "%s", g->error);
 	gate_leave(g);

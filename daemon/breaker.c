@@ -215,6 +215,34 @@ breaker_record(struct breaker *b, const struct breaker_conf *bc, int ticket,
 		breaker_open(b, bc, now);
 }
 
+/*
+ * A state saved before a restart (state.c). An open or half-open breaker
+ * comes back open until open_until, with its reopening multiplier; at or
+ * before now that means half-open on its next use, which is also right for
+ * a half-open one, whose probes died with the process. A closed one keeps
+ * its run of failures. The window is not kept: its slots are in a clock
+ * that did not survive.
+ */
+void
+breaker_restore(struct breaker *b, enum breaker_state state,
+    uint64_t open_until, uint32_t mult, uint32_t consecutive)
+{
+	uint32_t epoch = b->epoch;
+
+	/* A new epoch: no ticket handed out before may decide this state. */
+	breaker_init(b);
+	b->epoch = epoch + 1;
+	if (state == BREAKER_CLOSED) {
+		b->consecutive = consecutive;
+		return;
+	}
+	b->state = BREAKER_OPEN;
+	b->open_until = open_until;
+	if (mult == 0)
+		mult = 1;
+	b->mult = mult > BREAKER_MAX_MULT ? BREAKER_MAX_MULT : mult;
+}
+
 /* The state as breaker_allow() would find it at now. */
 enum breaker_state
 breaker_state(const struct breaker *b, uint64_t now)

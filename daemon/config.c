@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -280,7 +281,9 @@ static const struct config_keys config_route_keys = {
 enum {
 	TK_SOCKET, TK_SOCKET_MODE, TK_LOG_LEVEL, TK_MAX_FRAME,
 	TK_MAX_INFLIGHT, TK_MAX_CLIENTS, TK_MAX_OUTPUT, TK_DRAIN_MS,
-	TK_METRICS_LISTEN, TK_MAX_WAIT_MS, TK_LEASE_TTL_MS
+	TK_METRICS_LISTEN, TK_MAX_WAIT_MS, TK_LEASE_TTL_MS,
+	TK_SOCKET_GROUP, TK_ADMIN_GROUP, TK_MAX_CONNS_PER_UID,
+	TK_STATE_FILE, TK_STATE_SAVE_MS
 };
 static const struct config_key config_top_key[] = {
 	[TK_SOCKET] = { .name = "socket", .kind = CK_STRING,
@@ -305,6 +308,16 @@ static const struct config_key config_top_key[] = {
 	    .off = TK(max_wait_ms) },
 	[TK_LEASE_TTL_MS] = { .name = "lease_ttl_ms", .kind = CK_U32,
 	    .off = TK(lease_ttl_ms), .min = 100 },
+	[TK_SOCKET_GROUP] = { .name = "socket_group", .kind = CK_STRING,
+	    .off = TK(socket_group) },
+	[TK_ADMIN_GROUP] = { .name = "admin_group", .kind = CK_STRING,
+	    .off = TK(admin_group) },
+	[TK_MAX_CONNS_PER_UID] = { .name = "max_conns_per_uid",
+	    .kind = CK_U32, .off = TK(max_conns_per_uid) },
+	[TK_STATE_FILE] = { .name = "state_file", .kind = CK_STRING,
+	    .off = TK(state_file) },
+	[TK_STATE_SAVE_MS] = { .name = "state_save_ms", .kind = CK_U32,
+	    .off = TK(state_save_ms), .min = 100 },
 	{ .name = "providers", .kind = CK_LIST, .fn = config_provider_add },
 	{ .name = "routes", .kind = CK_LIST, .fn = config_route_add },
 	{ .name = "retry", .kind = CK_GROUP, .off = TK(retry),
@@ -1288,6 +1301,41 @@ config_route_add(struct config_ctx *ctx, const config_setting_t *s,
 	conf->routes[conf->nroutes++] = rc;
 }
 
+/*
+ * A group name (or a numeric gid) to its gid. Looked up at load, so that
+ * --check-config and a reload catch a group that does not exist.
+ */
+static void
+config_gid(struct config_ctx *ctx, const config_setting_t *s,
+    const char *what, const char *name, gid_t *out)
+{
+	struct group *gr;
+	unsigned long v;
+	char *end;
+	int error;
+
+	errno = 0;
+	if ((gr = getgrnam(name)) != NULL) {
+		*out = gr->gr_gid;
+		return;
+	}
+	error = errno;
+	if (isdigit((u_char)*name)) {
+		v = strtoul(name, &end, 10);
+		if (*end == '\0' && v < (gid_t)-1) {
+			*out = (gid_t)v;
+			return;
+		}
+	}
+	/* Not found is NULL with errno 0, or one of these (getgrnam(3)). */
+	if (error != 0 && error != ENOENT && error != ESRCH &&
+	    error != EBADF && error != EPERM)
+		config_error(ctx, s, "%s: cannot look up group '%s': %s", what,
+		    name, strerror(error));
+	else
+		config_error(ctx, s, "%s: unknown group '%s'", what, name);
+}
+
 static int
 config_top_check(struct config_ctx *ctx, const config_setting_t *group,
     const config_setting_t **seen, void *obj)
@@ -1317,6 +1365,16 @@ config_top_check(struct config_ctx *ctx, const config_setting_t *group,
 		    cause);
 		free(cause);
 	}
+	/* A service's working directory is no place to rely on. */
+	if (conf->state_file != NULL && *conf->state_file != '/')
+		config_error(ctx, seen[TK_STATE_FILE], "state_file must be an "
+		    "absolute path");
+	if (conf->socket_group != NULL)
+		config_gid(ctx, seen[TK_SOCKET_GROUP], "socket_group",
+		    conf->socket_group, &conf->socket_gid);
+	if (conf->admin_group != NULL)
+		config_gid(ctx, seen[TK_ADMIN_GROUP], "admin_group",
+		    conf->admin_group, &conf->admin_gid);
 	return 0;
 }
 
@@ -1334,6 +1392,8 @@ config_new(void)
 	conf->drain_ms = 10000;
 	conf->max_wait_ms = 60000;
 	conf->lease_ttl_ms = 60000;
+	conf->state_save_ms = 30000;
+	conf->max_conns_per_uid = 256;
 
 	conf->retry.attempts = 3;
 	conf->retry.repairs = 2;
@@ -1405,6 +1465,69 @@ fail:
 	return NULL;
 }
 
+#define CONFIG_MAX_INCLUDE_DEPTH 10
+
+/*
+ * libconfig's scanner calls exit() when an @include names something it
+ * cannot read as a file (a directory, say): check every @include, nested
+ * ones too, before libconfig sees them, so a bad config is refused and a
+ * reload never takes the daemon down.
+ */
+static int
+config_includes(struct config_ctx *ctx, const char *file, const char *text,
+    int depth)
+{
+	const char *p = text, *q, *name;
+	char *inc, *path, *sub;
+	unsigned line = 1;
+	struct stat st;
+	int rc = 0;
+
+	for (; *p != '\0'; line++) {
+		q = p + strspn(p, " \t");
+		if (strncmp(q, "@include", 8) == 0) {
+			q += 8;
+			q += strspn(q, " \t");
+			name = q + 1;
+			if (*q != '"' || (q = strchr(name, '"')) == NULL) {
+				config_error_at(ctx, file, line, "@include "
+				    "needs a quoted file name");
+				return -1;
+			}
+			inc = xstrndup(name, (size_t)(q - name));
+			if (inc[0] == '/' || ctx->dir == NULL)
+				path = xstrdup(inc);
+			else
+				xasprintf(&path, "%s/%s", ctx->dir, inc);
+			if (depth >= CONFIG_MAX_INCLUDE_DEPTH) {
+				config_error_at(ctx, file, line, "@include "
+				    "\"%s\": nested too deep", inc);
+				rc = -1;
+			} else if (stat(path, &st) != 0 ||
+			    !S_ISREG(st.st_mode)) {
+				config_error_at(ctx, file, line, "@include "
+				    "\"%s\": not a readable file", inc);
+				rc = -1;
+			} else if ((sub = config_read_all(ctx, path)) == NULL)
+				rc = -1;
+			else {
+				if (config_includes(ctx, path, sub,
+				    depth + 1) != 0)
+					rc = -1;
+				free(sub);
+			}
+			free(path);
+			free(inc);
+			if (rc != 0)
+				return rc;
+		}
+		if ((p = strchr(p, '\n')) == NULL)
+			break;
+		p++;
+	}
+	return 0;
+}
+
 struct config *
 config_load(const char *path, char **errors)
 {
@@ -1431,6 +1554,8 @@ config_load(const char *path, char **errors)
 		if (ctx.dir != NULL)
 			config_set_include_dir(&lc, ctx.dir);
 		ctx.text = text;
+		if (config_includes(&ctx, path, text, 0) != 0)
+			goto out;
 	} else
 		ctx.text = config_default_text;
 
@@ -1473,7 +1598,10 @@ config_free(struct config *conf)
 		config_route_free(&conf->routes[i]);
 	free(conf->routes);
 	free(conf->socket);
+	free(conf->socket_group);
+	free(conf->admin_group);
 	free(conf->metrics_listen);
+	free(conf->state_file);
 	free(conf->path);
 	free(conf);
 }

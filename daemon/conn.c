@@ -35,6 +35,7 @@ struct conn {
 	struct call_client client;
 	int hello;		/* handshake done */
 	int closing;		/* flush what is queued, then go */
+	int refused;		/* over a limit: told so, input discarded */
 	int dead;		/* teardown scheduled */
 	struct event *close_ev;
 	msgpack_sbuffer sb;
@@ -71,12 +72,28 @@ conn_name(struct conn *c)
 	return c->name;
 }
 
+/* Live connections of uid; one being refused or closed does not count. */
+static unsigned
+conn_uid_count(uid_t uid)
+{
+	struct conn *c;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(c, &conns, entry) {
+		if (c->uid == uid && !c->closing && !c->dead)
+			n++;
+	}
+	return n;
+}
+
 void
 conn_accept(int fd)
 {
 	struct conn *c;
 	struct ucred cr;
 	socklen_t len = sizeof cr;
+	char msg[96];
+	int over;
 
 	if (nconns >= cfg->max_clients) {
 		log_warnx("refusing a client: %u clients already connected",
@@ -93,6 +110,9 @@ conn_accept(int fd)
 	}
 	snprintf(c->name, sizeof c->name, "pid %ld uid %ld", (long)c->pid,
 	    (long)c->uid);
+	/* Counted before this one joins the list. */
+	over = cfg->max_conns_per_uid != 0 &&
+	    conn_uid_count(c->uid) >= cfg->max_conns_per_uid;
 	/* One process is one client for fair shares, unless it names itself. */
 	c->client.id = (uint64_t)c->uid << 32 | (uint32_t)c->pid;
 	c->client.name = c->name;
@@ -107,6 +127,22 @@ conn_accept(int fd)
 	TAILQ_INSERT_TAIL(&conns, c, entry);
 	nconns++;
 	log_debug("client connected: %s", c->name);
+	/*
+	 * One user cannot take every connection slot: the client is told
+	 * why (a bare close would look like a crashed daemon), then closed.
+	 */
+	if (over) {
+		snprintf(msg, sizeof msg, "too many connections for uid %ld "
+		    "(limit %u)", (long)c->uid, cfg->max_conns_per_uid);
+		conn_fail(c, msg);
+		/*
+		 * The client writes its hello before it reads our answer:
+		 * keep reading (and discarding) so that write does not meet
+		 * EPIPE and the client gets to read why.
+		 */
+		c->refused = 1;
+		bufferevent_enable(c->bev, EV_READ);
+	}
 }
 
 /* Schedule teardown; never free a connection inside its own callbacks. */
@@ -361,6 +397,10 @@ conn_read(struct bufferevent *bev, void *arg)
 	size_t avail;
 	ssize_t len;
 
+	if (c->refused) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while (!c->dead && !c->closing) {
 		avail = evbuffer_get_length(in);
 		if (avail < PROTO_HDR_LEN)
@@ -396,7 +436,12 @@ conn_write(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	if (c->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+			return;
+		/* Refused: half-close, and go at its EOF (or the timer). */
+		if (c->refused)
+			shutdown(c->fd, SHUT_WR);
+		else
 			conn_drop(c, NULL);
 		return;
 	}

@@ -129,6 +129,11 @@ struct config {
 	char *path;		/* NULL: the embedded default */
 	char *socket;		/* NULL: resolved like the client does */
 	mode_t socket_mode;
+	char *socket_group;	/* chown the socket to it; NULL: leave it */
+	gid_t socket_gid;	/* resolved at load */
+	char *admin_group;	/* members may use admin ops; NULL: none */
+	gid_t admin_gid;	/* resolved at load */
+	uint32_t max_conns_per_uid;	/* 0: unlimited */
 	int log_level;		/* -1: unset */
 	uint32_t max_frame;
 	uint32_t max_inflight;	/* calls per connection */
@@ -138,6 +143,8 @@ struct config {
 	uint32_t max_wait_ms;	/* longest wait for budget before a skip */
 	uint32_t lease_ttl_ms;	/* an unreported lease is released then */
 	char *metrics_listen;	/* "host:port" of GET /metrics; NULL: none */
+	char *state_file;	/* NULL: $STATE_DIRECTORY/state.json or none */
+	uint32_t state_save_ms;	/* between periodic saves */
 	struct provider_conf *providers;
 	size_t nproviders;
 	struct route_conf *routes;
@@ -463,6 +470,20 @@ void rl_on_result(struct ratelimit *, enum llmgate_class,
 void rl_status(const struct ratelimit *, uint64_t now, struct rl_status *);
 /* ceil(prompt_bytes / 4) + (max_tokens, or RL_DEFAULT_TOKENS when 0). */
 uint32_t rl_estimate_tokens(size_t prompt_bytes, uint32_t max_tokens);
+/* What outlives a restart (state.c); levels only of limited buckets. */
+struct rl_saved {
+	uint32_t learned_rpm, learned_tpm;	/* 0: none */
+	uint64_t cooldown_ms;		/* left; 0: none */
+	const char *cooldown_reason;	/* NULL when cooldown_ms is 0 */
+	int has_req, has_tok;		/* the bucket has a limit */
+	int64_t req_level, tok_level;	/* whole units; < 0: debt */
+};
+/* Non-zero when anything differs from a fresh target's. */
+int rl_save(const struct ratelimit *, uint64_t now, struct rl_saved *);
+/* Saved elapsed ms ago: learned limits, what is left of the hold, levels
+ * refilled since and never above what the config allows now. */
+void rl_restore(struct ratelimit *, const struct rl_saved *,
+    uint64_t elapsed, uint64_t now);
 
 /* breaker.c: a target's circuit breaker, pure. */
 enum breaker_state {
@@ -504,6 +525,10 @@ void breaker_record(struct breaker *, const struct breaker_conf *,
     int ticket, enum llmgate_class, uint64_t now);
 enum breaker_state breaker_state(const struct breaker *, uint64_t now);
 uint64_t breaker_open_remaining(const struct breaker *, uint64_t now);
+/* After a restart: open or half-open comes back open until open_until
+ * (half-open on next use once passed); closed keeps consecutive. */
+void breaker_restore(struct breaker *, enum breaker_state,
+    uint64_t open_until, uint32_t mult, uint32_t consecutive);
 
 /* rbudget.c: the machine-wide retry budget, pure. Zeroed: empty. */
 #define RBUDGET_SLOTS		10	/* the window: 10 s ... */
@@ -706,11 +731,25 @@ int metrics_hostport(const char *, char **host, uint16_t *port,
 int metrics_listen(struct event_base *, const char *hostport, char **cause);
 void metrics_shutdown(void);
 
+/* state.c: cooldowns, breakers and learned limits across restarts. */
+#define STATE_VERSION	1
+/* cfg's state_file, else $STATE_DIRECTORY/state.json; NULL: none. */
+const char *state_path(void);
+int state_save(const char *path, char **cause);
+/* -1 with *cause when the file is unusable; bad entries are skipped. */
+int state_load(const char *path, char **cause);
+/* Load state_path() at start; a bad file is logged, never fatal. */
+void state_restore(void);
+/* Save every state_save_ms; state_stop() ends that and saves once more. */
+void state_start(struct event_base *);
+void state_stop(void);
+
 /* server.c */
 extern struct event_base *ev_base;
 extern struct config *cfg;
 extern uint64_t server_start_ms;
 int server_listen(const char *path, mode_t mode, char **cause);
+void server_signals(void);
 int server_run(void);
 json_t *server_status(void);
 int server_reload(char **cause);

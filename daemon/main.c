@@ -124,12 +124,15 @@ main(int argc, char **argv)
 		fatalx("event_base_new failed");
 	if (http_init(ev_base) != 0)
 		fatalx("cannot start the HTTP engine");
+	server_signals();
 	path = main_socket_path(sock, buf, sizeof buf);
 	if (server_listen(path, cfg->socket_mode, &cause) != 0)
 		fatalx("%s", cause);
 	log_info("listening on %s", path);
 	if (metrics_listen(ev_base, cfg->metrics_listen, &cause) != 0)
 		fatalx("%s", cause);
+	/* Before any call: a restart must not burst at a cooling target. */
+	state_restore();
 
 	rc = server_run();
 

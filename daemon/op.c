@@ -2,6 +2,8 @@
  * op.c: the protocol front's op table. Each message type the daemon accepts
  * has one handler; conn.c decodes, this file decides what a message means.
  */
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,7 @@
 
 struct op_entry {
 	void (*fn)(struct conn *, struct proto_msg *);
-	int admin;		/* only root or the daemon's own uid */
+	int admin;		/* root, the daemon's uid, admin_group */
 };
 
 static void
@@ -131,6 +133,40 @@ static const struct op_entry op_table[PROTO_TYPE_MAX] = {
 	[PROTO_REPORT] = { op_report, 0 },
 };
 
+/*
+ * May this client use admin ops? Root, the daemon's own uid, or a member
+ * of admin_group. Membership comes from the user database at the time of
+ * the op (the peer's user, getgrouplist), so adding a user to the group
+ * needs no restart; admin ops are rare, so an NSS lookup here is fine.
+ */
+static int
+op_admin(struct conn *c)
+{
+	uid_t uid = conn_uid(c);
+	struct passwd *pw;
+	gid_t *groups;
+	int i, n = 32, found = 0;
+
+	if (uid == 0 || uid == geteuid())
+		return 1;
+	if (cfg->admin_group == NULL || uid == (uid_t)-1 ||
+	    (pw = getpwuid(uid)) == NULL)
+		return 0;
+	if (pw->pw_gid == cfg->admin_gid)
+		return 1;
+	groups = xreallocarray(NULL, (size_t)n, sizeof *groups);
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) == -1) {
+		/* n is now the number there is. */
+		groups = xreallocarray(groups, (size_t)n, sizeof *groups);
+		if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) == -1)
+			n = 0;
+	}
+	for (i = 0; i < n && !found; i++)
+		found = groups[i] == cfg->admin_gid;
+	free(groups);
+	return found;
+}
+
 void
 op_dispatch(struct conn *c, struct proto_msg *m)
 {
@@ -150,9 +186,14 @@ op_dispatch(struct conn *c, struct proto_msg *m)
 		conn_send_error(c, m->id, LLMGATE_INVALID_REQUEST, msg);
 		return;
 	}
-	if (op->admin && conn_uid(c) != 0 && conn_uid(c) != geteuid()) {
-		snprintf(msg, sizeof msg, "%s is for root or uid %ld only",
-		    proto_type_name(m->type), (long)geteuid());
+	if (op->admin && !op_admin(c)) {
+		if (cfg->admin_group != NULL)
+			snprintf(msg, sizeof msg, "%s is for root, uid %ld and "
+			    "group '%.64s' only", proto_type_name(m->type),
+			    (long)geteuid(), cfg->admin_group);
+		else
+			snprintf(msg, sizeof msg, "%s is for root or uid %ld "
+			    "only", proto_type_name(m->type), (long)geteuid());
 		conn_send_error(c, m->id, LLMGATE_PERMISSION, msg);
 		return;
 	}

@@ -717,19 +717,20 @@ static void
 anthropic_usage(struct reply *r, json_t *usage)
 {
 	json_t *in, *out;
-	json_int_t n;
+	uint64_t sum;
 
 	/* input_tokens is only the uncached part; cache counts add to it. */
 	in = json_object_get(usage, "input_tokens");
 	if (json_is_integer(in) && json_integer_value(in) >= 0) {
-		n = json_integer_value(in);
+		/* Unsigned sums: a hostile body must not overflow them. */
+		sum = (uint64_t)json_integer_value(in);
 		in = json_object_get(usage, "cache_creation_input_tokens");
 		if (json_is_integer(in) && json_integer_value(in) > 0)
-			n += json_integer_value(in);
+			sum += (uint64_t)json_integer_value(in);
 		in = json_object_get(usage, "cache_read_input_tokens");
 		if (json_is_integer(in) && json_integer_value(in) > 0)
-			n += json_integer_value(in);
-		r->input_tokens = (uint64_t)n;
+			sum += (uint64_t)json_integer_value(in);
+		r->input_tokens = sum;
 	}
 	out = json_object_get(usage, "output_tokens");
 	if (json_is_integer(out) && json_integer_value(out) >= 0)

@@ -18,6 +18,18 @@
 /* Debt is honest but bounded, so that no sequence of charges overflows. */
 #define BUCKET_FLOOR	(-(INT64_C(1) << 62))
 
+/* Why a target is held; a table, so that rl_restore() finds them again. */
+#define RL_WHY_RETRY_AFTER	"rate_limited: retry-after"
+#define RL_WHY_RATE_LIMITED	"rate_limited"
+#define RL_WHY_QUOTA		"quota_exhausted"
+#define RL_WHY_REQUESTS		"requests exhausted until reset"
+#define RL_WHY_TOKENS		"tokens exhausted until reset"
+#define RL_WHY_RESTORED		"restored after a restart"
+static const char *rl_reasons[] = {
+	RL_WHY_RETRY_AFTER, RL_WHY_RATE_LIMITED, RL_WHY_QUOTA,
+	RL_WHY_REQUESTS, RL_WHY_TOKENS, RL_WHY_RESTORED
+};
+
 static uint64_t
 bucket_default_capacity(uint64_t limit)
 {
@@ -274,10 +286,10 @@ rl_learn(struct ratelimit *rl, const struct rl_info *ri, uint64_t now)
 {
 	rl_learn_one(rl, &rl->req, ri->limit_requests, &rl->learned_rpm,
 	    ri->remaining_requests, ri->reset_requests_ms,
-	    "requests exhausted until reset", now);
+	    RL_WHY_REQUESTS, now);
 	rl_learn_one(rl, &rl->tok, ri->limit_tokens, &rl->learned_tpm,
 	    ri->remaining_tokens, ri->reset_tokens_ms,
-	    "tokens exhausted until reset", now);
+	    RL_WHY_TOKENS, now);
 }
 
 /*
@@ -300,7 +312,7 @@ rl_on_result(struct ratelimit *rl, enum llmgate_class cls,
 	case LLMGATE_RATE_LIMITED:
 		if (retry_after_ms >= 0) {
 			rl_hold(rl, (uint64_t)retry_after_ms,
-			    "rate_limited: retry-after", now);
+			    RL_WHY_RETRY_AFTER, now);
 			break;
 		}
 		if (rl->backoff_ms == 0)
@@ -309,13 +321,13 @@ rl_on_result(struct ratelimit *rl, enum llmgate_class cls,
 			rl->backoff_ms *= 2;
 		else
 			rl->backoff_ms = RL_COOLDOWN_MAX_MS;
-		rl_hold(rl, rl->backoff_ms, "rate_limited", now);
+		rl_hold(rl, rl->backoff_ms, RL_WHY_RATE_LIMITED, now);
 		break;
 	case LLMGATE_QUOTA_EXHAUSTED:
 		ms = RL_QUOTA_MS;
 		if (retry_after_ms > (int64_t)ms)
 			ms = (uint64_t)retry_after_ms;
-		rl_hold(rl, ms, "quota_exhausted", now);
+		rl_hold(rl, ms, RL_WHY_QUOTA, now);
 		break;
 	default:
 		break;
@@ -335,6 +347,101 @@ rl_status(const struct ratelimit *rl, uint64_t now, struct rl_status *st)
 		st->cooldown_ms = rl->cooldown_until - now;
 		st->cooldown_reason = rl->cooldown_reason;
 	}
+}
+
+/*
+ * A level saved elapsed ms ago, in whole units (negative: debt), refilled
+ * since at today's rate. Never above the level the bucket has now, so that
+ * a restart neither forgets debt nor grants more than the config allows.
+ */
+static void
+bucket_restore(struct bucket *b, int64_t units, uint64_t elapsed,
+    uint64_t now)
+{
+	int64_t full, level;
+
+	if (b->limit == 0)
+		return;
+	bucket_refill(b, now);
+	full = (int64_t)(b->capacity * RL_SCALE);
+	if (units > (int64_t)b->capacity)
+		units = (int64_t)b->capacity;
+	if (units < -(int64_t)UINT32_MAX)
+		units = -(int64_t)UINT32_MAX;
+	level = units * RL_SCALE;
+	/* Compare before multiplying, as bucket_level() does. */
+	if (elapsed >= (uint64_t)(full - level) / b->limit + 1)
+		level = full;
+	else
+		level += (int64_t)(elapsed * b->limit);
+	if (level < b->level)
+		b->level = level;
+}
+
+/*
+ * What of a target's budget outlives the process (state.c): learned
+ * limits, the hold and the levels of limited buckets. Non-zero when any of
+ * it differs from what a fresh target would have.
+ */
+int
+rl_save(const struct ratelimit *rl, uint64_t now, struct rl_saved *s)
+{
+	int worth;
+
+	memset(s, 0, sizeof *s);
+	s->learned_rpm = rl->learned_rpm;
+	s->learned_tpm = rl->learned_tpm;
+	if (rl->cooldown_until > now) {
+		s->cooldown_ms = rl->cooldown_until - now;
+		s->cooldown_reason = rl->cooldown_reason;
+	}
+	worth = s->learned_rpm != 0 || s->learned_tpm != 0 ||
+	    s->cooldown_ms != 0;
+	if (rl->req.limit != 0) {
+		s->has_req = 1;
+		s->req_level = bucket_available(&rl->req, now);
+		if (s->req_level < (int64_t)rl->req.capacity)
+			worth = 1;
+	}
+	if (rl->tok.limit != 0) {
+		s->has_tok = 1;
+		s->tok_level = bucket_available(&rl->tok, now);
+		if (s->tok_level < (int64_t)rl->tok.capacity)
+			worth = 1;
+	}
+	return worth;
+}
+
+/*
+ * Back after a restart, elapsed ms after rl_save(): learned limits first
+ * (they may give a bucket its limit), then what is left of the hold, then
+ * the levels. The reason is matched to a known one, since the struct keeps
+ * static strings only.
+ */
+void
+rl_restore(struct ratelimit *rl, const struct rl_saved *s, uint64_t elapsed,
+    uint64_t now)
+{
+	const char *why = RL_WHY_RESTORED;
+	size_t i;
+
+	if (s->learned_rpm != 0)
+		rl->learned_rpm = s->learned_rpm;
+	if (s->learned_tpm != 0)
+		rl->learned_tpm = s->learned_tpm;
+	rl_apply(rl, now);
+	if (s->cooldown_ms > elapsed) {
+		for (i = 0; i < sizeof rl_reasons / sizeof rl_reasons[0]; i++) {
+			if (s->cooldown_reason != NULL &&
+			    strcmp(s->cooldown_reason, rl_reasons[i]) == 0)
+				why = rl_reasons[i];
+		}
+		rl_hold(rl, s->cooldown_ms - elapsed, why, now);
+	}
+	if (s->has_req)
+		bucket_restore(&rl->req, s->req_level, elapsed, now);
+	if (s->has_tok)
+		bucket_restore(&rl->tok, s->tok_level, elapsed, now);
 }
 
 /*

@@ -482,6 +482,94 @@ schema_re_translate(const char *p, struct buf *out, const char **why)
 	return 0;
 }
 
+#define SCHEMA_RE_MAX_COST	100000	/* rough nodes regcomp would build */
+#define SCHEMA_RE_MAX_DEPTH	32
+
+/*
+ * glibc's regcomp() copies the operand of every bounded repeat, so nested
+ * or stacked repeats ("a{1,30000}{1,1000}", "((a{1,100}){1,100}){1,100}")
+ * take gigabytes. A caller's schema must not do that to the daemon: add
+ * up what the pattern would expand to (repeats multiply their operand,
+ * sequences add) and refuse it past a limit.
+ */
+static int
+schema_re_too_big(const char *p)
+{
+	double sum[SCHEMA_RE_MAX_DEPTH], last[SCHEMA_RE_MAX_DEPTH];
+	double lo, hi, cost;
+	int d = 0;
+	char *end;
+
+	sum[0] = last[0] = 0;
+	for (; *p != '\0'; p++) {
+		switch (*p) {
+		case '\\':
+			if (p[1] != '\0')
+				p++;
+			cost = 1;
+			break;
+		case '[':
+			/* A bracket expression is one atom. */
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p != '\0' && *p != ']')
+				p++;
+			if (*p == '\0')
+				return 0;
+			cost = 1;
+			break;
+		case '(':
+			if (++d == SCHEMA_RE_MAX_DEPTH)
+				return 1;
+			sum[d] = last[d] = 0;
+			continue;
+		case ')':
+			if (d == 0)
+				return 0;
+			cost = sum[d] > 1 ? sum[d] : 1;
+			d--;
+			break;
+		case '*':
+		case '+':
+		case '?':
+			sum[d] += last[d];
+			last[d] *= 2;
+			if (sum[d] > SCHEMA_RE_MAX_COST)
+				return 1;
+			continue;
+		case '{':
+			lo = strtod(p + 1, &end);
+			hi = lo;
+			if (*end == ',') {
+				hi = strtod(end + 1, &end);
+				if (hi == 0)
+					hi = lo + 1;
+			}
+			if (*end != '}')
+				return 0;
+			p = end;
+			if (hi < 1)
+				hi = 1;
+			sum[d] += last[d] * (hi - 1);
+			last[d] *= hi;
+			if (sum[d] > SCHEMA_RE_MAX_COST)
+				return 1;
+			continue;
+		default:
+			cost = 1;
+			break;
+		}
+		sum[d] += cost;
+		last[d] = cost;
+		if (sum[d] > SCHEMA_RE_MAX_COST)
+			return 1;
+	}
+	return 0;
+}
+
 static int
 schema_re_compile(struct schema_cc *cc, struct schema_re *re, const char *src)
 {
@@ -494,6 +582,12 @@ schema_re_compile(struct schema_cc *cc, struct schema_re *re, const char *src)
 	if (schema_re_translate(src, &tr, &why) != 0) {
 		schema_cc_error(cc, "pattern '%s' is not supported: %s", src,
 		    why);
+		buf_free(&tr);
+		return -1;
+	}
+	if (schema_re_too_big(buf_cstr(&tr))) {
+		schema_cc_error(cc, "pattern '%s' is too complex: its repeats "
+		    "expand past %d states", src, SCHEMA_RE_MAX_COST);
 		buf_free(&tr);
 		return -1;
 	}

@@ -25,6 +25,8 @@ uint64_t server_start_ms;
 
 static struct evconnlistener *server_listener;
 static char *server_path;		/* unlinked at exit when ours */
+static dev_t server_path_dev;		/* ... and still ours: */
+static ino_t server_path_ino;		/* the file we bound */
 static int server_draining;
 static struct event *server_sigs[4];
 static struct event *server_drain_ev;
@@ -72,8 +74,36 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd,
 static void
 server_resume(evutil_socket_t fd, short events, void *arg)
 {
-	if (!server_draining)
+	if (!server_draining && server_listener != NULL)
 		evconnlistener_enable(server_listener);
+}
+
+/*
+ * Draining: close the listening socket and remove its path, so that a new
+ * client fails at once (ENOENT, ECONNREFUSED) instead of hanging in a
+ * backlog nobody accepts from, and a new llmgated may start on the path
+ * while we finish. Under socket activation systemd keeps its own copy and
+ * queues connections for the next instance.
+ */
+static void
+server_unlisten(void)
+{
+	struct stat st;
+
+	if (server_listener != NULL) {
+		evconnlistener_free(server_listener);
+		server_listener = NULL;
+	}
+	if (server_resume_ev != NULL)
+		evtimer_del(server_resume_ev);
+	if (server_path != NULL) {
+		/* Never remove a socket someone else has bound there since. */
+		if (lstat(server_path, &st) == 0 &&
+		    st.st_dev == server_path_dev && st.st_ino == server_path_ino)
+			unlink(server_path);
+		free(server_path);
+		server_path = NULL;
+	}
 }
 
 /*
@@ -136,6 +166,27 @@ server_activated_fd(void)
 	return fd;
 }
 
+/*
+ * Who may connect: the socket's mode, and its group when socket_group is
+ * set, so that members of that group reach a root daemon's 0660 socket.
+ */
+static int
+server_socket_perms(const char *path, mode_t mode, char **cause)
+{
+	if (chmod(path, mode) != 0) {
+		xasprintf(cause, "cannot set the mode of %s to %04o: %s", path,
+		    (unsigned)mode, strerror(errno));
+		return -1;
+	}
+	if (cfg->socket_group != NULL &&
+	    chown(path, (uid_t)-1, cfg->socket_gid) != 0) {
+		xasprintf(cause, "cannot give %s to group '%s': %s", path,
+		    cfg->socket_group, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 server_listen(const char *path, mode_t mode, char **cause)
 {
@@ -178,14 +229,30 @@ server_listen(const char *path, mode_t mode, char **cause)
 		memset(&sun, 0, sizeof sun);
 		sun.sun_family = AF_UNIX;
 		snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
-		if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 ||
-		    chmod(path, mode) != 0 || listen(fd, 256) != 0) {
+		if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
 			xasprintf(cause, "cannot listen on %s: %s", path,
 			    strerror(errno));
 			close(fd);
 			return -1;
 		}
+		/* Permissions before listen(): nobody gets in too early. */
+		if (server_socket_perms(path, mode, cause) != 0) {
+			unlink(path);
+			close(fd);
+			return -1;
+		}
+		if (listen(fd, 256) != 0) {
+			xasprintf(cause, "cannot listen on %s: %s", path,
+			    strerror(errno));
+			unlink(path);
+			close(fd);
+			return -1;
+		}
 		server_path = xstrdup(path);
+		if (lstat(path, &st) == 0) {
+			server_path_dev = st.st_dev;
+			server_path_ino = st.st_ino;
+		}
 	}
 	server_listener = evconnlistener_new(ev_base, server_accept, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
@@ -204,10 +271,15 @@ server_reload(char **cause)
 {
 	struct config *next;
 	char *errors = NULL, *mcause = NULL;
+	size_t len;
 
 	notify_reloading();
 	next = config_load(cfg->path, &errors);
 	if (next == NULL) {
+		/* One problem a line; no empty line after the last one. */
+		if (errors != NULL && (len = strlen(errors)) != 0 &&
+		    errors[len - 1] == '\n')
+			errors[len - 1] = '\0';
 		xasprintf(cause, "reload refused, keeping the running "
 		    "config:\n%s", errors != NULL ? errors : "");
 		log_warnx("%s", *cause);
@@ -223,6 +295,12 @@ server_reload(char **cause)
 	    cfg->path != NULL ? cfg->path : "the embedded default");
 	if (metrics_listen(ev_base, cfg->metrics_listen, &mcause) != 0) {
 		log_warnx("%s; the metrics endpoint is unchanged", mcause);
+		free(mcause);
+	}
+	/* A changed socket_mode or socket_group applies to our own socket. */
+	if (server_path != NULL &&
+	    server_socket_perms(server_path, cfg->socket_mode, &mcause) != 0) {
+		log_warnx("%s", mcause);
 		free(mcause);
 	}
 	notify_ready();
@@ -277,7 +355,7 @@ server_signal(evutil_socket_t sig, short events, void *arg)
 		notify_stopping();
 		log_info("draining: %llu calls in flight",
 		    (unsigned long long)call_stats.inflight);
-		evconnlistener_disable(server_listener);
+		server_unlisten();
 		if (call_stats.inflight == 0) {
 			server_exit();
 			return;
@@ -291,8 +369,13 @@ server_signal(evutil_socket_t sig, short events, void *arg)
 	}
 }
 
-int
-server_run(void)
+/*
+ * Signals are caught before the socket listens: a SIGTERM that comes the
+ * moment a client can connect must drain, not kill the daemon and leave
+ * its socket behind. It is handled once the loop runs.
+ */
+void
+server_signals(void)
 {
 	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
 	size_t i;
@@ -303,12 +386,22 @@ server_run(void)
 		    NULL);
 		evsignal_add(server_sigs[i], NULL);
 	}
+}
+
+int
+server_run(void)
+{
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	size_t i;
+
 	server_start_ms = now_ms();
 	notify_ready();
 	notify_watchdog_start(ev_base);
+	state_start(ev_base);
 	log_info("llmgated %s ready (%s)", LLMGATE_VERSION,
 	    cfg->path != NULL ? cfg->path : "embedded default config");
 	event_base_dispatch(ev_base);
+	state_stop();
 	notify_watchdog_stop();
 	metrics_shutdown();
 
@@ -317,14 +410,9 @@ server_run(void)
 		event_free(server_sigs[i]);
 	if (server_drain_ev != NULL)
 		event_free(server_drain_ev);
-	if (server_listener != NULL)
-		evconnlistener_free(server_listener);
+	server_unlisten();
 	if (server_resume_ev != NULL)
 		event_free(server_resume_ev);
-	if (server_path != NULL) {
-		unlink(server_path);
-		free(server_path);
-	}
 	log_info("llmgated stopped");
 	return 0;
 }
@@ -346,6 +434,13 @@ server_status(void)
 
 	targets = json_array();
 	for (t = target_first(); t != NULL; t = t->next) {
+		/*
+		 * A provider removed by a reload leaves the view once its
+		 * calls are done; its state is kept should it come back.
+		 */
+		if (config_provider(cfg, t->provider->name) == NULL &&
+		    t->inflight == 0 && waitq_len(&t->queue) == 0)
+			continue;
 		rl_status(&t->rl, now, &rs);
 		tj = json_pack("{s:s, s:s, s:{s:o, s:o}, s:{s:o, s:o}, s:I, "
 		    "s:s?, s:I, s:I, s:I, s:I, s:I}",

@@ -667,15 +667,24 @@ proto_rd_expected(struct proto_rd *rd, const char *what,
 	    proto_kind_name(v->kind));
 }
 
+/* The next value, which must be of kind k. */
+static int
+proto_rd_want(struct proto_rd *rd, struct proto_val *v, enum proto_kind k)
+{
+	if (proto_rd_next(rd, v) != 0)
+		return -1;
+	if (v->kind != k)
+		return proto_rd_expected(rd, proto_kind_name(k), v);
+	return 0;
+}
+
 static int
 proto_rd_str(struct proto_rd *rd, char **out)
 {
 	struct proto_val	v;
 
-	if (proto_rd_next(rd, &v) != 0)
+	if (proto_rd_want(rd, &v, PK_STR) != 0)
 		return -1;
-	if (v.kind != PK_STR)
-		return proto_rd_expected(rd, "string", &v);
 	if (memchr(v.s, '\0', v.len) != NULL)
 		return proto_rd_err(rd, "string contains a NUL byte");
 	*out = proto_rd_copy(rd, v.s, v.len);
@@ -711,10 +720,8 @@ proto_rd_array(struct proto_rd *rd, const struct proto_field *f, void *base)
 	uint32_t		 i;
 	int			 rc;
 
-	if (proto_rd_next(rd, &v) != 0)
+	if (proto_rd_want(rd, &v, PK_ARRAY) != 0)
 		return -1;
-	if (v.kind != PK_ARRAY)
-		return proto_rd_expected(rd, "array", &v);
 	size = f->type == PF_STRV ? sizeof (char *) : f->size;
 	if (v.n != 0) {
 		items = proto_rd_alloc(rd, v.n * size);
@@ -761,10 +768,8 @@ proto_rd_field(struct proto_rd *rd, const struct proto_field *f, void *base)
 		*(size_t *)((char *)base + f->off2) = v.len;
 		break;
 	case PF_STRBUF:
-		if (proto_rd_next(rd, &v) != 0)
+		if (proto_rd_want(rd, &v, PK_STR) != 0)
 			return -1;
-		if (v.kind != PK_STR)
-			return proto_rd_expected(rd, "string", &v);
 		if (v.len >= f->size) {
 			return proto_rd_err(rd, "longer than %zu bytes",
 			    f->size - 1);
@@ -775,10 +780,8 @@ proto_rd_field(struct proto_rd *rd, const struct proto_field *f, void *base)
 		at[v.len] = '\0';
 		break;
 	case PF_BOOL:
-		if (proto_rd_next(rd, &v) != 0)
+		if (proto_rd_want(rd, &v, PK_BOOL) != 0)
 			return -1;
-		if (v.kind != PK_BOOL)
-			return proto_rd_expected(rd, "boolean", &v);
 		*(int *)at = v.b;
 		break;
 	case PF_INT:
@@ -823,10 +826,8 @@ proto_rd_field(struct proto_rd *rd, const struct proto_field *f, void *base)
 		*(double *)at = v.f;
 		break;
 	case PF_ENUM:
-		if (proto_rd_next(rd, &v) != 0)
+		if (proto_rd_want(rd, &v, PK_STR) != 0)
 			return -1;
-		if (v.kind != PK_STR)
-			return proto_rd_expected(rd, "string", &v);
 		i = -1;
 		if (v.len < sizeof name && memchr(v.s, '\0', v.len) == NULL) {
 			memcpy(name, v.s, v.len);
@@ -882,10 +883,8 @@ proto_rd_map(struct proto_rd *rd, const struct proto_field *tbl, u_int ntbl,
 	uint32_t			 i, seen = 0, bit;
 	u_int				 j;
 
-	if (proto_rd_next(rd, &v) != 0)
+	if (proto_rd_want(rd, &v, PK_MAP) != 0)
 		return -1;
-	if (v.kind != PK_MAP)
-		return proto_rd_expected(rd, "map", &v);
 	for (i = 0; i < v.n; i++) {
 		if (proto_rd_next(rd, &k) != 0)
 			return -1;
@@ -948,8 +947,9 @@ proto_rd_json(struct proto_rd *rd, json_t **out)
 static int
 proto_rd_type(struct proto_rd *rd, struct proto_msg *msg)
 {
-	struct proto_val	v, k;
-	uint32_t		i;
+	struct proto_val	 v, k;
+	char			*s;
+	uint32_t		 i;
 
 	if (proto_rd_next(rd, &v) != 0)
 		return -1;
@@ -968,15 +968,11 @@ proto_rd_type(struct proto_rd *rd, struct proto_msg *msg)
 			continue;
 		}
 		proto_rd_push(rd, "t", 1);
-		if (proto_rd_next(rd, &v) != 0)
+		if (proto_rd_str(rd, &s) != 0)
 			return -1;
-		if (v.kind != PK_STR)
-			return proto_rd_expected(rd, "string", &v);
-		if (memchr(v.s, '\0', v.len) != NULL)
-			return proto_rd_err(rd, "string contains a NUL byte");
 		rd->npath--;
-		msg->type_name = proto_rd_copy(rd, v.s, v.len);
-		msg->type = proto_type_from_name(msg->type_name);
+		msg->type_name = s;
+		msg->type = proto_type_from_name(s);
 		return 0;
 	}
 	proto_rd_push(rd, "t", 1);
@@ -1346,6 +1342,17 @@ proto_put_double(struct proto_enc *e, const char *key, double v)
 		msgpack_pack_double(e->pk, v);
 }
 
+/* A class by name; one without a name travels as internal. */
+static void
+proto_put_class(struct proto_enc *e, const char *key, enum llmgate_class cls)
+{
+	const char	*s;
+
+	if ((s = llmgate_class_name(cls)) == NULL)
+		s = llmgate_class_name(LLMGATE_INTERNAL);
+	proto_put_str(e, key, s);
+}
+
 /* An enum by name; zero, its default, is left out unless keep0. */
 static void
 proto_put_enum(struct proto_enc *e, const char *key, int v, int keep0,
@@ -1543,12 +1550,9 @@ static void
 proto_enc_attempt_fields(struct proto_enc *e, const void *arg)
 {
 	const struct llmgate_attempt	*a = arg;
-	const char			*cls;
 
-	if ((cls = llmgate_class_name(a->cls)) == NULL)
-		cls = llmgate_class_name(LLMGATE_INTERNAL);
 	proto_put_str(e, "target", a->target);
-	proto_put_str(e, "class", cls);
+	proto_put_class(e, "class", a->cls);
 	proto_put_nonzero(e, "status", a->status);
 	proto_put_str(e, "message", a->message);
 	proto_put_nonzero(e, "ms", a->ms);
@@ -1569,14 +1573,10 @@ static void
 proto_enc_result_fields(struct proto_enc *e, const void *arg)
 {
 	const struct llmgate_result	*r = arg;
-	const char			*cls;
 
 	/* A result's class is implicitly ok; an error's always travels. */
-	if (r->cls != LLMGATE_OK) {
-		if ((cls = llmgate_class_name(r->cls)) == NULL)
-			cls = llmgate_class_name(LLMGATE_INTERNAL);
-		proto_put_str(e, "class", cls);
-	}
+	if (r->cls != LLMGATE_OK)
+		proto_put_class(e, "class", r->cls);
 	proto_put_str(e, "message", r->message);
 	proto_put_true(e, "partial", r->partial);
 	proto_put_str(e, "text", r->text);

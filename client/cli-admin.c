@@ -1,0 +1,474 @@
+/*
+ * cli-admin.c: the commands around calls: status, ping, reload and
+ * metrics of the daemon, and advisory leases (acquire, report) for
+ * processes that call providers with their own SDK.
+ */
+#include <sys/types.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Status values may be missing or null: "-" in the table. */
+static void
+jfmt(const json_t *v, char *buf, size_t len)
+{
+	double	d;
+
+	if (json_is_integer(v))
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v)) {
+		d = json_real_value(v);
+		if (d == floor(d) && fabs(d) < 1e15)
+			snprintf(buf, len, "%.0f", d);
+		else
+			snprintf(buf, len, "%.1f", d);
+	} else if (json_is_string(v))
+		snprintf(buf, len, "%s", json_string_value(v));
+	else if (json_is_true(v))
+		snprintf(buf, len, "yes");
+	else if (json_is_false(v))
+		snprintf(buf, len, "no");
+	else
+		snprintf(buf, len, "-");
+}
+
+/* "available/limit" of a rate object. */
+static void
+jrate(const json_t *o, char *buf, size_t len)
+{
+	char	a[31], l[32];	/* "a/l" fits a 64-byte cell */
+
+	if (o == NULL || json_is_null(o)) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	jfmt(json_object_get(o, "available"), a, sizeof a);
+	jfmt(json_object_get(o, "limit"), l, sizeof l);
+	snprintf(buf, len, "%s/%s", a, l);
+}
+
+static void
+fmt_uptime(const json_t *v, char *buf, size_t len)
+{
+	unsigned long long	s, d, h, m;
+
+	if (!json_is_number(v) || json_number_value(v) < 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	s = (unsigned long long)json_number_value(v);
+	d = s / 86400;
+	h = s / 3600 % 24;
+	m = s / 60 % 60;
+	s %= 60;
+	if (d != 0)
+		snprintf(buf, len, "%llud %02lluh%02llum%02llus", d, h, m, s);
+	else if (h != 0)
+		snprintf(buf, len, "%lluh%02llum%02llus", h, m, s);
+	else if (m != 0)
+		snprintf(buf, len, "%llum%02llus", m, s);
+	else
+		snprintf(buf, len, "%llus", s);
+}
+
+/* "key value, key value" for a flat object (counters, retry budget). */
+static void
+print_flat(const char *title, json_t *o)
+{
+	const char	*key;
+	json_t		*v;
+	char		 buf[64];
+	int		 first = 1;
+
+	if (!json_is_object(o))
+		return;
+	printf("%-14s", title);
+	json_object_foreach(o, key, v) {
+		jfmt(v, buf, sizeof buf);
+		printf("%s%s %s", first ? "" : ", ", key, buf);
+		first = 0;
+	}
+	fputc('\n', stdout);
+}
+
+#define STATUS_COLS 7
+
+static void
+print_cell(const char *s, size_t width, int last)
+{
+	if (last)
+		printf("%s\n", s);
+	else
+		printf("%-*s  ", (int)width, s);
+}
+
+static void
+print_status(const json_t *st)
+{
+	static const char	*heads[STATUS_COLS] = { "TARGET", "BREAKER",
+	    "RPM", "TPM", "COOLDOWN_MS", "INFLIGHT", "QUEUED" };
+	const json_t		*targets, *t;
+	char			(*cells)[STATUS_COLS][64] = NULL;
+	char			 buf[64];
+	size_t			 n, i, k, w[STATUS_COLS];
+
+	jfmt(json_object_get(st, "version"), buf, sizeof buf);
+	printf("%-14s%s\n", "version", buf);
+	fmt_uptime(json_object_get(st, "uptime_s"), buf, sizeof buf);
+	printf("%-14s%s\n", "uptime", buf);
+	jfmt(json_object_get(st, "clients"), buf, sizeof buf);
+	printf("%-14s%s\n", "clients", buf);
+	jfmt(json_object_get(st, "inflight"), buf, sizeof buf);
+	printf("%-14s%s\n", "inflight", buf);
+	jfmt(json_object_get(st, "queued"), buf, sizeof buf);
+	printf("%-14s%s\n", "queued", buf);
+
+	targets = json_object_get(st, "targets");
+	n = json_is_array(targets) ? json_array_size(targets) : 0;
+	fputc('\n', stdout);
+	if (n == 0)
+		printf("no targets yet\n");
+	else {
+		cells = cli_reallocarray(NULL, n, sizeof *cells);
+		for (k = 0; k < STATUS_COLS; k++)
+			w[k] = strlen(heads[k]);
+		for (i = 0; i < n; i++) {
+			t = json_array_get(targets, i);
+			jfmt(json_object_get(t, "target"), cells[i][0], 64);
+			jfmt(json_object_get(t, "breaker"), cells[i][1], 64);
+			jrate(json_object_get(t, "rpm"), cells[i][2], 64);
+			jrate(json_object_get(t, "tpm"), cells[i][3], 64);
+			jfmt(json_object_get(t, "cooldown_ms"), cells[i][4],
+			    64);
+			jfmt(json_object_get(t, "inflight"), cells[i][5], 64);
+			jfmt(json_object_get(t, "queued"), cells[i][6], 64);
+			for (k = 0; k < STATUS_COLS; k++)
+				if (strlen(cells[i][k]) > w[k])
+					w[k] = strlen(cells[i][k]);
+		}
+		for (k = 0; k < STATUS_COLS; k++)
+			print_cell(heads[k], w[k], k + 1 == STATUS_COLS);
+		for (i = 0; i < n; i++)
+			for (k = 0; k < STATUS_COLS; k++)
+				print_cell(cells[i][k], w[k],
+				    k + 1 == STATUS_COLS);
+		free(cells);
+	}
+	fputc('\n', stdout);
+	print_flat("retry budget", json_object_get(st, "retry_budget"));
+	print_flat("counters", json_object_get(st, "counters"));
+}
+
+enum {
+	OPT_JSON = 256,
+	OPT_TOKENS,
+	OPT_TIMEOUT,
+	OPT_PRIORITY,
+	OPT_STATUS,
+	OPT_RETRY_AFTER,
+	OPT_INPUT_TOKENS,
+	OPT_OUTPUT_TOKENS
+};
+
+/* For the commands whose options are few: -s, --json, --help. */
+static const struct option small_options[] = {
+	{ "json",	 no_argument,	    NULL, OPT_JSON },
+	CLI_OPTIONS_END
+};
+
+/*
+ * Parse the options of a command that takes no operands; json is NULL
+ * for one without --json. Returns -1 to go on, or an exit status.
+ */
+static int
+small_getopt(const struct cmd *c, int argc, char **argv, int *json)
+{
+	int	ch, rv;
+
+	while ((ch = getopt_long(argc, argv, ":s:h", small_options,
+	    NULL)) != -1) {
+		if (ch != OPT_JSON) {
+			if ((rv = cli_option(c, ch, argv)) != -1)
+				return rv;
+		} else if (json == NULL)
+			return cli_usage_error(c, "unknown option --json");
+		else
+			*json = 1;
+	}
+	if (optind < argc)
+		return cli_usage_error(c, "unexpected argument '%s'",
+		    argv[optind]);
+	return -1;
+}
+
+/* A failed small operation: 3 if the connection went, else 4. */
+static int
+op_failed(struct llmgate *g, const char *what)
+{
+	cli_warnx("%s: %s", what, llmgate_error(g));
+	return llmgate_connected(g) ? EXIT_FAILED : EXIT_UNREACHABLE;
+}
+
+/*
+ * status, ping, reload and metrics: no operands, one blocking request of
+ * the library on a connection of their own. Returns -1 with the answer's
+ * text in *text (NULL for ping and reload), or an exit status.
+ */
+static int
+admin_request(const struct cmd *c, int argc, char **argv, int *json,
+    const char *what, int (*fn)(struct llmgate *, char **), char **text)
+{
+	struct llmgate	*g;
+	int		 rv;
+
+	*text = NULL;
+	if ((rv = small_getopt(c, argc, argv, json)) != -1)
+		return rv;
+	if ((g = cli_connect("llmgate", 0)) == NULL)
+		return EXIT_UNREACHABLE;
+	if (fn(g, text) == -1)
+		rv = op_failed(g, what);
+	llmgate_close(g);
+	return rv;
+}
+
+static int
+admin_ping(struct llmgate *g, char **text)
+{
+	return llmgate_ping(g);
+}
+
+static int
+admin_reload(struct llmgate *g, char **text)
+{
+	return llmgate_reload(g);
+}
+
+int
+cmd_status(const struct cmd *c, int argc, char **argv)
+{
+	json_t	*st;
+	char	*text;
+	int	 json = 0, rv;
+
+	if ((rv = admin_request(c, argc, argv, &json, "status",
+	    llmgate_status, &text)) != -1)
+		return rv;
+	if (json) {
+		fputs(text, stdout);
+		fputc('\n', stdout);
+		free(text);
+		return 0;
+	}
+	st = json_loads(text, JSON_DECODE_ANY, NULL);
+	free(text);
+	if (!json_is_object(st)) {
+		json_decref(st);
+		cli_warnx("status: llmgated sent something that is not a JSON "
+		    "object");
+		return EXIT_FAILED;
+	}
+	print_status(st);
+	json_decref(st);
+	return 0;
+}
+
+int
+cmd_ping(const struct cmd *c, int argc, char **argv)
+{
+	char	*text;
+	int	 rv;
+
+	if ((rv = admin_request(c, argc, argv, NULL, "ping", admin_ping,
+	    &text)) != -1)
+		return rv;
+	printf("pong\n");
+	return 0;
+}
+
+int
+cmd_reload(const struct cmd *c, int argc, char **argv)
+{
+	char	*text;
+	int	 rv;
+
+	if ((rv = admin_request(c, argc, argv, NULL, "reload failed",
+	    admin_reload, &text)) != -1)
+		return rv;
+	return 0;
+}
+
+int
+cmd_metrics(const struct cmd *c, int argc, char **argv)
+{
+	char	*text;
+	size_t	 len;
+	int	 rv;
+
+	if ((rv = admin_request(c, argc, argv, NULL, "metrics",
+	    llmgate_metrics, &text)) != -1)
+		return rv;
+	fputs(text, stdout);
+	if ((len = strlen(text)) != 0 && text[len - 1] != '\n')
+		fputc('\n', stdout);
+	free(text);
+	return 0;
+}
+
+static const struct option acquire_options[] = {
+	{ "model",	 required_argument, NULL, 'm' },
+	{ "tokens",	 required_argument, NULL, OPT_TOKENS },
+	{ "timeout",	 required_argument, NULL, OPT_TIMEOUT },
+	{ "priority",	 required_argument, NULL, OPT_PRIORITY },
+	{ "json",	 no_argument,	    NULL, OPT_JSON },
+	CLI_OPTIONS_END
+};
+
+int
+cmd_acquire(const struct cmd *c, int argc, char **argv)
+{
+	struct llmgate_acquire	 acq;
+	struct llmgate_lease	 lease;
+	enum llmgate_class	 cls;
+	struct llmgate		*g;
+	json_t			*o;
+	char			 err[1024];
+	int			 ch, json = 0, rv;
+
+	memset(&acq, 0, sizeof acq);
+	while ((ch = getopt_long(argc, argv, ":m:s:h", acquire_options,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'm':
+			acq.target = optarg;
+			break;
+		case OPT_TOKENS:
+			if (cli_parse_u32("--tokens", optarg, 0,
+			    &acq.tokens) == -1)
+				return EXIT_USAGE;
+			break;
+		case OPT_TIMEOUT:
+			if (cli_parse_u32("--timeout", optarg, 1,
+			    &acq.timeout_ms) == -1)
+				return EXIT_USAGE;
+			break;
+		case OPT_PRIORITY:
+			if (cli_parse_priority(optarg, &acq.priority) == -1)
+				return EXIT_USAGE;
+			break;
+		case OPT_JSON:
+			json = 1;
+			break;
+		default:
+			if ((rv = cli_option(c, ch, argv)) != -1)
+				return rv;
+			break;
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(c, "unexpected argument '%s'",
+		    argv[optind]);
+	if (acq.target == NULL || *acq.target == '\0')
+		return cli_usage_error(c, "-m PROVIDER/MODEL is required");
+
+	if ((g = cli_connect("llmgate", json)) == NULL)
+		return EXIT_UNREACHABLE;
+	rv = llmgate_acquire(g, &acq, &lease, &cls, err, sizeof err);
+	llmgate_close(g);
+	if (rv == -1) {
+		cli_warnx("acquire: %s", err);
+		if (json)
+			cli_print_error("connection", err, 0);
+		return EXIT_UNREACHABLE;
+	}
+	if (rv == 1) {
+		cli_warnx("acquire failed: %s: %s", cli_class_name(cls), err);
+		if (json)
+			cli_print_error(cli_class_name(cls), err, 0);
+		rv = cli_class_exit(cls);
+		return rv != 0 ? rv : EXIT_FAILED;
+	}
+	if (json) {
+		o = json_object();
+		json_object_set_new(o, "lease",
+		    json_integer((json_int_t)lease.id));
+		json_object_set_new(o, "target", cli_jstr(lease.target));
+		json_object_set_new(o, "ttl_ms", json_integer(lease.ttl_ms));
+		cli_print_json(o);
+	} else
+		printf("%llu\n", (unsigned long long)lease.id);
+	return 0;
+}
+
+static const struct option report_options[] = {
+	{ "status",	   required_argument, NULL, OPT_STATUS },
+	{ "retry-after",   required_argument, NULL, OPT_RETRY_AFTER },
+	{ "input-tokens",  required_argument, NULL, OPT_INPUT_TOKENS },
+	{ "output-tokens", required_argument, NULL, OPT_OUTPUT_TOKENS },
+	CLI_OPTIONS_END
+};
+
+int
+cmd_report(const struct cmd *c, int argc, char **argv)
+{
+	struct llmgate_report	 rep;
+	struct llmgate		*g;
+	uint64_t		 v;
+	int			 ch, have_status = 0, rv;
+
+	memset(&rep, 0, sizeof rep);
+	rep.retry_after_s = -1;
+	while ((ch = getopt_long(argc, argv, ":s:h", report_options,
+	    NULL)) != -1) {
+		switch (ch) {
+		case OPT_STATUS:
+			if (cli_parse_u64("--status", optarg, 100, 599,
+			    &v) == -1)
+				return EXIT_USAGE;
+			rep.status = (uint32_t)v;
+			have_status = 1;
+			break;
+		case OPT_RETRY_AFTER:
+			if (cli_parse_double("--retry-after", optarg, 0, 1e9,
+			    &rep.retry_after_s) == -1)
+				return EXIT_USAGE;
+			break;
+		case OPT_INPUT_TOKENS:
+			if (cli_parse_u64("--input-tokens", optarg, 0,
+			    INT64_MAX, &rep.input_tokens) == -1)
+				return EXIT_USAGE;
+			break;
+		case OPT_OUTPUT_TOKENS:
+			if (cli_parse_u64("--output-tokens", optarg, 0,
+			    INT64_MAX, &rep.output_tokens) == -1)
+				return EXIT_USAGE;
+			break;
+		default:
+			if ((rv = cli_option(c, ch, argv)) != -1)
+				return rv;
+			break;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0)
+		return cli_usage_error(c, "LEASE is required");
+	if (argc > 1)
+		return cli_usage_error(c, "unexpected argument '%s'", argv[1]);
+	if (cli_parse_u64("LEASE", argv[0], 1, UINT64_MAX, &rep.lease) == -1)
+		return EXIT_USAGE;
+	if (!have_status)
+		return cli_usage_error(c, "--status is required");
+
+	if ((g = cli_connect("llmgate", 0)) == NULL)
+		return EXIT_UNREACHABLE;
+	rv = llmgate_report(g, &rep) == -1 ? op_failed(g, "report failed") :
+	    0;
+	llmgate_close(g);
+	return rv;
+}

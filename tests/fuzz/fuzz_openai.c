@@ -1,0 +1,13 @@
+/*
+ * fuzz_openai.c: the Chat Completions adapter (OpenAI and the servers
+ * that speak its API): parse, classify and stream events on arbitrary
+ * bytes, driven by fuzz_provider.c.
+ */
+#include "llmgated.h"
+#include "fuzz.h"
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	return fuzz_provider(&provider_openai, data, size);
+}
