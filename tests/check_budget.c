@@ -92,15 +92,7 @@ call_json(const char *target, const char *prompt)
 static long long
 fp_count(const char *model, const char *status)
 {
-	json_t *st = h_fakeprov_get(fp_port, "/_stats"), *m, *v;
-	long long n;
-
-	m = json_object_get(json_object_get(st, "by_model"), model);
-	v = status == NULL ? json_object_get(m, "requests") :
-	    json_object_get(json_object_get(m, "status"), status);
-	n = json_integer_value(v);
-	json_decref(st);
-	return n;
+	return h_fakeprov_count(fp_port, model, status);
 }
 
 /*

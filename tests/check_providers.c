@@ -22,6 +22,8 @@
 
 #include "harness.h"
 
+#define jtext h_jtext
+
 #define nitems(a) (sizeof (a) / sizeof (a)[0])
 
 /* fakeprov's default key, and a wrong one for the auth rows. */
@@ -147,17 +149,6 @@ teardown(void)
 	tools_path = messages_path = NULL;
 }
 
-/* JSON text for a failure message (leaks, but only on the failure path). */
-static const char *
-jtext(const json_t *j)
-{
-	char *s;
-
-	if (j == NULL)
-		return "(null)";
-	s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-	return s != NULL ? s : "(unprintable)";
-}
 
 /* A value by a dotted path; numbers index arrays: "attempts.0.class". */
 static json_t *
@@ -330,54 +321,18 @@ model_of(const char *tgt)
 	return strchr(tgt, '/') + 1;
 }
 
-/* fakeprov percent-decodes model=, so escape what its names carry. */
-static char *
-query_escape(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char *out = malloc(strlen(s) * 3 + 1), *p = out;
 
-	for (; *s != '\0'; s++) {
-		if (isalnum((unsigned char)*s) || strchr("-_.~", *s) != NULL)
-			*p++ = *s;
-		else {
-			*p++ = '%';
-			*p++ = hex[(unsigned char)*s >> 4];
-			*p++ = hex[(unsigned char)*s & 0xf];
-		}
-	}
-	*p = '\0';
-	return out;
-}
-
-/* The last request fakeprov got for this target's model. */
+/* The last request fakeprov got for this target's model, and how many. */
 static json_t *
 last_request(const char *tgt)
 {
-	char *q = query_escape(model_of(tgt)), *path;
-	json_t *j;
-
-	path = h_strdup_printf("/_last?model=%s", q);
-	j = h_fakeprov_get(fp_port, path);
-	ck_assert_msg(j != NULL && json_object_get(j, "body") != NULL,
-	    "fakeprov has no request for '%s': %s", model_of(tgt), jtext(j));
-	free(path);
-	free(q);
-	return j;
+	return h_fakeprov_last(fp_port, model_of(tgt));
 }
 
-/* How many requests fakeprov got for this target's model. */
 static json_int_t
 requests_seen(const char *tgt)
 {
-	json_t *j = h_fakeprov_get(fp_port, "/_stats"), *m;
-	json_int_t n;
-
-	ck_assert_ptr_nonnull(j);
-	m = json_object_get(json_object_get(j, "by_model"), model_of(tgt));
-	n = json_integer_value(json_object_get(m, "requests"));
-	json_decref(j);
-	return n;
+	return h_fakeprov_count(fp_port, model_of(tgt), NULL);
 }
 
 static struct llmgate *

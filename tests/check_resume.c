@@ -28,6 +28,8 @@
 
 #include "harness.h"
 
+#define jtext h_jtext
+
 #define nitems(a) (sizeof (a) / sizeof (a)[0])
 
 #define TEST_KEY	"test-key"
@@ -117,17 +119,6 @@ teardown(void)
 	fp_pid = 0;
 }
 
-/* JSON text for a failure message (leaks, but only on the failure path). */
-static const char *
-jtext(const json_t *j)
-{
-	char *s;
-
-	if (j == NULL)
-		return "(null)";
-	s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-	return s != NULL ? s : "(unprintable)";
-}
 
 /* Turn text as a provider carries it: a string, or text parts joined. */
 static char *
@@ -151,25 +142,6 @@ turn_text(json_t *v)
 	return s;
 }
 
-/* fakeprov percent-decodes model=, so escape what its names carry. */
-static char *
-query_escape(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char *out = malloc(strlen(s) * 3 + 1), *p = out;
-
-	for (; *s != '\0'; s++) {
-		if (isalnum((unsigned char)*s) || strchr("-_.~", *s) != NULL)
-			*p++ = *s;
-		else {
-			*p++ = '%';
-			*p++ = hex[(unsigned char)*s >> 4];
-			*p++ = hex[(unsigned char)*s & 0xf];
-		}
-	}
-	*p = '\0';
-	return out;
-}
 
 /* "prov/tag-prov+faults": distinct per test and per provider. */
 static char *
@@ -185,34 +157,17 @@ model_of(const char *tgt)
 	return strchr(tgt, '/') + 1;
 }
 
-/* The last request fakeprov got for this target's model. */
+/* The last request fakeprov got for this target's model, and how many. */
 static json_t *
 last_request(const char *tgt)
 {
-	char *q = query_escape(model_of(tgt)), *path;
-	json_t *j;
-
-	path = h_strdup_printf("/_last?model=%s", q);
-	j = h_fakeprov_get(fp_port, path);
-	ck_assert_msg(j != NULL && json_object_get(j, "body") != NULL,
-	    "fakeprov has no request for '%s': %s", model_of(tgt), jtext(j));
-	free(path);
-	free(q);
-	return j;
+	return h_fakeprov_last(fp_port, model_of(tgt));
 }
 
-/* How many requests fakeprov got for this target's model. */
 static json_int_t
 requests_seen(const char *tgt)
 {
-	json_t *j = h_fakeprov_get(fp_port, "/_stats"), *m;
-	json_int_t n;
-
-	ck_assert_ptr_nonnull(j);
-	m = json_object_get(json_object_get(j, "by_model"), model_of(tgt));
-	n = json_integer_value(json_object_get(m, "requests"));
-	json_decref(j);
-	return n;
+	return h_fakeprov_count(fp_port, model_of(tgt), NULL);
 }
 
 /*

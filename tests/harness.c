@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -492,4 +493,66 @@ h_request_free(struct llmgate_request *req)
 	free(req->messages[0].content);
 	free(req->messages);
 	free(req);
+}
+
+/* JSON text for a failure message (leaks, but only on the failure path). */
+const char *
+h_jtext(const json_t *j)
+{
+	char *s;
+
+	if (j == NULL)
+		return "(null)";
+	s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	return s != NULL ? s : "(unprintable)";
+}
+
+/* fakeprov percent-decodes model=, so escape what its names carry. */
+static char *
+h_query_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out = malloc(strlen(s) * 3 + 1), *p = out;
+
+	for (; *s != '\0'; s++) {
+		if (isalnum((unsigned char)*s) || strchr("-_.~", *s) != NULL)
+			*p++ = *s;
+		else {
+			*p++ = '%';
+			*p++ = hex[(unsigned char)*s >> 4];
+			*p++ = hex[(unsigned char)*s & 0xf];
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+json_t *
+h_fakeprov_last(int port, const char *model)
+{
+	char *q = h_query_escape(model), *path;
+	json_t *j;
+
+	path = h_strdup_printf("/_last?model=%s", q);
+	j = h_fakeprov_get(port, path);
+	ck_assert_msg(j != NULL && json_object_get(j, "body") != NULL,
+	    "fakeprov has no request for '%s': %s", model, h_jtext(j));
+	free(path);
+	free(q);
+	return j;
+}
+
+long long
+h_fakeprov_count(int port, const char *model, const char *status)
+{
+	json_t *j = h_fakeprov_get(port, "/_stats"), *m, *v;
+	long long n;
+
+	ck_assert_ptr_nonnull(j);
+	m = json_object_get(json_object_get(j, "by_model"), model);
+	v = status == NULL ? json_object_get(m, "requests") :
+	    json_object_get(json_object_get(m, "status"), status);
+	n = json_integer_value(v);
+	json_decref(j);
+	return n;
 }

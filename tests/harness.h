@@ -30,6 +30,10 @@ int h_daemon_alive(struct daemon *);
 char *h_daemon_log(struct daemon *);
 
 /* Start tests/fakeprov on an ephemeral port; returns the port. */
+/* The last request fakeprov got for a model, and how many (of a status). */
+json_t *h_fakeprov_last(int port, const char *model);
+long long h_fakeprov_count(int port, const char *model, const char *status);
+const char *h_jtext(const json_t *);
 int h_fakeprov_start(pid_t *);
 void h_fakeprov_stop(pid_t);
 /* GET a fakeprov path; the body as JSON (json_decref). */
