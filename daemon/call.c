@@ -592,12 +592,9 @@ attempt_done(struct attempt *att)
 			return;
 		}
 	}
-	if (retry_class_falls_back(cls) && call_next_target(c)) {
-		c->chain[c->pos - 1].state->inflight--;
-		c->att = NULL;
-		att->prov->type->stop(att);
-		reply_free(r);
-		free(att);
+	if (retry_class_falls_back(cls) && c->pos + 1 < c->nchain) {
+		call_drop_attempt(c);
+		call_next_target(c);
 		c->wait_from_ms = now;
 		call_arm(c, 0);
 		return;

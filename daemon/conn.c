@@ -270,33 +270,47 @@ conn_call_find(struct conn *c, uint32_t id)
 	return NULL;
 }
 
-/* Start a call for this client; the request lives in zone, which we take. */
-void
-conn_call_start(struct conn *c, uint32_t id, struct llmgate_request *req,
-    msgpack_zone *zone)
+/*
+ * A call or an acquire under a new id: refused (and answered) when the id
+ * is 0 or in flight, or the connection has max_inflight requests already.
+ */
+static struct conn_call *
+conn_request_new(struct conn *c, uint32_t id)
 {
 	struct conn_call *cc;
 	char msg[96];
 
 	if (id == 0 || conn_call_find(c, id) != NULL) {
-		snprintf(msg, sizeof msg, "call id %u is %s", id,
+		snprintf(msg, sizeof msg, "request id %u is %s", id,
 		    id == 0 ? "reserved" : "already in use");
 		conn_send_error(c, id, LLMGATE_INVALID_REQUEST, msg);
-		msgpack_zone_free(zone);
-		return;
+		return NULL;
 	}
 	if (c->ncalls >= cfg->max_inflight) {
-		snprintf(msg, sizeof msg, "too many calls in flight on this "
-		    "connection (limit %u)", cfg->max_inflight);
+		snprintf(msg, sizeof msg, "too many requests in flight on "
+		    "this connection (limit %u)", cfg->max_inflight);
 		conn_send_error(c, id, LLMGATE_INVALID_REQUEST, msg);
-		msgpack_zone_free(zone);
-		return;
+		return NULL;
 	}
 	cc = xcalloc(1, sizeof *cc);
 	cc->id = id;
 	cc->conn = c;
 	TAILQ_INSERT_TAIL(&c->calls, cc, entry);
 	c->ncalls++;
+	return cc;
+}
+
+/* Start a call for this client; the request lives in zone, which we take. */
+void
+conn_call_start(struct conn *c, uint32_t id, struct llmgate_request *req,
+    msgpack_zone *zone)
+{
+	struct conn_call *cc;
+
+	if ((cc = conn_request_new(c, id)) == NULL) {
+		msgpack_zone_free(zone);
+		return;
+	}
 	cc->call = call_start(req, zone, &conn_sink, cc, &c->client);
 }
 
@@ -326,18 +340,8 @@ conn_lease_acquire(struct conn *c, uint32_t id,
 	struct lease *l;
 	char *cause = NULL;
 
-	if (id == 0 || conn_call_find(c, id) != NULL ||
-	    c->ncalls >= cfg->max_inflight) {
-		conn_send_error(c, id, LLMGATE_INVALID_REQUEST, id == 0 ?
-		    "id 0 is reserved" : conn_call_find(c, id) != NULL ?
-		    "id already in use" : "too many requests in flight");
+	if ((cc = conn_request_new(c, id)) == NULL)
 		return;
-	}
-	cc = xcalloc(1, sizeof *cc);
-	cc->id = id;
-	cc->conn = c;
-	TAILQ_INSERT_TAIL(&c->calls, cc, entry);
-	c->ncalls++;
 	l = lease_acquire(req, c->client.id, conn_lease_done, cc, &cause);
 	if (cause != NULL) {
 		conn_lease_done(cc, NULL, LLMGATE_INVALID_REQUEST, cause);
