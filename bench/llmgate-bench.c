@@ -16,7 +16,9 @@
  * when llmgated refused leases (then nothing was timed).
  */
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -814,59 +816,69 @@ bench_direct(struct bench *b)
 }
 
 /*
- * Advisory leases: acquire+report pairs, one after the other on one
- * connection (both calls block). A daemon that refuses the first acquire
- * is reported as such, with its reason, and nothing is timed.
+ * What one lease process did, in memory shared with the parent: its pair
+ * latencies go into its own slice of one array.
  */
-static int
-bench_leases(struct bench *b)
+struct lease_share {
+	size_t			 nlat;
+	long			 failed;
+	int			 refused;	/* the first acquire was refused */
+	enum llmgate_class	 cls;
+	char			 error[640];
+};
+
+/*
+ * One lease process: connect, say so on ready, wait for a byte on go,
+ * then CALLS acquire+report pairs one after the other (both calls block).
+ */
+static void
+lease_proc(struct bench *b, long calls, uint64_t *lat, struct lease_share *sh,
+    int ready, int go)
 {
 	struct llmgate		*g;
 	struct llmgate_acquire	 acq;
 	struct llmgate_lease	 lease;
 	struct llmgate_report	 rep;
-	struct stats		 st;
 	enum llmgate_class	 cls;
-	char			 err[512];
-	uint64_t		 start, t0;
+	char			 err[512], c = 0;
+	uint64_t		 t0;
 	long			 i;
 	int			 rv;
 
 	if ((g = llmgate_connect(b->socket, "llmgate-bench", err,
 	    sizeof err)) == NULL)
 		fatalx("%s", err);
+	/* The parent writes a byte each to go, or closes it to call off. */
+	if (write(ready, &c, 1) != 1)
+		fatalx("lease process: lost the parent");
+	close(ready);
+	if (read(go, &c, 1) != 1) {
+		llmgate_close(g);
+		_exit(0);
+	}
 	memset(&acq, 0, sizeof acq);
 	acq.target = b->target;
 	acq.tokens = 100;
 	acq.timeout_ms = 1000;
 	acq.priority = LLMGATE_PRIO_NORMAL;
-
-	memset(&st, 0, sizeof st);
-	st.lat = xcalloc((size_t)b->calls, sizeof *st.lat);
-	start = now_us();
-	for (i = 0; i < b->calls; i++) {
+	for (i = 0; i < calls; i++) {
 		t0 = now_us();
 		rv = llmgate_acquire(g, &acq, &lease, &cls, err, sizeof err);
 		if (rv == -1)
 			fatalx("acquire: %s", err);
-		if (rv == 1 && i == 0) {
-			if (b->json) {
-				printf("{\"mode\": \"leases\", \"supported\": "
-				    "false, \"class\": \"%s\", \"error\": ",
-				    llmgate_class_name(cls));
-				json_string(stdout, err);
-				printf("}\n");
-			} else
-				printf("leases: not measured: llmgated refused "
-				    "the first acquire (%s: %s)\n",
-				    llmgate_class_name(cls), err);
-			llmgate_close(g);
-			free(st.lat);
-			return 2;
-		}
 		if (rv == 1) {
-			stats_fail(&st, "acquire: %s: %s",
-			    llmgate_class_name(cls), err);
+			if (i == 0) {
+				sh->refused = 1;
+				sh->cls = cls;
+				snprintf(sh->error, sizeof sh->error, "%s",
+				    err);
+				break;
+			}
+			sh->failed++;
+			if (*sh->error == '\0')
+				snprintf(sh->error, sizeof sh->error,
+				    "acquire: %s: %s",
+				    llmgate_class_name(cls), err);
 			continue;
 		}
 		memset(&rep, 0, sizeof rep);
@@ -876,30 +888,125 @@ bench_leases(struct bench *b)
 		rep.input_tokens = 9;
 		rep.output_tokens = 8;
 		if (llmgate_report(g, &rep) != 0) {
-			stats_fail(&st, "report: %s", llmgate_error(g));
+			sh->failed++;
+			if (*sh->error == '\0')
+				snprintf(sh->error, sizeof sh->error,
+				    "report: %s", llmgate_error(g));
 			if (!llmgate_connected(g))
 				break;
 			continue;
 		}
-		st.lat[st.nlat++] = now_us() - t0;
+		lat[sh->nlat++] = now_us() - t0;
 	}
-	st.elapsed_us = now_us() - start;
 	llmgate_close(g);
+}
+
+/*
+ * Advisory leases: acquire+report pairs from -C processes at once (one
+ * connection each, as separate programs sharing a key would), CALLS in
+ * all. The clock starts once every process is connected. A daemon that
+ * refuses the first acquire is reported as such, with its reason, and
+ * nothing is timed.
+ */
+static int
+bench_leases(struct bench *b)
+{
+	struct lease_share	*sh;
+	struct stats		 st;
+	uint64_t		*lat;
+	size_t			 size;
+	long			 i, n, k, off;
+	pid_t			 pid;
+	int			 ready[2], go[2], status, refused = -1;
+	char			 c;
+
+	size = (size_t)b->conns * sizeof *sh + (size_t)b->calls * sizeof *lat;
+	sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	    -1, 0);
+	if (sh == MAP_FAILED)
+		fatalx("mmap: %s", strerror(errno));
+	lat = (uint64_t *)(sh + b->conns);
+	if (pipe(ready) == -1 || pipe(go) == -1)
+		fatalx("pipe: %s", strerror(errno));
+	for (i = off = 0; i < b->conns; i++, off += n) {
+		n = b->calls / b->conns + (i < b->calls % b->conns);
+		if ((pid = fork()) == -1)
+			fatalx("fork: %s", strerror(errno));
+		if (pid == 0) {
+			close(ready[0]);
+			close(go[1]);
+			lease_proc(b, n, lat + off, sh + i, ready[1], go[0]);
+			_exit(0);
+		}
+	}
+	close(ready[1]);
+	close(go[0]);
+	for (i = 0; i < b->conns; i++) {
+		if (read(ready[0], &c, 1) != 1)
+			fatalx("a lease process could not connect");
+	}
+
+	memset(&st, 0, sizeof st);
+	st.lat = xcalloc((size_t)b->calls, sizeof *st.lat);
+	st.elapsed_us = now_us();
+	for (i = 0; i < b->conns; i++) {
+		if (write(go[1], "g", 1) != 1)
+			fatalx("go: %s", strerror(errno));
+	}
+	close(go[1]);
+	while (wait(&status) > 0) {
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			stats_fail(&st, "a lease process failed");
+	}
+	st.elapsed_us = now_us() - st.elapsed_us;
+	close(ready[0]);
+
+	for (i = off = 0; i < b->conns; i++, off += n) {
+		n = b->calls / b->conns + (i < b->calls % b->conns);
+		for (k = 0; k < (long)sh[i].nlat; k++)
+			st.lat[st.nlat++] = lat[off + k];
+		st.failed += sh[i].failed;
+		if (*st.error == '\0' && *sh[i].error != '\0' &&
+		    !sh[i].refused)
+			snprintf(st.error, sizeof st.error, "%s",
+			    sh[i].error);
+		if (sh[i].refused && refused == -1)
+			refused = (int)i;
+	}
+	if (refused != -1) {
+		if (b->json) {
+			printf("{\"mode\": \"leases\", \"supported\": "
+			    "false, \"class\": \"%s\", \"error\": ",
+			    llmgate_class_name(sh[refused].cls));
+			json_string(stdout, sh[refused].error);
+			printf("}\n");
+		} else
+			printf("leases: not measured: llmgated refused "
+			    "the first acquire (%s: %s)\n",
+			    llmgate_class_name(sh[refused].cls),
+			    sh[refused].error);
+		munmap(sh, size);
+		free(st.lat);
+		return 2;
+	}
+	munmap(sh, size);
 
 	qsort(st.lat, st.nlat, sizeof *st.lat, cmp_u64);
 	if (b->json) {
 		printf("{\"mode\": \"leases\", \"supported\": true, "
-		    "\"pairs\": %zu, \"failed\": %ld, \"pairs_per_s\": %.1f, "
-		    "\"p50_us\": %" PRIu64 ", \"p99_us\": %" PRIu64 ", "
-		    "\"max_us\": %" PRIu64 "}\n", st.nlat, st.failed,
+		    "\"connections\": %ld, \"pairs\": %zu, \"failed\": %ld, "
+		    "\"pairs_per_s\": %.1f, \"p50_us\": %" PRIu64 ", "
+		    "\"p99_us\": %" PRIu64 ", \"max_us\": %" PRIu64 "}\n",
+		    b->conns, st.nlat, st.failed,
 		    (double)st.nlat / ((double)st.elapsed_us / 1e6),
 		    percentile(st.lat, st.nlat, 50),
 		    percentile(st.lat, st.nlat, 99),
 		    percentile(st.lat, st.nlat, 100));
 	} else {
-		printf("leases: %.1f acquire+report pairs/s (%zu ok, %ld "
-		    "failed)\n", (double)st.nlat /
-		    ((double)st.elapsed_us / 1e6), st.nlat, st.failed);
+		printf("leases: %.1f acquire+report pairs/s over %ld "
+		    "connection%s (%zu ok, %ld failed)\n", (double)st.nlat /
+		    ((double)st.elapsed_us / 1e6), b->conns,
+		    b->conns == 1 ? "" : "s", st.nlat, st.failed);
 		printf("  pair latency us  p50 %" PRIu64 "  p99 %" PRIu64
 		    "  max %" PRIu64 "\n", percentile(st.lat, st.nlat, 50),
 		    percentile(st.lat, st.nlat, 99),

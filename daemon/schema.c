@@ -10,14 +10,16 @@
 #include <sys/types.h>
 
 #include <ctype.h>
-#include <locale.h>
 #include <math.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "llmgated.h"
 
@@ -29,6 +31,10 @@
 #define SCHEMA_MAX_DEPTH	4096	/* nested checks (the stack) */
 #define SCHEMA_MAX_STEPS	(1024 * 1024)	/* checks per validation */
 #define SCHEMA_MAX_QUOTE	240	/* bytes quoted of a branch */
+#define SCHEMA_RE_MAX_NEST	64	/* parentheses in a pattern */
+#define SCHEMA_RE_MATCH_LIMIT	100000	/* PCRE2 backtracks per match */
+#define SCHEMA_RE_HEAP_KIB	8192	/* PCRE2 memory per match */
+#define SCHEMA_RE_MAX_MS	250	/* matching, per validation */
 
 #define SCHEMA_PLURAL(n, one, many)	((n) == 1 ? (one) : (many))
 
@@ -57,8 +63,7 @@ static const struct {
 
 struct schema_re {
 	const char *src;	/* as the schema wrote it, for messages */
-	regex_t re;
-	int ready;
+	pcre2_code *code;	/* NULL until compiled */
 };
 
 struct schema_list {
@@ -133,6 +138,7 @@ struct schema_run {
 	int refs;		/* $refs followed at this value */
 	int depth;
 	int aborted;		/* sticky: unwind everything */
+	uint64_t re_us;		/* spent matching patterns */
 	struct buf abort;	/* the run's one error when aborted */
 };
 
@@ -156,59 +162,15 @@ static void schema_cc_error(struct schema_cc *, const char *, ...)
 static void schema_err(struct schema_run *, struct schema_errs *,
     const char *, ...) __attribute__((format(printf, 3, 4)));
 static struct schema_node *schema_node(struct schema_cc *, const json_t *);
+static void schema_abort(struct schema_run *, const char *);
 static void schema_check(struct schema_run *, struct schema_errs *,
     const struct schema_node *, const json_t *);
-
-/*
- * POSIX regex reads multibyte text by the current LC_CTYPE, which in the
- * daemon is "C": "." would match one byte of "é". Patterns are compiled
- * and run under C.UTF-8 instead, when the system has it.
- */
-static locale_t schema_locale;
-static int schema_locale_tried;
-
-static void
-schema_locale_init(void)
-{
-	if (schema_locale_tried)
-		return;
-	schema_locale_tried = 1;
-	schema_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-}
 
 /* jansson's iterators take json_t * but do not modify the value. */
 static json_t *
 schema_unconst(const json_t *j)
 {
 	return (json_t *)(uintptr_t)j;
-}
-
-static void
-schema_utf8(struct buf *b, unsigned long c)
-{
-	char s[4];
-	size_t n;
-
-	if (c < 0x80) {
-		s[0] = (char)c;
-		n = 1;
-	} else if (c < 0x800) {
-		s[0] = (char)(0xc0 | c >> 6);
-		s[1] = (char)(0x80 | (c & 0x3f));
-		n = 2;
-	} else if (c < 0x10000) {
-		s[0] = (char)(0xe0 | c >> 12);
-		s[1] = (char)(0x80 | (c >> 6 & 0x3f));
-		s[2] = (char)(0x80 | (c & 0x3f));
-		n = 3;
-	} else {
-		s[0] = (char)(0xf0 | c >> 18);
-		s[1] = (char)(0x80 | (c >> 12 & 0x3f));
-		s[2] = (char)(0x80 | (c >> 6 & 0x3f));
-		s[3] = (char)(0x80 | (c & 0x3f));
-		n = 4;
-	}
-	buf_add(b, s, n);
 }
 
 static int
@@ -227,407 +189,90 @@ schema_hex(const char *p, int digits, unsigned long *c)
 }
 
 /*
- * The character an ECMA-262 escape stands for (p just after the
- * backslash), with *len the bytes consumed; -1 when it is no single
- * character (\d, \b, \1 ...).
+ * Patterns are ECMA-262 regular expressions, compiled with PCRE2 set as
+ * close to ECMAScript as it goes: UTF-8, \uXXXX escapes, "[^]" for any
+ * character, "$" only at the very end, ASCII \d \w \s. PCRE2 bounds what
+ * a hostile pattern can cost: the compiled size, nesting, and the work and
+ * memory of each match; a whole validation also stops matching after
+ * SCHEMA_RE_MAX_MS of it.
  */
-static long
-schema_re_char(const char *p, size_t *len)
+static pcre2_compile_context *schema_re_cc;
+static pcre2_match_context *schema_re_mc;
+static pcre2_match_data *schema_re_md;
+
+static void
+schema_re_init(void)
 {
-	unsigned long c, lo;
-
-	*len = 1;
-	switch (*p) {
-	case 'n':
-		return '\n';
-	case 't':
-		return '\t';
-	case 'r':
-		return '\r';
-	case 'f':
-		return '\f';
-	case 'v':
-		return '\v';
-	case 'x':
-		if (schema_hex(p + 1, 2, &c) != 0 || c == 0)
-			return -1;
-		*len = 3;
-		return (long)c;
-	case 'u':
-		if (schema_hex(p + 1, 4, &c) != 0 || c == 0)
-			return -1;
-		*len = 5;
-		if (c >= 0xdc00 && c <= 0xdfff)
-			return -1;
-		if (c >= 0xd800 && c <= 0xdbff) {
-			if (p[5] != '\\' || p[6] != 'u' ||
-			    schema_hex(p + 7, 4, &lo) != 0 ||
-			    lo < 0xdc00 || lo > 0xdfff)
-				return -1;
-			*len = 11;
-			c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
-		}
-		return (long)c;
-	}
-	return -1;
-}
-
-/*
- * One ECMA bracket expression ("[" already consumed) as a POSIX one. POSIX
- * has no escapes inside brackets, so ']' must come first, '-' last and '^'
- * anywhere but first; members are collected and then placed.
- */
-static int
-schema_re_bracket(const char **pp, struct buf *out, const char **why)
-{
-	const char *p = *pp, *e;
-	struct buf body = { NULL, 0, 0 };
-	int neg = 0, rb = 0, dash = 0, caret = 0, single = 0;
-	size_t len;
-	long c;
-
-	if (*p == '^') {
-		neg = 1;
-		p++;
-	}
-	while (*p != '\0' && *p != ']') {
-		if (p[0] == '[' && p[1] == ':') {
-			if ((e = strstr(p + 2, ":]")) == NULL)
-				break;
-			buf_add(&body, p, (size_t)(e + 2 - p));
-			p = e + 2;
-			single = 0;
-			continue;
-		}
-		if (*p == '-' && single && p[1] != ']' && p[1] != '\0') {
-			/* A range: its end may be an escape too. */
-			p++;
-			if (*p == '\\' && (c = schema_re_char(p + 1, &len)) > 0)
-				p += 1 + len;
-			else if (*p == '\\' && p[1] != '\0' &&
-			    strchr("dDwWsS", p[1]) == NULL) {
-				c = (unsigned char)p[1];
-				p += 2;
-			} else if (*p != '\\') {
-				/* Copy a whole UTF-8 character. */
-				len = 1;
-				while ((p[len] & 0xc0) == 0x80)
-					len++;
-				buf_addstr(&body, "-");
-				buf_add(&body, p, len);
-				p += len;
-				single = 0;
-				continue;
-			} else {
-				*why = "a range ends in a class escape";
-				goto fail;
-			}
-			buf_addstr(&body, "-");
-			schema_utf8(&body, (unsigned long)c);
-			single = 0;
-			continue;
-		}
-		if (*p == '\\' && p[1] != '\0') {
-			single = 0;
-			switch (p[1]) {
-			case 'd':
-				buf_addstr(&body, "[:digit:]");
-				p += 2;
-				continue;
-			case 'w':
-				buf_addstr(&body, "[:alnum:]_");
-				p += 2;
-				continue;
-			case 's':
-				buf_addstr(&body, "[:space:]");
-				p += 2;
-				continue;
-			case 'D':
-			case 'W':
-			case 'S':
-				*why = "\\D, \\W and \\S inside [...] have no "
-				    "POSIX equivalent";
-				goto fail;
-			case 'b':
-				c = '\b';
-				len = 1;
-				break;
-			default:
-				if ((c = schema_re_char(p + 1, &len)) < 0) {
-					c = (unsigned char)p[1];
-					len = 1;
-				}
-				break;
-			}
-			p += 1 + len;
-		} else if (*p == '-') {
-			c = '-';
-			p++;
-		} else {
-			len = 1;
-			while ((p[len] & 0xc0) == 0x80)
-				len++;
-			buf_add(&body, p, len);
-			p += len;
-			single = 1;
-			continue;
-		}
-		if (c == ']')
-			rb = 1;
-		else if (c == '-')
-			dash = 1;
-		else if (c == '^')
-			caret = 1;
-		else {
-			schema_utf8(&body, (unsigned long)c);
-			single = 1;
-		}
-	}
-	if (*p != ']') {
-		*why = "unterminated [...]";
-		goto fail;
-	}
-	*pp = p + 1;
-	if (!rb && body.len == 0 && !dash && !caret) {
-		if (!neg) {
-			*why = "empty [] matches nothing";
-			goto fail;
-		}
-		buf_addstr(out, ".");	/* [^]: any character */
-	} else if (caret && !neg && !rb && body.len == 0)
-		buf_addstr(out, dash ? "[-^]" : "\\^");
-	else {
-		buf_printf(out, "[%s%s%s%s%s]", neg ? "^" : "", rb ? "]" : "",
-		    buf_cstr(&body), caret ? "^" : "", dash ? "-" : "");
-	}
-	buf_free(&body);
-	return 0;
-
-fail:
-	buf_free(&body);
-	return -1;
-}
-
-/*
- * JSON Schema patterns are ECMA-262 and regcomp() takes POSIX ERE. Most
- * patterns are in the common subset; translate what is not but has an
- * equivalent (\d \w \s and negations, \uXXXX, (?:...), escapes inside
- * brackets) and leave the rest to regcomp(), which rejects what it cannot
- * parse, such as lookarounds.
- */
-static int
-schema_re_translate(const char *p, struct buf *out, const char **why)
-{
-	size_t len;
-	long c;
-
-	while (*p != '\0') {
-		if (*p == '[') {
-			p++;
-			if (schema_re_bracket(&p, out, why) != 0)
-				return -1;
-			continue;
-		}
-		if (p[0] == '(' && p[1] == '?' && p[2] == ':') {
-			buf_addstr(out, "(");
-			p += 3;
-			continue;
-		}
-		/* Lazy quantifiers match the same strings as greedy ones; to
-		 * POSIX, "a+?" would be "(a+)?". */
-		if (strchr("*+?}", *p) != NULL && p[1] == '?') {
-			buf_add(out, p, 1);
-			p += 2;
-			continue;
-		}
-		if (*p != '\\' || p[1] == '\0') {
-			buf_add(out, p++, 1);
-			continue;
-		}
-		switch (p[1]) {
-		case 'd':
-			buf_addstr(out, "[[:digit:]]");
-			break;
-		case 'D':
-			buf_addstr(out, "[^[:digit:]]");
-			break;
-		case 'w':
-			buf_addstr(out, "[[:alnum:]_]");
-			break;
-		case 'W':
-			buf_addstr(out, "[^[:alnum:]_]");
-			break;
-		case 's':
-			buf_addstr(out, "[[:space:]]");
-			break;
-		case 'S':
-			buf_addstr(out, "[^[:space:]]");
-			break;
-		case '/':
-			buf_addstr(out, "/");
-			break;
-		default:
-			if ((c = schema_re_char(p + 1, &len)) < 0) {
-				buf_add(out, p, 2);	/* for regcomp */
-				break;
-			}
-			if (c < 0x80 && strchr(".[]()*+?{}|^$\\", (int)c))
-				buf_addstr(out, "\\");
-			schema_utf8(out, (unsigned long)c);
-			p += 1 + len;
-			continue;
-		}
-		p += 2;
-	}
-	return 0;
-}
-
-#define SCHEMA_RE_MAX_COST	100000	/* rough nodes regcomp would build */
-#define SCHEMA_RE_MAX_DEPTH	32
-
-/*
- * glibc's regcomp() copies the operand of every bounded repeat, so nested
- * or stacked repeats ("a{1,30000}{1,1000}", "((a{1,100}){1,100}){1,100}")
- * take gigabytes. A caller's schema must not do that to the daemon: add
- * up what the pattern would expand to (repeats multiply their operand,
- * sequences add) and refuse it past a limit.
- */
-static int
-schema_re_too_big(const char *p)
-{
-	double sum[SCHEMA_RE_MAX_DEPTH], last[SCHEMA_RE_MAX_DEPTH];
-	double lo, hi, cost;
-	int d = 0;
-	char *end;
-
-	sum[0] = last[0] = 0;
-	for (; *p != '\0'; p++) {
-		switch (*p) {
-		case '\\':
-			if (p[1] != '\0')
-				p++;
-			cost = 1;
-			break;
-		case '[':
-			/* A bracket expression is one atom. */
-			p++;
-			if (*p == '^')
-				p++;
-			if (*p == ']')
-				p++;
-			while (*p != '\0' && *p != ']')
-				p++;
-			if (*p == '\0')
-				return 0;
-			cost = 1;
-			break;
-		case '(':
-			if (++d == SCHEMA_RE_MAX_DEPTH)
-				return 1;
-			sum[d] = last[d] = 0;
-			continue;
-		case ')':
-			if (d == 0)
-				return 0;
-			cost = sum[d] > 1 ? sum[d] : 1;
-			d--;
-			break;
-		case '*':
-		case '+':
-		case '?':
-			sum[d] += last[d];
-			last[d] *= 2;
-			if (sum[d] > SCHEMA_RE_MAX_COST)
-				return 1;
-			continue;
-		case '{':
-			lo = strtod(p + 1, &end);
-			hi = lo;
-			if (*end == ',') {
-				hi = strtod(end + 1, &end);
-				if (hi == 0)
-					hi = lo + 1;
-			}
-			if (*end != '}')
-				return 0;
-			p = end;
-			if (hi < 1)
-				hi = 1;
-			sum[d] += last[d] * (hi - 1);
-			last[d] *= hi;
-			if (sum[d] > SCHEMA_RE_MAX_COST)
-				return 1;
-			continue;
-		default:
-			cost = 1;
-			break;
-		}
-		sum[d] += cost;
-		last[d] = cost;
-		if (sum[d] > SCHEMA_RE_MAX_COST)
-			return 1;
-	}
-	return 0;
+	if (schema_re_md != NULL)
+		return;
+	schema_re_cc = pcre2_compile_context_create(NULL);
+	schema_re_mc = pcre2_match_context_create(NULL);
+	schema_re_md = pcre2_match_data_create(1, NULL);
+	if (schema_re_cc == NULL || schema_re_mc == NULL ||
+	    schema_re_md == NULL)
+		fatalx("out of memory");
+	pcre2_set_parens_nest_limit(schema_re_cc, SCHEMA_RE_MAX_NEST);
+	pcre2_set_match_limit(schema_re_mc, SCHEMA_RE_MATCH_LIMIT);
+	pcre2_set_depth_limit(schema_re_mc, SCHEMA_RE_MATCH_LIMIT);
+	pcre2_set_heap_limit(schema_re_mc, SCHEMA_RE_HEAP_KIB);
 }
 
 static int
 schema_re_compile(struct schema_cc *cc, struct schema_re *re, const char *src)
 {
-	struct buf tr = { NULL, 0, 0 };
-	const char *why = NULL;
-	locale_t old = (locale_t)0;
-	char msg[256];
-	int rc;
+	PCRE2_UCHAR msg[256];
+	PCRE2_SIZE off;
+	int err;
 
-	if (schema_re_translate(src, &tr, &why) != 0) {
-		schema_cc_error(cc, "pattern '%s' is not supported: %s", src,
-		    why);
-		buf_free(&tr);
-		return -1;
-	}
-	if (schema_re_too_big(buf_cstr(&tr))) {
-		schema_cc_error(cc, "pattern '%s' is too complex: its repeats "
-		    "expand past %d states", src, SCHEMA_RE_MAX_COST);
-		buf_free(&tr);
-		return -1;
-	}
-	if (schema_locale != (locale_t)0)
-		old = uselocale(schema_locale);
-	rc = regcomp(&re->re, buf_cstr(&tr), REG_EXTENDED | REG_NOSUB);
-	if (schema_locale != (locale_t)0)
-		uselocale(old);
-	buf_free(&tr);
-	if (rc != 0) {
-		regerror(rc, &re->re, msg, sizeof msg);
-		schema_cc_error(cc, "pattern '%s' is not a valid regular "
-		    "expression: %s", src, msg);
-		return -1;
-	}
 	re->src = src;
-	re->ready = 1;
+	re->code = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED,
+	    PCRE2_UTF | PCRE2_ALT_BSUX | PCRE2_ALLOW_EMPTY_CLASS |
+	    PCRE2_DOLLAR_ENDONLY | PCRE2_NO_AUTO_CAPTURE, &err, &off,
+	    schema_re_cc);
+	if (re->code == NULL) {
+		pcre2_get_error_message(err, msg, sizeof msg);
+		schema_cc_error(cc, "pattern '%s' is not a valid regular "
+		    "expression: %s at offset %zu", src, (const char *)msg,
+		    (size_t)off);
+		return -1;
+	}
 	return 0;
 }
 
-/* An unanchored search, as JSON Schema's pattern is. */
-static int
-schema_re_match(const struct schema_re *re, const char *s, size_t len)
+static uint64_t
+schema_now_us(void)
 {
-	regmatch_t m[1];
-	locale_t old = (locale_t)0;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * An unanchored search, as JSON Schema's pattern is: 1 on a match, 0 on
+ * none. A match that runs into PCRE2's limits, or past the run's time for
+ * patterns, aborts the run (the schema, not the reply, is the problem).
+ */
+static int
+schema_re_match(struct schema_run *run, const struct schema_re *re,
+    const char *s, size_t len)
+{
+	uint64_t t0;
 	int rc;
 
-	if (schema_locale != (locale_t)0)
-		old = uselocale(schema_locale);
-#ifdef REG_STARTEND
-	m[0].rm_so = 0;
-	m[0].rm_eo = (regoff_t)len;
-	rc = regexec(&re->re, s, 1, m, REG_STARTEND);
-#else
-	rc = regexec(&re->re, s, 0, m, 0);
-#endif
-	if (schema_locale != (locale_t)0)
-		uselocale(old);
-	return rc == 0;
+	if (run->aborted)
+		return 0;
+	t0 = schema_now_us();
+	rc = pcre2_match(re->code, (PCRE2_SPTR)s, len, 0, 0, schema_re_md,
+	    schema_re_mc);
+	run->re_us += schema_now_us() - t0;
+	if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+	    rc == PCRE2_ERROR_HEAPLIMIT || run->re_us > SCHEMA_RE_MAX_MS * 1000) {
+		schema_abort(run, "pattern too costly to match");
+		return 0;
+	}
+	/* Other errors (bad UTF-8 cannot come from jansson): no match. */
+	return rc >= 0;
 }
 
 static void
@@ -1145,7 +790,7 @@ schema_compile(const char *schema_text, char **cause)
 	json_error_t jerr;
 	size_t i;
 
-	schema_locale_init();
+	schema_re_init();
 	memset(&cc, 0, sizeof cc);
 	s = cc.s = xcalloc(1, sizeof *s);
 	s->root = json_loads(schema_text, JSON_DECODE_ANY, &jerr);
@@ -1196,13 +841,11 @@ schema_free(struct schema *s)
 		return;
 	for (i = 0; i < s->nnodes; i++) {
 		n = s->nodes[i];
-		if (n->pattern != NULL && n->pattern->ready)
-			regfree(&n->pattern->re);
+		if (n->pattern != NULL)
+			pcre2_code_free(n->pattern->code);
 		free(n->pattern);
-		for (k = 0; k < n->npatprops; k++) {
-			if (n->patprops[k].re.ready)
-				regfree(&n->patprops[k].re.re);
-		}
+		for (k = 0; k < n->npatprops; k++)
+			pcre2_code_free(n->patprops[k].re.code);
 		free(n->patprops);
 		free(n->props);
 		free(n->prefix.v);
@@ -1553,7 +1196,8 @@ schema_check_string(struct schema_run *run, struct schema_errs *e,
 		schema_err(run, e, "expected at most %lld %s, got %lld",
 		    n->max_len, SCHEMA_PLURAL(n->max_len, "character",
 		    "characters"), chars);
-	if (n->pattern != NULL && !schema_re_match(n->pattern, s, len))
+	if (n->pattern != NULL && !schema_re_match(run, n->pattern, s, len) &&
+	    !run->aborted)
 		schema_err(run, e, "does not match pattern '%s'",
 		    n->pattern->src);
 }
@@ -1641,7 +1285,7 @@ schema_check_object(struct schema_run *run, struct schema_errs *e,
 		known = n->props_json != NULL &&
 		    json_object_get(n->props_json, key) != NULL;
 		for (i = 0; i < n->npatprops; i++) {
-			if (!schema_re_match(&n->patprops[i].re, key,
+			if (!schema_re_match(run, &n->patprops[i].re, key,
 			    strlen(key)))
 				continue;
 			known = 1;

@@ -324,6 +324,18 @@ START_TEST(test_pattern)
 	INVALID("{\"pattern\":\"^a+?$\"}", "\"\"",
 	    "$: does not match pattern '^a+?$'\n");
 	VALID("{\"pattern\":\"^[^]b$\"}", "\"xb\"");
+	/* ECMA-262 lookahead and classes inside brackets. */
+	VALID("{\"pattern\":\"^(?=.*\\\\d)[a-z\\\\d]+$\"}", "\"abc1\"");
+	INVALID("{\"pattern\":\"^(?=.*\\\\d)[a-z\\\\d]+$\"}", "\"abc\"",
+	    "$: does not match pattern '^(?=.*\\d)[a-z\\d]+$'\n");
+	VALID("{\"pattern\":\"^[\\\\D]+$\"}", "\"ab\"");
+	/* "$" is the end, not the end or before a final newline. */
+	INVALID("{\"pattern\":\"^a$\"}", "\"a\\n\"",
+	    "$: does not match pattern '^a$'\n");
+	/* Catastrophic backtracking stops the run instead of the daemon. */
+	INVALID("{\"items\":{\"pattern\":\"^(a|a)*$\"}}",
+	    "[\"ok\",\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!\"]",
+	    "$[1]: pattern too costly to match\n");
 }
 END_TEST
 
@@ -640,11 +652,14 @@ START_TEST(test_invalid_schemas)
 		    "(not a string)" },
 		{ "{\"items\":{\"items\":{\"pattern\":\"[a\"}}}",
 		    "schema at #/items/items/pattern: pattern '[a' is not "
-		    "supported: unterminated [...]" },
-		{ "{\"pattern\":\"(?=x)\"}", "schema at #/pattern: pattern "
-		    "'(?=x)' is not a valid regular expression" },
-		{ "{\"pattern\":\"[\\\\D]\"}", "schema at #/pattern: pattern "
-		    "'[\\D]' is not supported" },
+		    "a valid regular expression: missing terminating ] for "
+		    "character class at offset 2" },
+		{ "{\"pattern\":\"a{2,1}\"}", "schema at #/pattern: pattern "
+		    "'a{2,1}' is not a valid regular expression: numbers out "
+		    "of order" },
+		{ "{\"pattern\":\"a)+++\"}", "schema at #/pattern: pattern "
+		    "'a)+++' is not a valid regular expression: unmatched "
+		    "closing parenthesis" },
 		{ "3", "schema at #: a schema must be an object or a boolean" },
 	};
 	size_t i;
