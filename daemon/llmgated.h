@@ -172,6 +172,12 @@ const struct model_conf *config_model(const struct provider_conf *,
 void config_limits(const struct provider_conf *, const char *model,
     struct model_conf *);
 
+/* jload.c: json_loadb(buf, len, 0, err), several times faster on the
+ * replies and stream events providers send; same tree, same errors. */
+json_t *jload(const char *buf, size_t len, json_error_t *err);
+/* The fast path alone: NULL where jload() hands the text to jansson. */
+json_t *jload_fast(const char *buf, size_t len);
+
 /* sse.c: incremental WHATWG event-stream parser, any split of the bytes. */
 struct sse_event {
 	const char *event;	/* NULL when no event: field was given */

@@ -693,7 +693,7 @@ anthropic_classify(struct reply *r, uint32_t status, const char *body,
 	char msg[32];
 
 	if (body != NULL && len != 0)
-		root = json_loadb(body, len, 0, NULL);
+		root = jload(body, len, NULL);
 	err = json_object_get(root, "error");
 	if (json_is_object(err)) {
 		anthropic_error_object(r, err, status);
@@ -791,7 +791,7 @@ anthropic_parse(struct reply *r, const char *body, size_t len)
 	size_t i;
 	int ntools = 0, json_seen = 0;
 
-	if ((root = json_loadb(body, len, 0, &jerr)) == NULL) {
+	if ((root = jload(body, len, &jerr)) == NULL) {
 		reply_error(r, LLMGATE_PARSE_ERROR, 0,
 		    "response is not JSON: %s", jerr.text);
 		return -1;
@@ -1074,7 +1074,7 @@ anthropic_ev_block_stop(struct reply *r, json_t *ev)
 			    r->text.len - b->off, "structured reply");
 		break;
 	case ANTHROPIC_VALUE:
-		input = json_loadb(st->value, st->vlen, 0, NULL);
+		input = jload(st->value, st->vlen, NULL);
 		if ((s = anthropic_json_text(input, 1)) == NULL) {
 			reply_error(r, LLMGATE_PARSE_ERROR, 0,
 			    "structured reply is not JSON with a value");
@@ -1151,7 +1151,7 @@ anthropic_event(struct reply *r, const struct sse_event *sev)
 	int rc;
 
 	/* A proxy may drop event: lines; the JSON type says the same. */
-	ev = json_loadb(sev->data, sev->len, 0, &jerr);
+	ev = jload(sev->data, sev->len, &jerr);
 	if (sev->error_field)
 		name = "error";
 	else if (sev->event != NULL)

@@ -832,7 +832,7 @@ gemini_parse(struct reply *r, const char *body, size_t len)
 	json_t *root;
 	int rv;
 
-	if ((root = json_loadb(body, len, 0, &error)) == NULL) {
+	if ((root = jload(body, len, &error)) == NULL) {
 		reply_error(r, LLMGATE_PARSE_ERROR, 0,
 		    "response is not JSON: %s", error.text);
 		return -1;
@@ -855,7 +855,7 @@ gemini_event(struct reply *r, const struct sse_event *ev)
 
 	if (ev->len == 0)
 		return 0;
-	if ((root = json_loadb(ev->data, ev->len, 0, &error)) == NULL) {
+	if ((root = jload(ev->data, ev->len, &error)) == NULL) {
 		reply_error(r, LLMGATE_PARSE_ERROR, 0,
 		    "stream event is not JSON: %s", error.text);
 		return -1;
@@ -876,7 +876,7 @@ gemini_classify(struct reply *r, uint32_t status, const char *body,
 {
 	json_t *root, *err = NULL;
 
-	root = body != NULL ? json_loadb(body, len, 0, NULL) : NULL;
+	root = body != NULL ? jload(body, len, NULL) : NULL;
 	if (json_is_array(root) && json_array_size(root) == 1)
 		err = json_object_get(json_array_get(root, 0), "error");
 	else

@@ -810,7 +810,7 @@ openai_parse(struct reply *r, const char *body, size_t len)
 		reply_error(r, LLMGATE_PARSE_ERROR, 0, "empty response body");
 		return -1;
 	}
-	root = json_loadb(body + off, len - off, 0, &jerr);
+	root = jload(body + off, len - off, &jerr);
 	if (root == NULL) {
 		reply_error(r, LLMGATE_PARSE_ERROR, 0,
 		    "response body is not JSON: %s", jerr.text);
@@ -880,7 +880,7 @@ openai_event(struct reply *r, const struct sse_event *ev)
 	/* llama.cpp: "error: {json}"; others may name the event "error". */
 	if (ev->error_field ||
 	    (ev->event != NULL && strcmp(ev->event, "error") == 0)) {
-		root = json_loadb(ev->data + off, n, 0, NULL);
+		root = jload(ev->data + off, n, NULL);
 		openai_error(r, 0, root, ev->data + off, n);
 		json_decref(root);
 		return -1;
@@ -895,7 +895,7 @@ openai_event(struct reply *r, const struct sse_event *ev)
 		return 0;
 	}
 
-	root = json_loadb(ev->data + off, n, 0, &jerr);
+	root = jload(ev->data + off, n, &jerr);
 	if (root == NULL || !json_is_object(root)) {
 		reply_error(r, LLMGATE_PARSE_ERROR, 0,
 		    "stream event is not a JSON object: %s",
@@ -955,7 +955,7 @@ openai_classify(struct reply *r, uint32_t status, const char *body,
 	/* Gateways answer with HTML or nothing: then the status decides. */
 	off = body != NULL ? openai_skip_space(body, len) : len;
 	if (off < len)
-		root = json_loadb(body + off, len - off, 0, NULL);
+		root = jload(body + off, len - off, NULL);
 	openai_error(r, status, root, NULL, 0);
 	json_decref(root);
 }

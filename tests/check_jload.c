@@ -1,0 +1,201 @@
+/*
+ * check_jload.c: the fast JSON decoder must give exactly what json_loadb()
+ * gives (the same tree, or the same error), and must take on the replies
+ * and stream events the providers really send, or it saves nothing.
+ */
+#include <sys/types.h>
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llmgated.h"
+
+#ifndef TEST_DATA
+#error "build with -DTEST_DATA='\"/path/to/tests/data\"'"
+#endif
+
+/* jload() and json_loadb() agree on text: same tree, or same error. */
+static void
+same_as_jansson(const char *text, size_t len)
+{
+	json_error_t e1, e2;
+	json_t *a, *b;
+
+	a = jload(text, len, &e1);
+	b = json_loadb(text, len, 0, &e2);
+	ck_assert_msg((a == NULL) == (b == NULL), "'%.*s': jload %s, "
+	    "jansson %s", (int)len, text, a == NULL ? "failed" : "decoded",
+	    b == NULL ? "failed" : "decoded");
+	if (a != NULL)
+		ck_assert_msg(json_equal(a, b), "'%.*s': trees differ",
+		    (int)len, text);
+	else
+		ck_assert_str_eq(e1.text, e2.text);
+	json_decref(a);
+	json_decref(b);
+}
+
+START_TEST(test_agrees_with_jansson)
+{
+	/* Taken on by the fast path. */
+	static const char *fast[] = {
+		"{}", "[]", " {\"a\":1} ", "\n[1,-2,0,true,false,null]\r\n",
+		"{\"a\":{\"b\":[{\"c\":\"d\"}]},\"e\":[]}",
+		"{\"a\":1,\"a\":2}",			/* the later one wins */
+		"{\"s\":\"tab\\there \\\"q\\\" \\\\ \\/ \\b\\f\\n\\r\"}",
+		"{\"\\n\":\"escaped key\"}",
+		"{\"u\":\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\"}",
+		"[123456789012345678,-123456789012345678]",
+		"[ 1 , 2 ]", "{ \"a\" : 1 , \"b\" : [ ] }",
+	};
+	static const char *cases[] = {
+		/* Handed to jansson, which decodes them. */
+		"[\"\\u00e9\\ud83d\\ude00\"]", "[1.5,2e3,-0.0]",
+		"[1234567890123456789]", "[-0]",
+		/* Malformed: both refuse, with jansson's message. */
+		"", "   ", "{", "}", "[1,]", "[,1]", "{\"a\":1,}", "{,\"a\":1}",
+		"[1 2]", "{\"a\" 1}", "{\"a\":1 \"b\":2}", "{\"a\"}", "{1:2}",
+		"[\"a\":1]", "[01]", "[1.]", "[+1]", "[--1]", "[tru]",
+		"[truex]", "[nul]", "[1\"a\"]", "{} {}", "{}x", "[] ]",
+		"[\"unterminated]", "[\"bad \\x escape\"]",
+		"[\"raw \x01 control\"]", "[\"bad utf8 \xc3\x28\"]",
+		"[\"\\u0000\"]", "[\"\\ud800\"]", "\"just a string\"", "42",
+		"null", "[1][2]", "{\"a\":[}", "[{]}", "[\"a\\\"]",
+	};
+	json_t *j;
+	size_t i;
+
+	for (i = 0; i < sizeof fast / sizeof fast[0]; i++) {
+		j = jload_fast(fast[i], strlen(fast[i]));
+		ck_assert_msg(j != NULL, "'%s' went past the fast path",
+		    fast[i]);
+		json_decref(j);
+		same_as_jansson(fast[i], strlen(fast[i]));
+	}
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		same_as_jansson(cases[i], strlen(cases[i]));
+	/* A NUL byte inside the text. */
+	same_as_jansson("[1,\0 2]", 7);
+	same_as_jansson("[\"a\0b\"]", 7);
+}
+END_TEST
+
+/* Past the token array: jansson takes it, with the same result. */
+START_TEST(test_large_document)
+{
+	char *text;
+	size_t n = 0, cap = 64 * 1024;
+	int i;
+
+	text = malloc(cap);
+	n += (size_t)snprintf(text + n, cap - n, "[");
+	for (i = 0; i < 2000; i++)
+		n += (size_t)snprintf(text + n, cap - n, "%s{\"i\":%d}",
+		    i == 0 ? "" : ",", i);
+	n += (size_t)snprintf(text + n, cap - n, "]");
+	ck_assert_ptr_null(jload_fast(text, n));
+	same_as_jansson(text, n);
+	free(text);
+}
+END_TEST
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	ck_assert_int_eq(fread(buf, 1, (size_t)n, f), n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+/*
+ * The recorded OpenAI stream events and plain replies (the hot path) are
+ * decoded by the fast path, and all recorded bodies and events of every
+ * provider agree with jansson.
+ */
+START_TEST(test_recorded_replies)
+{
+	static const char *dirs[] = { "openai", "anthropic", "gemini" };
+	char path[1024], *buf, *line, *end;
+	struct dirent *de;
+	size_t len, i;
+	unsigned fast = 0, events = 0;
+	json_t *j;
+	DIR *d;
+
+	for (i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", TEST_DATA, dirs[i]);
+		ck_assert_ptr_nonnull(d = opendir(path));
+		while ((de = readdir(d)) != NULL) {
+			if (*de->d_name == '.')
+				continue;
+			snprintf(path, sizeof path, "%s/%s/%s", TEST_DATA,
+			    dirs[i], de->d_name);
+			buf = slurp(path, &len);
+			if (strstr(de->d_name, ".json") != NULL)
+				same_as_jansson(buf, len);
+			/* Each "data: " line of a stream is one event. */
+			for (line = buf; strstr(de->d_name, ".sse") != NULL &&
+			    (line = strstr(line, "data: ")) != NULL;
+			    line = end) {
+				line += 6;
+				end = line + strcspn(line, "\r\n");
+				if (*line != '{')
+					continue;
+				same_as_jansson(line, (size_t)(end - line));
+				if (i == 0) {
+					events++;
+					j = jload_fast(line,
+					    (size_t)(end - line));
+					fast += j != NULL;
+					json_decref(j);
+				}
+			}
+			free(buf);
+		}
+		closedir(d);
+	}
+	/* Nearly every OpenAI event: only \u escapes and reals go past. */
+	ck_assert_uint_gt(events, 20);
+	ck_assert_msg(fast * 10 >= events * 9, "fast path took %u of %u "
+	    "OpenAI events", fast, events);
+}
+END_TEST
+
+static Suite *
+jload_suite(void)
+{
+	Suite *s = suite_create("jload");
+	TCase *tc = tcase_create("decode");
+
+	tcase_add_test(tc, test_agrees_with_jansson);
+	tcase_add_test(tc, test_large_document);
+	tcase_add_test(tc, test_recorded_replies);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(jload_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
