@@ -6,7 +6,9 @@
 # a temporary directory, then prints:
 #   - latency and throughput straight at the upstream and through llmgated,
 #     at concurrency 1 and 16, plain and streamed, and the daemon's overhead;
-#   - advisory lease acquire+report pairs per second (or why not);
+#   - advisory lease acquire+report pairs per second (or why not), from
+#     one process and from LEASE_CONNS processes at once (one connection
+#     each, as separate programs sharing a key);
 #   - llmgated's resident memory per idle client and per streamed call in
 #     flight, each on a freshly started daemon (a daemon that already ran
 #     a load would reuse freed memory and look cheaper than it is); the
@@ -16,7 +18,7 @@
 # usage: bench/run.sh [BUILDDIR]     (default: $BUILDDIR, else .)
 # Build first: make && make bench. Sizes can be changed through the
 # environment: N1, N16 (calls at concurrency 1 and 16), CONNS (connections
-# llmgated is driven over at concurrency 16), REPEAT (each load runs that
+# llmgated is driven over at concurrency 16), LEASE_CONNS, REPEAT (each load runs that
 # many times and the best, by calls/s, is shown: on a shared machine the
 # scheduler makes single runs vary), IDLE, HOLD, LOG_LEVEL.
 # Benchmarks print numbers; nothing here passes or fails on speed.
@@ -30,6 +32,7 @@ daemon=$build/llmgated
 N1=${N1:-5000}
 N16=${N16:-20000}
 CONNS=${CONNS:-1}
+LEASE_CONNS=${LEASE_CONNS:-16}
 REPEAT=${REPEAT:-3}
 IDLE=${IDLE:-10000}
 HOLD=${HOLD:-1000}
@@ -171,7 +174,9 @@ $(field "$g" failed)
 "
 	done
 done
-leases=$("$bench" -s "$sock" -m "bench/$MODEL" -n 10000 --leases) || true
+leases1=$("$bench" -s "$sock" -m "bench/$MODEL" -n 10000 --leases) || true
+leases=$("$bench" -s "$sock" -m "bench/$MODEL" -n 100000 --leases \
+    -C "$LEASE_CONNS") || true
 stop_daemon
 
 printf '%s' "$rows" | awk '
@@ -193,6 +198,7 @@ echo "best of $REPEAT runs each; latencies in us; ratio: llmgated calls/s" \
     "over direct calls/s; CPU: llmgated's user+system us per call; direct:" \
     "libcurl multi with the daemon's request and transfer options"
 echo
+echo "$leases1"
 echo "$leases"
 echo
 
