@@ -760,6 +760,8 @@ int server_run(void);
 json_t *server_status(void);
 int server_reload(char **cause);
 void server_call_ended(void);
+/* 1 once SIGTERM started the drain: no new calls or leases. */
+int server_draining(void);
 struct config *config_ref(struct config *);
 void config_unref(struct config *);
 

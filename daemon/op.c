@@ -42,12 +42,30 @@ op_hello(struct conn *c, struct proto_msg *m)
 	conn_send(c);
 }
 
+/*
+ * A drain lets the calls in flight finish; a client that was connected
+ * before it hears that no new work starts here (overloaded: worth trying
+ * again, on the daemon that replaces this one).
+ */
+static int
+op_refused_draining(struct conn *c, struct proto_msg *m)
+{
+	if (!server_draining())
+		return 0;
+	conn_send_error(c, m->id, LLMGATE_OVERLOADED,
+	    "llmgated is shutting down: no new calls or leases");
+	return 1;
+}
+
 static void
 op_call(struct conn *c, struct proto_msg *m)
 {
-	msgpack_zone *zone = proto_msg_take_zone(m);
+	msgpack_zone *zone;
 	struct llmgate_request *req;
 
+	if (op_refused_draining(c, m))
+		return;
+	zone = proto_msg_take_zone(m);
 	/* The request's contents live in the zone; its head must too. */
 	req = msgpack_zone_malloc(zone, sizeof *req);
 	*req = m->u.call;
@@ -104,6 +122,8 @@ op_reload(struct conn *c, struct proto_msg *m)
 static void
 op_acquire(struct conn *c, struct proto_msg *m)
 {
+	if (op_refused_draining(c, m))
+		return;
 	conn_lease_acquire(c, m->id, &m->u.acquire);
 }
 

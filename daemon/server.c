@@ -27,7 +27,7 @@ static struct evconnlistener *server_listener;
 static char *server_path;		/* unlinked at exit when ours */
 static dev_t server_path_dev;		/* ... and still ours: */
 static ino_t server_path_ino;		/* the file we bound */
-static int server_draining;
+static int server_drain;
 static struct event *server_sigs[4];
 static struct event *server_drain_ev;
 static struct event *server_resume_ev;
@@ -74,7 +74,7 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd,
 static void
 server_resume(evutil_socket_t fd, short events, void *arg)
 {
-	if (!server_draining && server_listener != NULL)
+	if (!server_drain && server_listener != NULL)
 		evconnlistener_enable(server_listener);
 }
 
@@ -319,8 +319,14 @@ server_exit(void)
 void
 server_call_ended(void)
 {
-	if (server_draining && call_stats.inflight == 0)
+	if (server_drain && call_stats.inflight == 0)
 		server_exit();
+}
+
+int
+server_draining(void)
+{
+	return server_drain;
 }
 
 static void
@@ -345,13 +351,13 @@ server_signal(evutil_socket_t sig, short events, void *arg)
 		return;
 	case SIGTERM:
 	case SIGINT:
-		if (server_draining) {
+		if (server_drain) {
 			log_info("second signal: exiting now");
 			conn_cancel_all();
 			server_exit();
 			return;
 		}
-		server_draining = 1;
+		server_drain = 1;
 		notify_stopping();
 		log_info("draining: %llu calls in flight",
 		    (unsigned long long)call_stats.inflight);

@@ -441,12 +441,13 @@ END_TEST
 
 /*
  * SIGTERM: calls in flight finish and are answered, a new client fails
- * at once (the socket is gone), and the daemon exits 0.
+ * at once (the socket is gone), a client already connected gets
+ * overloaded for a new call, and the daemon exits 0.
  */
 START_TEST(test_drain_finishes_calls)
 {
 	struct llmgate *g;
-	struct pending p[3];
+	struct pending p[3], late;
 	int i, fd, err = 0;
 
 	h_daemon_start(&d, "providers = (\n" MOCK "\n);\n");
@@ -461,6 +462,10 @@ START_TEST(test_drain_finishes_calls)
 	ck_assert_int_eq(fd, -1);
 	ck_assert_msg(err == ENOENT || err == ECONNREFUSED,
 	    "connect during drain: %s", strerror(err));
+	submit(g, "mock/echo", "too late", &late);
+	drive(g, &late.done);
+	ck_assert_int_eq(late.cls, LLMGATE_OVERLOADED);
+	ck_assert_ptr_nonnull(strstr(late.text, "shutting down"));
 
 	for (i = 0; i < 3; i++) {
 		drive(g, &p[i].done);
