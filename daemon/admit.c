@@ -10,6 +10,7 @@
  * is released; never by polling. Retries also need the machine-wide retry
  * budget, so that a failing provider does not turn into a retry storm.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,42 @@ admit_predict(const struct admission *a, uint64_t now)
 			wait = ahead;
 	}
 	return wait;
+}
+
+/*
+ * What a refused admission (any verdict but GO and WAIT) answers: its
+ * class, and a message for the caller into msg. limit names the caller's
+ * bound ("deadline" for a call, "timeout" for a lease).
+ */
+enum llmgate_class
+admit_refusal(const struct admission *a, enum admit_verdict v, uint64_t wait,
+    uint64_t now, const char *limit, char *msg, size_t len)
+{
+	struct rl_status rs;
+
+	switch (v) {
+	case ADMIT_OPEN:
+		snprintf(msg, len, "circuit open for %llu ms more",
+		    (unsigned long long)wait);
+		return LLMGATE_CIRCUIT_OPEN;
+	case ADMIT_LATE:
+		snprintf(msg, len, "waiting %llu ms for budget would pass the "
+		    "%s", (unsigned long long)wait, limit);
+		return LLMGATE_DEADLINE;
+	case ADMIT_LONG:
+		rl_status(&a->t->rl, now, &rs);
+		snprintf(msg, len, "no budget for %llu ms%s%s",
+		    (unsigned long long)wait,
+		    rs.cooldown_reason != NULL ? ": " : "",
+		    rs.cooldown_reason != NULL ? rs.cooldown_reason : "");
+		return LLMGATE_RATE_LIMITED;
+	case ADMIT_FULL:
+		snprintf(msg, len, "the target's queue is full");
+		return LLMGATE_RATE_LIMITED;
+	default:
+		snprintf(msg, len, "admitted");
+		return LLMGATE_OK;
+	}
 }
 
 enum admit_verdict

@@ -438,7 +438,8 @@ call_admit(struct call *c)
 	struct call_target *t = &c->chain[c->pos];
 	const struct llmgate_request *req = c->req;
 	uint64_t now = now_ms(), wait;
-	struct rl_status rs;
+	enum admit_verdict v;
+	enum llmgate_class cls;
 	char msg[160];
 
 	if (c->tries == 0)
@@ -458,7 +459,7 @@ call_admit(struct call *c)
 	c->adm.prio = req->priority;
 	c->adm.grant = call_granted;
 	c->adm.arg = c;
-	switch (admit_request(&c->adm, c->deadline_ms, now, &wait)) {
+	switch ((v = admit_request(&c->adm, c->deadline_ms, now, &wait))) {
 	case ADMIT_GO:
 		call_attempt(c);
 		return;
@@ -466,26 +467,10 @@ call_admit(struct call *c)
 		log_debug("call %p: queued at %s, about %llu ms", (void *)c,
 		    t->name, (unsigned long long)wait);
 		return;
-	case ADMIT_OPEN:
-		snprintf(msg, sizeof msg, "circuit open for %llu ms more",
-		    (unsigned long long)wait);
-		call_skip(c, LLMGATE_CIRCUIT_OPEN, msg);
-		return;
-	case ADMIT_LATE:
-		snprintf(msg, sizeof msg, "waiting %llu ms for budget would "
-		    "pass the deadline", (unsigned long long)wait);
-		call_skip(c, LLMGATE_DEADLINE, msg);
-		return;
-	case ADMIT_LONG:
-		rl_status(&t->state->rl, now, &rs);
-		snprintf(msg, sizeof msg, "no budget for %llu ms%s%s",
-		    (unsigned long long)wait,
-		    rs.cooldown_reason != NULL ? ": " : "",
-		    rs.cooldown_reason != NULL ? rs.cooldown_reason : "");
-		call_skip(c, LLMGATE_RATE_LIMITED, msg);
-		return;
-	case ADMIT_FULL:
-		call_skip(c, LLMGATE_RATE_LIMITED, "the target's queue is full");
+	default:
+		cls = admit_refusal(&c->adm, v, wait, now, "deadline", msg,
+		    sizeof msg);
+		call_skip(c, cls, msg);
 		return;
 	}
 }

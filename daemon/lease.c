@@ -133,8 +133,10 @@ lease_acquire(const struct llmgate_acquire *req, uint64_t client,
 	struct target *t;
 	struct lease *l;
 	const char *slash;
-	char *prov, msg[96];
+	char *prov, msg[160];
 	uint64_t now = now_ms(), wait;
+	enum admit_verdict v;
+	enum llmgate_class cls;
 
 	slash = req->target != NULL ? strchr(req->target, '/') : NULL;
 	if (slash == NULL || slash == req->target || slash[1] == '\0') {
@@ -171,8 +173,9 @@ lease_acquire(const struct llmgate_acquire *req, uint64_t client,
 	l->adm.prio = req->priority;
 	l->adm.grant = lease_granted;
 	l->adm.arg = l;
-	switch (admit_request(&l->adm, req->timeout_ms != 0 ?
-	    now + req->timeout_ms : 0, now, &wait)) {
+	v = admit_request(&l->adm, req->timeout_ms != 0 ?
+	    now + req->timeout_ms : 0, now, &wait);
+	switch (v) {
 	case ADMIT_GO:
 		lease_answer(l, LLMGATE_OK, NULL);
 		return NULL;
@@ -180,24 +183,10 @@ lease_acquire(const struct llmgate_acquire *req, uint64_t client,
 		if (req->timeout_ms != 0)
 			lease_arm(l, req->timeout_ms);
 		return l;
-	case ADMIT_OPEN:
-		snprintf(msg, sizeof msg, "circuit open for %llu ms more",
-		    (unsigned long long)wait);
-		lease_answer(l, LLMGATE_CIRCUIT_OPEN, msg);
-		return NULL;
-	case ADMIT_LATE:
-		snprintf(msg, sizeof msg, "waiting %llu ms for budget would "
-		    "pass the timeout", (unsigned long long)wait);
-		lease_answer(l, LLMGATE_DEADLINE, msg);
-		return NULL;
-	case ADMIT_LONG:
-		snprintf(msg, sizeof msg, "no budget for %llu ms",
-		    (unsigned long long)wait);
-		lease_answer(l, LLMGATE_RATE_LIMITED, msg);
-		return NULL;
-	case ADMIT_FULL:
-		lease_answer(l, LLMGATE_RATE_LIMITED, "the target's queue is "
-		    "full");
+	default:
+		cls = admit_refusal(&l->adm, v, wait, now, "timeout", msg,
+		    sizeof msg);
+		lease_answer(l, cls, msg);
 		return NULL;
 	}
 	return NULL;

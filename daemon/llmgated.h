@@ -658,6 +658,9 @@ enum admit_verdict {
 };
 enum admit_verdict admit_request(struct admission *, uint64_t deadline_ms,
     uint64_t now, uint64_t *wait_ms);
+/* A refusal (OPEN, LATE, LONG, FULL) as its class and message. */
+enum llmgate_class admit_refusal(const struct admission *, enum admit_verdict,
+    uint64_t wait_ms, uint64_t now, const char *limit, char *msg, size_t len);
 /* The attempt ended: feed the outcome to the budgets and the breaker. */
 void admit_done(struct admission *, enum llmgate_class,
     const struct rl_info *, uint64_t used_tokens, uint64_t now);

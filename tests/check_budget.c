@@ -23,15 +23,6 @@ static struct daemon d;
 static pid_t fp_pid;
 static int fp_port;
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 setup(void)
 {
@@ -62,16 +53,6 @@ teardown(void)
 {
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	h_fakeprov_stop(fp_pid);
-}
-
-static struct llmgate *
-lib_connect(const char *name)
-{
-	char err[256];
-	struct llmgate *g = llmgate_connect(d.sock, name, err, sizeof err);
-
-	ck_assert_msg(g != NULL, "connect: %s", err);
-	return g;
 }
 
 static json_t *
@@ -163,19 +144,6 @@ wait_done(struct llmgate_result *res, void *arg)
 	llmgate_result_free(res);
 }
 
-static void
-drive(struct llmgate *g, int *done)
-{
-	struct pollfd pfd;
-
-	while (!*done) {
-		pfd.fd = llmgate_fd(g);
-		pfd.events = POLLIN | (llmgate_want_write(g) ? POLLOUT : 0);
-		ck_assert_int_gt(poll(&pfd, 1, 10000), 0);
-		ck_assert_int_ge(llmgate_process(g), 0);
-	}
-}
-
 /*
  * Caller A meets a 429 with Retry-After 2; caller B, another process
  * asking the same target a moment later, waits in the daemon instead of
@@ -201,11 +169,11 @@ START_TEST(test_one_429_cools_down_all)
 	/* Let A's first attempt meet the 429. */
 	while (fp_count("shared+fail=1+status=429+retry_after=2", "429") < 1)
 		usleep(10000);
-	b = lib_connect("caller-b");
+	b = h_connect(&d, "caller-b");
 	req = h_request("second", t, NULL);
 	ck_assert_uint_gt(llmgate_submit(b, req, NULL, wait_done, &w), 0);
 	h_request_free(req);
-	drive(b, &w.done);
+	h_drive(b, &w.done);
 	ck_assert_int_eq(w.cls, LLMGATE_OK);
 	ck_assert_uint_eq(w.nattempts, 1);
 	ck_assert_msg(w.waited >= 1500, "B waited only %u ms", w.waited);
@@ -228,7 +196,7 @@ static const char *
 breaker_of(const char *target)
 {
 	static char state[32];
-	struct llmgate *g = lib_connect("status");
+	struct llmgate *g = h_connect(&d, "status");
 	json_t *st, *ts;
 	char *text;
 	size_t i;
@@ -287,7 +255,7 @@ START_TEST(test_breaker_opens_and_probes)
 
 	/* After open_ms: three calls at once, one probe goes upstream. */
 	usleep(1100000);
-	g = lib_connect("probes");
+	g = h_connect(&d, "probes");
 	memset(w, 0, sizeof w);
 	for (i = 0; i < 3; i++) {
 		req = h_request("probe", bad, "mock/echo", NULL);
@@ -297,7 +265,7 @@ START_TEST(test_breaker_opens_and_probes)
 		h_request_free(req);
 	}
 	for (i = 0; i < 3; i++)
-		drive(g, &w[i].done);
+		h_drive(g, &w[i].done);
 	llmgate_close(g);
 	for (i = 0; i < 3; i++)
 		ck_assert_int_eq(w[i].cls, LLMGATE_OK);
@@ -333,10 +301,10 @@ START_TEST(test_leases_share_cooldowns)
 	h_run_free(&r);
 	free(lease);
 
-	t0 = mono_ms();
+	t0 = h_mono_ms();
 	h_cli(&r, &d, NULL, "acquire", "-m", "mock/echo", "--json", NULL);
 	ck_assert_int_eq(r.status, 0);
-	ck_assert_msg(mono_ms() - t0 >= 1500, "acquire did not wait");
+	ck_assert_msg(h_mono_ms() - t0 >= 1500, "acquire did not wait");
 	j = json_loads(r.out, 0, NULL);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
 	    "mock/echo");
@@ -379,7 +347,7 @@ START_TEST(test_status_shows_budget)
 	size_t i;
 
 	json_decref(call_json("oa/limited+rpm=600", "hello"));
-	g = lib_connect("status");
+	g = h_connect(&d, "status");
 	ck_assert_int_eq(llmgate_status(g, &text), 0);
 	st = json_loads(text, 0, NULL);
 	ts = json_object_get(st, "targets");

@@ -44,20 +44,9 @@ teardown(void)
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 }
 
-static struct llmgate *
-lib_connect(void)
-{
-	char err[256];
-	struct llmgate *g = llmgate_connect(d.sock, "check_e2e", err,
-	    sizeof err);
-
-	ck_assert_msg(g != NULL, "connect: %s", err);
-	return g;
-}
-
 START_TEST(test_call_echo)
 {
-	struct llmgate *g = lib_connect();
+	struct llmgate *g = h_connect(&d, "check_e2e");
 	struct llmgate_request *req = h_request("hello there", "mock/echo",
 	    NULL);
 	struct llmgate_result *res = NULL;
@@ -111,7 +100,7 @@ collect_chunk(const struct llmgate_chunk *ch, void *arg)
 
 START_TEST(test_call_stream)
 {
-	struct llmgate *g = lib_connect();
+	struct llmgate *g = h_connect(&d, "check_e2e");
 	struct llmgate_request *req = h_request("one two three four",
 	    "mock/stream:5", NULL);
 	struct llmgate_result *res = NULL;
@@ -184,7 +173,7 @@ run_many(struct llmgate **conns, int nconns, int per)
 
 START_TEST(test_100_calls_one_connection)
 {
-	struct llmgate *g = lib_connect();
+	struct llmgate *g = h_connect(&d, "check_e2e");
 
 	run_many(&g, 1, 100);
 	llmgate_close(g);
@@ -197,7 +186,7 @@ START_TEST(test_100_calls_20_connections)
 	int i;
 
 	for (i = 0; i < 20; i++)
-		g[i] = lib_connect();
+		g[i] = h_connect(&d, "check_e2e");
 	run_many(g, 20, 5);
 	for (i = 0; i < 20; i++)
 		llmgate_close(g[i]);
@@ -207,7 +196,7 @@ END_TEST
 static json_t *
 status_json(void)
 {
-	struct llmgate *g = lib_connect();
+	struct llmgate *g = h_connect(&d, "check_e2e");
 	char *text = NULL;
 	json_t *j;
 
@@ -221,7 +210,7 @@ status_json(void)
 
 START_TEST(test_disconnect_mid_call)
 {
-	struct llmgate *g = lib_connect();
+	struct llmgate *g = h_connect(&d, "check_e2e");
 	struct llmgate_request *req = h_request("bye", "mock/slow:300", NULL);
 	json_t *st;
 	int i;
@@ -263,7 +252,7 @@ START_TEST(test_garbage_bytes)
 	proto_msg_free(&m);
 	ck_assert(h_raw_closed(fd, 3000));
 	close(fd);
-	g = lib_connect();
+	g = h_connect(&d, "check_e2e");
 	ck_assert_int_eq(llmgate_ping(g), 0);
 	llmgate_close(g);
 }
@@ -283,7 +272,7 @@ START_TEST(test_oversized_frame)
 	proto_msg_free(&m);
 	ck_assert(h_raw_closed(fd, 3000));
 	close(fd);
-	g = lib_connect();
+	g = h_connect(&d, "check_e2e");
 	ck_assert_int_eq(llmgate_ping(g), 0);
 	llmgate_close(g);
 }
@@ -369,7 +358,7 @@ END_TEST
 
 START_TEST(test_cancel)
 {
-	struct llmgate *g = lib_connect();
+	struct llmgate *g = h_connect(&d, "check_e2e");
 	struct llmgate_request *req = h_request("x", "mock/slow:5000", NULL);
 	struct many m = { 0 };
 	struct pollfd pfd;
@@ -643,7 +632,7 @@ static void
 cut_call(const char *on_cut, const char *model, struct collect *c,
     struct llmgate_result **res)
 {
-	struct llmgate *g = lib_connect();
+	struct llmgate *g = h_connect(&d, "check_e2e");
 	struct llmgate_request *req = h_request("one two three four five",
 	    model, NULL);
 
@@ -721,7 +710,7 @@ END_TEST
 
 START_TEST(test_cancel_during_backoff)
 {
-	struct llmgate *g = lib_connect();
+	struct llmgate *g = h_connect(&d, "check_e2e");
 	struct llmgate_request *req = h_request("x", "mock/rate-limited:30",
 	    NULL);
 	struct many m = { 0 };

@@ -97,15 +97,6 @@ static struct daemon d;
 static pid_t fp_pid;
 static int fp_port;
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int load_breakers;
 
 /*
@@ -383,7 +374,7 @@ load_run(void)
 	memset(&sum, 0, sizeof sum);
 	rss_start = load_rss_kb(d.pid);
 	ck_assert_int_eq(pipe(fds), 0);
-	t0 = mono_ms();
+	t0 = h_mono_ms();
 	for (i = 0; i < LOAD_PROCS; i++) {
 		pids[i] = fork();
 		ck_assert_int_ge(pids[i], 0);
@@ -398,8 +389,8 @@ load_run(void)
 	next = t0;
 	pfd.fd = fds[0];
 	pfd.events = POLLIN;
-	while (!eof && mono_ms() - t0 < LOAD_LIMIT_MS) {
-		if (mono_ms() >= next) {
+	while (!eof && h_mono_ms() - t0 < LOAD_LIMIT_MS) {
+		if (h_mono_ms() >= next) {
 			if ((rss = load_rss_kb(d.pid)) > rss_peak)
 				rss_peak = rss;
 			next += LOAD_SAMPLE_MS;
@@ -422,7 +413,7 @@ load_run(void)
 			nrep++;
 		}
 	}
-	elapsed = mono_ms() - t0;
+	elapsed = h_mono_ms() - t0;
 	close(fds[0]);
 	for (i = 0; i < LOAD_PROCS; i++) {
 		if (!eof)

@@ -38,23 +38,6 @@ static const char *mock_conf =
     /* These suites fail many calls on purpose, fast. */
     "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n";
 
-static uint64_t
-ops_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void
-ops_sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 static int
 ops_unix_connect(const char *path)
 {
@@ -188,7 +171,7 @@ ops_start(struct daemon *d, const char *conf_text, char **env, int activate)
 
 			ck_abort_msg("llmgated exited at start:\n%s", log);
 		}
-		ops_sleep_ms(10);
+		h_sleep_ms(10);
 	}
 	ck_abort_msg("llmgated did not start listening");
 }
@@ -269,11 +252,11 @@ ops_expect(int fd, const char *want, int timeout_ms, char *msg, size_t len,
     int *watchdogs)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	uint64_t end = ops_now_ms() + (uint64_t)timeout_ms;
+	uint64_t end = h_mono_ms() + (uint64_t)timeout_ms;
 	uint64_t now;
 	ssize_t n;
 
-	while ((now = ops_now_ms()) < end) {
+	while ((now = h_mono_ms()) < end) {
 		if (poll(&pfd, 1, (int)(end - now)) <= 0)
 			continue;
 		n = recv(fd, msg, len - 1, 0);

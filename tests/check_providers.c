@@ -335,17 +335,6 @@ requests_seen(const char *tgt)
 	return h_fakeprov_count(fp_port, model_of(tgt), NULL);
 }
 
-static struct llmgate *
-lib_connect(void)
-{
-	char err[256];
-	struct llmgate *g = llmgate_connect(d.sock, "check_providers", err,
-	    sizeof err);
-
-	ck_assert_msg(g != NULL, "connect: %s", err);
-	return g;
-}
-
 static void
 result_no_key(const struct llmgate_result *res)
 {
@@ -413,7 +402,7 @@ collect_chunk(const struct llmgate_chunk *ch, void *arg)
 static struct llmgate_result *
 lib_stream(struct llmgate_request *req, struct collect *c)
 {
-	struct llmgate *g = lib_connect();
+	struct llmgate *g = h_connect(&d, "check_providers");
 	struct llmgate_result *res = NULL;
 
 	memset(c, 0, sizeof *c);

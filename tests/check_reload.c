@@ -37,23 +37,6 @@
 
 static struct daemon d;
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 /* Each test starts its own daemon; one that ended itself is not stopped. */
 static void
 teardown(void)
@@ -106,7 +89,7 @@ wait_log(const char *needle, int n)
 	for (i = 0; i < 500; i++) {
 		if (count_in_log(needle) >= n)
 			return;
-		sleep_ms(10);
+		h_sleep_ms(10);
 	}
 	ck_abort_msg("the log never said '%s'", needle);
 }
@@ -124,25 +107,15 @@ sighup(void)
 		if (count_in_log("configuration reloaded") > ok ||
 		    count_in_log("reload refused") > refused)
 			return;
-		sleep_ms(10);
+		h_sleep_ms(10);
 	}
 	ck_abort_msg("no reload in the log after SIGHUP");
-}
-
-static struct llmgate *
-lib_connect(const char *name)
-{
-	char err[256];
-	struct llmgate *g = llmgate_connect(d.sock, name, err, sizeof err);
-
-	ck_assert_msg(g != NULL, "connect: %s", err);
-	return g;
 }
 
 static json_t *
 status(void)
 {
-	struct llmgate *g = lib_connect("status");
+	struct llmgate *g = h_connect(&d, "status");
 	char *text;
 	json_t *st;
 
@@ -181,7 +154,7 @@ wait_inflight(int n)
 		json_decref(st);
 		if (now >= n)
 			return;
-		sleep_ms(10);
+		h_sleep_ms(10);
 	}
 	ck_abort_msg("never %d calls in flight", n);
 }
@@ -190,7 +163,7 @@ struct pending {
 	int done;
 	enum llmgate_class cls;
 	char text[256];
-	uint64_t at;			/* mono_ms() when it ended */
+	uint64_t at;			/* h_mono_ms() when it ended */
 };
 
 static void
@@ -202,7 +175,7 @@ pending_done(struct llmgate_result *res, void *arg)
 	p->cls = res->cls;
 	snprintf(p->text, sizeof p->text, "%s", res->text != NULL ?
 	    res->text : res->message != NULL ? res->message : "");
-	p->at = mono_ms();
+	p->at = h_mono_ms();
 	llmgate_result_free(res);
 }
 
@@ -226,19 +199,6 @@ submit(struct llmgate *g, const char *target, const char *prompt,
 	}
 }
 
-static void
-drive(struct llmgate *g, int *done)
-{
-	struct pollfd pfd;
-
-	while (!*done) {
-		pfd.fd = llmgate_fd(g);
-		pfd.events = POLLIN | (llmgate_want_write(g) ? POLLOUT : 0);
-		ck_assert_int_gt(poll(&pfd, 1, 10000), 0);
-		ck_assert_int_ge(llmgate_process(g), 0);
-	}
-}
-
 /* The daemon ended on its own: its exit status, within timeout_ms. */
 static int
 daemon_exit(int timeout_ms)
@@ -251,7 +211,7 @@ daemon_exit(int timeout_ms)
 			return WIFEXITED(st) ? WEXITSTATUS(st) :
 			    128 + WTERMSIG(st);
 		}
-		sleep_ms(10);
+		h_sleep_ms(10);
 	}
 	ck_abort_msg("llmgated did not exit");
 	return -1;
@@ -288,7 +248,7 @@ START_TEST(test_reload_adds_provider)
 	json_t *st;
 
 	h_daemon_start(&d, "providers = (\n" MOCK "\n);\n");
-	g = lib_connect("inflight");
+	g = h_connect(&d, "inflight");
 	submit(g, "mock/slow:800", "before", &p);
 	wait_inflight(1);
 
@@ -302,7 +262,7 @@ START_TEST(test_reload_adds_provider)
 	    1);
 	json_decref(st);
 
-	drive(g, &p.done);
+	h_drive(g, &p.done);
 	ck_assert_int_eq(p.cls, LLMGATE_OK);
 	ck_assert_str_eq(p.text, "echo: before");
 	llmgate_close(g);
@@ -368,7 +328,7 @@ START_TEST(test_reload_removes_provider)
 
 	h_daemon_start(&d, "providers = (\n" MOCK ",\n"
 	    "  { name = \"gone\"; type = \"mock\"; }\n);\n");
-	g = lib_connect("inflight");
+	g = h_connect(&d, "inflight");
 	submit(g, "gone/slow:800", "last words", &p);
 	wait_inflight(1);
 	st = status();
@@ -378,7 +338,7 @@ START_TEST(test_reload_removes_provider)
 	write_conf("providers = (\n" MOCK "\n);\n");
 	sighup();
 	ck_assert_int_eq(count_in_log("reload refused"), 0);
-	drive(g, &p.done);
+	h_drive(g, &p.done);
 	ck_assert_int_eq(p.cls, LLMGATE_OK);
 	ck_assert_str_eq(p.text, "echo: last words");
 	llmgate_close(g);
@@ -451,7 +411,7 @@ START_TEST(test_drain_finishes_calls)
 	int i, fd, err = 0;
 
 	h_daemon_start(&d, "providers = (\n" MOCK "\n);\n");
-	g = lib_connect("drain");
+	g = h_connect(&d, "drain");
 	for (i = 0; i < 3; i++)
 		submit(g, "mock/slow:300", "drained", &p[i]);
 	wait_inflight(3);
@@ -463,12 +423,12 @@ START_TEST(test_drain_finishes_calls)
 	ck_assert_msg(err == ENOENT || err == ECONNREFUSED,
 	    "connect during drain: %s", strerror(err));
 	submit(g, "mock/echo", "too late", &late);
-	drive(g, &late.done);
+	h_drive(g, &late.done);
 	ck_assert_int_eq(late.cls, LLMGATE_OVERLOADED);
 	ck_assert_ptr_nonnull(strstr(late.text, "shutting down"));
 
 	for (i = 0; i < 3; i++) {
-		drive(g, &p[i].done);
+		h_drive(g, &p[i].done);
 		ck_assert_int_eq(p[i].cls, LLMGATE_OK);
 		ck_assert_str_eq(p[i].text, "echo: drained");
 	}
@@ -485,12 +445,12 @@ START_TEST(test_drain_timeout_cancels)
 	uint64_t t0;
 
 	h_daemon_start(&d, "drain_ms = 300;\nproviders = (\n" MOCK "\n);\n");
-	g = lib_connect("drain");
+	g = h_connect(&d, "drain");
 	submit(g, "mock/slow:5000", "too slow", &p);
 	wait_inflight(1);
-	t0 = mono_ms();
+	t0 = h_mono_ms();
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
-	drive(g, &p.done);
+	h_drive(g, &p.done);
 	ck_assert_int_eq(p.cls, LLMGATE_CANCELLED);
 	/* Not the 5 s the call would have taken: the drain ended it. */
 	ck_assert_msg(p.at - t0 < 3000, "cancelled after %llu ms",
@@ -678,7 +638,7 @@ START_TEST(test_conns_per_uid)
 	close(fds[0]);
 	/* The daemon sees the close in its own time. */
 	for (i = 0; i < 100 && !ok; i++) {
-		sleep_ms(20);
+		h_sleep_ms(20);
 		if ((g = llmgate_connect(d.sock, "again", err,
 		    sizeof err)) != NULL) {
 			ok = llmgate_ping(g) == 0;

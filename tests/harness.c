@@ -44,12 +44,44 @@ h_strdup_printf(const char *fmt, ...)
 	return s;
 }
 
-static void
+void
 h_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
 
 	nanosleep(&ts, NULL);
+}
+
+uint64_t
+h_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct llmgate *
+h_connect(struct daemon *d, const char *name)
+{
+	char err[256];
+	struct llmgate *g = llmgate_connect(d->sock, name, err, sizeof err);
+
+	ck_assert_msg(g != NULL, "connect: %s", err);
+	return g;
+}
+
+void
+h_drive(struct llmgate *g, int *done)
+{
+	struct pollfd pfd;
+
+	while (!*done) {
+		pfd.fd = llmgate_fd(g);
+		pfd.events = POLLIN | (llmgate_want_write(g) ? POLLOUT : 0);
+		ck_assert_int_gt(poll(&pfd, 1, 10000), 0);
+		ck_assert_int_ge(llmgate_process(g), 0);
+	}
 }
 
 static int

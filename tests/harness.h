@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+#include <stdint.h>
+
 #include <jansson.h>
 
 #include "llmgate.h"
@@ -63,6 +65,14 @@ int h_raw_closed(int fd, int timeout_ms);
 struct llmgate_request *h_request(const char *prompt, ...)
     __attribute__((sentinel));
 void h_request_free(struct llmgate_request *);
+
+/* A libllmgate connection to the daemon (fails the test if it cannot). */
+struct llmgate *h_connect(struct daemon *, const char *client_name);
+/* Process g until *done is set by a callback; fails the test on a stall
+ * of 10 s or a lost connection. */
+void h_drive(struct llmgate *g, int *done);
+uint64_t h_mono_ms(void);
+void h_sleep_ms(int ms);
 
 char *h_strdup_printf(const char *, ...)
     __attribute__((format(printf, 1, 2)));
