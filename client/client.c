@@ -72,6 +72,7 @@ struct gate_inbuf {
 	size_t			 off;	/* first unparsed byte */
 	size_t			 len;	/* bytes held */
 	size_t			 cap;
+	int			 drained;	/* the last read took all */
 };
 
 struct llmgate {
@@ -429,6 +430,8 @@ gate_read(struct llmgate *g)
 	}
 	if (n == -1)
 		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -2 : -1;
+	/* Less than asked for: the socket had no more (for now). */
+	ib->drained = (size_t)n < ib->cap - ib->len;
 	ib->len += (size_t)n;
 	return n;
 }
@@ -578,6 +581,13 @@ llmgate_process(struct llmgate *g)
 			break;
 		}
 		if (gate_parse(g) == -1)
+			break;
+		/*
+		 * A short read emptied the socket: asking again would only
+		 * say EAGAIN. Anything arriving later makes the descriptor
+		 * readable again, for poll and for edge-triggered epoll.
+		 */
+		if (g->ib.drained)
 			break;
 	}
 	/* Callbacks may have queued frames. */

@@ -6,10 +6,13 @@
  * the transfer done, the attempt ends with one class. curl_multi_* is never
  * called from inside a curl callback.
  */
+#include <sys/socket.h>
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "llmgated.h"
 
@@ -33,14 +36,29 @@ struct http_xfer {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
+/*
+ * A socket curl watches. Its readability stays watched after curl stops
+ * asking (a connection going idle in curl's cache between two calls, the
+ * common case), so that the next call on it costs no epoll_ctl(2); if it
+ * fires meanwhile, it is dropped then. That is safe only for sockets whose
+ * close we see: those curl opens and closes through http_open() and
+ * http_close(). Any other (a resolver's signalling pipe) is unwatched as
+ * soon as curl says so.
+ */
 struct http_sock {
-	struct event *ev;
-	curl_socket_t fd;
+	struct event *rev;
+	struct event *wev;
+	int want;		/* CURL_POLL_IN/OUT bits curl asks for */
+	int rin;		/* rev is added */
+	int win;		/* wev is added */
+	int ours;		/* opened by http_open(), closed by http_close() */
 };
 
 #define HTTP_POOL_MAX	256	/* idle easy handles kept for reuse */
 
 static CURLM *http_multi;
+static struct http_sock **http_socks;	/* by descriptor */
+static size_t http_nsocks;
 static CURL *http_pool[HTTP_POOL_MAX];
 static size_t http_npool;
 static struct event *http_timer;
@@ -53,13 +71,17 @@ static void http_ttfb_cb(evutil_socket_t, short, void *);
 static void
 http_sock_cb(evutil_socket_t fd, short events, void *arg)
 {
-	int flags = 0, running;
+	struct http_sock *hs = arg;
+	int running;
 
-	if (events & EV_READ)
-		flags |= CURL_CSELECT_IN;
-	if (events & EV_WRITE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(http_multi, fd, flags, &running);
+	if ((events & EV_READ) && !(hs->want & CURL_POLL_IN)) {
+		/* Readable while curl does not ask: stop watching now. */
+		event_del(hs->rev);
+		hs->rin = 0;
+		return;
+	}
+	curl_multi_socket_action(http_multi, fd, (events & EV_READ) ?
+	    CURL_CSELECT_IN : CURL_CSELECT_OUT, &running);
 	http_drain();
 }
 
@@ -88,35 +110,95 @@ http_timer_set(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
-/* CURLMOPT_SOCKETFUNCTION: keep one persistent event per socket. */
+static struct http_sock *
+http_sock_get(curl_socket_t s)
+{
+	struct http_sock *hs;
+	size_t n;
+
+	if ((size_t)s >= http_nsocks) {
+		n = http_nsocks != 0 ? http_nsocks : 64;
+		while (n <= (size_t)s)
+			n *= 2;
+		http_socks = xreallocarray(http_socks, n, sizeof *http_socks);
+		memset(http_socks + http_nsocks, 0,
+		    (n - http_nsocks) * sizeof *http_socks);
+		http_nsocks = n;
+	}
+	if ((hs = http_socks[s]) == NULL) {
+		hs = xcalloc(1, sizeof *hs);
+		hs->rev = event_new(http_base, s, EV_READ | EV_PERSIST,
+		    http_sock_cb, hs);
+		hs->wev = event_new(http_base, s, EV_WRITE | EV_PERSIST,
+		    http_sock_cb, hs);
+		http_socks[s] = hs;
+	}
+	return hs;
+}
+
+static void
+http_sock_forget(curl_socket_t s)
+{
+	struct http_sock *hs;
+
+	if ((size_t)s >= http_nsocks || (hs = http_socks[s]) == NULL)
+		return;
+	event_free(hs->rev);
+	event_free(hs->wev);
+	free(hs);
+	http_socks[s] = NULL;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: add or drop the events curl's wish differs by. */
 static int
 http_sock_set(CURL *easy, curl_socket_t s, int what, void *userp,
     void *socketp)
 {
-	struct http_sock *hs = socketp;
-	short kind = EV_PERSIST;
+	struct http_sock *hs;
 
 	if (what == CURL_POLL_REMOVE) {
-		if (hs != NULL) {
-			event_free(hs->ev);
-			free(hs);
+		if ((size_t)s >= http_nsocks || (hs = http_socks[s]) == NULL)
+			return 0;
+		if (!hs->ours) {
+			http_sock_forget(s);
+			return 0;
 		}
-		curl_multi_assign(http_multi, s, NULL);
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-	if (hs == NULL) {
-		hs = xcalloc(1, sizeof *hs);
-		hs->fd = s;
-		curl_multi_assign(http_multi, s, hs);
+		what = 0;
 	} else
-		event_free(hs->ev);
-	hs->ev = event_new(http_base, s, kind, http_sock_cb, NULL);
-	event_add(hs->ev, NULL);
+		hs = http_sock_get(s);
+	hs->want = what;
+	if ((what & CURL_POLL_IN) && !hs->rin) {
+		event_add(hs->rev, NULL);
+		hs->rin = 1;
+	}
+	if (!!(what & CURL_POLL_OUT) != hs->win) {
+		if (hs->win)
+			event_del(hs->wev);
+		else
+			event_add(hs->wev, NULL);
+		hs->win = !hs->win;
+	}
 	return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: a socket whose close http_close() sees. */
+static curl_socket_t
+http_open(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	curl_socket_t s;
+
+	s = socket(a->family, a->socktype, a->protocol);
+	if (s != CURL_SOCKET_BAD)
+		http_sock_get(s)->ours = 1;
+	return s;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: unwatch before the descriptor is reused. */
+static int
+http_close(void *arg, curl_socket_t s)
+{
+	http_sock_forget(s);
+	return close(s);
 }
 
 int
@@ -141,10 +223,17 @@ http_init(struct event_base *base)
 void
 http_shutdown(void)
 {
+	size_t i;
+
 	while (http_npool != 0)
 		curl_easy_cleanup(http_pool[--http_npool]);
 	if (http_multi != NULL)
 		curl_multi_cleanup(http_multi);
+	for (i = 0; i < http_nsocks; i++)
+		http_sock_forget((curl_socket_t)i);
+	free(http_socks);
+	http_socks = NULL;
+	http_nsocks = 0;
 	if (http_timer != NULL)
 		event_free(http_timer);
 	http_multi = NULL;
@@ -334,6 +423,8 @@ http_start(struct attempt *att)
 	curl_easy_setopt(x->easy, CURLOPT_PREREQDATA, x);
 	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, http_open);
+	curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, http_close);
 	curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(x->easy, CURLOPT_HTTP_VERSION,
 	    (long)CURL_HTTP_VERSION_2TLS);

@@ -121,6 +121,29 @@ lease_timer(evutil_socket_t fd, short events, void *arg)
 }
 
 /*
+ * A lease id: 63 random bits, unguessable, since any process may report a
+ * lease it names. glibc's arc4random is one getrandom(2) per call, so ids
+ * are drawn 64 at a time.
+ */
+static uint64_t
+lease_new_id(void)
+{
+	static uint64_t pool[64];
+	static size_t left;
+	uint64_t id;
+
+	do {
+		if (left == 0) {
+			arc4random_buf(pool, sizeof pool);
+			left = sizeof pool / sizeof pool[0];
+		}
+		id = pool[--left] >> 1;
+		pool[left] = 0;
+	} while (id == 0);
+	return id;
+}
+
+/*
  * Ask for a lease. cb answers, now or when the budget allows: with the
  * lease, or with a class (circuit_open, deadline, rate_limited, ...). NULL
  * and *cause for a request that names no known target.
@@ -158,9 +181,7 @@ lease_acquire(const struct llmgate_acquire *req, uint64_t client,
 		return NULL;
 	}
 	l = xcalloc(1, sizeof *l);
-	do {
-		l->id = ((uint64_t)arc4random() << 32 | arc4random()) >> 1;
-	} while (l->id == 0);
+	l->id = lease_new_id();
 	l->target = xstrdup(t->name);
 	l->timer = evtimer_new(ev_base, lease_timer, l);
 	l->cb = cb;

@@ -336,6 +336,58 @@ START_TEST(test_unknown_type_keeps_connection)
 }
 END_TEST
 
+/*
+ * Frames arrive however the socket splits them: a header cut in two, a
+ * call of 300 KiB (over what llmgated reads at once) in small pieces, and
+ * frames that share a write. Each is answered once, whole.
+ */
+START_TEST(test_frames_in_pieces)
+{
+	struct llmgate_request *req;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	size_t plen = 300 * 1024, off = 0, n;
+	char *prompt = malloc(plen + 1);
+	int fd = h_raw_connect(&d, 1), i, got[3] = { 0, 0, 0 };
+
+	ck_assert_ptr_nonnull(prompt);
+	for (n = 0; n < plen; n++)
+		prompt[n] = "abcdefgh "[n % 9];
+	prompt[plen] = '\0';
+	msgpack_sbuffer_init(&sb);
+	proto_enc_simple(&sb, PROTO_PING, 5);
+	req = h_request(prompt, "mock/echo", NULL);
+	proto_enc_call(&sb, 6, req);
+	h_request_free(req);
+	proto_enc_simple(&sb, PROTO_PING, 7);
+	while (off < sb.size) {
+		n = off == 0 ? 3 : sb.size - off < 7001 ? sb.size - off : 7001;
+		ck_assert_int_eq(write(fd, sb.data + off, n), (ssize_t)n);
+		off += n;
+		h_sleep_ms(off < 20000 ? 5 : 1);
+	}
+	msgpack_sbuffer_destroy(&sb);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(h_raw_recv(fd, &m, 5000), 0);
+		ck_assert_msg(m.id >= 5 && m.id <= 7, "answer to id %u", m.id);
+		got[m.id - 5]++;
+		if (m.id == 6) {
+			ck_assert_int_eq(m.type, PROTO_RESULT);
+			ck_assert_int_eq(m.u.result.cls, LLMGATE_OK);
+			ck_assert_uint_eq(strlen(m.u.result.text), plen + 6);
+			ck_assert_int_eq(strncmp(m.u.result.text, "echo: ", 6),
+			    0);
+			ck_assert_str_eq(m.u.result.text + 6, prompt);
+		} else
+			ck_assert_int_eq(m.type, PROTO_PONG);
+		proto_msg_free(&m);
+	}
+	ck_assert_int_eq(got[0] + got[1] * 10 + got[2] * 100, 111);
+	free(prompt);
+	close(fd);
+}
+END_TEST
+
 START_TEST(test_version_mismatch)
 {
 	struct proto_hello h = { .version = 99, .name = "future" };
@@ -1043,6 +1095,7 @@ e2e_suite(void)
 	tcase_add_test(tc, test_oversized_frame);
 	tcase_add_test(tc, test_malformed_payload);
 	tcase_add_test(tc, test_unknown_type_keeps_connection);
+	tcase_add_test(tc, test_frames_in_pieces);
 	tcase_add_test(tc, test_version_mismatch);
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_cli_fallback_json);
