@@ -14,6 +14,9 @@
  * Anything else (a \u escape, a real number, a larger document, malformed
  * text) goes to json_loadb() itself, so the tree and every error message
  * are jansson's. tests/fuzz/fuzz_jload checks the two agree on any input.
+ *
+ * The same walk, building nothing, checks a document for jdoc_parse(),
+ * whose readers then pick values straight out of the tokens.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,7 @@ struct jwalk {
 	int ntok;
 	int next;		/* the next token to take */
 	size_t pos;		/* the end of what was taken */
+	int check;		/* only check: build nothing, answer json_null() */
 };
 
 static int
@@ -103,16 +107,93 @@ jload_unescape(const char *s, size_t len, char *out)
 }
 
 /*
+ * The length of the UTF-8 sequence at p (n bytes left) if jansson's
+ * utf8_check_string() takes it: no overlong forms, no surrogates, nothing
+ * over U+10FFFF; 0 otherwise.
+ */
+static size_t
+jload_utf8_seq(const unsigned char *p, size_t left)
+{
+	size_t k, n;
+	uint32_t v;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, v = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, v = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, v = p[0] & 0x07;
+	else
+		return 0;
+	if (left < n)
+		return 0;
+	for (k = 1; k < n; k++) {
+		if (p[k] < 0x80 || p[k] > 0xbf)
+			return 0;
+		v = v << 6 | (p[k] & 0x3f);
+	}
+	if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff) ||
+	    (n == 3 && v < 0x800) || (n == 4 && v < 0x10000))
+		return 0;
+	return n;
+}
+
+/*
+ * A string as jload_string() would take it, for the check walk: no raw
+ * control characters, only escapes it decodes, valid UTF-8 (an escape is
+ * ASCII for ASCII, so the text is valid before unescaping just when it is
+ * after). Plain ASCII goes eight bytes at a time: a byte under 0x20, over
+ * 0x7f or a backslash sets some high bit below (a borrow only ever starts
+ * at such a byte).
+ */
+static int
+jload_check_string(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n;
+	uint64_t x;
+
+	while (i < len) {
+		while (len - i >= 8) {
+			memcpy(&x, p + i, 8);
+			if (((x - 0x2020202020202020ULL) | x |
+			    ((x ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL)) &
+			    0x8080808080808080ULL)
+				break;
+			i += 8;
+		}
+		if (i == len)
+			break;
+		if (p[i] < 0x20)
+			return -1;
+		if (p[i] == '\\') {
+			if (++i == len || p[i] == '\0' ||
+			    strchr("\"\\/bfnrt", p[i]) == NULL)
+				return -1;
+			i++;
+		} else if (p[i] >= 0x80) {
+			if ((n = jload_utf8_seq(p + i, len - i)) == 0)
+				return -1;
+			i += n;
+		} else
+			i++;
+	}
+	return 0;
+}
+
+/*
  * A string token's value; json_stringn() checks the UTF-8 (as
  * json_object_setn_new() does for keys). NULL: leave it to jansson.
  */
 static json_t *
-jload_string(const char *s, size_t len)
+jload_string(struct jwalk *w, const char *s, size_t len)
 {
 	char stack[JLOAD_STACK_STR], *out;
 	json_t *j;
 	long n;
 
+	if (w->check)
+		return jload_check_string(s, len) == 0 ? json_null() : NULL;
 	if (memchr(s, '\\', len) == NULL) {
 		for (n = 0; n < (long)len; n++) {
 			if ((unsigned char)s[n] < 0x20)
@@ -122,14 +203,17 @@ jload_string(const char *s, size_t len)
 	}
 	out = len <= sizeof stack ? stack : xmalloc(len);
 	n = jload_unescape(s, len, out);
-	j = n < 0 ? NULL : json_stringn(out, (size_t)n);
+	if (n < 0)
+		j = NULL;
+	else
+		j = json_stringn(out, (size_t)n);
 	if (out != stack)
 		free(out);
 	return j;
 }
 
 static json_t *
-jload_primitive(const char *s, size_t len)
+jload_primitive(struct jwalk *w, const char *s, size_t len)
 {
 	size_t i = 0, digits;
 
@@ -149,6 +233,8 @@ jload_primitive(const char *s, size_t len)
 		if (s[i] < '0' || s[i] > '9')
 			return NULL;
 	}
+	if (w->check)
+		return json_null();
 	return json_integer((json_int_t)strtoll(s, NULL, 10));
 }
 
@@ -163,7 +249,7 @@ jload_object(struct jwalk *w, const jsmntok_t *t)
 	long n;
 	int i;
 
-	o = json_object();
+	o = w->check ? json_null() : json_object();
 	w->pos = (size_t)t->start + 1;
 	for (i = 0; i < t->size; i++) {
 		if (w->next >= w->ntok)
@@ -173,6 +259,14 @@ jload_object(struct jwalk *w, const jsmntok_t *t)
 		    jload_gap(w, (size_t)k->start - 1, i == 0 ? 0 : ',') != 0)
 			goto fail;
 		w->pos = (size_t)k->end + 1;
+		if (w->check) {
+			v = jload_check_string(w->buf + k->start,
+			    (size_t)(k->end - k->start)) != 0 ? NULL :
+			    jload_value(w, ':');
+			if (v == NULL)
+				goto fail;
+			continue;
+		}
 		key = (size_t)(k->end - k->start) <= sizeof stack ? stack :
 		    xmalloc((size_t)(k->end - k->start));
 		n = jload_unescape(w->buf + k->start,
@@ -204,11 +298,11 @@ jload_array(struct jwalk *w, const jsmntok_t *t)
 	json_t *a, *v;
 	int i;
 
-	a = json_array();
+	a = w->check ? json_null() : json_array();
 	w->pos = (size_t)t->start + 1;
 	for (i = 0; i < t->size; i++) {
 		if ((v = jload_value(w, i == 0 ? 0 : ',')) == NULL ||
-		    json_array_append_new(a, v) != 0)
+		    (!w->check && json_array_append_new(a, v) != 0))
 			goto fail;
 	}
 	if (t->end < 1 || w->buf[t->end - 1] != ']' ||
@@ -239,13 +333,13 @@ jload_value(struct jwalk *w, char sep)
 		    jload_gap(w, (size_t)t->start - 1, sep) != 0)
 			return NULL;
 		w->pos = (size_t)t->end + 1;
-		return jload_string(w->buf + t->start,
+		return jload_string(w, w->buf + t->start,
 		    (size_t)(t->end - t->start));
 	case JSMN_PRIMITIVE:
 		if (t->size != 0 || jload_gap(w, (size_t)t->start, sep) != 0)
 			return NULL;
 		w->pos = (size_t)t->end;
-		return jload_primitive(w->buf + t->start,
+		return jload_primitive(w, w->buf + t->start,
 		    (size_t)(t->end - t->start));
 	case JSMN_OBJECT:
 	case JSMN_ARRAY:
@@ -259,11 +353,14 @@ jload_value(struct jwalk *w, char sep)
 	}
 }
 
-/* Only what jsmn and the walk above decode exactly; NULL otherwise. */
-json_t *
-jload_fast(const char *buf, size_t len)
+/*
+ * Tokenize buf into tok (up to max) and walk it, building the tree or
+ * (check) only checking; NULL unless jsmn and the walk take it exactly.
+ */
+static json_t *
+jload_walk(const char *buf, size_t len, jsmntok_t *tok, int max, int check,
+    int *ntok)
 {
-	jsmntok_t tok[JLOAD_MAX_TOKENS];
 	struct jwalk w;
 	jsmn_parser p;
 	json_t *root;
@@ -273,13 +370,15 @@ jload_fast(const char *buf, size_t len)
 	if (len == 0 || len > INT32_MAX / 2 || memchr(buf, '\0', len) != NULL)
 		return NULL;
 	jsmn_init(&p);
-	n = jsmn_parse(&p, buf, len, tok, JLOAD_MAX_TOKENS);
+	n = jsmn_parse(&p, buf, len, tok, (unsigned)max);
 	if (n < 1 || (tok[0].type != JSMN_OBJECT && tok[0].type != JSMN_ARRAY))
 		return NULL;
 	memset(&w, 0, sizeof w);
 	w.buf = buf;
 	w.tok = tok;
 	w.ntok = n;
+	w.check = check;
+	*ntok = n;
 	if ((root = jload_value(&w, 0)) == NULL)
 		return NULL;
 	/* All tokens taken, and nothing but whitespace after the root. */
@@ -296,6 +395,16 @@ jload_fast(const char *buf, size_t len)
 	return root;
 }
 
+/* Only what jsmn and the walk above decode exactly; NULL otherwise. */
+json_t *
+jload_fast(const char *buf, size_t len)
+{
+	jsmntok_t tok[JLOAD_MAX_TOKENS];
+	int n;
+
+	return jload_walk(buf, len, tok, JLOAD_MAX_TOKENS, 0, &n);
+}
+
 json_t *
 jload(const char *buf, size_t len, json_error_t *err)
 {
@@ -304,4 +413,135 @@ jload(const char *buf, size_t len, json_error_t *err)
 	if ((j = jload_fast(buf, len)) != NULL)
 		return j;
 	return json_loadb(buf, len, 0, err);
+}
+
+int
+jdoc_parse(struct jdoc *d, const char *buf, size_t len)
+{
+	jsmntok_t tok[JDOC_TOKENS];
+	int open[JDOC_TOKENS];
+	int i, n, top = 0;
+
+	if (jload_walk(buf, len, tok, JDOC_TOKENS, 1, &n) == NULL)
+		return -1;
+	d->buf = buf;
+	d->n = n;
+	for (i = 0; i < n; i++) {
+		switch (tok[i].type) {
+		case JSMN_OBJECT:
+			d->tok[i].type = JDOC_OBJECT;
+			break;
+		case JSMN_ARRAY:
+			d->tok[i].type = JDOC_ARRAY;
+			break;
+		case JSMN_STRING:
+			d->tok[i].type = JDOC_STRING;
+			break;
+		default:
+			d->tok[i].type = JDOC_PRIMITIVE;
+			break;
+		}
+		d->tok[i].start = tok[i].start;
+		d->tok[i].end = tok[i].end;
+		d->tok[i].size = tok[i].size;
+		d->tok[i].next = i + 1;
+		/* Containers that end before this token starts end here. */
+		while (top > 0 && tok[open[top - 1]].end <= tok[i].start)
+			d->tok[open[--top]].next = i;
+		if (tok[i].type == JSMN_OBJECT || tok[i].type == JSMN_ARRAY)
+			open[top++] = i;
+	}
+	while (top > 0)
+		d->tok[open[--top]].next = n;
+	return 0;
+}
+
+int
+jdoc_skip(const struct jdoc *d, int i)
+{
+	return d->tok[i].next;
+}
+
+int
+jdoc_key_is(const struct jdoc *d, int i, const char *key)
+{
+	char scratch[256];
+	const char *k;
+	size_t len, klen = strlen(key), raw;
+
+	raw = (size_t)(d->tok[i].end - d->tok[i].start);
+	/* key has no backslash: as long, it is equal only byte for byte. */
+	if (raw == klen)
+		return memcmp(d->buf + d->tok[i].start, key, klen) == 0;
+	/* Shorter is another key; longer may be escaped (two bytes for one). */
+	if (raw < klen || raw > 2 * klen)
+		return 0;
+	k = jdoc_str(d, i, &len, scratch, sizeof scratch);
+	return k != NULL && len == klen && memcmp(k, key, len) == 0;
+}
+
+int
+jdoc_get(const struct jdoc *d, int obj, const char *key)
+{
+	size_t klen = strlen(key), raw;
+	int i, k, found = -1;
+
+	if (obj < 0 || obj >= d->n || d->tok[obj].type != JDOC_OBJECT)
+		return -1;
+	for (i = obj + 1, k = 0; k < d->tok[obj].size;
+	    k++, i = d->tok[i + 1].next) {
+		/* Mostly told apart by length alone. */
+		raw = (size_t)(d->tok[i].end - d->tok[i].start);
+		if (raw == klen ? memcmp(d->buf + d->tok[i].start, key,
+		    klen) == 0 : raw > klen && raw <= 2 * klen &&
+		    memchr(d->buf + d->tok[i].start, '\\', raw) != NULL &&
+		    jdoc_key_is(d, i, key))
+			found = i + 1;
+	}
+	return found;
+}
+
+int
+jdoc_is(const struct jdoc *d, int i, const char *literal)
+{
+	const struct jdoc_tok *t = &d->tok[i];
+
+	return t->type == JDOC_PRIMITIVE &&
+	    (size_t)(t->end - t->start) == strlen(literal) &&
+	    memcmp(d->buf + t->start, literal, strlen(literal)) == 0;
+}
+
+const char *
+jdoc_str(const struct jdoc *d, int i, size_t *len, char *scratch,
+    size_t cap)
+{
+	const struct jdoc_tok *t = &d->tok[i];
+	const char *s = d->buf + t->start;
+	size_t n = (size_t)(t->end - t->start);
+	long u;
+
+	if (t->type != JDOC_STRING)
+		return NULL;
+	if (memchr(s, '\\', n) == NULL) {
+		*len = n;
+		return s;
+	}
+	/* Unescaping never lengthens; the walk has checked the escapes. */
+	if (n > cap || (u = jload_unescape(s, n, scratch)) < 0)
+		return NULL;
+	*len = (size_t)u;
+	return scratch;
+}
+
+int
+jdoc_int(const struct jdoc *d, int i, int64_t *v)
+{
+	const struct jdoc_tok *t = &d->tok[i];
+	char c = d->buf[t->start];
+
+	/* The walk took only integers, true, false and null. */
+	if (t->type != JDOC_PRIMITIVE || (c != '-' && (c < '0' || c > '9')))
+		return -1;
+	*v = strtoll(d->buf + t->start, NULL, 10);
+	return 0;
 }

@@ -177,6 +177,44 @@ void config_limits(const struct provider_conf *, const char *model,
 json_t *jload(const char *buf, size_t len, json_error_t *err);
 /* The fast path alone: NULL where jload() hands the text to jansson. */
 json_t *jload_fast(const char *buf, size_t len);
+/*
+ * A document read in place, without a tree: for the few events read
+ * often enough that building one costs more than the rest of their work.
+ * jdoc_parse() takes exactly what jload_fast() takes (valid JSON, its
+ * strings valid UTF-8 without \u escapes, its numbers small integers),
+ * up to JDOC_TOKENS tokens; -1 otherwise. Tokens are indexed from 0, the
+ * root; an object's keys and values alternate after it.
+ */
+#define JDOC_TOKENS	128
+enum jdoc_type { JDOC_OBJECT = 1, JDOC_ARRAY, JDOC_STRING, JDOC_PRIMITIVE };
+struct jdoc_tok {
+	enum jdoc_type type;
+	int start;		/* byte offsets; a string's exclude its quotes */
+	int end;
+	int size;		/* members of an object or array */
+	int next;		/* the token after this one and all it holds */
+};
+struct jdoc {
+	const char *buf;
+	int n;
+	struct jdoc_tok tok[JDOC_TOKENS];
+};
+int jdoc_parse(struct jdoc *, const char *buf, size_t len);
+/* The token after i and all it holds. */
+int jdoc_skip(const struct jdoc *, int i);
+/* Object obj's value for key (the last one, as in jansson), or -1; keys
+ * are under 128 bytes. */
+int jdoc_get(const struct jdoc *, int obj, const char *key);
+/* Key token i is key (under 128 bytes, no backslash). */
+int jdoc_key_is(const struct jdoc *, int i, const char *key);
+/* Token i is the literal null, true or false given. */
+int jdoc_is(const struct jdoc *, int i, const char *literal);
+/* String i's value (not NUL-terminated): in place, or unescaped into
+ * scratch; NULL if i is no string or scratch is too small. */
+const char *jdoc_str(const struct jdoc *, int i, size_t *len, char *scratch,
+    size_t cap);
+/* Integer i's value: 0, or -1 if i is no integer. */
+int jdoc_int(const struct jdoc *, int i, int64_t *);
 
 /* sse.c: incremental WHATWG event-stream parser, any split of the bytes. */
 struct sse_event {
@@ -312,6 +350,8 @@ int openai_build_body(struct http_req *, const char *model,
     const struct llmgate_request *, char **cause);
 int openai_parse(struct reply *, const char *, size_t);
 int openai_event(struct reply *, const struct sse_event *);
+/* An event's JSON the general way, without openai_event()'s fast path. */
+int openai_event_tree(struct reply *, const char *json, size_t len);
 void openai_classify(struct reply *, uint32_t status, const char *,
     size_t);
 

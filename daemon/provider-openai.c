@@ -862,40 +862,103 @@ fail:
 	return -1;
 }
 
+/*
+ * The chunk nearly every stream is made of (a piece of text; at the end,
+ * finish_reason and usage) read straight off its tokens: building a tree
+ * for each of a reply's hundreds of events cost more than everything else
+ * llmgated does per event. 0, before touching the reply, for any other
+ * event (tool calls, a refusal, an error, content parts, several choices,
+ * x_groq, text too long for the scratch space): openai_event_tree() then
+ * reads it. tests/fuzz/fuzz_openai checks both read every event alike.
+ */
+static int
+openai_event_fast(struct reply *r, const char *js, size_t len)
+{
+	struct jdoc d;
+	char scratch[1024], finish[32];
+	const char *text = NULL, *f;
+	size_t tlen = 0, flen;
+	int c = -1, delta, v, i, k, has_finish = 0;
+	int64_t n, in = -1, out = -1;
+
+	if (jdoc_parse(&d, js, len) != 0 || d.tok[0].type != JDOC_OBJECT)
+		return 0;
+	v = jdoc_get(&d, 0, "error");
+	if ((v != -1 && !jdoc_is(&d, v, "null")) ||
+	    jdoc_get(&d, 0, "x_groq") != -1)
+		return 0;
+	if ((v = jdoc_get(&d, 0, "choices")) != -1) {
+		if (d.tok[v].type != JDOC_ARRAY || d.tok[v].size > 1)
+			return 0;
+		if (d.tok[v].size == 1)
+			c = v + 1;
+	}
+	if (c != -1) {
+		if (d.tok[c].type != JDOC_OBJECT)
+			return 0;
+		v = jdoc_get(&d, c, "index");
+		if (v != -1 && (jdoc_int(&d, v, &n) != 0 || n != 0))
+			return 0;
+		if ((delta = jdoc_get(&d, c, "delta")) != -1) {
+			if (d.tok[delta].type != JDOC_OBJECT)
+				return 0;
+			/* role, content and a null refusal, nothing else. */
+			for (i = delta + 1, k = 0; k < d.tok[delta].size;
+			    k++, i = jdoc_skip(&d, i + 1)) {
+				if (jdoc_key_is(&d, i, "role") ||
+				    jdoc_key_is(&d, i, "content"))
+					continue;
+				if (!jdoc_key_is(&d, i, "refusal") ||
+				    !jdoc_is(&d, i + 1, "null"))
+					return 0;
+			}
+			v = jdoc_get(&d, delta, "content");
+			if (v != -1 && !jdoc_is(&d, v, "null") &&
+			    (text = jdoc_str(&d, v, &tlen, scratch,
+			    sizeof scratch)) == NULL)
+				return 0;
+		}
+		v = jdoc_get(&d, c, "finish_reason");
+		if (v != -1 && d.tok[v].type == JDOC_STRING) {
+			f = jdoc_str(&d, v, &flen, finish, sizeof finish);
+			if (f == NULL || flen >= sizeof finish)
+				return 0;
+			memmove(finish, f, flen);
+			finish[flen] = '\0';
+			has_finish = 1;
+		}
+	}
+	if ((v = jdoc_get(&d, 0, "usage")) != -1) {
+		k = jdoc_get(&d, v, "prompt_tokens");
+		if (k != -1 && jdoc_int(&d, k, &n) == 0 && n >= 0)
+			in = n;
+		k = jdoc_get(&d, v, "completion_tokens");
+		if (k != -1 && jdoc_int(&d, k, &n) == 0 && n >= 0)
+			out = n;
+	}
+
+	/* In openai_event_tree()'s order. */
+	if (text != NULL)
+		reply_text(r, text, tlen);
+	if (has_finish)
+		openai_set_finish(r, finish);
+	if (in != -1)
+		r->input_tokens = (uint64_t)in;
+	if (out != -1)
+		r->output_tokens = (uint64_t)out;
+	return 1;
+}
+
+/* An event as a tree: whatever openai_event_fast() leaves. */
 int
-openai_event(struct reply *r, const struct sse_event *ev)
+openai_event_tree(struct reply *r, const char *js, size_t n)
 {
 	struct openai_stream *st;
 	json_t *root, *choice, *delta, *calls, *v, *tc;
 	json_error_t jerr;
-	size_t off, n, i;
+	size_t i;
 
-	if (r->done || ev->data == NULL)
-		return 0;
-	off = openai_skip_space(ev->data, ev->len);
-	n = ev->len - off;
-	while (n > 0 && isspace((unsigned char)ev->data[off + n - 1]))
-		n--;
-
-	/* llama.cpp: "error: {json}"; others may name the event "error". */
-	if (ev->error_field ||
-	    (ev->event != NULL && strcmp(ev->event, "error") == 0)) {
-		root = jload(ev->data + off, n, NULL);
-		openai_error(r, 0, root, ev->data + off, n);
-		json_decref(root);
-		return -1;
-	}
-	if (n == 0)
-		return 0;
-	if (n == 6 && memcmp(ev->data + off, "[DONE]", 6) == 0) {
-		st = r->pstate;
-		if (st != NULL && st->refusal_len != 0)
-			openai_refusal(r, st->refusal);
-		r->done = 1;
-		return 0;
-	}
-
-	root = jload(ev->data + off, n, &jerr);
+	root = jload(js, n, &jerr);
 	if (root == NULL || !json_is_object(root)) {
 		reply_error(r, LLMGATE_PARSE_ERROR, 0,
 		    "stream event is not a JSON object: %s",
@@ -943,6 +1006,43 @@ openai_event(struct reply *r, const struct sse_event *ev)
 	openai_usage(r, root);
 	json_decref(root);
 	return 0;
+}
+
+int
+openai_event(struct reply *r, const struct sse_event *ev)
+{
+	struct openai_stream *st;
+	json_t *root;
+	size_t off, n;
+
+	if (r->done || ev->data == NULL)
+		return 0;
+	off = openai_skip_space(ev->data, ev->len);
+	n = ev->len - off;
+	while (n > 0 && isspace((unsigned char)ev->data[off + n - 1]))
+		n--;
+
+	/* llama.cpp: "error: {json}"; others may name the event "error". */
+	if (ev->error_field ||
+	    (ev->event != NULL && strcmp(ev->event, "error") == 0)) {
+		root = jload(ev->data + off, n, NULL);
+		openai_error(r, 0, root, ev->data + off, n);
+		json_decref(root);
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	if (n == 6 && memcmp(ev->data + off, "[DONE]", 6) == 0) {
+		st = r->pstate;
+		if (st != NULL && st->refusal_len != 0)
+			openai_refusal(r, st->refusal);
+		r->done = 1;
+		return 0;
+	}
+
+	if (openai_event_fast(r, ev->data + off, n))
+		return 0;
+	return openai_event_tree(r, ev->data + off, n);
 }
 
 void

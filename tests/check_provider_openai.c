@@ -700,6 +700,105 @@ START_TEST(event_text)
 }
 END_TEST
 
+/*
+ * The events openai_event() reads straight off their tokens, and ones
+ * that look like them but are not for it, read both ways: the same text
+ * relayed, the same finish, usage, class and message.
+ */
+static const char *const fast_events[] = {
+	"{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+	    "\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+	    "\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":"
+	    "null,\"finish_reason\":null}]}",
+	"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a \\\"quoted\\\""
+	    "\\n\\ttab \\/ \\\\ \xc3\xa6\"},\"finish_reason\":null}]}",
+	"{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],"
+	    "\"usage\":null}",
+	"{\"choices\":[],\"usage\":{\"prompt_tokens\":12,"
+	    "\"completion_tokens\":34,\"total_tokens\":46}}",
+	"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},"
+	    "\"finish_reason\":\"content_filter\"}]}",
+	"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},"
+	    "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":-1,"
+	    "\"completion_tokens\":\"7\"}}",
+	"{\"choices\":[{\"index\":0,\"delta\":{\"content\":null},"
+	    "\"finish_reason\":\"something_new\"}]}",
+	"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}],"
+	    "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}",
+	"{\"error\":null,\"choices\":[{\"delta\":{\"content\":\"ok\"}}]}",
+	/* For the tree: */
+	"{\"choices\":[{\"index\":1,\"delta\":{\"content\":\"not 0\"}}]}",
+	"{\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"no\"}}]}",
+	"{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+	    "\"id\":\"t1\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}"
+	    "]}}]}",
+	"{\"choices\":[{\"delta\":{\"content\":[{\"type\":\"text\","
+	    "\"text\":\"part\"}]}}]}",
+	"{\"choices\":[{\"delta\":{\"content\":\"\\u00e6\"}}]}",
+	"{\"choices\":[],\"x_groq\":{\"usage\":{\"prompt_tokens\":3}}}",
+	"{\"error\":{\"message\":\"boom\",\"code\":\"server_error\"}}",
+	"{\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":"
+	    "\"a_finish_reason_far_too_long_to_be_real\"}]}",
+	"{\"choices\":[{\"delta\":{\"content\":1.5}}]}",
+	"[1,2]",
+	"{\"choices\":[{\"delta\":{\"content\":\"bad \xff\"}}]}",
+	"{\"choices\":[{\"delta\":{\"content\":\"x\"}}],}",
+};
+
+START_TEST(event_fast_matches_tree)
+{
+	const char *js = fast_events[_i];
+	struct buf log1 = { 0 }, log2 = { 0 };
+	struct reply r1, r2;
+	struct sse_event ev;
+	int rc1, rc2;
+
+	reply_init(&r1, cap_emit, &log1);
+	reply_init(&r2, cap_emit, &log2);
+	memset(&ev, 0, sizeof ev);
+	ev.data = js;
+	ev.len = strlen(js);
+	rc1 = provider_openai.event(&r1, &ev);
+	rc2 = openai_event_tree(&r2, js, strlen(js));
+	ck_assert_int_eq(rc1, rc2);
+	ck_assert_str_eq(buf_cstr(&log1), buf_cstr(&log2));
+	ck_assert_str_eq(buf_cstr(&r1.text), buf_cstr(&r2.text));
+	ck_assert_int_eq(r1.finish, r2.finish);
+	ck_assert_uint_eq(r1.input_tokens, r2.input_tokens);
+	ck_assert_uint_eq(r1.output_tokens, r2.output_tokens);
+	ck_assert_uint_eq(r1.ntools, r2.ntools);
+	ck_assert_int_eq(r1.cls, r2.cls);
+	ck_assert_str_eq(r1.message != NULL ? r1.message : "-",
+	    r2.message != NULL ? r2.message : "-");
+	done_reply(&r1, &log1);
+	done_reply(&r2, &log2);
+}
+END_TEST
+
+START_TEST(event_fast_values)
+{
+	struct buf log = { 0 };
+	struct reply r;
+	struct sse_event ev;
+	size_t i;
+
+	reply_init(&r, cap_emit, &log);
+	memset(&ev, 0, sizeof ev);
+	for (i = 1; i <= 3; i++) {
+		ev.data = fast_events[i];
+		ev.len = strlen(ev.data);
+		ck_assert_int_eq(provider_openai.event(&r, &ev), 0);
+	}
+	ck_assert_str_eq(buf_cstr(&log),
+	    "T:a \"quoted\"\n\ttab / \\ \xc3\xa6\n");
+	ck_assert_int_eq(r.finish, LLMGATE_FINISH_STOP);
+	ck_assert_uint_eq(r.input_tokens, 12);
+	ck_assert_uint_eq(r.output_tokens, 34);
+	ck_assert_int_eq(r.cls, LLMGATE_OK);
+	done_reply(&r, &log);
+}
+END_TEST
+
 START_TEST(event_cut)
 {
 	struct reply r;
@@ -1151,6 +1250,9 @@ openai_suite(void)
 
 	tc = tcase_create("event");
 	tcase_add_test(tc, event_text);
+	tcase_add_loop_test(tc, event_fast_matches_tree, 0,
+	    NITEMS(fast_events));
+	tcase_add_test(tc, event_fast_values);
 	tcase_add_test(tc, event_cut);
 	tcase_add_test(tc, event_tools);
 	tcase_add_test(tc, event_azure);

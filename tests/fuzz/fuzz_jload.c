@@ -2,11 +2,92 @@
  * fuzz_jload.c: jload() against json_loadb() on arbitrary bytes. Both must
  * decode to equal trees or both refuse, with the same message: the fast
  * path may only ever take on what it decodes exactly as jansson does.
+ * jdoc_parse() must take just what the fast path takes (short of its
+ * smaller token limit), and read the same values out of it.
  */
 #include <string.h>
 
+#define JSMN_STATIC
+#define JSMN_STRICT
+#include <jsmn.h>
+
 #include "llmgated.h"
 #include "fuzz.h"
+
+/* Token i of d and its subtree equal j, as the tree holds it. */
+static int
+fuzz_jdoc_equal(const struct jdoc *d, int i, json_t *j)
+{
+	char scratch[4096];
+	const char *s;
+	size_t len;
+	int64_t v;
+	int k, m;
+
+	switch (d->tok[i].type) {
+	case JDOC_OBJECT:
+		if (!json_is_object(j))
+			return 0;
+		/* Each member as jdoc_get() finds it (duplicates: the last). */
+		for (k = i + 1, m = 0; m < d->tok[i].size;
+		    m++, k = jdoc_skip(d, k + 1)) {
+			s = jdoc_str(d, k, &len, scratch, sizeof scratch);
+			/* jdoc_get() takes keys under 128 bytes. */
+			if (s == NULL || len >= 128)
+				continue;
+			memmove(scratch, s, len);
+			scratch[len] = '\0';
+			if (strlen(scratch) != len)
+				continue;
+			if (!fuzz_jdoc_equal(d, jdoc_get(d, i, scratch),
+			    json_object_get(j, scratch)))
+				return 0;
+		}
+		return 1;
+	case JDOC_ARRAY:
+		if (!json_is_array(j) ||
+		    json_array_size(j) != (size_t)d->tok[i].size)
+			return 0;
+		for (k = i + 1, m = 0; m < d->tok[i].size;
+		    m++, k = jdoc_skip(d, k))
+			if (!fuzz_jdoc_equal(d, k, json_array_get(j, (size_t)m)))
+				return 0;
+		return 1;
+	case JDOC_STRING:
+		s = jdoc_str(d, i, &len, scratch, sizeof scratch);
+		return s == NULL || (json_is_string(j) &&
+		    json_string_length(j) == len &&
+		    memcmp(json_string_value(j), s, len) == 0);
+	default:
+		if (jdoc_int(d, i, &v) == 0)
+			return json_is_integer(j) && json_integer_value(j) == v;
+		return (jdoc_is(d, i, "null") && json_is_null(j)) ||
+		    (jdoc_is(d, i, "true") && json_is_true(j)) ||
+		    (jdoc_is(d, i, "false") && json_is_false(j));
+	}
+}
+
+static void
+fuzz_jdoc(const char *text, size_t size, json_t *fast)
+{
+	static struct jdoc d;
+	jsmn_parser p;
+	int need;
+
+	if (jdoc_parse(&d, text, size) != 0) {
+		if (fast == NULL)
+			return;
+		jsmn_init(&p);
+		need = jsmn_parse(&p, text, size, NULL, 0);
+		if (need <= JDOC_TOKENS)
+			fuzz_fail("jdoc refused what the fast path took");
+		return;
+	}
+	if (fast == NULL)
+		fuzz_fail("jdoc took what the fast path refused");
+	if (!fuzz_jdoc_equal(&d, 0, fast))
+		fuzz_fail("jdoc reads other values than the tree holds");
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -28,6 +109,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f = jload_fast(text, size);
 	if (f != NULL && (b == NULL || !json_equal(f, b)))
 		fuzz_fail("the fast path decoded what jansson did not");
+	fuzz_jdoc(text, size, f);
 	json_decref(f);
 	json_decref(a);
 	json_decref(b);
