@@ -350,7 +350,9 @@ int openai_build_body(struct http_req *, const char *model,
     const struct llmgate_request *, char **cause);
 int openai_parse(struct reply *, const char *, size_t);
 int openai_event(struct reply *, const struct sse_event *);
-/* An event's JSON the general way, without openai_event()'s fast path. */
+/* The general way, without openai_parse()'s and openai_event()'s fast
+ * path: a reply's or an event's JSON (no leading whitespace). */
+int openai_parse_tree(struct reply *, const char *json, size_t len);
 int openai_event_tree(struct reply *, const char *json, size_t len);
 void openai_classify(struct reply *, uint32_t status, const char *,
     size_t);

@@ -797,20 +797,16 @@ openai_choice0(json_t *root)
 	return NULL;
 }
 
+/* A whole reply as a tree: whatever openai_parse_fast() leaves. */
 int
-openai_parse(struct reply *r, const char *body, size_t len)
+openai_parse_tree(struct reply *r, const char *js, size_t len)
 {
 	json_t *root, *choice, *msg, *calls, *call, *v, *tc;
 	json_error_t jerr;
-	size_t off, i;
 	const char *s;
+	size_t i;
 
-	off = openai_skip_space(body, len);
-	if (off == len) {
-		reply_error(r, LLMGATE_PARSE_ERROR, 0, "empty response body");
-		return -1;
-	}
-	root = jload(body + off, len - off, &jerr);
+	root = jload(js, len, &jerr);
 	if (root == NULL) {
 		reply_error(r, LLMGATE_PARSE_ERROR, 0,
 		    "response body is not JSON: %s", jerr.text);
@@ -863,89 +859,157 @@ fail:
 }
 
 /*
- * The chunk nearly every stream is made of (a piece of text; at the end,
- * finish_reason and usage) read straight off its tokens: building a tree
- * for each of a reply's hundreds of events cost more than everything else
- * llmgated does per event. 0, before touching the reply, for any other
- * event (tool calls, a refusal, an error, content parts, several choices,
- * x_groq, text too long for the scratch space): openai_event_tree() then
- * reads it. tests/fuzz/fuzz_openai checks both read every event alike.
+ * What nearly every reply and stream chunk is: one choice whose message
+ * (or delta) holds text and no tool call or refusal; finish_reason; usage.
+ * Read straight off the tokens, since building a tree for each of a
+ * stream's hundreds of events cost more than everything else llmgated
+ * does per event. Anything else (tool calls, a refusal, an error, content
+ * parts, several choices, x_groq) is left to the tree, which reads all;
+ * tests/fuzz/fuzz_openai checks the two read alike.
  */
+struct openai_fast {
+	struct jdoc d;
+	int choice;		/* token of choices[0], or -1 */
+	int body;		/* its message or delta object, or -1 */
+	const char *text;	/* content, not NUL-terminated; or NULL */
+	size_t tlen;
+	char *heap;		/* unescaped content too long for scratch */
+	char scratch[1024];
+	int has_finish;		/* finish_reason was a string */
+	char finish[32];
+	int64_t in;		/* usage, -1 where not given */
+	int64_t out;
+};
+
+/* 1 when js is the common kind, read into f; 0 for the tree. */
+static int
+openai_fast_read(struct openai_fast *f, const char *js, size_t len,
+    const char *body)
+{
+	struct jdoc *d = &f->d;
+	const char *s;
+	size_t n;
+	int64_t i64;
+	int v, u;
+
+	f->choice = f->body = -1;
+	f->text = f->heap = NULL;
+	f->has_finish = 0;
+	f->in = f->out = -1;
+	if (jdoc_parse(d, js, len) != 0 || d->tok[0].type != JDOC_OBJECT)
+		return 0;
+	v = jdoc_get(d, 0, "error");
+	if ((v != -1 && !jdoc_is(d, v, "null")) ||
+	    jdoc_get(d, 0, "x_groq") != -1)
+		return 0;
+	if ((v = jdoc_get(d, 0, "choices")) != -1) {
+		if (d->tok[v].type != JDOC_ARRAY || d->tok[v].size > 1)
+			return 0;
+		if (d->tok[v].size == 1)
+			f->choice = v + 1;
+	}
+	if (f->choice != -1) {
+		if (d->tok[f->choice].type != JDOC_OBJECT)
+			return 0;
+		v = jdoc_get(d, f->choice, "index");
+		if (v != -1 && (jdoc_int(d, v, &i64) != 0 || i64 != 0))
+			return 0;
+		f->body = jdoc_get(d, f->choice, body);
+		if (f->body != -1 && d->tok[f->body].type != JDOC_OBJECT)
+			return 0;
+		v = jdoc_get(d, f->choice, "finish_reason");
+		if (v != -1 && d->tok[v].type == JDOC_STRING) {
+			s = jdoc_str(d, v, &n, f->finish, sizeof f->finish);
+			if (s == NULL || n >= sizeof f->finish)
+				return 0;
+			memmove(f->finish, s, n);
+			f->finish[n] = '\0';
+			f->has_finish = 1;
+		}
+	}
+	if (f->body != -1) {
+		/* Tool calls (any form) and refusals: the tree. */
+		v = jdoc_get(d, f->body, "tool_calls");
+		if (v != -1 && !jdoc_is(d, v, "null") &&
+		    !(d->tok[v].type == JDOC_ARRAY && d->tok[v].size == 0))
+			return 0;
+		v = jdoc_get(d, f->body, "function_call");
+		if (v != -1 && !jdoc_is(d, v, "null"))
+			return 0;
+		v = jdoc_get(d, f->body, "refusal");
+		if (v != -1 && !jdoc_is(d, v, "null"))
+			return 0;
+		v = jdoc_get(d, f->body, "content");
+		if (v != -1 && !jdoc_is(d, v, "null")) {
+			if (d->tok[v].type != JDOC_STRING)
+				return 0;
+			f->text = jdoc_str(d, v, &f->tlen, f->scratch,
+			    sizeof f->scratch);
+			if (f->text == NULL) {
+				n = (size_t)(d->tok[v].end - d->tok[v].start);
+				f->heap = xmalloc(n);
+				f->text = jdoc_str(d, v, &f->tlen, f->heap, n);
+			}
+		}
+	}
+	if ((u = jdoc_get(d, 0, "usage")) != -1) {
+		v = jdoc_get(d, u, "prompt_tokens");
+		if (v != -1 && jdoc_int(d, v, &i64) == 0 && i64 >= 0)
+			f->in = i64;
+		v = jdoc_get(d, u, "completion_tokens");
+		if (v != -1 && jdoc_int(d, v, &i64) == 0 && i64 >= 0)
+			f->out = i64;
+	}
+	return 1;
+}
+
+/* The usage read, and the heap given back. */
+static void
+openai_fast_done(struct reply *r, struct openai_fast *f)
+{
+	if (f->in != -1)
+		r->input_tokens = (uint64_t)f->in;
+	if (f->out != -1)
+		r->output_tokens = (uint64_t)f->out;
+	free(f->heap);
+}
+
+/* A whole reply, in openai_parse_tree()'s order. */
+static int
+openai_parse_fast(struct reply *r, const char *js, size_t len)
+{
+	struct openai_fast f;
+
+	if (!openai_fast_read(&f, js, len, "message") || f.body == -1) {
+		free(f.heap);
+		return 0;
+	}
+	if (f.text != NULL)
+		reply_text(r, f.text, f.tlen);
+	if (f.has_finish)
+		openai_set_finish(r, f.finish);
+	else
+		r->finish = LLMGATE_FINISH_OTHER;
+	openai_fast_done(r, &f);
+	r->done = 1;
+	return 1;
+}
+
+/* A stream chunk, in openai_event_tree()'s order. */
 static int
 openai_event_fast(struct reply *r, const char *js, size_t len)
 {
-	struct jdoc d;
-	char scratch[1024], finish[32];
-	const char *text = NULL, *f;
-	size_t tlen = 0, flen;
-	int c = -1, delta, v, i, k, has_finish = 0;
-	int64_t n, in = -1, out = -1;
+	struct openai_fast f;
 
-	if (jdoc_parse(&d, js, len) != 0 || d.tok[0].type != JDOC_OBJECT)
+	if (!openai_fast_read(&f, js, len, "delta")) {
+		free(f.heap);
 		return 0;
-	v = jdoc_get(&d, 0, "error");
-	if ((v != -1 && !jdoc_is(&d, v, "null")) ||
-	    jdoc_get(&d, 0, "x_groq") != -1)
-		return 0;
-	if ((v = jdoc_get(&d, 0, "choices")) != -1) {
-		if (d.tok[v].type != JDOC_ARRAY || d.tok[v].size > 1)
-			return 0;
-		if (d.tok[v].size == 1)
-			c = v + 1;
 	}
-	if (c != -1) {
-		if (d.tok[c].type != JDOC_OBJECT)
-			return 0;
-		v = jdoc_get(&d, c, "index");
-		if (v != -1 && (jdoc_int(&d, v, &n) != 0 || n != 0))
-			return 0;
-		if ((delta = jdoc_get(&d, c, "delta")) != -1) {
-			if (d.tok[delta].type != JDOC_OBJECT)
-				return 0;
-			/* role, content and a null refusal, nothing else. */
-			for (i = delta + 1, k = 0; k < d.tok[delta].size;
-			    k++, i = jdoc_skip(&d, i + 1)) {
-				if (jdoc_key_is(&d, i, "role") ||
-				    jdoc_key_is(&d, i, "content"))
-					continue;
-				if (!jdoc_key_is(&d, i, "refusal") ||
-				    !jdoc_is(&d, i + 1, "null"))
-					return 0;
-			}
-			v = jdoc_get(&d, delta, "content");
-			if (v != -1 && !jdoc_is(&d, v, "null") &&
-			    (text = jdoc_str(&d, v, &tlen, scratch,
-			    sizeof scratch)) == NULL)
-				return 0;
-		}
-		v = jdoc_get(&d, c, "finish_reason");
-		if (v != -1 && d.tok[v].type == JDOC_STRING) {
-			f = jdoc_str(&d, v, &flen, finish, sizeof finish);
-			if (f == NULL || flen >= sizeof finish)
-				return 0;
-			memmove(finish, f, flen);
-			finish[flen] = '\0';
-			has_finish = 1;
-		}
-	}
-	if ((v = jdoc_get(&d, 0, "usage")) != -1) {
-		k = jdoc_get(&d, v, "prompt_tokens");
-		if (k != -1 && jdoc_int(&d, k, &n) == 0 && n >= 0)
-			in = n;
-		k = jdoc_get(&d, v, "completion_tokens");
-		if (k != -1 && jdoc_int(&d, k, &n) == 0 && n >= 0)
-			out = n;
-	}
-
-	/* In openai_event_tree()'s order. */
-	if (text != NULL)
-		reply_text(r, text, tlen);
-	if (has_finish)
-		openai_set_finish(r, finish);
-	if (in != -1)
-		r->input_tokens = (uint64_t)in;
-	if (out != -1)
-		r->output_tokens = (uint64_t)out;
+	if (f.text != NULL)
+		reply_text(r, f.text, f.tlen);
+	if (f.has_finish)
+		openai_set_finish(r, f.finish);
+	openai_fast_done(r, &f);
 	return 1;
 }
 
@@ -1043,6 +1107,21 @@ openai_event(struct reply *r, const struct sse_event *ev)
 	if (openai_event_fast(r, ev->data + off, n))
 		return 0;
 	return openai_event_tree(r, ev->data + off, n);
+}
+
+int
+openai_parse(struct reply *r, const char *body, size_t len)
+{
+	size_t off;
+
+	off = openai_skip_space(body, len);
+	if (off == len) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0, "empty response body");
+		return -1;
+	}
+	if (openai_parse_fast(r, body + off, len - off))
+		return 0;
+	return openai_parse_tree(r, body + off, len - off);
 }
 
 void

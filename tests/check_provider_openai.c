@@ -726,6 +726,16 @@ static const char *const fast_events[] = {
 	"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}],"
 	    "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}",
 	"{\"error\":null,\"choices\":[{\"delta\":{\"content\":\"ok\"}}]}",
+	"{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"choices\":"
+	    "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
+	    "\"Hi\",\"refusal\":null,\"annotations\":[],\"tool_calls\":[]},"
+	    "\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{"
+	    "\"prompt_tokens\":9,\"completion_tokens\":1,\"total_tokens\":10,"
+	    "\"prompt_tokens_details\":{\"cached_tokens\":0}}}",
+	"{\"choices\":[{\"delta\":{\"content\":\"no finish\"}}]}",
+	"{\"choices\":[{\"finish_reason\":\"stop\"}]}",
+	"{\"choices\":[{\"delta\":{\"content\":\"x\",\"function_call\":"
+	    "{\"name\":\"f\",\"arguments\":\"{}\"}}}]}",
 	/* For the tree: */
 	"{\"choices\":[{\"index\":1,\"delta\":{\"content\":\"not 0\"}}]}",
 	"{\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"no\"}}]}",
@@ -745,33 +755,58 @@ static const char *const fast_events[] = {
 	"{\"choices\":[{\"delta\":{\"content\":\"x\"}}],}",
 };
 
+/* Both replies alike: relayed chunks, text, finish, usage, class. */
+static void
+same_reply(struct reply *r1, struct buf *log1, struct reply *r2,
+    struct buf *log2)
+{
+	ck_assert_str_eq(buf_cstr(log1), buf_cstr(log2));
+	ck_assert_str_eq(buf_cstr(&r1->text), buf_cstr(&r2->text));
+	ck_assert_int_eq(r1->finish, r2->finish);
+	ck_assert_uint_eq(r1->input_tokens, r2->input_tokens);
+	ck_assert_uint_eq(r1->output_tokens, r2->output_tokens);
+	ck_assert_uint_eq(r1->ntools, r2->ntools);
+	ck_assert_int_eq(r1->cls, r2->cls);
+	ck_assert_int_eq(r1->done, r2->done);
+	ck_assert_str_eq(r1->message != NULL ? r1->message : "-",
+	    r2->message != NULL ? r2->message : "-");
+	done_reply(r1, log1);
+	done_reply(r2, log2);
+}
+
 START_TEST(event_fast_matches_tree)
 {
 	const char *js = fast_events[_i];
 	struct buf log1 = { 0 }, log2 = { 0 };
 	struct reply r1, r2;
 	struct sse_event ev;
-	int rc1, rc2;
+	char *body, *p;
 
 	reply_init(&r1, cap_emit, &log1);
 	reply_init(&r2, cap_emit, &log2);
 	memset(&ev, 0, sizeof ev);
 	ev.data = js;
 	ev.len = strlen(js);
-	rc1 = provider_openai.event(&r1, &ev);
-	rc2 = openai_event_tree(&r2, js, strlen(js));
-	ck_assert_int_eq(rc1, rc2);
-	ck_assert_str_eq(buf_cstr(&log1), buf_cstr(&log2));
-	ck_assert_str_eq(buf_cstr(&r1.text), buf_cstr(&r2.text));
-	ck_assert_int_eq(r1.finish, r2.finish);
-	ck_assert_uint_eq(r1.input_tokens, r2.input_tokens);
-	ck_assert_uint_eq(r1.output_tokens, r2.output_tokens);
-	ck_assert_uint_eq(r1.ntools, r2.ntools);
-	ck_assert_int_eq(r1.cls, r2.cls);
-	ck_assert_str_eq(r1.message != NULL ? r1.message : "-",
-	    r2.message != NULL ? r2.message : "-");
-	done_reply(&r1, &log1);
-	done_reply(&r2, &log2);
+	ck_assert_int_eq(provider_openai.event(&r1, &ev),
+	    openai_event_tree(&r2, js, strlen(js)));
+	same_reply(&r1, &log1, &r2, &log2);
+
+	/* The same as a whole reply, its deltas made messages. */
+	body = malloc(2 * strlen(js) + 1);
+	ck_assert_ptr_nonnull(body);
+	body[0] = '\0';
+	for (p = strstr(js, "delta"); p != NULL; p = strstr(js, "delta")) {
+		strncat(body, js, (size_t)(p - js));
+		strcat(body, "message");
+		js = p + 5;
+	}
+	strcat(body, js);
+	reply_init(&r1, cap_emit, &log1);
+	reply_init(&r2, cap_emit, &log2);
+	ck_assert_int_eq(provider_openai.parse(&r1, body, strlen(body)),
+	    openai_parse_tree(&r2, body, strlen(body)));
+	same_reply(&r1, &log1, &r2, &log2);
+	free(body);
 }
 END_TEST
 
@@ -780,6 +815,7 @@ START_TEST(event_fast_values)
 	struct buf log = { 0 };
 	struct reply r;
 	struct sse_event ev;
+	char *big, *want;
 	size_t i;
 
 	reply_init(&r, cap_emit, &log);
@@ -796,6 +832,27 @@ START_TEST(event_fast_values)
 	ck_assert_uint_eq(r.output_tokens, 34);
 	ck_assert_int_eq(r.cls, LLMGATE_OK);
 	done_reply(&r, &log);
+
+	/* A long reply with escapes: unescaped whole, not cut at a buffer. */
+	big = malloc(40000);
+	want = malloc(20000);
+	ck_assert_ptr_nonnull(big);
+	ck_assert_ptr_nonnull(want);
+	strcpy(big, "{\"choices\":[{\"message\":{\"content\":\"");
+	want[0] = '\0';
+	for (i = 0; i < 1500; i++) {
+		strcat(big, "line\\n\\\"q\\\" ");
+		strcat(want, "line\n\"q\" ");
+	}
+	strcat(big, "\"},\"finish_reason\":\"length\"}]}");
+	reply_init(&r, NULL, NULL);
+	ck_assert_int_eq(provider_openai.parse(&r, big, strlen(big)), 0);
+	ck_assert_str_eq(buf_cstr(&r.text), want);
+	ck_assert_int_eq(r.finish, LLMGATE_FINISH_LENGTH);
+	ck_assert_int_eq(r.done, 1);
+	reply_free(&r);
+	free(big);
+	free(want);
 }
 END_TEST
 
