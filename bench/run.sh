@@ -8,7 +8,8 @@
 #     at concurrency 1 and 16, plain and streamed, and the daemon's overhead;
 #   - advisory lease acquire+report pairs per second (or why not), from
 #     one process and from LEASE_CONNS processes at once (one connection
-#     each, as separate programs sharing a key);
+#     each, as separate programs sharing a key), one pair at a time on each
+#     and then LEASE_INFLIGHT at a time (the asynchronous API);
 #   - llmgated's resident memory per idle client and per streamed call in
 #     flight, each on a freshly started daemon (a daemon that already ran
 #     a load would reuse freed memory and look cheaper than it is); the
@@ -18,7 +19,8 @@
 # usage: bench/run.sh [BUILDDIR]     (default: $BUILDDIR, else .)
 # Build first: make && make bench. Sizes can be changed through the
 # environment: N1, N16 (calls at concurrency 1 and 16), CONNS (connections
-# llmgated is driven over at concurrency 16), LEASE_CONNS, REPEAT (each load runs that
+# llmgated is driven over at concurrency 16), LEASE_CONNS, LEASE_INFLIGHT,
+# REPEAT (each load runs that
 # many times and the best, by calls/s, is shown: on a shared machine the
 # scheduler makes single runs vary), IDLE, HOLD, LOG_LEVEL.
 # Benchmarks print numbers; nothing here passes or fails on speed.
@@ -33,6 +35,7 @@ N1=${N1:-5000}
 N16=${N16:-20000}
 CONNS=${CONNS:-1}
 LEASE_CONNS=${LEASE_CONNS:-16}
+LEASE_INFLIGHT=${LEASE_INFLIGHT:-4}
 REPEAT=${REPEAT:-3}
 IDLE=${IDLE:-10000}
 HOLD=${HOLD:-1000}
@@ -177,6 +180,8 @@ done
 leases1=$("$bench" -s "$sock" -m "bench/$MODEL" -n 10000 --leases) || true
 leases=$("$bench" -s "$sock" -m "bench/$MODEL" -n 100000 --leases \
     -C "$LEASE_CONNS") || true
+leasesp=$("$bench" -s "$sock" -m "bench/$MODEL" -n 200000 --leases \
+    -C "$LEASE_CONNS" -c "$LEASE_INFLIGHT") || true
 stop_daemon
 
 printf '%s' "$rows" | awk '
@@ -200,6 +205,7 @@ echo "best of $REPEAT runs each; latencies in us; ratio: llmgated calls/s" \
 echo
 echo "$leases1"
 echo "$leases"
+echo "$leasesp"
 echo
 
 # Memory: a fresh daemon for each measure.

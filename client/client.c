@@ -39,12 +39,14 @@
  * What a pending id is waiting for. CALL: an asynchronous call whose
  * on_done owns the result. SYNC: a call made by llmgate_call(), answered
  * into a waiter on its stack. REQ: a small request (ping, status...)
- * whose reply message is handed to a waiter as it is.
+ * whose reply message is handed to a waiter as it is. LEASE: an
+ * asynchronous acquire or report, answered through on_lease.
  */
 enum pend_kind {
 	PEND_CALL,
 	PEND_SYNC,
-	PEND_REQ
+	PEND_REQ,
+	PEND_LEASE
 };
 
 /* A blocking function's view of its one request. */
@@ -61,6 +63,8 @@ struct pend {
 	int			 cancelled;
 	llmgate_chunk_cb	*on_chunk;
 	llmgate_done_cb		*on_done;
+	llmgate_lease_cb	*on_lease;
+	enum proto_type		 want;		/* LEASE: the answer's type */
 	void			*arg;
 	struct gate_waiter	*waiter;
 	TAILQ_ENTRY(pend)	 entry;
@@ -101,6 +105,7 @@ static void	gate_seterr(struct llmgate *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	gate_lost(struct llmgate *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+static const char *msg_type_name(const struct proto_msg *);
 
 static void
 gate_seterr(struct llmgate *g, const char *fmt, ...)
@@ -345,6 +350,10 @@ gate_lost(struct llmgate *g, const char *fmt, ...)
 				p->on_done(r, p->arg);
 			else
 				llmgate_result_free(r);
+		} else if (p->kind == PEND_LEASE) {
+			if (p->on_lease != NULL)
+				p->on_lease(NULL, LLMGATE_CONNECTION, g->error,
+				    p->arg);
 		} else {
 			p->waiter->done = 1;
 			p->waiter->lost = 1;
@@ -466,6 +475,33 @@ gate_next(struct llmgate *g, struct proto_msg *msg, char *err, size_t errlen)
 	return 1;
 }
 
+/* An asynchronous acquire's or report's answer, to its callback. */
+static void
+lease_answer(struct llmgate *g, struct pend *p, struct proto_msg *msg)
+{
+	char why[128];
+
+	if (p->on_lease == NULL)
+		return;
+	if (msg->type == PROTO_ERROR) {
+		p->on_lease(NULL, msg->u.result.cls, msg->u.result.message !=
+		    NULL ? msg->u.result.message :
+		    llmgate_class_name(msg->u.result.cls), p->arg);
+		return;
+	}
+	if (msg->type != p->want) {
+		snprintf(why, sizeof why, "unexpected '%s' reply from "
+		    "llmgated", msg_type_name(msg));
+		p->on_lease(NULL, LLMGATE_CONNECTION, why, p->arg);
+		return;
+	}
+	if (msg->type == PROTO_LEASE) {
+		msg->u.lease.target[sizeof msg->u.lease.target - 1] = '\0';
+		p->on_lease(&msg->u.lease, LLMGATE_OK, NULL, p->arg);
+	} else
+		p->on_lease(NULL, LLMGATE_OK, NULL, p->arg);
+}
+
 static void
 gate_dispatch(struct llmgate *g, struct proto_msg *msg)
 {
@@ -493,6 +529,13 @@ gate_dispatch(struct llmgate *g, struct proto_msg *msg)
 		p->waiter->msg = *msg;
 		p->waiter->done = 1;
 		free(p);
+		return;
+	}
+	if (p->kind == PEND_LEASE) {
+		pend_remove(g, p);
+		lease_answer(g, p, msg);
+		free(p);
+		proto_msg_free(msg);
 		return;
 	}
 
@@ -892,6 +935,40 @@ llmgate_submit(struct llmgate *g, const struct llmgate_request *req,
 	p->on_done = on_done;
 	p->arg = arg;
 	return p->id;
+}
+
+/* An asynchronous acquire or report: type is sent, want answers it. */
+static uint32_t
+lease_submit(struct llmgate *g, enum proto_type type, const void *body,
+    enum proto_type want, llmgate_lease_cb *on_lease, void *arg)
+{
+	struct pend	*p;
+
+	if (body == NULL) {
+		gate_seterr(g, "no %s", type == PROTO_ACQUIRE ? "acquire" :
+		    "report");
+		return 0;
+	}
+	if ((p = pend_queue(g, PEND_LEASE, type, body)) == NULL)
+		return 0;
+	p->on_lease = on_lease;
+	p->want = want;
+	p->arg = arg;
+	return p->id;
+}
+
+uint32_t
+llmgate_acquire_submit(struct llmgate *g, const struct llmgate_acquire *acq,
+    llmgate_lease_cb *on_lease, void *arg)
+{
+	return lease_submit(g, PROTO_ACQUIRE, acq, PROTO_LEASE, on_lease, arg);
+}
+
+uint32_t
+llmgate_report_submit(struct llmgate *g, const struct llmgate_report *rep,
+    llmgate_lease_cb *on_lease, void *arg)
+{
+	return lease_submit(g, PROTO_REPORT, rep, PROTO_OK, on_lease, arg);
 }
 
 int

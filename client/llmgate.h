@@ -271,6 +271,21 @@ int llmgate_reload(struct llmgate *);
 int llmgate_acquire(struct llmgate *, const struct llmgate_acquire *,
     struct llmgate_lease *, enum llmgate_class *cls, char *err, size_t errlen);
 int llmgate_report(struct llmgate *, const struct llmgate_report *);
+/*
+ * The same from the caller's event loop (see llmgate_submit), for a
+ * program with many calls of its own SDK in flight on one connection:
+ * on_lease runs from llmgate_process() once, with the lease and class
+ * LLMGATE_OK, or with NULL and why not (a report taken: NULL and OK).
+ * An acquire still waiting for budget can be llmgate_cancel()led; it
+ * then ends with class cancelled. Each returns the request id (> 0), or
+ * 0 on failure (llmgate_error()).
+ */
+typedef void llmgate_lease_cb(const struct llmgate_lease *,
+    enum llmgate_class, const char *message, void *arg);
+uint32_t llmgate_acquire_submit(struct llmgate *,
+    const struct llmgate_acquire *, llmgate_lease_cb *on_lease, void *arg);
+uint32_t llmgate_report_submit(struct llmgate *,
+    const struct llmgate_report *, llmgate_lease_cb *on_lease, void *arg);
 
 #ifdef __cplusplus
 }

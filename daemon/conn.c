@@ -457,13 +457,29 @@ conn_lease_acquire(struct conn *c, uint32_t id,
 		cc->lease = l;
 }
 
+/* An acquire still waiting for budget ends with cls; cc goes. */
+static void
+conn_lease_cancel(struct conn_call *cc, enum llmgate_class cls,
+    const char *why)
+{
+	lease_abandon(cc->lease);
+	cc->lease = NULL;
+	conn_lease_done(cc, NULL, cls, why);
+}
+
+/* A call, or an acquire still waiting, ends as cancelled. */
 void
 conn_call_cancel(struct conn *c, uint32_t id)
 {
 	struct conn_call *cc = conn_call_find(c, id);
 
-	/* A cancel that crossed the call's answer is harmless. */
-	if (cc != NULL)
+	/* A cancel that crossed the answer is harmless. */
+	if (cc == NULL)
+		return;
+	if (cc->lease != NULL)
+		conn_lease_cancel(cc, LLMGATE_CANCELLED,
+		    "cancelled by the client");
+	else
 		call_cancel(cc->call);
 }
 
@@ -622,10 +638,8 @@ conn_cancel_all(void)
 	TAILQ_FOREACH(c, &conns, entry) {
 		while ((cc = TAILQ_FIRST(&c->calls)) != NULL) {
 			if (cc->lease != NULL) {
-				lease_abandon(cc->lease);
-				cc->lease = NULL;
 				/* Answers, and removes cc. */
-				conn_lease_done(cc, NULL, LLMGATE_CANCELLED,
+				conn_lease_cancel(cc, LLMGATE_CANCELLED,
 				    "llmgated is shutting down");
 				continue;
 			}

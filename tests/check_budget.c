@@ -339,6 +339,106 @@ START_TEST(test_leases_share_cooldowns)
 }
 END_TEST
 
+/* What one asynchronous acquire or report was answered. */
+struct lease_seen {
+	int done;
+	enum llmgate_class cls;
+	uint64_t lease;
+	char target[64];
+	char message[128];
+	int *left;
+};
+
+static void
+lease_seen(const struct llmgate_lease *l, enum llmgate_class cls,
+    const char *message, void *arg)
+{
+	struct lease_seen *s = arg;
+
+	ck_assert_int_eq(s->done, 0);
+	s->done = 1;
+	s->cls = cls;
+	if (l != NULL) {
+		s->lease = l->id;
+		snprintf(s->target, sizeof s->target, "%s", l->target);
+	}
+	if (message != NULL)
+		snprintf(s->message, sizeof s->message, "%s", message);
+	(*s->left)--;
+}
+
+/*
+ * Leases from the caller's own event loop, several in flight on one
+ * connection: one is granted and reported at once; on a cooled-down target
+ * one waits until it is cancelled and one until its timeout; a second
+ * report of the same lease is refused. Each is answered exactly once, and
+ * the daemon serves on.
+ */
+START_TEST(test_async_leases)
+{
+	struct llmgate *g = h_connect(&d, "check_budget");
+	struct llmgate_acquire acq = { .target = "mock/echo" };
+	struct llmgate_report rep = { .status = 429, .retry_after_s = 5 };
+	struct llmgate_lease lease;
+	struct lease_seen s[5];
+	enum llmgate_class cls;
+	char err[128];
+	uint32_t waiting;
+	int left;
+
+	memset(s, 0, sizeof s);
+	/* mock/echo cools down for 5 s. */
+	ck_assert_int_eq(llmgate_acquire(g, &acq, &lease, &cls, err,
+	    sizeof err), 0);
+	rep.lease = lease.id;
+	ck_assert_int_eq(llmgate_report(g, &rep), 0);
+
+	left = 4;
+	s[0].left = s[1].left = s[2].left = s[3].left = s[4].left = &left;
+	waiting = llmgate_acquire_submit(g, &acq, lease_seen, &s[0]);
+	ck_assert_uint_gt(waiting, 0);
+	acq.timeout_ms = 300;
+	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, lease_seen, &s[1]),
+	    0);
+	acq.target = "mock/stream:1";
+	acq.timeout_ms = 0;
+	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, lease_seen, &s[2]),
+	    0);
+	/* A report of no lease at all. */
+	rep.lease = 12345;
+	ck_assert_uint_gt(llmgate_report_submit(g, &rep, lease_seen, &s[3]),
+	    0);
+	h_drive(g, &s[2].done);
+	ck_assert_int_eq(s[2].cls, LLMGATE_OK);
+	ck_assert_str_eq(s[2].target, "mock/stream:1");
+	ck_assert_uint_ne(s[2].lease, 0);
+	h_drive(g, &s[3].done);
+	ck_assert_int_ne(s[3].cls, LLMGATE_OK);
+	ck_assert_ptr_nonnull(strstr(s[3].message, "lease"));
+
+	/* The granted lease reported, once. */
+	rep.lease = s[2].lease;
+	rep.status = 200;
+	left++;
+	ck_assert_uint_gt(llmgate_report_submit(g, &rep, lease_seen, &s[4]),
+	    0);
+	h_drive(g, &s[4].done);
+	ck_assert_int_eq(s[4].cls, LLMGATE_OK);
+
+	h_drive(g, &s[1].done);
+	ck_assert_int_eq(s[1].cls, LLMGATE_DEADLINE);
+	ck_assert_int_eq(s[0].done, 0);
+	ck_assert_int_eq(llmgate_cancel(g, waiting), 0);
+	h_drive(g, &s[0].done);
+	ck_assert_int_eq(s[0].cls, LLMGATE_CANCELLED);
+	ck_assert_int_eq(left, 0);
+
+	ck_assert_int_eq(llmgate_ping(g), 0);
+	ck_assert(h_daemon_alive(&d));
+	llmgate_close(g);
+}
+END_TEST
+
 START_TEST(test_status_shows_budget)
 {
 	struct llmgate *g;
@@ -385,6 +485,7 @@ main(void)
 	tcase_add_test(tc, test_one_429_cools_down_all);
 	tcase_add_test(tc, test_breaker_opens_and_probes);
 	tcase_add_test(tc, test_leases_share_cooldowns);
+	tcase_add_test(tc, test_async_leases);
 	tcase_add_test(tc, test_status_shows_budget);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
