@@ -96,6 +96,7 @@ struct llmgate {
 	int			 toobig;	/* last encode was over max_frame */
 	unsigned		 busy;		/* nesting of process/blocking */
 	int			 closing;	/* closed from inside a callback */
+	int			 polling;	/* inside gate_wait's own poll loop */
 
 	char			 notice[256];	/* the daemon's last id-0 error */
 	char			 error[512];
@@ -626,11 +627,13 @@ llmgate_process(struct llmgate *g)
 		if (gate_parse(g) == -1)
 			break;
 		/*
-		 * A short read emptied the socket: asking again would only
-		 * say EAGAIN. Anything arriving later makes the descriptor
-		 * readable again, for poll and for edge-triggered epoll.
+		 * A short read emptied the socket: inside our own poll loop,
+		 * asking again would only say EAGAIN (an EOF queued behind
+		 * the data shows at the next poll). A caller's loop may be
+		 * edge-triggered, which would not report that EOF again:
+		 * there we read on to EAGAIN.
 		 */
-		if (g->ib.drained)
+		if (g->ib.drained && g->polling)
 			break;
 	}
 	/* Callbacks may have queued frames. */
@@ -667,7 +670,9 @@ gate_wait(struct llmgate *g, struct gate_waiter *w)
 			gate_lost(g, "poll: %s", strerror(errno));
 			break;
 		}
+		g->polling++;
 		llmgate_process(g);
+		g->polling--;
 	}
 	return (w->done && !w->lost) ? 0 : -1;
 }

@@ -546,21 +546,29 @@ conn_frames(struct conn *c, const unsigned char *p, size_t len)
 	return off;
 }
 
-/* Room in ibuf for the whole frame begun there, or for a read at least. */
+/*
+ * Room in ibuf for the next read. It grows with what arrives, doubling,
+ * but never past the frame begun there: a header alone does not reserve
+ * the whole frame it announces.
+ */
 static void
 conn_reserve(struct conn *c)
 {
 	const unsigned char *h = c->ibuf;
-	size_t need = c->ilen + sizeof conn_rbuf, cap;
+	size_t want = c->ilen + sizeof conn_rbuf, frame = SIZE_MAX, cap;
 
-	if (c->ilen >= PROTO_HDR_LEN)
-		need = PROTO_HDR_LEN + ((size_t)h[0] << 24 |
+	if (c->ilen >= PROTO_HDR_LEN) {
+		frame = PROTO_HDR_LEN + ((size_t)h[0] << 24 |
 		    (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3]);
-	if (need <= c->icap)
+		if (want > frame)
+			want = frame;
+	}
+	if (want <= c->icap)
 		return;
-	cap = c->icap != 0 ? c->icap : sizeof conn_rbuf;
-	while (cap < need)
-		cap *= 2;
+	for (cap = c->icap; cap < want; cap *= 2)
+		;
+	if (cap > frame)
+		cap = frame;
 	c->ibuf = xreallocarray(c->ibuf, 1, cap);
 	c->icap = cap;
 }

@@ -203,7 +203,7 @@ int jdoc_parse(struct jdoc *, const char *buf, size_t len);
 /* The token after i and all it holds. */
 int jdoc_skip(const struct jdoc *, int i);
 /* Object obj's value for key (the last one, as in jansson), or -1; keys
- * are under 128 bytes. */
+ * are under 128 bytes, without a backslash. */
 int jdoc_get(const struct jdoc *, int obj, const char *key);
 /* Key token i is key (under 128 bytes, no backslash). */
 int jdoc_key_is(const struct jdoc *, int i, const char *key);

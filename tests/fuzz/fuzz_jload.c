@@ -32,8 +32,9 @@ fuzz_jdoc_equal(const struct jdoc *d, int i, json_t *j)
 		for (k = i + 1, m = 0; m < d->tok[i].size;
 		    m++, k = jdoc_skip(d, k + 1)) {
 			s = jdoc_str(d, k, &len, scratch, sizeof scratch);
-			/* jdoc_get() takes keys under 128 bytes. */
-			if (s == NULL || len >= 128)
+			/* jdoc_get() takes keys under 128 bytes, no '\\'. */
+			if (s == NULL || len >= 128 ||
+			    memchr(s, '\\', len) != NULL)
 				continue;
 			memmove(scratch, s, len);
 			scratch[len] = '\0';
