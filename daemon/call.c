@@ -124,12 +124,23 @@ call_resolve(struct call *c, char **cause)
 		xasprintf(cause, "no targets to call");
 		return -1;
 	}
+	/* A client names its own chain; a config's route is the operator's. */
+	if (route == NULL && n > CALL_MAX_TARGETS) {
+		xasprintf(cause, "%zu targets: a chain has at most %d", n,
+		    CALL_MAX_TARGETS);
+		return -1;
+	}
 	c->chain = xcalloc(n, sizeof *c->chain);
 	for (i = 0; i < n; i++) {
 		slash = strchr(names[i], '/');
 		if (slash == NULL || slash == names[i] || slash[1] == '\0') {
 			xasprintf(cause, "target '%s' is not provider/model",
 			    names[i]);
+			return -1;
+		}
+		if (strlen(slash + 1) > TARGET_MODEL_MAX) {
+			xasprintf(cause, "target '%.40s...': model names have "
+			    "at most %d bytes", names[i], TARGET_MODEL_MAX);
 			return -1;
 		}
 		c->chain[i].name = xstrdup(names[i]);
@@ -164,6 +175,12 @@ call_validate(const struct llmgate_request *req, char **cause)
 
 	if (req->nmessages == 0) {
 		xasprintf(cause, "no messages: give a prompt or messages");
+		return -1;
+	}
+	/* The config's own ceiling: more would run past any sane budget. */
+	if (req->attempts > CALL_MAX_ATTEMPTS) {
+		xasprintf(cause, "attempts %u: at most %u per target",
+		    req->attempts, CALL_MAX_ATTEMPTS);
 		return -1;
 	}
 	for (i = 0; i < req->nmessages; i++) {
@@ -763,21 +780,20 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 }
 
 void
-call_cancel(struct call *c)
+call_cancel(struct call *c, const char *why)
 {
 	if (c->finished)
 		return;
 	if (c->att != NULL)
-		call_record(c, c->att->target, LLMGATE_CANCELLED, 0,
-		    "cancelled by the client",
+		call_record(c, c->att->target, LLMGATE_CANCELLED, 0, why,
 		    (uint32_t)(now_ms() - c->att->start_ms), 0);
 	call_drop_attempt(c);
-	call_finish(c, NULL, LLMGATE_CANCELLED, "cancelled by the client");
+	call_finish(c, NULL, LLMGATE_CANCELLED, why);
 }
 
 void
 call_detach(struct call *c)
 {
 	c->sink = NULL;
-	call_cancel(c);
+	call_cancel(c, "the client went away");
 }

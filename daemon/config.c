@@ -175,7 +175,7 @@ static int config_retry_check(struct config_ctx *, const config_setting_t *,
 enum { RY_ATTEMPTS, RY_INITIAL, RY_MAX, RY_MULT, RY_JITTER, RY_ON, RY_REPAIRS };
 static const struct config_key config_retry_key[] = {
 	[RY_ATTEMPTS] = { .name = "attempts", .kind = CK_U32,
-	    .off = RY(attempts), .min = 1, .max = 100 },
+	    .off = RY(attempts), .min = 1, .max = CALL_MAX_ATTEMPTS },
 	[RY_INITIAL] = { .name = "initial_ms", .kind = CK_U32,
 	    .off = RY(initial_ms) },
 	[RY_MAX] = { .name = "max_ms", .kind = CK_U32, .off = RY(max_ms) },
@@ -1147,7 +1147,7 @@ static const struct config_key config_target_key[] = {
 	[TK_TOP_P] = { .name = "top_p", .kind = CK_DOUBLE, .off = TGK(o.top_p),
 	    .min = 0, .max = 1 },
 	[TK_ATTEMPTS] = { .name = "attempts", .kind = CK_U32,
-	    .off = TGK(o.attempts), .min = 1, .max = 100 },
+	    .off = TGK(o.attempts), .min = 1, .max = CALL_MAX_ATTEMPTS },
 };
 
 static int

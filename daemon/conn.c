@@ -350,12 +350,18 @@ conn_set_hello(struct conn *c, const char *name)
 {
 	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
 	const char *p;
+	char *q;
 
 	c->hello = 1;
 	if (name == NULL || *name == '\0')
 		return;
 	snprintf(c->name, sizeof c->name, "%.32s (pid %ld uid %ld)", name,
 	    (long)c->pid, (long)c->uid);
+	/* It goes into log lines: no line breaks or controls of its own. */
+	for (q = c->name; *q != '\0'; q++) {
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			*q = '?';
+	}
 	/* Processes sharing a name and a uid share one fair share. */
 	for (p = name; *p != '\0'; p++)
 		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
@@ -480,7 +486,7 @@ conn_call_cancel(struct conn *c, uint32_t id)
 		conn_lease_cancel(cc, LLMGATE_CANCELLED,
 		    "cancelled by the client");
 	else
-		call_cancel(cc->call);
+		call_cancel(cc->call, "cancelled by the client");
 }
 
 static void
@@ -636,6 +642,33 @@ conn_readable(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
+/*
+ * A drain begins: acquires still waiting for budget are answered now
+ * (class overloaded, as new ones are), since no call ending will wake them.
+ */
+void
+conn_cancel_leases(void)
+{
+	struct conn_call *cc;
+	struct conn *c;
+
+	/*
+	 * From the top after each: a cancelled lease frees its slot, and
+	 * the admission it kicks may answer (and free) another.
+	 */
+again:
+	TAILQ_FOREACH(c, &conns, entry) {
+		TAILQ_FOREACH(cc, &c->calls, entry) {
+			if (cc->lease != NULL) {
+				conn_lease_cancel(cc, LLMGATE_OVERLOADED,
+				    "llmgated is shutting down: no new calls "
+				    "or leases");
+				goto again;
+			}
+		}
+	}
+}
+
 /* Drain timeout: every call still running ends with class cancelled. */
 void
 conn_cancel_all(void)
@@ -651,7 +684,7 @@ conn_cancel_all(void)
 				    "llmgated is shutting down");
 				continue;
 			}
-			call_cancel(cc->call);
+			call_cancel(cc->call, "llmgated is shutting down");
 		}
 	}
 }

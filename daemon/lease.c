@@ -12,6 +12,12 @@
 #include "llmgated.h"
 
 #define LEASE_HASH 1024
+/*
+ * Leases outstanding (waiting, or granted and not reported) at most: each
+ * holds memory and a timer until its TTL, so a client that takes leases
+ * and never reports them must not grow the daemon without bound.
+ */
+#define LEASE_MAX 65536
 
 struct lease {
 	uint64_t id;
@@ -167,6 +173,17 @@ lease_acquire(const struct llmgate_acquire *req, uint64_t client,
 		    req->target != NULL ? req->target : "");
 		return NULL;
 	}
+	if (strlen(slash + 1) > TARGET_MODEL_MAX) {
+		xasprintf(cause, "target '%.40s...': model names have at most "
+		    "%d bytes", req->target, TARGET_MODEL_MAX);
+		return NULL;
+	}
+	if (lease_count >= LEASE_MAX) {
+		snprintf(msg, sizeof msg, "%u leases outstanding, the most "
+		    "llmgated keeps: report leases when done", lease_count);
+		cb(arg, NULL, LLMGATE_OVERLOADED, msg);
+		return NULL;
+	}
 	prov = xstrndup(req->target, (size_t)(slash - req->target));
 	pc = config_provider(cfg, prov);
 	free(prov);
@@ -235,8 +252,10 @@ lease_report(const struct llmgate_report *rep, char **cause)
 		return -1;
 	}
 	rl_info_init(&rl);
+	/* A day at most, as for a Retry-After header. */
 	if (rep->retry_after_s >= 0)
-		rl.retry_after_ms = (int64_t)(rep->retry_after_s * 1000);
+		rl.retry_after_ms = rep->retry_after_s > 86400 ? 86400000 :
+		    (int64_t)(rep->retry_after_s * 1000);
 	cls = rep->status == 0 ? LLMGATE_CONNECTION :
 	    reply_class_for_status(rep->status);
 	admit_done(&l->adm, cls, &rl, rep->input_tokens + rep->output_tokens,

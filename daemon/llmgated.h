@@ -404,6 +404,8 @@ struct llmgate_message *repair_turn_add(struct turns *, enum llmgate_role,
 void repair_turns_reset(struct turns *);
 
 /* call.c: the call engine, independent of any front. */
+#define CALL_MAX_ATTEMPTS	100	/* per target: config, route or call */
+#define CALL_MAX_TARGETS	32	/* a client's own fallback chain */
 struct call_sink {
 	void (*chunk)(void *arg, const struct llmgate_chunk *);
 	/* Exactly once per call, unless the front detached. */
@@ -436,8 +438,8 @@ struct call_client {
 };
 struct call *call_start(struct llmgate_request *req, msgpack_zone *zone,
     const struct call_sink *, void *arg, const struct call_client *);
-/* Cancel: the front still gets done() with class cancelled. */
-void call_cancel(struct call *);
+/* Cancel: the front still gets done() with class cancelled and why. */
+void call_cancel(struct call *, const char *why);
 /* The front went away: no more callbacks; the call is freed. */
 void call_detach(struct call *);
 /* Transports report here. */
@@ -665,6 +667,8 @@ struct target {
 };
 /* NULL when the daemon already tracks TARGET_MAX targets. */
 #define TARGET_MAX 4096
+/* Longest model name a client may name (the state file keeps 1024). */
+#define TARGET_MODEL_MAX 200
 #define TARGET_QUEUE_MAX 10000	/* admissions waiting at one target */
 struct target *target_get(const struct provider_conf *, const char *model);
 struct target *target_first(void);
@@ -738,6 +742,7 @@ void mock_stop(struct attempt *);
 void conn_accept(int fd);
 void conn_close_all(void);
 void conn_cancel_all(void);
+void conn_cancel_leases(void);
 unsigned conn_count(void);
 uid_t conn_uid(struct conn *);
 const char *conn_name(struct conn *);

@@ -155,9 +155,21 @@ bucket_wait_ms(const struct bucket *b, uint64_t n, uint64_t now)
 	return ((uint64_t)(need - level) + b->limit - 1) / b->limit;
 }
 
+/*
+ * A charge of n units, at most a minute's worth: a request larger than
+ * that could never have been served, and a client's absurd count must not
+ * put a target in debt for days.
+ */
+static uint64_t
+bucket_charge(const struct bucket *b, uint64_t n)
+{
+	return b->limit != 0 && n > b->limit ? b->limit : n;
+}
+
 void
 bucket_take(struct bucket *b, uint64_t n, uint64_t now)
 {
+	n = bucket_charge(b, n);
 	bucket_adjust(b, -(int64_t)(n > UINT32_MAX ? UINT32_MAX : n), now);
 }
 
@@ -249,9 +261,12 @@ void
 rl_reconcile(struct ratelimit *rl, uint32_t estimated, uint64_t actual,
     uint64_t now)
 {
+	/* Both as bucket_take() charged them. */
+	actual = bucket_charge(&rl->tok, actual);
 	if (actual > UINT32_MAX)
 		actual = UINT32_MAX;
-	bucket_adjust(&rl->tok, (int64_t)estimated - (int64_t)actual, now);
+	bucket_adjust(&rl->tok, (int64_t)bucket_charge(&rl->tok, estimated) -
+	    (int64_t)actual, now);
 }
 
 /* What one header family says about one bucket. */

@@ -362,6 +362,7 @@ server_signal(evutil_socket_t sig, short events, void *arg)
 		log_info("draining: %llu calls in flight",
 		    (unsigned long long)call_stats.inflight);
 		server_unlisten();
+		conn_cancel_leases();
 		if (call_stats.inflight == 0) {
 			server_exit();
 			return;

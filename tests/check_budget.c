@@ -105,8 +105,16 @@ START_TEST(test_processes_share_budget)
 				    NULL);
 				if (llmgate_call(g, req, NULL, NULL, &res) != 0)
 					_exit(101);
-				if (res->cls != LLMGATE_OK || res->nattempts != 1)
+				if (res->cls != LLMGATE_OK ||
+				    res->nattempts != 1) {
+					/* Say what, for the test log. */
+					fprintf(stderr, "call %d: %s, %zu "
+					    "attempts: %s\n", k,
+					    llmgate_class_name(res->cls),
+					    res->nattempts, res->message != NULL ?
+					    res->message : "");
 					bad++;
+				}
 				llmgate_result_free(res);
 				h_request_free(req);
 			}
@@ -344,7 +352,7 @@ struct lease_seen {
 	int done;
 	enum llmgate_class cls;
 	uint64_t lease;
-	char target[64];
+	char target[256];
 	char message[128];
 	int *left;
 };
@@ -439,6 +447,62 @@ START_TEST(test_async_leases)
 }
 END_TEST
 
+/* Counts the answers to many asynchronous acquires, by class. */
+struct lease_tally {
+	int answered;
+	int ok;
+	int overloaded;
+	char message[128];
+};
+
+static void
+lease_tally(const struct llmgate_lease *l, enum llmgate_class cls,
+    const char *message, void *arg)
+{
+	struct lease_tally *t = arg;
+
+	t->answered++;
+	if (cls == LLMGATE_OK)
+		t->ok++;
+	else if (cls == LLMGATE_OVERLOADED) {
+		t->overloaded++;
+		snprintf(t->message, sizeof t->message, "%s", message);
+	}
+}
+
+/*
+ * A client that takes leases and never reports them: past 65,536
+ * outstanding, more are refused as overloaded (and say why), and the
+ * daemon keeps serving.
+ */
+START_TEST(test_unreported_leases_capped)
+{
+	struct llmgate *g = h_connect(&d, "hoarder");
+	struct llmgate_acquire acq = { .target = "mock/echo" };
+	struct lease_tally t = { 0 };
+	int i, batch, sent = 0;
+
+	for (batch = 0; batch < 66; batch++) {
+		for (i = 0; i < 1000; i++, sent++)
+			ck_assert_uint_gt(llmgate_acquire_submit(g, &acq,
+			    lease_tally, &t), 0);
+		while (t.answered < sent) {
+			struct pollfd pfd = { .fd = llmgate_fd(g) };
+
+			pfd.events = POLLIN |
+			    (llmgate_want_write(g) ? POLLOUT : 0);
+			ck_assert_int_gt(poll(&pfd, 1, 10000), 0);
+			ck_assert_int_ge(llmgate_process(g), 0);
+		}
+	}
+	ck_assert_int_eq(t.ok, 65536);
+	ck_assert_int_eq(t.overloaded, 66000 - 65536);
+	ck_assert_ptr_nonnull(strstr(t.message, "report leases"));
+	ck_assert_int_eq(llmgate_ping(g), 0);
+	llmgate_close(g);
+}
+END_TEST
+
 START_TEST(test_status_shows_budget)
 {
 	struct llmgate *g;
@@ -486,6 +550,7 @@ main(void)
 	tcase_add_test(tc, test_breaker_opens_and_probes);
 	tcase_add_test(tc, test_leases_share_cooldowns);
 	tcase_add_test(tc, test_async_leases);
+	tcase_add_test(tc, test_unreported_leases_capped);
 	tcase_add_test(tc, test_status_shows_budget);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

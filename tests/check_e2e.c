@@ -66,6 +66,54 @@ START_TEST(test_call_echo)
 }
 END_TEST
 
+/* A call asking for more attempts than any config may give is refused. */
+START_TEST(test_attempts_capped)
+{
+	struct llmgate *g = h_connect(&d, "check_e2e");
+	struct llmgate_request *req = h_request("hi", "mock/rate-limited:0",
+	    NULL);
+	struct llmgate_result *res = NULL;
+
+	req->attempts = 4000000000u;
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_int_eq(res->cls, LLMGATE_INVALID_REQUEST);
+	ck_assert_ptr_nonnull(strstr(res->message, "at most 100"));
+	ck_assert_uint_eq(res->nattempts, 0);
+	llmgate_result_free(res);
+	h_request_free(req);
+	llmgate_close(g);
+}
+END_TEST
+
+/* A client's name cannot forge log lines: its controls are replaced. */
+START_TEST(test_client_name_sanitized)
+{
+	struct llmgate_request *req = h_request("hi", "mock/slow:3000", NULL);
+	struct llmgate *g;
+	char err[128], *log = NULL;
+	int i;
+
+	g = llmgate_connect(d.sock, "evil\n<0>forged line", err, sizeof err);
+	ck_assert_ptr_nonnull(g);
+	ck_assert_uint_gt(llmgate_submit(g, req, NULL, NULL, NULL), 0);
+	h_sleep_ms(100);
+	llmgate_close(g);
+	h_request_free(req);
+	for (i = 0; i < 50 && log == NULL; i++) {
+		h_sleep_ms(50);
+		log = h_daemon_log(&d);
+		if (strstr(log, "went away") == NULL) {
+			free(log);
+			log = NULL;
+		}
+	}
+	ck_assert_ptr_nonnull(log);
+	ck_assert_ptr_nonnull(strstr(log, "evil?<0>forged line"));
+	ck_assert_ptr_null(strstr(log, "\n<0>forged"));
+	free(log);
+}
+END_TEST
+
 struct collect {
 	char text[1024];
 	int chunks;
@@ -1096,6 +1144,8 @@ e2e_suite(void)
 	tcase_add_test(tc, test_malformed_payload);
 	tcase_add_test(tc, test_unknown_type_keeps_connection);
 	tcase_add_test(tc, test_frames_in_pieces);
+	tcase_add_test(tc, test_attempts_capped);
+	tcase_add_test(tc, test_client_name_sanitized);
 	tcase_add_test(tc, test_version_mismatch);
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_cli_fallback_json);

@@ -121,6 +121,28 @@ START_TEST(test_wait_and_take)
 }
 END_TEST
 
+/*
+ * Absurd counts (a client's tokens or usage of 4 billion) cost at most a
+ * minute's budget: the target is free again within about a minute, not
+ * after the days the debt would take to pay.
+ */
+START_TEST(test_absurd_counts_bounded)
+{
+	struct ratelimit rl;
+
+	memset(&rl, 0, sizeof rl);
+	rl_setup(&rl, 0, 12000, 0, 0, 0);
+	rl_take(&rl, UINT32_MAX, 0);
+	ck_assert_uint_le(rl_wait_ms(&rl, 1, 0), 61000);
+	ck_assert_uint_gt(rl_wait_ms(&rl, 1, 0), 50000);
+	memset(&rl, 0, sizeof rl);
+	rl_setup(&rl, 0, 12000, 0, 0, 0);
+	rl_take(&rl, 100, 0);
+	rl_reconcile(&rl, 100, UINT64_MAX, 0);
+	ck_assert_uint_le(rl_wait_ms(&rl, 1, 0), 61000);
+}
+END_TEST
+
 START_TEST(test_reconcile)
 {
 	struct ratelimit rl;
@@ -421,6 +443,7 @@ main(void)
 	tcase_add_test(tc, test_bucket_refill_and_cap);
 	tcase_add_test(tc, test_wait_and_take);
 	tcase_add_test(tc, test_reconcile);
+	tcase_add_test(tc, test_absurd_counts_bounded);
 	tcase_add_test(tc, test_learn_tightens);
 	tcase_add_test(tc, test_learn_adopts);
 	tcase_add_test(tc, test_remaining_zero_without_reset);

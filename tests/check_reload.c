@@ -404,8 +404,31 @@ END_TEST
  * at once (the socket is gone), a client already connected gets
  * overloaded for a new call, and the daemon exits 0.
  */
+/* The answer to an asynchronous acquire. */
+struct acquired {
+	int done;
+	enum llmgate_class cls;
+	char message[128];
+};
+
+static void
+acquired(const struct llmgate_lease *l, enum llmgate_class cls,
+    const char *message, void *arg)
+{
+	struct acquired *a = arg;
+
+	a->done++;
+	a->cls = cls;
+	snprintf(a->message, sizeof a->message, "%s",
+	    message != NULL ? message : "");
+}
+
 START_TEST(test_drain_finishes_calls)
 {
+	struct llmgate_acquire acq = { .target = "mock/echo" };
+	struct llmgate_report rep = { .status = 429, .retry_after_s = 30 };
+	struct llmgate_lease lease;
+	struct acquired waiting = { 0 };
 	struct llmgate *g;
 	struct pending p[3], late;
 	int i, fd, err = 0;
@@ -415,8 +438,18 @@ START_TEST(test_drain_finishes_calls)
 	for (i = 0; i < 3; i++)
 		submit(g, "mock/slow:300", "drained", &p[i]);
 	wait_inflight(3);
+	/* An acquire waiting on a cooled-down target. */
+	ck_assert_int_eq(llmgate_acquire(g, &acq, &lease, NULL, NULL, 0), 0);
+	rep.lease = lease.id;
+	ck_assert_int_eq(llmgate_report(g, &rep), 0);
+	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, acquired, &waiting),
+	    0);
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
 	wait_log("draining", 1);
+	/* It is answered at once, not left to the drain's end. */
+	h_drive(g, &waiting.done);
+	ck_assert_int_eq(waiting.cls, LLMGATE_OVERLOADED);
+	ck_assert_ptr_nonnull(strstr(waiting.message, "shutting down"));
 
 	fd = unix_connect(d.sock, &err);
 	ck_assert_int_eq(fd, -1);
@@ -452,6 +485,7 @@ START_TEST(test_drain_timeout_cancels)
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
 	h_drive(g, &p.done);
 	ck_assert_int_eq(p.cls, LLMGATE_CANCELLED);
+	ck_assert_ptr_nonnull(strstr(p.text, "shutting down"));
 	/* Not the 5 s the call would have taken: the drain ended it. */
 	ck_assert_msg(p.at - t0 < 3000, "cancelled after %llu ms",
 	    (unsigned long long)(p.at - t0));
