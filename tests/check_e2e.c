@@ -66,21 +66,56 @@ START_TEST(test_call_echo)
 }
 END_TEST
 
-/* A call asking for more attempts than any config may give is refused. */
-START_TEST(test_attempts_capped)
+/* One call of a client's, checked for class invalid_request and why. */
+static void
+refused(struct llmgate *g, struct llmgate_request *req, const char *why)
+{
+	struct llmgate_result *res = NULL;
+
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_int_eq(res->cls, LLMGATE_INVALID_REQUEST);
+	ck_assert_msg(strstr(res->message, why) != NULL, "%s", res->message);
+	ck_assert_uint_eq(res->nattempts, 0);
+	llmgate_result_free(res);
+}
+
+/*
+ * What a client may ask for is bounded: attempts (as in any config), the
+ * length of its own chain, the length of a model name.
+ */
+START_TEST(test_request_limits)
 {
 	struct llmgate *g = h_connect(&d, "check_e2e");
 	struct llmgate_request *req = h_request("hi", "mock/rate-limited:0",
 	    NULL);
-	struct llmgate_result *res = NULL;
+	char model[260], *saved;
+	size_t i;
 
 	req->attempts = 4000000000u;
-	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
-	ck_assert_int_eq(res->cls, LLMGATE_INVALID_REQUEST);
-	ck_assert_ptr_nonnull(strstr(res->message, "at most 100"));
-	ck_assert_uint_eq(res->nattempts, 0);
-	llmgate_result_free(res);
+	refused(g, req, "at most 100");
+	req->attempts = 0;
+
+	/* 33 targets: the harness's array holds 16, so lend it a longer one. */
+	saved = req->targets[0];
+	free(req->targets);
+	req->targets = calloc(33, sizeof *req->targets);
+	for (i = 0; i < 33; i++)
+		req->targets[i] = strdup("mock/echo");
+	req->ntargets = 33;
+	free(saved);
+	refused(g, req, "at most 32");
+
+	memset(model, 'm', sizeof model - 1);
+	model[sizeof model - 1] = '\0';
+	memcpy(model, "mock/", 5);
+	free(req->targets[0]);
+	req->targets[0] = strdup(model);
+	req->ntargets = 1;
+	for (i = 1; i < 33; i++)
+		free(req->targets[i]);
+	refused(g, req, "at most 200 bytes");
 	h_request_free(req);
+	ck_assert_int_eq(llmgate_ping(g), 0);
 	llmgate_close(g);
 }
 END_TEST
@@ -1144,7 +1179,7 @@ e2e_suite(void)
 	tcase_add_test(tc, test_malformed_payload);
 	tcase_add_test(tc, test_unknown_type_keeps_connection);
 	tcase_add_test(tc, test_frames_in_pieces);
-	tcase_add_test(tc, test_attempts_capped);
+	tcase_add_test(tc, test_request_limits);
 	tcase_add_test(tc, test_client_name_sanitized);
 	tcase_add_test(tc, test_version_mismatch);
 	tcase_add_test(tc, test_cancel);
