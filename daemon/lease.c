@@ -13,9 +13,10 @@
 
 #define LEASE_HASH 1024
 /*
- * Leases outstanding (waiting, or granted and not reported) at most: each
- * holds memory and a timer until its TTL, so a client that takes leases
- * and never reports them must not grow the daemon without bound.
+ * Leases granted and not yet reported, at most: each holds memory and a
+ * timer until its TTL, so a client that takes leases and never reports
+ * them must not grow the daemon without bound. (Acquires still waiting
+ * are bounded by max_inflight on each connection.)
  */
 #define LEASE_MAX 65536
 
