@@ -79,13 +79,16 @@ fp_count(const char *model, const char *status)
 /*
  * Six processes, eight calls each, as fast as they can, on one target the
  * provider limits: the daemon queues them inside its budget, so every call
- * succeeds and the provider sees (almost) no 429.
+ * succeeds and the provider sees (almost) no 429. Almost: when the machine
+ * is slow (valgrind), requests granted a second apart can still reach the
+ * provider together; a retry or two is allowed, where unpaced callers
+ * would meet dozens of 429s.
  */
 START_TEST(test_processes_share_budget)
 {
 	enum { PROCS = 6, CALLS = 8 };
 	pid_t pids[PROCS];
-	int i, st, failed = 0;
+	int i, st, failed = 0, retried = 0;
 
 	for (i = 0; i < PROCS; i++) {
 		pids[i] = fork();
@@ -95,7 +98,7 @@ START_TEST(test_processes_share_budget)
 			struct llmgate_result *res;
 			struct llmgate *g;
 			char err[128];
-			int k, bad = 0;
+			int k, bad = 0, again = 0;
 
 			g = llmgate_connect(d.sock, NULL, err, sizeof err);
 			if (g == NULL)
@@ -105,31 +108,40 @@ START_TEST(test_processes_share_budget)
 				    NULL);
 				if (llmgate_call(g, req, NULL, NULL, &res) != 0)
 					_exit(101);
-				if (res->cls != LLMGATE_OK ||
-				    res->nattempts != 1) {
-					/* Say what, for the test log. */
-					fprintf(stderr, "call %d: %s, %zu "
-					    "attempts: %s\n", k,
-					    llmgate_class_name(res->cls),
-					    res->nattempts, res->message != NULL ?
-					    res->message : "");
+				if (res->cls != LLMGATE_OK)
 					bad++;
-				}
+				else if (res->nattempts != 1)
+					again++;
+				/* Say what, for the test log. */
+				if (res->cls != LLMGATE_OK ||
+				    res->nattempts != 1)
+					fprintf(stderr, "call %d: %s after %zu "
+					    "attempts, the first %s: %s\n", k,
+					    llmgate_class_name(res->cls),
+					    res->nattempts, res->nattempts != 0 ?
+					    llmgate_class_name(
+					    res->attempts[0].cls) : "-",
+					    res->nattempts != 0 &&
+					    res->attempts[0].message != NULL ?
+					    res->attempts[0].message : "");
 				llmgate_result_free(res);
 				h_request_free(req);
 			}
 			llmgate_close(g);
-			_exit(bad);
+			_exit(bad * 16 + again);
 		}
 	}
 	for (i = 0; i < PROCS; i++) {
 		waitpid(pids[i], &st, 0);
 		ck_assert(WIFEXITED(st));
-		failed += WEXITSTATUS(st);
+		failed += WEXITSTATUS(st) / 16;
+		retried += WEXITSTATUS(st) % 16;
 	}
 	ck_assert_int_eq(failed, 0);
-	ck_assert_int_eq(fp_count("limited+rpm=600", NULL), PROCS * CALLS);
-	ck_assert_int_eq(fp_count("limited+rpm=600", "429"), 0);
+	ck_assert_int_le(retried, 2);
+	ck_assert_int_eq(fp_count("limited+rpm=600", NULL),
+	    PROCS * CALLS + retried);
+	ck_assert_int_le(fp_count("limited+rpm=600", "429"), retried);
 }
 END_TEST
 
