@@ -359,34 +359,6 @@ START_TEST(test_leases_share_cooldowns)
 }
 END_TEST
 
-/* What one asynchronous acquire or report was answered. */
-struct lease_seen {
-	int done;
-	enum llmgate_class cls;
-	uint64_t lease;
-	char target[256];
-	char message[128];
-	int *left;
-};
-
-static void
-lease_seen(const struct llmgate_lease *l, enum llmgate_class cls,
-    const char *message, void *arg)
-{
-	struct lease_seen *s = arg;
-
-	ck_assert_int_eq(s->done, 0);
-	s->done = 1;
-	s->cls = cls;
-	if (l != NULL) {
-		s->lease = l->id;
-		snprintf(s->target, sizeof s->target, "%s", l->target);
-	}
-	if (message != NULL)
-		snprintf(s->message, sizeof s->message, "%s", message);
-	(*s->left)--;
-}
-
 /*
  * Leases from the caller's own event loop, several in flight on one
  * connection: one is granted and reported at once; on a cooled-down target
@@ -400,11 +372,11 @@ START_TEST(test_async_leases)
 	struct llmgate_acquire acq = { .target = "mock/echo" };
 	struct llmgate_report rep = { .status = 429, .retry_after_s = 5 };
 	struct llmgate_lease lease;
-	struct lease_seen s[5];
+	struct h_lease s[5];
 	enum llmgate_class cls;
 	char err[128];
 	uint32_t waiting;
-	int left;
+	int i;
 
 	memset(s, 0, sizeof s);
 	/* mock/echo cools down for 5 s. */
@@ -413,20 +385,18 @@ START_TEST(test_async_leases)
 	rep.lease = lease.id;
 	ck_assert_int_eq(llmgate_report(g, &rep), 0);
 
-	left = 4;
-	s[0].left = s[1].left = s[2].left = s[3].left = s[4].left = &left;
-	waiting = llmgate_acquire_submit(g, &acq, lease_seen, &s[0]);
+	waiting = llmgate_acquire_submit(g, &acq, h_lease_cb, &s[0]);
 	ck_assert_uint_gt(waiting, 0);
 	acq.timeout_ms = 300;
-	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, lease_seen, &s[1]),
+	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, h_lease_cb, &s[1]),
 	    0);
 	acq.target = "mock/stream:1";
 	acq.timeout_ms = 0;
-	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, lease_seen, &s[2]),
+	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, h_lease_cb, &s[2]),
 	    0);
 	/* A report of no lease at all. */
 	rep.lease = 12345;
-	ck_assert_uint_gt(llmgate_report_submit(g, &rep, lease_seen, &s[3]),
+	ck_assert_uint_gt(llmgate_report_submit(g, &rep, h_lease_cb, &s[3]),
 	    0);
 	h_drive(g, &s[2].done);
 	ck_assert_int_eq(s[2].cls, LLMGATE_OK);
@@ -439,8 +409,7 @@ START_TEST(test_async_leases)
 	/* The granted lease reported, once. */
 	rep.lease = s[2].lease;
 	rep.status = 200;
-	left++;
-	ck_assert_uint_gt(llmgate_report_submit(g, &rep, lease_seen, &s[4]),
+	ck_assert_uint_gt(llmgate_report_submit(g, &rep, h_lease_cb, &s[4]),
 	    0);
 	h_drive(g, &s[4].done);
 	ck_assert_int_eq(s[4].cls, LLMGATE_OK);
@@ -451,7 +420,8 @@ START_TEST(test_async_leases)
 	ck_assert_int_eq(llmgate_cancel(g, waiting), 0);
 	h_drive(g, &s[0].done);
 	ck_assert_int_eq(s[0].cls, LLMGATE_CANCELLED);
-	ck_assert_int_eq(left, 0);
+	for (i = 0; i < 5; i++)
+		ck_assert_int_eq(s[i].done, 1);
 
 	ck_assert_int_eq(llmgate_ping(g), 0);
 	ck_assert(h_daemon_alive(&d));

@@ -402,33 +402,15 @@ END_TEST
 /*
  * SIGTERM: calls in flight finish and are answered, a new client fails
  * at once (the socket is gone), a client already connected gets
- * overloaded for a new call, and the daemon exits 0.
+ * overloaded for a new call or an acquire (one already waiting is
+ * answered so at once), and the daemon exits 0.
  */
-/* The answer to an asynchronous acquire. */
-struct acquired {
-	int done;
-	enum llmgate_class cls;
-	char message[128];
-};
-
-static void
-acquired(const struct llmgate_lease *l, enum llmgate_class cls,
-    const char *message, void *arg)
-{
-	struct acquired *a = arg;
-
-	a->done++;
-	a->cls = cls;
-	snprintf(a->message, sizeof a->message, "%s",
-	    message != NULL ? message : "");
-}
-
 START_TEST(test_drain_finishes_calls)
 {
 	struct llmgate_acquire acq = { .target = "mock/echo" };
 	struct llmgate_report rep = { .status = 429, .retry_after_s = 30 };
 	struct llmgate_lease lease;
-	struct acquired waiting = { 0 };
+	struct h_lease waiting = { 0 };
 	struct llmgate *g;
 	struct pending p[3], late;
 	int i, fd, err = 0;
@@ -442,7 +424,7 @@ START_TEST(test_drain_finishes_calls)
 	ck_assert_int_eq(llmgate_acquire(g, &acq, &lease, NULL, NULL, 0), 0);
 	rep.lease = lease.id;
 	ck_assert_int_eq(llmgate_report(g, &rep), 0);
-	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, acquired, &waiting),
+	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, h_lease_cb, &waiting),
 	    0);
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
 	wait_log("draining", 1);

@@ -84,6 +84,22 @@ h_drive(struct llmgate *g, int *done)
 	}
 }
 
+void
+h_lease_cb(const struct llmgate_lease *l, enum llmgate_class cls,
+    const char *message, void *arg)
+{
+	struct h_lease *a = arg;
+
+	a->done++;
+	a->cls = cls;
+	if (l != NULL) {
+		a->lease = l->id;
+		snprintf(a->target, sizeof a->target, "%s", l->target);
+	}
+	snprintf(a->message, sizeof a->message, "%s",
+	    message != NULL ? message : "");
+}
+
 static int
 h_unix_connect(const char *path)
 {

@@ -71,6 +71,16 @@ struct llmgate *h_connect(struct daemon *, const char *client_name);
 /* Process g until *done is set by a callback; fails the test on a stall
  * of 10 s or a lost connection. */
 void h_drive(struct llmgate *g, int *done);
+/* The answer to one asynchronous acquire or report, by h_lease_cb. */
+struct h_lease {
+	int done;		/* times answered: exactly once, tests check */
+	enum llmgate_class cls;
+	uint64_t lease;
+	char target[256];
+	char message[128];
+};
+void h_lease_cb(const struct llmgate_lease *, enum llmgate_class,
+    const char *message, void *arg);
 uint64_t h_mono_ms(void);
 void h_sleep_ms(int ms);
 
