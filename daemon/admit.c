@@ -95,7 +95,8 @@ admit_kick(struct provider_state *ps)
 /*
  * How long a newcomer would wait: its own budget wait, or the time the
  * requests ahead of it need at the target's request rate, whichever is
- * longer. An estimate, good enough to not queue a call that cannot make
+ * longer. Ahead of it, by the queue's turns between clients: not every
+ * queued request, or one client's backlog would refuse everyone else's. An estimate, good enough to not queue a call that cannot make
  * its deadline.
  */
 static uint64_t
@@ -107,8 +108,8 @@ admit_predict(const struct admission *a, uint64_t now)
 
 	rl_status(&t->rl, now, &st);
 	if (st.rpm_limit > 0) {
-		ahead = (uint64_t)waitq_len(&t->queue) * 60000 /
-		    (uint64_t)st.rpm_limit;
+		ahead = (uint64_t)waitq_ahead(&t->queue, a->client, a->prio) *
+		    60000 / (uint64_t)st.rpm_limit;
 		if (ahead > wait)
 			wait = ahead;
 	}

@@ -610,6 +610,7 @@ struct waitq_node {
 	uint64_t client;
 	unsigned level;			/* 0 high, 1 normal, 2 low */
 	int state;			/* 0: not queued */
+	unsigned count;			/* heads: the client's entries here */
 	struct waitq_node *cnext, *cprev;	/* the client's, circular */
 	struct waitq_node *rnext, *rprev;	/* heads: turn order */
 	struct waitq_node *hnext, **hprevp;	/* heads: hash chain */
@@ -620,6 +621,8 @@ struct waitq {
 	struct waitq_node **hash;	/* heads by (client, level) */
 	unsigned hmask;
 	unsigned len;
+	unsigned llen[WAITQ_LEVELS];	/* entries at each level */
+	unsigned heads[WAITQ_LEVELS];	/* clients at each level */
 	unsigned capacity;		/* 0: unbounded */
 };
 void waitq_init(struct waitq *, unsigned capacity);
@@ -632,6 +635,9 @@ struct waitq_node *waitq_pop(struct waitq *);
 /* Cancel, O(1), keeping the client's turn; no-op when not queued. */
 void waitq_remove(struct waitq *, struct waitq_node *);
 unsigned waitq_len(const struct waitq *);
+/* About how many entries a new one of client's at prio would follow. */
+unsigned waitq_ahead(const struct waitq *, uint64_t client,
+    enum llmgate_priority);
 
 /* schema.c: JSON Schema validation (the subset structured output needs). */
 struct schema;

@@ -188,13 +188,17 @@ waitq_push(struct waitq *wq, struct waitq_node *n, uint64_t client,
 		head->cprev->cnext = n;
 		head->cprev = n;
 		n->state = WAITQ_QUEUED;
+		head->count++;
 	} else {
 		n->cnext = n->cprev = n;
 		n->state = WAITQ_HEAD;
+		n->count = 1;
 		waitq_hash_insert(wq, n);
 		waitq_turn_append(wq, n);
+		wq->heads[n->level]++;
 	}
 	wq->len++;
+	wq->llen[n->level]++;
 	return 0;
 }
 
@@ -219,14 +223,16 @@ waitq_peek(struct waitq *wq)
 static void
 waitq_unlink(struct waitq *wq, struct waitq_node *n, int rotate)
 {
-	struct waitq_node *next = n->cnext;
+	struct waitq_node *next = n->cnext, *head;
 
 	if (n->state == WAITQ_HEAD) {
 		waitq_hash_remove(n);
-		if (next == n)
+		if (next == n) {
 			waitq_turn_remove(wq, n);
-		else {
+			wq->heads[n->level]--;
+		} else {
 			next->state = WAITQ_HEAD;
+			next->count = n->count - 1;
 			waitq_hash_insert(wq, next);
 			if (rotate) {
 				waitq_turn_remove(wq, n);
@@ -234,12 +240,37 @@ waitq_unlink(struct waitq *wq, struct waitq_node *n, int rotate)
 			} else
 				waitq_turn_replace(wq, n, next);
 		}
-	}
+	} else if ((head = waitq_find_head(wq, n->client, n->level)) != NULL)
+		head->count--;
 	n->cprev->cnext = n->cnext;
 	n->cnext->cprev = n->cprev;
 	n->cnext = n->cprev = NULL;
 	n->state = WAITQ_IDLE;
 	wq->len--;
+	wq->llen[n->level]--;
+}
+
+/*
+ * About how many entries a new one of client's at prio would wait behind:
+ * all at higher levels; at its own, the client's own queued ones and, for
+ * each of those and the new one, a turn of every other client there. An
+ * upper bound at most as large as the level, O(1).
+ */
+unsigned
+waitq_ahead(const struct waitq *wq, uint64_t client,
+    enum llmgate_priority prio)
+{
+	const struct waitq_node *head;
+	unsigned l = waitq_level(prio), i, n = 0, own = 0, others;
+	uint64_t turns;
+
+	for (i = 0; i < l; i++)
+		n += wq->llen[i];
+	if ((head = waitq_find_head(wq, client, l)) != NULL)
+		own = head->count;
+	others = wq->heads[l] - (head != NULL);
+	turns = (uint64_t)others * (own + 1) + own;
+	return n + (turns < wq->llen[l] ? (unsigned)turns : wq->llen[l]);
 }
 
 struct waitq_node *

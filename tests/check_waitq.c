@@ -290,6 +290,68 @@ START_TEST(test_random)
 END_TEST
 
 /* Two clients always queued at one priority take strict turns. */
+/*
+ * waitq_ahead(): a newcomer's place, by turns. One client's backlog does
+ * not put another's first entry behind all of it; its own next entry
+ * waits behind its own backlog; higher levels go first. Checked against
+ * the pops it really waits for, after random pushes, pops and cancels.
+ */
+START_TEST(test_ahead)
+{
+	struct waitq wq;
+	struct item *it = items(400), extra;
+	int i, k, pops, id;
+
+	waitq_init(&wq, 0);
+	ck_assert_uint_eq(waitq_ahead(&wq, 1, LLMGATE_PRIO_NORMAL), 0);
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(waitq_push(&wq, &it[i].node, 1,
+		    LLMGATE_PRIO_NORMAL), 0);
+	ck_assert_uint_eq(waitq_ahead(&wq, 2, LLMGATE_PRIO_NORMAL), 1);
+	ck_assert_uint_eq(waitq_ahead(&wq, 1, LLMGATE_PRIO_NORMAL), 100);
+	ck_assert_uint_eq(waitq_ahead(&wq, 2, LLMGATE_PRIO_HIGH), 0);
+	ck_assert_int_eq(waitq_push(&wq, &it[100].node, 3, LLMGATE_PRIO_HIGH),
+	    0);
+	ck_assert_uint_eq(waitq_ahead(&wq, 2, LLMGATE_PRIO_NORMAL), 2);
+	/* Served and cancelled entries leave the counts. */
+	for (i = 0; i < 11; i++)
+		ck_assert_int_ge(pop_id(&wq), 0);
+	waitq_remove(&wq, &it[50].node);
+	ck_assert_uint_eq(waitq_ahead(&wq, 1, LLMGATE_PRIO_NORMAL), 89);
+	waitq_free(&wq);
+
+	srand(7);
+	for (k = 0; k < 200; k++) {
+		waitq_init(&wq, 0);
+		memset(it, 0, 400 * sizeof *it);
+		for (i = 0; i < 400; i++) {
+			it[i].id = i;
+			if (rand() % 3 == 0)
+				continue;
+			waitq_push(&wq, &it[i].node, (uint64_t)(rand() % 5),
+			    (enum llmgate_priority)(rand() % 3));
+			if (rand() % 7 == 0)
+				(void)pop_id(&wq);
+			if (rand() % 9 == 0)
+				waitq_remove(&wq, &it[rand() % (i + 1)].node);
+		}
+		memset(&extra, 0, sizeof extra);
+		extra.id = 1000;
+		extra.client = (uint64_t)(rand() % 6);
+		extra.level = (unsigned)(rand() % 3);
+		i = (int)waitq_ahead(&wq, extra.client,
+		    (enum llmgate_priority)extra.level);
+		ck_assert_int_eq(waitq_push(&wq, &extra.node, extra.client,
+		    (enum llmgate_priority)extra.level), 0);
+		for (pops = 0; (id = pop_id(&wq)) != 1000; pops++)
+			ck_assert_int_ge(id, 0);
+		ck_assert_msg(pops <= i, "waited behind %d, said %d", pops, i);
+		waitq_free(&wq);
+	}
+	free(it);
+}
+END_TEST
+
 START_TEST(test_turns_alternate)
 {
 	struct waitq wq;
@@ -331,6 +393,7 @@ main(void)
 	tcase_add_test(tc, test_capacity);
 	tcase_add_test(tc, test_random);
 	tcase_add_test(tc, test_turns_alternate);
+	tcase_add_test(tc, test_ahead);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
