@@ -838,6 +838,18 @@ lease_failed(struct lease_share *sh, const char *what, enum llmgate_class cls,
 		    llmgate_class_name(cls), msg != NULL ? msg : "");
 }
 
+/* What every pair reports: a 200 with the bench upstream's usage. */
+static void
+lease_report_ok(struct llmgate_report *rep, uint64_t lease)
+{
+	memset(rep, 0, sizeof *rep);
+	rep->lease = lease;
+	rep->status = 200;
+	rep->retry_after_s = -1;
+	rep->input_tokens = 9;
+	rep->output_tokens = 8;
+}
+
 /*
  * A lease process with -c pairs in flight through the asynchronous API
  * (llmgate_acquire_submit, llmgate_report_submit), as a program with many
@@ -896,12 +908,7 @@ lease_granted(const struct llmgate_lease *l, enum llmgate_class cls,
 		lease_slot_start(s);
 		return;
 	}
-	memset(&rep, 0, sizeof rep);
-	rep.lease = l->id;
-	rep.status = 200;
-	rep.retry_after_s = -1;
-	rep.input_tokens = 9;
-	rep.output_tokens = 8;
+	lease_report_ok(&rep, l->id);
 	if (llmgate_report_submit(la->g, &rep, lease_reported, s) == 0)
 		fatalx("report: %s", llmgate_error(la->g));
 }
@@ -1005,19 +1012,10 @@ lease_proc(struct bench *b, long calls, uint64_t *lat, struct lease_share *sh,
 				    err);
 				break;
 			}
-			sh->failed++;
-			if (*sh->error == '\0')
-				snprintf(sh->error, sizeof sh->error,
-				    "acquire: %s: %s",
-				    llmgate_class_name(cls), err);
+			lease_failed(sh, "acquire", cls, err);
 			continue;
 		}
-		memset(&rep, 0, sizeof rep);
-		rep.lease = lease.id;
-		rep.status = 200;
-		rep.retry_after_s = -1;
-		rep.input_tokens = 9;
-		rep.output_tokens = 8;
+		lease_report_ok(&rep, lease.id);
 		if (llmgate_report(g, &rep) != 0) {
 			sh->failed++;
 			if (*sh->error == '\0')

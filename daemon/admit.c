@@ -96,8 +96,9 @@ admit_kick(struct provider_state *ps)
  * How long a newcomer would wait: its own budget wait, or the time the
  * requests ahead of it need at the target's request rate, whichever is
  * longer. Ahead of it, by the queue's turns between clients: not every
- * queued request, or one client's backlog would refuse everyone else's. An estimate, good enough to not queue a call that cannot make
- * its deadline.
+ * queued request, or one client's backlog would refuse everyone else's.
+ * An estimate, good enough to not queue a call that cannot make its
+ * deadline.
  */
 static uint64_t
 admit_predict(const struct admission *a, uint64_t now)

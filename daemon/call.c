@@ -15,7 +15,7 @@ struct call_target {
 	char *name;			/* "provider/model" */
 	const struct target_override *over;	/* from a route, or NULL */
 	const struct provider_conf *prov;
-	const char *model;		/* points into name */
+	const char *model;		/* the target's, as it keeps it */
 	struct target *state;
 };
 
@@ -102,8 +102,8 @@ call_resolve(struct call *c, char **cause)
 	const struct llmgate_request *req = c->req;
 	const struct route_conf *route = NULL;
 	const struct provider_conf *prov;
+	struct target *t;
 	char *const *names;
-	const char *slash;
 	size_t i, n;
 
 	if (req->ntargets != 0) {
@@ -132,38 +132,16 @@ call_resolve(struct call *c, char **cause)
 	}
 	c->chain = xcalloc(n, sizeof *c->chain);
 	for (i = 0; i < n; i++) {
-		slash = strchr(names[i], '/');
-		if (slash == NULL || slash == names[i] || slash[1] == '\0') {
-			xasprintf(cause, "target '%s' is not provider/model",
-			    names[i]);
+		if ((t = target_resolve(c->cfg, names[i], &prov, cause)) ==
+		    NULL)
 			return -1;
-		}
-		if (strlen(slash + 1) > TARGET_MODEL_MAX) {
-			xasprintf(cause, "target '%.40s...': model names have "
-			    "at most %d bytes", names[i], TARGET_MODEL_MAX);
-			return -1;
-		}
 		c->chain[i].name = xstrdup(names[i]);
-		c->chain[i].name[slash - names[i]] = '\0';
-		prov = config_provider(c->cfg, c->chain[i].name);
-		if (prov == NULL) {
-			xasprintf(cause, "unknown provider '%s' in target '%s'",
-			    c->chain[i].name, names[i]);
-			c->nchain = i + 1;
-			return -1;
-		}
 		c->chain[i].prov = prov;
 		if (route != NULL)
 			c->chain[i].over = &route->over[i];
-		c->chain[i].model = c->chain[i].name + (slash - names[i]) + 1;
-		c->chain[i].state = target_get(prov, c->chain[i].model);
-		c->chain[i].name[slash - names[i]] = '/';
+		c->chain[i].model = t->model;
+		c->chain[i].state = t;
 		c->nchain = i + 1;
-		if (c->chain[i].state == NULL) {
-			xasprintf(cause, "too many distinct targets (limit %d)",
-			    TARGET_MAX);
-			return -1;
-		}
 	}
 	return 0;
 }

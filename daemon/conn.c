@@ -526,26 +526,28 @@ conn_frames(struct conn *c, const unsigned char *p, size_t len)
 {
 	struct proto_msg msg;
 	char err[256], why[300];
-	size_t off = 0, flen;
+	size_t off = 0, need;
+	ssize_t flen;
 
-	while (!c->dead && !c->closing && len - off >= PROTO_HDR_LEN) {
-		flen = (size_t)p[off] << 24 | (size_t)p[off + 1] << 16 |
-		    (size_t)p[off + 2] << 8 | p[off + 3];
-		if (flen == 0 || flen > cfg->max_frame) {
+	while (!c->dead && !c->closing) {
+		flen = proto_frame_len(p + off, len - off, cfg->max_frame,
+		    &need);
+		if (flen == 0)
+			break;
+		if (flen < 0) {
 			snprintf(err, sizeof err, "frame of %zu bytes refused: "
-			    "the limit is %u bytes", flen, cfg->max_frame);
+			    "the limit is %u bytes", need - PROTO_HDR_LEN,
+			    cfg->max_frame);
 			conn_fail(c, err);
 			return len;
 		}
-		if (len - off < PROTO_HDR_LEN + flen)
-			break;
-		if (proto_decode(p + off + PROTO_HDR_LEN, flen, &msg, err,
-		    sizeof err) != 0) {
+		if (proto_decode(p + off + PROTO_HDR_LEN, (size_t)flen, &msg,
+		    err, sizeof err) != 0) {
 			snprintf(why, sizeof why, "malformed frame: %s", err);
 			conn_fail(c, why);
 			return len;
 		}
-		off += PROTO_HDR_LEN + flen;
+		off += PROTO_HDR_LEN + (size_t)flen;
 		op_dispatch(c, &msg);
 		proto_msg_free(&msg);
 	}
@@ -560,12 +562,11 @@ conn_frames(struct conn *c, const unsigned char *p, size_t len)
 static void
 conn_reserve(struct conn *c)
 {
-	const unsigned char *h = c->ibuf;
 	size_t want = c->ilen + sizeof conn_rbuf, frame = SIZE_MAX, cap;
 
+	/* The tail kept holds a header already checked, or less of one. */
 	if (c->ilen >= PROTO_HDR_LEN) {
-		frame = PROTO_HDR_LEN + ((size_t)h[0] << 24 |
-		    (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3]);
+		(void)proto_frame_len(c->ibuf, c->ilen, cfg->max_frame, &frame);
 		if (want > frame)
 			want = frame;
 	}

@@ -203,10 +203,7 @@ jload_string(struct jwalk *w, const char *s, size_t len)
 	}
 	out = len <= sizeof stack ? stack : xmalloc(len);
 	n = jload_unescape(s, len, out);
-	if (n < 0)
-		j = NULL;
-	else
-		j = json_stringn(out, (size_t)n);
+	j = n < 0 ? NULL : json_stringn(out, (size_t)n);
 	if (out != stack)
 		free(out);
 	return j;
@@ -456,24 +453,20 @@ jdoc_parse(struct jdoc *d, const char *buf, size_t len)
 	return 0;
 }
 
-int
-jdoc_skip(const struct jdoc *d, int i)
-{
-	return d->tok[i].next;
-}
-
-int
-jdoc_key_is(const struct jdoc *d, int i, const char *key)
+/*
+ * Key token i is key, of klen bytes and no backslash: mostly told by the
+ * length alone. As long, it is equal only byte for byte; shorter, it is
+ * another; longer, it may be escaped (an escape is two bytes for one).
+ */
+static int
+jdoc_key_eq(const struct jdoc *d, int i, const char *key, size_t klen)
 {
 	char scratch[256];
 	const char *k;
-	size_t len, klen = strlen(key), raw;
+	size_t len, raw = (size_t)(d->tok[i].end - d->tok[i].start);
 
-	raw = (size_t)(d->tok[i].end - d->tok[i].start);
-	/* key has no backslash: as long, it is equal only byte for byte. */
 	if (raw == klen)
 		return memcmp(d->buf + d->tok[i].start, key, klen) == 0;
-	/* Shorter is another key; longer may be escaped (two bytes for one). */
 	if (raw < klen || raw > 2 * klen)
 		return 0;
 	k = jdoc_str(d, i, &len, scratch, sizeof scratch);
@@ -483,19 +476,14 @@ jdoc_key_is(const struct jdoc *d, int i, const char *key)
 int
 jdoc_get(const struct jdoc *d, int obj, const char *key)
 {
-	size_t klen = strlen(key), raw;
+	size_t klen = strlen(key);
 	int i, k, found = -1;
 
 	if (obj < 0 || obj >= d->n || d->tok[obj].type != JDOC_OBJECT)
 		return -1;
 	for (i = obj + 1, k = 0; k < d->tok[obj].size;
 	    k++, i = d->tok[i + 1].next) {
-		/* Mostly told apart by length alone. */
-		raw = (size_t)(d->tok[i].end - d->tok[i].start);
-		if (raw == klen ? memcmp(d->buf + d->tok[i].start, key,
-		    klen) == 0 : raw > klen && raw <= 2 * klen &&
-		    memchr(d->buf + d->tok[i].start, '\\', raw) != NULL &&
-		    jdoc_key_is(d, i, key))
+		if (jdoc_key_eq(d, i, key, klen))
 			found = i + 1;
 	}
 	return found;

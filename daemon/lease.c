@@ -162,40 +162,17 @@ lease_acquire(const struct llmgate_acquire *req, uint64_t client,
 	const struct provider_conf *pc;
 	struct target *t;
 	struct lease *l;
-	const char *slash;
-	char *prov, msg[160];
+	char msg[160];
 	uint64_t now = now_ms(), wait;
 	enum admit_verdict v;
 	enum llmgate_class cls;
 
-	slash = req->target != NULL ? strchr(req->target, '/') : NULL;
-	if (slash == NULL || slash == req->target || slash[1] == '\0') {
-		xasprintf(cause, "target '%s' is not provider/model",
-		    req->target != NULL ? req->target : "");
+	if ((t = target_resolve(cfg, req->target, &pc, cause)) == NULL)
 		return NULL;
-	}
-	if (strlen(slash + 1) > TARGET_MODEL_MAX) {
-		xasprintf(cause, "target '%.40s...': model names have at most "
-		    "%d bytes", req->target, TARGET_MODEL_MAX);
-		return NULL;
-	}
 	if (lease_count >= LEASE_MAX) {
 		snprintf(msg, sizeof msg, "%u leases outstanding, the most "
 		    "llmgated keeps: report leases when done", lease_count);
 		cb(arg, NULL, LLMGATE_OVERLOADED, msg);
-		return NULL;
-	}
-	prov = xstrndup(req->target, (size_t)(slash - req->target));
-	pc = config_provider(cfg, prov);
-	free(prov);
-	if (pc == NULL) {
-		xasprintf(cause, "unknown provider in target '%s'",
-		    req->target);
-		return NULL;
-	}
-	if ((t = target_get(pc, slash + 1)) == NULL) {
-		xasprintf(cause, "too many distinct targets (limit %d)",
-		    TARGET_MAX);
 		return NULL;
 	}
 	l = xcalloc(1, sizeof *l);

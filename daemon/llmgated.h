@@ -200,13 +200,9 @@ struct jdoc {
 	struct jdoc_tok tok[JDOC_TOKENS];
 };
 int jdoc_parse(struct jdoc *, const char *buf, size_t len);
-/* The token after i and all it holds. */
-int jdoc_skip(const struct jdoc *, int i);
 /* Object obj's value for key (the last one, as in jansson), or -1; keys
  * are under 128 bytes, without a backslash. */
 int jdoc_get(const struct jdoc *, int obj, const char *key);
-/* Key token i is key (under 128 bytes, no backslash). */
-int jdoc_key_is(const struct jdoc *, int i, const char *key);
 /* Token i is the literal null, true or false given. */
 int jdoc_is(const struct jdoc *, int i, const char *literal);
 /* String i's value (not NUL-terminated): in place, or unescaped into
@@ -620,7 +616,6 @@ struct waitq {
 	struct waitq_node *last[WAITQ_LEVELS];
 	struct waitq_node **hash;	/* heads by (client, level) */
 	unsigned hmask;
-	unsigned len;
 	unsigned llen[WAITQ_LEVELS];	/* entries at each level */
 	unsigned heads[WAITQ_LEVELS];	/* clients at each level */
 	unsigned capacity;		/* 0: unbounded */
@@ -677,6 +672,11 @@ struct target {
 #define TARGET_MODEL_MAX 200
 #define TARGET_QUEUE_MAX 10000	/* admissions waiting at one target */
 struct target *target_get(const struct provider_conf *, const char *model);
+/* The target a client's "provider/model" names, its provider's config in
+ * *pc; NULL with *cause when the name is not that, the model name is over
+ * TARGET_MODEL_MAX, the provider is unknown or the table is full. */
+struct target *target_resolve(const struct config *, const char *name,
+    const struct provider_conf **pc, char **cause);
 struct target *target_first(void);
 void target_reconfigure(const struct config *);
 void target_free_all(void);

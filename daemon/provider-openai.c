@@ -797,7 +797,7 @@ openai_choice0(json_t *root)
 	return NULL;
 }
 
-/* A whole reply as a tree: whatever openai_parse_fast() leaves. */
+/* A whole reply as a tree: whatever openai_fast() leaves. */
 int
 openai_parse_tree(struct reply *r, const char *js, size_t len)
 {
@@ -963,57 +963,38 @@ openai_fast_read(struct openai_fast *f, const char *js, size_t len,
 	return 1;
 }
 
-/* The usage read, and the heap given back. */
-static void
-openai_fast_done(struct reply *r, struct openai_fast *f)
-{
-	if (f->in != -1)
-		r->input_tokens = (uint64_t)f->in;
-	if (f->out != -1)
-		r->output_tokens = (uint64_t)f->out;
-	free(f->heap);
-}
-
-/* A whole reply, in openai_parse_tree()'s order. */
+/*
+ * A whole reply (its "message"; done after it) or a stream chunk (its
+ * "delta") the fast way, in the tree's order. 0, the reply untouched,
+ * leaves it to openai_parse_tree() or openai_event_tree().
+ */
 static int
-openai_parse_fast(struct reply *r, const char *js, size_t len)
+openai_fast(struct reply *r, const char *js, size_t len, int whole)
 {
 	struct openai_fast f;
+	int ok;
 
-	if (!openai_fast_read(&f, js, len, "message") || f.body == -1) {
-		free(f.heap);
-		return 0;
+	ok = openai_fast_read(&f, js, len, whole ? "message" : "delta") &&
+	    (!whole || f.body != -1);
+	if (ok) {
+		if (f.text != NULL)
+			reply_text(r, f.text, f.tlen);
+		if (f.has_finish)
+			openai_set_finish(r, f.finish);
+		else if (whole)
+			r->finish = LLMGATE_FINISH_OTHER;
+		if (f.in != -1)
+			r->input_tokens = (uint64_t)f.in;
+		if (f.out != -1)
+			r->output_tokens = (uint64_t)f.out;
+		if (whole)
+			r->done = 1;
 	}
-	if (f.text != NULL)
-		reply_text(r, f.text, f.tlen);
-	if (f.has_finish)
-		openai_set_finish(r, f.finish);
-	else
-		r->finish = LLMGATE_FINISH_OTHER;
-	openai_fast_done(r, &f);
-	r->done = 1;
-	return 1;
+	free(f.heap);
+	return ok;
 }
 
-/* A stream chunk, in openai_event_tree()'s order. */
-static int
-openai_event_fast(struct reply *r, const char *js, size_t len)
-{
-	struct openai_fast f;
-
-	if (!openai_fast_read(&f, js, len, "delta")) {
-		free(f.heap);
-		return 0;
-	}
-	if (f.text != NULL)
-		reply_text(r, f.text, f.tlen);
-	if (f.has_finish)
-		openai_set_finish(r, f.finish);
-	openai_fast_done(r, &f);
-	return 1;
-}
-
-/* An event as a tree: whatever openai_event_fast() leaves. */
+/* An event as a tree: whatever openai_fast() leaves. */
 int
 openai_event_tree(struct reply *r, const char *js, size_t n)
 {
@@ -1104,7 +1085,7 @@ openai_event(struct reply *r, const struct sse_event *ev)
 		return 0;
 	}
 
-	if (openai_event_fast(r, ev->data + off, n))
+	if (openai_fast(r, ev->data + off, n, 0))
 		return 0;
 	return openai_event_tree(r, ev->data + off, n);
 }
@@ -1119,7 +1100,7 @@ openai_parse(struct reply *r, const char *body, size_t len)
 		reply_error(r, LLMGATE_PARSE_ERROR, 0, "empty response body");
 		return -1;
 	}
-	if (openai_parse_fast(r, body + off, len - off))
+	if (openai_fast(r, body + off, len - off, 1))
 		return 0;
 	return openai_parse_tree(r, body + off, len - off);
 }

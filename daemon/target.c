@@ -92,6 +92,38 @@ target_get(const struct provider_conf *pc, const char *model)
 }
 
 struct target *
+target_resolve(const struct config *conf, const char *name,
+    const struct provider_conf **pc, char **cause)
+{
+	const char *slash = name != NULL ? strchr(name, '/') : NULL;
+	struct target *t;
+	char *prov;
+
+	if (slash == NULL || slash == name || slash[1] == '\0') {
+		xasprintf(cause, "target '%s' is not provider/model",
+		    name != NULL ? name : "");
+		return NULL;
+	}
+	if (strlen(slash + 1) > TARGET_MODEL_MAX) {
+		xasprintf(cause, "target '%.40s...': model names have at most "
+		    "%d bytes", name, TARGET_MODEL_MAX);
+		return NULL;
+	}
+	prov = xstrndup(name, (size_t)(slash - name));
+	if ((*pc = config_provider(conf, prov)) == NULL) {
+		xasprintf(cause, "unknown provider '%s' in target '%s'", prov,
+		    name);
+		free(prov);
+		return NULL;
+	}
+	free(prov);
+	if ((t = target_get(*pc, slash + 1)) == NULL)
+		xasprintf(cause, "too many distinct targets (limit %d)",
+		    TARGET_MAX);
+	return t;
+}
+
+struct target *
 target_first(void)
 {
 	return target_list;

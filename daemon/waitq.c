@@ -72,7 +72,11 @@ waitq_free(struct waitq *wq)
 unsigned
 waitq_len(const struct waitq *wq)
 {
-	return wq->len;
+	unsigned l, n = 0;
+
+	for (l = 0; l < WAITQ_LEVELS; l++)
+		n += wq->llen[l];
+	return n;
 }
 
 static struct waitq_node *
@@ -174,7 +178,7 @@ waitq_push(struct waitq *wq, struct waitq_node *n, uint64_t client,
 
 	if (n->state != WAITQ_IDLE)
 		return -1;
-	if (wq->capacity != 0 && wq->len >= wq->capacity)
+	if (wq->capacity != 0 && waitq_len(wq) >= wq->capacity)
 		return -1;
 	n->client = client;
 	n->level = waitq_level(prio);
@@ -197,7 +201,6 @@ waitq_push(struct waitq *wq, struct waitq_node *n, uint64_t client,
 		waitq_turn_append(wq, n);
 		wq->heads[n->level]++;
 	}
-	wq->len++;
 	wq->llen[n->level]++;
 	return 0;
 }
@@ -246,7 +249,6 @@ waitq_unlink(struct waitq *wq, struct waitq_node *n, int rotate)
 	n->cnext->cprev = n->cprev;
 	n->cnext = n->cprev = NULL;
 	n->state = WAITQ_IDLE;
-	wq->len--;
 	wq->llen[n->level]--;
 }
 

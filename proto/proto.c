@@ -990,15 +990,14 @@ proto_frame_len(const void *buf, size_t avail, size_t max, size_t *need)
 		return 0;
 	}
 	len = (uint32_t)proto_be(buf, PROTO_HDR_LEN);
+	if (need != NULL)
+		*need = PROTO_HDR_LEN + (size_t)len;
 	if (max > PROTO_MAX_FRAME)
 		max = PROTO_MAX_FRAME;
 	if (len == 0 || len > max)
 		return -1;
-	if (avail - PROTO_HDR_LEN < len) {
-		if (need != NULL)
-			*need = PROTO_HDR_LEN + (size_t)len;
+	if (avail - PROTO_HDR_LEN < len)
 		return 0;
-	}
 	return (ssize_t)len;
 }
 

@@ -82,6 +82,8 @@ struct proto_msg {
  * Frame boundary: given the bytes buffered so far, returns the payload
  * length of the next complete frame (> 0), 0 when more bytes are needed,
  * or -1 when the header announces a frame over max (or an empty one).
+ * *need (if not NULL) is the whole frame's size, header included, once
+ * the header is there; the header's size before.
  */
 ssize_t proto_frame_len(const void *buf, size_t avail, size_t max,
     size_t *need);

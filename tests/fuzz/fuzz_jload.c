@@ -30,7 +30,7 @@ fuzz_jdoc_equal(const struct jdoc *d, int i, json_t *j)
 			return 0;
 		/* Each member as jdoc_get() finds it (duplicates: the last). */
 		for (k = i + 1, m = 0; m < d->tok[i].size;
-		    m++, k = jdoc_skip(d, k + 1)) {
+		    m++, k = d->tok[k + 1].next) {
 			s = jdoc_str(d, k, &len, scratch, sizeof scratch);
 			/* jdoc_get() takes keys under 128 bytes, no '\\'. */
 			if (s == NULL || len >= 128 ||
@@ -50,7 +50,7 @@ fuzz_jdoc_equal(const struct jdoc *d, int i, json_t *j)
 		    json_array_size(j) != (size_t)d->tok[i].size)
 			return 0;
 		for (k = i + 1, m = 0; m < d->tok[i].size;
-		    m++, k = jdoc_skip(d, k))
+		    m++, k = d->tok[k].next)
 			if (!fuzz_jdoc_equal(d, k, json_array_get(j, (size_t)m)))
 				return 0;
 		return 1;
