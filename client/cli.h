@@ -1,7 +1,7 @@
 /*
  * cli.h: the llmgate command's internal header, a section per file.
  *
- * Exit status (CONTRACT.md): 0 success, 2 usage error or invalid input
+ * Exit status (llmgate(1)): 0 success, 2 usage error or invalid input
  * (checked before anything is sent; also the daemon's invalid_request),
  * 3 the daemon is unreachable or went away, 4 the call failed.
  */

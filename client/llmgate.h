@@ -17,7 +17,7 @@ extern "C" {
 
 #define LLMGATE_VERSION "0.1.0"
 
-/* One taxonomy across providers (CONTRACT.md). Order is part of the ABI. */
+/* One taxonomy across providers (proto/PROTOCOL.md). Order is ABI. */
 enum llmgate_class {
 	LLMGATE_OK = 0,
 	LLMGATE_RATE_LIMITED,

@@ -1,6 +1,6 @@
 /*
  * header.c: rate-limit and retry hints from response headers, for every
- * provider (PROVIDERS.md 2.6, 3.6, 7): OpenAI/Groq x-ratelimit-* with
+ * provider: OpenAI/Groq x-ratelimit-* with
  * Go-style durations, Anthropic anthropic-ratelimit-* with RFC 3339 reset
  * times, Retry-After (seconds or an HTTP-date), retry-after-ms,
  * x-should-retry and the request id. Pure: the wall clock comes in as now.

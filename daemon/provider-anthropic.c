@@ -2,7 +2,7 @@
  * provider-anthropic.c: the Anthropic Messages API adapter. Builds
  * POST {base_url}/messages from an llmgate request, reads the reply as one
  * JSON body or as its SSE stream, and maps Anthropic's error bodies onto
- * llmgate's error classes (PROVIDERS.md sections 3 and 8).
+ * llmgate's error classes.
  *
  * Structured output (req->schema) uses the portable tool trick: the schema
  * becomes the input_schema of one reserved tool that tool_choice forces,
@@ -105,7 +105,7 @@ static const struct {
 	{ "timeout_error", LLMGATE_TIMEOUT },
 };
 
-/* Messages of a 400 that mean the prompt does not fit (PROVIDERS.md 3.5). */
+/* Messages of a 400 that mean the prompt does not fit (context_length). */
 static const char *anthropic_context_markers[] = {
 	"prompt is too long",
 	"exceed context limit",
@@ -1113,7 +1113,7 @@ anthropic_ev_message_stop(struct reply *r, json_t *ev)
 	return 0;
 }
 
-/* A 200 stream that failed: classify by error.type (PROVIDERS.md 3.4). */
+/* A 200 stream that failed (an error event): classify by error.type. */
 static int
 anthropic_ev_error(struct reply *r, json_t *ev)
 {

@@ -1,5 +1,5 @@
 /*
- * provider-azure.c: Azure OpenAI (PROVIDERS.md §5).
+ * provider-azure.c: Azure OpenAI (the deployments API with api-version).
  *
  * Bodies, streams, finish reasons and error bodies are OpenAI's, so only
  * the request line and the key differ: the deployment (llmgate's model

@@ -2,7 +2,7 @@
  * provider-gemini.c: the Google Gemini API (generativelanguage v1beta with
  * an API key). Builds generateContent requests, reads whole bodies and
  * alt=sse streams into a reply, and maps google.rpc.Status errors onto
- * llmgate's classes (PROVIDERS.md sections 4 and 8).
+ * llmgate's error classes.
  */
 #include <ctype.h>
 #include <math.h>
@@ -375,7 +375,7 @@ gemini_config(const struct llmgate_request *req, char **cause)
 		/*
 		 * responseJsonSchema takes plain JSON Schema; responseSchema
 		 * is an OpenAPI subset that rejects much of what callers
-		 * write (PROVIDERS.md 4.2).
+		 * write.
 		 */
 		if ((j = gemini_object(req->schema, 0, "schema",
 		    cause)) == NULL)
@@ -564,7 +564,7 @@ gemini_details(json_t *details, struct gemini_details *gd)
 
 /*
  * The class of a google.rpc.Status: specific markers first (key, context,
- * quota), then the status name, then the HTTP code (PROVIDERS.md 8).
+ * quota), then the status name, then the HTTP code.
  */
 static enum llmgate_class
 gemini_error_class(const char *st, const char *msg, uint32_t http,

@@ -1,11 +1,11 @@
 /*
- * provider-openai.c: the OpenAI Chat Completions adapter (PROVIDERS.md §2).
+ * provider-openai.c: the OpenAI Chat Completions adapter.
  *
  * The same wire format serves every OpenAI-compatible server (Groq,
- * Mistral, DeepSeek, OpenRouter, Ollama, vLLM, llama.cpp: §6), so parsing
- * is lenient about the shapes they add, and Azure OpenAI (§5) reuses the
+ * Mistral, DeepSeek, OpenRouter, Ollama, vLLM, llama.cpp), so parsing
+ * is lenient about the shapes they add, and Azure OpenAI reuses the
  * body, parse, event and classify code through the openai_* functions
- * declared in llmgated.h. Error classes follow §8.
+ * declared in llmgated.h. Errors map onto llmgate's one set of classes.
  */
 #include <ctype.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /*
  * sse.c: one incremental event-stream parser for every provider, following
- * the WHATWG rules (PROVIDERS.md 1.2). libcurl hands over fragments cut
+ * the WHATWG HTML event-stream rules. libcurl hands over fragments cut
  * anywhere, even inside a CRLF or a UTF-8 sequence, so the parser keeps
  * the unfinished line and event between feeds and dispatches only complete
  * events. Each input byte is looked at once: feeding a stream whole, byte

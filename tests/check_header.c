@@ -1,6 +1,6 @@
 /*
  * check_header.c: rate-limit and retry hints from response headers, with
- * the values providers really send (PROVIDERS.md 2.6, 3.6, 7) and the
+ * the values providers really send (OpenAI, Groq, Anthropic) and the
  * garbage proxies send instead.
  */
 #include <check.h>

@@ -745,7 +745,7 @@ START_TEST(test_event_blocked_and_finish_only)
 	ck_assert_uint_eq(r.input_tokens, 12);
 	reset();
 
-	/* A last chunk with only a finishReason (PROVIDERS.md 4.4). */
+	/* A last chunk with only a finishReason, as Gemini streams end. */
 	ck_assert_int_eq(event_str(&r, "{\"candidates\": [{\"finishReason\": "
 	    "\"MALFORMED_FUNCTION_CALL\",\"index\": 0}],\"usageMetadata\": "
 	    "{\"promptTokenCount\": 88,\"totalTokenCount\": 88}}"), 0);

@@ -1,7 +1,8 @@
 /*
  * check_provider_openai.c: the OpenAI Chat Completions adapter and Azure's
  * reuse of it, against bodies and streams recorded in the formats of
- * PROVIDERS.md §2, §5 and §6 (tests/data/openai), with the classes of §8.
+ * OpenAI, Azure OpenAI and OpenAI-compatible servers (tests/data/openai),
+ * with the error class each one maps to.
  */
 #include <check.h>
 #include <stdio.h>

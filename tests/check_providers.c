@@ -934,7 +934,7 @@ static const struct erow erows[] = {
 	    "%29%20exceeds%20the%20maximum%20number%20of%20tokens%20allowed"
 	    "%20%281048576%29.", 0, "context_length", 400, 1, 1, 0),
 	/*
-	 * CONTRACT.md: context_length is "also 413 request too large".
+	 * context_length also covers a 413 (request too large).
 	 * Known bug: Gemini's 413 (INVALID_ARGUMENT "Request payload size
 	 * exceeds the limit") comes out bad_request and does not fall back.
 	 */

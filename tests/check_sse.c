@@ -142,7 +142,7 @@ assert_want(const struct rec *r, const struct stream *st)
 	}
 }
 
-/* PROVIDERS.md 2.4, a text answer with the usage chunk. */
+/* An OpenAI stream: a text answer with the usage chunk. */
 #define OA_HEAD "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\"," \
 	"\"created\":1,\"model\":\"m\","
 #define OA1 OA_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"role\":" \
@@ -161,7 +161,7 @@ static const struct want want_openai[] = {
 	W(NULL, "[DONE]")
 };
 
-/* PROVIDERS.md 3.4, with pings where the API puts them. */
+/* An Anthropic stream, with pings where the API puts them. */
 #define AN1 "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_01X\"," \
 	"\"type\":\"message\",\"role\":\"assistant\",\"content\":[]," \
 	"\"model\":\"claude-sonnet-4-5\",\"stop_reason\":null," \

@@ -2,7 +2,7 @@
  * fakeprov.c: a loopback fake LLM provider for llmgate's end-to-end tests.
  *
  * It answers OpenAI Chat Completions, Azure OpenAI, Anthropic Messages and
- * Gemini v1beta requests in their real wire formats (shared/PROVIDERS.md)
+ * Gemini v1beta requests in their real wire formats
  * and injects faults chosen by directives in the model name, so that tests
  * running in parallel need no setup calls. Like a real model, it answers
  * llmgated's resume of a cut stream with only the rest of the reply.
