@@ -506,7 +506,7 @@ jattempts(const struct llmgate_result *r)
 	return arr;
 }
 
-/* The contract's finish reasons; a reply that gave none is "other". */
+/* The wire's finish reasons; a reply that gave none is "other". */
 static const char *
 finish_name(enum llmgate_finish f)
 {

@@ -58,7 +58,7 @@ retry_class_retries(const struct retry_conf *rc, enum llmgate_class cls)
 	return (rc->on >> cls) & 1;
 }
 
-/* The contract's "falls back by default" column. */
+/* Whether a class falls back to the next target (see PROTOCOL.md). */
 int
 retry_class_falls_back(enum llmgate_class cls)
 {
