@@ -8,6 +8,11 @@
  */
 #include <sys/socket.h>
 
+#ifdef __linux__
+#include <linux/tcp.h>
+#endif
+#include <netinet/in.h>
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +23,11 @@
 
 #define HTTP_MAX_BODY		(8u * 1024 * 1024)	/* a full reply */
 #define HTTP_MAX_ERROR_BODY	(64u * 1024)		/* an error body */
+
+/* libcurl 7.87 named it; any value but the size asked for means an error. */
+#ifndef CURL_WRITEFUNC_ERROR
+#define CURL_WRITEFUNC_ERROR	((size_t)0xFFFFFFFF)
+#endif
 
 struct http_xfer {
 	struct attempt *att;
@@ -30,9 +40,14 @@ struct http_xfer {
 	int started;		/* first body byte seen */
 	int stopped;		/* our write callback ended the transfer */
 	int sends;		/* requests curl was about to send */
+	int unread;		/* the last one provably never reached the server */
+	curl_socket_t sock;	/* a reused connection it went out on, or BAD */
+	uint64_t acked;		/* the peer's acknowledged bytes before sending */
 	long status;
 	struct event *fail_ev;	/* ends an attempt that never started */
 	struct event *ttfb_ev;	/* first-byte deadline */
+	struct event *idle_ev;	/* stream silence watchdog */
+	uint64_t last_ms;	/* when the stream last sent a byte */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -52,6 +67,8 @@ struct http_sock {
 	int rin;		/* rev is added */
 	int win;		/* wev is added */
 	int ours;		/* opened by http_open(), closed by http_close() */
+	int lport;		/* its local port, once connected; 0: unknown */
+	struct http_xfer *x;	/* a transfer whose request on it is watched */
 };
 
 #define HTTP_POOL_MAX	256	/* idle easy handles kept for reuse */
@@ -67,6 +84,7 @@ static struct event_base *http_base;
 static void http_drain(void);
 static void http_fail_cb(evutil_socket_t, short, void *);
 static void http_ttfb_cb(evutil_socket_t, short, void *);
+static void http_idle_cb(evutil_socket_t, short, void *);
 
 static void
 http_sock_cb(evutil_socket_t fd, short events, void *arg)
@@ -149,6 +167,22 @@ http_sock_forget(curl_socket_t s)
 	http_socks[s] = NULL;
 }
 
+/* A connected socket's local port; -1 if it has none. */
+static int
+http_local_port(curl_socket_t s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (getsockname(s, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -1;
+}
+
 /* CURLMOPT_SOCKETFUNCTION: add or drop the events curl's wish differs by. */
 static int
 http_sock_set(CURL *easy, curl_socket_t s, int what, void *userp,
@@ -164,8 +198,11 @@ http_sock_set(CURL *easy, curl_socket_t s, int what, void *userp,
 			return 0;
 		}
 		what = 0;
-	} else
+	} else {
 		hs = http_sock_get(s);
+		if (hs->ours && hs->lport == 0)
+			hs->lport = http_local_port(s);
+	}
 	hs->want = what;
 	if ((what & CURL_POLL_IN) && !hs->rin) {
 		event_add(hs->rev, NULL);
@@ -193,12 +230,119 @@ http_open(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 	return s;
 }
 
+#ifdef __linux__
+/* TCP_CLOSE in the kernel's numbering of tcpi_state. */
+#define HTTP_TCP_CLOSE	7
+
+/* The socket's TCP state, with the peer's acknowledged byte count. */
+static int
+http_tcp_info(curl_socket_t s, struct tcp_info *ti)
+{
+	socklen_t len = sizeof *ti;
+
+	memset(ti, 0, sizeof *ti);
+	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, ti, &len) != 0)
+		return -1;
+	/* Kernels before 4.1 do not count acknowledged bytes. */
+	if (len < offsetof(struct tcp_info, tcpi_bytes_acked) +
+	    sizeof ti->tcpi_bytes_acked)
+		return -1;
+	return 0;
+}
+#endif
+
+/*
+ * A request went out on a connection that had served others before, and
+ * curl is closing it. If curl then sends the request again (http_prereq()),
+ * it is because the connection died before any byte of the reply. Did the
+ * server get the request? Certainly not when, at the close:
+ * - the peer had acknowledged none of it (its FIN, which carries the
+ *   acknowledgement, left before the request arrived), or
+ * - the peer reset the connection: a TCP stack resets a connection its
+ *   application closes only for data that application never read.
+ * That is the way of a server that closes a connection after a reply
+ * while its headers said "keep-alive" (llama-server does so after every
+ * stream): the next request finds the connection still open, goes out,
+ * and is never read.
+ */
+static int
+http_unread(curl_socket_t s, uint64_t acked)
+{
+#ifdef __linux__
+	struct tcp_info ti;
+
+	if (http_tcp_info(s, &ti) != 0)
+		return 0;
+	return ti.tcpi_state == HTTP_TCP_CLOSE || ti.tcpi_bytes_acked == acked;
+#else
+	return 0;
+#endif
+}
+
 /* CURLOPT_CLOSESOCKETFUNCTION: unwatch before the descriptor is reused. */
 static int
 http_close(void *arg, curl_socket_t s)
 {
+	struct http_sock *hs;
+
+	if ((size_t)s < http_nsocks && (hs = http_socks[s]) != NULL &&
+	    hs->x != NULL) {
+		hs->x->unread = http_unread(s, hs->x->acked);
+		hs->x->sock = CURL_SOCKET_BAD;
+	}
 	http_sock_forget(s);
 	return close(s);
+}
+
+/*
+ * Before a request goes out on a reused connection: note how much the
+ * peer has acknowledged so far, for http_unread(). Only over plain http,
+ * which is HTTP/1.1 here, one request at a time on a connection; on a
+ * multiplexed one the other streams' bytes would blur the count. curl
+ * names the connection by its local port only.
+ */
+static void
+http_watch(struct http_xfer *x, int lport)
+{
+#ifdef __linux__
+	struct http_sock *hs;
+	struct tcp_info ti;
+	curl_socket_t sock;
+	size_t s;
+	long fresh;
+
+	if (strncasecmp(x->hr.url, "http:", 5) != 0 || lport <= 0)
+		return;
+	if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &fresh) !=
+	    CURLE_OK || fresh != 0)
+		return;
+	sock = CURL_SOCKET_BAD;
+	for (s = 0; s < http_nsocks; s++) {
+		if (http_socks[s] == NULL || !http_socks[s]->ours ||
+		    http_socks[s]->lport != lport)
+			continue;
+		if (sock != CURL_SOCKET_BAD)
+			return;		/* the same port twice: not sure which */
+		sock = (curl_socket_t)s;
+	}
+	if (sock == CURL_SOCKET_BAD || (hs = http_socks[sock])->x != NULL ||
+	    http_tcp_info(sock, &ti) != 0)
+		return;
+	x->acked = ti.tcpi_bytes_acked;
+	x->sock = sock;
+	hs->x = x;
+#endif
+}
+
+static void
+http_unwatch(struct http_xfer *x)
+{
+	struct http_sock *hs;
+
+	if (x->sock != CURL_SOCKET_BAD && (size_t)x->sock < http_nsocks &&
+	    (hs = http_socks[x->sock]) != NULL && hs->x == x)
+		hs->x = NULL;
+	x->sock = CURL_SOCKET_BAD;
 }
 
 int
@@ -240,6 +384,26 @@ http_shutdown(void)
 	http_timer = NULL;
 }
 
+/* A stream is alive: it sent a byte. */
+static void
+http_alive(struct http_xfer *x)
+{
+	if (x->idle_ev != NULL)
+		x->last_ms = now_ms();
+}
+
+/* (Re)start the idle watchdog for the silence since x->last_ms. */
+static void
+http_idle_arm(struct http_xfer *x, uint64_t now)
+{
+	uint64_t left = x->last_ms + x->att->prov->idle_ms - now;
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	evtimer_add(x->idle_ev, &tv);
+}
+
 static int
 http_sse_event(const struct sse_event *ev, void *arg)
 {
@@ -277,6 +441,7 @@ http_write(char *data, size_t size, size_t nmemb, void *arg)
 
 	if (!x->started)
 		http_first_byte(x);
+	http_alive(x);
 	if (x->sse_mode) {
 		if ((rc = sse_feed(&x->sse, data, n)) == 0)
 			return n;
@@ -313,6 +478,7 @@ http_header(char *data, size_t size, size_t nmemb, void *arg)
 	char name[128], value[512];
 	const char *colon, *v;
 
+	http_alive(x);
 	colon = memchr(data, ':', n);
 	if (colon == NULL || (size_t)(colon - data) >= sizeof name)
 		return n;
@@ -334,10 +500,14 @@ http_header(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 /*
- * libcurl quietly sends a request again when a reused connection turns out
- * to be dead. That second request would be an upstream attempt nobody
- * reported (and billed, and counted against the rate limit), so refuse it:
- * the attempt ends as a connection failure and the call engine decides.
+ * CURLOPT_PREREQFUNCTION: a request is about to go out. libcurl quietly
+ * sends a request again, on a fresh connection, when a reused connection
+ * dies before any byte of the reply. The server may have read the first
+ * one though: the second would be an upstream attempt nobody reported
+ * (and billed, and counted against the rate limit), so it is refused, and
+ * the attempt ends as a connection failure for the call engine to decide
+ * on. Unless the first one provably never reached the server (see
+ * http_unread()): then sending it again is still the same attempt.
  */
 static int
 http_prereq(void *arg, char *conn_primary_ip, char *conn_local_ip,
@@ -345,7 +515,21 @@ http_prereq(void *arg, char *conn_primary_ip, char *conn_local_ip,
 {
 	struct http_xfer *x = arg;
 
-	return ++x->sends > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+	if (x->sends++ > 0) {
+		if (!x->unread)
+			return CURL_PREREQFUNC_ABORT;
+		log_debug("%s: the server had closed a reused connection; the "
+		    "request went out again on a new one", x->att->prov->name);
+	}
+	x->unread = 0;
+	http_unwatch(x);
+	http_watch(x, conn_local_port);
+	/* A stream's silence counts from its request. */
+	if (x->idle_ev != NULL) {
+		x->last_ms = now_ms();
+		http_idle_arm(x, x->last_ms);
+	}
+	return CURL_PREREQFUNC_OK;
 }
 
 static enum llmgate_class
@@ -399,6 +583,7 @@ http_start(struct attempt *att)
 
 	x->att = att;
 	att->priv = x;
+	x->sock = CURL_SOCKET_BAD;
 	x->stream = att->req->stream;
 	if (p->type->build(&x->hr, p, att->model, att->req, &cause) != 0) {
 		reply_error(r, LLMGATE_INVALID_REQUEST, 0, "%s",
@@ -440,12 +625,14 @@ http_start(struct attempt *att)
 	if (p->timeout_ms != 0)
 		curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS,
 		    (long)p->timeout_ms);
-	/* The idle watchdog: a stream that sends nothing for a while. */
-	if (p->idle_ms != 0) {
-		curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_TIME,
-		    (long)(p->idle_ms + 999) / 1000);
-	}
+	/*
+	 * The idle watchdog, for streams only: a whole reply sends nothing
+	 * until it is complete, and first_byte_ms and timeout_ms bound it.
+	 * It is a timer of ours, not curl's low-speed limit, which averages
+	 * over seconds and counts the request's own bytes.
+	 */
+	if (x->stream && p->idle_ms != 0)
+		x->idle_ev = evtimer_new(http_base, http_idle_cb, x);
 	if (p->first_byte_ms != 0) {
 		x->ttfb_ev = evtimer_new(http_base, http_ttfb_cb, x);
 		ttfb.tv_sec = p->first_byte_ms / 1000;
@@ -536,6 +723,22 @@ http_ttfb_cb(evutil_socket_t fd, short events, void *arg)
 	attempt_done(x->att);
 }
 
+/* The idle watchdog fired: silent for idle_ms since the last byte? */
+static void
+http_idle_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct http_xfer *x = arg;
+	uint64_t now = now_ms();
+
+	if (now - x->last_ms < x->att->prov->idle_ms) {
+		http_idle_arm(x, now);
+		return;
+	}
+	reply_error(&x->att->reply, LLMGATE_TIMEOUT, (uint32_t)x->status,
+	    "stream silent for %u ms", x->att->prov->idle_ms);
+	attempt_done(x->att);
+}
+
 static void
 http_fail_cb(evutil_socket_t fd, short events, void *arg)
 {
@@ -576,6 +779,9 @@ http_stop(struct attempt *att)
 		event_free(x->fail_ev);
 	if (x->ttfb_ev != NULL)
 		event_free(x->ttfb_ev);
+	if (x->idle_ev != NULL)
+		event_free(x->idle_ev);
+	http_unwatch(x);
 	if (x->sse_mode)
 		sse_free(&x->sse);
 	buf_free(&x->body);

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +83,7 @@ struct dirs {
 	int		 filter;
 	int		 rpm;
 	char		*quota;
+	int		 ka_close;
 };
 
 enum dir_type {
@@ -118,6 +120,7 @@ static const struct dir_entry {
 	{ "filter", DIR_FLAG, offsetof(struct dirs, filter), 0, 0 },
 	{ "rpm", DIR_INT, offsetof(struct dirs, rpm), 1, 1000000 },
 	{ "quota", DIR_STR, offsetof(struct dirs, quota), 0, 0 },
+	{ "ka_close", DIR_INT, offsetof(struct dirs, ka_close), 0, 60000 },
 };
 
 /* A token bucket; bucket_take() is pure and takes the time as "now". */
@@ -168,7 +171,8 @@ enum ans_state {
 enum ans_end {
 	END_CLEAN,
 	END_CUT,	/* close the connection after what was sent */
-	END_DROP	/* close without any response */
+	END_DROP,	/* close without any response */
+	END_KA_CLOSE	/* a whole reply, then a close despite keep-alive */
 };
 
 /* A reply on its way out. It owns the request until it is done. */
@@ -189,6 +193,7 @@ struct answer {
 	size_t			 next;
 	int			 delay_ms;
 	int			 word_delay_ms;
+	int			 ka_close_ms;
 	uint64_t		 close_deadline;
 	TAILQ_ENTRY(answer)	 entry;
 };
@@ -665,6 +670,7 @@ dirs_parse(struct dirs *d, const char *model)
 
 	memset(d, 0, sizeof *d);
 	d->retry_after = d->retry_after_ms = d->fail = d->cut = -1;
+	d->ka_close = -1;
 
 	copy = xstrdup(model);
 	for (tok = copy; tok != NULL; tok = next) {
@@ -1021,6 +1027,33 @@ answer_send_event(struct answer *a, struct sse_event *ev)
 	a->sent_any = 1;
 }
 
+/*
+ * ka_close=MS: the reply ends whole and says "keep-alive", but the server
+ * reads nothing more and closes the connection MS ms later, as llama-server
+ * does after every stream. A request that arrives meanwhile is never read:
+ * the close resets the connection under it.
+ */
+static void
+answer_ka_close(struct answer *a)
+{
+	struct evhttp_connection	*evcon;
+	struct bufferevent		*bev;
+	const char			*te;
+
+	evcon = evhttp_request_get_connection(a->req);
+	bev = evhttp_connection_get_bufferevent(evcon);
+	bufferevent_disable(bev, EV_READ);
+	te = evhttp_find_header(evhttp_request_get_output_headers(a->req),
+	    "Transfer-Encoding");
+	if (te != NULL && strcasecmp(te, "chunked") == 0)
+		bufferevent_write(bev, "0\r\n\r\n", 5);
+	a->state = ANS_CLOSING;
+	a->close_deadline = now_ms() + (uint64_t)a->ka_close_ms +
+	    FP_CLOSE_WAIT_MS;
+	answer_watch(a, 1);
+	answer_arm(a, a->ka_close_ms);
+}
+
 static void
 answer_pump(struct answer *a)
 {
@@ -1045,6 +1078,10 @@ answer_pump(struct answer *a)
 		evhttp_send_reply_chunk(a->req, buf);
 		evbuffer_free(buf);
 	}
+	if (a->end == END_KA_CLOSE) {
+		answer_ka_close(a);
+		return;
+	}
 	/* Unhook first: the reply may free the connection at once. */
 	answer_watch(a, 0);
 	evhttp_send_reply_end(a->req);
@@ -1056,6 +1093,7 @@ answer_go(struct answer *a)
 {
 	struct evbuffer	*buf;
 	size_t		 n;
+	char		 clen[32];
 
 	if (a->end == END_DROP) {
 		answer_close(a);
@@ -1081,6 +1119,17 @@ answer_go(struct answer *a)
 		}
 		evbuffer_free(buf);
 		answer_close(a);
+		return;
+	}
+	if (a->end == END_KA_CLOSE) {
+		snprintf(clen, sizeof clen, "%zu", a->bodylen);
+		evhttp_add_header(evhttp_request_get_output_headers(a->req),
+		    "Content-Length", clen);
+		evhttp_send_reply_start(a->req, a->status, reason(a->status));
+		evbuffer_add(buf, a->body, a->bodylen);
+		evhttp_send_reply_chunk(a->req, buf);
+		evbuffer_free(buf);
+		answer_ka_close(a);
 		return;
 	}
 	evbuffer_add(buf, a->body, a->bodylen);
@@ -2806,6 +2855,11 @@ provider_handle(struct evhttp_request *req, const struct provider *p,
 	if (c.d.ratelimit && p->ratelimit != NULL)
 		p->ratelimit(&c);
 
+	if (c.d.ka_close >= 0 && c.ans->end == END_CLEAN) {
+		req_set_header(&c, "Keep-Alive", "timeout=5, max=100");
+		c.ans->end = END_KA_CLOSE;
+		c.ans->ka_close_ms = c.d.ka_close;
+	}
 	model_count(c.m, c.ans->status);
 	c.ans->delay_ms = c.d.delay;
 	c.ans->word_delay_ms = c.d.word_delay;

@@ -1,0 +1,259 @@
+/*
+ * check_transport.c: the HTTP transport end to end, against servers that
+ * behave like real ones: llama-server closing every connection after a
+ * reply while it says "keep-alive", local models that think for longer
+ * than a stream may stay silent, and streams that stop sending. The real
+ * llmgated calls tests/fakeprov through libllmgate.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "harness.h"
+
+#define TEST_KEY	"test-key"
+
+/* Whole-stream silences for the idle tests, in ms. */
+#define IDLE_MS		1000
+#define SHORT_IDLE_MS	300
+
+static struct daemon d;
+static pid_t fp_pid;
+static int fp_port;
+static int fixture_failed;
+
+static void
+setup(void)
+{
+	char *conf;
+
+	fp_port = h_fakeprov_start(&fp_pid);
+	conf = h_strdup_printf(
+	    "providers = (\n"
+	    "  { name = \"oa\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; api_key = \"%2$s\"; },\n"
+	    "  { name = \"idle\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; api_key = \"%2$s\";\n"
+	    "    timeout_ms = 30000; idle_ms = %3$d; },\n"
+	    "  { name = \"short\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; api_key = \"%2$s\";\n"
+	    "    timeout_ms = 30000; idle_ms = %4$d; }\n"
+	    ");\n"
+	    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
+	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n",
+	    fp_port, TEST_KEY, IDLE_MS, SHORT_IDLE_MS);
+	h_daemon_start(&d, conf);
+	free(conf);
+}
+
+/* No ck_assert here: in the parent it would end the program early. */
+static void
+teardown(void)
+{
+	int st;
+
+	if ((st = h_daemon_stop(&d)) != 0) {
+		fprintf(stderr, "check_transport: llmgated exited %d on "
+		    "SIGTERM, not 0\n", st);
+		fixture_failed = 1;
+	}
+	h_fakeprov_stop(fp_pid);
+	fp_pid = 0;
+}
+
+/* Slack for timing bounds: a daemon under valgrind is many times slower. */
+static uint64_t
+slack_ms(void)
+{
+	const char *w = getenv("LLMGATE_TEST_WRAPPER");
+
+	return w != NULL && *w != '\0' ? 4000 : 1500;
+}
+
+static struct llmgate_result *
+call(struct llmgate *g, const char *target, const char *prompt, int stream,
+    uint32_t attempts)
+{
+	struct llmgate_request *req = h_request(prompt, target, NULL);
+	struct llmgate_result *res = NULL;
+
+	req->stream = stream;
+	req->attempts = attempts;
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	h_request_free(req);
+	return res;
+}
+
+static const char *
+res_text(const struct llmgate_result *res)
+{
+	return res->cls == LLMGATE_OK ? res->text : res->message;
+}
+
+/*
+ * llama-server ends every stream with the connection closed, yet its
+ * replies say "Keep-Alive: timeout=5". A call that follows at once finds
+ * the connection open, sends on it, and the server never reads that
+ * request. The request never reached the server, so it goes out again on
+ * a fresh connection, inside the same attempt: with one attempt allowed,
+ * every call succeeds and the server sees each request exactly once.
+ */
+static void
+back_to_back(int stream)
+{
+	struct llmgate *g = h_connect(&d, "check_transport");
+	const char *model = stream ? "kaclose-stream+ka_close=400" :
+	    "kaclose-plain+ka_close=400";
+	char *target = h_strdup_printf("oa/%s", model);
+	struct llmgate_result *res;
+	const int n = 5;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		res = call(g, target, "one two three", stream, 1);
+		ck_assert_msg(res->cls == LLMGATE_OK, "call %d of %d: %s", i + 1,
+		    n, res_text(res));
+		ck_assert_str_eq(res->text, "echo: one two three");
+		ck_assert_uint_eq(res->nattempts, 1);
+		llmgate_result_free(res);
+	}
+	ck_assert_int_eq(h_fakeprov_count(fp_port, model, NULL), n);
+	free(target);
+	llmgate_close(g);
+}
+
+START_TEST(test_dead_keepalive_stream)
+{
+	back_to_back(1);
+}
+END_TEST
+
+START_TEST(test_dead_keepalive_plain)
+{
+	back_to_back(0);
+}
+END_TEST
+
+/*
+ * The other side of it: a server that read the request and then closed
+ * the connection without an answer may have acted on it. That request is
+ * not sent again behind the caller's back: the attempt fails as
+ * "connection", and the server saw it once.
+ */
+START_TEST(test_read_then_closed_not_resent)
+{
+	struct llmgate *g = h_connect(&d, "check_transport");
+	struct llmgate_result *res;
+
+	/* Leave an idle connection in the pool to be reused. */
+	res = call(g, "oa/warm-up", "hello", 0, 1);
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s", res_text(res));
+	llmgate_result_free(res);
+
+	res = call(g, "oa/readclose+drop", "hello", 0, 1);
+	ck_assert_msg(res->cls == LLMGATE_CONNECTION, "class %d: %s", res->cls,
+	    res_text(res));
+	ck_assert_uint_eq(res->nattempts, 1);
+	llmgate_result_free(res);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "readclose+drop", NULL), 1);
+	llmgate_close(g);
+}
+END_TEST
+
+/*
+ * idle_ms is about streams. A whole (non-streamed) reply sends nothing
+ * until it is complete; one that takes several times idle_ms is fine.
+ */
+START_TEST(test_idle_spares_whole_reply)
+{
+	struct llmgate *g = h_connect(&d, "check_transport");
+	struct llmgate_result *res;
+
+	res = call(g, "short/slow-plain+delay=8000", "hello", 0, 1);
+	ck_assert_msg(res->cls == LLMGATE_OK, "class %d: %s", res->cls,
+	    res_text(res));
+	ck_assert_str_eq(res->text, "echo: hello");
+	llmgate_result_free(res);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "slow-plain+delay=8000",
+	    NULL), 1);
+	llmgate_close(g);
+}
+END_TEST
+
+/* A stream whose pauses are each shorter than idle_ms runs to its end. */
+START_TEST(test_idle_resets_on_bytes)
+{
+	struct llmgate *g = h_connect(&d, "check_transport");
+	struct llmgate_result *res;
+
+	/* Nine events 200 ms apart: 1.6 s in all, longer than idle_ms. */
+	res = call(g, "short/paced+word_delay=200", "a b c d e", 1, 1);
+	ck_assert_msg(res->cls == LLMGATE_OK, "class %d: %s", res->cls,
+	    res_text(res));
+	ck_assert_str_eq(res->text, "echo: a b c d e");
+	llmgate_result_free(res);
+	llmgate_close(g);
+}
+END_TEST
+
+/*
+ * A stream that goes silent is cut idle_ms after its last byte, as a
+ * timeout; not seconds later.
+ */
+START_TEST(test_idle_cuts_silent_stream)
+{
+	struct llmgate *g = h_connect(&d, "check_transport");
+	struct llmgate_result *res;
+	uint64_t t0, took;
+
+	t0 = h_mono_ms();
+	res = call(g, "idle/silent+word_delay=20000", "one two", 1, 1);
+	took = h_mono_ms() - t0;
+	ck_assert_msg(res->cls == LLMGATE_TIMEOUT, "class %d: %s", res->cls,
+	    res_text(res));
+	ck_assert_uint_eq(res->nattempts, 1);
+	ck_assert_msg(took >= IDLE_MS && took < IDLE_MS + slack_ms(),
+	    "cut after %llu ms; idle_ms is %d", (unsigned long long)took,
+	    IDLE_MS);
+	llmgate_result_free(res);
+	llmgate_close(g);
+}
+END_TEST
+
+static Suite *
+transport_suite(void)
+{
+	Suite *s = suite_create("transport");
+	TCase *tc = tcase_create("transport");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_dead_keepalive_stream);
+	tcase_add_test(tc, test_dead_keepalive_plain);
+	tcase_add_test(tc, test_read_then_closed_not_resent);
+	tcase_add_test(tc, test_idle_spares_whole_reply);
+	tcase_add_test(tc, test_idle_resets_on_bytes);
+	tcase_add_test(tc, test_idle_cuts_silent_stream);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(transport_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (d.pid > 0)
+		h_daemon_stop(&d);
+	if (fp_pid > 0)
+		h_fakeprov_stop(fp_pid);
+	if (fixture_failed)
+		fprintf(stderr, "check_transport: the fixture failed\n");
+	return failed == 0 && !fixture_failed ? 0 : 1;
+}
