@@ -23,6 +23,8 @@
 
 #define HTTP_MAX_BODY		(8u * 1024 * 1024)	/* a full reply */
 #define HTTP_MAX_ERROR_BODY	(64u * 1024)		/* an error body */
+#define HTTP_RST_WAIT_MS	200	/* for a reset behind a peer's FIN */
+#define HTTP_RST_POLL_MS	5
 
 /* libcurl 7.87 named it; any value but the size asked for means an error. */
 #ifndef CURL_WRITEFUNC_ERROR
@@ -43,6 +45,10 @@ struct http_xfer {
 	int unread;		/* the last one provably never reached the server */
 	curl_socket_t sock;	/* a reused connection it went out on, or BAD */
 	uint64_t acked;		/* the peer's acknowledged bytes before sending */
+	int dead_fd;		/* that connection, closed by curl, kept to see
+				   whether a reset follows the peer's FIN */
+	struct event *rst_ev;	/* polls dead_fd */
+	uint64_t rst_until;
 	long status;
 	struct event *fail_ev;	/* ends an attempt that never started */
 	struct event *ttfb_ev;	/* first-byte deadline */
@@ -85,6 +91,7 @@ static void http_drain(void);
 static void http_fail_cb(evutil_socket_t, short, void *);
 static void http_ttfb_cb(evutil_socket_t, short, void *);
 static void http_idle_cb(evutil_socket_t, short, void *);
+static void http_rst_cb(evutil_socket_t, short, void *);
 
 static void
 http_sock_cb(evutil_socket_t fd, short events, void *arg)
@@ -231,8 +238,9 @@ http_open(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 }
 
 #ifdef __linux__
-/* TCP_CLOSE in the kernel's numbering of tcpi_state. */
-#define HTTP_TCP_CLOSE	7
+/* The kernel's numbering of tcpi_state. */
+#define HTTP_TCP_CLOSE		7
+#define HTTP_TCP_CLOSE_WAIT	8
 
 /* The socket's TCP state, with the peer's acknowledged byte count. */
 static int
@@ -253,17 +261,19 @@ http_tcp_info(curl_socket_t s, struct tcp_info *ti)
 
 /*
  * A request went out on a connection that had served others before, and
- * curl is closing it. If curl then sends the request again (http_prereq()),
- * it is because the connection died before any byte of the reply. Did the
- * server get the request? Certainly not when, at the close:
- * - the peer had acknowledged none of it (its FIN, which carries the
- *   acknowledgement, left before the request arrived), or
+ * the connection died before any byte of the reply: curl wants to send it
+ * again (http_prereq()). Did the server get it? Certainly not when
+ * - the peer had acknowledged none of it when its FIN came (the FIN
+ *   carries the acknowledgement: the peer closed before it arrived), or
  * - the peer reset the connection: a TCP stack resets a connection its
  *   application closes only for data that application never read.
  * That is the way of a server that closes a connection after a reply
  * while its headers said "keep-alive" (llama-server does so after every
  * stream): the next request finds the connection still open, goes out,
- * and is never read.
+ * and is never read. Such a server shuts its side (FIN) and then closes
+ * (the reset): between the two, the request may be acknowledged and the
+ * answer not known yet. 1: never read, 0: may have been read, -1: a FIN
+ * after the request was acknowledged, no reset yet.
  */
 static int
 http_unread(curl_socket_t s, uint64_t acked)
@@ -273,7 +283,9 @@ http_unread(curl_socket_t s, uint64_t acked)
 
 	if (http_tcp_info(s, &ti) != 0)
 		return 0;
-	return ti.tcpi_state == HTTP_TCP_CLOSE || ti.tcpi_bytes_acked == acked;
+	if (ti.tcpi_state == HTTP_TCP_CLOSE || ti.tcpi_bytes_acked == acked)
+		return 1;
+	return ti.tcpi_state == HTTP_TCP_CLOSE_WAIT ? -1 : 0;
 #else
 	return 0;
 #endif
@@ -284,11 +296,20 @@ static int
 http_close(void *arg, curl_socket_t s)
 {
 	struct http_sock *hs;
+	struct http_xfer *x;
+	int unread;
 
 	if ((size_t)s < http_nsocks && (hs = http_socks[s]) != NULL &&
-	    hs->x != NULL) {
-		hs->x->unread = http_unread(s, hs->x->acked);
-		hs->x->sock = CURL_SOCKET_BAD;
+	    (x = hs->x) != NULL) {
+		x->sock = CURL_SOCKET_BAD;
+		unread = http_unread(s, x->acked);
+		x->unread = unread == 1;
+		/* Not known yet: keep it open to see whether a reset comes. */
+		if (unread == -1 && !x->started && x->dead_fd == -1) {
+			x->dead_fd = s;
+			http_sock_forget(s);
+			return 0;
+		}
 	}
 	http_sock_forget(s);
 	return close(s);
@@ -332,6 +353,15 @@ http_watch(struct http_xfer *x, int lport)
 	x->sock = sock;
 	hs->x = x;
 #endif
+}
+
+static void
+http_dead_close(struct http_xfer *x)
+{
+	if (x->dead_fd != -1) {
+		close(x->dead_fd);
+		x->dead_fd = -1;
+	}
 }
 
 static void
@@ -514,17 +544,32 @@ http_prereq(void *arg, char *conn_primary_ip, char *conn_local_ip,
     int conn_primary_port, int conn_local_port)
 {
 	struct http_xfer *x = arg;
+	struct timeval tv;
 
 	if (x->sends++ > 0) {
+		/* The dead connection may not be closed yet, */
+		if (x->sock != CURL_SOCKET_BAD)
+			x->unread = http_unread(x->sock, x->acked) == 1;
+		/* or kept open to see how it ends. */
+		if (!x->unread && x->dead_fd != -1)
+			x->unread = http_unread(x->dead_fd, x->acked) == 1;
+		/* Undecided: http_complete() waits for the reset. */
 		if (!x->unread)
 			return CURL_PREREQFUNC_ABORT;
+		http_dead_close(x);
 		log_debug("%s: the server had closed a reused connection; the "
 		    "request went out again on a new one", x->att->prov->name);
 	}
 	x->unread = 0;
 	http_unwatch(x);
 	http_watch(x, conn_local_port);
-	/* A stream's silence counts from its request. */
+	/* The wait for the reply, and a stream's silence, count from here. */
+	if (x->ttfb_ev != NULL) {
+		tv.tv_sec = x->att->prov->first_byte_ms / 1000;
+		tv.tv_usec = (suseconds_t)(x->att->prov->first_byte_ms % 1000) *
+		    1000;
+		evtimer_add(x->ttfb_ev, &tv);
+	}
 	if (x->idle_ev != NULL) {
 		x->last_ms = now_ms();
 		http_idle_arm(x, x->last_ms);
@@ -578,12 +623,13 @@ http_start(struct attempt *att)
 	struct http_xfer *x = xcalloc(1, sizeof *x);
 	const struct provider_conf *p = att->prov;
 	struct reply *r = &att->reply;
-	struct timeval now = { 0, 0 }, ttfb;
+	struct timeval now = { 0, 0 };
 	char *cause = NULL;
 
 	x->att = att;
 	att->priv = x;
 	x->sock = CURL_SOCKET_BAD;
+	x->dead_fd = -1;
 	x->stream = att->req->stream;
 	if (p->type->build(&x->hr, p, att->model, att->req, &cause) != 0) {
 		reply_error(r, LLMGATE_INVALID_REQUEST, 0, "%s",
@@ -633,12 +679,9 @@ http_start(struct attempt *att)
 	 */
 	if (x->stream && p->idle_ms != 0)
 		x->idle_ev = evtimer_new(http_base, http_idle_cb, x);
-	if (p->first_byte_ms != 0) {
+	/* Armed when the request goes out (http_prereq()). */
+	if (p->first_byte_ms != 0)
 		x->ttfb_ev = evtimer_new(http_base, http_ttfb_cb, x);
-		ttfb.tv_sec = p->first_byte_ms / 1000;
-		ttfb.tv_usec = (suseconds_t)(p->first_byte_ms % 1000) * 1000;
-		evtimer_add(x->ttfb_ev, &ttfb);
-	}
 	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "llmgated/"
 	    LLMGATE_VERSION);
 	if (curl_multi_add_handle(http_multi, x->easy) != CURLM_OK) {
@@ -665,6 +708,14 @@ http_complete(struct http_xfer *x, CURLcode code)
 	struct reply *r = &att->reply;
 	const struct provider_type *pt = att->prov->type;
 
+	/* A resend refused while it was not known whether it is one. */
+	if (code == CURLE_ABORTED_BY_CALLBACK && x->sends > 1 &&
+	    x->dead_fd != -1) {
+		x->rst_until = now_ms() + HTTP_RST_WAIT_MS;
+		x->rst_ev = evtimer_new(http_base, http_rst_cb, x);
+		http_rst_cb(-1, 0, x);
+		return;
+	}
 	if (!x->started)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	if (r->status == 0)
@@ -720,6 +771,41 @@ http_ttfb_cb(evutil_socket_t fd, short events, void *arg)
 
 	reply_error(&x->att->reply, LLMGATE_TIMEOUT, 0,
 	    "no reply within %u ms", x->att->prov->first_byte_ms);
+	attempt_done(x->att);
+}
+
+/*
+ * The request went out on a reused connection that the server shut after
+ * acknowledging it; curl's resend was refused. If the reset that says
+ * "never read" follows within HTTP_RST_WAIT_MS, send the request again on a
+ * new connection, as the same attempt; if not, the attempt failed.
+ */
+static void
+http_rst_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct http_xfer *x = arg;
+	struct timeval tv = { 0, HTTP_RST_POLL_MS * 1000 };
+	int unread = http_unread(x->dead_fd, x->acked);
+
+	if (unread == -1 && now_ms() < x->rst_until) {
+		evtimer_add(x->rst_ev, &tv);
+		return;
+	}
+	http_dead_close(x);
+	if (unread == 1) {
+		log_debug("%s: the server had closed a reused connection; the "
+		    "request goes out again on a new one", x->att->prov->name);
+		curl_multi_remove_handle(http_multi, x->easy);
+		x->sends = 0;
+		x->errbuf[0] = '\0';
+		curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
+		if (curl_multi_add_handle(http_multi, x->easy) == CURLM_OK)
+			return;
+		reply_error(&x->att->reply, LLMGATE_INTERNAL, 0,
+		    "curl_multi_add_handle failed");
+	} else
+		reply_error(&x->att->reply, LLMGATE_CONNECTION, 0,
+		    "connection closed before the reply");
 	attempt_done(x->att);
 }
 
@@ -781,6 +867,9 @@ http_stop(struct attempt *att)
 		event_free(x->ttfb_ev);
 	if (x->idle_ev != NULL)
 		event_free(x->idle_ev);
+	if (x->rst_ev != NULL)
+		event_free(x->rst_ev);
+	http_dead_close(x);
 	http_unwatch(x);
 	if (x->sse_mode)
 		sse_free(&x->sse);
