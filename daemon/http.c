@@ -266,7 +266,9 @@ http_tcp_info(curl_socket_t s, struct tcp_info *ti)
  * - the peer had acknowledged none of it when its FIN came (the FIN
  *   carries the acknowledgement: the peer closed before it arrived), or
  * - the peer reset the connection: a TCP stack resets a connection its
- *   application closes only for data that application never read.
+ *   application closes only for data that application never read (or
+ *   when the application aborts it on purpose, which a server does not
+ *   do to a request it is going to answer).
  * That is the way of a server that closes a connection after a reply
  * while its headers said "keep-alive" (llama-server does so after every
  * stream): the next request finds the connection still open, goes out,
