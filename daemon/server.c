@@ -434,10 +434,12 @@ server_limit(int64_t v)
 json_t *
 server_status(void)
 {
-	json_t *st, *targets, *tj;
+	json_t *st, *targets, *tj, *providers;
+	const struct provider_conf *p;
 	struct rl_status rs;
 	struct target *t;
 	uint64_t now = now_ms();
+	size_t i;
 
 	targets = json_array();
 	for (t = target_first(); t != NULL; t = t->next) {
@@ -469,7 +471,19 @@ server_status(void)
 		    "failures", (json_int_t)t->failures);
 		json_array_append_new(targets, tj);
 	}
-	st = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:{s:f, s:f, s:f}, "
+	/*
+	 * The providers' endpoints (never their keys), so that a client
+	 * taking leases in front of its own SDK can tell which provider a
+	 * request URL belongs to. base_url null: the type's public one.
+	 */
+	providers = json_array();
+	for (i = 0; i < cfg->nproviders; i++) {
+		p = &cfg->providers[i];
+		json_array_append_new(providers, json_pack("{s:s, s:s, s:s?}",
+		    "name", p->name, "type", p->type->name,
+		    "base_url", p->base_url));
+	}
+	st = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:f, s:f, s:f}, "
 	    "s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 	    "version", LLMGATE_VERSION,
 	    "uptime_s", (json_int_t)((now - server_start_ms) / 1000),
@@ -477,6 +491,7 @@ server_status(void)
 	    "inflight", (json_int_t)call_stats.inflight,
 	    "queued", (json_int_t)admit_queued(),
 	    "targets", targets,
+	    "providers", providers,
 	    "retry_budget",
 	    "available", admit_retry_available(&cfg->retry_budget, now),
 	    "ratio", cfg->retry_budget.ratio,

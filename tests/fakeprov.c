@@ -84,6 +84,7 @@ struct dirs {
 	int		 rpm;
 	char		*quota;
 	int		 ka_close;
+	int		 tool_again;
 };
 
 enum dir_type {
@@ -121,6 +122,7 @@ static const struct dir_entry {
 	{ "rpm", DIR_INT, offsetof(struct dirs, rpm), 1, 1000000 },
 	{ "quota", DIR_STR, offsetof(struct dirs, quota), 0, 0 },
 	{ "ka_close", DIR_INT, offsetof(struct dirs, ka_close), 0, 60000 },
+	{ "tool_again", DIR_FLAG, offsetof(struct dirs, tool_again), 0, 0 },
 };
 
 /* A token bucket; bucket_take() is pure and takes the time as "now". */
@@ -2664,7 +2666,9 @@ call_content(struct call *c)
 {
 	json_error_t	err;
 
-	if (c->d.tool != NULL && *c->d.tool != '\0' && !c->tool_result) {
+	if (c->d.tool != NULL && *c->d.tool != '\0' && (!c->tool_result ||
+	    (c->d.tool_again && c->prompt != NULL &&
+	    strncmp(c->prompt, "error", 5) == 0))) {
 		c->args = xstrdup(c->d.args != NULL ? c->d.args : "{}");
 		c->args_json = json_loads(c->args, JSON_DECODE_ANY, &err);
 		if (c->args_json != NULL && json_is_object(c->args_json)) {
