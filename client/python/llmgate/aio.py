@@ -47,6 +47,9 @@ class _AConn:
             msg = await asyncio.wait_for(self._hello(), timeout)
             self.max_frame = check_hello(msg, path)
             self.server = text_of(msg.get("server")) or ""
+        except LlmgateError:
+            self.w.close()
+            raise
         except asyncio.TimeoutError:
             self.w.close()
             raise ReplyTimeout("llmgated at %s did not answer hello within "
@@ -148,11 +151,14 @@ class _AConn:
         self.w.write(frame)
         return rid, q
 
-    async def drain(self) -> None:
+    async def drain(self) -> bool:
+        """Flush; False when the write failed (the daemon is gone)."""
         try:
             await self.w.drain()
         except OSError as e:
             self._die(DaemonUnavailable("%s: %s" % (_LOST, e)))
+            return False
+        return True
 
     def cancel(self, rid: int) -> None:
         """Stop call rid (synchronous: the frame is only buffered)."""
@@ -320,7 +326,12 @@ class AsyncClient:
                 if i == 1 or not self._was_connected:
                     raise
                 continue
-            await c.drain()
+            if not await c.drain() and i == 0 and self._was_connected \
+                    and q.qsize() == 1:
+                # The daemon had gone before the request was written
+                # (e.g. it restarted while this loop was busy): it never
+                # saw it, so it goes out once more on a new connection.
+                continue
             return c, rid, q
         raise AssertionError("unreachable")
 

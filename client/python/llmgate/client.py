@@ -76,6 +76,8 @@ class _Conn:
             try:
                 sock.sendall(encode(hello_map(name)))
                 msg = self._read_one(sock, timeout)
+            except LlmgateError:
+                raise
             except socket.timeout:
                 raise ReplyTimeout("llmgated at %s did not answer hello "
                                    "within %gs" % (path, timeout)) from None
