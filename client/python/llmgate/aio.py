@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
@@ -17,64 +18,117 @@ from .errors import DaemonUnavailable, InvalidRequest, LlmgateError, \
 from .types import Chunk, Lease, Result
 
 
-class _AConn:
-    """One connection; a reader task hands replies to per-id queues."""
+class _Pending:
+    """The replies of one request, and the task waiting for them."""
+
+    __slots__ = ("items", "waiter")
+
+    def __init__(self) -> None:
+        self.items: "collections.deque[Any]" = collections.deque()
+        self.waiter: "Optional[asyncio.Future[None]]" = None
+
+    def put(self, item: Any) -> None:
+        self.items.append(item)
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def qsize(self) -> int:
+        return len(self.items)
+
+
+class _AConn(asyncio.Protocol):
+    """One connection, as an asyncio Protocol: data_received() splits
+    frames and hands each reply to its request's _Pending."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.pending: Dict[int, "asyncio.Queue[Any]"] = {}
+        self.pending: Dict[int, _Pending] = {}
         self.next_id = 1
         self.dead: Optional[LlmgateError] = None
         self.notice: Optional[str] = None
         self.frames = FrameReader()
         self.server = ""
         self.max_frame = 0
-        self.task: Optional["asyncio.Task[None]"] = None
+        self.transport: Optional[asyncio.Transport] = None
+        self.hello: Optional[_Pending] = _Pending()
+        self.paused = False
+        self.resumed: "Optional[asyncio.Future[None]]" = None
+        # Frames of the current loop iteration, written together by
+        # _flush(): one send for many calls instead of one each.
+        self.out: List[bytes] = []
+        self.flushed: "Optional[asyncio.Future[None]]" = None
 
     @classmethod
     async def open(cls, path: str, name: str, timeout: float) -> "_AConn":
+        loop = asyncio.get_running_loop()
         self = cls(path)
         try:
-            self.r, self.w = await asyncio.wait_for(
-                asyncio.open_unix_connection(path), timeout)
+            await asyncio.wait_for(
+                loop.create_unix_connection(lambda: self, path), timeout)
         except asyncio.TimeoutError:
             raise ReplyTimeout("connecting to llmgated at %s took over %gs"
                                % (path, timeout)) from None
         except OSError as e:
             raise _connect_error(path, e) from e
+        assert self.transport is not None and self.hello is not None
         try:
-            self.w.write(encode(hello_map(name)))
-            msg = await asyncio.wait_for(self._hello(), timeout)
+            self.transport.write(encode(hello_map(name)))
+            msg = await _wait(self.hello, timeout, "hello")
             self.max_frame = check_hello(msg, path)
             self.server = text_of(msg.get("server")) or ""
-        except LlmgateError:
-            self.w.close()
-            raise
-        except asyncio.TimeoutError:
-            self.w.close()
+        except ReplyTimeout:
+            self.transport.close()
             raise ReplyTimeout("llmgated at %s did not answer hello within "
                                "%gs" % (path, timeout)) from None
-        except OSError as e:
-            self.w.close()
-            raise DaemonUnavailable("%s during the handshake: %s"
-                                    % (_LOST, e)) from None
         except BaseException:
-            self.w.close()
+            self.transport.close()
             raise
-        self.task = asyncio.get_running_loop().create_task(self._run())
+        finally:
+            self.hello = None
         return self
 
-    async def _hello(self) -> Dict[str, Any]:
-        while True:
+    # -- asyncio.Protocol ---------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.frames.feed(data)
+        try:
             msgs = self.frames.messages()
-            if msgs:
-                if len(msgs) > 1:
-                    raise ProtocolError("llmgated sent more than its hello")
-                return msgs[0]
-            data = await self.r.read(65536)
-            if not data:
-                raise DaemonUnavailable(self._eof_reason())
-            self.frames.feed(data)
+        except LlmgateError as e:
+            self._die(e)
+            return
+        for msg in msgs:
+            if self.hello is not None:
+                if self.frames.pending() or len(msgs) > 1:
+                    self._die(ProtocolError("llmgated sent more than its "
+                                            "hello"))
+                    return
+                self.hello.put(msg)
+                return
+            self._dispatch(msg)
+
+    def eof_received(self) -> Optional[bool]:
+        self._die(DaemonUnavailable(self._eof_reason()))
+        return None
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if exc is not None:
+            self._die(DaemonUnavailable("%s: %s" % (_LOST, exc)))
+        else:
+            self._die(DaemonUnavailable(self._eof_reason()))
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.resumed is not None and not self.resumed.done():
+            self.resumed.set_result(None)
+
+    # ------------------------------------------------------------------------
 
     def _eof_reason(self) -> str:
         if self.notice:
@@ -84,54 +138,40 @@ class _AConn:
                    "frame" % _LOST
         return "%s: llmgated closed the connection" % _LOST
 
-    async def _run(self) -> None:
-        exc: LlmgateError
-        try:
-            while True:
-                data = await self.r.read(262144)
-                if not data:
-                    exc = DaemonUnavailable(self._eof_reason())
-                    break
-                self.frames.feed(data)
-                for msg in self.frames.messages():
-                    self._dispatch(msg)
-        except LlmgateError as e:
-            exc = e
-        except OSError as e:
-            exc = DaemonUnavailable("%s: %s" % (_LOST, e))
-        except asyncio.CancelledError:
-            exc = DaemonUnavailable("connection closed")
-        self._die(exc)
-
     def _dispatch(self, msg: Dict[str, Any]) -> None:
         rid = msg["id"]
         if rid == 0:
             if msg["t"] == "error":
                 self.notice = text_of(msg.get("message"))
             return
-        q = self.pending.get(rid)
-        if q is not None:
+        p = self.pending.get(rid)
+        if p is not None:
             if msg["t"] in FINAL:
                 del self.pending[rid]
-            q.put_nowait(msg)
+            p.put(msg)
 
     def _die(self, exc: LlmgateError) -> None:
         if self.dead is None:
             self.dead = exc
         pend, self.pending = self.pending, {}
-        for q in pend.values():
-            q.put_nowait(_Lost(self.dead))
-        self.w.close()
+        if self.hello is not None:
+            pend[0] = self.hello
+        for p in pend.values():
+            p.put(_Lost(self.dead))
+        if self.resumed is not None and not self.resumed.done():
+            self.resumed.set_result(None)
+        if self.transport is not None:
+            self.transport.close()
+
+    def alive(self) -> bool:
+        return self.dead is None and self.transport is not None and \
+            not self.transport.is_closing()
 
     async def close(self) -> None:
         self._die(DaemonUnavailable("connection closed"))
-        if self.task is not None and self.task is not asyncio.current_task():
-            self.task.cancel()
-            with contextlib.suppress(BaseException):
-                await self.task
 
-    def request(self, msg: Dict[str, Any]) -> Tuple[int, "asyncio.Queue[Any]"]:
-        if self.dead is None and self.w.is_closing():
+    def request(self, msg: Dict[str, Any]) -> Tuple[int, _Pending]:
+        if self.dead is None and not self.alive():
             self._die(DaemonUnavailable(_LOST))
         if self.dead is not None:
             raise self.dead
@@ -146,34 +186,78 @@ class _AConn:
             raise InvalidRequest("request too large: %d bytes, llmgated "
                                  "takes at most %d" % (len(frame) - 4,
                                                        self.max_frame))
-        q: "asyncio.Queue[Any]" = asyncio.Queue()
-        self.pending[rid] = q
-        self.w.write(frame)
-        return rid, q
+        p = _Pending()
+        self.pending[rid] = p
+        self._queue(frame)
+        return rid, p
+
+    def _queue(self, frame: bytes) -> None:
+        self.out.append(frame)
+        if self.flushed is None:
+            self.flushed = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        out, self.out = self.out, []
+        fut, self.flushed = self.flushed, None
+        if out and self.alive():
+            assert self.transport is not None
+            self.transport.write(b"".join(out))
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     async def drain(self) -> bool:
-        """Flush; False when the write failed (the daemon is gone)."""
-        try:
-            await self.w.drain()
-        except OSError as e:
-            self._die(DaemonUnavailable("%s: %s" % (_LOST, e)))
-            return False
-        return True
+        """Wait until this iteration's frames are written and while the
+        socket's buffer is full; False when the connection died (the
+        daemon is gone)."""
+        if self.flushed is not None:
+            await asyncio.shield(self.flushed)
+        while self.paused and self.dead is None:
+            self.resumed = asyncio.get_running_loop().create_future()
+            await self.resumed
+        if self.dead is None and not self.alive():
+            # The write failed at once (the daemon had gone): the
+            # transport is closing and connection_lost() is yet to come.
+            self._die(DaemonUnavailable("%s: the daemon closed the "
+                                        "connection" % _LOST))
+        return self.dead is None
 
     def cancel(self, rid: int) -> None:
         """Stop call rid (synchronous: the frame is only buffered)."""
         self.pending.pop(rid, None)
-        if self.dead is None and not self.w.is_closing():
-            self.w.write(encode({"t": "cancel", "id": rid}))
+        if self.alive():
+            try:
+                self._queue(encode({"t": "cancel", "id": rid}))
+            except RuntimeError:    # no running loop (a stream's __del__)
+                assert self.transport is not None
+                self.transport.write(encode({"t": "cancel", "id": rid}))
 
 
-async def _wait(q: "asyncio.Queue[Any]", timeout: Optional[float],
+def _expire(fut: "asyncio.Future[None]") -> None:
+    if not fut.done():
+        fut.set_exception(asyncio.TimeoutError())
+
+
+async def _wait(p: _Pending, timeout: Optional[float],
                 what: str) -> Dict[str, Any]:
-    try:
-        msg = await asyncio.wait_for(q.get(), timeout)
-    except asyncio.TimeoutError:
-        raise ReplyTimeout("no answer from llmgated to %s within %gs"
-                           % (what, timeout)) from None
+    """The next reply of a request; a timer (not a task per wait) bounds
+    the wait."""
+    while not p.items:
+        loop = asyncio.get_running_loop()
+        fut: "asyncio.Future[None]" = loop.create_future()
+        p.waiter = fut
+        timer = loop.call_later(timeout, _expire, fut) \
+            if timeout is not None else None
+        try:
+            await fut
+        except asyncio.TimeoutError:
+            raise ReplyTimeout("no answer from llmgated to %s within %gs"
+                               % (what, timeout)) from None
+        finally:
+            p.waiter = None
+            if timer is not None:
+                timer.cancel()
+    msg = p.items.popleft()
     if isinstance(msg, _Lost):
         raise msg.exc
     return msg  # type: ignore[no-any-return]
@@ -193,7 +277,7 @@ class AsyncStream:
         self._opts = opts
         self._conn: Optional[_AConn] = None
         self._rid = 0
-        self._q: "Optional[asyncio.Queue[Any]]" = None
+        self._q: Optional[_Pending] = None
         self._state = StreamState()
         self._done = False
         self._timeout = stream_timeout(req, client.timeout)
@@ -285,7 +369,7 @@ class AsyncClient:
 
     async def _get(self) -> _AConn:
         c = self._conn
-        if c is not None and c.dead is None and not c.w.is_closing():
+        if c is not None and c.alive():
             return c
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -293,7 +377,7 @@ class AsyncClient:
             if self._closed:
                 raise DaemonUnavailable("the client is closed")
             c = self._conn
-            if c is not None and c.dead is None and not c.w.is_closing():
+            if c is not None and c.alive():
                 return c
             if c is not None:
                 await c.close()
@@ -317,7 +401,7 @@ class AsyncClient:
                 delay = min(delay * 2, 0.2)
 
     async def _request(self, msg: Dict[str, Any]) -> \
-            Tuple[_AConn, int, "asyncio.Queue[Any]"]:
+            Tuple[_AConn, int, _Pending]:
         for i in range(2):
             c = await self._get()
             try:
