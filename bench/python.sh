@@ -11,8 +11,10 @@
 #
 # usage: bench/python.sh [BUILDDIR]    (default: $BUILDDIR, else .)
 # Build first: make && make bench. N1, N16: calls at concurrency 1 and 16;
-# PYTHON: the interpreter (default /usr/bin/python3, which sees Debian's
-# python3-msgpack). Benchmarks print numbers; nothing passes or fails.
+# REPEAT: runs of each load, the best (by calls/s) is shown (default 3: on
+# a shared machine single runs vary); PYTHON: the interpreter (default
+# /usr/bin/python3, which sees Debian's python3-msgpack). Benchmarks print
+# numbers; nothing passes or fails.
 
 set -eu
 
@@ -24,6 +26,7 @@ daemon=$build/llmgated
 python=${PYTHON:-/usr/bin/python3}
 N1=${N1:-3000}
 N16=${N16:-10000}
+REPEAT=${REPEAT:-3}
 MODEL=bench-model
 
 for f in "$bench" "$upstream" "$daemon"; do
@@ -47,6 +50,25 @@ trap 'exit 1' INT TERM
 
 field() {
 	printf '%s\n' "$1" | sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p"
+}
+
+# best CMD...: runs CMD (which prints one JSON line) REPEAT times and
+# prints the line with the most calls/s.
+best() {
+	b_best=
+	b_rate=-1
+	b_i=0
+	while [ $b_i -lt "$REPEAT" ]; do
+		b_i=$((b_i + 1))
+		b_out=$("$@") || true
+		b_r=$(field "$b_out" calls_per_s)
+		if [ -n "$b_r" ] &&
+		    awk -v a="$b_r" -v b="$b_rate" 'BEGIN { exit !(a > b) }'; then
+			b_best=$b_out
+			b_rate=$b_r
+		fi
+	done
+	printf '%s\n' "$b_best"
 }
 
 "$upstream" -t 300 >"$tmp/up.out" 2>"$tmp/up.err" &
@@ -77,20 +99,20 @@ while [ ! -S "$sock" ]; do
 done
 
 echo "llmgate Python client vs libllmgate: $(nproc 2>/dev/null || echo '?')" \
-    "CPUs, one connection, plain calls to a canned upstream"
+    "CPUs, one connection, plain calls to a canned upstream, best of $REPEAT"
 printf '%-14s %3s %9s %8s %8s %9s\n' client c "calls/s" "p50 us" \
     "p99 us" "+p50 us"
 for c in 1 16; do
 	if [ "$c" = 1 ]; then n=$N1; else n=$N16; fi
-	cres=$("$bench" -s "$sock" -m "bench/$MODEL" -n "$n" -c "$c" \
-	    -T 30 --json) || true
+	cres=$(best "$bench" -s "$sock" -m "bench/$MODEL" -n "$n" -c "$c" \
+	    -T 30 --json)
 	c50=$(field "$cres" p50_us)
 	printf '%-14s %3d %9.0f %8d %8d %9s\n' libllmgate "$c" \
 	    "$(field "$cres" calls_per_s)" "$c50" "$(field "$cres" p99_us)" -
 	for mode in sync async; do
-		r=$(PYTHONPATH="$src/client/python" "$python" \
+		r=$(PYTHONPATH="$src/client/python" best "$python" \
 		    "$src/bench/python_bench.py" -s "$sock" -m "bench/$MODEL" \
-		    -n "$n" -c "$c" --mode "$mode") || true
+		    -n "$n" -c "$c" --mode "$mode")
 		p50=$(field "$r" p50_us)
 		printf '%-14s %3d %9.0f %8d %8d %9d\n' "python-$mode" "$c" \
 		    "$(field "$r" calls_per_s)" "$p50" "$(field "$r" p99_us)" \
