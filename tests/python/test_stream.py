@@ -72,3 +72,15 @@ def test_stream_tool_call_deltas(client, uniq):
     assert "".join(c.tool_args or "" for c in deltas) == '{"city":"Oslo"}'
     assert s.result.finish_reason == "tool_calls"
     assert s.result.tool_calls[0].args == {"city": "Oslo"}
+
+
+def test_stream_cut_restarted(client):
+    s = client.stream("one two three four five", models=["mock/cut:2"],
+                      on_cut="restart")
+    chunks = list(s)
+    assert any(c.reset for c in chunks)
+    shown = ""
+    for c in chunks:
+        shown = (c.text if c.reset else shown + c.text)
+    assert shown == "echo: one two three four five" == s.result.text
+    assert len(s.result.attempts) == 2
