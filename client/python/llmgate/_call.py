@@ -214,7 +214,7 @@ def retry_after(headers: Any) -> Optional[float]:
     try:
         import email.utils
         import time
-        when = email.utils.parsedate_to_datetime(v).timestamp()
+        when: float = email.utils.parsedate_to_datetime(v).timestamp()
         return max(0.0, when - time.time())
     except (TypeError, ValueError):
         return None

@@ -56,7 +56,7 @@ def socket_path(explicit: Optional[str] = None) -> str:
 
 def encode(msg: Dict[str, Any]) -> bytes:
     """One frame, header included."""
-    payload = msgpack.packb(msg, use_bin_type=True)
+    payload: bytes = msgpack.packb(msg, use_bin_type=True)
     return HDR.pack(len(payload)) + payload
 
 

@@ -50,6 +50,6 @@ def stream_timeout(req: Dict[str, Any], default: Optional[float]) -> \
     t = req.get("timeout_ms")
     if default is None:
         return None
-    if t:
+    if isinstance(t, int) and t:
         return max(default, t / 1000 + 10)
     return default

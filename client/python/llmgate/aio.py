@@ -252,7 +252,7 @@ async def _wait(p: _Pending, timeout: Optional[float],
             await fut
         except asyncio.TimeoutError:
             raise ReplyTimeout("no answer from llmgated to %s within %gs"
-                               % (what, timeout)) from None
+                               % (what, timeout or 0)) from None
         finally:
             p.waiter = None
             if timer is not None:

@@ -218,7 +218,7 @@ def _wait(q: "queue.SimpleQueue[Any]", timeout: Optional[float],
         msg = q.get(timeout=timeout)
     except queue.Empty:
         raise ReplyTimeout("no answer from llmgated to %s within %gs"
-                           % (what, timeout)) from None
+                           % (what, timeout or 0)) from None
     if isinstance(msg, _Lost):
         raise msg.exc
     return msg  # type: ignore[no-any-return]

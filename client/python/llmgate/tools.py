@@ -123,7 +123,7 @@ class Tool:
                 obj = self.model.model_validate(arguments)
             else:
                 obj = self.model.parse_obj(arguments)
-            return self.fn(**{self.model_arg: obj})
+            return self.fn(**{str(self.model_arg): obj})
         if not isinstance(arguments, dict):
             raise TypeError("tool arguments must be a JSON object")
         return self.fn(**arguments)

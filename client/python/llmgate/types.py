@@ -222,7 +222,8 @@ def attempts_of(msg: Dict[str, Any]) -> List[Attempt]:
 
 
 def result_of(msg: Dict[str, Any]) -> Result:
-    usage = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
+    u = msg.get("usage")
+    usage: Dict[str, Any] = u if isinstance(u, dict) else {}
     calls = []
     for c in msg.get("tool_calls") or []:
         if isinstance(c, dict):
