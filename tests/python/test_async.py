@@ -106,3 +106,10 @@ def test_async_daemon_unavailable(tmp_path):
         with pytest.raises(llmgate.DaemonUnavailable):
             await llmgate.AsyncClient(str(tmp_path / "x.sock")).call("x")
     run(main())
+
+
+def test_one_client_in_two_event_loops(daemon):
+    c = llmgate.AsyncClient(daemon.sock)
+    assert run(c.call("one", models=["mock/echo"])).text == "echo: one"
+    assert run(c.call("two", models=["mock/echo"])).text == "echo: two"
+    run(c.close())

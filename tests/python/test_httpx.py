@@ -140,3 +140,45 @@ def test_async_transport(daemon, fakeprov, uniq):
             assert tr.last_lease.output_tokens == 3
         assert fakeprov.count(model) == 11
     asyncio.run(asyncio.wait_for(main(), 30 * SLOW))
+
+
+def test_router_maps_urls_to_targets():
+    from llmgate.httpx import _Router
+    r = _Router(None)
+    r.load({"providers": [
+        {"name": "openai", "type": "openai", "base_url": None},
+        {"name": "anthropic", "type": "anthropic", "base_url": None},
+        {"name": "google", "type": "gemini", "base_url": None},
+        {"name": "az", "type": "azure",
+         "base_url": "https://me.openai.azure.com"},
+        {"name": "local", "type": "openai",
+         "base_url": "http://127.0.0.1:8080/v1/"}]})
+
+    def target(url, body=None, method="POST"):
+        return r.target(httpx.Request(method, url, json=body))
+    assert target("https://api.openai.com/v1/chat/completions",
+                  {"model": "gpt-4o-mini"}) == "openai/gpt-4o-mini"
+    assert target("https://api.openai.com/v1/responses",
+                  {"model": "gpt-4o"}) == "openai/gpt-4o"
+    assert target("https://api.anthropic.com/v1/messages",
+                  {"model": "claude-3-5-haiku-latest"}) == \
+        "anthropic/claude-3-5-haiku-latest"
+    assert target("https://generativelanguage.googleapis.com/v1beta/models/"
+                  "gemini-2.0-flash:streamGenerateContent?alt=sse",
+                  {"contents": []}) == "google/gemini-2.0-flash"
+    assert target("https://me.openai.azure.com/openai/deployments/dep1/"
+                  "chat/completions?api-version=2024-10-21",
+                  {"messages": []}) == "az/dep1"
+    assert target("http://127.0.0.1:8080/v1/chat/completions",
+                  {"model": "llama"}) == "local/llama"
+    # Not a chat endpoint, not POST, no model, or an unknown host: no lease.
+    assert target("https://api.openai.com/v1/embeddings",
+                  {"model": "x"}) is None
+    assert target("https://api.openai.com/v1/chat/completions",
+                  method="GET") is None
+    assert target("https://api.openai.com/v1/chat/completions", {}) is None
+    assert target("https://example.com/v1/chat/completions",
+                  {"model": "x"}) is None
+    # The wrong endpoint kind for a provider's type is not leased.
+    assert target("https://api.anthropic.com/v1/chat/completions",
+                  {"model": "x"}) is None

@@ -51,6 +51,7 @@ class _AConn(asyncio.Protocol):
         self.server = ""
         self.max_frame = 0
         self.transport: Optional[asyncio.Transport] = None
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.hello: Optional[_Pending] = _Pending()
         self.paused = False
         self.resumed: "Optional[asyncio.Future[None]]" = None
@@ -63,6 +64,7 @@ class _AConn(asyncio.Protocol):
     async def open(cls, path: str, name: str, timeout: float) -> "_AConn":
         loop = asyncio.get_running_loop()
         self = cls(path)
+        self.loop = loop
         try:
             await asyncio.wait_for(
                 loop.create_unix_connection(lambda: self, path), timeout)
@@ -161,7 +163,9 @@ class _AConn(asyncio.Protocol):
         if self.resumed is not None and not self.resumed.done():
             self.resumed.set_result(None)
         if self.transport is not None:
-            self.transport.close()
+            # RuntimeError: its event loop is closed already.
+            with contextlib.suppress(RuntimeError):
+                self.transport.close()
 
     def alive(self) -> bool:
         return self.dead is None and self.transport is not None and \
@@ -369,8 +373,15 @@ class AsyncClient:
 
     async def _get(self) -> _AConn:
         c = self._conn
-        if c is not None and c.alive():
+        loop = asyncio.get_running_loop()
+        if c is not None and c.alive() and c.loop is loop:
             return c
+        if c is not None and c.loop is not loop:
+            # Used from another event loop (a second asyncio.run()): the
+            # old connection belongs to the old loop; leave it.
+            c.dead = c.dead or DaemonUnavailable("connection closed")
+            self._conn = None
+            self._lock = None
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
