@@ -165,3 +165,27 @@ def test_status_ping_metrics(client, fakeprov):
             "base_url": fakeprov.url + "/v1"} in st["providers"]
     assert client.ping() >= 0
     assert "llmgate_" in client.metrics()
+
+
+BREAKER_CONF = """
+providers = ( { name = "mock"; type = "mock"; } );
+retry = { attempts = 3; initial_ms = 1; max_ms = 2; };
+retry_budget = { ratio = 0.0; min_per_s = 0.0; };
+breaker = { failures = 1; min_calls = 1000; open_ms = 60000; };
+"""
+
+
+def test_circuit_open_and_budget_exhausted(own_daemon):
+    d = own_daemon(BREAKER_CONF)
+    with llmgate.Client(d.sock, timeout=30) as c:
+        # No retry budget at all: the retry is skipped.
+        with pytest.raises(llmgate.BudgetExhausted) as ei:
+            c.call("x", models=["mock/error:server_error"])
+        assert [a.cls for a in ei.value.attempts] == \
+            ["server_error", "budget_exhausted"]
+        assert ei.value.attempts[1].skipped
+        # That failure opened the breaker: the target is skipped now.
+        with pytest.raises(llmgate.CircuitOpen) as ei:
+            c.call("x", models=["mock/error:server_error"])
+        assert [(a.cls, a.skipped) for a in ei.value.attempts] == \
+            [("circuit_open", True)]
