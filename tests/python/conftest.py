@@ -39,8 +39,15 @@ def wait_for(cond, timeout, what):
         delay = min(delay * 2, 0.1)
 
 
+def need(path):
+    if not os.access(path, os.X_OK):
+        pytest.fail("%s is not built (make check builds it; set "
+                    "LLMGATE_BUILDDIR for another build directory)" % path)
+
+
 class FakeProv:
     def __init__(self):
+        need(FAKEPROV)
         self.proc = subprocess.Popen([FAKEPROV, "-t", "600"],
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL)
@@ -100,6 +107,7 @@ class Daemon:
         self.start()
 
     def start(self):
+        need(LLMGATED)
         env = dict(os.environ)
         env.pop("LLMGATE_SOCKET", None)
         self.log = open(self.logpath, "ab")

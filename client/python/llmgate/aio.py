@@ -456,11 +456,12 @@ class AsyncClient:
             while True:
                 msg = await _wait(q, wait, "a call")
                 if msg["t"] != "chunk":
-                    return _call.finish(msg, req, opts, self)
+                    break
         except BaseException:
             # Timed out, or the task was cancelled: stop it in the daemon.
             c.cancel(rid)
             raise
+        return _call.finish(msg, req, opts, self)
 
     def stream(self, prompt: Optional[str] = None, *,
                messages: Optional[List[Any]] = None,

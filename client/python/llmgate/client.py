@@ -405,10 +405,12 @@ class Client:
             while True:
                 msg = _wait(q, wait, "a call")
                 if msg["t"] != "chunk":
-                    return _call.finish(msg, req, opts, self)
-        except ReplyTimeout:
+                    break
+        except BaseException:
+            # Timed out or interrupted (KeyboardInterrupt): stop it there.
             c.cancel(rid)
             raise
+        return _call.finish(msg, req, opts, self)
 
     def stream(self, prompt: Optional[str] = None, *,
                messages: Optional[List[Any]] = None,
@@ -497,7 +499,7 @@ class Client:
             max(self.timeout, (timeout or 0) + 10)
         try:
             reply = _wait(q, wait, "acquire")
-        except ReplyTimeout:
+        except BaseException:
             c.cancel(rid)
             raise
         if reply["t"] == "error":
