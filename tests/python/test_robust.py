@@ -215,3 +215,16 @@ def test_call_in_flight_when_daemon_dies(own_daemon):
     t.join(10 * SLOW)
     assert len(out) == 1 and isinstance(out[0], llmgate.DaemonUnavailable)
     c.close()
+
+
+def test_daemon_gone_for_good(own_daemon):
+    d = own_daemon()
+    c = llmgate.Client(d.sock, timeout=30 * SLOW, connect_timeout=0.3)
+    assert c.call("x", models=["mock/echo"]).text == "echo: x"
+    assert d.stop() == 0
+    t0 = time.monotonic()
+    with pytest.raises(llmgate.DaemonUnavailable, match="cannot connect"):
+        c.call("y", models=["mock/echo"])
+    # It tried for connect_timeout, not longer.
+    assert time.monotonic() - t0 < 3 * SLOW
+    c.close()
