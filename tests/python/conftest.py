@@ -104,6 +104,8 @@ class Daemon:
         with open(self.conf, "w") as f:
             f.write(conf_text)
         self.proc = None
+        self.killed = False
+        self.rc = 0
         self.start()
 
     def start(self):
@@ -137,10 +139,12 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        rc = self.proc.returncode if self.proc else 0
+        if self.proc is None:
+            return self.rc
+        self.rc = self.proc.returncode
         self.proc = None
         self.log.close()
-        return rc
+        return self.rc
 
     def cli(self, *args, timeout=30):
         env = dict(os.environ, LLMGATE_SOCKET=self.sock)
@@ -148,7 +152,8 @@ class Daemon:
                               text=True, env=env, timeout=timeout * SLOW)
 
     def cleanup(self):
-        self.stop()
+        if self.proc is not None:
+            self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -178,7 +183,11 @@ def own_daemon(fakeprov):
         return d
     yield make
     for d in made:
+        rc = d.stop()
+        log = d.read_log()
         d.cleanup()
+        # A daemon the test killed has no clean exit to check.
+        assert d.killed or rc == 0, "llmgated exited %s:\n%s" % (rc, log)
 
 
 @pytest.fixture

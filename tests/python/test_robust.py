@@ -210,6 +210,7 @@ def test_call_in_flight_when_daemon_dies(own_daemon):
     t = threading.Thread(target=work)
     t.start()
     wait_for(lambda: c.status()["inflight"] == 1, 5, "the call in flight")
+    d.killed = True
     d.proc.kill()
     d.proc.wait()
     t.join(10 * SLOW)
