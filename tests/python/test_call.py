@@ -1,12 +1,10 @@
 """Calls: options on the wire, results, errors with their attempts."""
-import json
 import os
 import threading
 
 import pytest
 
 import llmgate
-from conftest import wait_for
 
 
 def test_call_result(client, fakeprov, uniq):

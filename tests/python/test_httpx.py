@@ -1,7 +1,5 @@
 """The httpx lease transport in front of the fake provider."""
 import asyncio
-import json
-import os
 import subprocess
 import sys
 import time
@@ -137,6 +135,7 @@ def test_async_transport(daemon, fakeprov, uniq):
             async with h.stream("POST", "/chat/completions", json=body,
                                 headers=HDRS) as r:
                 lines = [x async for x in r.aiter_lines()]
+            assert "data: [DONE]" in [x.strip() for x in lines]
             assert tr.last_lease.output_tokens == 3
         assert fakeprov.count(model) == 11
     asyncio.run(asyncio.wait_for(main(), 30 * SLOW))

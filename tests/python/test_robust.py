@@ -1,6 +1,5 @@
 """Bad daemons give clear exceptions, never a hang; restarts reconnect."""
 import asyncio
-import os
 import socket
 import struct
 import threading

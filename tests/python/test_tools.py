@@ -1,5 +1,4 @@
 """Structured output, conversations, tools executed in Python."""
-import json
 from typing import List, Optional
 
 import pydantic
