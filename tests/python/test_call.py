@@ -5,6 +5,7 @@ import threading
 import pytest
 
 import llmgate
+from conftest import wait_for
 
 
 def test_call_result(client, fakeprov, uniq):
@@ -187,3 +188,20 @@ def test_circuit_open_and_budget_exhausted(own_daemon):
             c.call("x", models=["mock/error:server_error"])
         assert [(a.cls, a.skipped) for a in ei.value.attempts] == \
             [("circuit_open", True)]
+
+
+def test_interrupted_call_is_cancelled(client):
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            client.call("x", models=["mock/slow:30000"])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    wait_for(lambda: client.status()["inflight"] == 0, 5,
+             "the interrupted call to leave the daemon")
