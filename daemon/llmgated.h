@@ -340,6 +340,20 @@ struct provider_type {
 
 const struct provider_type *provider_type_find(const char *name);
 
+/* An upstream error body's fields, whichever provider's shape it has. */
+struct provider_err {
+	const char *message;	/* message, detail or a bare error string */
+	const char *type;	/* error.type */
+	const char *code;	/* error.code; an integer one printed */
+	const char *status;	/* error.status: Gemini's status name */
+	long http;		/* an integer code that is an HTTP status */
+	json_t *obj;		/* the error object; NULL for a bare string */
+	char codebuf[24];
+};
+void provider_err_fields(json_t *root, struct provider_err *);
+/* 1 if the error says the prompt exceeds the context window. */
+int provider_err_context(const struct provider_err *);
+
 /* provider-openai.c: Chat Completions, shared with provider-azure.c. */
 /* Body plus Content-Type/Accept headers; model NULL leaves it out. */
 int openai_build_body(struct http_req *, const char *model,

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "llmgated.h"
 
@@ -105,10 +104,11 @@ static const struct {
 	{ "timeout_error", LLMGATE_TIMEOUT },
 };
 
-/* Messages of a 400 that mean the prompt does not fit (context_length). */
+/*
+ * Messages of a 400 that mean the prompt does not fit, beyond the ones
+ * every adapter knows (provider_err_context()).
+ */
 static const char *anthropic_context_markers[] = {
-	"prompt is too long",
-	"exceed context limit",
 	"too many tokens",
 };
 
@@ -595,45 +595,33 @@ fail:
 	return -1;
 }
 
-/* Case-insensitive substring search, for error message markers. */
-static int
-anthropic_contains(const char *s, const char *needle)
-{
-	size_t n = strlen(needle);
-
-	for (; *s != '\0'; s++) {
-		if (strncasecmp(s, needle, n) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 static int
 anthropic_marked(const char *msg, const char **markers, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (anthropic_contains(msg, markers[i]))
+		if (strcasestr(msg, markers[i]) != NULL)
 			return 1;
 	}
 	return 0;
 }
 
 /*
- * The class for an Anthropic error object: message markers first (they
- * say more than the type), then the type, then the HTTP status. A stream
- * error arrives with status 200, so an unknown type there is a server one.
+ * The class for an error object: message markers first (they say more
+ * than the type), then the type, then the HTTP status. A stream error
+ * arrives with status 200, so an unknown type there is a server one.
  */
 static enum llmgate_class
-anthropic_error_class(const char *type, const char *msg, uint32_t status)
+anthropic_error_class(const struct provider_err *e, uint32_t status)
 {
+	const char *type, *msg;
 	size_t i;
 
-	if (type == NULL)
-		type = "";
-	if (msg == NULL)
-		msg = "";
+	if (provider_err_context(e))
+		return LLMGATE_CONTEXT_LENGTH;
+	type = e->type != NULL ? e->type : "";
+	msg = e->message != NULL ? e->message : "";
 	if (strcmp(type, "invalid_request_error") == 0 &&
 	    anthropic_marked(msg, anthropic_context_markers,
 	    nitems(anthropic_context_markers)))
@@ -648,6 +636,9 @@ anthropic_error_class(const char *type, const char *msg, uint32_t status)
 		if (strcmp(type, anthropic_errors[i].type) == 0)
 			return anthropic_errors[i].cls;
 	}
+	/* Compatible servers put the HTTP status in an error's code. */
+	if (status < 400)
+		status = (uint32_t)e->http;
 	if (status < 400)
 		return LLMGATE_SERVER_ERROR;
 	return reply_class_for_status(status);
@@ -670,46 +661,48 @@ anthropic_error(struct reply *r, enum llmgate_class cls, uint32_t status,
 	reply_error(r, cls, status, "%.*s%s", (int)len, msg, cut ? "..." : "");
 }
 
-/* An {"type":"error","error":{type,message}} object, body or event. */
+/*
+ * An error body or stream event: Anthropic's
+ * {"type":"error","error":{type,message}}, or another server's shape
+ * (llama.cpp's Anthropic endpoint answers in OpenAI's). Gateways
+ * (Cloudflare, proxies) answer with HTML or nothing: then the status
+ * decides.
+ */
 static void
-anthropic_error_object(struct reply *r, json_t *err, uint32_t status)
+anthropic_error_root(struct reply *r, json_t *root, uint32_t status)
 {
-	const char *type, *msg;
+	struct provider_err e;
+	enum llmgate_class cls;
+	const char *msg;
+	char buf[32];
 
-	type = json_string_value(json_object_get(err, "type"));
-	msg = json_string_value(json_object_get(err, "message"));
+	provider_err_fields(root, &e);
+	if ((e.message == NULL || *e.message == '\0') && e.type == NULL &&
+	    e.code == NULL) {
+		if ((cls = reply_class_for_status(status)) == LLMGATE_OK)
+			cls = LLMGATE_SERVER_ERROR;
+		if (status != 0)
+			snprintf(buf, sizeof buf, "HTTP %u", status);
+		else
+			snprintf(buf, sizeof buf, "stream error event");
+		anthropic_error(r, cls, status, buf);
+		return;
+	}
+	msg = e.message;
 	if (msg == NULL || *msg == '\0')
-		msg = type != NULL ? type : "error without a message";
-	anthropic_error(r, anthropic_error_class(type, msg, status), status,
-	    msg);
+		msg = e.type != NULL ? e.type : "error without a message";
+	anthropic_error(r, anthropic_error_class(&e, status), status, msg);
 }
 
 static void
 anthropic_classify(struct reply *r, uint32_t status, const char *body,
     size_t len)
 {
-	enum llmgate_class cls;
-	json_t *root = NULL, *err;
-	char msg[32];
+	json_t *root = NULL;
 
 	if (body != NULL && len != 0)
 		root = jload(body, len, NULL);
-	err = json_object_get(root, "error");
-	if (json_is_object(err)) {
-		anthropic_error_object(r, err, status);
-		json_decref(root);
-		return;
-	}
-
-	/* Gateways (Cloudflare, proxies) answer with HTML or nothing. */
-	if ((cls = reply_class_for_status(status)) == LLMGATE_OK)
-		cls = LLMGATE_SERVER_ERROR;
-	if (json_is_string(err) && *json_string_value(err) != '\0')
-		anthropic_error(r, cls, status, json_string_value(err));
-	else {
-		snprintf(msg, sizeof msg, "HTTP %u", status);
-		anthropic_error(r, cls, status, msg);
-	}
+	anthropic_error_root(r, root, status);
 	json_decref(root);
 }
 
@@ -797,8 +790,7 @@ anthropic_parse(struct reply *r, const char *body, size_t len)
 		return -1;
 	}
 	if (json_is_object(json_object_get(root, "error"))) {
-		anthropic_error_object(r, json_object_get(root, "error"),
-		    r->status);
+		anthropic_error_root(r, root, r->status);
 		goto fail;
 	}
 	content = json_object_get(root, "content");
@@ -1117,12 +1109,7 @@ anthropic_ev_message_stop(struct reply *r, json_t *ev)
 static int
 anthropic_ev_error(struct reply *r, json_t *ev)
 {
-	json_t *err = json_object_get(ev, "error");
-
-	if (json_is_object(err))
-		anthropic_error_object(r, err, 0);
-	else
-		reply_error(r, LLMGATE_SERVER_ERROR, 0, "stream error event");
+	anthropic_error_root(r, ev, 0);
 	return -1;
 }
 

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "llmgated.h"
 
@@ -92,17 +91,11 @@ struct gemini_details {
 	int64_t retry_ms;	/* RetryInfo.retryDelay, -1 when none */
 };
 
-/* Case-insensitive substring test: provider wording varies in case. */
+/* Provider wording varies in case. */
 static int
 gemini_has(const char *s, const char *needle)
 {
-	size_t n = strlen(needle);
-
-	for (; *s != '\0'; s++) {
-		if (strncasecmp(s, needle, n) == 0)
-			return 1;
-	}
-	return 0;
+	return strcasestr(s, needle) != NULL;
 }
 
 /* json_string() refuses invalid UTF-8, which is the caller's input error. */
@@ -567,8 +560,8 @@ gemini_details(json_t *details, struct gemini_details *gd)
  * quota), then the status name, then the HTTP code.
  */
 static enum llmgate_class
-gemini_error_class(const char *st, const char *msg, uint32_t http,
-    const struct gemini_details *gd)
+gemini_error_class(const struct provider_err *e, const char *st,
+    const char *msg, uint32_t http, const struct gemini_details *gd)
 {
 	size_t i;
 
@@ -576,8 +569,7 @@ gemini_error_class(const char *st, const char *msg, uint32_t http,
 	    gemini_has(msg, "API key expired"))
 		return LLMGATE_AUTH;
 	/* "Request payload size exceeds the limit" comes as 413. */
-	if (http == 413 || (gemini_has(msg, "input token count") &&
-	    gemini_has(msg, "exceeds the maximum")))
+	if (http == 413 || provider_err_context(e))
 		return LLMGATE_CONTEXT_LENGTH;
 	if (strcmp(st, "RESOURCE_EXHAUSTED") == 0 || http == 429 ||
 	    http == 402) {
@@ -608,38 +600,31 @@ gemini_error_class(const char *st, const char *msg, uint32_t http,
 }
 
 /*
- * Record a google.rpc.Status ({"code", "message", "status", "details"}).
- * status is the HTTP status, 0 for an error event inside a 2xx stream.
+ * Record an error body: a google.rpc.Status ({"error": {"code",
+ * "message", "status", "details"}}), or another server's shape
+ * (provider_err_fields()). status is the HTTP status, 0 for an error
+ * event inside a 2xx stream.
  */
 static void
-gemini_status(struct reply *r, uint32_t status, json_t *err)
+gemini_status(struct reply *r, uint32_t status, json_t *root)
 {
+	struct provider_err e;
 	struct gemini_details gd;
-	const char *st = "", *msg;
+	const char *st, *msg;
 	char text[GEMINI_MSG_MAX + 4];
 	enum llmgate_class cls;
-	json_int_t code = 0;
 	uint32_t http;
 
-	if (json_is_object(err)) {
-		code = json_integer_value(json_object_get(err, "code"));
-		if ((st = json_string_value(json_object_get(err,
-		    "status"))) == NULL)
-			st = "";
-		msg = json_string_value(json_object_get(err, "message"));
-	} else
-		msg = json_string_value(err);
-	if (msg == NULL)
-		msg = "";
+	provider_err_fields(root, &e);
+	st = e.status != NULL ? e.status : "";
+	msg = e.message != NULL ? e.message : "";
 	gemini_msg(text, sizeof text, msg);
 	if (status >= 300)
 		http = status;
-	else if (code >= 100 && code <= 599)
-		http = (uint32_t)code;
 	else
-		http = 0;
-	gemini_details(json_object_get(err, "details"), &gd);
-	cls = gemini_error_class(st, msg, http, &gd);
+		http = (uint32_t)e.http;
+	gemini_details(json_object_get(e.obj, "details"), &gd);
+	cls = gemini_error_class(&e, st, msg, http, &gd);
 
 	if (gd.retry_ms >= 0 && r->rl.retry_after_ms < 0)
 		r->rl.retry_after_ms = gd.retry_ms;
@@ -765,8 +750,8 @@ gemini_response(struct reply *r, json_t *root, int whole)
 		    "response is not a JSON object");
 		return -1;
 	}
-	if ((j = json_object_get(root, "error")) != NULL) {
-		gemini_status(r, 0, j);
+	if (json_object_get(root, "error") != NULL) {
+		gemini_status(r, 0, root);
 		return -1;
 	}
 	if (json_is_object(usage = json_object_get(root, "usageMetadata"))) {
@@ -874,15 +859,14 @@ static void
 gemini_classify(struct reply *r, uint32_t status, const char *body,
     size_t len)
 {
-	json_t *root, *err = NULL;
+	struct provider_err e;
+	json_t *root;
 
 	root = body != NULL ? jload(body, len, NULL) : NULL;
-	if (json_is_array(root) && json_array_size(root) == 1)
-		err = json_object_get(json_array_get(root, 0), "error");
-	else
-		err = json_object_get(root, "error");
-	if (err != NULL)
-		gemini_status(r, status, err);
+	provider_err_fields(root, &e);
+	if (e.message != NULL || e.status != NULL || e.type != NULL ||
+	    e.code != NULL)
+		gemini_status(r, status, root);
 	else
 		reply_error(r, reply_class_for_status(status), status,
 		    "HTTP %u", status);

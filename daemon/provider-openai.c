@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "llmgated.h"
 
@@ -72,13 +71,9 @@ static const struct openai_errname {
 	{ "not_found_error", LLMGATE_NOT_FOUND },
 };
 
-/* The fields of an error body, whichever of the §6 shapes it came in. */
+/* An error body's fields, with what only these servers add. */
 struct openai_err {
-	const char *message;
-	const char *type;
-	const char *code;	/* string code, or an integer one printed */
-	char codebuf[24];
-	long status;		/* an integer code that is an HTTP status */
+	struct provider_err f;
 	const char *inner;	/* Azure innererror.code */
 	int moderation;		/* OpenRouter: refused by moderation */
 };
@@ -93,21 +88,6 @@ openai_header(struct http_req *hr, const char *line)
 		return -1;
 	hr->headers = l;
 	return 0;
-}
-
-/* Markers in provider messages vary in case ("Maximum context length"). */
-static const char *
-openai_strcasestr(const char *hay, const char *needle)
-{
-	size_t n = strlen(needle);
-
-	if (hay == NULL)
-		return NULL;
-	for (; *hay != '\0'; hay++) {
-		if (strncasecmp(hay, needle, n) == 0)
-			return hay;
-	}
-	return NULL;
 }
 
 static int
@@ -475,56 +455,21 @@ fail:
 }
 
 /*
- * Pick the fields out of the error shapes of §2.5, §5.2 and §6:
- * {"error":{message,type,code,param}}, {"error":"text"}, the flat
- * {"object":"error",message,type,code}, {"message":...}, FastAPI's
- * {"detail":"..."}, and Google's compat layer's [{"error":{...}}].
+ * Pick the fields out of an error body (provider_err_fields() reads every
+ * shape) and what only these servers add: Azure's innererror.code and
+ * OpenRouter's moderation metadata.
  */
 static void
 openai_err_fields(json_t *root, struct openai_err *e)
 {
-	json_t *err, *code, *meta;
-	char *end;
-	long v;
+	json_t *meta;
 
-	memset(e, 0, sizeof *e);
-	if (json_is_array(root))
-		root = json_array_get(root, 0);
-	if (!json_is_object(root))
-		return;
-
-	err = json_object_get(root, "error");
-	if (json_is_string(err)) {
-		e->message = json_string_value(err);
-		return;
-	}
-	if (!json_is_object(err))
-		err = root;
-
-	e->message = json_string_value(json_object_get(err, "message"));
-	if (e->message == NULL)
-		e->message = json_string_value(json_object_get(err, "detail"));
-	e->type = json_string_value(json_object_get(err, "type"));
-	code = json_object_get(err, "code");
-	if (json_is_string(code))
-		e->code = json_string_value(code);
-	else if (json_is_integer(code)) {
-		snprintf(e->codebuf, sizeof e->codebuf, "%lld",
-		    (long long)json_integer_value(code));
-		e->code = e->codebuf;
-	}
-	/* vLLM, llama.cpp, OpenRouter and Azure put the HTTP status in code. */
-	if (e->code != NULL) {
-		v = strtol(e->code, &end, 10);
-		if (*end == '\0' && v >= 100 && v <= 599)
-			e->status = v;
-	}
-	e->inner = json_string_value(json_object_get(json_object_get(err,
+	provider_err_fields(root, &e->f);
+	e->inner = json_string_value(json_object_get(json_object_get(e->f.obj,
 	    "innererror"), "code"));
-	meta = json_object_get(err, "metadata");
-	if (json_object_get(meta, "reasons") != NULL ||
-	    json_object_get(meta, "flagged_input") != NULL)
-		e->moderation = 1;
+	meta = json_object_get(e->f.obj, "metadata");
+	e->moderation = json_object_get(meta, "reasons") != NULL ||
+	    json_object_get(meta, "flagged_input") != NULL;
 }
 
 /*
@@ -535,53 +480,43 @@ openai_err_fields(json_t *root, struct openai_err *e)
 static enum llmgate_class
 openai_err_class(const struct openai_err *e, uint32_t status)
 {
-	const char *msg = e->message;
+	const struct provider_err *f = &e->f;
+	const char *msg = f->message != NULL ? f->message : "";
 	size_t i;
 
-	if (openai_is(e->code, "context_length_exceeded") ||
-	    openai_is(e->type, "context_length_exceeded") ||
-	    openai_is(e->type, "exceed_context_size_error") ||
-	    openai_strcasestr(msg, "maximum context length") != NULL ||
-	    openai_strcasestr(msg, "context length") != NULL ||
-	    openai_strcasestr(msg, "exceeds the available context size") !=
-	    NULL)
-		return LLMGATE_CONTEXT_LENGTH;
-	/* One request larger than the per-minute token bucket never fits. */
-	if (openai_strcasestr(msg, "request too large") != NULL &&
-	    (openai_strcasestr(msg, "(TPM)") != NULL ||
-	    openai_strcasestr(msg, "tokens per min") != NULL))
+	if (provider_err_context(f))
 		return LLMGATE_CONTEXT_LENGTH;
 	/*
 	 * Not a bare "billing": Groq's rate-limit text links its billing
 	 * page ("Need more tokens? Upgrade ... /settings/billing").
 	 */
-	if (openai_is(e->code, "insufficient_quota") ||
-	    openai_is(e->type, "insufficient_quota") ||
-	    openai_is(e->code, "credit_balance_exhausted") ||
-	    openai_is(e->code, "billing_hard_limit_reached") ||
-	    openai_strcasestr(msg, "exceeded your current quota") != NULL ||
-	    openai_strcasestr(msg, "plan and billing details") != NULL ||
-	    openai_strcasestr(msg, "insufficient balance") != NULL ||
-	    openai_strcasestr(msg, "insufficient credits") != NULL)
+	if (openai_is(f->code, "insufficient_quota") ||
+	    openai_is(f->type, "insufficient_quota") ||
+	    openai_is(f->code, "credit_balance_exhausted") ||
+	    openai_is(f->code, "billing_hard_limit_reached") ||
+	    strcasestr(msg, "exceeded your current quota") != NULL ||
+	    strcasestr(msg, "plan and billing details") != NULL ||
+	    strcasestr(msg, "insufficient balance") != NULL ||
+	    strcasestr(msg, "insufficient credits") != NULL)
 		return LLMGATE_QUOTA_EXHAUSTED;
-	if (openai_is(e->code, "content_filter") ||
+	if (openai_is(f->code, "content_filter") ||
 	    openai_is(e->inner, "ResponsibleAIPolicyViolation") ||
-	    openai_is(e->code, "invalid_prompt") ||
+	    openai_is(f->code, "invalid_prompt") ||
 	    (status == 403 && e->moderation))
 		return LLMGATE_CONTENT_FILTER;
-	if (openai_is(e->code, "DeploymentNotFound") ||
-	    openai_is(e->code, "model_not_found"))
+	if (openai_is(f->code, "DeploymentNotFound") ||
+	    openai_is(f->code, "model_not_found"))
 		return LLMGATE_NOT_FOUND;
 
 	if (status == 0)
-		status = (uint32_t)e->status;
+		status = (uint32_t)f->http;
 	if (status == 503 || status == 498) {
 		/* Groq 498 is its flex tier being full. */
 		if (status == 498 ||
-		    openai_strcasestr(msg, "overload") != NULL ||
-		    openai_strcasestr(msg, "slow down") != NULL ||
-		    openai_is(e->type, "unavailable_error") ||
-		    openai_is(e->type, "overloaded_error"))
+		    strcasestr(msg, "overload") != NULL ||
+		    strcasestr(msg, "slow down") != NULL ||
+		    openai_is(f->type, "unavailable_error") ||
+		    openai_is(f->type, "overloaded_error"))
 			return LLMGATE_OVERLOADED;
 		return LLMGATE_SERVER_ERROR;
 	}
@@ -590,12 +525,12 @@ openai_err_class(const struct openai_err *e, uint32_t status)
 
 	for (i = 0; i < sizeof openai_errnames / sizeof openai_errnames[0];
 	    i++) {
-		if (openai_is(e->code, openai_errnames[i].name))
+		if (openai_is(f->code, openai_errnames[i].name))
 			return openai_errnames[i].cls;
 	}
 	for (i = 0; i < sizeof openai_errnames / sizeof openai_errnames[0];
 	    i++) {
-		if (openai_is(e->type, openai_errnames[i].name))
+		if (openai_is(f->type, openai_errnames[i].name))
 			return openai_errnames[i].cls;
 	}
 	return LLMGATE_SERVER_ERROR;
@@ -614,7 +549,7 @@ openai_hint_ms(const char *msg)
 	size_t n;
 	long long v;
 
-	if ((p = openai_strcasestr(msg, "try again in ")) != NULL) {
+	if ((p = strcasestr(msg, "try again in ")) != NULL) {
 		p += strlen("try again in ");
 		n = strspn(p, "0123456789.hms");
 		while (n > 0 && p[n - 1] == '.')	/* the sentence's */
@@ -625,7 +560,7 @@ openai_hint_ms(const char *msg)
 		tok[n] = '\0';
 		return hdr_duration_ms(tok);
 	}
-	if ((p = openai_strcasestr(msg, "retry after ")) != NULL) {
+	if ((p = strcasestr(msg, "retry after ")) != NULL) {
 		p += strlen("retry after ");
 		if (!isdigit((unsigned char)*p))
 			return -1;
@@ -651,20 +586,20 @@ openai_error(struct reply *r, uint32_t status, json_t *root, const char *raw,
 	int64_t hint;
 
 	openai_err_fields(root, &e);
-	if (e.message != NULL && *e.message != '\0')
-		openai_trunc(e.message, strlen(e.message), msg, sizeof msg);
+	if (e.f.message != NULL && *e.f.message != '\0')
+		openai_trunc(e.f.message, strlen(e.f.message), msg, sizeof msg);
 	else if (raw != NULL && rawlen != 0)
 		openai_trunc(raw, rawlen, msg, sizeof msg);
-	else if (status != 0 && e.code != NULL)
-		snprintf(msg, sizeof msg, "HTTP %u: %.64s", status, e.code);
+	else if (status != 0 && e.f.code != NULL)
+		snprintf(msg, sizeof msg, "HTTP %u: %.64s", status, e.f.code);
 	else if (status != 0)
 		snprintf(msg, sizeof msg, "HTTP %u", status);
 	else
 		snprintf(msg, sizeof msg, "error event in the stream");
 	reply_error(r, openai_err_class(&e, status), status, "%s", msg);
 
-	if (r->rl.retry_after_ms < 0 && e.message != NULL &&
-	    (hint = openai_hint_ms(e.message)) >= 0)
+	if (r->rl.retry_after_ms < 0 && e.f.message != NULL &&
+	    (hint = openai_hint_ms(e.f.message)) >= 0)
 		r->rl.retry_after_ms = hint;
 }
 

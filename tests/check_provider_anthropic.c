@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "llmgated.h"
+#include "context.h"
 
 #define DATA TEST_DATA "/anthropic/"
 
@@ -916,6 +917,34 @@ START_TEST(classify_empty)
 }
 END_TEST
 
+/*
+ * Every server's context overflow: llama.cpp's Anthropic endpoint answers
+ * in OpenAI's shape, proxies in theirs.
+ */
+START_TEST(classify_context_any_shape)
+{
+	context_check(pt, (size_t)_i);
+}
+END_TEST
+
+/* The same in a stream: llama.cpp's error event is OpenAI-shaped. */
+START_TEST(event_context_other_shape)
+{
+	struct sse_event ev = { 0 };
+	size_t len;
+	char *body = context_load("llamacpp.json", &len);
+
+	ev.event = "error";
+	ev.data = body;
+	ev.len = len;
+	ck_assert_int_ne(pt->event(&r, &ev), 0);
+	ck_assert_int_eq(r.cls, LLMGATE_CONTEXT_LENGTH);
+	ck_assert_str_eq(r.message, "request (1500 tokens) exceeds the "
+	    "available context size (256 tokens), try increasing it");
+	free(body);
+}
+END_TEST
+
 START_TEST(classify_unknown_type)
 {
 	const char *body = "{\"type\":\"error\",\"error\":{\"type\":"
@@ -986,6 +1015,9 @@ anthropic_suite(void)
 	tcase_add_test(tc, classify_long_message);
 	tcase_add_test(tc, classify_utf8_cut);
 	tcase_add_test(tc, classify_empty);
+	tcase_add_loop_test(tc, classify_context_any_shape, 0,
+	    (int)(sizeof context_files / sizeof context_files[0]));
+	tcase_add_test(tc, event_context_other_shape);
 	tcase_add_test(tc, classify_unknown_type);
 	suite_add_tcase(s, tc);
 

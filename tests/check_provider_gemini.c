@@ -9,6 +9,7 @@
 #include <check.h>
 
 #include "llmgated.h"
+#include "context.h"
 
 #ifndef TEST_DATA
 #define TEST_DATA "tests/data"
@@ -876,6 +877,13 @@ START_TEST(test_classify_retry_header_wins)
 }
 END_TEST
 
+/* Every server's context overflow, whatever its shape. */
+START_TEST(classify_context_any_shape)
+{
+	context_check(gp, (size_t)_i);
+}
+END_TEST
+
 START_TEST(test_classify_inline)
 {
 	/* The message alone marks a bad key. */
@@ -931,9 +939,10 @@ START_TEST(test_classify_inline)
 	ck_assert_str_eq(r.message, "HTTP 413");
 	ck_assert_uint_eq(r.status, 413);
 	reset();
+	/* A flat {"message"} body (older vLLM, proxies) is still read. */
 	classify_str(429, "{\"message\":\"Too Many Requests\"}");
 	ck_assert_int_eq(r.cls, LLMGATE_RATE_LIMITED);
-	ck_assert_str_eq(r.message, "HTTP 429");
+	ck_assert_str_eq(r.message, "Too Many Requests");
 }
 END_TEST
 
@@ -984,6 +993,8 @@ gemini_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_classify_recorded, 0, nitems(error_cases));
 	tcase_add_test(tc, test_classify_truncated);
+	tcase_add_loop_test(tc, classify_context_any_shape, 0,
+	    (int)nitems(context_files));
 	tcase_add_test(tc, test_classify_retry_header_wins);
 	tcase_add_test(tc, test_classify_inline);
 	suite_add_tcase(s, tc);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "llmgated.h"
+#include "context.h"
 
 #define DATA		TEST_DATA "/openai/"
 #define NITEMS(a)	(sizeof (a) / sizeof (a)[0])
@@ -1218,6 +1219,14 @@ START_TEST(classify_errors)
 }
 END_TEST
 
+/* Every server's context overflow, through both OpenAI-shaped APIs. */
+START_TEST(classify_context_any_shape)
+{
+	context_check(&provider_openai, (size_t)_i);
+	context_check(&provider_azure, (size_t)_i);
+}
+END_TEST
+
 START_TEST(classify_edges)
 {
 	struct reply r;
@@ -1324,6 +1333,8 @@ openai_suite(void)
 	tc = tcase_create("classify");
 	tcase_add_loop_test(tc, classify_errors, 0, NITEMS(errors));
 	tcase_add_test(tc, classify_edges);
+	tcase_add_loop_test(tc, classify_context_any_shape, 0,
+	    (int)(sizeof context_files / sizeof context_files[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }

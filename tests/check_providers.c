@@ -934,6 +934,20 @@ static const struct erow erows[] = {
 	    "%29%20exceeds%20the%20maximum%20number%20of%20tokens%20allowed"
 	    "%20%281048576%29.", 0, "context_length", 400, 1, 1, 0),
 	/*
+	 * Compatible servers answer in each other's shapes: llama.cpp's
+	 * Anthropic endpoint in OpenAI's, Ollama's native API with a plain
+	 * string. Every adapter reads every shape.
+	 */
+	ALL("shape=llamacpp+code=exceed_context_size_error+status=400+"
+	    "msg=request%20%281500%20tokens%29%20exceeds%20the%20available"
+	    "%20context%20size%20%28256%20tokens%29", 0, "context_length", 400,
+	    1, 1, 0),
+	ALL("shape=plain+status=400+msg=the%20input%20length%20exceeds%20the"
+	    "%20context%20length", 0, "context_length", 400, 1, 1, 0),
+	ALL("shape=plain+status=400+msg=prompt%20is%20too%20long%3A%2090000"
+	    "%20tokens%20%3E%2065536%20maximum", 1, "context_length", 400, 1,
+	    1, 0),
+	/*
 	 * context_length also covers a 413 (request too large).
 	 * Known bug: Gemini's 413 (INVALID_ARGUMENT "Request payload size
 	 * exceeds the limit") comes out bad_request and does not fall back.

@@ -85,6 +85,7 @@ struct dirs {
 	char		*quota;
 	int		 ka_close;
 	int		 tool_again;
+	char		*shape;
 };
 
 enum dir_type {
@@ -123,6 +124,7 @@ static const struct dir_entry {
 	{ "quota", DIR_STR, offsetof(struct dirs, quota), 0, 0 },
 	{ "ka_close", DIR_INT, offsetof(struct dirs, ka_close), 0, 60000 },
 	{ "tool_again", DIR_FLAG, offsetof(struct dirs, tool_again), 0, 0 },
+	{ "shape", DIR_STR, offsetof(struct dirs, shape), 0, 0 },
 };
 
 /* A token bucket; bucket_take() is pure and takes the time as "now". */
@@ -719,6 +721,7 @@ dirs_free(struct dirs *d)
 {
 	free(d->code);
 	free(d->msg);
+	free(d->shape);
 	free(d->tool);
 	free(d->args);
 	free(d->text);
@@ -1301,6 +1304,29 @@ request_record(struct call *c, const char *raw, size_t len)
 	    "method", "POST", "path", c->path, "headers", hdrs, "body", body);
 }
 
+/*
+ * shape=: another server's error body on any endpoint, as compatible
+ * servers send it. 0 for a shape it doesn't know.
+ */
+static int
+call_error_shape(struct call *c, struct err_info *ei)
+{
+	const char	*msg = ei->msg != NULL ? ei->msg : "Error";
+	json_t		*o;
+
+	if (strcmp(c->d.shape, "llamacpp") == 0)
+		o = jpack("{s:{s:i, s:s, s:s}}", "error", "code", ei->status,
+		    "message", msg, "type", ei->code != NULL ? ei->code :
+		    ei->type != NULL ? ei->type : "server_error");
+	else if (strcmp(c->d.shape, "plain") == 0)
+		o = jpack("{s:s}", "error", msg);
+	else
+		return 0;
+	answer_body(c->ans, jdump(o));
+	json_decref(o);
+	return 1;
+}
+
 /* Put an error body in the call's answer, with Retry-After if wanted. */
 static void
 call_error(struct call *c, int status, const char *code, const char *msg)
@@ -1349,7 +1375,8 @@ call_error(struct call *c, int status, const char *code, const char *msg)
 	if (status == 429)
 		c->limited = 1;
 	req_set_header(c, "Content-Type", p->json_type);
-	p->error(c, &ei);
+	if (c->d.shape == NULL || !call_error_shape(c, &ei))
+		p->error(c, &ei);
 
 	if (!p->retry_header)
 		return;
