@@ -437,6 +437,13 @@ call_admit(struct call *c)
 	enum llmgate_class cls;
 	char msg[160];
 
+	/* A provider that needs a key and has none never gets a request. */
+	if (t->prov->key_env_unset != NULL) {
+		snprintf(msg, sizeof msg, "no API key for provider %s: set %s "
+		    "or api_key_file", t->prov->name, t->prov->key_env_unset);
+		call_skip(c, LLMGATE_AUTH, msg);
+		return;
+	}
 	if (c->tries == 0)
 		admit_first(now);
 	else if (!c->repairing && !admit_retry(&c->cfg->retry_budget, now)) {

@@ -990,8 +990,9 @@ config_provider_key_resolve(struct config_ctx *ctx,
 	if (p->key_env != NULL) {
 		v = getenv(p->key_env);
 		if (v == NULL || *v == '\0') {
-			log_debug("provider %s: %s is not set, no API key",
-			    name, p->key_env);
+			log_info("provider %s: %s is not set; its calls fail "
+			    "with auth until it is", name, p->key_env);
+			pc->key_env_unset = xstrdup(p->key_env);
 			return;
 		}
 		pc->api_key = xstrdup(v);
@@ -1028,6 +1029,7 @@ config_provider_free(struct provider_conf *pc)
 		free(pc->api_key);
 	}
 	free(pc->api_version);
+	free(pc->key_env_unset);
 	for (i = 0; i < pc->nmodels; i++)
 		config_model_free(&pc->models[i]);
 	free(pc->models);

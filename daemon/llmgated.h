@@ -72,6 +72,13 @@ struct provider_conf {
 	const struct provider_type *type;
 	char *base_url;
 	char *api_key;		/* resolved at load; never logged or sent */
+	/*
+	 * The api_key_env variable that was unset or empty at load: the
+	 * provider needs a key and has none, so its attempts fail with
+	 * auth before any request (call.c). NULL when a key was found or
+	 * no key source is configured (local servers, mock).
+	 */
+	char *key_env_unset;
 	char *api_version;	/* azure */
 	uint32_t rpm, tpm, burst, tpm_burst;
 	uint32_t concurrency;	/* 0: unlimited */

@@ -106,12 +106,29 @@ setup(void)
 	    "  { name = \"an_badkey\"; type = \"anthropic\";\n"
 	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; api_key = \"%3$s\"; },\n"
 	    "  { name = \"ge_badkey\"; type = \"gemini\";\n"
-	    "    base_url = \"http://127.0.0.1:%1$d/v1beta\"; api_key = \"%3$s\"; }\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1beta\"; api_key = \"%3$s\"; },\n"
+	    /* A key source that is unset or empty: no key, no requests. */
+	    "  { name = \"oa_nokey\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\";\n"
+	    "    api_key_env = \"LLMGATE_TEST_UNSET_KEY\"; },\n"
+	    "  { name = \"an_emptykey\"; type = \"anthropic\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\";\n"
+	    "    api_key_env = \"LLMGATE_TEST_EMPTY_KEY\"; },\n"
+	    /* The key from the environment; and no key source at all. */
+	    "  { name = \"oa_envkey\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\";\n"
+	    "    api_key_env = \"LLMGATE_TEST_SET_KEY\"; },\n"
+	    "  { name = \"oa_local\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; }\n"
 	    ");\n"
 	    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
     /* These suites fail many calls on purpose, fast. */
     "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n",
 	    fp_port, TEST_KEY, BAD_KEY);
+	/* The daemon inherits these. */
+	ck_assert_int_eq(unsetenv("LLMGATE_TEST_UNSET_KEY"), 0);
+	ck_assert_int_eq(setenv("LLMGATE_TEST_EMPTY_KEY", "", 1), 0);
+	ck_assert_int_eq(setenv("LLMGATE_TEST_SET_KEY", TEST_KEY, 1), 0);
 	h_daemon_start(&d, conf);
 	free(conf);
 	tools_path = h_strdup_printf("%s/tools.json", d.dir);
@@ -1246,6 +1263,78 @@ END_TEST
  * Last: the whole suite's daemon log. It must record the calls (so this
  * is the right log) and hold neither key.
  */
+/*
+ * A provider whose api_key_env is unset or empty has no key: its attempts
+ * fail with auth at once, never reaching the network, and the chain
+ * falls back. One with no key source at all (a local server) is called.
+ */
+START_TEST(test_missing_key)
+{
+	static const struct {
+		const char *prov;
+		const char *msg;
+	} cases[] = {
+		{ "oa_nokey", "no API key for provider oa_nokey: set "
+		    "LLMGATE_TEST_UNSET_KEY or api_key_file" },
+		{ "an_emptykey", "no API key for provider an_emptykey: set "
+		    "LLMGATE_TEST_EMPTY_KEY or api_key_file" },
+	};
+	char tag[32], *t, *fb, *ctx;
+	json_t *j;
+	size_t i;
+	int st;
+
+	for (i = 0; i < nitems(cases); i++) {
+		snprintf(tag, sizeof tag, "nokey%zu", i);
+		t = target(cases[i].prov, tag, NULL);
+		snprintf(tag, sizeof tag, "nokey%zufb", i);
+		fb = target("oa_envkey", tag, NULL);
+		ctx = h_strdup_printf("%s", t);
+
+		/* In a chain: the next target answers. */
+		j = CALL_JSON(&st, "-m", t, "-m", fb, "one two");
+		ck_assert_msg(st == 0, "%s: exit %d: %s", ctx, st, jtext(j));
+		expect_str(ctx, j, "text", "echo: one two");
+		expect_str(ctx, j, "target", fb);
+		expect_size(ctx, j, "attempts", 2);
+		expect_str(ctx, j, "attempts.0.target", t);
+		expect_str(ctx, j, "attempts.0.class", "auth");
+		expect_str(ctx, j, "attempts.0.message", cases[i].msg);
+		expect_str(ctx, j, "attempts.1.class", "ok");
+		json_decref(j);
+
+		/* Alone, with retries allowed: one attempt, auth, at once. */
+		j = CALL_JSON(&st, "--attempts", "3", "-m", t, "one two");
+		ck_assert_msg(st == 4, "%s: exit %d: %s", ctx, st, jtext(j));
+		expect_str(ctx, j, "error.class", "auth");
+		expect_str(ctx, j, "error.message", cases[i].msg);
+		expect_size(ctx, j, "attempts", 1);
+		json_decref(j);
+
+		ck_assert_msg(requests_seen(t) == 0, "%s: fakeprov saw %lld "
+		    "requests", ctx, (long long)requests_seen(t));
+		ck_assert_int_eq(requests_seen(fb), 1);
+		free(ctx);
+		free(fb);
+		free(t);
+	}
+
+	/* No key source configured: the request goes, without a key. */
+	t = target("oa_local", "nokey", NULL);
+	j = CALL_JSON(&st, "-m", t, "one two");
+	ck_assert_msg(st == 4, "oa_local: exit %d: %s", st, jtext(j));
+	expect_str("oa_local", j, "attempts.0.class", "auth");
+	expect_int("oa_local", j, "attempts.0.status", 401);
+	json_decref(j);
+	ck_assert_int_eq(requests_seen(t), 1);
+	j = last_request(t);
+	ck_assert_msg(jpath(j, "headers.authorization") == NULL,
+	    "oa_local sent a key: %s", jtext(j));
+	json_decref(j);
+	free(t);
+}
+END_TEST
+
 START_TEST(test_log_has_no_key)
 {
 	char *log = h_daemon_log(&d);
@@ -1282,6 +1371,7 @@ providers_suite(void)
 	tcase_add_loop_test(tc, test_stream_cut_resumed, 0, n);
 	tcase_add_loop_test(tc, test_stream_error, 0, n);
 	/* After every call of the suite. */
+	tcase_add_test(tc, test_missing_key);
 	tcase_add_test(tc, test_log_has_no_key);
 	suite_add_tcase(s, tc);
 	return s;
