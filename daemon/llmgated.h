@@ -280,6 +280,7 @@ struct reply_tool {
 	char *id;
 	char *name;
 	struct buf args;
+	int64_t key;		/* the upstream number of this call */
 };
 
 typedef void reply_emit_cb(void *arg, const struct llmgate_chunk *);
@@ -306,10 +307,15 @@ void reply_init(struct reply *, reply_emit_cb *, void *);
 void reply_free(struct reply *);
 /* Append text; relays it as a chunk. */
 void reply_text(struct reply *, const char *, size_t);
-/* The tool-call slot for a provider's index, created on first use. */
-struct reply_tool *reply_tool(struct reply *, int index);
-/* Set id/name (if not NULL) and append an arguments fragment; relays it. */
-void reply_tool_delta(struct reply *, int index, const char *id,
+/*
+ * The tool call a provider numbers key, created on first use: calls are
+ * numbered in the order their keys first appear, whatever the keys are.
+ * NULL (after a parse error) past REPLY_MAX_TOOLS calls.
+ */
+struct reply_tool *reply_tool(struct reply *, int64_t key);
+/* Set id/name (if not NULL) and append an arguments fragment; relays it
+ * under the call's number. -1 (a parse error) past REPLY_MAX_TOOLS. */
+int reply_tool_delta(struct reply *, int64_t key, const char *id,
     const char *name, const char *args, size_t len);
 /* Record the attempt's error class (first one wins). */
 void reply_error(struct reply *, enum llmgate_class, uint32_t status,

@@ -1051,7 +1051,8 @@ anthropic_ev_block_stop(struct reply *r, json_t *ev)
 		return -1;
 	switch (b->kind) {
 	case ANTHROPIC_TOOL:
-		t = reply_tool(r, b->tool);
+		if ((t = reply_tool(r, b->tool)) == NULL)
+			return -1;
 		if (t->args.len == 0)
 			reply_tool_delta(r, b->tool, NULL, NULL, "{}", 2);
 		else

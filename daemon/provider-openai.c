@@ -693,11 +693,12 @@ openai_tool_call(struct reply *r, int pos, json_t *tc)
 	const char *args = NULL;
 	char *dumped = NULL;
 	size_t len = 0;
-	int index = pos;
+	int64_t index = pos;
 
+	/* Any number is only a key (reply_tool_delta). */
 	v = json_object_get(tc, "index");
 	if (json_is_integer(v))
-		index = (int)json_integer_value(v);
+		index = json_integer_value(v);
 	fn = json_object_get(tc, "function");
 	v = json_object_get(fn, "arguments");
 	if (json_is_string(v)) {

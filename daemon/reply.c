@@ -58,32 +58,58 @@ reply_text(struct reply *r, const char *s, size_t n)
 	r->emit(r->emit_arg, &ch);
 }
 
-struct reply_tool *
-reply_tool(struct reply *r, int index)
+/*
+ * The slot for an upstream tool-call number. Upstream numbers its calls
+ * (OpenAI's tool_calls[].index) only to say which fragments belong
+ * together, so a number is a key, not a position: slots are made in the
+ * order numbers first appear, and 0, 1, 2 stay 0, 1, 2. A negative or huge
+ * number takes the next free slot, rather than being relayed as text (-1
+ * means text to clients) or leaving empty calls before it. More than
+ * REPLY_MAX_TOOLS calls in one reply is a parse error: -1.
+ */
+static int
+reply_tool_slot(struct reply *r, int64_t key)
 {
 	size_t i;
 
-	if (index < 0)
-		index = 0;
-	if (index >= REPLY_MAX_TOOLS)
-		index = REPLY_MAX_TOOLS - 1;
-	if ((size_t)index >= r->ntools) {
-		r->tools = xreallocarray(r->tools, (size_t)index + 1,
-		    sizeof *r->tools);
-		for (i = r->ntools; i <= (size_t)index; i++)
-			memset(&r->tools[i], 0, sizeof r->tools[i]);
-		r->ntools = (size_t)index + 1;
+	if (key >= 0 && (uint64_t)key < r->ntools && r->tools[key].key == key)
+		return (int)key;
+	for (i = 0; i < r->ntools; i++) {
+		if (r->tools[i].key == key)
+			return (int)i;
 	}
-	return &r->tools[index];
+	if (r->ntools >= REPLY_MAX_TOOLS) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0, "more than %d tool "
+		    "calls in one reply", REPLY_MAX_TOOLS);
+		return -1;
+	}
+	r->tools = xreallocarray(r->tools, r->ntools + 1, sizeof *r->tools);
+	memset(&r->tools[r->ntools], 0, sizeof r->tools[r->ntools]);
+	r->tools[r->ntools].key = key;
+	return (int)r->ntools++;
 }
 
-void
-reply_tool_delta(struct reply *r, int index, const char *id,
+struct reply_tool *
+reply_tool(struct reply *r, int64_t key)
+{
+	int slot;
+
+	if ((slot = reply_tool_slot(r, key)) < 0)
+		return NULL;
+	return &r->tools[slot];
+}
+
+int
+reply_tool_delta(struct reply *r, int64_t key, const char *id,
     const char *name, const char *args, size_t len)
 {
-	struct reply_tool *t = reply_tool(r, index);
+	struct reply_tool *t;
 	struct llmgate_chunk ch;
+	int slot;
 
+	if ((slot = reply_tool_slot(r, key)) < 0)
+		return -1;
+	t = &r->tools[slot];
 	if (id != NULL && *id != '\0' && t->id == NULL)
 		t->id = xstrdup(id);
 	if (name != NULL && *name != '\0' && t->name == NULL)
@@ -91,13 +117,14 @@ reply_tool_delta(struct reply *r, int index, const char *id,
 	if (args != NULL && len != 0)
 		buf_add(&t->args, args, len);
 	if (r->emit == NULL)
-		return;
+		return 0;
 	memset(&ch, 0, sizeof ch);
-	ch.tool_index = index;
+	ch.tool_index = slot;
 	ch.tool_id = id;
 	ch.tool_name = name;
 	ch.tool_args = args != NULL && len != 0 ? args : NULL;
 	r->emit(r->emit_arg, &ch);
+	return 0;
 }
 
 void

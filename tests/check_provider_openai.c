@@ -776,6 +776,93 @@ same_reply(struct reply *r1, struct buf *log1, struct reply *r2,
 	done_reply(r2, log2);
 }
 
+/* One tool-call delta chunk with the given upstream index. */
+static int
+tool_chunk(struct reply *r, const char *index, const char *id,
+    const char *name, const char *args)
+{
+	struct sse_event ev;
+	char *js;
+	int rc;
+
+	if (id != NULL)
+		xasprintf(&js, "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
+		    "[{\"index\":%s,\"id\":\"%s\",\"type\":\"function\","
+		    "\"function\":{\"name\":\"%s\",\"arguments\":\"%s\"}}]}}]}",
+		    index, id, name, args);
+	else
+		xasprintf(&js, "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
+		    "[{\"index\":%s,\"function\":{\"arguments\":\"%s\"}}]}}]}",
+		    index, args);
+	memset(&ev, 0, sizeof ev);
+	ev.data = js;
+	ev.len = strlen(js);
+	rc = provider_openai.event(r, &ev);
+	free(js);
+	return rc;
+}
+
+/*
+ * Upstream tool-call indexes are keys, not positions: -1 must not be
+ * relayed as text (tool_index -1 is text to clients) and 5000 must not
+ * leave thousands or 128 empty calls before it. Each takes the next slot,
+ * and later fragments with the same index join it.
+ */
+START_TEST(event_tool_index_out_of_range)
+{
+	struct buf log = { 0 };
+	struct reply r;
+
+	reply_init(&r, cap_emit, &log);
+	ck_assert_int_eq(tool_chunk(&r, "0", "t0", "f", "{\\\"a\\\":"), 0);
+	ck_assert_int_eq(tool_chunk(&r, "-1", "tneg", "g", "{"), 0);
+	ck_assert_int_eq(tool_chunk(&r, "5000", "tbig", "h", "{}"), 0);
+	ck_assert_int_eq(tool_chunk(&r, "4294967296", "thuge", "k", "{}"), 0);
+	ck_assert_int_eq(tool_chunk(&r, "0", NULL, NULL, "1}"), 0);
+	ck_assert_int_eq(tool_chunk(&r, "-1", NULL, NULL, "}"), 0);
+	ck_assert_int_eq(r.cls, LLMGATE_OK);
+	ck_assert_str_eq(buf_cstr(&log),
+	    "C0:t0:f:{\"a\":\n"
+	    "C1:tneg:g:{\n"
+	    "C2:tbig:h:{}\n"
+	    "C3:thuge:k:{}\n"
+	    "C0:-:-:1}\n"
+	    "C1:-:-:}\n");
+	ck_assert_uint_eq(r.ntools, 4);
+	ck_assert_str_eq(r.tools[0].id, "t0");
+	ck_assert_str_eq(buf_cstr(&r.tools[0].args), "{\"a\":1}");
+	ck_assert_str_eq(r.tools[1].id, "tneg");
+	ck_assert_str_eq(buf_cstr(&r.tools[1].args), "{}");
+	ck_assert_str_eq(r.tools[2].id, "tbig");
+	ck_assert_str_eq(r.tools[3].id, "thuge");
+	ck_assert_uint_eq(r.text.len, 0);
+	done_reply(&r, &log);
+}
+END_TEST
+
+/* More distinct calls than a reply holds is a parse error, not a merge. */
+START_TEST(event_tool_too_many)
+{
+	struct buf log = { 0 };
+	struct reply r;
+	char idx[16];
+	int i;
+
+	reply_init(&r, cap_emit, &log);
+	for (i = 0; i < 128; i++) {
+		snprintf(idx, sizeof idx, "%d", i * 7);
+		ck_assert_int_eq(tool_chunk(&r, idx, "t", "f", "{}"), 0);
+	}
+	ck_assert_int_eq(r.cls, LLMGATE_OK);
+	ck_assert_uint_eq(r.ntools, 128);
+	tool_chunk(&r, "1000000", "t", "f", "{}");
+	ck_assert_int_eq(r.cls, LLMGATE_PARSE_ERROR);
+	ck_assert_str_eq(r.message, "more than 128 tool calls in one reply");
+	ck_assert_uint_eq(r.ntools, 128);
+	done_reply(&r, &log);
+}
+END_TEST
+
 START_TEST(event_fast_matches_tree)
 {
 	const char *js = fast_events[_i];
@@ -1317,6 +1404,8 @@ openai_suite(void)
 
 	tc = tcase_create("event");
 	tcase_add_test(tc, event_text);
+	tcase_add_test(tc, event_tool_index_out_of_range);
+	tcase_add_test(tc, event_tool_too_many);
 	tcase_add_loop_test(tc, event_fast_matches_tree, 0,
 	    NITEMS(fast_events));
 	tcase_add_test(tc, event_fast_values);

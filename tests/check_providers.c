@@ -1098,6 +1098,56 @@ START_TEST(test_error_row)
 }
 END_TEST
 
+/*
+ * A stream whose tool call an OpenAI-compatible server numbers -1 or 5000:
+ * the client gets one call, numbered 0, and no text chunks (tool_index -1
+ * is text), nor empty calls before it. Without declared tools, so the
+ * deltas are relayed as they come.
+ */
+START_TEST(test_tool_index_odd)
+{
+	static const char *indexes[] = { "-1", "5000" };
+	struct llmgate_request *lreq;
+	struct llmgate_result *res;
+	struct collect c;
+	json_t *got, *want;
+	char *t, *f;
+	size_t i;
+
+	for (i = 0; i < nitems(indexes); i++) {
+		f = h_strdup_printf("%s+tool_index=%s", TOOL_FAULTS,
+		    indexes[i]);
+		t = target("oa", "toolidx", f);
+		lreq = h_request("weather in Oslo", t, NULL);
+		res = lib_stream(lreq, &c);
+		ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", t,
+		    llmgate_class_name(res->cls), res->message);
+		ck_assert_uint_eq(res->ntool_calls, 1);
+		ck_assert_str_eq(res->tool_calls[0].name, "get_weather");
+		ck_assert_int_ge(c.tool_chunks, 1);
+		ck_assert_msg(c.tool_index_bad == 0, "%s: a delta for a call "
+		    "other than 0", t);
+		ck_assert_msg(c.chunks == 0, "%s: %d text chunks", t,
+		    c.chunks);
+		ck_assert_str_eq(c.tool_name, "get_weather");
+		want = json_loads(TOOL_ARGS, 0, NULL);
+		got = json_loads(c.args, 0, NULL);
+		ck_assert_msg(json_equal(got, want), "%s: deltas add up to "
+		    "'%s'", t, c.args);
+		json_decref(got);
+		got = json_loads(res->tool_calls[0].arguments, 0, NULL);
+		ck_assert_msg(json_equal(got, want), "%s: arguments '%s'", t,
+		    res->tool_calls[0].arguments);
+		json_decref(got);
+		json_decref(want);
+		llmgate_result_free(res);
+		h_request_free(lreq);
+		free(t);
+		free(f);
+	}
+}
+END_TEST
+
 static int
 starts_with(const char *s, const char *prefix)
 {
@@ -1372,6 +1422,7 @@ providers_suite(void)
 	tcase_add_loop_test(tc, test_stream_error, 0, n);
 	/* After every call of the suite. */
 	tcase_add_test(tc, test_missing_key);
+	tcase_add_test(tc, test_tool_index_odd);
 	tcase_add_test(tc, test_log_has_no_key);
 	suite_add_tcase(s, tc);
 	return s;

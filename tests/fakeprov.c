@@ -86,6 +86,7 @@ struct dirs {
 	int		 ka_close;
 	int		 tool_again;
 	char		*shape;
+	int		 tool_index;
 };
 
 enum dir_type {
@@ -125,6 +126,8 @@ static const struct dir_entry {
 	{ "ka_close", DIR_INT, offsetof(struct dirs, ka_close), 0, 60000 },
 	{ "tool_again", DIR_FLAG, offsetof(struct dirs, tool_again), 0, 0 },
 	{ "shape", DIR_STR, offsetof(struct dirs, shape), 0, 0 },
+	{ "tool_index", DIR_INT, offsetof(struct dirs, tool_index), -1000000,
+	    1000000 },
 };
 
 /* A token bucket; bucket_take() is pure and takes the time as "now". */
@@ -1846,14 +1849,15 @@ oa_stream(struct call *c)
 	} else {
 		delta = jpack("{s:s, s:n, s:[o]}", "role", "assistant",
 		    "content", "tool_calls", jpack("{s:i, s:s, s:s, s:{s:s, s:s}}",
-		    "index", 0, "id", c->toolid, "type", "function", "function",
+		    "index", c->d.tool_index, "id", c->toolid, "type", "function", "function",
 		    "name", c->d.tool, "arguments", ""));
 		answer_event(a, EV_PRE, NULL, oa_chunk(c, delta, NULL));
 		for (p = c->args; *p != '\0'; p += n) {
 			n = frag_len(p);
 			piece = xstrndup(p, n);
 			delta = jpack("{s:[{s:i, s:{s:s}}]}", "tool_calls",
-			    "index", 0, "function", "arguments", piece);
+			    "index", c->d.tool_index, "function", "arguments",
+			    piece);
 			answer_event(a, EV_CONTENT, NULL, oa_chunk(c, delta, NULL));
 			free(piece);
 		}
