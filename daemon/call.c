@@ -522,8 +522,8 @@ attempt_done(struct attempt *att)
 	call_record(c, t->name, cls, r->status, r->message,
 	    (uint32_t)(now - att->start_ms),
 	    (uint32_t)(att->start_ms - c->wait_from_ms));
-	admit_done(&c->adm, cls, &r->rl, r->input_tokens + r->output_tokens,
-	    now);
+	admit_done(&c->adm, cls, &r->rl, rl_tokens_sum(r->input_tokens,
+	    r->output_tokens), now);
 	if (cls != LLMGATE_OK)
 		t->state->failures++;
 

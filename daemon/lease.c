@@ -236,8 +236,8 @@ lease_report(const struct llmgate_report *rep, char **cause)
 		    (int64_t)(rep->retry_after_s * 1000);
 	cls = rep->status == 0 ? LLMGATE_CONNECTION :
 	    reply_class_for_status(rep->status);
-	admit_done(&l->adm, cls, &rl, rep->input_tokens + rep->output_tokens,
-	    now_ms());
+	admit_done(&l->adm, cls, &rl, rl_tokens_sum(rep->input_tokens,
+	    rep->output_tokens), now_ms());
 	lease_free(l);
 	return 0;
 }

@@ -533,6 +533,9 @@ void rl_take(struct ratelimit *, uint32_t tokens, uint64_t now);
 /* Usage reported (input + output): refund or charge the difference. */
 void rl_reconcile(struct ratelimit *, uint32_t estimated, uint64_t actual,
     uint64_t now);
+/* input + output tokens of a report, saturating: an absurd report must
+ * not wrap around into a refund. */
+uint64_t rl_tokens_sum(uint64_t input, uint64_t output);
 /* Any response's rate-limit headers: adopt limits when none is
  * configured, clamp to remaining, hold the target on remaining 0. */
 void rl_learn(struct ratelimit *, const struct rl_info *, uint64_t now);

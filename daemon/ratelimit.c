@@ -253,6 +253,12 @@ rl_take(struct ratelimit *rl, uint32_t tokens, uint64_t now)
 	bucket_take(&rl->tok, tokens, now);
 }
 
+uint64_t
+rl_tokens_sum(uint64_t input, uint64_t output)
+{
+	return input > UINT64_MAX - output ? UINT64_MAX : input + output;
+}
+
 /*
  * The provider reported actual tokens (input plus output) for a call
  * taken at estimated: refund the difference, or charge it into debt.

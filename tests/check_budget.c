@@ -38,7 +38,8 @@ setup(void)
 	    "  { name = \"oa\"; type = \"openai\";\n"
 	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\";\n"
 	    "    models = ( { name = \"limited+rpm=600\"; rpm = 540; } ); },\n"
-	    "  { name = \"mock\"; type = \"mock\"; }\n"
+	    "  { name = \"mock\"; type = \"mock\";\n"
+	    "    models = ( { name = \"tpm\"; tpm = 60000; } ); }\n"
 	    ");\n"
 	    "retry = { attempts = 3; initial_ms = 10; max_ms = 50; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
@@ -485,6 +486,38 @@ START_TEST(test_unreported_leases_capped)
 }
 END_TEST
 
+/*
+ * A report of absurd usage (input + output past 2^64) is charged as the
+ * most a target can owe, never wrapped around into a tiny usage that
+ * refunds the estimate: the next lease must wait for the budget.
+ */
+START_TEST(test_absurd_report_no_refund)
+{
+	struct llmgate *g = h_connect(&d, "check_budget");
+	struct llmgate_acquire acq = { .target = "mock/tpm", .tokens = 900 };
+	struct llmgate_report rep = { .status = 200, .retry_after_s = -1,
+	    .input_tokens = UINT64_MAX, .output_tokens = 2 };
+	struct llmgate_lease lease;
+	enum llmgate_class cls;
+	char err[128];
+
+	/* 60000 a minute: a burst of 1000, 900 of them estimated. */
+	ck_assert_int_eq(llmgate_acquire(g, &acq, &lease, &cls, err,
+	    sizeof err), 0);
+	rep.lease = lease.id;
+	ck_assert_int_eq(llmgate_report(g, &rep), 0);
+
+	/* Wrapped, the report said 1 token: 899 back, 500 would fit. */
+	acq.tokens = 500;
+	acq.timeout_ms = 300;
+	ck_assert_int_ne(llmgate_acquire(g, &acq, &lease, &cls, err,
+	    sizeof err), 0);
+	ck_assert_msg(cls == LLMGATE_DEADLINE, "class %s: %s",
+	    llmgate_class_name(cls), err);
+	llmgate_close(g);
+}
+END_TEST
+
 START_TEST(test_status_shows_budget)
 {
 	struct llmgate *g;
@@ -533,6 +566,7 @@ main(void)
 	tcase_add_test(tc, test_leases_share_cooldowns);
 	tcase_add_test(tc, test_async_leases);
 	tcase_add_test(tc, test_unreported_leases_capped);
+	tcase_add_test(tc, test_absurd_report_no_refund);
 	tcase_add_test(tc, test_status_shows_budget);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

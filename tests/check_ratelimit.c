@@ -143,6 +143,18 @@ START_TEST(test_absurd_counts_bounded)
 }
 END_TEST
 
+/* A report's input + output saturates instead of wrapping. */
+START_TEST(test_tokens_sum)
+{
+	ck_assert_uint_eq(rl_tokens_sum(0, 0), 0);
+	ck_assert_uint_eq(rl_tokens_sum(100, 23), 123);
+	ck_assert_uint_eq(rl_tokens_sum(UINT64_MAX - 2, 2), UINT64_MAX);
+	ck_assert_uint_eq(rl_tokens_sum(UINT64_MAX, 2), UINT64_MAX);
+	ck_assert_uint_eq(rl_tokens_sum(2, UINT64_MAX), UINT64_MAX);
+	ck_assert_uint_eq(rl_tokens_sum(UINT64_MAX, UINT64_MAX), UINT64_MAX);
+}
+END_TEST
+
 START_TEST(test_reconcile)
 {
 	struct ratelimit rl;
@@ -442,6 +454,7 @@ main(void)
 
 	tcase_add_test(tc, test_bucket_refill_and_cap);
 	tcase_add_test(tc, test_wait_and_take);
+	tcase_add_test(tc, test_tokens_sum);
 	tcase_add_test(tc, test_reconcile);
 	tcase_add_test(tc, test_absurd_counts_bounded);
 	tcase_add_test(tc, test_learn_tightens);
