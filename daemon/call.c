@@ -20,7 +20,8 @@ struct call_target {
 };
 
 struct call {
-	struct llmgate_request *req;
+	struct llmgate_request *req;	/* &reqbuf */
+	struct llmgate_request reqbuf;	/* the caller's, contents in zone */
 	msgpack_zone *zone;
 	const struct call_sink *sink;
 	void *arg;
@@ -173,13 +174,15 @@ call_validate(const struct llmgate_request *req, char **cause)
 }
 
 struct call *
-call_start(struct llmgate_request *req, msgpack_zone *zone,
+call_start(const struct llmgate_request *creq, msgpack_zone *zone,
     const struct call_sink *sink, void *arg, const struct call_client *cl)
 {
 	struct call *c = xcalloc(1, sizeof *c);
+	struct llmgate_request *req = &c->reqbuf;
 	struct timeval tv;
 	char *cause = NULL;
 
+	*req = *creq;
 	c->req = req;
 	c->zone = zone;
 	c->sink = sink;

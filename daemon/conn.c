@@ -412,8 +412,8 @@ conn_request_new(struct conn *c, uint32_t id)
 
 /* Start a call for this client; the request lives in zone, which we take. */
 void
-conn_call_start(struct conn *c, uint32_t id, struct llmgate_request *req,
-    msgpack_zone *zone)
+conn_call_start(struct conn *c, uint32_t id,
+    const struct llmgate_request *req, msgpack_zone *zone)
 {
 	struct conn_call *cc;
 
@@ -534,6 +534,11 @@ conn_frames(struct conn *c, const unsigned char *p, size_t len)
 		    &need);
 		if (flen == 0)
 			break;
+		if (flen < 0 && need == PROTO_HDR_LEN) {
+			conn_fail(c, "empty frame refused: a frame's length "
+			    "must be at least 1 (each frame holds one message)");
+			return len;
+		}
 		if (flen < 0) {
 			snprintf(err, sizeof err, "frame of %zu bytes refused: "
 			    "the limit is %u bytes", need - PROTO_HDR_LEN,

@@ -450,8 +450,8 @@ struct call_stats {
 extern struct call_stats call_stats;
 
 /*
- * Start a call. req and everything it points to must live in zone, which
- * the call takes. May answer (sink->done) before it returns, for a request
+ * Start a call. The call copies *req; everything req points to must live
+ * in zone, which the call takes. May answer (sink->done) before it returns, for a request
  * that fails validation.
  */
 /* Who asked: fair shares go by id; the name is for logs. */
@@ -459,7 +459,7 @@ struct call_client {
 	uint64_t id;
 	const char *name;
 };
-struct call *call_start(struct llmgate_request *req, msgpack_zone *zone,
+struct call *call_start(const struct llmgate_request *req, msgpack_zone *zone,
     const struct call_sink *, void *arg, const struct call_client *);
 /* Cancel: the front still gets done() with class cancelled and why. */
 void call_cancel(struct call *, const char *why);
@@ -789,8 +789,8 @@ void conn_send_error(struct conn *, uint32_t id, enum llmgate_class,
 void conn_fail(struct conn *, const char *);
 int conn_hello_done(struct conn *);
 void conn_set_hello(struct conn *, const char *name);
-void conn_call_start(struct conn *, uint32_t id, struct llmgate_request *,
-    msgpack_zone *);
+void conn_call_start(struct conn *, uint32_t id,
+    const struct llmgate_request *, msgpack_zone *);
 void conn_call_cancel(struct conn *, uint32_t id);
 void conn_lease_acquire(struct conn *, uint32_t id,
     const struct llmgate_acquire *);

@@ -60,16 +60,11 @@ op_refused_draining(struct conn *c, struct proto_msg *m)
 static void
 op_call(struct conn *c, struct proto_msg *m)
 {
-	msgpack_zone *zone;
-	struct llmgate_request *req;
-
 	if (op_refused_draining(c, m))
 		return;
-	zone = proto_msg_take_zone(m);
-	/* The request's contents live in the zone; its head must too. */
-	req = msgpack_zone_malloc(zone, sizeof *req);
-	*req = m->u.call;
-	conn_call_start(c, m->id, req, zone);
+	/* The request's contents live in the zone; the call copies its
+	 * head and keeps the zone. */
+	conn_call_start(c, m->id, &m->u.call, proto_msg_take_zone(m));
 }
 
 static void

@@ -361,6 +361,29 @@ START_TEST(test_oversized_frame)
 }
 END_TEST
 
+/* A zero-length frame gets its own message, not "over the limit". */
+START_TEST(test_empty_frame)
+{
+	unsigned char hdr[4] = { 0, 0, 0, 0 };
+	struct proto_msg m;
+	struct llmgate *g;
+	int fd = h_raw_connect(&d, 1);
+
+	ck_assert_int_eq(write(fd, hdr, 4), 4);
+	ck_assert_int_eq(h_raw_recv(fd, &m, 3000), 0);
+	ck_assert_int_eq(m.type, PROTO_ERROR);
+	ck_assert_int_eq(m.u.result.cls, LLMGATE_INVALID_REQUEST);
+	ck_assert_str_eq(m.u.result.message, "empty frame refused: a frame's "
+	    "length must be at least 1 (each frame holds one message)");
+	proto_msg_free(&m);
+	ck_assert(h_raw_closed(fd, 3000));
+	close(fd);
+	g = h_connect(&d, "check_e2e");
+	ck_assert_int_eq(llmgate_ping(g), 0);
+	llmgate_close(g);
+}
+END_TEST
+
 START_TEST(test_malformed_payload)
 {
 	/* A valid frame whose payload is an array, not a map. */
@@ -1176,6 +1199,7 @@ e2e_suite(void)
 	tcase_add_test(tc, test_disconnect_mid_call);
 	tcase_add_test(tc, test_garbage_bytes);
 	tcase_add_test(tc, test_oversized_frame);
+	tcase_add_test(tc, test_empty_frame);
 	tcase_add_test(tc, test_malformed_payload);
 	tcase_add_test(tc, test_unknown_type_keeps_connection);
 	tcase_add_test(tc, test_frames_in_pieces);
