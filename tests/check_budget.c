@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,28 @@ fp_count(const char *model, const char *status)
 	return h_fakeprov_count(fp_port, model, status);
 }
 
+/* How long any wait of these tests may take, valgrind included. */
+#define WAIT_MS	30000
+
+/* Reap a child, failing (and killing it) if it is not done in time. */
+static void
+reap(pid_t pid, int *st)
+{
+	uint64_t deadline = h_mono_ms() + WAIT_MS;
+	pid_t r;
+
+	while ((r = waitpid(pid, st, WNOHANG)) == 0) {
+		if (h_mono_ms() >= deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, st, 0);
+			ck_abort_msg("child %d still running after %d ms",
+			    (int)pid, WAIT_MS);
+		}
+		h_sleep_ms(10);
+	}
+	ck_assert_int_eq(r, pid);
+}
+
 /*
  * Six processes, eight calls each, as fast as they can, on one target the
  * provider limits: the daemon queues them inside its budget, so every call
@@ -133,7 +156,7 @@ START_TEST(test_processes_share_budget)
 		}
 	}
 	for (i = 0; i < PROCS; i++) {
-		waitpid(pids[i], &st, 0);
+		reap(pids[i], &st);
 		ck_assert(WIFEXITED(st));
 		failed += WEXITSTATUS(st) / 16;
 		retried += WEXITSTATUS(st) % 16;
@@ -176,6 +199,7 @@ START_TEST(test_one_429_cools_down_all)
 	struct llmgate *b;
 	struct llmgate_request *req;
 	struct wait_one w = { 0 };
+	uint64_t deadline;
 	pid_t a;
 	int st;
 	json_t *j;
@@ -188,8 +212,12 @@ START_TEST(test_one_429_cools_down_all)
 		    0 : 1);
 	}
 	/* Let A's first attempt meet the 429. */
-	while (fp_count("shared+fail=1+status=429+retry_after=2", "429") < 1)
-		usleep(10000);
+	deadline = h_mono_ms() + WAIT_MS;
+	while (fp_count("shared+fail=1+status=429+retry_after=2", "429") < 1) {
+		ck_assert_msg(h_mono_ms() < deadline, "A's call never reached "
+		    "the provider");
+		h_sleep_ms(10);
+	}
 	b = h_connect(&d, "caller-b");
 	req = h_request("second", t, NULL);
 	ck_assert_uint_gt(llmgate_submit(b, req, NULL, wait_done, &w), 0);
@@ -199,7 +227,7 @@ START_TEST(test_one_429_cools_down_all)
 	ck_assert_uint_eq(w.nattempts, 1);
 	ck_assert_msg(w.waited >= 1500, "B waited only %u ms", w.waited);
 	llmgate_close(b);
-	waitpid(a, &st, 0);
+	reap(a, &st);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	ck_assert_int_eq(fp_count("shared+fail=1+status=429+retry_after=2",
 	    "429"), 1);
@@ -249,6 +277,7 @@ START_TEST(test_breaker_opens_and_probes)
 	struct llmgate_request *req;
 	struct wait_one w[3];
 	struct llmgate *g;
+	uint64_t deadline;
 	struct run r;
 	json_t *j;
 	int i;
@@ -275,7 +304,12 @@ START_TEST(test_breaker_opens_and_probes)
 	ck_assert_int_eq(fp_count(model, NULL), 3);
 
 	/* After open_ms: three calls at once, one probe goes upstream. */
-	usleep(1100000);
+	deadline = h_mono_ms() + WAIT_MS;
+	while (strcmp(breaker_of(bad), "half_open") != 0) {
+		ck_assert_msg(h_mono_ms() < deadline, "the breaker is %s, "
+		    "not half_open, after %d ms", breaker_of(bad), WAIT_MS);
+		h_sleep_ms(10);
+	}
 	g = h_connect(&d, "probes");
 	memset(w, 0, sizeof w);
 	for (i = 0; i < 3; i++) {

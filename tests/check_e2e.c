@@ -120,29 +120,36 @@ START_TEST(test_request_limits)
 }
 END_TEST
 
+static void wait_status(const char *, const char *, json_int_t, json_int_t);
+
 /* A client's name cannot forge log lines: its controls are replaced. */
 START_TEST(test_client_name_sanitized)
 {
-	struct llmgate_request *req = h_request("hi", "mock/slow:3000", NULL);
+	struct llmgate_request *req = h_request("hi", "mock/slow:60000",
+	    NULL);
 	struct llmgate *g;
 	char err[128], *log = NULL;
-	int i;
+	uint64_t deadline;
 
 	g = llmgate_connect(d.sock, "evil\n<0>forged line", err, sizeof err);
 	ck_assert_ptr_nonnull(g);
 	ck_assert_uint_gt(llmgate_submit(g, req, NULL, NULL, NULL), 0);
-	h_sleep_ms(100);
+	/* The call must be running when the client leaves. */
+	while (llmgate_want_write(g))
+		ck_assert_int_ge(llmgate_process(g), 0);
+	wait_status(NULL, "inflight", 1, 1);
 	llmgate_close(g);
 	h_request_free(req);
-	for (i = 0; i < 50 && log == NULL; i++) {
-		h_sleep_ms(50);
+	for (deadline = h_mono_ms() + 20000; log == NULL &&
+	    h_mono_ms() < deadline; ) {
 		log = h_daemon_log(&d);
 		if (strstr(log, "went away") == NULL) {
 			free(log);
 			log = NULL;
+			h_sleep_ms(10);
 		}
 	}
-	ck_assert_ptr_nonnull(log);
+	ck_assert_msg(log != NULL, "no \"went away\" in the log");
 	ck_assert_ptr_nonnull(strstr(log, "evil?<0>forged line"));
 	ck_assert_ptr_null(strstr(log, "\n<0>forged"));
 	free(log);
@@ -205,19 +212,30 @@ struct many {
 	int done;
 	int ok;
 	int last_cls;
-	int wrong;
-	char want[64];
+	int wrong;		/* answers with another request's text */
+};
+
+/* One request of a batch: its own expected reply. */
+struct many_one {
+	struct many *m;
+	char want[64];		/* "": any successful reply */
 };
 
 static void
 many_done(struct llmgate_result *res, void *arg)
 {
-	struct many *m = arg;
+	struct many_one *one = arg;
+	struct many *m = one->m;
 
 	m->done++;
 	m->last_cls = res->cls;
-	if (res->cls == LLMGATE_OK && strncmp(res->text, "echo: call ", 11) == 0)
-		m->ok++;
+	if (res->cls == LLMGATE_OK) {
+		if (*one->want == '\0' || (res->text != NULL &&
+		    strcmp(res->text, one->want) == 0))
+			m->ok++;
+		else
+			m->wrong++;
+	}
 	llmgate_result_free(res);
 }
 
@@ -227,15 +245,22 @@ run_many(struct llmgate **conns, int nconns, int per)
 	struct llmgate_request *req;
 	struct pollfd pfd[64];
 	struct many m = { 0 };
+	struct many_one *ones;
 	char prompt[32];
-	int i, j, total = nconns * per;
+	int i, j, k, total = nconns * per;
 
+	ones = calloc((size_t)total, sizeof *ones);
+	ck_assert_ptr_nonnull(ones);
 	for (i = 0; i < nconns; i++) {
 		for (j = 0; j < per; j++) {
-			snprintf(prompt, sizeof prompt, "call %d", i * per + j);
+			k = i * per + j;
+			snprintf(prompt, sizeof prompt, "call %d", k);
+			ones[k].m = &m;
+			snprintf(ones[k].want, sizeof ones[k].want,
+			    "echo: %s", prompt);
 			req = h_request(prompt, "mock/slow:20", NULL);
 			ck_assert_uint_gt(llmgate_submit(conns[i], req, NULL,
-			    many_done, &m), 0);
+			    many_done, &ones[k]), 0);
 			h_request_free(req);
 		}
 	}
@@ -251,7 +276,10 @@ run_many(struct llmgate **conns, int nconns, int per)
 				ck_assert_int_ge(llmgate_process(conns[i]), 0);
 		}
 	}
+	/* Each id got its own reply: none crossed over to another. */
+	ck_assert_int_eq(m.wrong, 0);
 	ck_assert_int_eq(m.ok, total);
+	free(ones);
 }
 
 START_TEST(test_100_calls_one_connection)
@@ -291,11 +319,50 @@ status_json(void)
 	return j;
 }
 
+/* A number in the status: top level, or in target's entry. */
+static json_int_t
+status_int(const char *target, const char *key)
+{
+	json_t *st = status_json(), *o = st, *t;
+	json_int_t v = -1;
+	size_t i;
+
+	if (target != NULL) {
+		o = NULL;
+		json_array_foreach(json_object_get(st, "targets"), i, t) {
+			if (strcmp(json_string_value(json_object_get(t,
+			    "target")), target) == 0)
+				o = t;
+		}
+	}
+	if (json_is_integer(json_object_get(o, key)))
+		v = json_integer_value(json_object_get(o, key));
+	json_decref(st);
+	return v;
+}
+
+/* Wait until that number is in [min, max]; fail after 20 s. */
+static void
+wait_status(const char *target, const char *key, json_int_t min,
+    json_int_t max)
+{
+	uint64_t deadline = h_mono_ms() + 20000;
+	json_int_t v;
+
+	while ((v = status_int(target, key)) < min || v > max) {
+		ck_assert_msg(h_mono_ms() < deadline, "status %s%s%s is %lld, "
+		    "want %lld to %lld", target != NULL ? target : "",
+		    target != NULL ? " " : "", key, (long long)v,
+		    (long long)min, (long long)max);
+		h_sleep_ms(10);
+	}
+}
+
 START_TEST(test_disconnect_mid_call)
 {
 	struct llmgate *g = h_connect(&d, "check_e2e");
-	struct llmgate_request *req = h_request("bye", "mock/slow:300", NULL);
-	json_t *st;
+	struct llmgate_request *req = h_request("bye", "mock/slow:60000",
+	    NULL);
 	int i;
 
 	ck_assert_uint_gt(llmgate_submit(g, req, NULL, NULL, NULL), 0);
@@ -303,17 +370,10 @@ START_TEST(test_disconnect_mid_call)
 	/* Let the daemon receive it, then vanish. */
 	for (i = 0; i < 20 && llmgate_want_write(g); i++)
 		llmgate_process(g);
-	usleep(50000);
-	st = status_json();
-	ck_assert_int_eq(json_integer_value(json_object_get(st, "inflight")),
-	    1);
-	json_decref(st);
+	wait_status(NULL, "inflight", 1, 1);
 	llmgate_close(g);
-	usleep(100000);
-	st = status_json();
-	ck_assert_int_eq(json_integer_value(json_object_get(st, "inflight")),
-	    0);
-	json_decref(st);
+	/* Its 60 s are not waited out: the call ends with the client. */
+	wait_status(NULL, "inflight", 0, 0);
 	ck_assert(h_daemon_alive(&d));
 }
 END_TEST
@@ -519,10 +579,11 @@ START_TEST(test_cancel)
 	struct llmgate *g = h_connect(&d, "check_e2e");
 	struct llmgate_request *req = h_request("x", "mock/slow:5000", NULL);
 	struct many m = { 0 };
+	struct many_one one = { &m, "" };
 	struct pollfd pfd;
 	uint32_t id;
 
-	id = llmgate_submit(g, req, NULL, many_done, &m);
+	id = llmgate_submit(g, req, NULL, many_done, &one);
 	h_request_free(req);
 	ck_assert_int_eq(llmgate_cancel(g, id), 0);
 	while (m.done == 0) {
@@ -724,7 +785,8 @@ START_TEST(test_stale_socket_replaced)
 {
 	struct sockaddr_un sun;
 	char path[100];
-	int fd, i, st, cfd = -1;
+	int fd, st, cfd = -1;
+	uint64_t deadline;
 	pid_t pid;
 
 	snprintf(path, sizeof path, "%s/stale.sock", d.dir);
@@ -741,8 +803,10 @@ START_TEST(test_stale_socket_replaced)
 		    path, (char *)NULL);
 		_exit(127);
 	}
-	for (i = 0; i < 300 && cfd == -1; i++) {
-		usleep(10000);
+	/* Slow under valgrind: wait for its socket up to a deadline. */
+	for (deadline = h_mono_ms() + 20000; cfd == -1 &&
+	    h_mono_ms() < deadline; ) {
+		h_sleep_ms(10);
 		cfd = socket(AF_UNIX, SOCK_STREAM, 0);
 		if (connect(cfd, (struct sockaddr *)&sun, sizeof sun) != 0) {
 			close(cfd);
@@ -872,16 +936,18 @@ START_TEST(test_cancel_during_backoff)
 	struct llmgate_request *req = h_request("x", "mock/rate-limited:30",
 	    NULL);
 	struct many m = { 0 };
+	struct many_one one = { &m, "" };
 	struct pollfd pfd;
 	uint32_t id;
 	json_t *st;
 
-	id = llmgate_submit(g, req, NULL, many_done, &m);
+	id = llmgate_submit(g, req, NULL, many_done, &one);
 	h_request_free(req);
 	/* Let the first attempt fail and the 30 s wait begin. */
 	while (llmgate_want_write(g))
 		llmgate_process(g);
-	usleep(200000);
+	wait_status("mock/rate-limited:30", "failures", 1, 1);
+	wait_status("mock/rate-limited:30", "inflight", 0, 0);
 	ck_assert_int_eq(llmgate_cancel(g, id), 0);
 	while (m.done == 0) {
 		pfd.fd = llmgate_fd(g);
