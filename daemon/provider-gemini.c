@@ -91,13 +91,6 @@ struct gemini_details {
 	int64_t retry_ms;	/* RetryInfo.retryDelay, -1 when none */
 };
 
-/* Provider wording varies in case. */
-static int
-gemini_has(const char *s, const char *needle)
-{
-	return strcasestr(s, needle) != NULL;
-}
-
 /* json_string() refuses invalid UTF-8, which is the caller's input error. */
 static json_t *
 gemini_str(const char *s, const char *what, char **cause)
@@ -544,7 +537,7 @@ gemini_details(json_t *details, struct gemini_details *gd)
 		json_array_foreach(json_object_get(d, "violations"), j, viol) {
 			s = json_string_value(json_object_get(viol,
 			    "quotaId"));
-			if (s != NULL && gemini_has(s, "PerDay"))
+			if (s != NULL && strcasestr(s, "PerDay") != NULL)
 				gd->per_day = 1;
 			v = json_object_get(viol, "quotaValue");
 			if ((json_is_string(v) &&
@@ -565,8 +558,8 @@ gemini_error_class(const struct provider_err *e, const char *st,
 {
 	size_t i;
 
-	if (gd->key_invalid || gemini_has(msg, "API key not valid") ||
-	    gemini_has(msg, "API key expired"))
+	if (gd->key_invalid || strcasestr(msg, "API key not valid") != NULL ||
+	    strcasestr(msg, "API key expired") != NULL)
 		return LLMGATE_AUTH;
 	/* "Request payload size exceeds the limit" comes as 413. */
 	if (http == 413 || provider_err_context(e))
@@ -580,13 +573,14 @@ gemini_error_class(const struct provider_err *e, const char *st,
 		 * such sign: Google says it for per-minute limits too.
 		 */
 		if (http == 402 || gd->per_day || gd->zero_quota ||
-		    gemini_has(msg, "per day") || gemini_has(msg, "PerDay") ||
-		    gemini_has(msg, "depleted"))
+		    strcasestr(msg, "per day") != NULL ||
+		    strcasestr(msg, "PerDay") != NULL ||
+		    strcasestr(msg, "depleted") != NULL)
 			return LLMGATE_QUOTA_EXHAUSTED;
 		return LLMGATE_RATE_LIMITED;
 	}
 	if (strcmp(st, "FAILED_PRECONDITION") == 0 &&
-	    gemini_has(msg, "billing"))
+	    strcasestr(msg, "billing") != NULL)
 		return LLMGATE_QUOTA_EXHAUSTED;
 	for (i = 0; i < nitems(gemini_statuses); i++) {
 		if (strcmp(st, gemini_statuses[i].name) == 0)
