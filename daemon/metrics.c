@@ -262,6 +262,14 @@ metrics_sanitize(const char *key)
 	return s;
 }
 
+static int
+metrics_endswith(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
 static void
 metrics_render_globals(struct buf *b, const json_t *st)
 {
@@ -279,6 +287,8 @@ metrics_render_globals(struct buf *b, const json_t *st)
 		    "Moves from one target of a chain to the next." },
 		{ "failed", "llmgate_failed_calls_total",
 		    "Calls that ended in an error." },
+		{ "repairs", "llmgate_repairs_total",
+		    "Invalid replies fed back to the model for a repair." },
 	};
 	struct metrics_family f;
 	struct buf lb = { 0 };
@@ -316,7 +326,11 @@ metrics_render_globals(struct buf *b, const json_t *st)
 		    counters[i].help, 0 };
 		metrics_json(b, &f, NULL, obj, counters[i].key, 1);
 	}
-	/* Counters status gains later still show, under a derived name. */
+	/*
+	 * Counters status gains later still show, under a derived name; a
+	 * key of the table above is shown once, by the table (two HELP/TYPE
+	 * blocks for one family make the whole scrape invalid).
+	 */
 	json_object_foreach((json_t *)(uintptr_t)obj, key, v) {
 		known = 0;
 		for (i = 0; i < sizeof counters / sizeof counters[0]; i++)
@@ -332,16 +346,14 @@ metrics_render_globals(struct buf *b, const json_t *st)
 		free(help);
 		free(san);
 	}
-	f = (struct metrics_family){ "llmgate_repairs_total", "counter",
-	    "Invalid replies fed back to the model for a repair.", 0 };
-	metrics_u64(b, &f, NULL, call_stats.repairs);
-
 	obj = json_object_get(st, "retry_budget");
 	json_object_foreach((json_t *)(uintptr_t)obj, key, v) {
 		if (!json_is_number(v))
 			continue;
 		san = metrics_sanitize(key);
-		xasprintf(&name, "llmgate_retry_budget_%s", san);
+		/* Prometheus names spell units out: min_per_s, per second. */
+		xasprintf(&name, "llmgate_retry_budget_%s%s", san,
+		    metrics_endswith(san, "_per_s") ? "econd" : "");
 		xasprintf(&help, "The machine-wide retry budget: %s.", san);
 		f = (struct metrics_family){ name, "gauge", help, 0 };
 		metrics_double(b, &f, NULL, NULL, json_number_value(v));

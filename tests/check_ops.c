@@ -1,18 +1,13 @@
 /*
  * check_ops.c: llmgated under a service manager, end to end: socket
  * activation through systemd-socket-activate, sd_notify messages on a
- * NOTIFY_SOCKET of our own, and the Prometheus exposition (the metrics
- * endpoint and `llmgate metrics`) read back by the reference Python parser
- * (Debian's python3-prometheus-client). Plus the exposition's label
- * escaping and series cap, rendered in-process.
+ * NOTIFY_SOCKET of our own, and the metrics_listen setting. The
+ * exposition itself is checked by check_metrics.c.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,8 +23,6 @@
 
 #include "harness.h"
 #include "llmgated.h"
-
-#define OPS_PYTHON	"/usr/bin/python3"
 
 static const char *mock_conf =
     "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
@@ -327,212 +320,6 @@ START_TEST(test_notify)
 }
 END_TEST
 
-/*
- * Parse exposition text with prometheus_client's parser: one line per
- * sample, "name{k="v",...} value" with the labels sorted, and "# name
- * type" per family. The parser raising fails the test.
- */
-static const char *ops_parse_py =
-    "import json, sys\n"
-    "from prometheus_client.parser import text_string_to_metric_families\n"
-    "text = open(sys.argv[1], encoding='utf-8').read()\n"
-    "for f in text_string_to_metric_families(text):\n"
-    "    print('# %s %s' % (f.name, f.type))\n"
-    "    for s in f.samples:\n"
-    "        l = ','.join('%s=%s' % (k, json.dumps(v))\n"
-    "                     for k, v in sorted(s.labels.items()))\n"
-    "        print('%s{%s} %r' % (s.name, l, float(s.value)))\n";
-
-static char *
-ops_parse(const char *dir, const char *text)
-{
-	char *file = h_strdup_printf("%s/metrics.txt", dir);
-	char *argv[] = { OPS_PYTHON, "-c", (char *)(uintptr_t)ops_parse_py,
-	    file, NULL };
-	struct run r;
-	char *out;
-
-	ops_write(file, text);
-	h_run(&r, NULL, argv);
-	ck_assert_msg(r.status == 0, "the Prometheus parser refused the "
-	    "exposition (status %d; needs python3-prometheus-client):\n%s\n"
-	    "--- text ---\n%s", r.status, r.err, text);
-	out = r.out;
-	free(r.err);
-	free(file);
-	return out;
-}
-
-/* The value of the sample key ("name{labels}"), or -1 when absent. */
-static double
-ops_sample(const char *parsed, const char *key)
-{
-	size_t n = strlen(key);
-	const char *p = parsed;
-
-	for (;;) {
-		if (strncmp(p, key, n) == 0 && p[n] == ' ')
-			return strtod(p + n + 1, NULL);
-		if ((p = strchr(p, '\n')) == NULL)
-			return -1;
-		p++;
-	}
-}
-
-static int
-ops_nsamples(const char *parsed, const char *prefix)
-{
-	size_t n = strlen(prefix);
-	const char *p = parsed;
-	int count = 0;
-
-	for (;;) {
-		if (strncmp(p, prefix, n) == 0)
-			count++;
-		if ((p = strchr(p, '\n')) == NULL)
-			return count;
-		p++;
-	}
-}
-
-static int
-ops_free_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof sin;
-	int fd, port;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-/* GET path over HTTP/1.0; the status, the Content-Type and the body. */
-static int
-ops_http_get(int port, const char *path, char **ctype, char **body)
-{
-	struct sockaddr_in sin;
-	struct pollfd pfd;
-	char *req, *resp = NULL, *p, *eol, *val;
-	size_t len = 0, cap = 0;
-	ssize_t n;
-	int fd, status = -1;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_msg(connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0,
-	    "connect to the metrics endpoint on port %d: %s", port,
-	    strerror(errno));
-	req = h_strdup_printf("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
-	    path);
-	ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-	free(req);
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	for (;;) {
-		if (len + 4097 > cap)
-			resp = realloc(resp, cap = cap * 2 + 8192);
-		ck_assert_int_gt(poll(&pfd, 1, 10000), 0);
-		if ((n = read(fd, resp + len, cap - len - 1)) <= 0)
-			break;
-		len += (size_t)n;
-	}
-	resp[len] = '\0';
-	close(fd);
-
-	sscanf(resp, "HTTP/1.%*d %d", &status);
-	*ctype = NULL;
-	for (p = strstr(resp, "\r\n"); p != NULL && strncmp(p, "\r\n\r\n", 4);
-	    p = strstr(p + 2, "\r\n")) {
-		if (strncasecmp(p + 2, "Content-Type:", 13) == 0) {
-			eol = strstr(p + 2, "\r\n");
-			val = p + 15 + strspn(p + 15, " \t");
-			*ctype = strndup(val, (size_t)(eol - val));
-		}
-	}
-	p = strstr(resp, "\r\n\r\n");
-	ck_assert_ptr_nonnull(p);
-	*body = strdup(p + 4);
-	free(resp);
-	return status;
-}
-
-START_TEST(test_metrics_endpoint)
-{
-	struct daemon d;
-	struct run r;
-	char *conf, *ctype, *body, *parsed;
-	int port = ops_free_port(), i;
-
-	conf = h_strdup_printf("%smetrics_listen = \"127.0.0.1:%d\";\n",
-	    mock_conf, port);
-	h_daemon_start(&d, conf);
-	free(conf);
-	for (i = 0; i < 3; i++) {
-		h_cli(&r, &d, NULL, "call", "-m", "mock/echo", "count me",
-		    NULL);
-		ck_assert_msg(r.status == 0, "call: %s", r.err);
-		h_run_free(&r);
-	}
-	h_cli(&r, &d, NULL, "call", "-m", "mock/error:auth", "fail", NULL);
-	ck_assert_int_eq(r.status, 4);
-	h_run_free(&r);
-
-	ck_assert_int_eq(ops_http_get(port, "/metrics", &ctype, &body), 200);
-	ck_assert_ptr_nonnull(ctype);
-	ck_assert_msg(strncmp(ctype, "text/plain; version=0.0.4", 25) == 0,
-	    "Content-Type: %s", ctype);
-	free(ctype);
-	parsed = ops_parse(d.dir, body);
-	ck_assert(strstr(parsed, "# llmgate_calls counter\n") != NULL);
-	ck_assert(strstr(parsed, "# llmgate_call_duration_seconds histogram\n")
-	    != NULL);
-	ck_assert(ops_sample(parsed, "llmgate_calls_total{}") == 4);
-	ck_assert(ops_sample(parsed, "llmgate_failed_calls_total{}") == 1);
-	ck_assert(ops_sample(parsed, "llmgate_attempts_total{}") == 4);
-	ck_assert(ops_sample(parsed, "llmgate_target_calls_total{"
-	    "class=\"ok\",target=\"mock/echo\"}") == 3);
-	ck_assert(ops_sample(parsed, "llmgate_target_calls_total{"
-	    "class=\"auth\",target=\"mock/error:auth\"}") == 1);
-	ck_assert(ops_sample(parsed, "llmgate_target_attempts_total{"
-	    "class=\"ok\",target=\"mock/echo\"}") == 3);
-	ck_assert(ops_sample(parsed, "llmgate_call_duration_seconds_count{"
-	    "target=\"mock/echo\"}") == 3);
-	ck_assert(ops_sample(parsed, "llmgate_call_duration_seconds_bucket{"
-	    "le=\"+Inf\",target=\"mock/echo\"}") == 3);
-	ck_assert(ops_sample(parsed, "llmgate_breaker_state{"
-	    "state=\"closed\",target=\"mock/echo\"}") == 1);
-	ck_assert(ops_sample(parsed, "llmgate_breaker_state{"
-	    "state=\"open\",target=\"mock/echo\"}") == 0);
-	free(parsed);
-	free(body);
-
-	ck_assert_int_eq(ops_http_get(port, "/", &ctype, &body), 404);
-	free(ctype);
-	free(body);
-
-	/* `llmgate metrics` prints the same exposition. */
-	h_cli(&r, &d, NULL, "metrics", NULL);
-	ck_assert_int_eq(r.status, 0);
-	parsed = ops_parse(d.dir, r.out);
-	ck_assert(ops_sample(parsed, "llmgate_calls_total{}") == 4);
-	ck_assert(ops_sample(parsed, "llmgate_call_duration_seconds_count{"
-	    "target=\"mock/echo\"}") == 3);
-	free(parsed);
-	h_run_free(&r);
-	ck_assert_int_eq(h_daemon_stop(&d), 0);
-}
-END_TEST
-
 START_TEST(test_metrics_listen_config)
 {
 	static const char *bad[] = { "9464", "127.0.0.1", "127.0.0.1:0",
@@ -573,80 +360,6 @@ START_TEST(test_metrics_listen_config)
 }
 END_TEST
 
-/* In-process: label values that need escaping survive the parser. */
-START_TEST(test_metrics_escaping)
-{
-	char dir[] = "/tmp/llmgate-ops.XXXXXX", *text, *parsed, *cmd;
-
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	cfg = config_load(NULL, NULL);
-	metrics_observe_call("p/we\"ird\\mo\ndel", LLMGATE_RATE_LIMITED, 5);
-	metrics_observe_call("p/we\"ird\\mo\ndel", LLMGATE_OK, 70000);
-	metrics_observe_attempt("p/we\"ird\\mo\ndel", LLMGATE_OK);
-	metrics_observe_call(NULL, LLMGATE_INVALID_REQUEST, 0);
-	text = metrics_render();
-	parsed = ops_parse(dir, text);
-	ck_assert_msg(ops_sample(parsed, "llmgate_target_calls_total{"
-	    "class=\"rate_limited\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 1,
-	    "%s", parsed);
-	ck_assert(ops_sample(parsed, "llmgate_call_duration_seconds_bucket{"
-	    "le=\"0.01\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 1);
-	ck_assert(ops_sample(parsed, "llmgate_call_duration_seconds_bucket{"
-	    "le=\"60\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 1);
-	ck_assert(ops_sample(parsed, "llmgate_call_duration_seconds_bucket{"
-	    "le=\"+Inf\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 2);
-	ck_assert(ops_sample(parsed, "llmgate_call_duration_seconds_sum{"
-	    "target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 70.005);
-	ck_assert(ops_sample(parsed, "llmgate_target_calls_total{"
-	    "class=\"invalid_request\",target=\"none\"}") == 1);
-	ck_assert(ops_sample(parsed, "llmgate_info{version=\""
-	    LLMGATE_VERSION "\"}") == 1);
-	free(parsed);
-	free(text);
-	metrics_shutdown();
-	config_free(cfg);
-	cfg = NULL;
-	cmd = h_strdup_printf("rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
-	free(cmd);
-}
-END_TEST
-
-/* In-process: a flood of distinct targets folds into target="other". */
-START_TEST(test_metrics_series_cap)
-{
-	char dir[] = "/tmp/llmgate-ops.XXXXXX", *text, *parsed, *cmd;
-	char name[64];
-	int i, n;
-
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	cfg = config_load(NULL, NULL);
-	for (i = 0; i < 6000; i++) {
-		snprintf(name, sizeof name, "p/model-%d", i);
-		metrics_observe_attempt(name, LLMGATE_SERVER_ERROR);
-	}
-	metrics_observe_attempt("p/model-1", LLMGATE_SERVER_ERROR);
-	text = metrics_render();
-	parsed = ops_parse(dir, text);
-	n = ops_nsamples(parsed, "llmgate_target_attempts_total{");
-	ck_assert_int_eq(n, 4096 + 1);
-	ck_assert(ops_sample(parsed, "llmgate_target_attempts_total{"
-	    "class=\"server_error\",target=\"p/model-1\"}") == 2);
-	ck_assert(ops_sample(parsed, "llmgate_target_attempts_total{"
-	    "class=\"server_error\",target=\"other\"}") == 6000 - 4096);
-	ck_assert(ops_sample(parsed, "llmgate_metrics_folded_total{}") ==
-	    6000 - 4096);
-	free(parsed);
-	free(text);
-	metrics_shutdown();
-	config_free(cfg);
-	cfg = NULL;
-	cmd = h_strdup_printf("rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
-	free(cmd);
-}
-END_TEST
-
 static Suite *
 ops_suite(void)
 {
@@ -656,10 +369,7 @@ ops_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_socket_activation);
 	tcase_add_test(tc, test_notify);
-	tcase_add_test(tc, test_metrics_endpoint);
 	tcase_add_test(tc, test_metrics_listen_config);
-	tcase_add_test(tc, test_metrics_escaping);
-	tcase_add_test(tc, test_metrics_series_cap);
 	suite_add_tcase(s, tc);
 	return s;
 }
