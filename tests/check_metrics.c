@@ -454,31 +454,13 @@ metrics_suite(void)
 	return s;
 }
 
-/* path of name on $PATH into buf, or -1. */
-static int
-cm_which(const char *name, char *buf, size_t size)
-{
-	const char *path = getenv("PATH"), *p, *end;
-	int n;
-
-	for (p = path != NULL ? path : "/usr/bin:/bin"; *p != '\0'; p = end) {
-		end = p + strcspn(p, ":");
-		n = snprintf(buf, size, "%.*s/%s", (int)(end - p), p, name);
-		if (n > 0 && (size_t)n < size && access(buf, X_OK) == 0)
-			return 0;
-		if (*end == ':')
-			end++;
-	}
-	return -1;
-}
-
 int
 main(void)
 {
 	SRunner *sr;
 	int failed;
 
-	if (cm_which("promtool", cm_promtool, sizeof cm_promtool) != 0) {
+	if (h_which("promtool", cm_promtool, sizeof cm_promtool) != 0) {
 		fprintf(stderr, "SKIP check_metrics: promtool not found on "
 		    "PATH (Debian package prometheus)\n");
 		return 77;

@@ -361,13 +361,14 @@ START_TEST(test_metrics_listen_config)
 END_TEST
 
 static Suite *
-ops_suite(void)
+ops_suite(int activate)
 {
 	Suite *s = suite_create("ops");
 	TCase *tc = tcase_create("ops");
 
 	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_socket_activation);
+	if (activate)
+		tcase_add_test(tc, test_socket_activation);
 	tcase_add_test(tc, test_notify);
 	tcase_add_test(tc, test_metrics_listen_config);
 	suite_add_tcase(s, tc);
@@ -377,11 +378,21 @@ ops_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(ops_suite());
-	int failed;
+	SRunner *sr;
+	char path[512];
+	int failed, activate;
 
+	activate = h_which("systemd-socket-activate", path, sizeof path) == 0;
+	sr = srunner_create(ops_suite(activate));
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	if (failed == 0 && !activate) {
+		/* The rest passed; say what did not run (77: skipped). */
+		fprintf(stderr, "SKIP test_socket_activation: "
+		    "systemd-socket-activate not found on PATH (Debian "
+		    "package systemd)\n");
+		return 77;
+	}
 	return failed == 0 ? 0 : 1;
 }

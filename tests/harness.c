@@ -604,3 +604,21 @@ h_fakeprov_count(int port, const char *model, const char *status)
 	json_decref(j);
 	return n;
 }
+
+/* The path of name on $PATH into buf; -1 when it is not there. */
+int
+h_which(const char *name, char *buf, size_t size)
+{
+	const char *path = getenv("PATH"), *p, *end;
+	int n;
+
+	for (p = path != NULL ? path : "/usr/bin:/bin"; *p != '\0'; p = end) {
+		end = p + strcspn(p, ":");
+		n = snprintf(buf, size, "%.*s/%s", (int)(end - p), p, name);
+		if (n > 0 && (size_t)n < size && access(buf, X_OK) == 0)
+			return 0;
+		if (*end == ':')
+			end++;
+	}
+	return -1;
+}

@@ -84,6 +84,9 @@ void h_lease_cb(const struct llmgate_lease *, enum llmgate_class,
 uint64_t h_mono_ms(void);
 void h_sleep_ms(int ms);
 
+/* The path of an optional tool on $PATH into buf; -1 when missing. */
+int h_which(const char *name, char *buf, size_t size);
+
 char *h_strdup_printf(const char *, ...)
     __attribute__((format(printf, 1, 2)));
 
