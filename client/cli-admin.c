@@ -337,7 +337,7 @@ cmd_acquire(const struct cmd *c, int argc, char **argv)
 	enum llmgate_class	 cls;
 	struct llmgate		*g;
 	json_t			*o;
-	char			 err[1024];
+	char			 err[1024], id[24];
 	int			 ch, json = 0, rv;
 
 	memset(&acq, 0, sizeof acq);
@@ -393,15 +393,19 @@ cmd_acquire(const struct cmd *c, int argc, char **argv)
 		rv = cli_class_exit(cls);
 		return rv != 0 ? rv : EXIT_FAILED;
 	}
+	/*
+	 * Lease ids are 63-bit: in JSON a string of the same decimal digits,
+	 * since jq and JavaScript read numbers as doubles and would round it.
+	 */
+	snprintf(id, sizeof id, "%llu", (unsigned long long)lease.id);
 	if (json) {
 		o = json_object();
-		json_object_set_new(o, "lease",
-		    json_integer((json_int_t)lease.id));
+		json_object_set_new(o, "lease", json_string(id));
 		json_object_set_new(o, "target", cli_jstr(lease.target));
 		json_object_set_new(o, "ttl_ms", json_integer(lease.ttl_ms));
 		cli_print_json(o);
 	} else
-		printf("%llu\n", (unsigned long long)lease.id);
+		printf("%s\n", id);
 	return 0;
 }
 

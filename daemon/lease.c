@@ -121,7 +121,7 @@ lease_timer(evutil_socket_t fd, short events, void *arg)
 		lease_answer(l, LLMGATE_DEADLINE, msg);
 		return;
 	}
-	log_debug("lease %llx at %s expired unreported",
+	log_debug("lease %llu at %s expired unreported",
 	    (unsigned long long)l->id, l->target);
 	lease_unlink(l->id);
 	lease_free(l);
@@ -225,7 +225,7 @@ lease_report(const struct llmgate_report *rep, char **cause)
 	enum llmgate_class cls;
 
 	if (l == NULL) {
-		xasprintf(cause, "lease %llx is unknown or expired",
+		xasprintf(cause, "lease %llu is unknown or expired",
 		    (unsigned long long)rep->lease);
 		return -1;
 	}

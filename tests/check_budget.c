@@ -331,6 +331,73 @@ START_TEST(test_breaker_opens_and_probes)
 END_TEST
 
 /*
+ * `acquire --json` gives the lease id in a form that survives JSON tools:
+ * read as jq and JavaScript read JSON (numbers as doubles), written back,
+ * it still names the lease, and `report` takes it. Three leases, since a
+ * random 63-bit id rarely fits a double exactly.
+ */
+START_TEST(test_lease_id_survives_json)
+{
+	char jq[512], *id, *out, *text;
+	char *jqargv[] = { jq, "-r", ".lease", NULL };
+	json_t *j, *v;
+	struct run r;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		h_cli(&r, &d, NULL, "acquire", "-m", "mock/echo", "--json",
+		    NULL);
+		ck_assert_msg(r.status == 0, "acquire: %s", r.err);
+		out = r.out;
+		free(r.err);
+		j = json_loads(out, JSON_DECODE_INT_AS_REAL, NULL);
+		ck_assert_ptr_nonnull(j);
+		v = json_object_get(j, "lease");
+		if (json_is_string(v))
+			id = strdup(json_string_value(v));
+		else
+			id = h_strdup_printf("%.0f", json_number_value(v));
+		text = json_dumps(j, JSON_ENCODE_ANY);
+		json_decref(j);
+		/* The same through jq, when it is installed. */
+		if (h_which("jq", jq, sizeof jq) == 0) {
+			h_run(&r, out, jqargv);
+			ck_assert_int_eq(r.status, 0);
+			r.out[strcspn(r.out, "\n")] = '\0';
+			ck_assert_msg(strcmp(r.out, id) == 0, "jq read %s as %s",
+			    text, r.out);
+			h_run_free(&r);
+		}
+		h_cli(&r, &d, NULL, "report", id, "--status", "200", NULL);
+		ck_assert_msg(r.status == 0, "report of %s (from %s): %s", id,
+		    out, r.err);
+		h_run_free(&r);
+		free(text);
+		free(id);
+		free(out);
+	}
+	/* The text form is the same digits. */
+	h_cli(&r, &d, NULL, "acquire", "-m", "mock/echo", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_uint_eq(strspn(r.out, "0123456789"), strlen(r.out) - 1);
+	r.out[strlen(r.out) - 1] = '\0';
+	id = strdup(r.out);
+	h_run_free(&r);
+	h_cli(&r, &d, NULL, "report", id, "--status", "200", NULL);
+	ck_assert_int_eq(r.status, 0);
+	h_run_free(&r);
+	/* Reported twice: the error names it the same way. */
+	h_cli(&r, &d, NULL, "report", id, "--status", "200", NULL);
+	ck_assert_int_ne(r.status, 0);
+	text = h_strdup_printf("lease %s is unknown", id);
+	ck_assert_msg(strstr(r.err, text) != NULL, "%s", r.err);
+	free(text);
+	h_run_free(&r);
+	free(id);
+}
+END_TEST
+
+/*
  * A lease reported 429 by one process cools the target down for a lease
  * taken by another process and for a call through the daemon alike.
  */
@@ -439,7 +506,9 @@ START_TEST(test_async_leases)
 	ck_assert_uint_ne(s[2].lease, 0);
 	h_drive(g, &s[3].done);
 	ck_assert_int_ne(s[3].cls, LLMGATE_OK);
-	ck_assert_ptr_nonnull(strstr(s[3].message, "lease"));
+	/* Lease ids are written in decimal, as the CLI prints them. */
+	ck_assert_msg(strstr(s[3].message, "lease 12345 ") != NULL, "%s",
+	    s[3].message);
 
 	/* The granted lease reported, once. */
 	rep.lease = s[2].lease;
@@ -598,6 +667,7 @@ main(void)
 	tcase_add_test(tc, test_one_429_cools_down_all);
 	tcase_add_test(tc, test_breaker_opens_and_probes);
 	tcase_add_test(tc, test_leases_share_cooldowns);
+	tcase_add_test(tc, test_lease_id_survives_json);
 	tcase_add_test(tc, test_async_leases);
 	tcase_add_test(tc, test_unreported_leases_capped);
 	tcase_add_test(tc, test_absurd_report_no_refund);
