@@ -6,7 +6,11 @@
  * provider that was cooling down.
  *
  * The file is JSON, written atomically (a temporary file, fsync, rename)
- * every state_save_ms and at shutdown. The monotonic clock does not
+ * every state_save_ms and at shutdown. A periodic save encodes the state
+ * on the event loop (cheap: a few hundred bytes a target) and leaves the
+ * write, whose fsync can take seconds on a busy disk, to a thread of its
+ * own, so calls never wait for the disk; the thread tells the loop it is
+ * done through a pipe. At shutdown the save is made in place. The monotonic clock does not
  * survive a restart (nor a reboot), so times are kept as "ms left" at
  * saved_at, a wall-clock time; at load the time spent down is subtracted.
  * A file that cannot be read or parsed is logged and ignored: losing this
@@ -17,6 +21,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +39,18 @@
 
 static struct event *state_ev;
 static char *state_error;	/* the last save's failure, logged once */
+
+/* A periodic save being written off the loop; at most one at a time. */
+struct state_job {
+	pthread_t thread;
+	char *path;
+	char *text;
+	char *cause;		/* the thread's: set when rv is -1 */
+	int rv;
+};
+static struct state_job *state_job;
+static int state_pipe[2] = { -1, -1 };	/* the thread's "done" */
+static struct event *state_done_ev;
 
 /* One entry of the file, checked whole before any of it is applied. */
 struct state_entry {
@@ -151,18 +169,14 @@ state_sync_dir(const char *path)
 	free(dir);
 }
 
-/*
- * Write every target worth keeping to path, atomically: a reader (or the
- * next start after a crash mid-write) sees the old file or the new one.
- */
-int
-state_save(const char *path, char **cause)
+/* The state as the file's text (free()); NULL with *cause. */
+static char *
+state_encode(const char *path, char **cause)
 {
 	json_t *root, *targets, *o;
 	struct target *t;
 	uint64_t now = now_ms();
-	char *text = NULL, *tmp = NULL;
-	int fd = -1;
+	char *text = NULL;
 
 	targets = json_array();
 	for (t = target_first(); t != NULL; t = t->next) {
@@ -171,10 +185,22 @@ state_save(const char *path, char **cause)
 	}
 	root = json_pack("{s:i, s:I, s:o}", "version", STATE_VERSION,
 	    "saved_at", (json_int_t)state_wall_ms(), "targets", targets);
-	if (root == NULL || (text = json_dumps(root, JSON_INDENT(1))) == NULL) {
+	if (root == NULL || (text = json_dumps(root, JSON_INDENT(1))) == NULL)
 		xasprintf(cause, "%s: cannot encode the state", path);
-		goto fail;
-	}
+	json_decref(root);
+	return text;
+}
+
+/*
+ * Write text to path, atomically: a reader (or the next start after a
+ * crash mid-write) sees the old file or the new one. Touches nothing but
+ * its arguments, so it may run on a thread of its own.
+ */
+static int
+state_write(const char *path, const char *text, char **cause)
+{
+	char *tmp = NULL;
+	int fd = -1;
 
 	xasprintf(&tmp, "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
@@ -202,20 +228,28 @@ state_save(const char *path, char **cause)
 	}
 	state_sync_dir(path);
 	free(tmp);
-	free(text);
-	json_decref(root);
 	return 0;
 
 fail:
 	if (fd != -1)
 		close(fd);
-	if (tmp != NULL) {
-		unlink(tmp);
-		free(tmp);
-	}
-	free(text);
-	json_decref(root);
+	unlink(tmp);
+	free(tmp);
 	return -1;
+}
+
+/* Every target worth keeping, to path, now (blocking). */
+int
+state_save(const char *path, char **cause)
+{
+	char *text;
+	int rv;
+
+	if ((text = state_encode(path, cause)) == NULL)
+		return -1;
+	rv = state_write(path, text, cause);
+	free(text);
+	return rv;
 }
 
 /*
@@ -539,16 +573,11 @@ state_restore(void)
 	}
 }
 
-/* Save, logging a failure once rather than every period. */
+/* A save's outcome (cause NULL: saved), a failure logged once. */
 static void
-state_flush(void)
+state_result(const char *path, char *cause)
 {
-	const char *path = state_path();
-	char *cause = NULL;
-
-	if (path == NULL)
-		return;
-	if (state_save(path, &cause) != 0) {
+	if (cause != NULL) {
 		if (state_error == NULL || strcmp(state_error, cause) != 0)
 			log_warnx("cannot save the state file: %s", cause);
 		free(state_error);
@@ -561,6 +590,103 @@ state_flush(void)
 		state_error = NULL;
 	}
 	log_debug("state file %s saved", path);
+}
+
+/* Save in place, on the caller's stack (shutdown). */
+static void
+state_flush(void)
+{
+	const char *path = state_path();
+	char *cause = NULL;
+
+	if (path == NULL)
+		return;
+	state_result(path, state_save(path, &cause) == 0 ? NULL : cause);
+}
+
+static void *
+state_thread(void *arg)
+{
+	struct state_job *job = arg;
+	char c = 0;
+	ssize_t n;
+
+	job->rv = state_write(job->path, job->text, &job->cause);
+	do
+		n = write(state_pipe[1], &c, 1);
+	while (n == -1 && errno == EINTR);
+	return NULL;
+}
+
+/* Wait for the job in flight (it is done, or shutting down) and log. */
+static void
+state_reap(void)
+{
+	struct state_job *job = state_job;
+
+	if (job == NULL)
+		return;
+	pthread_join(job->thread, NULL);
+	state_job = NULL;
+	state_result(job->path, job->rv == 0 ? NULL : job->cause);
+	free(job->path);
+	free(job->text);
+	free(job);
+}
+
+static void
+state_done(evutil_socket_t fd, short events, void *arg)
+{
+	char buf[16];
+
+	while (read(fd, buf, sizeof buf) > 0)
+		continue;
+	state_reap();
+}
+
+/*
+ * A periodic save: encode here, write on a thread. While the previous
+ * one is still writing (a disk that slow), this period is skipped.
+ */
+static void
+state_flush_async(void)
+{
+	const char *path = state_path();
+	struct state_job *job;
+	char *cause = NULL, *text;
+	sigset_t all, old;
+	int err;
+
+	if (path == NULL)
+		return;
+	if (state_job != NULL) {
+		log_debug("state file %s: the last save is still being "
+		    "written", path);
+		return;
+	}
+	if ((text = state_encode(path, &cause)) == NULL) {
+		state_result(path, cause);
+		return;
+	}
+	job = xcalloc(1, sizeof *job);
+	job->path = xstrdup(path);
+	job->text = text;
+	/* The thread takes no signals: the loop handles them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = state_pipe[1] == -1 ? -1 :
+	    pthread_create(&job->thread, NULL, state_thread, job);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err != 0) {
+		/* No thread to be had: write it here rather than not. */
+		job->rv = state_write(job->path, job->text, &job->cause);
+		state_result(job->path, job->rv == 0 ? NULL : job->cause);
+		free(job->path);
+		free(job->text);
+		free(job);
+		return;
+	}
+	state_job = job;
 }
 
 /* One-shot and re-armed, so a reload's state_save_ms takes effect. */
@@ -576,7 +702,7 @@ state_arm(void)
 static void
 state_tick(evutil_socket_t fd, short events, void *arg)
 {
-	state_flush();
+	state_flush_async();
 	state_arm();
 }
 
@@ -586,6 +712,13 @@ state_start(struct event_base *base)
 {
 	if (state_ev == NULL)
 		state_ev = evtimer_new(base, state_tick, NULL);
+	if (state_done_ev == NULL && pipe2(state_pipe, O_CLOEXEC |
+	    O_NONBLOCK) == 0) {
+		state_done_ev = event_new(base, state_pipe[0],
+		    EV_READ | EV_PERSIST, state_done, NULL);
+		event_add(state_done_ev, NULL);
+	} else if (state_done_ev == NULL)
+		log_warn("pipe: state files are saved on the event loop");
 	state_arm();
 }
 
@@ -595,6 +728,17 @@ state_stop(void)
 	if (state_ev != NULL) {
 		event_free(state_ev);
 		state_ev = NULL;
+	}
+	/* A periodic save still writing finishes first, then the last one. */
+	state_reap();
+	if (state_done_ev != NULL) {
+		event_free(state_done_ev);
+		state_done_ev = NULL;
+	}
+	if (state_pipe[0] != -1) {
+		close(state_pipe[0]);
+		close(state_pipe[1]);
+		state_pipe[0] = state_pipe[1] = -1;
 	}
 	state_flush();
 	free(state_error);

@@ -7,6 +7,7 @@
  * periodically, and $STATE_DIRECTORY gives the default path.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -644,6 +645,71 @@ START_TEST(test_periodic_save)
 }
 END_TEST
 
+/*
+ * A periodic save does not stall the daemon: with the temporary file a
+ * FIFO nobody reads yet, the save's write blocks, and calls must still be
+ * answered at once. A reader (a child) opens the FIFO after 3 s, so code
+ * that writes on the event loop ends its stall and the test fails on the
+ * slow answers instead of hanging; what it read must be the state.
+ */
+START_TEST(test_save_off_loop)
+{
+	char *tmp = h_strdup_printf("%s.tmp", spath);
+	char *got = h_strdup_printf("%s/fifo-read.json", sdir);
+	uint64_t t0, t1, worst = 0;
+	struct run r;
+	json_t *j;
+	pid_t pid;
+	int st;
+
+	ck_assert_int_eq(mkfifo(tmp, 0600), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char buf[4096];
+		ssize_t len;
+		FILE *in, *out;
+
+		sleep(3);
+		in = fopen(tmp, "r");
+		out = fopen(got, "w");
+		if (in == NULL || out == NULL)
+			_exit(1);
+		while ((len = (ssize_t)fread(buf, 1, sizeof buf, in)) > 0)
+			fwrite(buf, 1, (size_t)len, out);
+		_exit(fclose(out) == 0 ? 0 : 1);
+	}
+	start();
+	lease_429("mock/echo", "30");
+	/* 2 s of pings: ten periods, the first save stuck from the first. */
+	t0 = h_mono_ms();
+	while (h_mono_ms() - t0 < 2000) {
+		t1 = h_mono_ms();
+		h_cli(&r, &d, NULL, "ping", NULL);
+		ck_assert_int_eq(r.status, 0);
+		h_run_free(&r);
+		if (h_mono_ms() - t1 > worst)
+			worst = h_mono_ms() - t1;
+	}
+	ck_assert_msg(worst < 1000, "a ping took %llu ms while the state "
+	    "file was being written", (unsigned long long)worst);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	j = json_load_file(got, 0, NULL);
+	ck_assert_msg(j != NULL, "the stuck save wrote no state");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    json_object_get(j, "targets"), 0), "target")), "mock/echo");
+	json_decref(j);
+	/* Saves go on once the disk is back; a restart restores them. */
+	stop();
+	start();
+	ck_assert_int_gt(cooldown_of("mock/echo"), 20000);
+	stop();
+	free(tmp);
+	free(got);
+}
+END_TEST
+
 /* No state_file: $STATE_DIRECTORY (systemd's StateDirectory=) decides. */
 START_TEST(test_state_directory)
 {
@@ -698,6 +764,7 @@ main(void)
 	tcase_add_test(e2e, test_corrupt_ignored);
 	tcase_add_test(e2e, test_unreadable_ignored);
 	tcase_add_test(e2e, test_periodic_save);
+	tcase_add_test(e2e, test_save_off_loop);
 	tcase_add_test(e2e, test_state_directory);
 	suite_add_tcase(s, e2e);
 	sr = srunner_create(s);
