@@ -422,20 +422,18 @@ bcall_done(struct llmgate_result *r, void *arg)
 	free(bk);
 }
 
-static void
-drun_request(const struct bench *b, struct llmgate_request *req,
-    struct llmgate_message *msg, char **targets)
+static struct llmgate_request *
+drun_request(const struct bench *b)
 {
-	memset(req, 0, sizeof *req);
-	memset(msg, 0, sizeof *msg);
-	msg->role = LLMGATE_ROLE_USER;
-	msg->content = b->prompt;
-	targets[0] = b->target;
-	req->messages = msg;
-	req->nmessages = 1;
-	req->targets = targets;
-	req->ntargets = 1;
-	req->stream = b->stream;
+	struct llmgate_request *req = llmgate_request_new();
+
+	if (req == NULL ||
+	    llmgate_request_add_message(req, LLMGATE_ROLE_USER,
+	    b->prompt) == -1 ||
+	    llmgate_request_add_target(req, b->target) == -1 ||
+	    llmgate_request_set_stream(req, b->stream) == -1)
+		fatalx("cannot build the request");
+	return req;
 }
 
 static void
@@ -569,22 +567,20 @@ drun_loop(struct drun *run, const struct llmgate_request *req, int topup,
 static int
 bench_daemon(struct bench *b)
 {
-	struct llmgate_request	 req;
-	struct llmgate_message	 msg;
+	struct llmgate_request	*req;
 	struct drun		 run;
 	struct stats		 st;
-	char			*targets[1];
 	uint64_t		 start, deadline;
 	long long		 cpu;
 
-	drun_request(b, &req, &msg, targets);
+	req = drun_request(b);
 	memset(&run, 0, sizeof run);
 	drun_connect(&run, b, b->conns, b->concurrency);
 	deadline = now_us() + (uint64_t)b->timeout_s * 1000000;
 
 	if (b->warmup > 0) {
 		run.total = b->warmup;
-		if (drun_loop(&run, &req, 1, 0, deadline) != 0)
+		if (drun_loop(&run, req, 1, 0, deadline) != 0)
 			fatalx("warm-up did not finish in %ld s", b->timeout_s);
 	}
 
@@ -596,7 +592,7 @@ bench_daemon(struct bench *b)
 	run.submitted = run.finished = run.streaming = 0;
 	cpu = cpu_us(b->pid);
 	start = now_us();
-	if (drun_loop(&run, &req, 1, 0, deadline) != 0) {
+	if (drun_loop(&run, req, 1, 0, deadline) != 0) {
 		while (run.finished < run.submitted) {
 			stats_fail(&st, "no answer within %ld s",
 			    b->timeout_s);
@@ -608,6 +604,7 @@ bench_daemon(struct bench *b)
 	/* Calls never submitted (connections lost) count as failed. */
 	st.failed += run.total - run.submitted;
 	drun_close(&run);
+	llmgate_request_free(req);
 
 	stats_print(b, &st);
 	free(st.lat);
@@ -1236,20 +1233,19 @@ hold_wait(struct drun *run, const struct llmgate_request *req, int stream)
 static int
 bench_hold(struct bench *b)
 {
-	struct llmgate_request	 req;
-	struct llmgate_message	 msg;
+	struct llmgate_request	*req;
 	struct drun		 run;
-	char			*targets[1], note[160];
+	char			 note[160];
 	long			 before, after, i, live, streaming, ended;
 	long			 p_sub, p_fin, p_str;
 
 	raise_nofile(b->conns + BENCH_NOFILE_SPARE);
-	drun_request(b, &req, &msg, targets);
+	req = drun_request(b);
 	memset(&run, 0, sizeof run);
 	drun_connect(&run, b, b->conns, b->count);
 
-	drun_submit(&run, &run.conns[0], &req);
-	hold_wait(&run, &req, b->stream);
+	drun_submit(&run, &run.conns[0], req);
+	hold_wait(&run, req, b->stream);
 	p_sub = run.submitted;
 	p_fin = run.finished;
 	p_str = run.streaming;
@@ -1257,8 +1253,8 @@ bench_hold(struct bench *b)
 	before = rss_kib(b->pid);
 
 	for (i = 0; i < b->count; i++)
-		drun_submit(&run, &run.conns[i % run.nconns], &req);
-	hold_wait(&run, &req, b->stream);
+		drun_submit(&run, &run.conns[i % run.nconns], req);
+	hold_wait(&run, req, b->stream);
 	sleep_ms(BENCH_SETTLE_MS);
 	after = rss_kib(b->pid);
 
@@ -1279,6 +1275,7 @@ bench_hold(struct bench *b)
 	    "calls in flight", live, b->count, before, after,
 	    *note != '\0' ? note : NULL);
 	drun_close(&run);
+	llmgate_request_free(req);
 	return *note == '\0' ? 0 : 1;
 }
 

@@ -161,26 +161,35 @@ args_text(const json_t *a)
 	return json_text(a);
 }
 
-/* {id, name, arguments} or OpenAI's {id, type, function: {name, arguments}}. */
+/*
+ * {id, name, arguments} or OpenAI's {id, type, function: {name,
+ * arguments}}, added to the assistant turn msg of req.
+ */
 static int
-tool_call_from_json(const json_t *j, struct llmgate_tool_call *tc)
+tool_call_from_json(const json_t *j, struct llmgate_request *req, int msg)
 {
 	const json_t	*fn;
-	int		 bad = 0;
+	char		*id = NULL, *name = NULL, *args = NULL;
+	int		 bad = 0, rv = -1;
 
-	memset(tc, 0, sizeof *tc);
 	if (!json_is_object(j))
 		return -1;
-	tc->id = opt_string(j, "id", &bad);
+	id = opt_string(j, "id", &bad);
 	if ((fn = json_object_get(j, "function")) != NULL &&
 	    json_is_object(fn)) {
-		tc->name = opt_string(fn, "name", &bad);
-		tc->arguments = args_text(json_object_get(fn, "arguments"));
+		name = opt_string(fn, "name", &bad);
+		args = args_text(json_object_get(fn, "arguments"));
 	} else {
-		tc->name = opt_string(j, "name", &bad);
-		tc->arguments = args_text(json_object_get(j, "arguments"));
+		name = opt_string(j, "name", &bad);
+		args = args_text(json_object_get(j, "arguments"));
 	}
-	return (bad || tc->name == NULL) ? -1 : 0;
+	if (!bad && name != NULL)
+		rv = llmgate_request_add_tool_call(req, (size_t)msg, id, name,
+		    args);
+	free(id);
+	free(name);
+	free(args);
+	return rv;
 }
 
 static void
@@ -208,14 +217,13 @@ append_system(char **system, const char *text)
  * name}; "system" (or "developer") entries become the system prompt.
  */
 static int
-load_messages(const char *path, struct llmgate_request *req)
+load_messages(const char *path, struct llmgate_request *req, char **system)
 {
 	json_t			*arr, *j, *tcs, *tc;
-	struct llmgate_message	*m;
 	const char		*role;
-	char			*content;
-	size_t			 i, k;
-	int			 r, bad = 0, rv = -1;
+	char			*content, *call_id, *name;
+	size_t			 i, k, n = 0;
+	int			 r, m, bad = 0, rv = -1;
 
 	if ((arr = load_json("--messages", path)) == NULL)
 		return -1;
@@ -223,8 +231,6 @@ load_messages(const char *path, struct llmgate_request *req)
 		cli_warnx("--messages: %s: not a JSON array", path);
 		goto out;
 	}
-	req->messages = cli_reallocarray(NULL, json_array_size(arr) + 1,
-	    sizeof *req->messages);
 	json_array_foreach(arr, i, j) {
 		if (!json_is_object(j) ||
 		    (role = json_string_value(json_object_get(j, "role"))) ==
@@ -242,7 +248,7 @@ load_messages(const char *path, struct llmgate_request *req)
 		if (strcmp(role, "system") == 0 ||
 		    strcmp(role, "developer") == 0) {
 			if (content != NULL)
-				append_system(&req->system, content);
+				append_system(system, content);
 			free(content);
 			continue;
 		}
@@ -253,15 +259,32 @@ load_messages(const char *path, struct llmgate_request *req)
 			    i + 1, role);
 			goto out;
 		}
-		m = &req->messages[req->nmessages++];
-		memset(m, 0, sizeof *m);
-		m->role = (enum llmgate_role)r;
-		m->content = content;
-		m->tool_call_id = opt_string(j, "tool_call_id", &bad);
-		m->name = opt_string(j, "name", &bad);
+		if (content == NULL && r != LLMGATE_ROLE_ASSISTANT) {
+			cli_warnx("--messages: %s: message %zu: a %s message "
+			    "needs content", path, i + 1, role);
+			goto out;
+		}
+		m = llmgate_request_add_message(req, (enum llmgate_role)r,
+		    content);
+		free(content);
+		if (m == -1) {
+			cli_warnx("--messages: %s: message %zu: refused", path,
+			    i + 1);
+			goto out;
+		}
+		n++;
+		call_id = opt_string(j, "tool_call_id", &bad);
+		name = opt_string(j, "name", &bad);
+		if (!bad && (call_id != NULL || name != NULL) &&
+		    llmgate_request_set_tool_result(req, (size_t)m, call_id,
+		    name) == -1)
+			bad = 1;
+		free(call_id);
+		free(name);
 		if (bad) {
 			cli_warnx("--messages: %s: message %zu: tool_call_id "
-			    "and name must be strings", path, i + 1);
+			    "and name must be strings, on a tool message",
+			    path, i + 1);
 			goto out;
 		}
 		tcs = json_object_get(j, "tool_calls");
@@ -272,13 +295,8 @@ load_messages(const char *path, struct llmgate_request *req)
 			    "not an array", path, i + 1);
 			goto out;
 		}
-		m->tool_calls = cli_reallocarray(NULL, json_array_size(tcs),
-		    sizeof *m->tool_calls);
 		json_array_foreach(tcs, k, tc) {
-			r = tool_call_from_json(tc,
-			    &m->tool_calls[m->ntool_calls]);
-			m->ntool_calls++;
-			if (r == -1) {
+			if (tool_call_from_json(tc, req, m) == -1) {
 				cli_warnx("--messages: %s: message %zu: tool "
 				    "call %zu needs a name (id, name, "
 				    "arguments)", path, i + 1, k + 1);
@@ -286,7 +304,7 @@ load_messages(const char *path, struct llmgate_request *req)
 			}
 		}
 	}
-	if (req->nmessages == 0) {
+	if (n == 0) {
 		cli_warnx("--messages: %s: no user or assistant messages",
 		    path);
 		goto out;
@@ -302,7 +320,7 @@ static int
 load_tools(const char *path, struct llmgate_request *req)
 {
 	json_t			*arr, *j, *fn, *params;
-	struct llmgate_tool	*t;
+	char			*name = NULL, *desc = NULL, *ptext = NULL;
 	size_t			 i;
 	int			 bad = 0, rv = -1;
 
@@ -312,22 +330,18 @@ load_tools(const char *path, struct llmgate_request *req)
 		cli_warnx("--tools: %s: not a JSON array", path);
 		goto out;
 	}
-	req->tools = cli_reallocarray(NULL, json_array_size(arr),
-	    sizeof *req->tools);
 	json_array_foreach(arr, i, j) {
 		if ((fn = json_object_get(j, "function")) != NULL &&
 		    json_is_object(fn))
 			j = fn;
-		t = &req->tools[req->ntools++];
-		memset(t, 0, sizeof *t);
 		if (!json_is_object(j)) {
 			cli_warnx("--tools: %s: tool %zu: not an object", path,
 			    i + 1);
 			goto out;
 		}
-		t->name = opt_string(j, "name", &bad);
-		t->description = opt_string(j, "description", &bad);
-		if (bad || t->name == NULL || *t->name == '\0') {
+		name = opt_string(j, "name", &bad);
+		desc = opt_string(j, "description", &bad);
+		if (bad || name == NULL || *name == '\0') {
 			cli_warnx("--tools: %s: tool %zu: needs a name (and a "
 			    "string description)", path, i + 1);
 			goto out;
@@ -340,11 +354,23 @@ load_tools(const char *path, struct llmgate_request *req)
 				    "is not a JSON Schema object", path, i + 1);
 				goto out;
 			}
-			t->parameters = json_text(params);
+			ptext = json_text(params);
 		}
+		if (llmgate_request_add_tool(req, name, desc, ptext) == -1) {
+			cli_warnx("--tools: %s: tool %zu: refused", path,
+			    i + 1);
+			goto out;
+		}
+		free(name);
+		free(desc);
+		free(ptext);
+		name = desc = ptext = NULL;
 	}
 	rv = 0;
 out:
+	free(name);
+	free(desc);
+	free(ptext);
 	json_decref(arr);
 	return rv;
 }
@@ -353,6 +379,7 @@ static int
 load_schema(const char *path, struct llmgate_request *req)
 {
 	json_t	*j;
+	char	*text;
 
 	if ((j = load_json("--schema", path)) == NULL)
 		return -1;
@@ -361,7 +388,9 @@ load_schema(const char *path, struct llmgate_request *req)
 		json_decref(j);
 		return -1;
 	}
-	req->schema = json_text(j);
+	text = json_text(j);
+	llmgate_request_set_schema(req, text);
+	free(text);
 	json_decref(j);
 	return 0;
 }
@@ -373,7 +402,6 @@ load_schema(const char *path, struct llmgate_request *req)
 static int
 load_prompt(const char *prompt, struct llmgate_request *req)
 {
-	struct llmgate_message	*m;
 	char			*text;
 	size_t			 len;
 
@@ -405,56 +433,13 @@ load_prompt(const char *prompt, struct llmgate_request *req)
 		cli_warnx("the prompt contains a NUL byte");
 		goto fail;
 	}
-	req->messages = cli_reallocarray(NULL, 1, sizeof *m);
-	m = &req->messages[req->nmessages++];
-	memset(m, 0, sizeof *m);
-	m->role = LLMGATE_ROLE_USER;
-	m->content = text;
+	llmgate_request_add_message(req, LLMGATE_ROLE_USER, text);
+	free(text);
 	return 0;
 
 fail:
 	free(text);
 	return -1;
-}
-
-/* -m and --stop: strings borrowed from argv, in the order given. */
-static void
-strv_push(char ***v, size_t *n, char *s)
-{
-	*v = cli_reallocarray(*v, *n + 1, sizeof **v);
-	(*v)[(*n)++] = s;
-}
-
-/* Targets, stop strings and the route are borrowed from argv. */
-static void
-request_free(struct llmgate_request *req)
-{
-	struct llmgate_message	*m;
-	size_t			 i, k;
-
-	free(req->system);
-	for (i = 0; i < req->nmessages; i++) {
-		m = &req->messages[i];
-		free(m->content);
-		for (k = 0; k < m->ntool_calls; k++) {
-			free(m->tool_calls[k].id);
-			free(m->tool_calls[k].name);
-			free(m->tool_calls[k].arguments);
-		}
-		free(m->tool_calls);
-		free(m->tool_call_id);
-		free(m->name);
-	}
-	free(req->messages);
-	for (i = 0; i < req->ntools; i++) {
-		free(req->tools[i].name);
-		free(req->tools[i].description);
-		free(req->tools[i].parameters);
-	}
-	free(req->tools);
-	free(req->schema);
-	free(req->targets);
-	free(req->stop);
 }
 
 /* Tool arguments as parsed JSON, or the raw text when it is not JSON. */
@@ -671,7 +656,11 @@ static const struct option call_options[] = {
 
 /* What the command line asks for. Strings are borrowed from argv. */
 struct call_opts {
-	struct llmgate_request	 req;
+	struct llmgate_request	*req;
+	char			*system;	/* --system, then --messages' */
+	size_t			 ntargets;
+	int			 route;		/* -r given */
+	int			 stream;
 	struct call_state	 cs;
 	const char		*name;		/* --name */
 	const char		*messages;	/* files */
@@ -683,21 +672,33 @@ struct call_opts {
 static int
 call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 {
-	struct llmgate_request	*req = &o->req;
+	struct llmgate_request	*req = o->req;
+	enum llmgate_priority	 prio;
+	double			 x;
+	int64_t			 seed;
+	uint32_t		 u;
 	int			 ch, v;
 
 	while ((ch = getopt_long(argc, argv, ":m:r:s:h", call_options,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'm':
-			strv_push(&req->targets, &req->ntargets, optarg);
+			if (llmgate_request_add_target(req, optarg) == -1) {
+				cli_warnx("-m: an empty target");
+				return EXIT_USAGE;
+			}
+			o->ntargets++;
 			break;
 		case 'r':
-			req->route = optarg;
+			if (llmgate_request_set_route(req, optarg) == -1) {
+				cli_warnx("-r: an empty route name");
+				return EXIT_USAGE;
+			}
+			o->route = 1;
 			break;
 		case OPT_SYSTEM:
-			free(req->system);
-			req->system = cli_strdup(optarg);
+			free(o->system);
+			o->system = cli_strdup(optarg);
 			break;
 		case OPT_MESSAGES:
 			o->messages = optarg;
@@ -709,47 +710,50 @@ call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 			o->schema = optarg;
 			break;
 		case OPT_MAX_TOKENS:
-			if (cli_parse_u32("--max-tokens", optarg, 1,
-			    &req->max_tokens) == -1)
+			if (cli_parse_u32("--max-tokens", optarg, 1, &u) == -1)
 				return EXIT_USAGE;
-			req->has |= LLMGATE_HAS_MAX_TOKENS;
+			llmgate_request_set_max_tokens(req, u);
 			break;
 		case OPT_TEMPERATURE:
 			if (cli_parse_double("--temperature", optarg, 0, 2,
-			    &req->temperature) == -1)
+			    &x) == -1)
 				return EXIT_USAGE;
-			req->has |= LLMGATE_HAS_TEMPERATURE;
+			llmgate_request_set_temperature(req, x);
 			break;
 		case OPT_TOP_P:
-			if (cli_parse_double("--top-p", optarg, 0, 1,
-			    &req->top_p) == -1)
+			if (cli_parse_double("--top-p", optarg, 0, 1, &x) == -1)
 				return EXIT_USAGE;
-			req->has |= LLMGATE_HAS_TOP_P;
+			llmgate_request_set_top_p(req, x);
 			break;
 		case OPT_STOP:
-			strv_push(&req->stop, &req->nstop, optarg);
+			if (llmgate_request_add_stop(req, optarg) == -1) {
+				cli_warnx("--stop: an empty stop string");
+				return EXIT_USAGE;
+			}
 			break;
 		case OPT_SEED:
-			if (cli_parse_i64("--seed", optarg, &req->seed) == -1)
+			if (cli_parse_i64("--seed", optarg, &seed) == -1)
 				return EXIT_USAGE;
-			req->has |= LLMGATE_HAS_SEED;
+			llmgate_request_set_seed(req, seed);
 			break;
 		case OPT_ATTEMPTS:
-			if (cli_parse_u32("--attempts", optarg, 1,
-			    &req->attempts) == -1)
+			if (cli_parse_u32("--attempts", optarg, 1, &u) == -1)
 				return EXIT_USAGE;
+			llmgate_request_set_attempts(req, u);
 			break;
 		case OPT_TIMEOUT:
-			if (cli_parse_u32("--timeout", optarg, 1,
-			    &req->timeout_ms) == -1)
+			if (cli_parse_u32("--timeout", optarg, 1, &u) == -1)
 				return EXIT_USAGE;
+			llmgate_request_set_timeout_ms(req, u);
 			break;
 		case OPT_PRIORITY:
-			if (cli_parse_priority(optarg, &req->priority) == -1)
+			if (cli_parse_priority(optarg, &prio) == -1)
 				return EXIT_USAGE;
+			llmgate_request_set_priority(req, prio);
 			break;
 		case OPT_STREAM:
-			req->stream = 1;
+			llmgate_request_set_stream(req, 1);
+			o->stream = 1;
 			break;
 		case OPT_ON_CUT:
 			if ((v = llmgate_on_cut_from_name(optarg)) == -1) {
@@ -757,7 +761,8 @@ call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 				    "restart or fail", optarg);
 				return EXIT_USAGE;
 			}
-			req->on_cut = (enum llmgate_on_cut)v;
+			llmgate_request_set_on_cut(req,
+			    (enum llmgate_on_cut)v);
 			break;
 		case OPT_JSON:
 			o->cs.json = 1;
@@ -785,6 +790,7 @@ cmd_call(const struct cmd *c, int argc, char **argv)
 
 	memset(&o, 0, sizeof o);
 	o.name = "llmgate";
+	o.req = llmgate_request_new();
 	if ((rv = call_getopt(c, argc, argv, &o)) != -1)
 		goto out;
 	rv = EXIT_USAGE;
@@ -797,7 +803,7 @@ cmd_call(const struct cmd *c, int argc, char **argv)
 	}
 	if (argc == 1)
 		prompt = argv[0];
-	if (o.req.ntargets != 0 && o.req.route != NULL) {
+	if (o.ntargets != 0 && o.route) {
 		rv = cli_usage_error(c, "-m and -r are exclusive");
 		goto out;
 	}
@@ -807,20 +813,23 @@ cmd_call(const struct cmd *c, int argc, char **argv)
 	}
 
 	/* Everything is read and checked before the daemon hears of it. */
-	if (o.messages != NULL && load_messages(o.messages, &o.req) == -1)
+	if (o.messages != NULL && load_messages(o.messages, o.req,
+	    &o.system) == -1)
 		goto out;
-	if (o.tools != NULL && load_tools(o.tools, &o.req) == -1)
+	if (o.tools != NULL && load_tools(o.tools, o.req) == -1)
 		goto out;
-	if (o.schema != NULL && load_schema(o.schema, &o.req) == -1)
+	if (o.schema != NULL && load_schema(o.schema, o.req) == -1)
 		goto out;
-	if (o.messages == NULL && load_prompt(prompt, &o.req) == -1)
+	if (o.messages == NULL && load_prompt(prompt, o.req) == -1)
 		goto out;
+	if (o.system != NULL)
+		llmgate_request_set_system(o.req, o.system);
 
 	if ((g = cli_connect(o.name, o.cs.json)) == NULL) {
 		rv = EXIT_UNREACHABLE;
 		goto out;
 	}
-	if (llmgate_call(g, &o.req, o.req.stream ? call_chunk : NULL, &o.cs,
+	if (llmgate_call(g, o.req, o.stream ? call_chunk : NULL, &o.cs,
 	    &r) == -1) {
 		if (o.cs.midline)
 			fputc('\n', stdout);
@@ -839,6 +848,7 @@ cmd_call(const struct cmd *c, int argc, char **argv)
 out:
 	llmgate_result_free(r);
 	llmgate_close(g);
-	request_free(&o.req);
+	llmgate_request_free(o.req);
+	free(o.system);
 	return rv;
 }

@@ -21,16 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libconfig.h>
-
 #include "llmgate.h"
 #include "proto.h"
 
-#ifndef SYSCONFDIR
-#define SYSCONFDIR "/etc"
-#endif
-#define GATE_CONF_PATH		SYSCONFDIR "/llmgate/llmgated.conf"
-#define GATE_DEFAULT_SOCKET	"/run/llmgate/llmgate.sock"
 #define GATE_HELLO_TIMEOUT_MS	5000
 #define GATE_READ_SIZE		65536
 #define GATE_LOST		"connection to llmgated lost"
@@ -181,52 +174,11 @@ llmgate_result_free(struct llmgate_result *r)
 	free(r);
 }
 
-/*
- * Only the `socket` setting is read: the rest of the file is the daemon's
- * business, and a file we cannot read or parse simply does not apply.
- */
-static int
-socket_from_config(char *buf, size_t len)
-{
-	config_t	 cf;
-	const char	*s;
-	int		 found = 0;
-
-	if (access(GATE_CONF_PATH, R_OK) != 0)
-		return 0;
-	config_init(&cf);
-	if (config_read_file(&cf, GATE_CONF_PATH) == CONFIG_TRUE &&
-	    config_lookup_string(&cf, "socket", &s) == CONFIG_TRUE &&
-	    *s != '\0') {
-		snprintf(buf, len, "%s", s);
-		found = 1;
-	}
-	config_destroy(&cf);
-	return found;
-}
-
+/* The one rule the daemon follows too: proto/socket.c. */
 const char *
 llmgate_socket_path(const char *explicit_path, char *buf, size_t len)
 {
-	const char	*s;
-	int		 n;
-
-	if (buf == NULL || len == 0)
-		return NULL;
-	if (explicit_path != NULL && *explicit_path != '\0')
-		n = snprintf(buf, len, "%s", explicit_path);
-	else if ((s = getenv("LLMGATE_SOCKET")) != NULL && *s != '\0')
-		n = snprintf(buf, len, "%s", s);
-	else if (socket_from_config(buf, len))
-		n = (int)strlen(buf);
-	else if (geteuid() != 0 &&
-	    (s = getenv("XDG_RUNTIME_DIR")) != NULL && *s != '\0')
-		n = snprintf(buf, len, "%s/llmgate.sock", s);
-	else
-		n = snprintf(buf, len, "%s", GATE_DEFAULT_SOCKET);
-	if (n < 0 || (size_t)n >= len)
-		return NULL;
-	return buf;
+	return proto_socket_path(explicit_path, NULL, buf, len);
 }
 
 static struct pend *

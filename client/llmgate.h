@@ -1,9 +1,11 @@
 /*
  * llmgate.h: the C client library for llmgated.
  *
- * The data model here (requests, results, attempts, error classes) is the
- * one the wire codec serialises and the daemon executes, so a caller sees
- * exactly what the daemon did.
+ * Results, attempts and error classes are the ones the wire codec
+ * serialises and the daemon reports, so a caller sees exactly what the
+ * daemon did. A request is opaque (llmgate_request_new() and setters), so
+ * the library can grow without an ABI break. libllmgate.so.1: .so.0
+ * exposed the request's layout.
  */
 #ifndef LLMGATE_H
 #define LLMGATE_H
@@ -93,53 +95,58 @@ struct llmgate_tool_call {
 	char *arguments;	/* JSON text */
 };
 
-struct llmgate_message {
-	enum llmgate_role role;
-	char *content;		/* may be NULL for an assistant turn of tool calls */
-	struct llmgate_tool_call *tool_calls;
-	size_t ntool_calls;
-	char *tool_call_id;	/* role tool: the call this answers */
-	char *name;		/* role tool: the tool's name */
-};
+/*
+ * A request is opaque: built with llmgate_request_new() and the setters
+ * below, so that new settings can be added without breaking programs
+ * built against an older libllmgate. Strings are copied. Setters return 0,
+ * or -1 when an argument is invalid (NULL text, a role, priority or
+ * on_cut out of range, a message index that does not exist).
+ */
+struct llmgate_request;
 
-struct llmgate_tool {
-	char *name;
-	char *description;
-	char *parameters;	/* JSON Schema text */
-};
+struct llmgate_request *llmgate_request_new(void);
+void llmgate_request_free(struct llmgate_request *);
 
-/* Which optional sampling fields are set. */
-#define LLMGATE_HAS_MAX_TOKENS	0x01
-#define LLMGATE_HAS_TEMPERATURE	0x02
-#define LLMGATE_HAS_TOP_P	0x04
-#define LLMGATE_HAS_SEED	0x08
+/* The system prompt (replaces an earlier one). */
+int llmgate_request_set_system(struct llmgate_request *, const char *text);
+/*
+ * Append a turn; returns its index (>= 0) or -1. content may be NULL only
+ * for an assistant turn that carries tool calls.
+ */
+int llmgate_request_add_message(struct llmgate_request *,
+    enum llmgate_role role, const char *content);
+/* A tool call made by the assistant turn at index msg. */
+int llmgate_request_add_tool_call(struct llmgate_request *, size_t msg,
+    const char *id, const char *name, const char *arguments_json);
+/* For a tool turn at index msg: the call it answers and the tool's name. */
+int llmgate_request_set_tool_result(struct llmgate_request *, size_t msg,
+    const char *tool_call_id, const char *name);
+/* A tool the model may call; parameters is JSON Schema text. */
+int llmgate_request_add_tool(struct llmgate_request *, const char *name,
+    const char *description, const char *parameters_json);
+/* JSON Schema text the reply must satisfy (structured output). */
+int llmgate_request_set_schema(struct llmgate_request *,
+    const char *schema_json);
 
-struct llmgate_request {
-	char *system;
-	struct llmgate_message *messages;
-	size_t nmessages;
-	struct llmgate_tool *tools;
-	size_t ntools;
-	char *schema;		/* JSON Schema text the reply must satisfy */
+/* The fallback chain, "provider/model", in order; or a named route. */
+int llmgate_request_add_target(struct llmgate_request *, const char *);
+int llmgate_request_set_route(struct llmgate_request *, const char *name);
 
-	char **targets;		/* fallback chain, "provider/model" */
-	size_t ntargets;
-	char *route;		/* a named chain; used when ntargets == 0 */
+int llmgate_request_set_max_tokens(struct llmgate_request *, uint32_t);
+int llmgate_request_set_temperature(struct llmgate_request *, double);
+int llmgate_request_set_top_p(struct llmgate_request *, double);
+int llmgate_request_set_seed(struct llmgate_request *, int64_t);
+int llmgate_request_add_stop(struct llmgate_request *, const char *);
 
-	unsigned has;		/* LLMGATE_HAS_* */
-	uint32_t max_tokens;
-	double temperature;
-	double top_p;
-	int64_t seed;
-	char **stop;
-	size_t nstop;
-
-	uint32_t attempts;	/* per target, the first included; 0: default */
-	uint32_t timeout_ms;	/* whole call; 0: none */
-	enum llmgate_priority priority;
-	enum llmgate_on_cut on_cut;
-	int stream;
-};
+/* Attempts per target, the first included (0: the daemon's default). */
+int llmgate_request_set_attempts(struct llmgate_request *, uint32_t);
+/* A deadline for the whole call, waits included (0: none). */
+int llmgate_request_set_timeout_ms(struct llmgate_request *, uint32_t);
+int llmgate_request_set_priority(struct llmgate_request *,
+    enum llmgate_priority);
+int llmgate_request_set_on_cut(struct llmgate_request *, enum llmgate_on_cut);
+/* Ask for the reply streamed (chunks to llmgate_call's on_chunk). */
+int llmgate_request_set_stream(struct llmgate_request *, int on);
 
 struct llmgate_attempt {
 	char *target;
@@ -208,8 +215,9 @@ struct llmgate;
 
 /*
  * The socket path: explicit if not NULL, else $LLMGATE_SOCKET, else the
- * daemon config's `socket`, else $XDG_RUNTIME_DIR/llmgate.sock for a
- * non-root user, else /run/llmgate/llmgate.sock. Writes into buf and
+ * default fixed at build time (/run/llmgate/llmgate.sock). The daemon
+ * follows the same rule (its config's `socket` comes before the default);
+ * the library never reads the daemon's config. Writes into buf and
  * returns it; NULL when it does not fit.
  */
 const char *llmgate_socket_path(const char *explicit_path, char *buf,

@@ -33,26 +33,6 @@ usage(int rc)
 	exit(rc);
 }
 
-/* Socket path: -s, $LLMGATE_SOCKET, config, $XDG_RUNTIME_DIR, /run. */
-static const char *
-main_socket_path(const char *opt, char *buf, size_t len)
-{
-	const char *env;
-
-	if (opt != NULL)
-		return opt;
-	if ((env = getenv("LLMGATE_SOCKET")) != NULL && *env != '\0')
-		return env;
-	if (cfg->socket != NULL)
-		return cfg->socket;
-	if (geteuid() != 0 && (env = getenv("XDG_RUNTIME_DIR")) != NULL &&
-	    *env != '\0') {
-		snprintf(buf, len, "%s/llmgate.sock", env);
-		return buf;
-	}
-	return "/run/llmgate/llmgate.sock";
-}
-
 int
 main(int argc, char **argv)
 {
@@ -125,7 +105,10 @@ main(int argc, char **argv)
 	if (http_init(ev_base) != 0)
 		fatalx("cannot start the HTTP engine");
 	server_signals();
-	path = main_socket_path(sock, buf, sizeof buf);
+	/* The same rule as the clients' (proto/socket.c), plus the config. */
+	if ((path = proto_socket_path(sock, cfg->socket, buf,
+	    sizeof buf)) == NULL)
+		fatalx("socket path too long");
 	if (server_listen(path, cfg->socket_mode, &cause) != 0)
 		fatalx("%s", cause);
 	log_info("listening on %s", path);

@@ -17,6 +17,59 @@
 
 #include "llmgate.h"
 
+/*
+ * A call's request as the codec and the daemon see it. Public callers only
+ * see it opaque (llmgate.h's setters, client/request.c), so fields can be
+ * added without breaking libllmgate's ABI: this layout is not part of it.
+ */
+struct llmgate_message {
+	enum llmgate_role role;
+	char *content;		/* may be NULL for an assistant turn of tool calls */
+	struct llmgate_tool_call *tool_calls;
+	size_t ntool_calls;
+	char *tool_call_id;	/* role tool: the call this answers */
+	char *name;		/* role tool: the tool's name */
+};
+
+struct llmgate_tool {
+	char *name;
+	char *description;
+	char *parameters;	/* JSON Schema text */
+};
+
+/* Which optional sampling fields are set. */
+#define LLMGATE_HAS_MAX_TOKENS	0x01
+#define LLMGATE_HAS_TEMPERATURE	0x02
+#define LLMGATE_HAS_TOP_P	0x04
+#define LLMGATE_HAS_SEED	0x08
+
+struct llmgate_request {
+	char *system;
+	struct llmgate_message *messages;
+	size_t nmessages;
+	struct llmgate_tool *tools;
+	size_t ntools;
+	char *schema;		/* JSON Schema text the reply must satisfy */
+
+	char **targets;		/* fallback chain, "provider/model" */
+	size_t ntargets;
+	char *route;		/* a named chain; used when ntargets == 0 */
+
+	unsigned has;		/* LLMGATE_HAS_* */
+	uint32_t max_tokens;
+	double temperature;
+	double top_p;
+	int64_t seed;
+	char **stop;
+	size_t nstop;
+
+	uint32_t attempts;	/* per target, the first included; 0: default */
+	uint32_t timeout_ms;	/* whole call; 0: none */
+	enum llmgate_priority priority;
+	enum llmgate_on_cut on_cut;
+	int stream;
+};
+
 #define PROTO_VERSION		1
 #define PROTO_HDR_LEN		4
 #define PROTO_MAX_FRAME		(16u * 1024 * 1024)	/* hard cap, both sides */
@@ -122,6 +175,19 @@ void proto_enc_lease(msgpack_sbuffer *, uint32_t id,
     const struct llmgate_lease *);
 void proto_enc_report(msgpack_sbuffer *, uint32_t id,
     const struct llmgate_report *);
+
+/*
+ * socket.c: the socket path, the same rule for daemon and clients: the
+ * explicit path, else $LLMGATE_SOCKET, else configured (the daemon's
+ * config `socket`; clients pass NULL), else PROTO_DEFAULT_SOCKET. Into
+ * buf; NULL when it does not fit.
+ */
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR		"/run"
+#endif
+#define PROTO_DEFAULT_SOCKET	RUNSTATEDIR "/llmgate/llmgate.sock"
+const char *proto_socket_path(const char *explicit_path,
+    const char *configured, char *buf, size_t len);
 
 /* Free-form JSON values carried as msgpack (status bodies). */
 void proto_pack_json(msgpack_packer *, const json_t *);

@@ -314,7 +314,7 @@ START_TEST(test_breaker_opens_and_probes)
 	memset(w, 0, sizeof w);
 	for (i = 0; i < 3; i++) {
 		req = h_request("probe", bad, "mock/echo", NULL);
-		req->attempts = 1;
+		llmgate_request_set_attempts(req, 1);
 		ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done,
 		    &w[i]), 0);
 		h_request_free(req);

@@ -80,6 +80,126 @@ refused(struct llmgate *g, struct llmgate_request *req, const char *why)
 }
 
 /*
+ * One rule for the socket, libllmgate's and llmgated's (proto/socket.c):
+ * explicit, then $LLMGATE_SOCKET, then (the daemon's) config, then the
+ * built-in default; the library reads no config file.
+ */
+START_TEST(test_socket_resolution)
+{
+	char buf[256], small[8], *saved = NULL;
+	const char *env = getenv("LLMGATE_SOCKET");
+	struct llmgate *g;
+
+	if (env != NULL)
+		saved = strdup(env);
+	unsetenv("LLMGATE_SOCKET");
+	ck_assert_str_eq(llmgate_socket_path(NULL, buf, sizeof buf),
+	    RUNSTATEDIR "/llmgate/llmgate.sock");
+	ck_assert_str_eq(proto_socket_path(NULL, NULL, buf, sizeof buf),
+	    RUNSTATEDIR "/llmgate/llmgate.sock");
+	ck_assert_str_eq(proto_socket_path(NULL, "/c.sock", buf, sizeof buf),
+	    "/c.sock");
+	ck_assert_str_eq(llmgate_socket_path("/x.sock", buf, sizeof buf),
+	    "/x.sock");
+	ck_assert_ptr_null(llmgate_socket_path("/a/long/path.sock", small,
+	    sizeof small));
+
+	setenv("LLMGATE_SOCKET", d.sock, 1);
+	ck_assert_str_eq(llmgate_socket_path(NULL, buf, sizeof buf), d.sock);
+	ck_assert_str_eq(proto_socket_path(NULL, "/c.sock", buf, sizeof buf),
+	    d.sock);
+	ck_assert_str_eq(proto_socket_path("/x.sock", "/c.sock", buf,
+	    sizeof buf), "/x.sock");
+	/* llmgate_connect(NULL) follows it to the daemon. */
+	g = llmgate_connect(NULL, "check_e2e", buf, sizeof buf);
+	ck_assert_msg(g != NULL, "connect: %s", buf);
+	ck_assert_int_eq(llmgate_ping(g), 0);
+	llmgate_close(g);
+
+	if (saved != NULL) {
+		setenv("LLMGATE_SOCKET", saved, 1);
+		free(saved);
+	} else
+		unsetenv("LLMGATE_SOCKET");
+}
+END_TEST
+
+/*
+ * The request's setters refuse what cannot be sent, and a request built
+ * with every one of them goes through.
+ */
+START_TEST(test_request_setters)
+{
+	struct llmgate *g = h_connect(&d, "check_e2e");
+	struct llmgate_request *req = llmgate_request_new();
+	struct llmgate_result *res = NULL;
+	int m;
+
+	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
+	    NULL), -1);
+	ck_assert_int_eq(llmgate_request_add_message(req,
+	    (enum llmgate_role)LLMGATE_ROLE_MAX, "x"), -1);
+	ck_assert_int_eq(llmgate_request_add_tool_call(req, 0, "id", "f",
+	    "{}"), -1);
+	ck_assert_int_eq(llmgate_request_set_priority(req,
+	    (enum llmgate_priority)LLMGATE_PRIO_MAX), -1);
+	ck_assert_int_eq(llmgate_request_set_on_cut(req,
+	    (enum llmgate_on_cut)-1), -1);
+	ck_assert_int_eq(llmgate_request_add_target(req, ""), -1);
+	ck_assert_int_eq(llmgate_request_set_system(NULL, "x"), -1);
+
+	ck_assert_int_eq(llmgate_request_set_system(req, "be brief"), 0);
+	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
+	    "weather?"), 0);
+	m = llmgate_request_add_message(req, LLMGATE_ROLE_ASSISTANT, NULL);
+	ck_assert_int_eq(m, 1);
+	ck_assert_int_eq(llmgate_request_add_tool_call(req, (size_t)m, "c1",
+	    "get_weather", "{\"city\":\"Oslo\"}"), 0);
+	m = llmgate_request_add_message(req, LLMGATE_ROLE_TOOL, "sunny");
+	ck_assert_int_eq(llmgate_request_set_tool_result(req, (size_t)m, "c1",
+	    "get_weather"), 0);
+	ck_assert_int_eq(llmgate_request_set_tool_result(req, 0, "c1", "x"),
+	    -1);
+	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
+	    "and tomorrow?"), 3);
+	ck_assert_int_eq(llmgate_request_add_tool(req, "get_weather", "w",
+	    "{\"type\":\"object\"}"), 0);
+	ck_assert_int_eq(llmgate_request_add_target(req, "mock/flaky"), 0);
+	ck_assert_int_eq(llmgate_request_set_max_tokens(req, 100), 0);
+	ck_assert_int_eq(llmgate_request_set_temperature(req, 0.5), 0);
+	ck_assert_int_eq(llmgate_request_set_top_p(req, 0.9), 0);
+	ck_assert_int_eq(llmgate_request_set_seed(req, -7), 0);
+	ck_assert_int_eq(llmgate_request_add_stop(req, "END"), 0);
+	ck_assert_int_eq(llmgate_request_set_attempts(req, 2), 0);
+	ck_assert_int_eq(llmgate_request_set_timeout_ms(req, 10000), 0);
+	ck_assert_int_eq(llmgate_request_set_priority(req,
+	    LLMGATE_PRIO_HIGH), 0);
+	ck_assert_int_eq(llmgate_request_set_on_cut(req, LLMGATE_CUT_FAIL),
+	    0);
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s",
+	    llmgate_class_name(res->cls), res->message);
+	ck_assert_str_eq(res->text, "echo: and tomorrow?");
+	/* flaky's first attempt fails; attempts 2 allows the retry. */
+	ck_assert_uint_eq(res->nattempts, 2);
+	llmgate_result_free(res);
+
+	/* A named route instead of targets. */
+	llmgate_request_free(req);
+	req = llmgate_request_new();
+	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
+	    "hi"), 0);
+	ck_assert_int_eq(llmgate_request_set_route(req, "default"), 0);
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_int_eq(res->cls, LLMGATE_OK);
+	llmgate_result_free(res);
+	llmgate_request_free(req);
+	llmgate_request_free(NULL);
+	llmgate_close(g);
+}
+END_TEST
+
+/*
  * What a client may ask for is bounded: attempts (as in any config), the
  * length of its own chain, the length of a model name.
  */
@@ -88,31 +208,24 @@ START_TEST(test_request_limits)
 	struct llmgate *g = h_connect(&d, "check_e2e");
 	struct llmgate_request *req = h_request("hi", "mock/rate-limited:0",
 	    NULL);
-	char model[260], *saved;
+	char model[260];
 	size_t i;
 
-	req->attempts = 4000000000u;
+	ck_assert_int_eq(llmgate_request_set_attempts(req, 4000000000u), 0);
 	refused(g, req, "at most 100");
-	req->attempts = 0;
+	h_request_free(req);
 
-	/* 33 targets: the harness's array holds 16, so lend it a longer one. */
-	saved = req->targets[0];
-	free(req->targets);
-	req->targets = calloc(33, sizeof *req->targets);
+	req = h_request("hi", NULL);
 	for (i = 0; i < 33; i++)
-		req->targets[i] = strdup("mock/echo");
-	req->ntargets = 33;
-	free(saved);
+		ck_assert_int_eq(llmgate_request_add_target(req, "mock/echo"),
+		    0);
 	refused(g, req, "at most 32");
+	h_request_free(req);
 
 	memset(model, 'm', sizeof model - 1);
 	model[sizeof model - 1] = '\0';
 	memcpy(model, "mock/", 5);
-	free(req->targets[0]);
-	req->targets[0] = strdup(model);
-	req->ntargets = 1;
-	for (i = 1; i < 33; i++)
-		free(req->targets[i]);
+	req = h_request("hi", model, NULL);
 	refused(g, req, "at most 200 bytes");
 	h_request_free(req);
 	ck_assert_int_eq(llmgate_ping(g), 0);
@@ -196,7 +309,7 @@ START_TEST(test_call_stream)
 	struct llmgate_result *res = NULL;
 	struct collect c = { "", 0 };
 
-	req->stream = 1;
+	llmgate_request_set_stream(req, 1);
 	ck_assert_int_eq(llmgate_call(g, req, collect_chunk, &c, &res), 0);
 	ck_assert_int_eq(res->cls, LLMGATE_OK);
 	ck_assert_str_eq(c.text, "echo: one two three four");
@@ -858,8 +971,9 @@ cut_call(const char *on_cut, const char *model, struct collect *c,
 	struct llmgate_request *req = h_request("one two three four five",
 	    model, NULL);
 
-	req->stream = 1;
-	req->on_cut = (enum llmgate_on_cut)llmgate_on_cut_from_name(on_cut);
+	llmgate_request_set_stream(req, 1);
+	ck_assert_int_eq(llmgate_request_set_on_cut(req,
+	    (enum llmgate_on_cut)llmgate_on_cut_from_name(on_cut)), 0);
 	memset(c, 0, sizeof *c);
 	ck_assert_int_eq(llmgate_call(g, req, reset_chunk, c, res), 0);
 	h_request_free(req);
@@ -1018,7 +1132,7 @@ START_TEST(test_slow_reader_dropped)
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	msgpack_sbuffer_init(&sb);
 	req = h_request(prompt, "mock/echo", NULL);
-	req->stream = 1;
+	llmgate_request_set_stream(req, 1);
 	/* Busy machines (make check -j) take a while to fill the buffers. */
 	for (i = 0; i < 600 && log == NULL; i++) {
 		for (;;) {
@@ -1270,6 +1384,8 @@ e2e_suite(void)
 	tcase_add_test(tc, test_unknown_type_keeps_connection);
 	tcase_add_test(tc, test_frames_in_pieces);
 	tcase_add_test(tc, test_request_limits);
+	tcase_add_test(tc, test_socket_resolution);
+	tcase_add_test(tc, test_request_setters);
 	tcase_add_test(tc, test_client_name_sanitized);
 	tcase_add_test(tc, test_version_mismatch);
 	tcase_add_test(tc, test_cancel);

@@ -263,7 +263,8 @@ load_child(int proc, int out)
 				req = h_request(prompt, t1, t2, NULL);
 			} else
 				req = h_request(prompt, t1, NULL);
-			c->stream = req->stream = load_rand(&seed) & 1;
+			c->stream = load_rand(&seed) & 1;
+			llmgate_request_set_stream(req, c->stream);
 			if (c->stream)
 				lc->rep.streamed++;
 			id = llmgate_submit(lc->g, req,

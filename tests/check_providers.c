@@ -423,7 +423,7 @@ lib_stream(struct llmgate_request *req, struct collect *c)
 	struct llmgate_result *res = NULL;
 
 	memset(c, 0, sizeof *c);
-	req->stream = 1;
+	llmgate_request_set_stream(req, 1);
 	ck_assert_int_eq(llmgate_call(g, req, collect_chunk, c, &res), 0);
 	llmgate_close(g);
 	result_no_key(res);
@@ -720,12 +720,6 @@ START_TEST(test_tool_call_stream)
 {
 	const struct prov *p = &provs[_i];
 	char *t = target(p->name, "stool", TOOL_FAULTS);
-	struct llmgate_tool tool = {
-		.name = "get_weather",
-		.description = "Weather for a city",
-		.parameters = "{\"type\":\"object\",\"properties\":{\"city\":"
-		    "{\"type\":\"string\"}}}",
-	};
 	struct llmgate_request *lreq;
 	struct llmgate_result *res;
 	struct collect c;
@@ -742,11 +736,10 @@ START_TEST(test_tool_call_stream)
 	json_decref(req);
 
 	lreq = h_request("weather in Oslo", t, NULL);
-	lreq->tools = &tool;
-	lreq->ntools = 1;
+	ck_assert_int_eq(llmgate_request_add_tool(lreq, "get_weather",
+	    "Weather for a city", "{\"type\":\"object\",\"properties\":"
+	    "{\"city\":{\"type\":\"string\"}}}"), 0);
 	res = lib_stream(lreq, &c);
-	lreq->tools = NULL;
-	lreq->ntools = 0;
 	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", t,
 	    llmgate_class_name(res->cls), res->message);
 	ck_assert_int_eq(res->finish, LLMGATE_FINISH_TOOL_CALLS);

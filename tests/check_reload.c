@@ -188,7 +188,7 @@ submit(struct llmgate *g, const char *target, const char *prompt,
 	struct pollfd pfd;
 
 	memset(p, 0, sizeof *p);
-	req->attempts = 1;
+	llmgate_request_set_attempts(req, 1);
 	ck_assert_uint_gt(llmgate_submit(g, req, NULL, pending_done, p), 0);
 	h_request_free(req);
 	while (llmgate_want_write(g)) {

@@ -217,27 +217,27 @@ static struct llmgate_result *
 lib_stream(const char *const *targets, size_t ntargets,
     enum llmgate_on_cut on_cut, uint32_t attempts, struct collect *c)
 {
-	struct llmgate_message msg = { .role = LLMGATE_ROLE_USER,
-	    .content = (char *)(uintptr_t)PROMPT };
-	struct llmgate_request req;
+	struct llmgate_request *req = llmgate_request_new();
 	struct llmgate_result *res = NULL;
 	struct llmgate *g;
 	char err[256];
+	size_t i;
 
-	memset(&req, 0, sizeof req);
-	req.messages = &msg;
-	req.nmessages = 1;
-	req.targets = (char **)(uintptr_t)targets;
-	req.ntargets = ntargets;
-	req.on_cut = on_cut;
-	req.attempts = attempts;
-	req.stream = 1;
+	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
+	    PROMPT), 0);
+	for (i = 0; i < ntargets; i++)
+		ck_assert_int_eq(llmgate_request_add_target(req, targets[i]),
+		    0);
+	ck_assert_int_eq(llmgate_request_set_on_cut(req, on_cut), 0);
+	ck_assert_int_eq(llmgate_request_set_attempts(req, attempts), 0);
+	ck_assert_int_eq(llmgate_request_set_stream(req, 1), 0);
 	memset(c, 0, sizeof *c);
 	g = llmgate_connect(d.sock, "check_resume", err, sizeof err);
 	ck_assert_msg(g != NULL, "connect: %s", err);
-	ck_assert_int_eq(llmgate_call(g, &req, collect_chunk, c, &res), 0);
+	ck_assert_int_eq(llmgate_call(g, req, collect_chunk, c, &res), 0);
 	ck_assert_ptr_nonnull(res);
 	llmgate_close(g);
+	llmgate_request_free(req);
 	return res;
 }
 

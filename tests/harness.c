@@ -511,21 +511,20 @@ h_raw_closed(int fd, int timeout_ms)
 	}
 }
 
+/* Built the way a library caller builds one: the public setters. */
 struct llmgate_request *
 h_request(const char *prompt, ...)
 {
-	struct llmgate_request *req = calloc(1, sizeof *req);
+	struct llmgate_request *req = llmgate_request_new();
 	const char *t;
 	va_list ap;
 
-	req->messages = calloc(1, sizeof *req->messages);
-	req->nmessages = 1;
-	req->messages[0].role = LLMGATE_ROLE_USER;
-	req->messages[0].content = strdup(prompt);
-	req->targets = calloc(16, sizeof *req->targets);
+	ck_assert_ptr_nonnull(req);
+	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
+	    prompt), 0);
 	va_start(ap, prompt);
-	while (req->ntargets < 16 && (t = va_arg(ap, const char *)) != NULL)
-		req->targets[req->ntargets++] = strdup(t);
+	while ((t = va_arg(ap, const char *)) != NULL)
+		ck_assert_int_eq(llmgate_request_add_target(req, t), 0);
 	va_end(ap);
 	return req;
 }
@@ -533,14 +532,7 @@ h_request(const char *prompt, ...)
 void
 h_request_free(struct llmgate_request *req)
 {
-	size_t i;
-
-	for (i = 0; i < req->ntargets; i++)
-		free(req->targets[i]);
-	free(req->targets);
-	free(req->messages[0].content);
-	free(req->messages);
-	free(req);
+	llmgate_request_free(req);
 }
 
 /* JSON text for a failure message (leaks, but only on the failure path). */
