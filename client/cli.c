@@ -121,7 +121,9 @@ cli_usage(FILE *f, const struct cmd *c)
 	for (i = 0; i < NCMDS; i++)
 		fprintf(f, "  %.*s\n", (int)strcspn(cmds[i].usage, "\n"),
 		    cmds[i].usage);
-	fputs("\n'llmgate help COMMAND' shows a command's options.\n", f);
+	fputs("\n'llmgate help COMMAND' shows a command's options.\n"
+	    "SOCKET: -s, else $LLMGATE_SOCKET, else " RUNSTATEDIR
+	    "/llmgate/llmgate.sock.\n", f);
 }
 
 /* Say what is wrong and how the command is used; the usage exit status. */
