@@ -836,15 +836,13 @@ lease_failed(struct lease_share *sh, const char *what, enum llmgate_class cls,
 }
 
 /* What every pair reports: a 200 with the bench upstream's usage. */
-static void
-lease_report_ok(struct llmgate_report *rep, uint64_t lease)
+static struct llmgate_report *
+lease_report_ok(void)
 {
-	memset(rep, 0, sizeof *rep);
-	rep->lease = lease;
-	rep->status = 200;
-	rep->retry_after_s = -1;
-	rep->input_tokens = 9;
-	rep->output_tokens = 8;
+	struct llmgate_report *rep = llmgate_report_new(0, 200);
+
+	llmgate_report_set_tokens(rep, 9, 8);
+	return rep;
 }
 
 /*
@@ -854,7 +852,8 @@ lease_report_ok(struct llmgate_report *rep, uint64_t lease)
  */
 struct lease_async {
 	struct llmgate		*g;
-	struct llmgate_acquire	 acq;
+	const struct llmgate_acquire *acq;
+	struct llmgate_report	*rep;		/* reused: encoded at submit */
 	struct lease_share	*sh;
 	uint64_t		*lat;
 	long			 left;		/* pairs not started yet */
@@ -889,7 +888,6 @@ lease_granted(const struct llmgate_lease *l, enum llmgate_class cls,
 {
 	struct lease_slot	*s = arg;
 	struct lease_async	*la = s->la;
-	struct llmgate_report	 rep;
 
 	if (l == NULL) {
 		/* Refused before any pair went through: not measured. */
@@ -905,8 +903,8 @@ lease_granted(const struct llmgate_lease *l, enum llmgate_class cls,
 		lease_slot_start(s);
 		return;
 	}
-	lease_report_ok(&rep, l->id);
-	if (llmgate_report_submit(la->g, &rep, lease_reported, s) == 0)
+	llmgate_report_set_lease(la->rep, l->id);
+	if (llmgate_report_submit(la->g, la->rep, lease_reported, s) == 0)
 		fatalx("report: %s", llmgate_error(la->g));
 }
 
@@ -920,7 +918,7 @@ lease_slot_start(struct lease_slot *s)
 	la->left--;
 	la->running++;
 	s->t0 = now_us();
-	if (llmgate_acquire_submit(la->g, &la->acq, lease_granted, s) == 0)
+	if (llmgate_acquire_submit(la->g, la->acq, lease_granted, s) == 0)
 		fatalx("acquire: %s", llmgate_error(la->g));
 }
 
@@ -936,7 +934,8 @@ lease_pipelined(struct bench *b, struct llmgate *g,
 
 	memset(&la, 0, sizeof la);
 	la.g = g;
-	la.acq = *acq;
+	la.acq = acq;
+	la.rep = lease_report_ok();
 	la.sh = sh;
 	la.lat = lat;
 	la.left = calls;
@@ -953,6 +952,7 @@ lease_pipelined(struct bench *b, struct llmgate *g,
 		if (llmgate_process(g) == -1)
 			fatalx("leases: %s", llmgate_error(g));
 	}
+	llmgate_report_free(la.rep);
 	free(slots);
 }
 
@@ -966,9 +966,9 @@ lease_proc(struct bench *b, long calls, uint64_t *lat, struct lease_share *sh,
     int ready, int go)
 {
 	struct llmgate		*g;
-	struct llmgate_acquire	 acq;
-	struct llmgate_lease	 lease;
-	struct llmgate_report	 rep;
+	struct llmgate_acquire	*acq;
+	struct llmgate_lease	*lease;
+	struct llmgate_report	*rep;
 	enum llmgate_class	 cls;
 	char			 err[512], c = 0;
 	uint64_t		 t0;
@@ -986,19 +986,20 @@ lease_proc(struct bench *b, long calls, uint64_t *lat, struct lease_share *sh,
 		llmgate_close(g);
 		_exit(0);
 	}
-	memset(&acq, 0, sizeof acq);
-	acq.target = b->target;
-	acq.tokens = 100;
-	acq.timeout_ms = 1000;
-	acq.priority = LLMGATE_PRIO_NORMAL;
+	if ((acq = llmgate_acquire_new(b->target)) == NULL)
+		fatalx("no target");
+	llmgate_acquire_set_tokens(acq, 100);
+	llmgate_acquire_set_timeout_ms(acq, 1000);
 	if (b->concurrency > 1) {
-		lease_pipelined(b, g, &acq, calls, lat, sh);
+		lease_pipelined(b, g, acq, calls, lat, sh);
+		llmgate_acquire_free(acq);
 		llmgate_close(g);
 		return;
 	}
+	rep = lease_report_ok();
 	for (i = 0; i < calls; i++) {
 		t0 = now_us();
-		rv = llmgate_acquire(g, &acq, &lease, &cls, err, sizeof err);
+		rv = llmgate_acquire(g, acq, &lease, &cls, err, sizeof err);
 		if (rv == -1)
 			fatalx("acquire: %s", err);
 		if (rv == 1) {
@@ -1012,8 +1013,9 @@ lease_proc(struct bench *b, long calls, uint64_t *lat, struct lease_share *sh,
 			lease_failed(sh, "acquire", cls, err);
 			continue;
 		}
-		lease_report_ok(&rep, lease.id);
-		if (llmgate_report(g, &rep) != 0) {
+		llmgate_report_set_lease(rep, lease->id);
+		llmgate_lease_free(lease);
+		if (llmgate_report(g, rep) != 0) {
 			sh->failed++;
 			if (*sh->error == '\0')
 				snprintf(sh->error, sizeof sh->error,
@@ -1024,6 +1026,8 @@ lease_proc(struct bench *b, long calls, uint64_t *lat, struct lease_share *sh,
 		}
 		lat[sh->nlat++] = now_us() - t0;
 	}
+	llmgate_report_free(rep);
+	llmgate_acquire_free(acq);
 	llmgate_close(g);
 }
 

@@ -332,33 +332,35 @@ static const struct option acquire_options[] = {
 int
 cmd_acquire(const struct cmd *c, int argc, char **argv)
 {
-	struct llmgate_acquire	 acq;
-	struct llmgate_lease	 lease;
+	struct llmgate_acquire	*acq;
+	struct llmgate_lease	*lease = NULL;
 	enum llmgate_class	 cls;
+	enum llmgate_priority	 prio = LLMGATE_PRIO_NORMAL;
 	struct llmgate		*g;
 	json_t			*o;
+	const char		*target = NULL;
 	char			 err[1024], id[24];
+	uint32_t		 tokens = 0, timeout_ms = 0;
 	int			 ch, json = 0, rv;
 
-	memset(&acq, 0, sizeof acq);
 	while ((ch = getopt_long(argc, argv, ":m:s:h", acquire_options,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'm':
-			acq.target = optarg;
+			target = optarg;
 			break;
 		case OPT_TOKENS:
 			if (cli_parse_u32("--tokens", optarg, 0,
-			    &acq.tokens) == -1)
+			    &tokens) == -1)
 				return EXIT_USAGE;
 			break;
 		case OPT_TIMEOUT:
 			if (cli_parse_u32("--timeout", optarg, 1,
-			    &acq.timeout_ms) == -1)
+			    &timeout_ms) == -1)
 				return EXIT_USAGE;
 			break;
 		case OPT_PRIORITY:
-			if (cli_parse_priority(optarg, &acq.priority) == -1)
+			if (cli_parse_priority(optarg, &prio) == -1)
 				return EXIT_USAGE;
 			break;
 		case OPT_JSON:
@@ -373,13 +375,19 @@ cmd_acquire(const struct cmd *c, int argc, char **argv)
 	if (optind < argc)
 		return cli_usage_error(c, "unexpected argument '%s'",
 		    argv[optind]);
-	if (acq.target == NULL || *acq.target == '\0')
+	if ((acq = llmgate_acquire_new(target)) == NULL)
 		return cli_usage_error(c, "-m PROVIDER/MODEL is required");
+	llmgate_acquire_set_tokens(acq, tokens);
+	llmgate_acquire_set_timeout_ms(acq, timeout_ms);
+	llmgate_acquire_set_priority(acq, prio);
 
-	if ((g = cli_connect("llmgate", json)) == NULL)
+	if ((g = cli_connect("llmgate", json)) == NULL) {
+		llmgate_acquire_free(acq);
 		return EXIT_UNREACHABLE;
-	rv = llmgate_acquire(g, &acq, &lease, &cls, err, sizeof err);
+	}
+	rv = llmgate_acquire(g, acq, &lease, &cls, err, sizeof err);
 	llmgate_close(g);
+	llmgate_acquire_free(acq);
 	if (rv == -1) {
 		cli_warnx("acquire: %s", err);
 		if (json)
@@ -397,15 +405,16 @@ cmd_acquire(const struct cmd *c, int argc, char **argv)
 	 * Lease ids are 63-bit: in JSON a string of the same decimal digits,
 	 * since jq and JavaScript read numbers as doubles and would round it.
 	 */
-	snprintf(id, sizeof id, "%llu", (unsigned long long)lease.id);
+	snprintf(id, sizeof id, "%llu", (unsigned long long)lease->id);
 	if (json) {
 		o = json_object();
 		json_object_set_new(o, "lease", json_string(id));
-		json_object_set_new(o, "target", cli_jstr(lease.target));
-		json_object_set_new(o, "ttl_ms", json_integer(lease.ttl_ms));
+		json_object_set_new(o, "target", cli_jstr(lease->target));
+		json_object_set_new(o, "ttl_ms", json_integer(lease->ttl_ms));
 		cli_print_json(o);
 	} else
 		printf("%s\n", id);
+	llmgate_lease_free(lease);
 	return 0;
 }
 
@@ -420,13 +429,13 @@ static const struct option report_options[] = {
 int
 cmd_report(const struct cmd *c, int argc, char **argv)
 {
-	struct llmgate_report	 rep;
+	struct llmgate_report	*rep;
 	struct llmgate		*g;
-	uint64_t		 v;
+	uint64_t		 v, lease, in = 0, out = 0;
+	uint32_t		 status = 0;
+	double			 retry_after = -1;
 	int			 ch, have_status = 0, rv;
 
-	memset(&rep, 0, sizeof rep);
-	rep.retry_after_s = -1;
 	while ((ch = getopt_long(argc, argv, ":s:h", report_options,
 	    NULL)) != -1) {
 		switch (ch) {
@@ -434,22 +443,22 @@ cmd_report(const struct cmd *c, int argc, char **argv)
 			if (cli_parse_u64("--status", optarg, 100, 599,
 			    &v) == -1)
 				return EXIT_USAGE;
-			rep.status = (uint32_t)v;
+			status = (uint32_t)v;
 			have_status = 1;
 			break;
 		case OPT_RETRY_AFTER:
 			if (cli_parse_double("--retry-after", optarg, 0, 1e9,
-			    &rep.retry_after_s) == -1)
+			    &retry_after) == -1)
 				return EXIT_USAGE;
 			break;
 		case OPT_INPUT_TOKENS:
 			if (cli_parse_u64("--input-tokens", optarg, 0,
-			    INT64_MAX, &rep.input_tokens) == -1)
+			    INT64_MAX, &in) == -1)
 				return EXIT_USAGE;
 			break;
 		case OPT_OUTPUT_TOKENS:
 			if (cli_parse_u64("--output-tokens", optarg, 0,
-			    INT64_MAX, &rep.output_tokens) == -1)
+			    INT64_MAX, &out) == -1)
 				return EXIT_USAGE;
 			break;
 		default:
@@ -464,15 +473,22 @@ cmd_report(const struct cmd *c, int argc, char **argv)
 		return cli_usage_error(c, "LEASE is required");
 	if (argc > 1)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[1]);
-	if (cli_parse_u64("LEASE", argv[0], 1, UINT64_MAX, &rep.lease) == -1)
+	if (cli_parse_u64("LEASE", argv[0], 1, UINT64_MAX, &lease) == -1)
 		return EXIT_USAGE;
 	if (!have_status)
 		return cli_usage_error(c, "--status is required");
 
-	if ((g = cli_connect("llmgate", 0)) == NULL)
+	rep = llmgate_report_new(lease, status);
+	if (retry_after >= 0)
+		llmgate_report_set_retry_after(rep, retry_after);
+	llmgate_report_set_tokens(rep, in, out);
+	if ((g = cli_connect("llmgate", 0)) == NULL) {
+		llmgate_report_free(rep);
 		return EXIT_UNREACHABLE;
-	rv = llmgate_report(g, &rep) == -1 ? op_failed(g, "report failed") :
+	}
+	rv = llmgate_report(g, rep) == -1 ? op_failed(g, "report failed") :
 	    0;
 	llmgate_close(g);
+	llmgate_report_free(rep);
 	return rv;
 }

@@ -850,7 +850,8 @@ pend_queue(struct llmgate *g, enum pend_kind kind, enum proto_type type,
 			gate_seterr(g, "connection closed");
 		return NULL;
 	}
-	if (type == PROTO_CALL && body == NULL) {
+	if ((type == PROTO_CALL || type == PROTO_ACQUIRE ||
+	    type == PROTO_REPORT) && body == NULL) {
 		gate_seterr(g, "no request");
 		return NULL;
 	}
@@ -1122,7 +1123,7 @@ llmgate_metrics(struct llmgate *g, char **text)
 
 int
 llmgate_acquire(struct llmgate *g, const struct llmgate_acquire *acq,
-    struct llmgate_lease *lease, enum llmgate_class *cls, char *err,
+    struct llmgate_lease **lease, enum llmgate_class *cls, char *err,
     size_t errlen)
 {
 	struct gate_waiter	w;
@@ -1131,12 +1132,13 @@ llmgate_acquire(struct llmgate *g, const struct llmgate_acquire *acq,
 
 	if (err != NULL && errlen > 0)
 		*err = '\0';
-	memset(lease, 0, sizeof *lease);
+	*lease = NULL;
 	gate_enter(g);
 	/* c stays connection unless the daemon answered. */
 	if ((rv = req_run(g, &w, PROTO_ACQUIRE, acq, PROTO_LEASE, &c)) == 0) {
-		*lease = w.msg.u.lease;
-		lease->target[sizeof lease->target - 1] = '\0';
+		*lease = xmalloc(sizeof **lease);
+		**lease = w.msg.u.lease;
+		(*lease)->target[sizeof (*lease)->target - 1] = '\0';
 		proto_msg_free(&w.msg);
 		c = LLMGATE_OK;
 	}

@@ -190,26 +190,41 @@ struct llmgate_chunk {
 	const char *tool_args;
 };
 
-struct llmgate_acquire {
-	const char *target;
-	uint32_t tokens;
-	uint32_t timeout_ms;
-	enum llmgate_priority priority;
-};
-
+/*
+ * A granted lease. Only the library allocates one (fields may be added at
+ * the end); callers read it.
+ */
 struct llmgate_lease {
 	uint64_t id;
 	char target[256];
 	uint32_t ttl_ms;
 };
 
-struct llmgate_report {
-	uint64_t lease;
-	uint32_t status;
-	double retry_after_s;	/* < 0: none */
-	uint64_t input_tokens;
-	uint64_t output_tokens;
-};
+/*
+ * What an advisory lease asks for, and the outcome reported for it:
+ * opaque, like a request, built with these functions (0, or -1 for an
+ * invalid argument). llmgate_acquire_new() returns NULL for a NULL or
+ * empty target.
+ */
+struct llmgate_acquire;
+struct llmgate_acquire *llmgate_acquire_new(const char *target);
+int llmgate_acquire_set_tokens(struct llmgate_acquire *, uint32_t tokens);
+int llmgate_acquire_set_timeout_ms(struct llmgate_acquire *, uint32_t ms);
+int llmgate_acquire_set_priority(struct llmgate_acquire *,
+    enum llmgate_priority);
+void llmgate_acquire_free(struct llmgate_acquire *);
+
+struct llmgate_report;
+/* status: the provider's HTTP status for the leased request. */
+struct llmgate_report *llmgate_report_new(uint64_t lease, uint32_t status);
+int llmgate_report_set_lease(struct llmgate_report *, uint64_t lease);
+int llmgate_report_set_status(struct llmgate_report *, uint32_t status);
+/* The provider's Retry-After, in seconds (>= 0). */
+int llmgate_report_set_retry_after(struct llmgate_report *, double seconds);
+/* The usage the provider reported. */
+int llmgate_report_set_tokens(struct llmgate_report *, uint64_t input,
+    uint64_t output);
+void llmgate_report_free(struct llmgate_report *);
 
 struct llmgate;
 
@@ -256,7 +271,8 @@ void llmgate_result_free(struct llmgate_result *);
  * wait for llmgate_fd() to be readable (and writable while
  * llmgate_want_write()), then llmgate_process(). Callbacks run from inside
  * llmgate_process(); on_done owns the result it is given. submit returns
- * the call id (> 0), or 0 on failure.
+ * the call id (> 0), or 0 on failure. The request is encoded at once: it
+ * may be changed or freed when submit returns (acquires and reports too).
  */
 uint32_t llmgate_submit(struct llmgate *, const struct llmgate_request *,
     llmgate_chunk_cb *on_chunk, llmgate_done_cb *on_done, void *arg);
@@ -273,11 +289,14 @@ int llmgate_status(struct llmgate *, char **json);	/* JSON text, free() */
 int llmgate_metrics(struct llmgate *, char **text);	/* free() */
 int llmgate_reload(struct llmgate *);
 /*
- * Advisory leases. acquire returns 0 with a lease, 1 when the daemon
- * refused (class and message in *cls and err), -1 on transport failure.
+ * Advisory leases. acquire returns 0 with a lease in *lease (free it with
+ * llmgate_lease_free()), 1 when the daemon refused (class and message in
+ * *cls and err), -1 on transport failure.
  */
 int llmgate_acquire(struct llmgate *, const struct llmgate_acquire *,
-    struct llmgate_lease *, enum llmgate_class *cls, char *err, size_t errlen);
+    struct llmgate_lease **lease, enum llmgate_class *cls, char *err,
+    size_t errlen);
+void llmgate_lease_free(struct llmgate_lease *);
 int llmgate_report(struct llmgate *, const struct llmgate_report *);
 /*
  * The same from the caller's event loop (see llmgate_submit), for a

@@ -1,9 +1,9 @@
 /*
- * request.c: libllmgate's request, opaque to callers. The layout is
- * proto.h's (what the codec encodes and the daemon executes); callers
- * reach it only through these functions, so it can gain fields without
- * breaking programs linked against an older libllmgate. Every string is
- * the request's own copy.
+ * request.c: libllmgate's requests (a call's, an acquire, a report),
+ * opaque to callers. The layouts are proto.h's (what the codec encodes and
+ * the daemon executes); callers reach them only through these functions,
+ * so they can gain fields without breaking programs linked against an
+ * older libllmgate. Every string is the request's own copy.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -285,4 +285,114 @@ llmgate_request_set_stream(struct llmgate_request *req, int on)
 		return -1;
 	req->stream = on != 0;
 	return 0;
+}
+
+struct llmgate_acquire *
+llmgate_acquire_new(const char *target)
+{
+	struct llmgate_acquire *acq;
+
+	if (target == NULL || *target == '\0')
+		return NULL;
+	acq = xcalloc(1, sizeof *acq);
+	acq->target = xstrdup(target);
+	return acq;
+}
+
+int
+llmgate_acquire_set_tokens(struct llmgate_acquire *acq, uint32_t tokens)
+{
+	if (acq == NULL)
+		return -1;
+	acq->tokens = tokens;
+	return 0;
+}
+
+int
+llmgate_acquire_set_timeout_ms(struct llmgate_acquire *acq, uint32_t ms)
+{
+	if (acq == NULL)
+		return -1;
+	acq->timeout_ms = ms;
+	return 0;
+}
+
+int
+llmgate_acquire_set_priority(struct llmgate_acquire *acq,
+    enum llmgate_priority p)
+{
+	if (acq == NULL || (int)p < 0 || p >= LLMGATE_PRIO_MAX)
+		return -1;
+	acq->priority = p;
+	return 0;
+}
+
+void
+llmgate_acquire_free(struct llmgate_acquire *acq)
+{
+	if (acq == NULL)
+		return;
+	free((char *)(uintptr_t)acq->target);
+	free(acq);
+}
+
+struct llmgate_report *
+llmgate_report_new(uint64_t lease, uint32_t status)
+{
+	struct llmgate_report *rep = xcalloc(1, sizeof *rep);
+
+	rep->lease = lease;
+	rep->status = status;
+	rep->retry_after_s = -1;
+	return rep;
+}
+
+int
+llmgate_report_set_lease(struct llmgate_report *rep, uint64_t lease)
+{
+	if (rep == NULL)
+		return -1;
+	rep->lease = lease;
+	return 0;
+}
+
+int
+llmgate_report_set_status(struct llmgate_report *rep, uint32_t status)
+{
+	if (rep == NULL)
+		return -1;
+	rep->status = status;
+	return 0;
+}
+
+int
+llmgate_report_set_retry_after(struct llmgate_report *rep, double seconds)
+{
+	if (rep == NULL || !(seconds >= 0))
+		return -1;
+	rep->retry_after_s = seconds;
+	return 0;
+}
+
+int
+llmgate_report_set_tokens(struct llmgate_report *rep, uint64_t input,
+    uint64_t output)
+{
+	if (rep == NULL)
+		return -1;
+	rep->input_tokens = input;
+	rep->output_tokens = output;
+	return 0;
+}
+
+void
+llmgate_report_free(struct llmgate_report *rep)
+{
+	free(rep);
+}
+
+void
+llmgate_lease_free(struct llmgate_lease *lease)
+{
+	free(lease);
 }

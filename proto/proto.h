@@ -70,6 +70,22 @@ struct llmgate_request {
 	int stream;
 };
 
+/* An acquire and a report, opaque to callers likewise (request.c). */
+struct llmgate_acquire {
+	const char *target;
+	uint32_t tokens;
+	uint32_t timeout_ms;
+	enum llmgate_priority priority;
+};
+
+struct llmgate_report {
+	uint64_t lease;
+	uint32_t status;
+	double retry_after_s;	/* < 0: none */
+	uint64_t input_tokens;
+	uint64_t output_tokens;
+};
+
 #define PROTO_VERSION		1
 #define PROTO_HDR_LEN		4
 #define PROTO_MAX_FRAME		(16u * 1024 * 1024)	/* hard cap, both sides */

@@ -471,9 +471,10 @@ END_TEST
 START_TEST(test_async_leases)
 {
 	struct llmgate *g = h_connect(&d, "check_budget");
-	struct llmgate_acquire acq = { .target = "mock/echo" };
-	struct llmgate_report rep = { .status = 429, .retry_after_s = 5 };
-	struct llmgate_lease lease;
+	struct llmgate_acquire *acq = llmgate_acquire_new("mock/echo");
+	struct llmgate_acquire *other = llmgate_acquire_new("mock/stream:1");
+	struct llmgate_report *rep;
+	struct llmgate_lease *lease;
 	struct h_lease s[5];
 	enum llmgate_class cls;
 	char err[128];
@@ -481,24 +482,28 @@ START_TEST(test_async_leases)
 	int i;
 
 	memset(s, 0, sizeof s);
+	ck_assert_ptr_null(llmgate_acquire_new(""));
+	ck_assert_int_eq(llmgate_acquire_set_priority(acq,
+	    (enum llmgate_priority)LLMGATE_PRIO_MAX), -1);
 	/* mock/echo cools down for 5 s. */
-	ck_assert_int_eq(llmgate_acquire(g, &acq, &lease, &cls, err,
+	ck_assert_int_eq(llmgate_acquire(g, acq, &lease, &cls, err,
 	    sizeof err), 0);
-	rep.lease = lease.id;
-	ck_assert_int_eq(llmgate_report(g, &rep), 0);
+	rep = llmgate_report_new(lease->id, 429);
+	llmgate_lease_free(lease);
+	ck_assert_int_eq(llmgate_report_set_retry_after(rep, -1), -1);
+	ck_assert_int_eq(llmgate_report_set_retry_after(rep, 5), 0);
+	ck_assert_int_eq(llmgate_report(g, rep), 0);
 
-	waiting = llmgate_acquire_submit(g, &acq, h_lease_cb, &s[0]);
+	waiting = llmgate_acquire_submit(g, acq, h_lease_cb, &s[0]);
 	ck_assert_uint_gt(waiting, 0);
-	acq.timeout_ms = 300;
-	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, h_lease_cb, &s[1]),
+	llmgate_acquire_set_timeout_ms(acq, 300);
+	ck_assert_uint_gt(llmgate_acquire_submit(g, acq, h_lease_cb, &s[1]),
 	    0);
-	acq.target = "mock/stream:1";
-	acq.timeout_ms = 0;
-	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, h_lease_cb, &s[2]),
+	ck_assert_uint_gt(llmgate_acquire_submit(g, other, h_lease_cb, &s[2]),
 	    0);
 	/* A report of no lease at all. */
-	rep.lease = 12345;
-	ck_assert_uint_gt(llmgate_report_submit(g, &rep, h_lease_cb, &s[3]),
+	llmgate_report_set_lease(rep, 12345);
+	ck_assert_uint_gt(llmgate_report_submit(g, rep, h_lease_cb, &s[3]),
 	    0);
 	h_drive(g, &s[2].done);
 	ck_assert_int_eq(s[2].cls, LLMGATE_OK);
@@ -511,10 +516,14 @@ START_TEST(test_async_leases)
 	    s[3].message);
 
 	/* The granted lease reported, once. */
-	rep.lease = s[2].lease;
-	rep.status = 200;
-	ck_assert_uint_gt(llmgate_report_submit(g, &rep, h_lease_cb, &s[4]),
+	llmgate_report_set_lease(rep, s[2].lease);
+	llmgate_report_set_status(rep, 200);
+	llmgate_report_set_tokens(rep, 10, 20);
+	ck_assert_uint_gt(llmgate_report_submit(g, rep, h_lease_cb, &s[4]),
 	    0);
+	llmgate_report_free(rep);
+	llmgate_acquire_free(acq);
+	llmgate_acquire_free(other);
 	h_drive(g, &s[4].done);
 	ck_assert_int_eq(s[4].cls, LLMGATE_OK);
 
@@ -564,13 +573,13 @@ lease_tally(const struct llmgate_lease *l, enum llmgate_class cls,
 START_TEST(test_unreported_leases_capped)
 {
 	struct llmgate *g = h_connect(&d, "hoarder");
-	struct llmgate_acquire acq = { .target = "mock/echo" };
+	struct llmgate_acquire *acq = llmgate_acquire_new("mock/echo");
 	struct lease_tally t = { 0 };
 	int i, batch, sent = 0;
 
 	for (batch = 0; batch < 66; batch++) {
 		for (i = 0; i < 1000; i++, sent++)
-			ck_assert_uint_gt(llmgate_acquire_submit(g, &acq,
+			ck_assert_uint_gt(llmgate_acquire_submit(g, acq,
 			    lease_tally, &t), 0);
 		while (t.answered < sent) {
 			struct pollfd pfd = { .fd = llmgate_fd(g) };
@@ -584,6 +593,7 @@ START_TEST(test_unreported_leases_capped)
 	ck_assert_int_eq(t.ok, 65536);
 	ck_assert_int_eq(t.overloaded, 66000 - 65536);
 	ck_assert_ptr_nonnull(strstr(t.message, "report leases"));
+	llmgate_acquire_free(acq);
 	ck_assert_int_eq(llmgate_ping(g), 0);
 	llmgate_close(g);
 }

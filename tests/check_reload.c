@@ -407,9 +407,9 @@ END_TEST
  */
 START_TEST(test_drain_finishes_calls)
 {
-	struct llmgate_acquire acq = { .target = "mock/echo" };
-	struct llmgate_report rep = { .status = 429, .retry_after_s = 30 };
-	struct llmgate_lease lease;
+	struct llmgate_acquire *acq = llmgate_acquire_new("mock/echo");
+	struct llmgate_report *rep;
+	struct llmgate_lease *lease;
 	struct h_lease waiting = { 0 };
 	struct llmgate *g;
 	struct pending p[3], late;
@@ -421,11 +421,15 @@ START_TEST(test_drain_finishes_calls)
 		submit(g, "mock/slow:300", "drained", &p[i]);
 	wait_inflight(3);
 	/* An acquire waiting on a cooled-down target. */
-	ck_assert_int_eq(llmgate_acquire(g, &acq, &lease, NULL, NULL, 0), 0);
-	rep.lease = lease.id;
-	ck_assert_int_eq(llmgate_report(g, &rep), 0);
-	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, h_lease_cb, &waiting),
+	ck_assert_int_eq(llmgate_acquire(g, acq, &lease, NULL, NULL, 0), 0);
+	rep = llmgate_report_new(lease->id, 429);
+	llmgate_lease_free(lease);
+	llmgate_report_set_retry_after(rep, 30);
+	ck_assert_int_eq(llmgate_report(g, rep), 0);
+	llmgate_report_free(rep);
+	ck_assert_uint_gt(llmgate_acquire_submit(g, acq, h_lease_cb, &waiting),
 	    0);
+	llmgate_acquire_free(acq);
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
 	wait_log("draining", 1);
 	/* It is answered at once, not left to the drain's end. */

@@ -3,8 +3,8 @@
 # and the shared library.
 #  - the library does not link libconfig (it must never parse the daemon's
 #    config: libconfig exit()s on a bad @include, killing the host);
-#  - the request is opaque: a caller cannot depend on its layout, so the
-#    library can grow without breaking .so.1;
+#  - requests (calls, acquires, reports) are opaque: a caller cannot
+#    depend on their layout, so the library can grow without breaking .so.1;
 #  - the README's C example compiles and links against it.
 srcdir=${srcdir:-.}
 lib=.libs/libllmgate.so
@@ -34,12 +34,14 @@ if readelf --dyn-syms -W "$lib" | awk '$7 == "UND" { print $8 }' |
 	fail "$lib calls libconfig"
 fi
 
-# The request's size is unknown to callers.
-printf '#include <llmgate.h>\nunsigned long n = sizeof(struct llmgate_request);\n' \
-    >"$work/size.c"
-if $cc -fsyntax-only -I"$srcdir/client" "$work/size.c" 2>/dev/null; then
-	fail "struct llmgate_request is complete in llmgate.h"
-fi
+# What callers build is opaque: its size is unknown to them.
+for t in llmgate_request llmgate_acquire llmgate_report; do
+	printf '#include <llmgate.h>\nunsigned long n = sizeof(struct %s);\n' \
+	    "$t" >"$work/size.c"
+	if $cc -fsyntax-only -I"$srcdir/client" "$work/size.c" 2>/dev/null; then
+		fail "struct $t is complete in llmgate.h"
+	fi
+done
 
 # The README's example, as a program.
 sed -n '/^### The C library/,/^## /p' "$srcdir/README.md" |
