@@ -650,7 +650,7 @@ END_TEST
  * FIFO nobody reads yet, the save's write blocks, and calls must still be
  * answered at once. A reader (a child) opens the FIFO after 3 s, so code
  * that writes on the event loop ends its stall and the test fails on the
- * slow answers instead of hanging; what it read must be the state.
+ * slow answers instead of hanging; what it read must be a state file.
  */
 START_TEST(test_save_off_loop)
 {
@@ -695,10 +695,11 @@ START_TEST(test_save_off_loop)
 	    "file was being written", (unsigned long long)worst);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* A whole state file (taken maybe before the 429: no targets yet). */
 	j = json_load_file(got, 0, NULL);
 	ck_assert_msg(j != NULL, "the stuck save wrote no state");
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
-	    json_object_get(j, "targets"), 0), "target")), "mock/echo");
+	ck_assert(json_is_integer(json_object_get(j, "version")));
+	ck_assert(json_is_array(json_object_get(j, "targets")));
 	json_decref(j);
 	/* Saves go on once the disk is back; a restart restores them. */
 	stop();
