@@ -79,8 +79,8 @@ call(struct llmgate *g, const char *target, const char *prompt, int stream,
 	struct llmgate_request *req = h_request(prompt, target, NULL);
 	struct llmgate_result *res = NULL;
 
-	req->stream = stream;
-	req->attempts = attempts;
+	llmgate_request_set_stream(req, stream);
+	llmgate_request_set_attempts(req, attempts);
 	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
 	h_request_free(req);
 	return res;

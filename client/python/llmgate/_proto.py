@@ -37,10 +37,9 @@ FINAL = frozenset(("result", "error", "pong", "status", "metrics", "lease",
 
 
 def socket_path(explicit: Optional[str] = None) -> str:
-    """The daemon's socket, resolved as libllmgate does.
+    """The daemon's socket, resolved as libllmgate does (proto/socket.c).
 
     The explicit path if given, else ``$LLMGATE_SOCKET``, else
-    ``$XDG_RUNTIME_DIR/llmgate.sock`` for a non-root user, else
     ``/run/llmgate/llmgate.sock``. The daemon's config file is not read.
     """
     if explicit:
@@ -48,9 +47,6 @@ def socket_path(explicit: Optional[str] = None) -> str:
     env = os.environ.get("LLMGATE_SOCKET")
     if env:
         return env
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if os.geteuid() != 0 and xdg:
-        return xdg + "/llmgate.sock"
     return DEFAULT_SOCKET
 
 
