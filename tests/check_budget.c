@@ -607,24 +607,28 @@ END_TEST
 START_TEST(test_absurd_report_no_refund)
 {
 	struct llmgate *g = h_connect(&d, "check_budget");
-	struct llmgate_acquire acq = { .target = "mock/tpm", .tokens = 900 };
-	struct llmgate_report rep = { .status = 200, .retry_after_s = -1,
-	    .input_tokens = UINT64_MAX, .output_tokens = 2 };
-	struct llmgate_lease lease;
+	struct llmgate_acquire *acq = llmgate_acquire_new("mock/tpm");
+	struct llmgate_report *rep;
+	struct llmgate_lease *lease;
 	enum llmgate_class cls;
 	char err[128];
 
 	/* 60000 a minute: a burst of 1000, 900 of them estimated. */
-	ck_assert_int_eq(llmgate_acquire(g, &acq, &lease, &cls, err,
+	llmgate_acquire_set_tokens(acq, 900);
+	ck_assert_int_eq(llmgate_acquire(g, acq, &lease, &cls, err,
 	    sizeof err), 0);
-	rep.lease = lease.id;
-	ck_assert_int_eq(llmgate_report(g, &rep), 0);
+	rep = llmgate_report_new(lease->id, 200);
+	llmgate_lease_free(lease);
+	llmgate_report_set_tokens(rep, UINT64_MAX, 2);
+	ck_assert_int_eq(llmgate_report(g, rep), 0);
+	llmgate_report_free(rep);
 
 	/* Wrapped, the report said 1 token: 899 back, 500 would fit. */
-	acq.tokens = 500;
-	acq.timeout_ms = 300;
-	ck_assert_int_ne(llmgate_acquire(g, &acq, &lease, &cls, err,
+	llmgate_acquire_set_tokens(acq, 500);
+	llmgate_acquire_set_timeout_ms(acq, 300);
+	ck_assert_int_ne(llmgate_acquire(g, acq, &lease, &cls, err,
 	    sizeof err), 0);
+	llmgate_acquire_free(acq);
 	ck_assert_msg(cls == LLMGATE_DEADLINE, "class %s: %s",
 	    llmgate_class_name(cls), err);
 	llmgate_close(g);
