@@ -290,8 +290,8 @@ class Client:
     connect_timeout=5.0)``. The socket is the explicit path, else
     ``$LLMGATE_SOCKET``, else ``/run/llmgate/llmgate.sock``. ``timeout``
     bounds every wait for the daemon (a call with a longer ``timeout=`` of
-    its own waits that long plus 10 s); ``connect_timeout`` is how long a lost connection
-    is retried, e.g. while the daemon restarts. The connection is opened
+    its own waits that long plus 10 s); ``connect_timeout`` is how long a
+    lost connection is retried, e.g. while the daemon restarts. The connection is opened
     on first use (or by connect()) and reopened after it was lost.
     """
 
