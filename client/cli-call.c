@@ -467,6 +467,16 @@ jtool_call(const struct llmgate_tool_call *tc)
 }
 
 static json_t *
+jusage(uint64_t in, uint64_t out)
+{
+	json_t	*u = json_object();
+
+	json_object_set_new(u, "input_tokens", json_integer((json_int_t)in));
+	json_object_set_new(u, "output_tokens", json_integer((json_int_t)out));
+	return u;
+}
+
+static json_t *
 jattempts(const struct llmgate_result *r)
 {
 	const struct llmgate_attempt	*a;
@@ -503,7 +513,7 @@ finish_name(enum llmgate_finish f)
 static json_t *
 result_json(const struct llmgate_result *r)
 {
-	json_t	*o = json_object(), *u, *tcs;
+	json_t	*o = json_object(), *tcs;
 	size_t	 i;
 
 	if (r->cls != LLMGATE_OK) {
@@ -513,6 +523,8 @@ result_json(const struct llmgate_result *r)
 			json_object_set_new(o, "partial", json_true());
 			json_object_set_new(o, "text", cli_jstr(r->text));
 		}
+		json_object_set_new(o, "usage_total", jusage(
+		    r->total_input_tokens, r->total_output_tokens));
 		json_object_set_new(o, "attempts", jattempts(r));
 		return o;
 	}
@@ -520,12 +532,10 @@ result_json(const struct llmgate_result *r)
 	json_object_set_new(o, "target", cli_jstr(r->target));
 	json_object_set_new(o, "finish_reason",
 	    json_string(finish_name(r->finish)));
-	u = json_object();
-	json_object_set_new(u, "input_tokens",
-	    json_integer((json_int_t)r->input_tokens));
-	json_object_set_new(u, "output_tokens",
-	    json_integer((json_int_t)r->output_tokens));
-	json_object_set_new(o, "usage", u);
+	json_object_set_new(o, "usage", jusage(r->input_tokens,
+	    r->output_tokens));
+	json_object_set_new(o, "usage_total", jusage(r->total_input_tokens,
+	    r->total_output_tokens));
 	tcs = json_array();
 	for (i = 0; i < r->ntool_calls; i++)
 		json_array_append_new(tcs, jtool_call(&r->tool_calls[i]));

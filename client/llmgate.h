@@ -166,8 +166,13 @@ struct llmgate_result {
 	char *text;
 	char *target;		/* the target that answered */
 	enum llmgate_finish finish;
-	uint64_t input_tokens;
+	uint64_t input_tokens;	/* usage of the reply that answered */
 	uint64_t output_tokens;
+	/* Usage billed for the whole call: every attempt, repair and
+	 * resumed part, failed ones included (estimated for a stream cut
+	 * before its usage arrived). Errors carry it too. */
+	uint64_t total_input_tokens;
+	uint64_t total_output_tokens;
 	struct llmgate_tool_call *tool_calls;
 	size_t ntool_calls;
 	struct llmgate_attempt *attempts;

@@ -20,6 +20,7 @@ static struct rbudget admit_rbudget;
 static unsigned admit_nqueued;
 
 static void admit_wake(evutil_socket_t, short, void *);
+static void admit_expire(evutil_socket_t, short, void *);
 
 static int
 admit_slot_free(const struct admission *a)
@@ -47,6 +48,18 @@ admit_arm(struct target *t, uint64_t ms)
 	evtimer_add(t->wake, &tv);
 }
 
+/* Out of the queue (already unlinked): its max_wait_ms timer goes too. */
+static void
+admit_unqueue(struct admission *a)
+{
+	a->queued = 0;
+	admit_nqueued--;
+	if (a->expire != NULL) {
+		event_free(a->expire);
+		a->expire = NULL;
+	}
+}
+
 /*
  * Serve a target's queue: grant heads while they may go; else sleep until
  * the head's budget refills. A head held back by the concurrency cap has
@@ -67,10 +80,9 @@ admit_serve(struct target *t)
 		if (!admit_slot_free(a))
 			return;
 		waitq_pop(&t->queue);
-		a->queued = 0;
-		admit_nqueued--;
+		admit_unqueue(a);
 		admit_take(a, now);
-		a->grant(a);
+		a->answer(a, ADMIT_GO, 0);
 	}
 }
 
@@ -104,17 +116,21 @@ static uint64_t
 admit_predict(const struct admission *a, uint64_t now)
 {
 	const struct target *t = a->t;
+	const struct admission *head;
 	struct rl_status st;
-	uint64_t wait = rl_wait_ms(&t->rl, a->tokens, now), ahead;
+	uint64_t wait = rl_wait_ms(&t->rl, a->tokens, now), turns;
 
+	head = (const struct admission *)waitq_peek((struct waitq *)
+	    (uintptr_t)&t->queue);
+	if (head == NULL)
+		return wait;
+	/* The head goes when its own budget is there, the rest after it. */
+	turns = rl_wait_ms(&t->rl, head->tokens, now);
 	rl_status(&t->rl, now, &st);
-	if (st.rpm_limit > 0) {
-		ahead = (uint64_t)waitq_ahead(&t->queue, a->client, a->prio) *
+	if (st.rpm_limit > 0)
+		turns += (uint64_t)waitq_ahead(&t->queue, a->client, a->prio) *
 		    60000 / (uint64_t)st.rpm_limit;
-		if (ahead > wait)
-			wait = ahead;
-	}
-	return wait;
+	return turns > wait ? turns : wait;
 }
 
 /*
@@ -147,6 +163,10 @@ admit_refusal(const struct admission *a, enum admit_verdict v, uint64_t wait,
 	case ADMIT_FULL:
 		snprintf(msg, len, "the target's queue is full");
 		return LLMGATE_RATE_LIMITED;
+	case ADMIT_EXPIRED:
+		snprintf(msg, len, "no budget or free slot after waiting %llu "
+		    "ms (max_wait_ms)", (unsigned long long)wait);
+		return LLMGATE_RATE_LIMITED;
 	default:
 		snprintf(msg, len, "admitted");
 		return LLMGATE_OK;
@@ -158,6 +178,7 @@ admit_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
     uint64_t *wait_ms)
 {
 	struct target *t = a->t;
+	struct timeval tv;
 	uint64_t wait;
 
 	*wait_ms = 0;
@@ -189,9 +210,26 @@ admit_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
 	a->queued = 1;
 	a->queued_ms = now;
 	admit_nqueued++;
+	/* A wait the prediction got wrong still ends at max_wait_ms. */
+	if (cfg->max_wait_ms != 0) {
+		a->expire = evtimer_new(ev_base, admit_expire, a);
+		tv.tv_sec = cfg->max_wait_ms / 1000;
+		tv.tv_usec = (suseconds_t)(cfg->max_wait_ms % 1000) * 1000;
+		evtimer_add(a->expire, &tv);
+	}
 	if (waitq_peek(&t->queue) == &a->node)
 		admit_arm(t, wait);
 	return ADMIT_WAIT;
+}
+
+/* A queued admission reached max_wait_ms: out, and its owner is told. */
+static void
+admit_expire(evutil_socket_t fd, short events, void *arg)
+{
+	struct admission *a = arg;
+
+	admit_cancel(a);
+	a->answer(a, ADMIT_EXPIRED, now_ms() - a->queued_ms);
 }
 
 void
@@ -225,8 +263,7 @@ admit_cancel(struct admission *a)
 		return;
 	if (a->queued) {
 		waitq_remove(&t->queue, &a->node);
-		a->queued = 0;
-		admit_nqueued--;
+		admit_unqueue(a);
 		if (waitq_len(&t->queue) != 0)
 			admit_arm(t, 0);
 	}

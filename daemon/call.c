@@ -32,7 +32,8 @@ struct call {
 	struct call_target *chain;
 	size_t nchain;
 	size_t pos;			/* current target */
-	unsigned tries;			/* attempts made at the current target */
+	unsigned tries;			/* attempts at this turn of the target */
+	unsigned sent;			/* attempts at the current target */
 
 	struct admission adm;		/* budget for the next attempt */
 	int repairing;			/* the next attempt is a repair */
@@ -50,6 +51,9 @@ struct call {
 	int relayed;			/* chunks reached the client */
 	struct buf relayed_text;	/* what the client has seen */
 	int resumed;			/* the reply is relayed_text */
+	uint64_t resumed_tokens;	/* output of the parts before the cut */
+	uint32_t cap;			/* the target's max_tokens; 0: none */
+	uint64_t total_in, total_out;	/* billed, every attempt */
 	struct turns extra;		/* turns after the caller's: resume, repair */
 	struct llmgate_message *msgs;	/* the caller's and extra, in order */
 	struct llmgate_request eff;	/* what the current attempt sends */
@@ -73,7 +77,7 @@ const char call_continue_prompt[] = "Your previous reply was cut off. "
 
 static void call_step(evutil_socket_t, short, void *);
 static void call_deadline(evutil_socket_t, short, void *);
-static int call_cut(struct call *);
+static int call_cut(struct call *, const struct reply *);
 static int call_next_target(struct call *);
 static void call_attempt(struct call *);
 static void call_admit(struct call *);
@@ -311,6 +315,54 @@ call_effective(struct call *c, const struct call_target *t)
 	return &c->eff;
 }
 
+/*
+ * What goes out: a resumed reply asks only for the tokens left of the
+ * caller's max_tokens, so the parts together stay within it. call_cut()
+ * made sure some are left.
+ */
+static const struct llmgate_request *
+call_request(struct call *c, const struct call_target *t)
+{
+	call_effective(c, t);
+	c->cap = c->eff.has & LLMGATE_HAS_MAX_TOKENS ? c->eff.max_tokens : 0;
+	if (c->resumed && (c->eff.has & LLMGATE_HAS_MAX_TOKENS) &&
+	    c->eff.max_tokens > c->resumed_tokens)
+		c->eff.max_tokens -= (uint32_t)c->resumed_tokens;
+	return &c->eff;
+}
+
+/* About how many tokens text of len bytes is: 4 bytes a token. */
+static uint64_t
+call_tokens_of(size_t len)
+{
+	return (len + 3) / 4;
+}
+
+static size_t
+call_reply_bytes(const struct reply *r)
+{
+	size_t i, n = r->text.len;
+
+	for (i = 0; i < r->ntools; i++)
+		n += r->tools[i].args.len;
+	return n;
+}
+
+/*
+ * The output tokens a reply cost: as reported once it is whole; before
+ * that (a cut), at least what its text makes, since a stream's usage so
+ * far (Anthropic's message_start) is a placeholder.
+ */
+static uint64_t
+call_output_tokens(const struct reply *r)
+{
+	uint64_t est = call_tokens_of(call_reply_bytes(r));
+
+	if (r->done && r->output_tokens != 0)
+		return r->output_tokens;
+	return r->output_tokens > est ? r->output_tokens : est;
+}
+
 /* Attempts at a target: its route override, the call's, the config's. */
 static uint32_t
 call_attempts(const struct call *c, const struct call_target *t)
@@ -336,13 +388,14 @@ call_attempt(struct call *c)
 	att->call = c;
 	att->prov = t->prov;
 	att->model = t->model;
-	att->req = call_effective(c, t);
+	att->req = call_request(c, t);
 	att->target = t->name;
-	att->index = c->tries;
+	att->index = c->sent;
 	att->start_ms = now;
 	reply_init(&att->reply, c->req->stream ? call_emit : NULL, att);
 	c->att = att;
 	c->tries++;
+	c->sent++;
 	t->state->inflight++;
 	t->state->calls++;
 	call_stats.attempts++;
@@ -405,11 +458,22 @@ call_step(evutil_socket_t fd, short events, void *arg)
 	call_admit(c);
 }
 
-/* A queued admission was granted: the attempt goes now. */
+/* A queued admission's answer: the attempt goes now, or the target is
+ * skipped. */
 static void
-call_granted(struct admission *a)
+call_admitted(struct admission *a, enum admit_verdict v, uint64_t waited)
 {
-	call_attempt(a->arg);
+	struct call *c = a->arg;
+	enum llmgate_class cls;
+	char msg[160];
+
+	if (v == ADMIT_GO) {
+		call_attempt(c);
+		return;
+	}
+	cls = admit_refusal(a, v, waited, now_ms(), "deadline", msg,
+	    sizeof msg);
+	call_skip(c, cls, msg);
 }
 
 static size_t
@@ -447,9 +511,12 @@ call_admit(struct call *c)
 		call_skip(c, LLMGATE_AUTH, msg);
 		return;
 	}
-	if (c->tries == 0)
+	/* A repair is a new question to the model, neither first nor retry. */
+	if (c->repairing)
+		;
+	else if (c->tries == 0)
 		admit_first(now);
-	else if (!c->repairing && !admit_retry(&c->cfg->retry_budget, now)) {
+	else if (!admit_retry(&c->cfg->retry_budget, now)) {
 		call_skip(c, LLMGATE_BUDGET_EXHAUSTED,
 		    "the machine-wide retry budget is spent");
 		return;
@@ -462,7 +529,7 @@ call_admit(struct call *c)
 	    req->has & LLMGATE_HAS_MAX_TOKENS ? req->max_tokens : 0);
 	c->adm.client = c->client_id;
 	c->adm.prio = req->priority;
-	c->adm.grant = call_granted;
+	c->adm.answer = call_admitted;
 	c->adm.arg = c;
 	switch ((v = admit_request(&c->adm, c->deadline_ms, now, &wait))) {
 	case ADMIT_GO:
@@ -488,6 +555,7 @@ call_next_target(struct call *c)
 		return 0;
 	c->pos++;
 	c->tries = 0;
+	c->sent = 0;
 	c->repairs = 0;
 	c->prev_backoff_ms = 0;
 	/* A new target starts from the caller's turns (or a resume). */
@@ -495,6 +563,42 @@ call_next_target(struct call *c)
 		repair_turns_reset(&c->extra);
 	call_stats.fallbacks++;
 	return 1;
+}
+
+/*
+ * What an attempt cost: its reported usage, or for one cut before its
+ * usage arrived, an estimate from what it produced and was sent.
+ */
+static void
+call_bill(struct call *c, const struct attempt *att)
+{
+	const struct reply *r = &att->reply;
+	uint64_t out = call_output_tokens(r);
+
+	/* An error answer that produced nothing is not billed. */
+	if (out == 0 && !r->done)
+		return;
+	c->total_out += out;
+	if (r->input_tokens != 0)
+		c->total_in += r->input_tokens;
+	else if (out != 0)
+		c->total_in += call_tokens_of(call_prompt_bytes(att->req));
+}
+
+/* The attempt's reply is the answer; held output is released if it passed. */
+static void
+call_answer(struct call *c, struct attempt *att, int passed)
+{
+	struct reply *r = &att->reply;
+
+	c->att = NULL;
+	c->chain[c->pos].state->inflight--;
+	att->prov->type->stop(att);
+	if (passed)
+		call_release(c, r);
+	call_finish(c, r, LLMGATE_OK, NULL);
+	reply_free(r);
+	free(att);
 }
 
 void
@@ -506,7 +610,7 @@ attempt_done(struct attempt *att)
 	enum llmgate_class cls = r->cls;
 	uint64_t now = now_ms(), wait;
 	const struct retry_conf *rc = &c->cfg->retry;
-	int retry;
+	int retry, cut_short = 0, rv;
 
 	char *summary = NULL;
 	struct turns fix = { 0 };
@@ -519,9 +623,20 @@ attempt_done(struct attempt *att)
 	if (cls == LLMGATE_OK &&
 	    repair_check(&c->rp, att->req, r, &fix, &summary) != 0) {
 		cls = LLMGATE_SCHEMA;
-		reply_error(r, cls, r->status, "%s", summary);
+		/*
+		 * Cut at max_tokens, the reply is unfinished, not wrong: fed
+		 * back under the same cap it would be cut again.
+		 */
+		if (r->finish == LLMGATE_FINISH_LENGTH) {
+			cut_short = 1;
+			reply_error(r, cls, r->status, "the reply was cut at "
+			    "max_tokens (finish reason length) before it was "
+			    "complete: %s", summary);
+		} else
+			reply_error(r, cls, r->status, "%s", summary);
 		free(summary);
 	}
+	call_bill(c, att);
 	call_record(c, t->name, cls, r->status, r->message,
 	    (uint32_t)(now - att->start_ms),
 	    (uint32_t)(att->start_ms - c->wait_from_ms));
@@ -531,20 +646,21 @@ attempt_done(struct attempt *att)
 		t->state->failures++;
 
 	if (cls == LLMGATE_OK) {
-		c->att = NULL;
-		t->state->inflight--;
-		att->prov->type->stop(att);
-		call_release(c, r);
-		call_finish(c, r, LLMGATE_OK, NULL);
-		reply_free(r);
-		free(att);
+		call_answer(c, att, 1);
 		return;
 	}
 
-	/* Feed what was wrong back to the model, a few times per target. */
-	if (cls == LLMGATE_SCHEMA && c->repairs < c->cfg->retry.repairs) {
+	/*
+	 * Feed what was wrong back to the model, a few times per target. A
+	 * repair is a new turn: it has its own attempts, so a transient
+	 * failure while repairing is retried like any other.
+	 */
+	if (cls == LLMGATE_SCHEMA && !cut_short &&
+	    c->repairs < c->cfg->retry.repairs) {
 		c->repairs++;
 		c->repairing = 1;
+		c->tries = 0;
+		c->prev_backoff_ms = 0;
 		call_stats.repairs++;
 		repair_turns_reset(&c->extra);
 		c->extra = fix;
@@ -557,7 +673,13 @@ attempt_done(struct attempt *att)
 	repair_turns_reset(&fix);
 
 	/* Text already reached the client: resume, restart or fail. */
-	if (c->relayed && call_cut(c) != 0) {
+	if (c->relayed && (rv = call_cut(c, r)) != 0) {
+		if (rv > 0) {
+			/* The parts reached max_tokens: that is the reply. */
+			r->finish = LLMGATE_FINISH_LENGTH;
+			call_answer(c, att, 0);
+			return;
+		}
 		call_finish(c, r, cls, r->message);
 		call_drop_attempt(c);
 		return;
@@ -598,9 +720,11 @@ attempt_done(struct attempt *att)
  * the partial reply as an assistant turn and a request to continue, and
  * relay only the continuation; restart: tell the client to discard what it
  * has (a reset chunk) and start over; fail: -1, the call ends partial.
+ * 1: the parts relayed already reach the caller's max_tokens, so the
+ * reply ends there, as a reply cut at max_tokens does.
  */
 static int
-call_cut(struct call *c)
+call_cut(struct call *c, const struct reply *r)
 {
 	const struct llmgate_request *req = c->req;
 	struct llmgate_chunk reset;
@@ -618,12 +742,17 @@ call_cut(struct call *c)
 		buf_reset(&c->relayed_text);
 		c->relayed = 0;
 		c->resumed = 0;
+		c->resumed_tokens = 0;
 		return 0;
 	}
+	/* What this part delivered, estimated if the cut took its usage. */
+	c->resumed_tokens += call_output_tokens(r);
+	c->resumed = 1;
+	if (c->cap != 0 && c->resumed_tokens >= c->cap)
+		return 1;
 	repair_turn_add(&c->extra, LLMGATE_ROLE_ASSISTANT,
 	    c->relayed_text.data);
 	repair_turn_add(&c->extra, LLMGATE_ROLE_USER, call_continue_prompt);
-	c->resumed = 1;
 	return 0;
 }
 
@@ -636,6 +765,7 @@ call_deadline(evutil_socket_t fd, short events, void *arg)
 	snprintf(msg, sizeof msg, "deadline of %u ms passed",
 	    c->req->timeout_ms);
 	if (c->att != NULL) {
+		call_bill(c, c->att);
 		call_record(c, c->att->target, LLMGATE_DEADLINE, 0, msg,
 		    (uint32_t)(now_ms() - c->att->start_ms), 0);
 	}
@@ -688,12 +818,14 @@ call_log(const struct call *c, const struct llmgate_result *res)
 		waited += c->recs[i].waited_ms;
 	}
 	log_info("call from %s: %s, %zu attempts [%s], waited %llu ms, "
-	    "%llu ms, tokens %llu/%llu%s%s", c->client,
+	    "%llu ms, tokens %llu/%llu, billed %llu/%llu%s%s", c->client,
 	    llmgate_class_name(res->cls), c->nrecs, buf_cstr(&b),
 	    (unsigned long long)waited,
 	    (unsigned long long)(now_ms() - c->start_ms),
 	    (unsigned long long)res->input_tokens,
 	    (unsigned long long)res->output_tokens,
+	    (unsigned long long)res->total_input_tokens,
+	    (unsigned long long)res->total_output_tokens,
 	    res->cls != LLMGATE_OK ? ": " : "",
 	    res->cls != LLMGATE_OK ? res->message : "");
 	buf_free(&b);
@@ -735,6 +867,8 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 	    (cls != LLMGATE_OK ? llmgate_class_name(cls) : NULL));
 	res.attempts = c->recs;
 	res.nattempts = c->nrecs;
+	res.total_input_tokens = c->total_in;
+	res.total_output_tokens = c->total_out;
 	if (cls == LLMGATE_OK && r != NULL) {
 		res.text = r->text.data != NULL ? r->text.data : "";
 		/* After a resume the reply is everything the client saw. */

@@ -101,12 +101,20 @@ lease_answer(struct lease *l, enum llmgate_class cls, const char *msg)
 }
 
 static void
-lease_granted(struct admission *a)
+lease_admitted(struct admission *a, enum admit_verdict v, uint64_t waited)
 {
 	struct lease *l = a->arg;
+	enum llmgate_class cls;
+	char msg[160];
 
 	evtimer_del(l->timer);
-	lease_answer(l, LLMGATE_OK, NULL);
+	if (v == ADMIT_GO) {
+		lease_answer(l, LLMGATE_OK, NULL);
+		return;
+	}
+	cls = admit_refusal(a, v, waited, now_ms(), "timeout", msg,
+	    sizeof msg);
+	lease_answer(l, cls, msg);
 }
 
 static void
@@ -187,7 +195,7 @@ lease_acquire(const struct llmgate_acquire *req, uint64_t client,
 	    rl_estimate_tokens(0, 0);
 	l->adm.client = client;
 	l->adm.prio = req->priority;
-	l->adm.grant = lease_granted;
+	l->adm.answer = lease_admitted;
 	l->adm.arg = l;
 	v = admit_request(&l->adm, req->timeout_ms != 0 ?
 	    now + req->timeout_ms : 0, now, &wait);

@@ -716,6 +716,15 @@ void target_free_all(void);
  * the target's breaker, its rate budget, its provider's concurrency cap,
  * and a fair queue for what cannot go now; plus the retry budget.
  */
+enum admit_verdict {
+	ADMIT_GO,		/* granted now */
+	ADMIT_WAIT,		/* queued; answer() will be called */
+	ADMIT_OPEN,		/* the breaker is open: skip the target */
+	ADMIT_LATE,		/* the predicted wait passes the deadline */
+	ADMIT_LONG,		/* the predicted wait passes max_wait_ms */
+	ADMIT_FULL,		/* the target's queue is full */
+	ADMIT_EXPIRED,		/* queued, and max_wait_ms passed */
+};
 struct admission {
 	struct waitq_node node;
 	struct target *t;
@@ -727,20 +736,16 @@ struct admission {
 	int granted;			/* holds a slot and took tokens */
 	int queued;
 	uint64_t queued_ms;
-	void (*grant)(struct admission *);	/* a queued one may go */
+	struct event *expire;		/* max_wait_ms while queued */
+	/* A queued one's answer: ADMIT_GO (granted) or ADMIT_EXPIRED after
+	 * waited ms; never from inside admit_request(). */
+	void (*answer)(struct admission *, enum admit_verdict,
+	    uint64_t waited);
 	void *arg;
-};
-enum admit_verdict {
-	ADMIT_GO,		/* granted now */
-	ADMIT_WAIT,		/* queued; grant() will be called */
-	ADMIT_OPEN,		/* the breaker is open: skip the target */
-	ADMIT_LATE,		/* the predicted wait passes the deadline */
-	ADMIT_LONG,		/* the predicted wait passes max_wait_ms */
-	ADMIT_FULL,		/* the target's queue is full */
 };
 enum admit_verdict admit_request(struct admission *, uint64_t deadline_ms,
     uint64_t now, uint64_t *wait_ms);
-/* A refusal (OPEN, LATE, LONG, FULL) as its class and message. */
+/* A refusal (OPEN, LATE, LONG, FULL, EXPIRED) as class and message. */
 enum llmgate_class admit_refusal(const struct admission *, enum admit_verdict,
     uint64_t wait_ms, uint64_t now, const char *limit, char *msg, size_t len);
 /* The attempt ended: feed the outcome to the budgets and the breaker. */

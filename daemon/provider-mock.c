@@ -13,6 +13,10 @@
  *   json-fix[:N]      the first N attempts reply {"bad": true}; later ones
  *                     reply with the first user message verbatim (give it
  *                     the JSON a schema wants) (default 1)
+ *   json-flaky[:N]    the first attempt replies {"bad": true}, the next N
+ *                     fail with 503 server_error (a repair that meets a
+ *                     transient failure), later ones reply like json-fix
+ *                     (default 1)
  *   tool-fix[:N]      calls the request's first tool: the first N attempts
  *                     with arguments {"bad": true}, later ones with the
  *                     first user message as arguments (default 1)
@@ -36,6 +40,7 @@ enum mock_kind {
 	MOCK_ERROR,
 	MOCK_CUT,
 	MOCK_JSON_FIX,
+	MOCK_JSON_FLAKY,
 	MOCK_TOOL_FIX,
 };
 
@@ -63,6 +68,7 @@ static const struct {
 	{ "error", MOCK_ERROR, 0 },
 	{ "cut", MOCK_CUT, 2 },
 	{ "json-fix", MOCK_JSON_FIX, 1 },
+	{ "json-flaky", MOCK_JSON_FLAKY, 1 },
 	{ "tool-fix", MOCK_TOOL_FIX, 1 },
 };
 
@@ -322,6 +328,17 @@ mock_step(evutil_socket_t fd, short events, void *arg)
 		free(m->text);
 		m->text = xstrdup(att->index < (unsigned)m->param ?
 		    "{\"bad\": true}" : mock_first_user(att->req));
+		break;
+	case MOCK_JSON_FLAKY:
+		if (att->index >= 1 && att->index <= (unsigned)m->param) {
+			reply_error(r, LLMGATE_SERVER_ERROR, 503,
+			    "mock: failing attempt %u", att->index + 1);
+			attempt_done(att);
+			return;
+		}
+		free(m->text);
+		m->text = xstrdup(att->index == 0 ? "{\"bad\": true}" :
+		    mock_first_user(att->req));
 		break;
 	case MOCK_TOOL_FIX:
 		if (att->req->ntools == 0) {

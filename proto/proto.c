@@ -149,6 +149,13 @@ static const struct proto_field proto_usage_fields[] = {
 	FIELD("output_tokens", PF_U64, .off = OF(llmgate_result, output_tokens)),
 };
 
+static const struct proto_field proto_usage_total_fields[] = {
+	FIELD("input_tokens", PF_U64,
+	    .off = OF(llmgate_result, total_input_tokens)),
+	FIELD("output_tokens", PF_U64,
+	    .off = OF(llmgate_result, total_output_tokens)),
+};
+
 static const struct proto_field proto_chunk_tool_fields[] = {
 	FIELD("index", PF_INT, .required = 1,
 	    .off = OF(llmgate_chunk, tool_index)),
@@ -228,6 +235,8 @@ static const struct proto_field proto_result_fields[] = {
 	FIELD("finish_reason", PF_ENUM, .off = MSG(u.result.finish),
 	    .from_name = llmgate_finish_from_name),
 	FIELD("usage", PF_MAP, .off = MSG(u.result), SUB(proto_usage_fields)),
+	FIELD("usage_total", PF_MAP, .off = MSG(u.result),
+	    SUB(proto_usage_total_fields)),
 	FIELD("tool_calls", PF_MAPV, .off = MSG(u.result.tool_calls),
 	    .off2 = MSG(u.result.ntool_calls),
 	    .size = sizeof (struct llmgate_tool_call),
@@ -1569,6 +1578,15 @@ proto_enc_usage_fields(struct proto_enc *e, const void *arg)
 }
 
 static void
+proto_enc_usage_total_fields(struct proto_enc *e, const void *arg)
+{
+	const struct llmgate_result	*r = arg;
+
+	proto_put_uint(e, "input_tokens", r->total_input_tokens);
+	proto_put_uint(e, "output_tokens", r->total_output_tokens);
+}
+
+static void
 proto_enc_result_fields(struct proto_enc *e, const void *arg)
 {
 	const struct llmgate_result	*r = arg;
@@ -1583,6 +1601,9 @@ proto_enc_result_fields(struct proto_enc *e, const void *arg)
 	proto_put_enum(e, "finish_reason", r->finish, 0, llmgate_finish_name);
 	if (r->input_tokens != 0 || r->output_tokens != 0)
 		proto_put_map(e, "usage", proto_enc_usage_fields, r);
+	if (r->total_input_tokens != 0 || r->total_output_tokens != 0)
+		proto_put_map(e, "usage_total", proto_enc_usage_total_fields,
+		    r);
 	proto_put_maps(e, "tool_calls", r->tool_calls, r->ntool_calls,
 	    sizeof *r->tool_calls, proto_enc_tool_call_fields);
 	proto_put_maps(e, "attempts", r->attempts, r->nattempts,

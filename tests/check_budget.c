@@ -174,6 +174,8 @@ struct wait_one {
 	int cls;
 	uint32_t waited;
 	size_t nattempts;
+	int skipped;		/* the first attempt was a skip */
+	uint64_t at;		/* h_mono_ms() when answered */
 };
 
 static void
@@ -185,6 +187,8 @@ wait_done(struct llmgate_result *res, void *arg)
 	w->cls = res->cls;
 	w->nattempts = res->nattempts;
 	w->waited = res->nattempts != 0 ? res->attempts[0].waited_ms : 0;
+	w->skipped = res->nattempts != 0 && res->attempts[0].skipped;
+	w->at = h_mono_ms();
 	llmgate_result_free(res);
 }
 
@@ -667,6 +671,99 @@ START_TEST(test_status_shows_budget)
 }
 END_TEST
 
+/*
+ * Three calls at once on a target allowed 60 a minute, one at a time:
+ * the first goes, the second waits about a second, and the third would
+ * wait about two, past max_wait_ms (1.5 s). Its prediction counts the
+ * head's own wait, so it is refused at once (rate_limited, skipped, no
+ * wait) instead of being queued to wait past max_wait_ms.
+ */
+START_TEST(test_wait_prediction_counts_head)
+{
+	static const char conf[] =
+	    "providers = ( { name = \"mock\"; type = \"mock\";\n"
+	    "  models = ( { name = \"echo\"; rpm = 60; burst = 1; } ); } );\n"
+	    "max_wait_ms = 1500;\n";
+	struct daemon d2;
+	struct llmgate *g;
+	struct llmgate_request *req;
+	struct wait_one w[3];
+	int i;
+
+	h_daemon_start(&d2, conf);
+	g = h_connect(&d2, "predict");
+	memset(w, 0, sizeof w);
+	for (i = 0; i < 3; i++) {
+		req = h_request("hello", "mock/echo", NULL);
+		ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done,
+		    &w[i]), 0);
+		h_request_free(req);
+	}
+	for (i = 0; i < 3; i++)
+		h_drive(g, &w[i].done);
+	llmgate_close(g);
+	ck_assert_int_eq(w[0].cls, LLMGATE_OK);
+	ck_assert_int_eq(w[1].cls, LLMGATE_OK);
+	ck_assert_msg(w[1].waited >= 500 && w[1].waited <= 1500,
+	    "the second call waited %u ms", w[1].waited);
+	ck_assert_msg(w[2].cls == LLMGATE_RATE_LIMITED && w[2].skipped,
+	    "the third call: %s, waited %u ms", llmgate_class_name(w[2].cls),
+	    w[2].waited);
+	ck_assert_msg(w[2].waited < 500, "the third call was refused only "
+	    "after %u ms", w[2].waited);
+	ck_assert_int_eq(h_daemon_stop(&d2), 0);
+}
+END_TEST
+
+/*
+ * A call waiting for a concurrency slot that does not free (the one call
+ * allowed takes 5 s) is answered when max_wait_ms passes, not when the
+ * slot frees: rate_limited, the target skipped. So is a lease.
+ */
+START_TEST(test_max_wait_answers)
+{
+	static const char conf[] =
+	    "providers = ( { name = \"mock\"; type = \"mock\";\n"
+	    "  concurrency = 1; } );\n"
+	    "max_wait_ms = 500;\n";
+	struct daemon d2;
+	struct llmgate *g;
+	struct llmgate_request *req;
+	struct llmgate_acquire acq = { .target = "mock/echo" };
+	struct h_lease l = { 0 };
+	struct wait_one w[2];
+	uint64_t t0;
+
+	h_daemon_start(&d2, conf);
+	g = h_connect(&d2, "slot");
+	memset(w, 0, sizeof w);
+	req = h_request("hello", "mock/slow:5000", NULL);
+	ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done, &w[0]), 0);
+	h_request_free(req);
+	t0 = h_mono_ms();
+	req = h_request("hello", "mock/echo", NULL);
+	ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done, &w[1]), 0);
+	h_request_free(req);
+	h_drive(g, &w[1].done);
+	ck_assert_msg(w[1].cls == LLMGATE_RATE_LIMITED && w[1].skipped,
+	    "the waiting call: %s", llmgate_class_name(w[1].cls));
+	ck_assert_msg(w[1].at - t0 >= 400 && w[1].at - t0 < 3000,
+	    "answered after %llu ms", (unsigned long long)(w[1].at - t0));
+	ck_assert_int_eq(w[0].done, 0);
+
+	/* A lease waits the same way, and is answered the same way. */
+	t0 = h_mono_ms();
+	ck_assert_uint_gt(llmgate_acquire_submit(g, &acq, h_lease_cb, &l), 0);
+	h_drive(g, &l.done);
+	ck_assert_int_eq(l.done, 1);
+	ck_assert_msg(l.cls == LLMGATE_RATE_LIMITED, "the lease: %s: %s",
+	    llmgate_class_name(l.cls), l.message);
+	ck_assert_msg(h_mono_ms() - t0 < 3000, "the lease was answered late");
+	llmgate_close(g);
+	ck_assert_int_eq(h_daemon_stop(&d2), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -686,6 +783,8 @@ main(void)
 	tcase_add_test(tc, test_unreported_leases_capped);
 	tcase_add_test(tc, test_absurd_report_no_refund);
 	tcase_add_test(tc, test_status_shows_budget);
+	tcase_add_test(tc, test_wait_prediction_counts_head);
+	tcase_add_test(tc, test_max_wait_answers);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1283,6 +1283,59 @@ START_TEST(test_schema_repairs_run_out)
 }
 END_TEST
 
+/*
+ * A repair does not spend the target's attempts: with two attempts, the
+ * repair's transient 503 is retried, and the repaired reply answers
+ * (before, the 503 ended the call: the first try and the repair had
+ * used both attempts). usage is the answer's; usage_total bills the bad
+ * first reply too, but not the 503.
+ */
+START_TEST(test_repair_retried)
+{
+	char *schema = write_file("person.json", person_schema);
+	struct run r;
+	json_t *j, *att, *u, *ut;
+
+	h_cli(&r, &d, NULL, "call", "--json", "--attempts", "2", "--schema",
+	    schema, "-m", "mock/json-flaky:1", "{\"name\": \"Ada\"}", NULL);
+	ck_assert_msg(r.status == 0, "exit %d: %s %s", r.status, r.out, r.err);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
+	    "{\"name\": \"Ada\"}");
+	att = json_object_get(j, "attempts");
+	ck_assert_int_eq(json_array_size(att), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	    json_array_get(att, 0), "class")), "schema");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	    json_array_get(att, 1), "class")), "server_error");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	    json_array_get(att, 2), "class")), "ok");
+	u = json_object_get(j, "usage");
+	ut = json_object_get(j, "usage_total");
+	/* Two words of {"bad": true}, two of the answer; 2 words asked. */
+	ck_assert_int_eq(json_integer_value(json_object_get(u,
+	    "output_tokens")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(ut,
+	    "output_tokens")), 4);
+	ck_assert_int_eq(json_integer_value(json_object_get(ut,
+	    "input_tokens")), json_integer_value(json_object_get(u,
+	    "input_tokens")) + 2);
+	json_decref(j);
+	h_run_free(&r);
+
+	/* A failed call reports what it was billed too. */
+	h_cli(&r, &d, NULL, "call", "--json", "--schema", schema, "-m",
+	    "mock/json-fix:9", "{\"name\": \"Ada\"}", NULL);
+	ck_assert_int_eq(r.status, 4);
+	j = json_loads(r.out, 0, NULL);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j,
+	    "usage_total"), "output_tokens")), 6);
+	json_decref(j);
+	h_run_free(&r);
+	free(schema);
+}
+END_TEST
+
 START_TEST(test_tool_arguments_repaired)
 {
 	char *tools = write_file("tools.json", "[{\"name\": \"get_weather\", "
@@ -1411,6 +1464,7 @@ e2e_suite(void)
 	tcase_add_test(tc, test_schema_repair);
 	tcase_add_test(tc, test_schema_repairs_run_out);
 	tcase_add_test(tc, test_tool_arguments_repaired);
+	tcase_add_test(tc, test_repair_retried);
 	tcase_add_test(tc, test_invalid_schema_refused);
 	tcase_add_test(tc, test_chain_of_three);
 	suite_add_tcase(s, tc);

@@ -184,6 +184,8 @@ assert_result_eq(const struct llmgate_result *a,
 	ck_assert_int_eq(a->finish, b->finish);
 	ck_assert_uint_eq(a->input_tokens, b->input_tokens);
 	ck_assert_uint_eq(a->output_tokens, b->output_tokens);
+	ck_assert_uint_eq(a->total_input_tokens, b->total_input_tokens);
+	ck_assert_uint_eq(a->total_output_tokens, b->total_output_tokens);
 	ck_assert_uint_eq(a->ntool_calls, b->ntool_calls);
 	for (i = 0; i < a->ntool_calls; i++)
 		assert_tool_call_eq(&a->tool_calls[i], &b->tool_calls[i]);
@@ -595,6 +597,8 @@ START_TEST(test_result)
 	r.finish = LLMGATE_FINISH_TOOL_CALLS;
 	r.input_tokens = 12;
 	r.output_tokens = 40;
+	r.total_input_tokens = 30;
+	r.total_output_tokens = 95;
 	r.tool_calls = full_tcs;
 	r.ntool_calls = nitems(full_tcs);
 	r.attempts = full_attempts;
@@ -602,7 +606,7 @@ START_TEST(test_result)
 	r.priv = &r;		/* never sent */
 	msgpack_sbuffer_init(&sb);
 	proto_enc_result(&sb, 77, &r);
-	ck_assert_uint_eq(frame_keys(&sb, "class", &found), 8);
+	ck_assert_uint_eq(frame_keys(&sb, "class", &found), 9);
 	ck_assert_int_eq(found, 0);
 	decode_one(&sb, &m);
 	ck_assert_int_eq(m.type, PROTO_RESULT);
@@ -612,6 +616,7 @@ START_TEST(test_result)
 	ck_assert_uint_eq(m.u.result.attempts[2].waited_ms, 1500);
 	ck_assert_int_eq(m.u.result.attempts[1].skipped, 1);
 	ck_assert_uint_eq(m.u.result.output_tokens, 40);
+	ck_assert_uint_eq(m.u.result.total_output_tokens, 95);
 	proto_msg_free(&m);
 	msgpack_sbuffer_destroy(&sb);
 
@@ -628,6 +633,7 @@ START_TEST(test_result)
 
 	/* Usage with one side zero still round-trips. */
 	r.output_tokens = 5;
+	r.total_input_tokens = 7;
 	msgpack_sbuffer_init(&sb);
 	proto_enc_result(&sb, 79, &r);
 	decode_one(&sb, &m);

@@ -212,10 +212,12 @@ collect_chunk(const struct llmgate_chunk *ch, void *arg)
 	collect_add(c->seen, &c->seen_len, sizeof c->seen, ch->text, ch->len);
 }
 
-/* A streamed call of PROMPT through libllmgate; the caller frees. */
+/* A call of PROMPT with a --max-tokens (0: none) and a schema (NULL:
+ * none), streamed or not, through libllmgate; the caller frees. */
 static struct llmgate_result *
-lib_stream(const char *const *targets, size_t ntargets,
-    enum llmgate_on_cut on_cut, uint32_t attempts, struct collect *c)
+lib_call(const char *const *targets, size_t ntargets,
+    enum llmgate_on_cut on_cut, uint32_t attempts, uint32_t max_tokens,
+    const char *schema, int stream, struct collect *c)
 {
 	struct llmgate_request *req = llmgate_request_new();
 	struct llmgate_result *res = NULL;
@@ -230,7 +232,12 @@ lib_stream(const char *const *targets, size_t ntargets,
 		    0);
 	ck_assert_int_eq(llmgate_request_set_on_cut(req, on_cut), 0);
 	ck_assert_int_eq(llmgate_request_set_attempts(req, attempts), 0);
-	ck_assert_int_eq(llmgate_request_set_stream(req, 1), 0);
+	ck_assert_int_eq(llmgate_request_set_stream(req, stream), 0);
+	if (schema != NULL)
+		ck_assert_int_eq(llmgate_request_set_schema(req, schema), 0);
+	if (max_tokens != 0)
+		ck_assert_int_eq(llmgate_request_set_max_tokens(req,
+		    max_tokens), 0);
 	memset(c, 0, sizeof *c);
 	g = llmgate_connect(d.sock, "check_resume", err, sizeof err);
 	ck_assert_msg(g != NULL, "connect: %s", err);
@@ -239,6 +246,13 @@ lib_stream(const char *const *targets, size_t ntargets,
 	llmgate_close(g);
 	llmgate_request_free(req);
 	return res;
+}
+
+static struct llmgate_result *
+lib_stream(const char *const *targets, size_t ntargets,
+    enum llmgate_on_cut on_cut, uint32_t attempts, struct collect *c)
+{
+	return lib_call(targets, ntargets, on_cut, attempts, 0, NULL, 1, c);
 }
 
 /*
@@ -682,6 +696,103 @@ START_TEST(test_fakeprov_continuation)
 }
 END_TEST
 
+/* The token cap a provider was asked for, as its request body carries it. */
+static json_int_t
+asked_max_tokens(const struct prov *p, const char *tgt)
+{
+	json_t *last = last_request(tgt), *body, *v;
+	json_int_t n;
+
+	body = json_object_get(last, "body");
+	if (strcmp(p->api, "gemini") == 0)
+		v = json_object_get(json_object_get(body, "generationConfig"),
+		    "maxOutputTokens");
+	else
+		v = json_object_get(body, "max_tokens");
+	ck_assert_msg(json_is_integer(v), "%s: no token cap sent: %s", tgt,
+	    jtext(body));
+	n = json_integer_value(v);
+	json_decref(last);
+	return n;
+}
+
+/*
+ * A resume asks for what is left of max_tokens: the cut part delivered
+ * "echo: one two three " (4 words; fakeprov's stream carried no usage
+ * yet, so the daemon estimates from the text), and the continuation may
+ * not ask for the whole cap again, or the parts together pass it.
+ */
+START_TEST(test_resume_max_tokens)
+{
+	const struct prov *p = &provs[_i];
+	char *t = target(p, "cap", "fail=1+cut=4");
+	const char *tgts[] = { t };
+	struct llmgate_result *res;
+	struct collect c;
+	json_int_t asked;
+
+	res = lib_call(tgts, 1, LLMGATE_CUT_RESUME, 0, 100, NULL, 1, &c);
+	expect_full(t, res, &c, 0);
+	ck_assert_int_eq(requests_seen(t), 2);
+	asked = asked_max_tokens(p, t);
+	ck_assert_msg(asked <= 100 - 4 && asked >= 100 - 20,
+	    "%s: the resume asked for %lld tokens of the 100", t,
+	    (long long)asked);
+	llmgate_result_free(res);
+	free(t);
+}
+END_TEST
+
+/*
+ * usage is the answering reply's; usage_total adds what the cut part
+ * cost. OpenAI's usage chunk comes last, so the cut part reported none:
+ * its 20 bytes of output and 39 bytes of prompt count as 5 and 10.
+ */
+START_TEST(test_usage_total)
+{
+	char *t = target(&provs[0], "usage", "fail=1+cut=4");
+	const char *tgts[] = { t };
+	struct llmgate_result *res;
+	struct collect c;
+
+	res = lib_call(tgts, 1, LLMGATE_CUT_RESUME, 0, 0, NULL, 1, &c);
+	expect_full(t, res, &c, 0);
+	ck_assert_msg(res->output_tokens != 0 && res->input_tokens != 0,
+	    "%s: no usage", t);
+	ck_assert_uint_eq(res->total_output_tokens, res->output_tokens + 5);
+	ck_assert_uint_eq(res->total_input_tokens, res->input_tokens + 10);
+	llmgate_result_free(res);
+	free(t);
+}
+END_TEST
+
+/*
+ * A JSON reply cut at max_tokens is not sent back for repair (under the
+ * same cap it would be cut again): one request, class schema, and the
+ * message says where it was cut.
+ */
+START_TEST(test_json_cut_at_length)
+{
+	char *t = target(&provs[_i], "jlen",
+	    "length+text=%7B%22name%22%3A%20%22Ad");
+	const char *tgts[] = { t };
+	struct llmgate_result *res;
+	struct collect c;
+
+	res = lib_call(tgts, 1, LLMGATE_CUT_RESUME, 0, 5,
+	    "{\"type\": \"object\", \"required\": [\"name\"]}", 0, &c);
+	ck_assert_msg(res->cls == LLMGATE_SCHEMA, "%s: %s: %s", t,
+	    llmgate_class_name(res->cls), res->message);
+	ck_assert_msg(res->message != NULL &&
+	    strstr(res->message, "max_tokens") != NULL, "%s: message '%s'", t,
+	    res->message);
+	ck_assert_int_eq(requests_seen(t), 1);
+	ck_assert_uint_eq(res->nattempts, 1);
+	llmgate_result_free(res);
+	free(t);
+}
+END_TEST
+
 static Suite *
 resume_suite(void)
 {
@@ -699,6 +810,10 @@ resume_suite(void)
 	tcase_add_loop_test(tc, test_stream_error, 0, n);
 	tcase_add_loop_test(tc, test_chain, 0, n);
 	tcase_add_loop_test(tc, test_cli, 0, n);
+	tcase_add_loop_test(tc, test_resume_max_tokens, 0, n);
+	tcase_add_test(tc, test_usage_total);
+	/* OpenAI and Azure (json_schema response format). */
+	tcase_add_loop_test(tc, test_json_cut_at_length, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
