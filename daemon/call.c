@@ -471,7 +471,7 @@ call_admitted(struct admission *a, enum admit_verdict v, uint64_t waited)
 		call_attempt(c);
 		return;
 	}
-	cls = admit_refusal(a, v, waited, now_ms(), "deadline", msg,
+	cls = admission_refusal(a, v, waited, now_ms(), "deadline", msg,
 	    sizeof msg);
 	call_skip(c, cls, msg);
 }
@@ -522,13 +522,11 @@ call_admit(struct call *c)
 		return;
 	}
 	c->repairing = 0;
-	memset(&c->adm, 0, sizeof c->adm);
-	c->adm.t = t->state;
-	c->adm.concurrency = t->prov->concurrency;
-	c->adm.tokens = rl_estimate_tokens(call_prompt_bytes(req),
-	    req->has & LLMGATE_HAS_MAX_TOKENS ? req->max_tokens : 0);
-	c->adm.client = c->client_id;
-	c->adm.prio = req->priority;
+	/* The breaker and max_wait_ms of the config the call started under. */
+	admission_init(&c->adm, t->state, c->cfg, t->prov->concurrency,
+	    rl_estimate_tokens(call_prompt_bytes(req),
+	    req->has & LLMGATE_HAS_MAX_TOKENS ? req->max_tokens : 0),
+	    c->client_id, req->priority);
 	c->adm.answer = call_admitted;
 	c->adm.arg = c;
 	switch ((v = admit_request(&c->adm, c->deadline_ms, now, &wait))) {
@@ -540,7 +538,7 @@ call_admit(struct call *c)
 		    t->name, (unsigned long long)wait);
 		return;
 	default:
-		cls = admit_refusal(&c->adm, v, wait, now, "deadline", msg,
+		cls = admission_refusal(&c->adm, v, wait, now, "deadline", msg,
 		    sizeof msg);
 		call_skip(c, cls, msg);
 		return;

@@ -112,7 +112,7 @@ lease_admitted(struct admission *a, enum admit_verdict v, uint64_t waited)
 		lease_answer(l, LLMGATE_OK, NULL);
 		return;
 	}
-	cls = admit_refusal(a, v, waited, now_ms(), "timeout", msg,
+	cls = admission_refusal(a, v, waited, now_ms(), "timeout", msg,
 	    sizeof msg);
 	lease_answer(l, cls, msg);
 }
@@ -189,12 +189,8 @@ lease_acquire(const struct llmgate_acquire *req, uint64_t client,
 	l->timer = evtimer_new(ev_base, lease_timer, l);
 	l->cb = cb;
 	l->arg = arg;
-	l->adm.t = t;
-	l->adm.concurrency = pc->concurrency;
-	l->adm.tokens = req->tokens != 0 ? req->tokens :
-	    rl_estimate_tokens(0, 0);
-	l->adm.client = client;
-	l->adm.prio = req->priority;
+	admission_init(&l->adm, t, cfg, pc->concurrency, req->tokens != 0 ?
+	    req->tokens : rl_estimate_tokens(0, 0), client, req->priority);
 	l->adm.answer = lease_admitted;
 	l->adm.arg = l;
 	v = admit_request(&l->adm, req->timeout_ms != 0 ?
@@ -208,7 +204,7 @@ lease_acquire(const struct llmgate_acquire *req, uint64_t client,
 			lease_arm(l, req->timeout_ms);
 		return l;
 	default:
-		cls = admit_refusal(&l->adm, v, wait, now, "timeout", msg,
+		cls = admission_refusal(&l->adm, v, wait, now, "timeout", msg,
 		    sizeof msg);
 		lease_answer(l, cls, msg);
 		return NULL;

@@ -712,9 +712,9 @@ void target_reconfigure(const struct config *);
 void target_free_all(void);
 
 /*
- * admit.c: admission, between the call engine (or a lease) and upstream:
- * the target's breaker, its rate budget, its provider's concurrency cap,
- * and a fair queue for what cannot go now; plus the retry budget.
+ * admission.c: the admission decision, pure (now passed in): the target's
+ * breaker, its rate budget, its provider's concurrency cap, the fair queue
+ * and the wait it predicts, under the owner's config snapshot.
  */
 enum admit_verdict {
 	ADMIT_GO,		/* granted now */
@@ -725,9 +725,16 @@ enum admit_verdict {
 	ADMIT_FULL,		/* the target's queue is full */
 	ADMIT_EXPIRED,		/* queued, and max_wait_ms passed */
 };
+/* What the owner's config said when it started (a reload changes it for
+ * later calls and leases only). */
+struct admit_conf {
+	struct breaker_conf breaker;
+	uint32_t max_wait_ms;		/* 0: no bound */
+};
 struct admission {
 	struct waitq_node node;
 	struct target *t;
+	struct admit_conf conf;
 	uint32_t concurrency;		/* the provider's cap; 0: none */
 	uint32_t tokens;		/* estimated; taken when granted */
 	uint64_t client;
@@ -736,18 +743,39 @@ struct admission {
 	int granted;			/* holds a slot and took tokens */
 	int queued;
 	uint64_t queued_ms;
+	/* admit.c's: */
 	struct event *expire;		/* max_wait_ms while queued */
-	/* A queued one's answer: ADMIT_GO (granted) or ADMIT_EXPIRED after
+	/* A queued one's answer: ADMIT_GO (granted) or ADMIT_EXPIRED, after
 	 * waited ms; never from inside admit_request(). */
 	void (*answer)(struct admission *, enum admit_verdict,
 	    uint64_t waited);
 	void *arg;
 };
+void admission_init(struct admission *, struct target *,
+    const struct config *, uint32_t concurrency, uint32_t tokens,
+    uint64_t client, enum llmgate_priority);
+enum admit_verdict admission_request(struct admission *, uint64_t deadline_ms,
+    uint64_t now, uint64_t *wait_ms);
+uint64_t admission_predict(const struct admission *, uint64_t now);
+struct admission *admission_next(struct target *, uint64_t now,
+    uint64_t *wait_ms);
+void admission_done(struct admission *, enum llmgate_class,
+    const struct rl_info *, uint64_t used_tokens, uint64_t now);
+#define ADMISSION_DEQUEUED	0x1	/* left the queue */
+#define ADMISSION_SLOT		0x2	/* gave back a concurrency slot */
+unsigned admission_release(struct admission *, uint64_t now);
+/* A refusal (OPEN, LATE, LONG, FULL, EXPIRED) as class and message. */
+enum llmgate_class admission_refusal(const struct admission *,
+    enum admit_verdict, uint64_t wait_ms, uint64_t now, const char *limit,
+    char *msg, size_t len);
+
+/*
+ * admit.c: admission on the event loop, between the call engine (or a
+ * lease) and upstream: admission.c's decisions, the timers they ask for
+ * (the queue's wake-up, max_wait_ms), the answers; plus the retry budget.
+ */
 enum admit_verdict admit_request(struct admission *, uint64_t deadline_ms,
     uint64_t now, uint64_t *wait_ms);
-/* A refusal (OPEN, LATE, LONG, FULL, EXPIRED) as class and message. */
-enum llmgate_class admit_refusal(const struct admission *, enum admit_verdict,
-    uint64_t wait_ms, uint64_t now, const char *limit, char *msg, size_t len);
 /* The attempt ended: feed the outcome to the budgets and the breaker. */
 void admit_done(struct admission *, enum llmgate_class,
     const struct rl_info *, uint64_t used_tokens, uint64_t now);

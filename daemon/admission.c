@@ -1,0 +1,229 @@
+/*
+ * admission.c: the admission decision, pure. Whether an attempt (or a
+ * lease) may go to a target now, must wait in its queue, or is refused:
+ * the target's breaker, its rate budget, its provider's concurrency cap,
+ * the fair queue and the wait it predicts, against the owner's own config
+ * snapshot (struct admit_conf) and a `now` passed in. No clock, no timers,
+ * no global config: admit.c is the libevent glue that arms the timers
+ * these decisions ask for and answers the owners.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "llmgated.h"
+
+/* The owner's snapshot: the breaker and max_wait_ms it started under. */
+void
+admission_init(struct admission *a, struct target *t,
+    const struct config *conf, uint32_t concurrency, uint32_t tokens,
+    uint64_t client, enum llmgate_priority prio)
+{
+	memset(a, 0, sizeof *a);
+	a->t = t;
+	a->conf.breaker = conf->breaker;
+	a->conf.max_wait_ms = conf->max_wait_ms;
+	a->concurrency = concurrency;
+	a->tokens = tokens;
+	a->client = client;
+	a->prio = prio;
+}
+
+static int
+admission_slot_free(const struct admission *a)
+{
+	return a->concurrency == 0 ||
+	    a->t->provider->inflight < a->concurrency;
+}
+
+static void
+admission_take(struct admission *a, uint64_t now)
+{
+	rl_take(&a->t->rl, a->tokens, now);
+	a->t->provider->inflight++;
+	a->granted = 1;
+}
+
+/*
+ * How long a newcomer would wait: its own budget wait, or the queue
+ * head's own wait plus one request interval per turn ahead of it,
+ * whichever is longer. Ahead of it, by the queue's turns between clients:
+ * not every queued request, or one client's backlog would refuse
+ * everyone else's. An estimate, good enough to not queue a call that
+ * cannot make its deadline or max_wait_ms.
+ */
+uint64_t
+admission_predict(const struct admission *a, uint64_t now)
+{
+	const struct target *t = a->t;
+	const struct admission *head;
+	struct rl_status st;
+	uint64_t wait = rl_wait_ms(&t->rl, a->tokens, now), turns;
+
+	head = (const struct admission *)waitq_peek((struct waitq *)
+	    (uintptr_t)&t->queue);
+	if (head == NULL)
+		return wait;
+	turns = rl_wait_ms(&t->rl, head->tokens, now);
+	rl_status(&t->rl, now, &st);
+	if (st.rpm_limit > 0)
+		turns += (uint64_t)waitq_ahead(&t->queue, a->client, a->prio) *
+		    60000 / (uint64_t)st.rpm_limit;
+	return turns > wait ? turns : wait;
+}
+
+/*
+ * Decide. GO: granted (budget taken, a slot held, a breaker ticket).
+ * WAIT: queued, *wait_ms the predicted wait. Otherwise refused, holding
+ * nothing; *wait_ms says how long it would have been.
+ */
+enum admit_verdict
+admission_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
+    uint64_t *wait_ms)
+{
+	struct target *t = a->t;
+	uint64_t wait;
+
+	*wait_ms = 0;
+	a->ticket = breaker_allow(&t->br, &a->conf.breaker, now);
+	if (a->ticket == 0) {
+		*wait_ms = breaker_open_remaining(&t->br, now);
+		return ADMIT_OPEN;
+	}
+	if (waitq_len(&t->queue) == 0 && admission_slot_free(a) &&
+	    rl_wait_ms(&t->rl, a->tokens, now) == 0) {
+		admission_take(a, now);
+		return ADMIT_GO;
+	}
+	wait = admission_predict(a, now);
+	*wait_ms = wait;
+	if (deadline_ms != 0 && now + wait >= deadline_ms) {
+		admission_release(a, now);
+		return ADMIT_LATE;
+	}
+	/* A long cooldown (a spent quota) is no reason to wait here. */
+	if (a->conf.max_wait_ms != 0 && wait > a->conf.max_wait_ms) {
+		admission_release(a, now);
+		return ADMIT_LONG;
+	}
+	if (waitq_push(&t->queue, &a->node, a->client, a->prio) != 0) {
+		admission_release(a, now);
+		return ADMIT_FULL;
+	}
+	a->queued = 1;
+	a->queued_ms = now;
+	return ADMIT_WAIT;
+}
+
+/*
+ * Serve the queue: its head, granted and out of the queue, when it may go
+ * now. NULL when nothing may: *wait_ms is then when the head's budget
+ * will be there, or 0 when there is no head or it waits for a slot (a
+ * released slot is the event to wait for).
+ */
+struct admission *
+admission_next(struct target *t, uint64_t now, uint64_t *wait_ms)
+{
+	struct admission *a;
+
+	*wait_ms = 0;
+	if ((a = (struct admission *)waitq_peek(&t->queue)) == NULL)
+		return NULL;
+	if ((*wait_ms = rl_wait_ms(&t->rl, a->tokens, now)) != 0)
+		return NULL;
+	if (!admission_slot_free(a))
+		return NULL;
+	waitq_pop(&t->queue);
+	a->queued = 0;
+	admission_take(a, now);
+	return a;
+}
+
+/* The attempt ended: the budgets and the breaker learn its outcome. */
+void
+admission_done(struct admission *a, enum llmgate_class cls,
+    const struct rl_info *rl, uint64_t used_tokens, uint64_t now)
+{
+	struct target *t = a->t;
+
+	if (t == NULL)
+		return;
+	if (rl != NULL)
+		rl_learn(&t->rl, rl, now);
+	if (used_tokens != 0)
+		rl_reconcile(&t->rl, a->tokens, used_tokens, now);
+	rl_on_result(&t->rl, cls, rl != NULL ? rl->retry_after_ms : -1, now);
+	if (a->ticket != 0)
+		breaker_record(&t->br, &a->conf.breaker, a->ticket, cls, now);
+	a->ticket = 0;
+}
+
+/*
+ * Give back whatever a holds: its place in the queue, its breaker ticket
+ * (not counted: a probe frees its slot), its concurrency slot. Which of
+ * these changed, as ADMISSION_* bits, so the glue knows what may move.
+ */
+unsigned
+admission_release(struct admission *a, uint64_t now)
+{
+	struct target *t = a->t;
+	unsigned changed = 0;
+
+	if (t == NULL)
+		return 0;
+	if (a->queued) {
+		waitq_remove(&t->queue, &a->node);
+		a->queued = 0;
+		changed |= ADMISSION_DEQUEUED;
+	}
+	if (a->ticket != 0) {
+		breaker_record(&t->br, &a->conf.breaker, a->ticket,
+		    LLMGATE_CANCELLED, now);
+		a->ticket = 0;
+	}
+	if (a->granted) {
+		a->granted = 0;
+		t->provider->inflight--;
+		changed |= ADMISSION_SLOT;
+	}
+	return changed;
+}
+
+/*
+ * What a refusal (any verdict but GO and WAIT) answers: its class, and a
+ * message for the caller into msg. limit names the caller's bound
+ * ("deadline" for a call, "timeout" for a lease).
+ */
+enum llmgate_class
+admission_refusal(const struct admission *a, enum admit_verdict v,
+    uint64_t wait, uint64_t now, const char *limit, char *msg, size_t len)
+{
+	struct rl_status rs;
+
+	switch (v) {
+	case ADMIT_OPEN:
+		snprintf(msg, len, "circuit open for %llu ms more",
+		    (unsigned long long)wait);
+		return LLMGATE_CIRCUIT_OPEN;
+	case ADMIT_LATE:
+		snprintf(msg, len, "waiting %llu ms for budget would pass the "
+		    "%s", (unsigned long long)wait, limit);
+		return LLMGATE_DEADLINE;
+	case ADMIT_LONG:
+		rl_status(&a->t->rl, now, &rs);
+		snprintf(msg, len, "no budget for %llu ms%s%s",
+		    (unsigned long long)wait,
+		    rs.cooldown_reason != NULL ? ": " : "",
+		    rs.cooldown_reason != NULL ? rs.cooldown_reason : "");
+		return LLMGATE_RATE_LIMITED;
+	case ADMIT_FULL:
+		snprintf(msg, len, "the target's queue is full");
+		return LLMGATE_RATE_LIMITED;
+	case ADMIT_EXPIRED:
+		snprintf(msg, len, "no budget or free slot after waiting %llu "
+		    "ms (max_wait_ms)", (unsigned long long)wait);
+		return LLMGATE_RATE_LIMITED;
+	default:
+		snprintf(msg, len, "admitted");
+		return LLMGATE_OK;
+	}
+}
