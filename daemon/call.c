@@ -80,6 +80,7 @@ static void call_deadline(evutil_socket_t, short, void *);
 static int call_cut(struct call *, const struct reply *);
 static int call_next_target(struct call *);
 static void call_attempt(struct call *);
+static void call_attempt_done(struct attempt *);
 static void call_admit(struct call *);
 static void call_skip(struct call *, enum llmgate_class, const char *);
 static void call_finish(struct call *, struct reply *, enum llmgate_class,
@@ -242,7 +243,7 @@ static void
 call_emit(void *arg, const struct llmgate_chunk *ch)
 {
 	struct attempt *att = arg;
-	struct call *c = att->call;
+	struct call *c = att->arg;
 
 	if (c->finished || c->sink == NULL)
 		return;
@@ -385,7 +386,8 @@ call_attempt(struct call *c)
 	struct attempt *att = xcalloc(1, sizeof *att);
 	uint64_t now = now_ms();
 
-	att->call = c;
+	att->done = call_attempt_done;
+	att->arg = c;
 	att->prov = t->prov;
 	att->model = t->model;
 	att->req = call_request(c, t);
@@ -599,10 +601,11 @@ call_answer(struct call *c, struct attempt *att, int passed)
 	free(att);
 }
 
-void
-attempt_done(struct attempt *att)
+/* The transport's report: done, retry, repair, resume or fall back. */
+static void
+call_attempt_done(struct attempt *att)
 {
-	struct call *c = att->call;
+	struct call *c = att->arg;
 	struct reply *r = &att->reply;
 	struct call_target *t = &c->chain[c->pos];
 	enum llmgate_class cls = r->cls;

@@ -217,7 +217,7 @@ conn_teardown(evutil_socket_t fd, short events, void *arg)
 	while ((cc = TAILQ_FIRST(&c->calls)) != NULL) {
 		TAILQ_REMOVE(&c->calls, cc, entry);
 		if (cc->lease != NULL)
-			lease_abandon(cc->lease);
+			lease_detach(cc->lease);
 		else
 			call_detach(cc->call);
 		free(cc);
@@ -447,30 +447,19 @@ conn_lease_acquire(struct conn *c, uint32_t id,
     const struct llmgate_acquire *req)
 {
 	struct conn_call *cc;
-	struct lease *l;
-	char *cause = NULL;
 
 	if ((cc = conn_request_new(c, id)) == NULL)
 		return;
-	l = lease_acquire(req, c->client.id, conn_lease_done, cc, &cause);
-	if (cause != NULL) {
-		conn_lease_done(cc, NULL, LLMGATE_INVALID_REQUEST, cause);
-		free(cause);
-		return;
-	}
-	/* NULL: answered already, and cc is gone. */
-	if (l != NULL)
-		cc->lease = l;
+	/* Answered later through conn_lease_done(), as a call is. */
+	cc->lease = lease_acquire(req, c->client.id, conn_lease_done, cc);
 }
 
-/* An acquire still waiting for budget ends with cls; cc goes. */
+/* An acquire still unanswered ends with cls; cc goes with the answer. */
 static void
 conn_lease_cancel(struct conn_call *cc, enum llmgate_class cls,
     const char *why)
 {
-	lease_abandon(cc->lease);
-	cc->lease = NULL;
-	conn_lease_done(cc, NULL, cls, why);
+	lease_cancel(cc->lease, cls, why);
 }
 
 /* A call, or an acquire still waiting, ends as cancelled. */

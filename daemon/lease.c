@@ -20,11 +20,23 @@
  */
 #define LEASE_MAX 65536
 
+enum lease_state {
+	LEASE_ASKED,			/* acquire not yet looked at */
+	LEASE_WAITING,			/* queued for budget */
+	LEASE_GRANTED,			/* answered; until report or TTL */
+};
+
 struct lease {
 	uint64_t id;
+	enum lease_state state;
 	struct admission adm;
-	char *target;
-	struct event *timer;		/* deadline while queued, then TTL */
+	char *target;			/* as asked, then as the target's */
+	uint32_t tokens;		/* the acquire's, until admitted */
+	uint32_t timeout_ms;
+	enum llmgate_priority prio;
+	uint64_t client;
+	struct event *timer;		/* the first step, the deadline
+					   while queued, then the TTL */
 	lease_cb *cb;			/* the answer to acquire */
 	void *arg;
 	struct lease *hnext;
@@ -94,6 +106,7 @@ lease_answer(struct lease *l, enum llmgate_class cls, const char *msg)
 	out.id = l->id;
 	snprintf(out.target, sizeof out.target, "%s", l->target);
 	out.ttl_ms = cfg->lease_ttl_ms;
+	l->state = LEASE_GRANTED;
 	lease_link(l);
 	lease_arm(l, cfg->lease_ttl_ms);
 	if (cb != NULL)
@@ -117,17 +130,25 @@ lease_admitted(struct admission *a, enum admit_verdict v, uint64_t waited)
 	lease_answer(l, cls, msg);
 }
 
+static void lease_step(struct lease *);
+
 static void
 lease_timer(evutil_socket_t fd, short events, void *arg)
 {
 	struct lease *l = arg;
 	char msg[96];
 
-	if (l->cb != NULL) {
+	switch (l->state) {
+	case LEASE_ASKED:
+		lease_step(l);
+		return;
+	case LEASE_WAITING:
 		snprintf(msg, sizeof msg, "no budget at %s before the timeout",
 		    l->target);
 		lease_answer(l, LLMGATE_DEADLINE, msg);
 		return;
+	case LEASE_GRANTED:
+		break;
 	}
 	log_debug("lease %llu at %s expired unreported",
 	    (unsigned long long)l->id, l->target);
@@ -159,62 +180,89 @@ lease_new_id(void)
 }
 
 /*
- * Ask for a lease. cb answers, now or when the budget allows: with the
- * lease, or with a class (circuit_open, deadline, rate_limited, ...). NULL
- * and *cause for a request that names no known target.
+ * Ask for a lease. As with a call, the answer comes through cb exactly
+ * once, never from inside lease_acquire(): with the lease, or with a class
+ * (invalid_request, circuit_open, deadline, rate_limited, overloaded...),
+ * unless lease_cancel() or lease_detach() came first. req is copied.
  */
 struct lease *
 lease_acquire(const struct llmgate_acquire *req, uint64_t client,
-    lease_cb *cb, void *arg, char **cause)
+    lease_cb *cb, void *arg)
+{
+	struct lease *l = xcalloc(1, sizeof *l);
+
+	l->state = LEASE_ASKED;
+	l->target = xstrdup(req->target != NULL ? req->target : "");
+	l->tokens = req->tokens;
+	l->timeout_ms = req->timeout_ms;
+	l->prio = req->priority;
+	l->client = client;
+	l->cb = cb;
+	l->arg = arg;
+	l->timer = evtimer_new(ev_base, lease_timer, l);
+	lease_arm(l, 0);
+	return l;
+}
+
+/* The acquire, on the loop: the target, then admission. */
+static void
+lease_step(struct lease *l)
 {
 	const struct provider_conf *pc;
 	struct target *t;
-	struct lease *l;
-	char msg[160];
+	char msg[160], *cause = NULL;
 	uint64_t now = now_ms(), wait;
 	enum admit_verdict v;
 	enum llmgate_class cls;
 
-	if ((t = target_resolve(cfg, req->target, &pc, cause)) == NULL)
-		return NULL;
+	if ((t = target_resolve(cfg, l->target, &pc, &cause)) == NULL) {
+		lease_answer(l, LLMGATE_INVALID_REQUEST, cause);
+		free(cause);
+		return;
+	}
 	if (lease_count >= LEASE_MAX) {
 		snprintf(msg, sizeof msg, "%u leases outstanding, the most "
 		    "llmgated keeps: report leases when done", lease_count);
-		cb(arg, NULL, LLMGATE_OVERLOADED, msg);
-		return NULL;
+		lease_answer(l, LLMGATE_OVERLOADED, msg);
+		return;
 	}
-	l = xcalloc(1, sizeof *l);
-	l->id = lease_new_id();
+	free(l->target);
 	l->target = xstrdup(t->name);
-	l->timer = evtimer_new(ev_base, lease_timer, l);
-	l->cb = cb;
-	l->arg = arg;
-	admission_init(&l->adm, t, cfg, pc->concurrency, req->tokens != 0 ?
-	    req->tokens : rl_estimate_tokens(0, 0), client, req->priority);
+	l->id = lease_new_id();
+	/* The breaker and max_wait_ms of the config it is asked under. */
+	admission_init(&l->adm, t, cfg, pc->concurrency, l->tokens != 0 ?
+	    l->tokens : rl_estimate_tokens(0, 0), l->client, l->prio);
 	l->adm.answer = lease_admitted;
 	l->adm.arg = l;
-	v = admit_request(&l->adm, req->timeout_ms != 0 ?
-	    now + req->timeout_ms : 0, now, &wait);
+	v = admit_request(&l->adm, l->timeout_ms != 0 ?
+	    now + l->timeout_ms : 0, now, &wait);
 	switch (v) {
 	case ADMIT_GO:
 		lease_answer(l, LLMGATE_OK, NULL);
-		return NULL;
+		return;
 	case ADMIT_WAIT:
-		if (req->timeout_ms != 0)
-			lease_arm(l, req->timeout_ms);
-		return l;
+		l->state = LEASE_WAITING;
+		if (l->timeout_ms != 0)
+			lease_arm(l, l->timeout_ms);
+		return;
 	default:
 		cls = admission_refusal(&l->adm, v, wait, now, "timeout", msg,
 		    sizeof msg);
 		lease_answer(l, cls, msg);
-		return NULL;
+		return;
 	}
-	return NULL;
 }
 
-/* The asking connection went away while its lease still waited. */
+/* The acquire ends unanswered by the budget: cb gets cls and why now. */
 void
-lease_abandon(struct lease *l)
+lease_cancel(struct lease *l, enum llmgate_class cls, const char *why)
+{
+	lease_answer(l, cls, why);
+}
+
+/* The asking connection went away before the answer: no callback. */
+void
+lease_detach(struct lease *l)
 {
 	l->cb = NULL;
 	lease_free(l);

@@ -392,9 +392,14 @@ extern const struct provider_type provider_azure;
 extern const struct provider_type provider_anthropic;
 extern const struct provider_type provider_gemini;
 
-/* One upstream attempt: what call.c hands to a transport. */
+/*
+ * One upstream attempt: what an engine (call.c) hands to a transport. The
+ * transport knows nothing of who asked: it fills reply and reports once,
+ * through attempt_done(), to the engine's done callback.
+ */
 struct attempt {
-	struct call *call;
+	void (*done)(struct attempt *);	/* the engine's; exactly once */
+	void *arg;			/* the engine's */
 	const struct provider_conf *prov;
 	const char *model;
 	const struct llmgate_request *req;	/* effective request */
@@ -404,6 +409,12 @@ struct attempt {
 	struct reply reply;
 	void *priv;		/* the transport's state */
 };
+/* The transport is done with the attempt (reply filled). */
+static inline void
+attempt_done(struct attempt *att)
+{
+	att->done(att);
+}
 
 /* repair.c: checks a reply must pass, and turns fed back to the model. */
 struct turns {
@@ -465,8 +476,6 @@ struct call *call_start(const struct llmgate_request *req, msgpack_zone *zone,
 void call_cancel(struct call *, const char *why);
 /* The front went away: no more callbacks; the call is freed. */
 void call_detach(struct call *);
-/* Transports report here. */
-void attempt_done(struct attempt *);
 
 /* retry.c: backoff, pure. rnd is a uniform draw in [0, 1). */
 uint64_t retry_backoff_ms(const struct retry_conf *, unsigned retry,
@@ -790,9 +799,14 @@ unsigned admit_queued(void);
 struct lease;
 typedef void lease_cb(void *arg, const struct llmgate_lease *,
     enum llmgate_class, const char *msg);
+/* The same contract as a call's: cb answers exactly once, never from
+ * inside lease_acquire(), unless detached. */
 struct lease *lease_acquire(const struct llmgate_acquire *, uint64_t client,
-    lease_cb *, void *arg, char **cause);
-void lease_abandon(struct lease *);
+    lease_cb *, void *arg);
+/* Before the answer: cb answers now, with cls and why. */
+void lease_cancel(struct lease *, enum llmgate_class, const char *why);
+/* Before the answer, the asker went away: no callback; the lease goes. */
+void lease_detach(struct lease *);
 int lease_report(const struct llmgate_report *, char **cause);
 unsigned lease_active(void);
 void lease_free_all(void);
