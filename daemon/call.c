@@ -907,9 +907,11 @@ call_cancel(struct call *c, const char *why)
 {
 	if (c->finished)
 		return;
-	if (c->att != NULL)
+	if (c->att != NULL) {
+		call_bill(c, c->att);
 		call_record(c, c->att->target, LLMGATE_CANCELLED, 0, why,
 		    (uint32_t)(now_ms() - c->att->start_ms), 0);
+	}
 	call_drop_attempt(c);
 	call_finish(c, NULL, LLMGATE_CANCELLED, why);
 }
