@@ -399,6 +399,69 @@ START_TEST(test_reload_keeps_cooldown)
 }
 END_TEST
 
+/* A lease on mock/echo, reported with an HTTP status, through the CLI. */
+static char *
+cli_acquire(void)
+{
+	struct run r;
+	char *lease;
+
+	h_cli(&r, &d, NULL, "acquire", "-m", "mock/echo", NULL);
+	ck_assert_msg(r.status == 0, "acquire: %s", r.err);
+	lease = strdup(r.out);
+	lease[strcspn(lease, "\n")] = '\0';
+	h_run_free(&r);
+	return lease;
+}
+
+static void
+cli_report(char *lease, const char *status)
+{
+	struct run r;
+
+	h_cli(&r, &d, NULL, "report", lease, "--status", status, NULL);
+	ck_assert_msg(r.status == 0, "report: %s", r.err);
+	h_run_free(&r);
+	free(lease);
+}
+
+static const char *
+breaker_of(const char *target)
+{
+	static char state[32];
+	json_t *st = status(), *t = status_target(st, target);
+
+	ck_assert_ptr_nonnull(t);
+	snprintf(state, sizeof state, "%s", json_string_value(json_object_get(t,
+	    "breaker")));
+	json_decref(st);
+	return state;
+}
+
+/*
+ * A lease (like a call) keeps the breaker settings of the config it was
+ * granted under: its failure, reported after a reload to a breaker that
+ * opens on the first failure, is judged by the old settings (ten in a
+ * row); a lease granted after the reload opens it.
+ */
+START_TEST(test_reload_breaker_snapshot)
+{
+	char *before;
+
+	h_daemon_start(&d, "providers = (\n" MOCK "\n);\n"
+	    "breaker = { failures = 10; min_calls = 1000; };\n");
+	before = cli_acquire();
+	write_conf("providers = (\n" MOCK "\n);\n"
+	    "breaker = { failures = 1; min_calls = 1000; };\n");
+	sighup();
+	ck_assert_int_eq(count_in_log("reload refused"), 0);
+	cli_report(before, "500");
+	ck_assert_str_eq(breaker_of("mock/echo"), "closed");
+	cli_report(cli_acquire(), "500");
+	ck_assert_str_eq(breaker_of("mock/echo"), "open");
+}
+END_TEST
+
 /*
  * SIGTERM: calls in flight finish and are answered, a new client fails
  * at once (the socket is gone), a client already connected gets
@@ -765,6 +828,7 @@ main(void)
 	tcase_add_test(tc, test_reload_adds_provider);
 	tcase_add_test(tc, test_reload_invalid_keeps_running);
 	tcase_add_test(tc, test_reload_removes_provider);
+	tcase_add_test(tc, test_reload_breaker_snapshot);
 	tcase_add_test(tc, test_reload_keeps_cooldown);
 	suite_add_tcase(s, tc);
 
