@@ -28,6 +28,11 @@ def test_stream_cut_is_resumed(client, fakeprov, uniq):
     assert [a.cls for a in s.result.attempts][-1] == "ok"
     assert len(s.result.attempts) == 2
     assert fakeprov.count(model) == 2
+    # The cut part is billed too: usage_total is more than the answer's.
+    u, t = s.result.usage, s.result.usage_total
+    assert u.output_tokens > 0
+    assert t.output_tokens > u.output_tokens
+    assert t.input_tokens > u.input_tokens
 
 
 def test_stream_cut_fails_with_on_cut_fail(client, uniq):

@@ -33,7 +33,8 @@ class Attempt:
 
 @dataclass
 class Usage:
-    """Tokens the answering attempt used, as the provider counted them."""
+    """Tokens, as the provider counted them: the answering attempt's
+    (``Result.usage``), or the whole call's (``Result.usage_total``)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -79,7 +80,9 @@ class Chunk:
 class Result:
     """The answer to a successful call.
 
-    ``text``, ``tool_calls``, ``usage``, ``finish_reason`` (``"stop"``,
+    ``text``, ``tool_calls``, ``usage`` (the answering reply's),
+    ``usage_total`` (what the whole call was billed: every attempt, repair
+    and resumed part), ``finish_reason`` (``"stop"``,
     ``"length"``, ``"tool_calls"``, ``"content_filter"``, ``"other"`` or
     None), ``target`` (the ``provider/model`` that answered), ``attempts``
     (every attempt in order), ``parsed`` (the reply parsed against the
@@ -89,6 +92,7 @@ class Result:
     text: str = ""
     tool_calls: List[ToolCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    usage_total: Usage = field(default_factory=Usage)
     finish_reason: Optional[str] = None
     target: Optional[str] = None
     attempts: List[Attempt] = field(default_factory=list)
@@ -224,6 +228,8 @@ def attempts_of(msg: Dict[str, Any]) -> List[Attempt]:
 def result_of(msg: Dict[str, Any]) -> Result:
     u = msg.get("usage")
     usage: Dict[str, Any] = u if isinstance(u, dict) else {}
+    u = msg.get("usage_total")
+    total: Dict[str, Any] = u if isinstance(u, dict) else {}
     calls = []
     for c in msg.get("tool_calls") or []:
         if isinstance(c, dict):
@@ -235,6 +241,8 @@ def result_of(msg: Dict[str, Any]) -> Result:
                   tool_calls=calls,
                   usage=Usage(_int(usage.get("input_tokens")),
                               _int(usage.get("output_tokens"))),
+                  usage_total=Usage(_int(total.get("input_tokens")),
+                                    _int(total.get("output_tokens"))),
                   finish_reason=text_of(msg.get("finish_reason")),
                   target=text_of(msg.get("target")),
                   attempts=attempts_of(msg))
