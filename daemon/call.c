@@ -567,7 +567,8 @@ call_next_target(struct call *c)
 
 /*
  * What an attempt cost: its reported usage, or for one cut before its
- * usage arrived, an estimate from what it produced and was sent.
+ * usage arrived, an estimate from what it produced and was sent. Sums
+ * saturate: a provider's absurd count must not wrap them.
  */
 static void
 call_bill(struct call *c, const struct attempt *att)
@@ -578,11 +579,12 @@ call_bill(struct call *c, const struct attempt *att)
 	/* An error answer that produced nothing is not billed. */
 	if (out == 0 && !r->done)
 		return;
-	c->total_out += out;
+	c->total_out = rl_tokens_sum(c->total_out, out);
 	if (r->input_tokens != 0)
-		c->total_in += r->input_tokens;
+		c->total_in = rl_tokens_sum(c->total_in, r->input_tokens);
 	else if (out != 0)
-		c->total_in += call_tokens_of(call_prompt_bytes(att->req));
+		c->total_in = rl_tokens_sum(c->total_in,
+		    call_tokens_of(call_prompt_bytes(att->req)));
 }
 
 /* The attempt's reply is the answer; held output is released if it passed. */
@@ -747,7 +749,8 @@ call_cut(struct call *c, const struct reply *r)
 		return 0;
 	}
 	/* What this part delivered, estimated if the cut took its usage. */
-	c->resumed_tokens += call_output_tokens(r);
+	c->resumed_tokens = rl_tokens_sum(c->resumed_tokens,
+	    call_output_tokens(r));
 	c->resumed = 1;
 	if (c->cap != 0 && c->resumed_tokens >= c->cap)
 		return 1;
