@@ -64,13 +64,7 @@ azure_build(struct http_req *hr, const struct provider_conf *prov,
 fail:
 	curl_free(dep);
 	curl_free(ver);
-	free(hr->url);
-	hr->url = NULL;
-	free(hr->body);
-	hr->body = NULL;
-	hr->body_len = 0;
-	curl_slist_free_all(hr->headers);
-	hr->headers = NULL;
+	http_req_free(hr);
 	return -1;
 }
 

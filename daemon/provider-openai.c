@@ -403,11 +403,7 @@ openai_build_body(struct http_req *hr, const char *model,
 nomem:
 	xasprintf(cause, "cannot allocate request headers");
 fail:
-	free(hr->body);
-	hr->body = NULL;
-	hr->body_len = 0;
-	curl_slist_free_all(hr->headers);
-	hr->headers = NULL;
+	http_req_free(hr);
 	return -1;
 }
 
@@ -444,13 +440,7 @@ openai_build(struct http_req *hr, const struct provider_conf *prov,
 	return 0;
 
 fail:
-	free(hr->url);
-	hr->url = NULL;
-	free(hr->body);
-	hr->body = NULL;
-	hr->body_len = 0;
-	curl_slist_free_all(hr->headers);
-	hr->headers = NULL;
+	http_req_free(hr);
 	return -1;
 }
 
