@@ -65,6 +65,13 @@ admit_wake(evutil_socket_t fd, short events, void *arg)
 	admit_serve(arg);
 }
 
+void
+admit_target_ready(struct target *t)
+{
+	if (waitq_len(&t->queue) != 0)
+		admit_arm(t, 0);
+}
+
 /* A slot of this provider came free: its targets' queues may move. */
 static void
 admit_kick(struct provider_state *ps)
@@ -115,9 +122,15 @@ void
 admit_done(struct admission *a, enum llmgate_class cls,
     const struct rl_info *rl, uint64_t used_tokens, uint64_t now)
 {
+	uint64_t held;
+
 	if (a->t == NULL)
 		return;
+	held = a->t->rl.cooldown_until;
 	admission_done(a, cls, rl, used_tokens, now);
+	/* A hold that starts here holds the whole cluster. */
+	if (a->t->rl.cooldown_until > held && cluster_active())
+		cluster_hold(a->t, now);
 	admit_cancel(a);
 	/* A cooldown or a refund changes when the head may go. */
 	if (waitq_len(&a->t->queue) != 0)

@@ -276,6 +276,29 @@ static const struct config_keys config_route_keys = {
 	config_route_key, CONFIG_NITEMS(config_route_key), config_route_check
 };
 
+static int config_cluster_check(struct config_ctx *,
+    const config_setting_t *, const config_setting_t **, void *);
+#define CL(f)	offsetof(struct cluster_conf, f)
+enum { CL_REDIS, CL_USER, CL_PASSWORD_FILE, CL_PREFIX, CL_HOST, CL_SLICE_MS,
+    CL_TIMEOUT_MS };
+static const struct config_key config_cluster_key[] = {
+	[CL_REDIS] = { .name = "redis", .kind = CK_STRING, .off = CL(redis) },
+	[CL_USER] = { .name = "user", .kind = CK_STRING, .off = CL(user) },
+	[CL_PASSWORD_FILE] = { .name = "password_file", .kind = CK_STRING,
+	    .off = CL(password_file) },
+	[CL_PREFIX] = { .name = "prefix", .kind = CK_STRING,
+	    .off = CL(prefix) },
+	[CL_HOST] = { .name = "host", .kind = CK_STRING, .off = CL(host) },
+	[CL_SLICE_MS] = { .name = "slice_ms", .kind = CK_U32,
+	    .off = CL(slice_ms), .min = 10, .max = 10000 },
+	[CL_TIMEOUT_MS] = { .name = "timeout_ms", .kind = CK_U32,
+	    .off = CL(timeout_ms), .min = 10, .max = 60000 },
+};
+static const struct config_keys config_cluster_keys = {
+	config_cluster_key, CONFIG_NITEMS(config_cluster_key),
+	config_cluster_check
+};
+
 /* Providers come before routes: a route's targets name providers. */
 #define TK(f)	offsetof(struct config, f)
 enum {
@@ -326,6 +349,8 @@ static const struct config_key config_top_key[] = {
 	    .sub = &config_breaker_keys },
 	{ .name = "retry_budget", .kind = CK_GROUP, .off = TK(retry_budget),
 	    .sub = &config_budget_keys },
+	{ .name = "cluster", .kind = CK_GROUP, .off = TK(cluster),
+	    .sub = &config_cluster_keys },
 };
 static const struct config_keys config_top_keys = {
 	config_top_key, CONFIG_NITEMS(config_top_key), config_top_check
@@ -891,8 +916,8 @@ config_model_add(struct config_ctx *ctx, const config_setting_t *s,
 
 /* Read a key file: a systemd credential, or a file only llmgated reads. */
 static char *
-config_key_file(struct config_ctx *ctx, const config_setting_t *s,
-    const char *prov, const char *file)
+config_secret_file(struct config_ctx *ctx, const config_setting_t *s,
+    const char *who, const char *setting, const char *file)
 {
 	const char *base;
 	char *path, *key = NULL;
@@ -911,19 +936,19 @@ config_key_file(struct config_ctx *ctx, const config_setting_t *s,
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1 ||
 	    fstat(fd, &st) != 0) {
-		config_error(ctx, s, "cannot read api_key_file '%s': %s", path,
+		config_error(ctx, s, "cannot read %s '%s': %s", setting, path,
 		    strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_KEY_FILE) {
-		config_error(ctx, s, "api_key_file '%s' is not a key file "
-		    "(a regular file of at most %d bytes)", path,
+		config_error(ctx, s, "%s '%s' is not a key file "
+		    "(a regular file of at most %d bytes)", setting, path,
 		    CONFIG_MAX_KEY_FILE);
 		goto out;
 	}
 	if (st.st_mode & S_IROTH)
-		log_warnx("provider %s: api_key_file %s is readable by others",
-		    prov, path);
+		log_warnx("%s: %s %s is readable by others", who, setting,
+		    path);
 	key = xmalloc((size_t)st.st_size + 1);
 	len = 0;
 	while (len <= (size_t)st.st_size) {
@@ -931,8 +956,8 @@ config_key_file(struct config_ctx *ctx, const config_setting_t *s,
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
-			config_error(ctx, s, "cannot read api_key_file '%s': "
-			    "%s", path, strerror(errno));
+			config_error(ctx, s, "cannot read %s '%s': "
+			    "%s", setting, path, strerror(errno));
 			goto fail;
 		}
 		if (n == 0)
@@ -940,15 +965,15 @@ config_key_file(struct config_ctx *ctx, const config_setting_t *s,
 		len += (size_t)n;
 	}
 	if (len > (size_t)st.st_size) {
-		config_error(ctx, s, "api_key_file '%s' changed while it was "
-		    "read", path);
+		config_error(ctx, s, "%s '%s' changed while it was "
+		    "read", setting, path);
 		goto fail;
 	}
 	while (len > 0 && isspace((u_char)key[len - 1]))
 		len--;
 	key[len] = '\0';
 	if (len == 0) {
-		config_error(ctx, s, "api_key_file '%s' is empty", path);
+		config_error(ctx, s, "%s '%s' is empty", setting, path);
 		goto fail;
 	}
 	goto out;
@@ -972,6 +997,7 @@ config_provider_key_resolve(struct config_ctx *ctx,
 	struct provider_conf *pc = &p->pc;
 	const config_setting_t *s, *last = NULL;
 	const char *v, *name = pc->name != NULL ? pc->name : "?";
+	char *who;
 	int i, n = 0;
 
 	for (i = PK_API_KEY; i <= PK_API_KEY_FILE; i++) {
@@ -997,8 +1023,10 @@ config_provider_key_resolve(struct config_ctx *ctx,
 		}
 		pc->api_key = xstrdup(v);
 	} else if (p->key_file != NULL) {
-		pc->api_key = config_key_file(ctx, seen[PK_API_KEY_FILE],
-		    name, p->key_file);
+		xasprintf(&who, "provider %s", name);
+		pc->api_key = config_secret_file(ctx, seen[PK_API_KEY_FILE],
+		    who, "api_key_file", p->key_file);
+		free(who);
 	}
 	if (pc->api_key != NULL && config_has_ctl(pc->api_key)) {
 		config_error(ctx, seen[PK_API_KEY] != NULL ? seen[PK_API_KEY] :
@@ -1338,6 +1366,58 @@ config_gid(struct config_ctx *ctx, const config_setting_t *s,
 		config_error(ctx, s, "%s: unknown group '%s'", what, name);
 }
 
+/*
+ * The cluster block: Redis's address is required; the password comes from
+ * a file (or a systemd credential), never from the config itself.
+ */
+static int
+config_cluster_check(struct config_ctx *ctx, const config_setting_t *group,
+    const config_setting_t **seen, void *obj)
+{
+	struct cluster_conf *cc = obj;
+	char host[256];
+	const char *c;
+
+	cc->enabled = 1;
+	if (cc->redis == NULL) {
+		config_error(ctx, group, "cluster: redis is required "
+		    "(\"unix:PATH\" or \"host:port\")");
+		return 0;
+	}
+	if (strncmp(cc->redis, "unix:", 5) == 0) {
+		if (cc->redis[5] != '/')
+			config_error(ctx, seen[CL_REDIS], "cluster: redis "
+			    "\"unix:PATH\" needs an absolute path");
+	} else if ((c = strrchr(cc->redis, ':')) == NULL || c == cc->redis ||
+	    c[1] == '\0' || strspn(c + 1, "0123456789") != strlen(c + 1) ||
+	    strtoul(c + 1, NULL, 10) == 0 || strtoul(c + 1, NULL, 10) > 65535)
+		config_error(ctx, seen[CL_REDIS], "cluster: redis '%s' is "
+		    "neither \"unix:PATH\" nor \"host:port\"", cc->redis);
+	if (cc->password_file != NULL)
+		cc->password = config_secret_file(ctx, seen[CL_PASSWORD_FILE],
+		    "cluster", "password_file", cc->password_file);
+	if (cc->password != NULL && config_has_ctl(cc->password))
+		config_error(ctx, seen[CL_PASSWORD_FILE], "cluster: the "
+		    "password contains spaces or control characters");
+	if (cc->user != NULL && cc->password == NULL)
+		config_error(ctx, seen[CL_USER], "cluster: user needs "
+		    "password_file");
+	if (cc->prefix == NULL)
+		cc->prefix = xstrdup("llmgate");
+	else if (config_has_ctl(cc->prefix))
+		config_error(ctx, seen[CL_PREFIX], "cluster: prefix must not "
+		    "hold spaces or control characters");
+	if (cc->host == NULL) {
+		if (gethostname(host, sizeof host) != 0 || *host == '\0')
+			snprintf(host, sizeof host, "localhost");
+		host[sizeof host - 1] = '\0';
+		cc->host = xstrdup(host);
+	} else if (config_has_ctl(cc->host))
+		config_error(ctx, seen[CL_HOST], "cluster: host must not hold "
+		    "spaces or control characters");
+	return 0;
+}
+
 static int
 config_top_check(struct config_ctx *ctx, const config_setting_t *group,
     const config_setting_t **seen, void *obj)
@@ -1416,6 +1496,9 @@ config_new(void)
 
 	conf->retry_budget.ratio = 0.2;
 	conf->retry_budget.min_per_s = 5;
+
+	conf->cluster.slice_ms = 200;
+	conf->cluster.timeout_ms = 500;
 	return conf;
 }
 
@@ -1604,6 +1687,16 @@ config_free(struct config *conf)
 	free(conf->admin_group);
 	free(conf->metrics_listen);
 	free(conf->state_file);
+	free(conf->cluster.redis);
+	free(conf->cluster.user);
+	free(conf->cluster.password_file);
+	if (conf->cluster.password != NULL) {
+		explicit_bzero(conf->cluster.password,
+		    strlen(conf->cluster.password));
+		free(conf->cluster.password);
+	}
+	free(conf->cluster.prefix);
+	free(conf->cluster.host);
 	free(conf->path);
 	free(conf);
 }

@@ -131,6 +131,19 @@ struct retry_budget_conf {
 	double min_per_s;
 };
 
+/* The cluster block: several hosts share budgets through Redis. */
+struct cluster_conf {
+	int enabled;		/* the block is there */
+	char *redis;		/* "unix:PATH" or "host:port" */
+	char *user;		/* ACL user; NULL: the default user */
+	char *password_file;
+	char *password;		/* resolved at load; never logged */
+	char *prefix;		/* of every key and channel */
+	char *host;		/* this host's name; default the hostname */
+	uint32_t slice_ms;	/* a slice lasts about this at our own rate */
+	uint32_t timeout_ms;	/* a reply later than this: Redis is down */
+};
+
 struct config {
 	int refs;		/* config_ref(): calls keep theirs across reloads */
 	char *path;		/* NULL: the embedded default */
@@ -159,6 +172,7 @@ struct config {
 	struct retry_conf retry;
 	struct breaker_conf breaker;
 	struct retry_budget_conf retry_budget;
+	struct cluster_conf cluster;
 };
 
 extern const char config_default_text[];
@@ -501,7 +515,10 @@ struct bucket {
 	uint64_t capacity;	/* whole units that may go at once */
 	int64_t level;		/* 1/RL_SCALE units; below 0: debt */
 	uint64_t last;		/* ms of the last refill */
+	int fed;		/* refilled by cluster slices, not the clock */
 };
+/* A fed bucket short of units: when to look again (a slice is coming). */
+#define BUCKET_FED_WAIT_MS	20
 /* capacity 0: one second's worth. Keeps the level (clamped); a bucket
  * that was unlimited starts full. */
 void bucket_setup(struct bucket *, uint64_t limit, uint64_t capacity,
@@ -512,6 +529,8 @@ uint64_t bucket_wait_ms(const struct bucket *, uint64_t n, uint64_t now);
 void bucket_take(struct bucket *, uint64_t n, uint64_t now);
 /* Whole units there at now, rounded down; negative in debt; 0 unlimited. */
 int64_t bucket_available(const struct bucket *, uint64_t now);
+/* A fed bucket: n units granted (negative: given back). */
+void bucket_feed(struct bucket *, int64_t n, uint64_t now);
 
 struct ratelimit {
 	struct bucket req;		/* requests per minute */
@@ -521,6 +540,8 @@ struct ratelimit {
 	uint64_t cooldown_until;	/* ms; nothing goes before */
 	const char *cooldown_reason;	/* static string */
 	uint32_t backoff_ms;		/* last default 429 cooldown; 0 after ok */
+	int fed;			/* the cluster's slices feed the buckets */
+	uint32_t share;			/* > 1: limits divided (cluster down) */
 };
 struct rl_status {
 	int64_t rpm_limit;		/* -1: no limit (null) */
@@ -553,6 +574,16 @@ void rl_learn(struct ratelimit *, const struct rl_info *, uint64_t now);
 void rl_on_result(struct ratelimit *, enum llmgate_class,
     int64_t retry_after_ms, uint64_t now);
 void rl_status(const struct ratelimit *, uint64_t now, struct rl_status *);
+/* The cluster: fed buckets, or limits / share (see cluster.c). */
+void rl_cluster(struct ratelimit *, int fed, uint32_t share, uint64_t now);
+uint64_t rl_cluster_limit(const struct ratelimit *, int tokens);
+uint64_t rl_cluster_capacity(const struct ratelimit *, int tokens);
+/* Hold for ms (another host's 429); never shortens a longer hold. */
+void rl_cooldown(struct ratelimit *, uint64_t ms, const char *reason,
+    uint64_t now);
+/* The reason string of index i, or NULL; and the index of one (-1). */
+const char *rl_reason(int i);
+int rl_reason_index(const char *);
 /* ceil(prompt_bytes / 4) + (max_tokens, or RL_DEFAULT_TOKENS when 0). */
 uint32_t rl_estimate_tokens(size_t prompt_bytes, uint32_t max_tokens);
 /* What outlives a restart (state.c); levels only of limited buckets. */
@@ -673,6 +704,31 @@ unsigned waitq_len(const struct waitq *);
 unsigned waitq_ahead(const struct waitq *, uint64_t client,
     enum llmgate_priority);
 
+/*
+ * slice.c: a host's slices of a budget the cluster shares, pure: when to
+ * ask the cluster for more units, or give some back, sized to the host's
+ * own recent rate. The stock lives in a fed bucket (ratelimit.c).
+ */
+#define SLICE_RETRY_MAX_MS	50	/* an empty shared bucket: ask again */
+struct slice {
+	double rate;		/* units per second spent here, smoothed */
+	int64_t last_stock;	/* the bucket's units at the last tick */
+	uint64_t last;		/* ms of the last tick; 0: none yet */
+	uint64_t asking;	/* units asked for, unanswered; 0: none */
+	uint64_t asked_at;
+	uint64_t not_before;	/* no ask before (the cluster was empty) */
+	uint64_t granted, returned, spent;	/* totals */
+	int64_t cluster_level;	/* the shared bucket, as last seen */
+};
+void slice_init(struct slice *);
+int64_t slice_tick(struct slice *, int64_t stock, unsigned queued,
+    uint64_t capacity, uint32_t slice_ms, uint64_t now);
+void slice_granted(struct slice *, uint64_t n, uint64_t retry_ms,
+    uint64_t now);
+void slice_returned(struct slice *, uint64_t n);
+void slice_failed(struct slice *);
+int slice_late(const struct slice *, uint32_t timeout_ms, uint64_t now);
+
 /* schema.c: JSON Schema validation (the subset structured output needs). */
 struct schema;
 /* Compile schema_text; NULL with *cause on invalid JSON or schema. */
@@ -698,6 +754,7 @@ struct target {
 	struct breaker br;
 	struct waitq queue;	/* admissions waiting for budget */
 	struct event *wake;	/* when the queue's head may go */
+	struct slice slice[2];	/* cluster: requests, tokens */
 	uint32_t inflight;
 	uint64_t calls;
 	uint64_t failures;
@@ -794,6 +851,21 @@ void admit_first(uint64_t now);
 int admit_retry(const struct retry_budget_conf *, uint64_t now);
 double admit_retry_available(const struct retry_budget_conf *, uint64_t now);
 unsigned admit_queued(void);
+
+/* Budget came for t (a cluster slice): serve its queue. */
+void admit_target_ready(struct target *);
+
+/*
+ * cluster.c: several hosts share budgets and holds through Redis (hiredis
+ * on the loop). Without a cluster block every entry point is a no-op.
+ */
+int cluster_start(struct event_base *);
+void cluster_stop(void);
+int cluster_active(void);		/* Redis is up and feeding */
+void cluster_target_new(struct target *);
+/* t's hold started or grew here: tell the other hosts. */
+void cluster_hold(struct target *, uint64_t now);
+json_t *cluster_status(void);		/* NULL: no cluster block */
 
 /* lease.c: advisory leases for processes that keep their own SDK. */
 struct lease;

@@ -47,6 +47,8 @@ bucket_level(const struct bucket *b, uint64_t now)
 
 	if (b->limit == 0 || b->level >= full)
 		return full;
+	if (b->fed)
+		return b->level;
 	elapsed = now > b->last ? now - b->last : 0;
 	deficit = (uint64_t)(full - b->level);
 	/* Compare before multiplying: elapsed * limit may not fit. */
@@ -125,6 +127,10 @@ bucket_setup(struct bucket *b, uint64_t limit, uint64_t capacity,
 	if (b->limit == 0) {
 		b->level = full;
 		b->last = now;
+	} else if (b->fed) {
+		if (b->level > full)
+			b->level = full;
+		b->last = now;
 	} else {
 		bucket_refill(b, now);
 		if (b->level > full)
@@ -152,6 +158,8 @@ bucket_wait_ms(const struct bucket *b, uint64_t n, uint64_t now)
 	level = bucket_level(b, now);
 	if (level >= need)
 		return 0;
+	if (b->fed)
+		return BUCKET_FED_WAIT_MS;
 	return ((uint64_t)(need - level) + b->limit - 1) / b->limit;
 }
 
@@ -187,15 +195,102 @@ bucket_available(const struct bucket *b, uint64_t now)
 	return -((-level + RL_SCALE - 1) / RL_SCALE);
 }
 
-/* The configured limit wins; a learned one fills in when there is none. */
+/*
+ * Feed a fed bucket: add n units the cluster granted (negative: take them
+ * out, given back), within the capacity. No-op on any other bucket.
+ */
+void
+bucket_feed(struct bucket *b, int64_t n, uint64_t now)
+{
+	if (b->limit == 0 || !b->fed)
+		return;
+	bucket_adjust(b, n, now);
+}
+
+/*
+ * Switch between refilling by the clock (fed 0) and being fed by the
+ * cluster's slices (fed 1). A bucket that starts being fed starts empty:
+ * what it had came from the clock, and the cluster now decides. One that
+ * stops keeps what it holds and refills from now.
+ */
+static void
+bucket_set_fed(struct bucket *b, int fed, uint64_t now)
+{
+	if (b->limit == 0 || b->fed == fed) {
+		b->fed = b->limit != 0 ? fed : 0;
+		return;
+	}
+	if (fed) {
+		b->level = 0;
+		b->fed = 1;
+	} else {
+		b->fed = 0;
+		if (b->level > (int64_t)(b->capacity * RL_SCALE))
+			b->level = (int64_t)(b->capacity * RL_SCALE);
+	}
+	b->last = now;
+}
+
+/* limit / share, rounded up and at least 1 (0: none). */
+static uint64_t
+rl_share_of(uint64_t v, uint32_t share)
+{
+	if (v == 0 || share <= 1)
+		return v;
+	v = (v + share - 1) / share;
+	return v == 0 ? 1 : v;
+}
+
+/*
+ * The configured limit wins; a learned one fills in when there is none.
+ * A cluster host without the shared budget keeps to its share of it.
+ */
 static void
 rl_apply(struct ratelimit *rl, uint64_t now)
 {
 	uint64_t rpm = rl->rpm != 0 ? rl->rpm : rl->learned_rpm;
 	uint64_t tpm = rl->tpm != 0 ? rl->tpm : rl->learned_tpm;
 
-	bucket_setup(&rl->req, rpm, rl->burst, now);
-	bucket_setup(&rl->tok, tpm, rl->tpm_burst, now);
+	bucket_setup(&rl->req, rl_share_of(rpm, rl->share),
+	    rl_share_of(rl->burst, rl->share), now);
+	bucket_setup(&rl->tok, rl_share_of(tpm, rl->share),
+	    rl_share_of(rl->tpm_burst, rl->share), now);
+	bucket_set_fed(&rl->req, rl->fed, now);
+	bucket_set_fed(&rl->tok, rl->fed, now);
+}
+
+/*
+ * The cluster's view: fed, the buckets take only what the cluster's
+ * slices bring; else share > 1 divides the limits (Redis is away and this
+ * host keeps to limit / live hosts). fed 0, share 0: a single host.
+ */
+void
+rl_cluster(struct ratelimit *rl, int fed, uint32_t share, uint64_t now)
+{
+	rl->fed = fed;
+	rl->share = fed ? 0 : share;
+	rl_apply(rl, now);
+}
+
+/* The limit the cluster shares (configured, else learned); 0: none. */
+uint64_t
+rl_cluster_limit(const struct ratelimit *rl, int tokens)
+{
+	if (tokens)
+		return rl->tpm != 0 ? rl->tpm : rl->learned_tpm;
+	return rl->rpm != 0 ? rl->rpm : rl->learned_rpm;
+}
+
+/* Its capacity: the configured burst, else one second's worth. */
+uint64_t
+rl_cluster_capacity(const struct ratelimit *rl, int tokens)
+{
+	uint64_t limit = rl_cluster_limit(rl, tokens);
+	uint32_t burst = tokens ? rl->tpm_burst : rl->burst;
+
+	if (limit == 0)
+		return 0;
+	return burst != 0 ? burst : bucket_default_capacity(limit);
 }
 
 /*
@@ -478,4 +573,33 @@ rl_estimate_tokens(size_t prompt_bytes, uint32_t max_tokens)
 
 	t += max_tokens != 0 ? max_tokens : RL_DEFAULT_TOKENS;
 	return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
+/* Another host's hold on a target reached us: hold it here too. */
+void
+rl_cooldown(struct ratelimit *rl, uint64_t ms, const char *reason,
+    uint64_t now)
+{
+	rl_hold(rl, ms, reason, now);
+}
+
+const char *
+rl_reason(int i)
+{
+	if (i < 0 || (size_t)i >= sizeof rl_reasons / sizeof rl_reasons[0])
+		return NULL;
+	return rl_reasons[i];
+}
+
+int
+rl_reason_index(const char *why)
+{
+	size_t i;
+
+	for (i = 0; why != NULL &&
+	    i < sizeof rl_reasons / sizeof rl_reasons[0]; i++) {
+		if (strcmp(why, rl_reasons[i]) == 0)
+			return (int)i;
+	}
+	return -1;
 }

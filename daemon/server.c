@@ -405,9 +405,11 @@ server_run(void)
 	notify_ready();
 	notify_watchdog_start(ev_base);
 	state_start(ev_base);
+	cluster_start(ev_base);
 	log_info("llmgated %s ready (%s)", LLMGATE_VERSION,
 	    cfg->path != NULL ? cfg->path : "embedded default config");
 	event_base_dispatch(ev_base);
+	cluster_stop();
 	state_stop();
 	notify_watchdog_stop();
 	metrics_shutdown();
@@ -434,7 +436,7 @@ server_limit(int64_t v)
 json_t *
 server_status(void)
 {
-	json_t *st, *targets, *tj, *providers;
+	json_t *st, *targets, *tj, *providers, *cj;
 	const struct provider_conf *p;
 	struct rl_status rs;
 	struct target *t;
@@ -503,5 +505,7 @@ server_status(void)
 	    "fallbacks", (json_int_t)call_stats.fallbacks,
 	    "failed", (json_int_t)call_stats.failed,
 	    "repairs", (json_int_t)call_stats.repairs);
+	if ((cj = cluster_status()) != NULL)
+		json_object_set_new(st, "cluster", cj);
 	return st;
 }

@@ -82,6 +82,7 @@ target_get(const struct provider_conf *pc, const char *model)
 	breaker_init(&t->br);
 	waitq_init(&t->queue, TARGET_QUEUE_MAX);
 	target_setup(t, pc, now_ms());
+	cluster_target_new(t);
 	t->hnext = target_table[h];
 	target_table[h] = t;
 	t->pnext = t->provider->targets;

@@ -1,0 +1,649 @@
+/*
+ * cluster.c: several llmgated hosts share one provider budget through
+ * Redis, with hiredis on the daemon's own loop. Two connections: one for
+ * commands (the heartbeat, slices), one subscribed to the cluster's
+ * channel (holds that one host's 429 puts on a target).
+ *
+ * Budgets: each limited target's request and token buckets exist once, in
+ * Redis, refilled by a Lua script on the server's clock. A host takes
+ * slices of them (slice.c decides how many, from its own rate) into its
+ * fed buckets, and admission spends those locally as it would its own
+ * budget: a call never waits for Redis while the host has stock. What a
+ * host does not need goes back.
+ *
+ * Failure: when Redis does not answer (connection refused or lost, or no
+ * reply within timeout_ms), every host falls back to its share of each
+ * limit (limit / the hosts alive at the last heartbeat), says so once in
+ * the log and in status, and reconnects with backoff; back up, the buckets
+ * are fed by the cluster again. Nothing here ever blocks the loop.
+ *
+ * Without a cluster block none of this runs and nothing else changes.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "llmgated.h"
+
+#define CLUSTER_TICK_MS		10	/* slices asked and given back */
+#define CLUSTER_BEAT_MS		500	/* heartbeat and health check */
+#define CLUSTER_ALIVE_MS	3000	/* a host silent this long is gone */
+#define CLUSTER_BACKOFF_MIN_MS	100
+#define CLUSTER_BACKOFF_MAX_MS	5000
+
+enum cluster_state {
+	CLUSTER_OFF = 0,
+	CLUSTER_CONNECTING,
+	CLUSTER_UP,
+	CLUSTER_DOWN,
+};
+static const char *cluster_state_names[] = {
+	[CLUSTER_OFF] = "off",
+	[CLUSTER_CONNECTING] = "connecting",
+	[CLUSTER_UP] = "up",
+	[CLUSTER_DOWN] = "down",
+};
+
+/*
+ * The shared bucket: refilled on Redis's clock at ARGV[1] units a minute
+ * up to ARGV[2]; ARGV[3] > 0 takes up to that many, < 0 gives that many
+ * back. Returns { granted, level, ms until one unit is there }.
+ */
+static const char cluster_lua_take[] =
+	"local rate = tonumber(ARGV[1]) "
+	"local cap = tonumber(ARGV[2]) "
+	"local n = tonumber(ARGV[3]) "
+	"local t = redis.call('TIME') "
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+	"local v = redis.call('HMGET', KEYS[1], 'l', 't') "
+	"local l = tonumber(v[1]) "
+	"local last = tonumber(v[2]) "
+	"if l == nil or last == nil then l = cap last = now end "
+	"if now > last then l = math.min(cap, l + (now - last) * rate / 60000) "
+	"end "
+	"local g = 0 "
+	"if n > 0 then "
+	"  g = math.min(n, math.floor(l)) "
+	"  if g < 0 then g = 0 end "
+	"  l = l - g "
+	"else "
+	"  l = math.min(cap, l - n) "
+	"end "
+	"redis.call('HSET', KEYS[1], 'l', tostring(l), 't', tostring(now)) "
+	"redis.call('PEXPIRE', KEYS[1], math.ceil(cap * 60000 / rate) + 60000) "
+	"local wait = 0 "
+	"if l < 1 then wait = math.ceil((1 - l) * 60000 / rate) end "
+	"return { g, math.floor(l), wait }";
+
+/* This host is alive; returns how many are. ARGV: host, alive ms. */
+static const char cluster_lua_beat[] =
+	"local t = redis.call('TIME') "
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+	"redis.call('ZADD', KEYS[1], now, ARGV[1]) "
+	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2])) "
+	"redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2) "
+	"return redis.call('ZCARD', KEYS[1])";
+
+static struct {
+	enum cluster_state state;
+	/* Copied at start: a reload does not move a running cluster. */
+	char *addr;
+	char *user;
+	char *password;
+	char *host;
+	char *channel;		/* PREFIX:signal */
+	char *hosts_key;	/* PREFIX:hosts */
+	char *prefix;
+	uint32_t slice_ms;
+	uint32_t timeout_ms;
+
+	redisAsyncContext *cmd, *sub;
+	redisAsyncContext *dead_cmd, *dead_sub;	/* freed off their stack */
+	int cmd_ok, sub_ok;
+	struct event *tick, *beat, *reap;
+	uint64_t beat_sent;		/* ms; 0: no heartbeat unanswered */
+	uint64_t retry_at;		/* down: reconnect then */
+	uint32_t backoff_ms;
+	unsigned live;			/* hosts alive, last seen; >= 1 */
+	char why[128];			/* why down, for status */
+	uint64_t downs, holds_sent, holds_received;
+} cl;
+
+static void cluster_tick(evutil_socket_t, short, void *);
+static void cluster_beat(evutil_socket_t, short, void *);
+static void cluster_reap(evutil_socket_t, short, void *);
+static void cluster_connect(void);
+static void cluster_message(redisAsyncContext *, void *, void *);
+
+int
+cluster_active(void)
+{
+	return cl.state == CLUSTER_UP;
+}
+
+static void
+cluster_arm(struct event *ev, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000),
+	    (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(ev, &tv);
+}
+
+/* Feed every limited target from the cluster, or give each its share. */
+static void
+cluster_apply(struct target *t, uint64_t now)
+{
+	int fed = cl.state == CLUSTER_UP;
+
+	if (cl.state == CLUSTER_OFF)
+		return;
+	if (t->rl.fed == fed && t->rl.share == (fed ? 0 : cl.live))
+		return;
+	rl_cluster(&t->rl, fed, fed ? 0 : cl.live, now);
+	slice_failed(&t->slice[0]);
+	slice_failed(&t->slice[1]);
+}
+
+static void
+cluster_apply_all(void)
+{
+	struct target *t;
+	uint64_t now = now_ms();
+
+	for (t = target_first(); t != NULL; t = t->next)
+		cluster_apply(t, now);
+}
+
+void
+cluster_target_new(struct target *t)
+{
+	if (cl.state != CLUSTER_OFF)
+		cluster_apply(t, now_ms());
+}
+
+/*
+ * Redis is away: every host on its share; the connections are freed off
+ * hiredis's stack. Logged once per outage.
+ */
+static void
+cluster_down(const char *why)
+{
+	if (cl.state == CLUSTER_DOWN)
+		return;
+	if (cl.state == CLUSTER_UP || cl.downs == 0)
+		log_warnx("cluster: redis %s unavailable (%s); each host keeps "
+		    "to 1/%u of the shared limits until it is back", cl.addr,
+		    why, cl.live);
+	snprintf(cl.why, sizeof cl.why, "%s", why);
+	cl.downs++;
+	cl.state = CLUSTER_DOWN;
+	cl.dead_cmd = cl.cmd;
+	cl.dead_sub = cl.sub;
+	cl.cmd = cl.sub = NULL;
+	cl.cmd_ok = cl.sub_ok = 0;
+	cl.beat_sent = 0;
+	if (cl.dead_cmd != NULL || cl.dead_sub != NULL)
+		cluster_arm(cl.reap, 0);
+	cl.retry_at = now_ms() + cl.backoff_ms;
+	cl.backoff_ms = cl.backoff_ms * 2 > CLUSTER_BACKOFF_MAX_MS ?
+	    CLUSTER_BACKOFF_MAX_MS : cl.backoff_ms * 2;
+	cluster_apply_all();
+}
+
+static void
+cluster_reap(evutil_socket_t fd, short events, void *arg)
+{
+	redisAsyncContext *ac;
+
+	if ((ac = cl.dead_cmd) != NULL) {
+		cl.dead_cmd = NULL;
+		redisAsyncFree(ac);
+	}
+	if ((ac = cl.dead_sub) != NULL) {
+		cl.dead_sub = NULL;
+		redisAsyncFree(ac);
+	}
+}
+
+static void
+cluster_up(void)
+{
+	if (cl.state == CLUSTER_UP || !cl.cmd_ok || !cl.sub_ok)
+		return;
+	log_info("cluster: redis %s up as host %s, %u host%s alive", cl.addr,
+	    cl.host, cl.live, cl.live == 1 ? "" : "s");
+	cl.state = CLUSTER_UP;
+	cl.backoff_ms = CLUSTER_BACKOFF_MIN_MS;
+	cl.why[0] = '\0';
+	cluster_apply_all();
+}
+
+/* hiredis freed (or is freeing) ac: forget it. */
+static void
+cluster_gone(const redisAsyncContext *ac)
+{
+	if (ac == cl.cmd)
+		cl.cmd = NULL;
+	if (ac == cl.sub)
+		cl.sub = NULL;
+	if (ac == cl.dead_cmd)
+		cl.dead_cmd = NULL;
+	if (ac == cl.dead_sub)
+		cl.dead_sub = NULL;
+}
+
+static void
+cluster_on_connect(const redisAsyncContext *ac, int status)
+{
+	if (status == REDIS_OK)
+		return;
+	/* hiredis frees ac once this returns. */
+	cluster_gone(ac);
+	cluster_down(ac->errstr[0] != '\0' ? ac->errstr : "cannot connect");
+}
+
+static void
+cluster_on_disconnect(const redisAsyncContext *ac, int status)
+{
+	int ours = ac == cl.cmd || ac == cl.sub;
+
+	cluster_gone(ac);
+	if (ours)
+		cluster_down(status == REDIS_OK ? "disconnected" :
+		    ac->errstr[0] != '\0' ? ac->errstr : "connection lost");
+}
+
+/* A reply from a current connection, else NULL (an old one's, or none). */
+static redisReply *
+cluster_reply(redisAsyncContext *ac, void *r)
+{
+	redisReply *reply = r;
+
+	if (ac != cl.cmd && ac != cl.sub)
+		return NULL;
+	if (reply == NULL)
+		return NULL;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		/* Never the password: Redis's own message says enough. */
+		cluster_down(reply->str);
+		return NULL;
+	}
+	return reply;
+}
+
+static void
+cluster_on_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+	cluster_reply(ac, r);
+}
+
+static void
+cluster_on_beat(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply;
+
+	if ((reply = cluster_reply(ac, r)) == NULL)
+		return;
+	cl.beat_sent = 0;
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+		cl.live = (unsigned)reply->integer;
+	cl.cmd_ok = 1;
+	cluster_up();
+}
+
+static void
+cluster_send_beat(void)
+{
+	if (cl.cmd == NULL || cl.beat_sent != 0)
+		return;
+	if (redisAsyncCommand(cl.cmd, cluster_on_beat, NULL,
+	    "EVAL %s 1 %s %s %u", cluster_lua_beat, cl.hosts_key, cl.host,
+	    CLUSTER_ALIVE_MS) == REDIS_OK)
+		cl.beat_sent = now_ms();
+}
+
+static redisAsyncContext *
+cluster_open(void)
+{
+	redisAsyncContext *ac;
+	char *host, *colon;
+
+	if (strncmp(cl.addr, "unix:", 5) == 0)
+		ac = redisAsyncConnectUnix(cl.addr + 5);
+	else {
+		host = xstrdup(cl.addr);
+		colon = strrchr(host, ':');
+		*colon = '\0';
+		ac = redisAsyncConnect(host, atoi(colon + 1));
+		free(host);
+	}
+	if (ac == NULL)
+		return NULL;
+	if (ac->err) {
+		cluster_down(ac->errstr);
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	redisLibeventAttach(ac, ev_base);
+	redisAsyncSetConnectCallback(ac, cluster_on_connect);
+	redisAsyncSetDisconnectCallback(ac, cluster_on_disconnect);
+	if (cl.password != NULL) {
+		if (cl.user != NULL)
+			redisAsyncCommand(ac, cluster_on_auth, NULL,
+			    "AUTH %s %s", cl.user, cl.password);
+		else
+			redisAsyncCommand(ac, cluster_on_auth, NULL,
+			    "AUTH %s", cl.password);
+	}
+	return ac;
+}
+
+static void
+cluster_connect(void)
+{
+	if (cl.cmd != NULL || cl.sub != NULL)
+		return;
+	cl.state = CLUSTER_CONNECTING;
+	if ((cl.cmd = cluster_open()) == NULL)
+		goto fail;
+	if ((cl.sub = cluster_open()) == NULL)
+		goto fail;
+	cluster_send_beat();
+	redisAsyncCommand(cl.sub, cluster_message, NULL, "SUBSCRIBE %s",
+	    cl.channel);
+	return;
+fail:
+	if (cl.state != CLUSTER_DOWN)
+		cluster_down("cannot connect");
+}
+
+/* Heartbeat, health, reconnect. */
+static void
+cluster_beat(evutil_socket_t fd, short events, void *arg)
+{
+	struct target *t;
+	uint64_t now = now_ms();
+	char why[64];
+	int k;
+
+	cluster_arm(cl.beat, CLUSTER_BEAT_MS);
+	if (cl.state == CLUSTER_DOWN) {
+		if (now >= cl.retry_at)
+			cluster_connect();
+		return;
+	}
+	if (cl.beat_sent != 0 && now - cl.beat_sent > cl.timeout_ms) {
+		snprintf(why, sizeof why, "no answer in %u ms", cl.timeout_ms);
+		cluster_down(why);
+		return;
+	}
+	for (t = target_first(); t != NULL; t = t->next) {
+		for (k = 0; k < 2; k++) {
+			if (slice_late(&t->slice[k], cl.timeout_ms, now)) {
+				snprintf(why, sizeof why, "no slice in %u ms",
+				    cl.timeout_ms);
+				cluster_down(why);
+				return;
+			}
+		}
+	}
+	cluster_send_beat();
+}
+
+static struct bucket *
+cluster_bucket(struct target *t, int k)
+{
+	return k == 0 ? &t->rl.req : &t->rl.tok;
+}
+
+static void
+cluster_on_take(redisAsyncContext *ac, void *r, void *priv, int k)
+{
+	struct target *t = priv;
+	redisReply *reply;
+	uint64_t now = now_ms(), g;
+
+	if ((reply = cluster_reply(ac, r)) == NULL)
+		return;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+	    reply->element[0]->type != REDIS_REPLY_INTEGER) {
+		cluster_down("unexpected reply to a slice");
+		return;
+	}
+	g = reply->element[0]->integer > 0 ?
+	    (uint64_t)reply->element[0]->integer : 0;
+	if (t->rl.fed)
+		bucket_feed(cluster_bucket(t, k), (int64_t)g, now);
+	slice_granted(&t->slice[k], g, reply->element[2]->integer > 0 ?
+	    (uint64_t)reply->element[2]->integer : 0, now);
+	t->slice[k].cluster_level = reply->element[1]->integer;
+	if (g != 0)
+		admit_target_ready(t);
+}
+
+static void
+cluster_on_take_req(redisAsyncContext *ac, void *r, void *priv)
+{
+	cluster_on_take(ac, r, priv, 0);
+}
+
+static void
+cluster_on_take_tok(redisAsyncContext *ac, void *r, void *priv)
+{
+	cluster_on_take(ac, r, priv, 1);
+}
+
+/* Slices: ask for what the policy wants, give back what it does not. */
+static void
+cluster_tick(evutil_socket_t fd, short events, void *arg)
+{
+	struct target *t;
+	struct bucket *b;
+	uint64_t now = now_ms(), cap;
+	int64_t n;
+	int k;
+
+	cluster_arm(cl.tick, CLUSTER_TICK_MS);
+	if (cl.state != CLUSTER_UP)
+		return;
+	for (t = target_first(); t != NULL; t = t->next) {
+		if (!t->rl.fed)
+			continue;
+		for (k = 0; k < 2; k++) {
+			b = cluster_bucket(t, k);
+			if (b->limit == 0)
+				continue;
+			cap = rl_cluster_capacity(&t->rl, k);
+			n = slice_tick(&t->slice[k], bucket_available(b, now),
+			    waitq_len(&t->queue), cap, cl.slice_ms, now);
+			if (n == 0)
+				continue;
+			if (n < 0) {
+				bucket_feed(b, n, now);
+				slice_returned(&t->slice[k], (uint64_t)-n);
+			}
+			redisAsyncCommand(cl.cmd, n > 0 ? (k == 0 ?
+			    cluster_on_take_req : cluster_on_take_tok) : NULL,
+			    t, "EVAL %s 1 %s:b:%s:%s %llu %llu %lld",
+			    cluster_lua_take, cl.prefix, t->name,
+			    k == 0 ? "req" : "tok",
+			    (unsigned long long)rl_cluster_limit(&t->rl, k),
+			    (unsigned long long)cap, (long long)n);
+		}
+	}
+}
+
+/*
+ * A hold on target (a 429's Retry-After, a spent quota, a reset) starts
+ * here: tell the other hosts. "hold MS REASON HOST TARGET".
+ */
+void
+cluster_hold(struct target *t, uint64_t now)
+{
+	int why;
+
+	if (cl.state != CLUSTER_UP || t->rl.cooldown_until <= now)
+		return;
+	why = rl_reason_index(t->rl.cooldown_reason);
+	redisAsyncCommand(cl.cmd, NULL, NULL, "PUBLISH %s hold %llu %d %s %s",
+	    cl.channel, (unsigned long long)(t->rl.cooldown_until - now), why,
+	    cl.host, t->name);
+	cl.holds_sent++;
+}
+
+/* Another host's hold: the same target here waits as long. */
+static void
+cluster_on_hold(const char *msg, size_t len)
+{
+	unsigned long long ms;
+	char host[256], *text, *cause = NULL;
+	const struct provider_conf *pc;
+	struct target *t;
+	int why, off = 0;
+
+	text = xmalloc(len + 1);
+	memcpy(text, msg, len);
+	text[len] = '\0';
+	if (sscanf(text, "hold %llu %d %255s %n", &ms, &why, host, &off) != 3 ||
+	    off == 0 || strcmp(host, cl.host) == 0)
+		goto out;
+	if ((t = target_resolve(cfg, text + off, &pc, &cause)) == NULL) {
+		log_debug("cluster: hold from %s: %s", host, cause);
+		free(cause);
+		goto out;
+	}
+	cl.holds_received++;
+	log_debug("cluster: %s holds %s for %llu ms", host, t->name, ms);
+	rl_cooldown(&t->rl, ms, rl_reason(why) != NULL ? rl_reason(why) :
+	    "rate_limited", now_ms());
+out:
+	free(text);
+}
+
+static void
+cluster_message(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply;
+
+	if ((reply = cluster_reply(ac, r)) == NULL)
+		return;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING)
+		return;
+	if (strcmp(reply->element[0]->str, "subscribe") == 0) {
+		cl.sub_ok = 1;
+		cluster_up();
+	} else if (strcmp(reply->element[0]->str, "message") == 0 &&
+	    reply->element[2]->type == REDIS_REPLY_STRING)
+		cluster_on_hold(reply->element[2]->str,
+		    (size_t)reply->element[2]->len);
+}
+
+int
+cluster_start(struct event_base *base)
+{
+	const struct cluster_conf *cc = &cfg->cluster;
+
+	if (!cc->enabled)
+		return 0;
+	cl.addr = xstrdup(cc->redis);
+	cl.user = cc->user != NULL ? xstrdup(cc->user) : NULL;
+	cl.password = cc->password != NULL ? xstrdup(cc->password) : NULL;
+	cl.host = xstrdup(cc->host);
+	cl.prefix = xstrdup(cc->prefix);
+	xasprintf(&cl.channel, "%s:signal", cc->prefix);
+	xasprintf(&cl.hosts_key, "%s:hosts", cc->prefix);
+	cl.slice_ms = cc->slice_ms;
+	cl.timeout_ms = cc->timeout_ms;
+	cl.live = 1;
+	cl.backoff_ms = CLUSTER_BACKOFF_MIN_MS;
+	cl.tick = evtimer_new(base, cluster_tick, NULL);
+	cl.beat = evtimer_new(base, cluster_beat, NULL);
+	cl.reap = evtimer_new(base, cluster_reap, NULL);
+	cl.state = CLUSTER_CONNECTING;
+	cluster_connect();
+	cluster_arm(cl.tick, CLUSTER_TICK_MS);
+	cluster_arm(cl.beat, CLUSTER_BEAT_MS);
+	return 0;
+}
+
+void
+cluster_stop(void)
+{
+	redisAsyncContext *ac;
+
+	if (cl.state == CLUSTER_OFF)
+		return;
+	cl.state = CLUSTER_OFF;
+	cl.dead_cmd = cl.dead_sub = NULL;
+	if ((ac = cl.cmd) != NULL) {
+		cl.cmd = NULL;
+		redisAsyncFree(ac);
+	}
+	if ((ac = cl.sub) != NULL) {
+		cl.sub = NULL;
+		redisAsyncFree(ac);
+	}
+	cluster_reap(-1, 0, NULL);
+	event_free(cl.tick);
+	event_free(cl.beat);
+	event_free(cl.reap);
+	free(cl.addr);
+	free(cl.user);
+	if (cl.password != NULL) {
+		explicit_bzero(cl.password, strlen(cl.password));
+		free(cl.password);
+	}
+	free(cl.host);
+	free(cl.prefix);
+	free(cl.channel);
+	free(cl.hosts_key);
+	memset(&cl, 0, sizeof cl);
+}
+
+/* status's "cluster": NULL without a cluster block. */
+json_t *
+cluster_status(void)
+{
+	json_t *st, *targets;
+	struct target *t;
+	uint64_t now = now_ms();
+
+	if (cl.state == CLUSTER_OFF)
+		return NULL;
+	targets = json_array();
+	for (t = target_first(); t != NULL; t = t->next) {
+		if (t->rl.req.limit == 0 && t->rl.tok.limit == 0)
+			continue;
+		json_array_append_new(targets, json_pack(
+		    "{s:s, s:{s:I, s:I, s:f, s:I}, s:{s:I, s:I, s:f, s:I}}",
+		    "target", t->name,
+		    "requests",
+		    "slice", (json_int_t)bucket_available(&t->rl.req, now),
+		    "cluster_level", (json_int_t)t->slice[0].cluster_level,
+		    "rate_per_s", t->slice[0].rate,
+		    "granted", (json_int_t)t->slice[0].granted,
+		    "tokens",
+		    "slice", (json_int_t)bucket_available(&t->rl.tok, now),
+		    "cluster_level", (json_int_t)t->slice[1].cluster_level,
+		    "rate_per_s", t->slice[1].rate,
+		    "granted", (json_int_t)t->slice[1].granted));
+	}
+	st = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o}",
+	    "redis", cl.addr,
+	    "state", cluster_state_names[cl.state],
+	    "why", cl.why,
+	    "host", cl.host,
+	    "hosts_alive", (json_int_t)cl.live,
+	    "outages", (json_int_t)cl.downs,
+	    "holds_sent", (json_int_t)cl.holds_sent,
+	    "holds_received", (json_int_t)cl.holds_received,
+	    "targets", targets);
+	return st;
+}
