@@ -52,7 +52,9 @@ static const char *cluster_state_names[] = {
 /*
  * The shared bucket: refilled on Redis's clock at ARGV[1] units a minute
  * up to ARGV[2]; ARGV[3] > 0 takes up to that many, < 0 gives that many
- * back. Returns { granted, level, ms until one unit is there }.
+ * back; ARGV[4] is the level of a bucket Redis does not have (full, or
+ * empty when the hosts have been spending on their shares meanwhile).
+ * Returns { granted, level, ms until one unit is there }.
  */
 static const char cluster_lua_take[] =
 	"local rate = tonumber(ARGV[1]) "
@@ -63,7 +65,8 @@ static const char cluster_lua_take[] =
 	"local v = redis.call('HMGET', KEYS[1], 'l', 't') "
 	"local l = tonumber(v[1]) "
 	"local last = tonumber(v[2]) "
-	"if l == nil or last == nil then l = cap last = now end "
+	"if l == nil or last == nil then l = math.min(cap, tonumber(ARGV[4])) "
+	"last = now end "
 	"if now > last then l = math.min(cap, l + (now - last) * rate / 60000) "
 	"end "
 	"local g = 0 "
@@ -470,11 +473,12 @@ cluster_tick(evutil_socket_t fd, short events, void *arg)
 			}
 			redisAsyncCommand(cl.cmd, n > 0 ? (k == 0 ?
 			    cluster_on_take_req : cluster_on_take_tok) : NULL,
-			    t, "EVAL %s 1 %s:b:%s:%s %llu %llu %lld",
+			    t, "EVAL %s 1 %s:b:%s:%s %llu %llu %lld %llu",
 			    cluster_lua_take, cl.prefix, t->name,
 			    k == 0 ? "req" : "tok",
 			    (unsigned long long)rl_cluster_limit(&t->rl, k),
-			    (unsigned long long)cap, (long long)n);
+			    (unsigned long long)cap, (long long)n,
+			    (unsigned long long)(cl.downs == 0 ? cap : 0));
 		}
 	}
 }
@@ -486,14 +490,19 @@ cluster_tick(evutil_socket_t fd, short events, void *arg)
 void
 cluster_hold(struct target *t, uint64_t now)
 {
+	char *msg;
 	int why;
 
 	if (cl.state != CLUSTER_UP || t->rl.cooldown_until <= now)
 		return;
 	why = rl_reason_index(t->rl.cooldown_reason);
-	redisAsyncCommand(cl.cmd, NULL, NULL, "PUBLISH %s hold %llu %d %s %s",
-	    cl.channel, (unsigned long long)(t->rl.cooldown_until - now), why,
-	    cl.host, t->name);
+	/* One argument: hiredis splits a format at its spaces. */
+	xasprintf(&msg, "hold %llu %d %s %s",
+	    (unsigned long long)(t->rl.cooldown_until - now), why, cl.host,
+	    t->name);
+	redisAsyncCommand(cl.cmd, NULL, NULL, "PUBLISH %s %s", cl.channel,
+	    msg);
+	free(msg);
 	cl.holds_sent++;
 }
 

@@ -1,0 +1,491 @@
+/*
+ * check_cluster.c: several llmgated hosts sharing one provider budget
+ * through a real redis-server, end to end. The suite starts redis-server
+ * on a Unix socket in a temporary directory, three llmgated instances
+ * (their own sockets, their own cluster host names) on it, and the
+ * loopback fake provider enforcing its own token bucket; clients on all
+ * three hosts at once. A 429 on one host holds the others; Redis killed
+ * mid-run fails no call, and the hosts pick the shared state up again when
+ * it is back.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "harness.h"
+
+#define HOSTS	3
+/*
+ * The provider allows 600 requests a minute on "one+rpm=600" and the
+ * others; the hosts are told a little less, as a deployment would, so that
+ * the moments between a slice's grant and its requests reaching the
+ * provider do not add up to a 429.
+ */
+#define RPM	580
+
+static struct daemon d[HOSTS];
+static pid_t fp_pid, redis_pid;
+static int fp_port;
+static char redis_dir[64];
+static char redis_sock[100];
+
+/* PING over the socket: 1 when redis-server answers PONG. */
+static int
+redis_ping(void)
+{
+	struct sockaddr_un sun;
+	char buf[16];
+	ssize_t n;
+	int fd, ok = 0;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", redis_sock);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0 &&
+	    write(fd, "PING\r\n", 6) == 6 && (n = read(fd, buf,
+	    sizeof buf - 1)) > 0) {
+		buf[n] = '\0';
+		ok = strncmp(buf, "+PONG", 5) == 0;
+	}
+	close(fd);
+	return ok;
+}
+
+/* redis-server on redis_sock, no TCP, no persistence, in the foreground. */
+static void
+redis_start(void)
+{
+	char *log;
+	uint64_t deadline;
+	int fd;
+
+	redis_pid = fork();
+	ck_assert_int_ge(redis_pid, 0);
+	if (redis_pid == 0) {
+		log = h_strdup_printf("%s/redis.log", redis_dir);
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execlp("redis-server", "redis-server", "--port", "0",
+		    "--unixsocket", redis_sock, "--unixsocketperm", "700",
+		    "--daemonize", "no", "--save", "", "--appendonly", "no",
+		    "--dir", redis_dir, (char *)NULL);
+		_exit(127);
+	}
+	deadline = h_mono_ms() + 10000;
+	while (!redis_ping()) {
+		ck_assert_msg(h_mono_ms() < deadline, "redis-server did not "
+		    "start (see %s/redis.log)", redis_dir);
+		h_sleep_ms(10);
+	}
+}
+
+static void
+redis_kill(void)
+{
+	int st;
+
+	if (redis_pid <= 0)
+		return;
+	kill(redis_pid, SIGKILL);
+	waitpid(redis_pid, &st, 0);
+	redis_pid = 0;
+	unlink(redis_sock);
+}
+
+static char *
+host_conf(int i, int cluster, int rpm)
+{
+	return h_strdup_printf(
+	    "providers = (\n"
+	    "  { name = \"oa\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\";\n"
+	    "    models = ( { name = \"one+rpm=600\"; rpm = %d; },\n"
+	    "               { name = \"two+rpm=600\"; rpm = %d; },\n"
+	    "               { name = \"three+rpm=600\"; rpm = %d; } ); }\n"
+	    ");\n"
+	    "retry = { attempts = 8; initial_ms = 10; max_ms = 100; };\n"
+	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
+	    "%s%s%s%c%s",
+	    fp_port, rpm, rpm, rpm,
+	    cluster ? "cluster = { redis = \"unix:" : "",
+	    cluster ? redis_sock : "",
+	    cluster ? "\"; host = \"host-" : "",
+	    cluster ? 'a' + i : ' ',
+	    cluster ? "\"; timeout_ms = 300; };\n" : "\n");
+}
+
+static void
+hosts_start(int cluster, int rpm)
+{
+	char *conf;
+	int i;
+
+	for (i = 0; i < HOSTS; i++) {
+		conf = host_conf(i, cluster, rpm);
+		h_daemon_start(&d[i], conf);
+		free(conf);
+	}
+}
+
+static void
+hosts_stop(void)
+{
+	int i;
+
+	for (i = 0; i < HOSTS; i++) {
+		if (d[i].pid > 0)
+			ck_assert_int_eq(h_daemon_stop(&d[i]), 0);
+	}
+}
+
+static json_t *
+status_of(struct daemon *dm)
+{
+	struct llmgate *g = h_connect(dm, "status");
+	json_t *st;
+	char *text;
+
+	ck_assert_int_eq(llmgate_status(g, &text), 0);
+	st = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(st);
+	free(text);
+	llmgate_close(g);
+	return st;
+}
+
+/* Host i's cluster says state, with at least hosts alive when up. */
+static int
+cluster_is(int i, const char *state, int hosts)
+{
+	json_t *st = status_of(&d[i]), *c = json_object_get(st, "cluster");
+	int ok;
+
+	ok = c != NULL && strcmp(json_string_value(json_object_get(c,
+	    "state")), state) == 0 && json_integer_value(json_object_get(c,
+	    "hosts_alive")) >= hosts;
+	json_decref(st);
+	return ok;
+}
+
+static void
+wait_cluster(const char *state, int hosts)
+{
+	uint64_t deadline = h_mono_ms() + 15000;
+	int i;
+
+	for (i = 0; i < HOSTS; i++) {
+		while (!cluster_is(i, state, hosts)) {
+			ck_assert_msg(h_mono_ms() < deadline, "host %d is not "
+			    "%s with %d hosts", i, state, hosts);
+			h_sleep_ms(20);
+		}
+	}
+}
+
+/* ms target is held on host i (0: not held). */
+static long long
+held_ms(int i, const char *target)
+{
+	json_t *st = status_of(&d[i]), *ts = json_object_get(st, "targets");
+	long long ms = 0;
+	size_t k;
+
+	for (k = 0; k < json_array_size(ts); k++) {
+		if (strcmp(json_string_value(json_object_get(json_array_get(ts,
+		    k), "target")), target) == 0)
+			ms = json_integer_value(json_object_get(
+			    json_array_get(ts, k), "cooldown_ms"));
+	}
+	json_decref(st);
+	return ms;
+}
+
+static void
+setup(void)
+{
+	snprintf(redis_dir, sizeof redis_dir, "/tmp/llmgate-redis.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(redis_dir));
+	snprintf(redis_sock, sizeof redis_sock, "%s/redis.sock", redis_dir);
+	redis_start();
+	fp_port = h_fakeprov_start(&fp_pid);
+	memset(d, 0, sizeof d);
+}
+
+static void
+teardown(void)
+{
+	char *cmd;
+
+	hosts_stop();
+	h_fakeprov_stop(fp_pid);
+	redis_kill();
+	cmd = h_strdup_printf("rm -rf '%s'", redis_dir);
+	if (system(cmd) != 0)
+		perror("rm");
+	free(cmd);
+}
+
+struct wait_one {
+	int done;
+	int cls;
+	uint32_t waited;
+	size_t nattempts;
+};
+
+static void
+wait_done(struct llmgate_result *res, void *arg)
+{
+	struct wait_one *w = arg;
+
+	w->done = 1;
+	w->cls = res->cls;
+	w->nattempts = res->nattempts;
+	w->waited = res->nattempts != 0 ? res->attempts[0].waited_ms : 0;
+	llmgate_result_free(res);
+}
+
+/*
+ * Host A meets a 429 with Retry-After 2: within moments hosts B and C
+ * hold the same target, and calls there wait for the hold instead of
+ * meeting the provider's 429 themselves.
+ */
+START_TEST(test_429_holds_all_hosts)
+{
+	static const char *t = "oa/held+fail=1+status=429+retry_after=2";
+	struct llmgate *g[HOSTS];
+	struct llmgate_request *req;
+	struct wait_one w[HOSTS];
+	uint64_t deadline;
+	int i;
+
+	hosts_start(1, RPM);
+	wait_cluster("up", HOSTS);
+	memset(w, 0, sizeof w);
+	for (i = 0; i < HOSTS; i++)
+		g[i] = h_connect(&d[i], "caller");
+	req = h_request("first", t, NULL);
+	ck_assert_uint_gt(llmgate_submit(g[0], req, NULL, wait_done, &w[0]),
+	    0);
+	h_request_free(req);
+	/* The hold reaches B and C (their status shows it). */
+	deadline = h_mono_ms() + 5000;
+	for (i = 1; i < HOSTS; i++) {
+		while (held_ms(i, "oa/held+fail=1+status=429+retry_after=2") <
+		    1000) {
+			ck_assert_msg(h_mono_ms() < deadline, "host %d never "
+			    "held the target", i);
+			h_sleep_ms(5);
+		}
+	}
+	for (i = 1; i < HOSTS; i++) {
+		req = h_request("later", t, NULL);
+		ck_assert_uint_gt(llmgate_submit(g[i], req, NULL, wait_done,
+		    &w[i]), 0);
+		h_request_free(req);
+	}
+	for (i = 0; i < HOSTS; i++)
+		h_drive(g[i], &w[i].done);
+	for (i = 0; i < HOSTS; i++) {
+		ck_assert_int_eq(w[i].cls, LLMGATE_OK);
+		llmgate_close(g[i]);
+	}
+	for (i = 1; i < HOSTS; i++) {
+		ck_assert_uint_eq(w[i].nattempts, 1);
+		ck_assert_msg(w[i].waited >= 1000, "host %d waited only %u ms",
+		    i, w[i].waited);
+	}
+	/* One 429 for the whole cluster, then one success per host. */
+	ck_assert_int_eq(h_fakeprov_count(fp_port,
+	    "held+fail=1+status=429+retry_after=2", "429"), 1);
+	ck_assert_int_eq(h_fakeprov_count(fp_port,
+	    "held+fail=1+status=429+retry_after=2", NULL), 1 + HOSTS);
+}
+END_TEST
+
+/* The outcome of one run of clients on every host. */
+struct fidelity {
+	int calls, failed;
+	long long requests, r429;
+	double secs, used;	/* used: served / what the limit allows */
+};
+
+/*
+ * PROCS client processes on every host, CALLS calls each, all at once,
+ * on the provider's "NAME+rpm=RPM" (RPM a minute, bursts of RPM / 60).
+ * during, when set, runs in the parent while they do (once).
+ */
+static void
+clients_run(const char *name, int rpm, int procs, int calls,
+    void (*during)(void), struct fidelity *f)
+{
+	char model[64], target[80];
+	pid_t pids[HOSTS * 8];
+	uint64_t start;
+	int i, n = 0, st;
+
+	snprintf(model, sizeof model, "%s+rpm=%d", name, rpm);
+	snprintf(target, sizeof target, "oa/%s", model);
+	memset(f, 0, sizeof *f);
+	start = h_mono_ms();
+	for (i = 0; i < HOSTS * procs; i++) {
+		pids[n] = fork();
+		ck_assert_int_ge(pids[n], 0);
+		if (pids[n] == 0) {
+			struct llmgate_request *req;
+			struct llmgate_result *res;
+			struct llmgate *g;
+			char err[128];
+			int k, bad = 0;
+
+			g = llmgate_connect(d[i % HOSTS].sock, NULL, err,
+			    sizeof err);
+			if (g == NULL)
+				_exit(100);
+			for (k = 0; k < calls; k++) {
+				req = h_request("hello", target, NULL);
+				if (llmgate_call(g, req, NULL, NULL, &res) != 0)
+					_exit(101);
+				if (res->cls != LLMGATE_OK) {
+					bad++;
+					fprintf(stderr, "host %d: %s: %s\n",
+					    i % HOSTS, llmgate_class_name(
+					    res->cls), res->message != NULL ?
+					    res->message : "");
+				}
+				llmgate_result_free(res);
+				h_request_free(req);
+			}
+			llmgate_close(g);
+			_exit(bad > 99 ? 99 : bad);
+		}
+		n++;
+	}
+	if (during != NULL)
+		during();
+	for (i = 0; i < n; i++) {
+		waitpid(pids[i], &st, 0);
+		ck_assert(WIFEXITED(st));
+		ck_assert_int_lt(WEXITSTATUS(st), 100);
+		f->failed += WEXITSTATUS(st);
+	}
+	f->secs = (double)(h_mono_ms() - start) / 1000;
+	f->calls = n * calls;
+	f->requests = h_fakeprov_count(fp_port, model, NULL);
+	f->r429 = h_fakeprov_count(fp_port, model, "429");
+	f->used = (double)(f->requests - f->r429) /
+	    (rpm / 60.0 * f->secs + (rpm + 59) / 60);
+}
+
+static void
+fidelity_print(const char *what, const struct fidelity *f)
+{
+	fprintf(stderr, "%-22s %4d calls, %3d failed, %5.1f s, provider saw "
+	    "%4lld requests, %3lld answered 429 (%.1f%%), %3.0f%% of its "
+	    "limit used\n", what, f->calls, f->failed, f->secs, f->requests,
+	    f->r429, f->requests ? 100.0 * (double)f->r429 /
+	    (double)f->requests : 0, f->used * 100);
+}
+
+/*
+ * Three hosts, clients on all of them, one provider limit of 600 a
+ * minute: through the cluster every call succeeds, (almost) nothing meets
+ * a 429, and the limit is used. The same run without the cluster block
+ * (each host enforcing the whole limit on its own) is printed beside it.
+ */
+START_TEST(test_hosts_share_one_limit)
+{
+	struct fidelity with, without;
+
+	hosts_start(1, RPM);
+	wait_cluster("up", HOSTS);
+	clients_run("one", 600, 2, 12, NULL, &with);
+	fidelity_print("3 hosts, cluster:", &with);
+	hosts_stop();
+	hosts_start(0, RPM);
+	clients_run("two", 600, 2, 12, NULL, &without);
+	fidelity_print("3 hosts, no cluster:", &without);
+	ck_assert_int_eq(with.failed, 0);
+	ck_assert_msg(with.r429 * 100 <= with.requests, "%lld of %lld "
+	    "requests met a 429", with.r429, with.requests);
+	ck_assert_msg(with.used >= 0.9, "only %.0f%% of the limit used",
+	    with.used * 100);
+	/* The run can tell: without the cluster the hosts overrun it. */
+	ck_assert_int_gt(without.r429, with.r429);
+}
+END_TEST
+
+static void
+kill_and_restart_redis(void)
+{
+	uint64_t deadline = h_mono_ms() + 15000;
+	int i;
+
+	h_sleep_ms(1000);	/* mid-run */
+	redis_kill();
+	for (i = 0; i < HOSTS; i++) {
+		while (!cluster_is(i, "down", 0)) {
+			ck_assert_msg(h_mono_ms() < deadline, "host %d did not "
+			    "notice redis-server was gone", i);
+			h_sleep_ms(20);
+		}
+	}
+	h_sleep_ms(1000);	/* the hosts on their shares meanwhile */
+	redis_start();
+	wait_cluster("up", HOSTS);
+}
+
+/*
+ * redis-server killed mid-run: no call fails, each host keeps to its
+ * share of the limit meanwhile, and all of them are fed by the cluster
+ * again once it is back.
+ */
+START_TEST(test_redis_killed_mid_run)
+{
+	struct fidelity f;
+
+	hosts_start(1, RPM);
+	wait_cluster("up", HOSTS);
+	clients_run("three", 600, 2, 14, kill_and_restart_redis,
+	    &f);
+	fidelity_print("3 hosts, redis killed:", &f);
+	ck_assert_int_eq(f.failed, 0);
+	ck_assert_msg(f.r429 * 20 <= f.requests, "%lld of %lld requests met "
+	    "a 429", f.r429, f.requests);
+	wait_cluster("up", HOSTS);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("cluster");
+	TCase *tc = tcase_create("redis");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_429_holds_all_hosts);
+	tcase_add_test(tc, test_hosts_share_one_limit);
+	tcase_add_test(tc, test_redis_killed_mid_run);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
