@@ -442,6 +442,18 @@ cluster_on_take_tok(redisAsyncContext *ac, void *r, void *priv)
 	cluster_on_take(ac, r, priv, 1);
 }
 
+/* Units t's queue waits for: requests, or the head's tokens. */
+static uint64_t
+cluster_waiting(struct target *t, int k)
+{
+	const struct admission *head;
+
+	if (k == 0)
+		return waitq_len(&t->queue);
+	head = (const struct admission *)waitq_peek(&t->queue);
+	return head != NULL ? head->tokens : 0;
+}
+
 /* Slices: ask for what the policy wants, give back what it does not. */
 static void
 cluster_tick(evutil_socket_t fd, short events, void *arg)
@@ -464,7 +476,7 @@ cluster_tick(evutil_socket_t fd, short events, void *arg)
 				continue;
 			cap = rl_cluster_capacity(&t->rl, k);
 			n = slice_tick(&t->slice[k], bucket_available(b, now),
-			    waitq_len(&t->queue), cap, cl.slice_ms, now);
+			    cluster_waiting(t, k), cap, cl.slice_ms, now);
 			if (n == 0)
 				continue;
 			if (n < 0) {

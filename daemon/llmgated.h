@@ -721,7 +721,7 @@ struct slice {
 	int64_t cluster_level;	/* the shared bucket, as last seen */
 };
 void slice_init(struct slice *);
-int64_t slice_tick(struct slice *, int64_t stock, unsigned queued,
+int64_t slice_tick(struct slice *, int64_t stock, uint64_t queued,
     uint64_t capacity, uint32_t slice_ms, uint64_t now);
 void slice_granted(struct slice *, uint64_t n, uint64_t retry_ms,
     uint64_t now);

@@ -48,12 +48,13 @@ slice_learn(struct slice *s, int64_t stock, uint64_t now)
 
 /*
  * One tick: stock is the fed bucket's whole units (negative: in debt),
- * queued the admissions waiting on it, capacity the shared bucket's. > 0:
+ * queued the units admissions wait for (requests: how many are queued;
+ * tokens: the head's estimate), capacity the shared bucket's. > 0:
  * ask the cluster for that many (then slice_granted()); < 0: give that
  * many back (then slice_returned()); 0: nothing to do.
  */
 int64_t
-slice_tick(struct slice *s, int64_t stock, unsigned queued,
+slice_tick(struct slice *s, int64_t stock, uint64_t queued,
     uint64_t capacity, uint32_t slice_ms, uint64_t now)
 {
 	uint64_t want;
