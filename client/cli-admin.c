@@ -96,6 +96,49 @@ print_flat(const char *title, json_t *o)
 	fputc('\n', stdout);
 }
 
+/*
+ * The cluster, when llmgated has one: Redis's state, the hosts alive, and
+ * per shared target this host's slice next to the cluster-wide level.
+ */
+static void
+print_cluster(const json_t *c)
+{
+	const json_t	*targets, *t, *r, *k;
+	char		 b[4][256];
+	size_t		 i, j;
+
+	if (!json_is_object(c))
+		return;
+	jfmt(json_object_get(c, "redis"), b[0], sizeof b[0]);
+	jfmt(json_object_get(c, "state"), b[1], sizeof b[1]);
+	jfmt(json_object_get(c, "host"), b[2], sizeof b[2]);
+	jfmt(json_object_get(c, "hosts_alive"), b[3], sizeof b[3]);
+	printf("%-14sredis %s %s, this host %s, %s alive", "cluster", b[0],
+	    b[1], b[2], b[3]);
+	jfmt(json_object_get(c, "why"), b[0], sizeof b[0]);
+	if (strcmp(b[1], "up") != 0 && *b[0] != '\0' && strcmp(b[0], "-"))
+		printf(" (%s: each host on its share)", b[0]);
+	fputc('\n', stdout);
+	targets = json_object_get(c, "targets");
+	for (i = 0; i < json_array_size(targets); i++) {
+		t = json_array_get(targets, i);
+		jfmt(json_object_get(t, "target"), b[0], sizeof b[0]);
+		printf("%-14s%s:", "", b[0]);
+		for (j = 0; j < 2; j++) {
+			r = json_object_get(t, j == 0 ? "requests" : "tokens");
+			if ((k = json_object_get(r, "granted")) == NULL ||
+			    json_integer_value(k) == 0)
+				continue;
+			jfmt(json_object_get(r, "slice"), b[1], sizeof b[1]);
+			jfmt(json_object_get(r, "cluster_level"), b[2],
+			    sizeof b[2]);
+			printf(" %s slice %s, cluster %s",
+			    j == 0 ? "requests" : "tokens", b[1], b[2]);
+		}
+		fputc('\n', stdout);
+	}
+}
+
 #define STATUS_COLS 7
 
 static void
@@ -162,6 +205,7 @@ print_status(const json_t *st)
 	fputc('\n', stdout);
 	print_flat("retry budget", json_object_get(st, "retry_budget"));
 	print_flat("counters", json_object_get(st, "counters"));
+	print_cluster(json_object_get(st, "cluster"));
 }
 
 enum {

@@ -444,6 +444,66 @@ metrics_render_targets(struct buf *b, const json_t *targets)
 	buf_free(&lb);
 }
 
+/* The cluster, from status's "cluster": nothing without a cluster block. */
+static void
+metrics_render_cluster(struct buf *b, const json_t *c)
+{
+	static const char *budgets[] = { "requests", "tokens" };
+	struct metrics_family f;
+	struct buf lb = { 0 };
+	const json_t *t, *r, *state;
+	size_t i, k;
+
+	if (!json_is_object(c))
+		return;
+	state = json_object_get(c, "state");
+	f = (struct metrics_family){ "llmgate_cluster_up", "gauge",
+	    "1 while Redis feeds this host's shared budgets; 0 while it keeps "
+	    "to its share of each limit.", 0 };
+	metrics_u64(b, &f, NULL, json_is_string(state) &&
+	    strcmp(json_string_value(state), "up") == 0);
+	f = (struct metrics_family){ "llmgate_cluster_hosts", "gauge",
+	    "Hosts alive in the cluster, at the last heartbeat.", 0 };
+	metrics_json(b, &f, NULL, c, "hosts_alive", 1);
+	f = (struct metrics_family){ "llmgate_cluster_outages_total",
+	    "counter", "Times Redis became unavailable.", 0 };
+	metrics_json(b, &f, NULL, c, "outages", 1);
+	f = (struct metrics_family){ "llmgate_cluster_holds_sent_total",
+	    "counter", "Holds (429s, spent quotas) this host told the others.",
+	    0 };
+	metrics_json(b, &f, NULL, c, "holds_sent", 1);
+	f = (struct metrics_family){ "llmgate_cluster_holds_received_total",
+	    "counter", "Holds other hosts told this one.", 0 };
+	metrics_json(b, &f, NULL, c, "holds_received", 1);
+	f = (struct metrics_family){ "llmgate_cluster_slice", "gauge",
+	    "Units of a shared budget this host holds now.", 0 };
+	for (k = 0; k < 2; k++) {
+		json_array_foreach(json_object_get(c, "targets"), i, t) {
+			r = json_object_get(t, budgets[k]);
+			buf_reset(&lb);
+			buf_addstr(&lb, "target=\"");
+			metrics_escape(&lb, json_string_value(json_object_get(t,
+			    "target")));
+			buf_printf(&lb, "\",budget=\"%s\"", budgets[k]);
+			metrics_json(b, &f, lb.data, r, "slice", 1);
+		}
+	}
+	f = (struct metrics_family){ "llmgate_cluster_level", "gauge",
+	    "The shared budget's level in Redis, as last seen.", 0 };
+	for (k = 0; k < 2; k++) {
+		json_array_foreach(json_object_get(c, "targets"), i, t) {
+			r = json_object_get(t, budgets[k]);
+			buf_reset(&lb);
+			buf_addstr(&lb, "target=\"");
+			metrics_escape(&lb, json_string_value(json_object_get(t,
+			    "target")));
+			buf_printf(&lb, "\",budget=\"%s\"", budgets[k]);
+			metrics_json(b, &f, lb.data, r, "cluster_level", 1);
+		}
+	}
+	buf_free(&lb);
+}
+
 static void
 metrics_target_label(struct buf *lb, const struct metrics_target *t)
 {
@@ -542,6 +602,7 @@ metrics_render(void)
 
 	metrics_render_globals(&b, st);
 	metrics_render_targets(&b, json_object_get(st, "targets"));
+	metrics_render_cluster(&b, json_object_get(st, "cluster"));
 	metrics_render_observed(&b);
 	json_decref(st);
 	return b.data != NULL ? b.data : xstrdup("");

@@ -214,6 +214,39 @@ held_ms(int i, const char *target)
 	return ms;
 }
 
+/* The rpm limit host i keeps to at target now (-1: none). */
+static long long
+rpm_limit(int i, const char *target)
+{
+	json_t *st = status_of(&d[i]), *ts = json_object_get(st, "targets");
+	long long v = -1;
+	size_t k;
+
+	for (k = 0; k < json_array_size(ts); k++) {
+		if (strcmp(json_string_value(json_object_get(json_array_get(ts,
+		    k), "target")), target) == 0)
+			v = json_integer_value(json_object_get(json_object_get(
+			    json_array_get(ts, k), "rpm"), "limit"));
+	}
+	json_decref(st);
+	return v;
+}
+
+/* Times needle is in host i's log. */
+static int
+log_count(int i, const char *needle)
+{
+	char *log = h_daemon_log(&d[i]), *p = log;
+	int n = 0;
+
+	while ((p = strstr(p, needle)) != NULL) {
+		n++;
+		p++;
+	}
+	free(log);
+	return n;
+}
+
 static void
 setup(void)
 {
@@ -272,8 +305,21 @@ START_TEST(test_429_holds_all_hosts)
 	uint64_t deadline;
 	int i;
 
+	struct run r;
+
 	hosts_start(1, RPM);
 	wait_cluster("up", HOSTS);
+	/* What an operator sees: status and metrics. */
+	h_cli(&r, &d[1], NULL, "status", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(strstr(r.out, "this host host-b, 3 alive") != NULL,
+	    "%s", r.out);
+	h_run_free(&r);
+	h_cli(&r, &d[1], NULL, "metrics", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\nllmgate_cluster_up 1\n"));
+	ck_assert_ptr_nonnull(strstr(r.out, "\nllmgate_cluster_hosts 3\n"));
+	h_run_free(&r);
 	memset(w, 0, sizeof w);
 	for (i = 0; i < HOSTS; i++)
 		g[i] = h_connect(&d[i], "caller");
@@ -443,9 +489,16 @@ kill_and_restart_redis(void)
 			h_sleep_ms(20);
 		}
 	}
+	/* Each host on its share: a third of the limit. */
+	for (i = 0; i < HOSTS; i++)
+		ck_assert_int_eq(rpm_limit(i, "oa/three+rpm=600"),
+		    (RPM + HOSTS - 1) / HOSTS);
 	h_sleep_ms(1000);	/* the hosts on their shares meanwhile */
 	redis_start();
 	wait_cluster("up", HOSTS);
+	/* Said once per outage, however many reconnects failed. */
+	for (i = 0; i < HOSTS; i++)
+		ck_assert_int_eq(log_count(i, "unavailable"), 1);
 }
 
 /*
