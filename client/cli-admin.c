@@ -106,6 +106,7 @@ print_cluster(const json_t *c)
 	const json_t	*targets, *t, *r, *k;
 	char		 b[4][256];
 	size_t		 i, j;
+	int		 shown;
 
 	if (!json_is_object(c))
 		return;
@@ -124,6 +125,7 @@ print_cluster(const json_t *c)
 		t = json_array_get(targets, i);
 		jfmt(json_object_get(t, "target"), b[0], sizeof b[0]);
 		printf("%-14s%s:", "", b[0]);
+		shown = 0;
 		for (j = 0; j < 2; j++) {
 			r = json_object_get(t, j == 0 ? "requests" : "tokens");
 			if ((k = json_object_get(r, "granted")) == NULL ||
@@ -132,8 +134,9 @@ print_cluster(const json_t *c)
 			jfmt(json_object_get(r, "slice"), b[1], sizeof b[1]);
 			jfmt(json_object_get(r, "cluster_level"), b[2],
 			    sizeof b[2]);
-			printf(" %s slice %s, cluster %s",
+			printf("%s %s slice %s, cluster %s", shown ? ";" : "",
 			    j == 0 ? "requests" : "tokens", b[1], b[2]);
+			shown = 1;
 		}
 		fputc('\n', stdout);
 	}
