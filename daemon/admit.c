@@ -122,15 +122,17 @@ void
 admit_done(struct admission *a, enum llmgate_class cls,
     const struct rl_info *rl, uint64_t used_tokens, uint64_t now)
 {
-	uint64_t held;
+	struct cluster_seen seen;
+	int shared;
 
 	if (a->t == NULL)
 		return;
-	held = a->t->rl.cooldown_until;
+	/* A hold, a learned limit, an open breaker: the cluster's too. */
+	if ((shared = cluster_active()) != 0)
+		cluster_before(a->t, &seen);
 	admission_done(a, cls, rl, used_tokens, now);
-	/* A hold that starts here holds the whole cluster. */
-	if (a->t->rl.cooldown_until > held && cluster_active())
-		cluster_hold(a->t, now);
+	if (shared)
+		cluster_after(a->t, &seen, now);
 	admit_cancel(a);
 	/* A cooldown or a refund changes when the head may go. */
 	if (waitq_len(&a->t->queue) != 0)

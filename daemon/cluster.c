@@ -2,7 +2,8 @@
  * cluster.c: several llmgated hosts share one provider budget through
  * Redis, with hiredis on the daemon's own loop. Two connections: one for
  * commands (the heartbeat, slices), one subscribed to the cluster's
- * channel (holds that one host's 429 puts on a target).
+ * channel (holds that one host's 429 puts on a target, limits learned
+ * from headers, breakers opening).
  *
  * Budgets: each limited target's request and token buckets exist once, in
  * Redis, refilled by a Lua script on the server's clock. A host takes
@@ -114,7 +115,7 @@ static struct {
 	uint32_t backoff_ms;
 	unsigned live;			/* hosts alive, last seen; >= 1 */
 	char why[128];			/* why down, for status */
-	uint64_t downs, holds_sent, holds_received;
+	uint64_t downs, signals_sent, signals_received;
 } cl;
 
 static void cluster_tick(evutil_socket_t, short, void *);
@@ -495,54 +496,104 @@ cluster_tick(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
-/*
- * A hold on target (a 429's Retry-After, a spent quota, a reset) starts
- * here: tell the other hosts. "hold MS REASON HOST TARGET".
- */
-void
-cluster_hold(struct target *t, uint64_t now)
+/* Tell the other hosts: "KIND HOST TARGET" after kind's own numbers. */
+static void
+cluster_publish(struct target *t, const char *what)
 {
 	char *msg;
-	int why;
 
-	if (cl.state != CLUSTER_UP || t->rl.cooldown_until <= now)
-		return;
-	why = rl_reason_index(t->rl.cooldown_reason);
 	/* One argument: hiredis splits a format at its spaces. */
-	xasprintf(&msg, "hold %llu %d %s %s",
-	    (unsigned long long)(t->rl.cooldown_until - now), why, cl.host,
-	    t->name);
+	xasprintf(&msg, "%s %s %s", what, cl.host, t->name);
 	redisAsyncCommand(cl.cmd, NULL, NULL, "PUBLISH %s %s", cl.channel,
 	    msg);
 	free(msg);
-	cl.holds_sent++;
+	cl.signals_sent++;
 }
 
-/* Another host's hold: the same target here waits as long. */
-static void
-cluster_on_hold(const char *msg, size_t len)
+void
+cluster_before(const struct target *t, struct cluster_seen *seen)
 {
-	unsigned long long ms;
-	char host[256], *text, *cause = NULL;
+	seen->held = t->rl.cooldown_until;
+	seen->learned_rpm = t->rl.learned_rpm;
+	seen->learned_tpm = t->rl.learned_tpm;
+	seen->epoch = t->br.epoch;
+}
+
+/*
+ * An outcome here started or lengthened a hold (a 429's Retry-After, a
+ * spent quota, a reset), taught a limit, or opened the breaker: tell the
+ * other hosts, as "hold MS REASON", "learn RPM TPM", "open MS MULT".
+ */
+void
+cluster_after(struct target *t, const struct cluster_seen *seen,
+    uint64_t now)
+{
+	char what[96];
+
+	if (cl.state != CLUSTER_UP)
+		return;
+	if (t->rl.cooldown_until > seen->held && t->rl.cooldown_until > now) {
+		snprintf(what, sizeof what, "hold %llu %d",
+		    (unsigned long long)(t->rl.cooldown_until - now),
+		    rl_reason_index(t->rl.cooldown_reason));
+		cluster_publish(t, what);
+	}
+	if (t->rl.learned_rpm != seen->learned_rpm ||
+	    t->rl.learned_tpm != seen->learned_tpm) {
+		snprintf(what, sizeof what, "learn %u %u", t->rl.learned_rpm,
+		    t->rl.learned_tpm);
+		cluster_publish(t, what);
+	}
+	if (t->br.epoch != seen->epoch && t->br.state == BREAKER_OPEN &&
+	    t->br.open_until > now) {
+		snprintf(what, sizeof what, "open %llu %u",
+		    (unsigned long long)(t->br.open_until - now), t->br.mult);
+		cluster_publish(t, what);
+	}
+}
+
+/*
+ * Another host's news about a target; the target here is made if this
+ * host has not used it yet, so that its first call already knows.
+ */
+static void
+cluster_on_signal(const char *msg, size_t len)
+{
+	unsigned long long a, b;
+	char kind[8], host[256], *text, *cause = NULL;
 	const struct provider_conf *pc;
 	struct target *t;
-	int why, off = 0;
+	struct rl_info ri;
+	uint64_t now = now_ms();
+	int off = 0;
 
 	text = xmalloc(len + 1);
 	memcpy(text, msg, len);
 	text[len] = '\0';
-	if (sscanf(text, "hold %llu %d %255s %n", &ms, &why, host, &off) != 3 ||
-	    off == 0 || strcmp(host, cl.host) == 0)
+	if (sscanf(text, "%7s %llu %llu %255s %n", kind, &a, &b, host,
+	    &off) != 4 || off == 0 || strcmp(host, cl.host) == 0)
 		goto out;
 	if ((t = target_resolve(cfg, text + off, &pc, &cause)) == NULL) {
-		log_debug("cluster: hold from %s: %s", host, cause);
+		log_debug("cluster: %s from %s: %s", kind, host, cause);
 		free(cause);
 		goto out;
 	}
-	cl.holds_received++;
-	log_debug("cluster: %s holds %s for %llu ms", host, t->name, ms);
-	rl_cooldown(&t->rl, ms, rl_reason(why) != NULL ? rl_reason(why) :
-	    "rate_limited", now_ms());
+	cl.signals_received++;
+	log_debug("cluster: %s %s %llu %llu from %s", t->name, kind, a, b,
+	    host);
+	if (strcmp(kind, "hold") == 0)
+		rl_cooldown(&t->rl, a, rl_reason((int)b) != NULL ?
+		    rl_reason((int)b) : "rate_limited", now);
+	else if (strcmp(kind, "learn") == 0) {
+		rl_info_init(&ri);
+		ri.limit_requests = a > 0 && a <= UINT32_MAX ? (int64_t)a : -1;
+		ri.limit_tokens = b > 0 && b <= UINT32_MAX ? (int64_t)b : -1;
+		rl_learn(&t->rl, &ri, now);
+	} else if (strcmp(kind, "open") == 0 &&
+	    breaker_state(&t->br, now) != BREAKER_OPEN)
+		breaker_restore(&t->br, BREAKER_OPEN, now + (a < RL_HOLD_MAX_MS ?
+		    a : RL_HOLD_MAX_MS), (uint32_t)(b < BREAKER_MAX_MULT ? b :
+		    BREAKER_MAX_MULT), 0);
 out:
 	free(text);
 }
@@ -562,7 +613,7 @@ cluster_message(redisAsyncContext *ac, void *r, void *priv)
 		cluster_up();
 	} else if (strcmp(reply->element[0]->str, "message") == 0 &&
 	    reply->element[2]->type == REDIS_REPLY_STRING)
-		cluster_on_hold(reply->element[2]->str,
+		cluster_on_signal(reply->element[2]->str,
 		    (size_t)reply->element[2]->len);
 }
 
@@ -663,8 +714,8 @@ cluster_status(void)
 	    "host", cl.host,
 	    "hosts_alive", (json_int_t)cl.live,
 	    "outages", (json_int_t)cl.downs,
-	    "holds_sent", (json_int_t)cl.holds_sent,
-	    "holds_received", (json_int_t)cl.holds_received,
+	    "signals_sent", (json_int_t)cl.signals_sent,
+	    "signals_received", (json_int_t)cl.signals_received,
 	    "targets", targets);
 	return st;
 }

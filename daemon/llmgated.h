@@ -863,8 +863,16 @@ int cluster_start(struct event_base *);
 void cluster_stop(void);
 int cluster_active(void);		/* Redis is up and feeding */
 void cluster_target_new(struct target *);
-/* t's hold started or grew here: tell the other hosts. */
-void cluster_hold(struct target *, uint64_t now);
+/* What an outcome may change that the other hosts must hear of: seen
+ * before it, told after (a hold, a learned limit, a breaker opening). */
+struct cluster_seen {
+	uint64_t held;
+	uint32_t learned_rpm, learned_tpm;
+	uint32_t epoch;
+};
+void cluster_before(const struct target *, struct cluster_seen *);
+void cluster_after(struct target *, const struct cluster_seen *,
+    uint64_t now);
 json_t *cluster_status(void);		/* NULL: no cluster block */
 
 /* lease.c: advisory leases for processes that keep their own SDK. */

@@ -468,13 +468,14 @@ metrics_render_cluster(struct buf *b, const json_t *c)
 	f = (struct metrics_family){ "llmgate_cluster_outages_total",
 	    "counter", "Times Redis became unavailable.", 0 };
 	metrics_json(b, &f, NULL, c, "outages", 1);
-	f = (struct metrics_family){ "llmgate_cluster_holds_sent_total",
-	    "counter", "Holds (429s, spent quotas) this host told the others.",
-	    0 };
-	metrics_json(b, &f, NULL, c, "holds_sent", 1);
-	f = (struct metrics_family){ "llmgate_cluster_holds_received_total",
-	    "counter", "Holds other hosts told this one.", 0 };
-	metrics_json(b, &f, NULL, c, "holds_received", 1);
+	f = (struct metrics_family){ "llmgate_cluster_signals_sent_total",
+	    "counter", "Holds, learned limits and open breakers this host "
+	    "told the others.", 0 };
+	metrics_json(b, &f, NULL, c, "signals_sent", 1);
+	f = (struct metrics_family){ "llmgate_cluster_signals_received_total",
+	    "counter", "Holds, learned limits and open breakers other hosts "
+	    "told this one.", 0 };
+	metrics_json(b, &f, NULL, c, "signals_received", 1);
 	f = (struct metrics_family){ "llmgate_cluster_slice", "gauge",
 	    "Units of a shared budget this host holds now.", 0 };
 	for (k = 0; k < 2; k++) {

@@ -119,6 +119,7 @@ host_conf(int i, int cluster, int rpm)
 	    ");\n"
 	    "retry = { attempts = 8; initial_ms = 10; max_ms = 100; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
+	    "breaker = { failures = 2; min_calls = 1000; open_ms = 5000; };\n"
 	    "%s%s%s%c%s",
 	    fp_port, rpm, rpm, rpm,
 	    cluster ? "cluster = { redis = \"unix:" : "",
@@ -214,22 +215,63 @@ held_ms(int i, const char *target)
 	return ms;
 }
 
-/* The rpm limit host i keeps to at target now (-1: none). */
-static long long
-rpm_limit(int i, const char *target)
+/* What host i's status says of target: key, or key's sub (NULL: none). */
+static char *
+target_field(int i, const char *target, const char *key, const char *sub)
 {
 	json_t *st = status_of(&d[i]), *ts = json_object_get(st, "targets");
-	long long v = -1;
+	json_t *v = NULL;
+	char *s = NULL;
 	size_t k;
 
 	for (k = 0; k < json_array_size(ts); k++) {
 		if (strcmp(json_string_value(json_object_get(json_array_get(ts,
 		    k), "target")), target) == 0)
-			v = json_integer_value(json_object_get(json_object_get(
-			    json_array_get(ts, k), "rpm"), "limit"));
+			v = json_object_get(json_array_get(ts, k), key);
 	}
+	if (v != NULL && sub != NULL)
+		v = json_object_get(v, sub);
+	if (v != NULL)
+		s = json_dumps(v, JSON_ENCODE_ANY);
 	json_decref(st);
+	return s;
+}
+
+/* The rpm limit host i keeps to at target now (-1: none). */
+static long long
+rpm_limit(int i, const char *target)
+{
+	char *s = target_field(i, target, "rpm", "limit");
+	long long v = s != NULL ? strtoll(s, NULL, 10) : -1;
+
+	if (s != NULL && strcmp(s, "null") == 0)
+		v = -1;
+	free(s);
 	return v;
+}
+
+/* Wait until every host but the first says want of target. */
+static void
+wait_others(const char *target, const char *key, const char *sub,
+    const char *want)
+{
+	uint64_t deadline = h_mono_ms() + 5000;
+	char *s;
+	int i, ok;
+
+	for (i = 1; i < HOSTS; i++) {
+		for (;;) {
+			s = target_field(i, target, key, sub);
+			ok = s != NULL && strcmp(s, want) == 0;
+			ck_assert_msg(ok || h_mono_ms() < deadline, "host %d: "
+			    "%s of %s is %s, not %s", i, key, target,
+			    s != NULL ? s : "(none)", want);
+			free(s);
+			if (ok)
+				break;
+			h_sleep_ms(10);
+		}
+	}
 }
 
 /* Times needle is in host i's log. */
@@ -359,6 +401,38 @@ START_TEST(test_429_holds_all_hosts)
 	    "held+fail=1+status=429+retry_after=2", "429"), 1);
 	ck_assert_int_eq(h_fakeprov_count(fp_port,
 	    "held+fail=1+status=429+retry_after=2", NULL), 1 + HOSTS);
+}
+END_TEST
+
+/*
+ * A breaker that opens on host A opens on B and C; a limit A learns from
+ * the provider's headers is B's and C's too, before they call the target.
+ */
+START_TEST(test_breaker_and_limit_reach_all_hosts)
+{
+	struct run r;
+
+	hosts_start(1, RPM);
+	wait_cluster("up", HOSTS);
+	h_cli(&r, &d[0], NULL, "call", "-m", "oa/down+status=500", "x", NULL);
+	ck_assert_int_ne(r.status, 0);
+	h_run_free(&r);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "down+status=500", NULL),
+	    2);
+	wait_others("oa/down+status=500", "breaker", NULL, "\"open\"");
+	/* B's call skips it without asking the provider. */
+	h_cli(&r, &d[1], NULL, "call", "-m", "oa/down+status=500", "x", NULL);
+	ck_assert_int_ne(r.status, 0);
+	h_run_free(&r);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "down+status=500", NULL),
+	    2);
+
+	h_cli(&r, &d[0], NULL, "call", "-m", "oa/learn+rpm=600+ratelimit",
+	    "x", NULL);
+	ck_assert_int_eq(r.status, 0);
+	h_run_free(&r);
+	ck_assert_int_eq(rpm_limit(0, "oa/learn+rpm=600+ratelimit"), 600);
+	wait_others("oa/learn+rpm=600+ratelimit", "rpm", "limit", "600");
 }
 END_TEST
 
@@ -533,6 +607,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_429_holds_all_hosts);
+	tcase_add_test(tc, test_breaker_and_limit_reach_all_hosts);
 	tcase_add_test(tc, test_hosts_share_one_limit);
 	tcase_add_test(tc, test_redis_killed_mid_run);
 	suite_add_tcase(s, tc);
