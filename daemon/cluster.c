@@ -180,12 +180,14 @@ cluster_down(const char *why)
 {
 	if (cl.state == CLUSTER_DOWN)
 		return;
-	if (cl.state == CLUSTER_UP || cl.downs == 0)
+	/* An outage begins (reconnects that fail are part of it). */
+	if (cl.state == CLUSTER_UP || cl.downs == 0) {
 		log_warnx("cluster: redis %s unavailable (%s); each host keeps "
 		    "to 1/%u of the shared limits until it is back", cl.addr,
 		    why, cl.live);
+		cl.downs++;
+	}
 	snprintf(cl.why, sizeof cl.why, "%s", why);
-	cl.downs++;
 	cl.state = CLUSTER_DOWN;
 	cl.dead_cmd = cl.cmd;
 	cl.dead_sub = cl.sub;

@@ -9,6 +9,7 @@
  * it is back.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -16,6 +17,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +41,13 @@ static pid_t fp_pid, redis_pid;
 static int fp_port;
 static char redis_dir[64];
 static char redis_sock[100];
+static const char *redis_extra[12];	/* more redis-server arguments */
 
 /* PING over the socket: 1 when redis-server answers PONG. */
 static int
 redis_ping(void)
 {
+	static const char ping[] = "PING\r\n";
 	struct sockaddr_un sun;
 	char buf[16];
 	ssize_t n;
@@ -55,10 +59,12 @@ redis_ping(void)
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", redis_sock);
 	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0 &&
-	    write(fd, "PING\r\n", 6) == 6 && (n = read(fd, buf,
-	    sizeof buf - 1)) > 0) {
+	    write(fd, ping, sizeof ping - 1) == sizeof ping - 1 &&
+	    (n = read(fd, buf, sizeof buf - 1)) > 0) {
 		buf[n] = '\0';
-		ok = strncmp(buf, "+PONG", 5) == 0;
+		/* Without AUTH, a server that wants it says so: it is up. */
+		ok = strncmp(buf, "+PONG", 5) == 0 ||
+		    strncmp(buf, "-NOAUTH", 7) == 0;
 	}
 	close(fd);
 	return ok;
@@ -72,6 +78,14 @@ redis_start(void)
 	uint64_t deadline;
 	int fd;
 
+	const char *argv[32] = { "redis-server", "--port", "0",
+	    "--unixsocket", redis_sock, "--unixsocketperm", "700",
+	    "--daemonize", "no", "--save", "", "--appendonly", "no",
+	    "--dir", redis_dir };
+	int n = 15, i;
+
+	for (i = 0; redis_extra[i] != NULL; i++)
+		argv[n++] = redis_extra[i];
 	redis_pid = fork();
 	ck_assert_int_ge(redis_pid, 0);
 	if (redis_pid == 0) {
@@ -79,10 +93,7 @@ redis_start(void)
 		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execlp("redis-server", "redis-server", "--port", "0",
-		    "--unixsocket", redis_sock, "--unixsocketperm", "700",
-		    "--daemonize", "no", "--save", "", "--appendonly", "no",
-		    "--dir", redis_dir, (char *)NULL);
+		execvp("redis-server", (char *const *)(uintptr_t)argv);
 		_exit(127);
 	}
 	deadline = h_mono_ms() + 10000;
@@ -295,6 +306,7 @@ setup(void)
 	snprintf(redis_dir, sizeof redis_dir, "/tmp/llmgate-redis.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(redis_dir));
 	snprintf(redis_sock, sizeof redis_sock, "%s/redis.sock", redis_dir);
+	memset(redis_extra, 0, sizeof redis_extra);
 	redis_start();
 	fp_port = h_fakeprov_start(&fp_pid);
 	memset(d, 0, sizeof d);
@@ -433,6 +445,84 @@ START_TEST(test_breaker_and_limit_reach_all_hosts)
 	h_run_free(&r);
 	ck_assert_int_eq(rpm_limit(0, "oa/learn+rpm=600+ratelimit"), 600);
 	wait_others("oa/learn+rpm=600+ratelimit", "rpm", "limit", "600");
+}
+END_TEST
+
+static char *
+secret_file(const char *name, const char *secret)
+{
+	char *path = h_strdup_printf("%s/%s", redis_dir, name);
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%s\n", secret);
+	fclose(f);
+	chmod(path, 0600);
+	return path;
+}
+
+/*
+ * A Redis that wants AUTH: an ACL user with its password and the default
+ * user with another both join; a wrong password keeps its host on its
+ * share, says why, and no log holds any password.
+ */
+START_TEST(test_auth)
+{
+	static const char *users[HOSTS] = { "llm", NULL, NULL };
+	static const char *pws[HOSTS] = { "user-pw-4711", "default-pw-0815",
+	    "wrong-pw-1234" };
+	char *conf, *pw, *log, *why;
+	json_t *st;
+	int i, k;
+
+	redis_kill();
+	redis_extra[0] = "--requirepass";
+	redis_extra[1] = "default-pw-0815";
+	redis_extra[2] = "--user";
+	redis_extra[3] = "llm";		/* one word each */
+	redis_extra[4] = "on";
+	redis_extra[5] = ">user-pw-4711";
+	redis_extra[6] = "~*";
+	redis_extra[7] = "&*";
+	redis_extra[8] = "+@all";
+	redis_start();
+	for (i = 0; i < HOSTS; i++) {
+		pw = secret_file(i == 0 ? "pw-a" : i == 1 ? "pw-b" : "pw-c",
+		    pws[i]);
+		conf = h_strdup_printf("providers = ( { name = \"mock\"; "
+		    "type = \"mock\"; } );\n"
+		    "cluster = { redis = \"unix:%s\"; host = \"host-%c\";\n"
+		    "  password_file = \"%s\"; %s%s%s };\n", redis_sock,
+		    'a' + i, pw, users[i] != NULL ? "user = \"" : "",
+		    users[i] != NULL ? users[i] : "",
+		    users[i] != NULL ? "\";" : "");
+		h_daemon_start(&d[i], conf);
+		free(conf);
+		free(pw);
+	}
+	for (i = 0; i < 2; i++) {
+		uint64_t deadline = h_mono_ms() + 10000;
+
+		while (!cluster_is(i, "up", 2)) {
+			ck_assert_msg(h_mono_ms() < deadline, "host %d is not "
+			    "up with 2 hosts", i);
+			h_sleep_ms(20);
+		}
+	}
+	st = status_of(&d[2]);
+	why = json_dumps(json_object_get(st, "cluster"), 0);
+	ck_assert_msg(strstr(why, "\"state\": \"down\"") != NULL &&
+	    (strstr(why, "WRONGPASS") != NULL ||
+	    strstr(why, "invalid") != NULL), "%s", why);
+	free(why);
+	json_decref(st);
+	for (i = 0; i < HOSTS; i++) {
+		log = h_daemon_log(&d[i]);
+		for (k = 0; k < HOSTS; k++)
+			ck_assert_msg(strstr(log, pws[k]) == NULL,
+			    "host %d logged a password", i);
+		free(log);
+	}
 }
 END_TEST
 
@@ -609,6 +699,7 @@ main(void)
 	tcase_add_test(tc, test_429_holds_all_hosts);
 	tcase_add_test(tc, test_breaker_and_limit_reach_all_hosts);
 	tcase_add_test(tc, test_hosts_share_one_limit);
+	tcase_add_test(tc, test_auth);
 	tcase_add_test(tc, test_redis_killed_mid_run);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
