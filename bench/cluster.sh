@@ -132,7 +132,7 @@ measure() {
 		    'BEGIN { exit !(a > b) }'; then
 			best_l=$rate
 			best_lcpu=$(awk -v t=$((t1 - t0)) -v n="$pairs" \
-			    'BEGIN { printf "%.1f", n > 0 ? t * 10000 / n : 0 }')
+			    'BEGIN { printf "%.1f", (n > 0 ? t * 10000 / n : 0) }')
 		fi
 		out=$("$bench" -s "$sock" -m "bench/$MODEL" -n "$NCALLS" \
 		    -c 16 -T 20 --pid "$daemon_pid" --json) || true

@@ -629,6 +629,14 @@ START_TEST(test_hosts_share_one_limit)
 	clients_run("two", 600, 2, 12, NULL, &without);
 	fidelity_print("3 hosts, no cluster:", &without);
 	ck_assert_int_eq(with.failed, 0);
+	/*
+	 * Under valgrind (the harness's wrapper) llmgated runs many times
+	 * slower than the provider's clock: the figures are printed, but
+	 * only the calls' answers can be held to.
+	 */
+	if (getenv("LLMGATE_TEST_WRAPPER") != NULL &&
+	    *getenv("LLMGATE_TEST_WRAPPER") != '\0')
+		return;
 	ck_assert_msg(with.r429 * 100 <= with.requests, "%lld of %lld "
 	    "requests met a 429", with.r429, with.requests);
 	ck_assert_msg(with.used >= 0.9, "only %.0f%% of the limit used",
@@ -676,12 +684,13 @@ START_TEST(test_redis_killed_mid_run)
 
 	hosts_start(1, RPM);
 	wait_cluster("up", HOSTS);
-	clients_run("three", 600, 2, 14, kill_and_restart_redis,
-	    &f);
+	clients_run("three", 600, 2, 14, kill_and_restart_redis, &f);
 	fidelity_print("3 hosts, redis killed:", &f);
 	ck_assert_int_eq(f.failed, 0);
-	ck_assert_msg(f.r429 * 20 <= f.requests, "%lld of %lld requests met "
-	    "a 429", f.r429, f.requests);
+	if (getenv("LLMGATE_TEST_WRAPPER") == NULL ||
+	    *getenv("LLMGATE_TEST_WRAPPER") == '\0')
+		ck_assert_msg(f.r429 * 20 <= f.requests, "%lld of %lld "
+		    "requests met a 429", f.r429, f.requests);
 	wait_cluster("up", HOSTS);
 }
 END_TEST
