@@ -537,6 +537,84 @@ START_TEST(test_too_many)
 }
 END_TEST
 
+/* The cluster block: defaults, the password from its file, and errors. */
+START_TEST(test_cluster)
+{
+	char *pw, *path, *text, *errors;
+	struct config *conf;
+
+	/* Without the block: no cluster. */
+	conf = load_ok(NULL);
+	ck_assert_int_eq(conf->cluster.enabled, 0);
+	config_free(conf);
+
+	pw = write_file("redis.pw", "s3cret\n");
+	xasprintf(&text, "cluster = { redis = \"unix:/run/redis.sock\";\n"
+	    "  password_file = \"%s\"; user = \"llm\"; };\n", pw);
+	path = write_file("cluster.conf", text);
+	free(text);
+	conf = load_ok(path);
+	ck_assert_int_eq(conf->cluster.enabled, 1);
+	ck_assert_str_eq(conf->cluster.redis, "unix:/run/redis.sock");
+	ck_assert_str_eq(conf->cluster.password, "s3cret");
+	ck_assert_str_eq(conf->cluster.user, "llm");
+	ck_assert_str_eq(conf->cluster.prefix, "llmgate");
+	ck_assert_ptr_nonnull(conf->cluster.host);
+	ck_assert_uint_gt(strlen(conf->cluster.host), 0);
+	ck_assert_uint_eq(conf->cluster.slice_ms, 200);
+	ck_assert_uint_eq(conf->cluster.timeout_ms, 500);
+	config_free(conf);
+	free(path);
+
+	path = write_file("cluster-tcp.conf", "cluster = { redis = "
+	    "\"10.0.0.5:6379\"; host = \"web-1\"; prefix = \"team-a\";\n"
+	    "  slice_ms = 50; };\n");
+	conf = load_ok(path);
+	ck_assert_str_eq(conf->cluster.host, "web-1");
+	ck_assert_str_eq(conf->cluster.prefix, "team-a");
+	ck_assert_uint_eq(conf->cluster.slice_ms, 50);
+	config_free(conf);
+	free(path);
+
+	/* Each problem with its line; the password never in an error. */
+	xasprintf(&text, "cluster = {\n"
+	    "  redis = \"redis.example\";\n"
+	    "  user = \"llm\";\n"
+	    "  slice_ms = 5;\n"
+	    "  hosts = \"x\";\n"
+	    "};\n");
+	path = write_file("cluster-bad.conf", text);
+	free(text);
+	errors = load_fail(path);
+	ck_assert_msg(strstr(errors, ":2: cluster: redis 'redis.example' is "
+	    "neither") != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors, ":3: cluster: user needs password_file")
+	    != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors, ":4:") != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors, ":5: unknown setting 'hosts' (did you "
+	    "mean 'host'?)") != NULL, "%s", errors);
+	free(errors);
+	free(path);
+
+	path = write_file("cluster-none.conf", "cluster = { prefix = \"p\"; };\n");
+	errors = load_fail(path);
+	ck_assert_msg(strstr(errors, "cluster: redis is required") != NULL,
+	    "%s", errors);
+	free(errors);
+	free(path);
+
+	path = write_file("cluster-rel.conf", "cluster = { redis = "
+	    "\"unix:redis.sock\"; password_file = \"missing.pw\"; };\n");
+	errors = load_fail(path);
+	ck_assert_msg(strstr(errors, "absolute path") != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors, "cannot read password_file") != NULL,
+	    "%s", errors);
+	free(errors);
+	free(path);
+	free(pw);
+}
+END_TEST
+
 START_TEST(test_key_file)
 {
 	const struct provider_conf *p;
@@ -665,6 +743,7 @@ config_suite(void)
 	tcase_add_test(tc, test_errors_keys);
 	tcase_add_test(tc, test_frame_output);
 	tcase_add_test(tc, test_too_many);
+	tcase_add_test(tc, test_cluster);
 	tcase_add_test(tc, test_key_file);
 	tcase_add_test(tc, test_key_file_absolute);
 	tcase_add_test(tc, test_key_credentials);
