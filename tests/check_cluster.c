@@ -695,6 +695,44 @@ START_TEST(test_redis_killed_mid_run)
 }
 END_TEST
 
+/*
+ * redis-server stopped (SIGSTOP: it accepts nothing and answers nothing):
+ * within timeout_ms every host counts it as down and keeps answering
+ * calls on its share; its loop never waits on Redis. Continued, the hosts
+ * come back to it.
+ */
+START_TEST(test_redis_stalled)
+{
+	uint64_t deadline;
+	struct run r;
+	int i;
+
+	hosts_start(1, RPM);
+	wait_cluster("up", HOSTS);
+	kill(redis_pid, SIGSTOP);
+	deadline = h_mono_ms() + 10000;
+	for (i = 0; i < HOSTS; i++) {
+		while (!cluster_is(i, "down", 0)) {
+			ck_assert_msg(h_mono_ms() < deadline, "host %d did not "
+			    "notice redis-server had stalled", i);
+			h_sleep_ms(20);
+		}
+		h_cli(&r, &d[i], NULL, "call", "-m", "oa/one+rpm=600", "hi",
+		    NULL);
+		ck_assert_msg(r.status == 0, "host %d: %s", i, r.err);
+		h_run_free(&r);
+	}
+	kill(redis_pid, SIGCONT);
+	wait_cluster("up", HOSTS);
+	for (i = 0; i < HOSTS; i++) {
+		h_cli(&r, &d[i], NULL, "call", "-m", "oa/one+rpm=600", "hi",
+		    NULL);
+		ck_assert_msg(r.status == 0, "host %d: %s", i, r.err);
+		h_run_free(&r);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -709,6 +747,7 @@ main(void)
 	tcase_add_test(tc, test_breaker_and_limit_reach_all_hosts);
 	tcase_add_test(tc, test_hosts_share_one_limit);
 	tcase_add_test(tc, test_auth);
+	tcase_add_test(tc, test_redis_stalled);
 	tcase_add_test(tc, test_redis_killed_mid_run);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
