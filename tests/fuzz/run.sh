@@ -47,7 +47,7 @@ max_len() {
 # msgpack-c is "msgpack" on Debian 12, "msgpack-c" on newer releases.
 msgpack=msgpack
 pkg-config --exists msgpack-c && msgpack=msgpack-c
-pkgs="libevent libcurl $msgpack libconfig jansson libpcre2-8"
+pkgs="libevent libcurl $msgpack libconfig jansson libpcre2-8 hiredis"
 if ! depflags=$(pkg-config --cflags "$pkgs") ||
     ! deplibs=$(pkg-config --libs "$pkgs"); then
 	echo "run.sh: pkg-config cannot find $pkgs" >&2
