@@ -93,6 +93,42 @@ static const char cluster_lua_beat[] =
 	"redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2) "
 	"return redis.call('ZCARD', KEYS[1])";
 
+/*
+ * Holds in force, for hosts that join or come back later: KEYS[1] a sorted
+ * set of targets by when their hold ends (Redis's clock), KEYS[2] a hash
+ * of their reasons. ARGV: target, ms, reason, the longest hold; a shorter
+ * hold never shortens a longer one.
+ */
+static const char cluster_lua_hold[] =
+	"local t = redis.call('TIME') "
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+	"local untl = now + tonumber(ARGV[2]) "
+	"local old = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) "
+	"if old == nil or untl > old then "
+	"  redis.call('ZADD', KEYS[1], untl, ARGV[1]) "
+	"  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) "
+	"end "
+	"redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
+	"redis.call('PEXPIRE', KEYS[2], ARGV[4]) "
+	"return 1";
+
+/* The holds in force: { target, ms left, reason, ... }. */
+static const char cluster_lua_holds[] =
+	"local t = redis.call('TIME') "
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+	"local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now) "
+	"for _, m in ipairs(gone) do redis.call('HDEL', KEYS[2], m) end "
+	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) "
+	"local r = {} "
+	"local z = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', "
+	"'WITHSCORES') "
+	"for i = 1, #z, 2 do "
+	"  r[#r + 1] = z[i] "
+	"  r[#r + 1] = tostring(math.floor(tonumber(z[i + 1]) - now)) "
+	"  r[#r + 1] = redis.call('HGET', KEYS[2], z[i]) or '-1' "
+	"end "
+	"return r";
+
 static struct {
 	enum cluster_state state;
 	/* Copied at start: a reload does not move a running cluster. */
@@ -102,6 +138,8 @@ static struct {
 	char *host;
 	char *channel;		/* PREFIX:signal */
 	char *hosts_key;	/* PREFIX:hosts */
+	char *holds_key;	/* PREFIX:holds, and PREFIX:holds:why */
+	char *why_key;
 	char *prefix;
 	uint32_t slice_ms;
 	uint32_t timeout_ms;
@@ -123,6 +161,7 @@ static void cluster_beat(evutil_socket_t, short, void *);
 static void cluster_reap(evutil_socket_t, short, void *);
 static void cluster_connect(void);
 static void cluster_message(redisAsyncContext *, void *, void *);
+static redisReply *cluster_reply(redisAsyncContext *, void *);
 
 int
 cluster_active(void)
@@ -217,6 +256,43 @@ cluster_reap(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
+/* The holds in force when this host (re)joined. */
+static void
+cluster_on_holds(redisAsyncContext *ac, void *r, void *priv)
+{
+	const struct provider_conf *pc;
+	redisReply *reply, **e;
+	struct target *t;
+	char *cause = NULL;
+	uint64_t now = now_ms();
+	long long ms;
+	int why;
+	size_t i;
+
+	if ((reply = cluster_reply(ac, r)) == NULL ||
+	    reply->type != REDIS_REPLY_ARRAY)
+		return;
+	e = reply->element;
+	for (i = 0; i + 2 < reply->elements; i += 3) {
+		if (e[i]->type != REDIS_REPLY_STRING ||
+		    e[i + 1]->type != REDIS_REPLY_STRING ||
+		    e[i + 2]->type != REDIS_REPLY_STRING)
+			continue;
+		ms = strtoll(e[i + 1]->str, NULL, 10);
+		why = atoi(e[i + 2]->str);
+		if (ms <= 0)
+			continue;
+		if ((t = target_resolve(cfg, e[i]->str, &pc, &cause)) == NULL) {
+			log_debug("cluster: hold on %s: %s", e[i]->str, cause);
+			free(cause);
+			cause = NULL;
+			continue;
+		}
+		rl_cooldown(&t->rl, (uint64_t)ms, rl_reason(why) != NULL ?
+		    rl_reason(why) : "rate_limited", now);
+	}
+}
+
 static void
 cluster_up(void)
 {
@@ -228,6 +304,8 @@ cluster_up(void)
 	cl.backoff_ms = CLUSTER_BACKOFF_MIN_MS;
 	cl.why[0] = '\0';
 	cluster_apply_all();
+	redisAsyncCommand(cl.cmd, cluster_on_holds, NULL, "EVAL %s 2 %s %s",
+	    cluster_lua_holds, cl.holds_key, cl.why_key);
 }
 
 /* hiredis freed (or is freeing) ac: forget it. */
@@ -539,6 +617,11 @@ cluster_after(struct target *t, const struct cluster_seen *seen,
 		    (unsigned long long)(t->rl.cooldown_until - now),
 		    rl_reason_index(t->rl.cooldown_reason));
 		cluster_publish(t, what);
+		redisAsyncCommand(cl.cmd, NULL, NULL,
+		    "EVAL %s 2 %s %s %s %llu %d %d", cluster_lua_hold,
+		    cl.holds_key, cl.why_key, t->name,
+		    (unsigned long long)(t->rl.cooldown_until - now),
+		    rl_reason_index(t->rl.cooldown_reason), RL_HOLD_MAX_MS);
 	}
 	if (t->rl.learned_rpm != seen->learned_rpm ||
 	    t->rl.learned_tpm != seen->learned_tpm) {
@@ -633,6 +716,8 @@ cluster_start(struct event_base *base)
 	cl.prefix = xstrdup(cc->prefix);
 	xasprintf(&cl.channel, "%s:signal", cc->prefix);
 	xasprintf(&cl.hosts_key, "%s:hosts", cc->prefix);
+	xasprintf(&cl.holds_key, "%s:holds", cc->prefix);
+	xasprintf(&cl.why_key, "%s:holds:why", cc->prefix);
 	cl.slice_ms = cc->slice_ms;
 	cl.timeout_ms = cc->timeout_ms;
 	cl.live = 1;
@@ -678,6 +763,8 @@ cluster_stop(void)
 	free(cl.prefix);
 	free(cl.channel);
 	free(cl.hosts_key);
+	free(cl.holds_key);
+	free(cl.why_key);
 	memset(&cl, 0, sizeof cl);
 }
 

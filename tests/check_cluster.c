@@ -417,6 +417,55 @@ START_TEST(test_429_holds_all_hosts)
 END_TEST
 
 /*
+ * A host that joins while another's 429 holds a target holds it too, for
+ * what is left of it (the holds in force are kept in Redis).
+ */
+START_TEST(test_late_host_learns_hold)
+{
+	static const char *t = "oa/late+fail=1+status=429+retry_after=3";
+	struct llmgate *g;
+	struct llmgate_request *req;
+	struct wait_one w;
+	uint64_t deadline;
+	char *conf;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		conf = host_conf(i, 1, RPM);
+		h_daemon_start(&d[i], conf);
+		free(conf);
+	}
+	memset(&w, 0, sizeof w);
+	g = h_connect(&d[0], "caller");
+	deadline = h_mono_ms() + 10000;
+	while (!cluster_is(0, "up", 2)) {
+		ck_assert(h_mono_ms() < deadline);
+		h_sleep_ms(20);
+	}
+	req = h_request("first", t, NULL);
+	ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done, &w), 0);
+	h_request_free(req);
+	while (held_ms(1, "oa/late+fail=1+status=429+retry_after=3") < 1000) {
+		ck_assert_msg(h_mono_ms() < deadline, "host B never held it");
+		h_sleep_ms(5);
+	}
+	/* Host C starts now. */
+	conf = host_conf(2, 1, RPM);
+	h_daemon_start(&d[2], conf);
+	free(conf);
+	while (!cluster_is(2, "up", 3)) {
+		ck_assert(h_mono_ms() < deadline);
+		h_sleep_ms(20);
+	}
+	ck_assert_int_ge(held_ms(2, "oa/late+fail=1+status=429+retry_after=3"),
+	    500);
+	h_drive(g, &w.done);
+	ck_assert_int_eq(w.cls, LLMGATE_OK);
+	llmgate_close(g);
+}
+END_TEST
+
+/*
  * A breaker that opens on host A opens on B and C; a limit A learns from
  * the provider's headers is B's and C's too, before they call the target.
  */
@@ -744,6 +793,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_429_holds_all_hosts);
+	tcase_add_test(tc, test_late_host_learns_hold);
 	tcase_add_test(tc, test_breaker_and_limit_reach_all_hosts);
 	tcase_add_test(tc, test_hosts_share_one_limit);
 	tcase_add_test(tc, test_auth);
