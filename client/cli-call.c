@@ -639,7 +639,9 @@ enum {
 	OPT_STREAM,
 	OPT_ON_CUT,
 	OPT_JSON,
-	OPT_NAME
+	OPT_NAME,
+	OPT_FALLBACK_ON,
+	OPT_REJECT
 };
 
 static const struct option call_options[] = {
@@ -661,6 +663,8 @@ static const struct option call_options[] = {
 	{ "on-cut",	 required_argument, NULL, OPT_ON_CUT },
 	{ "json",	 no_argument,	    NULL, OPT_JSON },
 	{ "name",	 required_argument, NULL, OPT_NAME },
+	{ "fallback-on", required_argument, NULL, OPT_FALLBACK_ON },
+	{ "reject",	 required_argument, NULL, OPT_REJECT },
 	CLI_OPTIONS_END
 };
 
@@ -687,6 +691,7 @@ call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 	double			 x;
 	int64_t			 seed;
 	uint32_t		 u;
+	char			*p, *q;
 	int			 ch, v;
 
 	while ((ch = getopt_long(argc, argv, ":m:r:s:h", call_options,
@@ -779,6 +784,20 @@ call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 			break;
 		case OPT_NAME:
 			o->name = optarg;
+			break;
+		case OPT_FALLBACK_ON:
+			/* Classes, comma-separated; the daemon checks them. */
+			for (p = optarg; (q = strsep(&p, ",")) != NULL;) {
+				if (*q != '\0')
+					(void)llmgate_request_add_fallback_on(
+					    req, q);
+			}
+			break;
+		case OPT_REJECT:
+			if (llmgate_request_add_reject(req, optarg) == -1) {
+				cli_warnx("--reject: an empty condition");
+				return EXIT_USAGE;
+			}
 			break;
 		default:
 			if ((v = cli_option(c, ch, argv)) != -1)

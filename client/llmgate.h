@@ -42,6 +42,7 @@ enum llmgate_class {
 	LLMGATE_CANCELLED,
 	LLMGATE_INVALID_REQUEST,
 	LLMGATE_INTERNAL,
+	LLMGATE_REJECTED,	/* a reply turned down by a reply condition */
 	LLMGATE_CLASS_MAX
 };
 
@@ -147,6 +148,19 @@ int llmgate_request_set_priority(struct llmgate_request *,
 int llmgate_request_set_on_cut(struct llmgate_request *, enum llmgate_on_cut);
 /* Ask for the reply streamed (chunks to llmgate_call's on_chunk). */
 int llmgate_request_set_stream(struct llmgate_request *, int on);
+/*
+ * When to move on to the next target. add_fallback_on: an error class
+ * whose failure does (by name, as llmgate_class_name(); none added: the
+ * daemon's default set; any other class then ends the call). add_reject:
+ * a reply condition that turns a reply down and moves on, reported as an
+ * attempt of class LLMGATE_REJECTED: "length", "content_filter",
+ * "refusal", "empty" or "match:PATTERN" (PROTOCOL.md). The daemon checks
+ * both: an unknown one fails the call with LLMGATE_INVALID_REQUEST.
+ */
+int llmgate_request_add_fallback_on(struct llmgate_request *,
+    const char *cls);
+int llmgate_request_add_reject(struct llmgate_request *,
+    const char *condition);
 
 struct llmgate_attempt {
 	char *target;

@@ -59,6 +59,8 @@ llmgate_request_free(struct llmgate_request *req)
 	request_strv_free(req->targets, req->ntargets);
 	free(req->route);
 	request_strv_free(req->stop, req->nstop);
+	request_strv_free(req->fallback_on, req->nfallback_on);
+	request_strv_free(req->reject, req->nreject);
 	free(req);
 }
 
@@ -285,6 +287,22 @@ llmgate_request_set_stream(struct llmgate_request *req, int on)
 		return -1;
 	req->stream = on != 0;
 	return 0;
+}
+
+int
+llmgate_request_add_fallback_on(struct llmgate_request *req, const char *cls)
+{
+	if (req == NULL || cls == NULL || req->nfallback_on >= PROTO_MAX_ITEMS)
+		return -1;
+	return request_strv_add(&req->fallback_on, &req->nfallback_on, cls);
+}
+
+int
+llmgate_request_add_reject(struct llmgate_request *req, const char *cond)
+{
+	if (req == NULL || cond == NULL || req->nreject >= PROTO_MAX_ITEMS)
+		return -1;
+	return request_strv_add(&req->reject, &req->nreject, cond);
 }
 
 struct llmgate_acquire *

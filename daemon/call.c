@@ -58,6 +58,7 @@ struct call {
 	struct llmgate_message *msgs;	/* the caller's and extra, in order */
 	struct llmgate_request eff;	/* what the current attempt sends */
 
+	struct fallback fb;		/* the call's fallback_on and reject */
 	struct repair rp;		/* schema and tool checks */
 	unsigned repairs;		/* made at the current target */
 	int hold_text;			/* relay text only once it passed */
@@ -152,6 +153,45 @@ call_resolve(struct call *c, char **cause)
 	return 0;
 }
 
+/* When a step moves on: its route options, else the call's. */
+static uint32_t
+call_fallback_on(const struct call *c)
+{
+	const struct target_override *o = c->chain[c->pos].over;
+
+	if (o != NULL && (o->has & TARGET_HAS_FALLBACK_ON))
+		return o->fb.on;
+	return c->fb.on;
+}
+
+static const struct fallback *
+call_reject(const struct call *c)
+{
+	const struct target_override *o = c->chain[c->pos].over;
+
+	if (o != NULL && (o->has & TARGET_HAS_REJECT))
+		return &o->fb;
+	return &c->fb;
+}
+
+/* Whether any step of the chain has reply conditions. */
+static int
+call_rejects_any(const struct call *c)
+{
+	const struct target_override *o;
+	size_t i;
+
+	for (i = 0; i < c->nchain; i++) {
+		o = c->chain[i].over;
+		if (o != NULL && (o->has & TARGET_HAS_REJECT)) {
+			if (o->fb.reject != 0 || o->fb.nre != 0)
+				return 1;
+		} else if (c->fb.reject != 0 || c->fb.nre != 0)
+			return 1;
+	}
+	return 0;
+}
+
 static int
 call_validate(const struct llmgate_request *req, char **cause)
 {
@@ -201,7 +241,11 @@ call_start(const struct llmgate_request *creq, msgpack_zone *zone,
 	call_stats.calls++;
 	call_stats.inflight++;
 
-	if (call_validate(req, &cause) != 0 || call_resolve(c, &cause) != 0 ||
+	if (call_validate(req, &cause) != 0 ||
+	    fallback_parse_on(&c->fb.on, req->fallback_on, req->nfallback_on,
+	    &cause) != 0 ||
+	    fallback_parse_reject(&c->fb, req->reject, req->nreject,
+	    &cause) != 0 || call_resolve(c, &cause) != 0 ||
 	    repair_init(&c->rp, req, &cause) != 0) {
 		c->early_cls = LLMGATE_INVALID_REQUEST;
 		c->early_msg = cause;
@@ -213,7 +257,8 @@ call_start(const struct llmgate_request *creq, msgpack_zone *zone,
 		evtimer_add(c->deadline_ev, &tv);
 	}
 	/* What must pass a check is relayed once it has. */
-	c->hold_text = req->schema != NULL;
+	c->hold_text = req->schema != NULL ||
+	    (c->early_msg == NULL && call_rejects_any(c));
 	c->hold_tools = req->ntools != 0;
 	/* Never answer from inside the front's own call into us. */
 	call_arm(c, 0);
@@ -435,8 +480,8 @@ call_skip(struct call *c, enum llmgate_class cls, const char *msg)
 	a = call_record(c, c->chain[c->pos].name, cls, 0, msg, 0,
 	    (uint32_t)(now_ms() - c->wait_from_ms));
 	a->skipped = 1;
-	if ((retry_class_falls_back(cls) || cls == LLMGATE_DEADLINE) &&
-	    call_next_target(c)) {
+	if ((fallback_class(call_fallback_on(c), cls) ||
+	    cls == LLMGATE_DEADLINE) && call_next_target(c)) {
 		c->wait_from_ms = now_ms();
 		call_arm(c, 0);
 		return;
@@ -610,7 +655,7 @@ call_attempt_done(struct attempt *att)
 	struct call *c = att->arg;
 	struct reply *r = &att->reply;
 	struct call_target *t = &c->chain[c->pos];
-	enum llmgate_class cls = r->cls;
+	enum llmgate_class cls = r->cls, upcls;
 	uint64_t now = now_ms(), wait;
 	const struct retry_conf *rc = &c->cfg->retry;
 	int retry, cut_short = 0, rv;
@@ -622,6 +667,17 @@ call_attempt_done(struct attempt *att)
 		/* A reply that ended before its terminal event is cut. */
 		cls = LLMGATE_CONNECTION;
 		reply_error(r, cls, r->status, "stream ended before its end");
+	}
+	/* Upstream's own answer, for its breaker and counters. */
+	upcls = cls;
+	if ((cls == LLMGATE_OK || cls == LLMGATE_CONTENT_FILTER) &&
+	    fallback_rejects(call_reject(c), r, &summary)) {
+		/* Turned down: reported as such, and on to the next step. */
+		cls = LLMGATE_REJECTED;
+		free(r->message);
+		r->message = summary;
+		r->cls = cls;
+		summary = NULL;
 	}
 	if (cls == LLMGATE_OK &&
 	    repair_check(&c->rp, att->req, r, &fix, &summary) != 0) {
@@ -643,9 +699,9 @@ call_attempt_done(struct attempt *att)
 	call_record(c, t->name, cls, r->status, r->message,
 	    (uint32_t)(now - att->start_ms),
 	    (uint32_t)(att->start_ms - c->wait_from_ms));
-	admit_done(&c->adm, cls, &r->rl, rl_tokens_sum(r->input_tokens,
-	    r->output_tokens), now);
-	if (cls != LLMGATE_OK)
+	admit_done(&c->adm, cls == LLMGATE_REJECTED ? upcls : cls, &r->rl,
+	    rl_tokens_sum(r->input_tokens, r->output_tokens), now);
+	if (cls != LLMGATE_OK && cls != LLMGATE_REJECTED)
 		t->state->failures++;
 
 	if (cls == LLMGATE_OK) {
@@ -674,6 +730,20 @@ call_attempt_done(struct attempt *att)
 		return;
 	}
 	repair_turns_reset(&fix);
+
+	/* A reply turned down is not retried here: the next step, or the end. */
+	if (cls == LLMGATE_REJECTED && !c->relayed) {
+		if (c->pos + 1 < c->nchain) {
+			call_drop_attempt(c);
+			call_next_target(c);
+			c->wait_from_ms = now;
+			call_arm(c, 0);
+			return;
+		}
+		call_finish(c, r, cls, r->message);
+		call_drop_attempt(c);
+		return;
+	}
 
 	/* Text already reached the client: resume, restart or fail. */
 	if (c->relayed && (rv = call_cut(c, r)) != 0) {
@@ -707,7 +777,8 @@ call_attempt_done(struct attempt *att)
 			return;
 		}
 	}
-	if (retry_class_falls_back(cls) && c->pos + 1 < c->nchain) {
+	if (fallback_class(call_fallback_on(c), cls) &&
+	    c->pos + 1 < c->nchain) {
 		call_drop_attempt(c);
 		call_next_target(c);
 		c->wait_from_ms = now;
@@ -798,6 +869,7 @@ call_free(struct call *c)
 	free(c->early_msg);
 	repair_turns_reset(&c->extra);
 	repair_free(&c->rp);
+	fallback_free(&c->fb);
 	free(c->msgs);
 	buf_free(&c->relayed_text);
 	msgpack_zone_free(c->zone);

@@ -1165,8 +1165,62 @@ struct config_tgt {
 	struct target_override	 o;
 };
 
+/* A list of strings as a NULL-free array for the fallback parsers. */
+static char **
+config_strv(const config_setting_t *s, size_t *n)
+{
+	char **v;
+	int i, len = config_setting_length(s);
+
+	v = xcalloc((size_t)len + 1, sizeof *v);
+	for (i = 0; i < len; i++)
+		v[i] = (char *)(uintptr_t)config_setting_get_string(
+		    config_setting_get_elem(s, (u_int)i));
+	*n = (size_t)len;
+	return v;
+}
+
+/* A step's fallback_on = [ "class", ... ]. */
+static void
+config_target_fallback_on(struct config_ctx *ctx, const config_setting_t *s,
+    void *obj)
+{
+	struct config_tgt *t = obj;
+	char **v, *cause = NULL;
+	size_t n;
+
+	if (config_strings(ctx, s, "fallback_on") != 0)
+		return;
+	v = config_strv(s, &n);
+	if (fallback_parse_on(&t->o.fb.on, v, n, &cause) != 0) {
+		config_error(ctx, s, "%s", cause);
+		free(cause);
+	}
+	free(v);
+}
+
+/* A step's reject = [ "length", "match:...", ... ]. */
+static void
+config_target_reject(struct config_ctx *ctx, const config_setting_t *s,
+    void *obj)
+{
+	struct config_tgt *t = obj;
+	char **v, *cause = NULL;
+	size_t n;
+
+	if (config_strings(ctx, s, "reject") != 0)
+		return;
+	v = config_strv(s, &n);
+	if (fallback_parse_reject(&t->o.fb, v, n, &cause) != 0) {
+		config_error(ctx, s, "%s", cause);
+		free(cause);
+	}
+	free(v);
+}
+
 #define TGK(f)	offsetof(struct config_tgt, f)
-enum { TK_TARGET, TK_MAX_TOKENS, TK_TEMPERATURE, TK_TOP_P, TK_ATTEMPTS };
+enum { TK_TARGET, TK_MAX_TOKENS, TK_TEMPERATURE, TK_TOP_P, TK_ATTEMPTS,
+	TK_FALLBACK_ON, TK_REJECT };
 static const struct config_key config_target_key[] = {
 	[TK_TARGET] = { .name = "target", .kind = CK_STRING,
 	    .off = TGK(target) },
@@ -1178,6 +1232,10 @@ static const struct config_key config_target_key[] = {
 	    .min = 0, .max = 1 },
 	[TK_ATTEMPTS] = { .name = "attempts", .kind = CK_U32,
 	    .off = TGK(o.attempts), .min = 1, .max = CALL_MAX_ATTEMPTS },
+	[TK_FALLBACK_ON] = { .name = "fallback_on", .kind = CK_FUNC,
+	    .fn = config_target_fallback_on },
+	[TK_REJECT] = { .name = "reject", .kind = CK_FUNC,
+	    .fn = config_target_reject },
 };
 
 static int
@@ -1199,6 +1257,10 @@ config_target_check(struct config_ctx *ctx, const config_setting_t *group,
 		t->o.has |= LLMGATE_HAS_TOP_P;
 	if (seen[TK_ATTEMPTS] != NULL)
 		t->o.has |= TARGET_HAS_ATTEMPTS;
+	if (seen[TK_FALLBACK_ON] != NULL)
+		t->o.has |= TARGET_HAS_FALLBACK_ON;
+	if (seen[TK_REJECT] != NULL)
+		t->o.has |= TARGET_HAS_REJECT;
 	return 0;
 }
 
@@ -1207,17 +1269,21 @@ static const struct config_keys config_target_keys = {
 	config_target_check
 };
 
-/* Targets are "provider/model" with a provider defined above. */
-static void
+/*
+ * Targets are "provider/model" with a provider defined above. 1 when the
+ * route took the target and its override (o's patterns with it).
+ */
+static int
 config_target_add(struct config_ctx *ctx, const config_setting_t *e,
     struct route_conf *rc, const char *v, const struct target_override *o)
 {
 	const char *slash = strchr(v, '/');
 	char *prov;
+	int took = 0;
 
 	if (slash == NULL || slash == v || slash[1] == '\0') {
 		config_error(ctx, e, "target '%s' must be provider/model", v);
-		return;
+		return 0;
 	}
 	prov = xstrndup(v, (size_t)(slash - v));
 	if (config_provider(ctx->conf, prov) == NULL)
@@ -1230,8 +1296,10 @@ config_target_add(struct config_ctx *ctx, const config_setting_t *e,
 		    sizeof *rc->over);
 		rc->over[rc->ntargets] = *o;
 		rc->targets[rc->ntargets++] = xstrdup(v);
+		took = 1;
 	}
 	free(prov);
+	return took;
 }
 
 /*
@@ -1271,8 +1339,9 @@ config_targets(struct config_ctx *ctx, const config_setting_t *s,
 			continue;
 		}
 		memset(&t, 0, sizeof t);
-		if (config_group(ctx, e, &config_target_keys, &t) == 0)
-			config_target_add(ctx, e, rc, t.target, &t.o);
+		if (config_group(ctx, e, &config_target_keys, &t) != 0 ||
+		    !config_target_add(ctx, e, rc, t.target, &t.o))
+			fallback_free(&t.o.fb);
 		free(t.target);
 	}
 }
@@ -1283,8 +1352,10 @@ config_route_free(struct route_conf *rc)
 	size_t i;
 
 	free(rc->name);
-	for (i = 0; i < rc->ntargets; i++)
+	for (i = 0; i < rc->ntargets; i++) {
 		free(rc->targets[i]);
+		fallback_free(&rc->over[i].fb);
+	}
 	free(rc->targets);
 	free(rc->over);
 }

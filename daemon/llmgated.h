@@ -92,12 +92,30 @@ struct provider_conf {
 
 /* What one target of a route changes in the request (LLMGATE_HAS_*). */
 #define TARGET_HAS_ATTEMPTS 0x100
+#define TARGET_HAS_FALLBACK_ON 0x200
+#define TARGET_HAS_REJECT 0x400
+
+/* Reply conditions (fallback.c). */
+#define FALLBACK_REJECT_LENGTH		0x01
+#define FALLBACK_REJECT_CONTENT_FILTER	0x02
+#define FALLBACK_REJECT_REFUSAL		0x04
+#define FALLBACK_REJECT_EMPTY		0x08
+
+/* When a call or a route step moves on to the next step. */
+struct fallback {
+	uint32_t on;		/* bit (1 << class); 0: the default set */
+	unsigned reject;	/* FALLBACK_REJECT_* */
+	void **re;		/* compiled match: patterns (pcre2_code *) */
+	char **pat;
+	size_t nre;
+};
 struct target_override {
 	unsigned has;
 	uint32_t max_tokens;
 	double temperature;
 	double top_p;
 	uint32_t attempts;
+	struct fallback fb;	/* fallback_on and reject, per has */
 };
 
 struct route_conf {
@@ -309,6 +327,7 @@ struct reply {
 	uint64_t input_tokens;
 	uint64_t output_tokens;
 	int done;		/* terminal event seen, or full body parsed */
+	int refused;		/* a content_filter answer is the model's refusal */
 	enum llmgate_class cls;	/* LLMGATE_OK unless an error was found */
 	uint32_t status;	/* HTTP status */
 	char *message;
@@ -496,6 +515,20 @@ uint64_t retry_backoff_ms(const struct retry_conf *, unsigned retry,
     uint64_t prev_ms, double rnd);
 int retry_class_retries(const struct retry_conf *, enum llmgate_class);
 int retry_class_falls_back(enum llmgate_class);
+
+/*
+ * fallback.c: when a call moves on to the next step, pure. Parsers return
+ * -1 with *cause (free()); fallback_rejects() 1 with *why when reply r
+ * meets one of the conditions.
+ */
+int fallback_parse_on(uint32_t *on, char *const *names, size_t n,
+    char **cause);
+int fallback_parse_reject(struct fallback *, char *const *conds, size_t n,
+    char **cause);
+void fallback_free(struct fallback *);
+int fallback_class(uint32_t on, enum llmgate_class);
+int fallback_rejects(const struct fallback *, const struct reply *,
+    char **why);
 
 /*
  * ratelimit.c: a target's rate budget, pure (now: CLOCK_MONOTONIC ms).

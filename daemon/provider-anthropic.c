@@ -756,6 +756,7 @@ anthropic_stop(struct reply *r, const char *reason, json_t *details,
 	r->finish = finish;
 	if (finish != LLMGATE_FINISH_CONTENT_FILTER)
 		return;
+	r->refused = 1;
 	category = json_string_value(json_object_get(details, "category"));
 	if (category != NULL)
 		reply_error(r, LLMGATE_CONTENT_FILTER, 0,

@@ -628,6 +628,7 @@ openai_refusal(struct reply *r, const char *text)
 
 	openai_trunc(text, strlen(text), msg, sizeof msg);
 	r->finish = LLMGATE_FINISH_CONTENT_FILTER;
+	r->refused = 1;
 	reply_error(r, LLMGATE_CONTENT_FILTER, 0, "refused: %s", msg);
 }
 

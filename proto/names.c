@@ -28,6 +28,7 @@ static const char *class_names[LLMGATE_CLASS_MAX] = {
 	[LLMGATE_CANCELLED] = "cancelled",
 	[LLMGATE_INVALID_REQUEST] = "invalid_request",
 	[LLMGATE_INTERNAL] = "internal",
+	[LLMGATE_REJECTED] = "rejected",
 };
 
 static const char *finish_names[LLMGATE_FINISH_MAX] = {

@@ -212,6 +212,10 @@ static const struct proto_field proto_call_fields[] = {
 	FIELD("on_cut", PF_ENUM, .off = MSG(u.call.on_cut),
 	    .from_name = llmgate_on_cut_from_name),
 	FIELD("stream", PF_BOOL, .off = MSG(u.call.stream)),
+	FIELD("fallback_on", PF_STRV, .off = MSG(u.call.fallback_on),
+	    .off2 = MSG(u.call.nfallback_on)),
+	FIELD("reject", PF_STRV, .off = MSG(u.call.reject),
+	    .off2 = MSG(u.call.nreject)),
 };
 
 static const struct proto_field proto_chunk_fields[] = {
@@ -1515,6 +1519,8 @@ proto_enc_call_fields(struct proto_enc *e, const void *arg)
 	proto_put_enum(e, "priority", r->priority, 0, llmgate_priority_name);
 	proto_put_enum(e, "on_cut", r->on_cut, 0, llmgate_on_cut_name);
 	proto_put_true(e, "stream", r->stream);
+	proto_put_strv(e, "fallback_on", r->fallback_on, r->nfallback_on);
+	proto_put_strv(e, "reject", r->reject, r->nreject);
 }
 
 void

@@ -68,6 +68,12 @@ struct llmgate_request {
 	enum llmgate_priority priority;
 	enum llmgate_on_cut on_cut;
 	int stream;
+
+	/* When to move on: class names, and reply conditions. */
+	char **fallback_on;
+	size_t nfallback_on;
+	char **reject;
+	size_t nreject;
 };
 
 /* An acquire and a report, opaque to callers likewise (request.c). */
