@@ -706,6 +706,57 @@ START_TEST(test_key_env)
 }
 END_TEST
 
+/* A route step's fallback_on and reject: parsed, and refused when bad. */
+START_TEST(test_route_fallback)
+{
+	struct config *conf;
+	const struct route_conf *rc;
+	char *path, *errors;
+
+	path = write_file("fb.conf",
+	    "providers = ( { name = \"m\"; type = \"mock\"; } );\n"
+	    "routes = ( { name = \"r\"; targets = (\n"
+	    "  { target = \"m/a\"; fallback_on = [ \"rate_limited\", "
+	    "\"bad_request\" ];\n"
+	    "    reject = [ \"length\", \"empty\", \"match:^no\" ]; },\n"
+	    "  \"m/b\" ); } );\n");
+	conf = load_ok(path);
+	rc = config_route(conf, "r");
+	ck_assert_ptr_nonnull(rc);
+	ck_assert_uint_eq(rc->ntargets, 2);
+	ck_assert_uint_eq(rc->over[0].has,
+	    TARGET_HAS_FALLBACK_ON | TARGET_HAS_REJECT);
+	ck_assert_uint_eq(rc->over[0].fb.on,
+	    1u << LLMGATE_RATE_LIMITED | 1u << LLMGATE_BAD_REQUEST);
+	ck_assert_uint_eq(rc->over[0].fb.reject,
+	    FALLBACK_REJECT_LENGTH | FALLBACK_REJECT_EMPTY);
+	ck_assert_uint_eq(rc->over[0].fb.nre, 1);
+	ck_assert_str_eq(rc->over[0].fb.pat[0], "^no");
+	ck_assert_uint_eq(rc->over[1].has, 0);
+	config_free(conf);
+	free(path);
+
+	path = write_file("fb-bad.conf",
+	    "providers = ( { name = \"m\"; type = \"mock\"; } );\n"
+	    "routes = ( { name = \"r\"; targets = (\n"
+	    "  { target = \"m/a\"; fallback_on = [ \"rate_limit\" ]; },\n"
+	    "  { target = \"m/b\"; reject = [ \"match:(\" ]; },\n"
+	    "  { target = \"m/c\"; reject = [ \"short\" ]; },\n"
+	    "  { target = \"nope/d\"; reject = [ \"match:x\" ]; } ); } );\n");
+	errors = load_fail(path);
+	ck_assert_msg(strstr(errors, ":3: fallback_on: unknown error class "
+	    "'rate_limit'") != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors, ":4: reject: pattern '(' is not a valid "
+	    "regular expression") != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors, ":5: reject: unknown condition 'short'")
+	    != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors, ":6: target 'nope/d': unknown provider")
+	    != NULL, "%s", errors);
+	free(errors);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_include)
 {
 	char *errors = load_fail(CONF("include.conf"));
@@ -749,6 +800,7 @@ config_suite(void)
 	tcase_add_test(tc, test_key_credentials);
 	tcase_add_test(tc, test_key_env);
 	tcase_add_test(tc, test_include);
+	tcase_add_test(tc, test_route_fallback);
 	tcase_add_test(tc, test_errors_discarded);
 	suite_add_tcase(s, tc);
 	return s;

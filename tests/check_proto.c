@@ -168,6 +168,12 @@ assert_request_eq(const struct llmgate_request *a,
 	ck_assert_int_eq(a->priority, b->priority);
 	ck_assert_int_eq(a->on_cut, b->on_cut);
 	ck_assert_int_eq(a->stream, b->stream);
+	ck_assert_uint_eq(a->nfallback_on, b->nfallback_on);
+	for (i = 0; i < a->nfallback_on; i++)
+		ck_assert_str_eq(a->fallback_on[i], b->fallback_on[i]);
+	ck_assert_uint_eq(a->nreject, b->nreject);
+	for (i = 0; i < a->nreject; i++)
+		ck_assert_str_eq(a->reject[i], b->reject[i]);
 }
 
 static void
@@ -226,6 +232,8 @@ static struct llmgate_tool full_tools[] = {
 static char *full_targets[] = { "openai/gpt-4o-mini",
     "anthropic/claude-3-5-haiku-latest" };
 static char *full_stop[] = { "\n\n", "END", "\xc3\xa9t\xc3\xa9" };
+static char *full_fallback_on[] = { "rate_limited", "overloaded" };
+static char *full_reject[] = { "length", "match:(?i)^sorry" };
 
 static void
 full_request(struct llmgate_request *r)
@@ -253,6 +261,10 @@ full_request(struct llmgate_request *r)
 	r->priority = LLMGATE_PRIO_HIGH;
 	r->on_cut = LLMGATE_CUT_FAIL;
 	r->stream = 1;
+	r->fallback_on = full_fallback_on;
+	r->nfallback_on = nitems(full_fallback_on);
+	r->reject = full_reject;
+	r->nreject = nitems(full_reject);
 }
 
 START_TEST(test_frame_len)
