@@ -71,7 +71,8 @@ def test_timeout_option_is_the_deadline(client):
 
 @pytest.mark.parametrize("cls", sorted(
     set(llmgate.ERRORS) - {"cancelled", "deadline", "invalid_request",
-                           "circuit_open", "budget_exhausted"}))
+                           "circuit_open", "budget_exhausted",
+                           "rejected"}))
 def test_error_class_raised_with_attempts(client, cls):
     with pytest.raises(llmgate.ERRORS[cls]) as ei:
         client.call("x", models=["mock/error:" + cls], attempts=1)

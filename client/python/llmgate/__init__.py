@@ -21,7 +21,8 @@ from .errors import (Auth, BadRequest, BudgetExhausted, CallError, Cancelled,
                      ContextLength, DaemonUnavailable, Deadline,
                      InternalError, InvalidRequest, LlmgateError, NotFound,
                      Overloaded, ParseError, Permission, ProtocolError,
-                     QuotaExhausted, RateLimited, ReplyTimeout, SchemaError,
+                     QuotaExhausted, RateLimited, Rejected, ReplyTimeout,
+                     SchemaError,
                      ServerError, Timeout, BY_CLASS as ERRORS)
 from .tools import Tool, ToolOutput, tool
 from .types import Attempt, Chunk, Lease, Result, ToolCall, Usage
@@ -35,7 +36,7 @@ __all__ = [
     "DaemonUnavailable", "Deadline", "ERRORS", "InternalError",
     "InvalidRequest", "Lease", "LlmgateError", "NotFound", "Overloaded",
     "ParseError", "Permission", "ProtocolError", "QuotaExhausted",
-    "RateLimited", "ReplyTimeout", "Result", "SchemaError", "ServerError",
+    "RateLimited", "Rejected", "ReplyTimeout", "Result", "SchemaError", "ServerError",
     "Stream", "Timeout", "Tool", "ToolCall", "ToolOutput", "Usage",
     "socket_path", "tool",
 ]

@@ -13,7 +13,7 @@ from .types import Result, attempts_of, result_of
 # Everything call() takes besides prompt/messages; resume() reuses them.
 OPTIONS = ("models", "route", "system", "tools", "schema", "max_tokens",
            "temperature", "top_p", "seed", "stop", "priority", "timeout",
-           "attempts", "on_cut")
+           "attempts", "on_cut", "fallback_on", "reject")
 
 
 def _message(m: Any) -> Dict[str, Any]:
@@ -108,6 +108,11 @@ def build(prompt: Optional[str], messages: Optional[List[Any]],
         if opts["on_cut"] not in ON_CUT:
             raise ValueError("on_cut must be one of %s" % (ON_CUT,))
         req["on_cut"] = opts["on_cut"]
+    # Class names and reply conditions; the daemon checks them.
+    for k in ("fallback_on", "reject"):
+        v = opts.get(k)
+        if v:
+            req[k] = [v] if isinstance(v, str) else [str(x) for x in v]
     return req
 
 

@@ -390,7 +390,11 @@ class Client:
         repairs, ``result.parsed`` holds the parsed reply), max_tokens=,
         temperature=, top_p=, seed=, stop=, priority= ("high", "normal",
         "low"), timeout= (seconds for the whole call), attempts= (per
-        target), on_cut= ("resume", "restart", "fail").
+        target), on_cut= ("resume", "restart", "fail"), fallback_on=
+        (error class names that lead to the next target; others end the
+        call), reject= (reply conditions that turn a reply down and move
+        on: "length", "content_filter", "refusal", "empty",
+        "match:REGEX"; the last target's rejection raises Rejected).
 
         Returns a Result; raises the CallError subclass of the error class
         (with every attempt) or DaemonUnavailable.

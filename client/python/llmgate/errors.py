@@ -170,12 +170,18 @@ class InternalError(CallError):
     cls = "internal"
 
 
+class Rejected(CallError):
+    """The last target's reply met one of the call's reject= conditions
+    (each rejected reply is an attempt of class "rejected")."""
+    cls = "rejected"
+
+
 BY_CLASS: Dict[str, Type[CallError]] = {
     c.cls: c for c in (
         RateLimited, Overloaded, ServerError, Timeout, ConnectionFailed,
         ParseError, QuotaExhausted, Auth, Permission, NotFound, ContextLength,
         ContentFilter, BadRequest, SchemaError, CircuitOpen, BudgetExhausted,
-        Deadline, Cancelled, InvalidRequest, InternalError)
+        Deadline, Cancelled, InvalidRequest, InternalError, Rejected)
 }
 
 
