@@ -87,7 +87,8 @@ def test_every_call_option_on_the_wire(tmp_path):
                    tools=[get_weather], schema=Person, max_tokens=10,
                    temperature=0.0, top_p=0.9, seed=-7, stop=["x"],
                    priority="low", timeout=1.5, attempts=4,
-                   on_cut="restart")
+                   on_cut="restart", fallback_on="rate_limited",
+                   reject=["length", "match:^no"])
         assert r.parsed == Person(name="Ada")
         assert r.usage.output_tokens == 2 and r.attempts[0].ms == 3
         c.call("again", route="cheap")
@@ -106,6 +107,8 @@ def test_every_call_option_on_the_wire(tmp_path):
     assert call["stop"] == ["x"]
     assert (call["priority"], call["timeout_ms"], call["attempts"],
             call["on_cut"]) == ("low", 1500, 4, "restart")
+    assert call["fallback_on"] == ["rate_limited"]
+    assert call["reject"] == ["length", "match:^no"]
     assert "stream" not in call and "route" not in call
     assert call2["route"] == "cheap" and "targets" not in call2
     # Only fields that are set are sent.
