@@ -93,7 +93,7 @@ conn_name(struct conn *c)
 }
 
 /* Live connections of uid; one being refused or closed does not count. */
-static unsigned
+unsigned
 conn_uid_count(uid_t uid)
 {
 	struct conn *c;
@@ -115,7 +115,7 @@ conn_accept(int fd)
 	char msg[96];
 	int over;
 
-	if (nconns >= cfg->max_clients) {
+	if (nconns + front_http_count() >= cfg->max_clients) {
 		log_warnx("refusing a client: %u clients already connected",
 		    nconns);
 		close(fd);
@@ -132,7 +132,8 @@ conn_accept(int fd)
 	    (long)c->uid);
 	/* Counted before this one joins the list. */
 	over = cfg->max_conns_per_uid != 0 &&
-	    conn_uid_count(c->uid) >= cfg->max_conns_per_uid;
+	    conn_uid_count(c->uid) + front_http_uid_count(c->uid) >=
+	    cfg->max_conns_per_uid;
 	/* One process is one client for fair shares, unless it names itself. */
 	c->client.id = (uint64_t)c->uid << 32 | (uint32_t)c->pid;
 	c->client.name = c->name;

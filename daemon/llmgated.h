@@ -162,6 +162,17 @@ struct cluster_conf {
 	uint32_t timeout_ms;	/* a reply later than this: Redis is down */
 };
 
+/* The HTTP front (front-http.c). */
+struct http_conf {
+	char **listen;		/* "host:port", "unix:PATH", "unix:" */
+	size_t nlisten;
+	char *tokens_file;
+	int allow_remote;	/* non-loopback addresses may be listed */
+	char **names;		/* from tokens_file: client name ... */
+	char **tokens;		/* ... and its bearer token */
+	size_t ntokens;
+};
+
 struct config {
 	int refs;		/* config_ref(): calls keep theirs across reloads */
 	char *path;		/* NULL: the embedded default */
@@ -191,6 +202,7 @@ struct config {
 	struct breaker_conf breaker;
 	struct retry_budget_conf retry_budget;
 	struct cluster_conf cluster;
+	struct http_conf http;
 };
 
 extern const char config_default_text[];
@@ -940,6 +952,7 @@ void conn_close_all(void);
 void conn_cancel_all(void);
 void conn_cancel_leases(void);
 unsigned conn_count(void);
+unsigned conn_uid_count(uid_t);
 uid_t conn_uid(struct conn *);
 const char *conn_name(struct conn *);
 msgpack_sbuffer *conn_buf(struct conn *);
@@ -954,6 +967,81 @@ void conn_call_start(struct conn *, uint32_t id,
 void conn_call_cancel(struct conn *, uint32_t id);
 void conn_lease_acquire(struct conn *, uint32_t id,
     const struct llmgate_acquire *);
+
+/*
+ * front-http.c: the HTTP front: listeners, who may call, one request's
+ * way to a dialect and back. Dialects (front-openai.c,
+ * front-anthropic.c) translate; the engine never sees HTTP.
+ */
+struct front_error {
+	int status;		/* HTTP */
+	const char *openai_type;
+	const char *code;
+	const char *anthropic_type;
+};
+struct front_req;
+struct front_dialect {
+	const char *name;
+	const char *id_prefix;	/* "chatcmpl-", "msg_" */
+	int attach_attempts;	/* errors carry an llmgate field */
+	/* Translate body and front_http_call(), or answer a refusal. */
+	void (*request)(struct front_req *, json_t *body);
+	void (*chunk)(struct front_req *, const struct llmgate_chunk *);
+	void (*done)(struct front_req *, const struct llmgate_result *);
+	json_t *(*error_body)(struct front_req *, int status,
+	    const struct front_error *, const char *code, const char *msg);
+	/* The stream's last event: the error (body is taken). */
+	void (*stream_error)(struct front_req *, json_t *body);
+};
+struct front_conn;
+struct front_req {
+	struct evhttp_request *ev;	/* NULL once answered */
+	struct front_conn *fc;		/* NULL once the peer is gone */
+	const struct front_dialect *d;
+	struct call *call;		/* NULL when none runs */
+	struct event *cancel_ev;
+	struct event *eof_ev;		/* the peer hung up while we work */
+	struct call_client client;
+	char client_name[112];
+	char id[48];
+	char *model;			/* as the client named it */
+	int64_t created;
+	int stream;
+	int include_usage;
+	int started;			/* the event stream began */
+	int gone;			/* the client went away */
+	int dropped;			/* it let its stream pile up */
+	int hungup;
+	void *dstate;			/* the dialect's; free()d */
+};
+extern const struct front_dialect front_openai;
+extern const struct front_dialect front_anthropic;
+int front_http_addr(const char *, char **host, uint16_t *port,
+    int *loopback, char **cause);
+int front_http_start(const char *native_path, int strict, char **cause);
+int front_http_listen(int strict, char **cause);
+int front_http_reload(void);
+void front_http_unlisten(void);
+void front_http_cancel_all(void);
+void front_http_shutdown(void);
+unsigned front_http_count(void);
+unsigned front_http_uid_count(uid_t);
+const struct front_error *front_http_error_of(enum llmgate_class);
+json_t *front_http_attempts(const struct llmgate_result *);
+char *front_http_zdup(msgpack_zone *, const char *, size_t);
+void *front_http_zalloc(msgpack_zone *, size_t n, size_t size);
+int front_http_targets(struct front_req *, struct llmgate_request *,
+    msgpack_zone *, const char *model, json_t *models);
+void front_http_call(struct front_req *, struct llmgate_request *,
+    msgpack_zone *);
+void front_http_json(struct front_req *, int status, json_t *body,
+    const struct llmgate_result *);
+/* An error answer: status 0 and code NULL take the class's. */
+void front_http_fail(struct front_req *, enum llmgate_class, int status,
+    const char *code, const char *msg, const struct llmgate_result *);
+void front_http_sse(struct front_req *, const char *event, json_t *data);
+void front_http_sse_raw(struct front_req *, const char *text);
+void front_http_end(struct front_req *);
 
 /* op.c: the protocol front's op table. */
 void op_dispatch(struct conn *, struct proto_msg *);

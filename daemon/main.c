@@ -112,6 +112,9 @@ main(int argc, char **argv)
 	if (server_listen(path, cfg->socket_mode, &cause) != 0)
 		fatalx("%s", cause);
 	log_info("listening on %s", path);
+	/* The embedded default's port may be taken: a warning, then. */
+	if (front_http_start(path, cfg->path != NULL, &cause) != 0)
+		fatalx("%s", cause);
 	if (metrics_listen(ev_base, cfg->metrics_listen, &cause) != 0)
 		fatalx("%s", cause);
 	/* Before any call: a restart must not burst at a cooling target. */

@@ -96,6 +96,7 @@ server_unlisten(void)
 	}
 	if (server_resume_ev != NULL)
 		evtimer_del(server_resume_ev);
+	front_http_unlisten();
 	if (server_path != NULL) {
 		/* Never remove a socket someone else has bound there since. */
 		if (lstat(server_path, &st) == 0 &&
@@ -297,6 +298,8 @@ server_reload(char **cause)
 		log_warnx("%s; the metrics endpoint is unchanged", mcause);
 		free(mcause);
 	}
+	if (!server_drain)
+		front_http_reload();
 	/* A changed socket_mode or socket_group applies to our own socket. */
 	if (server_path != NULL &&
 	    server_socket_perms(server_path, cfg->socket_mode, &mcause) != 0) {
@@ -335,6 +338,7 @@ server_drain_timeout(evutil_socket_t fd, short events, void *arg)
 	log_warnx("drain timeout: cancelling %llu calls",
 	    (unsigned long long)call_stats.inflight);
 	conn_cancel_all();
+	front_http_cancel_all();
 	server_exit();
 }
 
@@ -354,6 +358,7 @@ server_signal(evutil_socket_t sig, short events, void *arg)
 		if (server_drain) {
 			log_info("second signal: exiting now");
 			conn_cancel_all();
+			front_http_cancel_all();
 			server_exit();
 			return;
 		}
@@ -414,6 +419,7 @@ server_run(void)
 	notify_watchdog_stop();
 	metrics_shutdown();
 
+	front_http_shutdown();
 	conn_close_all();
 	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		event_free(server_sigs[i]);

@@ -1,0 +1,682 @@
+/*
+ * front-openai.c: the OpenAI Chat Completions dialect of the HTTP front.
+ * POST /v1/chat/completions in, a chat.completion (or its chunk stream)
+ * out, whatever provider answered. What the daemon cannot honour is
+ * refused with a 400 that names it, never silently dropped.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llmgated.h"
+
+/* Stream state: which tool-call slots were announced. */
+#define FRONT_OPENAI_TOOLS	128
+struct front_openai_state {
+	int role_sent;
+	unsigned char tool_seen[FRONT_OPENAI_TOOLS];
+};
+
+/* Known keys that are accepted only at their neutral value. */
+static const char *front_openai_keys[] = {
+	"model", "messages", "models", "tools", "tool_choice",
+	"response_format", "max_tokens", "max_completion_tokens",
+	"temperature", "top_p", "stop", "seed", "stream", "stream_options",
+	"n", "user", "metadata", "store", "parallel_tool_calls",
+	"frequency_penalty", "presence_penalty", "logprobs", "service_tier",
+};
+
+static void front_openai_bad(struct front_req *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+front_openai_bad(struct front_req *fr, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		fatalx("vasprintf");
+	va_end(ap);
+	front_http_fail(fr, LLMGATE_INVALID_REQUEST, 400, NULL, msg, NULL);
+	free(msg);
+}
+
+/* A message's text: a string, or an array of text parts; NULL for null. */
+static int
+front_openai_text(struct front_req *fr, msgpack_zone *z, json_t *c,
+    size_t idx, char **out)
+{
+	struct buf b = { NULL, 0, 0 };
+	json_t *part, *t, *ty;
+	size_t i;
+
+	*out = NULL;
+	if (c == NULL || json_is_null(c))
+		return 0;
+	if (json_is_string(c)) {
+		*out = front_http_zdup(z, json_string_value(c),
+		    json_string_length(c));
+		return 0;
+	}
+	if (!json_is_array(c)) {
+		front_openai_bad(fr, "messages[%zu].content must be a string "
+		    "or an array of parts", idx);
+		return -1;
+	}
+	json_array_foreach(c, i, part) {
+		ty = json_object_get(part, "type");
+		t = json_object_get(part, "text");
+		if (!json_is_string(ty) || strcmp(json_string_value(ty),
+		    "text") != 0 || !json_is_string(t)) {
+			front_openai_bad(fr, "messages[%zu].content[%zu]: only "
+			    "text parts are supported", idx, i);
+			buf_free(&b);
+			return -1;
+		}
+		buf_add(&b, json_string_value(t), json_string_length(t));
+	}
+	*out = front_http_zdup(z, buf_cstr(&b), b.len);
+	buf_free(&b);
+	return 0;
+}
+
+static int
+front_openai_tool_calls(struct front_req *fr, msgpack_zone *z, json_t *tc,
+    size_t idx, struct llmgate_message *m)
+{
+	json_t *t, *fn, *id, *name, *args;
+	size_t i;
+
+	if (!json_is_array(tc)) {
+		front_openai_bad(fr, "messages[%zu].tool_calls must be an "
+		    "array", idx);
+		return -1;
+	}
+	m->ntool_calls = json_array_size(tc);
+	m->tool_calls = front_http_zalloc(z, m->ntool_calls,
+	    sizeof *m->tool_calls);
+	json_array_foreach(tc, i, t) {
+		fn = json_object_get(t, "function");
+		id = json_object_get(t, "id");
+		name = json_object_get(fn, "name");
+		args = json_object_get(fn, "arguments");
+		if (!json_is_string(id) || !json_is_string(name) ||
+		    (args != NULL && !json_is_string(args))) {
+			front_openai_bad(fr, "messages[%zu].tool_calls[%zu] "
+			    "needs id and function.name (strings) and "
+			    "function.arguments (a JSON string)", idx, i);
+			return -1;
+		}
+		m->tool_calls[i].id = front_http_zdup(z, json_string_value(id),
+		    json_string_length(id));
+		m->tool_calls[i].name = front_http_zdup(z,
+		    json_string_value(name), json_string_length(name));
+		m->tool_calls[i].arguments = args != NULL ?
+		    front_http_zdup(z, json_string_value(args),
+		    json_string_length(args)) : front_http_zdup(z, "{}", 2);
+	}
+	return 0;
+}
+
+/* The tool's name for a tool result: from the call it answers. */
+static char *
+front_openai_tool_name(struct llmgate_request *req, const char *id)
+{
+	size_t i, j;
+	struct llmgate_message *m;
+
+	for (i = req->nmessages; i-- > 0;) {
+		m = &req->messages[i];
+		for (j = 0; j < m->ntool_calls; j++) {
+			if (strcmp(m->tool_calls[j].id, id) == 0)
+				return m->tool_calls[j].name;
+		}
+	}
+	return NULL;
+}
+
+static int
+front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
+    struct llmgate_request *req)
+{
+	struct buf sys = { NULL, 0, 0 };
+	struct llmgate_message *m;
+	json_t *jm, *role, *tcid;
+	const char *r;
+	char *text;
+	size_t i;
+
+	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+		front_openai_bad(fr, "messages must be a non-empty array");
+		return -1;
+	}
+	req->messages = front_http_zalloc(z, json_array_size(msgs),
+	    sizeof *req->messages);
+	json_array_foreach(msgs, i, jm) {
+		role = json_object_get(jm, "role");
+		if (!json_is_object(jm) || !json_is_string(role)) {
+			front_openai_bad(fr, "messages[%zu] needs a role", i);
+			goto fail;
+		}
+		r = json_string_value(role);
+		if (front_openai_text(fr, z, json_object_get(jm, "content"), i,
+		    &text) != 0)
+			goto fail;
+		if (strcmp(r, "system") == 0 || strcmp(r, "developer") == 0) {
+			if (req->nmessages != 0) {
+				front_openai_bad(fr, "messages[%zu]: system "
+				    "messages must come first", i);
+				goto fail;
+			}
+			if (text != NULL)
+				buf_printf(&sys, "%s%s", sys.len != 0 ?
+				    "\n\n" : "", text);
+			continue;
+		}
+		m = &req->messages[req->nmessages];
+		m->content = text;
+		if (strcmp(r, "user") == 0)
+			m->role = LLMGATE_ROLE_USER;
+		else if (strcmp(r, "assistant") == 0) {
+			m->role = LLMGATE_ROLE_ASSISTANT;
+			if (json_object_get(jm, "tool_calls") != NULL &&
+			    !json_is_null(json_object_get(jm, "tool_calls")) &&
+			    front_openai_tool_calls(fr, z,
+			    json_object_get(jm, "tool_calls"), i, m) != 0)
+				goto fail;
+		} else if (strcmp(r, "tool") == 0) {
+			m->role = LLMGATE_ROLE_TOOL;
+			tcid = json_object_get(jm, "tool_call_id");
+			if (!json_is_string(tcid)) {
+				front_openai_bad(fr, "messages[%zu]: a tool "
+				    "message needs tool_call_id", i);
+				goto fail;
+			}
+			m->tool_call_id = front_http_zdup(z,
+			    json_string_value(tcid), json_string_length(tcid));
+			m->name = front_openai_tool_name(req, m->tool_call_id);
+			if (m->content == NULL)
+				m->content = front_http_zdup(z, "", 0);
+		} else {
+			front_openai_bad(fr, "messages[%zu]: role '%s' is not "
+			    "supported (system, developer, user, assistant, "
+			    "tool)", i, r);
+			goto fail;
+		}
+		req->nmessages++;
+	}
+	if (sys.len != 0)
+		req->system = front_http_zdup(z, sys.data, sys.len);
+	buf_free(&sys);
+	return 0;
+fail:
+	buf_free(&sys);
+	return -1;
+}
+
+static int
+front_openai_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
+    json_t *choice, struct llmgate_request *req)
+{
+	json_t *t, *fn, *name, *desc, *params;
+	const char *c = "auto";
+	char *s;
+	size_t i;
+
+	if (choice != NULL && !json_is_null(choice)) {
+		if (!json_is_string(choice) ||
+		    (strcmp(json_string_value(choice), "auto") != 0 &&
+		    strcmp(json_string_value(choice), "none") != 0)) {
+			front_openai_bad(fr, "tool_choice: only \"auto\" and "
+			    "\"none\" are supported");
+			return -1;
+		}
+		c = json_string_value(choice);
+	}
+	if (tools == NULL || json_is_null(tools))
+		return 0;
+	if (!json_is_array(tools)) {
+		front_openai_bad(fr, "tools must be an array");
+		return -1;
+	}
+	/* "none": the model is not offered the tools at all. */
+	if (strcmp(c, "none") == 0)
+		return 0;
+	req->ntools = json_array_size(tools);
+	req->tools = front_http_zalloc(z, req->ntools, sizeof *req->tools);
+	json_array_foreach(tools, i, t) {
+		fn = json_object_get(t, "function");
+		name = json_object_get(fn, "name");
+		desc = json_object_get(fn, "description");
+		params = json_object_get(fn, "parameters");
+		if (!json_is_string(json_object_get(t, "type")) ||
+		    strcmp(json_string_value(json_object_get(t, "type")),
+		    "function") != 0 || !json_is_string(name)) {
+			front_openai_bad(fr, "tools[%zu] must be {\"type\": "
+			    "\"function\", \"function\": {\"name\": ...}}", i);
+			return -1;
+		}
+		if (params != NULL && !json_is_object(params)) {
+			front_openai_bad(fr, "tools[%zu].function.parameters "
+			    "must be a JSON Schema object", i);
+			return -1;
+		}
+		req->tools[i].name = front_http_zdup(z, json_string_value(name),
+		    json_string_length(name));
+		if (json_is_string(desc))
+			req->tools[i].description = front_http_zdup(z,
+			    json_string_value(desc), json_string_length(desc));
+		if (params != NULL) {
+			s = json_dumps(params, JSON_COMPACT);
+			req->tools[i].parameters = front_http_zdup(z, s,
+			    strlen(s));
+			free(s);
+		}
+	}
+	return 0;
+}
+
+static int
+front_openai_format(struct front_req *fr, msgpack_zone *z, json_t *rf,
+    struct llmgate_request *req)
+{
+	json_t *type, *js, *schema;
+	const char *t;
+	char *s;
+
+	if (rf == NULL || json_is_null(rf))
+		return 0;
+	type = json_object_get(rf, "type");
+	if (!json_is_string(type)) {
+		front_openai_bad(fr, "response_format needs a type");
+		return -1;
+	}
+	t = json_string_value(type);
+	if (strcmp(t, "text") == 0)
+		return 0;
+	if (strcmp(t, "json_object") == 0) {
+		req->schema = front_http_zdup(z, "{\"type\":\"object\"}", 17);
+		return 0;
+	}
+	if (strcmp(t, "json_schema") != 0) {
+		front_openai_bad(fr, "response_format type '%s' is not "
+		    "supported (text, json_object, json_schema)", t);
+		return -1;
+	}
+	js = json_object_get(rf, "json_schema");
+	schema = json_object_get(js, "schema");
+	if (!json_is_object(schema)) {
+		front_openai_bad(fr, "response_format.json_schema.schema must "
+		    "be a JSON Schema object");
+		return -1;
+	}
+	s = json_dumps(schema, JSON_COMPACT);
+	req->schema = front_http_zdup(z, s, strlen(s));
+	free(s);
+	return 0;
+}
+
+/* Neutral values only for what the daemon cannot do. */
+static int
+front_openai_unsupported(struct front_req *fr, json_t *body)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(body, key, v) {
+		for (i = 0; i < sizeof front_openai_keys /
+		    sizeof front_openai_keys[0]; i++) {
+			if (strcmp(key, front_openai_keys[i]) == 0)
+				break;
+		}
+		if (i == sizeof front_openai_keys / sizeof front_openai_keys[0]) {
+			front_openai_bad(fr, "parameter '%s' is not supported "
+			    "by llmgated", key);
+			return -1;
+		}
+	}
+	v = json_object_get(body, "n");
+	if (v != NULL && !json_is_null(v) && (!json_is_integer(v) ||
+	    json_integer_value(v) != 1)) {
+		front_openai_bad(fr, "n: only 1 choice is supported");
+		return -1;
+	}
+	if (json_is_true(json_object_get(body, "logprobs"))) {
+		front_openai_bad(fr, "logprobs are not supported");
+		return -1;
+	}
+	if (json_is_false(json_object_get(body, "parallel_tool_calls"))) {
+		front_openai_bad(fr, "parallel_tool_calls = false is not "
+		    "supported");
+		return -1;
+	}
+	if (json_is_true(json_object_get(body, "store"))) {
+		front_openai_bad(fr, "store = true is not supported");
+		return -1;
+	}
+	v = json_object_get(body, "frequency_penalty");
+	if (v != NULL && !json_is_null(v) && json_number_value(v) != 0) {
+		front_openai_bad(fr, "frequency_penalty is not supported");
+		return -1;
+	}
+	v = json_object_get(body, "presence_penalty");
+	if (v != NULL && !json_is_null(v) && json_number_value(v) != 0) {
+		front_openai_bad(fr, "presence_penalty is not supported");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
+    struct llmgate_request *req)
+{
+	json_t *v, *s;
+	size_t i;
+
+	v = json_object_get(body, "max_completion_tokens");
+	if (v == NULL || json_is_null(v))
+		v = json_object_get(body, "max_tokens");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > UINT32_MAX) {
+			front_openai_bad(fr, "max_tokens must be a positive "
+			    "integer");
+			return -1;
+		}
+		req->has |= LLMGATE_HAS_MAX_TOKENS;
+		req->max_tokens = (uint32_t)json_integer_value(v);
+	}
+	v = json_object_get(body, "temperature");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_number(v) || json_number_value(v) < 0 ||
+		    json_number_value(v) > 2) {
+			front_openai_bad(fr, "temperature must be a number "
+			    "from 0 to 2");
+			return -1;
+		}
+		req->has |= LLMGATE_HAS_TEMPERATURE;
+		req->temperature = json_number_value(v);
+	}
+	v = json_object_get(body, "top_p");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_number(v) || json_number_value(v) < 0 ||
+		    json_number_value(v) > 1) {
+			front_openai_bad(fr, "top_p must be a number from 0 "
+			    "to 1");
+			return -1;
+		}
+		req->has |= LLMGATE_HAS_TOP_P;
+		req->top_p = json_number_value(v);
+	}
+	v = json_object_get(body, "seed");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_integer(v)) {
+			front_openai_bad(fr, "seed must be an integer");
+			return -1;
+		}
+		req->has |= LLMGATE_HAS_SEED;
+		req->seed = json_integer_value(v);
+	}
+	v = json_object_get(body, "stop");
+	if (v != NULL && !json_is_null(v)) {
+		if (json_is_string(v)) {
+			req->stop = front_http_zalloc(z, 1, sizeof *req->stop);
+			req->stop[0] = front_http_zdup(z, json_string_value(v),
+			    json_string_length(v));
+			req->nstop = 1;
+		} else if (json_is_array(v) && json_array_size(v) <= 16) {
+			req->stop = front_http_zalloc(z, json_array_size(v),
+			    sizeof *req->stop);
+			json_array_foreach(v, i, s) {
+				if (!json_is_string(s)) {
+					front_openai_bad(fr, "stop[%zu] must "
+					    "be a string", i);
+					return -1;
+				}
+				req->stop[i] = front_http_zdup(z,
+				    json_string_value(s), json_string_length(s));
+			}
+			req->nstop = json_array_size(v);
+		} else {
+			front_openai_bad(fr, "stop must be a string or an "
+			    "array of at most 16 strings");
+			return -1;
+		}
+	}
+	v = json_object_get(body, "stream");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_boolean(v)) {
+			front_openai_bad(fr, "stream must be true or false");
+			return -1;
+		}
+		fr->stream = json_is_true(v);
+	}
+	v = json_object_get(body, "stream_options");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_object(v)) {
+			front_openai_bad(fr, "stream_options must be an "
+			    "object");
+			return -1;
+		}
+		fr->include_usage = json_is_true(json_object_get(v,
+		    "include_usage"));
+	}
+	return 0;
+}
+
+static void
+front_openai_request(struct front_req *fr, json_t *body)
+{
+	struct llmgate_request *req;
+	msgpack_zone *z;
+	json_t *model;
+
+	if (front_openai_unsupported(fr, body) != 0)
+		return;
+	model = json_object_get(body, "model");
+	if (!json_is_string(model)) {
+		front_openai_bad(fr, "model must be a string");
+		return;
+	}
+	fr->model = xstrdup(json_string_value(model));
+	fr->dstate = xcalloc(1, sizeof (struct front_openai_state));
+	if ((z = msgpack_zone_new(8192)) == NULL)
+		fatalx("msgpack_zone_new");
+	req = front_http_zalloc(z, 1, sizeof *req);
+	if (front_openai_messages(fr, z, json_object_get(body, "messages"),
+	    req) != 0 || front_openai_tools(fr, z, json_object_get(body,
+	    "tools"), json_object_get(body, "tool_choice"), req) != 0 ||
+	    front_openai_format(fr, z, json_object_get(body,
+	    "response_format"), req) != 0 ||
+	    front_openai_sampling(fr, z, body, req) != 0 ||
+	    front_http_targets(fr, req, z, fr->model,
+	    json_object_get(body, "models")) != 0) {
+		msgpack_zone_free(z);
+		return;
+	}
+	front_http_call(fr, req, z);
+}
+
+static const char *
+front_openai_finish(enum llmgate_finish f)
+{
+	switch (f) {
+	case LLMGATE_FINISH_LENGTH:
+		return "length";
+	case LLMGATE_FINISH_TOOL_CALLS:
+		return "tool_calls";
+	case LLMGATE_FINISH_CONTENT_FILTER:
+		return "content_filter";
+	default:
+		return "stop";
+	}
+}
+
+static json_t *
+front_openai_usage(const struct llmgate_result *res)
+{
+	return json_pack("{s:I, s:I, s:I}",
+	    "prompt_tokens", (json_int_t)res->input_tokens,
+	    "completion_tokens", (json_int_t)res->output_tokens,
+	    "total_tokens", (json_int_t)(res->input_tokens +
+	    res->output_tokens));
+}
+
+/* A chunk object around one choice delta (or none). */
+static json_t *
+front_openai_chunk_obj(struct front_req *fr, json_t *delta,
+    const char *finish)
+{
+	json_t *choices = json_array();
+
+	if (delta != NULL)
+		json_array_append_new(choices, json_pack("{s:i, s:o, s:o, "
+		    "s:n}", "index", 0, "delta", delta, "finish_reason",
+		    finish != NULL ? json_string(finish) : json_null(),
+		    "logprobs"));
+	return json_pack("{s:s, s:s, s:I, s:s, s:o}", "id", fr->id,
+	    "object", "chat.completion.chunk", "created",
+	    (json_int_t)fr->created, "model", fr->model, "choices", choices);
+}
+
+static void
+front_openai_role(struct front_req *fr)
+{
+	struct front_openai_state *st = fr->dstate;
+
+	if (st->role_sent)
+		return;
+	st->role_sent = 1;
+	front_http_sse(fr, NULL, front_openai_chunk_obj(fr,
+	    json_pack("{s:s, s:s}", "role", "assistant", "content", ""),
+	    NULL));
+}
+
+static void
+front_openai_chunk(struct front_req *fr, const struct llmgate_chunk *ch)
+{
+	struct front_openai_state *st = fr->dstate;
+	json_t *tc, *fn;
+
+	if (ch->reset)
+		return;
+	front_openai_role(fr);
+	if (ch->tool_index >= 0) {
+		fn = json_object();
+		tc = json_pack("{s:i}", "index", ch->tool_index);
+		if (ch->tool_index < FRONT_OPENAI_TOOLS &&
+		    !st->tool_seen[ch->tool_index]) {
+			st->tool_seen[ch->tool_index] = 1;
+			json_object_set_new(tc, "id", json_string(ch->tool_id !=
+			    NULL ? ch->tool_id : ""));
+			json_object_set_new(tc, "type", json_string("function"));
+			json_object_set_new(fn, "name", json_string(
+			    ch->tool_name != NULL ? ch->tool_name : ""));
+		}
+		json_object_set_new(fn, "arguments", json_string(
+		    ch->tool_args != NULL ? ch->tool_args : ""));
+		json_object_set_new(tc, "function", fn);
+		front_http_sse(fr, NULL, front_openai_chunk_obj(fr,
+		    json_pack("{s:[o]}", "tool_calls", tc), NULL));
+		return;
+	}
+	if (ch->len == 0)
+		return;
+	front_http_sse(fr, NULL, front_openai_chunk_obj(fr,
+	    json_pack("{s:s%}", "content", ch->text, ch->len), NULL));
+}
+
+static json_t *
+front_openai_tool_calls_json(const struct llmgate_result *res)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; i < res->ntool_calls; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:{s:s, s:s}}",
+		    "id", res->tool_calls[i].id != NULL ?
+		    res->tool_calls[i].id : "", "type", "function",
+		    "function", "name", res->tool_calls[i].name != NULL ?
+		    res->tool_calls[i].name : "", "arguments",
+		    res->tool_calls[i].arguments != NULL ?
+		    res->tool_calls[i].arguments : "{}"));
+	return a;
+}
+
+static void
+front_openai_done(struct front_req *fr, const struct llmgate_result *res)
+{
+	json_t *msg, *body, *last;
+
+	if (fr->stream) {
+		front_openai_role(fr);
+		last = front_openai_chunk_obj(fr, json_object(),
+		    front_openai_finish(res->finish));
+		json_object_set_new(last, "llmgate", json_pack("{s:s?, s:o}",
+		    "target", res->target, "attempts",
+		    front_http_attempts(res)));
+		front_http_sse(fr, NULL, last);
+		if (fr->include_usage) {
+			body = front_openai_chunk_obj(fr, NULL, NULL);
+			json_object_set_new(body, "usage",
+			    front_openai_usage(res));
+			front_http_sse(fr, NULL, body);
+		}
+		front_http_sse_raw(fr, "data: [DONE]\n\n");
+		front_http_end(fr);
+		return;
+	}
+	msg = json_pack("{s:s, s:s?}", "role", "assistant", "content",
+	    res->ntool_calls != 0 && (res->text == NULL || *res->text == '\0') ?
+	    NULL : (res->text != NULL ? res->text : ""));
+	if (json_object_get(msg, "content") == NULL)
+		json_object_set_new(msg, "content", json_null());
+	if (res->ntool_calls != 0)
+		json_object_set_new(msg, "tool_calls",
+		    front_openai_tool_calls_json(res));
+	json_object_set_new(msg, "refusal", json_null());
+	body = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s, s:n}], "
+	    "s:o, s:{s:s?, s:o}}",
+	    "id", fr->id, "object", "chat.completion",
+	    "created", (json_int_t)fr->created, "model", fr->model,
+	    "choices", "index", 0, "message", msg, "finish_reason",
+	    front_openai_finish(res->finish), "logprobs",
+	    "usage", front_openai_usage(res),
+	    "llmgate", "target", res->target, "attempts",
+	    front_http_attempts(res));
+	front_http_json(fr, 200, body, res);
+}
+
+static json_t *
+front_openai_error_body(struct front_req *fr, int status,
+    const struct front_error *fe, const char *code, const char *msg)
+{
+	return json_pack("{s:{s:s, s:s, s:n, s:s}}", "error",
+	    "message", msg != NULL ? msg : "error",
+	    "type", status == 401 ? "authentication_error" :
+	    status == 403 ? "permission_error" : fe->openai_type,
+	    "param", "code", code);
+}
+
+/* The SDKs raise on an event that carries an error object. */
+static void
+front_openai_stream_error(struct front_req *fr, json_t *body)
+{
+	front_http_sse(fr, NULL, body);
+}
+
+const struct front_dialect front_openai = {
+	.name = "openai",
+	.id_prefix = "chatcmpl-",
+	.attach_attempts = 1,
+	.request = front_openai_request,
+	.chunk = front_openai_chunk,
+	.done = front_openai_done,
+	.error_body = front_openai_error_body,
+	.stream_error = front_openai_stream_error,
+};
