@@ -1,0 +1,821 @@
+/*
+ * check_http.c: the HTTP front end to end: the real llmgated with its
+ * HTTP listeners, the loopback fake provider upstream, libcurl as the
+ * client, over loopback TCP and the Unix socket.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <check.h>
+#include <ctype.h>
+#include <grp.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "harness.h"
+
+#define TEST_KEY	"test-key"
+
+static struct daemon d;
+static pid_t fp_pid;
+static int fp_port;
+static int http_port;
+static char http_sock[160];
+
+struct hres {
+	long status;
+	struct curl_slist *hdrs;	/* "name: value", names lower-cased */
+	char *body;
+	size_t len;
+	json_t *json;
+	size_t abort_after;		/* stop reading after this many bytes */
+	CURLcode rc;
+};
+
+static size_t
+h_body_cb(char *p, size_t sz, size_t n, void *arg)
+{
+	struct hres *r = arg;
+
+	r->body = realloc(r->body, r->len + sz * n + 1);
+	memcpy(r->body + r->len, p, sz * n);
+	r->len += sz * n;
+	r->body[r->len] = '\0';
+	if (r->abort_after != 0 && r->len >= r->abort_after)
+		return 0;
+	return sz * n;
+}
+
+static size_t
+h_hdr_cb(char *p, size_t sz, size_t n, void *arg)
+{
+	struct hres *r = arg;
+	char *line = strndup(p, sz * n), *c;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	for (c = line; *c != '\0' && *c != ':'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	if (*line != '\0')
+		r->hdrs = curl_slist_append(r->hdrs, line);
+	free(line);
+	return sz * n;
+}
+
+static const char *
+h_hdr(const struct hres *r, const char *name)
+{
+	const struct curl_slist *s;
+	size_t len = strlen(name);
+
+	for (s = r->hdrs; s != NULL; s = s->next) {
+		if (strncmp(s->data, name, len) == 0 && s->data[len] == ':')
+			return s->data + len + 1 + (s->data[len + 1] == ' ');
+	}
+	return NULL;
+}
+
+static void
+h_free(struct hres *r)
+{
+	curl_slist_free_all(r->hdrs);
+	free(r->body);
+	json_decref(r->json);
+	memset(r, 0, sizeof *r);
+}
+
+/*
+ * One request. path "/v1/..." over loopback TCP, or "unix:/v1/..." over
+ * the HTTP socket; body NULL: GET. Extra headers NULL-terminated.
+ */
+static void
+h_req(struct hres *r, const char *path, const char *body, ...)
+{
+	struct curl_slist *hl = NULL;
+	va_list ap;
+	const char *h;
+	char *url;
+	CURL *c = curl_easy_init();
+
+	size_t abort_after = r->abort_after;
+
+	memset(r, 0, sizeof *r);
+	r->abort_after = abort_after;
+	if (strncmp(path, "unix:", 5) == 0) {
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, http_sock);
+		url = h_strdup_printf("http://localhost%s", path + 5);
+	} else
+		url = h_strdup_printf("http://127.0.0.1:%d%s", http_port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	va_start(ap, body);
+	while ((h = va_arg(ap, const char *)) != NULL)
+		hl = curl_slist_append(hl, h);
+	va_end(ap);
+	hl = curl_slist_append(hl, "Content-Type: application/json");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	if (body != NULL)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_body_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, h_hdr_cb);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	r->rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	if (r->body != NULL)
+		r->json = json_loads(r->body, 0, NULL);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hl);
+	free(url);
+}
+
+static char *
+chat_body(const char *model, const char *extra)
+{
+	return h_strdup_printf("{\"model\": \"%s\", \"messages\": [{\"role\": "
+	    "\"user\", \"content\": \"hello there\"}]%s%s}", model,
+	    extra != NULL ? ", " : "", extra != NULL ? extra : "");
+}
+
+/* The port the daemon logged for its TCP listener (port 0 in config). */
+static int
+log_port(struct daemon *dm)
+{
+	char *log = h_daemon_log(dm), *p;
+	int port = 0;
+
+	p = strstr(log, "HTTP front listening on 127.0.0.1:");
+	if (p != NULL)
+		port = atoi(p + strlen("HTTP front listening on 127.0.0.1:"));
+	free(log);
+	ck_assert_int_gt(port, 0);
+	return port;
+}
+
+static char *
+base_conf(const char *http_extra)
+{
+	return h_strdup_printf(
+	    "providers = (\n"
+	    "  { name = \"oa\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; api_key = \"%2$s\";\n"
+	    "    models = ( { name = \"gpt-x\"; } ); },\n"
+	    "  { name = \"an\"; type = \"anthropic\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; api_key = \"%2$s\";\n"
+	    "    models = ( { name = \"claude-x\"; }, { name = \"both\"; } ); },\n"
+	    "  { name = \"ge\"; type = \"gemini\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1beta\"; api_key = \"%2$s\";\n"
+	    "    models = ( { name = \"both\"; } ); },\n"
+	    "  { name = \"mock\"; type = \"mock\"; }\n"
+	    ");\n"
+	    "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; },\n"
+	    "  { name = \"chain\"; targets = [ \"oa/c1+status=500\", "
+	    "\"an/c1\" ]; } );\n"
+	    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
+	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
+	    "http = { listen = ( \"127.0.0.1:0\", \"unix:\" ); %3$s };\n",
+	    fp_port, TEST_KEY, http_extra != NULL ? http_extra : "");
+}
+
+static void
+setup(void)
+{
+	char *conf;
+
+	fp_port = h_fakeprov_start(&fp_pid);
+	conf = base_conf(NULL);
+	h_daemon_start(&d, conf);
+	free(conf);
+	http_port = log_port(&d);
+	snprintf(http_sock, sizeof http_sock, "%s/llmgate-http.sock", d.dir);
+}
+
+static void
+teardown(void)
+{
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	h_fakeprov_stop(fp_pid);
+}
+
+START_TEST(test_plain_tcp_and_unix)
+{
+	struct hres r = { 0 };
+	char *body = chat_body("oa/plain1", NULL);
+	json_t *last, *msg;
+	const char *sock[] = { "/v1/chat/completions",
+	    "unix:/v1/chat/completions" };
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		h_req(&r, sock[i], body, "Authorization: Bearer sk-client-own",
+		    NULL);
+		ck_assert_int_eq(r.rc, CURLE_OK);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_msg(r.json != NULL, "not JSON: %s", r.body);
+		ck_assert_str_eq(json_string_value(json_object_get(r.json,
+		    "object")), "chat.completion");
+		msg = json_object_get(json_array_get(json_object_get(r.json,
+		    "choices"), 0), "message");
+		ck_assert_str_eq(json_string_value(json_object_get(msg,
+		    "content")), "echo: hello there");
+		ck_assert_str_eq(json_string_value(json_object_get(
+		    json_array_get(json_object_get(r.json, "choices"), 0),
+		    "finish_reason")), "stop");
+		ck_assert_int_eq(json_integer_value(json_object_get(
+		    json_object_get(r.json, "usage"), "prompt_tokens")), 2);
+		ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "oa/plain1");
+		ck_assert_str_eq(h_hdr(&r, "x-should-retry"), "false");
+		ck_assert_ptr_nonnull(strstr(h_hdr(&r, "x-llmgate-attempts"),
+		    "\"class\":\"ok\""));
+		ck_assert_str_eq(json_string_value(json_object_get(
+		    json_object_get(r.json, "llmgate"), "target")), "oa/plain1");
+		h_free(&r);
+	}
+	/* The caller's key never goes upstream: the fake saw the config's. */
+	last = h_fakeprov_last(fp_port, "plain1");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    last, "headers"), "authorization")), "Bearer " TEST_KEY);
+	json_decref(last);
+	free(body);
+}
+END_TEST
+
+/* Any provider answers in OpenAI's format, tool calls included. */
+START_TEST(test_other_providers_and_tools)
+{
+	struct hres r = { 0 };
+	json_t *tc, *last;
+	char *body;
+
+	body = chat_body("an/cl1", "\"max_tokens\": 50, \"temperature\": 0.5, "
+	    "\"stop\": [\"zz\"]");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    json_array_get(json_object_get(r.json, "choices"), 0), "message"),
+	    "content")), "echo: hello there");
+	last = h_fakeprov_last(fp_port, "cl1");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    last, "body"), "max_tokens")), 50);
+	json_decref(last);
+	h_free(&r);
+	free(body);
+
+	body = h_strdup_printf("{\"model\": \"ge/g1+tool=get_weather+args="
+	    "%%7B%%22city%%22%%3A%%22Oslo%%22%%7D\", \"messages\": [{\"role\": "
+	    "\"system\", \"content\": \"be brief\"}, {\"role\": \"user\", "
+	    "\"content\": [{\"type\": \"text\", \"text\": \"weather?\"}]}], "
+	    "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": "
+	    "\"get_weather\", \"parameters\": {\"type\": \"object\", "
+	    "\"properties\": {\"city\": {\"type\": \"string\"}}}}}], "
+	    "\"tool_choice\": \"auto\"}");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	tc = json_array_get(json_object_get(json_object_get(json_array_get(
+	    json_object_get(r.json, "choices"), 0), "message"), "tool_calls"),
+	    0);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(tc,
+	    "function"), "name")), "get_weather");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(tc,
+	    "function"), "arguments")), "{\"city\":\"Oslo\"}");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+	    json_object_get(r.json, "choices"), 0), "finish_reason")),
+	    "tool_calls");
+	h_free(&r);
+	free(body);
+
+	/* A tool result goes back in, answered by the model's text. */
+	body = h_strdup_printf("{\"model\": \"oa/t2\", \"messages\": ["
+	    "{\"role\": \"user\", \"content\": \"weather?\"}, {\"role\": "
+	    "\"assistant\", \"content\": null, \"tool_calls\": [{\"id\": "
+	    "\"call_1\", \"type\": \"function\", \"function\": {\"name\": "
+	    "\"get_weather\", \"arguments\": \"{}\"}}]}, {\"role\": \"tool\", "
+	    "\"tool_call_id\": \"call_1\", \"content\": \"{\\\"temp_c\\\": 4}\"}"
+	    "]}");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    json_array_get(json_object_get(r.json, "choices"), 0), "message"),
+	    "content")), "echo: {\"temp_c\": 4}");
+	h_free(&r);
+	free(body);
+}
+END_TEST
+
+START_TEST(test_schema_repair)
+{
+	struct hres r = { 0 };
+	char *body;
+
+	/* json-fix replies {"bad": true} first, then the user's text. */
+	body = h_strdup_printf("{\"model\": \"mock/json-fix\", \"messages\": "
+	    "[{\"role\": \"user\", \"content\": \"{\\\"n\\\": 3}\"}], "
+	    "\"response_format\": {\"type\": \"json_schema\", \"json_schema\": "
+	    "{\"name\": \"n\", \"schema\": {\"type\": \"object\", \"required\": "
+	    "[\"n\"], \"properties\": {\"n\": {\"type\": \"integer\"}}}}}}");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    json_array_get(json_object_get(r.json, "choices"), 0), "message"),
+	    "content")), "{\"n\": 3}");
+	h_free(&r);
+	free(body);
+}
+END_TEST
+
+START_TEST(test_error_table)
+{
+	static const struct {
+		const char *model;
+		long status;
+		const char *code;
+	} cases[] = {
+		{ "oa/e1+status=400", 400, "bad_request" },
+		{ "oa/e2+status=400+code=context_length_exceeded", 400,
+		    "context_length_exceeded" },
+		{ "oa/e3+status=500", 502, "upstream_error" },
+		{ "oa/e4+status=429", 429, "rate_limit_exceeded" },
+		{ "oa/e5+status=404", 404, "model_not_found" },
+		{ "oa/e6+status=401", 502, "upstream_auth" },
+		{ "an/e7+status=529", 503, "overloaded" },
+		{ "nosuchmodel", 404, "model_not_found" },
+	};
+	struct hres r = { 0 };
+	json_t *err;
+	char *body;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		body = chat_body(cases[i].model, NULL);
+		h_req(&r, "/v1/chat/completions", body, NULL);
+		ck_assert_msg(r.status == cases[i].status, "%s: %ld %s",
+		    cases[i].model, r.status, r.body);
+		err = json_object_get(r.json, "error");
+		ck_assert_msg(json_is_string(json_object_get(err, "message")),
+		    "%s", r.body);
+		ck_assert_str_eq(json_string_value(json_object_get(err,
+		    "code")), cases[i].code);
+		ck_assert_str_eq(h_hdr(&r, "x-should-retry"), "false");
+		if (cases[i].status == 429 || cases[i].status == 503)
+			ck_assert_int_ge(atoi(h_hdr(&r, "retry-after")), 1);
+		/* A call's error carries its attempts. */
+		if (strchr(cases[i].model, '/') != NULL)
+			ck_assert_int_ge(json_array_size(json_object_get(
+			    json_object_get(r.json, "llmgate"), "attempts")), 1);
+		h_free(&r);
+		free(body);
+	}
+}
+END_TEST
+
+/* An upstream 429 is handled inside: the client sees one success. */
+START_TEST(test_upstream_429_retried_inside)
+{
+	struct hres r = { 0 };
+	char *body = chat_body("oa/r429+status=429+fail=1", NULL);
+
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_int_eq(json_array_size(json_object_get(json_object_get(
+	    r.json, "llmgate"), "attempts")), 2);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "r429+status=429+fail=1",
+	    NULL), 2);
+	h_free(&r);
+	free(body);
+}
+END_TEST
+
+START_TEST(test_targets)
+{
+	struct hres r = { 0 };
+	char *body;
+
+	/* A route. */
+	body = chat_body("chain", NULL);
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "an/c1");
+	h_free(&r);
+	free(body);
+	/* A bare model one provider declares. */
+	body = chat_body("gpt-x", NULL);
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "oa/gpt-x");
+	h_free(&r);
+	free(body);
+	/* ... two declare it: ambiguous. */
+	body = chat_body("both", NULL);
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.status, 400);
+	h_free(&r);
+	free(body);
+	/* A fallback chain in the body, and in a header. */
+	body = chat_body("oa/f1+status=500", "\"models\": [\"oa/f1+status=500\", "
+	    "\"an/f2\"]");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "an/f2");
+	h_free(&r);
+	free(body);
+	body = chat_body("oa/f3+status=500", NULL);
+	h_req(&r, "/v1/chat/completions", body,
+	    "x-llmgate-models: ge/f4", "x-llmgate-client: batch-job",
+	    "x-llmgate-priority: low", NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "ge/f4");
+	h_free(&r);
+	free(body);
+	/* A deadline, waits included. */
+	body = chat_body("oa/f5+delay=3000", NULL);
+	h_req(&r, "/v1/chat/completions", body, "x-llmgate-timeout-ms: 200",
+	    NULL);
+	ck_assert_int_eq(r.status, 504);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    r.json, "error"), "code")), "deadline_exceeded");
+	h_free(&r);
+	free(body);
+	/* Bad option headers are refused. */
+	body = chat_body("oa/f6", NULL);
+	h_req(&r, "/v1/chat/completions", body, "x-llmgate-priority: urgent",
+	    NULL);
+	ck_assert_int_eq(r.status, 400);
+	h_free(&r);
+	free(body);
+}
+END_TEST
+
+START_TEST(test_bad_input)
+{
+	static const char *bodies[] = {
+		"{\"model\": \"oa/b\", ",
+		"[1, 2]",
+		"{\"model\": 3, \"messages\": []}",
+		"{\"model\": \"oa/b\", \"messages\": \"hi\"}",
+		"{\"model\": \"oa/b\", \"messages\": [{\"role\": \"wizard\", "
+		    "\"content\": \"x\"}]}",
+		"{\"model\": \"oa/b\", \"n\": 2, \"messages\": [{\"role\": "
+		    "\"user\", \"content\": \"x\"}]}",
+		"{\"model\": \"oa/b\", \"audio\": {}, \"messages\": [{\"role\": "
+		    "\"user\", \"content\": \"x\"}]}",
+		"{\"model\": \"oa/b\", \"tool_choice\": \"required\", "
+		    "\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
+		"{\"model\": \"oa/b\", \"temperature\": \"hot\", \"messages\": "
+		    "[{\"role\": \"user\", \"content\": \"x\"}]}",
+		"{\"model\": \"oa/b\", \"messages\": [{\"role\": \"user\", "
+		    "\"content\": [{\"type\": \"image_url\"}]}]}",
+	};
+	struct hres r = { 0 };
+	char *big;
+	size_t i;
+
+	for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+		h_req(&r, "/v1/chat/completions", bodies[i], NULL);
+		ck_assert_msg(r.status == 400, "%s: %ld", bodies[i], r.status);
+		ck_assert_ptr_nonnull(json_object_get(r.json, "error"));
+		h_free(&r);
+	}
+	/* Over max_frame (1 MiB by default). */
+	big = malloc(2 * 1024 * 1024);
+	memset(big, 'a', 2 * 1024 * 1024 - 1);
+	big[2 * 1024 * 1024 - 1] = '\0';
+	h_req(&r, "/v1/chat/completions", big, NULL);
+	ck_assert_int_eq(r.status, 413);
+	h_free(&r);
+	free(big);
+	h_req(&r, "/v1/nothing", "{}", NULL);
+	ck_assert_int_eq(r.status, 404);
+	h_free(&r);
+	h_req(&r, "/v1/chat/completions", NULL, NULL);
+	ck_assert_int_eq(r.status, 405);
+	h_free(&r);
+	ck_assert(h_daemon_alive(&d));
+	/* Still serving. */
+	big = chat_body("oa/after-bad", NULL);
+	h_req(&r, "/v1/chat/completions", big, NULL);
+	ck_assert_int_eq(r.status, 200);
+	h_free(&r);
+	free(big);
+}
+END_TEST
+
+/* Count SSE events of a body; 1 when it ends with data: [DONE]. */
+static int
+sse_done(const char *body)
+{
+	size_t len = strlen(body);
+
+	return len >= 14 && strcmp(body + len - 14, "data: [DONE]\n\n") == 0;
+}
+
+START_TEST(test_stream)
+{
+	struct hres r = { 0 };
+	char *body, *p;
+	int events = 0;
+
+	body = chat_body("oa/s1", "\"stream\": true, \"stream_options\": "
+	    "{\"include_usage\": true}");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(h_hdr(&r, "content-type"), "text/event-stream");
+	ck_assert_msg(sse_done(r.body), "%s", r.body);
+	for (p = r.body; (p = strstr(p, "data: ")) != NULL; p++)
+		events++;
+	/* role, 3 pieces, finish, usage, [DONE] */
+	ck_assert_int_eq(events, 7);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"delta\":{\"content\":\"hello "
+	    "\"}"));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"usage\":{\"prompt_tokens\":2,"
+	    "\"completion_tokens\":3,\"total_tokens\":5}"));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"finish_reason\":\"stop\""));
+	h_free(&r);
+	free(body);
+
+	/* A failure mid-stream, after the daemon's resume gave up too. */
+	body = chat_body("oa/s2+stream_error", "\"stream\": true");
+	h_req(&r, "/v1/chat/completions", body, "x-llmgate-on-cut: fail",
+	    NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_msg(!sse_done(r.body), "%s", r.body);
+	ck_assert_msg(strstr(r.body, "data: {\"error\":") != NULL, "%s",
+	    r.body);
+	h_free(&r);
+	free(body);
+
+	/* A failure before any output: a plain HTTP error. */
+	body = chat_body("oa/s3+status=400", "\"stream\": true");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.status, 400);
+	h_free(&r);
+	free(body);
+}
+END_TEST
+
+/* A client that goes away cancels its call and the upstream transfer. */
+START_TEST(test_disconnect_cancels)
+{
+	struct hres r = { 0 };
+	char *body, *log;
+	uint64_t t0;
+	int found = 0;
+
+	body = chat_body("oa/dc1+word_delay=300", "\"stream\": true");
+	r.abort_after = 1;
+	t0 = h_mono_ms();
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.rc, CURLE_WRITE_ERROR);
+	h_free(&r);
+	free(body);
+	while (!found && h_mono_ms() - t0 < 5000) {
+		log = h_daemon_log(&d);
+		found = strstr(log, "cancelled, 1 attempts [oa/dc1+word_delay=300="
+		    "cancelled]") != NULL;
+		free(log);
+		if (!found)
+			h_sleep_ms(20);
+	}
+	ck_assert_msg(found, "the call was not cancelled");
+	/* Well before the stream's own end (3 pieces x 300 ms). */
+	ck_assert_uint_lt(h_mono_ms() - t0, 800);
+
+	/* Non-streamed, hanging up while the upstream is slow. */
+	body = chat_body("oa/dc2+delay=3000", NULL);
+	{
+		CURL *c = curl_easy_init();
+		char *url = h_strdup_printf("http://127.0.0.1:%d/v1/chat/"
+		    "completions", http_port);
+
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 300L);
+		t0 = h_mono_ms();
+		ck_assert_int_eq(curl_easy_perform(c), CURLE_OPERATION_TIMEDOUT);
+		curl_easy_cleanup(c);
+		free(url);
+	}
+	found = 0;
+	while (!found && h_mono_ms() - t0 < 5000) {
+		log = h_daemon_log(&d);
+		found = strstr(log, "[oa/dc2+delay=3000=cancelled]") != NULL;
+		free(log);
+		if (!found)
+			h_sleep_ms(20);
+	}
+	ck_assert_msg(found, "the call was not cancelled");
+	ck_assert_uint_lt(h_mono_ms() - t0, 2000);
+	free(body);
+}
+END_TEST
+
+START_TEST(test_models)
+{
+	struct hres r = { 0 };
+	json_t *data, *m;
+	size_t i;
+	int route = 0, model = 0;
+
+	h_req(&r, "/v1/models", NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "object")),
+	    "list");
+	data = json_object_get(r.json, "data");
+	json_array_foreach(data, i, m) {
+		if (strcmp(json_string_value(json_object_get(m, "id")),
+		    "chain") == 0)
+			route = 1;
+		if (strcmp(json_string_value(json_object_get(m, "id")),
+		    "oa/gpt-x") == 0)
+			model = 1;
+	}
+	ck_assert(route && model);
+	h_free(&r);
+}
+END_TEST
+
+/*
+ * A uid outside the socket's owner and group is refused on both
+ * listeners (the socket is 0660 root:root). Needs root to switch users.
+ */
+START_TEST(test_other_uid_refused)
+{
+	pid_t pid;
+	int st;
+
+	if (geteuid() != 0)
+		return;
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct hres r = { 0 };
+		char *body = chat_body("oa/uid1", NULL);
+
+		if (setgroups(0, NULL) != 0 || setgid(65534) != 0 ||
+		    setuid(65534) != 0)
+			_exit(10);
+		h_req(&r, "/v1/chat/completions", body, NULL);
+		if (r.status != 403)
+			_exit(11);
+		h_free(&r);
+		h_req(&r, "unix:/v1/chat/completions", body, NULL);
+		if (r.rc != CURLE_COULDNT_CONNECT)
+			_exit(12);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: %d",
+	    WEXITSTATUS(st));
+	/* root (the owner) is let in. */
+	{
+		struct hres r = { 0 };
+		char *body = chat_body("oa/uid2", NULL);
+
+		h_req(&r, "/v1/chat/completions", body, NULL);
+		ck_assert_int_eq(r.status, 200);
+		h_free(&r);
+		free(body);
+	}
+}
+END_TEST
+
+START_TEST(test_tokens)
+{
+	struct daemon d2;
+	struct hres r = { 0 };
+	char *conf, *path, *body, *extra;
+	FILE *f;
+	int saved = http_port;
+
+	path = h_strdup_printf("%s/tokens", d.dir);
+	f = fopen(path, "w");
+	fputs("# clients\nalice sk-alice-0123456789abcdef\n", f);
+	fclose(f);
+	chmod(path, 0644);
+	extra = h_strdup_printf("tokens_file = \"%s\";", path);
+	conf = base_conf(extra);
+	/* A tokens file others may read is refused. */
+	{
+		struct run rr;
+		char *cpath = h_strdup_printf("%s/t.conf", d.dir);
+		char *argv[] = { BUILD_DIR "/llmgated", "--check-config", "-c",
+		    cpath, NULL };
+
+		f = fopen(cpath, "w");
+		fputs(conf, f);
+		fclose(f);
+		h_run(&rr, NULL, argv);
+		ck_assert_int_eq(rr.status, 1);
+		ck_assert_ptr_nonnull(strstr(rr.err, "tokens_file"));
+		h_run_free(&rr);
+		free(cpath);
+	}
+	chmod(path, 0600);
+	h_daemon_start(&d2, conf);
+	http_port = log_port(&d2);
+	body = chat_body("oa/tok1", NULL);
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    r.json, "error"), "type")), "authentication_error");
+	h_free(&r);
+	h_req(&r, "/v1/chat/completions", body,
+	    "Authorization: Bearer sk-alice-0123456789abcdeX", NULL);
+	ck_assert_int_eq(r.status, 401);
+	h_free(&r);
+	h_req(&r, "/v1/chat/completions", body,
+	    "Authorization: Bearer sk-alice-0123456789abcdef", NULL);
+	ck_assert_int_eq(r.status, 200);
+	h_free(&r);
+	h_req(&r, "/v1/chat/completions", body,
+	    "x-api-key: sk-alice-0123456789abcdef", NULL);
+	ck_assert_int_eq(r.status, 200);
+	h_free(&r);
+	http_port = saved;
+	ck_assert_int_eq(h_daemon_stop(&d2), 0);
+	free(body);
+	free(conf);
+	free(extra);
+	free(path);
+}
+END_TEST
+
+/* Drain: a call in flight finishes, new connections are refused. */
+START_TEST(test_drain_and_reload)
+{
+	struct hres r = { 0 };
+	char *body;
+	pid_t pid;
+	int st;
+
+	/* Reload keeps serving (the listener is kept). */
+	kill(d.pid, SIGHUP);
+	body = chat_body("oa/rl1", NULL);
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.status, 200);
+	h_free(&r);
+	free(body);
+
+	body = chat_body("oa/dr1+delay=500", NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		h_req(&r, "/v1/chat/completions", body, NULL);
+		_exit(r.status == 200 ? 0 : 1);
+	}
+	/* The request is in flight once fakeprov has it. */
+	{
+		uint64_t t0 = h_mono_ms();
+
+		while (h_fakeprov_count(fp_port, "dr1+delay=500", NULL) == 0 &&
+		    h_mono_ms() - t0 < 5000)
+			h_sleep_ms(10);
+	}
+	kill(d.pid, SIGTERM);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "the call in flight did not finish");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.rc, CURLE_COULDNT_CONNECT);
+	h_free(&r);
+	free(body);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("http");
+	TCase *tc = tcase_create("openai");
+	SRunner *sr;
+	int failed;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_plain_tcp_and_unix);
+	tcase_add_test(tc, test_other_providers_and_tools);
+	tcase_add_test(tc, test_schema_repair);
+	tcase_add_test(tc, test_error_table);
+	tcase_add_test(tc, test_upstream_429_retried_inside);
+	tcase_add_test(tc, test_targets);
+	tcase_add_test(tc, test_bad_input);
+	tcase_add_test(tc, test_stream);
+	tcase_add_test(tc, test_disconnect_cancels);
+	tcase_add_test(tc, test_models);
+	tcase_add_test(tc, test_other_uid_refused);
+	tcase_add_test(tc, test_tokens);
+	tcase_add_test(tc, test_drain_and_reload);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	curl_global_cleanup();
+	return failed == 0 ? 0 : 1;
+}
