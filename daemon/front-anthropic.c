@@ -1,36 +1,593 @@
 /*
  * front-anthropic.c: the Anthropic Messages dialect of the HTTP front.
+ * POST /v1/messages in, a message (or its full event stream, from
+ * message_start to message_stop) out, whatever provider answered. What
+ * the daemon cannot honour is refused with a 400 that names it.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "llmgated.h"
 
+enum { FA_NONE, FA_TEXT, FA_TOOL };
+
+struct front_anthropic_state {
+	int started;		/* message_start sent */
+	int block;		/* FA_*: the open content block */
+	int tool;		/* its tool index, for FA_TOOL */
+	int index;		/* its index; -1 before the first */
+};
+
+static const char *front_anthropic_keys[] = {
+	"model", "messages", "models", "system", "max_tokens", "tools",
+	"tool_choice", "stop_sequences", "temperature", "top_p", "stream",
+	"metadata", "service_tier",
+};
+
+static void front_anthropic_bad(struct front_req *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+front_anthropic_bad(struct front_req *fr, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		fatalx("vasprintf");
+	va_end(ap);
+	front_http_fail(fr, LLMGATE_INVALID_REQUEST, 400, NULL, msg, NULL);
+	free(msg);
+}
+
+/* Text of a string or of text blocks (system, tool_result content). */
+static int
+front_anthropic_text(struct front_req *fr, json_t *c, const char *what,
+    struct buf *b)
+{
+	json_t *blk;
+	size_t i;
+
+	if (c == NULL || json_is_null(c))
+		return 0;
+	if (json_is_string(c)) {
+		buf_add(b, json_string_value(c), json_string_length(c));
+		return 0;
+	}
+	if (!json_is_array(c)) {
+		front_anthropic_bad(fr, "%s must be a string or an array of "
+		    "text blocks", what);
+		return -1;
+	}
+	json_array_foreach(c, i, blk) {
+		if (!json_is_string(json_object_get(blk, "type")) ||
+		    strcmp(json_string_value(json_object_get(blk, "type")),
+		    "text") != 0 || !json_is_string(json_object_get(blk,
+		    "text"))) {
+			front_anthropic_bad(fr, "%s[%zu]: only text blocks are "
+			    "supported here", what, i);
+			return -1;
+		}
+		if (b->len != 0 && strcmp(what, "system") == 0)
+			buf_addstr(b, "\n\n");
+		buf_add(b, json_string_value(json_object_get(blk, "text")),
+		    json_string_length(json_object_get(blk, "text")));
+	}
+	return 0;
+}
+
+static struct llmgate_message *
+front_anthropic_push(msgpack_zone *z, struct llmgate_request *req,
+    size_t *cap)
+{
+	struct llmgate_message *m;
+
+	if (req->nmessages == *cap) {
+		m = front_http_zalloc(z, *cap * 2 + 4, sizeof *m);
+		if (req->nmessages != 0)
+			memcpy(m, req->messages, req->nmessages * sizeof *m);
+		req->messages = m;
+		*cap = *cap * 2 + 4;
+	}
+	m = &req->messages[req->nmessages++];
+	memset(m, 0, sizeof *m);
+	return m;
+}
+
+static char *
+front_anthropic_tool_name(struct llmgate_request *req, const char *id)
+{
+	size_t i, j;
+
+	for (i = req->nmessages; i-- > 0;) {
+		for (j = 0; j < req->messages[i].ntool_calls; j++) {
+			if (strcmp(req->messages[i].tool_calls[j].id, id) == 0)
+				return req->messages[i].tool_calls[j].name;
+		}
+	}
+	return NULL;
+}
+
+/* One turn: text blocks, tool_use (assistant), tool_result (user). */
+static int
+front_anthropic_turn(struct front_req *fr, msgpack_zone *z, json_t *jm,
+    size_t idx, struct llmgate_request *req, size_t *cap)
+{
+	json_t *role = json_object_get(jm, "role"), *c, *blk, *ty, *id;
+	struct buf text = { NULL, 0, 0 }, res = { NULL, 0, 0 };
+	struct llmgate_message *m;
+	struct llmgate_tool_call *tcs = NULL;
+	size_t i, ntc = 0, n;
+	const char *t;
+	char what[96], *s;
+	int assistant;
+
+	if (!json_is_object(jm) || !json_is_string(role) ||
+	    (strcmp(json_string_value(role), "user") != 0 &&
+	    strcmp(json_string_value(role), "assistant") != 0)) {
+		front_anthropic_bad(fr, "messages[%zu]: role must be user or "
+		    "assistant", idx);
+		return -1;
+	}
+	assistant = strcmp(json_string_value(role), "assistant") == 0;
+	c = json_object_get(jm, "content");
+	if (json_is_string(c)) {
+		m = front_anthropic_push(z, req, cap);
+		m->role = assistant ? LLMGATE_ROLE_ASSISTANT :
+		    LLMGATE_ROLE_USER;
+		m->content = front_http_zdup(z, json_string_value(c),
+		    json_string_length(c));
+		return 0;
+	}
+	if (!json_is_array(c)) {
+		front_anthropic_bad(fr, "messages[%zu].content must be a string "
+		    "or an array of content blocks", idx);
+		return -1;
+	}
+	n = json_array_size(c);
+	if (assistant && n != 0)
+		tcs = front_http_zalloc(z, n, sizeof *tcs);
+	json_array_foreach(c, i, blk) {
+		ty = json_object_get(blk, "type");
+		t = json_is_string(ty) ? json_string_value(ty) : "";
+		if (strcmp(t, "text") == 0 &&
+		    json_is_string(json_object_get(blk, "text"))) {
+			buf_add(&text, json_string_value(json_object_get(blk,
+			    "text")), json_string_length(json_object_get(blk,
+			    "text")));
+		} else if (assistant && strcmp(t, "tool_use") == 0) {
+			id = json_object_get(blk, "id");
+			if (!json_is_string(id) || !json_is_string(
+			    json_object_get(blk, "name"))) {
+				front_anthropic_bad(fr, "messages[%zu].content"
+				    "[%zu]: tool_use needs id and name", idx, i);
+				goto fail;
+			}
+			tcs[ntc].id = front_http_zdup(z, json_string_value(id),
+			    json_string_length(id));
+			tcs[ntc].name = front_http_zdup(z, json_string_value(
+			    json_object_get(blk, "name")), json_string_length(
+			    json_object_get(blk, "name")));
+			s = json_dumps(json_object_get(blk, "input") != NULL ?
+			    json_object_get(blk, "input") : json_object(),
+			    JSON_COMPACT | JSON_ENCODE_ANY);
+			tcs[ntc].arguments = front_http_zdup(z, s != NULL ? s :
+			    "{}", s != NULL ? strlen(s) : 2);
+			free(s);
+			ntc++;
+		} else if (!assistant && strcmp(t, "tool_result") == 0) {
+			id = json_object_get(blk, "tool_use_id");
+			if (!json_is_string(id)) {
+				front_anthropic_bad(fr, "messages[%zu].content"
+				    "[%zu]: tool_result needs tool_use_id", idx,
+				    i);
+				goto fail;
+			}
+			buf_reset(&res);
+			snprintf(what, sizeof what, "messages[%zu].content[%zu]"
+			    ".content", idx, i);
+			if (front_anthropic_text(fr, json_object_get(blk,
+			    "content"), what, &res) != 0)
+				goto fail;
+			m = front_anthropic_push(z, req, cap);
+			m->role = LLMGATE_ROLE_TOOL;
+			m->tool_call_id = front_http_zdup(z,
+			    json_string_value(id), json_string_length(id));
+			m->name = front_anthropic_tool_name(req,
+			    m->tool_call_id);
+			xasprintf(&s, "%s%s", json_is_true(json_object_get(blk,
+			    "is_error")) ? "Error: " : "", buf_cstr(&res));
+			m->content = front_http_zdup(z, s, strlen(s));
+			free(s);
+		} else {
+			front_anthropic_bad(fr, "messages[%zu].content[%zu]: "
+			    "block type '%s' is not supported here (text, "
+			    "tool_use from the assistant, tool_result from the "
+			    "user)", idx, i, t);
+			goto fail;
+		}
+	}
+	if (text.len != 0 || ntc != 0 || n == 0) {
+		m = front_anthropic_push(z, req, cap);
+		m->role = assistant ? LLMGATE_ROLE_ASSISTANT :
+		    LLMGATE_ROLE_USER;
+		m->content = text.len != 0 || ntc == 0 ?
+		    front_http_zdup(z, buf_cstr(&text), text.len) : NULL;
+		m->tool_calls = tcs;
+		m->ntool_calls = ntc;
+	}
+	buf_free(&text);
+	buf_free(&res);
+	return 0;
+fail:
+	buf_free(&text);
+	buf_free(&res);
+	return -1;
+}
+
+static int
+front_anthropic_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
+    json_t *choice, struct llmgate_request *req)
+{
+	json_t *t, *name, *schema, *ty;
+	const char *c = "auto";
+	char *s;
+	size_t i;
+
+	if (choice != NULL && !json_is_null(choice)) {
+		ty = json_object_get(choice, "type");
+		if (!json_is_string(ty) || (strcmp(json_string_value(ty),
+		    "auto") != 0 && strcmp(json_string_value(ty), "none") != 0)) {
+			front_anthropic_bad(fr, "tool_choice: only {\"type\": "
+			    "\"auto\"} and {\"type\": \"none\"} are supported");
+			return -1;
+		}
+		if (json_is_true(json_object_get(choice,
+		    "disable_parallel_tool_use"))) {
+			front_anthropic_bad(fr, "disable_parallel_tool_use is "
+			    "not supported");
+			return -1;
+		}
+		c = json_string_value(ty);
+	}
+	if (tools == NULL || json_is_null(tools) || strcmp(c, "none") == 0)
+		return 0;
+	if (!json_is_array(tools)) {
+		front_anthropic_bad(fr, "tools must be an array");
+		return -1;
+	}
+	req->ntools = json_array_size(tools);
+	req->tools = front_http_zalloc(z, req->ntools, sizeof *req->tools);
+	json_array_foreach(tools, i, t) {
+		name = json_object_get(t, "name");
+		schema = json_object_get(t, "input_schema");
+		ty = json_object_get(t, "type");
+		if (!json_is_string(name) || !json_is_object(schema) ||
+		    (ty != NULL && (!json_is_string(ty) ||
+		    strcmp(json_string_value(ty), "custom") != 0))) {
+			front_anthropic_bad(fr, "tools[%zu] needs name and "
+			    "input_schema (client tools only)", i);
+			return -1;
+		}
+		req->tools[i].name = front_http_zdup(z, json_string_value(name),
+		    json_string_length(name));
+		if (json_is_string(json_object_get(t, "description")))
+			req->tools[i].description = front_http_zdup(z,
+			    json_string_value(json_object_get(t,
+			    "description")), json_string_length(
+			    json_object_get(t, "description")));
+		s = json_dumps(schema, JSON_COMPACT);
+		req->tools[i].parameters = front_http_zdup(z, s, strlen(s));
+		free(s);
+	}
+	return 0;
+}
+
+static int
+front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
+    struct llmgate_request *req)
+{
+	const char *key;
+	json_t *v, *s;
+	size_t i;
+
+	json_object_foreach(body, key, v) {
+		for (i = 0; i < sizeof front_anthropic_keys /
+		    sizeof front_anthropic_keys[0]; i++) {
+			if (strcmp(key, front_anthropic_keys[i]) == 0)
+				break;
+		}
+		if (i == sizeof front_anthropic_keys /
+		    sizeof front_anthropic_keys[0]) {
+			front_anthropic_bad(fr, "%s: parameter not supported "
+			    "by llmgated", key);
+			return -1;
+		}
+	}
+	v = json_object_get(body, "max_tokens");
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > UINT32_MAX) {
+		front_anthropic_bad(fr, "max_tokens: a positive integer is "
+		    "required");
+		return -1;
+	}
+	req->has |= LLMGATE_HAS_MAX_TOKENS;
+	req->max_tokens = (uint32_t)json_integer_value(v);
+	v = json_object_get(body, "temperature");
+	if (v != NULL) {
+		if (!json_is_number(v) || json_number_value(v) < 0 ||
+		    json_number_value(v) > 1) {
+			front_anthropic_bad(fr, "temperature: a number from 0 "
+			    "to 1");
+			return -1;
+		}
+		req->has |= LLMGATE_HAS_TEMPERATURE;
+		req->temperature = json_number_value(v);
+	}
+	v = json_object_get(body, "top_p");
+	if (v != NULL) {
+		if (!json_is_number(v) || json_number_value(v) < 0 ||
+		    json_number_value(v) > 1) {
+			front_anthropic_bad(fr, "top_p: a number from 0 to 1");
+			return -1;
+		}
+		req->has |= LLMGATE_HAS_TOP_P;
+		req->top_p = json_number_value(v);
+	}
+	v = json_object_get(body, "stop_sequences");
+	if (v != NULL) {
+		if (!json_is_array(v) || json_array_size(v) > 16) {
+			front_anthropic_bad(fr, "stop_sequences: an array of "
+			    "at most 16 strings");
+			return -1;
+		}
+		req->stop = front_http_zalloc(z, json_array_size(v),
+		    sizeof *req->stop);
+		json_array_foreach(v, i, s) {
+			if (!json_is_string(s)) {
+				front_anthropic_bad(fr, "stop_sequences[%zu]: "
+				    "a string", i);
+				return -1;
+			}
+			req->stop[i] = front_http_zdup(z, json_string_value(s),
+			    json_string_length(s));
+		}
+		req->nstop = json_array_size(v);
+	}
+	v = json_object_get(body, "stream");
+	if (v != NULL && !json_is_boolean(v)) {
+		front_anthropic_bad(fr, "stream: true or false");
+		return -1;
+	}
+	fr->stream = json_is_true(v);
+	return 0;
+}
+
 static void
 front_anthropic_request(struct front_req *fr, json_t *body)
 {
-	front_http_fail(fr, LLMGATE_INVALID_REQUEST, 400, NULL,
-	    "not yet", NULL);
+	struct llmgate_request *req;
+	struct buf sys = { NULL, 0, 0 };
+	msgpack_zone *z;
+	json_t *model, *msgs, *jm;
+	size_t cap = 0, i;
+
+	model = json_object_get(body, "model");
+	if (!json_is_string(model)) {
+		front_anthropic_bad(fr, "model: a string is required");
+		return;
+	}
+	fr->model = xstrdup(json_string_value(model));
+	fr->dstate = xcalloc(1, sizeof (struct front_anthropic_state));
+	((struct front_anthropic_state *)fr->dstate)->index = -1;
+	msgs = json_object_get(body, "messages");
+	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+		front_anthropic_bad(fr, "messages: a non-empty array is "
+		    "required");
+		return;
+	}
+	if ((z = msgpack_zone_new(8192)) == NULL)
+		fatalx("msgpack_zone_new");
+	req = front_http_zalloc(z, 1, sizeof *req);
+	if (front_anthropic_params(fr, z, body, req) != 0)
+		goto fail;
+	if (front_anthropic_text(fr, json_object_get(body, "system"),
+	    "system", &sys) != 0)
+		goto fail;
+	if (sys.len != 0)
+		req->system = front_http_zdup(z, sys.data, sys.len);
+	json_array_foreach(msgs, i, jm) {
+		if (front_anthropic_turn(fr, z, jm, i, req, &cap) != 0)
+			goto fail;
+	}
+	if (front_anthropic_tools(fr, z, json_object_get(body, "tools"),
+	    json_object_get(body, "tool_choice"), req) != 0 ||
+	    front_http_targets(fr, req, z, fr->model,
+	    json_object_get(body, "models")) != 0)
+		goto fail;
+	buf_free(&sys);
+	front_http_call(fr, req, z);
+	return;
+fail:
+	buf_free(&sys);
+	msgpack_zone_free(z);
+}
+
+static const char *
+front_anthropic_stop(enum llmgate_finish f)
+{
+	switch (f) {
+	case LLMGATE_FINISH_LENGTH:
+		return "max_tokens";
+	case LLMGATE_FINISH_TOOL_CALLS:
+		return "tool_use";
+	case LLMGATE_FINISH_CONTENT_FILTER:
+		return "refusal";
+	default:
+		return "end_turn";
+	}
+}
+
+static json_t *
+front_anthropic_input(const char *args)
+{
+	json_t *j = args != NULL ? json_loads(args, 0, NULL) : NULL;
+
+	if (!json_is_object(j)) {
+		json_decref(j);
+		j = json_object();
+	}
+	return j;
+}
+
+static void
+front_anthropic_event(struct front_req *fr, const char *type, json_t *data)
+{
+	json_t *ev = json_pack("{s:s}", "type", type);
+
+	/* type first, as Anthropic writes it. */
+	json_object_update(ev, data);
+	json_decref(data);
+	front_http_sse(fr, type, ev);
+}
+
+static void
+front_anthropic_start(struct front_req *fr)
+{
+	struct front_anthropic_state *st = fr->dstate;
+
+	if (st->started)
+		return;
+	st->started = 1;
+	front_anthropic_event(fr, "message_start", json_pack("{s:{s:s, s:s, "
+	    "s:s, s:s, s:[], s:n, s:n, s:{s:i, s:i}}}", "message",
+	    "id", fr->id, "type", "message", "role", "assistant",
+	    "model", fr->model, "content", "stop_reason", "stop_sequence",
+	    "usage", "input_tokens", 0, "output_tokens", 0));
+}
+
+static void
+front_anthropic_close(struct front_req *fr)
+{
+	struct front_anthropic_state *st = fr->dstate;
+
+	if (st->block == FA_NONE)
+		return;
+	front_anthropic_event(fr, "content_block_stop", json_pack("{s:i}",
+	    "index", st->index));
+	st->block = FA_NONE;
 }
 
 static void
 front_anthropic_chunk(struct front_req *fr, const struct llmgate_chunk *ch)
 {
+	struct front_anthropic_state *st = fr->dstate;
+
+	if (ch->reset)
+		return;
+	front_anthropic_start(fr);
+	if (ch->tool_index >= 0) {
+		if (st->block != FA_TOOL || st->tool != ch->tool_index) {
+			front_anthropic_close(fr);
+			st->block = FA_TOOL;
+			st->tool = ch->tool_index;
+			st->index++;
+			front_anthropic_event(fr, "content_block_start",
+			    json_pack("{s:i, s:{s:s, s:s, s:s, s:{}}}",
+			    "index", st->index, "content_block", "type",
+			    "tool_use", "id", ch->tool_id != NULL ?
+			    ch->tool_id : "", "name", ch->tool_name != NULL ?
+			    ch->tool_name : "", "input"));
+		}
+		if (ch->tool_args != NULL && *ch->tool_args != '\0')
+			front_anthropic_event(fr, "content_block_delta",
+			    json_pack("{s:i, s:{s:s, s:s}}", "index",
+			    st->index, "delta", "type", "input_json_delta",
+			    "partial_json", ch->tool_args));
+		return;
+	}
+	if (ch->len == 0)
+		return;
+	if (st->block != FA_TEXT) {
+		front_anthropic_close(fr);
+		st->block = FA_TEXT;
+		st->index++;
+		front_anthropic_event(fr, "content_block_start",
+		    json_pack("{s:i, s:{s:s, s:s}}", "index", st->index,
+		    "content_block", "type", "text", "text", ""));
+	}
+	front_anthropic_event(fr, "content_block_delta", json_pack("{s:i, "
+	    "s:{s:s, s:s%}}", "index", st->index, "delta", "type",
+	    "text_delta", "text", ch->text, ch->len));
 }
 
 static void
 front_anthropic_done(struct front_req *fr, const struct llmgate_result *res)
 {
+	json_t *content, *body, *delta;
+	size_t i;
+
+	if (fr->stream) {
+		front_anthropic_start(fr);
+		front_anthropic_close(fr);
+		delta = json_pack("{s:{s:s, s:n}, s:{s:I, s:I}, s:{s:s?, "
+		    "s:o}}", "delta", "stop_reason",
+		    front_anthropic_stop(res->finish), "stop_sequence",
+		    "usage", "input_tokens", (json_int_t)res->input_tokens,
+		    "output_tokens", (json_int_t)res->output_tokens,
+		    "llmgate", "target", res->target, "attempts",
+		    front_http_attempts(res));
+		front_anthropic_event(fr, "message_delta", delta);
+		front_anthropic_event(fr, "message_stop", json_object());
+		front_http_end(fr);
+		return;
+	}
+	content = json_array();
+	if (res->text != NULL && *res->text != '\0')
+		json_array_append_new(content, json_pack("{s:s, s:s}", "type",
+		    "text", "text", res->text));
+	for (i = 0; i < res->ntool_calls; i++)
+		json_array_append_new(content, json_pack("{s:s, s:s, s:s, "
+		    "s:o}", "type", "tool_use", "id", res->tool_calls[i].id !=
+		    NULL ? res->tool_calls[i].id : "", "name",
+		    res->tool_calls[i].name != NULL ? res->tool_calls[i].name :
+		    "", "input", front_anthropic_input(
+		    res->tool_calls[i].arguments)));
+	body = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:n, s:{s:I, s:I}, "
+	    "s:{s:s?, s:o}}", "id", fr->id, "type", "message", "role",
+	    "assistant", "model", fr->model, "content", content,
+	    "stop_reason", front_anthropic_stop(res->finish), "stop_sequence",
+	    "usage", "input_tokens", (json_int_t)res->input_tokens,
+	    "output_tokens", (json_int_t)res->output_tokens,
+	    "llmgate", "target", res->target, "attempts",
+	    front_http_attempts(res));
+	front_http_json(fr, 200, body, res);
 }
 
 static json_t *
 front_anthropic_error_body(struct front_req *fr, int status,
     const struct front_error *fe, const char *code, const char *msg)
 {
-	return json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error",
-	    "type", status == 401 ? "authentication_error" :
-	    status == 403 ? "permission_error" : fe->anthropic_type,
-	    "message", msg != NULL ? msg : "error");
+	const char *type = fe->anthropic_type;
+
+	if (status == 401)
+		type = "authentication_error";
+	else if (status == 403)
+		type = "permission_error";
+	else if (status == 404)
+		type = "not_found_error";
+	else if (status == 413)
+		type = "request_too_large";
+	else if (status == 429)
+		type = "rate_limit_error";
+	else if (status == 400 || status == 405)
+		type = "invalid_request_error";
+	return json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "error", "error",
+	    "type", type, "message", msg != NULL ? msg : "error", "code",
+	    code);
 }
 
 static void
@@ -43,6 +600,7 @@ const struct front_dialect front_anthropic = {
 	.name = "anthropic",
 	.id_prefix = "msg_",
 	.attach_attempts = 1,
+	.overloaded = 529,
 	.request = front_anthropic_request,
 	.chunk = front_anthropic_chunk,
 	.done = front_anthropic_done,

@@ -867,6 +867,9 @@ front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
 
 	if (status == 0)
 		status = fe->status;
+	if (status == 503 && fr->d->overloaded != 0 &&
+	    (cls == LLMGATE_OVERLOADED || cls == LLMGATE_CIRCUIT_OPEN))
+		status = fr->d->overloaded;
 	if (code == NULL)
 		code = fe->code;
 	body = fr->d->error_body(fr, status, fe, code, msg);

@@ -984,6 +984,7 @@ struct front_dialect {
 	const char *name;
 	const char *id_prefix;	/* "chatcmpl-", "msg_" */
 	int attach_attempts;	/* errors carry an llmgate field */
+	int overloaded;		/* its status for overloaded (0: 503) */
 	/* Translate body and front_http_call(), or answer a refusal. */
 	void (*request)(struct front_req *, json_t *body);
 	void (*chunk)(struct front_req *, const struct llmgate_chunk *);

@@ -787,6 +787,124 @@ START_TEST(test_drain_and_reload)
 }
 END_TEST
 
+
+START_TEST(test_anthropic)
+{
+	struct hres r = { 0 };
+	json_t *c, *last;
+	char *body;
+	const char *order[] = { "event: message_start", "event: "
+	    "content_block_start", "event: content_block_delta", "event: "
+	    "content_block_stop", "event: message_delta", "event: message_stop"
+	};
+	const char *p;
+	size_t i;
+
+	/* Gemini answers an Anthropic client. */
+	body = h_strdup_printf("{\"model\": \"ge/a1\", \"max_tokens\": 64, "
+	    "\"system\": [{\"type\": \"text\", \"text\": \"be brief\"}], "
+	    "\"stop_sequences\": [\"zz\"], \"messages\": [{\"role\": "
+	    "\"user\", \"content\": [{\"type\": \"text\", \"text\": "
+	    "\"hello there\"}]}]}");
+	h_req(&r, "/v1/messages", body, "x-api-key: sk-client-own",
+	    "anthropic-version: 2023-06-01", NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "type")),
+	    "message");
+	c = json_array_get(json_object_get(r.json, "content"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(c, "text")),
+	    "echo: hello there");
+	ck_assert_str_eq(json_string_value(json_object_get(r.json,
+	    "stop_reason")), "end_turn");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    r.json, "usage"), "output_tokens")), 3);
+	ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "ge/a1");
+	last = h_fakeprov_last(fp_port, "a1");
+	ck_assert_ptr_null(json_object_get(json_object_get(last, "headers"),
+	    "x-api-key"));
+	json_decref(last);
+	h_free(&r);
+	free(body);
+
+	/* The full event sequence, in order. */
+	body = h_strdup_printf("{\"model\": \"oa/a2\", \"max_tokens\": 64, "
+	    "\"stream\": true, \"messages\": [{\"role\": \"user\", "
+	    "\"content\": \"hello there\"}]}");
+	h_req(&r, "/v1/messages", body, NULL);
+	ck_assert_int_eq(r.status, 200);
+	for (p = r.body, i = 0; i < sizeof order / sizeof order[0]; i++) {
+		ck_assert_msg((p = strstr(p, order[i])) != NULL, "no %s: %s",
+		    order[i], r.body);
+	}
+	ck_assert_ptr_nonnull(strstr(r.body, "\"text_delta\",\"text\":"
+	    "\"hello \""));
+	h_free(&r);
+	free(body);
+
+	/* Tool use and a tool result round trip. */
+	body = h_strdup_printf("{\"model\": \"an/a3+tool=get_weather+args="
+	    "%%7B%%22city%%22%%3A%%22Oslo%%22%%7D\", \"max_tokens\": 64, "
+	    "\"tools\": [{\"name\": \"get_weather\", \"input_schema\": "
+	    "{\"type\": \"object\"}}], \"messages\": [{\"role\": \"user\", "
+	    "\"content\": \"weather?\"}]}");
+	h_req(&r, "/v1/messages", body, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	c = json_array_get(json_object_get(r.json, "content"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(c, "type")),
+	    "tool_use");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(c,
+	    "input"), "city")), "Oslo");
+	ck_assert_str_eq(json_string_value(json_object_get(r.json,
+	    "stop_reason")), "tool_use");
+	h_free(&r);
+	free(body);
+	body = h_strdup_printf("{\"model\": \"oa/a4\", \"max_tokens\": 64, "
+	    "\"messages\": [{\"role\": \"user\", \"content\": \"weather?\"}, "
+	    "{\"role\": \"assistant\", \"content\": [{\"type\": \"tool_use\", "
+	    "\"id\": \"tu_1\", \"name\": \"get_weather\", \"input\": {}}]}, "
+	    "{\"role\": \"user\", \"content\": [{\"type\": \"tool_result\", "
+	    "\"tool_use_id\": \"tu_1\", \"content\": \"{\\\"temp_c\\\": 4}\"}]}"
+	    "]}");
+	h_req(&r, "/v1/messages", body, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	c = json_array_get(json_object_get(r.json, "content"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(c, "text")),
+	    "echo: {\"temp_c\": 4}");
+	h_free(&r);
+	free(body);
+
+	/* Errors in Anthropic's shape: overloaded is 529 here. */
+	body = h_strdup_printf("{\"model\": \"an/a5+status=529\", "
+	    "\"max_tokens\": 64, \"messages\": [{\"role\": \"user\", "
+	    "\"content\": \"x\"}]}");
+	h_req(&r, "/v1/messages", body, NULL);
+	ck_assert_int_eq(r.status, 529);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "type")),
+	    "error");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    r.json, "error"), "type")), "overloaded_error");
+	h_free(&r);
+	free(body);
+	h_req(&r, "/v1/messages", "{\"model\": \"an/a6\", \"messages\": "
+	    "[{\"role\": \"user\", \"content\": \"x\"}]}", NULL);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    r.json, "error"), "type")), "invalid_request_error");
+	h_free(&r);
+
+	/* A stream that fails mid-way ends with an error event. */
+	body = h_strdup_printf("{\"model\": \"an/a7+stream_error\", "
+	    "\"max_tokens\": 64, \"stream\": true, \"messages\": [{\"role\": "
+	    "\"user\", \"content\": \"a b c d e\"}]}");
+	h_req(&r, "/v1/messages", body, "x-llmgate-on-cut: fail", NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "event: error\n"));
+	ck_assert_ptr_null(strstr(r.body, "message_stop"));
+	h_free(&r);
+	free(body);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -808,6 +926,7 @@ main(void)
 	tcase_add_test(tc, test_stream);
 	tcase_add_test(tc, test_disconnect_cancels);
 	tcase_add_test(tc, test_models);
+	tcase_add_test(tc, test_anthropic);
 	tcase_add_test(tc, test_other_uid_refused);
 	tcase_add_test(tc, test_tokens);
 	tcase_add_test(tc, test_drain_and_reload);
