@@ -63,6 +63,7 @@ struct call {
 	unsigned repairs;		/* made at the current target */
 	int hold_text;			/* relay text only once it passed */
 	int hold_tools;			/* relay tool calls only once they passed */
+	int paused;			/* the front cannot take output now */
 	int finished;
 
 	/* A failure found before any attempt (validation), answered async. */
@@ -439,6 +440,7 @@ call_attempt(struct call *c)
 	att->target = t->name;
 	att->index = c->sent;
 	att->start_ms = now;
+	att->held = c->paused;
 	reply_init(&att->reply, c->req->stream ? call_emit : NULL, att);
 	c->att = att;
 	c->tries++;
@@ -989,6 +991,21 @@ call_cancel(struct call *c, const char *why)
 	}
 	call_drop_attempt(c);
 	call_finish(c, NULL, LLMGATE_CANCELLED, why);
+}
+
+/*
+ * A front whose client reads slowly holds the upstream transfer instead
+ * of buffering without bound (only HTTP transports can be held).
+ */
+void
+call_pause(struct call *c, int on)
+{
+	c->paused = on;
+	if (c->att == NULL)
+		return;
+	c->att->held = on;
+	if (!on && c->att->prov->type->start == http_start)
+		http_resume(c->att);
 }
 
 void

@@ -46,6 +46,7 @@
 #define FRONT_HTTP_CALL_S	86400	/* while a call runs: its own deadline */
 #define FRONT_HTTP_HEADERS_MAX	32768
 #define FRONT_HTTP_ATTEMPTS_HDR	4096	/* longest x-llmgate-attempts */
+#define FRONT_HTTP_HIGH		(64 * 1024)	/* unread stream: hold upstream */
 
 enum front_kind { FRONT_UNIX, FRONT_LOOPBACK, FRONT_REMOTE };
 
@@ -901,6 +902,37 @@ front_http_sse_start(struct front_req *fr)
 	evhttp_send_reply_start(fr->ev, 200, "OK");
 }
 
+/* All written: a held upstream transfer may go on. */
+static void
+front_http_written(struct evhttp_connection *evcon, void *arg)
+{
+	struct front_req *fr = arg;
+
+	if (fr->paused && fr->call != NULL) {
+		fr->paused = 0;
+		call_pause(fr->call, 0);
+	}
+}
+
+/*
+ * Queue one piece of the stream. Past FRONT_HTTP_HIGH unwritten bytes
+ * the upstream transfer is held until the client has read it all.
+ */
+static void
+front_http_chunk(struct front_req *fr, struct evbuffer *b)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(fr->ev);
+
+	evhttp_send_reply_chunk_with_cb(fr->ev, b, front_http_written, fr);
+	if (evcon == NULL || fr->call == NULL || fr->paused)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(
+	    evhttp_connection_get_bufferevent(evcon))) > FRONT_HTTP_HIGH) {
+		fr->paused = 1;
+		call_pause(fr->call, 1);
+	}
+}
+
 /*
  * One event, written now. A client that lets max_output pile up unread
  * is dropped, and its call cancelled.
@@ -924,7 +956,7 @@ front_http_sse(struct front_req *fr, const char *event, json_t *data)
 		evbuffer_add_printf(b, "event: %s\n", event);
 	evbuffer_add_printf(b, "data: %s\n\n", s);
 	free(s);
-	evhttp_send_reply_chunk(fr->ev, b);
+	front_http_chunk(fr, b);
 	evbuffer_free(b);
 	evcon = evhttp_request_get_connection(fr->ev);
 	if (evcon != NULL && evbuffer_get_length(bufferevent_get_output(
@@ -947,7 +979,7 @@ front_http_sse_raw(struct front_req *fr, const char *text)
 		return;
 	b = evbuffer_new();
 	evbuffer_add(b, text, strlen(text));
-	evhttp_send_reply_chunk(fr->ev, b);
+	front_http_chunk(fr, b);
 	evbuffer_free(b);
 }
 

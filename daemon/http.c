@@ -49,6 +49,7 @@ struct http_xfer {
 				   whether a reset follows the peer's FIN */
 	struct event *rst_ev;	/* polls dead_fd */
 	uint64_t rst_until;
+	int paused;		/* held for a slow client (call_pause) */
 	long status;
 	struct event *fail_ev;	/* ends an attempt that never started */
 	struct event *ttfb_ev;	/* first-byte deadline */
@@ -474,6 +475,11 @@ http_write(char *data, size_t size, size_t nmemb, void *arg)
 	if (!x->started)
 		http_first_byte(x);
 	http_alive(x);
+	/* A slow client: curl keeps this data and hands it over again. */
+	if (x->sse_mode && x->att->held) {
+		x->paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
+	}
 	if (x->sse_mode) {
 		if ((rc = sse_feed(&x->sse, data, n)) == 0)
 			return n;
@@ -818,6 +824,9 @@ http_idle_cb(evutil_socket_t fd, short events, void *arg)
 	struct http_xfer *x = arg;
 	uint64_t now = now_ms();
 
+	/* Held for a slow client: the silence is ours, not the server's. */
+	if (x->paused)
+		x->last_ms = now;
 	if (now - x->last_ms < x->att->prov->idle_ms) {
 		http_idle_arm(x, now);
 		return;
@@ -852,6 +861,19 @@ http_drain(void)
 }
 
 /* Remove the transfer at once: used for cancels and after completion. */
+/* The client caught up: let a paused transfer deliver again. */
+void
+http_resume(struct attempt *att)
+{
+	struct http_xfer *x = att->priv;
+
+	if (x == NULL || !x->paused)
+		return;
+	x->paused = 0;
+	http_alive(x);
+	curl_easy_pause(x->easy, CURLPAUSE_CONT);
+}
+
 void
 http_stop(struct attempt *att)
 {

@@ -453,6 +453,7 @@ struct attempt {
 	uint64_t start_ms;
 	struct reply reply;
 	void *priv;		/* the transport's state */
+	int held;		/* the front is slow: hold the transfer */
 };
 /* The transport is done with the attempt (reply filled). */
 static inline void
@@ -521,6 +522,8 @@ struct call *call_start(const struct llmgate_request *req, msgpack_zone *zone,
 void call_cancel(struct call *, const char *why);
 /* The front went away: no more callbacks; the call is freed. */
 void call_detach(struct call *);
+/* Hold (1) or release (0) the upstream transfer for a slow reader. */
+void call_pause(struct call *, int);
 
 /* retry.c: backoff, pure. rnd is a uniform draw in [0, 1). */
 uint64_t retry_backoff_ms(const struct retry_conf *, unsigned retry,
@@ -941,6 +944,7 @@ int http_init(struct event_base *);
 void http_shutdown(void);
 void http_start(struct attempt *);
 void http_stop(struct attempt *);
+void http_resume(struct attempt *);
 
 /* provider-mock.c */
 void mock_start(struct attempt *);
@@ -1012,6 +1016,7 @@ struct front_req {
 	int started;			/* the event stream began */
 	int gone;			/* the client went away */
 	int dropped;			/* it let its stream pile up */
+	int paused;			/* upstream held: the client is slow */
 	int hungup;
 	void *dstate;			/* the dialect's; free()d */
 };

@@ -3,7 +3,11 @@
  * HTTP listeners, the loopback fake provider upstream, libcurl as the
  * client, over loopback TCP and the Unix socket.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 
 #include <check.h>
@@ -20,6 +24,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "llmgated.h"
 
 #define TEST_KEY	"test-key"
 
@@ -905,6 +910,82 @@ START_TEST(test_anthropic)
 }
 END_TEST
 
+static long
+rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kb = atol(line + 6);
+	}
+	fclose(f);
+	return kb;
+}
+
+/*
+ * A client that does not read its stream for a while: the upstream is
+ * held rather than buffered (the daemon stays small), and once it reads
+ * it gets the whole stream, to its end.
+ */
+START_TEST(test_slow_reader)
+{
+	struct sockaddr_in sin;
+	struct buf req = { NULL, 0, 0 };
+	char *words, *got;
+	size_t i, n = 100000, len = 0, cap = 1 << 20;
+	long before, during;
+	ssize_t k;
+	int fd;
+
+	words = malloc(n * 2 + 1);
+	for (i = 0; i < n; i++)
+		memcpy(words + 2 * i, "a ", 2);
+	words[n * 2 - 1] = '\0';
+	buf_printf(&req, "{\"model\": \"oa/slow1\", \"stream\": true, "
+	    "\"messages\": [{\"role\": \"user\", \"content\": \"%s\"}]}",
+	    words);
+	free(words);
+	before = rss_kb(d.pid);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)http_port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	got = h_strdup_printf("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Type: application/json\r\nConnection: close\r\n"
+	    "Content-Length: %zu\r\n\r\n", req.len);
+	ck_assert_int_eq(write(fd, got, strlen(got)), (ssize_t)strlen(got));
+	free(got);
+	for (i = 0; i < req.len; i += (size_t)k)
+		ck_assert_int_gt(k = write(fd, req.data + i, req.len - i), 0);
+	buf_free(&req);
+	/* Not reading while the upstream streams ~20 MB of events. */
+	h_sleep_ms(1500);
+	during = rss_kb(d.pid);
+	got = malloc(cap);
+	while ((k = read(fd, got + len, cap - len - 1)) > 0) {
+		len += (size_t)k;
+		if (len + 1 == cap)
+			got = realloc(got, cap *= 2);
+	}
+	got[len] = '\0';
+	close(fd);
+	ck_assert_msg(strstr(got, "data: [DONE]") != NULL, "the stream did not "
+	    "end: %zu bytes", len);
+	ck_assert_uint_gt(len, 10 * 1024 * 1024);
+	ck_assert_msg(during - before < 16 * 1024, "the daemon grew by %ld kB",
+	    during - before);
+	free(got);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -927,6 +1008,7 @@ main(void)
 	tcase_add_test(tc, test_disconnect_cancels);
 	tcase_add_test(tc, test_models);
 	tcase_add_test(tc, test_anthropic);
+	tcase_add_test(tc, test_slow_reader);
 	tcase_add_test(tc, test_other_uid_refused);
 	tcase_add_test(tc, test_tokens);
 	tcase_add_test(tc, test_drain_and_reload);
