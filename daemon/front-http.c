@@ -1407,6 +1407,19 @@ front_http_refuse(struct front_req *fr, enum llmgate_class cls, int status,
 	front_req_free(fr);
 }
 
+/* A header's value if it is a small number, for logs; else "". */
+static const char *
+front_http_hdr_num(struct evhttp_request *req, const char *name)
+{
+	const char *v = evhttp_find_header(evhttp_request_get_input_headers(
+	    req), name);
+
+	if (v == NULL || *v == '\0' || strlen(v) > 6 ||
+	    strspn(v, "0123456789") != strlen(v))
+		return "";
+	return v;
+}
+
 static void
 front_http_request(struct evhttp_request *req, void *arg)
 {
@@ -1423,6 +1436,13 @@ front_http_request(struct evhttp_request *req, void *arg)
 	int need_token;
 
 	q = strcspn(path, "?");
+	log_debug("HTTP %s %.*s from connection %p%s%s",
+	    cmd == EVHTTP_REQ_POST ? "POST" : cmd == EVHTTP_REQ_GET ? "GET" :
+	    "other", (int)(q < 64 ? q : 64), path,
+	    (void *)evhttp_request_get_connection(req),
+	    evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "x-stainless-retry-count") != NULL ? ", SDK retry count " : "",
+	    front_http_hdr_num(req, "x-stainless-retry-count"));
 	if (q == strlen("/v1/messages") && strncmp(path, "/v1/messages",
 	    q) == 0)
 		d = &front_anthropic;
