@@ -39,7 +39,7 @@ front_anthropic_bad(struct front_req *fr, const char *fmt, ...)
 	if (vasprintf(&msg, fmt, ap) == -1)
 		fatalx("vasprintf");
 	va_end(ap);
-	front_http_fail(fr, LLMGATE_INVALID_REQUEST, 400, NULL, msg, NULL);
+	front_http_refusal(fr, LLMGATE_INVALID_REQUEST, 400, msg);
 	free(msg);
 }
 
@@ -171,9 +171,9 @@ front_anthropic_turn(struct front_req *fr, msgpack_zone *z, json_t *jm,
 			tcs[ntc].name = front_http_zdup(z, json_string_value(
 			    json_object_get(blk, "name")), json_string_length(
 			    json_object_get(blk, "name")));
-			s = json_dumps(json_object_get(blk, "input") != NULL ?
-			    json_object_get(blk, "input") : json_object(),
-			    JSON_COMPACT | JSON_ENCODE_ANY);
+			s = json_object_get(blk, "input") == NULL ?
+			    xstrdup("{}") : json_dumps(json_object_get(blk,
+			    "input"), JSON_COMPACT | JSON_ENCODE_ANY);
 			tcs[ntc].arguments = front_http_zdup(z, s != NULL ? s :
 			    "{}", s != NULL ? strlen(s) : 2);
 			free(s);
@@ -366,19 +366,19 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
 	return 0;
 }
 
-static void
-front_anthropic_request(struct front_req *fr, json_t *body)
+/* Translate the body into req (its strings in z); -1 when refused. */
+static int
+front_anthropic_parse(struct front_req *fr, json_t *body, msgpack_zone *z,
+    struct llmgate_request *req)
 {
-	struct llmgate_request *req;
 	struct buf sys = { NULL, 0, 0 };
-	msgpack_zone *z;
 	json_t *model, *msgs, *jm;
 	size_t cap = 0, i;
 
 	model = json_object_get(body, "model");
 	if (!json_is_string(model)) {
 		front_anthropic_bad(fr, "model: a string is required");
-		return;
+		return -1;
 	}
 	fr->model = xstrdup(json_string_value(model));
 	fr->dstate = xcalloc(1, sizeof (struct front_anthropic_state));
@@ -387,11 +387,8 @@ front_anthropic_request(struct front_req *fr, json_t *body)
 	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
 		front_anthropic_bad(fr, "messages: a non-empty array is "
 		    "required");
-		return;
+		return -1;
 	}
-	if ((z = msgpack_zone_new(8192)) == NULL)
-		fatalx("msgpack_zone_new");
-	req = front_http_zalloc(z, 1, sizeof *req);
 	if (front_anthropic_params(fr, z, body, req) != 0)
 		goto fail;
 	if (front_anthropic_text(fr, json_object_get(body, "system"),
@@ -404,16 +401,13 @@ front_anthropic_request(struct front_req *fr, json_t *body)
 			goto fail;
 	}
 	if (front_anthropic_tools(fr, z, json_object_get(body, "tools"),
-	    json_object_get(body, "tool_choice"), req) != 0 ||
-	    front_http_targets(fr, req, z, fr->model,
-	    json_object_get(body, "models")) != 0)
+	    json_object_get(body, "tool_choice"), req) != 0)
 		goto fail;
 	buf_free(&sys);
-	front_http_call(fr, req, z);
-	return;
+	return 0;
 fail:
 	buf_free(&sys);
-	msgpack_zone_free(z);
+	return -1;
 }
 
 static const char *
@@ -601,7 +595,7 @@ const struct front_dialect front_anthropic = {
 	.id_prefix = "msg_",
 	.attach_attempts = 1,
 	.overloaded = 529,
-	.request = front_anthropic_request,
+	.parse = front_anthropic_parse,
 	.chunk = front_anthropic_chunk,
 	.done = front_anthropic_done,
 	.error_body = front_anthropic_error_body,

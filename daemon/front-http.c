@@ -1045,6 +1045,7 @@ front_req_free(struct front_req *fr)
 		fr->fc->cur = NULL;
 	free(fr->model);
 	free(fr->dstate);
+	free(fr->err_msg);
 	free(fr);
 }
 
@@ -1246,8 +1247,8 @@ front_http_targets(struct front_req *fr, struct llmgate_request *req,
 				goto fail;
 		}
 	}
-	hdr = evhttp_find_header(evhttp_request_get_input_headers(fr->ev),
-	    "x-llmgate-models");
+	hdr = fr->ev == NULL ? NULL : evhttp_find_header(
+	    evhttp_request_get_input_headers(fr->ev), "x-llmgate-models");
 	if (hdr != NULL) {
 		list = xstrdup(hdr);
 		for (p = strtok_r(list, ", ", &last); p != NULL;
@@ -1262,10 +1263,21 @@ front_http_targets(struct front_req *fr, struct llmgate_request *req,
 	}
 	return 0;
 fail:
-	front_http_fail(fr, status == 404 ? LLMGATE_NOT_FOUND :
-	    LLMGATE_INVALID_REQUEST, status, NULL, cause, NULL);
+	front_http_refusal(fr, status == 404 ? LLMGATE_NOT_FOUND :
+	    LLMGATE_INVALID_REQUEST, status, cause);
 	free(cause);
 	return -1;
+}
+
+void
+front_http_refusal(struct front_req *fr, enum llmgate_class cls, int status,
+    const char *msg)
+{
+	if (fr->err_msg != NULL)
+		return;
+	fr->err_cls = cls;
+	fr->err_status = status;
+	fr->err_msg = xstrdup(msg);
 }
 
 /* The per-call options headers. -1 after answering a bad one. */
@@ -1307,7 +1319,7 @@ front_http_options(struct front_req *fr, struct llmgate_request *req)
 	}
 	return 0;
 bad:
-	front_http_fail(fr, LLMGATE_INVALID_REQUEST, 400, NULL, msg, NULL);
+	front_http_refusal(fr, LLMGATE_INVALID_REQUEST, 400, msg);
 	return -1;
 }
 
@@ -1344,16 +1356,12 @@ front_http_client(struct front_req *fr, const char *token_name)
 }
 
 /* Start the call the dialect translated; it answers through the sink. */
-void
+static void
 front_http_call(struct front_req *fr, struct llmgate_request *req,
     msgpack_zone *z)
 {
 	struct evhttp_connection *evcon;
 
-	if (front_http_options(fr, req) != 0) {
-		msgpack_zone_free(z);
-		return;
-	}
 	req->stream = fr->stream;
 	if ((evcon = evhttp_request_get_connection(fr->ev)) != NULL)
 		evhttp_connection_set_timeout(evcon, FRONT_HTTP_CALL_S);
@@ -1429,6 +1437,8 @@ front_http_request(struct evhttp_request *req, void *arg)
 	struct evbuffer *in;
 	struct front_req *fr;
 	struct front_conn *fc;
+	struct llmgate_request *lr;
+	msgpack_zone *z;
 	json_error_t jerr;
 	json_t *body;
 	char msg[256];
@@ -1541,9 +1551,19 @@ front_http_request(struct evhttp_request *req, void *arg)
 	snprintf(fr->id, sizeof fr->id, "%s%llx%06llx", d->id_prefix,
 	    (unsigned long long)fr->created,
 	    (unsigned long long)(++front_seq & 0xffffff));
-	/* The dialect answers (a refusal, or a call through the sink). */
-	d->request(fr, body);
+	/* The dialect translates; the call answers through the sink. */
+	if ((z = msgpack_zone_new(8192)) == NULL)
+		fatalx("msgpack_zone_new");
+	lr = front_http_zalloc(z, 1, sizeof *lr);
+	if (d->parse(fr, body, z, lr) != 0 || front_http_targets(fr, lr, z,
+	    fr->model, json_object_get(body, "models")) != 0 ||
+	    front_http_options(fr, lr) != 0) {
+		json_decref(body);
+		msgpack_zone_free(z);
+		front_http_refuse(fr, fr->err_cls, fr->err_status, NULL,
+		    fr->err_msg);
+		return;
+	}
 	json_decref(body);
-	if (fr->call == NULL && fr->ev == NULL)
-		front_req_free(fr);
+	front_http_call(fr, lr, z);
 }

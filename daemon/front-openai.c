@@ -40,7 +40,7 @@ front_openai_bad(struct front_req *fr, const char *fmt, ...)
 	if (vasprintf(&msg, fmt, ap) == -1)
 		fatalx("vasprintf");
 	va_end(ap);
-	front_http_fail(fr, LLMGATE_INVALID_REQUEST, 400, NULL, msg, NULL);
+	front_http_refusal(fr, LLMGATE_INVALID_REQUEST, 400, msg);
 	free(msg);
 }
 
@@ -469,37 +469,30 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 	return 0;
 }
 
-static void
-front_openai_request(struct front_req *fr, json_t *body)
+/* Translate the body into req (its strings in z); -1 when refused. */
+static int
+front_openai_parse(struct front_req *fr, json_t *body, msgpack_zone *z,
+    struct llmgate_request *req)
 {
-	struct llmgate_request *req;
-	msgpack_zone *z;
 	json_t *model;
 
 	if (front_openai_unsupported(fr, body) != 0)
-		return;
+		return -1;
 	model = json_object_get(body, "model");
 	if (!json_is_string(model)) {
 		front_openai_bad(fr, "model must be a string");
-		return;
+		return -1;
 	}
 	fr->model = xstrdup(json_string_value(model));
 	fr->dstate = xcalloc(1, sizeof (struct front_openai_state));
-	if ((z = msgpack_zone_new(8192)) == NULL)
-		fatalx("msgpack_zone_new");
-	req = front_http_zalloc(z, 1, sizeof *req);
 	if (front_openai_messages(fr, z, json_object_get(body, "messages"),
 	    req) != 0 || front_openai_tools(fr, z, json_object_get(body,
 	    "tools"), json_object_get(body, "tool_choice"), req) != 0 ||
 	    front_openai_format(fr, z, json_object_get(body,
 	    "response_format"), req) != 0 ||
-	    front_openai_sampling(fr, z, body, req) != 0 ||
-	    front_http_targets(fr, req, z, fr->model,
-	    json_object_get(body, "models")) != 0) {
-		msgpack_zone_free(z);
-		return;
-	}
-	front_http_call(fr, req, z);
+	    front_openai_sampling(fr, z, body, req) != 0)
+		return -1;
+	return 0;
 }
 
 static const char *
@@ -674,7 +667,7 @@ const struct front_dialect front_openai = {
 	.name = "openai",
 	.id_prefix = "chatcmpl-",
 	.attach_attempts = 1,
-	.request = front_openai_request,
+	.parse = front_openai_parse,
 	.chunk = front_openai_chunk,
 	.done = front_openai_done,
 	.error_body = front_openai_error_body,

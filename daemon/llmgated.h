@@ -989,8 +989,10 @@ struct front_dialect {
 	const char *id_prefix;	/* "chatcmpl-", "msg_" */
 	int attach_attempts;	/* errors carry an llmgate field */
 	int overloaded;		/* its status for overloaded (0: 503) */
-	/* Translate body and front_http_call(), or answer a refusal. */
-	void (*request)(struct front_req *, json_t *body);
+	/* Translate body into req, its strings in z; -1 after
+	 * front_http_refusal(). Sets fr->model, stream options, dstate. */
+	int (*parse)(struct front_req *, json_t *body, msgpack_zone *z,
+	    struct llmgate_request *req);
 	void (*chunk)(struct front_req *, const struct llmgate_chunk *);
 	void (*done)(struct front_req *, const struct llmgate_result *);
 	json_t *(*error_body)(struct front_req *, int status,
@@ -1018,6 +1020,9 @@ struct front_req {
 	int dropped;			/* it let its stream pile up */
 	int paused;			/* upstream held: the client is slow */
 	int hungup;
+	enum llmgate_class err_cls;	/* a refusal, before any call */
+	int err_status;
+	char *err_msg;
 	void *dstate;			/* the dialect's; free()d */
 };
 extern const struct front_dialect front_openai;
@@ -1036,10 +1041,13 @@ const struct front_error *front_http_error_of(enum llmgate_class);
 json_t *front_http_attempts(const struct llmgate_result *);
 char *front_http_zdup(msgpack_zone *, const char *, size_t);
 void *front_http_zalloc(msgpack_zone *, size_t n, size_t size);
+/* The chain for model and the body's models (and x-llmgate-models);
+ * -1 after front_http_refusal(). */
 int front_http_targets(struct front_req *, struct llmgate_request *,
     msgpack_zone *, const char *model, json_t *models);
-void front_http_call(struct front_req *, struct llmgate_request *,
-    msgpack_zone *);
+/* Refuse the request (the first refusal wins): answered by the front. */
+void front_http_refusal(struct front_req *, enum llmgate_class, int status,
+    const char *msg);
 void front_http_json(struct front_req *, int status, json_t *body,
     const struct llmgate_result *);
 /* An error answer: status 0 and code NULL take the class's. */
