@@ -986,6 +986,75 @@ START_TEST(test_slow_reader)
 }
 END_TEST
 
+static int
+tcp_connect(void)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)http_port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	return fd;
+}
+
+/* What the daemon answers on fd before it closes (up to a deadline). */
+static char *
+read_all(int fd, int ms)
+{
+	struct buf b = { NULL, 0, 0 };
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	char chunk[4096];
+	ssize_t n;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	while ((n = read(fd, chunk, sizeof chunk)) > 0)
+		buf_add(&b, chunk, (size_t)n);
+	buf_add(&b, "", 0);
+	return b.data;
+}
+
+/*
+ * Header floods get a 4xx and a closed connection; half-sent requests
+ * (slowloris) hold nothing others need: calls go on meanwhile.
+ */
+START_TEST(test_floods_and_slowloris)
+{
+	struct hres r = { 0 };
+	struct buf req = { NULL, 0, 0 };
+	int fd, slow[64], i;
+	char *ans, *body;
+
+	fd = tcp_connect();
+	buf_addstr(&req, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n");
+	for (i = 0; i < 4000; i++)
+		buf_printf(&req, "x-flood-%d: %0100d\r\n", i, i);
+	buf_addstr(&req, "\r\n");
+	(void)!write(fd, req.data, req.len);
+	ans = read_all(fd, 5000);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 4", 10) == 0 || *ans == '\0',
+	    "%.80s", ans);
+	free(ans);
+	close(fd);
+	buf_free(&req);
+
+	for (i = 0; i < 64; i++) {
+		slow[i] = tcp_connect();
+		ck_assert_int_eq(write(slow[i], "POST /v1/chat/compl", 19), 19);
+	}
+	body = chat_body("oa/loris1", NULL);
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.status, 200);
+	h_free(&r);
+	free(body);
+	for (i = 0; i < 64; i++)
+		close(slow[i]);
+	ck_assert(h_daemon_alive(&d));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1009,6 +1078,7 @@ main(void)
 	tcase_add_test(tc, test_models);
 	tcase_add_test(tc, test_anthropic);
 	tcase_add_test(tc, test_slow_reader);
+	tcase_add_test(tc, test_floods_and_slowloris);
 	tcase_add_test(tc, test_other_uid_refused);
 	tcase_add_test(tc, test_tokens);
 	tcase_add_test(tc, test_drain_and_reload);
