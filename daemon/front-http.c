@@ -54,6 +54,7 @@ struct front_conn {
 	struct evhttp_connection *evcon;
 	enum front_kind kind;
 	int uid_known;
+	int allowed;			/* uid passes the socket's rules */
 	uid_t uid;
 	pid_t pid;
 	char peer[64];
@@ -713,6 +714,8 @@ front_http_conn(struct evhttp_request *req)
 		else
 			snprintf(fc->peer, sizeof fc->peer, "http %s", host);
 	}
+	/* Once per connection, as the kernel checks a socket at connect. */
+	fc->allowed = fc->uid_known && front_http_uid_allowed(fc->uid);
 	evhttp_connection_set_closecb(evcon, front_http_closed, fc);
 	TAILQ_INSERT_TAIL(&front_conns, fc, entry);
 	front_nconns++;
@@ -1305,6 +1308,12 @@ front_http_options(struct front_req *fr, struct llmgate_request *req)
 			goto bad;
 		}
 		req->on_cut = (enum llmgate_on_cut)i;
+		/* An event stream cannot take back what it sent. */
+		if (fr->stream && req->on_cut == LLMGATE_CUT_RESTART) {
+			snprintf(msg, sizeof msg, "x-llmgate-on-cut: restart "
+			    "cannot be streamed over HTTP (use resume or fail)");
+			goto bad;
+		}
 	}
 	if ((v = evhttp_find_header(in, "x-llmgate-timeout-ms")) != NULL) {
 		errno = 0;
@@ -1481,8 +1490,7 @@ front_http_request(struct evhttp_request *req, void *arg)
 			    "Authorization: Bearer TOKEN (or x-api-key)");
 			return;
 		}
-	} else if (fc->kind == FRONT_LOOPBACK &&
-	    (!fc->uid_known || !front_http_uid_allowed(fc->uid))) {
+	} else if (fc->kind == FRONT_LOOPBACK && !fc->allowed) {
 		snprintf(msg, sizeof msg, "%s may not use llmgated (the socket "
 		    "allows its owner%s)", fc->uid_known ? "this user" :
 		    "a caller whose user cannot be told",

@@ -453,6 +453,12 @@ START_TEST(test_targets)
 	ck_assert_int_eq(r.status, 400);
 	h_free(&r);
 	free(body);
+	body = chat_body("oa/f7", "\"stream\": true");
+	h_req(&r, "/v1/chat/completions", body, "x-llmgate-on-cut: restart",
+	    NULL);
+	ck_assert_int_eq(r.status, 400);
+	h_free(&r);
+	free(body);
 }
 END_TEST
 
@@ -509,6 +515,15 @@ START_TEST(test_bad_input)
 	free(big);
 }
 END_TEST
+
+/* The daemon runs under a wrapper (valgrind): slower, not wrong. */
+static int
+wrapped(void)
+{
+	const char *w = getenv("LLMGATE_TEST_WRAPPER");
+
+	return w != NULL && *w != '\0';
+}
 
 /* Count SSE events of a body; 1 when it ends with data: [DONE]. */
 static int
@@ -588,7 +603,7 @@ START_TEST(test_disconnect_cancels)
 	}
 	ck_assert_msg(found, "the call was not cancelled");
 	/* Well before the stream's own end (3 pieces x 300 ms). */
-	ck_assert_uint_lt(h_mono_ms() - t0, 800);
+	ck_assert_uint_lt(h_mono_ms() - t0, wrapped() ? 10000 : 800);
 
 	/* Non-streamed, hanging up while the upstream is slow. */
 	body = chat_body("oa/dc2+delay=3000", NULL);
@@ -614,7 +629,7 @@ START_TEST(test_disconnect_cancels)
 			h_sleep_ms(20);
 	}
 	ck_assert_msg(found, "the call was not cancelled");
-	ck_assert_uint_lt(h_mono_ms() - t0, 2000);
+	ck_assert_uint_lt(h_mono_ms() - t0, wrapped() ? 10000 : 2000);
 	free(body);
 }
 END_TEST
@@ -938,7 +953,8 @@ START_TEST(test_slow_reader)
 	struct sockaddr_in sin;
 	struct buf req = { NULL, 0, 0 };
 	char *words, *got;
-	size_t i, n = 100000, len = 0, cap = 1 << 20;
+	/* Under valgrind, a stream it can carry before timeouts strike. */
+	size_t i, n = wrapped() ? 10000 : 100000, len = 0, cap = 1 << 20;
 	long before, during;
 	ssize_t k;
 	int fd;
@@ -979,7 +995,7 @@ START_TEST(test_slow_reader)
 	close(fd);
 	ck_assert_msg(strstr(got, "data: [DONE]") != NULL, "the stream did not "
 	    "end: %zu bytes", len);
-	ck_assert_uint_gt(len, 10 * 1024 * 1024);
+	ck_assert_uint_gt(len, n * 100);
 	ck_assert_msg(during - before < 16 * 1024, "the daemon grew by %ld kB",
 	    during - before);
 	free(got);
