@@ -25,6 +25,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -669,7 +670,7 @@ front_http_conn(struct evhttp_request *req)
 	struct ucred cr;
 	socklen_t crlen = sizeof cr;
 	char host[INET6_ADDRSTRLEN];
-	int fd, lo;
+	int fd, lo, one = 1;
 
 	TAILQ_FOREACH(fc, &front_conns, entry) {
 		if (fc->evcon == evcon)
@@ -696,6 +697,9 @@ front_http_conn(struct evhttp_request *req)
 			lo = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)
 			    &ss)->sin6_addr);
 		fc->kind = lo ? FRONT_LOOPBACK : FRONT_REMOTE;
+		/* Answers and stream events go out whole, at once. */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof one);
 		if (lo && front_http_tcp_uid(fd, &fc->uid) == 0)
 			fc->uid_known = 1;
 		len = sizeof ss;
