@@ -9,11 +9,10 @@
  *
  * Who may call: on the Unix socket the kernel checks the socket's mode
  * and group, and SO_PEERCRED names the caller; on loopback TCP the
- * caller's uid comes from the kernel's socket table (sock_diag, as
- * `ss -e` reads it) and the same mode and group rules are applied to it,
- * unless a tokens_file is configured, which then makes a bearer token
- * mandatory on every TCP listener. max_conns_per_uid counts HTTP and
- * native connections together.
+ * caller's uid comes from the kernel's socket table and the same mode and
+ * group rules are applied to it (front-peer.c), unless a tokens_file is
+ * configured, which then makes a bearer token mandatory on every TCP
+ * listener. max_conns_per_uid counts HTTP and native connections together.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -21,16 +20,11 @@
 #include <sys/un.h>
 
 #include <arpa/inet.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
 #include <ctype.h>
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,151 +484,6 @@ front_http_shutdown(void)
 	front_native = NULL;
 }
 
-/*
- * The uid of the process at the other end of a loopback TCP connection:
- * the kernel's socket table, looked up by the four-tuple.
- */
-static int
-front_http_tcp_uid(int fd, uid_t *uid)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct inet_diag_req_v2 r;
-	} req;
-	struct sockaddr_storage local, peer;
-	struct sockaddr_nl nladdr = { .nl_family = AF_NETLINK };
-	socklen_t llen = sizeof local, plen = sizeof peer;
-	union {
-		struct nlmsghdr nlh;
-		char buf[8192];
-	} ans;
-	struct inet_diag_msg *m;
-	struct nlmsghdr *h;
-	ssize_t n;
-	int nl, rc = -1;
-
-	if (getsockname(fd, (struct sockaddr *)&local, &llen) != 0 ||
-	    getpeername(fd, (struct sockaddr *)&peer, &plen) != 0 ||
-	    local.ss_family != peer.ss_family)
-		return -1;
-	memset(&req, 0, sizeof req);
-	req.nlh.nlmsg_len = sizeof req;
-	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	req.nlh.nlmsg_flags = NLM_F_REQUEST;
-	req.r.sdiag_family = (uint8_t)local.ss_family;
-	req.r.sdiag_protocol = IPPROTO_TCP;
-	req.r.idiag_states = ~0u;
-	req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	/* The client's socket: its source is our peer. */
-	if (local.ss_family == AF_INET) {
-		struct sockaddr_in *l = (struct sockaddr_in *)&local;
-		struct sockaddr_in *p = (struct sockaddr_in *)&peer;
-
-		req.r.id.idiag_sport = p->sin_port;
-		req.r.id.idiag_dport = l->sin_port;
-		memcpy(req.r.id.idiag_src, &p->sin_addr, 4);
-		memcpy(req.r.id.idiag_dst, &l->sin_addr, 4);
-	} else if (local.ss_family == AF_INET6) {
-		struct sockaddr_in6 *l = (struct sockaddr_in6 *)&local;
-		struct sockaddr_in6 *p = (struct sockaddr_in6 *)&peer;
-
-		req.r.id.idiag_sport = p->sin6_port;
-		req.r.id.idiag_dport = l->sin6_port;
-		memcpy(req.r.id.idiag_src, &p->sin6_addr, 16);
-		memcpy(req.r.id.idiag_dst, &l->sin6_addr, 16);
-	} else
-		return -1;
-	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (nl == -1)
-		return -1;
-	if (sendto(nl, &req, sizeof req, 0, (struct sockaddr *)&nladdr,
-	    sizeof nladdr) != (ssize_t)sizeof req)
-		goto out;
-	while ((n = recv(nl, &ans, sizeof ans, 0)) == -1 && errno == EINTR)
-		;
-	if (n <= 0)
-		goto out;
-	for (h = &ans.nlh; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-		    h->nlmsg_len < NLMSG_LENGTH(sizeof *m))
-			break;
-		m = NLMSG_DATA(h);
-		*uid = (uid_t)m->idiag_uid;
-		rc = 0;
-		break;
-	}
-out:
-	close(nl);
-	return rc;
-}
-
-/*
- * Would uid be let through the native socket's mode and group? The
- * socket belongs to our euid and to socket_group (else our egid).
- */
-static int
-front_http_uid_allowed(uid_t uid)
-{
-	mode_t mode = cfg->socket_mode;
-	gid_t gid = cfg->socket_group != NULL ? cfg->socket_gid : getegid();
-	gid_t groups[256];
-	int ngroups = 256, i;
-	struct passwd *pw;
-
-	if (uid == 0)
-		return 1;
-	if (uid == geteuid())
-		return (mode & S_IWUSR) != 0;
-	if ((pw = getpwuid(uid)) != NULL) {
-		if (pw->pw_gid == gid)
-			return (mode & S_IWGRP) != 0;
-		if (getgrouplist(pw->pw_name, pw->pw_gid, groups,
-		    &ngroups) != -1) {
-			for (i = 0; i < ngroups; i++) {
-				if (groups[i] == gid)
-					return (mode & S_IWGRP) != 0;
-			}
-		}
-	}
-	return (mode & S_IWOTH) != 0;
-}
-
-/* Constant time, so a token cannot be guessed a byte at a time. */
-static int
-front_http_token_eq(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), i;
-	unsigned char d = la != lb;
-
-	for (i = 0; i < la; i++)
-		d |= (unsigned char)(a[i] ^ b[i % (lb != 0 ? lb : 1)]);
-	return d == 0;
-}
-
-/* The caller's token (Authorization: Bearer, or x-api-key): its name. */
-static const char *
-front_http_token(struct evkeyvalq *hdrs)
-{
-	const struct http_conf *hc = &cfg->http;
-	const char *v;
-	size_t i;
-
-	if ((v = evhttp_find_header(hdrs, "Authorization")) != NULL) {
-		if (strncasecmp(v, "Bearer ", 7) != 0)
-			return NULL;
-		v += 7;
-		while (*v == ' ')
-			v++;
-	} else if ((v = evhttp_find_header(hdrs, "x-api-key")) == NULL)
-		return NULL;
-	for (i = 0; i < hc->ntokens; i++) {
-		if (front_http_token_eq(v, hc->tokens[i]))
-			return hc->names[i];
-	}
-	return NULL;
-}
-
 static void
 front_http_closed(struct evhttp_connection *evcon, void *arg)
 {
@@ -700,7 +549,7 @@ front_http_conn(struct evhttp_request *req)
 		/* Answers and stream events go out whole, at once. */
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof one);
-		if (lo && front_http_tcp_uid(fd, &fc->uid) == 0)
+		if (lo && front_peer_tcp_uid(fd, &fc->uid) == 0)
 			fc->uid_known = 1;
 		len = sizeof ss;
 		host[0] = '\0';
@@ -719,7 +568,7 @@ front_http_conn(struct evhttp_request *req)
 			snprintf(fc->peer, sizeof fc->peer, "http %s", host);
 	}
 	/* Once per connection, as the kernel checks a socket at connect. */
-	fc->allowed = fc->uid_known && front_http_uid_allowed(fc->uid);
+	fc->allowed = fc->uid_known && front_peer_uid_allowed(fc->uid);
 	evhttp_connection_set_closecb(evcon, front_http_closed, fc);
 	TAILQ_INSERT_TAIL(&front_conns, fc, entry);
 	front_nconns++;
@@ -1486,7 +1335,7 @@ front_http_request(struct evhttp_request *req, void *arg)
 	need_token = fc->kind == FRONT_REMOTE ||
 	    (fc->kind == FRONT_LOOPBACK && cfg->http.ntokens != 0);
 	if (need_token) {
-		token_name = front_http_token(
+		token_name = front_peer_token(
 		    evhttp_request_get_input_headers(req));
 		if (token_name == NULL) {
 			front_http_refuse(fr, LLMGATE_AUTH, 401,

@@ -1057,6 +1057,15 @@ void front_http_sse(struct front_req *, const char *event, json_t *data);
 void front_http_sse_raw(struct front_req *, const char *text);
 void front_http_end(struct front_req *);
 
+/* front-peer.c: who calls the HTTP front, and may they. */
+struct evkeyvalq;
+/* The uid owning the client end of an accepted loopback TCP socket. */
+int front_peer_tcp_uid(int fd, uid_t *);
+/* Would uid pass the native socket's mode and group? */
+int front_peer_uid_allowed(uid_t);
+/* The name of the valid token the headers carry, or NULL. */
+const char *front_peer_token(struct evkeyvalq *hdrs);
+
 /* op.c: the protocol front's op table. */
 void op_dispatch(struct conn *, struct proto_msg *);
 
