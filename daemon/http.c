@@ -860,7 +860,6 @@ http_drain(void)
 	}
 }
 
-/* Remove the transfer at once: used for cancels and after completion. */
 /* The client caught up: let a paused transfer deliver again. */
 void
 http_resume(struct attempt *att)
@@ -874,6 +873,7 @@ http_resume(struct attempt *att)
 	curl_easy_pause(x->easy, CURLPAUSE_CONT);
 }
 
+/* Remove the transfer at once: used for cancels and after completion. */
 void
 http_stop(struct attempt *att)
 {
