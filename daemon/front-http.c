@@ -1136,9 +1136,50 @@ front_http_refusal(struct front_req *fr, enum llmgate_class cls, int status,
 	fr->err_msg = xstrdup(msg);
 }
 
+/*
+ * A comma-separated header value as a list of strings in the zone. With
+ * rest set, an item that starts with it takes the rest of the value as
+ * written, commas included (x-llmgate-reject's match:REGEX).
+ */
+static void
+front_http_list(msgpack_zone *z, const char *v, const char *rest,
+    char ***out, size_t *n)
+{
+	size_t cap = 0, len;
+	const char *end;
+
+	*out = NULL;
+	*n = 0;
+	while (*v != '\0') {
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		if (*v == '\0')
+			break;
+		if (rest != NULL && strncmp(v, rest, strlen(rest)) == 0)
+			end = v + strlen(v);
+		else if ((end = strchr(v, ',')) == NULL)
+			end = v + strlen(v);
+		len = (size_t)(end - v);
+		while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+			len--;
+		if (*n == cap) {
+			char **grown;
+
+			cap = cap * 2 + 4;
+			grown = front_http_zalloc(z, cap, sizeof *grown);
+			if (*n != 0)
+				memcpy(grown, *out, *n * sizeof *grown);
+			*out = grown;
+		}
+		(*out)[(*n)++] = front_http_zdup(z, v, len);
+		v = end;
+	}
+}
+
 /* The per-call options headers. -1 after answering a bad one. */
 static int
-front_http_options(struct front_req *fr, struct llmgate_request *req)
+front_http_options(struct front_req *fr, struct llmgate_request *req,
+    msgpack_zone *z)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(fr->ev);
 	const char *v;
@@ -1179,6 +1220,12 @@ front_http_options(struct front_req *fr, struct llmgate_request *req)
 		}
 		req->timeout_ms = (uint32_t)ms;
 	}
+	/* Checked with the rest of the request when the call starts. */
+	if ((v = evhttp_find_header(in, "x-llmgate-fallback-on")) != NULL)
+		front_http_list(z, v, NULL, &req->fallback_on,
+		    &req->nfallback_on);
+	if ((v = evhttp_find_header(in, "x-llmgate-reject")) != NULL)
+		front_http_list(z, v, "match:", &req->reject, &req->nreject);
 	return 0;
 bad:
 	front_http_refusal(fr, LLMGATE_INVALID_REQUEST, 400, msg);
@@ -1418,7 +1465,7 @@ front_http_request(struct evhttp_request *req, void *arg)
 	lr = front_http_zalloc(z, 1, sizeof *lr);
 	if (d->parse(fr, body, z, lr) != 0 || front_http_targets(fr, lr, z,
 	    fr->model, json_object_get(body, "models")) != 0 ||
-	    front_http_options(fr, lr) != 0) {
+	    front_http_options(fr, lr, z) != 0) {
 		json_decref(body);
 		msgpack_zone_free(z);
 		front_http_refuse(fr, fr->err_cls, fr->err_status, NULL,

@@ -464,6 +464,52 @@ START_TEST(test_targets)
 }
 END_TEST
 
+/* x-llmgate-fallback-on and x-llmgate-reject reach the chain. */
+START_TEST(test_fallback_headers)
+{
+	struct hres r = { 0 };
+	char *body;
+
+	/* A reply cut at max_tokens, or matching a pattern (commas in it
+	 * kept), is turned down and the next model answers. */
+	body = chat_body("oa/rj1+length", "\"models\": [\"oa/rj1+length\", "
+	    "\"an/rj1-next\"]");
+	h_req(&r, "/v1/chat/completions", body, "x-llmgate-reject: length",
+	    NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "an/rj1-next");
+	ck_assert_msg(strstr(h_hdr(&r, "x-llmgate-attempts"),
+	    "\"rejected\"") != NULL, "%s", h_hdr(&r, "x-llmgate-attempts"));
+	h_free(&r);
+	free(body);
+	body = chat_body("oa/rj2+text=sorry,%20no", "\"models\": "
+	    "[\"oa/rj2+text=sorry,%20no\", \"an/rj2-next\"]");
+	h_req(&r, "/v1/chat/completions", body,
+	    "x-llmgate-reject: empty, match:^sorry, no$", NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "an/rj2-next");
+	h_free(&r);
+	free(body);
+	/* Narrowed to rate_limited: a 500 ends the call, the next model is
+	 * never asked. */
+	body = chat_body("oa/rj3+status=500", "\"models\": "
+	    "[\"oa/rj3+status=500\", \"an/rj3-next\"]");
+	h_req(&r, "/v1/chat/completions", body,
+	    "x-llmgate-fallback-on: rate_limited", NULL);
+	ck_assert_msg(r.status >= 500, "%ld %s", r.status, r.body);
+	h_free(&r);
+	free(body);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "rj3-next", NULL), 0);
+	/* An unknown class or condition is the caller's mistake. */
+	body = chat_body("oa/rj4", NULL);
+	h_req(&r, "/v1/chat/completions", body, "x-llmgate-reject: boring",
+	    NULL);
+	ck_assert_int_eq(r.status, 400);
+	h_free(&r);
+	free(body);
+}
+END_TEST
+
 START_TEST(test_bad_input)
 {
 	static const char *bodies[] = {
@@ -1091,6 +1137,7 @@ main(void)
 	tcase_add_test(tc, test_error_table);
 	tcase_add_test(tc, test_upstream_429_retried_inside);
 	tcase_add_test(tc, test_targets);
+	tcase_add_test(tc, test_fallback_headers);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_stream);
 	tcase_add_test(tc, test_disconnect_cancels);
