@@ -11,7 +11,18 @@ if [ -z "$cmd" ]; then
 	exit 1
 fi
 case $cmd in
-*'$(cat .ci/packages)'*) exit 0 ;;
+*'$(cat .ci/packages)'*)
+	# It installs the file; the line that names them must match it.
+	shown=$(sed -n '/^## Quick start/,/^## /p' "$readme" |
+	    sed -n '/^The list today/,/^$/p' | tr -d '`.' | tr ' ' '\n' |
+	    sed -n '/^file):$/,$p' | sed '1d' | grep . | tr '\n' ' ')
+	want=$(tr -s ' \n' '  ' < "$list" | sed 's/ *$//')
+	if [ "$(echo $shown)" != "$(echo $want)" ]; then
+		echo "the README's quick start names: $shown" >&2
+		echo "but .ci/packages holds:         $want" >&2
+		exit 1
+	fi
+	exit 0 ;;
 esac
 status=0
 for pkg in $(cat "$list"); do
