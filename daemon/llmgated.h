@@ -777,11 +777,13 @@ void slice_returned(struct slice *, uint64_t n);
 void slice_failed(struct slice *);
 int slice_late(const struct slice *, uint32_t timeout_ms, uint64_t now);
 
-/* schema.c: JSON Schema validation (the subset structured output needs). */
+/* schema.c: JSON Schema (the subset structured output needs), compiled. */
 struct schema;
 /* Compile schema_text; NULL with *cause on invalid JSON or schema. */
 struct schema *schema_compile(const char *schema_text, char **cause);
 void schema_free(struct schema *);
+
+/* schema-check.c: a value checked against a compiled schema. */
 /* Validate instance; 0 when valid, else the number of errors, each appended to *errors as "PATH: message\n" (PATH a JSON path like $.items[2].name; caller frees *errors). max_errors caps the list. */
 int schema_validate(const struct schema *, const json_t *instance, char **errors, int max_errors);
 /* Convenience: parse text (a model reply) then validate; a reply that is not JSON is one error "$: not valid JSON: <jansson message>". Leading/trailing whitespace and a ```json fenced block are tolerated. */
