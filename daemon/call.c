@@ -27,6 +27,7 @@ struct call {
 	void *arg;
 	struct config *cfg;		/* the config the call started under */
 	uint64_t client_id;
+	uid_t client_uid;
 	char client[96];
 
 	struct call_target *chain;
@@ -140,8 +141,9 @@ call_resolve(struct call *c, char **cause)
 	}
 	c->chain = xcalloc(n, sizeof *c->chain);
 	for (i = 0; i < n; i++) {
-		if ((t = target_resolve(c->cfg, names[i], &prov, cause)) ==
-		    NULL)
+		t = target_resolve(c->cfg, names[i], c->client_uid, &prov,
+		    cause);
+		if (t == NULL)
 			return -1;
 		c->chain[i].name = xstrdup(names[i]);
 		c->chain[i].prov = prov;
@@ -234,6 +236,7 @@ call_start(const struct llmgate_request *creq, msgpack_zone *zone,
 	c->sink = sink;
 	c->arg = arg;
 	c->client_id = cl->id;
+	c->client_uid = cl->uid;
 	snprintf(c->client, sizeof c->client, "%s", cl->name);
 	c->cfg = config_ref(cfg);
 	c->start_ms = now_ms();
@@ -860,8 +863,10 @@ call_free(struct call *c)
 	event_free(c->timer);
 	if (c->deadline_ev != NULL)
 		event_free(c->deadline_ev);
-	for (i = 0; i < c->nchain; i++)
+	for (i = 0; i < c->nchain; i++) {
+		target_release(c->chain[i].state);
 		free(c->chain[i].name);
+	}
 	free(c->chain);
 	for (i = 0; i < c->nrecs; i++) {
 		free(c->recs[i].target);

@@ -306,6 +306,19 @@ static const struct config_keys config_cluster_keys = {
 	config_cluster_key, CONFIG_NITEMS(config_cluster_key),
 	config_cluster_check
 };
+/* strict_models = true: clients may name only the models the config does. */
+static void
+config_strict_models(struct config_ctx *ctx, const config_setting_t *s,
+    void *obj)
+{
+	struct config *conf = obj;
+
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		config_error(ctx, s, "strict_models must be true or false");
+		return;
+	}
+	conf->strict_models = config_setting_get_bool(s);
+}
 
 #define HK(f)	offsetof(struct http_conf, f)
 enum { HK_LISTEN, HK_TOKENS_FILE, HK_ALLOW_REMOTE };
@@ -328,7 +341,7 @@ enum {
 	TK_MAX_INFLIGHT, TK_MAX_CLIENTS, TK_MAX_OUTPUT, TK_DRAIN_MS,
 	TK_METRICS_LISTEN, TK_MAX_WAIT_MS, TK_LEASE_TTL_MS,
 	TK_SOCKET_GROUP, TK_ADMIN_GROUP, TK_MAX_CONNS_PER_UID,
-	TK_STATE_FILE, TK_STATE_SAVE_MS
+	TK_STATE_FILE, TK_STATE_SAVE_MS, TK_STRICT_MODELS
 };
 static const struct config_key config_top_key[] = {
 	[TK_SOCKET] = { .name = "socket", .kind = CK_STRING,
@@ -363,6 +376,8 @@ static const struct config_key config_top_key[] = {
 	    .off = TK(state_file) },
 	[TK_STATE_SAVE_MS] = { .name = "state_save_ms", .kind = CK_U32,
 	    .off = TK(state_save_ms), .min = 100 },
+	[TK_STRICT_MODELS] = { .name = "strict_models", .kind = CK_FUNC,
+	    .fn = config_strict_models },
 	{ .name = "providers", .kind = CK_LIST, .fn = config_provider_add },
 	{ .name = "routes", .kind = CK_LIST, .fn = config_route_add },
 	{ .name = "retry", .kind = CK_GROUP, .off = TK(retry),

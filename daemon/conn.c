@@ -137,6 +137,7 @@ conn_accept(int fd)
 	/* One process is one client for fair shares, unless it names itself. */
 	c->client.id = (uint64_t)c->uid << 32 | (uint32_t)c->pid;
 	c->client.name = c->name;
+	c->client.uid = c->uid;
 	TAILQ_INIT(&c->calls);
 	msgpack_sbuffer_init(&c->sb);
 	evutil_make_socket_nonblocking(fd);
@@ -452,7 +453,7 @@ conn_lease_acquire(struct conn *c, uint32_t id,
 	if ((cc = conn_request_new(c, id)) == NULL)
 		return;
 	/* Answered later through conn_lease_done(), as a call is. */
-	cc->lease = lease_acquire(req, c->client.id, conn_lease_done, cc);
+	cc->lease = lease_acquire(req, &c->client, conn_lease_done, cc);
 }
 
 /* An acquire still unanswered ends with cls; cc goes with the answer. */

@@ -35,6 +35,7 @@ struct lease {
 	uint32_t timeout_ms;
 	enum llmgate_priority prio;
 	uint64_t client;
+	uid_t uid;			/* whose targets it makes (target.c) */
 	struct event *timer;		/* the first step, the deadline
 					   while queued, then the TTL */
 	lease_cb *cb;			/* the answer to acquire */
@@ -75,6 +76,7 @@ static void
 lease_free(struct lease *l)
 {
 	admit_cancel(&l->adm);
+	target_release(l->adm.t);
 	event_free(l->timer);
 	free(l->target);
 	free(l);
@@ -186,8 +188,8 @@ lease_new_id(void)
  * unless lease_cancel() or lease_detach() came first. req is copied.
  */
 struct lease *
-lease_acquire(const struct llmgate_acquire *req, uint64_t client,
-    lease_cb *cb, void *arg)
+lease_acquire(const struct llmgate_acquire *req,
+    const struct call_client *client, lease_cb *cb, void *arg)
 {
 	struct lease *l = xcalloc(1, sizeof *l);
 
@@ -196,7 +198,8 @@ lease_acquire(const struct llmgate_acquire *req, uint64_t client,
 	l->tokens = req->tokens;
 	l->timeout_ms = req->timeout_ms;
 	l->prio = req->priority;
-	l->client = client;
+	l->client = client->id;
+	l->uid = client->uid;
 	l->cb = cb;
 	l->arg = arg;
 	l->timer = evtimer_new(ev_base, lease_timer, l);
@@ -215,12 +218,14 @@ lease_step(struct lease *l)
 	enum admit_verdict v;
 	enum llmgate_class cls;
 
-	if ((t = target_resolve(cfg, l->target, &pc, &cause)) == NULL) {
+	if ((t = target_resolve(cfg, l->target, l->uid, &pc, &cause)) ==
+	    NULL) {
 		lease_answer(l, LLMGATE_INVALID_REQUEST, cause);
 		free(cause);
 		return;
 	}
 	if (lease_count >= LEASE_MAX) {
+		target_release(t);
 		snprintf(msg, sizeof msg, "%u leases outstanding, the most "
 		    "llmgated keeps: report leases when done", lease_count);
 		lease_answer(l, LLMGATE_OVERLOADED, msg);

@@ -183,6 +183,7 @@ struct config {
 	char *admin_group;	/* members may use admin ops; NULL: none */
 	gid_t admin_gid;	/* resolved at load */
 	uint32_t max_conns_per_uid;	/* 0: unlimited */
+	int strict_models;	/* only models the config names */
 	int log_level;		/* -1: unset */
 	uint32_t max_frame;
 	uint32_t max_inflight;	/* calls per connection */
@@ -515,6 +516,7 @@ extern struct call_stats call_stats;
 struct call_client {
 	uint64_t id;
 	const char *name;
+	uid_t uid;		/* whose targets it makes (target.c) */
 };
 struct call *call_start(const struct llmgate_request *req, msgpack_zone *zone,
     const struct call_sink *, void *arg, const struct call_client *);
@@ -806,23 +808,46 @@ struct target {
 	struct event *wake;	/* when the queue's head may go */
 	struct slice slice[2];	/* cluster: requests, tokens */
 	uint32_t inflight;
+	uint32_t holds;		/* calls and leases that point here */
+	uid_t owner;		/* who made it; TARGET_UNOWNED: restored */
+	int configured;		/* named by the config: never evicted */
 	uint64_t calls;
 	uint64_t failures;
 	struct target *next;	/* in creation order */
 	struct target *hnext;	/* hash chain */
 	struct target *pnext;	/* the provider's */
 };
-/* NULL when the daemon already tracks TARGET_MAX targets. */
+/*
+ * Targets the config does not name are made on a client's first use and
+ * evicted when the table (TARGET_MAX of them) or their creator's share
+ * (TARGET_PER_UID) is full and they hold nothing worth keeping (idle, no
+ * cooldown, no learned limit, breaker closed, not held). Configured ones
+ * always have room.
+ */
 #define TARGET_MAX 4096
+#define TARGET_PER_UID 256
+#define TARGET_UNOWNED ((uid_t)-1)
 /* Longest model name a client may name (the state file keeps 1024). */
 #define TARGET_MODEL_MAX 200
 #define TARGET_QUEUE_MAX 10000	/* admissions waiting at one target */
+/* The target, made if new (as uid's; TARGET_UNOWNED: not capped per uid);
+ * NULL when there is no room, with *cause when cause is not NULL. */
+struct target *target_create(const struct provider_conf *,
+    const char *model, uid_t, char **cause);
 struct target *target_get(const struct provider_conf *, const char *model);
+/* UTF-8, no controls, no "."/".." segment, no '/' where the provider puts
+ * the name in a URL path: 0, or -1 with *cause. */
+int target_model_check(const struct provider_conf *, const char *model,
+    char **cause);
 /* The target a client's "provider/model" names, its provider's config in
- * *pc; NULL with *cause when the name is not that, the model name is over
- * TARGET_MODEL_MAX, the provider is unknown or the table is full. */
+ * *pc, held (target_release() when done) so it is not evicted; NULL with
+ * *cause when the name is not that, the model name fails
+ * target_model_check(), the provider is unknown, strict_models refuses
+ * the model or there is no room. */
 struct target *target_resolve(const struct config *, const char *name,
-    const struct provider_conf **pc, char **cause);
+    uid_t, const struct provider_conf **pc, char **cause);
+void target_hold(struct target *);
+void target_release(struct target *);	/* NULL: no-op */
 struct target *target_first(void);
 void target_reconfigure(const struct config *);
 void target_free_all(void);
@@ -931,8 +956,8 @@ typedef void lease_cb(void *arg, const struct llmgate_lease *,
     enum llmgate_class, const char *msg);
 /* The same contract as a call's: cb answers exactly once, never from
  * inside lease_acquire(), unless detached. */
-struct lease *lease_acquire(const struct llmgate_acquire *, uint64_t client,
-    lease_cb *, void *arg);
+struct lease *lease_acquire(const struct llmgate_acquire *,
+    const struct call_client *, lease_cb *, void *arg);
 /* Before the answer: cb answers now, with cls and why. */
 void lease_cancel(struct lease *, enum llmgate_class, const char *why);
 /* Before the answer, the asker went away: no callback; the lease goes. */

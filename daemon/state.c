@@ -33,6 +33,9 @@
 #define STATE_MAX_BYTES		(16 * 1024 * 1024)
 #define STATE_TARGET_MAX	1024	/* bytes in a "provider/model" */
 #define STATE_REASON_MAX	256
+/* Targets the config does not name restored at most: a file filled with
+ * invented names must not fill the table again at every start. */
+#define STATE_RESTORE_MAX	(TARGET_MAX / 4)
 /* No hold, breaker or level in ratelimit.c and breaker.c goes past these. */
 #define STATE_OPEN_MAX		((json_int_t)UINT32_MAX * BREAKER_MAX_MULT)
 #define STATE_LEVEL_MAX		((json_int_t)UINT32_MAX)
@@ -393,7 +396,8 @@ state_entry(const json_t *o, struct state_entry *e, char **cause)
 
 /* Put one checked entry back, elapsed ms after it was saved. */
 static int
-state_apply(const struct state_entry *e, uint64_t elapsed, uint64_t now)
+state_apply(const struct state_entry *e, uint64_t elapsed, uint64_t now,
+    size_t *unconfigured)
 {
 	const struct provider_conf *pc;
 	struct target *t;
@@ -411,6 +415,8 @@ state_apply(const struct state_entry *e, uint64_t elapsed, uint64_t now)
 	}
 	if ((t = target_get(pc, slash + 1)) == NULL)
 		return -1;
+	if (!t->configured && ++*unconfigured > STATE_RESTORE_MAX)
+		return 0;	/* left idle: evicted when room is needed */
 	rl_restore(&t->rl, &e->rs, elapsed, now);
 	if (e->has_breaker) {
 		left = e->open_left > elapsed ? e->open_left - elapsed : 0;
@@ -491,7 +497,7 @@ state_load(const char *path, char **cause)
 	uint64_t now = now_ms(), wall = state_wall_ms(), elapsed;
 	const char *why = NULL;
 	char *text, *ecause = NULL;
-	size_t len, i, restored = 0;
+	size_t len, i, restored = 0, unconfigured = 0;
 	int rc;
 
 	if ((text = state_read(path, &len, cause)) == NULL) {
@@ -539,13 +545,18 @@ state_load(const char *path, char **cause)
 			ecause = NULL;
 			continue;
 		}
-		if ((rc = state_apply(&e, elapsed, now)) == -1) {
-			log_warnx("state file %s: too many targets (limit %d); "
-			    "the rest is dropped", path, TARGET_MAX);
+		if ((rc = state_apply(&e, elapsed, now, &unconfigured)) ==
+		    -1) {
+			log_warnx("state file %s: too many targets (limit "
+			    "%d); the rest is dropped", path, TARGET_MAX);
 			break;
 		}
 		restored += (size_t)rc;
 	}
+	if (unconfigured > STATE_RESTORE_MAX)
+		log_warnx("state file %s: %zu targets the config does not "
+		    "name; the first %d restored", path, unconfigured,
+		    STATE_RESTORE_MAX);
 	log_info("state file %s: restored %zu targets, saved %llu s ago",
 	    path, restored, (unsigned long long)(elapsed / 1000));
 	json_decref(root);

@@ -1,0 +1,286 @@
+/*
+ * check_trust.c: what one local client does cannot exhaust or poison what
+ * the real llmgated holds for everyone. Each test runs the attack through
+ * the daemon (as the unprivileged user nobody where a second uid
+ * matters), then checks that another client is still served.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <grp.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "harness.h"
+#include "llmgated.h"
+
+static struct daemon d;
+static pid_t fp_pid;
+static int fp_port;
+
+static const char *base_conf =
+    "socket_mode = \"0666\";\n"
+    "providers = ( { name = \"mock\"; type = \"mock\";\n"
+    "    models = ( { name = \"declared\"; } ); } );\n"
+    "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n"
+    "retry = { attempts = 1; };\n";
+
+static void
+start(const char *extra)
+{
+	char *conf = h_strdup_printf("%s%s", base_conf,
+	    extra != NULL ? extra : "");
+
+	h_daemon_start(&d, conf);
+	free(conf);
+	/* The socket's directory, for a client that is not root. */
+	ck_assert_int_eq(chmod(d.dir, 0755), 0);
+}
+
+static void
+setup(void)
+{
+	start(NULL);
+}
+
+static void
+teardown(void)
+{
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+}
+
+/*
+ * Run fn in a child as nobody; its exit status (fn's return value). The
+ * tests that use it are only added when we are root.
+ */
+static int
+as_nobody(int (*fn)(void *), void *arg)
+{
+	struct passwd *pw = getpwnam("nobody");
+	pid_t pid;
+	int st;
+
+	ck_assert_ptr_nonnull(pw);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) != 0 ||
+		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
+			_exit(120);
+		_exit(fn(arg));
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st), "the child died of signal %d",
+	    WTERMSIG(st));
+	return WEXITSTATUS(st);
+}
+
+/* A lease on target, or -1 (class in *cls, why in err). */
+static int
+lease(struct llmgate *g, const char *target, uint64_t *id,
+    enum llmgate_class *cls, char *err, size_t errlen)
+{
+	struct llmgate_acquire acq = { .target = target };
+	struct llmgate_lease l;
+	int rv;
+
+	*cls = LLMGATE_OK;
+	err[0] = '\0';
+	if ((rv = llmgate_acquire(g, &acq, &l, cls, err, errlen)) != 0)
+		return rv < 0 ? -2 : -1;
+	*id = l.id;
+	return 0;
+}
+
+/* A call anyone else makes: the default route, answered ok. */
+static void
+served(const char *target)
+{
+	struct llmgate *g = h_connect(&d, "bystander");
+	struct llmgate_request *req = h_request("still there?", target, NULL);
+	struct llmgate_result *res = NULL;
+
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s",
+	    target != NULL ? target : "default route",
+	    llmgate_class_name(res->cls), res->message != NULL ?
+	    res->message : "");
+	llmgate_result_free(res);
+	h_request_free(req);
+	llmgate_close(g);
+}
+
+/* A lease anyone else takes on a target never seen before. */
+static void
+new_target_served(const char *target)
+{
+	struct llmgate *g = h_connect(&d, "newcomer");
+	enum llmgate_class cls;
+	uint64_t id;
+	char err[256];
+
+	ck_assert_msg(lease(g, target, &id, &cls, err, sizeof err) == 0,
+	    "%s: %s: %s", target, llmgate_class_name(cls), err);
+	llmgate_close(g);
+}
+
+/* Leases on invented model names, each reported at once. */
+static int
+invent_names(void *arg)
+{
+	struct llmgate_report rep = { .status = 200, .retry_after_s = -1 };
+	enum llmgate_class cls;
+	struct llmgate *g;
+	char name[64], err[256];
+	int i, n = *(int *)arg;
+
+	if ((g = llmgate_connect(d.sock, "inventor", err, sizeof err)) ==
+	    NULL) {
+		fprintf(stderr, "connect: %s\n", err);
+		return 101;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof name, "mock/junk-%d", i);
+		if (lease(g, name, &rep.lease, &cls, err, sizeof err) != 0) {
+			fprintf(stderr, "lease %d on %s: %s: %s\n", i, name,
+			    llmgate_class_name(cls), err);
+			return 102;
+		}
+		if (llmgate_report(g, &rep) != 0)
+			return 103;
+	}
+	llmgate_close(g);
+	return 0;
+}
+
+/*
+ * Issue 15, item 1: leases on thousands of invented names used to fill the
+ * target table for good. Now idle targets are evicted: the inventor gets
+ * every lease it asks for, and everyone else still gets new targets.
+ */
+START_TEST(test_invented_names_do_not_fill_the_table)
+{
+	int n = TARGET_MAX + 200;
+
+	ck_assert_int_eq(as_nobody(invent_names, &n), 0);
+	served(NULL);
+	served("mock/echo");
+	new_target_served("mock/after-the-flood");
+	ck_assert(h_daemon_alive(&d));
+}
+END_TEST
+
+/* Leases held (not reported) on distinct names: how many were granted. */
+static int
+hoard_names(void *arg)
+{
+	enum llmgate_class cls;
+	struct llmgate *g;
+	uint64_t id;
+	char name[64], err[256];
+	int i, ok = 0, n = *(int *)arg;
+
+	if ((g = llmgate_connect(d.sock, "hoarder", err, sizeof err)) == NULL)
+		return 101;
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof name, "mock/held-%d", i);
+		if (lease(g, name, &id, &cls, err, sizeof err) == 0) {
+			ok++;
+			continue;
+		}
+		if (cls != LLMGATE_INVALID_REQUEST ||
+		    strstr(err, "targets") == NULL) {
+			fprintf(stderr, "lease %d: %s: %s\n", i,
+			    llmgate_class_name(cls), err);
+			return 102;
+		}
+	}
+	/* Hold them while the parent checks. */
+	return ok == TARGET_PER_UID ? 0 : 103;
+}
+
+/*
+ * Targets one uid keeps alive (leased, cooling down, ...) are capped per
+ * uid: past TARGET_PER_UID a new one is refused with a reason, and the
+ * configured targets and other users' new ones are unaffected.
+ */
+START_TEST(test_targets_capped_per_uid)
+{
+	int n = TARGET_PER_UID + 20;
+
+	ck_assert_int_eq(as_nobody(hoard_names, &n), 0);
+	served(NULL);
+	new_target_served("mock/root-new");
+}
+END_TEST
+
+/* strict_models: only the models the config names, as models or in routes. */
+START_TEST(test_strict_models)
+{
+	struct llmgate *g;
+	enum llmgate_class cls;
+	uint64_t id;
+	char err[256];
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	start("strict_models = true;\n");
+	g = h_connect(&d, "strict");
+	ck_assert_int_eq(lease(g, "mock/invented", &id, &cls, err,
+	    sizeof err), -1);
+	ck_assert_int_eq(cls, LLMGATE_INVALID_REQUEST);
+	ck_assert_ptr_nonnull(strstr(err, "strict_models"));
+	ck_assert_int_eq(lease(g, "mock/declared", &id, &cls, err,
+	    sizeof err), 0);
+	llmgate_close(g);
+	served(NULL);
+	served("mock/echo");
+}
+END_TEST
+
+static Suite *
+trust_suite(int root)
+{
+	Suite *s = suite_create("trust");
+	TCase *tc = tcase_create("daemon");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_strict_models);
+	if (root) {
+		tcase_add_test(tc, test_invented_names_do_not_fill_the_table);
+		tcase_add_test(tc, test_targets_capped_per_uid);
+	}
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	int root = geteuid() == 0, failed;
+	SRunner *sr = srunner_create(trust_suite(root));
+
+	(void)fp_pid;
+	(void)fp_port;
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (failed != 0)
+		return 1;
+	if (!root) {
+		printf("check_trust: the attacks by a second uid need root "
+		    "(to run a client as nobody): skipped\n");
+		return 77;
+	}
+	return 0;
+}
