@@ -112,7 +112,7 @@ call_resolve(struct call *c, char **cause)
 	const struct route_conf *route = NULL;
 	const struct provider_conf *prov;
 	struct target *t;
-	char *const *names;
+	char *const *names, *q;
 	size_t i, n;
 
 	if (req->ntargets != 0) {
@@ -122,8 +122,10 @@ call_resolve(struct call *c, char **cause)
 		route = config_route(c->cfg,
 		    req->route != NULL ? req->route : "default");
 		if (route == NULL) {
-			xasprintf(cause, "unknown route '%s'",
-			    req->route != NULL ? req->route : "default");
+			q = log_quote(req->route != NULL ? req->route :
+			    "default", 200);
+			xasprintf(cause, "unknown route '%s'", q);
+			free(q);
 			return -1;
 		}
 		names = route->targets;

@@ -49,16 +49,88 @@ log_set_level(int level)
 	log_level = level;
 }
 
+/*
+ * One record is one line: messages carry text from clients (names, routes)
+ * and upstreams (error bodies), so a line break, carriage return or other
+ * control character in one is written escaped (\n, \r, \xHH), and no one
+ * can forge a log line of their own.
+ */
+static void
+log_escape(char *out, size_t cap, const char *in)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p;
+	size_t n = 0;
+
+	for (p = (const unsigned char *)in; *p != '\0' && n + 5 < cap; p++) {
+		if (*p >= 0x20 && *p != 0x7f) {
+			out[n++] = (char)*p;
+			continue;
+		}
+		out[n++] = '\\';
+		if (*p == '\n')
+			out[n++] = 'n';
+		else if (*p == '\r')
+			out[n++] = 'r';
+		else if (*p == '\t')
+			out[n++] = 't';
+		else {
+			out[n++] = 'x';
+			out[n++] = hex[*p >> 4];
+			out[n++] = hex[*p & 15];
+		}
+	}
+	out[n] = '\0';
+}
+
+/*
+ * Client text quoted for a message (logged, or sent back in an error): at
+ * most max bytes of it, control characters escaped, and every byte over
+ * 0x7f as \xHH unless the whole text is UTF-8. free() it.
+ */
+char *
+log_quote(const char *s, size_t max)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p;
+	struct buf b = { 0 };
+	json_t *j;
+	size_t len = strnlen(s, max);
+	int utf8 = 0;
+	char c[4];
+
+	if ((j = json_stringn(s, len)) != NULL) {
+		utf8 = 1;
+		json_decref(j);
+	}
+	for (p = (const unsigned char *)s; p < (const unsigned char *)s + len;
+	    p++) {
+		if (*p >= 0x20 && *p != 0x7f && (*p < 0x80 || utf8)) {
+			buf_add(&b, p, 1);
+			continue;
+		}
+		c[0] = '\\';
+		c[1] = 'x';
+		c[2] = hex[*p >> 4];
+		c[3] = hex[*p & 15];
+		buf_add(&b, c, 4);
+	}
+	if (len == max && s[len] != '\0')
+		buf_addstr(&b, "...");
+	return b.data != NULL ? b.data : xstrdup("");
+}
+
 static void
 log_vwrite(int prio, const char *tag, const char *fmt, va_list ap,
     const char *err)
 {
-	char msg[2048];
+	char raw[2048], msg[2048];
 	char ts[32];
 	struct tm tm;
 	time_t t;
 
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
+	log_escape(msg, sizeof msg, raw);
 	if (log_journal) {
 		if (err != NULL)
 			fprintf(stderr, "<%d>%s: %s\n", prio, msg, err);

@@ -181,7 +181,9 @@ metrics_head(struct buf *b, struct metrics_family *f)
 	    f->name, f->type);
 }
 
-/* A label value: backslash, double quote and newline escaped. */
+/* A label value: backslash, double quote and newline escaped; any other
+ * control character (a carriage return would end the line for some
+ * parsers) becomes '?'. */
 static void
 metrics_escape(struct buf *b, const char *s)
 {
@@ -199,7 +201,10 @@ metrics_escape(struct buf *b, const char *s)
 			buf_addstr(b, "\\n");
 			break;
 		default:
-			buf_add(b, p, 1);
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				buf_addstr(b, "?");
+			else
+				buf_add(b, p, 1);
 			break;
 		}
 	}

@@ -342,23 +342,33 @@ target_resolve(const struct config *conf, const char *name, uid_t uid,
 {
 	const char *slash = name != NULL ? strchr(name, '/') : NULL;
 	struct target *t;
-	char *prov;
+	char *prov, *q, *why;
 
 	if (slash == NULL || slash == name || slash[1] == '\0') {
-		xasprintf(cause, "target '%s' is not provider/model",
-		    name != NULL ? name : "");
+		q = log_quote(name != NULL ? name : "", 2 * TARGET_MODEL_MAX);
+		xasprintf(cause, "target '%s' is not provider/model", q);
+		free(q);
 		return NULL;
 	}
 	prov = xstrndup(name, (size_t)(slash - name));
 	if ((*pc = config_provider(conf, prov)) == NULL) {
-		xasprintf(cause, "unknown provider '%s' in target '%s'", prov,
-		    name);
+		why = log_quote(prov, TARGET_MODEL_MAX);
+		q = log_quote(name, 2 * TARGET_MODEL_MAX);
+		xasprintf(cause, "unknown provider '%s' in target '%s'", why,
+		    q);
+		free(why);
+		free(q);
 		free(prov);
 		return NULL;
 	}
 	free(prov);
-	if (target_model_check(*pc, slash + 1, cause) != 0)
+	if (target_model_check(*pc, slash + 1, &why) != 0) {
+		q = log_quote(slash + 1, TARGET_MODEL_MAX);
+		xasprintf(cause, "model '%s': %s", q, why);
+		free(q);
+		free(why);
 		return NULL;
+	}
 	if (conf->strict_models &&
 	    !target_configured(conf, (*pc)->name, slash + 1)) {
 		xasprintf(cause, "model '%s' of provider '%s' is not in the "

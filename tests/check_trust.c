@@ -30,7 +30,12 @@ static int fp_port;
 static const char *base_conf =
     "socket_mode = \"0666\";\n"
     "providers = ( { name = \"mock\"; type = \"mock\";\n"
-    "    models = ( { name = \"declared\"; } ); } );\n"
+    "    models = ( { name = \"declared\"; } ); },\n"
+    "  { name = \"az\"; type = \"azure\"; base_url = \"http://127.0.0.1:9\";\n"
+    "    api_version = \"2024-06-01\";\n"
+    "    api_key = \"az-key\"; },\n"
+    "  { name = \"gem\"; type = \"gemini\"; base_url = \"http://127.0.0.1:9\";\n"
+    "    api_key = \"gem-key\"; } );\n"
     "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n"
     "retry = { attempts = 1; };\n";
 
@@ -247,6 +252,89 @@ START_TEST(test_strict_models)
 }
 END_TEST
 
+/*
+ * Issue 15, item 7: model names are checked once at the door (UTF-8, no
+ * control characters, no "." or ".." segment, no '/' where the provider
+ * puts the name in its URL path), and client text that is printed is
+ * escaped: a name or route cannot forge a log line.
+ */
+START_TEST(test_names_checked_at_the_door)
+{
+	static const char *bad[] = {
+		"mock/echo\r\n2099-01-01T00:00:00 llmgated warning: forged",
+		"mock/bell\a",
+		"mock/nel\xc2\x85",
+		"mock/\xff\xfe",
+		"az/\xff",
+		"gem/\xc3",
+		"az/.",
+		"az/..",
+		"az/a/b",
+		"gem/..",
+		"gem/a/b",
+		"gem/models/",
+		"mock/a/../b",
+		"mock/./x",
+	};
+	static const char *good[] = {
+		"mock/\xc3\xbc" "nic\xc3\xb6" "de",
+		"gem/models/gemini-pro",
+		"gem/gemini-pro",
+		"az/my-deployment.v2",
+		"mock/org/model",
+	};
+	struct llmgate *g = h_connect(&d, "names");
+	struct llmgate_request *req;
+	struct llmgate_result *res = NULL;
+	enum llmgate_class cls;
+	json_t *st;
+	uint64_t id;
+	char err[256], *text, *log;
+	size_t i;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_msg(lease(g, bad[i], &id, &cls, err, sizeof err) ==
+		    -1, "accepted: %s", bad[i]);
+		ck_assert_int_eq(cls, LLMGATE_INVALID_REQUEST);
+		/* The refusal itself is printable, one line. */
+		ck_assert_ptr_null(strpbrk(err, "\r\n\a"));
+	}
+	for (i = 0; i < sizeof good / sizeof good[0]; i++)
+		ck_assert_msg(lease(g, good[i], &id, &cls, err, sizeof err) ==
+		    0, "%s: %s: %s", good[i], llmgate_class_name(cls), err);
+
+	/* A call naming a bad model, and an unknown route with a break. */
+	req = h_request("x", bad[0], NULL);
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_int_eq(res->cls, LLMGATE_INVALID_REQUEST);
+	llmgate_result_free(res);
+	h_request_free(req);
+	req = h_request("x", NULL);
+	req->route = "r\n2099-01-01T00:00:00 llmgated warning: forged";
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_int_eq(res->cls, LLMGATE_INVALID_REQUEST);
+	ck_assert_ptr_null(strpbrk(res->message, "\r\n"));
+	llmgate_result_free(res);
+	req->route = NULL;
+	h_request_free(req);
+
+	/* Every target is in the status, which is valid JSON. */
+	ck_assert_int_eq(llmgate_status(g, &text), 0);
+	st = json_loads(text, 0, NULL);
+	ck_assert_msg(st != NULL, "status: %s", text);
+	ck_assert_ptr_nonnull(strstr(text, "gem/models/gemini-pro"));
+	json_decref(st);
+	free(text);
+	llmgate_close(g);
+	served(NULL);
+
+	log = h_daemon_log(&d);
+	ck_assert_msg(strstr(log, "\n2099-01-01") == NULL &&
+	    strchr(log, '\r') == NULL, "a forged line: %s", log);
+	free(log);
+}
+END_TEST
+
 static Suite *
 trust_suite(int root)
 {
@@ -256,6 +344,7 @@ trust_suite(int root)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_strict_models);
+	tcase_add_test(tc, test_names_checked_at_the_door);
 	if (root) {
 		tcase_add_test(tc, test_invented_names_do_not_fill_the_table);
 		tcase_add_test(tc, test_targets_capped_per_uid);
