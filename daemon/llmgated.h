@@ -372,6 +372,11 @@ void reply_error(struct reply *, enum llmgate_class, uint32_t status,
 /* Generic HTTP-status mapping, for adapters to fall back on. */
 enum llmgate_class reply_class_for_status(uint32_t status);
 
+/* scrub.c: upstream text without the configured API keys or anything
+ * shaped like a key (Bearer, api-key values, sk-..., masked keys). */
+char *scrub(const char *);	/* free(); NULL for NULL */
+void scrub_free(void);
+
 /* provider.c: provider types and the HTTP request they build. */
 struct http_req {
 	char *url;

@@ -125,6 +125,7 @@ main(int argc, char **argv)
 	http_shutdown();
 	lease_free_all();
 	target_free_all();
+	scrub_free();
 	config_unref(cfg);
 	event_base_free(ev_base);
 	curl_global_cleanup();

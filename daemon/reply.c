@@ -144,7 +144,9 @@ reply_error(struct reply *r, enum llmgate_class cls, uint32_t status,
 		msg = NULL;
 	va_end(ap);
 	free(r->message);
-	r->message = msg;
+	/* Upstream text: no key goes on to a client or a log line. */
+	r->message = scrub(msg);
+	free(msg);
 }
 
 enum llmgate_class

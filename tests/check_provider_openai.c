@@ -1182,10 +1182,6 @@ START_TEST(event_garbage)
 }
 END_TEST
 
-#define STARS8		"********"
-#define STARS152	STARS8 STARS8 STARS8 STARS8 STARS8 STARS8 STARS8 \
-	STARS8 STARS8 STARS8 STARS8 STARS8 STARS8 STARS8 STARS8 STARS8 \
-	STARS8 STARS8 STARS8
 
 /* One row per line of §8 that a non-2xx OpenAI-style answer can hit. */
 static const struct {
@@ -1246,7 +1242,8 @@ static const struct {
 	    "Tool call id was call_7QxbNgNcxrHjmWkjx5yXoQfa but must be a-z, "
 	    "A-Z, 0-9, with a length of 9.", -1 },
 	{ "error_401.json", 401, LLMGATE_AUTH,
-	    "Incorrect API key provided: sk-proj-" STARS152 "Xk4A. You can "
+	    /* The masked key is scrubbed (scrub.c). */
+	    "Incorrect API key provided: [redacted]. You can "
 	    "find your API key at https://platform.openai.com/account/"
 	    "api-keys.", -1 },
 	{ "error_plain_string.json", 401, LLMGATE_AUTH, "Unauthorized", -1 },

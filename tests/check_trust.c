@@ -335,6 +335,129 @@ START_TEST(test_names_checked_at_the_door)
 }
 END_TEST
 
+/*
+ * Issue 15, item 6: an upstream that echoes the request headers in its
+ * error body, and OpenAI's 401 that quotes the ends of a wrong key: no
+ * key reaches attempts[].message, the result or the log, for any of the
+ * four providers.
+ */
+START_TEST(test_upstream_text_scrubbed)
+{
+	static const char *targets[] = {
+		"oa/m+status=500+echo_headers",
+		"az/m+status=500+echo_headers",
+		"an/m+status=500+echo_headers",
+		"gem/m+status=500+echo_headers",
+		"oabad/m",
+	};
+	static const char *keys[] = {
+		"test-key", "sk-proj-WrongKey0123456789abcdefXYZ9", "XYZ9",
+	};
+	struct llmgate *g;
+	struct llmgate_request *req;
+	struct llmgate_result *res;
+	char *conf, *log;
+	size_t i, k;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	fp_port = h_fakeprov_start(&fp_pid);
+	conf = h_strdup_printf(
+	    "providers = (\n"
+	    "  { name = \"oa\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; api_key = \"test-key\"; },\n"
+	    "  { name = \"az\"; type = \"azure\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d\"; api_version = \"2024-10-21\";\n"
+	    "    api_key = \"test-key\"; },\n"
+	    "  { name = \"an\"; type = \"anthropic\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; api_key = \"test-key\"; },\n"
+	    "  { name = \"gem\"; type = \"gemini\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1beta\"; api_key = \"test-key\"; },\n"
+	    "  { name = \"oabad\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%1$d/v1\";\n"
+	    "    api_key = \"sk-proj-WrongKey0123456789abcdefXYZ9\"; }\n"
+	    ");\n"
+	    "retry = { attempts = 1; };\n", fp_port);
+	h_daemon_start(&d, conf);
+	free(conf);
+
+	g = h_connect(&d, "scrub");
+	for (i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+		req = h_request("x", targets[i], NULL);
+		ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+		ck_assert_int_ne(res->cls, LLMGATE_OK);
+		ck_assert_uint_eq(res->nattempts, 1);
+		ck_assert_ptr_nonnull(res->attempts[0].message);
+		/* The upstream's text is there, less the secrets. */
+		ck_assert_msg(strstr(res->attempts[0].message,
+		    i < 4 ? "request headers" : "Incorrect API key") != NULL,
+		    "%s: %s", targets[i], res->attempts[0].message);
+		ck_assert_msg(strstr(res->attempts[0].message, "[redacted]") !=
+		    NULL, "%s: %s", targets[i], res->attempts[0].message);
+		for (k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+			ck_assert_msg(strstr(res->attempts[0].message,
+			    keys[k]) == NULL, "%s: a key in: %s", targets[i],
+			    res->attempts[0].message);
+			ck_assert_msg(res->message == NULL ||
+			    strstr(res->message, keys[k]) == NULL,
+			    "%s: a key in: %s", targets[i], res->message);
+		}
+		llmgate_result_free(res);
+		h_request_free(req);
+	}
+	llmgate_close(g);
+	log = h_daemon_log(&d);
+	ck_assert_ptr_nonnull(strstr(log, "request headers"));
+	for (k = 0; k < sizeof keys / sizeof keys[0]; k++)
+		ck_assert_msg(strstr(log, keys[k]) == NULL, "a key in the "
+		    "log: %s", log);
+	free(log);
+	h_fakeprov_stop(fp_pid);
+	start(NULL);
+}
+END_TEST
+
+/* The shapes of secrets scrub() knows, and text it leaves alone. */
+START_TEST(test_scrub_shapes)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "Authorization: Bearer abc.def-123", "Authorization: Bearer "
+		    "[redacted]" },
+		{ "authorization=bearer tok_XYZ", "authorization=bearer "
+		    "[redacted]" },
+		{ "{\"api-key\": \"0123456789abcdef\"}", "{\"api-key\": "
+		    "\"[redacted]\"}" },
+		{ "x-api-key: sk-ant-api03-abc", "x-api-key: [redacted]" },
+		{ "x-goog-api-key:AIzaSyA-123456789012345",
+		    "x-goog-api-key:[redacted]" },
+		{ "key AIzaSyA-123456789012345 bad", "key [redacted] bad" },
+		{ "Incorrect API key provided: sk-proj-****abcd.",
+		    "Incorrect API key provided: [redacted]." },
+		{ "provided: abc1********************wxyz, retry",
+		    "provided: [redacted], retry" },
+		{ "GET /v1/models?key=secret123&x=1",
+		    "GET /v1/models?key=[redacted]&x=1" },
+		{ "see https://platform.openai.com/account/api-keys.",
+		    "see https://platform.openai.com/account/api-keys." },
+		{ "Missing api_key parameter", "Missing api_key parameter" },
+		{ "Rate limit reached for gpt-4o in organization org-abc",
+		    "Rate limit reached for gpt-4o in organization org-abc" },
+	};
+	char *out;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		out = scrub(cases[i].in);
+		ck_assert_msg(strcmp(out, cases[i].out) == 0, "%s -> %s",
+		    cases[i].in, out);
+		free(out);
+	}
+	ck_assert_ptr_null(scrub(NULL));
+	scrub_free();
+}
+END_TEST
+
 static Suite *
 trust_suite(int root)
 {
@@ -345,6 +468,8 @@ trust_suite(int root)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_strict_models);
 	tcase_add_test(tc, test_names_checked_at_the_door);
+	tcase_add_test(tc, test_upstream_text_scrubbed);
+	tcase_add_test(tc, test_scrub_shapes);
 	if (root) {
 		tcase_add_test(tc, test_invented_names_do_not_fill_the_table);
 		tcase_add_test(tc, test_targets_capped_per_uid);

@@ -87,6 +87,7 @@ struct dirs {
 	int		 tool_again;
 	char		*shape;
 	int		 tool_index;
+	int		 echo_headers;
 };
 
 enum dir_type {
@@ -128,6 +129,7 @@ static const struct dir_entry {
 	{ "shape", DIR_STR, offsetof(struct dirs, shape), 0, 0 },
 	{ "tool_index", DIR_INT, offsetof(struct dirs, tool_index), -1000000,
 	    1000000 },
+	{ "echo_headers", DIR_FLAG, offsetof(struct dirs, echo_headers), 0, 0 },
 };
 
 /* A token bucket; bucket_take() is pure and takes the time as "now". */
@@ -1328,6 +1330,29 @@ call_error_shape(struct call *c, struct err_info *ei)
 	answer_body(c->ans, jdump(o));
 	json_decref(o);
 	return 1;
+}
+
+/* "request headers: name: value; ..." (echo_headers), for error messages. */
+static char *
+call_headers_text(struct call *c)
+{
+	struct evkeyvalq	*h = evhttp_request_get_input_headers(c->req);
+	struct evkeyval		*kv;
+	struct evbuffer		*b = evbuffer_new();
+	size_t			 len;
+	char			*out;
+
+	evbuffer_add_printf(b, "request headers:");
+	TAILQ_FOREACH(kv, h, next)
+		evbuffer_add_printf(b, " %s: %s;", kv->key, kv->value);
+	len = evbuffer_get_length(b);
+	out = malloc(len + 1);
+	if (out == NULL)
+		abort();
+	evbuffer_remove(b, out, len);
+	out[len] = '\0';
+	evbuffer_free(b);
+	return out;
 }
 
 /* Put an error body in the call's answer, with Retry-After if wanted. */
@@ -2804,6 +2829,13 @@ call_respond(struct call *c)
 	}
 	if (status != 0) {
 		c->limit_wait_ms = call_retry_wait(c, 1000);
+		if (d->echo_headers) {
+			char *hdrs = call_headers_text(c);
+
+			call_error(c, status, d->code, hdrs);
+			free(hdrs);
+			return;
+		}
 		call_error(c, status, d->code, d->msg);
 		return;
 	}
