@@ -282,7 +282,8 @@ cluster_on_holds(redisAsyncContext *ac, void *r, void *priv)
 		why = atoi(e[i + 2]->str);
 		if (ms <= 0)
 			continue;
-		if ((t = target_resolve(cfg, e[i]->str, &pc, &cause)) == NULL) {
+		if ((t = target_resolve(cfg, e[i]->str, TARGET_UNOWNED, &pc,
+		    &cause)) == NULL) {
 			log_debug("cluster: hold on %s: %s", e[i]->str, cause);
 			free(cause);
 			cause = NULL;
@@ -290,6 +291,7 @@ cluster_on_holds(redisAsyncContext *ac, void *r, void *priv)
 		}
 		rl_cooldown(&t->rl, (uint64_t)ms, rl_reason(why) != NULL ?
 		    rl_reason(why) : "rate_limited", now);
+		target_release(t);
 	}
 }
 
@@ -658,7 +660,8 @@ cluster_on_signal(const char *msg, size_t len)
 	if (sscanf(text, "%7s %llu %llu %255s %n", kind, &a, &b, host,
 	    &off) != 4 || off == 0 || strcmp(host, cl.host) == 0)
 		goto out;
-	if ((t = target_resolve(cfg, text + off, &pc, &cause)) == NULL) {
+	if ((t = target_resolve(cfg, text + off, TARGET_UNOWNED, &pc,
+	    &cause)) == NULL) {
 		log_debug("cluster: %s from %s: %s", kind, host, cause);
 		free(cause);
 		goto out;
@@ -679,6 +682,7 @@ cluster_on_signal(const char *msg, size_t len)
 		breaker_restore(&t->br, BREAKER_OPEN, now + (a < RL_HOLD_MAX_MS ?
 		    a : RL_HOLD_MAX_MS), (uint32_t)(b < BREAKER_MAX_MULT ? b :
 		    BREAKER_MAX_MULT), 0);
+	target_release(t);
 out:
 	free(text);
 }

@@ -20,6 +20,39 @@
  */
 #define LEASE_MAX 65536
 
+/*
+ * What one user may do, since leases and reports come from any local
+ * client: hold LEASE_MAX_PER_UID leases (granted or waiting), make a
+ * target cool down for LEASE_HOLD_MAX_MS at most per report (an upstream's
+ * own Retry-After may hold it for an hour), and have LEASE_BAD_BURST
+ * failure reports at one target, then one per LEASE_BAD_EVERY_MS, count
+ * toward its cooldown and breaker; past that a failure report releases
+ * the lease but moves nothing (logged).
+ */
+#define LEASE_MAX_PER_UID	4096
+#define LEASE_HOLD_MAX_MS	60000
+#define LEASE_BAD_BURST		3
+#define LEASE_BAD_EVERY_MS	10000
+#define LEASE_LOG_EVERY_MS	10000	/* one "not applied" line per user */
+
+struct lease_user {
+	uid_t uid;
+	unsigned leases;		/* granted or waiting */
+	uint64_t logged_at;
+	uint64_t unlogged;		/* reports not applied since */
+	struct lease_user *next;
+};
+
+/* One user's failure-report budget at one target; gone once full again. */
+#define LEASE_BAD_HASH	256
+struct lease_bad {
+	uid_t uid;
+	const struct target *t;
+	uint64_t at;			/* refills counted from */
+	uint32_t level;			/* full at LEASE_BAD_BURST */
+	struct lease_bad *next;
+};
+
 enum lease_state {
 	LEASE_ASKED,			/* acquire not yet looked at */
 	LEASE_WAITING,			/* queued for budget */
@@ -28,6 +61,7 @@ enum lease_state {
 
 struct lease {
 	uint64_t id;
+	struct lease_user *user;
 	enum lease_state state;
 	struct admission adm;
 	char *target;			/* as asked, then as the target's */
@@ -45,6 +79,73 @@ struct lease {
 
 static struct lease *lease_table[LEASE_HASH];
 static unsigned lease_count;
+static struct lease_user *lease_users;
+static struct lease_bad *lease_bad_table[LEASE_BAD_HASH];
+
+/* uid's record, made on first use; users are few, a list will do. */
+static struct lease_user *
+lease_user(uid_t uid)
+{
+	struct lease_user *u;
+
+	for (u = lease_users; u != NULL; u = u->next) {
+		if (u->uid == uid)
+			return u;
+	}
+	u = xcalloc(1, sizeof *u);
+	u->uid = uid;
+	u->next = lease_users;
+	lease_users = u;
+	return u;
+}
+
+/*
+ * May one more failure report of uid's move t's shared state? Takes it if
+ * so: a token bucket, LEASE_BAD_BURST deep, one back per
+ * LEASE_BAD_EVERY_MS. Buckets full again are dropped on the way.
+ */
+static int
+lease_bad_allowed(uid_t uid, const struct target *t, uint64_t now)
+{
+	struct lease_bad **pp, *b, *found = NULL;
+	uint64_t n;
+
+	pp = &lease_bad_table[((uintptr_t)t / sizeof(void *) ^ uid) %
+	    LEASE_BAD_HASH];
+	while ((b = *pp) != NULL) {
+		n = now > b->at ? (now - b->at) / LEASE_BAD_EVERY_MS : 0;
+		if (n >= LEASE_BAD_BURST - b->level) {
+			b->level = LEASE_BAD_BURST;
+			b->at = now;
+		} else {
+			b->level += (uint32_t)n;
+			b->at += n * LEASE_BAD_EVERY_MS;
+		}
+		if (b->uid == uid && b->t == t)
+			found = b;
+		else if (b->level == LEASE_BAD_BURST) {
+			*pp = b->next;
+			free(b);
+			continue;
+		}
+		pp = &b->next;
+	}
+	if ((b = found) == NULL) {
+		b = xcalloc(1, sizeof *b);
+		b->uid = uid;
+		b->t = t;
+		b->at = now;
+		b->level = LEASE_BAD_BURST;
+		b->next = *pp;
+		*pp = b;
+	}
+	if (b->level == 0)
+		return 0;
+	if (b->level == LEASE_BAD_BURST)
+		b->at = now;	/* refills count from the first use */
+	b->level--;
+	return 1;
+}
 
 static void
 lease_link(struct lease *l)
@@ -77,6 +178,7 @@ lease_free(struct lease *l)
 {
 	admit_cancel(&l->adm);
 	target_release(l->adm.t);
+	l->user->leases--;
 	event_free(l->timer);
 	free(l->target);
 	free(l);
@@ -200,6 +302,8 @@ lease_acquire(const struct llmgate_acquire *req,
 	l->prio = req->priority;
 	l->client = client->id;
 	l->uid = client->uid;
+	l->user = lease_user(client->uid);
+	l->user->leases++;
 	l->cb = cb;
 	l->arg = arg;
 	l->timer = evtimer_new(ev_base, lease_timer, l);
@@ -224,10 +328,19 @@ lease_step(struct lease *l)
 		free(cause);
 		return;
 	}
-	if (lease_count >= LEASE_MAX) {
+	/* This one counted already among its user's. */
+	if (lease_count >= LEASE_MAX ||
+	    l->user->leases > LEASE_MAX_PER_UID) {
 		target_release(t);
-		snprintf(msg, sizeof msg, "%u leases outstanding, the most "
-		    "llmgated keeps: report leases when done", lease_count);
+		if (lease_count >= LEASE_MAX)
+			snprintf(msg, sizeof msg, "%u leases outstanding, the "
+			    "most llmgated keeps: report leases when done",
+			    lease_count);
+		else
+			snprintf(msg, sizeof msg, "uid %ld has %u leases "
+			    "outstanding, the most one user may hold: report "
+			    "leases when done", (long)l->uid,
+			    l->user->leases - 1);
 		lease_answer(l, LLMGATE_OVERLOADED, msg);
 		return;
 	}
@@ -273,28 +386,68 @@ lease_detach(struct lease *l)
 	lease_free(l);
 }
 
-/* What a lease holder saw: the same feedback an attempt gives. */
+/* A failure report of u's that was not applied, logged at most so often. */
+static void
+lease_not_applied(struct lease_user *u, const struct lease *l,
+    enum llmgate_class cls, uint64_t now)
+{
+	u->unlogged++;
+	if (u->logged_at != 0 && now - u->logged_at < LEASE_LOG_EVERY_MS)
+		return;
+	log_warnx("lease reports from uid %ld: %llu failure report(s) not "
+	    "applied to cooldowns or breakers, the last %s at %s (over %d "
+	    "at once or one per %d s from one user at one target)",
+	    (long)u->uid,
+	    (unsigned long long)u->unlogged, llmgate_class_name(cls),
+	    l->target, LEASE_BAD_BURST, LEASE_BAD_EVERY_MS / 1000);
+	u->logged_at = now;
+	u->unlogged = 0;
+}
+
+/*
+ * What a lease holder saw: the same feedback an attempt gives, within what
+ * one user may move (see LEASE_MAX_PER_UID). Only the user that took a
+ * lease may report it; to others it is unknown.
+ */
 int
-lease_report(const struct llmgate_report *rep, char **cause)
+lease_report(const struct llmgate_report *rep, uid_t uid, char **cause)
 {
 	struct lease *l = lease_unlink(rep->lease);
 	struct rl_info rl;
 	enum llmgate_class cls;
+	uint64_t now = now_ms();
+	int64_t hold;
 
+	if (l != NULL && l->user->uid != uid) {
+		lease_link(l);
+		l = NULL;
+	}
 	if (l == NULL) {
 		xasprintf(cause, "lease %llu is unknown or expired",
 		    (unsigned long long)rep->lease);
 		return -1;
 	}
 	rl_info_init(&rl);
-	/* A day at most, as for a Retry-After header. */
-	if (rep->retry_after_s >= 0)
-		rl.retry_after_ms = rep->retry_after_s > 86400 ? 86400000 :
-		    (int64_t)(rep->retry_after_s * 1000);
 	cls = rep->status == 0 ? LLMGATE_CONNECTION :
 	    reply_class_for_status(rep->status);
+	/* A report holds a target LEASE_HOLD_MAX_MS at most, a spent
+	 * quota included (an upstream's own hint may hold it an hour). */
+	if (rep->retry_after_s >= 0 || cls == LLMGATE_QUOTA_EXHAUSTED) {
+		hold = rep->retry_after_s >= 0 && rep->retry_after_s * 1000 <
+		    LEASE_HOLD_MAX_MS ? (int64_t)(rep->retry_after_s * 1000) :
+		    LEASE_HOLD_MAX_MS;
+		rl.retry_after_ms = hold;
+		if (cls == LLMGATE_QUOTA_EXHAUSTED)
+			cls = LLMGATE_RATE_LIMITED;
+	}
+	if ((breaker_class(cls) == 1 || cls == LLMGATE_RATE_LIMITED) &&
+	    !lease_bad_allowed(uid, l->adm.t, now)) {
+		lease_not_applied(l->user, l, cls, now);
+		cls = LLMGATE_CANCELLED;
+		rl_info_init(&rl);
+	}
 	admit_done(&l->adm, cls, &rl, rl_tokens_sum(rep->input_tokens,
-	    rep->output_tokens), now_ms());
+	    rep->output_tokens), now);
 	lease_free(l);
 	return 0;
 }
@@ -308,6 +461,8 @@ lease_active(void)
 void
 lease_free_all(void)
 {
+	struct lease_bad *b;
+	struct lease_user *u;
 	struct lease *l;
 	size_t i;
 
@@ -318,4 +473,14 @@ lease_free_all(void)
 		}
 	}
 	lease_count = 0;
+	while ((u = lease_users) != NULL) {
+		lease_users = u->next;
+		free(u);
+	}
+	for (i = 0; i < LEASE_BAD_HASH; i++) {
+		while ((b = lease_bad_table[i]) != NULL) {
+			lease_bad_table[i] = b->next;
+			free(b);
+		}
+	}
 }

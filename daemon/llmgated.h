@@ -970,7 +970,8 @@ struct lease *lease_acquire(const struct llmgate_acquire *,
 void lease_cancel(struct lease *, enum llmgate_class, const char *why);
 /* Before the answer, the asker went away: no callback; the lease goes. */
 void lease_detach(struct lease *);
-int lease_report(const struct llmgate_report *, char **cause);
+/* Only uid, who took the lease, may report it. */
+int lease_report(const struct llmgate_report *, uid_t, char **cause);
 unsigned lease_active(void);
 void lease_free_all(void);
 

@@ -127,7 +127,7 @@ op_report(struct conn *c, struct proto_msg *m)
 {
 	char *cause = NULL;
 
-	if (lease_report(&m->u.report, &cause) != 0) {
+	if (lease_report(&m->u.report, conn_uid(c), &cause) != 0) {
 		conn_send_error(c, m->id, LLMGATE_INVALID_REQUEST, cause);
 		free(cause);
 		return;

@@ -98,7 +98,9 @@ target_idle(const struct target *t, uint64_t now)
 {
 	struct rl_saved rs;
 
+	/* Nor a cluster slice still asked for: its answer points here. */
 	return !t->configured && t->holds == 0 && t->inflight == 0 &&
+	    t->slice[0].asking == 0 && t->slice[1].asking == 0 &&
 	    waitq_len(&t->queue) == 0 && t->br.state == BREAKER_CLOSED &&
 	    t->br.consecutive == 0 && t->br.probes == 0 &&
 	    !rl_save(&t->rl, now, &rs);

@@ -458,6 +458,159 @@ START_TEST(test_scrub_shapes)
 }
 END_TEST
 
+/* A target's entry in the status, or NULL (decref the status). */
+static json_t *
+status_target(json_t **st, const char *name)
+{
+	struct llmgate *g = h_connect(&d, "status");
+	json_t *ts;
+	char *text;
+	size_t i;
+
+	ck_assert_int_eq(llmgate_status(g, &text), 0);
+	llmgate_close(g);
+	*st = json_loads(text, 0, NULL);
+	free(text);
+	ck_assert_ptr_nonnull(*st);
+	ts = json_object_get(*st, "targets");
+	for (i = 0; i < json_array_size(ts); i++) {
+		if (strcmp(json_string_value(json_object_get(json_array_get(ts,
+		    i), "target")), name) == 0)
+			return json_array_get(ts, i);
+	}
+	return NULL;
+}
+
+/* Leases taken until refused, never reported: 0 when the cap held. */
+static int
+hoard_leases(void *arg)
+{
+	enum llmgate_class cls = LLMGATE_OK;
+	struct llmgate *g;
+	uint64_t id;
+	char err[256];
+	int i, ok = 0;
+
+	(void)arg;
+	if ((g = llmgate_connect(d.sock, "hoarder", err, sizeof err)) == NULL)
+		return 101;
+	for (i = 0; i < 5000; i++) {
+		if (lease(g, "mock/echo", &id, &cls, err, sizeof err) != 0)
+			break;
+		ok++;
+	}
+	if (ok != 4096 || cls != LLMGATE_OVERLOADED ||
+	    strstr(err, "uid") == NULL) {
+		fprintf(stderr, "%d leases, then %s: %s\n", ok,
+		    llmgate_class_name(cls), err);
+		return 102;
+	}
+	return 0;
+}
+
+/*
+ * Issue 15, item 4: one user's leases are capped (4,096 outstanding);
+ * everyone else still gets theirs.
+ */
+START_TEST(test_leases_capped_per_uid)
+{
+	ck_assert_int_eq(as_nobody(hoard_leases, NULL), 0);
+	new_target_served("mock/echo");
+	served(NULL);
+}
+END_TEST
+
+/* Report someone else's lease (its id is in *arg): refused. */
+static int
+report_foreign(void *arg)
+{
+	struct llmgate_report rep = { .status = 429, .retry_after_s = 1e12 };
+	struct llmgate *g;
+	char err[256];
+
+	rep.lease = *(uint64_t *)arg;
+	if ((g = llmgate_connect(d.sock, "poisoner", err, sizeof err)) == NULL)
+		return 101;
+	return llmgate_report(g, &rep) == 0 ? 102 : 0;
+}
+
+/* Own leases reported as failures, as fast as can be. */
+static int
+report_failures(void *arg)
+{
+	struct llmgate_report rep = { .retry_after_s = -1 };
+	enum llmgate_class cls;
+	struct llmgate *g;
+	char err[256];
+	int i;
+
+	(void)arg;
+	if ((g = llmgate_connect(d.sock, "poisoner", err, sizeof err)) == NULL)
+		return 101;
+	/* A spent quota and an absurd Retry-After on a popular target. */
+	if (lease(g, "mock/echo", &rep.lease, &cls, err, sizeof err) != 0)
+		return 102;
+	rep.status = 429;
+	rep.retry_after_s = 1e12;
+	if (llmgate_report(g, &rep) != 0)
+		return 103;
+	/* Twenty 503s at another: enough to open any breaker. */
+	rep.retry_after_s = -1;
+	rep.status = 503;
+	for (i = 0; i < 20; i++) {
+		if (lease(g, "mock/brk", &rep.lease, &cls, err, sizeof err) != 0)
+			return 104;
+		if (llmgate_report(g, &rep) != 0)
+			return 105;
+	}
+	return 0;
+}
+
+/*
+ * Issue 15, item 4: only the user that took a lease may report it; a
+ * report cools a target down for a minute at most; one user's failure
+ * reports move cooldowns and breakers a little, then are logged and not
+ * applied.
+ */
+START_TEST(test_reports_bounded)
+{
+	struct llmgate *g = h_connect(&d, "owner");
+	struct llmgate_report rep = { .status = 200, .retry_after_s = -1 };
+	enum llmgate_class cls;
+	json_t *st, *t;
+	uint64_t id;
+	char err[256], *log;
+
+	ck_assert_int_eq(lease(g, "mock/echo", &id, &cls, err, sizeof err), 0);
+	ck_assert_int_eq(as_nobody(report_foreign, &id), 0);
+	/* Still the owner's to report, and the target is not cooling. */
+	rep.lease = id;
+	ck_assert_int_eq(llmgate_report(g, &rep), 0);
+	t = status_target(&st, "mock/echo");
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(json_integer_value(json_object_get(t,
+	    "cooldown_ms")), 0);
+	json_decref(st);
+	llmgate_close(g);
+
+	ck_assert_int_eq(as_nobody(report_failures, NULL), 0);
+	t = status_target(&st, "mock/echo");
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_le(json_integer_value(json_object_get(t, "cooldown_ms")),
+	    60000);
+	json_decref(st);
+	t = status_target(&st, "mock/brk");
+	ck_assert_ptr_nonnull(t);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "breaker")),
+	    "closed");
+	json_decref(st);
+	log = h_daemon_log(&d);
+	ck_assert_msg(strstr(log, "not applied to cooldowns or breakers") !=
+	    NULL, "%s", log);
+	free(log);
+}
+END_TEST
+
 static Suite *
 trust_suite(int root)
 {
@@ -473,6 +626,8 @@ trust_suite(int root)
 	if (root) {
 		tcase_add_test(tc, test_invented_names_do_not_fill_the_table);
 		tcase_add_test(tc, test_targets_capped_per_uid);
+		tcase_add_test(tc, test_leases_capped_per_uid);
+		tcase_add_test(tc, test_reports_bounded);
 	}
 	suite_add_tcase(s, tc);
 	return s;
