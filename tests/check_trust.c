@@ -4,6 +4,7 @@
  * the daemon (as the unprivileged user nobody where a second uid
  * matters), then checks that another client is still served.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <check.h>
 
@@ -611,6 +615,143 @@ START_TEST(test_reports_bounded)
 }
 END_TEST
 
+static int
+free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int fd, port;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+static int
+tcp_connect(int port)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd == -1)
+		return -1;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* GET /metrics: the HTTP status, or -1 with no answer within 5 s. */
+static int
+metrics_get(int port)
+{
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	char buf[65536];
+	struct pollfd pfd;
+	size_t len = 0;
+	ssize_t n;
+	int fd, status = -1;
+
+	if ((fd = tcp_connect(port)) == -1)
+		return -1;
+	if (write(fd, req, sizeof req - 1) != (ssize_t)sizeof req - 1) {
+		close(fd);
+		return -1;
+	}
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	while (len < sizeof buf - 1 && poll(&pfd, 1, 5000) > 0 &&
+	    (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	close(fd);
+	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+		return -1;
+	return status;
+}
+
+/*
+ * Issue 15, item 5: a user who may not use the socket opens connection
+ * after connection to metrics_listen and trickles bytes. The daemon runs
+ * with few descriptors, as one at its limit would: without a cap the
+ * flood takes them all and nobody gets an answer. Now the endpoint keeps
+ * a few connections, the oldest unfinished one giving way to a new one,
+ * and a scraper is still answered; the log does not fill up.
+ */
+START_TEST(test_metrics_flood)
+{
+	struct rlimit low, high;
+	struct passwd *pw = getpwnam("nobody");
+	char *extra, *log, *p, ch;
+	int port = free_port(), ready[2], hold[2], i, n, st, lines = 0;
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(pw);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &high), 0);
+	low = high;
+	low.rlim_cur = 256;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	extra = h_strdup_printf("metrics_listen = \"127.0.0.1:%d\";\n", port);
+	start(extra);
+	free(extra);
+	/* The daemon keeps the low one. */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &high), 0);
+	ck_assert_int_eq(metrics_get(port), 200);
+
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(hold), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(ready[0]);
+		close(hold[1]);
+		if (setgroups(0, NULL) != 0 ||
+		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
+			_exit(120);
+		for (i = n = 0; i < 600; i++) {
+			int fd = tcp_connect(port);
+
+			if (fd != -1 && write(fd, "G", 1) == 1)
+				n++;
+		}
+		/* Connections open and trickling: the parent checks now. */
+		if (write(ready[1], "x", 1) != 1)
+			_exit(121);
+		(void)read(hold[0], &ch, 1);
+		_exit(n > 0 ? 0 : 122);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	ck_assert_int_eq(read(ready[0], &ch, 1), 1);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(metrics_get(port), 200);
+	served(NULL);
+	close(hold[1]);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+	close(ready[0]);
+
+	log = h_daemon_log(&d);
+	for (p = log; (p = strstr(p, "metrics: ")) != NULL; p++)
+		lines++;
+	ck_assert_msg(lines < 10, "%d metrics lines: %s", lines, log);
+	free(log);
+}
+END_TEST
+
 static Suite *
 trust_suite(int root)
 {
@@ -628,6 +769,7 @@ trust_suite(int root)
 		tcase_add_test(tc, test_targets_capped_per_uid);
 		tcase_add_test(tc, test_leases_capped_per_uid);
 		tcase_add_test(tc, test_reports_bounded);
+		tcase_add_test(tc, test_metrics_flood);
 	}
 	suite_add_tcase(s, tc);
 	return s;
