@@ -1,6 +1,8 @@
 /*
  * main.c: llmgated's entry point: options, config, then the event loop.
  */
+#include <sys/prctl.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -48,6 +50,14 @@ main(int argc, char **argv)
 	const char *conf = NULL, *sock = NULL, *path;
 	char *errors = NULL, *cause = NULL, buf[512];
 	int ch, verbose = 0, check = 0, rc;
+
+	/*
+	 * Before any key is read: no core dump holds them, and processes
+	 * of our uid cannot ptrace us or read our memory through /proc.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		fprintf(stderr, "llmgated: prctl(PR_SET_DUMPABLE): %s\n",
+		    strerror(errno));
 
 	while ((ch = getopt_long(argc, argv, "c:s:vh", longopts, NULL)) != -1) {
 		switch (ch) {

@@ -172,13 +172,8 @@ server_activated_fd(void)
  * set, so that members of that group reach a root daemon's 0660 socket.
  */
 static int
-server_socket_perms(const char *path, mode_t mode, char **cause)
+server_socket_group(const char *path, char **cause)
 {
-	if (chmod(path, mode) != 0) {
-		xasprintf(cause, "cannot set the mode of %s to %04o: %s", path,
-		    (unsigned)mode, strerror(errno));
-		return -1;
-	}
 	if (cfg->socket_group != NULL &&
 	    chown(path, (uid_t)-1, cfg->socket_gid) != 0) {
 		xasprintf(cause, "cannot give %s to group '%s': %s", path,
@@ -188,12 +183,25 @@ server_socket_perms(const char *path, mode_t mode, char **cause)
 	return 0;
 }
 
+/* On reload: the socket exists, its mode and group change in place. */
+static int
+server_socket_perms(const char *path, mode_t mode, char **cause)
+{
+	if (chmod(path, mode) != 0) {
+		xasprintf(cause, "cannot set the mode of %s to %04o: %s", path,
+		    (unsigned)mode, strerror(errno));
+		return -1;
+	}
+	return server_socket_group(path, cause);
+}
+
 int
 server_listen(const char *path, mode_t mode, char **cause)
 {
 	struct sockaddr_un sun;
 	struct stat st;
-	int fd = -1;
+	mode_t old_mask;
+	int fd = -1, rc;
 
 	if ((fd = server_activated_fd()) != -1)
 		log_info("listening on the socket systemd passed");
@@ -230,14 +238,23 @@ server_listen(const char *path, mode_t mode, char **cause)
 		memset(&sun, 0, sizeof sun);
 		sun.sun_family = AF_UNIX;
 		snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
-		if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+		/*
+		 * The socket is born with its mode: bind() under a umask
+		 * that leaves exactly mode, rather than a chmod() after,
+		 * which leaves a window and follows whatever the path names
+		 * by then.
+		 */
+		old_mask = umask(~mode & 0777);
+		rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+		umask(old_mask);
+		if (rc != 0) {
 			xasprintf(cause, "cannot listen on %s: %s", path,
 			    strerror(errno));
 			close(fd);
 			return -1;
 		}
-		/* Permissions before listen(): nobody gets in too early. */
-		if (server_socket_perms(path, mode, cause) != 0) {
+		/* The group before listen(): nobody gets in too early. */
+		if (server_socket_group(path, cause) != 0) {
 			unlink(path);
 			close(fd);
 			return -1;

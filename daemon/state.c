@@ -436,7 +436,8 @@ state_read(const char *path, size_t *lenp, char **cause)
 	ssize_t n;
 	int fd, error;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	/* O_NONBLOCK: a FIFO put there must not block the start. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
 		error = errno;
 		xasprintf(cause, "%s: %s", path, strerror(error));
 		errno = error;
@@ -496,7 +497,7 @@ state_load(const char *path, char **cause)
 	json_int_t version, saved_at;
 	uint64_t now = now_ms(), wall = state_wall_ms(), elapsed;
 	const char *why = NULL;
-	char *text, *ecause = NULL;
+	char *text, *ecause = NULL, *near;
 	size_t len, i, restored = 0, unconfigured = 0;
 	int rc;
 
@@ -512,7 +513,15 @@ state_load(const char *path, char **cause)
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	free(text);
 	if (root == NULL) {
-		xasprintf(cause, "%s:%d: %s", path, jerr.line, jerr.text);
+		/*
+		 * Not jansson's whole text: its "near '...'" quotes the
+		 * file, and state_file may be a link to a file we should
+		 * not print a word of.
+		 */
+		if ((near = strstr(jerr.text, " near ")) != NULL)
+			*near = '\0';
+		xasprintf(cause, "%s:%d:%d: not a JSON state file (%s)", path,
+		    jerr.line, jerr.column, jerr.text);
 		return -1;
 	}
 	if (!json_is_object(root)) {

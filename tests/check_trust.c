@@ -752,6 +752,59 @@ START_TEST(test_metrics_flood)
 }
 END_TEST
 
+/*
+ * A state file that is a FIFO does not block the start; one that is a
+ * link to another file does not get a word of it printed.
+ */
+START_TEST(test_state_file_odd)
+{
+	char dir[] = "/tmp/llmgate-trust.XXXXXX", *fifo, *link, *secret;
+	char *extra, *log;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	fifo = h_strdup_printf("%s/fifo.json", dir);
+	link = h_strdup_printf("%s/link.json", dir);
+	secret = h_strdup_printf("%s/secret", dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_ptr_nonnull(f = fopen(secret, "w"));
+	fputs("hunter2-topsecret:x:19000:0:99999:7:::\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(symlink(secret, link), 0);
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	extra = h_strdup_printf("state_file = \"%s\";\n", fifo);
+	start(extra);	/* fails the test if the daemon never gets ready */
+	free(extra);
+	served(NULL);
+	log = h_daemon_log(&d);
+	ck_assert_msg(strstr(log, "not a regular file") != NULL, "%s", log);
+	free(log);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+
+	extra = h_strdup_printf("state_file = \"%s\";\n", link);
+	start(extra);
+	free(extra);
+	served(NULL);
+	log = h_daemon_log(&d);
+	ck_assert_msg(strstr(log, "state file ignored") != NULL, "%s", log);
+	ck_assert_msg(strstr(log, "hunter2") == NULL, "%s", log);
+	free(log);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+
+	unlink(fifo);
+	unlink(link);
+	unlink(secret);
+	unlink(h_strdup_printf("%s/fifo.json.tmp", dir));
+	unlink(h_strdup_printf("%s/link.json.tmp", dir));
+	rmdir(dir);
+	free(fifo);
+	free(link);
+	free(secret);
+	start(NULL);
+}
+END_TEST
+
 static Suite *
 trust_suite(int root)
 {
@@ -764,6 +817,7 @@ trust_suite(int root)
 	tcase_add_test(tc, test_names_checked_at_the_door);
 	tcase_add_test(tc, test_upstream_text_scrubbed);
 	tcase_add_test(tc, test_scrub_shapes);
+	tcase_add_test(tc, test_state_file_odd);
 	if (root) {
 		tcase_add_test(tc, test_invented_names_do_not_fill_the_table);
 		tcase_add_test(tc, test_targets_capped_per_uid);
