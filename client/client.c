@@ -60,6 +60,9 @@ struct pend {
 	enum proto_type		 want;		/* LEASE: the answer's type */
 	void			*arg;
 	struct gate_waiter	*waiter;
+	char			*text;	/* a call's streamed text so far */
+	size_t			 tlen;
+	size_t			 tcap;
 	TAILQ_ENTRY(pend)	 entry;
 };
 TAILQ_HEAD(pend_list, pend);
@@ -215,6 +218,13 @@ pend_new(struct llmgate *g, enum pend_kind kind)
 }
 
 static void
+pend_free(struct pend *p)
+{
+	free(p->text);
+	free(p);
+}
+
+static void
 pend_remove(struct llmgate *g, struct pend *p)
 {
 	TAILQ_REMOVE(&g->pending, p, entry);
@@ -228,7 +238,7 @@ pend_free_all(struct llmgate *g)
 
 	while ((p = TAILQ_FIRST(&g->pending)) != NULL) {
 		pend_remove(g, p);
-		free(p);
+		pend_free(p);
 	}
 }
 
@@ -311,7 +321,7 @@ gate_lost(struct llmgate *g, const char *fmt, ...)
 			p->waiter->done = 1;
 			p->waiter->lost = 1;
 		}
-		free(p);
+		pend_free(p);
 	}
 }
 
@@ -455,6 +465,41 @@ lease_answer(struct llmgate *g, struct pend *p, struct proto_msg *msg)
 		p->on_lease(NULL, LLMGATE_OK, NULL, p->arg);
 }
 
+/* A call's streamed text, as the chunks build it (reset starts over). */
+static void
+pend_chunk(struct pend *p, const struct llmgate_chunk *ch)
+{
+	size_t want;
+
+	if (ch->reset)
+		p->tlen = 0;
+	if (ch->text == NULL || ch->len == 0)
+		return;
+	want = p->tlen + ch->len + 1;
+	if (want > p->tcap) {
+		p->tcap = want > 2 * p->tcap ? want : 2 * p->tcap;
+		p->text = xreallocarray(p->text, 1, p->tcap);
+	}
+	memcpy(p->text + p->tlen, ch->text, ch->len);
+	p->tlen += ch->len;
+	p->text[p->tlen] = '\0';
+}
+
+/* The streamed text as the result's own, in its zone; NULL on failure. */
+static char *
+pend_text(struct pend *p, struct llmgate_result *r)
+{
+	char *t;
+
+	if (r->priv == NULL ||
+	    (t = msgpack_zone_malloc(r->priv, p->tlen + 1)) == NULL)
+		return NULL;
+	if (p->tlen != 0)
+		memcpy(t, p->text, p->tlen);
+	t[p->tlen] = '\0';
+	return t;
+}
+
 static void
 gate_dispatch(struct llmgate *g, struct proto_msg *msg)
 {
@@ -481,19 +526,20 @@ gate_dispatch(struct llmgate *g, struct proto_msg *msg)
 		pend_remove(g, p);
 		p->waiter->msg = *msg;
 		p->waiter->done = 1;
-		free(p);
+		pend_free(p);
 		return;
 	}
 	if (p->kind == PEND_LEASE) {
 		pend_remove(g, p);
 		lease_answer(g, p, msg);
-		free(p);
+		pend_free(p);
 		proto_msg_free(msg);
 		return;
 	}
 
 	switch (msg->type) {
 	case PROTO_CHUNK:
+		pend_chunk(p, &msg->u.chunk);
 		if (p->on_chunk != NULL)
 			p->on_chunk(&msg->u.chunk, p->arg);
 		break;
@@ -501,6 +547,9 @@ gate_dispatch(struct llmgate *g, struct proto_msg *msg)
 	case PROTO_ERROR:
 		pend_remove(g, p);
 		r = result_from_msg(msg);
+		/* A streamed result leaves out the text its chunks carried. */
+		if (msg->streamed && r->text == NULL)
+			r->text = pend_text(p, r);
 		if (p->kind == PEND_SYNC) {
 			p->waiter->result = r;
 			p->waiter->done = 1;
@@ -508,7 +557,7 @@ gate_dispatch(struct llmgate *g, struct proto_msg *msg)
 			p->on_done(r, p->arg);
 		else
 			llmgate_result_free(r);
-		free(p);
+		pend_free(p);
 		break;
 	default:
 		break;
@@ -873,7 +922,7 @@ pend_queue(struct llmgate *g, enum pend_kind kind, enum proto_type type,
 	}
 	if (gate_check_frame(g, before) == -1) {
 		pend_remove(g, p);
-		free(p);
+		pend_free(p);
 		return NULL;
 	}
 	/* A failed write surfaces in the next llmgate_process(). */

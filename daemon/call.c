@@ -49,6 +49,8 @@ struct call {
 	struct llmgate_attempt *recs;
 	size_t nrecs;
 
+	int held;			/* the front is not reading (call_hold) */
+	int text_streamed;		/* the result's text is what was relayed */
 	int relayed;			/* chunks reached the client */
 	struct buf relayed_text;	/* what the client has seen */
 	int resumed;			/* the reply is relayed_text */
@@ -64,7 +66,6 @@ struct call {
 	unsigned repairs;		/* made at the current target */
 	int hold_text;			/* relay text only once it passed */
 	int hold_tools;			/* relay tool calls only once they passed */
-	int paused;			/* the front cannot take output now */
 	int finished;
 
 	/* A failure found before any attempt (validation), answered async. */
@@ -300,10 +301,37 @@ call_emit(void *arg, const struct llmgate_chunk *ch)
 		return;
 	if (ch->tool_index >= 0 ? c->hold_tools : c->hold_text)
 		return;
+	/* Across resumed attempts too, a reply has REPLY_MAX_TEXT at most. */
+	if (ch->text != NULL &&
+	    c->relayed_text.len + ch->len > REPLY_MAX_TEXT) {
+		reply_error(&att->reply, LLMGATE_PARSE_ERROR, 0, "reply text "
+		    "over %u bytes", REPLY_MAX_TEXT);
+		att->reply.too_long = 1;
+		return;
+	}
 	c->relayed = 1;
 	if (ch->text != NULL)
 		buf_add(&c->relayed_text, ch->text, ch->len);
 	c->sink->chunk(c->arg, ch);
+}
+
+int
+call_text_streamed(const struct call *c)
+{
+	return c->text_streamed;
+}
+
+void
+call_hold(struct call *c, int on)
+{
+	struct attempt *att = c->att;
+
+	c->held = on;
+	if (att == NULL || att->held == on)
+		return;
+	att->held = on;
+	if (!on && att->resume != NULL)
+		att->resume(att);
 }
 
 /* A streamed call's held output, relayed once the reply passed. */
@@ -320,6 +348,7 @@ call_release(struct call *c, const struct reply *r)
 		ch.tool_index = -1;
 		ch.text = r->text.data;
 		ch.len = r->text.len;
+		buf_add(&c->relayed_text, ch.text, ch.len);
 		c->sink->chunk(c->arg, &ch);
 	}
 	for (i = 0; c->hold_tools && i < r->ntools; i++) {
@@ -445,7 +474,7 @@ call_attempt(struct call *c)
 	att->target = t->name;
 	att->index = c->sent;
 	att->start_ms = now;
-	att->held = c->paused;
+	att->held = c->held;
 	reply_init(&att->reply, c->req->stream ? call_emit : NULL, att);
 	c->att = att;
 	c->tries++;
@@ -977,6 +1006,11 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 		res.partial = 1;
 		res.text = c->relayed_text.data;
 	}
+	/* The client has the text already, as chunks: see call_text_streamed. */
+	c->text_streamed = c->req->stream && res.text != NULL &&
+	    strlen(res.text) == c->relayed_text.len &&
+	    memcmp(res.text, buf_cstr(&c->relayed_text),
+	    c->relayed_text.len) == 0;
 	call_log(c, &res);
 	if (c->sink != NULL)
 		c->sink->done(c->arg, &res);
@@ -998,21 +1032,6 @@ call_cancel(struct call *c, const char *why)
 	}
 	call_drop_attempt(c);
 	call_finish(c, NULL, LLMGATE_CANCELLED, why);
-}
-
-/*
- * A front whose client reads slowly holds the upstream transfer instead
- * of buffering without bound (only HTTP transports can be held).
- */
-void
-call_pause(struct call *c, int on)
-{
-	c->paused = on;
-	if (c->att == NULL)
-		return;
-	c->att->held = on;
-	if (!on && c->att->prov->type->start == http_start)
-		http_resume(c->att);
 }
 
 void

@@ -29,6 +29,7 @@ struct conn_call {
 	uint32_t id;
 	struct call *call;
 	struct lease *lease;		/* an acquire still waiting */
+	int held;			/* call_hold()ed while we are paused */
 	struct conn *conn;
 	TAILQ_ENTRY(conn_call) entry;
 };
@@ -290,6 +291,7 @@ static void
 conn_writable(evutil_socket_t fd, short events, void *arg)
 {
 	struct conn *c = arg;
+	struct conn_call *cc;
 	int n;
 
 	if (c->dead)
@@ -301,10 +303,19 @@ conn_writable(evutil_socket_t fd, short events, void *arg)
 		    "in flight" : NULL);
 		return;
 	}
-	/* Below a quarter of the limit again: take requests once more. */
+	/*
+	 * Below a quarter of the limit again: take requests once more, and
+	 * let the streams we held read their upstreams again.
+	 */
 	if (c->paused && evbuffer_get_length(c->out) <= cfg->max_output / 4) {
 		c->paused = 0;
 		conn_reading(c);
+		TAILQ_FOREACH(cc, &c->calls, entry) {
+			if (cc->held) {
+				cc->held = 0;
+				call_hold(cc->call, 0);
+			}
+		}
 	}
 	if (evbuffer_get_length(c->out) != 0) {
 		if (!c->waiting)
@@ -487,6 +498,15 @@ conn_sink_chunk(void *arg, const struct llmgate_chunk *ch)
 
 	proto_enc_chunk(conn_buf(cc->conn), cc->id, ch);
 	conn_send(cc->conn);
+	/*
+	 * Output above the high-water mark: hold this stream's upstream
+	 * (backpressure) rather than queue more for a client that would
+	 * then be dropped with every call on the connection.
+	 */
+	if (cc->conn->paused && !cc->held && cc->call != NULL) {
+		cc->held = 1;
+		call_hold(cc->call, 1);
+	}
 }
 
 static void
@@ -495,7 +515,11 @@ conn_sink_done(void *arg, const struct llmgate_result *res)
 	struct conn_call *cc = arg;
 	struct conn *c = cc->conn;
 
-	proto_enc_result(conn_buf(c), cc->id, res);
+	/* A streamed reply is not sent twice: the chunks had it all. */
+	if (cc->call != NULL && call_text_streamed(cc->call))
+		proto_enc_streamed_result(conn_buf(c), cc->id, res);
+	else
+		proto_enc_result(conn_buf(c), cc->id, res);
 	conn_send(c);
 	TAILQ_REMOVE(&c->calls, cc, entry);
 	c->ncalls--;

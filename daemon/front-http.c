@@ -766,7 +766,7 @@ front_http_written(struct evhttp_connection *evcon, void *arg)
 
 	if (fr->paused && fr->call != NULL) {
 		fr->paused = 0;
-		call_pause(fr->call, 0);
+		call_hold(fr->call, 0);
 	}
 }
 
@@ -785,7 +785,7 @@ front_http_chunk(struct front_req *fr, struct evbuffer *b)
 	if (evbuffer_get_length(bufferevent_get_output(
 	    evhttp_connection_get_bufferevent(evcon))) > FRONT_HTTP_HIGH) {
 		fr->paused = 1;
-		call_pause(fr->call, 1);
+		call_hold(fr->call, 1);
 	}
 }
 

@@ -49,7 +49,8 @@ struct http_xfer {
 				   whether a reset follows the peer's FIN */
 	struct event *rst_ev;	/* polls dead_fd */
 	uint64_t rst_until;
-	int paused;		/* held for a slow client (call_pause) */
+	int paused;		/* http_write paused the transfer (held) */
+	struct event *resume_ev;	/* unpauses it, outside the caller */
 	long status;
 	struct event *fail_ev;	/* ends an attempt that never started */
 	struct event *ttfb_ev;	/* first-byte deadline */
@@ -475,13 +476,17 @@ http_write(char *data, size_t size, size_t nmemb, void *arg)
 	if (!x->started)
 		http_first_byte(x);
 	http_alive(x);
-	/* A slow client: curl keeps this data and hands it over again. */
+	/*
+	 * The client is not reading its stream: leave the data with curl,
+	 * which stops reading the upstream until http_resume(), rather than
+	 * queue it for a client that would then be dropped.
+	 */
 	if (x->sse_mode && x->att->held) {
 		x->paused = 1;
 		return CURL_WRITEFUNC_PAUSE;
 	}
 	if (x->sse_mode) {
-		if ((rc = sse_feed(&x->sse, data, n)) == 0)
+		if ((rc = sse_feed(&x->sse, data, n)) == 0 && !r->too_long)
 			return n;
 		if (rc < 0)
 			reply_error(r, LLMGATE_PARSE_ERROR, (uint32_t)x->status,
@@ -625,6 +630,33 @@ http_easy_put(CURL *easy)
 	http_pool[http_npool++] = easy;
 }
 
+static void
+http_resume_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct http_xfer *x = arg;
+
+	if (!x->paused || x->att->held)
+		return;
+	x->paused = 0;
+	http_alive(x);
+	/* curl may call http_write from here, with what it kept. */
+	curl_easy_pause(x->easy, CURLPAUSE_CONT);
+}
+
+/* The client reads again: unpause, from the loop (not the caller's stack). */
+static void
+http_resume(struct attempt *att)
+{
+	struct http_xfer *x = att->priv;
+	struct timeval now = { 0, 0 };
+
+	if (x == NULL || !x->paused)
+		return;
+	if (x->resume_ev == NULL)
+		x->resume_ev = evtimer_new(http_base, http_resume_cb, x);
+	evtimer_add(x->resume_ev, &now);
+}
+
 void
 http_start(struct attempt *att)
 {
@@ -638,6 +670,7 @@ http_start(struct attempt *att)
 	att->priv = x;
 	x->sock = CURL_SOCKET_BAD;
 	x->dead_fd = -1;
+	att->resume = http_resume;
 	x->stream = att->req->stream;
 	if (p->type->build(&x->hr, p, att->model, att->req, &cause) != 0) {
 		reply_error(r, LLMGATE_INVALID_REQUEST, 0, "%s",
@@ -824,7 +857,7 @@ http_idle_cb(evutil_socket_t fd, short events, void *arg)
 	struct http_xfer *x = arg;
 	uint64_t now = now_ms();
 
-	/* Held for a slow client: the silence is ours, not the server's. */
+	/* Paused for a slow client (http_write): the silence is ours. */
 	if (x->paused)
 		x->last_ms = now;
 	if (now - x->last_ms < x->att->prov->idle_ms) {
@@ -860,19 +893,6 @@ http_drain(void)
 	}
 }
 
-/* The client caught up: let a paused transfer deliver again. */
-void
-http_resume(struct attempt *att)
-{
-	struct http_xfer *x = att->priv;
-
-	if (x == NULL || !x->paused)
-		return;
-	x->paused = 0;
-	http_alive(x);
-	curl_easy_pause(x->easy, CURLPAUSE_CONT);
-}
-
 /* Remove the transfer at once: used for cancels and after completion. */
 void
 http_stop(struct attempt *att)
@@ -883,8 +903,14 @@ http_stop(struct attempt *att)
 		return;
 	if (x->easy != NULL) {
 		curl_multi_remove_handle(http_multi, x->easy);
-		http_easy_put(x->easy);
+		/* A paused handle is not one to hand out again. */
+		if (x->paused)
+			curl_easy_cleanup(x->easy);
+		else
+			http_easy_put(x->easy);
 	}
+	if (x->resume_ev != NULL)
+		event_free(x->resume_ev);
 	if (x->fail_ev != NULL)
 		event_free(x->fail_ev);
 	if (x->ttfb_ev != NULL)

@@ -349,7 +349,10 @@ struct reply {
 	char *message;
 	struct rl_info rl;
 	void *pstate;		/* adapter's stream state, freed with free() */
+	int too_long;		/* text passed REPLY_MAX_TEXT: stop reading */
 };
+/* The most text one reply (streamed or not) may carry: a full body's. */
+#define REPLY_MAX_TEXT	(8u * 1024 * 1024)
 
 /* reply.c */
 void reply_init(struct reply *, reply_emit_cb *, void *);
@@ -462,7 +465,10 @@ struct attempt {
 	uint64_t start_ms;
 	struct reply reply;
 	void *priv;		/* the transport's state */
-	int held;		/* the front is slow: hold the transfer */
+	/* Backpressure: while held, a transport that can stops reading the
+	 * upstream; resume (set by the transport, may be NULL) restarts it. */
+	int held;
+	void (*resume)(struct attempt *);
 };
 /* The transport is done with the attempt (reply filled). */
 static inline void
@@ -532,8 +538,12 @@ struct call *call_start(const struct llmgate_request *req, msgpack_zone *zone,
 void call_cancel(struct call *, const char *why);
 /* The front went away: no more callbacks; the call is freed. */
 void call_detach(struct call *);
-/* Hold (1) or release (0) the upstream transfer for a slow reader. */
-void call_pause(struct call *, int);
+/* The front's client is not reading (1) or is again (0): a streamed
+ * call's upstream transfer pauses meanwhile instead of piling up. */
+void call_hold(struct call *, int);
+/* In done(): the result's text is exactly what the chunks carried, so a
+ * front need not send it again. */
+int call_text_streamed(const struct call *);
 
 /* retry.c: backoff, pure. rnd is a uniform draw in [0, 1). */
 uint64_t retry_backoff_ms(const struct retry_conf *, unsigned retry,
@@ -980,7 +990,6 @@ int http_init(struct event_base *);
 void http_shutdown(void);
 void http_start(struct attempt *);
 void http_stop(struct attempt *);
-void http_resume(struct attempt *);
 
 /* provider-mock.c */
 void mock_start(struct attempt *);

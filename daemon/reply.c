@@ -46,8 +46,15 @@ reply_text(struct reply *r, const char *s, size_t n)
 {
 	struct llmgate_chunk ch;
 
-	if (n == 0)
+	if (n == 0 || r->too_long)
 		return;
+	/* A stream has no body cap of its own: the same as a whole reply. */
+	if (r->text.len + n > REPLY_MAX_TEXT) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0, "reply text over %u "
+		    "bytes", REPLY_MAX_TEXT);
+		r->too_long = 1;
+		return;
+	}
 	buf_add(&r->text, s, n);
 	if (r->emit == NULL)
 		return;

@@ -234,6 +234,7 @@ static const struct proto_field proto_result_fields[] = {
 	    .from_name = llmgate_class_from_name),
 	FIELD("message", PF_STR, .off = MSG(u.result.message)),
 	FIELD("partial", PF_BOOL, .off = MSG(u.result.partial)),
+	FIELD("streamed", PF_BOOL, .off = MSG(streamed)),
 	FIELD("text", PF_STR, .off = MSG(u.result.text)),
 	FIELD("target", PF_STR, .off = MSG(u.result.target)),
 	FIELD("finish_reason", PF_ENUM, .off = MSG(u.result.finish),
@@ -1622,6 +1623,24 @@ proto_enc_result(msgpack_sbuffer *sb, uint32_t id,
 {
 	proto_frame(sb, r->cls == LLMGATE_OK ? PROTO_RESULT : PROTO_ERROR, id,
 	    proto_enc_result_fields, r);
+}
+
+static void
+proto_enc_streamed_fields(struct proto_enc *e, const void *arg)
+{
+	struct llmgate_result r = *(const struct llmgate_result *)arg;
+
+	r.text = NULL;
+	proto_put_true(e, "streamed", 1);
+	proto_enc_result_fields(e, &r);
+}
+
+void
+proto_enc_streamed_result(msgpack_sbuffer *sb, uint32_t id,
+    const struct llmgate_result *r)
+{
+	proto_frame(sb, r->cls == LLMGATE_OK ? PROTO_RESULT : PROTO_ERROR, id,
+	    proto_enc_streamed_fields, r);
 }
 
 void

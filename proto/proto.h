@@ -151,6 +151,7 @@ struct proto_msg {
 		struct llmgate_report report;
 	} u;
 	int has_body;	/* status/metrics: a reply (1) or a request (0) */
+	int streamed;	/* result: its text was the chunks' (not resent) */
 };
 
 /*
@@ -184,6 +185,10 @@ void proto_enc_chunk(msgpack_sbuffer *, uint32_t id,
     const struct llmgate_chunk *);
 /* result and error share one shape; r->cls picks the type. */
 void proto_enc_result(msgpack_sbuffer *, uint32_t id,
+    const struct llmgate_result *);
+/* A streamed call's: without text, which the chunks carried, and with
+ * streamed: true (the client rebuilds the text from its chunks). */
+void proto_enc_streamed_result(msgpack_sbuffer *, uint32_t id,
     const struct llmgate_result *);
 /* A bare error with no attempts (protocol-level refusals). */
 void proto_enc_error(msgpack_sbuffer *, uint32_t id, enum llmgate_class,

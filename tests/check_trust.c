@@ -805,6 +805,140 @@ START_TEST(test_state_file_odd)
 }
 END_TEST
 
+struct stream_tally {
+	int done;
+	size_t chunks;
+	size_t bytes;
+	struct llmgate_result *res;
+};
+
+static void
+stream_chunk(const struct llmgate_chunk *ch, void *arg)
+{
+	struct stream_tally *t = arg;
+
+	t->chunks++;
+	t->bytes += ch->text != NULL ? ch->len : 0;
+}
+
+static void
+stream_done(struct llmgate_result *res, void *arg)
+{
+	struct stream_tally *t = arg;
+
+	t->res = res;
+	t->done = 1;
+}
+
+/*
+ * Issue 15, item 3: an upstream that streams faster than its client reads
+ * used to get the client dropped ("not reading its replies") with every
+ * call on its connection; and the final result repeated the whole text.
+ * Now the upstream transfer is paused while the client's queue is high,
+ * and the result does not resend the text (the library rebuilds it).
+ */
+START_TEST(test_fast_stream_slow_reader)
+{
+	enum { WORDS = 40000 };
+	struct llmgate *g;
+	struct llmgate_request *req;
+	struct llmgate_result *res = NULL;
+	struct stream_tally t = { 0 };
+	char *conf, *prompt, *want, *log;
+	size_t i;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	fp_port = h_fakeprov_start(&fp_pid);
+	conf = h_strdup_printf(
+	    "max_frame = 131072; max_output = 131072;\n"
+	    "providers = ( { name = \"oa\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\"; } );\n"
+	    "retry = { attempts = 1; };\n", fp_port);
+	h_daemon_start(&d, conf);
+	free(conf);
+
+	prompt = malloc(2 * WORDS + 1);
+	for (i = 0; i < WORDS; i++)
+		memcpy(prompt + 2 * i, "w ", 2);
+	prompt[2 * WORDS - 1] = 'w';
+	prompt[2 * WORDS] = '\0';
+	g = h_connect(&d, "slow reader");
+	req = h_request(prompt, "oa/fast", NULL);
+	req->stream = 1;
+	ck_assert_uint_gt(llmgate_submit(g, req, stream_chunk, stream_done,
+	    &t), 0);
+	/* Not reading for a while, as a busy client would. */
+	h_sleep_ms(1500);
+	h_drive(g, &t.done);
+	ck_assert_msg(t.res->cls == LLMGATE_OK, "%s: %s",
+	    llmgate_class_name(t.res->cls), t.res->message);
+	want = h_strdup_printf("echo: %s", prompt);
+	ck_assert_uint_eq(t.bytes, strlen(want));
+	ck_assert_uint_gt(t.chunks, WORDS / 2);
+	ck_assert_ptr_nonnull(t.res->text);
+	ck_assert_msg(strcmp(t.res->text, want) == 0, "the result's text");
+	llmgate_result_free(t.res);
+	h_request_free(req);
+
+	/* The same connection still serves. */
+	req = h_request("again", "oa/fast", NULL);
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_int_eq(res->cls, LLMGATE_OK);
+	ck_assert_str_eq(res->text, "echo: again");
+	llmgate_result_free(res);
+	h_request_free(req);
+	llmgate_close(g);
+
+	log = h_daemon_log(&d);
+	ck_assert_msg(strstr(log, "not reading its replies") == NULL, "%s",
+	    log);
+	free(log);
+	free(want);
+	free(prompt);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	h_fakeprov_stop(fp_pid);
+	start(NULL);
+}
+END_TEST
+
+/*
+ * A streamed reply over REPLY_MAX_TEXT (8 MiB) ends as parse_error, with
+ * the client still connected, rather than dropping it while the log says
+ * ok.
+ */
+START_TEST(test_stream_text_capped)
+{
+	size_t n = REPLY_MAX_TEXT + 4096, i;
+	struct llmgate_request *req;
+	struct llmgate_result *res = NULL;
+	struct llmgate *g;
+	char *conf, *prompt;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	conf = h_strdup_printf("%smax_frame = 16777216;\n"
+	    "max_output = 16777216;\n", base_conf);
+	h_daemon_start(&d, conf);
+	free(conf);
+	prompt = malloc(n + 1);
+	for (i = 0; i < n; i++)
+		prompt[i] = i % 64 == 63 ? ' ' : 'x';
+	prompt[n] = '\0';
+	g = h_connect(&d, "big");
+	req = h_request(prompt, "mock/echo", NULL);
+	req->stream = 1;
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_int_eq(res->cls, LLMGATE_PARSE_ERROR);
+	ck_assert_ptr_nonnull(strstr(res->message, "over"));
+	llmgate_result_free(res);
+	h_request_free(req);
+	ck_assert_int_eq(llmgate_ping(g), 0);
+	llmgate_close(g);
+	free(prompt);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	start(NULL);
+}
+END_TEST
+
 static Suite *
 trust_suite(int root)
 {
@@ -818,6 +952,8 @@ trust_suite(int root)
 	tcase_add_test(tc, test_upstream_text_scrubbed);
 	tcase_add_test(tc, test_scrub_shapes);
 	tcase_add_test(tc, test_state_file_odd);
+	tcase_add_test(tc, test_fast_stream_slow_reader);
+	tcase_add_test(tc, test_stream_text_capped);
 	if (root) {
 		tcase_add_test(tc, test_invented_names_do_not_fill_the_table);
 		tcase_add_test(tc, test_targets_capped_per_uid);
