@@ -341,7 +341,9 @@ enum {
 	TK_MAX_INFLIGHT, TK_MAX_CLIENTS, TK_MAX_OUTPUT, TK_DRAIN_MS,
 	TK_METRICS_LISTEN, TK_MAX_WAIT_MS, TK_LEASE_TTL_MS,
 	TK_SOCKET_GROUP, TK_ADMIN_GROUP, TK_MAX_CONNS_PER_UID,
-	TK_STATE_FILE, TK_STATE_SAVE_MS, TK_STRICT_MODELS
+	TK_STATE_FILE, TK_STATE_SAVE_MS, TK_STRICT_MODELS,
+	TK_MAX_CALLS_PER_UID, TK_MAX_BYTES_PER_UID, TK_MAX_MEMORY,
+	TK_FRAME_TIMEOUT_MS
 };
 static const struct config_key config_top_key[] = {
 	[TK_SOCKET] = { .name = "socket", .kind = CK_STRING,
@@ -378,6 +380,14 @@ static const struct config_key config_top_key[] = {
 	    .off = TK(state_save_ms), .min = 100 },
 	[TK_STRICT_MODELS] = { .name = "strict_models", .kind = CK_FUNC,
 	    .fn = config_strict_models },
+	[TK_MAX_CALLS_PER_UID] = { .name = "max_calls_per_uid",
+	    .kind = CK_U32, .off = TK(max_calls_per_uid) },
+	[TK_MAX_BYTES_PER_UID] = { .name = "max_bytes_per_uid",
+	    .kind = CK_U32, .off = TK(max_bytes_per_uid) },
+	[TK_MAX_MEMORY] = { .name = "max_memory", .kind = CK_U32,
+	    .off = TK(max_memory) },
+	[TK_FRAME_TIMEOUT_MS] = { .name = "frame_timeout_ms", .kind = CK_U32,
+	    .off = TK(frame_timeout_ms), .min = 100 },
 	{ .name = "providers", .kind = CK_LIST, .fn = config_provider_add },
 	{ .name = "routes", .kind = CK_LIST, .fn = config_route_add },
 	{ .name = "retry", .kind = CK_GROUP, .off = TK(retry),
@@ -1722,6 +1732,10 @@ config_new(void)
 	conf->lease_ttl_ms = 60000;
 	conf->state_save_ms = 30000;
 	conf->max_conns_per_uid = 256;
+	conf->max_calls_per_uid = 4096;
+	conf->max_bytes_per_uid = 256u * 1024 * 1024;
+	conf->max_memory = 1024u * 1024 * 1024;
+	conf->frame_timeout_ms = 10000;
 
 	conf->retry.attempts = 3;
 	conf->retry.repairs = 2;

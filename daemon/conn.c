@@ -25,8 +25,26 @@
 
 #include "llmgated.h"
 
+/*
+ * What a connection's clients may make the daemon hold: per user, requests
+ * in flight (max_calls_per_uid) and request bytes (max_bytes_per_uid: the
+ * frames of calls in flight and unfinished frames); for all, max_memory
+ * (those plus replies queued). Past a limit new work is refused with
+ * overloaded; an unfinished frame that would pass one closes its
+ * connection. A connection must say hello within frame_timeout_ms, and
+ * finish each frame it began within as long, however slowly it trickles.
+ */
+
+struct conn_user {
+	uid_t uid;
+	unsigned requests;		/* calls and acquires in flight */
+	size_t bytes;			/* their frames, unfinished frames */
+	struct conn_user *next;
+};
+
 struct conn_call {
 	uint32_t id;
+	size_t bytes;			/* its request frame, accounted */
 	struct call *call;
 	struct lease *lease;		/* an acquire still waiting */
 	int held;			/* call_hold()ed while we are paused */
@@ -49,6 +67,9 @@ struct conn {
 	int paused;		/* output above the high-water mark */
 	uid_t uid;
 	pid_t pid;
+	struct conn_user *user;
+	size_t frame_len;	/* the frame being dispatched */
+	struct event *slow_ev;	/* hello, then unfinished-frame deadline */
 	char name[96];
 	struct call_client client;
 	int hello;		/* handshake done */
@@ -64,6 +85,10 @@ struct conn {
 
 static TAILQ_HEAD(, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
 static unsigned nconns;
+static struct conn_user *conn_users;
+static size_t conn_req_total;	/* request frames of calls in flight */
+static size_t conn_in_total;	/* unfinished frames' buffers */
+static size_t conn_out_total;	/* replies queued */
 
 /* Reads land here; a frame's unfinished tail moves to its connection. */
 static unsigned char conn_rbuf[64 * 1024];
@@ -72,6 +97,10 @@ static void conn_readable(evutil_socket_t, short, void *);
 static void conn_writable(evutil_socket_t, short, void *);
 static void conn_teardown(evutil_socket_t, short, void *);
 static void conn_reading(struct conn *);
+static void conn_slow(evutil_socket_t, short, void *);
+static void conn_request_end(struct conn *, struct conn_call *);
+static void conn_fail_class(struct conn *, enum llmgate_class,
+    const char *);
 
 static const struct call_sink conn_sink;
 
@@ -107,11 +136,66 @@ conn_uid_count(uid_t uid)
 	return n;
 }
 
+static struct conn_user *
+conn_user(uid_t uid)
+{
+	struct conn_user *u;
+
+	for (u = conn_users; u != NULL; u = u->next) {
+		if (u->uid == uid)
+			return u;
+	}
+	u = xcalloc(1, sizeof *u);
+	u->uid = uid;
+	u->next = conn_users;
+	conn_users = u;
+	return u;
+}
+
+static size_t
+conn_held(void)
+{
+	return conn_req_total + conn_in_total + conn_out_total;
+}
+
+/*
+ * Would holding add more bytes for c's user pass a limit? NULL, or why
+ * (into msg).
+ */
+static const char *
+conn_over(struct conn *c, size_t add, char *msg, size_t len)
+{
+	if (cfg->max_bytes_per_uid != 0 &&
+	    c->user->bytes + add > cfg->max_bytes_per_uid) {
+		snprintf(msg, len, "uid %ld has %zu request bytes held, the "
+		    "most for one user is %u (max_bytes_per_uid)",
+		    (long)c->uid, c->user->bytes, cfg->max_bytes_per_uid);
+		return msg;
+	}
+	if (cfg->max_memory != 0 && conn_held() + add > cfg->max_memory) {
+		snprintf(msg, len, "llmgated holds %zu bytes for its clients, "
+		    "the most is %u (max_memory): try again later",
+		    conn_held(), cfg->max_memory);
+		return msg;
+	}
+	return NULL;
+}
+
+/* c's unfinished-frame buffer is now cap bytes. */
+static void
+conn_in_account(struct conn *c, size_t cap)
+{
+	c->user->bytes = c->user->bytes - c->icap + cap;
+	conn_in_total = conn_in_total - c->icap + cap;
+	c->icap = cap;
+}
+
 void
 conn_accept(int fd)
 {
 	struct conn *c;
 	struct ucred cr;
+	struct timeval tv;
 	socklen_t len = sizeof cr;
 	char msg[96];
 	int over;
@@ -139,6 +223,7 @@ conn_accept(int fd)
 	c->client.id = (uint64_t)c->uid << 32 | (uint32_t)c->pid;
 	c->client.name = c->name;
 	c->client.uid = c->uid;
+	c->user = conn_user(c->uid);
 	TAILQ_INIT(&c->calls);
 	msgpack_sbuffer_init(&c->sb);
 	evutil_make_socket_nonblocking(fd);
@@ -148,6 +233,10 @@ conn_accept(int fd)
 	c->flush_ev = event_new(ev_base, -1, 0, conn_writable, c);
 	c->out = evbuffer_new();
 	c->close_ev = evtimer_new(ev_base, conn_teardown, c);
+	c->slow_ev = evtimer_new(ev_base, conn_slow, c);
+	tv.tv_sec = cfg->frame_timeout_ms / 1000;
+	tv.tv_usec = (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000;
+	evtimer_add(c->slow_ev, &tv);
 	conn_reading(c);
 	TAILQ_INSERT_TAIL(&conns, c, entry);
 	nconns++;
@@ -218,13 +307,14 @@ conn_teardown(evutil_socket_t fd, short events, void *arg)
 		c->dead = 1;
 	}
 	while ((cc = TAILQ_FIRST(&c->calls)) != NULL) {
-		TAILQ_REMOVE(&c->calls, cc, entry);
 		if (cc->lease != NULL)
 			lease_detach(cc->lease);
 		else
 			call_detach(cc->call);
-		free(cc);
+		conn_request_end(c, cc);
 	}
+	conn_out_total -= evbuffer_get_length(c->out);
+	conn_in_account(c, 0);
 	TAILQ_REMOVE(&conns, c, entry);
 	nconns--;
 	log_debug("client gone: %s", c->name);
@@ -232,6 +322,7 @@ conn_teardown(evutil_socket_t fd, short events, void *arg)
 	event_free(c->wev);
 	event_free(c->flush_ev);
 	event_free(c->close_ev);
+	event_free(c->slow_ev);
 	evbuffer_free(c->out);
 	close(c->fd);
 	free(c->ibuf);
@@ -258,6 +349,7 @@ conn_send(struct conn *c)
 	if (c->dead)
 		return;
 	evbuffer_add(c->out, c->sb.data, c->sb.size);
+	conn_out_total += c->sb.size;
 	queued = evbuffer_get_length(c->out);
 	if (queued > cfg->max_output) {
 		conn_drop(c, "dropped: not reading its replies");
@@ -292,12 +384,15 @@ conn_writable(evutil_socket_t fd, short events, void *arg)
 {
 	struct conn *c = arg;
 	struct conn_call *cc;
+	size_t before;
 	int n;
 
 	if (c->dead)
 		return;
+	before = evbuffer_get_length(c->out);
 	while ((n = evbuffer_write(c->out, c->fd)) == -1 && errno == EINTR)
 		;
+	conn_out_total -= before - evbuffer_get_length(c->out);
 	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
 		conn_drop(c, c->ncalls != 0 ? "connection error with calls "
 		    "in flight" : NULL);
@@ -342,10 +437,17 @@ conn_send_error(struct conn *c, uint32_t id, enum llmgate_class cls,
 void
 conn_fail(struct conn *c, const char *msg)
 {
+	conn_fail_class(c, LLMGATE_INVALID_REQUEST, msg);
+}
+
+static void
+conn_fail_class(struct conn *c, enum llmgate_class cls, const char *msg)
+{
 	struct timeval tv = { 1, 0 };
 
 	log_info("client %s: %s", c->name, msg);
-	conn_send_error(c, 0, LLMGATE_INVALID_REQUEST, msg);
+	evtimer_del(c->slow_ev);
+	conn_send_error(c, 0, cls, msg);
 	c->closing = 1;
 	conn_reading(c);
 	/* A client that never reads its error is not waited for long. */
@@ -366,6 +468,8 @@ conn_set_hello(struct conn *c, const char *name)
 	char *q;
 
 	c->hello = 1;
+	if (c->ilen == 0)
+		evtimer_del(c->slow_ev);
 	if (name == NULL || *name == '\0')
 		return;
 	snprintf(c->name, sizeof c->name, "%.32s (pid %ld uid %ld)", name,
@@ -401,7 +505,7 @@ static struct conn_call *
 conn_request_new(struct conn *c, uint32_t id)
 {
 	struct conn_call *cc;
-	char msg[96];
+	char msg[96], big[160];
 
 	if (id == 0 || conn_call_find(c, id) != NULL) {
 		snprintf(msg, sizeof msg, "request id %u is %s", id,
@@ -415,12 +519,40 @@ conn_request_new(struct conn *c, uint32_t id)
 		conn_send_error(c, id, LLMGATE_INVALID_REQUEST, msg);
 		return NULL;
 	}
+	if (cfg->max_calls_per_uid != 0 &&
+	    c->user->requests >= cfg->max_calls_per_uid) {
+		snprintf(big, sizeof big, "uid %ld has %u calls and acquires "
+		    "in flight, the most for one user (max_calls_per_uid)",
+		    (long)c->uid, c->user->requests);
+		conn_send_error(c, id, LLMGATE_OVERLOADED, big);
+		return NULL;
+	}
+	if (conn_over(c, c->frame_len, big, sizeof big) != NULL) {
+		conn_send_error(c, id, LLMGATE_OVERLOADED, big);
+		return NULL;
+	}
 	cc = xcalloc(1, sizeof *cc);
 	cc->id = id;
 	cc->conn = c;
+	cc->bytes = c->frame_len;
+	c->user->requests++;
+	c->user->bytes += cc->bytes;
+	conn_req_total += cc->bytes;
 	TAILQ_INSERT_TAIL(&c->calls, cc, entry);
 	c->ncalls++;
 	return cc;
+}
+
+/* A request is over: its accounting goes, and cc. */
+static void
+conn_request_end(struct conn *c, struct conn_call *cc)
+{
+	TAILQ_REMOVE(&c->calls, cc, entry);
+	c->ncalls--;
+	c->user->requests--;
+	c->user->bytes -= cc->bytes;
+	conn_req_total -= cc->bytes;
+	free(cc);
 }
 
 /* Start a call for this client; the request lives in zone, which we take. */
@@ -450,9 +582,7 @@ conn_lease_done(void *arg, const struct llmgate_lease *l,
 	else
 		proto_enc_error(conn_buf(c), cc->id, cls, msg);
 	conn_send(c);
-	TAILQ_REMOVE(&c->calls, cc, entry);
-	c->ncalls--;
-	free(cc);
+	conn_request_end(c, cc);
 }
 
 void
@@ -521,9 +651,7 @@ conn_sink_done(void *arg, const struct llmgate_result *res)
 	else
 		proto_enc_result(conn_buf(c), cc->id, res);
 	conn_send(c);
-	TAILQ_REMOVE(&c->calls, cc, entry);
-	c->ncalls--;
-	free(cc);
+	conn_request_end(c, cc);
 }
 
 static const struct call_sink conn_sink = {
@@ -568,6 +696,7 @@ conn_frames(struct conn *c, const unsigned char *p, size_t len)
 			return len;
 		}
 		off += PROTO_HDR_LEN + (size_t)flen;
+		c->frame_len = PROTO_HDR_LEN + (size_t)flen;
 		op_dispatch(c, &msg);
 		proto_msg_free(&msg);
 	}
@@ -579,10 +708,11 @@ conn_frames(struct conn *c, const unsigned char *p, size_t len)
  * but never past the frame begun there: a header alone does not reserve
  * the whole frame it announces.
  */
-static void
+static int
 conn_reserve(struct conn *c)
 {
 	size_t want = c->ilen + sizeof conn_rbuf, frame = SIZE_MAX, cap;
+	char msg[200];
 
 	/* The tail kept holds a header already checked, or less of one. */
 	if (c->ilen >= PROTO_HDR_LEN) {
@@ -591,13 +721,18 @@ conn_reserve(struct conn *c)
 			want = frame;
 	}
 	if (want <= c->icap)
-		return;
+		return 0;
 	for (cap = c->icap; cap < want; cap *= 2)
 		;
 	if (cap > frame)
 		cap = frame;
+	if (conn_over(c, cap - c->icap, msg, sizeof msg) != NULL) {
+		conn_fail_class(c, LLMGATE_OVERLOADED, msg);
+		return -1;
+	}
 	c->ibuf = xreallocarray(c->ibuf, 1, cap);
-	c->icap = cap;
+	conn_in_account(c, cap);
+	return 0;
 }
 
 /* Keep the unfinished frame at p (the rest of a read) for the next read. */
@@ -605,9 +740,45 @@ static void
 conn_keep(struct conn *c, const unsigned char *p, size_t len)
 {
 	c->ibuf = xreallocarray(c->ibuf, 1, len + sizeof conn_rbuf);
-	c->icap = len + sizeof conn_rbuf;
+	conn_in_account(c, len + sizeof conn_rbuf);
 	memcpy(c->ibuf, p, len);
 	c->ilen = len;
+}
+
+/*
+ * The deadline (frame_timeout_ms) for what is unfinished: a hello (from
+ * accept, see conn_accept), then a frame, from its first byte (or the end
+ * of the frame before it, dispatched: progress) to its last.
+ */
+static void
+conn_deadline(struct conn *c, int progress)
+{
+	struct timeval tv = { cfg->frame_timeout_ms / 1000,
+	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+
+	if (!c->hello || c->closing || c->dead)
+		return;
+	if (c->ilen == 0)
+		evtimer_del(c->slow_ev);
+	else if (progress || !evtimer_pending(c->slow_ev, NULL))
+		evtimer_add(c->slow_ev, &tv);
+}
+
+static void
+conn_slow(evutil_socket_t fd, short events, void *arg)
+{
+	struct conn *c = arg;
+	char msg[96];
+
+	if (c->closing || c->dead)
+		return;
+	if (!c->hello)
+		snprintf(msg, sizeof msg, "no hello within %u ms",
+		    cfg->frame_timeout_ms);
+	else
+		snprintf(msg, sizeof msg, "a frame begun was not finished "
+		    "within %u ms", cfg->frame_timeout_ms);
+	conn_fail(c, msg);
 }
 
 /*
@@ -624,7 +795,8 @@ conn_readable(evutil_socket_t fd, short events, void *arg)
 	ssize_t n;
 
 	if (c->ilen != 0) {
-		conn_reserve(c);
+		if (conn_reserve(c) != 0)
+			return;
 		p = c->ibuf + c->ilen;
 		cap = c->icap - c->ilen;
 	}
@@ -648,6 +820,7 @@ conn_readable(evutil_socket_t fd, short events, void *arg)
 		used = conn_frames(c, conn_rbuf, (size_t)n);
 		if (used < (size_t)n && !c->dead && !c->closing)
 			conn_keep(c, conn_rbuf + used, (size_t)n - used);
+		conn_deadline(c, used != 0);
 		return;
 	}
 	c->ilen += (size_t)n;
@@ -656,11 +829,13 @@ conn_readable(evutil_socket_t fd, short events, void *arg)
 		/* Nothing unfinished: give the buffer back. */
 		free(c->ibuf);
 		c->ibuf = NULL;
-		c->ilen = c->icap = 0;
+		c->ilen = 0;
+		conn_in_account(c, 0);
 	} else if (used != 0) {
 		memmove(c->ibuf, c->ibuf + used, c->ilen - used);
 		c->ilen -= used;
 	}
+	conn_deadline(c, used != 0);
 }
 
 /*
@@ -713,11 +888,16 @@ conn_cancel_all(void)
 void
 conn_close_all(void)
 {
+	struct conn_user *u;
 	struct conn *c;
 
 	while ((c = TAILQ_FIRST(&conns)) != NULL) {
 		evtimer_del(c->close_ev);
 		c->dead = 1;
 		conn_teardown(-1, 0, c);
+	}
+	while ((u = conn_users) != NULL) {
+		conn_users = u->next;
+		free(u);
 	}
 }

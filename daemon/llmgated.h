@@ -187,6 +187,10 @@ struct config {
 	gid_t admin_gid;	/* resolved at load */
 	uint32_t max_conns_per_uid;	/* 0: unlimited */
 	int strict_models;	/* only models the config names */
+	uint32_t max_calls_per_uid;	/* calls and acquires in flight; 0: any */
+	uint32_t max_bytes_per_uid;	/* request bytes held for one user */
+	uint32_t max_memory;	/* bytes held for all clients; 0: any */
+	uint32_t frame_timeout_ms;	/* to say hello; to finish a frame */
 	int log_level;		/* -1: unset */
 	uint32_t max_frame;
 	uint32_t max_inflight;	/* calls per connection */

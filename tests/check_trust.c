@@ -939,6 +939,133 @@ START_TEST(test_stream_text_capped)
 }
 END_TEST
 
+/*
+ * Issue 15, item 2: a client that never says hello, or begins a frame and
+ * trickles it, is told why and closed after frame_timeout_ms; others are
+ * served meanwhile.
+ */
+START_TEST(test_hello_and_frame_deadlines)
+{
+	struct proto_msg m;
+	msgpack_sbuffer sb;
+	struct llmgate_request *req;
+	uint64_t t0;
+	int silent, trickler, i;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	start("frame_timeout_ms = 1000;\n");
+	silent = h_raw_connect(&d, 0);
+	trickler = h_raw_connect(&d, 1);
+	/* A call frame, all but its last byte, a byte every 200 ms. */
+	msgpack_sbuffer_init(&sb);
+	req = h_request("never finished", "mock/echo", NULL);
+	proto_enc_call(&sb, 1, req);
+	h_request_free(req);
+	t0 = h_mono_ms();
+	for (i = 0; i < (int)sb.size - 1 && i < 40; i++) {
+		if (send(trickler, sb.data + i, 1, MSG_NOSIGNAL) != 1)
+			break;
+		served(NULL);
+		h_sleep_ms(100);
+	}
+	ck_assert_int_eq(h_raw_recv(silent, &m, 5000), 0);
+	ck_assert_int_eq(m.type, PROTO_ERROR);
+	ck_assert_ptr_nonnull(strstr(m.u.result.message, "hello"));
+	proto_msg_free(&m);
+	ck_assert(h_raw_closed(silent, 5000));
+	ck_assert_int_eq(h_raw_recv(trickler, &m, 5000), 0);
+	ck_assert_int_eq(m.type, PROTO_ERROR);
+	ck_assert_ptr_nonnull(strstr(m.u.result.message, "not finished"));
+	proto_msg_free(&m);
+	ck_assert(h_raw_closed(trickler, 5000));
+	ck_assert_uint_lt(h_mono_ms() - t0, 20000);
+	close(silent);
+	close(trickler);
+	msgpack_sbuffer_destroy(&sb);
+	served(NULL);
+}
+END_TEST
+
+struct flood {
+	int n;			/* calls to submit */
+	size_t prompt;		/* bytes of each prompt */
+	const char *want;	/* in the refusals' message */
+};
+
+/* Slow calls from one user until refused: 0 when some were refused as
+ * overloaded, saying want, and the rest went. */
+static int
+flood_calls(void *arg)
+{
+	const struct flood *f = arg;
+	struct stream_tally *t = calloc((size_t)f->n, sizeof *t);
+	struct llmgate_request *req;
+	struct llmgate *g;
+	char err[256], *prompt = malloc(f->prompt + 1);
+	int i, refused = 0, ok = 0, bad = 0;
+
+	memset(prompt, 'p', f->prompt);
+	prompt[f->prompt] = '\0';
+	if ((g = llmgate_connect(d.sock, "flood", err, sizeof err)) == NULL)
+		return 101;
+	req = h_request(prompt, "mock/slow:1500", NULL);
+	for (i = 0; i < f->n; i++) {
+		if (llmgate_submit(g, req, NULL, stream_done, &t[i]) == 0)
+			return 102;
+	}
+	for (i = 0; i < f->n; i++) {
+		while (!t[i].done) {
+			struct pollfd pfd = { .fd = llmgate_fd(g) };
+
+			pfd.events = POLLIN |
+			    (llmgate_want_write(g) ? POLLOUT : 0);
+			if (poll(&pfd, 1, 10000) <= 0 ||
+			    llmgate_process(g) < 0)
+				return 103;
+		}
+		if (t[i].res->cls == LLMGATE_OK)
+			ok++;
+		else if (t[i].res->cls == LLMGATE_OVERLOADED &&
+		    strstr(t[i].res->message, f->want) != NULL)
+			refused++;
+		else {
+			fprintf(stderr, "call %d: %s: %s\n", i,
+			    llmgate_class_name(t[i].res->cls),
+			    t[i].res->message);
+			bad++;
+		}
+		llmgate_result_free(t[i].res);
+	}
+	fprintf(stderr, "%d ok, %d refused\n", ok, refused);
+	return bad == 0 && refused > 0 && ok > 0 ? 0 : 104;
+}
+
+/*
+ * Per-user caps on calls in flight and request bytes held: one user's
+ * flood is refused as overloaded past them; another user is served.
+ */
+START_TEST(test_calls_and_bytes_per_uid)
+{
+	struct flood calls = { 20, 10, "max_calls_per_uid" };
+	struct flood bytes = { 10, 30000, "max_bytes_per_uid" };
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	start("max_calls_per_uid = 8;\nmax_bytes_per_uid = 100000;\n");
+	ck_assert_int_eq(as_nobody(flood_calls, &calls), 0);
+	served(NULL);
+	ck_assert_int_eq(as_nobody(flood_calls, &bytes), 0);
+	served(NULL);
+
+	/* The machine-wide ceiling refuses new work from anyone meanwhile,
+	 * and serves again once the flood is over. */
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	start("max_bytes_per_uid = 0;\nmax_memory = 100000;\n");
+	bytes.want = "max_memory";
+	ck_assert_int_eq(as_nobody(flood_calls, &bytes), 0);
+	served(NULL);
+}
+END_TEST
+
 static Suite *
 trust_suite(int root)
 {
@@ -954,12 +1081,14 @@ trust_suite(int root)
 	tcase_add_test(tc, test_state_file_odd);
 	tcase_add_test(tc, test_fast_stream_slow_reader);
 	tcase_add_test(tc, test_stream_text_capped);
+	tcase_add_test(tc, test_hello_and_frame_deadlines);
 	if (root) {
 		tcase_add_test(tc, test_invented_names_do_not_fill_the_table);
 		tcase_add_test(tc, test_targets_capped_per_uid);
 		tcase_add_test(tc, test_leases_capped_per_uid);
 		tcase_add_test(tc, test_reports_bounded);
 		tcase_add_test(tc, test_metrics_flood);
+		tcase_add_test(tc, test_calls_and_bytes_per_uid);
 	}
 	suite_add_tcase(s, tc);
 	return s;
