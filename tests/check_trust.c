@@ -795,8 +795,12 @@ START_TEST(test_state_file_odd)
 	unlink(fifo);
 	unlink(link);
 	unlink(secret);
-	unlink(h_strdup_printf("%s/fifo.json.tmp", dir));
-	unlink(h_strdup_printf("%s/link.json.tmp", dir));
+	extra = h_strdup_printf("%s.tmp", fifo);
+	unlink(extra);
+	free(extra);
+	extra = h_strdup_printf("%s.tmp", link);
+	unlink(extra);
+	free(extra);
 	rmdir(dir);
 	free(fifo);
 	free(link);
@@ -839,7 +843,7 @@ stream_done(struct llmgate_result *res, void *arg)
  */
 START_TEST(test_fast_stream_slow_reader)
 {
-	enum { WORDS = 40000 };
+	enum { WORDS = 20000 };
 	struct llmgate *g;
 	struct llmgate_request *req;
 	struct llmgate_result *res = NULL;
@@ -850,7 +854,7 @@ START_TEST(test_fast_stream_slow_reader)
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	fp_port = h_fakeprov_start(&fp_pid);
 	conf = h_strdup_printf(
-	    "max_frame = 131072; max_output = 131072;\n"
+	    "max_frame = 65536; max_output = 65536;\n"
 	    "providers = ( { name = \"oa\"; type = \"openai\";\n"
 	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\"; } );\n"
 	    "retry = { attempts = 1; };\n", fp_port);

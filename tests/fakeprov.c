@@ -911,7 +911,10 @@ answer_event_raw(struct answer *a, enum ev_kind kind, const char *name,
 {
 	struct sse_event	*ev;
 
-	a->events = xreallocarray(a->events, a->nevents + 1, sizeof *a->events);
+	/* Room doubles at each power of two: long streams stay linear. */
+	if ((a->nevents & (a->nevents - 1)) == 0)
+		a->events = xreallocarray(a->events, a->nevents != 0 ?
+		    2 * a->nevents : 1, sizeof *a->events);
 	ev = &a->events[a->nevents++];
 	ev->kind = kind;
 	ev->name = name != NULL ? xstrdup(name) : NULL;
