@@ -99,16 +99,33 @@ static int
 lease(struct llmgate *g, const char *target, uint64_t *id,
     enum llmgate_class *cls, char *err, size_t errlen)
 {
-	struct llmgate_acquire acq = { .target = target };
-	struct llmgate_lease l;
+	struct llmgate_acquire *acq = llmgate_acquire_new(target);
+	struct llmgate_lease *l = NULL;
 	int rv;
 
 	*cls = LLMGATE_OK;
 	err[0] = '\0';
-	if ((rv = llmgate_acquire(g, &acq, &l, cls, err, errlen)) != 0)
+	rv = llmgate_acquire(g, acq, &l, cls, err, errlen);
+	llmgate_acquire_free(acq);
+	if (rv != 0)
 		return rv < 0 ? -2 : -1;
-	*id = l.id;
+	*id = l->id;
+	llmgate_lease_free(l);
 	return 0;
+}
+
+/* Report lease with status (and a Retry-After when >= 0): 0 if taken. */
+static int
+report(struct llmgate *g, uint64_t id, uint32_t status, double retry_after)
+{
+	struct llmgate_report *rep = llmgate_report_new(id, status);
+	int rv;
+
+	if (retry_after >= 0)
+		llmgate_report_set_retry_after(rep, retry_after);
+	rv = llmgate_report(g, rep);
+	llmgate_report_free(rep);
+	return rv;
 }
 
 /* A call anyone else makes: the default route, answered ok. */
@@ -147,9 +164,9 @@ new_target_served(const char *target)
 static int
 invent_names(void *arg)
 {
-	struct llmgate_report rep = { .status = 200, .retry_after_s = -1 };
 	enum llmgate_class cls;
 	struct llmgate *g;
+	uint64_t id;
 	char name[64], err[256];
 	int i, n = *(int *)arg;
 
@@ -160,12 +177,12 @@ invent_names(void *arg)
 	}
 	for (i = 0; i < n; i++) {
 		snprintf(name, sizeof name, "mock/junk-%d", i);
-		if (lease(g, name, &rep.lease, &cls, err, sizeof err) != 0) {
+		if (lease(g, name, &id, &cls, err, sizeof err) != 0) {
 			fprintf(stderr, "lease %d on %s: %s: %s\n", i, name,
 			    llmgate_class_name(cls), err);
 			return 102;
 		}
-		if (llmgate_report(g, &rep) != 0)
+		if (report(g, id, 200, -1) != 0)
 			return 103;
 	}
 	llmgate_close(g);
@@ -314,12 +331,12 @@ START_TEST(test_names_checked_at_the_door)
 	llmgate_result_free(res);
 	h_request_free(req);
 	req = h_request("x", NULL);
-	req->route = "r\n2099-01-01T00:00:00 llmgated warning: forged";
+	ck_assert_int_eq(llmgate_request_set_route(req,
+	    "r\n2099-01-01T00:00:00 llmgated warning: forged"), 0);
 	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
 	ck_assert_int_eq(res->cls, LLMGATE_INVALID_REQUEST);
 	ck_assert_ptr_null(strpbrk(res->message, "\r\n"));
 	llmgate_result_free(res);
-	req->route = NULL;
 	h_request_free(req);
 
 	/* Every target is in the status, which is valid JSON. */
@@ -528,43 +545,37 @@ END_TEST
 static int
 report_foreign(void *arg)
 {
-	struct llmgate_report rep = { .status = 429, .retry_after_s = 1e12 };
 	struct llmgate *g;
 	char err[256];
 
-	rep.lease = *(uint64_t *)arg;
 	if ((g = llmgate_connect(d.sock, "poisoner", err, sizeof err)) == NULL)
 		return 101;
-	return llmgate_report(g, &rep) == 0 ? 102 : 0;
+	return report(g, *(uint64_t *)arg, 429, 1e12) == 0 ? 102 : 0;
 }
 
 /* Own leases reported as failures, as fast as can be. */
 static int
 report_failures(void *arg)
 {
-	struct llmgate_report rep = { .retry_after_s = -1 };
 	enum llmgate_class cls;
 	struct llmgate *g;
+	uint64_t id;
 	char err[256];
 	int i;
 
 	(void)arg;
 	if ((g = llmgate_connect(d.sock, "poisoner", err, sizeof err)) == NULL)
 		return 101;
-	/* A spent quota and an absurd Retry-After on a popular target. */
-	if (lease(g, "mock/echo", &rep.lease, &cls, err, sizeof err) != 0)
+	/* An absurd Retry-After on a popular target. */
+	if (lease(g, "mock/echo", &id, &cls, err, sizeof err) != 0)
 		return 102;
-	rep.status = 429;
-	rep.retry_after_s = 1e12;
-	if (llmgate_report(g, &rep) != 0)
+	if (report(g, id, 429, 1e12) != 0)
 		return 103;
 	/* Twenty 503s at another: enough to open any breaker. */
-	rep.retry_after_s = -1;
-	rep.status = 503;
 	for (i = 0; i < 20; i++) {
-		if (lease(g, "mock/brk", &rep.lease, &cls, err, sizeof err) != 0)
+		if (lease(g, "mock/brk", &id, &cls, err, sizeof err) != 0)
 			return 104;
-		if (llmgate_report(g, &rep) != 0)
+		if (report(g, id, 503, -1) != 0)
 			return 105;
 	}
 	return 0;
@@ -579,7 +590,6 @@ report_failures(void *arg)
 START_TEST(test_reports_bounded)
 {
 	struct llmgate *g = h_connect(&d, "owner");
-	struct llmgate_report rep = { .status = 200, .retry_after_s = -1 };
 	enum llmgate_class cls;
 	json_t *st, *t;
 	uint64_t id;
@@ -588,8 +598,7 @@ START_TEST(test_reports_bounded)
 	ck_assert_int_eq(lease(g, "mock/echo", &id, &cls, err, sizeof err), 0);
 	ck_assert_int_eq(as_nobody(report_foreign, &id), 0);
 	/* Still the owner's to report, and the target is not cooling. */
-	rep.lease = id;
-	ck_assert_int_eq(llmgate_report(g, &rep), 0);
+	ck_assert_int_eq(report(g, id, 200, -1), 0);
 	t = status_target(&st, "mock/echo");
 	ck_assert_ptr_nonnull(t);
 	ck_assert_int_eq(json_integer_value(json_object_get(t,
@@ -868,7 +877,7 @@ START_TEST(test_fast_stream_slow_reader)
 	prompt[2 * WORDS] = '\0';
 	g = h_connect(&d, "slow reader");
 	req = h_request(prompt, "oa/fast", NULL);
-	req->stream = 1;
+	ck_assert_int_eq(llmgate_request_set_stream(req, 1), 0);
 	ck_assert_uint_gt(llmgate_submit(g, req, stream_chunk, stream_done,
 	    &t), 0);
 	/* Not reading for a while, as a busy client would. */
@@ -929,7 +938,7 @@ START_TEST(test_stream_text_capped)
 	prompt[n] = '\0';
 	g = h_connect(&d, "big");
 	req = h_request(prompt, "mock/echo", NULL);
-	req->stream = 1;
+	ck_assert_int_eq(llmgate_request_set_stream(req, 1), 0);
 	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
 	ck_assert_int_eq(res->cls, LLMGATE_PARSE_ERROR);
 	ck_assert_ptr_nonnull(strstr(res->message, "over"));
