@@ -258,6 +258,9 @@ class Stream:
                     yield self._state.chunk(msg)
                     continue
                 self._done = True
+                # A streamed result leaves out the text its chunks carried.
+                if msg.get("streamed") is True and msg.get("text") is None:
+                    msg["text"] = self._state.text
                 self.result = _call.finish(msg, self._req, self._opts,
                                            self._client)
         finally:
