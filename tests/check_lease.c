@@ -12,6 +12,10 @@
 
 #include "llmgated.h"
 
+/* The asker: a client id for fair shares, a uid for its caps. */
+static const struct call_client test_client = { .id = 1, .name = "test",
+    .uid = 0 };
+
 struct answer {
 	int n;
 	enum llmgate_class cls;
@@ -67,7 +71,7 @@ START_TEST(test_granted_later)
 	struct lease *l;
 	char *cause = NULL;
 
-	l = lease_acquire(&req, 1, answer_cb, &a);
+	l = lease_acquire(&req, &test_client, answer_cb, &a);
 	ck_assert_ptr_nonnull(l);
 	/* Not from inside: the budget would grant it now, but the answer
 	 * comes on the loop. */
@@ -78,7 +82,7 @@ START_TEST(test_granted_later)
 	ck_assert_uint_ne(a.id, 0);
 	ck_assert_uint_eq(lease_active(), 1);
 	rep.lease = a.id;
-	ck_assert_int_eq(lease_report(&rep, &cause), 0);
+	ck_assert_int_eq(lease_report(&rep, test_client.uid, &cause), 0);
 	ck_assert_uint_eq(lease_active(), 0);
 	loop_turn();
 	ck_assert_int_eq(a.n, 1);
@@ -91,7 +95,7 @@ START_TEST(test_refused_later)
 	struct llmgate_acquire req = { .target = "nosuch/model" };
 	struct answer a = { 0 };
 
-	ck_assert_ptr_nonnull(lease_acquire(&req, 1, answer_cb, &a));
+	ck_assert_ptr_nonnull(lease_acquire(&req, &test_client, answer_cb, &a));
 	ck_assert_int_eq(a.n, 0);
 	loop_turn();
 	ck_assert_int_eq(a.n, 1);
@@ -99,7 +103,7 @@ START_TEST(test_refused_later)
 	ck_assert_ptr_nonnull(strstr(a.msg, "nosuch"));
 	req.target = "no-slash";
 	memset(&a, 0, sizeof a);
-	ck_assert_ptr_nonnull(lease_acquire(&req, 1, answer_cb, &a));
+	ck_assert_ptr_nonnull(lease_acquire(&req, &test_client, answer_cb, &a));
 	ck_assert_int_eq(a.n, 0);
 	loop_turn();
 	ck_assert_int_eq(a.n, 1);
@@ -115,12 +119,12 @@ START_TEST(test_cancel_and_detach)
 	struct answer a = { 0 }, b = { 0 };
 	struct lease *l;
 
-	l = lease_acquire(&req, 1, answer_cb, &a);
+	l = lease_acquire(&req, &test_client, answer_cb, &a);
 	lease_cancel(l, LLMGATE_CANCELLED, "cancelled by the client");
 	ck_assert_int_eq(a.n, 1);
 	ck_assert_int_eq(a.cls, LLMGATE_CANCELLED);
 	ck_assert_str_eq(a.msg, "cancelled by the client");
-	l = lease_acquire(&req, 1, answer_cb, &b);
+	l = lease_acquire(&req, &test_client, answer_cb, &b);
 	lease_detach(l);
 	loop_turn();
 	ck_assert_int_eq(a.n, 1);
