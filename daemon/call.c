@@ -102,6 +102,15 @@ call_arm(struct call *c, uint64_t ms)
 	struct timeval tv = { (time_t)(ms / 1000),
 	    (suseconds_t)(ms % 1000) * 1000 };
 
+	/*
+	 * Now: made active, so calls started in one round step in the order
+	 * they came (timers due at the same time run in no set order).
+	 */
+	if (ms == 0) {
+		evtimer_del(c->timer);
+		event_active(c->timer, EV_TIMEOUT, 1);
+		return;
+	}
 	evtimer_add(c->timer, &tv);
 }
 
