@@ -655,13 +655,16 @@ front_http_retry_after(const struct llmgate_result *res)
 	if (res == NULL || res->nattempts == 0)
 		return 1;
 	at = &res->attempts[res->nattempts - 1];
-	if ((t = target_resolve(cfg, at->target, &pc, &cause)) == NULL) {
+	/* The call just used it: found, not made (nor evicted meanwhile). */
+	if ((t = target_resolve(cfg, at->target, TARGET_UNOWNED, &pc,
+	    &cause)) == NULL) {
 		free(cause);
 		return 1;
 	}
 	w = rl_wait_ms(&t->rl, 1, now);
 	if (breaker_open_remaining(&t->br, now) > w)
 		w = breaker_open_remaining(&t->br, now);
+	target_release(t);
 	if (w > ms)
 		ms = w;
 	return (unsigned)((ms + 999) / 1000);
@@ -1262,6 +1265,9 @@ front_http_client(struct front_req *fr, const char *token_name)
 		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
 	fr->client.id = h ^ (uint64_t)(fc->uid_known ? fc->uid : 0xffff) << 32;
 	fr->client.name = fr->client_name;
+	/* Targets a caller makes count against its uid's share; a caller
+	 * known only by a token shares nobody's. */
+	fr->client.uid = fc->uid_known ? fc->uid : (uid_t)65534;
 }
 
 /* Start the call the dialect translated; it answers through the sink. */
