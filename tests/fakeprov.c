@@ -7,94 +7,16 @@
  * running in parallel need no setup calls. Like a real model, it answers
  * llmgated's resume of a cut stream with only the rest of the reply.
  * tests/fakeprov.md is the manual.
+ * This file is the server core: listening, routing, the directives, the
+ * control endpoints and the answer machinery; fakeprov-openai.c,
+ * fakeprov-anthropic.c and fakeprov-gemini.c speak the dialects.
  *
  * Every answer is built in full first (status, headers, body or a list of
  * SSE events) and then handed to the answer machinery, which owns the
  * libevent side: delays, pacing, abrupt closes and clients that go away.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
 
-#include <sys/types.h>
-#include <sys/queue.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
-
-#include <ctype.h>
-#include <errno.h>
-#include <limits.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <jansson.h>
-
-#define FP_DEFAULT_KEY		"test-key"
-#define FP_DEFAULT_TIMEOUT	120
-#define FP_MAX_BODY		(8 * 1024 * 1024)
-#define FP_MAX_HEADERS		(64 * 1024)
-#define FP_MAX_DELAY_MS		(10 * 60 * 1000)
-#define FP_CLOSE_POLL_MS	2
-#define FP_CLOSE_WAIT_MS	5000
-#define FP_ARGS_PIECE		8
-#define FP_ERROR_AFTER		2
-#define FP_NO_MODEL		"(none)"
-
-/*
- * How llmgated resumes a cut stream (daemon/call.c, call_continue_prompt):
- * the partial reply as an assistant turn, then this user turn, verbatim.
- */
-#define FP_CONTINUE		"Your previous reply was cut off. " \
-				"Continue exactly where it stopped, without " \
-				"repeating anything you already wrote."
-
-/* Model-name directives; tests/fakeprov.md has the reference. */
-struct dirs {
-	int		 status;
-	char		*code;
-	char		*msg;
-	int		 retry_after;
-	int		 retry_after_ms;
-	int		 ratelimit;
-	int		 fail;
-	int		 delay;
-	int		 word_delay;
-	int		 cut;
-	int		 drop;
-	int		 garbage;
-	int		 stream_error;
-	char		*tool;
-	char		*args;
-	char		*text;
-	int		 length;
-	int		 filter;
-	int		 rpm;
-	char		*quota;
-	int		 ka_close;
-	int		 tool_again;
-	char		*shape;
-	int		 tool_index;
-	int		 echo_headers;
-};
-
-enum dir_type {
-	DIR_FLAG,
-	DIR_INT,
-	DIR_STR
-};
+#include "fakeprov.h"
 
 static const struct dir_entry {
 	const char	*name;
@@ -132,170 +54,9 @@ static const struct dir_entry {
 	{ "echo_headers", DIR_FLAG, offsetof(struct dirs, echo_headers), 0, 0 },
 };
 
-/* A token bucket; bucket_take() is pure and takes the time as "now". */
-struct bucket {
-	double		 tokens;
-	uint64_t	 last_ms;
-	int		 primed;
-};
-
-/* What the server remembers per model name, until POST /_reset. */
-struct model {
-	char			*name;
-	long			 requests;
-	long			 attempts;	/* for fail=N */
-	json_t			*status;	/* {"200": n, ...} */
-	json_t			*last;
-	struct bucket		 bucket;
-	TAILQ_ENTRY(model)	 entry;
-};
-TAILQ_HEAD(models, model);
-
-/*
- * One SSE event of a stream. The kinds let cut= and stream_error= find
- * their place the same way for every provider: PRE before the content,
- * CONTENT the text or argument pieces, POST after them, TERM the end marker.
- */
-enum ev_kind {
-	EV_PRE,
-	EV_CONTENT,
-	EV_POST,
-	EV_TERM
-};
-
-struct sse_event {
-	enum ev_kind	 kind;
-	char		*name;
-	char		*data;
-};
-
-enum ans_state {
-	ANS_NEW,
-	ANS_WAIT,	/* delay= timer running */
-	ANS_STREAM,	/* headers sent, pacing events */
-	ANS_CLOSING,	/* waiting for output to drain, then close */
-	ANS_GONE	/* the client went away */
-};
-
-enum ans_end {
-	END_CLEAN,
-	END_CUT,	/* close the connection after what was sent */
-	END_DROP,	/* close without any response */
-	END_KA_CLOSE	/* a whole reply, then a close despite keep-alive */
-};
-
-/* A reply on its way out. It owns the request until it is done. */
-struct answer {
-	struct evhttp_request	*req;
-	struct event		*timer;
-	enum ans_state		 state;
-	enum ans_end		 end;
-	int			 status;
-	char			*body;
-	size_t			 bodylen;
-	long			 cut_bytes;
-	int			 streaming;
-	int			 array;		/* Gemini stream without alt=sse */
-	int			 sent_any;
-	struct sse_event	*events;
-	size_t			 nevents;
-	size_t			 next;
-	int			 delay_ms;
-	int			 word_delay_ms;
-	int			 ka_close_ms;
-	uint64_t		 close_deadline;
-	TAILQ_ENTRY(answer)	 entry;
-};
-TAILQ_HEAD(answers, answer);
-
-struct call;
-
-/* Defaults for an error status, and what a code= value stands for. */
-struct err_entry {
-	int		 status;
-	const char	*type;	/* OpenAI type, Anthropic type, Gemini status */
-	const char	*code;	/* OpenAI code */
-	const char	*msg;
-};
-
-struct code_entry {
-	const char	*code;
-	int		 status;
-	const char	*type;
-	const char	*param;
-	const char	*msg;
-};
-
-struct err_info {
-	int		 status;
-	const char	*type;
-	const char	*code;
-	const char	*param;
-	const char	*msg;
-	int		 msg_default;
-};
-
-enum auth_result {
-	AUTH_OK,
-	AUTH_MISSING,
-	AUTH_WRONG
-};
-
-struct provider {
-	const char		*name;
-	const struct err_entry	*errors;
-	const struct code_entry	*codes;
-	int			 code_is_type;
-	int			 retry_header;
-	const char		*reqid_header;
-	const char		*json_type;
-	const char		*sse_type;
-	const char		*garbage_event;
-	int			 trims_prefill;	/* resume_rest() */
-	enum auth_result	(*auth)(struct call *);
-	void			(*auth_error)(struct call *, enum auth_result);
-	int			(*check)(struct call *);
-	void			(*read)(struct call *);
-	void			(*error)(struct call *, struct err_info *);
-	json_t			*(*reply)(struct call *);
-	void			(*stream)(struct call *);
-	void			(*stream_error)(struct call *);
-	void			(*ratelimit)(struct call *);
-};
-
-/* One provider request, from parsing to the finished answer. */
-struct call {
-	const struct provider	*prov;
-	struct evhttp_request	*req;
-	struct answer		*ans;
-	char			*path;
-	json_t			*body;
-	char			*model;
-	struct model		*m;
-	struct dirs		 d;
-	char			 reqid[32];
-	char			 id[48];
-	char			 toolid[48];
-	long			 created;
-	int			 stream;
-	int			 include_usage;
-	char			*prompt;
-	char			*partial;	/* a resume's P */
-	int			 tool_result;
-	long			 in_words;
-	long			 out_words;
-	char			*text;		/* reply text; NULL for a tool call */
-	char			*args;		/* tool arguments as sent */
-	json_t			*args_json;	/* the same parsed, or NULL */
-	int			 retry_s;	/* effective, -1 none */
-	int			 retry_ms;
-	int			 limited;	/* answered 429 */
-	uint64_t		 limit_wait_ms;
-};
-
 static struct event_base	*fp_base;
 static struct evhttp		*fp_http;
-static const char		*fp_key = FP_DEFAULT_KEY;
+const char			*fp_key = FP_DEFAULT_KEY;
 static int			 fp_verbose;
 static long			 fp_total;
 static unsigned long		 fp_seq;
@@ -354,7 +115,7 @@ xreallocarray(void *p, size_t nmemb, size_t size)
 	return p;
 }
 
-static char *
+char *
 xstrdup(const char *s)
 {
 	char	*p;
@@ -364,7 +125,7 @@ xstrdup(const char *s)
 	return p;
 }
 
-static char *
+char *
 xstrndup(const char *s, size_t n)
 {
 	char	*p;
@@ -374,7 +135,7 @@ xstrndup(const char *s, size_t n)
 	return p;
 }
 
-static char * __attribute__((format(printf, 1, 2)))
+char * __attribute__((format(printf, 1, 2)))
 xasprintf(const char *fmt, ...)
 {
 	va_list	 ap;
@@ -389,14 +150,7 @@ xasprintf(const char *fmt, ...)
 	return s;
 }
 
-/* Growable string, for text gathered from several JSON values. */
-struct sbuf {
-	char	*s;
-	size_t	 len;
-	size_t	 cap;
-};
-
-static void
+void
 sbuf_addn(struct sbuf *sb, const char *s, size_t n)
 {
 	if (sb->len + n + 1 > sb->cap) {
@@ -408,7 +162,7 @@ sbuf_addn(struct sbuf *sb, const char *s, size_t n)
 	sb->s[sb->len] = '\0';
 }
 
-static char *
+char *
 sbuf_take(struct sbuf *sb)
 {
 	char	*s = sb->s;
@@ -430,7 +184,7 @@ now_ms(void)
 }
 
 /* Replace bytes that are not valid UTF-8 with '?', so jansson takes it. */
-static void
+void
 utf8_sanitize(char *s)
 {
 	unsigned char	*p = (unsigned char *)s;
@@ -503,7 +257,7 @@ words(const char *s)
 }
 
 /* Length of the next stream piece: a word and the space after it. */
-static size_t
+size_t
 piece_len(const char *p)
 {
 	const char	*q = p;
@@ -518,7 +272,7 @@ piece_len(const char *p)
 }
 
 /* Length of the next tool-argument fragment, never splitting UTF-8. */
-static size_t
+size_t
 frag_len(const char *p)
 {
 	size_t	n = 0;
@@ -531,7 +285,7 @@ frag_len(const char *p)
 }
 
 /* A Go-style duration as OpenAI's x-ratelimit-reset-* use: 12ms, 1.5s, 6m0s. */
-static void
+void
 go_duration(char *buf, size_t len, uint64_t ms)
 {
 	unsigned long long	 m, s, f;
@@ -558,7 +312,7 @@ go_duration(char *buf, size_t len, uint64_t ms)
 }
 
 /* An RFC 3339 UTC time "secs" from now, as Anthropic's resets use. */
-static void
+void
 rfc3339(char *buf, size_t len, long secs)
 {
 	time_t		t = time(NULL) + secs;
@@ -568,7 +322,7 @@ rfc3339(char *buf, size_t len, long secs)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static json_t *
+json_t *
 jpack(const char *fmt, ...)
 {
 	json_error_t	 err;
@@ -583,7 +337,7 @@ jpack(const char *fmt, ...)
 	return o;
 }
 
-static char *
+char *
 jdump(json_t *o)
 {
 	char	*s;
@@ -593,7 +347,7 @@ jdump(json_t *o)
 	return s;
 }
 
-static json_t *
+json_t *
 jstr_or_null(const char *s)
 {
 	return s == NULL ? json_null() : json_string(s);
@@ -601,7 +355,7 @@ jstr_or_null(const char *s)
 
 /* Gather the text in a content value: a string, or blocks with "text"
  * (recursing into tool_result "content"). Counts words per fragment. */
-static void
+void
 text_of(json_t *v, struct sbuf *sb, long *nwords)
 {
 	const char	*s;
@@ -634,7 +388,7 @@ text_of(json_t *v, struct sbuf *sb, long *nwords)
  * that conversation and keeps P in c->partial. key names the turns' text
  * ("content" or Gemini's "parts"), assistant the assistant's role.
  */
-static size_t
+size_t
 resume_turns(struct call *c, json_t *turns, const char *key,
     const char *assistant)
 {
@@ -770,20 +524,20 @@ bucket_take(struct bucket *b, double rate, double burst, uint64_t now,
 }
 
 /* rpm=N: N requests a minute, bursts of N/60 but at least one. */
-static double
+double
 rpm_rate(int rpm)
 {
 	return rpm / 60000.0;
 }
 
-static double
+double
 rpm_burst(int rpm)
 {
 	return rpm / 60 > 1 ? rpm / 60 : 1;
 }
 
 /* Time until a bucket is full again, in ms. */
-static uint64_t
+uint64_t
 bucket_refill_ms(const struct bucket *b, double rate, double burst)
 {
 	if (!b->primed || b->tokens >= burst)
@@ -897,7 +651,7 @@ answer_free(struct answer *a)
 	free(a);
 }
 
-static void
+void
 answer_body(struct answer *a, char *body)
 {
 	free(a->body);
@@ -905,7 +659,7 @@ answer_body(struct answer *a, char *body)
 	a->bodylen = strlen(body);
 }
 
-static void
+void
 answer_event_raw(struct answer *a, enum ev_kind kind, const char *name,
     const char *data)
 {
@@ -921,7 +675,7 @@ answer_event_raw(struct answer *a, enum ev_kind kind, const char *name,
 	ev->data = xstrdup(data);
 }
 
-static void
+void
 answer_event(struct answer *a, enum ev_kind kind, const char *name, json_t *o)
 {
 	char	*s;
@@ -1228,14 +982,14 @@ answers_shutdown(void)
 }
 
 /* Request helpers. */
-static const char *
+const char *
 req_header(struct call *c, const char *name)
 {
 	return evhttp_find_header(evhttp_request_get_input_headers(c->req),
 	    name);
 }
 
-static void
+void
 req_set_header(struct call *c, const char *name, const char *value)
 {
 	struct evkeyvalq	*h = evhttp_request_get_output_headers(c->req);
@@ -1245,7 +999,7 @@ req_set_header(struct call *c, const char *name, const char *value)
 }
 
 /* A raw query parameter, percent-decoded with '+' kept, or NULL. */
-static char *
+char *
 query_get(struct evhttp_request *req, const char *name)
 {
 	const char	*q, *p, *e;
@@ -1270,7 +1024,7 @@ query_get(struct evhttp_request *req, const char *name)
 	return NULL;
 }
 
-static const char *
+const char *
 bearer(const char *auth)
 {
 	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
@@ -1359,7 +1113,7 @@ call_headers_text(struct call *c)
 }
 
 /* Put an error body in the call's answer, with Retry-After if wanted. */
-static void
+void
 call_error(struct call *c, int status, const char *code, const char *msg)
 {
 	const struct provider	*p = c->prov;
@@ -1421,7 +1175,7 @@ call_error(struct call *c, int status, const char *code, const char *msg)
 	}
 }
 
-static void
+void
 call_json(struct call *c, json_t *o)
 {
 	req_set_header(c, "Content-Type", c->prov->json_type);
@@ -1430,7 +1184,7 @@ call_json(struct call *c, json_t *o)
 }
 
 /* Status that a bare code= implies, from the provider's code table. */
-static int
+int
 call_code_status(struct call *c, const char *code)
 {
 	const struct code_entry	*ce;
@@ -1443,7 +1197,7 @@ call_code_status(struct call *c, const char *code)
 }
 
 /* The retry wait a test asked for, in ms, or "dflt". */
-static uint64_t
+uint64_t
 call_retry_wait(struct call *c, uint64_t dflt)
 {
 	if (c->retry_ms >= 0)
@@ -1453,7 +1207,7 @@ call_retry_wait(struct call *c, uint64_t dflt)
 	return dflt;
 }
 
-static char *
+char *
 retry_hint(struct call *c)
 {
 	if (c->retry_ms >= 0 && c->retry_ms < 1000)
@@ -1466,7 +1220,7 @@ retry_hint(struct call *c)
 	return xstrdup("");
 }
 
-static const char *
+const char *
 finish_reason(struct call *c, const char *stop, const char *tool,
     const char *length, const char *filter)
 {
@@ -1478,1181 +1232,6 @@ finish_reason(struct call *c, const char *stop, const char *tool,
 		return length;
 	return stop;
 }
-
-/*
- * OpenAI Chat Completions and Azure OpenAI (same bodies, Azure's own
- * errors, URL and content-filter annotations).
- */
-static const struct err_entry oa_errors[] = {
-	{ 400, "invalid_request_error", NULL, "Invalid request." },
-	{ 401, "invalid_request_error", "invalid_api_key",
-	    "Incorrect API key provided." },
-	{ 402, "invalid_request_error", "payment_required",
-	    "Payment required." },
-	{ 403, "request_forbidden", "unsupported_country_region_territory",
-	    "Country, region, or territory not supported" },
-	{ 404, "invalid_request_error", "model_not_found",
-	    "The model does not exist or you do not have access to it." },
-	{ 408, "server_error", "timeout", "Request timed out." },
-	{ 409, "invalid_request_error", "conflict", "Conflict." },
-	{ 413, "invalid_request_error", "request_too_large",
-	    "Request too large." },
-	{ 422, "invalid_request_error", "unprocessable_entity",
-	    "Unprocessable entity." },
-	{ 429, "requests", "rate_limit_exceeded", NULL },
-	{ 500, "server_error", NULL, "The server had an error while "
-	    "processing your request. Sorry about that!" },
-	{ 502, "server_error", NULL, "Bad gateway." },
-	{ 503, "server_error", NULL,
-	    "The engine is currently overloaded, please try again later" },
-	{ 504, "server_error", NULL, "Gateway timeout." },
-	{ 529, "server_error", NULL,
-	    "The engine is currently overloaded, please try again later" },
-	{ 0, "invalid_request_error", NULL, "The request failed." },
-	{ 0, "server_error", NULL, "The server had an error." },
-};
-
-static const struct code_entry oa_codes[] = {
-	{ "context_length_exceeded", 400, "invalid_request_error", "messages",
-	    "This model's maximum context length is 128000 tokens. However, "
-	    "your messages resulted in 200000 tokens. Please reduce the length "
-	    "of the messages." },
-	{ "insufficient_quota", 429, "insufficient_quota", NULL,
-	    "You exceeded your current quota, please check your plan and "
-	    "billing details. For more information on this error, read the "
-	    "docs: https://platform.openai.com/docs/guides/error-codes/"
-	    "api-errors." },
-	{ "credit_balance_exhausted", 429, "insufficient_quota", NULL,
-	    "Your credit balance is exhausted." },
-	{ "rate_limit_exceeded", 429, "requests", NULL, NULL },
-	{ "content_filter", 400, NULL, "prompt",
-	    "The response was filtered due to the prompt triggering Azure "
-	    "OpenAI's content management policy. Please modify your prompt "
-	    "and retry." },
-	{ "invalid_prompt", 400, "invalid_request_error", NULL,
-	    "Invalid prompt: your prompt was flagged as potentially violating "
-	    "our usage policy. Please try again with a different prompt." },
-	{ "unsupported_parameter", 400, "invalid_request_error", "max_tokens",
-	    "Unsupported parameter: 'max_tokens' is not supported with this "
-	    "model. Use 'max_completion_tokens' instead." },
-	{ "invalid_api_key", 401, "invalid_request_error", NULL, NULL },
-	{ "model_not_found", 404, "invalid_request_error", "model", NULL },
-	{ "server_error", 500, "server_error", NULL, NULL },
-	{ NULL, 0, NULL, NULL, NULL },
-};
-
-static const struct provider prov_openai;
-static const struct provider prov_azure;
-
-static int
-oa_is_azure(struct call *c)
-{
-	return c->prov == &prov_azure;
-}
-
-static enum auth_result
-oa_auth(struct call *c)
-{
-	const char	*key = bearer(req_header(c, "Authorization"));
-	const char	*azkey = req_header(c, "api-key");
-
-	if (oa_is_azure(c) && azkey != NULL)
-		return strcmp(azkey, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
-	if (req_header(c, "Authorization") == NULL)
-		return AUTH_MISSING;
-	return key != NULL && strcmp(key, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
-}
-
-static void
-oa_auth_error(struct call *c, enum auth_result r)
-{
-	const char	*key = bearer(req_header(c, "Authorization"));
-	char		*msg;
-	size_t		 n;
-
-	c->ans->status = 401;
-	req_set_header(c, "Content-Type", c->prov->json_type);
-	if (oa_is_azure(c)) {
-		call_json(c, jpack("{s:{s:s, s:s}}", "error", "code", "401",
-		    "message", "Access denied due to invalid subscription key "
-		    "or wrong API endpoint. Make sure to provide a valid key for "
-		    "an active subscription and use a correct regional API "
-		    "endpoint for your resource."));
-		return;
-	}
-	if (r == AUTH_MISSING) {
-		call_json(c, jpack("{s:{s:s, s:s, s:n, s:n}}", "error",
-		    "message", "You didn't provide an API key. You need to "
-		    "provide your API key in an Authorization header using "
-		    "Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can "
-		    "obtain an API key from https://platform.openai.com/account/"
-		    "api-keys.", "type", "invalid_request_error", "param",
-		    "code"));
-		return;
-	}
-	/* Like OpenAI, show only the ends of the key. */
-	if (key == NULL)
-		key = "";
-	n = strlen(key);
-	if (n > 8)
-		msg = xasprintf("Incorrect API key provided: %.3s****%s. You "
-		    "can find your API key at https://platform.openai.com/"
-		    "account/api-keys.", key, key + n - 4);
-	else
-		msg = xstrdup("Incorrect API key provided. You can find your "
-		    "API key at https://platform.openai.com/account/api-keys.");
-	utf8_sanitize(msg);
-	call_json(c, jpack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg,
-	    "type", "invalid_request_error", "param", "code",
-	    "invalid_api_key"));
-	free(msg);
-}
-
-static int
-oa_check(struct call *c)
-{
-	char	*v;
-	json_t	*msgs;
-
-	if (oa_is_azure(c) && strncmp(c->path, "/openai/deployments/", 20) == 0) {
-		v = query_get(c->req, "api-version");
-		if (v == NULL || *v == '\0') {
-			free(v);
-			c->ans->status = 404;
-			call_json(c, jpack("{s:{s:s, s:s}}", "error", "code", "404",
-			    "message", "Resource not found"));
-			return -1;
-		}
-		free(v);
-	}
-	if (c->body == NULL) {
-		call_error(c, 400, NULL, "We could not parse the JSON body of "
-		    "your request. (HINT: This likely means you aren't using "
-		    "your HTTP library correctly. The OpenAI API expects a JSON "
-		    "payload, but what was sent was not valid JSON.)");
-		return -1;
-	}
-	if (c->model == NULL) {
-		call_error(c, 400, NULL, "you must provide a model parameter");
-		return -1;
-	}
-	msgs = json_object_get(c->body, "messages");
-	if (!json_is_array(msgs)) {
-		call_error(c, 400, "missing_required_parameter",
-		    "Missing required parameter: 'messages'.");
-		return -1;
-	}
-	if (json_array_size(msgs) == 0) {
-		call_error(c, 400, "empty_array",
-		    "Invalid 'messages': empty array. Expected an array with "
-		    "minimum length 1, but got an empty array instead.");
-		return -1;
-	}
-	return 0;
-}
-
-static void
-oa_read(struct call *c)
-{
-	json_t		*msgs, *m, *so, *last = NULL, *lastuser = NULL;
-	const char	*role;
-	struct sbuf	 sb = { NULL, 0, 0 };
-	long		 dummy = 0;
-	size_t		 i, n;
-
-	c->stream = json_is_true(json_object_get(c->body, "stream"));
-	so = json_object_get(c->body, "stream_options");
-	c->include_usage = c->stream &&
-	    json_is_true(json_object_get(so, "include_usage"));
-
-	msgs = json_object_get(c->body, "messages");
-	n = resume_turns(c, msgs, "content", "assistant");
-	json_array_foreach(msgs, i, m) {
-		text_of(json_object_get(m, "content"), NULL, &c->in_words);
-		if (i >= n)
-			continue;
-		role = json_string_value(json_object_get(m, "role"));
-		if (role != NULL && strcmp(role, "user") == 0)
-			lastuser = m;
-		last = m;
-	}
-	role = json_string_value(json_object_get(last, "role"));
-	if (role != NULL && strcmp(role, "tool") == 0) {
-		c->tool_result = 1;
-		lastuser = last;
-	}
-	if (lastuser != NULL)
-		text_of(json_object_get(lastuser, "content"), &sb, &dummy);
-	c->prompt = sbuf_take(&sb);
-}
-
-static void
-oa_error(struct call *c, struct err_info *ei)
-{
-	json_t	*err;
-	char	*msg, *hint, *v;
-
-	hint = retry_hint(c);
-	if (!ei->msg_default)
-		msg = xstrdup(ei->msg);
-	else if (ei->status == 404)
-		msg = xasprintf("The model `%s` does not exist or you do not "
-		    "have access to it.", c->model != NULL ? c->model : "");
-	else if (ei->status == 429 && ei->msg == NULL)
-		msg = xasprintf("Rate limit reached for %s in organization "
-		    "org-fakeprov on requests per min (RPM): Limit 3, Used 3, "
-		    "Requested 1.%s", c->model != NULL ? c->model : "", hint);
-	else
-		msg = xstrdup(ei->msg);
-
-	if (oa_is_azure(c) && ei->code != NULL &&
-	    strcmp(ei->code, "content_filter") == 0) {
-		err = jpack("{s:{s:s, s:n, s:s, s:s, s:i, s:{s:s, s:{s:{s:b, "
-		    "s:s}, s:{s:b, s:b}, s:{s:b, s:s}, s:{s:b, s:s}, "
-		    "s:{s:b, s:s}}}}}",
-		    "error", "message", msg, "type", "param", "prompt",
-		    "code", "content_filter", "status", 400, "innererror",
-		    "code", "ResponsibleAIPolicyViolation",
-		    "content_filter_result",
-		    "hate", "filtered", 1, "severity", "high",
-		    "jailbreak", "filtered", 0, "detected", 0,
-		    "self_harm", "filtered", 0, "severity", "safe",
-		    "sexual", "filtered", 0, "severity", "safe",
-		    "violence", "filtered", 0, "severity", "safe");
-	} else if (oa_is_azure(c) && (ei->status == 403 || ei->status == 404 ||
-	    ei->status == 408 || ei->status == 429 || ei->status >= 500)) {
-		/* Azure's own errors: a string code and no type. */
-		if (ei->status == 404 && ei->msg_default) {
-			free(msg);
-			msg = xstrdup("The API deployment for this resource does "
-			    "not exist. If you created the deployment within the "
-			    "last 5 minutes, please wait a moment and try again.");
-		} else if (ei->status == 429 && ei->msg_default &&
-		    (ei->code == NULL ||
-		    strcmp(ei->code, "rate_limit_exceeded") == 0)) {
-			free(msg);
-			v = query_get(c->req, "api-version");
-			msg = xasprintf("Requests to the ChatCompletions_Create "
-			    "Operation under Azure OpenAI API version %s have "
-			    "exceeded token rate limit of your current OpenAI S0 "
-			    "pricing tier. Please retry after %llu seconds. Please "
-			    "go here: https://aka.ms/oai/quotaincrease if you "
-			    "would like to further increase the default rate "
-			    "limit.", v != NULL ? v : "v1",
-			    (unsigned long long)(call_retry_wait(c, 1000) + 999) /
-			    1000);
-			free(v);
-		}
-		v = NULL;
-		if (ei->status == 404 && ei->msg_default)
-			v = xstrdup("DeploymentNotFound");
-		else if (c->d.code != NULL)
-			v = xstrdup(c->d.code);
-		else
-			v = xasprintf("%d", ei->status);
-		err = jpack("{s:{s:s, s:s}}", "error", "code", v, "message", msg);
-		free(v);
-	} else {
-		err = jpack("{s:{s:s, s:o, s:o, s:o}}", "error", "message", msg,
-		    "type", jstr_or_null(ei->type),
-		    "param", jstr_or_null(ei->param),
-		    "code", jstr_or_null(ei->code));
-	}
-	answer_body(c->ans, jdump(err));
-	json_decref(err);
-	free(msg);
-	free(hint);
-}
-
-static json_t *
-az_filter_results(void)
-{
-	return jpack("{s:{s:b, s:s}, s:{s:b, s:s}, s:{s:b, s:s}, s:{s:b, s:s}}",
-	    "hate", "filtered", 0, "severity", "safe",
-	    "self_harm", "filtered", 0, "severity", "safe",
-	    "sexual", "filtered", 0, "severity", "safe",
-	    "violence", "filtered", 0, "severity", "safe");
-}
-
-static json_t *
-oa_usage(struct call *c)
-{
-	return jpack("{s:I, s:I, s:I, s:{s:i, s:i}, s:{s:i, s:i, s:i, s:i}}",
-	    "prompt_tokens", (json_int_t)c->in_words,
-	    "completion_tokens", (json_int_t)c->out_words,
-	    "total_tokens", (json_int_t)(c->in_words + c->out_words),
-	    "prompt_tokens_details", "cached_tokens", 0, "audio_tokens", 0,
-	    "completion_tokens_details", "reasoning_tokens", 0,
-	    "audio_tokens", 0, "accepted_prediction_tokens", 0,
-	    "rejected_prediction_tokens", 0);
-}
-
-static const char *
-oa_finish(struct call *c)
-{
-	return finish_reason(c, "stop", "tool_calls", "length",
-	    "content_filter");
-}
-
-static json_t *
-oa_tool_call(struct call *c, const char *arguments)
-{
-	return jpack("{s:s, s:s, s:{s:s, s:s}}", "id", c->toolid,
-	    "type", "function", "function", "name", c->d.tool,
-	    "arguments", arguments);
-}
-
-static json_t *
-oa_reply(struct call *c)
-{
-	json_t	*msg, *choice, *o;
-
-	msg = jpack("{s:s, s:o, s:n, s:[]}", "role", "assistant",
-	    "content", jstr_or_null(c->text), "refusal", "annotations");
-	if (c->text == NULL)
-		json_object_set_new(msg, "tool_calls",
-		    jpack("[o]", oa_tool_call(c, c->args)));
-	choice = jpack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg,
-	    "logprobs", "finish_reason", oa_finish(c));
-	if (oa_is_azure(c))
-		json_object_set_new(choice, "content_filter_results",
-		    az_filter_results());
-	o = jpack("{s:s, s:s, s:I, s:s, s:s, s:s, s:[o], s:o}",
-	    "id", c->id, "object", "chat.completion",
-	    "created", (json_int_t)c->created, "model", c->model,
-	    "system_fingerprint", "fp_fakeprov", "service_tier", "default",
-	    "choices", choice, "usage", oa_usage(c));
-	if (oa_is_azure(c))
-		json_object_set_new(o, "prompt_filter_results",
-		    jpack("[{s:i, s:o}]", "prompt_index", 0,
-		    "content_filter_results", az_filter_results()));
-	return o;
-}
-
-static json_t *
-oa_chunk(struct call *c, json_t *delta, const char *finish)
-{
-	json_t	*choice, *o;
-
-	choice = jpack("{s:i, s:o, s:n, s:o}", "index", 0, "delta", delta,
-	    "logprobs", "finish_reason", jstr_or_null(finish));
-	if (oa_is_azure(c))
-		json_object_set_new(choice, "content_filter_results",
-		    json_object());
-	o = jpack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", c->id,
-	    "object", "chat.completion.chunk", "created", (json_int_t)c->created,
-	    "model", c->model, "system_fingerprint", "fp_fakeprov",
-	    "choices", choice);
-	if (c->include_usage)
-		json_object_set_new(o, "usage", json_null());
-	return o;
-}
-
-static void
-oa_stream(struct call *c)
-{
-	struct answer	*a = c->ans;
-	json_t		*delta, *o;
-	const char	*p;
-	char		*piece;
-	size_t		 n;
-
-	if (oa_is_azure(c))
-		answer_event(a, EV_PRE, NULL, jpack("{s:[], s:i, s:s, s:s, "
-		    "s:s, s:[{s:i, s:o}]}", "choices", "created", 0, "id", "",
-		    "model", "", "object", "", "prompt_filter_results",
-		    "prompt_index", 0, "content_filter_results",
-		    az_filter_results()));
-	if (c->text != NULL) {
-		delta = jpack("{s:s, s:s, s:n}", "role", "assistant",
-		    "content", "", "refusal");
-		answer_event(a, EV_PRE, NULL, oa_chunk(c, delta, NULL));
-		for (p = c->text; *p != '\0'; p += n) {
-			n = piece_len(p);
-			piece = xstrndup(p, n);
-			delta = jpack("{s:s}", "content", piece);
-			answer_event(a, EV_CONTENT, NULL, oa_chunk(c, delta, NULL));
-			free(piece);
-		}
-	} else {
-		delta = jpack("{s:s, s:n, s:[o]}", "role", "assistant",
-		    "content", "tool_calls", jpack("{s:i, s:s, s:s, s:{s:s, s:s}}",
-		    "index", c->d.tool_index, "id", c->toolid, "type", "function", "function",
-		    "name", c->d.tool, "arguments", ""));
-		answer_event(a, EV_PRE, NULL, oa_chunk(c, delta, NULL));
-		for (p = c->args; *p != '\0'; p += n) {
-			n = frag_len(p);
-			piece = xstrndup(p, n);
-			delta = jpack("{s:[{s:i, s:{s:s}}]}", "tool_calls",
-			    "index", c->d.tool_index, "function", "arguments",
-			    piece);
-			answer_event(a, EV_CONTENT, NULL, oa_chunk(c, delta, NULL));
-			free(piece);
-		}
-	}
-	answer_event(a, EV_POST, NULL, oa_chunk(c, json_object(),
-	    oa_finish(c)));
-	if (c->include_usage) {
-		o = oa_chunk(c, json_object(), NULL);
-		json_object_set_new(o, "choices", json_array());
-		json_object_set_new(o, "usage", oa_usage(c));
-		answer_event(a, EV_POST, NULL, o);
-	}
-	answer_event_raw(a, EV_TERM, NULL, "[DONE]");
-}
-
-static void
-oa_stream_error(struct call *c)
-{
-	answer_event(c->ans, EV_POST, NULL, jpack("{s:{s:s, s:s, s:n, s:o}}",
-	    "error", "message", c->d.msg != NULL ? c->d.msg : "The server had "
-	    "an error while processing your request. Sorry about that!",
-	    "type", "server_error", "param", "code", jstr_or_null(c->d.code)));
-	answer_event_raw(c->ans, EV_POST, NULL, "[DONE]");
-}
-
-static void
-oa_ratelimit(struct call *c)
-{
-	struct bucket	*b = &c->m->bucket;
-	uint64_t	 reset;
-	char		 v[32];
-	long		 limit, remaining;
-
-	limit = c->d.rpm > 0 ? c->d.rpm : 5000;
-	remaining = limit - 1;
-	reset = 12;
-	if (c->d.rpm > 0) {
-		remaining = (long)b->tokens;
-		reset = bucket_refill_ms(b, rpm_rate(c->d.rpm),
-		    rpm_burst(c->d.rpm));
-	}
-	if (c->limited) {
-		remaining = 0;
-		reset = c->limit_wait_ms;
-	}
-	if (!oa_is_azure(c)) {
-		snprintf(v, sizeof v, "%ld", limit);
-		req_set_header(c, "x-ratelimit-limit-requests", v);
-		req_set_header(c, "x-ratelimit-limit-tokens", "160000");
-		go_duration(v, sizeof v, reset);
-		req_set_header(c, "x-ratelimit-reset-requests", v);
-		go_duration(v, sizeof v, c->limited ? c->limit_wait_ms :
-		    (uint64_t)c->in_words * 3 + 1);
-		req_set_header(c, "x-ratelimit-reset-tokens", v);
-	}
-	snprintf(v, sizeof v, "%ld", remaining);
-	req_set_header(c, "x-ratelimit-remaining-requests", v);
-	snprintf(v, sizeof v, "%ld", 160000 - c->in_words);
-	req_set_header(c, "x-ratelimit-remaining-tokens", v);
-}
-
-/* Anthropic Messages. */
-static const struct err_entry an_errors[] = {
-	{ 400, "invalid_request_error", NULL, "Invalid request." },
-	{ 401, "authentication_error", NULL, "invalid x-api-key" },
-	{ 402, "billing_error", NULL, "Your credit balance is too low to "
-	    "access the Anthropic API. Please go to Plans & Billing to upgrade "
-	    "or purchase credits." },
-	{ 403, "permission_error", NULL, "Your API key does not have "
-	    "permission to use the specified resource." },
-	{ 404, "not_found_error", NULL, NULL },
-	{ 408, "timeout_error", NULL, "Request timed out." },
-	{ 409, "conflict_error", NULL, "Conflict." },
-	{ 413, "request_too_large", NULL,
-	    "Request exceeds the maximum allowed number of bytes." },
-	{ 422, "invalid_request_error", NULL, "Unprocessable request." },
-	{ 429, "rate_limit_error", NULL, "This request would exceed the rate "
-	    "limit for your organization (fakeprov) of 50 requests per "
-	    "minute. For details, refer to: https://docs.claude.com/en/api/"
-	    "rate-limits. You can see the response headers for current usage. "
-	    "Please reduce the prompt length or the maximum tokens requested, "
-	    "or try again later." },
-	{ 500, "api_error", NULL, "Internal server error" },
-	{ 502, "api_error", NULL, "Bad gateway" },
-	{ 503, "overloaded_error", NULL, "Overloaded" },
-	{ 504, "timeout_error", NULL, "Request timed out" },
-	{ 529, "overloaded_error", NULL, "Overloaded" },
-	{ 0, "invalid_request_error", NULL, "Invalid request." },
-	{ 0, "api_error", NULL, "Internal server error" },
-};
-
-static const struct code_entry an_codes[] = {
-	{ "invalid_request_error", 400, "invalid_request_error", NULL, NULL },
-	{ "authentication_error", 401, "authentication_error", NULL, NULL },
-	{ "billing_error", 402, "billing_error", NULL, NULL },
-	{ "permission_error", 403, "permission_error", NULL, NULL },
-	{ "not_found_error", 404, "not_found_error", NULL, NULL },
-	{ "request_too_large", 413, "request_too_large", NULL, NULL },
-	{ "rate_limit_error", 429, "rate_limit_error", NULL, NULL },
-	{ "api_error", 500, "api_error", NULL, "Internal server error" },
-	{ "timeout_error", 504, "timeout_error", NULL, "Request timed out" },
-	{ "overloaded_error", 529, "overloaded_error", NULL, "Overloaded" },
-	{ NULL, 0, NULL, NULL, NULL },
-};
-
-static enum auth_result
-an_auth(struct call *c)
-{
-	const char	*key = req_header(c, "x-api-key");
-
-	if (key == NULL)
-		key = bearer(req_header(c, "Authorization"));
-	if (key == NULL)
-		return AUTH_MISSING;
-	return strcmp(key, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
-}
-
-static void
-an_error_body(struct call *c, const char *type, const char *msg)
-{
-	json_t	*o;
-
-	o = jpack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error",
-	    "type", type, "message", msg, "request_id", c->reqid);
-	answer_body(c->ans, jdump(o));
-	json_decref(o);
-}
-
-static void
-an_auth_error(struct call *c, enum auth_result r)
-{
-	c->ans->status = 401;
-	req_set_header(c, "Content-Type", c->prov->json_type);
-	an_error_body(c, "authentication_error", r == AUTH_MISSING ?
-	    "x-api-key header is required" : "invalid x-api-key");
-}
-
-static int
-an_check(struct call *c)
-{
-	const char	*missing = NULL;
-
-	if (req_header(c, "anthropic-version") == NULL) {
-		call_error(c, 400, NULL, "anthropic-version: header is required");
-		return -1;
-	}
-	if (c->body == NULL) {
-		call_error(c, 400, NULL, "There was an issue with the formatting "
-		    "or parameters of your request: the body is not valid JSON.");
-		return -1;
-	}
-	if (c->model == NULL)
-		missing = "model: Field required";
-	else if (!json_is_array(json_object_get(c->body, "messages")))
-		missing = "messages: Field required";
-	else if (!json_is_integer(json_object_get(c->body, "max_tokens")))
-		missing = "max_tokens: Field required";
-	if (missing != NULL) {
-		call_error(c, 400, NULL, missing);
-		return -1;
-	}
-	return 0;
-}
-
-static void
-an_read(struct call *c)
-{
-	json_t		*msgs, *m, *content, *e, *last = NULL;
-	const char	*role, *type;
-	struct sbuf	 sb = { NULL, 0, 0 };
-	long		 dummy = 0;
-	size_t		 i, n;
-
-	c->stream = json_is_true(json_object_get(c->body, "stream"));
-	text_of(json_object_get(c->body, "system"), NULL, &c->in_words);
-	msgs = json_object_get(c->body, "messages");
-	n = resume_turns(c, msgs, "content", "assistant");
-	json_array_foreach(msgs, i, m) {
-		text_of(json_object_get(m, "content"), NULL, &c->in_words);
-		if (i >= n)
-			continue;
-		role = json_string_value(json_object_get(m, "role"));
-		if (role != NULL && strcmp(role, "user") == 0)
-			last = m;
-	}
-	if (last != NULL) {
-		content = json_object_get(last, "content");
-		text_of(content, &sb, &dummy);
-		/* A tool result turn only when it ends the conversation. */
-		m = json_array_get(msgs, n - 1);
-		if (m == last && json_is_array(content)) {
-			json_array_foreach(content, i, e) {
-				type = json_string_value(json_object_get(e,
-				    "type"));
-				if (type != NULL &&
-				    strcmp(type, "tool_result") == 0)
-					c->tool_result = 1;
-			}
-		}
-	}
-	c->prompt = sbuf_take(&sb);
-}
-
-static void
-an_error(struct call *c, struct err_info *ei)
-{
-	char	*msg;
-
-	if (ei->msg_default && ei->status == 404)
-		msg = xasprintf("model: %s", c->model != NULL ? c->model : "");
-	else
-		msg = xstrdup(ei->msg != NULL ? ei->msg : "Error");
-	an_error_body(c, ei->type, msg);
-	free(msg);
-}
-
-static const char *
-an_stop(struct call *c)
-{
-	return finish_reason(c, "end_turn", "tool_use", "max_tokens",
-	    "refusal");
-}
-
-static json_t *
-an_usage(struct call *c, long out)
-{
-	return jpack("{s:I, s:i, s:i, s:I, s:s}",
-	    "input_tokens", (json_int_t)c->in_words,
-	    "cache_creation_input_tokens", 0, "cache_read_input_tokens", 0,
-	    "output_tokens", (json_int_t)out, "service_tier", "standard");
-}
-
-static json_t *
-an_reply(struct call *c)
-{
-	json_t	*block;
-
-	if (c->text != NULL)
-		block = jpack("{s:s, s:s}", "type", "text", "text", c->text);
-	else
-		block = jpack("{s:s, s:s, s:s, s:O}", "type", "tool_use",
-		    "id", c->toolid, "name", c->d.tool, "input", c->args_json);
-	return jpack("{s:s, s:s, s:s, s:s, s:[o], s:s, s:n, s:o}",
-	    "id", c->id, "type", "message", "role", "assistant",
-	    "model", c->model, "content", block, "stop_reason", an_stop(c),
-	    "stop_sequence", "usage", an_usage(c, c->out_words));
-}
-
-static void
-an_stream(struct call *c)
-{
-	struct answer	*a = c->ans;
-	json_t		*block, *msg;
-	const char	*p;
-	char		*piece;
-	size_t		 n;
-
-	msg = jpack("{s:s, s:s, s:s, s:[], s:s, s:n, s:n, s:o}", "id", c->id,
-	    "type", "message", "role", "assistant", "content", "model", c->model,
-	    "stop_reason", "stop_sequence", "usage", an_usage(c, 1));
-	answer_event(a, EV_PRE, "message_start",
-	    jpack("{s:s, s:o}", "type", "message_start", "message", msg));
-	if (c->text != NULL)
-		block = jpack("{s:s, s:s}", "type", "text", "text", "");
-	else
-		block = jpack("{s:s, s:s, s:s, s:{}}", "type", "tool_use",
-		    "id", c->toolid, "name", c->d.tool, "input");
-	answer_event(a, EV_PRE, "content_block_start", jpack("{s:s, s:i, s:o}",
-	    "type", "content_block_start", "index", 0, "content_block", block));
-	answer_event_raw(a, EV_PRE, "ping", "{\"type\": \"ping\"}");
-	if (c->text != NULL) {
-		for (p = c->text; *p != '\0'; p += n) {
-			n = piece_len(p);
-			piece = xstrndup(p, n);
-			answer_event(a, EV_CONTENT, "content_block_delta",
-			    jpack("{s:s, s:i, s:{s:s, s:s}}", "type",
-			    "content_block_delta", "index", 0, "delta", "type",
-			    "text_delta", "text", piece));
-			free(piece);
-		}
-	} else {
-		answer_event(a, EV_PRE, "content_block_delta",
-		    jpack("{s:s, s:i, s:{s:s, s:s}}", "type",
-		    "content_block_delta", "index", 0, "delta", "type",
-		    "input_json_delta", "partial_json", ""));
-		for (p = c->args; *p != '\0'; p += n) {
-			n = frag_len(p);
-			piece = xstrndup(p, n);
-			answer_event(a, EV_CONTENT, "content_block_delta",
-			    jpack("{s:s, s:i, s:{s:s, s:s}}", "type",
-			    "content_block_delta", "index", 0, "delta", "type",
-			    "input_json_delta", "partial_json", piece));
-			free(piece);
-		}
-	}
-	answer_event(a, EV_POST, "content_block_stop", jpack("{s:s, s:i}",
-	    "type", "content_block_stop", "index", 0));
-	answer_event(a, EV_POST, "message_delta", jpack("{s:s, s:{s:s, s:n}, "
-	    "s:{s:I}}", "type", "message_delta", "delta", "stop_reason",
-	    an_stop(c), "stop_sequence", "usage", "output_tokens",
-	    (json_int_t)c->out_words));
-	answer_event(a, EV_TERM, "message_stop",
-	    jpack("{s:s}", "type", "message_stop"));
-}
-
-static void
-an_stream_error(struct call *c)
-{
-	answer_event(c->ans, EV_POST, "error", jpack("{s:s, s:{s:s, s:s}}",
-	    "type", "error", "error",
-	    "type", c->d.code != NULL ? c->d.code : "overloaded_error",
-	    "message", c->d.msg != NULL ? c->d.msg : "Overloaded"));
-}
-
-static void
-an_ratelimit(struct call *c)
-{
-	struct bucket	*b = &c->m->bucket;
-	static const struct {
-		const char	*name;
-		long		 limit;
-	} kinds[] = {
-		{ "tokens", 100000 },
-		{ "input-tokens", 40000 },
-		{ "output-tokens", 8000 },
-	};
-	char		 name[64], v[40];
-	long		 limit, remaining, reset, used;
-	size_t		 i;
-
-	limit = c->d.rpm > 0 ? c->d.rpm : 50;
-	remaining = limit - 1;
-	reset = 1;
-	if (c->d.rpm > 0) {
-		remaining = (long)b->tokens;
-		reset = (long)((bucket_refill_ms(b, rpm_rate(c->d.rpm),
-		    rpm_burst(c->d.rpm)) + 999) / 1000);
-	}
-	if (c->limited) {
-		remaining = 0;
-		reset = (long)((c->limit_wait_ms + 999) / 1000);
-	}
-	snprintf(v, sizeof v, "%ld", limit);
-	req_set_header(c, "anthropic-ratelimit-requests-limit", v);
-	snprintf(v, sizeof v, "%ld", remaining);
-	req_set_header(c, "anthropic-ratelimit-requests-remaining", v);
-	rfc3339(v, sizeof v, reset);
-	req_set_header(c, "anthropic-ratelimit-requests-reset", v);
-
-	for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-		used = i == 2 ? c->out_words : c->in_words + (i == 0 ?
-		    c->out_words : 0);
-		snprintf(name, sizeof name, "anthropic-ratelimit-%s-limit",
-		    kinds[i].name);
-		snprintf(v, sizeof v, "%ld", kinds[i].limit);
-		req_set_header(c, name, v);
-		snprintf(name, sizeof name, "anthropic-ratelimit-%s-remaining",
-		    kinds[i].name);
-		snprintf(v, sizeof v, "%ld", kinds[i].limit - used);
-		req_set_header(c, name, v);
-		snprintf(name, sizeof name, "anthropic-ratelimit-%s-reset",
-		    kinds[i].name);
-		rfc3339(v, sizeof v, 1);
-		req_set_header(c, name, v);
-	}
-}
-
-/* Gemini v1beta generateContent and streamGenerateContent. */
-static const struct err_entry gm_errors[] = {
-	{ 400, "INVALID_ARGUMENT", NULL, "Request contains an invalid "
-	    "argument." },
-	{ 401, "UNAUTHENTICATED", NULL, "Request had invalid authentication "
-	    "credentials." },
-	{ 402, "FAILED_PRECONDITION", NULL, "Billing must be enabled." },
-	{ 403, "PERMISSION_DENIED", NULL, "The caller does not have "
-	    "permission" },
-	{ 404, "NOT_FOUND", NULL, NULL },
-	{ 408, "DEADLINE_EXCEEDED", NULL, "Deadline exceeded." },
-	{ 409, "ABORTED", NULL, "Aborted." },
-	{ 413, "INVALID_ARGUMENT", NULL, "Request payload size exceeds the "
-	    "limit: 20971520 bytes." },
-	{ 429, "RESOURCE_EXHAUSTED", NULL, "You exceeded your current quota, "
-	    "please check your plan and billing details. For more information "
-	    "on this error, head to: https://ai.google.dev/gemini-api/docs/"
-	    "rate-limits." },
-	{ 499, "CANCELLED", NULL, "The operation was cancelled." },
-	{ 500, "INTERNAL", NULL, "An internal error has occurred. Please "
-	    "retry or report in https://developers.generativeai.google/guide/"
-	    "troubleshooting" },
-	{ 501, "UNIMPLEMENTED", NULL, "Not implemented." },
-	{ 503, "UNAVAILABLE", NULL, "The model is overloaded. Please try "
-	    "again later." },
-	{ 504, "DEADLINE_EXCEEDED", NULL, "Deadline expired before operation "
-	    "could complete." },
-	{ 529, "UNAVAILABLE", NULL, "The model is overloaded. Please try "
-	    "again later." },
-	{ 0, "INVALID_ARGUMENT", NULL, "Request contains an invalid "
-	    "argument." },
-	{ 0, "INTERNAL", NULL, "An internal error has occurred." },
-};
-
-static const struct code_entry gm_codes[] = {
-	{ "INVALID_ARGUMENT", 400, "INVALID_ARGUMENT", NULL, NULL },
-	{ "FAILED_PRECONDITION", 400, "FAILED_PRECONDITION", NULL,
-	    "User location is not supported for the API use." },
-	{ "API_KEY_INVALID", 400, "INVALID_ARGUMENT", NULL,
-	    "API key not valid. Please pass a valid API key." },
-	{ "UNAUTHENTICATED", 401, "UNAUTHENTICATED", NULL, NULL },
-	{ "PERMISSION_DENIED", 403, "PERMISSION_DENIED", NULL, NULL },
-	{ "NOT_FOUND", 404, "NOT_FOUND", NULL, NULL },
-	{ "RESOURCE_EXHAUSTED", 429, "RESOURCE_EXHAUSTED", NULL, NULL },
-	{ "CANCELLED", 499, "CANCELLED", NULL, NULL },
-	{ "INTERNAL", 500, "INTERNAL", NULL, NULL },
-	{ "UNAVAILABLE", 503, "UNAVAILABLE", NULL, NULL },
-	{ "DEADLINE_EXCEEDED", 504, "DEADLINE_EXCEEDED", NULL, NULL },
-	{ NULL, 0, NULL, NULL, NULL },
-};
-
-static enum auth_result
-gm_auth(struct call *c)
-{
-	const char		*key = req_header(c, "x-goog-api-key");
-	char			*qkey;
-	enum auth_result	 r;
-
-	if (key != NULL)
-		return strcmp(key, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
-	if ((qkey = query_get(c->req, "key")) == NULL)
-		return AUTH_MISSING;
-	r = strcmp(qkey, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
-	free(qkey);
-	return r;
-}
-
-static json_t *
-gm_error_info(void)
-{
-	return jpack("[{s:s, s:s, s:s, s:{s:s}}, {s:s, s:s, s:s}]",
-	    "@type", "type.googleapis.com/google.rpc.ErrorInfo",
-	    "reason", "API_KEY_INVALID", "domain", "googleapis.com",
-	    "metadata", "service", "generativelanguage.googleapis.com",
-	    "@type", "type.googleapis.com/google.rpc.LocalizedMessage",
-	    "locale", "en-US",
-	    "message", "API key not valid. Please pass a valid API key.");
-}
-
-static void
-gm_error_body(struct call *c, int code, const char *status, const char *msg,
-    json_t *details)
-{
-	json_t	*o;
-
-	o = jpack("{s:{s:i, s:s, s:s, s:o}}", "error", "code", code,
-	    "message", msg, "status", status, "details", details);
-	/* The stream endpoint without alt=sse wraps errors in an array. */
-	if (c->ans->array)
-		o = jpack("[o]", o);
-	answer_body(c->ans, json_dumps(o, JSON_INDENT(2)));
-	json_decref(o);
-}
-
-/*
- * Gemini's real answers: a wrong key is 400 INVALID_ARGUMENT with an
- * API_KEY_INVALID ErrorInfo; no key at all is 403 PERMISSION_DENIED.
- */
-static void
-gm_auth_error(struct call *c, enum auth_result r)
-{
-	req_set_header(c, "Content-Type", c->prov->json_type);
-	if (r == AUTH_MISSING) {
-		c->ans->status = 403;
-		gm_error_body(c, 403, "PERMISSION_DENIED", "Method doesn't "
-		    "allow unregistered callers (callers without established "
-		    "identity). Please use API Key or other form of API "
-		    "consumer identity to call this API.", json_array());
-		return;
-	}
-	c->ans->status = 400;
-	gm_error_body(c, 400, "INVALID_ARGUMENT",
-	    "API key not valid. Please pass a valid API key.", gm_error_info());
-}
-
-static int
-gm_check(struct call *c)
-{
-	if (c->body == NULL) {
-		call_error(c, 400, NULL, "Invalid JSON payload received. "
-		    "Unexpected token.");
-		return -1;
-	}
-	if (!json_is_array(json_object_get(c->body, "contents"))) {
-		call_error(c, 400, NULL, "* GenerateContentRequest.contents: "
-		    "contents is not specified\n");
-		return -1;
-	}
-	return 0;
-}
-
-static void
-gm_read(struct call *c)
-{
-	json_t		*contents, *ct, *parts, *part, *fr, *last = NULL;
-	const char	*role;
-	struct sbuf	 sb = { NULL, 0, 0 };
-	long		 dummy = 0;
-	size_t		 i, n;
-	char		*s;
-
-	text_of(json_object_get(json_object_get(c->body, "systemInstruction"),
-	    "parts"), NULL, &c->in_words);
-	contents = json_object_get(c->body, "contents");
-	n = resume_turns(c, contents, "parts", "model");
-	json_array_foreach(contents, i, ct) {
-		text_of(json_object_get(ct, "parts"), NULL, &c->in_words);
-		if (i >= n)
-			continue;
-		role = json_string_value(json_object_get(ct, "role"));
-		if (role == NULL || strcmp(role, "user") == 0)
-			last = ct;
-	}
-	if (last == NULL) {
-		c->prompt = sbuf_take(&sb);
-		return;
-	}
-	parts = json_object_get(last, "parts");
-	text_of(parts, &sb, &dummy);
-	ct = json_array_get(contents, n - 1);
-	json_array_foreach(parts, i, part) {
-		if ((fr = json_object_get(part, "functionResponse")) == NULL)
-			continue;
-		if (ct == last)
-			c->tool_result = 1;
-		if ((fr = json_object_get(fr, "response")) != NULL &&
-		    (s = json_dumps(fr, JSON_COMPACT | JSON_ENCODE_ANY)) != NULL) {
-			sbuf_addn(&sb, s, strlen(s));
-			free(s);
-		}
-	}
-	c->prompt = sbuf_take(&sb);
-}
-
-static void
-gm_error(struct call *c, struct err_info *ei)
-{
-	json_t	*details;
-	char	*msg, delay[32];
-	size_t	 n;
-	int	 wait;
-
-	details = json_array();
-	if (ei->code != NULL && strcmp(ei->code, "API_KEY_INVALID") == 0)
-		json_array_extend(details, gm_error_info());
-	if (ei->status == 429) {
-		json_array_append_new(details, jpack("{s:s, s:[{s:s, s:s, "
-		    "s:{s:s, s:s}, s:s}]}",
-		    "@type", "type.googleapis.com/google.rpc.QuotaFailure",
-		    "violations", "quotaMetric", "generativelanguage."
-		    "googleapis.com/generate_content_free_tier_requests",
-		    "quotaId", c->d.quota != NULL ? c->d.quota :
-		    "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-		    "quotaDimensions", "location", "global",
-		    "model", c->model != NULL ? c->model : "",
-		    "quotaValue", "15"));
-		if (c->retry_s >= 0 || c->retry_ms >= 0) {
-			/* A protobuf Duration: decimal seconds, then "s". */
-			wait = (int)call_retry_wait(c, 0);
-			snprintf(delay, sizeof delay, "%d.%03d", wait / 1000,
-			    wait % 1000);
-			n = strlen(delay);
-			while (delay[n - 1] == '0')
-				delay[--n] = '\0';
-			if (delay[n - 1] == '.')
-				delay[--n] = '\0';
-			snprintf(delay + n, sizeof delay - n, "s");
-			json_array_append_new(details, jpack("{s:s, s:s}",
-			    "@type", "type.googleapis.com/google.rpc.RetryInfo",
-			    "retryDelay", delay));
-		}
-	}
-	if (ei->msg_default && ei->status == 404)
-		msg = xasprintf("models/%s is not found for API version "
-		    "v1beta, or is not supported for generateContent. Call "
-		    "ListModels to see the list of available models and their "
-		    "supported methods.", c->model != NULL ? c->model : "");
-	else
-		msg = xstrdup(ei->msg != NULL ? ei->msg : "Error");
-	gm_error_body(c, ei->status, ei->type, msg, details);
-	free(msg);
-}
-
-static const char *
-gm_finish(struct call *c)
-{
-	return finish_reason(c, "STOP", "STOP", "MAX_TOKENS", "SAFETY");
-}
-
-static json_t *
-gm_usage(struct call *c, int final)
-{
-	if (!final)
-		return jpack("{s:I, s:I}",
-		    "promptTokenCount", (json_int_t)c->in_words,
-		    "totalTokenCount", (json_int_t)c->in_words);
-	return jpack("{s:I, s:I, s:I}",
-	    "promptTokenCount", (json_int_t)c->in_words,
-	    "candidatesTokenCount", (json_int_t)c->out_words,
-	    "totalTokenCount", (json_int_t)(c->in_words + c->out_words));
-}
-
-static json_t *
-gm_response(struct call *c, json_t *parts, const char *finish)
-{
-	json_t	*cand;
-
-	cand = jpack("{s:{s:s, s:o}, s:i}", "content", "role", "model",
-	    "parts", parts, "index", 0);
-	if (finish != NULL)
-		json_object_set_new(cand, "finishReason", json_string(finish));
-	if (finish != NULL && c->d.filter)
-		json_object_set_new(cand, "safetyRatings", jpack("[{s:s, s:s, "
-		    "s:b}]", "category", "HARM_CATEGORY_HARASSMENT",
-		    "probability", "HIGH", "blocked", 1));
-	return jpack("{s:[o], s:o, s:s, s:s}", "candidates", cand,
-	    "usageMetadata", gm_usage(c, finish != NULL),
-	    "modelVersion", c->model, "responseId", c->id);
-}
-
-static json_t *
-gm_parts(struct call *c, const char *text)
-{
-	if (text == NULL)
-		return jpack("[{s:{s:s, s:O}}]", "functionCall", "name",
-		    c->d.tool, "args", c->args_json);
-	return jpack("[{s:s}]", "text", text);
-}
-
-static json_t *
-gm_reply(struct call *c)
-{
-	return gm_response(c, gm_parts(c, c->text), gm_finish(c));
-}
-
-/* Pieces go out one per chunk; the last one carries finishReason. */
-static void
-gm_stream(struct call *c)
-{
-	struct answer	*a = c->ans;
-	const char	*p;
-	char		*piece;
-	size_t		 n;
-
-	if (c->text == NULL || *c->text == '\0') {
-		answer_event(a, EV_TERM, NULL, gm_response(c,
-		    gm_parts(c, c->text), gm_finish(c)));
-		return;
-	}
-	for (p = c->text; *p != '\0'; p += n) {
-		n = piece_len(p);
-		piece = xstrndup(p, n);
-		if (p[n] == '\0')
-			answer_event(a, EV_TERM, NULL, gm_response(c,
-			    gm_parts(c, piece), gm_finish(c)));
-		else
-			answer_event(a, EV_CONTENT, NULL, gm_response(c,
-			    gm_parts(c, piece), NULL));
-		free(piece);
-	}
-}
-
-static void
-gm_stream_error(struct call *c)
-{
-	const struct err_entry	*se;
-	const char		*status = "UNAVAILABLE", *msg;
-	int			 code = 503;
-
-	if (c->d.code != NULL) {
-		status = c->d.code;
-		code = call_code_status(c, c->d.code);
-	}
-	for (se = gm_errors; se->status != 0; se++) {
-		if (se->status == code)
-			break;
-	}
-	msg = se->msg != NULL ? se->msg : "Error";
-	if (c->d.msg != NULL)
-		msg = c->d.msg;
-	answer_event(c->ans, EV_POST, NULL, jpack("{s:{s:i, s:s, s:s}}",
-	    "error", "code", code, "message", msg, "status", status));
-}
-
-static const struct provider prov_openai = {
-	.name = "openai",
-	.errors = oa_errors,
-	.codes = oa_codes,
-	.retry_header = 1,
-	.reqid_header = "x-request-id",
-	.json_type = "application/json",
-	.sse_type = "text/event-stream; charset=utf-8",
-	.auth = oa_auth,
-	.auth_error = oa_auth_error,
-	.check = oa_check,
-	.read = oa_read,
-	.error = oa_error,
-	.reply = oa_reply,
-	.stream = oa_stream,
-	.stream_error = oa_stream_error,
-	.ratelimit = oa_ratelimit,
-};
-
-static const struct provider prov_azure = {
-	.name = "azure",
-	.errors = oa_errors,
-	.codes = oa_codes,
-	.retry_header = 1,
-	.reqid_header = "apim-request-id",
-	.json_type = "application/json",
-	.sse_type = "text/event-stream; charset=utf-8",
-	.auth = oa_auth,
-	.auth_error = oa_auth_error,
-	.check = oa_check,
-	.read = oa_read,
-	.error = oa_error,
-	.reply = oa_reply,
-	.stream = oa_stream,
-	.stream_error = oa_stream_error,
-	.ratelimit = oa_ratelimit,
-};
-
-static const struct provider prov_anthropic = {
-	.name = "anthropic",
-	.errors = an_errors,
-	.codes = an_codes,
-	.code_is_type = 1,
-	.retry_header = 1,
-	.reqid_header = "request-id",
-	.json_type = "application/json",
-	.sse_type = "text/event-stream; charset=utf-8",
-	.garbage_event = "message_start",
-	.trims_prefill = 1,
-	.auth = an_auth,
-	.auth_error = an_auth_error,
-	.check = an_check,
-	.read = an_read,
-	.error = an_error,
-	.reply = an_reply,
-	.stream = an_stream,
-	.stream_error = an_stream_error,
-	.ratelimit = an_ratelimit,
-};
-
-static const struct provider prov_gemini = {
-	.name = "gemini",
-	.errors = gm_errors,
-	.codes = gm_codes,
-	.code_is_type = 1,
-	.json_type = "application/json; charset=UTF-8",
-	.sse_type = "text/event-stream",
-	.auth = gm_auth,
-	.auth_error = gm_auth_error,
-	.check = gm_check,
-	.read = gm_read,
-	.error = gm_error,
-	.reply = gm_reply,
-	.stream = gm_stream,
-	.stream_error = gm_stream_error,
-};
 
 /* A 200 whose body (or every SSE payload) is not JSON. */
 static void
