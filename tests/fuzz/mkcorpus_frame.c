@@ -5,7 +5,7 @@
  * its output is committed under corpus/fuzz_frame:
  *
  *	clang -D_GNU_SOURCE -I proto -I client tests/fuzz/mkcorpus_frame.c \
- *	    proto/proto.c proto/names.c proto/xmalloc.c \
+ *	    proto/proto*.c proto/names.c proto/xmalloc.c \
  *	    $(pkg-config --cflags --libs msgpack jansson) -lm -o /tmp/mkcorpus
  *	/tmp/mkcorpus tests/fuzz/corpus/fuzz_frame
  */

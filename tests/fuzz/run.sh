@@ -73,7 +73,7 @@ fail() {
 # instrumented for libFuzzer but without its main.
 echo "run.sh: building in $work"
 objs=
-for src in "$top"/proto/proto.c "$top"/proto/names.c "$top"/proto/xmalloc.c \
+for src in "$top"/proto/proto*.c "$top"/proto/names.c "$top"/proto/xmalloc.c \
     "$top"/daemon/*.c "$fz/fuzz_provider.c"; do
 	case $src in */main.c) continue ;; esac
 	obj=$work/obj/$(basename "$src" .c).o
