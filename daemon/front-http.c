@@ -698,7 +698,11 @@ front_http_send(struct front_req *fr, int status, json_t *body,
 		    "Retry-After", ra);
 	}
 	b = evbuffer_new();
-	s = json_dumps(body, JSON_COMPACT);
+	if ((s = json_dumps(body, JSON_COMPACT)) == NULL) {
+		status = 500;
+		s = xstrdup("{\"error\":{\"message\":\"the answer could "
+		    "not be encoded\"}}");
+	}
 	evbuffer_add(b, s, strlen(s));
 	evbuffer_add(b, "\n", 1);
 	free(s);
@@ -733,6 +737,17 @@ front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
 	if (code == NULL)
 		code = fe->code;
 	body = fr->d->error_body(fr, status, fe, code, msg);
+	if (body == NULL && msg != NULL) {
+		/* jansson refuses invalid UTF-8 (a header's bytes in it). */
+		char *safe = xstrdup(msg), *p;
+
+		for (p = safe; *p != '\0'; p++) {
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		}
+		body = fr->d->error_body(fr, status, fe, code, safe);
+		free(safe);
+	}
 	if (res != NULL && fr->d->attach_attempts)
 		json_object_set_new(body, "llmgate", json_pack("{s:o}",
 		    "attempts", front_http_attempts(res)));
@@ -810,6 +825,9 @@ front_http_sse(struct front_req *fr, const char *event, json_t *data)
 	}
 	s = json_dumps(data, JSON_COMPACT);
 	json_decref(data);
+	if (s == NULL)
+		s = xstrdup("{\"error\":{\"message\":\"an event could not "
+		    "be encoded\"}}");
 	b = evbuffer_new();
 	if (event != NULL)
 		evbuffer_add_printf(b, "event: %s\n", event);

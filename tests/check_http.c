@@ -554,6 +554,20 @@ START_TEST(test_bad_input)
 	h_req(&r, "/v1/chat/completions", NULL, NULL);
 	ck_assert_int_eq(r.status, 405);
 	h_free(&r);
+	/* Bytes that are not UTF-8 in a header the error message quotes. */
+	big = chat_body("default", NULL);
+	h_req(&r, "/v1/chat/completions", big, "x-llmgate-models: caf\xe9",
+	    NULL);
+	ck_assert_int_eq(r.status, 404);
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
+	    json_object_get(r.json, "error"), "message")), "caf?"));
+	h_free(&r);
+	h_req(&r, "/v1/chat/completions", big,
+	    "x-llmgate-fallback-on: \xff\xfe", NULL);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_ptr_nonnull(json_object_get(r.json, "error"));
+	h_free(&r);
+	free(big);
 	ck_assert(h_daemon_alive(&d));
 	/* Still serving. */
 	big = chat_body("oa/after-bad", NULL);
