@@ -356,8 +356,17 @@ cluster_reply(redisAsyncContext *ac, void *r)
 	if (reply == NULL)
 		return NULL;
 	if (reply->type == REDIS_REPLY_ERROR) {
-		/* Never the password: Redis's own message says enough. */
-		cluster_down(reply->str);
+		/*
+		 * Never the password: Redis's own message says enough,
+		 * unless it quotes the command (AUTH renamed or disabled:
+		 * "unknown command 'AUTH', with args beginning with: ...").
+		 */
+		if (cl.password != NULL && *cl.password != '\0' &&
+		    strstr(reply->str, cl.password) != NULL)
+			cluster_down("redis refused AUTH (its answer quoted "
+			    "the password, so it is not shown)");
+		else
+			cluster_down(reply->str);
 		return NULL;
 	}
 	return reply;

@@ -575,6 +575,53 @@ START_TEST(test_auth)
 }
 END_TEST
 
+/*
+ * A Redis whose AUTH is disabled answers "unknown command 'AUTH', with
+ * args beginning with: 'PASSWORD'": the host says it is down, and
+ * neither its log nor its status shows the password.
+ */
+START_TEST(test_auth_error_quotes_password)
+{
+	char *conf, *pw, *log, *why;
+	json_t *st;
+	uint64_t deadline;
+
+	redis_kill();
+	redis_extra[0] = "--rename-command";
+	redis_extra[1] = "AUTH";
+	redis_extra[2] = "";
+	redis_start();
+	pw = secret_file("pw-echo", "echoed-pw-2718");
+	conf = h_strdup_printf("providers = ( { name = \"mock\"; "
+	    "type = \"mock\"; } );\n"
+	    "cluster = { redis = \"unix:%s\"; host = \"host-a\";\n"
+	    "  password_file = \"%s\"; };\n", redis_sock, pw);
+	h_daemon_start(&d[0], conf);
+	free(conf);
+	free(pw);
+	deadline = h_mono_ms() + 10000;
+	for (;;) {
+		st = status_of(&d[0]);
+		why = json_dumps(json_object_get(st, "cluster"), 0);
+		json_decref(st);
+		if (strstr(why, "AUTH") != NULL)
+			break;
+		ck_assert_msg(h_mono_ms() < deadline, "no AUTH error: %s",
+		    why);
+		free(why);
+		h_sleep_ms(20);
+	}
+	ck_assert_msg(strstr(why, "\"state\": \"down\"") != NULL, "%s", why);
+	ck_assert_msg(strstr(why, "echoed-pw-2718") == NULL, "%s", why);
+	free(why);
+	log = h_daemon_log(&d[0]);
+	ck_assert_msg(strstr(log, "echoed-pw-2718") == NULL,
+	    "the log holds the password");
+	ck_assert_msg(strstr(log, "AUTH") != NULL, "the log says nothing");
+	free(log);
+}
+END_TEST
+
 /* The outcome of one run of clients on every host. */
 struct fidelity {
 	int calls, failed;
@@ -800,6 +847,7 @@ main(void)
 	tcase_add_test(tc, test_breaker_and_limit_reach_all_hosts);
 	tcase_add_test(tc, test_hosts_share_one_limit);
 	tcase_add_test(tc, test_auth);
+	tcase_add_test(tc, test_auth_error_quotes_password);
 	tcase_add_test(tc, test_redis_stalled);
 	tcase_add_test(tc, test_redis_killed_mid_run);
 	suite_add_tcase(s, tc);
