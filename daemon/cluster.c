@@ -753,7 +753,6 @@ cluster_stop(void)
 	if (cl.state == CLUSTER_OFF)
 		return;
 	cl.state = CLUSTER_OFF;
-	cl.dead_cmd = cl.dead_sub = NULL;
 	if ((ac = cl.cmd) != NULL) {
 		cl.cmd = NULL;
 		redisAsyncFree(ac);
