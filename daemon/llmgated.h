@@ -62,7 +62,7 @@ void fatal(const char *, ...)
 void fatalx(const char *, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 
-/* config.c */
+/* config.c, config-keys.c, config-value.c, config-default.c */
 enum jitter { JITTER_FULL = 0, JITTER_EQUAL, JITTER_DECORRELATED, JITTER_NONE };
 
 struct model_conf {
@@ -213,6 +213,7 @@ struct config {
 	struct http_conf http;
 };
 
+/* config-default.c: what runs without a config file. */
 extern const char config_default_text[];
 
 /*
@@ -230,6 +231,84 @@ const struct model_conf *config_model(const struct provider_conf *,
  * burst and tpm_burst default to one second's worth (name is NULL). */
 void config_limits(const struct provider_conf *, const char *model,
     struct model_conf *);
+struct config *config_ref(struct config *);
+void config_unref(struct config *);
+
+/*
+ * Private to config*.c: reading a config (config.c), its blocks
+ * (config-keys.c) and their values (config-value.c) share these.
+ * config_setting_t is libconfig's; only those files include libconfig.h.
+ */
+typedef struct config_setting_t config_setting_t;
+
+/* Most providers, routes, models of a provider, targets of a route. */
+#define CONFIG_MAX_ITEMS	1024
+
+#define CONFIG_NITEMS(a)	(sizeof (a) / sizeof (a)[0])
+
+/* One problem; kept until all are known, then sorted by file and line. */
+struct config_err {
+	char		*text;
+	int		 rank;	/* 0: the main file, 1: included */
+	unsigned	 line;
+	size_t		 seq;
+};
+
+struct config_ctx {
+	const char		*file;	/* the path, or "<default>" */
+	const char		*text;	/* the main file's bytes */
+	char			*dir;	/* api_key_file base; NULL: cwd */
+	struct config		*conf;
+	struct config_err	*errs;
+	size_t			 nerrs;
+};
+
+enum config_kind {
+	CK_U32,		/* integer in [min, max] */
+	CK_DOUBLE,	/* any number in [min, max] */
+	CK_STRING,	/* non-empty string, copied */
+	CK_MODE,	/* octal string like "0660" */
+	CK_LOGLEVEL,
+	CK_JITTER,
+	CK_GROUP,	/* { ... } with its own keys (sub) */
+	CK_LIST,	/* ( { ... }, ... ): fn is called for each group */
+	CK_FUNC,	/* fn does it all */
+};
+
+typedef void config_fn(struct config_ctx *, const config_setting_t *, void *);
+typedef int config_check_fn(struct config_ctx *, const config_setting_t *,
+    const config_setting_t **, void *);
+
+struct config_key {
+	const char		*name;
+	enum config_kind	 kind;
+	size_t			 off;	/* into the object filled */
+	double			 min;
+	double			 max;	/* 0: no upper bound */
+	const struct config_keys *sub;
+	config_fn		*fn;
+};
+
+struct config_keys {
+	const struct config_key	*keys;
+	size_t			 nkeys;
+	config_check_fn		*check;	/* last; -1 drops obj */
+};
+
+/* config.c */
+void	config_error(struct config_ctx *, const config_setting_t *,
+	    const char *, ...) __attribute__((format(printf, 3, 4)));
+char	*config_read_all(struct config_ctx *, const char *);
+/* config-keys.c */
+extern const struct config_keys config_top_keys;
+void	config_provider_free(struct provider_conf *);
+void	config_route_free(struct route_conf *);
+/* config-value.c */
+int	config_group(struct config_ctx *, const config_setting_t *,
+	    const struct config_keys *, void *);
+const char *config_suggest(const char *, const char **, size_t);
+int	config_strings(struct config_ctx *, const config_setting_t *,
+	    const char *);
 
 /* jload.c: json_loadb(buf, len, 0, err), several times faster on the
  * replies and stream events providers send; same tree, same errors. */
@@ -1168,7 +1247,5 @@ int server_reload(char **cause);
 void server_call_ended(void);
 /* 1 once SIGTERM started the drain: no new calls or leases. */
 int server_draining(void);
-struct config *config_ref(struct config *);
-void config_unref(struct config *);
 
 #endif

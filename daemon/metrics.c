@@ -618,7 +618,7 @@ metrics_render(void)
 
 /*
  * "host:port" or "[v6addr]:port" -> host (allocated) and port. 0, or -1
- * with *cause; config.c checks metrics_listen with it.
+ * with *cause; config-keys.c checks metrics_listen with it.
  */
 int
 metrics_hostport(const char *s, char **host, uint16_t *port, char **cause)

@@ -32,20 +32,6 @@ static struct event *server_sigs[4];
 static struct event *server_drain_ev;
 static struct event *server_resume_ev;
 
-struct config *
-config_ref(struct config *c)
-{
-	c->refs++;
-	return c;
-}
-
-void
-config_unref(struct config *c)
-{
-	if (c != NULL && --c->refs == 0)
-		config_free(c);
-}
-
 /* Is a daemon answering at path? Decides between "refuse" and "stale". */
 static int
 server_alive(const char *path)

@@ -1,14 +1,13 @@
 #!/bin/sh
 # The man pages stay in sync with the code:
 # - llmgated.conf(5) documents exactly the keys of each key table of
-#   daemon/config.c (its ".\" keys: TABLE" comments open each table's
+#   daemon/config*.c (its ".\" keys: TABLE" comments open each table's
 #   list), each with a type (Pq) and a "Default:";
 # - llmgate(1) has a section for each command of client/cli.c and names
 #   every long option of client/cli*.c;
 # - llmgated(8) names every long option of daemon/main.c.
 set -u
 src=${srcdir:-.}
-conf=$src/daemon/config.c
 page5=$src/man/llmgated.conf.5.in
 page1=$src/man/llmgate.1.in
 page8=$src/man/llmgated.8.in
@@ -16,11 +15,12 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/man-keys.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 
-for f in "$conf" "$page5" "$page1" "$page8" "$src/client/cli.c"; do
+# The key tables are in config-keys.c; any config*.c may hold one.
+for f in "$src"/daemon/config*.c "$page5" "$page1" "$page8" "$src/client/cli.c"; do
 	[ -r "$f" ] || { echo "ERROR: cannot read $f"; exit 99; }
 done
 
-# "TABLE KEY" for every key of every config_key table in config.c.
+# "TABLE KEY" for every key of every config_key table in config*.c.
 awk '
 /^static const struct config_key [a-z_]+\[\] = \{/ {
 	t = $5; sub(/\[\].*/, "", t); next
@@ -33,10 +33,11 @@ t != "" {
 		print t, k
 		s = substr(s, RSTART + RLENGTH)
 	}
-}' "$conf" | sort -u > "$tmp/code"
+}' "$src"/daemon/config*.c | sort -u > "$tmp/code"
 
 if [ ! -s "$tmp/code" ]; then
-	echo "ERROR: no key tables found in $conf (has its layout changed?)"
+	echo "ERROR: no key tables found in daemon/config*.c (has their" \
+	    "layout changed?)"
 	exit 99
 fi
 
@@ -83,13 +84,13 @@ END { exit bad }' "$page5" | sort -u > "$tmp/doc" || fail=1
 comm -23 "$tmp/code" "$tmp/doc" > "$tmp/missing"
 comm -13 "$tmp/code" "$tmp/doc" > "$tmp/extra"
 if [ -s "$tmp/missing" ]; then
-	echo "FAIL: keys of daemon/config.c missing from llmgated.conf(5)" \
+	echo "FAIL: keys of daemon/config*.c missing from llmgated.conf(5)" \
 	    "(table key):"
 	sed 's/^/  /' "$tmp/missing"
 	fail=1
 fi
 if [ -s "$tmp/extra" ]; then
-	echo "FAIL: keys in llmgated.conf(5) that daemon/config.c does not" \
+	echo "FAIL: keys in llmgated.conf(5) that daemon/config*.c do not" \
 	    "have (table key):"
 	sed 's/^/  /' "$tmp/extra"
 	fail=1
