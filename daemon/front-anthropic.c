@@ -4,7 +4,6 @@
  * message_start to message_stop) out, whatever provider answered. What
  * the daemon cannot honour is refused with a 400 that names it.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,23 +25,6 @@ static const char *front_anthropic_keys[] = {
 	"metadata", "service_tier",
 };
 
-static void front_anthropic_bad(struct front_req *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-front_anthropic_bad(struct front_req *fr, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		fatalx("vasprintf");
-	va_end(ap);
-	front_http_refusal(fr, LLMGATE_INVALID_REQUEST, 400, msg);
-	free(msg);
-}
-
 /* Text of a string or of text blocks (system, tool_result content). */
 static int
 front_anthropic_text(struct front_req *fr, json_t *c, const char *what,
@@ -58,7 +40,7 @@ front_anthropic_text(struct front_req *fr, json_t *c, const char *what,
 		return 0;
 	}
 	if (!json_is_array(c)) {
-		front_anthropic_bad(fr, "%s must be a string or an array of "
+		front_http_bad(fr, "%s must be a string or an array of "
 		    "text blocks", what);
 		return -1;
 	}
@@ -67,7 +49,7 @@ front_anthropic_text(struct front_req *fr, json_t *c, const char *what,
 		    strcmp(json_string_value(json_object_get(blk, "type")),
 		    "text") != 0 || !json_is_string(json_object_get(blk,
 		    "text"))) {
-			front_anthropic_bad(fr, "%s[%zu]: only text blocks are "
+			front_http_bad(fr, "%s[%zu]: only text blocks are "
 			    "supported here", what, i);
 			return -1;
 		}
@@ -128,7 +110,7 @@ front_anthropic_turn(struct front_req *fr, msgpack_zone *z, json_t *jm,
 	if (!json_is_object(jm) || !json_is_string(role) ||
 	    (strcmp(json_string_value(role), "user") != 0 &&
 	    strcmp(json_string_value(role), "assistant") != 0)) {
-		front_anthropic_bad(fr, "messages[%zu]: role must be user or "
+		front_http_bad(fr, "messages[%zu]: role must be user or "
 		    "assistant", idx);
 		return -1;
 	}
@@ -143,7 +125,7 @@ front_anthropic_turn(struct front_req *fr, msgpack_zone *z, json_t *jm,
 		return 0;
 	}
 	if (!json_is_array(c)) {
-		front_anthropic_bad(fr, "messages[%zu].content must be a string "
+		front_http_bad(fr, "messages[%zu].content must be a string "
 		    "or an array of content blocks", idx);
 		return -1;
 	}
@@ -162,7 +144,7 @@ front_anthropic_turn(struct front_req *fr, msgpack_zone *z, json_t *jm,
 			id = json_object_get(blk, "id");
 			if (!json_is_string(id) || !json_is_string(
 			    json_object_get(blk, "name"))) {
-				front_anthropic_bad(fr, "messages[%zu].content"
+				front_http_bad(fr, "messages[%zu].content"
 				    "[%zu]: tool_use needs id and name", idx, i);
 				goto fail;
 			}
@@ -181,7 +163,7 @@ front_anthropic_turn(struct front_req *fr, msgpack_zone *z, json_t *jm,
 		} else if (!assistant && strcmp(t, "tool_result") == 0) {
 			id = json_object_get(blk, "tool_use_id");
 			if (!json_is_string(id)) {
-				front_anthropic_bad(fr, "messages[%zu].content"
+				front_http_bad(fr, "messages[%zu].content"
 				    "[%zu]: tool_result needs tool_use_id", idx,
 				    i);
 				goto fail;
@@ -203,7 +185,7 @@ front_anthropic_turn(struct front_req *fr, msgpack_zone *z, json_t *jm,
 			m->content = front_http_zdup(z, s, strlen(s));
 			free(s);
 		} else {
-			front_anthropic_bad(fr, "messages[%zu].content[%zu]: "
+			front_http_bad(fr, "messages[%zu].content[%zu]: "
 			    "block type '%s' is not supported here (text, "
 			    "tool_use from the assistant, tool_result from the "
 			    "user)", idx, i, t);
@@ -241,13 +223,13 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 		ty = json_object_get(choice, "type");
 		if (!json_is_string(ty) || (strcmp(json_string_value(ty),
 		    "auto") != 0 && strcmp(json_string_value(ty), "none") != 0)) {
-			front_anthropic_bad(fr, "tool_choice: only {\"type\": "
+			front_http_bad(fr, "tool_choice: only {\"type\": "
 			    "\"auto\"} and {\"type\": \"none\"} are supported");
 			return -1;
 		}
 		if (json_is_true(json_object_get(choice,
 		    "disable_parallel_tool_use"))) {
-			front_anthropic_bad(fr, "disable_parallel_tool_use is "
+			front_http_bad(fr, "disable_parallel_tool_use is "
 			    "not supported");
 			return -1;
 		}
@@ -256,7 +238,7 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 	if (tools == NULL || json_is_null(tools) || strcmp(c, "none") == 0)
 		return 0;
 	if (!json_is_array(tools)) {
-		front_anthropic_bad(fr, "tools must be an array");
+		front_http_bad(fr, "tools must be an array");
 		return -1;
 	}
 	req->ntools = json_array_size(tools);
@@ -268,7 +250,7 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 		if (!json_is_string(name) || !json_is_object(schema) ||
 		    (ty != NULL && (!json_is_string(ty) ||
 		    strcmp(json_string_value(ty), "custom") != 0))) {
-			front_anthropic_bad(fr, "tools[%zu] needs name and "
+			front_http_bad(fr, "tools[%zu] needs name and "
 			    "input_schema (client tools only)", i);
 			return -1;
 		}
@@ -302,7 +284,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
 		}
 		if (i == sizeof front_anthropic_keys /
 		    sizeof front_anthropic_keys[0]) {
-			front_anthropic_bad(fr, "%s: parameter not supported "
+			front_http_bad(fr, "%s: parameter not supported "
 			    "by llmgated", key);
 			return -1;
 		}
@@ -310,7 +292,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
 	v = json_object_get(body, "max_tokens");
 	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 	    json_integer_value(v) > UINT32_MAX) {
-		front_anthropic_bad(fr, "max_tokens: a positive integer is "
+		front_http_bad(fr, "max_tokens: a positive integer is "
 		    "required");
 		return -1;
 	}
@@ -320,7 +302,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
 	if (v != NULL) {
 		if (!json_is_number(v) || json_number_value(v) < 0 ||
 		    json_number_value(v) > 1) {
-			front_anthropic_bad(fr, "temperature: a number from 0 "
+			front_http_bad(fr, "temperature: a number from 0 "
 			    "to 1");
 			return -1;
 		}
@@ -331,7 +313,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
 	if (v != NULL) {
 		if (!json_is_number(v) || json_number_value(v) < 0 ||
 		    json_number_value(v) > 1) {
-			front_anthropic_bad(fr, "top_p: a number from 0 to 1");
+			front_http_bad(fr, "top_p: a number from 0 to 1");
 			return -1;
 		}
 		req->has |= LLMGATE_HAS_TOP_P;
@@ -340,7 +322,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
 	v = json_object_get(body, "stop_sequences");
 	if (v != NULL) {
 		if (!json_is_array(v) || json_array_size(v) > 16) {
-			front_anthropic_bad(fr, "stop_sequences: an array of "
+			front_http_bad(fr, "stop_sequences: an array of "
 			    "at most 16 strings");
 			return -1;
 		}
@@ -348,7 +330,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
 		    sizeof *req->stop);
 		json_array_foreach(v, i, s) {
 			if (!json_is_string(s)) {
-				front_anthropic_bad(fr, "stop_sequences[%zu]: "
+				front_http_bad(fr, "stop_sequences[%zu]: "
 				    "a string", i);
 				return -1;
 			}
@@ -359,7 +341,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
 	}
 	v = json_object_get(body, "stream");
 	if (v != NULL && !json_is_boolean(v)) {
-		front_anthropic_bad(fr, "stream: true or false");
+		front_http_bad(fr, "stream: true or false");
 		return -1;
 	}
 	fr->stream = json_is_true(v);
@@ -377,7 +359,7 @@ front_anthropic_parse(struct front_req *fr, json_t *body, msgpack_zone *z,
 
 	model = json_object_get(body, "model");
 	if (!json_is_string(model)) {
-		front_anthropic_bad(fr, "model: a string is required");
+		front_http_bad(fr, "model: a string is required");
 		return -1;
 	}
 	fr->model = xstrdup(json_string_value(model));
@@ -385,7 +367,7 @@ front_anthropic_parse(struct front_req *fr, json_t *body, msgpack_zone *z,
 	((struct front_anthropic_state *)fr->dstate)->index = -1;
 	msgs = json_object_get(body, "messages");
 	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
-		front_anthropic_bad(fr, "messages: a non-empty array is "
+		front_http_bad(fr, "messages: a non-empty array is "
 		    "required");
 		return -1;
 	}

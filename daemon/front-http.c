@@ -25,6 +25,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1155,6 +1156,20 @@ front_http_refusal(struct front_req *fr, enum llmgate_class cls, int status,
 	fr->err_cls = cls;
 	fr->err_status = status;
 	fr->err_msg = xstrdup(msg);
+}
+
+void
+front_http_bad(struct front_req *fr, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		fatalx("vasprintf");
+	va_end(ap);
+	front_http_refusal(fr, LLMGATE_INVALID_REQUEST, 400, msg);
+	free(msg);
 }
 
 /*

@@ -4,7 +4,6 @@
  * out, whatever provider answered. What the daemon cannot honour is
  * refused with a 400 that names it, never silently dropped.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,23 +26,6 @@ static const char *front_openai_keys[] = {
 	"frequency_penalty", "presence_penalty", "logprobs", "service_tier",
 };
 
-static void front_openai_bad(struct front_req *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-front_openai_bad(struct front_req *fr, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		fatalx("vasprintf");
-	va_end(ap);
-	front_http_refusal(fr, LLMGATE_INVALID_REQUEST, 400, msg);
-	free(msg);
-}
-
 /* A message's text: a string, or an array of text parts; NULL for null. */
 static int
 front_openai_text(struct front_req *fr, msgpack_zone *z, json_t *c,
@@ -62,7 +44,7 @@ front_openai_text(struct front_req *fr, msgpack_zone *z, json_t *c,
 		return 0;
 	}
 	if (!json_is_array(c)) {
-		front_openai_bad(fr, "messages[%zu].content must be a string "
+		front_http_bad(fr, "messages[%zu].content must be a string "
 		    "or an array of parts", idx);
 		return -1;
 	}
@@ -71,7 +53,7 @@ front_openai_text(struct front_req *fr, msgpack_zone *z, json_t *c,
 		t = json_object_get(part, "text");
 		if (!json_is_string(ty) || strcmp(json_string_value(ty),
 		    "text") != 0 || !json_is_string(t)) {
-			front_openai_bad(fr, "messages[%zu].content[%zu]: only "
+			front_http_bad(fr, "messages[%zu].content[%zu]: only "
 			    "text parts are supported", idx, i);
 			buf_free(&b);
 			return -1;
@@ -91,7 +73,7 @@ front_openai_tool_calls(struct front_req *fr, msgpack_zone *z, json_t *tc,
 	size_t i;
 
 	if (!json_is_array(tc)) {
-		front_openai_bad(fr, "messages[%zu].tool_calls must be an "
+		front_http_bad(fr, "messages[%zu].tool_calls must be an "
 		    "array", idx);
 		return -1;
 	}
@@ -105,7 +87,7 @@ front_openai_tool_calls(struct front_req *fr, msgpack_zone *z, json_t *tc,
 		args = json_object_get(fn, "arguments");
 		if (!json_is_string(id) || !json_is_string(name) ||
 		    (args != NULL && !json_is_string(args))) {
-			front_openai_bad(fr, "messages[%zu].tool_calls[%zu] "
+			front_http_bad(fr, "messages[%zu].tool_calls[%zu] "
 			    "needs id and function.name (strings) and "
 			    "function.arguments (a JSON string)", idx, i);
 			return -1;
@@ -150,7 +132,7 @@ front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
 	size_t i;
 
 	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
-		front_openai_bad(fr, "messages must be a non-empty array");
+		front_http_bad(fr, "messages must be a non-empty array");
 		return -1;
 	}
 	req->messages = front_http_zalloc(z, json_array_size(msgs),
@@ -158,7 +140,7 @@ front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
 	json_array_foreach(msgs, i, jm) {
 		role = json_object_get(jm, "role");
 		if (!json_is_object(jm) || !json_is_string(role)) {
-			front_openai_bad(fr, "messages[%zu] needs a role", i);
+			front_http_bad(fr, "messages[%zu] needs a role", i);
 			goto fail;
 		}
 		r = json_string_value(role);
@@ -167,7 +149,7 @@ front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
 			goto fail;
 		if (strcmp(r, "system") == 0 || strcmp(r, "developer") == 0) {
 			if (req->nmessages != 0) {
-				front_openai_bad(fr, "messages[%zu]: system "
+				front_http_bad(fr, "messages[%zu]: system "
 				    "messages must come first", i);
 				goto fail;
 			}
@@ -191,7 +173,7 @@ front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
 			m->role = LLMGATE_ROLE_TOOL;
 			tcid = json_object_get(jm, "tool_call_id");
 			if (!json_is_string(tcid)) {
-				front_openai_bad(fr, "messages[%zu]: a tool "
+				front_http_bad(fr, "messages[%zu]: a tool "
 				    "message needs tool_call_id", i);
 				goto fail;
 			}
@@ -201,7 +183,7 @@ front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
 			if (m->content == NULL)
 				m->content = front_http_zdup(z, "", 0);
 		} else {
-			front_openai_bad(fr, "messages[%zu]: role '%s' is not "
+			front_http_bad(fr, "messages[%zu]: role '%s' is not "
 			    "supported (system, developer, user, assistant, "
 			    "tool)", i, r);
 			goto fail;
@@ -230,7 +212,7 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 		if (!json_is_string(choice) ||
 		    (strcmp(json_string_value(choice), "auto") != 0 &&
 		    strcmp(json_string_value(choice), "none") != 0)) {
-			front_openai_bad(fr, "tool_choice: only \"auto\" and "
+			front_http_bad(fr, "tool_choice: only \"auto\" and "
 			    "\"none\" are supported");
 			return -1;
 		}
@@ -239,7 +221,7 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 	if (tools == NULL || json_is_null(tools))
 		return 0;
 	if (!json_is_array(tools)) {
-		front_openai_bad(fr, "tools must be an array");
+		front_http_bad(fr, "tools must be an array");
 		return -1;
 	}
 	/* "none": the model is not offered the tools at all. */
@@ -255,12 +237,12 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 		if (!json_is_string(json_object_get(t, "type")) ||
 		    strcmp(json_string_value(json_object_get(t, "type")),
 		    "function") != 0 || !json_is_string(name)) {
-			front_openai_bad(fr, "tools[%zu] must be {\"type\": "
+			front_http_bad(fr, "tools[%zu] must be {\"type\": "
 			    "\"function\", \"function\": {\"name\": ...}}", i);
 			return -1;
 		}
 		if (params != NULL && !json_is_object(params)) {
-			front_openai_bad(fr, "tools[%zu].function.parameters "
+			front_http_bad(fr, "tools[%zu].function.parameters "
 			    "must be a JSON Schema object", i);
 			return -1;
 		}
@@ -291,7 +273,7 @@ front_openai_format(struct front_req *fr, msgpack_zone *z, json_t *rf,
 		return 0;
 	type = json_object_get(rf, "type");
 	if (!json_is_string(type)) {
-		front_openai_bad(fr, "response_format needs a type");
+		front_http_bad(fr, "response_format needs a type");
 		return -1;
 	}
 	t = json_string_value(type);
@@ -302,14 +284,14 @@ front_openai_format(struct front_req *fr, msgpack_zone *z, json_t *rf,
 		return 0;
 	}
 	if (strcmp(t, "json_schema") != 0) {
-		front_openai_bad(fr, "response_format type '%s' is not "
+		front_http_bad(fr, "response_format type '%s' is not "
 		    "supported (text, json_object, json_schema)", t);
 		return -1;
 	}
 	js = json_object_get(rf, "json_schema");
 	schema = json_object_get(js, "schema");
 	if (!json_is_object(schema)) {
-		front_openai_bad(fr, "response_format.json_schema.schema must "
+		front_http_bad(fr, "response_format.json_schema.schema must "
 		    "be a JSON Schema object");
 		return -1;
 	}
@@ -334,7 +316,7 @@ front_openai_unsupported(struct front_req *fr, json_t *body)
 				break;
 		}
 		if (i == sizeof front_openai_keys / sizeof front_openai_keys[0]) {
-			front_openai_bad(fr, "parameter '%s' is not supported "
+			front_http_bad(fr, "parameter '%s' is not supported "
 			    "by llmgated", key);
 			return -1;
 		}
@@ -342,30 +324,30 @@ front_openai_unsupported(struct front_req *fr, json_t *body)
 	v = json_object_get(body, "n");
 	if (v != NULL && !json_is_null(v) && (!json_is_integer(v) ||
 	    json_integer_value(v) != 1)) {
-		front_openai_bad(fr, "n: only 1 choice is supported");
+		front_http_bad(fr, "n: only 1 choice is supported");
 		return -1;
 	}
 	if (json_is_true(json_object_get(body, "logprobs"))) {
-		front_openai_bad(fr, "logprobs are not supported");
+		front_http_bad(fr, "logprobs are not supported");
 		return -1;
 	}
 	if (json_is_false(json_object_get(body, "parallel_tool_calls"))) {
-		front_openai_bad(fr, "parallel_tool_calls = false is not "
+		front_http_bad(fr, "parallel_tool_calls = false is not "
 		    "supported");
 		return -1;
 	}
 	if (json_is_true(json_object_get(body, "store"))) {
-		front_openai_bad(fr, "store = true is not supported");
+		front_http_bad(fr, "store = true is not supported");
 		return -1;
 	}
 	v = json_object_get(body, "frequency_penalty");
 	if (v != NULL && !json_is_null(v) && json_number_value(v) != 0) {
-		front_openai_bad(fr, "frequency_penalty is not supported");
+		front_http_bad(fr, "frequency_penalty is not supported");
 		return -1;
 	}
 	v = json_object_get(body, "presence_penalty");
 	if (v != NULL && !json_is_null(v) && json_number_value(v) != 0) {
-		front_openai_bad(fr, "presence_penalty is not supported");
+		front_http_bad(fr, "presence_penalty is not supported");
 		return -1;
 	}
 	return 0;
@@ -384,7 +366,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > UINT32_MAX) {
-			front_openai_bad(fr, "max_tokens must be a positive "
+			front_http_bad(fr, "max_tokens must be a positive "
 			    "integer");
 			return -1;
 		}
@@ -395,7 +377,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_number(v) || json_number_value(v) < 0 ||
 		    json_number_value(v) > 2) {
-			front_openai_bad(fr, "temperature must be a number "
+			front_http_bad(fr, "temperature must be a number "
 			    "from 0 to 2");
 			return -1;
 		}
@@ -406,7 +388,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_number(v) || json_number_value(v) < 0 ||
 		    json_number_value(v) > 1) {
-			front_openai_bad(fr, "top_p must be a number from 0 "
+			front_http_bad(fr, "top_p must be a number from 0 "
 			    "to 1");
 			return -1;
 		}
@@ -416,7 +398,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 	v = json_object_get(body, "seed");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_integer(v)) {
-			front_openai_bad(fr, "seed must be an integer");
+			front_http_bad(fr, "seed must be an integer");
 			return -1;
 		}
 		req->has |= LLMGATE_HAS_SEED;
@@ -434,7 +416,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 			    sizeof *req->stop);
 			json_array_foreach(v, i, s) {
 				if (!json_is_string(s)) {
-					front_openai_bad(fr, "stop[%zu] must "
+					front_http_bad(fr, "stop[%zu] must "
 					    "be a string", i);
 					return -1;
 				}
@@ -443,7 +425,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 			}
 			req->nstop = json_array_size(v);
 		} else {
-			front_openai_bad(fr, "stop must be a string or an "
+			front_http_bad(fr, "stop must be a string or an "
 			    "array of at most 16 strings");
 			return -1;
 		}
@@ -451,7 +433,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 	v = json_object_get(body, "stream");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_boolean(v)) {
-			front_openai_bad(fr, "stream must be true or false");
+			front_http_bad(fr, "stream must be true or false");
 			return -1;
 		}
 		fr->stream = json_is_true(v);
@@ -459,7 +441,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 	v = json_object_get(body, "stream_options");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_object(v)) {
-			front_openai_bad(fr, "stream_options must be an "
+			front_http_bad(fr, "stream_options must be an "
 			    "object");
 			return -1;
 		}
@@ -480,7 +462,7 @@ front_openai_parse(struct front_req *fr, json_t *body, msgpack_zone *z,
 		return -1;
 	model = json_object_get(body, "model");
 	if (!json_is_string(model)) {
-		front_openai_bad(fr, "model must be a string");
+		front_http_bad(fr, "model must be a string");
 		return -1;
 	}
 	fr->model = xstrdup(json_string_value(model));

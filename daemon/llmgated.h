@@ -1176,6 +1176,9 @@ int front_http_targets(struct front_req *, struct llmgate_request *,
 /* Refuse the request (the first refusal wins): answered by the front. */
 void front_http_refusal(struct front_req *, enum llmgate_class, int status,
     const char *msg);
+/* The caller's mistake: front_http_refusal() with invalid_request, 400. */
+void front_http_bad(struct front_req *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 void front_http_json(struct front_req *, int status, json_t *body,
     const struct llmgate_result *);
 /* An error answer: status 0 and code NULL take the class's. */
