@@ -11,6 +11,12 @@
  * stream sends its headers and first content chunk at once and the rest
  * after the delay, so held streams are live at every hop (used to measure
  * the daemon's memory per streamed call in flight).
+ *
+ * -n TOKENS -i INTERVAL_MS makes a stream slow instead: its first token at
+ * once, then one every INTERVAL_MS, TOKENS in all, then the finish chunk,
+ * usage and [DONE]. Token k (from 0) is the text "wK " (w0 w1 w2 ...), so
+ * a client can check it got all of the text exactly once
+ * (bench/stream-load). Plain calls are answered at once.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -85,6 +91,7 @@ struct held {
 	struct event		*timer;
 	int			 stream;
 	int			 gone;		/* the client went away */
+	long			 sent;		/* -n: tokens sent so far */
 	TAILQ_ENTRY(held)	 entry;
 };
 TAILQ_HEAD(held_list, held);
@@ -96,6 +103,8 @@ static const char		*up_key = UP_DEFAULT_KEY;
 static char			 up_auth[256];
 static struct timeval		 up_delay;
 static int			 up_delayed;
+static long			 up_tokens;	/* -n */
+static const struct timeval	*up_interval;	/* -i, a common timeout */
 static unsigned long long	 up_served;
 
 static void	fatalx(const char *, ...)
@@ -118,8 +127,8 @@ fatalx(const char *fmt, ...)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: upstream [-d delay_ms] [-k key] [-p port] "
-	    "[-t seconds]\n");
+	fprintf(stderr, "usage: upstream [-d delay_ms | -n tokens -i interval_ms] "
+	    "[-k key] [-p port] [-t seconds]\n");
 	exit(1);
 }
 
@@ -279,6 +288,81 @@ hold(struct evhttp_request *req, int stream)
 	evtimer_add(hd->timer, &up_delay);
 }
 
+/* -n/-i: one content chunk carrying token k. */
+static void
+drip_send(struct evhttp_request *req, long k, int role)
+{
+	struct evbuffer	*buf;
+
+	if ((buf = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new failed");
+	evbuffer_add_printf(buf, "data: {" UP_ID "\"object\":"
+	    "\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+	    "\"delta\":{%s\"content\":\"w%ld \"},"
+	    "\"finish_reason\":null}]}\n\n",
+	    role ? "\"role\":\"assistant\"," : "", k);
+	if (k == up_tokens - 1)
+		evbuffer_add_printf(buf, "data: {" UP_ID "\"object\":"
+		    "\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+		    "\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+		    "data: {" UP_ID "\"object\":\"chat.completion.chunk\","
+		    "\"choices\":[],\"usage\":{\"prompt_tokens\":9,"
+		    "\"completion_tokens\":%ld,\"total_tokens\":%ld}}\n\n"
+		    "data: [DONE]\n\n", up_tokens, up_tokens + 9);
+	evhttp_send_reply_chunk(req, buf);
+	evbuffer_free(buf);
+}
+
+static void
+drip_timer_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct held	*hd = arg;
+
+	if (hd->gone) {
+		if (hd->req != NULL)
+			evhttp_request_free(hd->req);
+		held_free(hd);
+		return;
+	}
+	if (hd->sent == up_tokens - 1) {
+		/* Unhook first: the reply may free the connection at once. */
+		held_watch(hd, 0);
+		drip_send(hd->req, hd->sent, 0);
+		evhttp_send_reply_end(hd->req);
+		held_free(hd);
+		return;
+	}
+	drip_send(hd->req, hd->sent++, 0);
+}
+
+static void
+drip(struct evhttp_request *req)
+{
+	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
+	struct held		*hd;
+
+	if ((hd = calloc(1, sizeof *hd)) == NULL)
+		fatalx("out of memory");
+	hd->req = req;
+	hd->stream = 1;
+	if ((hd->timer = event_new(up_base, -1, EV_PERSIST, drip_timer_cb,
+	    hd)) == NULL)
+		fatalx("event_new failed");
+	TAILQ_INSERT_TAIL(&up_held, hd, entry);
+	evhttp_add_header(h, "Content-Type", "text/event-stream");
+	evhttp_add_header(h, "Cache-Control", "no-cache");
+	evhttp_send_reply_start(req, 200, "OK");
+	if (up_tokens == 1) {
+		hd->sent = 0;
+		drip_timer_cb(-1, 0, hd);
+		return;
+	}
+	drip_send(req, 0, 1);
+	hd->sent = 1;
+	held_watch(hd, 1);
+	evtimer_add(hd->timer, up_interval);
+}
+
 static void
 request_cb(struct evhttp_request *req, void *arg)
 {
@@ -307,6 +391,10 @@ request_cb(struct evhttp_request *req, void *arg)
 	up_served++;
 
 	stream = body_streams(evhttp_request_get_input_buffer(req));
+	if (stream && up_tokens > 0) {
+		drip(req);
+		return;
+	}
 	if (up_delayed) {
 		hold(req, stream);
 		return;
@@ -368,14 +456,21 @@ main(int argc, char **argv)
 	struct timeval			 tv;
 	struct held			*hd;
 	long				 port = 0, timeout = UP_DEFAULT_TIMEOUT;
-	long				 delay = 0;
+	long				 delay = 0, interval = 0;
+	struct timeval			 itv;
 	evutil_socket_t			 fd;
 	int				 ch;
 
-	while ((ch = getopt(argc, argv, "d:k:p:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "d:i:k:n:p:t:")) != -1) {
 		switch (ch) {
 		case 'd':
 			delay = parse_num(optarg, 0, 3600 * 1000);
+			break;
+		case 'i':
+			interval = parse_num(optarg, 1, 3600 * 1000);
+			break;
+		case 'n':
+			up_tokens = parse_num(optarg, 1, 1000000);
 			break;
 		case 'k':
 			up_key = optarg;
@@ -390,7 +485,8 @@ main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (up_tokens > 0) != (interval > 0) ||
+	    (up_tokens > 0 && delay > 0))
 		usage();
 	if (snprintf(up_auth, sizeof up_auth, "Bearer %s", up_key) >=
 	    (int)sizeof up_auth)
@@ -403,6 +499,14 @@ main(int argc, char **argv)
 	raise_nofile();
 	if ((up_base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
+	if (up_tokens > 0) {
+		/* Thousands of streams tick at the same interval. */
+		itv.tv_sec = interval / 1000;
+		itv.tv_usec = (interval % 1000) * 1000;
+		if ((up_interval = event_base_init_common_timeout(up_base,
+		    &itv)) == NULL)
+			fatalx("event_base_init_common_timeout failed");
+	}
 	if ((up_http = evhttp_new(up_base)) == NULL)
 		fatalx("evhttp_new failed");
 	evhttp_set_max_body_size(up_http, UP_MAX_BODY);
