@@ -8,9 +8,9 @@
 # its share of CALLS streamed calls in flight on one connection, plus one
 # deliberately slow reader with SLOW_CALLS calls that reads what llmgated
 # sends at most SLOW_BYTES every SLOW_MS (16 KiB/s by default, about a
-# third of what its calls stream). llmgated's per-client output queue is
-# capped low (MAX_OUTPUT) so the slow reader's streams are paused
-# upstream rather than buffered. Prints, per client, whether every call got
+# quarter of what its calls stream), so its queue in llmgated grows (past
+# half of MAX_OUTPUT, llmgated's default 8 MiB, its streams are paused
+# upstream). Prints, per client, whether every call got
 # all of its text exactly once, and llmgated's peak resident memory (VmHWM,
 # and VmRSS sampled while the calls are in flight), memory per call in
 # flight, and CPU time (user + system) in all and per call.
@@ -33,7 +33,7 @@ INTERVAL_MS=${INTERVAL_MS:-50}
 SLOW_CALLS=${SLOW_CALLS:-100}
 SLOW_MS=${SLOW_MS:-250}
 SLOW_BYTES=${SLOW_BYTES:-4096}
-MAX_OUTPUT=${MAX_OUTPUT:-131072}
+MAX_OUTPUT=${MAX_OUTPUT:-8388608}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 
 for f in "$load" "$upstream" "$daemon"; do
@@ -63,6 +63,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 secs=$(( (TOKENS * INTERVAL_MS) / 1000 ))
 "$upstream" -n "$TOKENS" -i "$INTERVAL_MS" -t $((secs * 4 + 300)) \
     >"$tmp/up.out" 2>"$tmp/up.err" &
+up_pid=$!
 pids="$pids $!"
 i=0
 while ! grep -q '^PORT ' "$tmp/up.out" 2>/dev/null; do
@@ -111,11 +112,13 @@ status_kib() {
 }
 # utime + stime, in clock ticks: fields 14 and 15, counted after the ')'.
 cpu_ticks() {
-	sed 's/.*) //' "/proc/$daemon_pid/stat" | awk '{ print $12 + $13 }'
+	sed 's/.*) //' "/proc/${1:-$daemon_pid}/stat" | awk '{ print $12 + $13 }'
 }
 tick=$(getconf CLK_TCK)
 rss0=$(status_kib VmRSS)
 cpu0=$(cpu_ticks)
+ucpu0=$(cpu_ticks "$up_pid")
+start=$(date +%s)
 
 echo "llmgate stream load: $(nproc 2>/dev/null || echo '?') CPUs," \
     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -160,6 +163,8 @@ while :; do
 done
 hwm=$(status_kib VmHWM)
 cpu1=$(cpu_ticks)
+ucpu1=$(cpu_ticks "$up_pid")
+wall=$(($(date +%s) - start))
 
 echo
 c=0
@@ -191,7 +196,12 @@ awk -v rss0="$rss0" -v peak="$peak" -v hwm="$hwm" -v n="$total" \
 	    "%.1f us per token\n", cpu / tick, cpu / tick * 1e6 / n,
 	    cpu / tick * 1e6 / n / '"$TOKENS"'
 }'
-if grep -q . "$tmp/gated.log"; then
-	echo "llmgated log (warnings), first lines:"
-	head -5 "$tmp/gated.log"
+awk -v u="$((ucpu1 - ucpu0))" -v tick="$tick" -v w="$wall" 'BEGIN {
+	printf "upstream CPU: %.2f s; whole run about %d s wall (%d s if " \
+	    "on time)\n", u / tick, w, '"$secs"'
+}'
+if grep -qv ' info: \| debug: ' "$tmp/gated.log"; then
+	echo "llmgated log, first warnings and drops:"
+	grep -v ' info: \| debug: ' "$tmp/gated.log" | head -5
 fi
+grep 'dropped' "$tmp/gated.log" | head -3 || true
