@@ -28,34 +28,13 @@ NCALLS=${NCALLS:-20000}
 REPEAT=${REPEAT:-3}
 MODEL="bench-model"
 
-for f in "$bench" "$upstream" "$daemon" "$cli"; do
-	if [ ! -x "$f" ]; then
-		echo "cluster.sh: $f not found; build with: make && make bench" >&2
-		exit 1
-	fi
-done
 if ! command -v redis-server >/dev/null; then
 	echo "cluster.sh: redis-server not found (apt-get install redis-server)" >&2
 	exit 1
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgate-cluster.XXXXXX")
-pids=
-daemon_pid=
-
-cleanup() {
-	for p in $daemon_pid $pids; do
-		kill "$p" 2>/dev/null || true
-	done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-field() {
-	printf '%s\n' "$1" | sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p"
-}
+. "$(dirname "$0")/common.sh"
+bench_setup cluster.sh "$bench" "$upstream" "$daemon" "$cli"
 
 # CPU ticks (user + system) of a process so far.
 ticks() {

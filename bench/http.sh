@@ -18,19 +18,9 @@ daemon=$build/llmgated
 DURATION=${DURATION:-5}
 
 command -v wrk >/dev/null || { echo "http.sh: wrk not found (apt-get install wrk)" >&2; exit 1; }
-for f in "$upstream" "$daemon"; do
-	[ -x "$f" ] || { echo "http.sh: $f not found; build with: make && make bench" >&2; exit 1; }
-done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgate-httpbench.XXXXXX")
-pids=
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. "$(dirname "$0")/common.sh"
+bench_setup http.sh "$upstream" "$daemon"
 
 "$upstream" -t 300 >"$tmp/up.out" 2>"$tmp/up.err" &
 pids="$pids $!"

@@ -29,28 +29,9 @@ N16=${N16:-10000}
 REPEAT=${REPEAT:-3}
 MODEL=bench-model
 
-for f in "$bench" "$upstream" "$daemon"; do
-	if [ ! -x "$f" ]; then
-		echo "python.sh: $f not found; build with: make && make bench" >&2
-		exit 1
-	fi
-done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgate-pybench.XXXXXX")
-pids=
-cleanup() {
-	for p in $pids; do
-		kill "$p" 2>/dev/null || true
-	done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-field() {
-	printf '%s\n' "$1" | sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p"
-}
+. "$(dirname "$0")/common.sh"
+bench_setup python.sh "$bench" "$upstream" "$daemon"
 
 # best CMD...: runs CMD (which prints one JSON line) REPEAT times and
 # prints the line with the most calls/s.

@@ -42,35 +42,13 @@ HOLD=${HOLD:-1000}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 MODEL="bench-model"
 
-for f in "$bench" "$upstream" "$daemon"; do
-	if [ ! -x "$f" ]; then
-		echo "run.sh: $f not found; build with: make && make bench" >&2
-		exit 1
-	fi
-done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgate-bench.XXXXXX")
-pids=
-daemon_pid=
-
-cleanup() {
-	for p in $pids $daemon_pid; do
-		kill "$p" 2>/dev/null || true
-	done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. "$(dirname "$0")/common.sh"
+bench_setup run.sh "$bench" "$upstream" "$daemon"
 
 # Idle clients and held calls need a descriptor each, in every process.
 # shellcheck disable=SC3045	# dash, bash and busybox sh all have -H -n
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-# One number out of the bench's --json line.
-field() {
-	printf '%s\n' "$1" | sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p"
-}
 
 # best ARGS...: runs the bench REPEAT times, prints its best --json line.
 best() {

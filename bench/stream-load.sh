@@ -36,25 +36,8 @@ SLOW_BYTES=${SLOW_BYTES:-4096}
 MAX_OUTPUT=${MAX_OUTPUT:-8388608}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 
-for f in "$load" "$upstream" "$daemon"; do
-	if [ ! -x "$f" ]; then
-		echo "stream-load.sh: $f not found; build with: make && make bench" >&2
-		exit 1
-	fi
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgate-stream-load.XXXXXX")
-pids=
-daemon_pid=
-cleanup() {
-	for p in $pids $daemon_pid; do
-		kill "$p" 2>/dev/null || true
-	done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. "$(dirname "$0")/common.sh"
+bench_setup stream-load.sh "$load" "$upstream" "$daemon"
 
 # A descriptor per call in llmgated (its upstream connection) and upstream.
 # shellcheck disable=SC3045	# dash, bash and busybox sh all have -H -n

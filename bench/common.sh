@@ -1,0 +1,34 @@
+# common.sh: what every bench script starts with; sourced, not run.
+#
+# bench_setup NAME PROGRAM...: fails unless each PROGRAM is built, makes
+# $tmp, and on exit ends the processes in $pids and $daemon_pid and
+# removes $tmp. Benchmarks print numbers; nothing passes or fails on speed.
+
+bench_setup() {
+	bench_name=$1
+	shift
+	for f in "$@"; do
+		if [ ! -x "$f" ]; then
+			echo "$bench_name: $f not found; build with: make && make bench" >&2
+			exit 1
+		fi
+	done
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgate-${bench_name%.sh}.XXXXXX")
+	pids=
+	daemon_pid=
+	trap bench_cleanup EXIT
+	trap 'exit 1' INT TERM
+}
+
+bench_cleanup() {
+	for p in $daemon_pid $pids; do
+		kill "$p" 2>/dev/null || true
+	done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+
+# One number out of a --json line: field LINE NAME.
+field() {
+	printf '%s\n' "$1" | sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p"
+}
