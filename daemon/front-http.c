@@ -243,30 +243,9 @@ front_http_bind_unix(struct front_listener *fl, const char *path,
 		}
 		unlink(path);
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd == -1) {
-		xasprintf(cause, "socket: %s", strerror(errno));
+	/* The native socket's mode and group, before anyone can connect. */
+	if ((fd = server_unix_listen(path, cfg->socket_mode, cause)) == -1)
 		return -1;
-	}
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
-		xasprintf(cause, "cannot listen on %s: %s", path,
-		    strerror(errno));
-		close(fd);
-		return -1;
-	}
-	/* The native socket's rules, before anyone can connect. */
-	if (chmod(path, cfg->socket_mode) != 0 || (cfg->socket_group != NULL &&
-	    chown(path, (uid_t)-1, cfg->socket_gid) != 0) ||
-	    listen(fd, 256) != 0) {
-		xasprintf(cause, "cannot set up %s: %s", path,
-		    strerror(errno));
-		unlink(path);
-		close(fd);
-		return -1;
-	}
 	if ((fl->bs = evhttp_accept_socket_with_handle(front_http, fd)) ==
 	    NULL) {
 		xasprintf(cause, "cannot accept on %s", path);

@@ -1243,6 +1243,8 @@ extern struct event_base *ev_base;
 extern struct config *cfg;
 extern uint64_t server_start_ms;
 int server_listen(const char *path, mode_t mode, char **cause);
+/* A listening unix socket born with mode and the socket group; -1. */
+int server_unix_listen(const char *path, mode_t mode, char **cause);
 void server_signals(void);
 int server_run(void);
 json_t *server_status(void);

@@ -181,13 +181,61 @@ server_socket_perms(const char *path, mode_t mode, char **cause)
 	return server_socket_group(path, cause);
 }
 
+/*
+ * A listening unix socket at path, born with mode: bind() under a umask
+ * that leaves exactly mode, rather than a chmod() after, which leaves a
+ * window and follows whatever the path names by then; the socket group is
+ * set before listen(), so nobody gets in too early. The caller has dealt
+ * with whatever was at path. The descriptor, or -1 with *cause.
+ */
+int
+server_unix_listen(const char *path, mode_t mode, char **cause)
+{
+	struct sockaddr_un sun;
+	mode_t old_mask;
+	int fd, rc;
+
+	if (strlen(path) >= sizeof sun.sun_path) {
+		xasprintf(cause, "socket path too long: %s", path);
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -1) {
+		xasprintf(cause, "socket: %s", strerror(errno));
+		return -1;
+	}
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	old_mask = umask(~mode & 0777);
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+	umask(old_mask);
+	if (rc != 0) {
+		xasprintf(cause, "cannot listen on %s: %s", path,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (server_socket_group(path, cause) != 0)
+		goto fail;
+	if (listen(fd, 256) != 0) {
+		xasprintf(cause, "cannot listen on %s: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	return fd;
+fail:
+	unlink(path);
+	close(fd);
+	return -1;
+}
+
 int
 server_listen(const char *path, mode_t mode, char **cause)
 {
 	struct sockaddr_un sun;
 	struct stat st;
-	mode_t old_mask;
-	int fd = -1, rc;
+	int fd = -1;
 
 	if ((fd = server_activated_fd()) != -1)
 		log_info("listening on the socket systemd passed");
@@ -215,43 +263,8 @@ server_listen(const char *path, mode_t mode, char **cause)
 			    "%s", path, strerror(errno));
 			return -1;
 		}
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-		    0);
-		if (fd == -1) {
-			xasprintf(cause, "socket: %s", strerror(errno));
+		if ((fd = server_unix_listen(path, mode, cause)) == -1)
 			return -1;
-		}
-		memset(&sun, 0, sizeof sun);
-		sun.sun_family = AF_UNIX;
-		snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
-		/*
-		 * The socket is born with its mode: bind() under a umask
-		 * that leaves exactly mode, rather than a chmod() after,
-		 * which leaves a window and follows whatever the path names
-		 * by then.
-		 */
-		old_mask = umask(~mode & 0777);
-		rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
-		umask(old_mask);
-		if (rc != 0) {
-			xasprintf(cause, "cannot listen on %s: %s", path,
-			    strerror(errno));
-			close(fd);
-			return -1;
-		}
-		/* The group before listen(): nobody gets in too early. */
-		if (server_socket_group(path, cause) != 0) {
-			unlink(path);
-			close(fd);
-			return -1;
-		}
-		if (listen(fd, 256) != 0) {
-			xasprintf(cause, "cannot listen on %s: %s", path,
-			    strerror(errno));
-			unlink(path);
-			close(fd);
-			return -1;
-		}
 		server_path = xstrdup(path);
 		if (lstat(path, &st) == 0) {
 			server_path_dev = st.st_dev;
