@@ -1059,8 +1059,19 @@ START_TEST(test_slow_reader)
 	ck_assert_msg(strstr(got, "data: [DONE]") != NULL, "the stream did not "
 	    "end: %zu bytes", len);
 	ck_assert_uint_gt(len, n * 100);
+	/*
+	 * Had the daemon queued the stream instead of holding the upstream,
+	 * the client would have been dropped past max_output and the stream
+	 * would not have ended. Its size says the same, except under
+	 * AddressSanitizer, whose quarantine keeps freed memory resident (the
+	 * bound measured allocation churn there: 95 MB for this stream).
+	 */
+#if !defined(__SANITIZE_ADDRESS__)
 	ck_assert_msg(during - before < 16 * 1024, "the daemon grew by %ld kB",
 	    during - before);
+#else
+	(void)during;
+#endif
 	free(got);
 }
 END_TEST
