@@ -401,3 +401,89 @@ config_group(struct config_ctx *ctx, const config_setting_t *group,
 		return 0;
 	return keys->check(ctx, group, seen, obj);
 }
+
+/* Non-zero when s holds a byte that would break an HTTP header or URL. */
+int
+config_has_ctl(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((u_char)*s <= 0x20 || (u_char)*s == 0x7f)
+			return 1;
+	}
+	return 0;
+}
+
+/* Read a key file: a systemd credential, or a file only llmgated reads. */
+char *
+config_secret_file(struct config_ctx *ctx, const config_setting_t *s,
+    const char *who, const char *setting, const char *file)
+{
+	const char *base;
+	char *path, *key = NULL;
+	struct stat st;
+	ssize_t n;
+	size_t len;
+	int fd;
+
+	base = getenv("CREDENTIALS_DIRECTORY");
+	if (base == NULL || *base == '\0')
+		base = ctx->dir;
+	if (*file == '/' || base == NULL)
+		path = xstrdup(file);
+	else
+		xasprintf(&path, "%s/%s", base, file);
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1 ||
+	    fstat(fd, &st) != 0) {
+		config_error(ctx, s, "cannot read %s '%s': %s", setting, path,
+		    strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_KEY_FILE) {
+		config_error(ctx, s, "%s '%s' is not a key file "
+		    "(a regular file of at most %d bytes)", setting, path,
+		    CONFIG_MAX_KEY_FILE);
+		goto out;
+	}
+	if (st.st_mode & S_IROTH)
+		log_warnx("%s: %s %s is readable by others", who, setting,
+		    path);
+	key = xmalloc((size_t)st.st_size + 1);
+	len = 0;
+	while (len <= (size_t)st.st_size) {
+		n = read(fd, key + len, (size_t)st.st_size + 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			config_error(ctx, s, "cannot read %s '%s': "
+			    "%s", setting, path, strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > (size_t)st.st_size) {
+		config_error(ctx, s, "%s '%s' changed while it was "
+		    "read", setting, path);
+		goto fail;
+	}
+	while (len > 0 && isspace((u_char)key[len - 1]))
+		len--;
+	key[len] = '\0';
+	if (len == 0) {
+		config_error(ctx, s, "%s '%s' is empty", setting, path);
+		goto fail;
+	}
+	goto out;
+
+fail:
+	explicit_bzero(key, (size_t)st.st_size + 1);
+	free(key);
+	key = NULL;
+out:
+	if (fd != -1)
+		close(fd);
+	free(path);
+	return key;
+}

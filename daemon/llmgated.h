@@ -4,6 +4,7 @@
 #ifndef LLMGATED_H
 #define LLMGATED_H
 
+#include <sys/queue.h>
 #include <sys/types.h>
 
 #include <stdarg.h>
@@ -301,14 +302,26 @@ void	config_error(struct config_ctx *, const config_setting_t *,
 char	*config_read_all(struct config_ctx *, const char *);
 /* config-keys.c */
 extern const struct config_keys config_top_keys;
+/* config-provider.c */
+void	config_provider_add(struct config_ctx *, const config_setting_t *,
+	    void *);
 void	config_provider_free(struct provider_conf *);
+/* config-route.c */
+void	config_route_add(struct config_ctx *, const config_setting_t *,
+	    void *);
 void	config_route_free(struct route_conf *);
+/* config-http.c */
+extern const struct config_keys config_http_keys;
 /* config-value.c */
 int	config_group(struct config_ctx *, const config_setting_t *,
 	    const struct config_keys *, void *);
 const char *config_suggest(const char *, const char **, size_t);
 int	config_strings(struct config_ctx *, const config_setting_t *,
 	    const char *);
+#define CONFIG_MAX_KEY_FILE	65536
+int	config_has_ctl(const char *);
+char	*config_secret_file(struct config_ctx *, const config_setting_t *,
+	    const char *who, const char *setting, const char *file);
 
 /* jload.c: json_loadb(buf, len, 0, err), several times faster on the
  * replies and stream events providers send; same tree, same errors. */
@@ -1102,8 +1115,9 @@ void conn_lease_acquire(struct conn *, uint32_t id,
 
 /*
  * front-http.c: the HTTP front: listeners, who may call, one request's
- * way to a dialect and back. Dialects (front-openai.c,
- * front-anthropic.c) translate; the engine never sees HTTP.
+ * way to a dialect and back (answers in front-http-reply.c, the call in
+ * front-http-call.c). Dialects (front-openai.c, front-anthropic.c)
+ * translate; the engine never sees HTTP.
  */
 struct front_error {
 	int status;		/* HTTP */
@@ -1128,7 +1142,19 @@ struct front_dialect {
 	/* The stream's last event: the error (body is taken). */
 	void (*stream_error)(struct front_req *, json_t *body);
 };
-struct front_conn;
+#define FRONT_HTTP_TIMEOUT_S	30	/* to read a request's head and body */
+enum front_kind { FRONT_UNIX, FRONT_LOOPBACK, FRONT_REMOTE };
+struct front_conn {
+	struct evhttp_connection *evcon;
+	enum front_kind kind;
+	int uid_known;
+	int allowed;			/* uid passes the socket's rules */
+	uid_t uid;
+	pid_t pid;
+	char peer[64];
+	struct front_req *cur;		/* the request being answered */
+	TAILQ_ENTRY(front_conn) entry;
+};
 struct front_req {
 	struct evhttp_request *ev;	/* NULL once answered */
 	struct front_conn *fc;		/* NULL once the peer is gone */
@@ -1165,8 +1191,18 @@ void front_http_cancel_all(void);
 void front_http_shutdown(void);
 unsigned front_http_count(void);
 unsigned front_http_uid_count(uid_t);
+/* front-http-reply.c: the answers, whole or as an event stream. */
 const struct front_error *front_http_error_of(enum llmgate_class);
 json_t *front_http_attempts(const struct llmgate_result *);
+void front_http_json(struct front_req *, int status, json_t *body,
+    const struct llmgate_result *);
+/* An error answer: status 0 and code NULL take the class's. */
+void front_http_fail(struct front_req *, enum llmgate_class, int status,
+    const char *code, const char *msg, const struct llmgate_result *);
+void front_http_sse(struct front_req *, const char *event, json_t *data);
+void front_http_sse_raw(struct front_req *, const char *text);
+void front_http_end(struct front_req *);
+/* front-http-call.c: from the dialect's translation to a running call. */
 char *front_http_zdup(msgpack_zone *, const char *, size_t);
 void *front_http_zalloc(msgpack_zone *, size_t n, size_t size);
 /* The chain for model and the body's models (and x-llmgate-models);
@@ -1179,14 +1215,13 @@ void front_http_refusal(struct front_req *, enum llmgate_class, int status,
 /* The caller's mistake: front_http_refusal() with invalid_request, 400. */
 void front_http_bad(struct front_req *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
-void front_http_json(struct front_req *, int status, json_t *body,
-    const struct llmgate_result *);
-/* An error answer: status 0 and code NULL take the class's. */
-void front_http_fail(struct front_req *, enum llmgate_class, int status,
-    const char *code, const char *msg, const struct llmgate_result *);
-void front_http_sse(struct front_req *, const char *event, json_t *data);
-void front_http_sse_raw(struct front_req *, const char *text);
-void front_http_end(struct front_req *);
+int front_http_options(struct front_req *, struct llmgate_request *,
+    msgpack_zone *);
+void front_http_client(struct front_req *, const char *token_name);
+void front_http_call(struct front_req *, struct llmgate_request *,
+    msgpack_zone *);
+void front_http_drop(evutil_socket_t, short, void *);
+void front_http_req_free(struct front_req *);
 
 /* front-peer.c: who calls the HTTP front, and may they. */
 struct evkeyvalq;

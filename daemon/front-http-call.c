@@ -1,0 +1,467 @@
+/*
+ * front-http-call.c: one HTTP request from its dialect's translation to
+ * a running call and its end: the chain of targets from the model names,
+ * the x-llmgate-* options headers, who asked, the call started with the
+ * front's sink, the watch for a client that hangs up, and the request's
+ * release once answered.
+ */
+#include <sys/socket.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "llmgated.h"
+
+#define FRONT_HTTP_CALL_S	86400	/* while a call runs: its own deadline */
+
+static const struct call_sink front_http_sink;
+
+void
+front_http_drop(evutil_socket_t fd, short events, void *arg)
+{
+	struct front_req *fr = arg;
+
+	if (fr->call != NULL)
+		call_cancel(fr->call, "the client does not read its stream");
+}
+
+/*
+ * evhttp does not read while a request waits for its answer: watch the
+ * socket ourselves, so that a client that hangs up cancels its call at
+ * once. Data instead (a pipelined request) means it is still there.
+ */
+static void
+front_http_eof(evutil_socket_t fd, short events, void *arg)
+{
+	struct front_req *fr = arg;
+	char c;
+	ssize_t n;
+
+	while ((n = recv(fd, &c, 1, MSG_PEEK)) == -1 && errno == EINTR)
+		;
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	event_del(fr->eof_ev);
+	if (n > 0 || fr->call == NULL)
+		return;
+	fr->hungup = 1;
+	call_cancel(fr->call, "the client went away");
+}
+
+void
+front_http_req_free(struct front_req *fr)
+{
+	if (fr->eof_ev != NULL)
+		event_free(fr->eof_ev);
+	event_free(fr->cancel_ev);
+	if (fr->fc != NULL && fr->fc->cur == fr)
+		fr->fc->cur = NULL;
+	free(fr->model);
+	free(fr->dstate);
+	free(fr->err_msg);
+	free(fr);
+}
+
+static void
+front_http_sink_chunk(void *arg, const struct llmgate_chunk *ch)
+{
+	struct front_req *fr = arg;
+
+	if (fr->gone || fr->dropped || !fr->stream)
+		return;
+	fr->d->chunk(fr, ch);
+}
+
+static void
+front_http_sink_done(void *arg, const struct llmgate_result *res)
+{
+	struct front_req *fr = arg;
+	struct evhttp_connection *evcon;
+
+	fr->call = NULL;
+	if (fr->eof_ev != NULL)
+		event_del(fr->eof_ev);
+	if (fr->hungup && fr->ev != NULL && !fr->gone &&
+	    (evcon = evhttp_request_get_connection(fr->ev)) != NULL) {
+		/* Nobody to answer: close, which frees the request. */
+		fr->ev = NULL;
+		evhttp_connection_free(evcon);
+		front_http_req_free(fr);
+		return;
+	}
+	if (fr->ev != NULL && !fr->gone &&
+	    (evcon = evhttp_request_get_connection(fr->ev)) != NULL)
+		evhttp_connection_set_timeout(evcon, FRONT_HTTP_TIMEOUT_S);
+	if (res->cls == LLMGATE_OK)
+		fr->d->done(fr, res);
+	else
+		front_http_fail(fr, res->cls, 0, NULL, res->message, res);
+	if (fr->ev != NULL) {
+		/* A dialect that did not answer: never leave it hanging. */
+		front_http_fail(fr, LLMGATE_INTERNAL, 0, NULL,
+		    "no answer was produced", res);
+	}
+	front_http_req_free(fr);
+}
+
+static const struct call_sink front_http_sink = {
+	.chunk = front_http_sink_chunk,
+	.done = front_http_sink_done,
+};
+
+/* A string the request keeps: copied into its zone. */
+char *
+front_http_zdup(msgpack_zone *z, const char *s, size_t len)
+{
+	char *p = msgpack_zone_malloc(z, len + 1);
+
+	if (p == NULL)
+		fatalx("%s: out of memory", __func__);
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+void *
+front_http_zalloc(msgpack_zone *z, size_t n, size_t size)
+{
+	void *p;
+
+	if (n != 0 && size > SIZE_MAX / n)
+		fatalx("%s: overflow", __func__);
+	if ((p = msgpack_zone_malloc(z, n * size != 0 ? n * size : 1)) ==
+	    NULL)
+		fatalx("%s: out of memory", __func__);
+	memset(p, 0, n * size != 0 ? n * size : 1);
+	return p;
+}
+
+/* Does a provider name model in its models list? */
+static int
+front_http_declares(const struct provider_conf *pc, const char *model)
+{
+	return config_model(pc, model) != NULL;
+}
+
+/*
+ * A client's model name to targets: "provider/model", a route (its
+ * targets), or a bare model exactly one provider declares. Appended to
+ * req->targets; -1 with *cause (and *status) when it names nothing.
+ */
+static int
+front_http_add_model(struct llmgate_request *req, size_t *cap,
+    msgpack_zone *z, const char *model, int *status, char **cause)
+{
+	const struct route_conf *rc;
+	const struct provider_conf *found = NULL;
+	const char *slash = strchr(model, '/');
+	char prov[128];
+	size_t i, n = 0;
+	const char *names[CALL_MAX_TARGETS];
+	char *owned = NULL;
+
+	if (*model == '\0') {
+		*status = 400;
+		xasprintf(cause, "model must not be empty");
+		return -1;
+	}
+	if (slash != NULL && (size_t)(slash - model) < sizeof prov) {
+		memcpy(prov, model, (size_t)(slash - model));
+		prov[slash - model] = '\0';
+		if (config_provider(cfg, prov) != NULL) {
+			names[n++] = model;
+			goto add;
+		}
+	}
+	if ((rc = config_route(cfg, model)) != NULL) {
+		for (i = 0; i < rc->ntargets && n < CALL_MAX_TARGETS; i++)
+			names[n++] = rc->targets[i];
+		goto add;
+	}
+	for (i = 0; i < cfg->nproviders; i++) {
+		if (!front_http_declares(&cfg->providers[i], model))
+			continue;
+		if (found != NULL) {
+			*status = 400;
+			xasprintf(cause, "model '%s' is declared by providers "
+			    "'%s' and '%s': name it as provider/model", model,
+			    found->name, cfg->providers[i].name);
+			return -1;
+		}
+		found = &cfg->providers[i];
+	}
+	if (found == NULL) {
+		*status = 404;
+		xasprintf(cause, "the model '%s' does not exist: name a route, "
+		    "provider/model, or a model a provider declares (GET "
+		    "/v1/models lists them)", model);
+		return -1;
+	}
+	xasprintf(&owned, "%s/%s", found->name, model);
+	names[n++] = owned;
+add:
+	for (i = 0; i < n; i++) {
+		if (req->ntargets >= CALL_MAX_TARGETS) {
+			*status = 400;
+			xasprintf(cause, "a fallback chain has at most %d "
+			    "targets", CALL_MAX_TARGETS);
+			free(owned);
+			return -1;
+		}
+		if (req->ntargets == *cap) {
+			char **t = front_http_zalloc(z, *cap * 2 + 4,
+			    sizeof *t);
+
+			if (req->ntargets != 0)
+				memcpy(t, req->targets, req->ntargets *
+				    sizeof *t);
+			req->targets = t;
+			*cap = *cap * 2 + 4;
+		}
+		req->targets[req->ntargets++] = front_http_zdup(z, names[i],
+		    strlen(names[i]));
+	}
+	free(owned);
+	return 0;
+}
+
+/*
+ * The chain: model, then the body's models array (OpenRouter's
+ * convention), or the x-llmgate-models header (comma-separated).
+ */
+int
+front_http_targets(struct front_req *fr, struct llmgate_request *req,
+    msgpack_zone *z, const char *model, json_t *models)
+{
+	const char *hdr;
+	char *list, *p, *last, *cause = NULL;
+	size_t cap = 0, i;
+	int status = 400;
+	json_t *v;
+
+	if (front_http_add_model(req, &cap, z, model, &status, &cause) != 0)
+		goto fail;
+	if (models != NULL) {
+		if (!json_is_array(models)) {
+			xasprintf(&cause, "models must be an array of model "
+			    "names");
+			goto fail;
+		}
+		json_array_foreach(models, i, v) {
+			if (!json_is_string(v)) {
+				xasprintf(&cause, "models[%zu] must be a "
+				    "string", i);
+				goto fail;
+			}
+			if (i == 0 && strcmp(json_string_value(v), model) == 0)
+				continue;
+			if (front_http_add_model(req, &cap, z,
+			    json_string_value(v), &status, &cause) != 0)
+				goto fail;
+		}
+	}
+	hdr = fr->ev == NULL ? NULL : evhttp_find_header(
+	    evhttp_request_get_input_headers(fr->ev), "x-llmgate-models");
+	if (hdr != NULL) {
+		list = xstrdup(hdr);
+		for (p = strtok_r(list, ", ", &last); p != NULL;
+		    p = strtok_r(NULL, ", ", &last)) {
+			if (front_http_add_model(req, &cap, z, p, &status,
+			    &cause) != 0) {
+				free(list);
+				goto fail;
+			}
+		}
+		free(list);
+	}
+	return 0;
+fail:
+	front_http_refusal(fr, status == 404 ? LLMGATE_NOT_FOUND :
+	    LLMGATE_INVALID_REQUEST, status, cause);
+	free(cause);
+	return -1;
+}
+
+void
+front_http_refusal(struct front_req *fr, enum llmgate_class cls, int status,
+    const char *msg)
+{
+	if (fr->err_msg != NULL)
+		return;
+	fr->err_cls = cls;
+	fr->err_status = status;
+	fr->err_msg = xstrdup(msg);
+}
+
+void
+front_http_bad(struct front_req *fr, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		fatalx("vasprintf");
+	va_end(ap);
+	front_http_refusal(fr, LLMGATE_INVALID_REQUEST, 400, msg);
+	free(msg);
+}
+
+/*
+ * A comma-separated header value as a list of strings in the zone. With
+ * rest set, an item that starts with it takes the rest of the value as
+ * written, commas included (x-llmgate-reject's match:REGEX).
+ */
+static void
+front_http_list(msgpack_zone *z, const char *v, const char *rest,
+    char ***out, size_t *n)
+{
+	size_t cap = 0, len;
+	const char *end;
+
+	*out = NULL;
+	*n = 0;
+	while (*v != '\0') {
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		if (*v == '\0')
+			break;
+		if (rest != NULL && strncmp(v, rest, strlen(rest)) == 0)
+			end = v + strlen(v);
+		else if ((end = strchr(v, ',')) == NULL)
+			end = v + strlen(v);
+		len = (size_t)(end - v);
+		while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+			len--;
+		if (*n == cap) {
+			char **grown;
+
+			cap = cap * 2 + 4;
+			grown = front_http_zalloc(z, cap, sizeof *grown);
+			if (*n != 0)
+				memcpy(grown, *out, *n * sizeof *grown);
+			*out = grown;
+		}
+		(*out)[(*n)++] = front_http_zdup(z, v, len);
+		v = end;
+	}
+}
+
+/* The per-call options headers. -1 after answering a bad one. */
+int
+front_http_options(struct front_req *fr, struct llmgate_request *req,
+    msgpack_zone *z)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(fr->ev);
+	const char *v;
+	char *end, msg[160];
+	unsigned long ms;
+	int i;
+
+	if ((v = evhttp_find_header(in, "x-llmgate-priority")) != NULL) {
+		if ((i = llmgate_priority_from_name(v)) < 0) {
+			snprintf(msg, sizeof msg, "x-llmgate-priority must be "
+			    "high, normal or low");
+			goto bad;
+		}
+		req->priority = (enum llmgate_priority)i;
+	}
+	if ((v = evhttp_find_header(in, "x-llmgate-on-cut")) != NULL) {
+		if ((i = llmgate_on_cut_from_name(v)) < 0) {
+			snprintf(msg, sizeof msg, "x-llmgate-on-cut must be "
+			    "resume, restart or fail");
+			goto bad;
+		}
+		req->on_cut = (enum llmgate_on_cut)i;
+		/* An event stream cannot take back what it sent. */
+		if (fr->stream && req->on_cut == LLMGATE_CUT_RESTART) {
+			snprintf(msg, sizeof msg, "x-llmgate-on-cut: restart "
+			    "cannot be streamed over HTTP (use resume or fail)");
+			goto bad;
+		}
+	}
+	if ((v = evhttp_find_header(in, "x-llmgate-timeout-ms")) != NULL) {
+		errno = 0;
+		ms = strtoul(v, &end, 10);
+		if (!isdigit((unsigned char)*v) || *end != '\0' || errno != 0 ||
+		    ms == 0 || ms > UINT32_MAX) {
+			snprintf(msg, sizeof msg, "x-llmgate-timeout-ms must "
+			    "be a number of milliseconds, 1 or more");
+			goto bad;
+		}
+		req->timeout_ms = (uint32_t)ms;
+	}
+	/* Checked with the rest of the request when the call starts. */
+	if ((v = evhttp_find_header(in, "x-llmgate-fallback-on")) != NULL)
+		front_http_list(z, v, NULL, &req->fallback_on,
+		    &req->nfallback_on);
+	if ((v = evhttp_find_header(in, "x-llmgate-reject")) != NULL)
+		front_http_list(z, v, "match:", &req->reject, &req->nreject);
+	return 0;
+bad:
+	front_http_refusal(fr, LLMGATE_INVALID_REQUEST, 400, msg);
+	return -1;
+}
+
+/* Who asked, for fair shares and logs: x-llmgate-client, else the peer. */
+void
+front_http_client(struct front_req *fr, const char *token_name)
+{
+	struct front_conn *fc = fr->fc;
+	const char *name;
+	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+	const char *p;
+	char *q;
+
+	name = evhttp_find_header(evhttp_request_get_input_headers(fr->ev),
+	    "x-llmgate-client");
+	if (name == NULL || *name == '\0')
+		name = token_name;
+	if (name != NULL && *name != '\0')
+		snprintf(fr->client_name, sizeof fr->client_name,
+		    "%.32s (%s)", name, fc->peer);
+	else {
+		snprintf(fr->client_name, sizeof fr->client_name, "%s",
+		    fc->peer);
+		name = fr->client_name;
+	}
+	for (q = fr->client_name; *q != '\0'; q++) {
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			*q = '?';
+	}
+	for (p = name; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	fr->client.id = h ^ (uint64_t)(fc->uid_known ? fc->uid : 0xffff) << 32;
+	fr->client.name = fr->client_name;
+	/* Targets a caller makes count against its uid's share; a caller
+	 * known only by a token shares nobody's. */
+	fr->client.uid = fc->uid_known ? fc->uid : (uid_t)65534;
+}
+
+/* Start the call the dialect translated; it answers through the sink. */
+void
+front_http_call(struct front_req *fr, struct llmgate_request *req,
+    msgpack_zone *z)
+{
+	struct evhttp_connection *evcon;
+
+	req->stream = fr->stream;
+	if ((evcon = evhttp_request_get_connection(fr->ev)) != NULL)
+		evhttp_connection_set_timeout(evcon, FRONT_HTTP_CALL_S);
+	fr->fc->cur = fr;
+	fr->call = call_start(req, z, &front_http_sink, fr, &fr->client);
+	if (evcon != NULL) {
+		fr->eof_ev = event_new(ev_base, bufferevent_getfd(
+		    evhttp_connection_get_bufferevent(evcon)),
+		    EV_READ | EV_PERSIST, front_http_eof, fr);
+		event_add(fr->eof_ev, NULL);
+	}
+}

@@ -1,0 +1,382 @@
+/*
+ * front-http-reply.c: the HTTP front's answers: the one table from error
+ * class to HTTP status and the dialects' error names, a whole JSON
+ * answer with its x-llmgate-* and Retry-After headers, and the event
+ * stream, held upstream while a slow client reads and dropped when it
+ * does not.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "llmgated.h"
+
+#define FRONT_HTTP_ATTEMPTS_HDR	4096	/* longest x-llmgate-attempts */
+#define FRONT_HTTP_HIGH		(64 * 1024)	/* unread stream: hold upstream */
+
+/*
+ * The one table from error class to HTTP status and the dialects' error
+ * names. Every answer says x-should-retry: false: the daemon already
+ * retried what could be retried.
+ */
+static const struct front_error front_errors[LLMGATE_CLASS_MAX] = {
+	[LLMGATE_OK] = { 200, "", "", "" },
+	[LLMGATE_RATE_LIMITED] = { 429, "rate_limit_error",
+	    "rate_limit_exceeded", "rate_limit_error" },
+	[LLMGATE_OVERLOADED] = { 503, "server_error", "overloaded",
+	    "overloaded_error" },
+	[LLMGATE_SERVER_ERROR] = { 502, "server_error", "upstream_error",
+	    "api_error" },
+	[LLMGATE_TIMEOUT] = { 504, "server_error", "upstream_timeout",
+	    "timeout_error" },
+	[LLMGATE_CONNECTION] = { 502, "server_error", "upstream_connection",
+	    "api_error" },
+	[LLMGATE_PARSE_ERROR] = { 502, "server_error", "upstream_parse_error",
+	    "api_error" },
+	[LLMGATE_QUOTA_EXHAUSTED] = { 429, "insufficient_quota",
+	    "insufficient_quota", "rate_limit_error" },
+	[LLMGATE_AUTH] = { 502, "server_error", "upstream_auth",
+	    "api_error" },
+	[LLMGATE_PERMISSION] = { 502, "server_error", "upstream_permission",
+	    "api_error" },
+	[LLMGATE_NOT_FOUND] = { 404, "invalid_request_error",
+	    "model_not_found", "not_found_error" },
+	[LLMGATE_CONTEXT_LENGTH] = { 400, "invalid_request_error",
+	    "context_length_exceeded", "invalid_request_error" },
+	[LLMGATE_CONTENT_FILTER] = { 400, "invalid_request_error",
+	    "content_filter", "invalid_request_error" },
+	[LLMGATE_BAD_REQUEST] = { 400, "invalid_request_error",
+	    "bad_request", "invalid_request_error" },
+	[LLMGATE_SCHEMA] = { 502, "server_error", "schema_validation_failed",
+	    "api_error" },
+	[LLMGATE_CIRCUIT_OPEN] = { 503, "server_error", "circuit_open",
+	    "overloaded_error" },
+	[LLMGATE_BUDGET_EXHAUSTED] = { 429, "rate_limit_error",
+	    "retry_budget_exhausted", "rate_limit_error" },
+	[LLMGATE_DEADLINE] = { 504, "server_error", "deadline_exceeded",
+	    "timeout_error" },
+	[LLMGATE_CANCELLED] = { 503, "server_error", "cancelled",
+	    "api_error" },
+	[LLMGATE_INVALID_REQUEST] = { 400, "invalid_request_error",
+	    "invalid_request", "invalid_request_error" },
+	[LLMGATE_INTERNAL] = { 500, "server_error", "internal_error",
+	    "api_error" },
+};
+
+const struct front_error *
+front_http_error_of(enum llmgate_class cls)
+{
+	if ((unsigned)cls >= LLMGATE_CLASS_MAX)
+		cls = LLMGATE_INTERNAL;
+	return &front_errors[cls];
+}
+
+/* Common answer headers: no SDK retries on top of the daemon's. */
+static void
+front_http_headers(struct evhttp_request *req, const char *ctype)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(out, "Content-Type", ctype);
+	evhttp_add_header(out, "x-should-retry", "false");
+}
+
+/* The attempt list as JSON (the body's llmgate field, the header). */
+json_t *
+front_http_attempts(const struct llmgate_result *res)
+{
+	json_t *a = json_array(), *o;
+	const struct llmgate_attempt *at;
+	size_t i;
+
+	for (i = 0; res != NULL && i < res->nattempts; i++) {
+		at = &res->attempts[i];
+		o = json_pack("{s:s, s:s, s:i, s:i, s:i}",
+		    "target", at->target != NULL ? at->target : "",
+		    "class", llmgate_class_name(at->cls) != NULL ?
+		    llmgate_class_name(at->cls) : "?",
+		    "status", (int)at->status, "ms", (int)at->ms,
+		    "waited_ms", (int)at->waited_ms);
+		if (at->message != NULL && at->cls != LLMGATE_OK)
+			json_object_set_new(o, "message",
+			    json_string(at->message));
+		if (at->skipped)
+			json_object_set_new(o, "skipped", json_true());
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+/* x-llmgate-target and x-llmgate-attempts (messages left out if long). */
+static void
+front_http_result_headers(struct evhttp_request *req,
+    const struct llmgate_result *res)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	json_t *a;
+	char *s;
+	size_t i;
+
+	if (res == NULL)
+		return;
+	if (res->target != NULL)
+		evhttp_add_header(out, "x-llmgate-target", res->target);
+	a = front_http_attempts(res);
+	s = json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII);
+	if (s != NULL && strlen(s) > FRONT_HTTP_ATTEMPTS_HDR) {
+		free(s);
+		for (i = 0; i < json_array_size(a); i++)
+			json_object_del(json_array_get(a, i), "message");
+		s = json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII);
+	}
+	if (s != NULL && strlen(s) <= FRONT_HTTP_ATTEMPTS_HDR)
+		evhttp_add_header(out, "x-llmgate-attempts", s);
+	free(s);
+	json_decref(a);
+}
+
+/*
+ * Seconds until a refused call could go, from the daemon's own state of
+ * the target that refused: its rate budget, cooldown or open breaker.
+ */
+static unsigned
+front_http_retry_after(const struct llmgate_result *res)
+{
+	const struct provider_conf *pc;
+	const struct llmgate_attempt *at;
+	struct target *t;
+	char *cause = NULL;
+	uint64_t now = now_ms(), ms = 1000, w;
+
+	if (res == NULL || res->nattempts == 0)
+		return 1;
+	at = &res->attempts[res->nattempts - 1];
+	/* The call just used it: found, not made (nor evicted meanwhile). */
+	if ((t = target_resolve(cfg, at->target, TARGET_UNOWNED, &pc,
+	    &cause)) == NULL) {
+		free(cause);
+		return 1;
+	}
+	w = rl_wait_ms(&t->rl, 1, now);
+	if (breaker_open_remaining(&t->br, now) > w)
+		w = breaker_open_remaining(&t->br, now);
+	target_release(t);
+	if (w > ms)
+		ms = w;
+	return (unsigned)((ms + 999) / 1000);
+}
+
+/* Send a whole JSON answer and let the request go. */
+static void
+front_http_send(struct front_req *fr, int status, json_t *body,
+    const struct llmgate_result *res)
+{
+	struct evhttp_request *req = fr->ev;
+	struct evbuffer *b;
+	char *s, ra[16];
+
+	fr->ev = NULL;
+	if (req == NULL) {
+		json_decref(body);
+		return;
+	}
+	if (fr->gone) {
+		/* Detached from its connection: this frees it. */
+		evhttp_send_reply(req, status, NULL, NULL);
+		json_decref(body);
+		return;
+	}
+	front_http_headers(req, "application/json");
+	front_http_result_headers(req, res);
+	if (status == 429 || status == 503 || status == 529) {
+		snprintf(ra, sizeof ra, "%u", front_http_retry_after(res));
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Retry-After", ra);
+	}
+	b = evbuffer_new();
+	if ((s = json_dumps(body, JSON_COMPACT)) == NULL) {
+		status = 500;
+		s = xstrdup("{\"error\":{\"message\":\"the answer could "
+		    "not be encoded\"}}");
+	}
+	evbuffer_add(b, s, strlen(s));
+	evbuffer_add(b, "\n", 1);
+	free(s);
+	json_decref(body);
+	evhttp_send_reply(req, status, NULL, b);
+	evbuffer_free(b);
+}
+
+void
+front_http_json(struct front_req *fr, int status, json_t *body,
+    const struct llmgate_result *res)
+{
+	front_http_send(fr, status, body, res);
+}
+
+/*
+ * An error answer in the dialect's format: a whole response before the
+ * stream began, else an error event that ends it (never a clean end).
+ */
+void
+front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
+    const char *code, const char *msg, const struct llmgate_result *res)
+{
+	const struct front_error *fe = front_http_error_of(cls);
+	json_t *body;
+
+	if (status == 0)
+		status = fe->status;
+	if (status == 503 && fr->d->overloaded != 0 &&
+	    (cls == LLMGATE_OVERLOADED || cls == LLMGATE_CIRCUIT_OPEN))
+		status = fr->d->overloaded;
+	if (code == NULL)
+		code = fe->code;
+	body = fr->d->error_body(fr, status, fe, code, msg);
+	if (body == NULL && msg != NULL) {
+		/* jansson refuses invalid UTF-8 (a header's bytes in it). */
+		char *safe = xstrdup(msg), *p;
+
+		for (p = safe; *p != '\0'; p++) {
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		}
+		body = fr->d->error_body(fr, status, fe, code, safe);
+		free(safe);
+	}
+	if (res != NULL && fr->d->attach_attempts)
+		json_object_set_new(body, "llmgate", json_pack("{s:o}",
+		    "attempts", front_http_attempts(res)));
+	if (fr->started) {
+		fr->d->stream_error(fr, body);
+		front_http_end(fr);
+		return;
+	}
+	front_http_send(fr, status, body, res);
+}
+
+/* Open the event stream: 200 and its headers, once. */
+static void
+front_http_sse_start(struct front_req *fr)
+{
+	struct evkeyvalq *out;
+
+	if (fr->started || fr->ev == NULL)
+		return;
+	fr->started = 1;
+	if (fr->gone)
+		return;
+	out = evhttp_request_get_output_headers(fr->ev);
+	front_http_headers(fr->ev, "text/event-stream");
+	evhttp_add_header(out, "Cache-Control", "no-cache");
+	evhttp_send_reply_start(fr->ev, 200, "OK");
+}
+
+/* All written: a held upstream transfer may go on. */
+static void
+front_http_written(struct evhttp_connection *evcon, void *arg)
+{
+	struct front_req *fr = arg;
+
+	if (fr->paused && fr->call != NULL) {
+		fr->paused = 0;
+		call_hold(fr->call, 0);
+	}
+}
+
+/*
+ * Queue one piece of the stream. Past FRONT_HTTP_HIGH unwritten bytes
+ * the upstream transfer is held until the client has read it all.
+ */
+static void
+front_http_chunk(struct front_req *fr, struct evbuffer *b)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(fr->ev);
+
+	evhttp_send_reply_chunk_with_cb(fr->ev, b, front_http_written, fr);
+	if (evcon == NULL || fr->call == NULL || fr->paused)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(
+	    evhttp_connection_get_bufferevent(evcon))) > FRONT_HTTP_HIGH) {
+		fr->paused = 1;
+		call_hold(fr->call, 1);
+	}
+}
+
+/*
+ * One event, written now. A client that lets max_output pile up unread
+ * is dropped, and its call cancelled.
+ */
+void
+front_http_sse(struct front_req *fr, const char *event, json_t *data)
+{
+	struct evbuffer *b;
+	struct evhttp_connection *evcon;
+	char *s;
+
+	front_http_sse_start(fr);
+	if (fr->gone || fr->ev == NULL || fr->dropped) {
+		json_decref(data);
+		return;
+	}
+	s = json_dumps(data, JSON_COMPACT);
+	json_decref(data);
+	if (s == NULL)
+		s = xstrdup("{\"error\":{\"message\":\"an event could not "
+		    "be encoded\"}}");
+	b = evbuffer_new();
+	if (event != NULL)
+		evbuffer_add_printf(b, "event: %s\n", event);
+	evbuffer_add_printf(b, "data: %s\n\n", s);
+	free(s);
+	front_http_chunk(fr, b);
+	evbuffer_free(b);
+	evcon = evhttp_request_get_connection(fr->ev);
+	if (evcon != NULL && evbuffer_get_length(bufferevent_get_output(
+	    evhttp_connection_get_bufferevent(evcon))) > cfg->max_output) {
+		log_info("client %s: dropped: not reading its stream",
+		    fr->fc != NULL ? fr->fc->peer : "?");
+		fr->dropped = 1;
+		/* Not from inside the dialect's own call into us. */
+		event_active(fr->cancel_ev, EV_TIMEOUT, 1);
+	}
+}
+
+void
+front_http_sse_raw(struct front_req *fr, const char *text)
+{
+	struct evbuffer *b;
+
+	front_http_sse_start(fr);
+	if (fr->gone || fr->ev == NULL || fr->dropped)
+		return;
+	b = evbuffer_new();
+	evbuffer_add(b, text, strlen(text));
+	front_http_chunk(fr, b);
+	evbuffer_free(b);
+}
+
+void
+front_http_end(struct front_req *fr)
+{
+	struct evhttp_request *req = fr->ev;
+	struct evhttp_connection *evcon;
+
+	front_http_sse_start(fr);
+	fr->ev = NULL;
+	if (req == NULL)
+		return;
+	if (fr->dropped && !fr->gone &&
+	    (evcon = evhttp_request_get_connection(req)) != NULL) {
+		/* Ending would wait for the unread output: close it now
+		 * (which frees the request too). */
+		evhttp_connection_free(evcon);
+		return;
+	}
+	evhttp_send_reply_end(req);
+}
