@@ -65,6 +65,11 @@ struct llmgate	*cli_connect(const char *, int);
 
 /* cli-call.c */
 int		 cmd_call(const struct cmd *, int, char **);
+/* cli-input.c: the request's files and prompt; -1 after saying why. */
+int		 cli_input_messages(const char *, struct llmgate_request *, char **);
+int		 cli_input_tools(const char *, struct llmgate_request *);
+int		 cli_input_schema(const char *, struct llmgate_request *);
+int		 cli_input_prompt(const char *, struct llmgate_request *);
 
 /* cli-admin.c */
 int		 cmd_status(const struct cmd *, int, char **);

@@ -1245,20 +1245,22 @@ void notify_status(const char *, ...) __attribute__((format(printf, 1, 2)));
 int notify_watchdog_start(struct event_base *);
 void notify_watchdog_stop(void);
 
-/* metrics.c: Prometheus text exposition, and GET /metrics over HTTP. */
+/* metrics.c: Prometheus text exposition. */
 /* A call ended at target (NULL: before any) with cls after latency_ms. */
 void metrics_observe_call(const char *target, enum llmgate_class,
     uint64_t latency_ms);
 /* An attempt at target ended, or the target was skipped, with cls. */
 void metrics_observe_attempt(const char *target, enum llmgate_class);
 char *metrics_render(void);	/* free() */
+void metrics_shutdown(void);
+/* metrics-http.c: GET /metrics. */
 /* "host:port" or "[v6]:port"; host and port may be NULL. */
 int metrics_hostport(const char *, char **host, uint16_t *port,
     char **cause);
 /* Serve hostport (NULL: stop); same address: no-op; on failure the old
  * endpoint keeps serving. */
 int metrics_listen(struct event_base *, const char *hostport, char **cause);
-void metrics_shutdown(void);
+void metrics_http_stop(void);
 
 /* state.c: cooldowns, breakers and learned limits across restarts. */
 #define STATE_VERSION	1
