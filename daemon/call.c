@@ -11,12 +11,29 @@
 
 #include "llmgated.h"
 
+/* A member of a pool's step. */
+struct call_member {
+	char *name;			/* "provider/model" */
+	const struct provider_conf *prov;
+	struct target *state;
+};
+
+/*
+ * A step of the chain. A pool's step has members; name, prov, model and
+ * state are then those of the member chosen for the next attempt.
+ */
 struct call_target {
 	char *name;			/* "provider/model" */
 	const struct target_override *over;	/* from a route, or NULL */
 	const struct provider_conf *prov;
 	const char *model;		/* the target's, as it keeps it */
 	struct target *state;
+	const struct pool_conf *pool;	/* a pool's step, or NULL */
+	struct call_member *mem;
+	size_t nmem;
+	size_t cur;			/* the member chosen */
+	uint64_t moved;			/* members moved away from this turn */
+	unsigned moves;			/* at this step */
 };
 
 struct call {
@@ -38,6 +55,7 @@ struct call {
 
 	struct admission adm;		/* budget for the next attempt */
 	int repairing;			/* the next attempt is a repair */
+	int moving;			/* ... moves within a pool */
 	struct attempt *att;		/* in flight, or NULL */
 	struct event *timer;		/* start, backoff wait, deferred end */
 	struct event *deadline_ev;
@@ -114,6 +132,41 @@ call_arm(struct call *c, uint64_t ms)
 	evtimer_add(c->timer, &tv);
 }
 
+static void
+call_pool_set(struct call_target *t, size_t i)
+{
+	t->cur = i;
+	t->name = t->mem[i].name;
+	t->prov = t->mem[i].prov;
+	t->state = t->mem[i].state;
+	t->model = t->state->model;
+}
+
+/* A pool's step: its members, held; the first is current until a choice. */
+static int
+call_pool_resolve(struct call *c, struct call_target *t,
+    const struct pool_conf *pc, char **cause)
+{
+	const struct provider_conf *prov;
+	struct target *st;
+	size_t i;
+
+	t->pool = pc;
+	t->mem = xcalloc(pc->ntargets, sizeof *t->mem);
+	for (i = 0; i < pc->ntargets; i++) {
+		st = target_resolve(c->cfg, pc->targets[i], c->client_uid,
+		    &prov, cause);
+		if (st == NULL)
+			return -1;
+		t->mem[i].name = xstrdup(pc->targets[i]);
+		t->mem[i].prov = prov;
+		t->mem[i].state = st;
+		t->nmem = i + 1;
+	}
+	call_pool_set(t, 0);
+	return 0;
+}
+
 /* Resolve the chain: -m targets, else the named route, else "default". */
 static int
 call_resolve(struct call *c, char **cause)
@@ -121,6 +174,7 @@ call_resolve(struct call *c, char **cause)
 	const struct llmgate_request *req = c->req;
 	const struct route_conf *route = NULL;
 	const struct provider_conf *prov;
+	const struct pool_conf *pc;
 	struct target *t;
 	char *const *names, *q;
 	size_t i, n;
@@ -153,14 +207,28 @@ call_resolve(struct call *c, char **cause)
 	}
 	c->chain = xcalloc(n, sizeof *c->chain);
 	for (i = 0; i < n; i++) {
+		if (route != NULL)
+			c->chain[i].over = &route->over[i];
+		if (strchr(names[i], '/') == NULL &&
+		    (pc = config_pool(c->cfg, names[i])) != NULL) {
+			c->nchain = i + 1;
+			if (call_pool_resolve(c, &c->chain[i], pc, cause) != 0)
+				return -1;
+			continue;
+		}
+		if (strchr(names[i], '/') == NULL) {
+			q = log_quote(names[i], 200);
+			xasprintf(cause, "target '%s' is neither provider/model "
+			    "nor a pool's name", q);
+			free(q);
+			return -1;
+		}
 		t = target_resolve(c->cfg, names[i], c->client_uid, &prov,
 		    cause);
 		if (t == NULL)
 			return -1;
 		c->chain[i].name = xstrdup(names[i]);
 		c->chain[i].prov = prov;
-		if (route != NULL)
-			c->chain[i].over = &route->over[i];
 		c->chain[i].model = t->model;
 		c->chain[i].state = t;
 		c->nchain = i + 1;
@@ -580,22 +648,73 @@ call_prompt_bytes(const struct llmgate_request *req)
 	return n;
 }
 
+/* What each member of a pool's step is now, for an attempt of tokens. */
+static void
+call_pool_views(const struct call_target *t, uint32_t tokens, uint64_t now,
+    struct pool_member *v)
+{
+	size_t i;
+
+	for (i = 0; i < t->nmem; i++) {
+		if (t->mem[i].prov->key_env_unset != NULL) {
+			memset(&v[i], 0, sizeof v[i]);
+			continue;
+		}
+		pool_member_view(&v[i], t->mem[i].state,
+		    t->mem[i].prov->concurrency, tokens, now);
+	}
+}
+
+/*
+ * The member of a pool's step for the next attempt: the strategy's
+ * choice among the members ready now (not moved away from this turn, not
+ * refused by admission), else the one that frees first, to wait for.
+ * -1 when every member was refused or has no key (the current one stays).
+ */
+static int
+call_pool_pick(struct call *c, struct call_target *t, uint32_t tokens,
+    uint64_t refused, uint64_t now)
+{
+	struct pool_member v[POOL_MAX_MEMBERS];
+	int i;
+
+	call_pool_views(t, tokens, now, v);
+	if ((i = pool_choose(t->pool->state, v, t->moved | refused)) < 0 &&
+	    (i = pool_soonest(t->pool->state, v, refused)) < 0)
+		return -1;
+	call_pool_set(t, (size_t)i);
+	log_debug("call %p: pool %s: %s", (void *)c, t->pool->name, t->name);
+	return 0;
+}
+
+static uint32_t
+call_tokens_estimate(const struct llmgate_request *req)
+{
+	return rl_estimate_tokens(call_prompt_bytes(req),
+	    req->has & LLMGATE_HAS_MAX_TOKENS ? req->max_tokens : 0);
+}
+
 /*
  * Ask for budget at the current target. A target that cannot take the
  * attempt (breaker open, retry budget spent, a wait past the deadline, a
  * full queue) is skipped without an upstream attempt, and the skip is
- * reported like an attempt.
+ * reported like an attempt. At a pool's step, a member is chosen first;
+ * one that admission refuses gives way to the next, and the step is
+ * skipped only when no member is left.
  */
 static void
 call_admit(struct call *c)
 {
 	struct call_target *t = &c->chain[c->pos];
 	const struct llmgate_request *req = c->req;
-	uint64_t now = now_ms(), wait;
+	uint64_t now = now_ms(), wait, refused = 0;
+	uint32_t tokens = call_tokens_estimate(req);
 	enum admit_verdict v;
 	enum llmgate_class cls;
 	char msg[160];
 
+	if (t->pool != NULL)
+		(void)call_pool_pick(c, t, tokens, 0, now);
 	/* A provider that needs a key and has none never gets a request. */
 	if (t->prov->key_env_unset != NULL) {
 		snprintf(msg, sizeof msg, "no API key for provider %s: set %s "
@@ -603,8 +722,9 @@ call_admit(struct call *c)
 		call_skip(c, LLMGATE_AUTH, msg);
 		return;
 	}
-	/* A repair is a new question to the model, neither first nor retry. */
-	if (c->repairing)
+	/* A repair is a new question to the model, neither first nor
+	 * retry; a move within a pool is the same attempt elsewhere. */
+	if (c->repairing || c->moving)
 		;
 	else if (c->tries == 0)
 		admit_first(now);
@@ -614,27 +734,75 @@ call_admit(struct call *c)
 		return;
 	}
 	c->repairing = 0;
-	/* The breaker and max_wait_ms of the config the call started under. */
-	admission_init(&c->adm, t->state, c->cfg, t->prov->concurrency,
-	    rl_estimate_tokens(call_prompt_bytes(req),
-	    req->has & LLMGATE_HAS_MAX_TOKENS ? req->max_tokens : 0),
-	    c->client_id, req->priority);
-	c->adm.answer = call_admitted;
-	c->adm.arg = c;
-	switch ((v = admit_request(&c->adm, c->deadline_ms, now, &wait))) {
-	case ADMIT_GO:
-		call_attempt(c);
-		return;
-	case ADMIT_WAIT:
-		log_debug("call %p: queued at %s, about %llu ms", (void *)c,
-		    t->name, (unsigned long long)wait);
-		return;
-	default:
-		cls = admission_refusal(&c->adm, v, wait, now, "deadline", msg,
-		    sizeof msg);
-		call_skip(c, cls, msg);
-		return;
+	c->moving = 0;
+	for (;;) {
+		/* The breaker and max_wait_ms of the call's config. */
+		admission_init(&c->adm, t->state, c->cfg,
+		    t->prov->concurrency, tokens, c->client_id,
+		    req->priority);
+		c->adm.answer = call_admitted;
+		c->adm.arg = c;
+		v = admit_request(&c->adm, c->deadline_ms, now, &wait);
+		if (v == ADMIT_GO) {
+			call_attempt(c);
+			return;
+		}
+		if (v == ADMIT_WAIT) {
+			log_debug("call %p: queued at %s, about %llu ms",
+			    (void *)c, t->name, (unsigned long long)wait);
+			return;
+		}
+		cls = admission_refusal(&c->adm, v, wait, now, "deadline",
+		    msg, sizeof msg);
+		if (t->pool == NULL)
+			break;
+		refused |= POOL_BIT(t->cur);
+		if (call_pool_pick(c, t, tokens, refused, now) != 0)
+			break;
 	}
+	call_skip(c, cls, msg);
+}
+
+/*
+ * A pool member answered cls: 1 when the next attempt moves to another
+ * member at once, spending none of the call's attempts or retry budget.
+ * It does when cls is one of the pool's move_on classes, the step has
+ * moves left, and another member is ready now, or every member is held
+ * (cooling down, over budget, breaker open), so that the call waits in
+ * the queue of the one that frees first. A member moved away from that
+ * could go again at once (overloaded, no cooldown) is no place to move
+ * to: the call retries after a backoff as usual.
+ */
+static int
+call_pool_move(struct call *c, struct call_target *t, enum llmgate_class cls,
+    uint64_t now)
+{
+	struct pool_member v[POOL_MAX_MEMBERS];
+	const struct pool_conf *pc = t->pool;
+	struct llmgate_attempt *a = &c->recs[c->nrecs - 1];
+	char *note;
+
+	if (((pc->move_on >> cls) & 1) == 0 || t->moves >= pc->max_moves)
+		return 0;
+	t->moved |= POOL_BIT(t->cur);
+	call_pool_views(t, call_tokens_estimate(c->req), now, v);
+	if (pool_ready(pc->state, v, t->moved) == 0 &&
+	    (pool_ready(pc->state, v, 0) != 0 ||
+	    pool_soonest(pc->state, v, 0) < 0))
+		return 0;
+	t->moves++;
+	pc->state->moves[t->cur]++;
+	call_stats.moves++;
+	c->tries--;
+	c->moving = 1;
+	xasprintf(&note, "%s%spool %s: moved to another member (%u of %u)",
+	    a->message != NULL ? a->message : "", a->message != NULL ?
+	    "; " : "", pc->name, t->moves, pc->max_moves);
+	free(a->message);
+	a->message = note;
+	log_debug("call %p: pool %s: %s answered %s, moving", (void *)c,
+	    pc->name, t->name, llmgate_class_name(cls));
+	return 1;
 }
 
 /* Move to the next target; 0 when there is none. */
@@ -803,6 +971,14 @@ call_attempt_done(struct attempt *att)
 		return;
 	}
 
+	/* At a pool's step, a rate limit moves to another member. */
+	if (t->pool != NULL && call_pool_move(c, t, cls, now)) {
+		call_drop_attempt(c);
+		c->wait_from_ms = now;
+		call_arm(c, 0);
+		return;
+	}
+
 	retry = retry_class_retries(rc, cls) && r->rl.should_retry != 0;
 	if (r->rl.should_retry == 1 && cls != LLMGATE_CANCELLED)
 		retry = 1;
@@ -817,6 +993,8 @@ call_attempt_done(struct attempt *att)
 		if (c->deadline_ms == 0 || now + wait < c->deadline_ms) {
 			call_drop_attempt(c);
 			call_stats.retries++;
+			/* After the backoff, every member may take it again. */
+			t->moved = 0;
 			c->wait_from_ms = now;
 			call_arm(c, wait);
 			return;
@@ -897,15 +1075,23 @@ call_deadline(evutil_socket_t fd, short events, void *arg)
 static void
 call_free(struct call *c)
 {
-	size_t i;
+	size_t i, j;
 
 	call_drop_attempt(c);
 	event_free(c->timer);
 	if (c->deadline_ev != NULL)
 		event_free(c->deadline_ev);
 	for (i = 0; i < c->nchain; i++) {
-		target_release(c->chain[i].state);
-		free(c->chain[i].name);
+		if (c->chain[i].pool == NULL) {
+			target_release(c->chain[i].state);
+			free(c->chain[i].name);
+			continue;
+		}
+		for (j = 0; j < c->chain[i].nmem; j++) {
+			target_release(c->chain[i].mem[j].state);
+			free(c->chain[i].mem[j].name);
+		}
+		free(c->chain[i].mem);
 	}
 	free(c->chain);
 	for (i = 0; i < c->nrecs; i++) {

@@ -109,7 +109,8 @@ config_strict_models(struct config_ctx *ctx, const config_setting_t *s,
 	conf->strict_models = config_setting_get_bool(s);
 }
 
-/* Providers come before routes: a route's targets name providers. */
+/* Providers come before pools, pools before routes: a route's targets
+ * name providers and pools, a pool's providers. */
 #define TK(f)	offsetof(struct config, f)
 enum {
 	TK_SOCKET, TK_SOCKET_MODE, TK_LOG_LEVEL, TK_MAX_FRAME,
@@ -164,6 +165,7 @@ static const struct config_key config_top_key[] = {
 	[TK_FRAME_TIMEOUT_MS] = { .name = "frame_timeout_ms", .kind = CK_U32,
 	    .off = TK(frame_timeout_ms), .min = 100 },
 	{ .name = "providers", .kind = CK_LIST, .fn = config_provider_add },
+	{ .name = "pools", .kind = CK_LIST, .fn = config_pool_add },
 	{ .name = "routes", .kind = CK_LIST, .fn = config_route_add },
 	{ .name = "retry", .kind = CK_GROUP, .off = TK(retry),
 	    .sub = &config_retry_keys },

@@ -140,8 +140,9 @@ static const struct config_keys config_target_keys = {
 };
 
 /*
- * Targets are "provider/model" with a provider defined above. 1 when the
- * route took the target and its override (o's patterns with it).
+ * Targets are "provider/model" with a provider defined above, or a pool's
+ * name. 1 when the route took the target and its override (o's patterns
+ * with it).
  */
 static int
 config_target_add(struct config_ctx *ctx, const config_setting_t *e,
@@ -151,12 +152,15 @@ config_target_add(struct config_ctx *ctx, const config_setting_t *e,
 	char *prov;
 	int took = 0;
 
-	if (slash == NULL || slash == v || slash[1] == '\0') {
-		config_error(ctx, e, "target '%s' must be provider/model", v);
+	if (slash == NULL && config_pool(ctx->conf, v) != NULL)
+		prov = NULL;
+	else if (slash == NULL || slash == v || slash[1] == '\0') {
+		config_error(ctx, e, "target '%s' must be provider/model or "
+		    "a pool's name", v);
 		return 0;
-	}
-	prov = xstrndup(v, (size_t)(slash - v));
-	if (config_provider(ctx->conf, prov) == NULL)
+	} else
+		prov = xstrndup(v, (size_t)(slash - v));
+	if (prov != NULL && config_provider(ctx->conf, prov) == NULL)
 		config_error(ctx, e, "target '%s': unknown provider '%s'", v,
 		    prov);
 	else {
@@ -245,6 +249,11 @@ config_route_check(struct config_ctx *ctx, const config_setting_t *group,
 	if (config_route(ctx->conf, rc->name) != NULL) {
 		config_error(ctx, seen[RK_NAME], "duplicate route '%s'",
 		    rc->name);
+		return -1;
+	}
+	if (config_pool(ctx->conf, rc->name) != NULL) {
+		config_error(ctx, seen[RK_NAME], "route '%s' has the name of "
+		    "a pool", rc->name);
 		return -1;
 	}
 	if (seen[RK_TARGETS] == NULL)

@@ -349,6 +349,9 @@ config_free(struct config *conf)
 	for (i = 0; i < conf->nroutes; i++)
 		config_route_free(&conf->routes[i]);
 	free(conf->routes);
+	for (i = 0; i < conf->npools; i++)
+		config_pool_free(&conf->pools[i]);
+	free(conf->pools);
 	free(conf->socket);
 	free(conf->socket_group);
 	free(conf->admin_group);

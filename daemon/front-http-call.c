@@ -181,6 +181,11 @@ front_http_add_model(struct llmgate_request *req, size_t *cap,
 			goto add;
 		}
 	}
+	/* A pool is one step: the engine picks its member per attempt. */
+	if (slash == NULL && config_pool(cfg, model) != NULL) {
+		names[n++] = model;
+		goto add;
+	}
 	if ((rc = config_route(cfg, model)) != NULL) {
 		for (i = 0; i < rc->ntargets && n < CALL_MAX_TARGETS; i++)
 			names[n++] = rc->targets[i];
@@ -201,8 +206,8 @@ front_http_add_model(struct llmgate_request *req, size_t *cap,
 	if (found == NULL) {
 		*status = 404;
 		xasprintf(cause, "the model '%s' does not exist: name a route, "
-		    "provider/model, or a model a provider declares (GET "
-		    "/v1/models lists them)", model);
+		    "a pool, provider/model, or a model a provider declares "
+		    "(GET /v1/models lists them)", model);
 		return -1;
 	}
 	xasprintf(&owned, "%s/%s", found->name, model);

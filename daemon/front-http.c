@@ -499,6 +499,15 @@ front_http_models(struct front_req *fr)
 			    json_string(cfg->routes[i].targets[j]));
 		json_array_append_new(data, o);
 	}
+	for (i = 0; i < cfg->npools; i++) {
+		o = json_pack("{s:s, s:s, s:i, s:s, s:o}", "id",
+		    cfg->pools[i].name, "object", "model", "created", 0,
+		    "owned_by", "llmgate", "pool", json_array());
+		for (j = 0; j < cfg->pools[i].ntargets; j++)
+			json_array_append_new(json_object_get(o, "pool"),
+			    json_string(cfg->pools[i].targets[j]));
+		json_array_append_new(data, o);
+	}
 	for (i = 0; i < cfg->nproviders; i++) {
 		pc = &cfg->providers[i];
 		for (j = 0; j < pc->nmodels; j++) {

@@ -19,6 +19,7 @@
 #include "proto.h"
 
 struct attempt;
+struct target;
 struct call;
 struct conn;
 struct reply;
@@ -129,6 +130,19 @@ struct route_conf {
 	size_t ntargets;
 };
 
+/* A deployment pool: one logical model, several targets (pool.c). */
+struct pool;
+struct pool_conf {
+	char *name;		/* no '/': a target name never clashes */
+	char **targets;		/* "provider/model", each once */
+	uint32_t *weights;	/* one per target; strategy weighted */
+	size_t ntargets;
+	int strategy;		/* enum pool_strategy */
+	uint32_t max_moves;	/* moves to another member, per call step */
+	uint32_t move_on;	/* bit (1 << class): classes that move */
+	struct pool *state;	/* the choice's own state, per config */
+};
+
 struct retry_conf {
 	uint32_t attempts;	/* per target, first included */
 	uint32_t initial_ms;
@@ -207,6 +221,8 @@ struct config {
 	size_t nproviders;
 	struct route_conf *routes;
 	size_t nroutes;
+	struct pool_conf *pools;
+	size_t npools;
 	struct retry_conf retry;
 	struct breaker_conf breaker;
 	struct retry_budget_conf retry_budget;
@@ -295,6 +311,12 @@ struct config_keys {
 	size_t			 nkeys;
 	config_check_fn		*check;	/* last; -1 drops obj */
 };
+
+/* config-pools.c: the pools block. */
+void	config_pool_add(struct config_ctx *, const config_setting_t *,
+	    void *);
+void	config_pool_free(struct pool_conf *);
+const struct pool_conf *config_pool(const struct config *, const char *);
 
 /* config.c */
 void	config_error(struct config_ctx *, const config_setting_t *,
@@ -613,6 +635,7 @@ struct call_stats {
 	uint64_t fallbacks;
 	uint64_t failed;
 	uint64_t repairs;
+	uint64_t moves;		/* within pools, after a rate limit */
 	uint64_t inflight;
 };
 extern struct call_stats call_stats;
@@ -809,6 +832,58 @@ uint64_t breaker_open_remaining(const struct breaker *, uint64_t now);
  * (half-open on next use once passed); closed keeps consecutive. */
 void breaker_restore(struct breaker *, enum breaker_state,
     uint64_t open_until, uint32_t mult, uint32_t consecutive);
+
+/*
+ * pool.c: which member of a deployment pool takes the next attempt,
+ * pure (now passed in): headroom (most budget left, then fewest in
+ * flight), least-inflight, or weighted (smooth weighted round robin).
+ * Members are numbered as the pool's targets; masks have bit POOL_BIT(i).
+ */
+enum pool_strategy {
+	POOL_HEADROOM = 0,
+	POOL_LEAST_INFLIGHT,
+	POOL_WEIGHTED,
+	POOL_STRATEGY_MAX
+};
+#define POOL_MAX_MEMBERS	32
+#define POOL_BIT(i)		((uint64_t)1 << (i))
+#define POOL_WEIGHT_MAX		1000
+/* What the chooser sees of one member now. */
+struct pool_member {
+	int usable;		/* 0: never (e.g. its provider has no key) */
+	int ready;		/* may take an attempt now, without waiting */
+	uint64_t wait_ms;	/* not ready: about when it could */
+	double headroom;	/* fill of its fuller-spent bucket; 1: none */
+	uint32_t inflight;
+	uint32_t queued;
+};
+struct pool {
+	enum pool_strategy strategy;
+	size_t n;
+	uint32_t weight[POOL_MAX_MEMBERS];
+	int64_t current[POOL_MAX_MEMBERS];	/* weighted turns */
+	uint64_t last[POOL_MAX_MEMBERS];	/* seq of its last turn; 0 */
+	uint64_t seq;
+	uint64_t picks[POOL_MAX_MEMBERS];	/* turns taken */
+	uint64_t moves[POOL_MAX_MEMBERS];	/* moves away from it */
+};
+const char *pool_strategy_name(enum pool_strategy);	/* NULL: none */
+int pool_strategy_index(const char *);			/* -1: none */
+/* n members (at most POOL_MAX_MEMBERS); weights NULL: all 1. */
+void pool_init(struct pool *, enum pool_strategy, const uint32_t *weights,
+    size_t n);
+/* Target t as a member, for an attempt estimated at tokens; concurrency
+ * is its provider's cap (0: none). Sets usable. */
+void pool_member_view(struct pool_member *, const struct target *,
+    uint32_t concurrency, uint32_t tokens, uint64_t now);
+size_t pool_ready(const struct pool *, const struct pool_member *,
+    uint64_t avoid);
+/* The member for the next attempt among the ready ones not in avoid,
+ * counted as its turn; -1 when none is ready. */
+int pool_choose(struct pool *, const struct pool_member *, uint64_t avoid);
+/* No member ready: the usable one not in exclude that frees first; -1. */
+int pool_soonest(const struct pool *, const struct pool_member *,
+    uint64_t exclude);
 
 /* rbudget.c: the machine-wide retry budget, pure. Zeroed: empty. */
 #define RBUDGET_SLOTS		10	/* the window: 10 s ... */

@@ -287,6 +287,9 @@ metrics_render_globals(struct buf *b, const json_t *st)
 		    "Calls that ended in an error." },
 		{ "repairs", "llmgate_repairs_total",
 		    "Invalid replies fed back to the model for a repair." },
+		{ "moves", "llmgate_pool_moves_total",
+		    "Attempts moved to another member of a pool after a "
+		    "rate limit." },
 	};
 	struct metrics_family f;
 	struct buf lb = { 0 };

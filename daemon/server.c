@@ -455,6 +455,57 @@ server_limit(int64_t v)
 	return v < 0 ? json_null() : json_integer(v);
 }
 
+/*
+ * The pools: each member's state as the choice sees it (for a call of
+ * RL_DEFAULT_TOKENS), the turns it took and the moves away from it.
+ */
+static json_t *
+server_pools(uint64_t now)
+{
+	const struct pool_conf *pc;
+	const struct provider_conf *prov;
+	struct pool_member v;
+	struct target *t;
+	json_t *pools = json_array(), *members;
+	const char *slash;
+	char *pname;
+	size_t i, j;
+
+	for (i = 0; i < cfg->npools; i++) {
+		pc = &cfg->pools[i];
+		members = json_array();
+		for (j = 0; j < pc->ntargets; j++) {
+			slash = strchr(pc->targets[j], '/');
+			pname = xstrndup(pc->targets[j],
+			    (size_t)(slash - pc->targets[j]));
+			prov = config_provider(cfg, pname);
+			free(pname);
+			t = prov != NULL ? target_get(prov, slash + 1) : NULL;
+			if (t == NULL)
+				continue;
+			pool_member_view(&v, t, prov->concurrency,
+			    RL_DEFAULT_TOKENS, now);
+			json_array_append_new(members, json_pack("{s:s, s:I, "
+			    "s:b, s:I, s:f, s:I, s:I, s:I, s:I}",
+			    "target", pc->targets[j],
+			    "weight", (json_int_t)pc->state->weight[j],
+			    "ready", prov->key_env_unset == NULL && v.ready,
+			    "wait_ms", (json_int_t)v.wait_ms,
+			    "headroom", v.headroom,
+			    "inflight", (json_int_t)v.inflight,
+			    "queued", (json_int_t)v.queued,
+			    "picks", (json_int_t)pc->state->picks[j],
+			    "moves", (json_int_t)pc->state->moves[j]));
+		}
+		json_array_append_new(pools, json_pack("{s:s, s:s, s:I, s:o}",
+		    "name", pc->name, "strategy",
+		    pool_strategy_name((enum pool_strategy)pc->strategy),
+		    "max_moves", (json_int_t)pc->max_moves,
+		    "members", members));
+	}
+	return pools;
+}
+
 json_t *
 server_status(void)
 {
@@ -508,7 +559,7 @@ server_status(void)
 		    "base_url", p->base_url));
 	}
 	st = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:f, s:f, s:f}, "
-	    "s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+	    "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 	    "version", LLMGATE_VERSION,
 	    "uptime_s", (json_int_t)((now - server_start_ms) / 1000),
 	    "clients", (json_int_t)conn_count(),
@@ -526,7 +577,9 @@ server_status(void)
 	    "retries", (json_int_t)call_stats.retries,
 	    "fallbacks", (json_int_t)call_stats.fallbacks,
 	    "failed", (json_int_t)call_stats.failed,
-	    "repairs", (json_int_t)call_stats.repairs);
+	    "repairs", (json_int_t)call_stats.repairs,
+	    "moves", (json_int_t)call_stats.moves);
+	json_object_set_new(st, "pools", server_pools(now));
 	if ((cj = cluster_status()) != NULL)
 		json_object_set_new(st, "cluster", cj);
 	return st;

@@ -59,8 +59,8 @@ target_setup(struct target *t, const struct provider_conf *pc, uint64_t now)
 	rl_setup(&t->rl, mc.rpm, mc.tpm, mc.burst, mc.tpm_burst, now);
 }
 
-/* The config names provider/model: as a model of its provider, or in a
- * route. Such a target always has room and is never evicted. */
+/* The config names provider/model: as a model of its provider, in a
+ * route or in a pool. Such a target always has room and is never evicted. */
 static int
 target_configured(const struct config *conf, const char *provider,
     const char *model)
@@ -79,6 +79,14 @@ target_configured(const struct config *conf, const char *provider,
 		r = &conf->routes[i];
 		for (j = 0; j < r->ntargets; j++) {
 			n = r->targets[j];
+			if (strncmp(n, provider, plen) == 0 && n[plen] == '/' &&
+			    strcmp(n + plen + 1, model) == 0)
+				return 1;
+		}
+	}
+	for (i = 0; i < conf->npools; i++) {
+		for (j = 0; j < conf->pools[i].ntargets; j++) {
+			n = conf->pools[i].targets[j];
 			if (strncmp(n, provider, plen) == 0 && n[plen] == '/' &&
 			    strcmp(n + plen + 1, model) == 0)
 				return 1;
