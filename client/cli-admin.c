@@ -153,6 +153,62 @@ print_cell(const char *s, size_t width, int last)
 		printf("%-*s  ", (int)width, s);
 }
 
+#define POOL_COLS 9
+
+/*
+ * The pools: per member, what the choice sees now (ready, or the wait
+ * until it could take an attempt), the turns it took and the moves away
+ * from it after a rate limit.
+ */
+static void
+print_pools(const json_t *pools)
+{
+	static const char	*heads[POOL_COLS] = { "POOL", "STRATEGY",
+	    "MEMBER", "WEIGHT", "READY", "WAIT_MS", "INFLIGHT", "PICKS",
+	    "MOVES" };
+	static const char	*keys[POOL_COLS] = { NULL, NULL, "target",
+	    "weight", "ready", "wait_ms", "inflight", "picks", "moves" };
+	const json_t		*p, *m, *members;
+	char			(*cells)[POOL_COLS][64] = NULL;
+	size_t			 n = 0, i, j, k, row, w[POOL_COLS];
+
+	for (i = 0; i < json_array_size(pools); i++)
+		n += json_array_size(json_object_get(json_array_get(pools, i),
+		    "members"));
+	if (n == 0)
+		return;
+	cells = cli_reallocarray(NULL, n, sizeof *cells);
+	for (k = 0; k < POOL_COLS; k++)
+		w[k] = strlen(heads[k]);
+	for (i = 0, row = 0; i < json_array_size(pools); i++) {
+		p = json_array_get(pools, i);
+		members = json_object_get(p, "members");
+		for (j = 0; j < json_array_size(members); j++, row++) {
+			m = json_array_get(members, j);
+			for (k = 0; k < POOL_COLS; k++) {
+				if (k < 2 && j != 0)
+					snprintf(cells[row][k], 64, "%s", "");
+				else if (k < 2)
+					jfmt(json_object_get(p, k == 0 ?
+					    "name" : "strategy"), cells[row][k],
+					    64);
+				else
+					jfmt(json_object_get(m, keys[k]),
+					    cells[row][k], 64);
+				if (strlen(cells[row][k]) > w[k])
+					w[k] = strlen(cells[row][k]);
+			}
+		}
+	}
+	fputc('\n', stdout);
+	for (k = 0; k < POOL_COLS; k++)
+		print_cell(heads[k], w[k], k + 1 == POOL_COLS);
+	for (row = 0; row < n; row++)
+		for (k = 0; k < POOL_COLS; k++)
+			print_cell(cells[row][k], w[k], k + 1 == POOL_COLS);
+	free(cells);
+}
+
 static void
 print_status(const json_t *st)
 {
@@ -205,6 +261,7 @@ print_status(const json_t *st)
 				    k + 1 == STATUS_COLS);
 		free(cells);
 	}
+	print_pools(json_object_get(st, "pools"));
 	fputc('\n', stdout);
 	print_flat("retry budget", json_object_get(st, "retry_budget"));
 	print_flat("counters", json_object_get(st, "counters"));
