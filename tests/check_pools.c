@@ -116,6 +116,20 @@ jstr(const json_t *o, const char *k)
 	return s != NULL ? s : "(none)";
 }
 
+/* A CLI call's --json answer; it must have exited with status. */
+static json_t *
+cli_json(struct run *r, int status)
+{
+	json_t *j;
+
+	ck_assert_msg(r->status == status, "exit %d: %s %s", r->status,
+	    r->out, r->err);
+	j = json_loads(r->out, 0, NULL);
+	ck_assert_msg(j != NULL, "not JSON: %s / %s", r->out, r->err);
+	h_run_free(r);
+	return j;
+}
+
 static json_t *
 status_json(void)
 {
@@ -368,10 +382,7 @@ START_TEST(test_all_cooling_falls_back)
 
 	h_cli(&r, &d, NULL, "call", "--json", "-m", "cool", "-m", "kc/c-next",
 	    "hi", NULL);
-	ck_assert_msg(r.status == 0, "exit %d: %s %s", r.status, r.out,
-	    r.err);
-	j = json_loads(r.out, 0, NULL);
-	ck_assert_msg(j != NULL, "not JSON: %s", r.out);
+	j = cli_json(&r, 0);
 	ck_assert_str_eq(jstr(j, "target"), "kc/c-next");
 	a = json_object_get(j, "attempts");
 	n = json_array_size(a);
@@ -389,7 +400,6 @@ START_TEST(test_all_cooling_falls_back)
 	ck_assert_int_eq(h_fakeprov_count(fp_port,
 	    "c2+status=429+retry_after=5", NULL), 1);
 	json_decref(j);
-	h_run_free(&r);
 }
 END_TEST
 
@@ -427,10 +437,7 @@ START_TEST(test_pool_in_route)
 	json_t *j, *a;
 
 	h_cli(&r, &d, NULL, "call", "--json", "-r", "viapool", "hi", NULL);
-	ck_assert_msg(r.status == 0, "exit %d: %s %s", r.status, r.out,
-	    r.err);
-	j = json_loads(r.out, 0, NULL);
-	ck_assert_msg(j != NULL, "not JSON: %s", r.out);
+	j = cli_json(&r, 0);
 	ck_assert_str_eq(jstr(j, "target"), "kb/r2");
 	a = json_object_get(j, "attempts");
 	ck_assert_uint_eq(json_array_size(a), 2);
@@ -438,7 +445,6 @@ START_TEST(test_pool_in_route)
 	    "ka/r1+status=429");
 	ck_assert_int_eq(h_fakeprov_count(fp_port, "r-next", NULL), 0);
 	json_decref(j);
-	h_run_free(&r);
 }
 END_TEST
 
