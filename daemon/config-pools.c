@@ -214,9 +214,9 @@ config_pool_check(struct config_ctx *ctx, const config_setting_t *group,
 		    pc->name);
 		return -1;
 	}
-	pc->strategy = POOL_HEADROOM;
-	if (r->strategy != NULL &&
-	    (s = pool_strategy_index(r->strategy)) < 0) {
+	s = r->strategy != NULL ? pool_strategy_index(r->strategy) :
+	    POOL_HEADROOM;
+	if (s < 0) {
 		names[0] = '\0';
 		for (i = 0; i < POOL_STRATEGY_MAX; i++)
 			snprintf(names + strlen(names), sizeof names -
@@ -225,8 +225,8 @@ config_pool_check(struct config_ctx *ctx, const config_setting_t *group,
 		config_error(ctx, seen[PO_STRATEGY], "unknown strategy '%s' "
 		    "(valid: %s)", r->strategy, names);
 		return -1;
-	} else if (r->strategy != NULL)
-		pc->strategy = s;
+	}
+	pc->strategy = s;
 	if (seen[PO_WEIGHTS] != NULL && pc->strategy != POOL_WEIGHTED) {
 		config_error(ctx, seen[PO_WEIGHTS], "pool '%s': weights apply "
 		    "only to strategy \"weighted\"", pc->name);
