@@ -26,6 +26,8 @@ static struct breaker_conf bc = { 1, 0.5, 1000, 60000, 30000, 1 };
 static void
 member_setup(int i, uint32_t rpm, uint32_t burst)
 {
+	if (t[i].queue.hash != NULL)
+		waitq_free(&t[i].queue);
 	memset(&ps[i], 0, sizeof ps[i]);
 	memset(&t[i], 0, sizeof t[i]);
 	t[i].name = (char *)(uintptr_t)"p/m";
