@@ -771,7 +771,8 @@ call_admit(struct call *c)
  * (cooling down, over budget, breaker open), so that the call waits in
  * the queue of the one that frees first. A member moved away from that
  * could go again at once (overloaded, no cooldown) is no place to move
- * to: the call retries after a backoff as usual.
+ * to: the call retries after a backoff as usual. One whose cooldown has
+ * ended since is.
  */
 static int
 call_pool_move(struct call *c, struct call_target *t, enum llmgate_class cls,
@@ -784,8 +785,11 @@ call_pool_move(struct call *c, struct call_target *t, enum llmgate_class cls,
 
 	if (((pc->move_on >> cls) & 1) == 0 || t->moves >= pc->max_moves)
 		return 0;
-	t->moved |= POOL_BIT(t->cur);
 	call_pool_views(t, call_tokens_estimate(c->req), now, v);
+	/* One the answer did not hold (no cooldown) is avoided this turn;
+	 * a cooldown holds one by itself, until it ends. */
+	if (v[t->cur].ready)
+		t->moved |= POOL_BIT(t->cur);
 	if (pool_ready(pc->state, v, t->moved) == 0 &&
 	    (pool_ready(pc->state, v, 0) != 0 ||
 	    pool_soonest(pc->state, v, 0) < 0))
