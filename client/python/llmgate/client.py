@@ -386,8 +386,9 @@ class Client:
         succeeds.
 
         prompt= (one user turn) or messages=[{"role", "content", ...}];
-        models=["provider/model", ...] (the fallback chain) or route=
-        (a named chain; neither: the daemon's default route); system=,
+        models=["provider/model", ...] (the fallback chain; an entry may
+        also name a pool of the daemon's config) or route= (a named
+        chain; neither: the daemon's default route); system=,
         tools= (``@llmgate.tool`` functions or dicts), schema= (a JSON
         Schema dict or a pydantic model class: the daemon validates and
         repairs, ``result.parsed`` holds the parsed reply), max_tokens=,
