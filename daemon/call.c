@@ -818,6 +818,7 @@ call_next_target(struct call *c)
 	c->pos++;
 	c->tries = 0;
 	c->sent = 0;
+	c->moving = 0;
 	c->repairs = 0;
 	c->prev_backoff_ms = 0;
 	/* A new target starts from the caller's turns (or a resume). */
