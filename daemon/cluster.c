@@ -795,18 +795,21 @@ cluster_status(void)
 		if (t->rl.req.limit == 0 && t->rl.tok.limit == 0)
 			continue;
 		json_array_append_new(targets, json_pack(
-		    "{s:s, s:{s:I, s:I, s:f, s:I}, s:{s:I, s:I, s:f, s:I}}",
+		    "{s:s, s:{s:I, s:I, s:f, s:I, s:I}, "
+		    "s:{s:I, s:I, s:f, s:I, s:I}}",
 		    "target", t->name,
 		    "requests",
 		    "slice", (json_int_t)bucket_available(&t->rl.req, now),
 		    "cluster_level", (json_int_t)t->slice[0].cluster_level,
 		    "rate_per_s", t->slice[0].rate,
 		    "granted", (json_int_t)t->slice[0].granted,
+		    "returned", (json_int_t)t->slice[0].returned,
 		    "tokens",
 		    "slice", (json_int_t)bucket_available(&t->rl.tok, now),
 		    "cluster_level", (json_int_t)t->slice[1].cluster_level,
 		    "rate_per_s", t->slice[1].rate,
-		    "granted", (json_int_t)t->slice[1].granted));
+		    "granted", (json_int_t)t->slice[1].granted,
+		    "returned", (json_int_t)t->slice[1].returned));
 	}
 	st = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o}",
 	    "redis", cl.addr,

@@ -35,6 +35,19 @@
  * provider do not add up to a 429.
  */
 #define RPM	580
+/*
+ * "tok+tpm=600000": the provider allows 600,000 tokens a minute and no
+ * request limit; the hosts are told 580,000, so that the token limit is
+ * the one that binds. Each call there bills TOK_BILL tokens: TOK_WORDS
+ * words in, the echo of them out ("echo:" and the words), and is
+ * estimated at more (TOK_MAX_TOKENS of output), so that every call's
+ * estimate is settled with its real usage.
+ */
+#define TPM_PROV	600000
+#define TPM		580000
+#define TOK_WORDS	20
+#define TOK_BILL	(TOK_WORDS + 1 + TOK_WORDS)
+#define TOK_MAX_TOKENS	100
 
 static struct daemon d[HOSTS];
 static pid_t fp_pid, redis_pid;
@@ -42,6 +55,15 @@ static int fp_port;
 static char redis_dir[64];
 static char redis_sock[100];
 static const char *redis_extra[12];	/* more redis-server arguments */
+
+/* Under valgrind (the harness's wrapper): slower, fewer calls. */
+static int
+wrapped(void)
+{
+	const char *w = getenv("LLMGATE_TEST_WRAPPER");
+
+	return w != NULL && *w != '\0';
+}
 
 /* PING over the socket: 1 when redis-server answers PONG. */
 static int
@@ -126,13 +148,14 @@ host_conf(int i, int cluster, int rpm)
 	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\";\n"
 	    "    models = ( { name = \"one+rpm=600\"; rpm = %d; },\n"
 	    "               { name = \"two+rpm=600\"; rpm = %d; },\n"
-	    "               { name = \"three+rpm=600\"; rpm = %d; } ); }\n"
+	    "               { name = \"three+rpm=600\"; rpm = %d; },\n"
+	    "               { name = \"tok+tpm=%d\"; tpm = %d; } ); }\n"
 	    ");\n"
 	    "retry = { attempts = 8; initial_ms = 10; max_ms = 100; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
 	    "breaker = { failures = 2; min_calls = 1000; open_ms = 5000; };\n"
 	    "%s%s%s%c%s",
-	    fp_port, rpm, rpm, rpm,
+	    fp_port, rpm, rpm, rpm, TPM_PROV, TPM,
 	    cluster ? "cluster = { redis = \"unix:" : "",
 	    cluster ? redis_sock : "",
 	    cluster ? "\"; host = \"host-" : "",
@@ -625,25 +648,32 @@ END_TEST
 /* The outcome of one run of clients on every host. */
 struct fidelity {
 	int calls, failed;
-	long long requests, r429;
+	long long requests, r429, tokens;	/* tokens: billed */
 	double secs, used;	/* used: served / what the limit allows */
+};
+
+/* What the calls of a run send: the prompt, and max_tokens (0: none). */
+struct load {
+	const char *prompt;
+	uint32_t max_tokens;
 };
 
 /*
  * PROCS client processes on every host, CALLS calls each, all at once,
- * on the provider's "NAME+rpm=RPM" (RPM a minute, bursts of RPM / 60).
- * during, when set, runs in the parent while they do (once).
+ * on the provider's model (oa/MODEL); ld what they send (NULL: "hello").
+ * during, when set, runs in the parent while they do (once). f->used is
+ * left to the caller (fidelity_used()).
  */
 static void
-clients_run(const char *name, int rpm, int procs, int calls,
+clients_run(const char *model, const struct load *ld, int procs, int calls,
     void (*during)(void), struct fidelity *f)
 {
-	char model[64], target[80];
+	char target[80];
 	pid_t pids[HOSTS * 8];
 	uint64_t start;
+	json_t *j;
 	int i, n = 0, st;
 
-	snprintf(model, sizeof model, "%s+rpm=%d", name, rpm);
 	snprintf(target, sizeof target, "oa/%s", model);
 	memset(f, 0, sizeof *f);
 	start = h_mono_ms();
@@ -662,7 +692,11 @@ clients_run(const char *name, int rpm, int procs, int calls,
 			if (g == NULL)
 				_exit(100);
 			for (k = 0; k < calls; k++) {
-				req = h_request("hello", target, NULL);
+				req = h_request(ld != NULL ? ld->prompt :
+				    "hello", target, NULL);
+				if (ld != NULL && ld->max_tokens != 0)
+					llmgate_request_set_max_tokens(req,
+					    ld->max_tokens);
 				if (llmgate_call(g, req, NULL, NULL, &res) != 0)
 					_exit(101);
 				if (res->cls != LLMGATE_OK) {
@@ -692,8 +726,29 @@ clients_run(const char *name, int rpm, int procs, int calls,
 	f->calls = n * calls;
 	f->requests = h_fakeprov_count(fp_port, model, NULL);
 	f->r429 = h_fakeprov_count(fp_port, model, "429");
-	f->used = (double)(f->requests - f->r429) /
-	    (rpm / 60.0 * f->secs + (rpm + 59) / 60);
+	j = h_fakeprov_get(fp_port, "/_stats");
+	f->tokens = json_integer_value(json_object_get(json_object_get(
+	    json_object_get(j, "by_model"), model), "tokens"));
+	json_decref(j);
+}
+
+/* served units / what a limit of per_min allows over the run. */
+static void
+fidelity_used(struct fidelity *f, double served, int per_min)
+{
+	f->used = served / (per_min / 60.0 * f->secs + (per_min + 59) / 60);
+}
+
+/* A run on "NAME+rpm=RPM" (RPM a minute, bursts of RPM / 60). */
+static void
+clients_run_rpm(const char *name, int rpm, int procs, int calls,
+    void (*during)(void), struct fidelity *f)
+{
+	char model[64];
+
+	snprintf(model, sizeof model, "%s+rpm=%d", name, rpm);
+	clients_run(model, NULL, procs, calls, during, f);
+	fidelity_used(f, (double)(f->requests - f->r429), rpm);
 }
 
 static void
@@ -718,11 +773,11 @@ START_TEST(test_hosts_share_one_limit)
 
 	hosts_start(1, RPM);
 	wait_cluster("up", HOSTS);
-	clients_run("one", 600, 2, 12, NULL, &with);
+	clients_run_rpm("one", 600, 2, 12, NULL, &with);
 	fidelity_print("3 hosts, cluster:", &with);
 	hosts_stop();
 	hosts_start(0, RPM);
-	clients_run("two", 600, 2, 12, NULL, &without);
+	clients_run_rpm("two", 600, 2, 12, NULL, &without);
 	fidelity_print("3 hosts, no cluster:", &without);
 	ck_assert_int_eq(with.failed, 0);
 	/*
@@ -730,8 +785,7 @@ START_TEST(test_hosts_share_one_limit)
 	 * slower than the provider's clock: the figures are printed, but
 	 * only the calls' answers can be held to.
 	 */
-	if (getenv("LLMGATE_TEST_WRAPPER") != NULL &&
-	    *getenv("LLMGATE_TEST_WRAPPER") != '\0')
+	if (wrapped())
 		return;
 	/* At most 1%, and one 429 in a run this short (about 72 requests)
 	 * is allowed: a slice granted as a busy host's queue is served can
@@ -742,6 +796,80 @@ START_TEST(test_hosts_share_one_limit)
 	    with.used * 100);
 	/* The run can tell: without the cluster the hosts overrun it. */
 	ck_assert_int_gt(without.r429, with.r429);
+}
+END_TEST
+
+/* A figure of host i's cluster status for target: budget's key. */
+static long long
+cluster_figure(int i, const char *target, const char *budget,
+    const char *key)
+{
+	json_t *st = status_of(&d[i]), *ts, *e;
+	long long v = -1;
+	size_t k;
+
+	ts = json_object_get(json_object_get(st, "cluster"), "targets");
+	for (k = 0; k < json_array_size(ts); k++) {
+		e = json_array_get(ts, k);
+		if (strcmp(json_string_value(json_object_get(e, "target")),
+		    target) == 0)
+			v = json_integer_value(json_object_get(
+			    json_object_get(e, budget), key));
+	}
+	json_decref(st);
+	return v;
+}
+
+/*
+ * Three hosts, clients on all of them, one provider limit of tokens (and
+ * none of requests): every call succeeds, (almost) nothing meets a 429,
+ * at least 90% of the token limit is used. And the books balance after
+ * thousands of calls: every token the hosts took from the cluster was
+ * billed by the provider (each call's estimate settled with its real
+ * usage), given back, or is still in a host's slice; nothing drifts.
+ */
+START_TEST(test_hosts_share_token_limit)
+{
+	char prompt[TOK_WORDS * 3 + 1], model[32], target[40];
+	long long taken = 0, est;
+	struct fidelity f;
+	struct load ld;
+	int i;
+
+	for (i = 0; i < TOK_WORDS; i++)
+		memcpy(prompt + i * 3, i + 1 < TOK_WORDS ? "ab " : "ab", 3);
+	ld.prompt = prompt;
+	ld.max_tokens = TOK_MAX_TOKENS;
+	est = (long long)(strlen(prompt) + 3) / 4 + TOK_MAX_TOKENS;
+	ck_assert_int_gt(est, TOK_BILL);
+	snprintf(model, sizeof model, "tok+tpm=%d", TPM_PROV);
+	snprintf(target, sizeof target, "oa/%s", model);
+	hosts_start(1, RPM);
+	wait_cluster("up", HOSTS);
+	clients_run(model, &ld, 2, wrapped() ? 10 : 350, NULL, &f);
+	fidelity_used(&f, (double)f.tokens, TPM_PROV);
+	fidelity_print("3 hosts, token limit:", &f);
+	ck_assert_int_eq(f.failed, 0);
+	ck_assert_int_eq(f.tokens, (f.requests - f.r429) * TOK_BILL);
+	for (i = 0; i < HOSTS; i++) {
+		long long g = cluster_figure(i, target, "tokens", "granted");
+		long long r = cluster_figure(i, target, "tokens", "returned");
+		long long sl = cluster_figure(i, target, "tokens", "slice");
+
+		ck_assert_int_ge(g, 0);
+		ck_assert_int_ge(r, 0);
+		taken += g - r - sl;
+	}
+	/* A 429'd attempt reports no usage: its estimate stays charged. */
+	ck_assert_msg(taken >= f.tokens && taken <= f.tokens + f.r429 * est,
+	    "the hosts took %lld tokens from the cluster and kept none, "
+	    "the provider billed %lld", taken, f.tokens);
+	if (wrapped())
+		return;
+	ck_assert_msg(f.r429 * 100 <= f.requests, "%lld of %lld requests "
+	    "met a 429", f.r429, f.requests);
+	ck_assert_msg(f.used >= 0.9, "only %.0f%% of the token limit used",
+	    f.used * 100);
 }
 END_TEST
 
@@ -783,11 +911,10 @@ START_TEST(test_redis_killed_mid_run)
 
 	hosts_start(1, RPM);
 	wait_cluster("up", HOSTS);
-	clients_run("three", 600, 2, 14, kill_and_restart_redis, &f);
+	clients_run_rpm("three", 600, 2, 14, kill_and_restart_redis, &f);
 	fidelity_print("3 hosts, redis killed:", &f);
 	ck_assert_int_eq(f.failed, 0);
-	if (getenv("LLMGATE_TEST_WRAPPER") == NULL ||
-	    *getenv("LLMGATE_TEST_WRAPPER") == '\0')
+	if (!wrapped())
 		ck_assert_msg(f.r429 * 20 <= f.requests, "%lld of %lld "
 		    "requests met a 429", f.r429, f.requests);
 	wait_cluster("up", HOSTS);
@@ -832,25 +959,35 @@ START_TEST(test_redis_stalled)
 }
 END_TEST
 
+/* One case per test, so that CK_RUN_CASE=test_... runs one of them. */
+static void
+cluster_case(Suite *s, const char *name, const TTest *test)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test);
+	suite_add_tcase(s, tc);
+}
+#define CLUSTER_CASE(s, t)	cluster_case(s, #t, t)
+
 int
 main(void)
 {
 	Suite *s = suite_create("cluster");
-	TCase *tc = tcase_create("redis");
 	SRunner *sr;
 	int failed;
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_429_holds_all_hosts);
-	tcase_add_test(tc, test_late_host_learns_hold);
-	tcase_add_test(tc, test_breaker_and_limit_reach_all_hosts);
-	tcase_add_test(tc, test_hosts_share_one_limit);
-	tcase_add_test(tc, test_auth);
-	tcase_add_test(tc, test_auth_error_quotes_password);
-	tcase_add_test(tc, test_redis_stalled);
-	tcase_add_test(tc, test_redis_killed_mid_run);
-	suite_add_tcase(s, tc);
+	CLUSTER_CASE(s, test_429_holds_all_hosts);
+	CLUSTER_CASE(s, test_late_host_learns_hold);
+	CLUSTER_CASE(s, test_breaker_and_limit_reach_all_hosts);
+	CLUSTER_CASE(s, test_hosts_share_one_limit);
+	CLUSTER_CASE(s, test_hosts_share_token_limit);
+	CLUSTER_CASE(s, test_auth);
+	CLUSTER_CASE(s, test_auth_error_quotes_password);
+	CLUSTER_CASE(s, test_redis_stalled);
+	CLUSTER_CASE(s, test_redis_killed_mid_run);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -45,6 +45,7 @@ static const struct dir_entry {
 	{ "length", DIR_FLAG, offsetof(struct dirs, length), 0, 0 },
 	{ "filter", DIR_FLAG, offsetof(struct dirs, filter), 0, 0 },
 	{ "rpm", DIR_INT, offsetof(struct dirs, rpm), 1, 1000000 },
+	{ "tpm", DIR_INT, offsetof(struct dirs, tpm), 1, 100000000 },
 	{ "quota", DIR_STR, offsetof(struct dirs, quota), 0, 0 },
 	{ "ka_close", DIR_INT, offsetof(struct dirs, ka_close), 0, 60000 },
 	{ "tool_again", DIR_FLAG, offsetof(struct dirs, tool_again), 0, 0 },
@@ -488,12 +489,13 @@ dirs_free(struct dirs *d)
 }
 
 /*
- * Take one token from a bucket refilled at "rate" tokens per ms up to
- * "burst". Returns 1 on success, else 0 with the wait until one token.
+ * Take n tokens from a bucket refilled at "rate" tokens per ms up to
+ * "burst". Returns 1 on success, else 0 with the wait until there are n
+ * (never, for n over the burst: then the wait until it is full).
  */
 static int
-bucket_take(struct bucket *b, double rate, double burst, uint64_t now,
-    uint64_t *wait)
+bucket_take(struct bucket *b, double rate, double burst, double n,
+    uint64_t now, uint64_t *wait)
 {
 	double		need, w;
 	uint64_t	wi;
@@ -509,17 +511,17 @@ bucket_take(struct bucket *b, double rate, double burst, uint64_t now,
 			b->tokens = burst;
 		b->last_ms = now;
 	}
-	if (b->tokens >= 1.0) {
-		b->tokens -= 1.0;
+	if (b->tokens >= n) {
+		b->tokens -= n;
 		*wait = 0;
 		return 1;
 	}
-	need = 1.0 - b->tokens;
+	need = (n < burst ? n : burst) - b->tokens;
 	w = need / rate;
 	wi = (uint64_t)w;
 	if ((double)wi < w)
 		wi++;
-	*wait = wi;
+	*wait = wi > 0 ? wi : 1;
 	return 0;
 }
 
@@ -1304,6 +1306,9 @@ call_content(struct call *c)
 {
 	json_error_t	err;
 
+	if (c->content_done)
+		return;
+	c->content_done = 1;
 	if (c->d.tool != NULL && *c->d.tool != '\0' && (!c->tool_result ||
 	    (c->d.tool_again && c->prompt != NULL &&
 	    strncmp(c->prompt, "error", 5) == 0))) {
@@ -1338,6 +1343,7 @@ call_success(struct call *c, int cut, int stream_error)
 	struct answer	*a = c->ans;
 
 	call_content(c);
+	c->m->billed += c->in_words + c->out_words;
 	a->status = 200;
 	if (!c->stream) {
 		call_json(c, c->prov->reply(c));
@@ -1361,17 +1367,29 @@ call_success(struct call *c, int cut, int stream_error)
 	}
 }
 
-/* rpm=N: a real token bucket per model name. 0 if the call was refused. */
+/*
+ * rpm=N: a real token bucket of requests per model name; tpm=N: one of
+ * tokens, charged what the answer bills (input + output words) before it
+ * is given. 0 if the call was refused (429).
+ */
 static int
 call_admit(struct call *c)
 {
-	uint64_t	wait;
+	uint64_t	wait, now = now_ms();
+	double		bill;
 
-	if (c->d.rpm <= 0)
-		return 1;
-	if (bucket_take(&c->m->bucket, rpm_rate(c->d.rpm), rpm_burst(c->d.rpm),
-	    now_ms(), &wait))
-		return 1;
+	if (c->d.rpm > 0 && !bucket_take(&c->m->bucket, rpm_rate(c->d.rpm),
+	    rpm_burst(c->d.rpm), 1, now, &wait))
+		goto limited;
+	if (c->d.tpm > 0) {
+		call_content(c);
+		bill = (double)(c->in_words + c->out_words);
+		if (!bucket_take(&c->m->tbucket, rpm_rate(c->d.tpm),
+		    rpm_burst(c->d.tpm), bill, now, &wait))
+			goto limited;
+	}
+	return 1;
+limited:
 	c->retry_s = (int)((wait + 999) / 1000);
 	if (c->retry_s < 1)
 		c->retry_s = 1;
@@ -1556,8 +1574,9 @@ control_stats(struct evhttp_request *req)
 
 	by = json_object();
 	TAILQ_FOREACH(m, &fp_models, entry) {
-		json_object_set_new(by, m->name, jpack("{s:I, s:O}",
-		    "requests", (json_int_t)m->requests, "status", m->status));
+		json_object_set_new(by, m->name, jpack("{s:I, s:I, s:O}",
+		    "requests", (json_int_t)m->requests, "tokens",
+		    (json_int_t)m->billed, "status", m->status));
 	}
 	send_json(req, 200, jpack("{s:I, s:o}", "requests",
 	    (json_int_t)fp_total, "by_model", by));

@@ -78,6 +78,7 @@ struct dirs {
 	int		 length;
 	int		 filter;
 	int		 rpm;
+	int		 tpm;
 	char		*quota;
 	int		 ka_close;
 	int		 tool_again;
@@ -108,6 +109,8 @@ struct model {
 	json_t			*status;	/* {"200": n, ...} */
 	json_t			*last;
 	struct bucket		 bucket;
+	struct bucket		 tbucket;	/* tpm=N */
+	long			 billed;		/* tokens of the answers given */
 	TAILQ_ENTRY(model)	 entry;
 };
 TAILQ_HEAD(models, model);
@@ -245,6 +248,7 @@ struct call {
 	int			 tool_result;
 	long			 in_words;
 	long			 out_words;
+	int			 content_done;	/* call_content() ran */
 	char			*text;		/* reply text; NULL for a tool call */
 	char			*args;		/* tool arguments as sent */
 	json_t			*args_json;	/* the same parsed, or NULL */
