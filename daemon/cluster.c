@@ -94,17 +94,18 @@ static const char cluster_lua_beat[] =
 	"return redis.call('ZCARD', KEYS[1])";
 
 /*
- * Holds in force, for hosts that join or come back later: KEYS[1] a sorted
- * set of targets by when their hold ends (Redis's clock), KEYS[2] a hash
- * of their reasons. ARGV: target, ms, reason, the longest hold; a shorter
- * hold never shortens a longer one.
+ * Signals in force, for hosts that join or come back later: KEYS[1] a
+ * sorted set of "KIND TARGET" by when the signal ends (Redis's clock),
+ * KEYS[2] a hash of their numbers ("A B", as published). ARGV: member,
+ * ms, numbers, the longest, 1 to replace (a learned limit) or 0 (a hold or
+ * a breaker: a shorter one never shortens a longer one).
  */
-static const char cluster_lua_hold[] =
+static const char cluster_lua_keep[] =
 	"local t = redis.call('TIME') "
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
 	"local untl = now + tonumber(ARGV[2]) "
 	"local old = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) "
-	"if old == nil or untl > old then "
+	"if old == nil or untl > old or ARGV[5] == '1' then "
 	"  redis.call('ZADD', KEYS[1], untl, ARGV[1]) "
 	"  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) "
 	"end "
@@ -112,8 +113,8 @@ static const char cluster_lua_hold[] =
 	"redis.call('PEXPIRE', KEYS[2], ARGV[4]) "
 	"return 1";
 
-/* The holds in force: { target, ms left, reason, ... }. */
-static const char cluster_lua_holds[] =
+/* The signals in force: { member, ms left, numbers, ... }. */
+static const char cluster_lua_kept[] =
 	"local t = redis.call('TIME') "
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
 	"local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now) "
@@ -125,7 +126,7 @@ static const char cluster_lua_holds[] =
 	"for i = 1, #z, 2 do "
 	"  r[#r + 1] = z[i] "
 	"  r[#r + 1] = tostring(math.floor(tonumber(z[i + 1]) - now)) "
-	"  r[#r + 1] = redis.call('HGET', KEYS[2], z[i]) or '-1' "
+	"  r[#r + 1] = redis.call('HGET', KEYS[2], z[i]) or '0 0' "
 	"end "
 	"return r";
 
@@ -138,8 +139,8 @@ static struct {
 	char *host;
 	char *channel;		/* PREFIX:signal */
 	char *hosts_key;	/* PREFIX:hosts */
-	char *holds_key;	/* PREFIX:holds, and PREFIX:holds:why */
-	char *why_key;
+	char *kept_key;		/* PREFIX:signals, and PREFIX:signals:n */
+	char *nums_key;
 	char *prefix;
 	uint32_t slice_ms;
 	uint32_t timeout_ms;
@@ -162,6 +163,7 @@ static void cluster_reap(evutil_socket_t, short, void *);
 static void cluster_connect(void);
 static void cluster_message(redisAsyncContext *, void *, void *);
 static redisReply *cluster_reply(redisAsyncContext *, void *);
+static void cluster_resync(void);
 
 int
 cluster_active(void)
@@ -256,45 +258,6 @@ cluster_reap(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
-/* The holds in force when this host (re)joined. */
-static void
-cluster_on_holds(redisAsyncContext *ac, void *r, void *priv)
-{
-	const struct provider_conf *pc;
-	redisReply *reply, **e;
-	struct target *t;
-	char *cause = NULL;
-	uint64_t now = now_ms();
-	long long ms;
-	int why;
-	size_t i;
-
-	if ((reply = cluster_reply(ac, r)) == NULL ||
-	    reply->type != REDIS_REPLY_ARRAY)
-		return;
-	e = reply->element;
-	for (i = 0; i + 2 < reply->elements; i += 3) {
-		if (e[i]->type != REDIS_REPLY_STRING ||
-		    e[i + 1]->type != REDIS_REPLY_STRING ||
-		    e[i + 2]->type != REDIS_REPLY_STRING)
-			continue;
-		ms = strtoll(e[i + 1]->str, NULL, 10);
-		why = atoi(e[i + 2]->str);
-		if (ms <= 0)
-			continue;
-		if ((t = target_resolve(cfg, e[i]->str, TARGET_UNOWNED, &pc,
-		    &cause)) == NULL) {
-			log_debug("cluster: hold on %s: %s", e[i]->str, cause);
-			free(cause);
-			cause = NULL;
-			continue;
-		}
-		rl_cooldown(&t->rl, (uint64_t)ms, rl_reason(why) != NULL ?
-		    rl_reason(why) : "rate_limited", now);
-		target_release(t);
-	}
-}
-
 static void
 cluster_up(void)
 {
@@ -306,8 +269,7 @@ cluster_up(void)
 	cl.backoff_ms = CLUSTER_BACKOFF_MIN_MS;
 	cl.why[0] = '\0';
 	cluster_apply_all();
-	redisAsyncCommand(cl.cmd, cluster_on_holds, NULL, "EVAL %s 2 %s %s",
-	    cluster_lua_holds, cl.holds_key, cl.why_key);
+	cluster_resync();
 }
 
 /* hiredis freed (or is freeing) ac: forget it. */
@@ -587,18 +549,73 @@ cluster_tick(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
-/* Tell the other hosts: "KIND HOST TARGET" after kind's own numbers. */
-static void
-cluster_publish(struct target *t, const char *what)
-{
-	char *msg;
+enum {
+	CLUSTER_HOLD = 1,	/* "hold MS REASON" */
+	CLUSTER_LEARN = 2,	/* "learn RPM TPM" */
+	CLUSTER_OPEN = 4,	/* "open MS MULT" */
+};
 
-	/* One argument: hiredis splits a format at its spaces. */
-	xasprintf(&msg, "%s %s %s", what, cl.host, t->name);
-	redisAsyncCommand(cl.cmd, NULL, NULL, "PUBLISH %s %s", cl.channel,
-	    msg);
-	free(msg);
-	cl.signals_sent++;
+/*
+ * Tell the other hosts what of t is in force here (kinds, CLUSTER_*):
+ * published as "KIND A B HOST TARGET" for the hosts subscribed now, and
+ * kept in Redis until it ends for those that join or come back later.
+ */
+static void
+cluster_tell(struct target *t, unsigned kinds, uint64_t now)
+{
+	unsigned long long a, b, ms;
+	const char *kind;
+	char *msg, *member;
+	int k;
+
+	for (k = 0; k < 3; k++) {
+		if (!(kinds & (1u << k)))
+			continue;
+		if (k == 0) {
+			kind = "hold";
+			a = ms = t->rl.cooldown_until - now;
+			b = (unsigned)rl_reason_index(t->rl.cooldown_reason);
+		} else if (k == 1) {
+			kind = "learn";
+			a = t->rl.learned_rpm;
+			b = t->rl.learned_tpm;
+			ms = RL_HOLD_MAX_MS;
+		} else {
+			kind = "open";
+			a = ms = t->br.open_until - now;
+			b = t->br.mult;
+		}
+		/* One argument each: hiredis splits a format at its spaces. */
+		xasprintf(&msg, "%s %llu %llu %s %s", kind, a, b, cl.host,
+		    t->name);
+		redisAsyncCommand(cl.cmd, NULL, NULL, "PUBLISH %s %s",
+		    cl.channel, msg);
+		free(msg);
+		xasprintf(&member, "%s %s", kind, t->name);
+		xasprintf(&msg, "%llu %llu", a, b);
+		redisAsyncCommand(cl.cmd, NULL, NULL,
+		    "EVAL %s 2 %s %s %s %llu %s %d %d", cluster_lua_keep,
+		    cl.kept_key, cl.nums_key, member, ms, msg, RL_HOLD_MAX_MS,
+		    k == 1);
+		free(member);
+		free(msg);
+		cl.signals_sent++;
+	}
+}
+
+/* What of t is in force here and could be told (CLUSTER_*). */
+static unsigned
+cluster_in_force(const struct target *t, uint64_t now)
+{
+	unsigned kinds = 0;
+
+	if (t->rl.cooldown_until > now)
+		kinds |= CLUSTER_HOLD;
+	if (t->rl.learned_rpm != 0 || t->rl.learned_tpm != 0)
+		kinds |= CLUSTER_LEARN;
+	if (t->br.state == BREAKER_OPEN && t->br.open_until > now)
+		kinds |= CLUSTER_OPEN;
+	return kinds;
 }
 
 void
@@ -613,71 +630,51 @@ cluster_before(const struct target *t, struct cluster_seen *seen)
 /*
  * An outcome here started or lengthened a hold (a 429's Retry-After, a
  * spent quota, a reset), taught a limit, or opened the breaker: tell the
- * other hosts, as "hold MS REASON", "learn RPM TPM", "open MS MULT".
+ * other hosts. Redis away, nothing is sent: cluster_resync() tells what
+ * is still in force once it is back.
  */
 void
 cluster_after(struct target *t, const struct cluster_seen *seen,
     uint64_t now)
 {
-	char what[96];
+	unsigned kinds = 0;
 
 	if (cl.state != CLUSTER_UP)
 		return;
-	if (t->rl.cooldown_until > seen->held && t->rl.cooldown_until > now) {
-		snprintf(what, sizeof what, "hold %llu %d",
-		    (unsigned long long)(t->rl.cooldown_until - now),
-		    rl_reason_index(t->rl.cooldown_reason));
-		cluster_publish(t, what);
-		redisAsyncCommand(cl.cmd, NULL, NULL,
-		    "EVAL %s 2 %s %s %s %llu %d %d", cluster_lua_hold,
-		    cl.holds_key, cl.why_key, t->name,
-		    (unsigned long long)(t->rl.cooldown_until - now),
-		    rl_reason_index(t->rl.cooldown_reason), RL_HOLD_MAX_MS);
-	}
+	if (t->rl.cooldown_until > seen->held)
+		kinds |= CLUSTER_HOLD;
 	if (t->rl.learned_rpm != seen->learned_rpm ||
-	    t->rl.learned_tpm != seen->learned_tpm) {
-		snprintf(what, sizeof what, "learn %u %u", t->rl.learned_rpm,
-		    t->rl.learned_tpm);
-		cluster_publish(t, what);
-	}
-	if (t->br.epoch != seen->epoch && t->br.state == BREAKER_OPEN &&
-	    t->br.open_until > now) {
-		snprintf(what, sizeof what, "open %llu %u",
-		    (unsigned long long)(t->br.open_until - now), t->br.mult);
-		cluster_publish(t, what);
-	}
+	    t->rl.learned_tpm != seen->learned_tpm)
+		kinds |= CLUSTER_LEARN;
+	if (t->br.epoch != seen->epoch)
+		kinds |= CLUSTER_OPEN;
+	cluster_tell(t, kinds & cluster_in_force(t, now), now);
 }
 
 /*
- * Another host's news about a target; the target here is made if this
- * host has not used it yet, so that its first call already knows.
+ * Another host's news about a target (kind with its numbers a and b);
+ * the target here is made if this host has not used it yet, so that its
+ * first call already knows.
  */
 static void
-cluster_on_signal(const char *msg, size_t len)
+cluster_heed(const char *kind, unsigned long long a, unsigned long long b,
+    const char *from, const char *name)
 {
-	unsigned long long a, b;
-	char kind[8], host[256], *text, *cause = NULL;
 	const struct provider_conf *pc;
 	struct target *t;
 	struct rl_info ri;
 	uint64_t now = now_ms();
-	int off = 0;
+	char *cause = NULL;
 
-	text = xmalloc(len + 1);
-	memcpy(text, msg, len);
-	text[len] = '\0';
-	if (sscanf(text, "%7s %llu %llu %255s %n", kind, &a, &b, host,
-	    &off) != 4 || off == 0 || strcmp(host, cl.host) == 0)
-		goto out;
-	if ((t = target_resolve(cfg, text + off, TARGET_UNOWNED, &pc,
+	if ((t = target_resolve(cfg, name, TARGET_UNOWNED, &pc,
 	    &cause)) == NULL) {
-		log_debug("cluster: %s from %s: %s", kind, host, cause);
+		log_debug("cluster: %s from %s: %s", kind, from, cause);
 		free(cause);
-		goto out;
+		return;
 	}
 	cl.signals_received++;
 	log_debug("cluster: %s %s %llu %llu from %s", t->name, kind, a, b,
-	    host);
+	    from);
 	if (strcmp(kind, "hold") == 0)
 		rl_cooldown(&t->rl, a, rl_reason((int)b) != NULL ?
 		    rl_reason((int)b) : "rate_limited", now);
@@ -686,14 +683,78 @@ cluster_on_signal(const char *msg, size_t len)
 		ri.limit_requests = a > 0 && a <= UINT32_MAX ? (int64_t)a : -1;
 		ri.limit_tokens = b > 0 && b <= UINT32_MAX ? (int64_t)b : -1;
 		rl_learn(&t->rl, &ri, now);
-	} else if (strcmp(kind, "open") == 0 &&
+	} else if (strcmp(kind, "open") == 0 && a > 0 &&
 	    breaker_state(&t->br, now) != BREAKER_OPEN)
 		breaker_restore(&t->br, BREAKER_OPEN, now + (a < RL_HOLD_MAX_MS ?
 		    a : RL_HOLD_MAX_MS), (uint32_t)(b < BREAKER_MAX_MULT ? b :
 		    BREAKER_MAX_MULT), 0);
 	target_release(t);
-out:
+}
+
+/* A message on the channel: "KIND A B HOST TARGET". */
+static void
+cluster_on_signal(const char *msg, size_t len)
+{
+	unsigned long long a, b;
+	char kind[8], host[256], *text;
+	int off = 0;
+
+	text = xmalloc(len + 1);
+	memcpy(text, msg, len);
+	text[len] = '\0';
+	if (sscanf(text, "%7s %llu %llu %255s %n", kind, &a, &b, host,
+	    &off) == 4 && off != 0 && strcmp(host, cl.host) != 0)
+		cluster_heed(kind, a, b, host, text + off);
 	free(text);
+}
+
+/* The signals in force when this host (re)joined: { member, ms, "A B" }. */
+static void
+cluster_on_kept(redisAsyncContext *ac, void *r, void *priv)
+{
+	unsigned long long a, b;
+	redisReply *reply, **e;
+	char kind[8];
+	long long ms;
+	size_t i;
+	int off;
+
+	if ((reply = cluster_reply(ac, r)) == NULL ||
+	    reply->type != REDIS_REPLY_ARRAY)
+		return;
+	e = reply->element;
+	for (i = 0; i + 2 < reply->elements; i += 3) {
+		off = 0;
+		if (e[i]->type != REDIS_REPLY_STRING ||
+		    e[i + 1]->type != REDIS_REPLY_STRING ||
+		    e[i + 2]->type != REDIS_REPLY_STRING ||
+		    sscanf(e[i]->str, "%7s %n", kind, &off) != 1 || off == 0 ||
+		    sscanf(e[i + 2]->str, "%llu %llu", &a, &b) != 2)
+			continue;
+		if ((ms = strtoll(e[i + 1]->str, NULL, 10)) <= 0)
+			continue;
+		/* A hold or a breaker: what is left of it. */
+		if (strcmp(kind, "learn") != 0)
+			a = (unsigned long long)ms;
+		cluster_heed(kind, a, b, "redis", e[i]->str + off);
+	}
+}
+
+/*
+ * Redis is back (or this host joined): take in the signals in force, and
+ * tell what is in force here, some of which may have come about while
+ * Redis was away and reached nobody.
+ */
+static void
+cluster_resync(void)
+{
+	struct target *t;
+	uint64_t now = now_ms();
+
+	redisAsyncCommand(cl.cmd, cluster_on_kept, NULL, "EVAL %s 2 %s %s",
+	    cluster_lua_kept, cl.kept_key, cl.nums_key);
+	for (t = target_first(); t != NULL; t = t->next)
+		cluster_tell(t, cluster_in_force(t, now), now);
 }
 
 static void
@@ -729,8 +790,8 @@ cluster_start(struct event_base *base)
 	cl.prefix = xstrdup(cc->prefix);
 	xasprintf(&cl.channel, "%s:signal", cc->prefix);
 	xasprintf(&cl.hosts_key, "%s:hosts", cc->prefix);
-	xasprintf(&cl.holds_key, "%s:holds", cc->prefix);
-	xasprintf(&cl.why_key, "%s:holds:why", cc->prefix);
+	xasprintf(&cl.kept_key, "%s:signals", cc->prefix);
+	xasprintf(&cl.nums_key, "%s:signals:n", cc->prefix);
 	cl.slice_ms = cc->slice_ms;
 	cl.timeout_ms = cc->timeout_ms;
 	cl.live = 1;
@@ -775,8 +836,8 @@ cluster_stop(void)
 	free(cl.prefix);
 	free(cl.channel);
 	free(cl.hosts_key);
-	free(cl.holds_key);
-	free(cl.why_key);
+	free(cl.kept_key);
+	free(cl.nums_key);
 	memset(&cl, 0, sizeof cl);
 }
 

@@ -520,6 +520,60 @@ START_TEST(test_breaker_and_limit_reach_all_hosts)
 }
 END_TEST
 
+/*
+ * Signals raised on host A while Redis is down (a 429's hold, a limit
+ * learned from headers, a breaker opening) reach nobody then; once Redis
+ * is back, A tells what of them is still in force, and B and C heed it.
+ */
+START_TEST(test_outage_signals_resync)
+{
+	static const char *held = "oa/outage+fail=1+status=429+retry_after=8";
+	struct llmgate *g;
+	struct llmgate_request *req;
+	struct wait_one w;
+	uint64_t deadline;
+	struct run r;
+	int i;
+
+	hosts_start(1, RPM);
+	wait_cluster("up", HOSTS);
+	redis_kill();
+	wait_cluster("down", 0);
+	h_cli(&r, &d[0], NULL, "call", "-m", "oa/outlearn+rpm=600+ratelimit",
+	    "x", NULL);
+	ck_assert_int_eq(r.status, 0);
+	h_run_free(&r);
+	memset(&w, 0, sizeof w);
+	g = h_connect(&d[0], "caller");
+	req = h_request("first", held, NULL);
+	ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done, &w), 0);
+	h_request_free(req);
+	deadline = h_mono_ms() + 5000;
+	while (held_ms(0, held) < 1000) {
+		ck_assert_msg(h_mono_ms() < deadline, "host A never held it");
+		h_sleep_ms(5);
+	}
+	h_cli(&r, &d[0], NULL, "call", "-m", "oa/outdown+status=500", "x",
+	    NULL);
+	ck_assert_int_ne(r.status, 0);
+	h_run_free(&r);
+	/* Nothing reached B and C meanwhile. */
+	for (i = 1; i < HOSTS; i++) {
+		ck_assert_int_eq(held_ms(i, held), 0);
+		ck_assert_int_ne(rpm_limit(i, "oa/outlearn+rpm=600+ratelimit"),
+		    600);
+	}
+	redis_start();
+	wait_cluster("up", HOSTS);
+	wait_others("oa/outdown+status=500", "breaker", NULL, "\"open\"");
+	wait_others("oa/outlearn+rpm=600+ratelimit", "rpm", "limit", "600");
+	for (i = 1; i < HOSTS; i++)
+		ck_assert_msg(held_ms(i, held) >= 1000, "host %d does not hold "
+		    "the target A held while Redis was down", i);
+	llmgate_close(g);
+}
+END_TEST
+
 static char *
 secret_file(const char *name, const char *secret)
 {
@@ -984,6 +1038,7 @@ main(void)
 	CLUSTER_CASE(s, test_breaker_and_limit_reach_all_hosts);
 	CLUSTER_CASE(s, test_hosts_share_one_limit);
 	CLUSTER_CASE(s, test_hosts_share_token_limit);
+	CLUSTER_CASE(s, test_outage_signals_resync);
 	CLUSTER_CASE(s, test_auth);
 	CLUSTER_CASE(s, test_auth_error_quotes_password);
 	CLUSTER_CASE(s, test_redis_stalled);
