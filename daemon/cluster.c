@@ -144,6 +144,7 @@ static struct {
 	char *prefix;
 	uint32_t slice_ms;
 	uint32_t timeout_ms;
+	uint32_t expected;		/* expected_hosts */
 
 	redisAsyncContext *cmd, *sub;
 	redisAsyncContext *dead_cmd, *dead_sub;	/* freed off their stack */
@@ -156,6 +157,9 @@ static struct {
 	char why[128];			/* why down, for status */
 	uint64_t downs, signals_sent, signals_received;
 } cl;
+
+/* The hosts alive as a state file says, read before cluster_start(). */
+static unsigned cluster_saved_hosts;
 
 static void cluster_tick(evutil_socket_t, short, void *);
 static void cluster_beat(evutil_socket_t, short, void *);
@@ -180,17 +184,29 @@ cluster_arm(struct event *ev, uint64_t ms)
 	evtimer_add(ev, &tv);
 }
 
+/*
+ * How many hosts this one assumes share the limits while Redis cannot
+ * say: those it last saw alive (at the last heartbeat, or before a
+ * restart), at least expected_hosts.
+ */
+static unsigned
+cluster_share(void)
+{
+	return cl.live > cl.expected ? cl.live : cl.expected;
+}
+
 /* Feed every limited target from the cluster, or give each its share. */
 static void
 cluster_apply(struct target *t, uint64_t now)
 {
 	int fed = cl.state == CLUSTER_UP;
+	unsigned share = fed ? 0 : cluster_share();
 
 	if (cl.state == CLUSTER_OFF)
 		return;
-	if (t->rl.fed == fed && t->rl.share == (fed ? 0 : cl.live))
+	if (t->rl.fed == fed && t->rl.share == share)
 		return;
-	rl_cluster(&t->rl, fed, fed ? 0 : cl.live, now);
+	rl_cluster(&t->rl, fed, share, now);
 	slice_failed(&t->slice[0]);
 	slice_failed(&t->slice[1]);
 }
@@ -225,7 +241,7 @@ cluster_down(const char *why)
 	if (cl.state == CLUSTER_UP || cl.downs == 0) {
 		log_warnx("cluster: redis %s unavailable (%s); each host keeps "
 		    "to 1/%u of the shared limits until it is back", cl.addr,
-		    why, cl.live);
+		    why, cluster_share());
 		cl.downs++;
 	}
 	snprintf(cl.why, sizeof cl.why, "%s", why);
@@ -794,7 +810,9 @@ cluster_start(struct event_base *base)
 	xasprintf(&cl.nums_key, "%s:signals:n", cc->prefix);
 	cl.slice_ms = cc->slice_ms;
 	cl.timeout_ms = cc->timeout_ms;
-	cl.live = 1;
+	cl.expected = cc->expected_hosts != 0 ? cc->expected_hosts : 1;
+	/* Until Redis answers, not alone: as many as last seen. */
+	cl.live = cluster_saved_hosts != 0 ? cluster_saved_hosts : 1;
 	cl.backoff_ms = CLUSTER_BACKOFF_MIN_MS;
 	cl.tick = evtimer_new(base, cluster_tick, NULL);
 	cl.beat = evtimer_new(base, cluster_beat, NULL);
@@ -841,6 +859,18 @@ cluster_stop(void)
 	memset(&cl, 0, sizeof cl);
 }
 
+unsigned
+cluster_hosts_seen(void)
+{
+	return cl.state != CLUSTER_OFF ? cl.live : 0;
+}
+
+void
+cluster_hosts_restore(unsigned n)
+{
+	cluster_saved_hosts = n;
+}
+
 /* status's "cluster": NULL without a cluster block. */
 json_t *
 cluster_status(void)
@@ -872,12 +902,13 @@ cluster_status(void)
 		    "granted", (json_int_t)t->slice[1].granted,
 		    "returned", (json_int_t)t->slice[1].returned));
 	}
-	st = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o}",
+	st = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o}",
 	    "redis", cl.addr,
 	    "state", cluster_state_names[cl.state],
 	    "why", cl.why,
 	    "host", cl.host,
 	    "hosts_alive", (json_int_t)cl.live,
+	    "share_of", (json_int_t)cluster_share(),
 	    "outages", (json_int_t)cl.downs,
 	    "signals_sent", (json_int_t)cl.signals_sent,
 	    "signals_received", (json_int_t)cl.signals_received,

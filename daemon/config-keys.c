@@ -77,7 +77,7 @@ static int config_cluster_check(struct config_ctx *,
     const config_setting_t *, const config_setting_t **, void *);
 #define CL(f)	offsetof(struct cluster_conf, f)
 enum { CL_REDIS, CL_USER, CL_PASSWORD_FILE, CL_PREFIX, CL_HOST, CL_SLICE_MS,
-    CL_TIMEOUT_MS };
+    CL_TIMEOUT_MS, CL_EXPECTED_HOSTS };
 static const struct config_key config_cluster_key[] = {
 	[CL_REDIS] = { .name = "redis", .kind = CK_STRING, .off = CL(redis) },
 	[CL_USER] = { .name = "user", .kind = CK_STRING, .off = CL(user) },
@@ -90,6 +90,8 @@ static const struct config_key config_cluster_key[] = {
 	    .off = CL(slice_ms), .min = 10, .max = 10000 },
 	[CL_TIMEOUT_MS] = { .name = "timeout_ms", .kind = CK_U32,
 	    .off = CL(timeout_ms), .min = 10, .max = 60000 },
+	[CL_EXPECTED_HOSTS] = { .name = "expected_hosts", .kind = CK_U32,
+	    .off = CL(expected_hosts), .min = 1, .max = 10000 },
 };
 static const struct config_keys config_cluster_keys = {
 	config_cluster_key, CONFIG_NITEMS(config_cluster_key),

@@ -166,6 +166,7 @@ config_new(void)
 
 	conf->cluster.slice_ms = 200;
 	conf->cluster.timeout_ms = 500;
+	conf->cluster.expected_hosts = 1;
 	return conf;
 }
 

@@ -178,6 +178,7 @@ struct cluster_conf {
 	char *host;		/* this host's name; default the hostname */
 	uint32_t slice_ms;	/* a slice lasts about this at our own rate */
 	uint32_t timeout_ms;	/* a reply later than this: Redis is down */
+	uint32_t expected_hosts;	/* hosts assumed, at least, without Redis */
 };
 
 /* The HTTP front (front-http.c). */
@@ -1138,6 +1139,10 @@ void cluster_before(const struct target *, struct cluster_seen *);
 void cluster_after(struct target *, const struct cluster_seen *,
     uint64_t now);
 json_t *cluster_status(void);		/* NULL: no cluster block */
+/* The hosts last seen alive, for the state file (0: no cluster); and the
+ * count a restart read from it (before cluster_start()). */
+unsigned cluster_hosts_seen(void);
+void cluster_hosts_restore(unsigned);
 
 /* lease.c: advisory leases for processes that keep their own SDK. */
 struct lease;

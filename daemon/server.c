@@ -430,8 +430,9 @@ server_run(void)
 	log_info("llmgated %s ready (%s)", LLMGATE_VERSION,
 	    cfg->path != NULL ? cfg->path : "embedded default config");
 	event_base_dispatch(ev_base);
-	cluster_stop();
+	/* The last save keeps the cluster's hosts seen: before its stop. */
 	state_stop();
+	cluster_stop();
 	notify_watchdog_stop();
 	metrics_shutdown();
 

@@ -188,6 +188,9 @@ state_encode(const char *path, char **cause)
 	}
 	root = json_pack("{s:i, s:I, s:o}", "version", STATE_VERSION,
 	    "saved_at", (json_int_t)state_wall_ms(), "targets", targets);
+	if (root != NULL && cluster_hosts_seen() != 0)
+		json_object_set_new(root, "cluster_hosts",
+		    json_integer((json_int_t)cluster_hosts_seen()));
 	if (root == NULL || (text = json_dumps(root, JSON_INDENT(1))) == NULL)
 		xasprintf(cause, "%s: cannot encode the state", path);
 	json_decref(root);
@@ -494,7 +497,7 @@ state_load(const char *path, char **cause)
 	json_t *root = NULL, *targets;
 	json_error_t jerr;
 	struct state_entry e;
-	json_int_t version, saved_at;
+	json_int_t version, saved_at, hosts;
 	uint64_t now = now_ms(), wall = state_wall_ms(), elapsed;
 	const char *why = NULL;
 	char *text, *ecause = NULL, *near;
@@ -543,6 +546,13 @@ state_load(const char *path, char **cause)
 		xasprintf(cause, "%s: targets is not an array", path);
 		goto fail;
 	}
+	/* The cluster's hosts, last seen: a start without Redis shares. */
+	if ((rc = state_int(root, "cluster_hosts", 1, 10000, &hosts,
+	    &why)) == 1)
+		cluster_hosts_restore((unsigned)hosts);
+	else if (rc == -1)
+		log_warnx("state file %s: cluster_hosts: %s; ignored", path,
+		    why);
 	/* A clock set back: count no time as passed, which holds longest. */
 	elapsed = wall > (uint64_t)saved_at ? wall - (uint64_t)saved_at : 0;
 

@@ -55,6 +55,7 @@ static int fp_port;
 static char redis_dir[64];
 static char redis_sock[100];
 static const char *redis_extra[12];	/* more redis-server arguments */
+static const char *cluster_extra;	/* more keys of the cluster block */
 
 /* Under valgrind (the harness's wrapper): slower, fewer calls. */
 static int
@@ -154,13 +155,14 @@ host_conf(int i, int cluster, int rpm)
 	    "retry = { attempts = 8; initial_ms = 10; max_ms = 100; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
 	    "breaker = { failures = 2; min_calls = 1000; open_ms = 5000; };\n"
-	    "%s%s%s%c%s",
+	    "%s%s%s%c%s%s%s",
 	    fp_port, rpm, rpm, rpm, TPM_PROV, TPM,
 	    cluster ? "cluster = { redis = \"unix:" : "",
 	    cluster ? redis_sock : "",
 	    cluster ? "\"; host = \"host-" : "",
 	    cluster ? 'a' + i : ' ',
-	    cluster ? "\"; timeout_ms = 300; };\n" : "\n");
+	    cluster ? "\"; timeout_ms = 300; " : "\n",
+	    cluster ? cluster_extra : "", cluster ? "};\n" : "");
 }
 
 static void
@@ -330,6 +332,7 @@ setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(redis_dir));
 	snprintf(redis_sock, sizeof redis_sock, "%s/redis.sock", redis_dir);
 	memset(redis_extra, 0, sizeof redis_extra);
+	cluster_extra = "";
 	redis_start();
 	fp_port = h_fakeprov_start(&fp_pid);
 	memset(d, 0, sizeof d);
@@ -571,6 +574,66 @@ START_TEST(test_outage_signals_resync)
 		ck_assert_msg(held_ms(i, held) >= 1000, "host %d does not hold "
 		    "the target A held while Redis was down", i);
 	llmgate_close(g);
+}
+END_TEST
+
+/* Host i's config with a state file in the test's directory. */
+static char *
+host_conf_state(int i, const char *more)
+{
+	char *conf = host_conf(i, 1, RPM), *c;
+
+	c = h_strdup_printf("%sstate_file = \"%s/state-%c.json\";\n%s",
+	    conf, redis_dir, 'a' + i, more);
+	free(conf);
+	return c;
+}
+
+/*
+ * A host that (re)starts while Redis is down does not assume it is
+ * alone: it keeps to the limits divided by the hosts it saw alive before
+ * (its state file keeps the count), or by expected_hosts, until Redis
+ * answers; then the cluster feeds it.
+ */
+START_TEST(test_start_without_redis_shares)
+{
+	static const char *t = "oa/one+rpm=600";
+	struct run r;
+	char *conf;
+	int i;
+
+	for (i = 0; i < HOSTS; i++) {
+		conf = host_conf_state(i, "");
+		h_daemon_start(&d[i], conf);
+		free(conf);
+	}
+	wait_cluster("up", HOSTS);
+	ck_assert_int_eq(h_daemon_stop(&d[0]), 0);
+	redis_kill();
+	/* A restarts without Redis: a third, as it saw three hosts. */
+	conf = host_conf_state(0, "");
+	h_daemon_start(&d[0], conf);
+	free(conf);
+	ck_assert(cluster_is(0, "down", 3) || cluster_is(0, "connecting", 3));
+	h_cli(&r, &d[0], NULL, "call", "-m", t, "hi", NULL);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	h_run_free(&r);
+	ck_assert_int_eq(rpm_limit(0, t), (RPM + HOSTS - 1) / HOSTS);
+	/* A new host without a state file: expected_hosts. */
+	ck_assert_int_eq(h_daemon_stop(&d[1]), 0);
+	cluster_extra = "expected_hosts = 4; ";
+	conf = host_conf(1, 1, RPM);
+	h_daemon_start(&d[1], conf);
+	free(conf);
+	h_cli(&r, &d[1], NULL, "call", "-m", t, "hi", NULL);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	h_run_free(&r);
+	ck_assert_int_eq(rpm_limit(1, t), (RPM + 3) / 4);
+	/* Redis back: both are fed by the cluster, and see how many live. */
+	redis_start();
+	wait_cluster("up", HOSTS);
+	ck_assert_int_eq(rpm_limit(0, t), RPM);
+	ck_assert_int_eq(rpm_limit(1, t), RPM);
 }
 END_TEST
 
@@ -1039,6 +1102,7 @@ main(void)
 	CLUSTER_CASE(s, test_hosts_share_one_limit);
 	CLUSTER_CASE(s, test_hosts_share_token_limit);
 	CLUSTER_CASE(s, test_outage_signals_resync);
+	CLUSTER_CASE(s, test_start_without_redis_shares);
 	CLUSTER_CASE(s, test_auth);
 	CLUSTER_CASE(s, test_auth_error_quotes_password);
 	CLUSTER_CASE(s, test_redis_stalled);
