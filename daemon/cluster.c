@@ -20,6 +20,11 @@
  *
  * Without a cluster block none of this runs and nothing else changes.
  */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +33,9 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
+
+#include <event2/dns.h>
+#include <event2/util.h>
 
 #include "llmgated.h"
 
@@ -134,6 +142,10 @@ static struct {
 	enum cluster_state state;
 	/* Copied at start: a reload does not move a running cluster. */
 	char *addr;
+	struct cluster_addr a;		/* addr, parsed */
+	struct evdns_base *dns;		/* a host name: resolved on the loop */
+	struct evdns_getaddrinfo_request *resolving;
+	char ip[INET6_ADDRSTRLEN];	/* what the name resolved to */
 	char *user;
 	char *password;
 	char *host;
@@ -381,21 +393,97 @@ cluster_send_beat(void)
 		cl.beat_sent = now_ms();
 }
 
+/*
+ * Parse a cluster address: "unix:PATH" (absolute), "HOST:PORT" (a name or
+ * an IPv4 address) or "[V6]:PORT". 0, or -1 with *cause.
+ */
+int
+cluster_addr_parse(const char *s, struct cluster_addr *a, char **cause)
+{
+	const char *colon, *host = s, *end;
+	unsigned long port;
+	char *p;
+
+	memset(a, 0, sizeof *a);
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] != '/') {
+			xasprintf(cause, "\"unix:PATH\" needs an absolute "
+			    "path");
+			return -1;
+		}
+		a->path = xstrdup(s + 5);
+		return 0;
+	}
+	if (*s == '[') {
+		host = s + 1;
+		if ((end = strchr(host, ']')) == NULL || end[1] != ':') {
+			xasprintf(cause, "'%s': an IPv6 address is written "
+			    "\"[ADDRESS]:PORT\"", s);
+			return -1;
+		}
+		colon = end + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL) {
+			xasprintf(cause, "'%s' is neither \"unix:PATH\" nor "
+			    "\"host:port\"", s);
+			return -1;
+		}
+		if (memchr(s, ':', (size_t)(colon - s)) != NULL) {
+			xasprintf(cause, "'%s': write an IPv6 address in "
+			    "brackets, \"[ADDRESS]:PORT\"", s);
+			return -1;
+		}
+		end = colon;
+	}
+	if (end == host || colon[1] == '\0' ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    (port = strtoul(colon + 1, NULL, 10)) == 0 || port > 65535) {
+		xasprintf(cause, "'%s' needs a host and a port from 1 to "
+		    "65535", s);
+		return -1;
+	}
+	a->host = xstrndup(host, (size_t)(end - host));
+	a->port = (int)port;
+	if (*s == '[') {
+		struct in6_addr in6;
+
+		if (inet_pton(AF_INET6, a->host, &in6) != 1) {
+			xasprintf(cause, "'%s' is not an IPv6 address",
+			    a->host);
+			cluster_addr_free(a);
+			return -1;
+		}
+	}
+	for (p = a->host; *p != '\0'; p++) {
+		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+			xasprintf(cause, "'%s': the host holds spaces or "
+			    "control characters", s);
+			cluster_addr_free(a);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+cluster_addr_free(struct cluster_addr *a)
+{
+	free(a->path);
+	free(a->host);
+	memset(a, 0, sizeof *a);
+}
+
+/* One connection to Redis at ip (NULL: the Unix socket). */
 static redisAsyncContext *
-cluster_open(void)
+cluster_open(const char *ip)
 {
 	redisAsyncContext *ac;
-	char *host, *colon;
 
-	if (strncmp(cl.addr, "unix:", 5) == 0)
-		ac = redisAsyncConnectUnix(cl.addr + 5);
-	else {
-		host = xstrdup(cl.addr);
-		colon = strrchr(host, ':');
-		*colon = '\0';
-		ac = redisAsyncConnect(host, atoi(colon + 1));
-		free(host);
-	}
+	/* An address: hiredis's own lookup of it does not block. */
+	if (ip == NULL)
+		ac = redisAsyncConnectUnix(cl.a.path);
+	else
+		ac = redisAsyncConnect(ip, cl.a.port);
 	if (ac == NULL)
 		return NULL;
 	if (ac->err) {
@@ -417,15 +505,13 @@ cluster_open(void)
 	return ac;
 }
 
+/* Both connections, to ip (NULL: the Unix socket). */
 static void
-cluster_connect(void)
+cluster_open_both(const char *ip)
 {
-	if (cl.cmd != NULL || cl.sub != NULL)
-		return;
-	cl.state = CLUSTER_CONNECTING;
-	if ((cl.cmd = cluster_open()) == NULL)
+	if ((cl.cmd = cluster_open(ip)) == NULL)
 		goto fail;
-	if ((cl.sub = cluster_open()) == NULL)
+	if ((cl.sub = cluster_open(ip)) == NULL)
 		goto fail;
 	cluster_send_beat();
 	redisAsyncCommand(cl.sub, cluster_message, NULL, "SUBSCRIBE %s",
@@ -434,6 +520,75 @@ cluster_connect(void)
 fail:
 	if (cl.state != CLUSTER_DOWN)
 		cluster_down("cannot connect");
+}
+
+/* The host name's addresses came (evdns, on the loop): the first one. */
+static void
+cluster_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+	const void *in;
+	char why[160];
+
+	if (result == EVUTIL_EAI_CANCEL || cl.state == CLUSTER_OFF) {
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	cl.resolving = NULL;
+	if (result != 0 || res == NULL) {
+		snprintf(why, sizeof why, "cannot resolve %s: %s", cl.a.host,
+		    evutil_gai_strerror(result));
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		cluster_down(why);
+		return;
+	}
+	in = res->ai_family == AF_INET6 ?
+	    (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)->
+	    sin6_addr :
+	    (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)->
+	    sin_addr;
+	if (evutil_inet_ntop(res->ai_family, in, cl.ip, sizeof cl.ip) ==
+	    NULL) {
+		evutil_freeaddrinfo(res);
+		cluster_down("cannot use the address resolved");
+		return;
+	}
+	evutil_freeaddrinfo(res);
+	cluster_open_both(cl.ip);
+}
+
+/*
+ * Connect: a Unix socket or an address at once; a host name is resolved
+ * first, on the loop (hiredis would resolve it with a blocking
+ * getaddrinfo()), and again at every reconnect.
+ */
+static void
+cluster_connect(void)
+{
+	struct evutil_addrinfo hints;
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (cl.cmd != NULL || cl.sub != NULL || cl.resolving != NULL)
+		return;
+	cl.state = CLUSTER_CONNECTING;
+	if (cl.a.path != NULL || inet_pton(AF_INET, cl.a.host, buf) == 1 ||
+	    inet_pton(AF_INET6, cl.a.host, buf) == 1) {
+		cluster_open_both(cl.a.path != NULL ? NULL : cl.a.host);
+		return;
+	}
+	if (cl.dns == NULL && (cl.dns = evdns_base_new(ev_base,
+	    EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL) {
+		cluster_down("cannot set up name resolution");
+		return;
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	/* NULL: answered (or failed) already, the callback has run. */
+	cl.resolving = evdns_getaddrinfo(cl.dns, cl.a.host, NULL, &hints,
+	    cluster_on_resolved, NULL);
 }
 
 /* Heartbeat, health, reconnect. */
@@ -796,10 +951,19 @@ int
 cluster_start(struct event_base *base)
 {
 	const struct cluster_conf *cc = &cfg->cluster;
+	char *cause = NULL;
 
 	if (!cc->enabled)
 		return 0;
 	cl.addr = xstrdup(cc->redis);
+	if (cluster_addr_parse(cl.addr, &cl.a, &cause) != 0) {
+		/* The config was checked: not reached. */
+		log_warnx("cluster: redis %s", cause);
+		free(cause);
+		free(cl.addr);
+		cl.addr = NULL;
+		return -1;
+	}
 	cl.user = cc->user != NULL ? xstrdup(cc->user) : NULL;
 	cl.password = cc->password != NULL ? xstrdup(cc->password) : NULL;
 	cl.host = xstrdup(cc->host);
@@ -841,6 +1005,13 @@ cluster_stop(void)
 		redisAsyncFree(ac);
 	}
 	cluster_reap(-1, 0, NULL);
+	if (cl.resolving != NULL) {
+		evdns_getaddrinfo_cancel(cl.resolving);
+		cl.resolving = NULL;
+	}
+	if (cl.dns != NULL)
+		evdns_base_free(cl.dns, 1);
+	cluster_addr_free(&cl.a);
 	event_free(cl.tick);
 	event_free(cl.beat);
 	event_free(cl.reap);

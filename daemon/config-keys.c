@@ -277,8 +277,8 @@ config_cluster_check(struct config_ctx *ctx, const config_setting_t *group,
     const config_setting_t **seen, void *obj)
 {
 	struct cluster_conf *cc = obj;
-	char host[256];
-	const char *c;
+	struct cluster_addr a;
+	char host[256], *cause = NULL;
 
 	cc->enabled = 1;
 	if (cc->redis == NULL) {
@@ -286,15 +286,11 @@ config_cluster_check(struct config_ctx *ctx, const config_setting_t *group,
 		    "(\"unix:PATH\" or \"host:port\")");
 		return 0;
 	}
-	if (strncmp(cc->redis, "unix:", 5) == 0) {
-		if (cc->redis[5] != '/')
-			config_error(ctx, seen[CL_REDIS], "cluster: redis "
-			    "\"unix:PATH\" needs an absolute path");
-	} else if ((c = strrchr(cc->redis, ':')) == NULL || c == cc->redis ||
-	    c[1] == '\0' || strspn(c + 1, "0123456789") != strlen(c + 1) ||
-	    strtoul(c + 1, NULL, 10) == 0 || strtoul(c + 1, NULL, 10) > 65535)
-		config_error(ctx, seen[CL_REDIS], "cluster: redis '%s' is "
-		    "neither \"unix:PATH\" nor \"host:port\"", cc->redis);
+	if (cluster_addr_parse(cc->redis, &a, &cause) != 0) {
+		config_error(ctx, seen[CL_REDIS], "cluster: redis %s", cause);
+		free(cause);
+	}
+	cluster_addr_free(&a);
 	if (cc->password_file != NULL)
 		cc->password = config_secret_file(ctx, seen[CL_PASSWORD_FILE],
 		    "cluster", "password_file", cc->password_file);

@@ -1124,6 +1124,15 @@ void admit_target_ready(struct target *);
  * cluster.c: several hosts share budgets and holds through Redis (hiredis
  * on the loop). Without a cluster block every entry point is a no-op.
  */
+/* Redis's address: "unix:PATH", or a host (a name, an IPv4 address, or an
+ * IPv6 one in brackets) and a port. */
+struct cluster_addr {
+	char *path;		/* unix:PATH; else NULL */
+	char *host;		/* without the brackets */
+	int port;
+};
+int cluster_addr_parse(const char *, struct cluster_addr *, char **cause);
+void cluster_addr_free(struct cluster_addr *);
 int cluster_start(struct event_base *);
 void cluster_stop(void);
 int cluster_active(void);		/* Redis is up and feeding */

@@ -13,6 +13,9 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -56,6 +59,7 @@ static char redis_dir[64];
 static char redis_sock[100];
 static const char *redis_extra[12];	/* more redis-server arguments */
 static const char *cluster_extra;	/* more keys of the cluster block */
+static char *redis_addr[HOSTS];		/* host i's redis; NULL: the socket */
 
 /* Under valgrind (the harness's wrapper): slower, fewer calls. */
 static int
@@ -155,10 +159,11 @@ host_conf(int i, int cluster, int rpm)
 	    "retry = { attempts = 8; initial_ms = 10; max_ms = 100; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
 	    "breaker = { failures = 2; min_calls = 1000; open_ms = 5000; };\n"
-	    "%s%s%s%c%s%s%s",
+	    "%s%s%s%s%c%s%s%s",
 	    fp_port, rpm, rpm, rpm, TPM_PROV, TPM,
-	    cluster ? "cluster = { redis = \"unix:" : "",
-	    cluster ? redis_sock : "",
+	    cluster ? "cluster = { redis = \"" : "",
+	    !cluster ? "" : redis_addr[i] != NULL ? "" : "unix:",
+	    !cluster ? "" : redis_addr[i] != NULL ? redis_addr[i] : redis_sock,
 	    cluster ? "\"; host = \"host-" : "",
 	    cluster ? 'a' + i : ' ',
 	    cluster ? "\"; timeout_ms = 300; " : "\n",
@@ -333,6 +338,7 @@ setup(void)
 	snprintf(redis_sock, sizeof redis_sock, "%s/redis.sock", redis_dir);
 	memset(redis_extra, 0, sizeof redis_extra);
 	cluster_extra = "";
+	memset(redis_addr, 0, sizeof redis_addr);
 	redis_start();
 	fp_port = h_fakeprov_start(&fp_pid);
 	memset(d, 0, sizeof d);
@@ -342,10 +348,13 @@ static void
 teardown(void)
 {
 	char *cmd;
+	int i;
 
 	hosts_stop();
 	h_fakeprov_stop(fp_pid);
 	redis_kill();
+	for (i = 0; i < HOSTS; i++)
+		free(redis_addr[i]);
 	cmd = h_strdup_printf("rm -rf '%s'", redis_dir);
 	if (system(cmd) != 0)
 		perror("rm");
@@ -634,6 +643,52 @@ START_TEST(test_start_without_redis_shares)
 	wait_cluster("up", HOSTS);
 	ck_assert_int_eq(rpm_limit(0, t), RPM);
 	ck_assert_int_eq(rpm_limit(1, t), RPM);
+}
+END_TEST
+
+/* A TCP port free on the loopback now. */
+static int
+free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int fd, port;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+/*
+ * Redis over TCP, on 127.0.0.1 and ::1: one host names it by an IPv6
+ * address in brackets, one by a host name (resolved on the loop, from
+ * /etc/hosts here), one by an IPv4 address; all three meet there.
+ */
+START_TEST(test_tcp_addresses)
+{
+	char port[8];
+	int p = free_port();
+
+	snprintf(port, sizeof port, "%d", p);
+	redis_kill();
+	redis_extra[0] = "--port";
+	redis_extra[1] = port;
+	redis_extra[2] = "--bind";
+	redis_extra[3] = "127.0.0.1";
+	redis_extra[4] = "::1";
+	redis_start();
+	redis_addr[0] = h_strdup_printf("[::1]:%d", p);
+	redis_addr[1] = h_strdup_printf("localhost:%d", p);
+	redis_addr[2] = h_strdup_printf("127.0.0.1:%d", p);
+	hosts_start(1, RPM);
+	wait_cluster("up", HOSTS);
 }
 END_TEST
 
@@ -1103,6 +1158,7 @@ main(void)
 	CLUSTER_CASE(s, test_hosts_share_token_limit);
 	CLUSTER_CASE(s, test_outage_signals_resync);
 	CLUSTER_CASE(s, test_start_without_redis_shares);
+	CLUSTER_CASE(s, test_tcp_addresses);
 	CLUSTER_CASE(s, test_auth);
 	CLUSTER_CASE(s, test_auth_error_quotes_password);
 	CLUSTER_CASE(s, test_redis_stalled);

@@ -574,7 +574,24 @@ START_TEST(test_cluster)
 	ck_assert_str_eq(conf->cluster.host, "web-1");
 	ck_assert_str_eq(conf->cluster.prefix, "team-a");
 	ck_assert_uint_eq(conf->cluster.slice_ms, 50);
+	ck_assert_uint_eq(conf->cluster.expected_hosts, 1);
 	config_free(conf);
+	free(path);
+
+	path = write_file("cluster-v6.conf", "cluster = { redis = "
+	    "\"[::1]:6379\"; expected_hosts = 3; };\n");
+	conf = load_ok(path);
+	ck_assert_str_eq(conf->cluster.redis, "[::1]:6379");
+	ck_assert_uint_eq(conf->cluster.expected_hosts, 3);
+	config_free(conf);
+	free(path);
+	path = write_file("cluster-v6-bare.conf", "cluster = { redis = "
+	    "\"::1:6379\"; expected_hosts = 0; };\n");
+	errors = load_fail(path);
+	ck_assert_msg(strstr(errors, "cluster: redis '::1:6379': write an "
+	    "IPv6 address in brackets") != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors, "expected_hosts") != NULL, "%s", errors);
+	free(errors);
 	free(path);
 
 	/* Each problem with its line; the password never in an error. */
@@ -613,6 +630,64 @@ START_TEST(test_cluster)
 	free(errors);
 	free(path);
 	free(pw);
+}
+END_TEST
+
+/* Redis's address: a socket, a name or IPv4 address, IPv6 in brackets. */
+START_TEST(test_cluster_addr)
+{
+	static const struct {
+		const char *in, *path, *host;
+		int port;
+		const char *err;	/* part of the error; NULL: parses */
+	} cases[] = {
+		{ "unix:/run/redis.sock", "/run/redis.sock", NULL, 0, NULL },
+		{ "unix:run.sock", NULL, NULL, 0, "absolute path" },
+		{ "127.0.0.1:6379", NULL, "127.0.0.1", 6379, NULL },
+		{ "redis.internal:6380", NULL, "redis.internal", 6380, NULL },
+		{ "[::1]:6379", NULL, "::1", 6379, NULL },
+		{ "[fe80::1%eth0]:1", NULL, NULL, 0, "not an IPv6 address" },
+		{ "[2001:db8::7]:65535", NULL, "2001:db8::7", 65535, NULL },
+		{ "::1:6379", NULL, NULL, 0, "in brackets" },
+		{ "[::1]6379", NULL, NULL, 0, "[ADDRESS]:PORT" },
+		{ "[::1", NULL, NULL, 0, "[ADDRESS]:PORT" },
+		{ "[]:6379", NULL, NULL, 0, "a host and a port" },
+		{ "[::1]:", NULL, NULL, 0, "a host and a port" },
+		{ "[::1]:65536", NULL, NULL, 0, "a host and a port" },
+		{ "[1.2.3.4]:6379", NULL, NULL, 0, "not an IPv6 address" },
+		{ "host:0", NULL, NULL, 0, "a host and a port" },
+		{ ":6379", NULL, NULL, 0, "a host and a port" },
+		{ "host:63x", NULL, NULL, 0, "a host and a port" },
+		{ "redis.example", NULL, NULL, 0, "neither" },
+		{ "a b:1", NULL, NULL, 0, "spaces" },
+	};
+	struct cluster_addr a;
+	char *cause;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		cause = NULL;
+		if (cases[i].err != NULL) {
+			ck_assert_msg(cluster_addr_parse(cases[i].in, &a,
+			    &cause) == -1, "%s parsed", cases[i].in);
+			ck_assert_msg(strstr(cause, cases[i].err) != NULL,
+			    "%s: %s", cases[i].in, cause);
+			free(cause);
+			continue;
+		}
+		ck_assert_msg(cluster_addr_parse(cases[i].in, &a, &cause) ==
+		    0, "%s: %s", cases[i].in, cause);
+		if (cases[i].path != NULL)
+			ck_assert_str_eq(a.path, cases[i].path);
+		else
+			ck_assert_ptr_null(a.path);
+		if (cases[i].host != NULL)
+			ck_assert_str_eq(a.host, cases[i].host);
+		else
+			ck_assert_ptr_null(a.host);
+		ck_assert_int_eq(a.port, cases[i].port);
+		cluster_addr_free(&a);
+	}
 }
 END_TEST
 
@@ -796,6 +871,7 @@ config_suite(void)
 	tcase_add_test(tc, test_frame_output);
 	tcase_add_test(tc, test_too_many);
 	tcase_add_test(tc, test_cluster);
+	tcase_add_test(tc, test_cluster_addr);
 	tcase_add_test(tc, test_key_file);
 	tcase_add_test(tc, test_key_file_absolute);
 	tcase_add_test(tc, test_key_credentials);
