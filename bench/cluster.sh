@@ -9,11 +9,17 @@
 # feeds the target's budget in slices. For each it prints advisory lease
 # pairs per second (acquire + report: admission and nothing else) with
 # llmgated's CPU per pair, and plain calls per second at 16 in flight with
-# its CPU per call.
+# its CPU per call. Those rates move with the machine's load; so, when
+# valgrind is installed, it then counts instructions (callgrind), which
+# load does not move: per lease pair, those spent in admission
+# (admit_request() and admit_done() with all they call, the cluster's
+# part included) and those of the whole daemon's event loop (start and
+# exit left out).
 #
 # usage: bench/cluster.sh [BUILDDIR]     (default: $BUILDDIR, else .)
 # Build first: make && make bench. Needs redis-server (Debian's package).
-# NLEASES, NCALLS and REPEAT (best of) can be set in the environment.
+# NLEASES, NCALLS and REPEAT (best of) can be set in the environment;
+# NCG, the lease pairs counted under callgrind (default 20000; 0: none).
 # Benchmarks print numbers; nothing here passes or fails on speed.
 
 set -eu
@@ -26,6 +32,8 @@ cli=$build/llmgate
 NLEASES=${NLEASES:-100000}
 NCALLS=${NCALLS:-20000}
 REPEAT=${REPEAT:-3}
+NCG=${NCG:-20000}
+WRAP=
 MODEL="bench-model"
 
 if ! command -v redis-server >/dev/null; then
@@ -71,7 +79,7 @@ providers = (
 );
 $2
 EOF
-	"$daemon" -c "$tmp/$1.conf" 2>"$tmp/$1.log" &
+	$WRAP "$daemon" -c "$tmp/$1.conf" 2>"$tmp/$1.log" &
 	daemon_pid=$!
 	i=0
 	while ! "$cli" -s "$sock" status --json 2>/dev/null |
@@ -138,3 +146,41 @@ start_daemon cluster "cluster = { redis = \"unix:$tmp/redis.sock\"; host = \"ben
     '"state": *"up"'
 measure "cluster block, Redis up"
 stop_daemon
+
+# Instructions, counted by callgrind: count LABEL CLUSTER_BLOCK READY
+# runs NCG lease pairs twice under it, once counting only admission, once
+# the whole event loop, and prints both per pair.
+count_one() {
+	WRAP="valgrind --tool=callgrind --callgrind-out-file=$tmp/cg.out $1"
+	rm -f "$tmp/cg.out"
+	start_daemon cg "$2" "$3"
+	"$bench" -s "$sock" -m "bench/$MODEL" -n "$NCG" --leases -C 4 \
+	    -c 16 --json >"$tmp/cg.json" || true
+	stop_daemon
+	WRAP=
+	pairs=$(field "$(cat "$tmp/cg.json")" pairs)
+	ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$tmp/cg.out")
+	if [ -z "$pairs" ] || [ "$pairs" -eq 0 ] || [ -z "$ir" ]; then
+		echo "cluster.sh: callgrind run failed" >&2
+		exit 1
+	fi
+	awk -v i="$ir" -v n="$pairs" 'BEGIN { printf "%.0f", i / n }'
+}
+
+count() {
+	adm=$(count_one "--collect-atstart=no --toggle-collect=admit_request \
+--toggle-collect=admit_done" "$2" "$3")
+	all=$(count_one "--collect-atstart=no \
+--toggle-collect=event_base_dispatch" "$2" "$3")
+	printf '%-24s %18s %18s\n' "$1" "$adm" "$all"
+}
+
+if [ "$NCG" -gt 0 ] && command -v valgrind >/dev/null; then
+	echo
+	echo "instructions per lease pair (callgrind, $NCG pairs, 16 in flight):"
+	printf '%-24s %18s %18s\n' "" "admission" "event loop"
+	count "one host, no cluster" "" '"version"'
+	count "cluster block, Redis up" \
+	    "cluster = { redis = \"unix:$tmp/redis.sock\"; host = \"bench\"; };" \
+	    '"state": *"up"'
+fi
