@@ -154,13 +154,14 @@ host_conf(int i, int cluster, int rpm)
 	    "    models = ( { name = \"one+rpm=600\"; rpm = %d; },\n"
 	    "               { name = \"two+rpm=600\"; rpm = %d; },\n"
 	    "               { name = \"three+rpm=600\"; rpm = %d; },\n"
-	    "               { name = \"tok+tpm=%d\"; tpm = %d; } ); }\n"
+	    "               { name = \"tok+tpm=%d\"; tpm = %d; },\n"
+	    "               { name = \"tok2+tpm=%d\"; tpm = %d; } ); }\n"
 	    ");\n"
 	    "retry = { attempts = 8; initial_ms = 10; max_ms = 100; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
 	    "breaker = { failures = 2; min_calls = 1000; open_ms = 5000; };\n"
 	    "%s%s%s%s%c%s%s%s",
-	    fp_port, rpm, rpm, rpm, TPM_PROV, TPM,
+	    fp_port, rpm, rpm, rpm, TPM_PROV, TPM, TPM_PROV, TPM,
 	    cluster ? "cluster = { redis = \"" : "",
 	    !cluster ? "" : redis_addr[i] != NULL ? "" : "unix:",
 	    !cluster ? "" : redis_addr[i] != NULL ? redis_addr[i] : redis_sock,
@@ -1004,7 +1005,7 @@ START_TEST(test_hosts_share_token_limit)
 {
 	char prompt[TOK_WORDS * 3 + 1], model[32], target[40];
 	long long taken = 0, est;
-	struct fidelity f;
+	struct fidelity f, without;
 	struct load ld;
 	int i;
 
@@ -1042,6 +1043,14 @@ START_TEST(test_hosts_share_token_limit)
 	    "met a 429", f.r429, f.requests);
 	ck_assert_msg(f.used >= 0.9, "only %.0f%% of the token limit used",
 	    f.used * 100);
+	/* Beside it, a shorter run without the cluster block. */
+	hosts_stop();
+	hosts_start(0, RPM);
+	snprintf(model, sizeof model, "tok2+tpm=%d", TPM_PROV);
+	clients_run(model, &ld, 2, 120, NULL, &without);
+	fidelity_used(&without, (double)without.tokens, TPM_PROV);
+	fidelity_print("3 hosts, no cluster:", &without);
+	ck_assert_int_gt(without.r429, f.r429);
 }
 END_TEST
 
