@@ -647,26 +647,6 @@ START_TEST(test_start_without_redis_shares)
 }
 END_TEST
 
-/* A TCP port free on the loopback now. */
-static int
-free_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof sin;
-	int fd, port;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(fd, 0);
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
 /*
  * Redis over TCP, on 127.0.0.1 and ::1: one host names it by an IPv6
  * address in brackets, one by a host name (resolved on the loop, from
@@ -675,7 +655,7 @@ free_port(void)
 START_TEST(test_tcp_addresses)
 {
 	char port[8];
-	int p = free_port();
+	int p = h_free_port();
 
 	snprintf(port, sizeof port, "%d", p);
 	redis_kill();

@@ -152,24 +152,6 @@ cm_nsamples(const char *parsed, const char *prefix)
 	}
 }
 
-static int
-cm_free_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof sin;
-	int fd, port;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
 /* GET path over HTTP/1.0; the status, the Content-Type and the body. */
 static int
 cm_http_get(int port, const char *path, char **ctype, char **body)
@@ -228,7 +210,7 @@ START_TEST(test_metrics_endpoint)
 	struct daemon d;
 	struct run r;
 	char *conf, *ctype, *body, *parsed;
-	int port = cm_free_port(), i;
+	int port = h_free_port(), i;
 
 	conf = h_strdup_printf("%smetrics_listen = \"127.0.0.1:%d\";\n",
 	    mock_conf, port);

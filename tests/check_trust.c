@@ -625,24 +625,6 @@ START_TEST(test_reports_bounded)
 END_TEST
 
 static int
-free_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof sin;
-	int fd, port;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-static int
 tcp_connect(int port)
 {
 	struct sockaddr_in sin;
@@ -703,7 +685,7 @@ START_TEST(test_metrics_flood)
 	struct rlimit low, high;
 	struct passwd *pw = getpwnam("nobody");
 	char *extra, *log, *p, ch;
-	int port = free_port(), ready[2], hold[2], i, n, st, lines = 0;
+	int port = h_free_port(), ready[2], hold[2], i, n, st, lines = 0;
 	pid_t pid;
 
 	ck_assert_ptr_nonnull(pw);

@@ -40,6 +40,8 @@ int h_fakeprov_start(pid_t *);
 void h_fakeprov_stop(pid_t);
 /* GET a fakeprov path; the body as JSON (json_decref). */
 json_t *h_fakeprov_get(int port, const char *path);
+/* A TCP port free on 127.0.0.1 now (bound, read, closed). */
+int h_free_port(void);
 
 struct run {
 	int status;		/* exit code, or 128+signal */
