@@ -117,8 +117,12 @@ print_cluster(const json_t *c)
 	printf("%-14sredis %s %s, this host %s, %s alive", "cluster", b[0],
 	    b[1], b[2], b[3]);
 	jfmt(json_object_get(c, "why"), b[0], sizeof b[0]);
+	jfmt(json_object_get(c, "share_of"), b[2], sizeof b[2]);
 	if (strcmp(b[1], "up") != 0 && *b[0] != '\0' && strcmp(b[0], "-"))
-		printf(" (%s: each host on its share)", b[0]);
+		printf(" (%s: each host on its share, this one 1/%s)", b[0],
+		    b[2]);
+	else if (strcmp(b[1], "up") != 0)
+		printf(" (this host on 1/%s of the limits)", b[2]);
 	fputc('\n', stdout);
 	targets = json_object_get(c, "targets");
 	for (i = 0; i < json_array_size(targets); i++) {

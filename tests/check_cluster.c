@@ -638,6 +638,12 @@ START_TEST(test_start_without_redis_shares)
 	ck_assert_msg(r.status == 0, "%s", r.err);
 	h_run_free(&r);
 	ck_assert_int_eq(rpm_limit(0, t), (RPM + HOSTS - 1) / HOSTS);
+	h_cli(&r, &d[0], NULL, "status", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(strstr(r.out, "this one 1/3)") != NULL ||
+	    strstr(r.out, "this host on 1/3 of the limits") != NULL, "%s",
+	    r.out);
+	h_run_free(&r);
 	/* A new host without a state file: expected_hosts. */
 	ck_assert_int_eq(h_daemon_stop(&d[1]), 0);
 	cluster_extra = "expected_hosts = 4; ";
