@@ -28,6 +28,29 @@ admission_init(struct admission *a, struct target *t,
 	a->prio = prio;
 }
 
+/*
+ * The class's: its queue class and weight (fair shares between classes),
+ * its priority ceiling, and through klass its share and caps.
+ */
+void
+admission_class(struct admission *a, const struct client_class *k)
+{
+	a->klass = k;
+	a->node.ckey = k->key;
+	a->node.weight = k->weight;
+	a->prio = clients_priority(k, a->prio);
+}
+
+/* ms until the class's max_share of the target lets a go; 0: now. */
+static uint64_t
+admission_share_wait(const struct admission *a, uint64_t now)
+{
+	if (a->klass == NULL || a->klass->max_share >= 1)
+		return 0;
+	return share_wait_ms(&a->t->shares, &a->t->rl, a->klass, a->tokens,
+	    now);
+}
+
 static int
 admission_slot_free(const struct admission *a)
 {
@@ -39,6 +62,8 @@ static void
 admission_take(struct admission *a, uint64_t now)
 {
 	rl_take(&a->t->rl, a->tokens, now);
+	if (a->klass != NULL)
+		share_take(&a->t->shares, &a->t->rl, a->klass, a->tokens, now);
 	a->t->provider->inflight++;
 	a->granted = 1;
 }
@@ -57,8 +82,11 @@ admission_predict(const struct admission *a, uint64_t now)
 	const struct target *t = a->t;
 	const struct admission *head;
 	struct rl_status st;
-	uint64_t wait = rl_wait_ms(&t->rl, a->tokens, now), turns;
+	uint64_t wait = rl_wait_ms(&t->rl, a->tokens, now), turns, share;
 
+	/* A class held to its share waits for it, whatever the queue. */
+	if ((share = admission_share_wait(a, now)) > wait)
+		wait = share;
 	head = (const struct admission *)waitq_peek((struct waitq *)
 	    (uintptr_t)&t->queue);
 	if (head == NULL)
@@ -66,7 +94,8 @@ admission_predict(const struct admission *a, uint64_t now)
 	turns = rl_wait_ms(&t->rl, head->tokens, now);
 	rl_status(&t->rl, now, &st);
 	if (st.rpm_limit > 0)
-		turns += (uint64_t)waitq_ahead(&t->queue, a->client, a->prio) *
+		turns += (uint64_t)waitq_ahead(&t->queue, a->client,
+		    a->node.ckey, a->prio) *
 		    60000 / (uint64_t)st.rpm_limit;
 	return turns > wait ? turns : wait;
 }
@@ -90,7 +119,8 @@ admission_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
 		return ADMIT_OPEN;
 	}
 	if (waitq_len(&t->queue) == 0 && admission_slot_free(a) &&
-	    rl_wait_ms(&t->rl, a->tokens, now) == 0) {
+	    rl_wait_ms(&t->rl, a->tokens, now) == 0 &&
+	    admission_share_wait(a, now) == 0) {
 		admission_take(a, now);
 		return ADMIT_GO;
 	}
@@ -105,35 +135,73 @@ admission_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
 		admission_release(a, now);
 		return ADMIT_LONG;
 	}
+	if (a->klass != NULL && a->klass->max_queued != 0 &&
+	    clients_state(a->klass)->queued >= a->klass->max_queued) {
+		clients_state(a->klass)->refused_caps++;
+		admission_release(a, now);
+		return ADMIT_CLASS_FULL;
+	}
 	if (waitq_push(&t->queue, &a->node, a->client, a->prio) != 0) {
 		admission_release(a, now);
 		return ADMIT_FULL;
 	}
 	a->queued = 1;
 	a->queued_ms = now;
+	if (a->klass != NULL)
+		clients_state(a->klass)->queued++;
 	return ADMIT_WAIT;
+}
+
+/* The classes the queue passes over while their share is spent. */
+struct admission_skip {
+	uint64_t now;
+	uint64_t wait;		/* the soonest a passed-over one may go */
+};
+
+static int
+admission_skip_share(struct waitq_node *n, void *arg)
+{
+	struct admission *a = (struct admission *)n;
+	struct admission_skip *sk = arg;
+	uint64_t w = admission_share_wait(a, sk->now);
+
+	if (w == 0)
+		return 0;
+	if (sk->wait == 0 || w < sk->wait)
+		sk->wait = w;
+	return 1;
 }
 
 /*
  * Serve the queue: its head, granted and out of the queue, when it may go
  * now. NULL when nothing may: *wait_ms is then when the head's budget
- * will be there, or 0 when there is no head or it waits for a slot (a
- * released slot is the event to wait for).
+ * (or a class held to its share) will be there, or 0 when there is no
+ * head or it waits for a slot (a released slot is the event to wait for).
  */
 struct admission *
 admission_next(struct target *t, uint64_t now, uint64_t *wait_ms)
 {
+	struct admission_skip sk = { now, 0 };
 	struct admission *a;
 
 	*wait_ms = 0;
-	if ((a = (struct admission *)waitq_peek(&t->queue)) == NULL)
+	a = (struct admission *)waitq_peek_if(&t->queue, t->shares.n != 0 ?
+	    admission_skip_share : NULL, &sk);
+	if (a == NULL) {
+		*wait_ms = sk.wait;
 		return NULL;
-	if ((*wait_ms = rl_wait_ms(&t->rl, a->tokens, now)) != 0)
+	}
+	if ((*wait_ms = rl_wait_ms(&t->rl, a->tokens, now)) != 0) {
+		if (sk.wait != 0 && sk.wait < *wait_ms)
+			*wait_ms = sk.wait;
 		return NULL;
+	}
 	if (!admission_slot_free(a))
 		return NULL;
-	waitq_pop(&t->queue);
+	waitq_take(&t->queue, &a->node);
 	a->queued = 0;
+	if (a->klass != NULL)
+		clients_state(a->klass)->queued--;
 	admission_take(a, now);
 	return a;
 }
@@ -149,8 +217,12 @@ admission_done(struct admission *a, enum llmgate_class cls,
 		return;
 	if (rl != NULL)
 		rl_learn(&t->rl, rl, now);
-	if (used_tokens != 0)
+	if (used_tokens != 0) {
 		rl_reconcile(&t->rl, a->tokens, used_tokens, now);
+		if (a->klass != NULL)
+			share_reconcile(&t->shares, a->klass, a->tokens,
+			    used_tokens, now);
+	}
 	rl_on_result(&t->rl, cls, rl != NULL ? rl->retry_after_ms : -1, now);
 	if (a->ticket != 0)
 		breaker_record(&t->br, &a->conf.breaker, a->ticket, cls, now);
@@ -173,6 +245,8 @@ admission_release(struct admission *a, uint64_t now)
 	if (a->queued) {
 		waitq_remove(&t->queue, &a->node);
 		a->queued = 0;
+		if (a->klass != NULL)
+			clients_state(a->klass)->queued--;
 		changed |= ADMISSION_DEQUEUED;
 	}
 	if (a->ticket != 0) {
@@ -221,6 +295,16 @@ admission_refusal(const struct admission *a, enum admit_verdict v,
 	case ADMIT_EXPIRED:
 		snprintf(msg, len, "no budget or free slot after waiting %llu "
 		    "ms (max_wait_ms)", (unsigned long long)wait);
+		return LLMGATE_RATE_LIMITED;
+	case ADMIT_BUDGET:
+		clients_budget_msg(a->klass, a->over, a->tokens, wait, msg,
+		    len);
+		return LLMGATE_BUDGET_EXHAUSTED;
+	case ADMIT_CLASS_FULL:
+		/* Waiting for budget, like a full queue: later may do. */
+		snprintf(msg, len, "client class '%s' has %u calls waiting "
+		    "for budget, its most (max_queued)", a->klass->name,
+		    a->klass->max_queued);
 		return LLMGATE_RATE_LIMITED;
 	default:
 		snprintf(msg, len, "admitted");

@@ -84,6 +84,16 @@ admit_kick(struct provider_state *ps)
 	}
 }
 
+/* The class's token budgets give back what a held, charging used. */
+static void
+admit_settle(struct admission *a, uint64_t used)
+{
+	if (a->held == 0 && used == 0)
+		return;
+	clients_settle(a->klass, a->held, used, clients_wall_ms());
+	a->held = 0;
+}
+
 enum admit_verdict
 admit_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
     uint64_t *wait_ms)
@@ -92,8 +102,22 @@ admit_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
 	enum admit_verdict v;
 	struct timeval tv;
 
-	if ((v = admission_request(a, deadline_ms, now, wait_ms)) != ADMIT_WAIT)
+	/* The class's budgets first: held from here, so calls in flight
+	 * together cannot pass them (clients.c). */
+	if (a->klass != NULL && (a->klass->tokens_per_minute != 0 ||
+	    a->klass->tokens_per_day != 0)) {
+		a->over = clients_reserve(a->klass, a->tokens,
+		    clients_wall_ms(), wait_ms);
+		if (a->over != 0)
+			return ADMIT_BUDGET;
+		a->held = a->tokens;
+	}
+	if ((v = admission_request(a, deadline_ms, now, wait_ms)) !=
+	    ADMIT_WAIT) {
+		if (v != ADMIT_GO && a->klass != NULL)
+			admit_settle(a, 0);
 		return v;
+	}
 	admit_nqueued++;
 	/* A wait the prediction got wrong still ends at max_wait_ms. */
 	if (a->conf.max_wait_ms != 0) {
@@ -104,6 +128,9 @@ admit_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
 	}
 	if (waitq_peek(&t->queue) == &a->node)
 		admit_arm(t, *wait_ms);
+	else if (t->shares.n != 0)
+		/* Behind a class held to its share it may still go first. */
+		admit_arm(t, 0);
 	return ADMIT_WAIT;
 }
 
@@ -133,6 +160,8 @@ admit_done(struct admission *a, enum llmgate_class cls,
 	admission_done(a, cls, rl, used_tokens, now);
 	if (shared)
 		cluster_after(a->t, &seen, now);
+	if (a->klass != NULL)
+		admit_settle(a, used_tokens);
 	admit_cancel(a);
 	/* A cooldown or a refund changes when the head may go. */
 	if (waitq_len(&a->t->queue) != 0)
@@ -144,6 +173,8 @@ admit_cancel(struct admission *a)
 {
 	unsigned changed;
 
+	if (a->klass != NULL)
+		admit_settle(a, 0);
 	if (a->t == NULL)
 		return;
 	changed = admission_release(a, now_ms());

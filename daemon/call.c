@@ -45,6 +45,9 @@ struct call {
 	struct config *cfg;		/* the config the call started under */
 	uint64_t client_id;
 	uid_t client_uid;
+	const struct client_class *klass;	/* in cfg */
+	struct client_state *kstate;	/* counted in its inflight */
+	int class_refused;		/* its budget: no target would do */
 	char client[96];
 
 	struct call_target *chain;
@@ -301,6 +304,27 @@ call_validate(const struct llmgate_request *req, char **cause)
 	return 0;
 }
 
+/* -1 with *cause when the class has max_inflight calls already; else
+ * the call counts in the class's. */
+static int
+call_class_full(struct call *c, char **cause)
+{
+	struct client_state *st = clients_state(c->klass);
+
+	st->calls++;
+	if (c->klass->max_inflight != 0 &&
+	    st->inflight >= c->klass->max_inflight) {
+		st->refused_caps++;
+		xasprintf(cause, "client class '%s' has %u calls and leases "
+		    "in flight, its most (max_inflight)", c->klass->name,
+		    st->inflight);
+		return -1;
+	}
+	st->inflight++;
+	c->kstate = st;
+	return 0;
+}
+
 struct call *
 call_start(const struct llmgate_request *creq, msgpack_zone *zone,
     const struct call_sink *sink, void *arg, const struct call_client *cl)
@@ -325,7 +349,12 @@ call_start(const struct llmgate_request *creq, msgpack_zone *zone,
 	call_stats.calls++;
 	call_stats.inflight++;
 
-	if (call_validate(req, &cause) != 0 ||
+	/* Its class, from who it is; the class's cap on calls in flight. */
+	c->klass = clients_match(c->cfg, cl->ident);
+	if (call_class_full(c, &cause) != 0) {
+		c->early_cls = LLMGATE_OVERLOADED;
+		c->early_msg = cause;
+	} else if (call_validate(req, &cause) != 0 ||
 	    fallback_parse_on(&c->fb.on, req->fallback_on, req->nfallback_on,
 	    &cause) != 0 ||
 	    fallback_parse_reject(&c->fb, req->reject, req->nreject,
@@ -593,7 +622,7 @@ call_skip(struct call *c, enum llmgate_class cls, const char *msg)
 	a = call_record(c, c->chain[c->pos].name, cls, 0, msg, 0,
 	    (uint32_t)(now_ms() - c->wait_from_ms));
 	a->skipped = 1;
-	if ((fallback_class(call_fallback_on(c), cls) ||
+	if (!c->class_refused && (fallback_class(call_fallback_on(c), cls) ||
 	    cls == LLMGATE_DEADLINE) && call_next_target(c)) {
 		c->wait_from_ms = now_ms();
 		call_arm(c, 0);
@@ -625,7 +654,7 @@ call_admitted(struct admission *a, enum admit_verdict v, uint64_t waited)
 {
 	struct call *c = a->arg;
 	enum llmgate_class cls;
-	char msg[160];
+	char msg[320];
 
 	if (v == ADMIT_GO) {
 		call_attempt(c);
@@ -711,7 +740,7 @@ call_admit(struct call *c)
 	uint32_t tokens = call_tokens_estimate(req);
 	enum admit_verdict v;
 	enum llmgate_class cls;
-	char msg[160];
+	char msg[320];
 
 	if (t->pool != NULL)
 		(void)call_pool_pick(c, t, tokens, 0, now);
@@ -740,6 +769,7 @@ call_admit(struct call *c)
 		admission_init(&c->adm, t->state, c->cfg,
 		    t->prov->concurrency, tokens, c->client_id,
 		    req->priority);
+		admission_class(&c->adm, c->klass);
 		c->adm.answer = call_admitted;
 		c->adm.arg = c;
 		v = admit_request(&c->adm, c->deadline_ms, now, &wait);
@@ -754,6 +784,11 @@ call_admit(struct call *c)
 		}
 		cls = admission_refusal(&c->adm, v, wait, now, "deadline",
 		    msg, sizeof msg);
+		/* The client's budget is the same at any other target. */
+		if (v == ADMIT_BUDGET) {
+			c->class_refused = 1;
+			break;
+		}
 		if (t->pool == NULL)
 			break;
 		refused |= POOL_BIT(t->cur);
@@ -1105,6 +1140,8 @@ call_free(struct call *c)
 	}
 	free(c->recs);
 	free(c->early_msg);
+	if (c->kstate != NULL)
+		c->kstate->inflight--;
 	repair_turns_reset(&c->extra);
 	repair_free(&c->rp);
 	fallback_free(&c->fb);

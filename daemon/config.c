@@ -353,6 +353,7 @@ config_free(struct config *conf)
 	for (i = 0; i < conf->npools; i++)
 		config_pool_free(&conf->pools[i]);
 	free(conf->pools);
+	config_clients_free(conf);
 	free(conf->socket);
 	free(conf->socket_group);
 	free(conf->admin_group);

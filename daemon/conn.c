@@ -72,6 +72,7 @@ struct conn {
 	struct event *slow_ev;	/* hello, then unfinished-frame deadline */
 	char name[96];
 	struct call_client client;
+	struct client_ident ident;	/* its class's (clients.c) */
 	int hello;		/* handshake done */
 	int closing;		/* flush what is queued, then go */
 	int refused;		/* over a limit: told so, input discarded */
@@ -223,6 +224,11 @@ conn_accept(int fd)
 	c->client.id = (uint64_t)c->uid << 32 | (uint32_t)c->pid;
 	c->client.name = c->name;
 	c->client.uid = c->uid;
+	/* Who it is for client classes, read once: the unit of its cgroup. */
+	c->ident.uid = c->uid;
+	c->ident.pid = c->pid;
+	clients_unit_of_pid(c->pid, c->ident.unit, sizeof c->ident.unit);
+	c->client.ident = &c->ident;
 	c->user = conn_user(c->uid);
 	TAILQ_INIT(&c->calls);
 	msgpack_sbuffer_init(&c->sb);
@@ -472,6 +478,7 @@ conn_set_hello(struct conn *c, const char *name)
 		evtimer_del(c->slow_ev);
 	if (name == NULL || *name == '\0')
 		return;
+	snprintf(c->ident.name, sizeof c->ident.name, "%s", name);
 	snprintf(c->name, sizeof c->name, "%.32s (pid %ld uid %ld)", name,
 	    (long)c->pid, (long)c->uid);
 	/* It goes into log lines: no line breaks or controls of its own. */

@@ -449,6 +449,17 @@ front_http_client(struct front_req *fr, const char *token_name)
 	/* Targets a caller makes count against its uid's share; a caller
 	 * known only by a token shares nobody's. */
 	fr->client.uid = fc->uid_known ? fc->uid : (uid_t)65534;
+	/* Its class: the kernel's word, the token's, then its own name. */
+	fr->ident.uid = fc->uid_known ? fc->uid : (uid_t)-1;
+	fr->ident.pid = fc->pid;
+	snprintf(fr->ident.unit, sizeof fr->ident.unit, "%s", fc->unit);
+	snprintf(fr->ident.token, sizeof fr->ident.token, "%s",
+	    token_name != NULL ? token_name : "");
+	name = evhttp_find_header(evhttp_request_get_input_headers(fr->ev),
+	    "x-llmgate-client");
+	snprintf(fr->ident.name, sizeof fr->ident.name, "%s",
+	    name != NULL ? name : "");
+	fr->client.ident = &fr->ident;
 }
 
 /* Start the call the dialect translated; it answers through the sink. */

@@ -442,6 +442,8 @@ front_http_conn(struct evhttp_request *req)
 			fc->uid_known = 1;
 			fc->uid = cr.uid;
 			fc->pid = cr.pid;
+			clients_unit_of_pid(fc->pid, fc->unit,
+			    sizeof fc->unit);
 		}
 		snprintf(fc->peer, sizeof fc->peer, "http pid %ld uid %ld",
 		    (long)fc->pid, (long)fc->uid);

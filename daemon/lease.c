@@ -70,6 +70,9 @@ struct lease {
 	enum llmgate_priority prio;
 	uint64_t client;
 	uid_t uid;			/* whose targets it makes (target.c) */
+	struct config *cfg;		/* its class's */
+	const struct client_class *klass;
+	struct client_state *kstate;	/* counted in its inflight */
 	struct event *timer;		/* the first step, the deadline
 					   while queued, then the TTL */
 	lease_cb *cb;			/* the answer to acquire */
@@ -179,6 +182,9 @@ lease_free(struct lease *l)
 	admit_cancel(&l->adm);
 	target_release(l->adm.t);
 	l->user->leases--;
+	if (l->kstate != NULL)
+		l->kstate->inflight--;
+	config_unref(l->cfg);
 	event_free(l->timer);
 	free(l->target);
 	free(l);
@@ -222,7 +228,7 @@ lease_admitted(struct admission *a, enum admit_verdict v, uint64_t waited)
 {
 	struct lease *l = a->arg;
 	enum llmgate_class cls;
-	char msg[160];
+	char msg[320];
 
 	evtimer_del(l->timer);
 	if (v == ADMIT_GO) {
@@ -302,6 +308,8 @@ lease_acquire(const struct llmgate_acquire *req,
 	l->prio = req->priority;
 	l->client = client->id;
 	l->uid = client->uid;
+	l->cfg = config_ref(cfg);
+	l->klass = clients_match(l->cfg, client->ident);
 	l->user = lease_user(client->uid);
 	l->user->leases++;
 	l->cb = cb;
@@ -317,7 +325,7 @@ lease_step(struct lease *l)
 {
 	const struct provider_conf *pc;
 	struct target *t;
-	char msg[160], *cause = NULL;
+	char msg[320], *cause = NULL;
 	uint64_t now = now_ms(), wait;
 	enum admit_verdict v;
 	enum llmgate_class cls;
@@ -344,12 +352,25 @@ lease_step(struct lease *l)
 		lease_answer(l, LLMGATE_OVERLOADED, msg);
 		return;
 	}
+	if (l->klass->max_inflight != 0 &&
+	    clients_state(l->klass)->inflight >= l->klass->max_inflight) {
+		target_release(t);
+		clients_state(l->klass)->refused_caps++;
+		snprintf(msg, sizeof msg, "client class '%s' has %u calls and "
+		    "leases in flight, its most (max_inflight)",
+		    l->klass->name, l->klass->max_inflight);
+		lease_answer(l, LLMGATE_OVERLOADED, msg);
+		return;
+	}
+	l->kstate = clients_state(l->klass);
+	l->kstate->inflight++;
 	free(l->target);
 	l->target = xstrdup(t->name);
 	l->id = lease_new_id();
 	/* The breaker and max_wait_ms of the config it is asked under. */
 	admission_init(&l->adm, t, cfg, pc->concurrency, l->tokens != 0 ?
 	    l->tokens : rl_estimate_tokens(0, 0), l->client, l->prio);
+	admission_class(&l->adm, l->klass);
 	l->adm.answer = lease_admitted;
 	l->adm.arg = l;
 	v = admit_request(&l->adm, l->timeout_ms != 0 ?

@@ -21,6 +21,7 @@
 struct attempt;
 struct target;
 struct call;
+struct client_class;
 struct conn;
 struct reply;
 
@@ -229,6 +230,8 @@ struct config {
 	struct retry_budget_conf retry_budget;
 	struct cluster_conf cluster;
 	struct http_conf http;
+	struct client_class *classes;	/* the clients block, in order */
+	size_t nclasses;
 };
 
 /* config-default.c: what runs without a config file. */
@@ -345,6 +348,11 @@ int	config_strings(struct config_ctx *, const config_setting_t *,
 int	config_has_ctl(const char *);
 char	*config_secret_file(struct config_ctx *, const config_setting_t *,
 	    const char *who, const char *setting, const char *file);
+
+/* config-clients.c: the clients block. */
+void	config_clients_add(struct config_ctx *, const config_setting_t *,
+	    void *);
+void	config_clients_free(struct config *);
 
 /* jload.c: json_loadb(buf, len, 0, err), several times faster on the
  * replies and stream events providers send; same tree, same errors. */
@@ -651,6 +659,7 @@ struct call_client {
 	uint64_t id;
 	const char *name;
 	uid_t uid;		/* whose targets it makes (target.c) */
+	const struct client_ident *ident;	/* its class; NULL: default */
 };
 struct call *call_start(const struct llmgate_request *req, msgpack_zone *zone,
     const struct call_sink *, void *arg, const struct call_client *);
@@ -908,12 +917,18 @@ double rbudget_available(const struct rbudget *,
 
 /*
  * waitq.c: a target's admission wait queue: priority (high, normal, low),
- * then round-robin between clients, then arrival. Intrusive: embed a
- * zeroed struct waitq_node; push never allocates.
+ * then weighted fair shares between client classes, then round-robin
+ * between clients, then arrival. Intrusive: embed a zeroed struct
+ * waitq_node; push allocates only for a class new at the target.
  */
 #define WAITQ_LEVELS	3
+#define WAITQ_VSCALE	(1u << 20)	/* a weight-1 class's tag per serve */
+#define WAITQ_MAX_CLASSES	128	/* slots kept before idle ones go */
 struct waitq_node {
 	uint64_t client;
+	uint64_t ckey;			/* its class (set before push); 0 */
+	uint32_t weight;		/* its class's weight; 0: 1 */
+	unsigned ci;			/* the class's slot */
 	unsigned level;			/* 0 high, 1 normal, 2 low */
 	int state;			/* 0: not queued */
 	unsigned count;			/* heads: the client's entries here */
@@ -921,10 +936,20 @@ struct waitq_node {
 	struct waitq_node *rnext, *rprev;	/* heads: turn order */
 	struct waitq_node *hnext, **hprevp;	/* heads: hash chain */
 };
-struct waitq {
-	struct waitq_node *first[WAITQ_LEVELS];
+struct waitq_class {
+	uint64_t key;
+	uint32_t weight;
+	unsigned len[WAITQ_LEVELS];		/* its entries at each level */
+	uint64_t start[WAITQ_LEVELS];		/* tags, while queued */
+	uint64_t finish[WAITQ_LEVELS];
+	struct waitq_node *first[WAITQ_LEVELS];	/* its heads' turn order */
 	struct waitq_node *last[WAITQ_LEVELS];
-	struct waitq_node **hash;	/* heads by (client, level) */
+};
+struct waitq {
+	struct waitq_class *cls;
+	unsigned ncls;
+	uint64_t vtime[WAITQ_LEVELS];	/* the start tag last served */
+	struct waitq_node **hash;	/* heads by (client, class, level) */
 	unsigned hmask;
 	unsigned llen[WAITQ_LEVELS];	/* entries at each level */
 	unsigned heads[WAITQ_LEVELS];	/* clients at each level */
@@ -937,11 +962,17 @@ int waitq_push(struct waitq *, struct waitq_node *, uint64_t client,
     enum llmgate_priority);
 struct waitq_node *waitq_peek(struct waitq *);	/* NULL: empty */
 struct waitq_node *waitq_pop(struct waitq *);
+/* The best head whose class skip() does not pass over; NULL: none. */
+struct waitq_node *waitq_peek_if(struct waitq *,
+    int (*skip)(struct waitq_node *, void *), void *);
+/* Serve n (from waitq_peek_if()): out, its class's turn taken. */
+void waitq_take(struct waitq *, struct waitq_node *);
 /* Cancel, O(1), keeping the client's turn; no-op when not queued. */
 void waitq_remove(struct waitq *, struct waitq_node *);
 unsigned waitq_len(const struct waitq *);
-/* About how many entries a new one of client's at prio would follow. */
-unsigned waitq_ahead(const struct waitq *, uint64_t client,
+/* About how many entries a new one of client's (of class ckey) at prio
+ * would follow. */
+unsigned waitq_ahead(const struct waitq *, uint64_t client, uint64_t ckey,
     enum llmgate_priority);
 
 /*
@@ -981,6 +1012,27 @@ int schema_validate(const struct schema *, const json_t *instance, char **errors
 /* Convenience: parse text (a model reply) then validate; a reply that is not JSON is one error "$: not valid JSON: <jansson message>". Leading/trailing whitespace and a ```json fenced block are tolerated. */
 int schema_validate_text(const struct schema *, const char *text, char **errors, int max_errors);
 
+/*
+ * share.c: max_share, pure: per target and class, buckets holding a
+ * class to its fraction of the target's request and token budgets.
+ */
+struct share_slot {
+	uint64_t key;
+	struct ratelimit rl;		/* the share of the target's */
+};
+struct share_tab {
+	struct share_slot *slot;
+	unsigned n;
+};
+/* 0: a call of tokens may go within the class's share; else ms to wait. */
+uint64_t share_wait_ms(struct share_tab *, const struct ratelimit *,
+    const struct client_class *, uint32_t tokens, uint64_t now);
+void share_take(struct share_tab *, const struct ratelimit *,
+    const struct client_class *, uint32_t tokens, uint64_t now);
+void share_reconcile(struct share_tab *, const struct client_class *,
+    uint32_t estimated, uint64_t actual, uint64_t now);
+void share_free(struct share_tab *);
+
 /* target.c: per-target state, the one place budgets and breakers live. */
 struct provider_state {
 	char *name;
@@ -997,6 +1049,7 @@ struct target {
 	struct waitq queue;	/* admissions waiting for budget */
 	struct event *wake;	/* when the queue's head may go */
 	struct slice slice[2];	/* cluster: requests, tokens */
+	struct share_tab shares;	/* client classes' max_share */
 	uint32_t inflight;
 	uint32_t holds;		/* calls and leases that point here */
 	uid_t owner;		/* who made it; TARGET_UNOWNED: restored */
@@ -1043,6 +1096,93 @@ void target_reconfigure(const struct config *);
 void target_free_all(void);
 
 /*
+ * clients.c: client classes. Who a peer is (from the kernel: uid, pid,
+ * the systemd unit of its cgroup; an HTTP token's name; the name it gives
+ * itself), the class that makes it (the clients block, first match), and
+ * each class's counters and token budgets, which live outside the config
+ * so that a reload keeps them. Pure (times passed in) but for reading a
+ * peer's unit from /proc.
+ */
+#define CLIENTS_MAX		64	/* classes in one config */
+#define CLIENT_UNIT_MAX		128
+#define CLIENT_NAME_MAX		64
+#define CLIENT_WEIGHT_MAX	1000
+struct client_ident {
+	uid_t uid;			/* (uid_t)-1: unknown */
+	pid_t pid;			/* 0: unknown */
+	char unit[CLIENT_UNIT_MAX];	/* "": none known */
+	char token[CLIENT_NAME_MAX];	/* the HTTP token's name; "": none */
+	char name[CLIENT_NAME_MAX];	/* its own; "": none */
+};
+enum client_match_kind { CM_UID, CM_UNIT, CM_TOKEN, CM_NAME };
+struct client_match {
+	enum client_match_kind kind;
+	uid_t uid;			/* CM_UID; (uid_t)-1: any */
+	char *pat;			/* CM_UNIT, CM_TOKEN, CM_NAME: a glob */
+};
+struct client_state;
+struct client_class {
+	char *name;
+	uint64_t key;			/* of the name: the queues' class */
+	struct client_match *match;
+	size_t nmatch;
+	uint32_t weight;
+	int max_priority;		/* enum llmgate_priority */
+	double max_share;		/* of a target's budget; 1: any */
+	uint32_t max_inflight;		/* calls and leases; 0: any */
+	uint32_t max_queued;		/* admissions waiting; 0: any */
+	uint32_t tokens_per_minute;	/* 0: no budget */
+	uint32_t tokens_per_day;
+	struct client_state *st;	/* bound on first use */
+};
+/* Budgets: UTC minutes and days, used and held by admissions. */
+struct client_state {
+	char *name;
+	uint32_t inflight;		/* calls and leases now */
+	uint32_t queued;		/* admissions waiting now */
+	uint64_t reserved;		/* tokens held by admissions */
+	uint64_t minute, minute_used;	/* the UTC minute and its tokens */
+	uint64_t day, day_used;		/* the UTC day and its tokens */
+	uint64_t calls, tokens;		/* totals */
+	uint64_t refused_budget, refused_caps;
+	struct client_state *next;
+};
+/* The class ident falls in under conf: the first whose conditions it
+ * meets, else the one named "default", else a built-in default. */
+const struct client_class *clients_match(const struct config *,
+    const struct client_ident *);
+/* The class's runtime state (made on first use; kept across reloads). */
+struct client_state *clients_state(const struct client_class *);
+struct client_state *clients_state_first(void);
+void clients_free_all(void);
+/* The systemd unit in /proc/PID/cgroup (the last *.service or *.scope
+ * element) into unit; "" when none. */
+void clients_unit_of_pid(pid_t, char *unit, size_t len);
+/* prio, no higher than the class allows. */
+enum llmgate_priority clients_priority(const struct client_class *,
+    enum llmgate_priority);
+/*
+ * Hold tokens of the class's budgets at wall_ms (ms since the epoch): 0,
+ * or which budget (CLIENTS_OVER_*) its used and held tokens would pass,
+ * with *retry_ms until that budget resets; nothing is held then.
+ */
+#define CLIENTS_OVER_MINUTE	1
+#define CLIENTS_OVER_DAY	2
+int clients_reserve(const struct client_class *, uint64_t tokens,
+    uint64_t wall_ms, uint64_t *retry_ms);
+/* Why clients_reserve() refused, for the caller. */
+void clients_budget_msg(const struct client_class *, int over,
+    uint64_t tokens, uint64_t retry_ms, char *msg, size_t len);
+/* An admission's held tokens go; used ones are charged. */
+void clients_settle(const struct client_class *, uint64_t held,
+    uint64_t used, uint64_t wall_ms);
+/* ms until the class's spent budget resets; 0 when it is not spent. */
+uint64_t clients_budget_wait(const struct client_class *, uint64_t wall_ms);
+/* The class's figures for status and metrics. */
+json_t *clients_status_json(const struct config *, uint64_t wall_ms);
+uint64_t clients_wall_ms(void);	/* the wall clock, for the glue */
+
+/*
  * admission.c: the admission decision, pure (now passed in): the target's
  * breaker, its rate budget, its provider's concurrency cap, the fair queue
  * and the wait it predicts, under the owner's config snapshot.
@@ -1055,6 +1195,8 @@ enum admit_verdict {
 	ADMIT_LONG,		/* the predicted wait passes max_wait_ms */
 	ADMIT_FULL,		/* the target's queue is full */
 	ADMIT_EXPIRED,		/* queued, and max_wait_ms passed */
+	ADMIT_BUDGET,		/* the client class's token budget is spent */
+	ADMIT_CLASS_FULL,	/* the client class has max_queued waiting */
 };
 /* What the owner's config said when it started (a reload changes it for
  * later calls and leases only). */
@@ -1070,6 +1212,9 @@ struct admission {
 	uint32_t tokens;		/* estimated; taken when granted */
 	uint64_t client;
 	enum llmgate_priority prio;
+	const struct client_class *klass;	/* NULL: none (tests) */
+	uint32_t held;			/* tokens held of its budgets */
+	int over;			/* ADMIT_BUDGET: CLIENTS_OVER_* */
 	int ticket;			/* the breaker's, 0: none held */
 	int granted;			/* holds a slot and took tokens */
 	int queued;
@@ -1085,6 +1230,9 @@ struct admission {
 void admission_init(struct admission *, struct target *,
     const struct config *, uint32_t concurrency, uint32_t tokens,
     uint64_t client, enum llmgate_priority);
+/* The admission is the class's (after admission_init()): its queue
+ * class, weight, priority ceiling, share and caps. */
+void admission_class(struct admission *, const struct client_class *);
 enum admit_verdict admission_request(struct admission *, uint64_t deadline_ms,
     uint64_t now, uint64_t *wait_ms);
 uint64_t admission_predict(const struct admission *, uint64_t now);
@@ -1241,6 +1389,7 @@ struct front_conn {
 	uid_t uid;
 	pid_t pid;
 	char peer[64];
+	char unit[CLIENT_UNIT_MAX];	/* of its cgroup; "": none known */
 	struct front_req *cur;		/* the request being answered */
 	TAILQ_ENTRY(front_conn) entry;
 };
@@ -1252,6 +1401,7 @@ struct front_req {
 	struct event *cancel_ev;
 	struct event *eof_ev;		/* the peer hung up while we work */
 	struct call_client client;
+	struct client_ident ident;	/* for its client class */
 	char client_name[112];
 	char id[48];
 	char *model;			/* as the client named it */

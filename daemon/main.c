@@ -137,6 +137,7 @@ main(int argc, char **argv)
 	target_free_all();
 	scrub_free();
 	config_unref(cfg);
+	clients_free_all();
 	event_base_free(ev_base);
 	curl_global_cleanup();
 	return rc;

@@ -140,6 +140,7 @@ target_destroy(struct target *t)
 	if (t->wake != NULL)
 		event_free(t->wake);
 	waitq_free(&t->queue);
+	share_free(&t->shares);
 	free(t->name);
 	free(t);
 }

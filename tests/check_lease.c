@@ -43,6 +43,8 @@ setup(void)
 	ev_base = event_base_new();
 	cfg = config_load(NULL, &errors);
 	ck_assert_msg(cfg != NULL, "%s", errors);
+	/* Held as the daemon holds it: leases take references too. */
+	config_ref(cfg);
 }
 
 static void
@@ -50,7 +52,7 @@ teardown(void)
 {
 	lease_free_all();
 	target_free_all();
-	config_free(cfg);
+	config_unref(cfg);
 	cfg = NULL;
 	event_base_free(ev_base);
 	ev_base = NULL;

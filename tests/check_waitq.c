@@ -303,21 +303,21 @@ START_TEST(test_ahead)
 	int i, k, pops, id;
 
 	waitq_init(&wq, 0);
-	ck_assert_uint_eq(waitq_ahead(&wq, 1, LLMGATE_PRIO_NORMAL), 0);
+	ck_assert_uint_eq(waitq_ahead(&wq, 1, 0, LLMGATE_PRIO_NORMAL), 0);
 	for (i = 0; i < 100; i++)
 		ck_assert_int_eq(waitq_push(&wq, &it[i].node, 1,
 		    LLMGATE_PRIO_NORMAL), 0);
-	ck_assert_uint_eq(waitq_ahead(&wq, 2, LLMGATE_PRIO_NORMAL), 1);
-	ck_assert_uint_eq(waitq_ahead(&wq, 1, LLMGATE_PRIO_NORMAL), 100);
-	ck_assert_uint_eq(waitq_ahead(&wq, 2, LLMGATE_PRIO_HIGH), 0);
+	ck_assert_uint_eq(waitq_ahead(&wq, 2, 0, LLMGATE_PRIO_NORMAL), 1);
+	ck_assert_uint_eq(waitq_ahead(&wq, 1, 0, LLMGATE_PRIO_NORMAL), 100);
+	ck_assert_uint_eq(waitq_ahead(&wq, 2, 0, LLMGATE_PRIO_HIGH), 0);
 	ck_assert_int_eq(waitq_push(&wq, &it[100].node, 3, LLMGATE_PRIO_HIGH),
 	    0);
-	ck_assert_uint_eq(waitq_ahead(&wq, 2, LLMGATE_PRIO_NORMAL), 2);
+	ck_assert_uint_eq(waitq_ahead(&wq, 2, 0, LLMGATE_PRIO_NORMAL), 2);
 	/* Served and cancelled entries leave the counts. */
 	for (i = 0; i < 11; i++)
 		ck_assert_int_ge(pop_id(&wq), 0);
 	waitq_remove(&wq, &it[50].node);
-	ck_assert_uint_eq(waitq_ahead(&wq, 1, LLMGATE_PRIO_NORMAL), 89);
+	ck_assert_uint_eq(waitq_ahead(&wq, 1, 0, LLMGATE_PRIO_NORMAL), 89);
 	waitq_free(&wq);
 
 	srand(7);
@@ -339,7 +339,7 @@ START_TEST(test_ahead)
 		extra.id = 1000;
 		extra.client = (uint64_t)(rand() % 6);
 		extra.level = (unsigned)(rand() % 3);
-		i = (int)waitq_ahead(&wq, extra.client,
+		i = (int)waitq_ahead(&wq, extra.client, 0,
 		    (enum llmgate_priority)extra.level);
 		ck_assert_int_eq(waitq_push(&wq, &extra.node, extra.client,
 		    (enum llmgate_priority)extra.level), 0);

@@ -1,0 +1,364 @@
+/*
+ * clients.c: client classes. A peer's identity comes from the kernel (its
+ * uid and pid by SO_PEERCRED or sock_diag, the systemd unit from its
+ * cgroup), from the HTTP front's token, or from the peer itself (the name
+ * it gives); the clients block sorts identities into classes, first match
+ * first. A class's counters and token budgets live here, keyed by its
+ * name, so that a reload keeps them; a config's classes find theirs on
+ * first use.
+ *
+ * Token budgets are fixed UTC windows, a minute and a day. An admission
+ * holds its estimate (clients_reserve()) before it queues or goes, and
+ * gives it back for what the attempt really used (clients_settle()), so
+ * any number of concurrent calls cannot together pass a budget: each one
+ * is checked against what is used plus what is held. A reply that uses
+ * more than its estimate is still charged in full; the calls after it
+ * then wait for the reset.
+ */
+#include <sys/types.h>
+
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "llmgated.h"
+
+#define CLIENTS_MINUTE_MS	60000ULL
+#define CLIENTS_DAY_MS		86400000ULL
+
+static struct client_state *clients_states;
+
+/* Without a clients block (or a class named default), everyone's. */
+static struct client_class clients_builtin = {
+	.name = (char *)"default",
+	.weight = 1,
+	.max_priority = LLMGATE_PRIO_HIGH,
+	.max_share = 1,
+};
+
+uint64_t
+clients_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int
+clients_cond(const struct client_match *m, const struct client_ident *id)
+{
+	switch (m->kind) {
+	case CM_UID:
+		return id->uid != (uid_t)-1 &&
+		    (m->uid == (uid_t)-1 || m->uid == id->uid);
+	case CM_UNIT:
+		return id->unit[0] != '\0' &&
+		    fnmatch(m->pat, id->unit, 0) == 0;
+	case CM_TOKEN:
+		return id->token[0] != '\0' &&
+		    fnmatch(m->pat, id->token, 0) == 0;
+	case CM_NAME:
+		return id->name[0] != '\0' &&
+		    fnmatch(m->pat, id->name, 0) == 0;
+	}
+	return 0;
+}
+
+/*
+ * A class takes a peer that meets one of its uid/user/unit/token
+ * conditions and, when it has name conditions, one of those too. The
+ * config refuses a class with name conditions only, so a name a client
+ * chooses can only narrow: it picks among the classes the peer's kernel
+ * identity (or its token) already admits, never into another's.
+ */
+static int
+clients_takes(const struct client_class *k, const struct client_ident *id)
+{
+	int names = 0, name_ok = 0, who_ok = 0;
+	size_t i;
+
+	if (k->nmatch == 0)
+		return 0;
+	for (i = 0; i < k->nmatch; i++) {
+		if (k->match[i].kind == CM_NAME) {
+			names = 1;
+			name_ok |= clients_cond(&k->match[i], id);
+		} else
+			who_ok |= clients_cond(&k->match[i], id);
+	}
+	return who_ok && (!names || name_ok);
+}
+
+const struct client_class *
+clients_match(const struct config *conf, const struct client_ident *id)
+{
+	const struct client_class *def = &clients_builtin;
+	size_t i;
+
+	for (i = 0; i < conf->nclasses; i++) {
+		if (strcmp(conf->classes[i].name, "default") == 0)
+			def = &conf->classes[i];
+		else if (id != NULL && clients_takes(&conf->classes[i], id))
+			return &conf->classes[i];
+	}
+	return def;
+}
+
+struct client_state *
+clients_state(const struct client_class *k)
+{
+	struct client_state *st;
+
+	if (k->st != NULL)
+		return k->st;
+	for (st = clients_states; st != NULL; st = st->next) {
+		if (strcmp(st->name, k->name) == 0)
+			break;
+	}
+	if (st == NULL) {
+		st = xcalloc(1, sizeof *st);
+		st->name = xstrdup(k->name);
+		st->next = clients_states;
+		clients_states = st;
+	}
+	/* The config is the loop's and outlives no state: a cache. */
+	((struct client_class *)(uintptr_t)k)->st = st;
+	return st;
+}
+
+struct client_state *
+clients_state_first(void)
+{
+	return clients_states;
+}
+
+void
+clients_free_all(void)
+{
+	struct client_state *st;
+
+	while ((st = clients_states) != NULL) {
+		clients_states = st->next;
+		free(st->name);
+		free(st);
+	}
+	clients_builtin.st = NULL;
+}
+
+/* Does element p (n bytes) end in suffix? */
+static int
+clients_ends(const char *p, size_t n, const char *suffix)
+{
+	size_t m = strlen(suffix);
+
+	return n > m && memcmp(p + n - m, suffix, m) == 0;
+}
+
+/* The unit: the last path element ending in .service or .scope. */
+void
+clients_unit_of_pid(pid_t pid, char *unit, size_t len)
+{
+	char path[64], buf[4096], *line, *save, *el, *esave, *p;
+	ssize_t n;
+	size_t m;
+	int fd;
+
+	unit[0] = '\0';
+	if (pid <= 0)
+		return;
+	snprintf(path, sizeof path, "/proc/%ld/cgroup", (long)pid);
+	/* procfs: answered from memory, never waits on a device. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	/* "0::/system.slice/web.service" (v2), "1:name=systemd:/..." (v1) */
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if ((p = strchr(line, ':')) == NULL ||
+		    (p = strchr(p + 1, ':')) == NULL)
+			continue;
+		for (el = strtok_r(p + 1, "/", &esave); el != NULL;
+		    el = strtok_r(NULL, "/", &esave)) {
+			m = strlen(el);
+			if ((clients_ends(el, m, ".service") ||
+			    clients_ends(el, m, ".scope")) && m < len)
+				memcpy(unit, el, m + 1);
+		}
+		if (unit[0] != '\0')
+			return;
+	}
+}
+
+/* high, normal, low as 0, 1, 2. */
+static int
+clients_level(int prio)
+{
+	return prio == LLMGATE_PRIO_HIGH ? 0 : prio == LLMGATE_PRIO_LOW ?
+	    2 : 1;
+}
+
+enum llmgate_priority
+clients_priority(const struct client_class *k, enum llmgate_priority prio)
+{
+	if (clients_level((int)prio) < clients_level(k->max_priority))
+		return (enum llmgate_priority)k->max_priority;
+	return prio;
+}
+
+/* A new minute or day starts from nothing used (held tokens stay held). */
+static void
+clients_roll(struct client_state *st, uint64_t wall_ms)
+{
+	if (wall_ms / CLIENTS_MINUTE_MS != st->minute) {
+		st->minute = wall_ms / CLIENTS_MINUTE_MS;
+		st->minute_used = 0;
+	}
+	if (wall_ms / CLIENTS_DAY_MS != st->day) {
+		st->day = wall_ms / CLIENTS_DAY_MS;
+		st->day_used = 0;
+	}
+}
+
+int
+clients_reserve(const struct client_class *k, uint64_t tokens,
+    uint64_t wall_ms, uint64_t *retry_ms)
+{
+	struct client_state *st = clients_state(k);
+
+	*retry_ms = 0;
+	clients_roll(st, wall_ms);
+	if (k->tokens_per_day != 0 &&
+	    st->day_used + st->reserved + tokens > k->tokens_per_day) {
+		*retry_ms = CLIENTS_DAY_MS - wall_ms % CLIENTS_DAY_MS;
+		st->refused_budget++;
+		return CLIENTS_OVER_DAY;
+	}
+	if (k->tokens_per_minute != 0 &&
+	    st->minute_used + st->reserved + tokens > k->tokens_per_minute) {
+		*retry_ms = CLIENTS_MINUTE_MS - wall_ms % CLIENTS_MINUTE_MS;
+		st->refused_budget++;
+		return CLIENTS_OVER_MINUTE;
+	}
+	st->reserved += tokens;
+	return 0;
+}
+
+void
+clients_budget_msg(const struct client_class *k, int over, uint64_t tokens,
+    uint64_t retry_ms, char *msg, size_t len)
+{
+	struct client_state *st = clients_state(k);
+	uint64_t limit, used;
+
+	limit = over == CLIENTS_OVER_DAY ? k->tokens_per_day :
+	    k->tokens_per_minute;
+	used = over == CLIENTS_OVER_DAY ? st->day_used : st->minute_used;
+	snprintf(msg, len, "client class '%s' has used %llu of its %s of "
+	    "%llu (%llu more held by calls in flight) and this call needs "
+	    "about %llu%s; it resets in %llu s (retry_after)", k->name,
+	    (unsigned long long)used, over == CLIENTS_OVER_DAY ?
+	    "tokens_per_day" : "tokens_per_minute", (unsigned long long)limit,
+	    (unsigned long long)st->reserved, (unsigned long long)tokens,
+	    tokens > limit ? ", more than all of it" : "",
+	    (unsigned long long)((retry_ms + 999) / 1000));
+}
+
+void
+clients_settle(const struct client_class *k, uint64_t held, uint64_t used,
+    uint64_t wall_ms)
+{
+	struct client_state *st = clients_state(k);
+
+	clients_roll(st, wall_ms);
+	st->reserved -= held < st->reserved ? held : st->reserved;
+	st->minute_used = rl_tokens_sum(st->minute_used, used);
+	st->day_used = rl_tokens_sum(st->day_used, used);
+	st->tokens = rl_tokens_sum(st->tokens, used);
+}
+
+uint64_t
+clients_budget_wait(const struct client_class *k, uint64_t wall_ms)
+{
+	struct client_state *st = clients_state(k);
+	uint64_t w = 0;
+
+	clients_roll(st, wall_ms);
+	if (k->tokens_per_minute != 0 &&
+	    st->minute_used + st->reserved >= k->tokens_per_minute)
+		w = CLIENTS_MINUTE_MS - wall_ms % CLIENTS_MINUTE_MS;
+	if (k->tokens_per_day != 0 &&
+	    st->day_used + st->reserved >= k->tokens_per_day)
+		w = CLIENTS_DAY_MS - wall_ms % CLIENTS_DAY_MS;
+	return w;
+}
+
+static json_t *
+clients_limit(uint64_t v)
+{
+	return v != 0 ? json_integer((json_int_t)v) : json_null();
+}
+
+static json_t *
+clients_class_json(const struct client_class *k, uint64_t wall_ms)
+{
+	struct client_state *st = clients_state(k);
+	json_t *o = json_object();
+
+	clients_roll(st, wall_ms);
+	json_object_set_new(o, "name", json_string(k->name));
+	json_object_set_new(o, "weight", json_integer(k->weight));
+	json_object_set_new(o, "max_priority",
+	    json_string(llmgate_priority_name(k->max_priority)));
+	json_object_set_new(o, "max_share", json_real(k->max_share));
+	json_object_set_new(o, "max_inflight", clients_limit(k->max_inflight));
+	json_object_set_new(o, "max_queued", clients_limit(k->max_queued));
+	json_object_set_new(o, "inflight", json_integer(st->inflight));
+	json_object_set_new(o, "queued", json_integer(st->queued));
+	json_object_set_new(o, "tokens_held", json_integer(
+	    (json_int_t)st->reserved));
+	json_object_set_new(o, "tokens_minute", json_integer(
+	    (json_int_t)st->minute_used));
+	json_object_set_new(o, "tokens_per_minute",
+	    clients_limit(k->tokens_per_minute));
+	json_object_set_new(o, "tokens_day", json_integer(
+	    (json_int_t)st->day_used));
+	json_object_set_new(o, "tokens_per_day",
+	    clients_limit(k->tokens_per_day));
+	json_object_set_new(o, "budget_resets_in_ms", json_integer(
+	    (json_int_t)clients_budget_wait(k, wall_ms)));
+	json_object_set_new(o, "calls", json_integer((json_int_t)st->calls));
+	json_object_set_new(o, "tokens", json_integer((json_int_t)st->tokens));
+	json_object_set_new(o, "refused_budget", json_integer(
+	    (json_int_t)st->refused_budget));
+	json_object_set_new(o, "refused_caps", json_integer(
+	    (json_int_t)st->refused_caps));
+	return o;
+}
+
+/* Every class of conf, and the built-in default when conf has none. */
+json_t *
+clients_status_json(const struct config *conf, uint64_t wall_ms)
+{
+	json_t *a = json_array();
+	size_t i;
+	int def = 0;
+
+	for (i = 0; i < conf->nclasses; i++) {
+		def |= strcmp(conf->classes[i].name, "default") == 0;
+		json_array_append_new(a, clients_class_json(&conf->classes[i],
+		    wall_ms));
+	}
+	if (!def)
+		json_array_append_new(a, clients_class_json(&clients_builtin,
+		    wall_ms));
+	return a;
+}

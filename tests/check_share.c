@@ -1,0 +1,505 @@
+/*
+ * check_share.c: client classes, pure, with fake time: the wait queue's
+ * weighted fair shares between classes (exact ratios, idle time is no
+ * credit, and a randomised run against a simple reference), max_share
+ * buckets, token budgets held and settled (no overspending however many
+ * are in flight, resets at the UTC minute and day), the class a peer
+ * falls in and the rule that a name only narrows, and the clients
+ * block's errors.
+ */
+#include <check.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "llmgated.h"
+
+struct item {
+	int id;
+	uint64_t client;
+	unsigned cls;
+	unsigned level;
+	struct waitq_node node;
+};
+
+#define ITEM(n)	((struct item *)((char *)(n) - offsetof(struct item, node)))
+
+static const enum llmgate_priority prios[] = { LLMGATE_PRIO_HIGH,
+    LLMGATE_PRIO_NORMAL, LLMGATE_PRIO_LOW };
+
+static void
+push(struct waitq *wq, struct item *it, uint64_t client, uint64_t ckey,
+    uint32_t weight, unsigned level)
+{
+	it->client = client;
+	it->cls = (unsigned)ckey;
+	it->level = level;
+	it->node.ckey = ckey;
+	it->node.weight = weight;
+	ck_assert_int_eq(waitq_push(wq, &it->node, client, prios[level]), 0);
+}
+
+/* Two classes always queued, weights 3 and 1: 3 of every 4 serves. */
+START_TEST(test_weights_exact)
+{
+	struct waitq wq;
+	struct item *it = calloc(2000, sizeof *it);
+	int i, served[3] = { 0, 0, 0 };
+	struct waitq_node *n;
+
+	waitq_init(&wq, 0);
+	for (i = 0; i < 1000; i++) {
+		push(&wq, &it[i], 10 + (uint64_t)(i % 4), 1, 3, 1);
+		push(&wq, &it[1000 + i], 20, 2, 1, 1);
+	}
+	for (i = 0; i < 400; i++) {
+		ck_assert_ptr_nonnull(n = waitq_pop(&wq));
+		served[ITEM(n)->cls]++;
+		/* Never more than a serve ahead of the exact ratio. */
+		ck_assert_int_le(abs(served[1] - 3 * served[2]), 3);
+	}
+	ck_assert_int_eq(served[1], 300);
+	ck_assert_int_eq(served[2], 100);
+	waitq_free(&wq);
+	free(it);
+}
+END_TEST
+
+/* A class that was idle rejoins at the virtual time: no burst owed. */
+START_TEST(test_idle_no_credit)
+{
+	struct waitq wq;
+	struct item *it = calloc(300, sizeof *it);
+	int i, b = 0;
+	struct waitq_node *n;
+
+	waitq_init(&wq, 0);
+	for (i = 0; i < 200; i++)
+		push(&wq, &it[i], 1, 1, 1, 1);
+	for (i = 0; i < 100; i++)
+		ck_assert_ptr_nonnull(waitq_pop(&wq));
+	/* Class 2 arrives late with 50: it alternates, it does not take 50
+	 * in a row for the time it was away. */
+	for (i = 0; i < 50; i++)
+		push(&wq, &it[200 + i], 2, 2, 1, 1);
+	for (i = 0; i < 20; i++) {
+		n = waitq_pop(&wq);
+		b += ITEM(n)->cls == 2;
+	}
+	ck_assert_int_ge(b, 9);
+	ck_assert_int_le(b, 11);
+	waitq_free(&wq);
+	free(it);
+}
+END_TEST
+
+/* Priorities stay strict above the classes; skip passes over a class. */
+START_TEST(test_priority_and_skip)
+{
+	struct waitq wq;
+	struct item it[4];
+	struct waitq_node *n;
+
+	memset(it, 0, sizeof it);
+	waitq_init(&wq, 0);
+	push(&wq, &it[0], 1, 1, 1000, 2);	/* heavy but low */
+	push(&wq, &it[1], 2, 2, 1, 1);
+	push(&wq, &it[2], 3, 3, 1, 1);
+	ck_assert_ptr_eq(waitq_peek(&wq), &it[1].node);
+	n = waitq_peek_if(&wq, NULL, NULL);
+	ck_assert_ptr_eq(n, &it[1].node);
+	waitq_take(&wq, n);
+	ck_assert_ptr_eq(waitq_pop(&wq), &it[2].node);
+	ck_assert_ptr_eq(waitq_pop(&wq), &it[0].node);
+	ck_assert_ptr_null(waitq_pop(&wq));
+	waitq_free(&wq);
+}
+END_TEST
+
+static int
+skip_class2(struct waitq_node *n, void *arg)
+{
+	(void)arg;
+	return n->ckey == 2;
+}
+
+START_TEST(test_skip)
+{
+	struct waitq wq;
+	struct item it[3];
+
+	memset(it, 0, sizeof it);
+	waitq_init(&wq, 0);
+	push(&wq, &it[0], 1, 2, 1, 1);
+	push(&wq, &it[1], 2, 3, 1, 1);
+	push(&wq, &it[2], 3, 2, 1, 0);
+	/* Class 2's high entry is passed over, and so is its normal one. */
+	ck_assert_ptr_eq(waitq_peek_if(&wq, skip_class2, NULL), &it[1].node);
+	waitq_take(&wq, &it[1].node);
+	ck_assert_ptr_null(waitq_peek_if(&wq, skip_class2, NULL));
+	ck_assert_uint_eq(waitq_len(&wq), 2);
+	waitq_remove(&wq, &it[0].node);
+	waitq_remove(&wq, &it[2].node);
+	ck_assert_uint_eq(waitq_len(&wq), 0);
+	waitq_free(&wq);
+}
+END_TEST
+
+/*
+ * Random pushes, pops and cancels over 4 classes of weights 1, 2, 3, 5,
+ * checked at every pop against a plain reference of start-time fair
+ * queueing per level: the level is the highest queued, the class has the
+ * lowest start tag (ties: the class seen first at this queue), FIFO
+ * within a client; and the tags move as the reference says.
+ */
+#define R_CLASSES	4
+#define R_N		400
+START_TEST(test_random_model)
+{
+	static const uint32_t weight[R_CLASSES] = { 1, 2, 3, 5 };
+	struct ref {
+		unsigned len[WAITQ_LEVELS];
+		uint64_t start[WAITQ_LEVELS], finish[WAITQ_LEVELS];
+		int order;		/* first seen: the tie-break */
+	} ref[R_CLASSES];
+	uint64_t vtime[WAITQ_LEVELS] = { 0, 0, 0 };
+	struct waitq wq;
+	struct item *it = calloc(R_N, sizeof *it);
+	int queued[R_N], seq[R_N], next_seq = 0, seen = 0, i, j, k, op, c;
+	unsigned rnd = 777, l, lv, best;
+	struct waitq_node *n;
+	struct item *p;
+
+	memset(ref, 0, sizeof ref);
+	for (c = 0; c < R_CLASSES; c++)
+		ref[c].order = -1;
+	memset(queued, 0, sizeof queued);
+	waitq_init(&wq, 0);
+	for (k = 0; k < 300000; k++) {
+		rnd = rnd * 1103515245 + 12345;
+		op = (int)((rnd >> 16) % 10);
+		i = (int)((rnd >> 4) % R_N);
+		if (op < 5) {
+			if (queued[i])
+				continue;
+			c = (int)((rnd >> 8) % R_CLASSES);
+			lv = (rnd >> 12) % 3;
+			if (ref[c].order < 0)
+				ref[c].order = seen++;
+			if (ref[c].len[lv] == 0)
+				ref[c].start[lv] = ref[c].finish[lv] >
+				    vtime[lv] ? ref[c].finish[lv] : vtime[lv];
+			ref[c].len[lv]++;
+			push(&wq, &it[i], (uint64_t)c * 10 + (rnd >> 20) % 3,
+			    (uint64_t)c + 1, weight[c], lv);
+			it[i].id = i;
+			queued[i] = 1;
+			seq[i] = next_seq++;
+		} else if (op < 8) {
+			n = waitq_pop(&wq);
+			for (l = 0; l < WAITQ_LEVELS; l++) {
+				for (c = 0; c < R_CLASSES; c++)
+					if (ref[c].len[l] != 0)
+						break;
+				if (c < R_CLASSES)
+					break;
+			}
+			if (l == WAITQ_LEVELS) {
+				ck_assert_ptr_null(n);
+				continue;
+			}
+			ck_assert_ptr_nonnull(n);
+			best = R_CLASSES;
+			for (c = 0; c < R_CLASSES; c++) {
+				if (ref[c].len[l] == 0)
+					continue;
+				if (best == R_CLASSES ||
+				    ref[c].start[l] < ref[best].start[l] ||
+				    (ref[c].start[l] == ref[best].start[l] &&
+				    ref[c].order < ref[best].order))
+					best = (unsigned)c;
+			}
+			p = ITEM(n);
+			ck_assert_uint_eq(p->level, l);
+			ck_assert_uint_eq(p->cls, best + 1);
+			for (j = 0; j < R_N; j++) {
+				if (queued[j] && j != p->id &&
+				    it[j].client == p->client &&
+				    it[j].level == p->level &&
+				    it[j].cls == p->cls)
+					ck_assert_int_gt(seq[j], seq[p->id]);
+			}
+			vtime[l] = ref[best].start[l];
+			ref[best].finish[l] = ref[best].start[l] +
+			    WAITQ_VSCALE / weight[best];
+			ref[best].start[l] = ref[best].finish[l];
+			ref[best].len[l]--;
+			queued[p->id] = 0;
+		} else {
+			if (queued[i]) {
+				ref[it[i].cls - 1].len[it[i].level]--;
+				queued[i] = 0;
+			}
+			waitq_remove(&wq, &it[i].node);
+		}
+	}
+	waitq_free(&wq);
+	free(it);
+}
+END_TEST
+
+/* A class held to 30% of a target of 600 rpm: 180 a minute, then waits. */
+START_TEST(test_max_share)
+{
+	struct ratelimit rl;
+	struct share_tab tab;
+	struct client_class k;
+	uint64_t now = 1000000, t;
+	int n = 0;
+
+	memset(&rl, 0, sizeof rl);
+	memset(&tab, 0, sizeof tab);
+	memset(&k, 0, sizeof k);
+	k.name = (char *)"batch";
+	k.key = 7;
+	k.max_share = 0.3;
+	rl_setup(&rl, 600, 0, 60, 0, now);
+	/* The burst's share first: 30% of 60. */
+	while (share_wait_ms(&tab, &rl, &k, 10, now) == 0) {
+		share_take(&tab, &rl, &k, 10, now);
+		n++;
+	}
+	ck_assert_int_eq(n, 18);
+	/* Then 180 a minute: one every 333 ms. */
+	n = 0;
+	for (t = now; t < now + 60000; t += 10) {
+		if (share_wait_ms(&tab, &rl, &k, 10, t) == 0) {
+			share_take(&tab, &rl, &k, 10, t);
+			n++;
+		}
+	}
+	ck_assert_int_ge(n, 179);
+	ck_assert_int_le(n, 181);
+	/* No share (1): never held. */
+	k.max_share = 1;
+	ck_assert_uint_eq(share_wait_ms(&tab, &rl, &k, 10, t), 0);
+	/* A target without limits has nothing to share. */
+	k.max_share = 0.3;
+	memset(&rl, 0, sizeof rl);
+	ck_assert_uint_eq(share_wait_ms(&tab, &rl, &k, 10, t), 0);
+	share_free(&tab);
+}
+END_TEST
+
+static struct client_class *
+budget_class(const char *name, uint32_t tpm, uint32_t tpd)
+{
+	static struct client_class k;
+
+	clients_free_all();
+	memset(&k, 0, sizeof k);
+	k.name = (char *)(uintptr_t)name;
+	k.weight = 1;
+	k.max_share = 1;
+	k.tokens_per_minute = tpm;
+	k.tokens_per_day = tpd;
+	return &k;
+}
+
+/*
+ * Many admissions in flight together hold their estimates: the one that
+ * would pass the day's budget is refused while the others are still
+ * unsettled (check-then-charge would let all of them through).
+ */
+START_TEST(test_budget_no_overspend)
+{
+	struct client_class *k = budget_class("b1", 0, 1000);
+	uint64_t day = 86400000ULL, wall = 20000 * day + 3600000, retry;
+	char msg[320];
+	int i, ok = 0;
+
+	for (i = 0; i < 50; i++) {
+		if (clients_reserve(k, 100, wall, &retry) == 0)
+			ok++;
+		else {
+			ck_assert_uint_eq(retry, day - 3600000);
+		}
+	}
+	ck_assert_int_eq(ok, 10);
+	ck_assert_int_eq(clients_reserve(k, 1, wall, &retry),
+	    CLIENTS_OVER_DAY);
+	clients_budget_msg(k, CLIENTS_OVER_DAY, 1, retry, msg, sizeof msg);
+	ck_assert_msg(strstr(msg, "tokens_per_day") != NULL &&
+	    strstr(msg, "resets in 82800 s") != NULL, "%s", msg);
+	/* Settled at 30 each: room for more again. */
+	for (i = 0; i < 10; i++)
+		clients_settle(k, 100, 30, wall);
+	ck_assert_uint_eq(clients_state(k)->day_used, 300);
+	ck_assert_uint_eq(clients_state(k)->reserved, 0);
+	ck_assert_int_eq(clients_reserve(k, 700, wall, &retry), 0);
+	ck_assert_int_eq(clients_reserve(k, 1, wall, &retry),
+	    CLIENTS_OVER_DAY);
+	/* A use past the estimate is charged in full. */
+	clients_settle(k, 700, 900, wall);
+	ck_assert_uint_eq(clients_state(k)->day_used, 1200);
+	ck_assert_uint_ne(clients_budget_wait(k, wall), 0);
+	/* The next UTC day starts from nothing. */
+	ck_assert_int_eq(clients_reserve(k, 1000, wall + day, &retry), 0);
+	ck_assert_int_eq(clients_reserve(k, 1, wall + day, &retry),
+	    CLIENTS_OVER_DAY);
+	clients_free_all();
+}
+END_TEST
+
+START_TEST(test_budget_minute)
+{
+	struct client_class *k = budget_class("b2", 500, 0);
+	uint64_t wall = 1000ULL * 60000 + 15000, retry;
+
+	ck_assert_int_eq(clients_reserve(k, 400, wall, &retry), 0);
+	ck_assert_int_eq(clients_reserve(k, 200, wall, &retry),
+	    CLIENTS_OVER_MINUTE);
+	ck_assert_uint_eq(retry, 45000);
+	clients_settle(k, 400, 400, wall);
+	/* Next minute: used starts over. */
+	ck_assert_int_eq(clients_reserve(k, 500, wall + 45000, &retry), 0);
+	clients_free_all();
+}
+END_TEST
+
+static struct config *
+load(const char *text, char **errors)
+{
+	char path[] = "/tmp/check_share.XXXXXX";
+	struct config *c;
+	int fd = mkstemp(path);
+	FILE *f;
+
+	ck_assert_int_ge(fd, 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	*errors = NULL;
+	c = config_load(path, errors);
+	unlink(path);
+	return c;
+}
+
+/* First match wins; a name picks only among what the uid allows. */
+START_TEST(test_match)
+{
+	char *errors, conf[1024];
+	struct config *c;
+	struct client_ident id;
+	uid_t me = getuid();
+
+	snprintf(conf, sizeof conf,
+	    "clients = (\n"
+	    " { name = \"batch\"; match = [ \"uid:%ld\", \"name:batch-*\" ];"
+	    "   weight = 1; max_share = 0.3; max_priority = \"low\"; },\n"
+	    " { name = \"web\"; match = [ \"unit:web-*.service\" ];"
+	    "   weight = 3; },\n"
+	    " { name = \"mine\"; match = \"uid:%ld\"; weight = 2; },\n"
+	    " { name = \"tok\"; match = \"token:ci-*\"; },\n"
+	    " { name = \"default\"; weight = 1; tokens_per_day = 5000; }\n"
+	    ");\n", (long)me, (long)me);
+	c = load(conf, &errors);
+	ck_assert_msg(c != NULL, "%s", errors);
+	ck_assert_uint_eq(c->nclasses, 5);
+	memset(&id, 0, sizeof id);
+	id.uid = me;
+	ck_assert_str_eq(clients_match(c, &id)->name, "mine");
+	snprintf(id.name, sizeof id.name, "batch-7");
+	ck_assert_str_eq(clients_match(c, &id)->name, "batch");
+	ck_assert_int_eq(clients_priority(clients_match(c, &id),
+	    LLMGATE_PRIO_HIGH), LLMGATE_PRIO_LOW);
+	/* Another uid naming itself batch-7 stays where its uid puts it. */
+	id.uid = me + 1;
+	ck_assert_str_eq(clients_match(c, &id)->name, "default");
+	snprintf(id.unit, sizeof id.unit, "web-2.service");
+	ck_assert_str_eq(clients_match(c, &id)->name, "web");
+	memset(&id, 0, sizeof id);
+	id.uid = (uid_t)-1;
+	snprintf(id.token, sizeof id.token, "ci-main");
+	ck_assert_str_eq(clients_match(c, &id)->name, "tok");
+	ck_assert_str_eq(clients_match(c, NULL)->name, "default");
+	config_free(c);
+	clients_free_all();
+}
+END_TEST
+
+START_TEST(test_config_errors)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "clients = ( { name = \"a\"; match = \"name:x\"; } );",
+		    "a name is the client's own claim" },
+		{ "clients = ( { name = \"a\"; match = \"group:x\"; } );",
+		    "unknown kind 'group'" },
+		{ "clients = ( { name = \"a\"; match = \"user:no-such-user-"
+		    "here\"; } );", "unknown user" },
+		{ "clients = ( { name = \"a\"; } );", "has no match" },
+		{ "clients = ( { name = \"default\"; match = \"uid:1\"; } );",
+		    "it has no match" },
+		{ "clients = ( { name = \"a\"; match = \"uid:1\"; },\n"
+		    " { name = \"a\"; match = \"uid:2\"; } );",
+		    "2: duplicate client class 'a'" },
+		{ "clients = ( { name = \"a b\"; match = \"uid:1\"; } );",
+		    "must be letters" },
+		{ "clients = ( { name = \"a\"; match = \"uid:1\"; "
+		    "max_share = 1.5; } );", "max_share" },
+		{ "clients = ( { name = \"a\"; match = \"uid:1\"; "
+		    "weight = 0; } );", "weight" },
+		{ "clients = ( { name = \"a\"; match = \"uid:1\"; "
+		    "max_priority = \"urgent\"; } );", "max_priority must be" },
+		{ "clients = ( { name = \"a\"; match = \"uid:x\"; } );",
+		    "a uid is a number" },
+		{ "clients = ( { name = \"a\"; match = \"uid:1\"; wieght = 2; "
+		    "} );", "wieght" },
+	};
+	struct config *c;
+	char *errors;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		c = load(cases[i].text, &errors);
+		ck_assert_msg(c == NULL, "case %zu loaded", i);
+		ck_assert_msg(errors != NULL &&
+		    strstr(errors, cases[i].want) != NULL,
+		    "case %zu: want '%s' in: %s", i, cases[i].want,
+		    errors != NULL ? errors : "(none)");
+		free(errors);
+	}
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("share");
+	TCase *tc = tcase_create("core");
+	SRunner *sr;
+	int failed;
+
+	log_init(0);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_weights_exact);
+	tcase_add_test(tc, test_idle_no_credit);
+	tcase_add_test(tc, test_priority_and_skip);
+	tcase_add_test(tc, test_skip);
+	tcase_add_test(tc, test_random_model);
+	tcase_add_test(tc, test_max_share);
+	tcase_add_test(tc, test_budget_no_overspend);
+	tcase_add_test(tc, test_budget_minute);
+	tcase_add_test(tc, test_match);
+	tcase_add_test(tc, test_config_errors);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
