@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <math.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,98 @@ print_pools(const json_t *pools)
 	free(cells);
 }
 
+/*
+ * rows (JSON objects) as a table: one column per key, headed by heads;
+ * a key's object value { used, limit } shows as used/limit.
+ */
+static void
+print_table(const json_t *rows, const char *const *heads,
+    const char *const *keys, size_t ncols)
+{
+	char	(*cells)[8][64];
+	size_t	 n = json_array_size(rows), i, k, w[8];
+
+	if (ncols > 8)
+		ncols = 8;
+	cells = cli_reallocarray(NULL, n + 1, sizeof *cells);
+	for (k = 0; k < ncols; k++)
+		w[k] = strlen(heads[k]);
+	for (i = 0; i < n; i++)
+		for (k = 0; k < ncols; k++) {
+			jfmt(json_object_get(json_array_get(rows, i), keys[k]),
+			    cells[i][k], 64);
+			if (strlen(cells[i][k]) > w[k])
+				w[k] = strlen(cells[i][k]);
+		}
+	for (k = 0; k < ncols; k++)
+		print_cell(heads[k], w[k], k + 1 == ncols);
+	for (i = 0; i < n; i++)
+		for (k = 0; k < ncols; k++)
+			print_cell(cells[i][k], w[k], k + 1 == ncols);
+	free(cells);
+}
+
+/* Client classes: what each has in flight, waiting, and spent. */
+static void
+print_classes(const json_t *classes)
+{
+	static const char *const heads[] = { "CLASS", "WEIGHT", "INFLIGHT",
+	    "QUEUED", "TOKENS_MINUTE", "TOKENS_DAY", "CALLS", "REFUSED" };
+	static const char *const keys[] = { "name", "weight", "inflight",
+	    "queued", "minute", "day", "calls", "refused" };
+	json_t	*rows = json_array(), *r;
+	const json_t *k;
+	size_t	 i;
+	char	 a[32], b[32];
+
+	json_array_foreach(classes, i, k) {
+		r = json_deep_copy(k);
+		/* used/limit, the limit "-" when none */
+		jfmt(json_object_get(k, "tokens_minute"), a, sizeof a);
+		jfmt(json_object_get(k, "tokens_per_minute"), b, sizeof b);
+		json_object_set_new(r, "minute", json_sprintf("%s/%s", a, b));
+		jfmt(json_object_get(k, "tokens_day"), a, sizeof a);
+		jfmt(json_object_get(k, "tokens_per_day"), b, sizeof b);
+		json_object_set_new(r, "day", json_sprintf("%s/%s", a, b));
+		json_object_set_new(r, "refused", json_integer(
+		    json_integer_value(json_object_get(k, "refused_budget")) +
+		    json_integer_value(json_object_get(k, "refused_caps"))));
+		json_array_append_new(rows, r);
+	}
+	print_table(rows, heads, keys, 8);
+	json_decref(rows);
+}
+
+/* Who is connected now, with the user name of each uid (looked up here,
+ * not in the daemon). */
+static void
+print_peers(const json_t *peers)
+{
+	static const char *const heads[] = { "KIND", "UID", "USER", "PID",
+	    "UNIT", "NAME", "CLASS", "INFLIGHT" };
+	static const char *const keys[] = { "kind", "uid", "user", "pid",
+	    "unit", "name", "class", "inflight" };
+	json_t	*rows = json_array(), *r;
+	const json_t *p, *uid;
+	struct passwd *pw;
+	size_t	 i;
+
+	json_array_foreach(peers, i, p) {
+		r = json_deep_copy(p);
+		uid = json_object_get(p, "uid");
+		if (json_is_integer(uid) && (pw = getpwuid(
+		    (uid_t)json_integer_value(uid))) != NULL)
+			json_object_set_new(r, "user",
+			    json_string(pw->pw_name));
+		json_array_append_new(rows, r);
+	}
+	if (json_array_size(rows) == 0)
+		printf("no peers connected that you may see\n");
+	else
+		print_table(rows, heads, keys, 8);
+	json_decref(rows);
+}
+
 static void
 print_status(const json_t *st)
 {
@@ -267,6 +360,8 @@ print_status(const json_t *st)
 	}
 	print_pools(json_object_get(st, "pools"));
 	fputc('\n', stdout);
+	print_classes(json_object_get(st, "client_classes"));
+	fputc('\n', stdout);
 	print_flat("retry budget", json_object_get(st, "retry_budget"));
 	print_flat("counters", json_object_get(st, "counters"));
 	print_cluster(json_object_get(st, "cluster"));
@@ -274,6 +369,7 @@ print_status(const json_t *st)
 
 enum {
 	OPT_JSON = 256,
+	OPT_CLIENTS,
 	OPT_TOKENS,
 	OPT_TIMEOUT,
 	OPT_PRIORITY,
@@ -286,6 +382,7 @@ enum {
 /* For the commands whose options are few: -s, --json, --help. */
 static const struct option small_options[] = {
 	{ "json",	 no_argument,	    NULL, OPT_JSON },
+	{ "clients",	 no_argument,	    NULL, OPT_CLIENTS },
 	CLI_OPTIONS_END
 };
 
@@ -294,13 +391,19 @@ static const struct option small_options[] = {
  * for one without --json. Returns -1 to go on, or an exit status.
  */
 static int
-small_getopt(const struct cmd *c, int argc, char **argv, int *json)
+small_getopt(const struct cmd *c, int argc, char **argv, int *json,
+    int *clients)
 {
 	int	ch, rv;
 
 	while ((ch = getopt_long(argc, argv, ":s:h", small_options,
 	    NULL)) != -1) {
-		if (ch != OPT_JSON) {
+		if (ch == OPT_CLIENTS) {
+			if (clients == NULL)
+				return cli_usage_error(c, "unknown option "
+				    "--clients");
+			*clients = 1;
+		} else if (ch != OPT_JSON) {
 			if ((rv = cli_option(c, ch, argv)) != -1)
 				return rv;
 		} else if (json == NULL)
@@ -329,13 +432,14 @@ op_failed(struct llmgate *g, const char *what)
  */
 static int
 admin_request(const struct cmd *c, int argc, char **argv, int *json,
-    const char *what, int (*fn)(struct llmgate *, char **), char **text)
+    int *clients, const char *what, int (*fn)(struct llmgate *, char **),
+    char **text)
 {
 	struct llmgate	*g;
 	int		 rv;
 
 	*text = NULL;
-	if ((rv = small_getopt(c, argc, argv, json)) != -1)
+	if ((rv = small_getopt(c, argc, argv, json, clients)) != -1)
 		return rv;
 	if ((g = cli_connect("llmgate", 0)) == NULL)
 		return EXIT_UNREACHABLE;
@@ -360,13 +464,27 @@ admin_reload(struct llmgate *g, char **text)
 int
 cmd_status(const struct cmd *c, int argc, char **argv)
 {
-	json_t	*st;
+	json_t	*st, *part;
 	char	*text;
-	int	 json = 0, rv;
+	int	 json = 0, clients = 0, rv;
 
-	if ((rv = admin_request(c, argc, argv, &json, "status",
+	if ((rv = admin_request(c, argc, argv, &json, &clients, "status",
 	    llmgate_status, &text)) != -1)
 		return rv;
+	if (clients && json) {
+		st = json_loads(text, JSON_DECODE_ANY, NULL);
+		free(text);
+		part = json_pack("{s:O?, s:O?}", "client_classes",
+		    json_object_get(st, "client_classes"), "peers",
+		    json_object_get(st, "peers"));
+		text = json_dumps(part, JSON_INDENT(2));
+		json_decref(part);
+		json_decref(st);
+		if (text == NULL) {
+			cli_warnx("status: llmgated sent no client classes");
+			return EXIT_FAILED;
+		}
+	}
 	if (json) {
 		fputs(text, stdout);
 		fputc('\n', stdout);
@@ -381,7 +499,12 @@ cmd_status(const struct cmd *c, int argc, char **argv)
 		    "object");
 		return EXIT_FAILED;
 	}
-	print_status(st);
+	if (clients) {
+		print_classes(json_object_get(st, "client_classes"));
+		fputc('\n', stdout);
+		print_peers(json_object_get(st, "peers"));
+	} else
+		print_status(st);
 	json_decref(st);
 	return 0;
 }
@@ -392,7 +515,7 @@ cmd_ping(const struct cmd *c, int argc, char **argv)
 	char	*text;
 	int	 rv;
 
-	if ((rv = admin_request(c, argc, argv, NULL, "ping", admin_ping,
+	if ((rv = admin_request(c, argc, argv, NULL, NULL, "ping", admin_ping,
 	    &text)) != -1)
 		return rv;
 	printf("pong\n");
@@ -405,7 +528,7 @@ cmd_reload(const struct cmd *c, int argc, char **argv)
 	char	*text;
 	int	 rv;
 
-	if ((rv = admin_request(c, argc, argv, NULL, "reload failed",
+	if ((rv = admin_request(c, argc, argv, NULL, NULL, "reload failed",
 	    admin_reload, &text)) != -1)
 		return rv;
 	return 0;
@@ -418,7 +541,7 @@ cmd_metrics(const struct cmd *c, int argc, char **argv)
 	size_t	 len;
 	int	 rv;
 
-	if ((rv = admin_request(c, argc, argv, NULL, "metrics",
+	if ((rv = admin_request(c, argc, argv, NULL, NULL, "metrics",
 	    llmgate_metrics, &text)) != -1)
 		return rv;
 	fputs(text, stdout);

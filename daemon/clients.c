@@ -240,12 +240,15 @@ clients_reserve(const struct client_class *k, uint64_t tokens,
 	    st->day_used + st->reserved + tokens > k->tokens_per_day) {
 		*retry_ms = CLIENTS_DAY_MS - wall_ms % CLIENTS_DAY_MS;
 		st->refused_budget++;
+		st->over_until = wall_ms + *retry_ms;
 		return CLIENTS_OVER_DAY;
 	}
 	if (k->tokens_per_minute != 0 &&
 	    st->minute_used + st->reserved + tokens > k->tokens_per_minute) {
 		*retry_ms = CLIENTS_MINUTE_MS - wall_ms % CLIENTS_MINUTE_MS;
 		st->refused_budget++;
+		if (st->over_until < wall_ms + *retry_ms)
+			st->over_until = wall_ms + *retry_ms;
 		return CLIENTS_OVER_MINUTE;
 	}
 	st->reserved += tokens;
@@ -289,16 +292,46 @@ uint64_t
 clients_budget_wait(const struct client_class *k, uint64_t wall_ms)
 {
 	struct client_state *st = clients_state(k);
-	uint64_t w = 0;
+	uint64_t w = st->over_until > wall_ms ? st->over_until - wall_ms : 0;
 
 	clients_roll(st, wall_ms);
 	if (k->tokens_per_minute != 0 &&
-	    st->minute_used + st->reserved >= k->tokens_per_minute)
+	    st->minute_used + st->reserved >= k->tokens_per_minute &&
+	    w < CLIENTS_MINUTE_MS - wall_ms % CLIENTS_MINUTE_MS)
 		w = CLIENTS_MINUTE_MS - wall_ms % CLIENTS_MINUTE_MS;
 	if (k->tokens_per_day != 0 &&
 	    st->day_used + st->reserved >= k->tokens_per_day)
 		w = CLIENTS_DAY_MS - wall_ms % CLIENTS_DAY_MS;
 	return w;
+}
+
+/* A string for status; null when empty or not UTF-8 (a client's bytes). */
+static json_t *
+clients_str(const char *s)
+{
+	json_t *v = s[0] != '\0' ? json_string(s) : NULL;
+
+	return v != NULL ? v : json_null();
+}
+
+json_t *
+clients_peer_json(const struct config *conf, const char *kind,
+    const struct client_ident *id, unsigned inflight)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "kind", json_string(kind));
+	json_object_set_new(o, "uid", id->uid != (uid_t)-1 ?
+	    json_integer((json_int_t)id->uid) : json_null());
+	json_object_set_new(o, "pid", id->pid > 0 ?
+	    json_integer((json_int_t)id->pid) : json_null());
+	json_object_set_new(o, "unit", clients_str(id->unit));
+	json_object_set_new(o, "token", clients_str(id->token));
+	json_object_set_new(o, "name", clients_str(id->name));
+	json_object_set_new(o, "class",
+	    json_string(clients_match(conf, id)->name));
+	json_object_set_new(o, "inflight", json_integer(inflight));
+	return o;
 }
 
 static json_t *

@@ -137,6 +137,20 @@ conn_uid_count(uid_t uid)
 	return n;
 }
 
+void
+conn_peers(json_t *peers, uid_t uid)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &conns, entry) {
+		if (json_array_size(peers) >= CLIENTS_PEERS_MAX)
+			break;
+		if ((uid == (uid_t)-1 || c->uid == uid) && !c->dead)
+			json_array_append_new(peers, clients_peer_json(cfg,
+			    "native", &c->ident, c->ncalls));
+	}
+}
+
 static struct conn_user *
 conn_user(uid_t uid)
 {

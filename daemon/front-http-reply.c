@@ -140,12 +140,25 @@ front_http_result_headers(struct evhttp_request *req,
 	json_decref(a);
 }
 
+/* ms until the caller's class budget resets, when that refused res. */
+static uint64_t
+front_http_budget_wait(const struct front_req *fr,
+    const struct llmgate_result *res)
+{
+	if (res == NULL || res->cls != LLMGATE_BUDGET_EXHAUSTED ||
+	    fr->client.ident == NULL)
+		return 0;
+	return clients_budget_wait(clients_match(cfg, &fr->ident),
+	    clients_wall_ms());
+}
+
 /*
  * Seconds until a refused call could go, from the daemon's own state of
  * the target that refused: its rate budget, cooldown or open breaker.
  */
 static unsigned
-front_http_retry_after(const struct llmgate_result *res)
+front_http_retry_after(const struct front_req *fr,
+    const struct llmgate_result *res)
 {
 	const struct provider_conf *pc;
 	const struct llmgate_attempt *at;
@@ -153,6 +166,9 @@ front_http_retry_after(const struct llmgate_result *res)
 	char *cause = NULL;
 	uint64_t now = now_ms(), ms = 1000, w;
 
+	/* The caller's client class spent its tokens: until they reset. */
+	if ((w = front_http_budget_wait(fr, res)) != 0)
+		return (unsigned)((w + 999) / 1000);
 	if (res == NULL || res->nattempts == 0)
 		return 1;
 	at = &res->attempts[res->nattempts - 1];
@@ -194,7 +210,7 @@ front_http_send(struct front_req *fr, int status, json_t *body,
 	front_http_headers(req, "application/json");
 	front_http_result_headers(req, res);
 	if (status == 429 || status == 503 || status == 529) {
-		snprintf(ra, sizeof ra, "%u", front_http_retry_after(res));
+		snprintf(ra, sizeof ra, "%u", front_http_retry_after(fr, res));
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Retry-After", ra);
 	}
@@ -236,7 +252,8 @@ front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
 	    (cls == LLMGATE_OVERLOADED || cls == LLMGATE_CIRCUIT_OPEN))
 		status = fr->d->overloaded;
 	if (code == NULL)
-		code = fe->code;
+		code = front_http_budget_wait(fr, res) != 0 ?
+		    "client_budget_exhausted" : fe->code;
 	body = fr->d->error_body(fr, status, fe, code, msg);
 	if (body == NULL && msg != NULL) {
 		/* jansson refuses invalid UTF-8 (a header's bytes in it). */

@@ -364,6 +364,31 @@ front_http_uid_count(uid_t uid)
 	return n;
 }
 
+void
+front_http_peers(json_t *peers, uid_t uid)
+{
+	struct front_conn *fc;
+	struct client_ident id;
+
+	TAILQ_FOREACH(fc, &front_conns, entry) {
+		if (json_array_size(peers) >= CLIENTS_PEERS_MAX)
+			break;
+		if (uid != (uid_t)-1 && (!fc->uid_known || fc->uid != uid))
+			continue;
+		/* Between requests: who the kernel says it is. */
+		if (fc->cur != NULL && fc->cur->client.ident != NULL)
+			id = fc->cur->ident;
+		else {
+			memset(&id, 0, sizeof id);
+			id.uid = fc->uid_known ? fc->uid : (uid_t)-1;
+			id.pid = fc->pid;
+			snprintf(id.unit, sizeof id.unit, "%s", fc->unit);
+		}
+		json_array_append_new(peers, clients_peer_json(cfg, "http",
+		    &id, fc->cur != NULL && fc->cur->call != NULL));
+	}
+}
+
 /* Drain timeout or exit: every call in flight ends with cancelled. */
 void
 front_http_cancel_all(void)

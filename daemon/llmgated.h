@@ -1143,6 +1143,7 @@ struct client_state {
 	uint64_t reserved;		/* tokens held by admissions */
 	uint64_t minute, minute_used;	/* the UTC minute and its tokens */
 	uint64_t day, day_used;		/* the UTC day and its tokens */
+	uint64_t over_until;		/* the last refusal's reset (wall) */
 	uint64_t calls, tokens;		/* totals */
 	uint64_t refused_budget, refused_caps;
 	struct client_state *next;
@@ -1176,8 +1177,13 @@ void clients_budget_msg(const struct client_class *, int over,
 /* An admission's held tokens go; used ones are charged. */
 void clients_settle(const struct client_class *, uint64_t held,
     uint64_t used, uint64_t wall_ms);
-/* ms until the class's spent budget resets; 0 when it is not spent. */
+/* ms until the class's spent budget resets (or the one that last refused
+ * a call); 0 when neither. */
 uint64_t clients_budget_wait(const struct client_class *, uint64_t wall_ms);
+#define CLIENTS_PEERS_MAX	1000	/* peers status lists */
+/* A peer's row for status: who, its class, what it has in flight. */
+json_t *clients_peer_json(const struct config *, const char *kind,
+    const struct client_ident *, unsigned inflight);
 /* The class's figures for status and metrics. */
 json_t *clients_status_json(const struct config *, uint64_t wall_ms);
 uint64_t clients_wall_ms(void);	/* the wall clock, for the glue */
@@ -1335,6 +1341,9 @@ void conn_cancel_all(void);
 void conn_cancel_leases(void);
 unsigned conn_count(void);
 unsigned conn_uid_count(uid_t);
+/* Append each connection of uid's ((uid_t)-1: all) to peers, for status;
+ * at most CLIENTS_PEERS_MAX in all. */
+void conn_peers(json_t *peers, uid_t);
 uid_t conn_uid(struct conn *);
 const char *conn_name(struct conn *);
 msgpack_sbuffer *conn_buf(struct conn *);
@@ -1430,6 +1439,7 @@ void front_http_cancel_all(void);
 void front_http_shutdown(void);
 unsigned front_http_count(void);
 unsigned front_http_uid_count(uid_t);
+void front_http_peers(json_t *peers, uid_t);
 /* front-http-reply.c: the answers, whole or as an event stream. */
 const struct front_error *front_http_error_of(enum llmgate_class);
 json_t *front_http_attempts(const struct llmgate_result *);

@@ -364,18 +364,101 @@ metrics_render_globals(struct buf *b, const json_t *st)
 	}
 }
 
+/* One column of status rows shown as a metric family. */
+struct metrics_col {
+	const char *key;
+	const char *sub;	/* a member of key's object, or NULL */
+	const char *name;
+	const char *type;
+	const char *help;
+	double scale;
+};
+
+/*
+ * Each column of rows (status objects labelled by their label member)
+ * as a family; the labels are returned for more families (free each).
+ */
+static char **
+metrics_render_rows(struct buf *b, const json_t *rows, const char *label,
+    const struct metrics_col *cols, size_t ncols)
+{
+	struct metrics_family f;
+	struct buf lb = { 0 };
+	const json_t *t, *name, *obj;
+	size_t i, k, n = json_array_size(rows);
+	char **labels = xcalloc(n + 1, sizeof *labels);
+
+	json_array_foreach(rows, i, t) {
+		name = json_object_get(t, label);
+		buf_reset(&lb);
+		buf_printf(&lb, "%s=\"", label);
+		metrics_escape(&lb, json_is_string(name) ?
+		    json_string_value(name) : "");
+		buf_addstr(&lb, "\"");
+		labels[i] = xstrdup(lb.data);
+	}
+	buf_free(&lb);
+	for (k = 0; k < ncols; k++) {
+		f = (struct metrics_family){ cols[k].name, cols[k].type,
+		    cols[k].help, 0 };
+		json_array_foreach(rows, i, t) {
+			obj = cols[k].sub != NULL ?
+			    json_object_get(t, cols[k].key) : t;
+			metrics_json(b, &f, labels[i], obj,
+			    cols[k].sub != NULL ? cols[k].sub : cols[k].key,
+			    cols[k].scale);
+		}
+	}
+	return labels;
+}
+
+static void
+metrics_free_labels(char **labels)
+{
+	size_t i;
+
+	for (i = 0; labels[i] != NULL; i++)
+		free(labels[i]);
+	free(labels);
+}
+
+/* Client classes, from status's "client_classes". */
+static void
+metrics_render_classes(struct buf *b, const json_t *classes)
+{
+	static const struct metrics_col cols[] = {
+		{ "inflight", NULL, "llmgate_class_inflight", "gauge",
+		    "Calls and leases of the client class in flight.", 1 },
+		{ "queued", NULL, "llmgate_class_queued", "gauge",
+		    "Admissions of the client class waiting for budget.", 1 },
+		{ "tokens_minute", NULL, "llmgate_class_tokens_minute", "gauge",
+		    "Tokens the client class used this UTC minute.", 1 },
+		{ "tokens_day", NULL, "llmgate_class_tokens_day", "gauge",
+		    "Tokens the client class used this UTC day.", 1 },
+		{ "tokens_held", NULL, "llmgate_class_tokens_held", "gauge",
+		    "Tokens held by the client class's calls in flight.", 1 },
+		{ "calls", NULL, "llmgate_class_calls_total", "counter",
+		    "Calls and leases the client class started.", 1 },
+		{ "tokens", NULL, "llmgate_class_tokens_total", "counter",
+		    "Tokens the client class used.", 1 },
+		{ "refused_budget", NULL, "llmgate_class_budget_refusals_total",
+		    "counter", "Admissions refused for the class's token "
+		    "budget (budget_exhausted).", 1 },
+		{ "refused_caps", NULL, "llmgate_class_cap_refusals_total",
+		    "counter", "Calls refused for the class's max_inflight or "
+		    "max_queued.", 1 },
+	};
+
+	if (json_is_array(classes))
+		metrics_free_labels(metrics_render_rows(b, classes, "class",
+		    cols, sizeof cols / sizeof cols[0]));
+}
+
 /* Per-target families from status; labels[i] is target i's label set. */
 static void
 metrics_render_targets(struct buf *b, const json_t *targets)
 {
-	static const struct {
-		const char *key;
-		const char *sub;
-		const char *name;
-		const char *type;
-		const char *help;
-		double scale;
-	} fams[] = {
+	static const struct metrics_col fams[] = {
 		{ "inflight", NULL, "llmgate_target_inflight", "gauge",
 		    "Attempts in flight at the target.", 1 },
 		{ "queued", NULL, "llmgate_target_queued", "gauge",
@@ -398,30 +481,12 @@ metrics_render_targets(struct buf *b, const json_t *targets)
 	};
 	struct metrics_family f;
 	struct buf lb = { 0 };
-	const json_t *t, *name, *obj, *br;
-	size_t i, j, k, n = json_array_size(targets);
-	char **labels = xcalloc(n + 1, sizeof *labels);
+	const json_t *t, *br;
+	size_t i, j;
+	char **labels;
 
-	json_array_foreach(targets, i, t) {
-		name = json_object_get(t, "target");
-		buf_reset(&lb);
-		buf_addstr(&lb, "target=\"");
-		metrics_escape(&lb, json_is_string(name) ?
-		    json_string_value(name) : "");
-		buf_addstr(&lb, "\"");
-		labels[i] = xstrdup(lb.data);
-	}
-	for (k = 0; k < sizeof fams / sizeof fams[0]; k++) {
-		f = (struct metrics_family){ fams[k].name, fams[k].type,
-		    fams[k].help, 0 };
-		json_array_foreach(targets, i, t) {
-			obj = fams[k].sub != NULL ?
-			    json_object_get(t, fams[k].key) : t;
-			metrics_json(b, &f, labels[i], obj,
-			    fams[k].sub != NULL ? fams[k].sub : fams[k].key,
-			    fams[k].scale);
-		}
-	}
+	labels = metrics_render_rows(b, targets, "target", fams,
+	    sizeof fams / sizeof fams[0]);
 
 	f = (struct metrics_family){ "llmgate_breaker_state", "gauge",
 	    "1 for the state the target's circuit breaker is in.", 0 };
@@ -439,9 +504,7 @@ metrics_render_targets(struct buf *b, const json_t *targets)
 		}
 	}
 
-	for (i = 0; i < n; i++)
-		free(labels[i]);
-	free(labels);
+	metrics_free_labels(labels);
 	buf_free(&lb);
 }
 
@@ -604,6 +667,7 @@ metrics_render(void)
 
 	metrics_render_globals(&b, st);
 	metrics_render_targets(&b, json_object_get(st, "targets"));
+	metrics_render_classes(&b, json_object_get(st, "client_classes"));
 	metrics_render_cluster(&b, json_object_get(st, "cluster"));
 	metrics_render_observed(&b);
 	json_decref(st);

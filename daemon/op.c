@@ -80,10 +80,21 @@ op_ping(struct conn *c, struct proto_msg *m)
 	conn_send(c);
 }
 
+static int op_admin(struct conn *);
+
+/*
+ * Status; with the peers connected now and their classes: all of them for
+ * an admin, else the asker's own user's.
+ */
 static void
 op_status(struct conn *c, struct proto_msg *m)
 {
-	json_t *st = server_status();
+	json_t *st = server_status(), *peers = json_array();
+	uid_t only = op_admin(c) ? (uid_t)-1 : conn_uid(c);
+
+	conn_peers(peers, only);
+	front_http_peers(peers, only);
+	json_object_set_new(st, "peers", peers);
 
 	proto_enc_status(conn_buf(c), m->id, st);
 	json_decref(st);

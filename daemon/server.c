@@ -583,5 +583,7 @@ server_status(void)
 	json_object_set_new(st, "pools", server_pools(now));
 	if ((cj = cluster_status()) != NULL)
 		json_object_set_new(st, "cluster", cj);
+	json_object_set_new(st, "client_classes",
+	    clients_status_json(cfg, clients_wall_ms()));
 	return st;
 }
