@@ -1,0 +1,526 @@
+/*
+ * check_clients.c: client classes end to end, through the real llmgated
+ * and the loopback fake provider: two classes of weights 3 and 1 on a
+ * saturated target get about 3:1 of its throughput; a class capped at
+ * max_share 0.3 never takes more than that of the target's budget while
+ * another class takes the rest; a daily token budget stops a class with
+ * budget_exhausted and says when it resets, and concurrent calls cannot
+ * overspend it; max_inflight refuses with overloaded; status --clients
+ * shows who is connected in which class; and a client (as another uid)
+ * cannot name itself into a class its uid does not allow.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "harness.h"
+
+static struct daemon d;
+static pid_t fp_pid;
+static int fp_port;
+
+/* How long any wait of these tests may take, valgrind included. */
+#define WAIT_MS	60000
+
+static void
+setup(void)
+{
+	char *conf;
+
+	fp_port = h_fakeprov_start(&fp_pid);
+	conf = h_strdup_printf(
+	    "socket_mode = \"0666\";\n"
+	    "providers = (\n"
+	    "  { name = \"oa\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\";\n"
+	    "    models = ( { name = \"fair\"; rpm = 1200; burst = 1; },\n"
+	    "               { name = \"share\"; rpm = 600; burst = 10; } ); }\n"
+	    ");\n"
+	    "retry = { attempts = 1; };\n"
+	    "clients = (\n"
+	    "  { name = \"web\"; match = [ \"uid:*\", \"name:web\" ];\n"
+	    "    weight = 3; },\n"
+	    "  { name = \"batch\"; match = [ \"uid:*\", \"name:batch\" ];\n"
+	    "    weight = 1; },\n"
+	    "  { name = \"capped\"; match = [ \"uid:*\", \"name:capped\" ];\n"
+	    "    max_share = 0.3; },\n"
+	    "  { name = \"metered\"; match = [ \"uid:*\", \"name:metered\" ];\n"
+	    "    tokens_per_day = 60; },\n"
+	    "  { name = \"burst\"; match = [ \"uid:*\", \"name:burst\" ];\n"
+	    "    tokens_per_day = 100; },\n"
+	    "  { name = \"few\"; match = [ \"uid:*\", \"name:few\" ];\n"
+	    "    max_inflight = 2; },\n"
+	    "  { name = \"vip\"; match = [ \"uid:0\", \"name:vip\" ];\n"
+	    "    weight = 10; },\n"
+	    "  { name = \"default\"; tokens_per_day = 1; }\n"
+	    ");\n", fp_port);
+	h_daemon_start(&d, conf);
+	free(conf);
+	/* The socket's directory, for a client that is not root. */
+	ck_assert_int_eq(chmod(d.dir, 0755), 0);
+}
+
+static void
+teardown(void)
+{
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	h_fakeprov_stop(fp_pid);
+}
+
+/* One client keeping want calls in flight at target. */
+struct flow {
+	struct llmgate *g;
+	const char *target;
+	uint32_t max_tokens;
+	int want;
+	int outstanding;
+	int ok;
+	int failed;
+	int budget;		/* budget_exhausted answers */
+	int overloaded;
+	char last_msg[512];
+};
+
+static void
+flow_done(struct llmgate_result *res, void *arg)
+{
+	struct flow *f = arg;
+
+	f->outstanding--;
+	if (res->cls == LLMGATE_OK)
+		f->ok++;
+	else {
+		f->failed++;
+		f->budget += res->cls == LLMGATE_BUDGET_EXHAUSTED;
+		f->overloaded += res->cls == LLMGATE_OVERLOADED;
+		snprintf(f->last_msg, sizeof f->last_msg, "%s: %s",
+		    llmgate_class_name(res->cls),
+		    res->message != NULL ? res->message : "");
+	}
+	llmgate_result_free(res);
+}
+
+static void
+flow_open(struct flow *f, const char *name, const char *target, int want)
+{
+	memset(f, 0, sizeof *f);
+	f->g = h_connect(&d, name);
+	f->target = target;
+	f->want = want;
+}
+
+static void
+flow_fill(struct flow *f)
+{
+	struct llmgate_request *req;
+
+	while (f->outstanding < f->want) {
+		req = h_request("a few words here", f->target, NULL);
+		if (f->max_tokens != 0)
+			llmgate_request_set_max_tokens(req, f->max_tokens);
+		ck_assert_uint_ne(llmgate_submit(f->g, req, NULL, flow_done,
+		    f), 0);
+		h_request_free(req);
+		f->outstanding++;
+	}
+}
+
+/* Drive the flows until done(arg) or the deadline (a test failure). */
+static void
+drive(struct flow **fl, int n, int (*done)(void *), void *arg)
+{
+	struct pollfd pfd[8];
+	uint64_t deadline = h_mono_ms() + WAIT_MS;
+	int i;
+
+	while (!done(arg)) {
+		ck_assert_msg(h_mono_ms() < deadline, "no end after %d ms",
+		    WAIT_MS);
+		for (i = 0; i < n; i++) {
+			if (fl[i]->want != 0)
+				flow_fill(fl[i]);
+			pfd[i].fd = llmgate_fd(fl[i]->g);
+			pfd[i].events = POLLIN |
+			    (llmgate_want_write(fl[i]->g) ? POLLOUT : 0);
+		}
+		ck_assert_int_ge(poll(pfd, (nfds_t)n, 100), 0);
+		for (i = 0; i < n; i++) {
+			if (pfd[i].revents != 0)
+				ck_assert_int_ge(llmgate_process(fl[i]->g), 0);
+		}
+	}
+}
+
+/* Stop filling and let what is in flight finish. */
+static int
+all_idle(void *arg)
+{
+	struct flow **fl = arg;
+	int i;
+
+	for (i = 0; fl[i] != NULL; i++)
+		if (fl[i]->outstanding != 0)
+			return 0;
+	return 1;
+}
+
+static void
+drain(struct flow **fl, int n)
+{
+	struct flow *list[9];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		fl[i]->want = 0;
+		list[i] = fl[i];
+	}
+	list[n] = NULL;
+	drive(fl, n, all_idle, list);
+}
+
+struct two {
+	struct flow *a, *b;
+	int total;
+};
+
+static int
+served(void *arg)
+{
+	struct two *t = arg;
+
+	return t->a->ok + t->b->ok >= t->total;
+}
+
+/*
+ * Weights 3:1 on a target of 20 requests a second with no burst, both
+ * classes always waiting: about three of the web class's calls go for
+ * each of the batch class's (counted after a warm-up).
+ */
+START_TEST(test_weights_3_to_1)
+{
+	struct flow web, batch, *fl[2] = { &web, &batch };
+	struct two t = { &web, &batch, 12 };
+	int w0, b0, w, b;
+	double share;
+
+	flow_open(&web, "web", "oa/fair", 6);
+	flow_open(&batch, "batch", "oa/fair", 6);
+	drive(fl, 2, served, &t);
+	w0 = web.ok;
+	b0 = batch.ok;
+	t.total = w0 + b0 + 80;
+	drive(fl, 2, served, &t);
+	w = web.ok - w0;
+	b = batch.ok - b0;
+	share = (double)w / (w + b);
+	ck_assert_msg(share >= 0.65 && share <= 0.85, "web %d, batch %d: "
+	    "web's share %.2f is not about 3/4", w, b, share);
+	drain(fl, 2);
+	ck_assert_msg(web.failed == 0 && batch.failed == 0, "%s %s",
+	    web.last_msg, batch.last_msg);
+	llmgate_close(web.g);
+	llmgate_close(batch.g);
+}
+END_TEST
+
+struct timed {
+	uint64_t until;
+};
+
+static int
+time_up(void *arg)
+{
+	return h_mono_ms() >= ((struct timed *)arg)->until;
+}
+
+/*
+ * max_share 0.3 of a target of 600 a minute (burst 10): the capped class
+ * gets at most its burst share (3) and 3 a second, however many it
+ * queues, while the web class takes the rest of the target.
+ */
+START_TEST(test_max_share)
+{
+	struct flow capped, web, *fl[2] = { &capped, &web };
+	struct timed tm;
+	uint64_t start = h_mono_ms();
+	double secs, bound;
+
+	flow_open(&capped, "capped", "oa/share", 8);
+	flow_open(&web, "web", "oa/share", 8);
+	tm.until = start + 3000;
+	drive(fl, 2, time_up, &tm);
+	secs = (double)(h_mono_ms() - start) / 1000;
+	bound = 3 + 3 * secs + 1;
+	ck_assert_msg(capped.ok <= bound, "capped got %d in %.1f s, over "
+	    "its 30%% (at most %.0f)", capped.ok, secs, bound);
+	ck_assert_msg(capped.ok >= 2, "capped got only %d", capped.ok);
+	ck_assert_msg(web.ok > capped.ok * 3 / 2, "web %d, capped %d: the "
+	    "rest of the target went unused", web.ok, capped.ok);
+	ck_assert_msg((double)capped.ok <= 0.3 * (capped.ok + web.ok) + 2,
+	    "capped %d of %d", capped.ok, capped.ok + web.ok);
+	drain(fl, 2);
+	ck_assert_msg(web.failed == 0 && capped.failed == 0, "%s %s",
+	    web.last_msg, capped.last_msg);
+	llmgate_close(capped.g);
+	llmgate_close(web.g);
+}
+END_TEST
+
+static json_t *
+status_json(const char *flag)
+{
+	struct run r;
+	json_t *st;
+
+	if (flag != NULL)
+		h_cli(&r, &d, NULL, "status", "--json", flag, NULL);
+	else
+		h_cli(&r, &d, NULL, "status", "--json", NULL);
+	ck_assert_msg(r.status == 0, "status: %s", r.err);
+	st = json_loads(r.out, 0, NULL);
+	ck_assert_msg(st != NULL, "status: %s", r.out);
+	h_run_free(&r);
+	return st;
+}
+
+static json_t *
+class_of(json_t *st, const char *name)
+{
+	json_t *k;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "client_classes"), i, k) {
+		if (strcmp(json_string_value(json_object_get(k, "name")),
+		    name) == 0)
+			return k;
+	}
+	ck_abort_msg("no class %s in status", name);
+	return NULL;
+}
+
+/*
+ * tokens_per_day 60, calls estimated at about 24 and using fewer: they
+ * go until the day's used and held tokens would pass 60, then
+ * budget_exhausted says when it resets; the class never used more.
+ */
+START_TEST(test_day_budget)
+{
+	struct llmgate *g = h_connect(&d, "metered");
+	struct llmgate_request *req;
+	struct llmgate_result *res = NULL;
+	json_t *st, *k;
+	int ok = 0, i;
+	long long resets;
+
+	for (i = 0; i < 30; i++) {
+		req = h_request("a few words here", "oa/fair", NULL);
+		llmgate_request_set_max_tokens(req, 20);
+		ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+		h_request_free(req);
+		if (res->cls != LLMGATE_OK)
+			break;
+		ok++;
+		llmgate_result_free(res);
+	}
+	ck_assert_int_ge(ok, 2);
+	ck_assert_int_eq(res->cls, LLMGATE_BUDGET_EXHAUSTED);
+	ck_assert_msg(strstr(res->message, "tokens_per_day") != NULL &&
+	    strstr(res->message, "resets in") != NULL, "%s", res->message);
+	/* Refused before any upstream attempt, and at no other target. */
+	ck_assert_uint_eq(res->nattempts, 1);
+	ck_assert(res->attempts[0].skipped);
+	llmgate_result_free(res);
+	st = status_json(NULL);
+	k = class_of(st, "metered");
+	ck_assert_int_le(json_integer_value(json_object_get(k, "tokens_day")),
+	    60);
+	ck_assert_int_eq(json_integer_value(json_object_get(k, "inflight")),
+	    0);
+	resets = json_integer_value(json_object_get(k, "budget_resets_in_ms"));
+	ck_assert_msg(resets > 0 && resets <= 86400000LL, "resets in %lld",
+	    resets);
+	ck_assert_int_ge(json_integer_value(json_object_get(k,
+	    "refused_budget")), 1);
+	json_decref(st);
+	llmgate_close(g);
+}
+END_TEST
+
+static int
+flow_settled(void *arg)
+{
+	struct flow *f = arg;
+
+	return f->outstanding == 0;
+}
+
+/*
+ * Twenty calls at once against 100 tokens a day, each estimated at about
+ * 24: at most four hold a share of the budget together, the others are
+ * refused at once; a check-then-charge budget would let all twenty go.
+ */
+START_TEST(test_budget_concurrent)
+{
+	struct flow f, *fl[1] = { &f };
+	json_t *st;
+
+	flow_open(&f, "burst", "oa/fair", 20);
+	f.max_tokens = 20;
+	flow_fill(&f);
+	f.want = 0;
+	drive(fl, 1, flow_settled, &f);
+	ck_assert_msg(f.ok >= 1 && f.ok <= 4, "%d went", f.ok);
+	ck_assert_int_eq(f.budget, 20 - f.ok);
+	st = status_json(NULL);
+	ck_assert_int_le(json_integer_value(json_object_get(class_of(st,
+	    "burst"), "tokens_day")), 100);
+	json_decref(st);
+	llmgate_close(f.g);
+}
+END_TEST
+
+/* max_inflight 2: a third call at once is refused with overloaded. */
+START_TEST(test_max_inflight)
+{
+	struct flow f, *fl[1] = { &f };
+
+	flow_open(&f, "few", "oa/share+delay=300", 5);
+	flow_fill(&f);
+	f.want = 0;
+	drive(fl, 1, flow_settled, &f);
+	ck_assert_int_eq(f.ok, 2);
+	ck_assert_int_eq(f.overloaded, 3);
+	ck_assert_msg(strstr(f.last_msg, "max_inflight") != NULL, "%s",
+	    f.last_msg);
+	llmgate_close(f.g);
+}
+END_TEST
+
+/* status --clients: who is connected, in which class. */
+START_TEST(test_status_clients)
+{
+	struct llmgate *g = h_connect(&d, "web");
+	struct run r;
+	json_t *st, *p;
+	size_t i;
+	int found = 0;
+
+	st = status_json("--clients");
+	json_array_foreach(json_object_get(st, "peers"), i, p) {
+		if (json_is_string(json_object_get(p, "name")) &&
+		    strcmp(json_string_value(json_object_get(p, "name")),
+		    "web") == 0) {
+			found = 1;
+			ck_assert_str_eq(json_string_value(json_object_get(p,
+			    "class")), "web");
+			ck_assert_int_eq(json_integer_value(json_object_get(p,
+			    "uid")), (json_int_t)getuid());
+			ck_assert_int_gt(json_integer_value(json_object_get(p,
+			    "pid")), 0);
+		}
+	}
+	ck_assert_msg(found, "no peer named web");
+	ck_assert_ptr_nonnull(class_of(st, "capped"));
+	json_decref(st);
+	h_cli(&r, &d, NULL, "status", "--clients", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(strstr(r.out, "CLASS") != NULL &&
+	    strstr(r.out, "INFLIGHT") != NULL && strstr(r.out, "web") != NULL,
+	    "%s", r.out);
+	h_run_free(&r);
+	llmgate_close(g);
+}
+END_TEST
+
+/* As nobody: a call named vip, its class; 0 when the class was default. */
+static int
+vip_as_nobody(void)
+{
+	struct llmgate *g = llmgate_connect(d.sock, "vip", NULL, 0);
+	struct llmgate_request *req;
+	struct llmgate_result *res = NULL;
+	int rv;
+
+	if (g == NULL)
+		return 10;
+	req = h_request("hello", "oa/fair", NULL);
+	if (llmgate_call(g, req, NULL, NULL, &res) != 0)
+		return 11;
+	rv = res->cls == LLMGATE_BUDGET_EXHAUSTED &&
+	    strstr(res->message, "class 'default'") != NULL ? 0 : 12;
+	if (rv != 0)
+		fprintf(stderr, "vip as nobody: %s: %s\n",
+		    llmgate_class_name(res->cls), res->message);
+	llmgate_result_free(res);
+	llmgate_close(g);
+	return rv;
+}
+
+/*
+ * The vip class takes uid 0 named vip. Root so named gets it (no budget);
+ * nobody naming itself vip stays in default (a 1-token budget).
+ */
+START_TEST(test_name_cannot_escape)
+{
+	struct passwd *pw = getpwnam("nobody");
+	struct llmgate *g = h_connect(&d, "vip");
+	struct llmgate_request *req = h_request("hello", "oa/fair", NULL);
+	struct llmgate_result *res = NULL;
+	pid_t pid;
+	int st;
+
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s", res->message);
+	llmgate_result_free(res);
+	h_request_free(req);
+	llmgate_close(g);
+	ck_assert_ptr_nonnull(pw);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) != 0 ||
+		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
+			_exit(120);
+		_exit(vip_as_nobody());
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("clients");
+	TCase *tc = tcase_create("e2e");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_weights_3_to_1);
+	tcase_add_test(tc, test_max_share);
+	tcase_add_test(tc, test_day_budget);
+	tcase_add_test(tc, test_budget_concurrent);
+	tcase_add_test(tc, test_max_inflight);
+	tcase_add_test(tc, test_status_clients);
+	if (geteuid() == 0)
+		tcase_add_test(tc, test_name_cannot_escape);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
