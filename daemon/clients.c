@@ -395,3 +395,65 @@ clients_status_json(const struct config *conf, uint64_t wall_ms)
 		    wall_ms));
 	return a;
 }
+
+/*
+ * The state file's part: each class's use of this UTC minute and day, so
+ * that a restart does not hand out a fresh budget. Held tokens are not
+ * saved: their calls end with the daemon.
+ */
+json_t *
+clients_save_json(uint64_t wall_ms)
+{
+	struct client_state *st;
+	json_t *a = json_array();
+
+	for (st = clients_states; st != NULL; st = st->next) {
+		clients_roll(st, wall_ms);
+		if (st->minute_used == 0 && st->day_used == 0)
+			continue;
+		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I}",
+		    "name", st->name, "minute", (json_int_t)st->minute,
+		    "minute_used", (json_int_t)st->minute_used,
+		    "day", (json_int_t)st->day,
+		    "day_used", (json_int_t)st->day_used));
+	}
+	return a;
+}
+
+/* Restore what clients_save_json() wrote; a bad entry is skipped. */
+void
+clients_load_json(const json_t *a, uint64_t wall_ms)
+{
+	struct client_class k;
+	struct client_state *st;
+	const json_t *o, *name;
+	json_int_t v[4];
+	static const char *keys[] = { "minute", "minute_used", "day",
+	    "day_used" };
+	size_t i, j;
+
+	json_array_foreach(a, i, o) {
+		name = json_object_get(o, "name");
+		for (j = 0; j < 4; j++) {
+			if (!json_is_integer(json_object_get(o, keys[j])) ||
+			    (v[j] = json_integer_value(json_object_get(o,
+			    keys[j]))) < 0)
+				break;
+		}
+		if (!json_is_string(name) ||
+		    json_string_length(name) >= CLIENT_NAME_MAX || j < 4) {
+			log_warnx("state file: client class %zu: not a name "
+			    "and counts; skipped", i);
+			continue;
+		}
+		memset(&k, 0, sizeof k);
+		k.name = (char *)(uintptr_t)json_string_value(name);
+		st = clients_state(&k);
+		st->minute = (uint64_t)v[0];
+		st->minute_used = (uint64_t)v[1];
+		st->day = (uint64_t)v[2];
+		st->day_used = (uint64_t)v[3];
+		/* A minute or day that has passed starts from nothing. */
+		clients_roll(st, wall_ms);
+	}
+}

@@ -186,8 +186,9 @@ state_encode(const char *path, char **cause)
 		if ((o = state_target(t, now)) != NULL)
 			json_array_append_new(targets, o);
 	}
-	root = json_pack("{s:i, s:I, s:o}", "version", STATE_VERSION,
-	    "saved_at", (json_int_t)state_wall_ms(), "targets", targets);
+	root = json_pack("{s:i, s:I, s:o, s:o}", "version", STATE_VERSION,
+	    "saved_at", (json_int_t)state_wall_ms(), "targets", targets,
+	    "client_classes", clients_save_json(state_wall_ms()));
 	if (root != NULL && cluster_hosts_seen() != 0)
 		json_object_set_new(root, "cluster_hosts",
 		    json_integer((json_int_t)cluster_hosts_seen()));
@@ -572,6 +573,8 @@ state_load(const char *path, char **cause)
 		}
 		restored += (size_t)rc;
 	}
+	/* Client classes' token use (absent in older files). */
+	clients_load_json(json_object_get(root, "client_classes"), wall);
 	if (unconfigured > STATE_RESTORE_MAX)
 		log_warnx("state file %s: %zu targets the config does not "
 		    "name; the first %d restored", path, unconfigured,

@@ -27,6 +27,8 @@
 static struct daemon d;
 static pid_t fp_pid;
 static int fp_port;
+static char *conf;
+static char statedir[64];
 
 /* How long any wait of these tests may take, valgrind included. */
 #define WAIT_MS	60000
@@ -34,11 +36,12 @@ static int fp_port;
 static void
 setup(void)
 {
-	char *conf;
-
 	fp_port = h_fakeprov_start(&fp_pid);
+	snprintf(statedir, sizeof statedir, "/tmp/llmgate-state.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(statedir));
 	conf = h_strdup_printf(
 	    "socket_mode = \"0666\";\n"
+	    "state_file = \"%s/state.json\";\n"
 	    "providers = (\n"
 	    "  { name = \"oa\"; type = \"openai\";\n"
 	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\";\n"
@@ -62,9 +65,8 @@ setup(void)
 	    "  { name = \"vip\"; match = [ \"uid:0\", \"name:vip\" ];\n"
 	    "    weight = 10; },\n"
 	    "  { name = \"default\"; tokens_per_day = 1; }\n"
-	    ");\n", fp_port);
+	    ");\n", statedir, fp_port);
 	h_daemon_start(&d, conf);
-	free(conf);
 	/* The socket's directory, for a client that is not root. */
 	ck_assert_int_eq(chmod(d.dir, 0755), 0);
 }
@@ -72,8 +74,14 @@ setup(void)
 static void
 teardown(void)
 {
+	char *path = h_strdup_printf("%s/state.json", statedir);
+
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	h_fakeprov_stop(fp_pid);
+	unlink(path);
+	free(path);
+	rmdir(statedir);
+	free(conf);
 }
 
 /* One client keeping want calls in flight at target. */
@@ -355,6 +363,48 @@ START_TEST(test_day_budget)
 }
 END_TEST
 
+/* One call of name's, its class (message into msg). */
+static enum llmgate_class
+one_call(const char *name, char *msg, size_t len)
+{
+	struct llmgate *g = h_connect(&d, name);
+	struct llmgate_request *req = h_request("a few words here", "oa/fair",
+	    NULL);
+	struct llmgate_result *res = NULL;
+	enum llmgate_class cls;
+
+	llmgate_request_set_max_tokens(req, 20);
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	h_request_free(req);
+	cls = res->cls;
+	snprintf(msg, len, "%s", res->message != NULL ? res->message : "");
+	llmgate_result_free(res);
+	llmgate_close(g);
+	return cls;
+}
+
+/* A restart does not hand out a fresh day: the state file keeps it. */
+START_TEST(test_budget_survives_restart)
+{
+	char msg[512];
+	int i;
+
+	for (i = 0; i < 30; i++) {
+		if (one_call("metered", msg, sizeof msg) != LLMGATE_OK)
+			break;
+	}
+	ck_assert_msg(i >= 2 && i < 30, "%d calls went", i);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	h_daemon_start(&d, conf);
+	ck_assert_int_eq(chmod(d.dir, 0755), 0);
+	ck_assert_int_eq(one_call("metered", msg, sizeof msg),
+	    LLMGATE_BUDGET_EXHAUSTED);
+	ck_assert_msg(strstr(msg, "tokens_per_day") != NULL, "%s", msg);
+	/* Another class's budget is its own. */
+	ck_assert_int_eq(one_call("burst", msg, sizeof msg), LLMGATE_OK);
+}
+END_TEST
+
 static int
 flow_settled(void *arg)
 {
@@ -513,6 +563,7 @@ main(void)
 	tcase_add_test(tc, test_max_share);
 	tcase_add_test(tc, test_day_budget);
 	tcase_add_test(tc, test_budget_concurrent);
+	tcase_add_test(tc, test_budget_survives_restart);
 	tcase_add_test(tc, test_max_inflight);
 	tcase_add_test(tc, test_status_clients);
 	if (geteuid() == 0)
