@@ -146,7 +146,8 @@ class CircuitOpen(CallError):
 
 
 class BudgetExhausted(CallError):
-    """The machine-wide retry budget is spent."""
+    """The machine-wide retry budget is spent, or the caller's client
+    class spent its token budget (the message says when it resets)."""
     cls = "budget_exhausted"
 
 
