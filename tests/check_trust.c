@@ -67,33 +67,6 @@ teardown(void)
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 }
 
-/*
- * Run fn in a child as nobody; its exit status (fn's return value). The
- * tests that use it are only added when we are root.
- */
-static int
-as_nobody(int (*fn)(void *), void *arg)
-{
-	struct passwd *pw = getpwnam("nobody");
-	pid_t pid;
-	int st;
-
-	ck_assert_ptr_nonnull(pw);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		if (setgroups(0, NULL) != 0 ||
-		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
-		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
-			_exit(120);
-		_exit(fn(arg));
-	}
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_msg(WIFEXITED(st), "the child died of signal %d",
-	    WTERMSIG(st));
-	return WEXITSTATUS(st);
-}
-
 /* A lease on target, or -1 (class in *cls, why in err). */
 static int
 lease(struct llmgate *g, const char *target, uint64_t *id,
@@ -198,7 +171,7 @@ START_TEST(test_invented_names_do_not_fill_the_table)
 {
 	int n = TARGET_MAX + 200;
 
-	ck_assert_int_eq(as_nobody(invent_names, &n), 0);
+	ck_assert_int_eq(h_as_nobody(invent_names, &n), 0);
 	served(NULL);
 	served("mock/echo");
 	new_target_served("mock/after-the-flood");
@@ -244,7 +217,7 @@ START_TEST(test_targets_capped_per_uid)
 {
 	int n = TARGET_PER_UID + 20;
 
-	ck_assert_int_eq(as_nobody(hoard_names, &n), 0);
+	ck_assert_int_eq(h_as_nobody(hoard_names, &n), 0);
 	served(NULL);
 	new_target_served("mock/root-new");
 }
@@ -535,7 +508,7 @@ hoard_leases(void *arg)
  */
 START_TEST(test_leases_capped_per_uid)
 {
-	ck_assert_int_eq(as_nobody(hoard_leases, NULL), 0);
+	ck_assert_int_eq(h_as_nobody(hoard_leases, NULL), 0);
 	new_target_served("mock/echo");
 	served(NULL);
 }
@@ -596,7 +569,7 @@ START_TEST(test_reports_bounded)
 	char err[256], *log;
 
 	ck_assert_int_eq(lease(g, "mock/echo", &id, &cls, err, sizeof err), 0);
-	ck_assert_int_eq(as_nobody(report_foreign, &id), 0);
+	ck_assert_int_eq(h_as_nobody(report_foreign, &id), 0);
 	/* Still the owner's to report, and the target is not cooling. */
 	ck_assert_int_eq(report(g, id, 200, -1), 0);
 	t = status_target(&st, "mock/echo");
@@ -606,7 +579,7 @@ START_TEST(test_reports_bounded)
 	json_decref(st);
 	llmgate_close(g);
 
-	ck_assert_int_eq(as_nobody(report_failures, NULL), 0);
+	ck_assert_int_eq(h_as_nobody(report_failures, NULL), 0);
 	t = status_target(&st, "mock/echo");
 	ck_assert_ptr_nonnull(t);
 	ck_assert_int_le(json_integer_value(json_object_get(t, "cooldown_ms")),
@@ -1046,9 +1019,9 @@ START_TEST(test_calls_and_bytes_per_uid)
 
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	start("max_calls_per_uid = 8;\nmax_bytes_per_uid = 100000;\n");
-	ck_assert_int_eq(as_nobody(flood_calls, &calls), 0);
+	ck_assert_int_eq(h_as_nobody(flood_calls, &calls), 0);
 	served(NULL);
-	ck_assert_int_eq(as_nobody(flood_calls, &bytes), 0);
+	ck_assert_int_eq(h_as_nobody(flood_calls, &bytes), 0);
 	served(NULL);
 
 	/* The machine-wide ceiling refuses new work from anyone meanwhile,
@@ -1056,7 +1029,7 @@ START_TEST(test_calls_and_bytes_per_uid)
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	start("max_bytes_per_uid = 0;\nmax_memory = 100000;\n");
 	bytes.want = "max_memory";
-	ck_assert_int_eq(as_nobody(flood_calls, &bytes), 0);
+	ck_assert_int_eq(h_as_nobody(flood_calls, &bytes), 0);
 	served(NULL);
 }
 END_TEST

@@ -14,7 +14,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -632,4 +634,31 @@ h_which(const char *name, char *buf, size_t size)
 			end++;
 	}
 	return -1;
+}
+
+/*
+ * Run fn in a child as nobody; its exit status (fn's return value). Only
+ * for tests run as root.
+ */
+int
+h_as_nobody(int (*fn)(void *), void *arg)
+{
+	struct passwd *pw = getpwnam("nobody");
+	pid_t pid;
+	int st;
+
+	ck_assert_ptr_nonnull(pw);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) != 0 ||
+		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
+			_exit(120);
+		_exit(fn(arg));
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st), "the child died of signal %d",
+	    WTERMSIG(st));
+	return WEXITSTATUS(st);
 }

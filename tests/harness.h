@@ -86,6 +86,9 @@ void h_lease_cb(const struct llmgate_lease *, enum llmgate_class,
 uint64_t h_mono_ms(void);
 void h_sleep_ms(int ms);
 
+/* Run fn in a child as the user nobody (root only): its exit status. */
+int h_as_nobody(int (*fn)(void *), void *arg);
+
 /* The path of an optional tool on $PATH into buf; -1 when missing. */
 int h_which(const char *name, char *buf, size_t size);
 
