@@ -354,6 +354,7 @@ lease_step(struct lease *l)
 	}
 	if (l->klass->max_inflight != 0 &&
 	    clients_state(l->klass)->inflight >= l->klass->max_inflight) {
+		clients_state(l->klass)->calls++;
 		target_release(t);
 		clients_state(l->klass)->refused_caps++;
 		snprintf(msg, sizeof msg, "client class '%s' has %u calls and "
@@ -364,6 +365,7 @@ lease_step(struct lease *l)
 	}
 	l->kstate = clients_state(l->klass);
 	l->kstate->inflight++;
+	l->kstate->calls++;
 	free(l->target);
 	l->target = xstrdup(t->name);
 	l->id = lease_new_id();

@@ -375,12 +375,12 @@ struct metrics_col {
 };
 
 /*
- * Each column of rows (status objects labelled by their label member)
- * as a family; the labels are returned for more families (free each).
+ * Each column of rows as a family, each row labelled label="its key
+ * member"; the labels are returned for more families (free each).
  */
 static char **
 metrics_render_rows(struct buf *b, const json_t *rows, const char *label,
-    const struct metrics_col *cols, size_t ncols)
+    const char *key, const struct metrics_col *cols, size_t ncols)
 {
 	struct metrics_family f;
 	struct buf lb = { 0 };
@@ -389,7 +389,7 @@ metrics_render_rows(struct buf *b, const json_t *rows, const char *label,
 	char **labels = xcalloc(n + 1, sizeof *labels);
 
 	json_array_foreach(rows, i, t) {
-		name = json_object_get(t, label);
+		name = json_object_get(t, key);
 		buf_reset(&lb);
 		buf_printf(&lb, "%s=\"", label);
 		metrics_escape(&lb, json_is_string(name) ?
@@ -451,7 +451,7 @@ metrics_render_classes(struct buf *b, const json_t *classes)
 
 	if (json_is_array(classes))
 		metrics_free_labels(metrics_render_rows(b, classes, "class",
-		    cols, sizeof cols / sizeof cols[0]));
+		    "name", cols, sizeof cols / sizeof cols[0]));
 }
 
 /* Per-target families from status; labels[i] is target i's label set. */
@@ -485,7 +485,7 @@ metrics_render_targets(struct buf *b, const json_t *targets)
 	size_t i, j;
 	char **labels;
 
-	labels = metrics_render_rows(b, targets, "target", fams,
+	labels = metrics_render_rows(b, targets, "target", "target", fams,
 	    sizeof fams / sizeof fams[0]);
 
 	f = (struct metrics_family){ "llmgate_breaker_state", "gauge",

@@ -489,6 +489,13 @@ START_TEST(test_status_clients)
 	    strstr(r.out, "INFLIGHT") != NULL && strstr(r.out, "web") != NULL,
 	    "%s", r.out);
 	h_run_free(&r);
+	/* The metrics have each class. */
+	h_cli(&r, &d, NULL, "metrics", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(strstr(r.out, "llmgate_class_inflight{class=\"web\"} ")
+	    != NULL && strstr(r.out, "llmgate_class_tokens_day{class="
+	    "\"metered\"} ") != NULL, "%s", r.out);
+	h_run_free(&r);
 	llmgate_close(g);
 }
 END_TEST

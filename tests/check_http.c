@@ -1145,6 +1145,54 @@ START_TEST(test_floods_and_slowloris)
 }
 END_TEST
 
+/*
+ * A client class's spent token budget over the HTTP front: 429 with
+ * Retry-After until the UTC day's reset (not the target's one second),
+ * code client_budget_exhausted, x-should-retry false; a caller of
+ * another class is still served.
+ */
+START_TEST(test_client_budget)
+{
+	struct hres r = { 0 };
+	char *base, *conf, *body;
+	const char *ra;
+	int i;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	base = base_conf(NULL);
+	conf = h_strdup_printf("%sclients = ( { name = \"meter\";\n"
+	    "  match = [ \"uid:*\", \"name:meter\" ]; tokens_per_day = 40; }"
+	    " );\n", base);
+	h_daemon_start(&d, conf);
+	free(conf);
+	free(base);
+	http_port = log_port(&d);
+	snprintf(http_sock, sizeof http_sock, "%s/llmgate-http.sock", d.dir);
+	body = chat_body("oa/gpt-x", "\"max_tokens\": 10");
+	for (i = 0; i < 20; i++) {
+		h_req(&r, "unix:/v1/chat/completions", body,
+		    "x-llmgate-client: meter", NULL);
+		if (r.status != 200)
+			break;
+		h_free(&r);
+	}
+	ck_assert_msg(i >= 1, "the first call: %ld %s", r.status, r.body);
+	ck_assert_int_eq(r.status, 429);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    r.json, "error"), "code")), "client_budget_exhausted");
+	ck_assert_ptr_nonnull(ra = h_hdr(&r, "retry-after"));
+	ck_assert_msg(atol(ra) > 1 && atol(ra) <= 86400, "Retry-After %s",
+	    ra);
+	ck_assert_str_eq(h_hdr(&r, "x-should-retry"), "false");
+	h_free(&r);
+	h_req(&r, "unix:/v1/chat/completions", body,
+	    "x-llmgate-client: other", NULL);
+	ck_assert_int_eq(r.status, 200);
+	h_free(&r);
+	free(body);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1157,6 +1205,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_plain_tcp_and_unix);
+	tcase_add_test(tc, test_client_budget);
 	tcase_add_test(tc, test_other_providers_and_tools);
 	tcase_add_test(tc, test_schema_repair);
 	tcase_add_test(tc, test_error_table);
