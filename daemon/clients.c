@@ -159,29 +159,20 @@ clients_ends(const char *p, size_t n, const char *suffix)
 	return n > m && memcmp(p + n - m, suffix, m) == 0;
 }
 
-/* The unit: the last path element ending in .service or .scope. */
+/*
+ * The unit in the text of a /proc/PID/cgroup (changed in place): the
+ * last path element ending in .service or .scope of the first line that
+ * has one ("0::/system.slice/web.service" in cgroup v2,
+ * "1:name=systemd:/..." in v1).
+ */
 void
-clients_unit_of_pid(pid_t pid, char *unit, size_t len)
+clients_unit_parse(char *text, char *unit, size_t len)
 {
-	char path[64], buf[4096], *line, *save, *el, *esave, *p;
-	ssize_t n;
+	char *line, *save, *el, *esave, *p;
 	size_t m;
-	int fd;
 
 	unit[0] = '\0';
-	if (pid <= 0)
-		return;
-	snprintf(path, sizeof path, "/proc/%ld/cgroup", (long)pid);
-	/* procfs: answered from memory, never waits on a device. */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	/* "0::/system.slice/web.service" (v2), "1:name=systemd:/..." (v1) */
-	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	for (line = strtok_r(text, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
 		if ((p = strchr(line, ':')) == NULL ||
 		    (p = strchr(p + 1, ':')) == NULL)
@@ -196,6 +187,28 @@ clients_unit_of_pid(pid_t pid, char *unit, size_t len)
 		if (unit[0] != '\0')
 			return;
 	}
+}
+
+void
+clients_unit_of_pid(pid_t pid, char *unit, size_t len)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
+
+	unit[0] = '\0';
+	if (pid <= 0)
+		return;
+	snprintf(path, sizeof path, "/proc/%ld/cgroup", (long)pid);
+	/* procfs: answered from memory, never waits on a device. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	clients_unit_parse(buf, unit, len);
 }
 
 /* high, normal, low as 0, 1, 2. */

@@ -1159,6 +1159,8 @@ void clients_free_all(void);
 /* The systemd unit in /proc/PID/cgroup (the last *.service or *.scope
  * element) into unit; "" when none. */
 void clients_unit_of_pid(pid_t, char *unit, size_t len);
+/* The same from the file's text, which it changes. */
+void clients_unit_parse(char *text, char *unit, size_t len);
 /* prio, no higher than the class allows. */
 enum llmgate_priority clients_priority(const struct client_class *,
     enum llmgate_priority);

@@ -476,6 +476,39 @@ START_TEST(test_config_errors)
 }
 END_TEST
 
+/* The unit from a cgroup file's text, v2 and v1, nested and none. */
+START_TEST(test_unit_parse)
+{
+	static const struct {
+		const char *text, *unit;
+	} cases[] = {
+		{ "0::/system.slice/web-1.service\n", "web-1.service" },
+		{ "0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+		    "run-r1.scope\n", "run-r1.scope" },
+		{ "0::/system.slice/batch.service/worker\n", "batch.service" },
+		{ "12:cpu:/\n1:name=systemd:/system.slice/cron.service\n",
+		    "cron.service" },
+		{ "0::/\n", "" },
+		{ "0::/docker/0123abcd\n", "" },
+		{ "garbage", "" },
+		{ "0::/system.slice/.service\n", "" },
+	};
+	char text[256], unit[CLIENT_UNIT_MAX], small[8];
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(text, sizeof text, "%s", cases[i].text);
+		clients_unit_parse(text, unit, sizeof unit);
+		ck_assert_msg(strcmp(unit, cases[i].unit) == 0,
+		    "case %zu: '%s', want '%s'", i, unit, cases[i].unit);
+	}
+	/* A unit longer than the room is not cut: none. */
+	snprintf(text, sizeof text, "%s", cases[0].text);
+	clients_unit_parse(text, small, sizeof small);
+	ck_assert_str_eq(small, "");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -496,6 +529,7 @@ main(void)
 	tcase_add_test(tc, test_budget_minute);
 	tcase_add_test(tc, test_match);
 	tcase_add_test(tc, test_config_errors);
+	tcase_add_test(tc, test_unit_parse);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
