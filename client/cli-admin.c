@@ -222,11 +222,11 @@ static void
 print_table(const json_t *rows, const char *const *heads,
     const char *const *keys, size_t ncols)
 {
-	char	(*cells)[8][64];
-	size_t	 n = json_array_size(rows), i, k, w[8];
+	char	(*cells)[10][64];
+	size_t	 n = json_array_size(rows), i, k, w[10];
 
-	if (ncols > 8)
-		ncols = 8;
+	if (ncols > 10)
+		ncols = 10;
 	cells = cli_reallocarray(NULL, n + 1, sizeof *cells);
 	for (k = 0; k < ncols; k++)
 		w[k] = strlen(heads[k]);
@@ -282,9 +282,9 @@ static void
 print_peers(const json_t *peers)
 {
 	static const char *const heads[] = { "KIND", "UID", "USER", "PID",
-	    "UNIT", "NAME", "CLASS", "INFLIGHT" };
+	    "UNIT", "NAME", "CLASS", "INFLIGHT", "TOKENS" };
 	static const char *const keys[] = { "kind", "uid", "user", "pid",
-	    "unit", "name", "class", "inflight" };
+	    "unit", "name", "class", "inflight", "tokens" };
 	json_t	*rows = json_array(), *r;
 	const json_t *p, *uid;
 	struct passwd *pw;
@@ -302,7 +302,7 @@ print_peers(const json_t *peers)
 	if (json_array_size(rows) == 0)
 		printf("no peers connected that you may see\n");
 	else
-		print_table(rows, heads, keys, 8);
+		print_table(rows, heads, keys, 9);
 	json_decref(rows);
 }
 

@@ -45,7 +45,7 @@ static const struct cmd cmds[] = {
 	  "  --json                      print exactly one JSON object\n"
 	  "  --name NAME                 client name shown by llmgated\n"
 	  "  PROMPT \"-\" or absent: read stdin" },
-	{ "status", cmd_status, "status [--json]" },
+	{ "status", cmd_status, "status [--clients] [--json]" },
 	{ "ping", cmd_ping, "ping" },
 	{ "reload", cmd_reload, "reload" },
 	{ "metrics", cmd_metrics, "metrics" },

@@ -329,7 +329,7 @@ clients_str(const char *s)
 
 json_t *
 clients_peer_json(const struct config *conf, const char *kind,
-    const struct client_ident *id, unsigned inflight)
+    const struct client_ident *id, unsigned inflight, uint64_t tokens)
 {
 	json_t *o = json_object();
 
@@ -344,6 +344,7 @@ clients_peer_json(const struct config *conf, const char *kind,
 	json_object_set_new(o, "class",
 	    json_string(clients_match(conf, id)->name));
 	json_object_set_new(o, "inflight", json_integer(inflight));
+	json_object_set_new(o, "tokens", json_integer((json_int_t)tokens));
 	return o;
 }
 

@@ -73,6 +73,7 @@ struct conn {
 	char name[96];
 	struct call_client client;
 	struct client_ident ident;	/* its class's (clients.c) */
+	uint64_t tokens;		/* its calls used, for status */
 	int hello;		/* handshake done */
 	int closing;		/* flush what is queued, then go */
 	int refused;		/* over a limit: told so, input discarded */
@@ -147,7 +148,7 @@ conn_peers(json_t *peers, uid_t uid)
 			break;
 		if ((uid == (uid_t)-1 || c->uid == uid) && !c->dead)
 			json_array_append_new(peers, clients_peer_json(cfg,
-			    "native", &c->ident, c->ncalls));
+			    "native", &c->ident, c->ncalls, c->tokens));
 	}
 }
 
@@ -666,6 +667,8 @@ conn_sink_done(void *arg, const struct llmgate_result *res)
 	struct conn_call *cc = arg;
 	struct conn *c = cc->conn;
 
+	c->tokens = rl_tokens_sum(c->tokens, rl_tokens_sum(
+	    res->total_input_tokens, res->total_output_tokens));
 	/* A streamed reply is not sent twice: the chunks had it all. */
 	if (cc->call != NULL && call_text_streamed(cc->call))
 		proto_enc_streamed_result(conn_buf(c), cc->id, res);

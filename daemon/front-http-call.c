@@ -87,6 +87,10 @@ front_http_sink_done(void *arg, const struct llmgate_result *res)
 	struct evhttp_connection *evcon;
 
 	fr->call = NULL;
+	if (fr->fc != NULL)
+		fr->fc->tokens = rl_tokens_sum(fr->fc->tokens,
+		    rl_tokens_sum(res->total_input_tokens,
+		    res->total_output_tokens));
 	if (fr->eof_ev != NULL)
 		event_del(fr->eof_ev);
 	if (fr->hungup && fr->ev != NULL && !fr->gone &&

@@ -385,7 +385,8 @@ front_http_peers(json_t *peers, uid_t uid)
 			snprintf(id.unit, sizeof id.unit, "%s", fc->unit);
 		}
 		json_array_append_new(peers, clients_peer_json(cfg, "http",
-		    &id, fc->cur != NULL && fc->cur->call != NULL));
+		    &id, fc->cur != NULL && fc->cur->call != NULL,
+		    fc->tokens));
 	}
 }
 

@@ -1183,9 +1183,10 @@ void clients_settle(const struct client_class *, uint64_t held,
  * a call); 0 when neither. */
 uint64_t clients_budget_wait(const struct client_class *, uint64_t wall_ms);
 #define CLIENTS_PEERS_MAX	1000	/* peers status lists */
-/* A peer's row for status: who, its class, what it has in flight. */
+/* A peer's row for status: who, its class, what it has in flight, the
+ * tokens its calls used since it connected. */
 json_t *clients_peer_json(const struct config *, const char *kind,
-    const struct client_ident *, unsigned inflight);
+    const struct client_ident *, unsigned inflight, uint64_t tokens);
 /* The class's figures for status and metrics. */
 json_t *clients_status_json(const struct config *, uint64_t wall_ms);
 uint64_t clients_wall_ms(void);	/* the wall clock, for the glue */
@@ -1404,6 +1405,7 @@ struct front_conn {
 	pid_t pid;
 	char peer[64];
 	char unit[CLIENT_UNIT_MAX];	/* of its cgroup; "": none known */
+	uint64_t tokens;		/* its calls used, for status */
 	struct front_req *cur;		/* the request being answered */
 	TAILQ_ENTRY(front_conn) entry;
 };

@@ -461,11 +461,19 @@ END_TEST
 START_TEST(test_status_clients)
 {
 	struct llmgate *g = h_connect(&d, "web");
+	struct llmgate_request *req = h_request("a few words", "oa/fair", NULL);
+	struct llmgate_result *res = NULL;
 	struct run r;
 	json_t *st, *p;
 	size_t i;
 	int found = 0;
 
+	/* One call on it: its tokens show on its line. */
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	ck_assert_int_eq(res->cls, LLMGATE_OK);
+	ck_assert_uint_gt(res->total_input_tokens, 0);
+	llmgate_result_free(res);
+	h_request_free(req);
 	st = status_json("--clients");
 	json_array_foreach(json_object_get(st, "peers"), i, p) {
 		if (json_is_string(json_object_get(p, "name")) &&
@@ -478,6 +486,8 @@ START_TEST(test_status_clients)
 			    "uid")), (json_int_t)getuid());
 			ck_assert_int_gt(json_integer_value(json_object_get(p,
 			    "pid")), 0);
+			ck_assert_int_gt(json_integer_value(json_object_get(p,
+			    "tokens")), 0);
 		}
 	}
 	ck_assert_msg(found, "no peer named web");
