@@ -10,6 +10,7 @@
  * cannot name itself into a class its uid does not allow.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <poll.h>
 #include <stdio.h>
@@ -59,6 +60,7 @@ setup(void)
 	    "    tokens_per_day = 100; },\n"
 	    "  { name = \"few\"; match = [ \"uid:*\", \"name:few\" ];\n"
 	    "    max_inflight = 2; },\n"
+	    "  { name = \"svc\"; match = \"unit:llmgate-test-*-web.service\"; },\n"
 	    "  { name = \"vip\"; match = [ \"uid:0\", \"name:vip\" ];\n"
 	    "    weight = 10; },\n"
 	    "  { name = \"default\"; tokens_per_day = 1; }\n"
@@ -554,6 +556,71 @@ START_TEST(test_name_cannot_escape)
 }
 END_TEST
 
+/* A call as the user of this process, its class (message into msg). */
+static int
+unit_child(void *arg)
+{
+	const char *procs = arg;
+	char msg[512], pid[32];
+	FILE *f;
+
+	/* Into the unit's cgroup, then connect: the daemon reads it then. */
+	snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if ((f = fopen(procs, "w")) == NULL || fputs(pid, f) < 0 ||
+	    fclose(f) != 0)
+		return 10;
+	if (one_call("plain", msg, sizeof msg) != LLMGATE_OK) {
+		fprintf(stderr, "in the unit: %s\n", msg);
+		return 11;
+	}
+	return 0;
+}
+
+/*
+ * The unit comes from the kernel: a process moved into a cgroup named
+ * like a systemd service is in the class matching that unit; the same
+ * call from outside it is in default (a 1-token budget). Needs root and
+ * a writable cgroup hierarchy; skipped (passing) without one.
+ */
+START_TEST(test_unit_from_cgroup)
+{
+	static const char *roots[] = { "/sys/fs/cgroup/systemd",
+	    "/sys/fs/cgroup/unified", "/sys/fs/cgroup" };
+	char dir[256], procs[300], msg[512];
+	pid_t pid;
+	size_t i;
+	int st;
+
+	for (i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+		snprintf(dir, sizeof dir, "%s/llmgate-test-%ld-web.service",
+		    roots[i], (long)getpid());
+		snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
+		if (mkdir(dir, 0755) == 0) {
+			if (access(procs, W_OK) == 0)
+				break;
+			rmdir(dir);
+		}
+	}
+	if (i == sizeof roots / sizeof roots[0]) {
+		fprintf(stderr, "check_clients: no writable cgroup hierarchy: "
+		    "unit test skipped\n");
+		return;
+	}
+	ck_assert_int_eq(one_call("plain", msg, sizeof msg),
+	    LLMGATE_BUDGET_EXHAUSTED);
+	ck_assert_msg(strstr(msg, "class 'default'") != NULL, "%s", msg);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(unit_child(procs));
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	/* Empty again once the child is gone. */
+	ck_assert_int_eq(rmdir(dir), 0);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -571,8 +638,10 @@ main(void)
 	tcase_add_test(tc, test_budget_survives_restart);
 	tcase_add_test(tc, test_max_inflight);
 	tcase_add_test(tc, test_status_clients);
-	if (geteuid() == 0)
+	if (geteuid() == 0) {
 		tcase_add_test(tc, test_name_cannot_escape);
+		tcase_add_test(tc, test_unit_from_cgroup);
+	}
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
