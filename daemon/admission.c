@@ -58,12 +58,29 @@ admission_slot_free(const struct admission *a)
 	    a->t->provider->inflight < a->concurrency;
 }
 
+/*
+ * The wait of every bucket the target draws from: its own and its quota
+ * domains'. 0 only when all of them have the budget now.
+ */
+static uint64_t
+admission_wait(const struct target *t, uint32_t tokens, uint64_t now)
+{
+	uint64_t wait = rl_wait_ms(&t->rl, tokens, now), w;
+
+	if ((w = domain_wait_ms(&t->dom, tokens, now, NULL)) > wait)
+		wait = w;
+	return wait;
+}
+
+/* Checked with admission_wait() first: take from all the buckets. */
 static void
 admission_take(struct admission *a, uint64_t now)
 {
 	rl_take(&a->t->rl, a->tokens, now);
 	if (a->klass != NULL)
 		share_take(&a->t->shares, &a->t->rl, a->klass, a->tokens, now);
+	a->dom = a->t->dom;
+	domain_take(&a->dom, a->tokens, now);
 	a->t->provider->inflight++;
 	a->granted = 1;
 }
@@ -82,7 +99,7 @@ admission_predict(const struct admission *a, uint64_t now)
 	const struct target *t = a->t;
 	const struct admission *head;
 	struct rl_status st;
-	uint64_t wait = rl_wait_ms(&t->rl, a->tokens, now), turns, share;
+	uint64_t wait = admission_wait(t, a->tokens, now), turns, share;
 
 	/* A class held to its share waits for it, whatever the queue. */
 	if ((share = admission_share_wait(a, now)) > wait)
@@ -91,7 +108,7 @@ admission_predict(const struct admission *a, uint64_t now)
 	    (uintptr_t)&t->queue);
 	if (head == NULL)
 		return wait;
-	turns = rl_wait_ms(&t->rl, head->tokens, now);
+	turns = admission_wait(t, head->tokens, now);
 	rl_status(&t->rl, now, &st);
 	if (st.rpm_limit > 0)
 		turns += (uint64_t)waitq_ahead(&t->queue, a->client,
@@ -119,7 +136,7 @@ admission_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
 		return ADMIT_OPEN;
 	}
 	if (waitq_len(&t->queue) == 0 && admission_slot_free(a) &&
-	    rl_wait_ms(&t->rl, a->tokens, now) == 0 &&
+	    admission_wait(t, a->tokens, now) == 0 &&
 	    admission_share_wait(a, now) == 0) {
 		admission_take(a, now);
 		return ADMIT_GO;
@@ -191,7 +208,7 @@ admission_next(struct target *t, uint64_t now, uint64_t *wait_ms)
 		*wait_ms = sk.wait;
 		return NULL;
 	}
-	if ((*wait_ms = rl_wait_ms(&t->rl, a->tokens, now)) != 0) {
+	if ((*wait_ms = admission_wait(t, a->tokens, now)) != 0) {
 		if (sk.wait != 0 && sk.wait < *wait_ms)
 			*wait_ms = sk.wait;
 		return NULL;
@@ -224,6 +241,8 @@ admission_done(struct admission *a, enum llmgate_class cls,
 			    used_tokens, now);
 	}
 	rl_on_result(&t->rl, cls, rl != NULL ? rl->retry_after_ms : -1, now);
+	domain_done(&a->dom, cls, rl, a->tokens, used_tokens, now);
+	a->dom.n = 0;
 	if (a->ticket != 0)
 		breaker_record(&t->br, &a->conf.breaker, a->ticket, cls, now);
 	a->ticket = 0;
@@ -271,6 +290,7 @@ enum llmgate_class
 admission_refusal(const struct admission *a, enum admit_verdict v,
     uint64_t wait, uint64_t now, const char *limit, char *msg, size_t len)
 {
+	const struct domain *d;
 	struct rl_status rs;
 
 	switch (v) {
@@ -283,9 +303,15 @@ admission_refusal(const struct admission *a, enum admit_verdict v,
 		    "%s", (unsigned long long)wait, limit);
 		return LLMGATE_DEADLINE;
 	case ADMIT_LONG:
-		rl_status(&a->t->rl, now, &rs);
-		snprintf(msg, len, "no budget for %llu ms%s%s",
+		/* The quota domain that holds the call, when one does. */
+		if (domain_wait_ms(&a->t->dom, a->tokens, now, &d) <=
+		    rl_wait_ms(&a->t->rl, a->tokens, now))
+			d = NULL;
+		rl_status(d != NULL ? &d->rl : &a->t->rl, now, &rs);
+		snprintf(msg, len, "no budget for %llu ms%s%s%s%s%s",
 		    (unsigned long long)wait,
+		    d != NULL ? " in quota domain '" : "",
+		    d != NULL ? d->name : "", d != NULL ? "'" : "",
 		    rs.cooldown_reason != NULL ? ": " : "",
 		    rs.cooldown_reason != NULL ? rs.cooldown_reason : "");
 		return LLMGATE_RATE_LIMITED;

@@ -94,6 +94,30 @@ admit_settle(struct admission *a, uint64_t used)
 	a->held = 0;
 }
 
+/*
+ * Budget a domain gave back (a refund) or a hold it took changes when the
+ * queues of all its members may move, not only the one that settled.
+ */
+static void
+admit_kick_domains(const struct domset *ds)
+{
+	struct target *t;
+	unsigned i;
+
+	if (ds->n == 0)
+		return;
+	for (t = target_first(); t != NULL; t = t->next) {
+		if (waitq_len(&t->queue) == 0)
+			continue;
+		for (i = 0; i < ds->n; i++) {
+			if (domain_has(&t->dom, ds->d[i])) {
+				admit_arm(t, 0);
+				break;
+			}
+		}
+	}
+}
+
 enum admit_verdict
 admit_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
     uint64_t *wait_ms)
@@ -150,6 +174,7 @@ admit_done(struct admission *a, enum llmgate_class cls,
     const struct rl_info *rl, uint64_t used_tokens, uint64_t now)
 {
 	struct cluster_seen seen;
+	struct domset ds = a->dom;
 	int shared;
 
 	if (a->t == NULL)
@@ -163,6 +188,7 @@ admit_done(struct admission *a, enum llmgate_class cls,
 	if (a->klass != NULL)
 		admit_settle(a, used_tokens);
 	admit_cancel(a);
+	admit_kick_domains(&ds);
 	/* A cooldown or a refund changes when the head may go. */
 	if (waitq_len(&a->t->queue) != 0)
 		admit_arm(a->t, 0);

@@ -170,6 +170,7 @@ static const struct config_key config_top_key[] = {
 	{ .name = "pools", .kind = CK_LIST, .fn = config_pool_add },
 	{ .name = "routes", .kind = CK_LIST, .fn = config_route_add },
 	{ .name = "clients", .kind = CK_LIST, .fn = config_clients_add },
+	{ .name = "limits", .kind = CK_LIST, .fn = config_domain_add },
 	{ .name = "retry", .kind = CK_GROUP, .off = TK(retry),
 	    .sub = &config_retry_keys },
 	{ .name = "breaker", .kind = CK_GROUP, .off = TK(breaker),

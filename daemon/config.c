@@ -354,6 +354,9 @@ config_free(struct config *conf)
 		config_pool_free(&conf->pools[i]);
 	free(conf->pools);
 	config_clients_free(conf);
+	for (i = 0; i < conf->ndomains; i++)
+		config_domain_free(&conf->domains[i]);
+	free(conf->domains);
 	free(conf->socket);
 	free(conf->socket_group);
 	free(conf->admin_group);

@@ -193,6 +193,18 @@ struct http_conf {
 	size_t ntokens;
 };
 
+/* A quota domain of the limits block (domain.c, config-domains.c). */
+#define DOMAIN_COOLDOWN_TARGET	0	/* a 429 holds the member only */
+#define DOMAIN_COOLDOWN_DOMAIN	1	/* ... every member */
+struct domain_conf {
+	char *name;
+	uint32_t rpm, tpm, burst, tpm_burst;	/* 0: none */
+	char **targets;		/* fnmatch(3) patterns over provider/model */
+	size_t ntargets;
+	int learn;		/* members' rate-limit headers are its own */
+	int cooldown;		/* DOMAIN_COOLDOWN_* */
+};
+
 struct config {
 	int refs;		/* config_ref(): calls keep theirs across reloads */
 	char *path;		/* NULL: the embedded default */
@@ -225,6 +237,8 @@ struct config {
 	size_t nroutes;
 	struct pool_conf *pools;
 	size_t npools;
+	struct domain_conf *domains;	/* the limits block */
+	size_t ndomains;
 	struct retry_conf retry;
 	struct breaker_conf breaker;
 	struct retry_budget_conf retry_budget;
@@ -338,6 +352,10 @@ void	config_route_add(struct config_ctx *, const config_setting_t *,
 void	config_route_free(struct route_conf *);
 /* config-http.c */
 extern const struct config_keys config_http_keys;
+/* config-domains.c: the limits block */
+void	config_domain_add(struct config_ctx *, const config_setting_t *,
+	    void *);
+void	config_domain_free(struct domain_conf *);
 /* config-value.c */
 int	config_group(struct config_ctx *, const config_setting_t *,
 	    const struct config_keys *, void *);
@@ -1033,6 +1051,49 @@ void share_reconcile(struct share_tab *, const struct client_class *,
     uint32_t estimated, uint64_t actual, uint64_t now);
 void share_free(struct share_tab *);
 
+/*
+ * domain.c: quota domains, budgets several targets share (a provider's
+ * organisation, project or model family), pure (now passed in). A target
+ * draws from the buckets of every domain its name matches, in addition to
+ * its own; admission checks them all, then takes from all.
+ */
+#define DOMAIN_PER_TARGET	8	/* domains one target draws from, at most */
+struct domain {
+	char *name;
+	struct ratelimit rl;
+	char **pat;		/* copies of the config's patterns */
+	size_t npat;
+	int learn;		/* members' rate-limit headers feed rl */
+	int cooldown;		/* DOMAIN_COOLDOWN_* */
+	int live;		/* in the running config; else kept, unmatched */
+	struct domain *next;
+};
+/* The domains a target draws from (and an admission took from). */
+struct domset {
+	struct domain *d[DOMAIN_PER_TARGET];
+	unsigned n;
+};
+/* The running config's domains: new ones made, kept ones keep their
+ * levels, cooldowns and learned limits, removed ones stop matching. */
+void domain_reconfigure(const struct config *, uint64_t now);
+/* The live domains whose patterns match "provider/model", in config
+ * order, at most DOMAIN_PER_TARGET. */
+void domain_match(const char *target, struct domset *);
+/* The longest wait of the set's buckets (0: all may take now); *why, when
+ * not NULL, the domain that waits longest (NULL: none waits). */
+uint64_t domain_wait_ms(const struct domset *, uint32_t tokens,
+    uint64_t now, const struct domain **why);
+void domain_take(const struct domset *, uint32_t tokens, uint64_t now);
+/* An attempt that took estimated tokens ended: settle usage on every
+ * domain; its headers and 429 too where the domain says so. */
+void domain_done(const struct domset *, enum llmgate_class,
+    const struct rl_info *, uint32_t estimated, uint64_t used_tokens,
+    uint64_t now);
+int domain_has(const struct domset *, const struct domain *);
+struct domain *domain_first(void);	/* every domain, live or not */
+struct domain *domain_find(const char *name);
+void domain_free_all(void);
+
 /* target.c: per-target state, the one place budgets and breakers live. */
 struct provider_state {
 	char *name;
@@ -1045,6 +1106,7 @@ struct target {
 	const char *model;	/* points into name */
 	struct provider_state *provider;
 	struct ratelimit rl;
+	struct domset dom;	/* the quota domains it draws from too */
 	struct breaker br;
 	struct waitq queue;	/* admissions waiting for budget */
 	struct event *wake;	/* when the queue's head may go */
@@ -1229,6 +1291,7 @@ struct admission {
 	int over;			/* ADMIT_BUDGET: CLIENTS_OVER_* */
 	int ticket;			/* the breaker's, 0: none held */
 	int granted;			/* holds a slot and took tokens */
+	struct domset dom;		/* the domains it took from */
 	int queued;
 	uint64_t queued_ms;
 	/* admit.c's: */

@@ -127,6 +127,7 @@ main(int argc, char **argv)
 		fatalx("%s", cause);
 	if (metrics_listen(ev_base, cfg->metrics_listen, &cause) != 0)
 		fatalx("%s", cause);
+	domain_reconfigure(cfg, now_ms());
 	/* Before any call: a restart must not burst at a cooling target. */
 	state_restore();
 
@@ -135,6 +136,7 @@ main(int argc, char **argv)
 	http_shutdown();
 	lease_free_all();
 	target_free_all();
+	domain_free_all();
 	scrub_free();
 	config_unref(cfg);
 	clients_free_all();

@@ -57,6 +57,7 @@ target_setup(struct target *t, const struct provider_conf *pc, uint64_t now)
 
 	config_limits(pc, t->model, &mc);
 	rl_setup(&t->rl, mc.rpm, mc.tpm, mc.burst, mc.tpm_burst, now);
+	domain_match(t->name, &t->dom);
 }
 
 /* The config names provider/model: as a model of its provider, in a
@@ -409,10 +410,13 @@ target_reconfigure(const struct config *conf)
 	uint64_t now = now_ms();
 	struct target *t;
 
+	domain_reconfigure(conf, now);
 	target_count = 0;
 	for (t = target_list; t != NULL; t = t->next) {
 		if ((pc = config_provider(conf, t->provider->name)) != NULL)
 			target_setup(t, pc, now);
+		else
+			domain_match(t->name, &t->dom);
 		t->configured = target_configured(conf, t->provider->name,
 		    t->model);
 		if (!t->configured)
