@@ -147,6 +147,39 @@ print_cluster(const json_t *c)
 	}
 }
 
+/*
+ * The quota domains: their levels, a hold, and the targets drawing from
+ * them now (the patterns when none has been used yet).
+ */
+static void
+print_domains(const json_t *domains)
+{
+	const json_t	*d, *list;
+	char		 b[4][256];
+	size_t		 i, j;
+
+	for (i = 0; i < json_array_size(domains); i++) {
+		d = json_array_get(domains, i);
+		jfmt(json_object_get(d, "name"), b[0], sizeof b[0]);
+		jrate(json_object_get(d, "rpm"), b[1], sizeof b[1]);
+		jrate(json_object_get(d, "tpm"), b[2], sizeof b[2]);
+		jfmt(json_object_get(d, "cooldown_ms"), b[3], sizeof b[3]);
+		printf("%-14s%s: rpm %s, tpm %s, cooldown_ms %s", "domain",
+		    b[0], b[1], b[2], b[3]);
+		list = json_object_get(d, "members");
+		if (json_array_size(list) == 0) {
+			list = json_object_get(d, "targets");
+			printf(", no member yet; targets");
+		} else
+			printf(", members");
+		for (j = 0; j < json_array_size(list); j++) {
+			jfmt(json_array_get(list, j), b[0], sizeof b[0]);
+			printf("%s %s", j == 0 ? "" : ",", b[0]);
+		}
+		fputc('\n', stdout);
+	}
+}
+
 #define STATUS_COLS 7
 
 static void
@@ -362,6 +395,7 @@ print_status(const json_t *st)
 	fputc('\n', stdout);
 	print_classes(json_object_get(st, "client_classes"));
 	fputc('\n', stdout);
+	print_domains(json_object_get(st, "domains"));
 	print_flat("retry budget", json_object_get(st, "retry_budget"));
 	print_flat("counters", json_object_get(st, "counters"));
 	print_cluster(json_object_get(st, "cluster"));

@@ -198,6 +198,60 @@ domain_done(const struct domset *ds, enum llmgate_class cls,
 	}
 }
 
+/* A bucket's limit and what it admits now; null when it has no limit. */
+static json_t *
+domain_rate(int64_t limit, int64_t available)
+{
+	if (limit < 0)
+		return json_null();
+	return json_pack("{s:I, s:I}", "limit", (json_int_t)limit,
+	    "available", (json_int_t)available);
+}
+
+/*
+ * For status: the live domains, their levels and hold, their patterns
+ * and the targets that draw from them now (first is target_first()).
+ */
+json_t *
+domain_status(const struct target *first, uint64_t now)
+{
+	const struct target *t;
+	struct rl_status rs;
+	struct domain *d;
+	json_t *all, *o, *pat, *mem;
+	size_t i;
+
+	all = json_array();
+	for (d = domain_list; d != NULL; d = d->next) {
+		if (!d->live)
+			continue;
+		rl_status(&d->rl, now, &rs);
+		pat = json_array();
+		for (i = 0; i < d->npat; i++)
+			json_array_append_new(pat, json_string(d->pat[i]));
+		mem = json_array();
+		for (t = first; t != NULL; t = t->next) {
+			if (domain_has(&t->dom, d))
+				json_array_append_new(mem,
+				    json_string(t->name));
+		}
+		o = json_pack("{s:s, s:o, s:o, s:I, s:s?, s:b, s:s, s:o, "
+		    "s:o}", "name", d->name,
+		    "rpm", domain_rate(rs.rpm_limit, rs.rpm_available),
+		    "tpm", domain_rate(rs.tpm_limit, rs.tpm_available),
+		    "cooldown_ms", (json_int_t)rs.cooldown_ms,
+		    "cooldown_reason", rs.cooldown_reason,
+		    "learn", d->learn,
+		    "cooldown", d->cooldown == DOMAIN_COOLDOWN_DOMAIN ?
+		    "domain" : "target",
+		    "targets", pat,
+		    "members", mem);
+		if (o != NULL)
+			json_array_append_new(all, o);
+	}
+	return all;
+}
+
 void
 domain_free_all(void)
 {

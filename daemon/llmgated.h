@@ -1058,6 +1058,7 @@ void share_free(struct share_tab *);
  * its own; admission checks them all, then takes from all.
  */
 #define DOMAIN_PER_TARGET	8	/* domains one target draws from, at most */
+struct target;
 struct domain {
 	char *name;
 	struct ratelimit rl;
@@ -1091,6 +1092,8 @@ void domain_done(const struct domset *, enum llmgate_class,
     uint64_t now);
 int domain_has(const struct domset *, const struct domain *);
 struct domain *domain_first(void);	/* every domain, live or not */
+/* status's "domains": levels, hold, patterns, members among first's list. */
+json_t *domain_status(const struct target *first, uint64_t now);
 struct domain *domain_find(const char *name);
 void domain_free_all(void);
 

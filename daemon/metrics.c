@@ -454,6 +454,41 @@ metrics_render_classes(struct buf *b, const json_t *classes)
 		    "name", cols, sizeof cols / sizeof cols[0]));
 }
 
+/* Per-domain families from status's "domains". */
+static void
+metrics_render_domains(struct buf *b, const json_t *domains)
+{
+	static const struct metrics_col cols[] = {
+		{ "rpm", "limit", "llmgate_domain_rpm_limit", "gauge",
+		    "Requests per minute the quota domain allows.", 1 },
+		{ "rpm", "available", "llmgate_domain_requests_available",
+		    "gauge", "Requests the quota domain's budget admits now.",
+		    1 },
+		{ "tpm", "limit", "llmgate_domain_tpm_limit", "gauge",
+		    "Tokens per minute the quota domain allows.", 1 },
+		{ "tpm", "available", "llmgate_domain_tokens_available",
+		    "gauge", "Tokens the quota domain's budget admits now.", 1 },
+		{ "cooldown_ms", NULL, "llmgate_domain_cooldown_seconds",
+		    "gauge", "Seconds until the quota domain's cooldown ends.",
+		    0.001 },
+	};
+	struct metrics_family f;
+	const json_t *d;
+	char **labels;
+	size_t i;
+
+	if (!json_is_array(domains))
+		return;
+	labels = metrics_render_rows(b, domains, "domain", "name", cols,
+	    sizeof cols / sizeof cols[0]);
+	f = (struct metrics_family){ "llmgate_domain_members", "gauge",
+	    "Targets drawing from the quota domain now.", 0 };
+	json_array_foreach(domains, i, d)
+		metrics_u64(b, &f, labels[i], json_array_size(
+		    json_object_get(d, "members")));
+	metrics_free_labels(labels);
+}
+
 /* Per-target families from status; labels[i] is target i's label set. */
 static void
 metrics_render_targets(struct buf *b, const json_t *targets)
@@ -667,6 +702,7 @@ metrics_render(void)
 
 	metrics_render_globals(&b, st);
 	metrics_render_targets(&b, json_object_get(st, "targets"));
+	metrics_render_domains(&b, json_object_get(st, "domains"));
 	metrics_render_classes(&b, json_object_get(st, "client_classes"));
 	metrics_render_cluster(&b, json_object_get(st, "cluster"));
 	metrics_render_observed(&b);

@@ -581,6 +581,7 @@ server_status(void)
 	    "repairs", (json_int_t)call_stats.repairs,
 	    "moves", (json_int_t)call_stats.moves);
 	json_object_set_new(st, "pools", server_pools(now));
+	json_object_set_new(st, "domains", domain_status(target_first(), now));
 	if ((cj = cluster_status()) != NULL)
 		json_object_set_new(st, "cluster", cj);
 	json_object_set_new(st, "client_classes",

@@ -31,7 +31,8 @@ static const char *mock_conf =
     "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
     "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n"
     "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
-    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n";
+    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
+    "limits = ( { name = \"mock-org\"; tpm = 100000; targets = [ \"mock/*\" ]; } );\n";
 
 static char cm_promtool[512];	/* found on PATH by main() */
 
@@ -252,6 +253,13 @@ START_TEST(test_metrics_endpoint)
 	    "state=\"closed\",target=\"mock/echo\"}") == 1);
 	ck_assert(cm_sample(parsed, "llmgate_breaker_state{"
 	    "state=\"open\",target=\"mock/echo\"}") == 0);
+	/* The quota domain both targets drew from. */
+	ck_assert(cm_sample(parsed, "llmgate_domain_tpm_limit{"
+	    "domain=\"mock-org\"}") == 100000);
+	ck_assert(cm_sample(parsed, "llmgate_domain_tokens_available{"
+	    "domain=\"mock-org\"}") < 100000);
+	ck_assert(cm_sample(parsed, "llmgate_domain_members{"
+	    "domain=\"mock-org\"}") == 2);
 	free(parsed);
 	free(body);
 
