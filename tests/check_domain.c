@@ -10,7 +10,9 @@
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "llmgated.h"
 
@@ -460,6 +462,95 @@ START_TEST(test_random)
 }
 END_TEST
 
+/* text as a config file, loaded: the config, or NULL and *errors. */
+static struct config *
+load(const char *text, char **errors)
+{
+	char path[] = "/tmp/check_domain.XXXXXX";
+	struct config *c;
+	FILE *f;
+	int fd;
+
+	ck_assert_int_ge(fd = mkstemp(path), 0);
+	ck_assert_ptr_nonnull(f = fdopen(fd, "w"));
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	*errors = NULL;
+	c = config_load(path, errors);
+	/* The messages name the file: keep them comparable. */
+	if (*errors != NULL) {
+		char *p, *q = *errors;
+
+		while ((p = strstr(q, path)) != NULL) {
+			memmove(p, "F", 1);
+			memmove(p + 1, p + strlen(path), strlen(p +
+			    strlen(path)) + 1);
+			q = p + 1;
+		}
+	}
+	unlink(path);
+	return c;
+}
+
+#define PROVIDERS \
+	"providers = ( { name = \"oa\"; type = \"openai\"; api_key = \"k\"; },\n" \
+	"  { name = \"az\"; type = \"mock\"; } );\n"
+
+START_TEST(test_config)
+{
+	struct config *c;
+	char *errors;
+
+	c = load(PROVIDERS
+	    "limits = ( { name = \"org\"; rpm = 500; tpm = 200000;\n"
+	    "  burst = 20; tpm_burst = 10000;\n"
+	    "  targets = [ \"oa/*\", \"az/gpt-4o*\", \"*/claude-[0-9]*\" ];\n"
+	    "  learn = true; cooldown = \"domain\"; },\n"
+	    "  { name = \"hdr\"; learn = true; targets = [ \"az/x\" ]; } );\n",
+	    &errors);
+	ck_assert_msg(c != NULL, "%s", errors);
+	ck_assert_uint_eq(c->ndomains, 2);
+	ck_assert_str_eq(c->domains[0].name, "org");
+	ck_assert_uint_eq(c->domains[0].rpm, 500);
+	ck_assert_uint_eq(c->domains[0].tpm, 200000);
+	ck_assert_uint_eq(c->domains[0].burst, 20);
+	ck_assert_uint_eq(c->domains[0].tpm_burst, 10000);
+	ck_assert_uint_eq(c->domains[0].ntargets, 3);
+	ck_assert_str_eq(c->domains[0].targets[2], "*/claude-[0-9]*");
+	ck_assert_int_eq(c->domains[0].learn, 1);
+	ck_assert_int_eq(c->domains[0].cooldown, DOMAIN_COOLDOWN_DOMAIN);
+	ck_assert_int_eq(c->domains[1].cooldown, DOMAIN_COOLDOWN_TARGET);
+	config_free(c);
+
+	c = load(PROVIDERS
+	    "limits = (\n"
+	    "  { rpm = 5; targets = [ \"oa/*\" ]; },\n"
+	    "  { name = \"a\"; rpm = 5; targets = [ \"nope/*\", \"oa\" ]; },\n"
+	    "  { name = \"b\"; targets = [ \"oa/x\" ]; },\n"
+	    "  { name = \"c\"; rpm = 5; },\n"
+	    "  { name = \"d\"; rpm = 5; targets = [ \"oa/*\" ]; cooldown = \"all\"; },\n"
+	    "  { name = \"d\"; rpm = 5; targets = [ \"oa/*\" ]; },\n"
+	    "  { name = \"e\"; tpm = 5; burst = 3; learn = 1; targets = [ \"oa/*\" ]; rmp = 4; }\n"
+	    ");\n", &errors);
+	ck_assert_ptr_null(c);
+	ck_assert_str_eq(errors,
+	    "F:4: limits entry has no name\n"
+	    "F:5: limits target 'nope/*': unknown provider 'nope'\n"
+	    "F:5: limits target 'oa' must be provider/model (each part may "
+	    "use * ? [...])\n"
+	    "F:6: limits entry 'b' limits nothing: set rpm, tpm or learn = "
+	    "true\n"
+	    "F:7: limits entry 'c' has no targets\n"
+	    "F:8: cooldown must be \"target\" (a 429 holds the member that "
+	    "got it) or \"domain\" (it holds every member)\n"
+	    "F:9: duplicate limits entry 'd'\n"
+	    "F:10: unknown setting 'rmp' (did you mean 'rpm'?)\n"
+	    "F:10: learn must be true or false\n"
+	    "F:10: limits entry 'e': burst without rpm\n");
+	free(errors);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -475,6 +566,7 @@ main(void)
 	tcase_add_test(tc, test_cooldown);
 	tcase_add_test(tc, test_learn);
 	tcase_add_test(tc, test_random);
+	tcase_add_test(tc, test_config);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
