@@ -98,13 +98,34 @@ state_path(void)
 	return buf;
 }
 
+/* A budget's saved part (a target's or a quota domain's) into o. */
+static json_t *
+state_rl_put(json_t *o, const struct rl_saved *rs)
+{
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "cooldown_ms_left",
+	    json_integer((json_int_t)rs->cooldown_ms));
+	json_object_set_new(o, "learned_rpm",
+	    json_integer((json_int_t)rs->learned_rpm));
+	json_object_set_new(o, "learned_tpm",
+	    json_integer((json_int_t)rs->learned_tpm));
+	if (rs->cooldown_ms != 0 && rs->cooldown_reason != NULL)
+		json_object_set_new(o, "cooldown_reason",
+		    json_string(rs->cooldown_reason));
+	if (rs->has_req)
+		json_object_set_new(o, "req_level", json_integer(rs->req_level));
+	if (rs->has_tok)
+		json_object_set_new(o, "tok_level", json_integer(rs->tok_level));
+	return o;
+}
+
 /* A target's entry; NULL when it holds nothing a fresh target lacks. */
 static json_t *
 state_target(const struct target *t, uint64_t now)
 {
 	const struct breaker *b = &t->br;
 	struct rl_saved rs;
-	json_t *o;
 	int worth;
 
 	worth = rl_save(&t->rl, now, &rs);
@@ -112,27 +133,32 @@ state_target(const struct target *t, uint64_t now)
 		worth = 1;
 	if (!worth)
 		return NULL;
-	o = json_pack("{s:s, s:I, s:{s:s, s:I, s:I, s:I}, s:I, s:I}",
+	return state_rl_put(json_pack("{s:s, s:{s:s, s:I, s:I, s:I}}",
 	    "target", t->name,
-	    "cooldown_ms_left", (json_int_t)rs.cooldown_ms,
 	    "breaker",
 	    "state", breaker_state_name(b->state),
 	    "open_ms_left", (json_int_t)breaker_open_remaining(b, now),
 	    "mult", (json_int_t)b->mult,
-	    "consecutive", (json_int_t)b->consecutive,
-	    "learned_rpm", (json_int_t)rs.learned_rpm,
-	    "learned_tpm", (json_int_t)rs.learned_tpm);
-	if (o == NULL)
-		return NULL;
-	if (rs.cooldown_ms != 0 && rs.cooldown_reason != NULL)
-		json_object_set_new(o, "cooldown_reason",
-		    json_string(rs.cooldown_reason));
-	if (rs.has_req)
-		json_object_set_new(o, "req_level", json_integer(rs.req_level));
-	if (rs.has_tok)
-		json_object_set_new(o, "tok_level", json_integer(rs.tok_level));
-	return o;
+	    "consecutive", (json_int_t)b->consecutive), &rs);
 }
+
+/* The quota domains' holds, learned limits and levels, worth keeping. */
+static json_t *
+state_domains(uint64_t now)
+{
+	const struct domain *d;
+	struct rl_saved rs;
+	json_t *a = json_array(), *o;
+
+	for (d = domain_first(); d != NULL; d = d->next) {
+		if (d->live && rl_save(&d->rl, now, &rs) &&
+		    (o = state_rl_put(json_pack("{s:s}", "domain", d->name),
+		    &rs)) != NULL)
+			json_array_append_new(a, o);
+	}
+	return a;
+}
+
 
 static int
 state_write_all(int fd, const char *p, size_t len)
@@ -186,9 +212,11 @@ state_encode(const char *path, char **cause)
 		if ((o = state_target(t, now)) != NULL)
 			json_array_append_new(targets, o);
 	}
-	root = json_pack("{s:i, s:I, s:o, s:o}", "version", STATE_VERSION,
-	    "saved_at", (json_int_t)state_wall_ms(), "targets", targets,
-	    "client_classes", clients_save_json(state_wall_ms()));
+	root = json_pack("{s:i, s:I, s:o, s:o, s:o}", "version",
+	    STATE_VERSION, "saved_at", (json_int_t)state_wall_ms(),
+	    "targets", targets,
+	    "client_classes", clients_save_json(state_wall_ms()),
+	    "domains", state_domains(now));
 	if (root != NULL && cluster_hosts_seen() != 0)
 		json_object_set_new(root, "cluster_hosts",
 		    json_integer((json_int_t)cluster_hosts_seen()));
@@ -330,9 +358,9 @@ state_breaker(const json_t *o, struct state_entry *e, char **cause)
 	return 0;
 }
 
-/* Check one entry of the file; unknown members are ignored. */
+/* A budget's saved part (a target's or a quota domain's) from o. */
 static int
-state_entry(const json_t *o, struct state_entry *e, char **cause)
+state_rl_get(const json_t *o, struct rl_saved *rs, char **cause)
 {
 	static const struct {
 		const char *key;
@@ -344,11 +372,47 @@ state_entry(const json_t *o, struct state_entry *e, char **cause)
 		{ "req_level", -STATE_LEVEL_MAX, STATE_LEVEL_MAX },
 		{ "tok_level", -STATE_LEVEL_MAX, STATE_LEVEL_MAX },
 	};
-	const char *slash, *why = NULL;
+	const char *why = NULL;
 	json_int_t v[sizeof ints / sizeof ints[0]];
 	int set[sizeof ints / sizeof ints[0]];
-	json_t *r, *b;
+	json_t *r;
 	size_t i;
+
+	for (i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+		v[i] = 0;
+		set[i] = state_int(o, ints[i].key, ints[i].min, ints[i].max,
+		    &v[i], &why);
+		if (set[i] == -1) {
+			xasprintf(cause, "%s: %s", ints[i].key, why);
+			return -1;
+		}
+	}
+	rs->cooldown_ms = (uint64_t)v[0];
+	rs->learned_rpm = (uint32_t)v[1];
+	rs->learned_tpm = (uint32_t)v[2];
+	rs->has_req = set[3] == 1;
+	rs->req_level = v[3];
+	rs->has_tok = set[4] == 1;
+	rs->tok_level = v[4];
+	if ((r = json_object_get(o, "cooldown_reason")) != NULL &&
+	    !json_is_null(r)) {
+		if (!json_is_string(r) ||
+		    json_string_length(r) > STATE_REASON_MAX) {
+			xasprintf(cause, "cooldown_reason is not a short "
+			    "string");
+			return -1;
+		}
+		rs->cooldown_reason = json_string_value(r);
+	}
+	return 0;
+}
+
+/* Check one entry of the file; unknown members are ignored. */
+static int
+state_entry(const json_t *o, struct state_entry *e, char **cause)
+{
+	const char *slash;
+	json_t *b;
 
 	memset(e, 0, sizeof *e);
 	if (!json_is_object(o)) {
@@ -367,32 +431,8 @@ state_entry(const json_t *o, struct state_entry *e, char **cause)
 		    e->target);
 		return -1;
 	}
-	for (i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-		v[i] = 0;
-		set[i] = state_int(o, ints[i].key, ints[i].min, ints[i].max,
-		    &v[i], &why);
-		if (set[i] == -1) {
-			xasprintf(cause, "%s: %s", ints[i].key, why);
-			return -1;
-		}
-	}
-	e->rs.cooldown_ms = (uint64_t)v[0];
-	e->rs.learned_rpm = (uint32_t)v[1];
-	e->rs.learned_tpm = (uint32_t)v[2];
-	e->rs.has_req = set[3] == 1;
-	e->rs.req_level = v[3];
-	e->rs.has_tok = set[4] == 1;
-	e->rs.tok_level = v[4];
-	if ((r = json_object_get(o, "cooldown_reason")) != NULL &&
-	    !json_is_null(r)) {
-		if (!json_is_string(r) ||
-		    json_string_length(r) > STATE_REASON_MAX) {
-			xasprintf(cause, "cooldown_reason is not a short "
-			    "string");
-			return -1;
-		}
-		e->rs.cooldown_reason = json_string_value(r);
-	}
+	if (state_rl_get(o, &e->rs, cause) != 0)
+		return -1;
 	if ((b = json_object_get(o, "breaker")) != NULL && !json_is_null(b))
 		return state_breaker(b, e, cause);
 	return 0;
@@ -428,6 +468,41 @@ state_apply(const struct state_entry *e, uint64_t elapsed, uint64_t now,
 		    e->consecutive);
 	}
 	return 1;
+}
+
+/*
+ * The quota domains' entries (none in a file from before them): each put
+ * back into the domain of that name, when the config still has it.
+ */
+static void
+state_load_domains(const char *path, const json_t *domains, uint64_t elapsed,
+    uint64_t now)
+{
+	struct rl_saved rs;
+	struct domain *d;
+	const json_t *o;
+	const char *name;
+	char *cause = NULL;
+	size_t i;
+
+	json_array_foreach(domains, i, o) {
+		memset(&rs, 0, sizeof rs);
+		name = json_string_value(json_object_get(o, "domain"));
+		if (name == NULL) {
+			log_warnx("state file %s: domain %zu: domain is not "
+			    "a string; skipped", path, i);
+			continue;
+		}
+		if (state_rl_get(o, &rs, &cause) != 0) {
+			log_warnx("state file %s: domain %zu: %s; skipped",
+			    path, i, cause);
+			free(cause);
+			cause = NULL;
+			continue;
+		}
+		if ((d = domain_find(name)) != NULL && d->live)
+			rl_restore(&d->rl, &rs, elapsed, now);
+	}
 }
 
 /* The whole file, NUL-terminated; NULL with *cause. ENOENT is left in errno. */
@@ -575,6 +650,8 @@ state_load(const char *path, char **cause)
 	}
 	/* Client classes' token use (absent in older files). */
 	clients_load_json(json_object_get(root, "client_classes"), wall);
+	state_load_domains(path, json_object_get(root, "domains"), elapsed,
+	    now);
 	if (unconfigured > STATE_RESTORE_MAX)
 		log_warnx("state file %s: %zu targets the config does not "
 		    "name; the first %d restored", path, unconfigured,

@@ -29,13 +29,11 @@ static int fp_port;
 #define ORG_RPM		240
 #define ORG_BURST	2
 
-static void
-setup(void)
+/* The config, with extra top-level settings. */
+static char *
+config_text(const char *extra)
 {
-	char *conf;
-
-	fp_port = h_fakeprov_start(&fp_pid);
-	conf = h_strdup_printf(
+	return h_strdup_printf(
 	    "providers = (\n"
 	    "  { name = \"oa\"; type = \"openai\";\n"
 	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\"; }\n"
@@ -48,8 +46,17 @@ setup(void)
 	    "  { name = \"own\"; rpm = 6000; targets = [ \"oa/own-*\" ]; }\n"
 	    ");\n"
 		    "retry = { attempts = 3; initial_ms = 10; max_ms = 50; };\n"
-	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n",
-	    fp_port, ORG_RPM, ORG_BURST);
+	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n%s",
+	    fp_port, ORG_RPM, ORG_BURST, extra);
+}
+
+static void
+setup(void)
+{
+	char *conf;
+
+	fp_port = h_fakeprov_start(&fp_pid);
+	conf = config_text("");
 	h_daemon_start(&d, conf);
 	free(conf);
 }
@@ -254,6 +261,44 @@ START_TEST(test_status_and_metrics)
 }
 END_TEST
 
+/*
+ * A domain's hold outlives a restart with a state file: a member's 429
+ * (Retry-After: 30) holds the domain; after the restart the other member
+ * is still refused for it, naming the domain.
+ */
+START_TEST(test_state_keeps_domain_hold)
+{
+	char *state, *extra, *conf;
+	struct run r;
+
+	state = h_strdup_printf("/tmp/check_limits.%d.state", (int)getpid());
+	unlink(state);
+	extra = h_strdup_printf("state_file = \"%s\";\nmax_wait_ms = 1000;\n",
+	    state);
+	conf = config_text(extra);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	h_daemon_start(&d, conf);
+	h_cli(&r, &d, NULL, "call", "--attempts", "1", "-m",
+	    "oa/cool-a+fail=1+status=429+retry_after=30", "hi", NULL);
+	ck_assert_int_ne(r.status, 0);
+	h_run_free(&r);
+	ck_assert_int_eq(h_fakeprov_count(fp_port,
+	    "cool-a+fail=1+status=429+retry_after=30", "429"), 1);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	h_daemon_start(&d, conf);
+	h_cli(&r, &d, NULL, "call", "-m", "oa/cool-b", "hi", NULL);
+	ck_assert_int_ne(r.status, 0);
+	ck_assert_msg(strstr(r.err, "quota domain 'cool'") != NULL, "%s",
+	    r.err);
+	h_run_free(&r);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "cool-b", NULL), 0);
+	unlink(state);
+	free(state);
+	free(extra);
+	free(conf);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -267,6 +312,7 @@ main(void)
 	tcase_add_test(tc, test_domain_holds_two_models);
 	tcase_add_test(tc, test_429_cools_domain);
 	tcase_add_test(tc, test_status_and_metrics);
+	tcase_add_test(tc, test_state_keeps_domain_hold);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
