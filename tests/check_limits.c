@@ -22,6 +22,10 @@ static struct daemon d;
 static pid_t fp_pid;
 static int fp_port;
 
+/* A domain that refills slowly: one request in 10 s, bursts of 2. */
+#define SLOW	",\n  { name = \"slow\"; rpm = 6; burst = 2; " \
+	"targets = [ \"oa/slow-*\" ]; }"
+
 /* How long any wait of these tests may take, valgrind included. */
 #define WAIT_MS	30000
 
@@ -31,7 +35,7 @@ static int fp_port;
 
 /* The config, with extra top-level settings. */
 static char *
-config_text(const char *extra)
+config_text(const char *slow, const char *extra)
 {
 	return h_strdup_printf(
 	    "providers = (\n"
@@ -43,11 +47,13 @@ config_text(const char *extra)
 	    "    targets = [ \"oa/org-a\", \"oa/org-b\" ]; },\n"
 	    "  { name = \"cool\"; rpm = 6000; cooldown = \"domain\";\n"
 	    "    targets = [ \"oa/cool-*\" ]; },\n"
-	    "  { name = \"own\"; rpm = 6000; targets = [ \"oa/own-*\" ]; }\n"
+	    "  { name = \"own\"; rpm = 6000; targets = [ \"oa/own-*\" ]; },\n"
+	    "  { name = \"lrn\"; learn = true; targets = [ \"oa/lrn-*\" ]; },\n"
+	    "  { name = \"deaf\"; tpm = 1000000; targets = [ \"oa/deaf-*\" ]; }%s\n"
 	    ");\n"
 		    "retry = { attempts = 3; initial_ms = 10; max_ms = 50; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n%s",
-	    fp_port, ORG_RPM, ORG_BURST, extra);
+	    fp_port, ORG_RPM, ORG_BURST, slow, extra);
 }
 
 static void
@@ -56,7 +62,7 @@ setup(void)
 	char *conf;
 
 	fp_port = h_fakeprov_start(&fp_pid);
-	conf = config_text("");
+	conf = config_text(SLOW, "");
 	h_daemon_start(&d, conf);
 	free(conf);
 }
@@ -275,7 +281,7 @@ START_TEST(test_state_keeps_domain_hold)
 	unlink(state);
 	extra = h_strdup_printf("state_file = \"%s\";\nmax_wait_ms = 1000;\n",
 	    state);
-	conf = config_text(extra);
+	conf = config_text(SLOW, extra);
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	h_daemon_start(&d, conf);
 	h_cli(&r, &d, NULL, "call", "--attempts", "1", "-m",
@@ -299,6 +305,131 @@ START_TEST(test_state_keeps_domain_hold)
 }
 END_TEST
 
+/* One call's answer, made from a connection of its own. */
+static struct answer
+call_one(const char *target)
+{
+	struct llmgate_request *req;
+	struct answer a = { 0 };
+	struct llmgate *g = h_connect(&d, "one");
+
+	req = h_request("hello", target, NULL);
+	ck_assert_uint_gt(llmgate_submit(g, req, NULL, answered, &a), 0);
+	h_request_free(req);
+	h_drive(g, &a.done);
+	llmgate_close(g);
+	ck_assert_int_eq(a.cls, LLMGATE_OK);
+	return a;
+}
+
+/* status's domain name, as JSON (json_decref()). */
+static json_t *
+domain_status(const char *name)
+{
+	struct run r;
+	json_t *st, *dj;
+
+	h_cli(&r, &d, NULL, "status", "--json", NULL);
+	ck_assert_int_eq(r.status, 0);
+	st = json_loads(r.out, 0, NULL);
+	ck_assert_ptr_nonnull(st);
+	h_run_free(&r);
+	dj = (json_t *)(uintptr_t)domain_of(st, name);
+	if (dj != NULL)
+		json_incref(dj);
+	json_decref(st);
+	return dj;
+}
+
+static json_int_t
+rpm_of(const json_t *dj, const char *what)
+{
+	const json_t *v = json_object_get(json_object_get(dj, "rpm"), what);
+
+	return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+/*
+ * learn = true: a member's rate-limit headers (limit 20 a minute, none
+ * remaining, reset in 3 s) are the domain's: it takes the limit and holds
+ * the other member. Without learn they stay the member's.
+ */
+START_TEST(test_learn)
+{
+	struct answer a;
+	json_t *dj;
+
+	call_one("oa/lrn-a+ratelimit+rpm=20");
+	dj = domain_status("lrn");
+	ck_assert_int_eq(rpm_of(dj, "limit"), 20);
+	json_decref(dj);
+	a = call_one("oa/lrn-b");
+	ck_assert_msg(a.waited >= 1000, "the other member waited only %u ms",
+	    a.waited);
+
+	call_one("oa/deaf-a+ratelimit+rpm=20");
+	dj = domain_status("deaf");
+	ck_assert_int_eq(rpm_of(dj, "limit"), -1);
+	json_decref(dj);
+	a = call_one("oa/deaf-b");
+	ck_assert_msg(a.waited < 1000, "the other member waited %u ms",
+	    a.waited);
+}
+END_TEST
+
+static void
+reload_with(const char *slow)
+{
+	char *text = config_text(slow, ""), *tmp;
+	struct run r;
+	FILE *f;
+
+	tmp = h_strdup_printf("%s.new", d.conf);
+	ck_assert_ptr_nonnull(f = fopen(tmp, "w"));
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(rename(tmp, d.conf), 0);
+	free(tmp);
+	free(text);
+	h_cli(&r, &d, NULL, "reload", NULL);
+	ck_assert_msg(r.status == 0, "reload: %s", r.err);
+	h_run_free(&r);
+}
+
+/*
+ * A reload keeps a domain's level: its spent burst is not given back, not
+ * when the reload keeps it, nor when one drops it and the next brings it
+ * back. A reload that adds a domain applies it to targets already known.
+ */
+START_TEST(test_reload_keeps_levels)
+{
+	json_t *dj;
+
+	call_one("oa/slow-a");
+	call_one("oa/slow-b");
+	reload_with(SLOW);
+	dj = domain_status("slow");
+	ck_assert_ptr_nonnull(dj);
+	ck_assert_int_eq(rpm_of(dj, "limit"), 6);
+	ck_assert_int_eq(rpm_of(dj, "available"), 0);
+	json_decref(dj);
+	reload_with("");
+	ck_assert_ptr_null(domain_status("slow"));
+	reload_with(SLOW);
+	dj = domain_status("slow");
+	ck_assert_int_eq(rpm_of(dj, "available"), 0);
+	ck_assert_uint_eq(json_array_size(json_object_get(dj, "members")), 2);
+	json_decref(dj);
+	/* A new domain over targets that exist already. */
+	reload_with(SLOW ",\n  { name = \"late\"; rpm = 60; "
+	    "targets = [ \"oa/slow-a\" ]; }");
+	dj = domain_status("late");
+	ck_assert_ptr_nonnull(dj);
+	ck_assert_uint_eq(json_array_size(json_object_get(dj, "members")), 1);
+	json_decref(dj);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -313,6 +444,8 @@ main(void)
 	tcase_add_test(tc, test_429_cools_domain);
 	tcase_add_test(tc, test_status_and_metrics);
 	tcase_add_test(tc, test_state_keeps_domain_hold);
+	tcase_add_test(tc, test_learn);
+	tcase_add_test(tc, test_reload_keeps_levels);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
