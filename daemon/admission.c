@@ -110,6 +110,8 @@ admission_predict(const struct admission *a, uint64_t now)
 		return wait;
 	turns = admission_wait(t, head->tokens, now);
 	rl_status(&t->rl, now, &st);
+	/* A turn takes the interval of the slowest bucket, a domain's too. */
+	st.rpm_limit = domain_rpm_min(&t->dom, st.rpm_limit, now);
 	if (st.rpm_limit > 0)
 		turns += (uint64_t)waitq_ahead(&t->queue, a->client,
 		    a->node.ckey, a->prio) *

@@ -169,6 +169,20 @@ domain_wait_ms(const struct domset *ds, uint32_t tokens, uint64_t now,
 	return wait;
 }
 
+int64_t
+domain_rpm_min(const struct domset *ds, int64_t rpm, uint64_t now)
+{
+	struct rl_status st;
+	unsigned i;
+
+	for (i = 0; i < ds->n; i++) {
+		rl_status(&ds->d[i]->rl, now, &st);
+		if (st.rpm_limit > 0 && (rpm <= 0 || st.rpm_limit < rpm))
+			rpm = st.rpm_limit;
+	}
+	return rpm;
+}
+
 void
 domain_take(const struct domset *ds, uint32_t tokens, uint64_t now)
 {

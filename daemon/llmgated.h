@@ -1085,6 +1085,8 @@ void domain_match(const char *target, struct domset *);
 uint64_t domain_wait_ms(const struct domset *, uint32_t tokens,
     uint64_t now, const struct domain **why);
 void domain_take(const struct domset *, uint32_t tokens, uint64_t now);
+/* The least of rpm (a target's; <= 0: none) and the set's rpm limits. */
+int64_t domain_rpm_min(const struct domset *, int64_t rpm, uint64_t now);
 /* An attempt that took estimated tokens ended: settle usage on every
  * domain; its headers and 429 too where the domain says so. */
 void domain_done(const struct domset *, enum llmgate_class,

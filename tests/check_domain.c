@@ -179,7 +179,7 @@ END_TEST
 /* The wait is for the bucket that frees last; the queue is served then. */
 START_TEST(test_wait_for_last)
 {
-	struct admission a, b;
+	struct admission a, b, c;
 	uint64_t wait;
 
 	setup();
@@ -195,6 +195,18 @@ START_TEST(test_wait_for_last)
 	ck_assert_uint_eq(wait, 1);
 	ck_assert_ptr_eq(admission_next(&tg[0], T0 + 3000, &wait), &b);
 	ck_assert_int_eq(b.granted, 1);
+	admission_release(&a, T0);
+	admission_release(&b, T0);
+	/*
+	 * A newcomer behind a queued call of another client: the head's
+	 * wait plus one turn at the domain's pace (3 s), not the target's
+	 * (1 s): 3 s + 3 s.
+	 */
+	ck_assert_int_eq(ask(&a, 0, 1, T0 + 6000, &wait), ADMIT_GO);
+	ck_assert_int_eq(ask(&b, 0, 1, T0 + 6000, &wait), ADMIT_WAIT);
+	ck_assert_uint_eq(wait, 3000);
+	admission_init(&c, &tg[0], &conf, 0, 1, 99, LLMGATE_PRIO_NORMAL);
+	ck_assert_uint_eq(admission_predict(&c, T0 + 6000), 6000);
 	admission_release(&a, T0);
 	admission_release(&b, T0);
 	teardown();
