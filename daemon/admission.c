@@ -62,8 +62,8 @@ admission_slot_free(const struct admission *a)
  * The wait of every bucket the target draws from: its own and its quota
  * domains'. 0 only when all of them have the budget now.
  */
-static uint64_t
-admission_wait(const struct target *t, uint32_t tokens, uint64_t now)
+uint64_t
+admission_wait_ms(const struct target *t, uint32_t tokens, uint64_t now)
 {
 	uint64_t wait = rl_wait_ms(&t->rl, tokens, now), w;
 
@@ -72,7 +72,7 @@ admission_wait(const struct target *t, uint32_t tokens, uint64_t now)
 	return wait;
 }
 
-/* Checked with admission_wait() first: take from all the buckets. */
+/* Checked with admission_wait_ms() first: take from all the buckets. */
 static void
 admission_take(struct admission *a, uint64_t now)
 {
@@ -99,7 +99,7 @@ admission_predict(const struct admission *a, uint64_t now)
 	const struct target *t = a->t;
 	const struct admission *head;
 	struct rl_status st;
-	uint64_t wait = admission_wait(t, a->tokens, now), turns, share;
+	uint64_t wait = admission_wait_ms(t, a->tokens, now), turns, share;
 
 	/* A class held to its share waits for it, whatever the queue. */
 	if ((share = admission_share_wait(a, now)) > wait)
@@ -108,7 +108,7 @@ admission_predict(const struct admission *a, uint64_t now)
 	    (uintptr_t)&t->queue);
 	if (head == NULL)
 		return wait;
-	turns = admission_wait(t, head->tokens, now);
+	turns = admission_wait_ms(t, head->tokens, now);
 	rl_status(&t->rl, now, &st);
 	/* A turn takes the interval of the slowest bucket, a domain's too. */
 	st.rpm_limit = domain_rpm_min(&t->dom, st.rpm_limit, now);
@@ -138,7 +138,7 @@ admission_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
 		return ADMIT_OPEN;
 	}
 	if (waitq_len(&t->queue) == 0 && admission_slot_free(a) &&
-	    admission_wait(t, a->tokens, now) == 0 &&
+	    admission_wait_ms(t, a->tokens, now) == 0 &&
 	    admission_share_wait(a, now) == 0) {
 		admission_take(a, now);
 		return ADMIT_GO;
@@ -210,7 +210,7 @@ admission_next(struct target *t, uint64_t now, uint64_t *wait_ms)
 		*wait_ms = sk.wait;
 		return NULL;
 	}
-	if ((*wait_ms = admission_wait(t, a->tokens, now)) != 0) {
+	if ((*wait_ms = admission_wait_ms(t, a->tokens, now)) != 0) {
 		if (sk.wait != 0 && sk.wait < *wait_ms)
 			*wait_ms = sk.wait;
 		return NULL;

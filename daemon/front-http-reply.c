@@ -154,7 +154,8 @@ front_http_budget_wait(const struct front_req *fr,
 
 /*
  * Seconds until a refused call could go, from the daemon's own state of
- * the target that refused: its rate budget, cooldown or open breaker.
+ * the target that refused: its rate budget and its quota domains', a
+ * cooldown or an open breaker.
  */
 static unsigned
 front_http_retry_after(const struct front_req *fr,
@@ -178,7 +179,7 @@ front_http_retry_after(const struct front_req *fr,
 		free(cause);
 		return 1;
 	}
-	w = rl_wait_ms(&t->rl, 1, now);
+	w = admission_wait_ms(t, 1, now);
 	if (breaker_open_remaining(&t->br, now) > w)
 		w = breaker_open_remaining(&t->br, now);
 	target_release(t);

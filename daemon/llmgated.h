@@ -1316,6 +1316,9 @@ void admission_class(struct admission *, const struct client_class *);
 enum admit_verdict admission_request(struct admission *, uint64_t deadline_ms,
     uint64_t now, uint64_t *wait_ms);
 uint64_t admission_predict(const struct admission *, uint64_t now);
+/* ms until the target's own budget and its domains' admit tokens. */
+uint64_t admission_wait_ms(const struct target *, uint32_t tokens,
+    uint64_t now);
 struct admission *admission_next(struct target *, uint64_t now,
     uint64_t *wait_ms);
 void admission_done(struct admission *, enum llmgate_class,

@@ -270,6 +270,40 @@ START_TEST(test_status)
 END_TEST
 
 /*
+ * POST a chat completion for model to the HTTP front beside the socket
+ * (curl): it must be refused with 429; its Retry-After in seconds.
+ */
+static int
+http_retry_after(const char *model)
+{
+	char *sock, *body, *p, curl[512];
+	struct run r;
+	int ra;
+
+	ck_assert_msg(h_which("curl", curl, sizeof curl) == 0, "no curl on "
+	    "PATH (.ci/packages has it)");
+	sock = h_strdup_printf("%s/llmgate-http.sock", d.dir);
+	body = h_strdup_printf("{\"model\": \"%s\", \"messages\": "
+	    "[{\"role\": \"user\", \"content\": \"hi\"}]}", model);
+	{
+		char *argv[] = { curl, "-s", "-i", "--unix-socket", sock,
+		    "-H", "Content-Type: application/json", "--data-binary",
+		    body, "http://localhost/v1/chat/completions", NULL };
+
+		h_run(&r, NULL, argv);
+	}
+	ck_assert_msg(r.status == 0, "curl: %s", r.err);
+	ck_assert_msg(strncmp(r.out, "HTTP/1.1 429", 12) == 0, "%s", r.out);
+	p = strcasestr(r.out, "\nretry-after: ");
+	ck_assert_msg(p != NULL, "%s", r.out);
+	ra = atoi(p + strlen("\nretry-after: "));
+	h_run_free(&r);
+	free(sock);
+	free(body);
+	return ra;
+}
+
+/*
  * A domain's hold outlives a restart with a state file: a member's 429
  * (Retry-After: 30) holds the domain; after the restart the other member
  * is still refused for it, naming the domain.
@@ -281,8 +315,8 @@ START_TEST(test_state_keeps_domain_hold)
 
 	state = h_strdup_printf("/tmp/check_limits.%d.state", (int)getpid());
 	unlink(state);
-	extra = h_strdup_printf("state_file = \"%s\";\nmax_wait_ms = 1000;\n",
-	    state);
+	extra = h_strdup_printf("state_file = \"%s\";\nmax_wait_ms = 1000;\n"
+	    "http = { listen = [ \"unix:\" ]; };\n", state);
 	conf = config_text(SLOW, extra);
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	h_daemon_start(&d, conf);
@@ -299,6 +333,8 @@ START_TEST(test_state_keeps_domain_hold)
 	ck_assert_msg(strstr(r.err, "quota domain 'cool'") != NULL, "%s",
 	    r.err);
 	h_run_free(&r);
+	/* The HTTP front's 429 tells when the domain lets it go. */
+	ck_assert_int_ge(http_retry_after("oa/cool-b"), 20);
 	ck_assert_int_eq(h_fakeprov_count(fp_port, "cool-b", NULL), 0);
 	unlink(state);
 	free(state);
