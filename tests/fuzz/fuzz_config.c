@@ -106,6 +106,7 @@ fuzz_config_walk(const struct config *conf)
 	const struct provider_conf *pc;
 	const struct route_conf *rc;
 	struct model_conf mc;
+	struct domset ds;
 	size_t i, j;
 
 	for (i = 0; i < conf->nproviders; i++) {
@@ -127,6 +128,15 @@ fuzz_config_walk(const struct config *conf)
 		for (j = 0; j < rc->ntargets; j++)
 			(void)strlen(rc->targets[j]);
 	}
+	/* Quota domains made and matched against every route target. */
+	domain_reconfigure(conf, 1000);
+	for (i = 0; i < conf->nroutes; i++) {
+		for (j = 0; j < conf->routes[i].ntargets; j++) {
+			domain_match(conf->routes[i].targets[j], &ds);
+			fuzz_assert(ds.n <= DOMAIN_PER_TARGET);
+		}
+	}
+	domain_free_all();
 }
 
 int
