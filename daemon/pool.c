@@ -72,7 +72,8 @@ pool_fill(const struct bucket *b, uint64_t now)
  * What the chooser needs of target t for an attempt of tokens: ready (it
  * could go now without waiting: breaker not open, budget there, nobody
  * queued, a concurrency slot free), else the ms until it could; its
- * headroom, the smaller fill of its two buckets (1: unlimited).
+ * headroom, the smallest fill of its buckets (1: unlimited). Its quota
+ * domains' buckets count as its own.
  * concurrency is its provider's cap (0: none).
  */
 void
@@ -81,6 +82,7 @@ pool_member_view(struct pool_member *m, const struct target *t,
 {
 	uint64_t open, wait;
 	double req, tok;
+	unsigned i;
 
 	memset(m, 0, sizeof *m);
 	m->inflight = t->inflight;
@@ -88,7 +90,15 @@ pool_member_view(struct pool_member *m, const struct target *t,
 	req = pool_fill(&t->rl.req, now);
 	tok = pool_fill(&t->rl.tok, now);
 	m->headroom = req < tok ? req : tok;
-	wait = rl_wait_ms(&t->rl, tokens, now);
+	for (i = 0; i < t->dom.n; i++) {
+		req = pool_fill(&t->dom.d[i]->rl.req, now);
+		tok = pool_fill(&t->dom.d[i]->rl.tok, now);
+		if (req < m->headroom)
+			m->headroom = req;
+		if (tok < m->headroom)
+			m->headroom = tok;
+	}
+	wait = admission_wait_ms(t, tokens, now);
 	if (breaker_state(&t->br, now) == BREAKER_OPEN) {
 		open = breaker_open_remaining(&t->br, now);
 		if (open > wait)

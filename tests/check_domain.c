@@ -282,6 +282,38 @@ START_TEST(test_cooldown)
 }
 END_TEST
 
+/* A pool sees a member's domains as its own budget: held, or half spent. */
+START_TEST(test_pool_view)
+{
+	struct admission a;
+	struct pool_member m;
+	uint64_t wait;
+
+	setup();
+	dom_conf(0, "org", 60, 2, 0, 0, 0, "oa/*", NULL);
+	apply(T0);
+	pool_member_view(&m, &tg[0], 0, 1, T0);
+	ck_assert_int_eq(m.ready, 1);
+	ck_assert(m.headroom == 1.0);
+	ck_assert_int_eq(ask(&a, 1, 1, T0, &wait), ADMIT_GO);
+	admission_release(&a, T0);
+	pool_member_view(&m, &tg[0], 0, 1, T0);
+	ck_assert_int_eq(m.ready, 1);
+	ck_assert(m.headroom == 0.5);
+	ck_assert_int_eq(ask(&a, 1, 1, T0, &wait), ADMIT_GO);
+	admission_release(&a, T0);
+	/* The other member spent the domain: this one waits for it too. */
+	pool_member_view(&m, &tg[0], 0, 1, T0);
+	ck_assert_int_eq(m.ready, 0);
+	ck_assert_uint_eq(m.wait_ms, 1000);
+	ck_assert(m.headroom == 0.0);
+	/* A member outside the domain is not held. */
+	pool_member_view(&m, &tg[3], 0, 1, T0);
+	ck_assert_int_eq(m.ready, 1);
+	teardown();
+}
+END_TEST
+
 /* learn: a member's rate-limit headers are the domain's. */
 START_TEST(test_learn)
 {
@@ -577,6 +609,7 @@ main(void)
 	tcase_add_test(tc, test_settle);
 	tcase_add_test(tc, test_cooldown);
 	tcase_add_test(tc, test_learn);
+	tcase_add_test(tc, test_pool_view);
 	tcase_add_test(tc, test_random);
 	tcase_add_test(tc, test_config);
 	suite_add_tcase(s, tc);
