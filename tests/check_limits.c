@@ -51,7 +51,8 @@ config_text(const char *slow, const char *extra)
 	    "  { name = \"lrn\"; learn = true; targets = [ \"oa/lrn-*\" ]; },\n"
 	    "  { name = \"deaf\"; tpm = 1000000; targets = [ \"oa/deaf-*\" ]; }%s\n"
 	    ");\n"
-		    "retry = { attempts = 3; initial_ms = 10; max_ms = 50; };\n"
+	    "pools = ( { name = \"pp\"; targets = [ \"oa/cool-p\", \"oa/free-p\" ]; } );\n"
+	    "retry = { attempts = 3; initial_ms = 10; max_ms = 50; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n%s",
 	    fp_port, ORG_RPM, ORG_BURST, slow, extra);
 }
@@ -263,7 +264,7 @@ START_TEST(test_status)
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strstr(r.out, "slow: rpm 1/6, tpm -, cooldown_ms 0, "
 	    "members oa/slow-a\n") != NULL, "%s", r.out);
-	ck_assert_msg(strstr(r.out, "no member yet; targets oa/cool-*") !=
+	ck_assert_msg(strstr(r.out, "no member yet; targets oa/own-*") !=
 	    NULL, "%s", r.out);
 	h_run_free(&r);
 }
@@ -340,6 +341,36 @@ START_TEST(test_state_keeps_domain_hold)
 	free(state);
 	free(extra);
 	free(conf);
+}
+END_TEST
+
+/*
+ * A pool passes over a member its quota domain holds: the domain "cool"
+ * is held for 30 s by another member's 429, and the pool's call goes to
+ * the other member at once, in one attempt.
+ */
+START_TEST(test_pool_skips_held_member)
+{
+	struct run r;
+	json_t *j;
+	uint64_t t0;
+
+	h_cli(&r, &d, NULL, "call", "--attempts", "1", "-m",
+	    "oa/cool-a+fail=1+status=429+retry_after=30", "hi", NULL);
+	h_run_free(&r);
+	ck_assert_int_eq(h_fakeprov_count(fp_port,
+	    "cool-a+fail=1+status=429+retry_after=30", "429"), 1);
+	t0 = h_mono_ms();
+	h_cli(&r, &d, NULL, "call", "--json", "-m", "pp", "hi", NULL);
+	ck_assert_msg(r.status == 0, "%s %s", r.out, r.err);
+	ck_assert_ptr_nonnull(j = json_loads(r.out, 0, NULL));
+	h_run_free(&r);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
+	    "oa/free-p");
+	ck_assert_uint_eq(json_array_size(json_object_get(j, "attempts")), 1);
+	json_decref(j);
+	ck_assert_uint_lt(h_mono_ms() - t0, 10000);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "cool-p", NULL), 0);
 }
 END_TEST
 
@@ -483,6 +514,7 @@ main(void)
 	tcase_add_test(tc, test_status);
 	tcase_add_test(tc, test_state_keeps_domain_hold);
 	tcase_add_test(tc, test_learn);
+	tcase_add_test(tc, test_pool_skips_held_member);
 	tcase_add_test(tc, test_reload_keeps_levels);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
