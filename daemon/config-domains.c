@@ -15,8 +15,6 @@
 
 static void config_domain_targets(struct config_ctx *,
     const config_setting_t *, void *);
-static void config_domain_learn(struct config_ctx *,
-    const config_setting_t *, void *);
 static void config_domain_cooldown(struct config_ctx *,
     const config_setting_t *, void *);
 static int config_domain_check(struct config_ctx *, const config_setting_t *,
@@ -34,8 +32,7 @@ static const struct config_key config_domain_key[] = {
 	    .off = DK(tpm_burst) },
 	[DK_TARGETS] = { .name = "targets", .kind = CK_FUNC,
 	    .fn = config_domain_targets },
-	[DK_LEARN] = { .name = "learn", .kind = CK_FUNC,
-	    .fn = config_domain_learn },
+	[DK_LEARN] = { .name = "learn", .kind = CK_BOOL, .off = DK(learn) },
 	[DK_COOLDOWN] = { .name = "cooldown", .kind = CK_FUNC,
 	    .fn = config_domain_cooldown },
 };
@@ -94,19 +91,6 @@ config_domain_targets(struct config_ctx *ctx, const config_setting_t *s,
 		    sizeof *dc->targets);
 		dc->targets[dc->ntargets++] = xstrdup(v);
 	}
-}
-
-static void
-config_domain_learn(struct config_ctx *ctx, const config_setting_t *s,
-    void *obj)
-{
-	struct domain_conf *dc = obj;
-
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-		config_error(ctx, s, "learn must be true or false");
-		return;
-	}
-	dc->learn = config_setting_get_bool(s);
 }
 
 static void

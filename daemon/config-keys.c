@@ -97,20 +97,6 @@ static const struct config_keys config_cluster_keys = {
 	config_cluster_key, CONFIG_NITEMS(config_cluster_key),
 	config_cluster_check
 };
-/* strict_models = true: clients may name only the models the config does. */
-static void
-config_strict_models(struct config_ctx *ctx, const config_setting_t *s,
-    void *obj)
-{
-	struct config *conf = obj;
-
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-		config_error(ctx, s, "strict_models must be true or false");
-		return;
-	}
-	conf->strict_models = config_setting_get_bool(s);
-}
-
 /* Providers come before pools, pools before routes: a route's targets
  * name providers and pools, a pool's providers. */
 #define TK(f)	offsetof(struct config, f)
@@ -156,8 +142,8 @@ static const struct config_key config_top_key[] = {
 	    .off = TK(state_file) },
 	[TK_STATE_SAVE_MS] = { .name = "state_save_ms", .kind = CK_U32,
 	    .off = TK(state_save_ms), .min = 100 },
-	[TK_STRICT_MODELS] = { .name = "strict_models", .kind = CK_FUNC,
-	    .fn = config_strict_models },
+	[TK_STRICT_MODELS] = { .name = "strict_models", .kind = CK_BOOL,
+	    .off = TK(strict_models) },
 	[TK_MAX_CALLS_PER_UID] = { .name = "max_calls_per_uid",
 	    .kind = CK_U32, .off = TK(max_calls_per_uid) },
 	[TK_MAX_BYTES_PER_UID] = { .name = "max_bytes_per_uid",

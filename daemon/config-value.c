@@ -327,6 +327,13 @@ config_value(struct config_ctx *ctx, const config_setting_t *s,
 		if ((v = config_string(ctx, s, k->name)) != NULL)
 			*(char **)p = xstrdup(v);
 		break;
+	case CK_BOOL:
+		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+			config_error(ctx, s, "%s must be true or false",
+			    k->name);
+		else
+			*(int *)p = config_setting_get_bool(s);
+		break;
 	case CK_MODE:
 		config_mode(ctx, s, k, (mode_t *)p);
 		break;

@@ -302,6 +302,7 @@ enum config_kind {
 	CK_U32,		/* integer in [min, max] */
 	CK_DOUBLE,	/* any number in [min, max] */
 	CK_STRING,	/* non-empty string, copied */
+	CK_BOOL,	/* true or false, into an int */
 	CK_MODE,	/* octal string like "0660" */
 	CK_LOGLEVEL,
 	CK_JITTER,
