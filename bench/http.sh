@@ -7,7 +7,10 @@
 # what the front adds. Needs wrk (Debian package wrk).
 #
 # usage: bench/http.sh [BUILDDIR]   (default: $BUILDDIR, else .)
-# Build first: make && make bench. DURATION (s, default 5) per run.
+# Build first: make && make bench. DURATION (s, default 5) per run;
+# LOG_LEVEL (default warn, as bench/run.sh) for llmgated. wrk keeps each
+# connection alive (HTTP/1.1), so the rates are per request, not per
+# connection.
 # Benchmarks print numbers; nothing here passes or fails on speed.
 
 set -eu
@@ -31,23 +34,25 @@ while ! grep -q '^PORT ' "$tmp/up.out" 2>/dev/null; do
 done
 up=$(sed -n 's/^PORT //p' "$tmp/up.out")
 
+# A free loopback port for the front (at log level warn the daemon does
+# not log the one it was given).
+front=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$tmp/llmgated.conf" <<CONF
 socket = "$tmp/llmgate.sock";
-log_level = "info";
+log_level = "${LOG_LEVEL:-warn}";
 max_conns_per_uid = 0;
 providers = ( { name = "bench"; type = "openai";
   base_url = "http://127.0.0.1:$up/v1"; api_key = "bench"; } );
 routes = ( { name = "default"; targets = [ "bench/bench-model" ]; } );
-http = { listen = ( "127.0.0.1:0" ); };
+http = { listen = ( "127.0.0.1:$front" ); };
 CONF
 "$daemon" -c "$tmp/llmgated.conf" 2>"$tmp/llmgated.log" &
 pids="$pids $!"
 i=0
-while ! grep -q 'HTTP front listening on 127.0.0.1:' "$tmp/llmgated.log"; do
+while ! curl -s -o /dev/null "http://127.0.0.1:$front/v1/models"; do
 	i=$((i + 1)); [ $i -gt 100 ] && { echo "http.sh: llmgated did not start" >&2; cat "$tmp/llmgated.log" >&2; exit 1; }
 	sleep 0.05
 done
-front=$(sed -n 's/.*HTTP front listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/llmgated.log" | head -1)
 
 # One request body, sent both ways; the upstream checks only the key.
 for s in false true; do

@@ -23,6 +23,14 @@ buf_grow(struct buf *b, size_t more)
 	b->data = xreallocarray(b->data, 1, b->cap);
 }
 
+/* Room for n more bytes (and the NUL) at b->data + b->len. */
+char *
+buf_reserve(struct buf *b, size_t n)
+{
+	buf_grow(b, n);
+	return b->data + b->len;
+}
+
 void
 buf_add(struct buf *b, const void *p, size_t n)
 {

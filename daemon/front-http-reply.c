@@ -112,13 +112,16 @@ front_http_attempts(const struct llmgate_result *res)
 	return a;
 }
 
-/* x-llmgate-target and x-llmgate-attempts (messages left out if long). */
+/*
+ * x-llmgate-target and x-llmgate-attempts (messages left out if long).
+ * The list is the body's llmgate.attempts when it has one.
+ */
 static void
 front_http_result_headers(struct evhttp_request *req,
-    const struct llmgate_result *res)
+    const struct llmgate_result *res, json_t *body)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	json_t *a;
+	json_t *a, *own = NULL;
 	char *s;
 	size_t i;
 
@@ -126,18 +129,22 @@ front_http_result_headers(struct evhttp_request *req,
 		return;
 	if (res->target != NULL)
 		evhttp_add_header(out, "x-llmgate-target", res->target);
-	a = front_http_attempts(res);
-	s = json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII);
+	a = json_object_get(json_object_get(body, "llmgate"), "attempts");
+	if (!json_is_array(a))
+		a = own = front_http_attempts(res);
+	s = jdump(a, JSON_COMPACT | JSON_ENSURE_ASCII);
 	if (s != NULL && strlen(s) > FRONT_HTTP_ATTEMPTS_HDR) {
 		free(s);
+		if (own == NULL)
+			a = own = front_http_attempts(res);
 		for (i = 0; i < json_array_size(a); i++)
 			json_object_del(json_array_get(a, i), "message");
-		s = json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII);
+		s = jdump(a, JSON_COMPACT | JSON_ENSURE_ASCII);
 	}
 	if (s != NULL && strlen(s) <= FRONT_HTTP_ATTEMPTS_HDR)
 		evhttp_add_header(out, "x-llmgate-attempts", s);
 	free(s);
-	json_decref(a);
+	json_decref(own);
 }
 
 /* ms until the caller's class budget resets, when that refused res. */
@@ -195,7 +202,8 @@ front_http_send(struct front_req *fr, int status, json_t *body,
 {
 	struct evhttp_request *req = fr->ev;
 	struct evbuffer *b;
-	char *s, ra[16];
+	struct buf text = { NULL, 0, 0 };
+	char ra[16];
 
 	fr->ev = NULL;
 	if (req == NULL) {
@@ -209,21 +217,21 @@ front_http_send(struct front_req *fr, int status, json_t *body,
 		return;
 	}
 	front_http_headers(req, "application/json");
-	front_http_result_headers(req, res);
+	front_http_result_headers(req, res, body);
 	if (status == 429 || status == 503 || status == 529) {
 		snprintf(ra, sizeof ra, "%u", front_http_retry_after(fr, res));
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Retry-After", ra);
 	}
 	b = evbuffer_new();
-	if ((s = json_dumps(body, JSON_COMPACT)) == NULL) {
+	if (jdump_buf(&text, body, JSON_COMPACT) != 0) {
 		status = 500;
-		s = xstrdup("{\"error\":{\"message\":\"the answer could "
-		    "not be encoded\"}}");
+		buf_addstr(&text, "{\"error\":{\"message\":\"the answer "
+		    "could not be encoded\"}}");
 	}
-	evbuffer_add(b, s, strlen(s));
-	evbuffer_add(b, "\n", 1);
-	free(s);
+	buf_add(&text, "\n", 1);
+	evbuffer_add(b, text.data, text.len);
+	buf_free(&text);
 	json_decref(body);
 	evhttp_send_reply(req, status, NULL, b);
 	evbuffer_free(b);
@@ -335,23 +343,31 @@ front_http_sse(struct front_req *fr, const char *event, json_t *data)
 {
 	struct evbuffer *b;
 	struct evhttp_connection *evcon;
-	char *s;
+	struct buf text = { NULL, 0, 0 };
+	size_t head;
 
 	front_http_sse_start(fr);
 	if (fr->gone || fr->ev == NULL || fr->dropped) {
 		json_decref(data);
 		return;
 	}
-	s = json_dumps(data, JSON_COMPACT);
+	if (event != NULL) {
+		buf_addstr(&text, "event: ");
+		buf_addstr(&text, event);
+		buf_add(&text, "\n", 1);
+	}
+	buf_addstr(&text, "data: ");
+	head = text.len;
+	if (jdump_buf(&text, data, JSON_COMPACT) != 0) {
+		text.len = head;
+		buf_addstr(&text, "{\"error\":{\"message\":\"an event could "
+		    "not be encoded\"}}");
+	}
 	json_decref(data);
-	if (s == NULL)
-		s = xstrdup("{\"error\":{\"message\":\"an event could not "
-		    "be encoded\"}}");
+	buf_add(&text, "\n\n", 2);
 	b = evbuffer_new();
-	if (event != NULL)
-		evbuffer_add_printf(b, "event: %s\n", event);
-	evbuffer_add_printf(b, "data: %s\n\n", s);
-	free(s);
+	evbuffer_add(b, text.data, text.len);
+	buf_free(&text);
 	front_http_chunk(fr, b);
 	evbuffer_free(b);
 	evcon = evhttp_request_get_connection(fr->ev);

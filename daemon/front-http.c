@@ -681,7 +681,7 @@ front_http_request(struct evhttp_request *req, void *arg)
 	}
 	in = evhttp_request_get_input_buffer(req);
 	len = evbuffer_get_length(in);
-	body = json_loadb((const char *)evbuffer_pullup(in, -1), len,
+	body = jload_flags((const char *)evbuffer_pullup(in, -1), len,
 	    JSON_REJECT_DUPLICATES, &jerr);
 	if (body == NULL || !json_is_object(body)) {
 		snprintf(msg, sizeof msg, "the body is not a JSON object%s%s",

@@ -37,6 +37,7 @@ struct jwalk {
 	int next;		/* the next token to take */
 	size_t pos;		/* the end of what was taken */
 	int check;		/* only check: build nothing, answer json_null() */
+	int nodup;		/* a key twice in an object: not taken */
 };
 
 static int
@@ -282,6 +283,9 @@ jload_object(struct jwalk *w, const jsmntok_t *t)
 	if (t->end < 1 || w->buf[t->end - 1] != '}' ||
 	    jload_gap(w, (size_t)t->end - 1, 0) != 0)
 		goto fail;
+	/* Fewer members than keys: one came twice (jansson says which). */
+	if (w->nodup && !w->check && json_object_size(o) != (size_t)t->size)
+		goto fail;
 	w->pos = (size_t)t->end;
 	return o;
 fail:
@@ -356,7 +360,7 @@ jload_value(struct jwalk *w, char sep)
  */
 static json_t *
 jload_walk(const char *buf, size_t len, jsmntok_t *tok, int max, int check,
-    int *ntok)
+    int nodup, int *ntok)
 {
 	struct jwalk w;
 	jsmn_parser p;
@@ -375,6 +379,7 @@ jload_walk(const char *buf, size_t len, jsmntok_t *tok, int max, int check,
 	w.tok = tok;
 	w.ntok = n;
 	w.check = check;
+	w.nodup = nodup;
 	*ntok = n;
 	if ((root = jload_value(&w, 0)) == NULL)
 		return NULL;
@@ -399,7 +404,7 @@ jload_fast(const char *buf, size_t len)
 	jsmntok_t tok[JLOAD_MAX_TOKENS];
 	int n;
 
-	return jload_walk(buf, len, tok, JLOAD_MAX_TOKENS, 0, &n);
+	return jload_walk(buf, len, tok, JLOAD_MAX_TOKENS, 0, 0, &n);
 }
 
 json_t *
@@ -412,6 +417,21 @@ jload(const char *buf, size_t len, json_error_t *err)
 	return json_loadb(buf, len, 0, err);
 }
 
+json_t *
+jload_flags(const char *buf, size_t len, size_t flags, json_error_t *err)
+{
+	jsmntok_t tok[JLOAD_MAX_TOKENS];
+	json_t *j;
+	int n;
+
+	if (flags & ~(size_t)JSON_REJECT_DUPLICATES)
+		return json_loadb(buf, len, flags, err);
+	if ((j = jload_walk(buf, len, tok, JLOAD_MAX_TOKENS, 0,
+	    (flags & JSON_REJECT_DUPLICATES) != 0, &n)) != NULL)
+		return j;
+	return json_loadb(buf, len, flags, err);
+}
+
 int
 jdoc_parse(struct jdoc *d, const char *buf, size_t len)
 {
@@ -419,7 +439,7 @@ jdoc_parse(struct jdoc *d, const char *buf, size_t len)
 	int open[JDOC_TOKENS];
 	int i, n, top = 0;
 
-	if (jload_walk(buf, len, tok, JDOC_TOKENS, 1, &n) == NULL)
+	if (jload_walk(buf, len, tok, JDOC_TOKENS, 1, 0, &n) == NULL)
 		return -1;
 	d->buf = buf;
 	d->n = n;

@@ -42,6 +42,7 @@ struct buf {
 	size_t cap;
 };
 void buf_add(struct buf *, const void *, size_t);
+char *buf_reserve(struct buf *, size_t);	/* room for n more bytes */
 void buf_addstr(struct buf *, const char *);
 void buf_printf(struct buf *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
@@ -378,6 +379,14 @@ void	config_clients_free(struct config *);
 json_t *jload(const char *buf, size_t len, json_error_t *err);
 /* The fast path alone: NULL where jload() hands the text to jansson. */
 json_t *jload_fast(const char *buf, size_t len);
+/* jload() with json_loadb()'s JSON_REJECT_DUPLICATES (the only flag). */
+json_t *jload_flags(const char *buf, size_t len, size_t flags,
+	    json_error_t *err);
+
+/* jdump.c: json_dumps(j, flags), the same text, several times faster
+ * for JSON_COMPACT; jdump_buf() appends it to a buffer. */
+char	*jdump(json_t *j, size_t flags);
+int	 jdump_buf(struct buf *, json_t *j, size_t flags);
 /*
  * A document read in place, without a tree: for the few events read
  * often enough that building one costs more than the rest of their work.

@@ -386,7 +386,7 @@ openai_build_body(struct http_req *hr, const char *model,
 	if ((body = openai_body(model, req, cause)) == NULL)
 		goto fail;
 	/* 15 digits: temperature 0.3 goes out as 0.3, not 0.299999... */
-	hr->body = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	hr->body = jdump(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(body);
 	if (hr->body == NULL) {
 		xasprintf(cause, "cannot encode the request body");

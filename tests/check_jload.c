@@ -17,6 +17,30 @@
 #error "build with -DTEST_DATA='\"/path/to/tests/data\"'"
 #endif
 
+/* jdump() writes what json_dumps() writes, with each flag it takes. */
+static void
+same_dump(json_t *j)
+{
+	static const size_t flags[] = { JSON_COMPACT,
+	    JSON_COMPACT | JSON_ENSURE_ASCII, JSON_COMPACT | JSON_ENCODE_ANY,
+	    JSON_COMPACT | JSON_REAL_PRECISION(15), JSON_INDENT(1),
+	    JSON_COMPACT | JSON_SORT_KEYS };
+	char *a, *b;
+	size_t i;
+
+	for (i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+		a = jdump(j, flags[i]);
+		b = json_dumps(j, flags[i]);
+		ck_assert_msg((a == NULL) == (b == NULL), "flags %zx: jdump "
+		    "%s, jansson %s", flags[i], a == NULL ? "failed" : a,
+		    b == NULL ? "failed" : b);
+		if (a != NULL)
+			ck_assert_str_eq(a, b);
+		free(a);
+		free(b);
+	}
+}
+
 /* jload() and json_loadb() agree on text: same tree, or same error. */
 static void
 same_as_jansson(const char *text, size_t len)
@@ -29,10 +53,11 @@ same_as_jansson(const char *text, size_t len)
 	ck_assert_msg((a == NULL) == (b == NULL), "'%.*s': jload %s, "
 	    "jansson %s", (int)len, text, a == NULL ? "failed" : "decoded",
 	    b == NULL ? "failed" : "decoded");
-	if (a != NULL)
+	if (a != NULL) {
 		ck_assert_msg(json_equal(a, b), "'%.*s': trees differ",
 		    (int)len, text);
-	else
+		same_dump(a);
+	} else
 		ck_assert_str_eq(e1.text, e2.text);
 	json_decref(a);
 	json_decref(b);
@@ -80,6 +105,44 @@ START_TEST(test_agrees_with_jansson)
 	/* A NUL byte inside the text. */
 	same_as_jansson("[1,\0 2]", 7);
 	same_as_jansson("[\"a\0b\"]", 7);
+}
+END_TEST
+
+/* Values no decoded text holds, and the duplicate-key refusal. */
+START_TEST(test_dump_and_duplicates)
+{
+	const char *dup = "{\"a\":{\"b\":1,\"b\":2}}";
+	const char *nodup = "{\"a\":{\"b\":1,\"c\":2}}";
+	json_error_t e1, e2;
+	json_t *j, *k;
+	char *s;
+
+	j = json_pack("{s:s%, s:I, s:I, s:f, s:o, s:[s,s]}", "nul", "a\0b\x1f\x7f",
+	    (size_t)5, "min", (json_int_t)INT64_MIN, "max",
+	    (json_int_t)INT64_MAX, "real", 0.1, "empty", json_object(),
+	    "s", "\xf0\x9f\x98\x80 \xe2\x80\xa8 \xc3\xa9", "/\"\\\b\f\n\r\t");
+	ck_assert_ptr_nonnull(j);
+	json_object_setn_new(j, "k\0ey", 4, json_string("v"));
+	same_dump(j);
+	/* A string jansson would refuse to write (not UTF-8). */
+	json_object_set_new(j, "bad", json_stringn_nocheck("\xc3\x28", 2));
+	same_dump(j);
+	json_decref(j);
+	k = json_string("only a string");
+	same_dump(k);
+	s = jdump(k, JSON_COMPACT);
+	ck_assert_ptr_null(s);
+	json_decref(k);
+
+	/* jload_flags(JSON_REJECT_DUPLICATES) refuses as jansson does. */
+	j = jload_flags(dup, strlen(dup), JSON_REJECT_DUPLICATES, &e1);
+	k = json_loadb(dup, strlen(dup), JSON_REJECT_DUPLICATES, &e2);
+	ck_assert_ptr_null(j);
+	ck_assert_ptr_null(k);
+	ck_assert_str_eq(e1.text, e2.text);
+	j = jload_flags(nodup, strlen(nodup), JSON_REJECT_DUPLICATES, &e1);
+	ck_assert_ptr_nonnull(j);
+	json_decref(j);
 }
 END_TEST
 
@@ -183,6 +246,7 @@ jload_suite(void)
 
 	tcase_add_test(tc, test_agrees_with_jansson);
 	tcase_add_test(tc, test_large_document);
+	tcase_add_test(tc, test_dump_and_duplicates);
 	tcase_add_test(tc, test_recorded_replies);
 	suite_add_tcase(s, tc);
 	return s;

@@ -68,6 +68,28 @@ fuzz_jdoc_equal(const struct jdoc *d, int i, json_t *j)
 	}
 }
 
+/* jdump() writes what json_dumps() writes. */
+static void
+fuzz_jdump(json_t *j)
+{
+	static const size_t flags[] = { JSON_COMPACT,
+	    JSON_COMPACT | JSON_ENSURE_ASCII };
+	char *x, *y;
+	size_t i;
+
+	for (i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+		x = jdump(j, flags[i]);
+		y = json_dumps(j, flags[i]);
+		if ((x == NULL) != (y == NULL) ||
+		    (x != NULL && strcmp(x, y) != 0))
+			fuzz_fail("jdump wrote '%s', jansson '%s'",
+			    x != NULL ? x : "(failed)",
+			    y != NULL ? y : "(failed)");
+		free(x);
+		free(y);
+	}
+}
+
 static void
 fuzz_jdoc(const char *text, size_t size, json_t *fast)
 {
@@ -104,6 +126,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    "decoded", b == NULL ? e2.text : "decoded");
 	if (a != NULL && !json_equal(a, b))
 		fuzz_fail("the trees differ");
+	if (a != NULL)
+		fuzz_jdump(a);
 	if (a == NULL && strcmp(e1.text, e2.text) != 0)
 		fuzz_fail("errors differ: '%s' and '%s'", e1.text, e2.text);
 	/* The fast path alone never takes what jansson refuses. */
