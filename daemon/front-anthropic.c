@@ -509,13 +509,12 @@ front_anthropic_done(struct front_req *fr, const struct llmgate_result *res)
 	if (fr->stream) {
 		front_anthropic_start(fr);
 		front_anthropic_close(fr);
-		delta = json_pack("{s:{s:s, s:n}, s:{s:I, s:I}, s:{s:s?, "
-		    "s:o}}", "delta", "stop_reason",
+		delta = json_pack("{s:{s:s, s:n}, s:{s:I, s:I}, s:o}",
+		    "delta", "stop_reason",
 		    front_anthropic_stop(res->finish), "stop_sequence",
 		    "usage", "input_tokens", (json_int_t)res->input_tokens,
 		    "output_tokens", (json_int_t)res->output_tokens,
-		    "llmgate", "target", res->target, "attempts",
-		    front_http_attempts(res));
+		    "llmgate", front_http_llmgate(res));
 		front_anthropic_event(fr, "message_delta", delta);
 		front_anthropic_event(fr, "message_stop", json_object());
 		front_http_end(fr);
@@ -533,13 +532,12 @@ front_anthropic_done(struct front_req *fr, const struct llmgate_result *res)
 		    "", "input", front_anthropic_input(
 		    res->tool_calls[i].arguments)));
 	body = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:n, s:{s:I, s:I}, "
-	    "s:{s:s?, s:o}}", "id", fr->id, "type", "message", "role",
+	    "s:o}", "id", fr->id, "type", "message", "role",
 	    "assistant", "model", fr->model, "content", content,
 	    "stop_reason", front_anthropic_stop(res->finish), "stop_sequence",
 	    "usage", "input_tokens", (json_int_t)res->input_tokens,
 	    "output_tokens", (json_int_t)res->output_tokens,
-	    "llmgate", "target", res->target, "attempts",
-	    front_http_attempts(res));
+	    "llmgate", front_http_llmgate(res));
 	front_http_json(fr, 200, body, res);
 }
 

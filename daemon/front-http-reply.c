@@ -96,12 +96,18 @@ front_http_attempts(const struct llmgate_result *res)
 
 	for (i = 0; res != NULL && i < res->nattempts; i++) {
 		at = &res->attempts[i];
-		o = json_pack("{s:s, s:s, s:i, s:i, s:i}",
-		    "target", at->target != NULL ? at->target : "",
-		    "class", llmgate_class_name(at->cls) != NULL ?
-		    llmgate_class_name(at->cls) : "?",
-		    "status", (int)at->status, "ms", (int)at->ms,
-		    "waited_ms", (int)at->waited_ms);
+		o = json_object();
+		json_object_set_new_nocheck(o, "target", json_string(
+		    at->target != NULL ? at->target : ""));
+		json_object_set_new_nocheck(o, "class", json_string_nocheck(
+		    llmgate_class_name(at->cls) != NULL ?
+		    llmgate_class_name(at->cls) : "?"));
+		json_object_set_new_nocheck(o, "status",
+		    json_integer((json_int_t)at->status));
+		json_object_set_new_nocheck(o, "ms",
+		    json_integer((json_int_t)(int)at->ms));
+		json_object_set_new_nocheck(o, "waited_ms",
+		    json_integer((json_int_t)(int)at->waited_ms));
 		if (at->message != NULL && at->cls != LLMGATE_OK)
 			json_object_set_new(o, "message",
 			    json_string(at->message));
@@ -110,6 +116,18 @@ front_http_attempts(const struct llmgate_result *res)
 		json_array_append_new(a, o);
 	}
 	return a;
+}
+
+/* A success's llmgate field: {"target", "attempts"}. */
+json_t *
+front_http_llmgate(const struct llmgate_result *res)
+{
+	json_t *o = json_object();
+
+	json_object_set_new_nocheck(o, "target", res->target != NULL ?
+	    json_string(res->target) : json_null());
+	json_object_set_new_nocheck(o, "attempts", front_http_attempts(res));
+	return o;
 }
 
 /*

@@ -495,11 +495,32 @@ front_openai_finish(enum llmgate_finish f)
 static json_t *
 front_openai_usage(const struct llmgate_result *res)
 {
-	return json_pack("{s:I, s:I, s:I}",
-	    "prompt_tokens", (json_int_t)res->input_tokens,
-	    "completion_tokens", (json_int_t)res->output_tokens,
-	    "total_tokens", (json_int_t)(res->input_tokens +
-	    res->output_tokens));
+	json_t *u = json_object();
+
+	/* Built member by member: json_pack() parses its format each time. */
+	json_object_set_new_nocheck(u, "prompt_tokens",
+	    json_integer((json_int_t)res->input_tokens));
+	json_object_set_new_nocheck(u, "completion_tokens",
+	    json_integer((json_int_t)res->output_tokens));
+	json_object_set_new_nocheck(u, "total_tokens",
+	    json_integer((json_int_t)(res->input_tokens + res->output_tokens)));
+	return u;
+}
+
+/* id, object, created, model and choices: what every answer starts with. */
+static json_t *
+front_openai_head(struct front_req *fr, const char *object, json_t *choices)
+{
+	json_t *o = json_object();
+
+	json_object_set_new_nocheck(o, "id", json_string_nocheck(fr->id));
+	json_object_set_new_nocheck(o, "object", json_string_nocheck(object));
+	json_object_set_new_nocheck(o, "created",
+	    json_integer((json_int_t)fr->created));
+	json_object_set_new_nocheck(o, "model", fr->model != NULL ?
+	    json_string(fr->model) : json_null());
+	json_object_set_new_nocheck(o, "choices", choices);
+	return o;
 }
 
 /* A chunk object around one choice delta (or none). */
@@ -507,16 +528,18 @@ static json_t *
 front_openai_chunk_obj(struct front_req *fr, json_t *delta,
     const char *finish)
 {
-	json_t *choices = json_array();
+	json_t *choices = json_array(), *c;
 
-	if (delta != NULL)
-		json_array_append_new(choices, json_pack("{s:i, s:o, s:o, "
-		    "s:n}", "index", 0, "delta", delta, "finish_reason",
-		    finish != NULL ? json_string(finish) : json_null(),
-		    "logprobs"));
-	return json_pack("{s:s, s:s, s:I, s:s, s:o}", "id", fr->id,
-	    "object", "chat.completion.chunk", "created",
-	    (json_int_t)fr->created, "model", fr->model, "choices", choices);
+	if (delta != NULL) {
+		c = json_object();
+		json_object_set_new_nocheck(c, "index", json_integer(0));
+		json_object_set_new_nocheck(c, "delta", delta);
+		json_object_set_new_nocheck(c, "finish_reason", finish != NULL ?
+		    json_string_nocheck(finish) : json_null());
+		json_object_set_new_nocheck(c, "logprobs", json_null());
+		json_array_append_new(choices, c);
+	}
+	return front_openai_head(fr, "chat.completion.chunk", choices);
 }
 
 static void
@@ -586,15 +609,14 @@ front_openai_tool_calls_json(const struct llmgate_result *res)
 static void
 front_openai_done(struct front_req *fr, const struct llmgate_result *res)
 {
-	json_t *msg, *body, *last;
+	json_t *msg, *body, *last, *choice, *choices;
 
 	if (fr->stream) {
 		front_openai_role(fr);
 		last = front_openai_chunk_obj(fr, json_object(),
 		    front_openai_finish(res->finish));
-		json_object_set_new(last, "llmgate", json_pack("{s:s?, s:o}",
-		    "target", res->target, "attempts",
-		    front_http_attempts(res)));
+		json_object_set_new_nocheck(last, "llmgate",
+		    front_http_llmgate(res));
 		front_http_sse(fr, NULL, last);
 		if (fr->include_usage) {
 			body = front_openai_chunk_obj(fr, NULL, NULL);
@@ -606,24 +628,28 @@ front_openai_done(struct front_req *fr, const struct llmgate_result *res)
 		front_http_end(fr);
 		return;
 	}
-	msg = json_pack("{s:s, s:s?}", "role", "assistant", "content",
-	    res->ntool_calls != 0 && (res->text == NULL || *res->text == '\0') ?
-	    NULL : (res->text != NULL ? res->text : ""));
-	if (json_object_get(msg, "content") == NULL)
-		json_object_set_new(msg, "content", json_null());
+	msg = json_object();
+	json_object_set_new_nocheck(msg, "role", json_string_nocheck(
+	    "assistant"));
+	json_object_set_new_nocheck(msg, "content", res->ntool_calls != 0 &&
+	    (res->text == NULL || *res->text == '\0') ? json_null() :
+	    json_string(res->text != NULL ? res->text : ""));
 	if (res->ntool_calls != 0)
-		json_object_set_new(msg, "tool_calls",
+		json_object_set_new_nocheck(msg, "tool_calls",
 		    front_openai_tool_calls_json(res));
-	json_object_set_new(msg, "refusal", json_null());
-	body = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s, s:n}], "
-	    "s:o, s:{s:s?, s:o}}",
-	    "id", fr->id, "object", "chat.completion",
-	    "created", (json_int_t)fr->created, "model", fr->model,
-	    "choices", "index", 0, "message", msg, "finish_reason",
-	    front_openai_finish(res->finish), "logprobs",
-	    "usage", front_openai_usage(res),
-	    "llmgate", "target", res->target, "attempts",
-	    front_http_attempts(res));
+	json_object_set_new_nocheck(msg, "refusal", json_null());
+	choice = json_object();
+	json_object_set_new_nocheck(choice, "index", json_integer(0));
+	json_object_set_new_nocheck(choice, "message", msg);
+	json_object_set_new_nocheck(choice, "finish_reason",
+	    json_string_nocheck(front_openai_finish(res->finish)));
+	json_object_set_new_nocheck(choice, "logprobs", json_null());
+	choices = json_array();
+	json_array_append_new(choices, choice);
+	body = front_openai_head(fr, "chat.completion", choices);
+	json_object_set_new_nocheck(body, "usage", front_openai_usage(res));
+	json_object_set_new_nocheck(body, "llmgate",
+	    front_http_llmgate(res));
 	front_http_json(fr, 200, body, res);
 }
 

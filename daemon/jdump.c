@@ -240,6 +240,8 @@ jdump_buf(struct buf *b, json_t *j, size_t flags)
 		free(s);
 		return 0;
 	}
+	/* Most answers fit: no reallocation on the way. */
+	(void)buf_reserve(b, 1024);
 	if (jdump_value(b, j, flags, 0) != 0) {
 		b->len = len;
 		if (b->data != NULL)

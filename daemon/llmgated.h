@@ -1531,6 +1531,7 @@ void front_http_peers(json_t *peers, uid_t);
 /* front-http-reply.c: the answers, whole or as an event stream. */
 const struct front_error *front_http_error_of(enum llmgate_class);
 json_t *front_http_attempts(const struct llmgate_result *);
+json_t *front_http_llmgate(const struct llmgate_result *);
 void front_http_json(struct front_req *, int status, json_t *body,
     const struct llmgate_result *);
 /* An error answer: status 0 and code NULL take the class's. */
