@@ -186,10 +186,8 @@ static unsigned
 front_http_retry_after(const struct front_req *fr,
     const struct llmgate_result *res)
 {
-	const struct provider_conf *pc;
 	const struct llmgate_attempt *at;
 	struct target *t;
-	char *cause = NULL;
 	uint64_t now = now_ms(), ms = 1000, w;
 
 	/* The caller's client class spent its tokens: until they reset. */
@@ -198,16 +196,12 @@ front_http_retry_after(const struct front_req *fr,
 	if (res == NULL || res->nattempts == 0)
 		return 1;
 	at = &res->attempts[res->nattempts - 1];
-	/* The call just used it: found, not made (nor evicted meanwhile). */
-	if ((t = target_resolve(cfg, at->target, TARGET_UNOWNED, &pc,
-	    &cause)) == NULL) {
-		free(cause);
+	/* Only read: a refusal must not make a target (nor keep one). */
+	if ((t = target_lookup(at->target)) == NULL)
 		return 1;
-	}
 	w = admission_wait_ms(t, 1, now);
 	if (breaker_open_remaining(&t->br, now) > w)
 		w = breaker_open_remaining(&t->br, now);
-	target_release(t);
 	if (w > ms)
 		ms = w;
 	return (unsigned)((ms + 999) / 1000);

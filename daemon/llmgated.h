@@ -1155,6 +1155,9 @@ struct target {
 struct target *target_create(const struct provider_conf *,
     const char *model, uid_t, char **cause);
 struct target *target_get(const struct provider_conf *, const char *model);
+/* The target named "provider/model" if there is one: only reads the table,
+ * never makes a target (nor holds it: use it before the loop goes on). */
+struct target *target_lookup(const char *name);
 /* UTF-8, no controls, no "."/".." segment, no '/' where the provider puts
  * the name in a URL path: 0, or -1 with *cause. */
 int target_model_check(const struct provider_conf *, const char *model,

@@ -225,6 +225,28 @@ target_find(const struct provider_conf *pc, const char *model)
 	return NULL;
 }
 
+/* The target "provider/model" names if it exists; never makes one. */
+struct target *
+target_lookup(const char *name)
+{
+	const char *slash = name != NULL ? strchr(name, '/') : NULL;
+	struct target *t;
+	char *prov;
+	size_t plen;
+
+	if (slash == NULL)
+		return NULL;
+	plen = (size_t)(slash - name);
+	prov = xstrndup(name, plen);
+	for (t = target_table[target_hash(prov, slash + 1)]; t != NULL;
+	    t = t->hnext) {
+		if (strcmp(t->name, name) == 0)
+			break;
+	}
+	free(prov);
+	return t;
+}
+
 struct target *
 target_get(const struct provider_conf *pc, const char *model)
 {

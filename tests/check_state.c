@@ -167,6 +167,21 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/* target_lookup() finds what exists and never makes a target. */
+START_TEST(test_lookup_does_not_create)
+{
+	struct target *t = mock_target("here");
+
+	ck_assert_ptr_eq(target_lookup("mock/here"), t);
+	ck_assert_ptr_null(target_lookup("mock/absent"));
+	ck_assert_ptr_null(find_target("mock/absent"));
+	ck_assert_ptr_null(target_lookup("nosuch/here"));
+	ck_assert_ptr_null(target_lookup("no-slash"));
+	ck_assert_ptr_null(target_lookup(NULL));
+	ck_assert_ptr_null(find_target("nosuch/here"));
+}
+END_TEST
+
 /* Time spent down counts; levels never exceed what the config allows. */
 START_TEST(test_elapsed_and_clamps)
 {
@@ -752,6 +767,7 @@ main(void)
 	unsetenv("STATE_DIRECTORY");
 	tcase_add_checked_fixture(unit, unit_setup, unit_teardown);
 	tcase_add_test(unit, test_round_trip);
+	tcase_add_test(unit, test_lookup_does_not_create);
 	tcase_add_test(unit, test_elapsed_and_clamps);
 	tcase_add_test(unit, test_bad_input);
 	tcase_add_test(unit, test_file);
