@@ -321,6 +321,7 @@ front_http_start(const char *native_path, int strict, char **cause)
 	evhttp_set_max_headers_size(front_http, FRONT_HTTP_HEADERS_MAX);
 	evhttp_set_max_body_size(front_http, cfg->max_frame);
 	evhttp_set_gencb(front_http, front_http_request, NULL);
+	front_peer_load(cfg);
 	return front_http_listen(strict, cause);
 }
 
@@ -332,6 +333,7 @@ front_http_reload(void)
 	if (front_http == NULL)
 		return 0;
 	evhttp_set_max_body_size(front_http, cfg->max_frame);
+	front_peer_load(cfg);
 	return front_http_listen(0, &cause);
 }
 
@@ -413,6 +415,7 @@ front_http_shutdown(void)
 	front_http_unlisten();
 	evhttp_free(front_http);
 	front_http = NULL;
+	front_peer_free();
 	free(front_native);
 	front_native = NULL;
 }

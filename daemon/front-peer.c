@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <grp.h>
 #include <pwd.h>
 #include <string.h>
@@ -106,33 +107,98 @@ out:
 }
 
 /*
+ * The socket group's members, read when the config is loaded: users
+ * whose primary group it is, and those the group lists. Name service
+ * lookups (files, LDAP, ...) can take seconds; done per connection they
+ * would hold every call on the event loop, so none happens there.
+ */
+static uid_t *front_peer_members;
+static size_t front_peer_nmembers;
+
+static int
+front_peer_uid_cmp(const void *a, const void *b)
+{
+	uid_t x = *(const uid_t *)a, y = *(const uid_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+front_peer_member_add(size_t *cap, uid_t uid)
+{
+	if (front_peer_nmembers == *cap) {
+		*cap = *cap * 2 + 16;
+		front_peer_members = xreallocarray(front_peer_members, *cap,
+		    sizeof *front_peer_members);
+	}
+	front_peer_members[front_peer_nmembers++] = uid;
+}
+
+/* At start and on SIGHUP: who is in the group the socket belongs to. */
+void
+front_peer_load(const struct config *conf)
+{
+	gid_t gid = conf->socket_group != NULL ? conf->socket_gid : getegid();
+	struct passwd *pw;
+	struct group *gr;
+	size_t cap = 0, i;
+
+	free(front_peer_members);
+	front_peer_members = NULL;
+	front_peer_nmembers = 0;
+	if ((gr = getgrgid(gid)) != NULL) {
+		char **names = NULL;
+		size_t n = 0;
+
+		/* Copied: getpwnam() may reuse getgrgid()'s storage. */
+		while (gr->gr_mem != NULL && gr->gr_mem[n] != NULL)
+			n++;
+		names = xcalloc(n + 1, sizeof *names);
+		for (i = 0; i < n; i++)
+			names[i] = xstrdup(gr->gr_mem[i]);
+		for (i = 0; i < n; i++) {
+			if ((pw = getpwnam(names[i])) != NULL)
+				front_peer_member_add(&cap, pw->pw_uid);
+			free(names[i]);
+		}
+		free(names);
+	}
+	setpwent();
+	while ((pw = getpwent()) != NULL) {
+		if (pw->pw_gid == gid)
+			front_peer_member_add(&cap, pw->pw_uid);
+	}
+	endpwent();
+	if (front_peer_nmembers != 0)
+		qsort(front_peer_members, front_peer_nmembers,
+		    sizeof *front_peer_members, front_peer_uid_cmp);
+}
+
+void
+front_peer_free(void)
+{
+	free(front_peer_members);
+	front_peer_members = NULL;
+	front_peer_nmembers = 0;
+}
+
+/*
  * Would uid be let through the native socket's mode and group? The
- * socket belongs to our euid and to socket_group (else our egid).
+ * socket belongs to our euid and to socket_group (else our egid). No
+ * name service lookup: the members were read at config load.
  */
 int
 front_peer_uid_allowed(uid_t uid)
 {
 	mode_t mode = cfg->socket_mode;
-	gid_t gid = cfg->socket_group != NULL ? cfg->socket_gid : getegid();
-	gid_t groups[256];
-	int ngroups = 256, i;
-	struct passwd *pw;
 
 	if (uid == 0)
 		return 1;
 	if (uid == geteuid())
 		return (mode & S_IWUSR) != 0;
-	if ((pw = getpwuid(uid)) != NULL) {
-		if (pw->pw_gid == gid)
-			return (mode & S_IWGRP) != 0;
-		if (getgrouplist(pw->pw_name, pw->pw_gid, groups,
-		    &ngroups) != -1) {
-			for (i = 0; i < ngroups; i++) {
-				if (groups[i] == gid)
-					return (mode & S_IWGRP) != 0;
-			}
-		}
-	}
+	if (front_peer_nmembers != 0 && bsearch(&uid, front_peer_members,
+	    front_peer_nmembers, sizeof uid, front_peer_uid_cmp) != NULL)
+		return (mode & S_IWGRP) != 0;
 	return (mode & S_IWOTH) != 0;
 }
 

@@ -1568,8 +1568,11 @@ void front_http_req_free(struct front_req *);
 struct evkeyvalq;
 /* The uid owning the client end of an accepted loopback TCP socket. */
 int front_peer_tcp_uid(int fd, uid_t *);
-/* Would uid pass the native socket's mode and group? */
+/* Would uid pass the native socket's mode and group? No name service
+ * lookup: front_peer_load() reads the group's members at config load. */
 int front_peer_uid_allowed(uid_t);
+void front_peer_load(const struct config *);
+void front_peer_free(void);
 /* The name of the valid token the headers carry, or NULL. */
 const char *front_peer_token(struct evkeyvalq *hdrs);
 

@@ -13,6 +13,7 @@
 #include <check.h>
 #include <ctype.h>
 #include <grp.h>
+#include <pwd.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -766,6 +767,67 @@ START_TEST(test_other_uid_refused)
 }
 END_TEST
 
+/* As uid/gid (groups dropped): the status a TCP call gets. */
+static int
+status_as(uid_t uid, gid_t gid, const char *model)
+{
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct hres r = { 0 };
+		char *body = chat_body(model, NULL);
+
+		if (setgroups(0, NULL) != 0 || setgid(gid) != 0 ||
+		    setuid(uid) != 0)
+			_exit(1);
+		h_req(&r, "/v1/chat/completions", body, NULL);
+		_exit(r.status == 200 ? 2 : r.status == 403 ? 3 : 4);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	return WEXITSTATUS(st) == 2 ? 200 : WEXITSTATUS(st) == 3 ? 403 :
+	    -WEXITSTATUS(st);
+}
+
+/*
+ * socket_group: a member of the group (here by its primary group) is let
+ * in over loopback TCP, others are not; the members are read when the
+ * config is loaded. Needs root and a "nogroup" that is nobody's group.
+ */
+START_TEST(test_group_member_allowed)
+{
+	struct daemon d2;
+	struct group *gr;
+	struct passwd *pw;
+	char *conf, *base;
+	int saved = http_port;
+	uid_t other;
+
+	if (geteuid() != 0 || (gr = getgrnam("nogroup")) == NULL ||
+	    (pw = getpwuid(65534)) == NULL || pw->pw_gid != gr->gr_gid)
+		return;
+	/* A user outside nogroup: daemon (1), else bin (2). */
+	if ((pw = getpwuid(1)) == NULL || pw->pw_gid == gr->gr_gid)
+		pw = getpwuid(2);
+	if (pw == NULL || pw->pw_gid == gr->gr_gid)
+		return;
+	other = pw->pw_uid;
+	base = base_conf(NULL);
+	conf = h_strdup_printf("socket_group = \"nogroup\";\n%s", base);
+	h_daemon_start(&d2, conf);
+	http_port = log_port(&d2);
+	ck_assert_int_eq(status_as(65534, gr->gr_gid, "oa/grp1"), 200);
+	ck_assert_int_eq(status_as(other, pw->pw_gid, "oa/grp2"), 403);
+	http_port = saved;
+	ck_assert_int_eq(h_daemon_stop(&d2), 0);
+	free(conf);
+	free(base);
+}
+END_TEST
+
 START_TEST(test_tokens)
 {
 	struct daemon d2;
@@ -1221,6 +1283,7 @@ main(void)
 	tcase_add_test(tc, test_floods_and_slowloris);
 	tcase_add_test(tc, test_other_uid_refused);
 	tcase_add_test(tc, test_tokens);
+	tcase_add_test(tc, test_group_member_allowed);
 	tcase_add_test(tc, test_drain_and_reload);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
