@@ -77,18 +77,29 @@ enum llmgate_on_cut {
 	LLMGATE_CUT_MAX
 };
 
+/* Whether the model must call a tool: its choice (the default), never,
+ * or some tool (or the one named with llmgate_request_set_tool_choice). */
+enum llmgate_tool_choice {
+	LLMGATE_TOOLS_AUTO = 0,
+	LLMGATE_TOOLS_NONE,
+	LLMGATE_TOOLS_REQUIRED,
+	LLMGATE_TOOLS_MAX
+};
+
 /* Names as they appear on the wire and in JSON; NULL when out of range. */
 const char *llmgate_class_name(int);
 const char *llmgate_finish_name(int);
 const char *llmgate_role_name(int);
 const char *llmgate_priority_name(int);
 const char *llmgate_on_cut_name(int);
+const char *llmgate_tool_choice_name(int);
 /* Reverse lookups; -1 when the name is unknown. */
 int llmgate_class_from_name(const char *);
 int llmgate_finish_from_name(const char *);
 int llmgate_role_from_name(const char *);
 int llmgate_priority_from_name(const char *);
 int llmgate_on_cut_from_name(const char *);
+int llmgate_tool_choice_from_name(const char *);
 
 struct llmgate_tool_call {
 	char *id;
@@ -138,6 +149,14 @@ int llmgate_request_set_temperature(struct llmgate_request *, double);
 int llmgate_request_set_top_p(struct llmgate_request *, double);
 int llmgate_request_set_seed(struct llmgate_request *, int64_t);
 int llmgate_request_add_stop(struct llmgate_request *, const char *);
+/*
+ * Tool choice: LLMGATE_TOOLS_AUTO (the default), _NONE, or _REQUIRED; with
+ * a function name (only with _REQUIRED), the model must call that tool.
+ * The daemon refuses a choice other than auto without tools, and a name
+ * that is not one of the request's tools.
+ */
+int llmgate_request_set_tool_choice(struct llmgate_request *,
+    enum llmgate_tool_choice, const char *function);
 
 /* Attempts per target, the first included (0: the daemon's default). */
 int llmgate_request_set_attempts(struct llmgate_request *, uint32_t);

@@ -55,6 +55,7 @@ llmgate_request_free(struct llmgate_request *req)
 		free(req->tools[i].parameters);
 	}
 	free(req->tools);
+	free(req->tool_name);
 	free(req->schema);
 	request_strv_free(req->targets, req->ntargets);
 	free(req->route);
@@ -164,6 +165,19 @@ llmgate_request_add_tool(struct llmgate_request *req, const char *name,
 	request_set_str(&t->name, name);
 	request_set_str(&t->description, description);
 	request_set_str(&t->parameters, parameters_json);
+	return 0;
+}
+
+int
+llmgate_request_set_tool_choice(struct llmgate_request *req,
+    enum llmgate_tool_choice choice, const char *function)
+{
+	if (req == NULL || (int)choice < 0 || choice >= LLMGATE_TOOLS_MAX ||
+	    (function != NULL && (*function == '\0' ||
+	    choice != LLMGATE_TOOLS_REQUIRED)))
+		return -1;
+	req->tool_choice = choice;
+	request_set_str(&req->tool_name, function);
 	return 0;
 }
 

@@ -293,6 +293,28 @@ call_validate(const struct llmgate_request *req, char **cause)
 		    req->attempts, CALL_MAX_ATTEMPTS);
 		return -1;
 	}
+	if (req->tool_choice != LLMGATE_TOOLS_AUTO && req->ntools == 0) {
+		xasprintf(cause, "tool_choice %s: the request has no tools",
+		    llmgate_tool_choice_name(req->tool_choice));
+		return -1;
+	}
+	if (req->tool_name != NULL) {
+		if (req->tool_choice != LLMGATE_TOOLS_REQUIRED) {
+			xasprintf(cause, "a tool name goes with tool_choice "
+			    "required");
+			return -1;
+		}
+		for (i = 0; i < req->ntools; i++) {
+			if (req->tools[i].name != NULL &&
+			    strcmp(req->tools[i].name, req->tool_name) == 0)
+				break;
+		}
+		if (i == req->ntools) {
+			xasprintf(cause, "tool_choice names '%.64s', which is "
+			    "not one of the request's tools", req->tool_name);
+			return -1;
+		}
+	}
 	for (i = 0; i < req->nmessages; i++) {
 		if (req->messages[i].role == LLMGATE_ROLE_TOOL &&
 		    req->messages[i].tool_call_id == NULL) {

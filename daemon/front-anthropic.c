@@ -221,11 +221,24 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 
 	if (choice != NULL && !json_is_null(choice)) {
 		ty = json_object_get(choice, "type");
+		name = json_object_get(choice, "name");
 		if (!json_is_string(ty) || (strcmp(json_string_value(ty),
-		    "auto") != 0 && strcmp(json_string_value(ty), "none") != 0)) {
-			front_http_bad(fr, "tool_choice: only {\"type\": "
-			    "\"auto\"} and {\"type\": \"none\"} are supported");
+		    "auto") != 0 && strcmp(json_string_value(ty), "none") != 0 &&
+		    strcmp(json_string_value(ty), "any") != 0 &&
+		    (strcmp(json_string_value(ty), "tool") != 0 ||
+		    !json_is_string(name)))) {
+			front_http_bad(fr, "tool_choice must be {\"type\": "
+			    "\"auto\"}, {\"type\": \"any\"}, {\"type\": "
+			    "\"tool\", \"name\": ...} or {\"type\": \"none\"}");
 			return -1;
+		}
+		/* "none" drops the tools below; auto is the default. */
+		if (strcmp(json_string_value(ty), "any") == 0)
+			req->tool_choice = LLMGATE_TOOLS_REQUIRED;
+		else if (strcmp(json_string_value(ty), "tool") == 0) {
+			req->tool_choice = LLMGATE_TOOLS_REQUIRED;
+			req->tool_name = front_http_zdup(z,
+			    json_string_value(name), json_string_length(name));
 		}
 		if (json_is_true(json_object_get(choice,
 		    "disable_parallel_tool_use"))) {

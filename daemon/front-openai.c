@@ -209,14 +209,27 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 	size_t i;
 
 	if (choice != NULL && !json_is_null(choice)) {
-		if (!json_is_string(choice) ||
-		    (strcmp(json_string_value(choice), "auto") != 0 &&
-		    strcmp(json_string_value(choice), "none") != 0)) {
-			front_http_bad(fr, "tool_choice: only \"auto\" and "
-			    "\"none\" are supported");
+		fn = json_object_get(choice, "function");
+		name = json_object_get(fn, "name");
+		if (json_is_string(choice) &&
+		    llmgate_tool_choice_from_name(json_string_value(choice)) >=
+		    0)
+			c = json_string_value(choice);
+		else if (json_is_string(json_object_get(choice, "type")) &&
+		    strcmp(json_string_value(json_object_get(choice, "type")),
+		    "function") == 0 && json_is_string(name)) {
+			c = "required";
+			req->tool_name = front_http_zdup(z,
+			    json_string_value(name), json_string_length(name));
+		} else {
+			front_http_bad(fr, "tool_choice must be \"auto\", "
+			    "\"none\", \"required\" or {\"type\": "
+			    "\"function\", \"function\": {\"name\": ...}}");
 			return -1;
 		}
-		c = json_string_value(choice);
+		/* "none" drops the tools below; auto is the default. */
+		if (strcmp(c, "required") == 0)
+			req->tool_choice = LLMGATE_TOOLS_REQUIRED;
 	}
 	if (tools == NULL || json_is_null(tools))
 		return 0;

@@ -496,9 +496,23 @@ anthropic_tools(json_t *root, const struct llmgate_request *req,
 		}
 		json_object_set_new(tool, "input_schema", schema);
 	}
+	if (req->schema != NULL && req->tool_choice != LLMGATE_TOOLS_AUTO) {
+		/* The schema is itself a tool the reply is forced to. */
+		xasprintf(cause, "tool_choice %s cannot be combined with a "
+		    "schema on an Anthropic target",
+		    llmgate_tool_choice_name(req->tool_choice));
+		goto fail;
+	}
 	if (req->schema != NULL &&
 	    anthropic_schema_tool(tools, &choice, req->schema, cause) != 0)
 		goto fail;
+	if (req->tool_name != NULL)
+		choice = json_pack("{s:s, s:s}", "type", "tool", "name",
+		    req->tool_name);
+	else if (req->tool_choice == LLMGATE_TOOLS_REQUIRED)
+		choice = json_pack("{s:s}", "type", "any");
+	else if (req->tool_choice == LLMGATE_TOOLS_NONE)
+		choice = json_pack("{s:s}", "type", "none");
 	json_object_set_new(root, "tools", tools);
 	if (choice != NULL)
 		json_object_set_new(root, "tool_choice", choice);

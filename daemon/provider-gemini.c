@@ -421,6 +421,15 @@ gemini_build(struct http_req *hr, const struct provider_conf *prov,
 			goto fail;
 		json_object_set_new(body, "tools", j);
 	}
+	if (req->tool_choice != LLMGATE_TOOLS_AUTO) {
+		j = json_pack("{s:s}", "mode", req->tool_choice ==
+		    LLMGATE_TOOLS_NONE ? "NONE" : "ANY");
+		if (req->tool_name != NULL)
+			json_object_set_new(j, "allowedFunctionNames",
+			    json_pack("[s]", req->tool_name));
+		json_object_set_new(body, "toolConfig", json_pack("{s:o}",
+		    "functionCallingConfig", j));
+	}
 	if ((text = json_dumps(body, GEMINI_DUMP)) == NULL) {
 		xasprintf(cause, "cannot encode the request");
 		goto fail;

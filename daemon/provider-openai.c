@@ -308,6 +308,14 @@ openai_body(const char *model, const struct llmgate_request *req,
 			goto fail;
 		json_object_set_new(body, "tools", tools);
 	}
+	/* auto is the API's default with tools: not sent. */
+	if (req->tool_name != NULL)
+		json_object_set_new(body, "tool_choice", json_pack("{s:s, "
+		    "s:{s:s}}", "type", "function", "function", "name",
+		    req->tool_name));
+	else if (req->tool_choice != LLMGATE_TOOLS_AUTO)
+		json_object_set_new(body, "tool_choice", json_string(
+		    llmgate_tool_choice_name(req->tool_choice)));
 
 	if (req->schema != NULL) {
 		if ((schema = json_loads(req->schema, 0, &jerr)) == NULL) {

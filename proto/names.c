@@ -58,6 +58,12 @@ static const char *on_cut_names[LLMGATE_CUT_MAX] = {
 	[LLMGATE_CUT_FAIL] = "fail",
 };
 
+static const char *tool_choice_names[LLMGATE_TOOLS_MAX] = {
+	[LLMGATE_TOOLS_AUTO] = "auto",
+	[LLMGATE_TOOLS_NONE] = "none",
+	[LLMGATE_TOOLS_REQUIRED] = "required",
+};
+
 static const char *type_names[PROTO_TYPE_MAX] = {
 	[PROTO_UNKNOWN] = "unknown",
 	[PROTO_HELLO] = "hello",
@@ -109,6 +115,7 @@ NAME_FUNCS(finish, finish_names, LLMGATE_FINISH_MAX)
 NAME_FUNCS(role, role_names, LLMGATE_ROLE_MAX)
 NAME_FUNCS(priority, priority_names, LLMGATE_PRIO_MAX)
 NAME_FUNCS(on_cut, on_cut_names, LLMGATE_CUT_MAX)
+NAME_FUNCS(tool_choice, tool_choice_names, LLMGATE_TOOLS_MAX)
 
 const char *
 proto_type_name(enum proto_type t)

@@ -212,6 +212,9 @@ static const struct proto_field proto_call_fields[] = {
 	    .off2 = MSG(u.call.nfallback_on)),
 	FIELD("reject", PF_STRV, .off = MSG(u.call.reject),
 	    .off2 = MSG(u.call.nreject)),
+	FIELD("tool_choice", PF_ENUM, .off = MSG(u.call.tool_choice),
+	    .from_name = llmgate_tool_choice_from_name),
+	FIELD("tool_name", PF_STR, .off = MSG(u.call.tool_name)),
 };
 
 static const struct proto_field proto_chunk_fields[] = {

@@ -273,6 +273,9 @@ proto_enc_call_fields(struct proto_enc *e, const void *arg)
 	proto_put_true(e, "stream", r->stream);
 	proto_put_strv(e, "fallback_on", r->fallback_on, r->nfallback_on);
 	proto_put_strv(e, "reject", r->reject, r->nreject);
+	proto_put_enum(e, "tool_choice", r->tool_choice, 0,
+	    llmgate_tool_choice_name);
+	proto_put_str(e, "tool_name", r->tool_name);
 }
 
 void

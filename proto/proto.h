@@ -74,6 +74,9 @@ struct llmgate_request {
 	size_t nfallback_on;
 	char **reject;
 	size_t nreject;
+
+	enum llmgate_tool_choice tool_choice;
+	char *tool_name;	/* the one tool the model must call, or NULL */
 };
 
 /* An acquire and a report, opaque to callers likewise (request.c). */

@@ -316,6 +316,92 @@ START_TEST(test_other_providers_and_tools)
 }
 END_TEST
 
+/*
+ * tool_choice from either front reaches each provider in its own words
+ * (what the fake provider received), and a named tool must be offered.
+ */
+static void
+tool_choice_case(const char *path, const char *model, const char *choice,
+    const char *field, const char *want)
+{
+	struct hres r = { 0 };
+	json_t *last, *v, *w;
+	json_error_t jerr;
+	const char *tools = strcmp(path, "/v1/messages") == 0 ?
+	    "[{\"name\": \"get_weather\", \"input_schema\": {\"type\": "
+	    "\"object\"}}]" : "[{\"type\": \"function\", \"function\": "
+	    "{\"name\": \"get_weather\", \"parameters\": {\"type\": "
+	    "\"object\"}}}]";
+	char *body = h_strdup_printf("{\"model\": \"%s\", \"max_tokens\": "
+	    "64, \"tools\": %s, \"tool_choice\": %s, \"messages\": "
+	    "[{\"role\": \"user\", \"content\": \"weather?\"}]}", model,
+	    tools, choice);
+
+	h_req(&r, path, body, NULL);
+	ck_assert_msg(r.status == 200, "%s %s: %ld %s", path, choice,
+	    r.status, r.body);
+	last = h_fakeprov_last(fp_port, strchr(model, '/') + 1);
+	ck_assert_ptr_nonnull(last);
+	v = json_object_get(json_object_get(last, "body"), field);
+	w = json_loads(want, JSON_DECODE_ANY, &jerr);
+	ck_assert_ptr_nonnull(w);
+	ck_assert_msg(json_equal(v, w), "%s %s -> %s: %s is %s", path,
+	    choice, model, field, v != NULL ? json_dumps(v, JSON_COMPACT) :
+	    "absent");
+	json_decref(w);
+	json_decref(last);
+	h_free(&r);
+	free(body);
+}
+
+START_TEST(test_tool_choice)
+{
+	struct hres r = { 0 };
+	char *body;
+
+	tool_choice_case("/v1/chat/completions", "oa/tc1", "\"required\"",
+	    "tool_choice", "\"required\"");
+	tool_choice_case("/v1/chat/completions", "oa/tc2", "{\"type\": "
+	    "\"function\", \"function\": {\"name\": \"get_weather\"}}",
+	    "tool_choice", "{\"type\": \"function\", \"function\": "
+	    "{\"name\": \"get_weather\"}}");
+	tool_choice_case("/v1/chat/completions", "an/tc3", "{\"type\": "
+	    "\"function\", \"function\": {\"name\": \"get_weather\"}}",
+	    "tool_choice", "{\"type\": \"tool\", \"name\": "
+	    "\"get_weather\"}");
+	tool_choice_case("/v1/chat/completions", "an/tc4", "\"required\"",
+	    "tool_choice", "{\"type\": \"any\"}");
+	tool_choice_case("/v1/messages", "ge/tc5", "{\"type\": \"any\"}",
+	    "toolConfig", "{\"functionCallingConfig\": {\"mode\": \"ANY\"}}");
+	tool_choice_case("/v1/messages", "ge/tc6", "{\"type\": \"tool\", "
+	    "\"name\": \"get_weather\"}", "toolConfig",
+	    "{\"functionCallingConfig\": {\"mode\": \"ANY\", "
+	    "\"allowedFunctionNames\": [\"get_weather\"]}}");
+	tool_choice_case("/v1/messages", "oa/tc7", "{\"type\": \"tool\", "
+	    "\"name\": \"get_weather\"}", "tool_choice", "{\"type\": "
+	    "\"function\", \"function\": {\"name\": \"get_weather\"}}");
+	tool_choice_case("/v1/messages", "an/tc8", "{\"type\": \"any\"}",
+	    "tool_choice", "{\"type\": \"any\"}");
+
+	/* A tool that is not offered, and a choice that means nothing. */
+	body = chat_body("oa/tc9", "\"tools\": [{\"type\": \"function\", "
+	    "\"function\": {\"name\": \"a\"}}], \"tool_choice\": {\"type\": "
+	    "\"function\", \"function\": {\"name\": \"b\"}}");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_msg(r.status == 400, "%ld %s", r.status, r.body);
+	ck_assert_ptr_nonnull(strstr(r.body, "not one of the request's tools"));
+	h_free(&r);
+	free(body);
+	body = chat_body("oa/tc9", "\"tools\": [{\"type\": \"function\", "
+	    "\"function\": {\"name\": \"a\"}}], \"tool_choice\": \"always\"");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.status, 400);
+	h_free(&r);
+	free(body);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "tc9", NULL), 0);
+}
+END_TEST
+
 START_TEST(test_schema_repair)
 {
 	struct hres r = { 0 };
@@ -1283,6 +1369,7 @@ main(void)
 	tcase_add_test(tc, test_floods_and_slowloris);
 	tcase_add_test(tc, test_other_uid_refused);
 	tcase_add_test(tc, test_tokens);
+	tcase_add_test(tc, test_tool_choice);
 	tcase_add_test(tc, test_group_member_allowed);
 	tcase_add_test(tc, test_drain_and_reload);
 	suite_add_tcase(s, tc);
