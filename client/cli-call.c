@@ -213,7 +213,8 @@ enum {
 	OPT_JSON,
 	OPT_NAME,
 	OPT_FALLBACK_ON,
-	OPT_REJECT
+	OPT_REJECT,
+	OPT_TOOL_CHOICE
 };
 
 static const struct option call_options[] = {
@@ -237,6 +238,7 @@ static const struct option call_options[] = {
 	{ "name",	 required_argument, NULL, OPT_NAME },
 	{ "fallback-on", required_argument, NULL, OPT_FALLBACK_ON },
 	{ "reject",	 required_argument, NULL, OPT_REJECT },
+	{ "tool-choice", required_argument, NULL, OPT_TOOL_CHOICE },
 	CLI_OPTIONS_END
 };
 
@@ -350,6 +352,20 @@ call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 			}
 			llmgate_request_set_on_cut(req,
 			    (enum llmgate_on_cut)v);
+			break;
+		case OPT_TOOL_CHOICE:
+			if (strncmp(optarg, "function:", 9) == 0)
+				v = llmgate_request_set_tool_choice(req,
+				    LLMGATE_TOOLS_REQUIRED, optarg + 9);
+			else if ((v = llmgate_tool_choice_from_name(optarg)) !=
+			    -1)
+				v = llmgate_request_set_tool_choice(req,
+				    (enum llmgate_tool_choice)v, NULL);
+			if (v == -1) {
+				cli_warnx("--tool-choice: '%s' is not auto, "
+				    "none, required or function:NAME", optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case OPT_JSON:
 			o->cs.json = 1;

@@ -33,6 +33,7 @@ static const struct cmd cmds[] = {
 	  "PROMPT\n"
 	  "  --tools FILE                JSON array of tools: {name, "
 	  "description, parameters}\n"
+	  "  --tool-choice auto|none|required|function:NAME\n"
 	  "  --schema FILE               JSON Schema the reply must satisfy\n"
 	  "  --max-tokens N  --temperature X  --top-p X  --stop S "
 	  "(repeatable)  --seed N\n"

@@ -148,3 +148,26 @@ def test_tool_arguments_repaired_by_the_daemon(client):
     assert r.tool_calls[0].args == {"city": "Paris"}
     assert r.attempts[0].cls == "schema"
     assert r.execute_tools()[0].output == "sunny in Paris"
+
+
+def test_tool_choice_reaches_the_provider(client, fakeprov, uniq):
+    @llmgate.tool
+    def get_weather(city: str) -> dict:
+        """Current weather."""
+        return {"temp_c": 4}
+
+    model = uniq("tc")
+    client.call("weather?", models=["an/" + model], tools=[get_weather],
+                tool_choice=get_weather)
+    assert fakeprov.last(model)["body"]["tool_choice"] == {
+        "type": "tool", "name": "get_weather"}
+    model = uniq("tc")
+    client.call("weather?", models=["oa/" + model], tools=[get_weather],
+                tool_choice="required")
+    assert fakeprov.last(model)["body"]["tool_choice"] == "required"
+    with pytest.raises(llmgate.InvalidRequest):
+        client.call("weather?", models=["oa/" + uniq("tc")],
+                    tools=[get_weather], tool_choice={"name": "nope"})
+    with pytest.raises(ValueError):
+        client.call("weather?", models=["oa/" + uniq("tc")],
+                    tools=[get_weather], tool_choice="always")

@@ -7,13 +7,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ._proto import ON_CUT, PRIORITIES, text_of
 from .errors import CallError, error_for
-from .tools import as_wire_tool, is_pydantic_model, model_parse, model_schema
+from .tools import Tool, as_wire_tool, is_pydantic_model, model_parse, \
+    model_schema
 from .types import Result, attempts_of, result_of
 
 # Everything call() takes besides prompt/messages; resume() reuses them.
 OPTIONS = ("models", "route", "system", "tools", "schema", "max_tokens",
            "temperature", "top_p", "seed", "stop", "priority", "timeout",
-           "attempts", "on_cut", "fallback_on", "reject")
+           "attempts", "on_cut", "fallback_on", "reject", "tool_choice")
 
 
 def _message(m: Any) -> Dict[str, Any]:
@@ -108,6 +109,22 @@ def build(prompt: Optional[str], messages: Optional[List[Any]],
         if opts["on_cut"] not in ON_CUT:
             raise ValueError("on_cut must be one of %s" % (ON_CUT,))
         req["on_cut"] = opts["on_cut"]
+    tc = opts.get("tool_choice")
+    if tc is not None:
+        # "auto", "none", "required", or a tool: its name (a str with
+        # required=... is ambiguous), {"name": ...}, or a @tool function.
+        if isinstance(tc, str) and tc in ("auto", "none", "required"):
+            if tc != "auto":
+                req["tool_choice"] = tc
+        else:
+            name = tc.get("name") if isinstance(tc, dict) else \
+                getattr(tc, "name", None) if isinstance(tc, Tool) else \
+                getattr(tc, "__name__", None)
+            if not isinstance(name, str) or not name:
+                raise ValueError("tool_choice must be 'auto', 'none', "
+                                 "'required', {'name': TOOL} or a tool")
+            req["tool_choice"] = "required"
+            req["tool_name"] = name
     # Class names and reply conditions; the daemon checks them.
     for k in ("fallback_on", "reject"):
         v = opts.get(k)

@@ -398,7 +398,9 @@ class Client:
         (error class names that lead to the next target; others end the
         call), reject= (reply conditions that turn a reply down and move
         on: "length", "content_filter", "refusal", "empty",
-        "match:REGEX"; the last target's rejection raises Rejected).
+        "match:REGEX"; the last target's rejection raises Rejected),
+        tool_choice= ("auto", "none", "required", or {"name": TOOL} or a
+        tool function: the model must call that one).
 
         Returns a Result; raises the CallError subclass of the error class
         (with every attempt) or DaemonUnavailable.
