@@ -174,6 +174,8 @@ assert_request_eq(const struct llmgate_request *a,
 	ck_assert_uint_eq(a->nreject, b->nreject);
 	for (i = 0; i < a->nreject; i++)
 		ck_assert_str_eq(a->reject[i], b->reject[i]);
+	ck_assert_int_eq(a->tool_choice, b->tool_choice);
+	ck_assert_pstr_eq(a->tool_name, b->tool_name);
 }
 
 static void
@@ -265,6 +267,8 @@ full_request(struct llmgate_request *r)
 	r->nfallback_on = nitems(full_fallback_on);
 	r->reject = full_reject;
 	r->nreject = nitems(full_reject);
+	r->tool_choice = LLMGATE_TOOLS_REQUIRED;
+	r->tool_name = (char *)"get_weather";
 }
 
 START_TEST(test_frame_len)
