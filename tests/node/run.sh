@@ -61,7 +61,7 @@ done
 hport=$(sed -n 's/.*HTTP front listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/llmgated.log" | head -1)
 
 cd "$nodedir" && LLMGATE_HTTP="http://127.0.0.1:$hport" LLMGATED_LOG="$dir/llmgated.log" \
-	node sdk.test.mjs
+	FAKEPROV="http://127.0.0.1:$port" node sdk.test.mjs
 rc=$?
 if [ $rc -ne 0 ]; then
 	echo "--- llmgated log"; tail -50 "$dir/llmgated.log"

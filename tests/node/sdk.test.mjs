@@ -89,6 +89,25 @@ await test('openai tools', async () => {
   assert.equal(r2.choices[0].message.content, 'echo: {"temp_c": 4}');
 });
 
+// What the fake provider last received for a model.
+async function fakeLast(model) {
+  const r = await fetch(`${process.env.FAKEPROV}/_last?model=${encodeURIComponent(model)}`);
+  return (await r.json()).body;
+}
+
+await test('openai tool_choice, forced', async () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }];
+  await openai.chat.completions.create({
+    model: 'an/n3c', messages: [{ role: 'user', content: 'weather?' }], tools,
+    tool_choice: { type: 'function', function: { name: 'get_weather' } },
+  });
+  assert.deepEqual((await fakeLast('n3c')).tool_choice, { type: 'tool', name: 'get_weather' });
+  await openai.chat.completions.create({
+    model: 'ge/n3d', messages: [{ role: 'user', content: 'weather?' }], tools, tool_choice: 'required',
+  });
+  assert.deepEqual((await fakeLast('n3d')).toolConfig, { functionCallingConfig: { mode: 'ANY' } });
+});
+
 await test('openai json schema with a repair', async () => {
   const r = await openai.chat.completions.create({
     model: 'mock/json-fix', messages: [{ role: 'user', content: '{"n": 3}' }],
@@ -196,6 +215,15 @@ await test('anthropic tools', async () => {
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: '{"temp_c": 4}' }] }],
   });
   assert.equal(r2.content[0].text, 'echo: {"temp_c": 4}');
+});
+
+await test('anthropic tool_choice any', async () => {
+  await anthropic.messages.create({
+    model: 'oa/n12c', max_tokens: 64, tool_choice: { type: 'any' },
+    tools: [{ name: 'get_weather', input_schema: { type: 'object' } }],
+    messages: [{ role: 'user', content: 'weather?' }],
+  });
+  assert.equal((await fakeLast('n12c')).tool_choice, 'required');
 });
 
 await test('anthropic errors', async () => {
