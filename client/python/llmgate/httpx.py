@@ -89,7 +89,7 @@ class _Router:
                 break
         if not kinds:
             return None
-        best = None
+        best: Optional[Tuple[str, str, Optional[str]]] = None
         for base, name, typ in self.table:
             if not (url == base or url.startswith(base + "/")):
                 continue
