@@ -60,6 +60,7 @@ static struct evhttp		*fp_http;
 const char			*fp_key = FP_DEFAULT_KEY;
 static int			 fp_verbose;
 static long			 fp_total;
+static long			 fp_gone;	/* clients gone before the answer */
 static unsigned long		 fp_seq;
 static json_t			*fp_last;
 static struct models		 fp_models = TAILQ_HEAD_INITIALIZER(fp_models);
@@ -590,6 +591,7 @@ models_clear(void)
 	json_decref(fp_last);
 	fp_last = NULL;
 	fp_total = 0;
+	fp_gone = 0;
 }
 
 static const char *
@@ -965,6 +967,7 @@ answer_closed_cb(struct evhttp_connection *evcon, void *arg)
 	if (a->req != NULL && evhttp_request_get_connection(a->req) != NULL)
 		a->req = NULL;
 	log_debug("client went away during a pending answer");
+	fp_gone++;
 	a->state = ANS_GONE;
 	answer_arm(a, 0);
 }
@@ -1578,8 +1581,8 @@ control_stats(struct evhttp_request *req)
 		    "requests", (json_int_t)m->requests, "tokens",
 		    (json_int_t)m->billed, "status", m->status));
 	}
-	send_json(req, 200, jpack("{s:I, s:o}", "requests",
-	    (json_int_t)fp_total, "by_model", by));
+	send_json(req, 200, jpack("{s:I, s:I, s:o}", "requests",
+	    (json_int_t)fp_total, "gone", (json_int_t)fp_gone, "by_model", by));
 }
 
 static void

@@ -4,7 +4,14 @@ from __future__ import annotations
 import codecs
 from typing import Any, Dict, List, Optional
 
+from .errors import Cancelled
 from .types import Chunk, ToolCall, chunk_of
+
+
+def closed_error() -> Cancelled:
+    """What iterating a stream raises once its client closed it (break,
+    close(), the end of a with block) before the call ended."""
+    return Cancelled("the stream was closed before the call ended")
 
 
 class StreamState:

@@ -10,11 +10,11 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 from . import _call
 from ._proto import FINAL, FrameReader, call_map, encode, socket_path, \
     text_of
-from ._stream import StreamState, stream_timeout
+from ._stream import StreamState, closed_error, stream_timeout
 from .client import _LOST, _RETRYABLE_CONNECT, _Lost, _connect_error, \
     _fill_from_exception, check_hello, hello_map
-from .errors import DaemonUnavailable, InvalidRequest, LlmgateError, \
-    ProtocolError, ReplyTimeout
+from .errors import Cancelled, DaemonUnavailable, InvalidRequest, \
+    LlmgateError, ProtocolError, ReplyTimeout
 from .types import Chunk, Lease, Result
 
 
@@ -226,9 +226,13 @@ class _AConn(asyncio.Protocol):
                                         "connection" % _LOST))
         return self.dead is None
 
-    def cancel(self, rid: int) -> None:
-        """Stop call rid (synchronous: the frame is only buffered)."""
-        self.pending.pop(rid, None)
+    def cancel(self, rid: int, forget: bool = True) -> None:
+        """Stop call rid (synchronous: the frame is only buffered). With
+        forget, its answer is dropped; else the daemon's final answer
+        (error class cancelled, or the result if it was on its way) still
+        goes to the call's waiter."""
+        if forget:
+            self.pending.pop(rid, None)
         if self.alive():
             try:
                 self._queue(encode({"t": "cancel", "id": rid}))
@@ -272,7 +276,9 @@ class AsyncStream:
     request goes out on the first iteration (or ``async with``);
     ``result`` holds the final Result once the loop ends. Leaving the loop
     early cancels the call in the daemon (at once with ``async with`` or
-    aclose(), otherwise when the stream object is dropped)."""
+    aclose(), otherwise when the stream object is dropped). cancel() stops
+    the call while it is being iterated: the loop, in whichever task runs
+    it, raises llmgate.Cancelled."""
 
     def __init__(self, client: "AsyncClient", req: Dict[str, Any],
                  opts: Dict[str, Any]) -> None:
@@ -284,6 +290,8 @@ class AsyncStream:
         self._q: Optional[_Pending] = None
         self._state = StreamState()
         self._done = False
+        self._closed = False
+        self._cancelled = False
         self._timeout = stream_timeout(req, client.timeout)
         self.result: Optional[Result] = None
 
@@ -294,6 +302,9 @@ class AsyncStream:
 
     async def _start(self) -> None:
         if self._q is None:
+            if self._cancelled:
+                self._done = True
+                raise Cancelled("the call was cancelled before it was sent")
             m = call_map(0, self._req)
             m["stream"] = True
             self._conn, self._rid, self._q = await self._client._request(m)
@@ -303,6 +314,8 @@ class AsyncStream:
 
     async def __anext__(self) -> Chunk:
         if self._done:
+            if self._closed:
+                raise closed_error()
             raise StopAsyncIteration
         await self._start()
         assert self._q is not None
@@ -320,10 +333,21 @@ class AsyncStream:
         self.result = _call.finish(msg, self._req, self._opts, self._client)
         raise StopAsyncIteration
 
+    def cancel(self) -> None:
+        """Cancel the call in the daemon if it has not ended; the loop
+        iterating this stream (now or next) raises llmgate.Cancelled, or
+        ends normally if the result was already on its way."""
+        if not self._done and not self._cancelled:
+            self._cancelled = True
+            if self._conn is not None:
+                self._conn.cancel(self._rid, forget=False)
+
     def close(self) -> None:
-        """Cancel the call if it has not ended."""
+        """Cancel the call if it has not ended; nothing waits for its
+        answer (iterating the stream again raises llmgate.Cancelled)."""
         if not self._done:
             self._done = True
+            self._closed = True
             if self._conn is not None:
                 self._conn.cancel(self._rid)
 
@@ -424,7 +448,14 @@ class AsyncClient:
                 if i == 1 or not self._was_connected:
                     raise
                 continue
-            if not await c.drain() and i == 0 and self._was_connected \
+            try:
+                written = await c.drain()
+            except BaseException:
+                # The task was cancelled with the request already queued:
+                # the daemon gets it, and the cancel after it.
+                c.cancel(rid)
+                raise
+            if not written and i == 0 and self._was_connected \
                     and q.qsize() == 1:
                 # The daemon had gone before the request was written
                 # (e.g. it restarted while this loop was busy): it never

@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterator, List, Optional
 from . import _call
 from ._proto import MAX_FRAME, VERSION, FINAL, FrameReader, call_map, encode, \
     socket_path, text_of
-from ._stream import StreamState, stream_timeout
+from ._stream import StreamState, closed_error, stream_timeout
 from .errors import DaemonUnavailable, InvalidRequest, \
     LlmgateError, ProtocolError, ReplyTimeout
 from .types import Chunk, Lease, Result
@@ -204,9 +204,12 @@ class _Conn:
         with self.lock:
             self.pending.pop(rid, None)
 
-    def cancel(self, rid: int) -> None:
-        """Ask the daemon to stop call rid; its answer is dropped."""
-        self.forget(rid)
+    def cancel(self, rid: int, forget: bool = True) -> None:
+        """Ask the daemon to stop call rid. With forget, its answer is
+        dropped; else the daemon's final answer (error class cancelled, or
+        the result if it was on its way) still goes to the call's queue."""
+        if forget:
+            self.forget(rid)
         if self.dead is None:
             with contextlib.suppress(LlmgateError):
                 self.send(encode({"t": "cancel", "id": rid}))
@@ -229,6 +232,8 @@ class Stream:
     ``result`` holds the final Result (usage, attempts). A failed call
     raises its CallError from the loop. Leaving the loop early (``break``),
     close() or the end of a ``with`` block cancels the call in the daemon.
+    cancel() (from another thread, or between two chunks) stops the call
+    while it is being iterated: the loop raises llmgate.Cancelled.
     """
 
     def __init__(self, client: "Client", conn: _Conn, rid: int,
@@ -242,6 +247,8 @@ class Stream:
         self._opts = opts
         self._state = StreamState()
         self._done = False
+        self._closed = False
+        self._cancelled = False
         self._timeout = stream_timeout(req, client.timeout)
         self.result: Optional[Result] = None
 
@@ -251,6 +258,8 @@ class Stream:
         return self._state.text
 
     def __iter__(self) -> Iterator[Chunk]:
+        if self._closed:
+            raise closed_error()
         try:
             while not self._done:
                 msg = _wait(self._q, self._timeout, "a streamed call")
@@ -266,10 +275,20 @@ class Stream:
         finally:
             self.close()
 
+    def cancel(self) -> None:
+        """Cancel the call in the daemon if it has not ended; the loop
+        iterating this stream (now or next) raises llmgate.Cancelled, or
+        ends normally if the result was already on its way."""
+        if not self._done and not self._cancelled:
+            self._cancelled = True
+            self._conn.cancel(self._rid, forget=False)
+
     def close(self) -> None:
-        """Cancel the call if it has not ended."""
+        """Cancel the call if it has not ended; nothing waits for its
+        answer (iterating the stream again raises llmgate.Cancelled)."""
         if not self._done:
             self._done = True
+            self._closed = True
             self._conn.cancel(self._rid)
 
     def __enter__(self) -> "Stream":
