@@ -8,7 +8,7 @@
 # a finding, and those are printed at the end (and fail the run, in case a
 # test did not check the daemon's exit status).
 #
-# Usage, from a build directory: [srcdir]/tests/valgrind.sh [SUITE...]
+# Usage, from a build directory: [VALGRIND_JOBS=N] [srcdir]/tests/valgrind.sh [SUITE...]
 # (default: check_e2e check_providers check_resume check_budget).
 #
 
@@ -39,12 +39,22 @@ export LLMGATE_TEST_WRAPPER
 CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-10}
 export CK_TIMEOUT_MULTIPLIER
 
+# Suites are independent (own temporary directories, sockets and ports),
+# as under make check -j: run VALGRIND_JOBS of them at once (default: one
+# per processor), each one's output kept and printed whole, in order.
+jobs=${VALGRIND_JOBS:-$(nproc 2>/dev/null || echo 1)}
+export build logs
+printf '%s\n' $suites | xargs -P "$jobs" -I{} sh -c '
+	if "$build/tests/$1" >"$logs/$1.out" 2>&1; then
+		echo ok >"$logs/$1.rc"
+	else
+		echo failed >"$logs/$1.rc"
+	fi' sh {}
 failed=""
 for s in $suites; do
 	echo "== $s (llmgated under valgrind)"
-	if ! "$build/tests/$s"; then
-		failed="$failed $s"
-	fi
+	cat "$logs/$s.out"
+	[ "$(cat "$logs/$s.rc" 2>/dev/null)" = ok ] || failed="$failed $s"
 done
 
 found=0
