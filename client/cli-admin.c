@@ -5,12 +5,15 @@
  */
 #include <sys/types.h>
 
+#include <limits.h>
+
 #include <math.h>
 #include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -410,8 +413,12 @@ enum {
 	OPT_STATUS,
 	OPT_RETRY_AFTER,
 	OPT_INPUT_TOKENS,
-	OPT_OUTPUT_TOKENS
+	OPT_OUTPUT_TOKENS,
+	OPT_WAIT
 };
+
+/* How often ping --wait tries again. */
+#define PING_RETRY_MS	50
 
 /* For the commands whose options are few: -s, --json, --help. */
 static const struct option small_options[] = {
@@ -460,9 +467,9 @@ op_failed(struct llmgate *g, const char *what)
 }
 
 /*
- * status, ping, reload and metrics: no operands, one blocking request of
- * the library on a connection of their own. Returns -1 with the answer's
- * text in *text (NULL for ping and reload), or an exit status.
+ * status, reload and metrics: no operands, one blocking request of the
+ * library on a connection of their own. Returns -1 with the answer's text
+ * in *text (NULL for reload), or an exit status.
  */
 static int
 admin_request(const struct cmd *c, int argc, char **argv, int *json,
@@ -481,12 +488,6 @@ admin_request(const struct cmd *c, int argc, char **argv, int *json,
 		rv = op_failed(g, what);
 	llmgate_close(g);
 	return rv;
-}
-
-static int
-admin_ping(struct llmgate *g, char **text)
-{
-	return llmgate_ping(g);
 }
 
 static int
@@ -543,17 +544,93 @@ cmd_status(const struct cmd *c, int argc, char **argv)
 	return 0;
 }
 
+static const struct option ping_options[] = {
+	{ "wait",	 required_argument, NULL, OPT_WAIT },
+	CLI_OPTIONS_END
+};
+
+static uint64_t
+ping_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * One ping on a connection of its own, quietly: 0 answered, EXIT_FAILED
+ * when the daemon answered with an error, EXIT_UNREACHABLE when it could
+ * not be reached or the connection went (why in err).
+ */
+static int
+ping_once(const char *path, char *err, size_t errlen)
+{
+	struct llmgate	*g;
+	int		 rv = 0;
+
+	if ((g = llmgate_connect(path, "llmgate", err, errlen)) == NULL)
+		return EXIT_UNREACHABLE;
+	if (llmgate_ping(g) == -1) {
+		snprintf(err, errlen, "%s", llmgate_error(g));
+		rv = llmgate_connected(g) ? EXIT_FAILED : EXIT_UNREACHABLE;
+	}
+	llmgate_close(g);
+	return rv;
+}
+
+/*
+ * ping [--wait SECONDS]: with --wait, a daemon that cannot be reached
+ * yet (not started, still starting, its socket stale) is tried again
+ * every 50 ms until it answers or the time is up; an answer, error or
+ * not, ends the wait.
+ */
 int
 cmd_ping(const struct cmd *c, int argc, char **argv)
 {
-	char	*text;
-	int	 rv;
+	char		 path[PATH_MAX], err[1024];
+	double		 wait_s = 0;
+	uint64_t	 deadline;
+	int		 ch, rv;
 
-	if ((rv = admin_request(c, argc, argv, NULL, NULL, "ping", admin_ping,
-	    &text)) != -1)
-		return rv;
-	printf("pong\n");
-	return 0;
+	while ((ch = getopt_long(argc, argv, ":s:h", ping_options,
+	    NULL)) != -1) {
+		if (ch == OPT_WAIT) {
+			if (cli_parse_double("--wait", optarg, 0, 86400,
+			    &wait_s) == -1)
+				return EXIT_USAGE;
+		} else if ((rv = cli_option(c, ch, argv)) != -1)
+			return rv;
+	}
+	if (optind < argc)
+		return cli_usage_error(c, "unexpected argument '%s'",
+		    argv[optind]);
+	if (llmgate_socket_path(cli_socket, path, sizeof path) == NULL) {
+		cli_warnx("socket path too long");
+		return EXIT_UNREACHABLE;
+	}
+	deadline = ping_now_ms() + (uint64_t)(wait_s * 1000);
+	while ((rv = ping_once(path, err, sizeof err)) == EXIT_UNREACHABLE &&
+	    ping_now_ms() + PING_RETRY_MS <= deadline)
+		nanosleep(&(struct timespec){ 0, PING_RETRY_MS * 1000000L },
+		    NULL);
+	switch (rv) {
+	case 0:
+		printf("pong\n");
+		break;
+	case EXIT_UNREACHABLE:
+		if (wait_s > 0)
+			cli_warnx("%s (no answer within %g s)", err, wait_s);
+		else if (strncmp(err, "cannot connect", 14) == 0)
+			cli_warnx("%s (is llmgated running?)", err);
+		else
+			cli_warnx("ping: %s", err);
+		break;
+	default:
+		cli_warnx("ping: %s", err);
+		break;
+	}
+	return rv;
 }
 
 int

@@ -47,7 +47,10 @@ static const struct cmd cmds[] = {
 	  "  --name NAME                 client name shown by llmgated\n"
 	  "  PROMPT \"-\" or absent: read stdin" },
 	{ "status", cmd_status, "status [--clients] [--json]" },
-	{ "ping", cmd_ping, "ping" },
+	{ "ping", cmd_ping,
+	  "ping [--wait SECONDS]\n"
+	  "  --wait SECONDS              until the daemon answers, at most "
+	  "SECONDS" },
 	{ "reload", cmd_reload, "reload" },
 	{ "metrics", cmd_metrics, "metrics" },
 	{ "acquire", cmd_acquire,

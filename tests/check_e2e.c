@@ -881,6 +881,103 @@ START_TEST(test_cli_unreachable)
 }
 END_TEST
 
+/*
+ * ping --wait: started before any daemon, it keeps trying (through a
+ * listener that drops it during the handshake, then no socket at all)
+ * and answers once llmgated is up.
+ */
+START_TEST(test_cli_ping_wait)
+{
+	struct sockaddr_un sun;
+	struct pollfd pfd;
+	char path[100], out[100], text[256];
+	int lfd, cfd, fd, st, dst;
+	ssize_t n;
+	pid_t ping, daemon;
+	uint64_t deadline;
+
+	snprintf(path, sizeof path, "%s/late.sock", d.dir);
+	snprintf(out, sizeof out, "%s/ping.out", d.dir);
+	ping = fork();
+	ck_assert_int_ge(ping, 0);
+	if (ping == 0) {
+		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(BUILD_DIR "/llmgate", "llmgate", "-s", path, "ping",
+		    "--wait", "60", (char *)NULL);
+		_exit(127);
+	}
+
+	/* The ping connects to a listener that never answers: it began. */
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sun, sizeof sun), 0);
+	ck_assert_int_eq(listen(lfd, 8), 0);
+	pfd.fd = lfd;
+	pfd.events = POLLIN;
+	ck_assert_int_eq(poll(&pfd, 1, 20000), 1);
+	cfd = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(cfd, 0);
+	close(cfd);
+	close(lfd);
+	unlink(path);
+	ck_assert_int_eq(waitpid(ping, &st, WNOHANG), 0);
+
+	daemon = fork();
+	ck_assert_int_ge(daemon, 0);
+	if (daemon == 0) {
+		fd = open("/dev/null", O_WRONLY);
+
+		dup2(fd, 2);
+		execl(BUILD_DIR "/llmgated", "llmgated", "-c", d.conf, "-s",
+		    path, (char *)NULL);
+		_exit(127);
+	}
+	for (deadline = h_mono_ms() + 30000; waitpid(ping, &st, WNOHANG) == 0;
+	    h_sleep_ms(10))
+		ck_assert_msg(h_mono_ms() < deadline, "ping --wait hangs");
+	kill(daemon, SIGTERM);
+	waitpid(daemon, &dst, 0);
+	fd = open(out, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	n = read(fd, text, sizeof text - 1);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "ping --wait: status %d: %s", st, text);
+	ck_assert_str_eq(text, "pong\n");
+}
+END_TEST
+
+/* No daemon: ping --wait gives up after its time, unreachable. */
+START_TEST(test_cli_ping_wait_unreachable)
+{
+	char *argv[] = { "llmgate", "-s", "/tmp/llmgate-nonexistent.sock",
+	    "ping", "--wait", "1.5", NULL };
+	char *bad[] = { "llmgate", "ping", "--wait", "-1", NULL };
+	struct run r;
+	uint64_t t0, ms;
+
+	t0 = h_mono_ms();
+	h_run(&r, NULL, argv);
+	ms = h_mono_ms() - t0;
+	ck_assert_int_eq(r.status, 3);
+	ck_assert_uint_ge(ms, 1400);
+	ck_assert_uint_lt(ms, 15000);
+	ck_assert_ptr_nonnull(strstr(r.err, "llmgate-nonexistent.sock"));
+	ck_assert_ptr_nonnull(strstr(r.err, "no answer within 1.5 s"));
+	h_run_free(&r);
+
+	h_run(&r, NULL, bad);
+	ck_assert_int_eq(r.status, 2);
+	h_run_free(&r);
+}
+END_TEST
+
 START_TEST(test_second_daemon_refused)
 {
 	char *argv[] = { "llmgated", "-s", d.sock, NULL };
@@ -1450,6 +1547,8 @@ e2e_suite(void)
 	tcase_add_test(tc, test_cli_stdin_and_stream);
 	tcase_add_test(tc, test_cli_status_ping);
 	tcase_add_test(tc, test_cli_unreachable);
+	tcase_add_test(tc, test_cli_ping_wait);
+	tcase_add_test(tc, test_cli_ping_wait_unreachable);
 	tcase_add_test(tc, test_second_daemon_refused);
 	tcase_add_test(tc, test_stale_socket_replaced);
 	tcase_add_test(tc, test_check_config_line);
