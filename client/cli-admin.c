@@ -718,7 +718,8 @@ cmd_acquire(const struct cmd *c, int argc, char **argv)
 		return cli_usage_error(c, "unexpected argument '%s'",
 		    argv[optind]);
 	if ((acq = llmgate_acquire_new(target)) == NULL)
-		return cli_usage_error(c, "-m PROVIDER/MODEL is required");
+		return cli_usage_error(c, "-m PROVIDER/MODEL or -m POOL is "
+		    "required");
 	llmgate_acquire_set_tokens(acq, tokens);
 	llmgate_acquire_set_timeout_ms(acq, timeout_ms);
 	llmgate_acquire_set_priority(acq, prio);

@@ -54,7 +54,7 @@ static const struct cmd cmds[] = {
 	{ "reload", cmd_reload, "reload" },
 	{ "metrics", cmd_metrics, "metrics" },
 	{ "acquire", cmd_acquire,
-	  "acquire -m PROVIDER/MODEL [--tokens N] [--timeout MS] "
+	  "acquire -m PROVIDER/MODEL|POOL [--tokens N] [--timeout MS] "
 	  "[--priority P] [--json]" },
 	{ "report", cmd_report,
 	  "report LEASE --status HTTP_STATUS [--retry-after S] "

@@ -730,8 +730,7 @@ call_pool_pick(struct call *c, struct call_target *t, uint32_t tokens,
 	int i;
 
 	call_pool_views(t, tokens, now, v);
-	if ((i = pool_choose(t->pool->state, v, t->moved | refused)) < 0 &&
-	    (i = pool_soonest(t->pool->state, v, refused)) < 0)
+	if ((i = pool_pick(t->pool->state, v, t->moved, refused)) < 0)
 		return -1;
 	call_pool_set(t, (size_t)i);
 	log_debug("call %p: pool %s: %s", (void *)c, t->pool->name, t->name);

@@ -319,27 +319,64 @@ lease_acquire(const struct llmgate_acquire *req,
 	return l;
 }
 
-/* The acquire, on the loop: the target, then admission. */
+/*
+ * What an acquire names, held: one target, or each member of a pool (its
+ * conf in *pool). The number held; 0 after answering invalid_request.
+ */
+static size_t
+lease_targets(struct lease *l, struct target **mem,
+    const struct provider_conf **prov, const struct pool_conf **pool)
+{
+	const struct pool_conf *pc = NULL;
+	char *cause = NULL;
+	size_t i, n = 1;
+
+	if (strchr(l->target, '/') == NULL &&
+	    (pc = config_pool(cfg, l->target)) != NULL)
+		n = pc->ntargets;
+	*pool = pc;
+	for (i = 0; i < n; i++) {
+		mem[i] = target_resolve(cfg, pc != NULL ? pc->targets[i] :
+		    l->target, l->uid, &prov[i], &cause);
+		if (mem[i] == NULL) {
+			while (i > 0)
+				target_release(mem[--i]);
+			lease_answer(l, LLMGATE_INVALID_REQUEST, cause);
+			free(cause);
+			return 0;
+		}
+	}
+	return n;
+}
+
+/*
+ * The acquire, on the loop: the target, then admission. A pool's lease
+ * goes to the member a call's attempt would take (pool_pick()); one that
+ * admission refuses gives way to the next, and the acquire fails only
+ * when no member is left. The lease then holds that member alone.
+ */
 static void
 lease_step(struct lease *l)
 {
-	const struct provider_conf *pc;
-	struct target *t;
-	char msg[320], *cause = NULL;
-	uint64_t now = now_ms(), wait;
-	enum admit_verdict v;
-	enum llmgate_class cls;
+	const struct provider_conf *prov[POOL_MAX_MEMBERS];
+	struct pool_member view[POOL_MAX_MEMBERS];
+	struct target *mem[POOL_MAX_MEMBERS];
+	const struct pool_conf *pool;
+	char msg[320] = "no member of the pool to lease";
+	uint64_t now = now_ms(), wait, refused = 0;
+	uint32_t tokens = l->tokens != 0 ? l->tokens : rl_estimate_tokens(0, 0);
+	enum admit_verdict v = ADMIT_GO;
+	enum llmgate_class cls = LLMGATE_INTERNAL;
+	size_t i, n;
+	int k = 0;
 
-	if ((t = target_resolve(cfg, l->target, l->uid, &pc, &cause)) ==
-	    NULL) {
-		lease_answer(l, LLMGATE_INVALID_REQUEST, cause);
-		free(cause);
+	if ((n = lease_targets(l, mem, prov, &pool)) == 0)
 		return;
-	}
 	/* This one counted already among its user's. */
 	if (lease_count >= LEASE_MAX ||
 	    l->user->leases > LEASE_MAX_PER_UID) {
-		target_release(t);
+		for (i = 0; i < n; i++)
+			target_release(mem[i]);
 		if (lease_count >= LEASE_MAX)
 			snprintf(msg, sizeof msg, "%u leases outstanding, the "
 			    "most llmgated keeps: report leases when done",
@@ -355,7 +392,8 @@ lease_step(struct lease *l)
 	if (l->klass->max_inflight != 0 &&
 	    clients_state(l->klass)->inflight >= l->klass->max_inflight) {
 		clients_state(l->klass)->calls++;
-		target_release(t);
+		for (i = 0; i < n; i++)
+			target_release(mem[i]);
 		clients_state(l->klass)->refused_caps++;
 		snprintf(msg, sizeof msg, "client class '%s' has %u calls and "
 		    "leases in flight, its most (max_inflight)",
@@ -366,31 +404,50 @@ lease_step(struct lease *l)
 	l->kstate = clients_state(l->klass);
 	l->kstate->inflight++;
 	l->kstate->calls++;
-	free(l->target);
-	l->target = xstrdup(t->name);
 	l->id = lease_new_id();
-	/* The breaker and max_wait_ms of the config it is asked under. */
-	admission_init(&l->adm, t, cfg, pc->concurrency, l->tokens != 0 ?
-	    l->tokens : rl_estimate_tokens(0, 0), l->client, l->prio);
-	admission_class(&l->adm, l->klass);
-	l->adm.answer = lease_admitted;
-	l->adm.arg = l;
-	v = admit_request(&l->adm, l->timeout_ms != 0 ?
-	    now + l->timeout_ms : 0, now, &wait);
-	switch (v) {
-	case ADMIT_GO:
+	for (;;) {
+		if (pool != NULL) {
+			for (i = 0; i < n; i++)
+				pool_member_view(&view[i], mem[i],
+				    prov[i]->concurrency, tokens, now);
+			if ((k = pool_pick(pool->state, view, 0, refused)) < 0)
+				break;
+			log_debug("lease: pool %s: %s", pool->name,
+			    mem[k]->name);
+		}
+		free(l->target);
+		l->target = xstrdup(mem[k]->name);
+		/* The breaker and max_wait_ms of the config it is asked under. */
+		admission_init(&l->adm, mem[k], cfg, prov[k]->concurrency,
+		    tokens, l->client, l->prio);
+		admission_class(&l->adm, l->klass);
+		l->adm.answer = lease_admitted;
+		l->adm.arg = l;
+		v = admit_request(&l->adm, l->timeout_ms != 0 ?
+		    now + l->timeout_ms : 0, now, &wait);
+		if (v == ADMIT_GO || v == ADMIT_WAIT) {
+			cls = LLMGATE_OK;
+			break;
+		}
+		cls = admission_refusal(&l->adm, v, wait, now, "timeout", msg,
+		    sizeof msg);
+		if (pool == NULL)
+			break;
+		refused |= POOL_BIT(k);
+	}
+	/* The lease holds the member admission saw last (lease_free()). */
+	for (i = 0; i < n; i++) {
+		if (mem[i] != l->adm.t)
+			target_release(mem[i]);
+	}
+	if (cls != LLMGATE_OK)
+		lease_answer(l, cls, msg);
+	else if (v == ADMIT_GO)
 		lease_answer(l, LLMGATE_OK, NULL);
-		return;
-	case ADMIT_WAIT:
+	else {
 		l->state = LEASE_WAITING;
 		if (l->timeout_ms != 0)
 			lease_arm(l, l->timeout_ms);
-		return;
-	default:
-		cls = admission_refusal(&l->adm, v, wait, now, "timeout", msg,
-		    sizeof msg);
-		lease_answer(l, cls, msg);
-		return;
 	}
 }
 

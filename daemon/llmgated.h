@@ -922,6 +922,10 @@ int pool_choose(struct pool *, const struct pool_member *, uint64_t avoid);
 /* No member ready: the usable one not in exclude that frees first; -1. */
 int pool_soonest(const struct pool *, const struct pool_member *,
     uint64_t exclude);
+/* pool_choose() without avoid and refused, else pool_soonest() without
+ * refused: the member a call's attempt or a lease goes to; -1: none. */
+int pool_pick(struct pool *, const struct pool_member *, uint64_t avoid,
+    uint64_t refused);
 
 /* rbudget.c: the machine-wide retry budget, pure. Zeroed: empty. */
 #define RBUDGET_SLOTS		10	/* the window: 10 s ... */

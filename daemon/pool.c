@@ -206,3 +206,20 @@ pool_soonest(const struct pool *p, const struct pool_member *v,
 	}
 	return best;
 }
+
+/*
+ * The member for the next request: the strategy's choice among those
+ * ready now and in neither avoid nor refused, else the usable one not in
+ * refused that frees first, to wait for; -1 when there is none. A call's
+ * attempts and leases choose alike.
+ */
+int
+pool_pick(struct pool *p, const struct pool_member *v, uint64_t avoid,
+    uint64_t refused)
+{
+	int i;
+
+	if ((i = pool_choose(p, v, avoid | refused)) < 0)
+		i = pool_soonest(p, v, refused);
+	return i;
+}

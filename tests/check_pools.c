@@ -72,6 +72,7 @@ pools_conf(const char *extra_pools)
 	    "      \"kb/o2+status=503\" ]; },\n"
 	    "  { name = \"retr\"; targets = [ \"ka/t1+status=429\",\n"
 	    "      \"kb/t2+fail=1+status=500\" ]; },\n"
+	    "  { name = \"leasep\"; targets = [ \"ka/e1\", \"kb/e2\" ]; },\n"
 	    "  { name = \"nomove\"; max_moves = 0;\n"
 	    "    targets = [ \"ka/n1+status=429\", \"kb/n2\" ]; }\n"
 	    "%3$s"
@@ -597,6 +598,68 @@ START_TEST(test_pool_over_http)
 END_TEST
 
 /* status shows the pools, text and JSON. */
+/*
+ * A lease may name a pool: it goes to a member, as a call's attempt would,
+ * and says which. A 429 reported for it cools that member down: the next
+ * leases, and calls, go to the other one.
+ */
+START_TEST(test_lease_on_pool)
+{
+	struct llmgate *g = h_connect(&d, "pools-lease");
+	struct llmgate_acquire *acq = llmgate_acquire_new("leasep");
+	struct llmgate_lease *lease;
+	struct llmgate_report *rep;
+	struct llmgate_result *res;
+	enum llmgate_class cls;
+	struct run r;
+	char err[256], cooled[64], other[64], *lid;
+	json_t *j;
+	int i;
+
+	h_cli(&r, &d, NULL, "acquire", "-m", "leasep", "--json", NULL);
+	j = cli_json(&r, 0);
+	snprintf(cooled, sizeof cooled, "%s", jstr(j, "target"));
+	ck_assert_msg(strcmp(cooled, "ka/e1") == 0 ||
+	    strcmp(cooled, "kb/e2") == 0, "lease on %s", cooled);
+	snprintf(other, sizeof other, "%s", strcmp(cooled, "ka/e1") == 0 ?
+	    "kb/e2" : "ka/e1");
+	lid = h_strdup_printf("%s", jstr(j, "lease"));
+	json_decref(j);
+	h_cli(&r, &d, NULL, "report", lid, "--status", "429",
+	    "--retry-after", "30", NULL);
+	ck_assert_msg(r.status == 0, "report: %s", r.err);
+	h_run_free(&r);
+	free(lid);
+
+	/* The member cools down: every lease goes to the other. */
+	for (i = 0; i < 4; i++) {
+		lease = NULL;
+		ck_assert_msg(llmgate_acquire(g, acq, &lease, &cls, err,
+		    sizeof err) == 0, "acquire %d: %s", i, err);
+		ck_assert_str_eq(lease->target, other);
+		rep = llmgate_report_new(lease->id, 200);
+		ck_assert_int_eq(llmgate_report(g, rep), 0);
+		llmgate_report_free(rep);
+		llmgate_lease_free(lease);
+	}
+	/* And a call, sharing what the lease's report taught. */
+	res = call(g, "hi", "leasep");
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s", res->message);
+	ck_assert_str_eq(res->target, other);
+	ck_assert_uint_eq(res->nattempts, 1);
+	llmgate_result_free(res);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, cooled + 3, NULL), 0);
+
+	/* A name that is neither provider/model nor a pool is refused. */
+	h_cli(&r, &d, NULL, "acquire", "-m", "nopool", NULL);
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_msg(strstr(r.err, "invalid_request") != NULL, "%s", r.err);
+	h_run_free(&r);
+	llmgate_acquire_free(acq);
+	llmgate_close(g);
+}
+END_TEST
+
 START_TEST(test_status)
 {
 	struct run r;
@@ -673,6 +736,7 @@ pools_suite(void)
 	tcase_add_test(tc, test_overloaded_not_hammered);
 	tcase_add_test(tc, test_pool_in_route);
 	tcase_add_test(tc, test_pool_over_http);
+	tcase_add_test(tc, test_lease_on_pool);
 	tcase_add_test(tc, test_status);
 	/* Last: it changes the config. */
 	tcase_add_test(tc, test_reload);

@@ -30,3 +30,18 @@ def test_pool_moves_past_a_429(own_daemon, fakeprov, uniq):
         assert [a.target for a in r.attempts] == ["kb/" + good]
         assert c.status()["counters"]["retries"] == 0
     assert fakeprov.count(bad) == 1
+
+
+def test_lease_on_a_pool(own_daemon, fakeprov, uniq):
+    one, two = uniq(), uniq()
+    d = own_daemon(POOL_CONF % {"url": fakeprov.url, "bad": one,
+                                "good": two})
+    with llmgate.Client(d.sock, timeout=30) as c:
+        with c.lease("gpt") as first:
+            assert first.target in ("ka/" + one, "kb/" + two)
+            first.report(status=429, retry_after=30)
+        other = "kb/" + two if first.target == "ka/" + one else "ka/" + one
+        # That member cools down: the next leases go to the other.
+        for _ in range(3):
+            with c.lease("gpt") as lease:
+                assert lease.target == other

@@ -519,8 +519,9 @@ class Client:
                 timeout: Optional[float] = None,
                 priority: Optional[str] = None) -> Lease:
         """Wait until the machine-wide budget admits one request to target
-        ("provider/model"); raises the CallError of a refusal (Deadline,
-        CircuitOpen, NotFound...)."""
+        ("provider/model", or a pool's name: the lease is then on the
+        member the daemon chose, named by the Lease's target); raises the
+        CallError of a refusal (Deadline, CircuitOpen, NotFound...)."""
         m = _call.acquire_map(0, target, tokens, timeout, priority)
         c, rid, q = self._request(m)
         wait = None if self.timeout is None else \
