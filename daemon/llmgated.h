@@ -1491,7 +1491,9 @@ struct front_conn {
 	int allowed;			/* uid passes the socket's rules */
 	uid_t uid;
 	pid_t pid;
-	char peer[64];
+	/* "http HOST uid N": an IPv6 address (INET6_ADDRSTRLEN, 46) and
+	 * a 64-bit number fit. */
+	char peer[80];
 	char unit[CLIENT_UNIT_MAX];	/* of its cgroup; "": none known */
 	uint64_t tokens;		/* its calls used, for status */
 	struct front_req *cur;		/* the request being answered */
@@ -1506,7 +1508,7 @@ struct front_req {
 	struct event *eof_ev;		/* the peer hung up while we work */
 	struct call_client client;
 	struct client_ident ident;	/* for its client class */
-	char client_name[112];
+	char client_name[128];		/* "NAME (peer)", NAME cut at 32 */
 	char id[48];
 	char *model;			/* as the client named it */
 	int64_t created;
