@@ -14,8 +14,17 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	exit 77
 fi
 if ! (cd "$nodedir" && npm ls --silent >/dev/null 2>&1); then
-	if ! (cd "$nodedir" && npm ci --no-audit --no-fund --loglevel=error); then
-		echo "SKIP: npm ci failed (no registry reachable?)"
+	if ! (cd "$nodedir" && npm ci --no-audit --no-fund --loglevel=error) \
+	    > "${TMPDIR:-/tmp}/llmgate-npm.$$" 2>&1; then
+		cat "${TMPDIR:-/tmp}/llmgate-npm.$$"
+		if grep -q 'CERT\|certificate' "${TMPDIR:-/tmp}/llmgate-npm.$$"; then
+			echo "SKIP: npm ci failed: the registry's TLS certificate is" \
+			    "not trusted (behind a proxy that re-signs TLS, give npm" \
+			    "its CA: npm config set cafile FILE, or NODE_EXTRA_CA_CERTS)"
+		else
+			echo "SKIP: npm ci failed (no registry reachable?)"
+		fi
+		rm -f "${TMPDIR:-/tmp}/llmgate-npm.$$"
 		exit 77
 	fi
 fi
