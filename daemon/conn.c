@@ -26,21 +26,14 @@
 #include "llmgated.h"
 
 /*
- * What a connection's clients may make the daemon hold: per user, requests
- * in flight (max_calls_per_uid) and request bytes (max_bytes_per_uid: the
- * frames of calls in flight and unfinished frames); for all, max_memory
- * (those plus replies queued). Past a limit new work is refused with
- * overloaded; an unfinished frame that would pass one closes its
- * connection. A connection must say hello within frame_timeout_ms, and
- * finish each frame it began within as long, however slowly it trickles.
+ * What a connection's clients may make the daemon hold is counted by
+ * quota.c (request frames of calls in flight, unfinished frames, replies
+ * queued), in one budget per user with the HTTP front. Past a limit new
+ * work is refused with overloaded; an unfinished frame that would pass
+ * one closes its connection. A connection must say hello within
+ * frame_timeout_ms, and finish each frame it began within as long,
+ * however slowly it trickles.
  */
-
-struct conn_user {
-	uid_t uid;
-	unsigned requests;		/* calls and acquires in flight */
-	size_t bytes;			/* their frames, unfinished frames */
-	struct conn_user *next;
-};
 
 struct conn_call {
 	uint32_t id;
@@ -67,7 +60,7 @@ struct conn {
 	int paused;		/* output above the high-water mark */
 	uid_t uid;
 	pid_t pid;
-	struct conn_user *user;
+	struct quota_user *user;
 	size_t frame_len;	/* the frame being dispatched */
 	struct event *slow_ev;	/* hello, then unfinished-frame deadline */
 	char name[96];
@@ -87,10 +80,6 @@ struct conn {
 
 static TAILQ_HEAD(, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
 static unsigned nconns;
-static struct conn_user *conn_users;
-static size_t conn_req_total;	/* request frames of calls in flight */
-static size_t conn_in_total;	/* unfinished frames' buffers */
-static size_t conn_out_total;	/* replies queued */
 
 /* Reads land here; a frame's unfinished tail moves to its connection. */
 static unsigned char conn_rbuf[64 * 1024];
@@ -152,57 +141,11 @@ conn_peers(json_t *peers, uid_t uid)
 	}
 }
 
-static struct conn_user *
-conn_user(uid_t uid)
-{
-	struct conn_user *u;
-
-	for (u = conn_users; u != NULL; u = u->next) {
-		if (u->uid == uid)
-			return u;
-	}
-	u = xcalloc(1, sizeof *u);
-	u->uid = uid;
-	u->next = conn_users;
-	conn_users = u;
-	return u;
-}
-
-static size_t
-conn_held(void)
-{
-	return conn_req_total + conn_in_total + conn_out_total;
-}
-
-/*
- * Would holding add more bytes for c's user pass a limit? NULL, or why
- * (into msg).
- */
-static const char *
-conn_over(struct conn *c, size_t add, char *msg, size_t len)
-{
-	if (cfg->max_bytes_per_uid != 0 &&
-	    c->user->bytes + add > cfg->max_bytes_per_uid) {
-		snprintf(msg, len, "uid %ld has %zu request bytes held, the "
-		    "most for one user is %u (max_bytes_per_uid)",
-		    (long)c->uid, c->user->bytes, cfg->max_bytes_per_uid);
-		return msg;
-	}
-	if (cfg->max_memory != 0 && conn_held() + add > cfg->max_memory) {
-		snprintf(msg, len, "llmgated holds %zu bytes for its clients, "
-		    "the most is %u (max_memory): try again later",
-		    conn_held(), cfg->max_memory);
-		return msg;
-	}
-	return NULL;
-}
-
 /* c's unfinished-frame buffer is now cap bytes. */
 static void
 conn_in_account(struct conn *c, size_t cap)
 {
-	c->user->bytes = c->user->bytes - c->icap + cap;
-	conn_in_total = conn_in_total - c->icap + cap;
+	quota_input(c->user, c->icap, cap);
 	c->icap = cap;
 }
 
@@ -244,7 +187,7 @@ conn_accept(int fd)
 	c->ident.pid = c->pid;
 	clients_unit_of_pid(c->pid, c->ident.unit, sizeof c->ident.unit);
 	c->client.ident = &c->ident;
-	c->user = conn_user(c->uid);
+	c->user = quota_user(c->uid);
 	TAILQ_INIT(&c->calls);
 	msgpack_sbuffer_init(&c->sb);
 	evutil_make_socket_nonblocking(fd);
@@ -334,7 +277,7 @@ conn_teardown(evutil_socket_t fd, short events, void *arg)
 			call_detach(cc->call);
 		conn_request_end(c, cc);
 	}
-	conn_out_total -= evbuffer_get_length(c->out);
+	quota_output(0, evbuffer_get_length(c->out));
 	conn_in_account(c, 0);
 	TAILQ_REMOVE(&conns, c, entry);
 	nconns--;
@@ -370,7 +313,7 @@ conn_send(struct conn *c)
 	if (c->dead)
 		return;
 	evbuffer_add(c->out, c->sb.data, c->sb.size);
-	conn_out_total += c->sb.size;
+	quota_output(c->sb.size, 0);
 	queued = evbuffer_get_length(c->out);
 	if (queued > cfg->max_output) {
 		conn_drop(c, "dropped: not reading its replies");
@@ -413,7 +356,7 @@ conn_writable(evutil_socket_t fd, short events, void *arg)
 	before = evbuffer_get_length(c->out);
 	while ((n = evbuffer_write(c->out, c->fd)) == -1 && errno == EINTR)
 		;
-	conn_out_total -= before - evbuffer_get_length(c->out);
+	quota_output(0, before - evbuffer_get_length(c->out));
 	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
 		conn_drop(c, c->ncalls != 0 ? "connection error with calls "
 		    "in flight" : NULL);
@@ -541,15 +484,8 @@ conn_request_new(struct conn *c, uint32_t id)
 		conn_send_error(c, id, LLMGATE_INVALID_REQUEST, msg);
 		return NULL;
 	}
-	if (cfg->max_calls_per_uid != 0 &&
-	    c->user->requests >= cfg->max_calls_per_uid) {
-		snprintf(big, sizeof big, "uid %ld has %u calls and acquires "
-		    "in flight, the most for one user (max_calls_per_uid)",
-		    (long)c->uid, c->user->requests);
-		conn_send_error(c, id, LLMGATE_OVERLOADED, big);
-		return NULL;
-	}
-	if (conn_over(c, c->frame_len, big, sizeof big) != NULL) {
+	if (quota_request(c->user, c->frame_len, big, sizeof big) !=
+	    QUOTA_OK) {
 		conn_send_error(c, id, LLMGATE_OVERLOADED, big);
 		return NULL;
 	}
@@ -557,9 +493,6 @@ conn_request_new(struct conn *c, uint32_t id)
 	cc->id = id;
 	cc->conn = c;
 	cc->bytes = c->frame_len;
-	c->user->requests++;
-	c->user->bytes += cc->bytes;
-	conn_req_total += cc->bytes;
 	TAILQ_INSERT_TAIL(&c->calls, cc, entry);
 	c->ncalls++;
 	return cc;
@@ -571,9 +504,7 @@ conn_request_end(struct conn *c, struct conn_call *cc)
 {
 	TAILQ_REMOVE(&c->calls, cc, entry);
 	c->ncalls--;
-	c->user->requests--;
-	c->user->bytes -= cc->bytes;
-	conn_req_total -= cc->bytes;
+	quota_request_end(c->user, cc->bytes);
 	free(cc);
 }
 
@@ -750,7 +681,7 @@ conn_reserve(struct conn *c)
 		;
 	if (cap > frame)
 		cap = frame;
-	if (conn_over(c, cap - c->icap, msg, sizeof msg) != NULL) {
+	if (quota_room(c->user, cap - c->icap, msg, sizeof msg) != QUOTA_OK) {
 		conn_fail_class(c, LLMGATE_OVERLOADED, msg);
 		return -1;
 	}
@@ -912,16 +843,11 @@ conn_cancel_all(void)
 void
 conn_close_all(void)
 {
-	struct conn_user *u;
 	struct conn *c;
 
 	while ((c = TAILQ_FIRST(&conns)) != NULL) {
 		evtimer_del(c->close_ev);
 		c->dead = 1;
 		conn_teardown(-1, 0, c);
-	}
-	while ((u = conn_users) != NULL) {
-		conn_users = u->next;
-		free(u);
 	}
 }

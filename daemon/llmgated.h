@@ -1428,6 +1428,35 @@ void http_stop(struct attempt *);
 void mock_start(struct attempt *);
 void mock_stop(struct attempt *);
 
+/*
+ * quota.c: what clients may make the daemon hold, one budget per user for
+ * both fronts: requests in flight, request bytes, and all of it for
+ * everyone (max_calls_per_uid, max_bytes_per_uid, max_memory).
+ */
+enum quota_verdict {
+	QUOTA_OK = 0,
+	QUOTA_CALLS,		/* the user's calls in flight */
+	QUOTA_BYTES,		/* the user's request bytes */
+	QUOTA_MEMORY,		/* everything held, for everyone */
+};
+struct quota_user;
+/* uid's budget, made on first use, kept until quota_free_all(). */
+struct quota_user *quota_user(uid_t);
+/* Could u hold add more bytes? QUOTA_OK, else which limit (why in msg). */
+enum quota_verdict quota_room(const struct quota_user *, size_t add,
+    char *msg, size_t len);
+/* A request of bytes begins (QUOTA_OK: counted until quota_request_end),
+ * else which limit refuses it (why in msg). */
+enum quota_verdict quota_request(struct quota_user *, size_t bytes,
+    char *msg, size_t len);
+void quota_request_end(struct quota_user *, size_t bytes);
+/* u's unfinished input buffer went from was to now bytes. */
+void quota_input(struct quota_user *, size_t was, size_t now);
+/* Replies: queued bytes added, written ones gone. */
+void quota_output(size_t queued, size_t written);
+size_t quota_held(void);
+void quota_free_all(void);
+
 /* conn.c: one client connection. */
 void conn_accept(int fd);
 void conn_close_all(void);

@@ -438,6 +438,7 @@ server_run(void)
 
 	front_http_shutdown();
 	conn_close_all();
+	quota_free_all();
 	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		event_free(server_sigs[i]);
 	if (server_drain_ev != NULL)
