@@ -12,7 +12,9 @@
 #include <grp.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1034,6 +1036,66 @@ START_TEST(test_calls_and_bytes_per_uid)
 }
 END_TEST
 
+/* Reading the daemon's environment through /proc, as its own user: 0
+ * when refused (EACCES), 1 when it could, 2 when it could not tell. */
+static int
+read_environ(void *arg)
+{
+	char path[64], buf[64];
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%ld/environ", (long)*(pid_t *)arg);
+	if ((fd = open(path, O_RDONLY)) == -1)
+		return errno == EACCES ? 0 : 2;
+	if (read(fd, buf, sizeof buf) == -1) {
+		close(fd);
+		return errno == EACCES ? 0 : 2;
+	}
+	close(fd);
+	return 1;
+}
+
+/*
+ * The daemon makes itself non-dumpable before it reads a key: no core
+ * dump of it, and another process of its own user cannot read its memory.
+ * Run as nobody, the daemon's /proc files then belong to root, and a
+ * process of nobody's is refused its environment (the kernel's ptrace
+ * access check; a dumpable process of the same user passes it).
+ */
+START_TEST(test_not_dumpable)
+{
+	struct passwd *pw = getpwnam("nobody");
+	struct daemon dn;
+	char path[64], *log;
+	struct stat st;
+	FILE *f;
+	char line[256];
+	long uid = -1;
+
+	ck_assert_ptr_nonnull(pw);
+	h_daemon_start_as(&dn, "providers = ( { name = \"oa\"; type = "
+	    "\"openai\"; api_key = \"secret-key\"; } );\n", "nobody");
+	/* It does run as nobody. */
+	snprintf(path, sizeof path, "/proc/%ld/status", (long)dn.pid);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (strncmp(line, "Uid:", 4) == 0)
+			uid = strtol(line + 4, NULL, 10);
+	}
+	fclose(f);
+	ck_assert_int_eq(uid, (long)pw->pw_uid);
+	snprintf(path, sizeof path, "/proc/%ld/environ", (long)dn.pid);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_msg(st.st_uid == 0, "%s belongs to uid %ld: the daemon is "
+	    "dumpable", path, (long)st.st_uid);
+	ck_assert_int_eq(as_nobody(read_environ, &dn.pid), 0);
+	log = h_daemon_log(&dn);
+	ck_assert_msg(strstr(log, "PR_SET_DUMPABLE") == NULL, "%s", log);
+	free(log);
+	ck_assert_int_eq(h_daemon_stop(&dn), 0);
+}
+END_TEST
+
 static Suite *
 trust_suite(int root)
 {
@@ -1057,6 +1119,7 @@ trust_suite(int root)
 		tcase_add_test(tc, test_reports_bounded);
 		tcase_add_test(tc, test_metrics_flood);
 		tcase_add_test(tc, test_calls_and_bytes_per_uid);
+		tcase_add_test(tc, test_not_dumpable);
 	}
 	suite_add_tcase(s, tc);
 	return s;

@@ -13,6 +13,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -127,7 +129,14 @@ h_unix_connect(const char *path)
 void
 h_daemon_start(struct daemon *d, const char *conf_text)
 {
+	h_daemon_start_as(d, conf_text, NULL);
+}
+
+void
+h_daemon_start_as(struct daemon *d, const char *conf_text, const char *user)
+{
 	char *argv[40], *wrap = NULL, *word, *last, *log;
+	struct passwd *pw = NULL;
 	const char *env;
 	FILE *f;
 	int i, fd, ready, tries = 500, argc = 0;
@@ -135,6 +144,11 @@ h_daemon_start(struct daemon *d, const char *conf_text)
 	memset(d, 0, sizeof *d);
 	snprintf(d->dir, sizeof d->dir, "/tmp/llmgate-test.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(d->dir));
+	if (user != NULL) {
+		/* Its directory is its own, for the socket. */
+		ck_assert_ptr_nonnull(pw = getpwnam(user));
+		ck_assert_int_eq(chown(d->dir, pw->pw_uid, pw->pw_gid), 0);
+	}
 	snprintf(d->sock, sizeof d->sock, "%s/llmgate.sock", d->dir);
 	snprintf(d->conf, sizeof d->conf, "%s/llmgated.conf", d->dir);
 	snprintf(d->log, sizeof d->log, "%s/llmgated.log", d->dir);
@@ -166,6 +180,10 @@ h_daemon_start(struct daemon *d, const char *conf_text)
 		dup2(fd, 2);
 		dup2(open("/dev/null", O_RDONLY), 0);
 		unsetenv("LLMGATE_SOCKET");
+		if (pw != NULL && (setgroups(0, NULL) != 0 ||
+		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0))
+			_exit(126);
 		execvp(argv[0], argv);
 		_exit(127);
 	}

@@ -25,6 +25,9 @@ struct daemon {
 
 /* Write conf_text (NULL: embedded default) and start llmgated on it. */
 void h_daemon_start(struct daemon *, const char *conf_text);
+/* The same, as user (the caller is root); NULL: as ourselves. */
+void h_daemon_start_as(struct daemon *, const char *conf_text,
+    const char *user);
 /* SIGTERM; returns the exit status (0 expected). */
 int h_daemon_stop(struct daemon *);
 int h_daemon_alive(struct daemon *);
