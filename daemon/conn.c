@@ -1,9 +1,13 @@
 /*
  * conn.c: one client connection on the Unix socket. Reads frames, hands
  * them to op.c, and queues replies with backpressure: while a client's
- * unread output passes the high-water mark we stop reading its requests,
- * and a client that lets max_output pile up is dropped, so a slow reader
- * cannot grow the daemon's memory without bound.
+ * unread output passes the high-water mark we stop reading its requests
+ * and hold its streams' upstreams. A client whose unread output stays past
+ * max_output while it reads none of it for frame_timeout_ms is dropped (at
+ * once while the daemon holds more than max_memory for its clients), so a
+ * client that does not read cannot grow the daemon's memory without bound;
+ * a client that reads is not dropped for a burst of replies that the
+ * daemon queued at once.
  *
  * The socket is driven with plain events rather than a bufferevent, for
  * fewer system calls per message: one read(2) into a buffer shared by all
@@ -58,6 +62,9 @@ struct conn {
 	int flushing;		/* flush_ev is active or wev added */
 	int waiting;		/* wev is added */
 	int paused;		/* output above the high-water mark */
+	uint64_t written;	/* bytes of output written, ever */
+	uint64_t stall_mark;	/* written when stall_ev was armed */
+	struct event *stall_ev;	/* over max_output: does it read at all? */
 	uid_t uid;
 	pid_t pid;
 	struct quota_user *user;
@@ -89,6 +96,7 @@ static void conn_writable(evutil_socket_t, short, void *);
 static void conn_teardown(evutil_socket_t, short, void *);
 static void conn_reading(struct conn *);
 static void conn_slow(evutil_socket_t, short, void *);
+static void conn_stalled(evutil_socket_t, short, void *);
 static void conn_request_end(struct conn *, struct conn_call *);
 static void conn_fail_class(struct conn *, enum llmgate_class,
     const char *);
@@ -198,6 +206,7 @@ conn_accept(int fd)
 	c->out = evbuffer_new();
 	c->close_ev = evtimer_new(ev_base, conn_teardown, c);
 	c->slow_ev = evtimer_new(ev_base, conn_slow, c);
+	c->stall_ev = evtimer_new(ev_base, conn_stalled, c);
 	tv.tv_sec = cfg->frame_timeout_ms / 1000;
 	tv.tv_usec = (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000;
 	evtimer_add(c->slow_ev, &tv);
@@ -287,6 +296,7 @@ conn_teardown(evutil_socket_t fd, short events, void *arg)
 	event_free(c->flush_ev);
 	event_free(c->close_ev);
 	event_free(c->slow_ev);
+	event_free(c->stall_ev);
 	evbuffer_free(c->out);
 	close(c->fd);
 	free(c->ibuf);
@@ -301,9 +311,23 @@ conn_buf(struct conn *c)
 	return &c->sb;
 }
 
+/* frame_timeout_ms from now: a client over max_output must read by then. */
+static void
+conn_stall_arm(struct conn *c)
+{
+	struct timeval tv = { cfg->frame_timeout_ms / 1000,
+	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+
+	c->stall_mark = c->written;
+	evtimer_add(c->stall_ev, &tv);
+}
+
 /*
  * Queue what was encoded into conn_buf(); it is written when this loop
- * round's other events have run, together with whatever they queue.
+ * round's other events have run, together with whatever they queue. Past
+ * max_output the client is not dropped yet: replies finishing together
+ * can pass it in one round before the first write. It must read some of
+ * them within frame_timeout_ms (conn_stalled).
  */
 void
 conn_send(struct conn *c)
@@ -315,10 +339,14 @@ conn_send(struct conn *c)
 	evbuffer_add(c->out, c->sb.data, c->sb.size);
 	quota_output(c->sb.size, 0);
 	queued = evbuffer_get_length(c->out);
-	if (queued > cfg->max_output) {
-		conn_drop(c, "dropped: not reading its replies");
+	if (queued > cfg->max_output && cfg->max_memory != 0 &&
+	    quota_held() > cfg->max_memory) {
+		conn_drop(c, "dropped: not reading its replies, and llmgated "
+		    "holds more than max_memory");
 		return;
 	}
+	if (queued > cfg->max_output && !evtimer_pending(c->stall_ev, NULL))
+		conn_stall_arm(c);
 	if (queued > cfg->max_output / 2 && !c->paused) {
 		c->paused = 1;
 		conn_reading(c);
@@ -357,6 +385,7 @@ conn_writable(evutil_socket_t fd, short events, void *arg)
 	while ((n = evbuffer_write(c->out, c->fd)) == -1 && errno == EINTR)
 		;
 	quota_output(0, before - evbuffer_get_length(c->out));
+	c->written += before - evbuffer_get_length(c->out);
 	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
 		conn_drop(c, c->ncalls != 0 ? "connection error with calls "
 		    "in flight" : NULL);
@@ -387,6 +416,24 @@ conn_writable(evutil_socket_t fd, short events, void *arg)
 	c->waiting = 0;
 	c->flushing = 0;
 	conn_drained(c);
+}
+
+/*
+ * Over max_output for frame_timeout_ms: a client that read none of it in
+ * that time is dropped; one that read some is given as long again.
+ */
+static void
+conn_stalled(evutil_socket_t fd, short events, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->dead || evbuffer_get_length(c->out) <= cfg->max_output)
+		return;
+	if (c->written == c->stall_mark) {
+		conn_drop(c, "dropped: not reading its replies");
+		return;
+	}
+	conn_stall_arm(c);
 }
 
 void

@@ -1199,8 +1199,9 @@ END_TEST
 
 /*
  * A client that sends streamed calls and never reads: the daemon stops
- * reading its requests, then drops it once max_output is queued, and keeps
- * serving everyone else. Memory stays bounded by max_output. How much the
+ * reading its requests, then drops it once max_output is queued and it
+ * has read none of it for frame_timeout_ms, and keeps serving everyone
+ * else. How much the
  * kernel buffers differs between machines, so the client keeps sending
  * calls (as far as the daemon reads them) until the drop shows.
  */
@@ -1208,7 +1209,7 @@ START_TEST(test_slow_reader_dropped)
 {
 	static const char conf[] =
 	    "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
-	    "max_frame = 8192; max_output = 65536;\n";
+	    "max_frame = 8192; max_output = 65536; frame_timeout_ms = 1000;\n";
 	struct llmgate_request *req;
 	struct daemon d2;
 	struct llmgate *g;

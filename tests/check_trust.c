@@ -872,6 +872,57 @@ START_TEST(test_fast_stream_slow_reader)
 END_TEST
 
 /*
+ * Issue 15, item 3: replies that finish together can pass max_output in
+ * one loop round, before the daemon writes any of them. A client that
+ * reads them all the while used to be dropped for it ("not reading its
+ * replies") with every call on its connection; now only one that reads
+ * none of its output for frame_timeout_ms is.
+ */
+START_TEST(test_reply_burst_reader_kept)
+{
+	enum { N = 80, PROMPT = 6000 };
+	struct stream_tally t[N];
+	struct llmgate_request *req;
+	struct llmgate *g;
+	char *conf, *prompt, *want, *log;
+	int i;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	conf = h_strdup_printf("%smax_frame = 8192;\nmax_output = 65536;\n",
+	    base_conf);
+	h_daemon_start(&d, conf);
+	free(conf);
+	prompt = malloc(PROMPT + 1);
+	memset(prompt, 'b', PROMPT);
+	prompt[PROMPT] = '\0';
+	want = h_strdup_printf("echo: %s", prompt);
+	memset(t, 0, sizeof t);
+	g = h_connect(&d, "burst");
+	/* All answered together, after the same wait. */
+	req = h_request(prompt, "mock/slow:700", NULL);
+	for (i = 0; i < N; i++)
+		ck_assert_uint_gt(llmgate_submit(g, req, NULL, stream_done,
+		    &t[i]), 0);
+	for (i = 0; i < N; i++) {
+		h_drive(g, &t[i].done);
+		ck_assert_msg(t[i].res->cls == LLMGATE_OK, "call %d: %s: %s",
+		    i, llmgate_class_name(t[i].res->cls), t[i].res->message);
+		ck_assert_str_eq(t[i].res->text, want);
+		llmgate_result_free(t[i].res);
+	}
+	h_request_free(req);
+	ck_assert_int_eq(llmgate_ping(g), 0);
+	llmgate_close(g);
+	log = h_daemon_log(&d);
+	ck_assert_msg(strstr(log, "not reading its replies") == NULL, "%s",
+	    log);
+	free(log);
+	free(want);
+	free(prompt);
+}
+END_TEST
+
+/*
  * A streamed reply over REPLY_MAX_TEXT (8 MiB) ends as parse_error, with
  * the client still connected, rather than dropping it while the log says
  * ok.
@@ -1111,6 +1162,7 @@ trust_suite(int root)
 	tcase_add_test(tc, test_state_file_odd);
 	tcase_add_test(tc, test_fast_stream_slow_reader);
 	tcase_add_test(tc, test_stream_text_capped);
+	tcase_add_test(tc, test_reply_burst_reader_kept);
 	tcase_add_test(tc, test_hello_and_frame_deadlines);
 	if (root) {
 		tcase_add_test(tc, test_invented_names_do_not_fill_the_table);
