@@ -56,9 +56,38 @@ front_http_eof(evutil_socket_t fd, short events, void *arg)
 	call_cancel(fr->call, "the client went away");
 }
 
+/*
+ * One budget per user with the native socket (quota.c): the request's
+ * body counts from here until the request is freed, its call answered.
+ * Over the user's share: 429 (rate_limited); over max_memory: 503
+ * (overloaded). A caller known only by a token counts as nobody.
+ */
+int
+front_http_quota(struct front_req *fr, size_t bytes)
+{
+	struct quota_user *u = quota_user(fr->client.uid);
+	char msg[200];
+
+	switch (quota_request(u, bytes, msg, sizeof msg)) {
+	case QUOTA_OK:
+		fr->quota = u;
+		fr->quota_bytes = bytes;
+		return 0;
+	case QUOTA_MEMORY:
+		front_http_refusal(fr, LLMGATE_OVERLOADED, 503, msg);
+		break;
+	default:
+		front_http_refusal(fr, LLMGATE_RATE_LIMITED, 429, msg);
+		break;
+	}
+	return -1;
+}
+
 void
 front_http_req_free(struct front_req *fr)
 {
+	if (fr->quota != NULL)
+		quota_request_end(fr->quota, fr->quota_bytes);
 	if (fr->eof_ev != NULL)
 		event_free(fr->eof_ev);
 	event_free(fr->cancel_ev);

@@ -12,7 +12,9 @@
  * caller's uid comes from the kernel's socket table and the same mode and
  * group rules are applied to it (front-peer.c), unless a tokens_file is
  * configured, which then makes a bearer token mandatory on every TCP
- * listener. max_conns_per_uid counts HTTP and native connections together.
+ * listener. max_conns_per_uid counts HTTP and native connections together,
+ * and a request counts against its user's calls and bytes (quota.c) as a
+ * native call does.
  *
  * Answers are written by front-http-reply.c; a request's way from the
  * dialect's translation to a running call and its end, by
@@ -272,6 +274,16 @@ front_http_listen(int strict, char **cause)
 		if (!front_http_listed(hc, fl->addr))
 			front_http_unbind(fl);
 	}
+	/*
+	 * A changed socket_mode or socket_group applies to the unix sockets
+	 * kept; new ones are born with them (server_unix_listen()).
+	 */
+	TAILQ_FOREACH(fl, &front_listeners, entry) {
+		if (fl->path != NULL && (chmod(fl->path, cfg->socket_mode) != 0 ||
+		    (cfg->socket_group != NULL && chown(fl->path, (uid_t)-1,
+		    cfg->socket_gid) != 0)))
+			log_warn("HTTP front: %s", fl->path);
+	}
 	for (i = 0; i < hc->nlisten; i++) {
 		TAILQ_FOREACH(fl, &front_listeners, entry) {
 			if (strcmp(fl->addr, hc->listen[i]) == 0)
@@ -294,13 +306,6 @@ front_http_listen(int strict, char **cause)
 			free(why);
 			why = NULL;
 		}
-	}
-	/* A changed socket_mode or socket_group applies here too. */
-	TAILQ_FOREACH(fl, &front_listeners, entry) {
-		if (fl->path != NULL && (chmod(fl->path, cfg->socket_mode) != 0 ||
-		    (cfg->socket_group != NULL && chown(fl->path, (uid_t)-1,
-		    cfg->socket_gid) != 0)))
-			log_warn("HTTP front: %s", fl->path);
 	}
 	return 0;
 }
@@ -684,6 +689,11 @@ front_http_request(struct evhttp_request *req, void *arg)
 	}
 	in = evhttp_request_get_input_buffer(req);
 	len = evbuffer_get_length(in);
+	if (front_http_quota(fr, len) != 0) {
+		front_http_refuse(fr, fr->err_cls, fr->err_status, NULL,
+		    fr->err_msg);
+		return;
+	}
 	body = jload_flags((const char *)evbuffer_pullup(in, -1), len,
 	    JSON_REJECT_DUPLICATES, &jerr);
 	if (body == NULL || !json_is_object(body)) {

@@ -1552,6 +1552,8 @@ struct front_req {
 	int err_status;
 	char *err_msg;
 	void *dstate;			/* the dialect's; free()d */
+	struct quota_user *quota;	/* counted against, until freed */
+	size_t quota_bytes;
 };
 extern const struct front_dialect front_openai;
 extern const struct front_dialect front_anthropic;
@@ -1594,6 +1596,9 @@ void front_http_bad(struct front_req *, const char *, ...)
 int front_http_options(struct front_req *, struct llmgate_request *,
     msgpack_zone *);
 void front_http_client(struct front_req *, const char *token_name);
+/* The request counts against its user's budget (quota.c) until freed;
+ * -1 after front_http_refusal() when over. */
+int front_http_quota(struct front_req *, size_t bytes);
 void front_http_call(struct front_req *, struct llmgate_request *,
     msgpack_zone *);
 void front_http_drop(evutil_socket_t, short, void *);

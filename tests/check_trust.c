@@ -4,9 +4,11 @@
  * the daemon (as the unprivileged user nobody where a second uid
  * matters), then checks that another client is still served.
  */
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <grp.h>
@@ -1087,6 +1089,417 @@ START_TEST(test_calls_and_bytes_per_uid)
 }
 END_TEST
 
+/*
+ * An HTTP request for model, with a prompt of n bytes, sent on a new
+ * connection to the front's unix socket (beside the native one); the
+ * descriptor to read the answer from, or -1.
+ */
+static int
+http_send(const char *model, size_t n)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char *prompt, *body, *msg;
+	size_t len = strlen(d.sock), off = 0;
+	ssize_t w;
+	int fd;
+
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%.*s-http.sock",
+	    (int)(len - strlen(".sock")), d.sock);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+		close(fd);
+		return -1;
+	}
+	prompt = malloc(n + 1);
+	memset(prompt, 'h', n);
+	prompt[n] = '\0';
+	body = h_strdup_printf("{\"model\":\"%s\",\"messages\":[{\"role\":"
+	    "\"user\",\"content\":\"%s\"}]}", model, prompt);
+	msg = h_strdup_printf("POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: llmgate\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+	    strlen(body), body);
+	len = strlen(msg);
+	while (off < len && (w = send(fd, msg + off, len - off,
+	    MSG_NOSIGNAL)) > 0)
+		off += (size_t)w;
+	free(msg);
+	free(body);
+	free(prompt);
+	if (off < len) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The answer on fd (closed): its status, and all of it in *out (free()),
+ * or -1 when none came within 20 s. */
+static int
+http_answer(int fd, char **out)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t len = 0, cap = 4096;
+	uint64_t t0 = h_mono_ms();
+	char *buf = malloc(cap);
+	ssize_t n;
+	int status = -1;
+
+	for (;;) {
+		if (poll(&pfd, 1, 1000) < 0 || h_mono_ms() - t0 > 20000)
+			break;
+		if (!(pfd.revents & (POLLIN | POLLHUP)))
+			continue;
+		if (len + 1024 > cap)
+			buf = realloc(buf, cap *= 2);
+		if ((n = read(fd, buf + len, cap - len - 1)) <= 0) {
+			if (n == 0 && len != 0)
+				status = 0;
+			break;
+		}
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	close(fd);
+	if (status == 0 && sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+		status = -1;
+	*out = buf;
+	return status;
+}
+
+/* Calls in flight in the daemon, from status; -1 on error. */
+static long
+status_inflight(struct llmgate *g)
+{
+	json_t *st;
+	char *text = NULL;
+	long n = -1;
+
+	if (llmgate_status(g, &text) != 0)
+		return -1;
+	if ((st = json_loads(text, 0, NULL)) != NULL)
+		n = (long)json_integer_value(json_object_get(st, "inflight"));
+	json_decref(st);
+	free(text);
+	return n;
+}
+
+/* Wait until at least n calls are in flight: 0, or -1 after 10 s. */
+static int
+wait_inflight(struct llmgate *g, long n)
+{
+	uint64_t t0 = h_mono_ms();
+
+	while (status_inflight(g) < n) {
+		if (h_mono_ms() - t0 > 10000)
+			return -1;
+		h_sleep_ms(20);
+	}
+	return 0;
+}
+
+struct hflood {
+	int n;			/* requests at once */
+	size_t prompt;		/* bytes of each prompt */
+	int status;		/* of the refusals */
+	const char *want;	/* in the refusals */
+};
+
+/*
+ * Slow HTTP requests from one user, each on its own connection, all at
+ * once: 0 when some were refused with status, saying want, with a
+ * Retry-After, and the others answered 200.
+ */
+static int
+flood_http(void *arg)
+{
+	const struct hflood *f = arg;
+	int fds[64], i, st, ok = 0, refused = 0, bad = 0;
+	char *out;
+
+	if (f->n > 64)
+		return 110;
+	for (i = 0; i < f->n; i++) {
+		if ((fds[i] = http_send("mock/slow:1500", f->prompt)) == -1)
+			return 111;
+	}
+	for (i = 0; i < f->n; i++) {
+		st = http_answer(fds[i], &out);
+		if (st == 200)
+			ok++;
+		else if (st == f->status && strstr(out, f->want) != NULL &&
+		    strstr(out, "\r\nRetry-After: ") != NULL)
+			refused++;
+		else {
+			fprintf(stderr, "request %d: %d: %.600s\n", i, st, out);
+			bad++;
+		}
+		free(out);
+	}
+	fprintf(stderr, "http: %d ok, %d refused\n", ok, refused);
+	return bad == 0 && refused > 0 && ok > 0 ? 0 : 112;
+}
+
+/* A plain HTTP request of ours is answered 200. */
+static void
+http_served(void)
+{
+	char *out;
+	int fd = http_send("mock/echo", 10);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(http_answer(fd, &out), 200);
+	ck_assert_ptr_nonnull(strstr(out, "echo: hhhhhhhhhh"));
+	free(out);
+}
+
+/*
+ * The per-user caps bind the HTTP front too: one user's flood of
+ * requests, or of large bodies, is refused (429, with Retry-After) past
+ * max_calls_per_uid or max_bytes_per_uid, and past max_memory everyone's
+ * new work is (503) until it ends; another user is served meanwhile and
+ * after, natively and over HTTP.
+ */
+START_TEST(test_http_calls_and_bytes_per_uid)
+{
+	struct hflood calls = { 20, 10, 429, "max_calls_per_uid" };
+	struct hflood bytes = { 10, 30000, 429, "max_bytes_per_uid" };
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	start("max_calls_per_uid = 8;\nmax_bytes_per_uid = 100000;\n"
+	    "http = { listen = ( \"unix:\" ); };\n");
+	ck_assert_int_eq(as_nobody(flood_http, &calls), 0);
+	served(NULL);
+	http_served();
+	ck_assert_int_eq(as_nobody(flood_http, &bytes), 0);
+	served(NULL);
+	http_served();
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	start("max_bytes_per_uid = 0;\nmax_memory = 100000;\n"
+	    "http = { listen = ( \"unix:\" ); };\n");
+	bytes.status = 503;
+	bytes.want = "max_memory";
+	ck_assert_int_eq(as_nobody(flood_http, &bytes), 0);
+	served(NULL);
+	http_served();
+}
+END_TEST
+
+/*
+ * One budget per user across both fronts: with 6 native calls of a user
+ * in flight, 2 of its 4 HTTP requests go and 2 are refused
+ * (max_calls_per_uid = 8); with 8 HTTP requests of its in flight, its
+ * native call is refused. Returns 0 when so.
+ */
+static int
+mixed_fronts(void *arg)
+{
+	struct stream_tally t[6];
+	struct llmgate_request *req;
+	struct llmgate_result *res = NULL;
+	struct llmgate *g;
+	char err[256], *out;
+	int fds[8], i, st, ok = 0, refused = 0;
+
+	(void)arg;
+	memset(t, 0, sizeof t);
+	if ((g = llmgate_connect(d.sock, "mixed", err, sizeof err)) == NULL)
+		return 120;
+	req = h_request("native", "mock/slow:3000", NULL);
+	for (i = 0; i < 6; i++) {
+		if (llmgate_submit(g, req, NULL, stream_done, &t[i]) == 0)
+			return 121;
+	}
+	if (wait_inflight(g, 6) != 0)
+		return 122;
+	for (i = 0; i < 4; i++) {
+		if ((fds[i] = http_send("mock/slow:1000", 10)) == -1)
+			return 123;
+	}
+	for (i = 0; i < 4; i++) {
+		st = http_answer(fds[i], &out);
+		if (st == 200)
+			ok++;
+		else if (st == 429 && strstr(out, "max_calls_per_uid") != NULL)
+			refused++;
+		else
+			fprintf(stderr, "http %d: %d: %.400s\n", i, st, out);
+		free(out);
+	}
+	fprintf(stderr, "mixed: %d ok, %d refused over HTTP\n", ok, refused);
+	if (ok != 2 || refused != 2)
+		return 124;
+	for (i = 0; i < 6; i++) {
+		while (!t[i].done) {
+			struct pollfd pfd = { .fd = llmgate_fd(g) };
+
+			pfd.events = POLLIN |
+			    (llmgate_want_write(g) ? POLLOUT : 0);
+			if (poll(&pfd, 1, 10000) <= 0 ||
+			    llmgate_process(g) < 0)
+				return 125;
+		}
+		if (t[i].res->cls != LLMGATE_OK)
+			return 126;
+		llmgate_result_free(t[i].res);
+	}
+	h_request_free(req);
+
+	/* The other way round: HTTP requests hold the user's budget. */
+	for (i = 0; i < 8; i++) {
+		if ((fds[i] = http_send("mock/slow:2000", 10)) == -1)
+			return 127;
+	}
+	if (wait_inflight(g, 8) != 0)
+		return 128;
+	req = h_request("native", "mock/echo", NULL);
+	if (llmgate_call(g, req, NULL, NULL, &res) != 0)
+		return 129;
+	st = res->cls == LLMGATE_OVERLOADED &&
+	    strstr(res->message, "max_calls_per_uid") != NULL;
+	if (!st)
+		fprintf(stderr, "native: %s: %s\n",
+		    llmgate_class_name(res->cls), res->message);
+	llmgate_result_free(res);
+	for (i = 0; i < 8; i++) {
+		if (http_answer(fds[i], &out) != 200)
+			st = 0;
+		free(out);
+	}
+	/* All ended: the budget is whole again. */
+	if (llmgate_call(g, req, NULL, NULL, &res) != 0 ||
+	    res->cls != LLMGATE_OK)
+		st = 0;
+	llmgate_result_free(res);
+	h_request_free(req);
+	llmgate_close(g);
+	return st ? 0 : 130;
+}
+
+START_TEST(test_calls_per_uid_across_fronts)
+{
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	start("max_calls_per_uid = 8;\n"
+	    "http = { listen = ( \"unix:\" ); };\n");
+	ck_assert_int_eq(as_nobody(mixed_fronts, NULL), 0);
+	served(NULL);
+	http_served();
+}
+END_TEST
+
+/*
+ * The socket is born with socket_mode: bind() runs under a umask that
+ * leaves exactly that mode. Watched from before it exists: when it
+ * appears its mode is the configured one, and nothing changes its mode
+ * afterwards, as a chmod() after bind() would (IN_ATTRIB), so it never
+ * had a wider mode, not for a moment. A daemon started with umask 022
+ * would otherwise make it 0755 first. Several starts, the HTTP front's
+ * unix socket beside the native one too.
+ */
+START_TEST(test_socket_born_with_its_mode)
+{
+	char dir[] = "/tmp/llmgate-mode.XXXXXX", sock[96], conf[128];
+	char evbuf[4096] __attribute__((aligned(8)));
+	const struct inotify_event *ev;
+	struct pollfd pfd;
+	struct stat st;
+	uint64_t t0;
+	pid_t pid;
+	FILE *f;
+	int in, fd, round, created, ready, st_exit;
+	ssize_t n;
+	char *p;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sock, sizeof sock, "%s/llmgate.sock", dir);
+	snprintf(conf, sizeof conf, "%s/llmgated.conf", dir);
+	ck_assert_ptr_nonnull(f = fopen(conf, "w"));
+	fputs("socket_mode = \"0600\";\n"
+	    "http = { listen = ( \"unix:\" ); };\n", f);
+	fclose(f);
+	for (round = 0; round < 3; round++) {
+		ck_assert_int_ge(in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC),
+		    0);
+		ck_assert_int_ge(inotify_add_watch(in, dir, IN_CREATE |
+		    IN_ATTRIB), 0);
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			umask(022);
+			fd = open("/dev/null", O_RDWR);
+			dup2(fd, 0);
+			dup2(fd, 2);
+			execl(BUILD_DIR "/llmgated", "llmgated", "-s", sock,
+			    "-c", conf, (char *)NULL);
+			_exit(127);
+		}
+		created = ready = 0;
+		t0 = h_mono_ms();
+		while (h_mono_ms() - t0 < 20000 && (created < 2 || !ready)) {
+			pfd.fd = in;
+			pfd.events = POLLIN;
+			(void)poll(&pfd, 1, 50);
+			while ((n = read(in, evbuf, sizeof evbuf)) > 0) {
+				for (p = evbuf; p < evbuf + n; p += sizeof *ev +
+				    ev->len) {
+					ev = (const struct inotify_event *)p;
+					if (ev->len == 0 ||
+					    strstr(ev->name, ".sock") == NULL)
+						continue;
+					ck_assert_msg(!(ev->mask & IN_ATTRIB),
+					    "%s changed mode or owner after "
+					    "it appeared", ev->name);
+					if (!(ev->mask & IN_CREATE))
+						continue;
+					created++;
+					snprintf(conf, sizeof conf, "%s/%s",
+					    dir, ev->name);
+					ck_assert_int_eq(lstat(conf, &st), 0);
+					ck_assert_msg((st.st_mode & 07777) ==
+					    0600, "%s appeared with mode %04o",
+					    ev->name, (unsigned)(st.st_mode &
+					    07777));
+				}
+			}
+			if (!ready && (fd = socket(AF_UNIX, SOCK_STREAM, 0)) >=
+			    0) {
+				struct sockaddr_un sun = { .sun_family =
+				    AF_UNIX };
+
+				snprintf(sun.sun_path, sizeof sun.sun_path,
+				    "%s", sock);
+				ready = connect(fd, (struct sockaddr *)&sun,
+				    sizeof sun) == 0;
+				close(fd);
+			}
+		}
+		ck_assert_int_eq(created, 2);
+		ck_assert(ready);
+		/* Whatever came after the listeners were up. */
+		h_sleep_ms(100);
+		while ((n = read(in, evbuf, sizeof evbuf)) > 0) {
+			for (p = evbuf; p < evbuf + n; p += sizeof *ev +
+			    ev->len) {
+				ev = (const struct inotify_event *)p;
+				ck_assert_msg(ev->len == 0 ||
+				    strstr(ev->name, ".sock") == NULL ||
+				    !(ev->mask & IN_ATTRIB), "%s changed mode "
+				    "after it appeared", ev->name);
+			}
+		}
+		close(in);
+		ck_assert_int_eq(kill(pid, SIGTERM), 0);
+		ck_assert_int_eq(waitpid(pid, &st_exit, 0), pid);
+		ck_assert(WIFEXITED(st_exit) && WEXITSTATUS(st_exit) == 0);
+		snprintf(conf, sizeof conf, "%s/llmgated.conf", dir);
+	}
+	unlink(conf);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 /* Reading the daemon's environment through /proc, as its own user: 0
  * when refused (EACCES), 1 when it could, 2 when it could not tell. */
 static int
@@ -1164,6 +1577,7 @@ trust_suite(int root)
 	tcase_add_test(tc, test_stream_text_capped);
 	tcase_add_test(tc, test_reply_burst_reader_kept);
 	tcase_add_test(tc, test_hello_and_frame_deadlines);
+	tcase_add_test(tc, test_socket_born_with_its_mode);
 	if (root) {
 		tcase_add_test(tc, test_invented_names_do_not_fill_the_table);
 		tcase_add_test(tc, test_targets_capped_per_uid);
@@ -1172,6 +1586,8 @@ trust_suite(int root)
 		tcase_add_test(tc, test_metrics_flood);
 		tcase_add_test(tc, test_calls_and_bytes_per_uid);
 		tcase_add_test(tc, test_not_dumpable);
+		tcase_add_test(tc, test_http_calls_and_bytes_per_uid);
+		tcase_add_test(tc, test_calls_per_uid_across_fronts);
 	}
 	suite_add_tcase(s, tc);
 	return s;
