@@ -90,6 +90,8 @@ front_http_req_free(struct front_req *fr)
 		quota_request_end(fr->quota, fr->quota_bytes);
 	if (fr->eof_ev != NULL)
 		event_free(fr->eof_ev);
+	if (fr->stall_ev != NULL)
+		event_free(fr->stall_ev);
 	event_free(fr->cancel_ev);
 	if (fr->fc != NULL && fr->fc->cur == fr)
 		fr->fc->cur = NULL;

@@ -3,7 +3,8 @@
  * class to HTTP status and the dialects' error names, a whole JSON
  * answer with its x-llmgate-* and Retry-After headers, and the event
  * stream, held upstream while a slow client reads and dropped when it
- * does not.
+ * does not: when its unread output stays past max_output and it reads
+ * none of it for frame_timeout_ms.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,34 +328,87 @@ front_http_written(struct evhttp_connection *evcon, void *arg)
 	}
 }
 
+/* Bytes of the request's connection not yet written to the client. */
+static size_t
+front_http_unread(struct front_req *fr)
+{
+	struct evhttp_connection *evcon;
+
+	if (fr->ev == NULL || fr->gone ||
+	    (evcon = evhttp_request_get_connection(fr->ev)) == NULL)
+		return 0;
+	return evbuffer_get_length(bufferevent_get_output(
+	    evhttp_connection_get_bufferevent(evcon)));
+}
+
+static void front_http_stalled(evutil_socket_t, short, void *);
+
+/* frame_timeout_ms from now: a client past max_output must read by then. */
+static void
+front_http_stall_arm(struct front_req *fr, size_t unread)
+{
+	struct timeval tv = { cfg->frame_timeout_ms / 1000,
+	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+
+	if (fr->stall_ev == NULL)
+		fr->stall_ev = evtimer_new(ev_base, front_http_stalled, fr);
+	fr->stall_mark = fr->queued - unread;
+	evtimer_add(fr->stall_ev, &tv);
+}
+
 /*
- * Queue one piece of the stream. Past FRONT_HTTP_HIGH unwritten bytes
- * the upstream transfer is held until the client has read it all.
+ * Past max_output for frame_timeout_ms: a client that read none of its
+ * stream meanwhile is dropped, and its call cancelled (not from here:
+ * that frees fr); one that read some is given as long again.
+ */
+static void
+front_http_stalled(evutil_socket_t fd, short events, void *arg)
+{
+	struct front_req *fr = arg;
+	size_t unread = front_http_unread(fr);
+
+	if (fr->dropped || unread <= cfg->max_output)
+		return;
+	if (fr->queued - unread != fr->stall_mark) {
+		front_http_stall_arm(fr, unread);
+		return;
+	}
+	log_info("client %s: dropped: not reading its stream",
+	    fr->fc != NULL ? fr->fc->peer : "?");
+	fr->dropped = 1;
+	event_active(fr->cancel_ev, EV_TIMEOUT, 1);
+}
+
+/*
+ * Queue one piece of the stream. Past FRONT_HTTP_HIGH unwritten bytes (or
+ * half of max_output, if lower) the upstream transfer is held until the
+ * client has read it all. Past max_output the client must read some of it
+ * within frame_timeout_ms, or it is dropped.
  */
 static void
 front_http_chunk(struct front_req *fr, struct evbuffer *b)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(fr->ev);
+	size_t before = front_http_unread(fr), unread, high;
 
 	evhttp_send_reply_chunk_with_cb(fr->ev, b, front_http_written, fr);
-	if (evcon == NULL || fr->call == NULL || fr->paused)
-		return;
-	if (evbuffer_get_length(bufferevent_get_output(
-	    evhttp_connection_get_bufferevent(evcon))) > FRONT_HTTP_HIGH) {
+	unread = front_http_unread(fr);
+	fr->queued += unread - before;
+	if (unread > cfg->max_output && (fr->stall_ev == NULL ||
+	    !evtimer_pending(fr->stall_ev, NULL)))
+		front_http_stall_arm(fr, unread);
+	high = cfg->max_output / 2 < FRONT_HTTP_HIGH ? cfg->max_output / 2 :
+	    FRONT_HTTP_HIGH;
+	if (fr->call != NULL && !fr->paused && unread > high) {
 		fr->paused = 1;
 		call_hold(fr->call, 1);
 	}
 }
 
-/*
- * One event, written now. A client that lets max_output pile up unread
- * is dropped, and its call cancelled.
- */
+/* One event, written now. */
 void
 front_http_sse(struct front_req *fr, const char *event, json_t *data)
 {
 	struct evbuffer *b;
-	struct evhttp_connection *evcon;
 	struct buf text = { NULL, 0, 0 };
 	size_t head;
 
@@ -382,15 +436,6 @@ front_http_sse(struct front_req *fr, const char *event, json_t *data)
 	buf_free(&text);
 	front_http_chunk(fr, b);
 	evbuffer_free(b);
-	evcon = evhttp_request_get_connection(fr->ev);
-	if (evcon != NULL && evbuffer_get_length(bufferevent_get_output(
-	    evhttp_connection_get_bufferevent(evcon))) > cfg->max_output) {
-		log_info("client %s: dropped: not reading its stream",
-		    fr->fc != NULL ? fr->fc->peer : "?");
-		fr->dropped = 1;
-		/* Not from inside the dialect's own call into us. */
-		event_active(fr->cancel_ev, EV_TIMEOUT, 1);
-	}
 }
 
 void

@@ -1547,6 +1547,9 @@ struct front_req {
 	int gone;			/* the client went away */
 	int dropped;			/* it let its stream pile up */
 	int paused;			/* upstream held: the client is slow */
+	uint64_t queued;		/* bytes of the stream queued, ever */
+	uint64_t stall_mark;		/* written when stall_ev was armed */
+	struct event *stall_ev;		/* past max_output: does it read? */
 	int hungup;
 	enum llmgate_class err_cls;	/* a refusal, before any call */
 	int err_status;

@@ -1090,17 +1090,17 @@ START_TEST(test_calls_and_bytes_per_uid)
 END_TEST
 
 /*
- * An HTTP request for model, with a prompt of n bytes, sent on a new
- * connection to the front's unix socket (beside the native one); the
- * descriptor to read the answer from, or -1.
+ * A Chat Completions request (body) sent on a new connection to the HTTP
+ * front's unix socket (beside the native one); the descriptor to read the
+ * answer from, or -1.
  */
 static int
-http_send(const char *model, size_t n)
+http_send_body(const char *body)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char *prompt, *body, *msg;
 	size_t len = strlen(d.sock), off = 0;
 	ssize_t w;
+	char *msg;
 	int fd;
 
 	snprintf(sun.sun_path, sizeof sun.sun_path, "%.*s-http.sock",
@@ -1111,11 +1111,6 @@ http_send(const char *model, size_t n)
 		close(fd);
 		return -1;
 	}
-	prompt = malloc(n + 1);
-	memset(prompt, 'h', n);
-	prompt[n] = '\0';
-	body = h_strdup_printf("{\"model\":\"%s\",\"messages\":[{\"role\":"
-	    "\"user\",\"content\":\"%s\"}]}", model, prompt);
 	msg = h_strdup_printf("POST /v1/chat/completions HTTP/1.1\r\n"
 	    "Host: llmgate\r\nContent-Type: application/json\r\n"
 	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
@@ -1125,12 +1120,37 @@ http_send(const char *model, size_t n)
 	    MSG_NOSIGNAL)) > 0)
 		off += (size_t)w;
 	free(msg);
-	free(body);
-	free(prompt);
 	if (off < len) {
 		close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+/* A request for model with a prompt of n bytes and extra members. */
+static int
+http_send_prompt(const char *model, const char *prompt, const char *extra)
+{
+	char *body;
+	int fd;
+
+	body = h_strdup_printf("{\"model\":\"%s\",\"messages\":[{\"role\":"
+	    "\"user\",\"content\":\"%s\"}]%s}", model, prompt, extra);
+	fd = http_send_body(body);
+	free(body);
+	return fd;
+}
+
+static int
+http_send(const char *model, size_t n)
+{
+	char *prompt = malloc(n + 1);
+	int fd;
+
+	memset(prompt, 'h', n);
+	prompt[n] = '\0';
+	fd = http_send_prompt(model, prompt, "");
+	free(prompt);
 	return fd;
 }
 
@@ -1284,6 +1304,57 @@ START_TEST(test_http_calls_and_bytes_per_uid)
 	ck_assert_int_eq(as_nobody(flood_http, &bytes), 0);
 	served(NULL);
 	http_served();
+}
+END_TEST
+
+/*
+ * Issue 15, item 3, over HTTP: an upstream faster than its client, with a
+ * low max_output. The client does not read for a while; the upstream is
+ * held meanwhile, and it then gets its whole stream, not dropped.
+ */
+START_TEST(test_http_fast_stream_slow_reader)
+{
+	enum { WORDS = 20000 };
+	char *conf, *prompt, *out, *log;
+	size_t i, words = 0;
+	const char *p;
+	int fd;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	fp_port = h_fakeprov_start(&fp_pid);
+	conf = h_strdup_printf(
+	    "max_frame = 65536; max_output = 65536;\n"
+	    "http = { listen = ( \"unix:\" ); };\n"
+	    "providers = ( { name = \"oa\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\"; } );\n"
+	    "retry = { attempts = 1; };\n", fp_port);
+	h_daemon_start(&d, conf);
+	free(conf);
+	prompt = malloc(2 * WORDS + 1);
+	for (i = 0; i < WORDS; i++)
+		memcpy(prompt + 2 * i, "w ", 2);
+	prompt[2 * WORDS - 1] = '\0';
+	fd = http_send_prompt("oa/fast", prompt, ",\"stream\":true");
+	ck_assert_int_ge(fd, 0);
+	/* Not reading for a while, as a busy client would. */
+	h_sleep_ms(1500);
+	ck_assert_int_eq(http_answer(fd, &out), 200);
+	ck_assert_msg(strstr(out, "data: [DONE]") != NULL, "no end: %.300s",
+	    out + (strlen(out) > 300 ? strlen(out) - 300 : 0));
+	for (p = out; (p = strstr(p, "\"content\":\"")) != NULL; p++) {
+		if (strncmp(p + strlen("\"content\":\""), "w", 1) == 0)
+			words++;
+	}
+	ck_assert_uint_ge(words, WORDS / 2);
+	free(out);
+	free(prompt);
+	log = h_daemon_log(&d);
+	ck_assert_msg(strstr(log, "not reading its stream") == NULL, "%s",
+	    log);
+	free(log);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	h_fakeprov_stop(fp_pid);
+	start(NULL);
 }
 END_TEST
 
@@ -1576,6 +1647,7 @@ trust_suite(int root)
 	tcase_add_test(tc, test_fast_stream_slow_reader);
 	tcase_add_test(tc, test_stream_text_capped);
 	tcase_add_test(tc, test_reply_burst_reader_kept);
+	tcase_add_test(tc, test_http_fast_stream_slow_reader);
 	tcase_add_test(tc, test_hello_and_frame_deadlines);
 	tcase_add_test(tc, test_socket_born_with_its_mode);
 	if (root) {
