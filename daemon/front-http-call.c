@@ -95,6 +95,8 @@ front_http_req_free(struct front_req *fr)
 	event_free(fr->cancel_ev);
 	if (fr->fc != NULL && fr->fc->cur == fr)
 		fr->fc->cur = NULL;
+	if (fr->fc != NULL && fr->fc->cur == NULL)
+		front_http_watch_arm(fr->fc);
 	free(fr->model);
 	free(fr->dstate);
 	free(fr->err_msg);

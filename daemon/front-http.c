@@ -53,7 +53,23 @@ struct front_listener {
 	TAILQ_ENTRY(front_listener) entry;
 };
 
+/*
+ * A connection must bring each whole request (head and body) within
+ * frame_timeout_ms: from its accept, and from the end of the request
+ * before. evhttp's own timeout starts again with every byte, so a client
+ * that trickles would hold its connection for ever. evhttp's only hook at
+ * accept is the bufferevent it asks us for: each is watched, held by a
+ * reference, until its connection closes.
+ */
+struct front_watch {
+	struct bufferevent *bev;
+	struct event *deadline;
+	TAILQ_ENTRY(front_watch) entry;
+};
+
 static struct evhttp *front_http;
+static TAILQ_HEAD(, front_watch) front_watches =
+    TAILQ_HEAD_INITIALIZER(front_watches);
 static TAILQ_HEAD(, front_conn) front_conns =
     TAILQ_HEAD_INITIALIZER(front_conns);
 static TAILQ_HEAD(, front_listener) front_listeners =
@@ -312,6 +328,78 @@ front_http_listen(int strict, char **cause)
 
 static void front_http_request(struct evhttp_request *, void *);
 
+static void
+front_http_watch_free(struct front_watch *w)
+{
+	TAILQ_REMOVE(&front_watches, w, entry);
+	event_free(w->deadline);
+	bufferevent_decref(w->bev);
+	free(w);
+}
+
+/* The connection's next request must be whole by frame_timeout_ms. */
+void
+front_http_watch_arm(struct front_conn *fc)
+{
+	struct timeval tv = { cfg->frame_timeout_ms / 1000,
+	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+
+	if (fc->watch != NULL)
+		evtimer_add(fc->watch->deadline, &tv);
+}
+
+/*
+ * No whole request in time: the socket is shut down, evhttp sees its end
+ * and closes the connection. One that evhttp let go already (its
+ * callbacks are gone) is released; one still writing an answer is given
+ * as long again.
+ */
+static void
+front_http_late(evutil_socket_t fd, short events, void *arg)
+{
+	struct front_watch *w = arg;
+	struct timeval tv = { cfg->frame_timeout_ms / 1000,
+	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+	bufferevent_data_cb rcb, wcb;
+	bufferevent_event_cb ecb;
+	void *cbarg;
+	int sfd;
+
+	bufferevent_getcb(w->bev, &rcb, &wcb, &ecb, &cbarg);
+	if ((rcb == NULL && wcb == NULL && ecb == NULL) ||
+	    (sfd = bufferevent_getfd(w->bev)) == -1) {
+		front_http_watch_free(w);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(w->bev)) == 0) {
+		log_info("HTTP client: no whole request within %u ms: "
+		    "closed", cfg->frame_timeout_ms);
+		(void)shutdown(sfd, SHUT_RDWR);
+		/* Released when it closes, or here then. */
+		tv.tv_sec = 1;
+		tv.tv_usec = 0;
+	}
+	evtimer_add(w->deadline, &tv);
+}
+
+/* evhttp's new connection: its bufferevent, watched from now. */
+static struct bufferevent *
+front_http_bev(struct event_base *base, void *arg)
+{
+	struct front_watch *w = xcalloc(1, sizeof *w);
+	struct timeval tv = { cfg->frame_timeout_ms / 1000,
+	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+
+	if ((w->bev = bufferevent_socket_new(base, -1,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		fatalx("bufferevent_socket_new");
+	bufferevent_incref(w->bev);
+	w->deadline = evtimer_new(base, front_http_late, w);
+	evtimer_add(w->deadline, &tv);
+	TAILQ_INSERT_TAIL(&front_watches, w, entry);
+	return w->bev;
+}
+
 int
 front_http_start(const char *native_path, int strict, char **cause)
 {
@@ -327,6 +415,7 @@ front_http_start(const char *native_path, int strict, char **cause)
 	evhttp_set_max_body_size(front_http, cfg->max_frame);
 	evhttp_set_gencb(front_http, front_http_request, NULL);
 	front_peer_load(cfg);
+	evhttp_set_bevcb(front_http, front_http_bev, NULL);
 	return front_http_listen(strict, cause);
 }
 
@@ -421,6 +510,8 @@ front_http_shutdown(void)
 	evhttp_free(front_http);
 	front_http = NULL;
 	front_peer_free();
+	while (!TAILQ_EMPTY(&front_watches))
+		front_http_watch_free(TAILQ_FIRST(&front_watches));
 	free(front_native);
 	front_native = NULL;
 }
@@ -444,6 +535,8 @@ front_http_closed(struct evhttp_connection *evcon, void *arg)
 		if (fr->call != NULL)
 			call_cancel(fr->call, "the client went away");
 	}
+	if (fc->watch != NULL)
+		front_http_watch_free(fc->watch);
 	TAILQ_REMOVE(&front_conns, fc, entry);
 	front_nconns--;
 	free(fc);
@@ -513,6 +606,10 @@ front_http_conn(struct evhttp_request *req)
 	/* Once per connection, as the kernel checks a socket at connect. */
 	fc->allowed = fc->uid_known && front_peer_uid_allowed(fc->uid);
 	evhttp_connection_set_closecb(evcon, front_http_closed, fc);
+	TAILQ_FOREACH(fc->watch, &front_watches, entry) {
+		if (fc->watch->bev == evhttp_connection_get_bufferevent(evcon))
+			break;
+	}
 	TAILQ_INSERT_TAIL(&front_conns, fc, entry);
 	front_nconns++;
 	return fc;
@@ -614,6 +711,10 @@ front_http_request(struct evhttp_request *req, void *arg)
 	fr->cancel_ev = event_new(ev_base, -1, 0, front_http_drop, fr);
 	fr->created = (int64_t)time(NULL);
 	fr->fc = fc = front_http_conn(req);
+	/* A whole request came: the next one's deadline starts when this
+	 * one is over (front_http_req_free). */
+	if (fc->watch != NULL)
+		evtimer_del(fc->watch->deadline);
 	if (fc->cur != NULL) {
 		/* evhttp answers one request of a connection at a time. */
 		front_http_refuse(fr, LLMGATE_INVALID_REQUEST, 400, NULL,

@@ -1526,6 +1526,7 @@ struct front_conn {
 	char unit[CLIENT_UNIT_MAX];	/* of its cgroup; "": none known */
 	uint64_t tokens;		/* its calls used, for status */
 	struct front_req *cur;		/* the request being answered */
+	struct front_watch *watch;	/* its deadline for a whole request */
 	TAILQ_ENTRY(front_conn) entry;
 };
 struct front_req {
@@ -1602,6 +1603,8 @@ void front_http_client(struct front_req *, const char *token_name);
 /* The request counts against its user's budget (quota.c) until freed;
  * -1 after front_http_refusal() when over. */
 int front_http_quota(struct front_req *, size_t bytes);
+/* The connection's next request must be whole within frame_timeout_ms. */
+void front_http_watch_arm(struct front_conn *);
 void front_http_call(struct front_req *, struct llmgate_request *,
     msgpack_zone *);
 void front_http_drop(evutil_socket_t, short, void *);

@@ -1358,6 +1358,108 @@ START_TEST(test_http_fast_stream_slow_reader)
 }
 END_TEST
 
+/* A new connection to the HTTP front's unix socket, or -1. */
+static int
+http_connect(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t len = strlen(d.sock);
+	int fd;
+
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%.*s-http.sock",
+	    (int)(len - strlen(".sock")), d.sock);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Send text a byte every 200 ms: the ms until the daemon closed the
+ * connection, or -1 when it did not (all sent, or 8 s passed).
+ */
+static long
+trickle(int fd, const char *text)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint64_t t0 = h_mono_ms();
+	char c;
+	size_t i;
+
+	for (i = 0; text[i] != '\0' && h_mono_ms() - t0 < 8000; i++) {
+		if (send(fd, text + i, 1, MSG_NOSIGNAL) != 1)
+			return (long)(h_mono_ms() - t0);
+		if (poll(&pfd, 1, 200) == 1 && recv(fd, &c, 1, 0) <= 0)
+			return (long)(h_mono_ms() - t0);
+	}
+	return -1;
+}
+
+/*
+ * Issue 15, item 2, over HTTP: a connection must bring each whole request
+ * within frame_timeout_ms, from its accept and from the end of the one
+ * before, however slowly its bytes trickle (evhttp's own timeout starts
+ * again with every byte). Others are served meanwhile.
+ */
+START_TEST(test_http_trickle_closed)
+{
+	static const char head[] = "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: llmgate\r\nContent-Type: application/json\r\n"
+	    "X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+	static const char req[] = "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: llmgate\r\nContent-Type: application/json\r\n"
+	    "Content-Length: 64\r\n\r\n"
+	    "{\"model\":\"mock/echo\",\"messages\":[{\"role\":\"user\","
+	    "\"content\":\"k\"}]}";
+	char buf[4096], *hdr_end, *cl;
+	size_t len = 0;
+	ssize_t n;
+	long ms;
+	int fd;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	start("frame_timeout_ms = 1000;\n"
+	    "http = { listen = ( \"unix:\" ); };\n");
+	ck_assert_uint_eq(strlen(strstr(req, "{")), 64);
+
+	/* A first request's head, trickled. */
+	ck_assert_int_ge(fd = http_connect(), 0);
+	ms = trickle(fd, head);
+	close(fd);
+	ck_assert_msg(ms >= 800 && ms < 5000, "closed after %ld ms", ms);
+	http_served();
+
+	/* A whole request, answered, then the next one trickled. */
+	ck_assert_int_ge(fd = http_connect(), 0);
+	ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL),
+	    (ssize_t)strlen(req));
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+		ck_assert_int_gt(n = read(fd, buf + len, sizeof buf - len - 1),
+		    0);
+		len += (size_t)n;
+		buf[len] = '\0';
+		if ((hdr_end = strstr(buf, "\r\n\r\n")) != NULL &&
+		    (cl = strcasestr(buf, "Content-Length: ")) != NULL &&
+		    len >= (size_t)(hdr_end + 4 - buf) + strtoul(cl + 16,
+		    NULL, 10))
+			break;
+	}
+	ck_assert_ptr_nonnull(strstr(buf, "HTTP/1.1 200"));
+	ck_assert_ptr_nonnull(strstr(buf, "echo: k"));
+	ms = trickle(fd, head);
+	close(fd);
+	ck_assert_msg(ms >= 0 && ms < 5000, "closed after %ld ms", ms);
+	http_served();
+	served(NULL);
+}
+END_TEST
+
 /*
  * One budget per user across both fronts: with 6 native calls of a user
  * in flight, 2 of its 4 HTTP requests go and 2 are refused
@@ -1648,6 +1750,7 @@ trust_suite(int root)
 	tcase_add_test(tc, test_stream_text_capped);
 	tcase_add_test(tc, test_reply_burst_reader_kept);
 	tcase_add_test(tc, test_http_fast_stream_slow_reader);
+	tcase_add_test(tc, test_http_trickle_closed);
 	tcase_add_test(tc, test_hello_and_frame_deadlines);
 	tcase_add_test(tc, test_socket_born_with_its_mode);
 	if (root) {
