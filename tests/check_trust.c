@@ -777,6 +777,54 @@ START_TEST(test_state_file_odd)
 }
 END_TEST
 
+/* dm's log does not say what. */
+static void
+log_lacks(struct daemon *dm, const char *what)
+{
+	char *log = h_daemon_log(dm);
+
+	ck_assert_msg(strstr(log, what) == NULL, "%s", log);
+	free(log);
+}
+
+/* The daemon again, with extra, on fakeprov as provider oa (openai). */
+static void
+start_upstream(const char *extra)
+{
+	char *conf;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	fp_port = h_fakeprov_start(&fp_pid);
+	conf = h_strdup_printf("%s"
+	    "providers = ( { name = \"oa\"; type = \"openai\";\n"
+	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\"; } );\n"
+	    "retry = { attempts = 1; };\n", extra, fp_port);
+	h_daemon_start(&d, conf);
+	free(conf);
+}
+
+/* Back to the daemon of the other tests. */
+static void
+stop_upstream(void)
+{
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	h_fakeprov_stop(fp_pid);
+	start(NULL);
+}
+
+/* "w w ... w", n words (free()). */
+static char *
+words(size_t n)
+{
+	char *p = malloc(2 * n);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		memcpy(p + 2 * i, "w ", 2);
+	p[2 * n - 1] = '\0';
+	return p;
+}
+
 struct stream_tally {
 	int done;
 	size_t chunks;
@@ -816,24 +864,10 @@ START_TEST(test_fast_stream_slow_reader)
 	struct llmgate_request *req;
 	struct llmgate_result *res = NULL;
 	struct stream_tally t = { 0 };
-	char *conf, *prompt, *want, *log;
-	size_t i;
+	char *prompt, *want;
 
-	ck_assert_int_eq(h_daemon_stop(&d), 0);
-	fp_port = h_fakeprov_start(&fp_pid);
-	conf = h_strdup_printf(
-	    "max_frame = 65536; max_output = 65536;\n"
-	    "providers = ( { name = \"oa\"; type = \"openai\";\n"
-	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\"; } );\n"
-	    "retry = { attempts = 1; };\n", fp_port);
-	h_daemon_start(&d, conf);
-	free(conf);
-
-	prompt = malloc(2 * WORDS + 1);
-	for (i = 0; i < WORDS; i++)
-		memcpy(prompt + 2 * i, "w ", 2);
-	prompt[2 * WORDS - 1] = 'w';
-	prompt[2 * WORDS] = '\0';
+	start_upstream("max_frame = 65536; max_output = 65536;\n");
+	prompt = words(WORDS);
 	g = h_connect(&d, "slow reader");
 	req = h_request(prompt, "oa/fast", NULL);
 	ck_assert_int_eq(llmgate_request_set_stream(req, 1), 0);
@@ -861,15 +895,10 @@ START_TEST(test_fast_stream_slow_reader)
 	h_request_free(req);
 	llmgate_close(g);
 
-	log = h_daemon_log(&d);
-	ck_assert_msg(strstr(log, "not reading its replies") == NULL, "%s",
-	    log);
-	free(log);
+	log_lacks(&d, "not reading its replies");
 	free(want);
 	free(prompt);
-	ck_assert_int_eq(h_daemon_stop(&d), 0);
-	h_fakeprov_stop(fp_pid);
-	start(NULL);
+	stop_upstream();
 }
 END_TEST
 
@@ -886,7 +915,7 @@ START_TEST(test_reply_burst_reader_kept)
 	struct stream_tally t[N];
 	struct llmgate_request *req;
 	struct llmgate *g;
-	char *conf, *prompt, *want, *log;
+	char *conf, *prompt, *want;
 	int i;
 
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
@@ -915,10 +944,7 @@ START_TEST(test_reply_burst_reader_kept)
 	h_request_free(req);
 	ck_assert_int_eq(llmgate_ping(g), 0);
 	llmgate_close(g);
-	log = h_daemon_log(&d);
-	ck_assert_msg(strstr(log, "not reading its replies") == NULL, "%s",
-	    log);
-	free(log);
+	log_lacks(&d, "not reading its replies");
 	free(want);
 	free(prompt);
 }
@@ -1009,6 +1035,21 @@ START_TEST(test_hello_and_frame_deadlines)
 }
 END_TEST
 
+/* h_drive() for a child: 0 once *done, -1 on a stall of 10 s or a lost
+ * connection. */
+static int
+drive(struct llmgate *g, int *done)
+{
+	while (!*done) {
+		struct pollfd pfd = { .fd = llmgate_fd(g) };
+
+		pfd.events = POLLIN | (llmgate_want_write(g) ? POLLOUT : 0);
+		if (poll(&pfd, 1, 10000) <= 0 || llmgate_process(g) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 struct flood {
 	int n;			/* calls to submit */
 	size_t prompt;		/* bytes of each prompt */
@@ -1037,15 +1078,8 @@ flood_calls(void *arg)
 			return 102;
 	}
 	for (i = 0; i < f->n; i++) {
-		while (!t[i].done) {
-			struct pollfd pfd = { .fd = llmgate_fd(g) };
-
-			pfd.events = POLLIN |
-			    (llmgate_want_write(g) ? POLLOUT : 0);
-			if (poll(&pfd, 1, 10000) <= 0 ||
-			    llmgate_process(g) < 0)
-				return 103;
-		}
+		if (drive(g, &t[i].done) != 0)
+			return 103;
 		if (t[i].res->cls == LLMGATE_OK)
 			ok++;
 		else if (t[i].res->cls == LLMGATE_OVERLOADED &&
@@ -1089,18 +1123,12 @@ START_TEST(test_calls_and_bytes_per_uid)
 }
 END_TEST
 
-/*
- * A Chat Completions request (body) sent on a new connection to the HTTP
- * front's unix socket (beside the native one); the descriptor to read the
- * answer from, or -1.
- */
+/* A new connection to the HTTP front's unix socket (beside the native one), or -1. */
 static int
-http_send_body(const char *body)
+http_connect(void)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	size_t len = strlen(d.sock), off = 0;
-	ssize_t w;
-	char *msg;
+	size_t len = strlen(d.sock);
 	int fd;
 
 	snprintf(sun.sun_path, sizeof sun.sun_path, "%.*s-http.sock",
@@ -1111,6 +1139,23 @@ http_send_body(const char *body)
 		close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+/*
+ * A Chat Completions request (body) sent on a new connection to the HTTP
+ * front; the descriptor to read the answer from, or -1.
+ */
+static int
+http_send_body(const char *body)
+{
+	size_t len, off = 0;
+	ssize_t w;
+	char *msg;
+	int fd;
+
+	if ((fd = http_connect()) == -1)
+		return -1;
 	msg = h_strdup_printf("POST /v1/chat/completions HTTP/1.1\r\n"
 	    "Host: llmgate\r\nContent-Type: application/json\r\n"
 	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
@@ -1315,25 +1360,14 @@ END_TEST
 START_TEST(test_http_fast_stream_slow_reader)
 {
 	enum { WORDS = 20000 };
-	char *conf, *prompt, *out, *log;
-	size_t i, words = 0;
+	char *prompt, *out;
+	size_t got = 0;
 	const char *p;
 	int fd;
 
-	ck_assert_int_eq(h_daemon_stop(&d), 0);
-	fp_port = h_fakeprov_start(&fp_pid);
-	conf = h_strdup_printf(
-	    "max_frame = 65536; max_output = 65536;\n"
-	    "http = { listen = ( \"unix:\" ); };\n"
-	    "providers = ( { name = \"oa\"; type = \"openai\";\n"
-	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\"; } );\n"
-	    "retry = { attempts = 1; };\n", fp_port);
-	h_daemon_start(&d, conf);
-	free(conf);
-	prompt = malloc(2 * WORDS + 1);
-	for (i = 0; i < WORDS; i++)
-		memcpy(prompt + 2 * i, "w ", 2);
-	prompt[2 * WORDS - 1] = '\0';
+	start_upstream("max_frame = 65536; max_output = 65536;\n"
+	    "http = { listen = ( \"unix:\" ); };\n");
+	prompt = words(WORDS);
 	fd = http_send_prompt("oa/fast", prompt, ",\"stream\":true");
 	ck_assert_int_ge(fd, 0);
 	/* Not reading for a while, as a busy client would. */
@@ -1343,39 +1377,15 @@ START_TEST(test_http_fast_stream_slow_reader)
 	    out + (strlen(out) > 300 ? strlen(out) - 300 : 0));
 	for (p = out; (p = strstr(p, "\"content\":\"")) != NULL; p++) {
 		if (strncmp(p + strlen("\"content\":\""), "w", 1) == 0)
-			words++;
+			got++;
 	}
-	ck_assert_uint_ge(words, WORDS / 2);
+	ck_assert_uint_ge(got, WORDS / 2);
 	free(out);
 	free(prompt);
-	log = h_daemon_log(&d);
-	ck_assert_msg(strstr(log, "not reading its stream") == NULL, "%s",
-	    log);
-	free(log);
-	ck_assert_int_eq(h_daemon_stop(&d), 0);
-	h_fakeprov_stop(fp_pid);
-	start(NULL);
+	log_lacks(&d, "not reading its stream");
+	stop_upstream();
 }
 END_TEST
-
-/* A new connection to the HTTP front's unix socket, or -1. */
-static int
-http_connect(void)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	size_t len = strlen(d.sock);
-	int fd;
-
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%.*s-http.sock",
-	    (int)(len - strlen(".sock")), d.sock);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
 
 /*
  * Send text a byte every 200 ms: the ms until the daemon closed the
@@ -1505,15 +1515,8 @@ mixed_fronts(void *arg)
 	if (ok != 2 || refused != 2)
 		return 124;
 	for (i = 0; i < 6; i++) {
-		while (!t[i].done) {
-			struct pollfd pfd = { .fd = llmgate_fd(g) };
-
-			pfd.events = POLLIN |
-			    (llmgate_want_write(g) ? POLLOUT : 0);
-			if (poll(&pfd, 1, 10000) <= 0 ||
-			    llmgate_process(g) < 0)
-				return 125;
-		}
+		if (drive(g, &t[i].done) != 0)
+			return 125;
 		if (t[i].res->cls != LLMGATE_OK)
 			return 126;
 		llmgate_result_free(t[i].res);
@@ -1703,7 +1706,7 @@ START_TEST(test_not_dumpable)
 {
 	struct passwd *pw = getpwnam("nobody");
 	struct daemon dn;
-	char path[64], *log;
+	char path[64];
 	struct stat st;
 	FILE *f;
 	char line[256];
@@ -1726,9 +1729,7 @@ START_TEST(test_not_dumpable)
 	ck_assert_msg(st.st_uid == 0, "%s belongs to uid %ld: the daemon is "
 	    "dumpable", path, (long)st.st_uid);
 	ck_assert_int_eq(as_nobody(read_environ, &dn.pid), 0);
-	log = h_daemon_log(&dn);
-	ck_assert_msg(strstr(log, "PR_SET_DUMPABLE") == NULL, "%s", log);
-	free(log);
+	log_lacks(&dn, "PR_SET_DUMPABLE");
 	ck_assert_int_eq(h_daemon_stop(&dn), 0);
 }
 END_TEST
