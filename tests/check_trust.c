@@ -1334,10 +1334,10 @@ START_TEST(test_http_calls_and_bytes_per_uid)
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	start("max_calls_per_uid = 8;\nmax_bytes_per_uid = 100000;\n"
 	    "http = { listen = ( \"unix:\" ); };\n");
-	ck_assert_int_eq(as_nobody(flood_http, &calls), 0);
+	ck_assert_int_eq(h_as_nobody(flood_http, &calls), 0);
 	served(NULL);
 	http_served();
-	ck_assert_int_eq(as_nobody(flood_http, &bytes), 0);
+	ck_assert_int_eq(h_as_nobody(flood_http, &bytes), 0);
 	served(NULL);
 	http_served();
 
@@ -1346,7 +1346,7 @@ START_TEST(test_http_calls_and_bytes_per_uid)
 	    "http = { listen = ( \"unix:\" ); };\n");
 	bytes.status = 503;
 	bytes.want = "max_memory";
-	ck_assert_int_eq(as_nobody(flood_http, &bytes), 0);
+	ck_assert_int_eq(h_as_nobody(flood_http, &bytes), 0);
 	served(NULL);
 	http_served();
 }
@@ -1559,7 +1559,7 @@ START_TEST(test_calls_per_uid_across_fronts)
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	start("max_calls_per_uid = 8;\n"
 	    "http = { listen = ( \"unix:\" ); };\n");
-	ck_assert_int_eq(as_nobody(mixed_fronts, NULL), 0);
+	ck_assert_int_eq(h_as_nobody(mixed_fronts, NULL), 0);
 	served(NULL);
 	http_served();
 }
@@ -1728,7 +1728,7 @@ START_TEST(test_not_dumpable)
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert_msg(st.st_uid == 0, "%s belongs to uid %ld: the daemon is "
 	    "dumpable", path, (long)st.st_uid);
-	ck_assert_int_eq(as_nobody(read_environ, &dn.pid), 0);
+	ck_assert_int_eq(h_as_nobody(read_environ, &dn.pid), 0);
 	log_lacks(&dn, "PR_SET_DUMPABLE");
 	ck_assert_int_eq(h_daemon_stop(&dn), 0);
 }
