@@ -228,7 +228,7 @@ admission_next(struct target *t, uint64_t now, uint64_t *wait_ms)
 /* The attempt ended: the budgets and the breaker learn its outcome. */
 void
 admission_done(struct admission *a, enum llmgate_class cls,
-    const struct rl_info *rl, uint64_t used_tokens, uint64_t now)
+    const struct header_rl *rl, uint64_t used_tokens, uint64_t now)
 {
 	struct target *t = a->t;
 

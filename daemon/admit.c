@@ -171,7 +171,7 @@ admit_expire(evutil_socket_t fd, short events, void *arg)
 
 void
 admit_done(struct admission *a, enum llmgate_class cls,
-    const struct rl_info *rl, uint64_t used_tokens, uint64_t now)
+    const struct header_rl *rl, uint64_t used_tokens, uint64_t now)
 {
 	struct cluster_seen seen;
 	struct domset ds = a->dom;

@@ -833,7 +833,7 @@ cluster_heed(const char *kind, unsigned long long a, unsigned long long b,
 {
 	const struct provider_conf *pc;
 	struct target *t;
-	struct rl_info ri;
+	struct header_rl ri;
 	uint64_t now = now_ms();
 	char *cause = NULL;
 
@@ -850,7 +850,7 @@ cluster_heed(const char *kind, unsigned long long a, unsigned long long b,
 		rl_cooldown(&t->rl, a, rl_reason((int)b) != NULL ?
 		    rl_reason((int)b) : "rate_limited", now);
 	else if (strcmp(kind, "learn") == 0) {
-		rl_info_init(&ri);
+		header_rl_init(&ri);
 		ri.limit_requests = a > 0 && a <= UINT32_MAX ? (int64_t)a : -1;
 		ri.limit_tokens = b > 0 && b <= UINT32_MAX ? (int64_t)b : -1;
 		rl_learn(&t->rl, &ri, now);

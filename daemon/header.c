@@ -19,11 +19,11 @@
 
 #include "llmgated.h"
 
-/* Indexes into rl_info.anthropic_tokens. */
+/* Indexes into header_rl.anthropic_tokens. */
 enum { HDR_FAM_TOKENS, HDR_FAM_INPUT, HDR_FAM_OUTPUT, HDR_NFAM };
 enum { HDR_LIMIT, HDR_REMAINING, HDR_RESET };
 
-enum hdr_kind {
+enum header_kind {
 	HDR_COUNT,		/* a non-negative integer */
 	HDR_DURATION,		/* Go duration -> ms */
 	HDR_TIMESTAMP,		/* RFC 3339 -> ms from now */
@@ -36,16 +36,16 @@ enum hdr_kind {
 	HDR_GENERATION_ID	/* a request id only when there is no other */
 };
 
-struct hdr_field {
+struct header_field {
 	const char *name;
-	enum hdr_kind kind;
-	size_t off;		/* of the int64_t it sets in rl_info */
+	enum header_kind kind;
+	size_t off;		/* of the int64_t it sets in header_rl */
 };
 
-#define RL(f) offsetof(struct rl_info, f)
+#define RL(f) offsetof(struct header_rl, f)
 #define AT(fam, i) RL(anthropic_tokens[fam][i])
 
-static const struct hdr_field hdr_fields[] = {
+static const struct header_field header_fields[] = {
 	{ "retry-after", HDR_RETRY_AFTER, RL(retry_after_ms) },
 	{ "retry-after-ms", HDR_RETRY_AFTER_MS, RL(retry_after_ms) },
 	{ "x-should-retry", HDR_SHOULD_RETRY, 0 },
@@ -90,40 +90,40 @@ static const struct hdr_field hdr_fields[] = {
 #define NS_PER_MS	INT64_C(1000000)
 #define NS_PER_S	INT64_C(1000000000)
 
-static const char *hdr_months[] = {
+static const char *header_months[] = {
 	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
 };
-static const char *hdr_days[] = {
+static const char *header_days[] = {
 	"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"
 };
-static const char *hdr_long_days[] = {
+static const char *header_long_days[] = {
 	"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
 	"Saturday"
 };
 
 static int
-hdr_is_space(char c)
+header_is_space(char c)
 {
 	return c == ' ' || c == '\t';
 }
 
 /* Header values may carry optional whitespace around them. */
 static void
-hdr_trim(const char **sp, const char **ep)
+header_trim(const char **sp, const char **ep)
 {
 	const char *s = *sp, *e = s + strlen(s);
 
-	while (s < e && hdr_is_space(*s))
+	while (s < e && header_is_space(*s))
 		s++;
-	while (e > s && hdr_is_space(e[-1]))
+	while (e > s && header_is_space(e[-1]))
 		e--;
 	*sp = s;
 	*ep = e;
 }
 
 static int64_t
-hdr_gcd(int64_t a, int64_t b)
+header_gcd(int64_t a, int64_t b)
 {
 	int64_t t;
 
@@ -141,7 +141,7 @@ hdr_gcd(int64_t a, int64_t b)
  * *inexact is set when something below a nanosecond was cut off.
  */
 static int
-hdr_decimal_ns(const char **sp, const char *e, int64_t unit, int64_t *ns,
+header_decimal_ns(const char **sp, const char *e, int64_t unit, int64_t *ns,
     int *inexact)
 {
 	const char *s = *sp;
@@ -174,7 +174,7 @@ hdr_decimal_ns(const char **sp, const char *e, int64_t unit, int64_t *ns,
 		return -1;
 	v = ip * unit;
 	/* num * unit / den without overflow: reduce unit/den first. */
-	g = hdr_gcd(unit, den);
+	g = header_gcd(unit, den);
 	if (num != 0) {
 		if (num > INT64_MAX / (unit / g))
 			return -1;
@@ -193,32 +193,32 @@ hdr_decimal_ns(const char **sp, const char *e, int64_t unit, int64_t *ns,
 }
 
 static int64_t
-hdr_ns_to_ms(int64_t ns, int inexact)
+header_ns_to_ms(int64_t ns, int inexact)
 {
 	return ns / NS_PER_MS + (ns % NS_PER_MS != 0 || inexact);
 }
 
 /* One plain number in the given unit, the whole value; -1 if garbage. */
 static int64_t
-hdr_number_ms(const char *value, int64_t unit)
+header_number_ms(const char *value, int64_t unit)
 {
 	const char *s = value, *e;
 	int64_t ns = 0;
 	int inexact = 0;
 
-	hdr_trim(&s, &e);
-	if (hdr_decimal_ns(&s, e, unit, &ns, &inexact) != 0 || s != e)
+	header_trim(&s, &e);
+	if (header_decimal_ns(&s, e, unit, &ns, &inexact) != 0 || s != e)
 		return -1;
-	return hdr_ns_to_ms(ns, inexact);
+	return header_ns_to_ms(ns, inexact);
 }
 
 static int64_t
-hdr_count(const char *value)
+header_count(const char *value)
 {
 	const char *s = value, *e;
 	int64_t v = 0;
 
-	hdr_trim(&s, &e);
+	header_trim(&s, &e);
 	if (s == e)
 		return -1;
 	for (; s < e; s++) {
@@ -236,7 +236,7 @@ hdr_count(const char *value)
  * h, m, s, ms, us/µs or ns, e.g. "6m0s" or "2m59.56s"; a bare "0" too.
  */
 int64_t
-hdr_duration_ms(const char *value)
+header_duration_ms(const char *value)
 {
 	static const struct {
 		const char *name;
@@ -261,7 +261,7 @@ hdr_duration_ms(const char *value)
 	if (value == NULL)
 		return -1;
 	s = value;
-	hdr_trim(&s, &e);
+	header_trim(&s, &e);
 	if (e - s == 1 && *s == '0')
 		return 0;
 	if (s == e)
@@ -278,17 +278,17 @@ hdr_duration_ms(const char *value)
 		}
 		if (i == sizeof units / sizeof units[0])
 			return -1;
-		if (hdr_decimal_ns(&num, s, units[i].ns, &ns, &inexact) != 0 ||
-		    num != s)
+		if (header_decimal_ns(&num, s, units[i].ns, &ns,
+		    &inexact) != 0 || num != s)
 			return -1;
 		s += units[i].len;
 	}
-	return hdr_ns_to_ms(ns, inexact);
+	return header_ns_to_ms(ns, inexact);
 }
 
 /* Exactly n digits. */
 static int
-hdr_digits(const char **sp, const char *e, int n, int *out)
+header_digits(const char **sp, const char *e, int n, int *out)
 {
 	const char *s = *sp;
 	int v = 0;
@@ -306,7 +306,7 @@ hdr_digits(const char **sp, const char *e, int n, int *out)
 }
 
 static int
-hdr_expect(const char **sp, const char *e, char c)
+header_expect(const char **sp, const char *e, char c)
 {
 	if (*sp >= e || **sp != c)
 		return -1;
@@ -315,7 +315,7 @@ hdr_expect(const char **sp, const char *e, char c)
 }
 
 static int
-hdr_word(const char **sp, const char *e, const char **words, int n)
+header_word(const char **sp, const char *e, const char **words, int n)
 {
 	size_t len;
 	int i;
@@ -332,14 +332,14 @@ hdr_word(const char **sp, const char *e, const char **words, int n)
 }
 
 static int
-hdr_leap(int y)
+header_leap(int y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
 /* timegm normalises 31 April to 1 May; a date like that is garbage here. */
 static int
-hdr_mktime(int year, int mon, int day, int hour, int min, int sec,
+header_mktime(int year, int mon, int day, int hour, int min, int sec,
     int64_t *out)
 {
 	static const int mdays[] = {
@@ -351,7 +351,7 @@ hdr_mktime(int year, int mon, int day, int hour, int min, int sec,
 	if (mon < 1 || mon > 12 || day < 1 || hour > 23 || min > 59 ||
 	    sec > 60)
 		return -1;
-	if (day > mdays[mon - 1] + (mon == 2 && hdr_leap(year)))
+	if (day > mdays[mon - 1] + (mon == 2 && header_leap(year)))
 		return -1;
 	memset(&tm, 0, sizeof tm);
 	tm.tm_year = year - 1900;
@@ -368,30 +368,32 @@ hdr_mktime(int year, int mon, int day, int hour, int min, int sec,
 }
 
 static int
-hdr_clock(const char **sp, const char *e, int *hour, int *min, int *sec)
+header_clock(const char **sp, const char *e, int *hour, int *min, int *sec)
 {
-	if (hdr_digits(sp, e, 2, hour) != 0 || hdr_expect(sp, e, ':') != 0 ||
-	    hdr_digits(sp, e, 2, min) != 0 || hdr_expect(sp, e, ':') != 0 ||
-	    hdr_digits(sp, e, 2, sec) != 0)
+	if (header_digits(sp, e, 2, hour) != 0 ||
+	    header_expect(sp, e, ':') != 0 ||
+	    header_digits(sp, e, 2, min) != 0 ||
+	    header_expect(sp, e, ':') != 0 ||
+	    header_digits(sp, e, 2, sec) != 0)
 		return -1;
 	return 0;
 }
 
 /* One or two digits: asctime pads the day with a space, some send "6". */
 static int
-hdr_day(const char **sp, const char *e, int *day)
+header_day(const char **sp, const char *e, int *day)
 {
-	if (hdr_digits(sp, e, 2, day) == 0)
+	if (header_digits(sp, e, 2, day) == 0)
 		return 0;
-	return hdr_digits(sp, e, 1, day);
+	return header_digits(sp, e, 1, day);
 }
 
 static int
-hdr_gmt(const char **sp, const char *e)
+header_gmt(const char **sp, const char *e)
 {
 	static const char *zones[] = { "GMT", "UTC" };
 
-	return hdr_word(sp, e, zones, 2) < 0 ? -1 : 0;
+	return header_word(sp, e, zones, 2) < 0 ? -1 : 0;
 }
 
 /*
@@ -400,23 +402,23 @@ hdr_gmt(const char **sp, const char *e)
  * "Sun Nov  6 08:49:37 1994" that recipients must still accept.
  */
 static int
-hdr_http_date(const char *s, const char *e, time_t now, int64_t *out)
+header_http_date(const char *s, const char *e, time_t now, int64_t *out)
 {
 	struct tm tm;
 	int year, mon, day, hour, min, sec, yy;
 
-	if (hdr_word(&s, e, hdr_long_days, 7) >= 0) {
+	if (header_word(&s, e, header_long_days, 7) >= 0) {
 		/* RFC 850, two-digit year. */
-		if (hdr_expect(&s, e, ',') != 0 ||
-		    hdr_expect(&s, e, ' ') != 0 ||
-		    hdr_digits(&s, e, 2, &day) != 0 ||
-		    hdr_expect(&s, e, '-') != 0 ||
-		    (mon = hdr_word(&s, e, hdr_months, 12)) < 0 ||
-		    hdr_expect(&s, e, '-') != 0 ||
-		    hdr_digits(&s, e, 2, &yy) != 0 ||
-		    hdr_expect(&s, e, ' ') != 0 ||
-		    hdr_clock(&s, e, &hour, &min, &sec) != 0 ||
-		    hdr_expect(&s, e, ' ') != 0 || hdr_gmt(&s, e) != 0)
+		if (header_expect(&s, e, ',') != 0 ||
+		    header_expect(&s, e, ' ') != 0 ||
+		    header_digits(&s, e, 2, &day) != 0 ||
+		    header_expect(&s, e, '-') != 0 ||
+		    (mon = header_word(&s, e, header_months, 12)) < 0 ||
+		    header_expect(&s, e, '-') != 0 ||
+		    header_digits(&s, e, 2, &yy) != 0 ||
+		    header_expect(&s, e, ' ') != 0 ||
+		    header_clock(&s, e, &hour, &min, &sec) != 0 ||
+		    header_expect(&s, e, ' ') != 0 || header_gmt(&s, e) != 0)
 			return -1;
 		/* RFC 9110: a year more than 50 years ahead is in the past. */
 		if (gmtime_r(&now, &tm) == NULL)
@@ -424,43 +426,44 @@ hdr_http_date(const char *s, const char *e, time_t now, int64_t *out)
 		year = (tm.tm_year + 1900) / 100 * 100 + yy;
 		if (year > tm.tm_year + 1900 + 50)
 			year -= 100;
-	} else if (hdr_word(&s, e, hdr_days, 7) >= 0) {
+	} else if (header_word(&s, e, header_days, 7) >= 0) {
 		if (s < e && *s == ',') {
 			s++;
-			if (hdr_expect(&s, e, ' ') != 0 ||
-			    hdr_day(&s, e, &day) != 0 ||
-			    hdr_expect(&s, e, ' ') != 0 ||
-			    (mon = hdr_word(&s, e, hdr_months, 12)) < 0 ||
-			    hdr_expect(&s, e, ' ') != 0 ||
-			    hdr_digits(&s, e, 4, &year) != 0 ||
-			    hdr_expect(&s, e, ' ') != 0 ||
-			    hdr_clock(&s, e, &hour, &min, &sec) != 0 ||
-			    hdr_expect(&s, e, ' ') != 0 || hdr_gmt(&s, e) != 0)
+			if (header_expect(&s, e, ' ') != 0 ||
+			    header_day(&s, e, &day) != 0 ||
+			    header_expect(&s, e, ' ') != 0 ||
+			    (mon = header_word(&s, e, header_months, 12)) < 0 ||
+			    header_expect(&s, e, ' ') != 0 ||
+			    header_digits(&s, e, 4, &year) != 0 ||
+			    header_expect(&s, e, ' ') != 0 ||
+			    header_clock(&s, e, &hour, &min, &sec) != 0 ||
+			    header_expect(&s, e, ' ') != 0 ||
+			    header_gmt(&s, e) != 0)
 				return -1;
 		} else {
 			/* asctime */
-			if (hdr_expect(&s, e, ' ') != 0 ||
-			    (mon = hdr_word(&s, e, hdr_months, 12)) < 0 ||
-			    hdr_expect(&s, e, ' ') != 0)
+			if (header_expect(&s, e, ' ') != 0 ||
+			    (mon = header_word(&s, e, header_months, 12)) < 0 ||
+			    header_expect(&s, e, ' ') != 0)
 				return -1;
 			if (s < e && *s == ' ')
 				s++;
-			if (hdr_day(&s, e, &day) != 0 ||
-			    hdr_expect(&s, e, ' ') != 0 ||
-			    hdr_clock(&s, e, &hour, &min, &sec) != 0 ||
-			    hdr_expect(&s, e, ' ') != 0 ||
-			    hdr_digits(&s, e, 4, &year) != 0)
+			if (header_day(&s, e, &day) != 0 ||
+			    header_expect(&s, e, ' ') != 0 ||
+			    header_clock(&s, e, &hour, &min, &sec) != 0 ||
+			    header_expect(&s, e, ' ') != 0 ||
+			    header_digits(&s, e, 4, &year) != 0)
 				return -1;
 		}
 	} else
 		return -1;
 	if (s != e)
 		return -1;
-	return hdr_mktime(year, mon + 1, day, hour, min, sec, out);
+	return header_mktime(year, mon + 1, day, hour, min, sec, out);
 }
 
 int64_t
-hdr_retry_after_ms(const char *value, time_t now)
+header_retry_after_ms(const char *value, time_t now)
 {
 	const char *s, *e;
 	int64_t t;
@@ -468,10 +471,10 @@ hdr_retry_after_ms(const char *value, time_t now)
 	if (value == NULL)
 		return -1;
 	s = value;
-	hdr_trim(&s, &e);
+	header_trim(&s, &e);
 	if (s < e && (isdigit((unsigned char)*s) || *s == '.'))
-		return hdr_number_ms(value, NS_PER_S);
-	if (hdr_http_date(s, e, now, &t) != 0)
+		return header_number_ms(value, NS_PER_S);
+	if (header_http_date(s, e, now, &t) != 0)
 		return -1;
 	if (t <= (int64_t)now)
 		return 0;
@@ -484,7 +487,7 @@ hdr_retry_after_ms(const char *value, time_t now)
  * up, since these are times to wait for.
  */
 static int
-hdr_rfc3339_ms(const char *value, int64_t *out)
+header_rfc3339_ms(const char *value, int64_t *out)
 {
 	const char *s, *e;
 	int year, mon, day, hour, min, sec, oh, om, sign, n;
@@ -494,15 +497,17 @@ hdr_rfc3339_ms(const char *value, int64_t *out)
 	if (value == NULL)
 		return -1;
 	s = value;
-	hdr_trim(&s, &e);
-	if (hdr_digits(&s, e, 4, &year) != 0 || hdr_expect(&s, e, '-') != 0 ||
-	    hdr_digits(&s, e, 2, &mon) != 0 || hdr_expect(&s, e, '-') != 0 ||
-	    hdr_digits(&s, e, 2, &day) != 0)
+	header_trim(&s, &e);
+	if (header_digits(&s, e, 4, &year) != 0 ||
+	    header_expect(&s, e, '-') != 0 ||
+	    header_digits(&s, e, 2, &mon) != 0 ||
+	    header_expect(&s, e, '-') != 0 ||
+	    header_digits(&s, e, 2, &day) != 0)
 		return -1;
 	if (s >= e || (*s != 'T' && *s != 't' && *s != ' '))
 		return -1;
 	s++;
-	if (hdr_clock(&s, e, &hour, &min, &sec) != 0)
+	if (header_clock(&s, e, &hour, &min, &sec) != 0)
 		return -1;
 	if (s < e && *s == '.') {
 		s++;
@@ -521,15 +526,15 @@ hdr_rfc3339_ms(const char *value, int64_t *out)
 		sign = oh = om = 0;
 	} else if (s < e && (*s == '+' || *s == '-')) {
 		sign = *s++ == '-' ? -1 : 1;
-		if (hdr_digits(&s, e, 2, &oh) != 0 ||
-		    hdr_expect(&s, e, ':') != 0 ||
-		    hdr_digits(&s, e, 2, &om) != 0 || oh > 23 || om > 59)
+		if (header_digits(&s, e, 2, &oh) != 0 ||
+		    header_expect(&s, e, ':') != 0 ||
+		    header_digits(&s, e, 2, &om) != 0 || oh > 23 || om > 59)
 			return -1;
 	} else
 		return -1;
 	if (s != e)
 		return -1;
-	if (hdr_mktime(year, mon, day, hour, min, sec, &t) != 0)
+	if (header_mktime(year, mon, day, hour, min, sec, &t) != 0)
 		return -1;
 	/* The local time is ahead of UTC by the offset. */
 	t -= (int64_t)sign * (oh * 3600 + om * 60);
@@ -538,22 +543,22 @@ hdr_rfc3339_ms(const char *value, int64_t *out)
 }
 
 int64_t
-hdr_rfc3339(const char *value)
+header_rfc3339(const char *value)
 {
 	int64_t ms;
 
-	if (hdr_rfc3339_ms(value, &ms) != 0)
+	if (header_rfc3339_ms(value, &ms) != 0)
 		return -1;
 	/* Floor, also for the rare date before 1970. */
 	return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
 }
 
 static int64_t
-hdr_reset_ms(const char *value, time_t now)
+header_reset_ms(const char *value, time_t now)
 {
 	int64_t ms;
 
-	if (hdr_rfc3339_ms(value, &ms) != 0)
+	if (header_rfc3339_ms(value, &ms) != 0)
 		return -1;
 	ms -= (int64_t)now * 1000;
 	return ms < 0 ? 0 : ms;
@@ -561,12 +566,12 @@ hdr_reset_ms(const char *value, time_t now)
 
 /* Request ids go to the logs: keep them short and printable. */
 static void
-hdr_request_id(struct rl_info *info, const char *value)
+header_request_id(struct header_rl *info, const char *value)
 {
 	const char *s = value, *e;
 	size_t i;
 
-	hdr_trim(&s, &e);
+	header_trim(&s, &e);
 	if (s == e)
 		return;
 	for (i = 0; s < e && i < sizeof info->request_id - 1; i++, s++) {
@@ -584,7 +589,7 @@ hdr_request_id(struct rl_info *info, const char *value)
  * have room again. Recomputed on each header so their order is moot.
  */
 static void
-hdr_merge_anthropic(struct rl_info *info)
+header_merge_anthropic(struct header_rl *info)
 {
 	int64_t (*fam)[3] = info->anthropic_tokens;
 	int f, best = -1;
@@ -613,7 +618,7 @@ hdr_merge_anthropic(struct rl_info *info)
 }
 
 void
-rl_info_init(struct rl_info *info)
+header_rl_init(struct header_rl *info)
 {
 	int f, i;
 
@@ -635,19 +640,19 @@ rl_info_init(struct rl_info *info)
 }
 
 void
-rl_info_header(struct rl_info *info, const char *name, const char *value,
+header_rl_add(struct header_rl *info, const char *name, const char *value,
     time_t now)
 {
-	const struct hdr_field *hf = NULL;
+	const struct header_field *hf = NULL;
 	const char *s, *e;
 	int64_t v = -1;
 	size_t i;
 
 	if (name == NULL || value == NULL)
 		return;
-	for (i = 0; i < sizeof hdr_fields / sizeof hdr_fields[0]; i++) {
-		if (strcasecmp(name, hdr_fields[i].name) == 0) {
-			hf = &hdr_fields[i];
+	for (i = 0; i < sizeof header_fields / sizeof header_fields[0]; i++) {
+		if (strcasecmp(name, header_fields[i].name) == 0) {
+			hf = &header_fields[i];
 			break;
 		}
 	}
@@ -657,28 +662,28 @@ rl_info_header(struct rl_info *info, const char *name, const char *value,
 	switch (hf->kind) {
 	case HDR_COUNT:
 	case HDR_ANTHROPIC_COUNT:
-		v = hdr_count(value);
+		v = header_count(value);
 		break;
 	case HDR_DURATION:
-		v = hdr_duration_ms(value);
+		v = header_duration_ms(value);
 		break;
 	case HDR_TIMESTAMP:
 	case HDR_ANTHROPIC_TIMESTAMP:
-		v = hdr_reset_ms(value, now);
+		v = header_reset_ms(value, now);
 		break;
 	case HDR_RETRY_AFTER:
 		/* The SDKs prefer retry-after-ms, in whatever order. */
 		if (info->retry_after_exact)
 			return;
-		v = hdr_retry_after_ms(value, now);
+		v = header_retry_after_ms(value, now);
 		break;
 	case HDR_RETRY_AFTER_MS:
-		if ((v = hdr_number_ms(value, NS_PER_MS)) != -1)
+		if ((v = header_number_ms(value, NS_PER_MS)) != -1)
 			info->retry_after_exact = 1;
 		break;
 	case HDR_SHOULD_RETRY:
 		s = value;
-		hdr_trim(&s, &e);
+		header_trim(&s, &e);
 		if (e - s == 4 && strncasecmp(s, "true", 4) == 0)
 			info->should_retry = 1;
 		else if (e - s == 5 && strncasecmp(s, "false", 5) == 0)
@@ -689,7 +694,7 @@ rl_info_header(struct rl_info *info, const char *name, const char *value,
 			return;
 		/* FALLTHROUGH */
 	case HDR_REQUEST_ID:
-		hdr_request_id(info, value);
+		header_request_id(info, value);
 		return;
 	}
 	if (v == -1)
@@ -697,5 +702,5 @@ rl_info_header(struct rl_info *info, const char *name, const char *value,
 	*(int64_t *)((char *)info + hf->off) = v;
 	if (hf->kind == HDR_ANTHROPIC_COUNT ||
 	    hf->kind == HDR_ANTHROPIC_TIMESTAMP)
-		hdr_merge_anthropic(info);
+		header_merge_anthropic(info);
 }

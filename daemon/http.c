@@ -538,7 +538,7 @@ http_header(char *data, size_t size, size_t nmemb, void *arg)
 		vl = sizeof value - 1;
 	memcpy(value, v, vl);
 	value[vl] = '\0';
-	rl_info_header(&x->att->reply.rl, name, value, time(NULL));
+	header_rl_add(&x->att->reply.rl, name, value, time(NULL));
 	return n;
 }
 

@@ -493,7 +493,7 @@ int
 lease_report(const struct llmgate_report *rep, uid_t uid, char **cause)
 {
 	struct lease *l = lease_unlink(rep->lease);
-	struct rl_info rl;
+	struct header_rl rl;
 	enum llmgate_class cls;
 	uint64_t now = now_ms();
 	int64_t hold;
@@ -507,7 +507,7 @@ lease_report(const struct llmgate_report *rep, uid_t uid, char **cause)
 		    (unsigned long long)rep->lease);
 		return -1;
 	}
-	rl_info_init(&rl);
+	header_rl_init(&rl);
 	cls = rep->status == 0 ? LLMGATE_CONNECTION :
 	    reply_class_for_status(rep->status);
 	/* A report holds a target LEASE_HOLD_MAX_MS at most, a spent
@@ -524,7 +524,7 @@ lease_report(const struct llmgate_report *rep, uid_t uid, char **cause)
 	    !lease_bad_allowed(uid, l->adm.t, now)) {
 		lease_not_applied(l->user, l, cls, now);
 		cls = LLMGATE_CANCELLED;
-		rl_info_init(&rl);
+		header_rl_init(&rl);
 	}
 	admit_done(&l->adm, cls, &rl, rl_tokens_sum(rep->input_tokens,
 	    rep->output_tokens), now);

@@ -451,7 +451,7 @@ int sse_feed(struct sse *, const char *, size_t);
 void sse_free(struct sse *);
 
 /* header.c: rate-limit and retry hints from response headers, all providers. */
-struct rl_info {
+struct header_rl {
 	int64_t retry_after_ms;		/* -1 when none */
 	int64_t limit_requests;		/* -1 when unknown, for all below */
 	int64_t remaining_requests;
@@ -467,16 +467,16 @@ struct rl_info {
 	int retry_after_exact;
 	int64_t anthropic_tokens[3][3];
 };
-void rl_info_init(struct rl_info *);
+void header_rl_init(struct header_rl *);
 /* Feed one header; now is the wall clock (seconds) for dates. */
-void rl_info_header(struct rl_info *, const char *name, const char *value,
+void header_rl_add(struct header_rl *, const char *name, const char *value,
     time_t now);
 /* "6m0s", "20ms", "1.5s", "2h" -> ms; -1 when unparsable. */
-int64_t hdr_duration_ms(const char *);
+int64_t header_duration_ms(const char *);
 /* Retry-After: delta seconds (may be fractional) or HTTP date -> ms. */
-int64_t hdr_retry_after_ms(const char *, time_t now);
+int64_t header_retry_after_ms(const char *, time_t now);
 /* RFC 3339 timestamp -> epoch seconds (fractions dropped); -1 on error. */
-int64_t hdr_rfc3339(const char *);
+int64_t header_rfc3339(const char *);
 
 /* buf-backed reply: what one attempt produced, filled by adapters. */
 struct reply_tool {
@@ -502,7 +502,7 @@ struct reply {
 	enum llmgate_class cls;	/* LLMGATE_OK unless an error was found */
 	uint32_t status;	/* HTTP status */
 	char *message;
-	struct rl_info rl;
+	struct header_rl rl;
 	void *pstate;		/* adapter's stream state, freed with free() */
 	int too_long;		/* text passed REPLY_MAX_TEXT: stop reading */
 };
@@ -793,7 +793,7 @@ void rl_reconcile(struct ratelimit *, uint32_t estimated, uint64_t actual,
 uint64_t rl_tokens_sum(uint64_t input, uint64_t output);
 /* Any response's rate-limit headers: adopt limits when none is
  * configured, clamp to remaining, hold the target on remaining 0. */
-void rl_learn(struct ratelimit *, const struct rl_info *, uint64_t now);
+void rl_learn(struct ratelimit *, const struct header_rl *, uint64_t now);
 /* Cooldowns: rate_limited (Retry-After, else 1 s doubling to 30 s, reset
  * by ok), quota_exhausted (10 min at least). retry_after_ms: -1 none. */
 void rl_on_result(struct ratelimit *, enum llmgate_class,
@@ -1339,7 +1339,7 @@ uint64_t admission_wait_ms(const struct target *, uint32_t tokens,
 struct admission *admission_next(struct target *, uint64_t now,
     uint64_t *wait_ms);
 void admission_done(struct admission *, enum llmgate_class,
-    const struct rl_info *, uint64_t used_tokens, uint64_t now);
+    const struct header_rl *, uint64_t used_tokens, uint64_t now);
 #define ADMISSION_DEQUEUED	0x1	/* left the queue */
 #define ADMISSION_SLOT		0x2	/* gave back a concurrency slot */
 unsigned admission_release(struct admission *, uint64_t now);
@@ -1357,7 +1357,7 @@ enum admit_verdict admit_request(struct admission *, uint64_t deadline_ms,
     uint64_t now, uint64_t *wait_ms);
 /* The attempt ended: feed the outcome to the budgets and the breaker. */
 void admit_done(struct admission *, enum llmgate_class,
-    const struct rl_info *, uint64_t used_tokens, uint64_t now);
+    const struct header_rl *, uint64_t used_tokens, uint64_t now);
 /* Give back whatever the admission holds; safe to call at any time. */
 void admit_cancel(struct admission *);
 void admit_first(uint64_t now);

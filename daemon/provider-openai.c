@@ -556,7 +556,7 @@ openai_hint_ms(const char *msg)
 			return -1;
 		memcpy(tok, p, n);
 		tok[n] = '\0';
-		return hdr_duration_ms(tok);
+		return header_duration_ms(tok);
 	}
 	if ((p = strcasestr(msg, "retry after ")) != NULL) {
 		p += strlen("retry after ");

@@ -398,7 +398,7 @@ rl_learn_one(struct ratelimit *rl, struct bucket *b, int64_t limit,
 
 /* Rate-limit headers of any response, 2xx or not. */
 void
-rl_learn(struct ratelimit *rl, const struct rl_info *ri, uint64_t now)
+rl_learn(struct ratelimit *rl, const struct header_rl *ri, uint64_t now)
 {
 	rl_learn_one(rl, &rl->req, ri->limit_requests, &rl->learned_rpm,
 	    ri->remaining_requests, ri->reset_requests_ms,

@@ -18,7 +18,7 @@ reply_init(struct reply *r, reply_emit_cb *emit, void *arg)
 	r->emit = emit;
 	r->emit_arg = arg;
 	r->cls = LLMGATE_OK;
-	rl_info_init(&r->rl);
+	header_rl_init(&r->rl);
 }
 
 void

@@ -13,19 +13,19 @@
 #define NOW	((time_t)1755780000)
 #define NITEMS(a)	(sizeof (a) / sizeof (a)[0])
 
-static struct rl_info
+static struct header_rl
 feed(const char *const *hv)
 {
-	struct rl_info info;
+	struct header_rl info;
 
-	rl_info_init(&info);
+	header_rl_init(&info);
 	for (; hv[0] != NULL; hv += 2)
-		rl_info_header(&info, hv[0], hv[1], NOW);
+		header_rl_add(&info, hv[0], hv[1], NOW);
 	return info;
 }
 
 static void
-assert_unset(const struct rl_info *info)
+assert_unset(const struct header_rl *info)
 {
 	ck_assert_int_eq(info->retry_after_ms, -1);
 	ck_assert_int_eq(info->limit_requests, -1);
@@ -40,10 +40,10 @@ assert_unset(const struct rl_info *info)
 
 START_TEST(test_init)
 {
-	struct rl_info info;
+	struct header_rl info;
 
 	memset(&info, 0x5a, sizeof info);
-	rl_info_init(&info);
+	header_rl_init(&info);
 	assert_unset(&info);
 }
 END_TEST
@@ -103,16 +103,16 @@ static const struct {
 
 START_TEST(test_duration)
 {
-	ck_assert_msg(hdr_duration_ms(durations[_i].in) == durations[_i].ms,
+	ck_assert_msg(header_duration_ms(durations[_i].in) == durations[_i].ms,
 	    "\"%s\": %lld, want %lld", durations[_i].in,
-	    (long long)hdr_duration_ms(durations[_i].in),
+	    (long long)header_duration_ms(durations[_i].in),
 	    (long long)durations[_i].ms);
 }
 END_TEST
 
 START_TEST(test_duration_null)
 {
-	ck_assert_int_eq(hdr_duration_ms(NULL), -1);
+	ck_assert_int_eq(header_duration_ms(NULL), -1);
 }
 END_TEST
 
@@ -160,7 +160,7 @@ static const struct {
 
 START_TEST(test_retry_after)
 {
-	int64_t got = hdr_retry_after_ms(retry_afters[_i].in, NOW);
+	int64_t got = header_retry_after_ms(retry_afters[_i].in, NOW);
 
 	ck_assert_msg(got == retry_afters[_i].ms, "\"%s\": %lld, want %lld",
 	    retry_afters[_i].in, (long long)got,
@@ -171,11 +171,11 @@ END_TEST
 START_TEST(test_leap_day)
 {
 	/* 2024 is a leap year; 2100 is not. */
-	ck_assert_int_eq(hdr_retry_after_ms("Thu, 29 Feb 2024 00:00:00 GMT",
+	ck_assert_int_eq(header_retry_after_ms("Thu, 29 Feb 2024 00:00:00 GMT",
 	    NOW), 0);
-	ck_assert_int_eq(hdr_rfc3339("2024-02-29T00:00:00Z"), 1709164800);
-	ck_assert_int_eq(hdr_rfc3339("2100-02-29T00:00:00Z"), -1);
-	ck_assert_int_eq(hdr_rfc3339("2000-02-29T00:00:00Z"), 951782400);
+	ck_assert_int_eq(header_rfc3339("2024-02-29T00:00:00Z"), 1709164800);
+	ck_assert_int_eq(header_rfc3339("2100-02-29T00:00:00Z"), -1);
+	ck_assert_int_eq(header_rfc3339("2000-02-29T00:00:00Z"), 951782400);
 }
 END_TEST
 
@@ -215,9 +215,9 @@ static const struct {
 
 START_TEST(test_rfc3339)
 {
-	ck_assert_msg(hdr_rfc3339(rfc3339s[_i].in) == rfc3339s[_i].t,
+	ck_assert_msg(header_rfc3339(rfc3339s[_i].in) == rfc3339s[_i].t,
 	    "\"%s\": %lld, want %lld", rfc3339s[_i].in,
-	    (long long)hdr_rfc3339(rfc3339s[_i].in),
+	    (long long)header_rfc3339(rfc3339s[_i].in),
 	    (long long)rfc3339s[_i].t);
 }
 END_TEST
@@ -237,7 +237,7 @@ START_TEST(test_openai)
 		"x-ratelimit-remaining-tokens_usage_based", "0",
 		NULL
 	};
-	struct rl_info info = feed(hv);
+	struct header_rl info = feed(hv);
 
 	ck_assert_int_eq(info.limit_requests, 5000);
 	ck_assert_int_eq(info.remaining_requests, 4999);
@@ -263,7 +263,7 @@ START_TEST(test_groq_429)
 		"Retry-After", "7",
 		NULL
 	};
-	struct rl_info info = feed(hv);
+	struct header_rl info = feed(hv);
 
 	ck_assert_int_eq(info.limit_requests, 14400);
 	ck_assert_int_eq(info.remaining_requests, 0);
@@ -287,7 +287,7 @@ START_TEST(test_anthropic)
 		"request-id", "req_011CSHo4",
 		NULL
 	};
-	struct rl_info info = feed(hv);
+	struct header_rl info = feed(hv);
 
 	ck_assert_int_eq(info.limit_requests, 50);
 	ck_assert_int_eq(info.remaining_requests, 49);
@@ -301,29 +301,29 @@ END_TEST
 
 START_TEST(test_anthropic_reset_forms)
 {
-	struct rl_info info;
+	struct header_rl info;
 
-	rl_info_init(&info);
-	rl_info_header(&info, "anthropic-ratelimit-requests-reset",
+	header_rl_init(&info);
+	header_rl_add(&info, "anthropic-ratelimit-requests-reset",
 	    "2025-08-21T14:40:59+02:00", NOW);
 	ck_assert_int_eq(info.reset_requests_ms, 59000);
-	rl_info_header(&info, "anthropic-ratelimit-requests-reset",
+	header_rl_add(&info, "anthropic-ratelimit-requests-reset",
 	    "2025-08-21T12:40:01.250Z", NOW);
 	ck_assert_int_eq(info.reset_requests_ms, 1250);
-	rl_info_header(&info, "anthropic-ratelimit-requests-reset",
+	header_rl_add(&info, "anthropic-ratelimit-requests-reset",
 	    "2025-08-21T12:40:00.0001Z", NOW);
 	ck_assert_int_eq(info.reset_requests_ms, 1);
 	/* Already past (clock skew): no wait rather than a negative one. */
-	rl_info_header(&info, "anthropic-ratelimit-requests-reset",
+	header_rl_add(&info, "anthropic-ratelimit-requests-reset",
 	    "2025-08-21T12:39:00Z", NOW);
 	ck_assert_int_eq(info.reset_requests_ms, 0);
 	/* Garbage keeps the last good value. */
-	rl_info_header(&info, "anthropic-ratelimit-requests-reset",
+	header_rl_add(&info, "anthropic-ratelimit-requests-reset",
 	    "in a minute", NOW);
 	ck_assert_int_eq(info.reset_requests_ms, 0);
 	/* A Go duration is OpenAI's form, not Anthropic's. */
-	rl_info_init(&info);
-	rl_info_header(&info, "anthropic-ratelimit-requests-reset", "6m0s",
+	header_rl_init(&info);
+	header_rl_add(&info, "anthropic-ratelimit-requests-reset", "6m0s",
 	    NOW);
 	ck_assert_int_eq(info.reset_requests_ms, -1);
 }
@@ -344,15 +344,15 @@ static const char *const anthropic_families[][2] = {
 
 START_TEST(test_anthropic_tightest)
 {
-	struct rl_info info;
+	struct header_rl info;
 	size_t i, j, k, n = NITEMS(anthropic_families);
 
 	/* Forward, backward and a stride through the nine headers. */
 	for (k = 0; k < 3; k++) {
-		rl_info_init(&info);
+		header_rl_init(&info);
 		for (i = 0; i < n; i++) {
 			j = k == 0 ? i : k == 1 ? n - 1 - i : (i * 4) % n;
-			rl_info_header(&info, anthropic_families[j][0],
+			header_rl_add(&info, anthropic_families[j][0],
 			    anthropic_families[j][1], NOW);
 		}
 		ck_assert_int_eq(info.limit_tokens, 16000);
@@ -375,7 +375,7 @@ START_TEST(test_anthropic_exhausted)
 		"anthropic-ratelimit-tokens-reset", "2025-08-21T12:40:05Z",
 		NULL
 	};
-	struct rl_info info = feed(hv);
+	struct header_rl info = feed(hv);
 
 	/* All empty: room again only when the last of them refills. */
 	ck_assert_int_eq(info.remaining_tokens, 0);
@@ -386,20 +386,20 @@ END_TEST
 
 START_TEST(test_anthropic_partial)
 {
-	struct rl_info info;
+	struct header_rl info;
 
 	/* A limit with no remaining count yet still shows. */
-	rl_info_init(&info);
-	rl_info_header(&info, "anthropic-ratelimit-output-tokens-limit",
+	header_rl_init(&info);
+	header_rl_add(&info, "anthropic-ratelimit-output-tokens-limit",
 	    "16000", NOW);
 	ck_assert_int_eq(info.limit_tokens, 16000);
 	ck_assert_int_eq(info.remaining_tokens, -1);
-	rl_info_header(&info, "anthropic-ratelimit-input-tokens-remaining",
+	header_rl_add(&info, "anthropic-ratelimit-input-tokens-remaining",
 	    "7", NOW);
 	ck_assert_int_eq(info.remaining_tokens, 7);
 	ck_assert_int_eq(info.limit_tokens, -1);
 	/* Garbage does not unseat a family. */
-	rl_info_header(&info, "anthropic-ratelimit-output-tokens-remaining",
+	header_rl_add(&info, "anthropic-ratelimit-output-tokens-remaining",
 	    "lots", NOW);
 	ck_assert_int_eq(info.remaining_tokens, 7);
 }
@@ -425,7 +425,7 @@ START_TEST(test_retry_after_ms_wins)
 	static const char *const date[] = {
 		"retry-after", "Thu, 21 Aug 2025 12:40:30 GMT", NULL
 	};
-	struct rl_info info;
+	struct header_rl info;
 
 	info = feed(ms_first);
 	ck_assert_int_eq(info.retry_after_ms, 1500);
@@ -444,56 +444,56 @@ END_TEST
 
 START_TEST(test_should_retry)
 {
-	struct rl_info info;
+	struct header_rl info;
 
-	rl_info_init(&info);
-	rl_info_header(&info, "x-should-retry", "true", NOW);
+	header_rl_init(&info);
+	header_rl_add(&info, "x-should-retry", "true", NOW);
 	ck_assert_int_eq(info.should_retry, 1);
-	rl_info_header(&info, "X-Should-Retry", "false", NOW);
+	header_rl_add(&info, "X-Should-Retry", "false", NOW);
 	ck_assert_int_eq(info.should_retry, 0);
-	rl_info_header(&info, "x-should-retry", " TRUE ", NOW);
+	header_rl_add(&info, "x-should-retry", " TRUE ", NOW);
 	ck_assert_int_eq(info.should_retry, 1);
-	rl_info_header(&info, "x-should-retry", "yes", NOW);
+	header_rl_add(&info, "x-should-retry", "yes", NOW);
 	ck_assert_int_eq(info.should_retry, 1);
-	rl_info_init(&info);
-	rl_info_header(&info, "x-should-retry", "1", NOW);
+	header_rl_init(&info);
+	header_rl_add(&info, "x-should-retry", "1", NOW);
 	ck_assert_int_eq(info.should_retry, -1);
-	rl_info_header(&info, "x-should-retry", "truex", NOW);
+	header_rl_add(&info, "x-should-retry", "truex", NOW);
 	ck_assert_int_eq(info.should_retry, -1);
-	rl_info_header(&info, "x-should-retry", "", NOW);
+	header_rl_add(&info, "x-should-retry", "", NOW);
 	ck_assert_int_eq(info.should_retry, -1);
 }
 END_TEST
 
 START_TEST(test_request_id)
 {
-	struct rl_info info;
+	struct header_rl info;
 	char longid[300];
 
-	rl_info_init(&info);
-	rl_info_header(&info, "X-Request-ID", " req_abc ", NOW);
+	header_rl_init(&info);
+	header_rl_add(&info, "X-Request-ID", " req_abc ", NOW);
 	ck_assert_str_eq(info.request_id, "req_abc");
-	rl_info_header(&info, "REQUEST-ID", "req_def", NOW);
+	header_rl_add(&info, "REQUEST-ID", "req_def", NOW);
 	ck_assert_str_eq(info.request_id, "req_def");
 
 	/* Truncated to fit, and nothing unprintable reaches the log. */
 	memset(longid, 'a', sizeof longid - 1);
 	longid[sizeof longid - 1] = '\0';
-	rl_info_header(&info, "x-request-id", longid, NOW);
+	header_rl_add(&info, "x-request-id", longid, NOW);
 	ck_assert_uint_eq(strlen(info.request_id),
 	    sizeof info.request_id - 1);
-	rl_info_header(&info, "x-request-id", "a\x1b[31mb\nc d\xff", NOW);
+	header_rl_add(&info, "x-request-id", "a\x1b[31mb\nc d\xff", NOW);
 	ck_assert_str_eq(info.request_id, "a_[31mb_c_d_");
 	/* An empty value does not wipe what was there. */
-	rl_info_header(&info, "x-request-id", "  ", NOW);
+	header_rl_add(&info, "x-request-id", "  ", NOW);
 	ck_assert_str_eq(info.request_id, "a_[31mb_c_d_");
 
 	/* OpenRouter's generation id only when nothing better came. */
-	rl_info_init(&info);
-	rl_info_header(&info, "X-Generation-Id", "gen-1", NOW);
+	header_rl_init(&info);
+	header_rl_add(&info, "X-Generation-Id", "gen-1", NOW);
 	ck_assert_str_eq(info.request_id, "gen-1");
-	rl_info_header(&info, "x-request-id", "req_1", NOW);
-	rl_info_header(&info, "x-generation-id", "gen-2", NOW);
+	header_rl_add(&info, "x-request-id", "req_1", NOW);
+	header_rl_add(&info, "x-generation-id", "gen-2", NOW);
 	ck_assert_str_eq(info.request_id, "req_1");
 }
 END_TEST
@@ -519,50 +519,50 @@ START_TEST(test_garbage)
 		"99999999999999999999", "\xff\xfe", "NaN", "inf", "1e3",
 		"2025-13-01T00:00:00Z", "Thu, 99 Aug 2025 12:40:30 GMT",
 	};
-	struct rl_info info;
+	struct header_rl info;
 	size_t i, j;
 
 	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
 		for (j = 0; j < sizeof values / sizeof values[0]; j++) {
-			rl_info_init(&info);
-			rl_info_header(&info, names[i], values[j], NOW);
+			header_rl_init(&info);
+			header_rl_add(&info, names[i], values[j], NOW);
 			assert_unset(&info);
 		}
 	}
 
 	/* A good value is not lost to garbage after it. */
-	rl_info_init(&info);
-	rl_info_header(&info, "x-ratelimit-remaining-tokens", "10", NOW);
-	rl_info_header(&info, "x-ratelimit-remaining-tokens", "ten", NOW);
+	header_rl_init(&info);
+	header_rl_add(&info, "x-ratelimit-remaining-tokens", "10", NOW);
+	header_rl_add(&info, "x-ratelimit-remaining-tokens", "ten", NOW);
 	ck_assert_int_eq(info.remaining_tokens, 10);
 
 	/* NULLs and unknown names are ignored. */
-	rl_info_init(&info);
-	rl_info_header(&info, NULL, "1", NOW);
-	rl_info_header(&info, "retry-after", NULL, NOW);
-	rl_info_header(&info, "x-ratelimit-limit", "5", NOW);
-	rl_info_header(&info, "retry-after-seconds", "5", NOW);
-	rl_info_header(&info, "", "5", NOW);
+	header_rl_init(&info);
+	header_rl_add(&info, NULL, "1", NOW);
+	header_rl_add(&info, "retry-after", NULL, NOW);
+	header_rl_add(&info, "x-ratelimit-limit", "5", NOW);
+	header_rl_add(&info, "retry-after-seconds", "5", NOW);
+	header_rl_add(&info, "", "5", NOW);
 	assert_unset(&info);
-	ck_assert_int_eq(hdr_retry_after_ms(NULL, NOW), -1);
-	ck_assert_int_eq(hdr_rfc3339(NULL), -1);
+	ck_assert_int_eq(header_retry_after_ms(NULL, NOW), -1);
+	ck_assert_int_eq(header_rfc3339(NULL), -1);
 }
 END_TEST
 
 START_TEST(test_counts)
 {
-	struct rl_info info;
+	struct header_rl info;
 
-	rl_info_init(&info);
-	rl_info_header(&info, "x-ratelimit-limit-requests", " 10000 ", NOW);
+	header_rl_init(&info);
+	header_rl_add(&info, "x-ratelimit-limit-requests", " 10000 ", NOW);
 	ck_assert_int_eq(info.limit_requests, 10000);
-	rl_info_header(&info, "x-ratelimit-limit-requests", "0", NOW);
+	header_rl_add(&info, "x-ratelimit-limit-requests", "0", NOW);
 	ck_assert_int_eq(info.limit_requests, 0);
-	rl_info_header(&info, "x-ratelimit-limit-requests",
+	header_rl_add(&info, "x-ratelimit-limit-requests",
 	    "9223372036854775807", NOW);
 	ck_assert_int_eq(info.limit_requests, INT64_MAX);
 	/* One more overflows: garbage, so the field keeps its value. */
-	rl_info_header(&info, "x-ratelimit-limit-requests",
+	header_rl_add(&info, "x-ratelimit-limit-requests",
 	    "9223372036854775808", NOW);
 	ck_assert_int_eq(info.limit_requests, INT64_MAX);
 }
@@ -583,7 +583,7 @@ header_suite(void)
 	tcase_add_loop_test(tc, test_rfc3339, 0, NITEMS(rfc3339s));
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("rl_info");
+	tc = tcase_create("header_rl");
 	tcase_add_test(tc, test_openai);
 	tcase_add_test(tc, test_groq_429);
 	tcase_add_test(tc, test_anthropic);

@@ -9,11 +9,11 @@
 
 #include "llmgated.h"
 
-/* rl_info_init() lives in header.c, which this test does not link. */
-static struct rl_info
+/* header_rl_init() lives in header.c, which this test does not link. */
+static struct header_rl
 info_none(void)
 {
-	struct rl_info ri;
+	struct header_rl ri;
 
 	memset(&ri, 0, sizeof ri);
 	ri.retry_after_ms = -1;
@@ -191,7 +191,7 @@ END_TEST
 START_TEST(test_learn_tightens)
 {
 	struct ratelimit rl;
-	struct rl_info ri;
+	struct header_rl ri;
 	struct rl_status st;
 
 	memset(&rl, 0, sizeof rl);
@@ -251,7 +251,7 @@ END_TEST
 START_TEST(test_learn_adopts)
 {
 	struct ratelimit rl;
-	struct rl_info ri;
+	struct header_rl ri;
 	struct rl_status st;
 
 	memset(&rl, 0, sizeof rl);
@@ -304,7 +304,7 @@ END_TEST
 START_TEST(test_remaining_zero_without_reset)
 {
 	struct ratelimit rl;
-	struct rl_info ri;
+	struct header_rl ri;
 
 	/* No limit known at all: a default hold. */
 	memset(&rl, 0, sizeof rl);

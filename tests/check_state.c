@@ -113,7 +113,7 @@ START_TEST(test_round_trip)
 {
 	struct breaker_conf bc = { .failures = 2, .open_ms = 30000 };
 	struct rl_status rs;
-	struct rl_info ri;
+	struct header_rl ri;
 	struct target *t;
 	char *cause = NULL;
 	uint64_t now = now_ms();
@@ -132,7 +132,7 @@ START_TEST(test_round_trip)
 	t->br.mult = 2;
 	/* Limits learned from headers, one request left. */
 	t = mock_target("learned");
-	rl_info_init(&ri);
+	header_rl_init(&ri);
 	ri.limit_requests = 120;
 	ri.remaining_requests = 1;
 	rl_learn(&t->rl, &ri, now);

@@ -2,9 +2,9 @@
  * fuzz_header.c: rate-limit and retry headers on arbitrary bytes. The
  * first four bytes move the wall clock around the present; the rest is
  * header lines, "name: value" split at the first colon, fed in order into
- * one rl_info as a response's headers would be. Each value, and the whole
- * text, also goes to hdr_duration_ms, hdr_retry_after_ms and hdr_rfc3339
- * raw, untrimmed.
+ * one struct header_rl as a response's headers would be. Each value, and
+ * the whole text, also goes to header_duration_ms, header_retry_after_ms
+ * and header_rfc3339 raw, untrimmed.
  *
  * What header.c promises is checked after every step: -1 or a wait of zero
  * or more, never a negative one, and a printable request id.
@@ -21,15 +21,15 @@ fuzz_header_raw(const char *s, time_t now)
 {
 	int64_t v;
 
-	v = hdr_duration_ms(s);
+	v = header_duration_ms(s);
 	fuzz_assert(v >= -1);
-	v = hdr_retry_after_ms(s, now);
+	v = header_retry_after_ms(s, now);
 	fuzz_assert(v >= -1);
-	(void)hdr_rfc3339(s);
+	(void)header_rfc3339(s);
 }
 
 static void
-fuzz_header_check(const struct rl_info *rl)
+fuzz_header_check(const struct header_rl *rl)
 {
 	const int64_t *v[] = {
 		&rl->retry_after_ms, &rl->limit_requests,
@@ -59,7 +59,7 @@ fuzz_header_check(const struct rl_info *rl)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct rl_info rl;
+	struct header_rl rl;
 	time_t now = FUZZ_NOW;
 	char *text, *line, *next, *colon, *value;
 	int32_t skew;
@@ -78,7 +78,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fuzz_header_raw(text, now);
 
-	rl_info_init(&rl);
+	header_rl_init(&rl);
 	for (line = text; line != NULL; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
@@ -88,7 +88,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		*colon = '\0';
 		value = colon + 1;
 		fuzz_header_raw(value, now);
-		rl_info_header(&rl, line, value, now);
+		header_rl_add(&rl, line, value, now);
 		fuzz_header_check(&rl);
 	}
 
