@@ -885,6 +885,25 @@ call_next_target(struct call *c)
 }
 
 /*
+ * The attempt is over and not retried: on to the next target now when
+ * next says so and there is one, else the call ends with cls.
+ */
+static void
+call_move_on(struct call *c, struct reply *r, enum llmgate_class cls,
+    int next, uint64_t now)
+{
+	if (next && c->pos + 1 < c->nchain) {
+		call_drop_attempt(c);
+		call_next_target(c);
+		c->wait_from_ms = now;
+		call_arm(c, 0);
+		return;
+	}
+	call_finish(c, r, cls, r->message);
+	call_drop_attempt(c);
+}
+
+/*
  * What an attempt cost: its reported usage, or for one cut before its
  * usage arrived, an estimate from what it produced and was sent. Sums
  * saturate: a provider's absurd count must not wrap them.
@@ -1007,15 +1026,7 @@ call_attempt_done(struct attempt *att)
 
 	/* A reply turned down is not retried here: the next step, or the end. */
 	if (cls == LLMGATE_REJECTED && !c->relayed) {
-		if (c->pos + 1 < c->nchain) {
-			call_drop_attempt(c);
-			call_next_target(c);
-			c->wait_from_ms = now;
-			call_arm(c, 0);
-			return;
-		}
-		call_finish(c, r, cls, r->message);
-		call_drop_attempt(c);
+		call_move_on(c, r, cls, 1, now);
 		return;
 	}
 
@@ -1027,8 +1038,7 @@ call_attempt_done(struct attempt *att)
 			call_answer(c, att, 0);
 			return;
 		}
-		call_finish(c, r, cls, r->message);
-		call_drop_attempt(c);
+		call_move_on(c, r, cls, 0, now);
 		return;
 	}
 
@@ -1061,16 +1071,7 @@ call_attempt_done(struct attempt *att)
 			return;
 		}
 	}
-	if (fallback_class(call_fallback_on(c), cls) &&
-	    c->pos + 1 < c->nchain) {
-		call_drop_attempt(c);
-		call_next_target(c);
-		c->wait_from_ms = now;
-		call_arm(c, 0);
-		return;
-	}
-	call_finish(c, r, cls, r->message);
-	call_drop_attempt(c);
+	call_move_on(c, r, cls, fallback_class(call_fallback_on(c), cls), now);
 }
 
 /*

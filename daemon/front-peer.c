@@ -27,6 +27,25 @@
 
 #include "llmgated.h"
 
+/* An IPv4 or IPv6 address's port and address, as sock_diag has them. */
+static int
+front_peer_end(const struct sockaddr_storage *ss, uint16_t *port,
+    uint32_t *addr)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET) {
+		*port = sin->sin_port;
+		memcpy(addr, &sin->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		*port = sin6->sin6_port;
+		memcpy(addr, &sin6->sin6_addr, 16);
+	} else
+		return -1;
+	return 0;
+}
+
 /*
  * The uid of the process at the other end of a loopback TCP connection:
  * the kernel's socket table, looked up by the four-tuple.
@@ -64,23 +83,9 @@ front_peer_tcp_uid(int fd, uid_t *uid)
 	req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
 	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
 	/* The client's socket: its source is our peer. */
-	if (local.ss_family == AF_INET) {
-		struct sockaddr_in *l = (struct sockaddr_in *)&local;
-		struct sockaddr_in *p = (struct sockaddr_in *)&peer;
-
-		req.r.id.idiag_sport = p->sin_port;
-		req.r.id.idiag_dport = l->sin_port;
-		memcpy(req.r.id.idiag_src, &p->sin_addr, 4);
-		memcpy(req.r.id.idiag_dst, &l->sin_addr, 4);
-	} else if (local.ss_family == AF_INET6) {
-		struct sockaddr_in6 *l = (struct sockaddr_in6 *)&local;
-		struct sockaddr_in6 *p = (struct sockaddr_in6 *)&peer;
-
-		req.r.id.idiag_sport = p->sin6_port;
-		req.r.id.idiag_dport = l->sin6_port;
-		memcpy(req.r.id.idiag_src, &p->sin6_addr, 16);
-		memcpy(req.r.id.idiag_dst, &l->sin6_addr, 16);
-	} else
+	if (front_peer_end(&peer, &req.r.id.idiag_sport, req.r.id.idiag_src) !=
+	    0 || front_peer_end(&local, &req.r.id.idiag_dport,
+	    req.r.id.idiag_dst) != 0)
 		return -1;
 	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (nl == -1)

@@ -489,6 +489,16 @@ metrics_render_domains(struct buf *b, const json_t *domains)
 	metrics_free_labels(labels);
 }
 
+/* lb becomes the label set target="name". */
+static void
+metrics_target_label(struct buf *lb, const char *name)
+{
+	buf_reset(lb);
+	buf_addstr(lb, "target=\"");
+	metrics_escape(lb, name);
+	buf_addstr(lb, "\"");
+}
+
 /* Per-target families from status; labels[i] is target i's label set. */
 static void
 metrics_render_targets(struct buf *b, const json_t *targets)
@@ -548,10 +558,21 @@ static void
 metrics_render_cluster(struct buf *b, const json_t *c)
 {
 	static const char *budgets[] = { "requests", "tokens" };
+	static const struct {
+		const char *name;
+		const char *help;
+		const char *key;
+	} per[] = {
+		{ "llmgate_cluster_slice",
+		    "Units of a shared budget this host holds now.", "slice" },
+		{ "llmgate_cluster_level",
+		    "The shared budget's level in Redis, as last seen.",
+		    "cluster_level" },
+	};
 	struct metrics_family f;
 	struct buf lb = { 0 };
 	const json_t *t, *r, *state;
-	size_t i, k;
+	size_t i, j, k;
 
 	if (!json_is_object(c))
 		return;
@@ -575,42 +596,21 @@ metrics_render_cluster(struct buf *b, const json_t *c)
 	    "counter", "Holds, learned limits and open breakers other hosts "
 	    "told this one.", 0 };
 	metrics_json(b, &f, NULL, c, "signals_received", 1);
-	f = (struct metrics_family){ "llmgate_cluster_slice", "gauge",
-	    "Units of a shared budget this host holds now.", 0 };
-	for (k = 0; k < 2; k++) {
-		json_array_foreach(json_object_get(c, "targets"), i, t) {
-			r = json_object_get(t, budgets[k]);
-			buf_reset(&lb);
-			buf_addstr(&lb, "target=\"");
-			metrics_escape(&lb, json_string_value(json_object_get(t,
-			    "target")));
-			buf_printf(&lb, "\",budget=\"%s\"", budgets[k]);
-			metrics_json(b, &f, lb.data, r, "slice", 1);
-		}
-	}
-	f = (struct metrics_family){ "llmgate_cluster_level", "gauge",
-	    "The shared budget's level in Redis, as last seen.", 0 };
-	for (k = 0; k < 2; k++) {
-		json_array_foreach(json_object_get(c, "targets"), i, t) {
-			r = json_object_get(t, budgets[k]);
-			buf_reset(&lb);
-			buf_addstr(&lb, "target=\"");
-			metrics_escape(&lb, json_string_value(json_object_get(t,
-			    "target")));
-			buf_printf(&lb, "\",budget=\"%s\"", budgets[k]);
-			metrics_json(b, &f, lb.data, r, "cluster_level", 1);
+	for (j = 0; j < sizeof per / sizeof per[0]; j++) {
+		f = (struct metrics_family){ per[j].name, "gauge", per[j].help,
+		    0 };
+		for (k = 0; k < 2; k++) {
+			json_array_foreach(json_object_get(c, "targets"), i,
+			    t) {
+				r = json_object_get(t, budgets[k]);
+				metrics_target_label(&lb, json_string_value(
+				    json_object_get(t, "target")));
+				buf_printf(&lb, ",budget=\"%s\"", budgets[k]);
+				metrics_json(b, &f, lb.data, r, per[j].key, 1);
+			}
 		}
 	}
 	buf_free(&lb);
-}
-
-static void
-metrics_target_label(struct buf *lb, const struct metrics_target *t)
-{
-	buf_reset(lb);
-	buf_addstr(lb, "target=\"");
-	metrics_escape(lb, t->name);
-	buf_addstr(lb, "\"");
 }
 
 /* The observed series: the table, then "other" when it was used. */
@@ -628,6 +628,32 @@ metrics_next(const struct metrics_target *t)
 	return t;
 }
 
+/* One family of the observed per-(target, class) counts: calls, or
+ * attempts. */
+static void
+metrics_render_by_class(struct buf *b, struct metrics_family *f, int attempts)
+{
+	const struct metrics_target *t;
+	const uint64_t *n;
+	struct buf lb = { 0 }, cl = { 0 };
+	int c;
+
+	for (t = metrics_next(NULL); t != NULL; t = metrics_next(t)) {
+		n = attempts ? t->attempts : t->calls;
+		metrics_target_label(&lb, t->name);
+		for (c = 0; c < LLMGATE_CLASS_MAX; c++) {
+			if (n[c] == 0)
+				continue;
+			buf_reset(&cl);
+			buf_printf(&cl, "%s,class=\"%s\"", lb.data,
+			    llmgate_class_name(c));
+			metrics_u64(b, f, cl.data, n[c]);
+		}
+	}
+	buf_free(&lb);
+	buf_free(&cl);
+}
+
 static void
 metrics_render_observed(struct buf *b)
 {
@@ -643,37 +669,16 @@ metrics_render_observed(struct buf *b)
 	    "counter", "Observations counted under target=\"other\" because "
 	    "the series limit was reached.", 0 };
 	const struct metrics_target *t;
-	struct buf lb = { 0 }, cl = { 0 };
+	struct buf lb = { 0 };
 	uint64_t cum;
-	int c;
 	size_t i;
 
-	for (t = metrics_next(NULL); t != NULL; t = metrics_next(t)) {
-		metrics_target_label(&lb, t);
-		for (c = 0; c < LLMGATE_CLASS_MAX; c++) {
-			if (t->calls[c] == 0)
-				continue;
-			buf_reset(&cl);
-			buf_printf(&cl, "%s,class=\"%s\"", lb.data,
-			    llmgate_class_name(c));
-			metrics_u64(b, &calls, cl.data, t->calls[c]);
-		}
-	}
-	for (t = metrics_next(NULL); t != NULL; t = metrics_next(t)) {
-		metrics_target_label(&lb, t);
-		for (c = 0; c < LLMGATE_CLASS_MAX; c++) {
-			if (t->attempts[c] == 0)
-				continue;
-			buf_reset(&cl);
-			buf_printf(&cl, "%s,class=\"%s\"", lb.data,
-			    llmgate_class_name(c));
-			metrics_u64(b, &atts, cl.data, t->attempts[c]);
-		}
-	}
+	metrics_render_by_class(b, &calls, 0);
+	metrics_render_by_class(b, &atts, 1);
 	for (t = metrics_next(NULL); t != NULL; t = metrics_next(t)) {
 		if (t->count == 0)
 			continue;
-		metrics_target_label(&lb, t);
+		metrics_target_label(&lb, t->name);
 		metrics_head(b, &hist);
 		for (i = 0, cum = 0; i <= METRICS_NBUCKETS; i++) {
 			cum += t->buckets[i];
@@ -690,7 +695,6 @@ metrics_render_observed(struct buf *b)
 	}
 	metrics_u64(b, &folded, NULL, metrics_folded);
 	buf_free(&lb);
-	buf_free(&cl);
 }
 
 /* The whole exposition; the caller frees it. */

@@ -797,7 +797,7 @@ anthropic_parse(struct reply *r, const char *body, size_t len)
 	json_error_t jerr;
 	char *s;
 	size_t i;
-	int ntools = 0, json_seen = 0;
+	int ntools = 0, json_seen = 0, rv = -1;
 
 	if ((root = jload(body, len, &jerr)) == NULL) {
 		reply_error(r, LLMGATE_PARSE_ERROR, 0,
@@ -871,12 +871,10 @@ anthropic_parse(struct reply *r, const char *body, size_t len)
 	if (r->finish == LLMGATE_FINISH_NONE)
 		r->finish = LLMGATE_FINISH_OTHER;
 	r->done = 1;
-	json_decref(root);
-	return 0;
-
+	rv = 0;
 fail:
 	json_decref(root);
-	return -1;
+	return rv;
 }
 
 static struct anthropic_stream *

@@ -740,6 +740,7 @@ openai_parse_tree(struct reply *r, const char *js, size_t len)
 	json_error_t jerr;
 	const char *s;
 	size_t i;
+	int rv = -1;
 
 	root = jload(js, len, &jerr);
 	if (root == NULL) {
@@ -785,12 +786,10 @@ openai_parse_tree(struct reply *r, const char *js, size_t len)
 		openai_refusal(r, s);
 	openai_usage(r, root);
 	r->done = 1;
-	json_decref(root);
-	return 0;
-
+	rv = 0;
 fail:
 	json_decref(root);
-	return -1;
+	return rv;
 }
 
 /*
