@@ -5,7 +5,7 @@ import json
 import math
 from typing import Any, Dict, List, Optional, Tuple
 
-from ._proto import ON_CUT, PRIORITIES, text_of
+from ._proto import ON_CUT, PRIORITIES, call_map, text_of
 from .errors import CallError, error_for
 from .tools import Tool, as_wire_tool, is_pydantic_model, model_parse, \
     model_schema
@@ -169,6 +169,31 @@ def split(kwargs: Dict[str, Any]) -> Tuple[Optional[str],
     if bad:
         raise TypeError("unknown call option(s): %s" % ", ".join(sorted(bad)))
     return prompt, messages, kwargs
+
+
+def prepare(prompt: Optional[str], messages: Optional[List[Any]],
+            options: Dict[str, Any]) -> Tuple[Dict[str, Any],
+                                              Dict[str, Any]]:
+    """call()'s arguments as the wire request and the options the Result
+    keeps (resume() reuses them)."""
+    prompt, messages, opts = split(
+        dict(options, prompt=prompt, messages=messages))
+    return build(prompt, messages, opts), opts
+
+
+def stream_map(req: Dict[str, Any]) -> Dict[str, Any]:
+    """A streamed call's frame (its id set when it is sent)."""
+    m = call_map(0, req)
+    m["stream"] = True
+    return m
+
+
+def resume_options(result: Result, options: Dict[str, Any]) -> \
+        Dict[str, Any]:
+    """resume()'s options: the original call's, unless given."""
+    opts = dict(result._options)
+    opts.update(options)
+    return opts
 
 
 def lease_error(msg: Dict[str, Any]) -> CallError:

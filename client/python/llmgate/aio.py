@@ -8,13 +8,14 @@ import time
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 
 from . import _call
-from ._proto import FINAL, FrameReader, call_map, encode, socket_path, \
-    text_of
-from ._stream import StreamState, closed_error, stream_timeout
-from .client import _LOST, _RETRYABLE_CONNECT, _Lost, _connect_error, \
-    _fill_from_exception, check_hello, hello_map
-from .errors import Cancelled, DaemonUnavailable, InvalidRequest, \
-    LlmgateError, ProtocolError, ReplyTimeout
+from ._common import LOST, ClientBase, ConnState, Lost, StreamBase, \
+    ToolRounds, cancelling, check_hello, connect_error, hello_map, \
+    lease_ended, lease_failed, lease_of, metrics_of, reply_of, report_map, \
+    status_of
+from ._proto import call_map, encode, text_of
+from ._stream import closed_error, stream_timeout
+from .errors import Cancelled, DaemonUnavailable, LlmgateError, \
+    ProtocolError, ReplyTimeout
 from .types import Chunk, Lease, Result
 
 
@@ -37,19 +38,12 @@ class _Pending:
         return len(self.items)
 
 
-class _AConn(asyncio.Protocol):
+class _AConn(ConnState[_Pending], asyncio.Protocol):
     """One connection, as an asyncio Protocol: data_received() splits
     frames and hands each reply to its request's _Pending."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self.pending: Dict[int, _Pending] = {}
-        self.next_id = 1
-        self.dead: Optional[LlmgateError] = None
-        self.notice: Optional[str] = None
-        self.frames = FrameReader()
-        self.server = ""
-        self.max_frame = 0
+        super().__init__(path)
         self.transport: Optional[asyncio.Transport] = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.hello: Optional[_Pending] = _Pending()
@@ -72,7 +66,7 @@ class _AConn(asyncio.Protocol):
             raise ReplyTimeout("connecting to llmgated at %s took over %gs"
                                % (path, timeout)) from None
         except OSError as e:
-            raise _connect_error(path, e) from e
+            raise connect_error(path, e) from e
         assert self.transport is not None and self.hello is not None
         try:
             self.transport.write(encode(hello_map(name)))
@@ -113,14 +107,14 @@ class _AConn(asyncio.Protocol):
             self._dispatch(msg)
 
     def eof_received(self) -> Optional[bool]:
-        self._die(DaemonUnavailable(self._eof_reason()))
+        self._die(DaemonUnavailable(self.eof_reason()))
         return None
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if exc is not None:
-            self._die(DaemonUnavailable("%s: %s" % (_LOST, exc)))
+            self._die(DaemonUnavailable("%s: %s" % (LOST, exc)))
         else:
-            self._die(DaemonUnavailable(self._eof_reason()))
+            self._die(DaemonUnavailable(self.eof_reason()))
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -132,24 +126,9 @@ class _AConn(asyncio.Protocol):
 
     # ------------------------------------------------------------------------
 
-    def _eof_reason(self) -> str:
-        if self.notice:
-            return "%s: %s" % (_LOST, self.notice)
-        if self.frames.pending():
-            return "%s: llmgated closed the connection in the middle of a " \
-                   "frame" % _LOST
-        return "%s: llmgated closed the connection" % _LOST
-
     def _dispatch(self, msg: Dict[str, Any]) -> None:
-        rid = msg["id"]
-        if rid == 0:
-            if msg["t"] == "error":
-                self.notice = text_of(msg.get("message"))
-            return
-        p = self.pending.get(rid)
+        p = self.route(msg)
         if p is not None:
-            if msg["t"] in FINAL:
-                del self.pending[rid]
             p.put(msg)
 
     def _die(self, exc: LlmgateError) -> None:
@@ -159,7 +138,7 @@ class _AConn(asyncio.Protocol):
         if self.hello is not None:
             pend[0] = self.hello
         for p in pend.values():
-            p.put(_Lost(self.dead))
+            p.put(Lost(self.dead))
         if self.resumed is not None and not self.resumed.done():
             self.resumed.set_result(None)
         if self.transport is not None:
@@ -176,20 +155,11 @@ class _AConn(asyncio.Protocol):
 
     def request(self, msg: Dict[str, Any]) -> Tuple[int, _Pending]:
         if self.dead is None and not self.alive():
-            self._die(DaemonUnavailable(_LOST))
+            self._die(DaemonUnavailable(LOST))
         if self.dead is not None:
             raise self.dead
-        while True:
-            rid = self.next_id
-            self.next_id = self.next_id % 0xFFFFFFFF + 1
-            if rid not in self.pending:
-                break
-        msg["id"] = rid
-        frame = encode(msg)
-        if len(frame) - 4 > self.max_frame:
-            raise InvalidRequest("request too large: %d bytes, llmgated "
-                                 "takes at most %d" % (len(frame) - 4,
-                                                       self.max_frame))
+        rid = self.new_id()
+        frame = self.frame(msg, rid)
         p = _Pending()
         self.pending[rid] = p
         self._queue(frame)
@@ -223,7 +193,7 @@ class _AConn(asyncio.Protocol):
             # The write failed at once (the daemon had gone): the
             # transport is closing and connection_lost() is yet to come.
             self._die(DaemonUnavailable("%s: the daemon closed the "
-                                        "connection" % _LOST))
+                                        "connection" % LOST))
         return self.dead is None
 
     def cancel(self, rid: int, forget: bool = True) -> None:
@@ -266,12 +236,20 @@ async def _wait(p: _Pending, timeout: Optional[float],
             if timer is not None:
                 timer.cancel()
     msg = p.items.popleft()
-    if isinstance(msg, _Lost):
+    if isinstance(msg, Lost):
         raise msg.exc
     return msg  # type: ignore[no-any-return]
 
 
-class AsyncStream:
+async def _final(p: _Pending, timeout: Optional[float]) -> Dict[str, Any]:
+    """A call's final frame, past its chunks."""
+    while True:
+        msg = await _wait(p, timeout, "a call")
+        if msg["t"] != "chunk":
+            return msg
+
+
+class AsyncStream(StreamBase):
     """A streamed call for ``async for chunk in client.stream(...)``. The
     request goes out on the first iteration (or ``async with``);
     ``result`` holds the final Result once the loop ends. Leaving the loop
@@ -282,32 +260,18 @@ class AsyncStream:
 
     def __init__(self, client: "AsyncClient", req: Dict[str, Any],
                  opts: Dict[str, Any]) -> None:
-        self._client = client
-        self._req = req
-        self._opts = opts
+        super().__init__(client, req, opts)
+        self._aclient = client
         self._conn: Optional[_AConn] = None
-        self._rid = 0
         self._q: Optional[_Pending] = None
-        self._state = StreamState()
-        self._done = False
-        self._closed = False
-        self._cancelled = False
-        self._timeout = stream_timeout(req, client.timeout)
-        self.result: Optional[Result] = None
-
-    @property
-    def text(self) -> str:
-        """The text streamed so far."""
-        return self._state.text
 
     async def _start(self) -> None:
         if self._q is None:
             if self._cancelled:
                 self._done = True
                 raise Cancelled("the call was cancelled before it was sent")
-            m = call_map(0, self._req)
-            m["stream"] = True
-            self._conn, self._rid, self._q = await self._client._request(m)
+            self._conn, self._rid, self._q = await self._aclient._request(
+                _call.stream_map(self._req))
 
     def __aiter__(self) -> "AsyncStream":
         return self
@@ -326,11 +290,7 @@ class AsyncStream:
             raise
         if msg["t"] == "chunk":
             return self._state.chunk(msg)
-        self._done = True
-        # A streamed result leaves out the text its chunks carried.
-        if msg.get("streamed") is True and msg.get("text") is None:
-            msg["text"] = self._state.text
-        self.result = _call.finish(msg, self._req, self._opts, self._client)
+        self._end(msg)
         raise StopAsyncIteration
 
     def cancel(self) -> None:
@@ -375,7 +335,7 @@ class AsyncStream:
         return self.result
 
 
-class AsyncClient:
+class AsyncClient(ClientBase):
     """The asyncio twin of Client: the same methods as coroutines, on one
     connection shared by every task of the event loop it is used in.
     ``async with llmgate.AsyncClient() as client: r = await
@@ -384,14 +344,10 @@ class AsyncClient:
     def __init__(self, socket: Optional[str] = None, *,
                  name: str = "llmgate-python", timeout: float = 300.0,
                  connect_timeout: float = 5.0) -> None:
-        self.path = socket_path(socket)
-        self.name = name
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
+        super().__init__(socket, name=name, timeout=timeout,
+                         connect_timeout=connect_timeout)
         self._conn: Optional[_AConn] = None
         self._lock: Optional[asyncio.Lock] = None
-        self._was_connected = False
-        self._closed = False
 
     async def connect(self) -> "AsyncClient":
         """Open the connection now (raises DaemonUnavailable)."""
@@ -420,9 +376,7 @@ class AsyncClient:
             if c is not None:
                 await c.close()
                 self._conn = None
-            deadline = time.monotonic() + (self.connect_timeout
-                                           if self._was_connected else 0)
-            delay = 0.01
+            retry = self._connect_retry()
             while True:
                 try:
                     self._conn = await _AConn.open(self.path, self.name,
@@ -430,13 +384,8 @@ class AsyncClient:
                     self._was_connected = True
                     return self._conn
                 except DaemonUnavailable as e:
-                    cause = e.__cause__
-                    if time.monotonic() >= deadline or (
-                            isinstance(cause, OSError) and
-                            cause.errno not in _RETRYABLE_CONNECT):
-                        raise
+                    delay = retry.failed(e)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.2)
 
     async def _request(self, msg: Dict[str, Any]) -> \
             Tuple[_AConn, int, _Pending]:
@@ -481,36 +430,24 @@ class AsyncClient:
                    messages: Optional[List[Any]] = None,
                    **options: Any) -> Result:
         """One LLM call; see Client.call for the options."""
-        prompt, messages, opts = _call.split(
-            dict(options, prompt=prompt, messages=messages))
-        req = _call.build(prompt, messages, opts)
+        req, opts = _call.prepare(prompt, messages, options)
         c, rid, q = await self._request(call_map(0, req))
-        wait = stream_timeout(req, self.timeout)
-        try:
-            while True:
-                msg = await _wait(q, wait, "a call")
-                if msg["t"] != "chunk":
-                    break
-        except BaseException:
-            # Timed out, or the task was cancelled: stop it in the daemon.
-            c.cancel(rid)
-            raise
+        with cancelling(c, rid):
+            msg = await _final(q, stream_timeout(req, self.timeout))
         return _call.finish(msg, req, opts, self)
 
     def stream(self, prompt: Optional[str] = None, *,
                messages: Optional[List[Any]] = None,
                **options: Any) -> AsyncStream:
         """``async for chunk in client.stream(...)``; see Client.stream."""
-        prompt, messages, opts = _call.split(
-            dict(options, prompt=prompt, messages=messages))
-        return AsyncStream(self, _call.build(prompt, messages, opts), opts)
+        req, opts = _call.prepare(prompt, messages, options)
+        return AsyncStream(self, req, opts)
 
     async def resume(self, result: Result, message: Any = None,
                      **options: Any) -> Result:
         """See Client.resume."""
-        opts = dict(result._options)
-        opts.update(options)
-        return await self.call(messages=result.conversation(message), **opts)
+        return await self.call(messages=result.conversation(message),
+                               **_call.resume_options(result, options))
 
     async def run_tools(self, prompt: Optional[str] = None, *,
                         messages: Optional[List[Any]] = None,
@@ -518,25 +455,16 @@ class AsyncClient:
                         **options: Any) -> Result:
         """See Client.run_tools. Tools may be coroutine functions."""
         from .tools import aexecute
+        rounds = ToolRounds(max_tool_errors, max_rounds)
         res = await self.call(prompt, messages=messages, **options)
-        errors = 0
         for _ in range(max_rounds):
             if not res.tool_calls:
                 return res
             res.tool_outputs = await aexecute(res.tool_calls,
                                               res._options.get("tools"))
-            failed = [o.error for o in res.tool_outputs if o.error]
-            if failed:
-                errors += 1
-                if errors >= max_tool_errors:
-                    raise failed[0]
-            else:
-                errors = 0
+            rounds.outputs(res.tool_outputs)
             res = await self.resume(res)
-        if res.tool_calls:
-            raise LlmgateError("the model still calls tools after %d rounds"
-                               % max_rounds)
-        return res
+        return rounds.done(res)
 
     async def _simple(self, msg: Dict[str, Any], want: str) -> Dict[str, Any]:
         c, rid, q = await self._request(msg)
@@ -545,12 +473,7 @@ class AsyncClient:
         except BaseException:
             c.pending.pop(rid, None)
             raise
-        if reply["t"] == "error":
-            raise _call.lease_error(reply)
-        if reply["t"] != want:
-            raise ProtocolError("llmgated answered '%s' with '%s'"
-                                % (msg["t"], reply["t"]))
-        return reply
+        return reply_of(msg, reply, want)
 
     async def ping(self) -> float:
         """Round trip to the daemon, in seconds."""
@@ -560,13 +483,11 @@ class AsyncClient:
 
     async def status(self) -> Dict[str, Any]:
         """The daemon's live view; see Client.status."""
-        body = (await self._simple({"t": "status"}, "status")).get("body")
-        return body if isinstance(body, dict) else {}
+        return status_of(await self._simple({"t": "status"}, "status"))
 
     async def metrics(self) -> str:
         """The daemon's Prometheus metrics text."""
-        return text_of((await self._simple({"t": "metrics"}, "metrics"))
-                       .get("text")) or ""
+        return metrics_of(await self._simple({"t": "metrics"}, "metrics"))
 
     async def acquire(self, target: str, tokens: int = 0,
                       timeout: Optional[float] = None,
@@ -574,21 +495,9 @@ class AsyncClient:
         """See Client.acquire."""
         m = _call.acquire_map(0, target, tokens, timeout, priority)
         c, rid, q = await self._request(m)
-        try:
-            reply = await _wait(q, max(self.timeout, (timeout or 0) + 10),
-                                "acquire")
-        except BaseException:
-            c.cancel(rid)
-            raise
-        if reply["t"] == "error":
-            raise _call.lease_error(reply)
-        lid = reply.get("lease")
-        if reply["t"] != "lease" or not isinstance(lid, int):
-            raise ProtocolError("llmgated answered acquire with '%s'"
-                                % reply["t"])
-        ttl = reply.get("ttl_ms")
-        return Lease(id=lid, target=text_of(reply.get("target")) or target,
-                     ttl_ms=ttl if isinstance(ttl, int) else 0)
+        with cancelling(c, rid):
+            reply = await _wait(q, self._acquire_wait(timeout), "acquire")
+        return lease_of(reply, target)
 
     async def report(self, lease: Lease, status: Optional[int] = None,
                      retry_after: Optional[float] = None,
@@ -596,11 +505,9 @@ class AsyncClient:
                      output_tokens: Optional[int] = None,
                      usage: Any = None) -> None:
         """See Client.report."""
-        lease.report(status, retry_after, input_tokens, output_tokens, usage)
-        if lease.reported:
-            raise ValueError("lease %d was already reported" % lease.id)
-        lease.reported = True
-        await self._simple(_call.report_map(0, lease), "ok")
+        await self._simple(report_map(lease, status, retry_after,
+                                      input_tokens, output_tokens, usage),
+                           "ok")
 
     @contextlib.asynccontextmanager
     async def lease(self, target: str, tokens: int = 0,
@@ -611,14 +518,11 @@ class AsyncClient:
         try:
             yield lease
         except BaseException as e:
-            if not lease.reported:
-                _fill_from_exception(lease, e)
+            if lease_failed(lease, e):
                 with contextlib.suppress(LlmgateError):
                     await self.report(lease)
             raise
-        if not lease.reported:
-            if lease.status is None:
-                lease.status = 200
+        if lease_ended(lease):
             await self.report(lease)
 
 

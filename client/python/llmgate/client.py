@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import queue
 import socket
 import threading
@@ -10,69 +9,32 @@ import time
 from typing import Any, Dict, Iterator, List, Optional
 
 from . import _call
-from ._proto import MAX_FRAME, VERSION, FINAL, FrameReader, call_map, encode, \
-    socket_path, text_of
-from ._stream import StreamState, closed_error, stream_timeout
-from .errors import DaemonUnavailable, InvalidRequest, \
-    LlmgateError, ProtocolError, ReplyTimeout
+from ._common import LOST, ClientBase, ConnState, Lost, StreamBase, \
+    ToolRounds, cancelling, check_hello, connect_error, hello_map, \
+    lease_ended, lease_failed, lease_of, metrics_of, reply_of, report_map, \
+    status_of
+from ._proto import call_map, encode, text_of
+from ._stream import closed_error, stream_timeout
+from .errors import DaemonUnavailable, LlmgateError, ProtocolError, \
+    ReplyTimeout
 from .types import Chunk, Lease, Result
 
-_RETRYABLE_CONNECT = (errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN)
-_LOST = "connection to llmgated lost"
 
-
-class _Lost:
-    """Put in a pending request's queue when the connection dies."""
-
-    def __init__(self, exc: LlmgateError) -> None:
-        self.exc = exc
-
-
-def _connect_error(path: str, e: OSError) -> DaemonUnavailable:
-    return DaemonUnavailable("cannot connect to llmgated at %s: %s"
-                             % (path, e.strerror or e))
-
-
-def hello_map(name: str) -> Dict[str, Any]:
-    return {"t": "hello", "id": 0, "v": VERSION, "name": name}
-
-
-def check_hello(msg: Dict[str, Any], path: str) -> int:
-    """The daemon's max_frame from its hello, or raise why not."""
-    if msg["t"] == "error":
-        raise DaemonUnavailable("llmgated at %s refused the connection: %s"
-                                % (path, text_of(msg.get("message"))
-                                   or "no reason given"))
-    if msg["t"] != "hello":
-        raise ProtocolError("unexpected '%s' from llmgated at %s during the "
-                            "handshake" % (msg["t"], path))
-    mf = msg.get("max_frame")
-    if not isinstance(mf, int) or mf <= 0 or mf > MAX_FRAME:
-        mf = MAX_FRAME
-    return mf
-
-
-class _Conn:
+class _Conn(ConnState["queue.SimpleQueue[Any]"]):
     """One connection: a reader thread hands each reply to the queue of
     its request id."""
 
     def __init__(self, path: str, name: str, timeout: float) -> None:
-        self.path = path
+        super().__init__(path)
         self.lock = threading.Lock()
         self.send_lock = threading.Lock()
-        self.pending: Dict[int, "queue.SimpleQueue[Any]"] = {}
-        self.next_id = 1
-        self.dead: Optional[LlmgateError] = None
-        self.notice: Optional[str] = None
-        self.reader = FrameReader()
-        self.server = ""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(timeout)
             try:
                 sock.connect(path)
             except OSError as e:
-                raise _connect_error(path, e) from None
+                raise connect_error(path, e) from None
             try:
                 sock.sendall(encode(hello_map(name)))
                 msg = self._read_one(sock, timeout)
@@ -83,7 +45,7 @@ class _Conn:
                                    "within %gs" % (path, timeout)) from None
             except OSError as e:
                 raise DaemonUnavailable("%s during the handshake: %s"
-                                        % (_LOST, e)) from None
+                                        % (LOST, e)) from None
             self.max_frame = check_hello(msg, path)
             self.server = text_of(msg.get("server")) or ""
         except BaseException:
@@ -97,7 +59,7 @@ class _Conn:
     def _read_one(self, sock: socket.socket, timeout: float) -> Dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            msgs = self.reader.messages()
+            msgs = self.frames.messages()
             if msgs:
                 if len(msgs) > 1:
                     raise ProtocolError("llmgated sent more than its hello")
@@ -108,16 +70,8 @@ class _Conn:
             sock.settimeout(left)
             data = sock.recv(65536)
             if not data:
-                raise DaemonUnavailable(self._eof_reason())
-            self.reader.feed(data)
-
-    def _eof_reason(self) -> str:
-        if self.notice:
-            return "%s: %s" % (_LOST, self.notice)
-        if self.reader.pending():
-            return "%s: llmgated closed the connection in the middle of a " \
-                   "frame" % _LOST
-        return "%s: llmgated closed the connection" % _LOST
+                raise DaemonUnavailable(self.eof_reason())
+            self.frames.feed(data)
 
     def _run(self) -> None:
         exc: LlmgateError
@@ -128,27 +82,20 @@ class _Conn:
                 except socket.timeout:
                     continue
                 if not data:
-                    exc = DaemonUnavailable(self._eof_reason())
+                    exc = DaemonUnavailable(self.eof_reason())
                     break
-                self.reader.feed(data)
-                for msg in self.reader.messages():
+                self.frames.feed(data)
+                for msg in self.frames.messages():
                     self._dispatch(msg)
         except LlmgateError as e:
             exc = e
         except OSError as e:
-            exc = DaemonUnavailable("%s: %s" % (_LOST, e))
+            exc = DaemonUnavailable("%s: %s" % (LOST, e))
         self._die(exc)
 
     def _dispatch(self, msg: Dict[str, Any]) -> None:
-        rid = msg["id"]
-        if rid == 0:
-            if msg["t"] == "error":
-                self.notice = text_of(msg.get("message"))
-            return
         with self.lock:
-            q = self.pending.get(rid)
-            if q is not None and msg["t"] in FINAL:
-                del self.pending[rid]
+            q = self.route(msg)
         if q is not None:
             q.put(msg)
 
@@ -158,7 +105,7 @@ class _Conn:
                 self.dead = exc
             pend, self.pending = self.pending, {}
         for q in pend.values():
-            q.put(_Lost(self.dead))
+            q.put(Lost(self.dead))
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
 
@@ -174,19 +121,13 @@ class _Conn:
         with self.lock:
             if self.dead is not None:
                 raise self.dead
-            while True:
-                rid = self.next_id
-                self.next_id = self.next_id % 0xFFFFFFFF + 1
-                if rid not in self.pending:
-                    break
+            rid = self.new_id()
             self.pending[rid] = q
-        msg["id"] = rid
-        frame = encode(msg)
-        if len(frame) - 4 > self.max_frame:
+        try:
+            frame = self.frame(msg, rid)
+        except BaseException:
             self.forget(rid)
-            raise InvalidRequest("request too large: %d bytes, llmgated "
-                                 "takes at most %d" % (len(frame) - 4,
-                                                       self.max_frame))
+            raise
         self.send(frame, rid)
         return rid, q
 
@@ -196,7 +137,7 @@ class _Conn:
                 self.sock.sendall(frame)
         except OSError as e:
             self.forget(rid)
-            exc = DaemonUnavailable("%s: %s" % (_LOST, e))
+            exc = DaemonUnavailable("%s: %s" % (LOST, e))
             self._die(exc)
             raise exc from None
 
@@ -222,12 +163,21 @@ def _wait(q: "queue.SimpleQueue[Any]", timeout: Optional[float],
     except queue.Empty:
         raise ReplyTimeout("no answer from llmgated to %s within %gs"
                            % (what, timeout or 0)) from None
-    if isinstance(msg, _Lost):
+    if isinstance(msg, Lost):
         raise msg.exc
     return msg  # type: ignore[no-any-return]
 
 
-class Stream:
+def _final(q: "queue.SimpleQueue[Any]",
+           timeout: Optional[float]) -> Dict[str, Any]:
+    """A call's final frame, past its chunks."""
+    while True:
+        msg = _wait(q, timeout, "a call")
+        if msg["t"] != "chunk":
+            return msg
+
+
+class Stream(StreamBase):
     """A streamed call. Iterate for Chunk objects; once the loop ends,
     ``result`` holds the final Result (usage, attempts). A failed call
     raises its CallError from the loop. Leaving the loop early (``break``),
@@ -239,23 +189,10 @@ class Stream:
     def __init__(self, client: "Client", conn: _Conn, rid: int,
                  q: "queue.SimpleQueue[Any]", req: Dict[str, Any],
                  opts: Dict[str, Any]) -> None:
-        self._client = client
+        super().__init__(client, req, opts)
         self._conn = conn
         self._rid = rid
         self._q = q
-        self._req = req
-        self._opts = opts
-        self._state = StreamState()
-        self._done = False
-        self._closed = False
-        self._cancelled = False
-        self._timeout = stream_timeout(req, client.timeout)
-        self.result: Optional[Result] = None
-
-    @property
-    def text(self) -> str:
-        """The text streamed so far."""
-        return self._state.text
 
     def __iter__(self) -> Iterator[Chunk]:
         if self._closed:
@@ -266,12 +203,7 @@ class Stream:
                 if msg["t"] == "chunk":
                     yield self._state.chunk(msg)
                     continue
-                self._done = True
-                # A streamed result leaves out the text its chunks carried.
-                if msg.get("streamed") is True and msg.get("text") is None:
-                    msg["text"] = self._state.text
-                self.result = _call.finish(msg, self._req, self._opts,
-                                           self._client)
+                self._end(msg)
         finally:
             self.close()
 
@@ -305,7 +237,7 @@ class Stream:
         return self.result
 
 
-class Client:
+class Client(ClientBase):
     """A connection to llmgated, safe to share between threads.
 
     ``Client(socket=None, *, name="llmgate-python", timeout=300.0,
@@ -320,14 +252,10 @@ class Client:
     def __init__(self, socket: Optional[str] = None, *,
                  name: str = "llmgate-python", timeout: float = 300.0,
                  connect_timeout: float = 5.0) -> None:
-        self.path = socket_path(socket)
-        self.name = name
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
+        super().__init__(socket, name=name, timeout=timeout,
+                         connect_timeout=connect_timeout)
         self._lock = threading.Lock()
         self._conn: Optional[_Conn] = None
-        self._was_connected = False
-        self._closed = False
 
     # -- connection --------------------------------------------------------
 
@@ -346,10 +274,7 @@ class Client:
             if c is not None:
                 c.close()
                 self._conn = None
-            # After a loss the daemon may be restarting: retry a while.
-            deadline = time.monotonic() + (self.connect_timeout
-                                           if self._was_connected else 0)
-            delay = 0.01
+            retry = self._connect_retry()
             while True:
                 try:
                     self._conn = _Conn(self.path, self.name,
@@ -357,13 +282,8 @@ class Client:
                     self._was_connected = True
                     return self._conn
                 except DaemonUnavailable as e:
-                    cause = e.__cause__ or e.__context__
-                    if time.monotonic() >= deadline or (
-                            isinstance(cause, OSError) and
-                            cause.errno not in _RETRYABLE_CONNECT):
-                        raise
+                    delay = retry.failed(e)
                 time.sleep(delay)
-                delay = min(delay * 2, 0.2)
 
     def _request(self, msg: Dict[str, Any]) -> "tuple[_Conn, int, queue.SimpleQueue[Any]]":
         """Send on the connection, reconnecting once if it turned out to be
@@ -424,20 +344,10 @@ class Client:
         Returns a Result; raises the CallError subclass of the error class
         (with every attempt) or DaemonUnavailable.
         """
-        prompt, messages, opts = _call.split(
-            dict(options, prompt=prompt, messages=messages))
-        req = _call.build(prompt, messages, opts)
+        req, opts = _call.prepare(prompt, messages, options)
         c, rid, q = self._request(call_map(0, req))
-        wait = stream_timeout(req, self.timeout)
-        try:
-            while True:
-                msg = _wait(q, wait, "a call")
-                if msg["t"] != "chunk":
-                    break
-        except BaseException:
-            # Timed out or interrupted (KeyboardInterrupt): stop it there.
-            c.cancel(rid)
-            raise
+        with cancelling(c, rid):
+            msg = _final(q, stream_timeout(req, self.timeout))
         return _call.finish(msg, req, opts, self)
 
     def stream(self, prompt: Optional[str] = None, *,
@@ -445,12 +355,8 @@ class Client:
                **options: Any) -> Stream:
         """Like call(), streamed: ``for chunk in client.stream(...)``.
         The Stream's ``result`` is set when the loop ends."""
-        prompt, messages, opts = _call.split(
-            dict(options, prompt=prompt, messages=messages))
-        req = _call.build(prompt, messages, opts)
-        m = call_map(0, req)
-        m["stream"] = True
-        c, rid, q = self._request(m)
+        req, opts = _call.prepare(prompt, messages, options)
+        c, rid, q = self._request(_call.stream_map(req))
         return Stream(self, c, rid, q, req, opts)
 
     def resume(self, result: Result, message: Any = None,
@@ -458,9 +364,8 @@ class Client:
         """Continue result's conversation with its reply, the outputs of
         result.execute_tools() and message (a new user turn); the other
         options are the original call's unless given."""
-        opts = dict(result._options)
-        opts.update(options)
-        return self.call(messages=result.conversation(message), **opts)
+        return self.call(messages=result.conversation(message),
+                         **_call.resume_options(result, options))
 
     def run_tools(self, prompt: Optional[str] = None, *,
                   messages: Optional[List[Any]] = None,
@@ -471,9 +376,14 @@ class Client:
         that raises has its error fed back to the model; after
         ``max_tool_errors`` rounds in a row with a failing tool, that
         tool's exception is raised."""
+        rounds = ToolRounds(max_tool_errors, max_rounds)
         res = self.call(prompt, messages=messages, **options)
-        return _tool_loop(res, max_tool_errors, max_rounds,
-                          lambda r: self.resume(r))
+        for _ in range(max_rounds):
+            if not res.tool_calls:
+                return res
+            rounds.outputs(res.execute_tools())
+            res = self.resume(res)
+        return rounds.done(res)
 
     # -- small requests ----------------------------------------------------
 
@@ -484,12 +394,7 @@ class Client:
         except ReplyTimeout:
             c.forget(rid)
             raise
-        if reply["t"] == "error":
-            raise _call.lease_error(reply)
-        if reply["t"] != want:
-            raise ProtocolError("llmgated answered '%s' with '%s'"
-                                % (msg["t"], reply["t"]))
-        return reply
+        return reply_of(msg, reply, want)
 
     def ping(self) -> float:
         """Round trip to the daemon, in seconds."""
@@ -501,13 +406,11 @@ class Client:
         """The daemon's live view (as ``llmgate status --json``): targets
         with their breakers, limits and cooldowns, the retry budget,
         counters, and the providers' base URLs."""
-        body = self._simple({"t": "status"}, "status").get("body")
-        return body if isinstance(body, dict) else {}
+        return status_of(self._simple({"t": "status"}, "status"))
 
     def metrics(self) -> str:
         """The daemon's Prometheus metrics text."""
-        return text_of(self._simple({"t": "metrics"}, "metrics").get(
-            "text")) or ""
+        return metrics_of(self._simple({"t": "metrics"}, "metrics"))
 
     def reload(self) -> None:
         """Ask the daemon to re-read its config (root or its user)."""
@@ -524,22 +427,9 @@ class Client:
         CallError of a refusal (Deadline, CircuitOpen, NotFound...)."""
         m = _call.acquire_map(0, target, tokens, timeout, priority)
         c, rid, q = self._request(m)
-        wait = None if self.timeout is None else \
-            max(self.timeout, (timeout or 0) + 10)
-        try:
-            reply = _wait(q, wait, "acquire")
-        except BaseException:
-            c.cancel(rid)
-            raise
-        if reply["t"] == "error":
-            raise _call.lease_error(reply)
-        lid = reply.get("lease")
-        if reply["t"] != "lease" or not isinstance(lid, int):
-            raise ProtocolError("llmgated answered acquire with '%s'"
-                                % reply["t"])
-        ttl = reply.get("ttl_ms")
-        return Lease(id=lid, target=text_of(reply.get("target")) or target,
-                     ttl_ms=ttl if isinstance(ttl, int) else 0)
+        with cancelling(c, rid):
+            reply = _wait(q, self._acquire_wait(timeout), "acquire")
+        return lease_of(reply, target)
 
     def report(self, lease: Lease, status: Optional[int] = None,
                retry_after: Optional[float] = None,
@@ -547,11 +437,8 @@ class Client:
                output_tokens: Optional[int] = None,
                usage: Any = None) -> None:
         """Tell the daemon how a leased request went (once per lease)."""
-        lease.report(status, retry_after, input_tokens, output_tokens, usage)
-        if lease.reported:
-            raise ValueError("lease %d was already reported" % lease.id)
-        lease.reported = True
-        self._simple(_call.report_map(0, lease), "ok")
+        self._simple(report_map(lease, status, retry_after, input_tokens,
+                                output_tokens, usage), "ok")
 
     @contextlib.contextmanager
     def lease(self, target: str, tokens: int = 0,
@@ -567,55 +454,12 @@ class Client:
         try:
             yield lease
         except BaseException as e:
-            if not lease.reported:
-                _fill_from_exception(lease, e)
+            if lease_failed(lease, e):
                 with contextlib.suppress(LlmgateError):
                     self.report(lease)
             raise
-        if not lease.reported:
-            if lease.status is None:
-                lease.status = 200
+        if lease_ended(lease):
             self.report(lease)
-
-
-def _fill_from_exception(lease: Lease, e: BaseException) -> None:
-    if lease.status is not None:
-        return
-    status, retry = _call.exception_outcome(e)
-    if status == 0 and not _is_transport_error(e):
-        status = 200    # the caller's own error says nothing of the provider
-    lease.status = status
-    if lease.retry_after is None:
-        lease.retry_after = retry
-
-
-def _is_transport_error(e: BaseException) -> bool:
-    if isinstance(e, (OSError, TimeoutError)):
-        return True
-    names = [k.__name__ for k in type(e).__mro__]
-    return any(n in ("TransportError", "APIConnectionError", "APITimeoutError")
-               or "Connection" in n or "Timeout" in n for n in names)
-
-
-def _tool_loop(res: Result, max_tool_errors: int, max_rounds: int,
-               again: Any) -> Result:
-    errors = 0
-    for _ in range(max_rounds):
-        if not res.tool_calls:
-            return res
-        outs = res.execute_tools()
-        failed = [o.error for o in outs if o.error is not None]
-        if failed:
-            errors += 1
-            if errors >= max_tool_errors:
-                raise failed[0]
-        else:
-            errors = 0
-        res = again(res)
-    if res.tool_calls:
-        raise LlmgateError("the model still calls tools after %d rounds"
-                           % max_rounds)
-    return res
 
 
 __all__ = ["Client", "Stream"]
