@@ -54,8 +54,7 @@ setup(void)
 	    "        reject = [ \"length\", \"match:^nothing$\" ]; },\n"
 	    "      \"oa/route-strict-next\" ); }\n"
 	    ");\n"
-	    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
-	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n",
+	    H_CONF_FAST_RETRY,
 	    fp_port, TEST_KEY);
 	h_daemon_start(&d, conf);
 	free(conf);
@@ -64,15 +63,7 @@ setup(void)
 static void
 teardown(void)
 {
-	int st;
-
-	if ((st = h_daemon_stop(&d)) != 0) {
-		fprintf(stderr, "check_fallback: llmgated exited %d on "
-		    "SIGTERM, not 0\n", st);
-		fixture_failed = 1;
-	}
-	h_fakeprov_stop(fp_pid);
-	fp_pid = 0;
+	h_fixture_stop("check_fallback", &d, &fp_pid, &fixture_failed);
 }
 
 static const char *
@@ -480,17 +471,6 @@ fallback_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(fallback_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (d.pid > 0)
-		h_daemon_stop(&d);
-	if (fp_pid > 0)
-		h_fakeprov_stop(fp_pid);
-	if (fixture_failed)
-		fprintf(stderr, "check_fallback: the fixture failed\n");
-	return failed == 0 && !fixture_failed ? 0 : 1;
+	return h_fixture_main("check_fallback", fallback_suite(), &d, &fp_pid,
+	    &fixture_failed);
 }

@@ -121,9 +121,7 @@ setup(void)
 	    "  { name = \"oa_local\"; type = \"openai\";\n"
 	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; }\n"
 	    ");\n"
-	    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
-    /* These suites fail many calls on purpose, fast. */
-    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n",
+	    H_CONF_FAST_RETRY,
 	    fp_port, TEST_KEY, BAD_KEY);
 	/* The daemon inherits these. */
 	ck_assert_int_eq(unsetenv("LLMGATE_TEST_UNSET_KEY"), 0);
@@ -145,7 +143,6 @@ static void
 teardown(void)
 {
 	char *log;
-	int st;
 
 	log = h_daemon_log(&d);
 	if (strstr(log, TEST_KEY) != NULL || strstr(log, BAD_KEY) != NULL) {
@@ -154,13 +151,7 @@ teardown(void)
 		fixture_failed = 1;
 	}
 	free(log);
-	if ((st = h_daemon_stop(&d)) != 0) {
-		fprintf(stderr, "check_providers: llmgated exited %d on "
-		    "SIGTERM, not 0\n", st);
-		fixture_failed = 1;
-	}
-	h_fakeprov_stop(fp_pid);
-	fp_pid = 0;
+	h_fixture_stop("check_providers", &d, &fp_pid, &fixture_failed);
 	free(tools_path);
 	free(messages_path);
 	tools_path = messages_path = NULL;
@@ -324,34 +315,6 @@ cli_json(int *status, const char *const *args)
 	cli_json((st), (const char *const[]){ "call", "--json", __VA_ARGS__, \
 	    NULL })
 
-/* "prov/tag-prov[+faults]": distinct per test and per provider. */
-static char *
-target(const char *prov, const char *tag, const char *faults)
-{
-	return h_strdup_printf("%s/%s-%s%s%s", prov, tag, prov,
-	    faults != NULL ? "+" : "", faults != NULL ? faults : "");
-}
-
-static const char *
-model_of(const char *tgt)
-{
-	return strchr(tgt, '/') + 1;
-}
-
-
-/* The last request fakeprov got for this target's model, and how many. */
-static json_t *
-last_request(const char *tgt)
-{
-	return h_fakeprov_last(fp_port, model_of(tgt));
-}
-
-static json_int_t
-requests_seen(const char *tgt)
-{
-	return h_fakeprov_count(fp_port, model_of(tgt), NULL);
-}
-
 static void
 result_no_key(const struct llmgate_result *res)
 {
@@ -440,7 +403,7 @@ is_openai(const struct prov *p)
 START_TEST(test_plain)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p->name, "plain", NULL);
+	char *t = h_target(p->name, "plain", NULL);
 	json_t *j;
 	int st;
 
@@ -458,7 +421,7 @@ START_TEST(test_plain)
 	expect_str(t, j, "attempts.0.class", "ok");
 	expect_int(t, j, "attempts.0.status", 200);
 	json_decref(j);
-	ck_assert_int_eq(requests_seen(t), 1);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 1);
 	free(t);
 }
 END_TEST
@@ -467,7 +430,7 @@ END_TEST
 START_TEST(test_finish_length)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p->name, "len", "length");
+	char *t = h_target(p->name, "len", "length");
 	json_t *j;
 	int st;
 
@@ -489,7 +452,7 @@ START_TEST(test_translation)
 {
 	const struct prov *p = &provs[_i];
 	static const char *sys = "answer in one short line";
-	char *t = target(p->name, "xlate", NULL), *path;
+	char *t = h_target(p->name, "xlate", NULL), *path;
 	const char *role;
 	json_t *j, *req, *body, *m, *turn;
 	size_t k;
@@ -503,7 +466,7 @@ START_TEST(test_translation)
 	expect_int(t, j, "usage.output_tokens", 5);
 	json_decref(j);
 
-	req = last_request(t);
+	req = h_fakeprov_last_of(fp_port, t);
 	body = json_object_get(req, "body");
 	expect_str(t, req, "provider", p->api);
 	expect_str(t, req, "method", "POST");
@@ -519,12 +482,12 @@ START_TEST(test_translation)
 	}
 	if (strcmp(p->api, "openai") == 0) {
 		expect_str(t, req, "path", "/v1/chat/completions");
-		expect_str(t, body, "model", model_of(t));
+		expect_str(t, body, "model", h_model_of(t));
 		expect_str(t, req, "headers.authorization", "Bearer " TEST_KEY);
 	} else if (strcmp(p->api, "azure") == 0) {
 		/* The deployment is in the URL; Azure takes no body model. */
 		path = h_strdup_printf("/openai/deployments/%s/chat/"
-		    "completions?api-version=2024-10-21", model_of(t));
+		    "completions?api-version=2024-10-21", h_model_of(t));
 		expect_str(t, req, "path", path);
 		free(path);
 		ck_assert_msg(json_object_get(body, "model") == NULL,
@@ -534,7 +497,7 @@ START_TEST(test_translation)
 		    "%s: azure got an authorization header too", t);
 	} else if (strcmp(p->api, "anthropic") == 0) {
 		expect_str(t, req, "path", "/v1/messages");
-		expect_str(t, body, "model", model_of(t));
+		expect_str(t, body, "model", h_model_of(t));
 		/* Anthropic has no system role: a top-level field. */
 		ck_assert_msg(content_is(json_object_get(body, "system"), sys),
 		    "%s: system: %s", t, jtext(body));
@@ -548,7 +511,7 @@ START_TEST(test_translation)
 		    "headers.anthropic-version"));
 	} else {
 		path = h_strdup_printf("/v1beta/models/%s:generateContent",
-		    model_of(t));
+		    h_model_of(t));
 		expect_str(t, req, "path", path);
 		free(path);
 		expect_str(t, body, "systemInstruction.parts.0.text", sys);
@@ -582,7 +545,7 @@ END_TEST
 START_TEST(test_stream_cli)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p->name, "stream", NULL), *path;
+	char *t = h_target(p->name, "stream", NULL), *path;
 	struct run r;
 	json_t *j, *req, *body;
 	int st;
@@ -603,7 +566,7 @@ START_TEST(test_stream_cli)
 	json_decref(j);
 
 	/* It was a stream upstream too, with usage asked for. */
-	req = last_request(t);
+	req = h_fakeprov_last_of(fp_port, t);
 	body = json_object_get(req, "body");
 	if (is_openai(p)) {
 		ck_assert(json_is_true(json_object_get(body, "stream")));
@@ -613,7 +576,7 @@ START_TEST(test_stream_cli)
 		ck_assert(json_is_true(json_object_get(body, "stream")));
 	else {
 		path = h_strdup_printf("/v1beta/models/%s:"
-		    "streamGenerateContent?alt=sse", model_of(t));
+		    "streamGenerateContent?alt=sse", h_model_of(t));
 		expect_str(t, req, "path", path);
 		free(path);
 	}
@@ -626,7 +589,7 @@ END_TEST
 START_TEST(test_stream_lib)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p->name, "slib", NULL);
+	char *t = h_target(p->name, "slib", NULL);
 	struct llmgate_request *req = h_request("one two three four five", t,
 	    NULL);
 	struct llmgate_result *res;
@@ -700,7 +663,7 @@ expect_tool_reply(const char *ctx, json_t *j)
 START_TEST(test_tool_call)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p->name, "tool", TOOL_FAULTS);
+	char *t = h_target(p->name, "tool", TOOL_FAULTS);
 	json_t *j, *req;
 	int st;
 
@@ -708,7 +671,7 @@ START_TEST(test_tool_call)
 	ck_assert_msg(st == 0, "%s: exit %d: %s", t, st, jtext(j));
 	expect_tool_reply(t, j);
 	json_decref(j);
-	req = last_request(t);
+	req = h_fakeprov_last_of(fp_port, t);
 	expect_tools_sent(t, p, json_object_get(req, "body"));
 	json_decref(req);
 	free(t);
@@ -719,7 +682,7 @@ END_TEST
 START_TEST(test_tool_call_stream)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p->name, "stool", TOOL_FAULTS);
+	char *t = h_target(p->name, "stool", TOOL_FAULTS);
 	struct llmgate_request *lreq;
 	struct llmgate_result *res;
 	struct collect c;
@@ -731,7 +694,7 @@ START_TEST(test_tool_call_stream)
 	ck_assert_msg(st == 0, "%s: exit %d: %s", t, st, jtext(j));
 	expect_tool_reply(t, j);
 	json_decref(j);
-	req = last_request(t);
+	req = h_fakeprov_last_of(fp_port, t);
 	expect_tools_sent(t, p, json_object_get(req, "body"));
 	json_decref(req);
 
@@ -774,7 +737,7 @@ END_TEST
 START_TEST(test_tool_round_trip)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p->name, "round", "tool=get_weather");
+	char *t = h_target(p->name, "round", "tool=get_weather");
 	const char *text;
 	json_t *j, *req, *body, *echo, *want;
 	int st;
@@ -796,7 +759,7 @@ START_TEST(test_tool_round_trip)
 	json_decref(echo);
 	json_decref(j);
 
-	req = last_request(t);
+	req = h_fakeprov_last_of(fp_port, t);
 	body = json_object_get(req, "body");
 	if (is_openai(p)) {
 		expect_str(t, body, "messages.0.role", "system");
@@ -1014,9 +977,9 @@ START_TEST(test_error_row)
 	snprintf(tag, sizeof tag, "e%d", _i);
 	snprintf(fbprov, sizeof fbprov, "%.*s", (int)strcspn(e->prov, "_"),
 	    e->prov);
-	t = target(e->prov, tag, e->faults);
+	t = h_target(e->prov, tag, e->faults);
 	snprintf(tag, sizeof tag, "e%dfb", _i);
-	fb = target(fbprov, tag, NULL);
+	fb = h_target(fbprov, tag, NULL);
 	ctx = h_strdup_printf("row %d (%s%s)", _i, t,
 	    e->stream ? ", streamed" : "");
 
@@ -1026,7 +989,7 @@ START_TEST(test_error_row)
 	 * the previous test left behind.
 	 */
 	snprintf(tag, sizeof tag, "e%dwarm", _i);
-	warm = target(fbprov, tag, NULL);
+	warm = h_target(fbprov, tag, NULL);
 	j = CALL_JSON(&st, "-m", warm, "warm up");
 	ck_assert_msg(st == 0, "%s: warm-up exit %d: %s", ctx, st, jtext(j));
 	json_decref(j);
@@ -1050,8 +1013,8 @@ START_TEST(test_error_row)
 	 * (libcurl's silent re-send on a dead reused connection is refused
 	 * in http.c).
 	 */
-	ck_assert_msg(requests_seen(t) == e->tries, "%s: fakeprov saw %lld "
-	    "requests", ctx, (long long)requests_seen(t));
+	ck_assert_msg(h_fakeprov_seen(fp_port, t) == e->tries, "%s: fakeprov "
+	    "saw %lld requests", ctx, h_fakeprov_seen(fp_port, t));
 
 	/*
 	 * In a chain of two: the second target answers, or is never tried.
@@ -1059,7 +1022,7 @@ START_TEST(test_error_row)
 	 */
 	free(t);
 	snprintf(tag, sizeof tag, "e%dc", _i);
-	t = target(e->prov, tag, e->faults);
+	t = h_target(e->prov, tag, e->faults);
 	if (e->stream)
 		j = CALL_JSON(&st, "--stream", "-m", t, "-m", fb,
 		    "one two three");
@@ -1076,14 +1039,15 @@ START_TEST(test_error_row)
 		    (size_t)e->tries), "target", fb);
 		expect_str(ctx, json_array_get(json_object_get(j, "attempts"),
 		    (size_t)e->tries), "class", "ok");
-		ck_assert_int_eq(requests_seen(fb), 1);
+		ck_assert_int_eq(h_fakeprov_seen(fp_port, fb), 1);
 	} else {
 		ck_assert_msg(st == 4, "%s: exit %d: %s", ctx, st, jtext(j));
 		expect_str(ctx, j, "error.class", e->cls);
 		expect_size(ctx, j, "attempts", (size_t)e->tries);
-		ck_assert_msg(requests_seen(fb) == 0, "%s: fell back", ctx);
+		ck_assert_msg(h_fakeprov_seen(fp_port, fb) == 0, "%s: fell back",
+		    ctx);
 	}
-	ck_assert_int_eq(requests_seen(t), e->tries);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), e->tries);
 	json_decref(j);
 	free(ctx);
 	free(fb);
@@ -1110,7 +1074,7 @@ START_TEST(test_tool_index_odd)
 	for (i = 0; i < nitems(indexes); i++) {
 		f = h_strdup_printf("%s+tool_index=%s", TOOL_FAULTS,
 		    indexes[i]);
-		t = target("oa", "toolidx", f);
+		t = h_target("oa", "toolidx", f);
 		lreq = h_request("weather in Oslo", t, NULL);
 		res = lib_stream(lreq, &c);
 		ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", t,
@@ -1155,9 +1119,9 @@ starts_with(const char *s, const char *prefix)
 START_TEST(test_stream_cut)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p->name, "cut", "cut=2");
-	char *t2 = target(p->name, "cutfail", "cut=2");
-	char *fb = target(p->name, "cutfb", NULL);
+	char *t = h_target(p->name, "cut", "cut=2");
+	char *t2 = h_target(p->name, "cutfail", "cut=2");
+	char *fb = h_target(p->name, "cutfb", NULL);
 	struct run r;
 	json_t *j;
 	size_t k;
@@ -1179,7 +1143,7 @@ START_TEST(test_stream_cut)
 		    k), "class", "connection");
 	}
 	json_decref(j);
-	ck_assert_int_eq(requests_seen(t), 2);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 2);
 
 	/* Without --json: what was printed stays, and exit 4 says failed. */
 	CLI(&r, "call", "--stream", "-m", t, "one two three four five");
@@ -1199,7 +1163,7 @@ START_TEST(test_stream_cut)
 	expect_str(t2, j, "text", "echo: one ");
 	expect_size(t2, j, "attempts", 1);
 	json_decref(j);
-	ck_assert_int_eq(requests_seen(fb), 0);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, fb), 0);
 	free(fb);
 	free(t2);
 	free(t);
@@ -1214,7 +1178,7 @@ END_TEST
 START_TEST(test_stream_cut_at_end)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p->name, "cutend", "cut=100");
+	char *t = h_target(p->name, "cutend", "cut=100");
 	json_t *j;
 	int st;
 
@@ -1238,7 +1202,7 @@ END_TEST
 START_TEST(test_stream_cut_resumed)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p->name, "resume", "fail=1+cut=2");
+	char *t = h_target(p->name, "resume", "fail=1+cut=2");
 	struct llmgate_request *req = h_request("one two three four five", t,
 	    NULL);
 	struct llmgate_result *res;
@@ -1258,7 +1222,7 @@ START_TEST(test_stream_cut_resumed)
 	    !starts_with(res->text + 10, "echo: one "), "%s: text '%s'", t,
 	    res->text);
 
-	last = last_request(t);
+	last = h_fakeprov_last_of(fp_port, t);
 	turns = jpath(last, is_openai(p) || strcmp(p->api, "anthropic") == 0 ?
 	    "body.messages" : "body.contents");
 	n = json_array_size(turns);
@@ -1281,7 +1245,7 @@ END_TEST
 START_TEST(test_stream_error)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p->name, "serr", "stream_error");
+	char *t = h_target(p->name, "serr", "stream_error");
 	/* OpenAI's event is a server_error; the others say overloaded. */
 	const char *cls = is_openai(p) ? "server_error" : "overloaded";
 	json_t *j;
@@ -1329,9 +1293,9 @@ START_TEST(test_missing_key)
 
 	for (i = 0; i < nitems(cases); i++) {
 		snprintf(tag, sizeof tag, "nokey%zu", i);
-		t = target(cases[i].prov, tag, NULL);
+		t = h_target(cases[i].prov, tag, NULL);
 		snprintf(tag, sizeof tag, "nokey%zufb", i);
-		fb = target("oa_envkey", tag, NULL);
+		fb = h_target("oa_envkey", tag, NULL);
 		ctx = h_strdup_printf("%s", t);
 
 		/* In a chain: the next target answers. */
@@ -1354,23 +1318,23 @@ START_TEST(test_missing_key)
 		expect_size(ctx, j, "attempts", 1);
 		json_decref(j);
 
-		ck_assert_msg(requests_seen(t) == 0, "%s: fakeprov saw %lld "
-		    "requests", ctx, (long long)requests_seen(t));
-		ck_assert_int_eq(requests_seen(fb), 1);
+		ck_assert_msg(h_fakeprov_seen(fp_port, t) == 0, "%s: fakeprov "
+		    "saw %lld requests", ctx, h_fakeprov_seen(fp_port, t));
+		ck_assert_int_eq(h_fakeprov_seen(fp_port, fb), 1);
 		free(ctx);
 		free(fb);
 		free(t);
 	}
 
 	/* No key source configured: the request goes, without a key. */
-	t = target("oa_local", "nokey", NULL);
+	t = h_target("oa_local", "nokey", NULL);
 	j = CALL_JSON(&st, "-m", t, "one two");
 	ck_assert_msg(st == 4, "oa_local: exit %d: %s", st, jtext(j));
 	expect_str("oa_local", j, "attempts.0.class", "auth");
 	expect_int("oa_local", j, "attempts.0.status", 401);
 	json_decref(j);
-	ck_assert_int_eq(requests_seen(t), 1);
-	j = last_request(t);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 1);
+	j = h_fakeprov_last_of(fp_port, t);
 	ck_assert_msg(jpath(j, "headers.authorization") == NULL,
 	    "oa_local sent a key: %s", jtext(j));
 	json_decref(j);
@@ -1424,18 +1388,6 @@ providers_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(providers_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	/* A setup that failed half way never ran the teardown. */
-	if (d.pid > 0)
-		h_daemon_stop(&d);
-	if (fp_pid > 0)
-		h_fakeprov_stop(fp_pid);
-	if (fixture_failed)
-		fprintf(stderr, "check_providers: the fixture failed\n");
-	return failed == 0 && !fixture_failed ? 0 : 1;
+	return h_fixture_main("check_providers", providers_suite(), &d, &fp_pid,
+	    &fixture_failed);
 }

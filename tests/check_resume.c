@@ -93,9 +93,7 @@ setup(void)
 	    "    base_url = \"http://127.0.0.1:%1$d/v1beta\";\n"
 	    "    api_key = \"%2$s\"; }\n"
 	    ");\n"
-	    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
-    /* These suites fail many calls on purpose, fast. */
-    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n",
+	    H_CONF_FAST_RETRY,
 	    fp_port, TEST_KEY);
 	h_daemon_start(&d, conf);
 	free(conf);
@@ -108,15 +106,7 @@ setup(void)
 static void
 teardown(void)
 {
-	int st;
-
-	if ((st = h_daemon_stop(&d)) != 0) {
-		fprintf(stderr, "check_resume: llmgated exited %d on SIGTERM, "
-		    "not 0\n", st);
-		fixture_failed = 1;
-	}
-	h_fakeprov_stop(fp_pid);
-	fp_pid = 0;
+	h_fixture_stop("check_resume", &d, &fp_pid, &fixture_failed);
 }
 
 
@@ -142,33 +132,6 @@ turn_text(json_t *v)
 	return s;
 }
 
-
-/* "prov/tag-prov+faults": distinct per test and per provider. */
-static char *
-target(const struct prov *p, const char *tag, const char *faults)
-{
-	return h_strdup_printf("%s/%s-%s%s%s", p->name, tag, p->name,
-	    faults != NULL ? "+" : "", faults != NULL ? faults : "");
-}
-
-static const char *
-model_of(const char *tgt)
-{
-	return strchr(tgt, '/') + 1;
-}
-
-/* The last request fakeprov got for this target's model, and how many. */
-static json_t *
-last_request(const char *tgt)
-{
-	return h_fakeprov_last(fp_port, model_of(tgt));
-}
-
-static json_int_t
-requests_seen(const char *tgt)
-{
-	return h_fakeprov_count(fp_port, model_of(tgt), NULL);
-}
 
 /*
  * What a streaming caller sees. text is the screen of a terminal: a reset
@@ -382,7 +345,7 @@ expect_asked(const char *ctx, const struct prov *p, const char *tgt,
     const char *partial)
 {
 	const char *assistant, *key;
-	json_t *last = last_request(tgt), *turns;
+	json_t *last = h_fakeprov_last_of(fp_port, tgt), *turns;
 	size_t want = partial != NULL ? 3 : 1;
 
 	turns = turns_of(p, last, &assistant, &key);
@@ -408,7 +371,7 @@ START_TEST(test_resume)
 	int cut = cuts[_i % (int)nitems(cuts)];
 	char *tag = h_strdup_printf("res%d", cut);
 	char *faults = h_strdup_printf("fail=1+cut=%d", cut);
-	char *t = target(p, tag, faults);
+	char *t = h_target(p->name, tag, faults);
 	char *partial = partial_at(p, cut);
 	const char *tgts[] = { t, t };
 	const enum llmgate_class cls[] = { LLMGATE_CONNECTION, LLMGATE_OK };
@@ -421,7 +384,7 @@ START_TEST(test_resume)
 	    c.seen);
 	ck_assert_str_eq(res->target, t);
 	expect_attempts(t, res, 2, tgts, cls);
-	ck_assert_int_eq(requests_seen(t), 2);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 2);
 	expect_asked(t, p, t, *partial != '\0' ? partial : NULL);
 	llmgate_result_free(res);
 	free(partial);
@@ -435,7 +398,7 @@ END_TEST
 START_TEST(test_resume_twice)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p, "twice", "fail=2+cut=2+word_delay=2");
+	char *t = h_target(p->name, "twice", "fail=2+cut=2+word_delay=2");
 	char *partial = pieces(4);
 	const char *tgts[] = { t, t, t };
 	const enum llmgate_class cls[] = { LLMGATE_CONNECTION,
@@ -448,7 +411,7 @@ START_TEST(test_resume_twice)
 	expect_full(t, res, &c, 0);
 	ck_assert_str_eq(c.seen, FULL);
 	expect_attempts(t, res, 3, tgts, cls);
-	ck_assert_int_eq(requests_seen(t), 3);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 3);
 	expect_asked(t, p, t, partial);
 	llmgate_result_free(res);
 	free(partial);
@@ -460,7 +423,7 @@ END_TEST
 START_TEST(test_restart)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p, "restart", "fail=1+cut=4");
+	char *t = h_target(p->name, "restart", "fail=1+cut=4");
 	char *partial = pieces(4), *both;
 	const char *tgts[] = { t, t };
 	const enum llmgate_class cls[] = { LLMGATE_CONNECTION, LLMGATE_OK };
@@ -475,7 +438,7 @@ START_TEST(test_restart)
 	both = h_strdup_printf("%s%s", partial, FULL);
 	ck_assert_str_eq(c.seen, both);
 	expect_attempts(t, res, 2, tgts, cls);
-	ck_assert_int_eq(requests_seen(t), 2);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 2);
 	/* A restart asks the original question again. */
 	expect_asked(t, p, t, NULL);
 	llmgate_result_free(res);
@@ -489,7 +452,7 @@ END_TEST
 START_TEST(test_fail)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p, "cutfail", "fail=1+cut=4");
+	char *t = h_target(p->name, "cutfail", "fail=1+cut=4");
 	char *partial = pieces(4);
 	const char *tgts[] = { t };
 	const enum llmgate_class cls[] = { LLMGATE_CONNECTION };
@@ -505,7 +468,7 @@ START_TEST(test_fail)
 	ck_assert_str_eq(c.text, partial);
 	ck_assert_int_eq(c.resets, 0);
 	expect_attempts(t, res, 1, tgts, cls);
-	ck_assert_int_eq(requests_seen(t), 1);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 1);
 	llmgate_result_free(res);
 	free(partial);
 	free(t);
@@ -516,7 +479,7 @@ END_TEST
 START_TEST(test_stream_error)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p, "serr", "fail=1+stream_error");
+	char *t = h_target(p->name, "serr", "fail=1+stream_error");
 	/* fakeprov sends the error after two pieces. */
 	char *partial = pieces(2);
 	const char *tgts[] = { t, t };
@@ -529,7 +492,7 @@ START_TEST(test_stream_error)
 	ck_assert_str_eq(c.seen, FULL);
 	expect_attempts(t, res, 2, tgts, cls);
 	ck_assert_uint_eq(res->attempts[0].status, 200);
-	ck_assert_int_eq(requests_seen(t), 2);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 2);
 	expect_asked(t, p, t, partial);
 	llmgate_result_free(res);
 	free(partial);
@@ -545,8 +508,8 @@ START_TEST(test_chain)
 {
 	const struct prov *p = &provs[_i];
 	const struct prov *q = &provs[(_i + 1) % (int)nitems(provs)];
-	char *t1 = target(p, "chain1", "fail=1+cut=4");
-	char *t2 = target(q, "chain2", NULL);
+	char *t1 = h_target(p->name, "chain1", "fail=1+cut=4");
+	char *t2 = h_target(q->name, "chain2", NULL);
 	char *partial = pieces(4);
 	const char *tgts[] = { t1, t2 };
 	const enum llmgate_class cls[] = { LLMGATE_CONNECTION, LLMGATE_OK };
@@ -558,8 +521,8 @@ START_TEST(test_chain)
 	ck_assert_str_eq(c.seen, FULL);
 	ck_assert_str_eq(res->target, t2);
 	expect_attempts(t1, res, 2, tgts, cls);
-	ck_assert_int_eq(requests_seen(t1), 1);
-	ck_assert_int_eq(requests_seen(t2), 1);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t1), 1);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t2), 1);
 	expect_asked(t2, q, t2, partial);
 	llmgate_result_free(res);
 	free(partial);
@@ -572,7 +535,7 @@ END_TEST
 START_TEST(test_cli)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p, "cli", "fail=1+cut=4");
+	char *t = h_target(p->name, "cli", "fail=1+cut=4");
 	struct run r;
 
 	h_cli(&r, &d, NULL, "call", "--stream", "-m", t, PROMPT, NULL);
@@ -582,7 +545,7 @@ START_TEST(test_cli)
 	ck_assert_msg(strstr(r.err, "restarted") == NULL, "%s: stderr '%s'",
 	    t, r.err);
 	h_run_free(&r);
-	ck_assert_int_eq(requests_seen(t), 2);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 2);
 	free(t);
 }
 END_TEST
@@ -700,7 +663,7 @@ END_TEST
 static json_int_t
 asked_max_tokens(const struct prov *p, const char *tgt)
 {
-	json_t *last = last_request(tgt), *body, *v;
+	json_t *last = h_fakeprov_last_of(fp_port, tgt), *body, *v;
 	json_int_t n;
 
 	body = json_object_get(last, "body");
@@ -725,7 +688,7 @@ asked_max_tokens(const struct prov *p, const char *tgt)
 START_TEST(test_resume_max_tokens)
 {
 	const struct prov *p = &provs[_i];
-	char *t = target(p, "cap", "fail=1+cut=4");
+	char *t = h_target(p->name, "cap", "fail=1+cut=4");
 	const char *tgts[] = { t };
 	struct llmgate_result *res;
 	struct collect c;
@@ -733,7 +696,7 @@ START_TEST(test_resume_max_tokens)
 
 	res = lib_call(tgts, 1, LLMGATE_CUT_RESUME, 0, 100, NULL, 1, &c);
 	expect_full(t, res, &c, 0);
-	ck_assert_int_eq(requests_seen(t), 2);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 2);
 	asked = asked_max_tokens(p, t);
 	ck_assert_msg(asked <= 100 - 4 && asked >= 100 - 20,
 	    "%s: the resume asked for %lld tokens of the 100", t,
@@ -750,7 +713,7 @@ END_TEST
  */
 START_TEST(test_usage_total)
 {
-	char *t = target(&provs[0], "usage", "fail=1+cut=4");
+	char *t = h_target(provs[0].name, "usage", "fail=1+cut=4");
 	const char *tgts[] = { t };
 	struct llmgate_result *res;
 	struct collect c;
@@ -773,7 +736,7 @@ END_TEST
  */
 START_TEST(test_json_cut_at_length)
 {
-	char *t = target(&provs[_i], "jlen",
+	char *t = h_target(provs[_i].name, "jlen",
 	    "length+text=%7B%22name%22%3A%20%22Ad");
 	const char *tgts[] = { t };
 	struct llmgate_result *res;
@@ -786,7 +749,7 @@ START_TEST(test_json_cut_at_length)
 	ck_assert_msg(res->message != NULL &&
 	    strstr(res->message, "max_tokens") != NULL, "%s: message '%s'", t,
 	    res->message);
-	ck_assert_int_eq(requests_seen(t), 1);
+	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 1);
 	ck_assert_uint_eq(res->nattempts, 1);
 	llmgate_result_free(res);
 	free(t);
@@ -821,18 +784,6 @@ resume_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(resume_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	/* A setup that failed half way never ran the teardown. */
-	if (d.pid > 0)
-		h_daemon_stop(&d);
-	if (fp_pid > 0)
-		h_fakeprov_stop(fp_pid);
-	if (fixture_failed)
-		fprintf(stderr, "check_resume: the fixture failed\n");
-	return failed == 0 && !fixture_failed ? 0 : 1;
+	return h_fixture_main("check_resume", resume_suite(), &d, &fp_pid,
+	    &fixture_failed);
 }

@@ -41,8 +41,7 @@ setup(void)
 	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; api_key = \"%2$s\";\n"
 	    "    timeout_ms = 30000; idle_ms = %4$d; }\n"
 	    ");\n"
-	    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
-	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n",
+	    H_CONF_FAST_RETRY,
 	    fp_port, TEST_KEY, IDLE_MS, SHORT_IDLE_MS);
 	h_daemon_start(&d, conf);
 	free(conf);
@@ -52,15 +51,7 @@ setup(void)
 static void
 teardown(void)
 {
-	int st;
-
-	if ((st = h_daemon_stop(&d)) != 0) {
-		fprintf(stderr, "check_transport: llmgated exited %d on "
-		    "SIGTERM, not 0\n", st);
-		fixture_failed = 1;
-	}
-	h_fakeprov_stop(fp_pid);
-	fp_pid = 0;
+	h_fixture_stop("check_transport", &d, &fp_pid, &fixture_failed);
 }
 
 /* Slack for timing bounds: a daemon under valgrind is many times slower. */
@@ -243,17 +234,6 @@ transport_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(transport_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (d.pid > 0)
-		h_daemon_stop(&d);
-	if (fp_pid > 0)
-		h_fakeprov_stop(fp_pid);
-	if (fixture_failed)
-		fprintf(stderr, "check_transport: the fixture failed\n");
-	return failed == 0 && !fixture_failed ? 0 : 1;
+	return h_fixture_main("check_transport", transport_suite(), &d, &fp_pid,
+	    &fixture_failed);
 }

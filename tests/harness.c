@@ -678,3 +678,62 @@ h_as_nobody(int (*fn)(void *), void *arg)
 	    WTERMSIG(st));
 	return WEXITSTATUS(st);
 }
+
+void
+h_fixture_stop(const char *suite, struct daemon *d, pid_t *fp_pid,
+    int *failed)
+{
+	int st;
+
+	if ((st = h_daemon_stop(d)) != 0) {
+		fprintf(stderr, "%s: llmgated exited %d on SIGTERM, not 0\n",
+		    suite, st);
+		*failed = 1;
+	}
+	h_fakeprov_stop(*fp_pid);
+	*fp_pid = 0;
+}
+
+int
+h_fixture_main(const char *suite, Suite *s, struct daemon *d,
+    pid_t *fp_pid, const int *failed)
+{
+	SRunner *sr = srunner_create(s);
+	int nfailed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	nfailed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (d->pid > 0)
+		h_daemon_stop(d);
+	if (*fp_pid > 0)
+		h_fakeprov_stop(*fp_pid);
+	if (*failed)
+		fprintf(stderr, "%s: the fixture failed\n", suite);
+	return nfailed == 0 && !*failed ? 0 : 1;
+}
+
+char *
+h_target(const char *prov, const char *tag, const char *faults)
+{
+	return h_strdup_printf("%s/%s-%s%s%s", prov, tag, prov,
+	    faults != NULL ? "+" : "", faults != NULL ? faults : "");
+}
+
+const char *
+h_model_of(const char *target)
+{
+	return strchr(target, '/') + 1;
+}
+
+json_t *
+h_fakeprov_last_of(int port, const char *target)
+{
+	return h_fakeprov_last(port, h_model_of(target));
+}
+
+long long
+h_fakeprov_seen(int port, const char *target)
+{
+	return h_fakeprov_count(port, h_model_of(target), NULL);
+}

@@ -39,6 +39,13 @@ char *h_daemon_log(struct daemon *);
 json_t *h_fakeprov_last(int port, const char *model);
 long long h_fakeprov_count(int port, const char *model, const char *status);
 const char *h_jtext(const json_t *);
+/* "prov/tag-prov[+faults]": a target whose model name is the test's own
+ * (fakeprov counts per model name; faults are fakeprov's, e.g. "cut=4"). */
+char *h_target(const char *prov, const char *tag, const char *faults);
+const char *h_model_of(const char *target);
+/* h_fakeprov_last() and h_fakeprov_count() of a target's model. */
+json_t *h_fakeprov_last_of(int port, const char *target);
+long long h_fakeprov_seen(int port, const char *target);
 int h_fakeprov_start(pid_t *);
 void h_fakeprov_stop(pid_t);
 /* GET a fakeprov path; the body as JSON (json_decref). */
@@ -97,5 +104,24 @@ int h_which(const char *name, char *buf, size_t size);
 
 char *h_strdup_printf(const char *, ...)
     __attribute__((format(printf, 1, 2)));
+
+/*
+ * A suite's fixture: one daemon and one fakeprov for all its tests, set
+ * up and torn down in the parent (unchecked fixtures), so a failure there
+ * is printed and remembered in *failed rather than asserted.
+ */
+/* The tail of a suite's config: quick retries, a budget that never runs
+ * out (the suites fail many calls on purpose, fast). */
+#define H_CONF_FAST_RETRY \
+	"retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n" \
+	"retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
+/* Stop the daemon (it must exit 0 on SIGTERM) and fakeprov. */
+void h_fixture_stop(const char *suite, struct daemon *, pid_t *fp_pid,
+    int *failed);
+/* Run the suite; stop what a setup that failed half way left running.
+ * The exit status for main(). */
+struct Suite;
+int h_fixture_main(const char *suite, struct Suite *, struct daemon *,
+    pid_t *fp_pid, const int *failed);
 
 #endif
