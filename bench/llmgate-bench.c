@@ -37,6 +37,7 @@
 #include <curl/curl.h>
 
 #include "llmgate.h"
+#include "util.h"
 
 #define BENCH_PROMPT		"Say hello."
 #define BENCH_KEY		"bench"
@@ -93,24 +94,9 @@ struct stats {
 	char		 error[256];	/* the first failure */
 };
 
-static void	fatalx(const char *, ...)
-		    __attribute__((format(printf, 1, 2), noreturn));
 static void	usage(void) __attribute__((noreturn));
 static void	stats_fail(struct stats *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
-
-static void
-fatalx(const char *fmt, ...)
-{
-	va_list	ap;
-
-	fprintf(stderr, "llmgate-bench: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 static void
 usage(void)
@@ -129,46 +115,13 @@ usage(void)
 	exit(1);
 }
 
-static long
-parse_num(const char *s, long min, long max)
-{
-	char	*end;
-	long	 l;
-
-	errno = 0;
-	l = strtol(s, &end, 10);
-	if (errno != 0 || *s == '\0' || *end != '\0' || l < min || l > max)
-		usage();
-	return l;
-}
-
-static uint64_t
-now_us(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec	ts;
-
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 static void *
 xcalloc(size_t n, size_t size)
 {
 	void	*p;
 
 	if ((p = calloc(n == 0 ? 1 : n, size == 0 ? 1 : size)) == NULL)
-		fatalx("out of memory");
+		util_fatalx("out of memory");
 	return p;
 }
 
@@ -220,21 +173,6 @@ cpu_us(pid_t pid)
 	    "%llu %llu", &ut, &st) != 2)
 		return -1;
 	return (long long)((ut + st) * 1000000ULL / (unsigned long long)hz);
-}
-
-/* Every connection is a descriptor; ask for what the hard limit allows. */
-static void
-raise_nofile(long want)
-{
-	struct rlimit	rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return;
-	if (want < 0 || (rlim_t)want > rl.rlim_max)
-		rl.rlim_cur = rl.rlim_max;
-	else if ((rlim_t)want > rl.rlim_cur)
-		rl.rlim_cur = (rlim_t)want;
-	(void)setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 static void
@@ -391,7 +329,7 @@ bcall_chunk(const struct llmgate_chunk *ch, void *arg)
 	struct bcall	*bk = arg;
 
 	if (bk->first == 0 && ch->len > 0) {
-		bk->first = now_us();
+		bk->first = util_now_us();
 		bk->run->streaming++;
 	}
 }
@@ -402,7 +340,7 @@ bcall_done(struct llmgate_result *r, void *arg)
 	struct bcall	*bk = arg;
 	struct drun	*run = bk->run;
 	struct stats	*st = run->st;
-	uint64_t	 end = now_us();
+	uint64_t	 end = util_now_us();
 
 	if (st != NULL) {
 		if (r->cls != LLMGATE_OK)
@@ -432,7 +370,7 @@ drun_request(const struct bench *b)
 	    b->prompt) == -1 ||
 	    llmgate_request_add_target(req, b->target) == -1 ||
 	    llmgate_request_set_stream(req, b->stream) == -1)
-		fatalx("cannot build the request");
+		util_fatalx("cannot build the request");
 	return req;
 }
 
@@ -449,7 +387,7 @@ drun_connect(struct drun *run, struct bench *b, long nconns, long concurrency)
 		run->conns[i].g = llmgate_connect(b->socket, "llmgate-bench",
 		    err, sizeof err);
 		if (run->conns[i].g == NULL)
-			fatalx("%s", err);
+			util_fatalx("%s", err);
 		run->conns[i].quota = concurrency / nconns +
 		    (i < concurrency % nconns);
 	}
@@ -475,7 +413,7 @@ drun_submit(struct drun *run, struct bconn *bc,
 	bk = xcalloc(1, sizeof *bk);
 	bk->run = run;
 	bk->bc = bc;
-	bk->start = now_us();
+	bk->start = util_now_us();
 	run->submitted++;
 	if (llmgate_submit(bc->g, req, bcall_chunk, bcall_done, bk) == 0) {
 		if (run->st != NULL)
@@ -522,7 +460,7 @@ drun_loop(struct drun *run, const struct llmgate_request *req, int topup,
 		if (until_streaming &&
 		    run->finished + run->streaming >= run->submitted)
 			break;
-		if (now_us() >= deadline) {
+		if (util_now_us() >= deadline) {
 			rv = -1;
 			break;
 		}
@@ -549,7 +487,7 @@ drun_loop(struct drun *run, const struct llmgate_request *req, int topup,
 		if (poll(pfd, (nfds_t)n, 100) == -1) {
 			if (errno == EINTR)
 				continue;
-			fatalx("poll: %s", strerror(errno));
+			util_fatalx("poll: %s", strerror(errno));
 		}
 		for (i = 0; i < n; i++) {
 			if (pfd[i].revents == 0)
@@ -576,12 +514,12 @@ bench_daemon(struct bench *b)
 	req = drun_request(b);
 	memset(&run, 0, sizeof run);
 	drun_connect(&run, b, b->conns, b->concurrency);
-	deadline = now_us() + (uint64_t)b->timeout_s * 1000000;
+	deadline = util_now_us() + (uint64_t)b->timeout_s * 1000000;
 
 	if (b->warmup > 0) {
 		run.total = b->warmup;
 		if (drun_loop(&run, req, 1, 0, deadline) != 0)
-			fatalx("warm-up did not finish in %ld s", b->timeout_s);
+			util_fatalx("warm-up did not finish in %ld s", b->timeout_s);
 	}
 
 	memset(&st, 0, sizeof st);
@@ -591,7 +529,7 @@ bench_daemon(struct bench *b)
 	run.total = b->calls;
 	run.submitted = run.finished = run.streaming = 0;
 	cpu = cpu_us(b->pid);
-	start = now_us();
+	start = util_now_us();
 	if (drun_loop(&run, req, 1, 0, deadline) != 0) {
 		while (run.finished < run.submitted) {
 			stats_fail(&st, "no answer within %ld s",
@@ -599,7 +537,7 @@ bench_daemon(struct bench *b)
 			run.finished++;
 		}
 	}
-	st.elapsed_us = now_us() - start;
+	st.elapsed_us = util_now_us() - start;
 	st.cpu_us = cpu >= 0 ? cpu_us(b->pid) - cpu : -1;
 	/* Calls never submitted (connections lost) count as failed. */
 	st.failed += run.total - run.submitted;
@@ -629,7 +567,7 @@ dcall_write(char *data, size_t size, size_t nmemb, void *arg)
 	struct dcall	*dc = arg;
 
 	if (dc->first == 0 && size * nmemb > 0)
-		dc->first = now_us();
+		dc->first = util_now_us();
 	return size * nmemb;
 }
 
@@ -656,7 +594,7 @@ dcall_setup(struct dcall *dc, const struct bench *b, const char *body,
     struct curl_slist *headers)
 {
 	if ((dc->easy = curl_easy_init()) == NULL)
-		fatalx("curl_easy_init failed");
+		util_fatalx("curl_easy_init failed");
 	curl_easy_setopt(dc->easy, CURLOPT_URL, b->url);
 	curl_easy_setopt(dc->easy, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(dc->easy, CURLOPT_POSTFIELDS, body);
@@ -680,11 +618,11 @@ dcall_setup(struct dcall *dc, const struct bench *b, const char *body,
 static void
 dcall_start(CURLM *multi, struct dcall *dc)
 {
-	dc->start = now_us();
+	dc->start = util_now_us();
 	dc->first = 0;
 	*dc->errbuf = '\0';
 	if (curl_multi_add_handle(multi, dc->easy) != CURLM_OK)
-		fatalx("curl_multi_add_handle failed");
+		util_fatalx("curl_multi_add_handle failed");
 }
 
 /* One load of total calls on the multi handle; st NULL: warm-up. */
@@ -701,7 +639,7 @@ direct_loop(CURLM *multi, struct dcall *dcs, long ndcs, long total,
 	for (i = 0; i < ndcs && submitted < total; i++, submitted++)
 		dcall_start(multi, &dcs[i]);
 	while (finished < total) {
-		if (now_us() >= deadline) {
+		if (util_now_us() >= deadline) {
 			if (st != NULL) {
 				for (; finished < submitted; finished++)
 					stats_fail(st, "no answer in time");
@@ -712,7 +650,7 @@ direct_loop(CURLM *multi, struct dcall *dcs, long ndcs, long total,
 		while ((m = curl_multi_info_read(multi, &left)) != NULL) {
 			if (m->msg != CURLMSG_DONE)
 				continue;
-			end = now_us();
+			end = util_now_us();
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
 			    (char **)&dc);
 			status = 0;
@@ -775,27 +713,27 @@ bench_direct(struct bench *b)
 	headers = curl_slist_append(headers, auth);
 	headers = curl_slist_append(headers, "Expect:");
 	if (headers == NULL)
-		fatalx("out of memory");
+		util_fatalx("out of memory");
 
 	if ((multi = curl_multi_init()) == NULL)
-		fatalx("curl_multi_init failed");
+		util_fatalx("curl_multi_init failed");
 	curl_multi_setopt(multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	dcs = xcalloc((size_t)b->concurrency, sizeof *dcs);
 	for (i = 0; i < b->concurrency; i++)
 		dcall_setup(&dcs[i], b, body, headers);
-	deadline = now_us() + (uint64_t)b->timeout_s * 1000000;
+	deadline = util_now_us() + (uint64_t)b->timeout_s * 1000000;
 
 	if (b->warmup > 0 && direct_loop(multi, dcs, b->concurrency,
 	    b->warmup, NULL, deadline) != 0)
-		fatalx("warm-up did not finish in %ld s", b->timeout_s);
+		util_fatalx("warm-up did not finish in %ld s", b->timeout_s);
 
 	memset(&st, 0, sizeof st);
 	st.lat = xcalloc((size_t)b->calls, sizeof *st.lat);
 	st.ttfb = xcalloc((size_t)b->calls, sizeof *st.ttfb);
 	cpu = cpu_us(b->pid);
-	start = now_us();
+	start = util_now_us();
 	direct_loop(multi, dcs, b->concurrency, b->calls, &st, deadline);
-	st.elapsed_us = now_us() - start;
+	st.elapsed_us = util_now_us() - start;
 	st.cpu_us = cpu >= 0 ? cpu_us(b->pid) - cpu : -1;
 
 	for (i = 0; i < b->concurrency; i++) {
@@ -875,7 +813,7 @@ lease_reported(const struct llmgate_lease *l, enum llmgate_class cls,
 	struct lease_async	*la = s->la;
 
 	if (cls == LLMGATE_OK)
-		la->lat[la->sh->nlat++] = now_us() - s->t0;
+		la->lat[la->sh->nlat++] = util_now_us() - s->t0;
 	else
 		lease_failed(la->sh, "report", cls, msg);
 	la->running--;
@@ -905,7 +843,7 @@ lease_granted(const struct llmgate_lease *l, enum llmgate_class cls,
 	}
 	llmgate_report_set_lease(la->rep, l->id);
 	if (llmgate_report_submit(la->g, la->rep, lease_reported, s) == 0)
-		fatalx("report: %s", llmgate_error(la->g));
+		util_fatalx("report: %s", llmgate_error(la->g));
 }
 
 static void
@@ -917,9 +855,9 @@ lease_slot_start(struct lease_slot *s)
 		return;
 	la->left--;
 	la->running++;
-	s->t0 = now_us();
+	s->t0 = util_now_us();
 	if (llmgate_acquire_submit(la->g, la->acq, lease_granted, s) == 0)
-		fatalx("acquire: %s", llmgate_error(la->g));
+		util_fatalx("acquire: %s", llmgate_error(la->g));
 }
 
 static void
@@ -948,9 +886,9 @@ lease_pipelined(struct bench *b, struct llmgate *g,
 		pfd.fd = llmgate_fd(g);
 		pfd.events = POLLIN | (llmgate_want_write(g) ? POLLOUT : 0);
 		if (poll(&pfd, 1, -1) == -1 && errno != EINTR)
-			fatalx("poll: %s", strerror(errno));
+			util_fatalx("poll: %s", strerror(errno));
 		if (llmgate_process(g) == -1)
-			fatalx("leases: %s", llmgate_error(g));
+			util_fatalx("leases: %s", llmgate_error(g));
 	}
 	llmgate_report_free(la.rep);
 	free(slots);
@@ -977,17 +915,17 @@ lease_proc(struct bench *b, long calls, uint64_t *lat, struct lease_share *sh,
 
 	if ((g = llmgate_connect(b->socket, "llmgate-bench", err,
 	    sizeof err)) == NULL)
-		fatalx("%s", err);
+		util_fatalx("%s", err);
 	/* The parent writes a byte each to go, or closes it to call off. */
 	if (write(ready, &c, 1) != 1)
-		fatalx("lease process: lost the parent");
+		util_fatalx("lease process: lost the parent");
 	close(ready);
 	if (read(go, &c, 1) != 1) {
 		llmgate_close(g);
 		_exit(0);
 	}
 	if ((acq = llmgate_acquire_new(b->target)) == NULL)
-		fatalx("no target");
+		util_fatalx("no target");
 	llmgate_acquire_set_tokens(acq, 100);
 	llmgate_acquire_set_timeout_ms(acq, 1000);
 	if (b->concurrency > 1) {
@@ -998,10 +936,10 @@ lease_proc(struct bench *b, long calls, uint64_t *lat, struct lease_share *sh,
 	}
 	rep = lease_report_ok();
 	for (i = 0; i < calls; i++) {
-		t0 = now_us();
+		t0 = util_now_us();
 		rv = llmgate_acquire(g, acq, &lease, &cls, err, sizeof err);
 		if (rv == -1)
-			fatalx("acquire: %s", err);
+			util_fatalx("acquire: %s", err);
 		if (rv == 1) {
 			if (i == 0) {
 				sh->refused = 1;
@@ -1024,7 +962,7 @@ lease_proc(struct bench *b, long calls, uint64_t *lat, struct lease_share *sh,
 				break;
 			continue;
 		}
-		lat[sh->nlat++] = now_us() - t0;
+		lat[sh->nlat++] = util_now_us() - t0;
 	}
 	llmgate_report_free(rep);
 	llmgate_acquire_free(acq);
@@ -1054,14 +992,14 @@ bench_leases(struct bench *b)
 	sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 	    -1, 0);
 	if (sh == MAP_FAILED)
-		fatalx("mmap: %s", strerror(errno));
+		util_fatalx("mmap: %s", strerror(errno));
 	lat = (uint64_t *)(sh + b->conns);
 	if (pipe(ready) == -1 || pipe(go) == -1)
-		fatalx("pipe: %s", strerror(errno));
+		util_fatalx("pipe: %s", strerror(errno));
 	for (i = off = 0; i < b->conns; i++, off += n) {
 		n = b->calls / b->conns + (i < b->calls % b->conns);
 		if ((pid = fork()) == -1)
-			fatalx("fork: %s", strerror(errno));
+			util_fatalx("fork: %s", strerror(errno));
 		if (pid == 0) {
 			close(ready[0]);
 			close(go[1]);
@@ -1073,22 +1011,22 @@ bench_leases(struct bench *b)
 	close(go[0]);
 	for (i = 0; i < b->conns; i++) {
 		if (read(ready[0], &c, 1) != 1)
-			fatalx("a lease process could not connect");
+			util_fatalx("a lease process could not connect");
 	}
 
 	memset(&st, 0, sizeof st);
 	st.lat = xcalloc((size_t)b->calls, sizeof *st.lat);
-	st.elapsed_us = now_us();
+	st.elapsed_us = util_now_us();
 	for (i = 0; i < b->conns; i++) {
 		if (write(go[1], "g", 1) != 1)
-			fatalx("go: %s", strerror(errno));
+			util_fatalx("go: %s", strerror(errno));
 	}
 	close(go[1]);
 	while (wait(&status) > 0) {
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			stats_fail(&st, "a lease process failed");
 	}
-	st.elapsed_us = now_us() - st.elapsed_us;
+	st.elapsed_us = util_now_us() - st.elapsed_us;
 	close(ready[0]);
 
 	for (i = off = 0; i < b->conns; i++, off += n) {
@@ -1186,7 +1124,7 @@ bench_idle(struct bench *b)
 	char		  err[512];
 	long		  before, after, i, n = 0;
 
-	raise_nofile(b->count + BENCH_NOFILE_SPARE);
+	util_raise_nofile(b->count + BENCH_NOFILE_SPARE);
 	gs = xcalloc((size_t)b->count, sizeof *gs);
 	*err = '\0';
 	before = rss_kib(b->pid);
@@ -1197,7 +1135,7 @@ bench_idle(struct bench *b)
 			break;
 		n++;
 	}
-	sleep_ms(BENCH_SETTLE_MS);
+	util_sleep_ms(BENCH_SETTLE_MS);
 	after = rss_kib(b->pid);
 	print_memory(b, "idle clients", n, b->count, before, after,
 	    n < b->count ? err : NULL);
@@ -1217,10 +1155,10 @@ hold_wait(struct drun *run, const struct llmgate_request *req, int stream)
 	uint64_t	deadline;
 
 	if (stream) {
-		deadline = now_us() + (uint64_t)BENCH_HOLD_WAIT_MS * 1000;
+		deadline = util_now_us() + (uint64_t)BENCH_HOLD_WAIT_MS * 1000;
 		drun_loop(run, req, 0, 1, deadline);
 	} else {
-		deadline = now_us() + 1000 * 1000;
+		deadline = util_now_us() + 1000 * 1000;
 		drun_loop(run, req, 0, 0, deadline);
 	}
 }
@@ -1243,7 +1181,7 @@ bench_hold(struct bench *b)
 	long			 before, after, i, live, streaming, ended;
 	long			 p_sub, p_fin, p_str;
 
-	raise_nofile(b->conns + BENCH_NOFILE_SPARE);
+	util_raise_nofile(b->conns + BENCH_NOFILE_SPARE);
 	req = drun_request(b);
 	memset(&run, 0, sizeof run);
 	drun_connect(&run, b, b->conns, b->count);
@@ -1253,13 +1191,13 @@ bench_hold(struct bench *b)
 	p_sub = run.submitted;
 	p_fin = run.finished;
 	p_str = run.streaming;
-	sleep_ms(BENCH_SETTLE_MS);
+	util_sleep_ms(BENCH_SETTLE_MS);
 	before = rss_kib(b->pid);
 
 	for (i = 0; i < b->count; i++)
 		drun_submit(&run, &run.conns[i % run.nconns], req);
 	hold_wait(&run, req, b->stream);
-	sleep_ms(BENCH_SETTLE_MS);
+	util_sleep_ms(BENCH_SETTLE_MS);
 	after = rss_kib(b->pid);
 
 	ended = run.finished - p_fin;
@@ -1314,14 +1252,15 @@ main(int argc, char **argv)
 	b.warmup = -1;
 	b.timeout_s = BENCH_TIMEOUT_S;
 	b.pipewait = 1;
+	util_setup("llmgate-bench", usage);
 	while ((ch = getopt_long(argc, argv, "C:c:k:m:n:p:s:T:w:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'C':
-			b.conns = parse_num(optarg, 1, 100000);
+			b.conns = util_parse_num(optarg, 1, 100000);
 			break;
 		case 'c':
-			b.concurrency = parse_num(optarg, 1, 1000000);
+			b.concurrency = util_parse_num(optarg, 1, 1000000);
 			break;
 		case 'k':
 			b.key = optarg;
@@ -1330,7 +1269,7 @@ main(int argc, char **argv)
 			b.target = optarg;
 			break;
 		case 'n':
-			b.calls = parse_num(optarg, 1, 100000000);
+			b.calls = util_parse_num(optarg, 1, 100000000);
 			break;
 		case 'p':
 			b.prompt = optarg;
@@ -1339,10 +1278,10 @@ main(int argc, char **argv)
 			b.socket = optarg;
 			break;
 		case 'T':
-			b.timeout_s = parse_num(optarg, 1, 86400);
+			b.timeout_s = util_parse_num(optarg, 1, 86400);
 			break;
 		case 'w':
-			b.warmup = parse_num(optarg, 0, 100000000);
+			b.warmup = util_parse_num(optarg, 0, 100000000);
 			break;
 		case 'S':
 			b.stream = 1;
@@ -1358,14 +1297,14 @@ main(int argc, char **argv)
 			break;
 		case 'I':
 			b.mode = MODE_IDLE;
-			b.count = parse_num(optarg, 1, 10000000);
+			b.count = util_parse_num(optarg, 1, 10000000);
 			break;
 		case 'H':
 			b.mode = MODE_HOLD;
-			b.count = parse_num(optarg, 1, 10000000);
+			b.count = util_parse_num(optarg, 1, 10000000);
 			break;
 		case 'P':
-			b.pid = (pid_t)parse_num(optarg, 1, INT_MAX);
+			b.pid = (pid_t)util_parse_num(optarg, 1, INT_MAX);
 			break;
 		case 'W':
 			b.pipewait = 0;
@@ -1406,14 +1345,14 @@ main(int argc, char **argv)
 			rv = asprintf(&url, "%.*s/chat/completions", (int)len,
 			    direct);
 		if (rv == -1)
-			fatalx("out of memory");
+			util_fatalx("out of memory");
 		b.url = url;
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile(b.concurrency + b.conns + BENCH_NOFILE_SPARE);
+	util_raise_nofile(b.concurrency + b.conns + BENCH_NOFILE_SPARE);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
-		fatalx("curl_global_init failed");
+		util_fatalx("curl_global_init failed");
 
 	switch (b.mode) {
 	case MODE_DAEMON:

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "llmgate.h"
+#include "util.h"
 
 struct scall {
 	char		*text;
@@ -53,21 +54,6 @@ struct relay {
 	long		 bytes;
 };
 
-static void	fatalx(const char *, ...)
-		    __attribute__((format(printf, 1, 2), noreturn));
-
-static void
-fatalx(const char *fmt, ...)
-{
-	va_list	ap;
-
-	fprintf(stderr, "stream-load: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 static void
 usage(void)
@@ -76,28 +62,6 @@ usage(void)
 	    "-k tokens\n"
 	    "                   [-S slow_ms [-B bytes]]\n");
 	exit(1);
-}
-
-static long
-parse_num(const char *s, long min, long max)
-{
-	char	*end;
-	long	 l;
-
-	errno = 0;
-	l = strtol(s, &end, 10);
-	if (errno != 0 || *s == '\0' || *end != '\0' || l < min || l > max)
-		fatalx("bad number: %s", s);
-	return l;
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void
@@ -113,7 +77,7 @@ call_chunk(const struct llmgate_chunk *ch, void *arg)
 		while (c->cap - c->len < ch->len)
 			c->cap = c->cap == 0 ? 256 : c->cap * 2;
 		if ((c->text = realloc(c->text, c->cap)) == NULL)
-			fatalx("out of memory");
+			util_fatalx("out of memory");
 	}
 	memcpy(c->text + c->len, ch->text, ch->len);
 	c->len += ch->len;
@@ -125,7 +89,7 @@ call_done(struct llmgate_result *r, void *arg)
 	struct scall	*c = arg;
 
 	c->done = 1;
-	c->done_ms = now_ms();
+	c->done_ms = util_now_ms();
 	sl_finished++;
 	if (r->cls != LLMGATE_OK) {
 		sl_failed++;
@@ -152,17 +116,17 @@ unix_socket(const char *path, int listening)
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof sun.sun_path)
-		fatalx("socket path too long: %s", path);
+		util_fatalx("socket path too long: %s", path);
 	strcpy(sun.sun_path, path);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
-		fatalx("socket: %s", strerror(errno));
+		util_fatalx("socket: %s", strerror(errno));
 	if (listening) {
 		unlink(path);
 		if (bind(fd, (struct sockaddr *)&sun, sizeof sun) == -1 ||
 		    listen(fd, 1) == -1)
-			fatalx("%s: %s", path, strerror(errno));
+			util_fatalx("%s: %s", path, strerror(errno));
 	} else if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1)
-		fatalx("%s: %s", path, strerror(errno));
+		util_fatalx("%s: %s", path, strerror(errno));
 	return fd;
 }
 
@@ -198,12 +162,12 @@ relay_run(void *arg)
 	int		 cfd, dfd, wait;
 
 	if ((buf = malloc(65536)) == NULL)
-		fatalx("out of memory");
+		util_fatalx("out of memory");
 	if ((cfd = accept(r->lfd, NULL, NULL)) == -1)
-		fatalx("accept: %s", strerror(errno));
+		util_fatalx("accept: %s", strerror(errno));
 	dfd = unix_socket(r->daemon_path, 0);
 	for (;;) {
-		wait = (int)(next > now_ms() ? next - now_ms() : 0);
+		wait = (int)(next > util_now_ms() ? next - util_now_ms() : 0);
 		pfd[0].fd = cfd;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = dfd;
@@ -211,7 +175,7 @@ relay_run(void *arg)
 		if (poll(pfd, 2, wait == 0 ? -1 : wait) == -1) {
 			if (errno == EINTR)
 				continue;
-			fatalx("poll: %s", strerror(errno));
+			util_fatalx("poll: %s", strerror(errno));
 		}
 		if (pfd[0].revents != 0) {
 			if ((n = read(cfd, buf, 65536)) <= 0 ||
@@ -222,7 +186,7 @@ relay_run(void *arg)
 			if ((n = read(dfd, buf, (size_t)r->bytes)) <= 0 ||
 			    write_all(cfd, buf, (size_t)n) == -1)
 				break;
-			next = now_ms() + (uint64_t)r->slow_ms;
+			next = util_now_ms() + (uint64_t)r->slow_ms;
 		}
 	}
 	close(cfd);
@@ -238,7 +202,6 @@ main(int argc, char **argv)
 	struct llmgate_request	*req;
 	struct scall		*calls;
 	struct pollfd		 pfd;
-	struct rlimit		 rl;
 	struct relay		 relay;
 	pthread_t		 thread;
 	char			 relay_path[108];
@@ -248,25 +211,26 @@ main(int argc, char **argv)
 	uint64_t		 start, slowest = 0;
 	int			 ch, pending;
 
+	util_setup("stream-load", NULL);
 	while ((ch = getopt(argc, argv, "B:k:m:n:s:S:")) != -1) {
 		switch (ch) {
 		case 'B':
-			bytes = parse_num(optarg, 1, 65536);
+			bytes = util_parse_num(optarg, 1, 65536);
 			break;
 		case 'k':
-			tokens = parse_num(optarg, 1, 1000000);
+			tokens = util_parse_num(optarg, 1, 1000000);
 			break;
 		case 'm':
 			target = optarg;
 			break;
 		case 'n':
-			n = parse_num(optarg, 1, 10000000);
+			n = util_parse_num(optarg, 1, 10000000);
 			break;
 		case 's':
 			sock = optarg;
 			break;
 		case 'S':
-			slow = parse_num(optarg, 0, 60000);
+			slow = util_parse_num(optarg, 0, 60000);
 			break;
 		default:
 			usage();
@@ -275,48 +239,45 @@ main(int argc, char **argv)
 	if (optind != argc || sock == NULL || target == NULL || n == 0 ||
 	    tokens == 0)
 		usage();
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	util_raise_nofile(-1);
 
 	/* "w0 w1 ... w(tokens-1) " */
 	if ((sl_expected = malloc((size_t)tokens * 10 + 1)) == NULL)
-		fatalx("out of memory");
+		util_fatalx("out of memory");
 	for (p = sl_expected, i = 0; i < tokens; i++)
 		p += sprintf(p, "w%ld ", i);
 	sl_expected_len = (size_t)(p - sl_expected);
 
 	if ((calls = calloc((size_t)n, sizeof *calls)) == NULL)
-		fatalx("out of memory");
+		util_fatalx("out of memory");
 	if (slow > 0) {
 		memset(&relay, 0, sizeof relay);
 		if (snprintf(relay.daemon_path, sizeof relay.daemon_path, "%s",
 		    sock) >= (int)sizeof relay.daemon_path ||
 		    snprintf(relay_path, sizeof relay_path, "%s.slow%ld", sock,
 		    (long)getpid()) >= (int)sizeof relay_path)
-			fatalx("socket path too long: %s", sock);
+			util_fatalx("socket path too long: %s", sock);
 		relay.slow_ms = slow;
 		relay.bytes = bytes;
 		relay.lfd = unix_socket(relay_path, 1);
 		if (pthread_create(&thread, NULL, relay_run, &relay) != 0)
-			fatalx("pthread_create failed");
+			util_fatalx("pthread_create failed");
 		sock = relay_path;
 	}
 	if ((g = llmgate_connect(sock, slow ? "stream-load-slow" : "stream-load",
 	    err, sizeof err)) == NULL)
-		fatalx("%s", err);
+		util_fatalx("%s", err);
 	if ((req = llmgate_request_new()) == NULL ||
 	    llmgate_request_add_message(req, LLMGATE_ROLE_USER, "go") == -1 ||
 	    llmgate_request_add_target(req, target) == -1 ||
 	    llmgate_request_set_stream(req, 1) == -1)
-		fatalx("cannot build the request");
+		util_fatalx("cannot build the request");
 
-	start = now_ms();
+	start = util_now_ms();
 	for (i = 0; i < n; i++)
 		if (llmgate_submit(g, req, call_chunk, call_done,
 		    &calls[i]) == 0)
-			fatalx("submit: %s", llmgate_error(g));
+			util_fatalx("submit: %s", llmgate_error(g));
 	llmgate_request_free(req);
 
 	for (;;) {
@@ -324,7 +285,7 @@ main(int argc, char **argv)
 		pfd.events = POLLIN | (llmgate_want_write(g) ? POLLOUT : 0);
 		pfd.revents = 0;
 		if (poll(&pfd, 1, 1000) == -1 && errno != EINTR)
-			fatalx("poll: %s", strerror(errno));
+			util_fatalx("poll: %s", strerror(errno));
 		if ((pending = llmgate_process(g)) <= 0)
 			break;
 	}
@@ -334,7 +295,7 @@ main(int argc, char **argv)
 			slowest = calls[i].done_ms - start;
 	printf("calls=%ld ok=%ld failed=%ld garbled=%ld unanswered=%ld "
 	    "wall_s=%.2f slowest_s=%.2f%s%s\n", n, sl_ok, sl_failed,
-	    sl_garbled, n - sl_finished, (double)(now_ms() - start) / 1000,
+	    sl_garbled, n - sl_finished, (double)(util_now_ms() - start) / 1000,
 	    (double)slowest / 1000, sl_first_error[0] != '\0' ?
 	    " first_error=" : "", sl_first_error);
 	llmgate_close(g);

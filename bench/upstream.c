@@ -37,6 +37,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+
+#include "util.h"
 #include <event2/util.h>
 
 #define UP_DEFAULT_KEY		"bench"
@@ -107,22 +109,7 @@ static long			 up_tokens;	/* -n */
 static const struct timeval	*up_interval;	/* -i, a common timeout */
 static unsigned long long	 up_served;
 
-static void	fatalx(const char *, ...)
-		    __attribute__((format(printf, 1, 2), noreturn));
 static void	usage(void) __attribute__((noreturn));
-
-static void
-fatalx(const char *fmt, ...)
-{
-	va_list	ap;
-
-	fprintf(stderr, "upstream: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 static void
 usage(void)
@@ -130,19 +117,6 @@ usage(void)
 	fprintf(stderr, "usage: upstream [-d delay_ms | -n tokens -i interval_ms] "
 	    "[-k key] [-p port] [-t seconds]\n");
 	exit(1);
-}
-
-static long
-parse_num(const char *s, long min, long max)
-{
-	char	*end;
-	long	 l;
-
-	errno = 0;
-	l = strtol(s, &end, 10);
-	if (errno != 0 || *s == '\0' || *end != '\0' || l < min || l > max)
-		usage();
-	return l;
 }
 
 static void
@@ -191,7 +165,7 @@ stream_start(struct evhttp_request *req)
 	evhttp_add_header(h, "Cache-Control", "no-cache");
 	evhttp_send_reply_start(req, 200, "OK");
 	if ((buf = evbuffer_new()) == NULL)
-		fatalx("evbuffer_new failed");
+		util_fatalx("evbuffer_new failed");
 	evbuffer_add_reference(buf, up_stream_head, sizeof up_stream_head - 1,
 	    NULL, NULL);
 	evhttp_send_reply_chunk(req, buf);
@@ -204,7 +178,7 @@ stream_finish(struct evhttp_request *req)
 	struct evbuffer	*buf;
 
 	if ((buf = evbuffer_new()) == NULL)
-		fatalx("evbuffer_new failed");
+		util_fatalx("evbuffer_new failed");
 	evbuffer_add_reference(buf, up_stream_tail, sizeof up_stream_tail - 1,
 	    NULL, NULL);
 	evhttp_send_reply_chunk(req, buf);
@@ -276,11 +250,11 @@ hold(struct evhttp_request *req, int stream)
 	struct held	*hd;
 
 	if ((hd = calloc(1, sizeof *hd)) == NULL)
-		fatalx("out of memory");
+		util_fatalx("out of memory");
 	hd->req = req;
 	hd->stream = stream;
 	if ((hd->timer = evtimer_new(up_base, held_timer_cb, hd)) == NULL)
-		fatalx("evtimer_new failed");
+		util_fatalx("evtimer_new failed");
 	TAILQ_INSERT_TAIL(&up_held, hd, entry);
 	if (stream)
 		stream_start(req);
@@ -295,7 +269,7 @@ drip_send(struct evhttp_request *req, long k, int role)
 	struct evbuffer	*buf;
 
 	if ((buf = evbuffer_new()) == NULL)
-		fatalx("evbuffer_new failed");
+		util_fatalx("evbuffer_new failed");
 	evbuffer_add_printf(buf, "data: {" UP_ID "\"object\":"
 	    "\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
 	    "\"delta\":{%s\"content\":\"w%ld \"},"
@@ -342,12 +316,12 @@ drip(struct evhttp_request *req)
 	struct held		*hd;
 
 	if ((hd = calloc(1, sizeof *hd)) == NULL)
-		fatalx("out of memory");
+		util_fatalx("out of memory");
 	hd->req = req;
 	hd->stream = 1;
 	if ((hd->timer = event_new(up_base, -1, EV_PERSIST, drip_timer_cb,
 	    hd)) == NULL)
-		fatalx("event_new failed");
+		util_fatalx("event_new failed");
 	TAILQ_INSERT_TAIL(&up_held, hd, entry);
 	evhttp_add_header(h, "Content-Type", "text/event-stream");
 	evhttp_add_header(h, "Cache-Control", "no-cache");
@@ -419,32 +393,20 @@ listen_loopback(long port)
 	evutil_socket_t		fd;
 
 	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		fatalx("socket: %s", strerror(errno));
+		util_fatalx("socket: %s", strerror(errno));
 	if (evutil_make_listen_socket_reuseable(fd) != 0 ||
 	    evutil_make_socket_nonblocking(fd) != 0 ||
 	    evutil_make_socket_closeonexec(fd) != 0)
-		fatalx("cannot set up the listening socket");
+		util_fatalx("cannot set up the listening socket");
 	memset(&sin, 0, sizeof sin);
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sin.sin_port = htons((uint16_t)port);
 	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
-		fatalx("cannot bind 127.0.0.1:%ld: %s", port, strerror(errno));
+		util_fatalx("cannot bind 127.0.0.1:%ld: %s", port, strerror(errno));
 	if (listen(fd, UP_BACKLOG) != 0)
-		fatalx("listen: %s", strerror(errno));
+		util_fatalx("listen: %s", strerror(errno));
 	return fd;
-}
-
-/* Loopback loads open one descriptor per connection the client keeps. */
-static void
-raise_nofile(void)
-{
-	struct rlimit	rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
 }
 
 int
@@ -461,25 +423,26 @@ main(int argc, char **argv)
 	evutil_socket_t			 fd;
 	int				 ch;
 
+	util_setup("upstream", usage);
 	while ((ch = getopt(argc, argv, "d:i:k:n:p:t:")) != -1) {
 		switch (ch) {
 		case 'd':
-			delay = parse_num(optarg, 0, 3600 * 1000);
+			delay = util_parse_num(optarg, 0, 3600 * 1000);
 			break;
 		case 'i':
-			interval = parse_num(optarg, 1, 3600 * 1000);
+			interval = util_parse_num(optarg, 1, 3600 * 1000);
 			break;
 		case 'n':
-			up_tokens = parse_num(optarg, 1, 1000000);
+			up_tokens = util_parse_num(optarg, 1, 1000000);
 			break;
 		case 'k':
 			up_key = optarg;
 			break;
 		case 'p':
-			port = parse_num(optarg, 0, 65535);
+			port = util_parse_num(optarg, 0, 65535);
 			break;
 		case 't':
-			timeout = parse_num(optarg, 0, 86400);
+			timeout = util_parse_num(optarg, 0, 86400);
 			break;
 		default:
 			usage();
@@ -490,46 +453,46 @@ main(int argc, char **argv)
 		usage();
 	if (snprintf(up_auth, sizeof up_auth, "Bearer %s", up_key) >=
 	    (int)sizeof up_auth)
-		fatalx("key too long");
+		util_fatalx("key too long");
 	up_delayed = delay > 0;
 	up_delay.tv_sec = delay / 1000;
 	up_delay.tv_usec = (delay % 1000) * 1000;
 
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
+	util_raise_nofile(-1);
 	if ((up_base = event_base_new()) == NULL)
-		fatalx("event_base_new failed");
+		util_fatalx("event_base_new failed");
 	if (up_tokens > 0) {
 		/* Thousands of streams tick at the same interval. */
 		itv.tv_sec = interval / 1000;
 		itv.tv_usec = (interval % 1000) * 1000;
 		if ((up_interval = event_base_init_common_timeout(up_base,
 		    &itv)) == NULL)
-			fatalx("event_base_init_common_timeout failed");
+			util_fatalx("event_base_init_common_timeout failed");
 	}
 	if ((up_http = evhttp_new(up_base)) == NULL)
-		fatalx("evhttp_new failed");
+		util_fatalx("evhttp_new failed");
 	evhttp_set_max_body_size(up_http, UP_MAX_BODY);
 	evhttp_set_allowed_methods(up_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(up_http, request_cb, NULL);
 	/* Already listening: libevent then leaves the backlog alone. */
 	fd = listen_loopback(port);
 	if (evhttp_accept_socket_with_handle(up_http, fd) == NULL)
-		fatalx("evhttp_accept_socket_with_handle failed");
+		util_fatalx("evhttp_accept_socket_with_handle failed");
 	if (getsockname(fd, (struct sockaddr *)&sin, &slen) != 0)
-		fatalx("getsockname: %s", strerror(errno));
+		util_fatalx("getsockname: %s", strerror(errno));
 	printf("PORT %d\n", ntohs(sin.sin_port));
 	fflush(stdout);
 
 	ev_term = evsignal_new(up_base, SIGTERM, stop_cb, NULL);
 	ev_int = evsignal_new(up_base, SIGINT, stop_cb, NULL);
 	if (ev_term == NULL || ev_int == NULL)
-		fatalx("evsignal_new failed");
+		util_fatalx("evsignal_new failed");
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
 	if (timeout > 0) {
 		if ((ev_timeout = evtimer_new(up_base, stop_cb, NULL)) == NULL)
-			fatalx("evtimer_new failed");
+			util_fatalx("evtimer_new failed");
 		tv.tv_sec = timeout;
 		tv.tv_usec = 0;
 		evtimer_add(ev_timeout, &tv);
