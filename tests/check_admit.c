@@ -61,21 +61,36 @@ holds_nothing(const struct admission *a)
 	ck_assert_int_eq(a->granted, 0);
 }
 
+/*
+ * A target at one call a second (queue capacity cap, max_wait_ms
+ * max_wait) and the admissions of clients 1, 2 and 3 under it: a goes,
+ * b waits. b's wait.
+ */
+static uint64_t
+three_callers(struct admission *a, struct admission *b, struct admission *c,
+    unsigned cap, uint32_t max_wait)
+{
+	uint64_t wait;
+
+	target_setup(60, cap);
+	conf.max_wait_ms = max_wait;
+	adm(a, 1, 0);
+	adm(b, 2, 0);
+	adm(c, 3, 0);
+	ck_assert_int_eq(admission_request(a, 0, T0, &wait), ADMIT_GO);
+	ck_assert_int_eq(admission_request(b, 0, T0, &wait), ADMIT_WAIT);
+	return wait;
+}
+
 START_TEST(test_go_wait_and_predict)
 {
 	struct admission a, b, c;
 	uint64_t wait;
 
-	target_setup(60, 0);
-	adm(&a, 1, 0);
-	adm(&b, 2, 0);
-	adm(&c, 3, 0);
-	ck_assert_int_eq(admission_request(&a, 0, T0, &wait), ADMIT_GO);
+	/* One a second: b waits a second, its own budget wait. */
+	ck_assert_uint_eq(three_callers(&a, &b, &c, 0, 60000), 1000);
 	ck_assert_int_eq(a.granted, 1);
 	ck_assert_uint_eq(ps.inflight, 1);
-	/* One a second: b waits a second, its own budget wait. */
-	ck_assert_int_eq(admission_request(&b, 0, T0, &wait), ADMIT_WAIT);
-	ck_assert_uint_eq(wait, 1000);
 	ck_assert_int_eq(b.queued, 1);
 	/*
 	 * c goes after b: b's own wait, then one interval. (The prediction
@@ -99,13 +114,7 @@ START_TEST(test_refused_up_front)
 	struct admission a, b, c;
 	uint64_t wait;
 
-	target_setup(60, 0);
-	conf.max_wait_ms = 1500;
-	adm(&a, 1, 0);
-	adm(&b, 2, 0);
-	adm(&c, 3, 0);
-	ck_assert_int_eq(admission_request(&a, 0, T0, &wait), ADMIT_GO);
-	ck_assert_int_eq(admission_request(&b, 0, T0, &wait), ADMIT_WAIT);
+	three_callers(&a, &b, &c, 0, 1500);
 	ck_assert_int_eq(admission_request(&c, 0, T0, &wait), ADMIT_LONG);
 	ck_assert_uint_eq(wait, 2000);
 	holds_nothing(&c);
@@ -132,12 +141,7 @@ START_TEST(test_served_in_time)
 	struct admission a, b, c;
 	uint64_t wait;
 
-	target_setup(60, 0);
-	adm(&a, 1, 0);
-	adm(&b, 2, 0);
-	adm(&c, 3, 0);
-	ck_assert_int_eq(admission_request(&a, 0, T0, &wait), ADMIT_GO);
-	ck_assert_int_eq(admission_request(&b, 0, T0, &wait), ADMIT_WAIT);
+	three_callers(&a, &b, &c, 0, 60000);
 	ck_assert_int_eq(admission_request(&c, 0, T0, &wait), ADMIT_WAIT);
 	ck_assert_ptr_null(admission_next(&t, T0 + 999, &wait));
 	ck_assert_uint_eq(wait, 1);
@@ -217,12 +221,7 @@ START_TEST(test_queue_full)
 	struct admission a, b, c;
 	uint64_t wait;
 
-	target_setup(60, 1);
-	adm(&a, 1, 0);
-	adm(&b, 2, 0);
-	adm(&c, 3, 0);
-	ck_assert_int_eq(admission_request(&a, 0, T0, &wait), ADMIT_GO);
-	ck_assert_int_eq(admission_request(&b, 0, T0, &wait), ADMIT_WAIT);
+	three_callers(&a, &b, &c, 1, 60000);
 	ck_assert_int_eq(admission_request(&c, 0, T0, &wait), ADMIT_FULL);
 	holds_nothing(&c);
 	admission_release(&a, T0);
@@ -282,26 +281,36 @@ END_TEST
 
 START_TEST(test_refusal_classes)
 {
+	static const struct {
+		enum admit_verdict v;
+		uint64_t wait;
+		const char *limit;
+		enum llmgate_class cls;
+		const char *says;	/* in the message; NULL: anything */
+	} cases[] = {
+		{ ADMIT_OPEN, 5, "deadline", LLMGATE_CIRCUIT_OPEN, NULL },
+		{ ADMIT_LATE, 5, "deadline", LLMGATE_DEADLINE, "deadline" },
+		{ ADMIT_LATE, 5, "timeout", LLMGATE_DEADLINE, "timeout" },
+		{ ADMIT_LONG, 5, "deadline", LLMGATE_RATE_LIMITED, NULL },
+		{ ADMIT_FULL, 5, "deadline", LLMGATE_RATE_LIMITED, NULL },
+		{ ADMIT_EXPIRED, 60000, "deadline", LLMGATE_RATE_LIMITED,
+		    "max_wait_ms" },
+	};
 	struct admission a;
 	char msg[160];
+	size_t i;
 
 	target_setup(60, 0);
 	adm(&a, 1, 0);
-	ck_assert_int_eq(admission_refusal(&a, ADMIT_OPEN, 5, T0, "deadline",
-	    msg, sizeof msg), LLMGATE_CIRCUIT_OPEN);
-	ck_assert_int_eq(admission_refusal(&a, ADMIT_LATE, 5, T0, "deadline",
-	    msg, sizeof msg), LLMGATE_DEADLINE);
-	ck_assert_ptr_nonnull(strstr(msg, "deadline"));
-	ck_assert_int_eq(admission_refusal(&a, ADMIT_LATE, 5, T0, "timeout",
-	    msg, sizeof msg), LLMGATE_DEADLINE);
-	ck_assert_ptr_nonnull(strstr(msg, "timeout"));
-	ck_assert_int_eq(admission_refusal(&a, ADMIT_LONG, 5, T0, "deadline",
-	    msg, sizeof msg), LLMGATE_RATE_LIMITED);
-	ck_assert_int_eq(admission_refusal(&a, ADMIT_FULL, 5, T0, "deadline",
-	    msg, sizeof msg), LLMGATE_RATE_LIMITED);
-	ck_assert_int_eq(admission_refusal(&a, ADMIT_EXPIRED, 60000, T0,
-	    "deadline", msg, sizeof msg), LLMGATE_RATE_LIMITED);
-	ck_assert_ptr_nonnull(strstr(msg, "max_wait_ms"));
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		ck_assert_int_eq(admission_refusal(&a, cases[i].v,
+		    cases[i].wait, T0, cases[i].limit, msg, sizeof msg),
+		    cases[i].cls);
+		if (cases[i].says != NULL)
+			ck_assert_msg(strstr(msg, cases[i].says) != NULL,
+			    "case %zu: '%s' does not say %s", i, msg,
+			    cases[i].says);
+	}
 	target_teardown();
 }
 END_TEST

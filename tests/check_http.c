@@ -149,6 +149,18 @@ chat_body(const char *model, const char *extra)
 	    extra != NULL ? ", " : "", extra != NULL ? extra : "");
 }
 
+/* POST body to /v1/chat/completions, which must answer 200: the first
+ * choice's text (r's until h_free). */
+static const char *
+chat_text(struct hres *r, const char *body)
+{
+	h_req(r, "/v1/chat/completions", body, NULL);
+	ck_assert_msg(r->status == 200, "%ld %s", r->status, r->body);
+	return json_string_value(json_object_get(json_object_get(
+	    json_array_get(json_object_get(r->json, "choices"), 0), "message"),
+	    "content"));
+}
+
 /* The port the daemon logged for its TCP listener (port 0 in config). */
 static int
 log_port(struct daemon *dm)
@@ -263,11 +275,7 @@ START_TEST(test_other_providers_and_tools)
 
 	body = chat_body("an/cl1", "\"max_tokens\": 50, \"temperature\": 0.5, "
 	    "\"stop\": [\"zz\"]");
-	h_req(&r, "/v1/chat/completions", body, NULL);
-	ck_assert_int_eq(r.status, 200);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
-	    json_array_get(json_object_get(r.json, "choices"), 0), "message"),
-	    "content")), "echo: hello there");
+	ck_assert_str_eq(chat_text(&r, body), "echo: hello there");
 	last = h_fakeprov_last(fp_port, "cl1");
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
 	    last, "body"), "max_tokens")), 50);
@@ -306,11 +314,7 @@ START_TEST(test_other_providers_and_tools)
 	    "\"get_weather\", \"arguments\": \"{}\"}}]}, {\"role\": \"tool\", "
 	    "\"tool_call_id\": \"call_1\", \"content\": \"{\\\"temp_c\\\": 4}\"}"
 	    "]}");
-	h_req(&r, "/v1/chat/completions", body, NULL);
-	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
-	    json_array_get(json_object_get(r.json, "choices"), 0), "message"),
-	    "content")), "echo: {\"temp_c\": 4}");
+	ck_assert_str_eq(chat_text(&r, body), "echo: {\"temp_c\": 4}");
 	h_free(&r);
 	free(body);
 }
@@ -413,11 +417,7 @@ START_TEST(test_schema_repair)
 	    "\"response_format\": {\"type\": \"json_schema\", \"json_schema\": "
 	    "{\"name\": \"n\", \"schema\": {\"type\": \"object\", \"required\": "
 	    "[\"n\"], \"properties\": {\"n\": {\"type\": \"integer\"}}}}}}");
-	h_req(&r, "/v1/chat/completions", body, NULL);
-	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
-	    json_array_get(json_object_get(r.json, "choices"), 0), "message"),
-	    "content")), "{\"n\": 3}");
+	ck_assert_str_eq(chat_text(&r, body), "{\"n\": 3}");
 	h_free(&r);
 	free(body);
 }
@@ -535,19 +535,38 @@ START_TEST(test_targets)
 	    r.json, "error"), "code")), "deadline_exceeded");
 	h_free(&r);
 	free(body);
-	/* Bad option headers are refused. */
-	body = chat_body("oa/f6", NULL);
-	h_req(&r, "/v1/chat/completions", body, "x-llmgate-priority: urgent",
-	    NULL);
-	ck_assert_int_eq(r.status, 400);
-	h_free(&r);
-	free(body);
-	body = chat_body("oa/f7", "\"stream\": true");
-	h_req(&r, "/v1/chat/completions", body, "x-llmgate-on-cut: restart",
-	    NULL);
-	ck_assert_int_eq(r.status, 400);
-	h_free(&r);
-	free(body);
+}
+END_TEST
+
+/* Bad option headers are the caller's mistake: 400, nothing called. */
+START_TEST(test_bad_option_headers)
+{
+	static const struct {
+		const char *model;
+		const char *extra;
+		const char *header;
+	} cases[] = {
+		{ "oa/f6", NULL, "x-llmgate-priority: urgent" },
+		{ "oa/f7", "\"stream\": true", "x-llmgate-on-cut: restart" },
+		{ "oa/f8", NULL, "x-llmgate-timeout-ms: soon" },
+		{ "oa/rj4", NULL, "x-llmgate-reject: boring" },
+		{ "oa/rj5", NULL, "x-llmgate-fallback-on: sometimes" },
+	};
+	struct hres r = { 0 };
+	char *body;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		body = chat_body(cases[i].model, cases[i].extra);
+		h_req(&r, "/v1/chat/completions", body, cases[i].header,
+		    NULL);
+		ck_assert_msg(r.status == 400, "%s: %ld %s", cases[i].header,
+		    r.status, r.body);
+		h_free(&r);
+		free(body);
+		ck_assert_int_eq(h_fakeprov_count(fp_port, cases[i].model + 3,
+		    NULL), 0);
+	}
 }
 END_TEST
 
@@ -587,13 +606,6 @@ START_TEST(test_fallback_headers)
 	h_free(&r);
 	free(body);
 	ck_assert_int_eq(h_fakeprov_count(fp_port, "rj3-next", NULL), 0);
-	/* An unknown class or condition is the caller's mistake. */
-	body = chat_body("oa/rj4", NULL);
-	h_req(&r, "/v1/chat/completions", body, "x-llmgate-reject: boring",
-	    NULL);
-	ck_assert_int_eq(r.status, 400);
-	h_free(&r);
-	free(body);
 }
 END_TEST
 
@@ -1360,6 +1372,7 @@ main(void)
 	tcase_add_test(tc, test_error_table);
 	tcase_add_test(tc, test_upstream_429_retried_inside);
 	tcase_add_test(tc, test_targets);
+	tcase_add_test(tc, test_bad_option_headers);
 	tcase_add_test(tc, test_fallback_headers);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_stream);
