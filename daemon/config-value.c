@@ -1,7 +1,9 @@
 /*
  * config-value.c: reading a group of settings against its table of known
- * keys (config-keys.c), each value by its kind, so that a typo is an error
- * rather than a silent default; "did you mean" hints for unknown names.
+ * keys (config-keys.c and the other config-*.c), each value by its kind,
+ * so that a typo is an error rather than a silent default; "did you mean"
+ * hints for unknown names; secrets read from files (API keys, the Redis
+ * password).
  */
 #include <sys/stat.h>
 #include <sys/un.h>

@@ -66,7 +66,7 @@ void fatal(const char *, ...)
 void fatalx(const char *, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 
-/* config.c, config-keys.c, config-value.c, config-default.c */
+/* config*.c */
 enum jitter { JITTER_FULL = 0, JITTER_EQUAL, JITTER_DECORRELATED, JITTER_NONE };
 
 struct model_conf {
@@ -183,7 +183,7 @@ struct cluster_conf {
 	uint32_t expected_hosts;	/* hosts assumed, at least, without Redis */
 };
 
-/* The HTTP front (front-http.c). */
+/* The HTTP front (front-http*.c). */
 struct http_conf {
 	char **listen;		/* "host:port", "unix:PATH", "unix:" */
 	size_t nlisten;
@@ -272,7 +272,8 @@ void config_unref(struct config *);
 
 /*
  * Private to config*.c: reading a config (config.c), its blocks
- * (config-keys.c) and their values (config-value.c) share these.
+ * (config-keys.c, config-provider.c, config-route.c, config-http.c) and
+ * their values (config-value.c) share these.
  * config_setting_t is libconfig's; only those files include libconfig.h.
  */
 typedef struct config_setting_t config_setting_t;

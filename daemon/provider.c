@@ -1,8 +1,8 @@
 /*
  * provider.c: the table of provider types. Each type is a const struct of
- * function pointers in its own provider-*.c file; config-keys.c looks types up
- * here by the name a config's `type` setting gives. It also reads the
- * error bodies every adapter meets: compatible servers answer in each
+ * function pointers in its own provider-*.c file; config-provider.c looks
+ * types up here by the name a config's `type` setting gives. It also reads
+ * the error bodies every adapter meets: compatible servers answer in each
  * other's shapes (llama.cpp's Anthropic endpoint sends OpenAI's), so any
  * adapter reads any shape and knows every server's context-overflow signs.
  */

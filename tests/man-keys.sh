@@ -15,7 +15,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/man-keys.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 
-# The key tables are in config-keys.c; any config*.c may hold one.
+# The key tables are in daemon/config*.c (config-keys.c and a file per
+# large block).
 for f in "$src"/daemon/config*.c "$page5" "$page1" "$page8" "$src/client/cli.c"; do
 	[ -r "$f" ] || { echo "ERROR: cannot read $f"; exit 99; }
 done
