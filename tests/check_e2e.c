@@ -28,9 +28,7 @@ static const char *fast_conf =
     "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; },\n"
     "  { name = \"override\"; targets = ( { target = \"mock/flaky:1\";\n"
     "    attempts = 1; max_tokens = 50; }, \"mock/echo\" ); } );\n"
-    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
-    /* These suites fail many calls on purpose, fast. */
-    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n";
+    H_CONF_FAST_RETRY;
 
 static void
 setup(void)

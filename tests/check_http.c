@@ -195,8 +195,7 @@ base_conf(const char *http_extra)
 	    "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; },\n"
 	    "  { name = \"chain\"; targets = [ \"oa/c1+status=500\", "
 	    "\"an/c1\" ]; } );\n"
-	    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
-	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
+	    H_CONF_FAST_RETRY
 	    /* A slow reader's stream passes it soon (test_slow_reader). */
 	    "max_output = 1048576;\n"
 	    "http = { listen = ( \"127.0.0.1:0\", \"unix:\" ); %3$s };\n",

@@ -30,8 +30,7 @@
 static const char *mock_conf =
     "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
     "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n"
-    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
-    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
+    H_CONF_FAST_RETRY
     "limits = ( { name = \"mock-org\"; tpm = 100000; targets = [ \"mock/*\" ]; } );\n";
 
 static char cm_promtool[512];	/* found on PATH by main() */

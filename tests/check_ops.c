@@ -27,9 +27,7 @@
 static const char *mock_conf =
     "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
     "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n"
-    "retry = { attempts = 2; initial_ms = 10; max_ms = 50; };\n"
-    /* These suites fail many calls on purpose, fast. */
-    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n";
+    H_CONF_FAST_RETRY;
 
 static int
 ops_unix_connect(const char *path)
