@@ -194,7 +194,7 @@ domain_take(const struct domset *ds, uint32_t tokens, uint64_t now)
 
 void
 domain_done(const struct domset *ds, enum llmgate_class cls,
-    const struct rl_info *ri, uint32_t estimated, uint64_t used_tokens,
+    const struct header_rl *ri, uint32_t estimated, uint64_t used_tokens,
     uint64_t now)
 {
 	struct domain *d;

@@ -1105,7 +1105,7 @@ int64_t domain_rpm_min(const struct domset *, int64_t rpm, uint64_t now);
 /* An attempt that took estimated tokens ended: settle usage on every
  * domain; its headers and 429 too where the domain says so. */
 void domain_done(const struct domset *, enum llmgate_class,
-    const struct rl_info *, uint32_t estimated, uint64_t used_tokens,
+    const struct header_rl *, uint32_t estimated, uint64_t used_tokens,
     uint64_t now);
 int domain_has(const struct domset *, const struct domain *);
 struct domain *domain_first(void);	/* every domain, live or not */

@@ -244,7 +244,7 @@ END_TEST
 START_TEST(test_cooldown)
 {
 	struct admission a, b;
-	struct rl_info ri;
+	struct header_rl ri;
 	uint64_t wait;
 	char msg[200];
 
@@ -254,7 +254,7 @@ START_TEST(test_cooldown)
 	dom_conf(1, "own", 6000, 100, 0, 0, DOMAIN_COOLDOWN_TARGET,
 	    "az/*", "an/*");
 	apply(T0);
-	rl_info_init(&ri);
+	header_rl_init(&ri);
 	ri.retry_after_ms = 2000;
 	ck_assert_int_eq(ask(&a, 0, 1, T0, &wait), ADMIT_GO);
 	admission_done(&a, LLMGATE_RATE_LIMITED, &ri, 0, T0);
@@ -318,7 +318,7 @@ END_TEST
 START_TEST(test_learn)
 {
 	struct admission a, b;
-	struct rl_info ri;
+	struct header_rl ri;
 	struct domain *d;
 	uint64_t wait;
 
@@ -327,7 +327,7 @@ START_TEST(test_learn)
 	dom_conf(1, "deaf", 600, 0, 0, 0, 0, "az/*", "an/*");
 	apply(T0);
 	d = domain_find("learns");
-	rl_info_init(&ri);
+	header_rl_init(&ri);
 	ri.limit_requests = 120;
 	ri.remaining_requests = 0;
 	ri.reset_requests_ms = 4000;
@@ -412,7 +412,7 @@ START_TEST(test_random)
 	struct ref tref[NT], dreq[3], dtok[3];
 	struct admission a;
 	struct domain *d[3];
-	struct rl_info ri;
+	struct header_rl ri;
 	uint64_t now = T0, wait;
 	unsigned rnd = 4242, i, t, k, steps, go = 0;
 	uint32_t tokens;
@@ -441,7 +441,7 @@ START_TEST(test_random)
 	dreq[1].cap = 2;
 	dtok[2].rate = 3000;
 	dtok[2].cap = 3000;
-	rl_info_init(&ri);
+	header_rl_init(&ri);
 	for (steps = 0; steps < 3000; steps++) {
 		rnd = rnd * 1103515245 + 12345;
 		now += (rnd >> 16) % 700;
