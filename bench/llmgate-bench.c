@@ -39,64 +39,56 @@
 #include "llmgate.h"
 #include "util.h"
 
-#define BENCH_PROMPT		"Say hello."
-#define BENCH_KEY		"bench"
-#define BENCH_TIMEOUT_S		60
-#define BENCH_SETTLE_MS		200
-#define BENCH_HOLD_WAIT_MS	5000	/* keep under the upstream's -d */
-#define BENCH_NOFILE_SPARE	256
+#define BENCH_PROMPT       "Say hello."
+#define BENCH_KEY          "bench"
+#define BENCH_TIMEOUT_S    60
+#define BENCH_SETTLE_MS    200
+#define BENCH_HOLD_WAIT_MS 5000 /* keep under the upstream's -d */
+#define BENCH_NOFILE_SPARE 256
 
-enum bench_mode {
-	MODE_DAEMON,
-	MODE_DIRECT,
-	MODE_LEASES,
-	MODE_IDLE,
-	MODE_HOLD
-};
+enum bench_mode { MODE_DAEMON, MODE_DIRECT, MODE_LEASES, MODE_IDLE, MODE_HOLD };
 
-static const char *bench_mode_names[] = {
-	[MODE_DAEMON] = "daemon",
+static const char *bench_mode_names[] = { [MODE_DAEMON] = "daemon",
 	[MODE_DIRECT] = "direct",
 	[MODE_LEASES] = "leases",
 	[MODE_IDLE] = "idle",
-	[MODE_HOLD] = "hold"
-};
+	[MODE_HOLD] = "hold" };
 
 struct bench {
-	enum bench_mode	 mode;
-	char		*socket;	/* NULL: the library's default */
-	char		*target;
-	char		*model;		/* target's part after the '/' */
-	char		*url;		/* --direct: the chat completions URL */
-	char		*prompt;
-	char		*key;
-	int		 stream;
-	int		 json;
-	int		 pipewait;	/* --direct: CURLOPT_PIPEWAIT, as llmgated */
-	long		 calls;
-	long		 concurrency;
-	long		 conns;
-	long		 warmup;
-	long		 count;		/* --idle and --hold: how many */
-	long		 timeout_s;
-	pid_t		 pid;		/* whose VmRSS to read, 0: none */
+	enum bench_mode mode;
+	char *socket; /* NULL: the library's default */
+	char *target;
+	char *model; /* target's part after the '/' */
+	char *url;   /* --direct: the chat completions URL */
+	char *prompt;
+	char *key;
+	int stream;
+	int json;
+	int pipewait; /* --direct: CURLOPT_PIPEWAIT, as llmgated */
+	long calls;
+	long concurrency;
+	long conns;
+	long warmup;
+	long count; /* --idle and --hold: how many */
+	long timeout_s;
+	pid_t pid; /* whose VmRSS to read, 0: none */
 };
 
 /* What one load run measured. */
 struct stats {
-	uint64_t	*lat;		/* µs, submit to final answer */
-	size_t		 nlat;
-	uint64_t	*ttfb;		/* µs, submit to first streamed text */
-	size_t		 nttfb;
-	long		 failed;
-	uint64_t	 elapsed_us;
-	long long	 cpu_us;	/* --pid: its CPU time over the run, -1 */
-	char		 error[256];	/* the first failure */
+	uint64_t *lat; /* µs, submit to final answer */
+	size_t nlat;
+	uint64_t *ttfb; /* µs, submit to first streamed text */
+	size_t nttfb;
+	long failed;
+	uint64_t elapsed_us;
+	long long cpu_us; /* --pid: its CPU time over the run, -1 */
+	char error[256];  /* the first failure */
 };
 
-static void	usage(void) __attribute__((noreturn));
-static void	stats_fail(struct stats *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
+static void usage(void) __attribute__((noreturn));
+static void stats_fail(struct stats *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 usage(void)
@@ -118,7 +110,7 @@ usage(void)
 static void *
 xcalloc(size_t n, size_t size)
 {
-	void	*p;
+	void *p;
 
 	if ((p = calloc(n == 0 ? 1 : n, size == 0 ? 1 : size)) == NULL)
 		util_fatalx("out of memory");
@@ -129,9 +121,9 @@ xcalloc(size_t n, size_t size)
 static long
 rss_kib(pid_t pid)
 {
-	FILE	*f;
-	char	 path[64], line[256];
-	long	 kib = -1;
+	FILE *f;
+	char path[64], line[256];
+	long kib = -1;
 
 	if (pid <= 0)
 		return -1;
@@ -153,11 +145,11 @@ rss_kib(pid_t pid)
 static long long
 cpu_us(pid_t pid)
 {
-	FILE			*f;
-	char			 path[64], buf[1024], *p;
-	unsigned long long	 ut, st;
-	long			 hz;
-	size_t			 n;
+	FILE *f;
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	long hz;
+	size_t n;
 
 	if (pid <= 0 || (hz = sysconf(_SC_CLK_TCK)) <= 0)
 		return -1;
@@ -169,8 +161,10 @@ cpu_us(pid_t pid)
 	buf[n] = '\0';
 	/* The command name may hold spaces: fields count from its ')'. */
 	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-	    "%llu %llu", &ut, &st) != 2)
+	    sscanf(p + 1,
+	        " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+	        "%llu %llu",
+	        &ut, &st) != 2)
 		return -1;
 	return (long long)((ut + st) * 1000000ULL / (unsigned long long)hz);
 }
@@ -178,7 +172,7 @@ cpu_us(pid_t pid)
 static void
 stats_fail(struct stats *st, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	st->failed++;
 	if (*st->error != '\0')
@@ -191,7 +185,7 @@ stats_fail(struct stats *st, const char *fmt, ...)
 static int
 cmp_u64(const void *a, const void *b)
 {
-	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
 }
@@ -200,7 +194,7 @@ cmp_u64(const void *a, const void *b)
 static uint64_t
 percentile(const uint64_t *v, size_t n, double p)
 {
-	size_t	rank;
+	size_t rank;
 
 	if (n == 0)
 		return 0;
@@ -230,8 +224,8 @@ json_string(FILE *f, const char *s)
 static void
 stats_print(const struct bench *b, struct stats *st)
 {
-	double		 secs = (double)st->elapsed_us / 1e6, rate;
-	const char	*where;
+	double secs = (double)st->elapsed_us / 1e6, rate;
+	const char *where;
 
 	qsort(st->lat, st->nlat, sizeof *st->lat, cmp_u64);
 	qsort(st->ttfb, st->nttfb, sizeof *st->ttfb, cmp_u64);
@@ -239,21 +233,23 @@ stats_print(const struct bench *b, struct stats *st)
 
 	if (b->json) {
 		printf("{\"mode\": \"%s\", \"stream\": %s, \"calls\": %ld, "
-		    "\"concurrency\": %ld, \"connections\": %ld, "
-		    "\"ok\": %zu, \"failed\": %ld, \"elapsed_s\": %.3f, "
-		    "\"calls_per_s\": %.1f, \"p50_us\": %" PRIu64 ", "
-		    "\"p90_us\": %" PRIu64 ", \"p99_us\": %" PRIu64 ", "
-		    "\"max_us\": %" PRIu64, bench_mode_names[b->mode],
-		    b->stream ? "true" : "false", b->calls, b->concurrency,
-		    b->mode == MODE_DAEMON ? b->conns : 0, st->nlat,
-		    st->failed, secs, rate,
-		    percentile(st->lat, st->nlat, 50),
+		       "\"concurrency\": %ld, \"connections\": %ld, "
+		       "\"ok\": %zu, \"failed\": %ld, \"elapsed_s\": %.3f, "
+		       "\"calls_per_s\": %.1f, \"p50_us\": %" PRIu64 ", "
+		       "\"p90_us\": %" PRIu64 ", \"p99_us\": %" PRIu64 ", "
+		       "\"max_us\": %" PRIu64,
+		    bench_mode_names[b->mode], b->stream ? "true" : "false",
+		    b->calls, b->concurrency,
+		    b->mode == MODE_DAEMON ? b->conns : 0, st->nlat, st->failed,
+		    secs, rate, percentile(st->lat, st->nlat, 50),
 		    percentile(st->lat, st->nlat, 90),
 		    percentile(st->lat, st->nlat, 99),
 		    percentile(st->lat, st->nlat, 100));
 		if (b->stream)
-			printf(", \"ttfb_p50_us\": %" PRIu64 ", \"ttfb_p99_us\": "
-			    "%" PRIu64, percentile(st->ttfb, st->nttfb, 50),
+			printf(", \"ttfb_p50_us\": %" PRIu64
+			       ", \"ttfb_p99_us\": "
+			       "%" PRIu64,
+			    percentile(st->ttfb, st->nttfb, 50),
 			    percentile(st->ttfb, st->nttfb, 99));
 		if (st->cpu_us >= 0 && st->nlat > 0)
 			printf(", \"pid_cpu_us_per_call\": %.1f",
@@ -272,12 +268,14 @@ stats_print(const struct bench *b, struct stats *st)
 	    where != NULL ? where : "(default socket)",
 	    b->stream ? "stream" : "plain", b->calls, b->concurrency);
 	if (b->mode == MODE_DAEMON)
-		printf(", %ld connection%s", b->conns, b->conns == 1 ? "" : "s");
+		printf(", %ld connection%s", b->conns,
+		    b->conns == 1 ? "" : "s");
 	printf("\n");
 	printf("  calls/s %.1f  (%zu ok, %ld failed, %.3f s)\n", rate, st->nlat,
 	    st->failed, secs);
 	printf("  latency us  p50 %" PRIu64 "  p90 %" PRIu64 "  p99 %" PRIu64
-	    "  max %" PRIu64 "\n", percentile(st->lat, st->nlat, 50),
+	       "  max %" PRIu64 "\n",
+	    percentile(st->lat, st->nlat, 50),
 	    percentile(st->lat, st->nlat, 90),
 	    percentile(st->lat, st->nlat, 99),
 	    percentile(st->lat, st->nlat, 100));
@@ -299,34 +297,34 @@ stats_print(const struct bench *b, struct stats *st)
  * library's callbacks.
  */
 struct bconn {
-	struct llmgate	*g;
-	long		 inflight;
-	long		 quota;
-	int		 dead;
+	struct llmgate *g;
+	long inflight;
+	long quota;
+	int dead;
 };
 
 struct drun {
-	struct bench	*b;
-	struct bconn	*conns;
-	long		 nconns;
-	long		 total;
-	long		 submitted;
-	long		 finished;
-	long		 streaming;	/* calls that saw their first chunk */
-	struct stats	*st;		/* NULL: warm-up, nothing recorded */
+	struct bench *b;
+	struct bconn *conns;
+	long nconns;
+	long total;
+	long submitted;
+	long finished;
+	long streaming;   /* calls that saw their first chunk */
+	struct stats *st; /* NULL: warm-up, nothing recorded */
 };
 
 struct bcall {
-	struct drun	*run;
-	struct bconn	*bc;
-	uint64_t	 start;
-	uint64_t	 first;
+	struct drun *run;
+	struct bconn *bc;
+	uint64_t start;
+	uint64_t first;
 };
 
 static void
 bcall_chunk(const struct llmgate_chunk *ch, void *arg)
 {
-	struct bcall	*bk = arg;
+	struct bcall *bk = arg;
 
 	if (bk->first == 0 && ch->len > 0) {
 		bk->first = util_now_us();
@@ -337,10 +335,10 @@ bcall_chunk(const struct llmgate_chunk *ch, void *arg)
 static void
 bcall_done(struct llmgate_result *r, void *arg)
 {
-	struct bcall	*bk = arg;
-	struct drun	*run = bk->run;
-	struct stats	*st = run->st;
-	uint64_t	 end = util_now_us();
+	struct bcall *bk = arg;
+	struct drun *run = bk->run;
+	struct stats *st = run->st;
+	uint64_t end = util_now_us();
 
 	if (st != NULL) {
 		if (r->cls != LLMGATE_OK)
@@ -366,8 +364,8 @@ drun_request(const struct bench *b)
 	struct llmgate_request *req = llmgate_request_new();
 
 	if (req == NULL ||
-	    llmgate_request_add_message(req, LLMGATE_ROLE_USER,
-	    b->prompt) == -1 ||
+	    llmgate_request_add_message(req, LLMGATE_ROLE_USER, b->prompt) ==
+	        -1 ||
 	    llmgate_request_add_target(req, b->target) == -1 ||
 	    llmgate_request_set_stream(req, b->stream) == -1)
 		util_fatalx("cannot build the request");
@@ -377,8 +375,8 @@ drun_request(const struct bench *b)
 static void
 drun_connect(struct drun *run, struct bench *b, long nconns, long concurrency)
 {
-	char	err[512];
-	long	i;
+	char err[512];
+	long i;
 
 	run->b = b;
 	run->nconns = nconns;
@@ -388,15 +386,15 @@ drun_connect(struct drun *run, struct bench *b, long nconns, long concurrency)
 		    err, sizeof err);
 		if (run->conns[i].g == NULL)
 			util_fatalx("%s", err);
-		run->conns[i].quota = concurrency / nconns +
-		    (i < concurrency % nconns);
+		run->conns[i].quota =
+		    concurrency / nconns + (i < concurrency % nconns);
 	}
 }
 
 static void
 drun_close(struct drun *run)
 {
-	long	i;
+	long i;
 
 	for (i = 0; i < run->nconns; i++)
 		llmgate_close(run->conns[i].g);
@@ -408,7 +406,7 @@ static void
 drun_submit(struct drun *run, struct bconn *bc,
     const struct llmgate_request *req)
 {
-	struct bcall	*bk;
+	struct bcall *bk;
 
 	bk = xcalloc(1, sizeof *bk);
 	bk->run = run;
@@ -417,8 +415,7 @@ drun_submit(struct drun *run, struct bconn *bc,
 	run->submitted++;
 	if (llmgate_submit(bc->g, req, bcall_chunk, bcall_done, bk) == 0) {
 		if (run->st != NULL)
-			stats_fail(run->st, "submit: %s",
-			    llmgate_error(bc->g));
+			stats_fail(run->st, "submit: %s", llmgate_error(bc->g));
 		run->finished++;
 		free(bk);
 		if (!llmgate_connected(bc->g))
@@ -438,10 +435,10 @@ static int
 drun_loop(struct drun *run, const struct llmgate_request *req, int topup,
     int until_streaming, uint64_t deadline)
 {
-	struct pollfd	*pfd;
-	struct bconn	*bc;
-	long		 i, n, *which;
-	int		 rv = 0;
+	struct pollfd *pfd;
+	struct bconn *bc;
+	long i, n, *which;
+	int rv = 0;
 
 	pfd = xcalloc((size_t)run->nconns, sizeof *pfd);
 	which = xcalloc((size_t)run->nconns, sizeof *which);
@@ -480,7 +477,8 @@ drun_loop(struct drun *run, const struct llmgate_request *req, int topup,
 		if (n == 0) {
 			/* Every connection died; what is left cannot run. */
 			if (run->st != NULL && run->total > run->submitted)
-				stats_fail(run->st, "connection to llmgated "
+				stats_fail(run->st,
+				    "connection to llmgated "
 				    "lost");
 			break;
 		}
@@ -505,11 +503,11 @@ drun_loop(struct drun *run, const struct llmgate_request *req, int topup,
 static int
 bench_daemon(struct bench *b)
 {
-	struct llmgate_request	*req;
-	struct drun		 run;
-	struct stats		 st;
-	uint64_t		 start, deadline;
-	long long		 cpu;
+	struct llmgate_request *req;
+	struct drun run;
+	struct stats st;
+	uint64_t start, deadline;
+	long long cpu;
 
 	req = drun_request(b);
 	memset(&run, 0, sizeof run);
@@ -519,7 +517,8 @@ bench_daemon(struct bench *b)
 	if (b->warmup > 0) {
 		run.total = b->warmup;
 		if (drun_loop(&run, req, 1, 0, deadline) != 0)
-			util_fatalx("warm-up did not finish in %ld s", b->timeout_s);
+			util_fatalx("warm-up did not finish in %ld s",
+			    b->timeout_s);
 	}
 
 	memset(&st, 0, sizeof st);
@@ -532,8 +531,7 @@ bench_daemon(struct bench *b)
 	start = util_now_us();
 	if (drun_loop(&run, req, 1, 0, deadline) != 0) {
 		while (run.finished < run.submitted) {
-			stats_fail(&st, "no answer within %ld s",
-			    b->timeout_s);
+			stats_fail(&st, "no answer within %ld s", b->timeout_s);
 			run.finished++;
 		}
 	}
@@ -555,16 +553,16 @@ bench_daemon(struct bench *b)
  * (provider-openai.c), on libcurl multi with the same transfer options.
  */
 struct dcall {
-	CURL		*easy;
-	uint64_t	 start;
-	uint64_t	 first;
-	char		 errbuf[CURL_ERROR_SIZE];
+	CURL *easy;
+	uint64_t start;
+	uint64_t first;
+	char errbuf[CURL_ERROR_SIZE];
 };
 
 static size_t
 dcall_write(char *data, size_t size, size_t nmemb, void *arg)
 {
-	struct dcall	*dc = arg;
+	struct dcall *dc = arg;
 
 	if (dc->first == 0 && size * nmemb > 0)
 		dc->first = util_now_us();
@@ -574,7 +572,7 @@ dcall_write(char *data, size_t size, size_t nmemb, void *arg)
 static void
 json_escape(char *out, size_t outlen, const char *s)
 {
-	size_t	n = 0;
+	size_t n = 0;
 
 	for (; *s != '\0' && n + 7 < outlen; s++) {
 		if (*s == '"' || *s == '\\') {
@@ -611,8 +609,8 @@ dcall_setup(struct dcall *dc, const struct bench *b, const char *body,
 	curl_easy_setopt(dc->easy, CURLOPT_PIPEWAIT, (long)b->pipewait);
 	curl_easy_setopt(dc->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 	curl_easy_setopt(dc->easy, CURLOPT_TIMEOUT_MS, 60000L);
-	curl_easy_setopt(dc->easy, CURLOPT_USERAGENT, "llmgate-bench/"
-	    LLMGATE_VERSION);
+	curl_easy_setopt(dc->easy, CURLOPT_USERAGENT,
+	    "llmgate-bench/" LLMGATE_VERSION);
 }
 
 static void
@@ -630,11 +628,11 @@ static int
 direct_loop(CURLM *multi, struct dcall *dcs, long ndcs, long total,
     struct stats *st, uint64_t deadline)
 {
-	struct dcall	*dc;
-	CURLMsg		*m;
-	uint64_t	 end;
-	long		 submitted = 0, finished = 0, i, status;
-	int		 running, left;
+	struct dcall *dc;
+	CURLMsg *m;
+	uint64_t end;
+	long submitted = 0, finished = 0, i, status;
+	int running, left;
 
 	for (i = 0; i < ndcs && submitted < total; i++, submitted++)
 		dcall_start(multi, &dcs[i]);
@@ -659,8 +657,10 @@ direct_loop(CURLM *multi, struct dcall *dcs, long ndcs, long total,
 			if (st != NULL) {
 				if (m->data.result != CURLE_OK)
 					stats_fail(st, "curl: %s",
-					    *dc->errbuf != '\0' ? dc->errbuf :
-					    curl_easy_strerror(m->data.result));
+					    *dc->errbuf != '\0' ?
+					        dc->errbuf :
+					        curl_easy_strerror(
+					            m->data.result));
 				else if (status != 200)
 					stats_fail(st, "HTTP status %ld",
 					    status);
@@ -689,27 +689,30 @@ direct_loop(CURLM *multi, struct dcall *dcs, long ndcs, long total,
 static int
 bench_direct(struct bench *b)
 {
-	struct curl_slist	*headers = NULL;
-	struct dcall		*dcs;
-	struct stats		 st;
-	CURLM			*multi;
-	char			 body[4096], prompt[2048], model[512];
-	char			 auth[256];
-	uint64_t		 start, deadline;
-	long long		 cpu;
-	long			 i;
+	struct curl_slist *headers = NULL;
+	struct dcall *dcs;
+	struct stats st;
+	CURLM *multi;
+	char body[4096], prompt[2048], model[512];
+	char auth[256];
+	uint64_t start, deadline;
+	long long cpu;
+	long i;
 
 	json_escape(prompt, sizeof prompt, b->prompt);
 	json_escape(model, sizeof model, b->model);
-	snprintf(body, sizeof body, "{\"model\":\"%s\",\"messages\":"
-	    "[{\"role\":\"user\",\"content\":\"%s\"}]%s}", model, prompt,
+	snprintf(body, sizeof body,
+	    "{\"model\":\"%s\",\"messages\":"
+	    "[{\"role\":\"user\",\"content\":\"%s\"}]%s}",
+	    model, prompt,
 	    b->stream ? ",\"stream\":true,\"stream_options\":"
-	    "{\"include_usage\":true}" : "");
+	                "{\"include_usage\":true}" :
+	                "");
 	snprintf(auth, sizeof auth, "Authorization: Bearer %s", b->key);
 	headers = curl_slist_append(headers, "Content-Type: application/json");
 	if (b->stream)
-		headers = curl_slist_append(headers,
-		    "Accept: text/event-stream");
+		headers =
+		    curl_slist_append(headers, "Accept: text/event-stream");
 	headers = curl_slist_append(headers, auth);
 	headers = curl_slist_append(headers, "Expect:");
 	if (headers == NULL)
@@ -723,8 +726,9 @@ bench_direct(struct bench *b)
 		dcall_setup(&dcs[i], b, body, headers);
 	deadline = util_now_us() + (uint64_t)b->timeout_s * 1000000;
 
-	if (b->warmup > 0 && direct_loop(multi, dcs, b->concurrency,
-	    b->warmup, NULL, deadline) != 0)
+	if (b->warmup > 0 &&
+	    direct_loop(multi, dcs, b->concurrency, b->warmup, NULL,
+	        deadline) != 0)
 		util_fatalx("warm-up did not finish in %ld s", b->timeout_s);
 
 	memset(&st, 0, sizeof st);
@@ -755,11 +759,11 @@ bench_direct(struct bench *b)
  * latencies go into its own slice of one array.
  */
 struct lease_share {
-	size_t			 nlat;
-	long			 failed;
-	int			 refused;	/* the first acquire was refused */
-	enum llmgate_class	 cls;
-	char			 error[640];
+	size_t nlat;
+	long failed;
+	int refused; /* the first acquire was refused */
+	enum llmgate_class cls;
+	char error[640];
 };
 
 /* A failed acquire or report, counted; the first of each process told. */
@@ -789,18 +793,18 @@ lease_report_ok(void)
  * calls of its own SDK at once would hold them.
  */
 struct lease_async {
-	struct llmgate		*g;
+	struct llmgate *g;
 	const struct llmgate_acquire *acq;
-	struct llmgate_report	*rep;		/* reused: encoded at submit */
-	struct lease_share	*sh;
-	uint64_t		*lat;
-	long			 left;		/* pairs not started yet */
-	long			 running;
+	struct llmgate_report *rep; /* reused: encoded at submit */
+	struct lease_share *sh;
+	uint64_t *lat;
+	long left; /* pairs not started yet */
+	long running;
 };
 
 struct lease_slot {
-	struct lease_async	*la;
-	uint64_t		 t0;
+	struct lease_async *la;
+	uint64_t t0;
 };
 
 static void lease_slot_start(struct lease_slot *);
@@ -809,8 +813,8 @@ static void
 lease_reported(const struct llmgate_lease *l, enum llmgate_class cls,
     const char *msg, void *arg)
 {
-	struct lease_slot	*s = arg;
-	struct lease_async	*la = s->la;
+	struct lease_slot *s = arg;
+	struct lease_async *la = s->la;
 
 	if (cls == LLMGATE_OK)
 		la->lat[la->sh->nlat++] = util_now_us() - s->t0;
@@ -824,8 +828,8 @@ static void
 lease_granted(const struct llmgate_lease *l, enum llmgate_class cls,
     const char *msg, void *arg)
 {
-	struct lease_slot	*s = arg;
-	struct lease_async	*la = s->la;
+	struct lease_slot *s = arg;
+	struct lease_async *la = s->la;
 
 	if (l == NULL) {
 		/* Refused before any pair went through: not measured. */
@@ -849,7 +853,7 @@ lease_granted(const struct llmgate_lease *l, enum llmgate_class cls,
 static void
 lease_slot_start(struct lease_slot *s)
 {
-	struct lease_async	*la = s->la;
+	struct lease_async *la = s->la;
 
 	if (la->left == 0)
 		return;
@@ -865,10 +869,10 @@ lease_pipelined(struct bench *b, struct llmgate *g,
     const struct llmgate_acquire *acq, long calls, uint64_t *lat,
     struct lease_share *sh)
 {
-	struct lease_async	 la;
-	struct lease_slot	*slots;
-	struct pollfd		 pfd;
-	long			 i;
+	struct lease_async la;
+	struct lease_slot *slots;
+	struct pollfd pfd;
+	long i;
 
 	memset(&la, 0, sizeof la);
 	la.g = g;
@@ -903,18 +907,18 @@ static void
 lease_proc(struct bench *b, long calls, uint64_t *lat, struct lease_share *sh,
     int ready, int go)
 {
-	struct llmgate		*g;
-	struct llmgate_acquire	*acq;
-	struct llmgate_lease	*lease;
-	struct llmgate_report	*rep;
-	enum llmgate_class	 cls;
-	char			 err[512], c = 0;
-	uint64_t		 t0;
-	long			 i;
-	int			 rv;
+	struct llmgate *g;
+	struct llmgate_acquire *acq;
+	struct llmgate_lease *lease;
+	struct llmgate_report *rep;
+	enum llmgate_class cls;
+	char err[512], c = 0;
+	uint64_t t0;
+	long i;
+	int rv;
 
 	if ((g = llmgate_connect(b->socket, "llmgate-bench", err,
-	    sizeof err)) == NULL)
+	         sizeof err)) == NULL)
 		util_fatalx("%s", err);
 	/* The parent writes a byte each to go, or closes it to call off. */
 	if (write(ready, &c, 1) != 1)
@@ -979,18 +983,18 @@ lease_proc(struct bench *b, long calls, uint64_t *lat, struct lease_share *sh,
 static int
 bench_leases(struct bench *b)
 {
-	struct lease_share	*sh;
-	struct stats		 st;
-	uint64_t		*lat;
-	size_t			 size;
-	long			 i, n, k, off;
-	pid_t			 pid;
-	int			 ready[2], go[2], status, refused = -1;
-	char			 c;
+	struct lease_share *sh;
+	struct stats st;
+	uint64_t *lat;
+	size_t size;
+	long i, n, k, off;
+	pid_t pid;
+	int ready[2], go[2], status, refused = -1;
+	char c;
 
 	size = (size_t)b->conns * sizeof *sh + (size_t)b->calls * sizeof *lat;
-	sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-	    -1, 0);
+	sh = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		util_fatalx("mmap: %s", strerror(errno));
 	lat = (uint64_t *)(sh + b->conns);
@@ -1034,23 +1038,21 @@ bench_leases(struct bench *b)
 		for (k = 0; k < (long)sh[i].nlat; k++)
 			st.lat[st.nlat++] = lat[off + k];
 		st.failed += sh[i].failed;
-		if (*st.error == '\0' && *sh[i].error != '\0' &&
-		    !sh[i].refused)
-			snprintf(st.error, sizeof st.error, "%s",
-			    sh[i].error);
+		if (*st.error == '\0' && *sh[i].error != '\0' && !sh[i].refused)
+			snprintf(st.error, sizeof st.error, "%s", sh[i].error);
 		if (sh[i].refused && refused == -1)
 			refused = (int)i;
 	}
 	if (refused != -1) {
 		if (b->json) {
 			printf("{\"mode\": \"leases\", \"supported\": "
-			    "false, \"class\": \"%s\", \"error\": ",
+			       "false, \"class\": \"%s\", \"error\": ",
 			    llmgate_class_name(sh[refused].cls));
 			json_string(stdout, sh[refused].error);
 			printf("}\n");
 		} else
 			printf("leases: not measured: llmgated refused "
-			    "the first acquire (%s: %s)\n",
+			       "the first acquire (%s: %s)\n",
 			    llmgate_class_name(sh[refused].cls),
 			    sh[refused].error);
 		munmap(sh, size);
@@ -1062,10 +1064,10 @@ bench_leases(struct bench *b)
 	qsort(st.lat, st.nlat, sizeof *st.lat, cmp_u64);
 	if (b->json) {
 		printf("{\"mode\": \"leases\", \"supported\": true, "
-		    "\"connections\": %ld, \"in_flight\": %ld, "
-		    "\"pairs\": %zu, \"failed\": %ld, "
-		    "\"pairs_per_s\": %.1f, \"p50_us\": %" PRIu64 ", "
-		    "\"p99_us\": %" PRIu64 ", \"max_us\": %" PRIu64 "}\n",
+		       "\"connections\": %ld, \"in_flight\": %ld, "
+		       "\"pairs\": %zu, \"failed\": %ld, "
+		       "\"pairs_per_s\": %.1f, \"p50_us\": %" PRIu64 ", "
+		       "\"p99_us\": %" PRIu64 ", \"max_us\": %" PRIu64 "}\n",
 		    b->conns, b->concurrency, st.nlat, st.failed,
 		    (double)st.nlat / ((double)st.elapsed_us / 1e6),
 		    percentile(st.lat, st.nlat, 50),
@@ -1073,13 +1075,14 @@ bench_leases(struct bench *b)
 		    percentile(st.lat, st.nlat, 100));
 	} else {
 		printf("leases: %.1f acquire+report pairs/s over %ld "
-		    "connection%s, %ld in flight on each (%zu ok, %ld "
-		    "failed)\n", (double)st.nlat /
-		    ((double)st.elapsed_us / 1e6), b->conns,
+		       "connection%s, %ld in flight on each (%zu ok, %ld "
+		       "failed)\n",
+		    (double)st.nlat / ((double)st.elapsed_us / 1e6), b->conns,
 		    b->conns == 1 ? "" : "s", b->concurrency, st.nlat,
 		    st.failed);
 		printf("  pair latency us  p50 %" PRIu64 "  p99 %" PRIu64
-		    "  max %" PRIu64 "\n", percentile(st.lat, st.nlat, 50),
+		       "  max %" PRIu64 "\n",
+		    percentile(st.lat, st.nlat, 50),
 		    percentile(st.lat, st.nlat, 99),
 		    percentile(st.lat, st.nlat, 100));
 		if (*st.error != '\0')
@@ -1093,13 +1096,13 @@ static void
 print_memory(const struct bench *b, const char *what, long n, long want,
     long before, long after, const char *note)
 {
-	double	per = n > 0 ? (double)(after - before) / (double)n : 0;
+	double per = n > 0 ? (double)(after - before) / (double)n : 0;
 
 	if (b->json) {
 		printf("{\"mode\": \"%s\", \"count\": %ld, \"wanted\": %ld, "
-		    "\"rss_before_kib\": %ld, \"rss_after_kib\": %ld, "
-		    "\"kib_each\": %.2f", bench_mode_names[b->mode], n, want,
-		    before, after, per);
+		       "\"rss_before_kib\": %ld, \"rss_after_kib\": %ld, "
+		       "\"kib_each\": %.2f",
+		    bench_mode_names[b->mode], n, want, before, after, per);
 		if (note != NULL) {
 			printf(", \"error\": ");
 			json_string(stdout, note);
@@ -1109,8 +1112,8 @@ print_memory(const struct bench *b, const char *what, long n, long want,
 	}
 	printf("%s: %ld of %ld", what, n, want);
 	if (before >= 0 && after >= 0)
-		printf(", llmgated VmRSS %ld -> %ld KiB, %.2f KiB each",
-		    before, after, per);
+		printf(", llmgated VmRSS %ld -> %ld KiB, %.2f KiB each", before,
+		    after, per);
 	printf("\n");
 	if (note != NULL)
 		printf("  stopped early: %s\n", note);
@@ -1120,9 +1123,9 @@ print_memory(const struct bench *b, const char *what, long n, long want,
 static int
 bench_idle(struct bench *b)
 {
-	struct llmgate	**gs;
-	char		  err[512];
-	long		  before, after, i, n = 0;
+	struct llmgate **gs;
+	char err[512];
+	long before, after, i, n = 0;
 
 	util_raise_nofile(b->count + BENCH_NOFILE_SPARE);
 	gs = xcalloc((size_t)b->count, sizeof *gs);
@@ -1152,7 +1155,7 @@ bench_idle(struct bench *b)
 static void
 hold_wait(struct drun *run, const struct llmgate_request *req, int stream)
 {
-	uint64_t	deadline;
+	uint64_t deadline;
 
 	if (stream) {
 		deadline = util_now_us() + (uint64_t)BENCH_HOLD_WAIT_MS * 1000;
@@ -1175,11 +1178,11 @@ hold_wait(struct drun *run, const struct llmgate_request *req, int stream)
 static int
 bench_hold(struct bench *b)
 {
-	struct llmgate_request	*req;
-	struct drun		 run;
-	char			 note[160];
-	long			 before, after, i, live, streaming, ended;
-	long			 p_sub, p_fin, p_str;
+	struct llmgate_request *req;
+	struct drun run;
+	char note[160];
+	long before, after, i, live, streaming, ended;
+	long p_sub, p_fin, p_str;
 
 	util_raise_nofile(b->conns + BENCH_NOFILE_SPARE);
 	req = drun_request(b);
@@ -1205,17 +1208,22 @@ bench_hold(struct bench *b)
 	streaming = run.streaming - p_str;
 	*note = '\0';
 	if (p_fin != 0)
-		snprintf(note, sizeof note, "the first call ended before the "
+		snprintf(note, sizeof note,
+		    "the first call ended before the "
 		    "others were sent (upstream delay too short?)");
 	else if (ended != 0)
-		snprintf(note, sizeof note, "%ld calls had already ended "
-		    "(upstream delay too short?)", ended);
+		snprintf(note, sizeof note,
+		    "%ld calls had already ended "
+		    "(upstream delay too short?)",
+		    ended);
 	else if (b->stream && streaming < b->count)
-		snprintf(note, sizeof note, "only %ld of %ld calls were "
-		    "streaming", streaming, b->count);
-	print_memory(b, b->stream ? "streamed calls in flight" :
-	    "calls in flight", live, b->count, before, after,
-	    *note != '\0' ? note : NULL);
+		snprintf(note, sizeof note,
+		    "only %ld of %ld calls were "
+		    "streaming",
+		    streaming, b->count);
+	print_memory(b,
+	    b->stream ? "streamed calls in flight" : "calls in flight", live,
+	    b->count, before, after, *note != '\0' ? note : NULL);
 	drun_close(&run);
 	llmgate_request_free(req);
 	return *note == '\0' ? 0 : 1;
@@ -1232,16 +1240,15 @@ main(int argc, char **argv)
 		{ "idle", required_argument, NULL, 'I' },
 		{ "hold", required_argument, NULL, 'H' },
 		{ "pid", required_argument, NULL, 'P' },
-		{ "no-pipewait", no_argument, NULL, 'W' },
-		{ NULL, 0, NULL, 0 }
+		{ "no-pipewait", no_argument, NULL, 'W' }, { NULL, 0, NULL, 0 }
 	};
-	static char	 prompt[] = BENCH_PROMPT, key[] = BENCH_KEY;
-	static char	 target[] = "bench/bench-model";
-	struct bench	 b;
-	const char	*direct = NULL;
-	char		*url = NULL, *slash;
-	size_t		 len;
-	int		 ch, leases = 0, rv;
+	static char prompt[] = BENCH_PROMPT, key[] = BENCH_KEY;
+	static char target[] = "bench/bench-model";
+	struct bench b;
+	const char *direct = NULL;
+	char *url = NULL, *slash;
+	size_t len;
+	int ch, leases = 0, rv;
 
 	memset(&b, 0, sizeof b);
 	b.prompt = prompt;
@@ -1254,7 +1261,7 @@ main(int argc, char **argv)
 	b.pipewait = 1;
 	util_setup("llmgate-bench", usage);
 	while ((ch = getopt_long(argc, argv, "C:c:k:m:n:p:s:T:w:", longopts,
-	    NULL)) != -1) {
+	            NULL)) != -1) {
 		switch (ch) {
 		case 'C':
 			b.conns = util_parse_num(optarg, 1, 100000);
@@ -1321,8 +1328,7 @@ main(int argc, char **argv)
 		else if (leases)
 			b.mode = MODE_LEASES;
 	}
-	if (b.target == NULL && b.mode != MODE_IDLE &&
-	    b.mode != MODE_DIRECT)
+	if (b.target == NULL && b.mode != MODE_IDLE && b.mode != MODE_DIRECT)
 		usage();
 	if (b.target == NULL)
 		b.target = target;

@@ -35,30 +35,30 @@
 #include "util.h"
 
 struct scall {
-	char		*text;
-	size_t		 len, cap;
-	int		 done;
-	uint64_t	 done_ms;
+	char *text;
+	size_t len, cap;
+	int done;
+	uint64_t done_ms;
 };
 
-static char		*sl_expected;
-static size_t		 sl_expected_len;
-static long		 sl_ok, sl_failed, sl_garbled, sl_finished;
-static char		 sl_first_error[256];
+static char *sl_expected;
+static size_t sl_expected_len;
+static long sl_ok, sl_failed, sl_garbled, sl_finished;
+static char sl_first_error[256];
 
 /* The slow reader's relay: client <-> relay <-> llmgated. */
 struct relay {
-	int		 lfd;		/* listening, for the client */
-	char		 daemon_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	long		 slow_ms;
-	long		 bytes;
+	int lfd; /* listening, for the client */
+	char daemon_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	long slow_ms;
+	long bytes;
 };
-
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: stream-load -s socket -m target -n calls "
+	fprintf(stderr,
+	    "usage: stream-load -s socket -m target -n calls "
 	    "-k tokens\n"
 	    "                   [-S slow_ms [-B bytes]]\n");
 	exit(1);
@@ -67,7 +67,7 @@ usage(void)
 static void
 call_chunk(const struct llmgate_chunk *ch, void *arg)
 {
-	struct scall	*c = arg;
+	struct scall *c = arg;
 
 	if (ch->reset)
 		c->len = 0;
@@ -86,7 +86,7 @@ call_chunk(const struct llmgate_chunk *ch, void *arg)
 static void
 call_done(struct llmgate_result *r, void *arg)
 {
-	struct scall	*c = arg;
+	struct scall *c = arg;
 
 	c->done = 1;
 	c->done_ms = util_now_ms();
@@ -110,8 +110,8 @@ call_done(struct llmgate_result *r, void *arg)
 static int
 unix_socket(const char *path, int listening)
 {
-	struct sockaddr_un	sun;
-	int			fd;
+	struct sockaddr_un sun;
+	int fd;
 
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
@@ -133,7 +133,7 @@ unix_socket(const char *path, int listening)
 static int
 write_all(int fd, const char *p, size_t n)
 {
-	ssize_t	w;
+	ssize_t w;
 
 	while (n > 0) {
 		if ((w = write(fd, p, n)) == -1) {
@@ -154,12 +154,12 @@ write_all(int fd, const char *p, size_t n)
 static void *
 relay_run(void *arg)
 {
-	struct relay	*r = arg;
-	struct pollfd	 pfd[2];
-	char		*buf;
-	uint64_t	 next = 0;
-	ssize_t		 n;
-	int		 cfd, dfd, wait;
+	struct relay *r = arg;
+	struct pollfd pfd[2];
+	char *buf;
+	uint64_t next = 0;
+	ssize_t n;
+	int cfd, dfd, wait;
 
 	if ((buf = malloc(65536)) == NULL)
 		util_fatalx("out of memory");
@@ -198,18 +198,18 @@ relay_run(void *arg)
 int
 main(int argc, char **argv)
 {
-	struct llmgate		*g;
-	struct llmgate_request	*req;
-	struct scall		*calls;
-	struct pollfd		 pfd;
-	struct relay		 relay;
-	pthread_t		 thread;
-	char			 relay_path[108];
-	const char		*sock = NULL, *target = NULL;
-	char			 err[512], *p;
-	long			 n = 0, tokens = 0, slow = 0, bytes = 4096, i;
-	uint64_t		 start, slowest = 0;
-	int			 ch, pending;
+	struct llmgate *g;
+	struct llmgate_request *req;
+	struct scall *calls;
+	struct pollfd pfd;
+	struct relay relay;
+	pthread_t thread;
+	char relay_path[108];
+	const char *sock = NULL, *target = NULL;
+	char err[512], *p;
+	long n = 0, tokens = 0, slow = 0, bytes = 4096, i;
+	uint64_t start, slowest = 0;
+	int ch, pending;
 
 	util_setup("stream-load", NULL);
 	while ((ch = getopt(argc, argv, "B:k:m:n:s:S:")) != -1) {
@@ -253,9 +253,9 @@ main(int argc, char **argv)
 	if (slow > 0) {
 		memset(&relay, 0, sizeof relay);
 		if (snprintf(relay.daemon_path, sizeof relay.daemon_path, "%s",
-		    sock) >= (int)sizeof relay.daemon_path ||
+		        sock) >= (int)sizeof relay.daemon_path ||
 		    snprintf(relay_path, sizeof relay_path, "%s.slow%ld", sock,
-		    (long)getpid()) >= (int)sizeof relay_path)
+		        (long)getpid()) >= (int)sizeof relay_path)
 			util_fatalx("socket path too long: %s", sock);
 		relay.slow_ms = slow;
 		relay.bytes = bytes;
@@ -264,8 +264,9 @@ main(int argc, char **argv)
 			util_fatalx("pthread_create failed");
 		sock = relay_path;
 	}
-	if ((g = llmgate_connect(sock, slow ? "stream-load-slow" : "stream-load",
-	    err, sizeof err)) == NULL)
+	if ((g = llmgate_connect(sock,
+	         slow ? "stream-load-slow" : "stream-load", err, sizeof err)) ==
+	    NULL)
 		util_fatalx("%s", err);
 	if ((req = llmgate_request_new()) == NULL ||
 	    llmgate_request_add_message(req, LLMGATE_ROLE_USER, "go") == -1 ||
@@ -275,8 +276,8 @@ main(int argc, char **argv)
 
 	start = util_now_ms();
 	for (i = 0; i < n; i++)
-		if (llmgate_submit(g, req, call_chunk, call_done,
-		    &calls[i]) == 0)
+		if (llmgate_submit(g, req, call_chunk, call_done, &calls[i]) ==
+		    0)
 			util_fatalx("submit: %s", llmgate_error(g));
 	llmgate_request_free(req);
 
@@ -294,10 +295,10 @@ main(int argc, char **argv)
 		if (calls[i].done && calls[i].done_ms - start > slowest)
 			slowest = calls[i].done_ms - start;
 	printf("calls=%ld ok=%ld failed=%ld garbled=%ld unanswered=%ld "
-	    "wall_s=%.2f slowest_s=%.2f%s%s\n", n, sl_ok, sl_failed,
-	    sl_garbled, n - sl_finished, (double)(util_now_ms() - start) / 1000,
-	    (double)slowest / 1000, sl_first_error[0] != '\0' ?
-	    " first_error=" : "", sl_first_error);
+	       "wall_s=%.2f slowest_s=%.2f%s%s\n",
+	    n, sl_ok, sl_failed, sl_garbled, n - sl_finished,
+	    (double)(util_now_ms() - start) / 1000, (double)slowest / 1000,
+	    sl_first_error[0] != '\0' ? " first_error=" : "", sl_first_error);
 	llmgate_close(g);
 	if (slow > 0) {
 		pthread_join(thread, NULL);

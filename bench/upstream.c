@@ -41,19 +41,20 @@
 #include "util.h"
 #include <event2/util.h>
 
-#define UP_DEFAULT_KEY		"bench"
-#define UP_DEFAULT_TIMEOUT	120
-#define UP_MAX_BODY		(1024 * 1024)
-#define UP_PATH_SUFFIX		"/chat/completions"
+#define UP_DEFAULT_KEY     "bench"
+#define UP_DEFAULT_TIMEOUT 120
+#define UP_MAX_BODY        (1024 * 1024)
+#define UP_PATH_SUFFIX     "/chat/completions"
 /*
  * The kernel caps it at net.core.somaxconn. libevent's 128 drops SYNs when
  * a thousand held calls connect at once, and the retransmits (1 s, 3 s, 7 s)
  * would show up as latency that is not the daemon's.
  */
-#define UP_BACKLOG		4096
+#define UP_BACKLOG 4096
 
-#define UP_ID	"\"id\":\"chatcmpl-bench\",\"created\":1700000000," \
-		"\"model\":\"bench-model\","
+#define UP_ID \
+	"\"id\":\"chatcmpl-bench\",\"created\":1700000000," \
+	"\"model\":\"bench-model\","
 
 static const char up_plain[] =
     "{" UP_ID "\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
@@ -62,22 +63,22 @@ static const char up_plain[] =
     "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":8,"
     "\"total_tokens\":17}}";
 
-#define UP_CHUNK(delta, finish)						\
-    "data: {" UP_ID "\"object\":\"chat.completion.chunk\",\"choices\":"	\
-    "[{\"index\":0,\"delta\":" delta ",\"finish_reason\":" finish "}]}\n\n"
+#define UP_CHUNK(delta, finish) \
+	"data: {" UP_ID "\"object\":\"chat.completion.chunk\",\"choices\":" \
+	"[{\"index\":0,\"delta\":" delta ",\"finish_reason\":" finish \
+	"}]}\n\n"
 
 /* The first chunk carries text, so a client sees output before any delay. */
 static const char up_stream_head[] =
     UP_CHUNK("{\"role\":\"assistant\",\"content\":\"Hello\"}", "null");
-static const char up_stream_tail[] =
-    UP_CHUNK("{\"content\":\" from the\"}", "null")
-    UP_CHUNK("{\"content\":\" bench upstream,\"}", "null")
-    UP_CHUNK("{\"content\":\" a canned reply.\"}", "null")
-    UP_CHUNK("{}", "\"stop\"")
-    "data: {" UP_ID "\"object\":\"chat.completion.chunk\",\"choices\":[],"
-    "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":8,"
-    "\"total_tokens\":17}}\n\n"
-    "data: [DONE]\n\n";
+static const char up_stream_tail[] = UP_CHUNK("{\"content\":\" from the\"}",
+    "null") UP_CHUNK("{\"content\":\" bench upstream,\"}", "null")
+    UP_CHUNK("{\"content\":\" a canned reply.\"}", "null") UP_CHUNK("{}",
+        "\"stop\"") "data: {" UP_ID
+                    "\"object\":\"chat.completion.chunk\",\"choices\":[],"
+                    "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":8,"
+                    "\"total_tokens\":17}}\n\n"
+                    "data: [DONE]\n\n";
 
 static const char up_unauthorized[] =
     "{\"error\":{\"message\":\"Incorrect API key provided.\","
@@ -89,32 +90,33 @@ static const char up_not_found[] =
 
 /* A reply held by -d. */
 struct held {
-	struct evhttp_request	*req;
-	struct event		*timer;
-	int			 stream;
-	int			 gone;		/* the client went away */
-	long			 sent;		/* -n: tokens sent so far */
-	TAILQ_ENTRY(held)	 entry;
+	struct evhttp_request *req;
+	struct event *timer;
+	int stream;
+	int gone;  /* the client went away */
+	long sent; /* -n: tokens sent so far */
+	TAILQ_ENTRY(held) entry;
 };
 TAILQ_HEAD(held_list, held);
 
-static struct event_base	*up_base;
-static struct evhttp		*up_http;
-static struct held_list		 up_held = TAILQ_HEAD_INITIALIZER(up_held);
-static const char		*up_key = UP_DEFAULT_KEY;
-static char			 up_auth[256];
-static struct timeval		 up_delay;
-static int			 up_delayed;
-static long			 up_tokens;	/* -n */
-static const struct timeval	*up_interval;	/* -i, a common timeout */
-static unsigned long long	 up_served;
+static struct event_base *up_base;
+static struct evhttp *up_http;
+static struct held_list up_held = TAILQ_HEAD_INITIALIZER(up_held);
+static const char *up_key = UP_DEFAULT_KEY;
+static char up_auth[256];
+static struct timeval up_delay;
+static int up_delayed;
+static long up_tokens;                    /* -n */
+static const struct timeval *up_interval; /* -i, a common timeout */
+static unsigned long long up_served;
 
-static void	usage(void) __attribute__((noreturn));
+static void usage(void) __attribute__((noreturn));
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: upstream [-d delay_ms | -n tokens -i interval_ms] "
+	fprintf(stderr,
+	    "usage: upstream [-d delay_ms | -n tokens -i interval_ms] "
 	    "[-k key] [-p port] [-t seconds]\n");
 	exit(1);
 }
@@ -123,8 +125,8 @@ static void
 send_json(struct evhttp_request *req, int status, const char *reason,
     const char *body, size_t len)
 {
-	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
-	struct evbuffer		*buf = evhttp_request_get_output_buffer(req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *buf = evhttp_request_get_output_buffer(req);
 
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evbuffer_add_reference(buf, body, len, NULL, NULL);
@@ -138,16 +140,17 @@ send_json(struct evhttp_request *req, int status, const char *reason,
 static int
 body_streams(struct evbuffer *in)
 {
-	const char	*p, *end;
-	size_t		 len = evbuffer_get_length(in);
+	const char *p, *end;
+	size_t len = evbuffer_get_length(in);
 
 	if (len == 0 || (p = (const char *)evbuffer_pullup(in, -1)) == NULL)
 		return 0;
 	end = p + len;
 	while ((p = memmem(p, (size_t)(end - p), "\"stream\"", 8)) != NULL) {
 		p += 8;
-		while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' ||
-		    *p == '\r' || *p == ':'))
+		while (p < end &&
+		    (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+		        *p == ':'))
 			p++;
 		if ((size_t)(end - p) >= 4 && memcmp(p, "true", 4) == 0)
 			return 1;
@@ -158,8 +161,8 @@ body_streams(struct evbuffer *in)
 static void
 stream_start(struct evhttp_request *req)
 {
-	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
-	struct evbuffer		*buf;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *buf;
 
 	evhttp_add_header(h, "Content-Type", "text/event-stream");
 	evhttp_add_header(h, "Cache-Control", "no-cache");
@@ -175,7 +178,7 @@ stream_start(struct evhttp_request *req)
 static void
 stream_finish(struct evhttp_request *req)
 {
-	struct evbuffer	*buf;
+	struct evbuffer *buf;
 
 	if ((buf = evbuffer_new()) == NULL)
 		util_fatalx("evbuffer_new failed");
@@ -202,8 +205,8 @@ held_free(struct held *hd)
 static void
 held_closed_cb(struct evhttp_connection *evcon, void *arg)
 {
-	struct held	*hd = arg;
-	struct timeval	 tv = { 0, 0 };
+	struct held *hd = arg;
+	struct timeval tv = { 0, 0 };
 
 	if (evhttp_request_get_connection(hd->req) != NULL)
 		hd->req = NULL;
@@ -214,7 +217,7 @@ held_closed_cb(struct evhttp_connection *evcon, void *arg)
 static void
 held_watch(struct held *hd, int on)
 {
-	struct evhttp_connection	*evcon;
+	struct evhttp_connection *evcon;
 
 	if ((evcon = evhttp_request_get_connection(hd->req)) == NULL)
 		return;
@@ -227,7 +230,7 @@ held_watch(struct held *hd, int on)
 static void
 held_timer_cb(evutil_socket_t fd, short events, void *arg)
 {
-	struct held	*hd = arg;
+	struct held *hd = arg;
 
 	if (hd->gone) {
 		if (hd->req != NULL)
@@ -247,7 +250,7 @@ held_timer_cb(evutil_socket_t fd, short events, void *arg)
 static void
 hold(struct evhttp_request *req, int stream)
 {
-	struct held	*hd;
+	struct held *hd;
 
 	if ((hd = calloc(1, sizeof *hd)) == NULL)
 		util_fatalx("out of memory");
@@ -266,23 +269,26 @@ hold(struct evhttp_request *req, int stream)
 static void
 drip_send(struct evhttp_request *req, long k, int role)
 {
-	struct evbuffer	*buf;
+	struct evbuffer *buf;
 
 	if ((buf = evbuffer_new()) == NULL)
 		util_fatalx("evbuffer_new failed");
-	evbuffer_add_printf(buf, "data: {" UP_ID "\"object\":"
+	evbuffer_add_printf(buf,
+	    "data: {" UP_ID "\"object\":"
 	    "\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
 	    "\"delta\":{%s\"content\":\"w%ld \"},"
 	    "\"finish_reason\":null}]}\n\n",
 	    role ? "\"role\":\"assistant\"," : "", k);
 	if (k == up_tokens - 1)
-		evbuffer_add_printf(buf, "data: {" UP_ID "\"object\":"
+		evbuffer_add_printf(buf,
+		    "data: {" UP_ID "\"object\":"
 		    "\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
 		    "\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
 		    "data: {" UP_ID "\"object\":\"chat.completion.chunk\","
 		    "\"choices\":[],\"usage\":{\"prompt_tokens\":9,"
 		    "\"completion_tokens\":%ld,\"total_tokens\":%ld}}\n\n"
-		    "data: [DONE]\n\n", up_tokens, up_tokens + 9);
+		    "data: [DONE]\n\n",
+		    up_tokens, up_tokens + 9);
 	evhttp_send_reply_chunk(req, buf);
 	evbuffer_free(buf);
 }
@@ -290,7 +296,7 @@ drip_send(struct evhttp_request *req, long k, int role)
 static void
 drip_timer_cb(evutil_socket_t fd, short events, void *arg)
 {
-	struct held	*hd = arg;
+	struct held *hd = arg;
 
 	if (hd->gone) {
 		if (hd->req != NULL)
@@ -312,15 +318,15 @@ drip_timer_cb(evutil_socket_t fd, short events, void *arg)
 static void
 drip(struct evhttp_request *req)
 {
-	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
-	struct held		*hd;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct held *hd;
 
 	if ((hd = calloc(1, sizeof *hd)) == NULL)
 		util_fatalx("out of memory");
 	hd->req = req;
 	hd->stream = 1;
 	if ((hd->timer = event_new(up_base, -1, EV_PERSIST, drip_timer_cb,
-	    hd)) == NULL)
+	         hd)) == NULL)
 		util_fatalx("event_new failed");
 	TAILQ_INSERT_TAIL(&up_held, hd, entry);
 	evhttp_add_header(h, "Content-Type", "text/event-stream");
@@ -340,9 +346,9 @@ drip(struct evhttp_request *req)
 static void
 request_cb(struct evhttp_request *req, void *arg)
 {
-	const char	*uri = evhttp_request_get_uri(req), *auth, *q;
-	size_t		 len;
-	int		 stream;
+	const char *uri = evhttp_request_get_uri(req), *auth, *q;
+	size_t len;
+	int stream;
 
 	if ((q = strchr(uri, '?')) == NULL)
 		q = uri + strlen(uri);
@@ -350,7 +356,7 @@ request_cb(struct evhttp_request *req, void *arg)
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST ||
 	    len < sizeof UP_PATH_SUFFIX - 1 ||
 	    memcmp(q - (sizeof UP_PATH_SUFFIX - 1), UP_PATH_SUFFIX,
-	    sizeof UP_PATH_SUFFIX - 1) != 0) {
+	        sizeof UP_PATH_SUFFIX - 1) != 0) {
 		send_json(req, 404, "Not Found", up_not_found,
 		    sizeof up_not_found - 1);
 		return;
@@ -389,8 +395,8 @@ stop_cb(evutil_socket_t fd, short events, void *arg)
 static evutil_socket_t
 listen_loopback(long port)
 {
-	struct sockaddr_in	sin;
-	evutil_socket_t		fd;
+	struct sockaddr_in sin;
+	evutil_socket_t fd;
 
 	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
 		util_fatalx("socket: %s", strerror(errno));
@@ -403,7 +409,8 @@ listen_loopback(long port)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sin.sin_port = htons((uint16_t)port);
 	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
-		util_fatalx("cannot bind 127.0.0.1:%ld: %s", port, strerror(errno));
+		util_fatalx("cannot bind 127.0.0.1:%ld: %s", port,
+		    strerror(errno));
 	if (listen(fd, UP_BACKLOG) != 0)
 		util_fatalx("listen: %s", strerror(errno));
 	return fd;
@@ -412,16 +419,16 @@ listen_loopback(long port)
 int
 main(int argc, char **argv)
 {
-	struct sockaddr_in		 sin;
-	socklen_t			 slen = sizeof sin;
-	struct event			*ev_term, *ev_int, *ev_timeout = NULL;
-	struct timeval			 tv;
-	struct held			*hd;
-	long				 port = 0, timeout = UP_DEFAULT_TIMEOUT;
-	long				 delay = 0, interval = 0;
-	struct timeval			 itv;
-	evutil_socket_t			 fd;
-	int				 ch;
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof sin;
+	struct event *ev_term, *ev_int, *ev_timeout = NULL;
+	struct timeval tv;
+	struct held *hd;
+	long port = 0, timeout = UP_DEFAULT_TIMEOUT;
+	long delay = 0, interval = 0;
+	struct timeval itv;
+	evutil_socket_t fd;
+	int ch;
 
 	util_setup("upstream", usage);
 	while ((ch = getopt(argc, argv, "d:i:k:n:p:t:")) != -1) {
@@ -467,7 +474,7 @@ main(int argc, char **argv)
 		itv.tv_sec = interval / 1000;
 		itv.tv_usec = (interval % 1000) * 1000;
 		if ((up_interval = event_base_init_common_timeout(up_base,
-		    &itv)) == NULL)
+		         &itv)) == NULL)
 			util_fatalx("event_base_init_common_timeout failed");
 	}
 	if ((up_http = evhttp_new(up_base)) == NULL)

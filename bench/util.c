@@ -25,7 +25,7 @@ util_setup(const char *prog, void (*usage)(void))
 void
 util_fatalx(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	fprintf(stderr, "%s: ", util_prog);
 	va_start(ap, fmt);
@@ -38,8 +38,8 @@ util_fatalx(const char *fmt, ...)
 long
 util_parse_num(const char *s, long min, long max)
 {
-	char	*end;
-	long	 l;
+	char *end;
+	long l;
 
 	errno = 0;
 	l = strtol(s, &end, 10);
@@ -54,7 +54,7 @@ util_parse_num(const char *s, long min, long max)
 uint64_t
 util_now_us(void)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
@@ -69,7 +69,7 @@ util_now_ms(void)
 void
 util_sleep_ms(long ms)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	ts.tv_sec = ms / 1000;
 	ts.tv_nsec = (ms % 1000) * 1000000;
@@ -80,7 +80,7 @@ util_sleep_ms(long ms)
 void
 util_raise_nofile(long want)
 {
-	struct rlimit	rl;
+	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;

@@ -21,7 +21,7 @@
 static void
 jfmt(const json_t *v, char *buf, size_t len)
 {
-	double	d;
+	double d;
 
 	if (json_is_integer(v))
 		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
@@ -45,7 +45,7 @@ jfmt(const json_t *v, char *buf, size_t len)
 static void
 jrate(const json_t *o, char *buf, size_t len)
 {
-	char	a[31], l[32];	/* "a/l" fits a 64-byte cell */
+	char a[31], l[32]; /* "a/l" fits a 64-byte cell */
 
 	if (o == NULL || json_is_null(o)) {
 		snprintf(buf, len, "-");
@@ -59,7 +59,7 @@ jrate(const json_t *o, char *buf, size_t len)
 static void
 fmt_uptime(const json_t *v, char *buf, size_t len)
 {
-	unsigned long long	s, d, h, m;
+	unsigned long long s, d, h, m;
 
 	if (!json_is_number(v) || json_number_value(v) < 0) {
 		snprintf(buf, len, "-");
@@ -84,10 +84,10 @@ fmt_uptime(const json_t *v, char *buf, size_t len)
 static void
 print_flat(const char *title, json_t *o)
 {
-	const char	*key;
-	json_t		*v;
-	char		 buf[64];
-	int		 first = 1;
+	const char *key;
+	json_t *v;
+	char buf[64];
+	int first = 1;
 
 	if (!json_is_object(o))
 		return;
@@ -107,10 +107,10 @@ print_flat(const char *title, json_t *o)
 static void
 print_cluster(const json_t *c)
 {
-	const json_t	*targets, *t, *r, *k;
-	char		 b[4][256];
-	size_t		 i, j;
-	int		 shown;
+	const json_t *targets, *t, *r, *k;
+	char b[4][256];
+	size_t i, j;
+	int shown;
 
 	if (!json_is_object(c))
 		return;
@@ -157,9 +157,9 @@ print_cluster(const json_t *c)
 static void
 print_domains(const json_t *domains)
 {
-	const json_t	*d, *list;
-	char		 b[4][256];
-	size_t		 i, j;
+	const json_t *d, *list;
+	char b[4][256];
+	size_t i, j;
 
 	for (i = 0; i < json_array_size(domains); i++) {
 		d = json_array_get(domains, i);
@@ -204,18 +204,17 @@ print_cell(const char *s, size_t width, int last)
 static void
 print_pools(const json_t *pools)
 {
-	static const char	*heads[POOL_COLS] = { "POOL", "STRATEGY",
-	    "MEMBER", "WEIGHT", "READY", "WAIT_MS", "INFLIGHT", "PICKS",
-	    "MOVES" };
-	static const char	*keys[POOL_COLS] = { NULL, NULL, "target",
-	    "weight", "ready", "wait_ms", "inflight", "picks", "moves" };
-	const json_t		*p, *m, *members;
-	char			(*cells)[POOL_COLS][64] = NULL;
-	size_t			 n = 0, i, j, k, row, w[POOL_COLS];
+	static const char *heads[POOL_COLS] = { "POOL", "STRATEGY", "MEMBER",
+		"WEIGHT", "READY", "WAIT_MS", "INFLIGHT", "PICKS", "MOVES" };
+	static const char *keys[POOL_COLS] = { NULL, NULL, "target", "weight",
+		"ready", "wait_ms", "inflight", "picks", "moves" };
+	const json_t *p, *m, *members;
+	char(*cells)[POOL_COLS][64] = NULL;
+	size_t n = 0, i, j, k, row, w[POOL_COLS];
 
 	for (i = 0; i < json_array_size(pools); i++)
-		n += json_array_size(json_object_get(json_array_get(pools, i),
-		    "members"));
+		n += json_array_size(
+		    json_object_get(json_array_get(pools, i), "members"));
 	if (n == 0)
 		return;
 	cells = cli_reallocarray(NULL, n, sizeof *cells);
@@ -230,9 +229,9 @@ print_pools(const json_t *pools)
 				if (k < 2 && j != 0)
 					snprintf(cells[row][k], 64, "%s", "");
 				else if (k < 2)
-					jfmt(json_object_get(p, k == 0 ?
-					    "name" : "strategy"), cells[row][k],
-					    64);
+					jfmt(json_object_get(p,
+					         k == 0 ? "name" : "strategy"),
+					    cells[row][k], 64);
 				else
 					jfmt(json_object_get(m, keys[k]),
 					    cells[row][k], 64);
@@ -258,8 +257,8 @@ static void
 print_table(const json_t *rows, const char *const *heads,
     const char *const *keys, size_t ncols)
 {
-	char	(*cells)[10][64];
-	size_t	 n = json_array_size(rows), i, k, w[10];
+	char(*cells)[10][64];
+	size_t n = json_array_size(rows), i, k, w[10];
 
 	if (ncols > 10)
 		ncols = 10;
@@ -286,13 +285,13 @@ static void
 print_classes(const json_t *classes)
 {
 	static const char *const heads[] = { "CLASS", "WEIGHT", "INFLIGHT",
-	    "QUEUED", "TOKENS_MINUTE", "TOKENS_DAY", "CALLS", "REFUSED" };
+		"QUEUED", "TOKENS_MINUTE", "TOKENS_DAY", "CALLS", "REFUSED" };
 	static const char *const keys[] = { "name", "weight", "inflight",
-	    "queued", "minute", "day", "calls", "refused" };
-	json_t	*rows = json_array(), *r;
+		"queued", "minute", "day", "calls", "refused" };
+	json_t *rows = json_array(), *r;
 	const json_t *k;
-	size_t	 i;
-	char	 a[32], b[32];
+	size_t i;
+	char a[32], b[32];
 
 	json_array_foreach(classes, i, k) {
 		r = json_deep_copy(k);
@@ -303,9 +302,11 @@ print_classes(const json_t *classes)
 		jfmt(json_object_get(k, "tokens_day"), a, sizeof a);
 		jfmt(json_object_get(k, "tokens_per_day"), b, sizeof b);
 		json_object_set_new(r, "day", json_sprintf("%s/%s", a, b));
-		json_object_set_new(r, "refused", json_integer(
-		    json_integer_value(json_object_get(k, "refused_budget")) +
-		    json_integer_value(json_object_get(k, "refused_caps"))));
+		json_object_set_new(r, "refused",
+		    json_integer(json_integer_value(
+		                     json_object_get(k, "refused_budget")) +
+		        json_integer_value(
+		            json_object_get(k, "refused_caps"))));
 		json_array_append_new(rows, r);
 	}
 	print_table(rows, heads, keys, 8);
@@ -318,19 +319,19 @@ static void
 print_peers(const json_t *peers)
 {
 	static const char *const heads[] = { "KIND", "UID", "USER", "PID",
-	    "UNIT", "NAME", "CLASS", "INFLIGHT", "TOKENS" };
+		"UNIT", "NAME", "CLASS", "INFLIGHT", "TOKENS" };
 	static const char *const keys[] = { "kind", "uid", "user", "pid",
-	    "unit", "name", "class", "inflight", "tokens" };
-	json_t	*rows = json_array(), *r;
+		"unit", "name", "class", "inflight", "tokens" };
+	json_t *rows = json_array(), *r;
 	const json_t *p, *uid;
 	struct passwd *pw;
-	size_t	 i;
+	size_t i;
 
 	json_array_foreach(peers, i, p) {
 		r = json_deep_copy(p);
 		uid = json_object_get(p, "uid");
-		if (json_is_integer(uid) && (pw = getpwuid(
-		    (uid_t)json_integer_value(uid))) != NULL)
+		if (json_is_integer(uid) &&
+		    (pw = getpwuid((uid_t)json_integer_value(uid))) != NULL)
 			json_object_set_new(r, "user",
 			    json_string(pw->pw_name));
 		json_array_append_new(rows, r);
@@ -345,12 +346,12 @@ print_peers(const json_t *peers)
 static void
 print_status(const json_t *st)
 {
-	static const char	*heads[STATUS_COLS] = { "TARGET", "BREAKER",
-	    "RPM", "TPM", "COOLDOWN_MS", "INFLIGHT", "QUEUED" };
-	const json_t		*targets, *t;
-	char			(*cells)[STATUS_COLS][64] = NULL;
-	char			 buf[64];
-	size_t			 n, i, k, w[STATUS_COLS];
+	static const char *heads[STATUS_COLS] = { "TARGET", "BREAKER", "RPM",
+		"TPM", "COOLDOWN_MS", "INFLIGHT", "QUEUED" };
+	const json_t *targets, *t;
+	char(*cells)[STATUS_COLS][64] = NULL;
+	char buf[64];
+	size_t n, i, k, w[STATUS_COLS];
 
 	jfmt(json_object_get(st, "version"), buf, sizeof buf);
 	printf("%-14s%s\n", "version", buf);
@@ -418,14 +419,12 @@ enum {
 };
 
 /* How often ping --wait tries again. */
-#define PING_RETRY_MS	50
+#define PING_RETRY_MS 50
 
 /* For the commands whose options are few: -s, --json, --help. */
-static const struct option small_options[] = {
-	{ "json",	 no_argument,	    NULL, OPT_JSON },
-	{ "clients",	 no_argument,	    NULL, OPT_CLIENTS },
-	CLI_OPTIONS_END
-};
+static const struct option small_options[] = { { "json", no_argument, NULL,
+	                                           OPT_JSON },
+	{ "clients", no_argument, NULL, OPT_CLIENTS }, CLI_OPTIONS_END };
 
 /*
  * Parse the options of a command that takes no operands; json is NULL
@@ -435,13 +434,14 @@ static int
 small_getopt(const struct cmd *c, int argc, char **argv, int *json,
     int *clients)
 {
-	int	ch, rv;
+	int ch, rv;
 
-	while ((ch = getopt_long(argc, argv, ":s:h", small_options,
-	    NULL)) != -1) {
+	while (
+	    (ch = getopt_long(argc, argv, ":s:h", small_options, NULL)) != -1) {
 		if (ch == OPT_CLIENTS) {
 			if (clients == NULL)
-				return cli_usage_error(c, "unknown option "
+				return cli_usage_error(c,
+				    "unknown option "
 				    "--clients");
 			*clients = 1;
 		} else if (ch != OPT_JSON) {
@@ -476,8 +476,8 @@ admin_request(const struct cmd *c, int argc, char **argv, int *json,
     int *clients, const char *what, int (*fn)(struct llmgate *, char **),
     char **text)
 {
-	struct llmgate	*g;
-	int		 rv;
+	struct llmgate *g;
+	int rv;
 
 	*text = NULL;
 	if ((rv = small_getopt(c, argc, argv, json, clients)) != -1)
@@ -499,12 +499,12 @@ admin_reload(struct llmgate *g, char **text)
 int
 cmd_status(const struct cmd *c, int argc, char **argv)
 {
-	json_t	*st, *part;
-	char	*text;
-	int	 json = 0, clients = 0, rv;
+	json_t *st, *part;
+	char *text;
+	int json = 0, clients = 0, rv;
 
 	if ((rv = admin_request(c, argc, argv, &json, &clients, "status",
-	    llmgate_status, &text)) != -1)
+	         llmgate_status, &text)) != -1)
 		return rv;
 	if (clients && json) {
 		st = json_loads(text, JSON_DECODE_ANY, NULL);
@@ -531,7 +531,7 @@ cmd_status(const struct cmd *c, int argc, char **argv)
 	if (!json_is_object(st)) {
 		json_decref(st);
 		cli_warnx("status: llmgated sent something that is not a JSON "
-		    "object");
+		          "object");
 		return EXIT_FAILED;
 	}
 	if (clients) {
@@ -545,14 +545,13 @@ cmd_status(const struct cmd *c, int argc, char **argv)
 }
 
 static const struct option ping_options[] = {
-	{ "wait",	 required_argument, NULL, OPT_WAIT },
-	CLI_OPTIONS_END
+	{ "wait", required_argument, NULL, OPT_WAIT }, CLI_OPTIONS_END
 };
 
 static uint64_t
 ping_now_ms(void)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -566,8 +565,8 @@ ping_now_ms(void)
 static int
 ping_once(const char *path, char *err, size_t errlen)
 {
-	struct llmgate	*g;
-	int		 rv = 0;
+	struct llmgate *g;
+	int rv = 0;
 
 	if ((g = llmgate_connect(path, "llmgate", err, errlen)) == NULL)
 		return EXIT_UNREACHABLE;
@@ -588,16 +587,16 @@ ping_once(const char *path, char *err, size_t errlen)
 int
 cmd_ping(const struct cmd *c, int argc, char **argv)
 {
-	char		 path[PATH_MAX], err[1024];
-	double		 wait_s = 0;
-	uint64_t	 deadline;
-	int		 ch, rv;
+	char path[PATH_MAX], err[1024];
+	double wait_s = 0;
+	uint64_t deadline;
+	int ch, rv;
 
-	while ((ch = getopt_long(argc, argv, ":s:h", ping_options,
-	    NULL)) != -1) {
+	while (
+	    (ch = getopt_long(argc, argv, ":s:h", ping_options, NULL)) != -1) {
 		if (ch == OPT_WAIT) {
 			if (cli_parse_double("--wait", optarg, 0, 86400,
-			    &wait_s) == -1)
+			        &wait_s) == -1)
 				return EXIT_USAGE;
 		} else if ((rv = cli_option(c, ch, argv)) != -1)
 			return rv;
@@ -636,11 +635,11 @@ cmd_ping(const struct cmd *c, int argc, char **argv)
 int
 cmd_reload(const struct cmd *c, int argc, char **argv)
 {
-	char	*text;
-	int	 rv;
+	char *text;
+	int rv;
 
 	if ((rv = admin_request(c, argc, argv, NULL, NULL, "reload failed",
-	    admin_reload, &text)) != -1)
+	         admin_reload, &text)) != -1)
 		return rv;
 	return 0;
 }
@@ -648,12 +647,12 @@ cmd_reload(const struct cmd *c, int argc, char **argv)
 int
 cmd_metrics(const struct cmd *c, int argc, char **argv)
 {
-	char	*text;
-	size_t	 len;
-	int	 rv;
+	char *text;
+	size_t len;
+	int rv;
 
 	if ((rv = admin_request(c, argc, argv, NULL, NULL, "metrics",
-	    llmgate_metrics, &text)) != -1)
+	         llmgate_metrics, &text)) != -1)
 		return rv;
 	fputs(text, stdout);
 	if ((len = strlen(text)) != 0 && text[len - 1] != '\n')
@@ -662,43 +661,40 @@ cmd_metrics(const struct cmd *c, int argc, char **argv)
 	return 0;
 }
 
-static const struct option acquire_options[] = {
-	{ "model",	 required_argument, NULL, 'm' },
-	{ "tokens",	 required_argument, NULL, OPT_TOKENS },
-	{ "timeout",	 required_argument, NULL, OPT_TIMEOUT },
-	{ "priority",	 required_argument, NULL, OPT_PRIORITY },
-	{ "json",	 no_argument,	    NULL, OPT_JSON },
-	CLI_OPTIONS_END
-};
+static const struct option acquire_options[] = { { "model", required_argument,
+	                                             NULL, 'm' },
+	{ "tokens", required_argument, NULL, OPT_TOKENS },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "priority", required_argument, NULL, OPT_PRIORITY },
+	{ "json", no_argument, NULL, OPT_JSON }, CLI_OPTIONS_END };
 
 int
 cmd_acquire(const struct cmd *c, int argc, char **argv)
 {
-	struct llmgate_acquire	*acq;
-	struct llmgate_lease	*lease = NULL;
-	enum llmgate_class	 cls;
-	enum llmgate_priority	 prio = LLMGATE_PRIO_NORMAL;
-	struct llmgate		*g;
-	json_t			*o;
-	const char		*target = NULL;
-	char			 err[1024], id[24];
-	uint32_t		 tokens = 0, timeout_ms = 0;
-	int			 ch, json = 0, rv;
+	struct llmgate_acquire *acq;
+	struct llmgate_lease *lease = NULL;
+	enum llmgate_class cls;
+	enum llmgate_priority prio = LLMGATE_PRIO_NORMAL;
+	struct llmgate *g;
+	json_t *o;
+	const char *target = NULL;
+	char err[1024], id[24];
+	uint32_t tokens = 0, timeout_ms = 0;
+	int ch, json = 0, rv;
 
 	while ((ch = getopt_long(argc, argv, ":m:s:h", acquire_options,
-	    NULL)) != -1) {
+	            NULL)) != -1) {
 		switch (ch) {
 		case 'm':
 			target = optarg;
 			break;
 		case OPT_TOKENS:
-			if (cli_parse_u32("--tokens", optarg, 0,
-			    &tokens) == -1)
+			if (cli_parse_u32("--tokens", optarg, 0, &tokens) == -1)
 				return EXIT_USAGE;
 			break;
 		case OPT_TIMEOUT:
 			if (cli_parse_u32("--timeout", optarg, 1,
-			    &timeout_ms) == -1)
+			        &timeout_ms) == -1)
 				return EXIT_USAGE;
 			break;
 		case OPT_PRIORITY:
@@ -718,7 +714,8 @@ cmd_acquire(const struct cmd *c, int argc, char **argv)
 		return cli_usage_error(c, "unexpected argument '%s'",
 		    argv[optind]);
 	if ((acq = llmgate_acquire_new(target)) == NULL)
-		return cli_usage_error(c, "-m PROVIDER/MODEL or -m POOL is "
+		return cli_usage_error(c,
+		    "-m PROVIDER/MODEL or -m POOL is "
 		    "required");
 	llmgate_acquire_set_tokens(acq, tokens);
 	llmgate_acquire_set_timeout_ms(acq, timeout_ms);
@@ -761,47 +758,46 @@ cmd_acquire(const struct cmd *c, int argc, char **argv)
 	return 0;
 }
 
-static const struct option report_options[] = {
-	{ "status",	   required_argument, NULL, OPT_STATUS },
-	{ "retry-after",   required_argument, NULL, OPT_RETRY_AFTER },
-	{ "input-tokens",  required_argument, NULL, OPT_INPUT_TOKENS },
+static const struct option report_options[] = { { "status", required_argument,
+	                                            NULL, OPT_STATUS },
+	{ "retry-after", required_argument, NULL, OPT_RETRY_AFTER },
+	{ "input-tokens", required_argument, NULL, OPT_INPUT_TOKENS },
 	{ "output-tokens", required_argument, NULL, OPT_OUTPUT_TOKENS },
-	CLI_OPTIONS_END
-};
+	CLI_OPTIONS_END };
 
 int
 cmd_report(const struct cmd *c, int argc, char **argv)
 {
-	struct llmgate_report	*rep;
-	struct llmgate		*g;
-	uint64_t		 v, lease, in = 0, out = 0;
-	uint32_t		 status = 0;
-	double			 retry_after = -1;
-	int			 ch, have_status = 0, rv;
+	struct llmgate_report *rep;
+	struct llmgate *g;
+	uint64_t v, lease, in = 0, out = 0;
+	uint32_t status = 0;
+	double retry_after = -1;
+	int ch, have_status = 0, rv;
 
-	while ((ch = getopt_long(argc, argv, ":s:h", report_options,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":s:h", report_options, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case OPT_STATUS:
-			if (cli_parse_u64("--status", optarg, 100, 599,
-			    &v) == -1)
+			if (cli_parse_u64("--status", optarg, 100, 599, &v) ==
+			    -1)
 				return EXIT_USAGE;
 			status = (uint32_t)v;
 			have_status = 1;
 			break;
 		case OPT_RETRY_AFTER:
 			if (cli_parse_double("--retry-after", optarg, 0, 1e9,
-			    &retry_after) == -1)
+			        &retry_after) == -1)
 				return EXIT_USAGE;
 			break;
 		case OPT_INPUT_TOKENS:
 			if (cli_parse_u64("--input-tokens", optarg, 0,
-			    INT64_MAX, &in) == -1)
+			        INT64_MAX, &in) == -1)
 				return EXIT_USAGE;
 			break;
 		case OPT_OUTPUT_TOKENS:
 			if (cli_parse_u64("--output-tokens", optarg, 0,
-			    INT64_MAX, &out) == -1)
+			        INT64_MAX, &out) == -1)
 				return EXIT_USAGE;
 			break;
 		default:
@@ -829,8 +825,7 @@ cmd_report(const struct cmd *c, int argc, char **argv)
 		llmgate_report_free(rep);
 		return EXIT_UNREACHABLE;
 	}
-	rv = llmgate_report(g, rep) == -1 ? op_failed(g, "report failed") :
-	    0;
+	rv = llmgate_report(g, rep) == -1 ? op_failed(g, "report failed") : 0;
 	llmgate_close(g);
 	llmgate_report_free(rep);
 	return rv;

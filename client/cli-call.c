@@ -18,7 +18,7 @@
 static json_t *
 jargs(const char *s)
 {
-	json_t	*j;
+	json_t *j;
 
 	if (s == NULL || *s == '\0')
 		return json_object();
@@ -30,7 +30,7 @@ jargs(const char *s)
 static json_t *
 jtool_call(const struct llmgate_tool_call *tc)
 {
-	json_t	*o = json_object();
+	json_t *o = json_object();
 
 	json_object_set_new(o, "id", cli_jstr(tc->id));
 	json_object_set_new(o, "name", cli_jstr(tc->name));
@@ -41,7 +41,7 @@ jtool_call(const struct llmgate_tool_call *tc)
 static json_t *
 jusage(uint64_t in, uint64_t out)
 {
-	json_t	*u = json_object();
+	json_t *u = json_object();
 
 	json_object_set_new(u, "input_tokens", json_integer((json_int_t)in));
 	json_object_set_new(u, "output_tokens", json_integer((json_int_t)out));
@@ -51,9 +51,9 @@ jusage(uint64_t in, uint64_t out)
 static json_t *
 jattempts(const struct llmgate_result *r)
 {
-	const struct llmgate_attempt	*a;
-	json_t				*arr = json_array(), *o;
-	size_t				 i;
+	const struct llmgate_attempt *a;
+	json_t *arr = json_array(), *o;
+	size_t i;
 
 	for (i = 0; r != NULL && i < r->nattempts; i++) {
 		a = &r->attempts[i];
@@ -77,7 +77,7 @@ jattempts(const struct llmgate_result *r)
 static const char *
 finish_name(enum llmgate_finish f)
 {
-	const char	*s = llmgate_finish_name(f);
+	const char *s = llmgate_finish_name(f);
 
 	return (s != NULL && *s != '\0') ? s : "other";
 }
@@ -85,8 +85,8 @@ finish_name(enum llmgate_finish f)
 static json_t *
 result_json(const struct llmgate_result *r)
 {
-	json_t	*o = json_object(), *tcs;
-	size_t	 i;
+	json_t *o = json_object(), *tcs;
+	size_t i;
 
 	if (r->cls != LLMGATE_OK) {
 		json_object_set_new(o, "error",
@@ -95,8 +95,8 @@ result_json(const struct llmgate_result *r)
 			json_object_set_new(o, "partial", json_true());
 			json_object_set_new(o, "text", cli_jstr(r->text));
 		}
-		json_object_set_new(o, "usage_total", jusage(
-		    r->total_input_tokens, r->total_output_tokens));
+		json_object_set_new(o, "usage_total",
+		    jusage(r->total_input_tokens, r->total_output_tokens));
 		json_object_set_new(o, "attempts", jattempts(r));
 		return o;
 	}
@@ -104,10 +104,10 @@ result_json(const struct llmgate_result *r)
 	json_object_set_new(o, "target", cli_jstr(r->target));
 	json_object_set_new(o, "finish_reason",
 	    json_string(finish_name(r->finish)));
-	json_object_set_new(o, "usage", jusage(r->input_tokens,
-	    r->output_tokens));
-	json_object_set_new(o, "usage_total", jusage(r->total_input_tokens,
-	    r->total_output_tokens));
+	json_object_set_new(o, "usage",
+	    jusage(r->input_tokens, r->output_tokens));
+	json_object_set_new(o, "usage_total",
+	    jusage(r->total_input_tokens, r->total_output_tokens));
 	tcs = json_array();
 	for (i = 0; i < r->ntool_calls; i++)
 		json_array_append_new(tcs, jtool_call(&r->tool_calls[i]));
@@ -118,15 +118,15 @@ result_json(const struct llmgate_result *r)
 
 /* What --stream has put on stdout so far. */
 struct call_state {
-	int	json;
-	int	printed;	/* any text went out */
-	int	midline;	/* the last byte out was not a newline */
+	int json;
+	int printed; /* any text went out */
+	int midline; /* the last byte out was not a newline */
 };
 
 static void
 call_chunk(const struct llmgate_chunk *ch, void *arg)
 {
-	struct call_state	*cs = arg;
+	struct call_state *cs = arg;
 
 	if (cs->json)
 		return;
@@ -149,9 +149,9 @@ call_chunk(const struct llmgate_chunk *ch, void *arg)
 static void
 print_attempts(const struct llmgate_result *r)
 {
-	const struct llmgate_attempt	*a;
-	char				 status[16];
-	size_t				 i;
+	const struct llmgate_attempt *a;
+	char status[16];
+	size_t i;
 
 	for (i = 0; i < r->nattempts; i++) {
 		a = &r->attempts[i];
@@ -159,8 +159,9 @@ print_attempts(const struct llmgate_result *r)
 			snprintf(status, sizeof status, "%u", a->status);
 		else
 			snprintf(status, sizeof status, "-");
-		fprintf(stderr, "  %s  %s  %s  %ums", a->target != NULL ?
-		    a->target : "-", cli_class_name(a->cls), status, a->ms);
+		fprintf(stderr, "  %s  %s  %s  %ums",
+		    a->target != NULL ? a->target : "-", cli_class_name(a->cls),
+		    status, a->ms);
 		if (a->message != NULL && *a->message != '\0')
 			fprintf(stderr, "  %s", a->message);
 		fputc('\n', stderr);
@@ -170,7 +171,7 @@ print_attempts(const struct llmgate_result *r)
 static void
 print_result(const struct llmgate_result *r, struct call_state *cs)
 {
-	size_t	i, len;
+	size_t i, len;
 
 	if (r->cls != LLMGATE_OK) {
 		if (cs->midline)
@@ -217,59 +218,58 @@ enum {
 	OPT_TOOL_CHOICE
 };
 
-static const struct option call_options[] = {
-	{ "model",	 required_argument, NULL, 'm' },
-	{ "route",	 required_argument, NULL, 'r' },
-	{ "system",	 required_argument, NULL, OPT_SYSTEM },
-	{ "messages",	 required_argument, NULL, OPT_MESSAGES },
-	{ "tools",	 required_argument, NULL, OPT_TOOLS },
-	{ "schema",	 required_argument, NULL, OPT_SCHEMA },
-	{ "max-tokens",	 required_argument, NULL, OPT_MAX_TOKENS },
+static const struct option call_options[] = { { "model", required_argument,
+	                                          NULL, 'm' },
+	{ "route", required_argument, NULL, 'r' },
+	{ "system", required_argument, NULL, OPT_SYSTEM },
+	{ "messages", required_argument, NULL, OPT_MESSAGES },
+	{ "tools", required_argument, NULL, OPT_TOOLS },
+	{ "schema", required_argument, NULL, OPT_SCHEMA },
+	{ "max-tokens", required_argument, NULL, OPT_MAX_TOKENS },
 	{ "temperature", required_argument, NULL, OPT_TEMPERATURE },
-	{ "top-p",	 required_argument, NULL, OPT_TOP_P },
-	{ "stop",	 required_argument, NULL, OPT_STOP },
-	{ "seed",	 required_argument, NULL, OPT_SEED },
-	{ "attempts",	 required_argument, NULL, OPT_ATTEMPTS },
-	{ "timeout",	 required_argument, NULL, OPT_TIMEOUT },
-	{ "priority",	 required_argument, NULL, OPT_PRIORITY },
-	{ "stream",	 no_argument,	    NULL, OPT_STREAM },
-	{ "on-cut",	 required_argument, NULL, OPT_ON_CUT },
-	{ "json",	 no_argument,	    NULL, OPT_JSON },
-	{ "name",	 required_argument, NULL, OPT_NAME },
+	{ "top-p", required_argument, NULL, OPT_TOP_P },
+	{ "stop", required_argument, NULL, OPT_STOP },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "attempts", required_argument, NULL, OPT_ATTEMPTS },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "priority", required_argument, NULL, OPT_PRIORITY },
+	{ "stream", no_argument, NULL, OPT_STREAM },
+	{ "on-cut", required_argument, NULL, OPT_ON_CUT },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "name", required_argument, NULL, OPT_NAME },
 	{ "fallback-on", required_argument, NULL, OPT_FALLBACK_ON },
-	{ "reject",	 required_argument, NULL, OPT_REJECT },
+	{ "reject", required_argument, NULL, OPT_REJECT },
 	{ "tool-choice", required_argument, NULL, OPT_TOOL_CHOICE },
-	CLI_OPTIONS_END
-};
+	CLI_OPTIONS_END };
 
 /* What the command line asks for. Strings are borrowed from argv. */
 struct call_opts {
-	struct llmgate_request	*req;
-	char			*system;	/* --system, then --messages' */
-	size_t			 ntargets;
-	int			 route;		/* -r given */
-	int			 stream;
-	struct call_state	 cs;
-	const char		*name;		/* --name */
-	const char		*messages;	/* files */
-	const char		*tools;
-	const char		*schema;
+	struct llmgate_request *req;
+	char *system; /* --system, then --messages' */
+	size_t ntargets;
+	int route; /* -r given */
+	int stream;
+	struct call_state cs;
+	const char *name;     /* --name */
+	const char *messages; /* files */
+	const char *tools;
+	const char *schema;
 };
 
 /* The options into o. -1 to go on, or an exit status. */
 static int
 call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 {
-	struct llmgate_request	*req = o->req;
-	enum llmgate_priority	 prio;
-	double			 x;
-	int64_t			 seed;
-	uint32_t		 u;
-	char			*p, *q;
-	int			 ch, v;
+	struct llmgate_request *req = o->req;
+	enum llmgate_priority prio;
+	double x;
+	int64_t seed;
+	uint32_t u;
+	char *p, *q;
+	int ch, v;
 
-	while ((ch = getopt_long(argc, argv, ":m:r:s:h", call_options,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":m:r:s:h", call_options, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'm':
 			if (llmgate_request_add_target(req, optarg) == -1) {
@@ -305,7 +305,7 @@ call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 			break;
 		case OPT_TEMPERATURE:
 			if (cli_parse_double("--temperature", optarg, 0, 2,
-			    &x) == -1)
+			        &x) == -1)
 				return EXIT_USAGE;
 			llmgate_request_set_temperature(req, x);
 			break;
@@ -347,11 +347,11 @@ call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 		case OPT_ON_CUT:
 			if ((v = llmgate_on_cut_from_name(optarg)) == -1) {
 				cli_warnx("--on-cut: '%s' is not resume, "
-				    "restart or fail", optarg);
+				          "restart or fail",
+				    optarg);
 				return EXIT_USAGE;
 			}
-			llmgate_request_set_on_cut(req,
-			    (enum llmgate_on_cut)v);
+			llmgate_request_set_on_cut(req, (enum llmgate_on_cut)v);
 			break;
 		case OPT_TOOL_CHOICE:
 			if (strncmp(optarg, "function:", 9) == 0)
@@ -363,7 +363,8 @@ call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 				    (enum llmgate_tool_choice)v, NULL);
 			if (v == -1) {
 				cli_warnx("--tool-choice: '%s' is not auto, "
-				    "none, required or function:NAME", optarg);
+				          "none, required or function:NAME",
+				    optarg);
 				return EXIT_USAGE;
 			}
 			break;
@@ -377,8 +378,9 @@ call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 			/* Classes, comma-separated; the daemon checks them. */
 			for (p = optarg; (q = strsep(&p, ",")) != NULL;) {
 				if (*q != '\0')
-					(void)llmgate_request_add_fallback_on(
-					    req, q);
+					(void)
+					    llmgate_request_add_fallback_on(req,
+					        q);
 			}
 			break;
 		case OPT_REJECT:
@@ -399,11 +401,11 @@ call_getopt(const struct cmd *c, int argc, char **argv, struct call_opts *o)
 int
 cmd_call(const struct cmd *c, int argc, char **argv)
 {
-	struct call_opts	 o;
-	struct llmgate_result	*r = NULL;
-	struct llmgate		*g = NULL;
-	const char		*prompt = NULL;
-	int			 rv;
+	struct call_opts o;
+	struct llmgate_result *r = NULL;
+	struct llmgate *g = NULL;
+	const char *prompt = NULL;
+	int rv;
 
 	memset(&o, 0, sizeof o);
 	o.name = "llmgate";
@@ -414,7 +416,8 @@ cmd_call(const struct cmd *c, int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (argc > 1) {
-		rv = cli_usage_error(c, "too many arguments (quote the "
+		rv = cli_usage_error(c,
+		    "too many arguments (quote the "
 		    "prompt)");
 		goto out;
 	}
@@ -430,8 +433,8 @@ cmd_call(const struct cmd *c, int argc, char **argv)
 	}
 
 	/* Everything is read and checked before the daemon hears of it. */
-	if (o.messages != NULL && cli_input_messages(o.messages, o.req,
-	    &o.system) == -1)
+	if (o.messages != NULL &&
+	    cli_input_messages(o.messages, o.req, &o.system) == -1)
 		goto out;
 	if (o.tools != NULL && cli_input_tools(o.tools, o.req) == -1)
 		goto out;
@@ -446,8 +449,8 @@ cmd_call(const struct cmd *c, int argc, char **argv)
 		rv = EXIT_UNREACHABLE;
 		goto out;
 	}
-	if (llmgate_call(g, o.req, o.stream ? call_chunk : NULL, &o.cs,
-	    &r) == -1) {
+	if (llmgate_call(g, o.req, o.stream ? call_chunk : NULL, &o.cs, &r) ==
+	    -1) {
 		if (o.cs.midline)
 			fputc('\n', stdout);
 		cli_warnx("%s", llmgate_error(g));

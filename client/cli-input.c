@@ -17,8 +17,8 @@
 static char *
 read_all(FILE *f, size_t *lenp)
 {
-	char	*buf = NULL;
-	size_t	 len = 0, cap = 0, n;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
 
 	for (;;) {
 		if (cap - len < 65536) {
@@ -51,12 +51,12 @@ read_all(FILE *f, size_t *lenp)
 static json_t *
 load_json(const char *opt, const char *path)
 {
-	json_error_t	 jerr;
-	json_t		*j;
-	FILE		*f;
-	char		*buf;
-	size_t		 len;
-	int		 saved;
+	json_error_t jerr;
+	json_t *j;
+	FILE *f;
+	char *buf;
+	size_t len;
+	int saved;
 
 	if (strcmp(path, "-") == 0) {
 		if (cli_stdin_used++) {
@@ -65,8 +65,7 @@ load_json(const char *opt, const char *path)
 		}
 		f = stdin;
 	} else if ((f = fopen(path, "r")) == NULL) {
-		cli_warnx("%s: cannot read %s: %s", opt, path,
-		    strerror(errno));
+		cli_warnx("%s: cannot read %s: %s", opt, path, strerror(errno));
 		return NULL;
 	}
 	errno = 0;
@@ -75,15 +74,14 @@ load_json(const char *opt, const char *path)
 	if (f != stdin)
 		fclose(f);
 	if (buf == NULL) {
-		cli_warnx("%s: cannot read %s: %s", opt, path,
-		    strerror(saved));
+		cli_warnx("%s: cannot read %s: %s", opt, path, strerror(saved));
 		return NULL;
 	}
 	j = json_loadb(buf, len, 0, &jerr);
 	free(buf);
 	if (j == NULL)
-		cli_warnx("%s: %s:%d:%d: %s", opt, path, jerr.line,
-		    jerr.column, jerr.text);
+		cli_warnx("%s: %s:%d:%d: %s", opt, path, jerr.line, jerr.column,
+		    jerr.text);
 	return j;
 }
 
@@ -91,7 +89,7 @@ load_json(const char *opt, const char *path)
 static char *
 json_text(const json_t *j)
 {
-	char	*s, *t;
+	char *s, *t;
 
 	if ((s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
 		cli_oom();
@@ -107,9 +105,9 @@ json_text(const json_t *j)
 static int
 content_text(const json_t *c, char **out)
 {
-	const json_t	*part, *t;
-	size_t		 i, len = 0, n;
-	char		*s = NULL;
+	const json_t *part, *t;
+	size_t i, len = 0, n;
+	char *s = NULL;
 
 	*out = NULL;
 	if (c == NULL || json_is_null(c))
@@ -139,7 +137,7 @@ content_text(const json_t *c, char **out)
 static char *
 opt_string(const json_t *o, const char *key, int *bad)
 {
-	const json_t	*v = json_object_get(o, key);
+	const json_t *v = json_object_get(o, key);
 
 	if (v == NULL || json_is_null(v))
 		return NULL;
@@ -168,9 +166,9 @@ args_text(const json_t *a)
 static int
 tool_call_from_json(const json_t *j, struct llmgate_request *req, int msg)
 {
-	const json_t	*fn;
-	char		*id = NULL, *name = NULL, *args = NULL;
-	int		 bad = 0, rv = -1;
+	const json_t *fn;
+	char *id = NULL, *name = NULL, *args = NULL;
+	int bad = 0, rv = -1;
 
 	if (!json_is_object(j))
 		return -1;
@@ -195,8 +193,8 @@ tool_call_from_json(const json_t *j, struct llmgate_request *req, int msg)
 static void
 append_system(char **system, const char *text)
 {
-	char	*s;
-	size_t	 a, b;
+	char *s;
+	size_t a, b;
 
 	if (*system == NULL) {
 		*system = cli_strdup(text);
@@ -219,11 +217,11 @@ append_system(char **system, const char *text)
 int
 cli_input_messages(const char *path, struct llmgate_request *req, char **system)
 {
-	json_t			*arr, *j, *tcs, *tc;
-	const char		*role;
-	char			*content, *call_id, *name;
-	size_t			 i, k, n = 0;
-	int			 r, m, bad = 0, rv = -1;
+	json_t *arr, *j, *tcs, *tc;
+	const char *role;
+	char *content, *call_id, *name;
+	size_t i, k, n = 0;
+	int r, m, bad = 0, rv = -1;
 
 	if ((arr = load_json("--messages", path)) == NULL)
 		return -1;
@@ -234,15 +232,17 @@ cli_input_messages(const char *path, struct llmgate_request *req, char **system)
 	json_array_foreach(arr, i, j) {
 		if (!json_is_object(j) ||
 		    (role = json_string_value(json_object_get(j, "role"))) ==
-		    NULL) {
+		        NULL) {
 			cli_warnx("--messages: %s: message %zu: not an object "
-			    "with a role", path, i + 1);
+			          "with a role",
+			    path, i + 1);
 			goto out;
 		}
-		if (content_text(json_object_get(j, "content"),
-		    &content) == -1) {
+		if (content_text(json_object_get(j, "content"), &content) ==
+		    -1) {
 			cli_warnx("--messages: %s: message %zu: content is not "
-			    "text", path, i + 1);
+			          "text",
+			    path, i + 1);
 			goto out;
 		}
 		if (strcmp(role, "system") == 0 ||
@@ -255,13 +255,14 @@ cli_input_messages(const char *path, struct llmgate_request *req, char **system)
 		if ((r = llmgate_role_from_name(role)) == -1) {
 			free(content);
 			cli_warnx("--messages: %s: message %zu: unknown role "
-			    "'%s' (user, assistant, tool or system)", path,
-			    i + 1, role);
+			          "'%s' (user, assistant, tool or system)",
+			    path, i + 1, role);
 			goto out;
 		}
 		if (content == NULL && r != LLMGATE_ROLE_ASSISTANT) {
 			cli_warnx("--messages: %s: message %zu: a %s message "
-			    "needs content", path, i + 1, role);
+			          "needs content",
+			    path, i + 1, role);
 			goto out;
 		}
 		m = llmgate_request_add_message(req, (enum llmgate_role)r,
@@ -277,13 +278,13 @@ cli_input_messages(const char *path, struct llmgate_request *req, char **system)
 		name = opt_string(j, "name", &bad);
 		if (!bad && (call_id != NULL || name != NULL) &&
 		    llmgate_request_set_tool_result(req, (size_t)m, call_id,
-		    name) == -1)
+		        name) == -1)
 			bad = 1;
 		free(call_id);
 		free(name);
 		if (bad) {
 			cli_warnx("--messages: %s: message %zu: tool_call_id "
-			    "and name must be strings, on a tool message",
+			          "and name must be strings, on a tool message",
 			    path, i + 1);
 			goto out;
 		}
@@ -292,14 +293,16 @@ cli_input_messages(const char *path, struct llmgate_request *req, char **system)
 			continue;
 		if (!json_is_array(tcs)) {
 			cli_warnx("--messages: %s: message %zu: tool_calls is "
-			    "not an array", path, i + 1);
+			          "not an array",
+			    path, i + 1);
 			goto out;
 		}
 		json_array_foreach(tcs, k, tc) {
 			if (tool_call_from_json(tc, req, m) == -1) {
 				cli_warnx("--messages: %s: message %zu: tool "
-				    "call %zu needs a name (id, name, "
-				    "arguments)", path, i + 1, k + 1);
+				          "call %zu needs a name (id, name, "
+				          "arguments)",
+				    path, i + 1, k + 1);
 				goto out;
 			}
 		}
@@ -319,10 +322,10 @@ out:
 int
 cli_input_tools(const char *path, struct llmgate_request *req)
 {
-	json_t			*arr, *j, *fn, *params;
-	char			*name = NULL, *desc = NULL, *ptext = NULL;
-	size_t			 i;
-	int			 bad = 0, rv = -1;
+	json_t *arr, *j, *fn, *params;
+	char *name = NULL, *desc = NULL, *ptext = NULL;
+	size_t i;
+	int bad = 0, rv = -1;
 
 	if ((arr = load_json("--tools", path)) == NULL)
 		return -1;
@@ -343,7 +346,8 @@ cli_input_tools(const char *path, struct llmgate_request *req)
 		desc = opt_string(j, "description", &bad);
 		if (bad || name == NULL || *name == '\0') {
 			cli_warnx("--tools: %s: tool %zu: needs a name (and a "
-			    "string description)", path, i + 1);
+			          "string description)",
+			    path, i + 1);
 			goto out;
 		}
 		if ((params = json_object_get(j, "parameters")) == NULL)
@@ -351,7 +355,8 @@ cli_input_tools(const char *path, struct llmgate_request *req)
 		if (params != NULL && !json_is_null(params)) {
 			if (!json_is_object(params)) {
 				cli_warnx("--tools: %s: tool %zu: parameters "
-				    "is not a JSON Schema object", path, i + 1);
+				          "is not a JSON Schema object",
+				    path, i + 1);
 				goto out;
 			}
 			ptext = json_text(params);
@@ -378,8 +383,8 @@ out:
 int
 cli_input_schema(const char *path, struct llmgate_request *req)
 {
-	json_t	*j;
-	char	*text;
+	json_t *j;
+	char *text;
 
 	if ((j = load_json("--schema", path)) == NULL)
 		return -1;
@@ -402,13 +407,13 @@ cli_input_schema(const char *path, struct llmgate_request *req)
 int
 cli_input_prompt(const char *prompt, struct llmgate_request *req)
 {
-	char			*text;
-	size_t			 len;
+	char *text;
+	size_t len;
 
 	if (prompt == NULL || strcmp(prompt, "-") == 0) {
 		if (cli_stdin_used++) {
 			cli_warnx("the prompt and a file cannot both come "
-			    "from standard input");
+			          "from standard input");
 			return -1;
 		}
 		errno = 0;
@@ -418,8 +423,8 @@ cli_input_prompt(const char *prompt, struct llmgate_request *req)
 			return -1;
 		}
 		/* `echo hi | llmgate call` asks "hi", not "hi\n". */
-		while (len > 0 && (text[len - 1] == '\n' ||
-		    text[len - 1] == '\r'))
+		while (
+		    len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
 			text[--len] = '\0';
 	} else {
 		text = cli_strdup(prompt);

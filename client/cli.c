@@ -17,48 +17,48 @@
 
 #include "cli.h"
 
-const char	*cli_socket;
-int		 cli_stdin_used;
+const char *cli_socket;
+int cli_stdin_used;
 
-static int	 cmd_help(const struct cmd *, int, char **);
+static int cmd_help(const struct cmd *, int, char **);
 
 static const struct cmd cmds[] = {
 	{ "call", cmd_call,
-	  "call [options] [PROMPT]\n"
-	  "  -m, --model PROVIDER/MODEL  repeatable: the fallback chain, "
-	  "tried in order\n"
-	  "  -r, --route NAME            a chain named in the config\n"
-	  "  --system TEXT               system prompt\n"
-	  "  --messages FILE             JSON array of messages instead of "
-	  "PROMPT\n"
-	  "  --tools FILE                JSON array of tools: {name, "
-	  "description, parameters}\n"
-	  "  --tool-choice auto|none|required|function:NAME\n"
-	  "  --schema FILE               JSON Schema the reply must satisfy\n"
-	  "  --max-tokens N  --temperature X  --top-p X  --stop S "
-	  "(repeatable)  --seed N\n"
-	  "  --attempts N                attempts per target, the first "
-	  "included\n"
-	  "  --timeout MS                deadline for the whole call\n"
-	  "  --priority high|normal|low\n"
-	  "  --stream                    print text as it arrives\n"
-	  "  --on-cut resume|restart|fail\n"
-	  "  --json                      print exactly one JSON object\n"
-	  "  --name NAME                 client name shown by llmgated\n"
-	  "  PROMPT \"-\" or absent: read stdin" },
+	    "call [options] [PROMPT]\n"
+	    "  -m, --model PROVIDER/MODEL  repeatable: the fallback chain, "
+	    "tried in order\n"
+	    "  -r, --route NAME            a chain named in the config\n"
+	    "  --system TEXT               system prompt\n"
+	    "  --messages FILE             JSON array of messages instead of "
+	    "PROMPT\n"
+	    "  --tools FILE                JSON array of tools: {name, "
+	    "description, parameters}\n"
+	    "  --tool-choice auto|none|required|function:NAME\n"
+	    "  --schema FILE               JSON Schema the reply must satisfy\n"
+	    "  --max-tokens N  --temperature X  --top-p X  --stop S "
+	    "(repeatable)  --seed N\n"
+	    "  --attempts N                attempts per target, the first "
+	    "included\n"
+	    "  --timeout MS                deadline for the whole call\n"
+	    "  --priority high|normal|low\n"
+	    "  --stream                    print text as it arrives\n"
+	    "  --on-cut resume|restart|fail\n"
+	    "  --json                      print exactly one JSON object\n"
+	    "  --name NAME                 client name shown by llmgated\n"
+	    "  PROMPT \"-\" or absent: read stdin" },
 	{ "status", cmd_status, "status [--clients] [--json]" },
 	{ "ping", cmd_ping,
-	  "ping [--wait SECONDS]\n"
-	  "  --wait SECONDS              until the daemon answers, at most "
-	  "SECONDS" },
+	    "ping [--wait SECONDS]\n"
+	    "  --wait SECONDS              until the daemon answers, at most "
+	    "SECONDS" },
 	{ "reload", cmd_reload, "reload" },
 	{ "metrics", cmd_metrics, "metrics" },
 	{ "acquire", cmd_acquire,
-	  "acquire -m PROVIDER/MODEL|POOL [--tokens N] [--timeout MS] "
-	  "[--priority P] [--json]" },
+	    "acquire -m PROVIDER/MODEL|POOL [--tokens N] [--timeout MS] "
+	    "[--priority P] [--json]" },
 	{ "report", cmd_report,
-	  "report LEASE --status HTTP_STATUS [--retry-after S] "
-	  "[--input-tokens N] [--output-tokens N]" },
+	    "report LEASE --status HTTP_STATUS [--retry-after S] "
+	    "[--input-tokens N] [--output-tokens N]" },
 	{ "help", cmd_help, "help [COMMAND]" },
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])
@@ -74,7 +74,7 @@ cli_vwarnx(const char *fmt, va_list ap)
 void
 cli_warnx(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	cli_vwarnx(fmt, ap);
@@ -101,7 +101,7 @@ cli_reallocarray(void *p, size_t n, size_t size)
 char *
 cli_strdup(const char *s)
 {
-	char	*p;
+	char *p;
 
 	if (s == NULL)
 		return NULL;
@@ -114,27 +114,29 @@ cli_strdup(const char *s)
 void
 cli_usage(FILE *f, const struct cmd *c)
 {
-	size_t	i;
+	size_t i;
 
 	if (c != NULL) {
 		fprintf(f, "usage: llmgate [-s SOCKET] %s\n", c->usage);
 		return;
 	}
 	fputs("usage: llmgate [-s SOCKET] COMMAND [options]\n"
-	    "       llmgate --version | --help\n\ncommands:\n", f);
+	      "       llmgate --version | --help\n\ncommands:\n",
+	    f);
 	for (i = 0; i < NCMDS; i++)
 		fprintf(f, "  %.*s\n", (int)strcspn(cmds[i].usage, "\n"),
 		    cmds[i].usage);
 	fputs("\n'llmgate help COMMAND' shows a command's options.\n"
-	    "SOCKET: -s, else $LLMGATE_SOCKET, else " RUNSTATEDIR
-	    "/llmgate/llmgate.sock.\n", f);
+	      "SOCKET: -s, else $LLMGATE_SOCKET, else " RUNSTATEDIR
+	      "/llmgate/llmgate.sock.\n",
+	    f);
 }
 
 /* Say what is wrong and how the command is used; the usage exit status. */
 int
 cli_usage_error(const struct cmd *c, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	cli_vwarnx(fmt, ap);
@@ -156,8 +158,8 @@ cli_usage_error(const struct cmd *c, const char *fmt, ...)
 int
 cli_option(const struct cmd *c, int ch, char **argv)
 {
-	char		 opt[3] = { '-', (char)optopt, '\0' };
-	const char	*name;
+	char opt[3] = { '-', (char)optopt, '\0' };
+	const char *name;
 
 	name = (optopt > 0 && optopt <= UCHAR_MAX) ? opt : argv[optind - 1];
 	switch (ch) {
@@ -179,8 +181,8 @@ int
 cli_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
     uint64_t *out)
 {
-	unsigned long long	 v;
-	char			*end;
+	unsigned long long v;
+	char *end;
 
 	if (!isdigit((unsigned char)*s))
 		goto bad;
@@ -199,7 +201,7 @@ bad:
 int
 cli_parse_u32(const char *opt, const char *s, uint32_t min, uint32_t *out)
 {
-	uint64_t	v;
+	uint64_t v;
 
 	if (cli_parse_u64(opt, s, min, UINT32_MAX, &v) == -1)
 		return -1;
@@ -210,8 +212,8 @@ cli_parse_u32(const char *opt, const char *s, uint32_t min, uint32_t *out)
 int
 cli_parse_i64(const char *opt, const char *s, int64_t *out)
 {
-	long long	 v;
-	char		*end;
+	long long v;
+	char *end;
 
 	errno = 0;
 	v = strtoll(s, &end, 10);
@@ -228,8 +230,8 @@ int
 cli_parse_double(const char *opt, const char *s, double min, double max,
     double *out)
 {
-	double	 v;
-	char	*end;
+	double v;
+	char *end;
 
 	errno = 0;
 	v = strtod(s, &end);
@@ -246,7 +248,7 @@ cli_parse_double(const char *opt, const char *s, double min, double max,
 int
 cli_parse_priority(const char *s, enum llmgate_priority *out)
 {
-	int	v;
+	int v;
 
 	if ((v = llmgate_priority_from_name(s)) == -1) {
 		cli_warnx("--priority: '%s' is not high, normal or low", s);
@@ -259,7 +261,7 @@ cli_parse_priority(const char *s, enum llmgate_priority *out)
 const char *
 cli_class_name(enum llmgate_class cls)
 {
-	const char	*s = llmgate_class_name(cls);
+	const char *s = llmgate_class_name(cls);
 
 	return s != NULL ? s : "internal";
 }
@@ -282,11 +284,11 @@ cli_class_exit(enum llmgate_class cls)
 json_t *
 cli_jstr(const char *s)
 {
-	json_t			*j;
-	const unsigned char	*p;
-	char			*t;
-	size_t			 len, i, n, k;
-	unsigned		 c;
+	json_t *j;
+	const unsigned char *p;
+	char *t;
+	size_t len, i, n, k;
+	unsigned c;
 
 	if (s == NULL)
 		s = "";
@@ -297,10 +299,13 @@ cli_jstr(const char *s)
 	p = (const unsigned char *)s;
 	for (i = n = 0; i < len;) {
 		c = p[i];
-		k = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 :
-		    (c >> 3) == 0x1e ? 4 : 0;
+		k = c < 0x80         ? 1 :
+		    (c >> 5) == 0x6  ? 2 :
+		    (c >> 4) == 0xe  ? 3 :
+		    (c >> 3) == 0x1e ? 4 :
+		                       0;
 		if (k > 1 && i + k <= len) {
-			size_t	 x;
+			size_t x;
 
 			for (x = 1; x < k; x++)
 				if ((p[i + x] & 0xc0) != 0x80)
@@ -334,7 +339,7 @@ cli_jstr(const char *s)
 json_t *
 cli_jerror(const char *cls, const char *message)
 {
-	json_t	*e = json_object();
+	json_t *e = json_object();
 
 	json_object_set_new(e, "class", json_string(cls));
 	json_object_set_new(e, "message", cli_jstr(message));
@@ -358,7 +363,7 @@ cli_print_json(json_t *o)
 void
 cli_print_error(const char *cls, const char *message, int attempts)
 {
-	json_t	*o = json_object();
+	json_t *o = json_object();
 
 	json_object_set_new(o, "error", cli_jerror(cls, message));
 	if (attempts)
@@ -373,8 +378,8 @@ cli_print_error(const char *cls, const char *message, int attempts)
 struct llmgate *
 cli_connect(const char *name, int json)
 {
-	struct llmgate	*g;
-	char		 path[PATH_MAX], err[1024];
+	struct llmgate *g;
+	char path[PATH_MAX], err[1024];
 
 	if (llmgate_socket_path(cli_socket, path, sizeof path) == NULL) {
 		cli_warnx("socket path too long");
@@ -394,7 +399,7 @@ cli_connect(const char *name, int json)
 static const struct cmd *
 cmd_find(const char *name)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < NCMDS; i++) {
 		if (strcmp(cmds[i].name, name) == 0)
@@ -406,7 +411,7 @@ cmd_find(const char *name)
 static int
 cmd_help(const struct cmd *c, int argc, char **argv)
 {
-	const struct cmd	*topic;
+	const struct cmd *topic;
 
 	if (argc > 1) {
 		if ((topic = cmd_find(argv[1])) == NULL)
@@ -420,18 +425,17 @@ cmd_help(const struct cmd *c, int argc, char **argv)
 }
 
 static const struct option main_options[] = {
-	{ "version",	 no_argument,	    NULL, 'V' },
-	CLI_OPTIONS_END
+	{ "version", no_argument, NULL, 'V' }, CLI_OPTIONS_END
 };
 
 int
 main(int argc, char **argv)
 {
-	const struct cmd	*c;
-	int			 ch, rv;
+	const struct cmd *c;
+	int ch, rv;
 
-	while ((ch = getopt_long(argc, argv, "+:s:hV", main_options,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+:s:hV", main_options, NULL)) !=
+	    -1) {
 		if (ch == 'V') {
 			printf("llmgate %s\n", LLMGATE_VERSION);
 			return 0;

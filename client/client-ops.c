@@ -18,7 +18,7 @@ uint32_t
 llmgate_submit(struct llmgate *g, const struct llmgate_request *req,
     llmgate_chunk_cb *on_chunk, llmgate_done_cb *on_done, void *arg)
 {
-	struct client_pend	*p;
+	struct client_pend *p;
 
 	if ((p = client_pend_queue(g, PEND_CALL, PROTO_CALL, req)) == NULL)
 		return 0;
@@ -34,11 +34,11 @@ client_ops_lease_submit(struct llmgate *g, enum proto_type type,
     const void *body, enum proto_type want, llmgate_lease_cb *on_lease,
     void *arg)
 {
-	struct client_pend	*p;
+	struct client_pend *p;
 
 	if (body == NULL) {
-		client_seterr(g, "no %s", type == PROTO_ACQUIRE ? "acquire" :
-		    "report");
+		client_seterr(g, "no %s",
+		    type == PROTO_ACQUIRE ? "acquire" : "report");
 		return 0;
 	}
 	if ((p = client_pend_queue(g, PEND_LEASE, type, body)) == NULL)
@@ -61,17 +61,17 @@ uint32_t
 llmgate_report_submit(struct llmgate *g, const struct llmgate_report *rep,
     llmgate_lease_cb *on_lease, void *arg)
 {
-	return client_ops_lease_submit(g, PROTO_REPORT, rep, PROTO_OK,
-	    on_lease, arg);
+	return client_ops_lease_submit(g, PROTO_REPORT, rep, PROTO_OK, on_lease,
+	    arg);
 }
 
 int
 llmgate_call(struct llmgate *g, const struct llmgate_request *req,
     llmgate_chunk_cb *on_chunk, void *arg, struct llmgate_result **out)
 {
-	struct client_waiter	 w;
-	struct client_pend		*p;
-	int			 rv = -1;
+	struct client_waiter w;
+	struct client_pend *p;
+	int rv = -1;
 
 	*out = NULL;
 	memset(&w, 0, sizeof w);
@@ -102,8 +102,8 @@ out:
 int
 llmgate_cancel(struct llmgate *g, uint32_t id)
 {
-	struct client_pend	*p;
-	size_t		 before;
+	struct client_pend *p;
+	size_t before;
 
 	if (g->dead || g->closing)
 		return -1;
@@ -135,7 +135,7 @@ static int
 client_ops_run(struct llmgate *g, struct client_waiter *w, enum proto_type type,
     const void *body, enum proto_type want, enum llmgate_class *cls)
 {
-	struct client_pend	*p;
+	struct client_pend *p;
 
 	memset(w, 0, sizeof *w);
 	if ((p = client_pend_queue(g, PEND_REQ, type, body)) == NULL)
@@ -149,9 +149,10 @@ client_ops_run(struct llmgate *g, struct client_waiter *w, enum proto_type type,
 	if (w->msg.type == PROTO_ERROR) {
 		if (cls != NULL)
 			*cls = w->msg.u.result.cls;
-		client_seterr(g, "%s", w->msg.u.result.message != NULL ?
-		    w->msg.u.result.message :
-		    llmgate_class_name(w->msg.u.result.cls));
+		client_seterr(g, "%s",
+		    w->msg.u.result.message != NULL ?
+		        w->msg.u.result.message :
+		        llmgate_class_name(w->msg.u.result.cls));
 		proto_msg_free(&w->msg);
 		return 1;
 	}
@@ -166,8 +167,8 @@ static int
 client_ops_simple(struct llmgate *g, enum proto_type type, const void *body,
     enum proto_type want)
 {
-	struct client_waiter	w;
-	int			rv;
+	struct client_waiter w;
+	int rv;
 
 	client_enter(g);
 	if ((rv = client_ops_run(g, &w, type, body, want, NULL)) == 0)
@@ -208,8 +209,8 @@ llmgate_report(struct llmgate *g, const struct llmgate_report *rep)
 static char *
 client_ops_json_text(const json_t *j)
 {
-	size_t	 n;
-	char	*s;
+	size_t n;
+	char *s;
 
 	n = json_dumpb(j, NULL, 0, CLIENT_OPS_JSON_FLAGS);
 	s = xmalloc(n + 1);
@@ -222,8 +223,8 @@ client_ops_json_text(const json_t *j)
 int
 llmgate_status(struct llmgate *g, char **json)
 {
-	struct client_waiter	w;
-	int			rv = -1;
+	struct client_waiter w;
+	int rv = -1;
 
 	*json = NULL;
 	client_enter(g);
@@ -244,13 +245,13 @@ out:
 int
 llmgate_metrics(struct llmgate *g, char **text)
 {
-	struct client_waiter	w;
-	int			rv = -1;
+	struct client_waiter w;
+	int rv = -1;
 
 	*text = NULL;
 	client_enter(g);
-	if (client_ops_run(g, &w, PROTO_METRICS, NULL, PROTO_METRICS,
-	    NULL) == 0) {
+	if (client_ops_run(g, &w, PROTO_METRICS, NULL, PROTO_METRICS, NULL) ==
+	    0) {
 		*text = xstrdup(w.msg.u.metrics != NULL ? w.msg.u.metrics : "");
 		proto_msg_free(&w.msg);
 		rv = 0;
@@ -264,20 +265,20 @@ llmgate_acquire(struct llmgate *g, const struct llmgate_acquire *acq,
     struct llmgate_lease **lease, enum llmgate_class *cls, char *err,
     size_t errlen)
 {
-	struct client_waiter	w;
-	enum llmgate_class	c = LLMGATE_CONNECTION;
-	int			rv;
+	struct client_waiter w;
+	enum llmgate_class c = LLMGATE_CONNECTION;
+	int rv;
 
 	if (err != NULL && errlen > 0)
 		*err = '\0';
 	*lease = NULL;
 	client_enter(g);
 	/* c stays connection unless the daemon answered. */
-	if ((rv = client_ops_run(g, &w, PROTO_ACQUIRE, acq, PROTO_LEASE,
-	    &c)) == 0) {
+	if ((rv = client_ops_run(g, &w, PROTO_ACQUIRE, acq, PROTO_LEASE, &c)) ==
+	    0) {
 		*lease = xmalloc(sizeof **lease);
 		**lease = w.msg.u.lease;
-		(*lease)->target[sizeof (*lease)->target - 1] = '\0';
+		(*lease)->target[sizeof(*lease)->target - 1] = '\0';
 		proto_msg_free(&w.msg);
 		c = LLMGATE_OK;
 	}

@@ -23,8 +23,8 @@
 struct llmgate_result *
 client_pend_result_new(enum llmgate_class cls, const char *message)
 {
-	struct llmgate_result	*r;
-	size_t			 len = strlen(message) + 1;
+	struct llmgate_result *r;
+	size_t len = strlen(message) + 1;
 
 	r = xcalloc(1, sizeof *r + len);
 	r->cls = cls;
@@ -38,9 +38,9 @@ client_pend_result_new(enum llmgate_class cls, const char *message)
 static struct llmgate_result *
 client_pend_result_msg(struct proto_msg *msg)
 {
-	struct llmgate_result	*r;
-	const char		*name;
-	size_t			 len;
+	struct llmgate_result *r;
+	const char *name;
+	size_t len;
 
 	r = xmalloc(sizeof *r);
 	*r = msg->u.result;
@@ -71,7 +71,7 @@ llmgate_result_free(struct llmgate_result *r)
 struct client_pend *
 client_pend_find(struct llmgate *g, uint32_t id)
 {
-	struct client_pend	*p;
+	struct client_pend *p;
 
 	TAILQ_FOREACH(p, &g->pending, entry) {
 		if (p->id == id)
@@ -84,8 +84,8 @@ client_pend_find(struct llmgate *g, uint32_t id)
 static struct client_pend *
 client_pend_new(struct llmgate *g, enum client_pend_kind kind)
 {
-	struct client_pend	*p;
-	uint32_t	 id;
+	struct client_pend *p;
+	uint32_t id;
 
 	do {
 		id = g->next_id++;
@@ -118,7 +118,7 @@ client_pend_remove(struct llmgate *g, struct client_pend *p)
 void
 client_pend_free_all(struct llmgate *g)
 {
-	struct client_pend	*p;
+	struct client_pend *p;
 
 	while ((p = TAILQ_FIRST(&g->pending)) != NULL) {
 		client_pend_remove(g, p);
@@ -136,14 +136,18 @@ client_pend_lease(struct llmgate *g, struct client_pend *p,
 	if (p->on_lease == NULL)
 		return;
 	if (msg->type == PROTO_ERROR) {
-		p->on_lease(NULL, msg->u.result.cls, msg->u.result.message !=
-		    NULL ? msg->u.result.message :
-		    llmgate_class_name(msg->u.result.cls), p->arg);
+		p->on_lease(NULL, msg->u.result.cls,
+		    msg->u.result.message != NULL ?
+		        msg->u.result.message :
+		        llmgate_class_name(msg->u.result.cls),
+		    p->arg);
 		return;
 	}
 	if (msg->type != p->want) {
-		snprintf(why, sizeof why, "unexpected '%s' reply from "
-		    "llmgated", client_msg_type_name(msg));
+		snprintf(why, sizeof why,
+		    "unexpected '%s' reply from "
+		    "llmgated",
+		    client_msg_type_name(msg));
 		p->on_lease(NULL, LLMGATE_CONNECTION, why, p->arg);
 		return;
 	}
@@ -192,8 +196,8 @@ client_pend_text(struct client_pend *p, struct llmgate_result *r)
 void
 client_pend_dispatch(struct llmgate *g, struct proto_msg *msg)
 {
-	struct client_pend		*p;
-	struct llmgate_result	*r;
+	struct client_pend *p;
+	struct llmgate_result *r;
 
 	if (msg->id == 0) {
 		/* A connection-level error usually comes right before the
@@ -263,8 +267,8 @@ struct client_pend *
 client_pend_queue(struct llmgate *g, enum client_pend_kind kind,
     enum proto_type type, const void *body)
 {
-	struct client_pend	*p;
-	size_t		 before;
+	struct client_pend *p;
+	size_t before;
 
 	g->toobig = 0;
 	if (g->dead || g->closing) {
@@ -273,7 +277,8 @@ client_pend_queue(struct llmgate *g, enum client_pend_kind kind,
 		return NULL;
 	}
 	if ((type == PROTO_CALL || type == PROTO_ACQUIRE ||
-	    type == PROTO_REPORT) && body == NULL) {
+	        type == PROTO_REPORT) &&
+	    body == NULL) {
 		client_seterr(g, "no request");
 		return NULL;
 	}

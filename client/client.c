@@ -96,10 +96,10 @@ client_leave(struct llmgate *g)
 void
 client_lost(struct llmgate *g, const char *fmt, ...)
 {
-	struct client_pend		*p;
-	struct llmgate_result	*r;
-	char			 detail[256];
-	va_list			 ap;
+	struct client_pend *p;
+	struct llmgate_result *r;
+	char detail[256];
+	va_list ap;
 
 	if (g->dead)
 		return;
@@ -143,7 +143,7 @@ client_lost(struct llmgate *g, const char *fmt, ...)
 int
 client_flush(struct llmgate *g)
 {
-	ssize_t	n;
+	ssize_t n;
 
 	while (g->ob_off < g->ob.size) {
 		n = send(g->fd, g->ob.data + g->ob_off, g->ob.size - g->ob_off,
@@ -169,14 +169,16 @@ client_flush(struct llmgate *g)
 int
 client_check_frame(struct llmgate *g, size_t before)
 {
-	size_t	len = g->ob.size - before;
+	size_t len = g->ob.size - before;
 
 	g->toobig = 0;
 	if (len > g->max_frame) {
 		g->ob.size = before;
 		g->toobig = 1;
-		client_seterr(g, "request too large: %zu bytes, llmgated takes "
-		    "at most %u", len, g->max_frame);
+		client_seterr(g,
+		    "request too large: %zu bytes, llmgated takes "
+		    "at most %u",
+		    len, g->max_frame);
 		return -1;
 	}
 	return 0;
@@ -189,9 +191,9 @@ client_check_frame(struct llmgate *g, size_t before)
 static ssize_t
 client_read(struct llmgate *g)
 {
-	struct client_inbuf	*ib = &g->ib;
-	size_t			 cap;
-	ssize_t			 n;
+	struct client_inbuf *ib = &g->ib;
+	size_t cap;
+	ssize_t n;
 
 	if (ib->off == ib->len)
 		ib->off = ib->len = 0;
@@ -231,10 +233,10 @@ client_read(struct llmgate *g)
 static int
 client_next(struct llmgate *g, struct proto_msg *msg, char *err, size_t errlen)
 {
-	struct client_inbuf	*ib = &g->ib;
-	const char		*p = ib->data + ib->off;
-	ssize_t			 n;
-	size_t			 need;
+	struct client_inbuf *ib = &g->ib;
+	const char *p = ib->data + ib->off;
+	ssize_t n;
+	size_t need;
 
 	if (ib->len == ib->off)
 		return 0;
@@ -245,13 +247,11 @@ client_next(struct llmgate *g, struct proto_msg *msg, char *err, size_t errlen)
 		snprintf(err, errlen, "bad frame length");
 		return -1;
 	}
-	if (proto_decode(p + PROTO_HDR_LEN, (size_t)n, msg, err,
-	    errlen) != 0)
+	if (proto_decode(p + PROTO_HDR_LEN, (size_t)n, msg, err, errlen) != 0)
 		return -1;
 	ib->off += PROTO_HDR_LEN + (size_t)n;
 	return 1;
 }
-
 
 /* A message's type as received, for saying it was not what we expected. */
 const char *
@@ -266,9 +266,9 @@ client_msg_type_name(const struct proto_msg *msg)
 static int
 client_parse(struct llmgate *g)
 {
-	struct proto_msg	msg;
-	char			err[256];
-	int			rv;
+	struct proto_msg msg;
+	char err[256];
+	int rv;
 
 	for (;;) {
 		if (g->dead || g->closing)
@@ -287,8 +287,8 @@ client_parse(struct llmgate *g)
 int
 llmgate_process(struct llmgate *g)
 {
-	ssize_t	n;
-	int	rv;
+	ssize_t n;
+	int rv;
 
 	if (g->dead || g->closing)
 		return -1;
@@ -340,7 +340,7 @@ out:
 int
 client_wait(struct llmgate *g, struct client_waiter *w)
 {
-	struct pollfd	pfd;
+	struct pollfd pfd;
 
 	while (!w->done && !g->dead && !g->closing) {
 		/* Send first: a small request usually goes out at once. */
@@ -373,14 +373,14 @@ client_wait(struct llmgate *g, struct client_waiter *w)
 static int
 client_hello(struct llmgate *g, const char *name)
 {
-	struct proto_hello	 hello;
-	struct proto_msg	 msg;
-	struct pollfd		 pfd;
-	uint64_t		 deadline;
-	int64_t			 left;
-	ssize_t			 n;
-	char			 err[256];
-	int			 rv;
+	struct proto_hello hello;
+	struct proto_msg msg;
+	struct pollfd pfd;
+	uint64_t deadline;
+	int64_t left;
+	ssize_t n;
+	char err[256];
+	int rv;
 
 	memset(&hello, 0, sizeof hello);
 	hello.version = PROTO_VERSION;
@@ -397,8 +397,10 @@ client_hello(struct llmgate *g, const char *name)
 		memset(&msg, 0, sizeof msg);
 		rv = client_next(g, &msg, err, sizeof err);
 		if (rv == -1) {
-			client_seterr(g, "protocol error from llmgated at %s: "
-			    "%s", g->path, err);
+			client_seterr(g,
+			    "protocol error from llmgated at %s: "
+			    "%s",
+			    g->path, err);
 			return -1;
 		}
 		if (rv == 1)
@@ -406,8 +408,10 @@ client_hello(struct llmgate *g, const char *name)
 
 		left = (int64_t)deadline - (int64_t)client_now_ms();
 		if (left <= 0) {
-			client_seterr(g, "no answer from llmgated at %s within "
-			    "%d s", g->path, CLIENT_HELLO_TIMEOUT_MS / 1000);
+			client_seterr(g,
+			    "no answer from llmgated at %s within "
+			    "%d s",
+			    g->path, CLIENT_HELLO_TIMEOUT_MS / 1000);
 			return -1;
 		}
 		pfd.fd = g->fd;
@@ -425,8 +429,10 @@ client_hello(struct llmgate *g, const char *name)
 			continue;
 		n = client_read(g);
 		if (n == 0) {
-			client_seterr(g, "llmgated at %s closed the connection "
-			    "during the handshake", g->path);
+			client_seterr(g,
+			    "llmgated at %s closed the connection "
+			    "during the handshake",
+			    g->path);
 			return -1;
 		}
 		if (n == -1) {
@@ -440,9 +446,10 @@ client_hello(struct llmgate *g, const char *name)
 	switch (msg.type) {
 	case PROTO_HELLO:
 		if (msg.u.hello.version != PROTO_VERSION) {
-			client_seterr(g, "llmgated at %s speaks protocol "
-			    "version %u, this client %u", g->path,
-			    msg.u.hello.version, PROTO_VERSION);
+			client_seterr(g,
+			    "llmgated at %s speaks protocol "
+			    "version %u, this client %u",
+			    g->path, msg.u.hello.version, PROTO_VERSION);
 			break;
 		}
 		g->max_frame = msg.u.hello.max_frame;
@@ -452,12 +459,15 @@ client_hello(struct llmgate *g, const char *name)
 		break;
 	case PROTO_ERROR:
 		client_seterr(g, "llmgated at %s refused the connection: %s",
-		    g->path, msg.u.result.message != NULL ?
-		    msg.u.result.message : "no reason given");
+		    g->path,
+		    msg.u.result.message != NULL ? msg.u.result.message :
+		                                   "no reason given");
 		break;
 	default:
-		client_seterr(g, "unexpected '%s' from llmgated at %s during "
-		    "the handshake", client_msg_type_name(&msg), g->path);
+		client_seterr(g,
+		    "unexpected '%s' from llmgated at %s during "
+		    "the handshake",
+		    client_msg_type_name(&msg), g->path);
 		break;
 	}
 	proto_msg_free(&msg);
@@ -468,10 +478,10 @@ struct llmgate *
 llmgate_connect(const char *path, const char *client_name, char *err,
     size_t errlen)
 {
-	struct llmgate		*g;
-	struct sockaddr_un	 sun;
-	char			 buf[sizeof sun.sun_path + 64];
-	int			 flags;
+	struct llmgate *g;
+	struct sockaddr_un sun;
+	char buf[sizeof sun.sun_path + 64];
+	int flags;
 
 	if (path == NULL &&
 	    (path = llmgate_socket_path(NULL, buf, sizeof buf)) == NULL) {
@@ -484,8 +494,10 @@ llmgate_connect(const char *path, const char *client_name, char *err,
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof sun.sun_path) {
-		snprintf(err, errlen, "cannot connect to llmgated at %s: "
-		    "socket path too long", path);
+		snprintf(err, errlen,
+		    "cannot connect to llmgated at %s: "
+		    "socket path too long",
+		    path);
 		return NULL;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
@@ -498,8 +510,10 @@ llmgate_connect(const char *path, const char *client_name, char *err,
 	msgpack_sbuffer_init(&g->ob);
 
 	if ((g->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
-		snprintf(err, errlen, "cannot connect to llmgated at %s: "
-		    "socket: %s", path, strerror(errno));
+		snprintf(err, errlen,
+		    "cannot connect to llmgated at %s: "
+		    "socket: %s",
+		    path, strerror(errno));
 		goto fail;
 	}
 	while (connect(g->fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
@@ -515,8 +529,10 @@ llmgate_connect(const char *path, const char *client_name, char *err,
 	}
 	if ((flags = fcntl(g->fd, F_GETFL)) == -1 ||
 	    fcntl(g->fd, F_SETFL, flags | O_NONBLOCK) == -1) {
-		snprintf(err, errlen, "cannot connect to llmgated at %s: "
-		    "fcntl: %s", path, strerror(errno));
+		snprintf(err, errlen,
+		    "cannot connect to llmgated at %s: "
+		    "fcntl: %s",
+		    path, strerror(errno));
 		goto fail;
 	}
 	return g;

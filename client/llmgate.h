@@ -37,12 +37,12 @@ enum llmgate_class {
 	LLMGATE_BAD_REQUEST,
 	LLMGATE_SCHEMA,
 	LLMGATE_CIRCUIT_OPEN,
-	LLMGATE_BUDGET_EXHAUSTED,	/* retry budget, or the client class's tokens */
+	LLMGATE_BUDGET_EXHAUSTED, /* retry budget, or the client class's tokens */
 	LLMGATE_DEADLINE,
 	LLMGATE_CANCELLED,
 	LLMGATE_INVALID_REQUEST,
 	LLMGATE_INTERNAL,
-	LLMGATE_REJECTED,	/* a reply turned down by a reply condition */
+	LLMGATE_REJECTED, /* a reply turned down by a reply condition */
 	LLMGATE_CLASS_MAX
 };
 
@@ -104,7 +104,7 @@ int llmgate_tool_choice_from_name(const char *);
 struct llmgate_tool_call {
 	char *id;
 	char *name;
-	char *arguments;	/* JSON text */
+	char *arguments; /* JSON text */
 };
 
 /*
@@ -176,30 +176,28 @@ int llmgate_request_set_stream(struct llmgate_request *, int on);
  * "refusal", "empty" or "match:PATTERN" (PROTOCOL.md). The daemon checks
  * both: an unknown one fails the call with LLMGATE_INVALID_REQUEST.
  */
-int llmgate_request_add_fallback_on(struct llmgate_request *,
-    const char *cls);
-int llmgate_request_add_reject(struct llmgate_request *,
-    const char *condition);
+int llmgate_request_add_fallback_on(struct llmgate_request *, const char *cls);
+int llmgate_request_add_reject(struct llmgate_request *, const char *condition);
 
 struct llmgate_attempt {
 	char *target;
 	enum llmgate_class cls;
-	uint32_t status;	/* HTTP status, 0 when none */
+	uint32_t status; /* HTTP status, 0 when none */
 	char *message;
-	uint32_t ms;		/* duration of the attempt */
-	uint32_t waited_ms;	/* wait before it */
-	int skipped;		/* target skipped without an upstream attempt */
+	uint32_t ms;        /* duration of the attempt */
+	uint32_t waited_ms; /* wait before it */
+	int skipped;        /* target skipped without an upstream attempt */
 };
 
 struct llmgate_result {
-	enum llmgate_class cls;	/* LLMGATE_OK on success */
-	char *message;		/* error message when cls != OK */
-	int partial;		/* output reached the client before the failure */
+	enum llmgate_class cls; /* LLMGATE_OK on success */
+	char *message;          /* error message when cls != OK */
+	int partial; /* output reached the client before the failure */
 
 	char *text;
-	char *target;		/* the target that answered */
+	char *target; /* the target that answered */
 	enum llmgate_finish finish;
-	uint64_t input_tokens;	/* usage of the reply that answered */
+	uint64_t input_tokens; /* usage of the reply that answered */
 	uint64_t output_tokens;
 	/* Usage billed for the whole call: every attempt, repair and
 	 * resumed part, failed ones included (estimated for a stream cut
@@ -211,7 +209,7 @@ struct llmgate_result {
 	struct llmgate_attempt *attempts;
 	size_t nattempts;
 
-	void *priv;		/* owned storage; llmgate_result_free() */
+	void *priv; /* owned storage; llmgate_result_free() */
 };
 
 /*
@@ -323,8 +321,8 @@ int llmgate_process(struct llmgate *);
 
 /* Small blocking operations. 0 on success, -1 with llmgate_error(). */
 int llmgate_ping(struct llmgate *);
-int llmgate_status(struct llmgate *, char **json);	/* JSON text, free() */
-int llmgate_metrics(struct llmgate *, char **text);	/* free() */
+int llmgate_status(struct llmgate *, char **json);  /* JSON text, free() */
+int llmgate_metrics(struct llmgate *, char **text); /* free() */
 int llmgate_reload(struct llmgate *);
 /*
  * Advisory leases. acquire returns 0 with a lease in *lease (free it with
@@ -345,12 +343,12 @@ int llmgate_report(struct llmgate *, const struct llmgate_report *);
  * then ends with class cancelled. Each returns the request id (> 0), or
  * 0 on failure (llmgate_error()).
  */
-typedef void llmgate_lease_cb(const struct llmgate_lease *,
-    enum llmgate_class, const char *message, void *arg);
+typedef void llmgate_lease_cb(const struct llmgate_lease *, enum llmgate_class,
+    const char *message, void *arg);
 uint32_t llmgate_acquire_submit(struct llmgate *,
     const struct llmgate_acquire *, llmgate_lease_cb *on_lease, void *arg);
-uint32_t llmgate_report_submit(struct llmgate *,
-    const struct llmgate_report *, llmgate_lease_cb *on_lease, void *arg);
+uint32_t llmgate_report_submit(struct llmgate *, const struct llmgate_report *,
+    llmgate_lease_cb *on_lease, void *arg);
 
 #ifdef __cplusplus
 }

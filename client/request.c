@@ -93,8 +93,8 @@ llmgate_request_set_system(struct llmgate_request *req, const char *text)
 }
 
 int
-llmgate_request_add_message(struct llmgate_request *req,
-    enum llmgate_role role, const char *content)
+llmgate_request_add_message(struct llmgate_request *req, enum llmgate_role role,
+    const char *content)
 {
 	struct llmgate_message *m;
 
@@ -158,8 +158,8 @@ llmgate_request_add_tool(struct llmgate_request *req, const char *name,
 	if (req == NULL || name == NULL || *name == '\0' ||
 	    req->ntools >= PROTO_MAX_ITEMS)
 		return -1;
-	req->tools = xreallocarray(req->tools, req->ntools + 1,
-	    sizeof *req->tools);
+	req->tools =
+	    xreallocarray(req->tools, req->ntools + 1, sizeof *req->tools);
 	t = &req->tools[req->ntools++];
 	memset(t, 0, sizeof *t);
 	request_set_str(&t->name, name);
@@ -173,8 +173,8 @@ llmgate_request_set_tool_choice(struct llmgate_request *req,
     enum llmgate_tool_choice choice, const char *function)
 {
 	if (req == NULL || (int)choice < 0 || choice >= LLMGATE_TOOLS_MAX ||
-	    (function != NULL && (*function == '\0' ||
-	    choice != LLMGATE_TOOLS_REQUIRED)))
+	    (function != NULL &&
+	        (*function == '\0' || choice != LLMGATE_TOOLS_REQUIRED)))
 		return -1;
 	req->tool_choice = choice;
 	request_set_str(&req->tool_name, function);
@@ -182,8 +182,7 @@ llmgate_request_set_tool_choice(struct llmgate_request *req,
 }
 
 int
-llmgate_request_set_schema(struct llmgate_request *req,
-    const char *schema_json)
+llmgate_request_set_schema(struct llmgate_request *req, const char *schema_json)
 {
 	if (req == NULL || schema_json == NULL)
 		return -1;

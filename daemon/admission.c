@@ -14,9 +14,9 @@
 
 /* The owner's snapshot: the breaker and max_wait_ms it started under. */
 void
-admission_init(struct admission *a, struct target *t,
-    const struct config *conf, uint32_t concurrency, uint32_t tokens,
-    uint64_t client, enum llmgate_priority prio)
+admission_init(struct admission *a, struct target *t, const struct config *conf,
+    uint32_t concurrency, uint32_t tokens, uint64_t client,
+    enum llmgate_priority prio)
 {
 	memset(a, 0, sizeof *a);
 	a->t = t;
@@ -54,8 +54,7 @@ admission_share_wait(const struct admission *a, uint64_t now)
 static int
 admission_slot_free(const struct admission *a)
 {
-	return a->concurrency == 0 ||
-	    a->t->provider->inflight < a->concurrency;
+	return a->concurrency == 0 || a->t->provider->inflight < a->concurrency;
 }
 
 /*
@@ -104,8 +103,8 @@ admission_predict(const struct admission *a, uint64_t now)
 	/* A class held to its share waits for it, whatever the queue. */
 	if ((share = admission_share_wait(a, now)) > wait)
 		wait = share;
-	head = (const struct admission *)waitq_peek((struct waitq *)
-	    (uintptr_t)&t->queue);
+	head = (const struct admission *)waitq_peek(
+	    (struct waitq *)(uintptr_t)&t->queue);
 	if (head == NULL)
 		return wait;
 	turns = admission_wait_ms(t, head->tokens, now);
@@ -114,7 +113,7 @@ admission_predict(const struct admission *a, uint64_t now)
 	st.rpm_limit = domain_rpm_min(&t->dom, st.rpm_limit, now);
 	if (st.rpm_limit > 0)
 		turns += (uint64_t)waitq_ahead(&t->queue, a->client,
-		    a->node.ckey, a->prio) *
+		             a->node.ckey, a->prio) *
 		    60000 / (uint64_t)st.rpm_limit;
 	return turns > wait ? turns : wait;
 }
@@ -174,7 +173,7 @@ admission_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
 /* The classes the queue passes over while their share is spent. */
 struct admission_skip {
 	uint64_t now;
-	uint64_t wait;		/* the soonest a passed-over one may go */
+	uint64_t wait; /* the soonest a passed-over one may go */
 };
 
 static int
@@ -204,8 +203,8 @@ admission_next(struct target *t, uint64_t now, uint64_t *wait_ms)
 	struct admission *a;
 
 	*wait_ms = 0;
-	a = (struct admission *)waitq_peek_if(&t->queue, t->shares.n != 0 ?
-	    admission_skip_share : NULL, &sk);
+	a = (struct admission *)waitq_peek_if(&t->queue,
+	    t->shares.n != 0 ? admission_skip_share : NULL, &sk);
 	if (a == NULL) {
 		*wait_ms = sk.wait;
 		return NULL;
@@ -301,8 +300,10 @@ admission_refusal(const struct admission *a, enum admit_verdict v,
 		    (unsigned long long)wait);
 		return LLMGATE_CIRCUIT_OPEN;
 	case ADMIT_LATE:
-		snprintf(msg, len, "waiting %llu ms for budget would pass the "
-		    "%s", (unsigned long long)wait, limit);
+		snprintf(msg, len,
+		    "waiting %llu ms for budget would pass the "
+		    "%s",
+		    (unsigned long long)wait, limit);
 		return LLMGATE_DEADLINE;
 	case ADMIT_LONG:
 		/* The quota domain that holds the call, when one does. */
@@ -321,8 +322,10 @@ admission_refusal(const struct admission *a, enum admit_verdict v,
 		snprintf(msg, len, "the target's queue is full");
 		return LLMGATE_RATE_LIMITED;
 	case ADMIT_EXPIRED:
-		snprintf(msg, len, "no budget or free slot after waiting %llu "
-		    "ms (max_wait_ms)", (unsigned long long)wait);
+		snprintf(msg, len,
+		    "no budget or free slot after waiting %llu "
+		    "ms (max_wait_ms)",
+		    (unsigned long long)wait);
 		return LLMGATE_RATE_LIMITED;
 	case ADMIT_BUDGET:
 		clients_budget_msg(a->klass, a->over, a->tokens, wait, msg,
@@ -330,9 +333,10 @@ admission_refusal(const struct admission *a, enum admit_verdict v,
 		return LLMGATE_BUDGET_EXHAUSTED;
 	case ADMIT_CLASS_FULL:
 		/* Waiting for budget, like a full queue: later may do. */
-		snprintf(msg, len, "client class '%s' has %u calls waiting "
-		    "for budget, its most (max_queued)", a->klass->name,
-		    a->klass->max_queued);
+		snprintf(msg, len,
+		    "client class '%s' has %u calls waiting "
+		    "for budget, its most (max_queued)",
+		    a->klass->name, a->klass->max_queued);
 		return LLMGATE_RATE_LIMITED;
 	default:
 		snprintf(msg, len, "admitted");

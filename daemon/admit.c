@@ -26,7 +26,7 @@ static void
 admit_arm(struct target *t, uint64_t ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000),
-	    (suseconds_t)(ms % 1000) * 1000 };
+		(suseconds_t)(ms % 1000) * 1000 };
 
 	if (t->wake == NULL)
 		t->wake = evtimer_new(ev_base, admit_wake, t);
@@ -128,8 +128,9 @@ admit_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
 
 	/* The class's budgets first: held from here, so calls in flight
 	 * together cannot pass them (clients.c). */
-	if (a->klass != NULL && (a->klass->tokens_per_minute != 0 ||
-	    a->klass->tokens_per_day != 0)) {
+	if (a->klass != NULL &&
+	    (a->klass->tokens_per_minute != 0 ||
+	        a->klass->tokens_per_day != 0)) {
 		a->over = clients_reserve(a->klass, a->tokens,
 		    clients_wall_ms(), wait_ms);
 		if (a->over != 0)

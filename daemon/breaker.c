@@ -102,7 +102,8 @@ breaker_window_add(struct breaker *b, const struct breaker_conf *bc,
 
 	/* The current slot and the BREAKER_SLOTS - 1 before it. */
 	oldest = start >= (uint64_t)(BREAKER_SLOTS - 1) * slot_ms ?
-	    start - (uint64_t)(BREAKER_SLOTS - 1) * slot_ms : 0;
+	    start - (uint64_t)(BREAKER_SLOTS - 1) * slot_ms :
+	    0;
 	*calls = *failures = 0;
 	for (i = 0; i < BREAKER_SLOTS; i++) {
 		if (b->slot[i].calls == 0 || b->slot[i].start < oldest ||
@@ -177,7 +178,8 @@ breaker_record(struct breaker *b, const struct breaker_conf *bc, int ticket,
 	int kind = breaker_class(cls);
 	uint32_t calls, failures, min_calls;
 
-	if (ticket == 0 || ticket != breaker_ticket(b, BREAKER_IS_PROBE(ticket)))
+	if (ticket == 0 ||
+	    ticket != breaker_ticket(b, BREAKER_IS_PROBE(ticket)))
 		return;
 
 	if (b->state == BREAKER_HALF_OPEN) {
@@ -191,7 +193,8 @@ breaker_record(struct breaker *b, const struct breaker_conf *bc, int ticket,
 			if (b->mult == 0)
 				b->mult = 1;
 			b->mult = b->mult <= BREAKER_MAX_MULT / 2 ?
-			    b->mult * 2 : BREAKER_MAX_MULT;
+			    b->mult * 2 :
+			    BREAKER_MAX_MULT;
 			breaker_open(b, bc, now);
 		}
 		return;

@@ -13,7 +13,7 @@
 
 /* A member of a pool's step. */
 struct call_member {
-	char *name;			/* "provider/model" */
+	char *name; /* "provider/model" */
 	const struct provider_conf *prov;
 	struct target *state;
 };
@@ -23,70 +23,70 @@ struct call_member {
  * state are then those of the member chosen for the next attempt.
  */
 struct call_target {
-	char *name;			/* "provider/model" */
-	const struct target_override *over;	/* from a route, or NULL */
+	char *name;                         /* "provider/model" */
+	const struct target_override *over; /* from a route, or NULL */
 	const struct provider_conf *prov;
-	const char *model;		/* the target's, as it keeps it */
+	const char *model; /* the target's, as it keeps it */
 	struct target *state;
-	const struct pool_conf *pool;	/* a pool's step, or NULL */
+	const struct pool_conf *pool; /* a pool's step, or NULL */
 	struct call_member *mem;
 	size_t nmem;
-	size_t cur;			/* the member chosen */
-	uint64_t moved;			/* members moved away from this turn */
-	unsigned moves;			/* at this step */
+	size_t cur;     /* the member chosen */
+	uint64_t moved; /* members moved away from this turn */
+	unsigned moves; /* at this step */
 };
 
 struct call {
-	struct llmgate_request *req;	/* &reqbuf */
-	struct llmgate_request reqbuf;	/* the caller's, contents in zone */
+	struct llmgate_request *req;   /* &reqbuf */
+	struct llmgate_request reqbuf; /* the caller's, contents in zone */
 	msgpack_zone *zone;
 	const struct call_sink *sink;
 	void *arg;
-	struct config *cfg;		/* the config the call started under */
+	struct config *cfg; /* the config the call started under */
 	uint64_t client_id;
 	uid_t client_uid;
-	const struct client_class *klass;	/* in cfg */
-	struct client_state *kstate;	/* counted in its inflight */
-	int class_refused;		/* its budget: no target would do */
+	const struct client_class *klass; /* in cfg */
+	struct client_state *kstate;      /* counted in its inflight */
+	int class_refused;                /* its budget: no target would do */
 	char client[96];
 
 	struct call_target *chain;
 	size_t nchain;
-	size_t pos;			/* current target */
-	unsigned tries;			/* attempts at this turn of the target */
-	unsigned sent;			/* attempts at the current target */
+	size_t pos;     /* current target */
+	unsigned tries; /* attempts at this turn of the target */
+	unsigned sent;  /* attempts at the current target */
 
-	struct admission adm;		/* budget for the next attempt */
-	int repairing;			/* the next attempt is a repair */
-	int moving;			/* ... moves within a pool */
-	struct attempt *att;		/* in flight, or NULL */
-	struct event *timer;		/* start, backoff wait, deferred end */
+	struct admission adm; /* budget for the next attempt */
+	int repairing;        /* the next attempt is a repair */
+	int moving;           /* ... moves within a pool */
+	struct attempt *att;  /* in flight, or NULL */
+	struct event *timer;  /* start, backoff wait, deferred end */
 	struct event *deadline_ev;
 	uint64_t start_ms;
-	uint64_t deadline_ms;		/* 0: none */
-	uint64_t wait_from_ms;		/* when the current wait began */
+	uint64_t deadline_ms;  /* 0: none */
+	uint64_t wait_from_ms; /* when the current wait began */
 	uint64_t prev_backoff_ms;
 
 	struct llmgate_attempt *recs;
 	size_t nrecs;
 
-	int held;			/* the front is not reading (call_hold) */
-	int text_streamed;		/* the result's text is what was relayed */
-	int relayed;			/* chunks reached the client */
-	struct buf relayed_text;	/* what the client has seen */
-	int resumed;			/* the reply is relayed_text */
-	uint64_t resumed_tokens;	/* output of the parts before the cut */
-	uint32_t cap;			/* the target's max_tokens; 0: none */
-	uint64_t total_in, total_out;	/* billed, every attempt */
-	struct turns extra;		/* turns after the caller's: resume, repair */
-	struct llmgate_message *msgs;	/* the caller's and extra, in order */
-	struct llmgate_request eff;	/* what the current attempt sends */
+	int held;                /* the front is not reading (call_hold) */
+	int text_streamed;       /* the result's text is what was relayed */
+	int relayed;             /* chunks reached the client */
+	struct buf relayed_text; /* what the client has seen */
+	int resumed;             /* the reply is relayed_text */
+	uint64_t resumed_tokens; /* output of the parts before the cut */
+	uint32_t cap;            /* the target's max_tokens; 0: none */
+	uint64_t total_in, total_out; /* billed, every attempt */
+	struct turns extra; /* turns after the caller's: resume, repair */
+	struct llmgate_message *msgs; /* the caller's and extra, in order */
+	struct llmgate_request eff;   /* what the current attempt sends */
 
-	struct fallback fb;		/* the call's fallback_on and reject */
-	struct repair rp;		/* schema and tool checks */
-	unsigned repairs;		/* made at the current target */
-	int hold_text;			/* relay text only once it passed */
-	int hold_tools;			/* relay tool calls only once they passed */
+	struct fallback fb; /* the call's fallback_on and reject */
+	struct repair rp;   /* schema and tool checks */
+	unsigned repairs;   /* made at the current target */
+	int hold_text;      /* relay text only once it passed */
+	int hold_tools;     /* relay tool calls only once they passed */
 	int finished;
 
 	/* A failure found before any attempt (validation), answered async. */
@@ -96,7 +96,8 @@ struct call {
 
 struct call_stats call_stats;
 
-const char call_continue_prompt[] = "Your previous reply was cut off. "
+const char call_continue_prompt[] =
+    "Your previous reply was cut off. "
     "Continue exactly where it stopped, without repeating anything you "
     "already wrote.";
 
@@ -121,7 +122,7 @@ static void
 call_arm(struct call *c, uint64_t ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000),
-	    (suseconds_t)(ms % 1000) * 1000 };
+		(suseconds_t)(ms % 1000) * 1000 };
 
 	/*
 	 * Now: made active, so calls started in one round step in the order
@@ -190,7 +191,8 @@ call_resolve(struct call *c, char **cause)
 		    req->route != NULL ? req->route : "default");
 		if (route == NULL) {
 			q = log_quote(req->route != NULL ? req->route :
-			    "default", 200);
+			                                   "default",
+			    200);
 			xasprintf(cause, "unknown route '%s'", q);
 			free(q);
 			return -1;
@@ -221,8 +223,10 @@ call_resolve(struct call *c, char **cause)
 		}
 		if (strchr(names[i], '/') == NULL) {
 			q = log_quote(names[i], 200);
-			xasprintf(cause, "target '%s' is neither provider/model "
-			    "nor a pool's name", q);
+			xasprintf(cause,
+			    "target '%s' is neither provider/model "
+			    "nor a pool's name",
+			    q);
 			free(q);
 			return -1;
 		}
@@ -300,7 +304,8 @@ call_validate(const struct llmgate_request *req, char **cause)
 	}
 	if (req->tool_name != NULL) {
 		if (req->tool_choice != LLMGATE_TOOLS_REQUIRED) {
-			xasprintf(cause, "a tool name goes with tool_choice "
+			xasprintf(cause,
+			    "a tool name goes with tool_choice "
 			    "required");
 			return -1;
 		}
@@ -310,16 +315,20 @@ call_validate(const struct llmgate_request *req, char **cause)
 				break;
 		}
 		if (i == req->ntools) {
-			xasprintf(cause, "tool_choice names '%.64s', which is "
-			    "not one of the request's tools", req->tool_name);
+			xasprintf(cause,
+			    "tool_choice names '%.64s', which is "
+			    "not one of the request's tools",
+			    req->tool_name);
 			return -1;
 		}
 	}
 	for (i = 0; i < req->nmessages; i++) {
 		if (req->messages[i].role == LLMGATE_ROLE_TOOL &&
 		    req->messages[i].tool_call_id == NULL) {
-			xasprintf(cause, "message %zu: a tool message needs "
-			    "tool_call_id", i);
+			xasprintf(cause,
+			    "message %zu: a tool message needs "
+			    "tool_call_id",
+			    i);
 			return -1;
 		}
 	}
@@ -337,9 +346,10 @@ call_class_full(struct call *c, char **cause)
 	if (c->klass->max_inflight != 0 &&
 	    st->inflight >= c->klass->max_inflight) {
 		st->refused_caps++;
-		xasprintf(cause, "client class '%s' has %u calls and leases "
-		    "in flight, its most (max_inflight)", c->klass->name,
-		    st->inflight);
+		xasprintf(cause,
+		    "client class '%s' has %u calls and leases "
+		    "in flight, its most (max_inflight)",
+		    c->klass->name, st->inflight);
 		return -1;
 	}
 	st->inflight++;
@@ -378,9 +388,10 @@ call_start(const struct llmgate_request *creq, msgpack_zone *zone,
 		c->early_msg = cause;
 	} else if (call_validate(req, &cause) != 0 ||
 	    fallback_parse_on(&c->fb.on, req->fallback_on, req->nfallback_on,
-	    &cause) != 0 ||
-	    fallback_parse_reject(&c->fb, req->reject, req->nreject,
-	    &cause) != 0 || call_resolve(c, &cause) != 0 ||
+	        &cause) != 0 ||
+	    fallback_parse_reject(&c->fb, req->reject, req->nreject, &cause) !=
+	        0 ||
+	    call_resolve(c, &cause) != 0 ||
 	    repair_init(&c->rp, req, &cause) != 0) {
 		c->early_cls = LLMGATE_INVALID_REQUEST;
 		c->early_msg = cause;
@@ -432,8 +443,10 @@ call_emit(void *arg, const struct llmgate_chunk *ch)
 	/* Across resumed attempts too, a reply has REPLY_MAX_TEXT at most. */
 	if (ch->text != NULL &&
 	    c->relayed_text.len + ch->len > REPLY_MAX_TEXT) {
-		reply_error(&att->reply, LLMGATE_PARSE_ERROR, 0, "reply text "
-		    "over %u bytes", REPLY_MAX_TEXT);
+		reply_error(&att->reply, LLMGATE_PARSE_ERROR, 0,
+		    "reply text "
+		    "over %u bytes",
+		    REPLY_MAX_TEXT);
 		att->reply.too_long = 1;
 		return;
 	}
@@ -502,8 +515,8 @@ call_effective(struct call *c, const struct call_target *t)
 	c->eff = *c->req;
 	if (c->extra.n != 0) {
 		free(c->msgs);
-		c->msgs = xcalloc(c->req->nmessages + c->extra.n,
-		    sizeof *c->msgs);
+		c->msgs =
+		    xcalloc(c->req->nmessages + c->extra.n, sizeof *c->msgs);
 		memcpy(c->msgs, c->req->messages,
 		    c->req->nmessages * sizeof *c->msgs);
 		memcpy(c->msgs + c->req->nmessages, c->extra.m,
@@ -519,8 +532,9 @@ call_effective(struct call *c, const struct call_target *t)
 		c->eff.temperature = o->temperature;
 	if (o->has & LLMGATE_HAS_TOP_P)
 		c->eff.top_p = o->top_p;
-	c->eff.has |= o->has & (LLMGATE_HAS_MAX_TOKENS |
-	    LLMGATE_HAS_TEMPERATURE | LLMGATE_HAS_TOP_P);
+	c->eff.has |= o->has &
+	    (LLMGATE_HAS_MAX_TOKENS | LLMGATE_HAS_TEMPERATURE |
+	        LLMGATE_HAS_TOP_P);
 	return &c->eff;
 }
 
@@ -644,8 +658,10 @@ call_skip(struct call *c, enum llmgate_class cls, const char *msg)
 	a = call_record(c, c->chain[c->pos].name, cls, 0, msg, 0,
 	    (uint32_t)(now_ms() - c->wait_from_ms));
 	a->skipped = 1;
-	if (!c->class_refused && (fallback_class(call_fallback_on(c), cls) ||
-	    cls == LLMGATE_DEADLINE) && call_next_target(c)) {
+	if (!c->class_refused &&
+	    (fallback_class(call_fallback_on(c), cls) ||
+	        cls == LLMGATE_DEADLINE) &&
+	    call_next_target(c)) {
 		c->wait_from_ms = now_ms();
 		call_arm(c, 0);
 		return;
@@ -767,8 +783,10 @@ call_admit(struct call *c)
 		(void)call_pool_pick(c, t, tokens, 0, now);
 	/* A provider that needs a key and has none never gets a request. */
 	if (t->prov->key_env_unset != NULL) {
-		snprintf(msg, sizeof msg, "no API key for provider %s: set %s "
-		    "or api_key_file", t->prov->name, t->prov->key_env_unset);
+		snprintf(msg, sizeof msg,
+		    "no API key for provider %s: set %s "
+		    "or api_key_file",
+		    t->prov->name, t->prov->key_env_unset);
 		call_skip(c, LLMGATE_AUTH, msg);
 		return;
 	}
@@ -787,9 +805,8 @@ call_admit(struct call *c)
 	c->moving = 0;
 	for (;;) {
 		/* The breaker and max_wait_ms of the call's config. */
-		admission_init(&c->adm, t->state, c->cfg,
-		    t->prov->concurrency, tokens, c->client_id,
-		    req->priority);
+		admission_init(&c->adm, t->state, c->cfg, t->prov->concurrency,
+		    tokens, c->client_id, req->priority);
 		admission_class(&c->adm, c->klass);
 		c->adm.answer = call_admitted;
 		c->adm.arg = c;
@@ -803,8 +820,8 @@ call_admit(struct call *c)
 			    (void *)c, t->name, (unsigned long long)wait);
 			return;
 		}
-		cls = admission_refusal(&c->adm, v, wait, now, "deadline",
-		    msg, sizeof msg);
+		cls = admission_refusal(&c->adm, v, wait, now, "deadline", msg,
+		    sizeof msg);
 		/* The client's budget is the same at any other target. */
 		if (v == ADMIT_BUDGET) {
 			c->class_refused = 1;
@@ -848,7 +865,7 @@ call_pool_move(struct call *c, struct call_target *t, enum llmgate_class cls,
 		t->moved |= POOL_BIT(t->cur);
 	if (pool_ready(pc->state, v, t->moved) == 0 &&
 	    (pool_ready(pc->state, v, 0) != 0 ||
-	    pool_soonest(pc->state, v, 0) < 0))
+	        pool_soonest(pc->state, v, 0) < 0))
 		return 0;
 	t->moves++;
 	pc->state->moves[t->cur]++;
@@ -856,8 +873,8 @@ call_pool_move(struct call *c, struct call_target *t, enum llmgate_class cls,
 	c->tries--;
 	c->moving = 1;
 	xasprintf(&note, "%s%spool %s: moved to another member (%u of %u)",
-	    a->message != NULL ? a->message : "", a->message != NULL ?
-	    "; " : "", pc->name, t->moves, pc->max_moves);
+	    a->message != NULL ? a->message : "",
+	    a->message != NULL ? "; " : "", pc->name, t->moves, pc->max_moves);
 	free(a->message);
 	a->message = note;
 	log_debug("call %p: pool %s: %s answered %s, moving", (void *)c,
@@ -889,8 +906,8 @@ call_next_target(struct call *c)
  * next says so and there is one, else the call ends with cls.
  */
 static void
-call_move_on(struct call *c, struct reply *r, enum llmgate_class cls,
-    int next, uint64_t now)
+call_move_on(struct call *c, struct reply *r, enum llmgate_class cls, int next,
+    uint64_t now)
 {
 	if (next && c->pos + 1 < c->nchain) {
 		call_drop_attempt(c);
@@ -981,9 +998,11 @@ call_attempt_done(struct attempt *att)
 		 */
 		if (r->finish == LLMGATE_FINISH_LENGTH) {
 			cut_short = 1;
-			reply_error(r, cls, r->status, "the reply was cut at "
+			reply_error(r, cls, r->status,
+			    "the reply was cut at "
 			    "max_tokens (finish reason length) before it was "
-			    "complete: %s", summary);
+			    "complete: %s",
+			    summary);
 		} else
 			reply_error(r, cls, r->status, "%s", summary);
 		free(summary);
@@ -1105,8 +1124,8 @@ call_cut(struct call *c, const struct reply *r)
 		return 0;
 	}
 	/* What this part delivered, estimated if the cut took its usage. */
-	c->resumed_tokens = rl_tokens_sum(c->resumed_tokens,
-	    call_output_tokens(r));
+	c->resumed_tokens =
+	    rl_tokens_sum(c->resumed_tokens, call_output_tokens(r));
 	c->resumed = 1;
 	if (c->cap != 0 && c->resumed_tokens >= c->cap)
 		return 1;
@@ -1129,8 +1148,8 @@ call_deadline(evutil_socket_t fd, short events, void *arg)
 		call_record(c, c->att->target, LLMGATE_DEADLINE, 0, msg,
 		    (uint32_t)(now_ms() - c->att->start_ms), 0);
 	}
-	call_finish(c, c->att != NULL ? &c->att->reply : NULL,
-	    LLMGATE_DEADLINE, msg);
+	call_finish(c, c->att != NULL ? &c->att->reply : NULL, LLMGATE_DEADLINE,
+	    msg);
 	call_drop_attempt(c);
 }
 
@@ -1191,8 +1210,8 @@ call_log(const struct call *c, const struct llmgate_result *res)
 		waited += c->recs[i].waited_ms;
 	}
 	log_info("call from %s: %s, %zu attempts [%s], waited %llu ms, "
-	    "%llu ms, tokens %llu/%llu, billed %llu/%llu%s%s", c->client,
-	    llmgate_class_name(res->cls), c->nrecs, buf_cstr(&b),
+	         "%llu ms, tokens %llu/%llu, billed %llu/%llu%s%s",
+	    c->client, llmgate_class_name(res->cls), c->nrecs, buf_cstr(&b),
 	    (unsigned long long)waited,
 	    (unsigned long long)(now_ms() - c->start_ms),
 	    (unsigned long long)res->input_tokens,
@@ -1230,14 +1249,15 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 	if (cls != LLMGATE_OK)
 		call_stats.failed++;
 	server_call_ended();
-	metrics_observe_call(c->nchain != 0 ? c->chain[c->pos].name : NULL,
-	    cls, now_ms() - c->start_ms);
+	metrics_observe_call(c->nchain != 0 ? c->chain[c->pos].name : NULL, cls,
+	    now_ms() - c->start_ms);
 
 	memset(&res, 0, sizeof res);
 	res.cls = cls;
 	/* The result only borrows these strings for the sink's call. */
-	res.message = (char *)(uintptr_t)(msg != NULL ? msg :
-	    (cls != LLMGATE_OK ? llmgate_class_name(cls) : NULL));
+	res.message = (char *)(uintptr_t)(msg != NULL ?
+	        msg :
+	        (cls != LLMGATE_OK ? llmgate_class_name(cls) : NULL));
 	res.attempts = c->recs;
 	res.nattempts = c->nrecs;
 	res.total_input_tokens = c->total_in;
@@ -1256,8 +1276,8 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 		for (i = 0; i < r->ntools; i++) {
 			tcs[i].id = r->tools[i].id;
 			tcs[i].name = r->tools[i].name;
-			tcs[i].arguments = (char *)(uintptr_t)
-			    buf_cstr(&r->tools[i].args);
+			tcs[i].arguments =
+			    (char *)(uintptr_t)buf_cstr(&r->tools[i].args);
 		}
 		res.tool_calls = tcs;
 		res.ntool_calls = r->ntools;
@@ -1268,8 +1288,8 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 	/* The client has the text already, as chunks: see call_text_streamed. */
 	c->text_streamed = c->req->stream && res.text != NULL &&
 	    strlen(res.text) == c->relayed_text.len &&
-	    memcmp(res.text, buf_cstr(&c->relayed_text),
-	    c->relayed_text.len) == 0;
+	    memcmp(res.text, buf_cstr(&c->relayed_text), c->relayed_text.len) ==
+	        0;
 	call_log(c, &res);
 	if (c->sink != NULL)
 		c->sink->done(c->arg, &res);

@@ -27,8 +27,8 @@
 
 #include "llmgated.h"
 
-#define CLIENTS_MINUTE_MS	60000ULL
-#define CLIENTS_DAY_MS		86400000ULL
+#define CLIENTS_MINUTE_MS 60000ULL
+#define CLIENTS_DAY_MS    86400000ULL
 
 static struct client_state *clients_states;
 
@@ -57,14 +57,12 @@ clients_cond(const struct client_match *m, const struct client_ident *id)
 		return id->uid != (uid_t)-1 &&
 		    (m->uid == (uid_t)-1 || m->uid == id->uid);
 	case CM_UNIT:
-		return id->unit[0] != '\0' &&
-		    fnmatch(m->pat, id->unit, 0) == 0;
+		return id->unit[0] != '\0' && fnmatch(m->pat, id->unit, 0) == 0;
 	case CM_TOKEN:
 		return id->token[0] != '\0' &&
 		    fnmatch(m->pat, id->token, 0) == 0;
 	case CM_NAME:
-		return id->name[0] != '\0' &&
-		    fnmatch(m->pat, id->name, 0) == 0;
+		return id->name[0] != '\0' && fnmatch(m->pat, id->name, 0) == 0;
 	}
 	return 0;
 }
@@ -173,15 +171,16 @@ clients_unit_parse(char *text, char *unit, size_t len)
 
 	unit[0] = '\0';
 	for (line = strtok_r(text, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
+	     line = strtok_r(NULL, "\n", &save)) {
 		if ((p = strchr(line, ':')) == NULL ||
 		    (p = strchr(p + 1, ':')) == NULL)
 			continue;
 		for (el = strtok_r(p + 1, "/", &esave); el != NULL;
-		    el = strtok_r(NULL, "/", &esave)) {
+		     el = strtok_r(NULL, "/", &esave)) {
 			m = strlen(el);
 			if ((clients_ends(el, m, ".service") ||
-			    clients_ends(el, m, ".scope")) && m < len)
+			        clients_ends(el, m, ".scope")) &&
+			    m < len)
 				memcpy(unit, el, m + 1);
 		}
 		if (unit[0] != '\0')
@@ -215,8 +214,7 @@ clients_unit_of_pid(pid_t pid, char *unit, size_t len)
 static int
 clients_level(int prio)
 {
-	return prio == LLMGATE_PRIO_HIGH ? 0 : prio == LLMGATE_PRIO_LOW ?
-	    2 : 1;
+	return prio == LLMGATE_PRIO_HIGH ? 0 : prio == LLMGATE_PRIO_LOW ? 2 : 1;
 }
 
 enum llmgate_priority
@@ -242,8 +240,8 @@ clients_roll(struct client_state *st, uint64_t wall_ms)
 }
 
 int
-clients_reserve(const struct client_class *k, uint64_t tokens,
-    uint64_t wall_ms, uint64_t *retry_ms)
+clients_reserve(const struct client_class *k, uint64_t tokens, uint64_t wall_ms,
+    uint64_t *retry_ms)
 {
 	struct client_state *st = clients_state(k);
 
@@ -275,15 +273,17 @@ clients_budget_msg(const struct client_class *k, int over, uint64_t tokens,
 	struct client_state *st = clients_state(k);
 	uint64_t limit, used;
 
-	limit = over == CLIENTS_OVER_DAY ? k->tokens_per_day :
-	    k->tokens_per_minute;
+	limit =
+	    over == CLIENTS_OVER_DAY ? k->tokens_per_day : k->tokens_per_minute;
 	used = over == CLIENTS_OVER_DAY ? st->day_used : st->minute_used;
-	snprintf(msg, len, "client class '%s' has used %llu of its %s of "
+	snprintf(msg, len,
+	    "client class '%s' has used %llu of its %s of "
 	    "%llu (%llu more held by calls in flight) and this call needs "
-	    "about %llu%s; it resets in %llu s (retry_after)", k->name,
-	    (unsigned long long)used, over == CLIENTS_OVER_DAY ?
-	    "tokens_per_day" : "tokens_per_minute", (unsigned long long)limit,
-	    (unsigned long long)st->reserved, (unsigned long long)tokens,
+	    "about %llu%s; it resets in %llu s (retry_after)",
+	    k->name, (unsigned long long)used,
+	    over == CLIENTS_OVER_DAY ? "tokens_per_day" : "tokens_per_minute",
+	    (unsigned long long)limit, (unsigned long long)st->reserved,
+	    (unsigned long long)tokens,
 	    tokens > limit ? ", more than all of it" : "",
 	    (unsigned long long)((retry_ms + 999) / 1000));
 }
@@ -334,10 +334,11 @@ clients_peer_json(const struct config *conf, const char *kind,
 	json_t *o = json_object();
 
 	json_object_set_new(o, "kind", json_string(kind));
-	json_object_set_new(o, "uid", id->uid != (uid_t)-1 ?
-	    json_integer((json_int_t)id->uid) : json_null());
-	json_object_set_new(o, "pid", id->pid > 0 ?
-	    json_integer((json_int_t)id->pid) : json_null());
+	json_object_set_new(o, "uid",
+	    id->uid != (uid_t)-1 ? json_integer((json_int_t)id->uid) :
+	                           json_null());
+	json_object_set_new(o, "pid",
+	    id->pid > 0 ? json_integer((json_int_t)id->pid) : json_null());
 	json_object_set_new(o, "unit", clients_str(id->unit));
 	json_object_set_new(o, "token", clients_str(id->token));
 	json_object_set_new(o, "name", clients_str(id->name));
@@ -370,24 +371,24 @@ clients_class_json(const struct client_class *k, uint64_t wall_ms)
 	json_object_set_new(o, "max_queued", clients_limit(k->max_queued));
 	json_object_set_new(o, "inflight", json_integer(st->inflight));
 	json_object_set_new(o, "queued", json_integer(st->queued));
-	json_object_set_new(o, "tokens_held", json_integer(
-	    (json_int_t)st->reserved));
-	json_object_set_new(o, "tokens_minute", json_integer(
-	    (json_int_t)st->minute_used));
+	json_object_set_new(o, "tokens_held",
+	    json_integer((json_int_t)st->reserved));
+	json_object_set_new(o, "tokens_minute",
+	    json_integer((json_int_t)st->minute_used));
 	json_object_set_new(o, "tokens_per_minute",
 	    clients_limit(k->tokens_per_minute));
-	json_object_set_new(o, "tokens_day", json_integer(
-	    (json_int_t)st->day_used));
+	json_object_set_new(o, "tokens_day",
+	    json_integer((json_int_t)st->day_used));
 	json_object_set_new(o, "tokens_per_day",
 	    clients_limit(k->tokens_per_day));
-	json_object_set_new(o, "budget_resets_in_ms", json_integer(
-	    (json_int_t)clients_budget_wait(k, wall_ms)));
+	json_object_set_new(o, "budget_resets_in_ms",
+	    json_integer((json_int_t)clients_budget_wait(k, wall_ms)));
 	json_object_set_new(o, "calls", json_integer((json_int_t)st->calls));
 	json_object_set_new(o, "tokens", json_integer((json_int_t)st->tokens));
-	json_object_set_new(o, "refused_budget", json_integer(
-	    (json_int_t)st->refused_budget));
-	json_object_set_new(o, "refused_caps", json_integer(
-	    (json_int_t)st->refused_caps));
+	json_object_set_new(o, "refused_budget",
+	    json_integer((json_int_t)st->refused_budget));
+	json_object_set_new(o, "refused_caps",
+	    json_integer((json_int_t)st->refused_caps));
 	return o;
 }
 
@@ -401,12 +402,12 @@ clients_status_json(const struct config *conf, uint64_t wall_ms)
 
 	for (i = 0; i < conf->nclasses; i++) {
 		def |= strcmp(conf->classes[i].name, "default") == 0;
-		json_array_append_new(a, clients_class_json(&conf->classes[i],
-		    wall_ms));
+		json_array_append_new(a,
+		    clients_class_json(&conf->classes[i], wall_ms));
 	}
 	if (!def)
-		json_array_append_new(a, clients_class_json(&clients_builtin,
-		    wall_ms));
+		json_array_append_new(a,
+		    clients_class_json(&clients_builtin, wall_ms));
 	return a;
 }
 
@@ -425,11 +426,11 @@ clients_save_json(uint64_t wall_ms)
 		clients_roll(st, wall_ms);
 		if (st->minute_used == 0 && st->day_used == 0)
 			continue;
-		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I}",
-		    "name", st->name, "minute", (json_int_t)st->minute,
-		    "minute_used", (json_int_t)st->minute_used,
-		    "day", (json_int_t)st->day,
-		    "day_used", (json_int_t)st->day_used));
+		json_array_append_new(a,
+		    json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", st->name,
+		        "minute", (json_int_t)st->minute, "minute_used",
+		        (json_int_t)st->minute_used, "day", (json_int_t)st->day,
+		        "day_used", (json_int_t)st->day_used));
 	}
 	return a;
 }
@@ -443,21 +444,22 @@ clients_load_json(const json_t *a, uint64_t wall_ms)
 	const json_t *o, *name;
 	json_int_t v[4];
 	static const char *keys[] = { "minute", "minute_used", "day",
-	    "day_used" };
+		"day_used" };
 	size_t i, j;
 
 	json_array_foreach(a, i, o) {
 		name = json_object_get(o, "name");
 		for (j = 0; j < 4; j++) {
 			if (!json_is_integer(json_object_get(o, keys[j])) ||
-			    (v[j] = json_integer_value(json_object_get(o,
-			    keys[j]))) < 0)
+			    (v[j] = json_integer_value(
+			         json_object_get(o, keys[j]))) < 0)
 				break;
 		}
 		if (!json_is_string(name) ||
 		    json_string_length(name) >= CLIENT_NAME_MAX || j < 4) {
 			log_warnx("state file: client class %zu: not a name "
-			    "and counts; skipped", i);
+			          "and counts; skipped",
+			    i);
 			continue;
 		}
 		memset(&k, 0, sizeof k);

@@ -39,11 +39,11 @@
 
 #include "llmgated.h"
 
-#define CLUSTER_TICK_MS		10	/* slices asked and given back */
-#define CLUSTER_BEAT_MS		500	/* heartbeat and health check */
-#define CLUSTER_ALIVE_MS	3000	/* a host silent this long is gone */
-#define CLUSTER_BACKOFF_MIN_MS	100
-#define CLUSTER_BACKOFF_MAX_MS	5000
+#define CLUSTER_TICK_MS        10   /* slices asked and given back */
+#define CLUSTER_BEAT_MS        500  /* heartbeat and health check */
+#define CLUSTER_ALIVE_MS       3000 /* a host silent this long is gone */
+#define CLUSTER_BACKOFF_MIN_MS 100
+#define CLUSTER_BACKOFF_MAX_MS 5000
 
 enum cluster_state {
 	CLUSTER_OFF = 0,
@@ -66,40 +66,40 @@ static const char *cluster_state_names[] = {
  * Returns { granted, level, ms until one unit is there }.
  */
 static const char cluster_lua_take[] =
-	"local rate = tonumber(ARGV[1]) "
-	"local cap = tonumber(ARGV[2]) "
-	"local n = tonumber(ARGV[3]) "
-	"local t = redis.call('TIME') "
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-	"local v = redis.call('HMGET', KEYS[1], 'l', 't') "
-	"local l = tonumber(v[1]) "
-	"local last = tonumber(v[2]) "
-	"if l == nil or last == nil then l = math.min(cap, tonumber(ARGV[4])) "
-	"last = now end "
-	"if now > last then l = math.min(cap, l + (now - last) * rate / 60000) "
-	"end "
-	"local g = 0 "
-	"if n > 0 then "
-	"  g = math.min(n, math.floor(l)) "
-	"  if g < 0 then g = 0 end "
-	"  l = l - g "
-	"else "
-	"  l = math.min(cap, l - n) "
-	"end "
-	"redis.call('HSET', KEYS[1], 'l', tostring(l), 't', tostring(now)) "
-	"redis.call('PEXPIRE', KEYS[1], math.ceil(cap * 60000 / rate) + 60000) "
-	"local wait = 0 "
-	"if l < 1 then wait = math.ceil((1 - l) * 60000 / rate) end "
-	"return { g, math.floor(l), wait }";
+    "local rate = tonumber(ARGV[1]) "
+    "local cap = tonumber(ARGV[2]) "
+    "local n = tonumber(ARGV[3]) "
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local v = redis.call('HMGET', KEYS[1], 'l', 't') "
+    "local l = tonumber(v[1]) "
+    "local last = tonumber(v[2]) "
+    "if l == nil or last == nil then l = math.min(cap, tonumber(ARGV[4])) "
+    "last = now end "
+    "if now > last then l = math.min(cap, l + (now - last) * rate / 60000) "
+    "end "
+    "local g = 0 "
+    "if n > 0 then "
+    "  g = math.min(n, math.floor(l)) "
+    "  if g < 0 then g = 0 end "
+    "  l = l - g "
+    "else "
+    "  l = math.min(cap, l - n) "
+    "end "
+    "redis.call('HSET', KEYS[1], 'l', tostring(l), 't', tostring(now)) "
+    "redis.call('PEXPIRE', KEYS[1], math.ceil(cap * 60000 / rate) + 60000) "
+    "local wait = 0 "
+    "if l < 1 then wait = math.ceil((1 - l) * 60000 / rate) end "
+    "return { g, math.floor(l), wait }";
 
 /* This host is alive; returns how many are. ARGV: host, alive ms. */
 static const char cluster_lua_beat[] =
-	"local t = redis.call('TIME') "
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-	"redis.call('ZADD', KEYS[1], now, ARGV[1]) "
-	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2])) "
-	"redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2) "
-	"return redis.call('ZCARD', KEYS[1])";
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "redis.call('ZADD', KEYS[1], now, ARGV[1]) "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2])) "
+    "redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2) "
+    "return redis.call('ZCARD', KEYS[1])";
 
 /*
  * Signals in force, for hosts that join or come back later: KEYS[1] a
@@ -109,64 +109,64 @@ static const char cluster_lua_beat[] =
  * a breaker: a shorter one never shortens a longer one).
  */
 static const char cluster_lua_keep[] =
-	"local t = redis.call('TIME') "
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-	"local untl = now + tonumber(ARGV[2]) "
-	"local old = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) "
-	"if old == nil or untl > old or ARGV[5] == '1' then "
-	"  redis.call('ZADD', KEYS[1], untl, ARGV[1]) "
-	"  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) "
-	"end "
-	"redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
-	"redis.call('PEXPIRE', KEYS[2], ARGV[4]) "
-	"return 1";
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local untl = now + tonumber(ARGV[2]) "
+    "local old = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) "
+    "if old == nil or untl > old or ARGV[5] == '1' then "
+    "  redis.call('ZADD', KEYS[1], untl, ARGV[1]) "
+    "  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) "
+    "end "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
+    "redis.call('PEXPIRE', KEYS[2], ARGV[4]) "
+    "return 1";
 
 /* The signals in force: { member, ms left, numbers, ... }. */
 static const char cluster_lua_kept[] =
-	"local t = redis.call('TIME') "
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-	"local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now) "
-	"for _, m in ipairs(gone) do redis.call('HDEL', KEYS[2], m) end "
-	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) "
-	"local r = {} "
-	"local z = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', "
-	"'WITHSCORES') "
-	"for i = 1, #z, 2 do "
-	"  r[#r + 1] = z[i] "
-	"  r[#r + 1] = tostring(math.floor(tonumber(z[i + 1]) - now)) "
-	"  r[#r + 1] = redis.call('HGET', KEYS[2], z[i]) or '0 0' "
-	"end "
-	"return r";
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now) "
+    "for _, m in ipairs(gone) do redis.call('HDEL', KEYS[2], m) end "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) "
+    "local r = {} "
+    "local z = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', "
+    "'WITHSCORES') "
+    "for i = 1, #z, 2 do "
+    "  r[#r + 1] = z[i] "
+    "  r[#r + 1] = tostring(math.floor(tonumber(z[i + 1]) - now)) "
+    "  r[#r + 1] = redis.call('HGET', KEYS[2], z[i]) or '0 0' "
+    "end "
+    "return r";
 
 static struct {
 	enum cluster_state state;
 	/* Copied at start: a reload does not move a running cluster. */
 	char *addr;
-	struct cluster_addr a;		/* addr, parsed */
-	struct evdns_base *dns;		/* a host name: resolved on the loop */
+	struct cluster_addr a;  /* addr, parsed */
+	struct evdns_base *dns; /* a host name: resolved on the loop */
 	struct evdns_getaddrinfo_request *resolving;
-	char ip[INET6_ADDRSTRLEN];	/* what the name resolved to */
+	char ip[INET6_ADDRSTRLEN]; /* what the name resolved to */
 	char *user;
 	char *password;
 	char *host;
-	char *channel;		/* PREFIX:signal */
-	char *hosts_key;	/* PREFIX:hosts */
-	char *kept_key;		/* PREFIX:signals, and PREFIX:signals:n */
+	char *channel;   /* PREFIX:signal */
+	char *hosts_key; /* PREFIX:hosts */
+	char *kept_key;  /* PREFIX:signals, and PREFIX:signals:n */
 	char *nums_key;
 	char *prefix;
 	uint32_t slice_ms;
 	uint32_t timeout_ms;
-	uint32_t expected;		/* expected_hosts */
+	uint32_t expected; /* expected_hosts */
 
 	redisAsyncContext *cmd, *sub;
-	redisAsyncContext *dead_cmd, *dead_sub;	/* freed off their stack */
+	redisAsyncContext *dead_cmd, *dead_sub; /* freed off their stack */
 	int cmd_ok, sub_ok;
 	struct event *tick, *beat, *reap;
-	uint64_t beat_sent;		/* ms; 0: no heartbeat unanswered */
-	uint64_t retry_at;		/* down: reconnect then */
+	uint64_t beat_sent; /* ms; 0: no heartbeat unanswered */
+	uint64_t retry_at;  /* down: reconnect then */
 	uint32_t backoff_ms;
-	unsigned live;			/* hosts alive, last seen; >= 1 */
-	char why[128];			/* why down, for status */
+	unsigned live; /* hosts alive, last seen; >= 1 */
+	char why[128]; /* why down, for status */
 	uint64_t downs, signals_sent, signals_received;
 } cl;
 
@@ -191,7 +191,7 @@ static void
 cluster_arm(struct event *ev, uint64_t ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000),
-	    (suseconds_t)(ms % 1000) * 1000 };
+		(suseconds_t)(ms % 1000) * 1000 };
 
 	evtimer_add(ev, &tv);
 }
@@ -252,8 +252,8 @@ cluster_down(const char *why)
 	/* An outage begins (reconnects that fail are part of it). */
 	if (cl.state == CLUSTER_UP || cl.downs == 0) {
 		log_warnx("cluster: redis %s unavailable (%s); each host keeps "
-		    "to 1/%u of the shared limits until it is back", cl.addr,
-		    why, cluster_share());
+		          "to 1/%u of the shared limits until it is back",
+		    cl.addr, why, cluster_share());
 		cl.downs++;
 	}
 	snprintf(cl.why, sizeof cl.why, "%s", why);
@@ -267,7 +267,8 @@ cluster_down(const char *why)
 		cluster_arm(cl.reap, 0);
 	cl.retry_at = now_ms() + cl.backoff_ms;
 	cl.backoff_ms = cl.backoff_ms * 2 > CLUSTER_BACKOFF_MAX_MS ?
-	    CLUSTER_BACKOFF_MAX_MS : cl.backoff_ms * 2;
+	    CLUSTER_BACKOFF_MAX_MS :
+	    cl.backoff_ms * 2;
 	cluster_apply_all();
 }
 
@@ -332,7 +333,8 @@ cluster_on_disconnect(const redisAsyncContext *ac, int status)
 	cluster_gone(ac);
 	if (ours)
 		cluster_down(status == REDIS_OK ? "disconnected" :
-		    ac->errstr[0] != '\0' ? ac->errstr : "connection lost");
+		        ac->errstr[0] != '\0'   ? ac->errstr :
+		                                  "connection lost");
 }
 
 /* A reply from a current connection, else NULL (an old one's, or none). */
@@ -354,7 +356,7 @@ cluster_reply(redisAsyncContext *ac, void *r)
 		if (cl.password != NULL && *cl.password != '\0' &&
 		    strstr(reply->str, cl.password) != NULL)
 			cluster_down("redis refused AUTH (its answer quoted "
-			    "the password, so it is not shown)");
+			             "the password, so it is not shown)");
 		else
 			cluster_down(reply->str);
 		return NULL;
@@ -388,8 +390,8 @@ cluster_send_beat(void)
 	if (cl.cmd == NULL || cl.beat_sent != 0)
 		return;
 	if (redisAsyncCommand(cl.cmd, cluster_on_beat, NULL,
-	    "EVAL %s 1 %s %s %u", cluster_lua_beat, cl.hosts_key, cl.host,
-	    CLUSTER_ALIVE_MS) == REDIS_OK)
+	        "EVAL %s 1 %s %s %u", cluster_lua_beat, cl.hosts_key, cl.host,
+	        CLUSTER_ALIVE_MS) == REDIS_OK)
 		cl.beat_sent = now_ms();
 }
 
@@ -407,7 +409,8 @@ cluster_addr_parse(const char *s, struct cluster_addr *a, char **cause)
 	memset(a, 0, sizeof *a);
 	if (strncmp(s, "unix:", 5) == 0) {
 		if (s[5] != '/') {
-			xasprintf(cause, "\"unix:PATH\" needs an absolute "
+			xasprintf(cause,
+			    "\"unix:PATH\" needs an absolute "
 			    "path");
 			return -1;
 		}
@@ -417,20 +420,26 @@ cluster_addr_parse(const char *s, struct cluster_addr *a, char **cause)
 	if (*s == '[') {
 		host = s + 1;
 		if ((end = strchr(host, ']')) == NULL || end[1] != ':') {
-			xasprintf(cause, "'%s': an IPv6 address is written "
-			    "\"[ADDRESS]:PORT\"", s);
+			xasprintf(cause,
+			    "'%s': an IPv6 address is written "
+			    "\"[ADDRESS]:PORT\"",
+			    s);
 			return -1;
 		}
 		colon = end + 1;
 	} else {
 		if ((colon = strrchr(s, ':')) == NULL) {
-			xasprintf(cause, "'%s' is neither \"unix:PATH\" nor "
-			    "\"host:port\"", s);
+			xasprintf(cause,
+			    "'%s' is neither \"unix:PATH\" nor "
+			    "\"host:port\"",
+			    s);
 			return -1;
 		}
 		if (memchr(s, ':', (size_t)(colon - s)) != NULL) {
-			xasprintf(cause, "'%s': write an IPv6 address in "
-			    "brackets, \"[ADDRESS]:PORT\"", s);
+			xasprintf(cause,
+			    "'%s': write an IPv6 address in "
+			    "brackets, \"[ADDRESS]:PORT\"",
+			    s);
 			return -1;
 		}
 		end = colon;
@@ -438,8 +447,10 @@ cluster_addr_parse(const char *s, struct cluster_addr *a, char **cause)
 	if (end == host || colon[1] == '\0' ||
 	    strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
 	    (port = strtoul(colon + 1, NULL, 10)) == 0 || port > 65535) {
-		xasprintf(cause, "'%s' needs a host and a port from 1 to "
-		    "65535", s);
+		xasprintf(cause,
+		    "'%s' needs a host and a port from 1 to "
+		    "65535",
+		    s);
 		return -1;
 	}
 	a->host = xstrndup(host, (size_t)(end - host));
@@ -456,8 +467,10 @@ cluster_addr_parse(const char *s, struct cluster_addr *a, char **cause)
 	}
 	for (p = a->host; *p != '\0'; p++) {
 		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
-			xasprintf(cause, "'%s': the host holds spaces or "
-			    "control characters", s);
+			xasprintf(cause,
+			    "'%s': the host holds spaces or "
+			    "control characters",
+			    s);
 			cluster_addr_free(a);
 			return -1;
 		}
@@ -499,8 +512,8 @@ cluster_open(const char *ip)
 			redisAsyncCommand(ac, cluster_on_auth, NULL,
 			    "AUTH %s %s", cl.user, cl.password);
 		else
-			redisAsyncCommand(ac, cluster_on_auth, NULL,
-			    "AUTH %s", cl.password);
+			redisAsyncCommand(ac, cluster_on_auth, NULL, "AUTH %s",
+			    cl.password);
 	}
 	return ac;
 }
@@ -544,12 +557,11 @@ cluster_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 		return;
 	}
 	in = res->ai_family == AF_INET6 ?
-	    (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)->
-	    sin6_addr :
-	    (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)->
-	    sin_addr;
-	if (evutil_inet_ntop(res->ai_family, in, cl.ip, sizeof cl.ip) ==
-	    NULL) {
+	    (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)
+	        ->sin6_addr :
+	    (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)
+	        ->sin_addr;
+	if (evutil_inet_ntop(res->ai_family, in, cl.ip, sizeof cl.ip) == NULL) {
 		evutil_freeaddrinfo(res);
 		cluster_down("cannot use the address resolved");
 		return;
@@ -577,8 +589,9 @@ cluster_connect(void)
 		cluster_open_both(cl.a.path != NULL ? NULL : cl.a.host);
 		return;
 	}
-	if (cl.dns == NULL && (cl.dns = evdns_base_new(ev_base,
-	    EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL) {
+	if (cl.dns == NULL &&
+	    (cl.dns = evdns_base_new(ev_base,
+	         EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL) {
 		cluster_down("cannot set up name resolution");
 		return;
 	}
@@ -645,11 +658,15 @@ cluster_on_take(redisAsyncContext *ac, void *r, void *priv, int k)
 		return;
 	}
 	g = reply->element[0]->integer > 0 ?
-	    (uint64_t)reply->element[0]->integer : 0;
+	    (uint64_t)reply->element[0]->integer :
+	    0;
 	if (t->rl.fed)
 		bucket_feed(cluster_bucket(t, k), (int64_t)g, now);
-	slice_granted(&t->slice[k], g, reply->element[2]->integer > 0 ?
-	    (uint64_t)reply->element[2]->integer : 0, now);
+	slice_granted(&t->slice[k], g,
+	    reply->element[2]->integer > 0 ?
+	        (uint64_t)reply->element[2]->integer :
+	        0,
+	    now);
 	t->slice[k].cluster_level = reply->element[1]->integer;
 	if (g != 0)
 		admit_target_ready(t);
@@ -708,8 +725,10 @@ cluster_tick(evutil_socket_t fd, short events, void *arg)
 				bucket_feed(b, n, now);
 				slice_returned(&t->slice[k], (uint64_t)-n);
 			}
-			redisAsyncCommand(cl.cmd, n > 0 ? (k == 0 ?
-			    cluster_on_take_req : cluster_on_take_tok) : NULL,
+			redisAsyncCommand(cl.cmd,
+			    n > 0 ? (k == 0 ? cluster_on_take_req :
+			                      cluster_on_take_tok) :
+			            NULL,
 			    t, "EVAL %s 1 %s:b:%s:%s %llu %llu %lld %llu",
 			    cluster_lua_take, cl.prefix, t->name,
 			    k == 0 ? "req" : "tok",
@@ -721,9 +740,9 @@ cluster_tick(evutil_socket_t fd, short events, void *arg)
 }
 
 enum {
-	CLUSTER_HOLD = 1,	/* "hold MS REASON" */
-	CLUSTER_LEARN = 2,	/* "learn RPM TPM" */
-	CLUSTER_OPEN = 4,	/* "open MS MULT" */
+	CLUSTER_HOLD = 1,  /* "hold MS REASON" */
+	CLUSTER_LEARN = 2, /* "learn RPM TPM" */
+	CLUSTER_OPEN = 4,  /* "open MS MULT" */
 };
 
 /*
@@ -805,8 +824,7 @@ cluster_before(const struct target *t, struct cluster_seen *seen)
  * is still in force once it is back.
  */
 void
-cluster_after(struct target *t, const struct cluster_seen *seen,
-    uint64_t now)
+cluster_after(struct target *t, const struct cluster_seen *seen, uint64_t now)
 {
 	unsigned kinds = 0;
 
@@ -837,8 +855,8 @@ cluster_heed(const char *kind, unsigned long long a, unsigned long long b,
 	uint64_t now = now_ms();
 	char *cause = NULL;
 
-	if ((t = target_resolve(cfg, name, TARGET_UNOWNED, &pc,
-	    &cause)) == NULL) {
+	if ((t = target_resolve(cfg, name, TARGET_UNOWNED, &pc, &cause)) ==
+	    NULL) {
 		log_debug("cluster: %s from %s: %s", kind, from, cause);
 		free(cause);
 		return;
@@ -847,8 +865,10 @@ cluster_heed(const char *kind, unsigned long long a, unsigned long long b,
 	log_debug("cluster: %s %s %llu %llu from %s", t->name, kind, a, b,
 	    from);
 	if (strcmp(kind, "hold") == 0)
-		rl_cooldown(&t->rl, a, rl_reason((int)b) != NULL ?
-		    rl_reason((int)b) : "rate_limited", now);
+		rl_cooldown(&t->rl, a,
+		    rl_reason((int)b) != NULL ? rl_reason((int)b) :
+		                                "rate_limited",
+		    now);
 	else if (strcmp(kind, "learn") == 0) {
 		header_rl_init(&ri);
 		ri.limit_requests = a > 0 && a <= UINT32_MAX ? (int64_t)a : -1;
@@ -856,9 +876,9 @@ cluster_heed(const char *kind, unsigned long long a, unsigned long long b,
 		rl_learn(&t->rl, &ri, now);
 	} else if (strcmp(kind, "open") == 0 && a > 0 &&
 	    breaker_state(&t->br, now) != BREAKER_OPEN)
-		breaker_restore(&t->br, BREAKER_OPEN, now + (a < RL_HOLD_MAX_MS ?
-		    a : RL_HOLD_MAX_MS), (uint32_t)(b < BREAKER_MAX_MULT ? b :
-		    BREAKER_MAX_MULT), 0);
+		breaker_restore(&t->br, BREAKER_OPEN,
+		    now + (a < RL_HOLD_MAX_MS ? a : RL_HOLD_MAX_MS),
+		    (uint32_t)(b < BREAKER_MAX_MULT ? b : BREAKER_MAX_MULT), 0);
 	target_release(t);
 }
 
@@ -873,8 +893,9 @@ cluster_on_signal(const char *msg, size_t len)
 	text = xmalloc(len + 1);
 	memcpy(text, msg, len);
 	text[len] = '\0';
-	if (sscanf(text, "%7s %llu %llu %255s %n", kind, &a, &b, host,
-	    &off) == 4 && off != 0 && strcmp(host, cl.host) != 0)
+	if (sscanf(text, "%7s %llu %llu %255s %n", kind, &a, &b, host, &off) ==
+	        4 &&
+	    off != 0 && strcmp(host, cl.host) != 0)
 		cluster_heed(kind, a, b, host, text + off);
 	free(text);
 }
@@ -1056,33 +1077,27 @@ cluster_status(void)
 	for (t = target_first(); t != NULL; t = t->next) {
 		if (t->rl.req.limit == 0 && t->rl.tok.limit == 0)
 			continue;
-		json_array_append_new(targets, json_pack(
-		    "{s:s, s:{s:I, s:I, s:f, s:I, s:I}, "
-		    "s:{s:I, s:I, s:f, s:I, s:I}}",
-		    "target", t->name,
-		    "requests",
-		    "slice", (json_int_t)bucket_available(&t->rl.req, now),
-		    "cluster_level", (json_int_t)t->slice[0].cluster_level,
-		    "rate_per_s", t->slice[0].rate,
-		    "granted", (json_int_t)t->slice[0].granted,
-		    "returned", (json_int_t)t->slice[0].returned,
-		    "tokens",
-		    "slice", (json_int_t)bucket_available(&t->rl.tok, now),
-		    "cluster_level", (json_int_t)t->slice[1].cluster_level,
-		    "rate_per_s", t->slice[1].rate,
-		    "granted", (json_int_t)t->slice[1].granted,
-		    "returned", (json_int_t)t->slice[1].returned));
+		json_array_append_new(targets,
+		    json_pack("{s:s, s:{s:I, s:I, s:f, s:I, s:I}, "
+		              "s:{s:I, s:I, s:f, s:I, s:I}}",
+		        "target", t->name, "requests", "slice",
+		        (json_int_t)bucket_available(&t->rl.req, now),
+		        "cluster_level", (json_int_t)t->slice[0].cluster_level,
+		        "rate_per_s", t->slice[0].rate, "granted",
+		        (json_int_t)t->slice[0].granted, "returned",
+		        (json_int_t)t->slice[0].returned, "tokens", "slice",
+		        (json_int_t)bucket_available(&t->rl.tok, now),
+		        "cluster_level", (json_int_t)t->slice[1].cluster_level,
+		        "rate_per_s", t->slice[1].rate, "granted",
+		        (json_int_t)t->slice[1].granted, "returned",
+		        (json_int_t)t->slice[1].returned));
 	}
 	st = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o}",
-	    "redis", cl.addr,
-	    "state", cluster_state_names[cl.state],
-	    "why", cl.why,
-	    "host", cl.host,
-	    "hosts_alive", (json_int_t)cl.live,
-	    "share_of", (json_int_t)cluster_share(),
-	    "outages", (json_int_t)cl.downs,
-	    "signals_sent", (json_int_t)cl.signals_sent,
-	    "signals_received", (json_int_t)cl.signals_received,
-	    "targets", targets);
+	    "redis", cl.addr, "state", cluster_state_names[cl.state], "why",
+	    cl.why, "host", cl.host, "hosts_alive", (json_int_t)cl.live,
+	    "share_of", (json_int_t)cluster_share(), "outages",
+	    (json_int_t)cl.downs, "signals_sent", (json_int_t)cl.signals_sent,
+	    "signals_received", (json_int_t)cl.signals_received, "targets",
+	    targets);
 	return st;
 }

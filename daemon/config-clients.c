@@ -24,40 +24,59 @@
 
 #include "llmgated.h"
 
-#define CCK(f)	offsetof(struct client_class, f)
+#define CCK(f) offsetof(struct client_class, f)
 
-static void config_clients_match(struct config_ctx *,
-    const config_setting_t *, void *);
-static void config_clients_prio(struct config_ctx *,
-    const config_setting_t *, void *);
-static int config_clients_check(struct config_ctx *,
-    const config_setting_t *, const config_setting_t **, void *);
+static void config_clients_match(struct config_ctx *, const config_setting_t *,
+    void *);
+static void config_clients_prio(struct config_ctx *, const config_setting_t *,
+    void *);
+static int config_clients_check(struct config_ctx *, const config_setting_t *,
+    const config_setting_t **, void *);
 
-enum { CCK_NAME, CCK_MATCH, CCK_WEIGHT, CCK_MAX_PRIORITY, CCK_MAX_SHARE,
-	CCK_MAX_INFLIGHT, CCK_MAX_QUEUED, CCK_TPM, CCK_TPD };
+enum {
+	CCK_NAME,
+	CCK_MATCH,
+	CCK_WEIGHT,
+	CCK_MAX_PRIORITY,
+	CCK_MAX_SHARE,
+	CCK_MAX_INFLIGHT,
+	CCK_MAX_QUEUED,
+	CCK_TPM,
+	CCK_TPD
+};
 static const struct config_key config_clients_key[] = {
 	[CCK_NAME] = { .name = "name", .kind = CK_STRING, .off = CCK(name) },
-	[CCK_MATCH] = { .name = "match", .kind = CK_FUNC,
+	[CCK_MATCH] = { .name = "match",
+	    .kind = CK_FUNC,
 	    .fn = config_clients_match },
-	[CCK_WEIGHT] = { .name = "weight", .kind = CK_U32, .off = CCK(weight),
-	    .min = 1, .max = CLIENT_WEIGHT_MAX },
-	[CCK_MAX_PRIORITY] = { .name = "max_priority", .kind = CK_FUNC,
+	[CCK_WEIGHT] = { .name = "weight",
+	    .kind = CK_U32,
+	    .off = CCK(weight),
+	    .min = 1,
+	    .max = CLIENT_WEIGHT_MAX },
+	[CCK_MAX_PRIORITY] = { .name = "max_priority",
+	    .kind = CK_FUNC,
 	    .fn = config_clients_prio },
-	[CCK_MAX_SHARE] = { .name = "max_share", .kind = CK_DOUBLE,
-	    .off = CCK(max_share), .min = 0.001, .max = 1 },
-	[CCK_MAX_INFLIGHT] = { .name = "max_inflight", .kind = CK_U32,
+	[CCK_MAX_SHARE] = { .name = "max_share",
+	    .kind = CK_DOUBLE,
+	    .off = CCK(max_share),
+	    .min = 0.001,
+	    .max = 1 },
+	[CCK_MAX_INFLIGHT] = { .name = "max_inflight",
+	    .kind = CK_U32,
 	    .off = CCK(max_inflight) },
-	[CCK_MAX_QUEUED] = { .name = "max_queued", .kind = CK_U32,
+	[CCK_MAX_QUEUED] = { .name = "max_queued",
+	    .kind = CK_U32,
 	    .off = CCK(max_queued) },
-	[CCK_TPM] = { .name = "tokens_per_minute", .kind = CK_U32,
+	[CCK_TPM] = { .name = "tokens_per_minute",
+	    .kind = CK_U32,
 	    .off = CCK(tokens_per_minute) },
-	[CCK_TPD] = { .name = "tokens_per_day", .kind = CK_U32,
+	[CCK_TPD] = { .name = "tokens_per_day",
+	    .kind = CK_U32,
 	    .off = CCK(tokens_per_day) },
 };
-static const struct config_keys config_clients_keys = {
-	config_clients_key, CONFIG_NITEMS(config_clients_key),
-	config_clients_check
-};
+static const struct config_keys config_clients_keys = { config_clients_key,
+	CONFIG_NITEMS(config_clients_key), config_clients_check };
 
 static void
 config_clients_class_free(struct client_class *k)
@@ -113,16 +132,17 @@ static int
 config_clients_cond(struct config_ctx *ctx, const config_setting_t *e,
     const char *s, struct client_match *m)
 {
-	static const char *kinds[] = { "uid", "user", "unit", "token",
-	    "name" };
+	static const char *kinds[] = { "uid", "user", "unit", "token", "name" };
 	const char *colon = strchr(s, ':'), *v, *hint;
 	char kind[16];
 	size_t i;
 
 	memset(m, 0, sizeof *m);
 	if (colon == NULL || (size_t)(colon - s) >= sizeof kind) {
-		config_error(ctx, e, "client match '%s' must be KIND:VALUE, "
-		    "KIND one of uid, user, unit, token, name", s);
+		config_error(ctx, e,
+		    "client match '%s' must be KIND:VALUE, "
+		    "KIND one of uid, user, unit, token, name",
+		    s);
 		return -1;
 	}
 	memcpy(kind, s, (size_t)(colon - s));
@@ -144,8 +164,10 @@ config_clients_cond(struct config_ctx *ctx, const config_setting_t *e,
 			return 0;
 		}
 		if (!isdigit((u_char)*v)) {
-			config_error(ctx, e, "client match '%s': a uid is a "
-			    "number or *", s);
+			config_error(ctx, e,
+			    "client match '%s': a uid is a "
+			    "number or *",
+			    s);
 			return -1;
 		}
 		return config_clients_uid(ctx, e, v, &m->uid);
@@ -160,8 +182,9 @@ config_clients_cond(struct config_ctx *ctx, const config_setting_t *e,
 		return 0;
 	default:
 		hint = config_suggest(kind, kinds, CONFIG_NITEMS(kinds));
-		config_error(ctx, e, "client match '%s': unknown kind '%s'%s%s%s",
-		    s, kind, hint != NULL ? " (did you mean '" : "",
+		config_error(ctx, e,
+		    "client match '%s': unknown kind '%s'%s%s%s", s, kind,
+		    hint != NULL ? " (did you mean '" : "",
 		    hint != NULL ? hint : "", hint != NULL ? "'?)" : "");
 		return -1;
 	}
@@ -184,9 +207,10 @@ config_clients_match(struct config_ctx *ctx, const config_setting_t *s,
 	k->match = xcalloc((size_t)n + 1, sizeof *k->match);
 	for (i = 0; i < n; i++) {
 		e = n == 1 && config_setting_type(s) == CONFIG_TYPE_STRING ?
-		    s : config_setting_get_elem(s, (u_int)i);
+		    s :
+		    config_setting_get_elem(s, (u_int)i);
 		if (config_clients_cond(ctx, e, config_setting_get_string(e),
-		    &k->match[k->nmatch]) == 0)
+		        &k->match[k->nmatch]) == 0)
 			k->nmatch++;
 	}
 }
@@ -200,7 +224,8 @@ config_clients_prio(struct config_ctx *ctx, const config_setting_t *s,
 	int p;
 
 	if (v == NULL || (p = llmgate_priority_from_name(v)) < 0) {
-		config_error(ctx, s, "max_priority must be \"high\", "
+		config_error(ctx, s,
+		    "max_priority must be \"high\", "
 		    "\"normal\" or \"low\"");
 		return;
 	}
@@ -223,20 +248,22 @@ config_clients_check(struct config_ctx *ctx, const config_setting_t *group,
 		return -1;
 	}
 	for (p = k->name; *p != '\0'; p++) {
-		if (!isalnum((u_char)*p) && *p != '-' && *p != '_' &&
-		    *p != '.')
+		if (!isalnum((u_char)*p) && *p != '-' && *p != '_' && *p != '.')
 			break;
 	}
 	if (*p != '\0' || strlen(k->name) >= CLIENT_NAME_MAX) {
-		config_error(ctx, seen[CCK_NAME], "client class name '%s' "
+		config_error(ctx, seen[CCK_NAME],
+		    "client class name '%s' "
 		    "must be letters, digits, '-', '_' or '.', under %d bytes",
 		    k->name, CLIENT_NAME_MAX);
 		return -1;
 	}
 	for (i = 0; i < conf->nclasses; i++) {
 		if (strcmp(conf->classes[i].name, k->name) == 0) {
-			config_error(ctx, seen[CCK_NAME], "duplicate client "
-			    "class '%s'", k->name);
+			config_error(ctx, seen[CCK_NAME],
+			    "duplicate client "
+			    "class '%s'",
+			    k->name);
 			return -1;
 		}
 	}
@@ -247,7 +274,8 @@ config_clients_check(struct config_ctx *ctx, const config_setting_t *group,
 			others++;
 	}
 	if (strcmp(k->name, "default") == 0 && seen[CCK_MATCH] != NULL) {
-		config_error(ctx, seen[CCK_MATCH], "client class 'default' "
+		config_error(ctx, seen[CCK_MATCH],
+		    "client class 'default' "
 		    "takes whoever no other class matches: it has no match");
 		return -1;
 	}
@@ -257,7 +285,8 @@ config_clients_check(struct config_ctx *ctx, const config_setting_t *group,
 		return -1;
 	}
 	if (names != 0 && others == 0) {
-		config_error(ctx, seen[CCK_MATCH], "client class '%s': a name "
+		config_error(ctx, seen[CCK_MATCH],
+		    "client class '%s': a name "
 		    "is the client's own claim; add a uid:, user:, unit: or "
 		    "token: condition (uid:* for anyone) it must meet too",
 		    k->name);
@@ -274,8 +303,7 @@ config_clients_check(struct config_ctx *ctx, const config_setting_t *group,
 
 /* One class of the clients list, in the order given: first match wins. */
 void
-config_clients_add(struct config_ctx *ctx, const config_setting_t *s,
-    void *obj)
+config_clients_add(struct config_ctx *ctx, const config_setting_t *s, void *obj)
 {
 	struct config *conf = obj;
 	struct client_class k;
@@ -291,7 +319,7 @@ config_clients_add(struct config_ctx *ctx, const config_setting_t *s,
 		config_clients_class_free(&k);
 		return;
 	}
-	k.key = 1469598103934665603ULL;		/* FNV-1a */
+	k.key = 1469598103934665603ULL; /* FNV-1a */
 	for (p = k.name; *p != '\0'; p++)
 		k.key = (k.key ^ (u_char)*p) * 1099511628211ULL;
 	conf->classes = xreallocarray(conf->classes, conf->nclasses + 1,

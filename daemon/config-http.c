@@ -22,25 +22,26 @@ static void config_http_remote(struct config_ctx *, const config_setting_t *,
 static int config_http_check(struct config_ctx *, const config_setting_t *,
     const config_setting_t **, void *);
 
-#define HK(f)	offsetof(struct http_conf, f)
+#define HK(f) offsetof(struct http_conf, f)
 enum { HK_LISTEN, HK_TOKENS_FILE, HK_ALLOW_REMOTE };
 static const struct config_key config_http_key[] = {
-	[HK_LISTEN] = { .name = "listen", .kind = CK_FUNC,
+	[HK_LISTEN] = { .name = "listen",
+	    .kind = CK_FUNC,
 	    .fn = config_http_listen },
-	[HK_TOKENS_FILE] = { .name = "tokens_file", .kind = CK_STRING,
+	[HK_TOKENS_FILE] = { .name = "tokens_file",
+	    .kind = CK_STRING,
 	    .off = HK(tokens_file) },
-	[HK_ALLOW_REMOTE] = { .name = "allow_remote", .kind = CK_FUNC,
+	[HK_ALLOW_REMOTE] = { .name = "allow_remote",
+	    .kind = CK_FUNC,
 	    .fn = config_http_remote },
 };
-const struct config_keys config_http_keys = {
-	config_http_key, CONFIG_NITEMS(config_http_key), config_http_check
-};
+const struct config_keys config_http_keys = { config_http_key,
+	CONFIG_NITEMS(config_http_key), config_http_check };
 
 /* http.listen: "HOST:PORT", "[V6]:PORT" or "unix:PATH" ("unix:" alone:
  * beside the native socket). */
 static void
-config_http_listen(struct config_ctx *ctx, const config_setting_t *s,
-    void *obj)
+config_http_listen(struct config_ctx *ctx, const config_setting_t *s, void *obj)
 {
 	struct http_conf *hc = obj;
 	const config_setting_t *e;
@@ -67,8 +68,7 @@ config_http_listen(struct config_ctx *ctx, const config_setting_t *s,
 }
 
 static void
-config_http_remote(struct config_ctx *ctx, const config_setting_t *s,
-    void *obj)
+config_http_remote(struct config_ctx *ctx, const config_setting_t *s, void *obj)
 {
 	struct http_conf *hc = obj;
 
@@ -101,12 +101,15 @@ config_http_tokens(struct config_ctx *ctx, const config_setting_t *s,
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_KEY_FILE) {
-		config_error(ctx, s, "tokens_file '%s' is not a regular file "
-		    "of at most %d bytes", path, CONFIG_MAX_KEY_FILE);
+		config_error(ctx, s,
+		    "tokens_file '%s' is not a regular file "
+		    "of at most %d bytes",
+		    path, CONFIG_MAX_KEY_FILE);
 		goto out;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) {
-		config_error(ctx, s, "tokens_file '%s' has mode %04o: others "
+		config_error(ctx, s,
+		    "tokens_file '%s' has mode %04o: others "
 		    "must not read it, nor anyone but its owner write it",
 		    path, (unsigned)(st.st_mode & 07777));
 		goto out;
@@ -114,7 +117,7 @@ config_http_tokens(struct config_ctx *ctx, const config_setting_t *s,
 	if ((text = config_read_all(ctx, path)) == NULL)
 		goto out;
 	for (line = strtok_r(text, "\n", &last); line != NULL;
-	    line = strtok_r(NULL, "\n", &last)) {
+	     line = strtok_r(NULL, "\n", &last)) {
 		lineno++;
 		if ((sp = strchr(line, '#')) != NULL)
 			*sp = '\0';
@@ -124,7 +127,8 @@ config_http_tokens(struct config_ctx *ctx, const config_setting_t *s,
 		tok = strtok_r(NULL, " \t\r", &sp);
 		if (tok == NULL || strtok_r(NULL, " \t\r", &sp) != NULL ||
 		    strlen(tok) < 16) {
-			config_error(ctx, s, "tokens_file '%s': a line is "
+			config_error(ctx, s,
+			    "tokens_file '%s': a line is "
 			    "\"NAME TOKEN\", the token 16 characters or more",
 			    path);
 			continue;
@@ -158,14 +162,18 @@ config_http_check(struct config_ctx *ctx, const config_setting_t *group,
 		config_http_tokens(ctx, seen[HK_TOKENS_FILE], hc);
 	for (i = 0; i < hc->nlisten; i++) {
 		if (front_http_addr(hc->listen[i], NULL, NULL, &loopback,
-		    NULL) != 0 || loopback)
+		        NULL) != 0 ||
+		    loopback)
 			continue;
 		if (!hc->allow_remote)
-			config_error(ctx, seen[HK_LISTEN], "http listen '%s' is "
+			config_error(ctx, seen[HK_LISTEN],
+			    "http listen '%s' is "
 			    "not a loopback address: set allow_remote = true "
-			    "(and a tokens_file) to serve it", hc->listen[i]);
+			    "(and a tokens_file) to serve it",
+			    hc->listen[i]);
 		else if (hc->tokens_file == NULL)
-			config_error(ctx, seen[HK_LISTEN], "http listen '%s' "
+			config_error(ctx, seen[HK_LISTEN],
+			    "http listen '%s' "
 			    "is not a loopback address: it needs a tokens_file",
 			    hc->listen[i]);
 	}

@@ -19,45 +19,49 @@
 #include "llmgated.h"
 
 /* The classes that move an attempt to another member by default. */
-#define POOL_MOVE_DEFAULT	((1u << LLMGATE_RATE_LIMITED) | \
-				 (1u << LLMGATE_OVERLOADED) | \
-				 (1u << LLMGATE_QUOTA_EXHAUSTED))
+#define POOL_MOVE_DEFAULT \
+	((1u << LLMGATE_RATE_LIMITED) | (1u << LLMGATE_OVERLOADED) | \
+	    (1u << LLMGATE_QUOTA_EXHAUSTED))
 
 /* A pool while it is read. */
 struct config_poolr {
-	struct pool_conf	 pc;
-	char			*strategy;
-	size_t			 nweights;
+	struct pool_conf pc;
+	char *strategy;
+	size_t nweights;
 };
 
 static void config_pool_targets(struct config_ctx *, const config_setting_t *,
     void *);
-static void config_pool_weights(struct config_ctx *,
-    const config_setting_t *, void *);
-static void config_pool_move_on(struct config_ctx *,
-    const config_setting_t *, void *);
+static void config_pool_weights(struct config_ctx *, const config_setting_t *,
+    void *);
+static void config_pool_move_on(struct config_ctx *, const config_setting_t *,
+    void *);
 static int config_pool_check(struct config_ctx *, const config_setting_t *,
     const config_setting_t **, void *);
 
-#define PO(f)	offsetof(struct config_poolr, f)
-enum { PO_NAME, PO_TARGETS, PO_STRATEGY, PO_WEIGHTS, PO_MAX_MOVES,
-    PO_MOVE_ON };
+#define PO(f) offsetof(struct config_poolr, f)
+enum { PO_NAME, PO_TARGETS, PO_STRATEGY, PO_WEIGHTS, PO_MAX_MOVES, PO_MOVE_ON };
 static const struct config_key config_pool_key[] = {
 	[PO_NAME] = { .name = "name", .kind = CK_STRING, .off = PO(pc.name) },
-	[PO_TARGETS] = { .name = "targets", .kind = CK_FUNC,
+	[PO_TARGETS] = { .name = "targets",
+	    .kind = CK_FUNC,
 	    .fn = config_pool_targets },
-	[PO_STRATEGY] = { .name = "strategy", .kind = CK_STRING,
+	[PO_STRATEGY] = { .name = "strategy",
+	    .kind = CK_STRING,
 	    .off = PO(strategy) },
-	[PO_WEIGHTS] = { .name = "weights", .kind = CK_FUNC,
+	[PO_WEIGHTS] = { .name = "weights",
+	    .kind = CK_FUNC,
 	    .fn = config_pool_weights },
-	[PO_MAX_MOVES] = { .name = "max_moves", .kind = CK_U32,
-	    .off = PO(pc.max_moves), .max = CALL_MAX_ATTEMPTS },
-	[PO_MOVE_ON] = { .name = "move_on", .kind = CK_FUNC,
+	[PO_MAX_MOVES] = { .name = "max_moves",
+	    .kind = CK_U32,
+	    .off = PO(pc.max_moves),
+	    .max = CALL_MAX_ATTEMPTS },
+	[PO_MOVE_ON] = { .name = "move_on",
+	    .kind = CK_FUNC,
 	    .fn = config_pool_move_on },
 };
-static const struct config_keys config_pool_keys = {
-	config_pool_key, CONFIG_NITEMS(config_pool_key), config_pool_check
-};
+static const struct config_keys config_pool_keys = { config_pool_key,
+	CONFIG_NITEMS(config_pool_key), config_pool_check };
 
 /* targets = [ "provider/model", ... ]: known providers, each once. */
 static void
@@ -84,14 +88,18 @@ config_pool_targets(struct config_ctx *ctx, const config_setting_t *s,
 		v = config_setting_get_string(e);
 		slash = strchr(v, '/');
 		if (slash == NULL || slash == v || slash[1] == '\0') {
-			config_error(ctx, e, "pool target '%s' must be "
-			    "provider/model (a pool holds no pools)", v);
+			config_error(ctx, e,
+			    "pool target '%s' must be "
+			    "provider/model (a pool holds no pools)",
+			    v);
 			continue;
 		}
 		prov = xstrndup(v, (size_t)(slash - v));
 		if (config_provider(ctx->conf, prov) == NULL) {
-			config_error(ctx, e, "pool target '%s': unknown "
-			    "provider '%s'", v, prov);
+			config_error(ctx, e,
+			    "pool target '%s': unknown "
+			    "provider '%s'",
+			    v, prov);
 			free(prov);
 			continue;
 		}
@@ -120,7 +128,8 @@ config_pool_weights(struct config_ctx *ctx, const config_setting_t *s,
 	int i, n = config_setting_length(s), type;
 
 	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
-		config_error(ctx, s, "weights must be a list of whole numbers: "
+		config_error(ctx, s,
+		    "weights must be a list of whole numbers: "
 		    "[ 2, 1, 1 ]");
 		return;
 	}
@@ -166,14 +175,18 @@ config_pool_move_on(struct config_ctx *ctx, const config_setting_t *s,
 		v = config_setting_get_string(e);
 		cls = llmgate_class_from_name(v);
 		if (cls < 0) {
-			config_error(ctx, e, "move_on: unknown error class "
-			    "'%s'", v);
+			config_error(ctx, e,
+			    "move_on: unknown error class "
+			    "'%s'",
+			    v);
 			continue;
 		}
 		if (cls == LLMGATE_OK || cls == LLMGATE_CANCELLED ||
 		    cls == LLMGATE_DEADLINE || cls == LLMGATE_INVALID_REQUEST) {
-			config_error(ctx, e, "move_on: '%s' cannot move a call "
-			    "to another member", v);
+			config_error(ctx, e,
+			    "move_on: '%s' cannot move a call "
+			    "to another member",
+			    v);
 			continue;
 		}
 		pc->move_on |= 1u << cls;
@@ -196,8 +209,10 @@ config_pool_check(struct config_ctx *ctx, const config_setting_t *group,
 	if (pc->name == NULL)
 		return -1;
 	if (strchr(pc->name, '/') != NULL) {
-		config_error(ctx, seen[PO_NAME], "pool name '%s' must not "
-		    "contain '/' (that is how targets are named)", pc->name);
+		config_error(ctx, seen[PO_NAME],
+		    "pool name '%s' must not "
+		    "contain '/' (that is how targets are named)",
+		    pc->name);
 		return -1;
 	}
 	if (config_pool(ctx->conf, pc->name) != NULL) {
@@ -215,28 +230,35 @@ config_pool_check(struct config_ctx *ctx, const config_setting_t *group,
 		return -1;
 	}
 	s = r->strategy != NULL ? pool_strategy_index(r->strategy) :
-	    POOL_HEADROOM;
+	                          POOL_HEADROOM;
 	if (s < 0) {
 		names[0] = '\0';
 		for (i = 0; i < POOL_STRATEGY_MAX; i++)
-			snprintf(names + strlen(names), sizeof names -
-			    strlen(names), "%s%s", i != 0 ? ", " : "",
+			snprintf(names + strlen(names),
+			    sizeof names - strlen(names), "%s%s",
+			    i != 0 ? ", " : "",
 			    pool_strategy_name((enum pool_strategy)i));
-		config_error(ctx, seen[PO_STRATEGY], "unknown strategy '%s' "
-		    "(valid: %s)", r->strategy, names);
+		config_error(ctx, seen[PO_STRATEGY],
+		    "unknown strategy '%s' "
+		    "(valid: %s)",
+		    r->strategy, names);
 		return -1;
 	}
 	pc->strategy = s;
 	if (seen[PO_WEIGHTS] != NULL && pc->strategy != POOL_WEIGHTED) {
-		config_error(ctx, seen[PO_WEIGHTS], "pool '%s': weights apply "
-		    "only to strategy \"weighted\"", pc->name);
+		config_error(ctx, seen[PO_WEIGHTS],
+		    "pool '%s': weights apply "
+		    "only to strategy \"weighted\"",
+		    pc->name);
 		return -1;
 	}
 	if (seen[PO_WEIGHTS] != NULL && pc->weights != NULL &&
 	    r->nweights != (size_t)config_setting_length(seen[PO_TARGETS])) {
-		config_error(ctx, seen[PO_WEIGHTS], "pool '%s' has %zu weights "
-		    "for %d targets: give one per target", pc->name,
-		    r->nweights, config_setting_length(seen[PO_TARGETS]));
+		config_error(ctx, seen[PO_WEIGHTS],
+		    "pool '%s' has %zu weights "
+		    "for %d targets: give one per target",
+		    pc->name, r->nweights,
+		    config_setting_length(seen[PO_TARGETS]));
 		return -1;
 	}
 	if (seen[PO_MAX_MOVES] == NULL)
@@ -260,8 +282,7 @@ config_pool_free(struct pool_conf *pc)
 }
 
 void
-config_pool_add(struct config_ctx *ctx, const config_setting_t *s,
-    void *obj)
+config_pool_add(struct config_ctx *ctx, const config_setting_t *s, void *obj)
 {
 	struct config *conf = obj;
 	struct config_poolr r;
@@ -275,10 +296,10 @@ config_pool_add(struct config_ctx *ctx, const config_setting_t *s,
 	}
 	free(r.strategy);
 	r.pc.state = xcalloc(1, sizeof *r.pc.state);
-	pool_init(r.pc.state, (enum pool_strategy)r.pc.strategy,
-	    r.pc.weights, r.pc.ntargets);
-	conf->pools = xreallocarray(conf->pools, conf->npools + 1,
-	    sizeof *conf->pools);
+	pool_init(r.pc.state, (enum pool_strategy)r.pc.strategy, r.pc.weights,
+	    r.pc.ntargets);
+	conf->pools =
+	    xreallocarray(conf->pools, conf->npools + 1, sizeof *conf->pools);
 	conf->pools[conf->npools++] = r.pc;
 }
 

@@ -20,12 +20,11 @@
 #include "llmgated.h"
 
 /* The provider types config-provider.c accepts, for messages and default URLs. */
-static const char *config_type_list =
-    "openai, anthropic, gemini, azure, mock";
+static const char *config_type_list = "openai, anthropic, gemini, azure, mock";
 
 static const struct {
-	const char	*type;
-	const char	*url;
+	const char *type;
+	const char *url;
 } config_base_urls[] = {
 	{ "openai", "https://api.openai.com/v1" },
 	{ "anthropic", "https://api.anthropic.com/v1" },
@@ -34,21 +33,21 @@ static const struct {
 
 /* A provider while it is read: the settings that are not kept as such. */
 struct config_prov {
-	struct provider_conf	 pc;
-	char			*type;
-	char			*key_env;
-	char			*key_file;
+	struct provider_conf pc;
+	char *type;
+	char *key_env;
+	char *key_file;
 };
 
 static void config_model_add(struct config_ctx *, const config_setting_t *,
     void *);
-static int config_provider_check(struct config_ctx *,
-    const config_setting_t *, const config_setting_t **, void *);
+static int config_provider_check(struct config_ctx *, const config_setting_t *,
+    const config_setting_t **, void *);
 static int config_model_check(struct config_ctx *, const config_setting_t *,
     const config_setting_t **, void *);
 
 /* The key tables: indexes name the keys the checks look at. */
-#define MK(f)	offsetof(struct model_conf, f)
+#define MK(f) offsetof(struct model_conf, f)
 enum { MK_NAME };
 static const struct config_key config_model_key[] = {
 	[MK_NAME] = { .name = "name", .kind = CK_STRING, .off = MK(name) },
@@ -57,27 +56,36 @@ static const struct config_key config_model_key[] = {
 	{ .name = "burst", .kind = CK_U32, .off = MK(burst) },
 	{ .name = "tpm_burst", .kind = CK_U32, .off = MK(tpm_burst) },
 };
-static const struct config_keys config_model_keys = {
-	config_model_key, CONFIG_NITEMS(config_model_key), config_model_check
-};
+static const struct config_keys config_model_keys = { config_model_key,
+	CONFIG_NITEMS(config_model_key), config_model_check };
 
-#define PK(f)	offsetof(struct config_prov, f)
+#define PK(f) offsetof(struct config_prov, f)
 enum {
-	PK_NAME, PK_TYPE, PK_BASE_URL, PK_API_KEY, PK_API_KEY_ENV,
-	PK_API_KEY_FILE, PK_API_VERSION
+	PK_NAME,
+	PK_TYPE,
+	PK_BASE_URL,
+	PK_API_KEY,
+	PK_API_KEY_ENV,
+	PK_API_KEY_FILE,
+	PK_API_VERSION
 };
 static const struct config_key config_provider_key[] = {
 	[PK_NAME] = { .name = "name", .kind = CK_STRING, .off = PK(pc.name) },
 	[PK_TYPE] = { .name = "type", .kind = CK_STRING, .off = PK(type) },
-	[PK_BASE_URL] = { .name = "base_url", .kind = CK_STRING,
+	[PK_BASE_URL] = { .name = "base_url",
+	    .kind = CK_STRING,
 	    .off = PK(pc.base_url) },
-	[PK_API_KEY] = { .name = "api_key", .kind = CK_STRING,
+	[PK_API_KEY] = { .name = "api_key",
+	    .kind = CK_STRING,
 	    .off = PK(pc.api_key) },
-	[PK_API_KEY_ENV] = { .name = "api_key_env", .kind = CK_STRING,
+	[PK_API_KEY_ENV] = { .name = "api_key_env",
+	    .kind = CK_STRING,
 	    .off = PK(key_env) },
-	[PK_API_KEY_FILE] = { .name = "api_key_file", .kind = CK_STRING,
+	[PK_API_KEY_FILE] = { .name = "api_key_file",
+	    .kind = CK_STRING,
 	    .off = PK(key_file) },
-	[PK_API_VERSION] = { .name = "api_version", .kind = CK_STRING,
+	[PK_API_VERSION] = { .name = "api_version",
+	    .kind = CK_STRING,
 	    .off = PK(pc.api_version) },
 	{ .name = "rpm", .kind = CK_U32, .off = PK(pc.rpm) },
 	{ .name = "tpm", .kind = CK_U32, .off = PK(pc.tpm) },
@@ -85,17 +93,17 @@ static const struct config_key config_provider_key[] = {
 	{ .name = "tpm_burst", .kind = CK_U32, .off = PK(pc.tpm_burst) },
 	{ .name = "concurrency", .kind = CK_U32, .off = PK(pc.concurrency) },
 	{ .name = "timeout_ms", .kind = CK_U32, .off = PK(pc.timeout_ms) },
-	{ .name = "connect_timeout_ms", .kind = CK_U32,
+	{ .name = "connect_timeout_ms",
+	    .kind = CK_U32,
 	    .off = PK(pc.connect_timeout_ms) },
-	{ .name = "first_byte_ms", .kind = CK_U32,
+	{ .name = "first_byte_ms",
+	    .kind = CK_U32,
 	    .off = PK(pc.first_byte_ms) },
 	{ .name = "idle_ms", .kind = CK_U32, .off = PK(pc.idle_ms) },
 	{ .name = "models", .kind = CK_LIST, .fn = config_model_add },
 };
-static const struct config_keys config_provider_keys = {
-	config_provider_key, CONFIG_NITEMS(config_provider_key),
-	config_provider_check
-};
+static const struct config_keys config_provider_keys = { config_provider_key,
+	CONFIG_NITEMS(config_provider_key), config_provider_check };
 
 static void
 config_model_free(struct model_conf *mc)
@@ -117,8 +125,7 @@ config_model_check(struct config_ctx *ctx, const config_setting_t *group,
 }
 
 static void
-config_model_add(struct config_ctx *ctx, const config_setting_t *s,
-    void *obj)
+config_model_add(struct config_ctx *ctx, const config_setting_t *s, void *obj)
 {
 	struct provider_conf *pc = &((struct config_prov *)obj)->pc;
 	struct model_conf mc;
@@ -134,8 +141,8 @@ config_model_add(struct config_ctx *ctx, const config_setting_t *s,
 		config_model_free(&mc);
 		return;
 	}
-	pc->models = xreallocarray(pc->models, pc->nmodels + 1,
-	    sizeof *pc->models);
+	pc->models =
+	    xreallocarray(pc->models, pc->nmodels + 1, sizeof *pc->models);
 	pc->models[pc->nmodels++] = mc;
 }
 
@@ -154,12 +161,14 @@ config_provider_key_resolve(struct config_ctx *ctx,
 		if ((s = seen[i]) == NULL)
 			continue;
 		n++;
-		if (last == NULL || config_setting_source_line(s) >=
-		    config_setting_source_line(last))
+		if (last == NULL ||
+		    config_setting_source_line(s) >=
+		        config_setting_source_line(last))
 			last = s;
 	}
 	if (n > 1) {
-		config_error(ctx, last, "only one of api_key, api_key_env and "
+		config_error(ctx, last,
+		    "only one of api_key, api_key_env and "
 		    "api_key_file may be given");
 		goto fail;
 	}
@@ -167,7 +176,8 @@ config_provider_key_resolve(struct config_ctx *ctx,
 		v = getenv(p->key_env);
 		if (v == NULL || *v == '\0') {
 			log_info("provider %s: %s is not set; its calls fail "
-			    "with auth until it is", name, p->key_env);
+			         "with auth until it is",
+			    name, p->key_env);
 			pc->key_env_unset = xstrdup(p->key_env);
 			return;
 		}
@@ -179,9 +189,11 @@ config_provider_key_resolve(struct config_ctx *ctx,
 		free(who);
 	}
 	if (pc->api_key != NULL && config_has_ctl(pc->api_key)) {
-		config_error(ctx, seen[PK_API_KEY] != NULL ? seen[PK_API_KEY] :
-		    seen[PK_API_KEY_ENV] != NULL ? seen[PK_API_KEY_ENV] :
-		    seen[PK_API_KEY_FILE], "the API key contains spaces or "
+		config_error(ctx,
+		    seen[PK_API_KEY] != NULL         ? seen[PK_API_KEY] :
+		        seen[PK_API_KEY_ENV] != NULL ? seen[PK_API_KEY_ENV] :
+		                                       seen[PK_API_KEY_FILE],
+		    "the API key contains spaces or "
 		    "control characters");
 		goto fail;
 	}
@@ -234,8 +246,10 @@ config_provider_check(struct config_ctx *ctx, const config_setting_t *group,
 	} else if (pc->name == NULL)
 		keep = -1;
 	else if (strchr(pc->name, '/') != NULL) {
-		config_error(ctx, seen[PK_NAME], "provider name '%s' must not "
-		    "contain '/'", pc->name);
+		config_error(ctx, seen[PK_NAME],
+		    "provider name '%s' must not "
+		    "contain '/'",
+		    pc->name);
 		keep = -1;
 	} else if (config_provider(ctx->conf, pc->name) != NULL) {
 		config_error(ctx, seen[PK_NAME], "duplicate provider '%s'",
@@ -248,8 +262,10 @@ config_provider_check(struct config_ctx *ctx, const config_setting_t *group,
 		    config_type_list);
 	else if (p->type != NULL &&
 	    (pc->type = provider_type_find(p->type)) == NULL)
-		config_error(ctx, seen[PK_TYPE], "unknown provider type '%s' "
-		    "(valid: %s)", p->type, config_type_list);
+		config_error(ctx, seen[PK_TYPE],
+		    "unknown provider type '%s' "
+		    "(valid: %s)",
+		    p->type, config_type_list);
 	if (pc->type != NULL)
 		azure = strcmp(p->type, "azure") == 0;
 
@@ -259,16 +275,20 @@ config_provider_check(struct config_ctx *ctx, const config_setting_t *group,
 				pc->base_url = xstrdup(config_base_urls[i].url);
 		}
 		if (pc->base_url == NULL && strcmp(p->type, "mock") != 0)
-			config_error(ctx, group, "%s has no base_url (type %s "
-			    "has no default)", what, p->type);
+			config_error(ctx, group,
+			    "%s has no base_url (type %s "
+			    "has no default)",
+			    what, p->type);
 	}
 	if (pc->base_url != NULL) {
 		if (strncmp(pc->base_url, "http://", 7) != 0 &&
 		    strncmp(pc->base_url, "https://", 8) != 0)
-			config_error(ctx, seen[PK_BASE_URL], "base_url must "
+			config_error(ctx, seen[PK_BASE_URL],
+			    "base_url must "
 			    "start with http:// or https://");
 		else if (config_has_ctl(pc->base_url))
-			config_error(ctx, seen[PK_BASE_URL], "base_url must "
+			config_error(ctx, seen[PK_BASE_URL],
+			    "base_url must "
 			    "not contain spaces or control characters");
 		/* Adapters append "/chat/completions" and the like. */
 		len = strlen(pc->base_url);
@@ -277,10 +297,13 @@ config_provider_check(struct config_ctx *ctx, const config_setting_t *group,
 	}
 
 	if (azure && seen[PK_API_VERSION] == NULL)
-		config_error(ctx, group, "%s has no api_version (type azure "
-		    "needs one)", what);
+		config_error(ctx, group,
+		    "%s has no api_version (type azure "
+		    "needs one)",
+		    what);
 	if (!azure && pc->type != NULL && seen[PK_API_VERSION] != NULL)
-		config_error(ctx, seen[PK_API_VERSION], "api_version is only "
+		config_error(ctx, seen[PK_API_VERSION],
+		    "api_version is only "
 		    "used by type azure");
 
 	config_provider_key_resolve(ctx, seen, p);

@@ -18,21 +18,21 @@ static int config_route_check(struct config_ctx *, const config_setting_t *,
     const config_setting_t **, void *);
 
 /* The key tables: indexes name the keys the checks look at. */
-#define RK(f)	offsetof(struct route_conf, f)
+#define RK(f) offsetof(struct route_conf, f)
 enum { RK_NAME, RK_TARGETS };
 static const struct config_key config_route_key[] = {
 	[RK_NAME] = { .name = "name", .kind = CK_STRING, .off = RK(name) },
-	[RK_TARGETS] = { .name = "targets", .kind = CK_FUNC,
+	[RK_TARGETS] = { .name = "targets",
+	    .kind = CK_FUNC,
 	    .fn = config_targets },
 };
-static const struct config_keys config_route_keys = {
-	config_route_key, CONFIG_NITEMS(config_route_key), config_route_check
-};
+static const struct config_keys config_route_keys = { config_route_key,
+	CONFIG_NITEMS(config_route_key), config_route_check };
 
 /* A target given as a group: { target = "p/m"; max_tokens = 100; ... } */
 struct config_tgt {
-	char			*target;
-	struct target_override	 o;
+	char *target;
+	struct target_override o;
 };
 
 /* A list of strings as a NULL-free array for the fallback parsers. */
@@ -88,23 +88,44 @@ config_target_reject(struct config_ctx *ctx, const config_setting_t *s,
 	free(v);
 }
 
-#define TGK(f)	offsetof(struct config_tgt, f)
-enum { TK_TARGET, TK_MAX_TOKENS, TK_TEMPERATURE, TK_TOP_P, TK_ATTEMPTS,
-	TK_FALLBACK_ON, TK_REJECT };
+#define TGK(f) offsetof(struct config_tgt, f)
+enum {
+	TK_TARGET,
+	TK_MAX_TOKENS,
+	TK_TEMPERATURE,
+	TK_TOP_P,
+	TK_ATTEMPTS,
+	TK_FALLBACK_ON,
+	TK_REJECT
+};
 static const struct config_key config_target_key[] = {
-	[TK_TARGET] = { .name = "target", .kind = CK_STRING,
+	[TK_TARGET] = { .name = "target",
+	    .kind = CK_STRING,
 	    .off = TGK(target) },
-	[TK_MAX_TOKENS] = { .name = "max_tokens", .kind = CK_U32,
-	    .off = TGK(o.max_tokens), .min = 1 },
-	[TK_TEMPERATURE] = { .name = "temperature", .kind = CK_DOUBLE,
-	    .off = TGK(o.temperature), .min = 0, .max = 2 },
-	[TK_TOP_P] = { .name = "top_p", .kind = CK_DOUBLE, .off = TGK(o.top_p),
-	    .min = 0, .max = 1 },
-	[TK_ATTEMPTS] = { .name = "attempts", .kind = CK_U32,
-	    .off = TGK(o.attempts), .min = 1, .max = CALL_MAX_ATTEMPTS },
-	[TK_FALLBACK_ON] = { .name = "fallback_on", .kind = CK_FUNC,
+	[TK_MAX_TOKENS] = { .name = "max_tokens",
+	    .kind = CK_U32,
+	    .off = TGK(o.max_tokens),
+	    .min = 1 },
+	[TK_TEMPERATURE] = { .name = "temperature",
+	    .kind = CK_DOUBLE,
+	    .off = TGK(o.temperature),
+	    .min = 0,
+	    .max = 2 },
+	[TK_TOP_P] = { .name = "top_p",
+	    .kind = CK_DOUBLE,
+	    .off = TGK(o.top_p),
+	    .min = 0,
+	    .max = 1 },
+	[TK_ATTEMPTS] = { .name = "attempts",
+	    .kind = CK_U32,
+	    .off = TGK(o.attempts),
+	    .min = 1,
+	    .max = CALL_MAX_ATTEMPTS },
+	[TK_FALLBACK_ON] = { .name = "fallback_on",
+	    .kind = CK_FUNC,
 	    .fn = config_target_fallback_on },
-	[TK_REJECT] = { .name = "reject", .kind = CK_FUNC,
+	[TK_REJECT] = { .name = "reject",
+	    .kind = CK_FUNC,
 	    .fn = config_target_reject },
 };
 
@@ -115,7 +136,8 @@ config_target_check(struct config_ctx *ctx, const config_setting_t *group,
 	struct config_tgt *t = obj;
 
 	if (seen[TK_TARGET] == NULL || t->target == NULL) {
-		config_error(ctx, group, "a target group needs target = "
+		config_error(ctx, group,
+		    "a target group needs target = "
 		    "\"provider/model\"");
 		return -1;
 	}
@@ -134,10 +156,8 @@ config_target_check(struct config_ctx *ctx, const config_setting_t *group,
 	return 0;
 }
 
-static const struct config_keys config_target_keys = {
-	config_target_key, CONFIG_NITEMS(config_target_key),
-	config_target_check
-};
+static const struct config_keys config_target_keys = { config_target_key,
+	CONFIG_NITEMS(config_target_key), config_target_check };
 
 /*
  * Targets are "provider/model" with a provider defined above, or a pool's
@@ -155,8 +175,10 @@ config_target_add(struct config_ctx *ctx, const config_setting_t *e,
 	if (slash == NULL && config_pool(ctx->conf, v) != NULL)
 		prov = NULL;
 	else if (slash == NULL || slash == v || slash[1] == '\0') {
-		config_error(ctx, e, "target '%s' must be provider/model or "
-		    "a pool's name", v);
+		config_error(ctx, e,
+		    "target '%s' must be provider/model or "
+		    "a pool's name",
+		    v);
 		return 0;
 	} else
 		prov = xstrndup(v, (size_t)(slash - v));
@@ -166,8 +188,8 @@ config_target_add(struct config_ctx *ctx, const config_setting_t *e,
 	else {
 		rc->targets = xreallocarray(rc->targets, rc->ntargets + 1,
 		    sizeof *rc->targets);
-		rc->over = xreallocarray(rc->over, rc->ntargets + 1,
-		    sizeof *rc->over);
+		rc->over =
+		    xreallocarray(rc->over, rc->ntargets + 1, sizeof *rc->over);
 		rc->over[rc->ntargets] = *o;
 		rc->targets[rc->ntargets++] = xstrdup(v);
 		took = 1;
@@ -181,8 +203,7 @@ config_target_add(struct config_ctx *ctx, const config_setting_t *e,
  * per-target overrides: ( "p/m", { target = "q/n"; max_tokens = 200; } ).
  */
 static void
-config_targets(struct config_ctx *ctx, const config_setting_t *s,
-    void *obj)
+config_targets(struct config_ctx *ctx, const config_setting_t *s, void *obj)
 {
 	static const struct target_override none;
 	struct route_conf *rc = obj;
@@ -191,7 +212,8 @@ config_targets(struct config_ctx *ctx, const config_setting_t *s,
 	int i, n = config_setting_length(s);
 
 	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
-		config_error(ctx, s, "targets must be a list: [ \"p/m\", ... ] "
+		config_error(ctx, s,
+		    "targets must be a list: [ \"p/m\", ... ] "
 		    "or ( \"p/m\", { target = \"p/m\"; ... } )");
 		return;
 	}
@@ -208,7 +230,8 @@ config_targets(struct config_ctx *ctx, const config_setting_t *s,
 			continue;
 		}
 		if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
-			config_error(ctx, e, "a target is a \"provider/model\" "
+			config_error(ctx, e,
+			    "a target is a \"provider/model\" "
 			    "string or a { target = ...; } group");
 			continue;
 		}
@@ -252,8 +275,10 @@ config_route_check(struct config_ctx *ctx, const config_setting_t *group,
 		return -1;
 	}
 	if (config_pool(ctx->conf, rc->name) != NULL) {
-		config_error(ctx, seen[RK_NAME], "route '%s' has the name of "
-		    "a pool", rc->name);
+		config_error(ctx, seen[RK_NAME],
+		    "route '%s' has the name of "
+		    "a pool",
+		    rc->name);
 		return -1;
 	}
 	if (seen[RK_TARGETS] == NULL)
@@ -265,8 +290,7 @@ config_route_check(struct config_ctx *ctx, const config_setting_t *group,
 }
 
 void
-config_route_add(struct config_ctx *ctx, const config_setting_t *s,
-    void *obj)
+config_route_add(struct config_ctx *ctx, const config_setting_t *s, void *obj)
 {
 	struct config *conf = obj;
 	struct route_conf rc;

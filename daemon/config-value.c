@@ -23,7 +23,7 @@
 
 #include "llmgated.h"
 
-#define CONFIG_MAX_KEYS		32	/* keys in one group's table */
+#define CONFIG_MAX_KEYS 32 /* keys in one group's table */
 
 static const char *config_jitter_names[] = {
 	[JITTER_FULL] = "full",
@@ -143,8 +143,10 @@ config_u32(struct config_ctx *ctx, const config_setting_t *s,
 		return;
 	}
 	if (type == CONFIG_TYPE_INT && config_int_truncated(ctx, s)) {
-		config_error(ctx, s, "%s is beyond 32 bits: write the number "
-		    "with an L suffix (libconfig)", k->name);
+		config_error(ctx, s,
+		    "%s is beyond 32 bits: write the number "
+		    "with an L suffix (libconfig)",
+		    k->name);
 		return;
 	}
 	v = config_setting_get_int64(s);
@@ -205,8 +207,8 @@ config_string(struct config_ctx *ctx, const config_setting_t *s,
 
 /* Index of v in a name table, else an error listing the valid names. */
 static int
-config_enum(struct config_ctx *ctx, const config_setting_t *s,
-    const char *what, const char **names, size_t n)
+config_enum(struct config_ctx *ctx, const config_setting_t *s, const char *what,
+    const char **names, size_t n)
 {
 	struct buf b = { NULL, 0, 0 };
 	const char *v;
@@ -242,8 +244,7 @@ config_mode(struct config_ctx *ctx, const config_setting_t *s,
 	v = config_setting_get_string(s);
 	errno = 0;
 	m = strtoul(v, &end, 8);
-	if (*v < '0' || *v > '7' || *end != '\0' || errno != 0 ||
-	    m > 07777) {
+	if (*v < '0' || *v > '7' || *end != '\0' || errno != 0 || m > 07777) {
 		config_error(ctx, s, "%s must be an octal string like \"0660\"",
 		    k->name);
 		return;
@@ -266,15 +267,17 @@ config_list(struct config_ctx *ctx, const config_setting_t *s,
 		return;
 	}
 	if (n > CONFIG_MAX_ITEMS) {
-		config_error(ctx, s, "too many %s (%d, at most %d)", k->name,
-		    n, CONFIG_MAX_ITEMS);
+		config_error(ctx, s, "too many %s (%d, at most %d)", k->name, n,
+		    CONFIG_MAX_ITEMS);
 		return;
 	}
 	for (i = 0; i < n; i++) {
 		e = config_setting_get_elem(s, (u_int)i);
 		if (!config_setting_is_group(e)) {
-			config_error(ctx, e, "each entry of %s must be a group "
-			    "{ ... }", k->name);
+			config_error(ctx, e,
+			    "each entry of %s must be a group "
+			    "{ ... }",
+			    k->name);
 			continue;
 		}
 		k->fn(ctx, e, obj);
@@ -302,8 +305,10 @@ config_strings(struct config_ctx *ctx, const config_setting_t *s,
 	for (i = 0; i < n; i++) {
 		e = config_setting_get_elem(s, (u_int)i);
 		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-			config_error(ctx, e, "%s must be a list of strings: "
-			    "[ ... ]", what);
+			config_error(ctx, e,
+			    "%s must be a list of strings: "
+			    "[ ... ]",
+			    what);
 			rc = -1;
 		}
 	}
@@ -396,8 +401,10 @@ config_group(struct config_ctx *ctx, const config_setting_t *group,
 			continue;
 		hint = config_suggest(name, names, keys->nkeys);
 		if (hint != NULL)
-			config_error(ctx, s, "unknown setting '%s' (did you "
-			    "mean '%s'?)", name, hint);
+			config_error(ctx, s,
+			    "unknown setting '%s' (did you "
+			    "mean '%s'?)",
+			    name, hint);
 		else
 			config_error(ctx, s, "unknown setting '%s'", name);
 	}
@@ -449,9 +456,10 @@ config_secret_file(struct config_ctx *ctx, const config_setting_t *s,
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_KEY_FILE) {
-		config_error(ctx, s, "%s '%s' is not a key file "
-		    "(a regular file of at most %d bytes)", setting, path,
-		    CONFIG_MAX_KEY_FILE);
+		config_error(ctx, s,
+		    "%s '%s' is not a key file "
+		    "(a regular file of at most %d bytes)",
+		    setting, path, CONFIG_MAX_KEY_FILE);
 		goto out;
 	}
 	if (st.st_mode & S_IROTH)
@@ -464,8 +472,10 @@ config_secret_file(struct config_ctx *ctx, const config_setting_t *s,
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
-			config_error(ctx, s, "cannot read %s '%s': "
-			    "%s", setting, path, strerror(errno));
+			config_error(ctx, s,
+			    "cannot read %s '%s': "
+			    "%s",
+			    setting, path, strerror(errno));
 			goto fail;
 		}
 		if (n == 0)
@@ -473,8 +483,10 @@ config_secret_file(struct config_ctx *ctx, const config_setting_t *s,
 		len += (size_t)n;
 	}
 	if (len > (size_t)st.st_size) {
-		config_error(ctx, s, "%s '%s' changed while it was "
-		    "read", setting, path);
+		config_error(ctx, s,
+		    "%s '%s' changed while it was "
+		    "read",
+		    setting, path);
 		goto fail;
 	}
 	while (len > 0 && isspace((u_char)key[len - 1]))

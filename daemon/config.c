@@ -23,15 +23,14 @@
 
 #include "llmgated.h"
 
-#define CONFIG_MAX_FILE		(16 * 1024 * 1024)
+#define CONFIG_MAX_FILE (16 * 1024 * 1024)
 
-#define CONFIG_DEFAULT_FILE	"<default>"
+#define CONFIG_DEFAULT_FILE "<default>"
 
-static void	config_errorv(struct config_ctx *, const char *, unsigned,
-		    const char *, va_list)
-		    __attribute__((format(printf, 4, 0)));
-static void	config_error_at(struct config_ctx *, const char *, unsigned,
-		    const char *, ...) __attribute__((format(printf, 4, 5)));
+static void config_errorv(struct config_ctx *, const char *, unsigned,
+    const char *, va_list) __attribute__((format(printf, 4, 0)));
+static void config_error_at(struct config_ctx *, const char *, unsigned,
+    const char *, ...) __attribute__((format(printf, 4, 5)));
 
 /*
  * Record one problem. file is an @include'd file (as written, so relative
@@ -67,8 +66,8 @@ config_errorv(struct config_ctx *ctx, const char *file, unsigned line,
 
 /* A problem with setting s (NULL: with the file as a whole). */
 void
-config_error(struct config_ctx *ctx, const config_setting_t *s,
-    const char *fmt, ...)
+config_error(struct config_ctx *ctx, const config_setting_t *s, const char *fmt,
+    ...)
 {
 	va_list ap;
 
@@ -243,7 +242,8 @@ config_includes(struct config_ctx *ctx, const char *file, const char *text,
 			q += strspn(q, " \t");
 			name = q + 1;
 			if (*q != '"' || (q = strchr(name, '"')) == NULL) {
-				config_error_at(ctx, file, line, "@include "
+				config_error_at(ctx, file, line,
+				    "@include "
 				    "needs a quoted file name");
 				return -1;
 			}
@@ -253,19 +253,23 @@ config_includes(struct config_ctx *ctx, const char *file, const char *text,
 			else
 				xasprintf(&path, "%s/%s", ctx->dir, inc);
 			if (depth >= CONFIG_MAX_INCLUDE_DEPTH) {
-				config_error_at(ctx, file, line, "@include "
-				    "\"%s\": nested too deep", inc);
+				config_error_at(ctx, file, line,
+				    "@include "
+				    "\"%s\": nested too deep",
+				    inc);
 				rc = -1;
 			} else if (stat(path, &st) != 0 ||
 			    !S_ISREG(st.st_mode)) {
-				config_error_at(ctx, file, line, "@include "
-				    "\"%s\": not a readable file", inc);
+				config_error_at(ctx, file, line,
+				    "@include "
+				    "\"%s\": not a readable file",
+				    inc);
 				rc = -1;
 			} else if ((sub = config_read_all(ctx, path)) == NULL)
 				rc = -1;
 			else {
 				if (config_includes(ctx, path, sub,
-				    depth + 1) != 0)
+				        depth + 1) != 0)
 					rc = -1;
 				free(sub);
 			}
@@ -300,8 +304,8 @@ config_load(const char *path, char **errors)
 	if (path != NULL) {
 		conf->path = xstrdup(path);
 		if ((slash = strrchr(path, '/')) != NULL)
-			ctx.dir = xstrndup(path, slash == path ? 1 :
-			    (size_t)(slash - path));
+			ctx.dir = xstrndup(path,
+			    slash == path ? 1 : (size_t)(slash - path));
 		if ((text = config_read_all(&ctx, path)) == NULL)
 			goto out;
 		if (ctx.dir != NULL)
@@ -323,7 +327,7 @@ config_load(const char *path, char **errors)
 out:
 	config_destroy(&lc);
 	if (text != NULL) {
-		explicit_bzero(text, strlen(text));	/* inline api_keys */
+		explicit_bzero(text, strlen(text)); /* inline api_keys */
 		free(text);
 	}
 	free(ctx.dir);
@@ -441,14 +445,13 @@ config_limits(const struct provider_conf *pc, const char *model,
 	out->rpm = mc != NULL && mc->rpm != 0 ? mc->rpm : pc->rpm;
 	out->tpm = mc != NULL && mc->tpm != 0 ? mc->tpm : pc->tpm;
 	out->burst = mc != NULL && mc->burst != 0 ? mc->burst : pc->burst;
-	out->tpm_burst = mc != NULL && mc->tpm_burst != 0 ? mc->tpm_burst :
-	    pc->tpm_burst;
+	out->tpm_burst =
+	    mc != NULL && mc->tpm_burst != 0 ? mc->tpm_burst : pc->tpm_burst;
 	if (out->burst == 0 && out->rpm != 0)
 		out->burst = (out->rpm + 59) / 60;
 	if (out->tpm_burst == 0 && out->tpm != 0)
 		out->tpm_burst = (out->tpm + 59) / 60;
 }
-
 
 struct config *
 config_ref(struct config *c)

@@ -41,43 +41,43 @@
 
 struct conn_call {
 	uint32_t id;
-	size_t bytes;			/* its request frame, accounted */
+	size_t bytes; /* its request frame, accounted */
 	struct call *call;
-	struct lease *lease;		/* an acquire still waiting */
-	int held;			/* call_hold()ed while we are paused */
+	struct lease *lease; /* an acquire still waiting */
+	int held;            /* call_hold()ed while we are paused */
 	struct conn *conn;
 	TAILQ_ENTRY(conn_call) entry;
 };
 
 struct conn {
 	int fd;
-	struct event *rev;	/* readable */
-	struct event *wev;	/* writable: watched while output is refused */
-	struct event *flush_ev;	/* made active to write at the round's end */
+	struct event *rev;      /* readable */
+	struct event *wev;      /* writable: watched while output is refused */
+	struct event *flush_ev; /* made active to write at the round's end */
 	struct evbuffer *out;
-	unsigned char *ibuf;	/* the unfinished tail of a frame */
+	unsigned char *ibuf; /* the unfinished tail of a frame */
 	size_t ilen;
 	size_t icap;
-	int reading;		/* rev is added */
-	int flushing;		/* flush_ev is active or wev added */
-	int waiting;		/* wev is added */
-	int paused;		/* output above the high-water mark */
-	uint64_t written;	/* bytes of output written, ever */
-	uint64_t stall_mark;	/* written when stall_ev was armed */
-	struct event *stall_ev;	/* over max_output: does it read at all? */
+	int reading;            /* rev is added */
+	int flushing;           /* flush_ev is active or wev added */
+	int waiting;            /* wev is added */
+	int paused;             /* output above the high-water mark */
+	uint64_t written;       /* bytes of output written, ever */
+	uint64_t stall_mark;    /* written when stall_ev was armed */
+	struct event *stall_ev; /* over max_output: does it read at all? */
 	uid_t uid;
 	pid_t pid;
 	struct quota_user *user;
-	size_t frame_len;	/* the frame being dispatched */
-	struct event *slow_ev;	/* hello, then unfinished-frame deadline */
+	size_t frame_len;      /* the frame being dispatched */
+	struct event *slow_ev; /* hello, then unfinished-frame deadline */
 	char name[96];
 	struct call_client client;
-	struct client_ident ident;	/* its class's (clients.c) */
-	uint64_t tokens;		/* its calls used, for status */
-	int hello;		/* handshake done */
-	int closing;		/* flush what is queued, then go */
-	int refused;		/* over a limit: told so, input discarded */
-	int dead;		/* teardown scheduled */
+	struct client_ident ident; /* its class's (clients.c) */
+	uint64_t tokens;           /* its calls used, for status */
+	int hello;                 /* handshake done */
+	int closing;               /* flush what is queued, then go */
+	int refused;               /* over a limit: told so, input discarded */
+	int dead;                  /* teardown scheduled */
 	struct event *close_ev;
 	msgpack_sbuffer sb;
 	TAILQ_HEAD(, conn_call) calls;
@@ -98,8 +98,7 @@ static void conn_reading(struct conn *);
 static void conn_slow(evutil_socket_t, short, void *);
 static void conn_stalled(evutil_socket_t, short, void *);
 static void conn_request_end(struct conn *, struct conn_call *);
-static void conn_fail_class(struct conn *, enum llmgate_class,
-    const char *);
+static void conn_fail_class(struct conn *, enum llmgate_class, const char *);
 
 static const struct call_sink conn_sink;
 
@@ -144,8 +143,9 @@ conn_peers(json_t *peers, uid_t uid)
 		if (json_array_size(peers) >= CLIENTS_PEERS_MAX)
 			break;
 		if ((uid == (uid_t)-1 || c->uid == uid) && !c->dead)
-			json_array_append_new(peers, clients_peer_json(cfg,
-			    "native", &c->ident, c->ncalls, c->tokens));
+			json_array_append_new(peers,
+			    clients_peer_json(cfg, "native", &c->ident,
+			        c->ncalls, c->tokens));
 	}
 }
 
@@ -185,7 +185,7 @@ conn_accept(int fd)
 	/* Counted before this one joins the list. */
 	over = cfg->max_conns_per_uid != 0 &&
 	    conn_uid_count(c->uid) + front_http_uid_count(c->uid) >=
-	    cfg->max_conns_per_uid;
+	        cfg->max_conns_per_uid;
 	/* One process is one client for fair shares, unless it names itself. */
 	c->client.id = (uint64_t)c->uid << 32 | (uint32_t)c->pid;
 	c->client.name = c->name;
@@ -200,8 +200,8 @@ conn_accept(int fd)
 	msgpack_sbuffer_init(&c->sb);
 	evutil_make_socket_nonblocking(fd);
 	c->rev = event_new(ev_base, fd, EV_READ | EV_PERSIST, conn_readable, c);
-	c->wev = event_new(ev_base, fd, EV_WRITE | EV_PERSIST, conn_writable,
-	    c);
+	c->wev =
+	    event_new(ev_base, fd, EV_WRITE | EV_PERSIST, conn_writable, c);
 	c->flush_ev = event_new(ev_base, -1, 0, conn_writable, c);
 	c->out = evbuffer_new();
 	c->close_ev = evtimer_new(ev_base, conn_teardown, c);
@@ -219,8 +219,10 @@ conn_accept(int fd)
 	 * why (a bare close would look like a crashed daemon), then closed.
 	 */
 	if (over) {
-		snprintf(msg, sizeof msg, "too many connections for uid %ld "
-		    "(limit %u)", (long)c->uid, cfg->max_conns_per_uid);
+		snprintf(msg, sizeof msg,
+		    "too many connections for uid %ld "
+		    "(limit %u)",
+		    (long)c->uid, cfg->max_conns_per_uid);
 		conn_fail(c, msg);
 		/*
 		 * The client writes its hello before it reads our answer:
@@ -316,7 +318,7 @@ static void
 conn_stall_arm(struct conn *c)
 {
 	struct timeval tv = { cfg->frame_timeout_ms / 1000,
-	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+		(suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
 
 	c->stall_mark = c->written;
 	evtimer_add(c->stall_ev, &tv);
@@ -341,7 +343,8 @@ conn_send(struct conn *c)
 	queued = evbuffer_get_length(c->out);
 	if (queued > cfg->max_output && cfg->max_memory != 0 &&
 	    quota_held() > cfg->max_memory) {
-		conn_drop(c, "dropped: not reading its replies, and llmgated "
+		conn_drop(c,
+		    "dropped: not reading its replies, and llmgated "
 		    "holds more than max_memory");
 		return;
 	}
@@ -387,8 +390,10 @@ conn_writable(evutil_socket_t fd, short events, void *arg)
 	quota_output(0, before - evbuffer_get_length(c->out));
 	c->written += before - evbuffer_get_length(c->out);
 	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
-		conn_drop(c, c->ncalls != 0 ? "connection error with calls "
-		    "in flight" : NULL);
+		conn_drop(c,
+		    c->ncalls != 0 ? "connection error with calls "
+		                     "in flight" :
+		                     NULL);
 		return;
 	}
 	/*
@@ -474,7 +479,7 @@ conn_hello_done(struct conn *c)
 void
 conn_set_hello(struct conn *c, const char *name)
 {
-	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 	const char *p;
 	char *q;
 
@@ -526,13 +531,14 @@ conn_request_new(struct conn *c, uint32_t id)
 		return NULL;
 	}
 	if (c->ncalls >= cfg->max_inflight) {
-		snprintf(msg, sizeof msg, "too many requests in flight on "
-		    "this connection (limit %u)", cfg->max_inflight);
+		snprintf(msg, sizeof msg,
+		    "too many requests in flight on "
+		    "this connection (limit %u)",
+		    cfg->max_inflight);
 		conn_send_error(c, id, LLMGATE_INVALID_REQUEST, msg);
 		return NULL;
 	}
-	if (quota_request(c->user, c->frame_len, big, sizeof big) !=
-	    QUOTA_OK) {
+	if (quota_request(c->user, c->frame_len, big, sizeof big) != QUOTA_OK) {
 		conn_send_error(c, id, LLMGATE_OVERLOADED, big);
 		return NULL;
 	}
@@ -557,8 +563,8 @@ conn_request_end(struct conn *c, struct conn_call *cc)
 
 /* Start a call for this client; the request lives in zone, which we take. */
 void
-conn_call_start(struct conn *c, uint32_t id,
-    const struct llmgate_request *req, msgpack_zone *zone)
+conn_call_start(struct conn *c, uint32_t id, const struct llmgate_request *req,
+    msgpack_zone *zone)
 {
 	struct conn_call *cc;
 
@@ -599,8 +605,7 @@ conn_lease_acquire(struct conn *c, uint32_t id,
 
 /* An acquire still unanswered ends with cls; cc goes with the answer. */
 static void
-conn_lease_cancel(struct conn_call *cc, enum llmgate_class cls,
-    const char *why)
+conn_lease_cancel(struct conn_call *cc, enum llmgate_class cls, const char *why)
 {
 	lease_cancel(cc->lease, cls, why);
 }
@@ -645,8 +650,8 @@ conn_sink_done(void *arg, const struct llmgate_result *res)
 	struct conn_call *cc = arg;
 	struct conn *c = cc->conn;
 
-	c->tokens = rl_tokens_sum(c->tokens, rl_tokens_sum(
-	    res->total_input_tokens, res->total_output_tokens));
+	c->tokens = rl_tokens_sum(c->tokens,
+	    rl_tokens_sum(res->total_input_tokens, res->total_output_tokens));
 	/* A streamed reply is not sent twice: the chunks had it all. */
 	if (cc->call != NULL && call_text_streamed(cc->call))
 		proto_enc_streamed_result(conn_buf(c), cc->id, res);
@@ -675,24 +680,26 @@ conn_frames(struct conn *c, const unsigned char *p, size_t len)
 	ssize_t flen;
 
 	while (!c->dead && !c->closing) {
-		flen = proto_frame_len(p + off, len - off, cfg->max_frame,
-		    &need);
+		flen =
+		    proto_frame_len(p + off, len - off, cfg->max_frame, &need);
 		if (flen == 0)
 			break;
 		if (flen < 0 && need == PROTO_HDR_LEN) {
-			conn_fail(c, "empty frame refused: a frame's length "
+			conn_fail(c,
+			    "empty frame refused: a frame's length "
 			    "must be at least 1 (each frame holds one message)");
 			return len;
 		}
 		if (flen < 0) {
-			snprintf(err, sizeof err, "frame of %zu bytes refused: "
-			    "the limit is %u bytes", need - PROTO_HDR_LEN,
-			    cfg->max_frame);
+			snprintf(err, sizeof err,
+			    "frame of %zu bytes refused: "
+			    "the limit is %u bytes",
+			    need - PROTO_HDR_LEN, cfg->max_frame);
 			conn_fail(c, err);
 			return len;
 		}
 		if (proto_decode(p + off + PROTO_HDR_LEN, (size_t)flen, &msg,
-		    err, sizeof err) != 0) {
+		        err, sizeof err) != 0) {
 			snprintf(why, sizeof why, "malformed frame: %s", err);
 			conn_fail(c, why);
 			return len;
@@ -756,7 +763,7 @@ static void
 conn_deadline(struct conn *c, int progress)
 {
 	struct timeval tv = { cfg->frame_timeout_ms / 1000,
-	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+		(suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
 
 	if (!c->hello || c->closing || c->dead)
 		return;
@@ -778,8 +785,10 @@ conn_slow(evutil_socket_t fd, short events, void *arg)
 		snprintf(msg, sizeof msg, "no hello within %u ms",
 		    cfg->frame_timeout_ms);
 	else
-		snprintf(msg, sizeof msg, "a frame begun was not finished "
-		    "within %u ms", cfg->frame_timeout_ms);
+		snprintf(msg, sizeof msg,
+		    "a frame begun was not finished "
+		    "within %u ms",
+		    cfg->frame_timeout_ms);
 	conn_fail(c, msg);
 }
 
@@ -807,13 +816,15 @@ conn_readable(evutil_socket_t fd, short events, void *arg)
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return;
-		conn_drop(c, c->ncalls != 0 ? "connection error with calls "
-		    "in flight" : NULL);
+		conn_drop(c,
+		    c->ncalls != 0 ? "connection error with calls "
+		                     "in flight" :
+		                     NULL);
 		return;
 	}
 	if (n == 0) {
-		conn_drop(c, c->ncalls != 0 ? "went away with calls in flight"
-		    : NULL);
+		conn_drop(c,
+		    c->ncalls != 0 ? "went away with calls in flight" : NULL);
 		return;
 	}
 	if (c->refused || c->closing || c->dead)

@@ -132,7 +132,7 @@ domain_match(const char *target, struct domset *ds)
 
 	memset(ds, 0, sizeof *ds);
 	for (d = domain_list; d != NULL && ds->n < DOMAIN_PER_TARGET;
-	    d = d->next) {
+	     d = d->next) {
 		if (d->live && domain_matches(d, target))
 			ds->d[ds->n++] = d;
 	}
@@ -207,8 +207,8 @@ domain_done(const struct domset *ds, enum llmgate_class cls,
 		if (used_tokens != 0)
 			rl_reconcile(&d->rl, estimated, used_tokens, now);
 		if (d->cooldown == DOMAIN_COOLDOWN_DOMAIN)
-			rl_on_result(&d->rl, cls, ri != NULL ?
-			    ri->retry_after_ms : -1, now);
+			rl_on_result(&d->rl, cls,
+			    ri != NULL ? ri->retry_after_ms : -1, now);
 	}
 }
 
@@ -218,8 +218,8 @@ domain_rate(int64_t limit, int64_t available)
 {
 	if (limit < 0)
 		return json_null();
-	return json_pack("{s:I, s:I}", "limit", (json_int_t)limit,
-	    "available", (json_int_t)available);
+	return json_pack("{s:I, s:I}", "limit", (json_int_t)limit, "available",
+	    (json_int_t)available);
 }
 
 /*
@@ -250,16 +250,14 @@ domain_status(const struct target *first, uint64_t now)
 				    json_string(t->name));
 		}
 		o = json_pack("{s:s, s:o, s:o, s:I, s:s?, s:b, s:s, s:o, "
-		    "s:o}", "name", d->name,
-		    "rpm", domain_rate(rs.rpm_limit, rs.rpm_available),
-		    "tpm", domain_rate(rs.tpm_limit, rs.tpm_available),
-		    "cooldown_ms", (json_int_t)rs.cooldown_ms,
-		    "cooldown_reason", rs.cooldown_reason,
-		    "learn", d->learn,
-		    "cooldown", d->cooldown == DOMAIN_COOLDOWN_DOMAIN ?
-		    "domain" : "target",
-		    "targets", pat,
-		    "members", mem);
+		              "s:o}",
+		    "name", d->name, "rpm",
+		    domain_rate(rs.rpm_limit, rs.rpm_available), "tpm",
+		    domain_rate(rs.tpm_limit, rs.tpm_available), "cooldown_ms",
+		    (json_int_t)rs.cooldown_ms, "cooldown_reason",
+		    rs.cooldown_reason, "learn", d->learn, "cooldown",
+		    d->cooldown == DOMAIN_COOLDOWN_DOMAIN ? "domain" : "target",
+		    "targets", pat, "members", mem);
 		if (o != NULL)
 			json_array_append_new(all, o);
 	}

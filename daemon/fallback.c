@@ -13,12 +13,12 @@
 
 #include "llmgated.h"
 
-#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#define nitems(a) (sizeof(a) / sizeof(a)[0])
 
 /* Bounds on what a hostile pattern can cost, as schema.c sets them. */
-#define FALLBACK_RE_MAX_NEST	64
-#define FALLBACK_RE_MATCH_LIMIT	100000
-#define FALLBACK_RE_HEAP_KIB	4096
+#define FALLBACK_RE_MAX_NEST    64
+#define FALLBACK_RE_MATCH_LIMIT 100000
+#define FALLBACK_RE_HEAP_KIB    4096
 
 static const struct {
 	const char *name;
@@ -59,13 +59,17 @@ fallback_parse_on(uint32_t *on, char *const *names, size_t n, char **cause)
 	for (i = 0; i < n; i++) {
 		cls = llmgate_class_from_name(names[i]);
 		if (cls < 0) {
-			xasprintf(cause, "fallback_on: unknown error class "
-			    "'%s'", names[i]);
+			xasprintf(cause,
+			    "fallback_on: unknown error class "
+			    "'%s'",
+			    names[i]);
 			return -1;
 		}
 		if (cls == LLMGATE_OK || cls == LLMGATE_CANCELLED) {
-			xasprintf(cause, "fallback_on: '%s' cannot lead to "
-			    "the next step", names[i]);
+			xasprintf(cause,
+			    "fallback_on: '%s' cannot lead to "
+			    "the next step",
+			    names[i]);
 			return -1;
 		}
 		*on |= 1u << cls;
@@ -95,26 +99,28 @@ fallback_parse_reject(struct fallback *fb, char *const *conds, size_t n,
 			continue;
 		}
 		if (strncmp(conds[i], "match:", 6) != 0) {
-			xasprintf(cause, "reject: unknown condition '%s' "
+			xasprintf(cause,
+			    "reject: unknown condition '%s' "
 			    "(length, content_filter, refusal, empty or "
-			    "match:PATTERN)", conds[i]);
+			    "match:PATTERN)",
+			    conds[i]);
 			return -1;
 		}
 		pat = conds[i] + 6;
 		fallback_re_init();
 		re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
-		    PCRE2_UTF | PCRE2_MATCH_INVALID_UTF |
-		    PCRE2_NO_AUTO_CAPTURE, &err, &off, fallback_cc);
+		    PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_NO_AUTO_CAPTURE,
+		    &err, &off, fallback_cc);
 		if (re == NULL) {
 			pcre2_get_error_message(err, msg, sizeof msg);
-			xasprintf(cause, "reject: pattern '%s' is not a valid "
-			    "regular expression: %s at offset %zu", pat,
-			    (const char *)msg, (size_t)off);
+			xasprintf(cause,
+			    "reject: pattern '%s' is not a valid "
+			    "regular expression: %s at offset %zu",
+			    pat, (const char *)msg, (size_t)off);
 			return -1;
 		}
 		fb->re = xreallocarray(fb->re, fb->nre + 1, sizeof *fb->re);
-		fb->pat = xreallocarray(fb->pat, fb->nre + 1,
-		    sizeof *fb->pat);
+		fb->pat = xreallocarray(fb->pat, fb->nre + 1, sizeof *fb->pat);
 		fb->re[fb->nre] = re;
 		fb->pat[fb->nre++] = xstrdup(pat);
 	}
@@ -174,8 +180,7 @@ fallback_match(pcre2_code *re, const char *s, size_t len)
  * (the filter, or a refusal when r->refused).
  */
 int
-fallback_rejects(const struct fallback *fb, const struct reply *r,
-    char **why)
+fallback_rejects(const struct fallback *fb, const struct reply *r, char **why)
 {
 	const char *orig = r->message != NULL ? r->message : "";
 	size_t i;
@@ -196,13 +201,15 @@ fallback_rejects(const struct fallback *fb, const struct reply *r,
 		return 0;
 	if ((fb->reject & FALLBACK_REJECT_LENGTH) &&
 	    r->finish == LLMGATE_FINISH_LENGTH) {
-		xasprintf(why, "rejected (length): the reply was cut at "
+		xasprintf(why,
+		    "rejected (length): the reply was cut at "
 		    "max_tokens");
 		return 1;
 	}
 	if ((fb->reject & FALLBACK_REJECT_CONTENT_FILTER) &&
 	    r->finish == LLMGATE_FINISH_CONTENT_FILTER) {
-		xasprintf(why, "rejected (content_filter): finish reason "
+		xasprintf(why,
+		    "rejected (content_filter): finish reason "
 		    "content_filter");
 		return 1;
 	}
@@ -212,15 +219,18 @@ fallback_rejects(const struct fallback *fb, const struct reply *r,
 				break;
 		}
 		if (i == r->text.len) {
-			xasprintf(why, "rejected (empty): the reply has no "
+			xasprintf(why,
+			    "rejected (empty): the reply has no "
 			    "text");
 			return 1;
 		}
 	}
 	for (i = 0; i < fb->nre; i++) {
 		if (fallback_match(fb->re[i], r->text.data, r->text.len)) {
-			xasprintf(why, "rejected (match): the reply matches "
-			    "'%s'", fb->pat[i]);
+			xasprintf(why,
+			    "rejected (match): the reply matches "
+			    "'%s'",
+			    fb->pat[i]);
 			return 1;
 		}
 	}

@@ -13,16 +13,26 @@
 enum { FA_NONE, FA_TEXT, FA_TOOL };
 
 struct front_anthropic_state {
-	int started;		/* message_start sent */
-	int block;		/* FA_*: the open content block */
-	int tool;		/* its tool index, for FA_TOOL */
-	int index;		/* its index; -1 before the first */
+	int started; /* message_start sent */
+	int block;   /* FA_*: the open content block */
+	int tool;    /* its tool index, for FA_TOOL */
+	int index;   /* its index; -1 before the first */
 };
 
 static const char *front_anthropic_keys[] = {
-	"model", "messages", "models", "system", "max_tokens", "tools",
-	"tool_choice", "stop_sequences", "temperature", "top_p", "stream",
-	"metadata", "service_tier",
+	"model",
+	"messages",
+	"models",
+	"system",
+	"max_tokens",
+	"tools",
+	"tool_choice",
+	"stop_sequences",
+	"temperature",
+	"top_p",
+	"stream",
+	"metadata",
+	"service_tier",
 };
 
 /* Text of a string or of text blocks (system, tool_result content). */
@@ -40,17 +50,21 @@ front_anthropic_text(struct front_req *fr, json_t *c, const char *what,
 		return 0;
 	}
 	if (!json_is_array(c)) {
-		front_http_bad(fr, "%s must be a string or an array of "
-		    "text blocks", what);
+		front_http_bad(fr,
+		    "%s must be a string or an array of "
+		    "text blocks",
+		    what);
 		return -1;
 	}
 	json_array_foreach(c, i, blk) {
 		if (!json_is_string(json_object_get(blk, "type")) ||
 		    strcmp(json_string_value(json_object_get(blk, "type")),
-		    "text") != 0 || !json_is_string(json_object_get(blk,
-		    "text"))) {
-			front_http_bad(fr, "%s[%zu]: only text blocks are "
-			    "supported here", what, i);
+		        "text") != 0 ||
+		    !json_is_string(json_object_get(blk, "text"))) {
+			front_http_bad(fr,
+			    "%s[%zu]: only text blocks are "
+			    "supported here",
+			    what, i);
 			return -1;
 		}
 		if (b->len != 0 && strcmp(what, "system") == 0)
@@ -62,8 +76,7 @@ front_anthropic_text(struct front_req *fr, json_t *c, const char *what,
 }
 
 static struct llmgate_message *
-front_anthropic_push(msgpack_zone *z, struct llmgate_request *req,
-    size_t *cap)
+front_anthropic_push(msgpack_zone *z, struct llmgate_request *req, size_t *cap)
 {
 	struct llmgate_message *m;
 
@@ -109,24 +122,28 @@ front_anthropic_turn(struct front_req *fr, msgpack_zone *z, json_t *jm,
 
 	if (!json_is_object(jm) || !json_is_string(role) ||
 	    (strcmp(json_string_value(role), "user") != 0 &&
-	    strcmp(json_string_value(role), "assistant") != 0)) {
-		front_http_bad(fr, "messages[%zu]: role must be user or "
-		    "assistant", idx);
+	        strcmp(json_string_value(role), "assistant") != 0)) {
+		front_http_bad(fr,
+		    "messages[%zu]: role must be user or "
+		    "assistant",
+		    idx);
 		return -1;
 	}
 	assistant = strcmp(json_string_value(role), "assistant") == 0;
 	c = json_object_get(jm, "content");
 	if (json_is_string(c)) {
 		m = front_anthropic_push(z, req, cap);
-		m->role = assistant ? LLMGATE_ROLE_ASSISTANT :
-		    LLMGATE_ROLE_USER;
+		m->role =
+		    assistant ? LLMGATE_ROLE_ASSISTANT : LLMGATE_ROLE_USER;
 		m->content = front_http_zdup(z, json_string_value(c),
 		    json_string_length(c));
 		return 0;
 	}
 	if (!json_is_array(c)) {
-		front_http_bad(fr, "messages[%zu].content must be a string "
-		    "or an array of content blocks", idx);
+		front_http_bad(fr,
+		    "messages[%zu].content must be a string "
+		    "or an array of content blocks",
+		    idx);
 		return -1;
 	}
 	n = json_array_size(c);
@@ -137,67 +154,80 @@ front_anthropic_turn(struct front_req *fr, msgpack_zone *z, json_t *jm,
 		t = json_is_string(ty) ? json_string_value(ty) : "";
 		if (strcmp(t, "text") == 0 &&
 		    json_is_string(json_object_get(blk, "text"))) {
-			buf_add(&text, json_string_value(json_object_get(blk,
-			    "text")), json_string_length(json_object_get(blk,
-			    "text")));
+			buf_add(&text,
+			    json_string_value(json_object_get(blk, "text")),
+			    json_string_length(json_object_get(blk, "text")));
 		} else if (assistant && strcmp(t, "tool_use") == 0) {
 			id = json_object_get(blk, "id");
-			if (!json_is_string(id) || !json_is_string(
-			    json_object_get(blk, "name"))) {
-				front_http_bad(fr, "messages[%zu].content"
-				    "[%zu]: tool_use needs id and name", idx, i);
+			if (!json_is_string(id) ||
+			    !json_is_string(json_object_get(blk, "name"))) {
+				front_http_bad(fr,
+				    "messages[%zu].content"
+				    "[%zu]: tool_use needs id and name",
+				    idx, i);
 				goto fail;
 			}
 			tcs[ntc].id = front_http_zdup(z, json_string_value(id),
 			    json_string_length(id));
-			tcs[ntc].name = front_http_zdup(z, json_string_value(
-			    json_object_get(blk, "name")), json_string_length(
-			    json_object_get(blk, "name")));
+			tcs[ntc].name = front_http_zdup(z,
+			    json_string_value(json_object_get(blk, "name")),
+			    json_string_length(json_object_get(blk, "name")));
 			s = json_object_get(blk, "input") == NULL ?
-			    xstrdup("{}") : json_dumps(json_object_get(blk,
-			    "input"), JSON_COMPACT | JSON_ENCODE_ANY);
-			tcs[ntc].arguments = front_http_zdup(z, s != NULL ? s :
-			    "{}", s != NULL ? strlen(s) : 2);
+			    xstrdup("{}") :
+			    json_dumps(json_object_get(blk, "input"),
+			        JSON_COMPACT | JSON_ENCODE_ANY);
+			tcs[ntc].arguments = front_http_zdup(z,
+			    s != NULL ? s : "{}", s != NULL ? strlen(s) : 2);
 			free(s);
 			ntc++;
 		} else if (!assistant && strcmp(t, "tool_result") == 0) {
 			id = json_object_get(blk, "tool_use_id");
 			if (!json_is_string(id)) {
-				front_http_bad(fr, "messages[%zu].content"
-				    "[%zu]: tool_result needs tool_use_id", idx,
-				    i);
+				front_http_bad(fr,
+				    "messages[%zu].content"
+				    "[%zu]: tool_result needs tool_use_id",
+				    idx, i);
 				goto fail;
 			}
 			buf_reset(&res);
-			snprintf(what, sizeof what, "messages[%zu].content[%zu]"
-			    ".content", idx, i);
-			if (front_anthropic_text(fr, json_object_get(blk,
-			    "content"), what, &res) != 0)
+			snprintf(what, sizeof what,
+			    "messages[%zu].content[%zu]"
+			    ".content",
+			    idx, i);
+			if (front_anthropic_text(fr,
+			        json_object_get(blk, "content"), what,
+			        &res) != 0)
 				goto fail;
 			m = front_anthropic_push(z, req, cap);
 			m->role = LLMGATE_ROLE_TOOL;
 			m->tool_call_id = front_http_zdup(z,
 			    json_string_value(id), json_string_length(id));
-			m->name = front_anthropic_tool_name(req,
-			    m->tool_call_id);
-			xasprintf(&s, "%s%s", json_is_true(json_object_get(blk,
-			    "is_error")) ? "Error: " : "", buf_cstr(&res));
+			m->name =
+			    front_anthropic_tool_name(req, m->tool_call_id);
+			xasprintf(&s, "%s%s",
+			    json_is_true(json_object_get(blk, "is_error")) ?
+			        "Error: " :
+			        "",
+			    buf_cstr(&res));
 			m->content = front_http_zdup(z, s, strlen(s));
 			free(s);
 		} else {
-			front_http_bad(fr, "messages[%zu].content[%zu]: "
+			front_http_bad(fr,
+			    "messages[%zu].content[%zu]: "
 			    "block type '%s' is not supported here (text, "
 			    "tool_use from the assistant, tool_result from the "
-			    "user)", idx, i, t);
+			    "user)",
+			    idx, i, t);
 			goto fail;
 		}
 	}
 	if (text.len != 0 || ntc != 0 || n == 0) {
 		m = front_anthropic_push(z, req, cap);
-		m->role = assistant ? LLMGATE_ROLE_ASSISTANT :
-		    LLMGATE_ROLE_USER;
+		m->role =
+		    assistant ? LLMGATE_ROLE_ASSISTANT : LLMGATE_ROLE_USER;
 		m->content = text.len != 0 || ntc == 0 ?
-		    front_http_zdup(z, buf_cstr(&text), text.len) : NULL;
+		    front_http_zdup(z, buf_cstr(&text), text.len) :
+		    NULL;
 		m->tool_calls = tcs;
 		m->ntool_calls = ntc;
 	}
@@ -222,12 +252,14 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 	if (choice != NULL && !json_is_null(choice)) {
 		ty = json_object_get(choice, "type");
 		name = json_object_get(choice, "name");
-		if (!json_is_string(ty) || (strcmp(json_string_value(ty),
-		    "auto") != 0 && strcmp(json_string_value(ty), "none") != 0 &&
-		    strcmp(json_string_value(ty), "any") != 0 &&
-		    (strcmp(json_string_value(ty), "tool") != 0 ||
-		    !json_is_string(name)))) {
-			front_http_bad(fr, "tool_choice must be {\"type\": "
+		if (!json_is_string(ty) ||
+		    (strcmp(json_string_value(ty), "auto") != 0 &&
+		        strcmp(json_string_value(ty), "none") != 0 &&
+		        strcmp(json_string_value(ty), "any") != 0 &&
+		        (strcmp(json_string_value(ty), "tool") != 0 ||
+		            !json_is_string(name)))) {
+			front_http_bad(fr,
+			    "tool_choice must be {\"type\": "
 			    "\"auto\"}, {\"type\": \"any\"}, {\"type\": "
 			    "\"tool\", \"name\": ...} or {\"type\": \"none\"}");
 			return -1;
@@ -240,9 +272,10 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 			req->tool_name = front_http_zdup(z,
 			    json_string_value(name), json_string_length(name));
 		}
-		if (json_is_true(json_object_get(choice,
-		    "disable_parallel_tool_use"))) {
-			front_http_bad(fr, "disable_parallel_tool_use is "
+		if (json_is_true(
+		        json_object_get(choice, "disable_parallel_tool_use"))) {
+			front_http_bad(fr,
+			    "disable_parallel_tool_use is "
 			    "not supported");
 			return -1;
 		}
@@ -261,19 +294,23 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 		schema = json_object_get(t, "input_schema");
 		ty = json_object_get(t, "type");
 		if (!json_is_string(name) || !json_is_object(schema) ||
-		    (ty != NULL && (!json_is_string(ty) ||
-		    strcmp(json_string_value(ty), "custom") != 0))) {
-			front_http_bad(fr, "tools[%zu] needs name and "
-			    "input_schema (client tools only)", i);
+		    (ty != NULL &&
+		        (!json_is_string(ty) ||
+		            strcmp(json_string_value(ty), "custom") != 0))) {
+			front_http_bad(fr,
+			    "tools[%zu] needs name and "
+			    "input_schema (client tools only)",
+			    i);
 			return -1;
 		}
 		req->tools[i].name = front_http_zdup(z, json_string_value(name),
 		    json_string_length(name));
 		if (json_is_string(json_object_get(t, "description")))
 			req->tools[i].description = front_http_zdup(z,
-			    json_string_value(json_object_get(t,
-			    "description")), json_string_length(
-			    json_object_get(t, "description")));
+			    json_string_value(
+			        json_object_get(t, "description")),
+			    json_string_length(
+			        json_object_get(t, "description")));
 		s = json_dumps(schema, JSON_COMPACT);
 		req->tools[i].parameters = front_http_zdup(z, s, strlen(s));
 		free(s);
@@ -291,21 +328,26 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
 
 	json_object_foreach(body, key, v) {
 		for (i = 0; i < sizeof front_anthropic_keys /
-		    sizeof front_anthropic_keys[0]; i++) {
+		         sizeof front_anthropic_keys[0];
+		     i++) {
 			if (strcmp(key, front_anthropic_keys[i]) == 0)
 				break;
 		}
-		if (i == sizeof front_anthropic_keys /
-		    sizeof front_anthropic_keys[0]) {
-			front_http_bad(fr, "%s: parameter not supported "
-			    "by llmgated", key);
+		if (i ==
+		    sizeof front_anthropic_keys /
+		        sizeof front_anthropic_keys[0]) {
+			front_http_bad(fr,
+			    "%s: parameter not supported "
+			    "by llmgated",
+			    key);
 			return -1;
 		}
 	}
 	v = json_object_get(body, "max_tokens");
 	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 	    json_integer_value(v) > UINT32_MAX) {
-		front_http_bad(fr, "max_tokens: a positive integer is "
+		front_http_bad(fr,
+		    "max_tokens: a positive integer is "
 		    "required");
 		return -1;
 	}
@@ -315,7 +357,8 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
 	if (v != NULL) {
 		if (!json_is_number(v) || json_number_value(v) < 0 ||
 		    json_number_value(v) > 1) {
-			front_http_bad(fr, "temperature: a number from 0 "
+			front_http_bad(fr,
+			    "temperature: a number from 0 "
 			    "to 1");
 			return -1;
 		}
@@ -335,16 +378,19 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
 	v = json_object_get(body, "stop_sequences");
 	if (v != NULL) {
 		if (!json_is_array(v) || json_array_size(v) > 16) {
-			front_http_bad(fr, "stop_sequences: an array of "
+			front_http_bad(fr,
+			    "stop_sequences: an array of "
 			    "at most 16 strings");
 			return -1;
 		}
-		req->stop = front_http_zalloc(z, json_array_size(v),
-		    sizeof *req->stop);
+		req->stop =
+		    front_http_zalloc(z, json_array_size(v), sizeof *req->stop);
 		json_array_foreach(v, i, s) {
 			if (!json_is_string(s)) {
-				front_http_bad(fr, "stop_sequences[%zu]: "
-				    "a string", i);
+				front_http_bad(fr,
+				    "stop_sequences[%zu]: "
+				    "a string",
+				    i);
 				return -1;
 			}
 			req->stop[i] = front_http_zdup(z, json_string_value(s),
@@ -376,18 +422,19 @@ front_anthropic_parse(struct front_req *fr, json_t *body, msgpack_zone *z,
 		return -1;
 	}
 	fr->model = xstrdup(json_string_value(model));
-	fr->dstate = xcalloc(1, sizeof (struct front_anthropic_state));
+	fr->dstate = xcalloc(1, sizeof(struct front_anthropic_state));
 	((struct front_anthropic_state *)fr->dstate)->index = -1;
 	msgs = json_object_get(body, "messages");
 	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
-		front_http_bad(fr, "messages: a non-empty array is "
+		front_http_bad(fr,
+		    "messages: a non-empty array is "
 		    "required");
 		return -1;
 	}
 	if (front_anthropic_params(fr, z, body, req) != 0)
 		goto fail;
-	if (front_anthropic_text(fr, json_object_get(body, "system"),
-	    "system", &sys) != 0)
+	if (front_anthropic_text(fr, json_object_get(body, "system"), "system",
+	        &sys) != 0)
 		goto fail;
 	if (sys.len != 0)
 		req->system = front_http_zdup(z, sys.data, sys.len);
@@ -396,7 +443,7 @@ front_anthropic_parse(struct front_req *fr, json_t *body, msgpack_zone *z,
 			goto fail;
 	}
 	if (front_anthropic_tools(fr, z, json_object_get(body, "tools"),
-	    json_object_get(body, "tool_choice"), req) != 0)
+	        json_object_get(body, "tool_choice"), req) != 0)
 		goto fail;
 	buf_free(&sys);
 	return 0;
@@ -451,11 +498,12 @@ front_anthropic_start(struct front_req *fr)
 	if (st->started)
 		return;
 	st->started = 1;
-	front_anthropic_event(fr, "message_start", json_pack("{s:{s:s, s:s, "
-	    "s:s, s:s, s:[], s:n, s:n, s:{s:i, s:i}}}", "message",
-	    "id", fr->id, "type", "message", "role", "assistant",
-	    "model", fr->model, "content", "stop_reason", "stop_sequence",
-	    "usage", "input_tokens", 0, "output_tokens", 0));
+	front_anthropic_event(fr, "message_start",
+	    json_pack("{s:{s:s, s:s, "
+	              "s:s, s:s, s:[], s:n, s:n, s:{s:i, s:i}}}",
+	        "message", "id", fr->id, "type", "message", "role", "assistant",
+	        "model", fr->model, "content", "stop_reason", "stop_sequence",
+	        "usage", "input_tokens", 0, "output_tokens", 0));
 }
 
 static void
@@ -465,8 +513,8 @@ front_anthropic_close(struct front_req *fr)
 
 	if (st->block == FA_NONE)
 		return;
-	front_anthropic_event(fr, "content_block_stop", json_pack("{s:i}",
-	    "index", st->index));
+	front_anthropic_event(fr, "content_block_stop",
+	    json_pack("{s:i}", "index", st->index));
 	st->block = FA_NONE;
 }
 
@@ -485,17 +533,18 @@ front_anthropic_chunk(struct front_req *fr, const struct llmgate_chunk *ch)
 			st->tool = ch->tool_index;
 			st->index++;
 			front_anthropic_event(fr, "content_block_start",
-			    json_pack("{s:i, s:{s:s, s:s, s:s, s:{}}}",
-			    "index", st->index, "content_block", "type",
-			    "tool_use", "id", ch->tool_id != NULL ?
-			    ch->tool_id : "", "name", ch->tool_name != NULL ?
-			    ch->tool_name : "", "input"));
+			    json_pack("{s:i, s:{s:s, s:s, s:s, s:{}}}", "index",
+			        st->index, "content_block", "type", "tool_use",
+			        "id", ch->tool_id != NULL ? ch->tool_id : "",
+			        "name",
+			        ch->tool_name != NULL ? ch->tool_name : "",
+			        "input"));
 		}
 		if (ch->tool_args != NULL && *ch->tool_args != '\0')
 			front_anthropic_event(fr, "content_block_delta",
-			    json_pack("{s:i, s:{s:s, s:s}}", "index",
-			    st->index, "delta", "type", "input_json_delta",
-			    "partial_json", ch->tool_args));
+			    json_pack("{s:i, s:{s:s, s:s}}", "index", st->index,
+			        "delta", "type", "input_json_delta",
+			        "partial_json", ch->tool_args));
 		return;
 	}
 	if (ch->len == 0)
@@ -506,11 +555,13 @@ front_anthropic_chunk(struct front_req *fr, const struct llmgate_chunk *ch)
 		st->index++;
 		front_anthropic_event(fr, "content_block_start",
 		    json_pack("{s:i, s:{s:s, s:s}}", "index", st->index,
-		    "content_block", "type", "text", "text", ""));
+		        "content_block", "type", "text", "text", ""));
 	}
-	front_anthropic_event(fr, "content_block_delta", json_pack("{s:i, "
-	    "s:{s:s, s:s%}}", "index", st->index, "delta", "type",
-	    "text_delta", "text", ch->text, ch->len));
+	front_anthropic_event(fr, "content_block_delta",
+	    json_pack("{s:i, "
+	              "s:{s:s, s:s%}}",
+	        "index", st->index, "delta", "type", "text_delta", "text",
+	        ch->text, ch->len));
 }
 
 static void
@@ -522,12 +573,12 @@ front_anthropic_done(struct front_req *fr, const struct llmgate_result *res)
 	if (fr->stream) {
 		front_anthropic_start(fr);
 		front_anthropic_close(fr);
-		delta = json_pack("{s:{s:s, s:n}, s:{s:I, s:I}, s:o}",
-		    "delta", "stop_reason",
-		    front_anthropic_stop(res->finish), "stop_sequence",
-		    "usage", "input_tokens", (json_int_t)res->input_tokens,
-		    "output_tokens", (json_int_t)res->output_tokens,
-		    "llmgate", front_http_llmgate(res));
+		delta = json_pack("{s:{s:s, s:n}, s:{s:I, s:I}, s:o}", "delta",
+		    "stop_reason", front_anthropic_stop(res->finish),
+		    "stop_sequence", "usage", "input_tokens",
+		    (json_int_t)res->input_tokens, "output_tokens",
+		    (json_int_t)res->output_tokens, "llmgate",
+		    front_http_llmgate(res));
 		front_anthropic_event(fr, "message_delta", delta);
 		front_anthropic_event(fr, "message_stop", json_object());
 		front_http_end(fr);
@@ -535,22 +586,28 @@ front_anthropic_done(struct front_req *fr, const struct llmgate_result *res)
 	}
 	content = json_array();
 	if (res->text != NULL && *res->text != '\0')
-		json_array_append_new(content, json_pack("{s:s, s:s}", "type",
-		    "text", "text", res->text));
+		json_array_append_new(content,
+		    json_pack("{s:s, s:s}", "type", "text", "text", res->text));
 	for (i = 0; i < res->ntool_calls; i++)
-		json_array_append_new(content, json_pack("{s:s, s:s, s:s, "
-		    "s:o}", "type", "tool_use", "id", res->tool_calls[i].id !=
-		    NULL ? res->tool_calls[i].id : "", "name",
-		    res->tool_calls[i].name != NULL ? res->tool_calls[i].name :
-		    "", "input", front_anthropic_input(
-		    res->tool_calls[i].arguments)));
+		json_array_append_new(content,
+		    json_pack("{s:s, s:s, s:s, "
+		              "s:o}",
+		        "type", "tool_use", "id",
+		        res->tool_calls[i].id != NULL ? res->tool_calls[i].id :
+		                                        "",
+		        "name",
+		        res->tool_calls[i].name != NULL ?
+		            res->tool_calls[i].name :
+		            "",
+		        "input",
+		        front_anthropic_input(res->tool_calls[i].arguments)));
 	body = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:n, s:{s:I, s:I}, "
-	    "s:o}", "id", fr->id, "type", "message", "role",
-	    "assistant", "model", fr->model, "content", content,
-	    "stop_reason", front_anthropic_stop(res->finish), "stop_sequence",
-	    "usage", "input_tokens", (json_int_t)res->input_tokens,
-	    "output_tokens", (json_int_t)res->output_tokens,
-	    "llmgate", front_http_llmgate(res));
+	                 "s:o}",
+	    "id", fr->id, "type", "message", "role", "assistant", "model",
+	    fr->model, "content", content, "stop_reason",
+	    front_anthropic_stop(res->finish), "stop_sequence", "usage",
+	    "input_tokens", (json_int_t)res->input_tokens, "output_tokens",
+	    (json_int_t)res->output_tokens, "llmgate", front_http_llmgate(res));
 	front_http_json(fr, 200, body, res);
 }
 
@@ -573,8 +630,7 @@ front_anthropic_error_body(struct front_req *fr, int status,
 	else if (status == 400 || status == 405)
 		type = "invalid_request_error";
 	return json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "error", "error",
-	    "type", type, "message", msg != NULL ? msg : "error", "code",
-	    code);
+	    "type", type, "message", msg != NULL ? msg : "error", "code", code);
 }
 
 static void

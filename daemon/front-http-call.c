@@ -20,7 +20,7 @@
 
 #include "llmgated.h"
 
-#define FRONT_HTTP_CALL_S	86400	/* while a call runs: its own deadline */
+#define FRONT_HTTP_CALL_S 86400 /* while a call runs: its own deadline */
 
 static const struct call_sink front_http_sink;
 
@@ -123,7 +123,7 @@ front_http_sink_done(void *arg, const struct llmgate_result *res)
 	if (fr->fc != NULL)
 		fr->fc->tokens = rl_tokens_sum(fr->fc->tokens,
 		    rl_tokens_sum(res->total_input_tokens,
-		    res->total_output_tokens));
+		        res->total_output_tokens));
 	if (fr->eof_ev != NULL)
 		event_del(fr->eof_ev);
 	if (fr->hungup && fr->ev != NULL && !fr->gone &&
@@ -174,8 +174,7 @@ front_http_zalloc(msgpack_zone *z, size_t n, size_t size)
 
 	if (n != 0 && size > SIZE_MAX / n)
 		fatalx("%s: overflow", __func__);
-	if ((p = msgpack_zone_malloc(z, n * size != 0 ? n * size : 1)) ==
-	    NULL)
+	if ((p = msgpack_zone_malloc(z, n * size != 0 ? n * size : 1)) == NULL)
 		fatalx("%s: out of memory", __func__);
 	memset(p, 0, n * size != 0 ? n * size : 1);
 	return p;
@@ -194,8 +193,8 @@ front_http_declares(const struct provider_conf *pc, const char *model)
  * req->targets; -1 with *cause (and *status) when it names nothing.
  */
 static int
-front_http_add_model(struct llmgate_request *req, size_t *cap,
-    msgpack_zone *z, const char *model, int *status, char **cause)
+front_http_add_model(struct llmgate_request *req, size_t *cap, msgpack_zone *z,
+    const char *model, int *status, char **cause)
 {
 	const struct route_conf *rc;
 	const struct provider_conf *found = NULL;
@@ -233,18 +232,21 @@ front_http_add_model(struct llmgate_request *req, size_t *cap,
 			continue;
 		if (found != NULL) {
 			*status = 400;
-			xasprintf(cause, "model '%s' is declared by providers "
-			    "'%s' and '%s': name it as provider/model", model,
-			    found->name, cfg->providers[i].name);
+			xasprintf(cause,
+			    "model '%s' is declared by providers "
+			    "'%s' and '%s': name it as provider/model",
+			    model, found->name, cfg->providers[i].name);
 			return -1;
 		}
 		found = &cfg->providers[i];
 	}
 	if (found == NULL) {
 		*status = 404;
-		xasprintf(cause, "the model '%s' does not exist: name a route, "
+		xasprintf(cause,
+		    "the model '%s' does not exist: name a route, "
 		    "a pool, provider/model, or a model a provider declares "
-		    "(GET /v1/models lists them)", model);
+		    "(GET /v1/models lists them)",
+		    model);
 		return -1;
 	}
 	xasprintf(&owned, "%s/%s", found->name, model);
@@ -253,23 +255,25 @@ add:
 	for (i = 0; i < n; i++) {
 		if (req->ntargets >= CALL_MAX_TARGETS) {
 			*status = 400;
-			xasprintf(cause, "a fallback chain has at most %d "
-			    "targets", CALL_MAX_TARGETS);
+			xasprintf(cause,
+			    "a fallback chain has at most %d "
+			    "targets",
+			    CALL_MAX_TARGETS);
 			free(owned);
 			return -1;
 		}
 		if (req->ntargets == *cap) {
-			char **t = front_http_zalloc(z, *cap * 2 + 4,
-			    sizeof *t);
+			char **t =
+			    front_http_zalloc(z, *cap * 2 + 4, sizeof *t);
 
 			if (req->ntargets != 0)
-				memcpy(t, req->targets, req->ntargets *
-				    sizeof *t);
+				memcpy(t, req->targets,
+				    req->ntargets * sizeof *t);
 			req->targets = t;
 			*cap = *cap * 2 + 4;
 		}
-		req->targets[req->ntargets++] = front_http_zdup(z, names[i],
-		    strlen(names[i]));
+		req->targets[req->ntargets++] =
+		    front_http_zdup(z, names[i], strlen(names[i]));
 	}
 	free(owned);
 	return 0;
@@ -293,31 +297,36 @@ front_http_targets(struct front_req *fr, struct llmgate_request *req,
 		goto fail;
 	if (models != NULL) {
 		if (!json_is_array(models)) {
-			xasprintf(&cause, "models must be an array of model "
+			xasprintf(&cause,
+			    "models must be an array of model "
 			    "names");
 			goto fail;
 		}
 		json_array_foreach(models, i, v) {
 			if (!json_is_string(v)) {
-				xasprintf(&cause, "models[%zu] must be a "
-				    "string", i);
+				xasprintf(&cause,
+				    "models[%zu] must be a "
+				    "string",
+				    i);
 				goto fail;
 			}
 			if (i == 0 && strcmp(json_string_value(v), model) == 0)
 				continue;
 			if (front_http_add_model(req, &cap, z,
-			    json_string_value(v), &status, &cause) != 0)
+			        json_string_value(v), &status, &cause) != 0)
 				goto fail;
 		}
 	}
-	hdr = fr->ev == NULL ? NULL : evhttp_find_header(
-	    evhttp_request_get_input_headers(fr->ev), "x-llmgate-models");
+	hdr = fr->ev == NULL ?
+	    NULL :
+	    evhttp_find_header(evhttp_request_get_input_headers(fr->ev),
+	        "x-llmgate-models");
 	if (hdr != NULL) {
 		list = xstrdup(hdr);
 		for (p = strtok_r(list, ", ", &last); p != NULL;
-		    p = strtok_r(NULL, ", ", &last)) {
+		     p = strtok_r(NULL, ", ", &last)) {
 			if (front_http_add_model(req, &cap, z, p, &status,
-			    &cause) != 0) {
+			        &cause) != 0) {
 				free(list);
 				goto fail;
 			}
@@ -326,8 +335,9 @@ front_http_targets(struct front_req *fr, struct llmgate_request *req,
 	}
 	return 0;
 fail:
-	front_http_refusal(fr, status == 404 ? LLMGATE_NOT_FOUND :
-	    LLMGATE_INVALID_REQUEST, status, cause);
+	front_http_refusal(fr,
+	    status == 404 ? LLMGATE_NOT_FOUND : LLMGATE_INVALID_REQUEST, status,
+	    cause);
 	free(cause);
 	return -1;
 }
@@ -363,8 +373,8 @@ front_http_bad(struct front_req *fr, const char *fmt, ...)
  * written, commas included (x-llmgate-reject's match:REGEX).
  */
 static void
-front_http_list(msgpack_zone *z, const char *v, const char *rest,
-    char ***out, size_t *n)
+front_http_list(msgpack_zone *z, const char *v, const char *rest, char ***out,
+    size_t *n)
 {
 	size_t cap = 0, len;
 	const char *end;
@@ -410,7 +420,8 @@ front_http_options(struct front_req *fr, struct llmgate_request *req,
 
 	if ((v = evhttp_find_header(in, "x-llmgate-priority")) != NULL) {
 		if ((i = llmgate_priority_from_name(v)) < 0) {
-			snprintf(msg, sizeof msg, "x-llmgate-priority must be "
+			snprintf(msg, sizeof msg,
+			    "x-llmgate-priority must be "
 			    "high, normal or low");
 			goto bad;
 		}
@@ -418,14 +429,16 @@ front_http_options(struct front_req *fr, struct llmgate_request *req,
 	}
 	if ((v = evhttp_find_header(in, "x-llmgate-on-cut")) != NULL) {
 		if ((i = llmgate_on_cut_from_name(v)) < 0) {
-			snprintf(msg, sizeof msg, "x-llmgate-on-cut must be "
+			snprintf(msg, sizeof msg,
+			    "x-llmgate-on-cut must be "
 			    "resume, restart or fail");
 			goto bad;
 		}
 		req->on_cut = (enum llmgate_on_cut)i;
 		/* An event stream cannot take back what it sent. */
 		if (fr->stream && req->on_cut == LLMGATE_CUT_RESTART) {
-			snprintf(msg, sizeof msg, "x-llmgate-on-cut: restart "
+			snprintf(msg, sizeof msg,
+			    "x-llmgate-on-cut: restart "
 			    "cannot be streamed over HTTP (use resume or fail)");
 			goto bad;
 		}
@@ -435,7 +448,8 @@ front_http_options(struct front_req *fr, struct llmgate_request *req,
 		ms = strtoul(v, &end, 10);
 		if (!isdigit((unsigned char)*v) || *end != '\0' || errno != 0 ||
 		    ms == 0 || ms > UINT32_MAX) {
-			snprintf(msg, sizeof msg, "x-llmgate-timeout-ms must "
+			snprintf(msg, sizeof msg,
+			    "x-llmgate-timeout-ms must "
 			    "be a number of milliseconds, 1 or more");
 			goto bad;
 		}
@@ -459,7 +473,7 @@ front_http_client(struct front_req *fr, const char *token_name)
 {
 	struct front_conn *fc = fr->fc;
 	const char *name;
-	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 	const char *p;
 	char *q;
 
@@ -468,8 +482,8 @@ front_http_client(struct front_req *fr, const char *token_name)
 	if (name == NULL || *name == '\0')
 		name = token_name;
 	if (name != NULL && *name != '\0')
-		snprintf(fr->client_name, sizeof fr->client_name,
-		    "%.32s (%s)", name, fc->peer);
+		snprintf(fr->client_name, sizeof fr->client_name, "%.32s (%s)",
+		    name, fc->peer);
 	else {
 		snprintf(fr->client_name, sizeof fr->client_name, "%s",
 		    fc->peer);
@@ -512,8 +526,8 @@ front_http_call(struct front_req *fr, struct llmgate_request *req,
 	fr->fc->cur = fr;
 	fr->call = call_start(req, z, &front_http_sink, fr, &fr->client);
 	if (evcon != NULL) {
-		fr->eof_ev = event_new(ev_base, bufferevent_getfd(
-		    evhttp_connection_get_bufferevent(evcon)),
+		fr->eof_ev = event_new(ev_base,
+		    bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)),
 		    EV_READ | EV_PERSIST, front_http_eof, fr);
 		event_add(fr->eof_ev, NULL);
 	}

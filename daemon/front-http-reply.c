@@ -17,8 +17,8 @@
 
 #include "llmgated.h"
 
-#define FRONT_HTTP_ATTEMPTS_HDR	4096	/* longest x-llmgate-attempts */
-#define FRONT_HTTP_HIGH		(64 * 1024)	/* unread stream: hold upstream */
+#define FRONT_HTTP_ATTEMPTS_HDR 4096        /* longest x-llmgate-attempts */
+#define FRONT_HTTP_HIGH         (64 * 1024) /* unread stream: hold upstream */
 
 /*
  * The one table from error class to HTTP status and the dialects' error
@@ -41,18 +41,17 @@ static const struct front_error front_errors[LLMGATE_CLASS_MAX] = {
 	    "api_error" },
 	[LLMGATE_QUOTA_EXHAUSTED] = { 429, "insufficient_quota",
 	    "insufficient_quota", "rate_limit_error" },
-	[LLMGATE_AUTH] = { 502, "server_error", "upstream_auth",
-	    "api_error" },
+	[LLMGATE_AUTH] = { 502, "server_error", "upstream_auth", "api_error" },
 	[LLMGATE_PERMISSION] = { 502, "server_error", "upstream_permission",
 	    "api_error" },
-	[LLMGATE_NOT_FOUND] = { 404, "invalid_request_error",
-	    "model_not_found", "not_found_error" },
+	[LLMGATE_NOT_FOUND] = { 404, "invalid_request_error", "model_not_found",
+	    "not_found_error" },
 	[LLMGATE_CONTEXT_LENGTH] = { 400, "invalid_request_error",
 	    "context_length_exceeded", "invalid_request_error" },
 	[LLMGATE_CONTENT_FILTER] = { 400, "invalid_request_error",
 	    "content_filter", "invalid_request_error" },
-	[LLMGATE_BAD_REQUEST] = { 400, "invalid_request_error",
-	    "bad_request", "invalid_request_error" },
+	[LLMGATE_BAD_REQUEST] = { 400, "invalid_request_error", "bad_request",
+	    "invalid_request_error" },
 	[LLMGATE_SCHEMA] = { 502, "server_error", "schema_validation_failed",
 	    "api_error" },
 	[LLMGATE_CIRCUIT_OPEN] = { 503, "server_error", "circuit_open",
@@ -61,8 +60,7 @@ static const struct front_error front_errors[LLMGATE_CLASS_MAX] = {
 	    "retry_budget_exhausted", "rate_limit_error" },
 	[LLMGATE_DEADLINE] = { 504, "server_error", "deadline_exceeded",
 	    "timeout_error" },
-	[LLMGATE_CANCELLED] = { 503, "server_error", "cancelled",
-	    "api_error" },
+	[LLMGATE_CANCELLED] = { 503, "server_error", "cancelled", "api_error" },
 	[LLMGATE_INVALID_REQUEST] = { 400, "invalid_request_error",
 	    "invalid_request", "invalid_request_error" },
 	[LLMGATE_INTERNAL] = { 500, "server_error", "internal_error",
@@ -98,11 +96,12 @@ front_http_attempts(const struct llmgate_result *res)
 	for (i = 0; res != NULL && i < res->nattempts; i++) {
 		at = &res->attempts[i];
 		o = json_object();
-		json_object_set_new_nocheck(o, "target", json_string(
-		    at->target != NULL ? at->target : ""));
-		json_object_set_new_nocheck(o, "class", json_string_nocheck(
-		    llmgate_class_name(at->cls) != NULL ?
-		    llmgate_class_name(at->cls) : "?"));
+		json_object_set_new_nocheck(o, "target",
+		    json_string(at->target != NULL ? at->target : ""));
+		json_object_set_new_nocheck(o, "class",
+		    json_string_nocheck(llmgate_class_name(at->cls) != NULL ?
+		            llmgate_class_name(at->cls) :
+		            "?"));
 		json_object_set_new_nocheck(o, "status",
 		    json_integer((json_int_t)at->status));
 		json_object_set_new_nocheck(o, "ms",
@@ -125,8 +124,8 @@ front_http_llmgate(const struct llmgate_result *res)
 {
 	json_t *o = json_object();
 
-	json_object_set_new_nocheck(o, "target", res->target != NULL ?
-	    json_string(res->target) : json_null());
+	json_object_set_new_nocheck(o, "target",
+	    res->target != NULL ? json_string(res->target) : json_null());
 	json_object_set_new_nocheck(o, "attempts", front_http_attempts(res));
 	return o;
 }
@@ -239,7 +238,8 @@ front_http_send(struct front_req *fr, int status, json_t *body,
 	b = evbuffer_new();
 	if (jdump_buf(&text, body, JSON_COMPACT) != 0) {
 		status = 500;
-		buf_addstr(&text, "{\"error\":{\"message\":\"the answer "
+		buf_addstr(&text,
+		    "{\"error\":{\"message\":\"the answer "
 		    "could not be encoded\"}}");
 	}
 	buf_add(&text, "\n", 1);
@@ -275,7 +275,8 @@ front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
 		status = fr->d->overloaded;
 	if (code == NULL)
 		code = front_http_budget_wait(fr, res) != 0 ?
-		    "client_budget_exhausted" : fe->code;
+		    "client_budget_exhausted" :
+		    fe->code;
 	body = fr->d->error_body(fr, status, fe, code, msg);
 	if (body == NULL && msg != NULL) {
 		/* jansson refuses invalid UTF-8 (a header's bytes in it). */
@@ -289,8 +290,8 @@ front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
 		free(safe);
 	}
 	if (res != NULL && fr->d->attach_attempts)
-		json_object_set_new(body, "llmgate", json_pack("{s:o}",
-		    "attempts", front_http_attempts(res)));
+		json_object_set_new(body, "llmgate",
+		    json_pack("{s:o}", "attempts", front_http_attempts(res)));
 	if (fr->started) {
 		fr->d->stream_error(fr, body);
 		front_http_end(fr);
@@ -337,8 +338,8 @@ front_http_unread(struct front_req *fr)
 	if (fr->ev == NULL || fr->gone ||
 	    (evcon = evhttp_request_get_connection(fr->ev)) == NULL)
 		return 0;
-	return evbuffer_get_length(bufferevent_get_output(
-	    evhttp_connection_get_bufferevent(evcon)));
+	return evbuffer_get_length(
+	    bufferevent_get_output(evhttp_connection_get_bufferevent(evcon)));
 }
 
 static void front_http_stalled(evutil_socket_t, short, void *);
@@ -348,7 +349,7 @@ static void
 front_http_stall_arm(struct front_req *fr, size_t unread)
 {
 	struct timeval tv = { cfg->frame_timeout_ms / 1000,
-	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+		(suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
 
 	if (fr->stall_ev == NULL)
 		fr->stall_ev = evtimer_new(ev_base, front_http_stalled, fr);
@@ -393,11 +394,11 @@ front_http_chunk(struct front_req *fr, struct evbuffer *b)
 	evhttp_send_reply_chunk_with_cb(fr->ev, b, front_http_written, fr);
 	unread = front_http_unread(fr);
 	fr->queued += unread - before;
-	if (unread > cfg->max_output && (fr->stall_ev == NULL ||
-	    !evtimer_pending(fr->stall_ev, NULL)))
+	if (unread > cfg->max_output &&
+	    (fr->stall_ev == NULL || !evtimer_pending(fr->stall_ev, NULL)))
 		front_http_stall_arm(fr, unread);
 	high = cfg->max_output / 2 < FRONT_HTTP_HIGH ? cfg->max_output / 2 :
-	    FRONT_HTTP_HIGH;
+	                                               FRONT_HTTP_HIGH;
 	if (fr->call != NULL && !fr->paused && unread > high) {
 		fr->paused = 1;
 		call_hold(fr->call, 1);
@@ -426,7 +427,8 @@ front_http_sse(struct front_req *fr, const char *event, json_t *data)
 	head = text.len;
 	if (jdump_buf(&text, data, JSON_COMPACT) != 0) {
 		text.len = head;
-		buf_addstr(&text, "{\"error\":{\"message\":\"an event could "
+		buf_addstr(&text,
+		    "{\"error\":{\"message\":\"an event could "
 		    "not be encoded\"}}");
 	}
 	json_decref(data);

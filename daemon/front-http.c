@@ -44,11 +44,11 @@
 
 #include "llmgated.h"
 
-#define FRONT_HTTP_HEADERS_MAX	32768
+#define FRONT_HTTP_HEADERS_MAX 32768
 
 struct front_listener {
-	char *addr;			/* as configured */
-	char *path;			/* a Unix socket we bound: unlinked */
+	char *addr; /* as configured */
+	char *path; /* a Unix socket we bound: unlinked */
 	struct evhttp_bound_socket *bs;
 	TAILQ_ENTRY(front_listener) entry;
 };
@@ -68,14 +68,14 @@ struct front_watch {
 };
 
 static struct evhttp *front_http;
-static TAILQ_HEAD(, front_watch) front_watches =
-    TAILQ_HEAD_INITIALIZER(front_watches);
-static TAILQ_HEAD(, front_conn) front_conns =
-    TAILQ_HEAD_INITIALIZER(front_conns);
-static TAILQ_HEAD(, front_listener) front_listeners =
-    TAILQ_HEAD_INITIALIZER(front_listeners);
+static TAILQ_HEAD(, front_watch) front_watches = TAILQ_HEAD_INITIALIZER(
+    front_watches);
+static TAILQ_HEAD(, front_conn) front_conns = TAILQ_HEAD_INITIALIZER(
+    front_conns);
+static TAILQ_HEAD(, front_listener) front_listeners = TAILQ_HEAD_INITIALIZER(
+    front_listeners);
 static unsigned front_nconns;
-static char *front_native;		/* the native socket's path */
+static char *front_native; /* the native socket's path */
 static uint64_t front_seq;
 
 /*
@@ -96,11 +96,14 @@ front_http_addr(const char *s, char **host, uint16_t *port, int *loopback,
 	if (strncmp(s, "unix:", 5) == 0) {
 		if (s[5] != '\0' && s[5] != '/') {
 			if (cause != NULL)
-				xasprintf(cause, "'%s': a unix: path must be "
-				    "absolute", s);
+				xasprintf(cause,
+				    "'%s': a unix: path must be "
+				    "absolute",
+				    s);
 			return -1;
 		}
-		if (strlen(s + 5) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
+		if (strlen(s + 5) >=
+		    sizeof((struct sockaddr_un *)0)->sun_path) {
 			if (cause != NULL)
 				xasprintf(cause, "'%s': path too long", s);
 			return -1;
@@ -131,8 +134,10 @@ front_http_addr(const char *s, char **host, uint16_t *port, int *loopback,
 		lo = IN6_IS_ADDR_LOOPBACK(&a6);
 	else {
 		if (cause != NULL)
-			xasprintf(cause, "'%s': the host must be a numeric "
-			    "address (127.0.0.1, [::1])", s);
+			xasprintf(cause,
+			    "'%s': the host must be a numeric "
+			    "address (127.0.0.1, [::1])",
+			    s);
 		free(h);
 		return -1;
 	}
@@ -148,8 +153,10 @@ front_http_addr(const char *s, char **host, uint16_t *port, int *loopback,
 bad:
 	free(h);
 	if (cause != NULL)
-		xasprintf(cause, "'%s' is not HOST:PORT, [V6]:PORT or "
-		    "unix:PATH", s);
+		xasprintf(cause,
+		    "'%s' is not HOST:PORT, [V6]:PORT or "
+		    "unix:PATH",
+		    s);
 	return -1;
 }
 
@@ -157,8 +164,8 @@ bad:
 static char *
 front_http_beside(void)
 {
-	const char *n = front_native != NULL ? front_native :
-	    "/run/llmgate/llmgate.sock";
+	const char *n =
+	    front_native != NULL ? front_native : "/run/llmgate/llmgate.sock";
 	size_t len = strlen(n);
 	char *p;
 
@@ -170,8 +177,7 @@ front_http_beside(void)
 }
 
 static int
-front_http_bind_unix(struct front_listener *fl, const char *path,
-    char **cause)
+front_http_bind_unix(struct front_listener *fl, const char *path, char **cause)
 {
 	struct sockaddr_un sun;
 	struct stat st;
@@ -214,7 +220,7 @@ front_http_bind(struct front_listener *fl, char **cause)
 
 	if (strncmp(fl->addr, "unix:", 5) == 0) {
 		path = fl->addr[5] == '\0' ? front_http_beside() :
-		    xstrdup(fl->addr + 5);
+		                             xstrdup(fl->addr + 5);
 		rc = front_http_bind_unix(fl, path, cause);
 		free(path);
 		return rc;
@@ -230,14 +236,16 @@ front_http_bind(struct front_listener *fl, char **cause)
 		return -1;
 	}
 	if (getsockname(evhttp_bound_socket_get_fd(fl->bs),
-	    (struct sockaddr *)&ss, &len) == 0) {
+	        (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET) {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->
-			    sin_addr, name, sizeof name);
+			inet_ntop(AF_INET,
+			    &((struct sockaddr_in *)&ss)->sin_addr, name,
+			    sizeof name);
 			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 		} else {
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->
-			    sin6_addr, name, sizeof name);
+			inet_ntop(AF_INET6,
+			    &((struct sockaddr_in6 *)&ss)->sin6_addr, name,
+			    sizeof name);
 			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 		}
 		log_info("HTTP front listening on %s%s%s:%u",
@@ -295,9 +303,10 @@ front_http_listen(int strict, char **cause)
 	 * kept; new ones are born with them (server_unix_listen()).
 	 */
 	TAILQ_FOREACH(fl, &front_listeners, entry) {
-		if (fl->path != NULL && (chmod(fl->path, cfg->socket_mode) != 0 ||
-		    (cfg->socket_group != NULL && chown(fl->path, (uid_t)-1,
-		    cfg->socket_gid) != 0)))
+		if (fl->path != NULL &&
+		    (chmod(fl->path, cfg->socket_mode) != 0 ||
+		        (cfg->socket_group != NULL &&
+		            chown(fl->path, (uid_t)-1, cfg->socket_gid) != 0)))
 			log_warn("HTTP front: %s", fl->path);
 	}
 	for (i = 0; i < hc->nlisten; i++) {
@@ -342,7 +351,7 @@ void
 front_http_watch_arm(struct front_conn *fc)
 {
 	struct timeval tv = { cfg->frame_timeout_ms / 1000,
-	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+		(suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
 
 	if (fc->watch != NULL)
 		evtimer_add(fc->watch->deadline, &tv);
@@ -359,7 +368,7 @@ front_http_late(evutil_socket_t fd, short events, void *arg)
 {
 	struct front_watch *w = arg;
 	struct timeval tv = { cfg->frame_timeout_ms / 1000,
-	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+		(suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
 	bufferevent_data_cb rcb, wcb;
 	bufferevent_event_cb ecb;
 	void *cbarg;
@@ -373,7 +382,8 @@ front_http_late(evutil_socket_t fd, short events, void *arg)
 	}
 	if (evbuffer_get_length(bufferevent_get_output(w->bev)) == 0) {
 		log_info("HTTP client: no whole request within %u ms: "
-		    "closed", cfg->frame_timeout_ms);
+		         "closed",
+		    cfg->frame_timeout_ms);
 		(void)shutdown(sfd, SHUT_RDWR);
 		/* Released when it closes, or here then. */
 		tv.tv_sec = 1;
@@ -388,10 +398,10 @@ front_http_bev(struct event_base *base, void *arg)
 {
 	struct front_watch *w = xcalloc(1, sizeof *w);
 	struct timeval tv = { cfg->frame_timeout_ms / 1000,
-	    (suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
+		(suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
 
 	if ((w->bev = bufferevent_socket_new(base, -1,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+	         BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		fatalx("bufferevent_socket_new");
 	bufferevent_incref(w->bev);
 	w->deadline = evtimer_new(base, front_http_late, w);
@@ -408,8 +418,8 @@ front_http_start(const char *native_path, int strict, char **cause)
 		xasprintf(cause, "HTTP front: evhttp_new failed");
 		return -1;
 	}
-	evhttp_set_allowed_methods(front_http, EVHTTP_REQ_GET |
-	    EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+	evhttp_set_allowed_methods(front_http,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
 	evhttp_set_timeout(front_http, FRONT_HTTP_TIMEOUT_S);
 	evhttp_set_max_headers_size(front_http, FRONT_HTTP_HEADERS_MAX);
 	evhttp_set_max_body_size(front_http, cfg->max_frame);
@@ -480,9 +490,9 @@ front_http_peers(json_t *peers, uid_t uid)
 			id.pid = fc->pid;
 			snprintf(id.unit, sizeof id.unit, "%s", fc->unit);
 		}
-		json_array_append_new(peers, clients_peer_json(cfg, "http",
-		    &id, fc->cur != NULL && fc->cur->call != NULL,
-		    fc->tokens));
+		json_array_append_new(peers,
+		    clients_peer_json(cfg, "http", &id,
+		        fc->cur != NULL && fc->cur->call != NULL, fc->tokens));
 	}
 }
 
@@ -527,8 +537,8 @@ front_http_closed(struct evhttp_connection *evcon, void *arg)
 		 * Detached (the peer went away): the request is ours to
 		 * free; else evhttp frees it with the connection.
 		 */
-		if (fr->ev != NULL && evhttp_request_get_connection(fr->ev) !=
-		    NULL)
+		if (fr->ev != NULL &&
+		    evhttp_request_get_connection(fr->ev) != NULL)
 			fr->ev = NULL;
 		fr->gone = 1;
 		fr->fc = NULL;
@@ -569,18 +579,18 @@ front_http_conn(struct evhttp_request *req)
 			fc->uid_known = 1;
 			fc->uid = cr.uid;
 			fc->pid = cr.pid;
-			clients_unit_of_pid(fc->pid, fc->unit,
-			    sizeof fc->unit);
+			clients_unit_of_pid(fc->pid, fc->unit, sizeof fc->unit);
 		}
 		snprintf(fc->peer, sizeof fc->peer, "http pid %ld uid %ld",
 		    (long)fc->pid, (long)fc->uid);
 	} else {
 		if (ss.ss_family == AF_INET) {
-			lo = (ntohl(((struct sockaddr_in *)&ss)->sin_addr.
-			    s_addr) >> 24) == 127;
+			lo = (ntohl(((struct sockaddr_in *)&ss)
+			                ->sin_addr.s_addr) >>
+			         24) == 127;
 		} else
-			lo = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)
-			    &ss)->sin6_addr);
+			lo = IN6_IS_ADDR_LOOPBACK(
+			    &((struct sockaddr_in6 *)&ss)->sin6_addr);
 		fc->kind = lo ? FRONT_LOOPBACK : FRONT_REMOTE;
 		/* Answers and stream events go out whole, at once. */
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
@@ -591,11 +601,13 @@ front_http_conn(struct evhttp_request *req)
 		host[0] = '\0';
 		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
 			if (ss.ss_family == AF_INET)
-				inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->
-				    sin_addr, host, sizeof host);
+				inet_ntop(AF_INET,
+				    &((struct sockaddr_in *)&ss)->sin_addr,
+				    host, sizeof host);
 			else
-				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)
-				    &ss)->sin6_addr, host, sizeof host);
+				inet_ntop(AF_INET6,
+				    &((struct sockaddr_in6 *)&ss)->sin6_addr,
+				    host, sizeof host);
 		}
 		if (fc->uid_known)
 			snprintf(fc->peer, sizeof fc->peer, "http %s uid %ld",
@@ -645,14 +657,16 @@ front_http_models(struct front_req *fr)
 		pc = &cfg->providers[i];
 		for (j = 0; j < pc->nmodels; j++) {
 			xasprintf(&id, "%s/%s", pc->name, pc->models[j].name);
-			json_array_append_new(data, json_pack("{s:s, s:s, s:i, "
-			    "s:s}", "id", id, "object", "model", "created", 0,
-			    "owned_by", pc->name));
+			json_array_append_new(data,
+			    json_pack("{s:s, s:s, s:i, "
+			              "s:s}",
+			        "id", id, "object", "model", "created", 0,
+			        "owned_by", pc->name));
 			free(id);
 		}
 	}
-	front_http_json(fr, 200, json_pack("{s:s, s:o}", "object", "list",
-	    "data", data), NULL);
+	front_http_json(fr, 200,
+	    json_pack("{s:s, s:o}", "object", "list", "data", data), NULL);
 }
 
 /* Refuse before any dialect work; the request is answered and freed. */
@@ -668,8 +682,8 @@ front_http_refuse(struct front_req *fr, enum llmgate_class cls, int status,
 static const char *
 front_http_hdr_num(struct evhttp_request *req, const char *name)
 {
-	const char *v = evhttp_find_header(evhttp_request_get_input_headers(
-	    req), name);
+	const char *v =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), name);
 
 	if (v == NULL || *v == '\0' || strlen(v) > 6 ||
 	    strspn(v, "0123456789") != strlen(v))
@@ -696,14 +710,18 @@ front_http_request(struct evhttp_request *req, void *arg)
 
 	q = strcspn(path, "?");
 	log_debug("HTTP %s %.*s from connection %p%s%s",
-	    cmd == EVHTTP_REQ_POST ? "POST" : cmd == EVHTTP_REQ_GET ? "GET" :
-	    "other", (int)(q < 64 ? q : 64), path,
+	    cmd == EVHTTP_REQ_POST    ? "POST" :
+	        cmd == EVHTTP_REQ_GET ? "GET" :
+	                                "other",
+	    (int)(q < 64 ? q : 64), path,
 	    (void *)evhttp_request_get_connection(req),
 	    evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "x-stainless-retry-count") != NULL ? ", SDK retry count " : "",
+	        "x-stainless-retry-count") != NULL ?
+	        ", SDK retry count " :
+	        "",
 	    front_http_hdr_num(req, "x-stainless-retry-count"));
-	if (q == strlen("/v1/messages") && strncmp(path, "/v1/messages",
-	    q) == 0)
+	if (q == strlen("/v1/messages") &&
+	    strncmp(path, "/v1/messages", q) == 0)
 		d = &front_anthropic;
 	fr = xcalloc(1, sizeof *fr);
 	fr->ev = req;
@@ -726,18 +744,21 @@ front_http_request(struct evhttp_request *req, void *arg)
 	need_token = fc->kind == FRONT_REMOTE ||
 	    (fc->kind == FRONT_LOOPBACK && cfg->http.ntokens != 0);
 	if (need_token) {
-		token_name = front_peer_token(
-		    evhttp_request_get_input_headers(req));
+		token_name =
+		    front_peer_token(evhttp_request_get_input_headers(req));
 		if (token_name == NULL) {
 			front_http_refuse(fr, LLMGATE_AUTH, 401,
-			    "invalid_api_key", "a valid token is needed: "
+			    "invalid_api_key",
+			    "a valid token is needed: "
 			    "Authorization: Bearer TOKEN (or x-api-key)");
 			return;
 		}
 	} else if (fc->kind == FRONT_LOOPBACK && !fc->allowed) {
-		snprintf(msg, sizeof msg, "%s may not use llmgated (the socket "
-		    "allows its owner%s)", fc->uid_known ? "this user" :
-		    "a caller whose user cannot be told",
+		snprintf(msg, sizeof msg,
+		    "%s may not use llmgated (the socket "
+		    "allows its owner%s)",
+		    fc->uid_known ? "this user" :
+		                    "a caller whose user cannot be told",
 		    cfg->socket_group != NULL ? " and group" : "");
 		front_http_refuse(fr, LLMGATE_PERMISSION, 403,
 		    "permission_denied", msg);
@@ -745,9 +766,11 @@ front_http_request(struct evhttp_request *req, void *arg)
 	}
 	if (fc->uid_known && cfg->max_conns_per_uid != 0 &&
 	    front_http_uid_count(fc->uid) + conn_uid_count(fc->uid) >
-	    cfg->max_conns_per_uid) {
-		snprintf(msg, sizeof msg, "too many connections for uid %ld "
-		    "(limit %u)", (long)fc->uid, cfg->max_conns_per_uid);
+	        cfg->max_conns_per_uid) {
+		snprintf(msg, sizeof msg,
+		    "too many connections for uid %ld "
+		    "(limit %u)",
+		    (long)fc->uid, cfg->max_conns_per_uid);
 		front_http_refuse(fr, LLMGATE_RATE_LIMITED, 429,
 		    "too_many_connections", msg);
 		return;
@@ -769,12 +792,15 @@ front_http_request(struct evhttp_request *req, void *arg)
 		front_http_req_free(fr);
 		return;
 	}
-	if (!((q == strlen("/v1/messages") && strncmp(path, "/v1/messages",
-	    q) == 0) || (q == strlen("/v1/chat/completions") &&
-	    strncmp(path, "/v1/chat/completions", q) == 0))) {
-		snprintf(msg, sizeof msg, "no such endpoint: %.*s (llmgated "
+	if (!((q == strlen("/v1/messages") &&
+	          strncmp(path, "/v1/messages", q) == 0) ||
+	        (q == strlen("/v1/chat/completions") &&
+	            strncmp(path, "/v1/chat/completions", q) == 0))) {
+		snprintf(msg, sizeof msg,
+		    "no such endpoint: %.*s (llmgated "
 		    "serves POST /v1/chat/completions, POST /v1/messages and "
-		    "GET /v1/models)", (int)(q < 100 ? q : 100), path);
+		    "GET /v1/models)",
+		    (int)(q < 100 ? q : 100), path);
 		front_http_refuse(fr, LLMGATE_NOT_FOUND, 404, "not_found", msg);
 		return;
 	}
@@ -812,8 +838,9 @@ front_http_request(struct evhttp_request *req, void *arg)
 	if ((z = msgpack_zone_new(8192)) == NULL)
 		fatalx("msgpack_zone_new");
 	lr = front_http_zalloc(z, 1, sizeof *lr);
-	if (d->parse(fr, body, z, lr) != 0 || front_http_targets(fr, lr, z,
-	    fr->model, json_object_get(body, "models")) != 0 ||
+	if (d->parse(fr, body, z, lr) != 0 ||
+	    front_http_targets(fr, lr, z, fr->model,
+	        json_object_get(body, "models")) != 0 ||
 	    front_http_options(fr, lr, z) != 0) {
 		json_decref(body);
 		msgpack_zone_free(z);

@@ -11,7 +11,7 @@
 #include "llmgated.h"
 
 /* Stream state: which tool-call slots were announced. */
-#define FRONT_OPENAI_TOOLS	128
+#define FRONT_OPENAI_TOOLS 128
 struct front_openai_state {
 	int role_sent;
 	unsigned char tool_seen[FRONT_OPENAI_TOOLS];
@@ -19,17 +19,35 @@ struct front_openai_state {
 
 /* Known keys that are accepted only at their neutral value. */
 static const char *front_openai_keys[] = {
-	"model", "messages", "models", "tools", "tool_choice",
-	"response_format", "max_tokens", "max_completion_tokens",
-	"temperature", "top_p", "stop", "seed", "stream", "stream_options",
-	"n", "user", "metadata", "store", "parallel_tool_calls",
-	"frequency_penalty", "presence_penalty", "logprobs", "service_tier",
+	"model",
+	"messages",
+	"models",
+	"tools",
+	"tool_choice",
+	"response_format",
+	"max_tokens",
+	"max_completion_tokens",
+	"temperature",
+	"top_p",
+	"stop",
+	"seed",
+	"stream",
+	"stream_options",
+	"n",
+	"user",
+	"metadata",
+	"store",
+	"parallel_tool_calls",
+	"frequency_penalty",
+	"presence_penalty",
+	"logprobs",
+	"service_tier",
 };
 
 /* A message's text: a string, or an array of text parts; NULL for null. */
 static int
-front_openai_text(struct front_req *fr, msgpack_zone *z, json_t *c,
-    size_t idx, char **out)
+front_openai_text(struct front_req *fr, msgpack_zone *z, json_t *c, size_t idx,
+    char **out)
 {
 	struct buf b = { NULL, 0, 0 };
 	json_t *part, *t, *ty;
@@ -44,17 +62,22 @@ front_openai_text(struct front_req *fr, msgpack_zone *z, json_t *c,
 		return 0;
 	}
 	if (!json_is_array(c)) {
-		front_http_bad(fr, "messages[%zu].content must be a string "
-		    "or an array of parts", idx);
+		front_http_bad(fr,
+		    "messages[%zu].content must be a string "
+		    "or an array of parts",
+		    idx);
 		return -1;
 	}
 	json_array_foreach(c, i, part) {
 		ty = json_object_get(part, "type");
 		t = json_object_get(part, "text");
-		if (!json_is_string(ty) || strcmp(json_string_value(ty),
-		    "text") != 0 || !json_is_string(t)) {
-			front_http_bad(fr, "messages[%zu].content[%zu]: only "
-			    "text parts are supported", idx, i);
+		if (!json_is_string(ty) ||
+		    strcmp(json_string_value(ty), "text") != 0 ||
+		    !json_is_string(t)) {
+			front_http_bad(fr,
+			    "messages[%zu].content[%zu]: only "
+			    "text parts are supported",
+			    idx, i);
 			buf_free(&b);
 			return -1;
 		}
@@ -73,13 +96,15 @@ front_openai_tool_calls(struct front_req *fr, msgpack_zone *z, json_t *tc,
 	size_t i;
 
 	if (!json_is_array(tc)) {
-		front_http_bad(fr, "messages[%zu].tool_calls must be an "
-		    "array", idx);
+		front_http_bad(fr,
+		    "messages[%zu].tool_calls must be an "
+		    "array",
+		    idx);
 		return -1;
 	}
 	m->ntool_calls = json_array_size(tc);
-	m->tool_calls = front_http_zalloc(z, m->ntool_calls,
-	    sizeof *m->tool_calls);
+	m->tool_calls =
+	    front_http_zalloc(z, m->ntool_calls, sizeof *m->tool_calls);
 	json_array_foreach(tc, i, t) {
 		fn = json_object_get(t, "function");
 		id = json_object_get(t, "id");
@@ -87,9 +112,11 @@ front_openai_tool_calls(struct front_req *fr, msgpack_zone *z, json_t *tc,
 		args = json_object_get(fn, "arguments");
 		if (!json_is_string(id) || !json_is_string(name) ||
 		    (args != NULL && !json_is_string(args))) {
-			front_http_bad(fr, "messages[%zu].tool_calls[%zu] "
+			front_http_bad(fr,
+			    "messages[%zu].tool_calls[%zu] "
 			    "needs id and function.name (strings) and "
-			    "function.arguments (a JSON string)", idx, i);
+			    "function.arguments (a JSON string)",
+			    idx, i);
 			return -1;
 		}
 		m->tool_calls[i].id = front_http_zdup(z, json_string_value(id),
@@ -98,7 +125,8 @@ front_openai_tool_calls(struct front_req *fr, msgpack_zone *z, json_t *tc,
 		    json_string_value(name), json_string_length(name));
 		m->tool_calls[i].arguments = args != NULL ?
 		    front_http_zdup(z, json_string_value(args),
-		    json_string_length(args)) : front_http_zdup(z, "{}", 2);
+		        json_string_length(args)) :
+		    front_http_zdup(z, "{}", 2);
 	}
 	return 0;
 }
@@ -135,8 +163,8 @@ front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
 		front_http_bad(fr, "messages must be a non-empty array");
 		return -1;
 	}
-	req->messages = front_http_zalloc(z, json_array_size(msgs),
-	    sizeof *req->messages);
+	req->messages =
+	    front_http_zalloc(z, json_array_size(msgs), sizeof *req->messages);
 	json_array_foreach(msgs, i, jm) {
 		role = json_object_get(jm, "role");
 		if (!json_is_object(jm) || !json_is_string(role)) {
@@ -145,17 +173,19 @@ front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
 		}
 		r = json_string_value(role);
 		if (front_openai_text(fr, z, json_object_get(jm, "content"), i,
-		    &text) != 0)
+		        &text) != 0)
 			goto fail;
 		if (strcmp(r, "system") == 0 || strcmp(r, "developer") == 0) {
 			if (req->nmessages != 0) {
-				front_http_bad(fr, "messages[%zu]: system "
-				    "messages must come first", i);
+				front_http_bad(fr,
+				    "messages[%zu]: system "
+				    "messages must come first",
+				    i);
 				goto fail;
 			}
 			if (text != NULL)
-				buf_printf(&sys, "%s%s", sys.len != 0 ?
-				    "\n\n" : "", text);
+				buf_printf(&sys, "%s%s",
+				    sys.len != 0 ? "\n\n" : "", text);
 			continue;
 		}
 		m = &req->messages[req->nmessages];
@@ -167,14 +197,16 @@ front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
 			if (json_object_get(jm, "tool_calls") != NULL &&
 			    !json_is_null(json_object_get(jm, "tool_calls")) &&
 			    front_openai_tool_calls(fr, z,
-			    json_object_get(jm, "tool_calls"), i, m) != 0)
+			        json_object_get(jm, "tool_calls"), i, m) != 0)
 				goto fail;
 		} else if (strcmp(r, "tool") == 0) {
 			m->role = LLMGATE_ROLE_TOOL;
 			tcid = json_object_get(jm, "tool_call_id");
 			if (!json_is_string(tcid)) {
-				front_http_bad(fr, "messages[%zu]: a tool "
-				    "message needs tool_call_id", i);
+				front_http_bad(fr,
+				    "messages[%zu]: a tool "
+				    "message needs tool_call_id",
+				    i);
 				goto fail;
 			}
 			m->tool_call_id = front_http_zdup(z,
@@ -183,9 +215,11 @@ front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
 			if (m->content == NULL)
 				m->content = front_http_zdup(z, "", 0);
 		} else {
-			front_http_bad(fr, "messages[%zu]: role '%s' is not "
+			front_http_bad(fr,
+			    "messages[%zu]: role '%s' is not "
 			    "supported (system, developer, user, assistant, "
-			    "tool)", i, r);
+			    "tool)",
+			    i, r);
 			goto fail;
 		}
 		req->nmessages++;
@@ -213,16 +247,18 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 		name = json_object_get(fn, "name");
 		if (json_is_string(choice) &&
 		    llmgate_tool_choice_from_name(json_string_value(choice)) >=
-		    0)
+		        0)
 			c = json_string_value(choice);
 		else if (json_is_string(json_object_get(choice, "type")) &&
 		    strcmp(json_string_value(json_object_get(choice, "type")),
-		    "function") == 0 && json_is_string(name)) {
+		        "function") == 0 &&
+		    json_is_string(name)) {
 			c = "required";
 			req->tool_name = front_http_zdup(z,
 			    json_string_value(name), json_string_length(name));
 		} else {
-			front_http_bad(fr, "tool_choice must be \"auto\", "
+			front_http_bad(fr,
+			    "tool_choice must be \"auto\", "
 			    "\"none\", \"required\" or {\"type\": "
 			    "\"function\", \"function\": {\"name\": ...}}");
 			return -1;
@@ -249,14 +285,19 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 		params = json_object_get(fn, "parameters");
 		if (!json_is_string(json_object_get(t, "type")) ||
 		    strcmp(json_string_value(json_object_get(t, "type")),
-		    "function") != 0 || !json_is_string(name)) {
-			front_http_bad(fr, "tools[%zu] must be {\"type\": "
-			    "\"function\", \"function\": {\"name\": ...}}", i);
+		        "function") != 0 ||
+		    !json_is_string(name)) {
+			front_http_bad(fr,
+			    "tools[%zu] must be {\"type\": "
+			    "\"function\", \"function\": {\"name\": ...}}",
+			    i);
 			return -1;
 		}
 		if (params != NULL && !json_is_object(params)) {
-			front_http_bad(fr, "tools[%zu].function.parameters "
-			    "must be a JSON Schema object", i);
+			front_http_bad(fr,
+			    "tools[%zu].function.parameters "
+			    "must be a JSON Schema object",
+			    i);
 			return -1;
 		}
 		req->tools[i].name = front_http_zdup(z, json_string_value(name),
@@ -266,8 +307,8 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 			    json_string_value(desc), json_string_length(desc));
 		if (params != NULL) {
 			s = json_dumps(params, JSON_COMPACT);
-			req->tools[i].parameters = front_http_zdup(z, s,
-			    strlen(s));
+			req->tools[i].parameters =
+			    front_http_zdup(z, s, strlen(s));
 			free(s);
 		}
 	}
@@ -297,14 +338,17 @@ front_openai_format(struct front_req *fr, msgpack_zone *z, json_t *rf,
 		return 0;
 	}
 	if (strcmp(t, "json_schema") != 0) {
-		front_http_bad(fr, "response_format type '%s' is not "
-		    "supported (text, json_object, json_schema)", t);
+		front_http_bad(fr,
+		    "response_format type '%s' is not "
+		    "supported (text, json_object, json_schema)",
+		    t);
 		return -1;
 	}
 	js = json_object_get(rf, "json_schema");
 	schema = json_object_get(js, "schema");
 	if (!json_is_object(schema)) {
-		front_http_bad(fr, "response_format.json_schema.schema must "
+		front_http_bad(fr,
+		    "response_format.json_schema.schema must "
 		    "be a JSON Schema object");
 		return -1;
 	}
@@ -323,20 +367,24 @@ front_openai_unsupported(struct front_req *fr, json_t *body)
 	size_t i;
 
 	json_object_foreach(body, key, v) {
-		for (i = 0; i < sizeof front_openai_keys /
-		    sizeof front_openai_keys[0]; i++) {
+		for (i = 0;
+		     i < sizeof front_openai_keys / sizeof front_openai_keys[0];
+		     i++) {
 			if (strcmp(key, front_openai_keys[i]) == 0)
 				break;
 		}
-		if (i == sizeof front_openai_keys / sizeof front_openai_keys[0]) {
-			front_http_bad(fr, "parameter '%s' is not supported "
-			    "by llmgated", key);
+		if (i ==
+		    sizeof front_openai_keys / sizeof front_openai_keys[0]) {
+			front_http_bad(fr,
+			    "parameter '%s' is not supported "
+			    "by llmgated",
+			    key);
 			return -1;
 		}
 	}
 	v = json_object_get(body, "n");
-	if (v != NULL && !json_is_null(v) && (!json_is_integer(v) ||
-	    json_integer_value(v) != 1)) {
+	if (v != NULL && !json_is_null(v) &&
+	    (!json_is_integer(v) || json_integer_value(v) != 1)) {
 		front_http_bad(fr, "n: only 1 choice is supported");
 		return -1;
 	}
@@ -345,7 +393,8 @@ front_openai_unsupported(struct front_req *fr, json_t *body)
 		return -1;
 	}
 	if (json_is_false(json_object_get(body, "parallel_tool_calls"))) {
-		front_http_bad(fr, "parallel_tool_calls = false is not "
+		front_http_bad(fr,
+		    "parallel_tool_calls = false is not "
 		    "supported");
 		return -1;
 	}
@@ -379,7 +428,8 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > UINT32_MAX) {
-			front_http_bad(fr, "max_tokens must be a positive "
+			front_http_bad(fr,
+			    "max_tokens must be a positive "
 			    "integer");
 			return -1;
 		}
@@ -390,7 +440,8 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_number(v) || json_number_value(v) < 0 ||
 		    json_number_value(v) > 2) {
-			front_http_bad(fr, "temperature must be a number "
+			front_http_bad(fr,
+			    "temperature must be a number "
 			    "from 0 to 2");
 			return -1;
 		}
@@ -401,7 +452,8 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_number(v) || json_number_value(v) < 0 ||
 		    json_number_value(v) > 1) {
-			front_http_bad(fr, "top_p must be a number from 0 "
+			front_http_bad(fr,
+			    "top_p must be a number from 0 "
 			    "to 1");
 			return -1;
 		}
@@ -429,16 +481,20 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 			    sizeof *req->stop);
 			json_array_foreach(v, i, s) {
 				if (!json_is_string(s)) {
-					front_http_bad(fr, "stop[%zu] must "
-					    "be a string", i);
+					front_http_bad(fr,
+					    "stop[%zu] must "
+					    "be a string",
+					    i);
 					return -1;
 				}
-				req->stop[i] = front_http_zdup(z,
-				    json_string_value(s), json_string_length(s));
+				req->stop[i] =
+				    front_http_zdup(z, json_string_value(s),
+				        json_string_length(s));
 			}
 			req->nstop = json_array_size(v);
 		} else {
-			front_http_bad(fr, "stop must be a string or an "
+			front_http_bad(fr,
+			    "stop must be a string or an "
 			    "array of at most 16 strings");
 			return -1;
 		}
@@ -454,12 +510,13 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 	v = json_object_get(body, "stream_options");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_object(v)) {
-			front_http_bad(fr, "stream_options must be an "
+			front_http_bad(fr,
+			    "stream_options must be an "
 			    "object");
 			return -1;
 		}
-		fr->include_usage = json_is_true(json_object_get(v,
-		    "include_usage"));
+		fr->include_usage =
+		    json_is_true(json_object_get(v, "include_usage"));
 	}
 	return 0;
 }
@@ -479,12 +536,13 @@ front_openai_parse(struct front_req *fr, json_t *body, msgpack_zone *z,
 		return -1;
 	}
 	fr->model = xstrdup(json_string_value(model));
-	fr->dstate = xcalloc(1, sizeof (struct front_openai_state));
+	fr->dstate = xcalloc(1, sizeof(struct front_openai_state));
 	if (front_openai_messages(fr, z, json_object_get(body, "messages"),
-	    req) != 0 || front_openai_tools(fr, z, json_object_get(body,
-	    "tools"), json_object_get(body, "tool_choice"), req) != 0 ||
-	    front_openai_format(fr, z, json_object_get(body,
-	    "response_format"), req) != 0 ||
+	        req) != 0 ||
+	    front_openai_tools(fr, z, json_object_get(body, "tools"),
+	        json_object_get(body, "tool_choice"), req) != 0 ||
+	    front_openai_format(fr, z, json_object_get(body, "response_format"),
+	        req) != 0 ||
 	    front_openai_sampling(fr, z, body, req) != 0)
 		return -1;
 	return 0;
@@ -530,16 +588,15 @@ front_openai_head(struct front_req *fr, const char *object, json_t *choices)
 	json_object_set_new_nocheck(o, "object", json_string_nocheck(object));
 	json_object_set_new_nocheck(o, "created",
 	    json_integer((json_int_t)fr->created));
-	json_object_set_new_nocheck(o, "model", fr->model != NULL ?
-	    json_string(fr->model) : json_null());
+	json_object_set_new_nocheck(o, "model",
+	    fr->model != NULL ? json_string(fr->model) : json_null());
 	json_object_set_new_nocheck(o, "choices", choices);
 	return o;
 }
 
 /* A chunk object around one choice delta (or none). */
 static json_t *
-front_openai_chunk_obj(struct front_req *fr, json_t *delta,
-    const char *finish)
+front_openai_chunk_obj(struct front_req *fr, json_t *delta, const char *finish)
 {
 	json_t *choices = json_array(), *c;
 
@@ -547,8 +604,8 @@ front_openai_chunk_obj(struct front_req *fr, json_t *delta,
 		c = json_object();
 		json_object_set_new_nocheck(c, "index", json_integer(0));
 		json_object_set_new_nocheck(c, "delta", delta);
-		json_object_set_new_nocheck(c, "finish_reason", finish != NULL ?
-		    json_string_nocheck(finish) : json_null());
+		json_object_set_new_nocheck(c, "finish_reason",
+		    finish != NULL ? json_string_nocheck(finish) : json_null());
 		json_object_set_new_nocheck(c, "logprobs", json_null());
 		json_array_append_new(choices, c);
 	}
@@ -563,9 +620,10 @@ front_openai_role(struct front_req *fr)
 	if (st->role_sent)
 		return;
 	st->role_sent = 1;
-	front_http_sse(fr, NULL, front_openai_chunk_obj(fr,
-	    json_pack("{s:s, s:s}", "role", "assistant", "content", ""),
-	    NULL));
+	front_http_sse(fr, NULL,
+	    front_openai_chunk_obj(fr,
+	        json_pack("{s:s, s:s}", "role", "assistant", "content", ""),
+	        NULL));
 }
 
 static void
@@ -583,23 +641,28 @@ front_openai_chunk(struct front_req *fr, const struct llmgate_chunk *ch)
 		if (ch->tool_index < FRONT_OPENAI_TOOLS &&
 		    !st->tool_seen[ch->tool_index]) {
 			st->tool_seen[ch->tool_index] = 1;
-			json_object_set_new(tc, "id", json_string(ch->tool_id !=
-			    NULL ? ch->tool_id : ""));
-			json_object_set_new(tc, "type", json_string("function"));
-			json_object_set_new(fn, "name", json_string(
-			    ch->tool_name != NULL ? ch->tool_name : ""));
+			json_object_set_new(tc, "id",
+			    json_string(
+			        ch->tool_id != NULL ? ch->tool_id : ""));
+			json_object_set_new(tc, "type",
+			    json_string("function"));
+			json_object_set_new(fn, "name",
+			    json_string(
+			        ch->tool_name != NULL ? ch->tool_name : ""));
 		}
-		json_object_set_new(fn, "arguments", json_string(
-		    ch->tool_args != NULL ? ch->tool_args : ""));
+		json_object_set_new(fn, "arguments",
+		    json_string(ch->tool_args != NULL ? ch->tool_args : ""));
 		json_object_set_new(tc, "function", fn);
-		front_http_sse(fr, NULL, front_openai_chunk_obj(fr,
-		    json_pack("{s:[o]}", "tool_calls", tc), NULL));
+		front_http_sse(fr, NULL,
+		    front_openai_chunk_obj(fr,
+		        json_pack("{s:[o]}", "tool_calls", tc), NULL));
 		return;
 	}
 	if (ch->len == 0)
 		return;
-	front_http_sse(fr, NULL, front_openai_chunk_obj(fr,
-	    json_pack("{s:s%}", "content", ch->text, ch->len), NULL));
+	front_http_sse(fr, NULL,
+	    front_openai_chunk_obj(fr,
+	        json_pack("{s:s%}", "content", ch->text, ch->len), NULL));
 }
 
 static json_t *
@@ -609,13 +672,18 @@ front_openai_tool_calls_json(const struct llmgate_result *res)
 	size_t i;
 
 	for (i = 0; i < res->ntool_calls; i++)
-		json_array_append_new(a, json_pack("{s:s, s:s, s:{s:s, s:s}}",
-		    "id", res->tool_calls[i].id != NULL ?
-		    res->tool_calls[i].id : "", "type", "function",
-		    "function", "name", res->tool_calls[i].name != NULL ?
-		    res->tool_calls[i].name : "", "arguments",
-		    res->tool_calls[i].arguments != NULL ?
-		    res->tool_calls[i].arguments : "{}"));
+		json_array_append_new(a,
+		    json_pack("{s:s, s:s, s:{s:s, s:s}}", "id",
+		        res->tool_calls[i].id != NULL ? res->tool_calls[i].id :
+		                                        "",
+		        "type", "function", "function", "name",
+		        res->tool_calls[i].name != NULL ?
+		            res->tool_calls[i].name :
+		            "",
+		        "arguments",
+		        res->tool_calls[i].arguments != NULL ?
+		            res->tool_calls[i].arguments :
+		            "{}"));
 	return a;
 }
 
@@ -642,11 +710,12 @@ front_openai_done(struct front_req *fr, const struct llmgate_result *res)
 		return;
 	}
 	msg = json_object();
-	json_object_set_new_nocheck(msg, "role", json_string_nocheck(
-	    "assistant"));
-	json_object_set_new_nocheck(msg, "content", res->ntool_calls != 0 &&
-	    (res->text == NULL || *res->text == '\0') ? json_null() :
-	    json_string(res->text != NULL ? res->text : ""));
+	json_object_set_new_nocheck(msg, "role",
+	    json_string_nocheck("assistant"));
+	json_object_set_new_nocheck(msg, "content",
+	    res->ntool_calls != 0 && (res->text == NULL || *res->text == '\0') ?
+	        json_null() :
+	        json_string(res->text != NULL ? res->text : ""));
 	if (res->ntool_calls != 0)
 		json_object_set_new_nocheck(msg, "tool_calls",
 		    front_openai_tool_calls_json(res));
@@ -661,8 +730,7 @@ front_openai_done(struct front_req *fr, const struct llmgate_result *res)
 	json_array_append_new(choices, choice);
 	body = front_openai_head(fr, "chat.completion", choices);
 	json_object_set_new_nocheck(body, "usage", front_openai_usage(res));
-	json_object_set_new_nocheck(body, "llmgate",
-	    front_http_llmgate(res));
+	json_object_set_new_nocheck(body, "llmgate", front_http_llmgate(res));
 	front_http_json(fr, 200, body, res);
 }
 
@@ -670,10 +738,11 @@ static json_t *
 front_openai_error_body(struct front_req *fr, int status,
     const struct front_error *fe, const char *code, const char *msg)
 {
-	return json_pack("{s:{s:s, s:s, s:n, s:s}}", "error",
-	    "message", msg != NULL ? msg : "error",
-	    "type", status == 401 ? "authentication_error" :
-	    status == 403 ? "permission_error" : fe->openai_type,
+	return json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message",
+	    msg != NULL ? msg : "error", "type",
+	    status == 401     ? "authentication_error" :
+	        status == 403 ? "permission_error" :
+	                        fe->openai_type,
 	    "param", "code", code);
 }
 

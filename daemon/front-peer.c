@@ -84,14 +84,15 @@ front_peer_tcp_uid(int fd, uid_t *uid)
 	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
 	/* The client's socket: its source is our peer. */
 	if (front_peer_end(&peer, &req.r.id.idiag_sport, req.r.id.idiag_src) !=
-	    0 || front_peer_end(&local, &req.r.id.idiag_dport,
-	    req.r.id.idiag_dst) != 0)
+	        0 ||
+	    front_peer_end(&local, &req.r.id.idiag_dport, req.r.id.idiag_dst) !=
+	        0)
 		return -1;
 	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (nl == -1)
 		return -1;
 	if (sendto(nl, &req, sizeof req, 0, (struct sockaddr *)&nladdr,
-	    sizeof nladdr) != (ssize_t)sizeof req)
+	        sizeof nladdr) != (ssize_t)sizeof req)
 		goto out;
 	while ((n = recv(nl, &ans, sizeof ans, 0)) == -1 && errno == EINTR)
 		;
@@ -201,8 +202,9 @@ front_peer_uid_allowed(uid_t uid)
 		return 1;
 	if (uid == geteuid())
 		return (mode & S_IWUSR) != 0;
-	if (front_peer_nmembers != 0 && bsearch(&uid, front_peer_members,
-	    front_peer_nmembers, sizeof uid, front_peer_uid_cmp) != NULL)
+	if (front_peer_nmembers != 0 &&
+	    bsearch(&uid, front_peer_members, front_peer_nmembers, sizeof uid,
+	        front_peer_uid_cmp) != NULL)
 		return (mode & S_IWGRP) != 0;
 	return (mode & S_IWOTH) != 0;
 }

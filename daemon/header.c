@@ -24,25 +24,25 @@ enum { HDR_FAM_TOKENS, HDR_FAM_INPUT, HDR_FAM_OUTPUT, HDR_NFAM };
 enum { HDR_LIMIT, HDR_REMAINING, HDR_RESET };
 
 enum header_kind {
-	HDR_COUNT,		/* a non-negative integer */
-	HDR_DURATION,		/* Go duration -> ms */
-	HDR_TIMESTAMP,		/* RFC 3339 -> ms from now */
-	HDR_ANTHROPIC_COUNT,	/* like HDR_COUNT, one token family's */
+	HDR_COUNT,           /* a non-negative integer */
+	HDR_DURATION,        /* Go duration -> ms */
+	HDR_TIMESTAMP,       /* RFC 3339 -> ms from now */
+	HDR_ANTHROPIC_COUNT, /* like HDR_COUNT, one token family's */
 	HDR_ANTHROPIC_TIMESTAMP,
 	HDR_RETRY_AFTER,
 	HDR_RETRY_AFTER_MS,
 	HDR_SHOULD_RETRY,
 	HDR_REQUEST_ID,
-	HDR_GENERATION_ID	/* a request id only when there is no other */
+	HDR_GENERATION_ID /* a request id only when there is no other */
 };
 
 struct header_field {
 	const char *name;
 	enum header_kind kind;
-	size_t off;		/* of the int64_t it sets in header_rl */
+	size_t off; /* of the int64_t it sets in header_rl */
 };
 
-#define RL(f) offsetof(struct header_rl, f)
+#define RL(f)      offsetof(struct header_rl, f)
 #define AT(fam, i) RL(anthropic_tokens[fam][i])
 
 static const struct header_field header_fields[] = {
@@ -54,15 +54,13 @@ static const struct header_field header_fields[] = {
 	{ "x-generation-id", HDR_GENERATION_ID, 0 },
 
 	{ "x-ratelimit-limit-requests", HDR_COUNT, RL(limit_requests) },
-	{ "x-ratelimit-remaining-requests", HDR_COUNT,
-	    RL(remaining_requests) },
+	{ "x-ratelimit-remaining-requests", HDR_COUNT, RL(remaining_requests) },
 	{ "x-ratelimit-reset-requests", HDR_DURATION, RL(reset_requests_ms) },
 	{ "x-ratelimit-limit-tokens", HDR_COUNT, RL(limit_tokens) },
 	{ "x-ratelimit-remaining-tokens", HDR_COUNT, RL(remaining_tokens) },
 	{ "x-ratelimit-reset-tokens", HDR_DURATION, RL(reset_tokens_ms) },
 
-	{ "anthropic-ratelimit-requests-limit", HDR_COUNT,
-	    RL(limit_requests) },
+	{ "anthropic-ratelimit-requests-limit", HDR_COUNT, RL(limit_requests) },
 	{ "anthropic-ratelimit-requests-remaining", HDR_COUNT,
 	    RL(remaining_requests) },
 	{ "anthropic-ratelimit-requests-reset", HDR_TIMESTAMP,
@@ -87,20 +85,15 @@ static const struct header_field header_fields[] = {
 	    AT(HDR_FAM_OUTPUT, HDR_RESET) },
 };
 
-#define NS_PER_MS	INT64_C(1000000)
-#define NS_PER_S	INT64_C(1000000000)
+#define NS_PER_MS INT64_C(1000000)
+#define NS_PER_S  INT64_C(1000000000)
 
-static const char *header_months[] = {
-	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
-};
-static const char *header_days[] = {
-	"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"
-};
-static const char *header_long_days[] = {
-	"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
-	"Saturday"
-};
+static const char *header_months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+static const char *header_days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri",
+	"Sat" };
+static const char *header_long_days[] = { "Sunday", "Monday", "Tuesday",
+	"Wednesday", "Thursday", "Friday", "Saturday" };
 
 static int
 header_is_space(char c)
@@ -246,8 +239,8 @@ header_duration_ms(const char *value)
 		/* Longest first, so "ms" is not read as "m" then "s". */
 		{ "ms", 2, NS_PER_MS },
 		{ "us", 2, 1000 },
-		{ "\xc2\xb5s", 3, 1000 },	/* U+00B5 micro sign */
-		{ "\xce\xbcs", 3, 1000 },	/* U+03BC mu */
+		{ "\xc2\xb5s", 3, 1000 }, /* U+00B5 micro sign */
+		{ "\xce\xbcs", 3, 1000 }, /* U+03BC mu */
 		{ "ns", 2, 1 },
 		{ "h", 1, 3600 * NS_PER_S },
 		{ "m", 1, 60 * NS_PER_S },
@@ -278,8 +271,9 @@ header_duration_ms(const char *value)
 		}
 		if (i == sizeof units / sizeof units[0])
 			return -1;
-		if (header_decimal_ns(&num, s, units[i].ns, &ns,
-		    &inexact) != 0 || num != s)
+		if (header_decimal_ns(&num, s, units[i].ns, &ns, &inexact) !=
+		        0 ||
+		    num != s)
 			return -1;
 		s += units[i].len;
 	}
@@ -342,14 +336,12 @@ static int
 header_mktime(int year, int mon, int day, int hour, int min, int sec,
     int64_t *out)
 {
-	static const int mdays[] = {
-		31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
-	};
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+		31 };
 	struct tm tm;
 	time_t t;
 
-	if (mon < 1 || mon > 12 || day < 1 || hour > 23 || min > 59 ||
-	    sec > 60)
+	if (mon < 1 || mon > 12 || day < 1 || hour > 23 || min > 59 || sec > 60)
 		return -1;
 	if (day > mdays[mon - 1] + (mon == 2 && header_leap(year)))
 		return -1;
@@ -359,7 +351,7 @@ header_mktime(int year, int mon, int day, int hour, int min, int sec,
 	tm.tm_mday = day;
 	tm.tm_hour = hour;
 	tm.tm_min = min;
-	tm.tm_sec = sec;	/* a leap second rolls into the next minute */
+	tm.tm_sec = sec; /* a leap second rolls into the next minute */
 	t = timegm(&tm);
 	if (t == (time_t)-1 && !(year == 1969 && mon == 12 && day == 31))
 		return -1;
@@ -373,8 +365,7 @@ header_clock(const char **sp, const char *e, int *hour, int *min, int *sec)
 	if (header_digits(sp, e, 2, hour) != 0 ||
 	    header_expect(sp, e, ':') != 0 ||
 	    header_digits(sp, e, 2, min) != 0 ||
-	    header_expect(sp, e, ':') != 0 ||
-	    header_digits(sp, e, 2, sec) != 0)
+	    header_expect(sp, e, ':') != 0 || header_digits(sp, e, 2, sec) != 0)
 		return -1;
 	return 0;
 }
@@ -591,7 +582,7 @@ header_request_id(struct header_rl *info, const char *value)
 static void
 header_merge_anthropic(struct header_rl *info)
 {
-	int64_t (*fam)[3] = info->anthropic_tokens;
+	int64_t(*fam)[3] = info->anthropic_tokens;
 	int f, best = -1;
 
 	for (f = 0; f < HDR_NFAM; f++) {
@@ -600,7 +591,7 @@ header_merge_anthropic(struct header_rl *info)
 		if (best == -1 ||
 		    fam[f][HDR_REMAINING] < fam[best][HDR_REMAINING] ||
 		    (fam[f][HDR_REMAINING] == fam[best][HDR_REMAINING] &&
-		    fam[f][HDR_RESET] > fam[best][HDR_RESET]))
+		        fam[f][HDR_RESET] > fam[best][HDR_RESET]))
 			best = f;
 	}
 	if (best == -1) {

@@ -21,14 +21,14 @@
 
 #include "llmgated.h"
 
-#define HTTP_MAX_BODY		(8u * 1024 * 1024)	/* a full reply */
-#define HTTP_MAX_ERROR_BODY	(64u * 1024)		/* an error body */
-#define HTTP_RST_WAIT_MS	200	/* for a reset behind a peer's FIN */
-#define HTTP_RST_POLL_MS	5
+#define HTTP_MAX_BODY       (8u * 1024 * 1024) /* a full reply */
+#define HTTP_MAX_ERROR_BODY (64u * 1024)       /* an error body */
+#define HTTP_RST_WAIT_MS    200 /* for a reset behind a peer's FIN */
+#define HTTP_RST_POLL_MS    5
 
 /* libcurl 7.87 named it; any value but the size asked for means an error. */
 #ifndef CURL_WRITEFUNC_ERROR
-#define CURL_WRITEFUNC_ERROR	((size_t)0xFFFFFFFF)
+#define CURL_WRITEFUNC_ERROR ((size_t)0xFFFFFFFF)
 #endif
 
 struct http_xfer {
@@ -37,25 +37,25 @@ struct http_xfer {
 	struct http_req hr;
 	struct buf body;
 	struct sse sse;
-	int stream;		/* streaming was asked for */
-	int sse_mode;		/* a 2xx event stream is being parsed */
-	int started;		/* first body byte seen */
-	int stopped;		/* our write callback ended the transfer */
-	int sends;		/* requests curl was about to send */
-	int unread;		/* the last one provably never reached the server */
-	curl_socket_t sock;	/* a reused connection it went out on, or BAD */
-	uint64_t acked;		/* the peer's acknowledged bytes before sending */
-	int dead_fd;		/* that connection, closed by curl, kept to see
+	int stream;         /* streaming was asked for */
+	int sse_mode;       /* a 2xx event stream is being parsed */
+	int started;        /* first body byte seen */
+	int stopped;        /* our write callback ended the transfer */
+	int sends;          /* requests curl was about to send */
+	int unread;         /* the last one provably never reached the server */
+	curl_socket_t sock; /* a reused connection it went out on, or BAD */
+	uint64_t acked;     /* the peer's acknowledged bytes before sending */
+	int dead_fd;        /* that connection, closed by curl, kept to see
 				   whether a reset follows the peer's FIN */
-	struct event *rst_ev;	/* polls dead_fd */
+	struct event *rst_ev; /* polls dead_fd */
 	uint64_t rst_until;
-	int paused;		/* http_write paused the transfer (held) */
-	struct event *resume_ev;	/* unpauses it, outside the caller */
+	int paused;              /* http_write paused the transfer (held) */
+	struct event *resume_ev; /* unpauses it, outside the caller */
 	long status;
-	struct event *fail_ev;	/* ends an attempt that never started */
-	struct event *ttfb_ev;	/* first-byte deadline */
-	struct event *idle_ev;	/* stream silence watchdog */
-	uint64_t last_ms;	/* when the stream last sent a byte */
+	struct event *fail_ev; /* ends an attempt that never started */
+	struct event *ttfb_ev; /* first-byte deadline */
+	struct event *idle_ev; /* stream silence watchdog */
+	uint64_t last_ms;      /* when the stream last sent a byte */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -71,18 +71,18 @@ struct http_xfer {
 struct http_sock {
 	struct event *rev;
 	struct event *wev;
-	int want;		/* CURL_POLL_IN/OUT bits curl asks for */
-	int rin;		/* rev is added */
-	int win;		/* wev is added */
-	int ours;		/* opened by http_open(), closed by http_close() */
-	int lport;		/* its local port, once connected; 0: unknown */
-	struct http_xfer *x;	/* a transfer whose request on it is watched */
+	int want;            /* CURL_POLL_IN/OUT bits curl asks for */
+	int rin;             /* rev is added */
+	int win;             /* wev is added */
+	int ours;            /* opened by http_open(), closed by http_close() */
+	int lport;           /* its local port, once connected; 0: unknown */
+	struct http_xfer *x; /* a transfer whose request on it is watched */
 };
 
-#define HTTP_POOL_MAX	256	/* idle easy handles kept for reuse */
+#define HTTP_POOL_MAX 256 /* idle easy handles kept for reuse */
 
 static CURLM *http_multi;
-static struct http_sock **http_socks;	/* by descriptor */
+static struct http_sock **http_socks; /* by descriptor */
 static size_t http_nsocks;
 static CURL *http_pool[HTTP_POOL_MAX];
 static size_t http_npool;
@@ -107,8 +107,8 @@ http_sock_cb(evutil_socket_t fd, short events, void *arg)
 		hs->rin = 0;
 		return;
 	}
-	curl_multi_socket_action(http_multi, fd, (events & EV_READ) ?
-	    CURL_CSELECT_IN : CURL_CSELECT_OUT, &running);
+	curl_multi_socket_action(http_multi, fd,
+	    (events & EV_READ) ? CURL_CSELECT_IN : CURL_CSELECT_OUT, &running);
 	http_drain();
 }
 
@@ -194,8 +194,7 @@ http_local_port(curl_socket_t s)
 
 /* CURLMOPT_SOCKETFUNCTION: add or drop the events curl's wish differs by. */
 static int
-http_sock_set(CURL *easy, curl_socket_t s, int what, void *userp,
-    void *socketp)
+http_sock_set(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
 	struct http_sock *hs;
 
@@ -241,8 +240,8 @@ http_open(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 
 #ifdef __linux__
 /* The kernel's numbering of tcpi_state. */
-#define HTTP_TCP_CLOSE		7
-#define HTTP_TCP_CLOSE_WAIT	8
+#define HTTP_TCP_CLOSE      7
+#define HTTP_TCP_CLOSE_WAIT 8
 
 /* The socket's TCP state, with the peer's acknowledged byte count. */
 static int
@@ -255,7 +254,7 @@ http_tcp_info(curl_socket_t s, struct tcp_info *ti)
 		return -1;
 	/* Kernels before 4.1 do not count acknowledged bytes. */
 	if (len < offsetof(struct tcp_info, tcpi_bytes_acked) +
-	    sizeof ti->tcpi_bytes_acked)
+	        sizeof ti->tcpi_bytes_acked)
 		return -1;
 	return 0;
 }
@@ -339,7 +338,8 @@ http_watch(struct http_xfer *x, int lport)
 	if (strncasecmp(x->hr.url, "http:", 5) != 0 || lport <= 0)
 		return;
 	if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &fresh) !=
-	    CURLE_OK || fresh != 0)
+	        CURLE_OK ||
+	    fresh != 0)
 		return;
 	sock = CURL_SOCKET_BAD;
 	for (s = 0; s < http_nsocks; s++) {
@@ -347,7 +347,7 @@ http_watch(struct http_xfer *x, int lport)
 		    http_socks[s]->lport != lport)
 			continue;
 		if (sock != CURL_SOCKET_BAD)
-			return;		/* the same port twice: not sure which */
+			return; /* the same port twice: not sure which */
 		sock = (curl_socket_t)s;
 	}
 	if (sock == CURL_SOCKET_BAD || (hs = http_socks[sock])->x != NULL ||
@@ -458,8 +458,8 @@ http_first_byte(struct http_xfer *x)
 		evtimer_del(x->ttfb_ev);
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ctype);
-	if (x->stream && x->status >= 200 && x->status < 300 &&
-	    ctype != NULL && strcasestr(ctype, "text/event-stream") != NULL) {
+	if (x->stream && x->status >= 200 && x->status < 300 && ctype != NULL &&
+	    strcasestr(ctype, "text/event-stream") != NULL) {
 		x->sse_mode = 1;
 		sse_init(&x->sse, http_sse_event, x);
 	}
@@ -495,7 +495,7 @@ http_write(char *data, size_t size, size_t nmemb, void *arg)
 		return CURL_WRITEFUNC_ERROR;
 	}
 	cap = x->status >= 200 && x->status < 300 ? HTTP_MAX_BODY :
-	    HTTP_MAX_ERROR_BODY;
+	                                            HTTP_MAX_ERROR_BODY;
 	if (x->body.len + n > cap) {
 		if (x->status >= 200 && x->status < 300) {
 			reply_error(r, LLMGATE_PARSE_ERROR, (uint32_t)x->status,
@@ -571,7 +571,8 @@ http_prereq(void *arg, char *conn_primary_ip, char *conn_local_ip,
 			return CURL_PREREQFUNC_ABORT;
 		http_dead_close(x);
 		log_debug("%s: the server had closed a reused connection; the "
-		    "request went out again on a new one", x->att->prov->name);
+		          "request went out again on a new one",
+		    x->att->prov->name);
 	}
 	x->unread = 0;
 	http_unwatch(x);
@@ -579,8 +580,8 @@ http_prereq(void *arg, char *conn_primary_ip, char *conn_local_ip,
 	/* The wait for the reply, and a stream's silence, count from here. */
 	if (x->ttfb_ev != NULL) {
 		tv.tv_sec = x->att->prov->first_byte_ms / 1000;
-		tv.tv_usec = (suseconds_t)(x->att->prov->first_byte_ms % 1000) *
-		    1000;
+		tv.tv_usec =
+		    (suseconds_t)(x->att->prov->first_byte_ms % 1000) * 1000;
 		evtimer_add(x->ttfb_ev, &tv);
 	}
 	if (x->idle_ev != NULL) {
@@ -723,10 +724,11 @@ http_start(struct attempt *att)
 	/* Armed when the request goes out (http_prereq()). */
 	if (p->first_byte_ms != 0)
 		x->ttfb_ev = evtimer_new(http_base, http_ttfb_cb, x);
-	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "llmgated/"
-	    LLMGATE_VERSION);
+	curl_easy_setopt(x->easy, CURLOPT_USERAGENT,
+	    "llmgated/" LLMGATE_VERSION);
 	if (curl_multi_add_handle(http_multi, x->easy) != CURLM_OK) {
-		reply_error(r, LLMGATE_INTERNAL, 0, "curl_multi_add_handle "
+		reply_error(r, LLMGATE_INTERNAL, 0,
+		    "curl_multi_add_handle "
 		    "failed");
 		goto fail_now;
 	}
@@ -768,20 +770,21 @@ http_complete(struct http_xfer *x, CURLcode code)
 		pt->classify(r, (uint32_t)x->status, buf_cstr(&x->body),
 		    x->body.len);
 		if (r->cls == LLMGATE_OK)
-			reply_error(r, reply_class_for_status(
-			    (uint32_t)x->status), (uint32_t)x->status,
-			    "HTTP %ld", x->status);
+			reply_error(r,
+			    reply_class_for_status((uint32_t)x->status),
+			    (uint32_t)x->status, "HTTP %ld", x->status);
 		goto done;
 	}
 	if (code == CURLE_ABORTED_BY_CALLBACK && x->sends > 1) {
-		reply_error(r, LLMGATE_CONNECTION, 0, "connection closed "
+		reply_error(r, LLMGATE_CONNECTION, 0,
+		    "connection closed "
 		    "before the reply");
 		goto done;
 	}
 	if (code != CURLE_OK) {
-		reply_error(r, http_curl_class(code), (uint32_t)x->status,
-		    "%s", x->errbuf[0] != '\0' ? x->errbuf :
-		    curl_easy_strerror(code));
+		reply_error(r, http_curl_class(code), (uint32_t)x->status, "%s",
+		    x->errbuf[0] != '\0' ? x->errbuf :
+		                           curl_easy_strerror(code));
 		goto done;
 	}
 	if (x->sse_mode) {
@@ -810,8 +813,8 @@ http_ttfb_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct http_xfer *x = arg;
 
-	reply_error(&x->att->reply, LLMGATE_TIMEOUT, 0,
-	    "no reply within %u ms", x->att->prov->first_byte_ms);
+	reply_error(&x->att->reply, LLMGATE_TIMEOUT, 0, "no reply within %u ms",
+	    x->att->prov->first_byte_ms);
 	attempt_done(x->att);
 }
 
@@ -835,7 +838,8 @@ http_rst_cb(evutil_socket_t fd, short events, void *arg)
 	http_dead_close(x);
 	if (unread == 1) {
 		log_debug("%s: the server had closed a reused connection; the "
-		    "request goes out again on a new one", x->att->prov->name);
+		          "request goes out again on a new one",
+		    x->att->prov->name);
 		curl_multi_remove_handle(http_multi, x->easy);
 		x->sends = 0;
 		x->errbuf[0] = '\0';

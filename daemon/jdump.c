@@ -17,9 +17,10 @@
 
 #include "llmgated.h"
 
-#define JDUMP_MAX_DEPTH		2048	/* as jansson's JSON_PARSER_MAX_DEPTH */
-#define JDUMP_OWN_FLAGS		(JSON_COMPACT | JSON_ENSURE_ASCII | \
-				    JSON_ENCODE_ANY | JSON_REAL_PRECISION(31))
+#define JDUMP_MAX_DEPTH 2048 /* as jansson's JSON_PARSER_MAX_DEPTH */
+#define JDUMP_OWN_FLAGS \
+	(JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY | \
+	    JSON_REAL_PRECISION(31))
 
 static const char jdump_hex[] = "0123456789ABCDEF";
 
@@ -117,13 +118,34 @@ jdump_string(struct buf *b, const char *str, size_t n, size_t flags)
 		}
 		s += len;
 		switch (cp) {
-		case '"': *p++ = '\\'; *p++ = '"'; break;
-		case '\\': *p++ = '\\'; *p++ = '\\'; break;
-		case '\b': *p++ = '\\'; *p++ = 'b'; break;
-		case '\f': *p++ = '\\'; *p++ = 'f'; break;
-		case '\n': *p++ = '\\'; *p++ = 'n'; break;
-		case '\r': *p++ = '\\'; *p++ = 'r'; break;
-		case '\t': *p++ = '\\'; *p++ = 't'; break;
+		case '"':
+			*p++ = '\\';
+			*p++ = '"';
+			break;
+		case '\\':
+			*p++ = '\\';
+			*p++ = '\\';
+			break;
+		case '\b':
+			*p++ = '\\';
+			*p++ = 'b';
+			break;
+		case '\f':
+			*p++ = '\\';
+			*p++ = 'f';
+			break;
+		case '\n':
+			*p++ = '\\';
+			*p++ = 'n';
+			break;
+		case '\r':
+			*p++ = '\\';
+			*p++ = 'r';
+			break;
+		case '\t':
+			*p++ = '\\';
+			*p++ = 't';
+			break;
 		default:
 			if (cp < 0x10000)
 				p = jdump_u(p, cp);
@@ -144,8 +166,8 @@ jdump_int(struct buf *b, json_int_t v)
 {
 	char d[24], *p = d + sizeof d;
 	/* As unsigned, so that the most negative value has a magnitude. */
-	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v :
-	    (unsigned long long)v;
+	unsigned long long u =
+	    v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
 
 	do {
 		*--p = (char)('0' + u % 10);
@@ -170,16 +192,16 @@ jdump_value(struct buf *b, json_t *j, size_t flags, int depth)
 	case JSON_OBJECT:
 		jdump_ch(b, '{');
 		for (it = json_object_iter(j), i = 0; it != NULL;
-		    it = json_object_iter_next(j, it), i++) {
+		     it = json_object_iter_next(j, it), i++) {
 			key = json_object_iter_key(it);
 			if (i != 0)
 				jdump_ch(b, ',');
 			if (jdump_string(b, key, json_object_iter_key_len(it),
-			    flags) != 0)
+			        flags) != 0)
 				return -1;
 			jdump_ch(b, ':');
 			if (jdump_value(b, json_object_iter_value(it), flags,
-			    depth + 1) != 0)
+			        depth + 1) != 0)
 				return -1;
 		}
 		jdump_ch(b, '}');
@@ -191,7 +213,7 @@ jdump_value(struct buf *b, json_t *j, size_t flags, int depth)
 			if (i != 0)
 				jdump_ch(b, ',');
 			if (jdump_value(b, json_array_get(j, i), flags,
-			    depth + 1) != 0)
+			        depth + 1) != 0)
 				return -1;
 		}
 		jdump_ch(b, ']');
@@ -229,8 +251,9 @@ jdump_buf(struct buf *b, json_t *j, size_t flags)
 	size_t len = b->len;
 	char *s;
 
-	if (j == NULL || (!(flags & JSON_ENCODE_ANY) && !json_is_object(j) &&
-	    !json_is_array(j)))
+	if (j == NULL ||
+	    (!(flags & JSON_ENCODE_ANY) && !json_is_object(j) &&
+	        !json_is_array(j)))
 		return -1;
 	if ((flags & ~(size_t)JDUMP_OWN_FLAGS) != 0 ||
 	    !(flags & JSON_COMPACT)) {

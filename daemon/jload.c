@@ -27,17 +27,17 @@
 
 #include "llmgated.h"
 
-#define JLOAD_MAX_TOKENS	512
-#define JLOAD_STACK_STR		256	/* unescaped strings up to this */
+#define JLOAD_MAX_TOKENS 512
+#define JLOAD_STACK_STR  256 /* unescaped strings up to this */
 
 struct jwalk {
 	const char *buf;
 	const jsmntok_t *tok;
 	int ntok;
-	int next;		/* the next token to take */
-	size_t pos;		/* the end of what was taken */
-	int check;		/* only check: build nothing, answer json_null() */
-	int nodup;		/* a key twice in an object: not taken */
+	int next;   /* the next token to take */
+	size_t pos; /* the end of what was taken */
+	int check;  /* only check: build nothing, answer json_null() */
+	int nodup;  /* a key twice in an object: not taken */
 };
 
 static int
@@ -72,7 +72,7 @@ jload_unescape(const char *s, size_t len, char *out)
 
 	for (i = 0; i < len; i++) {
 		if ((unsigned char)s[i] < 0x20)
-			return -1;	/* jansson refuses raw controls */
+			return -1; /* jansson refuses raw controls */
 		if (s[i] != '\\') {
 			out[n++] = s[i];
 			continue;
@@ -101,7 +101,7 @@ jload_unescape(const char *s, size_t len, char *out)
 			out[n++] = '\t';
 			break;
 		default:
-			return -1;	/* \u and anything else: jansson */
+			return -1; /* \u and anything else: jansson */
 		}
 	}
 	return (long)n;
@@ -158,7 +158,8 @@ jload_check_string(const char *s, size_t len)
 		while (len - i >= 8) {
 			memcpy(&x, p + i, 8);
 			if (((x - 0x2020202020202020ULL) | x |
-			    ((x ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL)) &
+			        ((x ^ 0x5c5c5c5c5c5c5c5cULL) -
+			            0x0101010101010101ULL)) &
 			    0x8080808080808080ULL)
 				break;
 			i += 8;
@@ -259,13 +260,15 @@ jload_object(struct jwalk *w, const jsmntok_t *t)
 		w->pos = (size_t)k->end + 1;
 		if (w->check) {
 			v = jload_check_string(w->buf + k->start,
-			    (size_t)(k->end - k->start)) != 0 ? NULL :
+			        (size_t)(k->end - k->start)) != 0 ?
+			    NULL :
 			    jload_value(w, ':');
 			if (v == NULL)
 				goto fail;
 			continue;
 		}
-		key = (size_t)(k->end - k->start) <= sizeof stack ? stack :
+		key = (size_t)(k->end - k->start) <= sizeof stack ?
+		    stack :
 		    xmalloc((size_t)(k->end - k->start));
 		n = jload_unescape(w->buf + k->start,
 		    (size_t)(k->end - k->start), key);
@@ -347,7 +350,7 @@ jload_value(struct jwalk *w, char sep)
 		if (jload_gap(w, (size_t)t->start, sep) != 0)
 			return NULL;
 		j = t->type == JSMN_OBJECT ? jload_object(w, t) :
-		    jload_array(w, t);
+		                             jload_array(w, t);
 		return j;
 	default:
 		return NULL;
@@ -427,7 +430,7 @@ jload_flags(const char *buf, size_t len, size_t flags, json_error_t *err)
 	if (flags & ~(size_t)JSON_REJECT_DUPLICATES)
 		return json_loadb(buf, len, flags, err);
 	if ((j = jload_walk(buf, len, tok, JLOAD_MAX_TOKENS, 0,
-	    (flags & JSON_REJECT_DUPLICATES) != 0, &n)) != NULL)
+	         (flags & JSON_REJECT_DUPLICATES) != 0, &n)) != NULL)
 		return j;
 	return json_loadb(buf, len, flags, err);
 }
@@ -502,7 +505,7 @@ jdoc_get(const struct jdoc *d, int obj, const char *key)
 	if (obj < 0 || obj >= d->n || d->tok[obj].type != JDOC_OBJECT)
 		return -1;
 	for (i = obj + 1, k = 0; k < d->tok[obj].size;
-	    k++, i = d->tok[i + 1].next) {
+	     k++, i = d->tok[i + 1].next) {
 		if (jdoc_key_eq(d, i, key, klen))
 			found = i + 1;
 	}
@@ -520,8 +523,7 @@ jdoc_is(const struct jdoc *d, int i, const char *literal)
 }
 
 const char *
-jdoc_str(const struct jdoc *d, int i, size_t *len, char *scratch,
-    size_t cap)
+jdoc_str(const struct jdoc *d, int i, size_t *len, char *scratch, size_t cap)
 {
 	const struct jdoc_tok *t = &d->tok[i];
 	const char *s = d->buf + t->start;

@@ -29,34 +29,34 @@
  * toward its cooldown and breaker; past that a failure report releases
  * the lease but moves nothing (logged).
  */
-#define LEASE_MAX_PER_UID	4096
-#define LEASE_HOLD_MAX_MS	60000
-#define LEASE_BAD_BURST		3
-#define LEASE_BAD_EVERY_MS	10000
-#define LEASE_LOG_EVERY_MS	10000	/* one "not applied" line per user */
+#define LEASE_MAX_PER_UID  4096
+#define LEASE_HOLD_MAX_MS  60000
+#define LEASE_BAD_BURST    3
+#define LEASE_BAD_EVERY_MS 10000
+#define LEASE_LOG_EVERY_MS 10000 /* one "not applied" line per user */
 
 struct lease_user {
 	uid_t uid;
-	unsigned leases;		/* granted or waiting */
+	unsigned leases; /* granted or waiting */
 	uint64_t logged_at;
-	uint64_t unlogged;		/* reports not applied since */
+	uint64_t unlogged; /* reports not applied since */
 	struct lease_user *next;
 };
 
 /* One user's failure-report budget at one target; gone once full again. */
-#define LEASE_BAD_HASH	256
+#define LEASE_BAD_HASH 256
 struct lease_bad {
 	uid_t uid;
 	const struct target *t;
-	uint64_t at;			/* refills counted from */
-	uint32_t level;			/* full at LEASE_BAD_BURST */
+	uint64_t at;    /* refills counted from */
+	uint32_t level; /* full at LEASE_BAD_BURST */
 	struct lease_bad *next;
 };
 
 enum lease_state {
-	LEASE_ASKED,			/* acquire not yet looked at */
-	LEASE_WAITING,			/* queued for budget */
-	LEASE_GRANTED,			/* answered; until report or TTL */
+	LEASE_ASKED,   /* acquire not yet looked at */
+	LEASE_WAITING, /* queued for budget */
+	LEASE_GRANTED, /* answered; until report or TTL */
 };
 
 struct lease {
@@ -64,18 +64,18 @@ struct lease {
 	struct lease_user *user;
 	enum lease_state state;
 	struct admission adm;
-	char *target;			/* as asked, then as the target's */
-	uint32_t tokens;		/* the acquire's, until admitted */
+	char *target;    /* as asked, then as the target's */
+	uint32_t tokens; /* the acquire's, until admitted */
 	uint32_t timeout_ms;
 	enum llmgate_priority prio;
 	uint64_t client;
-	uid_t uid;			/* whose targets it makes (target.c) */
-	struct config *cfg;		/* its class's */
+	uid_t uid;          /* whose targets it makes (target.c) */
+	struct config *cfg; /* its class's */
 	const struct client_class *klass;
-	struct client_state *kstate;	/* counted in its inflight */
-	struct event *timer;		/* the first step, the deadline
+	struct client_state *kstate; /* counted in its inflight */
+	struct event *timer;         /* the first step, the deadline
 					   while queued, then the TTL */
-	lease_cb *cb;			/* the answer to acquire */
+	lease_cb *cb;                /* the answer to acquire */
 	void *arg;
 	struct lease *hnext;
 };
@@ -145,7 +145,7 @@ lease_bad_allowed(uid_t uid, const struct target *t, uint64_t now)
 	if (b->level == 0)
 		return 0;
 	if (b->level == LEASE_BAD_BURST)
-		b->at = now;	/* refills count from the first use */
+		b->at = now; /* refills count from the first use */
 	b->level--;
 	return 1;
 }
@@ -166,7 +166,7 @@ lease_unlink(uint64_t id)
 	struct lease **pp, *l;
 
 	for (pp = &lease_table[id % LEASE_HASH]; (l = *pp) != NULL;
-	    pp = &l->hnext) {
+	     pp = &l->hnext) {
 		if (l->id == id) {
 			*pp = l->hnext;
 			lease_count--;
@@ -336,8 +336,9 @@ lease_targets(struct lease *l, struct target **mem,
 		n = pc->ntargets;
 	*pool = pc;
 	for (i = 0; i < n; i++) {
-		mem[i] = target_resolve(cfg, pc != NULL ? pc->targets[i] :
-		    l->target, l->uid, &prov[i], &cause);
+		mem[i] =
+		    target_resolve(cfg, pc != NULL ? pc->targets[i] : l->target,
+		        l->uid, &prov[i], &cause);
 		if (mem[i] == NULL) {
 			while (i > 0)
 				target_release(mem[--i]);
@@ -373,19 +374,20 @@ lease_step(struct lease *l)
 	if ((n = lease_targets(l, mem, prov, &pool)) == 0)
 		return;
 	/* This one counted already among its user's. */
-	if (lease_count >= LEASE_MAX ||
-	    l->user->leases > LEASE_MAX_PER_UID) {
+	if (lease_count >= LEASE_MAX || l->user->leases > LEASE_MAX_PER_UID) {
 		for (i = 0; i < n; i++)
 			target_release(mem[i]);
 		if (lease_count >= LEASE_MAX)
-			snprintf(msg, sizeof msg, "%u leases outstanding, the "
+			snprintf(msg, sizeof msg,
+			    "%u leases outstanding, the "
 			    "most llmgated keeps: report leases when done",
 			    lease_count);
 		else
-			snprintf(msg, sizeof msg, "uid %ld has %u leases "
+			snprintf(msg, sizeof msg,
+			    "uid %ld has %u leases "
 			    "outstanding, the most one user may hold: report "
-			    "leases when done", (long)l->uid,
-			    l->user->leases - 1);
+			    "leases when done",
+			    (long)l->uid, l->user->leases - 1);
 		lease_answer(l, LLMGATE_OVERLOADED, msg);
 		return;
 	}
@@ -395,7 +397,8 @@ lease_step(struct lease *l)
 		for (i = 0; i < n; i++)
 			target_release(mem[i]);
 		clients_state(l->klass)->refused_caps++;
-		snprintf(msg, sizeof msg, "client class '%s' has %u calls and "
+		snprintf(msg, sizeof msg,
+		    "client class '%s' has %u calls and "
 		    "leases in flight, its most (max_inflight)",
 		    l->klass->name, l->klass->max_inflight);
 		lease_answer(l, LLMGATE_OVERLOADED, msg);
@@ -423,8 +426,8 @@ lease_step(struct lease *l)
 		admission_class(&l->adm, l->klass);
 		l->adm.answer = lease_admitted;
 		l->adm.arg = l;
-		v = admit_request(&l->adm, l->timeout_ms != 0 ?
-		    now + l->timeout_ms : 0, now, &wait);
+		v = admit_request(&l->adm,
+		    l->timeout_ms != 0 ? now + l->timeout_ms : 0, now, &wait);
 		if (v == ADMIT_GO || v == ADMIT_WAIT) {
 			cls = LLMGATE_OK;
 			break;
@@ -474,12 +477,13 @@ lease_not_applied(struct lease_user *u, const struct lease *l,
 	u->unlogged++;
 	if (u->logged_at != 0 && now - u->logged_at < LEASE_LOG_EVERY_MS)
 		return;
-	log_warnx("lease reports from uid %ld: %llu failure report(s) not "
+	log_warnx(
+	    "lease reports from uid %ld: %llu failure report(s) not "
 	    "applied to cooldowns or breakers, the last %s at %s (over %d "
 	    "at once or one per %d s from one user at one target)",
-	    (long)u->uid,
-	    (unsigned long long)u->unlogged, llmgate_class_name(cls),
-	    l->target, LEASE_BAD_BURST, LEASE_BAD_EVERY_MS / 1000);
+	    (long)u->uid, (unsigned long long)u->unlogged,
+	    llmgate_class_name(cls), l->target, LEASE_BAD_BURST,
+	    LEASE_BAD_EVERY_MS / 1000);
 	u->logged_at = now;
 	u->unlogged = 0;
 }
@@ -509,12 +513,13 @@ lease_report(const struct llmgate_report *rep, uid_t uid, char **cause)
 	}
 	header_rl_init(&rl);
 	cls = rep->status == 0 ? LLMGATE_CONNECTION :
-	    reply_class_for_status(rep->status);
+	                         reply_class_for_status(rep->status);
 	/* A report holds a target LEASE_HOLD_MAX_MS at most, a spent
 	 * quota included (an upstream's own hint may hold it an hour). */
 	if (rep->retry_after_s >= 0 || cls == LLMGATE_QUOTA_EXHAUSTED) {
-		hold = rep->retry_after_s >= 0 && rep->retry_after_s * 1000 <
-		    LEASE_HOLD_MAX_MS ? (int64_t)(rep->retry_after_s * 1000) :
+		hold = rep->retry_after_s >= 0 &&
+		        rep->retry_after_s * 1000 < LEASE_HOLD_MAX_MS ?
+		    (int64_t)(rep->retry_after_s * 1000) :
 		    LEASE_HOLD_MAX_MS;
 		rl.retry_after_ms = hold;
 		if (cls == LLMGATE_QUOTA_EXHAUSTED)
@@ -526,8 +531,8 @@ lease_report(const struct llmgate_report *rep, uid_t uid, char **cause)
 		cls = LLMGATE_CANCELLED;
 		header_rl_init(&rl);
 	}
-	admit_done(&l->adm, cls, &rl, rl_tokens_sum(rep->input_tokens,
-	    rep->output_tokens), now);
+	admit_done(&l->adm, cls, &rl,
+	    rl_tokens_sum(rep->input_tokens, rep->output_tokens), now);
 	lease_free(l);
 	return 0;
 }

@@ -42,13 +42,13 @@ struct buf {
 	size_t cap;
 };
 void buf_add(struct buf *, const void *, size_t);
-char *buf_reserve(struct buf *, size_t);	/* room for n more bytes */
+char *buf_reserve(struct buf *, size_t); /* room for n more bytes */
 void buf_addstr(struct buf *, const char *);
 void buf_printf(struct buf *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *);
 void buf_free(struct buf *);
-const char *buf_cstr(const struct buf *);	/* "" for an empty buffer */
+const char *buf_cstr(const struct buf *); /* "" for an empty buffer */
 
 /* log.c */
 enum log_level { LOG_LVL_WARN = 0, LOG_LVL_INFO, LOG_LVL_DEBUG };
@@ -61,24 +61,22 @@ void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
-void fatal(const char *, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-void fatalx(const char *, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
+void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* config*.c */
 enum jitter { JITTER_FULL = 0, JITTER_EQUAL, JITTER_DECORRELATED, JITTER_NONE };
 
 struct model_conf {
 	char *name;
-	uint32_t rpm, tpm, burst, tpm_burst;	/* 0: the provider's value */
+	uint32_t rpm, tpm, burst, tpm_burst; /* 0: the provider's value */
 };
 
 struct provider_conf {
 	char *name;
 	const struct provider_type *type;
 	char *base_url;
-	char *api_key;		/* resolved at load; never logged or sent */
+	char *api_key; /* resolved at load; never logged or sent */
 	/*
 	 * The api_key_env variable that was unset or empty at load: the
 	 * provider needs a key and has none, so its attempts fail with
@@ -86,33 +84,33 @@ struct provider_conf {
 	 * no key source is configured (local servers, mock).
 	 */
 	char *key_env_unset;
-	char *api_version;	/* azure */
+	char *api_version; /* azure */
 	uint32_t rpm, tpm, burst, tpm_burst;
-	uint32_t concurrency;	/* 0: unlimited */
-	uint32_t timeout_ms;	/* per attempt */
+	uint32_t concurrency; /* 0: unlimited */
+	uint32_t timeout_ms;  /* per attempt */
 	uint32_t connect_timeout_ms;
-	uint32_t first_byte_ms;	/* 0: bounded by timeout_ms only */
-	uint32_t idle_ms;	/* a stream silent this long is dead */
+	uint32_t first_byte_ms; /* 0: bounded by timeout_ms only */
+	uint32_t idle_ms;       /* a stream silent this long is dead */
 	struct model_conf *models;
 	size_t nmodels;
 };
 
 /* What one target of a route changes in the request (LLMGATE_HAS_*). */
-#define TARGET_HAS_ATTEMPTS 0x100
+#define TARGET_HAS_ATTEMPTS    0x100
 #define TARGET_HAS_FALLBACK_ON 0x200
-#define TARGET_HAS_REJECT 0x400
+#define TARGET_HAS_REJECT      0x400
 
 /* Reply conditions (fallback.c). */
-#define FALLBACK_REJECT_LENGTH		0x01
-#define FALLBACK_REJECT_CONTENT_FILTER	0x02
-#define FALLBACK_REJECT_REFUSAL		0x04
-#define FALLBACK_REJECT_EMPTY		0x08
+#define FALLBACK_REJECT_LENGTH         0x01
+#define FALLBACK_REJECT_CONTENT_FILTER 0x02
+#define FALLBACK_REJECT_REFUSAL        0x04
+#define FALLBACK_REJECT_EMPTY          0x08
 
 /* When a call or a route step moves on to the next step. */
 struct fallback {
-	uint32_t on;		/* bit (1 << class); 0: the default set */
-	unsigned reject;	/* FALLBACK_REJECT_* */
-	void **re;		/* compiled match: patterns (pcre2_code *) */
+	uint32_t on;     /* bit (1 << class); 0: the default set */
+	unsigned reject; /* FALLBACK_REJECT_* */
+	void **re;       /* compiled match: patterns (pcre2_code *) */
 	char **pat;
 	size_t nre;
 };
@@ -122,37 +120,37 @@ struct target_override {
 	double temperature;
 	double top_p;
 	uint32_t attempts;
-	struct fallback fb;	/* fallback_on and reject, per has */
+	struct fallback fb; /* fallback_on and reject, per has */
 };
 
 struct route_conf {
 	char *name;
 	char **targets;
-	struct target_override *over;	/* one per target */
+	struct target_override *over; /* one per target */
 	size_t ntargets;
 };
 
 /* A deployment pool: one logical model, several targets (pool.c). */
 struct pool;
 struct pool_conf {
-	char *name;		/* no '/': a target name never clashes */
-	char **targets;		/* "provider/model", each once */
-	uint32_t *weights;	/* one per target; strategy weighted */
+	char *name;        /* no '/': a target name never clashes */
+	char **targets;    /* "provider/model", each once */
+	uint32_t *weights; /* one per target; strategy weighted */
 	size_t ntargets;
-	int strategy;		/* enum pool_strategy */
-	uint32_t max_moves;	/* moves to another member, per call step */
-	uint32_t move_on;	/* bit (1 << class): classes that move */
-	struct pool *state;	/* the choice's own state, per config */
+	int strategy;       /* enum pool_strategy */
+	uint32_t max_moves; /* moves to another member, per call step */
+	uint32_t move_on;   /* bit (1 << class): classes that move */
+	struct pool *state; /* the choice's own state, per config */
 };
 
 struct retry_conf {
-	uint32_t attempts;	/* per target, first included */
+	uint32_t attempts; /* per target, first included */
 	uint32_t initial_ms;
 	uint32_t max_ms;
 	double multiplier;
 	enum jitter jitter;
-	uint32_t on;		/* bit (1 << class) per retried class */
-	uint32_t repairs;	/* invalid replies fed back, per target */
+	uint32_t on;      /* bit (1 << class) per retried class */
+	uint32_t repairs; /* invalid replies fed back, per target */
 };
 
 struct breaker_conf {
@@ -171,81 +169,82 @@ struct retry_budget_conf {
 
 /* The cluster block: several hosts share budgets through Redis. */
 struct cluster_conf {
-	int enabled;		/* the block is there */
-	char *redis;		/* "unix:PATH" or "host:port" */
-	char *user;		/* ACL user; NULL: the default user */
+	int enabled; /* the block is there */
+	char *redis; /* "unix:PATH" or "host:port" */
+	char *user;  /* ACL user; NULL: the default user */
 	char *password_file;
-	char *password;		/* resolved at load; never logged */
-	char *prefix;		/* of every key and channel */
-	char *host;		/* this host's name; default the hostname */
-	uint32_t slice_ms;	/* a slice lasts about this at our own rate */
-	uint32_t timeout_ms;	/* a reply later than this: Redis is down */
-	uint32_t expected_hosts;	/* hosts assumed, at least, without Redis */
+	char *password;          /* resolved at load; never logged */
+	char *prefix;            /* of every key and channel */
+	char *host;              /* this host's name; default the hostname */
+	uint32_t slice_ms;       /* a slice lasts about this at our own rate */
+	uint32_t timeout_ms;     /* a reply later than this: Redis is down */
+	uint32_t expected_hosts; /* hosts assumed, at least, without Redis */
 };
 
 /* The HTTP front (front-http*.c). */
 struct http_conf {
-	char **listen;		/* "host:port", "unix:PATH", "unix:" */
+	char **listen; /* "host:port", "unix:PATH", "unix:" */
 	size_t nlisten;
 	char *tokens_file;
-	int allow_remote;	/* non-loopback addresses may be listed */
-	char **names;		/* from tokens_file: client name ... */
-	char **tokens;		/* ... and its bearer token */
+	int allow_remote; /* non-loopback addresses may be listed */
+	char **names;     /* from tokens_file: client name ... */
+	char **tokens;    /* ... and its bearer token */
 	size_t ntokens;
 };
 
 /* A quota domain of the limits block (domain.c, config-domains.c). */
-#define DOMAIN_COOLDOWN_TARGET	0	/* a 429 holds the member only */
-#define DOMAIN_COOLDOWN_DOMAIN	1	/* ... every member */
+#define DOMAIN_COOLDOWN_TARGET 0 /* a 429 holds the member only */
+#define DOMAIN_COOLDOWN_DOMAIN 1 /* ... every member */
 struct domain_conf {
 	char *name;
-	uint32_t rpm, tpm, burst, tpm_burst;	/* 0: none */
-	char **targets;		/* fnmatch(3) patterns over provider/model */
+	uint32_t rpm, tpm, burst, tpm_burst; /* 0: none */
+	char **targets; /* fnmatch(3) patterns over provider/model */
 	size_t ntargets;
-	int learn;		/* members' rate-limit headers are its own */
-	int cooldown;		/* DOMAIN_COOLDOWN_* */
+	int learn;    /* members' rate-limit headers are its own */
+	int cooldown; /* DOMAIN_COOLDOWN_* */
 };
 
 struct config {
-	int refs;		/* config_ref(): calls keep theirs across reloads */
-	char *path;		/* NULL: the embedded default */
-	char *socket;		/* NULL: resolved like the client does */
+	int refs;     /* config_ref(): calls keep theirs across reloads */
+	char *path;   /* NULL: the embedded default */
+	char *socket; /* NULL: resolved like the client does */
 	mode_t socket_mode;
-	char *socket_group;	/* chown the socket to it; NULL: leave it */
-	gid_t socket_gid;	/* resolved at load */
-	char *admin_group;	/* members may use admin ops; NULL: none */
-	gid_t admin_gid;	/* resolved at load */
-	uint32_t max_conns_per_uid;	/* 0: unlimited */
-	int strict_models;	/* only models the config names */
-	uint32_t max_calls_per_uid;	/* calls and acquires in flight; 0: any */
-	uint32_t max_bytes_per_uid;	/* request bytes held for one user */
-	uint32_t max_memory;	/* bytes held for all clients; 0: any */
-	uint32_t frame_timeout_ms;	/* to say hello; to finish a frame */
-	int log_level;		/* -1: unset */
+	char *socket_group;         /* chown the socket to it; NULL: leave it */
+	gid_t socket_gid;           /* resolved at load */
+	char *admin_group;          /* members may use admin ops; NULL: none */
+	gid_t admin_gid;            /* resolved at load */
+	uint32_t max_conns_per_uid; /* 0: unlimited */
+	int strict_models;          /* only models the config names */
+	uint32_t max_calls_per_uid; /* calls and acquires in flight; 0: any */
+	uint32_t max_bytes_per_uid; /* request bytes held for one user */
+	uint32_t max_memory;        /* bytes held for all clients; 0: any */
+	uint32_t frame_timeout_ms;  /* to say hello; to finish a frame */
+	int log_level;              /* -1: unset */
 	uint32_t max_frame;
-	uint32_t max_inflight;	/* calls per connection */
+	uint32_t max_inflight; /* calls per connection */
 	uint32_t max_clients;
-	uint32_t max_output;	/* bytes queued to one client before it is dropped */
+	uint32_t
+	    max_output; /* bytes queued to one client before it is dropped */
 	uint32_t drain_ms;
-	uint32_t max_wait_ms;	/* longest wait for budget before a skip */
-	uint32_t lease_ttl_ms;	/* an unreported lease is released then */
-	char *metrics_listen;	/* "host:port" of GET /metrics; NULL: none */
-	char *state_file;	/* NULL: $STATE_DIRECTORY/state.json or none */
-	uint32_t state_save_ms;	/* between periodic saves */
+	uint32_t max_wait_ms;   /* longest wait for budget before a skip */
+	uint32_t lease_ttl_ms;  /* an unreported lease is released then */
+	char *metrics_listen;   /* "host:port" of GET /metrics; NULL: none */
+	char *state_file;       /* NULL: $STATE_DIRECTORY/state.json or none */
+	uint32_t state_save_ms; /* between periodic saves */
 	struct provider_conf *providers;
 	size_t nproviders;
 	struct route_conf *routes;
 	size_t nroutes;
 	struct pool_conf *pools;
 	size_t npools;
-	struct domain_conf *domains;	/* the limits block */
+	struct domain_conf *domains; /* the limits block */
 	size_t ndomains;
 	struct retry_conf retry;
 	struct breaker_conf breaker;
 	struct retry_budget_conf retry_budget;
 	struct cluster_conf cluster;
 	struct http_conf http;
-	struct client_class *classes;	/* the clients block, in order */
+	struct client_class *classes; /* the clients block, in order */
 	size_t nclasses;
 };
 
@@ -279,38 +278,38 @@ void config_unref(struct config *);
 typedef struct config_setting_t config_setting_t;
 
 /* Most providers, routes, models of a provider, targets of a route. */
-#define CONFIG_MAX_ITEMS	1024
+#define CONFIG_MAX_ITEMS 1024
 
-#define CONFIG_NITEMS(a)	(sizeof (a) / sizeof (a)[0])
+#define CONFIG_NITEMS(a) (sizeof(a) / sizeof(a)[0])
 
 /* One problem; kept until all are known, then sorted by file and line. */
 struct config_err {
-	char		*text;
-	int		 rank;	/* 0: the main file, 1: included */
-	unsigned	 line;
-	size_t		 seq;
+	char *text;
+	int rank; /* 0: the main file, 1: included */
+	unsigned line;
+	size_t seq;
 };
 
 struct config_ctx {
-	const char		*file;	/* the path, or "<default>" */
-	const char		*text;	/* the main file's bytes */
-	char			*dir;	/* api_key_file base; NULL: cwd */
-	struct config		*conf;
-	struct config_err	*errs;
-	size_t			 nerrs;
+	const char *file; /* the path, or "<default>" */
+	const char *text; /* the main file's bytes */
+	char *dir;        /* api_key_file base; NULL: cwd */
+	struct config *conf;
+	struct config_err *errs;
+	size_t nerrs;
 };
 
 enum config_kind {
-	CK_U32,		/* integer in [min, max] */
-	CK_DOUBLE,	/* any number in [min, max] */
-	CK_STRING,	/* non-empty string, copied */
-	CK_BOOL,	/* true or false, into an int */
-	CK_MODE,	/* octal string like "0660" */
+	CK_U32,    /* integer in [min, max] */
+	CK_DOUBLE, /* any number in [min, max] */
+	CK_STRING, /* non-empty string, copied */
+	CK_BOOL,   /* true or false, into an int */
+	CK_MODE,   /* octal string like "0660" */
 	CK_LOGLEVEL,
 	CK_JITTER,
-	CK_GROUP,	/* { ... } with its own keys (sub) */
-	CK_LIST,	/* ( { ... }, ... ): fn is called for each group */
-	CK_FUNC,	/* fn does it all */
+	CK_GROUP, /* { ... } with its own keys (sub) */
+	CK_LIST,  /* ( { ... }, ... ): fn is called for each group */
+	CK_FUNC,  /* fn does it all */
 };
 
 typedef void config_fn(struct config_ctx *, const config_setting_t *, void *);
@@ -318,62 +317,56 @@ typedef int config_check_fn(struct config_ctx *, const config_setting_t *,
     const config_setting_t **, void *);
 
 struct config_key {
-	const char		*name;
-	enum config_kind	 kind;
-	size_t			 off;	/* into the object filled */
-	double			 min;
-	double			 max;	/* 0: no upper bound */
+	const char *name;
+	enum config_kind kind;
+	size_t off; /* into the object filled */
+	double min;
+	double max; /* 0: no upper bound */
 	const struct config_keys *sub;
-	config_fn		*fn;
+	config_fn *fn;
 };
 
 struct config_keys {
-	const struct config_key	*keys;
-	size_t			 nkeys;
-	config_check_fn		*check;	/* last; -1 drops obj */
+	const struct config_key *keys;
+	size_t nkeys;
+	config_check_fn *check; /* last; -1 drops obj */
 };
 
 /* config-pools.c: the pools block. */
-void	config_pool_add(struct config_ctx *, const config_setting_t *,
-	    void *);
-void	config_pool_free(struct pool_conf *);
+void config_pool_add(struct config_ctx *, const config_setting_t *, void *);
+void config_pool_free(struct pool_conf *);
 const struct pool_conf *config_pool(const struct config *, const char *);
 
 /* config.c */
-void	config_error(struct config_ctx *, const config_setting_t *,
-	    const char *, ...) __attribute__((format(printf, 3, 4)));
-char	*config_read_all(struct config_ctx *, const char *);
+void config_error(struct config_ctx *, const config_setting_t *, const char *,
+    ...) __attribute__((format(printf, 3, 4)));
+char *config_read_all(struct config_ctx *, const char *);
 /* config-keys.c */
 extern const struct config_keys config_top_keys;
 /* config-provider.c */
-void	config_provider_add(struct config_ctx *, const config_setting_t *,
-	    void *);
-void	config_provider_free(struct provider_conf *);
+void config_provider_add(struct config_ctx *, const config_setting_t *, void *);
+void config_provider_free(struct provider_conf *);
 /* config-route.c */
-void	config_route_add(struct config_ctx *, const config_setting_t *,
-	    void *);
-void	config_route_free(struct route_conf *);
+void config_route_add(struct config_ctx *, const config_setting_t *, void *);
+void config_route_free(struct route_conf *);
 /* config-http.c */
 extern const struct config_keys config_http_keys;
 /* config-domains.c: the limits block */
-void	config_domain_add(struct config_ctx *, const config_setting_t *,
-	    void *);
-void	config_domain_free(struct domain_conf *);
+void config_domain_add(struct config_ctx *, const config_setting_t *, void *);
+void config_domain_free(struct domain_conf *);
 /* config-value.c */
-int	config_group(struct config_ctx *, const config_setting_t *,
-	    const struct config_keys *, void *);
+int config_group(struct config_ctx *, const config_setting_t *,
+    const struct config_keys *, void *);
 const char *config_suggest(const char *, const char **, size_t);
-int	config_strings(struct config_ctx *, const config_setting_t *,
-	    const char *);
-#define CONFIG_MAX_KEY_FILE	65536
-int	config_has_ctl(const char *);
-char	*config_secret_file(struct config_ctx *, const config_setting_t *,
-	    const char *who, const char *setting, const char *file);
+int config_strings(struct config_ctx *, const config_setting_t *, const char *);
+#define CONFIG_MAX_KEY_FILE 65536
+int config_has_ctl(const char *);
+char *config_secret_file(struct config_ctx *, const config_setting_t *,
+    const char *who, const char *setting, const char *file);
 
 /* config-clients.c: the clients block. */
-void	config_clients_add(struct config_ctx *, const config_setting_t *,
-	    void *);
-void	config_clients_free(struct config *);
+void config_clients_add(struct config_ctx *, const config_setting_t *, void *);
+void config_clients_free(struct config *);
 
 /* jload.c: json_loadb(buf, len, 0, err), several times faster on the
  * replies and stream events providers send; same tree, same errors. */
@@ -382,12 +375,12 @@ json_t *jload(const char *buf, size_t len, json_error_t *err);
 json_t *jload_fast(const char *buf, size_t len);
 /* jload() with json_loadb()'s JSON_REJECT_DUPLICATES (the only flag). */
 json_t *jload_flags(const char *buf, size_t len, size_t flags,
-	    json_error_t *err);
+    json_error_t *err);
 
 /* jdump.c: json_dumps(j, flags), the same text, several times faster
  * for JSON_COMPACT; jdump_buf() appends it to a buffer. */
-char	*jdump(json_t *j, size_t flags);
-int	 jdump_buf(struct buf *, json_t *j, size_t flags);
+char *jdump(json_t *j, size_t flags);
+int jdump_buf(struct buf *, json_t *j, size_t flags);
 /*
  * A document read in place, without a tree: for the few events read
  * often enough that building one costs more than the rest of their work.
@@ -396,14 +389,14 @@ int	 jdump_buf(struct buf *, json_t *j, size_t flags);
  * up to JDOC_TOKENS tokens; -1 otherwise. Tokens are indexed from 0, the
  * root; an object's keys and values alternate after it.
  */
-#define JDOC_TOKENS	128
+#define JDOC_TOKENS 128
 enum jdoc_type { JDOC_OBJECT = 1, JDOC_ARRAY, JDOC_STRING, JDOC_PRIMITIVE };
 struct jdoc_tok {
 	enum jdoc_type type;
-	int start;		/* byte offsets; a string's exclude its quotes */
+	int start; /* byte offsets; a string's exclude its quotes */
 	int end;
-	int size;		/* members of an object or array */
-	int next;		/* the token after this one and all it holds */
+	int size; /* members of an object or array */
+	int next; /* the token after this one and all it holds */
 };
 struct jdoc {
 	const char *buf;
@@ -425,15 +418,15 @@ int jdoc_int(const struct jdoc *, int i, int64_t *);
 
 /* sse.c: incremental WHATWG event-stream parser, any split of the bytes. */
 struct sse_event {
-	const char *event;	/* NULL when no event: field was given */
-	const char *data;	/* data lines joined with '\n', NUL-terminated */
+	const char *event; /* NULL when no event: field was given */
+	const char *data;  /* data lines joined with '\n', NUL-terminated */
 	size_t len;
-	int error_field;	/* llama.cpp's non-standard "error: {json}" line */
+	int error_field; /* llama.cpp's non-standard "error: {json}" line */
 };
 /* Return non-zero to stop parsing; sse_feed then returns that value. */
 typedef int sse_cb(const struct sse_event *, void *arg);
-#define SSE_MAX_EVENT	(8 * 1024 * 1024)	/* bytes in one line or event */
-#define SSE_TOO_LONG	(-2)	/* over SSE_MAX_EVENT: a parse error */
+#define SSE_MAX_EVENT (8 * 1024 * 1024) /* bytes in one line or event */
+#define SSE_TOO_LONG  (-2)              /* over SSE_MAX_EVENT: a parse error */
 struct sse {
 	sse_cb *cb;
 	void *arg;
@@ -441,9 +434,9 @@ struct sse {
 	struct buf data;
 	struct buf event;
 	int has_data;
-	int last_cr;		/* previous chunk ended on '\r' */
-	uint64_t events;	/* dispatched */
-	uint64_t activity;	/* lines seen, comments included */
+	int last_cr;       /* previous chunk ended on '\r' */
+	uint64_t events;   /* dispatched */
+	uint64_t activity; /* lines seen, comments included */
 };
 void sse_init(struct sse *, sse_cb *, void *);
 /* 0, the callback's non-zero value, or SSE_TOO_LONG. Stop feeding after
@@ -453,14 +446,14 @@ void sse_free(struct sse *);
 
 /* header.c: rate-limit and retry hints from response headers, all providers. */
 struct header_rl {
-	int64_t retry_after_ms;		/* -1 when none */
-	int64_t limit_requests;		/* -1 when unknown, for all below */
+	int64_t retry_after_ms; /* -1 when none */
+	int64_t limit_requests; /* -1 when unknown, for all below */
 	int64_t remaining_requests;
-	int64_t reset_requests_ms;	/* from now */
+	int64_t reset_requests_ms; /* from now */
 	int64_t limit_tokens;
 	int64_t remaining_tokens;
 	int64_t reset_tokens_ms;
-	int should_retry;		/* x-should-retry: -1 unset, 0, 1 */
+	int should_retry; /* x-should-retry: -1 unset, 0, 1 */
 	char request_id[96];
 	/* header.c's own: retry-after-ms was seen and beats retry-after;
 	 * Anthropic's tokens, input-tokens and output-tokens families
@@ -484,13 +477,13 @@ struct reply_tool {
 	char *id;
 	char *name;
 	struct buf args;
-	int64_t key;		/* the upstream number of this call */
+	int64_t key; /* the upstream number of this call */
 };
 
 typedef void reply_emit_cb(void *arg, const struct llmgate_chunk *);
 
 struct reply {
-	reply_emit_cb *emit;	/* streamed deltas go here; may be NULL */
+	reply_emit_cb *emit; /* streamed deltas go here; may be NULL */
 	void *emit_arg;
 	struct buf text;
 	struct reply_tool *tools;
@@ -498,17 +491,17 @@ struct reply {
 	enum llmgate_finish finish;
 	uint64_t input_tokens;
 	uint64_t output_tokens;
-	int done;		/* terminal event seen, or full body parsed */
-	int refused;		/* a content_filter answer is the model's refusal */
-	enum llmgate_class cls;	/* LLMGATE_OK unless an error was found */
-	uint32_t status;	/* HTTP status */
+	int done;    /* terminal event seen, or full body parsed */
+	int refused; /* a content_filter answer is the model's refusal */
+	enum llmgate_class cls; /* LLMGATE_OK unless an error was found */
+	uint32_t status;        /* HTTP status */
 	char *message;
 	struct header_rl rl;
-	void *pstate;		/* adapter's stream state, freed with free() */
-	int too_long;		/* text passed REPLY_MAX_TEXT: stop reading */
+	void *pstate; /* adapter's stream state, freed with free() */
+	int too_long; /* text passed REPLY_MAX_TEXT: stop reading */
 };
 /* The most text one reply (streamed or not) may carry: a full body's. */
-#define REPLY_MAX_TEXT	(8u * 1024 * 1024)
+#define REPLY_MAX_TEXT (8u * 1024 * 1024)
 
 /* reply.c */
 void reply_init(struct reply *, reply_emit_cb *, void *);
@@ -533,7 +526,7 @@ enum llmgate_class reply_class_for_status(uint32_t status);
 
 /* scrub.c: upstream text without the configured API keys or anything
  * shaped like a key (Bearer, api-key values, sk-..., masked keys). */
-char *scrub(const char *);	/* free(); NULL for NULL */
+char *scrub(const char *); /* free(); NULL for NULL */
 void scrub_free(void);
 
 /* provider.c: provider types and the HTTP request they build. */
@@ -568,12 +561,12 @@ const struct provider_type *provider_type_find(const char *name);
 
 /* An upstream error body's fields, whichever provider's shape it has. */
 struct provider_err {
-	const char *message;	/* message, detail or a bare error string */
-	const char *type;	/* error.type */
-	const char *code;	/* error.code; an integer one printed */
-	const char *status;	/* error.status: Gemini's status name */
-	long http;		/* an integer code that is an HTTP status */
-	json_t *obj;		/* the error object; NULL for a bare string */
+	const char *message; /* message, detail or a bare error string */
+	const char *type;    /* error.type */
+	const char *code;    /* error.code; an integer one printed */
+	const char *status;  /* error.status: Gemini's status name */
+	long http;           /* an integer code that is an HTTP status */
+	json_t *obj;         /* the error object; NULL for a bare string */
 	char codebuf[24];
 };
 void provider_err_fields(json_t *root, struct provider_err *);
@@ -590,8 +583,7 @@ int openai_event(struct reply *, const struct sse_event *);
  * path: a reply's or an event's JSON (no leading whitespace). */
 int openai_parse_tree(struct reply *, const char *json, size_t len);
 int openai_event_tree(struct reply *, const char *json, size_t len);
-void openai_classify(struct reply *, uint32_t status, const char *,
-    size_t);
+void openai_classify(struct reply *, uint32_t status, const char *, size_t);
 
 /* provider-anthropic.c */
 /* (owned by the anthropic adapter; prototypes go here if any) */
@@ -611,16 +603,16 @@ extern const struct provider_type provider_gemini;
  * through attempt_done(), to the engine's done callback.
  */
 struct attempt {
-	void (*done)(struct attempt *);	/* the engine's; exactly once */
-	void *arg;			/* the engine's */
+	void (*done)(struct attempt *); /* the engine's; exactly once */
+	void *arg;                      /* the engine's */
 	const struct provider_conf *prov;
 	const char *model;
-	const struct llmgate_request *req;	/* effective request */
-	char *target;		/* "provider/model" */
-	unsigned index;		/* attempt number at this target, from 0 */
+	const struct llmgate_request *req; /* effective request */
+	char *target;                      /* "provider/model" */
+	unsigned index; /* attempt number at this target, from 0 */
 	uint64_t start_ms;
 	struct reply reply;
-	void *priv;		/* the transport's state */
+	void *priv; /* the transport's state */
 	/* Backpressure: while held, a transport that can stops reading the
 	 * upstream; resume (set by the transport, may be NULL) restarts it. */
 	int held;
@@ -637,16 +629,15 @@ attempt_done(struct attempt *att)
 struct turns {
 	struct llmgate_message *m;
 	size_t n;
-	char **owned;		/* strings the turns point to */
+	char **owned; /* strings the turns point to */
 	size_t nowned;
 };
 struct repair {
-	struct schema *schema;	/* the caller's, or NULL */
-	struct schema **tools;	/* per request tool; NULL: no parameters */
+	struct schema *schema; /* the caller's, or NULL */
+	struct schema **tools; /* per request tool; NULL: no parameters */
 	size_t ntools;
 };
-int repair_init(struct repair *, const struct llmgate_request *,
-    char **cause);
+int repair_init(struct repair *, const struct llmgate_request *, char **cause);
 void repair_free(struct repair *);
 int repair_check(const struct repair *, const struct llmgate_request *,
     const struct reply *, struct turns *, char **summary);
@@ -655,8 +646,8 @@ struct llmgate_message *repair_turn_add(struct turns *, enum llmgate_role,
 void repair_turns_reset(struct turns *);
 
 /* call.c: the call engine, independent of any front. */
-#define CALL_MAX_ATTEMPTS	100	/* per target: config, route or call */
-#define CALL_MAX_TARGETS	32	/* a client's own fallback chain */
+#define CALL_MAX_ATTEMPTS 100 /* per target: config, route or call */
+#define CALL_MAX_TARGETS  32  /* a client's own fallback chain */
 struct call_sink {
 	void (*chunk)(void *arg, const struct llmgate_chunk *);
 	/* Exactly once per call, unless the front detached. */
@@ -673,7 +664,7 @@ struct call_stats {
 	uint64_t fallbacks;
 	uint64_t failed;
 	uint64_t repairs;
-	uint64_t moves;		/* within pools, after a rate limit */
+	uint64_t moves; /* within pools, after a rate limit */
 	uint64_t inflight;
 };
 extern struct call_stats call_stats;
@@ -687,8 +678,8 @@ extern struct call_stats call_stats;
 struct call_client {
 	uint64_t id;
 	const char *name;
-	uid_t uid;		/* whose targets it makes (target.c) */
-	const struct client_ident *ident;	/* its class; NULL: default */
+	uid_t uid; /* whose targets it makes (target.c) */
+	const struct client_ident *ident; /* its class; NULL: default */
 };
 struct call *call_start(const struct llmgate_request *req, msgpack_zone *zone,
     const struct call_sink *, void *arg, const struct call_client *);
@@ -714,14 +705,12 @@ int retry_class_falls_back(enum llmgate_class);
  * -1 with *cause (free()); fallback_rejects() 1 with *why when reply r
  * meets one of the conditions.
  */
-int fallback_parse_on(uint32_t *on, char *const *names, size_t n,
-    char **cause);
+int fallback_parse_on(uint32_t *on, char *const *names, size_t n, char **cause);
 int fallback_parse_reject(struct fallback *, char *const *conds, size_t n,
     char **cause);
 void fallback_free(struct fallback *);
 int fallback_class(uint32_t on, enum llmgate_class);
-int fallback_rejects(const struct fallback *, const struct reply *,
-    char **why);
+int fallback_rejects(const struct fallback *, const struct reply *, char **why);
 
 /*
  * ratelimit.c: a target's rate budget, pure (now: CLOCK_MONOTONIC ms).
@@ -729,22 +718,22 @@ int fallback_rejects(const struct fallback *, const struct reply *,
  * a per-minute limit refills by exactly `limit` per ms. A zeroed struct
  * bucket or struct ratelimit is unlimited and valid before any setup.
  */
-#define RL_SCALE		60000
-#define RL_DEFAULT_TOKENS	1024	/* output estimate without max_tokens */
-#define RL_COOLDOWN_MS		1000	/* a 429 without Retry-After ... */
-#define RL_COOLDOWN_MAX_MS	30000	/* ... doubling up to this */
-#define RL_QUOTA_MS		600000	/* quota_exhausted, at least */
-#define RL_RESET_DEFAULT_MS	1000	/* remaining 0, no reset, no limit */
-#define RL_HOLD_MAX_MS		3600000	/* no hint holds a target longer */
+#define RL_SCALE            60000
+#define RL_DEFAULT_TOKENS   1024    /* output estimate without max_tokens */
+#define RL_COOLDOWN_MS      1000    /* a 429 without Retry-After ... */
+#define RL_COOLDOWN_MAX_MS  30000   /* ... doubling up to this */
+#define RL_QUOTA_MS         600000  /* quota_exhausted, at least */
+#define RL_RESET_DEFAULT_MS 1000    /* remaining 0, no reset, no limit */
+#define RL_HOLD_MAX_MS      3600000 /* no hint holds a target longer */
 struct bucket {
-	uint64_t limit;		/* units per minute; 0: unlimited */
-	uint64_t capacity;	/* whole units that may go at once */
-	int64_t level;		/* 1/RL_SCALE units; below 0: debt */
-	uint64_t last;		/* ms of the last refill */
-	int fed;		/* refilled by cluster slices, not the clock */
+	uint64_t limit;    /* units per minute; 0: unlimited */
+	uint64_t capacity; /* whole units that may go at once */
+	int64_t level;     /* 1/RL_SCALE units; below 0: debt */
+	uint64_t last;     /* ms of the last refill */
+	int fed;           /* refilled by cluster slices, not the clock */
 };
 /* A fed bucket short of units: when to look again (a slice is coming). */
-#define BUCKET_FED_WAIT_MS	20
+#define BUCKET_FED_WAIT_MS 20
 /* capacity 0: one second's worth. Keeps the level (clamped); a bucket
  * that was unlimited starts full. */
 void bucket_setup(struct bucket *, uint64_t limit, uint64_t capacity,
@@ -759,23 +748,23 @@ int64_t bucket_available(const struct bucket *, uint64_t now);
 void bucket_feed(struct bucket *, int64_t n, uint64_t now);
 
 struct ratelimit {
-	struct bucket req;		/* requests per minute */
-	struct bucket tok;		/* tokens per minute */
-	uint32_t rpm, tpm, burst, tpm_burst;	/* configured; 0: none */
-	uint32_t learned_rpm, learned_tpm;	/* from headers; 0: none */
-	uint64_t cooldown_until;	/* ms; nothing goes before */
-	const char *cooldown_reason;	/* static string */
-	uint32_t backoff_ms;		/* last default 429 cooldown; 0 after ok */
-	int fed;			/* the cluster's slices feed the buckets */
-	uint32_t share;			/* > 1: limits divided (cluster down) */
+	struct bucket req;                   /* requests per minute */
+	struct bucket tok;                   /* tokens per minute */
+	uint32_t rpm, tpm, burst, tpm_burst; /* configured; 0: none */
+	uint32_t learned_rpm, learned_tpm;   /* from headers; 0: none */
+	uint64_t cooldown_until;             /* ms; nothing goes before */
+	const char *cooldown_reason;         /* static string */
+	uint32_t backoff_ms; /* last default 429 cooldown; 0 after ok */
+	int fed;             /* the cluster's slices feed the buckets */
+	uint32_t share;      /* > 1: limits divided (cluster down) */
 };
 struct rl_status {
-	int64_t rpm_limit;		/* -1: no limit (null) */
-	int64_t rpm_available;		/* when rpm_limit >= 0; < 0: debt */
+	int64_t rpm_limit;     /* -1: no limit (null) */
+	int64_t rpm_available; /* when rpm_limit >= 0; < 0: debt */
 	int64_t tpm_limit;
 	int64_t tpm_available;
-	uint64_t cooldown_ms;		/* 0: none */
-	const char *cooldown_reason;	/* NULL when cooldown_ms is 0 */
+	uint64_t cooldown_ms;        /* 0: none */
+	const char *cooldown_reason; /* NULL when cooldown_ms is 0 */
 };
 /* From config_limits(); also on reload: levels, learned limits and
  * cooldowns carry over, levels clamped to the new capacities. */
@@ -814,18 +803,18 @@ int rl_reason_index(const char *);
 uint32_t rl_estimate_tokens(size_t prompt_bytes, uint32_t max_tokens);
 /* What outlives a restart (state.c); levels only of limited buckets. */
 struct rl_saved {
-	uint32_t learned_rpm, learned_tpm;	/* 0: none */
-	uint64_t cooldown_ms;		/* left; 0: none */
-	const char *cooldown_reason;	/* NULL when cooldown_ms is 0 */
-	int has_req, has_tok;		/* the bucket has a limit */
-	int64_t req_level, tok_level;	/* whole units; < 0: debt */
+	uint32_t learned_rpm, learned_tpm; /* 0: none */
+	uint64_t cooldown_ms;              /* left; 0: none */
+	const char *cooldown_reason;       /* NULL when cooldown_ms is 0 */
+	int has_req, has_tok;              /* the bucket has a limit */
+	int64_t req_level, tok_level;      /* whole units; < 0: debt */
 };
 /* Non-zero when anything differs from a fresh target's. */
 int rl_save(const struct ratelimit *, uint64_t now, struct rl_saved *);
 /* Saved elapsed ms ago: learned limits, what is left of the hold, levels
  * refilled since and never above what the config allows now. */
-void rl_restore(struct ratelimit *, const struct rl_saved *,
-    uint64_t elapsed, uint64_t now);
+void rl_restore(struct ratelimit *, const struct rl_saved *, uint64_t elapsed,
+    uint64_t now);
 
 /* breaker.c: a target's circuit breaker, pure. */
 enum breaker_state {
@@ -834,24 +823,24 @@ enum breaker_state {
 	BREAKER_HALF_OPEN,
 	BREAKER_STATE_MAX
 };
-#define BREAKER_SLOTS		10	/* the failure-rate window, in tenths */
-#define BREAKER_MAX_MULT	8	/* reopening waits at most 8 x open_ms */
+#define BREAKER_SLOTS    10 /* the failure-rate window, in tenths */
+#define BREAKER_MAX_MULT 8  /* reopening waits at most 8 x open_ms */
 struct breaker_slot {
-	uint64_t start;			/* ms */
-	uint32_t calls;			/* counted: successes and failures */
+	uint64_t start; /* ms */
+	uint32_t calls; /* counted: successes and failures */
 	uint32_t failures;
 };
 struct breaker {
 	enum breaker_state state;
-	uint32_t epoch;			/* changes on every transition */
-	uint32_t consecutive;		/* failures in a row, closed */
-	uint32_t probes;		/* half-open probes out, undecided */
-	uint32_t mult;			/* open for open_ms x mult */
-	uint32_t slot_ms;		/* width the slots were kept in */
-	uint64_t open_until;		/* ms */
+	uint32_t epoch;       /* changes on every transition */
+	uint32_t consecutive; /* failures in a row, closed */
+	uint32_t probes;      /* half-open probes out, undecided */
+	uint32_t mult;        /* open for open_ms x mult */
+	uint32_t slot_ms;     /* width the slots were kept in */
+	uint64_t open_until;  /* ms */
 	struct breaker_slot slot[BREAKER_SLOTS];
 };
-const char *breaker_state_name(enum breaker_state);	/* NULL: out of range */
+const char *breaker_state_name(enum breaker_state); /* NULL: out of range */
 /* 1 an upstream failure, 0 a success, -1 not counted (rate_limited,
  * caller errors, cancelled, deadline, ...). */
 int breaker_class(enum llmgate_class);
@@ -859,18 +848,17 @@ void breaker_init(struct breaker *);
 /* 0: skip the target (circuit_open). Else a ticket, for breaker_record()
  * when the call ends; odd (BREAKER_IS_PROBE) when it is a half-open probe.
  * A ticket from before a transition is stale and ignored. */
-int breaker_allow(struct breaker *, const struct breaker_conf *,
-    uint64_t now);
-#define BREAKER_IS_PROBE(ticket)	(((ticket) & 1) != 0)
+int breaker_allow(struct breaker *, const struct breaker_conf *, uint64_t now);
+#define BREAKER_IS_PROBE(ticket) (((ticket)&1) != 0)
 /* A probe ending not counted frees its slot; ticket 0 is ignored. */
-void breaker_record(struct breaker *, const struct breaker_conf *,
-    int ticket, enum llmgate_class, uint64_t now);
+void breaker_record(struct breaker *, const struct breaker_conf *, int ticket,
+    enum llmgate_class, uint64_t now);
 enum breaker_state breaker_state(const struct breaker *, uint64_t now);
 uint64_t breaker_open_remaining(const struct breaker *, uint64_t now);
 /* After a restart: open or half-open comes back open until open_until
  * (half-open on next use once passed); closed keeps consecutive. */
-void breaker_restore(struct breaker *, enum breaker_state,
-    uint64_t open_until, uint32_t mult, uint32_t consecutive);
+void breaker_restore(struct breaker *, enum breaker_state, uint64_t open_until,
+    uint32_t mult, uint32_t consecutive);
 
 /*
  * pool.c: which member of a deployment pool takes the next attempt,
@@ -884,15 +872,15 @@ enum pool_strategy {
 	POOL_WEIGHTED,
 	POOL_STRATEGY_MAX
 };
-#define POOL_MAX_MEMBERS	32
-#define POOL_BIT(i)		((uint64_t)1 << (i))
-#define POOL_WEIGHT_MAX		1000
+#define POOL_MAX_MEMBERS 32
+#define POOL_BIT(i)      ((uint64_t)1 << (i))
+#define POOL_WEIGHT_MAX  1000
 /* What the chooser sees of one member now. */
 struct pool_member {
-	int usable;		/* 0: never (e.g. its provider has no key) */
-	int ready;		/* may take an attempt now, without waiting */
-	uint64_t wait_ms;	/* not ready: about when it could */
-	double headroom;	/* fill of its fuller-spent bucket; 1: none */
+	int usable;       /* 0: never (e.g. its provider has no key) */
+	int ready;        /* may take an attempt now, without waiting */
+	uint64_t wait_ms; /* not ready: about when it could */
+	double headroom;  /* fill of its fuller-spent bucket; 1: none */
 	uint32_t inflight;
 	uint32_t queued;
 };
@@ -900,14 +888,14 @@ struct pool {
 	enum pool_strategy strategy;
 	size_t n;
 	uint32_t weight[POOL_MAX_MEMBERS];
-	int64_t current[POOL_MAX_MEMBERS];	/* weighted turns */
-	uint64_t last[POOL_MAX_MEMBERS];	/* seq of its last turn; 0 */
+	int64_t current[POOL_MAX_MEMBERS]; /* weighted turns */
+	uint64_t last[POOL_MAX_MEMBERS];   /* seq of its last turn; 0 */
 	uint64_t seq;
-	uint64_t picks[POOL_MAX_MEMBERS];	/* turns taken */
-	uint64_t moves[POOL_MAX_MEMBERS];	/* moves away from it */
+	uint64_t picks[POOL_MAX_MEMBERS]; /* turns taken */
+	uint64_t moves[POOL_MAX_MEMBERS]; /* moves away from it */
 };
-const char *pool_strategy_name(enum pool_strategy);	/* NULL: none */
-int pool_strategy_index(const char *);			/* -1: none */
+const char *pool_strategy_name(enum pool_strategy); /* NULL: none */
+int pool_strategy_index(const char *);              /* -1: none */
 /* n members (at most POOL_MAX_MEMBERS); weights NULL: all 1. */
 void pool_init(struct pool *, enum pool_strategy, const uint32_t *weights,
     size_t n);
@@ -929,10 +917,10 @@ int pool_pick(struct pool *, const struct pool_member *, uint64_t avoid,
     uint64_t refused);
 
 /* rbudget.c: the machine-wide retry budget, pure. Zeroed: empty. */
-#define RBUDGET_SLOTS		10	/* the window: 10 s ... */
-#define RBUDGET_SLOT_MS		1000	/* ... in 1 s slots */
+#define RBUDGET_SLOTS   10   /* the window: 10 s ... */
+#define RBUDGET_SLOT_MS 1000 /* ... in 1 s slots */
 struct rbudget_slot {
-	uint64_t sec;			/* now / RBUDGET_SLOT_MS */
+	uint64_t sec; /* now / RBUDGET_SLOT_MS */
 	uint32_t first;
 	uint32_t retries;
 };
@@ -954,46 +942,46 @@ double rbudget_available(const struct rbudget *,
  * between clients, then arrival. Intrusive: embed a zeroed struct
  * waitq_node; push allocates only for a class new at the target.
  */
-#define WAITQ_LEVELS	3
-#define WAITQ_VSCALE	(1u << 20)	/* a weight-1 class's tag per serve */
-#define WAITQ_MAX_CLASSES	128	/* slots kept before idle ones go */
+#define WAITQ_LEVELS      3
+#define WAITQ_VSCALE      (1u << 20) /* a weight-1 class's tag per serve */
+#define WAITQ_MAX_CLASSES 128        /* slots kept before idle ones go */
 struct waitq_node {
 	uint64_t client;
-	uint64_t ckey;			/* its class (set before push); 0 */
-	uint32_t weight;		/* its class's weight; 0: 1 */
-	unsigned ci;			/* the class's slot */
-	unsigned level;			/* 0 high, 1 normal, 2 low */
-	int state;			/* 0: not queued */
-	unsigned count;			/* heads: the client's entries here */
-	struct waitq_node *cnext, *cprev;	/* the client's, circular */
-	struct waitq_node *rnext, *rprev;	/* heads: turn order */
-	struct waitq_node *hnext, **hprevp;	/* heads: hash chain */
+	uint64_t ckey;                    /* its class (set before push); 0 */
+	uint32_t weight;                  /* its class's weight; 0: 1 */
+	unsigned ci;                      /* the class's slot */
+	unsigned level;                   /* 0 high, 1 normal, 2 low */
+	int state;                        /* 0: not queued */
+	unsigned count;                   /* heads: the client's entries here */
+	struct waitq_node *cnext, *cprev; /* the client's, circular */
+	struct waitq_node *rnext, *rprev; /* heads: turn order */
+	struct waitq_node *hnext, **hprevp; /* heads: hash chain */
 };
 struct waitq_class {
 	uint64_t key;
 	uint32_t weight;
-	unsigned len[WAITQ_LEVELS];		/* its entries at each level */
-	uint64_t start[WAITQ_LEVELS];		/* tags, while queued */
+	unsigned len[WAITQ_LEVELS];   /* its entries at each level */
+	uint64_t start[WAITQ_LEVELS]; /* tags, while queued */
 	uint64_t finish[WAITQ_LEVELS];
-	struct waitq_node *first[WAITQ_LEVELS];	/* its heads' turn order */
+	struct waitq_node *first[WAITQ_LEVELS]; /* its heads' turn order */
 	struct waitq_node *last[WAITQ_LEVELS];
 };
 struct waitq {
 	struct waitq_class *cls;
 	unsigned ncls;
-	uint64_t vtime[WAITQ_LEVELS];	/* the start tag last served */
-	struct waitq_node **hash;	/* heads by (client, class, level) */
+	uint64_t vtime[WAITQ_LEVELS]; /* the start tag last served */
+	struct waitq_node **hash;     /* heads by (client, class, level) */
 	unsigned hmask;
-	unsigned llen[WAITQ_LEVELS];	/* entries at each level */
-	unsigned heads[WAITQ_LEVELS];	/* clients at each level */
-	unsigned capacity;		/* 0: unbounded */
+	unsigned llen[WAITQ_LEVELS];  /* entries at each level */
+	unsigned heads[WAITQ_LEVELS]; /* clients at each level */
+	unsigned capacity;            /* 0: unbounded */
 };
 void waitq_init(struct waitq *, unsigned capacity);
 void waitq_free(struct waitq *);
 /* 0, or -1 when full or n is queued already. */
 int waitq_push(struct waitq *, struct waitq_node *, uint64_t client,
     enum llmgate_priority);
-struct waitq_node *waitq_peek(struct waitq *);	/* NULL: empty */
+struct waitq_node *waitq_peek(struct waitq *); /* NULL: empty */
 struct waitq_node *waitq_pop(struct waitq *);
 /* The best head whose class skip() does not pass over; NULL: none. */
 struct waitq_node *waitq_peek_if(struct waitq *,
@@ -1013,22 +1001,21 @@ unsigned waitq_ahead(const struct waitq *, uint64_t client, uint64_t ckey,
  * ask the cluster for more units, or give some back, sized to the host's
  * own recent rate. The stock lives in a fed bucket (ratelimit.c).
  */
-#define SLICE_RETRY_MAX_MS	50	/* an empty shared bucket: ask again */
+#define SLICE_RETRY_MAX_MS 50 /* an empty shared bucket: ask again */
 struct slice {
-	double rate;		/* units per second spent here, smoothed */
-	int64_t last_stock;	/* the bucket's units at the last tick */
-	uint64_t last;		/* ms of the last tick; 0: none yet */
-	uint64_t asking;	/* units asked for, unanswered; 0: none */
+	double rate;        /* units per second spent here, smoothed */
+	int64_t last_stock; /* the bucket's units at the last tick */
+	uint64_t last;      /* ms of the last tick; 0: none yet */
+	uint64_t asking;    /* units asked for, unanswered; 0: none */
 	uint64_t asked_at;
-	uint64_t not_before;	/* no ask before (the cluster was empty) */
-	uint64_t granted, returned, spent;	/* totals */
-	int64_t cluster_level;	/* the shared bucket, as last seen */
+	uint64_t not_before; /* no ask before (the cluster was empty) */
+	uint64_t granted, returned, spent; /* totals */
+	int64_t cluster_level;             /* the shared bucket, as last seen */
 };
 void slice_init(struct slice *);
 int64_t slice_tick(struct slice *, int64_t stock, uint64_t queued,
     uint64_t capacity, uint32_t slice_ms, uint64_t now);
-void slice_granted(struct slice *, uint64_t n, uint64_t retry_ms,
-    uint64_t now);
+void slice_granted(struct slice *, uint64_t n, uint64_t retry_ms, uint64_t now);
 void slice_returned(struct slice *, uint64_t n);
 void slice_failed(struct slice *);
 int slice_late(const struct slice *, uint32_t timeout_ms, uint64_t now);
@@ -1041,9 +1028,11 @@ void schema_free(struct schema *);
 
 /* schema-check.c: a value checked against a compiled schema. */
 /* Validate instance; 0 when valid, else the number of errors, each appended to *errors as "PATH: message\n" (PATH a JSON path like $.items[2].name; caller frees *errors). max_errors caps the list. */
-int schema_validate(const struct schema *, const json_t *instance, char **errors, int max_errors);
+int schema_validate(const struct schema *, const json_t *instance,
+    char **errors, int max_errors);
 /* Convenience: parse text (a model reply) then validate; a reply that is not JSON is one error "$: not valid JSON: <jansson message>". Leading/trailing whitespace and a ```json fenced block are tolerated. */
-int schema_validate_text(const struct schema *, const char *text, char **errors, int max_errors);
+int schema_validate_text(const struct schema *, const char *text, char **errors,
+    int max_errors);
 
 /*
  * share.c: max_share, pure: per target and class, buckets holding a
@@ -1051,7 +1040,7 @@ int schema_validate_text(const struct schema *, const char *text, char **errors,
  */
 struct share_slot {
 	uint64_t key;
-	struct ratelimit rl;		/* the share of the target's */
+	struct ratelimit rl; /* the share of the target's */
 };
 struct share_tab {
 	struct share_slot *slot;
@@ -1072,16 +1061,16 @@ void share_free(struct share_tab *);
  * draws from the buckets of every domain its name matches, in addition to
  * its own; admission checks them all, then takes from all.
  */
-#define DOMAIN_PER_TARGET	8	/* domains one target draws from, at most */
+#define DOMAIN_PER_TARGET 8 /* domains one target draws from, at most */
 struct target;
 struct domain {
 	char *name;
 	struct ratelimit rl;
-	char **pat;		/* copies of the config's patterns */
+	char **pat; /* copies of the config's patterns */
 	size_t npat;
-	int learn;		/* members' rate-limit headers feed rl */
-	int cooldown;		/* DOMAIN_COOLDOWN_* */
-	int live;		/* in the running config; else kept, unmatched */
+	int learn;    /* members' rate-limit headers feed rl */
+	int cooldown; /* DOMAIN_COOLDOWN_* */
+	int live;     /* in the running config; else kept, unmatched */
 	struct domain *next;
 };
 /* The domains a target draws from (and an admission took from). */
@@ -1097,8 +1086,8 @@ void domain_reconfigure(const struct config *, uint64_t now);
 void domain_match(const char *target, struct domset *);
 /* The longest wait of the set's buckets (0: all may take now); *why, when
  * not NULL, the domain that waits longest (NULL: none waits). */
-uint64_t domain_wait_ms(const struct domset *, uint32_t tokens,
-    uint64_t now, const struct domain **why);
+uint64_t domain_wait_ms(const struct domset *, uint32_t tokens, uint64_t now,
+    const struct domain **why);
 void domain_take(const struct domset *, uint32_t tokens, uint64_t now);
 /* The least of rpm (a target's; <= 0: none) and the set's rpm limits. */
 int64_t domain_rpm_min(const struct domset *, int64_t rpm, uint64_t now);
@@ -1108,7 +1097,7 @@ void domain_done(const struct domset *, enum llmgate_class,
     const struct header_rl *, uint32_t estimated, uint64_t used_tokens,
     uint64_t now);
 int domain_has(const struct domset *, const struct domain *);
-struct domain *domain_first(void);	/* every domain, live or not */
+struct domain *domain_first(void); /* every domain, live or not */
 /* status's "domains": levels, hold, patterns, members among first's list. */
 json_t *domain_status(const struct target *first, uint64_t now);
 struct domain *domain_find(const char *name);
@@ -1117,30 +1106,30 @@ void domain_free_all(void);
 /* target.c: per-target state, the one place budgets and breakers live. */
 struct provider_state {
 	char *name;
-	uint32_t inflight;		/* granted and not yet done */
-	struct target *targets;		/* its targets, by pnext */
+	uint32_t inflight;      /* granted and not yet done */
+	struct target *targets; /* its targets, by pnext */
 	struct provider_state *next;
 };
 struct target {
-	char *name;		/* "provider/model" */
-	const char *model;	/* points into name */
+	char *name;        /* "provider/model" */
+	const char *model; /* points into name */
 	struct provider_state *provider;
 	struct ratelimit rl;
-	struct domset dom;	/* the quota domains it draws from too */
+	struct domset dom; /* the quota domains it draws from too */
 	struct breaker br;
-	struct waitq queue;	/* admissions waiting for budget */
-	struct event *wake;	/* when the queue's head may go */
-	struct slice slice[2];	/* cluster: requests, tokens */
-	struct share_tab shares;	/* client classes' max_share */
+	struct waitq queue;      /* admissions waiting for budget */
+	struct event *wake;      /* when the queue's head may go */
+	struct slice slice[2];   /* cluster: requests, tokens */
+	struct share_tab shares; /* client classes' max_share */
 	uint32_t inflight;
-	uint32_t holds;		/* calls and leases that point here */
-	uid_t owner;		/* who made it; TARGET_UNOWNED: restored */
-	int configured;		/* named by the config: never evicted */
+	uint32_t holds; /* calls and leases that point here */
+	uid_t owner;    /* who made it; TARGET_UNOWNED: restored */
+	int configured; /* named by the config: never evicted */
 	uint64_t calls;
 	uint64_t failures;
-	struct target *next;	/* in creation order */
-	struct target *hnext;	/* hash chain */
-	struct target *pnext;	/* the provider's */
+	struct target *next;  /* in creation order */
+	struct target *hnext; /* hash chain */
+	struct target *pnext; /* the provider's */
 };
 /*
  * Targets the config does not name are made on a client's first use and
@@ -1149,16 +1138,16 @@ struct target {
  * cooldown, no learned limit, breaker closed, not held). Configured ones
  * always have room.
  */
-#define TARGET_MAX 4096
+#define TARGET_MAX     4096
 #define TARGET_PER_UID 256
 #define TARGET_UNOWNED ((uid_t)-1)
 /* Longest model name a client may name (the state file keeps 1024). */
 #define TARGET_MODEL_MAX 200
-#define TARGET_QUEUE_MAX 10000	/* admissions waiting at one target */
+#define TARGET_QUEUE_MAX 10000 /* admissions waiting at one target */
 /* The target, made if new (as uid's; TARGET_UNOWNED: not capped per uid);
  * NULL when there is no room, with *cause when cause is not NULL. */
-struct target *target_create(const struct provider_conf *,
-    const char *model, uid_t, char **cause);
+struct target *target_create(const struct provider_conf *, const char *model,
+    uid_t, char **cause);
 struct target *target_get(const struct provider_conf *, const char *model);
 /* The target named "provider/model" if there is one: only reads the table,
  * never makes a target (nor holds it: use it before the loop goes on). */
@@ -1172,10 +1161,10 @@ int target_model_check(const struct provider_conf *, const char *model,
  * *cause when the name is not that, the model name fails
  * target_model_check(), the provider is unknown, strict_models refuses
  * the model or there is no room. */
-struct target *target_resolve(const struct config *, const char *name,
-    uid_t, const struct provider_conf **pc, char **cause);
+struct target *target_resolve(const struct config *, const char *name, uid_t,
+    const struct provider_conf **pc, char **cause);
 void target_hold(struct target *);
-void target_release(struct target *);	/* NULL: no-op */
+void target_release(struct target *); /* NULL: no-op */
 struct target *target_first(void);
 void target_reconfigure(const struct config *);
 void target_free_all(void);
@@ -1188,48 +1177,48 @@ void target_free_all(void);
  * so that a reload keeps them. Pure (times passed in) but for reading a
  * peer's unit from /proc.
  */
-#define CLIENTS_MAX		64	/* classes in one config */
-#define CLIENT_UNIT_MAX		128
-#define CLIENT_NAME_MAX		64
-#define CLIENT_WEIGHT_MAX	1000
+#define CLIENTS_MAX       64 /* classes in one config */
+#define CLIENT_UNIT_MAX   128
+#define CLIENT_NAME_MAX   64
+#define CLIENT_WEIGHT_MAX 1000
 struct client_ident {
-	uid_t uid;			/* (uid_t)-1: unknown */
-	pid_t pid;			/* 0: unknown */
-	char unit[CLIENT_UNIT_MAX];	/* "": none known */
-	char token[CLIENT_NAME_MAX];	/* the HTTP token's name; "": none */
-	char name[CLIENT_NAME_MAX];	/* its own; "": none */
+	uid_t uid;                   /* (uid_t)-1: unknown */
+	pid_t pid;                   /* 0: unknown */
+	char unit[CLIENT_UNIT_MAX];  /* "": none known */
+	char token[CLIENT_NAME_MAX]; /* the HTTP token's name; "": none */
+	char name[CLIENT_NAME_MAX];  /* its own; "": none */
 };
 enum client_match_kind { CM_UID, CM_UNIT, CM_TOKEN, CM_NAME };
 struct client_match {
 	enum client_match_kind kind;
-	uid_t uid;			/* CM_UID; (uid_t)-1: any */
-	char *pat;			/* CM_UNIT, CM_TOKEN, CM_NAME: a glob */
+	uid_t uid; /* CM_UID; (uid_t)-1: any */
+	char *pat; /* CM_UNIT, CM_TOKEN, CM_NAME: a glob */
 };
 struct client_state;
 struct client_class {
 	char *name;
-	uint64_t key;			/* of the name: the queues' class */
+	uint64_t key; /* of the name: the queues' class */
 	struct client_match *match;
 	size_t nmatch;
 	uint32_t weight;
-	int max_priority;		/* enum llmgate_priority */
-	double max_share;		/* of a target's budget; 1: any */
-	uint32_t max_inflight;		/* calls and leases; 0: any */
-	uint32_t max_queued;		/* admissions waiting; 0: any */
-	uint32_t tokens_per_minute;	/* 0: no budget */
+	int max_priority;           /* enum llmgate_priority */
+	double max_share;           /* of a target's budget; 1: any */
+	uint32_t max_inflight;      /* calls and leases; 0: any */
+	uint32_t max_queued;        /* admissions waiting; 0: any */
+	uint32_t tokens_per_minute; /* 0: no budget */
 	uint32_t tokens_per_day;
-	struct client_state *st;	/* bound on first use */
+	struct client_state *st; /* bound on first use */
 };
 /* Budgets: UTC minutes and days, used and held by admissions. */
 struct client_state {
 	char *name;
-	uint32_t inflight;		/* calls and leases now */
-	uint32_t queued;		/* admissions waiting now */
-	uint64_t reserved;		/* tokens held by admissions */
-	uint64_t minute, minute_used;	/* the UTC minute and its tokens */
-	uint64_t day, day_used;		/* the UTC day and its tokens */
-	uint64_t over_until;		/* the last refusal's reset (wall) */
-	uint64_t calls, tokens;		/* totals */
+	uint32_t inflight;            /* calls and leases now */
+	uint32_t queued;              /* admissions waiting now */
+	uint64_t reserved;            /* tokens held by admissions */
+	uint64_t minute, minute_used; /* the UTC minute and its tokens */
+	uint64_t day, day_used;       /* the UTC day and its tokens */
+	uint64_t over_until;          /* the last refusal's reset (wall) */
+	uint64_t calls, tokens;       /* totals */
 	uint64_t refused_budget, refused_caps;
 	struct client_state *next;
 };
@@ -1254,27 +1243,27 @@ enum llmgate_priority clients_priority(const struct client_class *,
  * or which budget (CLIENTS_OVER_*) its used and held tokens would pass,
  * with *retry_ms until that budget resets; nothing is held then.
  */
-#define CLIENTS_OVER_MINUTE	1
-#define CLIENTS_OVER_DAY	2
+#define CLIENTS_OVER_MINUTE 1
+#define CLIENTS_OVER_DAY    2
 int clients_reserve(const struct client_class *, uint64_t tokens,
     uint64_t wall_ms, uint64_t *retry_ms);
 /* Why clients_reserve() refused, for the caller. */
-void clients_budget_msg(const struct client_class *, int over,
-    uint64_t tokens, uint64_t retry_ms, char *msg, size_t len);
+void clients_budget_msg(const struct client_class *, int over, uint64_t tokens,
+    uint64_t retry_ms, char *msg, size_t len);
 /* An admission's held tokens go; used ones are charged. */
-void clients_settle(const struct client_class *, uint64_t held,
-    uint64_t used, uint64_t wall_ms);
+void clients_settle(const struct client_class *, uint64_t held, uint64_t used,
+    uint64_t wall_ms);
 /* ms until the class's spent budget resets (or the one that last refused
  * a call); 0 when neither. */
 uint64_t clients_budget_wait(const struct client_class *, uint64_t wall_ms);
-#define CLIENTS_PEERS_MAX	1000	/* peers status lists */
+#define CLIENTS_PEERS_MAX 1000 /* peers status lists */
 /* A peer's row for status: who, its class, what it has in flight, the
  * tokens its calls used since it connected. */
 json_t *clients_peer_json(const struct config *, const char *kind,
     const struct client_ident *, unsigned inflight, uint64_t tokens);
 /* The class's figures for status and metrics. */
 json_t *clients_status_json(const struct config *, uint64_t wall_ms);
-uint64_t clients_wall_ms(void);	/* the wall clock, for the glue */
+uint64_t clients_wall_ms(void); /* the wall clock, for the glue */
 /* The budgets' use for the state file, and back. */
 json_t *clients_save_json(uint64_t wall_ms);
 void clients_load_json(const json_t *, uint64_t wall_ms);
@@ -1285,49 +1274,48 @@ void clients_load_json(const json_t *, uint64_t wall_ms);
  * and the wait it predicts, under the owner's config snapshot.
  */
 enum admit_verdict {
-	ADMIT_GO,		/* granted now */
-	ADMIT_WAIT,		/* queued; answer() will be called */
-	ADMIT_OPEN,		/* the breaker is open: skip the target */
-	ADMIT_LATE,		/* the predicted wait passes the deadline */
-	ADMIT_LONG,		/* the predicted wait passes max_wait_ms */
-	ADMIT_FULL,		/* the target's queue is full */
-	ADMIT_EXPIRED,		/* queued, and max_wait_ms passed */
-	ADMIT_BUDGET,		/* the client class's token budget is spent */
-	ADMIT_CLASS_FULL,	/* the client class has max_queued waiting */
+	ADMIT_GO,         /* granted now */
+	ADMIT_WAIT,       /* queued; answer() will be called */
+	ADMIT_OPEN,       /* the breaker is open: skip the target */
+	ADMIT_LATE,       /* the predicted wait passes the deadline */
+	ADMIT_LONG,       /* the predicted wait passes max_wait_ms */
+	ADMIT_FULL,       /* the target's queue is full */
+	ADMIT_EXPIRED,    /* queued, and max_wait_ms passed */
+	ADMIT_BUDGET,     /* the client class's token budget is spent */
+	ADMIT_CLASS_FULL, /* the client class has max_queued waiting */
 };
 /* What the owner's config said when it started (a reload changes it for
  * later calls and leases only). */
 struct admit_conf {
 	struct breaker_conf breaker;
-	uint32_t max_wait_ms;		/* 0: no bound */
+	uint32_t max_wait_ms; /* 0: no bound */
 };
 struct admission {
 	struct waitq_node node;
 	struct target *t;
 	struct admit_conf conf;
-	uint32_t concurrency;		/* the provider's cap; 0: none */
-	uint32_t tokens;		/* estimated; taken when granted */
+	uint32_t concurrency; /* the provider's cap; 0: none */
+	uint32_t tokens;      /* estimated; taken when granted */
 	uint64_t client;
 	enum llmgate_priority prio;
-	const struct client_class *klass;	/* NULL: none (tests) */
-	uint32_t held;			/* tokens held of its budgets */
-	int over;			/* ADMIT_BUDGET: CLIENTS_OVER_* */
-	int ticket;			/* the breaker's, 0: none held */
-	int granted;			/* holds a slot and took tokens */
-	struct domset dom;		/* the domains it took from */
+	const struct client_class *klass; /* NULL: none (tests) */
+	uint32_t held;                    /* tokens held of its budgets */
+	int over;                         /* ADMIT_BUDGET: CLIENTS_OVER_* */
+	int ticket;                       /* the breaker's, 0: none held */
+	int granted;                      /* holds a slot and took tokens */
+	struct domset dom;                /* the domains it took from */
 	int queued;
 	uint64_t queued_ms;
 	/* admit.c's: */
-	struct event *expire;		/* max_wait_ms while queued */
+	struct event *expire; /* max_wait_ms while queued */
 	/* A queued one's answer: ADMIT_GO (granted) or ADMIT_EXPIRED, after
 	 * waited ms; never from inside admit_request(). */
-	void (*answer)(struct admission *, enum admit_verdict,
-	    uint64_t waited);
+	void (*answer)(struct admission *, enum admit_verdict, uint64_t waited);
 	void *arg;
 };
-void admission_init(struct admission *, struct target *,
-    const struct config *, uint32_t concurrency, uint32_t tokens,
-    uint64_t client, enum llmgate_priority);
+void admission_init(struct admission *, struct target *, const struct config *,
+    uint32_t concurrency, uint32_t tokens, uint64_t client,
+    enum llmgate_priority);
 /* The admission is the class's (after admission_init()): its queue
  * class, weight, priority ceiling, share and caps. */
 void admission_class(struct admission *, const struct client_class *);
@@ -1341,8 +1329,8 @@ struct admission *admission_next(struct target *, uint64_t now,
     uint64_t *wait_ms);
 void admission_done(struct admission *, enum llmgate_class,
     const struct header_rl *, uint64_t used_tokens, uint64_t now);
-#define ADMISSION_DEQUEUED	0x1	/* left the queue */
-#define ADMISSION_SLOT		0x2	/* gave back a concurrency slot */
+#define ADMISSION_DEQUEUED 0x1 /* left the queue */
+#define ADMISSION_SLOT     0x2 /* gave back a concurrency slot */
 unsigned admission_release(struct admission *, uint64_t now);
 /* A refusal (OPEN, LATE, LONG, FULL, EXPIRED) as class and message. */
 enum llmgate_class admission_refusal(const struct admission *,
@@ -1376,15 +1364,15 @@ void admit_target_ready(struct target *);
 /* Redis's address: "unix:PATH", or a host (a name, an IPv4 address, or an
  * IPv6 one in brackets) and a port. */
 struct cluster_addr {
-	char *path;		/* unix:PATH; else NULL */
-	char *host;		/* without the brackets */
+	char *path; /* unix:PATH; else NULL */
+	char *host; /* without the brackets */
 	int port;
 };
 int cluster_addr_parse(const char *, struct cluster_addr *, char **cause);
 void cluster_addr_free(struct cluster_addr *);
 int cluster_start(struct event_base *);
 void cluster_stop(void);
-int cluster_active(void);		/* Redis is up and feeding */
+int cluster_active(void); /* Redis is up and feeding */
 void cluster_target_new(struct target *);
 /* What an outcome may change that the other hosts must hear of: seen
  * before it, told after (a hold, a learned limit, a breaker opening). */
@@ -1394,9 +1382,8 @@ struct cluster_seen {
 	uint32_t epoch;
 };
 void cluster_before(const struct target *, struct cluster_seen *);
-void cluster_after(struct target *, const struct cluster_seen *,
-    uint64_t now);
-json_t *cluster_status(void);		/* NULL: no cluster block */
+void cluster_after(struct target *, const struct cluster_seen *, uint64_t now);
+json_t *cluster_status(void); /* NULL: no cluster block */
 /* The hosts last seen alive, for the state file (0: no cluster); and the
  * count a restart read from it (before cluster_start()). */
 unsigned cluster_hosts_seen(void);
@@ -1436,20 +1423,20 @@ void mock_stop(struct attempt *);
  */
 enum quota_verdict {
 	QUOTA_OK = 0,
-	QUOTA_CALLS,		/* the user's calls in flight */
-	QUOTA_BYTES,		/* the user's request bytes */
-	QUOTA_MEMORY,		/* everything held, for everyone */
+	QUOTA_CALLS,  /* the user's calls in flight */
+	QUOTA_BYTES,  /* the user's request bytes */
+	QUOTA_MEMORY, /* everything held, for everyone */
 };
 struct quota_user;
 /* uid's budget, made on first use, kept until quota_free_all(). */
 struct quota_user *quota_user(uid_t);
 /* Could u hold add more bytes? QUOTA_OK, else which limit (why in msg). */
-enum quota_verdict quota_room(const struct quota_user *, size_t add,
-    char *msg, size_t len);
+enum quota_verdict quota_room(const struct quota_user *, size_t add, char *msg,
+    size_t len);
 /* A request of bytes begins (QUOTA_OK: counted until quota_request_end),
  * else which limit refuses it (why in msg). */
-enum quota_verdict quota_request(struct quota_user *, size_t bytes,
-    char *msg, size_t len);
+enum quota_verdict quota_request(struct quota_user *, size_t bytes, char *msg,
+    size_t len);
 void quota_request_end(struct quota_user *, size_t bytes);
 /* u's unfinished input buffer went from was to now bytes. */
 void quota_input(struct quota_user *, size_t was, size_t now);
@@ -1477,8 +1464,8 @@ void conn_send_error(struct conn *, uint32_t id, enum llmgate_class,
 void conn_fail(struct conn *, const char *);
 int conn_hello_done(struct conn *);
 void conn_set_hello(struct conn *, const char *name);
-void conn_call_start(struct conn *, uint32_t id,
-    const struct llmgate_request *, msgpack_zone *);
+void conn_call_start(struct conn *, uint32_t id, const struct llmgate_request *,
+    msgpack_zone *);
 void conn_call_cancel(struct conn *, uint32_t id);
 void conn_lease_acquire(struct conn *, uint32_t id,
     const struct llmgate_acquire *);
@@ -1490,7 +1477,7 @@ void conn_lease_acquire(struct conn *, uint32_t id,
  * translate; the engine never sees HTTP.
  */
 struct front_error {
-	int status;		/* HTTP */
+	int status; /* HTTP */
 	const char *openai_type;
 	const char *code;
 	const char *anthropic_type;
@@ -1498,9 +1485,9 @@ struct front_error {
 struct front_req;
 struct front_dialect {
 	const char *name;
-	const char *id_prefix;	/* "chatcmpl-", "msg_" */
-	int attach_attempts;	/* errors carry an llmgate field */
-	int overloaded;		/* its status for overloaded (0: 503) */
+	const char *id_prefix; /* "chatcmpl-", "msg_" */
+	int attach_attempts;   /* errors carry an llmgate field */
+	int overloaded;        /* its status for overloaded (0: 503) */
 	/* Translate body into req, its strings in z; -1 after
 	 * front_http_refusal(). Sets fr->model, stream options, dstate. */
 	int (*parse)(struct front_req *, json_t *body, msgpack_zone *z,
@@ -1512,58 +1499,58 @@ struct front_dialect {
 	/* The stream's last event: the error (body is taken). */
 	void (*stream_error)(struct front_req *, json_t *body);
 };
-#define FRONT_HTTP_TIMEOUT_S	30	/* to read a request's head and body */
+#define FRONT_HTTP_TIMEOUT_S 30 /* to read a request's head and body */
 enum front_kind { FRONT_UNIX, FRONT_LOOPBACK, FRONT_REMOTE };
 struct front_conn {
 	struct evhttp_connection *evcon;
 	enum front_kind kind;
 	int uid_known;
-	int allowed;			/* uid passes the socket's rules */
+	int allowed; /* uid passes the socket's rules */
 	uid_t uid;
 	pid_t pid;
 	/* "http HOST uid N": an IPv6 address (INET6_ADDRSTRLEN, 46) and
 	 * a 64-bit number fit. */
 	char peer[80];
-	char unit[CLIENT_UNIT_MAX];	/* of its cgroup; "": none known */
-	uint64_t tokens;		/* its calls used, for status */
-	struct front_req *cur;		/* the request being answered */
-	struct front_watch *watch;	/* its deadline for a whole request */
+	char unit[CLIENT_UNIT_MAX]; /* of its cgroup; "": none known */
+	uint64_t tokens;            /* its calls used, for status */
+	struct front_req *cur;      /* the request being answered */
+	struct front_watch *watch;  /* its deadline for a whole request */
 	TAILQ_ENTRY(front_conn) entry;
 };
 struct front_req {
-	struct evhttp_request *ev;	/* NULL once answered */
-	struct front_conn *fc;		/* NULL once the peer is gone */
+	struct evhttp_request *ev; /* NULL once answered */
+	struct front_conn *fc;     /* NULL once the peer is gone */
 	const struct front_dialect *d;
-	struct call *call;		/* NULL when none runs */
+	struct call *call; /* NULL when none runs */
 	struct event *cancel_ev;
-	struct event *eof_ev;		/* the peer hung up while we work */
+	struct event *eof_ev; /* the peer hung up while we work */
 	struct call_client client;
-	struct client_ident ident;	/* for its client class */
-	char client_name[128];		/* "NAME (peer)", NAME cut at 32 */
+	struct client_ident ident; /* for its client class */
+	char client_name[128];     /* "NAME (peer)", NAME cut at 32 */
 	char id[48];
-	char *model;			/* as the client named it */
+	char *model; /* as the client named it */
 	int64_t created;
 	int stream;
 	int include_usage;
-	int started;			/* the event stream began */
-	int gone;			/* the client went away */
-	int dropped;			/* it let its stream pile up */
-	int paused;			/* upstream held: the client is slow */
-	uint64_t queued;		/* bytes of the stream queued, ever */
-	uint64_t stall_mark;		/* written when stall_ev was armed */
-	struct event *stall_ev;		/* past max_output: does it read? */
+	int started;            /* the event stream began */
+	int gone;               /* the client went away */
+	int dropped;            /* it let its stream pile up */
+	int paused;             /* upstream held: the client is slow */
+	uint64_t queued;        /* bytes of the stream queued, ever */
+	uint64_t stall_mark;    /* written when stall_ev was armed */
+	struct event *stall_ev; /* past max_output: does it read? */
 	int hungup;
-	enum llmgate_class err_cls;	/* a refusal, before any call */
+	enum llmgate_class err_cls; /* a refusal, before any call */
 	int err_status;
 	char *err_msg;
-	void *dstate;			/* the dialect's; free()d */
-	struct quota_user *quota;	/* counted against, until freed */
+	void *dstate;             /* the dialect's; free()d */
+	struct quota_user *quota; /* counted against, until freed */
 	size_t quota_bytes;
 };
 extern const struct front_dialect front_openai;
 extern const struct front_dialect front_anthropic;
-int front_http_addr(const char *, char **host, uint16_t *port,
-    int *loopback, char **cause);
+int front_http_addr(const char *, char **host, uint16_t *port, int *loopback,
+    char **cause);
 int front_http_start(const char *native_path, int strict, char **cause);
 int front_http_listen(int strict, char **cause);
 int front_http_reload(void);
@@ -1628,7 +1615,7 @@ void op_dispatch(struct conn *, struct proto_msg *);
 
 /* notify.c: sd_notify(3) to the service manager; no-ops without one. */
 void notify_ready(void);
-void notify_reloading(void);	/* with MONOTONIC_USEC, for notify-reload */
+void notify_reloading(void); /* with MONOTONIC_USEC, for notify-reload */
 void notify_stopping(void);
 void notify_status(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* With $WATCHDOG_USEC for this process: WATCHDOG=1 every half interval.
@@ -1642,19 +1629,18 @@ void metrics_observe_call(const char *target, enum llmgate_class,
     uint64_t latency_ms);
 /* An attempt at target ended, or the target was skipped, with cls. */
 void metrics_observe_attempt(const char *target, enum llmgate_class);
-char *metrics_render(void);	/* free() */
+char *metrics_render(void); /* free() */
 void metrics_shutdown(void);
 /* metrics-http.c: GET /metrics. */
 /* "host:port" or "[v6]:port"; host and port may be NULL. */
-int metrics_hostport(const char *, char **host, uint16_t *port,
-    char **cause);
+int metrics_hostport(const char *, char **host, uint16_t *port, char **cause);
 /* Serve hostport (NULL: stop); same address: no-op; on failure the old
  * endpoint keeps serving. */
 int metrics_listen(struct event_base *, const char *hostport, char **cause);
 void metrics_http_stop(void);
 
 /* state.c: cooldowns, breakers and learned limits across restarts. */
-#define STATE_VERSION	1
+#define STATE_VERSION 1
 /* cfg's state_file, else $STATE_DIRECTORY/state.json; NULL: none. */
 const char *state_path(void);
 int state_save(const char *path, char **cause);

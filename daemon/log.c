@@ -104,7 +104,7 @@ log_quote(const char *s, size_t max)
 		json_decref(j);
 	}
 	for (p = (const unsigned char *)s; p < (const unsigned char *)s + len;
-	    p++) {
+	     p++) {
 		if (*p >= 0x20 && *p != 0x7f && (*p < 0x80 || utf8)) {
 			buf_add(&b, p, 1);
 			continue;
@@ -147,21 +147,20 @@ log_vwrite(int prio, const char *tag, const char *fmt, va_list ap,
 		fprintf(stderr, "%s llmgated %s: %s\n", ts, tag, msg);
 }
 
-#define LOG_FUNC(name, lvl, prio, tag, witherr)				\
-void									\
-name(const char *fmt, ...)						\
-{									\
-	va_list ap;							\
-	int saved = errno;						\
-									\
-	if (log_level < (lvl))						\
-		return;							\
-	va_start(ap, fmt);						\
-	log_vwrite((prio), (tag), fmt, ap,				\
-	    (witherr) ? strerror(saved) : NULL);			\
-	va_end(ap);							\
-	errno = saved;							\
-}
+#define LOG_FUNC(name, lvl, prio, tag, witherr) \
+	void name(const char *fmt, ...) \
+	{ \
+		va_list ap; \
+		int saved = errno; \
+\
+		if (log_level < (lvl)) \
+			return; \
+		va_start(ap, fmt); \
+		log_vwrite((prio), (tag), fmt, ap, \
+		    (witherr) ? strerror(saved) : NULL); \
+		va_end(ap); \
+		errno = saved; \
+	}
 
 LOG_FUNC(log_warn, LOG_LVL_WARN, LOG_WARNING, "warning", 1)
 LOG_FUNC(log_warnx, LOG_LVL_WARN, LOG_WARNING, "warning", 0)

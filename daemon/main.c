@@ -19,8 +19,7 @@
 #endif
 #define DEFAULT_CONFIG SYSCONFDIR "/llmgate/llmgated.conf"
 
-static void __attribute__((noreturn))
-usage(int rc)
+static void __attribute__((noreturn)) usage(int rc)
 {
 	fprintf(rc == 0 ? stdout : stderr,
 	    "usage: llmgated [-c FILE] [-s SOCKET] [-v] [--check-config] "
@@ -31,22 +30,21 @@ usage(int rc)
 	    "  -v, --verbose       more logging (repeat for debug)\n"
 	    "  --check-config      validate the config, print problems with\n"
 	    "                      their line numbers, exit 0 or 1\n"
-	    "  --version           print the version\n", DEFAULT_CONFIG);
+	    "  --version           print the version\n",
+	    DEFAULT_CONFIG);
 	exit(rc);
 }
 
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
+	static const struct option longopts[] = { { "config", required_argument,
+		                                      NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
 	const char *conf = NULL, *sock = NULL, *path;
 	char *errors = NULL, *cause = NULL, buf[512];
 	int ch, verbose = 0, check = 0, rc;
@@ -116,8 +114,8 @@ main(int argc, char **argv)
 		fatalx("cannot start the HTTP engine");
 	server_signals();
 	/* The same rule as the clients' (proto/socket.c), plus the config. */
-	if ((path = proto_socket_path(sock, cfg->socket, buf,
-	    sizeof buf)) == NULL)
+	if ((path = proto_socket_path(sock, cfg->socket, buf, sizeof buf)) ==
+	    NULL)
 		fatalx("socket path too long");
 	if (server_listen(path, cfg->socket_mode, &cause) != 0)
 		fatalx("%s", cause);

@@ -17,7 +17,7 @@
 
 #include "llmgated.h"
 
-static char *metrics_addr;	/* what the endpoint is bound to */
+static char *metrics_addr; /* what the endpoint is bound to */
 
 /*
  * "host:port" or "[v6addr]:port" -> host (allocated) and port. 0, or -1
@@ -40,15 +40,19 @@ metrics_hostport(const char *s, char **host, uint16_t *port, char **cause)
 	} else {
 		colon = strrchr(s, ':');
 		if (colon == NULL || memchr(s, ':', (size_t)(colon - s))) {
-			xasprintf(cause, "'%s' is not HOST:PORT (an IPv6 "
-			    "address goes in brackets: [::1]:9464)", s);
+			xasprintf(cause,
+			    "'%s' is not HOST:PORT (an IPv6 "
+			    "address goes in brackets: [::1]:9464)",
+			    s);
 			return -1;
 		}
 		end = colon;
 	}
 	if (end == s) {
-		xasprintf(cause, "'%s' has no host (use 127.0.0.1 for "
-		    "loopback only)", s);
+		xasprintf(cause,
+		    "'%s' has no host (use 127.0.0.1 for "
+		    "loopback only)",
+		    s);
 		return -1;
 	}
 	errno = 0;
@@ -80,10 +84,10 @@ metrics_hostport(const char *s, char **host, uint16_t *port, char **cause)
  * close. Out of descriptors, accepting pauses for a second, as on the
  * Unix socket; repeated errors and refusals are logged once per 10 s.
  */
-#define METRICS_MAX_CONNS	32
-#define METRICS_CONN_MS		5000
-#define METRICS_MAX_REQUEST	8192
-#define METRICS_LOG_EVERY_MS	10000
+#define METRICS_MAX_CONNS    32
+#define METRICS_CONN_MS      5000
+#define METRICS_MAX_REQUEST  8192
+#define METRICS_LOG_EVERY_MS 10000
 
 struct metrics_conn {
 	struct bufferevent *bev;
@@ -96,8 +100,8 @@ static struct evconnlistener *metrics_listener;
 static struct event *metrics_resume_ev;
 static struct metrics_conn *metrics_conns;
 static unsigned metrics_nconns;
-static uint64_t metrics_refused;	/* over the cap, since last logged */
-static uint64_t metrics_refused_logged;	/* ms */
+static uint64_t metrics_refused;        /* over the cap, since last logged */
+static uint64_t metrics_refused_logged; /* ms */
 
 static void
 metrics_conn_free(struct metrics_conn *mc)
@@ -125,9 +129,11 @@ metrics_conn_answer(struct metrics_conn *mc, int code, const char *reason,
 	struct evbuffer *out = bufferevent_get_output(mc->bev);
 	size_t len = body != NULL ? strlen(body) : 0;
 
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-	    "Content-Length: %zu\r\nConnection: close\r\n%s\r\n", code,
-	    reason, ctype, len, code == 405 ? "Allow: GET, HEAD\r\n" : "");
+	evbuffer_add_printf(out,
+	    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+	    code, reason, ctype, len,
+	    code == 405 ? "Allow: GET, HEAD\r\n" : "");
 	if (!head && len != 0)
 		evbuffer_add(out, body, len);
 	mc->answered = 1;
@@ -185,9 +191,11 @@ metrics_conn_read(struct bufferevent *bev, void *arg)
 		end = evbuffer_search(in, "\n\n", 2, NULL);
 	if (end.pos == -1) {
 		if (len > METRICS_MAX_REQUEST)
-			metrics_conn_answer(mc, 431, "Request Header Fields "
-			    "Too Large", "text/plain; charset=utf-8",
-			    "request too large\n", 0);
+			metrics_conn_answer(mc, 431,
+			    "Request Header Fields "
+			    "Too Large",
+			    "text/plain; charset=utf-8", "request too large\n",
+			    0);
 		return;
 	}
 	line = evbuffer_readln(in, NULL, EVBUFFER_EOL_CRLF);
@@ -222,7 +230,7 @@ metrics_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct timeval tv = { METRICS_CONN_MS / 1000,
-	    (METRICS_CONN_MS % 1000) * 1000 };
+		(METRICS_CONN_MS % 1000) * 1000 };
 	struct metrics_conn *mc, *oldest = NULL;
 	uint64_t now;
 
@@ -235,7 +243,7 @@ metrics_accept(struct evconnlistener *l, evutil_socket_t fd,
 		now = now_ms();
 		if (now - metrics_refused_logged >= METRICS_LOG_EVERY_MS) {
 			log_warnx("metrics: %llu connection(s) closed or "
-			    "refused: %d open at once at most",
+			          "refused: %d open at once at most",
 			    (unsigned long long)metrics_refused,
 			    METRICS_MAX_CONNS);
 			metrics_refused = 0;
@@ -255,8 +263,8 @@ metrics_accept(struct evconnlistener *l, evutil_socket_t fd,
 		free(mc);
 		return;
 	}
-	mc->deadline = evtimer_new(evconnlistener_get_base(l),
-	    metrics_conn_deadline, mc);
+	mc->deadline =
+	    evtimer_new(evconnlistener_get_base(l), metrics_conn_deadline, mc);
 	evtimer_add(mc->deadline, &tv);
 	bufferevent_setcb(mc->bev, metrics_conn_read, metrics_conn_write,
 	    metrics_conn_event, mc);
@@ -288,9 +296,11 @@ metrics_accept_error(struct evconnlistener *l, void *arg)
 
 	if (now - logged >= METRICS_LOG_EVERY_MS) {
 		log_warnx("metrics: accept: %s%s",
-		    evutil_socket_error_to_string(err), err == EMFILE ||
-		    err == ENFILE || err == ENOBUFS || err == ENOMEM ?
-		    "; pausing for a second" : "");
+		    evutil_socket_error_to_string(err),
+		    err == EMFILE || err == ENFILE || err == ENOBUFS ||
+		            err == ENOMEM ?
+		        "; pausing for a second" :
+		        "");
 		logged = now;
 	}
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {

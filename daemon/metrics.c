@@ -19,32 +19,27 @@
  * since targets are provider/model), so a flood of distinct targets
  * cannot grow the scrape without bound.
  */
-#define METRICS_MAX_SERIES	4096
-#define METRICS_HASH		256
-#define METRICS_NBUCKETS	11
-#define METRICS_HIST_SERIES	(METRICS_NBUCKETS + 3)	/* +Inf, sum, count */
-#define METRICS_OTHER		"other"
+#define METRICS_MAX_SERIES  4096
+#define METRICS_HASH        256
+#define METRICS_NBUCKETS    11
+#define METRICS_HIST_SERIES (METRICS_NBUCKETS + 3) /* +Inf, sum, count */
+#define METRICS_OTHER       "other"
 
-static const uint64_t metrics_bucket_ms[METRICS_NBUCKETS] = {
-	10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000
-};
-static const char *metrics_bucket_le[METRICS_NBUCKETS] = {
-	"0.01", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30",
-	"60"
-};
+static const uint64_t metrics_bucket_ms[METRICS_NBUCKETS] = { 10, 50, 100, 250,
+	500, 1000, 2500, 5000, 10000, 30000, 60000 };
+static const char *metrics_bucket_le[METRICS_NBUCKETS] = { "0.01", "0.05",
+	"0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60" };
 
-static const char *metrics_breaker_states[] = {
-	"closed", "open", "half_open"
-};
+static const char *metrics_breaker_states[] = { "closed", "open", "half_open" };
 
 struct metrics_target {
 	char *name;
-	uint64_t calls[LLMGATE_CLASS_MAX];	/* ended here, by class */
+	uint64_t calls[LLMGATE_CLASS_MAX]; /* ended here, by class */
 	uint64_t attempts[LLMGATE_CLASS_MAX];
-	uint64_t buckets[METRICS_NBUCKETS + 1];	/* not cumulative; +Inf */
+	uint64_t buckets[METRICS_NBUCKETS + 1]; /* not cumulative; +Inf */
 	uint64_t count;
 	uint64_t sum_ms;
-	struct metrics_target *next;	/* creation order */
+	struct metrics_target *next; /* creation order */
 	struct metrics_target *hnext;
 };
 
@@ -53,7 +48,6 @@ static struct metrics_target *metrics_first, **metrics_last = &metrics_first;
 static struct metrics_target metrics_other;
 static size_t metrics_nseries;
 static uint64_t metrics_folded;
-
 
 static unsigned
 metrics_hashstr(const char *s)
@@ -122,7 +116,7 @@ static enum llmgate_class
 metrics_class(enum llmgate_class cls)
 {
 	return (int)cls < 0 || cls >= LLMGATE_CLASS_MAX ? LLMGATE_INTERNAL :
-	    cls;
+	                                                  cls;
 }
 
 /* A call ended; target is the last one it tried (NULL: none). */
@@ -170,8 +164,8 @@ metrics_head(struct buf *b, struct metrics_family *f)
 	if (f->shown)
 		return;
 	f->shown = 1;
-	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
-	    f->name, f->type);
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
+	    f->type);
 }
 
 /* A label value: backslash, double quote and newline escaped; any other
@@ -244,7 +238,8 @@ metrics_json(struct buf *b, struct metrics_family *f, const char *labels,
 	const json_t *v = json_object_get(obj, key);
 
 	if (json_is_number(v))
-		metrics_double(b, f, NULL, labels, json_number_value(v) * scale);
+		metrics_double(b, f, NULL, labels,
+		    json_number_value(v) * scale);
 }
 
 /* A status key as a metric name part: [a-zA-Z0-9_] only. */
@@ -301,7 +296,7 @@ metrics_render_globals(struct buf *b, const json_t *st)
 
 	if ((v = json_object_get(st, "version")) != NULL && json_is_string(v)) {
 		f = (struct metrics_family){ "llmgate_info", "gauge",
-		    "llmgated's version, as a label.", 0 };
+			"llmgated's version, as a label.", 0 };
 		buf_addstr(&lb, "version=\"");
 		metrics_escape(&lb, json_string_value(v));
 		buf_addstr(&lb, "\"");
@@ -309,22 +304,22 @@ metrics_render_globals(struct buf *b, const json_t *st)
 		buf_free(&lb);
 	}
 	f = (struct metrics_family){ "llmgate_uptime_seconds", "gauge",
-	    "Seconds since llmgated started.", 0 };
+		"Seconds since llmgated started.", 0 };
 	metrics_json(b, &f, NULL, st, "uptime_s", 1);
 	f = (struct metrics_family){ "llmgate_clients", "gauge",
-	    "Connected clients.", 0 };
+		"Connected clients.", 0 };
 	metrics_json(b, &f, NULL, st, "clients", 1);
 	f = (struct metrics_family){ "llmgate_inflight_calls", "gauge",
-	    "Calls in flight.", 0 };
+		"Calls in flight.", 0 };
 	metrics_json(b, &f, NULL, st, "inflight", 1);
 	f = (struct metrics_family){ "llmgate_queued_calls", "gauge",
-	    "Calls waiting for budget.", 0 };
+		"Calls waiting for budget.", 0 };
 	metrics_json(b, &f, NULL, st, "queued", 1);
 
 	obj = json_object_get(st, "counters");
 	for (i = 0; i < sizeof counters / sizeof counters[0]; i++) {
 		f = (struct metrics_family){ counters[i].name, "counter",
-		    counters[i].help, 0 };
+			counters[i].help, 0 };
 		metrics_json(b, &f, NULL, obj, counters[i].key, 1);
 	}
 	/*
@@ -367,7 +362,7 @@ metrics_render_globals(struct buf *b, const json_t *st)
 /* One column of status rows shown as a metric family. */
 struct metrics_col {
 	const char *key;
-	const char *sub;	/* a member of key's object, or NULL */
+	const char *sub; /* a member of key's object, or NULL */
 	const char *name;
 	const char *type;
 	const char *help;
@@ -392,18 +387,19 @@ metrics_render_rows(struct buf *b, const json_t *rows, const char *label,
 		name = json_object_get(t, key);
 		buf_reset(&lb);
 		buf_printf(&lb, "%s=\"", label);
-		metrics_escape(&lb, json_is_string(name) ?
-		    json_string_value(name) : "");
+		metrics_escape(&lb,
+		    json_is_string(name) ? json_string_value(name) : "");
 		buf_addstr(&lb, "\"");
 		labels[i] = xstrdup(lb.data);
 	}
 	buf_free(&lb);
 	for (k = 0; k < ncols; k++) {
 		f = (struct metrics_family){ cols[k].name, cols[k].type,
-		    cols[k].help, 0 };
+			cols[k].help, 0 };
 		json_array_foreach(rows, i, t) {
 			obj = cols[k].sub != NULL ?
-			    json_object_get(t, cols[k].key) : t;
+			    json_object_get(t, cols[k].key) :
+			    t;
 			metrics_json(b, &f, labels[i], obj,
 			    cols[k].sub != NULL ? cols[k].sub : cols[k].key,
 			    cols[k].scale);
@@ -442,11 +438,15 @@ metrics_render_classes(struct buf *b, const json_t *classes)
 		{ "tokens", NULL, "llmgate_class_tokens_total", "counter",
 		    "Tokens the client class used.", 1 },
 		{ "refused_budget", NULL, "llmgate_class_budget_refusals_total",
-		    "counter", "Admissions refused for the class's token "
-		    "budget (budget_exhausted).", 1 },
+		    "counter",
+		    "Admissions refused for the class's token "
+		    "budget (budget_exhausted).",
+		    1 },
 		{ "refused_caps", NULL, "llmgate_class_cap_refusals_total",
-		    "counter", "Calls refused for the class's max_inflight or "
-		    "max_queued.", 1 },
+		    "counter",
+		    "Calls refused for the class's max_inflight or "
+		    "max_queued.",
+		    1 },
 	};
 
 	if (json_is_array(classes))
@@ -467,7 +467,8 @@ metrics_render_domains(struct buf *b, const json_t *domains)
 		{ "tpm", "limit", "llmgate_domain_tpm_limit", "gauge",
 		    "Tokens per minute the quota domain allows.", 1 },
 		{ "tpm", "available", "llmgate_domain_tokens_available",
-		    "gauge", "Tokens the quota domain's budget admits now.", 1 },
+		    "gauge", "Tokens the quota domain's budget admits now.",
+		    1 },
 		{ "cooldown_ms", NULL, "llmgate_domain_cooldown_seconds",
 		    "gauge", "Seconds until the quota domain's cooldown ends.",
 		    0.001 },
@@ -482,10 +483,10 @@ metrics_render_domains(struct buf *b, const json_t *domains)
 	labels = metrics_render_rows(b, domains, "domain", "name", cols,
 	    sizeof cols / sizeof cols[0]);
 	f = (struct metrics_family){ "llmgate_domain_members", "gauge",
-	    "Targets drawing from the quota domain now.", 0 };
+		"Targets drawing from the quota domain now.", 0 };
 	json_array_foreach(domains, i, d)
-		metrics_u64(b, &f, labels[i], json_array_size(
-		    json_object_get(d, "members")));
+		metrics_u64(b, &f, labels[i],
+		    json_array_size(json_object_get(d, "members")));
 	metrics_free_labels(labels);
 }
 
@@ -534,18 +535,20 @@ metrics_render_targets(struct buf *b, const json_t *targets)
 	    sizeof fams / sizeof fams[0]);
 
 	f = (struct metrics_family){ "llmgate_breaker_state", "gauge",
-	    "1 for the state the target's circuit breaker is in.", 0 };
+		"1 for the state the target's circuit breaker is in.", 0 };
 	json_array_foreach(targets, i, t) {
 		br = json_object_get(t, "breaker");
 		if (!json_is_string(br))
 			continue;
 		for (j = 0; j < sizeof metrics_breaker_states /
-		    sizeof metrics_breaker_states[0]; j++) {
+		         sizeof metrics_breaker_states[0];
+		     j++) {
 			buf_reset(&lb);
 			buf_printf(&lb, "%s,state=\"%s\"", labels[i],
 			    metrics_breaker_states[j]);
-			metrics_u64(b, &f, lb.data, strcmp(json_string_value(br),
-			    metrics_breaker_states[j]) == 0);
+			metrics_u64(b, &f, lb.data,
+			    strcmp(json_string_value(br),
+			        metrics_breaker_states[j]) == 0);
 		}
 	}
 
@@ -578,33 +581,40 @@ metrics_render_cluster(struct buf *b, const json_t *c)
 		return;
 	state = json_object_get(c, "state");
 	f = (struct metrics_family){ "llmgate_cluster_up", "gauge",
-	    "1 while Redis feeds this host's shared budgets; 0 while it keeps "
-	    "to its share of each limit.", 0 };
-	metrics_u64(b, &f, NULL, json_is_string(state) &&
-	    strcmp(json_string_value(state), "up") == 0);
+		"1 while Redis feeds this host's shared budgets; 0 while it keeps "
+		"to its share of each limit.",
+		0 };
+	metrics_u64(b, &f, NULL,
+	    json_is_string(state) &&
+	        strcmp(json_string_value(state), "up") == 0);
 	f = (struct metrics_family){ "llmgate_cluster_hosts", "gauge",
-	    "Hosts alive in the cluster, at the last heartbeat.", 0 };
+		"Hosts alive in the cluster, at the last heartbeat.", 0 };
 	metrics_json(b, &f, NULL, c, "hosts_alive", 1);
-	f = (struct metrics_family){ "llmgate_cluster_outages_total",
-	    "counter", "Times Redis became unavailable.", 0 };
+	f = (struct metrics_family){ "llmgate_cluster_outages_total", "counter",
+		"Times Redis became unavailable.", 0 };
 	metrics_json(b, &f, NULL, c, "outages", 1);
 	f = (struct metrics_family){ "llmgate_cluster_signals_sent_total",
-	    "counter", "Holds, learned limits and open breakers this host "
-	    "told the others.", 0 };
+		"counter",
+		"Holds, learned limits and open breakers this host "
+		"told the others.",
+		0 };
 	metrics_json(b, &f, NULL, c, "signals_sent", 1);
 	f = (struct metrics_family){ "llmgate_cluster_signals_received_total",
-	    "counter", "Holds, learned limits and open breakers other hosts "
-	    "told this one.", 0 };
+		"counter",
+		"Holds, learned limits and open breakers other hosts "
+		"told this one.",
+		0 };
 	metrics_json(b, &f, NULL, c, "signals_received", 1);
 	for (j = 0; j < sizeof per / sizeof per[0]; j++) {
 		f = (struct metrics_family){ per[j].name, "gauge", per[j].help,
-		    0 };
+			0 };
 		for (k = 0; k < 2; k++) {
 			json_array_foreach(json_object_get(c, "targets"), i,
 			    t) {
 				r = json_object_get(t, budgets[k]);
-				metrics_target_label(&lb, json_string_value(
-				    json_object_get(t, "target")));
+				metrics_target_label(&lb,
+				    json_string_value(
+				        json_object_get(t, "target")));
 				buf_printf(&lb, ",budget=\"%s\"", budgets[k]);
 				metrics_json(b, &f, lb.data, r, per[j].key, 1);
 			}
@@ -657,17 +667,22 @@ metrics_render_by_class(struct buf *b, struct metrics_family *f, int attempts)
 static void
 metrics_render_observed(struct buf *b)
 {
-	struct metrics_family calls = { "llmgate_target_calls_total",
-	    "counter", "Calls that ended at the target (the last one they "
-	    "tried), by class.", 0 };
+	struct metrics_family calls = { "llmgate_target_calls_total", "counter",
+		"Calls that ended at the target (the last one they "
+		"tried), by class.",
+		0 };
 	struct metrics_family atts = { "llmgate_target_attempts_total",
-	    "counter", "Upstream attempts by target and class.", 0 };
+		"counter", "Upstream attempts by target and class.", 0 };
 	struct metrics_family hist = { "llmgate_call_duration_seconds",
-	    "histogram", "Call latency, first attempt to answer, waits "
-	    "included, by the target that ended the call.", 0 };
+		"histogram",
+		"Call latency, first attempt to answer, waits "
+		"included, by the target that ended the call.",
+		0 };
 	struct metrics_family folded = { "llmgate_metrics_folded_total",
-	    "counter", "Observations counted under target=\"other\" because "
-	    "the series limit was reached.", 0 };
+		"counter",
+		"Observations counted under target=\"other\" because "
+		"the series limit was reached.",
+		0 };
 	const struct metrics_target *t;
 	struct buf lb = { 0 };
 	uint64_t cum;
@@ -683,8 +698,9 @@ metrics_render_observed(struct buf *b)
 		for (i = 0, cum = 0; i <= METRICS_NBUCKETS; i++) {
 			cum += t->buckets[i];
 			buf_printf(b, "%s_bucket{%s,le=\"%s\"} %llu\n",
-			    hist.name, lb.data, i < METRICS_NBUCKETS ?
-			    metrics_bucket_le[i] : "+Inf",
+			    hist.name, lb.data,
+			    i < METRICS_NBUCKETS ? metrics_bucket_le[i] :
+			                           "+Inf",
 			    (unsigned long long)cum);
 		}
 		buf_printf(b, "%s_sum{%s} %llu.%03llu\n", hist.name, lb.data,

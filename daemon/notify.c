@@ -90,7 +90,8 @@ notify_watchdog_usec(void)
 	if ((s = getenv("WATCHDOG_PID")) != NULL && *s != '\0') {
 		errno = 0;
 		v = strtoull(s, &end, 10);
-		if (errno != 0 || *end != '\0' || v != (unsigned long long)getpid())
+		if (errno != 0 || *end != '\0' ||
+		    v != (unsigned long long)getpid())
 			return 0;
 	}
 	if ((s = getenv("WATCHDOG_USEC")) == NULL || *s == '\0')
@@ -129,7 +130,7 @@ notify_reloading(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
 	    (unsigned long long)ts.tv_sec * 1000000 +
-	    (unsigned long long)ts.tv_nsec / 1000);
+	        (unsigned long long)ts.tv_nsec / 1000);
 	notify(msg);
 }
 

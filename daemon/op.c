@@ -13,7 +13,7 @@
 
 struct op_entry {
 	void (*fn)(struct conn *, struct proto_msg *);
-	int admin;		/* root, the daemon's uid, admin_group */
+	int admin; /* root, the daemon's uid, admin_group */
 };
 
 static void
@@ -28,8 +28,10 @@ op_hello(struct conn *c, struct proto_msg *m)
 		return;
 	}
 	if (m->u.hello.version != PROTO_VERSION) {
-		snprintf(msg, sizeof msg, "protocol version %u not supported; "
-		    "this daemon speaks %u", m->u.hello.version, PROTO_VERSION);
+		snprintf(msg, sizeof msg,
+		    "protocol version %u not supported; "
+		    "this daemon speaks %u",
+		    m->u.hello.version, PROTO_VERSION);
 		conn_fail(c, msg);
 		return;
 	}
@@ -208,18 +210,23 @@ op_dispatch(struct conn *c, struct proto_msg *m)
 	if (op == NULL || op->fn == NULL) {
 		snprintf(msg, sizeof msg, "unknown message type '%.64s'",
 		    m->type == PROTO_UNKNOWN && m->type_name != NULL ?
-		    m->type_name : proto_type_name(m->type));
+		        m->type_name :
+		        proto_type_name(m->type));
 		conn_send_error(c, m->id, LLMGATE_INVALID_REQUEST, msg);
 		return;
 	}
 	if (op->admin && !op_admin(c)) {
 		if (cfg->admin_group != NULL)
-			snprintf(msg, sizeof msg, "%s is for root, uid %ld and "
-			    "group '%.64s' only", proto_type_name(m->type),
-			    (long)geteuid(), cfg->admin_group);
+			snprintf(msg, sizeof msg,
+			    "%s is for root, uid %ld and "
+			    "group '%.64s' only",
+			    proto_type_name(m->type), (long)geteuid(),
+			    cfg->admin_group);
 		else
-			snprintf(msg, sizeof msg, "%s is for root or uid %ld "
-			    "only", proto_type_name(m->type), (long)geteuid());
+			snprintf(msg, sizeof msg,
+			    "%s is for root or uid %ld "
+			    "only",
+			    proto_type_name(m->type), (long)geteuid());
 		conn_send_error(c, m->id, LLMGATE_PERMISSION, msg);
 		return;
 	}

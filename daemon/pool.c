@@ -39,8 +39,8 @@ pool_strategy_index(const char *name)
 }
 
 void
-pool_init(struct pool *p, enum pool_strategy strategy,
-    const uint32_t *weights, size_t n)
+pool_init(struct pool *p, enum pool_strategy strategy, const uint32_t *weights,
+    size_t n)
 {
 	size_t i;
 
@@ -48,8 +48,8 @@ pool_init(struct pool *p, enum pool_strategy strategy,
 	p->strategy = strategy;
 	p->n = n < POOL_MAX_MEMBERS ? n : POOL_MAX_MEMBERS;
 	for (i = 0; i < p->n; i++)
-		p->weight[i] = weights != NULL && weights[i] != 0 ?
-		    weights[i] : 1;
+		p->weight[i] =
+		    weights != NULL && weights[i] != 0 ? weights[i] : 1;
 }
 
 /* Whole units there of a bucket, as a fraction of what it holds full. */
@@ -107,8 +107,8 @@ pool_member_view(struct pool_member *m, const struct target *t,
 			wait = 1;
 	}
 	m->wait_ms = wait;
-	m->ready = wait == 0 && m->queued == 0 && (concurrency == 0 ||
-	    t->provider->inflight < concurrency);
+	m->ready = wait == 0 && m->queued == 0 &&
+	    (concurrency == 0 || t->provider->inflight < concurrency);
 	m->usable = 1;
 }
 
@@ -135,8 +135,7 @@ pool_eligible(const struct pool_member *v, size_t i, uint64_t avoid)
 
 /* How many members may take an attempt now, those in avoid left out. */
 size_t
-pool_ready(const struct pool *p, const struct pool_member *v,
-    uint64_t avoid)
+pool_ready(const struct pool *p, const struct pool_member *v, uint64_t avoid)
 {
 	size_t i, n = 0;
 
@@ -199,9 +198,9 @@ pool_soonest(const struct pool *p, const struct pool_member *v,
 			continue;
 		}
 		b = &v[best];
-		if (v[i].wait_ms != b->wait_ms ? v[i].wait_ms < b->wait_ms :
-		    v[i].queued != b->queued ? v[i].queued < b->queued :
-		    v[i].inflight < b->inflight)
+		if (v[i].wait_ms != b->wait_ms   ? v[i].wait_ms < b->wait_ms :
+		        v[i].queued != b->queued ? v[i].queued < b->queued :
+		                                   v[i].inflight < b->inflight)
 			best = (int)i;
 	}
 	return best;

@@ -22,42 +22,42 @@
 
 #include "llmgated.h"
 
-#define ANTHROPIC_URL		"https://api.anthropic.com/v1"
-#define ANTHROPIC_VERSION	"2023-06-01"
+#define ANTHROPIC_URL     "https://api.anthropic.com/v1"
+#define ANTHROPIC_VERSION "2023-06-01"
 
 /*
  * Anthropic requires max_tokens and has no "model maximum" default. 4096 is
  * the largest value every current Claude model accepts (Claude 3 Haiku
  * caps output there), so a request without one never fails for it.
  */
-#define ANTHROPIC_MAX_TOKENS	4096
+#define ANTHROPIC_MAX_TOKENS 4096
 
-#define ANTHROPIC_JSON_TOOL	"llmgate_json"
-#define ANTHROPIC_VALUE_TOOL	"llmgate_json_value"
+#define ANTHROPIC_JSON_TOOL  "llmgate_json"
+#define ANTHROPIC_VALUE_TOOL "llmgate_json_value"
 
 /* Whitespace, as Anthropic's blank-text checks see it. */
-#define ANTHROPIC_SPACE		" \t\r\n\f\v"
+#define ANTHROPIC_SPACE " \t\r\n\f\v"
 
 /* Content blocks tracked per streamed message; more is a parse error. */
-#define ANTHROPIC_MAX_BLOCKS	256
+#define ANTHROPIC_MAX_BLOCKS 256
 /* Cap on the assembled input of a wrapped (llmgate_json_value) reply. */
-#define ANTHROPIC_MAX_VALUE	(16u * 1024 * 1024)
+#define ANTHROPIC_MAX_VALUE (16u * 1024 * 1024)
 /* Error messages handed to the caller are cut here (bytes). */
-#define ANTHROPIC_MAX_MESSAGE	300
+#define ANTHROPIC_MAX_MESSAGE 300
 
 /* What a content block index of the stream turned out to be. */
 enum anthropic_kind {
-	ANTHROPIC_SKIP = 0,	/* unknown, thinking, server tools, stopped */
+	ANTHROPIC_SKIP = 0, /* unknown, thinking, server tools, stopped */
 	ANTHROPIC_TEXT,
 	ANTHROPIC_TOOL,
-	ANTHROPIC_JSON,		/* llmgate_json: fragments are reply text */
-	ANTHROPIC_VALUE		/* llmgate_json_value: assembled, unwrapped */
+	ANTHROPIC_JSON, /* llmgate_json: fragments are reply text */
+	ANTHROPIC_VALUE /* llmgate_json_value: assembled, unwrapped */
 };
 
 struct anthropic_block {
 	enum anthropic_kind kind;
-	int tool;		/* ANTHROPIC_TOOL: the reply's tool index */
-	size_t off;		/* ANTHROPIC_JSON: its start in reply->text */
+	int tool;   /* ANTHROPIC_TOOL: the reply's tool index */
+	size_t off; /* ANTHROPIC_JSON: its start in reply->text */
 };
 
 /*
@@ -120,15 +120,14 @@ static const char *anthropic_quota_markers[] = {
 };
 
 #ifndef nitems
-#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#define nitems(a) (sizeof(a) / sizeof(a)[0])
 #endif
 
-static int	anthropic_build(struct http_req *, const struct provider_conf *,
-		    const char *, const struct llmgate_request *, char **);
-static int	anthropic_parse(struct reply *, const char *, size_t);
-static int	anthropic_event(struct reply *, const struct sse_event *);
-static void	anthropic_classify(struct reply *, uint32_t, const char *,
-		    size_t);
+static int anthropic_build(struct http_req *, const struct provider_conf *,
+    const char *, const struct llmgate_request *, char **);
+static int anthropic_parse(struct reply *, const char *, size_t);
+static int anthropic_event(struct reply *, const struct sse_event *);
+static void anthropic_classify(struct reply *, uint32_t, const char *, size_t);
 
 const struct provider_type provider_anthropic = {
 	.name = "anthropic",
@@ -217,16 +216,16 @@ anthropic_tool_use(json_t *blocks, const struct llmgate_tool_call *tc,
 	p = tc->arguments;
 	if (p == NULL || p[strspn(p, " \t\r\n")] == '\0')
 		input = json_object();
-	else if ((input = anthropic_object(tc->arguments,
-	    "tool call arguments", cause)) == NULL)
+	else if ((input = anthropic_object(tc->arguments, "tool call arguments",
+	              cause)) == NULL)
 		return -1;
 
 	block = json_object();
 	json_object_set_new(block, "type", json_string("tool_use"));
-	if (anthropic_set_string(block, "id", tc->id, "tool call id",
-	    cause) != 0 ||
+	if (anthropic_set_string(block, "id", tc->id, "tool call id", cause) !=
+	        0 ||
 	    anthropic_set_string(block, "name", tc->name, "tool call name",
-	    cause) != 0) {
+	        cause) != 0) {
 		json_decref(input);
 		json_decref(block);
 		return -1;
@@ -249,9 +248,10 @@ anthropic_tool_result(json_t *blocks, const struct llmgate_message *m,
 	block = json_object();
 	json_object_set_new(block, "type", json_string("tool_result"));
 	if (anthropic_set_string(block, "tool_use_id", m->tool_call_id,
-	    "tool_call_id", cause) != 0 ||
-	    (m->content != NULL && anthropic_set_string(block, "content",
-	    m->content, "tool message content", cause) != 0)) {
+	        "tool_call_id", cause) != 0 ||
+	    (m->content != NULL &&
+	        anthropic_set_string(block, "content", m->content,
+	            "tool message content", cause) != 0)) {
 		json_decref(block);
 		return -1;
 	}
@@ -277,7 +277,7 @@ anthropic_add_turn(json_t *msgs, const char *role, json_t *blocks)
 	if (n != 0) {
 		last = json_array_get(msgs, n - 1);
 		if (strcmp(json_string_value(json_object_get(last, "role")),
-		    role) == 0) {
+		        role) == 0) {
 			json_array_extend(json_object_get(last, "content"),
 			    blocks);
 			json_decref(blocks);
@@ -305,7 +305,7 @@ anthropic_trim_prefill(json_t *msgs)
 		return;
 	last = json_array_get(msgs, n - 1);
 	if (strcmp(json_string_value(json_object_get(last, "role")),
-	    "assistant") != 0)
+	        "assistant") != 0)
 		return;
 	content = json_object_get(last, "content");
 	block = json_array_get(content, json_array_size(content) - 1);
@@ -331,10 +331,10 @@ anthropic_simplify(json_t *msgs)
 			continue;
 		block = json_array_get(content, 0);
 		if (strcmp(json_string_value(json_object_get(block, "type")),
-		    "text") != 0)
+		        "text") != 0)
 			continue;
-		json_object_set(turn, "content", json_object_get(block,
-		    "text"));
+		json_object_set(turn, "content",
+		    json_object_get(block, "text"));
 	}
 }
 
@@ -354,17 +354,17 @@ anthropic_messages(const struct llmgate_request *req, char **cause)
 		case LLMGATE_ROLE_USER:
 			role = "user";
 			if (anthropic_text_block(blocks, m->content,
-			    "message content", cause) != 0)
+			        "message content", cause) != 0)
 				goto fail;
 			break;
 		case LLMGATE_ROLE_ASSISTANT:
 			role = "assistant";
 			if (anthropic_text_block(blocks, m->content,
-			    "message content", cause) != 0)
+			        "message content", cause) != 0)
 				goto fail;
 			for (j = 0; j < m->ntool_calls; j++) {
 				if (anthropic_tool_use(blocks,
-				    &m->tool_calls[j], cause) != 0)
+				        &m->tool_calls[j], cause) != 0)
 					goto fail;
 			}
 			break;
@@ -435,18 +435,18 @@ anthropic_schema_tool(json_t *tools, json_t **choice, const char *text,
 		schema = json_object();
 		json_object_set_new(schema, "type", json_string("object"));
 		json_object_set_new(schema, "properties", props);
-		json_object_set_new(schema, "required", json_pack("[s]",
-		    "value"));
+		json_object_set_new(schema, "required",
+		    json_pack("[s]", "value"));
 		wrapped = 1;
 	}
 	if (wrapped) {
 		name = ANTHROPIC_VALUE_TOOL;
 		desc = "Reply by calling this tool once, with the complete "
-		    "answer as \"value\".";
+		       "answer as \"value\".";
 	} else {
 		name = ANTHROPIC_JSON_TOOL;
 		desc = "Reply by calling this tool once; its input is the "
-		    "complete answer.";
+		       "complete answer.";
 	}
 	tool = json_object();
 	json_object_set_new(tool, "name", json_string(name));
@@ -458,8 +458,7 @@ anthropic_schema_tool(json_t *tools, json_t **choice, const char *text,
 }
 
 static int
-anthropic_tools(json_t *root, const struct llmgate_request *req,
-    char **cause)
+anthropic_tools(json_t *root, const struct llmgate_request *req, char **cause)
 {
 	const struct llmgate_tool *t;
 	json_t *tools, *tool, *schema, *choice = NULL;
@@ -482,15 +481,16 @@ anthropic_tools(json_t *root, const struct llmgate_request *req,
 		if (t->parameters == NULL)
 			schema = json_object();
 		else if ((schema = anthropic_object(t->parameters,
-		    "tool parameters", cause)) == NULL)
+		              "tool parameters", cause)) == NULL)
 			goto fail;
 		anthropic_object_type(schema);
 		tool = json_object();
 		json_array_append_new(tools, tool);
 		if (anthropic_set_string(tool, "name", t->name, "tool name",
-		    cause) != 0 || (t->description != NULL &&
-		    anthropic_set_string(tool, "description", t->description,
-		    "tool description", cause) != 0)) {
+		        cause) != 0 ||
+		    (t->description != NULL &&
+		        anthropic_set_string(tool, "description",
+		            t->description, "tool description", cause) != 0)) {
 			json_decref(schema);
 			goto fail;
 		}
@@ -498,7 +498,8 @@ anthropic_tools(json_t *root, const struct llmgate_request *req,
 	}
 	if (req->schema != NULL && req->tool_choice != LLMGATE_TOOLS_AUTO) {
 		/* The schema is itself a tool the reply is forced to. */
-		xasprintf(cause, "tool_choice %s cannot be combined with a "
+		xasprintf(cause,
+		    "tool_choice %s cannot be combined with a "
 		    "schema on an Anthropic target",
 		    llmgate_tool_choice_name(req->tool_choice));
 		goto fail;
@@ -536,12 +537,13 @@ anthropic_build(struct http_req *hr, const struct provider_conf *prov,
 	root = json_object();
 	if (anthropic_set_string(root, "model", model, "model", cause) != 0)
 		goto fail;
-	json_object_set_new(root, "max_tokens", json_integer(
-	    (req->has & LLMGATE_HAS_MAX_TOKENS) ? req->max_tokens :
-	    ANTHROPIC_MAX_TOKENS));
+	json_object_set_new(root, "max_tokens",
+	    json_integer((req->has & LLMGATE_HAS_MAX_TOKENS) ?
+	            req->max_tokens :
+	            ANTHROPIC_MAX_TOKENS));
 	if (req->system != NULL && *req->system != '\0' &&
 	    anthropic_set_string(root, "system", req->system, "system prompt",
-	    cause) != 0)
+	        cause) != 0)
 		goto fail;
 	if ((msgs = anthropic_messages(req, cause)) == NULL)
 		goto fail;
@@ -568,8 +570,9 @@ anthropic_build(struct http_req *hr, const struct provider_conf *prov,
 		stop = json_array();
 		json_object_set_new(root, "stop_sequences", stop);
 		for (i = 0; i < req->nstop; i++) {
-			if (json_array_append_new(stop, anthropic_string(
-			    req->stop[i], "stop sequence", cause)) != 0)
+			if (json_array_append_new(stop,
+			        anthropic_string(req->stop[i], "stop sequence",
+			            cause)) != 0)
 				goto fail;
 		}
 	}
@@ -590,8 +593,7 @@ anthropic_build(struct http_req *hr, const struct provider_conf *prov,
 	xasprintf(&hr->url, "%.*s/messages", (int)len, base);
 	hr->body = body;
 	hr->body_len = strlen(body);
-	hr->headers = curl_slist_append(NULL,
-	    "Content-Type: application/json");
+	hr->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (prov->api_key != NULL && *prov->api_key != '\0') {
 		xasprintf(&hdr, "x-api-key: %s", prov->api_key);
 		hr->headers = curl_slist_append(hr->headers, hdr);
@@ -600,8 +602,8 @@ anthropic_build(struct http_req *hr, const struct provider_conf *prov,
 	hr->headers = curl_slist_append(hr->headers,
 	    "anthropic-version: " ANTHROPIC_VERSION);
 	if (req->stream)
-		hr->headers = curl_slist_append(hr->headers,
-		    "Accept: text/event-stream");
+		hr->headers =
+		    curl_slist_append(hr->headers, "Accept: text/event-stream");
 	return 0;
 
 fail:
@@ -638,13 +640,13 @@ anthropic_error_class(const struct provider_err *e, uint32_t status)
 	msg = e->message != NULL ? e->message : "";
 	if (strcmp(type, "invalid_request_error") == 0 &&
 	    anthropic_marked(msg, anthropic_context_markers,
-	    nitems(anthropic_context_markers)))
+	        nitems(anthropic_context_markers)))
 		return LLMGATE_CONTEXT_LENGTH;
 	if ((strcmp(type, "invalid_request_error") == 0 ||
-	    strcmp(type, "rate_limit_error") == 0 ||
-	    strcmp(type, "permission_error") == 0) &&
+	        strcmp(type, "rate_limit_error") == 0 ||
+	        strcmp(type, "permission_error") == 0) &&
 	    anthropic_marked(msg, anthropic_quota_markers,
-	    nitems(anthropic_quota_markers)))
+	        nitems(anthropic_quota_markers)))
 		return LLMGATE_QUOTA_EXHAUSTED;
 	for (i = 0; i < nitems(anthropic_errors); i++) {
 		if (strcmp(type, anthropic_errors[i].type) == 0)
@@ -820,8 +822,8 @@ anthropic_parse(struct reply *r, const char *body, size_t len)
 		if (type == NULL)
 			continue;
 		if (strcmp(type, "text") == 0) {
-			text = json_string_value(json_object_get(block,
-			    "text"));
+			text =
+			    json_string_value(json_object_get(block, "text"));
 			if (text != NULL)
 				reply_text(r, text, strlen(text));
 			continue;
@@ -844,8 +846,8 @@ anthropic_parse(struct reply *r, const char *body, size_t len)
 			if (input == NULL)
 				s = xstrdup("{}");
 			else
-				s = anthropic_json_text(input, strcmp(name,
-				    ANTHROPIC_VALUE_TOOL) == 0);
+				s = anthropic_json_text(input,
+				    strcmp(name, ANTHROPIC_VALUE_TOOL) == 0);
 			if (s == NULL) {
 				reply_error(r, LLMGATE_PARSE_ERROR, 0,
 				    "%s input without a value", name);
@@ -856,18 +858,19 @@ anthropic_parse(struct reply *r, const char *body, size_t len)
 			if (input == NULL)
 				s = xstrdup("{}");
 			else
-				s = json_dumps(input, JSON_COMPACT |
-				    JSON_ENCODE_ANY);
-			reply_tool_delta(r, ntools++, json_string_value(
-			    json_object_get(block, "id")), name, s, strlen(s));
+				s = json_dumps(input,
+				    JSON_COMPACT | JSON_ENCODE_ANY);
+			reply_tool_delta(r, ntools++,
+			    json_string_value(json_object_get(block, "id")),
+			    name, s, strlen(s));
 		}
 		free(s);
 	}
 
 	anthropic_usage(r, json_object_get(root, "usage"));
-	anthropic_stop(r, json_string_value(json_object_get(root,
-	    "stop_reason")), json_object_get(root, "stop_details"),
-	    ntools == 0 && json_seen);
+	anthropic_stop(r,
+	    json_string_value(json_object_get(root, "stop_reason")),
+	    json_object_get(root, "stop_details"), ntools == 0 && json_seen);
 	if (r->finish == LLMGATE_FINISH_NONE)
 		r->finish = LLMGATE_FINISH_OTHER;
 	r->done = 1;
@@ -881,7 +884,7 @@ static struct anthropic_stream *
 anthropic_stream_get(struct reply *r)
 {
 	if (r->pstate == NULL)
-		r->pstate = xcalloc(1, sizeof (struct anthropic_stream));
+		r->pstate = xcalloc(1, sizeof(struct anthropic_stream));
 	return r->pstate;
 }
 
@@ -957,8 +960,9 @@ anthropic_ev_block_start(struct reply *r, json_t *ev)
 	} else {
 		b->kind = ANTHROPIC_TOOL;
 		b->tool = st->ntools++;
-		reply_tool_delta(r, b->tool, json_string_value(
-		    json_object_get(cb, "id")), name, NULL, 0);
+		reply_tool_delta(r, b->tool,
+		    json_string_value(json_object_get(cb, "id")), name, NULL,
+		    0);
 	}
 	return 0;
 }
@@ -1013,10 +1017,10 @@ anthropic_ev_block_delta(struct reply *r, json_t *ev)
 		return 0;
 	}
 	if (strcmp(type, "input_json_delta") != 0)
-		return 0;	/* thinking, signature, citations */
+		return 0; /* thinking, signature, citations */
 	js = json_object_get(delta, "partial_json");
 	if ((len = json_string_length(js)) == 0)
-		return 0;	/* the first fragment is often "" */
+		return 0; /* the first fragment is often "" */
 	s = json_string_value(js);
 	switch (b->kind) {
 	case ANTHROPIC_TOOL:
@@ -1069,8 +1073,8 @@ anthropic_ev_block_stop(struct reply *r, json_t *ev)
 		if (t->args.len == 0)
 			reply_tool_delta(r, b->tool, NULL, NULL, "{}", 2);
 		else
-			rc = anthropic_check_json(r, t->args.data,
-			    t->args.len, "tool arguments");
+			rc = anthropic_check_json(r, t->args.data, t->args.len,
+			    "tool arguments");
 		break;
 	case ANTHROPIC_JSON:
 		if (r->text.len == b->off)
@@ -1105,8 +1109,9 @@ anthropic_ev_message_delta(struct reply *r, json_t *ev)
 	struct anthropic_stream *st = anthropic_stream_get(r);
 	json_t *delta = json_object_get(ev, "delta");
 
-	anthropic_stop(r, json_string_value(json_object_get(delta,
-	    "stop_reason")), json_object_get(delta, "stop_details"),
+	anthropic_stop(r,
+	    json_string_value(json_object_get(delta, "stop_reason")),
+	    json_object_get(delta, "stop_details"),
 	    st->ntools == 0 && st->json_seen);
 	anthropic_usage(r, json_object_get(ev, "usage"));
 	return 0;
@@ -1157,8 +1162,8 @@ anthropic_event(struct reply *r, const struct sse_event *sev)
 		name = "error";
 	else if (sev->event != NULL)
 		name = sev->event;
-	else if ((name = json_string_value(json_object_get(ev,
-	    "type"))) == NULL) {
+	else if ((name = json_string_value(json_object_get(ev, "type"))) ==
+	    NULL) {
 		reply_error(r, LLMGATE_PARSE_ERROR, 0,
 		    "event without a name or a JSON type");
 		json_decref(ev);

@@ -12,7 +12,7 @@
 #include "llmgated.h"
 
 /* A GA version (§5.1), for a provider configured without api_version. */
-#define AZURE_API_VERSION	"2024-10-21"
+#define AZURE_API_VERSION "2024-10-21"
 
 static int
 azure_build(struct http_req *hr, const struct provider_conf *prov,
@@ -27,8 +27,8 @@ azure_build(struct http_req *hr, const struct provider_conf *prov,
 		xasprintf(cause, "provider '%s': no base_url", prov->name);
 		return -1;
 	}
-	version = prov->api_version != NULL ? prov->api_version :
-	    AZURE_API_VERSION;
+	version =
+	    prov->api_version != NULL ? prov->api_version : AZURE_API_VERSION;
 	/* Both end up in the URL; a stray '/' or '&' must not reshape it. */
 	dep = curl_easy_escape(NULL, model, 0);
 	ver = curl_easy_escape(NULL, version, 0);

@@ -13,7 +13,7 @@
 #include "llmgated.h"
 
 #ifndef nitems
-#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#define nitems(a) (sizeof(a) / sizeof(a)[0])
 #endif
 
 #define GEMINI_BASE_URL "https://generativelanguage.googleapis.com/v1beta"
@@ -29,7 +29,7 @@
 
 /* Stream state: tool calls arrive whole, one per part, across chunks. */
 struct gemini_state {
-	int ncalls;		/* functionCall parts seen: the next index */
+	int ncalls; /* functionCall parts seen: the next index */
 };
 
 struct gemini_finish_map {
@@ -85,10 +85,10 @@ static const struct gemini_status_map gemini_statuses[] = {
 
 /* What the details of one google.rpc.Status told us. */
 struct gemini_details {
-	int key_invalid;	/* ErrorInfo reason API_KEY_INVALID */
-	int per_day;		/* a QuotaFailure on a per-day quota */
-	int zero_quota;		/* a quota of 0: the tier has no access */
-	int64_t retry_ms;	/* RetryInfo.retryDelay, -1 when none */
+	int key_invalid;  /* ErrorInfo reason API_KEY_INVALID */
+	int per_day;      /* a QuotaFailure on a per-day quota */
+	int zero_quota;   /* a quota of 0: the tier has no access */
+	int64_t retry_ms; /* RetryInfo.retryDelay, -1 when none */
 };
 
 /* json_string() refuses invalid UTF-8, which is the caller's input error. */
@@ -108,14 +108,12 @@ gemini_str(const char *s, const char *what, char **cause)
  * the caller says so (empty_ok), as for a call without arguments.
  */
 static json_t *
-gemini_object(const char *text, int empty_ok, const char *what,
-    char **cause)
+gemini_object(const char *text, int empty_ok, const char *what, char **cause)
 {
 	json_error_t error;
 	json_t *j;
 
-	if (empty_ok &&
-	    (text == NULL || text[strspn(text, " \t\r\n")] == '\0'))
+	if (empty_ok && (text == NULL || text[strspn(text, " \t\r\n")] == '\0'))
 		return json_object();
 	if ((j = json_loads(text != NULL ? text : "", 0, &error)) == NULL) {
 		xasprintf(cause, "%s: invalid JSON: %s", what, error.text);
@@ -226,8 +224,10 @@ gemini_parts(const struct llmgate_request *req, size_t at, char **cause)
 	parts = json_array();
 	if (m->role == LLMGATE_ROLE_TOOL) {
 		if ((fname = gemini_tool_name(req, at)) == NULL) {
-			xasprintf(cause, "message %zu: tool result without a "
-			    "function name", at);
+			xasprintf(cause,
+			    "message %zu: tool result without a "
+			    "function name",
+			    at);
 			goto fail;
 		}
 		if ((name = gemini_str(fname, "tool name", cause)) == NULL)
@@ -236,14 +236,15 @@ gemini_parts(const struct llmgate_request *req, size_t at, char **cause)
 			json_decref(name);
 			goto fail;
 		}
-		json_array_append_new(parts, json_pack("{s:{s:o, s:o}}",
-		    "functionResponse", "name", name, "response", resp));
+		json_array_append_new(parts,
+		    json_pack("{s:{s:o, s:o}}", "functionResponse", "name",
+		        name, "response", resp));
 		return parts;
 	}
 
 	if (m->content != NULL && *m->content != '\0') {
 		if ((part = gemini_text_part(m->content, "message text",
-		    cause)) == NULL)
+		         cause)) == NULL)
 			goto fail;
 		json_array_append_new(parts, part);
 	}
@@ -251,16 +252,17 @@ gemini_parts(const struct llmgate_request *req, size_t at, char **cause)
 		return parts;
 	for (i = 0; i < m->ntool_calls; i++) {
 		tc = &m->tool_calls[i];
-		if ((name = gemini_str(tc->name, "tool call name",
-		    cause)) == NULL)
+		if ((name = gemini_str(tc->name, "tool call name", cause)) ==
+		    NULL)
 			goto fail;
 		if ((args = gemini_object(tc->arguments, 1,
-		    "tool call arguments", cause)) == NULL) {
+		         "tool call arguments", cause)) == NULL) {
 			json_decref(name);
 			goto fail;
 		}
-		json_array_append_new(parts, json_pack("{s:{s:o, s:o}}",
-		    "functionCall", "name", name, "args", args));
+		json_array_append_new(parts,
+		    json_pack("{s:{s:o, s:o}}", "functionCall", "name", name,
+		        "args", args));
 	}
 	return parts;
 
@@ -283,7 +285,8 @@ gemini_contents(const struct llmgate_request *req, char **cause)
 			return NULL;
 		}
 		role = req->messages[i].role == LLMGATE_ROLE_ASSISTANT ?
-		    "model" : "user";
+		    "model" :
+		    "user";
 		gemini_add_turn(contents, role, parts);
 	}
 	if (json_array_size(contents) == 0) {
@@ -310,14 +313,14 @@ gemini_tools(const struct llmgate_request *req, char **cause)
 			goto fail;
 		json_object_set_new(decl, "name", j);
 		if (t->description != NULL) {
-			if ((j = gemini_str(t->description,
-			    "tool description", cause)) == NULL)
+			if ((j = gemini_str(t->description, "tool description",
+			         cause)) == NULL)
 				goto fail;
 			json_object_set_new(decl, "description", j);
 		}
 		if (t->parameters != NULL) {
 			if ((j = gemini_object(t->parameters, 0,
-			    "tool parameters", cause)) == NULL)
+			         "tool parameters", cause)) == NULL)
 				goto fail;
 			json_object_set_new(decl, "parameters", j);
 		}
@@ -352,7 +355,7 @@ gemini_config(const struct llmgate_request *req, char **cause)
 		json_object_set_new(gc, "stopSequences", stop);
 		for (i = 0; i < req->nstop; i++) {
 			if ((j = gemini_str(req->stop[i], "stop sequence",
-			    cause)) == NULL)
+			         cause)) == NULL)
 				goto fail;
 			json_array_append_new(stop, j);
 		}
@@ -363,8 +366,8 @@ gemini_config(const struct llmgate_request *req, char **cause)
 		 * is an OpenAPI subset that rejects much of what callers
 		 * write.
 		 */
-		if ((j = gemini_object(req->schema, 0, "schema",
-		    cause)) == NULL)
+		if ((j = gemini_object(req->schema, 0, "schema", cause)) ==
+		    NULL)
 			goto fail;
 		json_object_set_new(gc, "responseMimeType",
 		    json_string("application/json"));
@@ -402,7 +405,7 @@ gemini_build(struct http_req *hr, const struct provider_conf *prov,
 	body = json_object();
 	if (req->system != NULL && *req->system != '\0') {
 		if ((j = gemini_text_part(req->system, "system prompt",
-		    cause)) == NULL)
+		         cause)) == NULL)
 			goto fail;
 		json_object_set_new(body, "systemInstruction",
 		    json_pack("{s:[o]}", "parts", j));
@@ -422,13 +425,13 @@ gemini_build(struct http_req *hr, const struct provider_conf *prov,
 		json_object_set_new(body, "tools", j);
 	}
 	if (req->tool_choice != LLMGATE_TOOLS_AUTO) {
-		j = json_pack("{s:s}", "mode", req->tool_choice ==
-		    LLMGATE_TOOLS_NONE ? "NONE" : "ANY");
+		j = json_pack("{s:s}", "mode",
+		    req->tool_choice == LLMGATE_TOOLS_NONE ? "NONE" : "ANY");
 		if (req->tool_name != NULL)
 			json_object_set_new(j, "allowedFunctionNames",
 			    json_pack("[s]", req->tool_name));
-		json_object_set_new(body, "toolConfig", json_pack("{s:o}",
-		    "functionCallingConfig", j));
+		json_object_set_new(body, "toolConfig",
+		    json_pack("{s:o}", "functionCallingConfig", j));
 	}
 	if ((text = json_dumps(body, GEMINI_DUMP)) == NULL) {
 		xasprintf(cause, "cannot encode the request");
@@ -446,8 +449,7 @@ gemini_build(struct http_req *hr, const struct provider_conf *prov,
 	while (blen != 0 && base[blen - 1] == '/')
 		blen--;
 	xasprintf(&url, "%.*s/models/%s:%s", (int)blen, base, esc,
-	    req->stream ? "streamGenerateContent?alt=sse" :
-	    "generateContent");
+	    req->stream ? "streamGenerateContent?alt=sse" : "generateContent");
 	curl_free(esc);
 
 	headers = gemini_header(headers, "Content-Type: application/json");
@@ -544,13 +546,12 @@ gemini_details(json_t *details, struct gemini_details *gd)
 		if (s != NULL && (ms = gemini_duration_ms(s)) >= 0)
 			gd->retry_ms = ms;
 		json_array_foreach(json_object_get(d, "violations"), j, viol) {
-			s = json_string_value(json_object_get(viol,
-			    "quotaId"));
+			s = json_string_value(json_object_get(viol, "quotaId"));
 			if (s != NULL && strcasestr(s, "PerDay") != NULL)
 				gd->per_day = 1;
 			v = json_object_get(viol, "quotaValue");
 			if ((json_is_string(v) &&
-			    strcmp(json_string_value(v), "0") == 0) ||
+			        strcmp(json_string_value(v), "0") == 0) ||
 			    (json_is_integer(v) && json_integer_value(v) == 0))
 				gd->zero_quota = 1;
 		}
@@ -599,7 +600,7 @@ gemini_error_class(const struct provider_err *e, const char *st,
 		return LLMGATE_OVERLOADED;
 	if (http >= 400)
 		return reply_class_for_status(http);
-	return LLMGATE_SERVER_ERROR;	/* an error event in a 2xx stream */
+	return LLMGATE_SERVER_ERROR; /* an error event in a 2xx stream */
 }
 
 /*
@@ -706,8 +707,7 @@ gemini_finish(struct reply *r, const char *reason, json_t *cand)
 	fmsg = json_string_value(json_object_get(cand, "finishMessage"));
 	if (fmsg != NULL) {
 		gemini_msg(text, sizeof text, fmsg);
-		reply_error(r, fm->cls, 0, "finishReason %s: %s", reason,
-		    text);
+		reply_error(r, fm->cls, 0, "finishReason %s: %s", reason, text);
 	} else
 		reply_error(r, fm->cls, 0, "finishReason %s", reason);
 }
@@ -759,8 +759,7 @@ gemini_response(struct reply *r, json_t *root, int whole)
 	}
 	if (json_is_object(usage = json_object_get(root, "usageMetadata"))) {
 		r->input_tokens = gemini_count(usage, "promptTokenCount");
-		r->output_tokens = gemini_count(usage,
-		    "candidatesTokenCount") +
+		r->output_tokens = gemini_count(usage, "candidatesTokenCount") +
 		    gemini_count(usage, "thoughtsTokenCount");
 	}
 
@@ -796,8 +795,8 @@ gemini_response(struct reply *r, json_t *root, int whole)
 		if (json_is_string(j = json_object_get(part, "text")))
 			reply_text(r, json_string_value(j),
 			    json_string_length(j));
-		else if (json_is_object(j = json_object_get(part,
-		    "functionCall"))) {
+		else if (json_is_object(
+		             j = json_object_get(part, "functionCall"))) {
 			if (gemini_call(r, j) != 0)
 				return -1;
 		}
@@ -859,8 +858,7 @@ gemini_event(struct reply *r, const struct sse_event *ev)
  * one-element array.
  */
 static void
-gemini_classify(struct reply *r, uint32_t status, const char *body,
-    size_t len)
+gemini_classify(struct reply *r, uint32_t status, const char *body, size_t len)
 {
 	struct provider_err e;
 	json_t *root;

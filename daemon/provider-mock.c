@@ -49,9 +49,9 @@ struct mock {
 	struct event *ev;
 	enum mock_kind kind;
 	long param;
-	uint32_t word_ms;	/* between streamed words */
-	char *text;		/* the full reply */
-	size_t pos;		/* how much of it was sent */
+	uint32_t word_ms; /* between streamed words */
+	char *text;       /* the full reply */
+	size_t pos;       /* how much of it was sent */
 	int words_sent;
 };
 
@@ -132,7 +132,8 @@ mock_last_user(const struct llmgate_request *req)
 static void
 mock_arm(struct mock *m, uint64_t ms)
 {
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	struct timeval tv = { (time_t)(ms / 1000),
+		(suseconds_t)(ms % 1000) * 1000 };
 
 	evtimer_add(m->ev, &tv);
 }
@@ -177,9 +178,11 @@ mock_parse(struct mock *m, const char *model, char **cause)
 		m->word_ms = (uint32_t)m->param;
 	return 0;
 unknown:
-	xasprintf(cause, "mock model '%s' does not exist (models: echo, "
+	xasprintf(cause,
+	    "mock model '%s' does not exist (models: echo, "
 	    "stream[:MS], slow[:MS], rate-limited[:S], flaky[:N], "
-	    "error:CLASS, cut[:N], json-fix[:N], tool-fix[:N])", model);
+	    "error:CLASS, cut[:N], json-fix[:N], tool-fix[:N])",
+	    model);
 	return -1;
 }
 
@@ -224,8 +227,8 @@ mock_start(struct attempt *att)
 	}
 	xasprintf(&m->text, "echo: %s", mock_last_user(req));
 	mock_continue(m, req);
-	att->reply.input_tokens = mock_words(req->system) +
-	    mock_words(mock_last_user(req));
+	att->reply.input_tokens =
+	    mock_words(req->system) + mock_words(mock_last_user(req));
 	if (strncmp(att->model, "slow", 4) == 0)
 		first = (uint64_t)m->param;
 	mock_arm(m, first);
@@ -251,12 +254,12 @@ mock_tool_call(struct mock *m)
 	struct attempt *att = m->att;
 	struct reply *r = &att->reply;
 	const char *args = att->index < (unsigned)m->param ?
-	    "{\"bad\": true}" : mock_first_user(att->req);
+	    "{\"bad\": true}" :
+	    mock_first_user(att->req);
 	char id[32];
 
 	snprintf(id, sizeof id, "call_mock_%u", att->index);
-	reply_tool_delta(r, 0, id, att->req->tools[0].name, args,
-	    strlen(args));
+	reply_tool_delta(r, 0, id, att->req->tools[0].name, args, strlen(args));
 	r->output_tokens = mock_words(args);
 	r->finish = LLMGATE_FINISH_TOOL_CALLS;
 	r->status = 200;
@@ -327,7 +330,8 @@ mock_step(evutil_socket_t fd, short events, void *arg)
 	case MOCK_JSON_FIX:
 		free(m->text);
 		m->text = xstrdup(att->index < (unsigned)m->param ?
-		    "{\"bad\": true}" : mock_first_user(att->req));
+		        "{\"bad\": true}" :
+		        mock_first_user(att->req));
 		break;
 	case MOCK_JSON_FLAKY:
 		if (att->index >= 1 && att->index <= (unsigned)m->param) {
@@ -338,7 +342,7 @@ mock_step(evutil_socket_t fd, short events, void *arg)
 		}
 		free(m->text);
 		m->text = xstrdup(att->index == 0 ? "{\"bad\": true}" :
-		    mock_first_user(att->req));
+		                                    mock_first_user(att->req));
 		break;
 	case MOCK_TOOL_FIX:
 		if (att->req->ntools == 0) {

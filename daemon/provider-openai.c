@@ -15,7 +15,7 @@
 #include "llmgated.h"
 
 /* Longest provider message kept in a reply, in bytes. */
-#define OPENAI_MSG_MAX	300
+#define OPENAI_MSG_MAX 300
 
 /* Stream state in reply->pstate: one allocation, so free() releases it. */
 struct openai_stream {
@@ -42,8 +42,8 @@ static const struct openai_finish {
 	    LLMGATE_CONTENT_FILTER, "output stopped by the content filter" },
 	{ "insufficient_system_resource", LLMGATE_FINISH_OTHER,
 	    LLMGATE_OVERLOADED, "generation cut short for lack of capacity" },
-	{ "error", LLMGATE_FINISH_OTHER,
-	    LLMGATE_SERVER_ERROR, "generation failed upstream" },
+	{ "error", LLMGATE_FINISH_OTHER, LLMGATE_SERVER_ERROR,
+	    "generation failed upstream" },
 };
 
 /*
@@ -74,8 +74,8 @@ static const struct openai_errname {
 /* An error body's fields, with what only these servers add. */
 struct openai_err {
 	struct provider_err f;
-	const char *inner;	/* Azure innererror.code */
-	int moderation;		/* OpenRouter: refused by moderation */
+	const char *inner; /* Azure innererror.code */
+	int moderation;    /* OpenRouter: refused by moderation */
 };
 
 /* curl_slist_append keeps the old list on failure; so do we. */
@@ -167,7 +167,7 @@ openai_message(const struct llmgate_message *m, size_t i, char **cause)
 		if (m->content == NULL && m->ntool_calls != 0)
 			json_object_set_new(o, "content", json_null());
 		else if (openai_set_str(o, "content", m->content, where,
-		    cause) != 0)
+		             cause) != 0)
 			goto fail;
 		if (m->ntool_calls == 0)
 			break;
@@ -177,20 +177,23 @@ openai_message(const struct llmgate_message *m, size_t i, char **cause)
 			tc = &m->tool_calls[j];
 			call = json_object();
 			json_array_append_new(calls, call);
-			if (openai_set_str(call, "id", tc->id, where,
-			    cause) != 0)
+			if (openai_set_str(call, "id", tc->id, where, cause) !=
+			    0)
 				goto fail;
 			json_object_set_new(call, "type",
 			    json_string("function"));
 			fn = json_object();
 			json_object_set_new(call, "function", fn);
 			if (openai_set_str(fn, "name", tc->name, where,
-			    cause) != 0)
+			        cause) != 0)
 				goto fail;
 			/* arguments is a string of JSON on this API. */
 			if (openai_set_str(fn, "arguments",
-			    tc->arguments != NULL && *tc->arguments != '\0' ?
-			    tc->arguments : "{}", where, cause) != 0)
+			        tc->arguments != NULL &&
+			                *tc->arguments != '\0' ?
+			            tc->arguments :
+			            "{}",
+			        where, cause) != 0)
 				goto fail;
 		}
 		break;
@@ -203,7 +206,7 @@ openai_message(const struct llmgate_message *m, size_t i, char **cause)
 		}
 		json_object_set_new(o, "role", json_string("tool"));
 		if (openai_set_str(o, "tool_call_id", m->tool_call_id, where,
-		    cause) != 0)
+		        cause) != 0)
 			goto fail;
 		if (openai_set_str(o, "content", m->content, where, cause) != 0)
 			goto fail;
@@ -241,20 +244,25 @@ openai_tools(const struct llmgate_request *req, char **cause)
 		}
 		if (openai_set_str(fn, "name", t->name, "tool", cause) != 0)
 			goto fail;
-		if (t->description != NULL && openai_set_str(fn, "description",
-		    t->description, "tool", cause) != 0)
+		if (t->description != NULL &&
+		    openai_set_str(fn, "description", t->description, "tool",
+		        cause) != 0)
 			goto fail;
 		if (t->parameters == NULL)
 			continue;
 		if ((params = json_loads(t->parameters, 0, &jerr)) == NULL) {
-			xasprintf(cause, "tool '%s': parameters are not valid "
-			    "JSON", t->name);
+			xasprintf(cause,
+			    "tool '%s': parameters are not valid "
+			    "JSON",
+			    t->name);
 			goto fail;
 		}
 		if (!json_is_object(params)) {
 			json_decref(params);
-			xasprintf(cause, "tool '%s': parameters are not a JSON "
-			    "object", t->name);
+			xasprintf(cause,
+			    "tool '%s': parameters are not a JSON "
+			    "object",
+			    t->name);
 			goto fail;
 		}
 		json_object_set_new(fn, "parameters", params);
@@ -275,8 +283,7 @@ fail:
  * OpenAI still accepts for non-reasoning models (§2.2, §6).
  */
 static json_t *
-openai_body(const char *model, const struct llmgate_request *req,
-    char **cause)
+openai_body(const char *model, const struct llmgate_request *req, char **cause)
 {
 	json_t *body, *msgs, *m, *tools, *schema, *rf, *js, *stop, *opts;
 	json_error_t jerr;
@@ -293,8 +300,8 @@ openai_body(const char *model, const struct llmgate_request *req,
 		m = json_object();
 		json_array_append_new(msgs, m);
 		json_object_set_new(m, "role", json_string("system"));
-		if (openai_set_str(m, "content", req->system, "system", cause)
-		    != 0)
+		if (openai_set_str(m, "content", req->system, "system",
+		        cause) != 0)
 			goto fail;
 	}
 	for (i = 0; i < req->nmessages; i++) {
@@ -310,12 +317,14 @@ openai_body(const char *model, const struct llmgate_request *req,
 	}
 	/* auto is the API's default with tools: not sent. */
 	if (req->tool_name != NULL)
-		json_object_set_new(body, "tool_choice", json_pack("{s:s, "
-		    "s:{s:s}}", "type", "function", "function", "name",
-		    req->tool_name));
+		json_object_set_new(body, "tool_choice",
+		    json_pack("{s:s, "
+		              "s:{s:s}}",
+		        "type", "function", "function", "name",
+		        req->tool_name));
 	else if (req->tool_choice != LLMGATE_TOOLS_AUTO)
-		json_object_set_new(body, "tool_choice", json_string(
-		    llmgate_tool_choice_name(req->tool_choice)));
+		json_object_set_new(body, "tool_choice",
+		    json_string(llmgate_tool_choice_name(req->tool_choice)));
 
 	if (req->schema != NULL) {
 		if ((schema = json_loads(req->schema, 0, &jerr)) == NULL) {
@@ -463,8 +472,8 @@ openai_err_fields(json_t *root, struct openai_err *e)
 	json_t *meta;
 
 	provider_err_fields(root, &e->f);
-	e->inner = json_string_value(json_object_get(json_object_get(e->f.obj,
-	    "innererror"), "code"));
+	e->inner = json_string_value(
+	    json_object_get(json_object_get(e->f.obj, "innererror"), "code"));
 	meta = json_object_get(e->f.obj, "metadata");
 	e->moderation = json_object_get(meta, "reasons") != NULL ||
 	    json_object_get(meta, "flagged_input") != NULL;
@@ -510,8 +519,7 @@ openai_err_class(const struct openai_err *e, uint32_t status)
 		status = (uint32_t)f->http;
 	if (status == 503 || status == 498) {
 		/* Groq 498 is its flex tier being full. */
-		if (status == 498 ||
-		    strcasestr(msg, "overload") != NULL ||
+		if (status == 498 || strcasestr(msg, "overload") != NULL ||
 		    strcasestr(msg, "slow down") != NULL ||
 		    openai_is(f->type, "unavailable_error") ||
 		    openai_is(f->type, "overloaded_error"))
@@ -522,12 +530,12 @@ openai_err_class(const struct openai_err *e, uint32_t status)
 		return reply_class_for_status(status);
 
 	for (i = 0; i < sizeof openai_errnames / sizeof openai_errnames[0];
-	    i++) {
+	     i++) {
 		if (openai_is(f->code, openai_errnames[i].name))
 			return openai_errnames[i].cls;
 	}
 	for (i = 0; i < sizeof openai_errnames / sizeof openai_errnames[0];
-	    i++) {
+	     i++) {
 		if (openai_is(f->type, openai_errnames[i].name))
 			return openai_errnames[i].cls;
 	}
@@ -550,7 +558,7 @@ openai_hint_ms(const char *msg)
 	if ((p = strcasestr(msg, "try again in ")) != NULL) {
 		p += strlen("try again in ");
 		n = strspn(p, "0123456789.hms");
-		while (n > 0 && p[n - 1] == '.')	/* the sentence's */
+		while (n > 0 && p[n - 1] == '.') /* the sentence's */
 			n--;
 		if (n == 0 || n >= sizeof tok)
 			return -1;
@@ -613,7 +621,7 @@ openai_set_finish(struct reply *r, const char *reason)
 	size_t i;
 
 	for (i = 0; i < sizeof openai_finishes / sizeof openai_finishes[0];
-	    i++) {
+	     i++) {
 		f = &openai_finishes[i];
 		if (strcmp(f->name, reason) != 0)
 			continue;
@@ -672,7 +680,7 @@ openai_content(struct reply *r, json_t *v)
 	}
 	json_array_foreach(v, i, part) {
 		if (!openai_is(json_string_value(json_object_get(part, "type")),
-		    "text"))
+		        "text"))
 			continue;
 		text = json_object_get(part, "text");
 		if (json_is_string(text))
@@ -709,8 +717,7 @@ openai_tool_call(struct reply *r, int pos, json_t *tc)
 		args = dumped;
 		len = dumped != NULL ? strlen(dumped) : 0;
 	}
-	reply_tool_delta(r, index,
-	    json_string_value(json_object_get(tc, "id")),
+	reply_tool_delta(r, index, json_string_value(json_object_get(tc, "id")),
 	    json_string_value(json_object_get(fn, "name")), args, len);
 	free(dumped);
 }
@@ -725,8 +732,8 @@ openai_choice0(json_t *root)
 	choices = json_object_get(root, "choices");
 	json_array_foreach(choices, i, c) {
 		idx = json_object_get(c, "index");
-		if (idx == NULL || (json_is_integer(idx) &&
-		    json_integer_value(idx) == 0))
+		if (idx == NULL ||
+		    (json_is_integer(idx) && json_integer_value(idx) == 0))
 			return c;
 	}
 	return NULL;
@@ -780,7 +787,7 @@ openai_parse_tree(struct reply *r, const char *js, size_t len)
 		openai_set_finish(r, json_string_value(v));
 	else
 		r->finish = r->ntools != 0 ? LLMGATE_FINISH_TOOL_CALLS :
-		    LLMGATE_FINISH_OTHER;
+		                             LLMGATE_FINISH_OTHER;
 	s = json_string_value(json_object_get(msg, "refusal"));
 	if (s != NULL && *s != '\0')
 		openai_refusal(r, s);
@@ -803,15 +810,15 @@ fail:
  */
 struct openai_fast {
 	struct jdoc d;
-	int choice;		/* token of choices[0], or -1 */
-	int body;		/* its message or delta object, or -1 */
-	const char *text;	/* content, not NUL-terminated; or NULL */
+	int choice;       /* token of choices[0], or -1 */
+	int body;         /* its message or delta object, or -1 */
+	const char *text; /* content, not NUL-terminated; or NULL */
 	size_t tlen;
-	char *heap;		/* unescaped content too long for scratch */
+	char *heap; /* unescaped content too long for scratch */
 	char scratch[1024];
-	int has_finish;		/* finish_reason was a string */
+	int has_finish; /* finish_reason was a string */
 	char finish[32];
-	int64_t in;		/* usage, -1 where not given */
+	int64_t in; /* usage, -1 where not given */
 	int64_t out;
 };
 
@@ -970,7 +977,7 @@ openai_event_tree(struct reply *r, const char *js, size_t n)
 			n = OPENAI_MSG_MAX - st->refusal_len;
 			while (n > 0 &&
 			    ((unsigned char)json_string_value(v)[n] & 0xc0) ==
-			    0x80)
+			        0x80)
 				n--;
 		}
 		memcpy(st->refusal + st->refusal_len, json_string_value(v), n);
@@ -1040,8 +1047,7 @@ openai_parse(struct reply *r, const char *body, size_t len)
 }
 
 void
-openai_classify(struct reply *r, uint32_t status, const char *body,
-    size_t len)
+openai_classify(struct reply *r, uint32_t status, const char *body, size_t len)
 {
 	json_t *root = NULL;
 	size_t off;

@@ -100,22 +100,22 @@ provider_err_fields(json_t *root, struct provider_err *e)
 
 /* Type or code names that mean the prompt does not fit. */
 static const char *provider_context_names[] = {
-	"context_length_exceeded",	/* OpenAI, Azure, Groq, Together */
-	"exceed_context_size_error",	/* llama.cpp */
-	"request_too_large",		/* Anthropic 413 */
+	"context_length_exceeded",   /* OpenAI, Azure, Groq, Together */
+	"exceed_context_size_error", /* llama.cpp */
+	"request_too_large",         /* Anthropic 413 */
 };
 
 /* Message markers of the same, compared without case. */
 static const char *provider_context_markers[] = {
-	"maximum context length",	/* OpenAI, vLLM, Groq, Together */
-	"context length",		/* Ollama: "input length exceeds the
+	"maximum context length", /* OpenAI, vLLM, Groq, Together */
+	"context length",         /* Ollama: "input length exceeds the
 					   context length" */
-	"exceeds the available context size",	/* llama.cpp */
-	"longer than the maximum model length",	/* vLLM V1 */
-	"`max_new_tokens` must be <=",	/* Together (TGI) */
-	"prompt is too long",		/* Anthropic */
-	"exceed context limit",		/* Anthropic */
-	"exceeds the maximum number of tokens",	/* Gemini */
+	"exceeds the available context size",   /* llama.cpp */
+	"longer than the maximum model length", /* vLLM V1 */
+	"`max_new_tokens` must be <=",          /* Together (TGI) */
+	"prompt is too long",                   /* Anthropic */
+	"exceed context limit",                 /* Anthropic */
+	"exceeds the maximum number of tokens", /* Gemini */
 };
 
 /*
@@ -128,18 +128,20 @@ provider_err_context(const struct provider_err *e)
 	const char *msg = e->message;
 	size_t i;
 
-	for (i = 0; i < sizeof provider_context_names /
-	    sizeof provider_context_names[0]; i++) {
+	for (i = 0; i <
+	     sizeof provider_context_names / sizeof provider_context_names[0];
+	     i++) {
 		if ((e->code != NULL &&
-		    strcmp(e->code, provider_context_names[i]) == 0) ||
+		        strcmp(e->code, provider_context_names[i]) == 0) ||
 		    (e->type != NULL &&
-		    strcmp(e->type, provider_context_names[i]) == 0))
+		        strcmp(e->type, provider_context_names[i]) == 0))
 			return 1;
 	}
 	if (msg == NULL)
 		return 0;
 	for (i = 0; i < sizeof provider_context_markers /
-	    sizeof provider_context_markers[0]; i++) {
+	         sizeof provider_context_markers[0];
+	     i++) {
 		if (strcasestr(msg, provider_context_markers[i]) != NULL)
 			return 1;
 	}
@@ -153,7 +155,7 @@ provider_err_context(const struct provider_err *e)
 	 * never fits. */
 	if (strcasestr(msg, "request too large") != NULL &&
 	    (strcasestr(msg, "(TPM)") != NULL ||
-	    strcasestr(msg, "tokens per min") != NULL))
+	        strcasestr(msg, "tokens per min") != NULL))
 		return 1;
 	return 0;
 }

@@ -15,15 +15,15 @@
 
 struct quota_user {
 	uid_t uid;
-	unsigned requests;		/* calls and acquires in flight */
-	size_t bytes;			/* their requests, unfinished frames */
+	unsigned requests; /* calls and acquires in flight */
+	size_t bytes;      /* their requests, unfinished frames */
 	struct quota_user *next;
 };
 
 static struct quota_user *quota_users;
-static size_t quota_req_total;		/* requests in flight */
-static size_t quota_in_total;		/* unfinished frames' buffers */
-static size_t quota_out_total;		/* replies queued */
+static size_t quota_req_total; /* requests in flight */
+static size_t quota_in_total;  /* unfinished frames' buffers */
+static size_t quota_out_total; /* replies queued */
 
 /* uid's budget, made on first use; it lives until quota_free_all(). */
 struct quota_user *
@@ -53,13 +53,15 @@ quota_room(const struct quota_user *u, size_t add, char *msg, size_t len)
 {
 	if (cfg->max_bytes_per_uid != 0 &&
 	    u->bytes + add > cfg->max_bytes_per_uid) {
-		snprintf(msg, len, "uid %ld has %zu request bytes held, the "
+		snprintf(msg, len,
+		    "uid %ld has %zu request bytes held, the "
 		    "most for one user is %u (max_bytes_per_uid)",
 		    (long)u->uid, u->bytes, cfg->max_bytes_per_uid);
 		return QUOTA_BYTES;
 	}
 	if (cfg->max_memory != 0 && quota_held() + add > cfg->max_memory) {
-		snprintf(msg, len, "llmgated holds %zu bytes for its clients, "
+		snprintf(msg, len,
+		    "llmgated holds %zu bytes for its clients, "
 		    "the most is %u (max_memory): try again later",
 		    quota_held(), cfg->max_memory);
 		return QUOTA_MEMORY;
@@ -74,7 +76,8 @@ quota_request(struct quota_user *u, size_t bytes, char *msg, size_t len)
 
 	if (cfg->max_calls_per_uid != 0 &&
 	    u->requests >= cfg->max_calls_per_uid) {
-		snprintf(msg, len, "uid %ld has %u calls and acquires in "
+		snprintf(msg, len,
+		    "uid %ld has %u calls and acquires in "
 		    "flight, the most for one user (max_calls_per_uid)",
 		    (long)u->uid, u->requests);
 		return QUOTA_CALLS;

@@ -16,19 +16,17 @@
 #include "llmgated.h"
 
 /* Debt is honest but bounded, so that no sequence of charges overflows. */
-#define BUCKET_FLOOR	(-(INT64_C(1) << 62))
+#define BUCKET_FLOOR (-(INT64_C(1) << 62))
 
 /* Why a target is held; a table, so that rl_restore() finds them again. */
-#define RL_WHY_RETRY_AFTER	"rate_limited: retry-after"
-#define RL_WHY_RATE_LIMITED	"rate_limited"
-#define RL_WHY_QUOTA		"quota_exhausted"
-#define RL_WHY_REQUESTS		"requests exhausted until reset"
-#define RL_WHY_TOKENS		"tokens exhausted until reset"
-#define RL_WHY_RESTORED		"restored after a restart"
-static const char *rl_reasons[] = {
-	RL_WHY_RETRY_AFTER, RL_WHY_RATE_LIMITED, RL_WHY_QUOTA,
-	RL_WHY_REQUESTS, RL_WHY_TOKENS, RL_WHY_RESTORED
-};
+#define RL_WHY_RETRY_AFTER  "rate_limited: retry-after"
+#define RL_WHY_RATE_LIMITED "rate_limited"
+#define RL_WHY_QUOTA        "quota_exhausted"
+#define RL_WHY_REQUESTS     "requests exhausted until reset"
+#define RL_WHY_TOKENS       "tokens exhausted until reset"
+#define RL_WHY_RESTORED     "restored after a restart"
+static const char *rl_reasons[] = { RL_WHY_RETRY_AFTER, RL_WHY_RATE_LIMITED,
+	RL_WHY_QUOTA, RL_WHY_REQUESTS, RL_WHY_TOKENS, RL_WHY_RESTORED };
 
 static uint64_t
 bucket_default_capacity(uint64_t limit)
@@ -108,8 +106,7 @@ bucket_clamp(struct bucket *b, uint64_t max, uint64_t now)
  * A bucket that was unlimited has no meaningful level and starts full.
  */
 void
-bucket_setup(struct bucket *b, uint64_t limit, uint64_t capacity,
-    uint64_t now)
+bucket_setup(struct bucket *b, uint64_t limit, uint64_t capacity, uint64_t now)
 {
 	int64_t full;
 
@@ -366,15 +363,15 @@ rl_reconcile(struct ratelimit *rl, uint32_t estimated, uint64_t actual,
 	actual = bucket_charge(&rl->tok, actual);
 	if (actual > UINT32_MAX)
 		actual = UINT32_MAX;
-	bucket_adjust(&rl->tok, (int64_t)bucket_charge(&rl->tok, estimated) -
-	    (int64_t)actual, now);
+	bucket_adjust(&rl->tok,
+	    (int64_t)bucket_charge(&rl->tok, estimated) - (int64_t)actual, now);
 }
 
 /* What one header family says about one bucket. */
 static void
 rl_learn_one(struct ratelimit *rl, struct bucket *b, int64_t limit,
-    uint32_t *learned, int64_t remaining, int64_t reset_ms,
-    const char *reason, uint64_t now)
+    uint32_t *learned, int64_t remaining, int64_t reset_ms, const char *reason,
+    uint64_t now)
 {
 	if (limit > 0) {
 		*learned = limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit;
@@ -401,11 +398,10 @@ void
 rl_learn(struct ratelimit *rl, const struct header_rl *ri, uint64_t now)
 {
 	rl_learn_one(rl, &rl->req, ri->limit_requests, &rl->learned_rpm,
-	    ri->remaining_requests, ri->reset_requests_ms,
-	    RL_WHY_REQUESTS, now);
+	    ri->remaining_requests, ri->reset_requests_ms, RL_WHY_REQUESTS,
+	    now);
 	rl_learn_one(rl, &rl->tok, ri->limit_tokens, &rl->learned_tpm,
-	    ri->remaining_tokens, ri->reset_tokens_ms,
-	    RL_WHY_TOKENS, now);
+	    ri->remaining_tokens, ri->reset_tokens_ms, RL_WHY_TOKENS, now);
 }
 
 /*
@@ -471,8 +467,7 @@ rl_status(const struct ratelimit *rl, uint64_t now, struct rl_status *st)
  * a restart neither forgets debt nor grants more than the config allows.
  */
 static void
-bucket_restore(struct bucket *b, int64_t units, uint64_t elapsed,
-    uint64_t now)
+bucket_restore(struct bucket *b, int64_t units, uint64_t elapsed, uint64_t now)
 {
 	int64_t full, level;
 
@@ -511,8 +506,8 @@ rl_save(const struct ratelimit *rl, uint64_t now, struct rl_saved *s)
 		s->cooldown_ms = rl->cooldown_until - now;
 		s->cooldown_reason = rl->cooldown_reason;
 	}
-	worth = s->learned_rpm != 0 || s->learned_tpm != 0 ||
-	    s->cooldown_ms != 0;
+	worth =
+	    s->learned_rpm != 0 || s->learned_tpm != 0 || s->cooldown_ms != 0;
 	if (rl->req.limit != 0) {
 		s->has_req = 1;
 		s->req_level = bucket_available(&rl->req, now);
@@ -577,8 +572,7 @@ rl_estimate_tokens(size_t prompt_bytes, uint32_t max_tokens)
 
 /* Another host's hold on a target reached us: hold it here too. */
 void
-rl_cooldown(struct ratelimit *rl, uint64_t ms, const char *reason,
-    uint64_t now)
+rl_cooldown(struct ratelimit *rl, uint64_t ms, const char *reason, uint64_t now)
 {
 	rl_hold(rl, ms, reason, now);
 }
@@ -596,8 +590,8 @@ rl_reason_index(const char *why)
 {
 	size_t i;
 
-	for (i = 0; why != NULL &&
-	    i < sizeof rl_reasons / sizeof rl_reasons[0]; i++) {
+	for (i = 0; why != NULL && i < sizeof rl_reasons / sizeof rl_reasons[0];
+	     i++) {
 		if (strcmp(why, rl_reasons[i]) == 0)
 			return (int)i;
 	}

@@ -74,8 +74,8 @@ rbudget_try_retry(struct rbudget *rb, const struct retry_budget_conf *rc,
 
 /* For status: retries the budget would still allow now, never negative. */
 double
-rbudget_available(const struct rbudget *rb,
-    const struct retry_budget_conf *rc, uint64_t now)
+rbudget_available(const struct rbudget *rb, const struct retry_budget_conf *rc,
+    uint64_t now)
 {
 	double left = rbudget_left(rb, rc, now);
 

@@ -14,17 +14,19 @@
 
 #define REPAIR_MAX_ERRORS 10
 
-static const char repair_schema_prompt[] = "Your reply does not match the "
+static const char repair_schema_prompt[] =
+    "Your reply does not match the "
     "required JSON Schema:\n%s\nReply again with only the corrected JSON "
     "document, nothing else.";
-static const char repair_tool_prompt[] = "Invalid arguments for tool "
+static const char repair_tool_prompt[] =
+    "Invalid arguments for tool "
     "'%s':\n%s\nCall the tool again with corrected arguments.";
-static const char repair_tool_skipped[] = "Not run: another tool call in "
+static const char repair_tool_skipped[] =
+    "Not run: another tool call in "
     "this turn had invalid arguments. Call it again if still needed.";
 
 int
-repair_init(struct repair *rp, const struct llmgate_request *req,
-    char **cause)
+repair_init(struct repair *rp, const struct llmgate_request *req, char **cause)
 {
 	char *why = NULL;
 	size_t i;
@@ -149,16 +151,17 @@ repair_check_tools(const struct repair *rp, const struct llmgate_request *req,
 		if (!known)
 			xasprintf(&e, "$: unknown tool '%s'",
 			    r->tools[i].name != NULL ? r->tools[i].name : "");
-		else if (s != NULL && schema_validate_text(s,
-		    buf_cstr(&r->tools[i].args), &e,
-		    REPAIR_MAX_ERRORS) == 0) {
+		else if (s != NULL &&
+		    schema_validate_text(s, buf_cstr(&r->tools[i].args), &e,
+		        REPAIR_MAX_ERRORS) == 0) {
 			free(e);
 			e = NULL;
 		}
 		if (e != NULL) {
 			errs[i] = e;
 			bad++;
-			buf_printf(summary, "%stool %s: %s", bad > 1 ? "; " : "",
+			buf_printf(summary, "%stool %s: %s",
+			    bad > 1 ? "; " : "",
 			    r->tools[i].name != NULL ? r->tools[i].name : "?",
 			    e);
 		}
@@ -175,14 +178,16 @@ repair_check_tools(const struct repair *rp, const struct llmgate_request *req,
 			m->tool_calls[i].name = repair_own(t, r->tools[i].name);
 			m->tool_calls[i].arguments = repair_own(t,
 			    r->tools[i].args.len != 0 ? r->tools[i].args.data :
-			    "{}");
+			                                "{}");
 		}
 		ai = t->n - 1;
 		for (i = 0; i < r->ntools; i++) {
 			if (errs[i] != NULL)
 				xasprintf(&msg, repair_tool_prompt,
 				    r->tools[i].name != NULL ?
-				    r->tools[i].name : "", errs[i]);
+				        r->tools[i].name :
+				        "",
+				    errs[i]);
 			else
 				msg = xstrdup(repair_tool_skipped);
 			/* Results answer the assistant turn's calls, in order. */
@@ -216,7 +221,7 @@ repair_check(const struct repair *rp, const struct llmgate_request *req,
 		rc = repair_check_tools(rp, req, r, t, &b);
 	} else if (rp->schema != NULL && r->ntools == 0) {
 		if (schema_validate_text(rp->schema, buf_cstr(&r->text), &errs,
-		    REPAIR_MAX_ERRORS) != 0) {
+		        REPAIR_MAX_ERRORS) != 0) {
 			buf_addstr(&b, errs);
 			repair_turn_add(t, LLMGATE_ROLE_ASSISTANT,
 			    r->text.len != 0 ? r->text.data : "");

@@ -50,8 +50,10 @@ reply_text(struct reply *r, const char *s, size_t n)
 		return;
 	/* A stream has no body cap of its own: the same as a whole reply. */
 	if (r->text.len + n > REPLY_MAX_TEXT) {
-		reply_error(r, LLMGATE_PARSE_ERROR, 0, "reply text over %u "
-		    "bytes", REPLY_MAX_TEXT);
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "reply text over %u "
+		    "bytes",
+		    REPLY_MAX_TEXT);
 		r->too_long = 1;
 		return;
 	}
@@ -86,8 +88,10 @@ reply_tool_slot(struct reply *r, int64_t key)
 			return (int)i;
 	}
 	if (r->ntools >= REPLY_MAX_TOOLS) {
-		reply_error(r, LLMGATE_PARSE_ERROR, 0, "more than %d tool "
-		    "calls in one reply", REPLY_MAX_TOOLS);
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "more than %d tool "
+		    "calls in one reply",
+		    REPLY_MAX_TOOLS);
 		return -1;
 	}
 	r->tools = xreallocarray(r->tools, r->ntools + 1, sizeof *r->tools);
@@ -107,8 +111,8 @@ reply_tool(struct reply *r, int64_t key)
 }
 
 int
-reply_tool_delta(struct reply *r, int64_t key, const char *id,
-    const char *name, const char *args, size_t len)
+reply_tool_delta(struct reply *r, int64_t key, const char *id, const char *name,
+    const char *args, size_t len)
 {
 	struct reply_tool *t;
 	struct llmgate_chunk ch;

@@ -22,8 +22,9 @@ retry_backoff_ms(const struct retry_conf *rc, unsigned retry, uint64_t prev_ms,
 		rnd = 0;
 	if (rnd >= 1)
 		rnd = 0.999999;
-	base = rc->initial_ms * pow(rc->multiplier > 0 ? rc->multiplier : 1,
-	    retry > 64 ? 64 : retry);
+	base = rc->initial_ms *
+	    pow(rc->multiplier > 0 ? rc->multiplier : 1,
+	        retry > 64 ? 64 : retry);
 	if (base > cap)
 		base = cap;
 	switch (rc->jitter) {

@@ -16,28 +16,28 @@
 #include "llmgated.h"
 #include "schema.h"
 
-#define SCHEMA_PLURAL(n, one, many)	((n) == 1 ? (one) : (many))
+#define SCHEMA_PLURAL(n, one, many) ((n) == 1 ? (one) : (many))
 
 /* Validation state shared by a whole run, branches included. */
 struct schema_run {
-	struct buf path;	/* "$.a[2]" of the value being checked */
+	struct buf path; /* "$.a[2]" of the value being checked */
 	unsigned long steps;
-	int refs;		/* $refs followed at this value */
+	int refs; /* $refs followed at this value */
 	int depth;
-	int aborted;		/* sticky: unwind everything */
-	uint64_t re_us;		/* spent matching patterns */
-	struct buf abort;	/* the run's one error when aborted */
+	int aborted;      /* sticky: unwind everything */
+	uint64_t re_us;   /* spent matching patterns */
+	struct buf abort; /* the run's one error when aborted */
 };
 
 /* Where errors go: the caller's list or a branch being tried. */
 struct schema_errs {
-	struct buf *out;	/* NULL: only count */
+	struct buf *out; /* NULL: only count */
 	int n;
-	int max;		/* 0: no cap */
+	int max; /* 0: no cap */
 };
 
-static void schema_err(struct schema_run *, struct schema_errs *,
-    const char *, ...) __attribute__((format(printf, 3, 4)));
+static void schema_err(struct schema_run *, struct schema_errs *, const char *,
+    ...) __attribute__((format(printf, 3, 4)));
 static void schema_abort(struct schema_run *, const char *);
 static void schema_check(struct schema_run *, struct schema_errs *,
     const struct schema_node *, const json_t *);
@@ -70,7 +70,8 @@ schema_re_match(struct schema_run *run, const struct schema_re *re,
 	    schema_re_mc);
 	run->re_us += schema_now_us() - t0;
 	if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
-	    rc == PCRE2_ERROR_HEAPLIMIT || run->re_us > SCHEMA_RE_MAX_MS * 1000) {
+	    rc == PCRE2_ERROR_HEAPLIMIT ||
+	    run->re_us > SCHEMA_RE_MAX_MS * 1000) {
 		schema_abort(run, "pattern too costly to match");
 		return 0;
 	}
@@ -105,8 +106,8 @@ schema_dump(struct buf *b, const json_t *v)
 		buf_addstr(b, schema_num(num, sizeof num, v));
 		return;
 	}
-	s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT |
-	    JSON_REAL_PRECISION(15));
+	s = json_dumps(v,
+	    JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
 	buf_addstr(b, s != NULL ? s : "?");
 	free(s);
 }
@@ -146,7 +147,7 @@ schema_equal(const json_t *a, const json_t *b)
 			return 0;
 		for (i = 0; i < json_array_size(a); i++) {
 			if (!schema_equal(json_array_get(a, i),
-			    json_array_get(b, i)))
+			        json_array_get(b, i)))
 				return 0;
 		}
 		return 1;
@@ -222,8 +223,7 @@ schema_full(const struct schema_run *run, const struct schema_errs *e)
 }
 
 static void
-schema_err(struct schema_run *run, struct schema_errs *e, const char *fmt,
-    ...)
+schema_err(struct schema_run *run, struct schema_errs *e, const char *fmt, ...)
 {
 	va_list ap;
 	char small[512], *msg;
@@ -322,8 +322,8 @@ schema_check_child(struct schema_run *run, struct schema_errs *e,
 
 /* Does v match n? Its first error, if any, goes to first. */
 static int
-schema_try(struct schema_run *run, const struct schema_node *n,
-    const json_t *v, struct buf *first)
+schema_try(struct schema_run *run, const struct schema_node *n, const json_t *v,
+    struct buf *first)
 {
 	struct schema_errs sub = { first, 0, 1 };
 
@@ -386,8 +386,8 @@ schema_check_number(struct schema_run *run, struct schema_errs *e,
 		/* Decimal multiples (0.01) are inexact in binary: allow for
 		 * rounding in the quotient. */
 		q = json_number_value(v) / json_number_value(n->multiple);
-		if (isfinite(q) && fabs(q - nearbyint(q)) <= 1e-9 *
-		    fmax(1, fabs(q)))
+		if (isfinite(q) &&
+		    fabs(q - nearbyint(q)) <= 1e-9 * fmax(1, fabs(q)))
 			return;
 	}
 	schema_err(run, e, "must be a multiple of %s, got %s",
@@ -409,12 +409,14 @@ schema_check_string(struct schema_run *run, struct schema_errs *e,
 	}
 	if (n->min_len >= 0 && chars < n->min_len)
 		schema_err(run, e, "expected at least %lld %s, got %lld",
-		    n->min_len, SCHEMA_PLURAL(n->min_len, "character",
-		    "characters"), chars);
+		    n->min_len,
+		    SCHEMA_PLURAL(n->min_len, "character", "characters"),
+		    chars);
 	if (n->max_len >= 0 && chars > n->max_len)
 		schema_err(run, e, "expected at most %lld %s, got %lld",
-		    n->max_len, SCHEMA_PLURAL(n->max_len, "character",
-		    "characters"), chars);
+		    n->max_len,
+		    SCHEMA_PLURAL(n->max_len, "character", "characters"),
+		    chars);
 	if (n->pattern != NULL && !schema_re_match(run, n->pattern, s, len) &&
 	    !run->aborted)
 		schema_err(run, e, "does not match pattern '%s'",
@@ -439,14 +441,17 @@ schema_check_array(struct schema_run *run, struct schema_errs *e,
 	for (i = 0; n->unique && i < size; i++) {
 		for (k = i + 1; k < size; k++) {
 			if (++run->steps > SCHEMA_MAX_STEPS) {
-				schema_abort(run, "schema too complex to "
+				schema_abort(run,
+				    "schema too complex to "
 				    "evaluate");
 				return;
 			}
 			if (schema_equal(json_array_get(v, i),
-			    json_array_get(v, k))) {
-				schema_err(run, e, "items must be unique "
-				    "(items %zu and %zu are equal)", i, k);
+			        json_array_get(v, k))) {
+				schema_err(run, e,
+				    "items must be unique "
+				    "(items %zu and %zu are equal)",
+				    i, k);
 				i = size;
 				break;
 			}
@@ -477,14 +482,16 @@ schema_check_object(struct schema_run *run, struct schema_errs *e,
 
 	if (n->min_props >= 0 && (long long)size < n->min_props)
 		schema_err(run, e, "expected at least %lld %s, got %zu",
-		    n->min_props, SCHEMA_PLURAL(n->min_props, "property",
-		    "properties"), size);
+		    n->min_props,
+		    SCHEMA_PLURAL(n->min_props, "property", "properties"),
+		    size);
 	if (n->max_props >= 0 && (long long)size > n->max_props)
 		schema_err(run, e, "expected at most %lld %s, got %zu",
-		    n->max_props, SCHEMA_PLURAL(n->max_props, "property",
-		    "properties"), size);
-	for (i = 0; n->required != NULL &&
-	    i < json_array_size(n->required); i++) {
+		    n->max_props,
+		    SCHEMA_PLURAL(n->max_props, "property", "properties"),
+		    size);
+	for (i = 0; n->required != NULL && i < json_array_size(n->required);
+	     i++) {
 		key = json_string_value(json_array_get(n->required, i));
 		if (json_object_get(v, key) == NULL)
 			schema_err(run, e, "missing required property '%s'",
@@ -505,7 +512,7 @@ schema_check_object(struct schema_run *run, struct schema_errs *e,
 		    json_object_get(n->props_json, key) != NULL;
 		for (i = 0; i < n->npatprops; i++) {
 			if (!schema_re_match(run, &n->patprops[i].re, key,
-			    strlen(key)))
+			        strlen(key)))
 				continue;
 			known = 1;
 			old = schema_path_key(run, key);
@@ -561,11 +568,15 @@ schema_check_oneof(struct schema_run *run, struct schema_errs *e,
 			schema_quote(&msg, run, "oneOf", i, &first);
 	}
 	if (matched == 0)
-		schema_err(run, e, "must match exactly one schema in oneOf "
-		    "(matched 0; %s)", buf_cstr(&msg));
+		schema_err(run, e,
+		    "must match exactly one schema in oneOf "
+		    "(matched 0; %s)",
+		    buf_cstr(&msg));
 	else if (matched > 1)
-		schema_err(run, e, "must match exactly one schema in oneOf "
-		    "(matched %zu)", matched);
+		schema_err(run, e,
+		    "must match exactly one schema in oneOf "
+		    "(matched %zu)",
+		    matched);
 	buf_free(&msg);
 	buf_free(&first);
 }
@@ -586,13 +597,17 @@ schema_check_node(struct schema_run *run, struct schema_errs *e,
 	/* A value of the wrong type fails every other keyword too: say only
 	 * what is wrong with it. */
 	if (n->types != 0 && (n->types & schema_type_bits(v)) == 0) {
-		for (i = 0; i < (json_is_array(n->type) ?
-		    json_array_size(n->type) : 1); i++) {
+		for (i = 0; i <
+		     (json_is_array(n->type) ? json_array_size(n->type) : 1);
+		     i++) {
 			if (i != 0)
-				buf_addstr(&msg, i + 1 ==
-				    json_array_size(n->type) ? " or " : ", ");
-			buf_addstr(&msg, json_string_value(json_is_array(
-			    n->type) ? json_array_get(n->type, i) : n->type));
+				buf_addstr(&msg,
+				    i + 1 == json_array_size(n->type) ? " or " :
+				                                        ", ");
+			buf_addstr(&msg,
+			    json_string_value(json_is_array(n->type) ?
+			            json_array_get(n->type, i) :
+			            n->type));
 		}
 		schema_err(run, e, "expected %s, got %s", buf_cstr(&msg),
 		    schema_type_name(v));
@@ -649,7 +664,8 @@ schema_check_node(struct schema_run *run, struct schema_errs *e,
 		schema_err(run, e, "must not match the schema in 'not'");
 	if (n->target != NULL && !schema_full(run, e)) {
 		if (++run->refs > SCHEMA_MAX_REFS)
-			schema_abort(run, "schema recursion too deep (cyclic "
+			schema_abort(run,
+			    "schema recursion too deep (cyclic "
 			    "$ref?)");
 		else
 			schema_check(run, e, n->target, v);
@@ -684,8 +700,8 @@ schema_check(struct schema_run *run, struct schema_errs *e,
  * evaluated (cyclic $ref, too costly) is reported as one error.
  */
 int
-schema_validate(const struct schema *s, const json_t *instance,
-    char **errors, int max_errors)
+schema_validate(const struct schema *s, const json_t *instance, char **errors,
+    int max_errors)
 {
 	struct schema_run run;
 	struct buf out = { NULL, 0, 0 };

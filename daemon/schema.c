@@ -19,7 +19,7 @@
 #include "schema.h"
 
 #ifndef nitems
-#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#define nitems(a) (sizeof(a) / sizeof(a)[0])
 #endif
 
 static const struct {
@@ -46,8 +46,8 @@ struct schema_kw {
 	const char *name;
 	int (*compile)(struct schema_cc *, struct schema_node *,
 	    const struct schema_kw *, const json_t *);
-	size_t off;		/* the node's field this keyword fills */
-	size_t off2;		/* exclusive*: the inclusive bound */
+	size_t off;  /* the node's field this keyword fills */
+	size_t off2; /* exclusive*: the inclusive bound */
 };
 
 static void schema_cc_error(struct schema_cc *, const char *, ...)
@@ -70,8 +70,10 @@ schema_hex(const char *p, int digits, unsigned long *c)
 	for (i = 0; i < digits; i++) {
 		if (!isxdigit((unsigned char)p[i]))
 			return -1;
-		*c = *c * 16 + (isdigit((unsigned char)p[i]) ? p[i] - '0' :
-		    (tolower((unsigned char)p[i]) - 'a' + 10));
+		*c = *c * 16 +
+		    (isdigit((unsigned char)p[i]) ?
+		            p[i] - '0' :
+		            (tolower((unsigned char)p[i]) - 'a' + 10));
 	}
 	return 0;
 }
@@ -115,13 +117,14 @@ schema_re_compile(struct schema_cc *cc, struct schema_re *re, const char *src)
 	re->src = src;
 	re->code = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED,
 	    PCRE2_UTF | PCRE2_ALT_BSUX | PCRE2_ALLOW_EMPTY_CLASS |
-	    PCRE2_DOLLAR_ENDONLY | PCRE2_NO_AUTO_CAPTURE, &err, &off,
-	    schema_re_cc);
+	        PCRE2_DOLLAR_ENDONLY | PCRE2_NO_AUTO_CAPTURE,
+	    &err, &off, schema_re_cc);
 	if (re->code == NULL) {
 		pcre2_get_error_message(err, msg, sizeof msg);
-		schema_cc_error(cc, "pattern '%s' is not a valid regular "
-		    "expression: %s at offset %zu", src, (const char *)msg,
-		    (size_t)off);
+		schema_cc_error(cc,
+		    "pattern '%s' is not a valid regular "
+		    "expression: %s at offset %zu",
+		    src, (const char *)msg, (size_t)off);
 		return -1;
 	}
 	return 0;
@@ -192,7 +195,7 @@ schema_sub(struct schema_cc *cc, const json_t *j, const char *key, long i)
 	return n;
 }
 
-#define SCHEMA_FIELD(n, kw, t)	((t *)(void *)((char *)(n) + (kw)->off))
+#define SCHEMA_FIELD(n, kw, t) ((t *)(void *)((char *)(n) + (kw)->off))
 
 static int
 schema_kw_type(struct schema_cc *cc, struct schema_node *n,
@@ -203,22 +206,25 @@ schema_kw_type(struct schema_cc *cc, struct schema_node *n,
 
 	if (!json_is_string(v) &&
 	    (!json_is_array(v) || json_array_size(v) == 0)) {
-		schema_cc_error(cc, "type must be a type name or a non-empty "
+		schema_cc_error(cc,
+		    "type must be a type name or a non-empty "
 		    "array of them");
 		return -1;
 	}
 	for (i = 0; i < (json_is_array(v) ? json_array_size(v) : 1); i++) {
 		t = json_is_array(v) ? json_array_get(v, i) : v;
 		for (k = 0; k < nitems(schema_types); k++) {
-			if (json_is_string(t) && strcmp(json_string_value(t),
-			    schema_types[k].name) == 0)
+			if (json_is_string(t) &&
+			    strcmp(json_string_value(t),
+			        schema_types[k].name) == 0)
 				break;
 		}
 		if (k == nitems(schema_types)) {
 			schema_cc_error(cc, "unknown type %s%s%s",
 			    json_is_string(t) ? "'" : "",
 			    json_is_string(t) ? json_string_value(t) :
-			    "(not a string)", json_is_string(t) ? "'" : "");
+			                        "(not a string)",
+			    json_is_string(t) ? "'" : "");
 			return -1;
 		}
 		n->types |= schema_types[k].bit;
@@ -251,8 +257,9 @@ static int
 schema_kw_number(struct schema_cc *cc, struct schema_node *n,
     const struct schema_kw *kw, const json_t *v)
 {
-	if (!json_is_number(v) || (strcmp(kw->name, "multipleOf") == 0 &&
-	    json_number_value(v) <= 0)) {
+	if (!json_is_number(v) ||
+	    (strcmp(kw->name, "multipleOf") == 0 &&
+	        json_number_value(v) <= 0)) {
 		schema_cc_error(cc, "%s must be a %snumber", kw->name,
 		    strcmp(kw->name, "multipleOf") == 0 ? "positive " : "");
 		return -1;
@@ -437,7 +444,8 @@ schema_kw_items(struct schema_cc *cc, struct schema_node *n,
 	if (!json_is_array(v))
 		return schema_kw_schema(cc, n, kw, v);
 	if (n->prefix.n != 0) {
-		schema_cc_error(cc, "items must be a schema when prefixItems "
+		schema_cc_error(cc,
+		    "items must be a schema when prefixItems "
 		    "is given");
 		return -1;
 	}
@@ -462,9 +470,10 @@ schema_kw_ref(struct schema_cc *cc, struct schema_node *n,
 	const char *ref = json_string_value(v);
 
 	if (ref == NULL || ref[0] != '#') {
-		schema_cc_error(cc, "$ref must be a local reference such as "
-		    "'#/$defs/name'%s%s%s", ref ? ", not '" : "",
-		    ref ? ref : "", ref ? "'" : "");
+		schema_cc_error(cc,
+		    "$ref must be a local reference such as "
+		    "'#/$defs/name'%s%s%s",
+		    ref ? ", not '" : "", ref ? ref : "", ref ? "'" : "");
 		return -1;
 	}
 	n->ref = ref;
@@ -494,7 +503,7 @@ schema_kw_defs(struct schema_cc *cc, struct schema_node *n,
 	return 0;
 }
 
-#define SCHEMA_OFF(f)	offsetof(struct schema_node, f)
+#define SCHEMA_OFF(f) offsetof(struct schema_node, f)
 
 /* In compile order: minimum before exclusiveMinimum, prefixItems before
  * items before additionalItems, since the later keyword of each pair
@@ -528,7 +537,7 @@ static const struct schema_kw schema_kws[] = {
 	{ "allOf", schema_kw_list, SCHEMA_OFF(all), 0 },
 	{ "anyOf", schema_kw_list, SCHEMA_OFF(any), 0 },
 	{ "oneOf", schema_kw_list, SCHEMA_OFF(one), 0 },
-	{ "not", schema_kw_schema, SCHEMA_OFF(not), 0 },
+	{ "not", schema_kw_schema, SCHEMA_OFF(not ), 0 },
 	{ "$ref", schema_kw_ref, 0, 0 },
 	{ "$defs", schema_kw_defs, 0, 0 },
 	{ "definitions", schema_kw_defs, 0, 0 },
@@ -647,8 +656,10 @@ schema_compile(const char *schema_text, char **cause)
 	s = cc.s = xcalloc(1, sizeof *s);
 	s->root = json_loads(schema_text, JSON_DECODE_ANY, &jerr);
 	if (s->root == NULL) {
-		xasprintf(&cc.cause, "schema is not valid JSON: %s (line %d, "
-		    "column %d)", jerr.text, jerr.line, jerr.column);
+		xasprintf(&cc.cause,
+		    "schema is not valid JSON: %s (line %d, "
+		    "column %d)",
+		    jerr.text, jerr.line, jerr.column);
 		goto fail;
 	}
 	if ((s->top = schema_node(&cc, s->root)) == NULL)

@@ -10,14 +10,14 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#define SCHEMA_MAX_REFS		64	/* $refs in a row, one value */
-#define SCHEMA_MAX_DEPTH	4096	/* nested checks (the stack) */
-#define SCHEMA_MAX_STEPS	(1024 * 1024)	/* checks per validation */
-#define SCHEMA_MAX_QUOTE	240	/* bytes quoted of a branch */
-#define SCHEMA_RE_MAX_NEST	64	/* parentheses in a pattern */
-#define SCHEMA_RE_MATCH_LIMIT	100000	/* PCRE2 backtracks per match */
-#define SCHEMA_RE_HEAP_KIB	8192	/* PCRE2 memory per match */
-#define SCHEMA_RE_MAX_MS	250	/* matching, per validation */
+#define SCHEMA_MAX_REFS       64            /* $refs in a row, one value */
+#define SCHEMA_MAX_DEPTH      4096          /* nested checks (the stack) */
+#define SCHEMA_MAX_STEPS      (1024 * 1024) /* checks per validation */
+#define SCHEMA_MAX_QUOTE      240           /* bytes quoted of a branch */
+#define SCHEMA_RE_MAX_NEST    64            /* parentheses in a pattern */
+#define SCHEMA_RE_MATCH_LIMIT 100000        /* PCRE2 backtracks per match */
+#define SCHEMA_RE_HEAP_KIB    8192          /* PCRE2 memory per match */
+#define SCHEMA_RE_MAX_MS      250           /* matching, per validation */
 
 enum {
 	SCHEMA_T_NULL = 0x01,
@@ -30,8 +30,8 @@ enum {
 };
 
 struct schema_re {
-	const char *src;	/* as the schema wrote it, for messages */
-	pcre2_code *code;	/* NULL until compiled */
+	const char *src;  /* as the schema wrote it, for messages */
+	pcre2_code *code; /* NULL until compiled */
 };
 
 struct schema_list {
@@ -50,22 +50,22 @@ struct schema_patprop {
 };
 
 struct schema_node {
-	const json_t *json;	/* borrowed from schema->root */
-	int boolean;		/* 0 false, 1 true, -1 an object schema */
+	const json_t *json; /* borrowed from schema->root */
+	int boolean;        /* 0 false, 1 true, -1 an object schema */
 
-	unsigned types;		/* 0: any */
-	const json_t *type;	/* for "expected ..." */
+	unsigned types;     /* 0: any */
+	const json_t *type; /* for "expected ..." */
 	const json_t *enumv;
 	const json_t *constv;
 
 	const json_t *minimum, *maximum, *xminimum, *xmaximum, *multiple;
-	long long min_len, max_len;	/* -1: unset, for all counts */
+	long long min_len, max_len; /* -1: unset, for all counts */
 	long long min_items, max_items;
 	long long min_props, max_props;
 	int unique;
 	struct schema_re *pattern;
 
-	const json_t *props_json;	/* "properties", for membership */
+	const json_t *props_json; /* "properties", for membership */
 	struct schema_prop *props;
 	size_t nprops;
 	struct schema_patprop *patprops;
@@ -74,20 +74,20 @@ struct schema_node {
 	const json_t *required;
 
 	struct schema_list prefix;
-	struct schema_node *items;	/* items after the prefix */
+	struct schema_node *items; /* items after the prefix */
 
 	struct schema_list all, any, one;
-	struct schema_node *not;
+	struct schema_node * not ;
 
-	const char *ref;	/* as written */
-	const json_t *ref_json;	/* what it points at */
+	const char *ref;        /* as written */
+	const json_t *ref_json; /* what it points at */
 	struct schema_node *target;
 };
 
 struct schema {
 	json_t *root;
 	struct schema_node *top;
-	struct schema_node **nodes;	/* every node, to resolve and free */
+	struct schema_node **nodes; /* every node, to resolve and free */
 	size_t nnodes;
 	size_t cap;
 };

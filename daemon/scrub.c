@@ -17,7 +17,7 @@
 
 #include "llmgated.h"
 
-#define SCRUB_MARK	"[redacted]"
+#define SCRUB_MARK "[redacted]"
 
 /*
  * Group 1 is what introduces a secret and is kept (a header name, "Bearer
@@ -88,8 +88,9 @@ scrub_patterns(struct buf *b)
 	if (re == NULL || b->len == 0)
 		return;
 	md = pcre2_match_data_create_from_pattern(re, NULL);
-	while (at <= b->len && (rc = pcre2_match(re, (PCRE2_SPTR)b->data,
-	    b->len, at, 0, md, NULL)) > 0) {
+	while (at <= b->len &&
+	    (rc = pcre2_match(re, (PCRE2_SPTR)b->data, b->len, at, 0, md,
+	         NULL)) > 0) {
 		ov = pcre2_get_ovector_pointer(md);
 		buf_add(&out, b->data + at, ov[0] - at);
 		/* Group 1 set: keep what introduces the secret. */

@@ -24,9 +24,9 @@ struct config *cfg;
 uint64_t server_start_ms;
 
 static struct evconnlistener *server_listener;
-static char *server_path;		/* unlinked at exit when ours */
-static dev_t server_path_dev;		/* ... and still ours: */
-static ino_t server_path_ino;		/* the file we bound */
+static char *server_path;     /* unlinked at exit when ours */
+static dev_t server_path_dev; /* ... and still ours: */
+static ino_t server_path_ino; /* the file we bound */
 static int server_drain;
 static struct event *server_sigs[4];
 static struct event *server_drain_ev;
@@ -50,8 +50,8 @@ server_alive(const char *path)
 }
 
 static void
-server_accept(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int len, void *arg)
+server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int len, void *arg)
 {
 	evutil_make_socket_nonblocking(fd);
 	conn_accept(fd);
@@ -86,7 +86,8 @@ server_unlisten(void)
 	if (server_path != NULL) {
 		/* Never remove a socket someone else has bound there since. */
 		if (lstat(server_path, &st) == 0 &&
-		    st.st_dev == server_path_dev && st.st_ino == server_path_ino)
+		    st.st_dev == server_path_dev &&
+		    st.st_ino == server_path_ino)
 			unlink(server_path);
 		free(server_path);
 		server_path = NULL;
@@ -246,21 +247,27 @@ server_listen(const char *path, mode_t mode, char **cause)
 		}
 		if (lstat(path, &st) == 0) {
 			if (!S_ISSOCK(st.st_mode)) {
-				xasprintf(cause, "%s exists and is not a "
-				    "socket; refusing to replace it", path);
+				xasprintf(cause,
+				    "%s exists and is not a "
+				    "socket; refusing to replace it",
+				    path);
 				return -1;
 			}
 			if (server_alive(path)) {
-				xasprintf(cause, "another llmgated is already "
-				    "listening on %s", path);
+				xasprintf(cause,
+				    "another llmgated is already "
+				    "listening on %s",
+				    path);
 				return -1;
 			}
 			log_info("replacing stale socket %s", path);
 			unlink(path);
 		}
 		if (server_mkdir_parent(path) != 0) {
-			xasprintf(cause, "cannot create the directory of %s: "
-			    "%s", path, strerror(errno));
+			xasprintf(cause,
+			    "cannot create the directory of %s: "
+			    "%s",
+			    path, strerror(errno));
 			return -1;
 		}
 		if ((fd = server_unix_listen(path, mode, cause)) == -1)
@@ -297,8 +304,10 @@ server_reload(char **cause)
 		if (errors != NULL && (len = strlen(errors)) != 0 &&
 		    errors[len - 1] == '\n')
 			errors[len - 1] = '\0';
-		xasprintf(cause, "reload refused, keeping the running "
-		    "config:\n%s", errors != NULL ? errors : "");
+		xasprintf(cause,
+		    "reload refused, keeping the running "
+		    "config:\n%s",
+		    errors != NULL ? errors : "");
 		log_warnx("%s", *cause);
 		free(errors);
 		notify_ready();
@@ -390,8 +399,8 @@ server_signal(evutil_socket_t sig, short events, void *arg)
 		}
 		tv.tv_sec = cfg->drain_ms / 1000;
 		tv.tv_usec = (cfg->drain_ms % 1000) * 1000;
-		server_drain_ev = evtimer_new(ev_base, server_drain_timeout,
-		    NULL);
+		server_drain_ev =
+		    evtimer_new(ev_base, server_drain_timeout, NULL);
 		evtimer_add(server_drain_ev, &tv);
 		return;
 	}
@@ -410,8 +419,8 @@ server_signals(void)
 
 	signal(SIGPIPE, SIG_IGN);
 	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
-		server_sigs[i] = evsignal_new(ev_base, sigs[i], server_signal,
-		    NULL);
+		server_sigs[i] =
+		    evsignal_new(ev_base, sigs[i], server_signal, NULL);
 		evsignal_add(server_sigs[i], NULL);
 	}
 }
@@ -487,23 +496,24 @@ server_pools(uint64_t now)
 				continue;
 			pool_member_view(&v, t, prov->concurrency,
 			    RL_DEFAULT_TOKENS, now);
-			json_array_append_new(members, json_pack("{s:s, s:I, "
-			    "s:b, s:I, s:f, s:I, s:I, s:I, s:I}",
-			    "target", pc->targets[j],
-			    "weight", (json_int_t)pc->state->weight[j],
-			    "ready", prov->key_env_unset == NULL && v.ready,
-			    "wait_ms", (json_int_t)v.wait_ms,
-			    "headroom", v.headroom,
-			    "inflight", (json_int_t)v.inflight,
-			    "queued", (json_int_t)v.queued,
-			    "picks", (json_int_t)pc->state->picks[j],
-			    "moves", (json_int_t)pc->state->moves[j]));
+			json_array_append_new(members,
+			    json_pack("{s:s, s:I, "
+			              "s:b, s:I, s:f, s:I, s:I, s:I, s:I}",
+			        "target", pc->targets[j], "weight",
+			        (json_int_t)pc->state->weight[j], "ready",
+			        prov->key_env_unset == NULL && v.ready,
+			        "wait_ms", (json_int_t)v.wait_ms, "headroom",
+			        v.headroom, "inflight", (json_int_t)v.inflight,
+			        "queued", (json_int_t)v.queued, "picks",
+			        (json_int_t)pc->state->picks[j], "moves",
+			        (json_int_t)pc->state->moves[j]));
 		}
-		json_array_append_new(pools, json_pack("{s:s, s:s, s:I, s:o}",
-		    "name", pc->name, "strategy",
-		    pool_strategy_name((enum pool_strategy)pc->strategy),
-		    "max_moves", (json_int_t)pc->max_moves,
-		    "members", members));
+		json_array_append_new(pools,
+		    json_pack("{s:s, s:s, s:I, s:o}", "name", pc->name,
+		        "strategy",
+		        pool_strategy_name((enum pool_strategy)pc->strategy),
+		        "max_moves", (json_int_t)pc->max_moves, "members",
+		        members));
 	}
 	return pools;
 }
@@ -529,23 +539,21 @@ server_status(void)
 			continue;
 		rl_status(&t->rl, now, &rs);
 		tj = json_pack("{s:s, s:s, s:{s:o, s:o}, s:{s:o, s:o}, s:I, "
-		    "s:s?, s:I, s:I, s:I, s:I, s:I}",
-		    "target", t->name,
-		    "breaker", breaker_state_name(breaker_state(&t->br, now)),
-		    "rpm", "limit", server_limit(rs.rpm_limit),
-		    "available", rs.rpm_limit < 0 ? json_null() :
-		    json_integer(rs.rpm_available),
-		    "tpm", "limit", server_limit(rs.tpm_limit),
-		    "available", rs.tpm_limit < 0 ? json_null() :
-		    json_integer(rs.tpm_available),
+		               "s:s?, s:I, s:I, s:I, s:I, s:I}",
+		    "target", t->name, "breaker",
+		    breaker_state_name(breaker_state(&t->br, now)), "rpm",
+		    "limit", server_limit(rs.rpm_limit), "available",
+		    rs.rpm_limit < 0 ? json_null() :
+		                       json_integer(rs.rpm_available),
+		    "tpm", "limit", server_limit(rs.tpm_limit), "available",
+		    rs.tpm_limit < 0 ? json_null() :
+		                       json_integer(rs.tpm_available),
 		    "cooldown_ms", (json_int_t)rs.cooldown_ms,
-		    "cooldown_reason", rs.cooldown_reason,
-		    "breaker_open_ms",
-		    (json_int_t)breaker_open_remaining(&t->br, now),
-		    "inflight", (json_int_t)t->inflight,
-		    "queued", (json_int_t)waitq_len(&t->queue),
-		    "calls", (json_int_t)t->calls,
-		    "failures", (json_int_t)t->failures);
+		    "cooldown_reason", rs.cooldown_reason, "breaker_open_ms",
+		    (json_int_t)breaker_open_remaining(&t->br, now), "inflight",
+		    (json_int_t)t->inflight, "queued",
+		    (json_int_t)waitq_len(&t->queue), "calls",
+		    (json_int_t)t->calls, "failures", (json_int_t)t->failures);
 		json_array_append_new(targets, tj);
 	}
 	/*
@@ -556,31 +564,27 @@ server_status(void)
 	providers = json_array();
 	for (i = 0; i < cfg->nproviders; i++) {
 		p = &cfg->providers[i];
-		json_array_append_new(providers, json_pack("{s:s, s:s, s:s?}",
-		    "name", p->name, "type", p->type->name,
-		    "base_url", p->base_url));
+		json_array_append_new(providers,
+		    json_pack("{s:s, s:s, s:s?}", "name", p->name, "type",
+		        p->type->name, "base_url", p->base_url));
 	}
 	st = json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:f, s:f, s:f}, "
-	    "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
-	    "version", LLMGATE_VERSION,
-	    "uptime_s", (json_int_t)((now - server_start_ms) / 1000),
-	    "clients", (json_int_t)conn_count(),
-	    "inflight", (json_int_t)call_stats.inflight,
-	    "queued", (json_int_t)admit_queued(),
-	    "targets", targets,
-	    "providers", providers,
-	    "retry_budget",
-	    "available", admit_retry_available(&cfg->retry_budget, now),
-	    "ratio", cfg->retry_budget.ratio,
-	    "min_per_s", cfg->retry_budget.min_per_s,
-	    "counters",
-	    "calls", (json_int_t)call_stats.calls,
-	    "attempts", (json_int_t)call_stats.attempts,
-	    "retries", (json_int_t)call_stats.retries,
-	    "fallbacks", (json_int_t)call_stats.fallbacks,
-	    "failed", (json_int_t)call_stats.failed,
-	    "repairs", (json_int_t)call_stats.repairs,
-	    "moves", (json_int_t)call_stats.moves);
+	               "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+	    "version", LLMGATE_VERSION, "uptime_s",
+	    (json_int_t)((now - server_start_ms) / 1000), "clients",
+	    (json_int_t)conn_count(), "inflight",
+	    (json_int_t)call_stats.inflight, "queued",
+	    (json_int_t)admit_queued(), "targets", targets, "providers",
+	    providers, "retry_budget", "available",
+	    admit_retry_available(&cfg->retry_budget, now), "ratio",
+	    cfg->retry_budget.ratio, "min_per_s", cfg->retry_budget.min_per_s,
+	    "counters", "calls", (json_int_t)call_stats.calls, "attempts",
+	    (json_int_t)call_stats.attempts, "retries",
+	    (json_int_t)call_stats.retries, "fallbacks",
+	    (json_int_t)call_stats.fallbacks, "failed",
+	    (json_int_t)call_stats.failed, "repairs",
+	    (json_int_t)call_stats.repairs, "moves",
+	    (json_int_t)call_stats.moves);
 	json_object_set_new(st, "pools", server_pools(now));
 	json_object_set_new(st, "domains", domain_status(target_first(), now));
 	if ((cj = cluster_status()) != NULL)

@@ -45,8 +45,8 @@ share_slot(struct share_tab *tab, const struct ratelimit *rl,
 			break;
 	}
 	if (i == tab->n) {
-		tab->slot = xreallocarray(tab->slot, tab->n + 1,
-		    sizeof *tab->slot);
+		tab->slot =
+		    xreallocarray(tab->slot, tab->n + 1, sizeof *tab->slot);
 		s = &tab->slot[tab->n++];
 		memset(s, 0, sizeof *s);
 		s->key = k->key;

@@ -14,7 +14,7 @@
 #include "llmgated.h"
 
 /* The rate learnt is smoothed over about this long. */
-#define SLICE_RATE_MS	1000
+#define SLICE_RATE_MS 1000
 
 void
 slice_init(struct slice *s)
@@ -38,7 +38,7 @@ slice_learn(struct slice *s, int64_t stock, uint64_t now)
 	dt = (double)(now - s->last);
 	spent = (double)(s->last_stock - stock);
 	if (spent < 0)
-		spent = 0;	/* a refund, not negative spending */
+		spent = 0; /* a refund, not negative spending */
 	a = dt / (dt + SLICE_RATE_MS);
 	s->rate = s->rate * (1 - a) + spent * 1000 / dt * a;
 	s->spent += (uint64_t)spent;
@@ -54,8 +54,8 @@ slice_learn(struct slice *s, int64_t stock, uint64_t now)
  * many back (then slice_returned()); 0: nothing to do.
  */
 int64_t
-slice_tick(struct slice *s, int64_t stock, uint64_t queued,
-    uint64_t capacity, uint32_t slice_ms, uint64_t now)
+slice_tick(struct slice *s, int64_t stock, uint64_t queued, uint64_t capacity,
+    uint32_t slice_ms, uint64_t now)
 {
 	uint64_t want;
 	int64_t ask;
@@ -94,8 +94,10 @@ slice_granted(struct slice *s, uint64_t n, uint64_t retry_ms, uint64_t now)
 	s->asking = 0;
 	s->granted += n;
 	s->last_stock += (int64_t)n;
-	s->not_before = n == 0 ? now + (retry_ms < SLICE_RETRY_MAX_MS ?
-	    retry_ms : SLICE_RETRY_MAX_MS) : 0;
+	s->not_before = n == 0 ? now +
+	        (retry_ms < SLICE_RETRY_MAX_MS ? retry_ms :
+	                                         SLICE_RETRY_MAX_MS) :
+	                         0;
 }
 
 /* n units went back to the cluster (taken out of the bucket). */

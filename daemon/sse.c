@@ -106,7 +106,7 @@ sse_line(struct sse *sse, const char *line, size_t len)
 	if (len == 0)
 		return sse_dispatch(sse);
 	if (line[0] == ':')
-		return 0;	/* comment: keep-alive, only activity */
+		return 0; /* comment: keep-alive, only activity */
 
 	if ((colon = memchr(line, ':', len)) != NULL) {
 		nlen = colon - line;

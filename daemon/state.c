@@ -30,29 +30,29 @@
 
 #include "llmgated.h"
 
-#define STATE_MAX_BYTES		(16 * 1024 * 1024)
-#define STATE_TARGET_MAX	1024	/* bytes in a "provider/model" */
-#define STATE_REASON_MAX	256
+#define STATE_MAX_BYTES  (16 * 1024 * 1024)
+#define STATE_TARGET_MAX 1024 /* bytes in a "provider/model" */
+#define STATE_REASON_MAX 256
 /* Targets the config does not name restored at most: a file filled with
  * invented names must not fill the table again at every start. */
-#define STATE_RESTORE_MAX	(TARGET_MAX / 4)
+#define STATE_RESTORE_MAX (TARGET_MAX / 4)
 /* No hold, breaker or level in ratelimit.c and breaker.c goes past these. */
-#define STATE_OPEN_MAX		((json_int_t)UINT32_MAX * BREAKER_MAX_MULT)
-#define STATE_LEVEL_MAX		((json_int_t)UINT32_MAX)
+#define STATE_OPEN_MAX  ((json_int_t)UINT32_MAX * BREAKER_MAX_MULT)
+#define STATE_LEVEL_MAX ((json_int_t)UINT32_MAX)
 
 static struct event *state_ev;
-static char *state_error;	/* the last save's failure, logged once */
+static char *state_error; /* the last save's failure, logged once */
 
 /* A periodic save being written off the loop; at most one at a time. */
 struct state_job {
 	pthread_t thread;
 	char *path;
 	char *text;
-	char *cause;		/* the thread's: set when rv is -1 */
+	char *cause; /* the thread's: set when rv is -1 */
 	int rv;
 };
 static struct state_job *state_job;
-static int state_pipe[2] = { -1, -1 };	/* the thread's "done" */
+static int state_pipe[2] = { -1, -1 }; /* the thread's "done" */
 static struct event *state_done_ev;
 
 /* One entry of the file, checked whole before any of it is applied. */
@@ -114,9 +114,11 @@ state_rl_put(json_t *o, const struct rl_saved *rs)
 		json_object_set_new(o, "cooldown_reason",
 		    json_string(rs->cooldown_reason));
 	if (rs->has_req)
-		json_object_set_new(o, "req_level", json_integer(rs->req_level));
+		json_object_set_new(o, "req_level",
+		    json_integer(rs->req_level));
 	if (rs->has_tok)
-		json_object_set_new(o, "tok_level", json_integer(rs->tok_level));
+		json_object_set_new(o, "tok_level",
+		    json_integer(rs->tok_level));
 	return o;
 }
 
@@ -133,13 +135,13 @@ state_target(const struct target *t, uint64_t now)
 		worth = 1;
 	if (!worth)
 		return NULL;
-	return state_rl_put(json_pack("{s:s, s:{s:s, s:I, s:I, s:I}}",
-	    "target", t->name,
-	    "breaker",
-	    "state", breaker_state_name(b->state),
-	    "open_ms_left", (json_int_t)breaker_open_remaining(b, now),
-	    "mult", (json_int_t)b->mult,
-	    "consecutive", (json_int_t)b->consecutive), &rs);
+	return state_rl_put(json_pack("{s:s, s:{s:s, s:I, s:I, s:I}}", "target",
+	                        t->name, "breaker", "state",
+	                        breaker_state_name(b->state), "open_ms_left",
+	                        (json_int_t)breaker_open_remaining(b, now),
+	                        "mult", (json_int_t)b->mult, "consecutive",
+	                        (json_int_t)b->consecutive),
+	    &rs);
 }
 
 /* The quota domains' holds, learned limits and levels, worth keeping. */
@@ -153,12 +155,11 @@ state_domains(uint64_t now)
 	for (d = domain_first(); d != NULL; d = d->next) {
 		if (d->live && rl_save(&d->rl, now, &rs) &&
 		    (o = state_rl_put(json_pack("{s:s}", "domain", d->name),
-		    &rs)) != NULL)
+		         &rs)) != NULL)
 			json_array_append_new(a, o);
 	}
 	return a;
 }
-
 
 static int
 state_write_all(int fd, const char *p, size_t len)
@@ -212,11 +213,10 @@ state_encode(const char *path, char **cause)
 		if ((o = state_target(t, now)) != NULL)
 			json_array_append_new(targets, o);
 	}
-	root = json_pack("{s:i, s:I, s:o, s:o, s:o}", "version",
-	    STATE_VERSION, "saved_at", (json_int_t)state_wall_ms(),
-	    "targets", targets,
-	    "client_classes", clients_save_json(state_wall_ms()),
-	    "domains", state_domains(now));
+	root = json_pack("{s:i, s:I, s:o, s:o, s:o}", "version", STATE_VERSION,
+	    "saved_at", (json_int_t)state_wall_ms(), "targets", targets,
+	    "client_classes", clients_save_json(state_wall_ms()), "domains",
+	    state_domains(now));
 	if (root != NULL && cluster_hosts_seen() != 0)
 		json_object_set_new(root, "cluster_hosts",
 		    json_integer((json_int_t)cluster_hosts_seen()));
@@ -336,8 +336,8 @@ state_breaker(const json_t *o, struct state_entry *e, char **cause)
 		return -1;
 	}
 	e->mult = 1;
-	if ((rc = state_int(o, "open_ms_left", 0, STATE_OPEN_MAX, &v,
-	    &why)) == -1) {
+	if ((rc = state_int(o, "open_ms_left", 0, STATE_OPEN_MAX, &v, &why)) ==
+	    -1) {
 		xasprintf(cause, "breaker.open_ms_left: %s", why);
 		return -1;
 	}
@@ -348,8 +348,7 @@ state_breaker(const json_t *o, struct state_entry *e, char **cause)
 	}
 	if (rc == 1)
 		e->mult = (uint32_t)v;
-	if ((rc = state_int(o, "consecutive", 0, UINT32_MAX, &v,
-	    &why)) == -1) {
+	if ((rc = state_int(o, "consecutive", 0, UINT32_MAX, &v, &why)) == -1) {
 		xasprintf(cause, "breaker.consecutive: %s", why);
 		return -1;
 	}
@@ -398,7 +397,8 @@ state_rl_get(const json_t *o, struct rl_saved *rs, char **cause)
 	    !json_is_null(r)) {
 		if (!json_is_string(r) ||
 		    json_string_length(r) > STATE_REASON_MAX) {
-			xasprintf(cause, "cooldown_reason is not a short "
+			xasprintf(cause,
+			    "cooldown_reason is not a short "
 			    "string");
 			return -1;
 		}
@@ -460,7 +460,7 @@ state_apply(const struct state_entry *e, uint64_t elapsed, uint64_t now,
 	if ((t = target_get(pc, slash + 1)) == NULL)
 		return -1;
 	if (!t->configured && ++*unconfigured > STATE_RESTORE_MAX)
-		return 0;	/* left idle: evicted when room is needed */
+		return 0; /* left idle: evicted when room is needed */
 	rl_restore(&t->rl, &e->rs, elapsed, now);
 	if (e->has_breaker) {
 		left = e->open_left > elapsed ? e->open_left - elapsed : 0;
@@ -490,7 +490,8 @@ state_load_domains(const char *path, const json_t *domains, uint64_t elapsed,
 		name = json_string_value(json_object_get(o, "domain"));
 		if (name == NULL) {
 			log_warnx("state file %s: domain %zu: domain is not "
-			    "a string; skipped", path, i);
+			          "a string; skipped",
+			    path, i);
 			continue;
 		}
 		if (state_rl_get(o, &rs, &cause) != 0) {
@@ -623,8 +624,8 @@ state_load(const char *path, char **cause)
 		goto fail;
 	}
 	/* The cluster's hosts, last seen: a start without Redis shares. */
-	if ((rc = state_int(root, "cluster_hosts", 1, 10000, &hosts,
-	    &why)) == 1)
+	if ((rc = state_int(root, "cluster_hosts", 1, 10000, &hosts, &why)) ==
+	    1)
 		cluster_hosts_restore((unsigned)hosts);
 	else if (rc == -1)
 		log_warnx("state file %s: cluster_hosts: %s; ignored", path,
@@ -640,10 +641,10 @@ state_load(const char *path, char **cause)
 			ecause = NULL;
 			continue;
 		}
-		if ((rc = state_apply(&e, elapsed, now, &unconfigured)) ==
-		    -1) {
+		if ((rc = state_apply(&e, elapsed, now, &unconfigured)) == -1) {
 			log_warnx("state file %s: too many targets (limit "
-			    "%d); the rest is dropped", path, TARGET_MAX);
+			          "%d); the rest is dropped",
+			    path, TARGET_MAX);
 			break;
 		}
 		restored += (size_t)rc;
@@ -654,10 +655,10 @@ state_load(const char *path, char **cause)
 	    now);
 	if (unconfigured > STATE_RESTORE_MAX)
 		log_warnx("state file %s: %zu targets the config does not "
-		    "name; the first %d restored", path, unconfigured,
-		    STATE_RESTORE_MAX);
-	log_info("state file %s: restored %zu targets, saved %llu s ago",
-	    path, restored, (unsigned long long)(elapsed / 1000));
+		          "name; the first %d restored",
+		    path, unconfigured, STATE_RESTORE_MAX);
+	log_info("state file %s: restored %zu targets, saved %llu s ago", path,
+	    restored, (unsigned long long)(elapsed / 1000));
 	json_decref(root);
 	return 0;
 
@@ -674,7 +675,7 @@ state_restore(void)
 
 	if (path == NULL) {
 		log_debug("no state file (state_file or StateDirectory=): "
-		    "cooldowns and breakers start afresh");
+		          "cooldowns and breakers start afresh");
 		return;
 	}
 	if (state_load(path, &cause) != 0) {
@@ -771,7 +772,8 @@ state_flush_async(void)
 		return;
 	if (state_job != NULL) {
 		log_debug("state file %s: the last save is still being "
-		    "written", path);
+		          "written",
+		    path);
 		return;
 	}
 	if ((text = state_encode(path, &cause)) == NULL) {
@@ -784,7 +786,8 @@ state_flush_async(void)
 	/* The thread takes no signals: the loop handles them. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = state_pipe[1] == -1 ? -1 :
+	err = state_pipe[1] == -1 ?
+	    -1 :
 	    pthread_create(&job->thread, NULL, state_thread, job);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err != 0) {
@@ -804,7 +807,7 @@ static void
 state_arm(void)
 {
 	struct timeval tv = { (time_t)(cfg->state_save_ms / 1000),
-	    (suseconds_t)(cfg->state_save_ms % 1000) * 1000 };
+		(suseconds_t)(cfg->state_save_ms % 1000) * 1000 };
 
 	evtimer_add(state_ev, &tv);
 }
@@ -822,8 +825,8 @@ state_start(struct event_base *base)
 {
 	if (state_ev == NULL)
 		state_ev = evtimer_new(base, state_tick, NULL);
-	if (state_done_ev == NULL && pipe2(state_pipe, O_CLOEXEC |
-	    O_NONBLOCK) == 0) {
+	if (state_done_ev == NULL &&
+	    pipe2(state_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
 		state_done_ev = event_new(base, state_pipe[0],
 		    EV_READ | EV_PERSIST, state_done, NULL);
 		event_add(state_done_ev, NULL);

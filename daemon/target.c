@@ -16,7 +16,7 @@
 static struct target *target_table[TARGET_HASH];
 static struct target *target_list;
 static struct target **target_tail = &target_list;
-static unsigned target_count;	/* not configured: clients' and restored */
+static unsigned target_count; /* not configured: clients' and restored */
 static struct provider_state *provider_states;
 
 static unsigned
@@ -121,7 +121,7 @@ target_unhash(struct target *t)
 	struct target **pp;
 
 	for (pp = &target_table[target_hash(t->provider->name, t->model)];
-	    *pp != NULL; pp = &(*pp)->hnext) {
+	     *pp != NULL; pp = &(*pp)->hnext) {
 		if (*pp == t) {
 			*pp = t->hnext;
 			break;
@@ -197,14 +197,18 @@ target_room(uid_t uid, char **cause)
 {
 	if (uid != TARGET_UNOWNED && target_owned(uid) >= TARGET_PER_UID &&
 	    (target_sweep(uid) == 0 || target_owned(uid) >= TARGET_PER_UID)) {
-		xasprintf(cause, "uid %ld has %d targets with state (calls, "
+		xasprintf(cause,
+		    "uid %ld has %d targets with state (calls, "
 		    "leases, cooldowns) already, the most one user may "
-		    "create", (long)uid, TARGET_PER_UID);
+		    "create",
+		    (long)uid, TARGET_PER_UID);
 		return -1;
 	}
 	if (target_count >= TARGET_MAX && target_sweep(TARGET_UNOWNED) == 0) {
-		xasprintf(cause, "too many distinct targets with state "
-		    "(limit %d)", TARGET_MAX);
+		xasprintf(cause,
+		    "too many distinct targets with state "
+		    "(limit %d)",
+		    TARGET_MAX);
 		return -1;
 	}
 	return 0;
@@ -217,7 +221,7 @@ target_find(const struct provider_conf *pc, const char *model)
 	struct target *t;
 
 	for (t = target_table[target_hash(pc->name, model)]; t != NULL;
-	    t = t->hnext) {
+	     t = t->hnext) {
 		if (strncmp(t->name, pc->name, plen) == 0 &&
 		    t->name[plen] == '/' && strcmp(t->model, model) == 0)
 			return t;
@@ -239,7 +243,7 @@ target_lookup(const char *name)
 	plen = (size_t)(slash - name);
 	prov = xstrndup(name, plen);
 	for (t = target_table[target_hash(prov, slash + 1)]; t != NULL;
-	    t = t->hnext) {
+	     t = t->hnext) {
 		if (strcmp(t->name, name) == 0)
 			break;
 	}
@@ -326,18 +330,20 @@ target_model_check(const struct provider_conf *pc, const char *model,
 	for (p = (const unsigned char *)model; *p != '\0'; p++) {
 		if (*p < 0x20 || *p == 0x7f ||
 		    (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)) {
-			xasprintf(cause, "model name has a control character "
-			    "(byte %zu)", (size_t)(p - (const unsigned char *)
-			    model));
+			xasprintf(cause,
+			    "model name has a control character "
+			    "(byte %zu)",
+			    (size_t)(p - (const unsigned char *)model));
 			return -1;
 		}
 	}
-	for (seg = model; ; seg = end + 1) {
+	for (seg = model;; seg = end + 1) {
 		end = strchr(seg, '/');
 		slen = end != NULL ? (size_t)(end - seg) : strlen(seg);
 		if ((slen == 1 && seg[0] == '.') ||
 		    (slen == 2 && seg[0] == '.' && seg[1] == '.')) {
-			xasprintf(cause, "model name has a '.' or '..' path "
+			xasprintf(cause,
+			    "model name has a '.' or '..' path "
 			    "segment");
 			return -1;
 		}
@@ -348,10 +354,12 @@ target_model_check(const struct provider_conf *pc, const char *model,
 	    strncmp(name, "models/", 7) == 0)
 		name += 7;
 	if ((strcmp(pc->type->name, "azure") == 0 ||
-	    strcmp(pc->type->name, "gemini") == 0) &&
+	        strcmp(pc->type->name, "gemini") == 0) &&
 	    (*name == '\0' || strchr(name, '/') != NULL)) {
-		xasprintf(cause, "a %s model name goes into the URL path: "
-		    "it cannot be empty or have a '/'", pc->type->name);
+		xasprintf(cause,
+		    "a %s model name goes into the URL path: "
+		    "it cannot be empty or have a '/'",
+		    pc->type->name);
 		return -1;
 	}
 	return 0;
@@ -405,9 +413,10 @@ target_resolve(const struct config *conf, const char *name, uid_t uid,
 	}
 	if (conf->strict_models &&
 	    !target_configured(conf, (*pc)->name, slash + 1)) {
-		xasprintf(cause, "model '%s' of provider '%s' is not in the "
-		    "configuration (strict_models is on)", slash + 1,
-		    (*pc)->name);
+		xasprintf(cause,
+		    "model '%s' of provider '%s' is not in the "
+		    "configuration (strict_models is on)",
+		    slash + 1, (*pc)->name);
 		return NULL;
 	}
 	if ((t = target_create(*pc, slash + 1, uid, cause)) != NULL)
@@ -439,8 +448,8 @@ target_reconfigure(const struct config *conf)
 			target_setup(t, pc, now);
 		else
 			domain_match(t->name, &t->dom);
-		t->configured = target_configured(conf, t->provider->name,
-		    t->model);
+		t->configured =
+		    target_configured(conf, t->provider->name, t->model);
 		if (!t->configured)
 			target_count++;
 	}

@@ -51,7 +51,8 @@ waitq_hash(const struct waitq *wq, uint64_t client, uint64_t ckey,
     unsigned level)
 {
 	uint64_t h = (client ^ ((uint64_t)level << 61) ^
-	    (ckey * 0xff51afd7ed558ccdULL)) * 0x9e3779b97f4a7c15ULL;
+	                 (ckey * 0xff51afd7ed558ccdULL)) *
+	    0x9e3779b97f4a7c15ULL;
 
 	return (unsigned)(h >> 32) & wq->hmask;
 }
@@ -100,8 +101,7 @@ waitq_find_head(const struct waitq *wq, uint64_t client, uint64_t ckey,
 
 	n = wq->hash[waitq_hash(wq, client, ckey, level)];
 	for (; n != NULL; n = n->hnext) {
-		if (n->client == client && n->level == level &&
-		    n->ckey == ckey)
+		if (n->client == client && n->level == level && n->ckey == ckey)
 			return n;
 	}
 	return NULL;
@@ -258,7 +258,8 @@ waitq_push(struct waitq *wq, struct waitq_node *n, uint64_t client,
 	/* Backlogged again: no earlier than the level's virtual time. */
 	if (k->len[n->level] == 0)
 		k->start[n->level] = k->finish[n->level] > wq->vtime[n->level] ?
-		    k->finish[n->level] : wq->vtime[n->level];
+		    k->finish[n->level] :
+		    wq->vtime[n->level];
 	k->len[n->level]++;
 
 	if ((head = waitq_find_head(wq, client, n->ckey, n->level)) != NULL) {
@@ -354,8 +355,8 @@ waitq_unlink(struct waitq *wq, struct waitq_node *n, int rotate)
 			} else
 				waitq_turn_replace(wq, n, next);
 		}
-	} else if ((head = waitq_find_head(wq, n->client, n->ckey,
-	    n->level)) != NULL)
+	} else if ((head = waitq_find_head(wq, n->client, n->ckey, n->level)) !=
+	    NULL)
 		head->count--;
 	n->cprev->cnext = n->cnext;
 	n->cnext->cprev = n->cprev;

@@ -98,17 +98,15 @@ name_find(const char **table, int n, const char *name)
 	return -1;
 }
 
-#define NAME_FUNCS(fn, table, max)					\
-const char *								\
-llmgate_##fn##_name(int v)						\
-{									\
-	return (v >= 0 && v < (max)) ? table[v] : NULL;			\
-}									\
-int									\
-llmgate_##fn##_from_name(const char *name)				\
-{									\
-	return name_find(table, (max), name);				\
-}
+#define NAME_FUNCS(fn, table, max) \
+	const char *llmgate_##fn##_name(int v) \
+	{ \
+		return (v >= 0 && v < (max)) ? table[v] : NULL; \
+	} \
+	int llmgate_##fn##_from_name(const char *name) \
+	{ \
+		return name_find(table, (max), name); \
+	}
 
 NAME_FUNCS(class, class_names, LLMGATE_CLASS_MAX)
 NAME_FUNCS(finish, finish_names, LLMGATE_FINISH_MAX)

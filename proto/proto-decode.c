@@ -20,15 +20,15 @@
 #include "proto-int.h"
 
 #ifndef nitems
-#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#define nitems(a) (sizeof(a) / sizeof(a)[0])
 #endif
 
 /* What a msgpack header turned out to be. */
 enum proto_kind {
 	PK_NIL,
 	PK_BOOL,
-	PK_UINT,	/* any integer >= 0, whatever its encoding */
-	PK_INT,		/* any integer < 0 */
+	PK_UINT, /* any integer >= 0, whatever its encoding */
+	PK_INT,  /* any integer < 0 */
 	PK_FLOAT,
 	PK_STR,
 	PK_BIN,
@@ -38,71 +38,73 @@ enum proto_kind {
 };
 
 struct proto_val {
-	enum proto_kind	 kind;
-	int		 b;
-	uint64_t	 u;
-	int64_t		 i;
-	double		 f;
-	uint32_t	 n;	/* array or map entries */
-	const char	*s;	/* str, bin, ext */
-	uint32_t	 len;
+	enum proto_kind kind;
+	int b;
+	uint64_t u;
+	int64_t i;
+	double f;
+	uint32_t n;    /* array or map entries */
+	const char *s; /* str, bin, ext */
+	uint32_t len;
 };
 
 /* Where the reader is, for error messages: "messages[2].role". */
 struct proto_path {
-	const char	*key;
-	size_t		 keylen;
-	long		 idx;	/* array element, or -1 */
+	const char *key;
+	size_t keylen;
+	long idx; /* array element, or -1 */
 };
 
 #define PROTO_PATH_MAX 8
 
 struct proto_rd {
-	const uint8_t	*p;
-	const uint8_t	*end;
-	msgpack_zone	*zone;
-	char		*err;
-	size_t		 errlen;
-	u_int		 npath;
+	const uint8_t *p;
+	const uint8_t *end;
+	msgpack_zone *zone;
+	char *err;
+	size_t errlen;
+	u_int npath;
 	struct proto_path path[PROTO_PATH_MAX];
 };
 
 enum proto_ftype {
-	PF_SKIP,	/* "t": read before the map is walked */
-	PF_STR,		/* char *: a NUL-free string */
-	PF_BYTES,	/* const char * and its size_t length at off2 */
-	PF_STRBUF,	/* char[size] */
-	PF_BOOL,	/* int */
-	PF_INT,		/* int, 0 to INT_MAX */
+	PF_SKIP,   /* "t": read before the map is walked */
+	PF_STR,    /* char *: a NUL-free string */
+	PF_BYTES,  /* const char * and its size_t length at off2 */
+	PF_STRBUF, /* char[size] */
+	PF_BOOL,   /* int */
+	PF_INT,    /* int, 0 to INT_MAX */
 	PF_U32,
 	PF_U64,
 	PF_I64,
-	PF_DBL,		/* integers accepted too */
-	PF_ENUM,	/* an int-sized enum, by name */
-	PF_STRV,	/* char ** at off, size_t count at off2 */
-	PF_MAPV,	/* array of size-byte structs at off, count at off2 */
-	PF_MAP,		/* a nested map decoded into base + off */
-	PF_JSON		/* json_t *: any value, converted */
+	PF_DBL,  /* integers accepted too */
+	PF_ENUM, /* an int-sized enum, by name */
+	PF_STRV, /* char ** at off, size_t count at off2 */
+	PF_MAPV, /* array of size-byte structs at off, count at off2 */
+	PF_MAP,  /* a nested map decoded into base + off */
+	PF_JSON  /* json_t *: any value, converted */
 };
 
 struct proto_field {
-	const char	*name;
-	size_t		 len;
+	const char *name;
+	size_t len;
 	enum proto_ftype type;
-	int		 required;
-	size_t		 off;
-	size_t		 off2;
-	unsigned	 has;	/* bit set in the unsigned at off2 */
-	size_t		 size;
-	int		(*from_name)(const char *);
+	int required;
+	size_t off;
+	size_t off2;
+	unsigned has; /* bit set in the unsigned at off2 */
+	size_t size;
+	int (*from_name)(const char *);
 	const struct proto_field *sub;
-	u_int		 nsub;
+	u_int nsub;
 };
 
 #define FIELD(n, ty, ...) \
-	{ .name = (n), .len = sizeof (n) - 1, .type = (ty), __VA_ARGS__ }
-#define SUB(t) .sub = (t), .nsub = nitems(t)
-#define MSG(m) offsetof(struct proto_msg, m)
+	{ \
+		.name = (n), .len = sizeof(n) - 1, .type = (ty), __VA_ARGS__ \
+	}
+#define SUB(t)   .sub = (t), .nsub = nitems(t)
+#define MSG(m)   offsetof(struct proto_msg, m)
 #define OF(s, m) offsetof(struct s, m)
 
 static const struct proto_field proto_tool_call_fields[] = {
@@ -117,7 +119,7 @@ static const struct proto_field proto_message_fields[] = {
 	FIELD("content", PF_STR, .off = OF(llmgate_message, content)),
 	FIELD("tool_calls", PF_MAPV, .off = OF(llmgate_message, tool_calls),
 	    .off2 = OF(llmgate_message, ntool_calls),
-	    .size = sizeof (struct llmgate_tool_call),
+	    .size = sizeof(struct llmgate_tool_call),
 	    SUB(proto_tool_call_fields)),
 	FIELD("tool_call_id", PF_STR, .off = OF(llmgate_message, tool_call_id)),
 	FIELD("name", PF_STR, .off = OF(llmgate_message, name)),
@@ -142,7 +144,8 @@ static const struct proto_field proto_attempt_fields[] = {
 
 static const struct proto_field proto_usage_fields[] = {
 	FIELD("input_tokens", PF_U64, .off = OF(llmgate_result, input_tokens)),
-	FIELD("output_tokens", PF_U64, .off = OF(llmgate_result, output_tokens)),
+	FIELD("output_tokens", PF_U64,
+	    .off = OF(llmgate_result, output_tokens)),
 };
 
 static const struct proto_field proto_usage_total_fields[] = {
@@ -163,7 +166,7 @@ static const struct proto_field proto_chunk_tool_fields[] = {
 /* Every top-level table starts with these two. */
 #define FIELDS_TOP \
 	FIELD("t", PF_SKIP, .required = 1), \
-	FIELD("id", PF_U32, .required = 1, .off = MSG(id))
+	    FIELD("id", PF_U32, .required = 1, .off = MSG(id))
 
 static const struct proto_field proto_bare_fields[] = {
 	FIELDS_TOP,
@@ -182,10 +185,9 @@ static const struct proto_field proto_call_fields[] = {
 	FIELD("system", PF_STR, .off = MSG(u.call.system)),
 	FIELD("messages", PF_MAPV, .off = MSG(u.call.messages),
 	    .off2 = MSG(u.call.nmessages),
-	    .size = sizeof (struct llmgate_message),
-	    SUB(proto_message_fields)),
+	    .size = sizeof(struct llmgate_message), SUB(proto_message_fields)),
 	FIELD("tools", PF_MAPV, .off = MSG(u.call.tools),
-	    .off2 = MSG(u.call.ntools), .size = sizeof (struct llmgate_tool),
+	    .off2 = MSG(u.call.ntools), .size = sizeof(struct llmgate_tool),
 	    SUB(proto_tool_fields)),
 	FIELD("schema", PF_STR, .off = MSG(u.call.schema)),
 	FIELD("targets", PF_STRV, .off = MSG(u.call.targets),
@@ -197,8 +199,8 @@ static const struct proto_field proto_call_fields[] = {
 	    .off2 = MSG(u.call.has), .has = LLMGATE_HAS_TEMPERATURE),
 	FIELD("top_p", PF_DBL, .off = MSG(u.call.top_p),
 	    .off2 = MSG(u.call.has), .has = LLMGATE_HAS_TOP_P),
-	FIELD("seed", PF_I64, .off = MSG(u.call.seed),
-	    .off2 = MSG(u.call.has), .has = LLMGATE_HAS_SEED),
+	FIELD("seed", PF_I64, .off = MSG(u.call.seed), .off2 = MSG(u.call.has),
+	    .has = LLMGATE_HAS_SEED),
 	FIELD("stop", PF_STRV, .off = MSG(u.call.stop),
 	    .off2 = MSG(u.call.nstop)),
 	FIELD("attempts", PF_U32, .off = MSG(u.call.attempts)),
@@ -243,12 +245,11 @@ static const struct proto_field proto_result_fields[] = {
 	    SUB(proto_usage_total_fields)),
 	FIELD("tool_calls", PF_MAPV, .off = MSG(u.result.tool_calls),
 	    .off2 = MSG(u.result.ntool_calls),
-	    .size = sizeof (struct llmgate_tool_call),
+	    .size = sizeof(struct llmgate_tool_call),
 	    SUB(proto_tool_call_fields)),
 	FIELD("attempts", PF_MAPV, .off = MSG(u.result.attempts),
 	    .off2 = MSG(u.result.nattempts),
-	    .size = sizeof (struct llmgate_attempt),
-	    SUB(proto_attempt_fields)),
+	    .size = sizeof(struct llmgate_attempt), SUB(proto_attempt_fields)),
 };
 
 static const struct proto_field proto_status_fields[] = {
@@ -274,7 +275,7 @@ static const struct proto_field proto_lease_fields[] = {
 	FIELDS_TOP,
 	FIELD("lease", PF_U64, .off = MSG(u.lease.id)),
 	FIELD("target", PF_STRBUF, .off = MSG(u.lease.target),
-	    .size = sizeof ((struct llmgate_lease *)NULL)->target),
+	    .size = sizeof((struct llmgate_lease *)NULL)->target),
 	FIELD("ttl_ms", PF_U32, .off = MSG(u.lease.ttl_ms)),
 };
 
@@ -289,12 +290,13 @@ static const struct proto_field proto_report_fields[] = {
 
 /* The seen-fields mask of a map is 32 bits. */
 _Static_assert(nitems(proto_call_fields) <= 32, "call has too many fields");
-_Static_assert(sizeof (enum llmgate_class) == sizeof (int) &&
-    sizeof (enum llmgate_priority) == sizeof (int), "enums are int-sized");
+_Static_assert(sizeof(enum llmgate_class) == sizeof(int) &&
+        sizeof(enum llmgate_priority) == sizeof(int),
+    "enums are int-sized");
 
 static const struct {
-	const struct proto_field	*f;
-	u_int				 n;
+	const struct proto_field *f;
+	u_int n;
 } proto_tables[PROTO_TYPE_MAX] = {
 	[PROTO_UNKNOWN] = { proto_bare_fields, nitems(proto_bare_fields) },
 	[PROTO_HELLO] = { proto_hello_fields, nitems(proto_hello_fields) },
@@ -327,8 +329,8 @@ proto_set_ptr(void *at, const void *p)
 static void
 proto_printable(char *dst, size_t dstlen, const char *src, size_t len)
 {
-	size_t		i, n = 0;
-	unsigned char	c;
+	size_t i, n = 0;
+	unsigned char c;
 
 	for (i = 0; i < len && n + 4 < dstlen; i++) {
 		c = (unsigned char)src[i];
@@ -344,11 +346,11 @@ proto_printable(char *dst, size_t dstlen, const char *src, size_t len)
 static int __attribute__((format(printf, 2, 3)))
 proto_rd_err(struct proto_rd *rd, const char *fmt, ...)
 {
-	char			 msg[160], path[256], key[64];
-	const struct proto_path	*pp;
-	size_t			 n = 0;
-	u_int			 i;
-	va_list			 ap;
+	char msg[160], path[256], key[64];
+	const struct proto_path *pp;
+	size_t n = 0;
+	u_int i;
+	va_list ap;
 
 	if (rd->err == NULL || rd->errlen == 0)
 		return -1;
@@ -398,7 +400,7 @@ proto_rd_index(struct proto_rd *rd, long idx)
 static void *
 proto_rd_alloc(struct proto_rd *rd, size_t size)
 {
-	void	*p;
+	void *p;
 
 	if ((p = msgpack_zone_malloc(rd->zone, size)) == NULL)
 		proto_nomem(size);
@@ -409,7 +411,7 @@ proto_rd_alloc(struct proto_rd *rd, size_t size)
 static char *
 proto_rd_copy(struct proto_rd *rd, const char *s, size_t len)
 {
-	char	*p;
+	char *p;
 
 	if ((p = msgpack_zone_malloc_no_align(rd->zone, len + 1)) == NULL)
 		proto_nomem(len + 1);
@@ -435,11 +437,11 @@ proto_rd_need(struct proto_rd *rd, size_t n)
 static int
 proto_rd_next(struct proto_rd *rd, struct proto_val *v)
 {
-	uint8_t		b;
-	u_int		w;
-	uint64_t	x, left;
-	uint32_t	f32;
-	float		f;
+	uint8_t b;
+	u_int w;
+	uint64_t x, left;
+	uint32_t f32;
+	float f;
 
 	if (proto_rd_need(rd, 1) != 0)
 		return -1;
@@ -493,7 +495,7 @@ proto_rd_next(struct proto_rd *rd, struct proto_val *v)
 		if (proto_rd_need(rd, w + 1) != 0)
 			return -1;
 		v->len = (uint32_t)proto_be(rd->p, w);
-		rd->p += w + 1;		/* and the ext type byte */
+		rd->p += w + 1; /* and the ext type byte */
 		goto raw;
 	case 0xca:
 		if (proto_rd_need(rd, 4) != 0)
@@ -561,7 +563,7 @@ proto_rd_next(struct proto_rd *rd, struct proto_val *v)
 		v->len = 1u << (b - 0xd4);
 		if (proto_rd_need(rd, 1) != 0)
 			return -1;
-		rd->p++;		/* the ext type byte */
+		rd->p++; /* the ext type byte */
 		goto raw;
 	case 0xd9:
 	case 0xda:
@@ -617,8 +619,8 @@ raw:
 static int
 proto_rd_skip(struct proto_rd *rd, u_int depth)
 {
-	struct proto_val	v;
-	uint64_t		i, n;
+	struct proto_val v;
+	uint64_t i, n;
 
 	if (proto_rd_next(rd, &v) != 0)
 		return -1;
@@ -677,7 +679,7 @@ proto_rd_want(struct proto_rd *rd, struct proto_val *v, enum proto_kind k)
 static int
 proto_rd_str(struct proto_rd *rd, char **out)
 {
-	struct proto_val	v;
+	struct proto_val v;
 
 	if (proto_rd_want(rd, &v, PK_STR) != 0)
 		return -1;
@@ -690,7 +692,7 @@ proto_rd_str(struct proto_rd *rd, char **out)
 static int
 proto_rd_uint(struct proto_rd *rd, uint64_t *out, uint64_t max)
 {
-	struct proto_val	v;
+	struct proto_val v;
 
 	if (proto_rd_next(rd, &v) != 0)
 		return -1;
@@ -702,23 +704,23 @@ proto_rd_uint(struct proto_rd *rd, uint64_t *out, uint64_t max)
 	return 0;
 }
 
-static int	proto_rd_map(struct proto_rd *, const struct proto_field *,
-		    u_int, void *);
-static int	proto_rd_json(struct proto_rd *, json_t **);
+static int proto_rd_map(struct proto_rd *, const struct proto_field *, u_int,
+    void *);
+static int proto_rd_json(struct proto_rd *, json_t **);
 
 /* An array of strings or of maps, in one zone allocation. */
 static int
 proto_rd_array(struct proto_rd *rd, const struct proto_field *f, void *base)
 {
-	struct proto_val	 v;
-	char			*items = NULL;
-	size_t			 size;
-	uint32_t		 i;
-	int			 rc;
+	struct proto_val v;
+	char *items = NULL;
+	size_t size;
+	uint32_t i;
+	int rc;
 
 	if (proto_rd_want(rd, &v, PK_ARRAY) != 0)
 		return -1;
-	size = f->type == PF_STRV ? sizeof (char *) : f->size;
+	size = f->type == PF_STRV ? sizeof(char *) : f->size;
 	if (v.n != 0) {
 		items = proto_rd_alloc(rd, v.n * size);
 		memset(items, 0, v.n * size);
@@ -728,7 +730,8 @@ proto_rd_array(struct proto_rd *rd, const struct proto_field *f, void *base)
 		if (f->type == PF_STRV)
 			rc = proto_rd_str(rd, (char **)(items + i * size));
 		else
-			rc = proto_rd_map(rd, f->sub, f->nsub, items + i * size);
+			rc =
+			    proto_rd_map(rd, f->sub, f->nsub, items + i * size);
 		if (rc != 0)
 			return -1;
 	}
@@ -741,11 +744,11 @@ proto_rd_array(struct proto_rd *rd, const struct proto_field *f, void *base)
 static int
 proto_rd_field(struct proto_rd *rd, const struct proto_field *f, void *base)
 {
-	struct proto_val	 v;
-	char			*at = (char *)base + f->off, *s, name[32];
-	uint64_t		 u;
-	int			 i;
-	json_t			*j;
+	struct proto_val v;
+	char *at = (char *)base + f->off, *s, name[32];
+	uint64_t u;
+	int i;
+	json_t *j;
 
 	switch (f->type) {
 	case PF_SKIP:
@@ -860,7 +863,7 @@ static const struct proto_field *
 proto_field_find(const struct proto_field *tbl, u_int n, const char *key,
     size_t len)
 {
-	u_int	i;
+	u_int i;
 
 	for (i = 0; i < n; i++) {
 		if (tbl[i].len == len && memcmp(tbl[i].name, key, len) == 0)
@@ -874,10 +877,10 @@ static int
 proto_rd_map(struct proto_rd *rd, const struct proto_field *tbl, u_int ntbl,
     void *base)
 {
-	struct proto_val		 v, k;
-	const struct proto_field	*f;
-	uint32_t			 i, seen = 0, bit;
-	u_int				 j;
+	struct proto_val v, k;
+	const struct proto_field *f;
+	uint32_t i, seen = 0, bit;
+	u_int j;
 
 	if (proto_rd_want(rd, &v, PK_MAP) != 0)
 		return -1;
@@ -917,10 +920,10 @@ proto_rd_map(struct proto_rd *rd, const struct proto_field *tbl, u_int ntbl,
 static int
 proto_rd_json(struct proto_rd *rd, json_t **out)
 {
-	const uint8_t		*start = rd->p;
-	msgpack_unpacked	 up;
-	msgpack_unpack_return	 r;
-	size_t			 off = 0;
+	const uint8_t *start = rd->p;
+	msgpack_unpacked up;
+	msgpack_unpack_return r;
+	size_t off = 0;
 
 	if (proto_rd_skip(rd, 0) != 0)
 		return -1;
@@ -932,7 +935,8 @@ proto_rd_json(struct proto_rd *rd, json_t **out)
 		*out = proto_unpack_json(&up.data, 0);
 	msgpack_unpacked_destroy(&up);
 	if (*out == NULL) {
-		return proto_rd_err(rd, "not a JSON value (ext, float "
+		return proto_rd_err(rd,
+		    "not a JSON value (ext, float "
 		    "infinity, invalid UTF-8 or non-string key)");
 	}
 	return 0;
@@ -943,9 +947,9 @@ proto_rd_json(struct proto_rd *rd, json_t **out)
 static int
 proto_rd_type(struct proto_rd *rd, struct proto_msg *msg)
 {
-	struct proto_val	 v, k;
-	char			*s;
-	uint32_t		 i;
+	struct proto_val v, k;
+	char *s;
+	uint32_t i;
 
 	if (proto_rd_next(rd, &v) != 0)
 		return -1;
@@ -976,11 +980,11 @@ proto_rd_type(struct proto_rd *rd, struct proto_msg *msg)
 }
 
 int
-proto_decode(const void *payload, size_t len, struct proto_msg *msg,
-    char *err, size_t errlen)
+proto_decode(const void *payload, size_t len, struct proto_msg *msg, char *err,
+    size_t errlen)
 {
-	struct proto_rd	 rd;
-	u_int		 t;
+	struct proto_rd rd;
+	u_int t;
 
 	memset(msg, 0, sizeof *msg);
 	memset(&rd, 0, sizeof rd);
@@ -991,8 +995,8 @@ proto_decode(const void *payload, size_t len, struct proto_msg *msg,
 	if (len == 0)
 		return proto_rd_err(&rd, "empty payload");
 	if (len > PROTO_MAX_FRAME) {
-		return proto_rd_err(&rd, "payload of %zu bytes is over %u",
-		    len, PROTO_MAX_FRAME);
+		return proto_rd_err(&rd, "payload of %zu bytes is over %u", len,
+		    PROTO_MAX_FRAME);
 	}
 
 	/* Copies never outgrow the payload; struct arrays mostly fit in
@@ -1011,7 +1015,7 @@ proto_decode(const void *payload, size_t len, struct proto_msg *msg,
 		break;
 	case PROTO_RESULT:
 	case PROTO_ERROR:
-		msg->u.result.cls = LLMGATE_CLASS_MAX;	/* absent */
+		msg->u.result.cls = LLMGATE_CLASS_MAX; /* absent */
 		break;
 	case PROTO_REPORT:
 		msg->u.report.retry_after_s = -1;
@@ -1025,8 +1029,10 @@ proto_decode(const void *payload, size_t len, struct proto_msg *msg,
 	if (proto_rd_map(&rd, proto_tables[t].f, proto_tables[t].n, msg) != 0)
 		goto fail;
 	if (rd.p != rd.end) {
-		proto_rd_err(&rd, "trailing garbage: %zu bytes after the "
-		    "payload map", (size_t)(rd.end - rd.p));
+		proto_rd_err(&rd,
+		    "trailing garbage: %zu bytes after the "
+		    "payload map",
+		    (size_t)(rd.end - rd.p));
 		goto fail;
 	}
 
@@ -1080,7 +1086,7 @@ proto_msg_free(struct proto_msg *msg)
 msgpack_zone *
 proto_msg_take_zone(struct proto_msg *msg)
 {
-	msgpack_zone	*zone = msg->zone;
+	msgpack_zone *zone = msg->zone;
 
 	msg->zone = NULL;
 	return zone;

@@ -15,25 +15,25 @@
 #include "proto-int.h"
 
 struct proto_enc {
-	msgpack_packer	*pk;
-	int		 counting;
-	uint32_t	 n;
+	msgpack_packer *pk;
+	int counting;
+	uint32_t n;
 };
 
 typedef void proto_enc_fn(struct proto_enc *, const void *);
 
 struct proto_top {
-	enum proto_type	 type;
-	uint32_t	 id;
-	proto_enc_fn	*fn;
-	const void	*arg;
+	enum proto_type type;
+	uint32_t id;
+	proto_enc_fn *fn;
+	const void *arg;
 };
 
 /* Encoders "never fail short of memory": neither does their buffer. */
 static int
 proto_sb_write(void *data, const char *buf, size_t len)
 {
-	msgpack_sbuffer	*sb = data;
+	msgpack_sbuffer *sb = data;
 
 	if (msgpack_sbuffer_write(sb, buf, len) != 0)
 		proto_nomem(sb->size + len);
@@ -43,7 +43,7 @@ proto_sb_write(void *data, const char *buf, size_t len)
 static void
 proto_enc_map(msgpack_packer *pk, proto_enc_fn *fn, const void *arg)
 {
-	struct proto_enc	e = { .pk = pk, .counting = 1 };
+	struct proto_enc e = { .pk = pk, .counting = 1 };
 
 	fn(&e, arg);
 	msgpack_pack_map(pk, e.n);
@@ -110,7 +110,7 @@ proto_put_double(struct proto_enc *e, const char *key, double v)
 static void
 proto_put_class(struct proto_enc *e, const char *key, enum llmgate_class cls)
 {
-	const char	*s;
+	const char *s;
 
 	if ((s = llmgate_class_name(cls)) == NULL)
 		s = llmgate_class_name(LLMGATE_INTERNAL);
@@ -122,17 +122,16 @@ static void
 proto_put_enum(struct proto_enc *e, const char *key, int v, int keep0,
     const char *(*name)(int))
 {
-	const char	*s;
+	const char *s;
 
 	if ((v != 0 || keep0) && (s = name(v)) != NULL && *s != '\0')
 		proto_put_str(e, key, s);
 }
 
 static void
-proto_put_strv(struct proto_enc *e, const char *key, char *const *v,
-    size_t n)
+proto_put_strv(struct proto_enc *e, const char *key, char *const *v, size_t n)
 {
-	size_t	i;
+	size_t i;
 
 	if (n == 0 || v == NULL || !proto_key(e, key))
 		return;
@@ -142,10 +141,10 @@ proto_put_strv(struct proto_enc *e, const char *key, char *const *v,
 }
 
 static void
-proto_put_maps(struct proto_enc *e, const char *key, const void *v,
-    size_t n, size_t size, proto_enc_fn *fn)
+proto_put_maps(struct proto_enc *e, const char *key, const void *v, size_t n,
+    size_t size, proto_enc_fn *fn)
 {
-	size_t	i;
+	size_t i;
 
 	if (n == 0 || v == NULL || !proto_key(e, key))
 		return;
@@ -165,7 +164,7 @@ proto_put_map(struct proto_enc *e, const char *key, proto_enc_fn *fn,
 static void
 proto_enc_top(struct proto_enc *e, const void *arg)
 {
-	const struct proto_top	*top = arg;
+	const struct proto_top *top = arg;
 
 	proto_put_str(e, "t", proto_type_name(top->type));
 	proto_put_uint(e, "id", top->id);
@@ -178,10 +177,10 @@ static void
 proto_frame(msgpack_sbuffer *sb, enum proto_type type, uint32_t id,
     proto_enc_fn *fn, const void *arg)
 {
-	struct proto_top	 top = { type, id, fn, arg };
-	msgpack_packer		 pk;
-	size_t			 start = sb->size, len;
-	unsigned char		*p;
+	struct proto_top top = { type, id, fn, arg };
+	msgpack_packer pk;
+	size_t start = sb->size, len;
+	unsigned char *p;
 
 	proto_sb_write(sb, "\0\0\0\0", PROTO_HDR_LEN);
 	msgpack_packer_init(&pk, sb, proto_sb_write);
@@ -197,7 +196,7 @@ proto_frame(msgpack_sbuffer *sb, enum proto_type type, uint32_t id,
 static void
 proto_enc_hello_fields(struct proto_enc *e, const void *arg)
 {
-	const struct proto_hello	*h = arg;
+	const struct proto_hello *h = arg;
 
 	proto_put_uint(e, "v", h->version);
 	proto_put_str(e, "name", h->name);
@@ -214,7 +213,7 @@ proto_enc_hello(msgpack_sbuffer *sb, const struct proto_hello *h)
 static void
 proto_enc_tool_call_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_tool_call	*tc = arg;
+	const struct llmgate_tool_call *tc = arg;
 
 	proto_put_str(e, "id", tc->id);
 	proto_put_str(e, "name", tc->name);
@@ -224,7 +223,7 @@ proto_enc_tool_call_fields(struct proto_enc *e, const void *arg)
 static void
 proto_enc_message_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_message	*m = arg;
+	const struct llmgate_message *m = arg;
 
 	proto_put_enum(e, "role", m->role, 1, llmgate_role_name);
 	proto_put_str(e, "content", m->content);
@@ -237,7 +236,7 @@ proto_enc_message_fields(struct proto_enc *e, const void *arg)
 static void
 proto_enc_tool_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_tool	*t = arg;
+	const struct llmgate_tool *t = arg;
 
 	proto_put_str(e, "name", t->name);
 	proto_put_str(e, "description", t->description);
@@ -247,7 +246,7 @@ proto_enc_tool_fields(struct proto_enc *e, const void *arg)
 static void
 proto_enc_call_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_request	*r = arg;
+	const struct llmgate_request *r = arg;
 
 	proto_put_str(e, "system", r->system);
 	proto_put_maps(e, "messages", r->messages, r->nmessages,
@@ -288,7 +287,7 @@ proto_enc_call(msgpack_sbuffer *sb, uint32_t id,
 static void
 proto_enc_chunk_tool_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_chunk	*c = arg;
+	const struct llmgate_chunk *c = arg;
 
 	proto_put_uint(e, "index", (uint64_t)c->tool_index);
 	proto_put_str(e, "id", c->tool_id);
@@ -299,7 +298,7 @@ proto_enc_chunk_tool_fields(struct proto_enc *e, const void *arg)
 static void
 proto_enc_chunk_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_chunk	*c = arg;
+	const struct llmgate_chunk *c = arg;
 
 	if (c->text != NULL && c->len != 0 && proto_key(e, "text"))
 		msgpack_pack_str_with_body(e->pk, c->text, c->len);
@@ -309,8 +308,7 @@ proto_enc_chunk_fields(struct proto_enc *e, const void *arg)
 }
 
 void
-proto_enc_chunk(msgpack_sbuffer *sb, uint32_t id,
-    const struct llmgate_chunk *c)
+proto_enc_chunk(msgpack_sbuffer *sb, uint32_t id, const struct llmgate_chunk *c)
 {
 	proto_frame(sb, PROTO_CHUNK, id, proto_enc_chunk_fields, c);
 }
@@ -318,7 +316,7 @@ proto_enc_chunk(msgpack_sbuffer *sb, uint32_t id,
 static void
 proto_enc_attempt_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_attempt	*a = arg;
+	const struct llmgate_attempt *a = arg;
 
 	proto_put_str(e, "target", a->target);
 	proto_put_class(e, "class", a->cls);
@@ -332,7 +330,7 @@ proto_enc_attempt_fields(struct proto_enc *e, const void *arg)
 static void
 proto_enc_usage_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_result	*r = arg;
+	const struct llmgate_result *r = arg;
 
 	proto_put_uint(e, "input_tokens", r->input_tokens);
 	proto_put_uint(e, "output_tokens", r->output_tokens);
@@ -341,7 +339,7 @@ proto_enc_usage_fields(struct proto_enc *e, const void *arg)
 static void
 proto_enc_usage_total_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_result	*r = arg;
+	const struct llmgate_result *r = arg;
 
 	proto_put_uint(e, "input_tokens", r->total_input_tokens);
 	proto_put_uint(e, "output_tokens", r->total_output_tokens);
@@ -350,7 +348,7 @@ proto_enc_usage_total_fields(struct proto_enc *e, const void *arg)
 static void
 proto_enc_result_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_result	*r = arg;
+	const struct llmgate_result *r = arg;
 
 	/* A result's class is implicitly ok; an error's always travels. */
 	if (r->cls != LLMGATE_OK)
@@ -401,7 +399,7 @@ void
 proto_enc_error(msgpack_sbuffer *sb, uint32_t id, enum llmgate_class cls,
     const char *message)
 {
-	struct llmgate_result	r;
+	struct llmgate_result r;
 
 	memset(&r, 0, sizeof r);
 	/* An error is never ok; a caller passing OK means a bug of ours. */
@@ -445,7 +443,7 @@ proto_enc_metrics(msgpack_sbuffer *sb, uint32_t id, const char *text)
 static void
 proto_enc_acquire_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_acquire	*a = arg;
+	const struct llmgate_acquire *a = arg;
 
 	proto_put_str(e, "target", a->target);
 	proto_put_nonzero(e, "tokens", a->tokens);
@@ -463,8 +461,8 @@ proto_enc_acquire(msgpack_sbuffer *sb, uint32_t id,
 static void
 proto_enc_lease_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_lease	*l = arg;
-	size_t				 n;
+	const struct llmgate_lease *l = arg;
+	size_t n;
 
 	proto_put_uint(e, "lease", l->id);
 	n = strnlen(l->target, sizeof l->target);
@@ -474,8 +472,7 @@ proto_enc_lease_fields(struct proto_enc *e, const void *arg)
 }
 
 void
-proto_enc_lease(msgpack_sbuffer *sb, uint32_t id,
-    const struct llmgate_lease *l)
+proto_enc_lease(msgpack_sbuffer *sb, uint32_t id, const struct llmgate_lease *l)
 {
 	proto_frame(sb, PROTO_LEASE, id, proto_enc_lease_fields, l);
 }
@@ -483,7 +480,7 @@ proto_enc_lease(msgpack_sbuffer *sb, uint32_t id,
 static void
 proto_enc_report_fields(struct proto_enc *e, const void *arg)
 {
-	const struct llmgate_report	*r = arg;
+	const struct llmgate_report *r = arg;
 
 	proto_put_uint(e, "lease", r->lease);
 	proto_put_nonzero(e, "status", r->status);

@@ -16,11 +16,11 @@
 json_t *
 proto_unpack_json(const msgpack_object *o, int depth)
 {
-	json_t		*j, *v;
-	const char	*ks;
-	char		 kbuf[128], *key;
-	uint32_t	 i, n, klen;
-	int		 rc;
+	json_t *j, *v;
+	const char *ks;
+	char kbuf[128], *key;
+	uint32_t i, n, klen;
+	int rc;
 
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
@@ -35,17 +35,18 @@ proto_unpack_json(const msgpack_object *o, int depth)
 		return json_integer((json_int_t)o->via.i64);
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		return json_real(o->via.f64);	/* NULL when not finite */
+		return json_real(o->via.f64); /* NULL when not finite */
 	case MSGPACK_OBJECT_STR:
 		/* msgpack-c gives empty strings a NULL pointer. */
-		return json_stringn(o->via.str.size == 0 ? "" :
-		    o->via.str.ptr, o->via.str.size);
+		return json_stringn(o->via.str.size == 0 ? "" : o->via.str.ptr,
+		    o->via.str.size);
 	case MSGPACK_OBJECT_BIN:
-		return json_stringn(o->via.bin.size == 0 ? "" :
-		    o->via.bin.ptr, o->via.bin.size);
+		return json_stringn(o->via.bin.size == 0 ? "" : o->via.bin.ptr,
+		    o->via.bin.size);
 	case MSGPACK_OBJECT_ARRAY:
 		n = o->via.array.size;
-		if (depth < 0 || depth >= PROTO_MAX_DEPTH || n > PROTO_MAX_ITEMS)
+		if (depth < 0 || depth >= PROTO_MAX_DEPTH ||
+		    n > PROTO_MAX_ITEMS)
 			return NULL;
 		j = json_array();
 		for (i = 0; i < n; i++) {
@@ -58,7 +59,8 @@ proto_unpack_json(const msgpack_object *o, int depth)
 		return j;
 	case MSGPACK_OBJECT_MAP:
 		n = o->via.map.size;
-		if (depth < 0 || depth >= PROTO_MAX_DEPTH || n > PROTO_MAX_ITEMS)
+		if (depth < 0 || depth >= PROTO_MAX_DEPTH ||
+		    n > PROTO_MAX_ITEMS)
 			return NULL;
 		j = json_object();
 		for (i = 0; i < n; i++) {
@@ -98,9 +100,9 @@ fail:
 void
 proto_pack_json(msgpack_packer *pk, const json_t *j)
 {
-	const char	*key;
-	json_t		*obj, *v;
-	size_t		 i, n;
+	const char *key;
+	json_t *obj, *v;
+	size_t i, n;
 
 	if (j == NULL) {
 		msgpack_pack_nil(pk);

@@ -15,8 +15,7 @@
 #include "proto.h"
 #include "proto-int.h"
 
-void __attribute__((noreturn))
-proto_nomem(size_t n)
+void __attribute__((noreturn)) proto_nomem(size_t n)
 {
 	fprintf(stderr, "llmgate: out of memory allocating %zu bytes\n", n);
 	abort();
@@ -25,7 +24,7 @@ proto_nomem(size_t n)
 uint64_t
 proto_be(const uint8_t *p, u_int n)
 {
-	uint64_t	v = 0;
+	uint64_t v = 0;
 
 	while (n-- > 0)
 		v = (v << 8) | *p++;
@@ -35,7 +34,7 @@ proto_be(const uint8_t *p, u_int n)
 ssize_t
 proto_frame_len(const void *buf, size_t avail, size_t max, size_t *need)
 {
-	uint32_t	len;
+	uint32_t len;
 
 	if (avail < PROTO_HDR_LEN) {
 		if (need != NULL)

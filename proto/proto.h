@@ -24,24 +24,24 @@
  */
 struct llmgate_message {
 	enum llmgate_role role;
-	char *content;		/* may be NULL for an assistant turn of tool calls */
+	char *content; /* may be NULL for an assistant turn of tool calls */
 	struct llmgate_tool_call *tool_calls;
 	size_t ntool_calls;
-	char *tool_call_id;	/* role tool: the call this answers */
-	char *name;		/* role tool: the tool's name */
+	char *tool_call_id; /* role tool: the call this answers */
+	char *name;         /* role tool: the tool's name */
 };
 
 struct llmgate_tool {
 	char *name;
 	char *description;
-	char *parameters;	/* JSON Schema text */
+	char *parameters; /* JSON Schema text */
 };
 
 /* Which optional sampling fields are set. */
-#define LLMGATE_HAS_MAX_TOKENS	0x01
-#define LLMGATE_HAS_TEMPERATURE	0x02
-#define LLMGATE_HAS_TOP_P	0x04
-#define LLMGATE_HAS_SEED	0x08
+#define LLMGATE_HAS_MAX_TOKENS  0x01
+#define LLMGATE_HAS_TEMPERATURE 0x02
+#define LLMGATE_HAS_TOP_P       0x04
+#define LLMGATE_HAS_SEED        0x08
 
 struct llmgate_request {
 	char *system;
@@ -49,13 +49,13 @@ struct llmgate_request {
 	size_t nmessages;
 	struct llmgate_tool *tools;
 	size_t ntools;
-	char *schema;		/* JSON Schema text the reply must satisfy */
+	char *schema; /* JSON Schema text the reply must satisfy */
 
-	char **targets;		/* fallback chain, "provider/model" */
+	char **targets; /* fallback chain, "provider/model" */
 	size_t ntargets;
-	char *route;		/* a named chain; used when ntargets == 0 */
+	char *route; /* a named chain; used when ntargets == 0 */
 
-	unsigned has;		/* LLMGATE_HAS_* */
+	unsigned has; /* LLMGATE_HAS_* */
 	uint32_t max_tokens;
 	double temperature;
 	double top_p;
@@ -63,8 +63,8 @@ struct llmgate_request {
 	char **stop;
 	size_t nstop;
 
-	uint32_t attempts;	/* per target, the first included; 0: default */
-	uint32_t timeout_ms;	/* whole call; 0: none */
+	uint32_t attempts;   /* per target, the first included; 0: default */
+	uint32_t timeout_ms; /* whole call; 0: none */
 	enum llmgate_priority priority;
 	enum llmgate_on_cut on_cut;
 	int stream;
@@ -76,7 +76,7 @@ struct llmgate_request {
 	size_t nreject;
 
 	enum llmgate_tool_choice tool_choice;
-	char *tool_name;	/* the one tool the model must call, or NULL */
+	char *tool_name; /* the one tool the model must call, or NULL */
 };
 
 /* An acquire and a report, opaque to callers likewise (request.c). */
@@ -90,16 +90,16 @@ struct llmgate_acquire {
 struct llmgate_report {
 	uint64_t lease;
 	uint32_t status;
-	double retry_after_s;	/* < 0: none */
+	double retry_after_s; /* < 0: none */
 	uint64_t input_tokens;
 	uint64_t output_tokens;
 };
 
-#define PROTO_VERSION		1
-#define PROTO_HDR_LEN		4
-#define PROTO_MAX_FRAME		(16u * 1024 * 1024)	/* hard cap, both sides */
-#define PROTO_MAX_ITEMS		65536	/* array/map entries in one field */
-#define PROTO_MAX_DEPTH		32	/* nesting of free-form JSON values */
+#define PROTO_VERSION   1
+#define PROTO_HDR_LEN   4
+#define PROTO_MAX_FRAME (16u * 1024 * 1024) /* hard cap, both sides */
+#define PROTO_MAX_ITEMS 65536               /* array/map entries in one field */
+#define PROTO_MAX_DEPTH 32 /* nesting of free-form JSON values */
 
 enum proto_type {
 	PROTO_UNKNOWN = 0,
@@ -140,21 +140,21 @@ struct proto_hello {
 struct proto_msg {
 	enum proto_type type;
 	uint32_t id;
-	const char *type_name;		/* as received, for PROTO_UNKNOWN */
+	const char *type_name; /* as received, for PROTO_UNKNOWN */
 	msgpack_zone *zone;
 	union {
 		struct proto_hello hello;
 		struct llmgate_request call;
 		struct llmgate_chunk chunk;
-		struct llmgate_result result;	/* PROTO_RESULT and PROTO_ERROR */
-		json_t *status;			/* PROTO_STATUS reply; owned */
-		const char *metrics;		/* PROTO_METRICS reply */
+		struct llmgate_result result; /* PROTO_RESULT and PROTO_ERROR */
+		json_t *status;               /* PROTO_STATUS reply; owned */
+		const char *metrics;          /* PROTO_METRICS reply */
 		struct llmgate_acquire acquire;
 		struct llmgate_lease lease;
 		struct llmgate_report report;
 	} u;
-	int has_body;	/* status/metrics: a reply (1) or a request (0) */
-	int streamed;	/* result: its text was the chunks' (not resent) */
+	int has_body; /* status/metrics: a reply (1) or a request (0) */
+	int streamed; /* result: its text was the chunks' (not resent) */
 };
 
 /*
@@ -172,8 +172,8 @@ ssize_t proto_frame_len(const void *buf, size_t avail, size_t max,
  * reason in err. A well-formed map with an unknown "t" decodes with type
  * PROTO_UNKNOWN so the receiver can answer it.
  */
-int proto_decode(const void *payload, size_t len, struct proto_msg *,
-    char *err, size_t errlen);
+int proto_decode(const void *payload, size_t len, struct proto_msg *, char *err,
+    size_t errlen);
 void proto_msg_free(struct proto_msg *);
 msgpack_zone *proto_msg_take_zone(struct proto_msg *);
 
@@ -213,11 +213,11 @@ void proto_enc_report(msgpack_sbuffer *, uint32_t id,
  * buf; NULL when it does not fit.
  */
 #ifndef RUNSTATEDIR
-#define RUNSTATEDIR		"/run"
+#define RUNSTATEDIR "/run"
 #endif
-#define PROTO_DEFAULT_SOCKET	RUNSTATEDIR "/llmgate/llmgate.sock"
-const char *proto_socket_path(const char *explicit_path,
-    const char *configured, char *buf, size_t len);
+#define PROTO_DEFAULT_SOCKET RUNSTATEDIR "/llmgate/llmgate.sock"
+const char *proto_socket_path(const char *explicit_path, const char *configured,
+    char *buf, size_t len);
 
 /* Free-form JSON values carried as msgpack (status bodies). */
 void proto_pack_json(msgpack_packer *, const json_t *);
@@ -229,7 +229,6 @@ void *xcalloc(size_t, size_t);
 void *xreallocarray(void *, size_t, size_t);
 char *xstrdup(const char *);
 char *xstrndup(const char *, size_t);
-int xasprintf(char **, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
+int xasprintf(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -16,8 +16,8 @@
 #include "proto.h"
 
 const char *
-proto_socket_path(const char *explicit_path, const char *configured,
-    char *buf, size_t len)
+proto_socket_path(const char *explicit_path, const char *configured, char *buf,
+    size_t len)
 {
 	const char *s;
 	int n;

@@ -11,8 +11,7 @@
 
 #include "proto.h"
 
-static void __attribute__((noreturn))
-xalloc_fail(size_t n)
+static void __attribute__((noreturn)) xalloc_fail(size_t n)
 {
 	fprintf(stderr, "llmgate: out of memory allocating %zu bytes\n", n);
 	abort();

@@ -11,7 +11,7 @@
 
 #include "llmgated.h"
 
-#define T0	100000		/* a fake CLOCK_MONOTONIC reading, ms */
+#define T0 100000 /* a fake CLOCK_MONOTONIC reading, ms */
 
 static struct provider_state ps;
 static struct target t;
@@ -23,7 +23,7 @@ target_setup(uint32_t rpm, unsigned capacity)
 {
 	memset(&ps, 0, sizeof ps);
 	memset(&t, 0, sizeof t);
-	t.name = (char *)(uintptr_t)"p/m";
+	t.name = (char *)(uintptr_t) "p/m";
 	t.model = "m";
 	t.provider = &ps;
 	rl_setup(&t.rl, rpm, 0, 1, 0, T0);
@@ -286,7 +286,7 @@ START_TEST(test_refusal_classes)
 		uint64_t wait;
 		const char *limit;
 		enum llmgate_class cls;
-		const char *says;	/* in the message; NULL: anything */
+		const char *says; /* in the message; NULL: anything */
 	} cases[] = {
 		{ ADMIT_OPEN, 5, "deadline", LLMGATE_CIRCUIT_OPEN, NULL },
 		{ ADMIT_LATE, 5, "deadline", LLMGATE_DEADLINE, "deadline" },
@@ -304,7 +304,8 @@ START_TEST(test_refusal_classes)
 	adm(&a, 1, 0);
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		ck_assert_int_eq(admission_refusal(&a, cases[i].v,
-		    cases[i].wait, T0, cases[i].limit, msg, sizeof msg),
+		                     cases[i].wait, T0, cases[i].limit, msg,
+		                     sizeof msg),
 		    cases[i].cls);
 		if (cases[i].says != NULL)
 			ck_assert_msg(strstr(msg, cases[i].says) != NULL,

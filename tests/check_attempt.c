@@ -23,7 +23,7 @@ test_done(struct attempt *att)
 START_TEST(test_mock_reports_to_callback)
 {
 	struct llmgate_message msg = { .role = LLMGATE_ROLE_USER,
-	    .content = (char *)(uintptr_t)"hello there" };
+		.content = (char *)(uintptr_t) "hello there" };
 	struct llmgate_request req;
 	struct provider_conf prov;
 	struct attempt att;
@@ -34,7 +34,7 @@ START_TEST(test_mock_reports_to_callback)
 	req.messages = &msg;
 	req.nmessages = 1;
 	memset(&prov, 0, sizeof prov);
-	prov.name = (char *)(uintptr_t)"mock";
+	prov.name = (char *)(uintptr_t) "mock";
 	prov.type = &provider_mock;
 	memset(&att, 0, sizeof att);
 	att.done = test_done;
@@ -42,12 +42,11 @@ START_TEST(test_mock_reports_to_callback)
 	att.prov = &prov;
 	att.model = "echo";
 	att.req = &req;
-	att.target = (char *)(uintptr_t)"mock/echo";
+	att.target = (char *)(uintptr_t) "mock/echo";
 	reply_init(&att.reply, NULL, NULL);
 	prov.type->start(&att);
 	ck_assert_int_eq(seen, 0);
-	while (seen == 0 &&
-	    event_base_loop(ev_base, EVLOOP_ONCE) == 0)
+	while (seen == 0 && event_base_loop(ev_base, EVLOOP_ONCE) == 0)
 		;
 	ck_assert_int_eq(seen, 1);
 	ck_assert_int_eq(reports, 1);

@@ -13,8 +13,11 @@ static struct breaker_conf
 conf(uint32_t failures, double rate, uint32_t min_calls, uint32_t probes)
 {
 	struct breaker_conf bc = { .failures = failures,
-	    .failure_rate = rate, .min_calls = min_calls, .window_ms = 10000,
-	    .open_ms = 1000, .half_open_probes = probes };
+		.failure_rate = rate,
+		.min_calls = min_calls,
+		.window_ms = 10000,
+		.open_ms = 1000,
+		.half_open_probes = probes };
 
 	return bc;
 }
@@ -89,10 +92,10 @@ START_TEST(test_not_counted)
 	struct breaker_conf bc = conf(3, 0.5, 1, 1);
 	struct breaker b;
 	static const enum llmgate_class neither[] = { LLMGATE_RATE_LIMITED,
-	    LLMGATE_QUOTA_EXHAUSTED, LLMGATE_AUTH, LLMGATE_PERMISSION,
-	    LLMGATE_NOT_FOUND, LLMGATE_CONTEXT_LENGTH, LLMGATE_CONTENT_FILTER,
-	    LLMGATE_BAD_REQUEST, LLMGATE_SCHEMA, LLMGATE_DEADLINE,
-	    LLMGATE_CANCELLED, LLMGATE_INVALID_REQUEST };
+		LLMGATE_QUOTA_EXHAUSTED, LLMGATE_AUTH, LLMGATE_PERMISSION,
+		LLMGATE_NOT_FOUND, LLMGATE_CONTEXT_LENGTH,
+		LLMGATE_CONTENT_FILTER, LLMGATE_BAD_REQUEST, LLMGATE_SCHEMA,
+		LLMGATE_DEADLINE, LLMGATE_CANCELLED, LLMGATE_INVALID_REQUEST };
 	size_t i;
 	int n;
 

@@ -45,7 +45,8 @@ setup(void)
 	    "retry = { attempts = 3; initial_ms = 10; max_ms = 50; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
 	    "breaker = { failures = 3; min_calls = 1000; open_ms = 1000;\n"
-	    "            half_open_probes = 1; };\n", fp_port);
+	    "            half_open_probes = 1; };\n",
+	    fp_port);
 	h_daemon_start(&d, conf);
 	free(conf);
 }
@@ -79,7 +80,7 @@ fp_count(const char *model, const char *status)
 }
 
 /* How long any wait of these tests may take, valgrind included. */
-#define WAIT_MS	30000
+#define WAIT_MS 30000
 
 /* Reap a child, failing (and killing it) if it is not done in time. */
 static void
@@ -139,15 +140,20 @@ START_TEST(test_processes_share_budget)
 				/* Say what, for the test log. */
 				if (res->cls != LLMGATE_OK ||
 				    res->nattempts != 1)
-					fprintf(stderr, "call %d: %s after %zu "
-					    "attempts, the first %s: %s\n", k,
-					    llmgate_class_name(res->cls),
-					    res->nattempts, res->nattempts != 0 ?
-					    llmgate_class_name(
-					    res->attempts[0].cls) : "-",
+					fprintf(stderr,
+					    "call %d: %s after %zu "
+					    "attempts, the first %s: %s\n",
+					    k, llmgate_class_name(res->cls),
+					    res->nattempts,
+					    res->nattempts != 0 ?
+					        llmgate_class_name(
+					            res->attempts[0].cls) :
+					        "-",
 					    res->nattempts != 0 &&
-					    res->attempts[0].message != NULL ?
-					    res->attempts[0].message : "");
+					            res->attempts[0].message !=
+					                NULL ?
+					        res->attempts[0].message :
+					        "");
 				llmgate_result_free(res);
 				h_request_free(req);
 			}
@@ -174,8 +180,8 @@ struct wait_one {
 	int cls;
 	uint32_t waited;
 	size_t nattempts;
-	int skipped;		/* the first attempt was a skip */
-	uint64_t at;		/* h_mono_ms() when answered */
+	int skipped; /* the first attempt was a skip */
+	uint64_t at; /* h_mono_ms() when answered */
 };
 
 static void
@@ -212,13 +218,14 @@ START_TEST(test_one_429_cools_down_all)
 	ck_assert_int_ge(a, 0);
 	if (a == 0) {
 		j = call_json(t, "first");
-		_exit(json_integer_value(json_object_get(j, "exit")) == 0 ?
-		    0 : 1);
+		_exit(json_integer_value(json_object_get(j, "exit")) == 0 ? 0 :
+		                                                            1);
 	}
 	/* Let A's first attempt meet the 429. */
 	deadline = h_mono_ms() + WAIT_MS;
 	while (fp_count("shared+fail=1+status=429+retry_after=2", "429") < 1) {
-		ck_assert_msg(h_mono_ms() < deadline, "A's call never reached "
+		ck_assert_msg(h_mono_ms() < deadline,
+		    "A's call never reached "
 		    "the provider");
 		h_sleep_ms(10);
 	}
@@ -234,15 +241,17 @@ START_TEST(test_one_429_cools_down_all)
 	reap(a, &st);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	ck_assert_int_eq(fp_count("shared+fail=1+status=429+retry_after=2",
-	    "429"), 1);
+	                     "429"),
+	    1);
 }
 END_TEST
 
 static const char *
 attempt_class(json_t *j, size_t i)
 {
-	return json_string_value(json_object_get(json_array_get(
-	    json_object_get(j, "attempts"), i), "class"));
+	return json_string_value(
+	    json_object_get(json_array_get(json_object_get(j, "attempts"), i),
+	        "class"));
 }
 
 static const char *
@@ -259,10 +268,14 @@ breaker_of(const char *target)
 	ts = json_object_get(st, "targets");
 	state[0] = '\0';
 	for (i = 0; i < json_array_size(ts); i++) {
-		if (strcmp(json_string_value(json_object_get(
-		    json_array_get(ts, i), "target")), target) == 0)
-			snprintf(state, sizeof state, "%s", json_string_value(
-			    json_object_get(json_array_get(ts, i), "breaker")));
+		if (strcmp(json_string_value(
+		               json_object_get(json_array_get(ts, i),
+		                   "target")),
+		        target) == 0)
+			snprintf(state, sizeof state, "%s",
+			    json_string_value(
+			        json_object_get(json_array_get(ts, i),
+			            "breaker")));
 	}
 	json_decref(st);
 	free(text);
@@ -294,13 +307,14 @@ START_TEST(test_breaker_opens_and_probes)
 	ck_assert_str_eq(breaker_of(bad), "open");
 
 	/* Open: skipped with circuit_open, the chain falls back at once. */
-	h_cli(&r, &d, NULL, "call", "--json", "-m", bad, "-m", "mock/echo",
-	    "x", NULL);
+	h_cli(&r, &d, NULL, "call", "--json", "-m", bad, "-m", "mock/echo", "x",
+	    NULL);
 	ck_assert_int_eq(r.status, 0);
 	j = json_loads(r.out, 0, NULL);
 	ck_assert_str_eq(attempt_class(j, 0), "circuit_open");
-	ck_assert(json_is_true(json_object_get(json_array_get(json_object_get(j,
-	    "attempts"), 0), "skipped")));
+	ck_assert(json_is_true(
+	    json_object_get(json_array_get(json_object_get(j, "attempts"), 0),
+	        "skipped")));
 	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
 	    "mock/echo");
 	json_decref(j);
@@ -310,8 +324,10 @@ START_TEST(test_breaker_opens_and_probes)
 	/* After open_ms: three calls at once, one probe goes upstream. */
 	deadline = h_mono_ms() + WAIT_MS;
 	while (strcmp(breaker_of(bad), "half_open") != 0) {
-		ck_assert_msg(h_mono_ms() < deadline, "the breaker is %s, "
-		    "not half_open, after %d ms", breaker_of(bad), WAIT_MS);
+		ck_assert_msg(h_mono_ms() < deadline,
+		    "the breaker is %s, "
+		    "not half_open, after %d ms",
+		    breaker_of(bad), WAIT_MS);
 		h_sleep_ms(10);
 	}
 	g = h_connect(&d, "probes");
@@ -320,7 +336,8 @@ START_TEST(test_breaker_opens_and_probes)
 		req = h_request("probe", bad, "mock/echo", NULL);
 		llmgate_request_set_attempts(req, 1);
 		ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done,
-		    &w[i]), 0);
+		                      &w[i]),
+		    0);
 		h_request_free(req);
 	}
 	for (i = 0; i < 3; i++)
@@ -368,8 +385,8 @@ START_TEST(test_lease_id_survives_json)
 			h_run(&r, out, jqargv);
 			ck_assert_int_eq(r.status, 0);
 			r.out[strcspn(r.out, "\n")] = '\0';
-			ck_assert_msg(strcmp(r.out, id) == 0, "jq read %s as %s",
-			    text, r.out);
+			ck_assert_msg(strcmp(r.out, id) == 0,
+			    "jq read %s as %s", text, r.out);
 			h_run_free(&r);
 		}
 		h_cli(&r, &d, NULL, "report", id, "--status", "200", NULL);
@@ -417,8 +434,8 @@ START_TEST(test_leases_share_cooldowns)
 	lease = strdup(r.out);
 	lease[strcspn(lease, "\n")] = '\0';
 	h_run_free(&r);
-	h_cli(&r, &d, NULL, "report", lease, "--status", "429",
-	    "--retry-after", "2", NULL);
+	h_cli(&r, &d, NULL, "report", lease, "--status", "429", "--retry-after",
+	    "2", NULL);
 	ck_assert_msg(r.status == 0, "report: %s", r.err);
 	h_run_free(&r);
 	/* Reporting twice: the lease is gone. */
@@ -442,8 +459,8 @@ START_TEST(test_leases_share_cooldowns)
 	lease = strdup(r.out);
 	lease[strcspn(lease, "\n")] = '\0';
 	h_run_free(&r);
-	h_cli(&r, &d, NULL, "report", lease, "--status", "429",
-	    "--retry-after", "5", NULL);
+	h_cli(&r, &d, NULL, "report", lease, "--status", "429", "--retry-after",
+	    "5", NULL);
 	h_run_free(&r);
 	free(lease);
 	h_cli(&r, &d, NULL, "acquire", "-m", "mock/echo", "--timeout", "300",
@@ -488,10 +505,11 @@ START_TEST(test_async_leases)
 	memset(s, 0, sizeof s);
 	ck_assert_ptr_null(llmgate_acquire_new(""));
 	ck_assert_int_eq(llmgate_acquire_set_priority(acq,
-	    (enum llmgate_priority)LLMGATE_PRIO_MAX), -1);
+	                     (enum llmgate_priority)LLMGATE_PRIO_MAX),
+	    -1);
 	/* mock/echo cools down for 5 s. */
-	ck_assert_int_eq(llmgate_acquire(g, acq, &lease, &cls, err,
-	    sizeof err), 0);
+	ck_assert_int_eq(llmgate_acquire(g, acq, &lease, &cls, err, sizeof err),
+	    0);
 	rep = llmgate_report_new(lease->id, 429);
 	llmgate_lease_free(lease);
 	ck_assert_int_eq(llmgate_report_set_retry_after(rep, -1), -1);
@@ -501,14 +519,12 @@ START_TEST(test_async_leases)
 	waiting = llmgate_acquire_submit(g, acq, h_lease_cb, &s[0]);
 	ck_assert_uint_gt(waiting, 0);
 	llmgate_acquire_set_timeout_ms(acq, 300);
-	ck_assert_uint_gt(llmgate_acquire_submit(g, acq, h_lease_cb, &s[1]),
-	    0);
+	ck_assert_uint_gt(llmgate_acquire_submit(g, acq, h_lease_cb, &s[1]), 0);
 	ck_assert_uint_gt(llmgate_acquire_submit(g, other, h_lease_cb, &s[2]),
 	    0);
 	/* A report of no lease at all. */
 	llmgate_report_set_lease(rep, 12345);
-	ck_assert_uint_gt(llmgate_report_submit(g, rep, h_lease_cb, &s[3]),
-	    0);
+	ck_assert_uint_gt(llmgate_report_submit(g, rep, h_lease_cb, &s[3]), 0);
 	h_drive(g, &s[2].done);
 	ck_assert_int_eq(s[2].cls, LLMGATE_OK);
 	ck_assert_str_eq(s[2].target, "mock/stream:1");
@@ -523,8 +539,7 @@ START_TEST(test_async_leases)
 	llmgate_report_set_lease(rep, s[2].lease);
 	llmgate_report_set_status(rep, 200);
 	llmgate_report_set_tokens(rep, 10, 20);
-	ck_assert_uint_gt(llmgate_report_submit(g, rep, h_lease_cb, &s[4]),
-	    0);
+	ck_assert_uint_gt(llmgate_report_submit(g, rep, h_lease_cb, &s[4]), 0);
 	llmgate_report_free(rep);
 	llmgate_acquire_free(acq);
 	llmgate_acquire_free(other);
@@ -584,12 +599,13 @@ START_TEST(test_unreported_leases_capped)
 	for (batch = 0; batch < 5; batch++) {
 		for (i = 0; i < 1000; i++, sent++)
 			ck_assert_uint_gt(llmgate_acquire_submit(g, acq,
-			    lease_tally, &t), 0);
+			                      lease_tally, &t),
+			    0);
 		while (t.answered < sent) {
 			struct pollfd pfd = { .fd = llmgate_fd(g) };
 
-			pfd.events = POLLIN |
-			    (llmgate_want_write(g) ? POLLOUT : 0);
+			pfd.events =
+			    POLLIN | (llmgate_want_write(g) ? POLLOUT : 0);
 			ck_assert_int_gt(poll(&pfd, 1, 10000), 0);
 			ck_assert_int_ge(llmgate_process(g), 0);
 		}
@@ -619,8 +635,8 @@ START_TEST(test_absurd_report_no_refund)
 
 	/* 60000 a minute: a burst of 1000, 900 of them estimated. */
 	llmgate_acquire_set_tokens(acq, 900);
-	ck_assert_int_eq(llmgate_acquire(g, acq, &lease, &cls, err,
-	    sizeof err), 0);
+	ck_assert_int_eq(llmgate_acquire(g, acq, &lease, &cls, err, sizeof err),
+	    0);
 	rep = llmgate_report_new(lease->id, 200);
 	llmgate_lease_free(lease);
 	llmgate_report_set_tokens(rep, UINT64_MAX, 2);
@@ -630,8 +646,8 @@ START_TEST(test_absurd_report_no_refund)
 	/* Wrapped, the report said 1 token: 899 back, 500 would fit. */
 	llmgate_acquire_set_tokens(acq, 500);
 	llmgate_acquire_set_timeout_ms(acq, 300);
-	ck_assert_int_ne(llmgate_acquire(g, acq, &lease, &cls, err,
-	    sizeof err), 0);
+	ck_assert_int_ne(llmgate_acquire(g, acq, &lease, &cls, err, sizeof err),
+	    0);
 	llmgate_acquire_free(acq);
 	ck_assert_msg(cls == LLMGATE_DEADLINE, "class %s: %s",
 	    llmgate_class_name(cls), err);
@@ -652,16 +668,22 @@ START_TEST(test_status_shows_budget)
 	st = json_loads(text, 0, NULL);
 	ts = json_object_get(st, "targets");
 	for (i = 0; i < json_array_size(ts); i++) {
-		if (strcmp(json_string_value(json_object_get(json_array_get(ts,
-		    i), "target")), "oa/limited+rpm=600") == 0)
+		if (strcmp(json_string_value(
+		               json_object_get(json_array_get(ts, i),
+		                   "target")),
+		        "oa/limited+rpm=600") == 0)
 			t = json_array_get(ts, i);
 	}
 	ck_assert_ptr_nonnull(t);
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(t,
-	    "rpm"), "limit")), 540);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_object_get(t, "rpm"),
+	                         "limit")),
+	    540);
 	/* One second's worth is the burst: 9, one of them taken. */
-	ck_assert_int_le(json_integer_value(json_object_get(json_object_get(t,
-	    "rpm"), "available")), 9);
+	ck_assert_int_le(json_integer_value(
+	                     json_object_get(json_object_get(t, "rpm"),
+	                         "available")),
+	    9);
 	ck_assert_str_eq(json_string_value(json_object_get(t, "breaker")),
 	    "closed");
 	ck_assert_ptr_nonnull(json_object_get(st, "retry_budget"));
@@ -696,7 +718,8 @@ START_TEST(test_wait_prediction_counts_head)
 	for (i = 0; i < 3; i++) {
 		req = h_request("hello", "mock/echo", NULL);
 		ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done,
-		    &w[i]), 0);
+		                      &w[i]),
+		    0);
 		h_request_free(req);
 	}
 	for (i = 0; i < 3; i++)
@@ -709,8 +732,10 @@ START_TEST(test_wait_prediction_counts_head)
 	ck_assert_msg(w[2].cls == LLMGATE_RATE_LIMITED && w[2].skipped,
 	    "the third call: %s, waited %u ms", llmgate_class_name(w[2].cls),
 	    w[2].waited);
-	ck_assert_msg(w[2].waited < 500, "the third call was refused only "
-	    "after %u ms", w[2].waited);
+	ck_assert_msg(w[2].waited < 500,
+	    "the third call was refused only "
+	    "after %u ms",
+	    w[2].waited);
 	ck_assert_int_eq(h_daemon_stop(&d2), 0);
 }
 END_TEST

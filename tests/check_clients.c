@@ -29,7 +29,7 @@ static char *conf;
 static char statedir[64];
 
 /* How long any wait of these tests may take, valgrind included. */
-#define WAIT_MS	60000
+#define WAIT_MS 60000
 
 static void
 setup(void)
@@ -64,7 +64,8 @@ setup(void)
 	    "  { name = \"vip\"; match = [ \"uid:0\", \"name:vip\" ];\n"
 	    "    weight = 10; },\n"
 	    "  { name = \"default\"; tokens_per_day = 1; }\n"
-	    ");\n", statedir, fp_port);
+	    ");\n",
+	    statedir, fp_port);
 	h_daemon_start(&d, conf);
 	/* The socket's directory, for a client that is not root. */
 	ck_assert_int_eq(chmod(d.dir, 0755), 0);
@@ -92,7 +93,7 @@ struct flow {
 	int outstanding;
 	int ok;
 	int failed;
-	int budget;		/* budget_exhausted answers */
+	int budget; /* budget_exhausted answers */
 	int overloaded;
 	char last_msg[512];
 };
@@ -134,8 +135,8 @@ flow_fill(struct flow *f)
 		req = h_request("a few words here", f->target, NULL);
 		if (f->max_tokens != 0)
 			llmgate_request_set_max_tokens(req, f->max_tokens);
-		ck_assert_uint_ne(llmgate_submit(f->g, req, NULL, flow_done,
-		    f), 0);
+		ck_assert_uint_ne(llmgate_submit(f->g, req, NULL, flow_done, f),
+		    0);
 		h_request_free(req);
 		f->outstanding++;
 	}
@@ -242,8 +243,10 @@ START_TEST(test_weights_3_to_1)
 	w = web.ok - w0;
 	b = batch.ok - b0;
 	share = (double)w / (w + b);
-	ck_assert_msg(share >= 0.65 && share <= 0.85, "web %d, batch %d: "
-	    "web's share %.2f is not about 3/4", w, b, share);
+	ck_assert_msg(share >= 0.65 && share <= 0.85,
+	    "web %d, batch %d: "
+	    "web's share %.2f is not about 3/4",
+	    w, b, share);
 	drain_close(fl, 2);
 }
 END_TEST
@@ -276,11 +279,15 @@ START_TEST(test_max_share)
 	drive(fl, 2, time_up, &tm);
 	secs = (double)(h_mono_ms() - start) / 1000;
 	bound = 3 + 3 * secs + 1;
-	ck_assert_msg(capped.ok <= bound, "capped got %d in %.1f s, over "
-	    "its 30%% (at most %.0f)", capped.ok, secs, bound);
+	ck_assert_msg(capped.ok <= bound,
+	    "capped got %d in %.1f s, over "
+	    "its 30%% (at most %.0f)",
+	    capped.ok, secs, bound);
 	ck_assert_msg(capped.ok >= 2, "capped got only %d", capped.ok);
-	ck_assert_msg(web.ok > capped.ok * 3 / 2, "web %d, capped %d: the "
-	    "rest of the target went unused", web.ok, capped.ok);
+	ck_assert_msg(web.ok > capped.ok * 3 / 2,
+	    "web %d, capped %d: the "
+	    "rest of the target went unused",
+	    web.ok, capped.ok);
 	ck_assert_msg((double)capped.ok <= 0.3 * (capped.ok + web.ok) + 2,
 	    "capped %d of %d", capped.ok, capped.ok + web.ok);
 	drain_close(fl, 2);
@@ -312,7 +319,7 @@ class_of(json_t *st, const char *name)
 
 	json_array_foreach(json_object_get(st, "client_classes"), i, k) {
 		if (strcmp(json_string_value(json_object_get(k, "name")),
-		    name) == 0)
+		        name) == 0)
 			return k;
 	}
 	ck_abort_msg("no class %s in status", name);
@@ -346,7 +353,8 @@ START_TEST(test_day_budget)
 	ck_assert_int_ge(ok, 2);
 	ck_assert_int_eq(res->cls, LLMGATE_BUDGET_EXHAUSTED);
 	ck_assert_msg(strstr(res->message, "tokens_per_day") != NULL &&
-	    strstr(res->message, "resets in") != NULL, "%s", res->message);
+	        strstr(res->message, "resets in") != NULL,
+	    "%s", res->message);
 	/* Refused before any upstream attempt, and at no other target. */
 	ck_assert_uint_eq(res->nattempts, 1);
 	ck_assert(res->attempts[0].skipped);
@@ -355,13 +363,13 @@ START_TEST(test_day_budget)
 	k = class_of(st, "metered");
 	ck_assert_int_le(json_integer_value(json_object_get(k, "tokens_day")),
 	    60);
-	ck_assert_int_eq(json_integer_value(json_object_get(k, "inflight")),
-	    0);
+	ck_assert_int_eq(json_integer_value(json_object_get(k, "inflight")), 0);
 	resets = json_integer_value(json_object_get(k, "budget_resets_in_ms"));
 	ck_assert_msg(resets > 0 && resets <= 86400000LL, "resets in %lld",
 	    resets);
-	ck_assert_int_ge(json_integer_value(json_object_get(k,
-	    "refused_budget")), 1);
+	ck_assert_int_ge(json_integer_value(
+	                     json_object_get(k, "refused_budget")),
+	    1);
 	json_decref(st);
 	llmgate_close(g);
 }
@@ -372,8 +380,8 @@ static enum llmgate_class
 one_call(const char *name, char *msg, size_t len)
 {
 	struct llmgate *g = h_connect(&d, name);
-	struct llmgate_request *req = h_request("a few words here", "oa/fair",
-	    NULL);
+	struct llmgate_request *req =
+	    h_request("a few words here", "oa/fair", NULL);
 	struct llmgate_result *res = NULL;
 	enum llmgate_class cls;
 
@@ -435,8 +443,10 @@ START_TEST(test_budget_concurrent)
 	ck_assert_msg(f.ok >= 1 && f.ok <= 4, "%d went", f.ok);
 	ck_assert_int_eq(f.budget, 20 - f.ok);
 	st = status_json(NULL);
-	ck_assert_int_le(json_integer_value(json_object_get(class_of(st,
-	    "burst"), "tokens_day")), 100);
+	ck_assert_int_le(json_integer_value(
+	                     json_object_get(class_of(st, "burst"),
+	                         "tokens_day")),
+	    100);
 	json_decref(st);
 	llmgate_close(f.g);
 }
@@ -480,16 +490,20 @@ START_TEST(test_status_clients)
 	json_array_foreach(json_object_get(st, "peers"), i, p) {
 		if (json_is_string(json_object_get(p, "name")) &&
 		    strcmp(json_string_value(json_object_get(p, "name")),
-		    "web") == 0) {
+		        "web") == 0) {
 			found = 1;
-			ck_assert_str_eq(json_string_value(json_object_get(p,
-			    "class")), "web");
-			ck_assert_int_eq(json_integer_value(json_object_get(p,
-			    "uid")), (json_int_t)getuid());
-			ck_assert_int_gt(json_integer_value(json_object_get(p,
-			    "pid")), 0);
-			ck_assert_int_gt(json_integer_value(json_object_get(p,
-			    "tokens")), 0);
+			ck_assert_str_eq(json_string_value(
+			                     json_object_get(p, "class")),
+			    "web");
+			ck_assert_int_eq(json_integer_value(
+			                     json_object_get(p, "uid")),
+			    (json_int_t)getuid());
+			ck_assert_int_gt(json_integer_value(
+			                     json_object_get(p, "pid")),
+			    0);
+			ck_assert_int_gt(json_integer_value(
+			                     json_object_get(p, "tokens")),
+			    0);
 		}
 	}
 	ck_assert_msg(found, "no peer named web");
@@ -498,15 +512,19 @@ START_TEST(test_status_clients)
 	h_cli(&r, &d, NULL, "status", "--clients", NULL);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strstr(r.out, "CLASS") != NULL &&
-	    strstr(r.out, "INFLIGHT") != NULL && strstr(r.out, "web") != NULL,
+	        strstr(r.out, "INFLIGHT") != NULL &&
+	        strstr(r.out, "web") != NULL,
 	    "%s", r.out);
 	h_run_free(&r);
 	/* The metrics have each class. */
 	h_cli(&r, &d, NULL, "metrics", NULL);
 	ck_assert_int_eq(r.status, 0);
-	ck_assert_msg(strstr(r.out, "llmgate_class_inflight{class=\"web\"} ")
-	    != NULL && strstr(r.out, "llmgate_class_tokens_day{class="
-	    "\"metered\"} ") != NULL, "%s", r.out);
+	ck_assert_msg(strstr(r.out, "llmgate_class_inflight{class=\"web\"} ") !=
+	            NULL &&
+	        strstr(r.out,
+	            "llmgate_class_tokens_day{class="
+	            "\"metered\"} ") != NULL,
+	    "%s", r.out);
 	h_run_free(&r);
 	llmgate_close(g);
 }
@@ -528,7 +546,9 @@ vip_as_nobody(void *arg)
 	if (llmgate_call(g, req, NULL, NULL, &res) != 0)
 		return 11;
 	rv = res->cls == LLMGATE_BUDGET_EXHAUSTED &&
-	    strstr(res->message, "class 'default'") != NULL ? 0 : 12;
+	        strstr(res->message, "class 'default'") != NULL ?
+	    0 :
+	    12;
 	if (rv != 0)
 		fprintf(stderr, "vip as nobody: %s: %s\n",
 		    llmgate_class_name(res->cls), res->message);
@@ -585,7 +605,7 @@ unit_child(void *arg)
 START_TEST(test_unit_from_cgroup)
 {
 	static const char *roots[] = { "/sys/fs/cgroup/systemd",
-	    "/sys/fs/cgroup/unified", "/sys/fs/cgroup" };
+		"/sys/fs/cgroup/unified", "/sys/fs/cgroup" };
 	char dir[256], procs[300], msg[512];
 	pid_t pid;
 	size_t i;
@@ -602,7 +622,8 @@ START_TEST(test_unit_from_cgroup)
 		}
 	}
 	if (i == sizeof roots / sizeof roots[0]) {
-		fprintf(stderr, "check_clients: no writable cgroup hierarchy: "
+		fprintf(stderr,
+		    "check_clients: no writable cgroup hierarchy: "
 		    "unit test skipped\n");
 		return;
 	}

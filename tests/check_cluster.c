@@ -30,14 +30,14 @@
 
 #include "harness.h"
 
-#define HOSTS	3
+#define HOSTS 3
 /*
  * The provider allows 600 requests a minute on "one+rpm=600" and the
  * others; the hosts are told a little less, as a deployment would, so that
  * the moments between a slice's grant and its requests reaching the
  * provider do not add up to a 429.
  */
-#define RPM	580
+#define RPM 580
 /*
  * "tok+tpm=600000": the provider allows 600,000 tokens a minute and no
  * request limit; the hosts are told 580,000, so that the token limit is
@@ -46,21 +46,21 @@
  * estimated at more (TOK_MAX_TOKENS of output), so that every call's
  * estimate is settled with its real usage.
  */
-#define TPM_PROV	600000
-#define TPM		580000
-#define TOK_WORDS	20
-#define TOK_BILL	(TOK_WORDS + 1 + TOK_WORDS)
-#define TOK_MAX_TOKENS	100
+#define TPM_PROV       600000
+#define TPM            580000
+#define TOK_WORDS      20
+#define TOK_BILL       (TOK_WORDS + 1 + TOK_WORDS)
+#define TOK_MAX_TOKENS 100
 
 static struct daemon d[HOSTS];
 static pid_t fp_pid, redis_pid;
 static int fp_port;
 static char redis_dir[64];
 static char redis_sock[100];
-static const char *redis_extra[12];	/* more redis-server arguments */
-static const char *cluster_extra;	/* more keys of the cluster block */
-static int cluster_timeout_ms;		/* its timeout_ms */
-static char *redis_addr[HOSTS];		/* host i's redis; NULL: the socket */
+static const char *redis_extra[12]; /* more redis-server arguments */
+static const char *cluster_extra;   /* more keys of the cluster block */
+static int cluster_timeout_ms;      /* its timeout_ms */
+static char *redis_addr[HOSTS];     /* host i's redis; NULL: the socket */
 
 /* Under valgrind (the harness's wrapper): slower, fewer calls. */
 static int
@@ -106,10 +106,9 @@ redis_start(void)
 	uint64_t deadline;
 	int fd;
 
-	const char *argv[32] = { "redis-server", "--port", "0",
-	    "--unixsocket", redis_sock, "--unixsocketperm", "700",
-	    "--daemonize", "no", "--save", "", "--appendonly", "no",
-	    "--dir", redis_dir };
+	const char *argv[32] = { "redis-server", "--port", "0", "--unixsocket",
+		redis_sock, "--unixsocketperm", "700", "--daemonize", "no",
+		"--save", "", "--appendonly", "no", "--dir", redis_dir };
 	int n = 15, i;
 
 	for (i = 0; redis_extra[i] != NULL; i++)
@@ -126,8 +125,10 @@ redis_start(void)
 	}
 	deadline = h_mono_ms() + 10000;
 	while (!redis_ping()) {
-		ck_assert_msg(h_mono_ms() < deadline, "redis-server did not "
-		    "start (see %s/redis.log)", redis_dir);
+		ck_assert_msg(h_mono_ms() < deadline,
+		    "redis-server did not "
+		    "start (see %s/redis.log)",
+		    redis_dir);
 		h_sleep_ms(10);
 	}
 }
@@ -167,13 +168,16 @@ host_conf(int i, int cluster, int rpm)
 	    "%s%s%s%s%c%s%s%s%s%s",
 	    fp_port, rpm, rpm, rpm, TPM_PROV, TPM, TPM_PROV, TPM,
 	    cluster ? "cluster = { redis = \"" : "",
-	    !cluster ? "" : redis_addr[i] != NULL ? "" : "unix:",
-	    !cluster ? "" : redis_addr[i] != NULL ? redis_addr[i] : redis_sock,
-	    cluster ? "\"; host = \"host-" : "",
-	    cluster ? 'a' + i : ' ',
+	    !cluster                  ? "" :
+	        redis_addr[i] != NULL ? "" :
+	                                "unix:",
+	    !cluster                  ? "" :
+	        redis_addr[i] != NULL ? redis_addr[i] :
+	                                redis_sock,
+	    cluster ? "\"; host = \"host-" : "", cluster ? 'a' + i : ' ',
 	    cluster ? "\"; timeout_ms = " : "\n", cluster ? timeout : "",
-	    cluster ? "; " : "",
-	    cluster ? cluster_extra : "", cluster ? "};\n" : "");
+	    cluster ? "; " : "", cluster ? cluster_extra : "",
+	    cluster ? "};\n" : "");
 }
 
 static void
@@ -222,9 +226,10 @@ cluster_is(int i, const char *state, int hosts)
 	json_t *st = status_of(&d[i]), *c = json_object_get(st, "cluster");
 	int ok;
 
-	ok = c != NULL && strcmp(json_string_value(json_object_get(c,
-	    "state")), state) == 0 && json_integer_value(json_object_get(c,
-	    "hosts_alive")) >= hosts;
+	ok = c != NULL &&
+	    strcmp(json_string_value(json_object_get(c, "state")), state) ==
+	        0 &&
+	    json_integer_value(json_object_get(c, "hosts_alive")) >= hosts;
 	json_decref(st);
 	return ok;
 }
@@ -237,8 +242,10 @@ wait_cluster(const char *state, int hosts)
 
 	for (i = 0; i < HOSTS; i++) {
 		while (!cluster_is(i, state, hosts)) {
-			ck_assert_msg(h_mono_ms() < deadline, "host %d is not "
-			    "%s with %d hosts", i, state, hosts);
+			ck_assert_msg(h_mono_ms() < deadline,
+			    "host %d is not "
+			    "%s with %d hosts",
+			    i, state, hosts);
 			h_sleep_ms(20);
 		}
 	}
@@ -253,10 +260,13 @@ held_ms(int i, const char *target)
 	size_t k;
 
 	for (k = 0; k < json_array_size(ts); k++) {
-		if (strcmp(json_string_value(json_object_get(json_array_get(ts,
-		    k), "target")), target) == 0)
-			ms = json_integer_value(json_object_get(
-			    json_array_get(ts, k), "cooldown_ms"));
+		if (strcmp(json_string_value(
+		               json_object_get(json_array_get(ts, k),
+		                   "target")),
+		        target) == 0)
+			ms = json_integer_value(
+			    json_object_get(json_array_get(ts, k),
+			        "cooldown_ms"));
 	}
 	json_decref(st);
 	return ms;
@@ -272,8 +282,10 @@ target_field(int i, const char *target, const char *key, const char *sub)
 	size_t k;
 
 	for (k = 0; k < json_array_size(ts); k++) {
-		if (strcmp(json_string_value(json_object_get(json_array_get(ts,
-		    k), "target")), target) == 0)
+		if (strcmp(json_string_value(
+		               json_object_get(json_array_get(ts, k),
+		                   "target")),
+		        target) == 0)
 			v = json_object_get(json_array_get(ts, k), key);
 	}
 	if (v != NULL && sub != NULL)
@@ -310,9 +322,10 @@ wait_others(const char *target, const char *key, const char *sub,
 		for (;;) {
 			s = target_field(i, target, key, sub);
 			ok = s != NULL && strcmp(s, want) == 0;
-			ck_assert_msg(ok || h_mono_ms() < deadline, "host %d: "
-			    "%s of %s is %s, not %s", i, key, target,
-			    s != NULL ? s : "(none)", want);
+			ck_assert_msg(ok || h_mono_ms() < deadline,
+			    "host %d: "
+			    "%s of %s is %s, not %s",
+			    i, key, target, s != NULL ? s : "(none)", want);
 			free(s);
 			if (ok)
 				break;
@@ -408,8 +421,8 @@ START_TEST(test_429_holds_all_hosts)
 	/* What an operator sees: status and metrics. */
 	h_cli(&r, &d[1], NULL, "status", NULL);
 	ck_assert_int_eq(r.status, 0);
-	ck_assert_msg(strstr(r.out, "this host host-b, 3 alive") != NULL,
-	    "%s", r.out);
+	ck_assert_msg(strstr(r.out, "this host host-b, 3 alive") != NULL, "%s",
+	    r.out);
 	h_run_free(&r);
 	h_cli(&r, &d[1], NULL, "metrics", NULL);
 	ck_assert_int_eq(r.status, 0);
@@ -420,23 +433,25 @@ START_TEST(test_429_holds_all_hosts)
 	for (i = 0; i < HOSTS; i++)
 		g[i] = h_connect(&d[i], "caller");
 	req = h_request("first", t, NULL);
-	ck_assert_uint_gt(llmgate_submit(g[0], req, NULL, wait_done, &w[0]),
-	    0);
+	ck_assert_uint_gt(llmgate_submit(g[0], req, NULL, wait_done, &w[0]), 0);
 	h_request_free(req);
 	/* The hold reaches B and C (their status shows it). */
 	deadline = h_mono_ms() + 5000;
 	for (i = 1; i < HOSTS; i++) {
 		while (held_ms(i, "oa/held+fail=1+status=429+retry_after=2") <
 		    1000) {
-			ck_assert_msg(h_mono_ms() < deadline, "host %d never "
-			    "held the target", i);
+			ck_assert_msg(h_mono_ms() < deadline,
+			    "host %d never "
+			    "held the target",
+			    i);
 			h_sleep_ms(5);
 		}
 	}
 	for (i = 1; i < HOSTS; i++) {
 		req = h_request("later", t, NULL);
 		ck_assert_uint_gt(llmgate_submit(g[i], req, NULL, wait_done,
-		    &w[i]), 0);
+		                      &w[i]),
+		    0);
 		h_request_free(req);
 	}
 	for (i = 0; i < HOSTS; i++)
@@ -452,9 +467,11 @@ START_TEST(test_429_holds_all_hosts)
 	}
 	/* One 429 for the whole cluster, then one success per host. */
 	ck_assert_int_eq(h_fakeprov_count(fp_port,
-	    "held+fail=1+status=429+retry_after=2", "429"), 1);
+	                     "held+fail=1+status=429+retry_after=2", "429"),
+	    1);
 	ck_assert_int_eq(h_fakeprov_count(fp_port,
-	    "held+fail=1+status=429+retry_after=2", NULL), 1 + HOSTS);
+	                     "held+fail=1+status=429+retry_after=2", NULL),
+	    1 + HOSTS);
 }
 END_TEST
 
@@ -523,18 +540,16 @@ START_TEST(test_breaker_and_limit_reach_all_hosts)
 	h_cli(&r, &d[0], NULL, "call", "-m", "oa/down+status=500", "x", NULL);
 	ck_assert_int_ne(r.status, 0);
 	h_run_free(&r);
-	ck_assert_int_eq(h_fakeprov_count(fp_port, "down+status=500", NULL),
-	    2);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "down+status=500", NULL), 2);
 	wait_others("oa/down+status=500", "breaker", NULL, "\"open\"");
 	/* B's call skips it without asking the provider. */
 	h_cli(&r, &d[1], NULL, "call", "-m", "oa/down+status=500", "x", NULL);
 	ck_assert_int_ne(r.status, 0);
 	h_run_free(&r);
-	ck_assert_int_eq(h_fakeprov_count(fp_port, "down+status=500", NULL),
-	    2);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "down+status=500", NULL), 2);
 
-	h_cli(&r, &d[0], NULL, "call", "-m", "oa/learn+rpm=600+ratelimit",
-	    "x", NULL);
+	h_cli(&r, &d[0], NULL, "call", "-m", "oa/learn+rpm=600+ratelimit", "x",
+	    NULL);
 	ck_assert_int_eq(r.status, 0);
 	h_run_free(&r);
 	ck_assert_int_eq(rpm_limit(0, "oa/learn+rpm=600+ratelimit"), 600);
@@ -590,8 +605,10 @@ START_TEST(test_outage_signals_resync)
 	wait_others("oa/outdown+status=500", "breaker", NULL, "\"open\"");
 	wait_others("oa/outlearn+rpm=600+ratelimit", "rpm", "limit", "600");
 	for (i = 1; i < HOSTS; i++)
-		ck_assert_msg(held_ms(i, held) >= 1000, "host %d does not hold "
-		    "the target A held while Redis was down", i);
+		ck_assert_msg(held_ms(i, held) >= 1000,
+		    "host %d does not hold "
+		    "the target A held while Redis was down",
+		    i);
 	llmgate_close(g);
 }
 END_TEST
@@ -602,8 +619,8 @@ host_conf_state(int i, const char *more)
 {
 	char *conf = host_conf(i, 1, RPM), *c;
 
-	c = h_strdup_printf("%sstate_file = \"%s/state-%c.json\";\n%s",
-	    conf, redis_dir, 'a' + i, more);
+	c = h_strdup_printf("%sstate_file = \"%s/state-%c.json\";\n%s", conf,
+	    redis_dir, 'a' + i, more);
 	free(conf);
 	return c;
 }
@@ -641,8 +658,8 @@ START_TEST(test_start_without_redis_shares)
 	h_cli(&r, &d[0], NULL, "status", NULL);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strstr(r.out, "this one 1/3)") != NULL ||
-	    strstr(r.out, "this host on 1/3 of the limits") != NULL, "%s",
-	    r.out);
+	        strstr(r.out, "this host on 1/3 of the limits") != NULL,
+	    "%s", r.out);
 	h_run_free(&r);
 	/* A new host without a state file: expected_hosts. */
 	ck_assert_int_eq(h_daemon_stop(&d[1]), 0);
@@ -710,7 +727,7 @@ START_TEST(test_auth)
 {
 	static const char *users[HOSTS] = { "llm", NULL, NULL };
 	static const char *pws[HOSTS] = { "user-pw-4711", "default-pw-0815",
-	    "wrong-pw-1234" };
+		"wrong-pw-1234" };
 	char *conf, *pw, *log, *why;
 	json_t *st;
 	int i, k;
@@ -719,7 +736,7 @@ START_TEST(test_auth)
 	redis_extra[0] = "--requirepass";
 	redis_extra[1] = "default-pw-0815";
 	redis_extra[2] = "--user";
-	redis_extra[3] = "llm";		/* one word each */
+	redis_extra[3] = "llm"; /* one word each */
 	redis_extra[4] = "on";
 	redis_extra[5] = ">user-pw-4711";
 	redis_extra[6] = "~*";
@@ -727,13 +744,17 @@ START_TEST(test_auth)
 	redis_extra[8] = "+@all";
 	redis_start();
 	for (i = 0; i < HOSTS; i++) {
-		pw = secret_file(i == 0 ? "pw-a" : i == 1 ? "pw-b" : "pw-c",
+		pw = secret_file(i == 0 ? "pw-a" :
+		        i == 1          ? "pw-b" :
+		                          "pw-c",
 		    pws[i]);
-		conf = h_strdup_printf("providers = ( { name = \"mock\"; "
+		conf = h_strdup_printf(
+		    "providers = ( { name = \"mock\"; "
 		    "type = \"mock\"; } );\n"
 		    "cluster = { redis = \"unix:%s\"; host = \"host-%c\";\n"
-		    "  password_file = \"%s\"; %s%s%s };\n", redis_sock,
-		    'a' + i, pw, users[i] != NULL ? "user = \"" : "",
+		    "  password_file = \"%s\"; %s%s%s };\n",
+		    redis_sock, 'a' + i, pw,
+		    users[i] != NULL ? "user = \"" : "",
 		    users[i] != NULL ? users[i] : "",
 		    users[i] != NULL ? "\";" : "");
 		h_daemon_start(&d[i], conf);
@@ -744,16 +765,19 @@ START_TEST(test_auth)
 		uint64_t deadline = h_mono_ms() + 10000;
 
 		while (!cluster_is(i, "up", 2)) {
-			ck_assert_msg(h_mono_ms() < deadline, "host %d is not "
-			    "up with 2 hosts", i);
+			ck_assert_msg(h_mono_ms() < deadline,
+			    "host %d is not "
+			    "up with 2 hosts",
+			    i);
 			h_sleep_ms(20);
 		}
 	}
 	st = status_of(&d[2]);
 	why = json_dumps(json_object_get(st, "cluster"), 0);
 	ck_assert_msg(strstr(why, "\"state\": \"down\"") != NULL &&
-	    (strstr(why, "WRONGPASS") != NULL ||
-	    strstr(why, "invalid") != NULL), "%s", why);
+	        (strstr(why, "WRONGPASS") != NULL ||
+	            strstr(why, "invalid") != NULL),
+	    "%s", why);
 	free(why);
 	json_decref(st);
 	for (i = 0; i < HOSTS; i++) {
@@ -783,10 +807,12 @@ START_TEST(test_auth_error_quotes_password)
 	redis_extra[2] = "";
 	redis_start();
 	pw = secret_file("pw-echo", "echoed-pw-2718");
-	conf = h_strdup_printf("providers = ( { name = \"mock\"; "
+	conf = h_strdup_printf(
+	    "providers = ( { name = \"mock\"; "
 	    "type = \"mock\"; } );\n"
 	    "cluster = { redis = \"unix:%s\"; host = \"host-a\";\n"
-	    "  password_file = \"%s\"; };\n", redis_sock, pw);
+	    "  password_file = \"%s\"; };\n",
+	    redis_sock, pw);
 	h_daemon_start(&d[0], conf);
 	free(conf);
 	free(pw);
@@ -797,8 +823,7 @@ START_TEST(test_auth_error_quotes_password)
 		json_decref(st);
 		if (strstr(why, "AUTH") != NULL)
 			break;
-		ck_assert_msg(h_mono_ms() < deadline, "no AUTH error: %s",
-		    why);
+		ck_assert_msg(h_mono_ms() < deadline, "no AUTH error: %s", why);
 		free(why);
 		h_sleep_ms(20);
 	}
@@ -816,8 +841,8 @@ END_TEST
 /* The outcome of one run of clients on every host. */
 struct fidelity {
 	int calls, failed;
-	long long requests, r429, tokens;	/* tokens: billed */
-	double secs, used;	/* used: served / what the limit allows */
+	long long requests, r429, tokens; /* tokens: billed */
+	double secs, used; /* used: served / what the limit allows */
 };
 
 /* What the calls of a run send: the prompt, and max_tokens (0: none). */
@@ -860,8 +885,9 @@ clients_run(const char *model, const struct load *ld, int procs, int calls,
 			if (g == NULL)
 				_exit(100);
 			for (k = 0; k < calls; k++) {
-				req = h_request(ld != NULL ? ld->prompt :
-				    "hello", target, NULL);
+				req =
+				    h_request(ld != NULL ? ld->prompt : "hello",
+				        target, NULL);
 				if (ld != NULL && ld->max_tokens != 0)
 					llmgate_request_set_max_tokens(req,
 					    ld->max_tokens);
@@ -870,9 +896,11 @@ clients_run(const char *model, const struct load *ld, int procs, int calls,
 				if (res->cls != LLMGATE_OK) {
 					bad++;
 					fprintf(stderr, "host %d: %s: %s\n",
-					    i % HOSTS, llmgate_class_name(
-					    res->cls), res->message != NULL ?
-					    res->message : "");
+					    i % HOSTS,
+					    llmgate_class_name(res->cls),
+					    res->message != NULL ?
+					        res->message :
+					        "");
 				}
 				llmgate_result_free(res);
 				h_request_free(req);
@@ -895,8 +923,10 @@ clients_run(const char *model, const struct load *ld, int procs, int calls,
 	f->requests = h_fakeprov_count(fp_port, model, NULL);
 	f->r429 = h_fakeprov_count(fp_port, model, "429");
 	j = h_fakeprov_get(fp_port, "/_stats");
-	f->tokens = json_integer_value(json_object_get(json_object_get(
-	    json_object_get(j, "by_model"), model), "tokens"));
+	f->tokens = json_integer_value(
+	    json_object_get(json_object_get(json_object_get(j, "by_model"),
+	                        model),
+	        "tokens"));
 	json_decref(j);
 }
 
@@ -922,11 +952,13 @@ clients_run_rpm(const char *name, int rpm, int procs, int calls,
 static void
 fidelity_print(const char *what, const struct fidelity *f)
 {
-	fprintf(stderr, "%-22s %4d calls, %3d failed, %5.1f s, provider saw "
+	fprintf(stderr,
+	    "%-22s %4d calls, %3d failed, %5.1f s, provider saw "
 	    "%4lld requests, %3lld answered 429 (%.1f%%), %3.0f%% of its "
-	    "limit used\n", what, f->calls, f->failed, f->secs, f->requests,
-	    f->r429, f->requests ? 100.0 * (double)f->r429 /
-	    (double)f->requests : 0, f->used * 100);
+	    "limit used\n",
+	    what, f->calls, f->failed, f->secs, f->requests, f->r429,
+	    f->requests ? 100.0 * (double)f->r429 / (double)f->requests : 0,
+	    f->used * 100);
 }
 
 /*
@@ -969,8 +1001,7 @@ END_TEST
 
 /* A figure of host i's cluster status for target: budget's key. */
 static long long
-cluster_figure(int i, const char *target, const char *budget,
-    const char *key)
+cluster_figure(int i, const char *target, const char *budget, const char *key)
 {
 	json_t *st = status_of(&d[i]), *ts, *e;
 	long long v = -1;
@@ -980,9 +1011,9 @@ cluster_figure(int i, const char *target, const char *budget,
 	for (k = 0; k < json_array_size(ts); k++) {
 		e = json_array_get(ts, k);
 		if (strcmp(json_string_value(json_object_get(e, "target")),
-		    target) == 0)
-			v = json_integer_value(json_object_get(
-			    json_object_get(e, budget), key));
+		        target) == 0)
+			v = json_integer_value(
+			    json_object_get(json_object_get(e, budget), key));
 	}
 	json_decref(st);
 	return v;
@@ -1029,8 +1060,8 @@ START_TEST(test_hosts_share_token_limit)
 		json_t *st = status_of(&d[i]);
 		long long g, r, sl, downs;
 
-		downs = json_integer_value(json_object_get(json_object_get(st,
-		    "cluster"), "outages"));
+		downs = json_integer_value(
+		    json_object_get(json_object_get(st, "cluster"), "outages"));
 		json_decref(st);
 		ck_assert_msg(downs == 0, "host %d lost Redis during the run",
 		    i);
@@ -1044,11 +1075,14 @@ START_TEST(test_hosts_share_token_limit)
 	/* A 429'd attempt reports no usage: its estimate stays charged. */
 	ck_assert_msg(taken >= f.tokens && taken <= f.tokens + f.r429 * est,
 	    "the hosts took %lld tokens from the cluster and kept none, "
-	    "the provider billed %lld", taken, f.tokens);
+	    "the provider billed %lld",
+	    taken, f.tokens);
 	if (wrapped())
 		return;
-	ck_assert_msg(f.r429 * 100 <= f.requests, "%lld of %lld requests "
-	    "met a 429", f.r429, f.requests);
+	ck_assert_msg(f.r429 * 100 <= f.requests,
+	    "%lld of %lld requests "
+	    "met a 429",
+	    f.r429, f.requests);
 	ck_assert_msg(f.used >= 0.9, "only %.0f%% of the token limit used",
 	    f.used * 100);
 	/* Beside it, a shorter run without the cluster block. */
@@ -1068,12 +1102,14 @@ kill_and_restart_redis(void)
 	uint64_t deadline = h_mono_ms() + 15000;
 	int i;
 
-	h_sleep_ms(1000);	/* mid-run */
+	h_sleep_ms(1000); /* mid-run */
 	redis_kill();
 	for (i = 0; i < HOSTS; i++) {
 		while (!cluster_is(i, "down", 0)) {
-			ck_assert_msg(h_mono_ms() < deadline, "host %d did not "
-			    "notice redis-server was gone", i);
+			ck_assert_msg(h_mono_ms() < deadline,
+			    "host %d did not "
+			    "notice redis-server was gone",
+			    i);
 			h_sleep_ms(20);
 		}
 	}
@@ -1081,7 +1117,7 @@ kill_and_restart_redis(void)
 	for (i = 0; i < HOSTS; i++)
 		ck_assert_int_eq(rpm_limit(i, "oa/three+rpm=600"),
 		    (RPM + HOSTS - 1) / HOSTS);
-	h_sleep_ms(1000);	/* the hosts on their shares meanwhile */
+	h_sleep_ms(1000); /* the hosts on their shares meanwhile */
 	redis_start();
 	wait_cluster("up", HOSTS);
 	/* Said once per outage, however many reconnects failed. */
@@ -1104,8 +1140,10 @@ START_TEST(test_redis_killed_mid_run)
 	fidelity_print("3 hosts, redis killed:", &f);
 	ck_assert_int_eq(f.failed, 0);
 	if (!wrapped())
-		ck_assert_msg(f.r429 * 20 <= f.requests, "%lld of %lld "
-		    "requests met a 429", f.r429, f.requests);
+		ck_assert_msg(f.r429 * 20 <= f.requests,
+		    "%lld of %lld "
+		    "requests met a 429",
+		    f.r429, f.requests);
 	wait_cluster("up", HOSTS);
 }
 END_TEST
@@ -1128,8 +1166,10 @@ START_TEST(test_redis_stalled)
 	deadline = h_mono_ms() + 10000;
 	for (i = 0; i < HOSTS; i++) {
 		while (!cluster_is(i, "down", 0)) {
-			ck_assert_msg(h_mono_ms() < deadline, "host %d did not "
-			    "notice redis-server had stalled", i);
+			ck_assert_msg(h_mono_ms() < deadline,
+			    "host %d did not "
+			    "notice redis-server had stalled",
+			    i);
 			h_sleep_ms(20);
 		}
 		h_cli(&r, &d[i], NULL, "call", "-m", "oa/one+rpm=600", "hi",
@@ -1159,7 +1199,7 @@ cluster_case(Suite *s, const char *name, const TTest *test)
 	tcase_add_test(tc, test);
 	suite_add_tcase(s, tc);
 }
-#define CLUSTER_CASE(s, t)	cluster_case(s, #t, t)
+#define CLUSTER_CASE(s, t) cluster_case(s, #t, t)
 
 int
 main(void)

@@ -17,13 +17,13 @@
 #error "build with -DTEST_DATA='\"/path/to/tests/data\"'"
 #endif
 
-#define CONF(name)	TEST_DATA "/config/" name
-#define EXAMPLE		TEST_DATA "/../../llmgated.conf.example"
+#define CONF(name) TEST_DATA "/config/" name
+#define EXAMPLE    TEST_DATA "/../../llmgated.conf.example"
 
-#define DEFAULT_ON	(1u << LLMGATE_RATE_LIMITED |			\
-	1u << LLMGATE_OVERLOADED | 1u << LLMGATE_SERVER_ERROR |		\
-	1u << LLMGATE_TIMEOUT | 1u << LLMGATE_CONNECTION |		\
-	1u << LLMGATE_PARSE_ERROR)
+#define DEFAULT_ON \
+	(1u << LLMGATE_RATE_LIMITED | 1u << LLMGATE_OVERLOADED | \
+	    1u << LLMGATE_SERVER_ERROR | 1u << LLMGATE_TIMEOUT | \
+	    1u << LLMGATE_CONNECTION | 1u << LLMGATE_PARSE_ERROR)
 
 static char tmpdir[] = "/tmp/check_config.XXXXXX";
 
@@ -106,7 +106,7 @@ START_TEST(test_default)
 	ck_assert_str_eq(p->name, "openai");
 	ck_assert_str_eq(p->type->name, "openai");
 	ck_assert_str_eq(p->base_url, "https://api.openai.com/v1");
-	ck_assert_ptr_null(p->api_key);	/* OPENAI_API_KEY unset */
+	ck_assert_ptr_null(p->api_key); /* OPENAI_API_KEY unset */
 	p = &conf->providers[1];
 	ck_assert_str_eq(p->name, "anthropic");
 	ck_assert_str_eq(p->type->name, "anthropic");
@@ -345,8 +345,9 @@ START_TEST(test_missing_file)
 {
 	char *errors = load_fail(CONF("nonexistent.conf"));
 
-	ck_assert_str_eq(errors, CONF("nonexistent.conf")
-	    ": cannot read: No such file or directory\n");
+	ck_assert_str_eq(errors,
+	    CONF(
+	        "nonexistent.conf") ": cannot read: No such file or directory\n");
 	free(errors);
 	errors = load_fail(CONF("keys"));
 	ck_assert_str_eq(errors, CONF("keys") ": not a regular file\n");
@@ -360,27 +361,27 @@ START_TEST(test_errors_provider)
 	char *errors = load_fail(EP);
 
 	ck_assert_str_eq(errors,
-	    EP ":3: unknown provider type 'openia' (valid: openai, anthropic, "
-	    "gemini, azure, mock)\n"
-	    EP ":4: unknown setting 'rmp' (did you mean 'rpm'?)\n"
-	    EP ":5: duplicate provider 'a'\n"
-	    EP ":6: provider name 'c/d' must not contain '/'\n"
-	    EP ":7: provider has no name\n"
-	    EP ":8: provider 'e' has no type (one of openai, anthropic, "
-	    "gemini, azure, mock)\n"
-	    EP ":9: provider 'az' has no base_url (type azure has no default)\n"
-	    EP ":9: provider 'az' has no api_version (type azure needs one)\n"
-	    EP ":10: api_version is only used by type azure\n"
-	    EP ":12: only one of api_key, api_key_env and api_key_file may be "
-	    "given\n"
-	    EP ":13: cannot read api_key_file '/nonexistent/llmgate.key': "
-	    "No such file or directory\n"
-	    EP ":14: base_url must start with http:// or https://\n"
-	    EP ":15: rpm must be an integer\n"
-	    EP ":15: tpm must not be negative\n"
-	    EP ":15: burst must be an integer\n"
-	    EP ":16: duplicate model 'm'\n"
-	    EP ":16: model has no name\n");
+	    EP
+	    ":3: unknown provider type 'openia' (valid: openai, anthropic, "
+	    "gemini, azure, mock)\n" EP
+	    ":4: unknown setting 'rmp' (did you mean 'rpm'?)\n" EP
+	    ":5: duplicate provider 'a'\n" EP
+	    ":6: provider name 'c/d' must not contain '/'\n" EP
+	    ":7: provider has no name\n" EP
+	    ":8: provider 'e' has no type (one of openai, anthropic, "
+	    "gemini, azure, mock)\n" EP
+	    ":9: provider 'az' has no base_url (type azure has no default)\n" EP
+	    ":9: provider 'az' has no api_version (type azure needs one)\n" EP
+	    ":10: api_version is only used by type azure\n" EP
+	    ":12: only one of api_key, api_key_env and api_key_file may be "
+	    "given\n" EP
+	    ":13: cannot read api_key_file '/nonexistent/llmgate.key': "
+	    "No such file or directory\n" EP
+	    ":14: base_url must start with http:// or https://\n" EP
+	    ":15: rpm must be an integer\n" EP
+	    ":15: tpm must not be negative\n" EP
+	    ":15: burst must be an integer\n" EP ":16: duplicate model 'm'\n" EP
+	    ":16: model has no name\n");
 	free(errors);
 }
 END_TEST
@@ -391,34 +392,31 @@ START_TEST(test_errors_misc)
 	char *errors = load_fail(EM);
 
 	ck_assert_str_eq(errors,
-	    EM ":2: socket must be an absolute path\n"
-	    EM ":3: socket_mode must be an octal string like \"0660\"\n"
-	    EM ":4: unknown log_level 'verbose' (valid: warn, info, debug)\n"
-	    EM ":5: max_frame must be at most 16777216\n"
-	    EM ":6: max_clients must be at least 1\n"
-	    EM ":7: unknown setting 'verbose'\n"
-	    EM ":12: target 'nope/x': unknown provider 'nope'\n"
-	    EM ":12: target 'p' must be provider/model or a pool's "
-	    "name\n"
-	    EM ":13: duplicate route 'r1'\n"
-	    EM ":14: route has no name\n"
-	    EM ":15: route 'r2' has no targets\n"
-	    EM ":16: route 'r3' has no targets\n"
-	    EM ":17: unknown setting 'target' (did you mean 'targets'?)\n"
-	    EM ":17: route 'r4' has no targets\n"
-	    EM ":20: attempts must be at least 1\n"
-	    EM ":22: max_ms (100) is less than initial_ms (1000)\n"
-	    EM ":23: unknown jitter 'fuzzy' (valid: full, equal, decorrelated, "
-	    "none)\n"
-	    EM ":24: unknown error class 'rate_limit' (did you mean "
-	    "'rate_limited'?)\n"
-	    EM ":24: unknown error class 'bogus'\n"
-	    EM ":25: multiplier must be at least 1\n"
-	    EM ":27: failure_rate must be at most 1\n"
-	    EM ":27: half_open_probes must be at least 1\n"
-	    EM ":28: ratio must not be negative\n"
-	    EM ":28: min_per_s must be a number\n"
-	    EM ":29: unknown setting 'retry_budgets' (did you mean "
+	    EM
+	    ":2: socket must be an absolute path\n" EM
+	    ":3: socket_mode must be an octal string like \"0660\"\n" EM
+	    ":4: unknown log_level 'verbose' (valid: warn, info, debug)\n" EM
+	    ":5: max_frame must be at most 16777216\n" EM
+	    ":6: max_clients must be at least 1\n" EM
+	    ":7: unknown setting 'verbose'\n" EM
+	    ":12: target 'nope/x': unknown provider 'nope'\n" EM
+	    ":12: target 'p' must be provider/model or a pool's "
+	    "name\n" EM ":13: duplicate route 'r1'\n" EM
+	    ":14: route has no name\n" EM ":15: route 'r2' has no targets\n" EM
+	    ":16: route 'r3' has no targets\n" EM
+	    ":17: unknown setting 'target' (did you mean 'targets'?)\n" EM
+	    ":17: route 'r4' has no targets\n" EM
+	    ":20: attempts must be at least 1\n" EM
+	    ":22: max_ms (100) is less than initial_ms (1000)\n" EM
+	    ":23: unknown jitter 'fuzzy' (valid: full, equal, decorrelated, "
+	    "none)\n" EM ":24: unknown error class 'rate_limit' (did you mean "
+	    "'rate_limited'?)\n" EM ":24: unknown error class 'bogus'\n" EM
+	    ":25: multiplier must be at least 1\n" EM
+	    ":27: failure_rate must be at most 1\n" EM
+	    ":27: half_open_probes must be at least 1\n" EM
+	    ":28: ratio must not be negative\n" EM
+	    ":28: min_per_s must be a number\n" EM
+	    ":29: unknown setting 'retry_budgets' (did you mean "
 	    "'retry_budget'?)\n");
 	free(errors);
 }
@@ -429,26 +427,26 @@ START_TEST(test_errors_types)
 {
 	char *errors = load_fail(ET);
 	const char *head =
-	    ET ":2: providers must be a list: ( { ... }, ... )\n"
-	    ET ":3: each entry of routes must be a group { ... }\n"
-	    ET ":4: retry must be a group { ... }\n"
-	    ET ":5: failures must be an integer\n"
-	    ET ":5: window_ms must be an integer\n";
-	const char *tail =
-	    ET ":7: drain_ms must not be negative\n"
-	    ET ":9: max_inflight must be at most 4294967295\n";
+	    ET ":2: providers must be a list: ( { ... }, ... )\n" ET
+	       ":3: each entry of routes must be a group { ... }\n" ET
+	       ":4: retry must be a group { ... }\n" ET
+	       ":5: failures must be an integer\n" ET
+	       ":5: window_ms must be an integer\n";
+	const char *tail = ET ":7: drain_ms must not be negative\n" ET
+	                      ":9: max_inflight must be at most 4294967295\n";
 	/* libconfig < 1.7 truncates 5000000000 to 32 bits; later ones
 	 * promote it to 64 bits. Both must be refused. */
 	const char *big_old = ET ":6: max_output is beyond 32 bits: write "
-	    "the number with an L suffix (libconfig)\n";
+	                         "the number with an L suffix (libconfig)\n";
 	const char *big_new = ET ":6: max_output must be at most "
-	    "4294967295\n";
+	                         "4294967295\n";
 	char *want_old, *want_new;
 
 	xasprintf(&want_old, "%s%s%s", head, big_old, tail);
 	xasprintf(&want_new, "%s%s%s", head, big_new, tail);
 	ck_assert_msg(strcmp(errors, want_old) == 0 ||
-	    strcmp(errors, want_new) == 0, "got:\n%s", errors);
+	        strcmp(errors, want_new) == 0,
+	    "got:\n%s", errors);
 	free(want_old);
 	free(want_new);
 	free(errors);
@@ -461,9 +459,10 @@ START_TEST(test_errors_keys)
 	char *errors = load_fail(EK);
 
 	ck_assert_str_eq(errors,
-	    EK ":3: the API key contains spaces or control characters\n"
-	    EK ":4: api_key_file '" CONF("keys/empty.key") "' is empty\n"
-	    EK ":5: api_key_env must not be empty\n");
+	    EK ":3: the API key contains spaces or control characters\n" EK
+	       ":4: api_key_file '" CONF(
+	           "keys/empty.key") "' is empty\n" EK
+	                             ":5: api_key_env must not be empty\n");
 	free(errors);
 }
 END_TEST
@@ -473,11 +472,14 @@ START_TEST(test_frame_output)
 	char *path, *errors, *want;
 
 	/* One reply frame must fit in what a client may have queued. */
-	path = write_file("a.conf", "max_frame = 1048576;\n"
+	path = write_file("a.conf",
+	    "max_frame = 1048576;\n"
 	    "max_output = 65536;\n");
 	errors = load_fail(path);
-	xasprintf(&want, "%s:2: max_output (65536) must be at least max_frame "
-	    "(1048576)\n", path);
+	xasprintf(&want,
+	    "%s:2: max_output (65536) must be at least max_frame "
+	    "(1048576)\n",
+	    path);
 	ck_assert_str_eq(errors, want);
 	free(want);
 	free(errors);
@@ -485,8 +487,10 @@ START_TEST(test_frame_output)
 
 	path = write_file("b.conf", "max_frame = 16777216;\n");
 	errors = load_fail(path);
-	xasprintf(&want, "%s:1: max_output (8388608) must be at least "
-	    "max_frame (16777216)\n", path);
+	xasprintf(&want,
+	    "%s:1: max_output (8388608) must be at least "
+	    "max_frame (16777216)\n",
+	    path);
 	ck_assert_str_eq(errors, want);
 	free(want);
 	free(errors);
@@ -550,8 +554,10 @@ START_TEST(test_cluster)
 	config_free(conf);
 
 	pw = write_file("redis.pw", "s3cret\n");
-	xasprintf(&text, "cluster = { redis = \"unix:/run/redis.sock\";\n"
-	    "  password_file = \"%s\"; user = \"llm\"; };\n", pw);
+	xasprintf(&text,
+	    "cluster = { redis = \"unix:/run/redis.sock\";\n"
+	    "  password_file = \"%s\"; user = \"llm\"; };\n",
+	    pw);
 	path = write_file("cluster.conf", text);
 	free(text);
 	conf = load_ok(path);
@@ -567,7 +573,8 @@ START_TEST(test_cluster)
 	config_free(conf);
 	free(path);
 
-	path = write_file("cluster-tcp.conf", "cluster = { redis = "
+	path = write_file("cluster-tcp.conf",
+	    "cluster = { redis = "
 	    "\"10.0.0.5:6379\"; host = \"web-1\"; prefix = \"team-a\";\n"
 	    "  slice_ms = 50; };\n");
 	conf = load_ok(path);
@@ -578,24 +585,29 @@ START_TEST(test_cluster)
 	config_free(conf);
 	free(path);
 
-	path = write_file("cluster-v6.conf", "cluster = { redis = "
+	path = write_file("cluster-v6.conf",
+	    "cluster = { redis = "
 	    "\"[::1]:6379\"; expected_hosts = 3; };\n");
 	conf = load_ok(path);
 	ck_assert_str_eq(conf->cluster.redis, "[::1]:6379");
 	ck_assert_uint_eq(conf->cluster.expected_hosts, 3);
 	config_free(conf);
 	free(path);
-	path = write_file("cluster-v6-bare.conf", "cluster = { redis = "
+	path = write_file("cluster-v6-bare.conf",
+	    "cluster = { redis = "
 	    "\"::1:6379\"; expected_hosts = 0; };\n");
 	errors = load_fail(path);
-	ck_assert_msg(strstr(errors, "cluster: redis '::1:6379': write an "
-	    "IPv6 address in brackets") != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors,
+	                  "cluster: redis '::1:6379': write an "
+	                  "IPv6 address in brackets") != NULL,
+	    "%s", errors);
 	ck_assert_msg(strstr(errors, "expected_hosts") != NULL, "%s", errors);
 	free(errors);
 	free(path);
 
 	/* Each problem with its line; the password never in an error. */
-	xasprintf(&text, "cluster = {\n"
+	xasprintf(&text,
+	    "cluster = {\n"
 	    "  redis = \"redis.example\";\n"
 	    "  user = \"llm\";\n"
 	    "  slice_ms = 5;\n"
@@ -604,29 +616,36 @@ START_TEST(test_cluster)
 	path = write_file("cluster-bad.conf", text);
 	free(text);
 	errors = load_fail(path);
-	ck_assert_msg(strstr(errors, ":2: cluster: redis 'redis.example' is "
-	    "neither") != NULL, "%s", errors);
-	ck_assert_msg(strstr(errors, ":3: cluster: user needs password_file")
-	    != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors,
+	                  ":2: cluster: redis 'redis.example' is "
+	                  "neither") != NULL,
+	    "%s", errors);
+	ck_assert_msg(strstr(errors, ":3: cluster: user needs password_file") !=
+	        NULL,
+	    "%s", errors);
 	ck_assert_msg(strstr(errors, ":4:") != NULL, "%s", errors);
-	ck_assert_msg(strstr(errors, ":5: unknown setting 'hosts' (did you "
-	    "mean 'host'?)") != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors,
+	                  ":5: unknown setting 'hosts' (did you "
+	                  "mean 'host'?)") != NULL,
+	    "%s", errors);
 	free(errors);
 	free(path);
 
-	path = write_file("cluster-none.conf", "cluster = { prefix = \"p\"; };\n");
+	path =
+	    write_file("cluster-none.conf", "cluster = { prefix = \"p\"; };\n");
 	errors = load_fail(path);
 	ck_assert_msg(strstr(errors, "cluster: redis is required") != NULL,
 	    "%s", errors);
 	free(errors);
 	free(path);
 
-	path = write_file("cluster-rel.conf", "cluster = { redis = "
+	path = write_file("cluster-rel.conf",
+	    "cluster = { redis = "
 	    "\"unix:redis.sock\"; password_file = \"missing.pw\"; };\n");
 	errors = load_fail(path);
 	ck_assert_msg(strstr(errors, "absolute path") != NULL, "%s", errors);
-	ck_assert_msg(strstr(errors, "cannot read password_file") != NULL,
-	    "%s", errors);
+	ck_assert_msg(strstr(errors, "cannot read password_file") != NULL, "%s",
+	    errors);
 	free(errors);
 	free(path);
 	free(pw);
@@ -639,7 +658,7 @@ START_TEST(test_cluster_addr)
 	static const struct {
 		const char *in, *path, *host;
 		int port;
-		const char *err;	/* part of the error; NULL: parses */
+		const char *err; /* part of the error; NULL: parses */
 	} cases[] = {
 		{ "unix:/run/redis.sock", "/run/redis.sock", NULL, 0, NULL },
 		{ "unix:run.sock", NULL, NULL, 0, "absolute path" },
@@ -669,14 +688,15 @@ START_TEST(test_cluster_addr)
 		cause = NULL;
 		if (cases[i].err != NULL) {
 			ck_assert_msg(cluster_addr_parse(cases[i].in, &a,
-			    &cause) == -1, "%s parsed", cases[i].in);
+			                  &cause) == -1,
+			    "%s parsed", cases[i].in);
 			ck_assert_msg(strstr(cause, cases[i].err) != NULL,
 			    "%s: %s", cases[i].in, cause);
 			free(cause);
 			continue;
 		}
-		ck_assert_msg(cluster_addr_parse(cases[i].in, &a, &cause) ==
-		    0, "%s: %s", cases[i].in, cause);
+		ck_assert_msg(cluster_addr_parse(cases[i].in, &a, &cause) == 0,
+		    "%s: %s", cases[i].in, cause);
 		if (cases[i].path != NULL)
 			ck_assert_str_eq(a.path, cases[i].path);
 		else
@@ -710,8 +730,10 @@ START_TEST(test_key_file_absolute)
 	struct config *conf;
 
 	key = write_file("abs.key", "sk-absolute\n\n");
-	xasprintf(&text, "providers = ( { name = \"x\"; type = \"openai\";\n"
-	    "  api_key_file = \"%s\"; } );\n", key);
+	xasprintf(&text,
+	    "providers = ( { name = \"x\"; type = \"openai\";\n"
+	    "  api_key_file = \"%s\"; } );\n",
+	    key);
 	path = write_file("abs.conf", text);
 	free(text);
 	/* An absolute path ignores CREDENTIALS_DIRECTORY. */
@@ -722,18 +744,22 @@ START_TEST(test_key_file_absolute)
 
 	/* Unreadable: the error names the file and the line. */
 	ck_assert_int_eq(chmod(key, 0), 0);
-	if (geteuid() != 0) {	/* root reads it anyway */
+	if (geteuid() != 0) { /* root reads it anyway */
 		errors = load_fail(path);
-		xasprintf(&text, "%s:2: cannot read api_key_file '%s': "
-		    "Permission denied\n", path, key);
+		xasprintf(&text,
+		    "%s:2: cannot read api_key_file '%s': "
+		    "Permission denied\n",
+		    path, key);
 		ck_assert_str_eq(errors, text);
 		free(errors);
 		free(text);
 	}
 	ck_assert_int_eq(unlink(key), 0);
 	errors = load_fail(path);
-	xasprintf(&text, "%s:2: cannot read api_key_file '%s': No such file "
-	    "or directory\n", path, key);
+	xasprintf(&text,
+	    "%s:2: cannot read api_key_file '%s': No such file "
+	    "or directory\n",
+	    path, key);
 	ck_assert_str_eq(errors, text);
 	free(errors);
 	free(text);
@@ -755,9 +781,12 @@ START_TEST(test_key_credentials)
 
 	/* ...and only there, not next to the config. */
 	errors = load_fail(CONF("keyfile.conf"));
-	ck_assert_str_eq(errors, CONF("keyfile.conf") ":3: cannot read "
-	    "api_key_file '" CONF("creds") "/keys/openai.key': No such file or "
-	    "directory\n");
+	ck_assert_str_eq(errors,
+	    CONF(
+	        "keyfile.conf") ":3: cannot read "
+	                        "api_key_file '" CONF(
+	                            "creds") "/keys/openai.key': No such file or "
+	                                     "directory\n");
 	free(errors);
 }
 END_TEST
@@ -820,14 +849,20 @@ START_TEST(test_route_fallback)
 	    "  { target = \"m/c\"; reject = [ \"short\" ]; },\n"
 	    "  { target = \"nope/d\"; reject = [ \"match:x\" ]; } ); } );\n");
 	errors = load_fail(path);
-	ck_assert_msg(strstr(errors, ":3: fallback_on: unknown error class "
-	    "'rate_limit'") != NULL, "%s", errors);
-	ck_assert_msg(strstr(errors, ":4: reject: pattern '(' is not a valid "
-	    "regular expression") != NULL, "%s", errors);
-	ck_assert_msg(strstr(errors, ":5: reject: unknown condition 'short'")
-	    != NULL, "%s", errors);
-	ck_assert_msg(strstr(errors, ":6: target 'nope/d': unknown provider")
-	    != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors,
+	                  ":3: fallback_on: unknown error class "
+	                  "'rate_limit'") != NULL,
+	    "%s", errors);
+	ck_assert_msg(strstr(errors,
+	                  ":4: reject: pattern '(' is not a valid "
+	                  "regular expression") != NULL,
+	    "%s", errors);
+	ck_assert_msg(strstr(errors, ":5: reject: unknown condition 'short'") !=
+	        NULL,
+	    "%s", errors);
+	ck_assert_msg(strstr(errors, ":6: target 'nope/d': unknown provider") !=
+	        NULL,
+	    "%s", errors);
 	free(errors);
 	free(path);
 }
@@ -837,8 +872,9 @@ START_TEST(test_include)
 {
 	char *errors = load_fail(CONF("include.conf"));
 
-	ck_assert_str_eq(errors, CONF("include.inc") ":3: unknown setting "
-	    "'rmp' (did you mean 'rpm'?)\n");
+	ck_assert_str_eq(errors,
+	    CONF("include.inc") ":3: unknown setting "
+	                        "'rmp' (did you mean 'rpm'?)\n");
 	free(errors);
 }
 END_TEST

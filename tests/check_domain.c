@@ -16,8 +16,8 @@
 
 #include "llmgated.h"
 
-#define T0	100000		/* a fake CLOCK_MONOTONIC reading, ms */
-#define NT	4
+#define T0 100000 /* a fake CLOCK_MONOTONIC reading, ms */
+#define NT 4
 
 static struct provider_state ps;
 static struct target tg[NT];
@@ -25,14 +25,13 @@ static struct config conf;
 static struct domain_conf dcs[4];
 static char *pats[4][4];
 
-static const char *names[NT] = {
-	"oa/gpt-4o", "oa/gpt-4o-mini", "az/gpt-4o-eu", "an/claude"
-};
+static const char *names[NT] = { "oa/gpt-4o", "oa/gpt-4o-mini", "az/gpt-4o-eu",
+	"an/claude" };
 
 /* A domain of the fake config: patterns NULL-terminated. */
 static void
-dom_conf(size_t i, const char *name, uint32_t rpm, uint32_t burst,
-    uint32_t tpm, int learn, int cooldown, const char *p0, const char *p1)
+dom_conf(size_t i, const char *name, uint32_t rpm, uint32_t burst, uint32_t tpm,
+    int learn, int cooldown, const char *p0, const char *p1)
 {
 	struct domain_conf *dc = &dcs[i];
 
@@ -103,8 +102,7 @@ static enum admit_verdict
 ask(struct admission *a, size_t t, uint32_t tokens, uint64_t now,
     uint64_t *wait)
 {
-	admission_init(a, &tg[t], &conf, 0, tokens, t + 1,
-	    LLMGATE_PRIO_NORMAL);
+	admission_init(a, &tg[t], &conf, 0, tokens, t + 1, LLMGATE_PRIO_NORMAL);
 	return admission_request(a, 0, now, wait);
 }
 
@@ -165,8 +163,7 @@ START_TEST(test_all_or_nothing)
 	ck_assert_uint_eq(wait, 1000);
 	admission_release(&c, T0);
 	ck_assert_int_eq(bucket_available(&tg[0].rl.req, T0), 4);
-	ck_assert_int_eq(bucket_available(&domain_find("org")->rl.req, T0),
-	    0);
+	ck_assert_int_eq(bucket_available(&domain_find("org")->rl.req, T0), 0);
 	/* A target outside the domain is not held by it. */
 	ck_assert_int_eq(ask(&c, 3, 10, T0, &wait), ADMIT_GO);
 	admission_release(&a, T0);
@@ -183,9 +180,9 @@ START_TEST(test_wait_for_last)
 	uint64_t wait;
 
 	setup();
-	dom_conf(0, "org", 20, 1, 0, 0, 0, "oa/*", NULL);	/* 3 s */
+	dom_conf(0, "org", 20, 1, 0, 0, 0, "oa/*", NULL); /* 3 s */
 	apply(T0);
-	rl_setup(&tg[0].rl, 60, 0, 1, 0, T0);			/* 1 s */
+	rl_setup(&tg[0].rl, 60, 0, 1, 0, T0); /* 1 s */
 	ck_assert_int_eq(ask(&a, 0, 1, T0, &wait), ADMIT_GO);
 	ck_assert_int_eq(ask(&b, 0, 1, T0, &wait), ADMIT_WAIT);
 	ck_assert_uint_eq(wait, 3000);
@@ -249,10 +246,10 @@ START_TEST(test_cooldown)
 	char msg[200];
 
 	setup();
-	dom_conf(0, "shared", 6000, 100, 0, 0, DOMAIN_COOLDOWN_DOMAIN,
-	    "oa/*", NULL);
-	dom_conf(1, "own", 6000, 100, 0, 0, DOMAIN_COOLDOWN_TARGET,
-	    "az/*", "an/*");
+	dom_conf(0, "shared", 6000, 100, 0, 0, DOMAIN_COOLDOWN_DOMAIN, "oa/*",
+	    NULL);
+	dom_conf(1, "own", 6000, 100, 0, 0, DOMAIN_COOLDOWN_TARGET, "az/*",
+	    "an/*");
 	apply(T0);
 	header_rl_init(&ri);
 	ri.retry_after_ms = 2000;
@@ -264,7 +261,8 @@ START_TEST(test_cooldown)
 	ck_assert_uint_eq(wait, 1500);
 	conf.max_wait_ms = 1000;
 	ck_assert_int_eq(admission_refusal(&b, ADMIT_LONG, wait, T0 + 500,
-	    "deadline", msg, sizeof msg), LLMGATE_RATE_LIMITED);
+	                     "deadline", msg, sizeof msg),
+	    LLMGATE_RATE_LIMITED);
 	ck_assert_msg(strstr(msg, "quota domain 'shared'") != NULL, "%s", msg);
 	ck_assert_msg(strstr(msg, "retry-after") != NULL, "%s", msg);
 	admission_release(&b, T0);
@@ -355,14 +353,14 @@ END_TEST
  * minus what was taken in [s, t], s running over T0, every grant and t.
  * Kept in 1/60000 units, as ratelimit.c keeps it, so both are exact.
  */
-#define RMAX	4096
+#define RMAX 4096
 struct ref {
-	int64_t cap, rate;		/* units; units a minute; 0: none */
+	int64_t cap, rate; /* units; units a minute; 0: none */
 	uint64_t at[RMAX];
 	int64_t amount[RMAX];
 	size_t n;
-	uint64_t hold;			/* cooldown until */
-	int64_t granted;		/* units, all time */
+	uint64_t hold;   /* cooldown until */
+	int64_t granted; /* units, all time */
 };
 
 static int64_t
@@ -373,8 +371,7 @@ ref_level(const struct ref *r, uint64_t t)
 
 	for (k = r->n; k-- > 0;) {
 		sum += r->amount[k] * RL_SCALE;
-		v = r->cap * RL_SCALE + r->rate * (int64_t)(t - r->at[k]) -
-		    sum;
+		v = r->cap * RL_SCALE + r->rate * (int64_t)(t - r->at[k]) - sum;
 		if (v < lvl)
 			lvl = v;
 	}
@@ -385,8 +382,8 @@ ref_level(const struct ref *r, uint64_t t)
 static int
 ref_ok(const struct ref *r, int64_t need, uint64_t t)
 {
-	return t >= r->hold && (r->rate == 0 ||
-	    ref_level(r, t) >= need * RL_SCALE);
+	return t >= r->hold &&
+	    (r->rate == 0 || ref_level(r, t) >= need * RL_SCALE);
 }
 
 static void
@@ -419,8 +416,7 @@ START_TEST(test_random)
 	int ok;
 
 	setup();
-	dom_conf(0, "org", 90, 3, 0, 0, DOMAIN_COOLDOWN_DOMAIN, "oa/*",
-	    "az/*");
+	dom_conf(0, "org", 90, 3, 0, 0, DOMAIN_COOLDOWN_DOMAIN, "oa/*", "az/*");
 	dom_conf(1, "family", 40, 2, 0, 0, 0, "*/gpt-4o*", NULL);
 	dom_conf(2, "tokens", 0, 0, 3000, 0, 0, "*/*", NULL);
 	apply(T0);
@@ -456,8 +452,10 @@ START_TEST(test_random)
 		}
 		switch (ask(&a, t, tokens, now, &wait)) {
 		case ADMIT_GO:
-			ck_assert_msg(ok, "step %u: granted, the reference "
-			    "says no", steps);
+			ck_assert_msg(ok,
+			    "step %u: granted, the reference "
+			    "says no",
+			    steps);
 			go++;
 			ref_take(&tref[t], 1, now);
 			for (k = 0; k < 3; k++) {
@@ -469,23 +467,25 @@ START_TEST(test_random)
 			/* One in eight meets a 429 with Retry-After. */
 			if ((rnd >> 20) % 8 == 0) {
 				ri.retry_after_ms = (rnd >> 4) % 3000;
-				admission_done(&a, LLMGATE_RATE_LIMITED, &ri,
-				    0, now);
+				admission_done(&a, LLMGATE_RATE_LIMITED, &ri, 0,
+				    now);
 				if (now + (uint64_t)ri.retry_after_ms >
 				    tref[t].hold)
-					tref[t].hold = now +
-					    (uint64_t)ri.retry_after_ms;
+					tref[t].hold =
+					    now + (uint64_t)ri.retry_after_ms;
 				if (domain_has(&tg[t].dom, d[0]) &&
 				    now + (uint64_t)ri.retry_after_ms >
-				    dreq[0].hold)
-					dreq[0].hold = now +
-					    (uint64_t)ri.retry_after_ms;
+				        dreq[0].hold)
+					dreq[0].hold =
+					    now + (uint64_t)ri.retry_after_ms;
 			} else
 				admission_done(&a, LLMGATE_OK, NULL, 0, now);
 			break;
 		case ADMIT_WAIT:
-			ck_assert_msg(!ok, "step %u: waits, the reference "
-			    "says go", steps);
+			ck_assert_msg(!ok,
+			    "step %u: waits, the reference "
+			    "says go",
+			    steps);
 			ck_assert_uint_gt(wait, 0);
 			break;
 		default:
@@ -494,8 +494,9 @@ START_TEST(test_random)
 		admission_release(&a, now);
 		/* The domains' own bound, whatever the model says. */
 		for (k = 0; k < 2; k++)
-			ck_assert_int_le(dreq[k].granted * 60000, dreq[k].cap *
-			    60000 + dreq[k].rate * (int64_t)(now - T0));
+			ck_assert_int_le(dreq[k].granted * 60000,
+			    dreq[k].cap * 60000 +
+			        dreq[k].rate * (int64_t)(now - T0));
 	}
 	/* Enough of both verdicts to mean something. */
 	ck_assert_uint_gt(go, 300);
@@ -527,8 +528,8 @@ load(const char *text, char **errors)
 
 		while ((p = strstr(q, path)) != NULL) {
 			memmove(p, "F", 1);
-			memmove(p + 1, p + strlen(path), strlen(p +
-			    strlen(path)) + 1);
+			memmove(p + 1, p + strlen(path),
+			    strlen(p + strlen(path)) + 1);
 			q = p + 1;
 		}
 	}
@@ -575,7 +576,8 @@ START_TEST(test_config)
 	    "  { name = \"d\"; rpm = 5; targets = [ \"oa/*\" ]; cooldown = \"all\"; },\n"
 	    "  { name = \"d\"; rpm = 5; targets = [ \"oa/*\" ]; },\n"
 	    "  { name = \"e\"; tpm = 5; burst = 3; learn = 1; targets = [ \"oa/*\" ]; rmp = 4; }\n"
-	    ");\n", &errors);
+	    ");\n",
+	    &errors);
 	ck_assert_ptr_null(c);
 	ck_assert_str_eq(errors,
 	    "F:4: limits entry has no name\n"

@@ -27,8 +27,7 @@ static const char *fast_conf =
     "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
     "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; },\n"
     "  { name = \"override\"; targets = ( { target = \"mock/flaky:1\";\n"
-    "    attempts = 1; max_tokens = 50; }, \"mock/echo\" ); } );\n"
-    H_CONF_FAST_RETRY;
+    "    attempts = 1; max_tokens = 50; }, \"mock/echo\" ); } );\n" H_CONF_FAST_RETRY;
 
 static void
 setup(void)
@@ -45,8 +44,8 @@ teardown(void)
 START_TEST(test_call_echo)
 {
 	struct llmgate *g = h_connect(&d, "check_e2e");
-	struct llmgate_request *req = h_request("hello there", "mock/echo",
-	    NULL);
+	struct llmgate_request *req =
+	    h_request("hello there", "mock/echo", NULL);
 	struct llmgate_result *res = NULL;
 
 	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
@@ -99,15 +98,16 @@ START_TEST(test_socket_resolution)
 	    "/c.sock");
 	ck_assert_str_eq(llmgate_socket_path("/x.sock", buf, sizeof buf),
 	    "/x.sock");
-	ck_assert_ptr_null(llmgate_socket_path("/a/long/path.sock", small,
-	    sizeof small));
+	ck_assert_ptr_null(
+	    llmgate_socket_path("/a/long/path.sock", small, sizeof small));
 
 	setenv("LLMGATE_SOCKET", d.sock, 1);
 	ck_assert_str_eq(llmgate_socket_path(NULL, buf, sizeof buf), d.sock);
 	ck_assert_str_eq(proto_socket_path(NULL, "/c.sock", buf, sizeof buf),
 	    d.sock);
 	ck_assert_str_eq(proto_socket_path("/x.sock", "/c.sock", buf,
-	    sizeof buf), "/x.sock");
+	                     sizeof buf),
+	    "/x.sock");
 	/* llmgate_connect(NULL) follows it to the daemon. */
 	g = llmgate_connect(NULL, "check_e2e", buf, sizeof buf);
 	ck_assert_msg(g != NULL, "connect: %s", buf);
@@ -134,34 +134,43 @@ START_TEST(test_request_setters)
 	int m;
 
 	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
-	    NULL), -1);
+	                     NULL),
+	    -1);
 	ck_assert_int_eq(llmgate_request_add_message(req,
-	    (enum llmgate_role)LLMGATE_ROLE_MAX, "x"), -1);
-	ck_assert_int_eq(llmgate_request_add_tool_call(req, 0, "id", "f",
-	    "{}"), -1);
+	                     (enum llmgate_role)LLMGATE_ROLE_MAX, "x"),
+	    -1);
+	ck_assert_int_eq(llmgate_request_add_tool_call(req, 0, "id", "f", "{}"),
+	    -1);
 	ck_assert_int_eq(llmgate_request_set_priority(req,
-	    (enum llmgate_priority)LLMGATE_PRIO_MAX), -1);
+	                     (enum llmgate_priority)LLMGATE_PRIO_MAX),
+	    -1);
 	ck_assert_int_eq(llmgate_request_set_on_cut(req,
-	    (enum llmgate_on_cut)-1), -1);
+	                     (enum llmgate_on_cut) - 1),
+	    -1);
 	ck_assert_int_eq(llmgate_request_add_target(req, ""), -1);
 	ck_assert_int_eq(llmgate_request_set_system(NULL, "x"), -1);
 
 	ck_assert_int_eq(llmgate_request_set_system(req, "be brief"), 0);
 	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
-	    "weather?"), 0);
+	                     "weather?"),
+	    0);
 	m = llmgate_request_add_message(req, LLMGATE_ROLE_ASSISTANT, NULL);
 	ck_assert_int_eq(m, 1);
 	ck_assert_int_eq(llmgate_request_add_tool_call(req, (size_t)m, "c1",
-	    "get_weather", "{\"city\":\"Oslo\"}"), 0);
+	                     "get_weather", "{\"city\":\"Oslo\"}"),
+	    0);
 	m = llmgate_request_add_message(req, LLMGATE_ROLE_TOOL, "sunny");
 	ck_assert_int_eq(llmgate_request_set_tool_result(req, (size_t)m, "c1",
-	    "get_weather"), 0);
+	                     "get_weather"),
+	    0);
 	ck_assert_int_eq(llmgate_request_set_tool_result(req, 0, "c1", "x"),
 	    -1);
 	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
-	    "and tomorrow?"), 3);
+	                     "and tomorrow?"),
+	    3);
 	ck_assert_int_eq(llmgate_request_add_tool(req, "get_weather", "w",
-	    "{\"type\":\"object\"}"), 0);
+	                     "{\"type\":\"object\"}"),
+	    0);
 	ck_assert_int_eq(llmgate_request_add_target(req, "mock/flaky"), 0);
 	ck_assert_int_eq(llmgate_request_set_max_tokens(req, 100), 0);
 	ck_assert_int_eq(llmgate_request_set_temperature(req, 0.5), 0);
@@ -170,10 +179,9 @@ START_TEST(test_request_setters)
 	ck_assert_int_eq(llmgate_request_add_stop(req, "END"), 0);
 	ck_assert_int_eq(llmgate_request_set_attempts(req, 2), 0);
 	ck_assert_int_eq(llmgate_request_set_timeout_ms(req, 10000), 0);
-	ck_assert_int_eq(llmgate_request_set_priority(req,
-	    LLMGATE_PRIO_HIGH), 0);
-	ck_assert_int_eq(llmgate_request_set_on_cut(req, LLMGATE_CUT_FAIL),
+	ck_assert_int_eq(llmgate_request_set_priority(req, LLMGATE_PRIO_HIGH),
 	    0);
+	ck_assert_int_eq(llmgate_request_set_on_cut(req, LLMGATE_CUT_FAIL), 0);
 	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
 	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s",
 	    llmgate_class_name(res->cls), res->message);
@@ -186,7 +194,8 @@ START_TEST(test_request_setters)
 	llmgate_request_free(req);
 	req = llmgate_request_new();
 	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
-	    "hi"), 0);
+	                     "hi"),
+	    0);
 	ck_assert_int_eq(llmgate_request_set_route(req, "default"), 0);
 	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
 	ck_assert_int_eq(res->cls, LLMGATE_OK);
@@ -204,8 +213,8 @@ END_TEST
 START_TEST(test_request_limits)
 {
 	struct llmgate *g = h_connect(&d, "check_e2e");
-	struct llmgate_request *req = h_request("hi", "mock/rate-limited:0",
-	    NULL);
+	struct llmgate_request *req =
+	    h_request("hi", "mock/rate-limited:0", NULL);
 	char model[260];
 	size_t i;
 
@@ -236,8 +245,7 @@ static void wait_status(const char *, const char *, json_int_t, json_int_t);
 /* A client's name cannot forge log lines: its controls are replaced. */
 START_TEST(test_client_name_sanitized)
 {
-	struct llmgate_request *req = h_request("hi", "mock/slow:60000",
-	    NULL);
+	struct llmgate_request *req = h_request("hi", "mock/slow:60000", NULL);
 	struct llmgate *g;
 	char err[128], *log = NULL;
 	uint64_t deadline;
@@ -251,8 +259,8 @@ START_TEST(test_client_name_sanitized)
 	wait_status(NULL, "inflight", 1, 1);
 	llmgate_close(g);
 	h_request_free(req);
-	for (deadline = h_mono_ms() + 20000; log == NULL &&
-	    h_mono_ms() < deadline; ) {
+	for (deadline = h_mono_ms() + 20000;
+	     log == NULL && h_mono_ms() < deadline;) {
 		log = h_daemon_log(&d);
 		if (strstr(log, "went away") == NULL) {
 			free(log);
@@ -302,8 +310,8 @@ collect_chunk(const struct llmgate_chunk *ch, void *arg)
 START_TEST(test_call_stream)
 {
 	struct llmgate *g = h_connect(&d, "check_e2e");
-	struct llmgate_request *req = h_request("one two three four",
-	    "mock/stream:5", NULL);
+	struct llmgate_request *req =
+	    h_request("one two three four", "mock/stream:5", NULL);
 	struct llmgate_result *res = NULL;
 	struct collect c = { "", 0 };
 
@@ -323,13 +331,13 @@ struct many {
 	int done;
 	int ok;
 	int last_cls;
-	int wrong;		/* answers with another request's text */
+	int wrong; /* answers with another request's text */
 };
 
 /* One request of a batch: its own expected reply. */
 struct many_one {
 	struct many *m;
-	char want[64];		/* "": any successful reply */
+	char want[64]; /* "": any successful reply */
 };
 
 static void
@@ -341,8 +349,8 @@ many_done(struct llmgate_result *res, void *arg)
 	m->done++;
 	m->last_cls = res->cls;
 	if (res->cls == LLMGATE_OK) {
-		if (*one->want == '\0' || (res->text != NULL &&
-		    strcmp(res->text, one->want) == 0))
+		if (*one->want == '\0' ||
+		    (res->text != NULL && strcmp(res->text, one->want) == 0))
 			m->ok++;
 		else
 			m->wrong++;
@@ -367,11 +375,12 @@ run_many(struct llmgate **conns, int nconns, int per)
 			k = i * per + j;
 			snprintf(prompt, sizeof prompt, "call %d", k);
 			ones[k].m = &m;
-			snprintf(ones[k].want, sizeof ones[k].want,
-			    "echo: %s", prompt);
+			snprintf(ones[k].want, sizeof ones[k].want, "echo: %s",
+			    prompt);
 			req = h_request(prompt, "mock/slow:20", NULL);
 			ck_assert_uint_gt(llmgate_submit(conns[i], req, NULL,
-			    many_done, &ones[k]), 0);
+			                      many_done, &ones[k]),
+			    0);
 			h_request_free(req);
 		}
 	}
@@ -441,8 +450,9 @@ status_int(const char *target, const char *key)
 	if (target != NULL) {
 		o = NULL;
 		json_array_foreach(json_object_get(st, "targets"), i, t) {
-			if (strcmp(json_string_value(json_object_get(t,
-			    "target")), target) == 0)
+			if (strcmp(json_string_value(
+			               json_object_get(t, "target")),
+			        target) == 0)
 				o = t;
 		}
 	}
@@ -454,17 +464,17 @@ status_int(const char *target, const char *key)
 
 /* Wait until that number is in [min, max]; fail after 20 s. */
 static void
-wait_status(const char *target, const char *key, json_int_t min,
-    json_int_t max)
+wait_status(const char *target, const char *key, json_int_t min, json_int_t max)
 {
 	uint64_t deadline = h_mono_ms() + 20000;
 	json_int_t v;
 
 	while ((v = status_int(target, key)) < min || v > max) {
-		ck_assert_msg(h_mono_ms() < deadline, "status %s%s%s is %lld, "
-		    "want %lld to %lld", target != NULL ? target : "",
-		    target != NULL ? " " : "", key, (long long)v,
-		    (long long)min, (long long)max);
+		ck_assert_msg(h_mono_ms() < deadline,
+		    "status %s%s%s is %lld, "
+		    "want %lld to %lld",
+		    target != NULL ? target : "", target != NULL ? " " : "",
+		    key, (long long)v, (long long)min, (long long)max);
 		h_sleep_ms(10);
 	}
 }
@@ -472,8 +482,7 @@ wait_status(const char *target, const char *key, json_int_t min,
 START_TEST(test_disconnect_mid_call)
 {
 	struct llmgate *g = h_connect(&d, "check_e2e");
-	struct llmgate_request *req = h_request("bye", "mock/slow:60000",
-	    NULL);
+	struct llmgate_request *req = h_request("bye", "mock/slow:60000", NULL);
 	int i;
 
 	ck_assert_uint_gt(llmgate_submit(g, req, NULL, NULL, NULL), 0);
@@ -514,7 +523,7 @@ END_TEST
 
 START_TEST(test_oversized_frame)
 {
-	unsigned char hdr[4] = { 0x10, 0, 0, 0 };	/* 256 MiB */
+	unsigned char hdr[4] = { 0x10, 0, 0, 0 }; /* 256 MiB */
 	struct proto_msg m;
 	struct llmgate *g;
 	int fd = h_raw_connect(&d, 1);
@@ -544,7 +553,8 @@ START_TEST(test_empty_frame)
 	ck_assert_int_eq(h_raw_recv(fd, &m, 3000), 0);
 	ck_assert_int_eq(m.type, PROTO_ERROR);
 	ck_assert_int_eq(m.u.result.cls, LLMGATE_INVALID_REQUEST);
-	ck_assert_str_eq(m.u.result.message, "empty frame refused: a frame's "
+	ck_assert_str_eq(m.u.result.message,
+	    "empty frame refused: a frame's "
 	    "length must be at least 1 (each frame holds one message)");
 	proto_msg_free(&m);
 	ck_assert(h_raw_closed(fd, 3000));
@@ -722,21 +732,27 @@ START_TEST(test_cli_fallback_json)
 	    "echo: hi");
 	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
 	    "mock/echo");
-	ck_assert_str_eq(json_string_value(json_object_get(j,
-	    "finish_reason")), "stop");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "finish_reason")),
+	    "stop");
 	att = json_object_get(j, "attempts");
 	/* Two attempts at the flaky target (attempts = 2), then echo. */
 	ck_assert_int_eq(json_array_size(att), 3);
-	ck_assert_str_eq(json_string_value(json_object_get(
-	    json_array_get(att, 0), "class")), "server_error");
-	ck_assert_int_eq(json_integer_value(json_object_get(
-	    json_array_get(att, 0), "status")), 503);
-	ck_assert_str_eq(json_string_value(json_object_get(
-	    json_array_get(att, 1), "target")), "mock/flaky:5");
-	ck_assert_str_eq(json_string_value(json_object_get(
-	    json_array_get(att, 2), "class")), "ok");
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j,
-	    "usage"), "input_tokens")), 1);
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(att, 0), "class")),
+	    "server_error");
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_array_get(att, 0), "status")),
+	    503);
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(att, 1), "target")),
+	    "mock/flaky:5");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(att, 2), "class")),
+	    "ok");
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_object_get(j, "usage"),
+	                         "input_tokens")),
+	    1);
 	json_decref(j);
 	h_run_free(&r);
 }
@@ -747,16 +763,19 @@ START_TEST(test_cli_retry_after_honoured)
 	struct run r;
 	json_t *j, *att;
 
-	h_cli(&r, &d, NULL, "call", "--json", "-m", "mock/rate-limited:1",
-	    "-m", "mock/echo", "hi", NULL);
+	h_cli(&r, &d, NULL, "call", "--json", "-m", "mock/rate-limited:1", "-m",
+	    "mock/echo", "hi", NULL);
 	ck_assert_int_eq(r.status, 0);
 	j = json_loads(r.out, 0, NULL);
 	att = json_object_get(j, "attempts");
 	ck_assert_int_eq(json_array_size(att), 3);
-	ck_assert_str_eq(json_string_value(json_object_get(
-	    json_array_get(att, 0), "class")), "rate_limited");
-	ck_assert_int_ge(json_integer_value(json_object_get(
-	    json_array_get(att, 1), "waited_ms")), 950);
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(att, 0), "class")),
+	    "rate_limited");
+	ck_assert_int_ge(json_integer_value(
+	                     json_object_get(json_array_get(att, 1),
+	                         "waited_ms")),
+	    950);
 	json_decref(j);
 	h_run_free(&r);
 }
@@ -772,8 +791,10 @@ START_TEST(test_cli_failure_exit_4)
 	ck_assert_int_eq(r.status, 4);
 	j = json_loads(r.out, 0, NULL);
 	ck_assert_ptr_nonnull(j);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j,
-	    "error"), "class")), "bad_request");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(j, "error"),
+	                         "class")),
+	    "bad_request");
 	ck_assert_int_eq(json_array_size(json_object_get(j, "attempts")), 2);
 	json_decref(j);
 	h_run_free(&r);
@@ -798,8 +819,10 @@ START_TEST(test_cli_deadline)
 	    "mock/slow:3000", "hi", NULL);
 	ck_assert_int_eq(r.status, 4);
 	j = json_loads(r.out, 0, NULL);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j,
-	    "error"), "class")), "deadline");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(j, "error"),
+	                         "class")),
+	    "deadline");
 	json_decref(j);
 	h_run_free(&r);
 }
@@ -827,8 +850,8 @@ START_TEST(test_cli_stdin_and_stream)
 {
 	struct run r;
 
-	h_cli(&r, &d, "from stdin\n", "call", "--stream", "-m",
-	    "mock/stream:1", NULL);
+	h_cli(&r, &d, "from stdin\n", "call", "--stream", "-m", "mock/stream:1",
+	    NULL);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_str_eq(r.out, "echo: from stdin\n");
 	h_run_free(&r);
@@ -853,10 +876,16 @@ START_TEST(test_cli_status_ping)
 	ck_assert_ptr_nonnull(j);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "version")),
 	    LLMGATE_VERSION);
-	ck_assert_int_ge(json_integer_value(json_object_get(json_object_get(j,
-	    "counters"), "calls")), 1);
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
-	    json_object_get(j, "targets"), 0), "target")), "mock/echo");
+	ck_assert_int_ge(json_integer_value(
+	                     json_object_get(json_object_get(j, "counters"),
+	                         "calls")),
+	    1);
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(json_object_get(j,
+	                                                        "targets"),
+	                                         0),
+	                         "target")),
+	    "mock/echo");
 	json_decref(j);
 	h_run_free(&r);
 	h_cli(&r, &d, NULL, "status", NULL);
@@ -869,7 +898,7 @@ END_TEST
 START_TEST(test_cli_unreachable)
 {
 	char *argv[] = { "llmgate", "-s", "/tmp/llmgate-nonexistent.sock",
-	    "ping", NULL };
+		"ping", NULL };
 	struct run r;
 
 	h_run(&r, NULL, argv);
@@ -936,7 +965,7 @@ START_TEST(test_cli_ping_wait)
 		_exit(127);
 	}
 	for (deadline = h_mono_ms() + 30000; waitpid(ping, &st, WNOHANG) == 0;
-	    h_sleep_ms(10))
+	     h_sleep_ms(10))
 		ck_assert_msg(h_mono_ms() < deadline, "ping --wait hangs");
 	kill(daemon, SIGTERM);
 	waitpid(daemon, &dst, 0);
@@ -955,7 +984,7 @@ END_TEST
 START_TEST(test_cli_ping_wait_unreachable)
 {
 	char *argv[] = { "llmgate", "-s", "/tmp/llmgate-nonexistent.sock",
-	    "ping", "--wait", "1.5", NULL };
+		"ping", "--wait", "1.5", NULL };
 	char *bad[] = { "llmgate", "ping", "--wait", "-1", NULL };
 	struct run r;
 	uint64_t t0, ms;
@@ -1012,8 +1041,8 @@ START_TEST(test_stale_socket_replaced)
 		_exit(127);
 	}
 	/* Slow under valgrind: wait for its socket up to a deadline. */
-	for (deadline = h_mono_ms() + 20000; cfd == -1 &&
-	    h_mono_ms() < deadline; ) {
+	for (deadline = h_mono_ms() + 20000;
+	     cfd == -1 && h_mono_ms() < deadline;) {
 		h_sleep_ms(10);
 		cfd = socket(AF_UNIX, SOCK_STREAM, 0);
 		if (connect(cfd, (struct sockaddr *)&sun, sizeof sun) != 0) {
@@ -1037,7 +1066,8 @@ START_TEST(test_check_config_line)
 	struct run r;
 
 	fputs("providers = (\n  { name = \"m\"; type = \"mock\"; },\n"
-	    "  { name = \"x\"; type = \"nosuchtype\"; }\n);\n", f);
+	      "  { name = \"x\"; type = \"nosuchtype\"; }\n);\n",
+	    f);
 	fclose(f);
 	h_run(&r, NULL, argv);
 	ck_assert_int_eq(r.status, 1);
@@ -1046,7 +1076,8 @@ START_TEST(test_check_config_line)
 	h_run_free(&r);
 
 	f = fopen(path, "w");
-	fputs("providers = (\n  { name = \"m\"; type = \"mock\" }\n  oops\n);\n",
+	fputs(
+	    "providers = (\n  { name = \"m\"; type = \"mock\" }\n  oops\n);\n",
 	    f);
 	fclose(f);
 	h_run(&r, NULL, argv);
@@ -1063,12 +1094,14 @@ cut_call(const char *on_cut, const char *model, struct collect *c,
     struct llmgate_result **res)
 {
 	struct llmgate *g = h_connect(&d, "check_e2e");
-	struct llmgate_request *req = h_request("one two three four five",
-	    model, NULL);
+	struct llmgate_request *req =
+	    h_request("one two three four five", model, NULL);
 
 	llmgate_request_set_stream(req, 1);
 	ck_assert_int_eq(llmgate_request_set_on_cut(req,
-	    (enum llmgate_on_cut)llmgate_on_cut_from_name(on_cut)), 0);
+	                     (enum llmgate_on_cut)llmgate_on_cut_from_name(
+	                         on_cut)),
+	    0);
 	memset(c, 0, sizeof *c);
 	ck_assert_int_eq(llmgate_call(g, req, reset_chunk, c, res), 0);
 	h_request_free(req);
@@ -1078,7 +1111,7 @@ cut_call(const char *on_cut, const char *model, struct collect *c,
 START_TEST(test_stream_cut_resume)
 {
 	static const char *models[] = { "mock/cut:1", "mock/cut:3",
-	    "mock/cut:5" };
+		"mock/cut:5" };
 	struct llmgate_result *res;
 	struct collect c;
 	size_t i;
@@ -1142,8 +1175,8 @@ END_TEST
 START_TEST(test_cancel_during_backoff)
 {
 	struct llmgate *g = h_connect(&d, "check_e2e");
-	struct llmgate_request *req = h_request("x", "mock/rate-limited:30",
-	    NULL);
+	struct llmgate_request *req =
+	    h_request("x", "mock/rate-limited:30", NULL);
 	struct many m = { 0 };
 	struct many_one one = { &m, "" };
 	struct pollfd pfd;
@@ -1188,8 +1221,10 @@ START_TEST(test_deadline_shorter_than_retry_after)
 	ck_assert_int_eq(json_array_size(att), 2);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
 	    "mock/echo");
-	ck_assert_int_lt(json_integer_value(json_object_get(
-	    json_array_get(att, 1), "waited_ms")), 500);
+	ck_assert_int_lt(json_integer_value(
+	                     json_object_get(json_array_get(att, 1),
+	                         "waited_ms")),
+	    500);
 	json_decref(j);
 	h_run_free(&r);
 }
@@ -1252,8 +1287,10 @@ START_TEST(test_slow_reader_dropped)
 	}
 	h_request_free(req);
 	msgpack_sbuffer_destroy(&sb);
-	ck_assert_msg(log != NULL, "the slow reader was never dropped "
-	    "(%u calls sent)", id);
+	ck_assert_msg(log != NULL,
+	    "the slow reader was never dropped "
+	    "(%u calls sent)",
+	    id);
 	free(log);
 	close(fd);
 	g = llmgate_connect(d2.sock, "after", err, sizeof err);
@@ -1276,8 +1313,9 @@ START_TEST(test_route_target_override)
 	att = json_object_get(j, "attempts");
 	/* One attempt at flaky (it would succeed on a second), then echo. */
 	ck_assert_int_eq(json_array_size(att), 2);
-	ck_assert_str_eq(json_string_value(json_object_get(
-	    json_array_get(att, 0), "class")), "server_error");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(att, 0), "class")),
+	    "server_error");
 	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
 	    "mock/echo");
 	json_decref(j);
@@ -1307,7 +1345,8 @@ write_file(const char *name, const char *text)
 	return path;
 }
 
-static const char person_schema[] = "{\"type\": \"object\", "
+static const char person_schema[] =
+    "{\"type\": \"object\", "
     "\"required\": [\"name\"], \"additionalProperties\": false, "
     "\"properties\": {\"name\": {\"type\": \"string\"}}}";
 
@@ -1326,10 +1365,13 @@ START_TEST(test_schema_repair)
 	    "{\"name\": \"Ada\"}");
 	att = json_object_get(j, "attempts");
 	ck_assert_int_eq(json_array_size(att), 2);
-	ck_assert_str_eq(json_string_value(json_object_get(
-	    json_array_get(att, 0), "class")), "schema");
-	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
-	    json_array_get(att, 0), "message")), "bad"));
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(att, 0), "class")),
+	    "schema");
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(
+	               json_object_get(json_array_get(att, 0), "message")),
+	        "bad"));
 	json_decref(j);
 	h_run_free(&r);
 
@@ -1352,16 +1394,18 @@ START_TEST(test_schema_repairs_run_out)
 	size_t i;
 
 	h_cli(&r, &d, NULL, "call", "--json", "--schema", schema, "-m",
-	    "mock/json-fix:9", "-m", "mock/json-fix:0",
-	    "{\"name\": \"Ada\"}", NULL);
+	    "mock/json-fix:9", "-m", "mock/json-fix:0", "{\"name\": \"Ada\"}",
+	    NULL);
 	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
 	j = json_loads(r.out, 0, NULL);
 	att = json_object_get(j, "attempts");
 	/* The first try and two repairs, then the next target. */
 	ck_assert_int_eq(json_array_size(att), 4);
 	for (i = 0; i < 3; i++)
-		ck_assert_str_eq(json_string_value(json_object_get(
-		    json_array_get(att, i), "class")), "schema");
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(json_array_get(att, i),
+		                         "class")),
+		    "schema");
 	ck_assert_str_eq(json_string_value(json_object_get(j, "target")),
 	    "mock/json-fix:0");
 	json_decref(j);
@@ -1371,8 +1415,10 @@ START_TEST(test_schema_repairs_run_out)
 	    "mock/json-fix:9", "{\"name\": \"Ada\"}", NULL);
 	ck_assert_int_eq(r.status, 4);
 	j = json_loads(r.out, 0, NULL);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j,
-	    "error"), "class")), "schema");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(j, "error"),
+	                         "class")),
+	    "schema");
 	json_decref(j);
 	h_run_free(&r);
 	free(schema);
@@ -1400,22 +1446,27 @@ START_TEST(test_repair_retried)
 	    "{\"name\": \"Ada\"}");
 	att = json_object_get(j, "attempts");
 	ck_assert_int_eq(json_array_size(att), 3);
-	ck_assert_str_eq(json_string_value(json_object_get(
-	    json_array_get(att, 0), "class")), "schema");
-	ck_assert_str_eq(json_string_value(json_object_get(
-	    json_array_get(att, 1), "class")), "server_error");
-	ck_assert_str_eq(json_string_value(json_object_get(
-	    json_array_get(att, 2), "class")), "ok");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(att, 0), "class")),
+	    "schema");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(att, 1), "class")),
+	    "server_error");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(att, 2), "class")),
+	    "ok");
 	u = json_object_get(j, "usage");
 	ut = json_object_get(j, "usage_total");
 	/* Two words of {"bad": true}, two of the answer; 2 words asked. */
-	ck_assert_int_eq(json_integer_value(json_object_get(u,
-	    "output_tokens")), 2);
-	ck_assert_int_eq(json_integer_value(json_object_get(ut,
-	    "output_tokens")), 4);
-	ck_assert_int_eq(json_integer_value(json_object_get(ut,
-	    "input_tokens")), json_integer_value(json_object_get(u,
-	    "input_tokens")) + 2);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(u, "output_tokens")),
+	    2);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(ut, "output_tokens")),
+	    4);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(ut, "input_tokens")),
+	    json_integer_value(json_object_get(u, "input_tokens")) + 2);
 	json_decref(j);
 	h_run_free(&r);
 
@@ -1424,8 +1475,10 @@ START_TEST(test_repair_retried)
 	    "mock/json-fix:9", "{\"name\": \"Ada\"}", NULL);
 	ck_assert_int_eq(r.status, 4);
 	j = json_loads(r.out, 0, NULL);
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j,
-	    "usage_total"), "output_tokens")), 6);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_object_get(j, "usage_total"),
+	                         "output_tokens")),
+	    6);
 	json_decref(j);
 	h_run_free(&r);
 	free(schema);
@@ -1434,7 +1487,8 @@ END_TEST
 
 START_TEST(test_tool_arguments_repaired)
 {
-	char *tools = write_file("tools.json", "[{\"name\": \"get_weather\", "
+	char *tools = write_file("tools.json",
+	    "[{\"name\": \"get_weather\", "
 	    "\"description\": \"Weather for a city\", \"parameters\": "
 	    "{\"type\": \"object\", \"required\": [\"city\"], "
 	    "\"properties\": {\"city\": {\"type\": \"string\"}}}}]");
@@ -1445,16 +1499,22 @@ START_TEST(test_tool_arguments_repaired)
 	    "mock/tool-fix:1", "{\"city\": \"Paris\"}", NULL);
 	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
 	j = json_loads(r.out, 0, NULL);
-	ck_assert_str_eq(json_string_value(json_object_get(j,
-	    "finish_reason")), "tool_calls");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "finish_reason")),
+	    "tool_calls");
 	tc = json_array_get(json_object_get(j, "tool_calls"), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(tc, "name")),
 	    "get_weather");
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(tc,
-	    "arguments"), "city")), "Paris");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(tc, "arguments"),
+	                         "city")),
+	    "Paris");
 	ck_assert_int_eq(json_array_size(json_object_get(j, "attempts")), 2);
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
-	    json_object_get(j, "attempts"), 0), "class")), "schema");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(json_object_get(j,
+	                                                        "attempts"),
+	                                         0),
+	                         "class")),
+	    "schema");
 	json_decref(j);
 	h_run_free(&r);
 	free(tools);
@@ -1466,15 +1526,15 @@ START_TEST(test_invalid_schema_refused)
 	char *schema = write_file("bad.json", "{\"type\": ");
 	struct run r;
 
-	h_cli(&r, &d, NULL, "call", "--schema", schema, "-m", "mock/echo",
-	    "hi", NULL);
+	h_cli(&r, &d, NULL, "call", "--schema", schema, "-m", "mock/echo", "hi",
+	    NULL);
 	ck_assert_int_eq(r.status, 2);
 	h_run_free(&r);
 	free(schema);
 	/* Valid JSON, but not a usable schema: the daemon refuses it. */
 	schema = write_file("bad.json", "{\"pattern\": \"(\"}");
-	h_cli(&r, &d, NULL, "call", "--schema", schema, "-m", "mock/echo",
-	    "hi", NULL);
+	h_cli(&r, &d, NULL, "call", "--schema", schema, "-m", "mock/echo", "hi",
+	    NULL);
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_ptr_nonnull(strstr(r.err, "schema"));
 	h_run_free(&r);
@@ -1503,10 +1563,14 @@ START_TEST(test_chain_of_three)
 	/* overloaded retries (2 attempts), auth falls back without one. */
 	ck_assert_int_eq(json_array_size(att), 4);
 	for (i = 0; i < 4; i++) {
-		ck_assert_str_eq(json_string_value(json_object_get(
-		    json_array_get(att, i), "target")), want[i][0]);
-		ck_assert_str_eq(json_string_value(json_object_get(
-		    json_array_get(att, i), "class")), want[i][1]);
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(json_array_get(att, i),
+		                         "target")),
+		    want[i][0]);
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(json_array_get(att, i),
+		                         "class")),
+		    want[i][1]);
 	}
 	json_decref(j);
 	h_run_free(&r);

@@ -19,7 +19,7 @@
 
 #include "harness.h"
 
-#define TEST_KEY	"test-key"
+#define TEST_KEY "test-key"
 
 static struct daemon d;
 static pid_t fp_pid;
@@ -53,8 +53,7 @@ setup(void)
 	    "      { target = \"oa/route-strict+length\";\n"
 	    "        reject = [ \"length\", \"match:^nothing$\" ]; },\n"
 	    "      \"oa/route-strict-next\" ); }\n"
-	    ");\n"
-	    H_CONF_FAST_RETRY,
+	    ");\n" H_CONF_FAST_RETRY,
 	    fp_port, TEST_KEY);
 	h_daemon_start(&d, conf);
 	free(conf);
@@ -108,8 +107,7 @@ reject_moves_on(const char *first, const char *second, const char *cond,
 
 	h_cli(&r, &d, NULL, "call", "--json", "--reject", cond, "-m", first,
 	    "-m", second, "hello there", NULL);
-	ck_assert_msg(r.status == 0, "exit %d: %s %s", r.status, r.out,
-	    r.err);
+	ck_assert_msg(r.status == 0, "exit %d: %s %s", r.status, r.out, r.err);
 	j = out_json(&r);
 	ck_assert_str_eq(jstr(j, "text"), "echo: hello there");
 	ck_assert_str_eq(jstr(j, "target"), second);
@@ -122,7 +120,8 @@ reject_moves_on(const char *first, const char *second, const char *cond,
 	    want_msg);
 	ck_assert_str_eq(jstr(attempt(j, 1), "class"), "ok");
 	ck_assert_int_eq(h_fakeprov_count(fp_port, strchr(first, '/') + 1,
-	    NULL), 1);
+	                     NULL),
+	    1);
 	json_decref(j);
 	h_run_free(&r);
 }
@@ -233,8 +232,8 @@ START_TEST(test_reject_match)
 	reject_moves_on("oa/match1+text=sorry,%20no", "oa/match1-next",
 	    "match:^(?i)SORRY", "rejected (match)");
 	/* A pattern that does not match lets the reply through. */
-	h_cli(&r, &d, NULL, "call", "--json", "--reject", "match:^sorry",
-	    "-m", "oa/match2", "-m", "oa/match2-next", "hi", NULL);
+	h_cli(&r, &d, NULL, "call", "--json", "--reject", "match:^sorry", "-m",
+	    "oa/match2", "-m", "oa/match2-next", "hi", NULL);
 	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
 	j = out_json(&r);
 	ck_assert_str_eq(jstr(j, "text"), "echo: hi");
@@ -263,8 +262,10 @@ START_TEST(test_reject_last_step_fails)
 	ck_assert_str_eq(jstr(attempt(j, 1), "class"), "rejected");
 	ck_assert_str_eq(jstr(attempt(j, 1), "target"), "an/last1+length");
 	/* Both replies were produced, so both are billed. */
-	ck_assert_int_gt(json_integer_value(json_object_get(json_object_get(j,
-	    "usage_total"), "output_tokens")), 0);
+	ck_assert_int_gt(json_integer_value(
+	                     json_object_get(json_object_get(j, "usage_total"),
+	                         "output_tokens")),
+	    0);
 	json_decref(j);
 	h_run_free(&r);
 }
@@ -310,8 +311,8 @@ START_TEST(test_fallback_on_narrows)
 
 	/* A class the default does not move on for, listed, does. */
 	h_cli(&r, &d, NULL, "call", "--json", "--attempts", "1",
-	    "--fallback-on", "bad_request", "-m", "oa/narrow3+status=400",
-	    "-m", "oa/narrow3-next", "hi", NULL);
+	    "--fallback-on", "bad_request", "-m", "oa/narrow3+status=400", "-m",
+	    "oa/narrow3-next", "hi", NULL);
 	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
 	j = out_json(&r);
 	ck_assert_str_eq(jstr(j, "target"), "oa/narrow3-next");
@@ -358,11 +359,11 @@ START_TEST(test_bad_conditions)
 {
 	struct run r;
 
-	h_cli(&r, &d, NULL, "call", "--reject", "lenght", "-m", "oa/bad1",
-	    "hi", NULL);
+	h_cli(&r, &d, NULL, "call", "--reject", "lenght", "-m", "oa/bad1", "hi",
+	    NULL);
 	ck_assert_int_eq(r.status, 2);
-	ck_assert_msg(strstr(r.err, "unknown condition 'lenght'") != NULL,
-	    "%s", r.err);
+	ck_assert_msg(strstr(r.err, "unknown condition 'lenght'") != NULL, "%s",
+	    r.err);
 	h_run_free(&r);
 	h_cli(&r, &d, NULL, "call", "--reject", "match:(", "-m", "oa/bad1",
 	    "hi", NULL);
@@ -374,7 +375,8 @@ START_TEST(test_bad_conditions)
 	    "oa/bad1", "hi", NULL);
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_msg(strstr(r.err, "unknown error class 'server_eror'") !=
-	    NULL, "%s", r.err);
+	        NULL,
+	    "%s", r.err);
 	h_run_free(&r);
 	h_cli(&r, &d, NULL, "call", "--fallback-on", "ok", "-m", "oa/bad1",
 	    "hi", NULL);
@@ -398,7 +400,8 @@ on_chunk(const struct llmgate_chunk *ch, void *arg)
 {
 	struct streamed *s = arg;
 
-	ck_assert_msg(!ch->reset, "a reset: text was relayed before it "
+	ck_assert_msg(!ch->reset,
+	    "a reset: text was relayed before it "
 	    "passed");
 	ck_assert_uint_lt(s->len + ch->len, sizeof s->text);
 	memcpy(s->text + s->len, ch->text, ch->len);

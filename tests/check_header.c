@@ -10,8 +10,8 @@
 #include "llmgated.h"
 
 /* 2025-08-21T12:40:00Z, a Thursday */
-#define NOW	((time_t)1755780000)
-#define NITEMS(a)	(sizeof (a) / sizeof (a)[0])
+#define NOW       ((time_t)1755780000)
+#define NITEMS(a) (sizeof(a) / sizeof(a)[0])
 
 static struct header_rl
 feed(const char *const *hv)
@@ -52,53 +52,23 @@ static const struct {
 	const char *in;
 	int64_t ms;
 } durations[] = {
-	{ "1s", 1000 },
-	{ "20ms", 20 },
-	{ "12ms", 12 },
-	{ "6m0s", 360000 },
-	{ "2h30m", 9000000 },
-	{ "0.5s", 500 },
-	{ "1m30.5s", 90500 },
-	{ "2m59.56s", 179560 },
-	{ "7.66s", 7660 },
-	{ "1h0m0s", 3600000 },
-	{ "2h", 7200000 },
-	{ ".5s", 500 },
-	{ "1.s", 1000 },
-	{ "0", 0 },
-	{ "0s", 0 },
-	{ "0ms", 0 },
-	{ "1.5ms", 2 },			/* waits round up */
+	{ "1s", 1000 }, { "20ms", 20 }, { "12ms", 12 }, { "6m0s", 360000 },
+	{ "2h30m", 9000000 }, { "0.5s", 500 }, { "1m30.5s", 90500 },
+	{ "2m59.56s", 179560 }, { "7.66s", 7660 }, { "1h0m0s", 3600000 },
+	{ "2h", 7200000 }, { ".5s", 500 }, { "1.s", 1000 }, { "0", 0 },
+	{ "0s", 0 }, { "0ms", 0 }, { "1.5ms", 2 }, /* waits round up */
 	{ "1.0001s", 1001 },
-	{ "1.0000000001s", 1001 },	/* below a nanosecond still counts */
-	{ "500us", 1 },
-	{ "1500\xc2\xb5s", 2 },
-	{ "2000\xce\xbcs", 2 },
-	{ "100ns", 1 },
-	{ "1m1ms", 60001 },		/* "ms" is not "m" then "s" */
-	{ "1ms1m", 60001 },
-	{ " 1s\t", 1000 },
-	{ "1h1h", 7200000 },
+	{ "1.0000000001s", 1001 }, /* below a nanosecond still counts */
+	{ "500us", 1 }, { "1500\xc2\xb5s", 2 }, { "2000\xce\xbcs", 2 },
+	{ "100ns", 1 }, { "1m1ms", 60001 }, /* "ms" is not "m" then "s" */
+	{ "1ms1m", 60001 }, { " 1s\t", 1000 }, { "1h1h", 7200000 },
 	{ "2562047h", 2562047 * INT64_C(3600000) },
 	/* garbage */
-	{ "", -1 },
-	{ "   ", -1 },
-	{ "s", -1 },
-	{ "ms", -1 },
-	{ "5", -1 },
-	{ "1m30", -1 },
-	{ "5x", -1 },
-	{ "-1s", -1 },
-	{ "+1s", -1 },
-	{ "1.2.3s", -1 },
-	{ ".s", -1 },
-	{ "1 s", -1 },
-	{ "1S", -1 },
-	{ "1sx", -1 },
-	{ "00", -1 },
-	{ "99999999999999999999s", -1 },
-	{ "9999999999h", -1 },
-	{ "2562048h", -1 },		/* past int64 nanoseconds */
+	{ "", -1 }, { "   ", -1 }, { "s", -1 }, { "ms", -1 }, { "5", -1 },
+	{ "1m30", -1 }, { "5x", -1 }, { "-1s", -1 }, { "+1s", -1 },
+	{ "1.2.3s", -1 }, { ".s", -1 }, { "1 s", -1 }, { "1S", -1 },
+	{ "1sx", -1 }, { "00", -1 }, { "99999999999999999999s", -1 },
+	{ "9999999999h", -1 }, { "2562048h", -1 }, /* past int64 nanoseconds */
 };
 
 START_TEST(test_duration)
@@ -130,12 +100,12 @@ static const struct {
 	{ "Thu, 21 Aug 2025 12:40:30 GMT", 30000 },
 	{ "thu, 21 aug 2025 12:40:30 gmt", 30000 },
 	{ "Thu, 21 Aug 2025 12:40:00 GMT", 0 },
-	{ "Thu, 21 Aug 2025 12:39:00 GMT", 0 },		/* past */
+	{ "Thu, 21 Aug 2025 12:39:00 GMT", 0 }, /* past */
 	{ "Sun, 06 Nov 1994 08:49:37 GMT", 0 },
 	{ "Fri, 22 Aug 2025 12:40:00 GMT", 86400000 },
-	{ "Thursday, 21-Aug-25 12:41:00 GMT", 60000 },	/* RFC 850 */
+	{ "Thursday, 21-Aug-25 12:41:00 GMT", 60000 }, /* RFC 850 */
 	{ "Sunday, 06-Nov-94 08:49:37 GMT", 0 },
-	{ "Thu Aug 21 12:42:00 2025", 120000 },		/* asctime */
+	{ "Thu Aug 21 12:42:00 2025", 120000 }, /* asctime */
 	{ "Thu Aug  1 12:40:00 2025", 0 },
 	{ "Mon Sep  1 12:40:00 2025", 11 * 86400000LL },
 	{ "Wed, 31 Dec 2025 23:59:60 GMT", 11445600000LL }, /* leap sec */
@@ -172,7 +142,8 @@ START_TEST(test_leap_day)
 {
 	/* 2024 is a leap year; 2100 is not. */
 	ck_assert_int_eq(header_retry_after_ms("Thu, 29 Feb 2024 00:00:00 GMT",
-	    NOW), 0);
+	                     NOW),
+	    0);
 	ck_assert_int_eq(header_rfc3339("2024-02-29T00:00:00Z"), 1709164800);
 	ck_assert_int_eq(header_rfc3339("2100-02-29T00:00:00Z"), -1);
 	ck_assert_int_eq(header_rfc3339("2000-02-29T00:00:00Z"), 951782400);
@@ -187,7 +158,7 @@ static const struct {
 	{ "2025-08-21T12:40:59Z", 1755780059 },
 	{ "2025-08-21t12:40:59z", 1755780059 },
 	{ "2025-08-21 12:40:59Z", 1755780059 },
-	{ "2025-08-21T12:40:59.999Z", 1755780059 },	/* floor */
+	{ "2025-08-21T12:40:59.999Z", 1755780059 }, /* floor */
 	{ "2025-08-21T12:40:59.5+00:00", 1755780059 },
 	{ "2025-08-21T14:40:59+02:00", 1755780059 },
 	{ "2025-08-21T07:10:59-05:30", 1755780059 },
@@ -198,7 +169,7 @@ static const struct {
 	/* garbage */
 	{ "", -1 },
 	{ "2025-08-21", -1 },
-	{ "2025-08-21T12:40:59", -1 },		/* no zone */
+	{ "2025-08-21T12:40:59", -1 }, /* no zone */
 	{ "2025-08-21T12:40Z", -1 },
 	{ "2025-13-21T12:40:59Z", -1 },
 	{ "2025-02-30T12:40:59Z", -1 },
@@ -224,19 +195,15 @@ END_TEST
 
 START_TEST(test_openai)
 {
-	static const char *const hv[] = {
-		"x-ratelimit-limit-requests", "5000",
+	static const char *const hv[] = { "x-ratelimit-limit-requests", "5000",
 		"x-ratelimit-limit-tokens", "160000",
 		"x-ratelimit-remaining-requests", "4999",
 		"x-ratelimit-remaining-tokens", "159976",
 		"x-ratelimit-reset-requests", "12ms",
-		"x-ratelimit-reset-tokens", "6m0s",
-		"x-request-id", "req_7b1c0d0e",
-		"openai-processing-ms", "321",
+		"x-ratelimit-reset-tokens", "6m0s", "x-request-id",
+		"req_7b1c0d0e", "openai-processing-ms", "321",
 		"x-ratelimit-limit-tokens_usage_based", "1",
-		"x-ratelimit-remaining-tokens_usage_based", "0",
-		NULL
-	};
+		"x-ratelimit-remaining-tokens_usage_based", "0", NULL };
 	struct header_rl info = feed(hv);
 
 	ck_assert_int_eq(info.limit_requests, 5000);
@@ -253,16 +220,12 @@ END_TEST
 
 START_TEST(test_groq_429)
 {
-	static const char *const hv[] = {
-		"X-RateLimit-Limit-Requests", "14400",
+	static const char *const hv[] = { "X-RateLimit-Limit-Requests", "14400",
 		"X-RateLimit-Remaining-Requests", "0",
 		"X-RateLimit-Reset-Requests", "2m59.56s",
 		"X-RateLimit-Limit-Tokens", "18000",
 		"X-RateLimit-Remaining-Tokens", "17995",
-		"X-RateLimit-Reset-Tokens", "7.66s",
-		"Retry-After", "7",
-		NULL
-	};
+		"X-RateLimit-Reset-Tokens", "7.66s", "Retry-After", "7", NULL };
 	struct header_rl info = feed(hv);
 
 	ck_assert_int_eq(info.limit_requests, 14400);
@@ -277,16 +240,13 @@ END_TEST
 
 START_TEST(test_anthropic)
 {
-	static const char *const hv[] = {
-		"anthropic-ratelimit-requests-limit", "50",
-		"anthropic-ratelimit-requests-remaining", "49",
+	static const char *const hv[] = { "anthropic-ratelimit-requests-limit",
+		"50", "anthropic-ratelimit-requests-remaining", "49",
 		"anthropic-ratelimit-requests-reset", "2025-08-21T12:40:59Z",
 		"anthropic-ratelimit-tokens-limit", "90000",
 		"anthropic-ratelimit-tokens-remaining", "89000",
 		"anthropic-ratelimit-tokens-reset", "2025-08-21T12:40:01Z",
-		"request-id", "req_011CSHo4",
-		NULL
-	};
+		"request-id", "req_011CSHo4", NULL };
 	struct header_rl info = feed(hv);
 
 	ck_assert_int_eq(info.limit_requests, 50);
@@ -323,8 +283,7 @@ START_TEST(test_anthropic_reset_forms)
 	ck_assert_int_eq(info.reset_requests_ms, 0);
 	/* A Go duration is OpenAI's form, not Anthropic's. */
 	header_rl_init(&info);
-	header_rl_add(&info, "anthropic-ratelimit-requests-reset", "6m0s",
-	    NOW);
+	header_rl_add(&info, "anthropic-ratelimit-requests-reset", "6m0s", NOW);
 	ck_assert_int_eq(info.reset_requests_ms, -1);
 }
 END_TEST
@@ -370,9 +329,8 @@ START_TEST(test_anthropic_exhausted)
 		"2025-08-21T12:40:20Z",
 		"anthropic-ratelimit-output-tokens-remaining", "0",
 		"anthropic-ratelimit-output-tokens-reset",
-		"2025-08-21T12:40:45Z",
-		"anthropic-ratelimit-tokens-remaining", "0",
-		"anthropic-ratelimit-tokens-reset", "2025-08-21T12:40:05Z",
+		"2025-08-21T12:40:45Z", "anthropic-ratelimit-tokens-remaining",
+		"0", "anthropic-ratelimit-tokens-reset", "2025-08-21T12:40:05Z",
 		NULL
 	};
 	struct header_rl info = feed(hv);
@@ -390,12 +348,12 @@ START_TEST(test_anthropic_partial)
 
 	/* A limit with no remaining count yet still shows. */
 	header_rl_init(&info);
-	header_rl_add(&info, "anthropic-ratelimit-output-tokens-limit",
-	    "16000", NOW);
+	header_rl_add(&info, "anthropic-ratelimit-output-tokens-limit", "16000",
+	    NOW);
 	ck_assert_int_eq(info.limit_tokens, 16000);
 	ck_assert_int_eq(info.remaining_tokens, -1);
-	header_rl_add(&info, "anthropic-ratelimit-input-tokens-remaining",
-	    "7", NOW);
+	header_rl_add(&info, "anthropic-ratelimit-input-tokens-remaining", "7",
+	    NOW);
 	ck_assert_int_eq(info.remaining_tokens, 7);
 	ck_assert_int_eq(info.limit_tokens, -1);
 	/* Garbage does not unseat a family. */
@@ -407,24 +365,18 @@ END_TEST
 
 START_TEST(test_retry_after_ms_wins)
 {
-	static const char *const ms_first[] = {
-		"retry-after-ms", "1500", "retry-after", "2", NULL
-	};
-	static const char *const ms_last[] = {
-		"Retry-After", "2", "Retry-After-Ms", "1500", NULL
-	};
-	static const char *const ms_garbage[] = {
-		"retry-after-ms", "soon", "retry-after", "2", NULL
-	};
-	static const char *const ms_fraction[] = {
-		"retry-after-ms", "250.25", NULL
-	};
-	static const char *const ms_zero[] = {
-		"retry-after", "9", "retry-after-ms", "0", NULL
-	};
-	static const char *const date[] = {
-		"retry-after", "Thu, 21 Aug 2025 12:40:30 GMT", NULL
-	};
+	static const char *const ms_first[] = { "retry-after-ms", "1500",
+		"retry-after", "2", NULL };
+	static const char *const ms_last[] = { "Retry-After", "2",
+		"Retry-After-Ms", "1500", NULL };
+	static const char *const ms_garbage[] = { "retry-after-ms", "soon",
+		"retry-after", "2", NULL };
+	static const char *const ms_fraction[] = { "retry-after-ms", "250.25",
+		NULL };
+	static const char *const ms_zero[] = { "retry-after", "9",
+		"retry-after-ms", "0", NULL };
+	static const char *const date[] = { "retry-after",
+		"Thu, 21 Aug 2025 12:40:30 GMT", NULL };
 	struct header_rl info;
 
 	info = feed(ms_first);
@@ -480,8 +432,7 @@ START_TEST(test_request_id)
 	memset(longid, 'a', sizeof longid - 1);
 	longid[sizeof longid - 1] = '\0';
 	header_rl_add(&info, "x-request-id", longid, NOW);
-	ck_assert_uint_eq(strlen(info.request_id),
-	    sizeof info.request_id - 1);
+	ck_assert_uint_eq(strlen(info.request_id), sizeof info.request_id - 1);
 	header_rl_add(&info, "x-request-id", "a\x1b[31mb\nc d\xff", NOW);
 	ck_assert_str_eq(info.request_id, "a_[31mb_c_d_");
 	/* An empty value does not wipe what was there. */
@@ -501,9 +452,12 @@ END_TEST
 START_TEST(test_garbage)
 {
 	static const char *const names[] = {
-		"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
-		"x-ratelimit-reset-requests", "x-ratelimit-limit-tokens",
-		"x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
+		"x-ratelimit-limit-requests",
+		"x-ratelimit-remaining-requests",
+		"x-ratelimit-reset-requests",
+		"x-ratelimit-limit-tokens",
+		"x-ratelimit-remaining-tokens",
+		"x-ratelimit-reset-tokens",
 		"anthropic-ratelimit-requests-limit",
 		"anthropic-ratelimit-requests-remaining",
 		"anthropic-ratelimit-requests-reset",
@@ -512,12 +466,27 @@ START_TEST(test_garbage)
 		"anthropic-ratelimit-tokens-reset",
 		"anthropic-ratelimit-input-tokens-remaining",
 		"anthropic-ratelimit-output-tokens-reset",
-		"retry-after", "retry-after-ms", "x-should-retry",
+		"retry-after",
+		"retry-after-ms",
+		"x-should-retry",
 	};
 	static const char *const values[] = {
-		"", " ", "abc", "12abc", "-5", "1.5.", "0x10", "+3", "1 2",
-		"99999999999999999999", "\xff\xfe", "NaN", "inf", "1e3",
-		"2025-13-01T00:00:00Z", "Thu, 99 Aug 2025 12:40:30 GMT",
+		"",
+		" ",
+		"abc",
+		"12abc",
+		"-5",
+		"1.5.",
+		"0x10",
+		"+3",
+		"1 2",
+		"99999999999999999999",
+		"\xff\xfe",
+		"NaN",
+		"inf",
+		"1e3",
+		"2025-13-01T00:00:00Z",
+		"Thu, 99 Aug 2025 12:40:30 GMT",
 	};
 	struct header_rl info;
 	size_t i, j;

@@ -27,7 +27,7 @@
 #include "harness.h"
 #include "llmgated.h"
 
-#define TEST_KEY	"test-key"
+#define TEST_KEY "test-key"
 
 static struct daemon d;
 static pid_t fp_pid;
@@ -37,11 +37,11 @@ static char http_sock[160];
 
 struct hres {
 	long status;
-	struct curl_slist *hdrs;	/* "name: value", names lower-cased */
+	struct curl_slist *hdrs; /* "name: value", names lower-cased */
 	char *body;
 	size_t len;
 	json_t *json;
-	size_t abort_after;		/* stop reading after this many bytes */
+	size_t abort_after; /* stop reading after this many bytes */
 	CURLcode rc;
 };
 
@@ -145,8 +145,8 @@ static char *
 chat_body(const char *model, const char *extra)
 {
 	return h_strdup_printf("{\"model\": \"%s\", \"messages\": [{\"role\": "
-	    "\"user\", \"content\": \"hello there\"}]%s%s}", model,
-	    extra != NULL ? ", " : "", extra != NULL ? extra : "");
+	                       "\"user\", \"content\": \"hello there\"}]%s%s}",
+	    model, extra != NULL ? ", " : "", extra != NULL ? extra : "");
 }
 
 /* POST body to /v1/chat/completions, which must answer 200: the first
@@ -156,8 +156,10 @@ chat_text(struct hres *r, const char *body)
 {
 	h_req(r, "/v1/chat/completions", body, NULL);
 	ck_assert_msg(r->status == 200, "%ld %s", r->status, r->body);
-	return json_string_value(json_object_get(json_object_get(
-	    json_array_get(json_object_get(r->json, "choices"), 0), "message"),
+	return json_string_value(json_object_get(
+	    json_object_get(json_array_get(json_object_get(r->json, "choices"),
+	                        0),
+	        "message"),
 	    "content"));
 }
 
@@ -194,8 +196,7 @@ base_conf(const char *http_extra)
 	    ");\n"
 	    "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; },\n"
 	    "  { name = \"chain\"; targets = [ \"oa/c1+status=500\", "
-	    "\"an/c1\" ]; } );\n"
-	    H_CONF_FAST_RETRY
+	    "\"an/c1\" ]; } );\n" H_CONF_FAST_RETRY
 	    /* A slow reader's stream passes it soon (test_slow_reader). */
 	    "max_output = 1048576;\n"
 	    "http = { listen = ( \"127.0.0.1:0\", \"unix:\" ); %3$s };\n",
@@ -228,7 +229,7 @@ START_TEST(test_plain_tcp_and_unix)
 	char *body = chat_body("oa/plain1", NULL);
 	json_t *last, *msg;
 	const char *sock[] = { "/v1/chat/completions",
-	    "unix:/v1/chat/completions" };
+		"unix:/v1/chat/completions" };
 	int i;
 
 	for (i = 0; i < 2; i++) {
@@ -237,29 +238,44 @@ START_TEST(test_plain_tcp_and_unix)
 		ck_assert_int_eq(r.rc, CURLE_OK);
 		ck_assert_int_eq(r.status, 200);
 		ck_assert_msg(r.json != NULL, "not JSON: %s", r.body);
-		ck_assert_str_eq(json_string_value(json_object_get(r.json,
-		    "object")), "chat.completion");
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(r.json, "object")),
+		    "chat.completion");
 		msg = json_object_get(json_array_get(json_object_get(r.json,
-		    "choices"), 0), "message");
-		ck_assert_str_eq(json_string_value(json_object_get(msg,
-		    "content")), "echo: hello there");
+		                                         "choices"),
+		                          0),
+		    "message");
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(msg, "content")),
+		    "echo: hello there");
 		ck_assert_str_eq(json_string_value(json_object_get(
-		    json_array_get(json_object_get(r.json, "choices"), 0),
-		    "finish_reason")), "stop");
-		ck_assert_int_eq(json_integer_value(json_object_get(
-		    json_object_get(r.json, "usage"), "prompt_tokens")), 2);
+		                     json_array_get(json_object_get(r.json,
+		                                        "choices"),
+		                         0),
+		                     "finish_reason")),
+		    "stop");
+		ck_assert_int_eq(json_integer_value(
+		                     json_object_get(json_object_get(r.json,
+		                                         "usage"),
+		                         "prompt_tokens")),
+		    2);
 		ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "oa/plain1");
 		ck_assert_str_eq(h_hdr(&r, "x-should-retry"), "false");
 		ck_assert_ptr_nonnull(strstr(h_hdr(&r, "x-llmgate-attempts"),
 		    "\"class\":\"ok\""));
-		ck_assert_str_eq(json_string_value(json_object_get(
-		    json_object_get(r.json, "llmgate"), "target")), "oa/plain1");
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(json_object_get(r.json,
+		                                         "llmgate"),
+		                         "target")),
+		    "oa/plain1");
 		h_free(&r);
 	}
 	/* The caller's key never goes upstream: the fake saw the config's. */
 	last = h_fakeprov_last(fp_port, "plain1");
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
-	    last, "headers"), "authorization")), "Bearer " TEST_KEY);
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(last, "headers"),
+	                         "authorization")),
+	    "Bearer " TEST_KEY);
 	json_decref(last);
 	free(body);
 }
@@ -272,17 +288,21 @@ START_TEST(test_other_providers_and_tools)
 	json_t *tc, *last;
 	char *body;
 
-	body = chat_body("an/cl1", "\"max_tokens\": 50, \"temperature\": 0.5, "
+	body = chat_body("an/cl1",
+	    "\"max_tokens\": 50, \"temperature\": 0.5, "
 	    "\"stop\": [\"zz\"]");
 	ck_assert_str_eq(chat_text(&r, body), "echo: hello there");
 	last = h_fakeprov_last(fp_port, "cl1");
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
-	    last, "body"), "max_tokens")), 50);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_object_get(last, "body"),
+	                         "max_tokens")),
+	    50);
 	json_decref(last);
 	h_free(&r);
 	free(body);
 
-	body = h_strdup_printf("{\"model\": \"ge/g1+tool=get_weather+args="
+	body = h_strdup_printf(
+	    "{\"model\": \"ge/g1+tool=get_weather+args="
 	    "%%7B%%22city%%22%%3A%%22Oslo%%22%%7D\", \"messages\": [{\"role\": "
 	    "\"system\", \"content\": \"be brief\"}, {\"role\": \"user\", "
 	    "\"content\": [{\"type\": \"text\", \"text\": \"weather?\"}]}], "
@@ -292,21 +312,33 @@ START_TEST(test_other_providers_and_tools)
 	    "\"tool_choice\": \"auto\"}");
 	h_req(&r, "/v1/chat/completions", body, NULL);
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
-	tc = json_array_get(json_object_get(json_object_get(json_array_get(
-	    json_object_get(r.json, "choices"), 0), "message"), "tool_calls"),
+	tc = json_array_get(
+	    json_object_get(
+	        json_object_get(json_array_get(json_object_get(r.json,
+	                                           "choices"),
+	                            0),
+	            "message"),
+	        "tool_calls"),
 	    0);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(tc,
-	    "function"), "name")), "get_weather");
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(tc,
-	    "function"), "arguments")), "{\"city\":\"Oslo\"}");
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
-	    json_object_get(r.json, "choices"), 0), "finish_reason")),
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(tc, "function"),
+	                         "name")),
+	    "get_weather");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(tc, "function"),
+	                         "arguments")),
+	    "{\"city\":\"Oslo\"}");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_array_get(json_object_get(r.json, "choices"),
+	                         0),
+	                     "finish_reason")),
 	    "tool_calls");
 	h_free(&r);
 	free(body);
 
 	/* A tool result goes back in, answered by the model's text. */
-	body = h_strdup_printf("{\"model\": \"oa/t2\", \"messages\": ["
+	body = h_strdup_printf(
+	    "{\"model\": \"oa/t2\", \"messages\": ["
 	    "{\"role\": \"user\", \"content\": \"weather?\"}, {\"role\": "
 	    "\"assistant\", \"content\": null, \"tool_calls\": [{\"id\": "
 	    "\"call_1\", \"type\": \"function\", \"function\": {\"name\": "
@@ -332,25 +364,26 @@ tool_choice_case(const char *path, const char *model, const char *choice,
 	json_error_t jerr;
 	const char *tools = strcmp(path, "/v1/messages") == 0 ?
 	    "[{\"name\": \"get_weather\", \"input_schema\": {\"type\": "
-	    "\"object\"}}]" : "[{\"type\": \"function\", \"function\": "
+	    "\"object\"}}]" :
+	    "[{\"type\": \"function\", \"function\": "
 	    "{\"name\": \"get_weather\", \"parameters\": {\"type\": "
 	    "\"object\"}}}]";
-	char *body = h_strdup_printf("{\"model\": \"%s\", \"max_tokens\": "
+	char *body = h_strdup_printf(
+	    "{\"model\": \"%s\", \"max_tokens\": "
 	    "64, \"tools\": %s, \"tool_choice\": %s, \"messages\": "
-	    "[{\"role\": \"user\", \"content\": \"weather?\"}]}", model,
-	    tools, choice);
+	    "[{\"role\": \"user\", \"content\": \"weather?\"}]}",
+	    model, tools, choice);
 
 	h_req(&r, path, body, NULL);
-	ck_assert_msg(r.status == 200, "%s %s: %ld %s", path, choice,
-	    r.status, r.body);
+	ck_assert_msg(r.status == 200, "%s %s: %ld %s", path, choice, r.status,
+	    r.body);
 	last = h_fakeprov_last(fp_port, strchr(model, '/') + 1);
 	ck_assert_ptr_nonnull(last);
 	v = json_object_get(json_object_get(last, "body"), field);
 	w = json_loads(want, JSON_DECODE_ANY, &jerr);
 	ck_assert_ptr_nonnull(w);
-	ck_assert_msg(json_equal(v, w), "%s %s -> %s: %s is %s", path,
-	    choice, model, field, v != NULL ? json_dumps(v, JSON_COMPACT) :
-	    "absent");
+	ck_assert_msg(json_equal(v, w), "%s %s -> %s: %s is %s", path, choice,
+	    model, field, v != NULL ? json_dumps(v, JSON_COMPACT) : "absent");
 	json_decref(w);
 	json_decref(last);
 	h_free(&r);
@@ -364,30 +397,40 @@ START_TEST(test_tool_choice)
 
 	tool_choice_case("/v1/chat/completions", "oa/tc1", "\"required\"",
 	    "tool_choice", "\"required\"");
-	tool_choice_case("/v1/chat/completions", "oa/tc2", "{\"type\": "
+	tool_choice_case("/v1/chat/completions", "oa/tc2",
+	    "{\"type\": "
 	    "\"function\", \"function\": {\"name\": \"get_weather\"}}",
-	    "tool_choice", "{\"type\": \"function\", \"function\": "
+	    "tool_choice",
+	    "{\"type\": \"function\", \"function\": "
 	    "{\"name\": \"get_weather\"}}");
-	tool_choice_case("/v1/chat/completions", "an/tc3", "{\"type\": "
+	tool_choice_case("/v1/chat/completions", "an/tc3",
+	    "{\"type\": "
 	    "\"function\", \"function\": {\"name\": \"get_weather\"}}",
-	    "tool_choice", "{\"type\": \"tool\", \"name\": "
+	    "tool_choice",
+	    "{\"type\": \"tool\", \"name\": "
 	    "\"get_weather\"}");
 	tool_choice_case("/v1/chat/completions", "an/tc4", "\"required\"",
 	    "tool_choice", "{\"type\": \"any\"}");
 	tool_choice_case("/v1/messages", "ge/tc5", "{\"type\": \"any\"}",
 	    "toolConfig", "{\"functionCallingConfig\": {\"mode\": \"ANY\"}}");
-	tool_choice_case("/v1/messages", "ge/tc6", "{\"type\": \"tool\", "
-	    "\"name\": \"get_weather\"}", "toolConfig",
+	tool_choice_case("/v1/messages", "ge/tc6",
+	    "{\"type\": \"tool\", "
+	    "\"name\": \"get_weather\"}",
+	    "toolConfig",
 	    "{\"functionCallingConfig\": {\"mode\": \"ANY\", "
 	    "\"allowedFunctionNames\": [\"get_weather\"]}}");
-	tool_choice_case("/v1/messages", "oa/tc7", "{\"type\": \"tool\", "
-	    "\"name\": \"get_weather\"}", "tool_choice", "{\"type\": "
+	tool_choice_case("/v1/messages", "oa/tc7",
+	    "{\"type\": \"tool\", "
+	    "\"name\": \"get_weather\"}",
+	    "tool_choice",
+	    "{\"type\": "
 	    "\"function\", \"function\": {\"name\": \"get_weather\"}}");
 	tool_choice_case("/v1/messages", "an/tc8", "{\"type\": \"any\"}",
 	    "tool_choice", "{\"type\": \"any\"}");
 
 	/* A tool that is not offered, and a choice that means nothing. */
-	body = chat_body("oa/tc9", "\"tools\": [{\"type\": \"function\", "
+	body = chat_body("oa/tc9",
+	    "\"tools\": [{\"type\": \"function\", "
 	    "\"function\": {\"name\": \"a\"}}], \"tool_choice\": {\"type\": "
 	    "\"function\", \"function\": {\"name\": \"b\"}}");
 	h_req(&r, "/v1/chat/completions", body, NULL);
@@ -395,7 +438,8 @@ START_TEST(test_tool_choice)
 	ck_assert_ptr_nonnull(strstr(r.body, "not one of the request's tools"));
 	h_free(&r);
 	free(body);
-	body = chat_body("oa/tc9", "\"tools\": [{\"type\": \"function\", "
+	body = chat_body("oa/tc9",
+	    "\"tools\": [{\"type\": \"function\", "
 	    "\"function\": {\"name\": \"a\"}}], \"tool_choice\": \"always\"");
 	h_req(&r, "/v1/chat/completions", body, NULL);
 	ck_assert_int_eq(r.status, 400);
@@ -411,7 +455,8 @@ START_TEST(test_schema_repair)
 	char *body;
 
 	/* json-fix replies {"bad": true} first, then the user's text. */
-	body = h_strdup_printf("{\"model\": \"mock/json-fix\", \"messages\": "
+	body = h_strdup_printf(
+	    "{\"model\": \"mock/json-fix\", \"messages\": "
 	    "[{\"role\": \"user\", \"content\": \"{\\\"n\\\": 3}\"}], "
 	    "\"response_format\": {\"type\": \"json_schema\", \"json_schema\": "
 	    "{\"name\": \"n\", \"schema\": {\"type\": \"object\", \"required\": "
@@ -452,15 +497,18 @@ START_TEST(test_error_table)
 		err = json_object_get(r.json, "error");
 		ck_assert_msg(json_is_string(json_object_get(err, "message")),
 		    "%s", r.body);
-		ck_assert_str_eq(json_string_value(json_object_get(err,
-		    "code")), cases[i].code);
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(err, "code")),
+		    cases[i].code);
 		ck_assert_str_eq(h_hdr(&r, "x-should-retry"), "false");
 		if (cases[i].status == 429 || cases[i].status == 503)
 			ck_assert_int_ge(atoi(h_hdr(&r, "retry-after")), 1);
 		/* A call's error carries its attempts. */
 		if (strchr(cases[i].model, '/') != NULL)
 			ck_assert_int_ge(json_array_size(json_object_get(
-			    json_object_get(r.json, "llmgate"), "attempts")), 1);
+			                     json_object_get(r.json, "llmgate"),
+			                     "attempts")),
+			    1);
 		h_free(&r);
 		free(body);
 	}
@@ -475,10 +523,13 @@ START_TEST(test_upstream_429_retried_inside)
 
 	h_req(&r, "/v1/chat/completions", body, NULL);
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
-	ck_assert_int_eq(json_array_size(json_object_get(json_object_get(
-	    r.json, "llmgate"), "attempts")), 2);
+	ck_assert_int_eq(json_array_size(
+	                     json_object_get(json_object_get(r.json, "llmgate"),
+	                         "attempts")),
+	    2);
 	ck_assert_int_eq(h_fakeprov_count(fp_port, "r429+status=429+fail=1",
-	    NULL), 2);
+	                     NULL),
+	    2);
 	h_free(&r);
 	free(body);
 }
@@ -510,7 +561,8 @@ START_TEST(test_targets)
 	h_free(&r);
 	free(body);
 	/* A fallback chain in the body, and in a header. */
-	body = chat_body("oa/f1+status=500", "\"models\": [\"oa/f1+status=500\", "
+	body = chat_body("oa/f1+status=500",
+	    "\"models\": [\"oa/f1+status=500\", "
 	    "\"an/f2\"]");
 	h_req(&r, "/v1/chat/completions", body, NULL);
 	ck_assert_int_eq(r.status, 200);
@@ -518,9 +570,8 @@ START_TEST(test_targets)
 	h_free(&r);
 	free(body);
 	body = chat_body("oa/f3+status=500", NULL);
-	h_req(&r, "/v1/chat/completions", body,
-	    "x-llmgate-models: ge/f4", "x-llmgate-client: batch-job",
-	    "x-llmgate-priority: low", NULL);
+	h_req(&r, "/v1/chat/completions", body, "x-llmgate-models: ge/f4",
+	    "x-llmgate-client: batch-job", "x-llmgate-priority: low", NULL);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "ge/f4");
 	h_free(&r);
@@ -530,8 +581,10 @@ START_TEST(test_targets)
 	h_req(&r, "/v1/chat/completions", body, "x-llmgate-timeout-ms: 200",
 	    NULL);
 	ck_assert_int_eq(r.status, 504);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
-	    r.json, "error"), "code")), "deadline_exceeded");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(r.json, "error"),
+	                         "code")),
+	    "deadline_exceeded");
 	h_free(&r);
 	free(body);
 }
@@ -557,14 +610,14 @@ START_TEST(test_bad_option_headers)
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		body = chat_body(cases[i].model, cases[i].extra);
-		h_req(&r, "/v1/chat/completions", body, cases[i].header,
-		    NULL);
+		h_req(&r, "/v1/chat/completions", body, cases[i].header, NULL);
 		ck_assert_msg(r.status == 400, "%s: %ld %s", cases[i].header,
 		    r.status, r.body);
 		h_free(&r);
 		free(body);
 		ck_assert_int_eq(h_fakeprov_count(fp_port, cases[i].model + 3,
-		    NULL), 0);
+		                     NULL),
+		    0);
 	}
 }
 END_TEST
@@ -577,17 +630,20 @@ START_TEST(test_fallback_headers)
 
 	/* A reply cut at max_tokens, or matching a pattern (commas in it
 	 * kept), is turned down and the next model answers. */
-	body = chat_body("oa/rj1+length", "\"models\": [\"oa/rj1+length\", "
+	body = chat_body("oa/rj1+length",
+	    "\"models\": [\"oa/rj1+length\", "
 	    "\"an/rj1-next\"]");
 	h_req(&r, "/v1/chat/completions", body, "x-llmgate-reject: length",
 	    NULL);
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
 	ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "an/rj1-next");
-	ck_assert_msg(strstr(h_hdr(&r, "x-llmgate-attempts"),
-	    "\"rejected\"") != NULL, "%s", h_hdr(&r, "x-llmgate-attempts"));
+	ck_assert_msg(strstr(h_hdr(&r, "x-llmgate-attempts"), "\"rejected\"") !=
+	        NULL,
+	    "%s", h_hdr(&r, "x-llmgate-attempts"));
 	h_free(&r);
 	free(body);
-	body = chat_body("oa/rj2+text=sorry,%20no", "\"models\": "
+	body = chat_body("oa/rj2+text=sorry,%20no",
+	    "\"models\": "
 	    "[\"oa/rj2+text=sorry,%20no\", \"an/rj2-next\"]");
 	h_req(&r, "/v1/chat/completions", body,
 	    "x-llmgate-reject: empty, match:^sorry, no$", NULL);
@@ -597,7 +653,8 @@ START_TEST(test_fallback_headers)
 	free(body);
 	/* Narrowed to rate_limited: a 500 ends the call, the next model is
 	 * never asked. */
-	body = chat_body("oa/rj3+status=500", "\"models\": "
+	body = chat_body("oa/rj3+status=500",
+	    "\"models\": "
 	    "[\"oa/rj3+status=500\", \"an/rj3-next\"]");
 	h_req(&r, "/v1/chat/completions", body,
 	    "x-llmgate-fallback-on: rate_limited", NULL);
@@ -616,17 +673,17 @@ START_TEST(test_bad_input)
 		"{\"model\": 3, \"messages\": []}",
 		"{\"model\": \"oa/b\", \"messages\": \"hi\"}",
 		"{\"model\": \"oa/b\", \"messages\": [{\"role\": \"wizard\", "
-		    "\"content\": \"x\"}]}",
+		"\"content\": \"x\"}]}",
 		"{\"model\": \"oa/b\", \"n\": 2, \"messages\": [{\"role\": "
-		    "\"user\", \"content\": \"x\"}]}",
+		"\"user\", \"content\": \"x\"}]}",
 		"{\"model\": \"oa/b\", \"audio\": {}, \"messages\": [{\"role\": "
-		    "\"user\", \"content\": \"x\"}]}",
+		"\"user\", \"content\": \"x\"}]}",
 		"{\"model\": \"oa/b\", \"tool_choice\": \"required\", "
-		    "\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
+		"\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
 		"{\"model\": \"oa/b\", \"temperature\": \"hot\", \"messages\": "
-		    "[{\"role\": \"user\", \"content\": \"x\"}]}",
+		"[{\"role\": \"user\", \"content\": \"x\"}]}",
 		"{\"model\": \"oa/b\", \"messages\": [{\"role\": \"user\", "
-		    "\"content\": [{\"type\": \"image_url\"}]}]}",
+		"\"content\": [{\"type\": \"image_url\"}]}]}",
 	};
 	struct hres r = { 0 };
 	char *big;
@@ -657,8 +714,11 @@ START_TEST(test_bad_input)
 	h_req(&r, "/v1/chat/completions", big, "x-llmgate-models: caf\xe9",
 	    NULL);
 	ck_assert_int_eq(r.status, 404);
-	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
-	    json_object_get(r.json, "error"), "message")), "caf?"));
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(
+	               json_object_get(json_object_get(r.json, "error"),
+	                   "message")),
+	        "caf?"));
 	h_free(&r);
 	h_req(&r, "/v1/chat/completions", big,
 	    "x-llmgate-fallback-on: \xff\xfe", NULL);
@@ -700,7 +760,8 @@ START_TEST(test_stream)
 	char *body, *p;
 	int events = 0;
 
-	body = chat_body("oa/s1", "\"stream\": true, \"stream_options\": "
+	body = chat_body("oa/s1",
+	    "\"stream\": true, \"stream_options\": "
 	    "{\"include_usage\": true}");
 	h_req(&r, "/v1/chat/completions", body, NULL);
 	ck_assert_int_eq(r.status, 200);
@@ -710,9 +771,11 @@ START_TEST(test_stream)
 		events++;
 	/* role, 3 pieces, finish, usage, [DONE] */
 	ck_assert_int_eq(events, 7);
-	ck_assert_ptr_nonnull(strstr(r.body, "\"delta\":{\"content\":\"hello "
+	ck_assert_ptr_nonnull(strstr(r.body,
+	    "\"delta\":{\"content\":\"hello "
 	    "\"}"));
-	ck_assert_ptr_nonnull(strstr(r.body, "\"usage\":{\"prompt_tokens\":2,"
+	ck_assert_ptr_nonnull(strstr(r.body,
+	    "\"usage\":{\"prompt_tokens\":2,"
 	    "\"completion_tokens\":3,\"total_tokens\":5}"));
 	ck_assert_ptr_nonnull(strstr(r.body, "\"finish_reason\":\"stop\""));
 	h_free(&r);
@@ -720,8 +783,7 @@ START_TEST(test_stream)
 
 	/* A failure mid-stream, after the daemon's resume gave up too. */
 	body = chat_body("oa/s2+stream_error", "\"stream\": true");
-	h_req(&r, "/v1/chat/completions", body, "x-llmgate-on-cut: fail",
-	    NULL);
+	h_req(&r, "/v1/chat/completions", body, "x-llmgate-on-cut: fail", NULL);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_msg(!sse_done(r.body), "%s", r.body);
 	ck_assert_msg(strstr(r.body, "data: {\"error\":") != NULL, "%s",
@@ -755,8 +817,9 @@ START_TEST(test_disconnect_cancels)
 	free(body);
 	while (!found && h_mono_ms() - t0 < 5000) {
 		log = h_daemon_log(&d);
-		found = strstr(log, "cancelled, 1 attempts [oa/dc1+word_delay=300="
-		    "cancelled]") != NULL;
+		found = strstr(log,
+		            "cancelled, 1 attempts [oa/dc1+word_delay=300="
+		            "cancelled]") != NULL;
 		free(log);
 		if (!found)
 			h_sleep_ms(20);
@@ -770,13 +833,15 @@ START_TEST(test_disconnect_cancels)
 	{
 		CURL *c = curl_easy_init();
 		char *url = h_strdup_printf("http://127.0.0.1:%d/v1/chat/"
-		    "completions", http_port);
+		                            "completions",
+		    http_port);
 
 		curl_easy_setopt(c, CURLOPT_URL, url);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 300L);
 		t0 = h_mono_ms();
-		ck_assert_int_eq(curl_easy_perform(c), CURLE_OPERATION_TIMEDOUT);
+		ck_assert_int_eq(curl_easy_perform(c),
+		    CURLE_OPERATION_TIMEDOUT);
 		curl_easy_cleanup(c);
 		free(url);
 	}
@@ -808,10 +873,10 @@ START_TEST(test_models)
 	data = json_object_get(r.json, "data");
 	json_array_foreach(data, i, m) {
 		if (strcmp(json_string_value(json_object_get(m, "id")),
-		    "chain") == 0)
+		        "chain") == 0)
 			route = 1;
 		if (strcmp(json_string_value(json_object_get(m, "id")),
-		    "oa/gpt-x") == 0)
+		        "oa/gpt-x") == 0)
 			model = 1;
 	}
 	ck_assert(route && model);
@@ -885,8 +950,9 @@ status_as(uid_t uid, gid_t gid, const char *model)
 	}
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert(WIFEXITED(st));
-	return WEXITSTATUS(st) == 2 ? 200 : WEXITSTATUS(st) == 3 ? 403 :
-	    -WEXITSTATUS(st);
+	return WEXITSTATUS(st) == 2 ? 200 :
+	    WEXITSTATUS(st) == 3    ? 403 :
+	                              -WEXITSTATUS(st);
 }
 
 /*
@@ -945,7 +1011,7 @@ START_TEST(test_tokens)
 		struct run rr;
 		char *cpath = h_strdup_printf("%s/t.conf", d.dir);
 		char *argv[] = { BUILD_DIR "/llmgated", "--check-config", "-c",
-		    cpath, NULL };
+			cpath, NULL };
 
 		f = fopen(cpath, "w");
 		fputs(conf, f);
@@ -962,8 +1028,10 @@ START_TEST(test_tokens)
 	body = chat_body("oa/tok1", NULL);
 	h_req(&r, "/v1/chat/completions", body, NULL);
 	ck_assert_int_eq(r.status, 401);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
-	    r.json, "error"), "type")), "authentication_error");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(r.json, "error"),
+	                         "type")),
+	    "authentication_error");
 	h_free(&r);
 	h_req(&r, "/v1/chat/completions", body,
 	    "Authorization: Bearer sk-alice-0123456789abcdeX", NULL);
@@ -1028,21 +1096,24 @@ START_TEST(test_drain_and_reload)
 }
 END_TEST
 
-
 START_TEST(test_anthropic)
 {
 	struct hres r = { 0 };
 	json_t *c, *last;
 	char *body;
-	const char *order[] = { "event: message_start", "event: "
-	    "content_block_start", "event: content_block_delta", "event: "
-	    "content_block_stop", "event: message_delta", "event: message_stop"
-	};
+	const char *order[] = { "event: message_start",
+		"event: "
+		"content_block_start",
+		"event: content_block_delta",
+		"event: "
+		"content_block_stop",
+		"event: message_delta", "event: message_stop" };
 	const char *p;
 	size_t i;
 
 	/* Gemini answers an Anthropic client. */
-	body = h_strdup_printf("{\"model\": \"ge/a1\", \"max_tokens\": 64, "
+	body = h_strdup_printf(
+	    "{\"model\": \"ge/a1\", \"max_tokens\": 64, "
 	    "\"system\": [{\"type\": \"text\", \"text\": \"be brief\"}], "
 	    "\"stop_sequences\": [\"zz\"], \"messages\": [{\"role\": "
 	    "\"user\", \"content\": [{\"type\": \"text\", \"text\": "
@@ -1055,20 +1126,24 @@ START_TEST(test_anthropic)
 	c = json_array_get(json_object_get(r.json, "content"), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(c, "text")),
 	    "echo: hello there");
-	ck_assert_str_eq(json_string_value(json_object_get(r.json,
-	    "stop_reason")), "end_turn");
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
-	    r.json, "usage"), "output_tokens")), 3);
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(r.json, "stop_reason")),
+	    "end_turn");
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_object_get(r.json, "usage"),
+	                         "output_tokens")),
+	    3);
 	ck_assert_str_eq(h_hdr(&r, "x-llmgate-target"), "ge/a1");
 	last = h_fakeprov_last(fp_port, "a1");
-	ck_assert_ptr_null(json_object_get(json_object_get(last, "headers"),
-	    "x-api-key"));
+	ck_assert_ptr_null(
+	    json_object_get(json_object_get(last, "headers"), "x-api-key"));
 	json_decref(last);
 	h_free(&r);
 	free(body);
 
 	/* The full event sequence, in order. */
-	body = h_strdup_printf("{\"model\": \"oa/a2\", \"max_tokens\": 64, "
+	body = h_strdup_printf(
+	    "{\"model\": \"oa/a2\", \"max_tokens\": 64, "
 	    "\"stream\": true, \"messages\": [{\"role\": \"user\", "
 	    "\"content\": \"hello there\"}]}");
 	h_req(&r, "/v1/messages", body, NULL);
@@ -1077,13 +1152,15 @@ START_TEST(test_anthropic)
 		ck_assert_msg((p = strstr(p, order[i])) != NULL, "no %s: %s",
 		    order[i], r.body);
 	}
-	ck_assert_ptr_nonnull(strstr(r.body, "\"text_delta\",\"text\":"
+	ck_assert_ptr_nonnull(strstr(r.body,
+	    "\"text_delta\",\"text\":"
 	    "\"hello \""));
 	h_free(&r);
 	free(body);
 
 	/* Tool use and a tool result round trip. */
-	body = h_strdup_printf("{\"model\": \"an/a3+tool=get_weather+args="
+	body = h_strdup_printf(
+	    "{\"model\": \"an/a3+tool=get_weather+args="
 	    "%%7B%%22city%%22%%3A%%22Oslo%%22%%7D\", \"max_tokens\": 64, "
 	    "\"tools\": [{\"name\": \"get_weather\", \"input_schema\": "
 	    "{\"type\": \"object\"}}], \"messages\": [{\"role\": \"user\", "
@@ -1093,13 +1170,17 @@ START_TEST(test_anthropic)
 	c = json_array_get(json_object_get(r.json, "content"), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(c, "type")),
 	    "tool_use");
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(c,
-	    "input"), "city")), "Oslo");
-	ck_assert_str_eq(json_string_value(json_object_get(r.json,
-	    "stop_reason")), "tool_use");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(c, "input"),
+	                         "city")),
+	    "Oslo");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(r.json, "stop_reason")),
+	    "tool_use");
 	h_free(&r);
 	free(body);
-	body = h_strdup_printf("{\"model\": \"oa/a4\", \"max_tokens\": 64, "
+	body = h_strdup_printf(
+	    "{\"model\": \"oa/a4\", \"max_tokens\": 64, "
 	    "\"messages\": [{\"role\": \"user\", \"content\": \"weather?\"}, "
 	    "{\"role\": \"assistant\", \"content\": [{\"type\": \"tool_use\", "
 	    "\"id\": \"tu_1\", \"name\": \"get_weather\", \"input\": {}}]}, "
@@ -1115,26 +1196,34 @@ START_TEST(test_anthropic)
 	free(body);
 
 	/* Errors in Anthropic's shape: overloaded is 529 here. */
-	body = h_strdup_printf("{\"model\": \"an/a5+status=529\", "
+	body = h_strdup_printf(
+	    "{\"model\": \"an/a5+status=529\", "
 	    "\"max_tokens\": 64, \"messages\": [{\"role\": \"user\", "
 	    "\"content\": \"x\"}]}");
 	h_req(&r, "/v1/messages", body, NULL);
 	ck_assert_int_eq(r.status, 529);
 	ck_assert_str_eq(json_string_value(json_object_get(r.json, "type")),
 	    "error");
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
-	    r.json, "error"), "type")), "overloaded_error");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(r.json, "error"),
+	                         "type")),
+	    "overloaded_error");
 	h_free(&r);
 	free(body);
-	h_req(&r, "/v1/messages", "{\"model\": \"an/a6\", \"messages\": "
-	    "[{\"role\": \"user\", \"content\": \"x\"}]}", NULL);
+	h_req(&r, "/v1/messages",
+	    "{\"model\": \"an/a6\", \"messages\": "
+	    "[{\"role\": \"user\", \"content\": \"x\"}]}",
+	    NULL);
 	ck_assert_int_eq(r.status, 400);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
-	    r.json, "error"), "type")), "invalid_request_error");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(r.json, "error"),
+	                         "type")),
+	    "invalid_request_error");
 	h_free(&r);
 
 	/* A stream that fails mid-way ends with an error event. */
-	body = h_strdup_printf("{\"model\": \"an/a7+stream_error\", "
+	body = h_strdup_printf(
+	    "{\"model\": \"an/a7+stream_error\", "
 	    "\"max_tokens\": 64, \"stream\": true, \"messages\": [{\"role\": "
 	    "\"user\", \"content\": \"a b c d e\"}]}");
 	h_req(&r, "/v1/messages", body, "x-llmgate-on-cut: fail", NULL);
@@ -1184,7 +1273,8 @@ START_TEST(test_slow_reader)
 	for (i = 0; i < n; i++)
 		memcpy(words + 2 * i, "a ", 2);
 	words[n * 2 - 1] = '\0';
-	buf_printf(&req, "{\"model\": \"oa/slow1\", \"stream\": true, "
+	buf_printf(&req,
+	    "{\"model\": \"oa/slow1\", \"stream\": true, "
 	    "\"messages\": [{\"role\": \"user\", \"content\": \"%s\"}]}",
 	    words);
 	free(words);
@@ -1195,9 +1285,11 @@ START_TEST(test_slow_reader)
 	sin.sin_port = htons((uint16_t)http_port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-	got = h_strdup_printf("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+	got = h_strdup_printf(
+	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
 	    "Content-Type: application/json\r\nConnection: close\r\n"
-	    "Content-Length: %zu\r\n\r\n", req.len);
+	    "Content-Length: %zu\r\n\r\n",
+	    req.len);
 	ck_assert_int_eq(write(fd, got, strlen(got)), (ssize_t)strlen(got));
 	free(got);
 	for (i = 0; i < req.len; i += (size_t)k)
@@ -1215,8 +1307,10 @@ START_TEST(test_slow_reader)
 	}
 	got[len] = '\0';
 	close(fd);
-	ck_assert_msg(strstr(got, "data: [DONE]") != NULL, "the stream did not "
-	    "end: %zu bytes", len);
+	ck_assert_msg(strstr(got, "data: [DONE]") != NULL,
+	    "the stream did not "
+	    "end: %zu bytes",
+	    len);
 	ck_assert_uint_gt(len, n * 100);
 	/*
 	 * Had the daemon queued the stream instead of holding the upstream,
@@ -1320,9 +1414,11 @@ START_TEST(test_client_budget)
 
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	base = base_conf(NULL);
-	conf = h_strdup_printf("%sclients = ( { name = \"meter\";\n"
+	conf = h_strdup_printf(
+	    "%sclients = ( { name = \"meter\";\n"
 	    "  match = [ \"uid:*\", \"name:meter\" ]; tokens_per_day = 40; }"
-	    " );\n", base);
+	    " );\n",
+	    base);
 	h_daemon_start(&d, conf);
 	free(conf);
 	free(base);
@@ -1338,15 +1434,16 @@ START_TEST(test_client_budget)
 	}
 	ck_assert_msg(i >= 1, "the first call: %ld %s", r.status, r.body);
 	ck_assert_int_eq(r.status, 429);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
-	    r.json, "error"), "code")), "client_budget_exhausted");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(r.json, "error"),
+	                         "code")),
+	    "client_budget_exhausted");
 	ck_assert_ptr_nonnull(ra = h_hdr(&r, "retry-after"));
-	ck_assert_msg(atol(ra) > 1 && atol(ra) <= 86400, "Retry-After %s",
-	    ra);
+	ck_assert_msg(atol(ra) > 1 && atol(ra) <= 86400, "Retry-After %s", ra);
 	ck_assert_str_eq(h_hdr(&r, "x-should-retry"), "false");
 	h_free(&r);
-	h_req(&r, "unix:/v1/chat/completions", body,
-	    "x-llmgate-client: other", NULL);
+	h_req(&r, "unix:/v1/chat/completions", body, "x-llmgate-client: other",
+	    NULL);
 	ck_assert_int_eq(r.status, 200);
 	h_free(&r);
 	free(body);

@@ -22,17 +22,20 @@ static void
 same_dump(json_t *j)
 {
 	static const size_t flags[] = { JSON_COMPACT,
-	    JSON_COMPACT | JSON_ENSURE_ASCII, JSON_COMPACT | JSON_ENCODE_ANY,
-	    JSON_COMPACT | JSON_REAL_PRECISION(15), JSON_INDENT(1),
-	    JSON_COMPACT | JSON_SORT_KEYS };
+		JSON_COMPACT | JSON_ENSURE_ASCII,
+		JSON_COMPACT | JSON_ENCODE_ANY,
+		JSON_COMPACT | JSON_REAL_PRECISION(15), JSON_INDENT(1),
+		JSON_COMPACT | JSON_SORT_KEYS };
 	char *a, *b;
 	size_t i;
 
 	for (i = 0; i < sizeof flags / sizeof flags[0]; i++) {
 		a = jdump(j, flags[i]);
 		b = json_dumps(j, flags[i]);
-		ck_assert_msg((a == NULL) == (b == NULL), "flags %zx: jdump "
-		    "%s, jansson %s", flags[i], a == NULL ? "failed" : a,
+		ck_assert_msg((a == NULL) == (b == NULL),
+		    "flags %zx: jdump "
+		    "%s, jansson %s",
+		    flags[i], a == NULL ? "failed" : a,
 		    b == NULL ? "failed" : b);
 		if (a != NULL)
 			ck_assert_str_eq(a, b);
@@ -50,8 +53,10 @@ same_as_jansson(const char *text, size_t len)
 
 	a = jload(text, len, &e1);
 	b = json_loadb(text, len, 0, &e2);
-	ck_assert_msg((a == NULL) == (b == NULL), "'%.*s': jload %s, "
-	    "jansson %s", (int)len, text, a == NULL ? "failed" : "decoded",
+	ck_assert_msg((a == NULL) == (b == NULL),
+	    "'%.*s': jload %s, "
+	    "jansson %s",
+	    (int)len, text, a == NULL ? "failed" : "decoded",
 	    b == NULL ? "failed" : "decoded");
 	if (a != NULL) {
 		ck_assert_msg(json_equal(a, b), "'%.*s': trees differ",
@@ -67,28 +72,64 @@ START_TEST(test_agrees_with_jansson)
 {
 	/* Taken on by the fast path. */
 	static const char *fast[] = {
-		"{}", "[]", " {\"a\":1} ", "\n[1,-2,0,true,false,null]\r\n",
+		"{}",
+		"[]",
+		" {\"a\":1} ",
+		"\n[1,-2,0,true,false,null]\r\n",
 		"{\"a\":{\"b\":[{\"c\":\"d\"}]},\"e\":[]}",
-		"{\"a\":1,\"a\":2}",			/* the later one wins */
+		"{\"a\":1,\"a\":2}", /* the later one wins */
 		"{\"s\":\"tab\\there \\\"q\\\" \\\\ \\/ \\b\\f\\n\\r\"}",
 		"{\"\\n\":\"escaped key\"}",
 		"{\"u\":\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\"}",
 		"[123456789012345678,-123456789012345678]",
-		"[ 1 , 2 ]", "{ \"a\" : 1 , \"b\" : [ ] }",
+		"[ 1 , 2 ]",
+		"{ \"a\" : 1 , \"b\" : [ ] }",
 	};
 	static const char *cases[] = {
 		/* Handed to jansson, which decodes them. */
-		"[\"\\u00e9\\ud83d\\ude00\"]", "[1.5,2e3,-0.0]",
-		"[1234567890123456789]", "[-0]",
+		"[\"\\u00e9\\ud83d\\ude00\"]",
+		"[1.5,2e3,-0.0]",
+		"[1234567890123456789]",
+		"[-0]",
 		/* Malformed: both refuse, with jansson's message. */
-		"", "   ", "{", "}", "[1,]", "[,1]", "{\"a\":1,}", "{,\"a\":1}",
-		"[1 2]", "{\"a\" 1}", "{\"a\":1 \"b\":2}", "{\"a\"}", "{1:2}",
-		"[\"a\":1]", "[01]", "[1.]", "[+1]", "[--1]", "[tru]",
-		"[truex]", "[nul]", "[1\"a\"]", "{} {}", "{}x", "[] ]",
-		"[\"unterminated]", "[\"bad \\x escape\"]",
-		"[\"raw \x01 control\"]", "[\"bad utf8 \xc3\x28\"]",
-		"[\"\\u0000\"]", "[\"\\ud800\"]", "\"just a string\"", "42",
-		"null", "[1][2]", "{\"a\":[}", "[{]}", "[\"a\\\"]",
+		"",
+		"   ",
+		"{",
+		"}",
+		"[1,]",
+		"[,1]",
+		"{\"a\":1,}",
+		"{,\"a\":1}",
+		"[1 2]",
+		"{\"a\" 1}",
+		"{\"a\":1 \"b\":2}",
+		"{\"a\"}",
+		"{1:2}",
+		"[\"a\":1]",
+		"[01]",
+		"[1.]",
+		"[+1]",
+		"[--1]",
+		"[tru]",
+		"[truex]",
+		"[nul]",
+		"[1\"a\"]",
+		"{} {}",
+		"{}x",
+		"[] ]",
+		"[\"unterminated]",
+		"[\"bad \\x escape\"]",
+		"[\"raw \x01 control\"]",
+		"[\"bad utf8 \xc3\x28\"]",
+		"[\"\\u0000\"]",
+		"[\"\\ud800\"]",
+		"\"just a string\"",
+		"42",
+		"null",
+		"[1][2]",
+		"{\"a\":[}",
+		"[{]}",
+		"[\"a\\\"]",
 	};
 	json_t *j;
 	size_t i;
@@ -117,10 +158,10 @@ START_TEST(test_dump_and_duplicates)
 	json_t *j, *k;
 	char *s;
 
-	j = json_pack("{s:s%, s:I, s:I, s:f, s:o, s:[s,s]}", "nul", "a\0b\x1f\x7f",
-	    (size_t)5, "min", (json_int_t)INT64_MIN, "max",
-	    (json_int_t)INT64_MAX, "real", 0.1, "empty", json_object(),
-	    "s", "\xf0\x9f\x98\x80 \xe2\x80\xa8 \xc3\xa9", "/\"\\\b\f\n\r\t");
+	j = json_pack("{s:s%, s:I, s:I, s:f, s:o, s:[s,s]}", "nul",
+	    "a\0b\x1f\x7f", (size_t)5, "min", (json_int_t)INT64_MIN, "max",
+	    (json_int_t)INT64_MAX, "real", 0.1, "empty", json_object(), "s",
+	    "\xf0\x9f\x98\x80 \xe2\x80\xa8 \xc3\xa9", "/\"\\\b\f\n\r\t");
 	ck_assert_ptr_nonnull(j);
 	json_object_setn_new(j, "k\0ey", 4, json_string("v"));
 	same_dump(j);
@@ -212,8 +253,8 @@ START_TEST(test_recorded_replies)
 				same_as_jansson(buf, len);
 			/* Each "data: " line of a stream is one event. */
 			for (line = buf; strstr(de->d_name, ".sse") != NULL &&
-			    (line = strstr(line, "data: ")) != NULL;
-			    line = end) {
+			     (line = strstr(line, "data: ")) != NULL;
+			     line = end) {
 				line += 6;
 				end = line + strcspn(line, "\r\n");
 				if (*line != '{')
@@ -233,8 +274,10 @@ START_TEST(test_recorded_replies)
 	}
 	/* Nearly every OpenAI event: only \u escapes and reals go past. */
 	ck_assert_uint_gt(events, 20);
-	ck_assert_msg(fast * 10 >= events * 9, "fast path took %u of %u "
-	    "OpenAI events", fast, events);
+	ck_assert_msg(fast * 10 >= events * 9,
+	    "fast path took %u of %u "
+	    "OpenAI events",
+	    fast, events);
 }
 END_TEST
 

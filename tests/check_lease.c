@@ -13,8 +13,9 @@
 #include "llmgated.h"
 
 /* The asker: a client id for fair shares, a uid for its caps. */
-static const struct call_client test_client = { .id = 1, .name = "test",
-    .uid = 0 };
+static const struct call_client test_client = { .id = 1,
+	.name = "test",
+	.uid = 0 };
 
 struct answer {
 	int n;

@@ -23,15 +23,16 @@ static pid_t fp_pid;
 static int fp_port;
 
 /* A domain that refills slowly: one request in 10 s, bursts of 2. */
-#define SLOW	",\n  { name = \"slow\"; rpm = 6; burst = 2; " \
+#define SLOW \
+	",\n  { name = \"slow\"; rpm = 6; burst = 2; " \
 	"targets = [ \"oa/slow-*\" ]; }"
 
 /* How long any wait of these tests may take, valgrind included. */
-#define WAIT_MS	30000
+#define WAIT_MS 30000
 
 /* The org domain: 240 a minute (4 a second) in bursts of 2. */
-#define ORG_RPM		240
-#define ORG_BURST	2
+#define ORG_RPM   240
+#define ORG_BURST 2
 
 /* The config, with extra top-level settings. */
 static char *
@@ -117,7 +118,8 @@ burst(const char *a, const char *b, int bounded)
 	for (i = 0; i < CALLS; i++) {
 		req = h_request("hello", i % 2 == 0 ? a : b, NULL);
 		ck_assert_uint_gt(llmgate_submit(g, req, NULL, answered,
-		    &ans[i]), 0);
+		                      &ans[i]),
+		    0);
 		h_request_free(req);
 	}
 	for (;;) {
@@ -129,10 +131,11 @@ burst(const char *a, const char *b, int bounded)
 		if (seen > most)
 			most = seen;
 		if (bounded)
-			ck_assert_msg(seen <= ORG_BURST + (long long)(t - t0) *
-			    ORG_RPM / 60000, "%lld requests at the provider "
-			    "%llu ms after the start", seen,
-			    (unsigned long long)(t - t0));
+			ck_assert_msg(seen <= ORG_BURST +
+			            (long long)(t - t0) * ORG_RPM / 60000,
+			    "%lld requests at the provider "
+			    "%llu ms after the start",
+			    seen, (unsigned long long)(t - t0));
 		if (done == CALLS)
 			break;
 		ck_assert_msg(t - t0 < WAIT_MS, "calls not done in time");
@@ -205,8 +208,7 @@ START_TEST(test_429_cools_domain)
 {
 	uint32_t w;
 
-	w = after_429("oa/cool-a+fail=1+status=429+retry_after=2",
-	    "oa/cool-b");
+	w = after_429("oa/cool-a+fail=1+status=429+retry_after=2", "oa/cool-b");
 	ck_assert_msg(w >= 1000, "the other member waited only %u ms", w);
 	w = after_429("oa/own-a+fail=1+status=429+retry_after=2", "oa/own-b");
 	ck_assert_msg(w < 1000, "the other member waited %u ms", w);
@@ -221,7 +223,8 @@ domain_of(const json_t *st, const char *name)
 
 	json_array_foreach(ds, i, e) {
 		if (json_is_string(json_object_get(e, "name")) &&
-		    strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
+		    strcmp(json_string_value(json_object_get(e, "name")),
+		        name) == 0)
 			return e;
 	}
 	return NULL;
@@ -245,27 +248,39 @@ START_TEST(test_status)
 	/* The slow domain: one of its burst of 2 spent, 10 s to refill. */
 	dj = domain_of(st, "slow");
 	ck_assert_ptr_nonnull(dj);
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
-	    dj, "rpm"), "limit")), 6);
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
-	    dj, "rpm"), "available")), 1);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_object_get(dj, "rpm"),
+	                         "limit")),
+	    6);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_object_get(dj, "rpm"),
+	                         "available")),
+	    1);
 	ck_assert(json_is_null(json_object_get(dj, "tpm")));
 	mem = json_object_get(dj, "members");
 	ck_assert_uint_eq(json_array_size(mem), 1);
 	ck_assert_str_eq(json_string_value(json_array_get(mem, 0)),
 	    "oa/slow-a");
-	ck_assert_str_eq(json_string_value(json_object_get(domain_of(st,
-	    "cool"), "cooldown")), "domain");
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
-	    domain_of(st, "org"), "rpm"), "limit")), ORG_RPM);
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(domain_of(st, "cool"),
+	                         "cooldown")),
+	    "domain");
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_object_get(domain_of(st,
+	                                                         "org"),
+	                                         "rpm"),
+	                         "limit")),
+	    ORG_RPM);
 	json_decref(st);
 
 	h_cli(&r, &d, NULL, "status", NULL);
 	ck_assert_int_eq(r.status, 0);
-	ck_assert_msg(strstr(r.out, "slow: rpm 1/6, tpm -, cooldown_ms 0, "
-	    "members oa/slow-a\n") != NULL, "%s", r.out);
-	ck_assert_msg(strstr(r.out, "no member yet; targets oa/own-*") !=
-	    NULL, "%s", r.out);
+	ck_assert_msg(strstr(r.out,
+	                  "slow: rpm 1/6, tpm -, cooldown_ms 0, "
+	                  "members oa/slow-a\n") != NULL,
+	    "%s", r.out);
+	ck_assert_msg(strstr(r.out, "no member yet; targets oa/own-*") != NULL,
+	    "%s", r.out);
 	h_run_free(&r);
 }
 END_TEST
@@ -281,15 +296,17 @@ http_retry_after(const char *model)
 	struct run r;
 	int ra;
 
-	ck_assert_msg(h_which("curl", curl, sizeof curl) == 0, "no curl on "
+	ck_assert_msg(h_which("curl", curl, sizeof curl) == 0,
+	    "no curl on "
 	    "PATH (.ci/packages has it)");
 	sock = h_strdup_printf("%s/llmgate-http.sock", d.dir);
 	body = h_strdup_printf("{\"model\": \"%s\", \"messages\": "
-	    "[{\"role\": \"user\", \"content\": \"hi\"}]}", model);
+	                       "[{\"role\": \"user\", \"content\": \"hi\"}]}",
+	    model);
 	{
-		char *argv[] = { curl, "-s", "-i", "--unix-socket", sock,
-		    "-H", "Content-Type: application/json", "--data-binary",
-		    body, "http://localhost/v1/chat/completions", NULL };
+		char *argv[] = { curl, "-s", "-i", "--unix-socket", sock, "-H",
+			"Content-Type: application/json", "--data-binary", body,
+			"http://localhost/v1/chat/completions", NULL };
 
 		h_run(&r, NULL, argv);
 	}
@@ -317,7 +334,8 @@ START_TEST(test_state_keeps_domain_hold)
 	state = h_strdup_printf("/tmp/check_limits.%d.state", (int)getpid());
 	unlink(state);
 	extra = h_strdup_printf("state_file = \"%s\";\nmax_wait_ms = 1000;\n"
-	    "http = { listen = [ \"unix:\" ]; };\n", state);
+	                        "http = { listen = [ \"unix:\" ]; };\n",
+	    state);
 	conf = config_text(SLOW, extra);
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	h_daemon_start(&d, conf);
@@ -326,7 +344,8 @@ START_TEST(test_state_keeps_domain_hold)
 	ck_assert_int_ne(r.status, 0);
 	h_run_free(&r);
 	ck_assert_int_eq(h_fakeprov_count(fp_port,
-	    "cool-a+fail=1+status=429+retry_after=30", "429"), 1);
+	                     "cool-a+fail=1+status=429+retry_after=30", "429"),
+	    1);
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	h_daemon_start(&d, conf);
 	h_cli(&r, &d, NULL, "call", "-m", "oa/cool-b", "hi", NULL);
@@ -359,7 +378,8 @@ START_TEST(test_pool_skips_held_member)
 	    "oa/cool-a+fail=1+status=429+retry_after=30", "hi", NULL);
 	h_run_free(&r);
 	ck_assert_int_eq(h_fakeprov_count(fp_port,
-	    "cool-a+fail=1+status=429+retry_after=30", "429"), 1);
+	                     "cool-a+fail=1+status=429+retry_after=30", "429"),
+	    1);
 	t0 = h_mono_ms();
 	h_cli(&r, &d, NULL, "call", "--json", "-m", "pp", "hi", NULL);
 	ck_assert_msg(r.status == 0, "%s %s", r.out, r.err);
@@ -491,7 +511,7 @@ START_TEST(test_reload_keeps_levels)
 	json_decref(dj);
 	/* A new domain over targets that exist already. */
 	reload_with(SLOW ",\n  { name = \"late\"; rpm = 60; "
-	    "targets = [ \"oa/slow-a\" ]; }");
+	                 "targets = [ \"oa/slow-a\" ]; }");
 	dj = domain_status("late");
 	ck_assert_ptr_nonnull(dj);
 	ck_assert_uint_eq(json_array_size(json_object_get(dj, "members")), 1);

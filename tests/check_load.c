@@ -26,18 +26,18 @@
 
 #include "harness.h"
 
-#define LOAD_PROCS	50
-#define LOAD_CALLS	200	/* per process */
-#define LOAD_WINDOW	4	/* calls in flight per process */
-#define LOAD_STALL_MS	30000	/* a process waiting this long is stuck */
-#define LOAD_LIMIT_MS	100000	/* the whole run */
+#define LOAD_PROCS    50
+#define LOAD_CALLS    200    /* per process */
+#define LOAD_WINDOW   4      /* calls in flight per process */
+#define LOAD_STALL_MS 30000  /* a process waiting this long is stuck */
+#define LOAD_LIMIT_MS 100000 /* the whole run */
 #if defined(__SANITIZE_ADDRESS__)
 /* ASan's shadow memory and quarantine triple what the daemon holds. */
-#define LOAD_RSS_KB	(768 * 1024)
+#define LOAD_RSS_KB (768 * 1024)
 #else
-#define LOAD_RSS_KB	(200 * 1024)
+#define LOAD_RSS_KB (200 * 1024)
 #endif
-#define LOAD_SAMPLE_MS	200
+#define LOAD_SAMPLE_MS 200
 
 /*
  * What a call may pick from. own: the target is the process's own (its
@@ -45,8 +45,8 @@
  * holds back one process's calls rather than everyone's.
  */
 static const struct load_target {
-	const char	*name;
-	int		 own;
+	const char *name;
+	int own;
 } load_targets[] = {
 	{ "oa/ok", 0 },
 	{ "oa/rl+status=429+retry_after_ms=50", 1 },
@@ -60,37 +60,37 @@ static const struct load_target {
 	{ "oa/serr+stream_error", 0 },
 	{ "mock/echo", 0 },
 };
-#define LOAD_NTARGETS	(sizeof load_targets / sizeof load_targets[0])
+#define LOAD_NTARGETS (sizeof load_targets / sizeof load_targets[0])
 
 /* What one process saw, sent whole to the parent (< PIPE_BUF: atomic). */
 struct load_report {
-	int		proc;
-	uint32_t	cls[LLMGATE_CLASS_MAX];
-	uint32_t	bad_class;	/* outside the taxonomy */
-	uint32_t	transport;	/* connection to the daemon lost */
-	uint32_t	twice;		/* a second final answer */
-	uint32_t	unanswered;	/* no answer at all */
-	uint32_t	wrong_text;	/* success with the wrong text */
-	uint32_t	streamed;
-	uint32_t	chunks;
-	uint32_t	resets;
+	int proc;
+	uint32_t cls[LLMGATE_CLASS_MAX];
+	uint32_t bad_class;  /* outside the taxonomy */
+	uint32_t transport;  /* connection to the daemon lost */
+	uint32_t twice;      /* a second final answer */
+	uint32_t unanswered; /* no answer at all */
+	uint32_t wrong_text; /* success with the wrong text */
+	uint32_t streamed;
+	uint32_t chunks;
+	uint32_t resets;
 };
 
 struct load_call {
-	struct load_child	*lc;
-	char			 expect[80];
-	char			 got[512];
-	size_t			 gotlen;
-	int			 overflow;
-	int			 stream;
-	int			 answers;
+	struct load_child *lc;
+	char expect[80];
+	char got[512];
+	size_t gotlen;
+	int overflow;
+	int stream;
+	int answers;
 };
 
 struct load_child {
-	struct llmgate		*g;
-	struct load_report	 rep;
-	struct load_call	 calls[LOAD_CALLS];
-	int			 done;
+	struct llmgate *g;
+	struct load_report rep;
+	struct load_call calls[LOAD_CALLS];
+	int done;
 };
 
 static struct daemon d;
@@ -121,8 +121,8 @@ setup_with(int breakers)
 	    "retry = { attempts = 3; initial_ms = 10; max_ms = 100; };\n"
 	    "retry_budget = { ratio = 10.0; min_per_s = 100000; };\n"
 	    "breaker = { failures = %d; min_calls = 1000000; open_ms = 100;\n"
-	    "            half_open_probes = 2; };\n", fp_port,
-	    breakers ? 20 : 1000000);
+	    "            half_open_probes = 2; };\n",
+	    fp_port, breakers ? 20 : 1000000);
 	h_daemon_start(&d, conf);
 	free(conf);
 }
@@ -219,10 +219,11 @@ load_done(struct llmgate_result *res, void *arg)
 	}
 	if (wrong) {
 		if (rep->wrong_text++ == 0) {
-			fprintf(stderr, "load %d: target %s: expected '%s', "
-			    "result '%s', streamed '%s'\n", rep->proc,
-			    res->target != NULL ? res->target : "?", c->expect,
-			    res->text != NULL ? res->text : "(null)",
+			fprintf(stderr,
+			    "load %d: target %s: expected '%s', "
+			    "result '%s', streamed '%s'\n",
+			    rep->proc, res->target != NULL ? res->target : "?",
+			    c->expect, res->text != NULL ? res->text : "(null)",
 			    c->stream ? c->got : "-");
 		}
 	}
@@ -245,7 +246,8 @@ load_child(int proc, int out)
 	if ((lc = calloc(1, sizeof *lc)) == NULL)
 		_exit(2);
 	lc->rep.proc = proc;
-	if ((lc->g = llmgate_connect(d.sock, "load", err, sizeof err)) == NULL) {
+	if ((lc->g = llmgate_connect(d.sock, "load", err, sizeof err)) ==
+	    NULL) {
 		fprintf(stderr, "load %d: %s\n", proc, err);
 		lc->rep.transport = LOAD_CALLS;
 		goto out;
@@ -359,11 +361,9 @@ status_field(json_t *st, const char *name)
 static void
 load_run(void)
 {
-	static const int ok_classes[] = {
-		LLMGATE_OK, LLMGATE_RATE_LIMITED, LLMGATE_OVERLOADED,
-		LLMGATE_SERVER_ERROR, LLMGATE_CONNECTION, LLMGATE_PARSE_ERROR,
-		LLMGATE_CIRCUIT_OPEN
-	};
+	static const int ok_classes[] = { LLMGATE_OK, LLMGATE_RATE_LIMITED,
+		LLMGATE_OVERLOADED, LLMGATE_SERVER_ERROR, LLMGATE_CONNECTION,
+		LLMGATE_PARSE_ERROR, LLMGATE_CIRCUIT_OPEN };
 	struct load_report sum, rep;
 	pid_t pids[LOAD_PROCS];
 	char buf[sizeof rep * 8];
@@ -434,7 +434,7 @@ load_run(void)
 	for (i = 0; i < LLMGATE_CLASS_MAX; i++) {
 		answers += (int)sum.cls[i];
 		for (j = 0; j < (int)(sizeof ok_classes / sizeof ok_classes[0]);
-		    j++) {
+		     j++) {
 			if (ok_classes[j] == i)
 				break;
 		}
@@ -442,24 +442,29 @@ load_run(void)
 			unexpected += (int)sum.cls[i];
 	}
 	fs = h_fakeprov_get(fp_port, "/_stats");
-	fprintf(stderr, "check_load (%s): %d processes x %d calls in %llu ms "
+	fprintf(stderr,
+	    "check_load (%s): %d processes x %d calls in %llu ms "
 	    "(%d reports), %u streamed, %u chunks, %u resets; "
-	    "%lld upstream requests\n", load_breakers ? "breakers" : "faults",
-	    LOAD_PROCS, LOAD_CALLS,
+	    "%lld upstream requests\n",
+	    load_breakers ? "breakers" : "faults", LOAD_PROCS, LOAD_CALLS,
 	    (unsigned long long)elapsed, nrep, sum.streamed, sum.chunks,
 	    sum.resets, json_integer_value(json_object_get(fs, "requests")));
 	json_decref(fs);
-	fprintf(stderr, "check_load: llmgated RSS %ld KiB at start, "
-	    "peak %ld KiB\n", rss_start, rss_peak);
+	fprintf(stderr,
+	    "check_load: llmgated RSS %ld KiB at start, "
+	    "peak %ld KiB\n",
+	    rss_start, rss_peak);
 	fprintf(stderr, "check_load: answers %d:", answers);
 	for (i = 0; i < LLMGATE_CLASS_MAX; i++) {
 		if (sum.cls[i] != 0)
 			fprintf(stderr, " %s %u", llmgate_class_name(i),
 			    sum.cls[i]);
 	}
-	fprintf(stderr, "; transport %u, bad class %u, twice %u, "
-	    "unanswered %u, wrong text %u\n", sum.transport, sum.bad_class,
-	    sum.twice, sum.unanswered, sum.wrong_text);
+	fprintf(stderr,
+	    "; transport %u, bad class %u, twice %u, "
+	    "unanswered %u, wrong text %u\n",
+	    sum.transport, sum.bad_class, sum.twice, sum.unanswered,
+	    sum.wrong_text);
 
 	ck_assert_msg(eof, "the run took over %d ms", LOAD_LIMIT_MS);
 	ck_assert_int_eq(crashed, 0);

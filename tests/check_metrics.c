@@ -25,15 +25,14 @@
 #include "harness.h"
 #include "llmgated.h"
 
-#define CM_PYTHON	"/usr/bin/python3"
+#define CM_PYTHON "/usr/bin/python3"
 
 static const char *mock_conf =
     "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
-    "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n"
-    H_CONF_FAST_RETRY
+    "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n" H_CONF_FAST_RETRY
     "limits = ( { name = \"mock-org\"; tpm = 100000; targets = [ \"mock/*\" ]; } );\n";
 
-static char cm_promtool[512];	/* found on PATH by main() */
+static char cm_promtool[512]; /* found on PATH by main() */
 
 static void
 cm_write(const char *path, const char *text)
@@ -78,9 +77,10 @@ cm_line(const char *s)
 static void
 cm_explain(const char *tool, const struct run *r, const char *text)
 {
-	fprintf(stderr, "%s: status %d\n%s%s\n--- the exposition (%zu "
-	    "bytes) ---\n%.16384s\n--- end ---\n", tool, r->status, r->out,
-	    r->err, strlen(text), text);
+	fprintf(stderr,
+	    "%s: status %d\n%s%s\n--- the exposition (%zu "
+	    "bytes) ---\n%.16384s\n--- end ---\n",
+	    tool, r->status, r->out, r->err, strlen(text), text);
 }
 
 /*
@@ -94,9 +94,9 @@ cm_check(const char *dir, const char *text)
 {
 	char *file = h_strdup_printf("%s/metrics.txt", dir);
 	char *pt[] = { "/bin/sh", "-c", "exec \"$0\" check metrics <\"$1\"",
-	    cm_promtool, file, NULL };
-	char *py[] = { CM_PYTHON, "-c", (char *)(uintptr_t)cm_parse_py,
-	    file, NULL };
+		cm_promtool, file, NULL };
+	char *py[] = { CM_PYTHON, "-c", (char *)(uintptr_t)cm_parse_py, file,
+		NULL };
 	struct run r;
 	char *out;
 
@@ -104,16 +104,18 @@ cm_check(const char *dir, const char *text)
 	h_run(&r, NULL, pt);
 	if (r.status != 0)
 		cm_explain("promtool check metrics", &r, text);
-	ck_assert_msg(r.status == 0, "promtool check metrics refused the "
-	    "exposition (status %d): %.*s (details in the log)", r.status,
-	    cm_line(r.err), r.err);
+	ck_assert_msg(r.status == 0,
+	    "promtool check metrics refused the "
+	    "exposition (status %d): %.*s (details in the log)",
+	    r.status, cm_line(r.err), r.err);
 	h_run_free(&r);
 	h_run(&r, NULL, py);
 	if (r.status != 0)
 		cm_explain("prometheus_client", &r, text);
-	ck_assert_msg(r.status == 0, "prometheus_client refused the "
-	    "exposition (status %d): %.*s (details in the log)", r.status,
-	    cm_line(r.err), r.err);
+	ck_assert_msg(r.status == 0,
+	    "prometheus_client refused the "
+	    "exposition (status %d): %.*s (details in the log)",
+	    r.status, cm_line(r.err), r.err);
 	out = r.out;
 	free(r.err);
 	free(file);
@@ -171,8 +173,8 @@ cm_http_get(int port, const char *path, char **ctype, char **body)
 	ck_assert_msg(connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0,
 	    "connect to the metrics endpoint on port %d: %s", port,
 	    strerror(errno));
-	req = h_strdup_printf("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
-	    path);
+	req =
+	    h_strdup_printf("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
 	ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
 	free(req);
 	pfd.fd = fd;
@@ -191,7 +193,7 @@ cm_http_get(int port, const char *path, char **ctype, char **body)
 	sscanf(resp, "HTTP/1.%*d %d", &status);
 	*ctype = NULL;
 	for (p = strstr(resp, "\r\n"); p != NULL && strncmp(p, "\r\n\r\n", 4);
-	    p = strstr(p + 2, "\r\n")) {
+	     p = strstr(p + 2, "\r\n")) {
 		if (strncasecmp(p + 2, "Content-Type:", 13) == 0) {
 			eol = strstr(p + 2, "\r\n");
 			val = p + 15 + strspn(p + 15, " \t");
@@ -233,32 +235,42 @@ START_TEST(test_metrics_endpoint)
 	free(ctype);
 	parsed = cm_check(d.dir, body);
 	ck_assert(strstr(parsed, "# llmgate_calls counter\n") != NULL);
-	ck_assert(strstr(parsed, "# llmgate_call_duration_seconds histogram\n")
-	    != NULL);
+	ck_assert(strstr(parsed,
+	              "# llmgate_call_duration_seconds histogram\n") != NULL);
 	ck_assert(cm_sample(parsed, "llmgate_calls_total{}") == 4);
 	ck_assert(cm_sample(parsed, "llmgate_failed_calls_total{}") == 1);
 	ck_assert(cm_sample(parsed, "llmgate_attempts_total{}") == 4);
-	ck_assert(cm_sample(parsed, "llmgate_target_calls_total{"
-	    "class=\"ok\",target=\"mock/echo\"}") == 3);
-	ck_assert(cm_sample(parsed, "llmgate_target_calls_total{"
-	    "class=\"auth\",target=\"mock/error:auth\"}") == 1);
-	ck_assert(cm_sample(parsed, "llmgate_target_attempts_total{"
-	    "class=\"ok\",target=\"mock/echo\"}") == 3);
-	ck_assert(cm_sample(parsed, "llmgate_call_duration_seconds_count{"
-	    "target=\"mock/echo\"}") == 3);
-	ck_assert(cm_sample(parsed, "llmgate_call_duration_seconds_bucket{"
-	    "le=\"+Inf\",target=\"mock/echo\"}") == 3);
-	ck_assert(cm_sample(parsed, "llmgate_breaker_state{"
-	    "state=\"closed\",target=\"mock/echo\"}") == 1);
-	ck_assert(cm_sample(parsed, "llmgate_breaker_state{"
-	    "state=\"open\",target=\"mock/echo\"}") == 0);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_target_calls_total{"
+	              "class=\"ok\",target=\"mock/echo\"}") == 3);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_target_calls_total{"
+	              "class=\"auth\",target=\"mock/error:auth\"}") == 1);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_target_attempts_total{"
+	              "class=\"ok\",target=\"mock/echo\"}") == 3);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_call_duration_seconds_count{"
+	              "target=\"mock/echo\"}") == 3);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_call_duration_seconds_bucket{"
+	              "le=\"+Inf\",target=\"mock/echo\"}") == 3);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_breaker_state{"
+	              "state=\"closed\",target=\"mock/echo\"}") == 1);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_breaker_state{"
+	              "state=\"open\",target=\"mock/echo\"}") == 0);
 	/* The quota domain both targets drew from. */
-	ck_assert(cm_sample(parsed, "llmgate_domain_tpm_limit{"
-	    "domain=\"mock-org\"}") == 100000);
-	ck_assert(cm_sample(parsed, "llmgate_domain_tokens_available{"
-	    "domain=\"mock-org\"}") < 100000);
-	ck_assert(cm_sample(parsed, "llmgate_domain_members{"
-	    "domain=\"mock-org\"}") == 2);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_domain_tpm_limit{"
+	              "domain=\"mock-org\"}") == 100000);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_domain_tokens_available{"
+	              "domain=\"mock-org\"}") < 100000);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_domain_members{"
+	              "domain=\"mock-org\"}") == 2);
 	free(parsed);
 	free(body);
 
@@ -271,8 +283,9 @@ START_TEST(test_metrics_endpoint)
 	ck_assert_int_eq(r.status, 0);
 	parsed = cm_check(d.dir, r.out);
 	ck_assert(cm_sample(parsed, "llmgate_calls_total{}") == 4);
-	ck_assert(cm_sample(parsed, "llmgate_call_duration_seconds_count{"
-	    "target=\"mock/echo\"}") == 3);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_call_duration_seconds_count{"
+	              "target=\"mock/echo\"}") == 3);
 	free(parsed);
 	h_run_free(&r);
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
@@ -288,9 +301,9 @@ START_TEST(test_duplicate_family_refused)
 	    "# HELP a_total A.\n# TYPE a_total counter\na_total 1\n";
 	char dir[] = "/tmp/llmgate-metrics.XXXXXX", *file, *cmd;
 	char *pt[] = { "/bin/sh", "-c", "exec \"$0\" check metrics <\"$1\"",
-	    cm_promtool, NULL, NULL };
+		cm_promtool, NULL, NULL };
 	char *py[] = { CM_PYTHON, "-c", (char *)(uintptr_t)cm_parse_py, NULL,
-	    NULL };
+		NULL };
 	struct run r;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -302,7 +315,7 @@ START_TEST(test_duplicate_family_refused)
 	h_run_free(&r);
 	h_run(&r, NULL, py);
 	ck_assert_msg(r.status != 0 &&
-	    strstr(r.err, "family a appears twice") != NULL,
+	        strstr(r.err, "family a appears twice") != NULL,
 	    "the parser check accepted a family twice: %.200s", r.err);
 	h_run_free(&r);
 	free(file);
@@ -325,8 +338,8 @@ START_TEST(test_metrics_every_counter)
 	h_daemon_start(&d, mock_conf);
 	schema = h_strdup_printf("%s/schema.json", d.dir);
 	cm_write(schema, "{\"type\": \"object\", \"required\": [\"a\"]}");
-	h_cli(&r, &d, NULL, "call", "-m", "mock/json-fix:1", "--schema",
-	    schema, "{\"a\": 1}", NULL);
+	h_cli(&r, &d, NULL, "call", "-m", "mock/json-fix:1", "--schema", schema,
+	    "{\"a\": 1}", NULL);
 	ck_assert_msg(r.status == 0, "call: %.200s", r.err);
 	h_run_free(&r);
 	h_cli(&r, &d, NULL, "call", "-m", "mock/flaky", "hi", NULL);
@@ -344,8 +357,8 @@ START_TEST(test_metrics_every_counter)
 	ck_assert(cm_sample(parsed, "llmgate_retries_total{}") >= 1);
 	ck_assert(cm_sample(parsed, "llmgate_fallbacks_total{}") >= 1);
 	ck_assert(cm_sample(parsed, "llmgate_failed_calls_total{}") == 1);
-	ck_assert(cm_sample(parsed, "llmgate_retry_budget_min_per_second{}")
-	    == 1000);
+	ck_assert(
+	    cm_sample(parsed, "llmgate_retry_budget_min_per_second{}") == 1000);
 	free(parsed);
 	h_run_free(&r);
 	free(schema);
@@ -366,21 +379,29 @@ START_TEST(test_metrics_escaping)
 	metrics_observe_call(NULL, LLMGATE_INVALID_REQUEST, 0);
 	text = metrics_render();
 	parsed = cm_check(dir, text);
-	ck_assert_msg(cm_sample(parsed, "llmgate_target_calls_total{"
-	    "class=\"rate_limited\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 1,
+	ck_assert_msg(
+	    cm_sample(parsed,
+	        "llmgate_target_calls_total{"
+	        "class=\"rate_limited\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") ==
+	        1,
 	    "%s", parsed);
-	ck_assert(cm_sample(parsed, "llmgate_call_duration_seconds_bucket{"
-	    "le=\"0.01\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 1);
-	ck_assert(cm_sample(parsed, "llmgate_call_duration_seconds_bucket{"
-	    "le=\"60\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 1);
-	ck_assert(cm_sample(parsed, "llmgate_call_duration_seconds_bucket{"
-	    "le=\"+Inf\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 2);
-	ck_assert(cm_sample(parsed, "llmgate_call_duration_seconds_sum{"
-	    "target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 70.005);
-	ck_assert(cm_sample(parsed, "llmgate_target_calls_total{"
-	    "class=\"invalid_request\",target=\"none\"}") == 1);
-	ck_assert(cm_sample(parsed, "llmgate_info{version=\""
-	    LLMGATE_VERSION "\"}") == 1);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_call_duration_seconds_bucket{"
+	              "le=\"0.01\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 1);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_call_duration_seconds_bucket{"
+	              "le=\"60\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 1);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_call_duration_seconds_bucket{"
+	              "le=\"+Inf\",target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 2);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_call_duration_seconds_sum{"
+	              "target=\"p/we\\\"ird\\\\mo\\ndel\"}") == 70.005);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_target_calls_total{"
+	              "class=\"invalid_request\",target=\"none\"}") == 1);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_info{version=\"" LLMGATE_VERSION "\"}") == 1);
 	free(parsed);
 	free(text);
 	metrics_shutdown();
@@ -410,12 +431,15 @@ START_TEST(test_metrics_series_cap)
 	parsed = cm_check(dir, text);
 	n = cm_nsamples(parsed, "llmgate_target_attempts_total{");
 	ck_assert_int_eq(n, 4096 + 1);
-	ck_assert(cm_sample(parsed, "llmgate_target_attempts_total{"
-	    "class=\"server_error\",target=\"p/model-1\"}") == 2);
-	ck_assert(cm_sample(parsed, "llmgate_target_attempts_total{"
-	    "class=\"server_error\",target=\"other\"}") == 6000 - 4096);
-	ck_assert(cm_sample(parsed, "llmgate_metrics_folded_total{}") ==
-	    6000 - 4096);
+	ck_assert(cm_sample(parsed,
+	              "llmgate_target_attempts_total{"
+	              "class=\"server_error\",target=\"p/model-1\"}") == 2);
+	ck_assert(
+	    cm_sample(parsed,
+	        "llmgate_target_attempts_total{"
+	        "class=\"server_error\",target=\"other\"}") == 6000 - 4096);
+	ck_assert(
+	    cm_sample(parsed, "llmgate_metrics_folded_total{}") == 6000 - 4096);
 	free(parsed);
 	free(text);
 	metrics_shutdown();
@@ -450,13 +474,15 @@ main(void)
 	int failed;
 
 	if (h_which("promtool", cm_promtool, sizeof cm_promtool) != 0) {
-		fprintf(stderr, "SKIP check_metrics: promtool not found on "
+		fprintf(stderr,
+		    "SKIP check_metrics: promtool not found on "
 		    "PATH (Debian package prometheus)\n");
 		return 77;
 	}
 	if (system(CM_PYTHON " -c 'import prometheus_client.parser' "
-	    "2>/dev/null") != 0) {
-		fprintf(stderr, "SKIP check_metrics: " CM_PYTHON " cannot "
+	                     "2>/dev/null") != 0) {
+		fprintf(stderr,
+		    "SKIP check_metrics: " CM_PYTHON " cannot "
 		    "import prometheus_client (Debian package "
 		    "python3-prometheus-client)\n");
 		return 77;

@@ -26,8 +26,7 @@
 
 static const char *mock_conf =
     "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
-    "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n"
-    H_CONF_FAST_RETRY;
+    "routes = ( { name = \"default\"; targets = [ \"mock/echo\" ]; } );\n" H_CONF_FAST_RETRY;
 
 static int
 ops_unix_connect(const char *path)
@@ -87,7 +86,7 @@ ops_start(struct daemon *d, const char *conf_text, char **env, int activate)
 	char *argv[32], *val;
 	int argc = 0, fd, i;
 	static const char *pass[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
-	    "LSAN_OPTIONS" };
+		"LSAN_OPTIONS" };
 
 	memset(d, 0, sizeof *d);
 	snprintf(d->dir, sizeof d->dir, "/tmp/llmgate-ops.XXXXXX");
@@ -193,8 +192,10 @@ START_TEST(test_socket_activation)
 	}
 	ck_assert_str_eq(comm, "llmgated\n");
 	log = h_daemon_log(&d);
-	ck_assert_msg(access(ops_fallback, F_OK) != 0, "llmgated made its "
-	    "own socket:\n%s", log);
+	ck_assert_msg(access(ops_fallback, F_OK) != 0,
+	    "llmgated made its "
+	    "own socket:\n%s",
+	    log);
 	ck_assert_msg(strstr(log, "socket systemd passed") != NULL,
 	    "llmgated did not take the passed socket:\n%s", log);
 	free(log);
@@ -278,8 +279,9 @@ START_TEST(test_notify)
 	fd = ops_notify_socket(path);
 	ops_start(&d, mock_conf, env, 0);
 
-	ck_assert_msg(ops_expect(fd, "READY=1", 10000, msg, sizeof msg,
-	    &wd) == 0, "no READY=1");
+	ck_assert_msg(ops_expect(fd, "READY=1", 10000, msg, sizeof msg, &wd) ==
+	        0,
+	    "no READY=1");
 
 	/* WatchdogSec=200ms: a keepalive every 100ms. */
 	wd = 0;
@@ -291,7 +293,8 @@ START_TEST(test_notify)
 	    (unsigned long long)ts.tv_nsec / 1000;
 	kill(d.pid, SIGHUP);
 	ck_assert_msg(ops_expect(fd, "RELOADING=1", 5000, msg, sizeof msg,
-	    NULL) == 0, "no RELOADING=1 after SIGHUP");
+	                  NULL) == 0,
+	    "no RELOADING=1 after SIGHUP");
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	after = (unsigned long long)ts.tv_sec * 1000000 +
 	    (unsigned long long)ts.tv_nsec / 1000;
@@ -300,14 +303,18 @@ START_TEST(test_notify)
 	ck_assert_msg(p != NULL, "RELOADING=1 without MONOTONIC_USEC: '%s'",
 	    msg);
 	mono = strtoull(p + 15, NULL, 10);
-	ck_assert_msg(mono >= before && mono <= after, "MONOTONIC_USEC=%llu "
-	    "not within [%llu, %llu]", mono, before, after);
-	ck_assert_msg(ops_expect(fd, "READY=1", 5000, msg, sizeof msg,
-	    NULL) == 0, "no READY=1 after the reload");
+	ck_assert_msg(mono >= before && mono <= after,
+	    "MONOTONIC_USEC=%llu "
+	    "not within [%llu, %llu]",
+	    mono, before, after);
+	ck_assert_msg(ops_expect(fd, "READY=1", 5000, msg, sizeof msg, NULL) ==
+	        0,
+	    "no READY=1 after the reload");
 
 	kill(d.pid, SIGTERM);
 	ck_assert_msg(ops_expect(fd, "STOPPING=1", 5000, msg, sizeof msg,
-	    NULL) == 0, "no STOPPING=1 after SIGTERM");
+	                  NULL) == 0,
+	    "no STOPPING=1 after SIGTERM");
 	waitpid(d.pid, &st, 0);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	d.pid = 0;
@@ -321,7 +328,7 @@ END_TEST
 START_TEST(test_metrics_listen_config)
 {
 	static const char *bad[] = { "9464", "127.0.0.1", "127.0.0.1:0",
-	    "127.0.0.1:65536", ":9464", "::1:9464", "127.0.0.1:94x4" };
+		"127.0.0.1:65536", ":9464", "::1:9464", "127.0.0.1:94x4" };
 	char dir[] = "/tmp/llmgate-ops.XXXXXX", *file, *text, *errors;
 	char line[32];
 	const char *p;
@@ -339,13 +346,14 @@ START_TEST(test_metrics_listen_config)
 		    mock_conf, bad[i]);
 		ops_write(file, text);
 		c = config_load(file, &errors);
-		ck_assert_msg(c == NULL, "metrics_listen '%s' accepted", bad[i]);
+		ck_assert_msg(c == NULL, "metrics_listen '%s' accepted",
+		    bad[i]);
 		ck_assert_msg(strstr(errors, line) != NULL, "%s", errors);
 		free(errors);
 		free(text);
 	}
-	text = h_strdup_printf("%smetrics_listen = \"[::1]:9464\";\n",
-	    mock_conf);
+	text =
+	    h_strdup_printf("%smetrics_listen = \"[::1]:9464\";\n", mock_conf);
 	ops_write(file, text);
 	c = config_load(file, &errors);
 	ck_assert_msg(c != NULL, "%s", errors);
@@ -387,7 +395,8 @@ main(void)
 	srunner_free(sr);
 	if (failed == 0 && !activate) {
 		/* The rest passed; say what did not run (77: skipped). */
-		fprintf(stderr, "SKIP test_socket_activation: "
+		fprintf(stderr,
+		    "SKIP test_socket_activation: "
 		    "systemd-socket-activate not found on PATH (Debian "
 		    "package systemd)\n");
 		return 77;

@@ -15,8 +15,8 @@
 
 #include "llmgated.h"
 
-#define T0	100000		/* a fake CLOCK_MONOTONIC reading, ms */
-#define NT	4
+#define T0 100000 /* a fake CLOCK_MONOTONIC reading, ms */
+#define NT 4
 
 static struct provider_state ps[NT];
 static struct target t[NT];
@@ -30,7 +30,7 @@ member_setup(int i, uint32_t rpm, uint32_t burst)
 		waitq_free(&t[i].queue);
 	memset(&ps[i], 0, sizeof ps[i]);
 	memset(&t[i], 0, sizeof t[i]);
-	t[i].name = (char *)(uintptr_t)"p/m";
+	t[i].name = (char *)(uintptr_t) "p/m";
 	t[i].model = "m";
 	t[i].provider = &ps[i];
 	rl_setup(&t[i].rl, rpm, 0, burst, 0, T0);
@@ -61,8 +61,9 @@ START_TEST(test_strategy_names)
 	int i;
 
 	for (i = 0; i < POOL_STRATEGY_MAX; i++)
-		ck_assert_int_eq(pool_strategy_index(pool_strategy_name(
-		    (enum pool_strategy)i)), i);
+		ck_assert_int_eq(pool_strategy_index(
+		                     pool_strategy_name((enum pool_strategy)i)),
+		    i);
 	ck_assert_str_eq(pool_strategy_name(POOL_HEADROOM), "headroom");
 	ck_assert_str_eq(pool_strategy_name(POOL_LEAST_INFLIGHT),
 	    "least-inflight");
@@ -80,7 +81,7 @@ START_TEST(test_member_view)
 	uint64_t wait;
 	int i, ticket;
 
-	member_setup(0, 60, 4);		/* 4 at once, one a second */
+	member_setup(0, 60, 4); /* 4 at once, one a second */
 	pool_member_view(&v, &t[0], 0, 10, T0);
 	ck_assert_int_eq(v.usable, 1);
 	ck_assert_int_eq(v.ready, 1);
@@ -135,8 +136,7 @@ START_TEST(test_member_view)
 
 	/* An open breaker: not ready until it half-opens. */
 	ticket = breaker_allow(&t[0].br, &bc, T0 + 10000);
-	breaker_record(&t[0].br, &bc, ticket, LLMGATE_SERVER_ERROR,
-	    T0 + 10000);
+	breaker_record(&t[0].br, &bc, ticket, LLMGATE_SERVER_ERROR, T0 + 10000);
 	ck_assert_int_eq(breaker_state(&t[0].br, T0 + 10000), BREAKER_OPEN);
 	pool_member_view(&v, &t[0], 0, 10, T0 + 10000);
 	ck_assert_int_eq(v.ready, 0);
@@ -156,9 +156,9 @@ START_TEST(test_headroom)
 	char seq[8];
 	int i;
 
-	member_setup(0, 6, 10);		/* refills one in 10 s */
+	member_setup(0, 6, 10); /* refills one in 10 s */
 	member_setup(1, 6, 2);
-	member_setup(2, 0, 0);		/* unlimited */
+	member_setup(2, 0, 0); /* unlimited */
 	pool_init(&p, POOL_HEADROOM, NULL, 2);
 	for (i = 0; i < 6; i++) {
 		views(v, 2, 0, T0);
@@ -291,8 +291,10 @@ reference(const struct pool *p, const struct pool_member *v, size_t n,
 		if (!v[i].usable || !v[i].ready || (avoid >> i) & 1)
 			continue;
 		h = p->strategy == POOL_HEADROOM ? v[i].headroom : 0;
-		if (best < 0 || h > bh || (h == bh && (v[i].inflight < bi ||
-		    (v[i].inflight == bi && p->last[i] < bl)))) {
+		if (best < 0 || h > bh ||
+		    (h == bh &&
+		        (v[i].inflight < bi ||
+		            (v[i].inflight == bi && p->last[i] < bl)))) {
 			best = (int)i;
 			bh = h;
 			bi = v[i].inflight;
@@ -322,16 +324,20 @@ START_TEST(test_random_against_reference)
 				v[i].ready = random() % 4 != 0;
 				v[i].headroom = (double)(random() % 5) / 4;
 				v[i].inflight = (uint32_t)(random() % 3);
-				v[i].wait_ms = v[i].ready ? 0 :
+				v[i].wait_ms = v[i].ready ?
+				    0 :
 				    (uint64_t)(random() % 1000);
 			}
-			avoid = random() % 3 == 0 ? (uint64_t)random() %
-			    (1u << n) : 0;
+			avoid = random() % 3 == 0 ?
+			    (uint64_t)random() % (1u << n) :
+			    0;
 			q = p;
 			want = reference(&q, v, n, avoid);
 			got = pool_choose(&p, v, avoid);
-			ck_assert_msg(got == want, "round %d: chose %d, the "
-			    "reference %d", round, got, want);
+			ck_assert_msg(got == want,
+			    "round %d: chose %d, the "
+			    "reference %d",
+			    round, got, want);
 			if (got >= 0)
 				ck_assert_uint_eq(p.last[got], p.seq);
 		}
@@ -370,11 +376,12 @@ START_TEST(test_random_weighted_shares)
 			picks[got]++;
 			for (i = 0; i < n; i++) {
 				expect = (double)k * w[i] / (double)total;
-				ck_assert_msg((double)picks[i] > expect -
-				    (double)n && (double)picks[i] < expect +
-				    (double)n, "member %zu: %llu picks after "
-				    "%d, weight %u of %llu", i,
-				    (unsigned long long)picks[i], k, w[i],
+				ck_assert_msg((double)picks[i] >
+				            expect - (double)n &&
+				        (double)picks[i] < expect + (double)n,
+				    "member %zu: %llu picks after "
+				    "%d, weight %u of %llu",
+				    i, (unsigned long long)picks[i], k, w[i],
 				    (unsigned long long)total);
 			}
 		}
@@ -387,10 +394,10 @@ END_TEST
 /* The pools block. */
 static char tmpdir[] = "/tmp/check_pool.XXXXXX";
 
-#define PROVIDERS							\
-	"providers = (\n"						\
-	"  { name = \"a\"; type = \"mock\"; },\n"			\
-	"  { name = \"b\"; type = \"mock\"; }\n"			\
+#define PROVIDERS \
+	"providers = (\n" \
+	"  { name = \"a\"; type = \"mock\"; },\n" \
+	"  { name = \"b\"; type = \"mock\"; }\n" \
 	");\n"
 
 /* Load text; NULL and *errors, or the config. */
@@ -448,8 +455,9 @@ START_TEST(test_config)
 	ck_assert_int_eq(pc->strategy, POOL_HEADROOM);
 	ck_assert_uint_eq(pc->ntargets, 2);
 	ck_assert_uint_eq(pc->max_moves, 2);
-	ck_assert_uint_eq(pc->move_on, (1u << LLMGATE_RATE_LIMITED) |
-	    (1u << LLMGATE_OVERLOADED) | (1u << LLMGATE_QUOTA_EXHAUSTED));
+	ck_assert_uint_eq(pc->move_on,
+	    (1u << LLMGATE_RATE_LIMITED) | (1u << LLMGATE_OVERLOADED) |
+	        (1u << LLMGATE_QUOTA_EXHAUSTED));
 	ck_assert_uint_eq(pc->state->weight[1], 1);
 	pc = config_pool(conf, "w");
 	ck_assert_int_eq(pc->strategy, POOL_WEIGHTED);
@@ -463,50 +471,60 @@ START_TEST(test_config)
 
 	/* Errors name the file and line. */
 	fails(PROVIDERS "pools = ( { name = \"p\";\n"
-	    "  targets = [ \"a/x\", \"c/y\" ]; } );\n",
+	                "  targets = [ \"a/x\", \"c/y\" ]; } );\n",
 	    "llmgated.conf:6: pool target 'c/y': unknown provider 'c'");
 	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\",\n"
-	    "  \"q\" ]; } );\n", "llmgated.conf:6: pool target 'q' must be "
+	                "  \"q\" ]; } );\n",
+	    "llmgated.conf:6: pool target 'q' must be "
 	    "provider/model (a pool holds no pools)");
 	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\",\n"
-	    "  \"a/x\" ]; } );\n", ":6: pool target 'a/x' is listed twice");
+	                "  \"a/x\" ]; } );\n",
+	    ":6: pool target 'a/x' is listed twice");
 	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\" ];\n"
-	    "  strategy = \"random\"; } );\n", ":6: unknown strategy 'random' "
+	                "  strategy = \"random\"; } );\n",
+	    ":6: unknown strategy 'random' "
 	    "(valid: headroom, least-inflight, weighted)");
 	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\" ];\n"
-	    "  strategyy = \"weighted\"; } );\n", ":6: unknown setting "
+	                "  strategyy = \"weighted\"; } );\n",
+	    ":6: unknown setting "
 	    "'strategyy' (did you mean 'strategy'?)");
 	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\" ];\n"
-	    "  weights = [ 2 ]; } );\n", ":6: pool 'p': weights apply only "
+	                "  weights = [ 2 ]; } );\n",
+	    ":6: pool 'p': weights apply only "
 	    "to strategy \"weighted\"");
-	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\", "
+	fails(PROVIDERS
+	    "pools = ( { name = \"p\"; targets = [ \"a/x\", "
 	    "\"b/x\" ];\n  strategy = \"weighted\"; weights = [ 2 ]; } );\n",
 	    ":6: pool 'p' has 1 weights for 2 targets: give one per target");
 	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\" ];\n"
-	    "  strategy = \"weighted\"; weights = [ 0 ]; } );\n",
+	                "  strategy = \"weighted\"; weights = [ 0 ]; } );\n",
 	    ":6: weight 0: a weight is 1 to 1000");
 	fails(PROVIDERS "pools = ( { name = \"a/p\"; targets = [ \"a/x\" ]; "
-	    "} );\n", ":5: pool name 'a/p' must not contain '/'");
+	                "} );\n",
+	    ":5: pool name 'a/p' must not contain '/'");
 	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\" ]; },\n"
-	    "  { name = \"p\"; targets = [ \"b/x\" ]; } );\n",
+	                "  { name = \"p\"; targets = [ \"b/x\" ]; } );\n",
 	    ":6: duplicate pool 'p'");
 	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ ]; } );\n",
 	    ":5: pool 'p' has no targets");
 	fails(PROVIDERS "pools = ( { targets = [ \"a/x\" ]; } );\n",
 	    ":5: pool has no name");
 	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\" ];\n"
-	    "  move_on = [ \"rate_limitted\" ]; } );\n",
+	                "  move_on = [ \"rate_limitted\" ]; } );\n",
 	    ":6: move_on: unknown error class 'rate_limitted'");
 	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\" ];\n"
-	    "  move_on = [ \"cancelled\" ]; } );\n",
+	                "  move_on = [ \"cancelled\" ]; } );\n",
 	    ":6: move_on: 'cancelled' cannot move a call");
 	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\" ];\n"
-	    "  max_moves = 1000; } );\n", ":6: max_moves must be at most 100");
-	fails(PROVIDERS "pools = ( { name = \"p\"; targets = [ \"a/x\" ]; } );\n"
+	                "  max_moves = 1000; } );\n",
+	    ":6: max_moves must be at most 100");
+	fails(PROVIDERS
+	    "pools = ( { name = \"p\"; targets = [ \"a/x\" ]; } );\n"
 	    "routes = ( { name = \"p\"; targets = [ \"a/x\" ]; } );\n",
 	    ":6: route 'p' has the name of a pool");
 	fails(PROVIDERS "routes = ( { name = \"r\"; targets = [ \"nopool\" ]; "
-	    "} );\n", ":5: target 'nopool' must be provider/model or a "
+	                "} );\n",
+	    ":5: target 'nopool' must be provider/model or a "
 	    "pool's name");
 	rmdir(tmpdir);
 }

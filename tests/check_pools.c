@@ -20,7 +20,7 @@
 
 #include "harness.h"
 
-#define TEST_KEY	"test-key"
+#define TEST_KEY "test-key"
 
 static struct daemon d;
 static pid_t fp_pid;
@@ -28,64 +28,64 @@ static int fp_port;
 static int fixture_failed;
 
 /* A provider of the openai type at fakeprov, with extra settings. */
-#define PROV(name, extra)						\
-	"  { name = \"" name "\"; type = \"openai\";\n"			\
-	"    base_url = \"http://127.0.0.1:%1$d/v1\";\n"		\
+#define PROV(name, extra) \
+	"  { name = \"" name "\"; type = \"openai\";\n" \
+	"    base_url = \"http://127.0.0.1:%1$d/v1\";\n" \
 	"    api_key = \"%2$s\"; " extra " },\n"
 
 static char *
 pools_conf(const char *extra_pools)
 {
 	return h_strdup_printf(
-	    "providers = (\n"
-	    PROV("ka", "") PROV("kb", "") PROV("kc", "")
-	    PROV("ha", "rpm = 6; burst = 10;") PROV("hb", "rpm = 6; burst = 2;")
-	    PROV("la", "rpm = 6; burst = 10;") PROV("lb", "rpm = 6; burst = 2;")
-	    PROV("wa", "") PROV("wb", "")
-	    "  { name = \"mock\"; type = \"mock\"; }\n"
-	    ");\n"
-	    "pools = (\n"
-	    /* One key of three answers 429. */
-	    "  { name = \"p429\"; targets = [ \"ka/p1+status=429\",\n"
-	    "      \"kb/p1b\", \"kc/p1c\" ]; },\n"
-	    "  { name = \"head\"; targets = [ \"ha/h1\", \"hb/h2\" ]; },\n"
-	    "  { name = \"least\"; strategy = \"least-inflight\";\n"
-	    "    targets = [ \"la/l1\", \"lb/l2\" ]; },\n"
-	    "  { name = \"weigh\"; strategy = \"weighted\"; weights = [ 3, 1 ];\n"
-	    "    targets = [ \"wa/w1\", \"wb/w2\" ]; },\n"
-	    /* Every member cools down for 5 s: past max_wait_ms. */
-	    "  { name = \"cool\"; targets = [\n"
-	    "      \"ka/c1+status=429+retry_after=5\",\n"
-	    "      \"kb/c2+status=429+retry_after=5\" ]; },\n"
-	    /* Every member cools down 400 ms, then answers. */
-	    "  { name = \"brief\"; targets = [\n"
-	    "      \"ka/q1+fail=1+status=429+retry_after_ms=400\",\n"
-	    "      \"kb/q2+fail=1+status=429+retry_after_ms=400\" ]; },\n"
-	    "  { name = \"inroute\"; targets = [ \"ka/r1+status=429\",\n"
-	    "      \"kb/r2\" ]; },\n"
-	    "  { name = \"overhttp\"; targets = [ \"ka/x1+status=429\",\n"
-	    "      \"kb/x2\" ]; },\n"
-	    "  { name = \"busy\"; strategy = \"least-inflight\"; targets = [\n"
-	    "      \"ka/b1+delay=6000\", \"kb/b2\" ]; },\n"
-	    /* Overloaded: an answer that brings no cooldown. */
-	    "  { name = \"over\"; targets = [ \"ka/o1+status=503\",\n"
-	    "      \"kb/o2+status=503\" ]; },\n"
-	    "  { name = \"retr\"; targets = [ \"ka/t1+status=429\",\n"
-	    "      \"kb/t2+fail=1+status=500\" ]; },\n"
-	    "  { name = \"leasep\"; targets = [ \"ka/e1\", \"kb/e2\" ]; },\n"
-	    "  { name = \"nomove\"; max_moves = 0;\n"
-	    "    targets = [ \"ka/n1+status=429\", \"kb/n2\" ]; }\n"
-	    "%3$s"
-	    ");\n"
-	    "routes = (\n"
-	    "  { name = \"default\"; targets = [ \"mock/echo\" ]; },\n"
-	    "  { name = \"viapool\"; targets = [ \"inroute\", \"kc/r-next\" ]; }\n"
-	    ");\n"
-	    /* No retries at all, and no retry budget: a move spends none. */
-	    "retry = { attempts = 1; initial_ms = 10; max_ms = 50; };\n"
-	    "retry_budget = { ratio = 0.0; min_per_s = 0.0; };\n"
-	    "max_wait_ms = 2000;\n"
-	    "http = { listen = ( \"unix:\" ); };\n",
+	    "providers = (\n" PROV("ka", "") PROV("kb", "") PROV("kc",
+	        "") PROV("ha", "rpm = 6; burst = 10;") PROV("hb",
+	        "rpm = 6; burst = 2;") PROV("la",
+	        "rpm = 6; burst = 10;") PROV("lb",
+	        "rpm = 6; burst = 2;") PROV("wa", "") PROV("wb",
+	        "") "  { name = \"mock\"; type = \"mock\"; }\n"
+	            ");\n"
+	            "pools = (\n"
+	            /* One key of three answers 429. */
+	            "  { name = \"p429\"; targets = [ \"ka/p1+status=429\",\n"
+	            "      \"kb/p1b\", \"kc/p1c\" ]; },\n"
+	            "  { name = \"head\"; targets = [ \"ha/h1\", \"hb/h2\" ]; },\n"
+	            "  { name = \"least\"; strategy = \"least-inflight\";\n"
+	            "    targets = [ \"la/l1\", \"lb/l2\" ]; },\n"
+	            "  { name = \"weigh\"; strategy = \"weighted\"; weights = [ 3, 1 ];\n"
+	            "    targets = [ \"wa/w1\", \"wb/w2\" ]; },\n"
+	            /* Every member cools down for 5 s: past max_wait_ms. */
+	            "  { name = \"cool\"; targets = [\n"
+	            "      \"ka/c1+status=429+retry_after=5\",\n"
+	            "      \"kb/c2+status=429+retry_after=5\" ]; },\n"
+	            /* Every member cools down 400 ms, then answers. */
+	            "  { name = \"brief\"; targets = [\n"
+	            "      \"ka/q1+fail=1+status=429+retry_after_ms=400\",\n"
+	            "      \"kb/q2+fail=1+status=429+retry_after_ms=400\" ]; },\n"
+	            "  { name = \"inroute\"; targets = [ \"ka/r1+status=429\",\n"
+	            "      \"kb/r2\" ]; },\n"
+	            "  { name = \"overhttp\"; targets = [ \"ka/x1+status=429\",\n"
+	            "      \"kb/x2\" ]; },\n"
+	            "  { name = \"busy\"; strategy = \"least-inflight\"; targets = [\n"
+	            "      \"ka/b1+delay=6000\", \"kb/b2\" ]; },\n"
+	            /* Overloaded: an answer that brings no cooldown. */
+	            "  { name = \"over\"; targets = [ \"ka/o1+status=503\",\n"
+	            "      \"kb/o2+status=503\" ]; },\n"
+	            "  { name = \"retr\"; targets = [ \"ka/t1+status=429\",\n"
+	            "      \"kb/t2+fail=1+status=500\" ]; },\n"
+	            "  { name = \"leasep\"; targets = [ \"ka/e1\", \"kb/e2\" ]; },\n"
+	            "  { name = \"nomove\"; max_moves = 0;\n"
+	            "    targets = [ \"ka/n1+status=429\", \"kb/n2\" ]; }\n"
+	            "%3$s"
+	            ");\n"
+	            "routes = (\n"
+	            "  { name = \"default\"; targets = [ \"mock/echo\" ]; },\n"
+	            "  { name = \"viapool\"; targets = [ \"inroute\", \"kc/r-next\" ]; }\n"
+	            ");\n"
+	            /* No retries at all, and no retry budget: a move spends none. */
+	            "retry = { attempts = 1; initial_ms = 10; max_ms = 50; };\n"
+	            "retry_budget = { ratio = 0.0; min_per_s = 0.0; };\n"
+	            "max_wait_ms = 2000;\n"
+	            "http = { listen = ( \"unix:\" ); };\n",
 	    fp_port, TEST_KEY, extra_pools != NULL ? extra_pools : "");
 }
 
@@ -106,8 +106,10 @@ teardown(void)
 	int st;
 
 	if ((st = h_daemon_stop(&d)) != 0) {
-		fprintf(stderr, "check_pools: llmgated exited %d on SIGTERM, "
-		    "not 0\n", st);
+		fprintf(stderr,
+		    "check_pools: llmgated exited %d on SIGTERM, "
+		    "not 0\n",
+		    st);
 		fixture_failed = 1;
 	}
 	h_fakeprov_stop(fp_pid);
@@ -128,8 +130,8 @@ cli_json(struct run *r, int status)
 {
 	json_t *j;
 
-	ck_assert_msg(r->status == status, "exit %d: %s %s", r->status,
-	    r->out, r->err);
+	ck_assert_msg(r->status == status, "exit %d: %s %s", r->status, r->out,
+	    r->err);
 	j = json_loads(r->out, 0, NULL);
 	ck_assert_msg(j != NULL, "not JSON: %s / %s", r->out, r->err);
 	h_run_free(r);
@@ -156,8 +158,8 @@ counter(const char *name)
 	json_t *st = status_json();
 	long long n;
 
-	n = json_integer_value(json_object_get(json_object_get(st,
-	    "counters"), name));
+	n = json_integer_value(
+	    json_object_get(json_object_get(st, "counters"), name));
 	json_decref(st);
 	return n;
 }
@@ -214,8 +216,8 @@ START_TEST(test_429_moves)
 		    llmgate_class_name(res->cls), res->message);
 		ck_assert_str_eq(res->text, "echo: hello there");
 		ck_assert_msg(strcmp(res->target, "kb/p1b") == 0 ||
-		    strcmp(res->target, "kc/p1c") == 0, "answered by %s",
-		    res->target);
+		        strcmp(res->target, "kc/p1c") == 0,
+		    "answered by %s", res->target);
 		b += strcmp(res->target, "kb/p1b") == 0;
 		c += strcmp(res->target, "kc/p1c") == 0;
 		if (res->nattempts == 2) {
@@ -248,10 +250,16 @@ START_TEST(test_429_moves)
 	ck_assert_int_eq(counter("retries"), retries);
 	ck_assert_int_eq(counter("moves"), moves + moved);
 	st = status_json();
-	ck_assert_int_eq(json_integer_value(json_object_get(member_status(st,
-	    "p429", "ka/p1+status=429"), "moves")), moved);
-	ck_assert_int_eq(json_integer_value(json_object_get(member_status(st,
-	    "p429", "kb/p1b"), "picks")), b);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(member_status(st, "p429",
+	                                         "ka/p1+status=429"),
+	                         "moves")),
+	    moved);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(member_status(st, "p429",
+	                                         "kb/p1b"),
+	                         "picks")),
+	    b);
 	json_decref(st);
 	llmgate_close(g);
 }
@@ -279,8 +287,8 @@ START_TEST(test_move_keeps_attempts)
 	ck_assert_str_eq(jstr(json_array_get(a, 1), "class"), "server_error");
 	ck_assert_str_eq(jstr(json_array_get(a, 2), "class"),
 	    "budget_exhausted");
-	ck_assert(json_is_true(json_object_get(json_array_get(a, 2),
-	    "skipped")));
+	ck_assert(
+	    json_is_true(json_object_get(json_array_get(a, 2), "skipped")));
 	json_decref(j);
 }
 END_TEST
@@ -379,12 +387,15 @@ START_TEST(test_inflight_skipped)
 	for (;;) {
 		ck_assert_int_ge(llmgate_process(slow), 0);
 		st = status_json();
-		i = (int)json_integer_value(json_object_get(member_status(st,
-		    "busy", "ka/b1+delay=6000"), "inflight"));
+		i = (int)json_integer_value(
+		    json_object_get(member_status(st, "busy",
+		                        "ka/b1+delay=6000"),
+		        "inflight"));
 		json_decref(st);
 		if (i == 1)
 			break;
-		ck_assert_msg(h_mono_ms() < until, "the slow call never "
+		ck_assert_msg(h_mono_ms() < until,
+		    "the slow call never "
 		    "started at ka/b1");
 		h_sleep_ms(20);
 	}
@@ -426,13 +437,15 @@ START_TEST(test_all_cooling_falls_back)
 	ck_assert_str_ne(jstr(json_array_get(a, 0), "target"),
 	    jstr(json_array_get(a, 1), "target"));
 	/* Then the pool's step is skipped without a third request. */
-	ck_assert(json_is_true(json_object_get(json_array_get(a, 2),
-	    "skipped")));
+	ck_assert(
+	    json_is_true(json_object_get(json_array_get(a, 2), "skipped")));
 	ck_assert_str_eq(jstr(json_array_get(a, 3), "class"), "ok");
 	ck_assert_int_eq(h_fakeprov_count(fp_port,
-	    "c1+status=429+retry_after=5", NULL), 1);
+	                     "c1+status=429+retry_after=5", NULL),
+	    1);
 	ck_assert_int_eq(h_fakeprov_count(fp_port,
-	    "c2+status=429+retry_after=5", NULL), 1);
+	                     "c2+status=429+retry_after=5", NULL),
+	    1);
 	json_decref(j);
 }
 END_TEST
@@ -463,7 +476,9 @@ START_TEST(test_all_cooling_waits)
 	 */
 	a = res->attempts;
 	ck_assert_uint_ge(strcmp(a[2].target, a[0].target) == 0 ?
-	    a[1].waited_ms + a[1].ms + a[2].waited_ms : a[2].waited_ms, 390);
+	        a[1].waited_ms + a[1].ms + a[2].waited_ms :
+	        a[2].waited_ms,
+	    390);
 	ck_assert_str_eq(res->target, a[2].target);
 	ck_assert_int_eq(counter("retries"), retries);
 	llmgate_result_free(res);
@@ -569,9 +584,11 @@ START_TEST(test_pool_over_http)
 	size_t i;
 	int found = 0;
 
-	j = http("http://localhost/v1/chat/completions", "{\"model\": "
+	j = http("http://localhost/v1/chat/completions",
+	    "{\"model\": "
 	    "\"overhttp\", \"messages\": [{\"role\": \"user\", \"content\": "
-	    "\"hello there\"}]}", &status);
+	    "\"hello there\"}]}",
+	    &status);
 	ck_assert_msg(status == 200, "%ld: %s", status, h_jtext(j));
 	ck_assert_str_eq(jstr(json_object_get(j, "llmgate"), "target"),
 	    "kb/x2");
@@ -589,8 +606,10 @@ START_TEST(test_pool_over_http)
 		found = 1;
 		ck_assert_uint_eq(json_array_size(json_object_get(m, "pool")),
 		    2);
-		ck_assert_str_eq(json_string_value(json_array_get(
-		    json_object_get(m, "pool"), 1)), "kb/x2");
+		ck_assert_str_eq(json_string_value(
+		                     json_array_get(json_object_get(m, "pool"),
+		                         1)),
+		    "kb/x2");
 	}
 	ck_assert_msg(found, "no pool in %s", h_jtext(j));
 	json_decref(j);
@@ -620,13 +639,14 @@ START_TEST(test_lease_on_pool)
 	j = cli_json(&r, 0);
 	snprintf(cooled, sizeof cooled, "%s", jstr(j, "target"));
 	ck_assert_msg(strcmp(cooled, "ka/e1") == 0 ||
-	    strcmp(cooled, "kb/e2") == 0, "lease on %s", cooled);
-	snprintf(other, sizeof other, "%s", strcmp(cooled, "ka/e1") == 0 ?
-	    "kb/e2" : "ka/e1");
+	        strcmp(cooled, "kb/e2") == 0,
+	    "lease on %s", cooled);
+	snprintf(other, sizeof other, "%s",
+	    strcmp(cooled, "ka/e1") == 0 ? "kb/e2" : "ka/e1");
 	lid = h_strdup_printf("%s", jstr(j, "lease"));
 	json_decref(j);
-	h_cli(&r, &d, NULL, "report", lid, "--status", "429",
-	    "--retry-after", "30", NULL);
+	h_cli(&r, &d, NULL, "report", lid, "--status", "429", "--retry-after",
+	    "30", NULL);
 	ck_assert_msg(r.status == 0, "report: %s", r.err);
 	h_run_free(&r);
 	free(lid);
@@ -635,7 +655,8 @@ START_TEST(test_lease_on_pool)
 	for (i = 0; i < 4; i++) {
 		lease = NULL;
 		ck_assert_msg(llmgate_acquire(g, acq, &lease, &cls, err,
-		    sizeof err) == 0, "acquire %d: %s", i, err);
+		                  sizeof err) == 0,
+		    "acquire %d: %s", i, err);
 		ck_assert_str_eq(lease->target, other);
 		rep = llmgate_report_new(lease->id, 200);
 		ck_assert_int_eq(llmgate_report(g, rep), 0);
@@ -673,7 +694,8 @@ START_TEST(test_status)
 	h_cli(&r, &d, NULL, "status", NULL);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strstr(r.out, "POOL") != NULL &&
-	    strstr(r.out, "weigh") != NULL && strstr(r.out, "wa/w1") != NULL,
+	        strstr(r.out, "weigh") != NULL &&
+	        strstr(r.out, "wa/w1") != NULL,
 	    "no pools in: %s", r.out);
 	h_run_free(&r);
 }
@@ -687,11 +709,12 @@ START_TEST(test_reload)
 	FILE *f;
 
 	conf = pools_conf(",\n  { name = \"fresh\"; targets = "
-	    "[ \"kc/f1\" ]; }\n");
+	                  "[ \"kc/f1\" ]; }\n");
 	/* Drop a pool too: the last one, nomove. */
 	*strstr(conf, ",\n  { name = \"nomove\"") = '\0';
 	{
-		char *rest = strstr(conf + strlen(conf) + 1, ",\n  { name = "
+		char *rest = strstr(conf + strlen(conf) + 1,
+		    ",\n  { name = "
 		    "\"fresh\"");
 		char *joined = h_strdup_printf("%s%s", conf, rest);
 
@@ -706,14 +729,14 @@ START_TEST(test_reload)
 	ck_assert_msg(r.status == 0, "reload: %s", r.err);
 	h_run_free(&r);
 	h_cli(&r, &d, NULL, "call", "--json", "-m", "fresh", "hi", NULL);
-	ck_assert_msg(r.status == 0, "exit %d: %s %s", r.status, r.out,
-	    r.err);
+	ck_assert_msg(r.status == 0, "exit %d: %s %s", r.status, r.out, r.err);
 	ck_assert_ptr_nonnull(strstr(r.out, "\"kc/f1\""));
 	h_run_free(&r);
 	h_cli(&r, &d, NULL, "call", "-m", "nomove", "hi", NULL);
 	ck_assert_int_ne(r.status, 0);
 	ck_assert_msg(strstr(r.err, "neither provider/model nor a pool") !=
-	    NULL, "%s", r.err);
+	        NULL,
+	    "%s", r.err);
 	h_run_free(&r);
 }
 END_TEST

@@ -14,23 +14,23 @@
 
 #include "proto.h"
 
-#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#define nitems(a) (sizeof(a) / sizeof(a)[0])
 /* A string literal as bytes and length, NULs included. */
-#define LIT(s) (s), (sizeof (s) - 1)
+#define LIT(s) (s), (sizeof(s) - 1)
 
 /* Decode the single frame in sb, which must be well-formed. */
 static void
 decode_one(const msgpack_sbuffer *sb, struct proto_msg *m)
 {
-	char	err[256];
-	ssize_t	len;
-	size_t	need = 0;
+	char err[256];
+	ssize_t len;
+	size_t need = 0;
 
 	len = proto_frame_len(sb->data, sb->size, PROTO_MAX_FRAME, &need);
 	ck_assert_int_gt(len, 0);
 	ck_assert_uint_eq((size_t)len + PROTO_HDR_LEN, sb->size);
 	if (proto_decode(sb->data + PROTO_HDR_LEN, (size_t)len, m, err,
-	    sizeof err) != 0)
+	        sizeof err) != 0)
 		ck_abort_msg("decode failed: %s", err);
 	ck_assert_ptr_nonnull(m->zone);
 }
@@ -39,8 +39,8 @@ decode_one(const msgpack_sbuffer *sb, struct proto_msg *m)
 static void
 expect_err(const void *p, size_t len, const char *want)
 {
-	struct proto_msg	m;
-	char			err[256];
+	struct proto_msg m;
+	char err[256];
 
 	memset(err, 'x', sizeof err);
 	ck_assert_int_eq(proto_decode(p, len, &m, err, sizeof err), -1);
@@ -53,14 +53,15 @@ expect_err(const void *p, size_t len, const char *want)
 static uint32_t
 frame_keys(const msgpack_sbuffer *sb, const char *key, int *found)
 {
-	msgpack_unpacked	up;
-	size_t			off = 0;
-	uint32_t		i, n;
-	msgpack_object_kv	*kv;
+	msgpack_unpacked up;
+	size_t off = 0;
+	uint32_t i, n;
+	msgpack_object_kv *kv;
 
 	msgpack_unpacked_init(&up);
 	ck_assert_int_eq(msgpack_unpack_next(&up, sb->data + PROTO_HDR_LEN,
-	    sb->size - PROTO_HDR_LEN, &off), MSGPACK_UNPACK_SUCCESS);
+	                     sb->size - PROTO_HDR_LEN, &off),
+	    MSGPACK_UNPACK_SUCCESS);
 	ck_assert_int_eq(up.data.type, MSGPACK_OBJECT_MAP);
 	n = up.data.via.map.size;
 	*found = 0;
@@ -75,8 +76,8 @@ frame_keys(const msgpack_sbuffer *sb, const char *key, int *found)
 }
 
 /* A raw payload builder for hand-made (often broken) maps. */
-static msgpack_sbuffer	raw;
-static msgpack_packer	rpk;
+static msgpack_sbuffer raw;
+static msgpack_packer rpk;
 
 static void
 raw_begin(uint32_t nkeys)
@@ -125,7 +126,7 @@ static void
 assert_request_eq(const struct llmgate_request *a,
     const struct llmgate_request *b)
 {
-	size_t	i, j;
+	size_t i, j;
 
 	ck_assert_pstr_eq(a->system, b->system);
 	ck_assert_uint_eq(a->nmessages, b->nmessages);
@@ -179,10 +180,9 @@ assert_request_eq(const struct llmgate_request *a,
 }
 
 static void
-assert_result_eq(const struct llmgate_result *a,
-    const struct llmgate_result *b)
+assert_result_eq(const struct llmgate_result *a, const struct llmgate_result *b)
 {
-	size_t	i;
+	size_t i;
 
 	ck_assert_int_eq(a->cls, b->cls);
 	ck_assert_pstr_eq(a->message, b->message);
@@ -232,7 +232,7 @@ static struct llmgate_tool full_tools[] = {
 	{ "get_time", NULL, NULL },
 };
 static char *full_targets[] = { "openai/gpt-4o-mini",
-    "anthropic/claude-3-5-haiku-latest" };
+	"anthropic/claude-3-5-haiku-latest" };
 static char *full_stop[] = { "\n\n", "END", "\xc3\xa9t\xc3\xa9" };
 static char *full_fallback_on[] = { "rate_limited", "overloaded" };
 static char *full_reject[] = { "length", "match:(?i)^sorry" };
@@ -273,10 +273,10 @@ full_request(struct llmgate_request *r)
 
 START_TEST(test_frame_len)
 {
-	msgpack_sbuffer	sb;
-	size_t		i, need;
-	ssize_t		len;
-	unsigned char	hdr[8];
+	msgpack_sbuffer sb;
+	size_t i, need;
+	ssize_t len;
+	unsigned char hdr[8];
 
 	msgpack_sbuffer_init(&sb);
 	proto_enc_simple(&sb, PROTO_PING, 7);
@@ -303,16 +303,16 @@ START_TEST(test_frame_len)
 	memset(hdr, 0, sizeof hdr);
 	ck_assert_int_eq(proto_frame_len(hdr, sizeof hdr, 1024, &need), -1);
 	hdr[2] = 0x04;
-	hdr[3] = 0x01;		/* 1025 */
+	hdr[3] = 0x01; /* 1025 */
 	ck_assert_int_eq(proto_frame_len(hdr, 4, 1024, &need), -1);
 	ck_assert_int_eq(proto_frame_len(hdr, 4, 1025, &need), 0);
 	ck_assert_uint_eq(need, 1029);
 	hdr[0] = 0x01;
 	hdr[1] = 0x00;
 	hdr[2] = 0x00;
-	hdr[3] = 0x01;		/* 16 MiB + 1 */
+	hdr[3] = 0x01; /* 16 MiB + 1 */
 	ck_assert_int_eq(proto_frame_len(hdr, 4, SIZE_MAX, &need), -1);
-	hdr[3] = 0x00;		/* 16 MiB exactly */
+	hdr[3] = 0x00; /* 16 MiB exactly */
 	ck_assert_int_eq(proto_frame_len(hdr, 4, SIZE_MAX, &need), 0);
 	ck_assert_uint_eq(need, PROTO_MAX_FRAME + PROTO_HDR_LEN);
 	hdr[0] = 0xff;
@@ -322,22 +322,23 @@ END_TEST
 
 START_TEST(test_frames_in_a_row)
 {
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	size_t			off = 0, n = 0;
-	ssize_t			len;
-	char			err[128];
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	size_t off = 0, n = 0;
+	ssize_t len;
+	char err[128];
 	static const enum proto_type types[] = { PROTO_PING, PROTO_CANCEL,
-	    PROTO_RELOAD };
+		PROTO_RELOAD };
 
 	msgpack_sbuffer_init(&sb);
 	proto_enc_simple(&sb, PROTO_PING, 1);
 	proto_enc_simple(&sb, PROTO_CANCEL, 2);
 	proto_enc_simple(&sb, PROTO_RELOAD, 3);
-	while ((len = proto_frame_len(sb.data + off, sb.size - off, 64,
-	    NULL)) > 0) {
+	while ((len = proto_frame_len(sb.data + off, sb.size - off, 64, NULL)) >
+	    0) {
 		ck_assert_int_eq(proto_decode(sb.data + off + PROTO_HDR_LEN,
-		    (size_t)len, &m, err, sizeof err), 0);
+		                     (size_t)len, &m, err, sizeof err),
+		    0);
 		ck_assert_int_eq(m.type, types[n]);
 		ck_assert_uint_eq(m.id, n + 1);
 		proto_msg_free(&m);
@@ -352,10 +353,10 @@ END_TEST
 
 START_TEST(test_hello)
 {
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	struct proto_hello	h;
-	int			found;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	struct proto_hello h;
+	int found;
 
 	memset(&h, 0, sizeof h);
 	h.version = PROTO_VERSION;
@@ -393,9 +394,9 @@ END_TEST
 
 START_TEST(test_call_full)
 {
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	struct llmgate_request	r;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	struct llmgate_request r;
 
 	full_request(&r);
 	msgpack_sbuffer_init(&sb);
@@ -423,17 +424,17 @@ END_TEST
 
 START_TEST(test_call_minimal)
 {
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	struct llmgate_request	r;
-	struct llmgate_message	msg = { LLMGATE_ROLE_USER, "hi", NULL, 0,
-	    NULL, NULL };
-	int			found;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	struct llmgate_request r;
+	struct llmgate_message msg = { LLMGATE_ROLE_USER, "hi", NULL, 0, NULL,
+		NULL };
+	int found;
 
 	memset(&r, 0, sizeof r);
 	msgpack_sbuffer_init(&sb);
 	proto_enc_call(&sb, 1, &r);
-	ck_assert_uint_eq(frame_keys(&sb, NULL, &found), 2);	/* t, id */
+	ck_assert_uint_eq(frame_keys(&sb, NULL, &found), 2); /* t, id */
 	decode_one(&sb, &m);
 	assert_request_eq(&r, &m.u.call);
 	ck_assert_ptr_null(m.u.call.messages);
@@ -446,7 +447,7 @@ START_TEST(test_call_minimal)
 	r.nmessages = 1;
 	r.has = LLMGATE_HAS_TEMPERATURE;
 	r.temperature = 0;
-	r.max_tokens = 99;		/* not flagged: not sent */
+	r.max_tokens = 99; /* not flagged: not sent */
 	msgpack_sbuffer_init(&sb);
 	proto_enc_call(&sb, 2, &r);
 	ck_assert_uint_eq(frame_keys(&sb, "max_tokens", &found), 4);
@@ -465,8 +466,8 @@ END_TEST
 
 START_TEST(test_call_key_order_and_int_floats)
 {
-	struct proto_msg	m;
-	char			err[128];
+	struct proto_msg m;
+	char err[128];
 
 	/* "t" last; an integer where a float goes; unknown keys of every
 	 * shape ignored. */
@@ -482,19 +483,20 @@ START_TEST(test_call_key_order_and_int_floats)
 	raw_str("top_p");
 	msgpack_pack_float(&rpk, 0.5f);
 	raw_str("seed");
-	msgpack_pack_int8(&rpk, 5);	/* a signed encoding of 5 */
+	msgpack_pack_int8(&rpk, 5); /* a signed encoding of 5 */
 	raw_ku("max_tokens", 100);
 	raw_kv("t", "call");
-	ck_assert_int_eq(proto_decode(raw.data, raw.size, &m, err,
-	    sizeof err), 0);
+	ck_assert_int_eq(proto_decode(raw.data, raw.size, &m, err, sizeof err),
+	    0);
 	ck_assert_int_eq(m.type, PROTO_CALL);
 	ck_assert_uint_eq(m.id, 9);
 	ck_assert(m.u.call.temperature == 1.0);
 	ck_assert(m.u.call.top_p == 0.5);
 	ck_assert(m.u.call.seed == 5);
 	ck_assert_uint_eq(m.u.call.max_tokens, 100);
-	ck_assert_uint_eq(m.u.call.has, LLMGATE_HAS_MAX_TOKENS |
-	    LLMGATE_HAS_TEMPERATURE | LLMGATE_HAS_TOP_P | LLMGATE_HAS_SEED);
+	ck_assert_uint_eq(m.u.call.has,
+	    LLMGATE_HAS_MAX_TOKENS | LLMGATE_HAS_TEMPERATURE |
+	        LLMGATE_HAS_TOP_P | LLMGATE_HAS_SEED);
 	proto_msg_free(&m);
 	raw_end();
 }
@@ -502,10 +504,10 @@ END_TEST
 
 START_TEST(test_chunk)
 {
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	struct llmgate_chunk	c;
-	int			found;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	struct llmgate_chunk c;
+	int found;
 
 	/* Text only: no tool key. */
 	memset(&c, 0, sizeof c);
@@ -582,7 +584,8 @@ START_TEST(test_chunk)
 		char err[128];
 
 		ck_assert_int_eq(proto_decode(raw.data, raw.size, &m, err,
-		    sizeof err), 0);
+		                     sizeof err),
+		    0);
 	}
 	ck_assert_uint_eq(m.u.chunk.len, 2);
 	ck_assert_mem_eq(m.u.chunk.text, "\xff\xfe", 3);
@@ -592,19 +595,19 @@ START_TEST(test_chunk)
 END_TEST
 
 static struct llmgate_attempt full_attempts[] = {
-	{ "openai/gpt-4o-mini", LLMGATE_RATE_LIMITED, 429,
-	    "Rate limit reached", 12, 0, 0 },
+	{ "openai/gpt-4o-mini", LLMGATE_RATE_LIMITED, 429, "Rate limit reached",
+	    12, 0, 0 },
 	{ "google/gemini-2.0-flash", LLMGATE_CIRCUIT_OPEN, 0, NULL, 0, 0, 1 },
-	{ "anthropic/claude-3-5-haiku-latest", LLMGATE_OK, 200, NULL, 310,
-	    1500, 0 },
+	{ "anthropic/claude-3-5-haiku-latest", LLMGATE_OK, 200, NULL, 310, 1500,
+	    0 },
 };
 
 START_TEST(test_result)
 {
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	struct llmgate_result	r;
-	int			found;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	struct llmgate_result r;
+	int found;
 
 	memset(&r, 0, sizeof r);
 	r.cls = LLMGATE_OK;
@@ -619,7 +622,7 @@ START_TEST(test_result)
 	r.ntool_calls = nitems(full_tcs);
 	r.attempts = full_attempts;
 	r.nattempts = nitems(full_attempts);
-	r.priv = &r;		/* never sent */
+	r.priv = &r; /* never sent */
 	msgpack_sbuffer_init(&sb);
 	proto_enc_result(&sb, 77, &r);
 	ck_assert_uint_eq(frame_keys(&sb, "class", &found), 9);
@@ -661,9 +664,9 @@ END_TEST
 
 START_TEST(test_error)
 {
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	struct llmgate_result	r;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	struct llmgate_result r;
 
 	memset(&r, 0, sizeof r);
 	r.cls = LLMGATE_RATE_LIMITED;
@@ -711,13 +714,14 @@ END_TEST
 START_TEST(test_simple)
 {
 	static const enum proto_type types[] = { PROTO_CANCEL, PROTO_PING,
-	    PROTO_PONG, PROTO_RELOAD, PROTO_OK, PROTO_STATUS, PROTO_METRICS };
-	static const char *names[] = { "cancel", "ping", "pong", "reload",
-	    "ok", "status", "metrics" };
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	size_t			i;
-	int			found;
+		PROTO_PONG, PROTO_RELOAD, PROTO_OK, PROTO_STATUS,
+		PROTO_METRICS };
+	static const char *names[] = { "cancel", "ping", "pong", "reload", "ok",
+		"status", "metrics" };
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	size_t i;
+	int found;
 
 	for (i = 0; i < nitems(types); i++) {
 		msgpack_sbuffer_init(&sb);
@@ -751,10 +755,10 @@ START_TEST(test_status_body)
 	    " \"targets\": [{\"target\": \"openai/gpt-4o-mini\","
 	    "   \"breaker\": \"closed\", \"rpm\": {\"limit\": 500,"
 	    "   \"available\": 7.5}, \"nested\": [[1, [2, [3, {\"x\": [] }]]]]}]}";
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	json_t			*j, *v;
-	json_error_t		jerr;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	json_t *j, *v;
+	json_error_t jerr;
 
 	j = json_loads(doc, JSON_ALLOW_NUL, &jerr);
 	ck_assert_msg(j != NULL, "json: %s", jerr.text);
@@ -790,8 +794,8 @@ START_TEST(test_metrics)
 {
 	static const char *text =
 	    "# TYPE llmgate_calls_total counter\nllmgate_calls_total 3\n";
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
 
 	msgpack_sbuffer_init(&sb);
 	proto_enc_metrics(&sb, 13, text);
@@ -814,9 +818,9 @@ END_TEST
 
 START_TEST(test_acquire)
 {
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	struct llmgate_acquire	a;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	struct llmgate_acquire a;
 
 	memset(&a, 0, sizeof a);
 	a.target = "openai/gpt-4o-mini";
@@ -850,13 +854,13 @@ END_TEST
 
 START_TEST(test_lease)
 {
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	struct llmgate_lease	l;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	struct llmgate_lease l;
 
 	memset(&l, 0, sizeof l);
 	l.id = 0x123456789abcdefULL;
-	memset(l.target, 'a', sizeof l.target - 1);	/* longest fitting */
+	memset(l.target, 'a', sizeof l.target - 1); /* longest fitting */
 	l.ttl_ms = 60000;
 	msgpack_sbuffer_init(&sb);
 	proto_enc_lease(&sb, 21, &l);
@@ -882,10 +886,10 @@ END_TEST
 
 START_TEST(test_report)
 {
-	msgpack_sbuffer		sb;
-	struct proto_msg	m;
-	struct llmgate_report	r;
-	int			found;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	struct llmgate_report r;
+	int found;
 
 	memset(&r, 0, sizeof r);
 	r.lease = UINT64_MAX;
@@ -933,16 +937,16 @@ END_TEST
 
 START_TEST(test_take_zone)
 {
-	msgpack_sbuffer		 sb;
-	struct proto_msg	 m;
-	struct llmgate_request	 r, *kept;
-	msgpack_zone		*z;
+	msgpack_sbuffer sb;
+	struct proto_msg m;
+	struct llmgate_request r, *kept;
+	msgpack_zone *z;
 
 	full_request(&r);
 	msgpack_sbuffer_init(&sb);
 	proto_enc_call(&sb, 1, &r);
 	decode_one(&sb, &m);
-	msgpack_sbuffer_destroy(&sb);	/* nothing points into the input */
+	msgpack_sbuffer_destroy(&sb); /* nothing points into the input */
 	kept = malloc(sizeof *kept);
 	ck_assert_ptr_nonnull(kept);
 	*kept = m.u.call;
@@ -958,15 +962,15 @@ END_TEST
 
 START_TEST(test_unknown_type)
 {
-	struct proto_msg	m;
-	char			err[128];
+	struct proto_msg m;
+	char err[128];
 
 	raw_begin(3);
 	raw_kv("t", "frobnicate");
 	raw_ku("id", 17);
-	raw_ku("max_tokens", 5);	/* another type's field: ignored */
-	ck_assert_int_eq(proto_decode(raw.data, raw.size, &m, err,
-	    sizeof err), 0);
+	raw_ku("max_tokens", 5); /* another type's field: ignored */
+	ck_assert_int_eq(proto_decode(raw.data, raw.size, &m, err, sizeof err),
+	    0);
 	ck_assert_int_eq(m.type, PROTO_UNKNOWN);
 	ck_assert_str_eq(m.type_name, "frobnicate");
 	ck_assert_uint_eq(m.id, 17);
@@ -977,8 +981,8 @@ START_TEST(test_unknown_type)
 	raw_begin(2);
 	raw_kv("t", "unknown");
 	raw_ku("id", 1);
-	ck_assert_int_eq(proto_decode(raw.data, raw.size, &m, err,
-	    sizeof err), 0);
+	ck_assert_int_eq(proto_decode(raw.data, raw.size, &m, err, sizeof err),
+	    0);
 	ck_assert_int_eq(m.type, PROTO_UNKNOWN);
 	ck_assert_str_eq(m.type_name, "unknown");
 	proto_msg_free(&m);
@@ -988,9 +992,9 @@ END_TEST
 
 START_TEST(test_bad_shape)
 {
-	msgpack_sbuffer	sb;
-	char		buf[64], want[128];
-	size_t		i, plen;
+	msgpack_sbuffer sb;
+	char buf[64], want[128];
+	size_t i, plen;
 
 	expect_err("", 0, "empty payload");
 	expect_err("\x93\x01\x02\x03", 4, "payload is not a map (got array)");
@@ -1001,7 +1005,8 @@ START_TEST(test_bad_shape)
 	raw_begin(2);
 	raw_ku("t", 3);
 	raw_ku("id", 1);
-	expect_err(raw.data, raw.size, "field 't': expected string, got integer");
+	expect_err(raw.data, raw.size,
+	    "field 't': expected string, got integer");
 	raw_end();
 
 	raw_begin(2);
@@ -1053,9 +1058,9 @@ START_TEST(test_bad_shape)
 
 	/* Every truncation of a rich payload is refused. */
 	{
-		struct llmgate_request	r;
-		struct proto_msg	m;
-		char			err[128];
+		struct llmgate_request r;
+		struct proto_msg m;
+		char err[128];
 
 		full_request(&r);
 		msgpack_sbuffer_init(&sb);
@@ -1063,7 +1068,8 @@ START_TEST(test_bad_shape)
 		plen = sb.size - PROTO_HDR_LEN;
 		for (i = 1; i < plen; i++) {
 			ck_assert_int_eq(proto_decode(sb.data + PROTO_HDR_LEN,
-			    i, &m, err, sizeof err), -1);
+			                     i, &m, err, sizeof err),
+			    -1);
 			ck_assert_ptr_nonnull(strstr(err, "truncated"));
 		}
 		msgpack_sbuffer_destroy(&sb);
@@ -1082,18 +1088,66 @@ call_with(const char *key, void (*pack)(void))
 	pack();
 }
 
-static void pk_str(void) { raw_str("ten"); }
-static void pk_uint(void) { msgpack_pack_uint64(&rpk, 1); }
-static void pk_neg(void) { msgpack_pack_int64(&rpk, -3); }
-static void pk_big(void) { msgpack_pack_uint64(&rpk, 1ULL << 32); }
-static void pk_huge(void) { msgpack_pack_uint64(&rpk, UINT64_MAX); }
-static void pk_map(void) { msgpack_pack_map(&rpk, 0); }
-static void pk_true(void) { msgpack_pack_true(&rpk); }
-static void pk_nan(void) { msgpack_pack_double(&rpk, NAN); }
-static void pk_bin(void) { msgpack_pack_bin_with_body(&rpk, "x", 1); }
-static void pk_nul(void) { msgpack_pack_str_with_body(&rpk, "a\0b", 3); }
-static void pk_urgent(void) { raw_str("urgent"); }
-static void pk_ext(void) { msgpack_pack_ext_with_body(&rpk, "ab", 2, 5); }
+static void
+pk_str(void)
+{
+	raw_str("ten");
+}
+static void
+pk_uint(void)
+{
+	msgpack_pack_uint64(&rpk, 1);
+}
+static void
+pk_neg(void)
+{
+	msgpack_pack_int64(&rpk, -3);
+}
+static void
+pk_big(void)
+{
+	msgpack_pack_uint64(&rpk, 1ULL << 32);
+}
+static void
+pk_huge(void)
+{
+	msgpack_pack_uint64(&rpk, UINT64_MAX);
+}
+static void
+pk_map(void)
+{
+	msgpack_pack_map(&rpk, 0);
+}
+static void
+pk_true(void)
+{
+	msgpack_pack_true(&rpk);
+}
+static void
+pk_nan(void)
+{
+	msgpack_pack_double(&rpk, NAN);
+}
+static void
+pk_bin(void)
+{
+	msgpack_pack_bin_with_body(&rpk, "x", 1);
+}
+static void
+pk_nul(void)
+{
+	msgpack_pack_str_with_body(&rpk, "a\0b", 3);
+}
+static void
+pk_urgent(void)
+{
+	raw_str("urgent");
+}
+static void
+pk_ext(void)
+{
+	msgpack_pack_ext_with_body(&rpk, "ab", 2, 5);
+}
 static void
 pk_strs(void)
 {
@@ -1133,52 +1187,54 @@ pk_msgs_badtc(void)
 START_TEST(test_bad_fields)
 {
 	static const struct {
-		const char	*key;
-		void		(*pack)(void);
-		const char	*want;
+		const char *key;
+		void (*pack)(void);
+		const char *want;
 	} cases[] = {
 		{ "max_tokens", pk_str,
-		  "field 'max_tokens': expected unsigned integer, got string" },
+		    "field 'max_tokens': expected unsigned integer, got string" },
 		{ "max_tokens", pk_neg,
-		  "field 'max_tokens': expected unsigned integer, got negative integer" },
+		    "field 'max_tokens': expected unsigned integer, got negative integer" },
 		{ "max_tokens", pk_big,
-		  "field 'max_tokens': 4294967296 is out of range" },
+		    "field 'max_tokens': 4294967296 is out of range" },
 		{ "seed", pk_huge,
-		  "field 'seed': 18446744073709551615 is out of range" },
-		{ "seed", pk_str, "field 'seed': expected integer, got string" },
+		    "field 'seed': 18446744073709551615 is out of range" },
+		{ "seed", pk_str,
+		    "field 'seed': expected integer, got string" },
 		{ "temperature", pk_str,
-		  "field 'temperature': expected number, got string" },
+		    "field 'temperature': expected number, got string" },
 		{ "temperature", pk_nan,
-		  "field 'temperature': not a finite number" },
+		    "field 'temperature': not a finite number" },
 		{ "stream", pk_uint,
-		  "field 'stream': expected boolean, got integer" },
+		    "field 'stream': expected boolean, got integer" },
 		{ "system", pk_uint,
-		  "field 'system': expected string, got integer" },
+		    "field 'system': expected string, got integer" },
 		{ "system", pk_bin,
-		  "field 'system': expected string, got binary" },
+		    "field 'system': expected string, got binary" },
 		{ "system", pk_ext,
-		  "field 'system': expected string, got ext" },
+		    "field 'system': expected string, got ext" },
 		{ "system", pk_nul,
-		  "field 'system': string contains a NUL byte" },
+		    "field 'system': string contains a NUL byte" },
 		{ "messages", pk_map,
-		  "field 'messages': expected array, got map" },
+		    "field 'messages': expected array, got map" },
 		{ "messages", pk_msgs_badrole,
-		  "field 'messages[1].role': unknown value 'robot'" },
+		    "field 'messages[1].role': unknown value 'robot'" },
 		{ "messages", pk_msgs_norole,
-		  "field 'messages[0].role': missing" },
+		    "field 'messages[0].role': missing" },
 		{ "messages", pk_msgs_badtc,
-		  "field 'messages[0].tool_calls[0].name': expected string, got integer" },
+		    "field 'messages[0].tool_calls[0].name': expected string, got integer" },
 		{ "targets", pk_strs,
-		  "field 'targets[1]': expected string, got integer" },
+		    "field 'targets[1]': expected string, got integer" },
 		{ "priority", pk_urgent,
-		  "field 'priority': unknown value 'urgent'" },
-		{ "on_cut", pk_urgent, "field 'on_cut': unknown value 'urgent'" },
+		    "field 'priority': unknown value 'urgent'" },
+		{ "on_cut", pk_urgent,
+		    "field 'on_cut': unknown value 'urgent'" },
 		{ "priority", pk_true,
-		  "field 'priority': expected string, got boolean" },
+		    "field 'priority': expected string, got boolean" },
 		{ "tools", pk_strs,
-		  "field 'tools[0]': expected map, got string" },
+		    "field 'tools[0]': expected map, got string" },
 	};
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < nitems(cases); i++) {
 		call_with(cases[i].key, cases[i].pack);
@@ -1232,7 +1288,8 @@ START_TEST(test_bad_result)
 	raw_kv("t", "result");
 	raw_ku("id", 1);
 	raw_kv("finish_reason", "");
-	expect_err(raw.data, raw.size, "field 'finish_reason': unknown value ''");
+	expect_err(raw.data, raw.size,
+	    "field 'finish_reason': unknown value ''");
 	raw_end();
 
 	raw_begin(3);
@@ -1258,7 +1315,7 @@ START_TEST(test_bad_result)
 
 	/* A lease target over its buffer. */
 	{
-		char	t[257];
+		char t[257];
 
 		memset(t, 'x', 256);
 		t[256] = '\0';
@@ -1277,7 +1334,7 @@ END_TEST
 static void
 pack_nested(u_int n)
 {
-	u_int	i;
+	u_int i;
 
 	for (i = 0; i < n; i++)
 		msgpack_pack_array(&rpk, 1);
@@ -1286,9 +1343,9 @@ pack_nested(u_int n)
 
 START_TEST(test_limits)
 {
-	struct proto_msg	m;
-	char			err[128];
-	uint32_t		i;
+	struct proto_msg m;
+	char err[128];
+	uint32_t i;
 
 	/* JSON bodies: 32 levels pass, 33 do not. */
 	raw_begin(3);
@@ -1296,8 +1353,8 @@ START_TEST(test_limits)
 	raw_ku("id", 1);
 	raw_str("body");
 	pack_nested(PROTO_MAX_DEPTH);
-	ck_assert_int_eq(proto_decode(raw.data, raw.size, &m, err,
-	    sizeof err), 0);
+	ck_assert_int_eq(proto_decode(raw.data, raw.size, &m, err, sizeof err),
+	    0);
 	ck_assert(json_is_array(m.u.status));
 	proto_msg_free(&m);
 	raw_end();
@@ -1329,7 +1386,8 @@ START_TEST(test_limits)
 	msgpack_pack_map(&rpk, 1);
 	msgpack_pack_int(&rpk, 1);
 	msgpack_pack_nil(&rpk);
-	expect_err(raw.data, raw.size, "field 'body': not a JSON value "
+	expect_err(raw.data, raw.size,
+	    "field 'body': not a JSON value "
 	    "(ext, float infinity, invalid UTF-8 or non-string key)");
 	raw_end();
 
@@ -1353,8 +1411,8 @@ START_TEST(test_limits)
 	msgpack_pack_array(&rpk, PROTO_MAX_ITEMS);
 	for (i = 0; i < PROTO_MAX_ITEMS; i++)
 		raw_str("s");
-	ck_assert_int_eq(proto_decode(raw.data, raw.size, &m, err,
-	    sizeof err), 0);
+	ck_assert_int_eq(proto_decode(raw.data, raw.size, &m, err, sizeof err),
+	    0);
 	ck_assert_uint_eq(m.u.call.nstop, PROTO_MAX_ITEMS);
 	ck_assert_str_eq(m.u.call.stop[PROTO_MAX_ITEMS - 1], "s");
 	proto_msg_free(&m);
@@ -1362,8 +1420,10 @@ START_TEST(test_limits)
 
 	/* A count far beyond the bytes present is refused before any
 	 * allocation (ASan would report a huge one). */
-	expect_err(LIT("\x83\xa1t\xa4""call\xa2id\x01\xa8messages"
-	    "\xdd\x00\x00\xff\xff"), "field 'messages': payload truncated");
+	expect_err(LIT("\x83\xa1t\xa4"
+	               "call\xa2id\x01\xa8messages"
+	               "\xdd\x00\x00\xff\xff"),
+	    "field 'messages': payload truncated");
 	expect_err(LIT("\x81\xa1t\xdb\xff\xff\xff\xff"),
 	    "field 't': payload truncated");
 	expect_err(LIT("\xdf\xff\xff\xff\xff"), "more than 65536 items");
@@ -1374,9 +1434,9 @@ END_TEST
  * own, so this reaches proto_unpack_json's own limit. */
 START_TEST(test_unpack_json_depth)
 {
-	msgpack_object	 o[PROTO_MAX_DEPTH + 2];
-	json_t		*j;
-	int		 i, n;
+	msgpack_object o[PROTO_MAX_DEPTH + 2];
+	json_t *j;
+	int i, n;
 
 	for (n = PROTO_MAX_DEPTH; n <= PROTO_MAX_DEPTH + 1; n++) {
 		for (i = 0; i < n; i++) {
@@ -1416,15 +1476,15 @@ fuzz_rand(void)
 
 START_TEST(test_fuzz)
 {
-	msgpack_sbuffer		 seeds[6];
-	struct llmgate_request	 r;
-	struct llmgate_result	 res;
-	struct llmgate_chunk	 c;
-	struct proto_msg	 m;
-	json_t			*j;
-	char			 err[256], buf[4096];
-	size_t			 i, len, k, n, ok = 0;
-	const msgpack_sbuffer	*s;
+	msgpack_sbuffer seeds[6];
+	struct llmgate_request r;
+	struct llmgate_result res;
+	struct llmgate_chunk c;
+	struct proto_msg m;
+	json_t *j;
+	char err[256], buf[4096];
+	size_t i, len, k, n, ok = 0;
+	const msgpack_sbuffer *s;
 
 	full_request(&r);
 	memset(&res, 0, sizeof res);
@@ -1476,8 +1536,8 @@ START_TEST(test_fuzz)
 					    (char)(1u << (fuzz_rand() % 8));
 					break;
 				default:
-					buf[fuzz_rand() % len] = (char)
-					    (0xc0 + fuzz_rand() % 0x20);
+					buf[fuzz_rand() % len] =
+					    (char)(0xc0 + fuzz_rand() % 0x20);
 					break;
 				}
 			}
@@ -1504,8 +1564,8 @@ END_TEST
 static Suite *
 proto_suite(void)
 {
-	Suite	*s = suite_create("proto");
-	TCase	*tc;
+	Suite *s = suite_create("proto");
+	TCase *tc;
 
 	tc = tcase_create("frame");
 	tcase_add_test(tc, test_frame_len);
@@ -1546,8 +1606,8 @@ proto_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
+	SRunner *sr;
+	int failed;
 
 	sr = srunner_create(proto_suite());
 	srunner_run_all(sr, CK_NORMAL);

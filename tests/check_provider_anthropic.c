@@ -213,15 +213,18 @@ START_TEST(build_minimal)
 
 	memset(&prov, 0, sizeof prov);
 	prov.base_url = "http://127.0.0.1:8080/v1//";
-	ck_assert_int_eq(pt->build(&hr, &prov, "claude-3-5-haiku-latest",
-	    &req, &cause), 0);
+	ck_assert_int_eq(pt->build(&hr, &prov, "claude-3-5-haiku-latest", &req,
+	                     &cause),
+	    0);
 	ck_assert_str_eq(hr.url, "http://127.0.0.1:8080/v1/messages");
 	/* max_tokens is required by Anthropic: the default fills in. */
-	ck_assert_str_eq(hr.body, "{\"model\":\"claude-3-5-haiku-latest\","
+	ck_assert_str_eq(hr.body,
+	    "{\"model\":\"claude-3-5-haiku-latest\","
 	    "\"max_tokens\":4096,"
 	    "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}");
 	h = headers(&hr);
-	ck_assert_str_eq(h, "Content-Type: application/json\n"
+	ck_assert_str_eq(h,
+	    "Content-Type: application/json\n"
 	    "anthropic-version: 2023-06-01\n");
 	free(h);
 	http_req_free(&hr);
@@ -235,21 +238,27 @@ static struct llmgate_tool_call rich_calls[] = {
 
 static struct llmgate_message rich_msgs[] = {
 	{ .role = LLMGATE_ROLE_USER,
-	  .content = "Weather in Oslo and the time?" },
-	{ .role = LLMGATE_ROLE_ASSISTANT, .content = "Checking.",
-	  .tool_calls = rich_calls, .ntool_calls = 2 },
-	{ .role = LLMGATE_ROLE_TOOL, .tool_call_id = "toolu_01A",
-	  .name = "get_weather", .content = "{\"temp_c\": 4}" },
-	{ .role = LLMGATE_ROLE_TOOL, .tool_call_id = "toolu_01B",
-	  .name = "get_time", .content = "12:00" },
+	    .content = "Weather in Oslo and the time?" },
+	{ .role = LLMGATE_ROLE_ASSISTANT,
+	    .content = "Checking.",
+	    .tool_calls = rich_calls,
+	    .ntool_calls = 2 },
+	{ .role = LLMGATE_ROLE_TOOL,
+	    .tool_call_id = "toolu_01A",
+	    .name = "get_weather",
+	    .content = "{\"temp_c\": 4}" },
+	{ .role = LLMGATE_ROLE_TOOL,
+	    .tool_call_id = "toolu_01B",
+	    .name = "get_time",
+	    .content = "12:00" },
 	{ .role = LLMGATE_ROLE_USER, .content = "Thanks. And tomorrow?" },
 };
 
 static struct llmgate_tool rich_tools[] = {
 	{ "get_weather", "Current weather for a city",
-	  "{\"type\":\"object\",\"properties\":"
-	  "{\"city\":{\"type\":\"string\"}},"
-	  "\"required\":[\"city\"]}" },
+	    "{\"type\":\"object\",\"properties\":"
+	    "{\"city\":{\"type\":\"string\"}},"
+	    "\"required\":[\"city\"]}" },
 	{ "get_time", NULL, NULL },
 };
 
@@ -259,19 +268,27 @@ START_TEST(build_rich)
 {
 	struct llmgate_request req = {
 		.system = "You are terse.",
-		.messages = rich_msgs, .nmessages = 5,
-		.tools = rich_tools, .ntools = 2,
+		.messages = rich_msgs,
+		.nmessages = 5,
+		.tools = rich_tools,
+		.ntools = 2,
 		.has = LLMGATE_HAS_MAX_TOKENS | LLMGATE_HAS_TEMPERATURE |
 		    LLMGATE_HAS_TOP_P | LLMGATE_HAS_SEED,
-		.max_tokens = 1000, .temperature = 0.5, .top_p = 0.25,
-		.seed = 42, .stop = rich_stop, .nstop = 2, .stream = 1,
+		.max_tokens = 1000,
+		.temperature = 0.5,
+		.top_p = 0.25,
+		.seed = 42,
+		.stop = rich_stop,
+		.nstop = 2,
+		.stream = 1,
 	};
 	struct http_req hr;
 	char *cause, *h;
 
 	/* Tool results and the next user text merge into one user turn;
 	 * the seed is dropped (Anthropic has none). */
-	check_body(&req, "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":1000,"
+	check_body(&req,
+	    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":1000,"
 	    "\"system\":\"You are terse.\",\"messages\":["
 	    "{\"role\":\"user\",\"content\":\"Weather in Oslo and the time?\"},"
 	    "{\"role\":\"assistant\",\"content\":["
@@ -298,7 +315,8 @@ START_TEST(build_rich)
 	ck_assert_int_eq(build(&req, &hr, &cause), 0);
 	ck_assert_str_eq(hr.url, "https://api.anthropic.com/v1/messages");
 	h = headers(&hr);
-	ck_assert_str_eq(h, "Content-Type: application/json\n"
+	ck_assert_str_eq(h,
+	    "Content-Type: application/json\n"
 	    "x-api-key: sk-ant-test\n"
 	    "anthropic-version: 2023-06-01\n"
 	    "Accept: text/event-stream\n");
@@ -317,14 +335,17 @@ static struct llmgate_message merge_msgs[] = {
 START_TEST(build_merge_and_prefill)
 {
 	struct llmgate_request req = {
-		.messages = merge_msgs, .nmessages = 4,
-		.has = LLMGATE_HAS_TEMPERATURE, .temperature = 1.5,
+		.messages = merge_msgs,
+		.nmessages = 4,
+		.has = LLMGATE_HAS_TEMPERATURE,
+		.temperature = 1.5,
 	};
 
 	/* Same-role turns merge; the final assistant turn is a prefill,
 	 * which Anthropic refuses with trailing whitespace; temperature is
 	 * clamped to Anthropic's 0-1. */
-	check_body(&req, "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
+	check_body(&req,
+	    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
 	    "\"messages\":[{\"role\":\"user\",\"content\":["
 	    "{\"type\":\"text\",\"text\":\"Part one.\"},"
 	    "{\"type\":\"text\",\"text\":\"Part two.\"}]},"
@@ -345,11 +366,13 @@ static struct llmgate_message blank_prefill[] = {
 START_TEST(build_blank_prefill)
 {
 	struct llmgate_request req = {
-		.messages = blank_prefill, .nmessages = 4,
+		.messages = blank_prefill,
+		.nmessages = 4,
 	};
 
 	/* Anthropic refuses blank text blocks: they are left out. */
-	check_body(&req, "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
+	check_body(&req,
+	    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
 	    "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}");
 }
 END_TEST
@@ -357,14 +380,19 @@ END_TEST
 START_TEST(build_schema_object)
 {
 	struct llmgate_request req = {
-		.messages = user_hi, .nmessages = 1,
-		.tools = rich_tools, .ntools = 1,
-		.schema = "{\"type\":\"object\",\"properties\":"
+		.messages = user_hi,
+		.nmessages = 1,
+		.tools = rich_tools,
+		.ntools = 1,
+		.schema =
+		    "{\"type\":\"object\",\"properties\":"
 		    "{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}",
-		.has = LLMGATE_HAS_MAX_TOKENS, .max_tokens = 200,
+		.has = LLMGATE_HAS_MAX_TOKENS,
+		.max_tokens = 200,
 	};
 
-	check_body(&req, "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":200,"
+	check_body(&req,
+	    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":200,"
 	    "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
 	    "\"tools\":[{\"name\":\"get_weather\","
 	    "\"description\":\"Current weather for a city\","
@@ -381,11 +409,13 @@ END_TEST
 START_TEST(build_schema_untyped)
 {
 	struct llmgate_request req = {
-		.messages = user_hi, .nmessages = 1,
+		.messages = user_hi,
+		.nmessages = 1,
 		.schema = "{\"properties\":{\"n\":{\"type\":\"integer\"}}}",
 	};
 
-	check_body(&req, "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
+	check_body(&req,
+	    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
 	    "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
 	    "\"tools\":[{\"name\":\"llmgate_json\",\"description\":\"Reply by "
 	    "calling this tool once; its input is the complete answer.\","
@@ -398,13 +428,15 @@ END_TEST
 START_TEST(build_schema_wrapped)
 {
 	struct llmgate_request req = {
-		.messages = user_hi, .nmessages = 1,
+		.messages = user_hi,
+		.nmessages = 1,
 		.schema = "{\"type\":\"array\","
-		    "\"items\":{\"type\":\"string\"}}",
+		          "\"items\":{\"type\":\"string\"}}",
 	};
 
 	/* input_schema must be an object: other schemas become "value". */
-	check_body(&req, "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
+	check_body(&req,
+	    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
 	    "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
 	    "\"tools\":[{\"name\":\"llmgate_json_value\",\"description\":"
 	    "\"Reply by calling this tool once, with the complete answer as "
@@ -432,13 +464,15 @@ START_TEST(build_invalid)
 	};
 	struct llmgate_message with_args[] = {
 		{ .role = LLMGATE_ROLE_USER, .content = "Hi" },
-		{ .role = LLMGATE_ROLE_ASSISTANT, .tool_calls = bad_args,
-		  .ntool_calls = 1 },
+		{ .role = LLMGATE_ROLE_ASSISTANT,
+		    .tool_calls = bad_args,
+		    .ntool_calls = 1 },
 	};
 	struct llmgate_message with_array[] = {
 		{ .role = LLMGATE_ROLE_USER, .content = "Hi" },
-		{ .role = LLMGATE_ROLE_ASSISTANT, .tool_calls = array_args,
-		  .ntool_calls = 1 },
+		{ .role = LLMGATE_ROLE_ASSISTANT,
+		    .tool_calls = array_args,
+		    .ntool_calls = 1 },
 	};
 	struct llmgate_message no_id[] = {
 		{ .role = LLMGATE_ROLE_TOOL, .content = "4" },
@@ -534,11 +568,13 @@ START_TEST(parse_stop_reason)
 	char *body;
 	int rc;
 
-	xasprintf(&body, "{\"id\":\"msg_01\",\"type\":\"message\","
+	xasprintf(&body,
+	    "{\"id\":\"msg_01\",\"type\":\"message\","
 	    "\"role\":\"assistant\",\"content\":[{\"type\":\"text\","
 	    "\"text\":\"Partial\"}],\"stop_reason\":\"%s\","
 	    "\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,"
-	    "\"output_tokens\":2}}", stops[_i].reason);
+	    "\"output_tokens\":2}}",
+	    stops[_i].reason);
 	rc = pt->parse(&r, body, strlen(body));
 	free(body);
 	ck_assert_int_eq(rc, 0);
@@ -694,21 +730,28 @@ END_TEST
 
 START_TEST(stream_error_types)
 {
-	ck_assert_int_eq(event("error", "{\"type\":\"error\",\"error\":"
-	    "{\"type\":\"api_error\",\"message\":\"Internal server error\"}}"),
+	ck_assert_int_eq(
+	    event("error",
+	        "{\"type\":\"error\",\"error\":"
+	        "{\"type\":\"api_error\",\"message\":\"Internal server error\"}}"),
 	    -1);
 	ck_assert_int_eq(r.cls, LLMGATE_SERVER_ERROR);
 	reply_free(&r);
 	reply_init(&r, capture, &chunks);
-	ck_assert_int_eq(event("error", "{\"type\":\"error\",\"error\":"
-	    "{\"type\":\"rate_limit_error\",\"message\":\"Rate limited\"}}"),
+	ck_assert_int_eq(
+	    event("error",
+	        "{\"type\":\"error\",\"error\":"
+	        "{\"type\":\"rate_limit_error\",\"message\":\"Rate limited\"}}"),
 	    -1);
 	ck_assert_int_eq(r.cls, LLMGATE_RATE_LIMITED);
 	reply_free(&r);
 	reply_init(&r, capture, &chunks);
 	/* An unknown type in a 200 stream is still a failure upstream. */
-	ck_assert_int_eq(event("error", "{\"type\":\"error\",\"error\":"
-	    "{\"type\":\"brand_new_error\",\"message\":\"?\"}}"), -1);
+	ck_assert_int_eq(
+	    event("error",
+	        "{\"type\":\"error\",\"error\":"
+	        "{\"type\":\"brand_new_error\",\"message\":\"?\"}}"),
+	    -1);
 	ck_assert_int_eq(r.cls, LLMGATE_SERVER_ERROR);
 }
 END_TEST
@@ -773,32 +816,43 @@ END_TEST
 
 START_TEST(stream_invalid)
 {
-	ck_assert_int_eq(event("content_block_delta",
-	    "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{"), -1);
+	ck_assert_int_eq(
+	    event("content_block_delta",
+	        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{"),
+	    -1);
 	ck_assert_int_eq(r.cls, LLMGATE_PARSE_ERROR);
 }
 END_TEST
 
 START_TEST(stream_bad_tool_args)
 {
-	ck_assert_int_eq(event("content_block_start", "{\"type\":"
-	    "\"content_block_start\",\"index\":0,\"content_block\":{\"type\":"
-	    "\"tool_use\",\"id\":\"toolu_01\",\"name\":\"f\",\"input\":{}}}"),
+	ck_assert_int_eq(
+	    event("content_block_start",
+	        "{\"type\":"
+	        "\"content_block_start\",\"index\":0,\"content_block\":{\"type\":"
+	        "\"tool_use\",\"id\":\"toolu_01\",\"name\":\"f\",\"input\":{}}}"),
 	    0);
-	ck_assert_int_eq(event("content_block_delta", "{\"type\":"
-	    "\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
-	    "\"input_json_delta\",\"partial_json\":\"{\\\"a\\\": \"}}"), 0);
+	ck_assert_int_eq(
+	    event("content_block_delta",
+	        "{\"type\":"
+	        "\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+	        "\"input_json_delta\",\"partial_json\":\"{\\\"a\\\": \"}}"),
+	    0);
 	ck_assert_int_eq(event("content_block_stop",
-	    "{\"type\":\"content_block_stop\",\"index\":0}"), -1);
+	                     "{\"type\":\"content_block_stop\",\"index\":0}"),
+	    -1);
 	ck_assert_int_eq(r.cls, LLMGATE_PARSE_ERROR);
 }
 END_TEST
 
 START_TEST(stream_bad_index)
 {
-	ck_assert_int_eq(event("content_block_start", "{\"type\":"
-	    "\"content_block_start\",\"index\":100000,\"content_block\":"
-	    "{\"type\":\"text\",\"text\":\"\"}}"), -1);
+	ck_assert_int_eq(
+	    event("content_block_start",
+	        "{\"type\":"
+	        "\"content_block_start\",\"index\":100000,\"content_block\":"
+	        "{\"type\":\"text\",\"text\":\"\"}}"),
+	    -1);
 	ck_assert_int_eq(r.cls, LLMGATE_PARSE_ERROR);
 }
 END_TEST
@@ -818,41 +872,41 @@ static const struct {
 	const char *message;
 } errors[] = {
 	{ "error-prompt-too-long.json", 400, LLMGATE_CONTEXT_LENGTH,
-	  "prompt is too long: 205014 tokens > 200000 maximum" },
+	    "prompt is too long: 205014 tokens > 200000 maximum" },
 	{ "error-exceed-context.json", 400, LLMGATE_CONTEXT_LENGTH,
-	  "input length and `max_tokens` exceed context limit: 197682 + "
-	  "8192 > 200000, decrease input length or `max_tokens` and try "
-	  "again" },
+	    "input length and `max_tokens` exceed context limit: 197682 + "
+	    "8192 > 200000, decrease input length or `max_tokens` and try "
+	    "again" },
 	{ "error-too-many-tokens.json", 400, LLMGATE_CONTEXT_LENGTH,
-	  "messages: too many tokens in the conversation for this model" },
+	    "messages: too many tokens in the conversation for this model" },
 	{ "error-credit.json", 400, LLMGATE_QUOTA_EXHAUSTED,
-	  "Your credit balance is too low to access the Anthropic API. "
-	  "Please go to Plans & Billing to upgrade or purchase credits." },
+	    "Your credit balance is too low to access the Anthropic API. "
+	    "Please go to Plans & Billing to upgrade or purchase credits." },
 	{ "error-spend-limit.json", 400, LLMGATE_QUOTA_EXHAUSTED,
-	  "You have reached your specified API usage limits. You will "
-	  "regain access on 2025-09-01 at 00:00 UTC." },
+	    "You have reached your specified API usage limits. You will "
+	    "regain access on 2025-09-01 at 00:00 UTC." },
 	{ "error-bad-request.json", 400, LLMGATE_BAD_REQUEST,
-	  "max_tokens: 100000 > 64000, which is the maximum allowed number "
-	  "of output tokens for claude-sonnet-4-5-20250929" },
+	    "max_tokens: 100000 > 64000, which is the maximum allowed number "
+	    "of output tokens for claude-sonnet-4-5-20250929" },
 	{ "error-auth.json", 401, LLMGATE_AUTH, "invalid x-api-key" },
 	{ "error-permission.json", 403, LLMGATE_PERMISSION,
-	  "Your API key does not have permission to use the specified "
-	  "resource." },
+	    "Your API key does not have permission to use the specified "
+	    "resource." },
 	{ "error-not-found.json", 404, LLMGATE_NOT_FOUND,
-	  "model: claude-3-opus-2099" },
+	    "model: claude-3-opus-2099" },
 	{ "error-too-large.json", 413, LLMGATE_CONTEXT_LENGTH,
-	  "Request exceeds the maximum allowed number of bytes." },
+	    "Request exceeds the maximum allowed number of bytes." },
 	{ "error-413.html", 413, LLMGATE_CONTEXT_LENGTH, "HTTP 413" },
 	{ "error-rate-limit.json", 429, LLMGATE_RATE_LIMITED, NULL },
 	{ "error-billing.json", 402, LLMGATE_QUOTA_EXHAUSTED,
-	  "There is an issue with your payment method. Please update it in "
-	  "Plans & Billing." },
+	    "There is an issue with your payment method. Please update it in "
+	    "Plans & Billing." },
 	{ "error-api.json", 500, LLMGATE_SERVER_ERROR,
-	  "Internal server error" },
+	    "Internal server error" },
 	{ "error-overloaded.json", 529, LLMGATE_OVERLOADED, "Overloaded" },
 	{ "error-timeout.json", 504, LLMGATE_TIMEOUT,
-	  "Request timed out while processing. Please use streaming for "
-	  "long requests." },
+	    "Request timed out while processing. Please use streaming for "
+	    "long requests." },
 	{ "error-conflict.json", 409, LLMGATE_SERVER_ERROR, "Conflict" },
 	{ "garbage.html", 502, LLMGATE_SERVER_ERROR, "HTTP 502" },
 };
@@ -877,7 +931,7 @@ END_TEST
 START_TEST(classify_long_message)
 {
 	const char *prefix = "This request would exceed the rate limit for "
-	    "your organization";
+	                     "your organization";
 	size_t len;
 	char *body = load("error-rate-limit.json", &len);
 
@@ -896,7 +950,8 @@ START_TEST(classify_utf8_cut)
 	size_t i;
 
 	/* The cut at 300 bytes must not split the two-byte e-acute. */
-	buf_addstr(&b, "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+	buf_addstr(&b,
+	    "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
 	    "\"message\":\"");
 	for (i = 0; i < 299; i++)
 		buf_add(&b, "a", 1);
@@ -939,7 +994,8 @@ START_TEST(event_context_other_shape)
 	ev.len = len;
 	ck_assert_int_ne(pt->event(&r, &ev), 0);
 	ck_assert_int_eq(r.cls, LLMGATE_CONTEXT_LENGTH);
-	ck_assert_str_eq(r.message, "request (1500 tokens) exceeds the "
+	ck_assert_str_eq(r.message,
+	    "request (1500 tokens) exceeds the "
 	    "available context size (256 tokens), try increasing it");
 	free(body);
 }
@@ -947,7 +1003,8 @@ END_TEST
 
 START_TEST(classify_unknown_type)
 {
-	const char *body = "{\"type\":\"error\",\"error\":{\"type\":"
+	const char *body =
+	    "{\"type\":\"error\",\"error\":{\"type\":"
 	    "\"brand_new_error\",\"message\":\"Something new\"}}";
 
 	/* An unknown type falls back on the status. */

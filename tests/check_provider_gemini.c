@@ -16,7 +16,7 @@
 #endif
 
 #ifndef nitems
-#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#define nitems(a) (sizeof(a) / sizeof(a)[0])
 #endif
 
 #define BASE "https://generativelanguage.googleapis.com/v1beta"
@@ -179,15 +179,18 @@ START_TEST(test_build_minimal)
 	char *cause = NULL, *h;
 
 	ck_assert_int_eq(gp->build(&hr, &prov, "gemini-2.5-flash", &req,
-	    &cause), 0);
+	                     &cause),
+	    0);
 	ck_assert_ptr_null(cause);
 	ck_assert_str_eq(hr.url,
 	    BASE "/models/gemini-2.5-flash:generateContent");
 	h = headers_str(hr.headers);
-	ck_assert_str_eq(h, "Content-Type: application/json\n"
+	ck_assert_str_eq(h,
+	    "Content-Type: application/json\n"
 	    "x-goog-api-key: AIzaTESTKEY\n");
 	free(h);
-	ck_assert_str_eq(hr.body, "{\"contents\":[{\"role\":\"user\","
+	ck_assert_str_eq(hr.body,
+	    "{\"contents\":[{\"role\":\"user\","
 	    "\"parts\":[{\"text\":\"Capital of Norway?\"}]}]}");
 	ck_assert_uint_eq(hr.body_len, strlen(hr.body));
 	req_clear(&hr);
@@ -203,7 +206,8 @@ START_TEST(test_build_no_key)
 
 	/* "models/x" as the model list spells it, and no key configured. */
 	ck_assert_int_eq(gp->build(&hr, &p, "models/gemini-2.0-flash", &req,
-	    &cause), 0);
+	                     &cause),
+	    0);
 	ck_assert_str_eq(hr.url,
 	    BASE "/models/gemini-2.0-flash:generateContent");
 	h = headers_str(hr.headers);
@@ -214,28 +218,36 @@ START_TEST(test_build_no_key)
 END_TEST
 
 static struct llmgate_tool_call rich_calls[] = {
-	{ .id = "call_0", .name = "get_weather",
-	  .arguments = "{\"city\": \"Oslo\"}" },
+	{ .id = "call_0",
+	    .name = "get_weather",
+	    .arguments = "{\"city\": \"Oslo\"}" },
 	{ .id = "call_1", .name = "get_time", .arguments = "" },
 };
 
 static struct llmgate_message rich_msgs[] = {
 	{ .role = LLMGATE_ROLE_USER, .content = "Weather and time in Oslo?" },
-	{ .role = LLMGATE_ROLE_ASSISTANT, .content = "Let me check.",
-	  .tool_calls = rich_calls, .ntool_calls = 2 },
+	{ .role = LLMGATE_ROLE_ASSISTANT,
+	    .content = "Let me check.",
+	    .tool_calls = rich_calls,
+	    .ntool_calls = 2 },
 	/* No name: found through the call it answers. */
-	{ .role = LLMGATE_ROLE_TOOL, .tool_call_id = "call_0",
-	  .content = "{\"temp_c\": 4.5, \"sky\": \"clear\"}" },
+	{ .role = LLMGATE_ROLE_TOOL,
+	    .tool_call_id = "call_0",
+	    .content = "{\"temp_c\": 4.5, \"sky\": \"clear\"}" },
 	/* Not an object: wrapped. */
-	{ .role = LLMGATE_ROLE_TOOL, .tool_call_id = "call_1",
-	  .name = "get_time", .content = "14:05" },
+	{ .role = LLMGATE_ROLE_TOOL,
+	    .tool_call_id = "call_1",
+	    .name = "get_time",
+	    .content = "14:05" },
 	{ .role = LLMGATE_ROLE_USER, .content = "Thanks. And tomorrow?" },
 };
 
 static struct llmgate_tool rich_tools[] = {
-	{ .name = "get_weather", .description = "Current weather",
-	  .parameters = "{\"type\": \"object\", \"properties\": "
-	  "{\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}" },
+	{ .name = "get_weather",
+	    .description = "Current weather",
+	    .parameters =
+	        "{\"type\": \"object\", \"properties\": "
+	        "{\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}" },
 	{ .name = "get_time" },
 };
 
@@ -251,7 +263,7 @@ rich_request(struct llmgate_request *req)
 	req->tools = rich_tools;
 	req->ntools = nitems(rich_tools);
 	req->schema = "{\"type\":\"object\",\"properties\":{\"temp_c\":"
-	    "{\"type\":\"number\"}},\"required\":[\"temp_c\"]}";
+	              "{\"type\":\"number\"}},\"required\":[\"temp_c\"]}";
 	req->has = LLMGATE_HAS_MAX_TOKENS | LLMGATE_HAS_TEMPERATURE |
 	    LLMGATE_HAS_TOP_P | LLMGATE_HAS_SEED;
 	req->max_tokens = 200;
@@ -271,11 +283,14 @@ START_TEST(test_build_rich)
 
 	rich_request(&req);
 	ck_assert_int_eq(gp->build(&hr, &prov, "gemini-2.5-flash", &req,
-	    &cause), 0);
-	ck_assert_str_eq(hr.url, BASE "/models/gemini-2.5-flash:"
-	    "streamGenerateContent?alt=sse");
+	                     &cause),
+	    0);
+	ck_assert_str_eq(hr.url,
+	    BASE "/models/gemini-2.5-flash:"
+	         "streamGenerateContent?alt=sse");
 	h = headers_str(hr.headers);
-	ck_assert_str_eq(h, "Content-Type: application/json\n"
+	ck_assert_str_eq(h,
+	    "Content-Type: application/json\n"
 	    "Accept: text/event-stream\n"
 	    "x-goog-api-key: AIzaTESTKEY\n");
 	free(h);
@@ -325,8 +340,10 @@ START_TEST(test_build_merge_turns)
 	char *cause = NULL;
 
 	ck_assert_int_eq(gp->build(&hr, &prov, "gemini-2.5-flash", &req,
-	    &cause), 0);
-	ck_assert_str_eq(hr.body, "{\"contents\":["
+	                     &cause),
+	    0);
+	ck_assert_str_eq(hr.body,
+	    "{\"contents\":["
 	    "{\"role\":\"user\",\"parts\":"
 	    "[{\"text\":\"one\"},{\"text\":\"two\"},"
 	    "{\"text\":\"2b\"}]},"
@@ -341,8 +358,9 @@ START_TEST(test_build_tool_name)
 	struct llmgate_message m[] = {
 		{ .role = LLMGATE_ROLE_USER, .content = "Look it up." },
 		/* A name and no call id; a scalar result is wrapped as text. */
-		{ .role = LLMGATE_ROLE_TOOL, .name = "lookup",
-		  .content = "42" },
+		{ .role = LLMGATE_ROLE_TOOL,
+		    .name = "lookup",
+		    .content = "42" },
 		{ .role = LLMGATE_ROLE_TOOL, .name = "lookup" },
 	};
 	struct llmgate_request req = { .messages = m, .nmessages = nitems(m) };
@@ -350,7 +368,8 @@ START_TEST(test_build_tool_name)
 	char *cause = NULL;
 
 	ck_assert_int_eq(gp->build(&hr, &prov, "gemini-2.5-flash", &req,
-	    &cause), 0);
+	                     &cause),
+	    0);
 	ck_assert_str_eq(hr.body,
 	    "{\"contents\":[{\"role\":\"user\",\"parts\":["
 	    "{\"text\":\"Look it up.\"},"
@@ -412,10 +431,12 @@ START_TEST(test_build_invalid)
 		req.nmessages = 0;
 
 	ck_assert_int_eq(gp->build(&hr, &prov, "gemini-2.5-flash", &req,
-	    &cause), -1);
+	                     &cause),
+	    -1);
 	ck_assert_ptr_nonnull(cause);
 	ck_assert_msg(strncmp(cause, bad_cases[_i].cause,
-	    strlen(bad_cases[_i].cause)) == 0, "%s: cause \"%s\"", what, cause);
+	                  strlen(bad_cases[_i].cause)) == 0,
+	    "%s: cause \"%s\"", what, cause);
 	ck_assert_ptr_null(hr.url);
 	ck_assert_ptr_null(hr.body);
 	free(cause);
@@ -489,7 +510,8 @@ END_TEST
 
 START_TEST(test_parse_function_call_id)
 {
-	const char *body = "{\"candidates\":[{\"content\":{\"role\":\"model\","
+	const char *body =
+	    "{\"candidates\":[{\"content\":{\"role\":\"model\","
 	    "\"parts\":[{\"text\":\"Checking.\"},{\"functionCall\":"
 	    "{\"id\":\"fc-7f3a\",\"name\":\"lookup\"}}]},"
 	    "\"finishReason\":\"STOP\",\"index\":0}]}";
@@ -529,7 +551,8 @@ START_TEST(test_parse_malformed_call)
 	ck_assert_int_eq(parse_file("malformed_function_call.json"), 0);
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_OTHER);
 	ck_assert_int_eq(r.cls, LLMGATE_PARSE_ERROR);
-	ck_assert_str_eq(r.message, "finishReason MALFORMED_FUNCTION_CALL: "
+	ck_assert_str_eq(r.message,
+	    "finishReason MALFORMED_FUNCTION_CALL: "
 	    "Malformed function call: print(default_api.get_weather("
 	    "city=\"Oslo\", units=celsius))");
 	ck_assert_int_eq(r.done, 1);
@@ -555,20 +578,19 @@ static const struct {
 	{ "STOP", LLMGATE_FINISH_STOP, LLMGATE_OK },
 	{ "MAX_TOKENS", LLMGATE_FINISH_LENGTH, LLMGATE_OK },
 	{ "SAFETY", LLMGATE_FINISH_CONTENT_FILTER, LLMGATE_CONTENT_FILTER },
-	{ "RECITATION", LLMGATE_FINISH_CONTENT_FILTER,
-	  LLMGATE_CONTENT_FILTER },
+	{ "RECITATION", LLMGATE_FINISH_CONTENT_FILTER, LLMGATE_CONTENT_FILTER },
 	{ "BLOCKLIST", LLMGATE_FINISH_CONTENT_FILTER, LLMGATE_CONTENT_FILTER },
 	{ "PROHIBITED_CONTENT", LLMGATE_FINISH_CONTENT_FILTER,
-	  LLMGATE_CONTENT_FILTER },
+	    LLMGATE_CONTENT_FILTER },
 	{ "SPII", LLMGATE_FINISH_CONTENT_FILTER, LLMGATE_CONTENT_FILTER },
 	{ "IMAGE_SAFETY", LLMGATE_FINISH_CONTENT_FILTER,
-	  LLMGATE_CONTENT_FILTER },
+	    LLMGATE_CONTENT_FILTER },
 	{ "IMAGE_PROHIBITED_CONTENT", LLMGATE_FINISH_CONTENT_FILTER,
-	  LLMGATE_CONTENT_FILTER },
+	    LLMGATE_CONTENT_FILTER },
 	{ "IMAGE_RECITATION", LLMGATE_FINISH_CONTENT_FILTER,
-	  LLMGATE_CONTENT_FILTER },
+	    LLMGATE_CONTENT_FILTER },
 	{ "MALFORMED_FUNCTION_CALL", LLMGATE_FINISH_OTHER,
-	  LLMGATE_PARSE_ERROR },
+	    LLMGATE_PARSE_ERROR },
 	{ "UNEXPECTED_TOOL_CALL", LLMGATE_FINISH_OTHER, LLMGATE_PARSE_ERROR },
 	{ "TOO_MANY_TOOL_CALLS", LLMGATE_FINISH_OTHER, LLMGATE_OK },
 	{ "LANGUAGE", LLMGATE_FINISH_OTHER, LLMGATE_OK },
@@ -583,9 +605,11 @@ START_TEST(test_parse_finish_reasons)
 {
 	char *body;
 
-	xasprintf(&body, "{\"candidates\":[{\"content\":{\"parts\":"
+	xasprintf(&body,
+	    "{\"candidates\":[{\"content\":{\"parts\":"
 	    "[{\"text\":\"x\"}],\"role\":\"model\"},\"finishReason\":\"%s\","
-	    "\"index\":0}]}", finish_cases[_i].reason);
+	    "\"index\":0}]}",
+	    finish_cases[_i].reason);
 	ck_assert_int_eq(gp->parse(&r, body, strlen(body)), 0);
 	ck_assert_msg(r.finish == finish_cases[_i].finish, "%s: finish %s",
 	    finish_cases[_i].reason, llmgate_finish_name(r.finish));
@@ -605,7 +629,7 @@ static const char *garbage[] = {
 	"{\"candidates\":{}}",
 	"[{\"candidates\":[]}]",
 	"{\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":"
-	    "{\"args\":{}}}]},\"finishReason\":\"STOP\"}]}",
+	"{\"args\":{}}}]},\"finishReason\":\"STOP\"}]}",
 	"{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"cut",
 };
 
@@ -686,13 +710,17 @@ END_TEST
 
 START_TEST(test_event_tool_index_across_chunks)
 {
-	ck_assert_int_eq(event_str(&r,
-	    "{\"candidates\":[{\"content\":{\"parts\":"
-	    "[{\"functionCall\":{\"name\":\"a\",\"args\":{\"n\":1}}}]}}]}"), 0);
-	ck_assert_int_eq(event_str(&r,
-	    "{\"candidates\":[{\"content\":{\"parts\":"
-	    "[{\"functionCall\":{\"name\":\"b\",\"args\":{\"n\":2}}}]},"
-	    "\"finishReason\":\"STOP\"}]}"), 0);
+	ck_assert_int_eq(
+	    event_str(&r,
+	        "{\"candidates\":[{\"content\":{\"parts\":"
+	        "[{\"functionCall\":{\"name\":\"a\",\"args\":{\"n\":1}}}]}}]}"),
+	    0);
+	ck_assert_int_eq(
+	    event_str(&r,
+	        "{\"candidates\":[{\"content\":{\"parts\":"
+	        "[{\"functionCall\":{\"name\":\"b\",\"args\":{\"n\":2}}}]},"
+	        "\"finishReason\":\"STOP\"}]}"),
+	    0);
 	ck_assert_uint_eq(r.ntools, 2);
 	ck_assert_str_eq(buf_cstr(&cap),
 	    "tool0:call_0:a:{\"n\":1}\ntool1:call_1:b:{\"n\":2}\n");
@@ -717,8 +745,10 @@ END_TEST
 START_TEST(test_event_error_bare)
 {
 	/* No code, no status: still an upstream failure, worth a retry. */
-	ck_assert_int_eq(event_str(&r,
-	    "{\"error\":{\"message\":\"Internal stream failure\"}}"), -1);
+	ck_assert_int_eq(
+	    event_str(&r,
+	        "{\"error\":{\"message\":\"Internal stream failure\"}}"),
+	    -1);
 	ck_assert_int_eq(r.cls, LLMGATE_SERVER_ERROR);
 	ck_assert_str_eq(r.message, "Internal stream failure");
 }
@@ -737,9 +767,12 @@ END_TEST
 
 START_TEST(test_event_blocked_and_finish_only)
 {
-	ck_assert_int_eq(event_str(&r, "{\"promptFeedback\": {\"blockReason\": "
-	    "\"SAFETY\"},\"usageMetadata\": {\"promptTokenCount\": 12,"
-	    "\"totalTokenCount\": 12}}"), 0);
+	ck_assert_int_eq(
+	    event_str(&r,
+	        "{\"promptFeedback\": {\"blockReason\": "
+	        "\"SAFETY\"},\"usageMetadata\": {\"promptTokenCount\": 12,"
+	        "\"totalTokenCount\": 12}}"),
+	    0);
 	ck_assert_int_eq(r.cls, LLMGATE_CONTENT_FILTER);
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_CONTENT_FILTER);
 	ck_assert_int_eq(r.done, 1);
@@ -747,9 +780,12 @@ START_TEST(test_event_blocked_and_finish_only)
 	reset();
 
 	/* A last chunk with only a finishReason, as Gemini streams end. */
-	ck_assert_int_eq(event_str(&r, "{\"candidates\": [{\"finishReason\": "
-	    "\"MALFORMED_FUNCTION_CALL\",\"index\": 0}],\"usageMetadata\": "
-	    "{\"promptTokenCount\": 88,\"totalTokenCount\": 88}}"), 0);
+	ck_assert_int_eq(
+	    event_str(&r,
+	        "{\"candidates\": [{\"finishReason\": "
+	        "\"MALFORMED_FUNCTION_CALL\",\"index\": 0}],\"usageMetadata\": "
+	        "{\"promptTokenCount\": 88,\"totalTokenCount\": 88}}"),
+	    0);
 	ck_assert_int_eq(r.cls, LLMGATE_PARSE_ERROR);
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_OTHER);
 	ck_assert_int_eq(r.done, 1);
@@ -761,8 +797,10 @@ START_TEST(test_event_blocked_and_finish_only)
 	ck_assert_int_eq(r.done, 0);
 
 	/* Usage alone is no end. */
-	ck_assert_int_eq(event_str(&r, "{\"usageMetadata\": "
-	    "{\"promptTokenCount\": 3}}"), 0);
+	ck_assert_int_eq(event_str(&r,
+	                     "{\"usageMetadata\": "
+	                     "{\"promptTokenCount\": 3}}"),
+	    0);
 	ck_assert_int_eq(r.done, 0);
 	ck_assert_int_eq(r.cls, LLMGATE_OK);
 	ck_assert_uint_eq(r.input_tokens, 3);
@@ -776,45 +814,45 @@ static const struct {
 	uint32_t status;
 	enum llmgate_class cls;
 	int64_t retry_ms;
-	const char *message;	/* prefix */
+	const char *message; /* prefix */
 } error_cases[] = {
 	{ "error_429_minute.json", 429, LLMGATE_RATE_LIMITED, 13000,
-	  "RESOURCE_EXHAUSTED: You exceeded your current quota, please check "
-	  "your plan and billing details. For more information on this "
-	  "error, head to: https://ai.google.dev/gemini-api/docs/"
-	  "rate-limits." },
+	    "RESOURCE_EXHAUSTED: You exceeded your current quota, please check "
+	    "your plan and billing details. For more information on this "
+	    "error, head to: https://ai.google.dev/gemini-api/docs/"
+	    "rate-limits." },
 	{ "error_429_tokens.json", 429, LLMGATE_RATE_LIMITED, 1500,
-	  "RESOURCE_EXHAUSTED: You exceeded" },
+	    "RESOURCE_EXHAUSTED: You exceeded" },
 	{ "error_429_day.json", 429, LLMGATE_QUOTA_EXHAUSTED, 41000,
-	  "RESOURCE_EXHAUSTED: You exceeded" },
+	    "RESOURCE_EXHAUSTED: You exceeded" },
 	{ "error_429_zero.json", 429, LLMGATE_QUOTA_EXHAUSTED, 18000,
-	  "RESOURCE_EXHAUSTED: " },
+	    "RESOURCE_EXHAUSTED: " },
 	{ "error_402_prepay.json", 402, LLMGATE_QUOTA_EXHAUSTED, -1,
-	  "RESOURCE_EXHAUSTED: Your Prepay credit balance is depleted." },
+	    "RESOURCE_EXHAUSTED: Your Prepay credit balance is depleted." },
 	{ "error_400_api_key.json", 400, LLMGATE_AUTH, -1,
-	  "INVALID_ARGUMENT: API key not valid. Please pass a valid API key." },
+	    "INVALID_ARGUMENT: API key not valid. Please pass a valid API key." },
 	{ "error_400_context.json", 400, LLMGATE_CONTEXT_LENGTH, -1,
-	  "INVALID_ARGUMENT: The input token count (1196265) exceeds" },
+	    "INVALID_ARGUMENT: The input token count (1196265) exceeds" },
 	{ "error_400_billing.json", 400, LLMGATE_QUOTA_EXHAUSTED, -1,
-	  "FAILED_PRECONDITION: Gemini API free tier is not available" },
+	    "FAILED_PRECONDITION: Gemini API free tier is not available" },
 	{ "error_400_location.json", 400, LLMGATE_BAD_REQUEST, -1,
-	  "FAILED_PRECONDITION: User location is not supported" },
+	    "FAILED_PRECONDITION: User location is not supported" },
 	{ "error_400_invalid.json", 400, LLMGATE_BAD_REQUEST, -1,
-	  "INVALID_ARGUMENT: Invalid JSON payload received. Unknown name "
-	  "\"maxTokens\"" },
+	    "INVALID_ARGUMENT: Invalid JSON payload received. Unknown name "
+	    "\"maxTokens\"" },
 	{ "error_401.json", 401, LLMGATE_AUTH, -1, "UNAUTHENTICATED: " },
 	{ "error_403.json", 403, LLMGATE_PERMISSION, -1,
-	  "PERMISSION_DENIED: Method doesn't allow unregistered callers" },
+	    "PERMISSION_DENIED: Method doesn't allow unregistered callers" },
 	{ "error_404.json", 404, LLMGATE_NOT_FOUND, -1,
-	  "NOT_FOUND: models/gemini-9.9-flash is not found" },
+	    "NOT_FOUND: models/gemini-9.9-flash is not found" },
 	{ "error_499.json", 499, LLMGATE_CANCELLED, -1,
-	  "CANCELLED: The operation was cancelled." },
+	    "CANCELLED: The operation was cancelled." },
 	{ "error_500.json", 500, LLMGATE_SERVER_ERROR, -1,
-	  "INTERNAL: An internal error has occurred." },
+	    "INTERNAL: An internal error has occurred." },
 	{ "error_503.json", 503, LLMGATE_OVERLOADED, -1,
-	  "UNAVAILABLE: The model is overloaded. Please try again later." },
+	    "UNAVAILABLE: The model is overloaded. Please try again later." },
 	{ "error_504.json", 504, LLMGATE_TIMEOUT, -1,
-	  "DEADLINE_EXCEEDED: The request timed out. Please try again." },
+	    "DEADLINE_EXCEEDED: The request timed out. Please try again." },
 	{ "error_502.html", 502, LLMGATE_SERVER_ERROR, -1, "HTTP 502" },
 };
 
@@ -833,11 +871,11 @@ START_TEST(test_classify_recorded)
 	    (long long)r.rl.retry_after_ms);
 	ck_assert_ptr_nonnull(r.message);
 	ck_assert_msg(strncmp(r.message, error_cases[_i].message,
-	    strlen(error_cases[_i].message)) == 0, "%s: message \"%s\"",
-	    error_cases[_i].file, r.message);
+	                  strlen(error_cases[_i].message)) == 0,
+	    "%s: message \"%s\"", error_cases[_i].file, r.message);
 	ck_assert_ptr_null(strchr(r.message, '\n'));
-	ck_assert_uint_le(strlen(r.message), strlen("RESOURCE_EXHAUSTED: ") +
-	    300 + 3);
+	ck_assert_uint_le(strlen(r.message),
+	    strlen("RESOURCE_EXHAUSTED: ") + 300 + 3);
 	free(body);
 }
 END_TEST
@@ -856,8 +894,8 @@ START_TEST(test_classify_truncated)
 	/* The per-day message is longer than 300 bytes and has newlines. */
 	body = slurp("error_429_day.json", &len);
 	gp->classify(&r, 429, body, len);
-	ck_assert_uint_eq(strlen(r.message), strlen("RESOURCE_EXHAUSTED: ") +
-	    300 + 3);
+	ck_assert_uint_eq(strlen(r.message),
+	    strlen("RESOURCE_EXHAUSTED: ") + 300 + 3);
 	ck_assert_str_eq(r.message + strlen(r.message) - 3, "...");
 	free(body);
 }
@@ -868,7 +906,7 @@ START_TEST(test_classify_retry_header_wins)
 	size_t len;
 	char *body;
 
-	r.rl.retry_after_ms = 7000;	/* from a Retry-After header */
+	r.rl.retry_after_ms = 7000; /* from a Retry-After header */
 	body = slurp("error_429_minute.json", &len);
 	gp->classify(&r, 429, body, len);
 	ck_assert_int_eq(r.cls, LLMGATE_RATE_LIMITED);
@@ -887,14 +925,16 @@ END_TEST
 START_TEST(test_classify_inline)
 {
 	/* The message alone marks a bad key. */
-	classify_str(400, "{\"error\":{\"code\":400,\"message\":\"API key not "
+	classify_str(400,
+	    "{\"error\":{\"code\":400,\"message\":\"API key not "
 	    "valid. Please pass a valid API key.\",\"status\":"
 	    "\"INVALID_ARGUMENT\"}}");
 	ck_assert_int_eq(r.cls, LLMGATE_AUTH);
 	reset();
 
 	/* A 429 with no details is a plain rate limit, no wait known. */
-	classify_str(429, "{\"error\":{\"code\":429,\"message\":\"Resource has "
+	classify_str(429,
+	    "{\"error\":{\"code\":429,\"message\":\"Resource has "
 	    "been exhausted (e.g. check quota).\",\"status\":"
 	    "\"RESOURCE_EXHAUSTED\"}}");
 	ck_assert_int_eq(r.cls, LLMGATE_RATE_LIMITED);
@@ -902,7 +942,8 @@ START_TEST(test_classify_inline)
 	reset();
 
 	/* RetryInfo without "@type", and "0s". */
-	classify_str(429, "{\"error\":{\"code\":429,\"status\":"
+	classify_str(429,
+	    "{\"error\":{\"code\":429,\"status\":"
 	    "\"RESOURCE_EXHAUSTED\",\"details\":[{\"retryDelay\":\"0s\"}]}}");
 	ck_assert_int_eq(r.cls, LLMGATE_RATE_LIMITED);
 	ck_assert_int_eq(r.rl.retry_after_ms, 0);
@@ -910,14 +951,16 @@ START_TEST(test_classify_inline)
 	reset();
 
 	/* Durations that are not protobuf Durations are ignored. */
-	classify_str(429, "{\"error\":{\"code\":429,\"status\":"
+	classify_str(429,
+	    "{\"error\":{\"code\":429,\"status\":"
 	    "\"RESOURCE_EXHAUSTED\",\"details\":[{\"retryDelay\":\"-3s\"},"
 	    "{\"retryDelay\":\"5m\"},{\"retryDelay\":\"1.5s \"}]}}");
 	ck_assert_int_eq(r.rl.retry_after_ms, -1);
 	reset();
 
 	/* The non-SSE stream endpoint's one-element array. */
-	classify_str(503, "[{\"error\":{\"code\":503,\"message\":\"The model "
+	classify_str(503,
+	    "[{\"error\":{\"code\":503,\"message\":\"The model "
 	    "is overloaded. Please try again later.\",\"status\":"
 	    "\"UNAVAILABLE\"}}]");
 	ck_assert_int_eq(r.cls, LLMGATE_OVERLOADED);

@@ -12,8 +12,8 @@
 #include "llmgated.h"
 #include "context.h"
 
-#define DATA		TEST_DATA "/openai/"
-#define NITEMS(a)	(sizeof (a) / sizeof (a)[0])
+#define DATA      TEST_DATA "/openai/"
+#define NITEMS(a) (sizeof(a) / sizeof(a)[0])
 
 /* A file of test data, NUL-terminated; the trailing newline kept. */
 static char *
@@ -168,8 +168,8 @@ assert_prefix(const char *s, const char *prefix)
 {
 	ck_assert_ptr_nonnull(s);
 	ck_assert_msg(strncmp(s, prefix, strlen(prefix)) == 0 &&
-	    strlen(s) > strlen(prefix), "'%s' does not start with '%s'", s,
-	    prefix);
+	        strlen(s) > strlen(prefix),
+	    "'%s' does not start with '%s'", s, prefix);
 }
 
 /* A tool round trip, tools, a schema and every sampling field. */
@@ -182,11 +182,14 @@ static struct llmgate_message rich_msgs[] = {
 	{ LLMGATE_ROLE_USER, "Weather in Oslo and Bergen?", NULL, 0, NULL,
 	    NULL },
 	{ LLMGATE_ROLE_ASSISTANT, NULL, rich_calls, 2, NULL, NULL },
-	{ LLMGATE_ROLE_TOOL, "{\"temp_c\": 4}",
-	    NULL, 0, "call_7QxbNgNcxrHjmWkjx5yXoQfa", "get_weather" },
-	{ LLMGATE_ROLE_TOOL, "{\"temp_c\": 7}",
-	    NULL, 0, "call_Vt3o0pD4n0kqcIwBzmxMeBrc", "get_weather" },
-	{ LLMGATE_ROLE_ASSISTANT, "Oslo 4 \xc2\xb0" "C, Bergen 7 \xc2\xb0" "C.",
+	{ LLMGATE_ROLE_TOOL, "{\"temp_c\": 4}", NULL, 0,
+	    "call_7QxbNgNcxrHjmWkjx5yXoQfa", "get_weather" },
+	{ LLMGATE_ROLE_TOOL, "{\"temp_c\": 7}", NULL, 0,
+	    "call_Vt3o0pD4n0kqcIwBzmxMeBrc", "get_weather" },
+	{ LLMGATE_ROLE_ASSISTANT,
+	    "Oslo 4 \xc2\xb0"
+	    "C, Bergen 7 \xc2\xb0"
+	    "C.",
 	    NULL, 0, NULL, NULL },
 	{ LLMGATE_ROLE_USER, "Which is warmer?", NULL, 0, NULL, NULL },
 };
@@ -207,7 +210,8 @@ rich_request(struct llmgate_request *req, int stream)
 	req->nmessages = NITEMS(rich_msgs);
 	req->tools = rich_tools;
 	req->ntools = NITEMS(rich_tools);
-	req->schema = "{\"type\":\"object\",\"properties\":"
+	req->schema =
+	    "{\"type\":\"object\",\"properties\":"
 	    "{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}";
 	req->has = LLMGATE_HAS_MAX_TOKENS | LLMGATE_HAS_TEMPERATURE |
 	    LLMGATE_HAS_TOP_P | LLMGATE_HAS_SEED;
@@ -233,15 +237,19 @@ plain_request(struct llmgate_request *req)
 }
 
 static struct provider_conf openai_conf = {
-	.name = "openai", .type = &provider_openai,
-	.base_url = "https://api.openai.com/v1/", .api_key = "sk-test-123",
+	.name = "openai",
+	.type = &provider_openai,
+	.base_url = "https://api.openai.com/v1/",
+	.api_key = "sk-test-123",
 };
 static struct provider_conf local_conf = {
-	.name = "local", .type = &provider_openai,
+	.name = "local",
+	.type = &provider_openai,
 	.base_url = "http://127.0.0.1:8080/v1",
 };
 static struct provider_conf azure_conf = {
-	.name = "azure", .type = &provider_azure,
+	.name = "azure",
+	.type = &provider_azure,
 	.base_url = "https://contoso.openai.azure.com/",
 	.api_key = "0123456789abcdef0123456789abcdef",
 	.api_version = "2024-10-21",
@@ -254,12 +262,14 @@ START_TEST(build_openai_rich)
 	char *cause = NULL, *h;
 
 	rich_request(&req, 0);
-	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf,
-	    "gpt-4o-mini", &req, &cause), 0);
+	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "gpt-4o-mini",
+	                     &req, &cause),
+	    0);
 	ck_assert_ptr_null(cause);
 	ck_assert_str_eq(hr.url, "https://api.openai.com/v1/chat/completions");
 	h = headers(&hr);
-	ck_assert_str_eq(h, "Content-Type: application/json\n"
+	ck_assert_str_eq(h,
+	    "Content-Type: application/json\n"
 	    "Authorization: Bearer sk-test-123\n");
 	free(h);
 	assert_body(&hr, "request_rich.json");
@@ -275,10 +285,12 @@ START_TEST(build_openai_stream_no_key)
 
 	rich_request(&req, 1);
 	ck_assert_int_eq(provider_openai.build(&hr, &local_conf,
-	    "qwen2.5-7b-instruct", &req, &cause), 0);
+	                     "qwen2.5-7b-instruct", &req, &cause),
+	    0);
 	ck_assert_str_eq(hr.url, "http://127.0.0.1:8080/v1/chat/completions");
 	h = headers(&hr);
-	ck_assert_str_eq(h, "Content-Type: application/json\n"
+	ck_assert_str_eq(h,
+	    "Content-Type: application/json\n"
 	    "Accept: text/event-stream\n");
 	free(h);
 	assert_body(&hr, "request_rich_stream.json");
@@ -294,9 +306,11 @@ START_TEST(build_openai_minimal)
 
 	/* Only what was set: no sampling fields, no tools, no stream. */
 	plain_request(&req);
-	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf,
-	    "gpt-4o-mini", &req, &cause), 0);
-	ck_assert_str_eq(hr.body, "{\"model\":\"gpt-4o-mini\",\"messages\":"
+	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "gpt-4o-mini",
+	                     &req, &cause),
+	    0);
+	ck_assert_str_eq(hr.body,
+	    "{\"model\":\"gpt-4o-mini\",\"messages\":"
 	    "[{\"role\":\"user\",\"content\":\"Capital of Norway?\"}]}");
 	ck_assert_uint_eq(hr.body_len, strlen(hr.body));
 	req_free(&hr);
@@ -305,9 +319,11 @@ START_TEST(build_openai_minimal)
 	req.has = LLMGATE_HAS_TEMPERATURE | LLMGATE_HAS_MAX_TOKENS;
 	req.temperature = 0;
 	req.max_tokens = 1;
-	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf,
-	    "gpt-4o-mini", &req, &cause), 0);
-	ck_assert_str_eq(hr.body, "{\"model\":\"gpt-4o-mini\",\"messages\":"
+	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "gpt-4o-mini",
+	                     &req, &cause),
+	    0);
+	ck_assert_str_eq(hr.body,
+	    "{\"model\":\"gpt-4o-mini\",\"messages\":"
 	    "[{\"role\":\"user\",\"content\":\"Capital of Norway?\"}],"
 	    "\"max_tokens\":1,\"temperature\":0.0}");
 	req_free(&hr);
@@ -322,12 +338,15 @@ START_TEST(build_azure)
 	char *cause = NULL, *h;
 
 	rich_request(&req, 1);
-	ck_assert_int_eq(provider_azure.build(&hr, &azure_conf,
-	    "gpt-4o-prod", &req, &cause), 0);
-	ck_assert_str_eq(hr.url, "https://contoso.openai.azure.com/openai/"
+	ck_assert_int_eq(provider_azure.build(&hr, &azure_conf, "gpt-4o-prod",
+	                     &req, &cause),
+	    0);
+	ck_assert_str_eq(hr.url,
+	    "https://contoso.openai.azure.com/openai/"
 	    "deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21");
 	h = headers(&hr);
-	ck_assert_str_eq(h, "Content-Type: application/json\n"
+	ck_assert_str_eq(h,
+	    "Content-Type: application/json\n"
 	    "Accept: text/event-stream\n"
 	    "api-key: 0123456789abcdef0123456789abcdef\n");
 	ck_assert_ptr_null(strstr(h, "Authorization"));
@@ -341,13 +360,16 @@ START_TEST(build_azure)
 	conf.api_key = NULL;
 	plain_request(&req);
 	ck_assert_int_eq(provider_azure.build(&hr, &conf, "my dep/1", &req,
-	    &cause), 0);
-	ck_assert_str_eq(hr.url, "https://contoso.openai.azure.com/openai/"
+	                     &cause),
+	    0);
+	ck_assert_str_eq(hr.url,
+	    "https://contoso.openai.azure.com/openai/"
 	    "deployments/my%20dep%2F1/chat/completions?api-version=2024-10-21");
 	h = headers(&hr);
 	ck_assert_str_eq(h, "Content-Type: application/json\n");
 	free(h);
-	ck_assert_str_eq(hr.body, "{\"messages\":[{\"role\":\"user\","
+	ck_assert_str_eq(hr.body,
+	    "{\"messages\":[{\"role\":\"user\","
 	    "\"content\":\"Capital of Norway?\"}]}");
 	req_free(&hr);
 }
@@ -375,7 +397,8 @@ START_TEST(build_invalid)
 	req.tools = bad_tool;
 	req.ntools = 1;
 	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
-	    &cause), -1);
+	                     &cause),
+	    -1);
 	ck_assert_str_eq(cause, "tool 'lookup': parameters are not valid JSON");
 	/* Nothing half-built is left for the caller. */
 	ck_assert_ptr_null(hr.url);
@@ -385,7 +408,8 @@ START_TEST(build_invalid)
 	cause = NULL;
 
 	ck_assert_int_eq(provider_azure.build(&hr, &azure_conf, "d", &req,
-	    &cause), -1);
+	                     &cause),
+	    -1);
 	ck_assert_str_eq(cause, "tool 'lookup': parameters are not valid JSON");
 	ck_assert_ptr_null(hr.url);
 	ck_assert_ptr_null(hr.body);
@@ -394,7 +418,8 @@ START_TEST(build_invalid)
 
 	req.tools = array_tool;
 	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
-	    &cause), -1);
+	                     &cause),
+	    -1);
 	ck_assert_str_eq(cause,
 	    "tool 'lookup': parameters are not a JSON object");
 	free(cause);
@@ -403,7 +428,8 @@ START_TEST(build_invalid)
 	rich_request(&req, 0);
 	req.schema = "{\"type\": }";
 	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
-	    &cause), -1);
+	                     &cause),
+	    -1);
 	assert_prefix(cause, "schema is not valid JSON: ");
 	free(cause);
 	cause = NULL;
@@ -411,15 +437,18 @@ START_TEST(build_invalid)
 	plain_request(&req);
 	req.messages = orphan;
 	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
-	    &cause), -1);
-	ck_assert_str_eq(cause, "messages[0]: tool result without "
+	                     &cause),
+	    -1);
+	ck_assert_str_eq(cause,
+	    "messages[0]: tool result without "
 	    "tool_call_id");
 	free(cause);
 	cause = NULL;
 
 	req.messages = bad_utf8;
 	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
-	    &cause), -1);
+	                     &cause),
+	    -1);
 	ck_assert_str_eq(cause, "messages[0]: content is not valid UTF-8");
 	free(cause);
 	ck_assert_ptr_null(hr.body);
@@ -538,7 +567,8 @@ START_TEST(parse_azure_content_filter)
 	ck_assert_str_eq(buf_cstr(&r.text), "The duel began at dawn, and");
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_CONTENT_FILTER);
 	ck_assert_int_eq(r.cls, LLMGATE_CONTENT_FILTER);
-	ck_assert_str_eq(r.message, "finish_reason content_filter: output "
+	ck_assert_str_eq(r.message,
+	    "finish_reason content_filter: output "
 	    "stopped by the content filter");
 	ck_assert_uint_eq(r.input_tokens, 33);
 	ck_assert_uint_eq(r.output_tokens, 7);
@@ -606,7 +636,7 @@ START_TEST(parse_garbage)
 	/* A 200 carrying an error object (OpenRouter) is that error. */
 	reply_init(&r, NULL, NULL);
 	body = "{\"error\":{\"code\":429,\"message\":\"Rate limit exceeded: "
-	    "free-models-per-min.\"}}";
+	       "free-models-per-min.\"}}";
 	ck_assert_int_eq(provider_openai.parse(&r, body, strlen(body)), -1);
 	ck_assert_int_eq(r.cls, LLMGATE_RATE_LIMITED);
 	ck_assert_str_eq(r.message,
@@ -647,7 +677,8 @@ START_TEST(parse_finish_reasons)
 	char body[512];
 	int n;
 
-	n = snprintf(body, sizeof body, "{\"id\":\"chatcmpl-1\",\"object\":"
+	n = snprintf(body, sizeof body,
+	    "{\"id\":\"chatcmpl-1\",\"object\":"
 	    "\"chat.completion\",\"created\":1735134251,\"model\":\"m\","
 	    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
 	    "\"content\":\"partial\"},\"finish_reason\":%s}],\"usage\":"
@@ -681,7 +712,8 @@ START_TEST(event_text)
 	ck_assert_str_eq(buf_cstr(&r.text),
 	    "The capital is Oslo \xe2\x80\x94 \xc3\xa6\xc3\xb8\xc3\xa5.");
 	/* Each fragment reached the caller as it came, empty ones not. */
-	ck_assert_str_eq(buf_cstr(&log), "T:The\nT: capital\nT: is\nT: Oslo\n"
+	ck_assert_str_eq(buf_cstr(&log),
+	    "T:The\nT: capital\nT: is\nT: Oslo\n"
 	    "T: \xe2\x80\x94 \xc3\xa6\xc3\xb8\xc3\xa5.\n");
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_STOP);
 	ck_assert_uint_eq(r.input_tokens, 17);
@@ -692,7 +724,7 @@ START_TEST(event_text)
 	/* Nothing after [DONE] counts. */
 	memset(&ev, 0, sizeof ev);
 	ev.data = "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},"
-	    "\"finish_reason\":\"length\"}]}";
+	          "\"finish_reason\":\"length\"}]}";
 	ev.len = strlen(ev.data);
 	ck_assert_int_eq(provider_openai.event(&r, &ev), 0);
 	ck_assert_str_eq(buf_cstr(&r.text),
@@ -709,48 +741,48 @@ END_TEST
  */
 static const char *const fast_events[] = {
 	"{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
-	    "\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
-	    "\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":"
-	    "null,\"finish_reason\":null}]}",
+	"\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+	"\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":"
+	"null,\"finish_reason\":null}]}",
 	"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a \\\"quoted\\\""
-	    "\\n\\ttab \\/ \\\\ \xc3\xa6\"},\"finish_reason\":null}]}",
+	"\\n\\ttab \\/ \\\\ \xc3\xa6\"},\"finish_reason\":null}]}",
 	"{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],"
-	    "\"usage\":null}",
+	"\"usage\":null}",
 	"{\"choices\":[],\"usage\":{\"prompt_tokens\":12,"
-	    "\"completion_tokens\":34,\"total_tokens\":46}}",
+	"\"completion_tokens\":34,\"total_tokens\":46}}",
 	"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},"
-	    "\"finish_reason\":\"content_filter\"}]}",
+	"\"finish_reason\":\"content_filter\"}]}",
 	"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},"
-	    "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":-1,"
-	    "\"completion_tokens\":\"7\"}}",
+	"\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":-1,"
+	"\"completion_tokens\":\"7\"}}",
 	"{\"choices\":[{\"index\":0,\"delta\":{\"content\":null},"
-	    "\"finish_reason\":\"something_new\"}]}",
+	"\"finish_reason\":\"something_new\"}]}",
 	"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}],"
-	    "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}",
+	"\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}",
 	"{\"error\":null,\"choices\":[{\"delta\":{\"content\":\"ok\"}}]}",
 	"{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"choices\":"
-	    "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
-	    "\"Hi\",\"refusal\":null,\"annotations\":[],\"tool_calls\":[]},"
-	    "\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{"
-	    "\"prompt_tokens\":9,\"completion_tokens\":1,\"total_tokens\":10,"
-	    "\"prompt_tokens_details\":{\"cached_tokens\":0}}}",
+	"[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
+	"\"Hi\",\"refusal\":null,\"annotations\":[],\"tool_calls\":[]},"
+	"\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{"
+	"\"prompt_tokens\":9,\"completion_tokens\":1,\"total_tokens\":10,"
+	"\"prompt_tokens_details\":{\"cached_tokens\":0}}}",
 	"{\"choices\":[{\"delta\":{\"content\":\"no finish\"}}]}",
 	"{\"choices\":[{\"finish_reason\":\"stop\"}]}",
 	"{\"choices\":[{\"delta\":{\"content\":\"x\",\"function_call\":"
-	    "{\"name\":\"f\",\"arguments\":\"{}\"}}}]}",
+	"{\"name\":\"f\",\"arguments\":\"{}\"}}}]}",
 	/* For the tree: */
 	"{\"choices\":[{\"index\":1,\"delta\":{\"content\":\"not 0\"}}]}",
 	"{\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"no\"}}]}",
 	"{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
-	    "\"id\":\"t1\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}"
-	    "]}}]}",
+	"\"id\":\"t1\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}"
+	"]}}]}",
 	"{\"choices\":[{\"delta\":{\"content\":[{\"type\":\"text\","
-	    "\"text\":\"part\"}]}}]}",
+	"\"text\":\"part\"}]}}]}",
 	"{\"choices\":[{\"delta\":{\"content\":\"\\u00e6\"}}]}",
 	"{\"choices\":[],\"x_groq\":{\"usage\":{\"prompt_tokens\":3}}}",
 	"{\"error\":{\"message\":\"boom\",\"code\":\"server_error\"}}",
 	"{\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":"
-	    "\"a_finish_reason_far_too_long_to_be_real\"}]}",
+	"\"a_finish_reason_far_too_long_to_be_real\"}]}",
 	"{\"choices\":[{\"delta\":{\"content\":1.5}}]}",
 	"[1,2]",
 	"{\"choices\":[{\"delta\":{\"content\":\"bad \xff\"}}]}",
@@ -778,20 +810,22 @@ same_reply(struct reply *r1, struct buf *log1, struct reply *r2,
 
 /* One tool-call delta chunk with the given upstream index. */
 static int
-tool_chunk(struct reply *r, const char *index, const char *id,
-    const char *name, const char *args)
+tool_chunk(struct reply *r, const char *index, const char *id, const char *name,
+    const char *args)
 {
 	struct sse_event ev;
 	char *js;
 	int rc;
 
 	if (id != NULL)
-		xasprintf(&js, "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
+		xasprintf(&js,
+		    "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
 		    "[{\"index\":%s,\"id\":\"%s\",\"type\":\"function\","
 		    "\"function\":{\"name\":\"%s\",\"arguments\":\"%s\"}}]}}]}",
 		    index, id, name, args);
 	else
-		xasprintf(&js, "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
+		xasprintf(&js,
+		    "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
 		    "[{\"index\":%s,\"function\":{\"arguments\":\"%s\"}}]}}]}",
 		    index, args);
 	memset(&ev, 0, sizeof ev);
@@ -1014,11 +1048,13 @@ START_TEST(event_azure)
 
 	reply_init(&r, cap_emit, &log);
 	ck_assert_int_eq(feed(&provider_azure, &r, "stream_azure_filtered.sse",
-	    NULL), 0);
+	                     NULL),
+	    0);
 	ck_assert_str_eq(buf_cstr(&r.text), "The duel began at dawn");
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_CONTENT_FILTER);
 	ck_assert_int_eq(r.cls, LLMGATE_CONTENT_FILTER);
-	ck_assert_str_eq(r.message, "finish_reason content_filter: output "
+	ck_assert_str_eq(r.message,
+	    "finish_reason content_filter: output "
 	    "stopped by the content filter");
 	ck_assert_int_eq(r.done, 1);
 	done_reply(&r, &log);
@@ -1037,7 +1073,8 @@ START_TEST(event_error_object)
 	    -1);
 	ck_assert_int_eq(n, 4);
 	ck_assert_int_eq(r.cls, LLMGATE_SERVER_ERROR);
-	ck_assert_str_eq(r.message, "The server had an error while processing "
+	ck_assert_str_eq(r.message,
+	    "The server had an error while processing "
 	    "your request. Sorry about that!");
 	ck_assert_uint_eq(r.status, 0);
 	ck_assert_str_eq(buf_cstr(&r.text), "The capital");
@@ -1047,7 +1084,8 @@ START_TEST(event_error_object)
 	/* OpenRouter: an integer code that is an HTTP status. */
 	reply_init(&r, cap_emit, &log);
 	ck_assert_int_eq(feed(&provider_openai, &r,
-	    "stream_openrouter_error.sse", &n), -1);
+	                     "stream_openrouter_error.sse", &n),
+	    -1);
 	ck_assert_int_eq(n, 2);
 	ck_assert_int_eq(r.cls, LLMGATE_SERVER_ERROR);
 	ck_assert_str_eq(r.message, "Provider returned error");
@@ -1065,9 +1103,11 @@ START_TEST(event_llamacpp_error)
 
 	reply_init(&r, cap_emit, &log);
 	ck_assert_int_eq(feed(&provider_openai, &r, "stream_llamacpp_error.sse",
-	    NULL), -1);
+	                     NULL),
+	    -1);
 	ck_assert_int_eq(r.cls, LLMGATE_SERVER_ERROR);
-	ck_assert_str_eq(r.message, "Input prompt is too big compared to KV "
+	ck_assert_str_eq(r.message,
+	    "Input prompt is too big compared to KV "
 	    "size. Please try increasing KV size.");
 	ck_assert_int_eq(r.done, 0);
 	done_reply(&r, &log);
@@ -1076,7 +1116,7 @@ START_TEST(event_llamacpp_error)
 	reply_init(&r, NULL, NULL);
 	memset(&ev, 0, sizeof ev);
 	ev.data = "{\"code\":503,\"message\":\"Loading model\","
-	    "\"type\":\"unavailable_error\"}";
+	          "\"type\":\"unavailable_error\"}";
 	ev.len = strlen(ev.data);
 	ev.error_field = 1;
 	ck_assert_int_eq(provider_openai.event(&r, &ev), -1);
@@ -1086,8 +1126,8 @@ START_TEST(event_llamacpp_error)
 
 	reply_init(&r, NULL, NULL);
 	ev.data = "{\"error\":{\"message\":\"Rate limit reached for "
-	    "requests\",\"type\":\"requests\","
-	    "\"code\":\"rate_limit_exceeded\"}}";
+	          "requests\",\"type\":\"requests\","
+	          "\"code\":\"rate_limit_exceeded\"}}";
 	ev.len = strlen(ev.data);
 	ev.error_field = 0;
 	ck_assert_int_eq(provider_openai.event(&r, &ev), -1);
@@ -1113,7 +1153,8 @@ START_TEST(event_compat)
 	/* DeepSeek: keep-alive comments, reasoning ignored, usage inline. */
 	reply_init(&r, cap_emit, &log);
 	ck_assert_int_eq(feed(&provider_openai, &r, "stream_deepseek.sse",
-	    NULL), 0);
+	                     NULL),
+	    0);
 	ck_assert_str_eq(buf_cstr(&r.text), "Hi!");
 	ck_assert_str_eq(buf_cstr(&log), "T:Hi\nT:!\n");
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_STOP);
@@ -1140,8 +1181,8 @@ START_TEST(event_refusal)
 	struct buf log = { 0 };
 
 	reply_init(&r, cap_emit, &log);
-	ck_assert_int_eq(feed(&provider_openai, &r, "stream_refusal.sse",
-	    NULL), 0);
+	ck_assert_int_eq(feed(&provider_openai, &r, "stream_refusal.sse", NULL),
+	    0);
 	/* The refusal is the reason, not the answer. */
 	ck_assert_str_eq(buf_cstr(&r.text), "");
 	ck_assert_str_eq(buf_cstr(&log), "");
@@ -1162,8 +1203,8 @@ START_TEST(event_garbage)
 	struct sse_event ev;
 
 	reply_init(&r, cap_emit, &log);
-	ck_assert_int_eq(feed(&provider_openai, &r, "stream_garbage.sse",
-	    NULL), -1);
+	ck_assert_int_eq(feed(&provider_openai, &r, "stream_garbage.sse", NULL),
+	    -1);
 	ck_assert_int_eq(r.cls, LLMGATE_PARSE_ERROR);
 	assert_prefix(r.message, "stream event is not a JSON object: ");
 	ck_assert_str_eq(buf_cstr(&r.text), "The");
@@ -1182,7 +1223,6 @@ START_TEST(event_garbage)
 }
 END_TEST
 
-
 /* One row per line of §8 that a non-2xx OpenAI-style answer can hit. */
 static const struct {
 	const char *file;
@@ -1196,7 +1236,8 @@ static const struct {
 	    "org-Vq3kT0bX9mYl2WcRr8uNpE5s on tokens per min (TPM): Limit "
 	    "200000, Used 199412, Requested 1734. Please try again in 343ms. "
 	    "Visit https://platform.openai.com/account/rate-limits to learn "
-	    "more.", 343 },
+	    "more.",
+	    343 },
 	{ "error_429_groq.json", 429, LLMGATE_RATE_LIMITED,
 	    "Rate limit reached for model `llama-3.3-70b-versatile` in "
 	    "organization `org_01hzr8w4c5f6g7h8j9k0m1n2p3` service tier "
@@ -1210,42 +1251,50 @@ static const struct {
 	    "your current OpenAI S0 pricing tier. Please retry after 7 "
 	    "seconds. "
 	    "Please go here: https://aka.ms/oai/quotaincrease if you would "
-	    "like to further increase the default rate limi...", 7000 },
+	    "like to further increase the default rate limi...",
+	    7000 },
 	{ "error_429_quota.json", 429, LLMGATE_QUOTA_EXHAUSTED,
 	    "You exceeded your current quota, please check your plan and "
 	    "billing details. For more information on this error, read the "
 	    "docs: https://platform.openai.com/docs/guides/error-codes/"
-	    "api-errors.", -1 },
+	    "api-errors.",
+	    -1 },
 	{ "error_429_tpm.json", 429, LLMGATE_CONTEXT_LENGTH,
 	    "Request too large for gpt-4o in organization "
 	    "org-Vq3kT0bX9mYl2WcRr8uNpE5s on tokens per min (TPM): Limit "
 	    "30000, "
 	    "Requested 41872. The input or output tokens must be reduced in "
 	    "order to run successfully. Visit https://platform.openai.com/"
-	    "account/rate-limits to learn more.", -1 },
+	    "account/rate-limits to learn more.",
+	    -1 },
 	{ "error_400_context.json", 400, LLMGATE_CONTEXT_LENGTH,
 	    "This model's maximum context length is 128000 tokens. However, "
 	    "your messages resulted in 131586 tokens. Please reduce the length "
-	    "of the messages.", -1 },
+	    "of the messages.",
+	    -1 },
 	{ "error_400_vllm_context.json", 400, LLMGATE_CONTEXT_LENGTH,
 	    "This model's maximum context length is 32768 tokens. However, you "
 	    "requested 33120 tokens (32096 in the messages, 1024 in the "
 	    "completion). Please reduce the length of the messages or "
-	    "completion.", -1 },
+	    "completion.",
+	    -1 },
 	{ "error_400_azure_filter.json", 400, LLMGATE_CONTENT_FILTER,
 	    "The response was filtered due to the prompt triggering Azure "
 	    "OpenAI's content management policy. Please modify your prompt and "
 	    "retry. To learn more about our content filtering policies please "
 	    "read our documentation: https://go.microsoft.com/fwlink/"
-	    "?linkid=2198766", -1 },
+	    "?linkid=2198766",
+	    -1 },
 	{ "error_400_mistral.json", 400, LLMGATE_BAD_REQUEST,
 	    "Tool call id was call_7QxbNgNcxrHjmWkjx5yXoQfa but must be a-z, "
-	    "A-Z, 0-9, with a length of 9.", -1 },
+	    "A-Z, 0-9, with a length of 9.",
+	    -1 },
 	{ "error_401.json", 401, LLMGATE_AUTH,
 	    /* The masked key is scrubbed (scrub.c). */
 	    "Incorrect API key provided: [redacted]. You can "
 	    "find your API key at https://platform.openai.com/account/"
-	    "api-keys.", -1 },
+	    "api-keys.",
+	    -1 },
 	{ "error_plain_string.json", 401, LLMGATE_AUTH, "Unauthorized", -1 },
 	{ "error_402_deepseek.json", 402, LLMGATE_QUOTA_EXHAUSTED,
 	    "Insufficient Balance", -1 },
@@ -1253,14 +1302,17 @@ static const struct {
 	    "Country, region, or territory not supported", -1 },
 	{ "error_403_openrouter_moderation.json", 403, LLMGATE_CONTENT_FILTER,
 	    "meta-llama/llama-guard-3-8b flagged your input as violent "
-	    "crimes.", -1 },
+	    "crimes.",
+	    -1 },
 	{ "error_404_deployment.json", 404, LLMGATE_NOT_FOUND,
 	    "The API deployment for this resource does not exist. If you "
 	    "created the deployment within the last 5 minutes, please wait a "
-	    "moment and try again.", -1 },
+	    "moment and try again.",
+	    -1 },
 	{ "error_404_model.json", 404, LLMGATE_NOT_FOUND,
 	    "The model `gpt-5-turbo` does not exist or you do not have access "
-	    "to it.", -1 },
+	    "to it.",
+	    -1 },
 	{ "error_ollama_404.json", 404, LLMGATE_NOT_FOUND,
 	    "model \"llama3.2\" not found, try pulling it first", -1 },
 	{ "error_408_openrouter.json", 408, LLMGATE_TIMEOUT,
@@ -1269,10 +1321,12 @@ static const struct {
 	{ "error_422_deepseek.json", 422, LLMGATE_BAD_REQUEST,
 	    "Failed to deserialize the JSON body into the target type: "
 	    "messages[0].role: unknown variant `sytem`, expected one of "
-	    "`system`, `user`, `assistant`, `tool` at line 1 column 40", -1 },
+	    "`system`, `user`, `assistant`, `tool` at line 1 column 40",
+	    -1 },
 	{ "error_500.json", 500, LLMGATE_SERVER_ERROR,
 	    "The server had an error while processing your request. Sorry "
-	    "about that!", -1 },
+	    "about that!",
+	    -1 },
 	{ "error_502.html", 502, LLMGATE_SERVER_ERROR, "HTTP 502", -1 },
 	{ "error_503.json", 503, LLMGATE_OVERLOADED,
 	    "The engine is currently overloaded, please try again later.", -1 },
@@ -1320,8 +1374,8 @@ START_TEST(classify_edges)
 	reply_init(&r, NULL, NULL);
 	r.rl.retry_after_ms = 2000;
 	body = "{\"error\":{\"message\":\"Rate limit reached. Please try again "
-	    "in 1.146s.\",\"type\":\"requests\","
-	    "\"code\":\"rate_limit_exceeded\"}}";
+	       "in 1.146s.\",\"type\":\"requests\","
+	       "\"code\":\"rate_limit_exceeded\"}}";
 	provider_openai.classify(&r, 429, body, strlen(body));
 	ck_assert_int_eq(r.cls, LLMGATE_RATE_LIMITED);
 	ck_assert_int_eq(r.rl.retry_after_ms, 2000);
@@ -1366,7 +1420,7 @@ START_TEST(classify_edges)
 	/* Groq 498: its flex tier is full. */
 	reply_init(&r, NULL, NULL);
 	body = "{\"error\":{\"message\":\"Capacity exceeded for flex tier\","
-	    "\"type\":\"capacity_exceeded\"}}";
+	       "\"type\":\"capacity_exceeded\"}}";
 	provider_openai.classify(&r, 498, body, strlen(body));
 	ck_assert_int_eq(r.cls, LLMGATE_OVERLOADED);
 	reply_free(&r);

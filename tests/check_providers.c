@@ -24,15 +24,15 @@
 
 #define jtext h_jtext
 
-#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#define nitems(a) (sizeof(a) / sizeof(a)[0])
 
 /* fakeprov's default key, and a wrong one for the auth rows. */
-#define TEST_KEY	"test-key"
-#define BAD_KEY		"sk-wrong-4b1d9e7c2a"
+#define TEST_KEY "test-key"
+#define BAD_KEY  "sk-wrong-4b1d9e7c2a"
 
 struct prov {
-	const char *name;	/* the provider entry in our config */
-	const char *api;	/* what fakeprov's /_last calls it */
+	const char *name; /* the provider entry in our config */
+	const char *api;  /* what fakeprov's /_last calls it */
 };
 
 static const struct prov provs[] = {
@@ -67,9 +67,10 @@ static const char *messages_text =
     "\"get_weather\", \"content\": \"{\\\"temp_c\\\": 4}\"}]\n";
 
 /* The arguments fakeprov is told to call get_weather with. */
-#define TOOL_ARGS	"{\"city\":\"Oslo\",\"days\":2}"
-#define TOOL_FAULTS	"tool=get_weather+args=%7B%22city%22%3A%22Oslo%22%2C" \
-			"%22days%22%3A2%7D"
+#define TOOL_ARGS "{\"city\":\"Oslo\",\"days\":2}"
+#define TOOL_FAULTS \
+	"tool=get_weather+args=%7B%22city%22%3A%22Oslo%22%2C" \
+	"%22days%22%3A2%7D"
 
 static void
 write_file(const char *path, const char *text)
@@ -120,8 +121,7 @@ setup(void)
 	    "    api_key_env = \"LLMGATE_TEST_SET_KEY\"; },\n"
 	    "  { name = \"oa_local\"; type = \"openai\";\n"
 	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; }\n"
-	    ");\n"
-	    H_CONF_FAST_RETRY,
+	    ");\n" H_CONF_FAST_RETRY,
 	    fp_port, TEST_KEY, BAD_KEY);
 	/* The daemon inherits these. */
 	ck_assert_int_eq(unsetenv("LLMGATE_TEST_UNSET_KEY"), 0);
@@ -146,7 +146,8 @@ teardown(void)
 
 	log = h_daemon_log(&d);
 	if (strstr(log, TEST_KEY) != NULL || strstr(log, BAD_KEY) != NULL) {
-		fprintf(stderr, "check_providers: an API key is in the "
+		fprintf(stderr,
+		    "check_providers: an API key is in the "
 		    "daemon's log\n");
 		fixture_failed = 1;
 	}
@@ -157,7 +158,6 @@ teardown(void)
 	tools_path = messages_path = NULL;
 }
 
-
 /* A value by a dotted path; numbers index arrays: "attempts.0.class". */
 static json_t *
 jpath(json_t *j, const char *path)
@@ -167,7 +167,7 @@ jpath(json_t *j, const char *path)
 
 	snprintf(buf, sizeof buf, "%s", path);
 	for (tok = strtok_r(buf, ".", &last); tok != NULL && j != NULL;
-	    tok = strtok_r(NULL, ".", &last)) {
+	     tok = strtok_r(NULL, ".", &last)) {
 		if (json_is_array(j)) {
 			idx = strtoul(tok, &end, 10);
 			j = *end == '\0' ? json_array_get(j, idx) : NULL;
@@ -227,8 +227,7 @@ expect_json(const char *ctx, json_t *j, const char *path, const char *want)
 
 /* A string at path holds JSON text equal to want. */
 static void
-expect_json_text(const char *ctx, json_t *j, const char *path,
-    const char *want)
+expect_json_text(const char *ctx, json_t *j, const char *path, const char *want)
 {
 	const char *s = jstr_at(j, path);
 	json_t *got, *w;
@@ -237,8 +236,10 @@ expect_json_text(const char *ctx, json_t *j, const char *path,
 	    jtext(j));
 	got = json_loads(s, JSON_DECODE_ANY, NULL);
 	w = json_loads(want, JSON_DECODE_ANY, NULL);
-	ck_assert_msg(got != NULL && json_equal(got, w), "%s: %s is '%s', "
-	    "want %s", ctx, path, s, want);
+	ck_assert_msg(got != NULL && json_equal(got, w),
+	    "%s: %s is '%s', "
+	    "want %s",
+	    ctx, path, s, want);
 	json_decref(got);
 	json_decref(w);
 }
@@ -269,8 +270,8 @@ content_is(json_t *c, const char *want)
 static void
 no_key(const char *where, const char *s)
 {
-	ck_assert_msg(strstr(s, TEST_KEY) == NULL && strstr(s, BAD_KEY) ==
-	    NULL, "an API key reached the client's %s: %s", where, s);
+	ck_assert_msg(strstr(s, TEST_KEY) == NULL && strstr(s, BAD_KEY) == NULL,
+	    "an API key reached the client's %s: %s", where, s);
 }
 
 /* The CLI with -s and args; anything it prints must hold no key. */
@@ -303,17 +304,18 @@ cli_json(int *status, const char *const *args)
 
 	cli_argv(&r, args);
 	j = json_loads(r.out, 0, &err);
-	ck_assert_msg(j != NULL && json_is_object(j), "exit %d: stdout is "
-	    "not one JSON object (%s): '%s'; stderr: '%s'", r.status,
-	    err.text, r.out, r.err);
+	ck_assert_msg(j != NULL && json_is_object(j),
+	    "exit %d: stdout is "
+	    "not one JSON object (%s): '%s'; stderr: '%s'",
+	    r.status, err.text, r.out, r.err);
 	*status = r.status;
 	h_run_free(&r);
 	return j;
 }
 
 #define CALL_JSON(st, ...) \
-	cli_json((st), (const char *const[]){ "call", "--json", __VA_ARGS__, \
-	    NULL })
+	cli_json((st), \
+	    (const char *const[]){ "call", "--json", __VA_ARGS__, NULL })
 
 static void
 result_no_key(const struct llmgate_result *res)
@@ -334,10 +336,10 @@ result_no_key(const struct llmgate_result *res)
 struct collect {
 	char text[4096];
 	size_t len;
-	int chunks;		/* chunks with text */
+	int chunks; /* chunks with text */
 	int resets;
 	int tool_chunks;
-	int tool_index_bad;	/* a tool delta for a call other than 0 */
+	int tool_index_bad; /* a tool delta for a call other than 0 */
 	char tool_name[64];
 	char args[1024];
 	size_t args_len;
@@ -473,10 +475,12 @@ START_TEST(test_translation)
 	if (is_openai(p)) {
 		expect_str(t, body, "messages.0.role", "system");
 		ck_assert_msg(content_is(jpath(body, "messages.0.content"),
-		    sys), "%s: system message: %s", t, jtext(body));
+		                  sys),
+		    "%s: system message: %s", t, jtext(body));
 		expect_str(t, body, "messages.1.role", "user");
 		ck_assert_msg(content_is(jpath(body, "messages.1.content"),
-		    "what is the time"), "%s: %s", t, jtext(body));
+		                  "what is the time"),
+		    "%s: %s", t, jtext(body));
 		expect_size(t, body, "messages", 2);
 		expect_int(t, body, "max_tokens", 64);
 	}
@@ -487,7 +491,8 @@ START_TEST(test_translation)
 	} else if (strcmp(p->api, "azure") == 0) {
 		/* The deployment is in the URL; Azure takes no body model. */
 		path = h_strdup_printf("/openai/deployments/%s/chat/"
-		    "completions?api-version=2024-10-21", h_model_of(t));
+		                       "completions?api-version=2024-10-21",
+		    h_model_of(t));
 		expect_str(t, req, "path", path);
 		free(path);
 		ck_assert_msg(json_object_get(body, "model") == NULL,
@@ -504,11 +509,12 @@ START_TEST(test_translation)
 		expect_size(t, body, "messages", 1);
 		expect_str(t, body, "messages.0.role", "user");
 		ck_assert_msg(content_is(jpath(body, "messages.0.content"),
-		    "what is the time"), "%s: %s", t, jtext(body));
+		                  "what is the time"),
+		    "%s: %s", t, jtext(body));
 		expect_int(t, body, "max_tokens", 64);
 		expect_str(t, req, "headers.x-api-key", TEST_KEY);
-		ck_assert_ptr_nonnull(jstr_at(req,
-		    "headers.anthropic-version"));
+		ck_assert_ptr_nonnull(
+		    jstr_at(req, "headers.anthropic-version"));
 	} else {
 		path = h_strdup_printf("/v1beta/models/%s:generateContent",
 		    h_model_of(t));
@@ -528,12 +534,13 @@ START_TEST(test_translation)
 	    "%s: the key is in the URL: %s", t, jstr_at(req, "path"));
 	/* Only OpenAI's shape has a system role among the turns. */
 	if (!is_openai(p)) {
-		m = jpath(body, strcmp(p->api, "gemini") == 0 ? "contents" :
-		    "messages");
+		m = jpath(body,
+		    strcmp(p->api, "gemini") == 0 ? "contents" : "messages");
 		json_array_foreach(m, k, turn) {
 			role = jstr_at(turn, "role");
-			ck_assert_msg(role == NULL || strcmp(role, "system") !=
-			    0, "%s: a system turn: %s", t, jtext(body));
+			ck_assert_msg(role == NULL ||
+			        strcmp(role, "system") != 0,
+			    "%s: a system turn: %s", t, jtext(body));
 		}
 	}
 	json_decref(req);
@@ -570,13 +577,14 @@ START_TEST(test_stream_cli)
 	body = json_object_get(req, "body");
 	if (is_openai(p)) {
 		ck_assert(json_is_true(json_object_get(body, "stream")));
-		ck_assert(json_is_true(jpath(body,
-		    "stream_options.include_usage")));
+		ck_assert(
+		    json_is_true(jpath(body, "stream_options.include_usage")));
 	} else if (strcmp(p->api, "anthropic") == 0)
 		ck_assert(json_is_true(json_object_get(body, "stream")));
 	else {
 		path = h_strdup_printf("/v1beta/models/%s:"
-		    "streamGenerateContent?alt=sse", h_model_of(t));
+		                       "streamGenerateContent?alt=sse",
+		    h_model_of(t));
 		expect_str(t, req, "path", path);
 		free(path);
 	}
@@ -590,8 +598,8 @@ START_TEST(test_stream_lib)
 {
 	const struct prov *p = &provs[_i];
 	char *t = h_target(p->name, "slib", NULL);
-	struct llmgate_request *req = h_request("one two three four five", t,
-	    NULL);
+	struct llmgate_request *req =
+	    h_request("one two three four five", t, NULL);
 	struct llmgate_result *res;
 	struct collect c;
 
@@ -618,7 +626,8 @@ END_TEST
 static void
 expect_tools_sent(const char *ctx, const struct prov *p, json_t *body)
 {
-	static const char *params = "{\"type\": \"object\", \"properties\": "
+	static const char *params =
+	    "{\"type\": \"object\", \"properties\": "
 	    "{\"city\": {\"type\": \"string\"}, \"days\": {\"type\": "
 	    "\"integer\"}}, \"required\": [\"city\"]}";
 
@@ -653,8 +662,8 @@ expect_tool_reply(const char *ctx, json_t *j)
 	expect_str(ctx, j, "tool_calls.0.name", "get_weather");
 	expect_json(ctx, j, "tool_calls.0.arguments", TOOL_ARGS);
 	id = jstr_at(j, "tool_calls.0.id");
-	ck_assert_msg(id != NULL && *id != '\0', "%s: no tool call id: %s",
-	    ctx, jtext(j));
+	ck_assert_msg(id != NULL && *id != '\0', "%s: no tool call id: %s", ctx,
+	    jtext(j));
 	/* 1 + the words of the arguments JSON, as fakeprov counts. */
 	expect_int(ctx, j, "usage.input_tokens", 3);
 	expect_int(ctx, j, "usage.output_tokens", 2);
@@ -700,8 +709,10 @@ START_TEST(test_tool_call_stream)
 
 	lreq = h_request("weather in Oslo", t, NULL);
 	ck_assert_int_eq(llmgate_request_add_tool(lreq, "get_weather",
-	    "Weather for a city", "{\"type\":\"object\",\"properties\":"
-	    "{\"city\":{\"type\":\"string\"}}}"), 0);
+	                     "Weather for a city",
+	                     "{\"type\":\"object\",\"properties\":"
+	                     "{\"city\":{\"type\":\"string\"}}}"),
+	    0);
 	res = lib_stream(lreq, &c);
 	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", t,
 	    llmgate_class_name(res->cls), res->message);
@@ -753,8 +764,10 @@ START_TEST(test_tool_round_trip)
 	/* fakeprov echoes the result it found, however it was spaced. */
 	echo = json_loads(text + 6, 0, NULL);
 	want = json_pack("{s:i}", "temp_c", 4);
-	ck_assert_msg(echo != NULL && json_equal(echo, want), "%s: the tool "
-	    "result came back as '%s'", t, text);
+	ck_assert_msg(echo != NULL && json_equal(echo, want),
+	    "%s: the tool "
+	    "result came back as '%s'",
+	    t, text);
 	json_decref(want);
 	json_decref(echo);
 	json_decref(j);
@@ -766,8 +779,7 @@ START_TEST(test_tool_round_trip)
 		expect_str(t, body, "messages.1.role", "user");
 		expect_str(t, body, "messages.2.role", "assistant");
 		expect_str(t, body, "messages.2.tool_calls.0.id", "call_1");
-		expect_str(t, body, "messages.2.tool_calls.0.type",
-		    "function");
+		expect_str(t, body, "messages.2.tool_calls.0.type", "function");
 		expect_str(t, body, "messages.2.tool_calls.0.function.name",
 		    "get_weather");
 		/* OpenAI carries arguments as a JSON string. */
@@ -777,26 +789,26 @@ START_TEST(test_tool_round_trip)
 		expect_str(t, body, "messages.3.role", "tool");
 		expect_str(t, body, "messages.3.tool_call_id", "call_1");
 		ck_assert_msg(content_is(jpath(body, "messages.3.content"),
-		    "{\"temp_c\": 4}"), "%s: %s", t, jtext(body));
+		                  "{\"temp_c\": 4}"),
+		    "%s: %s", t, jtext(body));
 	} else if (strcmp(p->api, "anthropic") == 0) {
-		ck_assert(content_is(json_object_get(body, "system"),
-		    "be brief"));
+		ck_assert(
+		    content_is(json_object_get(body, "system"), "be brief"));
 		expect_str(t, body, "messages.0.role", "user");
 		expect_str(t, body, "messages.1.role", "assistant");
 		expect_str(t, body, "messages.1.content.0.type", "tool_use");
 		expect_str(t, body, "messages.1.content.0.id", "call_1");
-		expect_str(t, body, "messages.1.content.0.name",
-		    "get_weather");
+		expect_str(t, body, "messages.1.content.0.name", "get_weather");
 		expect_json(t, body, "messages.1.content.0.input",
 		    "{\"city\":\"Oslo\"}");
 		/* Tool results are user turns in the Messages API. */
 		expect_str(t, body, "messages.2.role", "user");
-		expect_str(t, body, "messages.2.content.0.type",
-		    "tool_result");
+		expect_str(t, body, "messages.2.content.0.type", "tool_result");
 		expect_str(t, body, "messages.2.content.0.tool_use_id",
 		    "call_1");
 		ck_assert_msg(content_is(jpath(body,
-		    "messages.2.content.0.content"), "{\"temp_c\": 4}"),
+		                             "messages.2.content.0.content"),
+		                  "{\"temp_c\": 4}"),
 		    "%s: %s", t, jtext(body));
 	} else {
 		expect_str(t, body, "systemInstruction.parts.0.text",
@@ -808,8 +820,8 @@ START_TEST(test_tool_round_trip)
 		expect_json(t, body, "contents.1.parts.0.functionCall.args",
 		    "{\"city\":\"Oslo\"}");
 		/* Gemini matches a response to its call by name. */
-		expect_str(t, body,
-		    "contents.2.parts.0.functionResponse.name", "get_weather");
+		expect_str(t, body, "contents.2.parts.0.functionResponse.name",
+		    "get_weather");
 	}
 	json_decref(req);
 	free(t);
@@ -822,26 +834,28 @@ END_TEST
  * goes on to the next target.
  */
 struct erow {
-	const char *prov;	/* tried first; "x_badkey" falls back to x */
-	const char *faults;	/* fakeprov directives; NULL: none */
+	const char *prov;   /* tried first; "x_badkey" falls back to x */
+	const char *faults; /* fakeprov directives; NULL: none */
 	int stream;
 	const char *cls;
-	int status;		/* the HTTP status every attempt records */
-	int tries;		/* attempts at the failing target */
-	int fallback;		/* the next target is tried */
-	int waited_min;		/* the retry waited at least this long */
+	int status;     /* the HTTP status every attempt records */
+	int tries;      /* attempts at the failing target */
+	int fallback;   /* the next target is tried */
+	int waited_min; /* the retry waited at least this long */
 };
 
-#define ROW(p, f, s, c, st, n, fb, w)	{ p, f, s, c, st, n, fb, w }
-#define ALL(f, s, c, st, n, fb, w)					\
+#define ROW(p, f, s, c, st, n, fb, w) \
+	{ \
+		p, f, s, c, st, n, fb, w \
+	}
+#define ALL(f, s, c, st, n, fb, w) \
 	ROW("oa", f, s, c, st, n, fb, w), ROW("az", f, s, c, st, n, fb, w), \
-	ROW("an", f, s, c, st, n, fb, w), ROW("ge", f, s, c, st, n, fb, w)
+	    ROW("an", f, s, c, st, n, fb, w), ROW("ge", f, s, c, st, n, fb, w)
 
 static const struct erow erows[] = {
 	/* rate_limited: retried after the provider's Retry-After. */
 	ALL("status=429+retry_after=1", 0, "rate_limited", 429, 2, 1, 990),
-	ALL("status=429+retry_after_ms=300", 0, "rate_limited", 429, 2, 1,
-	    290),
+	ALL("status=429+retry_after_ms=300", 0, "rate_limited", 429, 2, 1, 290),
 	/* Refused before the stream began: no output, a plain retry. */
 	ALL("status=429", 1, "rate_limited", 429, 2, 1, 0),
 
@@ -876,12 +890,14 @@ static const struct erow erows[] = {
 	ROW("az", "code=insufficient_quota", 0, "quota_exhausted", 429, 1, 1,
 	    0),
 	ALL("status=402", 0, "quota_exhausted", 402, 1, 1, 0),
-	ROW("ge", "code=RESOURCE_EXHAUSTED+"
-	    "quota=GenerateRequestsPerDayPerProjectPerModel-FreeTier", 0,
-	    "quota_exhausted", 429, 1, 1, 0),
-	ROW("an", "status=400+msg=Your%20credit%20balance%20is%20too%20low"
-	    "%20to%20access%20the%20Anthropic%20API.", 0, "quota_exhausted",
-	    400, 1, 1, 0),
+	ROW("ge",
+	    "code=RESOURCE_EXHAUSTED+"
+	    "quota=GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+	    0, "quota_exhausted", 429, 1, 1, 0),
+	ROW("an",
+	    "status=400+msg=Your%20credit%20balance%20is%20too%20low"
+	    "%20to%20access%20the%20Anthropic%20API.",
+	    0, "quota_exhausted", 400, 1, 1, 0),
 
 	/* auth: a wrong key, as each provider really answers it. */
 	ROW("oa_badkey", NULL, 0, "auth", 401, 1, 1, 0),
@@ -900,12 +916,15 @@ static const struct erow erows[] = {
 	    "context_length", 400, 1, 1, 0),
 	ROW("az", "code=context_length_exceeded+status=400", 0,
 	    "context_length", 400, 1, 1, 0),
-	ROW("an", "status=400+msg=prompt%20is%20too%20long%3A%20210000"
-	    "%20tokens%20%3E%20200000%20maximum", 0, "context_length", 400, 1,
-	    1, 0),
-	ROW("ge", "status=400+msg=The%20input%20token%20count%20%281200000"
+	ROW("an",
+	    "status=400+msg=prompt%20is%20too%20long%3A%20210000"
+	    "%20tokens%20%3E%20200000%20maximum",
+	    0, "context_length", 400, 1, 1, 0),
+	ROW("ge",
+	    "status=400+msg=The%20input%20token%20count%20%281200000"
 	    "%29%20exceeds%20the%20maximum%20number%20of%20tokens%20allowed"
-	    "%20%281048576%29.", 0, "context_length", 400, 1, 1, 0),
+	    "%20%281048576%29.",
+	    0, "context_length", 400, 1, 1, 0),
 	/*
 	 * Compatible servers answer in each other's shapes: llama.cpp's
 	 * Anthropic endpoint in OpenAI's, Ollama's native API with a plain
@@ -913,13 +932,14 @@ static const struct erow erows[] = {
 	 */
 	ALL("shape=llamacpp+code=exceed_context_size_error+status=400+"
 	    "msg=request%20%281500%20tokens%29%20exceeds%20the%20available"
-	    "%20context%20size%20%28256%20tokens%29", 0, "context_length", 400,
-	    1, 1, 0),
+	    "%20context%20size%20%28256%20tokens%29",
+	    0, "context_length", 400, 1, 1, 0),
 	ALL("shape=plain+status=400+msg=the%20input%20length%20exceeds%20the"
-	    "%20context%20length", 0, "context_length", 400, 1, 1, 0),
+	    "%20context%20length",
+	    0, "context_length", 400, 1, 1, 0),
 	ALL("shape=plain+status=400+msg=prompt%20is%20too%20long%3A%2090000"
-	    "%20tokens%20%3E%2065536%20maximum", 1, "context_length", 400, 1,
-	    1, 0),
+	    "%20tokens%20%3E%2065536%20maximum",
+	    1, "context_length", 400, 1, 1, 0),
 	/*
 	 * context_length also covers a 413 (request too large).
 	 * Known bug: Gemini's 413 (INVALID_ARGUMENT "Request payload size
@@ -959,9 +979,10 @@ expect_failed_attempts(const char *ctx, json_t *j, const char *t,
 		 */
 		if (k > 0 && e->waited_min > 0) {
 			ck_assert_msg(json_integer_value(json_object_get(a,
-			    "waited_ms")) >= e->waited_min, "%s: retried "
-			    "after %s ms, Retry-After says %d", ctx,
-			    jtext(json_object_get(a, "waited_ms")),
+			                  "waited_ms")) >= e->waited_min,
+			    "%s: retried "
+			    "after %s ms, Retry-After says %d",
+			    ctx, jtext(json_object_get(a, "waited_ms")),
 			    e->waited_min);
 		}
 	}
@@ -1003,8 +1024,8 @@ START_TEST(test_error_row)
 	ck_assert_msg(st == 4, "%s: exit %d: %s", ctx, st, jtext(j));
 	expect_str(ctx, j, "error.class", e->cls);
 	ck_assert_msg(json_object_get(j, "partial") == NULL &&
-	    json_object_get(j, "text") == NULL, "%s: output reported: %s", ctx,
-	    jtext(j));
+	        json_object_get(j, "text") == NULL,
+	    "%s: output reported: %s", ctx, jtext(j));
 	expect_size(ctx, j, "attempts", (size_t)e->tries);
 	expect_failed_attempts(ctx, j, t, e);
 	json_decref(j);
@@ -1013,8 +1034,10 @@ START_TEST(test_error_row)
 	 * (libcurl's silent re-send on a dead reused connection is refused
 	 * in http.c).
 	 */
-	ck_assert_msg(h_fakeprov_seen(fp_port, t) == e->tries, "%s: fakeprov "
-	    "saw %lld requests", ctx, h_fakeprov_seen(fp_port, t));
+	ck_assert_msg(h_fakeprov_seen(fp_port, t) == e->tries,
+	    "%s: fakeprov "
+	    "saw %lld requests",
+	    ctx, h_fakeprov_seen(fp_port, t));
 
 	/*
 	 * In a chain of two: the second target answers, or is never tried.
@@ -1035,17 +1058,21 @@ START_TEST(test_error_row)
 		expect_str(ctx, j, "text", "echo: one two three");
 		expect_str(ctx, j, "target", fb);
 		expect_size(ctx, j, "attempts", (size_t)e->tries + 1);
-		expect_str(ctx, json_array_get(json_object_get(j, "attempts"),
-		    (size_t)e->tries), "target", fb);
-		expect_str(ctx, json_array_get(json_object_get(j, "attempts"),
-		    (size_t)e->tries), "class", "ok");
+		expect_str(ctx,
+		    json_array_get(json_object_get(j, "attempts"),
+		        (size_t)e->tries),
+		    "target", fb);
+		expect_str(ctx,
+		    json_array_get(json_object_get(j, "attempts"),
+		        (size_t)e->tries),
+		    "class", "ok");
 		ck_assert_int_eq(h_fakeprov_seen(fp_port, fb), 1);
 	} else {
 		ck_assert_msg(st == 4, "%s: exit %d: %s", ctx, st, jtext(j));
 		expect_str(ctx, j, "error.class", e->cls);
 		expect_size(ctx, j, "attempts", (size_t)e->tries);
-		ck_assert_msg(h_fakeprov_seen(fp_port, fb) == 0, "%s: fell back",
-		    ctx);
+		ck_assert_msg(h_fakeprov_seen(fp_port, fb) == 0,
+		    "%s: fell back", ctx);
 	}
 	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), e->tries);
 	json_decref(j);
@@ -1082,15 +1109,18 @@ START_TEST(test_tool_index_odd)
 		ck_assert_uint_eq(res->ntool_calls, 1);
 		ck_assert_str_eq(res->tool_calls[0].name, "get_weather");
 		ck_assert_int_ge(c.tool_chunks, 1);
-		ck_assert_msg(c.tool_index_bad == 0, "%s: a delta for a call "
-		    "other than 0", t);
-		ck_assert_msg(c.chunks == 0, "%s: %d text chunks", t,
-		    c.chunks);
+		ck_assert_msg(c.tool_index_bad == 0,
+		    "%s: a delta for a call "
+		    "other than 0",
+		    t);
+		ck_assert_msg(c.chunks == 0, "%s: %d text chunks", t, c.chunks);
 		ck_assert_str_eq(c.tool_name, "get_weather");
 		want = json_loads(TOOL_ARGS, 0, NULL);
 		got = json_loads(c.args, 0, NULL);
-		ck_assert_msg(json_equal(got, want), "%s: deltas add up to "
-		    "'%s'", t, c.args);
+		ck_assert_msg(json_equal(got, want),
+		    "%s: deltas add up to "
+		    "'%s'",
+		    t, c.args);
 		json_decref(got);
 		got = json_loads(res->tool_calls[0].arguments, 0, NULL);
 		ck_assert_msg(json_equal(got, want), "%s: arguments '%s'", t,
@@ -1139,8 +1169,8 @@ START_TEST(test_stream_cut)
 	/* connection is retried: the second attempt is the resume. */
 	expect_size(t, j, "attempts", 2);
 	for (k = 0; k < 2; k++) {
-		expect_str(t, json_array_get(json_object_get(j, "attempts"),
-		    k), "class", "connection");
+		expect_str(t, json_array_get(json_object_get(j, "attempts"), k),
+		    "class", "connection");
 	}
 	json_decref(j);
 	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 2);
@@ -1150,8 +1180,8 @@ START_TEST(test_stream_cut)
 	ck_assert_msg(r.status == 4, "%s: exit %d", t, r.status);
 	ck_assert_msg(starts_with(r.out, "echo: one "), "%s: stdout '%s'", t,
 	    r.out);
-	ck_assert_msg(strstr(r.err, "connection") != NULL, "%s: stderr '%s'",
-	    t, r.err);
+	ck_assert_msg(strstr(r.err, "connection") != NULL, "%s: stderr '%s'", t,
+	    r.err);
 	h_run_free(&r);
 
 	/* --on-cut fail: the cut ends the call; the chain stops there. */
@@ -1187,8 +1217,8 @@ START_TEST(test_stream_cut_at_end)
 	expect_str(t, j, "error.class", "connection");
 	ck_assert(json_is_true(json_object_get(j, "partial")));
 	/* Gemini's last piece rides on the finishReason chunk. */
-	expect_str(t, j, "text", strcmp(p->api, "gemini") == 0 ?
-	    "echo: one " : "echo: one two");
+	expect_str(t, j, "text",
+	    strcmp(p->api, "gemini") == 0 ? "echo: one " : "echo: one two");
 	json_decref(j);
 	free(t);
 }
@@ -1203,8 +1233,8 @@ START_TEST(test_stream_cut_resumed)
 {
 	const struct prov *p = &provs[_i];
 	char *t = h_target(p->name, "resume", "fail=1+cut=2");
-	struct llmgate_request *req = h_request("one two three four five", t,
-	    NULL);
+	struct llmgate_request *req =
+	    h_request("one two three four five", t, NULL);
 	struct llmgate_result *res;
 	struct collect c;
 	json_t *last, *turns;
@@ -1219,19 +1249,22 @@ START_TEST(test_stream_cut_resumed)
 	ck_assert_int_eq(c.resets, 0);
 	ck_assert_str_eq(c.text, res->text);
 	ck_assert_msg(starts_with(res->text, "echo: one ") &&
-	    !starts_with(res->text + 10, "echo: one "), "%s: text '%s'", t,
-	    res->text);
+	        !starts_with(res->text + 10, "echo: one "),
+	    "%s: text '%s'", t, res->text);
 
 	last = h_fakeprov_last_of(fp_port, t);
-	turns = jpath(last, is_openai(p) || strcmp(p->api, "anthropic") == 0 ?
-	    "body.messages" : "body.contents");
+	turns = jpath(last,
+	    is_openai(p) || strcmp(p->api, "anthropic") == 0 ? "body.messages" :
+	                                                       "body.contents");
 	n = json_array_size(turns);
 	ck_assert_msg(n == 3, "%s: resume sent %s", t, jtext(turns));
 	ck_assert_str_eq(jstr_at(json_array_get(turns, 1), "role"),
 	    strcmp(p->api, "gemini") == 0 ? "model" : "assistant");
 	ck_assert_msg(content_is(strcmp(p->api, "gemini") == 0 ?
-	    jpath(json_array_get(turns, 1), "parts") :
-	    json_object_get(json_array_get(turns, 1), "content"), "echo: one "),
+	                      jpath(json_array_get(turns, 1), "parts") :
+	                      json_object_get(json_array_get(turns, 1),
+	                          "content"),
+	                  "echo: one "),
 	    "%s: the partial reply sent back: %s", t, jtext(turns));
 	ck_assert_str_eq(jstr_at(json_array_get(turns, 2), "role"), "user");
 	json_decref(last);
@@ -1255,8 +1288,8 @@ START_TEST(test_stream_error)
 	ck_assert_msg(st == 4, "%s: exit %d: %s", t, st, jtext(j));
 	expect_str(t, j, "error.class", cls);
 	ck_assert(json_is_true(json_object_get(j, "partial")));
-	ck_assert_msg(starts_with(jstr_at(j, "text"), "echo: one "),
-	    "%s: %s", t, jtext(j));
+	ck_assert_msg(starts_with(jstr_at(j, "text"), "echo: one "), "%s: %s",
+	    t, jtext(j));
 	expect_size(t, j, "attempts", 2);
 	expect_str(t, j, "attempts.0.class", cls);
 	expect_int(t, j, "attempts.0.status", 200);
@@ -1281,9 +1314,11 @@ START_TEST(test_missing_key)
 		const char *prov;
 		const char *msg;
 	} cases[] = {
-		{ "oa_nokey", "no API key for provider oa_nokey: set "
+		{ "oa_nokey",
+		    "no API key for provider oa_nokey: set "
 		    "LLMGATE_TEST_UNSET_KEY or api_key_file" },
-		{ "an_emptykey", "no API key for provider an_emptykey: set "
+		{ "an_emptykey",
+		    "no API key for provider an_emptykey: set "
 		    "LLMGATE_TEST_EMPTY_KEY or api_key_file" },
 	};
 	char tag[32], *t, *fb, *ctx;
@@ -1318,8 +1353,10 @@ START_TEST(test_missing_key)
 		expect_size(ctx, j, "attempts", 1);
 		json_decref(j);
 
-		ck_assert_msg(h_fakeprov_seen(fp_port, t) == 0, "%s: fakeprov "
-		    "saw %lld requests", ctx, h_fakeprov_seen(fp_port, t));
+		ck_assert_msg(h_fakeprov_seen(fp_port, t) == 0,
+		    "%s: fakeprov "
+		    "saw %lld requests",
+		    ctx, h_fakeprov_seen(fp_port, t));
 		ck_assert_int_eq(h_fakeprov_seen(fp_port, fb), 1);
 		free(ctx);
 		free(fb);
@@ -1347,7 +1384,8 @@ START_TEST(test_log_has_no_key)
 	char *log = h_daemon_log(&d);
 
 	ck_assert_msg(strstr(log, "oa_badkey/") != NULL &&
-	    strstr(log, "ge/") != NULL, "the daemon's log lacks the calls");
+	        strstr(log, "ge/") != NULL,
+	    "the daemon's log lacks the calls");
 	ck_assert_msg(strstr(log, TEST_KEY) == NULL, "the key is in the log");
 	ck_assert_msg(strstr(log, BAD_KEY) == NULL,
 	    "the wrong key is in the log");

@@ -60,7 +60,7 @@ START_TEST(test_bucket_refill_and_cap)
 	ck_assert_uint_eq(b.capacity, 10);
 	bucket_take(&b, 10, 0);
 	ck_assert_uint_eq(bucket_wait_ms(&b, 1, 0), 100);
-	ck_assert_int_eq(bucket_available(&b, 250), 2);	/* 2.5 */
+	ck_assert_int_eq(bucket_available(&b, 250), 2); /* 2.5 */
 	ck_assert_uint_eq(bucket_wait_ms(&b, 3, 250), 50);
 	ck_assert_int_eq(bucket_available(&b, 5000), 10);
 
@@ -296,7 +296,7 @@ START_TEST(test_learn_adopts)
 	rl_learn(&rl, &ri, 60000);
 	st = status(&rl, 60000);
 	ck_assert_int_eq(st.rpm_limit, 6000);
-	ck_assert_int_eq(st.rpm_available, 2);	/* was full at 2 */
+	ck_assert_int_eq(st.rpm_available, 2); /* was full at 2 */
 	ck_assert_int_eq(status(&rl, 61000).rpm_available, 100);
 }
 END_TEST
@@ -358,8 +358,8 @@ END_TEST
 START_TEST(test_cooldown_default_doubling)
 {
 	struct ratelimit rl;
-	static const uint64_t want[] = { 1000, 2000, 4000, 8000, 16000,
-	    30000, 30000 };
+	static const uint64_t want[] = { 1000, 2000, 4000, 8000, 16000, 30000,
+		30000 };
 	uint64_t now = 0;
 	size_t i;
 
@@ -439,8 +439,7 @@ START_TEST(test_estimate)
 	ck_assert_uint_eq(rl_estimate_tokens(401, 100), 201);
 	ck_assert_uint_eq(rl_estimate_tokens(3, 0), 1025);
 	ck_assert_uint_eq(rl_estimate_tokens(4, 7), 8);
-	ck_assert_uint_eq(rl_estimate_tokens(SIZE_MAX, UINT32_MAX),
-	    UINT32_MAX);
+	ck_assert_uint_eq(rl_estimate_tokens(SIZE_MAX, UINT32_MAX), UINT32_MAX);
 }
 END_TEST
 

@@ -110,8 +110,7 @@ START_TEST(test_window_slides)
 	ck_assert_int_eq(rbudget_try_retry(&rb, &rc, 15000), 1);
 	ck_assert_int_eq(rbudget_try_retry(&rb, &rc, 15000), 0);
 	/* Long idle: everything expired, slots reused. */
-	ck_assert_double_eq_tol(rbudget_available(&rb, &rc, 1000000), 0,
-	    1e-9);
+	ck_assert_double_eq_tol(rbudget_available(&rb, &rc, 1000000), 0, 1e-9);
 	firsts(&rb, 5, 1000000);
 	ck_assert_int_eq(rbudget_try_retry(&rb, &rc, 1000000), 1);
 	ck_assert_int_eq(rbudget_try_retry(&rb, &rc, 1000000), 0);

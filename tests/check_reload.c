@@ -33,7 +33,7 @@
 #define BUILD_DIR "."
 #endif
 
-#define MOCK	"  { name = \"mock\"; type = \"mock\"; }"
+#define MOCK "  { name = \"mock\"; type = \"mock\"; }"
 
 static struct daemon d;
 
@@ -136,7 +136,7 @@ status_target(json_t *st, const char *target)
 
 	json_array_foreach(ts, i, t) {
 		if (strcmp(json_string_value(json_object_get(t, "target")),
-		    target) == 0)
+		        target) == 0)
 			return t;
 	}
 	return NULL;
@@ -163,7 +163,7 @@ struct pending {
 	int done;
 	enum llmgate_class cls;
 	char text[256];
-	uint64_t at;			/* h_mono_ms() when it ended */
+	uint64_t at; /* h_mono_ms() when it ended */
 };
 
 static void
@@ -173,8 +173,10 @@ pending_done(struct llmgate_result *res, void *arg)
 
 	p->done = 1;
 	p->cls = res->cls;
-	snprintf(p->text, sizeof p->text, "%s", res->text != NULL ?
-	    res->text : res->message != NULL ? res->message : "");
+	snprintf(p->text, sizeof p->text, "%s",
+	    res->text != NULL        ? res->text :
+	        res->message != NULL ? res->message :
+	                               "");
 	p->at = h_mono_ms();
 	llmgate_result_free(res);
 }
@@ -209,7 +211,7 @@ daemon_exit(int timeout_ms)
 		if (waitpid(d.pid, &st, WNOHANG) == d.pid) {
 			d.pid = 0;
 			return WIFEXITED(st) ? WEXITSTATUS(st) :
-			    128 + WTERMSIG(st);
+			                       128 + WTERMSIG(st);
 		}
 		h_sleep_ms(10);
 	}
@@ -253,7 +255,7 @@ START_TEST(test_reload_adds_provider)
 	wait_inflight(1);
 
 	write_conf("providers = (\n" MOCK ",\n"
-	    "  { name = \"mock2\"; type = \"mock\"; }\n);\n");
+	           "  { name = \"mock2\"; type = \"mock\"; }\n);\n");
 	sighup();
 	ck_assert_int_eq(count_in_log("reload refused"), 0);
 	/* The reload did not wait for, nor end, the call. */
@@ -289,8 +291,11 @@ START_TEST(test_reload_invalid_keeps_running)
 	sighup();
 	log = h_daemon_log(&d);
 	where = h_strdup_printf("%s:4: syntax error", d.conf);
-	ck_assert_msg(strstr(log, "reload refused, keeping the running config")
-	    != NULL && strstr(log, where) != NULL, "log: %s", log);
+	ck_assert_msg(strstr(log,
+	                  "reload refused, keeping the running config") !=
+	            NULL &&
+	        strstr(log, where) != NULL,
+	    "log: %s", log);
 	free(log);
 	ck_assert(h_daemon_alive(&d));
 
@@ -326,7 +331,8 @@ START_TEST(test_reload_removes_provider)
 	struct run r;
 	json_t *j, *st;
 
-	h_daemon_start(&d, "providers = (\n" MOCK ",\n"
+	h_daemon_start(&d,
+	    "providers = (\n" MOCK ",\n"
 	    "  { name = \"gone\"; type = \"mock\"; }\n);\n");
 	g = h_connect(&d, "inflight");
 	submit(g, "gone/slow:800", "last words", &p);
@@ -347,10 +353,14 @@ START_TEST(test_reload_removes_provider)
 	ck_assert_int_eq(r.status, 2);
 	j = json_loads(r.out, 0, NULL);
 	ck_assert_msg(j != NULL, "no JSON: %s %s", r.out, r.err);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j,
-	    "error"), "class")), "invalid_request");
-	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
-	    json_object_get(j, "error"), "message")), "unknown provider"));
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(j, "error"),
+	                         "class")),
+	    "invalid_request");
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(
+	               json_object_get(json_object_get(j, "error"), "message")),
+	        "unknown provider"));
 	json_decref(j);
 	h_run_free(&r);
 
@@ -376,15 +386,15 @@ START_TEST(test_reload_keeps_cooldown)
 	lease = strdup(r.out);
 	lease[strcspn(lease, "\n")] = '\0';
 	h_run_free(&r);
-	h_cli(&r, &d, NULL, "report", lease, "--status", "429",
-	    "--retry-after", "30", NULL);
+	h_cli(&r, &d, NULL, "report", lease, "--status", "429", "--retry-after",
+	    "30", NULL);
 	ck_assert_msg(r.status == 0, "report: %s", r.err);
 	h_run_free(&r);
 	free(lease);
 
 	/* A real change, through the CLI. */
 	write_conf("providers = (\n" MOCK ",\n"
-	    "  { name = \"other\"; type = \"mock\"; }\n);\n");
+	           "  { name = \"other\"; type = \"mock\"; }\n);\n");
 	h_cli(&r, &d, NULL, "reload", NULL);
 	ck_assert_msg(r.status == 0, "reload: %s", r.err);
 	h_run_free(&r);
@@ -432,8 +442,8 @@ breaker_of(const char *target)
 	json_t *st = status(), *t = status_target(st, target);
 
 	ck_assert_ptr_nonnull(t);
-	snprintf(state, sizeof state, "%s", json_string_value(json_object_get(t,
-	    "breaker")));
+	snprintf(state, sizeof state, "%s",
+	    json_string_value(json_object_get(t, "breaker")));
 	json_decref(st);
 	return state;
 }
@@ -448,11 +458,12 @@ START_TEST(test_reload_breaker_snapshot)
 {
 	char *before;
 
-	h_daemon_start(&d, "providers = (\n" MOCK "\n);\n"
+	h_daemon_start(&d,
+	    "providers = (\n" MOCK "\n);\n"
 	    "breaker = { failures = 10; min_calls = 1000; };\n");
 	before = cli_acquire();
 	write_conf("providers = (\n" MOCK "\n);\n"
-	    "breaker = { failures = 1; min_calls = 1000; };\n");
+	           "breaker = { failures = 1; min_calls = 1000; };\n");
 	sighup();
 	ck_assert_int_eq(count_in_log("reload refused"), 0);
 	cli_report(before, "500");
@@ -575,8 +586,8 @@ reload_as(uid_t uid, gid_t gid, char *err, size_t len)
 	}
 	free(path);
 	close(fds[1]);
-	while (got + 1 < len && (n = read(fds[0], err + got,
-	    len - 1 - got)) > 0)
+	while (
+	    got + 1 < len && (n = read(fds[0], err + got, len - 1 - got)) > 0)
 		got += (size_t)n;
 	err[got] = '\0';
 	close(fds[0]);
@@ -610,8 +621,9 @@ raw_reload_class_as(uid_t uid, gid_t gid)
 		proto_msg_free(&m);
 		if (h_raw_recv(fd, &m, 5000) != 0 || m.id != 7)
 			_exit(124);
-		_exit(m.type == PROTO_OK ? LLMGATE_OK :
-		    m.type == PROTO_ERROR ? (int)m.u.result.cls : 125);
+		_exit(m.type == PROTO_OK      ? LLMGATE_OK :
+		        m.type == PROTO_ERROR ? (int)m.u.result.cls :
+		                                125);
 	}
 	waitpid(pid, &st, 0);
 	ck_assert(WIFEXITED(st));
@@ -631,13 +643,15 @@ START_TEST(test_reload_needs_admin)
 	int rc;
 
 	if (geteuid() != 0) {
-		fprintf(stderr, "check_reload: not root, admin checks "
+		fprintf(stderr,
+		    "check_reload: not root, admin checks "
 		    "skipped\n");
 		return;
 	}
 	ck_assert_ptr_nonnull(pw = getpwnam("nobody"));
 	ck_assert_ptr_nonnull(gr = getgrgid(pw->pw_gid));
-	h_daemon_start(&d, "socket_mode = \"0666\";\n"
+	h_daemon_start(&d,
+	    "socket_mode = \"0666\";\n"
 	    "providers = (\n" MOCK "\n);\n");
 	/* mkdtemp made the directory 0700: let nobody reach the socket. */
 	ck_assert_int_eq(chmod(d.dir, 0755), 0);
@@ -657,7 +671,8 @@ START_TEST(test_reload_needs_admin)
 
 	/* nobody's group is the admin group now: nobody may. */
 	conf = h_strdup_printf("socket_mode = \"0666\";\n"
-	    "admin_group = \"%s\";\nproviders = (\n" MOCK "\n);\n",
+	                       "admin_group = \"%s\";\nproviders = (\n" MOCK
+	                       "\n);\n",
 	    gr->gr_name);
 	write_conf(conf);
 	free(conf);
@@ -699,11 +714,14 @@ conn_welcome(struct daemon *dm, uint64_t deadline)
 			return fd;
 		}
 		ck_assert_int_eq(m.type, PROTO_ERROR);
-		ck_assert_msg(strstr(m.u.result.message, "too many "
-		    "connections") != NULL, "refused: %s", m.u.result.message);
+		ck_assert_msg(strstr(m.u.result.message,
+		                  "too many "
+		                  "connections") != NULL,
+		    "refused: %s", m.u.result.message);
 		proto_msg_free(&m);
 		close(fd);
-		ck_assert_msg(h_mono_ms() < deadline, "no room for a "
+		ck_assert_msg(h_mono_ms() < deadline,
+		    "no room for a "
 		    "connection within the deadline");
 		h_sleep_ms(20);
 	}
@@ -721,7 +739,8 @@ START_TEST(test_conns_per_uid)
 	uint64_t deadline;
 	int fds[3], fd, i, ok = 0;
 
-	h_daemon_start(&d, "max_conns_per_uid = 3;\n"
+	h_daemon_start(&d,
+	    "max_conns_per_uid = 3;\n"
 	    "providers = (\n" MOCK "\n);\n");
 	deadline = h_mono_ms() + 30000;
 	for (i = 0; i < 3; i++)
@@ -731,8 +750,10 @@ START_TEST(test_conns_per_uid)
 	ck_assert_int_eq(h_raw_recv(fd, &m, 5000), 0);
 	ck_assert_int_eq(m.type, PROTO_ERROR);
 	ck_assert_int_eq(m.u.result.cls, LLMGATE_INVALID_REQUEST);
-	snprintf(want, sizeof want, "too many connections for uid %ld "
-	    "(limit 3)", (long)geteuid());
+	snprintf(want, sizeof want,
+	    "too many connections for uid %ld "
+	    "(limit 3)",
+	    (long)geteuid());
 	ck_assert_str_eq(m.u.result.message, want);
 	proto_msg_free(&m);
 	ck_assert(h_raw_closed(fd, 3000));
@@ -760,8 +781,8 @@ START_TEST(test_conns_per_uid)
 	/* The daemon sees the close in its own time. */
 	for (deadline = h_mono_ms() + 30000; !ok && h_mono_ms() < deadline;) {
 		h_sleep_ms(20);
-		if ((g = llmgate_connect(d.sock, "again", err,
-		    sizeof err)) != NULL) {
+		if ((g = llmgate_connect(d.sock, "again", err, sizeof err)) !=
+		    NULL) {
 			ok = llmgate_ping(g) == 0;
 			llmgate_close(g);
 		}
@@ -791,7 +812,8 @@ other_group(void)
 	}
 	n = getgroups(64, groups);
 	for (i = 0; i < n; i++) {
-		if (groups[i] != getegid() && (gr = getgrgid(groups[i])) != NULL)
+		if (groups[i] != getegid() &&
+		    (gr = getgrgid(groups[i])) != NULL)
 			return gr;
 	}
 	return NULL;
@@ -808,12 +830,13 @@ START_TEST(test_socket_group)
 	FILE *f;
 
 	/* An unknown group is a config error, with its line. */
-	path = h_strdup_printf("/tmp/llmgate-test-group.%ld.conf",
-	    (long)getpid());
+	path =
+	    h_strdup_printf("/tmp/llmgate-test-group.%ld.conf", (long)getpid());
 	f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
 	fputs("providers = (\n" MOCK "\n);\n"
-	    "socket_group = \"llmgate-no-such-group\";\n", f);
+	      "socket_group = \"llmgate-no-such-group\";\n",
+	    f);
 	fclose(f);
 	argv[0] = "llmgated";
 	argv[1] = "--check-config";
@@ -823,20 +846,24 @@ START_TEST(test_socket_group)
 	h_run(&r, NULL, argv);
 	unlink(path);
 	ck_assert_int_eq(r.status, 1);
-	ck_assert_msg(strstr(r.err, ":4: socket_group: unknown group "
-	    "'llmgate-no-such-group'") != NULL, "stderr: %s", r.err);
+	ck_assert_msg(strstr(r.err,
+	                  ":4: socket_group: unknown group "
+	                  "'llmgate-no-such-group'") != NULL,
+	    "stderr: %s", r.err);
 	h_run_free(&r);
 	free(path);
 
 	if ((gr = other_group()) == NULL) {
-		fprintf(stderr, "check_reload: no group to chown the socket "
+		fprintf(stderr,
+		    "check_reload: no group to chown the socket "
 		    "to, socket_group skipped\n");
 		return;
 	}
 	snprintf(name, sizeof name, "%s", gr->gr_name);
 	gid = gr->gr_gid;
 	conf = h_strdup_printf("socket_group = \"%s\";\n"
-	    "providers = (\n" MOCK "\n);\n", name);
+	                       "providers = (\n" MOCK "\n);\n",
+	    name);
 	h_daemon_start(&d, conf);
 	free(conf);
 	ck_assert_int_eq(stat(d.sock, &st), 0);

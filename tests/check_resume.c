@@ -30,29 +30,30 @@
 
 #define jtext h_jtext
 
-#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#define nitems(a) (sizeof(a) / sizeof(a)[0])
 
-#define TEST_KEY	"test-key"
+#define TEST_KEY "test-key"
 
 /* Eight words, so a cut after four pieces is in the middle. */
-#define PROMPT		"one two three four five six seven eight"
-#define FULL		"echo: " PROMPT
+#define PROMPT "one two three four five six seven eight"
+#define FULL   "echo: " PROMPT
 
 /*
  * The user turn of a resume, as daemon/call.c words it. A copy on
  * purpose: fakeprov recognises exactly this text, so a change to it must
  * show here.
  */
-#define CONTINUE	"Your previous reply was cut off. Continue exactly " \
-			"where it stopped, without repeating anything you " \
-			"already wrote."
+#define CONTINUE \
+	"Your previous reply was cut off. Continue exactly " \
+	"where it stopped, without repeating anything you " \
+	"already wrote."
 
 /* A cut after every content piece: all but the stream's end marker. */
-#define CUT_END		100
+#define CUT_END 100
 
 struct prov {
-	const char *name;	/* the provider entry in our config */
-	const char *api;	/* what fakeprov's /_last calls it */
+	const char *name; /* the provider entry in our config */
+	const char *api;  /* what fakeprov's /_last calls it */
 };
 
 static const struct prov provs[] = {
@@ -92,8 +93,7 @@ setup(void)
 	    "  { name = \"ge\"; type = \"gemini\";\n"
 	    "    base_url = \"http://127.0.0.1:%1$d/v1beta\";\n"
 	    "    api_key = \"%2$s\"; }\n"
-	    ");\n"
-	    H_CONF_FAST_RETRY,
+	    ");\n" H_CONF_FAST_RETRY,
 	    fp_port, TEST_KEY);
 	h_daemon_start(&d, conf);
 	free(conf);
@@ -108,7 +108,6 @@ teardown(void)
 {
 	h_fixture_stop("check_resume", &d, &fp_pid, &fixture_failed);
 }
-
 
 /* Turn text as a provider carries it: a string, or text parts joined. */
 static char *
@@ -131,7 +130,6 @@ turn_text(json_t *v)
 	}
 	return s;
 }
-
 
 /*
  * What a streaming caller sees. text is the screen of a terminal: a reset
@@ -189,7 +187,8 @@ lib_call(const char *const *targets, size_t ntargets,
 	size_t i;
 
 	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
-	    PROMPT), 0);
+	                     PROMPT),
+	    0);
 	for (i = 0; i < ntargets; i++)
 		ck_assert_int_eq(llmgate_request_add_target(req, targets[i]),
 		    0);
@@ -200,7 +199,8 @@ lib_call(const char *const *targets, size_t ntargets,
 		ck_assert_int_eq(llmgate_request_set_schema(req, schema), 0);
 	if (max_tokens != 0)
 		ck_assert_int_eq(llmgate_request_set_max_tokens(req,
-		    max_tokens), 0);
+		                     max_tokens),
+		    0);
 	memset(c, 0, sizeof *c);
 	g = llmgate_connect(d.sock, "check_resume", err, sizeof err);
 	ck_assert_msg(g != NULL, "connect: %s", err);
@@ -257,8 +257,8 @@ stream_error_class(const struct prov *p)
 
 /* The attempt list: the targets and classes in order. */
 static void
-expect_attempts(const char *ctx, const struct llmgate_result *res,
-    size_t n, const char *const *tgts, const enum llmgate_class *cls)
+expect_attempts(const char *ctx, const struct llmgate_result *res, size_t n,
+    const char *const *tgts, const enum llmgate_class *cls)
 {
 	size_t i;
 
@@ -269,9 +269,11 @@ expect_attempts(const char *ctx, const struct llmgate_result *res,
 		    "%s: attempt %zu is %s (%s), want %s", ctx, i + 1,
 		    llmgate_class_name(res->attempts[i].cls),
 		    res->attempts[i].message != NULL ?
-		    res->attempts[i].message : "", llmgate_class_name(cls[i]));
+		        res->attempts[i].message :
+		        "",
+		    llmgate_class_name(cls[i]));
 		ck_assert_msg(res->attempts[i].target != NULL &&
-		    strcmp(res->attempts[i].target, tgts[i]) == 0,
+		        strcmp(res->attempts[i].target, tgts[i]) == 0,
 		    "%s: attempt %zu at %s, want %s", ctx, i + 1,
 		    res->attempts[i].target, tgts[i]);
 	}
@@ -287,8 +289,10 @@ expect_full(const char *ctx, const struct llmgate_result *res,
 {
 	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", ctx,
 	    llmgate_class_name(res->cls), res->message);
-	ck_assert_msg(strcmp(c->text, FULL) == 0, "%s: the client shows '%s', "
-	    "want '%s'", ctx, c->text, FULL);
+	ck_assert_msg(strcmp(c->text, FULL) == 0,
+	    "%s: the client shows '%s', "
+	    "want '%s'",
+	    ctx, c->text, FULL);
 	ck_assert_msg(res->text != NULL && strcmp(res->text, FULL) == 0,
 	    "%s: the result text is '%s', want '%s'", ctx, res->text, FULL);
 	ck_assert_msg(res->partial == 0, "%s: a success marked partial", ctx);
@@ -349,8 +353,10 @@ expect_asked(const char *ctx, const struct prov *p, const char *tgt,
 	size_t want = partial != NULL ? 3 : 1;
 
 	turns = turns_of(p, last, &assistant, &key);
-	ck_assert_msg(json_array_size(turns) == want, "%s: %zu turns sent, "
-	    "want %zu: %s", ctx, json_array_size(turns), want, jtext(turns));
+	ck_assert_msg(json_array_size(turns) == want,
+	    "%s: %zu turns sent, "
+	    "want %zu: %s",
+	    ctx, json_array_size(turns), want, jtext(turns));
 	expect_turn(ctx, turns, 0, "user", key, PROMPT, 0);
 	if (partial != NULL) {
 		expect_turn(ctx, turns, 1, assistant, key, partial,
@@ -402,7 +408,7 @@ START_TEST(test_resume_twice)
 	char *partial = pieces(4);
 	const char *tgts[] = { t, t, t };
 	const enum llmgate_class cls[] = { LLMGATE_CONNECTION,
-	    LLMGATE_CONNECTION, LLMGATE_OK };
+		LLMGATE_CONNECTION, LLMGATE_OK };
 	struct llmgate_result *res;
 	struct collect c;
 
@@ -540,10 +546,10 @@ START_TEST(test_cli)
 
 	h_cli(&r, &d, NULL, "call", "--stream", "-m", t, PROMPT, NULL);
 	ck_assert_msg(r.status == 0, "%s: exit %d: %s", t, r.status, r.err);
-	ck_assert_msg(strcmp(r.out, FULL) == 0 || strcmp(r.out, FULL "\n") ==
-	    0, "%s: stdout '%s'", t, r.out);
-	ck_assert_msg(strstr(r.err, "restarted") == NULL, "%s: stderr '%s'",
-	    t, r.err);
+	ck_assert_msg(strcmp(r.out, FULL) == 0 || strcmp(r.out, FULL "\n") == 0,
+	    "%s: stdout '%s'", t, r.out);
+	ck_assert_msg(strstr(r.err, "restarted") == NULL, "%s: stderr '%s'", t,
+	    r.err);
 	h_run_free(&r);
 	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 2);
 	free(t);
@@ -569,7 +575,8 @@ fp_post(const char *path, const char *headers, json_t *body)
 	sin.sin_port = htons((uint16_t)fp_port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-	req = h_strdup_printf("POST %s HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+	req = h_strdup_printf(
+	    "POST %s HTTP/1.0\r\nHost: 127.0.0.1\r\n"
 	    "Content-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n%s",
 	    path, headers, strlen(b), b);
 	ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
@@ -600,26 +607,32 @@ fp_continue(const char *api, const char *partial)
 	const char *text;
 	char *s;
 
-	msgs = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]",
-	    "role", "user", "content", PROMPT,
-	    "role", "assistant", "content", partial,
-	    "role", "user", "content", CONTINUE);
+	msgs = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "role", "user",
+	    "content", PROMPT, "role", "assistant", "content", partial, "role",
+	    "user", "content", CONTINUE);
 	body = json_pack("{s:s, s:i, s:o}", "model", "direct", "max_tokens",
 	    100, "messages", msgs);
 	if (strcmp(api, "anthropic") == 0) {
-		reply = fp_post("/v1/messages", "x-api-key: " TEST_KEY "\r\n"
-		    "anthropic-version: 2023-06-01\r\n", body);
-		text = json_string_value(json_object_get(json_array_get(
-		    json_object_get(reply, "content"), 0), "text"));
+		reply = fp_post("/v1/messages",
+		    "x-api-key: " TEST_KEY "\r\n"
+		    "anthropic-version: 2023-06-01\r\n",
+		    body);
+		text = json_string_value(
+		    json_object_get(json_array_get(json_object_get(reply,
+		                                       "content"),
+		                        0),
+		        "text"));
 	} else {
-		reply = fp_post("/v1/chat/completions", "Authorization: Bearer "
-		    TEST_KEY "\r\n", body);
-		text = json_string_value(json_object_get(json_object_get(
-		    json_array_get(json_object_get(reply, "choices"), 0),
-		    "message"), "content"));
+		reply = fp_post("/v1/chat/completions",
+		    "Authorization: Bearer " TEST_KEY "\r\n", body);
+		text = json_string_value(json_object_get(
+		    json_object_get(json_array_get(json_object_get(reply,
+		                                       "choices"),
+		                        0),
+		        "message"),
+		    "content"));
 	}
-	ck_assert_msg(text != NULL, "%s: no reply text: %s", api,
-	    jtext(reply));
+	ck_assert_msg(text != NULL, "%s: no reply text: %s", api, jtext(reply));
 	s = strdup(text);
 	json_decref(reply);
 	json_decref(body);
@@ -747,8 +760,8 @@ START_TEST(test_json_cut_at_length)
 	ck_assert_msg(res->cls == LLMGATE_SCHEMA, "%s: %s: %s", t,
 	    llmgate_class_name(res->cls), res->message);
 	ck_assert_msg(res->message != NULL &&
-	    strstr(res->message, "max_tokens") != NULL, "%s: message '%s'", t,
-	    res->message);
+	        strstr(res->message, "max_tokens") != NULL,
+	    "%s: message '%s'", t, res->message);
 	ck_assert_int_eq(h_fakeprov_seen(fp_port, t), 1);
 	ck_assert_uint_eq(res->nattempts, 1);
 	llmgate_result_free(res);

@@ -11,8 +11,11 @@
 static struct retry_conf
 rc_make(enum jitter j)
 {
-	struct retry_conf rc = { .attempts = 3, .initial_ms = 100,
-	    .max_ms = 1000, .multiplier = 2.0, .jitter = j };
+	struct retry_conf rc = { .attempts = 3,
+		.initial_ms = 100,
+		.max_ms = 1000,
+		.multiplier = 2.0,
+		.jitter = j };
 
 	rc.on = 1u << LLMGATE_RATE_LIMITED | 1u << LLMGATE_SERVER_ERROR;
 	return rc;
@@ -97,11 +100,13 @@ START_TEST(test_fallback_on)
 	/* A rejected reply always moves on. */
 	ck_assert(fallback_class(on, LLMGATE_REJECTED));
 	ck_assert_int_eq(fallback_parse_on(&on, bad, 1, &cause), -1);
-	ck_assert_str_eq(cause, "fallback_on: 'ok' cannot lead to the next "
+	ck_assert_str_eq(cause,
+	    "fallback_on: 'ok' cannot lead to the next "
 	    "step");
 	free(cause);
 	ck_assert_int_eq(fallback_parse_on(&on, unknown, 1, &cause), -1);
-	ck_assert_str_eq(cause, "fallback_on: unknown error class "
+	ck_assert_str_eq(cause,
+	    "fallback_on: unknown error class "
 	    "'rate_limit'");
 	free(cause);
 }
@@ -175,7 +180,8 @@ START_TEST(test_fallback_rejects)
 	reply_free(&r);
 
 	ck_assert_int_eq(fallback_parse_reject(&fb2, badre, 1, &cause), -1);
-	ck_assert_ptr_nonnull(strstr(cause, "reject: pattern 'a{2,1}' is not "
+	ck_assert_ptr_nonnull(strstr(cause,
+	    "reject: pattern 'a{2,1}' is not "
 	    "a valid regular expression"));
 	free(cause);
 	fallback_free(&fb);

@@ -43,7 +43,7 @@ run(const char *schema, const char *instance, int max, int *n)
 	struct schema *s = compile_ok(schema);
 	json_error_t jerr;
 	json_t *v;
-	char *errors = (char *)1;	/* must be set, even when valid */
+	char *errors = (char *)1; /* must be set, even when valid */
 
 	v = json_loads(instance, JSON_DECODE_ANY, &jerr);
 	ck_assert_msg(v != NULL, "test instance %s: %s", instance, jerr.text);
@@ -68,21 +68,23 @@ lines(const char *s)
 	return n;
 }
 
-#define VALID(schema, inst) do {					\
-	int n_;								\
-	char *e_ = run(schema, inst, 0, &n_);				\
-	ck_assert_msg(n_ == 0, "%s against %s: %s", inst, schema, e_);	\
-	free(e_);							\
-} while (0)
+#define VALID(schema, inst) \
+	do { \
+		int n_; \
+		char *e_ = run(schema, inst, 0, &n_); \
+		ck_assert_msg(n_ == 0, "%s against %s: %s", inst, schema, e_); \
+		free(e_); \
+	} while (0)
 
 /* Invalid with exactly these error lines (each ending in "\n"). */
-#define INVALID(schema, inst, want) do {				\
-	int n_;								\
-	char *e_ = run(schema, inst, 0, &n_);				\
-	ck_assert_str_eq(e_, want);					\
-	ck_assert_int_eq(n_, lines(want));				\
-	free(e_);							\
-} while (0)
+#define INVALID(schema, inst, want) \
+	do { \
+		int n_; \
+		char *e_ = run(schema, inst, 0, &n_); \
+		ck_assert_str_eq(e_, want); \
+		ck_assert_int_eq(n_, lines(want)); \
+		free(e_); \
+	} while (0)
 
 START_TEST(test_type)
 {
@@ -90,7 +92,7 @@ START_TEST(test_type)
 	VALID("{\"type\":\"number\"}", "1.5");
 	VALID("{\"type\":\"number\"}", "2");
 	VALID("{\"type\":\"integer\"}", "2");
-	VALID("{\"type\":\"integer\"}", "2.0");	/* zero fraction */
+	VALID("{\"type\":\"integer\"}", "2.0"); /* zero fraction */
 	VALID("{\"type\":\"boolean\"}", "false");
 	VALID("{\"type\":\"null\"}", "null");
 	VALID("{\"type\":\"object\"}", "{}");
@@ -120,7 +122,8 @@ END_TEST
 
 START_TEST(test_properties_nested)
 {
-	const char *sch = "{\"type\":\"object\",\"properties\":{"
+	const char *sch =
+	    "{\"type\":\"object\",\"properties\":{"
 	    "\"name\":{\"type\":\"string\"},"
 	    "\"age\":{\"type\":\"integer\"},"
 	    "\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
@@ -134,7 +137,8 @@ START_TEST(test_properties_nested)
 	INVALID(sch, "{\"age\":\"3\"}",
 	    "$: missing required property 'name'\n"
 	    "$.age: expected integer, got string\n");
-	INVALID(sch, "{\"name\":\"a\",\"items\":[{\"name\":\"x\"},{\"name\":1},"
+	INVALID(sch,
+	    "{\"name\":\"a\",\"items\":[{\"name\":\"x\"},{\"name\":1},"
 	    "{\"name\":2},{}]}",
 	    "$.items[1].name: expected string, got integer\n"
 	    "$.items[2].name: expected string, got integer\n"
@@ -149,10 +153,11 @@ END_TEST
 START_TEST(test_additional_properties)
 {
 	const char *closed = "{\"properties\":{\"a\":{}},"
-	    "\"additionalProperties\":false}";
+	                     "\"additionalProperties\":false}";
 	const char *typed = "{\"properties\":{\"a\":{}},"
-	    "\"additionalProperties\":{\"type\":\"integer\"}}";
-	const char *pat = "{\"properties\":{\"a\":{}},\"patternProperties\":"
+	                    "\"additionalProperties\":{\"type\":\"integer\"}}";
+	const char *pat =
+	    "{\"properties\":{\"a\":{}},\"patternProperties\":"
 	    "{\"^x-\":{\"type\":\"string\"}},\"additionalProperties\":false}";
 
 	VALID(closed, "{\"a\":1}");
@@ -173,9 +178,9 @@ END_TEST
 START_TEST(test_items)
 {
 	const char *tuple = "{\"prefixItems\":[{\"type\":\"string\"},"
-	    "{\"type\":\"integer\"}],\"items\":false}";
+	                    "{\"type\":\"integer\"}],\"items\":false}";
 	const char *tuple_old = "{\"items\":[{\"type\":\"string\"}],"
-	    "\"additionalItems\":{\"type\":\"boolean\"}}";
+	                        "\"additionalItems\":{\"type\":\"boolean\"}}";
 
 	VALID("{\"items\":{\"type\":\"integer\"}}", "[1,2,3]");
 	INVALID("{\"items\":{\"type\":\"integer\"}}", "[1,\"2\",3.5]",
@@ -197,7 +202,7 @@ END_TEST
 START_TEST(test_enum_const)
 {
 	const char *kind = "{\"properties\":{\"kind\":"
-	    "{\"enum\":[\"a\",\"b\"]}}}";
+	                   "{\"enum\":[\"a\",\"b\"]}}}";
 
 	VALID(kind, "{\"kind\":\"b\"}");
 	INVALID(kind, "{\"kind\":\"c\"}",
@@ -206,7 +211,7 @@ START_TEST(test_enum_const)
 	VALID("{\"enum\":[1,null,{\"x\":[1]}]}", "{\"x\":[1.0]}");
 	INVALID("{\"enum\":[0.1,2,true]}", "3",
 	    "$: must be one of 0.1, 2, true\n");
-	VALID("{\"const\":1}", "1.0");		/* 1 and 1.0 are equal */
+	VALID("{\"const\":1}", "1.0"); /* 1 and 1.0 are equal */
 	VALID("{\"const\":1.0}", "1");
 	VALID("{\"const\":{\"a\":[1,\"x\"],\"b\":null}}",
 	    "{\"b\":null,\"a\":[1.0,\"x\"]}");
@@ -228,7 +233,7 @@ START_TEST(test_numbers)
 
 	VALID(range, "0");
 	VALID(range, "10.0");
-	VALID(range, "\"not a number\"");	/* applies to numbers only */
+	VALID(range, "\"not a number\""); /* applies to numbers only */
 	INVALID(range, "-1", "$: must be >= 0, got -1\n");
 	INVALID(range, "10.5", "$: must be <= 10, got 10.5\n");
 	VALID(open, "0.1");
@@ -257,7 +262,7 @@ START_TEST(test_string_length)
 	VALID(sch, "\"ab\"");
 	/* 4 code points in 7 bytes. */
 	VALID(sch, "\"h\xc3\xa9\xc3\xa9\xc3\xa9\"");
-	VALID(sch, "\"\xf0\x9f\x98\x80\xf0\x9f\x98\x80\"");	/* 2 emoji */
+	VALID(sch, "\"\xf0\x9f\x98\x80\xf0\x9f\x98\x80\""); /* 2 emoji */
 	VALID(sch, "\"\\u00e9\\u00e9\"");
 	INVALID(sch, "\"a\"", "$: expected at least 2 characters, got 1\n");
 	INVALID(sch, "\"h\xc3\xa9llo\"",
@@ -270,7 +275,7 @@ END_TEST
 START_TEST(test_array_counts)
 {
 	const char *tags = "{\"properties\":{\"tags\":{\"type\":\"array\","
-	    "\"minItems\":1,\"maxItems\":3}}}";
+	                   "\"minItems\":1,\"maxItems\":3}}}";
 
 	VALID(tags, "{\"tags\":[1]}");
 	VALID(tags, "{\"tags\":[1,2,3]}");
@@ -293,7 +298,7 @@ END_TEST
 START_TEST(test_pattern)
 {
 	const char *email = "{\"properties\":{\"email\":{\"type\":\"string\","
-	    "\"pattern\":\"^[^@]+@[^@]+$\"}}}";
+	                    "\"pattern\":\"^[^@]+@[^@]+$\"}}}";
 
 	VALID(email, "{\"email\":\"a@b.c\"}");
 	INVALID(email, "{\"email\":\"a@b@c\"}",
@@ -302,7 +307,7 @@ START_TEST(test_pattern)
 	VALID("{\"pattern\":\"b+\"}", "\"abbbc\"");
 	INVALID("{\"pattern\":\"^b\"}", "\"abc\"",
 	    "$: does not match pattern '^b'\n");
-	VALID("{\"pattern\":\"x\"}", "5");	/* strings only */
+	VALID("{\"pattern\":\"x\"}", "5"); /* strings only */
 	/* ECMA-262 escapes that POSIX spells differently. */
 	VALID("{\"pattern\":\"^\\\\d{4}-\\\\d{2}-\\\\d{2}$\"}",
 	    "\"2024-01-31\"");
@@ -342,9 +347,9 @@ END_TEST
 START_TEST(test_combinators)
 {
 	const char *nullable = "{\"anyOf\":[{\"type\":\"string\"},"
-	    "{\"type\":\"null\"}]}";
+	                       "{\"type\":\"null\"}]}";
 	const char *one = "{\"oneOf\":[{\"type\":\"integer\"},"
-	    "{\"minimum\":2}]}";
+	                  "{\"minimum\":2}]}";
 
 	VALID(nullable, "null");
 	VALID(nullable, "\"s\"");
@@ -352,16 +357,18 @@ START_TEST(test_combinators)
 	    "$: must match at least one schema in anyOf (anyOf[0]: expected "
 	    "string, got integer; anyOf[1]: expected null, got integer)\n");
 	INVALID("{\"properties\":{\"p\":{\"anyOf\":[{\"required\":[\"a\"]},"
-	    "{\"properties\":{\"b\":{\"type\":\"string\"}}}]}}}",
+	        "{\"properties\":{\"b\":{\"type\":\"string\"}}}]}}}",
 	    "{\"p\":{\"b\":1}}",
 	    "$.p: must match at least one schema in anyOf (anyOf[0]: missing "
 	    "required property 'a'; anyOf[1]: $.p.b: expected string, got "
 	    "integer)\n");
 	VALID(one, "1");
 	VALID(one, "2.5");
-	INVALID(one, "3", "$: must match exactly one schema in oneOf "
+	INVALID(one, "3",
+	    "$: must match exactly one schema in oneOf "
 	    "(matched 2)\n");
-	INVALID(one, "1.5", "$: must match exactly one schema in oneOf "
+	INVALID(one, "1.5",
+	    "$: must match exactly one schema in oneOf "
 	    "(matched 0; oneOf[0]: expected integer, got number; oneOf[1]: "
 	    "must be >= 2, got 1.5)\n");
 	VALID("{\"allOf\":[{\"minimum\":1},{\"maximum\":3}]}", "2");
@@ -377,16 +384,17 @@ END_TEST
 START_TEST(test_ref)
 {
 	const char *defs = "{\"$defs\":{\"pos\":{\"type\":\"integer\","
-	    "\"minimum\":1}},\"properties\":{\"n\":{\"$ref\":"
-	    "\"#/$defs/pos\"}}}";
+	                   "\"minimum\":1}},\"properties\":{\"n\":{\"$ref\":"
+	                   "\"#/$defs/pos\"}}}";
 	const char *old = "{\"definitions\":{\"s\":{\"type\":\"string\"}},"
-	    "\"items\":{\"$ref\":\"#/definitions/s\"}}";
-	const char *esc = "{\"$defs\":{\"a/b\":{\"type\":\"string\"},"
+	                  "\"items\":{\"$ref\":\"#/definitions/s\"}}";
+	const char *esc =
+	    "{\"$defs\":{\"a/b\":{\"type\":\"string\"},"
 	    "\"c~d\":{\"type\":\"null\"},\"e f\":{\"const\":1}},"
 	    "\"prefixItems\":[{\"$ref\":\"#/$defs/a~1b\"},"
 	    "{\"$ref\":\"#/$defs/c~0d\"},{\"$ref\":\"#/$defs/e%20f\"}]}";
 	const char *sib = "{\"$defs\":{\"i\":{\"type\":\"integer\"}},"
-	    "\"$ref\":\"#/$defs/i\",\"maximum\":3}";
+	                  "\"$ref\":\"#/$defs/i\",\"maximum\":3}";
 
 	VALID(defs, "{\"n\":1}");
 	INVALID(defs, "{\"n\":0}", "$.n: must be >= 1, got 0\n");
@@ -403,25 +411,28 @@ START_TEST(test_ref)
 	INVALID(sib, "\"x\"", "$: expected integer, got string\n");
 	/* A schema kept under a keyword this file does not know. */
 	VALID("{\"x-lib\":{\"t\":{\"type\":\"string\"}},"
-	    "\"$ref\":\"#/x-lib/t\"}", "\"s\"");
+	      "\"$ref\":\"#/x-lib/t\"}",
+	    "\"s\"");
 	INVALID("{\"x-lib\":{\"t\":{\"type\":\"string\"}},"
-	    "\"$ref\":\"#/x-lib/t\"}", "1",
-	    "$: expected string, got integer\n");
+	        "\"$ref\":\"#/x-lib/t\"}",
+	    "1", "$: expected string, got integer\n");
 	/* Into an array. */
 	INVALID("{\"prefixItems\":[{\"type\":\"null\"}],\"items\":"
-	    "{\"$ref\":\"#/prefixItems/0\"}}", "[null,1]",
-	    "$[1]: expected null, got integer\n");
+	        "{\"$ref\":\"#/prefixItems/0\"}}",
+	    "[null,1]", "$[1]: expected null, got integer\n");
 }
 END_TEST
 
 START_TEST(test_ref_recursive)
 {
-	const char *tree = "{\"$ref\":\"#/$defs/node\",\"$defs\":{\"node\":{"
+	const char *tree =
+	    "{\"$ref\":\"#/$defs/node\",\"$defs\":{\"node\":{"
 	    "\"type\":\"object\",\"required\":[\"value\"],"
 	    "\"properties\":{\"value\":{\"type\":\"integer\"},"
 	    "\"children\":{\"type\":\"array\",\"items\":{\"$ref\":"
 	    "\"#/$defs/node\"}}},\"additionalProperties\":false}}}";
-	const char *list = "{\"type\":\"object\",\"properties\":{\"next\":"
+	const char *list =
+	    "{\"type\":\"object\",\"properties\":{\"next\":"
 	    "{\"anyOf\":[{\"$ref\":\"#\"},{\"type\":\"null\"}]}}}";
 	struct schema *s = compile_ok(list);
 	json_t *v, *inner;
@@ -429,9 +440,11 @@ START_TEST(test_ref_recursive)
 	int i;
 
 	VALID(tree, "{\"value\":1}");
-	VALID(tree, "{\"value\":1,\"children\":[{\"value\":2,\"children\":"
+	VALID(tree,
+	    "{\"value\":1,\"children\":[{\"value\":2,\"children\":"
 	    "[{\"value\":3},{\"value\":4,\"children\":[]}]}]}");
-	INVALID(tree, "{\"value\":1,\"children\":[{\"value\":2,\"children\":"
+	INVALID(tree,
+	    "{\"value\":1,\"children\":[{\"value\":2,\"children\":"
 	    "[{\"value\":3},{\"value\":\"4\",\"x\":0},{}]}]}",
 	    "$.children[0].children[1].value: expected integer, got string\n"
 	    "$.children[0].children[1].x: additional property not allowed\n"
@@ -465,8 +478,9 @@ START_TEST(test_ref_recursive)
 		v = inner;
 	}
 	ck_assert_int_eq(schema_validate(s, v, &errors, 0), 1);
-	ck_assert_msg(strstr(errors, ": value nested too deeply to check\n")
-	    != NULL, "%s", errors);
+	ck_assert_msg(strstr(errors, ": value nested too deeply to check\n") !=
+	        NULL,
+	    "%s", errors);
 	free(errors);
 	json_decref(v);
 	schema_free(s);
@@ -477,8 +491,8 @@ START_TEST(test_ref_cyclic)
 {
 	/* Pure cycles never reach a value: they must end, with an error. */
 	INVALID("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},"
-	    "\"b\":{\"$ref\":\"#/$defs/a\"}},\"$ref\":\"#/$defs/a\"}", "1",
-	    "$: schema recursion too deep (cyclic $ref?)\n");
+	        "\"b\":{\"$ref\":\"#/$defs/a\"}},\"$ref\":\"#/$defs/a\"}",
+	    "1", "$: schema recursion too deep (cyclic $ref?)\n");
 	INVALID("{\"$ref\":\"#\"}", "{}",
 	    "$: schema recursion too deep (cyclic $ref?)\n");
 	INVALID("{\"properties\":{\"a\":{\"$ref\":\"#/properties/a\"}}}",
@@ -499,12 +513,14 @@ START_TEST(test_step_budget)
 	int i;
 
 	/* Acyclic but exponential: 2^40 paths through 40 definitions. */
-	len = (size_t)snprintf(sch, sizeof sch, "{\"$ref\":\"#/$defs/d0\","
+	len = (size_t)snprintf(sch, sizeof sch,
+	    "{\"$ref\":\"#/$defs/d0\","
 	    "\"$defs\":{");
 	for (i = 0; i < 40; i++)
 		len += (size_t)snprintf(sch + len, sizeof sch - len,
 		    "\"d%d\":{\"anyOf\":[{\"$ref\":\"#/$defs/d%d\"},"
-		    "{\"$ref\":\"#/$defs/d%d\"}]},", i, i + 1, i + 1);
+		    "{\"$ref\":\"#/$defs/d%d\"}]},",
+		    i, i + 1, i + 1);
 	snprintf(sch + len, sizeof sch - len, "\"d40\":false}}");
 	INVALID(sch, "1", "$: schema too complex to evaluate\n");
 }
@@ -527,37 +543,45 @@ END_TEST
 START_TEST(test_unknown_keywords)
 {
 	VALID("{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
-	    "\"$id\":\"x\",\"title\":\"T\",\"description\":\"D\","
-	    "\"format\":\"email\",\"examples\":[1],\"x-whatever\":{},"
-	    "\"type\":\"string\"}", "\"not an email\"");
+	      "\"$id\":\"x\",\"title\":\"T\",\"description\":\"D\","
+	      "\"format\":\"email\",\"examples\":[1],\"x-whatever\":{},"
+	      "\"type\":\"string\"}",
+	    "\"not an email\"");
 }
 END_TEST
 
 START_TEST(test_text)
 {
-	struct schema *s = compile_ok("{\"type\":\"object\",\"required\":"
+	struct schema *s = compile_ok(
+	    "{\"type\":\"object\",\"required\":"
 	    "[\"a\"],\"properties\":{\"a\":{\"type\":\"integer\"}}}");
 	char *errors = NULL;
 
 	ck_assert_int_eq(schema_validate_text(s, "{\"a\":1}", &errors, 5), 0);
 	ck_assert_ptr_null(errors);
 	ck_assert_int_eq(schema_validate_text(s, " \n\t{\"a\":1}\n\n", &errors,
-	    5), 0);
-	ck_assert_int_eq(schema_validate_text(s,
-	    "```json\n{\"a\": 1}\n```\n", &errors, 5), 0);
+	                     5),
+	    0);
+	ck_assert_int_eq(schema_validate_text(s, "```json\n{\"a\": 1}\n```\n",
+	                     &errors, 5),
+	    0);
 	ck_assert_int_eq(schema_validate_text(s, "\n```\n{\"a\": 1}\n```",
-	    &errors, 5), 0);
+	                     &errors, 5),
+	    0);
 	ck_assert_ptr_null(errors);
 
-	ck_assert_int_eq(schema_validate_text(s,
-	    "```json\n{\"a\": \"1\"}\n```", &errors, 5), 1);
+	ck_assert_int_eq(schema_validate_text(s, "```json\n{\"a\": \"1\"}\n```",
+	                     &errors, 5),
+	    1);
 	ck_assert_str_eq(errors, "$.a: expected integer, got string\n");
 	free(errors);
 
 	ck_assert_int_eq(schema_validate_text(s, "Sure! Here it is: {\"a\":1}",
-	    &errors, 5), 1);
+	                     &errors, 5),
+	    1);
 	ck_assert_msg(strncmp(errors, "$: not valid JSON: ", 19) == 0 &&
-	    strchr(errors, '\n') == errors + strlen(errors) - 1, "%s", errors);
+	        strchr(errors, '\n') == errors + strlen(errors) - 1,
+	    "%s", errors);
 	free(errors);
 	ck_assert_int_eq(schema_validate_text(s, "{\"a\":1", &errors, 5), 1);
 	ck_assert_msg(strncmp(errors, "$: not valid JSON: ", 19) == 0, "%s",
@@ -587,13 +611,14 @@ START_TEST(test_max_errors)
 
 	e = run(sch, inst, 2, &n);
 	ck_assert_int_eq(n, 2);
-	ck_assert_str_eq(e, "$[0]: expected string, got integer\n"
+	ck_assert_str_eq(e,
+	    "$[0]: expected string, got integer\n"
 	    "$[1]: expected string, got integer\n");
 	free(e);
 	e = run(sch, inst, 1, &n);
 	ck_assert_int_eq(n, 1);
 	free(e);
-	e = run(sch, inst, 0, &n);	/* no cap */
+	e = run(sch, inst, 0, &n); /* no cap */
 	ck_assert_int_eq(n, 5);
 	ck_assert_int_eq(lines(e), 5);
 	free(e);
@@ -638,11 +663,14 @@ START_TEST(test_invalid_schemas)
 		{ "{\"maxItems\":\"3\"}", "schema at #/maxItems: maxItems " },
 		{ "{\"minimum\":\"0\"}",
 		    "schema at #/minimum: minimum must be a number" },
-		{ "{\"multipleOf\":0}", "schema at #/multipleOf: multipleOf "
+		{ "{\"multipleOf\":0}",
+		    "schema at #/multipleOf: multipleOf "
 		    "must be a positive number" },
-		{ "{\"required\":[1]}", "schema at #/required: required must "
+		{ "{\"required\":[1]}",
+		    "schema at #/required: required must "
 		    "be an array of strings" },
-		{ "{\"anyOf\":[]}", "schema at #/anyOf: anyOf must be a "
+		{ "{\"anyOf\":[]}",
+		    "schema at #/anyOf: anyOf must be a "
 		    "non-empty array of schemas" },
 		{ "{\"allOf\":[{},3]}",
 		    "schema at #/allOf/1: a schema must be an object or a "
@@ -654,10 +682,12 @@ START_TEST(test_invalid_schemas)
 		    "schema at #/items/items/pattern: pattern '[a' is not "
 		    "a valid regular expression: missing terminating ] for "
 		    "character class at offset 2" },
-		{ "{\"pattern\":\"a{2,1}\"}", "schema at #/pattern: pattern "
+		{ "{\"pattern\":\"a{2,1}\"}",
+		    "schema at #/pattern: pattern "
 		    "'a{2,1}' is not a valid regular expression: numbers out "
 		    "of order" },
-		{ "{\"pattern\":\"a)+++\"}", "schema at #/pattern: pattern "
+		{ "{\"pattern\":\"a)+++\"}",
+		    "schema at #/pattern: pattern "
 		    "'a)+++' is not a valid regular expression: unmatched "
 		    "closing parenthesis" },
 		{ "3", "schema at #: a schema must be an object or a boolean" },
@@ -669,12 +699,13 @@ START_TEST(test_invalid_schemas)
 		cause = compile_fail(cases[i].schema);
 		if (cases[i].cause == NULL)
 			ck_assert_msg(strncmp(cause,
-			    "schema is not valid JSON: ", 26) == 0, "%s",
-			    cause);
+			                  "schema is not valid JSON: ", 26) ==
+			        0,
+			    "%s", cause);
 		else
 			ck_assert_msg(strncmp(cause, cases[i].cause,
-			    strlen(cases[i].cause)) == 0, "%s: got '%s'",
-			    cases[i].schema, cause);
+			                  strlen(cases[i].cause)) == 0,
+			    "%s: got '%s'", cases[i].schema, cause);
 		free(cause);
 	}
 	/* cause may be NULL. */
@@ -709,7 +740,7 @@ main(void)
 	tcase_add_test(tr, test_ref_recursive);
 	tcase_add_test(tr, test_ref_cyclic);
 	tcase_add_test(tr, test_step_budget);
-	tcase_set_timeout(tr, 30);	/* sanitizer builds are slow */
+	tcase_set_timeout(tr, 30); /* sanitizer builds are slow */
 	suite_add_tcase(s, tr);
 	tcase_add_test(tt, test_text);
 	tcase_add_test(tt, test_max_errors);

@@ -24,10 +24,10 @@ struct item {
 	struct waitq_node node;
 };
 
-#define ITEM(n)	((struct item *)((char *)(n) - offsetof(struct item, node)))
+#define ITEM(n) ((struct item *)((char *)(n)-offsetof(struct item, node)))
 
 static const enum llmgate_priority prios[] = { LLMGATE_PRIO_HIGH,
-    LLMGATE_PRIO_NORMAL, LLMGATE_PRIO_LOW };
+	LLMGATE_PRIO_NORMAL, LLMGATE_PRIO_LOW };
 
 static void
 push(struct waitq *wq, struct item *it, uint64_t client, uint64_t ckey,
@@ -104,7 +104,7 @@ START_TEST(test_priority_and_skip)
 
 	memset(it, 0, sizeof it);
 	waitq_init(&wq, 0);
-	push(&wq, &it[0], 1, 1, 1000, 2);	/* heavy but low */
+	push(&wq, &it[0], 1, 1, 1000, 2); /* heavy but low */
 	push(&wq, &it[1], 2, 2, 1, 1);
 	push(&wq, &it[2], 3, 3, 1, 1);
 	ck_assert_ptr_eq(waitq_peek(&wq), &it[1].node);
@@ -154,15 +154,15 @@ END_TEST
  * lowest start tag (ties: the class seen first at this queue), FIFO
  * within a client; and the tags move as the reference says.
  */
-#define R_CLASSES	4
-#define R_N		400
+#define R_CLASSES 4
+#define R_N       400
 START_TEST(test_random_model)
 {
 	static const uint32_t weight[R_CLASSES] = { 1, 2, 3, 5 };
 	struct ref {
 		unsigned len[WAITQ_LEVELS];
 		uint64_t start[WAITQ_LEVELS], finish[WAITQ_LEVELS];
-		int order;		/* first seen: the tie-break */
+		int order; /* first seen: the tie-break */
 	} ref[R_CLASSES];
 	uint64_t vtime[WAITQ_LEVELS] = { 0, 0, 0 };
 	struct waitq wq;
@@ -189,8 +189,10 @@ START_TEST(test_random_model)
 			if (ref[c].order < 0)
 				ref[c].order = seen++;
 			if (ref[c].len[lv] == 0)
-				ref[c].start[lv] = ref[c].finish[lv] >
-				    vtime[lv] ? ref[c].finish[lv] : vtime[lv];
+				ref[c].start[lv] =
+				    ref[c].finish[lv] > vtime[lv] ?
+				    ref[c].finish[lv] :
+				    vtime[lv];
 			ref[c].len[lv]++;
 			push(&wq, &it[i], (uint64_t)c * 10 + (rnd >> 20) % 3,
 			    (uint64_t)c + 1, weight[c], lv);
@@ -218,7 +220,7 @@ START_TEST(test_random_model)
 				if (best == R_CLASSES ||
 				    ref[c].start[l] < ref[best].start[l] ||
 				    (ref[c].start[l] == ref[best].start[l] &&
-				    ref[c].order < ref[best].order))
+				        ref[c].order < ref[best].order))
 					best = (unsigned)c;
 			}
 			p = ITEM(n);
@@ -232,8 +234,8 @@ START_TEST(test_random_model)
 					ck_assert_int_gt(seq[j], seq[p->id]);
 			}
 			vtime[l] = ref[best].start[l];
-			ref[best].finish[l] = ref[best].start[l] +
-			    WAITQ_VSCALE / weight[best];
+			ref[best].finish[l] =
+			    ref[best].start[l] + WAITQ_VSCALE / weight[best];
 			ref[best].start[l] = ref[best].finish[l];
 			ref[best].len[l]--;
 			queued[p->id] = 0;
@@ -328,19 +330,18 @@ START_TEST(test_budget_no_overspend)
 		}
 	}
 	ck_assert_int_eq(ok, 10);
-	ck_assert_int_eq(clients_reserve(k, 1, wall, &retry),
-	    CLIENTS_OVER_DAY);
+	ck_assert_int_eq(clients_reserve(k, 1, wall, &retry), CLIENTS_OVER_DAY);
 	clients_budget_msg(k, CLIENTS_OVER_DAY, 1, retry, msg, sizeof msg);
 	ck_assert_msg(strstr(msg, "tokens_per_day") != NULL &&
-	    strstr(msg, "resets in 82800 s") != NULL, "%s", msg);
+	        strstr(msg, "resets in 82800 s") != NULL,
+	    "%s", msg);
 	/* Settled at 30 each: room for more again. */
 	for (i = 0; i < 10; i++)
 		clients_settle(k, 100, 30, wall);
 	ck_assert_uint_eq(clients_state(k)->day_used, 300);
 	ck_assert_uint_eq(clients_state(k)->reserved, 0);
 	ck_assert_int_eq(clients_reserve(k, 700, wall, &retry), 0);
-	ck_assert_int_eq(clients_reserve(k, 1, wall, &retry),
-	    CLIENTS_OVER_DAY);
+	ck_assert_int_eq(clients_reserve(k, 1, wall, &retry), CLIENTS_OVER_DAY);
 	/* A use past the estimate is charged in full. */
 	clients_settle(k, 700, 900, wall);
 	ck_assert_uint_eq(clients_state(k)->day_used, 1200);
@@ -404,7 +405,8 @@ START_TEST(test_match)
 	    " { name = \"mine\"; match = \"uid:%ld\"; weight = 2; },\n"
 	    " { name = \"tok\"; match = \"token:ci-*\"; },\n"
 	    " { name = \"default\"; weight = 1; tokens_per_day = 5000; }\n"
-	    ");\n", (long)me, (long)me);
+	    ");\n",
+	    (long)me, (long)me);
 	c = load(conf, &errors);
 	ck_assert_msg(c != NULL, "%s", errors);
 	ck_assert_uint_eq(c->nclasses, 5);
@@ -414,7 +416,8 @@ START_TEST(test_match)
 	snprintf(id.name, sizeof id.name, "batch-7");
 	ck_assert_str_eq(clients_match(c, &id)->name, "batch");
 	ck_assert_int_eq(clients_priority(clients_match(c, &id),
-	    LLMGATE_PRIO_HIGH), LLMGATE_PRIO_LOW);
+	                     LLMGATE_PRIO_HIGH),
+	    LLMGATE_PRIO_LOW);
 	/* Another uid naming itself batch-7 stays where its uid puts it. */
 	id.uid = me + 1;
 	ck_assert_str_eq(clients_match(c, &id)->name, "default");
@@ -440,25 +443,30 @@ START_TEST(test_config_errors)
 		{ "clients = ( { name = \"a\"; match = \"group:x\"; } );",
 		    "unknown kind 'group'" },
 		{ "clients = ( { name = \"a\"; match = \"user:no-such-user-"
-		    "here\"; } );", "unknown user" },
+		  "here\"; } );",
+		    "unknown user" },
 		{ "clients = ( { name = \"a\"; } );", "has no match" },
 		{ "clients = ( { name = \"default\"; match = \"uid:1\"; } );",
 		    "it has no match" },
 		{ "clients = ( { name = \"a\"; match = \"uid:1\"; },\n"
-		    " { name = \"a\"; match = \"uid:2\"; } );",
+		  " { name = \"a\"; match = \"uid:2\"; } );",
 		    "2: duplicate client class 'a'" },
 		{ "clients = ( { name = \"a b\"; match = \"uid:1\"; } );",
 		    "must be letters" },
 		{ "clients = ( { name = \"a\"; match = \"uid:1\"; "
-		    "max_share = 1.5; } );", "max_share" },
+		  "max_share = 1.5; } );",
+		    "max_share" },
 		{ "clients = ( { name = \"a\"; match = \"uid:1\"; "
-		    "weight = 0; } );", "weight" },
+		  "weight = 0; } );",
+		    "weight" },
 		{ "clients = ( { name = \"a\"; match = \"uid:1\"; "
-		    "max_priority = \"urgent\"; } );", "max_priority must be" },
+		  "max_priority = \"urgent\"; } );",
+		    "max_priority must be" },
 		{ "clients = ( { name = \"a\"; match = \"uid:x\"; } );",
 		    "a uid is a number" },
 		{ "clients = ( { name = \"a\"; match = \"uid:1\"; wieght = 2; "
-		    "} );", "wieght" },
+		  "} );",
+		    "wieght" },
 	};
 	struct config *c;
 	char *errors;
@@ -468,7 +476,7 @@ START_TEST(test_config_errors)
 		c = load(cases[i].text, &errors);
 		ck_assert_msg(c == NULL, "case %zu loaded", i);
 		ck_assert_msg(errors != NULL &&
-		    strstr(errors, cases[i].want) != NULL,
+		        strstr(errors, cases[i].want) != NULL,
 		    "case %zu: want '%s' in: %s", i, cases[i].want,
 		    errors != NULL ? errors : "(none)");
 		free(errors);
@@ -484,7 +492,8 @@ START_TEST(test_unit_parse)
 	} cases[] = {
 		{ "0::/system.slice/web-1.service\n", "web-1.service" },
 		{ "0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
-		    "run-r1.scope\n", "run-r1.scope" },
+		  "run-r1.scope\n",
+		    "run-r1.scope" },
 		{ "0::/system.slice/batch.service/worker\n", "batch.service" },
 		{ "12:cpu:/\n1:name=systemd:/system.slice/cron.service\n",
 		    "cron.service" },

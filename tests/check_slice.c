@@ -141,8 +141,8 @@ START_TEST(test_queue_and_capacity)
 	ck_assert_int_eq(slice_tick(&s, 7, 500, 20, 200, 40), 13);
 	slice_granted(&s, 13, 0, 40);
 	/* Debt is paid first: asked for on top of what is wanted. */
-	ck_assert_int_eq(slice_tick(&s, -5, 1, 20, 200, 50), 0 + 6 +
-	    (int64_t)(s.rate * 200 / 1000 + 0.999));
+	ck_assert_int_eq(slice_tick(&s, -5, 1, 20, 200, 50),
+	    0 + 6 + (int64_t)(s.rate * 200 / 1000 + 0.999));
 }
 END_TEST
 
@@ -160,7 +160,8 @@ START_TEST(test_empty_cluster_waits)
 	/* Never longer than SLICE_RETRY_MAX_MS. */
 	slice_granted(&s, 0, 60000, 130);
 	ck_assert_int_eq(slice_tick(&s, 0, 1, 10, 200,
-	    130 + SLICE_RETRY_MAX_MS), 1);
+	                     130 + SLICE_RETRY_MAX_MS),
+	    1);
 	/* An ask lost with the connection is forgotten; late is late. */
 	ck_assert_int_eq(slice_late(&s, 300, 130 + SLICE_RETRY_MAX_MS + 300),
 	    0);
@@ -192,7 +193,7 @@ START_TEST(test_tokens_reconcile)
 	memset(&rl, 0, sizeof rl);
 	memset(&c, 0, sizeof c);
 	slice_init(&s);
-	rl_setup(&rl, 0, 600000, 0, 0, now);	/* 10,000 tokens a second */
+	rl_setup(&rl, 0, 600000, 0, 0, now); /* 10,000 tokens a second */
 	rl_cluster(&rl, 1, 0, now);
 	bucket_setup(&c.b, 600000, 10000, now);
 	est = 0;

@@ -10,7 +10,7 @@
 #include "llmgated.h"
 
 struct rec_event {
-	char *event;		/* NULL when the stream gave none */
+	char *event; /* NULL when the stream gave none */
 	char *data;
 	size_t len;
 	int error_field;
@@ -19,7 +19,7 @@ struct rec_event {
 struct rec {
 	struct rec_event *ev;
 	size_t n;
-	int stop_at;		/* return stop_rc on this event (1-based) */
+	int stop_at; /* return stop_rc on this event (1-based) */
 	int stop_rc;
 };
 
@@ -39,11 +39,19 @@ struct stream {
 	uint64_t lines;
 };
 
-#define W(ev, d)	{ ev, d, sizeof (d) - 1, 0 }
-#define WERR(d)		{ NULL, d, sizeof (d) - 1, 1 }
-#define NITEMS(a)	(sizeof (a) / sizeof (a)[0])
+#define W(ev, d) \
+	{ \
+		ev, d, sizeof(d) - 1, 0 \
+	}
+#define WERR(d) \
+	{ \
+		NULL, d, sizeof(d) - 1, 1 \
+	}
+#define NITEMS(a) (sizeof(a) / sizeof(a)[0])
 #define STREAM(name, s, w, lines) \
-	{ name, s, sizeof (s) - 1, w, NITEMS(w), lines }
+	{ \
+		name, s, sizeof(s) - 1, w, NITEMS(w), lines \
+	}
 
 static int
 rec_cb(const struct sse_event *ev, void *arg)
@@ -119,8 +127,8 @@ assert_want(const struct rec *r, const struct stream *st)
 {
 	size_t i;
 
-	ck_assert_msg(r->n == st->nwant, "%s: %zu events, want %zu",
-	    st->name, r->n, st->nwant);
+	ck_assert_msg(r->n == st->nwant, "%s: %zu events, want %zu", st->name,
+	    r->n, st->nwant);
 	for (i = 0; i < r->n; i++) {
 		if (st->want[i].event == NULL)
 			ck_assert_msg(r->ev[i].event == NULL,
@@ -128,12 +136,13 @@ assert_want(const struct rec *r, const struct stream *st)
 			    r->ev[i].event);
 		else
 			ck_assert_msg(r->ev[i].event != NULL &&
-			    strcmp(r->ev[i].event, st->want[i].event) == 0,
+			        strcmp(r->ev[i].event, st->want[i].event) == 0,
 			    "%s: event %zu name %s, want %s", st->name, i,
 			    r->ev[i].event ? r->ev[i].event : "(null)",
 			    st->want[i].event);
 		ck_assert_msg(r->ev[i].len == st->want[i].len &&
-		    memcmp(r->ev[i].data, st->want[i].data, r->ev[i].len) == 0,
+		        memcmp(r->ev[i].data, st->want[i].data, r->ev[i].len) ==
+		            0,
 		    "%s: event %zu data \"%s\", want \"%s\"", st->name, i,
 		    r->ev[i].data, st->want[i].data);
 		ck_assert_msg(r->ev[i].error_field == st->want[i].error_field,
@@ -143,53 +152,61 @@ assert_want(const struct rec *r, const struct stream *st)
 }
 
 /* An OpenAI stream: a text answer with the usage chunk. */
-#define OA_HEAD "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\"," \
+#define OA_HEAD \
+	"{\"id\":\"c1\",\"object\":\"chat.completion.chunk\"," \
 	"\"created\":1,\"model\":\"m\","
-#define OA1 OA_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"role\":" \
-	"\"assistant\",\"content\":\"\",\"refusal\":null}," \
-	"\"finish_reason\":null}]}"
-#define OA2 OA_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":" \
-	"\"Os\"},\"finish_reason\":null}]}"
-#define OA3 OA_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":" \
-	"\"lo\"},\"finish_reason\":null}]}"
-#define OA4 OA_HEAD "\"choices\":[{\"index\":0,\"delta\":{}," \
-	"\"finish_reason\":\"stop\"}]}"
-#define OA5 OA_HEAD "\"choices\":[],\"usage\":{\"prompt_tokens\":9," \
-	"\"completion_tokens\":2,\"total_tokens\":11}}"
-static const struct want want_openai[] = {
-	W(NULL, OA1), W(NULL, OA2), W(NULL, OA3), W(NULL, OA4), W(NULL, OA5),
-	W(NULL, "[DONE]")
-};
+#define OA1 \
+	OA_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"role\":" \
+	        "\"assistant\",\"content\":\"\",\"refusal\":null}," \
+	        "\"finish_reason\":null}]}"
+#define OA2 \
+	OA_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":" \
+	        "\"Os\"},\"finish_reason\":null}]}"
+#define OA3 \
+	OA_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":" \
+	        "\"lo\"},\"finish_reason\":null}]}"
+#define OA4 \
+	OA_HEAD "\"choices\":[{\"index\":0,\"delta\":{}," \
+	        "\"finish_reason\":\"stop\"}]}"
+#define OA5 \
+	OA_HEAD "\"choices\":[],\"usage\":{\"prompt_tokens\":9," \
+	        "\"completion_tokens\":2,\"total_tokens\":11}}"
+static const struct want want_openai[] = { W(NULL, OA1), W(NULL, OA2),
+	W(NULL, OA3), W(NULL, OA4), W(NULL, OA5), W(NULL, "[DONE]") };
 
 /* An Anthropic stream, with pings where the API puts them. */
-#define AN1 "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_01X\"," \
+#define AN1 \
+	"{\"type\":\"message_start\",\"message\":{\"id\":\"msg_01X\"," \
 	"\"type\":\"message\",\"role\":\"assistant\",\"content\":[]," \
 	"\"model\":\"claude-sonnet-4-5\",\"stop_reason\":null," \
 	"\"stop_sequence\":null,\"usage\":{\"input_tokens\":25," \
 	"\"output_tokens\":1}}}"
-#define AN2 "{\"type\":\"content_block_start\",\"index\":0," \
+#define AN2 \
+	"{\"type\":\"content_block_start\",\"index\":0," \
 	"\"content_block\":{\"type\":\"text\",\"text\":\"\"}}"
 #define ANP "{\"type\": \"ping\"}"
-#define AN3 "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":" \
+#define AN3 \
+	"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":" \
 	"{\"type\":\"text_delta\",\"text\":\"Oslo\"}}"
 #define AN4 "{\"type\":\"content_block_stop\",\"index\":0}"
-#define AN5 "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":" \
+#define AN5 \
+	"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":" \
 	"\"end_turn\",\"stop_sequence\":null},\"usage\":" \
 	"{\"output_tokens\":31}}"
 #define AN6 "{\"type\":\"message_stop\"}"
-static const struct want want_anthropic[] = {
-	W("message_start", AN1), W("content_block_start", AN2),
-	W("ping", ANP), W("content_block_delta", AN3),
-	W("content_block_stop", AN4), W("message_delta", AN5),
-	W("ping", ANP), W("message_stop", AN6)
-};
+static const struct want want_anthropic[] = { W("message_start", AN1),
+	W("content_block_start", AN2), W("ping", ANP),
+	W("content_block_delta", AN3), W("content_block_stop", AN4),
+	W("message_delta", AN5), W("ping", ANP), W("message_stop", AN6) };
 
 /* Gemini's alt=sse separates events with CRLF pairs. */
-#define GE1 "{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":" \
+#define GE1 \
+	"{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":" \
 	"[{\"text\":\"Os\"}]}}],\"usageMetadata\":{\"promptTokenCount\":9," \
 	"\"totalTokenCount\":9},\"modelVersion\":\"gemini-2.5-flash\"," \
 	"\"responseId\":\"r1\"}"
-#define GE2 "{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":" \
+#define GE2 \
+	"{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":" \
 	"[{\"text\":\"lo\"}]},\"finishReason\":\"STOP\"}]," \
 	"\"usageMetadata\":{\"promptTokenCount\":9," \
 	"\"candidatesTokenCount\":2,\"totalTokenCount\":11}," \
@@ -198,41 +215,35 @@ static const struct want want_gemini[] = { W(NULL, GE1), W(NULL, GE2) };
 
 static const struct want want_comments[] = { W(NULL, "{\"a\":1}") };
 
-static const struct want want_newlines[] = {
-	W(NULL, "a\nb"), W(NULL, "c"), W(NULL, "d"), W(NULL, "e"),
-	W(NULL, "f"), W(NULL, "g"), W(NULL, "h")
-};
+static const struct want want_newlines[] = { W(NULL, "a\nb"), W(NULL, "c"),
+	W(NULL, "d"), W(NULL, "e"), W(NULL, "f"), W(NULL, "g"), W(NULL, "h") };
 
-static const struct want want_multiline[] = {
-	W(NULL, "line1\nline2\n\nline4"), W(NULL, ""), W(NULL, ""),
-	W(NULL, "\n")
-};
+static const struct want want_multiline[] = { W(NULL, "line1\nline2\n\nline4"),
+	W(NULL, ""), W(NULL, ""), W(NULL, "\n") };
 
-static const struct want want_nospace[] = {
-	W(NULL, "x"), W(NULL, " two"), W("e", "y"), W(NULL, "a: b")
-};
+static const struct want want_nospace[] = { W(NULL, "x"), W(NULL, " two"),
+	W("e", "y"), W(NULL, "a: b") };
 
-static const struct want want_nodata[] = {
-	W(NULL, "y"), W("b", "z"), W("x", "a"), W(NULL, "b")
-};
+static const struct want want_nodata[] = { W(NULL, "y"), W("b", "z"),
+	W("x", "a"), W(NULL, "b") };
 
 #define LL_ERR "{\"code\":500,\"message\":\"boom\",\"type\":\"server_error\"}"
-static const struct want want_llama[] = {
-	W(NULL, "{\"choices\":[]}"), WERR(LL_ERR), W(NULL, "[DONE]"),
-	WERR("x"), W("held", "p"), WERR("")
-};
+static const struct want want_llama[] = { W(NULL, "{\"choices\":[]}"),
+	WERR(LL_ERR), W(NULL, "[DONE]"), WERR("x"), W("held", "p"), WERR("") };
 
-static const struct want want_misc[] = {
-	W(NULL, "bom"), W(NULL, "a\0b"), W(NULL, "\xc3\x98slo \xe2\x9c\x93"),
-	W(NULL, "tail")
-};
+static const struct want want_misc[] = { W(NULL, "bom"), W(NULL, "a\0b"),
+	W(NULL, "\xc3\x98slo \xe2\x9c\x93"), W(NULL, "tail") };
 
 static const struct want want_eof[] = { W(NULL, "done") };
 
 static const struct stream streams[] = {
 	STREAM("openai",
-	    "data: " OA1 "\n\n" "data: " OA2 "\n\n" "data: " OA3 "\n\n"
-	    "data: " OA4 "\n\n" "data: " OA5 "\n\n" "data: [DONE]\n\n",
+	    "data: " OA1 "\n\n"
+	    "data: " OA2 "\n\n"
+	    "data: " OA3 "\n\n"
+	    "data: " OA4 "\n\n"
+	    "data: " OA5 "\n\n"
+	    "data: [DONE]\n\n",
 	    want_openai, 12),
 	STREAM("anthropic",
 	    "event: message_start\ndata: " AN1 "\n\n"
@@ -245,35 +256,36 @@ static const struct stream streams[] = {
 	    "event: message_stop\ndata: " AN6 "\n\n",
 	    want_anthropic, 24),
 	STREAM("gemini",
-	    "data: " GE1 "\r\n\r\n" "data: " GE2 "\r\n\r\n",
+	    "data: " GE1 "\r\n\r\n"
+	    "data: " GE2 "\r\n\r\n",
 	    want_gemini, 4),
 	STREAM("comments",
 	    ": OPENROUTER PROCESSING\n\n: keep-alive\n\n"
 	    "data: {\"a\":1}\n: inside an event\n\n:\n\n",
 	    want_comments, 9),
 	STREAM("newlines",
-	    "data: a\rdata: b\r\r"		/* lone CR */
-	    "data: c\r\n\r\n"			/* CRLF */
-	    "data: d\n\r\n"			/* LF, then CRLF */
-	    "data: e\r\n\n"			/* CRLF, then LF */
-	    "data: f\r\r\n"			/* CR, then CRLF */
-	    "data: g\n\r\r"			/* LF, two blank lines */
-	    "data: h\r\n\r\r\n",		/* CRLF, CR, CRLF */
+	    "data: a\rdata: b\r\r" /* lone CR */
+	    "data: c\r\n\r\n"      /* CRLF */
+	    "data: d\n\r\n"        /* LF, then CRLF */
+	    "data: e\r\n\n"        /* CRLF, then LF */
+	    "data: f\r\r\n"        /* CR, then CRLF */
+	    "data: g\n\r\r"        /* LF, two blank lines */
+	    "data: h\r\n\r\r\n",   /* CRLF, CR, CRLF */
 	    want_newlines, 17),
 	STREAM("multiline",
 	    "data: line1\ndata: line2\ndata:\ndata: line4\n\n"
-	    "data\n\n"			/* no colon: empty value */
+	    "data\n\n" /* no colon: empty value */
 	    "data:\n\n"
 	    "data\ndata\n\n",
 	    want_multiline, 12),
 	STREAM("nospace",
 	    "data:x\n\n"
-	    "data:  two\n\n"			/* only one space goes */
+	    "data:  two\n\n" /* only one space goes */
 	    "event:e\ndata:y\n\n"
 	    "data: a: b\n\n",
 	    want_nospace, 9),
 	STREAM("nodata",
-	    "event: foo\n\n"			/* no data: nothing */
+	    "event: foo\n\n" /* no data: nothing */
 	    "event: bar\nid: 7\nretry: 100\n\n"
 	    "data: y\n\n"
 	    "event: a\nevent: b\ndata: z\n\n"
@@ -284,19 +296,18 @@ static const struct stream streams[] = {
 	    "data: {\"choices\":[]}\n\n"
 	    "error: " LL_ERR "\n\n"
 	    "data: [DONE]\n\n"
-	    "event: held\ndata: p\nerror:x\n\n"	/* does not wait */
+	    "event: held\ndata: p\nerror:x\n\n" /* does not wait */
 	    "error\n",
 	    want_llama, 11),
 	STREAM("misc",
-	    "\xef\xbb\xbf" "data: bom\n\n"
+	    "\xef\xbb\xbf"
+	    "data: bom\n\n"
 	    "foo: bar\nDATA: upper\nData: mixed\n\n"
 	    "data: a\0b\n\n"
 	    "data: \xc3\x98slo \xe2\x9c\x93\n\n"
 	    "data: tail\n\n",
 	    want_misc, 12),
-	STREAM("eof",
-	    "data: done\n\ndata: half\ndata: more",
-	    want_eof, 3),
+	STREAM("eof", "data: done\n\ndata: half\ndata: more", want_eof, 3),
 };
 
 START_TEST(test_stream_splits)
@@ -308,9 +319,8 @@ START_TEST(test_stream_splits)
 
 	feed_cuts(&whole, st->bytes, st->len, NULL, 0, &lines);
 	assert_want(&whole, st);
-	ck_assert_msg(lines == st->lines, "%s: %llu lines, want %llu",
-	    st->name, (unsigned long long)lines,
-	    (unsigned long long)st->lines);
+	ck_assert_msg(lines == st->lines, "%s: %llu lines, want %llu", st->name,
+	    (unsigned long long)lines, (unsigned long long)st->lines);
 
 	feed_bytes(&bytes, st->bytes, st->len, &l);
 	assert_want(&bytes, st);
@@ -338,8 +348,8 @@ START_TEST(test_stream_three_pieces)
 	size_t cuts[2];
 
 	for (cuts[0] = 0; cuts[0] <= st->len; cuts[0]++) {
-		for (cuts[1] = cuts[0]; cuts[1] <= st->len &&
-		    cuts[1] <= cuts[0] + 3; cuts[1]++) {
+		for (cuts[1] = cuts[0];
+		     cuts[1] <= st->len && cuts[1] <= cuts[0] + 3; cuts[1]++) {
 			feed_cuts(&r, st->bytes, st->len, cuts, 2, &l);
 			assert_want(&r, st);
 			ck_assert_uint_eq(l, st->lines);
@@ -369,8 +379,7 @@ START_TEST(test_activity)
 }
 END_TEST
 
-static const char stop_stream[] =
-    "data: one\n\ndata: two\n\ndata: three\n\n";
+static const char stop_stream[] = "data: one\n\ndata: two\n\ndata: three\n\n";
 
 START_TEST(test_stop_whole)
 {
@@ -565,7 +574,7 @@ START_TEST(test_free_midway)
 	ck_assert_int_eq(sse_feed(&sse, s, strlen(s)), 0);
 	ck_assert_uint_eq(r.n, 0);
 	sse_free(&sse);
-	sse_free(&sse);		/* twice is harmless */
+	sse_free(&sse); /* twice is harmless */
 	ck_assert_int_eq(sse_feed(&sse, "", 0), 0);
 	sse_free(&sse);
 }

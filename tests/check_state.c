@@ -20,7 +20,7 @@
 #include "llmgated.h"
 #include "harness.h"
 
-static char sdir[64];		/* outlives a daemon's own directory */
+static char sdir[64]; /* outlives a daemon's own directory */
 static char spath[128];
 
 static uint64_t
@@ -190,7 +190,8 @@ START_TEST(test_elapsed_and_clamps)
 	char *text, *cause = NULL;
 	uint64_t now;
 
-	text = h_strdup_printf("{\"version\": 1, \"saved_at\": %llu, "
+	text = h_strdup_printf(
+	    "{\"version\": 1, \"saved_at\": %llu, "
 	    "\"future\": true, \"targets\": ["
 	    "{\"target\": \"mock/a\", \"cooldown_ms_left\": 15000,"
 	    " \"cooldown_reason\": \"rate_limited\", \"unknown\": [1]},"
@@ -204,7 +205,8 @@ START_TEST(test_elapsed_and_clamps)
 	    " \"req_level\": -300,"
 	    " \"cooldown_reason\": \"made up\", \"cooldown_ms_left\": 60000},"
 	    "{\"target\": \"gone/x\", \"cooldown_ms_left\": 60000}"
-	    "]}", (unsigned long long)(wall_ms() - 10000));
+	    "]}",
+	    (unsigned long long)(wall_ms() - 10000));
 	write_file(spath, text, strlen(text));
 	free(text);
 	ck_assert_msg(state_load(spath, &cause) == 0, "%s", cause);
@@ -227,7 +229,7 @@ START_TEST(test_elapsed_and_clamps)
 	ck_assert_int_eq(breaker_state(&t->br, now), BREAKER_HALF_OPEN);
 	rl_status(&t->rl, now, &rs);
 	ck_assert_int_eq(rs.rpm_limit, 600);
-	ck_assert_int_eq(rs.rpm_available, 10);	/* one second's worth */
+	ck_assert_int_eq(rs.rpm_available, 10); /* one second's worth */
 	/* Debt is kept, less what 10 s at 600 rpm paid back (100). */
 	ck_assert_ptr_nonnull(t = find_target("mock/d"));
 	rl_status(&t->rl, now, &rs);
@@ -314,7 +316,8 @@ START_TEST(test_bad_input)
 	ck_assert_ptr_null(target_first());
 
 	for (i = 0; i < sizeof bad_entries / sizeof bad_entries[0]; i++) {
-		text = h_strdup_printf("{\"version\": 1, \"saved_at\": %llu, "
+		text = h_strdup_printf(
+		    "{\"version\": 1, \"saved_at\": %llu, "
 		    "\"targets\": [%s, {\"target\": \"mock/ok\", "
 		    "\"cooldown_ms_left\": 20000}]}",
 		    (unsigned long long)wall_ms(), bad_entries[i]);
@@ -352,8 +355,11 @@ START_TEST(test_file)
 	j = json_load_file(spath, 0, NULL);
 	ck_assert_ptr_nonnull(j);
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "version")), 1);
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
-	    json_object_get(j, "targets"), 0), "cooldown_reason")),
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_array_get(json_object_get(j,
+	                                                        "targets"),
+	                                         0),
+	                         "cooldown_reason")),
 	    "quota_exhausted");
 	json_decref(j);
 }
@@ -364,7 +370,7 @@ START_TEST(test_config)
 {
 	static const struct {
 		const char *text;
-		const char *error;	/* NULL: loads */
+		const char *error; /* NULL: loads */
 	} cases[] = {
 		{ "state_file = \"state.json\";", "must be an absolute path" },
 		{ "state_save_ms = 50;", "state_save_ms" },
@@ -425,7 +431,8 @@ start(void)
 	    "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
 	    "breaker = { failures = 2; open_ms = 30000; };\n"
 	    "state_file = \"%s\";\n"
-	    "state_save_ms = 200;\n", spath);
+	    "state_save_ms = 200;\n",
+	    spath);
 	h_daemon_start(&d, conf);
 	free(conf);
 }
@@ -451,8 +458,10 @@ status_target(json_t **st, const char *name)
 	h_run_free(&r);
 	ts = json_object_get(*st, "targets");
 	for (i = 0; i < json_array_size(ts); i++) {
-		if (strcmp(json_string_value(json_object_get(json_array_get(ts,
-		    i), "target")), name) == 0)
+		if (strcmp(json_string_value(
+		               json_object_get(json_array_get(ts, i),
+		                   "target")),
+		        name) == 0)
 			return json_array_get(ts, i);
 	}
 	return NULL;
@@ -493,8 +502,8 @@ lease_429(const char *target, const char *retry_after)
 	lease = strdup(r.out);
 	lease[strcspn(lease, "\n")] = '\0';
 	h_run_free(&r);
-	h_cli(&r, &d, NULL, "report", lease, "--status", "429",
-	    "--retry-after", retry_after, NULL);
+	h_cli(&r, &d, NULL, "report", lease, "--status", "429", "--retry-after",
+	    retry_after, NULL);
 	ck_assert_msg(r.status == 0, "report: %s", r.err);
 	h_run_free(&r);
 	free(lease);
@@ -557,8 +566,9 @@ START_TEST(test_breaker_survives)
 	ck_assert_ptr_nonnull(t);
 	ck_assert_str_eq(json_string_value(json_object_get(t, "breaker")),
 	    "open");
-	ck_assert_int_gt(json_integer_value(json_object_get(t,
-	    "breaker_open_ms")), 20000);
+	ck_assert_int_gt(json_integer_value(
+	                     json_object_get(t, "breaker_open_ms")),
+	    20000);
 	json_decref(st);
 
 	h_cli(&r, &d, NULL, "call", "--json", "-m", "mock/error:server_error",
@@ -620,7 +630,7 @@ START_TEST(test_unreadable_ignored)
 	call_ok();
 	ck_assert_int_eq(log_count("state file ignored"), 1);
 	ck_assert_int_gt(log_count("not a regular file"), 0);
-	usleep(700000);		/* a few periodic saves */
+	usleep(700000); /* a few periodic saves */
 	ck_assert_int_eq(log_count("cannot save the state file"), 1);
 	ck_assert(h_daemon_alive(&d));
 	stop();
@@ -649,8 +659,9 @@ START_TEST(test_periodic_save)
 	t = json_array_get(json_object_get(j, "targets"), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(t, "target")),
 	    "mock/echo");
-	ck_assert_int_gt(json_integer_value(json_object_get(t,
-	    "cooldown_ms_left")), 25000);
+	ck_assert_int_gt(json_integer_value(
+	                     json_object_get(t, "cooldown_ms_left")),
+	    25000);
 	ck_assert_int_gt(json_integer_value(json_object_get(j, "saved_at")),
 	    (json_int_t)(wall_ms() - 60000));
 	json_decref(j);
@@ -706,8 +717,10 @@ START_TEST(test_save_off_loop)
 		if (h_mono_ms() - t1 > worst)
 			worst = h_mono_ms() - t1;
 	}
-	ck_assert_msg(worst < 1000, "a ping took %llu ms while the state "
-	    "file was being written", (unsigned long long)worst);
+	ck_assert_msg(worst < 1000,
+	    "a ping took %llu ms while the state "
+	    "file was being written",
+	    (unsigned long long)worst);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	/* A whole state file (taken maybe before the 429: no targets yet). */
@@ -732,7 +745,8 @@ START_TEST(test_state_directory)
 	struct run r;
 
 	setenv("STATE_DIRECTORY", sdir, 1);
-	h_daemon_start(&d, "providers = ( { name = \"mock\"; "
+	h_daemon_start(&d,
+	    "providers = ( { name = \"mock\"; "
 	    "type = \"mock\"; } );\n");
 	unsetenv("STATE_DIRECTORY");
 	lease_429("mock/echo", "30");
@@ -740,14 +754,16 @@ START_TEST(test_state_directory)
 	ck_assert_int_eq(access(spath, F_OK), 0);
 
 	setenv("STATE_DIRECTORY", sdir, 1);
-	h_daemon_start(&d, "providers = ( { name = \"mock\"; "
+	h_daemon_start(&d,
+	    "providers = ( { name = \"mock\"; "
 	    "type = \"mock\"; } );\n");
 	unsetenv("STATE_DIRECTORY");
 	ck_assert_int_gt(cooldown_of("mock/echo"), 20000);
 	stop();
 
 	/* Neither: nothing is kept. */
-	h_daemon_start(&d, "providers = ( { name = \"mock\"; "
+	h_daemon_start(&d,
+	    "providers = ( { name = \"mock\"; "
 	    "type = \"mock\"; } );\n");
 	h_cli(&r, &d, NULL, "status", "--json", NULL);
 	ck_assert_ptr_null(strstr(r.out, "mock/echo"));

@@ -13,11 +13,11 @@
 
 #include "harness.h"
 
-#define TEST_KEY	"test-key"
+#define TEST_KEY "test-key"
 
 /* Whole-stream silences for the idle tests, in ms. */
-#define IDLE_MS		1000
-#define SHORT_IDLE_MS	300
+#define IDLE_MS       1000
+#define SHORT_IDLE_MS 300
 
 static struct daemon d;
 static pid_t fp_pid;
@@ -40,8 +40,7 @@ setup(void)
 	    "  { name = \"short\"; type = \"openai\";\n"
 	    "    base_url = \"http://127.0.0.1:%1$d/v1\"; api_key = \"%2$s\";\n"
 	    "    timeout_ms = 30000; idle_ms = %4$d; }\n"
-	    ");\n"
-	    H_CONF_FAST_RETRY,
+	    ");\n" H_CONF_FAST_RETRY,
 	    fp_port, TEST_KEY, IDLE_MS, SHORT_IDLE_MS);
 	h_daemon_start(&d, conf);
 	free(conf);
@@ -96,7 +95,7 @@ back_to_back(int stream)
 {
 	struct llmgate *g = h_connect(&d, "check_transport");
 	const char *model = stream ? "kaclose-stream+ka_close=400" :
-	    "kaclose-plain+ka_close=400";
+	                             "kaclose-plain+ka_close=400";
 	char *target = h_strdup_printf("oa/%s", model);
 	struct llmgate_result *res;
 	const int n = 5;
@@ -104,8 +103,8 @@ back_to_back(int stream)
 
 	for (i = 0; i < n; i++) {
 		res = call(g, target, "one two three", stream, 1);
-		ck_assert_msg(res->cls == LLMGATE_OK, "call %d of %d: %s", i + 1,
-		    n, res_text(res));
+		ck_assert_msg(res->cls == LLMGATE_OK, "call %d of %d: %s",
+		    i + 1, n, res_text(res));
 		ck_assert_str_eq(res->text, "echo: one two three");
 		ck_assert_uint_eq(res->nattempts, 1);
 		llmgate_result_free(res);
@@ -168,7 +167,8 @@ START_TEST(test_idle_spares_whole_reply)
 	ck_assert_str_eq(res->text, "echo: hello");
 	llmgate_result_free(res);
 	ck_assert_int_eq(h_fakeprov_count(fp_port, "slow-plain+delay=8000",
-	    NULL), 1);
+	                     NULL),
+	    1);
 	llmgate_close(g);
 }
 END_TEST

@@ -50,8 +50,8 @@ static const char *base_conf =
 static void
 start(const char *extra)
 {
-	char *conf = h_strdup_printf("%s%s", base_conf,
-	    extra != NULL ? extra : "");
+	char *conf =
+	    h_strdup_printf("%s%s", base_conf, extra != NULL ? extra : "");
 
 	h_daemon_start(&d, conf);
 	free(conf);
@@ -116,8 +116,8 @@ served(const char *target)
 	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
 	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s",
 	    target != NULL ? target : "default route",
-	    llmgate_class_name(res->cls), res->message != NULL ?
-	    res->message : "");
+	    llmgate_class_name(res->cls),
+	    res->message != NULL ? res->message : "");
 	llmgate_result_free(res);
 	h_request_free(req);
 	llmgate_close(g);
@@ -238,12 +238,12 @@ START_TEST(test_strict_models)
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	start("strict_models = true;\n");
 	g = h_connect(&d, "strict");
-	ck_assert_int_eq(lease(g, "mock/invented", &id, &cls, err,
-	    sizeof err), -1);
+	ck_assert_int_eq(lease(g, "mock/invented", &id, &cls, err, sizeof err),
+	    -1);
 	ck_assert_int_eq(cls, LLMGATE_INVALID_REQUEST);
 	ck_assert_ptr_nonnull(strstr(err, "strict_models"));
-	ck_assert_int_eq(lease(g, "mock/declared", &id, &cls, err,
-	    sizeof err), 0);
+	ck_assert_int_eq(lease(g, "mock/declared", &id, &cls, err, sizeof err),
+	    0);
 	llmgate_close(g);
 	served(NULL);
 	served("mock/echo");
@@ -275,7 +275,9 @@ START_TEST(test_names_checked_at_the_door)
 		"mock/./x",
 	};
 	static const char *good[] = {
-		"mock/\xc3\xbc" "nic\xc3\xb6" "de",
+		"mock/\xc3\xbc"
+		"nic\xc3\xb6"
+		"de",
 		"gem/models/gemini-pro",
 		"gem/gemini-pro",
 		"az/my-deployment.v2",
@@ -292,14 +294,16 @@ START_TEST(test_names_checked_at_the_door)
 
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		ck_assert_msg(lease(g, bad[i], &id, &cls, err, sizeof err) ==
-		    -1, "accepted: %s", bad[i]);
+		        -1,
+		    "accepted: %s", bad[i]);
 		ck_assert_int_eq(cls, LLMGATE_INVALID_REQUEST);
 		/* The refusal itself is printable, one line. */
 		ck_assert_ptr_null(strpbrk(err, "\r\n\a"));
 	}
 	for (i = 0; i < sizeof good / sizeof good[0]; i++)
 		ck_assert_msg(lease(g, good[i], &id, &cls, err, sizeof err) ==
-		    0, "%s: %s: %s", good[i], llmgate_class_name(cls), err);
+		        0,
+		    "%s: %s: %s", good[i], llmgate_class_name(cls), err);
 
 	/* A call naming a bad model, and an unknown route with a break. */
 	req = h_request("x", bad[0], NULL);
@@ -309,7 +313,8 @@ START_TEST(test_names_checked_at_the_door)
 	h_request_free(req);
 	req = h_request("x", NULL);
 	ck_assert_int_eq(llmgate_request_set_route(req,
-	    "r\n2099-01-01T00:00:00 llmgated warning: forged"), 0);
+	                     "r\n2099-01-01T00:00:00 llmgated warning: forged"),
+	    0);
 	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
 	ck_assert_int_eq(res->cls, LLMGATE_INVALID_REQUEST);
 	ck_assert_ptr_null(strpbrk(res->message, "\r\n"));
@@ -328,7 +333,8 @@ START_TEST(test_names_checked_at_the_door)
 
 	log = h_daemon_log(&d);
 	ck_assert_msg(strstr(log, "\n2099-01-01") == NULL &&
-	    strchr(log, '\r') == NULL, "a forged line: %s", log);
+	        strchr(log, '\r') == NULL,
+	    "a forged line: %s", log);
 	free(log);
 }
 END_TEST
@@ -349,7 +355,9 @@ START_TEST(test_upstream_text_scrubbed)
 		"oabad/m",
 	};
 	static const char *keys[] = {
-		"test-key", "sk-proj-WrongKey0123456789abcdefXYZ9", "XYZ9",
+		"test-key",
+		"sk-proj-WrongKey0123456789abcdefXYZ9",
+		"XYZ9",
 	};
 	struct llmgate *g;
 	struct llmgate_request *req;
@@ -374,7 +382,8 @@ START_TEST(test_upstream_text_scrubbed)
 	    "    base_url = \"http://127.0.0.1:%1$d/v1\";\n"
 	    "    api_key = \"sk-proj-WrongKey0123456789abcdefXYZ9\"; }\n"
 	    ");\n"
-	    "retry = { attempts = 1; };\n", fp_port);
+	    "retry = { attempts = 1; };\n",
+	    fp_port);
 	h_daemon_start(&d, conf);
 	free(conf);
 
@@ -387,16 +396,19 @@ START_TEST(test_upstream_text_scrubbed)
 		ck_assert_ptr_nonnull(res->attempts[0].message);
 		/* The upstream's text is there, less the secrets. */
 		ck_assert_msg(strstr(res->attempts[0].message,
-		    i < 4 ? "request headers" : "Incorrect API key") != NULL,
+		                  i < 4 ? "request headers" :
+		                          "Incorrect API key") != NULL,
 		    "%s: %s", targets[i], res->attempts[0].message);
 		ck_assert_msg(strstr(res->attempts[0].message, "[redacted]") !=
-		    NULL, "%s: %s", targets[i], res->attempts[0].message);
+		        NULL,
+		    "%s: %s", targets[i], res->attempts[0].message);
 		for (k = 0; k < sizeof keys / sizeof keys[0]; k++) {
 			ck_assert_msg(strstr(res->attempts[0].message,
-			    keys[k]) == NULL, "%s: a key in: %s", targets[i],
+			                  keys[k]) == NULL,
+			    "%s: a key in: %s", targets[i],
 			    res->attempts[0].message);
 			ck_assert_msg(res->message == NULL ||
-			    strstr(res->message, keys[k]) == NULL,
+			        strstr(res->message, keys[k]) == NULL,
 			    "%s: a key in: %s", targets[i], res->message);
 		}
 		llmgate_result_free(res);
@@ -406,8 +418,10 @@ START_TEST(test_upstream_text_scrubbed)
 	log = h_daemon_log(&d);
 	ck_assert_ptr_nonnull(strstr(log, "request headers"));
 	for (k = 0; k < sizeof keys / sizeof keys[0]; k++)
-		ck_assert_msg(strstr(log, keys[k]) == NULL, "a key in the "
-		    "log: %s", log);
+		ck_assert_msg(strstr(log, keys[k]) == NULL,
+		    "a key in the "
+		    "log: %s",
+		    log);
 	free(log);
 	h_fakeprov_stop(fp_pid);
 	start(NULL);
@@ -420,11 +434,14 @@ START_TEST(test_scrub_shapes)
 	static const struct {
 		const char *in, *out;
 	} cases[] = {
-		{ "Authorization: Bearer abc.def-123", "Authorization: Bearer "
+		{ "Authorization: Bearer abc.def-123",
+		    "Authorization: Bearer "
 		    "[redacted]" },
-		{ "authorization=bearer tok_XYZ", "authorization=bearer "
+		{ "authorization=bearer tok_XYZ",
+		    "authorization=bearer "
 		    "[redacted]" },
-		{ "{\"api-key\": \"0123456789abcdef\"}", "{\"api-key\": "
+		{ "{\"api-key\": \"0123456789abcdef\"}",
+		    "{\"api-key\": "
 		    "\"[redacted]\"}" },
 		{ "x-api-key: sk-ant-api03-abc", "x-api-key: [redacted]" },
 		{ "x-goog-api-key:AIzaSyA-123456789012345",
@@ -472,8 +489,10 @@ status_target(json_t **st, const char *name)
 	ck_assert_ptr_nonnull(*st);
 	ts = json_object_get(*st, "targets");
 	for (i = 0; i < json_array_size(ts); i++) {
-		if (strcmp(json_string_value(json_object_get(json_array_get(ts,
-		    i), "target")), name) == 0)
+		if (strcmp(json_string_value(
+		               json_object_get(json_array_get(ts, i),
+		                   "target")),
+		        name) == 0)
 			return json_array_get(ts, i);
 	}
 	return NULL;
@@ -578,8 +597,8 @@ START_TEST(test_reports_bounded)
 	ck_assert_int_eq(report(g, id, 200, -1), 0);
 	t = status_target(&st, "mock/echo");
 	ck_assert_ptr_nonnull(t);
-	ck_assert_int_eq(json_integer_value(json_object_get(t,
-	    "cooldown_ms")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(t, "cooldown_ms")),
+	    0);
 	json_decref(st);
 	llmgate_close(g);
 
@@ -596,7 +615,8 @@ START_TEST(test_reports_bounded)
 	json_decref(st);
 	log = h_daemon_log(&d);
 	ck_assert_msg(strstr(log, "not applied to cooldowns or breakers") !=
-	    NULL, "%s", log);
+	        NULL,
+	    "%s", log);
 	free(log);
 }
 END_TEST
@@ -742,7 +762,7 @@ START_TEST(test_state_file_odd)
 
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	extra = h_strdup_printf("state_file = \"%s\";\n", fifo);
-	start(extra);	/* fails the test if the daemon never gets ready */
+	start(extra); /* fails the test if the daemon never gets ready */
 	free(extra);
 	served(NULL);
 	log = h_daemon_log(&d);
@@ -795,10 +815,12 @@ start_upstream(const char *extra)
 
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	fp_port = h_fakeprov_start(&fp_pid);
-	conf = h_strdup_printf("%s"
+	conf = h_strdup_printf(
+	    "%s"
 	    "providers = ( { name = \"oa\"; type = \"openai\";\n"
 	    "    base_url = \"http://127.0.0.1:%d/v1\"; api_key = \"test-key\"; } );\n"
-	    "retry = { attempts = 1; };\n", extra, fp_port);
+	    "retry = { attempts = 1; };\n",
+	    extra, fp_port);
 	h_daemon_start(&d, conf);
 	free(conf);
 }
@@ -871,8 +893,8 @@ START_TEST(test_fast_stream_slow_reader)
 	g = h_connect(&d, "slow reader");
 	req = h_request(prompt, "oa/fast", NULL);
 	ck_assert_int_eq(llmgate_request_set_stream(req, 1), 0);
-	ck_assert_uint_gt(llmgate_submit(g, req, stream_chunk, stream_done,
-	    &t), 0);
+	ck_assert_uint_gt(llmgate_submit(g, req, stream_chunk, stream_done, &t),
+	    0);
 	/* Not reading for a while, as a busy client would. */
 	h_sleep_ms(1500);
 	h_drive(g, &t.done);
@@ -933,11 +955,12 @@ START_TEST(test_reply_burst_reader_kept)
 	req = h_request(prompt, "mock/slow:700", NULL);
 	for (i = 0; i < N; i++)
 		ck_assert_uint_gt(llmgate_submit(g, req, NULL, stream_done,
-		    &t[i]), 0);
+		                      &t[i]),
+		    0);
 	for (i = 0; i < N; i++) {
 		h_drive(g, &t[i].done);
-		ck_assert_msg(t[i].res->cls == LLMGATE_OK, "call %d: %s: %s",
-		    i, llmgate_class_name(t[i].res->cls), t[i].res->message);
+		ck_assert_msg(t[i].res->cls == LLMGATE_OK, "call %d: %s: %s", i,
+		    llmgate_class_name(t[i].res->cls), t[i].res->message);
 		ck_assert_str_eq(t[i].res->text, want);
 		llmgate_result_free(t[i].res);
 	}
@@ -965,7 +988,8 @@ START_TEST(test_stream_text_capped)
 
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	conf = h_strdup_printf("%smax_frame = 16777216;\n"
-	    "max_output = 16777216;\n", base_conf);
+	                       "max_output = 16777216;\n",
+	    base_conf);
 	h_daemon_start(&d, conf);
 	free(conf);
 	prompt = malloc(n + 1);
@@ -1051,9 +1075,9 @@ drive(struct llmgate *g, int *done)
 }
 
 struct flood {
-	int n;			/* calls to submit */
-	size_t prompt;		/* bytes of each prompt */
-	const char *want;	/* in the refusals' message */
+	int n;            /* calls to submit */
+	size_t prompt;    /* bytes of each prompt */
+	const char *want; /* in the refusals' message */
 };
 
 /* Slow calls from one user until refused: 0 when some were refused as
@@ -1156,13 +1180,14 @@ http_send_body(const char *body)
 
 	if ((fd = http_connect()) == -1)
 		return -1;
-	msg = h_strdup_printf("POST /v1/chat/completions HTTP/1.1\r\n"
+	msg = h_strdup_printf(
+	    "POST /v1/chat/completions HTTP/1.1\r\n"
 	    "Host: llmgate\r\nContent-Type: application/json\r\n"
 	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
 	    strlen(body), body);
 	len = strlen(msg);
-	while (off < len && (w = send(fd, msg + off, len - off,
-	    MSG_NOSIGNAL)) > 0)
+	while (
+	    off < len && (w = send(fd, msg + off, len - off, MSG_NOSIGNAL)) > 0)
 		off += (size_t)w;
 	free(msg);
 	if (off < len) {
@@ -1180,7 +1205,8 @@ http_send_prompt(const char *model, const char *prompt, const char *extra)
 	int fd;
 
 	body = h_strdup_printf("{\"model\":\"%s\",\"messages\":[{\"role\":"
-	    "\"user\",\"content\":\"%s\"}]%s}", model, prompt, extra);
+	                       "\"user\",\"content\":\"%s\"}]%s}",
+	    model, prompt, extra);
 	fd = http_send_body(body);
 	free(body);
 	return fd;
@@ -1265,10 +1291,10 @@ wait_inflight(struct llmgate *g, long n)
 }
 
 struct hflood {
-	int n;			/* requests at once */
-	size_t prompt;		/* bytes of each prompt */
-	int status;		/* of the refusals */
-	const char *want;	/* in the refusals */
+	int n;            /* requests at once */
+	size_t prompt;    /* bytes of each prompt */
+	int status;       /* of the refusals */
+	const char *want; /* in the refusals */
 };
 
 /*
@@ -1333,7 +1359,7 @@ START_TEST(test_http_calls_and_bytes_per_uid)
 
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	start("max_calls_per_uid = 8;\nmax_bytes_per_uid = 100000;\n"
-	    "http = { listen = ( \"unix:\" ); };\n");
+	      "http = { listen = ( \"unix:\" ); };\n");
 	ck_assert_int_eq(h_as_nobody(flood_http, &calls), 0);
 	served(NULL);
 	http_served();
@@ -1343,7 +1369,7 @@ START_TEST(test_http_calls_and_bytes_per_uid)
 
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	start("max_bytes_per_uid = 0;\nmax_memory = 100000;\n"
-	    "http = { listen = ( \"unix:\" ); };\n");
+	      "http = { listen = ( \"unix:\" ); };\n");
 	bytes.status = 503;
 	bytes.want = "max_memory";
 	ck_assert_int_eq(h_as_nobody(flood_http, &bytes), 0);
@@ -1366,7 +1392,7 @@ START_TEST(test_http_fast_stream_slow_reader)
 	int fd;
 
 	start_upstream("max_frame = 65536; max_output = 65536;\n"
-	    "http = { listen = ( \"unix:\" ); };\n");
+	               "http = { listen = ( \"unix:\" ); };\n");
 	prompt = words(WORDS);
 	fd = http_send_prompt("oa/fast", prompt, ",\"stream\":true");
 	ck_assert_int_ge(fd, 0);
@@ -1416,10 +1442,12 @@ trickle(int fd, const char *text)
  */
 START_TEST(test_http_trickle_closed)
 {
-	static const char head[] = "POST /v1/chat/completions HTTP/1.1\r\n"
+	static const char head[] =
+	    "POST /v1/chat/completions HTTP/1.1\r\n"
 	    "Host: llmgate\r\nContent-Type: application/json\r\n"
 	    "X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
-	static const char req[] = "POST /v1/chat/completions HTTP/1.1\r\n"
+	static const char req[] =
+	    "POST /v1/chat/completions HTTP/1.1\r\n"
 	    "Host: llmgate\r\nContent-Type: application/json\r\n"
 	    "Content-Length: 64\r\n\r\n"
 	    "{\"model\":\"mock/echo\",\"messages\":[{\"role\":\"user\","
@@ -1432,7 +1460,7 @@ START_TEST(test_http_trickle_closed)
 
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	start("frame_timeout_ms = 1000;\n"
-	    "http = { listen = ( \"unix:\" ); };\n");
+	      "http = { listen = ( \"unix:\" ); };\n");
 	ck_assert_uint_eq(strlen(strstr(req, "{")), 64);
 
 	/* A first request's head, trickled. */
@@ -1456,8 +1484,8 @@ START_TEST(test_http_trickle_closed)
 		buf[len] = '\0';
 		if ((hdr_end = strstr(buf, "\r\n\r\n")) != NULL &&
 		    (cl = strcasestr(buf, "Content-Length: ")) != NULL &&
-		    len >= (size_t)(hdr_end + 4 - buf) + strtoul(cl + 16,
-		    NULL, 10))
+		    len >= (size_t)(hdr_end + 4 - buf) +
+		            strtoul(cl + 16, NULL, 10))
 			break;
 	}
 	ck_assert_ptr_nonnull(strstr(buf, "HTTP/1.1 200"));
@@ -1558,7 +1586,7 @@ START_TEST(test_calls_per_uid_across_fronts)
 {
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	start("max_calls_per_uid = 8;\n"
-	    "http = { listen = ( \"unix:\" ); };\n");
+	      "http = { listen = ( \"unix:\" ); };\n");
 	ck_assert_int_eq(h_as_nobody(mixed_fronts, NULL), 0);
 	served(NULL);
 	http_served();
@@ -1593,13 +1621,15 @@ START_TEST(test_socket_born_with_its_mode)
 	snprintf(conf, sizeof conf, "%s/llmgated.conf", dir);
 	ck_assert_ptr_nonnull(f = fopen(conf, "w"));
 	fputs("socket_mode = \"0600\";\n"
-	    "http = { listen = ( \"unix:\" ); };\n", f);
+	      "http = { listen = ( \"unix:\" ); };\n",
+	    f);
 	fclose(f);
 	for (round = 0; round < 3; round++) {
 		ck_assert_int_ge(in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC),
 		    0);
-		ck_assert_int_ge(inotify_add_watch(in, dir, IN_CREATE |
-		    IN_ATTRIB), 0);
+		ck_assert_int_ge(inotify_add_watch(in, dir,
+		                     IN_CREATE | IN_ATTRIB),
+		    0);
 		pid = fork();
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
@@ -1618,15 +1648,16 @@ START_TEST(test_socket_born_with_its_mode)
 			pfd.events = POLLIN;
 			(void)poll(&pfd, 1, 50);
 			while ((n = read(in, evbuf, sizeof evbuf)) > 0) {
-				for (p = evbuf; p < evbuf + n; p += sizeof *ev +
-				    ev->len) {
+				for (p = evbuf; p < evbuf + n;
+				     p += sizeof *ev + ev->len) {
 					ev = (const struct inotify_event *)p;
 					if (ev->len == 0 ||
 					    strstr(ev->name, ".sock") == NULL)
 						continue;
 					ck_assert_msg(!(ev->mask & IN_ATTRIB),
 					    "%s changed mode or owner after "
-					    "it appeared", ev->name);
+					    "it appeared",
+					    ev->name);
 					if (!(ev->mask & IN_CREATE))
 						continue;
 					created++;
@@ -1634,20 +1665,21 @@ START_TEST(test_socket_born_with_its_mode)
 					    dir, ev->name);
 					ck_assert_int_eq(lstat(conf, &st), 0);
 					ck_assert_msg((st.st_mode & 07777) ==
-					    0600, "%s appeared with mode %04o",
-					    ev->name, (unsigned)(st.st_mode &
-					    07777));
+					        0600,
+					    "%s appeared with mode %04o",
+					    ev->name,
+					    (unsigned)(st.st_mode & 07777));
 				}
 			}
-			if (!ready && (fd = socket(AF_UNIX, SOCK_STREAM, 0)) >=
-			    0) {
+			if (!ready &&
+			    (fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0) {
 				struct sockaddr_un sun = { .sun_family =
-				    AF_UNIX };
+					                       AF_UNIX };
 
 				snprintf(sun.sun_path, sizeof sun.sun_path,
 				    "%s", sock);
 				ready = connect(fd, (struct sockaddr *)&sun,
-				    sizeof sun) == 0;
+				            sizeof sun) == 0;
 				close(fd);
 			}
 		}
@@ -1656,13 +1688,15 @@ START_TEST(test_socket_born_with_its_mode)
 		/* Whatever came after the listeners were up. */
 		h_sleep_ms(100);
 		while ((n = read(in, evbuf, sizeof evbuf)) > 0) {
-			for (p = evbuf; p < evbuf + n; p += sizeof *ev +
-			    ev->len) {
+			for (p = evbuf; p < evbuf + n;
+			     p += sizeof *ev + ev->len) {
 				ev = (const struct inotify_event *)p;
 				ck_assert_msg(ev->len == 0 ||
-				    strstr(ev->name, ".sock") == NULL ||
-				    !(ev->mask & IN_ATTRIB), "%s changed mode "
-				    "after it appeared", ev->name);
+				        strstr(ev->name, ".sock") == NULL ||
+				        !(ev->mask & IN_ATTRIB),
+				    "%s changed mode "
+				    "after it appeared",
+				    ev->name);
 			}
 		}
 		close(in);
@@ -1713,8 +1747,10 @@ START_TEST(test_not_dumpable)
 	long uid = -1;
 
 	ck_assert_ptr_nonnull(pw);
-	h_daemon_start_as(&dn, "providers = ( { name = \"oa\"; type = "
-	    "\"openai\"; api_key = \"secret-key\"; } );\n", "nobody");
+	h_daemon_start_as(&dn,
+	    "providers = ( { name = \"oa\"; type = "
+	    "\"openai\"; api_key = \"secret-key\"; } );\n",
+	    "nobody");
 	/* It does run as nobody. */
 	snprintf(path, sizeof path, "/proc/%ld/status", (long)dn.pid);
 	ck_assert_ptr_nonnull(f = fopen(path, "r"));
@@ -1726,8 +1762,10 @@ START_TEST(test_not_dumpable)
 	ck_assert_int_eq(uid, (long)pw->pw_uid);
 	snprintf(path, sizeof path, "/proc/%ld/environ", (long)dn.pid);
 	ck_assert_int_eq(stat(path, &st), 0);
-	ck_assert_msg(st.st_uid == 0, "%s belongs to uid %ld: the daemon is "
-	    "dumpable", path, (long)st.st_uid);
+	ck_assert_msg(st.st_uid == 0,
+	    "%s belongs to uid %ld: the daemon is "
+	    "dumpable",
+	    path, (long)st.st_uid);
 	ck_assert_int_eq(h_as_nobody(read_environ, &dn.pid), 0);
 	log_lacks(&dn, "PR_SET_DUMPABLE");
 	ck_assert_int_eq(h_daemon_stop(&dn), 0);
@@ -1784,7 +1822,7 @@ main(void)
 		return 1;
 	if (!root) {
 		printf("check_trust: the attacks by a second uid need root "
-		    "(to run a client as nobody): skipped\n");
+		       "(to run a client as nobody): skipped\n");
 		return 77;
 	}
 	return 0;

@@ -18,7 +18,7 @@ struct item {
 	struct waitq_node node;
 };
 
-#define ITEM(n)	((struct item *)((char *)(n) - offsetof(struct item, node)))
+#define ITEM(n) ((struct item *)((char *)(n)-offsetof(struct item, node)))
 
 static struct item *
 items(size_t n)
@@ -201,12 +201,10 @@ START_TEST(test_capacity)
 	ck_assert_uint_eq(waitq_len(&wq), 3);
 	/* A node already queued is refused too. */
 	ck_assert_int_eq(pop_id(&wq), 2);
-	ck_assert_int_eq(waitq_push(&wq, &it[0].node, 9, LLMGATE_PRIO_LOW),
-	    -1);
+	ck_assert_int_eq(waitq_push(&wq, &it[0].node, 9, LLMGATE_PRIO_LOW), -1);
 	ck_assert_uint_eq(waitq_len(&wq), 2);
 	push(&wq, &it[3], 4, LLMGATE_PRIO_HIGH);
-	ck_assert_int_eq(waitq_push(&wq, &it[2].node, 5, LLMGATE_PRIO_LOW),
-	    -1);
+	ck_assert_int_eq(waitq_push(&wq, &it[2].node, 5, LLMGATE_PRIO_LOW), -1);
 	ck_assert_int_eq(pop_id(&wq), 3);
 	ck_assert_int_eq(pop_id(&wq), 0);
 	ck_assert_int_eq(pop_id(&wq), 1);
@@ -228,7 +226,7 @@ START_TEST(test_random)
 {
 	enum { N = 512, CLIENTS = 5 };
 	static const enum llmgate_priority prios[] = { LLMGATE_PRIO_HIGH,
-	    LLMGATE_PRIO_NORMAL, LLMGATE_PRIO_LOW };
+		LLMGATE_PRIO_NORMAL, LLMGATE_PRIO_LOW };
 	struct waitq wq;
 	struct item *it = items(N);
 	int queued[N], seq[N], next_seq = 0, len = 0, i, j, op, k;
@@ -248,7 +246,7 @@ START_TEST(test_random)
 			it[i].client = (rnd >> 8) % CLIENTS;
 			it[i].level = (rnd >> 12) % 3;
 			if (waitq_push(&wq, &it[i].node, it[i].client,
-			    prios[it[i].level]) != 0) {
+			        prios[it[i].level]) != 0) {
 				ck_assert_int_eq(len, 300);
 				continue;
 			}
@@ -268,15 +266,16 @@ START_TEST(test_random)
 				if (!queued[j] || j == p->id)
 					continue;
 				if (it[j].level < p->level)
-					ck_abort_msg("op %d: popped %d at level "
-					    "%u before %d at %u", k, p->id,
-					    p->level, j, it[j].level);
+					ck_abort_msg(
+					    "op %d: popped %d at level "
+					    "%u before %d at %u",
+					    k, p->id, p->level, j, it[j].level);
 				if (it[j].client == p->client &&
 				    it[j].level == p->level &&
 				    seq[j] < seq[p->id])
 					ck_abort_msg("op %d: popped %d before "
-					    "its client's older %d", k, p->id,
-					    j);
+					             "its client's older %d",
+					    k, p->id, j);
 			}
 			queued[p->id] = 0;
 			len--;
@@ -318,7 +317,8 @@ START_TEST(test_ahead)
 	ck_assert_uint_eq(waitq_ahead(&wq, 1, 0, LLMGATE_PRIO_NORMAL), 0);
 	for (i = 0; i < 100; i++)
 		ck_assert_int_eq(waitq_push(&wq, &it[i].node, 1,
-		    LLMGATE_PRIO_NORMAL), 0);
+		                     LLMGATE_PRIO_NORMAL),
+		    0);
 	ck_assert_uint_eq(waitq_ahead(&wq, 2, 0, LLMGATE_PRIO_NORMAL), 1);
 	ck_assert_uint_eq(waitq_ahead(&wq, 1, 0, LLMGATE_PRIO_NORMAL), 100);
 	ck_assert_uint_eq(waitq_ahead(&wq, 2, 0, LLMGATE_PRIO_HIGH), 0);
@@ -354,7 +354,8 @@ START_TEST(test_ahead)
 		i = (int)waitq_ahead(&wq, extra.client, 0,
 		    (enum llmgate_priority)extra.level);
 		ck_assert_int_eq(waitq_push(&wq, &extra.node, extra.client,
-		    (enum llmgate_priority)extra.level), 0);
+		                     (enum llmgate_priority)extra.level),
+		    0);
 		for (pops = 0; (id = pop_id(&wq)) != 1000; pops++)
 			ck_assert_int_ge(id, 0);
 		ck_assert_msg(pops <= i, "waited behind %d, said %d", pops, i);

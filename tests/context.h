@@ -13,9 +13,16 @@
 #include <string.h>
 
 static const char *context_files[] = {
-	"openai.json", "groq.json", "together.json", "vllm.json",
-	"vllm-flat.json", "vllm-v1.json", "llamacpp.json", "ollama.json",
-	"anthropic.json", "gemini.json",
+	"openai.json",
+	"groq.json",
+	"together.json",
+	"vllm.json",
+	"vllm-flat.json",
+	"vllm-v1.json",
+	"llamacpp.json",
+	"ollama.json",
+	"anthropic.json",
+	"gemini.json",
 };
 
 /* The file's bytes, NUL-terminated; the caller frees them. */
@@ -56,9 +63,10 @@ context_check(const struct provider_type *pt, size_t i)
 	reply_init(&r, NULL, NULL);
 	body = context_load(context_files[i], &len);
 	pt->classify(&r, 400, body, len);
-	ck_assert_msg(r.cls == LLMGATE_CONTEXT_LENGTH, "%s through %s: "
-	    "class %s", context_files[i], pt->name,
-	    llmgate_class_name(r.cls));
+	ck_assert_msg(r.cls == LLMGATE_CONTEXT_LENGTH,
+	    "%s through %s: "
+	    "class %s",
+	    context_files[i], pt->name, llmgate_class_name(r.cls));
 	ck_assert_uint_eq(r.status, 400);
 	ck_assert_msg(r.message != NULL && strstr(r.message, "HTTP") == NULL,
 	    "%s through %s: message %s", context_files[i], pt->name,

@@ -9,10 +9,12 @@
 static const struct err_entry an_errors[] = {
 	{ 400, "invalid_request_error", NULL, "Invalid request." },
 	{ 401, "authentication_error", NULL, "invalid x-api-key" },
-	{ 402, "billing_error", NULL, "Your credit balance is too low to "
+	{ 402, "billing_error", NULL,
+	    "Your credit balance is too low to "
 	    "access the Anthropic API. Please go to Plans & Billing to upgrade "
 	    "or purchase credits." },
-	{ 403, "permission_error", NULL, "Your API key does not have "
+	{ 403, "permission_error", NULL,
+	    "Your API key does not have "
 	    "permission to use the specified resource." },
 	{ 404, "not_found_error", NULL, NULL },
 	{ 408, "timeout_error", NULL, "Request timed out." },
@@ -20,7 +22,8 @@ static const struct err_entry an_errors[] = {
 	{ 413, "request_too_large", NULL,
 	    "Request exceeds the maximum allowed number of bytes." },
 	{ 422, "invalid_request_error", NULL, "Unprocessable request." },
-	{ 429, "rate_limit_error", NULL, "This request would exceed the rate "
+	{ 429, "rate_limit_error", NULL,
+	    "This request would exceed the rate "
 	    "limit for your organization (fakeprov) of 50 requests per "
 	    "minute. For details, refer to: https://docs.claude.com/en/api/"
 	    "rate-limits. You can see the response headers for current usage. "
@@ -52,7 +55,7 @@ static const struct code_entry an_codes[] = {
 static enum auth_result
 an_auth(struct call *c)
 {
-	const char	*key = req_header(c, "x-api-key");
+	const char *key = req_header(c, "x-api-key");
 
 	if (key == NULL)
 		key = bearer(req_header(c, "Authorization"));
@@ -64,10 +67,10 @@ an_auth(struct call *c)
 static void
 an_error_body(struct call *c, const char *type, const char *msg)
 {
-	json_t	*o;
+	json_t *o;
 
-	o = jpack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error",
-	    "type", type, "message", msg, "request_id", c->reqid);
+	o = jpack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type",
+	    type, "message", msg, "request_id", c->reqid);
 	answer_body(c->ans, jdump(o));
 	json_decref(o);
 }
@@ -77,21 +80,24 @@ an_auth_error(struct call *c, enum auth_result r)
 {
 	c->ans->status = 401;
 	req_set_header(c, "Content-Type", c->prov->json_type);
-	an_error_body(c, "authentication_error", r == AUTH_MISSING ?
-	    "x-api-key header is required" : "invalid x-api-key");
+	an_error_body(c, "authentication_error",
+	    r == AUTH_MISSING ? "x-api-key header is required" :
+	                        "invalid x-api-key");
 }
 
 static int
 an_check(struct call *c)
 {
-	const char	*missing = NULL;
+	const char *missing = NULL;
 
 	if (req_header(c, "anthropic-version") == NULL) {
-		call_error(c, 400, NULL, "anthropic-version: header is required");
+		call_error(c, 400, NULL,
+		    "anthropic-version: header is required");
 		return -1;
 	}
 	if (c->body == NULL) {
-		call_error(c, 400, NULL, "There was an issue with the formatting "
+		call_error(c, 400, NULL,
+		    "There was an issue with the formatting "
 		    "or parameters of your request: the body is not valid JSON.");
 		return -1;
 	}
@@ -111,11 +117,11 @@ an_check(struct call *c)
 static void
 an_read(struct call *c)
 {
-	json_t		*msgs, *m, *content, *e, *last = NULL;
-	const char	*role, *type;
-	struct sbuf	 sb = { NULL, 0, 0 };
-	long		 dummy = 0;
-	size_t		 i, n;
+	json_t *msgs, *m, *content, *e, *last = NULL;
+	const char *role, *type;
+	struct sbuf sb = { NULL, 0, 0 };
+	long dummy = 0;
+	size_t i, n;
 
 	c->stream = json_is_true(json_object_get(c->body, "stream"));
 	text_of(json_object_get(c->body, "system"), NULL, &c->in_words);
@@ -136,8 +142,8 @@ an_read(struct call *c)
 		m = json_array_get(msgs, n - 1);
 		if (m == last && json_is_array(content)) {
 			json_array_foreach(content, i, e) {
-				type = json_string_value(json_object_get(e,
-				    "type"));
+				type = json_string_value(
+				    json_object_get(e, "type"));
 				if (type != NULL &&
 				    strcmp(type, "tool_result") == 0)
 					c->tool_result = 1;
@@ -150,7 +156,7 @@ an_read(struct call *c)
 static void
 an_error(struct call *c, struct err_info *ei)
 {
-	char	*msg;
+	char *msg;
 
 	if (ei->msg_default && ei->status == 404)
 		msg = xasprintf("model: %s", c->model != NULL ? c->model : "");
@@ -170,49 +176,50 @@ an_stop(struct call *c)
 static json_t *
 an_usage(struct call *c, long out)
 {
-	return jpack("{s:I, s:i, s:i, s:I, s:s}",
-	    "input_tokens", (json_int_t)c->in_words,
-	    "cache_creation_input_tokens", 0, "cache_read_input_tokens", 0,
-	    "output_tokens", (json_int_t)out, "service_tier", "standard");
+	return jpack("{s:I, s:i, s:i, s:I, s:s}", "input_tokens",
+	    (json_int_t)c->in_words, "cache_creation_input_tokens", 0,
+	    "cache_read_input_tokens", 0, "output_tokens", (json_int_t)out,
+	    "service_tier", "standard");
 }
 
 static json_t *
 an_reply(struct call *c)
 {
-	json_t	*block;
+	json_t *block;
 
 	if (c->text != NULL)
 		block = jpack("{s:s, s:s}", "type", "text", "text", c->text);
 	else
-		block = jpack("{s:s, s:s, s:s, s:O}", "type", "tool_use",
-		    "id", c->toolid, "name", c->d.tool, "input", c->args_json);
-	return jpack("{s:s, s:s, s:s, s:s, s:[o], s:s, s:n, s:o}",
-	    "id", c->id, "type", "message", "role", "assistant",
-	    "model", c->model, "content", block, "stop_reason", an_stop(c),
-	    "stop_sequence", "usage", an_usage(c, c->out_words));
+		block = jpack("{s:s, s:s, s:s, s:O}", "type", "tool_use", "id",
+		    c->toolid, "name", c->d.tool, "input", c->args_json);
+	return jpack("{s:s, s:s, s:s, s:s, s:[o], s:s, s:n, s:o}", "id", c->id,
+	    "type", "message", "role", "assistant", "model", c->model,
+	    "content", block, "stop_reason", an_stop(c), "stop_sequence",
+	    "usage", an_usage(c, c->out_words));
 }
 
 static void
 an_stream(struct call *c)
 {
-	struct answer	*a = c->ans;
-	json_t		*block, *msg;
-	const char	*p;
-	char		*piece;
-	size_t		 n;
+	struct answer *a = c->ans;
+	json_t *block, *msg;
+	const char *p;
+	char *piece;
+	size_t n;
 
 	msg = jpack("{s:s, s:s, s:s, s:[], s:s, s:n, s:n, s:o}", "id", c->id,
-	    "type", "message", "role", "assistant", "content", "model", c->model,
-	    "stop_reason", "stop_sequence", "usage", an_usage(c, 1));
+	    "type", "message", "role", "assistant", "content", "model",
+	    c->model, "stop_reason", "stop_sequence", "usage", an_usage(c, 1));
 	answer_event(a, EV_PRE, "message_start",
 	    jpack("{s:s, s:o}", "type", "message_start", "message", msg));
 	if (c->text != NULL)
 		block = jpack("{s:s, s:s}", "type", "text", "text", "");
 	else
-		block = jpack("{s:s, s:s, s:s, s:{}}", "type", "tool_use",
-		    "id", c->toolid, "name", c->d.tool, "input");
-	answer_event(a, EV_PRE, "content_block_start", jpack("{s:s, s:i, s:o}",
-	    "type", "content_block_start", "index", 0, "content_block", block));
+		block = jpack("{s:s, s:s, s:s, s:{}}", "type", "tool_use", "id",
+		    c->toolid, "name", c->d.tool, "input");
+	answer_event(a, EV_PRE, "content_block_start",
+	    jpack("{s:s, s:i, s:o}", "type", "content_block_start", "index", 0,
+	        "content_block", block));
 	answer_event_raw(a, EV_PRE, "ping", "{\"type\": \"ping\"}");
 	if (c->text != NULL) {
 		for (p = c->text; *p != '\0'; p += n) {
@@ -220,31 +227,34 @@ an_stream(struct call *c)
 			piece = xstrndup(p, n);
 			answer_event(a, EV_CONTENT, "content_block_delta",
 			    jpack("{s:s, s:i, s:{s:s, s:s}}", "type",
-			    "content_block_delta", "index", 0, "delta", "type",
-			    "text_delta", "text", piece));
+			        "content_block_delta", "index", 0, "delta",
+			        "type", "text_delta", "text", piece));
 			free(piece);
 		}
 	} else {
 		answer_event(a, EV_PRE, "content_block_delta",
 		    jpack("{s:s, s:i, s:{s:s, s:s}}", "type",
-		    "content_block_delta", "index", 0, "delta", "type",
-		    "input_json_delta", "partial_json", ""));
+		        "content_block_delta", "index", 0, "delta", "type",
+		        "input_json_delta", "partial_json", ""));
 		for (p = c->args; *p != '\0'; p += n) {
 			n = frag_len(p);
 			piece = xstrndup(p, n);
 			answer_event(a, EV_CONTENT, "content_block_delta",
 			    jpack("{s:s, s:i, s:{s:s, s:s}}", "type",
-			    "content_block_delta", "index", 0, "delta", "type",
-			    "input_json_delta", "partial_json", piece));
+			        "content_block_delta", "index", 0, "delta",
+			        "type", "input_json_delta", "partial_json",
+			        piece));
 			free(piece);
 		}
 	}
-	answer_event(a, EV_POST, "content_block_stop", jpack("{s:s, s:i}",
-	    "type", "content_block_stop", "index", 0));
-	answer_event(a, EV_POST, "message_delta", jpack("{s:s, s:{s:s, s:n}, "
-	    "s:{s:I}}", "type", "message_delta", "delta", "stop_reason",
-	    an_stop(c), "stop_sequence", "usage", "output_tokens",
-	    (json_int_t)c->out_words));
+	answer_event(a, EV_POST, "content_block_stop",
+	    jpack("{s:s, s:i}", "type", "content_block_stop", "index", 0));
+	answer_event(a, EV_POST, "message_delta",
+	    jpack("{s:s, s:{s:s, s:n}, "
+	          "s:{s:I}}",
+	        "type", "message_delta", "delta", "stop_reason", an_stop(c),
+	        "stop_sequence", "usage", "output_tokens",
+	        (json_int_t)c->out_words));
 	answer_event(a, EV_TERM, "message_stop",
 	    jpack("{s:s}", "type", "message_stop"));
 }
@@ -252,27 +262,27 @@ an_stream(struct call *c)
 static void
 an_stream_error(struct call *c)
 {
-	answer_event(c->ans, EV_POST, "error", jpack("{s:s, s:{s:s, s:s}}",
-	    "type", "error", "error",
-	    "type", c->d.code != NULL ? c->d.code : "overloaded_error",
-	    "message", c->d.msg != NULL ? c->d.msg : "Overloaded"));
+	answer_event(c->ans, EV_POST, "error",
+	    jpack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+	        c->d.code != NULL ? c->d.code : "overloaded_error", "message",
+	        c->d.msg != NULL ? c->d.msg : "Overloaded"));
 }
 
 static void
 an_ratelimit(struct call *c)
 {
-	struct bucket	*b = &c->m->bucket;
+	struct bucket *b = &c->m->bucket;
 	static const struct {
-		const char	*name;
-		long		 limit;
+		const char *name;
+		long limit;
 	} kinds[] = {
 		{ "tokens", 100000 },
 		{ "input-tokens", 40000 },
 		{ "output-tokens", 8000 },
 	};
-	char		 name[64], v[40];
-	long		 limit, remaining, reset, used;
-	size_t		 i;
+	char name[64], v[40];
+	long limit, remaining, reset, used;
+	size_t i;
 
 	limit = c->d.rpm > 0 ? c->d.rpm : 50;
 	remaining = limit - 1;
@@ -280,7 +290,9 @@ an_ratelimit(struct call *c)
 	if (c->d.rpm > 0) {
 		remaining = (long)b->tokens;
 		reset = (long)((bucket_refill_ms(b, rpm_rate(c->d.rpm),
-		    rpm_burst(c->d.rpm)) + 999) / 1000);
+		                    rpm_burst(c->d.rpm)) +
+		                   999) /
+		    1000);
 	}
 	if (c->limited) {
 		remaining = 0;
@@ -294,8 +306,8 @@ an_ratelimit(struct call *c)
 	req_set_header(c, "anthropic-ratelimit-requests-reset", v);
 
 	for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-		used = i == 2 ? c->out_words : c->in_words + (i == 0 ?
-		    c->out_words : 0);
+		used = i == 2 ? c->out_words :
+		                c->in_words + (i == 0 ? c->out_words : 0);
 		snprintf(name, sizeof name, "anthropic-ratelimit-%s-limit",
 		    kinds[i].name);
 		snprintf(v, sizeof v, "%ld", kinds[i].limit);

@@ -26,7 +26,8 @@ static const struct err_entry oa_errors[] = {
 	{ 422, "invalid_request_error", "unprocessable_entity",
 	    "Unprocessable entity." },
 	{ 429, "requests", "rate_limit_exceeded", NULL },
-	{ 500, "server_error", NULL, "The server had an error while "
+	{ 500, "server_error", NULL,
+	    "The server had an error while "
 	    "processing your request. Sorry about that!" },
 	{ 502, "server_error", NULL, "Bad gateway." },
 	{ 503, "server_error", NULL,
@@ -76,8 +77,8 @@ oa_is_azure(struct call *c)
 static enum auth_result
 oa_auth(struct call *c)
 {
-	const char	*key = bearer(req_header(c, "Authorization"));
-	const char	*azkey = req_header(c, "api-key");
+	const char *key = bearer(req_header(c, "Authorization"));
+	const char *azkey = req_header(c, "api-key");
 
 	if (oa_is_azure(c) && azkey != NULL)
 		return strcmp(azkey, fp_key) == 0 ? AUTH_OK : AUTH_WRONG;
@@ -89,28 +90,30 @@ oa_auth(struct call *c)
 static void
 oa_auth_error(struct call *c, enum auth_result r)
 {
-	const char	*key = bearer(req_header(c, "Authorization"));
-	char		*msg;
-	size_t		 n;
+	const char *key = bearer(req_header(c, "Authorization"));
+	char *msg;
+	size_t n;
 
 	c->ans->status = 401;
 	req_set_header(c, "Content-Type", c->prov->json_type);
 	if (oa_is_azure(c)) {
-		call_json(c, jpack("{s:{s:s, s:s}}", "error", "code", "401",
-		    "message", "Access denied due to invalid subscription key "
-		    "or wrong API endpoint. Make sure to provide a valid key for "
-		    "an active subscription and use a correct regional API "
-		    "endpoint for your resource."));
+		call_json(c,
+		    jpack("{s:{s:s, s:s}}", "error", "code", "401", "message",
+		        "Access denied due to invalid subscription key "
+		        "or wrong API endpoint. Make sure to provide a valid key for "
+		        "an active subscription and use a correct regional API "
+		        "endpoint for your resource."));
 		return;
 	}
 	if (r == AUTH_MISSING) {
-		call_json(c, jpack("{s:{s:s, s:s, s:n, s:n}}", "error",
-		    "message", "You didn't provide an API key. You need to "
-		    "provide your API key in an Authorization header using "
-		    "Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can "
-		    "obtain an API key from https://platform.openai.com/account/"
-		    "api-keys.", "type", "invalid_request_error", "param",
-		    "code"));
+		call_json(c,
+		    jpack("{s:{s:s, s:s, s:n, s:n}}", "error", "message",
+		        "You didn't provide an API key. You need to "
+		        "provide your API key in an Authorization header using "
+		        "Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can "
+		        "obtain an API key from https://platform.openai.com/account/"
+		        "api-keys.",
+		        "type", "invalid_request_error", "param", "code"));
 		return;
 	}
 	/* Like OpenAI, show only the ends of the key. */
@@ -118,38 +121,44 @@ oa_auth_error(struct call *c, enum auth_result r)
 		key = "";
 	n = strlen(key);
 	if (n > 8)
-		msg = xasprintf("Incorrect API key provided: %.3s****%s. You "
+		msg = xasprintf(
+		    "Incorrect API key provided: %.3s****%s. You "
 		    "can find your API key at https://platform.openai.com/"
-		    "account/api-keys.", key, key + n - 4);
+		    "account/api-keys.",
+		    key, key + n - 4);
 	else
-		msg = xstrdup("Incorrect API key provided. You can find your "
+		msg = xstrdup(
+		    "Incorrect API key provided. You can find your "
 		    "API key at https://platform.openai.com/account/api-keys.");
 	utf8_sanitize(msg);
-	call_json(c, jpack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg,
-	    "type", "invalid_request_error", "param", "code",
-	    "invalid_api_key"));
+	call_json(c,
+	    jpack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
+	        "invalid_request_error", "param", "code", "invalid_api_key"));
 	free(msg);
 }
 
 static int
 oa_check(struct call *c)
 {
-	char	*v;
-	json_t	*msgs;
+	char *v;
+	json_t *msgs;
 
-	if (oa_is_azure(c) && strncmp(c->path, "/openai/deployments/", 20) == 0) {
+	if (oa_is_azure(c) &&
+	    strncmp(c->path, "/openai/deployments/", 20) == 0) {
 		v = query_get(c->req, "api-version");
 		if (v == NULL || *v == '\0') {
 			free(v);
 			c->ans->status = 404;
-			call_json(c, jpack("{s:{s:s, s:s}}", "error", "code", "404",
-			    "message", "Resource not found"));
+			call_json(c,
+			    jpack("{s:{s:s, s:s}}", "error", "code", "404",
+			        "message", "Resource not found"));
 			return -1;
 		}
 		free(v);
 	}
 	if (c->body == NULL) {
-		call_error(c, 400, NULL, "We could not parse the JSON body of "
+		call_error(c, 400, NULL,
+		    "We could not parse the JSON body of "
 		    "your request. (HINT: This likely means you aren't using "
 		    "your HTTP library correctly. The OpenAI API expects a JSON "
 		    "payload, but what was sent was not valid JSON.)");
@@ -177,16 +186,16 @@ oa_check(struct call *c)
 static void
 oa_read(struct call *c)
 {
-	json_t		*msgs, *m, *so, *last = NULL, *lastuser = NULL;
-	const char	*role;
-	struct sbuf	 sb = { NULL, 0, 0 };
-	long		 dummy = 0;
-	size_t		 i, n;
+	json_t *msgs, *m, *so, *last = NULL, *lastuser = NULL;
+	const char *role;
+	struct sbuf sb = { NULL, 0, 0 };
+	long dummy = 0;
+	size_t i, n;
 
 	c->stream = json_is_true(json_object_get(c->body, "stream"));
 	so = json_object_get(c->body, "stream_options");
-	c->include_usage = c->stream &&
-	    json_is_true(json_object_get(so, "include_usage"));
+	c->include_usage =
+	    c->stream && json_is_true(json_object_get(so, "include_usage"));
 
 	msgs = json_object_get(c->body, "messages");
 	n = resume_turns(c, msgs, "content", "assistant");
@@ -212,58 +221,64 @@ oa_read(struct call *c)
 static void
 oa_error(struct call *c, struct err_info *ei)
 {
-	json_t	*err;
-	char	*msg, *hint, *v;
+	json_t *err;
+	char *msg, *hint, *v;
 
 	hint = retry_hint(c);
 	if (!ei->msg_default)
 		msg = xstrdup(ei->msg);
 	else if (ei->status == 404)
 		msg = xasprintf("The model `%s` does not exist or you do not "
-		    "have access to it.", c->model != NULL ? c->model : "");
+		                "have access to it.",
+		    c->model != NULL ? c->model : "");
 	else if (ei->status == 429 && ei->msg == NULL)
-		msg = xasprintf("Rate limit reached for %s in organization "
+		msg = xasprintf(
+		    "Rate limit reached for %s in organization "
 		    "org-fakeprov on requests per min (RPM): Limit 3, Used 3, "
-		    "Requested 1.%s", c->model != NULL ? c->model : "", hint);
+		    "Requested 1.%s",
+		    c->model != NULL ? c->model : "", hint);
 	else
 		msg = xstrdup(ei->msg);
 
 	if (oa_is_azure(c) && ei->code != NULL &&
 	    strcmp(ei->code, "content_filter") == 0) {
 		err = jpack("{s:{s:s, s:n, s:s, s:s, s:i, s:{s:s, s:{s:{s:b, "
-		    "s:s}, s:{s:b, s:b}, s:{s:b, s:s}, s:{s:b, s:s}, "
-		    "s:{s:b, s:s}}}}}",
-		    "error", "message", msg, "type", "param", "prompt",
-		    "code", "content_filter", "status", 400, "innererror",
-		    "code", "ResponsibleAIPolicyViolation",
-		    "content_filter_result",
-		    "hate", "filtered", 1, "severity", "high",
-		    "jailbreak", "filtered", 0, "detected", 0,
-		    "self_harm", "filtered", 0, "severity", "safe",
-		    "sexual", "filtered", 0, "severity", "safe",
-		    "violence", "filtered", 0, "severity", "safe");
-	} else if (oa_is_azure(c) && (ei->status == 403 || ei->status == 404 ||
-	    ei->status == 408 || ei->status == 429 || ei->status >= 500)) {
+		            "s:s}, s:{s:b, s:b}, s:{s:b, s:s}, s:{s:b, s:s}, "
+		            "s:{s:b, s:s}}}}}",
+		    "error", "message", msg, "type", "param", "prompt", "code",
+		    "content_filter", "status", 400, "innererror", "code",
+		    "ResponsibleAIPolicyViolation", "content_filter_result",
+		    "hate", "filtered", 1, "severity", "high", "jailbreak",
+		    "filtered", 0, "detected", 0, "self_harm", "filtered", 0,
+		    "severity", "safe", "sexual", "filtered", 0, "severity",
+		    "safe", "violence", "filtered", 0, "severity", "safe");
+	} else if (oa_is_azure(c) &&
+	    (ei->status == 403 || ei->status == 404 || ei->status == 408 ||
+	        ei->status == 429 || ei->status >= 500)) {
 		/* Azure's own errors: a string code and no type. */
 		if (ei->status == 404 && ei->msg_default) {
 			free(msg);
-			msg = xstrdup("The API deployment for this resource does "
+			msg = xstrdup(
+			    "The API deployment for this resource does "
 			    "not exist. If you created the deployment within the "
 			    "last 5 minutes, please wait a moment and try again.");
 		} else if (ei->status == 429 && ei->msg_default &&
 		    (ei->code == NULL ||
-		    strcmp(ei->code, "rate_limit_exceeded") == 0)) {
+		        strcmp(ei->code, "rate_limit_exceeded") == 0)) {
 			free(msg);
 			v = query_get(c->req, "api-version");
-			msg = xasprintf("Requests to the ChatCompletions_Create "
+			msg = xasprintf(
+			    "Requests to the ChatCompletions_Create "
 			    "Operation under Azure OpenAI API version %s have "
 			    "exceeded token rate limit of your current OpenAI S0 "
 			    "pricing tier. Please retry after %llu seconds. Please "
 			    "go here: https://aka.ms/oai/quotaincrease if you "
 			    "would like to further increase the default rate "
-			    "limit.", v != NULL ? v : "v1",
-			    (unsigned long long)(call_retry_wait(c, 1000) + 999) /
-			    1000);
+			    "limit.",
+			    v != NULL ? v : "v1",
+			    (unsigned long long)(call_retry_wait(c, 1000) +
+			        999) /
+			        1000);
 			free(v);
 		}
 		v = NULL;
@@ -273,13 +288,13 @@ oa_error(struct call *c, struct err_info *ei)
 			v = xstrdup(c->d.code);
 		else
 			v = xasprintf("%d", ei->status);
-		err = jpack("{s:{s:s, s:s}}", "error", "code", v, "message", msg);
+		err =
+		    jpack("{s:{s:s, s:s}}", "error", "code", v, "message", msg);
 		free(v);
 	} else {
 		err = jpack("{s:{s:s, s:o, s:o, s:o}}", "error", "message", msg,
-		    "type", jstr_or_null(ei->type),
-		    "param", jstr_or_null(ei->param),
-		    "code", jstr_or_null(ei->code));
+		    "type", jstr_or_null(ei->type), "param",
+		    jstr_or_null(ei->param), "code", jstr_or_null(ei->code));
 	}
 	answer_body(c->ans, jdump(err));
 	json_decref(err);
@@ -291,9 +306,8 @@ static json_t *
 az_filter_results(void)
 {
 	return jpack("{s:{s:b, s:s}, s:{s:b, s:s}, s:{s:b, s:s}, s:{s:b, s:s}}",
-	    "hate", "filtered", 0, "severity", "safe",
-	    "self_harm", "filtered", 0, "severity", "safe",
-	    "sexual", "filtered", 0, "severity", "safe",
+	    "hate", "filtered", 0, "severity", "safe", "self_harm", "filtered",
+	    0, "severity", "safe", "sexual", "filtered", 0, "severity", "safe",
 	    "violence", "filtered", 0, "severity", "safe");
 }
 
@@ -301,13 +315,12 @@ static json_t *
 oa_usage(struct call *c)
 {
 	return jpack("{s:I, s:I, s:I, s:{s:i, s:i}, s:{s:i, s:i, s:i, s:i}}",
-	    "prompt_tokens", (json_int_t)c->in_words,
-	    "completion_tokens", (json_int_t)c->out_words,
-	    "total_tokens", (json_int_t)(c->in_words + c->out_words),
-	    "prompt_tokens_details", "cached_tokens", 0, "audio_tokens", 0,
-	    "completion_tokens_details", "reasoning_tokens", 0,
-	    "audio_tokens", 0, "accepted_prediction_tokens", 0,
-	    "rejected_prediction_tokens", 0);
+	    "prompt_tokens", (json_int_t)c->in_words, "completion_tokens",
+	    (json_int_t)c->out_words, "total_tokens",
+	    (json_int_t)(c->in_words + c->out_words), "prompt_tokens_details",
+	    "cached_tokens", 0, "audio_tokens", 0, "completion_tokens_details",
+	    "reasoning_tokens", 0, "audio_tokens", 0,
+	    "accepted_prediction_tokens", 0, "rejected_prediction_tokens", 0);
 }
 
 static const char *
@@ -320,18 +333,17 @@ oa_finish(struct call *c)
 static json_t *
 oa_tool_call(struct call *c, const char *arguments)
 {
-	return jpack("{s:s, s:s, s:{s:s, s:s}}", "id", c->toolid,
-	    "type", "function", "function", "name", c->d.tool,
-	    "arguments", arguments);
+	return jpack("{s:s, s:s, s:{s:s, s:s}}", "id", c->toolid, "type",
+	    "function", "function", "name", c->d.tool, "arguments", arguments);
 }
 
 static json_t *
 oa_reply(struct call *c)
 {
-	json_t	*msg, *choice, *o;
+	json_t *msg, *choice, *o;
 
-	msg = jpack("{s:s, s:o, s:n, s:[]}", "role", "assistant",
-	    "content", jstr_or_null(c->text), "refusal", "annotations");
+	msg = jpack("{s:s, s:o, s:n, s:[]}", "role", "assistant", "content",
+	    jstr_or_null(c->text), "refusal", "annotations");
 	if (c->text == NULL)
 		json_object_set_new(msg, "tool_calls",
 		    jpack("[o]", oa_tool_call(c, c->args)));
@@ -340,32 +352,30 @@ oa_reply(struct call *c)
 	if (oa_is_azure(c))
 		json_object_set_new(choice, "content_filter_results",
 		    az_filter_results());
-	o = jpack("{s:s, s:s, s:I, s:s, s:s, s:s, s:[o], s:o}",
-	    "id", c->id, "object", "chat.completion",
-	    "created", (json_int_t)c->created, "model", c->model,
-	    "system_fingerprint", "fp_fakeprov", "service_tier", "default",
-	    "choices", choice, "usage", oa_usage(c));
+	o = jpack("{s:s, s:s, s:I, s:s, s:s, s:s, s:[o], s:o}", "id", c->id,
+	    "object", "chat.completion", "created", (json_int_t)c->created,
+	    "model", c->model, "system_fingerprint", "fp_fakeprov",
+	    "service_tier", "default", "choices", choice, "usage", oa_usage(c));
 	if (oa_is_azure(c))
 		json_object_set_new(o, "prompt_filter_results",
 		    jpack("[{s:i, s:o}]", "prompt_index", 0,
-		    "content_filter_results", az_filter_results()));
+		        "content_filter_results", az_filter_results()));
 	return o;
 }
 
 static json_t *
 oa_chunk(struct call *c, json_t *delta, const char *finish)
 {
-	json_t	*choice, *o;
+	json_t *choice, *o;
 
 	choice = jpack("{s:i, s:o, s:n, s:o}", "index", 0, "delta", delta,
 	    "logprobs", "finish_reason", jstr_or_null(finish));
 	if (oa_is_azure(c))
 		json_object_set_new(choice, "content_filter_results",
 		    json_object());
-	o = jpack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", c->id,
-	    "object", "chat.completion.chunk", "created", (json_int_t)c->created,
-	    "model", c->model, "system_fingerprint", "fp_fakeprov",
-	    "choices", choice);
+	o = jpack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", c->id, "object",
+	    "chat.completion.chunk", "created", (json_int_t)c->created, "model",
+	    c->model, "system_fingerprint", "fp_fakeprov", "choices", choice);
 	if (c->include_usage)
 		json_object_set_new(o, "usage", json_null());
 	return o;
@@ -374,34 +384,37 @@ oa_chunk(struct call *c, json_t *delta, const char *finish)
 static void
 oa_stream(struct call *c)
 {
-	struct answer	*a = c->ans;
-	json_t		*delta, *o;
-	const char	*p;
-	char		*piece;
-	size_t		 n;
+	struct answer *a = c->ans;
+	json_t *delta, *o;
+	const char *p;
+	char *piece;
+	size_t n;
 
 	if (oa_is_azure(c))
-		answer_event(a, EV_PRE, NULL, jpack("{s:[], s:i, s:s, s:s, "
-		    "s:s, s:[{s:i, s:o}]}", "choices", "created", 0, "id", "",
-		    "model", "", "object", "", "prompt_filter_results",
-		    "prompt_index", 0, "content_filter_results",
-		    az_filter_results()));
+		answer_event(a, EV_PRE, NULL,
+		    jpack("{s:[], s:i, s:s, s:s, "
+		          "s:s, s:[{s:i, s:o}]}",
+		        "choices", "created", 0, "id", "", "model", "",
+		        "object", "", "prompt_filter_results", "prompt_index",
+		        0, "content_filter_results", az_filter_results()));
 	if (c->text != NULL) {
-		delta = jpack("{s:s, s:s, s:n}", "role", "assistant",
-		    "content", "", "refusal");
+		delta = jpack("{s:s, s:s, s:n}", "role", "assistant", "content",
+		    "", "refusal");
 		answer_event(a, EV_PRE, NULL, oa_chunk(c, delta, NULL));
 		for (p = c->text; *p != '\0'; p += n) {
 			n = piece_len(p);
 			piece = xstrndup(p, n);
 			delta = jpack("{s:s}", "content", piece);
-			answer_event(a, EV_CONTENT, NULL, oa_chunk(c, delta, NULL));
+			answer_event(a, EV_CONTENT, NULL,
+			    oa_chunk(c, delta, NULL));
 			free(piece);
 		}
 	} else {
 		delta = jpack("{s:s, s:n, s:[o]}", "role", "assistant",
-		    "content", "tool_calls", jpack("{s:i, s:s, s:s, s:{s:s, s:s}}",
-		    "index", c->d.tool_index, "id", c->toolid, "type", "function", "function",
-		    "name", c->d.tool, "arguments", ""));
+		    "content", "tool_calls",
+		    jpack("{s:i, s:s, s:s, s:{s:s, s:s}}", "index",
+		        c->d.tool_index, "id", c->toolid, "type", "function",
+		        "function", "name", c->d.tool, "arguments", ""));
 		answer_event(a, EV_PRE, NULL, oa_chunk(c, delta, NULL));
 		for (p = c->args; *p != '\0'; p += n) {
 			n = frag_len(p);
@@ -409,12 +422,13 @@ oa_stream(struct call *c)
 			delta = jpack("{s:[{s:i, s:{s:s}}]}", "tool_calls",
 			    "index", c->d.tool_index, "function", "arguments",
 			    piece);
-			answer_event(a, EV_CONTENT, NULL, oa_chunk(c, delta, NULL));
+			answer_event(a, EV_CONTENT, NULL,
+			    oa_chunk(c, delta, NULL));
 			free(piece);
 		}
 	}
-	answer_event(a, EV_POST, NULL, oa_chunk(c, json_object(),
-	    oa_finish(c)));
+	answer_event(a, EV_POST, NULL,
+	    oa_chunk(c, json_object(), oa_finish(c)));
 	if (c->include_usage) {
 		o = oa_chunk(c, json_object(), NULL);
 		json_object_set_new(o, "choices", json_array());
@@ -427,20 +441,24 @@ oa_stream(struct call *c)
 static void
 oa_stream_error(struct call *c)
 {
-	answer_event(c->ans, EV_POST, NULL, jpack("{s:{s:s, s:s, s:n, s:o}}",
-	    "error", "message", c->d.msg != NULL ? c->d.msg : "The server had "
-	    "an error while processing your request. Sorry about that!",
-	    "type", "server_error", "param", "code", jstr_or_null(c->d.code)));
+	answer_event(c->ans, EV_POST, NULL,
+	    jpack("{s:{s:s, s:s, s:n, s:o}}", "error", "message",
+	        c->d.msg != NULL ?
+	            c->d.msg :
+	            "The server had "
+	            "an error while processing your request. Sorry about that!",
+	        "type", "server_error", "param", "code",
+	        jstr_or_null(c->d.code)));
 	answer_event_raw(c->ans, EV_POST, NULL, "[DONE]");
 }
 
 static void
 oa_ratelimit(struct call *c)
 {
-	struct bucket	*b = &c->m->bucket;
-	uint64_t	 reset;
-	char		 v[32];
-	long		 limit, remaining;
+	struct bucket *b = &c->m->bucket;
+	uint64_t reset;
+	char v[32];
+	long limit, remaining;
 
 	limit = c->d.rpm > 0 ? c->d.rpm : 5000;
 	remaining = limit - 1;
@@ -460,8 +478,9 @@ oa_ratelimit(struct call *c)
 		req_set_header(c, "x-ratelimit-limit-tokens", "160000");
 		go_duration(v, sizeof v, reset);
 		req_set_header(c, "x-ratelimit-reset-requests", v);
-		go_duration(v, sizeof v, c->limited ? c->limit_wait_ms :
-		    (uint64_t)c->in_words * 3 + 1);
+		go_duration(v, sizeof v,
+		    c->limited ? c->limit_wait_ms :
+		                 (uint64_t)c->in_words * 3 + 1);
 		req_set_header(c, "x-ratelimit-reset-tokens", v);
 	}
 	snprintf(v, sizeof v, "%ld", remaining);

@@ -19,16 +19,17 @@
 #include "fakeprov.h"
 
 static const struct dir_entry {
-	const char	*name;
-	enum dir_type	 type;
-	size_t		 off;
-	long		 min;
-	long		 max;
+	const char *name;
+	enum dir_type type;
+	size_t off;
+	long min;
+	long max;
 } dir_table[] = {
 	{ "status", DIR_INT, offsetof(struct dirs, status), 400, 599 },
 	{ "code", DIR_STR, offsetof(struct dirs, code), 0, 0 },
 	{ "msg", DIR_STR, offsetof(struct dirs, msg), 0, 0 },
-	{ "retry_after", DIR_INT, offsetof(struct dirs, retry_after), 0, 86400 },
+	{ "retry_after", DIR_INT, offsetof(struct dirs, retry_after), 0,
+	    86400 },
 	{ "retry_after_ms", DIR_INT, offsetof(struct dirs, retry_after_ms), 0,
 	    86400000 },
 	{ "ratelimit", DIR_FLAG, offsetof(struct dirs, ratelimit), 0, 0 },
@@ -55,25 +56,25 @@ static const struct dir_entry {
 	{ "echo_headers", DIR_FLAG, offsetof(struct dirs, echo_headers), 0, 0 },
 };
 
-static struct event_base	*fp_base;
-static struct evhttp		*fp_http;
-const char			*fp_key = FP_DEFAULT_KEY;
-static int			 fp_verbose;
-static long			 fp_total;
-static long			 fp_gone;	/* clients gone before the answer */
-static unsigned long		 fp_seq;
-static json_t			*fp_last;
-static struct models		 fp_models = TAILQ_HEAD_INITIALIZER(fp_models);
-static struct answers		 fp_answers = TAILQ_HEAD_INITIALIZER(fp_answers);
+static struct event_base *fp_base;
+static struct evhttp *fp_http;
+const char *fp_key = FP_DEFAULT_KEY;
+static int fp_verbose;
+static long fp_total;
+static long fp_gone; /* clients gone before the answer */
+static unsigned long fp_seq;
+static json_t *fp_last;
+static struct models fp_models = TAILQ_HEAD_INITIALIZER(fp_models);
+static struct answers fp_answers = TAILQ_HEAD_INITIALIZER(fp_answers);
 
-static void	answer_go(struct answer *);
-static void	answer_timer_cb(evutil_socket_t, short, void *);
-static void	answer_closed_cb(struct evhttp_connection *, void *);
+static void answer_go(struct answer *);
+static void answer_timer_cb(evutil_socket_t, short, void *);
+static void answer_closed_cb(struct evhttp_connection *, void *);
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 fatalx(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	fprintf(stderr, "fakeprov: ");
 	va_start(ap, fmt);
@@ -86,7 +87,7 @@ fatalx(const char *fmt, ...)
 static void __attribute__((format(printf, 1, 2)))
 log_debug(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	if (!fp_verbose)
 		return;
@@ -100,7 +101,7 @@ log_debug(const char *fmt, ...)
 static void *
 xcalloc(size_t nmemb, size_t size)
 {
-	void	*p;
+	void *p;
 
 	if ((p = calloc(nmemb == 0 ? 1 : nmemb, size == 0 ? 1 : size)) == NULL)
 		fatalx("out of memory");
@@ -120,7 +121,7 @@ xreallocarray(void *p, size_t nmemb, size_t size)
 char *
 xstrdup(const char *s)
 {
-	char	*p;
+	char *p;
 
 	if ((p = strdup(s)) == NULL)
 		fatalx("out of memory");
@@ -130,19 +131,18 @@ xstrdup(const char *s)
 char *
 xstrndup(const char *s, size_t n)
 {
-	char	*p;
+	char *p;
 
 	if ((p = strndup(s, n)) == NULL)
 		fatalx("out of memory");
 	return p;
 }
 
-char * __attribute__((format(printf, 1, 2)))
-xasprintf(const char *fmt, ...)
+char *__attribute__((format(printf, 1, 2))) xasprintf(const char *fmt, ...)
 {
-	va_list	 ap;
-	char	*s;
-	int	 n;
+	va_list ap;
+	char *s;
+	int n;
 
 	va_start(ap, fmt);
 	n = vasprintf(&s, fmt, ap);
@@ -167,7 +167,7 @@ sbuf_addn(struct sbuf *sb, const char *s, size_t n)
 char *
 sbuf_take(struct sbuf *sb)
 {
-	char	*s = sb->s;
+	char *s = sb->s;
 
 	if (s == NULL)
 		s = xstrdup("");
@@ -179,7 +179,7 @@ sbuf_take(struct sbuf *sb)
 static uint64_t
 now_ms(void)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -189,9 +189,9 @@ now_ms(void)
 void
 utf8_sanitize(char *s)
 {
-	unsigned char	*p = (unsigned char *)s;
-	unsigned int	 cp;
-	size_t		 i, n;
+	unsigned char *p = (unsigned char *)s;
+	unsigned int cp;
+	size_t i, n;
 
 	while (*p != '\0') {
 		if (*p < 0x80) {
@@ -216,8 +216,7 @@ utf8_sanitize(char *s)
 				break;
 			cp = (cp << 6) | (p[i] & 0x3f);
 		}
-		if (i <= n || (n == 1 && cp < 0x80) ||
-		    (n == 2 && cp < 0x800) ||
+		if (i <= n || (n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
 		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
 		    (cp >= 0xd800 && cp <= 0xdfff)) {
 			*p++ = '?';
@@ -231,7 +230,7 @@ utf8_sanitize(char *s)
 static char *
 url_decode(const char *s)
 {
-	char	*d, *r;
+	char *d, *r;
 
 	if ((d = evhttp_uridecode(s, 0, NULL)) == NULL)
 		fatalx("out of memory");
@@ -244,8 +243,8 @@ url_decode(const char *s)
 static long
 words(const char *s)
 {
-	long	n = 0;
-	int	in = 0;
+	long n = 0;
+	int in = 0;
 
 	for (; *s != '\0'; s++) {
 		if (isspace((unsigned char)*s))
@@ -262,7 +261,7 @@ words(const char *s)
 size_t
 piece_len(const char *p)
 {
-	const char	*q = p;
+	const char *q = p;
 
 	while (*q != '\0' && isspace((unsigned char)*q))
 		q++;
@@ -277,7 +276,7 @@ piece_len(const char *p)
 size_t
 frag_len(const char *p)
 {
-	size_t	n = 0;
+	size_t n = 0;
 
 	while (p[n] != '\0' && n < FP_ARGS_PIECE)
 		n++;
@@ -290,9 +289,9 @@ frag_len(const char *p)
 void
 go_duration(char *buf, size_t len, uint64_t ms)
 {
-	unsigned long long	 m, s, f;
-	char			 frac[8];
-	size_t			 n;
+	unsigned long long m, s, f;
+	char frac[8];
+	size_t n;
 
 	if (ms < 1000) {
 		snprintf(buf, len, "%llums", (unsigned long long)ms);
@@ -317,8 +316,8 @@ go_duration(char *buf, size_t len, uint64_t ms)
 void
 rfc3339(char *buf, size_t len, long secs)
 {
-	time_t		t = time(NULL) + secs;
-	struct tm	tm;
+	time_t t = time(NULL) + secs;
+	struct tm tm;
 
 	gmtime_r(&t, &tm);
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -327,9 +326,9 @@ rfc3339(char *buf, size_t len, long secs)
 json_t *
 jpack(const char *fmt, ...)
 {
-	json_error_t	 err;
-	json_t		*o;
-	va_list		 ap;
+	json_error_t err;
+	json_t *o;
+	va_list ap;
 
 	va_start(ap, fmt);
 	o = json_vpack_ex(&err, 0, fmt, ap);
@@ -342,7 +341,7 @@ jpack(const char *fmt, ...)
 char *
 jdump(json_t *o)
 {
-	char	*s;
+	char *s;
 
 	if ((s = json_dumps(o, JSON_COMPACT)) == NULL)
 		fatalx("json_dumps failed");
@@ -360,9 +359,9 @@ jstr_or_null(const char *s)
 void
 text_of(json_t *v, struct sbuf *sb, long *nwords)
 {
-	const char	*s;
-	json_t		*e, *t;
-	size_t		 i;
+	const char *s;
+	json_t *e, *t;
+	size_t i;
 
 	if (json_is_string(v)) {
 		s = json_string_value(v);
@@ -394,13 +393,13 @@ size_t
 resume_turns(struct call *c, json_t *turns, const char *key,
     const char *assistant)
 {
-	json_t		*user, *asst;
-	const char	*role;
-	struct sbuf	 sb = { NULL, 0, 0 };
-	long		 dummy = 0;
-	char		*s;
-	size_t		 n = json_array_size(turns);
-	int		 match;
+	json_t *user, *asst;
+	const char *role;
+	struct sbuf sb = { NULL, 0, 0 };
+	long dummy = 0;
+	char *s;
+	size_t n = json_array_size(turns);
+	int match;
 
 	if (n < 2)
 		return n;
@@ -428,10 +427,10 @@ resume_turns(struct call *c, json_t *turns, const char *key,
 static void
 dirs_parse(struct dirs *d, const char *model)
 {
-	const struct dir_entry	*de;
-	char			*copy, *tok, *next, *val, *end, **sp;
-	size_t			 i, n;
-	long			 l;
+	const struct dir_entry *de;
+	char *copy, *tok, *next, *val, *end, **sp;
+	size_t i, n;
+	long l;
 
 	memset(d, 0, sizeof *d);
 	d->retry_after = d->retry_after_ms = d->fail = d->cut = -1;
@@ -445,7 +444,8 @@ dirs_parse(struct dirs *d, const char *model)
 		n = val != NULL ? (size_t)(val - tok) : strlen(tok);
 		for (i = 0; i < sizeof dir_table / sizeof dir_table[0]; i++) {
 			de = &dir_table[i];
-			if (strlen(de->name) == n && strncmp(de->name, tok, n) == 0)
+			if (strlen(de->name) == n &&
+			    strncmp(de->name, tok, n) == 0)
 				break;
 		}
 		if (i == sizeof dir_table / sizeof dir_table[0])
@@ -495,11 +495,11 @@ dirs_free(struct dirs *d)
  * (never, for n over the burst: then the wait until it is full).
  */
 static int
-bucket_take(struct bucket *b, double rate, double burst, double n,
-    uint64_t now, uint64_t *wait)
+bucket_take(struct bucket *b, double rate, double burst, double n, uint64_t now,
+    uint64_t *wait)
 {
-	double		need, w;
-	uint64_t	wi;
+	double need, w;
+	uint64_t wi;
 
 	if (!b->primed) {
 		b->tokens = burst;
@@ -551,7 +551,7 @@ bucket_refill_ms(const struct bucket *b, double rate, double burst)
 static struct model *
 model_get(const char *name)
 {
-	struct model	*m;
+	struct model *m;
 
 	TAILQ_FOREACH(m, &fp_models, entry) {
 		if (strcmp(m->name, name) == 0)
@@ -567,8 +567,8 @@ model_get(const char *name)
 static void
 model_count(struct model *m, int status)
 {
-	char	key[16];
-	json_t	*n;
+	char key[16];
+	json_t *n;
 
 	snprintf(key, sizeof key, "%d", status);
 	n = json_object_get(m->status, key);
@@ -579,7 +579,7 @@ model_count(struct model *m, int status)
 static void
 models_clear(void)
 {
-	struct model	*m;
+	struct model *m;
 
 	while ((m = TAILQ_FIRST(&fp_models)) != NULL) {
 		TAILQ_REMOVE(&fp_models, m, entry);
@@ -598,20 +598,30 @@ static const char *
 reason(int status)
 {
 	static const struct {
-		int		 status;
-		const char	*text;
+		int status;
+		const char *text;
 	} reasons[] = {
-		{ 200, "OK" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
-		{ 402, "Payment Required" }, { 403, "Forbidden" },
-		{ 404, "Not Found" }, { 405, "Method Not Allowed" },
-		{ 408, "Request Timeout" }, { 409, "Conflict" },
-		{ 413, "Payload Too Large" }, { 422, "Unprocessable Entity" },
-		{ 429, "Too Many Requests" }, { 499, "Client Closed Request" },
-		{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
-		{ 502, "Bad Gateway" }, { 503, "Service Unavailable" },
-		{ 504, "Gateway Timeout" }, { 529, "Overloaded" },
+		{ 200, "OK" },
+		{ 400, "Bad Request" },
+		{ 401, "Unauthorized" },
+		{ 402, "Payment Required" },
+		{ 403, "Forbidden" },
+		{ 404, "Not Found" },
+		{ 405, "Method Not Allowed" },
+		{ 408, "Request Timeout" },
+		{ 409, "Conflict" },
+		{ 413, "Payload Too Large" },
+		{ 422, "Unprocessable Entity" },
+		{ 429, "Too Many Requests" },
+		{ 499, "Client Closed Request" },
+		{ 500, "Internal Server Error" },
+		{ 501, "Not Implemented" },
+		{ 502, "Bad Gateway" },
+		{ 503, "Service Unavailable" },
+		{ 504, "Gateway Timeout" },
+		{ 529, "Overloaded" },
 	};
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
 		if (reasons[i].status == status)
@@ -628,7 +638,7 @@ reason(int status)
 static struct answer *
 answer_new(struct evhttp_request *req)
 {
-	struct answer	*a;
+	struct answer *a;
 
 	a = xcalloc(1, sizeof *a);
 	a->req = req;
@@ -642,7 +652,7 @@ answer_new(struct evhttp_request *req)
 static void
 answer_free(struct answer *a)
 {
-	size_t	i;
+	size_t i;
 
 	TAILQ_REMOVE(&fp_answers, a, entry);
 	event_free(a->timer);
@@ -667,12 +677,12 @@ void
 answer_event_raw(struct answer *a, enum ev_kind kind, const char *name,
     const char *data)
 {
-	struct sse_event	*ev;
+	struct sse_event *ev;
 
 	/* Room doubles at each power of two: long streams stay linear. */
 	if ((a->nevents & (a->nevents - 1)) == 0)
-		a->events = xreallocarray(a->events, a->nevents != 0 ?
-		    2 * a->nevents : 1, sizeof *a->events);
+		a->events = xreallocarray(a->events,
+		    a->nevents != 0 ? 2 * a->nevents : 1, sizeof *a->events);
 	ev = &a->events[a->nevents++];
 	ev->kind = kind;
 	ev->name = name != NULL ? xstrdup(name) : NULL;
@@ -682,7 +692,7 @@ answer_event_raw(struct answer *a, enum ev_kind kind, const char *name,
 void
 answer_event(struct answer *a, enum ev_kind kind, const char *name, json_t *o)
 {
-	char	*s;
+	char *s;
 
 	s = jdump(o);
 	answer_event_raw(a, kind, name, s);
@@ -708,8 +718,8 @@ answer_truncate(struct answer *a, size_t n)
 static size_t
 answer_stop_at(struct answer *a, long ncontent, int before_post)
 {
-	size_t	i;
-	long	seen = 0;
+	size_t i;
+	long seen = 0;
 
 	for (i = 0; i < a->nevents; i++) {
 		switch (a->events[i].kind) {
@@ -734,7 +744,7 @@ answer_stop_at(struct answer *a, long ncontent, int before_post)
 static void
 answer_watch(struct answer *a, int on)
 {
-	struct evhttp_connection	*evcon;
+	struct evhttp_connection *evcon;
 
 	if (a->req == NULL)
 		return;
@@ -749,7 +759,7 @@ answer_watch(struct answer *a, int on)
 static void
 answer_arm(struct answer *a, int ms)
 {
-	struct timeval	tv;
+	struct timeval tv;
 
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
@@ -781,7 +791,7 @@ answer_close(struct answer *a)
 static void
 answer_send_event(struct answer *a, struct sse_event *ev)
 {
-	struct evbuffer	*buf;
+	struct evbuffer *buf;
 
 	if ((buf = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new failed");
@@ -807,9 +817,9 @@ answer_send_event(struct answer *a, struct sse_event *ev)
 static void
 answer_ka_close(struct answer *a)
 {
-	struct evhttp_connection	*evcon;
-	struct bufferevent		*bev;
-	const char			*te;
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev;
+	const char *te;
 
 	evcon = evhttp_request_get_connection(a->req);
 	bev = evhttp_connection_get_bufferevent(evcon);
@@ -819,8 +829,8 @@ answer_ka_close(struct answer *a)
 	if (te != NULL && strcasecmp(te, "chunked") == 0)
 		bufferevent_write(bev, "0\r\n\r\n", 5);
 	a->state = ANS_CLOSING;
-	a->close_deadline = now_ms() + (uint64_t)a->ka_close_ms +
-	    FP_CLOSE_WAIT_MS;
+	a->close_deadline =
+	    now_ms() + (uint64_t)a->ka_close_ms + FP_CLOSE_WAIT_MS;
 	answer_watch(a, 1);
 	answer_arm(a, a->ka_close_ms);
 }
@@ -828,7 +838,7 @@ answer_ka_close(struct answer *a)
 static void
 answer_pump(struct answer *a)
 {
-	struct evbuffer	*buf;
+	struct evbuffer *buf;
 
 	while (a->next < a->nevents) {
 		answer_send_event(a, &a->events[a->next++]);
@@ -862,9 +872,9 @@ answer_pump(struct answer *a)
 static void
 answer_go(struct answer *a)
 {
-	struct evbuffer	*buf;
-	size_t		 n;
-	char		 clen[32];
+	struct evbuffer *buf;
+	size_t n;
+	char clen[32];
 
 	if (a->end == END_DROP) {
 		answer_close(a);
@@ -913,9 +923,9 @@ answer_go(struct answer *a)
 static void
 answer_timer_cb(evutil_socket_t fd, short events, void *arg)
 {
-	struct answer			*a = arg;
-	struct evhttp_connection	*evcon;
-	struct bufferevent		*bev;
+	struct answer *a = arg;
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev;
 
 	switch (a->state) {
 	case ANS_NEW:
@@ -962,7 +972,7 @@ answer_timer_cb(evutil_socket_t fd, short events, void *arg)
 static void
 answer_closed_cb(struct evhttp_connection *evcon, void *arg)
 {
-	struct answer	*a = arg;
+	struct answer *a = arg;
 
 	if (a->req != NULL && evhttp_request_get_connection(a->req) != NULL)
 		a->req = NULL;
@@ -975,7 +985,7 @@ answer_closed_cb(struct evhttp_connection *evcon, void *arg)
 static void
 answers_shutdown(void)
 {
-	struct answer	*a;
+	struct answer *a;
 
 	while ((a = TAILQ_FIRST(&fp_answers)) != NULL) {
 		if (a->state == ANS_GONE && a->req != NULL)
@@ -997,7 +1007,7 @@ req_header(struct call *c, const char *name)
 void
 req_set_header(struct call *c, const char *name, const char *value)
 {
-	struct evkeyvalq	*h = evhttp_request_get_output_headers(c->req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
 
 	evhttp_remove_header(h, name);
 	evhttp_add_header(h, name, value);
@@ -1007,9 +1017,9 @@ req_set_header(struct call *c, const char *name, const char *value)
 char *
 query_get(struct evhttp_request *req, const char *name)
 {
-	const char	*q, *p, *e;
-	size_t		 n = strlen(name);
-	char		*raw, *v;
+	const char *q, *p, *e;
+	size_t n = strlen(name);
+	char *raw, *v;
 
 	q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	if (q == NULL)
@@ -1040,11 +1050,11 @@ bearer(const char *auth)
 static json_t *
 request_record(struct call *c, const char *raw, size_t len)
 {
-	struct evkeyvalq	*h = evhttp_request_get_input_headers(c->req);
-	struct evkeyval		*kv;
-	json_t			*hdrs, *body;
-	struct sbuf		 sb = { NULL, 0, 0 };
-	char			*name, *p, *s;
+	struct evkeyvalq *h = evhttp_request_get_input_headers(c->req);
+	struct evkeyval *kv;
+	json_t *hdrs, *body;
+	struct sbuf sb = { NULL, 0, 0 };
+	char *name, *p, *s;
 
 	hdrs = json_object();
 	TAILQ_FOREACH(kv, h, next) {
@@ -1078,13 +1088,15 @@ request_record(struct call *c, const char *raw, size_t len)
 static int
 call_error_shape(struct call *c, struct err_info *ei)
 {
-	const char	*msg = ei->msg != NULL ? ei->msg : "Error";
-	json_t		*o;
+	const char *msg = ei->msg != NULL ? ei->msg : "Error";
+	json_t *o;
 
 	if (strcmp(c->d.shape, "llamacpp") == 0)
 		o = jpack("{s:{s:i, s:s, s:s}}", "error", "code", ei->status,
-		    "message", msg, "type", ei->code != NULL ? ei->code :
-		    ei->type != NULL ? ei->type : "server_error");
+		    "message", msg, "type",
+		    ei->code != NULL     ? ei->code :
+		        ei->type != NULL ? ei->type :
+		                           "server_error");
 	else if (strcmp(c->d.shape, "plain") == 0)
 		o = jpack("{s:s}", "error", msg);
 	else
@@ -1098,11 +1110,11 @@ call_error_shape(struct call *c, struct err_info *ei)
 static char *
 call_headers_text(struct call *c)
 {
-	struct evkeyvalq	*h = evhttp_request_get_input_headers(c->req);
-	struct evkeyval		*kv;
-	struct evbuffer		*b = evbuffer_new();
-	size_t			 len;
-	char			*out;
+	struct evkeyvalq *h = evhttp_request_get_input_headers(c->req);
+	struct evkeyval *kv;
+	struct evbuffer *b = evbuffer_new();
+	size_t len;
+	char *out;
 
 	evbuffer_add_printf(b, "request headers:");
 	TAILQ_FOREACH(kv, h, next)
@@ -1121,18 +1133,18 @@ call_headers_text(struct call *c)
 void
 call_error(struct call *c, int status, const char *code, const char *msg)
 {
-	const struct provider	*p = c->prov;
-	const struct err_entry	*se;
-	const struct code_entry	*ce = NULL;
-	struct err_info		 ei;
-	char			 v[32];
+	const struct provider *p = c->prov;
+	const struct err_entry *se;
+	const struct code_entry *ce = NULL;
+	struct err_info ei;
+	char v[32];
 
 	for (se = p->errors; se->status != 0; se++) {
 		if (se->status == status)
 			break;
 	}
 	if (se->status == 0 && status >= 500)
-		se++;	/* the 5xx fallback follows the 4xx one */
+		se++; /* the 5xx fallback follows the 4xx one */
 	if (code != NULL) {
 		for (ce = p->codes; ce->code != NULL; ce++) {
 			if (strcmp(ce->code, code) == 0)
@@ -1192,7 +1204,7 @@ call_json(struct call *c, json_t *o)
 int
 call_code_status(struct call *c, const char *code)
 {
-	const struct code_entry	*ce;
+	const struct code_entry *ce;
 
 	for (ce = c->prov->codes; ce->code != NULL; ce++) {
 		if (strcmp(ce->code, code) == 0)
@@ -1242,7 +1254,7 @@ finish_reason(struct call *c, const char *stop, const char *tool,
 static void
 call_garbage(struct call *c)
 {
-	struct answer	*a = c->ans;
+	struct answer *a = c->ans;
 
 	a->status = 200;
 	if (!c->stream) {
@@ -1251,8 +1263,8 @@ call_garbage(struct call *c)
 		return;
 	}
 	a->streaming = 1;
-	req_set_header(c, "Content-Type", a->array ? c->prov->json_type :
-	    c->prov->sse_type);
+	req_set_header(c, "Content-Type",
+	    a->array ? c->prov->json_type : c->prov->sse_type);
 	answer_event_raw(a, EV_CONTENT, c->prov->garbage_event,
 	    "this is not JSON");
 	answer_event_raw(a, EV_CONTENT, c->prov->garbage_event,
@@ -1280,9 +1292,9 @@ call_garbage(struct call *c)
 static void
 resume_rest(struct call *c)
 {
-	const char	*t = c->text, *p = c->partial;
-	size_t		 plen = strlen(p), k = plen;
-	char		*rest;
+	const char *t = c->text, *p = c->partial;
+	size_t plen = strlen(p), k = plen;
+	char *rest;
 
 	if (strncmp(t, p, plen) == 0) {
 		if (c->prov->trims_prefill && plen > 0 &&
@@ -1307,14 +1319,15 @@ resume_rest(struct call *c)
 static void
 call_content(struct call *c)
 {
-	json_error_t	err;
+	json_error_t err;
 
 	if (c->content_done)
 		return;
 	c->content_done = 1;
-	if (c->d.tool != NULL && *c->d.tool != '\0' && (!c->tool_result ||
-	    (c->d.tool_again && c->prompt != NULL &&
-	    strncmp(c->prompt, "error", 5) == 0))) {
+	if (c->d.tool != NULL && *c->d.tool != '\0' &&
+	    (!c->tool_result ||
+	        (c->d.tool_again && c->prompt != NULL &&
+	            strncmp(c->prompt, "error", 5) == 0))) {
 		c->args = xstrdup(c->d.args != NULL ? c->d.args : "{}");
 		c->args_json = json_loads(c->args, JSON_DECODE_ANY, &err);
 		if (c->args_json != NULL && json_is_object(c->args_json)) {
@@ -1343,7 +1356,7 @@ call_content(struct call *c)
 static void
 call_success(struct call *c, int cut, int stream_error)
 {
-	struct answer	*a = c->ans;
+	struct answer *a = c->ans;
 
 	call_content(c);
 	c->m->billed += c->in_words + c->out_words;
@@ -1357,8 +1370,8 @@ call_success(struct call *c, int cut, int stream_error)
 		return;
 	}
 	a->streaming = 1;
-	req_set_header(c, "Content-Type", a->array ? c->prov->json_type :
-	    c->prov->sse_type);
+	req_set_header(c, "Content-Type",
+	    a->array ? c->prov->json_type : c->prov->sse_type);
 	req_set_header(c, "Cache-Control", "no-cache");
 	c->prov->stream(c);
 	if (stream_error) {
@@ -1378,17 +1391,18 @@ call_success(struct call *c, int cut, int stream_error)
 static int
 call_admit(struct call *c)
 {
-	uint64_t	wait, now = now_ms();
-	double		bill;
+	uint64_t wait, now = now_ms();
+	double bill;
 
-	if (c->d.rpm > 0 && !bucket_take(&c->m->bucket, rpm_rate(c->d.rpm),
-	    rpm_burst(c->d.rpm), 1, now, &wait))
+	if (c->d.rpm > 0 &&
+	    !bucket_take(&c->m->bucket, rpm_rate(c->d.rpm), rpm_burst(c->d.rpm),
+	        1, now, &wait))
 		goto limited;
 	if (c->d.tpm > 0) {
 		call_content(c);
 		bill = (double)(c->in_words + c->out_words);
 		if (!bucket_take(&c->m->tbucket, rpm_rate(c->d.tpm),
-		    rpm_burst(c->d.tpm), bill, now, &wait))
+		        rpm_burst(c->d.tpm), bill, now, &wait))
 			goto limited;
 	}
 	return 1;
@@ -1410,8 +1424,8 @@ limited:
 static void
 call_respond(struct call *c)
 {
-	struct dirs	*d = &c->d;
-	int		 status = d->status, any, cut = -1, serr = 0;
+	struct dirs *d = &c->d;
+	int status = d->status, any, cut = -1, serr = 0;
 
 	if (status == 0 && d->code != NULL && !d->stream_error)
 		status = call_code_status(c, d->code);
@@ -1461,13 +1475,13 @@ static void
 provider_handle(struct evhttp_request *req, const struct provider *p,
     char *path, char *path_model, int stream, int array)
 {
-	struct call	 c;
-	struct evbuffer	*in = evhttp_request_get_input_buffer(req);
-	json_error_t	 err;
-	json_t		*mv, *rec;
-	size_t		 len;
-	const char	*raw;
-	enum auth_result	 r;
+	struct call c;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	json_error_t err;
+	json_t *mv, *rec;
+	size_t len;
+	const char *raw;
+	enum auth_result r;
 
 	memset(&c, 0, sizeof c);
 	c.prov = p;
@@ -1477,10 +1491,13 @@ provider_handle(struct evhttp_request *req, const struct provider *p,
 	c.created = (long)time(NULL);
 	fp_seq++;
 	snprintf(c.reqid, sizeof c.reqid, "req_fake%08lx", fp_seq);
-	snprintf(c.id, sizeof c.id, "%s%lu", p == &prov_anthropic ? "msg_fake" :
-	    p == &prov_gemini ? "resp-fake-" : "chatcmpl-fake", fp_seq);
-	snprintf(c.toolid, sizeof c.toolid, "%s%lu", p == &prov_anthropic ?
-	    "toolu_fake" : "call_fake", fp_seq);
+	snprintf(c.id, sizeof c.id, "%s%lu",
+	    p == &prov_anthropic  ? "msg_fake" :
+	        p == &prov_gemini ? "resp-fake-" :
+	                            "chatcmpl-fake",
+	    fp_seq);
+	snprintf(c.toolid, sizeof c.toolid, "%s%lu",
+	    p == &prov_anthropic ? "toolu_fake" : "call_fake", fp_seq);
 
 	len = evbuffer_get_length(in);
 	raw = (const char *)evbuffer_pullup(in, -1);
@@ -1536,8 +1553,9 @@ provider_handle(struct evhttp_request *req, const struct provider *p,
 	log_debug("%s %s model=%s -> %d%s%s", p->name, path,
 	    c.model != NULL ? c.model : FP_NO_MODEL, c.ans->status,
 	    c.ans->streaming ? " stream" : "",
-	    c.ans->end == END_DROP ? " drop" : c.ans->end == END_CUT ?
-	    " cut" : "");
+	    c.ans->end == END_DROP    ? " drop" :
+	        c.ans->end == END_CUT ? " cut" :
+	                                "");
 	answer_start(c.ans);
 
 	dirs_free(&c.d);
@@ -1554,8 +1572,8 @@ provider_handle(struct evhttp_request *req, const struct provider *p,
 static void
 send_json(struct evhttp_request *req, int status, json_t *o)
 {
-	struct evbuffer	*buf;
-	char		*s;
+	struct evbuffer *buf;
+	char *s;
 
 	if ((buf = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new failed");
@@ -1572,25 +1590,27 @@ send_json(struct evhttp_request *req, int status, json_t *o)
 static void
 control_stats(struct evhttp_request *req)
 {
-	struct model	*m;
-	json_t		*by;
+	struct model *m;
+	json_t *by;
 
 	by = json_object();
 	TAILQ_FOREACH(m, &fp_models, entry) {
-		json_object_set_new(by, m->name, jpack("{s:I, s:I, s:O}",
-		    "requests", (json_int_t)m->requests, "tokens",
-		    (json_int_t)m->billed, "status", m->status));
+		json_object_set_new(by, m->name,
+		    jpack("{s:I, s:I, s:O}", "requests",
+		        (json_int_t)m->requests, "tokens",
+		        (json_int_t)m->billed, "status", m->status));
 	}
-	send_json(req, 200, jpack("{s:I, s:I, s:o}", "requests",
-	    (json_int_t)fp_total, "gone", (json_int_t)fp_gone, "by_model", by));
+	send_json(req, 200,
+	    jpack("{s:I, s:I, s:o}", "requests", (json_int_t)fp_total, "gone",
+	        (json_int_t)fp_gone, "by_model", by));
 }
 
 static void
 control_last(struct evhttp_request *req)
 {
-	struct model	*m;
-	char		*name;
-	json_t		*last = fp_last;
+	struct model *m;
+	char *name;
+	json_t *last = fp_last;
 
 	if ((name = query_get(req, "model")) != NULL) {
 		last = NULL;
@@ -1602,8 +1622,9 @@ control_last(struct evhttp_request *req)
 		}
 	}
 	if (last == NULL)
-		send_json(req, 404, jpack("{s:s, s:s}", "error",
-		    "no request recorded", "model", name != NULL ? name : ""));
+		send_json(req, 404,
+		    jpack("{s:s, s:s}", "error", "no request recorded", "model",
+		        name != NULL ? name : ""));
 	else
 		send_json(req, 200, json_incref(last));
 	free(name);
@@ -1618,10 +1639,10 @@ control_reset(struct evhttp_request *req)
 
 /* Routes: exact paths, or prefix + model + suffix. */
 static const struct route {
-	const char		*prefix;
-	const char		*suffix;
-	const struct provider	*prov;
-	int			 stream;
+	const char *prefix;
+	const char *suffix;
+	const struct provider *prov;
+	int stream;
 } routes[] = {
 	{ "/v1/chat/completions", NULL, &prov_openai, 0 },
 	{ "/openai/v1/chat/completions", NULL, &prov_azure, 0 },
@@ -1634,13 +1655,13 @@ static const struct route {
 static void
 dispatch_cb(struct evhttp_request *req, void *arg)
 {
-	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
-	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
-	const struct route	*rt;
-	const char		*rawpath;
-	char			*path, *full, *model = NULL, *alt;
-	size_t			 i, lp, ls, n;
-	int			 array = 0;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const struct route *rt;
+	const char *rawpath;
+	char *path, *full, *model = NULL, *alt;
+	size_t i, lp, ls, n;
+	int array = 0;
 
 	rawpath = evhttp_uri_get_path(uri);
 	if (rawpath == NULL || *rawpath == '\0')
@@ -1679,15 +1700,17 @@ dispatch_cb(struct evhttp_request *req, void *arg)
 		}
 	}
 	if (i == sizeof routes / sizeof routes[0]) {
-		send_json(req, 404, jpack("{s:{s:s, s:s, s:n, s:n}}", "error",
-		    "message", "fakeprov: unknown URL", "type",
-		    "invalid_request_error", "param", "code"));
+		send_json(req, 404,
+		    jpack("{s:{s:s, s:s, s:n, s:n}}", "error", "message",
+		        "fakeprov: unknown URL", "type",
+		        "invalid_request_error", "param", "code"));
 		goto out;
 	}
 	if (cmd != EVHTTP_REQ_POST) {
-		send_json(req, 405, jpack("{s:{s:s, s:s, s:n, s:n}}", "error",
-		    "message", "fakeprov: use POST", "type",
-		    "invalid_request_error", "param", "code"));
+		send_json(req, 405,
+		    jpack("{s:{s:s, s:s, s:n, s:n}}", "error", "message",
+		        "fakeprov: use POST", "type", "invalid_request_error",
+		        "param", "code"));
 		goto out;
 	}
 	if (rt->prov == &prov_gemini && rt->stream) {
@@ -1696,7 +1719,8 @@ dispatch_cb(struct evhttp_request *req, void *arg)
 		free(alt);
 	}
 	full = evhttp_uri_get_query(uri) != NULL ?
-	    xasprintf("%s?%s", path, evhttp_uri_get_query(uri)) : xstrdup(path);
+	    xasprintf("%s?%s", path, evhttp_uri_get_query(uri)) :
+	    xstrdup(path);
 	utf8_sanitize(full);
 	provider_handle(req, rt->prov, full, model, rt->stream, array);
 	free(full);
@@ -1711,10 +1735,10 @@ stop_cb(evutil_socket_t fd, short events, void *arg)
 	event_base_loopexit(fp_base, NULL);
 }
 
-static void __attribute__((noreturn))
-usage(void)
+static void __attribute__((noreturn)) usage(void)
 {
-	fprintf(stderr, "usage: fakeprov [-v] [-k key] [-p port] "
+	fprintf(stderr,
+	    "usage: fakeprov [-v] [-k key] [-p port] "
 	    "[-t seconds]\n");
 	exit(1);
 }
@@ -1722,8 +1746,8 @@ usage(void)
 static long
 parse_num(const char *s, long min, long max)
 {
-	char	*end;
-	long	 l;
+	char *end;
+	long l;
 
 	errno = 0;
 	l = strtol(s, &end, 10);
@@ -1735,13 +1759,13 @@ parse_num(const char *s, long min, long max)
 int
 main(int argc, char **argv)
 {
-	struct evhttp_bound_socket	*bound;
-	struct sockaddr_storage		 ss;
-	socklen_t			 sslen = sizeof ss;
-	struct event			*ev_term, *ev_int, *ev_timeout;
-	struct timeval			 tv;
-	long				 port = 0, timeout = FP_DEFAULT_TIMEOUT;
-	int				 ch;
+	struct evhttp_bound_socket *bound;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
+	struct event *ev_term, *ev_int, *ev_timeout;
+	struct timeval tv;
+	long port = 0, timeout = FP_DEFAULT_TIMEOUT;
+	int ch;
 
 	while ((ch = getopt(argc, argv, "k:p:t:v")) != -1) {
 		switch (ch) {
@@ -1777,7 +1801,7 @@ main(int argc, char **argv)
 	if (bound == NULL)
 		fatalx("cannot bind 127.0.0.1:%ld: %s", port, strerror(errno));
 	if (getsockname(evhttp_bound_socket_get_fd(bound),
-	    (struct sockaddr *)&ss, &sslen) != 0)
+	        (struct sockaddr *)&ss, &sslen) != 0)
 		fatalx("getsockname: %s", strerror(errno));
 	printf("PORT %d\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
 	fflush(stdout);

@@ -152,8 +152,9 @@ h_daemon_start_as(struct daemon *d, const char *conf_text, const char *user)
 	snprintf(d->log, sizeof d->log, "%s/llmgated.log", d->dir);
 	if ((env = getenv("LLMGATE_TEST_WRAPPER")) != NULL && *env != '\0') {
 		wrap = strdup(env);
-		for (word = strtok_r(wrap, " ", &last); word != NULL &&
-		    argc < 30; word = strtok_r(NULL, " ", &last))
+		for (word = strtok_r(wrap, " ", &last);
+		     word != NULL && argc < 30;
+		     word = strtok_r(NULL, " ", &last))
 			argv[argc++] = word;
 		tries = 6000;
 	}
@@ -178,9 +179,10 @@ h_daemon_start_as(struct daemon *d, const char *conf_text, const char *user)
 		dup2(fd, 2);
 		dup2(open("/dev/null", O_RDONLY), 0);
 		unsetenv("LLMGATE_SOCKET");
-		if (pw != NULL && (setgroups(0, NULL) != 0 ||
-		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
-		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0))
+		if (pw != NULL &&
+		    (setgroups(0, NULL) != 0 ||
+		        setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+		        setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0))
 			_exit(126);
 		execvp(argv[0], argv);
 		_exit(127);
@@ -285,7 +287,8 @@ h_run(struct run *r, const char *stdin_text, char *const argv[])
 	ck_assert_int_eq(pipe(in), 0);
 	ck_assert_int_eq(pipe(out), 0);
 	ck_assert_int_eq(pipe(err), 0);
-	path = strchr(argv[0], '/') != NULL ? strdup(argv[0]) :
+	path = strchr(argv[0], '/') != NULL ?
+	    strdup(argv[0]) :
 	    h_strdup_printf("%s/%s", BUILD_DIR, argv[0]);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -446,8 +449,8 @@ h_fakeprov_get(int port, const char *path)
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-	req = h_strdup_printf("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
-	    path);
+	req =
+	    h_strdup_printf("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
 	ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
 	free(req);
 	resp = h_slurp_fd(fd);
@@ -558,7 +561,8 @@ h_request(const char *prompt, ...)
 
 	ck_assert_ptr_nonnull(req);
 	ck_assert_int_eq(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
-	    prompt), 0);
+	                     prompt),
+	    0);
 	va_start(ap, prompt);
 	while ((t = va_arg(ap, const char *)) != NULL)
 		ck_assert_int_eq(llmgate_request_add_target(req, t), 0);
@@ -627,7 +631,8 @@ h_fakeprov_count(int port, const char *model, const char *status)
 
 	ck_assert_ptr_nonnull(j);
 	m = json_object_get(json_object_get(j, "by_model"), model);
-	v = status == NULL ? json_object_get(m, "requests") :
+	v = status == NULL ?
+	    json_object_get(m, "requests") :
 	    json_object_get(json_object_get(m, "status"), status);
 	n = json_integer_value(v);
 	json_decref(j);
@@ -680,8 +685,7 @@ h_as_nobody(int (*fn)(void *), void *arg)
 }
 
 void
-h_fixture_stop(const char *suite, struct daemon *d, pid_t *fp_pid,
-    int *failed)
+h_fixture_stop(const char *suite, struct daemon *d, pid_t *fp_pid, int *failed)
 {
 	int st;
 
@@ -695,8 +699,8 @@ h_fixture_stop(const char *suite, struct daemon *d, pid_t *fp_pid,
 }
 
 int
-h_fixture_main(const char *suite, Suite *s, struct daemon *d,
-    pid_t *fp_pid, const int *failed)
+h_fixture_main(const char *suite, Suite *s, struct daemon *d, pid_t *fp_pid,
+    const int *failed)
 {
 	SRunner *sr = srunner_create(s);
 	int nfailed;

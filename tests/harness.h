@@ -54,7 +54,7 @@ json_t *h_fakeprov_get(int port, const char *path);
 int h_free_port(void);
 
 struct run {
-	int status;		/* exit code, or 128+signal */
+	int status; /* exit code, or 128+signal */
 	char *out;
 	char *err;
 };
@@ -85,7 +85,7 @@ struct llmgate *h_connect(struct daemon *, const char *client_name);
 void h_drive(struct llmgate *g, int *done);
 /* The answer to one asynchronous acquire or report, by h_lease_cb. */
 struct h_lease {
-	int done;		/* times answered: exactly once, tests check */
+	int done; /* times answered: exactly once, tests check */
 	enum llmgate_class cls;
 	uint64_t lease;
 	char target[256];
@@ -102,8 +102,7 @@ int h_as_nobody(int (*fn)(void *), void *arg);
 /* The path of an optional tool on $PATH into buf; -1 when missing. */
 int h_which(const char *name, char *buf, size_t size);
 
-char *h_strdup_printf(const char *, ...)
-    __attribute__((format(printf, 1, 2)));
+char *h_strdup_printf(const char *, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * A suite's fixture: one daemon and one fakeprov for all its tests, set

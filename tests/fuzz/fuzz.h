@@ -16,20 +16,23 @@
 
 struct provider_type;
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-int	LLVMFuzzerInitialize(int *, char ***);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int LLVMFuzzerInitialize(int *, char ***);
 
-#define fuzz_fail(...) do {						\
-	fprintf(stderr, "%s:%d: invariant broken: ", __FILE__, __LINE__); \
-	fprintf(stderr, __VA_ARGS__);					\
-	fputc('\n', stderr);						\
-	abort();							\
-} while (0)
+#define fuzz_fail(...) \
+	do { \
+		fprintf(stderr, "%s:%d: invariant broken: ", __FILE__, \
+		    __LINE__); \
+		fprintf(stderr, __VA_ARGS__); \
+		fputc('\n', stderr); \
+		abort(); \
+	} while (0)
 
-#define fuzz_assert(e) do {						\
-	if (!(e))							\
-		fuzz_fail("%s", #e);					\
-} while (0)
+#define fuzz_assert(e) \
+	do { \
+		if (!(e)) \
+			fuzz_fail("%s", #e); \
+	} while (0)
 
 /* xorshift64*, seeded with the FNV-1a hash of the input. */
 struct fuzz_rng {
@@ -90,6 +93,6 @@ fuzz_rng_chunk(struct fuzz_rng *r, size_t left)
 }
 
 /* fuzz_provider.c: parse, classify and stream one provider's input. */
-int	fuzz_provider(const struct provider_type *, const uint8_t *, size_t);
+int fuzz_provider(const struct provider_type *, const uint8_t *, size_t);
 
 #endif

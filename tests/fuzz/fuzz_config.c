@@ -19,8 +19,8 @@ static char fuzz_dir[PATH_MAX];
 static char fuzz_path[PATH_MAX];
 
 static const struct {
-	const char	*name;
-	const char	*text;
+	const char *name;
+	const char *text;
 } fuzz_files[] = {
 	{ "include.inc",
 	    "providers = ( { name = \"x\"; type = \"openai\"; } );\n" },
@@ -95,7 +95,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* Key files are looked for next to the config, not elsewhere. */
 	unsetenv("CREDENTIALS_DIRECTORY");
 	setenv("LLMGATE_FUZZ_KEY", "sk-env-fuzz", 1);
-	log_set_level(-1);	/* no warnings about key file modes */
+	log_set_level(-1); /* no warnings about key file modes */
 	return 0;
 }
 
@@ -116,8 +116,8 @@ fuzz_config_walk(const struct config *conf)
 		config_limits(pc, NULL, &mc);
 		for (j = 0; j < pc->nmodels; j++) {
 			fuzz_assert(pc->models[j].name != NULL);
-			fuzz_assert(config_model(pc, pc->models[j].name) !=
-			    NULL);
+			fuzz_assert(
+			    config_model(pc, pc->models[j].name) != NULL);
 			config_limits(pc, pc->models[j].name, &mc);
 		}
 	}

@@ -15,7 +15,7 @@
 #include "llmgated.h"
 #include "fuzz.h"
 
-#define FUZZ_MAX_FRAME	(1024 * 1024)	/* config.c's default max_frame */
+#define FUZZ_MAX_FRAME (1024 * 1024) /* config.c's default max_frame */
 
 /* proto_frame_len's promises about what it returns and asks for. */
 static ssize_t
@@ -100,7 +100,7 @@ fuzz_redecode(const msgpack_sbuffer *sb, enum proto_type type,
 	n = proto_frame_len(sb->data, sb->size, PROTO_MAX_FRAME, NULL);
 	fuzz_assert(n > 0 && (size_t)n + PROTO_HDR_LEN == sb->size);
 	if (proto_decode(sb->data + PROTO_HDR_LEN, (size_t)n, m, err,
-	    sizeof err) != 0)
+	        sizeof err) != 0)
 		fuzz_fail("re-encoded %s does not decode: %s",
 		    proto_type_name(type), err);
 	if (m->type != type)
@@ -123,8 +123,8 @@ fuzz_roundtrip(const struct proto_msg *m)
 	proto_msg_free(&m2);
 	if (sb1.size != sb2.size || memcmp(sb1.data, sb2.data, sb1.size) != 0)
 		fuzz_fail("%s: encode(decode(frame)) changed the frame "
-		    "(%zu to %zu bytes)", proto_type_name(m->type), sb1.size,
-		    sb2.size);
+		          "(%zu to %zu bytes)",
+		    proto_type_name(m->type), sb1.size, sb2.size);
 out:
 	msgpack_sbuffer_destroy(&sb1);
 	msgpack_sbuffer_destroy(&sb2);

@@ -31,8 +31,8 @@ fuzz_roundtrip(const struct llmgate_request *req)
 	msgpack_sbuffer_init(&sb);
 	proto_enc_call(&sb, 1, req);
 	fuzz_assert(sb.size > PROTO_HDR_LEN);
-	if (proto_decode(sb.data + PROTO_HDR_LEN, sb.size - PROTO_HDR_LEN,
-	    &msg, err, sizeof err) == 0) {
+	if (proto_decode(sb.data + PROTO_HDR_LEN, sb.size - PROTO_HDR_LEN, &msg,
+	        err, sizeof err) == 0) {
 		fuzz_assert(msg.type == PROTO_CALL);
 		fuzz_assert(msg.u.call.nmessages == req->nmessages);
 		fuzz_assert(msg.u.call.ntools == req->ntools);

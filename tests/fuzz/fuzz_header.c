@@ -14,7 +14,7 @@
 #include "llmgated.h"
 #include "fuzz.h"
 
-#define FUZZ_NOW	1767225600	/* 2026-01-01T00:00:00Z */
+#define FUZZ_NOW 1767225600 /* 2026-01-01T00:00:00Z */
 
 static void
 fuzz_header_raw(const char *s, time_t now)
@@ -32,9 +32,13 @@ static void
 fuzz_header_check(const struct header_rl *rl)
 {
 	const int64_t *v[] = {
-		&rl->retry_after_ms, &rl->limit_requests,
-		&rl->remaining_requests, &rl->reset_requests_ms,
-		&rl->limit_tokens, &rl->remaining_tokens, &rl->reset_tokens_ms,
+		&rl->retry_after_ms,
+		&rl->limit_requests,
+		&rl->remaining_requests,
+		&rl->reset_requests_ms,
+		&rl->limit_tokens,
+		&rl->remaining_tokens,
+		&rl->reset_tokens_ms,
 	};
 	size_t i, n;
 	int f, k;
@@ -51,8 +55,8 @@ fuzz_header_check(const struct header_rl *rl)
 	n = strnlen(rl->request_id, sizeof rl->request_id);
 	fuzz_assert(n < sizeof rl->request_id);
 	for (i = 0; i < n; i++) {
-		fuzz_assert(rl->request_id[i] > ' ' &&
-		    rl->request_id[i] < 0x7f);
+		fuzz_assert(
+		    rl->request_id[i] > ' ' && rl->request_id[i] < 0x7f);
 	}
 }
 

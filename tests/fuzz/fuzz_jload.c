@@ -30,7 +30,7 @@ fuzz_jdoc_equal(const struct jdoc *d, int i, json_t *j)
 			return 0;
 		/* Each member as jdoc_get() finds it (duplicates: the last). */
 		for (k = i + 1, m = 0; m < d->tok[i].size;
-		    m++, k = d->tok[k + 1].next) {
+		     m++, k = d->tok[k + 1].next) {
 			s = jdoc_str(d, k, &len, scratch, sizeof scratch);
 			/* jdoc_get() takes keys under 128 bytes, no '\\'. */
 			if (s == NULL || len >= 128 ||
@@ -41,7 +41,7 @@ fuzz_jdoc_equal(const struct jdoc *d, int i, json_t *j)
 			if (strlen(scratch) != len)
 				continue;
 			if (!fuzz_jdoc_equal(d, jdoc_get(d, i, scratch),
-			    json_object_get(j, scratch)))
+			        json_object_get(j, scratch)))
 				return 0;
 		}
 		return 1;
@@ -50,15 +50,16 @@ fuzz_jdoc_equal(const struct jdoc *d, int i, json_t *j)
 		    json_array_size(j) != (size_t)d->tok[i].size)
 			return 0;
 		for (k = i + 1, m = 0; m < d->tok[i].size;
-		    m++, k = d->tok[k].next)
-			if (!fuzz_jdoc_equal(d, k, json_array_get(j, (size_t)m)))
+		     m++, k = d->tok[k].next)
+			if (!fuzz_jdoc_equal(d, k,
+			        json_array_get(j, (size_t)m)))
 				return 0;
 		return 1;
 	case JDOC_STRING:
 		s = jdoc_str(d, i, &len, scratch, sizeof scratch);
-		return s == NULL || (json_is_string(j) &&
-		    json_string_length(j) == len &&
-		    memcmp(json_string_value(j), s, len) == 0);
+		return s == NULL ||
+		    (json_is_string(j) && json_string_length(j) == len &&
+		        memcmp(json_string_value(j), s, len) == 0);
 	default:
 		if (jdoc_int(d, i, &v) == 0)
 			return json_is_integer(j) && json_integer_value(j) == v;
@@ -73,7 +74,7 @@ static void
 fuzz_jdump(json_t *j)
 {
 	static const size_t flags[] = { JSON_COMPACT,
-	    JSON_COMPACT | JSON_ENSURE_ASCII };
+		JSON_COMPACT | JSON_ENSURE_ASCII };
 	char *x, *y;
 	size_t i;
 
@@ -122,8 +123,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	a = jload(text, size, &e1);
 	b = json_loadb(text, size, 0, &e2);
 	if ((a == NULL) != (b == NULL))
-		fuzz_fail("jload %s, jansson %s", a == NULL ? "refused" :
-		    "decoded", b == NULL ? e2.text : "decoded");
+		fuzz_fail("jload %s, jansson %s",
+		    a == NULL ? "refused" : "decoded",
+		    b == NULL ? e2.text : "decoded");
 	if (a != NULL && !json_equal(a, b))
 		fuzz_fail("the trees differ");
 	if (a != NULL)

@@ -31,14 +31,15 @@ fuzz_same(struct reply *r1, struct buf *log1, struct reply *r2,
 	fuzz_assert(log1->len == log2->len &&
 	    memcmp(buf_cstr(log1), buf_cstr(log2), log1->len) == 0);
 	fuzz_assert(r1->text.len == r2->text.len &&
-	    memcmp(buf_cstr(&r1->text), buf_cstr(&r2->text), r1->text.len) == 0);
+	    memcmp(buf_cstr(&r1->text), buf_cstr(&r2->text), r1->text.len) ==
+	        0);
 	fuzz_assert(r1->finish == r2->finish && r1->cls == r2->cls &&
 	    r1->done == r2->done);
 	fuzz_assert(r1->input_tokens == r2->input_tokens &&
 	    r1->output_tokens == r2->output_tokens && r1->ntools == r2->ntools);
 	fuzz_assert((r1->message == NULL) == (r2->message == NULL));
-	fuzz_assert(r1->message == NULL ||
-	    strcmp(r1->message, r2->message) == 0);
+	fuzz_assert(
+	    r1->message == NULL || strcmp(r1->message, r2->message) == 0);
 	reply_free(r1);
 	reply_free(r2);
 	buf_free(log1);

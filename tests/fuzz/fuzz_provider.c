@@ -19,20 +19,19 @@
 #include "fuzz.h"
 
 #ifndef nitems
-#define nitems(a) (sizeof (a) / sizeof (a)[0])
+#define nitems(a) (sizeof(a) / sizeof(a)[0])
 #endif
 
 struct fuzz_stream {
-	const struct provider_type	*pt;
-	struct reply			*r;
-	int				 stopped;
+	const struct provider_type *pt;
+	struct reply *r;
+	int stopped;
 };
 
 /* Statuses the adapters treat specially first, then a spread of others. */
-static const uint32_t fuzz_statuses[] = {
-	400, 401, 402, 403, 404, 408, 409, 413, 422, 429, 498, 499,
-	500, 502, 503, 504, 529, 200, 204, 0, 302, 599
-};
+static const uint32_t fuzz_statuses[] = { 400, 401, 402, 403, 404, 408, 409,
+	413, 422, 429, 498, 499, 500, 502, 503, 504, 529, 200, 204, 0, 302,
+	599 };
 
 static uint32_t
 fuzz_status(uint8_t b)
@@ -64,7 +63,7 @@ fuzz_emit(void *arg, const struct llmgate_chunk *ch)
 	n = proto_frame_len(sb.data, sb.size, PROTO_MAX_FRAME, NULL);
 	fuzz_assert(n > 0 && (size_t)n + PROTO_HDR_LEN == sb.size);
 	if (proto_decode(sb.data + PROTO_HDR_LEN, (size_t)n, &msg, err,
-	    sizeof err) != 0)
+	        sizeof err) != 0)
 		fuzz_fail("relayed chunk does not decode: %s", err);
 	fuzz_assert(msg.type == PROTO_CHUNK);
 	if (ch->text != NULL) {
@@ -95,8 +94,8 @@ fuzz_reply_check(const struct reply *r)
 			(void)strlen(t->id);
 		if (t->name != NULL)
 			(void)strlen(t->name);
-		fuzz_assert(t->args.data == NULL ||
-		    t->args.data[t->args.len] == '\0');
+		fuzz_assert(
+		    t->args.data == NULL || t->args.data[t->args.len] == '\0');
 	}
 	fuzz_assert(r->rl.retry_after_ms >= -1);
 }
@@ -115,8 +114,7 @@ fuzz_event(const struct sse_event *ev, void *arg)
 }
 
 int
-fuzz_provider(const struct provider_type *pt, const uint8_t *data,
-    size_t size)
+fuzz_provider(const struct provider_type *pt, const uint8_t *data, size_t size)
 {
 	struct reply r;
 	struct sse sse;

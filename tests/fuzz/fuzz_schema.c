@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	fuzz_assert(cause == NULL);
 
-	max = (int)(size % 9) - 1;	/* -1 and 0: no cap */
+	max = (int)(size % 9) - 1; /* -1 and 0: no cap */
 	n = schema_validate_text(s, inst, &errors, max);
 	fuzz_assert(n >= 0);
 	fuzz_assert((n == 0) == (errors == NULL));

@@ -11,9 +11,9 @@
 #include "fuzz.h"
 
 struct fuzz_sse_log {
-	struct buf	 b;		/* the events, serialised */
-	uint64_t	 n;
-	uint64_t	 stop_at;	/* 0: never stop */
+	struct buf b; /* the events, serialised */
+	uint64_t n;
+	uint64_t stop_at; /* 0: never stop */
 };
 
 static void
@@ -96,9 +96,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_assert(rc1 == 0 || rc1 == 7 || rc1 == SSE_TOO_LONG);
 	if (rc1 != rc2 || whole.n != split.n || whole.b.len != split.b.len ||
 	    (whole.b.len != 0 &&
-	    memcmp(whole.b.data, split.b.data, whole.b.len) != 0))
-		fuzz_fail("split feeds differ: rc %d/%d, %ju/%ju events",
-		    rc1, rc2, (uintmax_t)whole.n, (uintmax_t)split.n);
+	        memcmp(whole.b.data, split.b.data, whole.b.len) != 0))
+		fuzz_fail("split feeds differ: rc %d/%d, %ju/%ju events", rc1,
+		    rc2, (uintmax_t)whole.n, (uintmax_t)split.n);
 
 	buf_free(&whole.b);
 	buf_free(&split.b);

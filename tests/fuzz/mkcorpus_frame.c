@@ -73,8 +73,10 @@ main(int argc, char **argv)
 	memset(msgs, 0, sizeof msgs);
 	msgs[0].role = LLMGATE_ROLE_USER;
 	msgs[0].content = "What is the weather in Paris? \xc3\xa9t\xc3\xa9";
-	proto_enc_call(&sb, 1, &(struct llmgate_request){
-	    .messages = msgs, .nmessages = 1, .route = "default" });
+	proto_enc_call(&sb, 1,
+	    &(struct llmgate_request){ .messages = msgs,
+	        .nmessages = 1,
+	        .route = "default" });
 	put("call-simple", &sb);
 
 	memset(&tc, 0, sizeof tc);
@@ -92,7 +94,7 @@ main(int argc, char **argv)
 	tool.name = "get_weather";
 	tool.description = "Current weather for a city";
 	tool.parameters = "{\"type\":\"object\",\"properties\":{\"city\":"
-	    "{\"type\":\"string\"}},\"required\":[\"city\"]}";
+	                  "{\"type\":\"string\"}},\"required\":[\"city\"]}";
 	req.system = "You are terse.";
 	req.messages = msgs;
 	req.nmessages = 3;
@@ -179,16 +181,16 @@ main(int argc, char **argv)
 	proto_enc_simple(&sb, PROTO_STATUS, 6);
 	put("status-request", &sb);
 	status = json_pack("{s:s, s:i, s:f, s:b, s:n, s:[{s:s, s:i}]}",
-	    "version", "0.1.0", "uptime_ms", 123456, "load", 0.25,
-	    "draining", 0, "socket", "targets", "target", "openai/gpt-4o",
-	    "inflight", 2);
+	    "version", "0.1.0", "uptime_ms", 123456, "load", 0.25, "draining",
+	    0, "socket", "targets", "target", "openai/gpt-4o", "inflight", 2);
 	proto_enc_status(&sb, 6, status);
 	put("status-reply", &sb);
 	json_decref(status);
 
 	proto_enc_simple(&sb, PROTO_METRICS, 8);
 	put("metrics-request", &sb);
-	proto_enc_metrics(&sb, 8, "# TYPE llmgate_calls_total counter\n"
+	proto_enc_metrics(&sb, 8,
+	    "# TYPE llmgate_calls_total counter\n"
 	    "llmgate_calls_total 3\n");
 	put("metrics-reply", &sb);
 
@@ -219,8 +221,10 @@ main(int argc, char **argv)
 	hello.version = PROTO_VERSION;
 	hello.name = "app";
 	proto_enc_hello(&sb, &hello);
-	proto_enc_call(&sb, 1, &(struct llmgate_request){
-	    .messages = msgs, .nmessages = 1, .stream = 1 });
+	proto_enc_call(&sb, 1,
+	    &(struct llmgate_request){ .messages = msgs,
+	        .nmessages = 1,
+	        .stream = 1 });
 	proto_enc_simple(&sb, PROTO_PING, 2);
 	proto_enc_simple(&sb, PROTO_CANCEL, 1);
 	put("stream-session", &sb);
