@@ -335,28 +335,6 @@ call_validate(const struct llmgate_request *req, char **cause)
 	return 0;
 }
 
-/* -1 with *cause when the class has max_inflight calls already; else
- * the call counts in the class's. */
-static int
-call_class_full(struct call *c, char **cause)
-{
-	struct client_state *st = clients_state(c->klass);
-
-	st->calls++;
-	if (c->klass->max_inflight != 0 &&
-	    st->inflight >= c->klass->max_inflight) {
-		st->refused_caps++;
-		xasprintf(cause,
-		    "client class '%s' has %u calls and leases "
-		    "in flight, its most (max_inflight)",
-		    c->klass->name, st->inflight);
-		return -1;
-	}
-	st->inflight++;
-	c->kstate = st;
-	return 0;
-}
-
 struct call *
 call_start(const struct llmgate_request *creq, msgpack_zone *zone,
     const struct call_sink *sink, void *arg, const struct call_client *cl)
@@ -364,7 +342,7 @@ call_start(const struct llmgate_request *creq, msgpack_zone *zone,
 	struct call *c = xcalloc(1, sizeof *c);
 	struct llmgate_request *req = &c->reqbuf;
 	struct timeval tv;
-	char *cause = NULL;
+	char *cause = NULL, msg[256];
 
 	*req = *creq;
 	c->req = req;
@@ -383,9 +361,9 @@ call_start(const struct llmgate_request *creq, msgpack_zone *zone,
 
 	/* Its class, from who it is; the class's cap on calls in flight. */
 	c->klass = clients_match(c->cfg, cl->ident);
-	if (call_class_full(c, &cause) != 0) {
+	if (clients_enter(c->klass, &c->kstate, msg, sizeof msg) != 0) {
 		c->early_cls = LLMGATE_OVERLOADED;
-		c->early_msg = cause;
+		c->early_msg = xstrdup(msg);
 	} else if (call_validate(req, &cause) != 0 ||
 	    fallback_parse_on(&c->fb.on, req->fallback_on, req->nfallback_on,
 	        &cause) != 0 ||

@@ -129,6 +129,31 @@ clients_state(const struct client_class *k)
 	return st;
 }
 
+/*
+ * One more call or lease of class k: counted, then refused with a message
+ * in msg (-1) when the class has max_inflight in flight already; else it
+ * is in flight and *stp is the class's state, to count it out again.
+ */
+int
+clients_enter(const struct client_class *k, struct client_state **stp,
+    char *msg, size_t len)
+{
+	struct client_state *st = clients_state(k);
+
+	st->calls++;
+	if (k->max_inflight != 0 && st->inflight >= k->max_inflight) {
+		st->refused_caps++;
+		snprintf(msg, len,
+		    "client class '%s' has %u calls and leases in flight, its "
+		    "most (max_inflight)",
+		    k->name, k->max_inflight);
+		return -1;
+	}
+	st->inflight++;
+	*stp = st;
+	return 0;
+}
+
 struct client_state *
 clients_state_first(void)
 {

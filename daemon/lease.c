@@ -391,22 +391,12 @@ lease_step(struct lease *l)
 		lease_answer(l, LLMGATE_OVERLOADED, msg);
 		return;
 	}
-	if (l->klass->max_inflight != 0 &&
-	    clients_state(l->klass)->inflight >= l->klass->max_inflight) {
-		clients_state(l->klass)->calls++;
+	if (clients_enter(l->klass, &l->kstate, msg, sizeof msg) != 0) {
 		for (i = 0; i < n; i++)
 			target_release(mem[i]);
-		clients_state(l->klass)->refused_caps++;
-		snprintf(msg, sizeof msg,
-		    "client class '%s' has %u calls and "
-		    "leases in flight, its most (max_inflight)",
-		    l->klass->name, l->klass->max_inflight);
 		lease_answer(l, LLMGATE_OVERLOADED, msg);
 		return;
 	}
-	l->kstate = clients_state(l->klass);
-	l->kstate->inflight++;
-	l->kstate->calls++;
 	l->id = lease_new_id();
 	for (;;) {
 		if (pool != NULL) {

@@ -1229,6 +1229,8 @@ const struct client_class *clients_match(const struct config *,
 /* The class's runtime state (made on first use; kept across reloads). */
 struct client_state *clients_state(const struct client_class *);
 struct client_state *clients_state_first(void);
+int clients_enter(const struct client_class *, struct client_state **, char *,
+    size_t);
 void clients_free_all(void);
 /* The systemd unit in /proc/PID/cgroup (the last *.service or *.scope
  * element) into unit; "" when none. */
