@@ -256,7 +256,7 @@ static void
 config_retry_on(struct config_ctx *ctx, const config_setting_t *s, void *obj)
 {
 	struct retry_conf *rc = obj;
-	const char *names[LLMGATE_CLASS_MAX], *v, *hint;
+	const char *names[LLMGATE_CLASS_MAX], *v;
 	const config_setting_t *e;
 	uint32_t on = 0;
 	int i, cls, bad = 0;
@@ -274,14 +274,8 @@ config_retry_on(struct config_ctx *ctx, const config_setting_t *s, void *obj)
 			continue;
 		}
 		bad = 1;
-		hint = config_suggest(v, names, LLMGATE_CLASS_MAX);
-		if (hint != NULL)
-			config_error(ctx, e,
-			    "unknown error class '%s' (did "
-			    "you mean '%s'?)",
-			    v, hint);
-		else
-			config_error(ctx, e, "unknown error class '%s'", v);
+		config_unknown(ctx, e, "error class", v, names,
+		    LLMGATE_CLASS_MAX);
 	}
 	if (!bad)
 		rc->on = on;

@@ -89,6 +89,20 @@ config_suggest(const char *what, const char **names, size_t n)
 	return found;
 }
 
+/* "unknown WHAT 'v'", with the closest of names when it looks a typo. */
+void
+config_unknown(struct config_ctx *ctx, const config_setting_t *s,
+    const char *what, const char *v, const char **names, size_t n)
+{
+	const char *hint = config_suggest(v, names, n);
+
+	if (hint != NULL)
+		config_error(ctx, s, "unknown %s '%s' (did you mean '%s'?)",
+		    what, v, hint);
+	else
+		config_error(ctx, s, "unknown %s '%s'", what, v);
+}
+
 /*
  * libconfig before 1.7 reads an integer literal beyond 32 bits without an
  * L suffix as its truncated value, silently. Find the literal on the
@@ -382,7 +396,7 @@ config_group(struct config_ctx *ctx, const config_setting_t *group,
     const struct config_keys *keys, void *obj)
 {
 	const config_setting_t *seen[CONFIG_MAX_KEYS], *s;
-	const char *names[CONFIG_MAX_KEYS], *name, *hint;
+	const char *names[CONFIG_MAX_KEYS], *name;
 	int i, n = config_setting_length(group);
 	size_t j;
 
@@ -399,14 +413,7 @@ config_group(struct config_ctx *ctx, const config_setting_t *group,
 		}
 		if (j != keys->nkeys)
 			continue;
-		hint = config_suggest(name, names, keys->nkeys);
-		if (hint != NULL)
-			config_error(ctx, s,
-			    "unknown setting '%s' (did you "
-			    "mean '%s'?)",
-			    name, hint);
-		else
-			config_error(ctx, s, "unknown setting '%s'", name);
+		config_unknown(ctx, s, "setting", name, names, keys->nkeys);
 	}
 	for (j = 0; j < keys->nkeys; j++) {
 		seen[j] = config_setting_get_member(group, names[j]);

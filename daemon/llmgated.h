@@ -358,6 +358,8 @@ void config_domain_free(struct domain_conf *);
 int config_group(struct config_ctx *, const config_setting_t *,
     const struct config_keys *, void *);
 const char *config_suggest(const char *, const char **, size_t);
+void config_unknown(struct config_ctx *, const config_setting_t *, const char *,
+    const char *, const char **, size_t);
 int config_strings(struct config_ctx *, const config_setting_t *, const char *);
 #define CONFIG_MAX_KEY_FILE 65536
 int config_has_ctl(const char *);
