@@ -189,6 +189,27 @@ class StreamBase:
         """The text streamed so far."""
         return self._state.text
 
+    def _send_cancel(self, forget: bool) -> None:
+        """Ask the daemon to cancel the call, if it went out; with forget,
+        nothing waits for its answer."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Cancel the call in the daemon if it has not ended; the loop
+        iterating this stream (now or next) raises llmgate.Cancelled, or
+        ends normally if the result was already on its way."""
+        if not self._done and not self._cancelled:
+            self._cancelled = True
+            self._send_cancel(False)
+
+    def close(self) -> None:
+        """Cancel the call if it has not ended; nothing waits for its
+        answer (iterating the stream again raises llmgate.Cancelled)."""
+        if not self._done:
+            self._done = True
+            self._closed = True
+            self._send_cancel(True)
+
     def _end(self, msg: Dict[str, Any]) -> None:
         """The stream's final frame: its Result, or raise its CallError."""
         self._done = True

@@ -293,23 +293,9 @@ class AsyncStream(StreamBase):
         self._end(msg)
         raise StopAsyncIteration
 
-    def cancel(self) -> None:
-        """Cancel the call in the daemon if it has not ended; the loop
-        iterating this stream (now or next) raises llmgate.Cancelled, or
-        ends normally if the result was already on its way."""
-        if not self._done and not self._cancelled:
-            self._cancelled = True
-            if self._conn is not None:
-                self._conn.cancel(self._rid, forget=False)
-
-    def close(self) -> None:
-        """Cancel the call if it has not ended; nothing waits for its
-        answer (iterating the stream again raises llmgate.Cancelled)."""
-        if not self._done:
-            self._done = True
-            self._closed = True
-            if self._conn is not None:
-                self._conn.cancel(self._rid)
+    def _send_cancel(self, forget: bool) -> None:
+        if self._conn is not None:
+            self._conn.cancel(self._rid, forget=forget)
 
     async def aclose(self) -> None:
         self.close()
