@@ -1316,12 +1316,15 @@ START_TEST(test_slow_reader)
 	 * Had the daemon queued the stream instead of holding the upstream,
 	 * the client would have been dropped past max_output and the stream
 	 * would not have ended. Its size says the same, except under
-	 * AddressSanitizer, whose quarantine keeps freed memory resident (the
-	 * bound measured allocation churn there: 95 MB for this stream).
+	 * AddressSanitizer or valgrind's memcheck, whose quarantines keep
+	 * freed memory resident (the bound measured allocation churn there:
+	 * 95 MB for this stream under ASan; memcheck holds 20 MB of freed
+	 * blocks by default).
 	 */
 #if !defined(__SANITIZE_ADDRESS__)
-	ck_assert_msg(during - before < 16 * 1024, "the daemon grew by %ld kB",
-	    during - before);
+	if (getenv("LLMGATE_TEST_WRAPPER") == NULL)
+		ck_assert_msg(during - before < 16 * 1024,
+		    "the daemon grew by %ld kB", during - before);
 #else
 	(void)before;
 	(void)during;
