@@ -154,6 +154,33 @@ clients_enter(const struct client_class *k, struct client_state **stp,
 	return 0;
 }
 
+int
+clients_conn_enter(const struct client_class *k, struct client_state **stp,
+    char *msg, size_t len)
+{
+	struct client_state *st = clients_state(k);
+
+	if (k->max_conns != 0 && st->conns >= k->max_conns) {
+		st->refused_caps++;
+		snprintf(msg, len,
+		    "too many connections for client class '%s' (limit %u)",
+		    k->name, k->max_conns);
+		return -1;
+	}
+	st->conns++;
+	*stp = st;
+	return 0;
+}
+
+/* The connection counted in *stp (if any) is gone. */
+void
+clients_conn_leave(struct client_state **stp)
+{
+	if (*stp != NULL && (*stp)->conns > 0)
+		(*stp)->conns--;
+	*stp = NULL;
+}
+
 struct client_state *
 clients_state_first(void)
 {
@@ -394,6 +421,8 @@ clients_class_json(const struct client_class *k, uint64_t wall_ms)
 	json_object_set_new(o, "max_share", json_real(k->max_share));
 	json_object_set_new(o, "max_inflight", clients_limit(k->max_inflight));
 	json_object_set_new(o, "max_queued", clients_limit(k->max_queued));
+	json_object_set_new(o, "max_conns", clients_limit(k->max_conns));
+	json_object_set_new(o, "conns", json_integer(st->conns));
 	json_object_set_new(o, "inflight", json_integer(st->inflight));
 	json_object_set_new(o, "queued", json_integer(st->queued));
 	json_object_set_new(o, "tokens_held",

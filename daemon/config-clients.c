@@ -3,8 +3,8 @@
  *
  *	clients = ( { name = "web"; match = [ "unit:web-*.service" ];
  *	    weight = 3; max_priority = "high"; max_share = 0.7;
- *	    max_inflight = 64; max_queued = 256; tokens_per_minute = 0;
- *	    tokens_per_day = 0; }, ... );
+ *	    max_inflight = 64; max_queued = 256; max_conns = 0;
+ *	    tokens_per_minute = 0; tokens_per_day = 0; }, ... );
  *
  * match holds conditions on who the peer is: "uid:N" (or "uid:*"),
  * "user:NAME" (looked up here, at load), "unit:GLOB", "token:GLOB" (the
@@ -41,6 +41,7 @@ enum {
 	CCK_MAX_SHARE,
 	CCK_MAX_INFLIGHT,
 	CCK_MAX_QUEUED,
+	CCK_MAX_CONNS,
 	CCK_TPM,
 	CCK_TPD
 };
@@ -68,6 +69,9 @@ static const struct config_key config_clients_key[] = {
 	[CCK_MAX_QUEUED] = { .name = "max_queued",
 	    .kind = CK_U32,
 	    .off = CCK(max_queued) },
+	[CCK_MAX_CONNS] = { .name = "max_conns",
+	    .kind = CK_U32,
+	    .off = CCK(max_conns) },
 	[CCK_TPM] = { .name = "tokens_per_minute",
 	    .kind = CK_U32,
 	    .off = CCK(tokens_per_minute) },

@@ -73,6 +73,7 @@ struct conn {
 	char name[96];
 	struct call_client client;
 	struct client_ident ident; /* its class's (clients.c) */
+	struct client_state *cls;  /* its class's connection count */
 	uint64_t tokens;           /* its calls used, for status */
 	int hello;                 /* handshake done */
 	int closing;               /* flush what is queued, then go */
@@ -164,7 +165,7 @@ conn_accept(int fd)
 	struct ucred cr;
 	struct timeval tv;
 	socklen_t len = sizeof cr;
-	char msg[96];
+	char msg[160];
 	int over;
 
 	if (nconns + front_http_count() >= cfg->max_clients) {
@@ -195,6 +196,15 @@ conn_accept(int fd)
 	c->ident.pid = c->pid;
 	clients_unit_of_pid(c->pid, c->ident.unit, sizeof c->ident.unit);
 	c->client.ident = &c->ident;
+	if (over)
+		snprintf(msg, sizeof msg,
+		    "too many connections for uid %ld "
+		    "(limit %u)",
+		    (long)c->uid, cfg->max_conns_per_uid);
+	/* Its class's cap too, by who it is now (it has no name yet). */
+	else
+		over = clients_conn_enter(clients_match(cfg, &c->ident),
+		           &c->cls, msg, sizeof msg) != 0;
 	c->user = quota_user(c->uid);
 	TAILQ_INIT(&c->calls);
 	msgpack_sbuffer_init(&c->sb);
@@ -219,10 +229,6 @@ conn_accept(int fd)
 	 * why (a bare close would look like a crashed daemon), then closed.
 	 */
 	if (over) {
-		snprintf(msg, sizeof msg,
-		    "too many connections for uid %ld "
-		    "(limit %u)",
-		    (long)c->uid, cfg->max_conns_per_uid);
 		conn_fail(c, msg);
 		/*
 		 * The client writes its hello before it reads our answer:
@@ -292,6 +298,7 @@ conn_teardown(evutil_socket_t fd, short events, void *arg)
 	conn_in_account(c, 0);
 	TAILQ_REMOVE(&conns, c, entry);
 	nconns--;
+	clients_conn_leave(&c->cls);
 	log_debug("client gone: %s", c->name);
 	event_free(c->rev);
 	event_free(c->wev);

@@ -549,6 +549,7 @@ front_http_closed(struct evhttp_connection *evcon, void *arg)
 		front_http_watch_free(fc->watch);
 	TAILQ_REMOVE(&front_conns, fc, entry);
 	front_nconns--;
+	clients_conn_leave(&fc->cls);
 	free(fc);
 }
 
@@ -678,6 +679,27 @@ front_http_refuse(struct front_req *fr, enum llmgate_class cls, int status,
 	front_http_req_free(fr);
 }
 
+/*
+ * A connection counts against its class's max_conns from its first
+ * request that passes, by who it is then (kernel and token, not the name
+ * it gives): refused like one over max_conns_per_uid (and checked again
+ * at its next request) when the class is full.
+ */
+static int
+front_http_class_cap(struct front_req *fr)
+{
+	struct client_ident id = fr->ident;
+	char msg[160];
+
+	id.name[0] = '\0';
+	if (clients_conn_enter(clients_match(cfg, &id), &fr->fc->cls, msg,
+	        sizeof msg) == 0)
+		return 0;
+	front_http_refuse(fr, LLMGATE_RATE_LIMITED, 429, "too_many_connections",
+	    msg);
+	return -1;
+}
+
 /* A header's value if it is a small number, for logs; else "". */
 static const char *
 front_http_hdr_num(struct evhttp_request *req, const char *name)
@@ -781,6 +803,8 @@ front_http_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	front_http_client(fr, token_name);
+	if (fc->cls == NULL && front_http_class_cap(fr) != 0)
+		return;
 
 	if (q == strlen("/v1/models") && strncmp(path, "/v1/models", q) == 0) {
 		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {

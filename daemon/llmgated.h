@@ -1207,6 +1207,7 @@ struct client_class {
 	double max_share;           /* of a target's budget; 1: any */
 	uint32_t max_inflight;      /* calls and leases; 0: any */
 	uint32_t max_queued;        /* admissions waiting; 0: any */
+	uint32_t max_conns;         /* native and HTTP connections; 0: any */
 	uint32_t tokens_per_minute; /* 0: no budget */
 	uint32_t tokens_per_day;
 	struct client_state *st; /* bound on first use */
@@ -1216,6 +1217,7 @@ struct client_state {
 	char *name;
 	uint32_t inflight;            /* calls and leases now */
 	uint32_t queued;              /* admissions waiting now */
+	uint32_t conns;               /* connections counted in now */
 	uint64_t reserved;            /* tokens held by admissions */
 	uint64_t minute, minute_used; /* the UTC minute and its tokens */
 	uint64_t day, day_used;       /* the UTC day and its tokens */
@@ -1233,6 +1235,15 @@ struct client_state *clients_state(const struct client_class *);
 struct client_state *clients_state_first(void);
 int clients_enter(const struct client_class *, struct client_state **, char *,
     size_t);
+/*
+ * One more connection of class k (matched by who the peer is when it
+ * connects): refused with a message in msg (-1) when the class has
+ * max_conns already; else counted and *stp is the class's state, for
+ * clients_conn_leave() when the connection closes.
+ */
+int clients_conn_enter(const struct client_class *, struct client_state **,
+    char *, size_t);
+void clients_conn_leave(struct client_state **);
 void clients_free_all(void);
 /* The systemd unit in /proc/PID/cgroup (the last *.service or *.scope
  * element) into unit; "" when none. */
@@ -1517,6 +1528,7 @@ struct front_conn {
 	char peer[80];
 	char unit[CLIENT_UNIT_MAX]; /* of its cgroup; "": none known */
 	uint64_t tokens;            /* its calls used, for status */
+	struct client_state *cls;   /* its class's connection count */
 	struct front_req *cur;      /* the request being answered */
 	struct front_watch *watch;  /* its deadline for a whole request */
 	TAILQ_ENTRY(front_conn) entry;
