@@ -6,10 +6,13 @@
  * another class takes the rest; a daily token budget stops a class with
  * budget_exhausted and says when it resets, and concurrent calls cannot
  * overspend it; max_inflight refuses with overloaded; status --clients
- * shows who is connected in which class; and a client (as another uid)
- * cannot name itself into a class its uid does not allow.
+ * shows who is connected in which class; a client (as another uid)
+ * cannot name itself into a class its uid does not allow; and a class's
+ * max_conns refuses its native and HTTP connections past the cap.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <poll.h>
@@ -642,6 +645,143 @@ START_TEST(test_unit_from_cgroup)
 }
 END_TEST
 
+/* One HTTP request over the Unix socket path: the answer, or "". */
+static void
+http_get(const char *path, char *buf, size_t len)
+{
+	static const char req[] = "GET /v1/models HTTP/1.1\r\nHost: l\r\n"
+	                          "Connection: close\r\n\r\n";
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct pollfd pfd;
+	size_t n = 0;
+	ssize_t r;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(write(fd, req, sizeof req - 1),
+	    (ssize_t)sizeof req - 1);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	while (n + 1 < len && poll(&pfd, 1, 20000) == 1 &&
+	    (r = read(fd, buf + n, len - 1 - n)) > 0)
+		n += (size_t)r;
+	buf[n] = '\0';
+	close(fd);
+}
+
+static struct daemon dc;
+
+/* Another uid, another class: none of mine's cap. */
+static int
+conns_as_nobody(void *arg)
+{
+	struct llmgate *g[3];
+	int i, rv = 0;
+
+	(void)arg;
+	for (i = 0; i < 3; i++) {
+		g[i] = llmgate_connect(dc.sock, "other", NULL, 0);
+		if (g[i] == NULL || llmgate_ping(g[i]) != 0)
+			rv = 10 + i;
+	}
+	for (i = 0; i < 3; i++) {
+		if (g[i] != NULL)
+			llmgate_close(g[i]);
+	}
+	return rv;
+}
+
+/* A connection to dc once one is free, or NULL (why in err). */
+static struct llmgate *
+conns_retry(char *err, size_t len)
+{
+	uint64_t deadline = h_mono_ms() + WAIT_MS;
+	struct llmgate *g;
+
+	while ((g = llmgate_connect(dc.sock, "mine", err, len)) == NULL &&
+	    h_mono_ms() < deadline)
+		h_sleep_ms(20);
+	return g;
+}
+
+/*
+ * max_conns = 2 on the class of this uid: a third native connection and
+ * an HTTP one are refused, naming the class; status counts them; another
+ * uid's class is not held to it; once one closes, one more is served.
+ */
+START_TEST(test_max_conns)
+{
+	struct llmgate *g[2], *g3;
+	char *cf, hsock[256], want[128], err[256], buf[4096];
+	json_t *st, *k;
+	struct run r;
+	uint64_t deadline;
+
+	cf = h_strdup_printf(
+	    "socket_mode = \"0666\";\n"
+	    "providers = ( { name = \"mock\"; type = \"mock\"; } );\n"
+	    "http = { listen = ( \"unix:\" ); };\n"
+	    "clients = (\n"
+	    "  { name = \"mine\"; match = \"uid:%ld\"; max_conns = 2; },\n"
+	    "  { name = \"default\"; }\n"
+	    ");\n",
+	    (long)geteuid());
+	h_daemon_start(&dc, cf);
+	free(cf);
+	ck_assert_int_eq(chmod(dc.dir, 0755), 0);
+	snprintf(hsock, sizeof hsock, "%s/llmgate-http.sock", dc.dir);
+	snprintf(want, sizeof want,
+	    "too many connections for client class 'mine' (limit 2)");
+	/* The status command's own connection is the second. */
+	g[0] = llmgate_connect(dc.sock, "mine", err, sizeof err);
+	ck_assert_msg(g[0] != NULL, "connect: %s", err);
+	h_cli(&r, &dc, NULL, "status", "--json", NULL);
+	ck_assert_msg(r.status == 0, "status: %s", r.err);
+	st = json_loads(r.out, 0, NULL);
+	ck_assert_msg(st != NULL, "status: %s", r.out);
+	h_run_free(&r);
+	k = json_array_get(json_object_get(st, "client_classes"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(k, "name")), "mine");
+	ck_assert_int_eq(json_integer_value(json_object_get(k, "conns")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(k, "max_conns")),
+	    2);
+	json_decref(st);
+	/* The daemon sees the status command's close in its own time. */
+	g[1] = conns_retry(err, sizeof err);
+	ck_assert_msg(g[1] != NULL, "connect: %s", err);
+	ck_assert_int_eq(llmgate_ping(g[1]), 0);
+	g3 = llmgate_connect(dc.sock, "third", err, sizeof err);
+	ck_assert_ptr_null(g3);
+	ck_assert_msg(strstr(err, want) != NULL, "error: %s", err);
+	http_get(hsock, buf, sizeof buf);
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 429", 12) == 0 &&
+	        strstr(buf, want) != NULL &&
+	        strstr(buf, "too_many_connections") != NULL,
+	    "HTTP: %s", buf);
+
+	if (geteuid() == 0)
+		ck_assert_int_eq(h_as_nobody(conns_as_nobody, NULL), 0);
+
+	/* The daemon sees the close in its own time. */
+	llmgate_close(g[0]);
+	deadline = h_mono_ms() + WAIT_MS;
+	do {
+		h_sleep_ms(20);
+		http_get(hsock, buf, sizeof buf);
+	} while (
+	    strncmp(buf, "HTTP/1.1 200", 12) != 0 && h_mono_ms() < deadline);
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "HTTP: %s", buf);
+	g3 = conns_retry(err, sizeof err);
+	ck_assert_msg(g3 != NULL, "no connection after one closed: %s", err);
+	ck_assert_int_eq(llmgate_ping(g3), 0);
+	llmgate_close(g3);
+	llmgate_close(g[1]);
+	ck_assert_int_eq(h_daemon_stop(&dc), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -659,6 +799,7 @@ main(void)
 	tcase_add_test(tc, test_budget_survives_restart);
 	tcase_add_test(tc, test_max_inflight);
 	tcase_add_test(tc, test_status_clients);
+	tcase_add_test(tc, test_max_conns);
 	if (geteuid() == 0) {
 		tcase_add_test(tc, test_name_cannot_escape);
 		tcase_add_test(tc, test_unit_from_cgroup);
