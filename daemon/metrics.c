@@ -444,8 +444,8 @@ metrics_render_classes(struct buf *b, const json_t *classes)
 		    1 },
 		{ "refused_caps", NULL, "llmgate_class_cap_refusals_total",
 		    "counter",
-		    "Calls refused for the class's max_inflight or "
-		    "max_queued.",
+		    "Calls and connections refused for the class's "
+		    "max_inflight, max_queued or max_conns.",
 		    1 },
 	};
 
