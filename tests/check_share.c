@@ -484,6 +484,37 @@ START_TEST(test_config_errors)
 }
 END_TEST
 
+/* max_conns: counted in up to the cap, refused (not counted) past it,
+ * counted out once; 0 is no cap. */
+START_TEST(test_conn_cap)
+{
+	struct client_class k = { .name = (char *)"root", .max_conns = 2 };
+	struct client_state *a = NULL, *b = NULL, *c = NULL;
+	char msg[160];
+
+	ck_assert_int_eq(clients_conn_enter(&k, &a, msg, sizeof msg), 0);
+	ck_assert_int_eq(clients_conn_enter(&k, &b, msg, sizeof msg), 0);
+	ck_assert_int_eq(clients_conn_enter(&k, &c, msg, sizeof msg), -1);
+	ck_assert_ptr_null(c);
+	ck_assert_str_eq(msg,
+	    "too many connections for client class 'root' (limit 2)");
+	ck_assert_uint_eq(clients_state(&k)->conns, 2);
+	clients_conn_leave(&a);
+	ck_assert_ptr_null(a);
+	clients_conn_leave(&a); /* twice is once */
+	ck_assert_uint_eq(clients_state(&k)->conns, 1);
+	ck_assert_int_eq(clients_conn_enter(&k, &c, msg, sizeof msg), 0);
+	k.max_conns = 0;
+	ck_assert_int_eq(clients_conn_enter(&k, &a, msg, sizeof msg), 0);
+	ck_assert_uint_eq(clients_state(&k)->conns, 3);
+	clients_conn_leave(&a);
+	clients_conn_leave(&b);
+	clients_conn_leave(&c);
+	ck_assert_uint_eq(clients_state(&k)->conns, 0);
+	clients_free_all();
+}
+END_TEST
+
 /* The unit from a cgroup file's text, v2 and v1, nested and none. */
 START_TEST(test_unit_parse)
 {
@@ -539,6 +570,7 @@ main(void)
 	tcase_add_test(tc, test_match);
 	tcase_add_test(tc, test_config_errors);
 	tcase_add_test(tc, test_unit_parse);
+	tcase_add_test(tc, test_conn_cap);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
