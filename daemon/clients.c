@@ -291,6 +291,17 @@ clients_roll(struct client_state *st, uint64_t wall_ms)
 	}
 }
 
+/*
+ * Whether used + held + tokens passes limit, without the sum wrapping:
+ * used saturates at UINT64_MAX (a report may claim any count).
+ */
+static int
+clients_over(uint64_t used, uint64_t held, uint64_t tokens, uint64_t limit)
+{
+	return used > limit || held > limit - used ||
+	    tokens > limit - used - held;
+}
+
 int
 clients_reserve(const struct client_class *k, uint64_t tokens, uint64_t wall_ms,
     uint64_t *retry_ms)
@@ -300,14 +311,16 @@ clients_reserve(const struct client_class *k, uint64_t tokens, uint64_t wall_ms,
 	*retry_ms = 0;
 	clients_roll(st, wall_ms);
 	if (k->tokens_per_day != 0 &&
-	    st->day_used + st->reserved + tokens > k->tokens_per_day) {
+	    clients_over(st->day_used, st->reserved, tokens,
+	        k->tokens_per_day)) {
 		*retry_ms = CLIENTS_DAY_MS - wall_ms % CLIENTS_DAY_MS;
 		st->refused_budget++;
 		st->over_until = wall_ms + *retry_ms;
 		return CLIENTS_OVER_DAY;
 	}
 	if (k->tokens_per_minute != 0 &&
-	    st->minute_used + st->reserved + tokens > k->tokens_per_minute) {
+	    clients_over(st->minute_used, st->reserved, tokens,
+	        k->tokens_per_minute)) {
 		*retry_ms = CLIENTS_MINUTE_MS - wall_ms % CLIENTS_MINUTE_MS;
 		st->refused_budget++;
 		if (st->over_until < wall_ms + *retry_ms)
@@ -361,11 +374,12 @@ clients_budget_wait(const struct client_class *k, uint64_t wall_ms)
 
 	clients_roll(st, wall_ms);
 	if (k->tokens_per_minute != 0 &&
-	    st->minute_used + st->reserved >= k->tokens_per_minute &&
+	    clients_over(st->minute_used, st->reserved, 1,
+	        k->tokens_per_minute) &&
 	    w < CLIENTS_MINUTE_MS - wall_ms % CLIENTS_MINUTE_MS)
 		w = CLIENTS_MINUTE_MS - wall_ms % CLIENTS_MINUTE_MS;
 	if (k->tokens_per_day != 0 &&
-	    st->day_used + st->reserved >= k->tokens_per_day)
+	    clients_over(st->day_used, st->reserved, 1, k->tokens_per_day))
 		w = CLIENTS_DAY_MS - wall_ms % CLIENTS_DAY_MS;
 	return w;
 }

@@ -370,6 +370,27 @@ START_TEST(test_budget_minute)
 }
 END_TEST
 
+/*
+ * A report may claim any token count (a lease's report, an upstream's
+ * usage): the used count saturates, and the check does not wrap past it
+ * into room again.
+ */
+START_TEST(test_budget_huge_report)
+{
+	struct client_class *k = budget_class("b3", 500, 1000);
+	uint64_t wall = 1000ULL * 60000 + 15000, retry;
+
+	ck_assert_int_eq(clients_reserve(k, 10, wall, &retry), 0);
+	clients_settle(k, 10, UINT64_MAX - 5, wall);
+	clients_settle(k, 0, UINT64_MAX, wall);
+	ck_assert_uint_eq(clients_state(k)->day_used, UINT64_MAX);
+	ck_assert_int_eq(clients_reserve(k, 1, wall, &retry), CLIENTS_OVER_DAY);
+	ck_assert_int_eq(clients_reserve(k, 0, wall, &retry), CLIENTS_OVER_DAY);
+	ck_assert_uint_ne(clients_budget_wait(k, wall), 0);
+	clients_free_all();
+}
+END_TEST
+
 static struct config *
 load(const char *text, char **errors)
 {
@@ -567,6 +588,7 @@ main(void)
 	tcase_add_test(tc, test_max_share);
 	tcase_add_test(tc, test_budget_no_overspend);
 	tcase_add_test(tc, test_budget_minute);
+	tcase_add_test(tc, test_budget_huge_report);
 	tcase_add_test(tc, test_match);
 	tcase_add_test(tc, test_config_errors);
 	tcase_add_test(tc, test_unit_parse);
