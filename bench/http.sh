@@ -26,7 +26,8 @@ command -v wrk >/dev/null || { echo "http.sh: wrk not found (apt-get install wrk
 bench_setup http.sh "$upstream" "$daemon"
 
 "$upstream" -t 300 >"$tmp/up.out" 2>"$tmp/up.err" &
-pids="$pids $!"
+upid=$!
+pids="$pids $upid"
 i=0
 while ! grep -q '^PORT ' "$tmp/up.out" 2>/dev/null; do
 	i=$((i + 1)); [ $i -gt 100 ] && { echo "http.sh: upstream did not start" >&2; exit 1; }
@@ -47,7 +48,8 @@ routes = ( { name = "default"; targets = [ "bench/bench-model" ]; } );
 http = { listen = ( "127.0.0.1:$front" ); };
 CONF
 "$daemon" -c "$tmp/llmgated.conf" 2>"$tmp/llmgated.log" &
-pids="$pids $!"
+dpid=$!
+pids="$pids $dpid"
 i=0
 while ! curl -s -o /dev/null "http://127.0.0.1:$front/v1/models"; do
 	i=$((i + 1)); [ $i -gt 100 ] && { echo "http.sh: llmgated did not start" >&2; cat "$tmp/llmgated.log" >&2; exit 1; }
@@ -64,37 +66,136 @@ wrk.body = '{"model": "bench/bench-model", "stream": $s, "messages": [{"role": "
 LUA
 done
 
-# run URL CONNS STREAM: "calls/s p50_us p99_us"
+# Process CPU time in µs (utime + stime of PID; with "c", of its waited-for
+# children instead).
+ticks=$(getconf CLK_TCK)
+cpu_us() {
+	awk -v t="$ticks" -v c="${2:-}" '{ print (c == "c" ? $16 + $17 : $14 + $15) * 1000000 / t }' "/proc/$1/stat"
+}
+
+# run URL CONNS STREAM [PID]: "calls/s p50_us p99_us non2xx cpu_us_per_call
+# wrk_cpu_us_per_call", the CPU that of PID (0 when none) over the run.
 run() {
 	threads=$2; [ "$threads" -gt 2 ] && threads=2
-	wrk -t"$threads" -c"$2" -d"${DURATION}s" --latency -s "$tmp/post-$3.lua" "$1" >"$tmp/wrk.out" 2>&1
-	awk '
+	c0=0; [ -n "${4:-}" ] && c0=$(cpu_us "$4")
+	# wrk's own CPU: its parent shell's children's time once it is waited for.
+	sh -c 'wrk "$@" >"$W/wrk.out" 2>&1; cat /proc/$$/stat >"$W/wrk.stat"' sh \
+	    -t"$threads" -c"$2" -d"${DURATION}s" --latency -s "$tmp/post-$3.lua" "$1"
+	c1=0; [ -n "${4:-}" ] && c1=$(cpu_us "$4")
+	awk -v c="$(awk '{ print $16 + $17 }' "$tmp/wrk.stat")" -v t="$ticks" -v dc="$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" '
 	function us(v) {
 		if (v ~ /us$/) { sub(/us$/, "", v); return v + 0 }
 		if (v ~ /ms$/) { sub(/ms$/, "", v); return v * 1000 }
 		if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000000 }
 		return v
 	}
+	/requests in/ { n = $1 }
 	/Requests\/sec/ { rps = $2 }
 	$1 == "50%" { p50 = us($2) }
 	$1 == "99%" { p99 = us($2) }
 	/Non-2xx/ { bad = $NF }
-	END { printf "%d %d %d %s\n", rps, p50, p99, bad == "" ? 0 : bad }' "$tmp/wrk.out"
+	END { printf "%d %d %d %s %.1f %.1f\n", rps, p50, p99, bad == "" ? 0 : bad,
+	    n ? dc / n : 0, n ? c * 1000000 / t / n : 0 }' "$tmp/wrk.out"
+}
+export W="$tmp"
+
+# direct CONNS STREAM: the libcurl multi client (llmgate-bench
+# --direct, the daemon's own transfer options) straight at the upstream:
+# "calls/s p50_us cpu_us_per_call" (its own CPU).
+direct() {
+	n=$((DURATION * 4000 * $1)); [ $n -gt 200000 ] && n=200000
+	sflag=; [ "$2" = true ] && sflag=--stream
+	sh -c '"$@" >"$W/direct.out"; cat /proc/$$/stat >"$W/direct.stat"' sh \
+	    "$build/bench/llmgate-bench" -m bench-model -n "$n" -c "$1" $sflag \
+	    --direct "http://127.0.0.1:$up/v1" -k bench --json
+	d=$(cat "$tmp/direct.out")
+	awk -v c="$(awk '{ print $16 + $17 }' "$tmp/direct.stat")" -v t="$ticks" \
+	    -v r="$(field "$d" calls_per_s)" -v p="$(field "$d" p50_us)" -v n="$(field "$d" ok)" \
+	    'BEGIN { printf "%d %d %.1f\n", r, p, n ? c * 1000000 / t / n : 0 }'
 }
 
-printf '| load | direct calls/s | through the front | ratio | p50 direct | p50 added | p99 added |\n'
-printf '| --- | --- | --- | --- | --- | --- | --- |\n'
+# A reference proxy: nginx (one worker, keep-alive to the upstream, no
+# buffering), when installed and REFERENCE is not "none".
+ref=
+if [ "${REFERENCE:-nginx}" = nginx ] && command -v nginx >/dev/null 2>&1; then
+	ref=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	mkdir -p "$tmp/nginx"
+	cat >"$tmp/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path $tmp/nginx;
+	proxy_temp_path $tmp/nginx;
+	upstream up { server 127.0.0.1:$up; keepalive 32; }
+	server {
+		listen 127.0.0.1:$ref;
+		location / {
+			proxy_pass http://up;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_buffering off;
+		}
+	}
+}
+NGINX
+	nginx -c "$tmp/nginx/nginx.conf" 2>"$tmp/nginx/start.err" &
+	pids="$pids $!"
+	i=0
+	while ! curl -s -o /dev/null "http://127.0.0.1:$ref/"; do
+		i=$((i + 1)); [ $i -gt 100 ] && { echo "http.sh: nginx did not start; no reference" >&2; ref=; break; }
+		sleep 0.05
+	done
+fi
+
+ncpu=$(nproc)
+
+printf '| load | direct calls/s | through the front | ratio | p50 direct | p50 added | p99 added | llmgated CPU/call |\n'
+printf '| --- | --- | --- | --- | --- | --- | --- | --- |\n'
+refs=
 for s in false true; do
 	for c in 1 16; do
-		set -- $(run "http://127.0.0.1:$up/v1/chat/completions" $c $s)
-		d_rps=$1 d_p50=$2 d_p99=$3
-		set -- $(run "http://127.0.0.1:$front/v1/chat/completions" $c $s)
-		f_rps=$1 f_p50=$2 f_p99=$3 f_bad=$4
+		set -- $(run "http://127.0.0.1:$up/v1/chat/completions" $c $s "$upid")
+		d_rps=$1 d_p50=$2 d_p99=$3 up_cpu=$5 wrk_cpu=$6
+		set -- $(run "http://127.0.0.1:$front/v1/chat/completions" $c $s "$dpid")
+		f_rps=$1 f_p50=$2 f_p99=$3 f_bad=$4 f_cpu=$5
 		[ "$f_bad" != 0 ] && echo "http.sh: $f_bad answers through the front were not 2xx" >&2
 		name=plain; [ $s = true ] && name=stream
 		awk -v n="$name, $c in flight" -v d="$d_rps" -v f="$f_rps" \
-		    -v dp="$d_p50" -v fp="$f_p50" -v d9="$d_p99" -v f9="$f_p99" 'BEGIN {
-			printf "| %s | %d | %d | %.2f | %d µs | +%d µs | +%d µs |\n",
-			    n, d, f, d ? f / d : 0, dp, fp - dp, f9 - d9 }'
+		    -v dp="$d_p50" -v fp="$f_p50" -v d9="$d_p99" -v f9="$f_p99" -v cpu="$f_cpu" 'BEGIN {
+			printf "| %s | %d | %d | %.2f | %d µs | +%d µs | +%d µs | %.0f µs |\n",
+			    n, d, f, d ? f / d : 0, dp, fp - dp, f9 - d9, cpu }'
+		set -- $(direct $c $s)
+		l_rps=$1 l_p50=$2 l_cpu=$3
+		r_rps=0 r_p50=0
+		if [ -n "$ref" ]; then
+			set -- $(run "http://127.0.0.1:$ref/v1/chat/completions" $c $s)
+			r_rps=$1 r_p50=$2
+		fi
+		refs="$refs$(awk -v n="$name, $c in flight" -v d="$d_rps" -v dp="$d_p50" \
+		    -v r="$r_rps" -v rp="$r_p50" -v l="$l_rps" -v lp="$l_p50" \
+		    -v w="$wrk_cpu" -v u="$up_cpu" -v lc="$l_cpu" -v cpus="$ncpu" -v ref="$ref" 'BEGIN {
+			b = cpus * 1000000 / (w + 2 * u + lc)
+			printf "| %s | %s | %s | %d | %.2f | +%d µs | %.0f+%.0f+%.0f µs | %d (%.2f) |\n",
+			    n, ref ? sprintf("%d (%.2f)", r, d ? r / d : 0) : "-",
+			    ref ? sprintf("+%d µs", rp - dp) : "-",
+			    l, d ? l / d : 0, lp - dp, w, u, lc, b, d ? b / d : 0 }')
+"
 	done
 done
+printf '\nReferences at the same loads (ratios against wrk direct above):\n\n'
+printf '| load | nginx as proxy calls/s (ratio) | nginx p50 added | libcurl client direct calls/s | ratio | libcurl p50 vs wrk | CPU/call: wrk+upstream+libcurl client | ceiling for a lean libcurl proxy (ratio) |\n'
+printf '| --- | --- | --- | --- | --- | --- | --- | --- |\n'
+printf '%s' "$refs"
+cat <<'EXPLAIN'
+
+The ceiling is the calls/s the machine's CPUs could give through a proxy
+whose server side cost no more than the canned upstream and whose upstream
+leg is the libcurl client: CPUs / (wrk's + 2 x the upstream's + the libcurl
+client's CPU per call, each measured in its direct run). It means something
+only where the runs are CPU-bound (16 in flight) on an otherwise idle
+machine.
+EXPLAIN
