@@ -999,24 +999,39 @@ START_TEST(test_hosts_share_one_limit)
 }
 END_TEST
 
-/* A figure of host i's cluster status for target: budget's key. */
-static long long
-cluster_figure(int i, const char *target, const char *budget, const char *key)
+/* A host's token books for a target, and its outages. */
+struct books {
+	long long granted, returned, slice, outages;
+};
+
+/*
+ * Host i's books for target, all from one status: one moment of the
+ * daemon's loop. After a run the hosts still take slices (their rate,
+ * learnt from the run, decays over about a second) and give back what
+ * they no longer need, so figures read from separate statuses, moments
+ * apart, do not add up: a slice granted between reading "granted" and
+ * reading "slice" showed as tokens billed but never taken.
+ */
+static void
+cluster_books(int i, const char *target, struct books *b)
 {
-	json_t *st = status_of(&d[i]), *ts, *e;
-	long long v = -1;
+	json_t *st = status_of(&d[i]), *c, *ts, *e, *tok = NULL;
 	size_t k;
 
-	ts = json_object_get(json_object_get(st, "cluster"), "targets");
+	c = json_object_get(st, "cluster");
+	ts = json_object_get(c, "targets");
 	for (k = 0; k < json_array_size(ts); k++) {
 		e = json_array_get(ts, k);
 		if (strcmp(json_string_value(json_object_get(e, "target")),
 		        target) == 0)
-			v = json_integer_value(
-			    json_object_get(json_object_get(e, budget), key));
+			tok = json_object_get(e, "tokens");
 	}
+	ck_assert_msg(tok != NULL, "host %d has no books for %s", i, target);
+	b->granted = json_integer_value(json_object_get(tok, "granted"));
+	b->returned = json_integer_value(json_object_get(tok, "returned"));
+	b->slice = json_integer_value(json_object_get(tok, "slice"));
+	b->outages = json_integer_value(json_object_get(c, "outages"));
 	json_decref(st);
-	return v;
 }
 
 /*
@@ -1032,6 +1047,7 @@ START_TEST(test_hosts_share_token_limit)
 	char prompt[TOK_WORDS * 3 + 1], model[32], target[40];
 	long long taken = 0, est;
 	struct fidelity f, without;
+	struct books b;
 	struct load ld;
 	int i;
 
@@ -1057,34 +1073,14 @@ START_TEST(test_hosts_share_token_limit)
 	ck_assert_int_eq(f.failed, 0);
 	ck_assert_int_eq(f.tokens, (f.requests - f.r429) * TOK_BILL);
 	for (i = 0; i < HOSTS; i++) {
-		json_t *st = status_of(&d[i]);
-		long long g, r, sl, downs;
-
-		downs = json_integer_value(
-		    json_object_get(json_object_get(st, "cluster"), "outages"));
-		json_decref(st);
-		ck_assert_msg(downs == 0, "host %d lost Redis during the run",
-		    i);
-		g = cluster_figure(i, target, "tokens", "granted");
-		r = cluster_figure(i, target, "tokens", "returned");
-		sl = cluster_figure(i, target, "tokens", "slice");
-		ck_assert_int_ge(g, 0);
-		ck_assert_int_ge(r, 0);
-		taken += g - r - sl;
+		cluster_books(i, target, &b);
+		ck_assert_msg(b.outages == 0,
+		    "host %d lost Redis during the run", i);
+		ck_assert_int_ge(b.granted, 0);
+		ck_assert_int_ge(b.returned, 0);
+		taken += b.granted - b.returned - b.slice;
 	}
-	/*
-	 * A 429'd attempt reports no usage: its estimate stays charged.
-	 * Under AddressSanitizer on a loaded machine the books were once
-	 * 116 tokens short of 86,100 billed (0.13%), cause not yet found:
-	 * there, a shortfall of up to 1% is tolerated (and printed).
-	 */
-#if defined(__SANITIZE_ADDRESS__)
-	if (taken < f.tokens && (f.tokens - taken) * 100 <= f.tokens) {
-		printf("token books short by %lld of %lld billed\n",
-		    f.tokens - taken, f.tokens);
-		taken = f.tokens;
-	}
-#endif
+	/* A 429'd attempt reports no usage: its estimate stays charged. */
 	ck_assert_msg(taken >= f.tokens && taken <= f.tokens + f.r429 * est,
 	    "the hosts took %lld tokens from the cluster and kept none, "
 	    "the provider billed %lld",
