@@ -503,9 +503,28 @@ clients_save_json(uint64_t wall_ms)
 	return a;
 }
 
-/* Restore what clients_save_json() wrote; a bad entry is skipped. */
+/* Whether conf has a class named name (the built-in default it always has). */
+static int
+clients_known(const struct config *conf, const char *name)
+{
+	size_t i;
+
+	if (strcmp(name, clients_builtin.name) == 0)
+		return 1;
+	for (i = 0; i < conf->nclasses; i++) {
+		if (strcmp(conf->classes[i].name, name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Restore what clients_save_json() wrote; a bad entry is skipped, and so
+ * is a class conf does not have: nothing would use it, and it would be
+ * saved again at every save.
+ */
 void
-clients_load_json(const json_t *a, uint64_t wall_ms)
+clients_load_json(const struct config *conf, const json_t *a, uint64_t wall_ms)
 {
 	struct client_class k;
 	struct client_state *st;
@@ -528,6 +547,12 @@ clients_load_json(const json_t *a, uint64_t wall_ms)
 			log_warnx("state file: client class %zu: not a name "
 			          "and counts; skipped",
 			    i);
+			continue;
+		}
+		if (!clients_known(conf, json_string_value(name))) {
+			log_debug("state file: client class '%s' is not in the "
+			          "config; its token use is dropped",
+			    json_string_value(name));
 			continue;
 		}
 		memset(&k, 0, sizeof k);

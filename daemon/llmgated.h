@@ -1281,7 +1281,7 @@ json_t *clients_status_json(const struct config *, uint64_t wall_ms);
 uint64_t clients_wall_ms(void); /* the wall clock, for the glue */
 /* The budgets' use for the state file, and back. */
 json_t *clients_save_json(uint64_t wall_ms);
-void clients_load_json(const json_t *, uint64_t wall_ms);
+void clients_load_json(const struct config *, const json_t *, uint64_t wall_ms);
 
 /*
  * admission.c: the admission decision, pure (now passed in): the target's

@@ -650,7 +650,7 @@ state_load(const char *path, char **cause)
 		restored += (size_t)rc;
 	}
 	/* Client classes' token use (absent in older files). */
-	clients_load_json(json_object_get(root, "client_classes"), wall);
+	clients_load_json(cfg, json_object_get(root, "client_classes"), wall);
 	state_load_domains(path, json_object_get(root, "domains"), elapsed,
 	    now);
 	if (unconfigured > STATE_RESTORE_MAX)

@@ -7,8 +7,9 @@
  * budget_exhausted and says when it resets, and concurrent calls cannot
  * overspend it; max_inflight refuses with overloaded; status --clients
  * shows who is connected in which class; a client (as another uid)
- * cannot name itself into a class its uid does not allow; and a class's
- * max_conns refuses its native and HTTP connections past the cap.
+ * cannot name itself into a class its uid does not allow; a class's
+ * max_conns refuses its native and HTTP connections past the cap; and the
+ * saved use of a class the config no longer has is dropped at the start.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -420,6 +421,89 @@ START_TEST(test_budget_survives_restart)
 }
 END_TEST
 
+/* Whether the state file keeps token use of class name. */
+static int
+state_has_class(const char *name)
+{
+	char *path = h_strdup_printf("%s/state.json", statedir);
+	json_t *j, *k;
+	size_t i;
+	int found = 0;
+
+	j = json_load_file(path, 0, NULL);
+	ck_assert_msg(j != NULL, "no state file %s", path);
+	json_array_foreach(json_object_get(j, "client_classes"), i, k) {
+		found |= strcmp(json_string_value(json_object_get(k, "name")),
+		             name) == 0;
+	}
+	json_decref(j);
+	free(path);
+	return found;
+}
+
+/*
+ * A class the config no longer has: its use in the state file is dropped
+ * at the start (and said in the debug log), not saved again and again;
+ * the classes the config has keep theirs. Named again later, the class
+ * starts from nothing.
+ */
+START_TEST(test_unknown_class_dropped)
+{
+	static const char metered[] =
+	    "  { name = \"metered\"; match = [ \"uid:*\", \"name:metered\" ];\n"
+	    "    tokens_per_day = 60; },\n";
+	char msg[512], *without, *p, *log;
+	uint64_t deadline;
+	json_t *st;
+	int i;
+
+	for (i = 0; i < 30; i++) {
+		if (one_call("metered", msg, sizeof msg) != LLMGATE_OK)
+			break;
+	}
+	ck_assert_msg(i >= 2 && i < 30, "%d calls went", i);
+	ck_assert_int_eq(one_call("burst", msg, sizeof msg), LLMGATE_OK);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	ck_assert(state_has_class("metered"));
+	ck_assert(state_has_class("burst"));
+
+	without = h_strdup_printf("%s", conf);
+	ck_assert_ptr_nonnull(p = strstr(without, metered));
+	memmove(p, p + strlen(metered), strlen(p + strlen(metered)) + 1);
+	h_daemon_start(&d, without);
+	deadline = h_mono_ms() + WAIT_MS;
+	for (;;) {
+		log = h_daemon_log(&d);
+		if (strstr(log,
+		        "client class 'metered' is not in the config") !=
+		        NULL ||
+		    h_mono_ms() >= deadline)
+			break;
+		free(log);
+		h_sleep_ms(20);
+	}
+	ck_assert_msg(strstr(log,
+	                  "client class 'metered' is not in the "
+	                  "config; its token use is dropped") != NULL,
+	    "log: %s", log);
+	free(log);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	free(without);
+	ck_assert(!state_has_class("metered"));
+	ck_assert(state_has_class("burst"));
+
+	h_daemon_start(&d, conf);
+	ck_assert_int_eq(chmod(d.dir, 0755), 0);
+	ck_assert_int_eq(one_call("metered", msg, sizeof msg), LLMGATE_OK);
+	st = status_json(NULL);
+	ck_assert_int_gt(json_integer_value(
+	                     json_object_get(class_of(st, "burst"),
+	                         "tokens_day")),
+	    0);
+	json_decref(st);
+}
+END_TEST
+
 static int
 flow_settled(void *arg)
 {
@@ -808,6 +892,7 @@ main(void)
 	tcase_add_test(tc, test_day_budget);
 	tcase_add_test(tc, test_budget_concurrent);
 	tcase_add_test(tc, test_budget_survives_restart);
+	tcase_add_test(tc, test_unknown_class_dropped);
 	tcase_add_test(tc, test_max_inflight);
 	tcase_add_test(tc, test_status_clients);
 	tcase_add_test(tc, test_max_conns);
