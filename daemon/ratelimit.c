@@ -17,6 +17,8 @@
 
 /* Debt is honest but bounded, so that no sequence of charges overflows. */
 #define BUCKET_FLOOR (-(INT64_C(1) << 62))
+/* And so is a fed bucket's stock, which may pass its capacity. */
+#define BUCKET_CEILING (INT64_C(1) << 62)
 
 /* Why a target is held; a table, so that rl_restore() finds them again. */
 #define RL_WHY_RETRY_AFTER  "rate_limited: retry-after"
@@ -36,17 +38,22 @@ bucket_default_capacity(uint64_t limit)
 	return cap == 0 ? 1 : cap;
 }
 
-/* The level at now, refilled at limit per ms and capped at the capacity. */
+/*
+ * The level at now, refilled at limit per ms and capped at the capacity.
+ * A fed bucket's is what the cluster's slices brought, as it is.
+ */
 static int64_t
 bucket_level(const struct bucket *b, uint64_t now)
 {
 	int64_t full = (int64_t)(b->capacity * RL_SCALE);
 	uint64_t elapsed, deficit;
 
-	if (b->limit == 0 || b->level >= full)
+	if (b->limit == 0)
 		return full;
 	if (b->fed)
 		return b->level;
+	if (b->level >= full)
+		return full;
 	elapsed = now > b->last ? now - b->last : 0;
 	deficit = (uint64_t)(full - b->level);
 	/* Compare before multiplying: elapsed * limit may not fit. */
@@ -65,7 +72,13 @@ bucket_refill(struct bucket *b, uint64_t now)
 		b->last = now;
 }
 
-/* Add delta units (negative: charge), within the floor and the capacity. */
+/*
+ * Add delta units (negative: charge), within the floor and the capacity.
+ * A fed bucket keeps units past its capacity: they came from the cluster
+ * (a refund settled on a full stock, a grant landing after refunds filled
+ * it), and dropping them would lose them to every host; the slice policy
+ * gives them back at the next tick (slice_tick()).
+ */
 static void
 bucket_adjust(struct bucket *b, int64_t delta, uint64_t now)
 {
@@ -82,9 +95,11 @@ bucket_adjust(struct bucket *b, int64_t delta, uint64_t now)
 	d = delta * RL_SCALE;
 	if (d < 0 && b->level < BUCKET_FLOOR - d)
 		b->level = BUCKET_FLOOR;
+	else if (d > 0 && b->level > BUCKET_CEILING - d)
+		b->level = BUCKET_CEILING;
 	else
 		b->level += d;
-	if (b->level > full)
+	if (b->level > full && !b->fed)
 		b->level = full;
 }
 
@@ -103,7 +118,9 @@ bucket_clamp(struct bucket *b, uint64_t max, uint64_t now)
  * Set the limit and capacity (0: one second's worth). On a reload the
  * level carries over under the old rate, then is clamped to the new
  * capacity, so that a reload neither grants a fresh burst nor forgets debt.
- * A bucket that was unlimited has no meaningful level and starts full.
+ * A bucket that was unlimited has no meaningful level and starts full. A
+ * fed bucket's stock is the cluster's: what is past a smaller capacity is
+ * given back by the slice policy, not dropped.
  */
 void
 bucket_setup(struct bucket *b, uint64_t limit, uint64_t capacity, uint64_t now)
@@ -125,8 +142,6 @@ bucket_setup(struct bucket *b, uint64_t limit, uint64_t capacity, uint64_t now)
 		b->level = full;
 		b->last = now;
 	} else if (b->fed) {
-		if (b->level > full)
-			b->level = full;
 		b->last = now;
 	} else {
 		bucket_refill(b, now);

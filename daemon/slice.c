@@ -47,7 +47,8 @@ slice_learn(struct slice *s, int64_t stock, uint64_t now)
 }
 
 /*
- * One tick: stock is the fed bucket's whole units (negative: in debt),
+ * One tick: stock is the fed bucket's whole units (negative: in debt; past
+ * the capacity when refunds or a grant landed on a full stock),
  * queued the units admissions wait for (requests: how many are queued;
  * tokens: the head's estimate), capacity the shared bucket's. > 0:
  * ask the cluster for that many (then slice_granted()); < 0: give that
@@ -61,6 +62,12 @@ slice_tick(struct slice *s, int64_t stock, uint64_t queued, uint64_t capacity,
 	int64_t ask;
 
 	slice_learn(s, stock, now);
+	/*
+	 * Past the capacity (a refund or a grant landed on a full stock):
+	 * the excess goes back, whatever is queued, rather than be lost.
+	 */
+	if (!s->asking && capacity != 0 && stock > (int64_t)capacity)
+		return -(stock - (int64_t)capacity);
 	if (s->asking || now < s->not_before || capacity == 0)
 		return 0;
 	want = (uint64_t)(s->rate * slice_ms / 1000 + 0.999) + queued;

@@ -1,8 +1,9 @@
 /*
  * check_slice.c: a host's slices of a shared budget, with fake time: asks
  * sized to the host's own rate and its queue, one ask at a time, the stock
- * never above the capacity, what is not needed given back, a waiting host
- * not asking an empty cluster again at once; fed buckets that refill only
+ * never asked above the capacity (what a refund or a late grant puts past
+ * it is given back, not lost), what is not needed given back, a waiting
+ * host not asking an empty cluster again at once; fed buckets that refill only
  * from slices; and token estimates reconciled with real usage over
  * thousands of calls without drift between the host and the cluster.
  */
@@ -61,8 +62,14 @@ START_TEST(test_fed_bucket)
 	ck_assert_uint_eq(rl_wait_ms(&rl, 0, 60000), 0);
 	rl_take(&rl, 0, 60000);
 	ck_assert_int_eq(bucket_available(&rl.req, 60000), 2);
-	/* Never above the capacity. */
+	/*
+	 * Past the capacity, what the cluster gave is kept, for the slice
+	 * policy to give back (test_full_stock_keeps_units).
+	 */
 	bucket_feed(&rl.req, 50, 60000);
+	ck_assert_int_eq(bucket_available(&rl.req, 60000), 52);
+	ck_assert_uint_eq(rl_wait_ms(&rl, 0, 60000), 0);
+	bucket_feed(&rl.req, -42, 60000);
 	ck_assert_int_eq(bucket_available(&rl.req, 60000), 10);
 	/* A reload keeps it fed. */
 	rl_setup(&rl, 1200, 0, 0, 0, 60000);
@@ -242,6 +249,95 @@ START_TEST(test_tokens_reconcile)
 }
 END_TEST
 
+/* A fed token bucket of 100 a second, its slice and its cluster. */
+static void
+full_setup(struct ratelimit *rl, struct slice *s, struct fake_cluster *c,
+    uint64_t now)
+{
+	memset(rl, 0, sizeof *rl);
+	memset(c, 0, sizeof *c);
+	slice_init(s);
+	rl_setup(rl, 0, 6000, 0, 0, now);
+	rl_cluster(rl, 1, 0, now);
+	bucket_setup(&c->b, 6000, 100, now);
+	ck_assert_uint_eq(rl_cluster_capacity(rl, 1), 100);
+}
+
+/* Idle, the host gives back what it holds: nothing was lost. */
+static void
+full_idle(struct ratelimit *rl, struct slice *s, struct fake_cluster *c,
+    uint64_t used, uint64_t now)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++, now += 10)
+		tick(s, &rl->tok, c, 0, 100, now);
+	ck_assert_int_le(bucket_available(&rl->tok, now), 2);
+	ck_assert_int_eq((int64_t)(c->given - c->back),
+	    (int64_t)used + bucket_available(&rl->tok, now));
+	ck_assert_uint_eq(s->granted, c->given);
+	ck_assert_uint_eq(s->returned, c->back);
+}
+
+/*
+ * Units that reach a full stock are kept, not dropped: a refund settled
+ * while the stock is at the capacity (filled for a large call waiting),
+ * and a grant that lands after a refund filled part of what it was asked
+ * for. The cluster gave them: the next tick gives back what is past the
+ * capacity, so the host never holds more for long, and the books balance
+ * at every step.
+ */
+START_TEST(test_full_stock_keeps_units)
+{
+	struct ratelimit rl;
+	struct slice s;
+	struct fake_cluster c;
+	uint64_t now = 1000;
+	int64_t n;
+
+	/* A refund on a full stock. */
+	full_setup(&rl, &s, &c, now);
+	/* Call A, estimated at 60, goes on a slice asked for it. */
+	ck_assert_int_eq(tick(&s, &rl.tok, &c, 60, 100, now), 60);
+	ck_assert_uint_eq(rl_wait_ms(&rl, 60, now), 0);
+	rl_take(&rl, 60, now);
+	/* Call B waits for 100, the whole capacity: the stock fills. */
+	now += 2000;
+	ck_assert_int_eq(tick(&s, &rl.tok, &c, 100, 100, now), 100);
+	/* A used 20: its refund of 40 lands on the full stock. */
+	rl_reconcile(&rl, 60, 20, now);
+	ck_assert_int_eq(bucket_available(&rl.tok, now), 140);
+	ck_assert_int_eq((int64_t)(c.given - c.back),
+	    20 + bucket_available(&rl.tok, now));
+	/* B goes; the next tick gives back what is past the capacity. */
+	ck_assert_uint_eq(rl_wait_ms(&rl, 100, now), 0);
+	rl_take(&rl, 100, now);
+	rl_reconcile(&rl, 100, 100, now);
+	full_idle(&rl, &s, &c, 20 + 100, now + 10);
+
+	/* A grant on a stock a refund filled while it was asked for. */
+	full_setup(&rl, &s, &c, now);
+	ck_assert_int_eq(tick(&s, &rl.tok, &c, 60, 100, now), 60);
+	rl_take(&rl, 60, now); /* call C */
+	now += 2000;
+	n = slice_tick(&s, bucket_available(&rl.tok, now), 100, 100, 200, now);
+	ck_assert_int_eq(n, 100);
+	rl_reconcile(&rl, 60, 10, now); /* C used 10, the ask still out */
+	bucket_take(&c.b, (uint64_t)n, now);
+	c.given += (uint64_t)n;
+	bucket_feed(&rl.tok, n, now);
+	slice_granted(&s, (uint64_t)n, 0, now);
+	ck_assert_int_eq(bucket_available(&rl.tok, now), 150);
+	ck_assert_int_eq((int64_t)(c.given - c.back),
+	    10 + bucket_available(&rl.tok, now));
+	/* Past the capacity, it goes back at the next tick, queue or not. */
+	now += 10;
+	ck_assert_int_eq(tick(&s, &rl.tok, &c, 100, 100, now), -50);
+	ck_assert_int_eq(bucket_available(&rl.tok, now), 100);
+	full_idle(&rl, &s, &c, 10, now + 10);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -255,6 +351,7 @@ main(void)
 	tcase_add_test(tc, test_queue_and_capacity);
 	tcase_add_test(tc, test_empty_cluster_waits);
 	tcase_add_test(tc, test_tokens_reconcile);
+	tcase_add_test(tc, test_full_stock_keeps_units);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
