@@ -330,6 +330,19 @@ class_of(json_t *st, const char *name)
 	return NULL;
 }
 
+/* The tokens class name used today, as status says. */
+static long long
+tokens_day(const char *name)
+{
+	json_t *st = status_json(NULL);
+	long long v;
+
+	v = json_integer_value(
+	    json_object_get(class_of(st, name), "tokens_day"));
+	json_decref(st);
+	return v;
+}
+
 /*
  * tokens_per_day 60, calls estimated at about 24 and using fewer: they
  * go until the day's used and held tokens would pass 60, then
@@ -454,7 +467,6 @@ START_TEST(test_unknown_class_dropped)
 	    "    tokens_per_day = 60; },\n";
 	char msg[512], *without, *p, *log;
 	uint64_t deadline;
-	json_t *st;
 	int i;
 
 	for (i = 0; i < 30; i++) {
@@ -495,12 +507,7 @@ START_TEST(test_unknown_class_dropped)
 	h_daemon_start(&d, conf);
 	ck_assert_int_eq(chmod(d.dir, 0755), 0);
 	ck_assert_int_eq(one_call("metered", msg, sizeof msg), LLMGATE_OK);
-	st = status_json(NULL);
-	ck_assert_int_gt(json_integer_value(
-	                     json_object_get(class_of(st, "burst"),
-	                         "tokens_day")),
-	    0);
-	json_decref(st);
+	ck_assert_int_gt(tokens_day("burst"), 0);
 }
 END_TEST
 
@@ -520,7 +527,6 @@ flow_settled(void *arg)
 START_TEST(test_budget_concurrent)
 {
 	struct flow f, *fl[1] = { &f };
-	json_t *st;
 
 	flow_open(&f, "burst", "oa/fair", 20);
 	f.max_tokens = 20;
@@ -529,12 +535,7 @@ START_TEST(test_budget_concurrent)
 	drive(fl, 1, flow_settled, &f);
 	ck_assert_msg(f.ok >= 1 && f.ok <= 4, "%d went", f.ok);
 	ck_assert_int_eq(f.budget, 20 - f.ok);
-	st = status_json(NULL);
-	ck_assert_int_le(json_integer_value(
-	                     json_object_get(class_of(st, "burst"),
-	                         "tokens_day")),
-	    100);
-	json_decref(st);
+	ck_assert_int_le(tokens_day("burst"), 100);
 	llmgate_close(f.g);
 }
 END_TEST
