@@ -467,43 +467,76 @@ front_anthropic_stop(enum llmgate_finish f)
 	}
 }
 
-static json_t *
-front_anthropic_input(const char *args)
+/* A tool call's input: its arguments when they are a JSON object. */
+static void
+front_anthropic_input(struct jwrite *w, const char *args)
 {
-	json_t *j = args != NULL ? json_loads(args, 0, NULL) : NULL;
+	json_t *j = args != NULL ? jload(args, strlen(args), NULL) : NULL;
 
-	if (!json_is_object(j)) {
-		json_decref(j);
-		j = json_object();
-	}
-	return j;
+	if (json_is_object(j))
+		jwrite_json(w, "input", j);
+	else
+		jwrite_raw(w, "input", "{}");
+	json_decref(j);
+}
+
+/* Begin an event in b: its event: line and data with "type" first, as
+ * Anthropic writes it. */
+static void
+front_anthropic_begin(struct buf *b, struct jwrite *w, const char *type)
+{
+	front_http_sse_begin(b, type);
+	jwrite_init(w, b, 0);
+	jwrite_open(w, NULL, '{');
+	jwrite_str(w, "type", type);
 }
 
 static void
-front_anthropic_event(struct front_req *fr, const char *type, json_t *data)
+front_anthropic_end(struct front_req *fr, struct buf *b, struct jwrite *w)
 {
-	json_t *ev = json_pack("{s:s}", "type", type);
+	jwrite_close(w, '}');
+	front_http_sse_text(fr, b);
+}
 
-	/* type first, as Anthropic writes it. */
-	json_object_update(ev, data);
-	json_decref(data);
-	front_http_sse(fr, type, ev);
+/* An event of just its type and the content block's index (or none). */
+static void
+front_anthropic_event(struct front_req *fr, const char *type, int index)
+{
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
+
+	front_anthropic_begin(&b, &w, type);
+	if (index >= 0)
+		jwrite_int(&w, "index", index);
+	front_anthropic_end(fr, &b, &w);
 }
 
 static void
 front_anthropic_start(struct front_req *fr)
 {
 	struct front_anthropic_state *st = fr->dstate;
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
 
 	if (st->started)
 		return;
 	st->started = 1;
-	front_anthropic_event(fr, "message_start",
-	    json_pack("{s:{s:s, s:s, "
-	              "s:s, s:s, s:[], s:n, s:n, s:{s:i, s:i}}}",
-	        "message", "id", fr->id, "type", "message", "role", "assistant",
-	        "model", fr->model, "content", "stop_reason", "stop_sequence",
-	        "usage", "input_tokens", 0, "output_tokens", 0));
+	front_anthropic_begin(&b, &w, "message_start");
+	jwrite_open(&w, "message", '{');
+	jwrite_str(&w, "id", fr->id);
+	jwrite_str(&w, "type", "message");
+	jwrite_str(&w, "role", "assistant");
+	jwrite_str(&w, "model", fr->model);
+	jwrite_open(&w, "content", '[');
+	jwrite_close(&w, ']');
+	jwrite_null(&w, "stop_reason");
+	jwrite_null(&w, "stop_sequence");
+	jwrite_open(&w, "usage", '{');
+	jwrite_int(&w, "input_tokens", 0);
+	jwrite_int(&w, "output_tokens", 0);
+	jwrite_close(&w, '}');
+	jwrite_close(&w, '}');
+	front_anthropic_end(fr, &b, &w);
 }
 
 static void
@@ -513,9 +546,56 @@ front_anthropic_close(struct front_req *fr)
 
 	if (st->block == FA_NONE)
 		return;
-	front_anthropic_event(fr, "content_block_stop",
-	    json_pack("{s:i}", "index", st->index));
+	front_anthropic_event(fr, "content_block_stop", st->index);
 	st->block = FA_NONE;
+}
+
+/* Open content block st->index + 1 of kind block, its start event sent. */
+static void
+front_anthropic_block(struct front_req *fr, int block,
+    const struct llmgate_chunk *ch)
+{
+	struct front_anthropic_state *st = fr->dstate;
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
+
+	front_anthropic_close(fr);
+	st->block = block;
+	st->tool = ch->tool_index;
+	st->index++;
+	front_anthropic_begin(&b, &w, "content_block_start");
+	jwrite_int(&w, "index", st->index);
+	jwrite_open(&w, "content_block", '{');
+	if (block == FA_TOOL) {
+		jwrite_str(&w, "type", "tool_use");
+		jwrite_str(&w, "id", ch->tool_id != NULL ? ch->tool_id : "");
+		jwrite_str(&w, "name",
+		    ch->tool_name != NULL ? ch->tool_name : "");
+		jwrite_raw(&w, "input", "{}");
+	} else {
+		jwrite_str(&w, "type", "text");
+		jwrite_str(&w, "text", "");
+	}
+	jwrite_close(&w, '}');
+	front_anthropic_end(fr, &b, &w);
+}
+
+/* A content_block_delta of the open block: its kind and its text. */
+static void
+front_anthropic_delta(struct front_req *fr, const char *type, const char *key,
+    const char *text, size_t len)
+{
+	struct front_anthropic_state *st = fr->dstate;
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
+
+	front_anthropic_begin(&b, &w, "content_block_delta");
+	jwrite_int(&w, "index", st->index);
+	jwrite_open(&w, "delta", '{');
+	jwrite_str(&w, "type", type);
+	jwrite_strn(&w, key, text, len);
+	jwrite_close(&w, '}');
+	front_anthropic_end(fr, &b, &w);
 }
 
 static void
@@ -527,92 +607,97 @@ front_anthropic_chunk(struct front_req *fr, const struct llmgate_chunk *ch)
 		return;
 	front_anthropic_start(fr);
 	if (ch->tool_index >= 0) {
-		if (st->block != FA_TOOL || st->tool != ch->tool_index) {
-			front_anthropic_close(fr);
-			st->block = FA_TOOL;
-			st->tool = ch->tool_index;
-			st->index++;
-			front_anthropic_event(fr, "content_block_start",
-			    json_pack("{s:i, s:{s:s, s:s, s:s, s:{}}}", "index",
-			        st->index, "content_block", "type", "tool_use",
-			        "id", ch->tool_id != NULL ? ch->tool_id : "",
-			        "name",
-			        ch->tool_name != NULL ? ch->tool_name : "",
-			        "input"));
-		}
+		if (st->block != FA_TOOL || st->tool != ch->tool_index)
+			front_anthropic_block(fr, FA_TOOL, ch);
 		if (ch->tool_args != NULL && *ch->tool_args != '\0')
-			front_anthropic_event(fr, "content_block_delta",
-			    json_pack("{s:i, s:{s:s, s:s}}", "index", st->index,
-			        "delta", "type", "input_json_delta",
-			        "partial_json", ch->tool_args));
+			front_anthropic_delta(fr, "input_json_delta",
+			    "partial_json", ch->tool_args,
+			    strlen(ch->tool_args));
 		return;
 	}
 	if (ch->len == 0)
 		return;
-	if (st->block != FA_TEXT) {
-		front_anthropic_close(fr);
-		st->block = FA_TEXT;
-		st->index++;
-		front_anthropic_event(fr, "content_block_start",
-		    json_pack("{s:i, s:{s:s, s:s}}", "index", st->index,
-		        "content_block", "type", "text", "text", ""));
-	}
-	front_anthropic_event(fr, "content_block_delta",
-	    json_pack("{s:i, "
-	              "s:{s:s, s:s%}}",
-	        "index", st->index, "delta", "type", "text_delta", "text",
-	        ch->text, ch->len));
+	if (st->block != FA_TEXT)
+		front_anthropic_block(fr, FA_TEXT, ch);
+	front_anthropic_delta(fr, "text_delta", "text", ch->text, ch->len);
+}
+
+static void
+front_anthropic_usage(struct jwrite *w, const struct llmgate_result *res)
+{
+	jwrite_open(w, "usage", '{');
+	jwrite_int(w, "input_tokens", (long long)res->input_tokens);
+	jwrite_int(w, "output_tokens", (long long)res->output_tokens);
+	jwrite_close(w, '}');
+}
+
+/* The end of a stream: message_delta with the stop reason, message_stop. */
+static void
+front_anthropic_stream_done(struct front_req *fr,
+    const struct llmgate_result *res)
+{
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
+
+	front_anthropic_start(fr);
+	front_anthropic_close(fr);
+	front_anthropic_begin(&b, &w, "message_delta");
+	jwrite_open(&w, "delta", '{');
+	jwrite_str(&w, "stop_reason", front_anthropic_stop(res->finish));
+	jwrite_null(&w, "stop_sequence");
+	jwrite_close(&w, '}');
+	front_anthropic_usage(&w, res);
+	front_http_llmgate_text(&w, res);
+	front_anthropic_end(fr, &b, &w);
+	front_anthropic_event(fr, "message_stop", -1);
+	front_http_end(fr);
 }
 
 static void
 front_anthropic_done(struct front_req *fr, const struct llmgate_result *res)
 {
-	json_t *content, *body, *delta;
+	const struct llmgate_tool_call *tc;
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
 	size_t i;
 
 	if (fr->stream) {
-		front_anthropic_start(fr);
-		front_anthropic_close(fr);
-		delta = json_pack("{s:{s:s, s:n}, s:{s:I, s:I}, s:o}", "delta",
-		    "stop_reason", front_anthropic_stop(res->finish),
-		    "stop_sequence", "usage", "input_tokens",
-		    (json_int_t)res->input_tokens, "output_tokens",
-		    (json_int_t)res->output_tokens, "llmgate",
-		    front_http_llmgate(res));
-		front_anthropic_event(fr, "message_delta", delta);
-		front_anthropic_event(fr, "message_stop", json_object());
-		front_http_end(fr);
+		front_anthropic_stream_done(fr, res);
 		return;
 	}
-	content = json_array();
-	if (res->text != NULL && *res->text != '\0')
-		json_array_append_new(content,
-		    json_pack("{s:s, s:s}", "type", "text", "text", res->text));
-	for (i = 0; i < res->ntool_calls; i++)
-		json_array_append_new(content,
-		    json_pack("{s:s, s:s, s:s, "
-		              "s:o}",
-		        "type", "tool_use", "id",
-		        res->tool_calls[i].id != NULL ? res->tool_calls[i].id :
-		                                        "",
-		        "name",
-		        res->tool_calls[i].name != NULL ?
-		            res->tool_calls[i].name :
-		            "",
-		        "input",
-		        front_anthropic_input(res->tool_calls[i].arguments)));
-	body = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:n, s:{s:I, s:I}, "
-	                 "s:o}",
-	    "id", fr->id, "type", "message", "role", "assistant", "model",
-	    fr->model, "content", content, "stop_reason",
-	    front_anthropic_stop(res->finish), "stop_sequence", "usage",
-	    "input_tokens", (json_int_t)res->input_tokens, "output_tokens",
-	    (json_int_t)res->output_tokens, "llmgate", front_http_llmgate(res));
-	front_http_json(fr, 200, body, res);
+	jwrite_init(&w, &b, 0);
+	jwrite_open(&w, NULL, '{');
+	jwrite_str(&w, "id", fr->id);
+	jwrite_str(&w, "type", "message");
+	jwrite_str(&w, "role", "assistant");
+	jwrite_str(&w, "model", fr->model);
+	jwrite_open(&w, "content", '[');
+	if (res->text != NULL && *res->text != '\0') {
+		jwrite_open(&w, NULL, '{');
+		jwrite_str(&w, "type", "text");
+		jwrite_str(&w, "text", res->text);
+		jwrite_close(&w, '}');
+	}
+	for (i = 0; i < res->ntool_calls; i++) {
+		tc = &res->tool_calls[i];
+		jwrite_open(&w, NULL, '{');
+		jwrite_str(&w, "type", "tool_use");
+		jwrite_str(&w, "id", tc->id != NULL ? tc->id : "");
+		jwrite_str(&w, "name", tc->name != NULL ? tc->name : "");
+		front_anthropic_input(&w, tc->arguments);
+		jwrite_close(&w, '}');
+	}
+	jwrite_close(&w, ']');
+	jwrite_str(&w, "stop_reason", front_anthropic_stop(res->finish));
+	jwrite_null(&w, "stop_sequence");
+	front_anthropic_usage(&w, res);
+	front_http_llmgate_text(&w, res);
+	jwrite_close(&w, '}');
+	front_http_text(fr, 200, &b, res);
 }
 
-static json_t *
-front_anthropic_error_body(struct front_req *fr, int status,
+static void
+front_anthropic_error_body(struct front_req *fr, struct jwrite *w, int status,
     const struct front_error *fe, const char *code, const char *msg)
 {
 	const char *type = fe->anthropic_type;
@@ -629,14 +714,12 @@ front_anthropic_error_body(struct front_req *fr, int status,
 		type = "rate_limit_error";
 	else if (status == 400 || status == 405)
 		type = "invalid_request_error";
-	return json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "error", "error",
-	    "type", type, "message", msg != NULL ? msg : "error", "code", code);
-}
-
-static void
-front_anthropic_stream_error(struct front_req *fr, json_t *body)
-{
-	front_http_sse(fr, "error", body);
+	jwrite_str(w, "type", "error");
+	jwrite_open(w, "error", '{');
+	jwrite_str(w, "type", type);
+	jwrite_str(w, "message", msg);
+	jwrite_str(w, "code", code);
+	jwrite_close(w, '}');
 }
 
 const struct front_dialect front_anthropic = {
@@ -648,5 +731,5 @@ const struct front_dialect front_anthropic = {
 	.chunk = front_anthropic_chunk,
 	.done = front_anthropic_done,
 	.error_body = front_anthropic_error_body,
-	.stream_error = front_anthropic_stream_error,
+	.error_event = "error",
 };

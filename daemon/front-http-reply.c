@@ -85,84 +85,71 @@ front_http_headers(struct evhttp_request *req, const char *ctype)
 	evhttp_add_header(out, "x-should-retry", "false");
 }
 
-/* The attempt list as JSON (the body's llmgate field, the header). */
-json_t *
-front_http_attempts(const struct llmgate_result *res)
+/*
+ * The attempt list as JSON text: the body's llmgate.attempts, the
+ * x-llmgate-attempts header (with_messages 0 when it would be long).
+ */
+void
+front_http_attempts_text(struct jwrite *w, const char *key,
+    const struct llmgate_result *res, int with_messages)
 {
-	json_t *a = json_array(), *o;
 	const struct llmgate_attempt *at;
+	const char *cls;
 	size_t i;
 
+	jwrite_open(w, key, '[');
 	for (i = 0; res != NULL && i < res->nattempts; i++) {
 		at = &res->attempts[i];
-		o = json_object();
-		json_object_set_new_nocheck(o, "target",
-		    json_string(at->target != NULL ? at->target : ""));
-		json_object_set_new_nocheck(o, "class",
-		    json_string_nocheck(llmgate_class_name(at->cls) != NULL ?
-		            llmgate_class_name(at->cls) :
-		            "?"));
-		json_object_set_new_nocheck(o, "status",
-		    json_integer((json_int_t)at->status));
-		json_object_set_new_nocheck(o, "ms",
-		    json_integer((json_int_t)(int)at->ms));
-		json_object_set_new_nocheck(o, "waited_ms",
-		    json_integer((json_int_t)(int)at->waited_ms));
-		if (at->message != NULL && at->cls != LLMGATE_OK)
-			json_object_set_new(o, "message",
-			    json_string(at->message));
+		cls = llmgate_class_name(at->cls);
+		jwrite_open(w, NULL, '{');
+		jwrite_str(w, "target", at->target != NULL ? at->target : "");
+		jwrite_str(w, "class", cls != NULL ? cls : "?");
+		jwrite_int(w, "status", at->status);
+		jwrite_int(w, "ms", (int)at->ms);
+		jwrite_int(w, "waited_ms", (int)at->waited_ms);
+		if (with_messages && at->message != NULL &&
+		    at->cls != LLMGATE_OK)
+			jwrite_str(w, "message", at->message);
 		if (at->skipped)
-			json_object_set_new(o, "skipped", json_true());
-		json_array_append_new(a, o);
+			jwrite_bool(w, "skipped", 1);
+		jwrite_close(w, '}');
 	}
-	return a;
+	jwrite_close(w, ']');
 }
 
 /* A success's llmgate field: {"target", "attempts"}. */
-json_t *
-front_http_llmgate(const struct llmgate_result *res)
+void
+front_http_llmgate_text(struct jwrite *w, const struct llmgate_result *res)
 {
-	json_t *o = json_object();
-
-	json_object_set_new_nocheck(o, "target",
-	    res->target != NULL ? json_string(res->target) : json_null());
-	json_object_set_new_nocheck(o, "attempts", front_http_attempts(res));
-	return o;
+	jwrite_open(w, "llmgate", '{');
+	jwrite_str(w, "target", res->target);
+	front_http_attempts_text(w, "attempts", res, 1);
+	jwrite_close(w, '}');
 }
 
-/*
- * x-llmgate-target and x-llmgate-attempts (messages left out if long).
- * The list is the body's llmgate.attempts when it has one.
- */
+/* x-llmgate-target and x-llmgate-attempts (messages left out if long). */
 static void
 front_http_result_headers(struct evhttp_request *req,
-    const struct llmgate_result *res, json_t *body)
+    const struct llmgate_result *res)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	json_t *a, *own = NULL;
-	char *s;
-	size_t i;
+	struct buf a = { NULL, 0, 0 };
+	struct jwrite w;
 
 	if (res == NULL)
 		return;
 	if (res->target != NULL)
 		evhttp_add_header(out, "x-llmgate-target", res->target);
-	a = json_object_get(json_object_get(body, "llmgate"), "attempts");
-	if (!json_is_array(a))
-		a = own = front_http_attempts(res);
-	s = jdump(a, JSON_COMPACT | JSON_ENSURE_ASCII);
-	if (s != NULL && strlen(s) > FRONT_HTTP_ATTEMPTS_HDR) {
-		free(s);
-		if (own == NULL)
-			a = own = front_http_attempts(res);
-		for (i = 0; i < json_array_size(a); i++)
-			json_object_del(json_array_get(a, i), "message");
-		s = jdump(a, JSON_COMPACT | JSON_ENSURE_ASCII);
+	jwrite_init(&w, &a, 1);
+	front_http_attempts_text(&w, NULL, res, 1);
+	if (a.len > FRONT_HTTP_ATTEMPTS_HDR) {
+		buf_reset(&a);
+		jwrite_init(&w, &a, 1);
+		front_http_attempts_text(&w, NULL, res, 0);
 	}
-	if (s != NULL && strlen(s) <= FRONT_HTTP_ATTEMPTS_HDR)
-		evhttp_add_header(out, "x-llmgate-attempts", s);
-	free(s);
-	json_decref(own);
+	if (a.len <= FRONT_HTTP_ATTEMPTS_HDR)
+		evhttp_add_header(out, "x-llmgate-attempts", a.data);
+	buf_free(&a);
 }
 
 /* ms until the caller's class budget resets, when that refused res. */
@@ -207,54 +194,56 @@ front_http_retry_after(const struct front_req *fr,
 	return (unsigned)((ms + 999) / 1000);
 }
 
-/* Send a whole JSON answer and let the request go. */
-static void
-front_http_send(struct front_req *fr, int status, json_t *body,
+/* Send a whole answer, body's JSON text (taken), and let the request go. */
+void
+front_http_text(struct front_req *fr, int status, struct buf *body,
     const struct llmgate_result *res)
 {
 	struct evhttp_request *req = fr->ev;
 	struct evbuffer *b;
-	struct buf text = { NULL, 0, 0 };
 	char ra[16];
 
 	fr->ev = NULL;
 	if (req == NULL) {
-		json_decref(body);
+		buf_free(body);
 		return;
 	}
 	if (fr->gone) {
 		/* Detached from its connection: this frees it. */
 		evhttp_send_reply(req, status, NULL, NULL);
-		json_decref(body);
+		buf_free(body);
 		return;
 	}
 	front_http_headers(req, "application/json");
-	front_http_result_headers(req, res, body);
+	front_http_result_headers(req, res);
 	if (status == 429 || status == 503 || status == 529) {
 		snprintf(ra, sizeof ra, "%u", front_http_retry_after(fr, res));
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Retry-After", ra);
 	}
+	buf_add(body, "\n", 1);
 	b = evbuffer_new();
+	evbuffer_add(b, body->data, body->len);
+	buf_free(body);
+	evhttp_send_reply(req, status, NULL, b);
+	evbuffer_free(b);
+}
+
+/* A whole answer from a tree (taken). */
+void
+front_http_json(struct front_req *fr, int status, json_t *body,
+    const struct llmgate_result *res)
+{
+	struct buf text = { NULL, 0, 0 };
+
 	if (jdump_buf(&text, body, JSON_COMPACT) != 0) {
 		status = 500;
 		buf_addstr(&text,
 		    "{\"error\":{\"message\":\"the answer "
 		    "could not be encoded\"}}");
 	}
-	buf_add(&text, "\n", 1);
-	evbuffer_add(b, text.data, text.len);
-	buf_free(&text);
 	json_decref(body);
-	evhttp_send_reply(req, status, NULL, b);
-	evbuffer_free(b);
-}
-
-void
-front_http_json(struct front_req *fr, int status, json_t *body,
-    const struct llmgate_result *res)
-{
-	front_http_send(fr, status, body, res);
+	front_http_text(fr, status, &text, res);
 }
 
 /*
@@ -266,7 +255,8 @@ front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
     const char *code, const char *msg, const struct llmgate_result *res)
 {
 	const struct front_error *fe = front_http_error_of(cls);
-	json_t *body;
+	struct buf text = { NULL, 0, 0 }, event = { NULL, 0, 0 };
+	struct jwrite w;
 
 	if (status == 0)
 		status = fe->status;
@@ -277,27 +267,25 @@ front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
 		code = front_http_budget_wait(fr, res) != 0 ?
 		    "client_budget_exhausted" :
 		    fe->code;
-	body = fr->d->error_body(fr, status, fe, code, msg);
-	if (body == NULL && msg != NULL) {
-		/* jansson refuses invalid UTF-8 (a header's bytes in it). */
-		char *safe = xstrdup(msg), *p;
-
-		for (p = safe; *p != '\0'; p++) {
-			if ((unsigned char)*p >= 0x80)
-				*p = '?';
-		}
-		body = fr->d->error_body(fr, status, fe, code, safe);
-		free(safe);
+	jwrite_init(&w, &text, 0);
+	jwrite_open(&w, NULL, '{');
+	fr->d->error_body(fr, &w, status, fe, code,
+	    msg != NULL ? msg : "error");
+	if (res != NULL && fr->d->attach_attempts) {
+		jwrite_open(&w, "llmgate", '{');
+		front_http_attempts_text(&w, "attempts", res, 1);
+		jwrite_close(&w, '}');
 	}
-	if (res != NULL && fr->d->attach_attempts)
-		json_object_set_new(body, "llmgate",
-		    json_pack("{s:o}", "attempts", front_http_attempts(res)));
+	jwrite_close(&w, '}');
 	if (fr->started) {
-		fr->d->stream_error(fr, body);
+		front_http_sse_begin(&event, fr->d->error_event);
+		buf_add(&event, text.data, text.len);
+		buf_free(&text);
+		front_http_sse_text(fr, &event);
 		front_http_end(fr);
 		return;
 	}
-	front_http_send(fr, status, body, res);
+	front_http_text(fr, status, &text, res);
 }
 
 /* Open the event stream: 200 and its headers, once. */
@@ -405,25 +393,35 @@ front_http_chunk(struct front_req *fr, struct evbuffer *b)
 	}
 }
 
-/* One event, written now. */
+/* Begin an event's text in b: its event: line (event not NULL), "data: ". */
+void
+front_http_sse_begin(struct buf *b, const char *event)
+{
+	if (event != NULL) {
+		buf_addstr(b, "event: ");
+		buf_addstr(b, event);
+		buf_add(b, "\n", 1);
+	}
+	buf_addstr(b, "data: ");
+}
+
+/* End the event begun in b and write it now (b's text is taken). */
+void
+front_http_sse_text(struct front_req *fr, struct buf *b)
+{
+	buf_add(b, "\n\n", 2);
+	front_http_sse_raw(fr, b->data);
+	buf_free(b);
+}
+
+/* One event from a tree (taken), written now. */
 void
 front_http_sse(struct front_req *fr, const char *event, json_t *data)
 {
-	struct evbuffer *b;
 	struct buf text = { NULL, 0, 0 };
 	size_t head;
 
-	front_http_sse_start(fr);
-	if (fr->gone || fr->ev == NULL || fr->dropped) {
-		json_decref(data);
-		return;
-	}
-	if (event != NULL) {
-		buf_addstr(&text, "event: ");
-		buf_addstr(&text, event);
-		buf_add(&text, "\n", 1);
-	}
-	buf_addstr(&text, "data: ");
+	front_http_sse_begin(&text, event);
 	head = text.len;
 	if (jdump_buf(&text, data, JSON_COMPACT) != 0) {
 		text.len = head;
@@ -432,12 +430,7 @@ front_http_sse(struct front_req *fr, const char *event, json_t *data)
 		    "not be encoded\"}}");
 	}
 	json_decref(data);
-	buf_add(&text, "\n\n", 2);
-	b = evbuffer_new();
-	evbuffer_add(b, text.data, text.len);
-	buf_free(&text);
-	front_http_chunk(fr, b);
-	evbuffer_free(b);
+	front_http_sse_text(fr, &text);
 }
 
 void

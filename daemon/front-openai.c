@@ -563,194 +563,208 @@ front_openai_finish(enum llmgate_finish f)
 	}
 }
 
-static json_t *
-front_openai_usage(const struct llmgate_result *res)
+static void
+front_openai_usage(struct jwrite *w, const struct llmgate_result *res)
 {
-	json_t *u = json_object();
-
-	/* Built member by member: json_pack() parses its format each time. */
-	json_object_set_new_nocheck(u, "prompt_tokens",
-	    json_integer((json_int_t)res->input_tokens));
-	json_object_set_new_nocheck(u, "completion_tokens",
-	    json_integer((json_int_t)res->output_tokens));
-	json_object_set_new_nocheck(u, "total_tokens",
-	    json_integer((json_int_t)(res->input_tokens + res->output_tokens)));
-	return u;
+	jwrite_open(w, "usage", '{');
+	jwrite_int(w, "prompt_tokens", (long long)res->input_tokens);
+	jwrite_int(w, "completion_tokens", (long long)res->output_tokens);
+	jwrite_int(w, "total_tokens",
+	    (long long)(res->input_tokens + res->output_tokens));
+	jwrite_close(w, '}');
 }
 
-/* id, object, created, model and choices: what every answer starts with. */
-static json_t *
-front_openai_head(struct front_req *fr, const char *object, json_t *choices)
+/* id, object, created, model and the choices opened: every answer's start. */
+static void
+front_openai_head(struct front_req *fr, struct jwrite *w, const char *object)
 {
-	json_t *o = json_object();
-
-	json_object_set_new_nocheck(o, "id", json_string_nocheck(fr->id));
-	json_object_set_new_nocheck(o, "object", json_string_nocheck(object));
-	json_object_set_new_nocheck(o, "created",
-	    json_integer((json_int_t)fr->created));
-	json_object_set_new_nocheck(o, "model",
-	    fr->model != NULL ? json_string(fr->model) : json_null());
-	json_object_set_new_nocheck(o, "choices", choices);
-	return o;
+	jwrite_open(w, NULL, '{');
+	jwrite_str(w, "id", fr->id);
+	jwrite_str(w, "object", object);
+	jwrite_int(w, "created", (long long)fr->created);
+	jwrite_str(w, "model", fr->model);
+	jwrite_open(w, "choices", '[');
 }
 
-/* A chunk object around one choice delta (or none). */
-static json_t *
-front_openai_chunk_obj(struct front_req *fr, json_t *delta, const char *finish)
+/* A chunk event written into b up to its one choice's open delta. */
+static void
+front_openai_chunk_begin(struct front_req *fr, struct buf *b, struct jwrite *w)
 {
-	json_t *choices = json_array(), *c;
+	front_http_sse_begin(b, NULL);
+	jwrite_init(w, b, 0);
+	front_openai_head(fr, w, "chat.completion.chunk");
+	jwrite_open(w, NULL, '{');
+	jwrite_int(w, "index", 0);
+	jwrite_open(w, "delta", '{');
+}
 
-	if (delta != NULL) {
-		c = json_object();
-		json_object_set_new_nocheck(c, "index", json_integer(0));
-		json_object_set_new_nocheck(c, "delta", delta);
-		json_object_set_new_nocheck(c, "finish_reason",
-		    finish != NULL ? json_string_nocheck(finish) : json_null());
-		json_object_set_new_nocheck(c, "logprobs", json_null());
-		json_array_append_new(choices, c);
-	}
-	return front_openai_head(fr, "chat.completion.chunk", choices);
+/* Close the delta, the choice and the chunk (res: with the llmgate
+ * field), and send it. */
+static void
+front_openai_chunk_end(struct front_req *fr, struct buf *b, struct jwrite *w,
+    const char *finish, const struct llmgate_result *res)
+{
+	jwrite_close(w, '}');
+	jwrite_str(w, "finish_reason", finish);
+	jwrite_null(w, "logprobs");
+	jwrite_close(w, '}');
+	jwrite_close(w, ']');
+	if (res != NULL)
+		front_http_llmgate_text(w, res);
+	jwrite_close(w, '}');
+	front_http_sse_text(fr, b);
 }
 
 static void
 front_openai_role(struct front_req *fr)
 {
 	struct front_openai_state *st = fr->dstate;
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
 
 	if (st->role_sent)
 		return;
 	st->role_sent = 1;
-	front_http_sse(fr, NULL,
-	    front_openai_chunk_obj(fr,
-	        json_pack("{s:s, s:s}", "role", "assistant", "content", ""),
-	        NULL));
+	front_openai_chunk_begin(fr, &b, &w);
+	jwrite_str(&w, "role", "assistant");
+	jwrite_str(&w, "content", "");
+	front_openai_chunk_end(fr, &b, &w, NULL, NULL);
 }
 
 static void
 front_openai_chunk(struct front_req *fr, const struct llmgate_chunk *ch)
 {
 	struct front_openai_state *st = fr->dstate;
-	json_t *tc, *fn;
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
+	int first;
 
 	if (ch->reset)
 		return;
 	front_openai_role(fr);
-	if (ch->tool_index >= 0) {
-		fn = json_object();
-		tc = json_pack("{s:i}", "index", ch->tool_index);
-		if (ch->tool_index < FRONT_OPENAI_TOOLS &&
-		    !st->tool_seen[ch->tool_index]) {
-			st->tool_seen[ch->tool_index] = 1;
-			json_object_set_new(tc, "id",
-			    json_string(
-			        ch->tool_id != NULL ? ch->tool_id : ""));
-			json_object_set_new(tc, "type",
-			    json_string("function"));
-			json_object_set_new(fn, "name",
-			    json_string(
-			        ch->tool_name != NULL ? ch->tool_name : ""));
-		}
-		json_object_set_new(fn, "arguments",
-		    json_string(ch->tool_args != NULL ? ch->tool_args : ""));
-		json_object_set_new(tc, "function", fn);
-		front_http_sse(fr, NULL,
-		    front_openai_chunk_obj(fr,
-		        json_pack("{s:[o]}", "tool_calls", tc), NULL));
+	if (ch->tool_index < 0 && ch->len == 0)
+		return;
+	front_openai_chunk_begin(fr, &b, &w);
+	if (ch->tool_index < 0) {
+		jwrite_strn(&w, "content", ch->text, ch->len);
+		front_openai_chunk_end(fr, &b, &w, NULL, NULL);
 		return;
 	}
-	if (ch->len == 0)
-		return;
-	front_http_sse(fr, NULL,
-	    front_openai_chunk_obj(fr,
-	        json_pack("{s:s%}", "content", ch->text, ch->len), NULL));
+	first = ch->tool_index < FRONT_OPENAI_TOOLS &&
+	    !st->tool_seen[ch->tool_index];
+	if (first)
+		st->tool_seen[ch->tool_index] = 1;
+	jwrite_open(&w, "tool_calls", '[');
+	jwrite_open(&w, NULL, '{');
+	jwrite_int(&w, "index", ch->tool_index);
+	if (first) {
+		jwrite_str(&w, "id", ch->tool_id != NULL ? ch->tool_id : "");
+		jwrite_str(&w, "type", "function");
+	}
+	jwrite_open(&w, "function", '{');
+	if (first)
+		jwrite_str(&w, "name",
+		    ch->tool_name != NULL ? ch->tool_name : "");
+	jwrite_str(&w, "arguments", ch->tool_args != NULL ? ch->tool_args : "");
+	jwrite_close(&w, '}');
+	jwrite_close(&w, '}');
+	jwrite_close(&w, ']');
+	front_openai_chunk_end(fr, &b, &w, NULL, NULL);
 }
 
-static json_t *
-front_openai_tool_calls_json(const struct llmgate_result *res)
+static void
+front_openai_tool_calls_text(struct jwrite *w, const struct llmgate_result *res)
 {
-	json_t *a = json_array();
+	const struct llmgate_tool_call *tc;
 	size_t i;
 
-	for (i = 0; i < res->ntool_calls; i++)
-		json_array_append_new(a,
-		    json_pack("{s:s, s:s, s:{s:s, s:s}}", "id",
-		        res->tool_calls[i].id != NULL ? res->tool_calls[i].id :
-		                                        "",
-		        "type", "function", "function", "name",
-		        res->tool_calls[i].name != NULL ?
-		            res->tool_calls[i].name :
-		            "",
-		        "arguments",
-		        res->tool_calls[i].arguments != NULL ?
-		            res->tool_calls[i].arguments :
-		            "{}"));
-	return a;
+	jwrite_open(w, "tool_calls", '[');
+	for (i = 0; i < res->ntool_calls; i++) {
+		tc = &res->tool_calls[i];
+		jwrite_open(w, NULL, '{');
+		jwrite_str(w, "id", tc->id != NULL ? tc->id : "");
+		jwrite_str(w, "type", "function");
+		jwrite_open(w, "function", '{');
+		jwrite_str(w, "name", tc->name != NULL ? tc->name : "");
+		jwrite_str(w, "arguments",
+		    tc->arguments != NULL ? tc->arguments : "{}");
+		jwrite_close(w, '}');
+		jwrite_close(w, '}');
+	}
+	jwrite_close(w, ']');
+}
+
+/* The end of a stream: the finish chunk, the usage chunk, [DONE]. */
+static void
+front_openai_stream_done(struct front_req *fr, const struct llmgate_result *res)
+{
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
+
+	front_openai_role(fr);
+	front_openai_chunk_begin(fr, &b, &w);
+	front_openai_chunk_end(fr, &b, &w, front_openai_finish(res->finish),
+	    res);
+	if (fr->include_usage) {
+		front_http_sse_begin(&b, NULL);
+		jwrite_init(&w, &b, 0);
+		front_openai_head(fr, &w, "chat.completion.chunk");
+		jwrite_close(&w, ']');
+		front_openai_usage(&w, res);
+		jwrite_close(&w, '}');
+		front_http_sse_text(fr, &b);
+	}
+	front_http_sse_raw(fr, "data: [DONE]\n\n");
+	front_http_end(fr);
 }
 
 static void
 front_openai_done(struct front_req *fr, const struct llmgate_result *res)
 {
-	json_t *msg, *body, *last, *choice, *choices;
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
 
 	if (fr->stream) {
-		front_openai_role(fr);
-		last = front_openai_chunk_obj(fr, json_object(),
-		    front_openai_finish(res->finish));
-		json_object_set_new_nocheck(last, "llmgate",
-		    front_http_llmgate(res));
-		front_http_sse(fr, NULL, last);
-		if (fr->include_usage) {
-			body = front_openai_chunk_obj(fr, NULL, NULL);
-			json_object_set_new(body, "usage",
-			    front_openai_usage(res));
-			front_http_sse(fr, NULL, body);
-		}
-		front_http_sse_raw(fr, "data: [DONE]\n\n");
-		front_http_end(fr);
+		front_openai_stream_done(fr, res);
 		return;
 	}
-	msg = json_object();
-	json_object_set_new_nocheck(msg, "role",
-	    json_string_nocheck("assistant"));
-	json_object_set_new_nocheck(msg, "content",
-	    res->ntool_calls != 0 && (res->text == NULL || *res->text == '\0') ?
-	        json_null() :
-	        json_string(res->text != NULL ? res->text : ""));
+	jwrite_init(&w, &b, 0);
+	front_openai_head(fr, &w, "chat.completion");
+	jwrite_open(&w, NULL, '{');
+	jwrite_int(&w, "index", 0);
+	jwrite_open(&w, "message", '{');
+	jwrite_str(&w, "role", "assistant");
+	if (res->ntool_calls != 0 && (res->text == NULL || *res->text == '\0'))
+		jwrite_null(&w, "content");
+	else
+		jwrite_str(&w, "content", res->text != NULL ? res->text : "");
 	if (res->ntool_calls != 0)
-		json_object_set_new_nocheck(msg, "tool_calls",
-		    front_openai_tool_calls_json(res));
-	json_object_set_new_nocheck(msg, "refusal", json_null());
-	choice = json_object();
-	json_object_set_new_nocheck(choice, "index", json_integer(0));
-	json_object_set_new_nocheck(choice, "message", msg);
-	json_object_set_new_nocheck(choice, "finish_reason",
-	    json_string_nocheck(front_openai_finish(res->finish)));
-	json_object_set_new_nocheck(choice, "logprobs", json_null());
-	choices = json_array();
-	json_array_append_new(choices, choice);
-	body = front_openai_head(fr, "chat.completion", choices);
-	json_object_set_new_nocheck(body, "usage", front_openai_usage(res));
-	json_object_set_new_nocheck(body, "llmgate", front_http_llmgate(res));
-	front_http_json(fr, 200, body, res);
+		front_openai_tool_calls_text(&w, res);
+	jwrite_null(&w, "refusal");
+	jwrite_close(&w, '}');
+	jwrite_str(&w, "finish_reason", front_openai_finish(res->finish));
+	jwrite_null(&w, "logprobs");
+	jwrite_close(&w, '}');
+	jwrite_close(&w, ']');
+	front_openai_usage(&w, res);
+	front_http_llmgate_text(&w, res);
+	jwrite_close(&w, '}');
+	front_http_text(fr, 200, &b, res);
 }
 
-static json_t *
-front_openai_error_body(struct front_req *fr, int status,
+static void
+front_openai_error_body(struct front_req *fr, struct jwrite *w, int status,
     const struct front_error *fe, const char *code, const char *msg)
 {
-	return json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message",
-	    msg != NULL ? msg : "error", "type",
+	jwrite_open(w, "error", '{');
+	jwrite_str(w, "message", msg);
+	jwrite_str(w, "type",
 	    status == 401     ? "authentication_error" :
 	        status == 403 ? "permission_error" :
-	                        fe->openai_type,
-	    "param", "code", code);
-}
-
-/* The SDKs raise on an event that carries an error object. */
-static void
-front_openai_stream_error(struct front_req *fr, json_t *body)
-{
-	front_http_sse(fr, NULL, body);
+	                        fe->openai_type);
+	jwrite_null(w, "param");
+	jwrite_str(w, "code", code);
+	jwrite_close(w, '}');
 }
 
 const struct front_dialect front_openai = {
@@ -761,5 +775,5 @@ const struct front_dialect front_openai = {
 	.chunk = front_openai_chunk,
 	.done = front_openai_done,
 	.error_body = front_openai_error_body,
-	.stream_error = front_openai_stream_error,
+	.error_event = NULL, /* the SDKs raise on an error object */
 };

@@ -384,6 +384,31 @@ json_t *jload_flags(const char *buf, size_t len, size_t flags,
 char *jdump(json_t *j, size_t flags);
 int jdump_buf(struct buf *, json_t *j, size_t flags);
 /*
+ * jwrite.c: JSON text written straight into a buffer, without a tree:
+ * compact, commas placed by the writer. key is the member's name inside
+ * an object, NULL for an array's element or the top value. ascii writes
+ * every non-ASCII character as \uXXXX. A string that is not valid UTF-8
+ * gets U+FFFD for each byte that starts no valid sequence.
+ */
+struct jwrite {
+	struct buf *b;
+	int ascii;
+	int more; /* a value came before: the next needs a comma */
+};
+void jwrite_init(struct jwrite *, struct buf *, int ascii);
+void jwrite_open(struct jwrite *, const char *key, char c); /* '{', '[' */
+void jwrite_close(struct jwrite *, char c);                 /* '}', ']' */
+void jwrite_str(struct jwrite *, const char *key, const char *s);
+void jwrite_strn(struct jwrite *, const char *key, const char *s, size_t);
+void jwrite_int(struct jwrite *, const char *key, long long);
+void jwrite_bool(struct jwrite *, const char *key, int);
+void jwrite_null(struct jwrite *, const char *key);
+void jwrite_raw(struct jwrite *, const char *key, const char *json);
+void jwrite_json(struct jwrite *, const char *key, json_t *);
+/* The string's JSON text appended to b; strict: -1 for invalid UTF-8. */
+int jwrite_string(struct buf *b, const char *, size_t, int ascii, int strict);
+void jwrite_digits(struct buf *b, long long);
+/*
  * A document read in place, without a tree: for the few events read
  * often enough that building one costs more than the rest of their work.
  * jdoc_parse() takes exactly what jload_fast() takes (valid JSON, its
@@ -1509,10 +1534,11 @@ struct front_dialect {
 	    struct llmgate_request *req);
 	void (*chunk)(struct front_req *, const struct llmgate_chunk *);
 	void (*done)(struct front_req *, const struct llmgate_result *);
-	json_t *(*error_body)(struct front_req *, int status,
+	/* An error answer's members, into the open object w. */
+	void (*error_body)(struct front_req *, struct jwrite *w, int status,
 	    const struct front_error *, const char *code, const char *msg);
-	/* The stream's last event: the error (body is taken). */
-	void (*stream_error)(struct front_req *, json_t *body);
+	/* The event: name of the error that ends a stream (NULL: none). */
+	const char *error_event;
 };
 #define FRONT_HTTP_TIMEOUT_S 30 /* to read a request's head and body */
 enum front_kind { FRONT_UNIX, FRONT_LOOPBACK, FRONT_REMOTE };
@@ -1578,8 +1604,12 @@ unsigned front_http_uid_count(uid_t);
 void front_http_peers(json_t *peers, uid_t);
 /* front-http-reply.c: the answers, whole or as an event stream. */
 const struct front_error *front_http_error_of(enum llmgate_class);
-json_t *front_http_attempts(const struct llmgate_result *);
-json_t *front_http_llmgate(const struct llmgate_result *);
+void front_http_attempts_text(struct jwrite *, const char *key,
+    const struct llmgate_result *, int with_messages);
+void front_http_llmgate_text(struct jwrite *, const struct llmgate_result *);
+/* A whole answer: its JSON text (taken), or a tree (taken). */
+void front_http_text(struct front_req *, int status, struct buf *body,
+    const struct llmgate_result *);
 void front_http_json(struct front_req *, int status, json_t *body,
     const struct llmgate_result *);
 /* An error answer: status 0 and code NULL take the class's. */
@@ -1587,6 +1617,9 @@ void front_http_fail(struct front_req *, enum llmgate_class, int status,
     const char *code, const char *msg, const struct llmgate_result *);
 void front_http_sse(struct front_req *, const char *event, json_t *data);
 void front_http_sse_raw(struct front_req *, const char *text);
+/* An event as text: begin it in a buf, write its data, send it. */
+void front_http_sse_begin(struct buf *, const char *event);
+void front_http_sse_text(struct front_req *, struct buf *);
 void front_http_end(struct front_req *);
 /* front-http-call.c: from the dialect's translation to a running call. */
 char *front_http_zdup(msgpack_zone *, const char *, size_t);

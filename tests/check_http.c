@@ -709,7 +709,8 @@ START_TEST(test_bad_input)
 	h_req(&r, "/v1/chat/completions", NULL, NULL);
 	ck_assert_int_eq(r.status, 405);
 	h_free(&r);
-	/* Bytes that are not UTF-8 in a header the error message quotes. */
+	/* Bytes that are not UTF-8 in a header the error message quotes:
+	 * U+FFFD for each. */
 	big = chat_body("default", NULL);
 	h_req(&r, "/v1/chat/completions", big, "x-llmgate-models: caf\xe9",
 	    NULL);
@@ -718,7 +719,7 @@ START_TEST(test_bad_input)
 	    strstr(json_string_value(
 	               json_object_get(json_object_get(r.json, "error"),
 	                   "message")),
-	        "caf?"));
+	        "caf\xef\xbf\xbd"));
 	h_free(&r);
 	h_req(&r, "/v1/chat/completions", big,
 	    "x-llmgate-fallback-on: \xff\xfe", NULL);
@@ -795,6 +796,82 @@ START_TEST(test_stream)
 	body = chat_body("oa/s3+status=400", "\"stream\": true");
 	h_req(&r, "/v1/chat/completions", body, NULL);
 	ck_assert_int_eq(r.status, 400);
+	h_free(&r);
+	free(body);
+}
+END_TEST
+
+/* The JSON of the first event in body whose data has needle (or NULL). */
+static json_t *
+sse_event_with(const char *body, const char *needle)
+{
+	const char *p, *end;
+
+	for (p = body; (p = strstr(p, "data: ")) != NULL; p = end) {
+		p += 6;
+		if ((end = strchr(p, '\n')) == NULL)
+			return NULL;
+		if (memmem(p, (size_t)(end - p), needle, strlen(needle)) !=
+		    NULL)
+			return json_loadb(p, (size_t)(end - p), 0, NULL);
+	}
+	return NULL;
+}
+
+/* llmgate.attempts[i].message of an answer or event, NULL if none. */
+static const char *
+attempt_message(json_t *j, size_t i)
+{
+	return json_string_value(
+	    json_object_get(json_array_get(json_object_get(json_object_get(j,
+	                                                       "llmgate"),
+	                                       "attempts"),
+	                        i),
+	        "message"));
+}
+
+/*
+ * An upstream error message that is not UTF-8 (a plain-text error event
+ * in Latin-1): the answers quote it with U+FFFD for the byte, in both
+ * dialects, and leave no field out.
+ */
+START_TEST(test_not_utf8)
+{
+	static const char *paths[] = { "/v1/chat/completions", "/v1/messages" };
+	struct hres r = { 0 };
+	char *body, model[96];
+	json_t *ev;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		/* The first attempt fails with it, the second answers. */
+		snprintf(model, sizeof model,
+		    "oa/u%zu+fail=1+stream_error+shape=latin1+msg=caf%%C3%%A9",
+		    i);
+		body = chat_body(model, "\"stream\": true, \"max_tokens\": 50");
+		h_req(&r, paths[i], body, NULL);
+		ck_assert_int_eq(r.status, 200);
+		ev = sse_event_with(r.body, "\"llmgate\":");
+		ck_assert_msg(ev != NULL, "%s", r.body);
+		ck_assert_pstr_eq(attempt_message(ev, 0), "caf\xef\xbf\xbd");
+		json_decref(ev);
+		h_free(&r);
+		free(body);
+	}
+
+	/* It fails the call after output: the error event quotes it. */
+	body = chat_body("oa/u2+stream_error+shape=latin1+msg=caf%C3%A9",
+	    "\"stream\": true");
+	h_req(&r, "/v1/chat/completions", body, "x-llmgate-on-cut: fail", NULL);
+	ck_assert_int_eq(r.status, 200);
+	ev = sse_event_with(r.body, "\"error\":");
+	ck_assert_msg(ev != NULL, "%s", r.body);
+	ck_assert_pstr_eq(json_string_value(
+	                      json_object_get(json_object_get(ev, "error"),
+	                          "message")),
+	    "caf\xef\xbf\xbd");
+	ck_assert_pstr_eq(attempt_message(ev, 0), "caf\xef\xbf\xbd");
+	json_decref(ev);
 	h_free(&r);
 	free(body);
 }
@@ -1475,6 +1552,7 @@ main(void)
 	tcase_add_test(tc, test_fallback_headers);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_stream);
+	tcase_add_test(tc, test_not_utf8);
 	tcase_add_test(tc, test_disconnect_cancels);
 	tcase_add_test(tc, test_models);
 	tcase_add_test(tc, test_anthropic);

@@ -438,17 +438,44 @@ oa_stream(struct call *c)
 	answer_event_raw(a, EV_TERM, NULL, "[DONE]");
 }
 
+/* The message in Latin-1: U+0080 to U+00FF as one byte each (free it). */
+static char *
+oa_latin1(const char *msg)
+{
+	const unsigned char *p = (const unsigned char *)msg;
+	char *out = xstrdup(msg), *q = out;
+
+	while (*p != '\0') {
+		if ((p[0] == 0xc2 || p[0] == 0xc3) && (p[1] & 0xc0) == 0x80) {
+			*q++ = (char)(((p[0] & 0x03) << 6) | (p[1] & 0x3f));
+			p += 2;
+		} else
+			*q++ = (char)*p++;
+	}
+	*q = '\0';
+	return out;
+}
+
 static void
 oa_stream_error(struct call *c)
 {
+	const char *msg = c->d.msg != NULL ? c->d.msg :
+	                                     "The server had an error while "
+	                                     "processing your request. Sorry "
+	                                     "about that!";
+	char *plain;
+
+	/* shape=latin1: a plain-text error event, not UTF-8. */
+	if (c->d.shape != NULL && strcmp(c->d.shape, "latin1") == 0) {
+		plain = oa_latin1(msg);
+		answer_event_raw(c->ans, EV_POST, "error", plain);
+		free(plain);
+		answer_event_raw(c->ans, EV_POST, NULL, "[DONE]");
+		return;
+	}
 	answer_event(c->ans, EV_POST, NULL,
-	    jpack("{s:{s:s, s:s, s:n, s:o}}", "error", "message",
-	        c->d.msg != NULL ?
-	            c->d.msg :
-	            "The server had "
-	            "an error while processing your request. Sorry about that!",
-	        "type", "server_error", "param", "code",
-	        jstr_or_null(c->d.code)));
+	    jpack("{s:{s:s, s:s, s:n, s:o}}", "error", "message", msg, "type",
+	        "server_error", "param", "code", jstr_or_null(c->d.code)));
 	answer_event_raw(c->ans, EV_POST, NULL, "[DONE]");
 }
 

@@ -3,7 +3,8 @@
  * decode to equal trees or both refuse, with the same message: the fast
  * path may only ever take on what it decodes exactly as jansson does.
  * jdoc_parse() must take just what the fast path takes (short of its
- * smaller token limit), and read the same values out of it.
+ * smaller token limit), and read the same values out of it. jwrite's
+ * strings are jansson's text for what jansson takes.
  */
 #include <string.h>
 
@@ -91,6 +92,53 @@ fuzz_jdump(json_t *j)
 	}
 }
 
+/*
+ * jwrite_string() on the raw bytes: where jansson takes them as a string,
+ * the text json_dumps() writes, strict or not; where it does not (not
+ * UTF-8), strict refuses and the lenient text is a string jansson reads.
+ */
+static void
+fuzz_jwrite(const char *text, size_t size)
+{
+	static const size_t flags[] = { JSON_COMPACT | JSON_ENCODE_ANY,
+		JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII };
+	struct buf b = { NULL, 0, 0 };
+	json_t *j = json_stringn(text, size), *back;
+	char *y;
+	size_t i;
+	int ascii, rc;
+
+	for (i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+		ascii = (flags[i] & JSON_ENSURE_ASCII) != 0;
+		buf_reset(&b);
+		rc = jwrite_string(&b, text, size, ascii, 1);
+		if ((rc == 0) != (j != NULL))
+			fuzz_fail("jwrite strict %s, jansson %s",
+			    rc == 0 ? "wrote" : "refused",
+			    j != NULL ? "took it" : "refused");
+		if (rc != 0 && b.len != 0)
+			fuzz_fail("jwrite refused but left text");
+		buf_reset(&b);
+		(void)jwrite_string(&b, text, size, ascii, 0);
+		if (j != NULL) {
+			y = json_dumps(j, flags[i]);
+			if (strcmp(buf_cstr(&b), y) != 0)
+				fuzz_fail("jwrite wrote '%s', jansson '%s'",
+				    buf_cstr(&b), y);
+			free(y);
+			continue;
+		}
+		back = json_loadb(b.data, b.len,
+		    JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+		if (!json_is_string(back))
+			fuzz_fail("jwrite wrote '%s', not a JSON string",
+			    buf_cstr(&b));
+		json_decref(back);
+	}
+	buf_free(&b);
+	json_decref(j);
+}
+
 static void
 fuzz_jdoc(const char *text, size_t size, json_t *fast)
 {
@@ -137,6 +185,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (f != NULL && (b == NULL || !json_equal(f, b)))
 		fuzz_fail("the fast path decoded what jansson did not");
 	fuzz_jdoc(text, size, f);
+	fuzz_jwrite(text, size);
 	json_decref(f);
 	json_decref(a);
 	json_decref(b);

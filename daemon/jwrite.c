@@ -1,0 +1,293 @@
+/*
+ * jwrite.c: JSON text written straight into a buffer, for the HTTP
+ * front's answers and events: building a jansson tree, dumping it and
+ * freeing it cost more than the rest of the front's work per call.
+ * Separators are compact and the writer places the commas. Strings are
+ * escaped as jansson escapes them (\uXXXX upper case, '/' left alone;
+ * with ascii, every character past U+007F as \uXXXX), runs that need no
+ * escape copied whole. Where jansson refuses a string that is not valid
+ * UTF-8, the writer puts U+FFFD in place of each byte that does not
+ * start a valid sequence, so a field is never lost (jdump.c, which must
+ * write what jansson writes, asks for the refusal instead).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "llmgated.h"
+
+static const char jwrite_hex[] = "0123456789ABCDEF";
+
+/* Bytes written as they are: printable ASCII but '"' and '\\'. */
+#define JWRITE_PLAIN(c) ((c) >= 0x20 && (c) < 0x80 && (c) != '"' && (c) != '\\')
+
+static char *
+jwrite_u(char *p, unsigned cp)
+{
+	*p++ = '\\';
+	*p++ = 'u';
+	*p++ = jwrite_hex[(cp >> 12) & 0xf];
+	*p++ = jwrite_hex[(cp >> 8) & 0xf];
+	*p++ = jwrite_hex[(cp >> 4) & 0xf];
+	*p++ = jwrite_hex[cp & 0xf];
+	return p;
+}
+
+/* One UTF-8 sequence at s (n bytes left): its code point and length. */
+static int
+jwrite_utf8(const unsigned char *s, size_t n, unsigned *cp)
+{
+	unsigned c = s[0];
+	int len, i;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, c &= 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, c &= 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, c &= 0x07;
+	else
+		return -1;
+	if ((size_t)len > n)
+		return -1;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return -1;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates, past U+10FFFF: jansson refuses. */
+	if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
+	    (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		return -1;
+	*cp = c;
+	return len;
+}
+
+/* The escape of an ASCII byte that is not plain. */
+static char *
+jwrite_escape_ascii(char *p, unsigned c)
+{
+	*p++ = '\\';
+	switch (c) {
+	case '"':
+	case '\\':
+		*p++ = (char)c;
+		break;
+	case '\b':
+		*p++ = 'b';
+		break;
+	case '\f':
+		*p++ = 'f';
+		break;
+	case '\n':
+		*p++ = 'n';
+		break;
+	case '\r':
+		*p++ = 'r';
+		break;
+	case '\t':
+		*p++ = 't';
+		break;
+	default:
+		p = jwrite_u(p - 1, c);
+	}
+	return p;
+}
+
+/*
+ * Append str (n bytes) as a JSON string. Invalid UTF-8: -1 (b as it was)
+ * when strict, else U+FFFD for each byte that starts no valid sequence.
+ * No byte takes more than 6 (a control character as \u00XX).
+ */
+int
+jwrite_string(struct buf *b, const char *str, size_t n, int ascii, int strict)
+{
+	const unsigned char *s = (const unsigned char *)str, *run;
+	const unsigned char *end = s + n;
+	uint64_t x;
+	unsigned cp;
+	char *p;
+	int len;
+
+	if (n > (SIZE_MAX - 3 - b->len) / 6)
+		return -1;
+	p = buf_reserve(b, 6 * n + 2);
+	*p++ = '"';
+	while (s < end) {
+		/* Eight plain bytes at a time: a byte under 0x20, past
+		 * 0x7f, '"' or '\\' sets a high bit below. */
+		run = s;
+		while (end - s >= 8) {
+			memcpy(&x, s, 8);
+			if (((x - 0x2020202020202020ULL) | x |
+			        ((x ^ 0x2222222222222222ULL) -
+			            0x0101010101010101ULL) |
+			        ((x ^ 0x5c5c5c5c5c5c5c5cULL) -
+			            0x0101010101010101ULL)) &
+			    0x8080808080808080ULL)
+				break;
+			s += 8;
+		}
+		while (s < end && JWRITE_PLAIN(*s))
+			s++;
+		if (s != run) {
+			memcpy(p, run, (size_t)(s - run));
+			p += s - run;
+		}
+		if (s == end)
+			break;
+		if (*s < 0x80) {
+			p = jwrite_escape_ascii(p, *s++);
+			continue;
+		}
+		if ((len = jwrite_utf8(s, (size_t)(end - s), &cp)) < 0) {
+			if (strict) {
+				if (b->data != NULL)
+					b->data[b->len] = '\0';
+				return -1;
+			}
+			if (ascii)
+				p = jwrite_u(p, 0xfffd);
+			else {
+				memcpy(p, "\xef\xbf\xbd", 3);
+				p += 3;
+			}
+			s++;
+			continue;
+		}
+		if (!ascii)
+			memcpy(p, s, (size_t)len);
+		else if (cp < 0x10000)
+			p = jwrite_u(p, cp);
+		else {
+			cp -= 0x10000;
+			p = jwrite_u(p, 0xd800 | ((cp & 0xffc00) >> 10));
+			p = jwrite_u(p, 0xdc00 | (cp & 0x003ff));
+		}
+		if (!ascii)
+			p += len;
+		s += len;
+	}
+	*p++ = '"';
+	b->len = (size_t)(p - b->data);
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+/* Append v in decimal. */
+void
+jwrite_digits(struct buf *b, long long v)
+{
+	char d[24], *p = d + sizeof d;
+	/* As unsigned, so that the most negative value has a magnitude. */
+	unsigned long long u =
+	    v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	buf_add(b, p, (size_t)(d + sizeof d - p));
+}
+
+void
+jwrite_init(struct jwrite *w, struct buf *b, int ascii)
+{
+	w->b = b;
+	w->ascii = ascii;
+	w->more = 0;
+}
+
+static inline void
+jwrite_ch(struct buf *b, char c)
+{
+	if (b->len + 2 > b->cap)
+		(void)buf_reserve(b, 1);
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
+}
+
+/* The comma before a value and its key, in an object (key not NULL). */
+static void
+jwrite_sep(struct jwrite *w, const char *key)
+{
+	if (w->more)
+		jwrite_ch(w->b, ',');
+	w->more = 1;
+	if (key != NULL) {
+		(void)jwrite_string(w->b, key, strlen(key), w->ascii, 0);
+		jwrite_ch(w->b, ':');
+	}
+}
+
+/* Open an object ('{') or an array ('['). */
+void
+jwrite_open(struct jwrite *w, const char *key, char c)
+{
+	jwrite_sep(w, key);
+	jwrite_ch(w->b, c);
+	w->more = 0;
+}
+
+void
+jwrite_close(struct jwrite *w, char c)
+{
+	jwrite_ch(w->b, c);
+	w->more = 1;
+}
+
+/* A string value; null for NULL. */
+void
+jwrite_str(struct jwrite *w, const char *key, const char *s)
+{
+	if (s == NULL)
+		jwrite_null(w, key);
+	else
+		jwrite_strn(w, key, s, strlen(s));
+}
+
+void
+jwrite_strn(struct jwrite *w, const char *key, const char *s, size_t n)
+{
+	jwrite_sep(w, key);
+	(void)jwrite_string(w->b, s, n, w->ascii, 0);
+}
+
+void
+jwrite_int(struct jwrite *w, const char *key, long long v)
+{
+	jwrite_sep(w, key);
+	jwrite_digits(w->b, v);
+}
+
+void
+jwrite_bool(struct jwrite *w, const char *key, int v)
+{
+	jwrite_raw(w, key, v ? "true" : "false");
+}
+
+void
+jwrite_null(struct jwrite *w, const char *key)
+{
+	jwrite_raw(w, key, "null");
+}
+
+/* A value given as JSON text. */
+void
+jwrite_raw(struct jwrite *w, const char *key, const char *json)
+{
+	jwrite_sep(w, key);
+	buf_addstr(w->b, json);
+}
+
+/* A tree's text; null for NULL (and for what jansson cannot write). */
+void
+jwrite_json(struct jwrite *w, const char *key, json_t *j)
+{
+	jwrite_sep(w, key);
+	if (jdump_buf(w->b, j,
+	        JSON_COMPACT | JSON_ENCODE_ANY |
+	            (w->ascii ? JSON_ENSURE_ASCII : 0)) != 0)
+		buf_addstr(w->b, "null");
+}
