@@ -255,7 +255,7 @@ front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
     const char *code, const char *msg, const struct llmgate_result *res)
 {
 	const struct front_error *fe = front_http_error_of(cls);
-	struct buf text = { NULL, 0, 0 }, event = { NULL, 0, 0 };
+	struct buf text = { NULL, 0, 0 };
 	struct jwrite w;
 
 	if (status == 0)
@@ -267,6 +267,8 @@ front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
 		code = front_http_budget_wait(fr, res) != 0 ?
 		    "client_budget_exhausted" :
 		    fe->code;
+	if (fr->started)
+		front_http_sse_begin(&text, fr->d->error_event);
 	jwrite_init(&w, &text, 0);
 	jwrite_open(&w, NULL, '{');
 	fr->d->error_body(fr, &w, status, fe, code,
@@ -278,10 +280,7 @@ front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
 	}
 	jwrite_close(&w, '}');
 	if (fr->started) {
-		front_http_sse_begin(&event, fr->d->error_event);
-		buf_add(&event, text.data, text.len);
-		buf_free(&text);
-		front_http_sse_text(fr, &event);
+		front_http_sse_text(fr, &text);
 		front_http_end(fr);
 		return;
 	}
@@ -412,25 +411,6 @@ front_http_sse_text(struct front_req *fr, struct buf *b)
 	buf_add(b, "\n\n", 2);
 	front_http_sse_raw(fr, b->data);
 	buf_free(b);
-}
-
-/* One event from a tree (taken), written now. */
-void
-front_http_sse(struct front_req *fr, const char *event, json_t *data)
-{
-	struct buf text = { NULL, 0, 0 };
-	size_t head;
-
-	front_http_sse_begin(&text, event);
-	head = text.len;
-	if (jdump_buf(&text, data, JSON_COMPACT) != 0) {
-		text.len = head;
-		buf_addstr(&text,
-		    "{\"error\":{\"message\":\"an event could "
-		    "not be encoded\"}}");
-	}
-	json_decref(data);
-	front_http_sse_text(fr, &text);
 }
 
 void

@@ -208,17 +208,30 @@ jwrite_ch(struct buf *b, char c)
 	b->data[b->len] = '\0';
 }
 
-/* The comma before a value and its key, in an object (key not NULL). */
+/*
+ * The comma before a value and its key, in an object (key not NULL). Keys
+ * are names the code spells out, printable ASCII without '"' or '\\':
+ * written as they are.
+ */
 static void
 jwrite_sep(struct jwrite *w, const char *key)
 {
+	struct buf *b = w->b;
+	size_t n = key != NULL ? strlen(key) : 0;
+	char *p = buf_reserve(b, n + 4);
+
 	if (w->more)
-		jwrite_ch(w->b, ',');
+		*p++ = ',';
 	w->more = 1;
 	if (key != NULL) {
-		(void)jwrite_string(w->b, key, strlen(key), w->ascii, 0);
-		jwrite_ch(w->b, ':');
+		*p++ = '"';
+		memcpy(p, key, n);
+		p += n;
+		*p++ = '"';
+		*p++ = ':';
 	}
+	*p = '\0';
+	b->len = (size_t)(p - b->data);
 }
 
 /* Open an object ('{') or an array ('['). */

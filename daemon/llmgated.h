@@ -386,9 +386,10 @@ int jdump_buf(struct buf *, json_t *j, size_t flags);
 /*
  * jwrite.c: JSON text written straight into a buffer, without a tree:
  * compact, commas placed by the writer. key is the member's name inside
- * an object, NULL for an array's element or the top value. ascii writes
- * every non-ASCII character as \uXXXX. A string that is not valid UTF-8
- * gets U+FFFD for each byte that starts no valid sequence.
+ * an object, NULL for an array's element or the top value; it is written
+ * as it is (a name in the code: printable ASCII, no '"' or '\\'). ascii
+ * writes every non-ASCII character as \uXXXX. A string that is not valid
+ * UTF-8 gets U+FFFD for each byte that starts no valid sequence.
  */
 struct jwrite {
 	struct buf *b;
@@ -1615,7 +1616,6 @@ void front_http_json(struct front_req *, int status, json_t *body,
 /* An error answer: status 0 and code NULL take the class's. */
 void front_http_fail(struct front_req *, enum llmgate_class, int status,
     const char *code, const char *msg, const struct llmgate_result *);
-void front_http_sse(struct front_req *, const char *event, json_t *data);
 void front_http_sse_raw(struct front_req *, const char *text);
 /* An event as text: begin it in a buf, write its data, send it. */
 void front_http_sse_begin(struct buf *, const char *event);
