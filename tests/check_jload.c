@@ -188,6 +188,68 @@ START_TEST(test_dump_and_duplicates)
 END_TEST
 
 /* Past the token array: jansson takes it, with the same result. */
+/* jwrite: the commas, the escapes, U+FFFD for bytes that are not UTF-8. */
+START_TEST(test_jwrite)
+{
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
+	json_t *j;
+
+	jwrite_init(&w, &b, 0);
+	jwrite_open(&w, NULL, '{');
+	jwrite_str(&w, "s", "a\"b\\c/d\n\x01\x7f caf\xc3\xa9 \xf0\x9f\x98\x80");
+	jwrite_strn(&w, "nul", "a\0b", 3);
+	jwrite_str(&w, "none", NULL);
+	jwrite_open(&w, "list", '[');
+	jwrite_int(&w, NULL, -9223372036854775807LL - 1);
+	jwrite_int(&w, NULL, 0);
+	jwrite_bool(&w, NULL, 1);
+	jwrite_open(&w, NULL, '{');
+	jwrite_close(&w, '}');
+	jwrite_open(&w, NULL, '[');
+	jwrite_close(&w, ']');
+	jwrite_raw(&w, NULL, "{\"r\":1}");
+	jwrite_close(&w, ']');
+	j = json_pack("{s:i}", "t", 2);
+	jwrite_json(&w, "tree", j);
+	jwrite_close(&w, '}');
+	ck_assert_str_eq(buf_cstr(&b),
+	    "{\"s\":\"a\\\"b\\\\c/d\\n\\u0001\x7f caf\xc3\xa9 \xf0\x9f\x98\x80\","
+	    "\"nul\":\"a\\u0000b\",\"none\":null,"
+	    "\"list\":[-9223372036854775808,0,true,{},[],{\"r\":1}],"
+	    "\"tree\":{\"t\":2}}");
+	json_decref(j);
+
+	/* Not UTF-8: a lone continuation, a cut sequence, an overlong form,
+	 * a surrogate, 0xff: U+FFFD for each byte that starts nothing. */
+	buf_reset(&b);
+	jwrite_init(&w, &b, 0);
+	jwrite_str(&w, NULL,
+	    "a\x80"
+	    "b\xe2\x82"
+	    "c\xc0\xaf"
+	    "d\xed\xa0\x80"
+	    "e\xff");
+	ck_assert_str_eq(buf_cstr(&b),
+	    "\"a\xef\xbf\xbd"
+	    "b\xef\xbf\xbd\xef\xbf\xbd"
+	    "c\xef\xbf\xbd\xef\xbf\xbd"
+	    "d\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+	    "e\xef\xbf\xbd\"");
+	buf_reset(&b);
+	jwrite_init(&w, &b, 1);
+	jwrite_str(&w, NULL, "\x80\xc3\xa9\xf0\x9f\x98\x80");
+	ck_assert_str_eq(buf_cstr(&b), "\"\\uFFFD\\u00E9\\uD83D\\uDE00\"");
+	/* Strict (jdump): refused, the buffer as it was. */
+	buf_reset(&b);
+	buf_addstr(&b, "x");
+	ck_assert_int_eq(jwrite_string(&b, "a\xff", 2, 0, 1), -1);
+	ck_assert_str_eq(buf_cstr(&b), "x");
+	ck_assert_uint_eq(b.len, 1);
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_large_document)
 {
 	char *text;
@@ -290,6 +352,7 @@ jload_suite(void)
 	tcase_add_test(tc, test_agrees_with_jansson);
 	tcase_add_test(tc, test_large_document);
 	tcase_add_test(tc, test_dump_and_duplicates);
+	tcase_add_test(tc, test_jwrite);
 	tcase_add_test(tc, test_recorded_replies);
 	suite_add_tcase(s, tc);
 	return s;
