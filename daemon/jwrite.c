@@ -94,25 +94,44 @@ jwrite_escape_ascii(char *p, unsigned c)
 }
 
 /*
+ * Room at p for the rest of the input (left bytes) as it is and one more
+ * escape or sequence (12: a surrogate pair), growing b as needed; p moves
+ * with the buffer. Most text is plain: a buffer for six times the input,
+ * what its worst case needs, would be mostly unused.
+ */
+static char *
+jwrite_room(struct buf *b, char *p, size_t left)
+{
+	size_t used = (size_t)(p - b->data);
+
+	if (b->cap - used > left + 13)
+		return p;
+	b->len = used;
+	(void)buf_reserve(b, left + left / 2 + 16);
+	return b->data + used;
+}
+
+/*
  * Append str (n bytes) as a JSON string. Invalid UTF-8: -1 (b as it was)
  * when strict, else U+FFFD for each byte that starts no valid sequence.
- * No byte takes more than 6 (a control character as \u00XX).
  */
 int
 jwrite_string(struct buf *b, const char *str, size_t n, int ascii, int strict)
 {
 	const unsigned char *s = (const unsigned char *)str, *run;
 	const unsigned char *end = s + n;
+	size_t len0 = b->len;
 	uint64_t x;
 	unsigned cp;
 	char *p;
 	int len;
 
-	if (n > (SIZE_MAX - 3 - b->len) / 6)
+	if (n > (SIZE_MAX - 64 - b->len) / 2)
 		return -1;
-	p = buf_reserve(b, 6 * n + 2);
+	p = buf_reserve(b, n + 16);
 	*p++ = '"';
 	while (s < end) {
+		p = jwrite_room(b, p, (size_t)(end - s));
 		/* Eight plain bytes at a time: a byte under 0x20, past
 		 * 0x7f, '"' or '\\' sets a high bit below. */
 		run = s;
@@ -141,8 +160,8 @@ jwrite_string(struct buf *b, const char *str, size_t n, int ascii, int strict)
 		}
 		if ((len = jwrite_utf8(s, (size_t)(end - s), &cp)) < 0) {
 			if (strict) {
-				if (b->data != NULL)
-					b->data[b->len] = '\0';
+				b->len = len0;
+				b->data[b->len] = '\0';
 				return -1;
 			}
 			if (ascii)
@@ -167,6 +186,7 @@ jwrite_string(struct buf *b, const char *str, size_t n, int ascii, int strict)
 			p += len;
 		s += len;
 	}
+	p = jwrite_room(b, p, 0);
 	*p++ = '"';
 	b->len = (size_t)(p - b->data);
 	b->data[b->len] = '\0';

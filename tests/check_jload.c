@@ -188,6 +188,37 @@ START_TEST(test_dump_and_duplicates)
 END_TEST
 
 /* Past the token array: jansson takes it, with the same result. */
+/* Long strings that grow six and three times: as jansson writes them. */
+static void
+jwrite_long_strings(void)
+{
+	static const char *units[] = { "\x01", "\xf0\x9f\x98\x80", "a" };
+	struct buf b = { NULL, 0, 0 };
+	char long_s[4001], *y;
+	size_t u, i, k, ulen;
+	json_t *js;
+
+	for (u = 0; u < 3; u++) {
+		ulen = strlen(units[u]);
+		for (i = 0; i + ulen < sizeof long_s; i += ulen)
+			memcpy(long_s + i, units[u], ulen);
+		long_s[i] = '\0';
+		js = json_string(long_s);
+		for (k = 0; k < 2; k++) {
+			buf_reset(&b);
+			ck_assert_int_eq(jwrite_string(&b, long_s, i, (int)k,
+			                     1),
+			    0);
+			y = json_dumps(js,
+			    JSON_ENCODE_ANY | (k ? JSON_ENSURE_ASCII : 0));
+			ck_assert_str_eq(buf_cstr(&b), y);
+			free(y);
+		}
+		json_decref(js);
+	}
+	buf_free(&b);
+}
+
 /* jwrite: the commas, the escapes, U+FFFD for bytes that are not UTF-8. */
 START_TEST(test_jwrite)
 {
@@ -240,6 +271,7 @@ START_TEST(test_jwrite)
 	jwrite_init(&w, &b, 1);
 	jwrite_str(&w, NULL, "\x80\xc3\xa9\xf0\x9f\x98\x80");
 	ck_assert_str_eq(buf_cstr(&b), "\"\\uFFFD\\u00E9\\uD83D\\uDE00\"");
+	jwrite_long_strings();
 	/* Strict (jdump): refused, the buffer as it was. */
 	buf_reset(&b);
 	buf_addstr(&b, "x");
