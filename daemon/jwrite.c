@@ -99,7 +99,7 @@ jwrite_escape_ascii(char *p, unsigned c)
  * with the buffer. Most text is plain: a buffer for six times the input,
  * what its worst case needs, would be mostly unused.
  */
-static char *
+static inline char *
 jwrite_room(struct buf *b, char *p, size_t left)
 {
 	size_t used = (size_t)(p - b->data);
@@ -217,6 +217,8 @@ jwrite_init(struct jwrite *w, struct buf *b, int ascii)
 	w->b = b;
 	w->ascii = ascii;
 	w->more = 0;
+	/* An answer or event fits: no reallocation on the way. */
+	(void)buf_reserve(b, 1024);
 }
 
 static inline void
