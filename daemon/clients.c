@@ -492,7 +492,7 @@ clients_save_json(uint64_t wall_ms)
 
 	for (st = clients_states; st != NULL; st = st->next) {
 		clients_roll(st, wall_ms);
-		if (st->minute_used == 0 && st->day_used == 0)
+		if (st->gone || (st->minute_used == 0 && st->day_used == 0))
 			continue;
 		json_array_append_new(a,
 		    json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", st->name,
@@ -516,6 +516,33 @@ clients_known(const struct config *conf, const char *name)
 			return 1;
 	}
 	return 0;
+}
+
+/*
+ * A reload: a class the new config does not have drops its token use, as
+ * a restart would (clients_load_json()). Its state stays, as calls and
+ * connections of the old config still count in it, but is not saved; a
+ * reload that brings the class back starts it from nothing.
+ */
+void
+clients_reconfigure(const struct config *conf)
+{
+	struct client_state *st;
+	int gone;
+
+	for (st = clients_states; st != NULL; st = st->next) {
+		gone = !clients_known(conf, st->name);
+		if (gone && !st->gone &&
+		    (st->minute_used != 0 || st->day_used != 0))
+			log_info("client class '%s' is not in the config; its "
+			         "token use is dropped",
+			    st->name);
+		if (gone) {
+			st->minute_used = 0;
+			st->day_used = 0;
+		}
+		st->gone = gone;
+	}
 }
 
 /*

@@ -1250,6 +1250,7 @@ struct client_state {
 	uint64_t over_until;          /* the last refusal's reset (wall) */
 	uint64_t calls, tokens;       /* totals */
 	uint64_t refused_budget, refused_caps;
+	int gone; /* its class left the config: its use is not kept */
 	struct client_state *next;
 };
 /* The class ident falls in under conf: the first whose conditions it
@@ -1271,6 +1272,8 @@ int clients_conn_enter(const struct client_class *, struct client_state **,
     char *, size_t);
 void clients_conn_leave(struct client_state **);
 void clients_free_all(void);
+/* A new config: a class it removed loses its token use (not saved). */
+void clients_reconfigure(const struct config *);
 /* The systemd unit in /proc/PID/cgroup (the last *.service or *.scope
  * element) into unit; "" when none. */
 void clients_unit_of_pid(pid_t, char *unit, size_t len);

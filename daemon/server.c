@@ -317,6 +317,7 @@ server_reload(char **cause)
 	config_unref(cfg);
 	cfg = config_ref(next);
 	target_reconfigure(cfg);
+	clients_reconfigure(cfg);
 	log_info("configuration reloaded from %s",
 	    cfg->path != NULL ? cfg->path : "the embedded default");
 	if (metrics_listen(ev_base, cfg->metrics_listen, &mcause) != 0) {

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -511,6 +512,82 @@ START_TEST(test_unknown_class_dropped)
 }
 END_TEST
 
+/* How many times the log says the config was reloaded. */
+static int
+reloads(void)
+{
+	char *all = h_daemon_log(&d), *p;
+	int n = 0;
+
+	for (p = all; (p = strstr(p, "configuration reloaded")) != NULL; p++)
+		n++;
+	free(all);
+	return n;
+}
+
+/* Write text as d's config, SIGHUP, and wait until the log says reloaded. */
+static void
+reload_with(const char *text)
+{
+	uint64_t deadline = h_mono_ms() + WAIT_MS;
+	int before = reloads();
+	FILE *f;
+
+	ck_assert_ptr_nonnull(f = fopen(d.conf, "w"));
+	ck_assert_int_ge(fputs(text, f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	while (reloads() <= before) {
+		ck_assert_msg(h_mono_ms() < deadline, "no reload in the log");
+		h_sleep_ms(20);
+	}
+}
+
+/*
+ * The same for a reload that removes a class: its token use is dropped
+ * at once, not kept and saved until the next restart; the other classes
+ * keep theirs. Named again, the class starts from nothing.
+ */
+START_TEST(test_removed_class_dropped_on_reload)
+{
+	static const char metered[] =
+	    "  { name = \"metered\"; match = [ \"uid:*\", \"name:metered\" ];\n"
+	    "    tokens_per_day = 60; },\n";
+	char msg[512], *without, *p, *log;
+	long long burst;
+	int i;
+
+	for (i = 0; i < 30; i++) {
+		if (one_call("metered", msg, sizeof msg) != LLMGATE_OK)
+			break;
+	}
+	ck_assert_msg(i >= 2 && i < 30, "%d calls went", i);
+	ck_assert_int_eq(one_call("burst", msg, sizeof msg), LLMGATE_OK);
+	ck_assert_int_gt(burst = tokens_day("burst"), 0);
+
+	without = h_strdup_printf("%s", conf);
+	ck_assert_ptr_nonnull(p = strstr(without, metered));
+	memmove(p, p + strlen(metered), strlen(p + strlen(metered)) + 1);
+	reload_with(without);
+	log = h_daemon_log(&d);
+	ck_assert_msg(strstr(log,
+	                  "client class 'metered' is not in the "
+	                  "config; its token use is dropped") != NULL,
+	    "log: %s", log);
+	free(log);
+	ck_assert_int_eq(tokens_day("burst"), burst);
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	free(without);
+	ck_assert(!state_has_class("metered"));
+	ck_assert(state_has_class("burst"));
+
+	h_daemon_start(&d, conf);
+	ck_assert_int_eq(chmod(d.dir, 0755), 0);
+	ck_assert_int_eq(one_call("metered", msg, sizeof msg), LLMGATE_OK);
+	ck_assert_int_eq(tokens_day("burst"), burst);
+}
+END_TEST
+
 static int
 flow_settled(void *arg)
 {
@@ -894,6 +971,7 @@ main(void)
 	tcase_add_test(tc, test_budget_concurrent);
 	tcase_add_test(tc, test_budget_survives_restart);
 	tcase_add_test(tc, test_unknown_class_dropped);
+	tcase_add_test(tc, test_removed_class_dropped_on_reload);
 	tcase_add_test(tc, test_max_inflight);
 	tcase_add_test(tc, test_status_clients);
 	tcase_add_test(tc, test_max_conns);
