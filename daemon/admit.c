@@ -118,6 +118,16 @@ admit_kick_domains(const struct domset *ds)
 	}
 }
 
+void
+admit_domain_ready(struct domain *d)
+{
+	struct domset ds;
+
+	memset(&ds, 0, sizeof ds);
+	ds.d[ds.n++] = d;
+	admit_kick_domains(&ds);
+}
+
 enum admit_verdict
 admit_request(struct admission *a, uint64_t deadline_ms, uint64_t now,
     uint64_t *wait_ms)
@@ -182,10 +192,10 @@ admit_done(struct admission *a, enum llmgate_class cls,
 		return;
 	/* A hold, a learned limit, an open breaker: the cluster's too. */
 	if ((shared = cluster_active()) != 0)
-		cluster_before(a->t, &seen);
+		cluster_before(a->t, &ds, &seen);
 	admission_done(a, cls, rl, used_tokens, now);
 	if (shared)
-		cluster_after(a->t, &seen, now);
+		cluster_after(a->t, &ds, &seen, now);
 	if (a->klass != NULL)
 		admit_settle(a, used_tokens);
 	admit_cancel(a);

@@ -207,37 +207,43 @@ cluster_share(void)
 	return cl.live > cl.expected ? cl.live : cl.expected;
 }
 
-/* Feed every limited target from the cluster, or give each its share. */
+/*
+ * Feed a limited budget (a target's or a quota domain's) from the
+ * cluster, or give it its share.
+ */
 static void
-cluster_apply(struct target *t, uint64_t now)
+cluster_apply(struct ratelimit *rl, struct slice *slice, uint64_t now)
 {
 	int fed = cl.state == CLUSTER_UP;
 	unsigned share = fed ? 0 : cluster_share();
 
 	if (cl.state == CLUSTER_OFF)
 		return;
-	if (t->rl.fed == fed && t->rl.share == share)
+	if (rl->fed == fed && rl->share == share)
 		return;
-	rl_cluster(&t->rl, fed, share, now);
-	slice_failed(&t->slice[0]);
-	slice_failed(&t->slice[1]);
+	rl_cluster(rl, fed, share, now);
+	slice_failed(&slice[0]);
+	slice_failed(&slice[1]);
 }
 
 static void
 cluster_apply_all(void)
 {
 	struct target *t;
+	struct domain *d;
 	uint64_t now = now_ms();
 
 	for (t = target_first(); t != NULL; t = t->next)
-		cluster_apply(t, now);
+		cluster_apply(&t->rl, t->slice, now);
+	for (d = domain_first(); d != NULL; d = d->next)
+		cluster_apply(&d->rl, d->slice, now);
 }
 
 void
 cluster_target_new(struct target *t)
 {
 	if (cl.state != CLUSTER_OFF)
-		cluster_apply(t, now_ms());
+		cluster_apply(&t->rl, t->slice, now_ms());
 }
 
 /*
@@ -604,14 +610,23 @@ cluster_connect(void)
 	    cluster_on_resolved, NULL);
 }
 
+/* Whether a slice of budget has waited for Redis longer than timeout_ms. */
+static int
+cluster_late(const struct slice *slice, uint64_t now)
+{
+	return slice_late(&slice[0], cl.timeout_ms, now) ||
+	    slice_late(&slice[1], cl.timeout_ms, now);
+}
+
 /* Heartbeat, health, reconnect. */
 static void
 cluster_beat(evutil_socket_t fd, short events, void *arg)
 {
 	struct target *t;
+	struct domain *d;
 	uint64_t now = now_ms();
 	char why[64];
-	int k;
+	int late = 0;
 
 	cluster_arm(cl.beat, CLUSTER_BEAT_MS);
 	if (cl.state == CLUSTER_DOWN) {
@@ -624,118 +639,180 @@ cluster_beat(evutil_socket_t fd, short events, void *arg)
 		cluster_down(why);
 		return;
 	}
-	for (t = target_first(); t != NULL; t = t->next) {
-		for (k = 0; k < 2; k++) {
-			if (slice_late(&t->slice[k], cl.timeout_ms, now)) {
-				snprintf(why, sizeof why, "no slice in %u ms",
-				    cl.timeout_ms);
-				cluster_down(why);
-				return;
-			}
-		}
+	for (t = target_first(); t != NULL && !late; t = t->next)
+		late = cluster_late(t->slice, now);
+	for (d = domain_first(); d != NULL && !late; d = d->next)
+		late = cluster_late(d->slice, now);
+	if (late) {
+		snprintf(why, sizeof why, "no slice in %u ms", cl.timeout_ms);
+		cluster_down(why);
+		return;
 	}
 	cluster_send_beat();
 }
 
 static struct bucket *
-cluster_bucket(struct target *t, int k)
+cluster_bucket(struct ratelimit *rl, int k)
 {
-	return k == 0 ? &t->rl.req : &t->rl.tok;
+	return k == 0 ? &rl->req : &rl->tok;
 }
 
-static void
-cluster_on_take(redisAsyncContext *ac, void *r, void *priv, int k)
+/*
+ * The cluster's answer to an ask for rl's units (k: 0 requests, 1
+ * tokens): fed into the bucket. Whether any came.
+ */
+static int
+cluster_on_take(redisAsyncContext *ac, void *r, struct ratelimit *rl,
+    struct slice *slice, int k)
 {
-	struct target *t = priv;
 	redisReply *reply;
 	uint64_t now = now_ms(), g;
 
 	if ((reply = cluster_reply(ac, r)) == NULL)
-		return;
+		return 0;
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
 	    reply->element[0]->type != REDIS_REPLY_INTEGER) {
 		cluster_down("unexpected reply to a slice");
-		return;
+		return 0;
 	}
 	g = reply->element[0]->integer > 0 ?
 	    (uint64_t)reply->element[0]->integer :
 	    0;
-	if (t->rl.fed)
-		bucket_feed(cluster_bucket(t, k), (int64_t)g, now);
-	slice_granted(&t->slice[k], g,
+	if (rl->fed)
+		bucket_feed(cluster_bucket(rl, k), (int64_t)g, now);
+	slice_granted(&slice[k], g,
 	    reply->element[2]->integer > 0 ?
 	        (uint64_t)reply->element[2]->integer :
 	        0,
 	    now);
-	t->slice[k].cluster_level = reply->element[1]->integer;
-	if (g != 0)
-		admit_target_ready(t);
+	slice[k].cluster_level = reply->element[1]->integer;
+	return g != 0;
 }
 
 static void
 cluster_on_take_req(redisAsyncContext *ac, void *r, void *priv)
 {
-	cluster_on_take(ac, r, priv, 0);
+	struct target *t = priv;
+
+	if (cluster_on_take(ac, r, &t->rl, t->slice, 0))
+		admit_target_ready(t);
 }
 
 static void
 cluster_on_take_tok(redisAsyncContext *ac, void *r, void *priv)
 {
-	cluster_on_take(ac, r, priv, 1);
+	struct target *t = priv;
+
+	if (cluster_on_take(ac, r, &t->rl, t->slice, 1))
+		admit_target_ready(t);
 }
 
-/* Units t's queue waits for: requests, or the head's tokens. */
-static uint64_t
-cluster_waiting(struct target *t, int k)
+/* A domain lives until exit: a pending answer's pointer stays good. */
+static void
+cluster_on_dtake_req(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct domain *d = priv;
+
+	if (cluster_on_take(ac, r, &d->rl, d->slice, 0))
+		admit_domain_ready(d);
+}
+
+static void
+cluster_on_dtake_tok(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct domain *d = priv;
+
+	if (cluster_on_take(ac, r, &d->rl, d->slice, 1))
+		admit_domain_ready(d);
+}
+
+/* Adds the units t's queue waits for: requests, and the head's tokens. */
+static void
+cluster_waiting(const struct target *t, uint64_t waiting[2])
 {
 	const struct admission *head;
 
-	if (k == 0)
-		return waitq_len(&t->queue);
-	head = (const struct admission *)waitq_peek(&t->queue);
-	return head != NULL ? head->tokens : 0;
+	waiting[0] += waitq_len(&t->queue);
+	head = (const struct admission *)waitq_peek(
+	    (struct waitq *)(uintptr_t)&t->queue);
+	waiting[1] += head != NULL ? head->tokens : 0;
 }
 
-/* Slices: ask for what the policy wants, give back what it does not. */
+/*
+ * One budget's slices (a target's, key kind "b", or a quota domain's,
+ * "d"): ask for what the policy wants, give back what it does not. cb:
+ * the answers' callbacks for requests and tokens, with priv.
+ */
 static void
-cluster_tick(evutil_socket_t fd, short events, void *arg)
+cluster_slices(struct ratelimit *rl, struct slice *slice,
+    const uint64_t waiting[2], const char *kind, const char *name,
+    redisCallbackFn *const cb[2], void *priv, uint64_t now)
 {
-	struct target *t;
 	struct bucket *b;
-	uint64_t now = now_ms(), cap;
+	uint64_t cap;
 	int64_t n;
 	int k;
 
+	for (k = 0; k < 2; k++) {
+		b = cluster_bucket(rl, k);
+		if (b->limit == 0)
+			continue;
+		cap = rl_cluster_capacity(rl, k);
+		n = slice_tick(&slice[k], bucket_available(b, now), waiting[k],
+		    cap, cl.slice_ms, now);
+		if (n == 0)
+			continue;
+		if (n < 0) {
+			bucket_feed(b, n, now);
+			slice_returned(&slice[k], (uint64_t)-n);
+		}
+		redisAsyncCommand(cl.cmd, n > 0 ? cb[k] : NULL, priv,
+		    "EVAL %s 1 %s:%s:%s:%s %llu %llu %lld %llu",
+		    cluster_lua_take, cl.prefix, kind, name,
+		    k == 0 ? "req" : "tok",
+		    (unsigned long long)rl_cluster_limit(rl, k),
+		    (unsigned long long)cap, (long long)n,
+		    (unsigned long long)(cl.downs == 0 ? cap : 0));
+	}
+}
+
+/* Slices of every fed budget: the targets', then the quota domains'. */
+static void
+cluster_tick(evutil_socket_t fd, short events, void *arg)
+{
+	static redisCallbackFn *const tcb[2] = { cluster_on_take_req,
+		cluster_on_take_tok };
+	static redisCallbackFn *const dcb[2] = { cluster_on_dtake_req,
+		cluster_on_dtake_tok };
+	struct target *t, *m;
+	struct domain *d;
+	uint64_t now = now_ms(), waiting[2];
+
 	cluster_arm(cl.tick, CLUSTER_TICK_MS);
+	/* A domain a reload made joins the cluster here. */
+	for (d = domain_first(); d != NULL; d = d->next)
+		cluster_apply(&d->rl, d->slice, now);
 	if (cl.state != CLUSTER_UP)
 		return;
 	for (t = target_first(); t != NULL; t = t->next) {
 		if (!t->rl.fed)
 			continue;
-		for (k = 0; k < 2; k++) {
-			b = cluster_bucket(t, k);
-			if (b->limit == 0)
-				continue;
-			cap = rl_cluster_capacity(&t->rl, k);
-			n = slice_tick(&t->slice[k], bucket_available(b, now),
-			    cluster_waiting(t, k), cap, cl.slice_ms, now);
-			if (n == 0)
-				continue;
-			if (n < 0) {
-				bucket_feed(b, n, now);
-				slice_returned(&t->slice[k], (uint64_t)-n);
-			}
-			redisAsyncCommand(cl.cmd,
-			    n > 0 ? (k == 0 ? cluster_on_take_req :
-			                      cluster_on_take_tok) :
-			            NULL,
-			    t, "EVAL %s 1 %s:b:%s:%s %llu %llu %lld %llu",
-			    cluster_lua_take, cl.prefix, t->name,
-			    k == 0 ? "req" : "tok",
-			    (unsigned long long)rl_cluster_limit(&t->rl, k),
-			    (unsigned long long)cap, (long long)n,
-			    (unsigned long long)(cl.downs == 0 ? cap : 0));
+		waiting[0] = waiting[1] = 0;
+		cluster_waiting(t, waiting);
+		cluster_slices(&t->rl, t->slice, waiting, "b", t->name, tcb, t,
+		    now);
+	}
+	for (d = domain_first(); d != NULL; d = d->next) {
+		if (!d->rl.fed)
+			continue;
+		/* What its members' queues wait for. */
+		waiting[0] = waiting[1] = 0;
+		for (m = target_first(); m != NULL; m = m->next) {
+			if (domain_has(&m->dom, d))
+				cluster_waiting(m, waiting);
 		}
+		cluster_slices(&d->rl, d->slice, waiting, "d", d->name, dcb, d,
+		    now);
 	}
 }
 
@@ -746,51 +823,77 @@ enum {
 };
 
 /*
- * Tell the other hosts what of t is in force here (kinds, CLUSTER_*):
- * published as "KIND A B HOST TARGET" for the hosts subscribed now, and
- * kept in Redis until it ends for those that join or come back later.
+ * Tell the other hosts a signal of name's (a target's or, kinds "dhold"
+ * and "dlearn", a quota domain's) in force here for ms: published as
+ * "KIND A B HOST NAME" for the hosts subscribed now, and kept in Redis
+ * until it ends for those that join or come back later. replace: a
+ * learned limit, which a later one replaces.
  */
+static void
+cluster_send(const char *kind, unsigned long long a, unsigned long long b,
+    unsigned long long ms, const char *name, int replace)
+{
+	char *msg, *member;
+
+	/* One argument each: hiredis splits a format at its spaces. */
+	xasprintf(&msg, "%s %llu %llu %s %s", kind, a, b, cl.host, name);
+	redisAsyncCommand(cl.cmd, NULL, NULL, "PUBLISH %s %s", cl.channel, msg);
+	free(msg);
+	xasprintf(&member, "%s %s", kind, name);
+	xasprintf(&msg, "%llu %llu", a, b);
+	redisAsyncCommand(cl.cmd, NULL, NULL,
+	    "EVAL %s 2 %s %s %s %llu %s %d %d", cluster_lua_keep, cl.kept_key,
+	    cl.nums_key, member, ms, msg, RL_HOLD_MAX_MS, replace);
+	free(member);
+	free(msg);
+	cl.signals_sent++;
+}
+
+/* Tell the other hosts what of t is in force here (kinds, CLUSTER_*). */
 static void
 cluster_tell(struct target *t, unsigned kinds, uint64_t now)
 {
-	unsigned long long a, b, ms;
-	const char *kind;
-	char *msg, *member;
-	int k;
+	if (kinds & CLUSTER_HOLD)
+		cluster_send("hold", t->rl.cooldown_until - now,
+		    (unsigned)rl_reason_index(t->rl.cooldown_reason),
+		    t->rl.cooldown_until - now, t->name, 0);
+	if (kinds & CLUSTER_LEARN)
+		cluster_send("learn", t->rl.learned_rpm, t->rl.learned_tpm,
+		    RL_HOLD_MAX_MS, t->name, 1);
+	if (kinds & CLUSTER_OPEN)
+		cluster_send("open", t->br.open_until - now, t->br.mult,
+		    t->br.open_until - now, t->name, 0);
+}
 
-	for (k = 0; k < 3; k++) {
-		if (!(kinds & (1u << k)))
-			continue;
-		if (k == 0) {
-			kind = "hold";
-			a = ms = t->rl.cooldown_until - now;
-			b = (unsigned)rl_reason_index(t->rl.cooldown_reason);
-		} else if (k == 1) {
-			kind = "learn";
-			a = t->rl.learned_rpm;
-			b = t->rl.learned_tpm;
-			ms = RL_HOLD_MAX_MS;
-		} else {
-			kind = "open";
-			a = ms = t->br.open_until - now;
-			b = t->br.mult;
-		}
-		/* One argument each: hiredis splits a format at its spaces. */
-		xasprintf(&msg, "%s %llu %llu %s %s", kind, a, b, cl.host,
-		    t->name);
-		redisAsyncCommand(cl.cmd, NULL, NULL, "PUBLISH %s %s",
-		    cl.channel, msg);
-		free(msg);
-		xasprintf(&member, "%s %s", kind, t->name);
-		xasprintf(&msg, "%llu %llu", a, b);
-		redisAsyncCommand(cl.cmd, NULL, NULL,
-		    "EVAL %s 2 %s %s %s %llu %s %d %d", cluster_lua_keep,
-		    cl.kept_key, cl.nums_key, member, ms, msg, RL_HOLD_MAX_MS,
-		    k == 1);
-		free(member);
-		free(msg);
-		cl.signals_sent++;
-	}
+/*
+ * The same of a quota domain: its hold (cooldown = "domain") and its
+ * learned limits (learn), which describe one budget for every host.
+ */
+static void
+cluster_tell_domain(const struct domain *d, unsigned kinds, uint64_t now)
+{
+	if (kinds & CLUSTER_HOLD)
+		cluster_send("dhold", d->rl.cooldown_until - now,
+		    (unsigned)rl_reason_index(d->rl.cooldown_reason),
+		    d->rl.cooldown_until - now, d->name, 0);
+	if (kinds & CLUSTER_LEARN)
+		cluster_send("dlearn", d->rl.learned_rpm, d->rl.learned_tpm,
+		    RL_HOLD_MAX_MS, d->name, 1);
+}
+
+/* What of a domain is in force here and could be told (CLUSTER_*). */
+static unsigned
+cluster_domain_in_force(const struct domain *d, uint64_t now)
+{
+	unsigned kinds = 0;
+
+	if (!d->live)
+		return 0;
+	if (d->rl.cooldown_until > now)
+		kinds |= CLUSTER_HOLD;
+	if (d->rl.learned_rpm != 0 || d->rl.learned_tpm != 0)
+		kinds |= CLUSTER_LEARN;
+	return kinds;
 }
 
 /* What of t is in force here and could be told (CLUSTER_*). */
@@ -809,12 +912,20 @@ cluster_in_force(const struct target *t, uint64_t now)
 }
 
 void
-cluster_before(const struct target *t, struct cluster_seen *seen)
+cluster_before(const struct target *t, const struct domset *ds,
+    struct cluster_seen *seen)
 {
+	unsigned i;
+
 	seen->held = t->rl.cooldown_until;
 	seen->learned_rpm = t->rl.learned_rpm;
 	seen->learned_tpm = t->rl.learned_tpm;
 	seen->epoch = t->br.epoch;
+	for (i = 0; i < ds->n; i++) {
+		seen->dom_held[i] = ds->d[i]->rl.cooldown_until;
+		seen->dom_rpm[i] = ds->d[i]->rl.learned_rpm;
+		seen->dom_tpm[i] = ds->d[i]->rl.learned_tpm;
+	}
 }
 
 /*
@@ -824,9 +935,11 @@ cluster_before(const struct target *t, struct cluster_seen *seen)
  * is still in force once it is back.
  */
 void
-cluster_after(struct target *t, const struct cluster_seen *seen, uint64_t now)
+cluster_after(struct target *t, const struct domset *ds,
+    const struct cluster_seen *seen, uint64_t now)
 {
-	unsigned kinds = 0;
+	const struct domain *d;
+	unsigned kinds = 0, i;
 
 	if (cl.state != CLUSTER_UP)
 		return;
@@ -838,6 +951,51 @@ cluster_after(struct target *t, const struct cluster_seen *seen, uint64_t now)
 	if (t->br.epoch != seen->epoch)
 		kinds |= CLUSTER_OPEN;
 	cluster_tell(t, kinds & cluster_in_force(t, now), now);
+	for (i = 0; i < ds->n; i++) {
+		d = ds->d[i];
+		kinds = 0;
+		if (d->rl.cooldown_until > seen->dom_held[i])
+			kinds |= CLUSTER_HOLD;
+		if (d->rl.learned_rpm != seen->dom_rpm[i] ||
+		    d->rl.learned_tpm != seen->dom_tpm[i])
+			kinds |= CLUSTER_LEARN;
+		cluster_tell_domain(d, kinds & cluster_domain_in_force(d, now),
+		    now);
+	}
+}
+
+/*
+ * Another host's news about quota domain name: a hold, taken only where
+ * the domain holds its members (cooldown = "domain"), or learned limits,
+ * only where it learns. Every host has the same limits block.
+ */
+static void
+cluster_heed_domain(const char *kind, unsigned long long a,
+    unsigned long long b, const char *from, const char *name)
+{
+	struct domain *d;
+	struct header_rl ri;
+	uint64_t now = now_ms();
+
+	if ((d = domain_find(name)) == NULL || !d->live) {
+		log_debug("cluster: %s from %s: no quota domain '%s' here",
+		    kind, from, name);
+		return;
+	}
+	cl.signals_received++;
+	log_debug("cluster: domain %s %s %llu %llu from %s", d->name, kind, a,
+	    b, from);
+	if (strcmp(kind, "dhold") == 0 && d->cooldown == DOMAIN_COOLDOWN_DOMAIN)
+		rl_cooldown(&d->rl, a,
+		    rl_reason((int)b) != NULL ? rl_reason((int)b) :
+		                                "rate_limited",
+		    now);
+	else if (strcmp(kind, "dlearn") == 0 && d->learn) {
+		header_rl_init(&ri);
+		ri.limit_requests = a > 0 && a <= UINT32_MAX ? (int64_t)a : -1;
+		ri.limit_tokens = b > 0 && b <= UINT32_MAX ? (int64_t)b : -1;
+		rl_learn(&d->rl, &ri, now);
+	}
 }
 
 /*
@@ -855,6 +1013,10 @@ cluster_heed(const char *kind, unsigned long long a, unsigned long long b,
 	uint64_t now = now_ms();
 	char *cause = NULL;
 
+	if (kind[0] == 'd') {
+		cluster_heed_domain(kind, a, b, from, name);
+		return;
+	}
 	if ((t = target_resolve(cfg, name, TARGET_UNOWNED, &pc, &cause)) ==
 	    NULL) {
 		log_debug("cluster: %s from %s: %s", kind, from, cause);
@@ -926,7 +1088,7 @@ cluster_on_kept(redisAsyncContext *ac, void *r, void *priv)
 		if ((ms = strtoll(e[i + 1]->str, NULL, 10)) <= 0)
 			continue;
 		/* A hold or a breaker: what is left of it. */
-		if (strcmp(kind, "learn") != 0)
+		if (strcmp(kind, "learn") != 0 && strcmp(kind, "dlearn") != 0)
 			a = (unsigned long long)ms;
 		cluster_heed(kind, a, b, "redis", e[i]->str + off);
 	}
@@ -941,12 +1103,15 @@ static void
 cluster_resync(void)
 {
 	struct target *t;
+	struct domain *d;
 	uint64_t now = now_ms();
 
 	redisAsyncCommand(cl.cmd, cluster_on_kept, NULL, "EVAL %s 2 %s %s",
 	    cluster_lua_kept, cl.kept_key, cl.nums_key);
 	for (t = target_first(); t != NULL; t = t->next)
 		cluster_tell(t, cluster_in_force(t, now), now);
+	for (d = domain_first(); d != NULL; d = d->next)
+		cluster_tell_domain(d, cluster_domain_in_force(d, now), now);
 }
 
 static void
@@ -1063,12 +1228,31 @@ cluster_hosts_restore(unsigned n)
 	cluster_saved_hosts = n;
 }
 
+/* One shared budget's books, as status shows them, under key name. */
+static json_t *
+cluster_books(const char *key, const char *name, const struct ratelimit *rl,
+    const struct slice *slice, uint64_t now)
+{
+	return json_pack("{s:s, s:{s:I, s:I, s:f, s:I, s:I}, "
+	                 "s:{s:I, s:I, s:f, s:I, s:I}}",
+	    key, name, "requests", "slice",
+	    (json_int_t)bucket_available(&rl->req, now), "cluster_level",
+	    (json_int_t)slice[0].cluster_level, "rate_per_s", slice[0].rate,
+	    "granted", (json_int_t)slice[0].granted, "returned",
+	    (json_int_t)slice[0].returned, "tokens", "slice",
+	    (json_int_t)bucket_available(&rl->tok, now), "cluster_level",
+	    (json_int_t)slice[1].cluster_level, "rate_per_s", slice[1].rate,
+	    "granted", (json_int_t)slice[1].granted, "returned",
+	    (json_int_t)slice[1].returned);
+}
+
 /* status's "cluster": NULL without a cluster block. */
 json_t *
 cluster_status(void)
 {
-	json_t *st, *targets;
+	json_t *st, *targets, *domains;
 	struct target *t;
+	struct domain *d;
 	uint64_t now = now_ms();
 
 	if (cl.state == CLUSTER_OFF)
@@ -1078,26 +1262,22 @@ cluster_status(void)
 		if (t->rl.req.limit == 0 && t->rl.tok.limit == 0)
 			continue;
 		json_array_append_new(targets,
-		    json_pack("{s:s, s:{s:I, s:I, s:f, s:I, s:I}, "
-		              "s:{s:I, s:I, s:f, s:I, s:I}}",
-		        "target", t->name, "requests", "slice",
-		        (json_int_t)bucket_available(&t->rl.req, now),
-		        "cluster_level", (json_int_t)t->slice[0].cluster_level,
-		        "rate_per_s", t->slice[0].rate, "granted",
-		        (json_int_t)t->slice[0].granted, "returned",
-		        (json_int_t)t->slice[0].returned, "tokens", "slice",
-		        (json_int_t)bucket_available(&t->rl.tok, now),
-		        "cluster_level", (json_int_t)t->slice[1].cluster_level,
-		        "rate_per_s", t->slice[1].rate, "granted",
-		        (json_int_t)t->slice[1].granted, "returned",
-		        (json_int_t)t->slice[1].returned));
+		    cluster_books("target", t->name, &t->rl, t->slice, now));
 	}
-	st = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o}",
+	domains = json_array();
+	for (d = domain_first(); d != NULL; d = d->next) {
+		if (!d->live || (d->rl.req.limit == 0 && d->rl.tok.limit == 0))
+			continue;
+		json_array_append_new(domains,
+		    cluster_books("domain", d->name, &d->rl, d->slice, now));
+	}
+	st = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o, "
+	               "s:o}",
 	    "redis", cl.addr, "state", cluster_state_names[cl.state], "why",
 	    cl.why, "host", cl.host, "hosts_alive", (json_int_t)cl.live,
 	    "share_of", (json_int_t)cluster_share(), "outages",
 	    (json_int_t)cl.downs, "signals_sent", (json_int_t)cl.signals_sent,
 	    "signals_received", (json_int_t)cl.signals_received, "targets",
-	    targets);
+	    targets, "domains", domains);
 	return st;
 }

@@ -1096,9 +1096,10 @@ struct domain {
 	struct ratelimit rl;
 	char **pat; /* copies of the config's patterns */
 	size_t npat;
-	int learn;    /* members' rate-limit headers feed rl */
-	int cooldown; /* DOMAIN_COOLDOWN_* */
-	int live;     /* in the running config; else kept, unmatched */
+	int learn;             /* members' rate-limit headers feed rl */
+	int cooldown;          /* DOMAIN_COOLDOWN_* */
+	int live;              /* in the running config; else kept, unmatched */
+	struct slice slice[2]; /* cluster: requests, tokens */
 	struct domain *next;
 };
 /* The domains a target draws from (and an admission took from). */
@@ -1400,6 +1401,8 @@ unsigned admit_queued(void);
 
 /* Budget came for t (a cluster slice): serve its queue. */
 void admit_target_ready(struct target *);
+/* The cluster granted d budget: its members' queues may move. */
+void admit_domain_ready(struct domain *);
 
 /*
  * cluster.c: several hosts share budgets and holds through Redis (hiredis
@@ -1424,9 +1427,14 @@ struct cluster_seen {
 	uint64_t held;
 	uint32_t learned_rpm, learned_tpm;
 	uint32_t epoch;
+	/* The same of the quota domains the attempt took from. */
+	uint64_t dom_held[DOMAIN_PER_TARGET];
+	uint32_t dom_rpm[DOMAIN_PER_TARGET], dom_tpm[DOMAIN_PER_TARGET];
 };
-void cluster_before(const struct target *, struct cluster_seen *);
-void cluster_after(struct target *, const struct cluster_seen *, uint64_t now);
+void cluster_before(const struct target *, const struct domset *,
+    struct cluster_seen *);
+void cluster_after(struct target *, const struct domset *,
+    const struct cluster_seen *, uint64_t now);
 json_t *cluster_status(void); /* NULL: no cluster block */
 /* The hosts last seen alive, for the state file (0: no cluster); and the
  * count a restart read from it (before cluster_start()). */

@@ -51,6 +51,12 @@
 #define TOK_WORDS      20
 #define TOK_BILL       (TOK_WORDS + 1 + TOK_WORDS)
 #define TOK_MAX_TOKENS 100
+/*
+ * The quota domain "org": "oa/dom-a" and "oa/dom-b" (no limits of their
+ * own, none at the provider) draw from one budget of DOM_TPM tokens a
+ * minute, which the hosts share through the cluster.
+ */
+#define DOM_TPM 150000
 
 static struct daemon d[HOSTS];
 static pid_t fp_pid, redis_pid;
@@ -160,13 +166,15 @@ host_conf(int i, int cluster, int rpm)
 	    "               { name = \"two+rpm=600\"; rpm = %d; },\n"
 	    "               { name = \"three+rpm=600\"; rpm = %d; },\n"
 	    "               { name = \"tok+tpm=%d\"; tpm = %d; },\n"
-	    "               { name = \"tok2+tpm=%d\"; tpm = %d; } ); }\n"
+	    "               { name = \"tok2+tpm=%d\"; tpm = %d; },\n"
+	    "               { name = \"dom-a\"; }, { name = \"dom-b\"; } ); }\n"
 	    ");\n"
+	    "limits = ( { name = \"org\"; tpm = %d; targets = [ \"oa/dom-*\" ]; } );\n"
 	    "retry = { attempts = 8; initial_ms = 10; max_ms = 100; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
 	    "breaker = { failures = 2; min_calls = 1000; open_ms = 5000; };\n"
 	    "%s%s%s%s%c%s%s%s%s%s",
-	    fp_port, rpm, rpm, rpm, TPM_PROV, TPM, TPM_PROV, TPM,
+	    fp_port, rpm, rpm, rpm, TPM_PROV, TPM, TPM_PROV, TPM, DOM_TPM,
 	    cluster ? "cluster = { redis = \"" : "",
 	    !cluster                  ? "" :
 	        redis_addr[i] != NULL ? "" :
@@ -849,6 +857,7 @@ struct fidelity {
 struct load {
 	const char *prompt;
 	uint32_t max_tokens;
+	const char *other; /* a second model, for every other client */
 };
 
 /*
@@ -867,7 +876,6 @@ clients_run(const char *model, const struct load *ld, int procs, int calls,
 	json_t *j;
 	int i, n = 0, st;
 
-	snprintf(target, sizeof target, "oa/%s", model);
 	memset(f, 0, sizeof *f);
 	start = h_mono_ms();
 	for (i = 0; i < HOSTS * procs; i++) {
@@ -880,6 +888,11 @@ clients_run(const char *model, const struct load *ld, int procs, int calls,
 			char err[128];
 			int k, bad = 0;
 
+			/* Clients i and i + HOSTS: one of each model a host. */
+			snprintf(target, sizeof target, "oa/%s",
+			    ld != NULL && ld->other != NULL && i / HOSTS % 2 ?
+			        ld->other :
+			        model);
 			g = llmgate_connect(d[i % HOSTS].sock, NULL, err,
 			    sizeof err);
 			if (g == NULL)
@@ -1004,6 +1017,8 @@ struct books {
 	long long granted, returned, slice, outages;
 };
 
+static void budget_books(int, const char *, const char *, struct books *);
+
 /*
  * Host i's books for target, all from one status: one moment of the
  * daemon's loop. After a run the hosts still take slices (their rate,
@@ -1015,23 +1030,52 @@ struct books {
 static void
 cluster_books(int i, const char *target, struct books *b)
 {
+	budget_books(i, "target", target, b);
+}
+
+/* The same for a budget of kind "target" or "domain". */
+static void
+budget_books(int i, const char *kind, const char *name, struct books *b)
+{
 	json_t *st = status_of(&d[i]), *c, *ts, *e, *tok = NULL;
+	char *list = h_strdup_printf("%ss", kind);
 	size_t k;
 
 	c = json_object_get(st, "cluster");
-	ts = json_object_get(c, "targets");
+	ts = json_object_get(c, list);
+	free(list);
 	for (k = 0; k < json_array_size(ts); k++) {
 		e = json_array_get(ts, k);
-		if (strcmp(json_string_value(json_object_get(e, "target")),
-		        target) == 0)
+		if (strcmp(json_string_value(json_object_get(e, kind)), name) ==
+		    0)
 			tok = json_object_get(e, "tokens");
 	}
-	ck_assert_msg(tok != NULL, "host %d has no books for %s", i, target);
+	ck_assert_msg(tok != NULL, "host %d has no books for %s", i, name);
 	b->granted = json_integer_value(json_object_get(tok, "granted"));
 	b->returned = json_integer_value(json_object_get(tok, "returned"));
 	b->slice = json_integer_value(json_object_get(tok, "slice"));
 	b->outages = json_integer_value(json_object_get(c, "outages"));
 	json_decref(st);
+}
+
+/*
+ * The load of the token runs: TOK_WORDS words in prompt, TOK_MAX_TOKENS
+ * of output asked for. Returns a call's estimate, more than it bills.
+ */
+static long long
+tok_load(char prompt[TOK_WORDS * 3 + 1], struct load *ld)
+{
+	long long est;
+	int i;
+
+	for (i = 0; i < TOK_WORDS; i++)
+		memcpy(prompt + i * 3, i + 1 < TOK_WORDS ? "ab " : "ab", 3);
+	memset(ld, 0, sizeof *ld);
+	ld->prompt = prompt;
+	ld->max_tokens = TOK_MAX_TOKENS;
+	est = (long long)(strlen(prompt) + 3) / 4 + TOK_MAX_TOKENS;
+	ck_assert_int_gt(est, TOK_BILL);
+	return est;
 }
 
 /*
@@ -1051,12 +1095,7 @@ START_TEST(test_hosts_share_token_limit)
 	struct load ld;
 	int i;
 
-	for (i = 0; i < TOK_WORDS; i++)
-		memcpy(prompt + i * 3, i + 1 < TOK_WORDS ? "ab " : "ab", 3);
-	ld.prompt = prompt;
-	ld.max_tokens = TOK_MAX_TOKENS;
-	est = (long long)(strlen(prompt) + 3) / 4 + TOK_MAX_TOKENS;
-	ck_assert_int_gt(est, TOK_BILL);
+	est = tok_load(prompt, &ld);
 	snprintf(model, sizeof model, "tok+tpm=%d", TPM_PROV);
 	snprintf(target, sizeof target, "oa/%s", model);
 	/*
@@ -1101,6 +1140,75 @@ START_TEST(test_hosts_share_token_limit)
 	fidelity_used(&without, (double)without.tokens, TPM_PROV);
 	fidelity_print("3 hosts, no cluster:", &without);
 	ck_assert_int_gt(without.r429, f.r429);
+}
+END_TEST
+
+/* Tokens the provider billed for model. */
+static long long
+model_tokens(const char *model)
+{
+	json_t *j = h_fakeprov_get(fp_port, "/_stats");
+	long long v;
+
+	v = json_integer_value(
+	    json_object_get(json_object_get(json_object_get(j, "by_model"),
+	                        model),
+	        "tokens"));
+	json_decref(j);
+	return v;
+}
+
+/*
+ * A quota domain's budget is the cluster's, not each host's: three
+ * hosts, clients of two member targets on each, one domain limit of
+ * tokens. Together they keep to it (the provider does not enforce it:
+ * what it billed is compared to what the limit allows over the run), and
+ * use most of it; the domain's books balance: every token the hosts took
+ * from the cluster for it was billed, given back or is still in a slice.
+ */
+START_TEST(test_hosts_share_domain_limit)
+{
+	char prompt[TOK_WORDS * 3 + 1];
+	long long taken = 0, billed;
+	struct fidelity f;
+	struct books b;
+	struct load ld;
+	int i;
+
+	tok_load(prompt, &ld);
+	ld.other = "dom-b";
+	cluster_timeout_ms = wrapped() ? 20000 : 3000;
+	hosts_start(1, RPM);
+	wait_cluster("up", HOSTS);
+	clients_run("dom-a", &ld, 2, wrapped() ? 10 : 80, NULL, &f);
+	billed = model_tokens("dom-a") + model_tokens("dom-b");
+	ck_assert_int_gt(model_tokens("dom-b"), 0);
+	f.requests += h_fakeprov_count(fp_port, "dom-b", NULL);
+	f.r429 += h_fakeprov_count(fp_port, "dom-b", "429");
+	fidelity_used(&f, (double)billed, DOM_TPM);
+	fidelity_print("3 hosts, domain limit:", &f);
+	ck_assert_int_eq(f.failed, 0);
+	ck_assert_int_eq(f.r429, 0);
+	ck_assert_int_eq(billed, f.requests * TOK_BILL);
+	for (i = 0; i < HOSTS; i++) {
+		budget_books(i, "domain", "org", &b);
+		ck_assert_msg(b.outages == 0,
+		    "host %d lost Redis during the run", i);
+		ck_assert_int_gt(b.granted, 0);
+		ck_assert_int_ge(b.returned, 0);
+		taken += b.granted - b.returned - b.slice;
+	}
+	ck_assert_msg(taken == billed,
+	    "the hosts took %lld tokens of the domain from the cluster and "
+	    "kept none, the provider billed %lld",
+	    taken, billed);
+	/* What the cluster's bucket allows over the run, not three times. */
+	ck_assert_msg(f.used <= 1.0, "%.0f%% of the domain limit used",
+	    f.used * 100);
+	if (wrapped())
+		return;
+	ck_assert_msg(f.used >= 0.9, "only %.0f%% of the domain limit used",
+	    f.used * 100);
 }
 END_TEST
 
@@ -1221,6 +1329,7 @@ main(void)
 	CLUSTER_CASE(s, test_breaker_and_limit_reach_all_hosts);
 	CLUSTER_CASE(s, test_hosts_share_one_limit);
 	CLUSTER_CASE(s, test_hosts_share_token_limit);
+	CLUSTER_CASE(s, test_hosts_share_domain_limit);
 	CLUSTER_CASE(s, test_outage_signals_resync);
 	CLUSTER_CASE(s, test_start_without_redis_shares);
 	CLUSTER_CASE(s, test_tcp_addresses);
