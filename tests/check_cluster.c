@@ -169,7 +169,8 @@ host_conf(int i, int cluster, int rpm)
 	    "               { name = \"tok2+tpm=%d\"; tpm = %d; },\n"
 	    "               { name = \"dom-a\"; }, { name = \"dom-b\"; } ); }\n"
 	    ");\n"
-	    "limits = ( { name = \"org\"; tpm = %d; targets = [ \"oa/dom-*\" ]; } );\n"
+	    "limits = ( { name = \"org\"; tpm = %d; targets = [ \"oa/dom-*\" ]; },\n"
+	    "  { name = \"cool\"; rpm = 6000; cooldown = \"domain\"; targets = [ \"oa/cool-*\" ]; } );\n"
 	    "retry = { attempts = 8; initial_ms = 10; max_ms = 100; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
 	    "breaker = { failures = 2; min_calls = 1000; open_ms = 5000; };\n"
@@ -278,6 +279,30 @@ held_ms(int i, const char *target)
 	}
 	json_decref(st);
 	return ms;
+}
+
+/* What host i's status says of quota domain name: key's sub (or key). */
+static long long
+domain_field(int i, const char *name, const char *key, const char *sub)
+{
+	json_t *st = status_of(&d[i]), *ds = json_object_get(st, "domains");
+	json_t *v = NULL;
+	long long n;
+	size_t k;
+
+	for (k = 0; k < json_array_size(ds); k++) {
+		if (strcmp(json_string_value(
+		               json_object_get(json_array_get(ds, k), "name")),
+		        name) == 0)
+			v = json_object_get(json_array_get(ds, k), key);
+	}
+	if (sub != NULL)
+		v = json_object_get(v, sub);
+	ck_assert_msg(json_is_integer(v), "host %d: no %s %s of domain %s", i,
+	    key, sub != NULL ? sub : "", name);
+	n = json_integer_value(v);
+	json_decref(st);
+	return n;
 }
 
 /* What host i's status says of target: key, or key's sub (NULL: none). */
@@ -407,6 +432,53 @@ wait_done(struct llmgate_result *res, void *arg)
 	w->waited = res->nattempts != 0 ? res->attempts[0].waited_ms : 0;
 	llmgate_result_free(res);
 }
+
+/*
+ * The same for a quota domain with cooldown = "domain": a 429 of one
+ * member on host A holds the domain on B and C too, and a call there to
+ * another member waits for the hold instead of meeting a 429.
+ */
+START_TEST(test_429_holds_domain_on_all_hosts)
+{
+	static const char *t = "oa/cool-a+fail=1+status=429+retry_after=2";
+	struct llmgate *g[2];
+	struct llmgate_request *req;
+	struct wait_one w[2];
+	uint64_t deadline;
+	int i;
+
+	hosts_start(1, RPM);
+	wait_cluster("up", HOSTS);
+	memset(w, 0, sizeof w);
+	g[0] = h_connect(&d[0], "caller");
+	req = h_request("first", t, NULL);
+	ck_assert_uint_gt(llmgate_submit(g[0], req, NULL, wait_done, &w[0]), 0);
+	h_request_free(req);
+	deadline = h_mono_ms() + 5000;
+	for (i = 1; i < HOSTS; i++) {
+		while (domain_field(i, "cool", "cooldown_ms", NULL) < 1000) {
+			ck_assert_msg(h_mono_ms() < deadline,
+			    "host %d never held the domain", i);
+			h_sleep_ms(5);
+		}
+	}
+	g[1] = h_connect(&d[1], "caller");
+	req = h_request("later", "oa/cool-b", NULL);
+	ck_assert_uint_gt(llmgate_submit(g[1], req, NULL, wait_done, &w[1]), 0);
+	h_request_free(req);
+	for (i = 0; i < 2; i++)
+		h_drive(g[i], &w[i].done);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(w[i].cls, LLMGATE_OK);
+		llmgate_close(g[i]);
+	}
+	ck_assert_uint_eq(w[1].nattempts, 1);
+	ck_assert_msg(w[1].waited >= 1000, "host b waited only %u ms",
+	    w[1].waited);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "cool-b", "429"), 0);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "cool-b", NULL), 1);
+}
+END_TEST
 
 /*
  * Host A meets a 429 with Retry-After 2: within moments hosts B and C
@@ -1158,6 +1230,16 @@ model_tokens(const char *model)
 	return v;
 }
 
+/* The tokens host i took for domain "org" from the cluster. */
+static long long
+domain_books_granted(int i)
+{
+	struct books b;
+
+	budget_books(i, "domain", "org", &b);
+	return b.granted;
+}
+
 /*
  * A quota domain's budget is the cluster's, not each host's: three
  * hosts, clients of two member targets on each, one domain limit of
@@ -1292,6 +1374,12 @@ START_TEST(test_redis_stalled)
 		    NULL);
 		ck_assert_msg(r.status == 0, "host %d: %s", i, r.err);
 		h_run_free(&r);
+		/* A quota domain too: each host keeps to its share. */
+		ck_assert_int_eq(domain_field(i, "org", "tpm", "limit"),
+		    (DOM_TPM + HOSTS - 1) / HOSTS);
+		h_cli(&r, &d[i], NULL, "call", "-m", "oa/dom-a", "hi", NULL);
+		ck_assert_msg(r.status == 0, "host %d: %s", i, r.err);
+		h_run_free(&r);
 	}
 	kill(redis_pid, SIGCONT);
 	wait_cluster("up", HOSTS);
@@ -1300,6 +1388,13 @@ START_TEST(test_redis_stalled)
 		    NULL);
 		ck_assert_msg(r.status == 0, "host %d: %s", i, r.err);
 		h_run_free(&r);
+		/* Fed by the cluster again: the whole limit, and slices. */
+		ck_assert_int_eq(domain_field(i, "org", "tpm", "limit"),
+		    DOM_TPM);
+		h_cli(&r, &d[i], NULL, "call", "-m", "oa/dom-b", "hi", NULL);
+		ck_assert_msg(r.status == 0, "host %d: %s", i, r.err);
+		h_run_free(&r);
+		ck_assert_int_gt(domain_books_granted(i), 0);
 	}
 }
 END_TEST
@@ -1326,6 +1421,7 @@ main(void)
 
 	CLUSTER_CASE(s, test_429_holds_all_hosts);
 	CLUSTER_CASE(s, test_late_host_learns_hold);
+	CLUSTER_CASE(s, test_429_holds_domain_on_all_hosts);
 	CLUSTER_CASE(s, test_breaker_and_limit_reach_all_hosts);
 	CLUSTER_CASE(s, test_hosts_share_one_limit);
 	CLUSTER_CASE(s, test_hosts_share_token_limit);
