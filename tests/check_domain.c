@@ -237,6 +237,76 @@ START_TEST(test_settle)
 }
 END_TEST
 
+/*
+ * A domain fed by a cluster: its stock is only what slices brought (no
+ * refill by the clock), a member waits for a slice, a token estimate
+ * settles on the stock, and what the host gives back leaves it: granted
+ * - returned - stock is what the members spent, at every step. A reload
+ * keeps it fed; Redis away, the host keeps to its share of the limit.
+ */
+START_TEST(test_fed)
+{
+	struct admission a;
+	struct rl_status st;
+	struct domain *d;
+	uint64_t wait, now = T0;
+	int64_t n, stock;
+
+	setup();
+	dom_conf(0, "org", 0, 0, 6000, 0, 0, "oa/*", NULL);
+	apply(now);
+	d = domain_find("org");
+	rl_cluster(&d->rl, 1, 0, now);
+	slice_init(&d->slice[1]);
+	ck_assert_int_eq(bucket_available(&d->rl.tok, now), 0);
+	ck_assert_uint_eq(admission_wait_ms(&tg[0], 1000, now),
+	    BUCKET_FED_WAIT_MS);
+	ck_assert_uint_eq(admission_wait_ms(&tg[3], 1000, now), 0);
+	/* Asked for what the member's queue waits for, granted. */
+	n = slice_tick(&d->slice[1], bucket_available(&d->rl.tok, now), 1000,
+	    6000, 100, now);
+	ck_assert_int_ge(n, 1000);
+	ck_assert_int_le(n, 6000);
+	bucket_feed(&d->rl.tok, n, now);
+	slice_granted(&d->slice[1], (uint64_t)n, 0, now);
+	ck_assert_int_eq(ask(&a, 0, 1000, now, &wait), ADMIT_GO);
+	now += 30000; /* no refill: the cluster's clock refills */
+	ck_assert_int_eq(bucket_available(&d->rl.tok, now), n - 1000);
+	admission_done(&a, LLMGATE_OK, NULL, 400, now);
+	admission_release(&a, now);
+	stock = bucket_available(&d->rl.tok, now);
+	ck_assert_int_eq(stock, n - 400);
+	ck_assert_int_eq((int64_t)d->slice[1].granted -
+	        (int64_t)d->slice[1].returned - stock,
+	    400);
+	/* Nothing queued, the rate gone: most of it goes back. */
+	for (now += 1000; now < T0 + 60000; now += 1000) {
+		n = slice_tick(&d->slice[1], bucket_available(&d->rl.tok, now),
+		    0, 6000, 100, now);
+		ck_assert_int_le(n, 0);
+		if (n < 0) {
+			bucket_feed(&d->rl.tok, n, now);
+			slice_returned(&d->slice[1], (uint64_t)-n);
+		}
+	}
+	stock = bucket_available(&d->rl.tok, now);
+	ck_assert_int_le(stock, 2);
+	ck_assert_int_eq((int64_t)d->slice[1].granted -
+	        (int64_t)d->slice[1].returned - stock,
+	    400);
+	/* A reload keeps the domain fed and its stock. */
+	apply(now);
+	ck_assert_int_eq(d->rl.fed, 1);
+	ck_assert_int_eq(bucket_available(&d->rl.tok, now), stock);
+	/* Redis away, three hosts: a third of the limit, by the clock. */
+	rl_cluster(&d->rl, 0, 3, now);
+	rl_status(&d->rl, now, &st);
+	ck_assert_int_eq(st.tpm_limit, 2000);
+	ck_assert_int_gt(bucket_available(&d->rl.tok, now + 60000), stock);
+	teardown();
+}
+END_TEST
+
 /* A 429 holds the member only, or the whole domain when it says so. */
 START_TEST(test_cooldown)
 {
@@ -609,6 +679,7 @@ main(void)
 	tcase_add_test(tc, test_all_or_nothing);
 	tcase_add_test(tc, test_wait_for_last);
 	tcase_add_test(tc, test_settle);
+	tcase_add_test(tc, test_fed);
 	tcase_add_test(tc, test_cooldown);
 	tcase_add_test(tc, test_learn);
 	tcase_add_test(tc, test_pool_view);
