@@ -100,17 +100,45 @@ print_flat(const char *title, json_t *o)
 	fputc('\n', stdout);
 }
 
+/* Each shared budget of list (key names it): this host's slice, the level. */
+static void
+print_cluster_budgets(const json_t *list, const char *key, const char *prefix)
+{
+	const json_t *t, *r, *k;
+	char b[3][256];
+	size_t i, j;
+	int shown;
+
+	for (i = 0; i < json_array_size(list); i++) {
+		t = json_array_get(list, i);
+		jfmt(json_object_get(t, key), b[0], sizeof b[0]);
+		printf("%-14s%s%s:", "", prefix, b[0]);
+		shown = 0;
+		for (j = 0; j < 2; j++) {
+			r = json_object_get(t, j == 0 ? "requests" : "tokens");
+			if ((k = json_object_get(r, "granted")) == NULL ||
+			    json_integer_value(k) == 0)
+				continue;
+			jfmt(json_object_get(r, "slice"), b[1], sizeof b[1]);
+			jfmt(json_object_get(r, "cluster_level"), b[2],
+			    sizeof b[2]);
+			printf("%s %s slice %s, cluster %s", shown ? ";" : "",
+			    j == 0 ? "requests" : "tokens", b[1], b[2]);
+			shown = 1;
+		}
+		fputc('\n', stdout);
+	}
+}
+
 /*
  * The cluster, when llmgated has one: Redis's state, the hosts alive, and
- * per shared target this host's slice next to the cluster-wide level.
+ * per shared target and quota domain this host's slice next to the
+ * cluster-wide level.
  */
 static void
 print_cluster(const json_t *c)
 {
-	const json_t *targets, *t, *r, *k;
 	char b[4][256];
-	size_t i, j;
-	int shown;
 
 	if (!json_is_object(c))
 		return;
@@ -128,26 +156,9 @@ print_cluster(const json_t *c)
 	else if (strcmp(b[1], "up") != 0)
 		printf(" (this host on 1/%s of the limits)", b[2]);
 	fputc('\n', stdout);
-	targets = json_object_get(c, "targets");
-	for (i = 0; i < json_array_size(targets); i++) {
-		t = json_array_get(targets, i);
-		jfmt(json_object_get(t, "target"), b[0], sizeof b[0]);
-		printf("%-14s%s:", "", b[0]);
-		shown = 0;
-		for (j = 0; j < 2; j++) {
-			r = json_object_get(t, j == 0 ? "requests" : "tokens");
-			if ((k = json_object_get(r, "granted")) == NULL ||
-			    json_integer_value(k) == 0)
-				continue;
-			jfmt(json_object_get(r, "slice"), b[1], sizeof b[1]);
-			jfmt(json_object_get(r, "cluster_level"), b[2],
-			    sizeof b[2]);
-			printf("%s %s slice %s, cluster %s", shown ? ";" : "",
-			    j == 0 ? "requests" : "tokens", b[1], b[2]);
-			shown = 1;
-		}
-		fputc('\n', stdout);
-	}
+	print_cluster_budgets(json_object_get(c, "targets"), "target", "");
+	print_cluster_budgets(json_object_get(c, "domains"), "domain",
+	    "domain ");
 }
 
 /*

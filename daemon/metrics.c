@@ -561,6 +561,8 @@ static void
 metrics_render_cluster(struct buf *b, const json_t *c)
 {
 	static const char *budgets[] = { "requests", "tokens" };
+	static const char *owners[][2] = { { "targets", "target" },
+		{ "domains", "domain" } };
 	static const struct {
 		const char *name;
 		const char *help;
@@ -608,14 +610,18 @@ metrics_render_cluster(struct buf *b, const json_t *c)
 	for (j = 0; j < sizeof per / sizeof per[0]; j++) {
 		f = (struct metrics_family){ per[j].name, "gauge", per[j].help,
 			0 };
-		for (k = 0; k < 2; k++) {
-			json_array_foreach(json_object_get(c, "targets"), i,
-			    t) {
-				r = json_object_get(t, budgets[k]);
-				metrics_target_label(&lb,
+		for (k = 0; k < 4; k++) {
+			/* The targets' budgets, then the quota domains'. */
+			json_array_foreach(json_object_get(c, owners[k / 2][0]),
+			    i, t) {
+				r = json_object_get(t, budgets[k % 2]);
+				buf_reset(&lb);
+				buf_printf(&lb, "%s=\"", owners[k / 2][1]);
+				metrics_escape(&lb,
 				    json_string_value(
-				        json_object_get(t, "target")));
-				buf_printf(&lb, ",budget=\"%s\"", budgets[k]);
+				        json_object_get(t, owners[k / 2][1])));
+				buf_printf(&lb, "\",budget=\"%s\"",
+				    budgets[k % 2]);
 				metrics_json(b, &f, lb.data, r, per[j].key, 1);
 			}
 		}

@@ -1255,6 +1255,7 @@ START_TEST(test_hosts_share_domain_limit)
 	struct fidelity f;
 	struct books b;
 	struct load ld;
+	struct run r;
 	int i;
 
 	tok_load(prompt, &ld);
@@ -1284,6 +1285,17 @@ START_TEST(test_hosts_share_domain_limit)
 	    "the hosts took %lld tokens of the domain from the cluster and "
 	    "kept none, the provider billed %lld",
 	    taken, billed);
+	/* What an operator sees: status and metrics. */
+	h_cli(&r, &d[0], NULL, "status", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(strstr(r.out, "domain org: tokens slice") != NULL, "%s",
+	    r.out);
+	h_run_free(&r);
+	h_cli(&r, &d[0], NULL, "metrics", NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out,
+	    "\nllmgate_cluster_slice{domain=\"org\",budget=\"tokens\"} "));
+	h_run_free(&r);
 	/* What the cluster's bucket allows over the run, not three times. */
 	ck_assert_msg(f.used <= 1.0, "%.0f%% of the domain limit used",
 	    f.used * 100);
