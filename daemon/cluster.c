@@ -2,11 +2,12 @@
  * cluster.c: several llmgated hosts share one provider budget through
  * Redis, with hiredis on the daemon's own loop. Two connections: one for
  * commands (the heartbeat, slices), one subscribed to the cluster's
- * channel (holds that one host's 429 puts on a target, limits learned
- * from headers, breakers opening).
+ * channel (holds that one host's 429 puts on a target or a quota domain,
+ * limits learned from headers, breakers opening).
  *
  * Budgets: each limited target's request and token buckets exist once, in
- * Redis, refilled by a Lua script on the server's clock. A host takes
+ * Redis (PREFIX:b:TARGET:req|tok), refilled by a Lua script on the
+ * server's clock; so do each quota domain's (PREFIX:d:NAME:req|tok). A host takes
  * slices of them (slice.c decides how many, from its own rate) into its
  * fed buckets, and admission spends those locally as it would its own
  * budget: a call never waits for Redis while the host has stock. What a

@@ -4,7 +4,8 @@
  * on a Unix socket in a temporary directory, three llmgated instances
  * (their own sockets, their own cluster host names) on it, and the
  * loopback fake provider enforcing its own token bucket; clients on all
- * three hosts at once. A 429 on one host holds the others; Redis killed
+ * three hosts at once; a quota domain's limit is kept by all of them
+ * together. A 429 on one host holds the others; Redis killed
  * mid-run fails no call, and the hosts pick the shared state up again when
  * it is back.
  */
