@@ -456,18 +456,16 @@ state_has_class(const char *name)
 }
 
 /*
- * A class the config no longer has: its use in the state file is dropped
- * at the start (and said in the debug log), not saved again and again;
- * the classes the config has keep theirs. Named again later, the class
- * starts from nothing.
+ * "metered" spends its day (and "burst" some of its own); returns the
+ * config without the class "metered", for a restart or a reload.
  */
-START_TEST(test_unknown_class_dropped)
+static char *
+spend_metered(void)
 {
 	static const char metered[] =
 	    "  { name = \"metered\"; match = [ \"uid:*\", \"name:metered\" ];\n"
 	    "    tokens_per_day = 60; },\n";
-	char msg[512], *without, *p, *log;
-	uint64_t deadline;
+	char msg[512], *without, *p;
 	int i;
 
 	for (i = 0; i < 30; i++) {
@@ -476,13 +474,45 @@ START_TEST(test_unknown_class_dropped)
 	}
 	ck_assert_msg(i >= 2 && i < 30, "%d calls went", i);
 	ck_assert_int_eq(one_call("burst", msg, sizeof msg), LLMGATE_OK);
+	without = h_strdup_printf("%s", conf);
+	ck_assert_ptr_nonnull(p = strstr(without, metered));
+	memmove(p, p + strlen(metered), strlen(p + strlen(metered)) + 1);
+	return without;
+}
+
+/*
+ * Stopped, the state file keeps no use of "metered" and keeps "burst"'s;
+ * started on the whole config again, "metered" starts from nothing.
+ */
+static void
+restart_without_metered(void)
+{
+	char msg[512];
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	ck_assert(!state_has_class("metered"));
+	ck_assert(state_has_class("burst"));
+	h_daemon_start(&d, conf);
+	ck_assert_int_eq(chmod(d.dir, 0755), 0);
+	ck_assert_int_eq(one_call("metered", msg, sizeof msg), LLMGATE_OK);
+}
+
+/*
+ * A class the config no longer has: its use in the state file is dropped
+ * at the start (and said in the debug log), not saved again and again;
+ * the classes the config has keep theirs. Named again later, the class
+ * starts from nothing.
+ */
+START_TEST(test_unknown_class_dropped)
+{
+	char *without, *log;
+	uint64_t deadline;
+
+	without = spend_metered();
 	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	ck_assert(state_has_class("metered"));
 	ck_assert(state_has_class("burst"));
 
-	without = h_strdup_printf("%s", conf);
-	ck_assert_ptr_nonnull(p = strstr(without, metered));
-	memmove(p, p + strlen(metered), strlen(p + strlen(metered)) + 1);
 	h_daemon_start(&d, without);
 	deadline = h_mono_ms() + WAIT_MS;
 	for (;;) {
@@ -500,14 +530,8 @@ START_TEST(test_unknown_class_dropped)
 	                  "config; its token use is dropped") != NULL,
 	    "log: %s", log);
 	free(log);
-	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	free(without);
-	ck_assert(!state_has_class("metered"));
-	ck_assert(state_has_class("burst"));
-
-	h_daemon_start(&d, conf);
-	ck_assert_int_eq(chmod(d.dir, 0755), 0);
-	ck_assert_int_eq(one_call("metered", msg, sizeof msg), LLMGATE_OK);
+	restart_without_metered();
 	ck_assert_int_gt(tokens_day("burst"), 0);
 }
 END_TEST
@@ -550,24 +574,11 @@ reload_with(const char *text)
  */
 START_TEST(test_removed_class_dropped_on_reload)
 {
-	static const char metered[] =
-	    "  { name = \"metered\"; match = [ \"uid:*\", \"name:metered\" ];\n"
-	    "    tokens_per_day = 60; },\n";
-	char msg[512], *without, *p, *log;
+	char *without, *log;
 	long long burst;
-	int i;
 
-	for (i = 0; i < 30; i++) {
-		if (one_call("metered", msg, sizeof msg) != LLMGATE_OK)
-			break;
-	}
-	ck_assert_msg(i >= 2 && i < 30, "%d calls went", i);
-	ck_assert_int_eq(one_call("burst", msg, sizeof msg), LLMGATE_OK);
+	without = spend_metered();
 	ck_assert_int_gt(burst = tokens_day("burst"), 0);
-
-	without = h_strdup_printf("%s", conf);
-	ck_assert_ptr_nonnull(p = strstr(without, metered));
-	memmove(p, p + strlen(metered), strlen(p + strlen(metered)) + 1);
 	reload_with(without);
 	log = h_daemon_log(&d);
 	ck_assert_msg(strstr(log,
@@ -576,14 +587,8 @@ START_TEST(test_removed_class_dropped_on_reload)
 	    "log: %s", log);
 	free(log);
 	ck_assert_int_eq(tokens_day("burst"), burst);
-	ck_assert_int_eq(h_daemon_stop(&d), 0);
 	free(without);
-	ck_assert(!state_has_class("metered"));
-	ck_assert(state_has_class("burst"));
-
-	h_daemon_start(&d, conf);
-	ck_assert_int_eq(chmod(d.dir, 0755), 0);
-	ck_assert_int_eq(one_call("metered", msg, sizeof msg), LLMGATE_OK);
+	restart_without_metered();
 	ck_assert_int_eq(tokens_day("burst"), burst);
 }
 END_TEST

@@ -434,6 +434,19 @@ wait_done(struct llmgate_result *res, void *arg)
 	llmgate_result_free(res);
 }
 
+/* llmgate CMD on host i succeeds and prints needle. */
+static void
+cli_says(int i, const char *cmd, const char *needle)
+{
+	struct run r;
+
+	h_cli(&r, &d[i], NULL, cmd, NULL);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(strstr(r.out, needle) != NULL, "no '%s' in: %s", needle,
+	    r.out);
+	h_run_free(&r);
+}
+
 /*
  * The same for a quota domain with cooldown = "domain": a 429 of one
  * member on host A holds the domain on B and C too, and a call there to
@@ -495,21 +508,12 @@ START_TEST(test_429_holds_all_hosts)
 	uint64_t deadline;
 	int i;
 
-	struct run r;
-
 	hosts_start(1, RPM);
 	wait_cluster("up", HOSTS);
 	/* What an operator sees: status and metrics. */
-	h_cli(&r, &d[1], NULL, "status", NULL);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_msg(strstr(r.out, "this host host-b, 3 alive") != NULL, "%s",
-	    r.out);
-	h_run_free(&r);
-	h_cli(&r, &d[1], NULL, "metrics", NULL);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_ptr_nonnull(strstr(r.out, "\nllmgate_cluster_up 1\n"));
-	ck_assert_ptr_nonnull(strstr(r.out, "\nllmgate_cluster_hosts 3\n"));
-	h_run_free(&r);
+	cli_says(1, "status", "this host host-b, 3 alive");
+	cli_says(1, "metrics", "\nllmgate_cluster_up 1\n");
+	cli_says(1, "metrics", "\nllmgate_cluster_hosts 3\n");
 	memset(w, 0, sizeof w);
 	for (i = 0; i < HOSTS; i++)
 		g[i] = h_connect(&d[i], "caller");
@@ -1256,7 +1260,6 @@ START_TEST(test_hosts_share_domain_limit)
 	struct fidelity f;
 	struct books b;
 	struct load ld;
-	struct run r;
 	int i;
 
 	tok_load(prompt, &ld);
@@ -1287,16 +1290,9 @@ START_TEST(test_hosts_share_domain_limit)
 	    "kept none, the provider billed %lld",
 	    taken, billed);
 	/* What an operator sees: status and metrics. */
-	h_cli(&r, &d[0], NULL, "status", NULL);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_msg(strstr(r.out, "domain org: tokens slice") != NULL, "%s",
-	    r.out);
-	h_run_free(&r);
-	h_cli(&r, &d[0], NULL, "metrics", NULL);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_ptr_nonnull(strstr(r.out,
-	    "\nllmgate_cluster_slice{domain=\"org\",budget=\"tokens\"} "));
-	h_run_free(&r);
+	cli_says(0, "status", "domain org: tokens slice");
+	cli_says(0, "metrics",
+	    "\nllmgate_cluster_slice{domain=\"org\",budget=\"tokens\"} ");
 	/* What the cluster's bucket allows over the run, not three times. */
 	ck_assert_msg(f.used <= 1.0, "%.0f%% of the domain limit used",
 	    f.used * 100);
