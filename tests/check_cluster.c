@@ -171,7 +171,8 @@ host_conf(int i, int cluster, int rpm)
 	    "               { name = \"dom-a\"; }, { name = \"dom-b\"; } ); }\n"
 	    ");\n"
 	    "limits = ( { name = \"org\"; tpm = %d; targets = [ \"oa/dom-*\" ]; },\n"
-	    "  { name = \"cool\"; rpm = 6000; cooldown = \"domain\"; targets = [ \"oa/cool-*\" ]; } );\n"
+	    "  { name = \"cool\"; rpm = 6000; cooldown = \"domain\"; targets = [ \"oa/cool-*\" ]; },\n"
+	    "  { name = \"lrn\"; learn = true; targets = [ \"oa/lrn-*\" ]; } );\n"
 	    "retry = { attempts = 8; initial_ms = 10; max_ms = 100; };\n"
 	    "retry_budget = { ratio = 1.0; min_per_s = 1000; };\n"
 	    "breaker = { failures = 2; min_calls = 1000; open_ms = 5000; };\n"
@@ -297,12 +298,36 @@ domain_field(int i, const char *name, const char *key, const char *sub)
 		        name) == 0)
 			v = json_object_get(json_array_get(ds, k), key);
 	}
-	if (sub != NULL)
+	if (sub != NULL && !json_is_null(v))
 		v = json_object_get(v, sub);
-	ck_assert_msg(json_is_integer(v), "host %d: no %s %s of domain %s", i,
-	    key, sub != NULL ? sub : "", name);
-	n = json_integer_value(v);
+	/* No limit (null): -1. */
+	ck_assert_msg(json_is_integer(v) || json_is_null(v),
+	    "host %d: no %s %s of domain %s", i, key, sub != NULL ? sub : "",
+	    name);
+	n = json_is_integer(v) ? json_integer_value(v) : -1;
 	json_decref(st);
+	return n;
+}
+
+/* The units (budget "requests" or "tokens") host i took for domain name. */
+static long long
+domain_granted(int i, const char *name, const char *budget)
+{
+	json_t *st = status_of(&d[i]), *ds, *e;
+	long long n = -1;
+	size_t k;
+
+	ds = json_object_get(json_object_get(st, "cluster"), "domains");
+	for (k = 0; k < json_array_size(ds); k++) {
+		e = json_array_get(ds, k);
+		if (strcmp(json_string_value(json_object_get(e, "domain")),
+		        name) == 0)
+			n = json_integer_value(
+			    json_object_get(json_object_get(e, budget),
+			        "granted"));
+	}
+	json_decref(st);
+	ck_assert_msg(n >= 0, "host %d has no books for domain %s", i, name);
 	return n;
 }
 
@@ -491,6 +516,40 @@ START_TEST(test_429_holds_domain_on_all_hosts)
 	    w[1].waited);
 	ck_assert_int_eq(h_fakeprov_count(fp_port, "cool-b", "429"), 0);
 	ck_assert_int_eq(h_fakeprov_count(fp_port, "cool-b", NULL), 1);
+}
+END_TEST
+
+/*
+ * A domain that learns (learn = true): the limit a member's rate-limit
+ * headers announce on host A becomes the domain's on B and C too, and
+ * the domain's budget is then the cluster's.
+ */
+START_TEST(test_domain_learned_limit_reaches_all_hosts)
+{
+	struct run r;
+	uint64_t deadline;
+	int i;
+
+	hosts_start(1, RPM);
+	wait_cluster("up", HOSTS);
+	h_cli(&r, &d[0], NULL, "call", "-m", "oa/lrn-a+ratelimit+rpm=600", "hi",
+	    NULL);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	h_run_free(&r);
+	ck_assert_int_eq(domain_field(0, "lrn", "rpm", "limit"), 600);
+	deadline = h_mono_ms() + 5000;
+	for (i = 1; i < HOSTS; i++) {
+		while (domain_field(i, "lrn", "rpm", "limit") != 600) {
+			ck_assert_msg(h_mono_ms() < deadline,
+			    "host %d never learned the domain's limit", i);
+			h_sleep_ms(5);
+		}
+	}
+	/* Host B's call to another member takes from the shared budget. */
+	h_cli(&r, &d[1], NULL, "call", "-m", "oa/lrn-b", "hi", NULL);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	h_run_free(&r);
+	ck_assert_int_gt(domain_granted(1, "lrn", "requests"), 0);
 }
 END_TEST
 
@@ -1235,16 +1294,6 @@ model_tokens(const char *model)
 	return v;
 }
 
-/* The tokens host i took for domain "org" from the cluster. */
-static long long
-domain_books_granted(int i)
-{
-	struct books b;
-
-	budget_books(i, "domain", "org", &b);
-	return b.granted;
-}
-
 /*
  * A quota domain's budget is the cluster's, not each host's: three
  * hosts, clients of two member targets on each, one domain limit of
@@ -1403,7 +1452,7 @@ START_TEST(test_redis_stalled)
 		h_cli(&r, &d[i], NULL, "call", "-m", "oa/dom-b", "hi", NULL);
 		ck_assert_msg(r.status == 0, "host %d: %s", i, r.err);
 		h_run_free(&r);
-		ck_assert_int_gt(domain_books_granted(i), 0);
+		ck_assert_int_gt(domain_granted(i, "org", "tokens"), 0);
 	}
 }
 END_TEST
@@ -1431,6 +1480,7 @@ main(void)
 	CLUSTER_CASE(s, test_429_holds_all_hosts);
 	CLUSTER_CASE(s, test_late_host_learns_hold);
 	CLUSTER_CASE(s, test_429_holds_domain_on_all_hosts);
+	CLUSTER_CASE(s, test_domain_learned_limit_reaches_all_hosts);
 	CLUSTER_CASE(s, test_breaker_and_limit_reach_all_hosts);
 	CLUSTER_CASE(s, test_hosts_share_one_limit);
 	CLUSTER_CASE(s, test_hosts_share_token_limit);
