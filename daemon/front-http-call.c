@@ -2,11 +2,9 @@
  * front-http-call.c: one HTTP request from its dialect's translation to
  * a running call and its end: the chain of targets from the model names,
  * the x-llmgate-* options headers, who asked, the call started with the
- * front's sink, the watch for a client that hangs up, and the request's
- * release once answered.
+ * front's sink, and the request's release once answered (a client that
+ * hangs up is seen by its connection, front-wire.c).
  */
-#include <sys/socket.h>
-
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -14,13 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/bufferevent.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
 #include "llmgated.h"
-
-#define FRONT_HTTP_CALL_S 86400 /* while a call runs: its own deadline */
 
 static const struct call_sink front_http_sink;
 
@@ -31,29 +23,6 @@ front_http_drop(evutil_socket_t fd, short events, void *arg)
 
 	if (fr->call != NULL)
 		call_cancel(fr->call, "the client does not read its stream");
-}
-
-/*
- * evhttp does not read while a request waits for its answer: watch the
- * socket ourselves, so that a client that hangs up cancels its call at
- * once. Data instead (a pipelined request) means it is still there.
- */
-static void
-front_http_eof(evutil_socket_t fd, short events, void *arg)
-{
-	struct front_req *fr = arg;
-	char c;
-	ssize_t n;
-
-	while ((n = recv(fd, &c, 1, MSG_PEEK)) == -1 && errno == EINTR)
-		;
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return;
-	event_del(fr->eof_ev);
-	if (n > 0 || fr->call == NULL)
-		return;
-	fr->hungup = 1;
-	call_cancel(fr->call, "the client went away");
 }
 
 /*
@@ -88,15 +57,15 @@ front_http_req_free(struct front_req *fr)
 {
 	if (fr->quota != NULL)
 		quota_request_end(fr->quota, fr->quota_bytes);
-	if (fr->eof_ev != NULL)
-		event_free(fr->eof_ev);
 	if (fr->stall_ev != NULL)
 		event_free(fr->stall_ev);
 	event_free(fr->cancel_ev);
-	if (fr->fc != NULL && fr->fc->cur == fr)
-		fr->fc->cur = NULL;
-	if (fr->fc != NULL && fr->fc->cur == NULL)
-		front_http_watch_arm(fr->fc);
+	if (fr->fc != NULL) {
+		if (fr->fc->cur == fr)
+			fr->fc->cur = NULL;
+		/* Its connection goes on to its next request. */
+		front_wire_next(fr->fc->w);
+	}
 	free(fr->model);
 	free(fr->dstate);
 	free(fr->err_msg);
@@ -117,31 +86,17 @@ static void
 front_http_sink_done(void *arg, const struct llmgate_result *res)
 {
 	struct front_req *fr = arg;
-	struct evhttp_connection *evcon;
 
 	fr->call = NULL;
 	if (fr->fc != NULL)
 		fr->fc->tokens = rl_tokens_sum(fr->fc->tokens,
 		    rl_tokens_sum(res->total_input_tokens,
 		        res->total_output_tokens));
-	if (fr->eof_ev != NULL)
-		event_del(fr->eof_ev);
-	if (fr->hungup && fr->ev != NULL && !fr->gone &&
-	    (evcon = evhttp_request_get_connection(fr->ev)) != NULL) {
-		/* Nobody to answer: close, which frees the request. */
-		fr->ev = NULL;
-		evhttp_connection_free(evcon);
-		front_http_req_free(fr);
-		return;
-	}
-	if (fr->ev != NULL && !fr->gone &&
-	    (evcon = evhttp_request_get_connection(fr->ev)) != NULL)
-		evhttp_connection_set_timeout(evcon, FRONT_HTTP_TIMEOUT_S);
 	if (res->cls == LLMGATE_OK)
 		fr->d->done(fr, res);
 	else
 		front_http_fail(fr, res->cls, 0, NULL, res->message, res);
-	if (fr->ev != NULL) {
+	if (fr->w != NULL) {
 		/* A dialect that did not answer: never leave it hanging. */
 		front_http_fail(fr, LLMGATE_INTERNAL, 0, NULL,
 		    "no answer was produced", res);
@@ -317,10 +272,7 @@ front_http_targets(struct front_req *fr, struct llmgate_request *req,
 				goto fail;
 		}
 	}
-	hdr = fr->ev == NULL ?
-	    NULL :
-	    evhttp_find_header(evhttp_request_get_input_headers(fr->ev),
-	        "x-llmgate-models");
+	hdr = front_wire_header(fr->w, "x-llmgate-models");
 	if (hdr != NULL) {
 		list = xstrdup(hdr);
 		for (p = strtok_r(list, ", ", &last); p != NULL;
@@ -412,13 +364,13 @@ int
 front_http_options(struct front_req *fr, struct llmgate_request *req,
     msgpack_zone *z)
 {
-	struct evkeyvalq *in = evhttp_request_get_input_headers(fr->ev);
+	const struct front_wire *in = fr->w;
 	const char *v;
 	char *end, msg[160];
 	unsigned long ms;
 	int i;
 
-	if ((v = evhttp_find_header(in, "x-llmgate-priority")) != NULL) {
+	if ((v = front_wire_header(in, "x-llmgate-priority")) != NULL) {
 		if ((i = llmgate_priority_from_name(v)) < 0) {
 			snprintf(msg, sizeof msg,
 			    "x-llmgate-priority must be "
@@ -427,7 +379,7 @@ front_http_options(struct front_req *fr, struct llmgate_request *req,
 		}
 		req->priority = (enum llmgate_priority)i;
 	}
-	if ((v = evhttp_find_header(in, "x-llmgate-on-cut")) != NULL) {
+	if ((v = front_wire_header(in, "x-llmgate-on-cut")) != NULL) {
 		if ((i = llmgate_on_cut_from_name(v)) < 0) {
 			snprintf(msg, sizeof msg,
 			    "x-llmgate-on-cut must be "
@@ -443,7 +395,7 @@ front_http_options(struct front_req *fr, struct llmgate_request *req,
 			goto bad;
 		}
 	}
-	if ((v = evhttp_find_header(in, "x-llmgate-timeout-ms")) != NULL) {
+	if ((v = front_wire_header(in, "x-llmgate-timeout-ms")) != NULL) {
 		errno = 0;
 		ms = strtoul(v, &end, 10);
 		if (!isdigit((unsigned char)*v) || *end != '\0' || errno != 0 ||
@@ -456,10 +408,10 @@ front_http_options(struct front_req *fr, struct llmgate_request *req,
 		req->timeout_ms = (uint32_t)ms;
 	}
 	/* Checked with the rest of the request when the call starts. */
-	if ((v = evhttp_find_header(in, "x-llmgate-fallback-on")) != NULL)
+	if ((v = front_wire_header(in, "x-llmgate-fallback-on")) != NULL)
 		front_http_list(z, v, NULL, &req->fallback_on,
 		    &req->nfallback_on);
-	if ((v = evhttp_find_header(in, "x-llmgate-reject")) != NULL)
+	if ((v = front_wire_header(in, "x-llmgate-reject")) != NULL)
 		front_http_list(z, v, "match:", &req->reject, &req->nreject);
 	return 0;
 bad:
@@ -477,8 +429,7 @@ front_http_client(struct front_req *fr, const char *token_name)
 	const char *p;
 	char *q;
 
-	name = evhttp_find_header(evhttp_request_get_input_headers(fr->ev),
-	    "x-llmgate-client");
+	name = front_wire_header(fr->w, "x-llmgate-client");
 	if (name == NULL || *name == '\0')
 		name = token_name;
 	if (name != NULL && *name != '\0')
@@ -506,8 +457,7 @@ front_http_client(struct front_req *fr, const char *token_name)
 	snprintf(fr->ident.unit, sizeof fr->ident.unit, "%s", fc->unit);
 	snprintf(fr->ident.token, sizeof fr->ident.token, "%s",
 	    token_name != NULL ? token_name : "");
-	name = evhttp_find_header(evhttp_request_get_input_headers(fr->ev),
-	    "x-llmgate-client");
+	name = front_wire_header(fr->w, "x-llmgate-client");
 	snprintf(fr->ident.name, sizeof fr->ident.name, "%s",
 	    name != NULL ? name : "");
 	fr->client.ident = &fr->ident;
@@ -518,17 +468,7 @@ void
 front_http_call(struct front_req *fr, struct llmgate_request *req,
     msgpack_zone *z)
 {
-	struct evhttp_connection *evcon;
-
 	req->stream = fr->stream;
-	if ((evcon = evhttp_request_get_connection(fr->ev)) != NULL)
-		evhttp_connection_set_timeout(evcon, FRONT_HTTP_CALL_S);
 	fr->fc->cur = fr;
 	fr->call = call_start(req, z, &front_http_sink, fr, &fr->client);
-	if (evcon != NULL) {
-		fr->eof_ev = event_new(ev_base,
-		    bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)),
-		    EV_READ | EV_PERSIST, front_http_eof, fr);
-		event_add(fr->eof_ev, NULL);
-	}
 }

@@ -10,11 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
 #include "llmgated.h"
 
 #define FRONT_HTTP_ATTEMPTS_HDR 4096        /* longest x-llmgate-attempts */
@@ -75,16 +70,6 @@ front_http_error_of(enum llmgate_class cls)
 	return &front_errors[cls];
 }
 
-/* Common answer headers: no SDK retries on top of the daemon's. */
-static void
-front_http_headers(struct evhttp_request *req, const char *ctype)
-{
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-
-	evhttp_add_header(out, "Content-Type", ctype);
-	evhttp_add_header(out, "x-should-retry", "false");
-}
-
 /*
  * The attempt list as JSON text: the body's llmgate.attempts, the
  * x-llmgate-attempts header (with_messages 0 when it would be long).
@@ -127,19 +112,37 @@ front_http_llmgate_text(struct jwrite *w, const struct llmgate_result *res)
 	jwrite_close(w, '}');
 }
 
+/*
+ * One header line. Bytes that would end the line (a model name is the
+ * caller's) become spaces.
+ */
+static void
+front_http_header(struct buf *out, const char *name, const char *value)
+{
+	size_t at;
+
+	buf_addstr(out, name);
+	buf_add(out, ": ", 2);
+	at = out->len;
+	buf_addstr(out, value);
+	for (; at < out->len; at++) {
+		if (out->data[at] == '\r' || out->data[at] == '\n')
+			out->data[at] = ' ';
+	}
+	buf_add(out, "\r\n", 2);
+}
+
 /* x-llmgate-target and x-llmgate-attempts (messages left out if long). */
 static void
-front_http_result_headers(struct evhttp_request *req,
-    const struct llmgate_result *res)
+front_http_result_headers(struct buf *out, const struct llmgate_result *res)
 {
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	struct buf a = { NULL, 0, 0 };
 	struct jwrite w;
 
 	if (res == NULL)
 		return;
 	if (res->target != NULL)
-		evhttp_add_header(out, "x-llmgate-target", res->target);
+		front_http_header(out, "x-llmgate-target", res->target);
 	jwrite_init(&w, &a, 1);
 	front_http_attempts_text(&w, NULL, res, 1);
 	if (a.len > FRONT_HTTP_ATTEMPTS_HDR) {
@@ -148,7 +151,7 @@ front_http_result_headers(struct evhttp_request *req,
 		front_http_attempts_text(&w, NULL, res, 0);
 	}
 	if (a.len <= FRONT_HTTP_ATTEMPTS_HDR)
-		evhttp_add_header(out, "x-llmgate-attempts", a.data);
+		front_http_header(out, "x-llmgate-attempts", a.data);
 	buf_free(&a);
 }
 
@@ -199,34 +202,25 @@ void
 front_http_text(struct front_req *fr, int status, struct buf *body,
     const struct llmgate_result *res)
 {
-	struct evhttp_request *req = fr->ev;
-	struct evbuffer *b;
+	struct front_wire *w = fr->w;
+	struct buf hdrs = { NULL, 0, 0 };
 	char ra[16];
 
-	fr->ev = NULL;
-	if (req == NULL) {
+	fr->w = NULL;
+	if (w == NULL || fr->gone) {
 		buf_free(body);
 		return;
 	}
-	if (fr->gone) {
-		/* Detached from its connection: this frees it. */
-		evhttp_send_reply(req, status, NULL, NULL);
-		buf_free(body);
-		return;
-	}
-	front_http_headers(req, "application/json");
-	front_http_result_headers(req, res);
+	front_http_result_headers(&hdrs, res);
 	if (status == 429 || status == 503 || status == 529) {
 		snprintf(ra, sizeof ra, "%u", front_http_retry_after(fr, res));
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Retry-After", ra);
+		front_http_header(&hdrs, "Retry-After", ra);
 	}
 	buf_add(body, "\n", 1);
-	b = evbuffer_new();
-	evbuffer_add(b, body->data, body->len);
+	front_wire_answer(w, status, "application/json", buf_cstr(&hdrs),
+	    body->data, body->len);
 	buf_free(body);
-	evhttp_send_reply(req, status, NULL, b);
-	evbuffer_free(b);
+	buf_free(&hdrs);
 }
 
 /* A whole answer from a tree (taken). */
@@ -291,26 +285,22 @@ front_http_fail(struct front_req *fr, enum llmgate_class cls, int status,
 static void
 front_http_sse_start(struct front_req *fr)
 {
-	struct evkeyvalq *out;
-
-	if (fr->started || fr->ev == NULL)
+	if (fr->started || fr->w == NULL)
 		return;
 	fr->started = 1;
 	if (fr->gone)
 		return;
-	out = evhttp_request_get_output_headers(fr->ev);
-	front_http_headers(fr->ev, "text/event-stream");
-	evhttp_add_header(out, "Cache-Control", "no-cache");
-	evhttp_send_reply_start(fr->ev, 200, "OK");
+	front_wire_stream_start(fr->w, 200, "text/event-stream",
+	    "Cache-Control: no-cache\r\n");
 }
 
 /* All written: a held upstream transfer may go on. */
-static void
-front_http_written(struct evhttp_connection *evcon, void *arg)
+void
+front_http_drained(struct front_conn *fc)
 {
-	struct front_req *fr = arg;
+	struct front_req *fr = fc->cur;
 
-	if (fr->paused && fr->call != NULL) {
+	if (fr != NULL && fr->paused && fr->call != NULL) {
 		fr->paused = 0;
 		call_hold(fr->call, 0);
 	}
@@ -320,13 +310,9 @@ front_http_written(struct evhttp_connection *evcon, void *arg)
 static size_t
 front_http_unread(struct front_req *fr)
 {
-	struct evhttp_connection *evcon;
-
-	if (fr->ev == NULL || fr->gone ||
-	    (evcon = evhttp_request_get_connection(fr->ev)) == NULL)
+	if (fr->w == NULL || fr->gone)
 		return 0;
-	return evbuffer_get_length(
-	    bufferevent_get_output(evhttp_connection_get_bufferevent(evcon)));
+	return front_wire_unread(fr->w);
 }
 
 static void front_http_stalled(evutil_socket_t, short, void *);
@@ -374,11 +360,11 @@ front_http_stalled(evutil_socket_t fd, short events, void *arg)
  * within frame_timeout_ms, or it is dropped.
  */
 static void
-front_http_chunk(struct front_req *fr, struct evbuffer *b)
+front_http_chunk(struct front_req *fr, const char *text, size_t len)
 {
 	size_t before = front_http_unread(fr), unread, high;
 
-	evhttp_send_reply_chunk_with_cb(fr->ev, b, front_http_written, fr);
+	front_wire_stream_write(fr->w, text, len);
 	unread = front_http_unread(fr);
 	fr->queued += unread - before;
 	if (unread > cfg->max_output &&
@@ -409,40 +395,34 @@ void
 front_http_sse_text(struct front_req *fr, struct buf *b)
 {
 	buf_add(b, "\n\n", 2);
-	front_http_sse_raw(fr, b->data);
+	front_http_sse_start(fr);
+	if (!fr->gone && fr->w != NULL && !fr->dropped)
+		front_http_chunk(fr, b->data, b->len);
 	buf_free(b);
 }
 
 void
 front_http_sse_raw(struct front_req *fr, const char *text)
 {
-	struct evbuffer *b;
-
 	front_http_sse_start(fr);
-	if (fr->gone || fr->ev == NULL || fr->dropped)
+	if (fr->gone || fr->w == NULL || fr->dropped)
 		return;
-	b = evbuffer_new();
-	evbuffer_add(b, text, strlen(text));
-	front_http_chunk(fr, b);
-	evbuffer_free(b);
+	front_http_chunk(fr, text, strlen(text));
 }
 
 void
 front_http_end(struct front_req *fr)
 {
-	struct evhttp_request *req = fr->ev;
-	struct evhttp_connection *evcon;
+	struct front_wire *w = fr->w;
 
 	front_http_sse_start(fr);
-	fr->ev = NULL;
-	if (req == NULL)
+	fr->w = NULL;
+	if (w == NULL || fr->gone)
 		return;
-	if (fr->dropped && !fr->gone &&
-	    (evcon = evhttp_request_get_connection(req)) != NULL) {
-		/* Ending would wait for the unread output: close it now
-		 * (which frees the request too). */
-		evhttp_connection_free(evcon);
+	if (fr->dropped) {
+		/* Ending would wait for the unread output: close it now. */
+		front_wire_abort(w);
 		return;
 	}
-	evhttp_send_reply_end(req);
+	front_wire_stream_end(w);
 }

@@ -5,7 +5,8 @@
  * request to one dialect (front-openai.c, front-anthropic.c), which
  * translates it into the same struct llmgate_request the native front
  * hands to call_start(), and the call's chunks and result back into its
- * own format. HTTP parsing is libevent's evhttp.
+ * own format. The connections (HTTP/1.1, parsed by http-parser) are
+ * front-wire.c's.
  *
  * Who may call: on the Unix socket the kernel checks the socket's mode
  * and group, and SO_PEERCRED names the caller; on loopback TCP the
@@ -37,39 +38,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "llmgated.h"
-
-#define FRONT_HTTP_HEADERS_MAX 32768
 
 struct front_listener {
 	char *addr; /* as configured */
 	char *path; /* a Unix socket we bound: unlinked */
-	struct evhttp_bound_socket *bs;
+	struct evconnlistener *lev;
 	TAILQ_ENTRY(front_listener) entry;
 };
 
-/*
- * A connection must bring each whole request (head and body) within
- * frame_timeout_ms: from its accept, and from the end of the request
- * before. evhttp's own timeout starts again with every byte, so a client
- * that trickles would hold its connection for ever. evhttp's only hook at
- * accept is the bufferevent it asks us for: each is watched, held by a
- * reference, until its connection closes.
- */
-struct front_watch {
-	struct bufferevent *bev;
-	struct event *deadline;
-	TAILQ_ENTRY(front_watch) entry;
-};
-
-static struct evhttp *front_http;
-static TAILQ_HEAD(, front_watch) front_watches = TAILQ_HEAD_INITIALIZER(
-    front_watches);
+static int front_http_on;
 static TAILQ_HEAD(, front_conn) front_conns = TAILQ_HEAD_INITIALIZER(
     front_conns);
 static TAILQ_HEAD(, front_listener) front_listeners = TAILQ_HEAD_INITIALIZER(
@@ -176,6 +156,9 @@ front_http_beside(void)
 	return p;
 }
 
+static void front_http_accept(struct evconnlistener *, evutil_socket_t,
+    struct sockaddr *, int, void *);
+
 static int
 front_http_bind_unix(struct front_listener *fl, const char *path, char **cause)
 {
@@ -197,7 +180,8 @@ front_http_bind_unix(struct front_listener *fl, const char *path, char **cause)
 	/* The native socket's mode and group, before anyone can connect. */
 	if ((fd = server_unix_listen(path, cfg->socket_mode, cause)) == -1)
 		return -1;
-	if ((fl->bs = evhttp_accept_socket_with_handle(front_http, fd)) ==
+	if ((fl->lev = evconnlistener_new(ev_base, front_http_accept, NULL,
+	         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd)) ==
 	    NULL) {
 		xasprintf(cause, "cannot accept on %s", path);
 		unlink(path);
@@ -213,6 +197,8 @@ static int
 front_http_bind(struct front_listener *fl, char **cause)
 {
 	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	socklen_t len = sizeof ss;
 	char *host = NULL, *path, name[INET6_ADDRSTRLEN];
 	uint16_t port;
@@ -227,16 +213,30 @@ front_http_bind(struct front_listener *fl, char **cause)
 	}
 	if (front_http_addr(fl->addr, &host, &port, NULL, cause) != 0)
 		return -1;
-	errno = 0;
-	fl->bs = evhttp_bind_socket_with_handle(front_http, host, port);
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		len = sizeof *sin;
+	} else {
+		(void)inet_pton(AF_INET6, host, &sin6->sin6_addr);
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		len = sizeof *sin6;
+	}
 	free(host);
-	if (fl->bs == NULL) {
+	errno = 0;
+	fl->lev = evconnlistener_new_bind(ev_base, front_http_accept, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
+	    -1, (struct sockaddr *)&ss, (int)len);
+	if (fl->lev == NULL) {
 		xasprintf(cause, "HTTP front: cannot listen on %s: %s",
 		    fl->addr, errno != 0 ? strerror(errno) : "bind failed");
 		return -1;
 	}
-	if (getsockname(evhttp_bound_socket_get_fd(fl->bs),
-	        (struct sockaddr *)&ss, &len) == 0) {
+	len = sizeof ss;
+	if (getsockname(evconnlistener_get_fd(fl->lev), (struct sockaddr *)&ss,
+	        &len) == 0) {
 		if (ss.ss_family == AF_INET) {
 			inet_ntop(AF_INET,
 			    &((struct sockaddr_in *)&ss)->sin_addr, name,
@@ -258,8 +258,8 @@ front_http_bind(struct front_listener *fl, char **cause)
 static void
 front_http_unbind(struct front_listener *fl)
 {
-	if (fl->bs != NULL)
-		evhttp_del_accept_socket(front_http, fl->bs);
+	if (fl->lev != NULL)
+		evconnlistener_free(fl->lev);
 	if (fl->path != NULL)
 		unlink(fl->path);
 	TAILQ_REMOVE(&front_listeners, fl, entry);
@@ -335,97 +335,12 @@ front_http_listen(int strict, char **cause)
 	return 0;
 }
 
-static void front_http_request(struct evhttp_request *, void *);
-
-static void
-front_http_watch_free(struct front_watch *w)
-{
-	TAILQ_REMOVE(&front_watches, w, entry);
-	event_free(w->deadline);
-	bufferevent_decref(w->bev);
-	free(w);
-}
-
-/* The connection's next request must be whole by frame_timeout_ms. */
-void
-front_http_watch_arm(struct front_conn *fc)
-{
-	struct timeval tv = { cfg->frame_timeout_ms / 1000,
-		(suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
-
-	if (fc->watch != NULL)
-		evtimer_add(fc->watch->deadline, &tv);
-}
-
-/*
- * No whole request in time: the socket is shut down, evhttp sees its end
- * and closes the connection. One that evhttp let go already (its
- * callbacks are gone) is released; one still writing an answer is given
- * as long again.
- */
-static void
-front_http_late(evutil_socket_t fd, short events, void *arg)
-{
-	struct front_watch *w = arg;
-	struct timeval tv = { cfg->frame_timeout_ms / 1000,
-		(suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
-	bufferevent_data_cb rcb, wcb;
-	bufferevent_event_cb ecb;
-	void *cbarg;
-	int sfd;
-
-	bufferevent_getcb(w->bev, &rcb, &wcb, &ecb, &cbarg);
-	if ((rcb == NULL && wcb == NULL && ecb == NULL) ||
-	    (sfd = bufferevent_getfd(w->bev)) == -1) {
-		front_http_watch_free(w);
-		return;
-	}
-	if (evbuffer_get_length(bufferevent_get_output(w->bev)) == 0) {
-		log_info("HTTP client: no whole request within %u ms: "
-		         "closed",
-		    cfg->frame_timeout_ms);
-		(void)shutdown(sfd, SHUT_RDWR);
-		/* Released when it closes, or here then. */
-		tv.tv_sec = 1;
-		tv.tv_usec = 0;
-	}
-	evtimer_add(w->deadline, &tv);
-}
-
-/* evhttp's new connection: its bufferevent, watched from now. */
-static struct bufferevent *
-front_http_bev(struct event_base *base, void *arg)
-{
-	struct front_watch *w = xcalloc(1, sizeof *w);
-	struct timeval tv = { cfg->frame_timeout_ms / 1000,
-		(suseconds_t)(cfg->frame_timeout_ms % 1000) * 1000 };
-
-	if ((w->bev = bufferevent_socket_new(base, -1,
-	         BEV_OPT_CLOSE_ON_FREE)) == NULL)
-		fatalx("bufferevent_socket_new");
-	bufferevent_incref(w->bev);
-	w->deadline = evtimer_new(base, front_http_late, w);
-	evtimer_add(w->deadline, &tv);
-	TAILQ_INSERT_TAIL(&front_watches, w, entry);
-	return w->bev;
-}
-
 int
 front_http_start(const char *native_path, int strict, char **cause)
 {
 	front_native = xstrdup(native_path);
-	if ((front_http = evhttp_new(ev_base)) == NULL) {
-		xasprintf(cause, "HTTP front: evhttp_new failed");
-		return -1;
-	}
-	evhttp_set_allowed_methods(front_http,
-	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
-	evhttp_set_timeout(front_http, FRONT_HTTP_TIMEOUT_S);
-	evhttp_set_max_headers_size(front_http, FRONT_HTTP_HEADERS_MAX);
-	evhttp_set_max_body_size(front_http, cfg->max_frame);
-	evhttp_set_gencb(front_http, front_http_request, NULL);
+	front_http_on = 1;
 	front_peer_load(cfg);
-	evhttp_set_bevcb(front_http, front_http_bev, NULL);
 	return front_http_listen(strict, cause);
 }
 
@@ -434,14 +349,17 @@ front_http_reload(void)
 {
 	char *cause = NULL;
 
-	if (front_http == NULL)
+	if (!front_http_on)
 		return 0;
-	evhttp_set_max_body_size(front_http, cfg->max_frame);
+	front_wire_reload();
 	front_peer_load(cfg);
 	return front_http_listen(0, &cause);
 }
 
-/* Draining: no new connections; the calls in flight finish. */
+/*
+ * Draining: no new connections; idle ones close, the calls in flight
+ * finish and their connections close after the answer.
+ */
 void
 front_http_unlisten(void)
 {
@@ -449,6 +367,7 @@ front_http_unlisten(void)
 
 	while ((fl = TAILQ_FIRST(&front_listeners)) != NULL)
 		front_http_unbind(fl);
+	front_wire_drain();
 }
 
 unsigned
@@ -513,66 +432,57 @@ front_http_cancel_all(void)
 void
 front_http_shutdown(void)
 {
-	if (front_http == NULL)
+	if (!front_http_on)
 		return;
 	front_http_cancel_all();
 	front_http_unlisten();
-	evhttp_free(front_http);
-	front_http = NULL;
+	front_wire_shutdown();
+	front_http_on = 0;
 	front_peer_free();
-	while (!TAILQ_EMPTY(&front_watches))
-		front_http_watch_free(TAILQ_FIRST(&front_watches));
 	free(front_native);
 	front_native = NULL;
 }
 
-static void
-front_http_closed(struct evhttp_connection *evcon, void *arg)
+/*
+ * The connection ends. A request whose call runs is detached from it
+ * (its answer goes nowhere) and its call cancelled.
+ */
+void
+front_http_closed(struct front_conn *fc)
 {
-	struct front_conn *fc = arg;
 	struct front_req *fr = fc->cur;
 
+	TAILQ_REMOVE(&front_conns, fc, entry);
 	if (fr != NULL) {
-		/*
-		 * Detached (the peer went away): the request is ours to
-		 * free; else evhttp frees it with the connection.
-		 */
-		if (fr->ev != NULL &&
-		    evhttp_request_get_connection(fr->ev) != NULL)
-			fr->ev = NULL;
+		fc->cur = NULL;
+		fr->w = NULL;
 		fr->gone = 1;
 		fr->fc = NULL;
 		if (fr->call != NULL)
 			call_cancel(fr->call, "the client went away");
 	}
-	if (fc->watch != NULL)
-		front_http_watch_free(fc->watch);
-	TAILQ_REMOVE(&front_conns, fc, entry);
 	front_nconns--;
 	clients_conn_leave(&fc->cls);
 	free(fc);
 }
 
-/* The connection's state, created at its first request. */
-static struct front_conn *
-front_http_conn(struct evhttp_request *req)
+/*
+ * A new connection: who it is, counted (max_conns_per_uid, max_clients)
+ * from now until it closes.
+ */
+static void
+front_http_accept(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	struct front_conn *fc;
 	struct ucred cr;
 	socklen_t crlen = sizeof cr;
 	char host[INET6_ADDRSTRLEN];
-	int fd, lo, one = 1;
+	int lo, one = 1;
 
-	TAILQ_FOREACH(fc, &front_conns, entry) {
-		if (fc->evcon == evcon)
-			return fc;
-	}
 	fc = xcalloc(1, sizeof *fc);
-	fc->evcon = evcon;
-	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
 	    ss.ss_family == AF_UNIX) {
 		fc->kind = FRONT_UNIX;
@@ -618,14 +528,9 @@ front_http_conn(struct evhttp_request *req)
 	}
 	/* Once per connection, as the kernel checks a socket at connect. */
 	fc->allowed = fc->uid_known && front_peer_uid_allowed(fc->uid);
-	evhttp_connection_set_closecb(evcon, front_http_closed, fc);
-	TAILQ_FOREACH(fc->watch, &front_watches, entry) {
-		if (fc->watch->bev == evhttp_connection_get_bufferevent(evcon))
-			break;
-	}
 	TAILQ_INSERT_TAIL(&front_conns, fc, entry);
 	front_nconns++;
-	return fc;
+	fc->w = front_wire_new(fd, fc);
 }
 
 static void
@@ -702,10 +607,9 @@ front_http_class_cap(struct front_req *fr)
 
 /* A header's value if it is a small number, for logs; else "". */
 static const char *
-front_http_hdr_num(struct evhttp_request *req, const char *name)
+front_http_hdr_num(const struct front_wire *w, const char *name)
 {
-	const char *v =
-	    evhttp_find_header(evhttp_request_get_input_headers(req), name);
+	const char *v = front_wire_header(w, name);
 
 	if (v == NULL || *v == '\0' || strlen(v) > 6 ||
 	    strspn(v, "0123456789") != strlen(v))
@@ -713,15 +617,15 @@ front_http_hdr_num(struct evhttp_request *req, const char *name)
 	return v;
 }
 
-static void
-front_http_request(struct evhttp_request *req, void *arg)
+/* A whole request of fc's: answered, now or by its call. */
+void
+front_http_request(struct front_conn *fc)
 {
-	const char *path = evhttp_request_get_uri(req), *token_name = NULL;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct front_wire *w = fc->w;
+	const char *path = front_wire_path(w), *token_name = NULL;
+	const char *method = front_wire_method(w), *text;
 	const struct front_dialect *d = &front_openai;
-	struct evbuffer *in;
 	struct front_req *fr;
-	struct front_conn *fc;
 	struct llmgate_request *lr;
 	msgpack_zone *z;
 	json_error_t jerr;
@@ -731,43 +635,27 @@ front_http_request(struct evhttp_request *req, void *arg)
 	int need_token;
 
 	q = strcspn(path, "?");
-	log_debug("HTTP %s %.*s from connection %p%s%s",
-	    cmd == EVHTTP_REQ_POST    ? "POST" :
-	        cmd == EVHTTP_REQ_GET ? "GET" :
-	                                "other",
-	    (int)(q < 64 ? q : 64), path,
-	    (void *)evhttp_request_get_connection(req),
-	    evhttp_find_header(evhttp_request_get_input_headers(req),
-	        "x-stainless-retry-count") != NULL ?
+	log_debug("HTTP %.8s %.*s from %s%s%s", method, (int)(q < 64 ? q : 64),
+	    path, fc->peer,
+	    front_wire_header(w, "x-stainless-retry-count") != NULL ?
 	        ", SDK retry count " :
 	        "",
-	    front_http_hdr_num(req, "x-stainless-retry-count"));
+	    front_http_hdr_num(w, "x-stainless-retry-count"));
 	if (q == strlen("/v1/messages") &&
 	    strncmp(path, "/v1/messages", q) == 0)
 		d = &front_anthropic;
 	fr = xcalloc(1, sizeof *fr);
-	fr->ev = req;
+	fr->w = w;
 	fr->d = d;
 	fr->cancel_ev = event_new(ev_base, -1, 0, front_http_drop, fr);
 	fr->created = (int64_t)time(NULL);
-	fr->fc = fc = front_http_conn(req);
-	/* A whole request came: the next one's deadline starts when this
-	 * one is over (front_http_req_free). */
-	if (fc->watch != NULL)
-		evtimer_del(fc->watch->deadline);
-	if (fc->cur != NULL) {
-		/* evhttp answers one request of a connection at a time. */
-		front_http_refuse(fr, LLMGATE_INVALID_REQUEST, 400, NULL,
-		    "one request at a time on a connection");
-		return;
-	}
+	fr->fc = fc;
 
 	/* Who may call. */
 	need_token = fc->kind == FRONT_REMOTE ||
 	    (fc->kind == FRONT_LOOPBACK && cfg->http.ntokens != 0);
 	if (need_token) {
-		token_name =
-		    front_peer_token(evhttp_request_get_input_headers(req));
+		token_name = front_peer_token(w);
 		if (token_name == NULL) {
 			front_http_refuse(fr, LLMGATE_AUTH, 401,
 			    "invalid_api_key",
@@ -807,7 +695,7 @@ front_http_request(struct evhttp_request *req, void *arg)
 		return;
 
 	if (q == strlen("/v1/models") && strncmp(path, "/v1/models", q) == 0) {
-		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 			front_http_refuse(fr, LLMGATE_INVALID_REQUEST, 405,
 			    "method_not_allowed", "use GET /v1/models");
 			return;
@@ -828,7 +716,7 @@ front_http_request(struct evhttp_request *req, void *arg)
 		front_http_refuse(fr, LLMGATE_NOT_FOUND, 404, "not_found", msg);
 		return;
 	}
-	if (cmd != EVHTTP_REQ_POST) {
+	if (strcmp(method, "POST") != 0) {
 		front_http_refuse(fr, LLMGATE_INVALID_REQUEST, 405,
 		    "method_not_allowed", "use POST");
 		return;
@@ -838,15 +726,13 @@ front_http_request(struct evhttp_request *req, void *arg)
 		    "llmgated is shutting down: no new calls");
 		return;
 	}
-	in = evhttp_request_get_input_buffer(req);
-	len = evbuffer_get_length(in);
+	text = front_wire_body(w, &len);
 	if (front_http_quota(fr, len) != 0) {
 		front_http_refuse(fr, fr->err_cls, fr->err_status, NULL,
 		    fr->err_msg);
 		return;
 	}
-	body = jload_flags((const char *)evbuffer_pullup(in, -1), len,
-	    JSON_REJECT_DUPLICATES, &jerr);
+	body = jload_flags(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (body == NULL || !json_is_object(body)) {
 		snprintf(msg, sizeof msg, "the body is not a JSON object%s%s",
 		    body == NULL ? ": " : "", body == NULL ? jerr.text : "");

@@ -223,19 +223,19 @@ front_peer_token_eq(const char *a, const char *b)
 
 /* The caller's token (Authorization: Bearer, or x-api-key): its name. */
 const char *
-front_peer_token(struct evkeyvalq *hdrs)
+front_peer_token(const struct front_wire *w)
 {
 	const struct http_conf *hc = &cfg->http;
 	const char *v;
 	size_t i;
 
-	if ((v = evhttp_find_header(hdrs, "Authorization")) != NULL) {
+	if ((v = front_wire_header(w, "Authorization")) != NULL) {
 		if (strncasecmp(v, "Bearer ", 7) != 0)
 			return NULL;
 		v += 7;
 		while (*v == ' ')
 			v++;
-	} else if ((v = evhttp_find_header(hdrs, "x-api-key")) == NULL)
+	} else if ((v = front_wire_header(w, "x-api-key")) == NULL)
 		return NULL;
 	for (i = 0; i < hc->ntokens; i++) {
 		if (front_peer_token_eq(v, hc->tokens[i]))

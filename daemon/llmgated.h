@@ -1552,10 +1552,10 @@ struct front_dialect {
 	/* The event: name of the error that ends a stream (NULL: none). */
 	const char *error_event;
 };
-#define FRONT_HTTP_TIMEOUT_S 30 /* to read a request's head and body */
 enum front_kind { FRONT_UNIX, FRONT_LOOPBACK, FRONT_REMOTE };
+struct front_wire;
 struct front_conn {
-	struct evhttp_connection *evcon;
+	struct front_wire *w; /* its HTTP connection */
 	enum front_kind kind;
 	int uid_known;
 	int allowed; /* uid passes the socket's rules */
@@ -1567,17 +1567,15 @@ struct front_conn {
 	char unit[CLIENT_UNIT_MAX]; /* of its cgroup; "": none known */
 	uint64_t tokens;            /* its calls used, for status */
 	struct client_state *cls;   /* its class's connection count */
-	struct front_req *cur;      /* the request being answered */
-	struct front_watch *watch;  /* its deadline for a whole request */
+	struct front_req *cur;      /* the request whose call runs */
 	TAILQ_ENTRY(front_conn) entry;
 };
 struct front_req {
-	struct evhttp_request *ev; /* NULL once answered */
-	struct front_conn *fc;     /* NULL once the peer is gone */
+	struct front_wire *w;  /* its connection; NULL once answered */
+	struct front_conn *fc; /* NULL once the peer is gone */
 	const struct front_dialect *d;
 	struct call *call; /* NULL when none runs */
 	struct event *cancel_ev;
-	struct event *eof_ev; /* the peer hung up while we work */
 	struct call_client client;
 	struct client_ident ident; /* for its client class */
 	char client_name[128];     /* "NAME (peer)", NAME cut at 32 */
@@ -1586,14 +1584,13 @@ struct front_req {
 	int64_t created;
 	int stream;
 	int include_usage;
-	int started;            /* the event stream began */
-	int gone;               /* the client went away */
-	int dropped;            /* it let its stream pile up */
-	int paused;             /* upstream held: the client is slow */
-	uint64_t queued;        /* bytes of the stream queued, ever */
-	uint64_t stall_mark;    /* written when stall_ev was armed */
-	struct event *stall_ev; /* past max_output: does it read? */
-	int hungup;
+	int started;                /* the event stream began */
+	int gone;                   /* the client went away */
+	int dropped;                /* it let its stream pile up */
+	int paused;                 /* upstream held: the client is slow */
+	uint64_t queued;            /* bytes of the stream queued, ever */
+	uint64_t stall_mark;        /* written when stall_ev was armed */
+	struct event *stall_ev;     /* past max_output: does it read? */
 	enum llmgate_class err_cls; /* a refusal, before any call */
 	int err_status;
 	char *err_msg;
@@ -1614,6 +1611,9 @@ void front_http_shutdown(void);
 unsigned front_http_count(void);
 unsigned front_http_uid_count(uid_t);
 void front_http_peers(json_t *peers, uid_t);
+/* From front-wire.c: a whole request of fc's, to answer; fc's end. */
+void front_http_request(struct front_conn *);
+void front_http_closed(struct front_conn *);
 /* front-http-reply.c: the answers, whole or as an event stream. */
 const struct front_error *front_http_error_of(enum llmgate_class);
 void front_http_attempts_text(struct jwrite *, const char *key,
@@ -1632,6 +1632,8 @@ void front_http_sse_raw(struct front_req *, const char *text);
 void front_http_sse_begin(struct buf *, const char *event);
 void front_http_sse_text(struct front_req *, struct buf *);
 void front_http_end(struct front_req *);
+/* fc's output is all written: a held upstream may go on. */
+void front_http_drained(struct front_conn *);
 /* front-http-call.c: from the dialect's translation to a running call. */
 char *front_http_zdup(msgpack_zone *, const char *, size_t);
 void *front_http_zalloc(msgpack_zone *, size_t n, size_t size);
@@ -1651,15 +1653,50 @@ void front_http_client(struct front_req *, const char *token_name);
 /* The request counts against its user's budget (quota.c) until freed;
  * -1 after front_http_refusal() when over. */
 int front_http_quota(struct front_req *, size_t bytes);
-/* The connection's next request must be whole within frame_timeout_ms. */
-void front_http_watch_arm(struct front_conn *);
 void front_http_call(struct front_req *, struct llmgate_request *,
     msgpack_zone *);
 void front_http_drop(evutil_socket_t, short, void *);
 void front_http_req_free(struct front_req *);
 
+/*
+ * front-wire.c: the HTTP/1.1 connections of the front (http-parser
+ * parses): requests one at a time in order, answers written at once.
+ */
+#define FRONT_WIRE_HEAD_MAX    32768 /* a request's line and headers */
+#define FRONT_WIRE_HEADERS_MAX 128   /* headers of a request */
+struct front_wire *front_wire_new(int fd, struct front_conn *);
+const char *front_wire_method(const struct front_wire *);
+const char *front_wire_path(const struct front_wire *);
+/* The request's first header of that name (any case), or NULL. */
+const char *front_wire_header(const struct front_wire *, const char *);
+const char *front_wire_body(const struct front_wire *, size_t *len);
+/* A whole answer; extra: more header lines, each ending in CRLF. */
+void front_wire_answer(struct front_wire *, int status, const char *ctype,
+    const char *extra, const char *body, size_t len);
+void front_wire_stream_start(struct front_wire *, int status, const char *ctype,
+    const char *extra);
+void front_wire_stream_write(struct front_wire *, const char *, size_t);
+void front_wire_stream_end(struct front_wire *);
+/* Bytes answered but not yet taken by the client. */
+size_t front_wire_unread(const struct front_wire *);
+void front_wire_abort(struct front_wire *);
+/* The request is over (answered, its state freed): on to the next. */
+void front_wire_next(struct front_wire *);
+void front_wire_reload(void);
+void front_wire_drain(void);
+void front_wire_shutdown(void);
+/* The parser alone (the fuzzer): 1 a whole request (*used bytes of it),
+ * 0 more needed, -1 refused with *status (400, 413, 431). */
+struct front_wire_msg;
+struct front_wire_msg *front_wire_msg_new(size_t max_body);
+void front_wire_msg_free(struct front_wire_msg *);
+int front_wire_msg_parse(struct front_wire_msg *, const char *, size_t,
+    size_t *used, int *status);
+/* A header (name not NULL), the path and the body of the last request. */
+const char *front_wire_msg_get(const struct front_wire_msg *, const char *name,
+    const char **path, const char **body, size_t *len);
+
 /* front-peer.c: who calls the HTTP front, and may they. */
-struct evkeyvalq;
 /* The uid owning the client end of an accepted loopback TCP socket. */
 int front_peer_tcp_uid(int fd, uid_t *);
 /* Would uid pass the native socket's mode and group? No name service
@@ -1668,7 +1705,7 @@ int front_peer_uid_allowed(uid_t);
 void front_peer_load(const struct config *);
 void front_peer_free(void);
 /* The name of the valid token the headers carry, or NULL. */
-const char *front_peer_token(struct evkeyvalq *hdrs);
+const char *front_peer_token(const struct front_wire *);
 
 /* op.c: the protocol front's op table. */
 void op_dispatch(struct conn *, struct proto_msg *);
