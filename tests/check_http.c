@@ -5,6 +5,7 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,6 +14,7 @@
 #include <check.h>
 #include <ctype.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <errno.h>
 #include <signal.h>
@@ -1479,6 +1481,228 @@ START_TEST(test_floods_and_slowloris)
 }
 END_TEST
 
+/* Write all of s to fd. */
+static void
+send_all(int fd, const char *s, size_t len)
+{
+	ssize_t n;
+
+	for (; len > 0; s += n, len -= (size_t)n)
+		ck_assert_int_gt(n = send(fd, s, len, MSG_NOSIGNAL), 0);
+}
+
+/* Read from fd until want is in what came (or a deadline): all of it. */
+static char *
+read_until(int fd, const char *want, int ms)
+{
+	struct buf b = { NULL, 0, 0 };
+	uint64_t t0 = h_mono_ms();
+	char chunk[4096];
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	buf_add(&b, "", 0);
+	while (
+	    strstr(b.data, want) == NULL && h_mono_ms() - t0 < (uint64_t)ms) {
+		if (poll(&pfd, 1, 100) != 1)
+			continue;
+		if ((n = read(fd, chunk, sizeof chunk)) <= 0)
+			break;
+		buf_add(&b, chunk, (size_t)n);
+	}
+	return b.data;
+}
+
+static const char echo_body[] =
+    "{\"model\":\"mock/echo\",\"messages\":[{\"role\":\"user\","
+    "\"content\":\"%s\"}]}";
+
+/* A POST of the echo model's body saying what, keep-alive. */
+static char *
+echo_req(const char *what, const char *extra)
+{
+	char *body = h_strdup_printf(echo_body, what), *req;
+
+	req = h_strdup_printf("POST /v1/chat/completions HTTP/1.1\r\n"
+	                      "Host: x\r\nContent-Type: application/json\r\n"
+	                      "%sContent-Length: %zu\r\n\r\n%s",
+	    extra != NULL ? extra : "", strlen(body), body);
+	free(body);
+	return req;
+}
+
+/*
+ * Requests pipelined on one connection, in one write: answered in their
+ * order, the slow first one before the quick ones after it; the last one
+ * asks to close, and the connection closes after its answer.
+ */
+START_TEST(test_pipelined)
+{
+	struct buf req = { NULL, 0, 0 };
+	char *one, *ans, *slow, *p1, *p2, *p3;
+	int fd = tcp_connect();
+
+	slow = chat_body("oa/pipe1+delay=300", NULL);
+	buf_printf(&req,
+	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: %zu\r\n\r\n%s",
+	    strlen(slow), slow);
+	free(slow);
+	one = echo_req("second", NULL);
+	buf_addstr(&req, one);
+	free(one);
+	one = echo_req("third", "Connection: close\r\n");
+	buf_addstr(&req, one);
+	free(one);
+	send_all(fd, req.data, req.len);
+	buf_free(&req);
+	ans = read_all(fd, wrapped() ? 20000 : 5000);
+	close(fd);
+	p1 = strstr(ans, "x-llmgate-target: oa/pipe1+delay=300");
+	p2 = strstr(ans, "echo: second");
+	p3 = strstr(ans, "echo: third");
+	ck_assert_msg(p1 != NULL && p2 != NULL && p3 != NULL, "%s", ans);
+	ck_assert_msg(p1 < p2 && p2 < p3, "out of order: %s", ans);
+	ck_assert_ptr_nonnull(strstr(p2, "Connection: close"));
+	free(ans);
+}
+END_TEST
+
+/* Expect: 100-continue is answered before the body is sent. */
+START_TEST(test_expect_continue)
+{
+	char *body = h_strdup_printf(echo_body, "continued"), *head, *ans;
+	int fd = tcp_connect();
+
+	head = h_strdup_printf("POST /v1/chat/completions HTTP/1.1\r\n"
+	                       "Host: x\r\nExpect: 100-continue\r\n"
+	                       "Content-Length: %zu\r\n\r\n",
+	    strlen(body));
+	send_all(fd, head, strlen(head));
+	ans = read_until(fd, "\r\n\r\n", 5000);
+	ck_assert_str_eq(ans, "HTTP/1.1 100 Continue\r\n\r\n");
+	free(ans);
+	send_all(fd, body, strlen(body));
+	ans = read_until(fd, "echo: continued", 5000);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 200", 12) == 0 &&
+	        strstr(ans, "echo: continued") != NULL,
+	    "%s", ans);
+	free(ans);
+	free(head);
+	free(body);
+	close(fd);
+}
+END_TEST
+
+/* A chunked request body, in pieces, and an HTTP/1.0 request: closed after
+ * its answer unless it asks to be kept. */
+START_TEST(test_chunked_and_http10)
+{
+	char *body = h_strdup_printf(echo_body, "in chunks"), *req, *ans;
+	size_t half = strlen(body) / 2;
+	int fd = tcp_connect();
+
+	req = h_strdup_printf("POST /v1/chat/completions HTTP/1.1\r\n"
+	                      "Host: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                      "%zx\r\n%.*s\r\n",
+	    half, (int)half, body);
+	send_all(fd, req, strlen(req));
+	free(req);
+	h_sleep_ms(50);
+	req = h_strdup_printf("%zx\r\n%s\r\n0\r\n\r\n", strlen(body) - half,
+	    body + half);
+	send_all(fd, req, strlen(req));
+	free(req);
+	ans = read_until(fd, "echo: in chunks", 5000);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 200", 12) == 0 &&
+	        strstr(ans, "echo: in chunks") != NULL,
+	    "%s", ans);
+	free(ans);
+	close(fd);
+
+	/* HTTP/1.0: the answer, then the end of the connection. */
+	fd = tcp_connect();
+	req = h_strdup_printf("POST /v1/chat/completions HTTP/1.0\r\n"
+	                      "Content-Length: %zu\r\n\r\n%s",
+	    strlen(body), body);
+	send_all(fd, req, strlen(req));
+	free(req);
+	ans = read_all(fd, 5000);
+	ck_assert_msg(strstr(ans, "echo: in chunks") != NULL &&
+	        strstr(ans, "Connection: close") != NULL,
+	    "%s", ans);
+	free(ans);
+	/* read_all() ended at the close, not at its deadline. */
+	ck_assert_int_eq(read(fd, &half, 1), 0);
+	close(fd);
+	free(body);
+}
+END_TEST
+
+static int
+http_unix_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	ck_assert_uint_lt(strlen(http_sock), sizeof sa.sun_path);
+	memcpy(sa.sun_path, http_sock, strlen(http_sock) + 1);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	return fd;
+}
+
+/*
+ * An HTTP connection counts against max_conns_per_uid from its accept,
+ * before any request (a native connection is refused meanwhile), and one
+ * that closes without a request is let go at once.
+ */
+START_TEST(test_idle_conns_counted)
+{
+	struct llmgate *g;
+	char *conf, *base, err[256];
+	uint64_t t0;
+	int fds[3], i, refused = 0;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	base = base_conf(NULL);
+	conf = h_strdup_printf("max_conns_per_uid = 3;\n%s", base);
+	free(base);
+	h_daemon_start(&d, conf);
+	free(conf);
+	http_port = log_port(&d);
+	snprintf(http_sock, sizeof http_sock, "%s/llmgate-http.sock", d.dir);
+	for (i = 0; i < 3; i++)
+		fds[i] = http_unix_connect();
+	/* Once the daemon accepted the three, a native one is refused. */
+	for (t0 = h_mono_ms(); !refused && h_mono_ms() - t0 < 5000;) {
+		if ((g = llmgate_connect(d.sock, "n", err, sizeof err)) !=
+		        NULL &&
+		    llmgate_ping(g) == 0) {
+			llmgate_close(g);
+			h_sleep_ms(20);
+			continue;
+		}
+		if (g != NULL)
+			llmgate_close(g);
+		refused = 1;
+	}
+	ck_assert_msg(refused, "idle HTTP connections were not counted");
+	/* One closes before its first request: room again, well before
+	 * frame_timeout_ms (10 s). */
+	close(fds[0]);
+	t0 = h_mono_ms();
+	while ((g = llmgate_connect(d.sock, "n", err, sizeof err)) == NULL &&
+	    h_mono_ms() - t0 < 10000)
+		h_sleep_ms(20);
+	ck_assert_msg(g != NULL, "no room after a close: %s", err);
+	ck_assert_uint_lt(h_mono_ms() - t0, wrapped() ? 8000 : 3000);
+	ck_assert_int_eq(llmgate_ping(g), 0);
+	llmgate_close(g);
+	close(fds[1]);
+	close(fds[2]);
+}
+END_TEST
+
 /*
  * A client class's spent token budget over the HTTP front: 429 with
  * Retry-After until the UTC day's reset (not the target's one second),
@@ -1562,6 +1786,10 @@ main(void)
 	tcase_add_test(tc, test_tokens);
 	tcase_add_test(tc, test_tool_choice);
 	tcase_add_test(tc, test_group_member_allowed);
+	tcase_add_test(tc, test_pipelined);
+	tcase_add_test(tc, test_expect_continue);
+	tcase_add_test(tc, test_chunked_and_http10);
+	tcase_add_test(tc, test_idle_conns_counted);
 	tcase_add_test(tc, test_drain_and_reload);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
