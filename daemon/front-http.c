@@ -635,8 +635,8 @@ front_http_request(struct front_conn *fc)
 	int need_token;
 
 	q = strcspn(path, "?");
-	log_debug("HTTP %.8s %.*s from %s%s%s", method, (int)(q < 64 ? q : 64),
-	    path, fc->peer,
+	log_debug("HTTP %.8s %.*s from connection %p%s%s", method,
+	    (int)(q < 64 ? q : 64), path, (void *)w,
 	    front_wire_header(w, "x-stainless-retry-count") != NULL ?
 	        ", SDK retry count " :
 	        "",
