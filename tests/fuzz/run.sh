@@ -30,7 +30,7 @@ cc=${CC:-clang}
 jobs=${FUZZ_JOBS:-1}
 
 all="fuzz_frame fuzz_sse fuzz_jload fuzz_openai fuzz_anthropic fuzz_gemini
-fuzz_header fuzz_config fuzz_front"
+fuzz_header fuzz_config fuzz_front fuzz_wire"
 # The schema validator, when the tree has one.
 [ -f "$top/daemon/schema.c" ] && all="$all fuzz_schema"
 targets=${FUZZ_TARGETS:-$all}
@@ -39,7 +39,7 @@ targets=${FUZZ_TARGETS:-$all}
 max_len() {
 	case $1 in
 	fuzz_header)	echo 4096 ;;
-	fuzz_frame|fuzz_sse|fuzz_jload|fuzz_config|fuzz_schema|fuzz_front) echo 16384 ;;
+	fuzz_frame|fuzz_sse|fuzz_jload|fuzz_config|fuzz_schema|fuzz_front|fuzz_wire) echo 16384 ;;
 	*)		echo 32768 ;;
 	esac
 }
@@ -85,7 +85,7 @@ done
 for t in $targets; do
 	[ -f "$fz/$t.c" ] || fail "no target $t"
 	# shellcheck disable=SC2086
-	$cc $cflags -fsanitize=fuzzer "$fz/$t.c" $objs $deplibs -lm \
+	$cc $cflags -fsanitize=fuzzer "$fz/$t.c" $objs $deplibs -lhttp_parser -lm \
 	    -o "$work/bin/$t" || fail "cannot link $t"
 done
 
