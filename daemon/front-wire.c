@@ -36,8 +36,9 @@
 
 #include "llmgated.h"
 
-#define FRONT_WIRE_READ      16384 /* bytes per read() */
-#define FRONT_WIRE_LINGER_MS 2000  /* after our close, for the peer's */
+#define FRONT_WIRE_READ      16384        /* bytes per read() */
+#define FRONT_WIRE_LINGER_MS 2000         /* after our close, for the peer's */
+#define FRONT_WIRE_KEEP      (256 * 1024) /* a buffer kept between requests */
 
 /* One request as it is parsed: its line, headers and body. */
 struct front_wire_msg {
@@ -111,6 +112,9 @@ front_wire_on_begin(http_parser *p)
 
 	buf_reset(&m->url);
 	buf_reset(&m->hdr);
+	/* A large body's room is not kept for the small ones after it. */
+	if (m->body.cap > FRONT_WIRE_KEEP)
+		buf_free(&m->body);
 	buf_reset(&m->body);
 	m->nhdr = 0;
 	m->in_value = 0;
@@ -213,7 +217,7 @@ front_wire_on_body(http_parser *p, const char *at, size_t len)
 {
 	struct front_wire_msg *m = p->data;
 
-	if (len > m->max_body - m->body.len) {
+	if (m->body.len > m->max_body || len > m->max_body - m->body.len) {
 		m->status = 413;
 		return -1;
 	}
@@ -453,10 +457,16 @@ front_wire_flush(struct front_wire *w)
 		event_active(w->later, EV_TIMEOUT, 1);
 		return;
 	}
+	if (w->out.cap > FRONT_WIRE_KEEP)
+		buf_free(&w->out);
 	buf_reset(&w->out);
 	w->out_off = 0;
-	if (event_pending(w->wev, EV_WRITE, NULL))
+	if (event_pending(w->wev, EV_WRITE, NULL)) {
+		/* What waited is out: a held upstream may go on (from the
+		 * loop, not from this writer's stack). */
 		event_del(w->wev);
+		event_active(w->later, EV_TIMEOUT, 1);
+	}
 }
 
 size_t
@@ -700,6 +710,8 @@ front_wire_next(struct front_wire *w)
 		return;
 	w->busy = 0;
 	front_wire_msg_next(&w->m);
+	if (w->in.len == 0 && w->in.cap > FRONT_WIRE_KEEP)
+		buf_free(&w->in);
 	if (w->dead)
 		return;
 	if (!w->m.keep)
@@ -723,7 +735,11 @@ front_wire_later(evutil_socket_t fd, short events, void *arg)
 		front_wire_end(w);
 		return;
 	}
-	if (w->fc == NULL || w->busy)
+	if (w->fc == NULL)
+		return;
+	if (w->out_off == w->out.len)
+		front_http_drained(w->fc);
+	if (w->busy || w->dead)
 		return;
 	if (w->closing) {
 		if (w->out_off == w->out.len)
@@ -738,15 +754,8 @@ front_wire_write_ev(evutil_socket_t fd, short events, void *arg)
 {
 	struct front_wire *w = arg;
 
+	/* Once all is written, the deferred event takes it from there. */
 	front_wire_flush(w);
-	if (w->dead || w->out_off != w->out.len)
-		return;
-	/* All written: a held upstream may go on (from here, maybe more
-	 * output, even the end of the request). */
-	if (w->fc != NULL)
-		front_http_drained(w->fc);
-	if (w->closing && !w->busy)
-		event_active(w->later, EV_TIMEOUT, 1);
 }
 
 /* Over the limits of what a request may hold: read no more for now. */
