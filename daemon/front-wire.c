@@ -67,11 +67,12 @@ struct front_wire {
 	uint64_t written; /* ever: is a slow reader reading? */
 	uint64_t mark;
 	struct event *rev, *wev, *deadline, *later;
-	int busy;    /* a request is being answered */
-	int stopped; /* reading stopped: too much buffered */
-	int closing; /* close once the answer is out */
-	int dead;    /* the peer is gone: end it */
-	int chunked; /* the stream's answer */
+	int busy;      /* a request is being answered */
+	int stopped;   /* reading stopped: too much buffered */
+	int closing;   /* close once the answer is out */
+	int dead;      /* the peer is gone: end it */
+	int chunked;   /* the stream's answer */
+	int flush_due; /* stream pieces queued: write them this round */
 	int head_only;
 	TAILQ_ENTRY(front_wire) entry;
 };
@@ -588,6 +589,20 @@ front_wire_answer(struct front_wire *w, int status, const char *ctype,
 	front_wire_flush(w);
 }
 
+/*
+ * A stream's piece, written at the end of the loop's current round: the
+ * events one upstream read brings leave in one write, not one each. A
+ * socket that is full takes them when EV_WRITE says so.
+ */
+static void
+front_wire_push(struct front_wire *w)
+{
+	if (w->flush_due || event_pending(w->wev, EV_WRITE, NULL))
+		return;
+	w->flush_due = 1;
+	event_active(w->later, EV_TIMEOUT, 1);
+}
+
 /* A stream's head: its pieces follow with front_wire_stream_write(). */
 void
 front_wire_stream_start(struct front_wire *w, int status, const char *ctype,
@@ -596,7 +611,7 @@ front_wire_stream_start(struct front_wire *w, int status, const char *ctype,
 	if (w == NULL || w->dead || w->fc == NULL)
 		return;
 	front_wire_head(w, status, ctype, extra != NULL ? extra : "", -1);
-	front_wire_flush(w);
+	front_wire_push(w);
 }
 
 void
@@ -615,7 +630,7 @@ front_wire_stream_write(struct front_wire *w, const char *data, size_t len)
 	buf_add(&w->out, data, len);
 	if (w->chunked)
 		buf_add(&w->out, "\r\n", 2);
-	front_wire_flush(w);
+	front_wire_push(w);
 }
 
 void
@@ -625,7 +640,7 @@ front_wire_stream_end(struct front_wire *w)
 		return;
 	if (w->chunked) {
 		buf_add(&w->out, "0\r\n\r\n", 5);
-		front_wire_flush(w);
+		front_wire_push(w);
 	}
 }
 
@@ -737,6 +752,14 @@ front_wire_later(evutil_socket_t fd, short events, void *arg)
 	}
 	if (w->fc == NULL)
 		return;
+	if (w->flush_due) {
+		w->flush_due = 0;
+		front_wire_flush(w);
+		if (w->dead) {
+			front_wire_end(w);
+			return;
+		}
+	}
 	if (w->out_off == w->out.len)
 		front_http_drained(w->fc);
 	if (w->busy || w->dead)
