@@ -542,28 +542,43 @@ front_wire_head(struct front_wire *w, int status, const char *ctype,
     const char *extra, long long clen)
 {
 	int old = w->m.p.http_major == 1 && w->m.p.http_minor == 0;
-	char *p;
-	size_t room;
-	int n;
+	const char *reason = front_wire_reason(status);
+	char num[24], *p;
+	size_t n;
 
 	if (server_draining())
 		w->m.keep = 0;
 	if (clen < 0 && old)
 		w->m.keep = 0;
 	w->chunked = clen < 0 && !old;
-	room = 256 + strlen(ctype) + strlen(extra);
-	p = buf_reserve(&w->out, room);
-	n = snprintf(p, room,
-	    "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: %s\r\n"
-	    "x-should-retry: false\r\n"
-	    "%s%s",
-	    status, front_wire_reason(status), ctype, extra, front_wire_date());
-	if (n > 0 && (size_t)n < room)
-		w->out.len += (size_t)n;
-	if (clen >= 0)
-		buf_printf(&w->out, "Content-Length: %lld\r\n", clen);
-	else if (w->chunked)
+	/* Plain copies: this is every answer's cost. */
+	p = num + sizeof num;
+	*--p = '\0';
+	do {
+		*--p = (char)('0' + status % 10);
+		status /= 10;
+	} while (status != 0 && p > num);
+	buf_add(&w->out, "HTTP/1.1 ", 9);
+	buf_addstr(&w->out, p);
+	buf_add(&w->out, " ", 1);
+	buf_addstr(&w->out, reason);
+	buf_addstr(&w->out, "\r\nContent-Type: ");
+	buf_addstr(&w->out, ctype);
+	buf_addstr(&w->out, "\r\nx-should-retry: false\r\n");
+	buf_addstr(&w->out, extra);
+	buf_addstr(&w->out, front_wire_date());
+	if (clen >= 0) {
+		p = num + sizeof num;
+		*--p = '\0';
+		n = (size_t)clen;
+		do {
+			*--p = (char)('0' + n % 10);
+			n /= 10;
+		} while (n != 0 && p > num);
+		buf_addstr(&w->out, "Content-Length: ");
+		buf_addstr(&w->out, p);
+		buf_add(&w->out, "\r\n", 2);
+	} else if (w->chunked)
 		buf_addstr(&w->out, "Transfer-Encoding: chunked\r\n");
 	if (!w->m.keep)
 		buf_addstr(&w->out, "Connection: close\r\n");
