@@ -46,6 +46,7 @@ struct front_listener {
 	char *addr; /* as configured */
 	char *path; /* a Unix socket we bound: unlinked */
 	struct evconnlistener *lev;
+	struct event *resume; /* accepting again after running out */
 	TAILQ_ENTRY(front_listener) entry;
 };
 
@@ -159,6 +160,47 @@ front_http_beside(void)
 static void front_http_accept(struct evconnlistener *, evutil_socket_t,
     struct sockaddr *, int, void *);
 
+static void
+front_http_resume(evutil_socket_t fd, short events, void *arg)
+{
+	struct front_listener *fl = arg;
+
+	if (fl->lev != NULL && !server_draining())
+		evconnlistener_enable(fl->lev);
+}
+
+/* Out of descriptors: pause for a second rather than spin (as server.c). */
+static void
+front_http_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct front_listener *fl = arg;
+	struct timeval tv = { 1, 0 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	log_warnx("HTTP front: accept: %s%s",
+	    evutil_socket_error_to_string(err),
+	    err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ?
+	        "; pausing for a second" :
+	        "");
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		evconnlistener_disable(lev);
+		if (fl->resume == NULL)
+			fl->resume =
+			    evtimer_new(ev_base, front_http_resume, fl);
+		evtimer_add(fl->resume, &tv);
+	}
+}
+
+/* A new listener's callbacks: fl is its argument. */
+static int
+front_http_listening(struct front_listener *fl)
+{
+	if (fl->lev == NULL)
+		return -1;
+	evconnlistener_set_error_cb(fl->lev, front_http_accept_error);
+	return 0;
+}
+
 static int
 front_http_bind_unix(struct front_listener *fl, const char *path, char **cause)
 {
@@ -180,9 +222,9 @@ front_http_bind_unix(struct front_listener *fl, const char *path, char **cause)
 	/* The native socket's mode and group, before anyone can connect. */
 	if ((fd = server_unix_listen(path, cfg->socket_mode, cause)) == -1)
 		return -1;
-	if ((fl->lev = evconnlistener_new(ev_base, front_http_accept, NULL,
-	         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd)) ==
-	    NULL) {
+	fl->lev = evconnlistener_new(ev_base, front_http_accept, fl,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (front_http_listening(fl) != 0) {
 		xasprintf(cause, "cannot accept on %s", path);
 		unlink(path);
 		close(fd);
@@ -226,10 +268,10 @@ front_http_bind(struct front_listener *fl, char **cause)
 	}
 	free(host);
 	errno = 0;
-	fl->lev = evconnlistener_new_bind(ev_base, front_http_accept, NULL,
+	fl->lev = evconnlistener_new_bind(ev_base, front_http_accept, fl,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
 	    -1, (struct sockaddr *)&ss, (int)len);
-	if (fl->lev == NULL) {
+	if (front_http_listening(fl) != 0) {
 		xasprintf(cause, "HTTP front: cannot listen on %s: %s",
 		    fl->addr, errno != 0 ? strerror(errno) : "bind failed");
 		return -1;
@@ -260,6 +302,8 @@ front_http_unbind(struct front_listener *fl)
 {
 	if (fl->lev != NULL)
 		evconnlistener_free(fl->lev);
+	if (fl->resume != NULL)
+		event_free(fl->resume);
 	if (fl->path != NULL)
 		unlink(fl->path);
 	TAILQ_REMOVE(&front_listeners, fl, entry);
