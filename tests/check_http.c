@@ -1709,6 +1709,49 @@ START_TEST(test_idle_conns_counted)
 END_TEST
 
 /*
+ * SIGTERM: an idle kept-alive connection is closed at once, while a call
+ * in flight on another one finishes and is answered.
+ */
+START_TEST(test_drain_closes_idle)
+{
+	struct hres r = { 0 };
+	char *req, *body, *ans;
+	uint64_t t0;
+	pid_t pid;
+	int fd, st;
+
+	fd = tcp_connect();
+	req = echo_req("before the drain", NULL);
+	send_all(fd, req, strlen(req));
+	free(req);
+	expect_echo(fd, "before the drain");
+	body = chat_body("oa/drain2+delay=2000", NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		h_req(&r, "/v1/chat/completions", body, NULL);
+		_exit(r.status == 200 ? 0 : 1);
+	}
+	t0 = h_mono_ms();
+	while (h_fakeprov_count(fp_port, "drain2+delay=2000", NULL) == 0 &&
+	    h_mono_ms() - t0 < 5000)
+		h_sleep_ms(10);
+	t0 = h_mono_ms();
+	kill(d.pid, SIGTERM);
+	ans = read_all(fd, 5000);
+	ck_assert_str_eq(ans, "");
+	/* Closed by the drain, not by the exit after the call. */
+	ck_assert_uint_lt(h_mono_ms() - t0, wrapped() ? 1800 : 1000);
+	free(ans);
+	close(fd);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "the call in flight did not finish");
+	free(body);
+}
+END_TEST
+
+/*
  * A client class's spent token budget over the HTTP front: 429 with
  * Retry-After until the UTC day's reset (not the target's one second),
  * code client_budget_exhausted, x-should-retry false; a caller of
@@ -1795,6 +1838,7 @@ main(void)
 	tcase_add_test(tc, test_expect_continue);
 	tcase_add_test(tc, test_chunked_and_http10);
 	tcase_add_test(tc, test_idle_conns_counted);
+	tcase_add_test(tc, test_drain_closes_idle);
 	tcase_add_test(tc, test_drain_and_reload);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
