@@ -65,7 +65,7 @@ struct front_wire {
 	struct buf out;
 	size_t out_off;   /* written of out */
 	uint64_t written; /* ever: is a slow reader reading? */
-	uint64_t mark;
+	uint64_t mark;    /* written, at the deadline's last firing */
 	struct event *rev, *wev, *deadline, *later;
 	int busy;      /* a request is being answered */
 	int stopped;   /* reading stopped: too much buffered */
@@ -73,14 +73,12 @@ struct front_wire {
 	int dead;      /* the peer is gone: end it */
 	int chunked;   /* the stream's answer */
 	int flush_due; /* stream pieces queued: write them this round */
-	int head_only;
+	int head_only; /* a HEAD request: no body in the answer */
 	TAILQ_ENTRY(front_wire) entry;
 };
 
 static TAILQ_HEAD(, front_wire) front_wires = TAILQ_HEAD_INITIALIZER(
     front_wires);
-
-static void front_wire_write_ev(evutil_socket_t, short, void *);
 
 /* Trim a value's trailing blanks once it is whole. */
 static void
