@@ -1437,8 +1437,8 @@ trickle(int fd, const char *text)
 /*
  * Issue 15, item 2, over HTTP: a connection must bring each whole request
  * within frame_timeout_ms, from its accept and from the end of the one
- * before, however slowly its bytes trickle (evhttp's own timeout starts
- * again with every byte). Others are served meanwhile.
+ * before, however slowly its bytes trickle (a timeout that started again
+ * with every byte would never strike). Others are served meanwhile.
  */
 START_TEST(test_http_trickle_closed)
 {
