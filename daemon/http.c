@@ -49,7 +49,9 @@ struct http_xfer {
 				   whether a reset follows the peer's FIN */
 	struct event *rst_ev; /* polls dead_fd */
 	uint64_t rst_until;
-	int paused;              /* http_write paused the transfer (held) */
+	struct http_url *url; /* the parsed URL it uses, or NULL */
+	int clean;  /* one request as curl sent it, no resend, no error */
+	int paused; /* http_write paused the transfer (held) */
 	struct event *resume_ev; /* unpauses it, outside the caller */
 	long status;
 	struct event *fail_ev; /* ends an attempt that never started */
@@ -80,12 +82,29 @@ struct http_sock {
 };
 
 #define HTTP_POOL_MAX 256 /* idle easy handles kept for reuse */
+#define HTTP_URLS_MAX 32  /* parsed request URLs kept for reuse */
+
+/*
+ * A request URL parsed once (CURLOPT_CURLU): libcurl otherwise parses the
+ * URL text again, and writes it out again, on every transfer. Shared by
+ * the transfers that use it (refs); one that no transfer uses may be
+ * replaced by another URL.
+ */
+struct http_url {
+	char *url;
+	size_t len;
+	CURLU *uh;
+	unsigned refs;
+	uint64_t used; /* http_url_tick when last taken */
+};
 
 static CURLM *http_multi;
 static struct http_sock **http_socks; /* by descriptor */
 static size_t http_nsocks;
 static CURL *http_pool[HTTP_POOL_MAX];
 static size_t http_npool;
+static struct http_url http_urls[HTTP_URLS_MAX];
+static uint64_t http_url_tick;
 static struct event *http_timer;
 static struct event_base *http_base;
 
@@ -379,6 +398,62 @@ http_unwatch(struct http_xfer *x)
 	x->sock = CURL_SOCKET_BAD;
 }
 
+static void
+http_url_clear(struct http_url *u)
+{
+	free(u->url);
+	curl_url_cleanup(u->uh);
+	memset(u, 0, sizeof *u);
+}
+
+/*
+ * The parsed form of a request URL, parsed as libcurl would; NULL when it
+ * cannot be kept (libcurl then parses the text itself, and reports what
+ * is wrong with it). Given back with http_url_drop().
+ */
+static struct http_url *
+http_url_take(const char *url)
+{
+	struct http_url *u, *slot = NULL;
+	size_t i, len = strlen(url);
+	CURLU *uh;
+
+	for (i = 0; i < HTTP_URLS_MAX; i++) {
+		u = &http_urls[i];
+		if (u->url != NULL && u->len == len &&
+		    memcmp(u->url, url, len) == 0)
+			goto found;
+		/* An empty slot, else the one unused for longest. */
+		if (u->refs == 0 &&
+		    (slot == NULL ||
+		        (slot->url != NULL &&
+		            (u->url == NULL || u->used < slot->used))))
+			slot = u;
+	}
+	if ((u = slot) == NULL || (uh = curl_url()) == NULL)
+		return NULL;
+	if (curl_url_set(uh, CURLUPART_URL, url,
+	        CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+		curl_url_cleanup(uh);
+		return NULL;
+	}
+	http_url_clear(u);
+	u->url = xstrdup(url);
+	u->len = len;
+	u->uh = uh;
+found:
+	u->refs++;
+	u->used = ++http_url_tick;
+	return u;
+}
+
+static void
+http_url_drop(struct http_url *u)
+{
+	if (u != NULL)
+		u->refs--;
+}
+
 int
 http_init(struct event_base *base)
 {
@@ -405,6 +480,8 @@ http_shutdown(void)
 
 	while (http_npool != 0)
 		curl_easy_cleanup(http_pool[--http_npool]);
+	for (i = 0; i < HTTP_URLS_MAX; i++)
+		http_url_clear(&http_urls[i]);
 	if (http_multi != NULL)
 		curl_multi_cleanup(http_multi);
 	for (i = 0; i < http_nsocks; i++)
@@ -604,9 +681,27 @@ http_curl_class(CURLcode code)
 	}
 }
 
+/* What is the same for every transfer: set once on a handle. */
+static void
+http_easy_setup(CURL *easy)
+{
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, http_write);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, http_header);
+	curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, http_prereq);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, http_open);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, http_close);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
+	    (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "llmgated/" LLMGATE_VERSION);
+}
+
 /*
- * Easy handles are reused: curl_easy_reset() keeps a handle's caches and
- * saves the allocation and setup that a fresh one costs on every attempt.
+ * Easy handles are reused, and keep their options: http_easy_setup()'s
+ * are set when the handle is made, and http_start() sets all the others
+ * on every transfer. curl_easy_reset() and setting everything again cost
+ * more than the transfer's own setup.
  */
 static CURL *
 http_easy_get(void)
@@ -617,17 +712,30 @@ http_easy_get(void)
 		return http_pool[--http_npool];
 	if ((easy = curl_easy_init()) == NULL)
 		fatalx("curl_easy_init failed");
+	http_easy_setup(easy);
 	return easy;
 }
 
+/*
+ * Back to the pool. A handle whose transfer did not end cleanly (see
+ * http_complete()) is reset first: libcurl counts the requests it sent
+ * again on a new connection per handle, not per transfer, until a reset,
+ * and fails a transfer past five of them.
+ */
 static void
-http_easy_put(CURL *easy)
+http_easy_put(CURL *easy, int clean)
 {
 	if (http_npool == HTTP_POOL_MAX) {
 		curl_easy_cleanup(easy);
 		return;
 	}
-	curl_easy_reset(easy);
+	if (clean) {
+		/* Nothing of the finished transfer's is written to any more. */
+		curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+	} else {
+		curl_easy_reset(easy);
+		http_easy_setup(easy);
+	}
 	http_pool[http_npool++] = easy;
 }
 
@@ -682,37 +790,31 @@ http_start(struct attempt *att)
 	/* No "Expect: 100-continue" round trip before each body. */
 	x->hr.headers = curl_slist_append(x->hr.headers, "Expect:");
 	x->easy = http_easy_get();
+	/* Both: the parsed one is used, the text is for curl's messages. */
+	x->url = http_url_take(x->hr.url);
 	curl_easy_setopt(x->easy, CURLOPT_URL, x->hr.url);
+	curl_easy_setopt(x->easy, CURLOPT_CURLU,
+	    x->url != NULL ? x->url->uh : NULL);
 	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hr.headers);
 	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->hr.body);
 	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE,
 	    (curl_off_t)x->hr.body_len);
-	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, http_write);
 	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, http_header);
 	curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-	curl_easy_setopt(x->easy, CURLOPT_PREREQFUNCTION, http_prereq);
 	curl_easy_setopt(x->easy, CURLOPT_PREREQDATA, x);
 	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, http_open);
-	curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, http_close);
-	curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(x->easy, CURLOPT_HTTP_VERSION,
-	    (long)CURL_HTTP_VERSION_2TLS);
 	/*
 	 * Wait for a connection that may multiplex (HTTP/2) only where one
 	 * can: over plain http a call would otherwise sit until another
 	 * call to that host ended.
 	 */
-	if (strncasecmp(x->hr.url, "https:", 6) == 0)
-		curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT,
+	    strncasecmp(x->hr.url, "https:", 6) == 0 ? 1L : 0L);
 	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS,
 	    (long)(p->connect_timeout_ms != 0 ? p->connect_timeout_ms : 5000));
-	if (p->timeout_ms != 0)
-		curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS,
-		    (long)p->timeout_ms);
+	/* 0: none. */
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
 	/*
 	 * The idle watchdog, for streams only: a whole reply sends nothing
 	 * until it is complete, and first_byte_ms and timeout_ms bound it.
@@ -724,8 +826,6 @@ http_start(struct attempt *att)
 	/* Armed when the request goes out (http_prereq()). */
 	if (p->first_byte_ms != 0)
 		x->ttfb_ev = evtimer_new(http_base, http_ttfb_cb, x);
-	curl_easy_setopt(x->easy, CURLOPT_USERAGENT,
-	    "llmgated/" LLMGATE_VERSION);
 	if (curl_multi_add_handle(http_multi, x->easy) != CURLM_OK) {
 		reply_error(r, LLMGATE_INTERNAL, 0,
 		    "curl_multi_add_handle "
@@ -736,7 +836,7 @@ http_start(struct attempt *att)
 fail_now:
 	/* Answer from the loop, not from inside the caller. */
 	if (x->easy != NULL) {
-		http_easy_put(x->easy);
+		http_easy_put(x->easy, 0);
 		x->easy = NULL;
 	}
 	x->fail_ev = evtimer_new(http_base, http_fail_cb, x);
@@ -759,6 +859,9 @@ http_complete(struct http_xfer *x, CURLcode code)
 		http_rst_cb(-1, 0, x);
 		return;
 	}
+	/* One request, no resend and no FRESH_CONNECT (http_rst_cb()). */
+	x->clean = code == CURLE_OK && x->sends == 1 && x->dead_fd == -1 &&
+	    x->rst_ev == NULL;
 	if (!x->started)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	if (r->status == 0)
@@ -911,8 +1014,9 @@ http_stop(struct attempt *att)
 		if (x->paused)
 			curl_easy_cleanup(x->easy);
 		else
-			http_easy_put(x->easy);
+			http_easy_put(x->easy, x->clean);
 	}
+	http_url_drop(x->url);
 	if (x->resume_ev != NULL)
 		event_free(x->resume_ev);
 	if (x->fail_ev != NULL)
