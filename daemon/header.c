@@ -38,51 +38,56 @@ enum header_kind {
 
 struct header_field {
 	const char *name;
+	size_t len; /* strlen(name), looked at first */
 	enum header_kind kind;
 	size_t off; /* of the int64_t it sets in header_rl */
 };
 
+#define HF(name, kind, off) \
+	{ \
+		name, sizeof name - 1, kind, off \
+	}
 #define RL(f)      offsetof(struct header_rl, f)
 #define AT(fam, i) RL(anthropic_tokens[fam][i])
 
 static const struct header_field header_fields[] = {
-	{ "retry-after", HDR_RETRY_AFTER, RL(retry_after_ms) },
-	{ "retry-after-ms", HDR_RETRY_AFTER_MS, RL(retry_after_ms) },
-	{ "x-should-retry", HDR_SHOULD_RETRY, 0 },
-	{ "x-request-id", HDR_REQUEST_ID, 0 },
-	{ "request-id", HDR_REQUEST_ID, 0 },
-	{ "x-generation-id", HDR_GENERATION_ID, 0 },
+	HF("retry-after", HDR_RETRY_AFTER, RL(retry_after_ms)),
+	HF("retry-after-ms", HDR_RETRY_AFTER_MS, RL(retry_after_ms)),
+	HF("x-should-retry", HDR_SHOULD_RETRY, 0),
+	HF("x-request-id", HDR_REQUEST_ID, 0),
+	HF("request-id", HDR_REQUEST_ID, 0),
+	HF("x-generation-id", HDR_GENERATION_ID, 0),
 
-	{ "x-ratelimit-limit-requests", HDR_COUNT, RL(limit_requests) },
-	{ "x-ratelimit-remaining-requests", HDR_COUNT, RL(remaining_requests) },
-	{ "x-ratelimit-reset-requests", HDR_DURATION, RL(reset_requests_ms) },
-	{ "x-ratelimit-limit-tokens", HDR_COUNT, RL(limit_tokens) },
-	{ "x-ratelimit-remaining-tokens", HDR_COUNT, RL(remaining_tokens) },
-	{ "x-ratelimit-reset-tokens", HDR_DURATION, RL(reset_tokens_ms) },
+	HF("x-ratelimit-limit-requests", HDR_COUNT, RL(limit_requests)),
+	HF("x-ratelimit-remaining-requests", HDR_COUNT, RL(remaining_requests)),
+	HF("x-ratelimit-reset-requests", HDR_DURATION, RL(reset_requests_ms)),
+	HF("x-ratelimit-limit-tokens", HDR_COUNT, RL(limit_tokens)),
+	HF("x-ratelimit-remaining-tokens", HDR_COUNT, RL(remaining_tokens)),
+	HF("x-ratelimit-reset-tokens", HDR_DURATION, RL(reset_tokens_ms)),
 
-	{ "anthropic-ratelimit-requests-limit", HDR_COUNT, RL(limit_requests) },
-	{ "anthropic-ratelimit-requests-remaining", HDR_COUNT,
-	    RL(remaining_requests) },
-	{ "anthropic-ratelimit-requests-reset", HDR_TIMESTAMP,
-	    RL(reset_requests_ms) },
-	{ "anthropic-ratelimit-tokens-limit", HDR_ANTHROPIC_COUNT,
-	    AT(HDR_FAM_TOKENS, HDR_LIMIT) },
-	{ "anthropic-ratelimit-tokens-remaining", HDR_ANTHROPIC_COUNT,
-	    AT(HDR_FAM_TOKENS, HDR_REMAINING) },
-	{ "anthropic-ratelimit-tokens-reset", HDR_ANTHROPIC_TIMESTAMP,
-	    AT(HDR_FAM_TOKENS, HDR_RESET) },
-	{ "anthropic-ratelimit-input-tokens-limit", HDR_ANTHROPIC_COUNT,
-	    AT(HDR_FAM_INPUT, HDR_LIMIT) },
-	{ "anthropic-ratelimit-input-tokens-remaining", HDR_ANTHROPIC_COUNT,
-	    AT(HDR_FAM_INPUT, HDR_REMAINING) },
-	{ "anthropic-ratelimit-input-tokens-reset", HDR_ANTHROPIC_TIMESTAMP,
-	    AT(HDR_FAM_INPUT, HDR_RESET) },
-	{ "anthropic-ratelimit-output-tokens-limit", HDR_ANTHROPIC_COUNT,
-	    AT(HDR_FAM_OUTPUT, HDR_LIMIT) },
-	{ "anthropic-ratelimit-output-tokens-remaining", HDR_ANTHROPIC_COUNT,
-	    AT(HDR_FAM_OUTPUT, HDR_REMAINING) },
-	{ "anthropic-ratelimit-output-tokens-reset", HDR_ANTHROPIC_TIMESTAMP,
-	    AT(HDR_FAM_OUTPUT, HDR_RESET) },
+	HF("anthropic-ratelimit-requests-limit", HDR_COUNT, RL(limit_requests)),
+	HF("anthropic-ratelimit-requests-remaining", HDR_COUNT,
+	    RL(remaining_requests)),
+	HF("anthropic-ratelimit-requests-reset", HDR_TIMESTAMP,
+	    RL(reset_requests_ms)),
+	HF("anthropic-ratelimit-tokens-limit", HDR_ANTHROPIC_COUNT,
+	    AT(HDR_FAM_TOKENS, HDR_LIMIT)),
+	HF("anthropic-ratelimit-tokens-remaining", HDR_ANTHROPIC_COUNT,
+	    AT(HDR_FAM_TOKENS, HDR_REMAINING)),
+	HF("anthropic-ratelimit-tokens-reset", HDR_ANTHROPIC_TIMESTAMP,
+	    AT(HDR_FAM_TOKENS, HDR_RESET)),
+	HF("anthropic-ratelimit-input-tokens-limit", HDR_ANTHROPIC_COUNT,
+	    AT(HDR_FAM_INPUT, HDR_LIMIT)),
+	HF("anthropic-ratelimit-input-tokens-remaining", HDR_ANTHROPIC_COUNT,
+	    AT(HDR_FAM_INPUT, HDR_REMAINING)),
+	HF("anthropic-ratelimit-input-tokens-reset", HDR_ANTHROPIC_TIMESTAMP,
+	    AT(HDR_FAM_INPUT, HDR_RESET)),
+	HF("anthropic-ratelimit-output-tokens-limit", HDR_ANTHROPIC_COUNT,
+	    AT(HDR_FAM_OUTPUT, HDR_LIMIT)),
+	HF("anthropic-ratelimit-output-tokens-remaining", HDR_ANTHROPIC_COUNT,
+	    AT(HDR_FAM_OUTPUT, HDR_REMAINING)),
+	HF("anthropic-ratelimit-output-tokens-reset", HDR_ANTHROPIC_TIMESTAMP,
+	    AT(HDR_FAM_OUTPUT, HDR_RESET)),
 };
 
 #define NS_PER_MS INT64_C(1000000)
@@ -637,12 +642,15 @@ header_rl_add(struct header_rl *info, const char *name, const char *value,
 	const struct header_field *hf = NULL;
 	const char *s, *e;
 	int64_t v = -1;
-	size_t i;
+	size_t i, len;
 
 	if (name == NULL || value == NULL)
 		return;
+	/* Most of a reply's headers are none of these: a length tells. */
+	len = strlen(name);
 	for (i = 0; i < sizeof header_fields / sizeof header_fields[0]; i++) {
-		if (strcasecmp(name, header_fields[i].name) == 0) {
+		if (header_fields[i].len == len &&
+		    strcasecmp(name, header_fields[i].name) == 0) {
 			hf = &header_fields[i];
 			break;
 		}

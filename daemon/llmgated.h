@@ -54,6 +54,8 @@ const char *buf_cstr(const struct buf *); /* "" for an empty buffer */
 enum log_level { LOG_LVL_WARN = 0, LOG_LVL_INFO, LOG_LVL_DEBUG };
 void log_init(int verbose);
 void log_set_level(int);
+/* Whether messages of that level are written: to skip preparing them. */
+int log_enabled(enum log_level);
 /* Client text made safe to print: controls (and non-UTF-8) as \xHH, at
  * most max bytes of it. free() it. */
 char *log_quote(const char *, size_t max);

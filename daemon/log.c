@@ -49,6 +49,12 @@ log_set_level(int level)
 	log_level = level;
 }
 
+int
+log_enabled(enum log_level level)
+{
+	return log_level >= (int)level;
+}
+
 /*
  * One record is one line: messages carry text from clients (names, routes)
  * and upstreams (error bodies), so a line break, carriage return or other

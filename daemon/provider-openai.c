@@ -145,6 +145,23 @@ openai_set_str(json_t *o, const char *key, const char *s, const char *where,
 	return 0;
 }
 
+/* "messages[i]" into where (32 bytes), for errors: snprintf() costs more. */
+static void
+openai_where(char *where, size_t i)
+{
+	char digits[24];
+	size_t n = 0;
+
+	do
+		digits[n++] = (char)('0' + i % 10);
+	while ((i /= 10) != 0);
+	memcpy(where, "messages[", 9);
+	where += 9;
+	while (n > 0)
+		*where++ = digits[--n];
+	memcpy(where, "]", 2);
+}
+
 static json_t *
 openai_message(const struct llmgate_message *m, size_t i, char **cause)
 {
@@ -153,7 +170,7 @@ openai_message(const struct llmgate_message *m, size_t i, char **cause)
 	char where[32];
 	size_t j;
 
-	snprintf(where, sizeof where, "messages[%zu]", i);
+	openai_where(where, i);
 	o = json_object();
 	switch (m->role) {
 	case LLMGATE_ROLE_USER:
@@ -424,6 +441,21 @@ fail:
 	return -1;
 }
 
+/* a (alen bytes) then b (blen), NUL-terminated: cheaper than xasprintf(). */
+static char *
+openai_join(const char *a, size_t alen, const char *b, size_t blen)
+{
+	char *s = xmalloc(alen + blen + 1);
+
+	memcpy(s, a, alen);
+	memcpy(s + alen, b, blen);
+	s[alen + blen] = '\0';
+	return s;
+}
+
+#define OPENAI_PATH "/chat/completions"
+#define OPENAI_AUTH "Authorization: Bearer "
+
 static int
 openai_build(struct http_req *hr, const struct provider_conf *prov,
     const char *model, const struct llmgate_request *req, char **cause)
@@ -442,11 +474,13 @@ openai_build(struct http_req *hr, const struct provider_conf *prov,
 	n = strlen(prov->base_url);
 	while (n > 0 && prov->base_url[n - 1] == '/')
 		n--;
-	xasprintf(&hr->url, "%.*s/chat/completions", (int)n, prov->base_url);
+	hr->url =
+	    openai_join(prov->base_url, n, OPENAI_PATH, sizeof OPENAI_PATH - 1);
 
 	/* Local servers (Ollama, llama.cpp without --api-key) take no key. */
 	if (prov->api_key != NULL) {
-		xasprintf(&auth, "Authorization: Bearer %s", prov->api_key);
+		auth = openai_join(OPENAI_AUTH, sizeof OPENAI_AUTH - 1,
+		    prov->api_key, strlen(prov->api_key));
 		rc = openai_header(hr, auth);
 		free(auth);
 		if (rc != 0) {

@@ -390,8 +390,10 @@ START_TEST(build_invalid)
 	struct llmgate_message bad_utf8[] = {
 		{ LLMGATE_ROLE_USER, "caf\xe9", NULL, 0, NULL, NULL },
 	};
+	struct llmgate_message many[12];
 	struct http_req hr = { 0 };
 	char *cause = NULL;
+	size_t i;
 
 	rich_request(&req, 0);
 	req.tools = bad_tool;
@@ -450,6 +452,20 @@ START_TEST(build_invalid)
 	                     &cause),
 	    -1);
 	ck_assert_str_eq(cause, "messages[0]: content is not valid UTF-8");
+	free(cause);
+	cause = NULL;
+
+	/* Where, with an index of two digits. */
+	for (i = 0; i < 12; i++)
+		many[i] = (struct llmgate_message){ LLMGATE_ROLE_USER, "hi",
+			NULL, 0, NULL, NULL };
+	many[11].content = "caf\xe9";
+	req.messages = many;
+	req.nmessages = 12;
+	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
+	                     &cause),
+	    -1);
+	ck_assert_str_eq(cause, "messages[11]: content is not valid UTF-8");
 	free(cause);
 	ck_assert_ptr_null(hr.body);
 }
