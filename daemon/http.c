@@ -35,6 +35,8 @@ struct http_xfer {
 	struct attempt *att;
 	CURL *easy;
 	struct http_req hr;
+	struct curl_slist *last;   /* hr.headers' last node, linked to tail */
+	struct curl_slist tail[2]; /* http_expect, http_ua */
 	struct buf body;
 	struct sse sse;
 	int stream;         /* streaming was asked for */
@@ -105,6 +107,17 @@ static CURL *http_pool[HTTP_POOL_MAX];
 static size_t http_npool;
 static struct http_url http_urls[HTTP_URLS_MAX];
 static uint64_t http_url_tick;
+static int http_no_proxy_env; /* none of curl's proxy variables is set */
+
+/*
+ * Sent with every request, after the adapter's own headers, from nodes of
+ * the transfer's (no allocation per call). The user agent goes this way
+ * rather than through CURLOPT_USERAGENT, which libcurl formats again on
+ * every transfer; a proxy's CONNECT gets it through CURLOPT_PROXYHEADER.
+ */
+static char http_expect[] = "Expect:"; /* no "100-continue" round trip */
+static char http_ua[] = "User-Agent: llmgated/" LLMGATE_VERSION;
+static struct curl_slist http_proxy_headers = { http_ua, NULL };
 static struct event *http_timer;
 static struct event_base *http_base;
 
@@ -457,6 +470,17 @@ http_url_drop(struct http_url *u)
 int
 http_init(struct event_base *base)
 {
+	/* What libcurl reads for http and https URLs. */
+	static const char *const env[] = { "http_proxy", "https_proxy",
+		"HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+		"NO_PROXY" };
+	size_t i;
+
+	http_no_proxy_env = 1;
+	for (i = 0; i < sizeof env / sizeof env[0]; i++) {
+		if (getenv(env[i]) != NULL)
+			http_no_proxy_env = 0;
+	}
 	http_base = base;
 	if ((http_multi = curl_multi_init()) == NULL)
 		return -1;
@@ -694,7 +718,16 @@ http_easy_setup(CURL *easy)
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
 	    (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, "llmgated/" LLMGATE_VERSION);
+	curl_easy_setopt(easy, CURLOPT_PROXYHEADER, &http_proxy_headers);
+	/*
+	 * libcurl looks for proxy variables in the environment on every
+	 * transfer; where there is none (it does not change while llmgated
+	 * runs), it is told so once.
+	 */
+	if (http_no_proxy_env) {
+		curl_easy_setopt(easy, CURLOPT_PROXY, "");
+		curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
+	}
 }
 
 /*
@@ -787,8 +820,18 @@ http_start(struct attempt *att)
 		free(cause);
 		goto fail_now;
 	}
-	/* No "Expect: 100-continue" round trip before each body. */
-	x->hr.headers = curl_slist_append(x->hr.headers, "Expect:");
+	x->tail[0].data = http_expect;
+	x->tail[0].next = &x->tail[1];
+	x->tail[1].data = http_ua;
+	x->tail[1].next = NULL;
+	if (x->hr.headers == NULL)
+		x->hr.headers = x->tail;
+	else {
+		for (x->last = x->hr.headers; x->last->next != NULL;
+		     x->last = x->last->next)
+			;
+		x->last->next = x->tail;
+	}
 	x->easy = http_easy_get();
 	/* Both: the parsed one is used, the text is for curl's messages. */
 	x->url = http_url_take(x->hr.url);
@@ -1032,6 +1075,11 @@ http_stop(struct attempt *att)
 	if (x->sse_mode)
 		sse_free(&x->sse);
 	buf_free(&x->body);
+	/* The tail nodes are not the list's to free. */
+	if (x->last != NULL)
+		x->last->next = NULL;
+	else if (x->hr.headers == x->tail)
+		x->hr.headers = NULL;
 	http_req_free(&x->hr);
 	free(x);
 	att->priv = NULL;

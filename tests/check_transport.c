@@ -114,6 +114,41 @@ back_to_back(int stream)
 	llmgate_close(g);
 }
 
+/*
+ * What every request carries besides the adapter's own headers: the user
+ * agent, and no "Expect: 100-continue" (a round trip before each body).
+ * Several calls, so that reused transfer handles are seen too.
+ */
+START_TEST(test_request_headers)
+{
+	struct llmgate *g = h_connect(&d, "check_transport");
+	struct llmgate_result *res;
+	json_t *last, *hdrs;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		res = call(g, "oa/headers", "one two three", i == 1, 1);
+		ck_assert_msg(res->cls == LLMGATE_OK, "%s", res_text(res));
+		llmgate_result_free(res);
+		last = h_fakeprov_last(fp_port, "headers");
+		hdrs = json_object_get(last, "headers");
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(hdrs, "user-agent")),
+		    "llmgated/" LLMGATE_VERSION);
+		ck_assert_ptr_null(json_object_get(hdrs, "expect"));
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(hdrs, "authorization")),
+		    "Bearer " TEST_KEY);
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(hdrs, "content-type")),
+		    "application/json");
+		json_decref(last);
+	}
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "headers", NULL), 3);
+	llmgate_close(g);
+}
+END_TEST
+
 START_TEST(test_dead_keepalive_stream)
 {
 	back_to_back(1);
@@ -221,6 +256,7 @@ transport_suite(void)
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_request_headers);
 	tcase_add_test(tc, test_dead_keepalive_stream);
 	tcase_add_test(tc, test_dead_keepalive_plain);
 	tcase_add_test(tc, test_read_then_closed_not_resent);
