@@ -68,6 +68,20 @@ same_as_jansson(const char *text, size_t len)
 	json_decref(b);
 }
 
+/* jdoc_parse() takes text just when jload_fast() does (few tokens). */
+static void
+same_as_fast(const char *text, size_t len)
+{
+	static struct jdoc d;
+	json_t *f = jload_fast(text, len);
+	int took = jdoc_parse(&d, text, len) == 0;
+
+	ck_assert_msg(took == (f != NULL), "'%.*s': jdoc %s, jload_fast %s",
+	    (int)len, text, took ? "took it" : "refused",
+	    f != NULL ? "took it" : "refused");
+	json_decref(f);
+}
+
 START_TEST(test_agrees_with_jansson)
 {
 	/* Taken on by the fast path. */
@@ -86,6 +100,24 @@ START_TEST(test_agrees_with_jansson)
 		"{ \"a\" : 1 , \"b\" : [ ] }",
 	};
 	static const char *cases[] = {
+		/* Strings longer than a word, each kind of byte anywhere. */
+		"{\"a key longer than eight\":\"and a value \\\" quoted\"}",
+		"[\"12345678\\n2345678\",\"1234567\\\\\",\"\xc3\xa9" "234567890\"]",
+		"[\"12345678\x01\"]",
+		"[\"1234567812345678\xc3\"]",
+		"[\"1234567812345678\\u0041\"]",
+		"[\"1234567812345678",
+		"[\"12345678\\",
+		"{\"abcdefghij\" : \"klmnopqrstu\" , \"v\":[ -0 ]}",
+		"{\"abcdefghij\":tRue}",
+		"[ true , false , null , -1 , 0 , 9 ]",
+		"[1-2]",
+		"[1 ]",
+		"[1\t,\n2\r]",
+		"[\"\x7f\"]",
+		"[\"\xed\xa0\x80\"]",
+		"[\"\xf4\x90\x80\x80\"]",
+		"[\"\xe0\x80\xaf\"]",
 		/* Handed to jansson, which decodes them. */
 		"[\"\\u00e9\\ud83d\\ude00\"]",
 		"[1.5,2e3,-0.0]",
@@ -143,9 +175,43 @@ START_TEST(test_agrees_with_jansson)
 	}
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		same_as_jansson(cases[i], strlen(cases[i]));
+	for (i = 0; i < sizeof fast / sizeof fast[0]; i++)
+		same_as_fast(fast[i], strlen(fast[i]));
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		same_as_fast(cases[i], strlen(cases[i]));
 	/* A NUL byte inside the text. */
 	same_as_jansson("[1,\0 2]", 7);
 	same_as_jansson("[\"a\0b\"]", 7);
+	same_as_fast("[1,\0 2]", 7);
+	same_as_fast("[\"a\0b\"]", 7);
+}
+END_TEST
+
+/* jdoc_parse() takes up to JDOC_TOKENS tokens, and reads them. */
+START_TEST(test_jdoc_tokens)
+{
+	static struct jdoc d;
+	struct buf b = { 0 };
+	int64_t v;
+	int i;
+
+	buf_add(&b, "{\"k\":[", 6);
+	for (i = 0; i < JDOC_TOKENS - 3; i++)
+		buf_printf(&b, "%s%d", i != 0 ? "," : "", i);
+	buf_add(&b, "]}", 2);
+	ck_assert_int_eq(jdoc_parse(&d, buf_cstr(&b), b.len), 0);
+	ck_assert_int_eq(d.n, JDOC_TOKENS);
+	i = jdoc_get(&d, 0, "k");
+	ck_assert_int_eq(i, 2);
+	ck_assert_int_eq(d.tok[i].size, JDOC_TOKENS - 3);
+	ck_assert_int_eq(d.tok[i].next, JDOC_TOKENS);
+	ck_assert_int_eq(jdoc_int(&d, JDOC_TOKENS - 1, &v), 0);
+	ck_assert_int_eq(v, JDOC_TOKENS - 4);
+	/* One more is one too many. */
+	b.len -= 2;
+	buf_add(&b, ",7]}", 4);
+	ck_assert_int_eq(jdoc_parse(&d, buf_cstr(&b), b.len), -1);
+	buf_free(&b);
 }
 END_TEST
 
@@ -382,6 +448,7 @@ jload_suite(void)
 	TCase *tc = tcase_create("decode");
 
 	tcase_add_test(tc, test_agrees_with_jansson);
+	tcase_add_test(tc, test_jdoc_tokens);
 	tcase_add_test(tc, test_large_document);
 	tcase_add_test(tc, test_dump_and_duplicates);
 	tcase_add_test(tc, test_jwrite);
