@@ -637,12 +637,14 @@ static int
 jdoc_key_eq(const struct jdoc *d, int i, const char *key, size_t klen)
 {
 	char scratch[256];
-	const char *k;
+	const char *k, *s = d->buf + d->tok[i].start;
 	size_t len, raw = (size_t)(d->tok[i].end - d->tok[i].start);
 
+	/* Most keys of the same length differ in their first byte. */
 	if (raw == klen)
-		return memcmp(d->buf + d->tok[i].start, key, klen) == 0;
-	if (raw < klen || raw > 2 * klen)
+		return klen == 0 ||
+		    (s[0] == key[0] && memcmp(s, key, klen) == 0);
+	if (raw < klen || raw > 2 * klen || memchr(s, '\\', raw) == NULL)
 		return 0;
 	k = jdoc_str(d, i, &len, scratch, sizeof scratch);
 	return k != NULL && len == klen && memcmp(k, key, len) == 0;

@@ -102,7 +102,8 @@ START_TEST(test_agrees_with_jansson)
 	static const char *cases[] = {
 		/* Strings longer than a word, each kind of byte anywhere. */
 		"{\"a key longer than eight\":\"and a value \\\" quoted\"}",
-		"[\"12345678\\n2345678\",\"1234567\\\\\",\"\xc3\xa9" "234567890\"]",
+		"[\"12345678\\n2345678\",\"1234567\\\\\",\"\xc3\xa9"
+		"234567890\"]",
 		"[\"12345678\x01\"]",
 		"[\"1234567812345678\xc3\"]",
 		"[\"1234567812345678\\u0041\"]",
