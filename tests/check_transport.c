@@ -149,6 +149,45 @@ START_TEST(test_request_headers)
 }
 END_TEST
 
+/*
+ * libcurl's proxy variables still apply (llmgated tells libcurl there
+ * are none only when none is set): with http_proxy naming a closed port,
+ * a call cannot reach the provider, which sees nothing.
+ */
+START_TEST(test_proxy_variable)
+{
+	struct daemon d2;
+	struct llmgate *g;
+	struct llmgate_result *res;
+	char *conf;
+
+	conf = h_strdup_printf("providers = (\n"
+	                       "  { name = \"oa\"; type = \"openai\";\n"
+	                       "    base_url = \"http://127.0.0.1:%d/v1\";\n"
+	                       "    api_key = \"%s\"; }\n"
+	                       ");\n" H_CONF_FAST_RETRY,
+	    fp_port, TEST_KEY);
+	setenv("http_proxy", "http://127.0.0.1:1", 1);
+	h_daemon_start(&d2, conf);
+	unsetenv("http_proxy");
+	free(conf);
+	g = h_connect(&d2, "check_transport");
+	res = call(g, "oa/proxied", "one two three", 0, 1);
+	ck_assert_msg(res->cls == LLMGATE_CONNECTION, "%s", res_text(res));
+	llmgate_result_free(res);
+	llmgate_close(g);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "proxied", NULL), 0);
+	ck_assert_int_eq(h_daemon_stop(&d2), 0);
+	/* The fixture's daemon, started without it, goes straight there. */
+	g = h_connect(&d, "check_transport");
+	res = call(g, "oa/proxied", "one two three", 0, 1);
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s", res_text(res));
+	llmgate_result_free(res);
+	llmgate_close(g);
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "proxied", NULL), 1);
+}
+END_TEST
+
 START_TEST(test_dead_keepalive_stream)
 {
 	back_to_back(1);
@@ -257,6 +296,7 @@ transport_suite(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_request_headers);
+	tcase_add_test(tc, test_proxy_variable);
 	tcase_add_test(tc, test_dead_keepalive_stream);
 	tcase_add_test(tc, test_dead_keepalive_plain);
 	tcase_add_test(tc, test_read_then_closed_not_resent);
