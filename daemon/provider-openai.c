@@ -130,7 +130,11 @@ openai_skip_space(const char *s, size_t len)
 	return i;
 }
 
-/* jansson refuses invalid UTF-8: say where rather than drop the field. */
+/*
+ * jansson refuses invalid UTF-8: say where rather than drop the field.
+ * Keys here and in the bodies below are ASCII literals, set without
+ * jansson's check (the _nocheck calls); so are the fixed string values.
+ */
 static int
 openai_set_str(json_t *o, const char *key, const char *s, const char *where,
     char **cause)
@@ -141,7 +145,7 @@ openai_set_str(json_t *o, const char *key, const char *s, const char *where,
 		xasprintf(cause, "%s: %s is not valid UTF-8", where, key);
 		return -1;
 	}
-	json_object_set_new(o, key, v);
+	json_object_set_new_nocheck(o, key, v);
 	return 0;
 }
 
@@ -174,22 +178,24 @@ openai_message(const struct llmgate_message *m, size_t i, char **cause)
 	o = json_object();
 	switch (m->role) {
 	case LLMGATE_ROLE_USER:
-		json_object_set_new(o, "role", json_string("user"));
+		json_object_set_new_nocheck(o, "role",
+		    json_string_nocheck("user"));
 		if (openai_set_str(o, "content", m->content, where, cause) != 0)
 			goto fail;
 		break;
 	case LLMGATE_ROLE_ASSISTANT:
-		json_object_set_new(o, "role", json_string("assistant"));
+		json_object_set_new_nocheck(o, "role",
+		    json_string_nocheck("assistant"));
 		/* A turn of only tool calls has content null, as returned. */
 		if (m->content == NULL && m->ntool_calls != 0)
-			json_object_set_new(o, "content", json_null());
+			json_object_set_new_nocheck(o, "content", json_null());
 		else if (openai_set_str(o, "content", m->content, where,
 		             cause) != 0)
 			goto fail;
 		if (m->ntool_calls == 0)
 			break;
 		calls = json_array();
-		json_object_set_new(o, "tool_calls", calls);
+		json_object_set_new_nocheck(o, "tool_calls", calls);
 		for (j = 0; j < m->ntool_calls; j++) {
 			tc = &m->tool_calls[j];
 			call = json_object();
@@ -197,10 +203,10 @@ openai_message(const struct llmgate_message *m, size_t i, char **cause)
 			if (openai_set_str(call, "id", tc->id, where, cause) !=
 			    0)
 				goto fail;
-			json_object_set_new(call, "type",
-			    json_string("function"));
+			json_object_set_new_nocheck(call, "type",
+			    json_string_nocheck("function"));
 			fn = json_object();
-			json_object_set_new(call, "function", fn);
+			json_object_set_new_nocheck(call, "function", fn);
 			if (openai_set_str(fn, "name", tc->name, where,
 			        cause) != 0)
 				goto fail;
@@ -221,7 +227,8 @@ openai_message(const struct llmgate_message *m, size_t i, char **cause)
 			    where);
 			goto fail;
 		}
-		json_object_set_new(o, "role", json_string("tool"));
+		json_object_set_new_nocheck(o, "role",
+		    json_string_nocheck("tool"));
 		if (openai_set_str(o, "tool_call_id", m->tool_call_id, where,
 		        cause) != 0)
 			goto fail;
@@ -252,9 +259,10 @@ openai_tools(const struct llmgate_request *req, char **cause)
 		t = &req->tools[i];
 		tool = json_object();
 		json_array_append_new(tools, tool);
-		json_object_set_new(tool, "type", json_string("function"));
+		json_object_set_new_nocheck(tool, "type",
+		    json_string_nocheck("function"));
 		fn = json_object();
-		json_object_set_new(tool, "function", fn);
+		json_object_set_new_nocheck(tool, "function", fn);
 		if (t->name == NULL || *t->name == '\0') {
 			xasprintf(cause, "tools[%zu]: no name", i);
 			goto fail;
@@ -282,7 +290,7 @@ openai_tools(const struct llmgate_request *req, char **cause)
 			    t->name);
 			goto fail;
 		}
-		json_object_set_new(fn, "parameters", params);
+		json_object_set_new_nocheck(fn, "parameters", params);
 	}
 	return tools;
 
@@ -312,11 +320,12 @@ openai_body(const char *model, const struct llmgate_request *req, char **cause)
 		goto fail;
 
 	msgs = json_array();
-	json_object_set_new(body, "messages", msgs);
+	json_object_set_new_nocheck(body, "messages", msgs);
 	if (req->system != NULL) {
 		m = json_object();
 		json_array_append_new(msgs, m);
-		json_object_set_new(m, "role", json_string("system"));
+		json_object_set_new_nocheck(m, "role",
+		    json_string_nocheck("system"));
 		if (openai_set_str(m, "content", req->system, "system",
 		        cause) != 0)
 			goto fail;
@@ -330,17 +339,17 @@ openai_body(const char *model, const struct llmgate_request *req, char **cause)
 	if (req->ntools != 0) {
 		if ((tools = openai_tools(req, cause)) == NULL)
 			goto fail;
-		json_object_set_new(body, "tools", tools);
+		json_object_set_new_nocheck(body, "tools", tools);
 	}
 	/* auto is the API's default with tools: not sent. */
 	if (req->tool_name != NULL)
-		json_object_set_new(body, "tool_choice",
+		json_object_set_new_nocheck(body, "tool_choice",
 		    json_pack("{s:s, "
 		              "s:{s:s}}",
 		        "type", "function", "function", "name",
 		        req->tool_name));
 	else if (req->tool_choice != LLMGATE_TOOLS_AUTO)
-		json_object_set_new(body, "tool_choice",
+		json_object_set_new_nocheck(body, "tool_choice",
 		    json_string(llmgate_tool_choice_name(req->tool_choice)));
 
 	if (req->schema != NULL) {
@@ -360,29 +369,32 @@ openai_body(const char *model, const struct llmgate_request *req, char **cause)
 		 * the reply against the schema itself.
 		 */
 		js = json_object();
-		json_object_set_new(js, "name", json_string("response"));
-		json_object_set_new(js, "schema", schema);
-		json_object_set_new(js, "strict", json_false());
+		json_object_set_new_nocheck(js, "name",
+		    json_string_nocheck("response"));
+		json_object_set_new_nocheck(js, "schema", schema);
+		json_object_set_new_nocheck(js, "strict", json_false());
 		rf = json_object();
-		json_object_set_new(rf, "type", json_string("json_schema"));
-		json_object_set_new(rf, "json_schema", js);
-		json_object_set_new(body, "response_format", rf);
+		json_object_set_new_nocheck(rf, "type",
+		    json_string_nocheck("json_schema"));
+		json_object_set_new_nocheck(rf, "json_schema", js);
+		json_object_set_new_nocheck(body, "response_format", rf);
 	}
 
 	if (req->has & LLMGATE_HAS_MAX_TOKENS)
-		json_object_set_new(body, "max_tokens",
+		json_object_set_new_nocheck(body, "max_tokens",
 		    json_integer((json_int_t)req->max_tokens));
 	if (req->has & LLMGATE_HAS_TEMPERATURE)
-		json_object_set_new(body, "temperature",
+		json_object_set_new_nocheck(body, "temperature",
 		    json_real(req->temperature));
 	if (req->has & LLMGATE_HAS_TOP_P)
-		json_object_set_new(body, "top_p", json_real(req->top_p));
+		json_object_set_new_nocheck(body, "top_p",
+		    json_real(req->top_p));
 	if (req->has & LLMGATE_HAS_SEED)
-		json_object_set_new(body, "seed",
+		json_object_set_new_nocheck(body, "seed",
 		    json_integer((json_int_t)req->seed));
 	if (req->nstop != 0) {
 		stop = json_array();
-		json_object_set_new(body, "stop", stop);
+		json_object_set_new_nocheck(body, "stop", stop);
 		for (i = 0; i < req->nstop; i++) {
 			if ((m = json_string(req->stop[i])) == NULL) {
 				xasprintf(cause, "stop[%zu] is not valid UTF-8",
@@ -393,11 +405,11 @@ openai_body(const char *model, const struct llmgate_request *req, char **cause)
 		}
 	}
 	if (req->stream) {
-		json_object_set_new(body, "stream", json_true());
+		json_object_set_new_nocheck(body, "stream", json_true());
 		/* The usage chunk comes only when asked for (§2.4). */
 		opts = json_object();
-		json_object_set_new(opts, "include_usage", json_true());
-		json_object_set_new(body, "stream_options", opts);
+		json_object_set_new_nocheck(opts, "include_usage", json_true());
+		json_object_set_new_nocheck(body, "stream_options", opts);
 	}
 	return body;
 
