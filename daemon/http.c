@@ -113,7 +113,9 @@ static int http_no_proxy_env; /* none of curl's proxy variables is set */
  * Sent with every request, after the adapter's own headers, from nodes of
  * the transfer's (no allocation per call). The user agent goes this way
  * rather than through CURLOPT_USERAGENT, which libcurl formats again on
- * every transfer; a proxy's CONNECT gets it through CURLOPT_PROXYHEADER.
+ * every transfer; a proxy's CONNECT (for https) gets it through
+ * CURLOPT_PROXYHEADER. Not for http through a proxy: libcurl sends the
+ * request's headers and the proxy's both, the user agent twice.
  */
 static char http_expect[] = "Expect:"; /* no "100-continue" round trip */
 static char http_ua[] = "User-Agent: llmgated/" LLMGATE_VERSION;
@@ -718,7 +720,6 @@ http_easy_setup(CURL *easy)
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
 	    (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(easy, CURLOPT_PROXYHEADER, &http_proxy_headers);
 	/*
 	 * libcurl looks for proxy variables in the environment on every
 	 * transfer; where there is none (it does not change while llmgated
@@ -807,6 +808,7 @@ http_start(struct attempt *att)
 	struct reply *r = &att->reply;
 	struct timeval now = { 0, 0 };
 	char *cause = NULL;
+	int https;
 
 	x->att = att;
 	att->priv = x;
@@ -852,8 +854,11 @@ http_start(struct attempt *att)
 	 * can: over plain http a call would otherwise sit until another
 	 * call to that host ended.
 	 */
-	curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT,
-	    strncasecmp(x->hr.url, "https:", 6) == 0 ? 1L : 0L);
+	https = strncasecmp(x->hr.url, "https:", 6) == 0;
+	curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, https ? 1L : 0L);
+	if (!http_no_proxy_env)
+		curl_easy_setopt(x->easy, CURLOPT_PROXYHEADER,
+		    https ? &http_proxy_headers : NULL);
 	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS,
 	    (long)(p->connect_timeout_ms != 0 ? p->connect_timeout_ms : 5000));
 	/* 0: none. */

@@ -5,11 +5,16 @@
  * than a stream may stay silent, and streams that stop sending. The real
  * llmgated calls tests/fakeprov through libllmgate.
  */
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+
+#include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <check.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -188,6 +193,120 @@ START_TEST(test_proxy_variable)
 }
 END_TEST
 
+/*
+ * An HTTP proxy for one request, in a child process: it answers with a
+ * canned reply and writes the request's head (up to the blank line) to
+ * fd out. Its port in *port.
+ */
+static pid_t
+proxy_once(int *port, int out)
+{
+	static const char body[] =
+	    "{\"id\":\"p\",\"object\":\"chat.completion\",\"choices\":"
+	    "[{\"index\":0,\"message\":{\"role\":\"assistant\","
+	    "\"content\":\"via proxy\"},\"finish_reason\":\"stop\"}]}";
+	struct sockaddr_in sa;
+	socklen_t len = sizeof sa;
+	char buf[8192], *end, *cl, reply[512];
+	size_t n = 0, want;
+	ssize_t r;
+	pid_t pid;
+	int s, c;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_ne(s = socket(AF_INET, SOCK_STREAM, 0), -1);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(s, 4), 0);
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	ck_assert_int_ne(pid = fork(), -1);
+	if (pid != 0) {
+		close(s);
+		return pid;
+	}
+	alarm(30);
+	if ((c = accept(s, NULL, NULL)) == -1)
+		_exit(1);
+	/* The head, then as much body as it announces. */
+	while ((end = memmem(buf, n, "\r\n\r\n", 4)) == NULL) {
+		if (n == sizeof buf - 1 ||
+		    (r = read(c, buf + n, sizeof buf - 1 - n)) <= 0)
+			_exit(1);
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	if (write(out, buf, (size_t)(end - buf)) != end - buf)
+		_exit(1);
+	cl = strcasestr(buf, "\ncontent-length:");
+	want = (size_t)(end + 4 - buf) +
+	    (cl != NULL ? strtoul(cl + 16, NULL, 10) : 0);
+	while (n < want && n < sizeof buf - 1 &&
+	    (r = read(c, buf + n, sizeof buf - 1 - n)) > 0)
+		n += (size_t)r;
+	snprintf(reply, sizeof reply,
+	    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	    "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+	    strlen(body), body);
+	if (write(c, reply, strlen(reply)) != (ssize_t)strlen(reply))
+		_exit(1);
+	close(c);
+	_exit(0);
+}
+
+/*
+ * Through a proxy (http_proxy), a plain-http request carries the user
+ * agent once: libcurl would send both the request's headers and the
+ * proxy's (CURLOPT_PROXYHEADER, for https tunnels only).
+ */
+START_TEST(test_proxy_user_agent_once)
+{
+	struct daemon d2;
+	struct llmgate *g;
+	struct llmgate_result *res;
+	char *conf, *proxy, head[8192], *ua;
+	int port, fds[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = proxy_once(&port, fds[1]);
+	close(fds[1]);
+	/* The provider's port is closed: only the proxy can answer. */
+	conf = h_strdup_printf("providers = (\n"
+	                       "  { name = \"oa\"; type = \"openai\";\n"
+	                       "    base_url = \"http://127.0.0.1:1/v1\";\n"
+	                       "    api_key = \"%s\"; }\n"
+	                       ");\n" H_CONF_FAST_RETRY,
+	    TEST_KEY);
+	proxy = h_strdup_printf("http://127.0.0.1:%d", port);
+	setenv("http_proxy", proxy, 1);
+	h_daemon_start(&d2, conf);
+	unsetenv("http_proxy");
+	free(proxy);
+	free(conf);
+	g = h_connect(&d2, "check_transport");
+	res = call(g, "oa/proxied", "one two three", 0, 1);
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s", res_text(res));
+	ck_assert_str_eq(res->text, "via proxy");
+	llmgate_result_free(res);
+	llmgate_close(g);
+	ck_assert_int_eq(h_daemon_stop(&d2), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	n = read(fds[0], head, sizeof head - 1);
+	close(fds[0]);
+	ck_assert_int_gt(n, 0);
+	head[n] = '\0';
+	ck_assert_msg(strncmp(head, "POST http://127.0.0.1:1/v1/", 27) == 0,
+	    "%s", head);
+	ua = strcasestr(head, "\nUser-Agent: llmgated/" LLMGATE_VERSION "\r");
+	ck_assert_msg(ua != NULL, "%s", head);
+	ck_assert_msg(strcasestr(ua + 1, "\nUser-Agent:") == NULL, "%s", head);
+}
+END_TEST
+
 START_TEST(test_dead_keepalive_stream)
 {
 	back_to_back(1);
@@ -297,6 +416,7 @@ transport_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_request_headers);
 	tcase_add_test(tc, test_proxy_variable);
+	tcase_add_test(tc, test_proxy_user_agent_once);
 	tcase_add_test(tc, test_dead_keepalive_stream);
 	tcase_add_test(tc, test_dead_keepalive_plain);
 	tcase_add_test(tc, test_read_then_closed_not_resent);
