@@ -154,6 +154,35 @@ START_TEST(test_request_headers)
 }
 END_TEST
 
+/* A daemon with one provider "oa" at base, started with http_proxy set. */
+static void
+start_proxied(struct daemon *dd, const char *base, const char *proxy)
+{
+	char *conf;
+
+	conf = h_strdup_printf("providers = (\n"
+	                       "  { name = \"oa\"; type = \"openai\";\n"
+	                       "    base_url = \"%s\"; api_key = \"%s\"; }\n"
+	                       ");\n" H_CONF_FAST_RETRY,
+	    base, TEST_KEY);
+	setenv("http_proxy", proxy, 1);
+	h_daemon_start(dd, conf);
+	unsetenv("http_proxy");
+	free(conf);
+}
+
+/* One plain call to oa/proxied through dd, on a connection of its own. */
+static struct llmgate_result *
+call_proxied(struct daemon *dd)
+{
+	struct llmgate *g = h_connect(dd, "check_transport");
+	struct llmgate_result *res;
+
+	res = call(g, "oa/proxied", "one two three", 0, 1);
+	llmgate_close(g);
+	return res;
+}
+
 /*
  * libcurl's proxy variables still apply (llmgated tells libcurl there
  * are none only when none is set): with http_proxy naming a closed port,
@@ -162,33 +191,20 @@ END_TEST
 START_TEST(test_proxy_variable)
 {
 	struct daemon d2;
-	struct llmgate *g;
 	struct llmgate_result *res;
-	char *conf;
+	char *base = h_strdup_printf("http://127.0.0.1:%d/v1", fp_port);
 
-	conf = h_strdup_printf("providers = (\n"
-	                       "  { name = \"oa\"; type = \"openai\";\n"
-	                       "    base_url = \"http://127.0.0.1:%d/v1\";\n"
-	                       "    api_key = \"%s\"; }\n"
-	                       ");\n" H_CONF_FAST_RETRY,
-	    fp_port, TEST_KEY);
-	setenv("http_proxy", "http://127.0.0.1:1", 1);
-	h_daemon_start(&d2, conf);
-	unsetenv("http_proxy");
-	free(conf);
-	g = h_connect(&d2, "check_transport");
-	res = call(g, "oa/proxied", "one two three", 0, 1);
+	start_proxied(&d2, base, "http://127.0.0.1:1");
+	free(base);
+	res = call_proxied(&d2);
 	ck_assert_msg(res->cls == LLMGATE_CONNECTION, "%s", res_text(res));
 	llmgate_result_free(res);
-	llmgate_close(g);
 	ck_assert_int_eq(h_fakeprov_count(fp_port, "proxied", NULL), 0);
 	ck_assert_int_eq(h_daemon_stop(&d2), 0);
 	/* The fixture's daemon, started without it, goes straight there. */
-	g = h_connect(&d, "check_transport");
-	res = call(g, "oa/proxied", "one two three", 0, 1);
+	res = call_proxied(&d);
 	ck_assert_msg(res->cls == LLMGATE_OK, "%s", res_text(res));
 	llmgate_result_free(res);
-	llmgate_close(g);
 	ck_assert_int_eq(h_fakeprov_count(fp_port, "proxied", NULL), 1);
 }
 END_TEST
@@ -263,9 +279,8 @@ proxy_once(int *port, int out)
 START_TEST(test_proxy_user_agent_once)
 {
 	struct daemon d2;
-	struct llmgate *g;
 	struct llmgate_result *res;
-	char *conf, *proxy, head[8192], *ua;
+	char *proxy, head[8192], *ua;
 	int port, fds[2], status;
 	ssize_t n;
 	pid_t pid;
@@ -274,24 +289,13 @@ START_TEST(test_proxy_user_agent_once)
 	pid = proxy_once(&port, fds[1]);
 	close(fds[1]);
 	/* The provider's port is closed: only the proxy can answer. */
-	conf = h_strdup_printf("providers = (\n"
-	                       "  { name = \"oa\"; type = \"openai\";\n"
-	                       "    base_url = \"http://127.0.0.1:1/v1\";\n"
-	                       "    api_key = \"%s\"; }\n"
-	                       ");\n" H_CONF_FAST_RETRY,
-	    TEST_KEY);
 	proxy = h_strdup_printf("http://127.0.0.1:%d", port);
-	setenv("http_proxy", proxy, 1);
-	h_daemon_start(&d2, conf);
-	unsetenv("http_proxy");
+	start_proxied(&d2, "http://127.0.0.1:1/v1", proxy);
 	free(proxy);
-	free(conf);
-	g = h_connect(&d2, "check_transport");
-	res = call(g, "oa/proxied", "one two three", 0, 1);
+	res = call_proxied(&d2);
 	ck_assert_msg(res->cls == LLMGATE_OK, "%s", res_text(res));
 	ck_assert_str_eq(res->text, "via proxy");
 	llmgate_result_free(res);
-	llmgate_close(g);
 	ck_assert_int_eq(h_daemon_stop(&d2), 0);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
