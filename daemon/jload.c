@@ -435,197 +435,45 @@ jload_flags(const char *buf, size_t len, size_t flags, json_error_t *err)
 	return json_loadb(buf, len, flags, err);
 }
 
-/*
- * jdoc_parse() reads the text in one pass, without jsmn and the walk
- * above (which cost about 25 instructions a byte together): the same
- * grammar, checked as it goes. A value starts at c->i; the token it
- * becomes is added to c->d. -1: not taken.
- */
-struct jscan {
-	const unsigned char *s;
-	size_t len;
-	size_t i;
-	struct jdoc *d;
-};
-
-static void
-jscan_ws(struct jscan *c)
-{
-	while (c->i < c->len && jload_ws((char)c->s[c->i]))
-		c->i++;
-}
-
-static struct jdoc_tok *
-jscan_tok(struct jscan *c, enum jdoc_type type, size_t start)
-{
-	struct jdoc_tok *t;
-
-	if (c->d->n >= JDOC_TOKENS)
-		return NULL;
-	t = &c->d->tok[c->d->n++];
-	t->type = type;
-	t->start = (int)start;
-	t->size = 0;
-	t->next = c->d->n;
-	return t;
-}
-
-/* A string at its opening quote, as jload_check_string() takes one. */
-static struct jdoc_tok *
-jscan_string(struct jscan *c)
-{
-	const unsigned char *p = c->s;
-	struct jdoc_tok *t;
-	size_t i = c->i + 1, n;
-	uint64_t x;
-
-	for (;;) {
-		/* Eight bytes at a time while none is '"', '\\', < 0x20 or
-		 * >= 0x80 (see jload_check_string()). */
-		while (c->len - i >= 8) {
-			memcpy(&x, p + i, 8);
-			if (((x - 0x2020202020202020ULL) | x |
-			        ((x ^ 0x5c5c5c5c5c5c5c5cULL) -
-			            0x0101010101010101ULL) |
-			        ((x ^ 0x2222222222222222ULL) -
-			            0x0101010101010101ULL)) &
-			    0x8080808080808080ULL)
-				break;
-			i += 8;
-		}
-		if (i >= c->len || p[i] < 0x20)
-			return NULL;
-		if (p[i] == '"')
-			break;
-		if (p[i] == '\\') {
-			if (++i == c->len || p[i] == '\0' ||
-			    strchr("\"\\/bfnrt", p[i]) == NULL)
-				return NULL;
-			i++;
-		} else if (p[i] >= 0x80) {
-			if ((n = jload_utf8_seq(p + i, c->len - i)) == 0)
-				return NULL;
-			i += n;
-		} else
-			i++;
-	}
-	if ((t = jscan_tok(c, JDOC_STRING, c->i + 1)) == NULL)
-		return NULL;
-	t->end = (int)i;
-	c->i = i + 1;
-	return t;
-}
-
-/* true, false, null or an integer of up to 18 digits (jload_primitive()). */
-static struct jdoc_tok *
-jscan_primitive(struct jscan *c)
-{
-	const char *s = (const char *)c->s;
-	struct jdoc_tok *t;
-	size_t start = c->i, end = c->i;
-
-	/* It ends where jsmn's would: at whitespace, ',', ']' or '}'. */
-	while (end < c->len && !jload_ws(s[end]) && s[end] != ',' &&
-	    s[end] != ']' && s[end] != '}')
-		end++;
-	if (jload_primitive(&(struct jwalk){ .check = 1 }, s + start,
-	        end - start) == NULL)
-		return NULL;
-	if ((t = jscan_tok(c, JDOC_PRIMITIVE, start)) == NULL)
-		return NULL;
-	t->end = (int)end;
-	c->i = end;
-	return t;
-}
-
-static int jscan_value(struct jscan *);
-
-/* An object or array at its bracket. */
-static int
-jscan_container(struct jscan *c, int obj)
-{
-	struct jdoc_tok *t;
-	int ti, size = 0;
-
-	if ((t = jscan_tok(c, obj ? JDOC_OBJECT : JDOC_ARRAY, c->i)) == NULL)
-		return -1;
-	ti = c->d->n - 1;
-	c->i++;
-	jscan_ws(c);
-	if (c->i < c->len && c->s[c->i] == (obj ? '}' : ']'))
-		goto end;
-	for (;;) {
-		if (obj) {
-			if (c->i >= c->len || c->s[c->i] != '"' ||
-			    (t = jscan_string(c)) == NULL)
-				return -1;
-			t->size = 1; /* as jsmn counts a key */
-			jscan_ws(c);
-			if (c->i >= c->len || c->s[c->i] != ':')
-				return -1;
-			c->i++;
-			jscan_ws(c);
-		}
-		if (jscan_value(c) != 0)
-			return -1;
-		size++;
-		jscan_ws(c);
-		if (c->i >= c->len)
-			return -1;
-		if (c->s[c->i] == (obj ? '}' : ']'))
-			break;
-		if (c->s[c->i] != ',')
-			return -1;
-		c->i++;
-		jscan_ws(c);
-	}
-end:
-	c->i++;
-	t = &c->d->tok[ti];
-	t->end = (int)c->i;
-	t->size = size;
-	t->next = c->d->n;
-	return 0;
-}
-
-static int
-jscan_value(struct jscan *c)
-{
-	if (c->i >= c->len)
-		return -1;
-	switch (c->s[c->i]) {
-	case '{':
-		return jscan_container(c, 1);
-	case '[':
-		return jscan_container(c, 0);
-	case '"':
-		return jscan_string(c) != NULL ? 0 : -1;
-	default:
-		return jscan_primitive(c) != NULL ? 0 : -1;
-	}
-}
-
 int
 jdoc_parse(struct jdoc *d, const char *buf, size_t len)
 {
-	struct jscan c;
+	jsmntok_t tok[JDOC_TOKENS];
+	int open[JDOC_TOKENS];
+	int i, n, top = 0;
 
-	/* jload_walk()'s limits: no NUL byte, offsets that fit an int. */
-	if (len == 0 || len > INT32_MAX / 2 || memchr(buf, '\0', len) != NULL)
+	if (jload_walk(buf, len, tok, JDOC_TOKENS, 1, 0, &n) == NULL)
 		return -1;
-	c.s = (const unsigned char *)buf;
-	c.len = len;
-	c.i = 0;
-	c.d = d;
 	d->buf = buf;
-	d->n = 0;
-	jscan_ws(&c);
-	if (c.i >= len || (buf[c.i] != '{' && buf[c.i] != '['))
-		return -1;
-	if (jscan_container(&c, buf[c.i] == '{') != 0)
-		return -1;
-	jscan_ws(&c);
-	return c.i == len ? 0 : -1;
+	d->n = n;
+	for (i = 0; i < n; i++) {
+		switch (tok[i].type) {
+		case JSMN_OBJECT:
+			d->tok[i].type = JDOC_OBJECT;
+			break;
+		case JSMN_ARRAY:
+			d->tok[i].type = JDOC_ARRAY;
+			break;
+		case JSMN_STRING:
+			d->tok[i].type = JDOC_STRING;
+			break;
+		default:
+			d->tok[i].type = JDOC_PRIMITIVE;
+			break;
+		}
+		d->tok[i].start = tok[i].start;
+		d->tok[i].end = tok[i].end;
+		d->tok[i].size = tok[i].size;
+		d->tok[i].next = i + 1;
+		/* Containers that end before this token starts end here. */
+		while (top > 0 && tok[open[top - 1]].end <= tok[i].start)
+			d->tok[open[--top]].next = i;
+		if (tok[i].type == JSMN_OBJECT || tok[i].type == JSMN_ARRAY)
+			open[top++] = i;
+	}
+	while (top > 0)
+		d->tok[open[--top]].next = n;
+	return 0;
 }
 
 /*

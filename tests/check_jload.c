@@ -68,20 +68,6 @@ same_as_jansson(const char *text, size_t len)
 	json_decref(b);
 }
 
-/* jdoc_parse() takes text just when jload_fast() does (few tokens). */
-static void
-same_as_fast(const char *text, size_t len)
-{
-	static struct jdoc d;
-	json_t *f = jload_fast(text, len);
-	int took = jdoc_parse(&d, text, len) == 0;
-
-	ck_assert_msg(took == (f != NULL), "'%.*s': jdoc %s, jload_fast %s",
-	    (int)len, text, took ? "took it" : "refused",
-	    f != NULL ? "took it" : "refused");
-	json_decref(f);
-}
-
 START_TEST(test_agrees_with_jansson)
 {
 	/* Taken on by the fast path. */
@@ -176,43 +162,9 @@ START_TEST(test_agrees_with_jansson)
 	}
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		same_as_jansson(cases[i], strlen(cases[i]));
-	for (i = 0; i < sizeof fast / sizeof fast[0]; i++)
-		same_as_fast(fast[i], strlen(fast[i]));
-	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
-		same_as_fast(cases[i], strlen(cases[i]));
 	/* A NUL byte inside the text. */
 	same_as_jansson("[1,\0 2]", 7);
 	same_as_jansson("[\"a\0b\"]", 7);
-	same_as_fast("[1,\0 2]", 7);
-	same_as_fast("[\"a\0b\"]", 7);
-}
-END_TEST
-
-/* jdoc_parse() takes up to JDOC_TOKENS tokens, and reads them. */
-START_TEST(test_jdoc_tokens)
-{
-	static struct jdoc d;
-	struct buf b = { 0 };
-	int64_t v;
-	int i;
-
-	buf_add(&b, "{\"k\":[", 6);
-	for (i = 0; i < JDOC_TOKENS - 3; i++)
-		buf_printf(&b, "%s%d", i != 0 ? "," : "", i);
-	buf_add(&b, "]}", 2);
-	ck_assert_int_eq(jdoc_parse(&d, buf_cstr(&b), b.len), 0);
-	ck_assert_int_eq(d.n, JDOC_TOKENS);
-	i = jdoc_get(&d, 0, "k");
-	ck_assert_int_eq(i, 2);
-	ck_assert_int_eq(d.tok[i].size, JDOC_TOKENS - 3);
-	ck_assert_int_eq(d.tok[i].next, JDOC_TOKENS);
-	ck_assert_int_eq(jdoc_int(&d, JDOC_TOKENS - 1, &v), 0);
-	ck_assert_int_eq(v, JDOC_TOKENS - 4);
-	/* One more is one too many. */
-	b.len -= 2;
-	buf_add(&b, ",7]}", 4);
-	ck_assert_int_eq(jdoc_parse(&d, buf_cstr(&b), b.len), -1);
-	buf_free(&b);
 }
 END_TEST
 
@@ -449,7 +401,6 @@ jload_suite(void)
 	TCase *tc = tcase_create("decode");
 
 	tcase_add_test(tc, test_agrees_with_jansson);
-	tcase_add_test(tc, test_jdoc_tokens);
 	tcase_add_test(tc, test_large_document);
 	tcase_add_test(tc, test_dump_and_duplicates);
 	tcase_add_test(tc, test_jwrite);
