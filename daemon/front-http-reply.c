@@ -126,7 +126,10 @@ front_http_header(struct buf *out, const char *name, const char *value)
 	at = out->len;
 	buf_addstr(out, value);
 	for (; at < out->len; at++) {
-		if (out->data[at] == '\r' || out->data[at] == '\n')
+		/* No line breaks, nor other controls a strict client
+		 * refuses a response for. */
+		if ((unsigned char)out->data[at] < 0x20 ||
+		    out->data[at] == 0x7f)
 			out->data[at] = ' ';
 	}
 	buf_add(out, "\r\n", 2);

@@ -53,8 +53,9 @@ struct front_wire_msg {
 	size_t max_body;
 	int status; /* an error's answer: 400, 413, 431 */
 	int complete;
-	int expect; /* Expect: 100-continue, body to come */
-	int keep;   /* keep-alive after this one */
+	int trailers; /* past the head: a chunked body's trailers */
+	int expect;   /* Expect: 100-continue, body to come */
+	int keep;     /* keep-alive after this one */
 };
 
 struct front_wire {
@@ -119,6 +120,7 @@ front_wire_on_begin(http_parser *p)
 	m->in_value = 0;
 	m->head = 0;
 	m->complete = 0;
+	m->trailers = 0;
 	m->expect = 0;
 	return 0;
 }
@@ -141,6 +143,9 @@ front_wire_on_field(http_parser *p, const char *at, size_t len)
 
 	if (front_wire_grew(m, len) != 0)
 		return -1;
+	/* Trailers are not headers: they must not name the caller. */
+	if (m->trailers)
+		return 0;
 	if (m->in_value || m->nhdr == 0) {
 		front_wire_value_end(m);
 		if (m->nhdr == FRONT_WIRE_HEADERS_MAX) {
@@ -161,7 +166,11 @@ front_wire_on_value(http_parser *p, const char *at, size_t len)
 {
 	struct front_wire_msg *m = p->data;
 
-	if (front_wire_grew(m, len) != 0 || m->nhdr == 0)
+	if (front_wire_grew(m, len) != 0)
+		return -1;
+	if (m->trailers)
+		return 0;
+	if (m->nhdr == 0)
 		return -1;
 	if (!m->in_value) {
 		buf_add(&m->hdr, "", 1);
@@ -197,6 +206,7 @@ front_wire_on_headers(http_parser *p)
 		m->in_value = 1;
 	}
 	front_wire_value_end(m);
+	m->trailers = 1;
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > m->max_body) {
 		m->status = 413;
 		return -1;
@@ -689,7 +699,14 @@ front_wire_refuse(struct front_wire *w, int status)
 	event_active(w->later, EV_TIMEOUT, 1);
 }
 
-/* Parse what was read, and hand each whole request to the front. */
+static size_t front_wire_cap(void);
+
+/*
+ * Parse what was read, and hand each whole request to the front. Not
+ * while an answer is still waiting to be written: a client that sends
+ * requests and reads no answers would have them pile up in out without
+ * bound; its requests wait in in, and reading stops at front_wire_cap().
+ */
 static void
 front_wire_parse(struct front_wire *w)
 {
@@ -697,7 +714,7 @@ front_wire_parse(struct front_wire *w)
 	int rc;
 
 	while (!w->busy && !w->closing && !w->dead && w->fc != NULL &&
-	    w->in.len != 0) {
+	    w->out_off == w->out.len && w->in.len != 0) {
 		rc = front_wire_msg_feed(&w->m, w->in.data, w->in.len, &used);
 		if (used != 0) {
 			memmove(w->in.data, w->in.data + used,
@@ -724,6 +741,12 @@ front_wire_parse(struct front_wire *w)
 		w->head_only = w->m.p.method == HTTP_HEAD;
 		front_http_request(w->fc);
 	}
+	/* Room again for what reading stopped for. */
+	if (w->stopped && !w->busy && !w->dead && w->fc != NULL &&
+	    w->in.len < front_wire_cap()) {
+		w->stopped = 0;
+		event_add(w->rev, NULL);
+	}
 }
 
 /*
@@ -740,6 +763,9 @@ front_wire_next(struct front_wire *w)
 	front_wire_msg_next(&w->m);
 	if (w->in.len == 0 && w->in.cap > FRONT_WIRE_KEEP)
 		buf_free(&w->in);
+	/* Nor a large body's room, on a connection that may idle now. */
+	if (w->m.body.cap > FRONT_WIRE_KEEP)
+		buf_free(&w->m.body);
 	if (w->dead)
 		return;
 	if (!w->m.keep)
@@ -819,7 +845,8 @@ front_wire_read_ev(evutil_socket_t fd, short events, void *arg)
 	}
 	for (;;) {
 		if (w->in.len >= front_wire_cap()) {
-			/* Only while busy: else the parser refused it. */
+			/* Busy, or an answer waits to be written (else
+			 * the parser would have refused this much). */
 			event_del(w->rev);
 			w->stopped = 1;
 			return;
