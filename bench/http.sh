@@ -72,11 +72,21 @@ wrk.body = '{"model": "bench/bench-model", "stream": $s, "messages": [{"role": "
 LUA
 done
 
-# Process CPU time in µs (utime + stime of PID; with "c", of its waited-for
-# children instead).
+# CPU time in µs: cpu_us PID (utime + stime), children_us STATFILE (the
+# waited-for children's, from a saved /proc/PID/stat).
 ticks=$(getconf CLK_TCK)
 cpu_us() {
-	awk -v t="$ticks" -v c="${2:-}" '{ print (c == "c" ? $16 + $17 : $14 + $15) * 1000000 / t }' "/proc/$1/stat"
+	awk -v t="$ticks" '{ print ($14 + $15) * 1000000 / t }' "/proc/$1/stat"
+}
+children_us() {
+	awk -v t="$ticks" '{ print ($16 + $17) * 1000000 / t }' "$1"
+}
+
+# A command's own CPU, through a shell that waits for it: in_shell NAME
+# COMMAND... writes its output to $W/NAME.out and the shell's stat, with
+# the command's time as its children's, to $W/NAME.stat.
+in_shell() {
+	sh -c 'n=$1; shift; "$@" >"$W/$n.out" 2>&1; cat /proc/$$/stat >"$W/$n.stat"' sh "$@"
 }
 
 # run URL CONNS STREAM [PID]: "calls/s p50_us p99_us non2xx cpu_us_per_call
@@ -84,11 +94,10 @@ cpu_us() {
 run() {
 	threads=$2; [ "$threads" -gt 2 ] && threads=2
 	c0=0; [ -n "${4:-}" ] && c0=$(cpu_us "$4")
-	# wrk's own CPU: its parent shell's children's time once it is waited for.
-	sh -c 'wrk "$@" >"$W/wrk.out" 2>&1; cat /proc/$$/stat >"$W/wrk.stat"' sh \
-	    -t"$threads" -c"$2" -d"${DURATION}s" --latency -s "$tmp/post-$3.lua" "$1"
+	in_shell wrk wrk -t"$threads" -c"$2" -d"${DURATION}s" --latency \
+	    -s "$tmp/post-$3.lua" "$1"
 	c1=0; [ -n "${4:-}" ] && c1=$(cpu_us "$4")
-	awk -v c="$(awk '{ print $16 + $17 }' "$tmp/wrk.stat")" -v t="$ticks" -v dc="$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" '
+	awk -v w="$(children_us "$tmp/wrk.stat")" -v c0="$c0" -v c1="$c1" '
 	function us(v) {
 		if (v ~ /us$/) { sub(/us$/, "", v); return v + 0 }
 		if (v ~ /ms$/) { sub(/ms$/, "", v); return v * 1000 }
@@ -101,13 +110,10 @@ run() {
 	$1 == "99%" { p99 = us($2) }
 	/Non-2xx/ { bad = $NF }
 	END { printf "%d %d %d %s %.1f %.1f\n", rps, p50, p99, bad == "" ? 0 : bad,
-	    n ? dc / n : 0, n ? c * 1000000 / t / n : 0 }' "$tmp/wrk.out"
+	    n ? (c1 - c0) / n : 0, n ? w / n : 0 }' "$tmp/wrk.out"
 }
 export W="$tmp"
 
-# direct CONNS STREAM: the libcurl multi client (llmgate-bench
-# --direct, the daemon's own transfer options) straight at the upstream:
-# "calls/s p50_us cpu_us_per_call" (its own CPU).
 # best FUNCTION ARGS...: of REPEAT runs of FUNCTION, the line of the one
 # with the most calls/s (its first field). On a shared VM single runs vary
 # by a factor of two; each side of a comparison gets its best.
@@ -122,16 +128,18 @@ best() {
 	printf '%s\n' "$b_line"
 }
 
+# direct CONNS STREAM: the libcurl multi client (llmgate-bench
+# --direct, the daemon's own transfer options) straight at the upstream:
+# "calls/s p50_us cpu_us_per_call" (its own CPU).
 direct() {
 	n=$((DURATION * 4000 * $1)); [ $n -gt 200000 ] && n=200000
 	sflag=; [ "$2" = true ] && sflag=--stream
-	sh -c '"$@" >"$W/direct.out"; cat /proc/$$/stat >"$W/direct.stat"' sh \
-	    "$build/bench/llmgate-bench" -m bench-model -n "$n" -c "$1" $sflag \
-	    --direct "http://127.0.0.1:$up/v1" -k bench --json
+	in_shell direct "$build/bench/llmgate-bench" -m bench-model -n "$n" \
+	    -c "$1" $sflag --direct "http://127.0.0.1:$up/v1" -k bench --json
 	d=$(cat "$tmp/direct.out")
-	awk -v c="$(awk '{ print $16 + $17 }' "$tmp/direct.stat")" -v t="$ticks" \
+	awk -v c="$(children_us "$tmp/direct.stat")" \
 	    -v r="$(field "$d" calls_per_s)" -v p="$(field "$d" p50_us)" -v n="$(field "$d" ok)" \
-	    'BEGIN { printf "%d %d %.1f\n", r, p, n ? c * 1000000 / t / n : 0 }'
+	    'BEGIN { printf "%d %d %.1f\n", r, p, n ? c / n : 0 }'
 }
 
 # A reference proxy: nginx (one worker, keep-alive to the upstream, no
