@@ -424,12 +424,12 @@ void
 front_http_client(struct front_req *fr, const char *token_name)
 {
 	struct front_conn *fc = fr->fc;
-	const char *name;
+	const char *hdr = front_wire_header(fr->w, "x-llmgate-client"), *name;
 	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 	const char *p;
 	char *q;
 
-	name = front_wire_header(fr->w, "x-llmgate-client");
+	name = hdr;
 	if (name == NULL || *name == '\0')
 		name = token_name;
 	if (name != NULL && *name != '\0')
@@ -457,9 +457,8 @@ front_http_client(struct front_req *fr, const char *token_name)
 	snprintf(fr->ident.unit, sizeof fr->ident.unit, "%s", fc->unit);
 	snprintf(fr->ident.token, sizeof fr->ident.token, "%s",
 	    token_name != NULL ? token_name : "");
-	name = front_wire_header(fr->w, "x-llmgate-client");
 	snprintf(fr->ident.name, sizeof fr->ident.name, "%s",
-	    name != NULL ? name : "");
+	    hdr != NULL ? hdr : "");
 	fr->client.ident = &fr->ident;
 }
 
