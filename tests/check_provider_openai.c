@@ -471,6 +471,209 @@ START_TEST(build_invalid)
 }
 END_TEST
 
+/*
+ * What build_openai_rich leaves out: each tool_choice, JSON Schema text
+ * that is not already compact (whitespace, escapes, a real, a key twice),
+ * every sampling real as jansson writes it, and each UTF-8 refusal.
+ */
+static char odd_params[] =
+    " { \"type\" : \"object\",\n\t\"properties\": {\"q\": {\"type\": "
+    "\"string\", \"description\": \"a \\\"quoted\\\" caf\xc3\xa9 \\n "
+    "\\/ A\\u00e9\"}, \"n\": {\"type\": \"number\", \"minimum\": 1.5, "
+    "\"maximum\": 1E20, \"default\": 1234567890123456789}}, \"type\": \"object\", "
+    "\"required\": [ ] } ";
+static char plain_params[] =
+    "{ \"type\": \"object\", \"properties\": { \"q\": { \"type\": "
+    "\"string\", \"enum\": [\"a\\tb\", \"caf\xc3\xa9\", null, true, false, "
+    "-12, 0, 123456789012345678] } }, \"additionalProperties\": false }";
+
+START_TEST(build_openai_variants)
+{
+	struct llmgate_tool tools[] = {
+		{ "odd", "Odd \xe2\x9c\x93 schema", NULL },
+		{ "plain", NULL, NULL },
+		{ "empty", "", "{}" },
+	};
+	struct llmgate_tool_call calls[] = {
+		{ "c1", "odd", "" },
+	};
+	struct llmgate_message msgs[] = {
+		{ LLMGATE_ROLE_ASSISTANT, "thinking", calls, 1, NULL, NULL },
+		{ LLMGATE_ROLE_TOOL, NULL, NULL, 0, "c1", NULL },
+		{ LLMGATE_ROLE_ASSISTANT, NULL, NULL, 0, NULL, NULL },
+	};
+	static const double reals[] = { 0.7, 1, 2, 0.1, 1e-05, 1.5e300,
+		0.12345678901234567, 123456789012345678.0, -0.0, 1e15, 1e16 };
+	struct llmgate_request req;
+	struct http_req hr = { 0 };
+	char *cause = NULL, *want, *got, *tail;
+	json_t *j;
+	size_t i;
+
+	tools[0].parameters = odd_params;
+	tools[1].parameters = plain_params;
+	plain_request(&req);
+	req.system = "";
+	req.messages = msgs;
+	req.nmessages = NITEMS(msgs);
+	req.tools = tools;
+	req.ntools = NITEMS(tools);
+	req.tool_name = "odd";
+	req.schema = "[1]";
+	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
+	                     &cause),
+	    -1);
+	ck_assert_str_eq(cause, "schema is not a JSON object");
+	free(cause);
+	cause = NULL;
+	req.schema = " {\"a\" : [1 , 2.25], \"a\": {}} ";
+	req.has = LLMGATE_HAS_SEED | LLMGATE_HAS_MAX_TOKENS;
+	req.seed = -7;
+	req.max_tokens = 0;
+	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
+	                     &cause),
+	    0);
+	ck_assert_str_eq(hr.body,
+	    "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":"
+	    "\"\"},{\"role\":\"assistant\",\"content\":\"thinking\","
+	    "\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+	    "\"function\":{\"name\":\"odd\",\"arguments\":\"{}\"}}]},"
+	    "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"\"},"
+	    "{\"role\":\"assistant\",\"content\":\"\"}],\"tools\":[{\"type\":"
+	    "\"function\",\"function\":{\"name\":\"odd\",\"description\":"
+	    "\"Odd \xe2\x9c\x93 schema\",\"parameters\":{\"type\":\"object\","
+	    "\"properties\":{\"q\":{\"type\":\"string\",\"description\":"
+	    "\"a \\\"quoted\\\" caf\xc3\xa9 \\n / A\xc3\xa9\"},\"n\":{\"type\":"
+	    "\"number\",\"minimum\":1.5,\"maximum\":1e20,\"default\":1234567890123456789}},"
+	    "\"required\":[]}}},{\"type\":\"function\",\"function\":{\"name\":"
+	    "\"plain\",\"parameters\":{\"type\":\"object\",\"properties\":{"
+	    "\"q\":{\"type\":\"string\",\"enum\":[\"a\\tb\",\"caf\xc3\xa9\","
+	    "null,true,false,-12,0,123456789012345678]}},\"additionalProperties\":false}}},"
+	    "{\"type\":\"function\",\"function\":{\"name\":\"empty\","
+	    "\"description\":\"\",\"parameters\":{}}}],\"tool_choice\":{"
+	    "\"type\":\"function\",\"function\":{\"name\":\"odd\"}},"
+	    "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{"
+	    "\"name\":\"response\",\"schema\":{\"a\":{}},\"strict\":false}},"
+	    "\"max_tokens\":0,\"seed\":-7}");
+	ck_assert_uint_eq(hr.body_len, strlen(hr.body));
+	req_free(&hr);
+
+	/* The named choices; auto is not sent. */
+	plain_request(&req);
+	req.tools = tools + 2;
+	req.ntools = 1;
+	req.tool_choice = LLMGATE_TOOLS_REQUIRED;
+	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
+	                     &cause),
+	    0);
+	ck_assert_ptr_nonnull(strstr(hr.body,
+	    "\"parameters\":{}}}],\"tool_choice\":\"required\"}"));
+	req_free(&hr);
+	req.tool_choice = LLMGATE_TOOLS_NONE;
+	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
+	                     &cause),
+	    0);
+	ck_assert_ptr_nonnull(
+	    strstr(hr.body, "\"parameters\":{}}}],\"tool_choice\":\"none\"}"));
+	req_free(&hr);
+
+	/* Reals as jansson writes them with 15 digits. */
+	plain_request(&req);
+	req.has = LLMGATE_HAS_TEMPERATURE | LLMGATE_HAS_TOP_P;
+	for (i = 0; i < NITEMS(reals); i++) {
+		req.temperature = reals[i];
+		req.top_p = -reals[i];
+		ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m",
+		                     &req, &cause),
+		    0);
+		j = json_pack("{s:f,s:f}", "temperature", reals[i], "top_p",
+		    -reals[i]);
+		want = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
+		json_decref(j);
+		got = strstr(hr.body, "\"temperature\"");
+		ck_assert_ptr_nonnull(got);
+		tail = want + 1;
+		ck_assert_int_eq(strncmp(got, tail, strlen(tail) - 1), 0);
+		free(want);
+		req_free(&hr);
+	}
+}
+END_TEST
+
+/* Each field that must be UTF-8 says which. */
+START_TEST(build_openai_bad_utf8)
+{
+	static const char *const causes[] = {
+		"request: model is not valid UTF-8",
+		"system: content is not valid UTF-8",
+		"tool: name is not valid UTF-8",
+		"tool: description is not valid UTF-8",
+		"messages[0]: id is not valid UTF-8",
+		"messages[0]: name is not valid UTF-8",
+		"messages[0]: arguments is not valid UTF-8",
+		"messages[1]: tool_call_id is not valid UTF-8",
+		"stop[1] is not valid UTF-8",
+	};
+	struct llmgate_tool tools[] = { { "t", "d", NULL } };
+	struct llmgate_tool_call calls[] = { { "c1", "t", "{}" } };
+	struct llmgate_message msgs[] = {
+		{ LLMGATE_ROLE_ASSISTANT, NULL, calls, 1, NULL, NULL },
+		{ LLMGATE_ROLE_TOOL, "r", NULL, 0, "c1", NULL },
+	};
+	char *stop[] = { "a", "b" };
+	const char *model = "m";
+	struct llmgate_request req;
+	struct http_req hr = { 0 };
+	char *cause = NULL;
+	int k = _i;
+
+	memset(&req, 0, sizeof req);
+	req.messages = msgs;
+	req.nmessages = NITEMS(msgs);
+	req.tools = tools;
+	req.ntools = 1;
+	req.stop = stop;
+	req.nstop = 2;
+	switch (k) {
+	case 0:
+		model = "m\xff";
+		break;
+	case 1:
+		req.system = "\xc3";
+		break;
+	case 2:
+		tools[0].name = "t\xed\xa0\x80";
+		break;
+	case 3:
+		tools[0].description = "\x80";
+		break;
+	case 4:
+		calls[0].id = "\xfe";
+		break;
+	case 5:
+		calls[0].name = "\xc0\xaf";
+		break;
+	case 6:
+		calls[0].arguments = "{\"a\":\"\xf5\"}";
+		break;
+	case 7:
+		msgs[1].tool_call_id = "c\xe2\x82";
+		break;
+	default:
+		stop[1] = "\xef\xbf";
+		break;
+	}
+	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, model, &req,
+	                     &cause),
+	    -1);
+	ck_assert_str_eq(cause, causes[k]);
+	ck_assert_ptr_null(hr.body);
+	ck_assert_ptr_null(hr.url);
+	ck_assert_ptr_null(hr.headers);
+	free(cause);
+}
+END_TEST
+
 /* Parse a recorded body into r, with chunks logged to log. */
 static int
 parse_file(struct reply *r, struct buf *log, const char *name)
@@ -1455,6 +1658,8 @@ openai_suite(void)
 	tcase_add_test(tc, build_openai_minimal);
 	tcase_add_test(tc, build_azure);
 	tcase_add_test(tc, build_invalid);
+	tcase_add_test(tc, build_openai_variants);
+	tcase_add_loop_test(tc, build_openai_bad_utf8, 0, 9);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("parse");
