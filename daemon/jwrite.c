@@ -11,6 +11,7 @@
  * write what jansson writes, asks for the refusal instead).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "llmgated.h"
@@ -325,4 +326,160 @@ jwrite_json(struct jwrite *w, const char *key, json_t *j)
 	        JSON_COMPACT | JSON_ENCODE_ANY |
 	            (w->ascii ? JSON_ENSURE_ASCII : 0)) != 0)
 		buf_addstr(w->b, "null");
+}
+
+/*
+ * Undo a value that could not be written: b and the comma state as
+ * they were before it (len, more).
+ */
+static void
+jwrite_undo(struct jwrite *w, size_t len, int more)
+{
+	w->b->len = len;
+	if (w->b->data != NULL)
+		w->b->data[len] = '\0';
+	w->more = more;
+}
+
+/* A string value; -1, nothing written, where it is not valid UTF-8. */
+int
+jwrite_utf8str(struct jwrite *w, const char *key, const char *s)
+{
+	size_t len = w->b->len;
+	int more = w->more;
+
+	jwrite_sep(w, key);
+	if (jwrite_string(w->b, s, strlen(s), w->ascii, 1) != 0) {
+		jwrite_undo(w, len, more);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A real as jansson writes it with JSON_REAL_PRECISION(precision), 0
+ * for its default of 17 digits: "%.*g", ".0" after an integral value,
+ * no '+' or leading zeros in the exponent. -1, nothing written, for
+ * infinity and NaN, which jansson has no value for.
+ */
+int
+jwrite_real(struct jwrite *w, const char *key, double v, int precision)
+{
+	char d[40], *e, *p, *q;
+	int n;
+
+	if (v != v || v - v != 0)
+		return -1;
+	n = snprintf(d, sizeof d - 2, "%.*g", precision != 0 ? precision : 17,
+	    v);
+	if (n < 0 || (size_t)n >= sizeof d - 2)
+		return -1;
+	if ((e = strchr(d, 'e')) == NULL && strchr(d, '.') == NULL)
+		memcpy(d + n, ".0", 3);
+	else if (e != NULL) {
+		p = e + 1;
+		if (*p == '+')
+			memmove(p, p + 1, strlen(p));
+		if (*p == '-')
+			p++;
+		for (q = p; *q == '0' && q[1] != '\0'; q++)
+			;
+		memmove(p, q, strlen(q) + 1);
+	}
+	jwrite_raw(w, key, d);
+	return 0;
+}
+
+/*
+ * Copy the text of a document jdoc_parse() took, without whitespace
+ * between tokens: what jdump writes for its tree, unless a string has
+ * "\/" (jansson writes '/') or an object has a key twice (jansson keeps
+ * the last value in the first one's place). -1 then, nothing written.
+ */
+static int
+jwrite_compact(struct buf *b, const struct jdoc *d)
+{
+	const char *s = d->buf + d->tok[0].start;
+	size_t n = (size_t)(d->tok[0].end - d->tok[0].start), i;
+	int t, k, k2, j, in = 0;
+	char *p, *p0;
+
+	for (t = 0; t < d->n; t++) {
+		if (d->tok[t].type != JDOC_OBJECT || d->tok[t].size < 2)
+			continue;
+		for (j = 0, k = t + 1; j < d->tok[t].size;
+		     j++, k = d->tok[k + 1].next) {
+			for (k2 = d->tok[k + 1].next; k2 < d->tok[t].next;
+			     k2 = d->tok[k2 + 1].next) {
+				if (d->tok[k].end - d->tok[k].start ==
+				        d->tok[k2].end - d->tok[k2].start &&
+				    memcmp(d->buf + d->tok[k].start,
+				        d->buf + d->tok[k2].start,
+				        (size_t)(d->tok[k].end -
+				            d->tok[k].start)) == 0)
+					return -1;
+			}
+		}
+	}
+	p = p0 = buf_reserve(b, n);
+	for (i = 0; i < n; i++) {
+		if (in) {
+			if (s[i] == '\\') {
+				if (s[i + 1] == '/')
+					return -1;
+				*p++ = s[i++];
+			} else if (s[i] == '"')
+				in = 0;
+			*p++ = s[i];
+		} else if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' &&
+		    s[i] != '\r') {
+			in = s[i] == '"';
+			*p++ = s[i];
+		}
+	}
+	*p = '\0';
+	b->len += (size_t)(p - p0);
+	return 0;
+}
+
+/*
+ * A value given as JSON text, written as jdump_buf(json_loads(text,
+ * load_flags), dump_flags) would write it; object: it must be an object.
+ * Text jdoc_parse() takes is checked and copied compact without a tree
+ * (the common case: a schema has no real number or \u escape); the rest
+ * goes through jansson. 0; else nothing written and -1 (not JSON, *err
+ * as jansson says) or -2 (not an object).
+ */
+int
+jwrite_loads(struct jwrite *w, const char *key, const char *text,
+    size_t load_flags, size_t dump_flags, int object, json_error_t *err)
+{
+	size_t len = w->b->len;
+	int more = w->more, rc = 0;
+	struct jdoc d;
+	json_t *j;
+
+	if (jdoc_parse(&d, text, strlen(text)) == 0) {
+		if (object && d.tok[0].type != JDOC_OBJECT)
+			return -2;
+		jwrite_sep(w, key);
+		if (jwrite_compact(w->b, &d) == 0)
+			return 0;
+		jwrite_undo(w, len, more);
+	}
+	if ((j = json_loads(text, load_flags, err)) == NULL)
+		return -1;
+	if (object && !json_is_object(j))
+		rc = -2;
+	else {
+		jwrite_sep(w, key);
+		if (jdump_buf(w->b, j, dump_flags) != 0) {
+			jwrite_undo(w, len, more);
+			snprintf(err->text, sizeof err->text,
+			    "cannot encode the value");
+			rc = -1;
+		}
+	}
+	json_decref(j);
+	return rc;
 }

@@ -408,6 +408,16 @@ void jwrite_bool(struct jwrite *, const char *key, int);
 void jwrite_null(struct jwrite *, const char *key);
 void jwrite_raw(struct jwrite *, const char *key, const char *json);
 void jwrite_json(struct jwrite *, const char *key, json_t *);
+/* A string value; -1, nothing written, if s is not valid UTF-8. */
+int jwrite_utf8str(struct jwrite *, const char *key, const char *s);
+/* A real as jansson writes it with JSON_REAL_PRECISION(precision) (0:
+ * its default); -1, nothing written, for infinity and NaN. */
+int jwrite_real(struct jwrite *, const char *key, double, int precision);
+/* JSON text as the value jdump_buf(json_loads(text, load_flags),
+ * dump_flags) writes, without a tree when the text allows; -1 not JSON
+ * (*err), -2 not an object (when object is set), nothing written. */
+int jwrite_loads(struct jwrite *, const char *key, const char *text,
+    size_t load_flags, size_t dump_flags, int object, json_error_t *err);
 /* The string's JSON text appended to b; strict: -1 for invalid UTF-8. */
 int jwrite_string(struct buf *b, const char *, size_t, int ascii, int strict);
 void jwrite_digits(struct buf *b, long long);

@@ -131,21 +131,18 @@ openai_skip_space(const char *s, size_t len)
 }
 
 /*
- * jansson refuses invalid UTF-8: say where rather than drop the field.
- * Keys here and in the bodies below are ASCII literals, set without
- * jansson's check (the _nocheck calls); so are the fixed string values.
+ * A string member, NULL as "": invalid UTF-8 is refused, as jansson
+ * refused it when the body was a tree, saying where rather than
+ * dropping the field.
  */
 static int
-openai_set_str(json_t *o, const char *key, const char *s, const char *where,
+openai_str(struct jwrite *w, const char *key, const char *s, const char *where,
     char **cause)
 {
-	json_t *v;
-
-	if ((v = json_string(s != NULL ? s : "")) == NULL) {
+	if (jwrite_utf8str(w, key, s != NULL ? s : "") != 0) {
 		xasprintf(cause, "%s: %s is not valid UTF-8", where, key);
 		return -1;
 	}
-	json_object_set_new_nocheck(o, key, v);
 	return 0;
 }
 
@@ -166,256 +163,234 @@ openai_where(char *where, size_t i)
 	memcpy(where, "]", 2);
 }
 
-static json_t *
-openai_message(const struct llmgate_message *m, size_t i, char **cause)
+static int
+openai_message(struct jwrite *w, const struct llmgate_message *m, size_t i,
+    char **cause)
 {
 	const struct llmgate_tool_call *tc;
-	json_t *o, *calls, *call, *fn;
 	char where[32];
 	size_t j;
 
 	openai_where(where, i);
-	o = json_object();
+	jwrite_open(w, NULL, '{');
 	switch (m->role) {
 	case LLMGATE_ROLE_USER:
-		json_object_set_new_nocheck(o, "role",
-		    json_string_nocheck("user"));
-		if (openai_set_str(o, "content", m->content, where, cause) != 0)
-			goto fail;
+		jwrite_raw(w, "role", "\"user\"");
+		if (openai_str(w, "content", m->content, where, cause) != 0)
+			return -1;
 		break;
 	case LLMGATE_ROLE_ASSISTANT:
-		json_object_set_new_nocheck(o, "role",
-		    json_string_nocheck("assistant"));
+		jwrite_raw(w, "role", "\"assistant\"");
 		/* A turn of only tool calls has content null, as returned. */
 		if (m->content == NULL && m->ntool_calls != 0)
-			json_object_set_new_nocheck(o, "content", json_null());
-		else if (openai_set_str(o, "content", m->content, where,
-		             cause) != 0)
-			goto fail;
+			jwrite_null(w, "content");
+		else if (openai_str(w, "content", m->content, where, cause) !=
+		    0)
+			return -1;
 		if (m->ntool_calls == 0)
 			break;
-		calls = json_array();
-		json_object_set_new_nocheck(o, "tool_calls", calls);
+		jwrite_open(w, "tool_calls", '[');
 		for (j = 0; j < m->ntool_calls; j++) {
 			tc = &m->tool_calls[j];
-			call = json_object();
-			json_array_append_new(calls, call);
-			if (openai_set_str(call, "id", tc->id, where, cause) !=
-			    0)
-				goto fail;
-			json_object_set_new_nocheck(call, "type",
-			    json_string_nocheck("function"));
-			fn = json_object();
-			json_object_set_new_nocheck(call, "function", fn);
-			if (openai_set_str(fn, "name", tc->name, where,
-			        cause) != 0)
-				goto fail;
+			jwrite_open(w, NULL, '{');
+			if (openai_str(w, "id", tc->id, where, cause) != 0)
+				return -1;
+			jwrite_raw(w, "type", "\"function\"");
+			jwrite_open(w, "function", '{');
+			if (openai_str(w, "name", tc->name, where, cause) != 0)
+				return -1;
 			/* arguments is a string of JSON on this API. */
-			if (openai_set_str(fn, "arguments",
+			if (openai_str(w, "arguments",
 			        tc->arguments != NULL &&
 			                *tc->arguments != '\0' ?
 			            tc->arguments :
 			            "{}",
 			        where, cause) != 0)
-				goto fail;
+				return -1;
+			jwrite_close(w, '}');
+			jwrite_close(w, '}');
 		}
+		jwrite_close(w, ']');
 		break;
 	case LLMGATE_ROLE_TOOL:
 		/* Every compatible server rejects an unpaired result. */
 		if (m->tool_call_id == NULL || *m->tool_call_id == '\0') {
 			xasprintf(cause, "%s: tool result without tool_call_id",
 			    where);
-			goto fail;
+			return -1;
 		}
-		json_object_set_new_nocheck(o, "role",
-		    json_string_nocheck("tool"));
-		if (openai_set_str(o, "tool_call_id", m->tool_call_id, where,
+		jwrite_raw(w, "role", "\"tool\"");
+		if (openai_str(w, "tool_call_id", m->tool_call_id, where,
 		        cause) != 0)
-			goto fail;
-		if (openai_set_str(o, "content", m->content, where, cause) != 0)
-			goto fail;
+			return -1;
+		if (openai_str(w, "content", m->content, where, cause) != 0)
+			return -1;
 		break;
 	default:
 		xasprintf(cause, "%s: unknown role %d", where, (int)m->role);
-		goto fail;
+		return -1;
 	}
-	return o;
-
-fail:
-	json_decref(o);
-	return NULL;
+	jwrite_close(w, '}');
+	return 0;
 }
 
-static json_t *
-openai_tools(const struct llmgate_request *req, char **cause)
+/* 15 digits: temperature 0.3 goes out as 0.3, not 0.299999... */
+#define OPENAI_DUMP (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+static int
+openai_tools(struct jwrite *w, const struct llmgate_request *req, char **cause)
 {
 	const struct llmgate_tool *t;
-	json_t *tools, *tool, *fn, *params;
 	json_error_t jerr;
 	size_t i;
+	int rc;
 
-	tools = json_array();
+	jwrite_open(w, "tools", '[');
 	for (i = 0; i < req->ntools; i++) {
 		t = &req->tools[i];
-		tool = json_object();
-		json_array_append_new(tools, tool);
-		json_object_set_new_nocheck(tool, "type",
-		    json_string_nocheck("function"));
-		fn = json_object();
-		json_object_set_new_nocheck(tool, "function", fn);
+		jwrite_open(w, NULL, '{');
+		jwrite_raw(w, "type", "\"function\"");
+		jwrite_open(w, "function", '{');
 		if (t->name == NULL || *t->name == '\0') {
 			xasprintf(cause, "tools[%zu]: no name", i);
-			goto fail;
+			return -1;
 		}
-		if (openai_set_str(fn, "name", t->name, "tool", cause) != 0)
-			goto fail;
+		if (openai_str(w, "name", t->name, "tool", cause) != 0)
+			return -1;
 		if (t->description != NULL &&
-		    openai_set_str(fn, "description", t->description, "tool",
+		    openai_str(w, "description", t->description, "tool",
 		        cause) != 0)
-			goto fail;
-		if (t->parameters == NULL)
-			continue;
-		if ((params = json_loads(t->parameters, 0, &jerr)) == NULL) {
-			xasprintf(cause,
-			    "tool '%s': parameters are not valid "
-			    "JSON",
-			    t->name);
-			goto fail;
+			return -1;
+		if (t->parameters != NULL &&
+		    (rc = jwrite_loads(w, "parameters", t->parameters, 0,
+		         OPENAI_DUMP, 1, &jerr)) != 0) {
+			xasprintf(cause, "tool '%s': parameters are not %s",
+			    t->name, rc == -1 ? "valid JSON" : "a JSON object");
+			return -1;
 		}
-		if (!json_is_object(params)) {
-			json_decref(params);
-			xasprintf(cause,
-			    "tool '%s': parameters are not a JSON "
-			    "object",
-			    t->name);
-			goto fail;
-		}
-		json_object_set_new_nocheck(fn, "parameters", params);
+		jwrite_close(w, '}');
+		jwrite_close(w, '}');
 	}
-	return tools;
+	jwrite_close(w, ']');
+	return 0;
+}
 
-fail:
-	json_decref(tools);
-	return NULL;
+/* A forced tool: {"type":"function","function":{"name":...}}. */
+static void
+openai_tool_choice(struct jwrite *w, const char *name)
+{
+	size_t len = w->b->len;
+	int more = w->more;
+
+	jwrite_open(w, "tool_choice", '{');
+	jwrite_raw(w, "type", "\"function\"");
+	jwrite_open(w, "function", '{');
+	if (jwrite_utf8str(w, "name", name) != 0) {
+		/* As the tree had it: no tool_choice, not an error. */
+		w->b->len = len;
+		w->b->data[len] = '\0';
+		w->more = more;
+		return;
+	}
+	jwrite_close(w, '}');
+	jwrite_close(w, '}');
 }
 
 /*
- * The Chat Completions body. model NULL leaves it out (Azure: the
- * deployment in the URL picks the model).
+ * The Chat Completions body, written straight as text. model NULL
+ * leaves it out (Azure: the deployment in the URL picks the model).
  *
  * The token cap goes out as max_tokens, not max_completion_tokens: it is
  * what vLLM, Ollama, Mistral, DeepSeek, OpenRouter and llama.cpp read and
  * OpenAI still accepts for non-reasoning models (§2.2, §6).
  */
-static json_t *
-openai_body(const char *model, const struct llmgate_request *req, char **cause)
+static int
+openai_body(struct jwrite *w, const char *model,
+    const struct llmgate_request *req, char **cause)
 {
-	json_t *body, *msgs, *m, *tools, *schema, *rf, *js, *stop, *opts;
 	json_error_t jerr;
 	size_t i;
+	int rc;
 
-	body = json_object();
+	jwrite_open(w, NULL, '{');
 	if (model != NULL &&
-	    openai_set_str(body, "model", model, "request", cause) != 0)
-		goto fail;
+	    openai_str(w, "model", model, "request", cause) != 0)
+		return -1;
 
-	msgs = json_array();
-	json_object_set_new_nocheck(body, "messages", msgs);
+	jwrite_open(w, "messages", '[');
 	if (req->system != NULL) {
-		m = json_object();
-		json_array_append_new(msgs, m);
-		json_object_set_new_nocheck(m, "role",
-		    json_string_nocheck("system"));
-		if (openai_set_str(m, "content", req->system, "system",
-		        cause) != 0)
-			goto fail;
+		jwrite_open(w, NULL, '{');
+		jwrite_raw(w, "role", "\"system\"");
+		if (openai_str(w, "content", req->system, "system", cause) != 0)
+			return -1;
+		jwrite_close(w, '}');
 	}
 	for (i = 0; i < req->nmessages; i++) {
-		if ((m = openai_message(&req->messages[i], i, cause)) == NULL)
-			goto fail;
-		json_array_append_new(msgs, m);
+		if (openai_message(w, &req->messages[i], i, cause) != 0)
+			return -1;
 	}
+	jwrite_close(w, ']');
 
-	if (req->ntools != 0) {
-		if ((tools = openai_tools(req, cause)) == NULL)
-			goto fail;
-		json_object_set_new_nocheck(body, "tools", tools);
-	}
+	if (req->ntools != 0 && openai_tools(w, req, cause) != 0)
+		return -1;
 	/* auto is the API's default with tools: not sent. */
 	if (req->tool_name != NULL)
-		json_object_set_new_nocheck(body, "tool_choice",
-		    json_pack("{s:s, "
-		              "s:{s:s}}",
-		        "type", "function", "function", "name",
-		        req->tool_name));
+		openai_tool_choice(w, req->tool_name);
 	else if (req->tool_choice != LLMGATE_TOOLS_AUTO)
-		json_object_set_new_nocheck(body, "tool_choice",
-		    json_string(llmgate_tool_choice_name(req->tool_choice)));
+		jwrite_str(w, "tool_choice",
+		    llmgate_tool_choice_name(req->tool_choice));
 
 	if (req->schema != NULL) {
-		if ((schema = json_loads(req->schema, 0, &jerr)) == NULL) {
-			xasprintf(cause, "schema is not valid JSON: %s",
-			    jerr.text);
-			goto fail;
-		}
-		if (!json_is_object(schema)) {
-			json_decref(schema);
-			xasprintf(cause, "schema is not a JSON object");
-			goto fail;
-		}
 		/*
 		 * strict false: strict mode rejects common schemas (optional
 		 * properties, no additionalProperties:false); llmgate checks
 		 * the reply against the schema itself.
 		 */
-		js = json_object();
-		json_object_set_new_nocheck(js, "name",
-		    json_string_nocheck("response"));
-		json_object_set_new_nocheck(js, "schema", schema);
-		json_object_set_new_nocheck(js, "strict", json_false());
-		rf = json_object();
-		json_object_set_new_nocheck(rf, "type",
-		    json_string_nocheck("json_schema"));
-		json_object_set_new_nocheck(rf, "json_schema", js);
-		json_object_set_new_nocheck(body, "response_format", rf);
+		jwrite_open(w, "response_format", '{');
+		jwrite_raw(w, "type", "\"json_schema\"");
+		jwrite_open(w, "json_schema", '{');
+		jwrite_raw(w, "name", "\"response\"");
+		if ((rc = jwrite_loads(w, "schema", req->schema, 0, OPENAI_DUMP,
+		         1, &jerr)) == -1) {
+			xasprintf(cause, "schema is not valid JSON: %s",
+			    jerr.text);
+			return -1;
+		}
+		if (rc != 0) {
+			xasprintf(cause, "schema is not a JSON object");
+			return -1;
+		}
+		jwrite_bool(w, "strict", 0);
+		jwrite_close(w, '}');
+		jwrite_close(w, '}');
 	}
 
 	if (req->has & LLMGATE_HAS_MAX_TOKENS)
-		json_object_set_new_nocheck(body, "max_tokens",
-		    json_integer((json_int_t)req->max_tokens));
+		jwrite_int(w, "max_tokens", (long long)req->max_tokens);
 	if (req->has & LLMGATE_HAS_TEMPERATURE)
-		json_object_set_new_nocheck(body, "temperature",
-		    json_real(req->temperature));
+		(void)jwrite_real(w, "temperature", req->temperature, 15);
 	if (req->has & LLMGATE_HAS_TOP_P)
-		json_object_set_new_nocheck(body, "top_p",
-		    json_real(req->top_p));
+		(void)jwrite_real(w, "top_p", req->top_p, 15);
 	if (req->has & LLMGATE_HAS_SEED)
-		json_object_set_new_nocheck(body, "seed",
-		    json_integer((json_int_t)req->seed));
+		jwrite_int(w, "seed", (long long)req->seed);
 	if (req->nstop != 0) {
-		stop = json_array();
-		json_object_set_new_nocheck(body, "stop", stop);
+		jwrite_open(w, "stop", '[');
 		for (i = 0; i < req->nstop; i++) {
-			if ((m = json_string(req->stop[i])) == NULL) {
+			if (jwrite_utf8str(w, NULL, req->stop[i]) != 0) {
 				xasprintf(cause, "stop[%zu] is not valid UTF-8",
 				    i);
-				goto fail;
+				return -1;
 			}
-			json_array_append_new(stop, m);
 		}
+		jwrite_close(w, ']');
 	}
 	if (req->stream) {
-		json_object_set_new_nocheck(body, "stream", json_true());
+		jwrite_bool(w, "stream", 1);
 		/* The usage chunk comes only when asked for (§2.4). */
-		opts = json_object();
-		json_object_set_new_nocheck(opts, "include_usage", json_true());
-		json_object_set_new_nocheck(body, "stream_options", opts);
+		jwrite_raw(w, "stream_options", "{\"include_usage\":true}");
 	}
-	return body;
-
-fail:
-	json_decref(body);
-	return NULL;
+	jwrite_close(w, '}');
+	return 0;
 }
 
 /*
@@ -427,18 +402,16 @@ int
 openai_build_body(struct http_req *hr, const char *model,
     const struct llmgate_request *req, char **cause)
 {
-	json_t *body;
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
 
-	if ((body = openai_body(model, req, cause)) == NULL)
-		goto fail;
-	/* 15 digits: temperature 0.3 goes out as 0.3, not 0.299999... */
-	hr->body = jdump(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
-	json_decref(body);
-	if (hr->body == NULL) {
-		xasprintf(cause, "cannot encode the request body");
+	jwrite_init(&w, &b, 0);
+	if (openai_body(&w, model, req, cause) != 0) {
+		buf_free(&b);
 		goto fail;
 	}
-	hr->body_len = strlen(hr->body);
+	hr->body = b.data;
+	hr->body_len = b.len;
 
 	if (openai_header(hr, "Content-Type: application/json") != 0)
 		goto nomem;

@@ -558,6 +558,20 @@ START_TEST(build_openai_variants)
 	ck_assert_uint_eq(hr.body_len, strlen(hr.body));
 	req_free(&hr);
 
+	/* A key twice: the last value, in the first one's place. */
+	plain_request(&req);
+	req.tools = tools + 2;
+	req.ntools = 1;
+	tools[2].parameters =
+	    "{\"a\": 1, \"b\": {\"c\": true, \"c\": [ ]}, \"a\": \"x\"}";
+	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
+	                     &cause),
+	    0);
+	ck_assert_ptr_nonnull(strstr(hr.body,
+	    "\"parameters\":{\"a\":\"x\",\"b\":{\"c\":[]}}}}]}"));
+	req_free(&hr);
+	tools[2].parameters = "{}";
+
 	/* The named choices; auto is not sent. */
 	plain_request(&req);
 	req.tools = tools + 2;
