@@ -381,6 +381,125 @@ START_TEST(test_build_tool_name)
 }
 END_TEST
 
+/*
+ * What the cases above leave out: each tool choice, a result that is an
+ * array (wrapped), an object result written compact, and which field a
+ * UTF-8 refusal names.
+ */
+START_TEST(test_build_tool_config)
+{
+	struct llmgate_tool tools[] = { { .name = "f", .parameters = "{}" } };
+	struct llmgate_message m[] = {
+		{ .role = LLMGATE_ROLE_USER, .content = "go" },
+		{ .role = LLMGATE_ROLE_TOOL, .name = "f", .content = "[1, 2]" },
+		{ .role = LLMGATE_ROLE_TOOL,
+		    .name = "f",
+		    .content = " { \"a\" : [ true , null ] } " },
+	};
+	struct llmgate_request req = { .messages = m,
+		.nmessages = nitems(m),
+		.tools = tools,
+		.ntools = 1 };
+	static const char *const want[] = {
+		"",
+		",\"toolConfig\":{\"functionCallingConfig\":{\"mode\":\"NONE\"}}",
+		",\"toolConfig\":{\"functionCallingConfig\":{\"mode\":\"ANY\"}}",
+		",\"toolConfig\":{\"functionCallingConfig\":{\"mode\":\"ANY\","
+		"\"allowedFunctionNames\":[\"f\"]}}",
+	};
+	struct http_req hr = { 0 };
+	char *cause = NULL;
+	size_t i;
+	char body[1024];
+
+	for (i = 0; i < nitems(want); i++) {
+		req.tool_choice = i == 0 ? LLMGATE_TOOLS_AUTO :
+		    i == 1               ? LLMGATE_TOOLS_NONE :
+		                           LLMGATE_TOOLS_REQUIRED;
+		req.tool_name = i == 3 ? "f" : NULL;
+		ck_assert_int_eq(gp->build(&hr, &prov, "gemini-2.5-flash", &req,
+		                     &cause),
+		    0);
+		snprintf(body, sizeof body,
+		    "{\"contents\":[{\"role\":\"user\",\"parts\":["
+		    "{\"text\":\"go\"},"
+		    "{\"functionResponse\":{\"name\":\"f\","
+		    "\"response\":{\"result\":\"[1, 2]\"}}},"
+		    "{\"functionResponse\":{\"name\":\"f\","
+		    "\"response\":{\"a\":[true,null]}}}]}],"
+		    "\"tools\":[{\"functionDeclarations\":[{\"name\":\"f\","
+		    "\"parameters\":{}}]}]%s}",
+		    want[i]);
+		ck_assert_str_eq(hr.body, body);
+		req_clear(&hr);
+	}
+}
+END_TEST
+
+static const char *const bad_utf8_causes[] = {
+	"system prompt: not valid UTF-8",
+	"tool call name: not valid UTF-8",
+	"tool name: not valid UTF-8",
+	"tool result: not valid UTF-8",
+	"stop sequence: not valid UTF-8",
+	"tool name: not valid UTF-8",
+	"tool description: not valid UTF-8",
+	"message text: not valid UTF-8",
+};
+
+START_TEST(test_build_bad_utf8)
+{
+	struct llmgate_tool_call calls[2];
+	struct llmgate_message msgs[nitems(rich_msgs)];
+	struct llmgate_tool tools[nitems(rich_tools)];
+	char *stop[] = { "END", "\xff" };
+	struct llmgate_request req;
+	struct http_req hr = { 0 };
+	char *cause = NULL;
+
+	rich_request(&req);
+	memcpy(calls, rich_calls, sizeof calls);
+	memcpy(msgs, rich_msgs, sizeof msgs);
+	memcpy(tools, rich_tools, sizeof tools);
+	msgs[1].tool_calls = calls;
+	req.messages = msgs;
+	req.tools = tools;
+	switch (_i) {
+	case 0:
+		req.system = "\xc3";
+		break;
+	case 1:
+		calls[1].name = "t\xed\xa0\x80";
+		break;
+	case 2:
+		msgs[3].name = "\x80";
+		break;
+	case 3:
+		msgs[3].content = "\xfe";
+		break;
+	case 4:
+		req.stop = stop;
+		break;
+	case 5:
+		tools[1].name = "\xc0\xaf";
+		break;
+	case 6:
+		tools[1].description = "d\xe2\x82";
+		break;
+	default:
+		msgs[4].content = "\xf5";
+		break;
+	}
+	ck_assert_int_eq(gp->build(&hr, &prov, "gemini-2.5-flash", &req,
+	                     &cause),
+	    -1);
+	ck_assert_str_eq(cause, bad_utf8_causes[_i]);
+	ck_assert_ptr_null(hr.url);
+	ck_assert_ptr_null(hr.body);
+	free(cause);
+}
+END_TEST
+
 /* Each case breaks the rich request in one way; build must refuse it. */
 static const struct {
 	const char *what;
@@ -1003,6 +1122,9 @@ gemini_suite(void)
 	tcase_add_test(tc, test_build_merge_turns);
 	tcase_add_test(tc, test_build_tool_name);
 	tcase_add_loop_test(tc, test_build_invalid, 0, nitems(bad_cases));
+	tcase_add_test(tc, test_build_tool_config);
+	tcase_add_loop_test(tc, test_build_bad_utf8, 0,
+	    nitems(bad_utf8_causes));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("parse");
