@@ -329,10 +329,10 @@ jwrite_json(struct jwrite *w, const char *key, json_t *j)
 }
 
 /*
- * Undo a value that could not be written: b and the comma state as
- * they were before it (len, more).
+ * Undo what was written since b's length was len and the comma state
+ * more: a value that could not be written whole.
  */
-static void
+void
 jwrite_undo(struct jwrite *w, size_t len, int more)
 {
 	w->b->len = len;

@@ -408,6 +408,8 @@ void jwrite_bool(struct jwrite *, const char *key, int);
 void jwrite_null(struct jwrite *, const char *key);
 void jwrite_raw(struct jwrite *, const char *key, const char *json);
 void jwrite_json(struct jwrite *, const char *key, json_t *);
+/* Back to what was written when w->b->len was len and w->more more. */
+void jwrite_undo(struct jwrite *, size_t len, int more);
 /* A string value; -1, nothing written, if s is not valid UTF-8. */
 int jwrite_utf8str(struct jwrite *, const char *key, const char *s);
 /* A real as jansson writes it with JSON_REAL_PRECISION(precision) (0:

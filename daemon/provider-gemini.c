@@ -91,15 +91,19 @@ struct gemini_details {
 	int64_t retry_ms; /* RetryInfo.retryDelay, -1 when none */
 };
 
-/* json_string() refuses invalid UTF-8, which is the caller's input error. */
-static json_t *
-gemini_str(const char *s, const char *what, char **cause)
+/*
+ * A string member (an element: key NULL), NULL as "". Invalid UTF-8 is
+ * the caller's input error.
+ */
+static int
+gemini_str(struct jwrite *w, const char *key, const char *s, const char *what,
+    char **cause)
 {
-	json_t *j;
-
-	if ((j = json_string(s != NULL ? s : "")) == NULL)
+	if (jwrite_utf8str(w, key, s != NULL ? s : "") != 0) {
 		xasprintf(cause, "%s: not valid UTF-8", what);
-	return j;
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -107,65 +111,37 @@ gemini_str(const char *s, const char *what, char **cause)
  * schema) must be an object. Blank text means an empty object only where
  * the caller says so (empty_ok), as for a call without arguments.
  */
-static json_t *
-gemini_object(const char *text, int empty_ok, const char *what, char **cause)
+static int
+gemini_object(struct jwrite *w, const char *key, const char *text, int empty_ok,
+    const char *what, char **cause)
 {
 	json_error_t error;
-	json_t *j;
+	int rc;
 
-	if (empty_ok && (text == NULL || text[strspn(text, " \t\r\n")] == '\0'))
-		return json_object();
-	if ((j = json_loads(text != NULL ? text : "", 0, &error)) == NULL) {
+	if (empty_ok &&
+	    (text == NULL || text[strspn(text, " \t\r\n")] == '\0')) {
+		jwrite_raw(w, key, "{}");
+		return 0;
+	}
+	rc = jwrite_loads(w, key, text != NULL ? text : "", 0, GEMINI_DUMP, 1,
+	    &error);
+	if (rc == -1)
 		xasprintf(cause, "%s: invalid JSON: %s", what, error.text);
-		return NULL;
-	}
-	if (!json_is_object(j)) {
+	else if (rc != 0)
 		xasprintf(cause, "%s: not a JSON object", what);
-		json_decref(j);
-		return NULL;
-	}
-	return j;
+	return rc != 0 ? -1 : 0;
 }
 
-/* A text part, or NULL (with cause) when the text is not UTF-8. */
-static json_t *
-gemini_text_part(const char *s, const char *what, char **cause)
+/* A text part; -1 (with cause) when the text is not UTF-8. */
+static int
+gemini_text_part(struct jwrite *w, const char *s, const char *what,
+    char **cause)
 {
-	json_t *j;
-
-	if ((j = gemini_str(s, what, cause)) == NULL)
-		return NULL;
-	return json_pack("{s:o}", "text", j);
-}
-
-/*
- * Gemini wants user and model turns to alternate, and tool results travel
- * as user turns, so a turn with the same role as the last one is merged
- * into it. A turn without parts is dropped: Gemini rejects empty ones.
- */
-static void
-gemini_add_turn(json_t *contents, const char *role, json_t *parts)
-{
-	json_t *last, *lparts;
-	const char *lrole;
-	size_t n;
-
-	if (json_array_size(parts) == 0) {
-		json_decref(parts);
-		return;
-	}
-	if ((n = json_array_size(contents)) != 0) {
-		last = json_array_get(contents, n - 1);
-		lrole = json_string_value(json_object_get(last, "role"));
-		if (lrole != NULL && strcmp(lrole, role) == 0) {
-			lparts = json_object_get(last, "parts");
-			json_array_extend(lparts, parts);
-			json_decref(parts);
-			return;
-		}
-	}
-	json_array_append_new(contents,
-	    json_pack("{s:s, s:o}", "role", role, "parts", parts));
+	jwrite_open(w, NULL, '{');
+	if (gemini_str(w, "text", s, what, cause) != 0)
+		return -1;
+	jwrite_close(w, '}');
+	return 0;
 }
 
 /*
@@ -196,169 +172,176 @@ gemini_tool_name(const struct llmgate_request *req, size_t at)
 }
 
 /* functionResponse.response must be an object: wrap anything else. */
-static json_t *
-gemini_tool_result(const char *content, char **cause)
+static int
+gemini_tool_result(struct jwrite *w, const char *content, char **cause)
 {
-	json_t *j;
+	json_error_t error;
 
-	if (content != NULL && (j = json_loads(content, 0, NULL)) != NULL) {
-		if (json_is_object(j))
-			return j;
-		json_decref(j);
-	}
-	if ((j = gemini_str(content, "tool result", cause)) == NULL)
-		return NULL;
-	return json_pack("{s:o}", "result", j);
+	if (content != NULL &&
+	    jwrite_loads(w, "response", content, 0, GEMINI_DUMP, 1, &error) ==
+	        0)
+		return 0;
+	jwrite_open(w, "response", '{');
+	if (gemini_str(w, "result", content, "tool result", cause) != 0)
+		return -1;
+	jwrite_close(w, '}');
+	return 0;
 }
 
-/* The parts of one message, in Gemini's shape; NULL with cause. */
-static json_t *
-gemini_parts(const struct llmgate_request *req, size_t at, char **cause)
+/* Whether a message has any part: Gemini rejects empty turns. */
+static int
+gemini_has_parts(const struct llmgate_message *m)
+{
+	return m->role == LLMGATE_ROLE_TOOL ||
+	    (m->content != NULL && *m->content != '\0') ||
+	    (m->role == LLMGATE_ROLE_ASSISTANT && m->ntool_calls != 0);
+}
+
+/* The parts of one message, in Gemini's shape; -1 with cause. */
+static int
+gemini_parts(struct jwrite *w, const struct llmgate_request *req, size_t at,
+    char **cause)
 {
 	const struct llmgate_message *m = &req->messages[at];
 	const struct llmgate_tool_call *tc;
-	json_t *parts, *part, *args, *resp, *name;
 	const char *fname;
 	size_t i;
 
-	parts = json_array();
 	if (m->role == LLMGATE_ROLE_TOOL) {
 		if ((fname = gemini_tool_name(req, at)) == NULL) {
 			xasprintf(cause,
 			    "message %zu: tool result without a "
 			    "function name",
 			    at);
-			goto fail;
+			return -1;
 		}
-		if ((name = gemini_str(fname, "tool name", cause)) == NULL)
-			goto fail;
-		if ((resp = gemini_tool_result(m->content, cause)) == NULL) {
-			json_decref(name);
-			goto fail;
-		}
-		json_array_append_new(parts,
-		    json_pack("{s:{s:o, s:o}}", "functionResponse", "name",
-		        name, "response", resp));
-		return parts;
+		jwrite_open(w, NULL, '{');
+		jwrite_open(w, "functionResponse", '{');
+		if (gemini_str(w, "name", fname, "tool name", cause) != 0 ||
+		    gemini_tool_result(w, m->content, cause) != 0)
+			return -1;
+		jwrite_close(w, '}');
+		jwrite_close(w, '}');
+		return 0;
 	}
 
-	if (m->content != NULL && *m->content != '\0') {
-		if ((part = gemini_text_part(m->content, "message text",
-		         cause)) == NULL)
-			goto fail;
-		json_array_append_new(parts, part);
-	}
+	if (m->content != NULL && *m->content != '\0' &&
+	    gemini_text_part(w, m->content, "message text", cause) != 0)
+		return -1;
 	if (m->role != LLMGATE_ROLE_ASSISTANT)
-		return parts;
+		return 0;
 	for (i = 0; i < m->ntool_calls; i++) {
 		tc = &m->tool_calls[i];
-		if ((name = gemini_str(tc->name, "tool call name", cause)) ==
-		    NULL)
-			goto fail;
-		if ((args = gemini_object(tc->arguments, 1,
-		         "tool call arguments", cause)) == NULL) {
-			json_decref(name);
-			goto fail;
-		}
-		json_array_append_new(parts,
-		    json_pack("{s:{s:o, s:o}}", "functionCall", "name", name,
-		        "args", args));
+		jwrite_open(w, NULL, '{');
+		jwrite_open(w, "functionCall", '{');
+		if (gemini_str(w, "name", tc->name, "tool call name", cause) !=
+		        0 ||
+		    gemini_object(w, "args", tc->arguments, 1,
+		        "tool call arguments", cause) != 0)
+			return -1;
+		jwrite_close(w, '}');
+		jwrite_close(w, '}');
 	}
-	return parts;
-
-fail:
-	json_decref(parts);
-	return NULL;
+	return 0;
 }
 
-static json_t *
-gemini_contents(const struct llmgate_request *req, char **cause)
+/*
+ * Gemini wants user and model turns to alternate, and tool results travel
+ * as user turns, so a message with the same role as the turn before goes
+ * into that turn. A message without parts is dropped.
+ */
+static int
+gemini_contents(struct jwrite *w, const struct llmgate_request *req,
+    char **cause)
 {
-	json_t *contents, *parts;
-	const char *role;
+	const char *role, *open = NULL;
 	size_t i;
 
-	contents = json_array();
+	jwrite_open(w, "contents", '[');
 	for (i = 0; i < req->nmessages; i++) {
-		if ((parts = gemini_parts(req, i, cause)) == NULL) {
-			json_decref(contents);
-			return NULL;
-		}
+		if (!gemini_has_parts(&req->messages[i]))
+			continue;
 		role = req->messages[i].role == LLMGATE_ROLE_ASSISTANT ?
 		    "model" :
 		    "user";
-		gemini_add_turn(contents, role, parts);
+		if (open == NULL || strcmp(open, role) != 0) {
+			if (open != NULL) {
+				jwrite_close(w, ']');
+				jwrite_close(w, '}');
+			}
+			jwrite_open(w, NULL, '{');
+			jwrite_str(w, "role", role);
+			jwrite_open(w, "parts", '[');
+			open = role;
+		}
+		if (gemini_parts(w, req, i, cause) != 0)
+			return -1;
 	}
-	if (json_array_size(contents) == 0) {
+	if (open == NULL) {
 		xasprintf(cause, "no message to send");
-		json_decref(contents);
-		return NULL;
+		return -1;
 	}
-	return contents;
+	jwrite_close(w, ']');
+	jwrite_close(w, '}');
+	jwrite_close(w, ']');
+	return 0;
 }
 
-static json_t *
-gemini_tools(const struct llmgate_request *req, char **cause)
+static int
+gemini_tools(struct jwrite *w, const struct llmgate_request *req, char **cause)
 {
 	const struct llmgate_tool *t;
-	json_t *decls, *decl, *j;
 	size_t i;
 
-	decls = json_array();
+	jwrite_open(w, "tools", '[');
+	jwrite_open(w, NULL, '{');
+	jwrite_open(w, "functionDeclarations", '[');
 	for (i = 0; i < req->ntools; i++) {
 		t = &req->tools[i];
-		decl = json_object();
-		json_array_append_new(decls, decl);
-		if ((j = gemini_str(t->name, "tool name", cause)) == NULL)
-			goto fail;
-		json_object_set_new(decl, "name", j);
-		if (t->description != NULL) {
-			if ((j = gemini_str(t->description, "tool description",
-			         cause)) == NULL)
-				goto fail;
-			json_object_set_new(decl, "description", j);
-		}
-		if (t->parameters != NULL) {
-			if ((j = gemini_object(t->parameters, 0,
-			         "tool parameters", cause)) == NULL)
-				goto fail;
-			json_object_set_new(decl, "parameters", j);
-		}
+		jwrite_open(w, NULL, '{');
+		if (gemini_str(w, "name", t->name, "tool name", cause) != 0)
+			return -1;
+		if (t->description != NULL &&
+		    gemini_str(w, "description", t->description,
+		        "tool description", cause) != 0)
+			return -1;
+		if (t->parameters != NULL &&
+		    gemini_object(w, "parameters", t->parameters, 0,
+		        "tool parameters", cause) != 0)
+			return -1;
+		jwrite_close(w, '}');
 	}
-	return json_pack("[{s:o}]", "functionDeclarations", decls);
-
-fail:
-	json_decref(decls);
-	return NULL;
+	jwrite_close(w, ']');
+	jwrite_close(w, '}');
+	jwrite_close(w, ']');
+	return 0;
 }
 
-/* generationConfig; an empty object when nothing is set. */
-static json_t *
-gemini_config(const struct llmgate_request *req, char **cause)
+/* generationConfig; left out when nothing is set. */
+static int
+gemini_config(struct jwrite *w, const struct llmgate_request *req, char **cause)
 {
-	json_t *gc, *stop, *j;
-	size_t i;
+	size_t len = w->b->len, start, i;
+	int more = w->more;
 
-	gc = json_object();
+	jwrite_open(w, "generationConfig", '{');
+	start = w->b->len;
 	if (req->has & LLMGATE_HAS_MAX_TOKENS)
-		json_object_set_new(gc, "maxOutputTokens",
-		    json_integer(req->max_tokens));
+		jwrite_int(w, "maxOutputTokens", (long long)req->max_tokens);
 	if (req->has & LLMGATE_HAS_TEMPERATURE)
-		json_object_set_new(gc, "temperature",
-		    json_real(req->temperature));
+		(void)jwrite_real(w, "temperature", req->temperature, 15);
 	if (req->has & LLMGATE_HAS_TOP_P)
-		json_object_set_new(gc, "topP", json_real(req->top_p));
+		(void)jwrite_real(w, "topP", req->top_p, 15);
 	if (req->has & LLMGATE_HAS_SEED)
-		json_object_set_new(gc, "seed", json_integer(req->seed));
+		jwrite_int(w, "seed", (long long)req->seed);
 	if (req->nstop != 0) {
-		stop = json_array();
-		json_object_set_new(gc, "stopSequences", stop);
+		jwrite_open(w, "stopSequences", '[');
 		for (i = 0; i < req->nstop; i++) {
-			if ((j = gemini_str(req->stop[i], "stop sequence",
-			         cause)) == NULL)
-				goto fail;
-			json_array_append_new(stop, j);
+			if (gemini_str(w, NULL, req->stop[i], "stop sequence",
+			        cause) != 0)
+				return -1;
 		}
+		jwrite_close(w, ']');
 	}
 	if (req->schema != NULL) {
 		/*
@@ -366,18 +349,66 @@ gemini_config(const struct llmgate_request *req, char **cause)
 		 * is an OpenAPI subset that rejects much of what callers
 		 * write.
 		 */
-		if ((j = gemini_object(req->schema, 0, "schema", cause)) ==
-		    NULL)
-			goto fail;
-		json_object_set_new(gc, "responseMimeType",
-		    json_string("application/json"));
-		json_object_set_new(gc, "responseJsonSchema", j);
+		jwrite_raw(w, "responseMimeType", "\"application/json\"");
+		if (gemini_object(w, "responseJsonSchema", req->schema, 0,
+		        "schema", cause) != 0)
+			return -1;
 	}
-	return gc;
+	if (w->b->len == start)
+		jwrite_undo(w, len, more);
+	else
+		jwrite_close(w, '}');
+	return 0;
+}
 
-fail:
-	json_decref(gc);
-	return NULL;
+/* toolConfig, for any choice but auto. */
+static void
+gemini_tool_config(struct jwrite *w, const struct llmgate_request *req)
+{
+	size_t len;
+	int more;
+
+	jwrite_open(w, "toolConfig", '{');
+	jwrite_open(w, "functionCallingConfig", '{');
+	jwrite_raw(w, "mode",
+	    req->tool_choice == LLMGATE_TOOLS_NONE ? "\"NONE\"" : "\"ANY\"");
+	if (req->tool_name != NULL) {
+		len = w->b->len;
+		more = w->more;
+		jwrite_open(w, "allowedFunctionNames", '[');
+		/* Not UTF-8: left out, as the tree had it. */
+		if (jwrite_utf8str(w, NULL, req->tool_name) != 0)
+			jwrite_undo(w, len, more);
+		else
+			jwrite_close(w, ']');
+	}
+	jwrite_close(w, '}');
+	jwrite_close(w, '}');
+}
+
+/* The generateContent body, written straight as text. */
+static int
+gemini_body(struct jwrite *w, const struct llmgate_request *req, char **cause)
+{
+	jwrite_open(w, NULL, '{');
+	if (req->system != NULL && *req->system != '\0') {
+		jwrite_open(w, "systemInstruction", '{');
+		jwrite_open(w, "parts", '[');
+		if (gemini_text_part(w, req->system, "system prompt", cause) !=
+		    0)
+			return -1;
+		jwrite_close(w, ']');
+		jwrite_close(w, '}');
+	}
+	if (gemini_contents(w, req, cause) != 0 ||
+	    gemini_config(w, req, cause) != 0)
+		return -1;
+	if (req->ntools != 0 && gemini_tools(w, req, cause) != 0)
+		return -1;
+	if (req->tool_choice != LLMGATE_TOOLS_AUTO)
+		gemini_tool_config(w, req);
+	jwrite_close(w, '}');
+	return 0;
 }
 
 /* curl_slist_append() fails only for memory, which xmalloc aborts on too. */
@@ -396,48 +427,16 @@ gemini_build(struct http_req *hr, const struct provider_conf *prov,
     const char *model, const struct llmgate_request *req, char **cause)
 {
 	struct curl_slist *headers = NULL;
-	json_t *body, *j, *gc;
+	struct buf body = { NULL, 0, 0 };
+	struct jwrite w;
 	const char *base;
-	char *text = NULL, *esc, *url, *key;
+	char *esc, *url, *key;
 	size_t blen;
 
 	*cause = NULL;
-	body = json_object();
-	if (req->system != NULL && *req->system != '\0') {
-		if ((j = gemini_text_part(req->system, "system prompt",
-		         cause)) == NULL)
-			goto fail;
-		json_object_set_new(body, "systemInstruction",
-		    json_pack("{s:[o]}", "parts", j));
-	}
-	if ((j = gemini_contents(req, cause)) == NULL)
+	jwrite_init(&w, &body, 0);
+	if (gemini_body(&w, req, cause) != 0)
 		goto fail;
-	json_object_set_new(body, "contents", j);
-	if ((gc = gemini_config(req, cause)) == NULL)
-		goto fail;
-	if (json_object_size(gc) != 0)
-		json_object_set_new(body, "generationConfig", gc);
-	else
-		json_decref(gc);
-	if (req->ntools != 0) {
-		if ((j = gemini_tools(req, cause)) == NULL)
-			goto fail;
-		json_object_set_new(body, "tools", j);
-	}
-	if (req->tool_choice != LLMGATE_TOOLS_AUTO) {
-		j = json_pack("{s:s}", "mode",
-		    req->tool_choice == LLMGATE_TOOLS_NONE ? "NONE" : "ANY");
-		if (req->tool_name != NULL)
-			json_object_set_new(j, "allowedFunctionNames",
-			    json_pack("[s]", req->tool_name));
-		json_object_set_new(body, "toolConfig",
-		    json_pack("{s:o}", "functionCallingConfig", j));
-	}
-	if ((text = json_dumps(body, GEMINI_DUMP)) == NULL) {
-		xasprintf(cause, "cannot encode the request");
-		goto fail;
-	}
-	json_decref(body);
 
 	/* The Gemini model list names models "models/x"; accept either. */
 	if (strncmp(model, "models/", 7) == 0)
@@ -464,12 +463,12 @@ gemini_build(struct http_req *hr, const struct provider_conf *prov,
 
 	hr->url = url;
 	hr->headers = headers;
-	hr->body = text;
-	hr->body_len = strlen(text);
+	hr->body = body.data;
+	hr->body_len = body.len;
 	return 0;
 
 fail:
-	json_decref(body);
+	buf_free(&body);
 	if (*cause == NULL)
 		xasprintf(cause, "cannot build the request");
 	return -1;

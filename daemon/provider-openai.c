@@ -287,9 +287,7 @@ openai_tool_choice(struct jwrite *w, const char *name)
 	jwrite_open(w, "function", '{');
 	if (jwrite_utf8str(w, "name", name) != 0) {
 		/* As the tree had it: no tool_choice, not an error. */
-		w->b->len = len;
-		w->b->data[len] = '\0';
-		w->more = more;
+		jwrite_undo(w, len, more);
 		return;
 	}
 	jwrite_close(w, '}');
