@@ -13,6 +13,8 @@
 
 #define DATA TEST_DATA "/anthropic/"
 
+#define nitems(a) (sizeof(a) / sizeof((a)[0]))
+
 static const struct provider_type *pt = &provider_anthropic;
 
 /* Every relayed chunk as one line, so tests assert the exact sequence. */
@@ -445,6 +447,231 @@ START_TEST(build_schema_wrapped)
 	    "{\"type\":\"string\"}}},\"required\":[\"value\"]}}],"
 	    "\"tool_choice\":{\"type\":\"tool\","
 	    "\"name\":\"llmgate_json_value\"}}");
+}
+END_TEST
+
+/*
+ * What the cases above leave out: tool choices, parameters without a
+ * type or not compact, a final assistant turn that ends in a tool call,
+ * a result without content, reals with jansson's 17 digits, and which
+ * field each UTF-8 refusal names (parameters and arguments first).
+ */
+START_TEST(build_variants)
+{
+	struct llmgate_tool_call calls[] = {
+		{ "t1", "f", " { \"b\" : 0.1 , \"a\": [ ] } " },
+	};
+	struct llmgate_message msgs[] = {
+		{ .role = LLMGATE_ROLE_USER, .content = "Q" },
+		{ .role = LLMGATE_ROLE_ASSISTANT,
+		    .content = "  ",
+		    .tool_calls = calls,
+		    .ntool_calls = 1 },
+		{ .role = LLMGATE_ROLE_TOOL, .tool_call_id = "t1" },
+		{ .role = LLMGATE_ROLE_USER },
+		{ .role = LLMGATE_ROLE_ASSISTANT,
+		    .content = "done \xc3\xa9 \n\t" },
+	};
+	struct llmgate_tool tools[] = {
+		{ "f", "d",
+		    " {\"properties\": {\"x\": {\"type\": \"number\", "
+		    "\"minimum\": 0.1}}} " },
+		{ "g", NULL, "{\"type\":\"object\",\"a\":1,\"a\":2}" },
+		{ "h", NULL, "{}" },
+		{ "k", NULL, "{\"a\": [1, {\"type\": 2}], \"b\": \"\\/\"}" },
+	};
+	char *stop[] = { "x" };
+	struct llmgate_request req = {
+		.messages = msgs,
+		.nmessages = nitems(msgs),
+		.tools = tools,
+		.ntools = nitems(tools),
+		.tool_name = "g",
+		.has = LLMGATE_HAS_TEMPERATURE | LLMGATE_HAS_TOP_P,
+		.temperature = -0.5,
+		.top_p = 0.1,
+		.stop = stop,
+		.nstop = 1,
+	};
+
+	check_body(&req,
+	    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
+	    "\"messages\":[{\"role\":\"user\",\"content\":\"Q\"},"
+	    "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\","
+	    "\"id\":\"t1\",\"name\":\"f\",\"input\":{\"b\":0.10000000000000001,"
+	    "\"a\":[]}}]},{\"role\":\"user\",\"content\":[{\"type\":"
+	    "\"tool_result\",\"tool_use_id\":\"t1\"}]},{\"role\":"
+	    "\"assistant\",\"content\":\"done \xc3\xa9\"}],\"tools\":["
+	    "{\"name\":\"f\",\"description\":\"d\",\"input_schema\":{"
+	    "\"properties\":{\"x\":{\"type\":\"number\",\"minimum\":"
+	    "0.10000000000000001}},\"type\":\"object\"}},{\"name\":\"g\","
+	    "\"input_schema\":{\"type\":\"object\",\"a\":2}},{\"name\":\"h\","
+	    "\"input_schema\":{\"type\":\"object\"}},{\"name\":\"k\","
+	    "\"input_schema\":{\"a\":[1,{\"type\":2}],\"b\":\"/\","
+	    "\"type\":\"object\"}}],\"tool_choice\":{\"type\":\"tool\","
+	    "\"name\":\"g\"},\"temperature\":0.0,\"top_p\":"
+	    "0.10000000000000001,\"stop_sequences\":[\"x\"]}");
+
+	/* Ending in a tool call, the final turn's text is not trimmed. */
+	req.nmessages = 2;
+	req.ntools = 0;
+	req.tool_name = NULL;
+	req.has = 0;
+	req.nstop = 0;
+	msgs[1].content = "So \n";
+	check_body(&req,
+	    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
+	    "\"messages\":[{\"role\":\"user\",\"content\":\"Q\"},"
+	    "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\","
+	    "\"text\":\"So \\n\"},{\"type\":\"tool_use\",\"id\":\"t1\","
+	    "\"name\":\"f\",\"input\":{\"b\":0.10000000000000001,"
+	    "\"a\":[]}}]}]}");
+}
+END_TEST
+
+START_TEST(build_tool_choice)
+{
+	struct llmgate_request req = {
+		.messages = user_hi,
+		.nmessages = 1,
+		.tools = rich_tools + 1,
+		.ntools = 1,
+	};
+	const char *head =
+	    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
+	    "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+	    "\"tools\":[{\"name\":\"get_time\",\"input_schema\":"
+	    "{\"type\":\"object\"}}";
+	char want[1024];
+
+	req.tool_choice = LLMGATE_TOOLS_REQUIRED;
+	snprintf(want, sizeof want, "%s],\"tool_choice\":{\"type\":\"any\"}}",
+	    head);
+	check_body(&req, want);
+	req.tool_choice = LLMGATE_TOOLS_NONE;
+	snprintf(want, sizeof want, "%s],\"tool_choice\":{\"type\":\"none\"}}",
+	    head);
+	check_body(&req, want);
+
+	/* A named tool wins over the schema's; not UTF-8, neither is sent. */
+	req.tool_choice = LLMGATE_TOOLS_AUTO;
+	req.tool_name = "get_time";
+	req.schema = "true";
+	snprintf(want, sizeof want,
+	    "%s,{\"name\":\"llmgate_json_value\",\"description\":"
+	    "\"Reply by calling this tool once, with the complete answer as "
+	    "\\\"value\\\".\",\"input_schema\":{\"type\":\"object\","
+	    "\"properties\":{\"value\":true},\"required\":[\"value\"]}}],"
+	    "\"tool_choice\":{\"type\":\"tool\",\"name\":\"get_time\"}}",
+	    head);
+	check_body(&req, want);
+	req.tool_name = "get\xff";
+	snprintf(want, sizeof want,
+	    "%s,{\"name\":\"llmgate_json_value\",\"description\":"
+	    "\"Reply by calling this tool once, with the complete answer as "
+	    "\\\"value\\\".\",\"input_schema\":{\"type\":\"object\","
+	    "\"properties\":{\"value\":true},\"required\":[\"value\"]}}]}",
+	    head);
+	check_body(&req, want);
+}
+END_TEST
+
+static const char *const bad_utf8_causes[] = {
+	"model is not valid UTF-8",
+	"system prompt is not valid UTF-8",
+	"message content is not valid UTF-8",
+	"tool call id is not valid UTF-8",
+	"tool call name is not valid UTF-8",
+	"tool call arguments is not valid JSON",
+	"tool_call_id is not valid UTF-8",
+	"tool message content is not valid UTF-8",
+	"tool name is not valid UTF-8",
+	"tool description is not valid UTF-8",
+	"tool parameters is not a JSON object",
+	"stop sequence is not valid UTF-8",
+};
+
+START_TEST(build_bad_utf8)
+{
+	struct llmgate_tool_call calls[] = { { "t1", "f", "{}" } };
+	struct llmgate_message msgs[] = {
+		{ .role = LLMGATE_ROLE_USER, .content = "Q" },
+		{ .role = LLMGATE_ROLE_ASSISTANT,
+		    .tool_calls = calls,
+		    .ntool_calls = 1 },
+		{ .role = LLMGATE_ROLE_TOOL,
+		    .tool_call_id = "t1",
+		    .content = "r" },
+	};
+	struct llmgate_tool tools[] = { { "f", "d", "{}" } };
+	char *stop[] = { "a", "b" };
+	struct llmgate_request req = {
+		.system = "s",
+		.messages = msgs,
+		.nmessages = nitems(msgs),
+		.tools = tools,
+		.ntools = 1,
+		.stop = stop,
+		.nstop = 2,
+	};
+	struct provider_conf prov;
+	struct http_req hr;
+	const char *model = "m";
+	char *cause = NULL;
+
+	switch (_i) {
+	case 0:
+		model = "m\xff";
+		break;
+	case 1:
+		req.system = "\xc3";
+		break;
+	case 2:
+		msgs[0].content = "\x80";
+		break;
+	case 3:
+		calls[0].id = "t\xed\xa0\x80";
+		break;
+	case 4:
+		calls[0].name = "\xc0\xaf";
+		break;
+	case 5:
+		/* Arguments are checked before the id and name. */
+		calls[0].name = "\xc0\xaf";
+		calls[0].arguments = "{";
+		break;
+	case 6:
+		msgs[2].tool_call_id = "\xfe";
+		break;
+	case 7:
+		msgs[2].content = "\xf5";
+		break;
+	case 8:
+		tools[0].name = "\xe2\x82";
+		break;
+	case 9:
+		tools[0].description = "\xe2\x82";
+		break;
+	case 10:
+		/* Parameters are checked before the name. */
+		tools[0].name = "\xe2\x82";
+		tools[0].parameters = "[]";
+		break;
+	default:
+		stop[1] = "\xef\xbf";
+		break;
+	}
+	memset(&prov, 0, sizeof prov);
+	memset(&hr, 0, sizeof hr);
+	ck_assert_int_eq(pt->build(&hr, &prov, model, &req, &cause), -1);
+	/* Then jansson's reason, for JSON. */
+	ck_assert_msg(strncmp(cause, bad_utf8_causes[_i],
+	                  strlen(bad_utf8_causes[_i])) == 0,
+	    "cause \"%s\"", cause);
+	ck_assert_ptr_null(hr.url);
+	ck_assert_ptr_null(hr.body);
+	ck_assert_ptr_null(hr.headers);
+	free(cause);
 }
 END_TEST
 
@@ -1029,6 +1256,9 @@ anthropic_suite(void)
 	tcase_add_test(tc, build_schema_untyped);
 	tcase_add_test(tc, build_schema_wrapped);
 	tcase_add_test(tc, build_invalid);
+	tcase_add_test(tc, build_variants);
+	tcase_add_test(tc, build_tool_choice);
+	tcase_add_loop_test(tc, build_bad_utf8, 0, nitems(bad_utf8_causes));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("parse");
