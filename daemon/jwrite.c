@@ -345,11 +345,17 @@ jwrite_undo(struct jwrite *w, size_t len, int more)
 int
 jwrite_utf8str(struct jwrite *w, const char *key, const char *s)
 {
+	return jwrite_utf8strn(w, key, s, strlen(s));
+}
+
+int
+jwrite_utf8strn(struct jwrite *w, const char *key, const char *s, size_t n)
+{
 	size_t len = w->b->len;
 	int more = w->more;
 
 	jwrite_sep(w, key);
-	if (jwrite_string(w->b, s, strlen(s), w->ascii, 1) != 0) {
+	if (jwrite_string(w->b, s, n, w->ascii, 1) != 0) {
 		jwrite_undo(w, len, more);
 		return -1;
 	}
@@ -454,6 +460,20 @@ int
 jwrite_loads(struct jwrite *w, const char *key, const char *text,
     size_t load_flags, size_t dump_flags, int object, json_error_t *err)
 {
+	return jwrite_loads_member(w, key, text, load_flags, dump_flags, object,
+	    NULL, NULL, err);
+}
+
+/*
+ * jwrite_loads(), and where the object has no member mkey (not NULL), the
+ * string member mkey: mval added at its end, as json_object_set() adds it
+ * to the tree.
+ */
+int
+jwrite_loads_member(struct jwrite *w, const char *key, const char *text,
+    size_t load_flags, size_t dump_flags, int object, const char *mkey,
+    const char *mval, json_error_t *err)
+{
 	size_t len = w->b->len;
 	int more = w->more, rc = 0;
 	struct jdoc d;
@@ -463,8 +483,17 @@ jwrite_loads(struct jwrite *w, const char *key, const char *text,
 		if (object && d.tok[0].type != JDOC_OBJECT)
 			return -2;
 		jwrite_sep(w, key);
-		if (jwrite_compact(w->b, &d) == 0)
+		if (jwrite_compact(w->b, &d) == 0) {
+			if (mkey == NULL || d.tok[0].type != JDOC_OBJECT ||
+			    jdoc_get(&d, 0, mkey) != -1)
+				return 0;
+			/* Reopen the object for one more member. */
+			w->b->len--;
+			w->more = d.tok[0].size != 0;
+			jwrite_str(w, mkey, mval);
+			jwrite_close(w, '}');
 			return 0;
+		}
 		jwrite_undo(w, len, more);
 	}
 	if ((j = json_loads(text, load_flags, err)) == NULL)
@@ -472,6 +501,9 @@ jwrite_loads(struct jwrite *w, const char *key, const char *text,
 	if (object && !json_is_object(j))
 		rc = -2;
 	else {
+		if (mkey != NULL && json_is_object(j) &&
+		    json_object_get(j, mkey) == NULL)
+			json_object_set_new(j, mkey, json_string(mval));
 		jwrite_sep(w, key);
 		if (jdump_buf(w->b, j, dump_flags) != 0) {
 			jwrite_undo(w, len, more);

@@ -412,6 +412,7 @@ void jwrite_json(struct jwrite *, const char *key, json_t *);
 void jwrite_undo(struct jwrite *, size_t len, int more);
 /* A string value; -1, nothing written, if s is not valid UTF-8. */
 int jwrite_utf8str(struct jwrite *, const char *key, const char *s);
+int jwrite_utf8strn(struct jwrite *, const char *key, const char *s, size_t);
 /* A real as jansson writes it with JSON_REAL_PRECISION(precision) (0:
  * its default); -1, nothing written, for infinity and NaN. */
 int jwrite_real(struct jwrite *, const char *key, double, int precision);
@@ -420,6 +421,11 @@ int jwrite_real(struct jwrite *, const char *key, double, int precision);
  * (*err), -2 not an object (when object is set), nothing written. */
 int jwrite_loads(struct jwrite *, const char *key, const char *text,
     size_t load_flags, size_t dump_flags, int object, json_error_t *err);
+/* The same, adding the string member mkey: mval at the object's end where
+ * it has no mkey, as json_object_set() would. */
+int jwrite_loads_member(struct jwrite *, const char *key, const char *text,
+    size_t load_flags, size_t dump_flags, int object, const char *mkey,
+    const char *mval, json_error_t *err);
 /* The string's JSON text appended to b; strict: -1 for invalid UTF-8. */
 int jwrite_string(struct buf *b, const char *, size_t, int ascii, int strict);
 void jwrite_digits(struct buf *b, long long);

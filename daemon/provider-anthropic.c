@@ -139,362 +139,424 @@ const struct provider_type provider_anthropic = {
 	.classify = anthropic_classify,
 };
 
-/* A JSON string, or NULL with a cause: jansson refuses invalid UTF-8. */
-static json_t *
-anthropic_string(const char *s, const char *what, char **cause)
-{
-	json_t *j;
+/* Reals with jansson's default 17 digits, as when the body was a tree. */
+#define ANTHROPIC_DUMP JSON_COMPACT
 
-	if ((j = json_string(s)) == NULL)
-		xasprintf(cause, "%s is not valid UTF-8", what);
-	return j;
-}
-
+/*
+ * A string member (an element: key NULL) of n bytes; -1 with a cause
+ * where it is NULL or not UTF-8, which jansson refused in the tree.
+ */
 static int
-anthropic_set_string(json_t *obj, const char *key, const char *s,
+anthropic_strn(struct jwrite *w, const char *key, const char *s, size_t n,
     const char *what, char **cause)
 {
-	json_t *j;
-
-	if ((j = anthropic_string(s, what, cause)) == NULL)
+	if (s == NULL || jwrite_utf8strn(w, key, s, n) != 0) {
+		xasprintf(cause, "%s is not valid UTF-8", what);
 		return -1;
-	json_object_set_new(obj, key, j);
+	}
 	return 0;
 }
 
-/* Parse JSON text the caller gave us; it must be an object. */
-static json_t *
-anthropic_object(const char *text, const char *what, char **cause)
+static int
+anthropic_str(struct jwrite *w, const char *key, const char *s,
+    const char *what, char **cause)
+{
+	return anthropic_strn(w, key, s, s != NULL ? strlen(s) : 0, what,
+	    cause);
+}
+
+/*
+ * JSON text the caller gave us; it must be an object. typed: a tool's
+ * input schema, given "type": "object" where it has no type (tool inputs
+ * are always objects; a schema that says nothing says so).
+ */
+static int
+anthropic_object(struct jwrite *w, const char *key, const char *text, int typed,
+    const char *what, char **cause)
 {
 	json_error_t jerr;
-	json_t *j;
+	int rc;
 
-	if ((j = json_loads(text, 0, &jerr)) == NULL) {
+	rc = jwrite_loads_member(w, key, text, 0, ANTHROPIC_DUMP, 1,
+	    typed ? "type" : NULL, "object", &jerr);
+	if (rc == -1)
 		xasprintf(cause, "%s is not valid JSON: %s (line %d)", what,
 		    jerr.text, jerr.line);
-		return NULL;
-	}
-	if (!json_is_object(j)) {
+	else if (rc != 0)
 		xasprintf(cause, "%s is not a JSON object", what);
-		json_decref(j);
-		return NULL;
+	return rc != 0 ? -1 : 0;
+}
+
+/*
+ * After a name written earlier in the same object failed (bad, its cause
+ * in *cause), the JSON written after it: its error wins, as it was
+ * checked first when the body was a tree.
+ */
+static int
+anthropic_first(int bad, int rc, char **cause, char *json_cause)
+{
+	if (rc != 0) {
+		if (bad)
+			free(*cause);
+		*cause = json_cause;
+		return -1;
 	}
-	return j;
+	return bad ? -1 : 0;
 }
 
 /* Anthropic refuses text blocks that are empty or only whitespace. */
 static int
-anthropic_text_block(json_t *blocks, const char *text, const char *what,
+anthropic_blank(const char *text)
+{
+	return text == NULL || text[strspn(text, ANTHROPIC_SPACE)] == '\0';
+}
+
+/* Blocks of a message: Anthropic gets none for blank text. */
+static size_t
+anthropic_nblocks(const struct llmgate_message *m)
+{
+	switch (m->role) {
+	case LLMGATE_ROLE_USER:
+		return !anthropic_blank(m->content);
+	case LLMGATE_ROLE_ASSISTANT:
+		return !anthropic_blank(m->content) + m->ntool_calls;
+	default:
+		return 1; /* a tool result, or an error */
+	}
+}
+
+/* The turn a message goes into; NULL for an unknown role. */
+static const char *
+anthropic_role(const struct llmgate_message *m)
+{
+	switch (m->role) {
+	case LLMGATE_ROLE_USER:
+	case LLMGATE_ROLE_TOOL:
+		return "user";
+	case LLMGATE_ROLE_ASSISTANT:
+		return "assistant";
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * A text block, or (plain) the bare string of a turn of one text block.
+ * A final assistant turn is a prefill (how a cut stream is resumed), and
+ * Anthropic refuses one ending in whitespace with a 400: trim drops it.
+ */
+static int
+anthropic_text(struct jwrite *w, const char *text, int trim, int plain,
     char **cause)
 {
-	json_t *block;
+	size_t len = strlen(text);
 
-	if (text == NULL || text[strspn(text, ANTHROPIC_SPACE)] == '\0')
-		return 0;
-	block = json_object();
-	json_object_set_new(block, "type", json_string("text"));
-	if (anthropic_set_string(block, "text", text, what, cause) != 0) {
-		json_decref(block);
-		return -1;
+	if (trim) {
+		/* Text blocks are never blank, so something is left. */
+		while (
+		    len > 0 && strchr(ANTHROPIC_SPACE, text[len - 1]) != NULL)
+			len--;
 	}
-	json_array_append_new(blocks, block);
+	if (plain)
+		return anthropic_strn(w, "content", text, len,
+		    "message content", cause);
+	jwrite_open(w, NULL, '{');
+	jwrite_raw(w, "type", "\"text\"");
+	if (anthropic_strn(w, "text", text, len, "message content", cause) != 0)
+		return -1;
+	jwrite_close(w, '}');
 	return 0;
 }
 
 /* Tool arguments are JSON text; Anthropic wants the parsed object back. */
 static int
-anthropic_tool_use(json_t *blocks, const struct llmgate_tool_call *tc,
+anthropic_tool_use(struct jwrite *w, const struct llmgate_tool_call *tc,
     char **cause)
 {
-	json_t *block, *input;
-	const char *p;
+	const char *p = tc->arguments;
+	char *json_cause = NULL;
+	int bad, rc = 0;
 
 	if (tc->id == NULL || tc->name == NULL) {
 		xasprintf(cause, "assistant tool call without id or name");
 		return -1;
 	}
-	p = tc->arguments;
+	jwrite_open(w, NULL, '{');
+	jwrite_raw(w, "type", "\"tool_use\"");
+	bad = anthropic_str(w, "id", tc->id, "tool call id", cause) != 0 ||
+	    anthropic_str(w, "name", tc->name, "tool call name", cause) != 0;
 	if (p == NULL || p[strspn(p, " \t\r\n")] == '\0')
-		input = json_object();
-	else if ((input = anthropic_object(tc->arguments, "tool call arguments",
-	              cause)) == NULL)
-		return -1;
-
-	block = json_object();
-	json_object_set_new(block, "type", json_string("tool_use"));
-	if (anthropic_set_string(block, "id", tc->id, "tool call id", cause) !=
-	        0 ||
-	    anthropic_set_string(block, "name", tc->name, "tool call name",
-	        cause) != 0) {
-		json_decref(input);
-		json_decref(block);
-		return -1;
-	}
-	json_object_set_new(block, "input", input);
-	json_array_append_new(blocks, block);
-	return 0;
+		jwrite_raw(w, "input", "{}");
+	else
+		rc = anthropic_object(w, "input", p, 0, "tool call arguments",
+		    &json_cause);
+	jwrite_close(w, '}');
+	return anthropic_first(bad, rc, cause, json_cause);
 }
 
 static int
-anthropic_tool_result(json_t *blocks, const struct llmgate_message *m,
+anthropic_tool_result(struct jwrite *w, const struct llmgate_message *m,
     char **cause)
 {
-	json_t *block;
-
 	if (m->tool_call_id == NULL) {
 		xasprintf(cause, "tool message without tool_call_id");
 		return -1;
 	}
-	block = json_object();
-	json_object_set_new(block, "type", json_string("tool_result"));
-	if (anthropic_set_string(block, "tool_use_id", m->tool_call_id,
-	        "tool_call_id", cause) != 0 ||
+	jwrite_open(w, NULL, '{');
+	jwrite_raw(w, "type", "\"tool_result\"");
+	if (anthropic_str(w, "tool_use_id", m->tool_call_id, "tool_call_id",
+	        cause) != 0 ||
 	    (m->content != NULL &&
-	        anthropic_set_string(block, "content", m->content,
-	            "tool message content", cause) != 0)) {
-		json_decref(block);
+	        anthropic_str(w, "content", m->content, "tool message content",
+	            cause) != 0))
 		return -1;
-	}
-	json_array_append_new(blocks, block);
+	jwrite_close(w, '}');
 	return 0;
 }
 
-/*
- * Append blocks as a turn of role. Anthropic wants user and assistant to
- * alternate, so a turn of the same role as the last one joins it; that is
- * also how consecutive tool results become one user turn.
- */
-static void
-anthropic_add_turn(json_t *msgs, const char *role, json_t *blocks)
+/* The blocks of message i; trim: its text ends the final turn. */
+static int
+anthropic_blocks(struct jwrite *w, const struct llmgate_message *m, size_t i,
+    int trim, char **cause)
 {
-	json_t *last, *turn;
-	size_t n = json_array_size(msgs);
+	size_t j;
 
-	if (json_array_size(blocks) == 0) {
-		json_decref(blocks);
-		return;
-	}
-	if (n != 0) {
-		last = json_array_get(msgs, n - 1);
-		if (strcmp(json_string_value(json_object_get(last, "role")),
-		        role) == 0) {
-			json_array_extend(json_object_get(last, "content"),
-			    blocks);
-			json_decref(blocks);
-			return;
+	switch (m->role) {
+	case LLMGATE_ROLE_USER:
+	case LLMGATE_ROLE_ASSISTANT:
+		if (!anthropic_blank(m->content) &&
+		    anthropic_text(w, m->content, trim, 0, cause) != 0)
+			return -1;
+		for (j = 0;
+		     m->role == LLMGATE_ROLE_ASSISTANT && j < m->ntool_calls;
+		     j++) {
+			if (anthropic_tool_use(w, &m->tool_calls[j], cause) !=
+			    0)
+				return -1;
 		}
+		return 0;
+	case LLMGATE_ROLE_TOOL:
+		return anthropic_tool_result(w, m, cause);
+	default:
+		xasprintf(cause, "message %zu has an unknown role", i);
+		return -1;
 	}
-	turn = json_object();
-	json_object_set_new(turn, "role", json_string(role));
-	json_object_set_new(turn, "content", blocks);
-	json_array_append_new(msgs, turn);
 }
 
 /*
- * A final assistant turn is a prefill (how a cut stream is resumed), and
- * Anthropic refuses one ending in whitespace with a 400.
- */
-static void
-anthropic_trim_prefill(json_t *msgs)
-{
-	json_t *last, *content, *block;
-	const char *text;
-	size_t n = json_array_size(msgs), len;
-
-	if (n == 0)
-		return;
-	last = json_array_get(msgs, n - 1);
-	if (strcmp(json_string_value(json_object_get(last, "role")),
-	        "assistant") != 0)
-		return;
-	content = json_object_get(last, "content");
-	block = json_array_get(content, json_array_size(content) - 1);
-	if ((text = json_string_value(json_object_get(block, "text"))) == NULL)
-		return;
-	len = strlen(text);
-	while (len > 0 && strchr(ANTHROPIC_SPACE, text[len - 1]) != NULL)
-		len--;
-	/* Text blocks are never blank here, so something is left. */
-	json_object_set_new(block, "text", json_stringn(text, len));
-}
-
-/* A turn of one text block is sent as the plain string form. */
-static void
-anthropic_simplify(json_t *msgs)
-{
-	json_t *turn, *content, *block;
-	size_t i;
-
-	json_array_foreach(msgs, i, turn) {
-		content = json_object_get(turn, "content");
-		if (json_array_size(content) != 1)
-			continue;
-		block = json_array_get(content, 0);
-		if (strcmp(json_string_value(json_object_get(block, "type")),
-		        "text") != 0)
-			continue;
-		json_object_set(turn, "content",
-		    json_object_get(block, "text"));
-	}
-}
-
-static json_t *
-anthropic_messages(const struct llmgate_request *req, char **cause)
-{
-	const struct llmgate_message *m;
-	json_t *msgs, *blocks;
-	const char *role;
-	size_t i, j;
-
-	msgs = json_array();
-	for (i = 0; i < req->nmessages; i++) {
-		m = &req->messages[i];
-		blocks = json_array();
-		switch (m->role) {
-		case LLMGATE_ROLE_USER:
-			role = "user";
-			if (anthropic_text_block(blocks, m->content,
-			        "message content", cause) != 0)
-				goto fail;
-			break;
-		case LLMGATE_ROLE_ASSISTANT:
-			role = "assistant";
-			if (anthropic_text_block(blocks, m->content,
-			        "message content", cause) != 0)
-				goto fail;
-			for (j = 0; j < m->ntool_calls; j++) {
-				if (anthropic_tool_use(blocks,
-				        &m->tool_calls[j], cause) != 0)
-					goto fail;
-			}
-			break;
-		case LLMGATE_ROLE_TOOL:
-			role = "user";
-			if (anthropic_tool_result(blocks, m, cause) != 0)
-				goto fail;
-			break;
-		default:
-			xasprintf(cause, "message %zu has an unknown role", i);
-			goto fail;
-		}
-		anthropic_add_turn(msgs, role, blocks);
-	}
-	anthropic_trim_prefill(msgs);
-	if (json_array_size(msgs) == 0) {
-		xasprintf(cause, "no message with content to send");
-		json_decref(msgs);
-		return NULL;
-	}
-	anthropic_simplify(msgs);
-	return msgs;
-
-fail:
-	json_decref(blocks);
-	json_decref(msgs);
-	return NULL;
-}
-
-/* Tool inputs are always objects; a schema that says nothing says so. */
-static void
-anthropic_object_type(json_t *schema)
-{
-	if (json_object_get(schema, "type") == NULL)
-		json_object_set_new(schema, "type", json_string("object"));
-}
-
-/*
- * The forced tool for req->schema. An object schema (or one without type
- * but with properties) is used as it is; anything else is wrapped as the
- * "value" property, since input_schema must have type "object".
+ * The messages. Anthropic wants user and assistant to alternate, so
+ * messages of one role in a row make one turn (consecutive tool results
+ * become one user turn); a message without blocks is left out. A turn of
+ * one text block is sent as the plain string form.
  */
 static int
-anthropic_schema_tool(json_t *tools, json_t **choice, const char *text,
+anthropic_messages(struct jwrite *w, const struct llmgate_request *req,
+    char **cause)
+{
+	const struct llmgate_message *m = req->messages;
+	size_t i, j, k, last, nblocks, n = req->nmessages;
+	const char *role;
+	int trim, turns = 0;
+
+	jwrite_open(w, "messages", '[');
+	for (i = 0; i < n; i = j) {
+		j = i + 1;
+		if (anthropic_nblocks(&m[i]) == 0)
+			continue;
+		if ((role = anthropic_role(&m[i])) == NULL)
+			return anthropic_blocks(w, &m[i], i, 0, cause);
+		/* The turn: messages i to last, nblocks blocks in all. */
+		last = i;
+		nblocks = anthropic_nblocks(&m[i]);
+		for (; j < n; j++) {
+			if (anthropic_nblocks(&m[j]) == 0)
+				continue;
+			if (anthropic_role(&m[j]) != role)
+				break;
+			last = j;
+			nblocks += anthropic_nblocks(&m[j]);
+		}
+		/* The final turn, ending in assistant text: a prefill. */
+		trim = j == n && m[last].role == LLMGATE_ROLE_ASSISTANT &&
+		    m[last].ntool_calls == 0;
+		turns++;
+		jwrite_open(w, NULL, '{');
+		jwrite_str(w, "role", role);
+		/* One block, and text: the plain string form. */
+		if (nblocks == 1 &&
+		    (m[i].role == LLMGATE_ROLE_USER ||
+		        (m[i].role == LLMGATE_ROLE_ASSISTANT &&
+		            m[i].ntool_calls == 0))) {
+			if (anthropic_text(w, m[i].content, trim, 1, cause) !=
+			    0)
+				return -1;
+		} else {
+			jwrite_open(w, "content", '[');
+			for (k = i; k <= last; k++) {
+				if (anthropic_blocks(w, &m[k], k,
+				        trim && k == last, cause) != 0)
+					return -1;
+			}
+			jwrite_close(w, ']');
+		}
+		jwrite_close(w, '}');
+	}
+	if (turns == 0) {
+		xasprintf(cause, "no message with content to send");
+		return -1;
+	}
+	jwrite_close(w, ']');
+	return 0;
+}
+
+/* An object schema of type "object", told without a tree. */
+static int
+anthropic_object_schema(const char *text)
+{
+	struct jdoc d;
+	const char *s;
+	char scratch[8];
+	size_t n;
+	int v;
+
+	if (jdoc_parse(&d, text, strlen(text)) != 0 ||
+	    d.tok[0].type != JDOC_OBJECT || (v = jdoc_get(&d, 0, "type")) == -1)
+		return 0;
+	s = jdoc_str(&d, v, &n, scratch, sizeof scratch);
+	return s != NULL && n == 6 && memcmp(s, "object", 6) == 0;
+}
+
+/*
+ * The forced tool for req->schema; *name is its name. An object schema
+ * (or one without type but with properties) is used as it is; anything
+ * else is wrapped as the "value" property, since input_schema must have
+ * type "object".
+ */
+static int
+anthropic_schema_tool(struct jwrite *w, const char **name, const char *text,
     char **cause)
 {
 	json_error_t jerr;
-	json_t *schema, *props, *tool, *type;
-	const char *name, *desc;
-	int wrapped;
+	json_t *schema = NULL, *props, *type;
+	const char *desc;
+	int wrapped = 0;
 
-	if ((schema = json_loads(text, JSON_DECODE_ANY, &jerr)) == NULL) {
+	/* Most schemas: an object schema, written without a tree. */
+	if (!anthropic_object_schema(text)) {
+		if ((schema = json_loads(text, JSON_DECODE_ANY, &jerr)) ==
+		    NULL) {
+			xasprintf(cause,
+			    "schema is not valid JSON: %s (line %d)", jerr.text,
+			    jerr.line);
+			return -1;
+		}
+		type = json_object_get(schema, "type");
+		if (json_is_string(type) &&
+		    strcmp(json_string_value(type), "object") == 0)
+			wrapped = 0;
+		else if (type == NULL &&
+		    json_object_get(schema, "properties") != NULL) {
+			json_object_set_new(schema, "type",
+			    json_string("object"));
+			wrapped = 0;
+		} else {
+			props = json_object();
+			json_object_set_new(props, "value", schema);
+			schema = json_object();
+			json_object_set_new(schema, "type",
+			    json_string("object"));
+			json_object_set_new(schema, "properties", props);
+			json_object_set_new(schema, "required",
+			    json_pack("[s]", "value"));
+			wrapped = 1;
+		}
+	}
+	if (wrapped) {
+		*name = ANTHROPIC_VALUE_TOOL;
+		desc = "Reply by calling this tool once, with the complete "
+		       "answer as \"value\".";
+	} else {
+		*name = ANTHROPIC_JSON_TOOL;
+		desc = "Reply by calling this tool once; its input is the "
+		       "complete answer.";
+	}
+	jwrite_open(w, NULL, '{');
+	jwrite_str(w, "name", *name);
+	jwrite_str(w, "description", desc);
+	if (schema != NULL) {
+		jwrite_json(w, "input_schema", schema);
+		json_decref(schema);
+	} else if (jwrite_loads(w, "input_schema", text, JSON_DECODE_ANY,
+	               ANTHROPIC_DUMP, 1, &jerr) != 0) {
+		/* Not reached: jdoc_parse took it as an object. */
 		xasprintf(cause, "schema is not valid JSON: %s (line %d)",
 		    jerr.text, jerr.line);
 		return -1;
 	}
-	type = json_object_get(schema, "type");
-	if (json_is_string(type) &&
-	    strcmp(json_string_value(type), "object") == 0)
-		wrapped = 0;
-	else if (type == NULL &&
-	    json_object_get(schema, "properties") != NULL) {
-		anthropic_object_type(schema);
-		wrapped = 0;
-	} else {
-		props = json_object();
-		json_object_set_new(props, "value", schema);
-		schema = json_object();
-		json_object_set_new(schema, "type", json_string("object"));
-		json_object_set_new(schema, "properties", props);
-		json_object_set_new(schema, "required",
-		    json_pack("[s]", "value"));
-		wrapped = 1;
-	}
-	if (wrapped) {
-		name = ANTHROPIC_VALUE_TOOL;
-		desc = "Reply by calling this tool once, with the complete "
-		       "answer as \"value\".";
-	} else {
-		name = ANTHROPIC_JSON_TOOL;
-		desc = "Reply by calling this tool once; its input is the "
-		       "complete answer.";
-	}
-	tool = json_object();
-	json_object_set_new(tool, "name", json_string(name));
-	json_object_set_new(tool, "description", json_string(desc));
-	json_object_set_new(tool, "input_schema", schema);
-	json_array_append_new(tools, tool);
-	*choice = json_pack("{s:s, s:s}", "type", "tool", "name", name);
+	jwrite_close(w, '}');
 	return 0;
 }
 
 static int
-anthropic_tools(json_t *root, const struct llmgate_request *req, char **cause)
+anthropic_tool(struct jwrite *w, const struct llmgate_tool *t, size_t i,
+    char **cause)
 {
-	const struct llmgate_tool *t;
-	json_t *tools, *tool, *schema, *choice = NULL;
+	char *json_cause = NULL;
+	int bad, rc = 0;
+
+	if (t->name == NULL) {
+		xasprintf(cause, "tool %zu has no name", i);
+		return -1;
+	}
+	if (strcmp(t->name, ANTHROPIC_JSON_TOOL) == 0 ||
+	    strcmp(t->name, ANTHROPIC_VALUE_TOOL) == 0) {
+		xasprintf(cause, "tool name %s is reserved", t->name);
+		return -1;
+	}
+	jwrite_open(w, NULL, '{');
+	bad = anthropic_str(w, "name", t->name, "tool name", cause) != 0 ||
+	    (t->description != NULL &&
+	        anthropic_str(w, "description", t->description,
+	            "tool description", cause) != 0);
+	if (t->parameters == NULL)
+		jwrite_raw(w, "input_schema", "{\"type\":\"object\"}");
+	else
+		rc = anthropic_object(w, "input_schema", t->parameters, 1,
+		    "tool parameters", &json_cause);
+	jwrite_close(w, '}');
+	return anthropic_first(bad, rc, cause, json_cause);
+}
+
+/* tool_choice {"type": type, "name": name}, or {"type": type}. */
+static void
+anthropic_choice(struct jwrite *w, const char *type, const char *name)
+{
+	size_t len = w->b->len;
+	int more = w->more;
+
+	jwrite_open(w, "tool_choice", '{');
+	jwrite_str(w, "type", type);
+	/* A name that is not UTF-8: none, as the tree had it. */
+	if (name != NULL && jwrite_utf8str(w, "name", name) != 0) {
+		jwrite_undo(w, len, more);
+		return;
+	}
+	jwrite_close(w, '}');
+}
+
+static int
+anthropic_tools(struct jwrite *w, const struct llmgate_request *req,
+    char **cause)
+{
+	const char *schema_tool = NULL;
 	size_t i;
 
 	if (req->ntools == 0 && req->schema == NULL)
 		return 0;
-	tools = json_array();
+	jwrite_open(w, "tools", '[');
 	for (i = 0; i < req->ntools; i++) {
-		t = &req->tools[i];
-		if (t->name == NULL) {
-			xasprintf(cause, "tool %zu has no name", i);
-			goto fail;
-		}
-		if (strcmp(t->name, ANTHROPIC_JSON_TOOL) == 0 ||
-		    strcmp(t->name, ANTHROPIC_VALUE_TOOL) == 0) {
-			xasprintf(cause, "tool name %s is reserved", t->name);
-			goto fail;
-		}
-		if (t->parameters == NULL)
-			schema = json_object();
-		else if ((schema = anthropic_object(t->parameters,
-		              "tool parameters", cause)) == NULL)
-			goto fail;
-		anthropic_object_type(schema);
-		tool = json_object();
-		json_array_append_new(tools, tool);
-		if (anthropic_set_string(tool, "name", t->name, "tool name",
-		        cause) != 0 ||
-		    (t->description != NULL &&
-		        anthropic_set_string(tool, "description",
-		            t->description, "tool description", cause) != 0)) {
-			json_decref(schema);
-			goto fail;
-		}
-		json_object_set_new(tool, "input_schema", schema);
+		if (anthropic_tool(w, &req->tools[i], i, cause) != 0)
+			return -1;
 	}
 	if (req->schema != NULL && req->tool_choice != LLMGATE_TOOLS_AUTO) {
 		/* The schema is itself a tool the reply is forced to. */
@@ -502,54 +564,44 @@ anthropic_tools(json_t *root, const struct llmgate_request *req, char **cause)
 		    "tool_choice %s cannot be combined with a "
 		    "schema on an Anthropic target",
 		    llmgate_tool_choice_name(req->tool_choice));
-		goto fail;
+		return -1;
 	}
 	if (req->schema != NULL &&
-	    anthropic_schema_tool(tools, &choice, req->schema, cause) != 0)
-		goto fail;
+	    anthropic_schema_tool(w, &schema_tool, req->schema, cause) != 0)
+		return -1;
+	jwrite_close(w, ']');
 	if (req->tool_name != NULL)
-		choice = json_pack("{s:s, s:s}", "type", "tool", "name",
-		    req->tool_name);
+		anthropic_choice(w, "tool", req->tool_name);
 	else if (req->tool_choice == LLMGATE_TOOLS_REQUIRED)
-		choice = json_pack("{s:s}", "type", "any");
+		anthropic_choice(w, "any", NULL);
 	else if (req->tool_choice == LLMGATE_TOOLS_NONE)
-		choice = json_pack("{s:s}", "type", "none");
-	json_object_set_new(root, "tools", tools);
-	if (choice != NULL)
-		json_object_set_new(root, "tool_choice", choice);
+		anthropic_choice(w, "none", NULL);
+	else if (schema_tool != NULL)
+		anthropic_choice(w, "tool", schema_tool);
 	return 0;
-
-fail:
-	json_decref(tools);
-	return -1;
 }
 
+/* The Messages body, written straight as text. */
 static int
-anthropic_build(struct http_req *hr, const struct provider_conf *prov,
-    const char *model, const struct llmgate_request *req, char **cause)
+anthropic_body(struct jwrite *w, const char *model,
+    const struct llmgate_request *req, char **cause)
 {
-	json_t *root, *msgs, *stop;
-	const char *base;
-	char *body, *hdr;
 	double temp;
-	size_t i, len;
+	size_t i;
 
-	root = json_object();
-	if (anthropic_set_string(root, "model", model, "model", cause) != 0)
-		goto fail;
-	json_object_set_new(root, "max_tokens",
-	    json_integer((req->has & LLMGATE_HAS_MAX_TOKENS) ?
-	            req->max_tokens :
-	            ANTHROPIC_MAX_TOKENS));
+	jwrite_open(w, NULL, '{');
+	if (anthropic_str(w, "model", model, "model", cause) != 0)
+		return -1;
+	jwrite_int(w, "max_tokens",
+	    (req->has & LLMGATE_HAS_MAX_TOKENS) ? (long long)req->max_tokens :
+	                                          ANTHROPIC_MAX_TOKENS);
 	if (req->system != NULL && *req->system != '\0' &&
-	    anthropic_set_string(root, "system", req->system, "system prompt",
-	        cause) != 0)
-		goto fail;
-	if ((msgs = anthropic_messages(req, cause)) == NULL)
-		goto fail;
-	json_object_set_new(root, "messages", msgs);
-	if (anthropic_tools(root, req, cause) != 0)
-		goto fail;
+	    anthropic_str(w, "system", req->system, "system prompt", cause) !=
+	        0)
+		return -1;
+	if (anthropic_messages(w, req, cause) != 0 ||
+	    anthropic_tools(w, req, cause) != 0)
+		return -1;
 
 	/*
 	 * Anthropic's temperature range is 0-1 where OpenAI's is 0-2; clamp,
@@ -561,28 +613,39 @@ anthropic_build(struct http_req *hr, const struct provider_conf *prov,
 			temp = 1.0;
 		if (temp < 0.0)
 			temp = 0.0;
-		json_object_set_new(root, "temperature", json_real(temp));
+		(void)jwrite_real(w, "temperature", temp, 0);
 	}
 	if (req->has & LLMGATE_HAS_TOP_P)
-		json_object_set_new(root, "top_p", json_real(req->top_p));
+		(void)jwrite_real(w, "top_p", req->top_p, 0);
 	/* LLMGATE_HAS_SEED: Anthropic has no seed; it is dropped. */
 	if (req->nstop != 0) {
-		stop = json_array();
-		json_object_set_new(root, "stop_sequences", stop);
+		jwrite_open(w, "stop_sequences", '[');
 		for (i = 0; i < req->nstop; i++) {
-			if (json_array_append_new(stop,
-			        anthropic_string(req->stop[i], "stop sequence",
-			            cause)) != 0)
-				goto fail;
+			if (anthropic_str(w, NULL, req->stop[i],
+			        "stop sequence", cause) != 0)
+				return -1;
 		}
+		jwrite_close(w, ']');
 	}
 	if (req->stream)
-		json_object_set_new(root, "stream", json_true());
+		jwrite_bool(w, "stream", 1);
+	jwrite_close(w, '}');
+	return 0;
+}
 
-	body = json_dumps(root, JSON_COMPACT);
-	json_decref(root);
-	if (body == NULL) {
-		xasprintf(cause, "cannot encode the request");
+static int
+anthropic_build(struct http_req *hr, const struct provider_conf *prov,
+    const char *model, const struct llmgate_request *req, char **cause)
+{
+	struct buf body = { NULL, 0, 0 };
+	struct jwrite w;
+	const char *base;
+	char *hdr;
+	size_t len;
+
+	jwrite_init(&w, &body, 0);
+	if (anthropic_body(&w, model, req, cause) != 0) {
+		buf_free(&body);
 		return -1;
 	}
 
@@ -591,8 +654,8 @@ anthropic_build(struct http_req *hr, const struct provider_conf *prov,
 	while (len > 0 && base[len - 1] == '/')
 		len--;
 	xasprintf(&hr->url, "%.*s/messages", (int)len, base);
-	hr->body = body;
-	hr->body_len = strlen(body);
+	hr->body = body.data;
+	hr->body_len = body.len;
 	hr->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (prov->api_key != NULL && *prov->api_key != '\0') {
 		xasprintf(&hdr, "x-api-key: %s", prov->api_key);
@@ -605,10 +668,6 @@ anthropic_build(struct http_req *hr, const struct provider_conf *prov,
 		hr->headers =
 		    curl_slist_append(hr->headers, "Accept: text/event-stream");
 	return 0;
-
-fail:
-	json_decref(root);
-	return -1;
 }
 
 static int

@@ -529,6 +529,34 @@ START_TEST(build_variants)
 }
 END_TEST
 
+START_TEST(build_odd_shapes)
+{
+	struct llmgate_tool_call calls[] = { { "t1", "f", "{}" } };
+	/* Tool calls on a user message are not sent. */
+	struct llmgate_message msgs[] = {
+		{ .role = LLMGATE_ROLE_USER,
+		    .content = "Q ",
+		    .tool_calls = calls,
+		    .ntool_calls = 1 },
+	};
+	struct llmgate_request req = {
+		.messages = msgs,
+		.nmessages = 1,
+		/* A key twice: the last one counts, in the first's place. */
+		.schema = "{\"type\": \"array\", \"required\": [], "
+		          "\"type\": \"object\"}",
+	};
+
+	check_body(&req,
+	    "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4096,"
+	    "\"messages\":[{\"role\":\"user\",\"content\":\"Q \"}],"
+	    "\"tools\":[{\"name\":\"llmgate_json\",\"description\":\"Reply by "
+	    "calling this tool once; its input is the complete answer.\","
+	    "\"input_schema\":{\"type\":\"object\",\"required\":[]}}],"
+	    "\"tool_choice\":{\"type\":\"tool\",\"name\":\"llmgate_json\"}}");
+}
+END_TEST
+
 START_TEST(build_tool_choice)
 {
 	struct llmgate_request req = {
@@ -1258,6 +1286,7 @@ anthropic_suite(void)
 	tcase_add_test(tc, build_invalid);
 	tcase_add_test(tc, build_variants);
 	tcase_add_test(tc, build_tool_choice);
+	tcase_add_test(tc, build_odd_shapes);
 	tcase_add_loop_test(tc, build_bad_utf8, 0, nitems(bad_utf8_causes));
 	suite_add_tcase(s, tc);
 
