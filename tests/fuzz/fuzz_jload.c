@@ -4,7 +4,9 @@
  * path may only ever take on what it decodes exactly as jansson does.
  * jdoc_parse() must take just what the fast path takes (short of its
  * smaller token limit), and read the same values out of it. jwrite's
- * strings are jansson's text for what jansson takes.
+ * strings are jansson's text for what jansson takes; jwrite_loads writes
+ * what jdump writes for json_loads()'s tree, or refuses as it does; and
+ * jwrite_real writes a real as json_dumps() does.
  */
 #include <string.h>
 
@@ -139,6 +141,93 @@ fuzz_jwrite(const char *text, size_t size)
 	json_decref(j);
 }
 
+/*
+ * jwrite_loads(_member) on text: jdump_buf(json_loads(text)) with the
+ * member added where missing, or the same refusal, nothing written.
+ */
+static void
+fuzz_jwrite_loads(const char *data, size_t size)
+{
+	static const size_t dump[] = { JSON_COMPACT,
+		JSON_COMPACT | JSON_REAL_PRECISION(15) };
+	struct buf got = { NULL, 0, 0 }, want = { NULL, 0, 0 };
+	struct jwrite w;
+	json_error_t e1, e2;
+	char *text;
+	json_t *j;
+	size_t i;
+	int rc, member;
+
+	text = xmalloc(size + 1);
+	memcpy(text, data, size);
+	text[size] = '\0';
+	for (i = 0; i < 2 * sizeof dump / sizeof dump[0]; i++) {
+		member = (int)(i & 1);
+		buf_reset(&got);
+		buf_reset(&want);
+		jwrite_init(&w, &got, 0);
+		jwrite_open(&w, NULL, '[');
+		rc = jwrite_loads_member(&w, NULL, text, 0, dump[i / 2], 1,
+		    member ? "type" : NULL, "object", &e1);
+		j = json_loads(text, 0, &e2);
+		if (j == NULL) {
+			if (rc != -1 || strcmp(e1.text, e2.text) != 0)
+				fuzz_fail("jwrite_loads %d (%s), jansson '%s'",
+				    rc, e1.text, e2.text);
+		} else if (!json_is_object(j)) {
+			if (rc != -2)
+				fuzz_fail("jwrite_loads %d for no object", rc);
+		} else {
+			if (member && json_object_get(j, "type") == NULL)
+				json_object_set_new(j, "type",
+				    json_string("object"));
+			buf_addstr(&want, "[");
+			if (rc != 0 || jdump_buf(&want, j, dump[i / 2]) != 0 ||
+			    strcmp(buf_cstr(&got), buf_cstr(&want)) != 0)
+				fuzz_fail("jwrite_loads wrote '%s', jdump '%s'",
+				    buf_cstr(&got), buf_cstr(&want));
+		}
+		if (rc != 0 && strcmp(buf_cstr(&got), "[") != 0)
+			fuzz_fail("jwrite_loads refused but left text");
+		json_decref(j);
+	}
+	free(text);
+	buf_free(&got);
+	buf_free(&want);
+}
+
+/* jwrite_real: json_dumps()'s text for a double made of the bytes. */
+static void
+fuzz_jwrite_real(const char *data, size_t size)
+{
+	struct buf b = { NULL, 0, 0 };
+	struct jwrite w;
+	double v;
+	json_t *j;
+	char *y;
+	int prec;
+
+	if (size < sizeof v)
+		return;
+	memcpy(&v, data, sizeof v);
+	for (prec = 0; prec <= 17; prec += 15) {
+		buf_reset(&b);
+		jwrite_init(&w, &b, 0);
+		j = json_real(v);
+		y = j != NULL ? json_dumps(j,
+		                    JSON_COMPACT | JSON_ENCODE_ANY |
+		                        JSON_REAL_PRECISION(prec)) :
+		                NULL;
+		if ((jwrite_real(&w, NULL, v, prec) == 0) != (y != NULL) ||
+		    (y != NULL && strcmp(buf_cstr(&b), y) != 0))
+			fuzz_fail("jwrite_real wrote '%s', jansson '%s'",
+			    buf_cstr(&b), y != NULL ? y : "(none)");
+		free(y);
+		json_decref(j);
+	}
+	buf_free(&b);
+}
+
 static void
 fuzz_jdoc(const char *text, size_t size, json_t *fast)
 {
@@ -186,6 +275,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_fail("the fast path decoded what jansson did not");
 	fuzz_jdoc(text, size, f);
 	fuzz_jwrite(text, size);
+	if (memchr(text, '\0', size) == NULL)
+		fuzz_jwrite_loads(text, size);
+	fuzz_jwrite_real(text, size);
 	json_decref(f);
 	json_decref(a);
 	json_decref(b);
