@@ -275,6 +275,20 @@ rich_request(struct llmgate_request *req)
 	req->stream = 1;
 }
 
+/* The rich request on copies of its arrays, for a case to break. */
+static void
+rich_copy(struct llmgate_request *req, struct llmgate_tool_call *calls,
+    struct llmgate_message *msgs, struct llmgate_tool *tools)
+{
+	rich_request(req);
+	memcpy(calls, rich_calls, sizeof rich_calls);
+	memcpy(msgs, rich_msgs, sizeof rich_msgs);
+	memcpy(tools, rich_tools, sizeof rich_tools);
+	msgs[1].tool_calls = calls;
+	req->messages = msgs;
+	req->tools = tools;
+}
+
 START_TEST(test_build_rich)
 {
 	struct llmgate_request req;
@@ -457,13 +471,7 @@ START_TEST(test_build_bad_utf8)
 	struct http_req hr = { 0 };
 	char *cause = NULL;
 
-	rich_request(&req);
-	memcpy(calls, rich_calls, sizeof calls);
-	memcpy(msgs, rich_msgs, sizeof msgs);
-	memcpy(tools, rich_tools, sizeof tools);
-	msgs[1].tool_calls = calls;
-	req.messages = msgs;
-	req.tools = tools;
+	rich_copy(&req, calls, msgs, tools);
 	switch (_i) {
 	case 0:
 		req.system = "\xc3";
@@ -525,13 +533,7 @@ START_TEST(test_build_invalid)
 	const char *what = bad_cases[_i].what;
 	char *cause = NULL;
 
-	rich_request(&req);
-	memcpy(calls, rich_calls, sizeof calls);
-	memcpy(msgs, rich_msgs, sizeof msgs);
-	memcpy(tools, rich_tools, sizeof tools);
-	msgs[1].tool_calls = calls;
-	req.messages = msgs;
-	req.tools = tools;
+	rich_copy(&req, calls, msgs, tools);
 	if (strcmp(what, "parameters") == 0)
 		tools[0].parameters = "{\"type\": \"object\",";
 	else if (strcmp(what, "parameters-array") == 0)
