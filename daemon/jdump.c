@@ -1,6 +1,6 @@
 /*
- * jdump.c: a jansson tree's JSON text, for the request bodies sent to
- * providers and what the HTTP front does not write with jwrite.c.
+ * jdump.c: a jansson tree's JSON text, for what the provider adapters
+ * and the HTTP front do not write with jwrite.c.
  * json_dumps() guards each object and array against loops by printing its
  * address into a hash table, which made the dump the largest part of the
  * HTTP front's CPU per call (about 30,000 instructions for a 600-byte

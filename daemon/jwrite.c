@@ -1,7 +1,8 @@
 /*
  * jwrite.c: JSON text written straight into a buffer, for the HTTP
- * front's answers and events: building a jansson tree, dumping it and
- * freeing it cost more than the rest of the front's work per call.
+ * front's answers and events and the request bodies sent to providers:
+ * building a jansson tree, dumping it and freeing it cost more than the
+ * rest of that work per call.
  * Separators are compact and the writer places the commas. Strings are
  * escaped as jansson escapes them (\uXXXX upper case, '/' left alone;
  * with ascii, every character past U+007F as \uXXXX), runs that need no
