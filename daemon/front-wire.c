@@ -75,6 +75,7 @@ struct front_wire {
 	int chunked;   /* the stream's answer */
 	int flush_due; /* stream pieces queued: write them this round */
 	int head_only; /* a HEAD request: no body in the answer */
+	int drained;   /* an answer was written while draining */
 	TAILQ_ENTRY(front_wire) entry;
 };
 
@@ -554,8 +555,16 @@ front_wire_head(struct front_wire *w, int status, const char *ctype,
 	char num[24], *p;
 	size_t n;
 
-	if (server_draining())
-		w->m.keep = 0;
+	/*
+	 * Draining: the answer closes the connection, unless a request
+	 * already read waits behind it; that one is answered too (refused
+	 * as a new call, front_http_request()), and its answer closes.
+	 */
+	if (server_draining()) {
+		if (w->drained || w->in.len == 0)
+			w->m.keep = 0;
+		w->drained = 1;
+	}
 	if (clen < 0 && old)
 		w->m.keep = 0;
 	w->chunked = clen < 0 && !old;
@@ -741,6 +750,13 @@ front_wire_parse(struct front_wire *w)
 		w->head_only = w->m.p.method == HTTP_HEAD;
 		front_http_request(w->fc);
 	}
+	/* Draining: bytes that are no whole request are not waited for. */
+	if (server_draining() && !w->busy && !w->closing && !w->dead &&
+	    w->fc != NULL && w->out_off == w->out.len) {
+		w->closing = 1;
+		event_active(w->later, EV_TIMEOUT, 1);
+		return;
+	}
 	/* Room again for what reading stopped for. */
 	if (w->stopped && !w->busy && !w->dead && w->fc != NULL &&
 	    w->in.len < front_wire_cap()) {
@@ -768,7 +784,7 @@ front_wire_next(struct front_wire *w)
 		buf_free(&w->m.body);
 	if (w->dead)
 		return;
-	if (!w->m.keep)
+	if (!w->m.keep || (server_draining() && w->in.len == 0))
 		w->closing = 1;
 	if (w->stopped) {
 		w->stopped = 0;
@@ -946,7 +962,11 @@ front_wire_reload(void)
 		w->m.max_body = cfg->max_frame;
 }
 
-/* Draining: idle connections close; busy ones close after their answer. */
+/*
+ * Draining: idle connections close; busy ones close after their answer.
+ * A request read in full behind an answer (pipelined) is answered before
+ * the close, refused as a new call (front_wire_parse()).
+ */
 void
 front_wire_drain(void)
 {
@@ -955,7 +975,8 @@ front_wire_drain(void)
 	TAILQ_FOREACH(w, &front_wires, entry) {
 		if (w->fc == NULL || w->busy || w->dead)
 			continue;
-		w->closing = 1;
+		if (w->in.len == 0)
+			w->closing = 1;
 		event_active(w->later, EV_TIMEOUT, 1);
 	}
 }

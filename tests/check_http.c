@@ -1831,6 +1831,56 @@ START_TEST(test_drain_closes_idle)
 END_TEST
 
 /*
+ * SIGTERM while a slow call is answered and a second request was already
+ * read in full behind it on the same connection: the first gets its
+ * answer, the second a 503 in the front's error format (no new calls
+ * while draining) that closes the connection; then EOF.
+ */
+START_TEST(test_drain_answers_pipelined)
+{
+	struct buf req = { NULL, 0, 0 };
+	char *slow, *one, *ans, *p1, *p2, c;
+	uint64_t t0;
+	int fd = tcp_connect();
+
+	slow = chat_body("oa/drain3+delay=800", NULL);
+	buf_printf(&req,
+	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: %zu\r\n\r\n%s",
+	    strlen(slow), slow);
+	free(slow);
+	one = echo_req("behind", NULL);
+	buf_addstr(&req, one);
+	free(one);
+	send_all(fd, req.data, req.len);
+	buf_free(&req);
+	t0 = h_mono_ms();
+	while (h_fakeprov_count(fp_port, "drain3+delay=800", NULL) == 0 &&
+	    h_mono_ms() - t0 < 5000)
+		h_sleep_ms(10);
+	kill(d.pid, SIGTERM);
+	ans = read_all(fd, wrapped() ? 20000 : 5000);
+	/* read_all() stopped at the end, not at its deadline. */
+	ck_assert_int_eq(read(fd, &c, 1), 0);
+	close(fd);
+	p1 = strstr(ans, "x-llmgate-target: oa/drain3+delay=800");
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 200", 12) == 0 && p1 != NULL, "%s",
+	    ans);
+	p2 = strstr(p1, "HTTP/1.1 503 ");
+	ck_assert_msg(p2 != NULL, "no answer to the request behind: %s", ans);
+	ck_assert_msg(strstr(p2, "x-should-retry: false\r\n") != NULL &&
+	        strstr(p2, "Connection: close\r\n") != NULL &&
+	        strstr(p2, "Retry-After: ") != NULL &&
+	        strstr(p2, "\"code\":\"overloaded\"") != NULL &&
+	        strstr(p2, "shutting down") != NULL,
+	    "%s", p2);
+	ck_assert_ptr_null(strstr(ans, "echo: behind"));
+	ck_assert_ptr_null(strstr(p2 + 1, "HTTP/1.1 "));
+	free(ans);
+}
+END_TEST
+
+/*
  * A client class's spent token budget over the HTTP front: 429 with
  * Retry-After until the UTC day's reset (not the target's one second),
  * code client_budget_exhausted, x-should-retry false; a caller of
@@ -1920,6 +1970,7 @@ main(void)
 	tcase_add_test(tc, test_idle_conns_counted);
 	tcase_add_test(tc, test_drain_closes_idle);
 	tcase_add_test(tc, test_drain_and_reload);
+	tcase_add_test(tc, test_drain_answers_pipelined);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
