@@ -15,6 +15,15 @@
 #define FRONT_HTTP_ATTEMPTS_HDR 4096        /* longest x-llmgate-attempts */
 #define FRONT_HTTP_HIGH         (64 * 1024) /* unread stream: hold upstream */
 
+static uint64_t front_http_holds; /* streams' upstreams held, ever */
+
+/* Times a stream's upstream was held for a slow reader (status). */
+uint64_t
+front_http_stream_holds(void)
+{
+	return front_http_holds;
+}
+
 /*
  * The one table from error class to HTTP status and the dialects' error
  * names. Every answer says x-should-retry: false: the daemon already
@@ -377,6 +386,7 @@ front_http_chunk(struct front_req *fr, const char *text, size_t len)
 	                                               FRONT_HTTP_HIGH;
 	if (fr->call != NULL && !fr->paused && unread > high) {
 		fr->paused = 1;
+		front_http_holds++;
 		call_hold(fr->call, 1);
 	}
 }

@@ -1654,6 +1654,8 @@ void front_http_sse_text(struct front_req *, struct buf *);
 void front_http_end(struct front_req *);
 /* fc's output is all written: a held upstream may go on. */
 void front_http_drained(struct front_conn *);
+/* Times a stream's upstream was held for a slow reader, ever. */
+uint64_t front_http_stream_holds(void);
 /* front-http-call.c: from the dialect's translation to a running call. */
 char *front_http_zdup(msgpack_zone *, const char *, size_t);
 void *front_http_zalloc(msgpack_zone *, size_t n, size_t size);

@@ -586,6 +586,9 @@ server_status(void)
 	    (json_int_t)call_stats.failed, "repairs",
 	    (json_int_t)call_stats.repairs, "moves",
 	    (json_int_t)call_stats.moves);
+	json_object_set_new(json_object_get(st, "counters"),
+	    "http_stream_holds",
+	    json_integer((json_int_t)front_http_stream_holds()));
 	json_object_set_new(st, "pools", server_pools(now));
 	json_object_set_new(st, "domains", domain_status(target_first(), now));
 	if ((cj = cluster_status()) != NULL)

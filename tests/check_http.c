@@ -1880,6 +1880,102 @@ START_TEST(test_drain_answers_pipelined)
 }
 END_TEST
 
+/* status --json of the running daemon (json_decref). */
+static json_t *
+status_json(void)
+{
+	struct run r;
+	json_t *st;
+
+	h_cli(&r, &d, NULL, "status", "--json", NULL);
+	ck_assert_int_eq(r.status, 0);
+	st = json_loads(r.out, 0, NULL);
+	ck_assert_ptr_nonnull(st);
+	h_run_free(&r);
+	return st;
+}
+
+/* A status number: a top-level key, or one of "counters" (counter 1). */
+static long long
+status_num(const char *key, int counter)
+{
+	json_t *st = status_json(),
+	       *o = counter ? json_object_get(st, "counters") : st;
+	long long v;
+
+	ck_assert_msg(json_is_integer(json_object_get(o, key)),
+	    "status has no %s", key);
+	v = json_integer_value(json_object_get(o, key));
+	json_decref(st);
+	return v;
+}
+
+/*
+ * A stream whose client stops reading: once its unread events pass the
+ * front's bound the upstream transfer is held (status counts the hold);
+ * when the client reads again, the transfer resumes and the client gets
+ * the whole stream with its clean end.
+ */
+START_TEST(test_held_stream_resumes)
+{
+	struct buf req = { NULL, 0, 0 };
+	char *words, *got, *p;
+	size_t i, n = wrapped() ? 5000 : 20000, count = 0;
+	long long holds = status_num("http_stream_holds", 1);
+	uint64_t t0;
+	int fd, sz = 4096;
+	struct sockaddr_in sin;
+
+	words = malloc(n * 2 + 1);
+	for (i = 0; i < n; i++)
+		memcpy(words + 2 * i, "w ", 2);
+	words[n * 2 - 1] = '\0';
+	buf_printf(&req,
+	    "{\"model\": \"oa/held1\", \"stream\": true, "
+	    "\"messages\": [{\"role\": \"user\", \"content\": \"%s\"}]}",
+	    words);
+	free(words);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz),
+	    0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)http_port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	got = h_strdup_printf(
+	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Type: application/json\r\nConnection: close\r\n"
+	    "Content-Length: %zu\r\n\r\n",
+	    req.len);
+	send_all(fd, got, strlen(got));
+	free(got);
+	send_all(fd, req.data, req.len);
+	buf_free(&req);
+	/* Reading nothing until the daemon says it held the upstream. */
+	t0 = h_mono_ms();
+	while (status_num("http_stream_holds", 1) == holds &&
+	    h_mono_ms() - t0 < 20000)
+		h_sleep_ms(20);
+	ck_assert_int_gt(status_num("http_stream_holds", 1), holds);
+	got = read_all(fd, wrapped() ? 60000 : 20000);
+	close(fd);
+	p = strstr(got, "\r\n\r\n");
+	ck_assert_msg(p != NULL && strncmp(got, "HTTP/1.1 200", 12) == 0,
+	    "%.200s", got);
+	/* Every word's event came, then the finish, [DONE] and the
+	 * chunked body's end. */
+	for (p = got; (p = strstr(p, "\"content\":\"w")) != NULL; p++)
+		count++;
+	ck_assert_msg(count == n, "%zu of %zu words", count, n);
+	ck_assert_ptr_nonnull(strstr(got, "\"finish_reason\":\"stop\""));
+	ck_assert_msg(strlen(got) > 16 &&
+	        strstr(got, "data: [DONE]\n\n\r\n0\r\n\r\n") != NULL,
+	    "no clean end: ...%s", got + strlen(got) - 40);
+	free(got);
+}
+END_TEST
+
 /*
  * A client class's spent token budget over the HTTP front: 429 with
  * Retry-After until the UTC day's reset (not the target's one second),
@@ -1971,6 +2067,7 @@ main(void)
 	tcase_add_test(tc, test_drain_closes_idle);
 	tcase_add_test(tc, test_drain_and_reload);
 	tcase_add_test(tc, test_drain_answers_pipelined);
+	tcase_add_test(tc, test_held_stream_resumes);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
