@@ -327,6 +327,17 @@ front_http_unread(struct front_req *fr)
 	return front_wire_unread(fr->w);
 }
 
+/* The client is dropped and its call cancelled (not from here: that
+ * frees fr). */
+static void
+front_http_dropped(struct front_req *fr, const char *why)
+{
+	log_info("client %s: dropped: %s", fr->fc != NULL ? fr->fc->peer : "?",
+	    why);
+	fr->dropped = 1;
+	event_active(fr->cancel_ev, EV_TIMEOUT, 1);
+}
+
 static void front_http_stalled(evutil_socket_t, short, void *);
 
 /* frame_timeout_ms from now: a client past max_output must read by then. */
@@ -359,17 +370,15 @@ front_http_stalled(evutil_socket_t fd, short events, void *arg)
 		front_http_stall_arm(fr, unread);
 		return;
 	}
-	log_info("client %s: dropped: not reading its stream",
-	    fr->fc != NULL ? fr->fc->peer : "?");
-	fr->dropped = 1;
-	event_active(fr->cancel_ev, EV_TIMEOUT, 1);
+	front_http_dropped(fr, "not reading its stream");
 }
 
 /*
  * Queue one piece of the stream. Past FRONT_HTTP_HIGH unwritten bytes (or
  * half of max_output, if lower) the upstream transfer is held until the
  * client has read it all. Past max_output the client must read some of it
- * within frame_timeout_ms, or it is dropped.
+ * within frame_timeout_ms, or it is dropped; at once while the daemon
+ * holds more than max_memory.
  */
 static void
 front_http_chunk(struct front_req *fr, const char *text, size_t len)
@@ -379,6 +388,12 @@ front_http_chunk(struct front_req *fr, const char *text, size_t len)
 	front_wire_stream_write(fr->w, text, len);
 	unread = front_http_unread(fr);
 	fr->queued += unread - before;
+	if (front_wire_over_memory(fr->w)) {
+		front_http_dropped(fr,
+		    "not reading its stream, and llmgated holds more than "
+		    "max_memory");
+		return;
+	}
 	if (unread > cfg->max_output &&
 	    (fr->stall_ev == NULL || !evtimer_pending(fr->stall_ev, NULL)))
 		front_http_stall_arm(fr, unread);

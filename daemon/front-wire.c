@@ -9,7 +9,8 @@
  * (a pipelined request) wait, unparsed, until the answer is out, and only
  * past the request size limits does reading stop. Answers are written at
  * once, head and body in one write; EV_WRITE is armed only while the
- * socket does not take all of it. A connection must bring each whole
+ * socket does not take all of it. What waits unwritten counts in
+ * max_memory (quota_output()), as native replies do. A connection must bring each whole
  * request within frame_timeout_ms from its accept or from the end of the
  * request before, and an idle kept-alive one is closed after as long.
  *
@@ -67,6 +68,7 @@ struct front_wire {
 	size_t out_off;   /* written of out */
 	uint64_t written; /* ever: is a slow reader reading? */
 	uint64_t mark;    /* written, at the deadline's last firing */
+	size_t counted;   /* unwritten bytes of out in quota_output() */
 	struct event *rev, *wev, *deadline, *later;
 	int busy;      /* a request is being answered */
 	int stopped;   /* reading stopped: too much buffered */
@@ -373,6 +375,19 @@ front_wire_body(const struct front_wire *w, size_t *len)
 	return buf_cstr(&w->m.body);
 }
 
+/*
+ * The unwritten output counts in max_memory (quota.c) as native replies
+ * queued do: brought up to date after each change of out.
+ */
+static void
+front_wire_account(struct front_wire *w)
+{
+	size_t now = w->out.len - w->out_off;
+
+	quota_output(now, w->counted);
+	w->counted = now;
+}
+
 /* Every fd event and the deferred one; the connection is freed here only. */
 static void
 front_wire_free(struct front_wire *w)
@@ -386,6 +401,8 @@ front_wire_free(struct front_wire *w)
 	front_wire_msg_clear(&w->m);
 	buf_free(&w->in);
 	buf_free(&w->out);
+	w->out_off = 0;
+	front_wire_account(w);
 	free(w);
 }
 
@@ -445,6 +462,8 @@ front_wire_flush(struct front_wire *w)
 {
 	ssize_t n;
 
+	front_wire_account(w);
+
 	while (w->out_off < w->out.len) {
 		n = send(w->fd, w->out.data + w->out_off,
 		    w->out.len - w->out_off, MSG_NOSIGNAL);
@@ -458,12 +477,14 @@ front_wire_flush(struct front_wire *w)
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (!event_pending(w->wev, EV_WRITE, NULL))
 				event_add(w->wev, NULL);
+			front_wire_account(w);
 			return;
 		}
 		/* Gone: ended from its own event, not from the caller's. */
 		w->dead = 1;
 		buf_reset(&w->out);
 		w->out_off = 0;
+		front_wire_account(w);
 		event_active(w->later, EV_TIMEOUT, 1);
 		return;
 	}
@@ -471,6 +492,7 @@ front_wire_flush(struct front_wire *w)
 		buf_free(&w->out);
 	buf_reset(&w->out);
 	w->out_off = 0;
+	front_wire_account(w);
 	if (event_pending(w->wev, EV_WRITE, NULL)) {
 		/* What waited is out: a held upstream may go on (from the
 		 * loop, not from this writer's stack). */
@@ -483,6 +505,17 @@ size_t
 front_wire_unread(const struct front_wire *w)
 {
 	return w != NULL ? w->out.len - w->out_off : 0;
+}
+
+/*
+ * Past max_output unread while the daemon holds more than max_memory: a
+ * client that does not read is dropped at once, as on the native socket.
+ */
+int
+front_wire_over_memory(const struct front_wire *w)
+{
+	return front_wire_unread(w) > cfg->max_output && cfg->max_memory != 0 &&
+	    quota_held() > cfg->max_memory;
 }
 
 static const char *
@@ -619,6 +652,12 @@ front_wire_answer(struct front_wire *w, int status, const char *ctype,
 	if (!w->head_only)
 		buf_add(&w->out, body, len);
 	front_wire_flush(w);
+	if (front_wire_over_memory(w)) {
+		log_info("HTTP client %s: dropped: not reading its answer, "
+		         "and llmgated holds more than max_memory",
+		    w->fc->peer);
+		front_wire_abort(w);
+	}
 }
 
 /*
@@ -629,6 +668,7 @@ front_wire_answer(struct front_wire *w, int status, const char *ctype,
 static void
 front_wire_push(struct front_wire *w)
 {
+	front_wire_account(w);
 	if (w->flush_due || event_pending(w->wev, EV_WRITE, NULL))
 		return;
 	w->flush_due = 1;
@@ -685,6 +725,7 @@ front_wire_abort(struct front_wire *w)
 	w->dead = 1;
 	buf_reset(&w->out);
 	w->out_off = 0;
+	front_wire_account(w);
 	event_active(w->later, EV_TIMEOUT, 1);
 }
 

@@ -1701,6 +1701,8 @@ void front_wire_stream_write(struct front_wire *, const char *, size_t);
 void front_wire_stream_end(struct front_wire *);
 /* Bytes answered but not yet taken by the client. */
 size_t front_wire_unread(const struct front_wire *);
+/* Past max_output unread while the daemon holds more than max_memory. */
+int front_wire_over_memory(const struct front_wire *);
 void front_wire_abort(struct front_wire *);
 /* The request is over (answered, its state freed): on to the next. */
 void front_wire_next(struct front_wire *);

@@ -315,6 +315,9 @@ metrics_render_globals(struct buf *b, const json_t *st)
 	f = (struct metrics_family){ "llmgate_queued_calls", "gauge",
 		"Calls waiting for budget.", 0 };
 	metrics_json(b, &f, NULL, st, "queued", 1);
+	f = (struct metrics_family){ "llmgate_memory_held_bytes", "gauge",
+		"Bytes held for clients, as max_memory counts them.", 0 };
+	metrics_json(b, &f, NULL, st, "memory_held", 1);
 
 	obj = json_object_get(st, "counters");
 	for (i = 0; i < sizeof counters / sizeof counters[0]; i++) {

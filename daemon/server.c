@@ -586,6 +586,10 @@ server_status(void)
 	    (json_int_t)call_stats.failed, "repairs",
 	    (json_int_t)call_stats.repairs, "moves",
 	    (json_int_t)call_stats.moves);
+	/* Bytes held for clients (max_memory counts them): requests,
+	 * unfinished frames, replies and HTTP answers not yet written. */
+	json_object_set_new(st, "memory_held",
+	    json_integer((json_int_t)quota_held()));
 	json_object_set_new(json_object_get(st, "counters"),
 	    "http_stream_holds",
 	    json_integer((json_int_t)front_http_stream_holds()));

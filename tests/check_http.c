@@ -1910,6 +1910,198 @@ status_num(const char *key, int counter)
 	return v;
 }
 
+/* Restart the daemon on the suite's config plus top-level extra lines. */
+static void
+restart_with(const char *extra)
+{
+	char *base = base_conf(NULL), *conf;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	conf = h_strdup_printf("%s%s", base, extra);
+	h_daemon_start(&d, conf);
+	free(conf);
+	free(base);
+	http_port = log_port(&d);
+	snprintf(http_sock, sizeof http_sock, "%s/llmgate-http.sock", d.dir);
+}
+
+/*
+ * HTTP answers nobody reads count in max_memory, as native replies do:
+ * clients that send a large request and never read its answer hold the
+ * answer in the daemon (status memory_held says how much), until the
+ * next request would pass max_memory and is refused with 503 overloaded;
+ * once they read, the memory is free again and calls are served.
+ */
+START_TEST(test_unread_answers_count_in_max_memory)
+{
+	const long long max = 2 * 1024 * 1024;
+	char *words, *req, *extra, *ans;
+	int fds[16], nfds = 0, refused = -1, i;
+	long long held = 0, now;
+	size_t n = 600 * 1000;
+	uint64_t t0;
+	struct pollfd pfd;
+	char head[16];
+
+	extra = h_strdup_printf("max_memory = %lld;\n", max);
+	restart_with(extra);
+	free(extra);
+	words = malloc(n + 1);
+	memset(words, 'a', n);
+	words[n] = '\0';
+	req = echo_req(words, "Connection: close\r\n");
+	free(words);
+	ck_assert_int_eq(status_num("memory_held", 0), 0);
+	for (i = 0; i < 16 && refused < 0; i++) {
+		/* On the Unix socket what the daemon cannot send waits in
+		 * its memory past the socket's send buffer. */
+		fds[nfds++] = http_unix_connect();
+		send_all(fds[i], req, strlen(req));
+		/* Its answer's first bytes come at once; the rest waits. */
+		pfd.fd = fds[i];
+		pfd.events = POLLIN;
+		ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+		ck_assert_int_eq(recv(fds[i], head, 12, MSG_PEEK | MSG_WAITALL),
+		    12);
+		if (memcmp(head, "HTTP/1.1 503", 12) == 0) {
+			refused = i;
+			break;
+		}
+		ck_assert_msg(memcmp(head, "HTTP/1.1 200", 12) == 0, "%.12s",
+		    head);
+		/* The answer the client does not read is held, counted. */
+		t0 = h_mono_ms();
+		while ((now = status_num("memory_held", 0)) < held + 200000 &&
+		    h_mono_ms() - t0 < 10000)
+			h_sleep_ms(20);
+		ck_assert_msg(now >= held + 200000,
+		    "memory_held %lld after %d unread answers", now, i + 1);
+		held = now;
+		ck_assert_msg(held <= max + 700000, "memory_held %lld", held);
+	}
+	ck_assert_msg(refused >= 2, "refused at %d", refused);
+	/* The metrics say the same. */
+	{
+		struct run r;
+		const char *p;
+
+		h_cli(&r, &d, NULL, "metrics", NULL);
+		ck_assert_int_eq(r.status, 0);
+		p = strstr(r.out, "\nllmgate_memory_held_bytes ");
+		ck_assert_msg(p != NULL, "%s", r.out);
+		ck_assert_msg(strtod(p + 27, NULL) >= (double)held / 2,
+		    "%.60s, status %lld", p + 1, held);
+		h_run_free(&r);
+	}
+	ans = read_all(fds[refused], 5000);
+	ck_assert_msg(strstr(ans, "\"code\":\"overloaded\"") != NULL &&
+	        strstr(ans, "max_memory") != NULL &&
+	        strstr(ans, "Retry-After: ") != NULL,
+	    "%s", ans);
+	free(ans);
+	/* The readers read: all of each answer, and the memory is free. */
+	for (i = 0; i < refused; i++) {
+		ans = read_all(fds[i], 10000);
+		ck_assert_msg(strstr(ans, "\"finish_reason\"") != NULL,
+		    "answer %d cut: %zu bytes", i, strlen(ans));
+		free(ans);
+	}
+	for (i = 0; i < nfds; i++)
+		close(fds[i]);
+	t0 = h_mono_ms();
+	while ((now = status_num("memory_held", 0)) != 0 &&
+	    h_mono_ms() - t0 < 10000)
+		h_sleep_ms(20);
+	ck_assert_int_eq(now, 0);
+	i = http_unix_connect();
+	send_all(i, req, strlen(req));
+	ans = read_all(i, 10000);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 200", 12) == 0, "%.80s", ans);
+	free(ans);
+	close(i);
+	free(req);
+}
+END_TEST
+
+/* A POST for model whose prompt is n letters c, closing after it. */
+static char *
+long_req(const char *model, size_t n, char c)
+{
+	char *words = malloc(n + 1), *body, *req;
+
+	memset(words, c, n);
+	words[n] = '\0';
+	body = h_strdup_printf("{\"model\":\"%s\",\"messages\":[{\"role\":"
+	                       "\"user\",\"content\":\"%s\"}]}",
+	    model, words);
+	req = h_strdup_printf("POST /v1/chat/completions HTTP/1.1\r\n"
+	                      "Host: x\r\nContent-Type: application/json\r\n"
+	                      "Connection: close\r\n"
+	                      "Content-Length: %zu\r\n\r\n%s",
+	    strlen(body), body);
+	free(words);
+	free(body);
+	return req;
+}
+
+/*
+ * A client past max_output while the daemon holds more than max_memory is
+ * dropped at once, as on the native socket: two clients that do not read
+ * long answers (2 MB each, max_output 1 MiB) pass max_memory (2.5 MiB); the
+ * second is closed with its answer cut, the first, queued while the
+ * daemon was under, gets all of its answer once it reads.
+ */
+START_TEST(test_unread_answer_dropped_over_max_memory)
+{
+	char *req, *ans, *log;
+	int fd1, fd2;
+	uint64_t t0;
+
+	restart_with("max_memory = 2621440;\n");
+	fd1 = http_unix_connect();
+	req = long_req("oa/big1+repeat=20", 100000, 'b');
+	send_all(fd1, req, strlen(req));
+	free(req);
+	t0 = h_mono_ms();
+	while (
+	    status_num("memory_held", 0) < 1500000 && h_mono_ms() - t0 < 10000)
+		h_sleep_ms(20);
+	ck_assert_int_ge(status_num("memory_held", 0), 1500000);
+	fd2 = http_unix_connect();
+	req = long_req("oa/big2+repeat=20", 100000, 'c');
+	send_all(fd2, req, strlen(req));
+	free(req);
+	/* Not reading until the daemon says it dropped the client. */
+	t0 = h_mono_ms();
+	for (;;) {
+		log = h_daemon_log(&d);
+		if (strstr(log,
+		        "dropped: not reading its answer, and llmgated "
+		        "holds more than max_memory") != NULL ||
+		    h_mono_ms() - t0 > 10000)
+			break;
+		free(log);
+		h_sleep_ms(20);
+	}
+	ck_assert_msg(strstr(log, "holds more than max_memory") != NULL, "%s",
+	    log);
+	free(log);
+	ans = read_all(fd2, 10000);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 200", 12) == 0 &&
+	        strstr(ans, "\"finish_reason\"") == NULL &&
+	        strlen(ans) < 1000000,
+	    "%zu bytes", strlen(ans));
+	free(ans);
+	close(fd2);
+	ans = read_all(fd1, 10000);
+	ck_assert_msg(strstr(ans, "\"finish_reason\"") != NULL &&
+	        strlen(ans) > 2000000,
+	    "%zu bytes", strlen(ans));
+	free(ans);
+	close(fd1);
+}
+END_TEST
+
 /*
  * A stream whose client stops reading: once its unread events pass the
  * front's bound the upstream transfer is held (status counts the hold);
@@ -2067,6 +2259,8 @@ main(void)
 	tcase_add_test(tc, test_drain_closes_idle);
 	tcase_add_test(tc, test_drain_and_reload);
 	tcase_add_test(tc, test_drain_answers_pipelined);
+	tcase_add_test(tc, test_unread_answers_count_in_max_memory);
+	tcase_add_test(tc, test_unread_answer_dropped_over_max_memory);
 	tcase_add_test(tc, test_held_stream_resumes);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

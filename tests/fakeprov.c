@@ -54,6 +54,7 @@ static const struct dir_entry {
 	{ "tool_index", DIR_INT, offsetof(struct dirs, tool_index), -1000000,
 	    1000000 },
 	{ "echo_headers", DIR_FLAG, offsetof(struct dirs, echo_headers), 0, 0 },
+	{ "repeat", DIR_INT, offsetof(struct dirs, repeat), 1, 1000 },
 };
 
 static struct event_base *fp_base;
@@ -1315,6 +1316,21 @@ resume_rest(struct call *c)
 	c->text = rest;
 }
 
+/* text n times over, space-separated (taken). */
+static char *
+repeated(char *text, size_t n)
+{
+	size_t len = strlen(text), i;
+	char *r = xreallocarray(NULL, n, len + 1);
+
+	for (i = 0; i < n; i++) {
+		memcpy(r + i * (len + 1), text, len);
+		r[i * (len + 1) + len] = i + 1 < n ? ' ' : '\0';
+	}
+	free(text);
+	return r;
+}
+
 /* The reply content: echo, text=, or a tool call (unless answering one). */
 static void
 call_content(struct call *c)
@@ -1348,6 +1364,8 @@ call_content(struct call *c)
 		c->text = xstrdup(c->d.text);
 	else
 		c->text = xasprintf("echo: %s", c->prompt);
+	if (c->d.repeat > 1)
+		c->text = repeated(c->text, (size_t)c->d.repeat);
 	if (c->partial != NULL)
 		resume_rest(c);
 	c->out_words = words(c->text);

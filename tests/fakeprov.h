@@ -86,6 +86,7 @@ struct dirs {
 	char *shape;
 	int tool_index;
 	int echo_headers;
+	int repeat;
 };
 
 enum dir_type { DIR_FLAG, DIR_INT, DIR_STR };
