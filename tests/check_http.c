@@ -1413,18 +1413,29 @@ START_TEST(test_slow_reader)
 }
 END_TEST
 
+/* A TCP connection to the front; rcvbuf: its receive buffer (0: as is). */
 static int
-tcp_connect(void)
+tcp_connect_rcvbuf(int rcvbuf)
 {
 	struct sockaddr_in sin;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
+	if (rcvbuf != 0)
+		ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+		                     sizeof rcvbuf),
+		    0);
 	memset(&sin, 0, sizeof sin);
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)http_port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
 	return fd;
+}
+
+static int
+tcp_connect(void)
+{
+	return tcp_connect_rcvbuf(0);
 }
 
 /* What the daemon answers on fd before it closes (up to a deadline). */
@@ -1532,6 +1543,19 @@ echo_req(const char *what, const char *extra)
 	return req;
 }
 
+/* Add the POST of a chat call to model (kept alive) to req. */
+static void
+add_chat_req(struct buf *req, const char *model)
+{
+	char *body = chat_body(model, NULL);
+
+	buf_printf(req,
+	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Length: %zu\r\n\r\n%s",
+	    strlen(body), body);
+	free(body);
+}
+
 /*
  * Requests pipelined on one connection, in one write: answered in their
  * order, the slow first one before the quick ones after it; the last one
@@ -1540,15 +1564,10 @@ echo_req(const char *what, const char *extra)
 START_TEST(test_pipelined)
 {
 	struct buf req = { NULL, 0, 0 };
-	char *one, *ans, *slow, *p1, *p2, *p3;
+	char *one, *ans, *p1, *p2, *p3;
 	int fd = tcp_connect();
 
-	slow = chat_body("oa/pipe1+delay=300", NULL);
-	buf_printf(&req,
-	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-	    "Content-Length: %zu\r\n\r\n%s",
-	    strlen(slow), slow);
-	free(slow);
+	add_chat_req(&req, "oa/pipe1+delay=300");
 	one = echo_req("second", NULL);
 	buf_addstr(&req, one);
 	free(one);
@@ -1839,16 +1858,11 @@ END_TEST
 START_TEST(test_drain_answers_pipelined)
 {
 	struct buf req = { NULL, 0, 0 };
-	char *slow, *one, *ans, *p1, *p2, c;
+	char *one, *ans, *p1, *p2, c;
 	uint64_t t0;
 	int fd = tcp_connect();
 
-	slow = chat_body("oa/drain3+delay=800", NULL);
-	buf_printf(&req,
-	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-	    "Content-Length: %zu\r\n\r\n%s",
-	    strlen(slow), slow);
-	free(slow);
+	add_chat_req(&req, "oa/drain3+delay=800");
 	one = echo_req("behind", NULL);
 	buf_addstr(&req, one);
 	free(one);
@@ -2023,24 +2037,34 @@ START_TEST(test_unread_answers_count_in_max_memory)
 }
 END_TEST
 
-/* A POST for model whose prompt is n letters c, closing after it. */
+/* A POST of prompt to model (a stream if stream), closing after it. */
 static char *
-long_req(const char *model, size_t n, char c)
+post_req(const char *model, const char *prompt, int stream)
 {
-	char *words = malloc(n + 1), *body, *req;
+	char *body, *req;
 
-	memset(words, c, n);
-	words[n] = '\0';
-	body = h_strdup_printf("{\"model\":\"%s\",\"messages\":[{\"role\":"
+	body = h_strdup_printf("{\"model\":\"%s\",%s\"messages\":[{\"role\":"
 	                       "\"user\",\"content\":\"%s\"}]}",
-	    model, words);
+	    model, stream ? "\"stream\":true," : "", prompt);
 	req = h_strdup_printf("POST /v1/chat/completions HTTP/1.1\r\n"
 	                      "Host: x\r\nContent-Type: application/json\r\n"
 	                      "Connection: close\r\n"
 	                      "Content-Length: %zu\r\n\r\n%s",
 	    strlen(body), body);
-	free(words);
 	free(body);
+	return req;
+}
+
+/* A POST for model whose prompt is n letters c, closing after it. */
+static char *
+long_req(const char *model, size_t n, char c)
+{
+	char *words = malloc(n + 1), *req;
+
+	memset(words, c, n);
+	words[n] = '\0';
+	req = post_req(model, words, 0);
+	free(words);
 	return req;
 }
 
@@ -2110,40 +2134,20 @@ END_TEST
  */
 START_TEST(test_held_stream_resumes)
 {
-	struct buf req = { NULL, 0, 0 };
 	char *words, *got, *p;
 	size_t i, n = wrapped() ? 5000 : 20000, count = 0;
 	long long holds = status_num("http_stream_holds", 1);
 	uint64_t t0;
-	int fd, sz = 4096;
-	struct sockaddr_in sin;
+	int fd = tcp_connect_rcvbuf(4096);
 
 	words = malloc(n * 2 + 1);
 	for (i = 0; i < n; i++)
 		memcpy(words + 2 * i, "w ", 2);
 	words[n * 2 - 1] = '\0';
-	buf_printf(&req,
-	    "{\"model\": \"oa/held1\", \"stream\": true, "
-	    "\"messages\": [{\"role\": \"user\", \"content\": \"%s\"}]}",
-	    words);
+	got = post_req("oa/held1", words, 1);
 	free(words);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz),
-	    0);
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)http_port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-	got = h_strdup_printf(
-	    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-	    "Content-Type: application/json\r\nConnection: close\r\n"
-	    "Content-Length: %zu\r\n\r\n",
-	    req.len);
 	send_all(fd, got, strlen(got));
 	free(got);
-	send_all(fd, req.data, req.len);
-	buf_free(&req);
 	/* Reading nothing until the daemon says it held the upstream. */
 	t0 = h_mono_ms();
 	while (status_num("http_stream_holds", 1) == holds &&
