@@ -10,9 +10,10 @@
  * past the request size limits does reading stop. Answers are written at
  * once, head and body in one write; EV_WRITE is armed only while the
  * socket does not take all of it. What waits unwritten counts in
- * max_memory (quota_output()), as native replies do. A connection must bring each whole
- * request within frame_timeout_ms from its accept or from the end of the
- * request before, and an idle kept-alive one is closed after as long.
+ * max_memory (quota_output()), as native replies do. A connection must
+ * bring each whole request within frame_timeout_ms from its accept or from
+ * the end of the request before, and an idle kept-alive one is closed
+ * after as long.
  *
  * The front (front-http.c) learns of a connection at its accept
  * (front_http_conn()), of each whole request (front_http_request()) and
@@ -463,7 +464,6 @@ front_wire_flush(struct front_wire *w)
 	ssize_t n;
 
 	front_wire_account(w);
-
 	while (w->out_off < w->out.len) {
 		n = send(w->fd, w->out.data + w->out_off,
 		    w->out.len - w->out_off, MSG_NOSIGNAL);
