@@ -19,7 +19,24 @@ struct front_anthropic_state {
 	int index;   /* its index; -1 before the first */
 };
 
-static const char *front_anthropic_keys[] = {
+/* The body's members, in the order of enum front_anthropic_key. */
+enum front_anthropic_key {
+	FAK_MODEL,
+	FAK_MESSAGES,
+	FAK_MODELS,
+	FAK_SYSTEM,
+	FAK_MAX_TOKENS,
+	FAK_TOOLS,
+	FAK_TOOL_CHOICE,
+	FAK_STOP_SEQUENCES,
+	FAK_TEMPERATURE,
+	FAK_TOP_P,
+	FAK_STREAM,
+	FAK_METADATA,
+	FAK_SERVICE_TIER,
+	FAK_NKEYS
+};
+static const char *const front_anthropic_keys[FAK_NKEYS] = {
 	"model",
 	"messages",
 	"models",
@@ -37,30 +54,27 @@ static const char *front_anthropic_keys[] = {
 
 /* Text of a string or of text blocks (system, tool_result content). */
 static int
-front_anthropic_text(struct front_req *fr, json_t *c, const char *what,
-    struct buf *b)
+front_anthropic_text(struct front_req *fr, const struct jdoc *d, int c,
+    const char *what, struct buf *b)
 {
-	json_t *blk;
 	size_t i;
+	int blk;
 
-	if (c == NULL || json_is_null(c))
+	if (c == -1 || jdoc_is(d, c, "null"))
 		return 0;
-	if (json_is_string(c)) {
-		buf_add(b, json_string_value(c), json_string_length(c));
+	if (front_http_jadd(b, d, c) == 0)
 		return 0;
-	}
-	if (!json_is_array(c)) {
+	if (jdoc_type(d, c) != JDOC_ARRAY) {
 		front_http_bad(fr,
 		    "%s must be a string or an array of "
 		    "text blocks",
 		    what);
 		return -1;
 	}
-	json_array_foreach(c, i, blk) {
-		if (!json_is_string(json_object_get(blk, "type")) ||
-		    strcmp(json_string_value(json_object_get(blk, "type")),
-		        "text") != 0 ||
-		    !json_is_string(json_object_get(blk, "text"))) {
+	for (i = 0, blk = c + 1; i < (size_t)jdoc_size(d, c);
+	     i++, blk = jdoc_next(d, blk)) {
+		if (!jdoc_streq(d, jdoc_get(d, blk, "type"), "text") ||
+		    jdoc_type(d, jdoc_get(d, blk, "text")) != JDOC_STRING) {
 			front_http_bad(fr,
 			    "%s[%zu]: only text blocks are "
 			    "supported here",
@@ -69,8 +83,7 @@ front_anthropic_text(struct front_req *fr, json_t *c, const char *what,
 		}
 		if (b->len != 0 && strcmp(what, "system") == 0)
 			buf_addstr(b, "\n\n");
-		buf_add(b, json_string_value(json_object_get(blk, "text")),
-		    json_string_length(json_object_get(blk, "text")));
+		(void)front_http_jadd(b, d, jdoc_get(d, blk, "text"));
 	}
 	return 0;
 }
@@ -106,83 +119,85 @@ front_anthropic_tool_name(struct llmgate_request *req, const char *id)
 	return NULL;
 }
 
+/* A tool_use block's input as JSON text, in z ("{}" when absent). */
+static char *
+front_anthropic_args(msgpack_zone *z, const struct jdoc *d, int blk)
+{
+	int in = jdoc_get(d, blk, "input");
+	char *s, *p;
+
+	s = in == -1 ? NULL : jdoc_dump(d, in, JSON_COMPACT);
+	p = s != NULL ? front_http_zdup(z, s, strlen(s)) :
+	                front_http_zdup(z, "{}", 2);
+	free(s);
+	return p;
+}
+
 /* One turn: text blocks, tool_use (assistant), tool_result (user). */
 static int
-front_anthropic_turn(struct front_req *fr, msgpack_zone *z, json_t *jm,
-    size_t idx, struct llmgate_request *req, size_t *cap)
+front_anthropic_turn(struct front_req *fr, msgpack_zone *z,
+    const struct jdoc *d, int jm, size_t idx, struct llmgate_request *req,
+    size_t *cap)
 {
-	json_t *role = json_object_get(jm, "role"), *c, *blk, *ty, *id;
 	struct buf text = { NULL, 0, 0 }, res = { NULL, 0, 0 };
 	struct llmgate_message *m;
 	struct llmgate_tool_call *tcs = NULL;
 	size_t i, ntc = 0, n;
 	const char *t;
-	char what[96], *s;
-	int assistant;
+	char what[96], *s, *id;
+	int assistant, c, blk;
 
-	if (!json_is_object(jm) || !json_is_string(role) ||
-	    (strcmp(json_string_value(role), "user") != 0 &&
-	        strcmp(json_string_value(role), "assistant") != 0)) {
+	assistant = jdoc_streq(d, jdoc_get(d, jm, "role"), "assistant");
+	if (!assistant && !jdoc_streq(d, jdoc_get(d, jm, "role"), "user")) {
 		front_http_bad(fr,
 		    "messages[%zu]: role must be user or "
 		    "assistant",
 		    idx);
 		return -1;
 	}
-	assistant = strcmp(json_string_value(role), "assistant") == 0;
-	c = json_object_get(jm, "content");
-	if (json_is_string(c)) {
+	c = jdoc_get(d, jm, "content");
+	if (jdoc_type(d, c) == JDOC_STRING) {
 		m = front_anthropic_push(z, req, cap);
 		m->role =
 		    assistant ? LLMGATE_ROLE_ASSISTANT : LLMGATE_ROLE_USER;
-		m->content = front_http_zdup(z, json_string_value(c),
-		    json_string_length(c));
+		m->content = front_http_jstr(z, d, c);
 		return 0;
 	}
-	if (!json_is_array(c)) {
+	if (jdoc_type(d, c) != JDOC_ARRAY) {
 		front_http_bad(fr,
 		    "messages[%zu].content must be a string "
 		    "or an array of content blocks",
 		    idx);
 		return -1;
 	}
-	n = json_array_size(c);
+	n = (size_t)jdoc_size(d, c);
 	if (assistant && n != 0)
 		tcs = front_http_zalloc(z, n, sizeof *tcs);
-	json_array_foreach(c, i, blk) {
-		ty = json_object_get(blk, "type");
-		t = json_is_string(ty) ? json_string_value(ty) : "";
+	for (i = 0, blk = c + 1; i < n; i++, blk = jdoc_next(d, blk)) {
+		t = front_http_jstr(z, d, jdoc_get(d, blk, "type"));
+		if (t == NULL)
+			t = "";
 		if (strcmp(t, "text") == 0 &&
-		    json_is_string(json_object_get(blk, "text"))) {
-			buf_add(&text,
-			    json_string_value(json_object_get(blk, "text")),
-			    json_string_length(json_object_get(blk, "text")));
+		    front_http_jadd(&text, d, jdoc_get(d, blk, "text")) == 0) {
+			/* appended */
 		} else if (assistant && strcmp(t, "tool_use") == 0) {
-			id = json_object_get(blk, "id");
-			if (!json_is_string(id) ||
-			    !json_is_string(json_object_get(blk, "name"))) {
+			tcs[ntc].id =
+			    front_http_jstr(z, d, jdoc_get(d, blk, "id"));
+			tcs[ntc].name =
+			    front_http_jstr(z, d, jdoc_get(d, blk, "name"));
+			if (tcs[ntc].id == NULL || tcs[ntc].name == NULL) {
 				front_http_bad(fr,
 				    "messages[%zu].content"
 				    "[%zu]: tool_use needs id and name",
 				    idx, i);
 				goto fail;
 			}
-			tcs[ntc].id = front_http_zdup(z, json_string_value(id),
-			    json_string_length(id));
-			tcs[ntc].name = front_http_zdup(z,
-			    json_string_value(json_object_get(blk, "name")),
-			    json_string_length(json_object_get(blk, "name")));
-			s = json_object_get(blk, "input") == NULL ?
-			    xstrdup("{}") :
-			    json_dumps(json_object_get(blk, "input"),
-			        JSON_COMPACT | JSON_ENCODE_ANY);
-			tcs[ntc].arguments = front_http_zdup(z,
-			    s != NULL ? s : "{}", s != NULL ? strlen(s) : 2);
-			free(s);
+			tcs[ntc].arguments = front_anthropic_args(z, d, blk);
 			ntc++;
 		} else if (!assistant && strcmp(t, "tool_result") == 0) {
-			id = json_object_get(blk, "tool_use_id");
-			if (!json_is_string(id)) {
+			id = front_http_jstr(z, d,
+			    jdoc_get(d, blk, "tool_use_id"));
+			if (id == NULL) {
 				front_http_bad(fr,
 				    "messages[%zu].content"
 				    "[%zu]: tool_result needs tool_use_id",
@@ -194,18 +209,16 @@ front_anthropic_turn(struct front_req *fr, msgpack_zone *z, json_t *jm,
 			    "messages[%zu].content[%zu]"
 			    ".content",
 			    idx, i);
-			if (front_anthropic_text(fr,
-			        json_object_get(blk, "content"), what,
-			        &res) != 0)
+			if (front_anthropic_text(fr, d,
+			        jdoc_get(d, blk, "content"), what, &res) != 0)
 				goto fail;
 			m = front_anthropic_push(z, req, cap);
 			m->role = LLMGATE_ROLE_TOOL;
-			m->tool_call_id = front_http_zdup(z,
-			    json_string_value(id), json_string_length(id));
+			m->tool_call_id = id;
 			m->name =
 			    front_anthropic_tool_name(req, m->tool_call_id);
 			xasprintf(&s, "%s%s",
-			    json_is_true(json_object_get(blk, "is_error")) ?
+			    jdoc_is(d, jdoc_get(d, blk, "is_error"), "true") ?
 			        "Error: " :
 			        "",
 			    buf_cstr(&res));
@@ -241,23 +254,21 @@ fail:
 }
 
 static int
-front_anthropic_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
-    json_t *choice, struct llmgate_request *req)
+front_anthropic_tools(struct front_req *fr, msgpack_zone *z,
+    const struct jdoc *d, int tools, int choice, struct llmgate_request *req)
 {
-	json_t *t, *name, *schema, *ty;
 	const char *c = "auto";
+	int t, name, schema, ty;
 	char *s;
 	size_t i;
 
-	if (choice != NULL && !json_is_null(choice)) {
-		ty = json_object_get(choice, "type");
-		name = json_object_get(choice, "name");
-		if (!json_is_string(ty) ||
-		    (strcmp(json_string_value(ty), "auto") != 0 &&
-		        strcmp(json_string_value(ty), "none") != 0 &&
-		        strcmp(json_string_value(ty), "any") != 0 &&
-		        (strcmp(json_string_value(ty), "tool") != 0 ||
-		            !json_is_string(name)))) {
+	if (choice != -1 && !jdoc_is(d, choice, "null")) {
+		ty = jdoc_get(d, choice, "type");
+		name = jdoc_get(d, choice, "name");
+		if (!jdoc_streq(d, ty, "auto") && !jdoc_streq(d, ty, "none") &&
+		    !jdoc_streq(d, ty, "any") &&
+		    (!jdoc_streq(d, ty, "tool") ||
+		        jdoc_type(d, name) != JDOC_STRING)) {
 			front_http_bad(fr,
 			    "tool_choice must be {\"type\": "
 			    "\"auto\"}, {\"type\": \"any\"}, {\"type\": "
@@ -265,185 +276,175 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 			return -1;
 		}
 		/* "none" drops the tools below; auto is the default. */
-		if (strcmp(json_string_value(ty), "any") == 0)
+		if (jdoc_streq(d, ty, "any"))
 			req->tool_choice = LLMGATE_TOOLS_REQUIRED;
-		else if (strcmp(json_string_value(ty), "tool") == 0) {
+		else if (jdoc_streq(d, ty, "tool")) {
 			req->tool_choice = LLMGATE_TOOLS_REQUIRED;
-			req->tool_name = front_http_zdup(z,
-			    json_string_value(name), json_string_length(name));
+			req->tool_name = front_http_jstr(z, d, name);
 		}
-		if (json_is_true(
-		        json_object_get(choice, "disable_parallel_tool_use"))) {
+		if (jdoc_is(d, jdoc_get(d, choice, "disable_parallel_tool_use"),
+		        "true")) {
 			front_http_bad(fr,
 			    "disable_parallel_tool_use is "
 			    "not supported");
 			return -1;
 		}
-		c = json_string_value(ty);
+		c = front_http_jstr(z, d, ty);
 	}
-	if (tools == NULL || json_is_null(tools) || strcmp(c, "none") == 0)
+	if (tools == -1 || jdoc_is(d, tools, "null") || strcmp(c, "none") == 0)
 		return 0;
-	if (!json_is_array(tools)) {
+	if (jdoc_type(d, tools) != JDOC_ARRAY) {
 		front_http_bad(fr, "tools must be an array");
 		return -1;
 	}
-	req->ntools = json_array_size(tools);
+	req->ntools = (size_t)jdoc_size(d, tools);
 	req->tools = front_http_zalloc(z, req->ntools, sizeof *req->tools);
-	json_array_foreach(tools, i, t) {
-		name = json_object_get(t, "name");
-		schema = json_object_get(t, "input_schema");
-		ty = json_object_get(t, "type");
-		if (!json_is_string(name) || !json_is_object(schema) ||
-		    (ty != NULL &&
-		        (!json_is_string(ty) ||
-		            strcmp(json_string_value(ty), "custom") != 0))) {
+	for (i = 0, t = tools + 1; i < req->ntools; i++, t = jdoc_next(d, t)) {
+		name = jdoc_get(d, t, "name");
+		schema = jdoc_get(d, t, "input_schema");
+		ty = jdoc_get(d, t, "type");
+		if (jdoc_type(d, name) != JDOC_STRING ||
+		    jdoc_type(d, schema) != JDOC_OBJECT ||
+		    (ty != -1 && !jdoc_streq(d, ty, "custom"))) {
 			front_http_bad(fr,
 			    "tools[%zu] needs name and "
 			    "input_schema (client tools only)",
 			    i);
 			return -1;
 		}
-		req->tools[i].name = front_http_zdup(z, json_string_value(name),
-		    json_string_length(name));
-		if (json_is_string(json_object_get(t, "description")))
-			req->tools[i].description = front_http_zdup(z,
-			    json_string_value(
-			        json_object_get(t, "description")),
-			    json_string_length(
-			        json_object_get(t, "description")));
-		s = json_dumps(schema, JSON_COMPACT);
+		req->tools[i].name = front_http_jstr(z, d, name);
+		req->tools[i].description =
+		    front_http_jstr(z, d, jdoc_get(d, t, "description"));
+		if ((s = jdoc_dump(d, schema, JSON_COMPACT)) == NULL)
+			fatalx("%s: out of memory", __func__);
 		req->tools[i].parameters = front_http_zdup(z, s, strlen(s));
 		free(s);
 	}
 	return 0;
 }
 
+/* Number v within [lo, hi] into *out; -1 otherwise. */
 static int
-front_anthropic_params(struct front_req *fr, msgpack_zone *z, json_t *body,
+front_anthropic_range(const struct jdoc *d, int v, double lo, double hi,
+    double *out)
+{
+	return jdoc_num(d, v, out) == 0 && *out >= lo && *out <= hi ? 0 : -1;
+}
+
+/* m: the body's members (enum front_anthropic_key); unknown: the key
+ * token of the first unknown one, or 0. */
+static int
+front_anthropic_params(struct front_req *fr, msgpack_zone *z,
+    const struct jdoc *d, const int *m, int unknown,
     struct llmgate_request *req)
 {
-	const char *key;
-	json_t *v, *s;
+	int64_t n;
 	size_t i;
+	int v, s;
 
-	json_object_foreach(body, key, v) {
-		for (i = 0; i < sizeof front_anthropic_keys /
-		         sizeof front_anthropic_keys[0];
-		     i++) {
-			if (strcmp(key, front_anthropic_keys[i]) == 0)
-				break;
-		}
-		if (i ==
-		    sizeof front_anthropic_keys /
-		        sizeof front_anthropic_keys[0]) {
-			front_http_bad(fr,
-			    "%s: parameter not supported "
-			    "by llmgated",
-			    key);
-			return -1;
-		}
+	if (unknown != 0) {
+		front_http_bad(fr,
+		    "%s: parameter not supported "
+		    "by llmgated",
+		    front_http_jstr(z, d, unknown));
+		return -1;
 	}
-	v = json_object_get(body, "max_tokens");
-	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-	    json_integer_value(v) > UINT32_MAX) {
+	v = m[FAK_MAX_TOKENS];
+	if (jdoc_int(d, v, &n) != 0 || n < 1 || n > UINT32_MAX) {
 		front_http_bad(fr,
 		    "max_tokens: a positive integer is "
 		    "required");
 		return -1;
 	}
 	req->has |= LLMGATE_HAS_MAX_TOKENS;
-	req->max_tokens = (uint32_t)json_integer_value(v);
-	v = json_object_get(body, "temperature");
-	if (v != NULL) {
-		if (!json_is_number(v) || json_number_value(v) < 0 ||
-		    json_number_value(v) > 1) {
+	req->max_tokens = (uint32_t)n;
+	v = m[FAK_TEMPERATURE];
+	if (v != -1) {
+		if (front_anthropic_range(d, v, 0, 1, &req->temperature) != 0) {
 			front_http_bad(fr,
 			    "temperature: a number from 0 "
 			    "to 1");
 			return -1;
 		}
 		req->has |= LLMGATE_HAS_TEMPERATURE;
-		req->temperature = json_number_value(v);
 	}
-	v = json_object_get(body, "top_p");
-	if (v != NULL) {
-		if (!json_is_number(v) || json_number_value(v) < 0 ||
-		    json_number_value(v) > 1) {
+	v = m[FAK_TOP_P];
+	if (v != -1) {
+		if (front_anthropic_range(d, v, 0, 1, &req->top_p) != 0) {
 			front_http_bad(fr, "top_p: a number from 0 to 1");
 			return -1;
 		}
 		req->has |= LLMGATE_HAS_TOP_P;
-		req->top_p = json_number_value(v);
 	}
-	v = json_object_get(body, "stop_sequences");
-	if (v != NULL) {
-		if (!json_is_array(v) || json_array_size(v) > 16) {
+	v = m[FAK_STOP_SEQUENCES];
+	if (v != -1) {
+		if (jdoc_type(d, v) != JDOC_ARRAY || jdoc_size(d, v) > 16) {
 			front_http_bad(fr,
 			    "stop_sequences: an array of "
 			    "at most 16 strings");
 			return -1;
 		}
-		req->stop =
-		    front_http_zalloc(z, json_array_size(v), sizeof *req->stop);
-		json_array_foreach(v, i, s) {
-			if (!json_is_string(s)) {
+		req->stop = front_http_zalloc(z, (size_t)jdoc_size(d, v),
+		    sizeof *req->stop);
+		for (i = 0, s = v + 1; i < (size_t)jdoc_size(d, v);
+		     i++, s = jdoc_next(d, s)) {
+			if ((req->stop[i] = front_http_jstr(z, d, s)) == NULL) {
 				front_http_bad(fr,
 				    "stop_sequences[%zu]: "
 				    "a string",
 				    i);
 				return -1;
 			}
-			req->stop[i] = front_http_zdup(z, json_string_value(s),
-			    json_string_length(s));
 		}
-		req->nstop = json_array_size(v);
+		req->nstop = (size_t)jdoc_size(d, v);
 	}
-	v = json_object_get(body, "stream");
-	if (v != NULL && !json_is_boolean(v)) {
+	v = m[FAK_STREAM];
+	if (v != -1 && !jdoc_is(d, v, "true") && !jdoc_is(d, v, "false")) {
 		front_http_bad(fr, "stream: true or false");
 		return -1;
 	}
-	fr->stream = json_is_true(v);
+	fr->stream = jdoc_is(d, v, "true");
 	return 0;
 }
 
 /* Translate the body into req (its strings in z); -1 when refused. */
 static int
-front_anthropic_parse(struct front_req *fr, json_t *body, msgpack_zone *z,
-    struct llmgate_request *req)
+front_anthropic_parse(struct front_req *fr, const struct jdoc *d,
+    msgpack_zone *z, struct llmgate_request *req)
 {
 	struct buf sys = { NULL, 0, 0 };
-	json_t *model, *msgs, *jm;
 	size_t cap = 0, i;
+	int m[FAK_NKEYS], unknown, msgs, jm;
+	char *model;
 
-	model = json_object_get(body, "model");
-	if (!json_is_string(model)) {
+	unknown = jdoc_members(d, 0, front_anthropic_keys, FAK_NKEYS, m);
+	if ((model = front_http_jstr(z, d, m[FAK_MODEL])) == NULL) {
 		front_http_bad(fr, "model: a string is required");
 		return -1;
 	}
-	fr->model = xstrdup(json_string_value(model));
+	fr->model = xstrdup(model);
 	fr->dstate = xcalloc(1, sizeof(struct front_anthropic_state));
 	((struct front_anthropic_state *)fr->dstate)->index = -1;
-	msgs = json_object_get(body, "messages");
-	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+	msgs = m[FAK_MESSAGES];
+	if (jdoc_type(d, msgs) != JDOC_ARRAY || jdoc_size(d, msgs) == 0) {
 		front_http_bad(fr,
 		    "messages: a non-empty array is "
 		    "required");
 		return -1;
 	}
-	if (front_anthropic_params(fr, z, body, req) != 0)
+	if (front_anthropic_params(fr, z, d, m, unknown, req) != 0)
 		goto fail;
-	if (front_anthropic_text(fr, json_object_get(body, "system"), "system",
-	        &sys) != 0)
+	if (front_anthropic_text(fr, d, m[FAK_SYSTEM], "system", &sys) != 0)
 		goto fail;
 	if (sys.len != 0)
 		req->system = front_http_zdup(z, sys.data, sys.len);
-	json_array_foreach(msgs, i, jm) {
-		if (front_anthropic_turn(fr, z, jm, i, req, &cap) != 0)
+	for (i = 0, jm = msgs + 1; i < (size_t)jdoc_size(d, msgs);
+	     i++, jm = jdoc_next(d, jm)) {
+		if (front_anthropic_turn(fr, z, d, jm, i, req, &cap) != 0)
 			goto fail;
 	}
-	if (front_anthropic_tools(fr, z, json_object_get(body, "tools"),
-	        json_object_get(body, "tool_choice"), req) != 0)
+	if (front_anthropic_tools(fr, z, d, m[FAK_TOOLS], m[FAK_TOOL_CHOICE],
+	        req) != 0)
 		goto fail;
 	buf_free(&sys);
 	return 0;

@@ -122,6 +122,43 @@ front_http_zdup(msgpack_zone *z, const char *s, size_t len)
 	return p;
 }
 
+char *
+front_http_jstr(msgpack_zone *z, const struct jdoc *d, int i)
+{
+	const char *s;
+	char *p;
+	size_t len, raw;
+
+	if (jdoc_type(d, i) != JDOC_STRING)
+		return NULL;
+	raw = (size_t)(d->tok[i].end - d->tok[i].start);
+	if ((p = msgpack_zone_malloc(z, raw + 1)) == NULL)
+		fatalx("%s: out of memory", __func__);
+	/* Unescaped straight into p, or copied from the text. */
+	if ((s = jdoc_str(d, i, &len, p, raw)) != p)
+		memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+int
+front_http_jadd(struct buf *b, const struct jdoc *d, int i)
+{
+	const char *s;
+	size_t len, raw;
+	char *p;
+
+	if (jdoc_type(d, i) != JDOC_STRING)
+		return -1;
+	raw = (size_t)(d->tok[i].end - d->tok[i].start);
+	p = buf_reserve(b, raw);
+	if ((s = jdoc_str(d, i, &len, p, raw)) != p)
+		memcpy(p, s, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
 void *
 front_http_zalloc(msgpack_zone *z, size_t n, size_t size)
 {
@@ -240,35 +277,35 @@ add:
  */
 int
 front_http_targets(struct front_req *fr, struct llmgate_request *req,
-    msgpack_zone *z, const char *model, json_t *models)
+    msgpack_zone *z, const char *model, const struct jdoc *d, int models)
 {
 	const char *hdr;
-	char *list, *p, *last, *cause = NULL;
+	char *list, *p, *last, *s, *cause = NULL;
 	size_t cap = 0, i;
-	int status = 400;
-	json_t *v;
+	int status = 400, v;
 
 	if (front_http_add_model(req, &cap, z, model, &status, &cause) != 0)
 		goto fail;
-	if (models != NULL) {
-		if (!json_is_array(models)) {
+	if (models != -1) {
+		if (jdoc_type(d, models) != JDOC_ARRAY) {
 			xasprintf(&cause,
 			    "models must be an array of model "
 			    "names");
 			goto fail;
 		}
-		json_array_foreach(models, i, v) {
-			if (!json_is_string(v)) {
+		for (i = 0, v = models + 1; i < (size_t)jdoc_size(d, models);
+		     i++, v = jdoc_next(d, v)) {
+			if ((s = front_http_jstr(z, d, v)) == NULL) {
 				xasprintf(&cause,
 				    "models[%zu] must be a "
 				    "string",
 				    i);
 				goto fail;
 			}
-			if (i == 0 && strcmp(json_string_value(v), model) == 0)
+			if (i == 0 && strcmp(s, model) == 0)
 				continue;
-			if (front_http_add_model(req, &cap, z,
-			        json_string_value(v), &status, &cause) != 0)
+			if (front_http_add_model(req, &cap, z, s, &status,
+			        &cause) != 0)
 				goto fail;
 		}
 	}

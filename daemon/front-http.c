@@ -661,6 +661,30 @@ front_http_hdr_num(const struct front_wire *w, const char *name)
 	return v;
 }
 
+/*
+ * The body is no JSON object: refused with jansson's reason (its parser
+ * run again, off the common way, for the message); parsed, it was JSON
+ * but no object.
+ */
+static void
+front_http_not_json(struct front_req *fr, const char *text, size_t len,
+    int parsed)
+{
+	json_error_t jerr;
+	json_t *j = NULL;
+	char msg[256];
+
+	if (!parsed &&
+	    (j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) != NULL)
+		log_warnx("%s: jansson took a body jdoc refused", __func__);
+	snprintf(msg, sizeof msg, "the body is not a JSON object%s%s",
+	    parsed || j != NULL ? "" : ": ",
+	    parsed || j != NULL ? "" : jerr.text);
+	json_decref(j);
+	front_http_refuse(fr, LLMGATE_INVALID_REQUEST, 400, "invalid_json",
+	    msg);
+}
+
 /* A whole request of fc's: answered, now or by its call. */
 void
 front_http_request(struct front_conn *fc)
@@ -672,8 +696,7 @@ front_http_request(struct front_conn *fc)
 	struct front_req *fr;
 	struct llmgate_request *lr;
 	msgpack_zone *z;
-	json_error_t jerr;
-	json_t *body;
+	struct jdoc body;
 	char msg[256];
 	size_t len, q;
 	int need_token;
@@ -776,13 +799,10 @@ front_http_request(struct front_conn *fc)
 		    fr->err_msg);
 		return;
 	}
-	body = jload_flags(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (body == NULL || !json_is_object(body)) {
-		snprintf(msg, sizeof msg, "the body is not a JSON object%s%s",
-		    body == NULL ? ": " : "", body == NULL ? jerr.text : "");
-		json_decref(body);
-		front_http_refuse(fr, LLMGATE_INVALID_REQUEST, 400,
-		    "invalid_json", msg);
+	if (jdoc_load(&body, text, len, JDOC_FULL | JDOC_NODUP) != 0 ||
+	    body.tok[0].type != JDOC_OBJECT) {
+		front_http_not_json(fr, text, len, body.n != 0);
+		jdoc_free(&body);
 		return;
 	}
 	snprintf(fr->id, sizeof fr->id, "%s%llx%06llx", d->id_prefix,
@@ -792,16 +812,16 @@ front_http_request(struct front_conn *fc)
 	if ((z = msgpack_zone_new(8192)) == NULL)
 		fatalx("msgpack_zone_new");
 	lr = front_http_zalloc(z, 1, sizeof *lr);
-	if (d->parse(fr, body, z, lr) != 0 ||
-	    front_http_targets(fr, lr, z, fr->model,
-	        json_object_get(body, "models")) != 0 ||
+	if (d->parse(fr, &body, z, lr) != 0 ||
+	    front_http_targets(fr, lr, z, fr->model, &body,
+	        jdoc_get(&body, 0, "models")) != 0 ||
 	    front_http_options(fr, lr, z) != 0) {
-		json_decref(body);
+		jdoc_free(&body);
 		msgpack_zone_free(z);
 		front_http_refuse(fr, fr->err_cls, fr->err_status, NULL,
 		    fr->err_msg);
 		return;
 	}
-	json_decref(body);
+	jdoc_free(&body);
 	front_http_call(fr, lr, z);
 }

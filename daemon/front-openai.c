@@ -17,8 +17,35 @@ struct front_openai_state {
 	unsigned char tool_seen[FRONT_OPENAI_TOOLS];
 };
 
-/* Known keys that are accepted only at their neutral value. */
-static const char *front_openai_keys[] = {
+/* The body's members: known keys, some accepted only at their neutral
+ * value; in the order of enum front_openai_key. */
+enum front_openai_key {
+	FO_MODEL,
+	FO_MESSAGES,
+	FO_MODELS,
+	FO_TOOLS,
+	FO_TOOL_CHOICE,
+	FO_RESPONSE_FORMAT,
+	FO_MAX_TOKENS,
+	FO_MAX_COMPLETION_TOKENS,
+	FO_TEMPERATURE,
+	FO_TOP_P,
+	FO_STOP,
+	FO_SEED,
+	FO_STREAM,
+	FO_STREAM_OPTIONS,
+	FO_N,
+	FO_USER,
+	FO_METADATA,
+	FO_STORE,
+	FO_PARALLEL_TOOL_CALLS,
+	FO_FREQUENCY_PENALTY,
+	FO_PRESENCE_PENALTY,
+	FO_LOGPROBS,
+	FO_SERVICE_TIER,
+	FO_NKEYS
+};
+static const char *const front_openai_keys[FO_NKEYS] = {
 	"model",
 	"messages",
 	"models",
@@ -46,34 +73,29 @@ static const char *front_openai_keys[] = {
 
 /* A message's text: a string, or an array of text parts; NULL for null. */
 static int
-front_openai_text(struct front_req *fr, msgpack_zone *z, json_t *c, size_t idx,
-    char **out)
+front_openai_text(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
+    int c, size_t idx, char **out)
 {
 	struct buf b = { NULL, 0, 0 };
-	json_t *part, *t, *ty;
 	size_t i;
+	int part;
 
 	*out = NULL;
-	if (c == NULL || json_is_null(c))
+	if (c == -1 || jdoc_is(d, c, "null"))
 		return 0;
-	if (json_is_string(c)) {
-		*out = front_http_zdup(z, json_string_value(c),
-		    json_string_length(c));
+	if ((*out = front_http_jstr(z, d, c)) != NULL)
 		return 0;
-	}
-	if (!json_is_array(c)) {
+	if (jdoc_type(d, c) != JDOC_ARRAY) {
 		front_http_bad(fr,
 		    "messages[%zu].content must be a string "
 		    "or an array of parts",
 		    idx);
 		return -1;
 	}
-	json_array_foreach(c, i, part) {
-		ty = json_object_get(part, "type");
-		t = json_object_get(part, "text");
-		if (!json_is_string(ty) ||
-		    strcmp(json_string_value(ty), "text") != 0 ||
-		    !json_is_string(t)) {
+	for (i = 0, part = c + 1; i < (size_t)jdoc_size(d, c);
+	     i++, part = jdoc_next(d, part)) {
+		if (!jdoc_streq(d, jdoc_get(d, part, "type"), "text") ||
+		    front_http_jadd(&b, d, jdoc_get(d, part, "text")) != 0) {
 			front_http_bad(fr,
 			    "messages[%zu].content[%zu]: only "
 			    "text parts are supported",
@@ -81,7 +103,6 @@ front_openai_text(struct front_req *fr, msgpack_zone *z, json_t *c, size_t idx,
 			buf_free(&b);
 			return -1;
 		}
-		buf_add(&b, json_string_value(t), json_string_length(t));
 	}
 	*out = front_http_zdup(z, buf_cstr(&b), b.len);
 	buf_free(&b);
@@ -89,29 +110,35 @@ front_openai_text(struct front_req *fr, msgpack_zone *z, json_t *c, size_t idx,
 }
 
 static int
-front_openai_tool_calls(struct front_req *fr, msgpack_zone *z, json_t *tc,
-    size_t idx, struct llmgate_message *m)
+front_openai_tool_calls(struct front_req *fr, msgpack_zone *z,
+    const struct jdoc *d, int tc, size_t idx, struct llmgate_message *m)
 {
-	json_t *t, *fn, *id, *name, *args;
+	int t, fn, args;
 	size_t i;
 
-	if (!json_is_array(tc)) {
+	if (jdoc_type(d, tc) != JDOC_ARRAY) {
 		front_http_bad(fr,
 		    "messages[%zu].tool_calls must be an "
 		    "array",
 		    idx);
 		return -1;
 	}
-	m->ntool_calls = json_array_size(tc);
+	m->ntool_calls = (size_t)jdoc_size(d, tc);
 	m->tool_calls =
 	    front_http_zalloc(z, m->ntool_calls, sizeof *m->tool_calls);
-	json_array_foreach(tc, i, t) {
-		fn = json_object_get(t, "function");
-		id = json_object_get(t, "id");
-		name = json_object_get(fn, "name");
-		args = json_object_get(fn, "arguments");
-		if (!json_is_string(id) || !json_is_string(name) ||
-		    (args != NULL && !json_is_string(args))) {
+	for (i = 0, t = tc + 1; i < m->ntool_calls; i++, t = jdoc_next(d, t)) {
+		fn = jdoc_get(d, t, "function");
+		args = jdoc_get(d, fn, "arguments");
+		m->tool_calls[i].id =
+		    front_http_jstr(z, d, jdoc_get(d, t, "id"));
+		m->tool_calls[i].name =
+		    front_http_jstr(z, d, jdoc_get(d, fn, "name"));
+		m->tool_calls[i].arguments = args != -1 ?
+		    front_http_jstr(z, d, args) :
+		    front_http_zdup(z, "{}", 2);
+		if (m->tool_calls[i].id == NULL ||
+		    m->tool_calls[i].name == NULL ||
+		    m->tool_calls[i].arguments == NULL) {
 			front_http_bad(fr,
 			    "messages[%zu].tool_calls[%zu] "
 			    "needs id and function.name (strings) and "
@@ -119,14 +146,6 @@ front_openai_tool_calls(struct front_req *fr, msgpack_zone *z, json_t *tc,
 			    idx, i);
 			return -1;
 		}
-		m->tool_calls[i].id = front_http_zdup(z, json_string_value(id),
-		    json_string_length(id));
-		m->tool_calls[i].name = front_http_zdup(z,
-		    json_string_value(name), json_string_length(name));
-		m->tool_calls[i].arguments = args != NULL ?
-		    front_http_zdup(z, json_string_value(args),
-		        json_string_length(args)) :
-		    front_http_zdup(z, "{}", 2);
 	}
 	return 0;
 }
@@ -149,30 +168,30 @@ front_openai_tool_name(struct llmgate_request *req, const char *id)
 }
 
 static int
-front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
-    struct llmgate_request *req)
+front_openai_messages(struct front_req *fr, msgpack_zone *z,
+    const struct jdoc *d, int msgs, struct llmgate_request *req)
 {
 	struct buf sys = { NULL, 0, 0 };
 	struct llmgate_message *m;
-	json_t *jm, *role, *tcid;
 	const char *r;
 	char *text;
 	size_t i;
+	int jm, tc;
 
-	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+	if (jdoc_type(d, msgs) != JDOC_ARRAY || jdoc_size(d, msgs) == 0) {
 		front_http_bad(fr, "messages must be a non-empty array");
 		return -1;
 	}
-	req->messages =
-	    front_http_zalloc(z, json_array_size(msgs), sizeof *req->messages);
-	json_array_foreach(msgs, i, jm) {
-		role = json_object_get(jm, "role");
-		if (!json_is_object(jm) || !json_is_string(role)) {
+	req->messages = front_http_zalloc(z, (size_t)jdoc_size(d, msgs),
+	    sizeof *req->messages);
+	for (i = 0, jm = msgs + 1; i < (size_t)jdoc_size(d, msgs);
+	     i++, jm = jdoc_next(d, jm)) {
+		if ((r = front_http_jstr(z, d, jdoc_get(d, jm, "role"))) ==
+		    NULL) {
 			front_http_bad(fr, "messages[%zu] needs a role", i);
 			goto fail;
 		}
-		r = json_string_value(role);
-		if (front_openai_text(fr, z, json_object_get(jm, "content"), i,
+		if (front_openai_text(fr, z, d, jdoc_get(d, jm, "content"), i,
 		        &text) != 0)
 			goto fail;
 		if (strcmp(r, "system") == 0 || strcmp(r, "developer") == 0) {
@@ -194,23 +213,21 @@ front_openai_messages(struct front_req *fr, msgpack_zone *z, json_t *msgs,
 			m->role = LLMGATE_ROLE_USER;
 		else if (strcmp(r, "assistant") == 0) {
 			m->role = LLMGATE_ROLE_ASSISTANT;
-			if (json_object_get(jm, "tool_calls") != NULL &&
-			    !json_is_null(json_object_get(jm, "tool_calls")) &&
-			    front_openai_tool_calls(fr, z,
-			        json_object_get(jm, "tool_calls"), i, m) != 0)
+			tc = jdoc_get(d, jm, "tool_calls");
+			if (tc != -1 && !jdoc_is(d, tc, "null") &&
+			    front_openai_tool_calls(fr, z, d, tc, i, m) != 0)
 				goto fail;
 		} else if (strcmp(r, "tool") == 0) {
 			m->role = LLMGATE_ROLE_TOOL;
-			tcid = json_object_get(jm, "tool_call_id");
-			if (!json_is_string(tcid)) {
+			m->tool_call_id = front_http_jstr(z, d,
+			    jdoc_get(d, jm, "tool_call_id"));
+			if (m->tool_call_id == NULL) {
 				front_http_bad(fr,
 				    "messages[%zu]: a tool "
 				    "message needs tool_call_id",
 				    i);
 				goto fail;
 			}
-			m->tool_call_id = front_http_zdup(z,
-			    json_string_value(tcid), json_string_length(tcid));
 			m->name = front_openai_tool_name(req, m->tool_call_id);
 			if (m->content == NULL)
 				m->content = front_http_zdup(z, "", 0);
@@ -233,30 +250,39 @@ fail:
 	return -1;
 }
 
-static int
-front_openai_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
-    json_t *choice, struct llmgate_request *req)
+/* Value i's compact JSON text, in z. */
+static char *
+front_openai_dump(msgpack_zone *z, const struct jdoc *d, int i)
 {
-	json_t *t, *fn, *name, *desc, *params;
+	char *s = jdoc_dump(d, i, JSON_COMPACT), *p;
+
+	if (s == NULL)
+		fatalx("%s: out of memory", __func__);
+	p = front_http_zdup(z, s, strlen(s));
+	free(s);
+	return p;
+}
+
+static int
+front_openai_tools(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
+    int tools, int choice, struct llmgate_request *req)
+{
+	int t, fn, name, params;
 	const char *c = "auto";
 	char *s;
 	size_t i;
 
-	if (choice != NULL && !json_is_null(choice)) {
-		fn = json_object_get(choice, "function");
-		name = json_object_get(fn, "name");
-		if (json_is_string(choice) &&
-		    llmgate_tool_choice_from_name(json_string_value(choice)) >=
-		        0)
-			c = json_string_value(choice);
-		else if (json_is_string(json_object_get(choice, "type")) &&
-		    strcmp(json_string_value(json_object_get(choice, "type")),
-		        "function") == 0 &&
-		    json_is_string(name)) {
+	if (choice != -1 && !jdoc_is(d, choice, "null")) {
+		fn = jdoc_get(d, choice, "function");
+		name = jdoc_get(d, fn, "name");
+		if ((s = front_http_jstr(z, d, choice)) != NULL &&
+		    llmgate_tool_choice_from_name(s) >= 0)
+			c = s;
+		else if (jdoc_streq(d, jdoc_get(d, choice, "type"),
+		             "function") &&
+		    (req->tool_name = front_http_jstr(z, d, name)) != NULL)
 			c = "required";
-			req->tool_name = front_http_zdup(z,
-			    json_string_value(name), json_string_length(name));
-		} else {
+		else {
 			front_http_bad(fr,
 			    "tool_choice must be \"auto\", "
 			    "\"none\", \"required\" or {\"type\": "
@@ -267,70 +293,58 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, json_t *tools,
 		if (strcmp(c, "required") == 0)
 			req->tool_choice = LLMGATE_TOOLS_REQUIRED;
 	}
-	if (tools == NULL || json_is_null(tools))
+	if (tools == -1 || jdoc_is(d, tools, "null"))
 		return 0;
-	if (!json_is_array(tools)) {
+	if (jdoc_type(d, tools) != JDOC_ARRAY) {
 		front_http_bad(fr, "tools must be an array");
 		return -1;
 	}
 	/* "none": the model is not offered the tools at all. */
 	if (strcmp(c, "none") == 0)
 		return 0;
-	req->ntools = json_array_size(tools);
+	req->ntools = (size_t)jdoc_size(d, tools);
 	req->tools = front_http_zalloc(z, req->ntools, sizeof *req->tools);
-	json_array_foreach(tools, i, t) {
-		fn = json_object_get(t, "function");
-		name = json_object_get(fn, "name");
-		desc = json_object_get(fn, "description");
-		params = json_object_get(fn, "parameters");
-		if (!json_is_string(json_object_get(t, "type")) ||
-		    strcmp(json_string_value(json_object_get(t, "type")),
-		        "function") != 0 ||
-		    !json_is_string(name)) {
+	for (i = 0, t = tools + 1; i < req->ntools; i++, t = jdoc_next(d, t)) {
+		fn = jdoc_get(d, t, "function");
+		params = jdoc_get(d, fn, "parameters");
+		if (!jdoc_streq(d, jdoc_get(d, t, "type"), "function") ||
+		    (req->tools[i].name = front_http_jstr(z, d,
+		         jdoc_get(d, fn, "name"))) == NULL) {
 			front_http_bad(fr,
 			    "tools[%zu] must be {\"type\": "
 			    "\"function\", \"function\": {\"name\": ...}}",
 			    i);
 			return -1;
 		}
-		if (params != NULL && !json_is_object(params)) {
+		if (params != -1 && jdoc_type(d, params) != JDOC_OBJECT) {
 			front_http_bad(fr,
 			    "tools[%zu].function.parameters "
 			    "must be a JSON Schema object",
 			    i);
 			return -1;
 		}
-		req->tools[i].name = front_http_zdup(z, json_string_value(name),
-		    json_string_length(name));
-		if (json_is_string(desc))
-			req->tools[i].description = front_http_zdup(z,
-			    json_string_value(desc), json_string_length(desc));
-		if (params != NULL) {
-			s = json_dumps(params, JSON_COMPACT);
+		req->tools[i].description =
+		    front_http_jstr(z, d, jdoc_get(d, fn, "description"));
+		if (params != -1)
 			req->tools[i].parameters =
-			    front_http_zdup(z, s, strlen(s));
-			free(s);
-		}
+			    front_openai_dump(z, d, params);
 	}
 	return 0;
 }
 
 static int
-front_openai_format(struct front_req *fr, msgpack_zone *z, json_t *rf,
-    struct llmgate_request *req)
+front_openai_format(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
+    int rf, struct llmgate_request *req)
 {
-	json_t *type, *js, *schema;
 	const char *t;
-	char *s;
+	int schema;
 
-	if (rf == NULL || json_is_null(rf))
+	if (rf == -1 || jdoc_is(d, rf, "null"))
 		return 0;
-	type = json_object_get(rf, "type");
-	if (!json_is_string(type)) {
+	if ((t = front_http_jstr(z, d, jdoc_get(d, rf, "type"))) == NULL) {
 		front_http_bad(fr, "response_format needs a type");
 		return -1;
 	}
-	t = json_string_value(type);
 	if (strcmp(t, "text") == 0)
 		return 0;
 	if (strcmp(t, "json_object") == 0) {
@@ -344,154 +358,154 @@ front_openai_format(struct front_req *fr, msgpack_zone *z, json_t *rf,
 		    t);
 		return -1;
 	}
-	js = json_object_get(rf, "json_schema");
-	schema = json_object_get(js, "schema");
-	if (!json_is_object(schema)) {
+	schema = jdoc_get(d, jdoc_get(d, rf, "json_schema"), "schema");
+	if (jdoc_type(d, schema) != JDOC_OBJECT) {
 		front_http_bad(fr,
 		    "response_format.json_schema.schema must "
 		    "be a JSON Schema object");
 		return -1;
 	}
-	s = json_dumps(schema, JSON_COMPACT);
-	req->schema = front_http_zdup(z, s, strlen(s));
-	free(s);
+	req->schema = front_openai_dump(z, d, schema);
 	return 0;
 }
 
-/* Neutral values only for what the daemon cannot do. */
+/* Member i of d's root is v, not given as null. */
 static int
-front_openai_unsupported(struct front_req *fr, json_t *body)
+front_openai_set(const struct jdoc *d, int v)
 {
-	const char *key;
-	json_t *v;
-	size_t i;
+	return v != -1 && !jdoc_is(d, v, "null");
+}
 
-	json_object_foreach(body, key, v) {
-		for (i = 0;
-		     i < sizeof front_openai_keys / sizeof front_openai_keys[0];
-		     i++) {
-			if (strcmp(key, front_openai_keys[i]) == 0)
-				break;
-		}
-		if (i ==
-		    sizeof front_openai_keys / sizeof front_openai_keys[0]) {
-			front_http_bad(fr,
-			    "parameter '%s' is not supported "
-			    "by llmgated",
-			    key);
-			return -1;
-		}
+/* Neutral values only for what the daemon cannot do; m: the body's
+ * members (enum front_openai_key). */
+static int
+front_openai_unsupported(struct front_req *fr, msgpack_zone *z,
+    const struct jdoc *d, int *m)
+{
+	int64_t n;
+	double x;
+	int key;
+
+	if ((key = jdoc_members(d, 0, front_openai_keys, FO_NKEYS, m)) != 0) {
+		front_http_bad(fr,
+		    "parameter '%s' is not supported "
+		    "by llmgated",
+		    front_http_jstr(z, d, key));
+		return -1;
 	}
-	v = json_object_get(body, "n");
-	if (v != NULL && !json_is_null(v) &&
-	    (!json_is_integer(v) || json_integer_value(v) != 1)) {
+	if (front_openai_set(d, m[FO_N]) &&
+	    (jdoc_int(d, m[FO_N], &n) != 0 || n != 1)) {
 		front_http_bad(fr, "n: only 1 choice is supported");
 		return -1;
 	}
-	if (json_is_true(json_object_get(body, "logprobs"))) {
+	if (jdoc_is(d, m[FO_LOGPROBS], "true")) {
 		front_http_bad(fr, "logprobs are not supported");
 		return -1;
 	}
-	if (json_is_false(json_object_get(body, "parallel_tool_calls"))) {
+	if (jdoc_is(d, m[FO_PARALLEL_TOOL_CALLS], "false")) {
 		front_http_bad(fr,
 		    "parallel_tool_calls = false is not "
 		    "supported");
 		return -1;
 	}
-	if (json_is_true(json_object_get(body, "store"))) {
+	if (jdoc_is(d, m[FO_STORE], "true")) {
 		front_http_bad(fr, "store = true is not supported");
 		return -1;
 	}
-	v = json_object_get(body, "frequency_penalty");
-	if (v != NULL && !json_is_null(v) && json_number_value(v) != 0) {
+	/* json_number_value(): 0 for what is no number. */
+	if (front_openai_set(d, m[FO_FREQUENCY_PENALTY]) &&
+	    jdoc_num(d, m[FO_FREQUENCY_PENALTY], &x) == 0 && x != 0) {
 		front_http_bad(fr, "frequency_penalty is not supported");
 		return -1;
 	}
-	v = json_object_get(body, "presence_penalty");
-	if (v != NULL && !json_is_null(v) && json_number_value(v) != 0) {
+	if (front_openai_set(d, m[FO_PRESENCE_PENALTY]) &&
+	    jdoc_num(d, m[FO_PRESENCE_PENALTY], &x) == 0 && x != 0) {
 		front_http_bad(fr, "presence_penalty is not supported");
 		return -1;
 	}
 	return 0;
 }
 
+/* Number v within [lo, hi] into *out; -1 otherwise. */
 static int
-front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
-    struct llmgate_request *req)
+front_openai_range(const struct jdoc *d, int v, double lo, double hi,
+    double *out)
 {
-	json_t *v, *s;
-	size_t i;
+	return jdoc_num(d, v, out) == 0 && *out >= lo && *out <= hi ? 0 : -1;
+}
 
-	v = json_object_get(body, "max_completion_tokens");
-	if (v == NULL || json_is_null(v))
-		v = json_object_get(body, "max_tokens");
-	if (v != NULL && !json_is_null(v)) {
-		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    json_integer_value(v) > UINT32_MAX) {
+static int
+front_openai_sampling(struct front_req *fr, msgpack_zone *z,
+    const struct jdoc *d, const int *m, struct llmgate_request *req)
+{
+	int64_t n;
+	size_t i;
+	int v, s;
+
+	v = m[FO_MAX_COMPLETION_TOKENS];
+	if (!front_openai_set(d, v))
+		v = m[FO_MAX_TOKENS];
+	if (front_openai_set(d, v)) {
+		if (jdoc_int(d, v, &n) != 0 || n < 1 || n > UINT32_MAX) {
 			front_http_bad(fr,
 			    "max_tokens must be a positive "
 			    "integer");
 			return -1;
 		}
 		req->has |= LLMGATE_HAS_MAX_TOKENS;
-		req->max_tokens = (uint32_t)json_integer_value(v);
+		req->max_tokens = (uint32_t)n;
 	}
-	v = json_object_get(body, "temperature");
-	if (v != NULL && !json_is_null(v)) {
-		if (!json_is_number(v) || json_number_value(v) < 0 ||
-		    json_number_value(v) > 2) {
+	v = m[FO_TEMPERATURE];
+	if (front_openai_set(d, v)) {
+		if (front_openai_range(d, v, 0, 2, &req->temperature) != 0) {
 			front_http_bad(fr,
 			    "temperature must be a number "
 			    "from 0 to 2");
 			return -1;
 		}
 		req->has |= LLMGATE_HAS_TEMPERATURE;
-		req->temperature = json_number_value(v);
 	}
-	v = json_object_get(body, "top_p");
-	if (v != NULL && !json_is_null(v)) {
-		if (!json_is_number(v) || json_number_value(v) < 0 ||
-		    json_number_value(v) > 1) {
+	v = m[FO_TOP_P];
+	if (front_openai_set(d, v)) {
+		if (front_openai_range(d, v, 0, 1, &req->top_p) != 0) {
 			front_http_bad(fr,
 			    "top_p must be a number from 0 "
 			    "to 1");
 			return -1;
 		}
 		req->has |= LLMGATE_HAS_TOP_P;
-		req->top_p = json_number_value(v);
 	}
-	v = json_object_get(body, "seed");
-	if (v != NULL && !json_is_null(v)) {
-		if (!json_is_integer(v)) {
+	v = m[FO_SEED];
+	if (front_openai_set(d, v)) {
+		if (jdoc_int(d, v, &n) != 0) {
 			front_http_bad(fr, "seed must be an integer");
 			return -1;
 		}
 		req->has |= LLMGATE_HAS_SEED;
-		req->seed = json_integer_value(v);
+		req->seed = n;
 	}
-	v = json_object_get(body, "stop");
-	if (v != NULL && !json_is_null(v)) {
-		if (json_is_string(v)) {
+	v = m[FO_STOP];
+	if (front_openai_set(d, v)) {
+		if (jdoc_type(d, v) == JDOC_STRING) {
 			req->stop = front_http_zalloc(z, 1, sizeof *req->stop);
-			req->stop[0] = front_http_zdup(z, json_string_value(v),
-			    json_string_length(v));
+			req->stop[0] = front_http_jstr(z, d, v);
 			req->nstop = 1;
-		} else if (json_is_array(v) && json_array_size(v) <= 16) {
-			req->stop = front_http_zalloc(z, json_array_size(v),
-			    sizeof *req->stop);
-			json_array_foreach(v, i, s) {
-				if (!json_is_string(s)) {
+		} else if (jdoc_type(d, v) == JDOC_ARRAY &&
+		    jdoc_size(d, v) <= 16) {
+			req->stop = front_http_zalloc(z,
+			    (size_t)jdoc_size(d, v), sizeof *req->stop);
+			for (i = 0, s = v + 1; i < (size_t)jdoc_size(d, v);
+			     i++, s = jdoc_next(d, s)) {
+				if ((req->stop[i] = front_http_jstr(z, d, s)) ==
+				    NULL) {
 					front_http_bad(fr,
 					    "stop[%zu] must "
 					    "be a string",
 					    i);
 					return -1;
 				}
-				req->stop[i] =
-				    front_http_zdup(z, json_string_value(s),
-				        json_string_length(s));
 			}
-			req->nstop = json_array_size(v);
+			req->nstop = (size_t)jdoc_size(d, v);
 		} else {
 			front_http_bad(fr,
 			    "stop must be a string or an "
@@ -499,51 +513,49 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z, json_t *body,
 			return -1;
 		}
 	}
-	v = json_object_get(body, "stream");
-	if (v != NULL && !json_is_null(v)) {
-		if (!json_is_boolean(v)) {
+	v = m[FO_STREAM];
+	if (front_openai_set(d, v)) {
+		if (!jdoc_is(d, v, "true") && !jdoc_is(d, v, "false")) {
 			front_http_bad(fr, "stream must be true or false");
 			return -1;
 		}
-		fr->stream = json_is_true(v);
+		fr->stream = jdoc_is(d, v, "true");
 	}
-	v = json_object_get(body, "stream_options");
-	if (v != NULL && !json_is_null(v)) {
-		if (!json_is_object(v)) {
+	v = m[FO_STREAM_OPTIONS];
+	if (front_openai_set(d, v)) {
+		if (jdoc_type(d, v) != JDOC_OBJECT) {
 			front_http_bad(fr,
 			    "stream_options must be an "
 			    "object");
 			return -1;
 		}
 		fr->include_usage =
-		    json_is_true(json_object_get(v, "include_usage"));
+		    jdoc_is(d, jdoc_get(d, v, "include_usage"), "true");
 	}
 	return 0;
 }
 
 /* Translate the body into req (its strings in z); -1 when refused. */
 static int
-front_openai_parse(struct front_req *fr, json_t *body, msgpack_zone *z,
+front_openai_parse(struct front_req *fr, const struct jdoc *d, msgpack_zone *z,
     struct llmgate_request *req)
 {
-	json_t *model;
+	int m[FO_NKEYS];
+	char *model;
 
-	if (front_openai_unsupported(fr, body) != 0)
+	if (front_openai_unsupported(fr, z, d, m) != 0)
 		return -1;
-	model = json_object_get(body, "model");
-	if (!json_is_string(model)) {
+	if ((model = front_http_jstr(z, d, m[FO_MODEL])) == NULL) {
 		front_http_bad(fr, "model must be a string");
 		return -1;
 	}
-	fr->model = xstrdup(json_string_value(model));
+	fr->model = xstrdup(model);
 	fr->dstate = xcalloc(1, sizeof(struct front_openai_state));
-	if (front_openai_messages(fr, z, json_object_get(body, "messages"),
-	        req) != 0 ||
-	    front_openai_tools(fr, z, json_object_get(body, "tools"),
-	        json_object_get(body, "tool_choice"), req) != 0 ||
-	    front_openai_format(fr, z, json_object_get(body, "response_format"),
-	        req) != 0 ||
-	    front_openai_sampling(fr, z, body, req) != 0)
+	if (front_openai_messages(fr, z, d, m[FO_MESSAGES], req) != 0 ||
+	    front_openai_tools(fr, z, d, m[FO_TOOLS], m[FO_TOOL_CHOICE], req) !=
+	        0 ||
+	    front_openai_format(fr, z, d, m[FO_RESPONSE_FORMAT], req) != 0 ||
+	    front_openai_sampling(fr, z, d, m, req) != 0)
 		return -1;
 	return 0;
 }

@@ -18,6 +18,8 @@
  * The same walk, building nothing, checks a document for jdoc_parse(),
  * whose readers then pick values straight out of the tokens.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +40,7 @@ struct jwalk {
 	size_t pos; /* the end of what was taken */
 	int check;  /* only check: build nothing, answer json_null() */
 	int nodup;  /* a key twice in an object: not taken */
+	int full;   /* check all jansson takes: \\u, reals, any integer */
 };
 
 static int
@@ -64,11 +67,88 @@ jload_gap(struct jwalk *w, size_t to, char sep)
 	return p == to ? 0 : -1;
 }
 
-/* A string's bytes (between the quotes) unescaped into out, n or -1. */
+/* Four hex digits at s (left bytes there): their value, or -1. */
 static long
-jload_unescape(const char *s, size_t len, char *out)
+jload_hex4(const char *s, size_t left)
+{
+	long v = 0;
+	size_t i;
+	char c;
+
+	if (left < 4)
+		return -1;
+	for (i = 0; i < 4; i++) {
+		c = s[i];
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v << 4 | (c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v = v << 4 | (c - 'A' + 10);
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * The code point of the \u escape whose 'u' is s[*i], as jansson takes
+ * it: a surrogate only in a high-low pair, never U+0000 (jansson wants
+ * JSON_ALLOW_NUL for it); *i left on its last byte. -1 otherwise.
+ */
+static long
+jload_uescape(const char *s, size_t len, size_t *i)
+{
+	long v, lo;
+
+	if ((v = jload_hex4(s + *i + 1, len - *i - 1)) < 0 || v == 0 ||
+	    (v >= 0xdc00 && v <= 0xdfff))
+		return -1;
+	*i += 4;
+	if (v < 0xd800 || v > 0xdbff)
+		return v;
+	if (len - *i < 7 || s[*i + 1] != '\\' || s[*i + 2] != 'u' ||
+	    (lo = jload_hex4(s + *i + 3, len - *i - 3)) < 0xdc00 || lo > 0xdfff)
+		return -1;
+	*i += 6;
+	return 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
+}
+
+/* Code point v as UTF-8 into out: its length. */
+static size_t
+jload_utf8(long v, char *out)
+{
+	if (v < 0x80) {
+		out[0] = (char)v;
+		return 1;
+	}
+	if (v < 0x800) {
+		out[0] = (char)(0xc0 | v >> 6);
+		out[1] = (char)(0x80 | (v & 0x3f));
+		return 2;
+	}
+	if (v < 0x10000) {
+		out[0] = (char)(0xe0 | v >> 12);
+		out[1] = (char)(0x80 | (v >> 6 & 0x3f));
+		out[2] = (char)(0x80 | (v & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | v >> 18);
+	out[1] = (char)(0x80 | (v >> 12 & 0x3f));
+	out[2] = (char)(0x80 | (v >> 6 & 0x3f));
+	out[3] = (char)(0x80 | (v & 0x3f));
+	return 4;
+}
+
+/*
+ * A string's bytes (between the quotes) unescaped into out, n or -1;
+ * \u escapes only if u (never longer than their text).
+ */
+static long
+jload_unescape(const char *s, size_t len, char *out, int u)
 {
 	size_t i, n = 0;
+	long v;
 
 	for (i = 0; i < len; i++) {
 		if ((unsigned char)s[i] < 0x20)
@@ -100,8 +180,13 @@ jload_unescape(const char *s, size_t len, char *out)
 		case 't':
 			out[n++] = '\t';
 			break;
+		case 'u':
+			if (!u || (v = jload_uescape(s, len, &i)) < 0)
+				return -1;
+			n += jload_utf8(v, out + n);
+			break;
 		default:
-			return -1; /* \u and anything else: jansson */
+			return -1; /* anything else: jansson */
 		}
 	}
 	return (long)n;
@@ -148,7 +233,7 @@ jload_utf8_seq(const unsigned char *p, size_t left)
  * at such a byte).
  */
 static int
-jload_check_string(const char *s, size_t len)
+jload_check_string(const char *s, size_t len, int full)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, n;
@@ -169,7 +254,12 @@ jload_check_string(const char *s, size_t len)
 		if (p[i] < 0x20)
 			return -1;
 		if (p[i] == '\\') {
-			if (++i == len || p[i] == '\0' ||
+			if (++i == len)
+				return -1;
+			if (p[i] == 'u' && full) {
+				if (jload_uescape(s, len, &i) < 0)
+					return -1;
+			} else if (p[i] == '\0' ||
 			    strchr("\"\\/bfnrt", p[i]) == NULL)
 				return -1;
 			i++;
@@ -195,7 +285,8 @@ jload_string(struct jwalk *w, const char *s, size_t len)
 	long n;
 
 	if (w->check)
-		return jload_check_string(s, len) == 0 ? json_null() : NULL;
+		return jload_check_string(s, len, w->full) == 0 ? json_null() :
+		                                                  NULL;
 	if (memchr(s, '\\', len) == NULL) {
 		for (n = 0; n < (long)len; n++) {
 			if ((unsigned char)s[n] < 0x20)
@@ -204,17 +295,76 @@ jload_string(struct jwalk *w, const char *s, size_t len)
 		return json_stringn(s, len);
 	}
 	out = len <= sizeof stack ? stack : xmalloc(len);
-	n = jload_unescape(s, len, out);
+	n = jload_unescape(s, len, out, 0);
 	j = n < 0 ? NULL : json_stringn(out, (size_t)n);
 	if (out != stack)
 		free(out);
 	return j;
 }
 
+/*
+ * The length of the JSON number at s (len bytes): -?(0|[1-9][0-9]*),
+ * then .[0-9]+ and [eE][+-]?[0-9]+ each maybe; *real when either came.
+ * 0 if it is none.
+ */
+static size_t
+jload_number(const char *s, size_t len, int *real)
+{
+	size_t i = 0, d;
+
+	*real = 0;
+	if (i < len && s[i] == '-')
+		i++;
+	for (d = i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+		;
+	if (i == d || (s[d] == '0' && i - d != 1))
+		return 0;
+	if (i < len && s[i] == '.') {
+		*real = 1;
+		for (d = ++i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		if (i == d)
+			return 0;
+	}
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		*real = 1;
+		if (++i < len && (s[i] == '+' || s[i] == '-'))
+			i++;
+		for (d = i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		if (i == d)
+			return 0;
+	}
+	return i;
+}
+
+/* A number token's value as jansson reads it: -1 where it refuses one
+ * (an integer out of json_int_t's range, a real overflowing a double). */
+static int
+jload_number_value(const char *s, int real, int64_t *iv, double *dv)
+{
+	char *end;
+
+	errno = 0;
+	if (real) {
+		*dv = strtod(s, &end);
+		return (*dv == HUGE_VAL || *dv == -HUGE_VAL) &&
+		        errno == ERANGE ?
+		    -1 :
+		    0;
+	}
+	*iv = strtoll(s, &end, 10);
+	*dv = (double)*iv;
+	return errno == ERANGE ? -1 : 0;
+}
+
 static json_t *
 jload_primitive(struct jwalk *w, const char *s, size_t len)
 {
 	size_t i = 0, digits;
+	int64_t iv;
+	double dv;
+	int real;
 
 	if (len == 4 && memcmp(s, "true", 4) == 0)
 		return json_true();
@@ -222,6 +372,12 @@ jload_primitive(struct jwalk *w, const char *s, size_t len)
 		return json_false();
 	if (len == 4 && memcmp(s, "null", 4) == 0)
 		return json_null();
+	/* The check of a whole document: any number jansson takes. */
+	if (w->full)
+		return jload_number(s, len, &real) == len &&
+		        jload_number_value(s, real, &iv, &dv) == 0 ?
+		    json_null() :
+		    NULL;
 	/* -?(0|[1-9][0-9]*), small enough for any json_int_t. */
 	if (i < len && s[i] == '-')
 		i++;
@@ -260,7 +416,7 @@ jload_object(struct jwalk *w, const jsmntok_t *t)
 		w->pos = (size_t)k->end + 1;
 		if (w->check) {
 			v = jload_check_string(w->buf + k->start,
-			        (size_t)(k->end - k->start)) != 0 ?
+			        (size_t)(k->end - k->start), w->full) != 0 ?
 			    NULL :
 			    jload_value(w, ':');
 			if (v == NULL)
@@ -271,7 +427,7 @@ jload_object(struct jwalk *w, const jsmntok_t *t)
 		    stack :
 		    xmalloc((size_t)(k->end - k->start));
 		n = jload_unescape(w->buf + k->start,
-		    (size_t)(k->end - k->start), key);
+		    (size_t)(k->end - k->start), key, 0);
 		v = n < 0 ? NULL : jload_value(w, ':');
 		/* Later duplicates replace earlier ones, as in jansson. */
 		if (v == NULL ||
@@ -358,46 +514,59 @@ jload_value(struct jwalk *w, char sep)
 }
 
 /*
- * Tokenize buf into tok (up to max) and walk it, building the tree or
- * (check) only checking; NULL unless jsmn and the walk take it exactly.
+ * Walk the n tokens of buf, building the tree or (check) only checking;
+ * NULL unless the walk takes them exactly, and nothing but whitespace
+ * comes after the root.
  */
 static json_t *
-jload_walk(const char *buf, size_t len, jsmntok_t *tok, int max, int check,
-    int nodup, int *ntok)
+jload_run(struct jwalk *w, size_t len)
 {
-	struct jwalk w;
-	jsmn_parser p;
 	json_t *root;
-	int n;
 
-	/* jsmn stops at a NUL byte; its offsets are ints. */
-	if (len == 0 || len > INT32_MAX / 2 || memchr(buf, '\0', len) != NULL)
+	if ((root = jload_value(w, 0)) == NULL)
 		return NULL;
-	jsmn_init(&p);
-	n = jsmn_parse(&p, buf, len, tok, (unsigned)max);
-	if (n < 1 || (tok[0].type != JSMN_OBJECT && tok[0].type != JSMN_ARRAY))
-		return NULL;
-	memset(&w, 0, sizeof w);
-	w.buf = buf;
-	w.tok = tok;
-	w.ntok = n;
-	w.check = check;
-	w.nodup = nodup;
-	*ntok = n;
-	if ((root = jload_value(&w, 0)) == NULL)
-		return NULL;
-	/* All tokens taken, and nothing but whitespace after the root. */
-	if (w.next != n) {
-		json_decref(root);
-		return NULL;
-	}
-	while (w.pos < len && jload_ws(buf[w.pos]))
-		w.pos++;
-	if (w.pos != len) {
+	while (w->pos < len && jload_ws(w->buf[w->pos]))
+		w->pos++;
+	if (w->next != w->ntok || w->pos != len) {
 		json_decref(root);
 		return NULL;
 	}
 	return root;
+}
+
+/* jsmn's tokens of buf, up to max: their count, or -1. */
+static int
+jload_tokens(const char *buf, size_t len, jsmntok_t *tok, int max)
+{
+	jsmn_parser p;
+	int n;
+
+	/* jsmn stops at a NUL byte; its offsets are ints. */
+	if (len == 0 || len > INT32_MAX / 2 || memchr(buf, '\0', len) != NULL)
+		return -1;
+	jsmn_init(&p);
+	n = jsmn_parse(&p, buf, len, tok, (unsigned)max);
+	if (n < 1 || (tok[0].type != JSMN_OBJECT && tok[0].type != JSMN_ARRAY))
+		return -1;
+	return n;
+}
+
+/*
+ * Tokenize buf into tok (up to max) and walk it, building the tree;
+ * NULL unless jsmn and the walk take it exactly.
+ */
+static json_t *
+jload_walk(const char *buf, size_t len, jsmntok_t *tok, int max, int nodup)
+{
+	struct jwalk w;
+
+	memset(&w, 0, sizeof w);
+	if ((w.ntok = jload_tokens(buf, len, tok, max)) < 0)
+		return NULL;
+	w.buf = buf;
+	w.tok = tok;
+	w.nodup = nodup;
+	return jload_run(&w, len);
 }
 
 /* Only what jsmn and the walk above decode exactly; NULL otherwise. */
@@ -405,9 +574,8 @@ json_t *
 jload_fast(const char *buf, size_t len)
 {
 	jsmntok_t tok[JLOAD_MAX_TOKENS];
-	int n;
 
-	return jload_walk(buf, len, tok, JLOAD_MAX_TOKENS, 0, 0, &n);
+	return jload_walk(buf, len, tok, JLOAD_MAX_TOKENS, 0);
 }
 
 json_t *
@@ -425,27 +593,22 @@ jload_flags(const char *buf, size_t len, size_t flags, json_error_t *err)
 {
 	jsmntok_t tok[JLOAD_MAX_TOKENS];
 	json_t *j;
-	int n;
 
 	if (flags & ~(size_t)JSON_REJECT_DUPLICATES)
 		return json_loadb(buf, len, flags, err);
-	if ((j = jload_walk(buf, len, tok, JLOAD_MAX_TOKENS, 0,
-	         (flags & JSON_REJECT_DUPLICATES) != 0, &n)) != NULL)
+	if ((j = jload_walk(buf, len, tok, JLOAD_MAX_TOKENS,
+	         (flags & JSON_REJECT_DUPLICATES) != 0)) != NULL)
 		return j;
 	return json_loadb(buf, len, flags, err);
 }
 
-int
-jdoc_parse(struct jdoc *d, const char *buf, size_t len)
+/* jdoc's tokens from jsmn's: the token after each one and all it holds;
+ * -1 past jansson's depth (JSON_PARSER_MAX_DEPTH, 2048). */
+static int
+jdoc_link(struct jdoc *d, const jsmntok_t *tok, int n, int *open)
 {
-	jsmntok_t tok[JDOC_TOKENS];
-	int open[JDOC_TOKENS];
-	int i, n, top = 0;
+	int i, top = 0;
 
-	if (jload_walk(buf, len, tok, JDOC_TOKENS, 1, 0, &n) == NULL)
-		return -1;
-	d->buf = buf;
-	d->n = n;
 	for (i = 0; i < n; i++) {
 		switch (tok[i].type) {
 		case JSMN_OBJECT:
@@ -468,6 +631,8 @@ jdoc_parse(struct jdoc *d, const char *buf, size_t len)
 		/* Containers that end before this token starts end here. */
 		while (top > 0 && tok[open[top - 1]].end <= tok[i].start)
 			d->tok[open[--top]].next = i;
+		if (top >= 2048)
+			return -1;
 		if (tok[i].type == JSMN_OBJECT || tok[i].type == JSMN_ARRAY)
 			open[top++] = i;
 	}
@@ -476,15 +641,168 @@ jdoc_parse(struct jdoc *d, const char *buf, size_t len)
 	return 0;
 }
 
+/* Key token i's text, unescaped (in place, or into a copy in *heap). */
+static const char *
+jdoc_key(const struct jdoc *d, int i, size_t *len, char **heap)
+{
+	size_t raw = (size_t)(d->tok[i].end - d->tok[i].start);
+
+	*heap = NULL;
+	if (memchr(d->buf + d->tok[i].start, '\\', raw) != NULL)
+		*heap = xmalloc(raw + 1);
+	return jdoc_str(d, i, len, *heap, raw);
+}
+
+struct jdoc_span {
+	const char *s;
+	size_t len;
+	char *heap;
+};
+
+static int
+jdoc_span_cmp(const void *a, const void *b)
+{
+	const struct jdoc_span *x = a, *y = b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return memcmp(x->s, y->s, x->len);
+}
+
+/* Object obj has a key twice (compared unescaped, as jansson does). */
+static int
+jdoc_dup(const struct jdoc *d, int obj)
+{
+	struct jdoc_span stack[16], *k;
+	int i, j, n = d->tok[obj].size, dup = 0;
+
+	if (n < 2)
+		return 0;
+	k = n <= 16 ? stack : xcalloc((size_t)n, sizeof *k);
+	for (i = 0, j = obj + 1; i < n; i++, j = d->tok[j + 1].next)
+		k[i].s = jdoc_key(d, j, &k[i].len, &k[i].heap);
+	if (n <= 16) {
+		for (i = 0; i < n && !dup; i++)
+			for (j = i + 1; j < n && !dup; j++)
+				dup = jdoc_span_cmp(&k[i], &k[j]) == 0;
+	} else {
+		qsort(k, (size_t)n, sizeof *k, jdoc_span_cmp);
+		for (i = 1; i < n && !dup; i++)
+			dup = jdoc_span_cmp(&k[i - 1], &k[i]) == 0;
+	}
+	for (i = 0; i < n; i++)
+		free(k[i].heap);
+	if (k != stack)
+		free(k);
+	return dup;
+}
+
+/*
+ * jansson skips a NUL byte in some places (after a number, say), where
+ * jsmn stops: such a text, rare, is read as the text jansson writes of
+ * the tree it reads.
+ */
+static int
+jdoc_nul(struct jdoc *d, const char *buf, size_t len, int flags)
+{
+	json_t *j;
+	char *text;
+
+	j = json_loadb(buf, len,
+	    (flags & JDOC_NODUP) != 0 ? JSON_REJECT_DUPLICATES : 0, NULL);
+	text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (text == NULL || jdoc_load(d, text, strlen(text), flags) != 0) {
+		free(text);
+		return -1;
+	}
+	d->own = text;
+	return 0;
+}
+
+int
+jdoc_load(struct jdoc *d, const char *buf, size_t len, int flags)
+{
+	jsmntok_t stok[JDOC_TOKENS], *tok = stok;
+	int sopen[JDOC_TOKENS], *open = sopen;
+	struct jwalk w;
+	jsmn_parser p;
+	int i, n;
+
+	d->tok = d->small;
+	d->own = NULL;
+	d->n = 0;
+	if ((flags & JDOC_FULL) && len != 0 && memchr(buf, '\0', len) != NULL)
+		return jdoc_nul(d, buf, len, flags);
+	n = jload_tokens(buf, len, tok, JDOC_TOKENS);
+	if (n < 0 && (flags & JDOC_FULL) && len != 0 && len <= INT32_MAX / 2 &&
+	    memchr(buf, '\0', len) == NULL) {
+		/* More tokens than the array holds: as many as it takes. */
+		jsmn_init(&p);
+		if ((n = jsmn_parse(&p, buf, len, NULL, 0)) > JDOC_TOKENS) {
+			tok = xcalloc((size_t)n, sizeof *tok);
+			open = xcalloc((size_t)n, sizeof *open);
+			d->tok = xcalloc((size_t)n, sizeof *d->tok);
+			n = jload_tokens(buf, len, tok, n);
+		} else
+			n = -1;
+	}
+	if (n < 0 || jdoc_link(d, tok, n, open) != 0)
+		goto fail;
+	memset(&w, 0, sizeof w);
+	w.buf = buf;
+	w.tok = tok;
+	w.ntok = n;
+	w.check = 1;
+	w.full = (flags & JDOC_FULL) != 0;
+	if (jload_run(&w, len) == NULL)
+		goto fail;
+	d->buf = buf;
+	d->n = n;
+	for (i = 0; (flags & JDOC_NODUP) && i < n; i++) {
+		if (d->tok[i].type == JDOC_OBJECT && jdoc_dup(d, i))
+			goto fail;
+	}
+	if (tok != stok) {
+		free(tok);
+		free(open);
+	}
+	return 0;
+fail:
+	if (tok != stok) {
+		free(tok);
+		free(open);
+	}
+	jdoc_free(d);
+	return -1;
+}
+
+int
+jdoc_parse(struct jdoc *d, const char *buf, size_t len)
+{
+	return jdoc_load(d, buf, len, 0);
+}
+
+void
+jdoc_free(struct jdoc *d)
+{
+	if (d->tok != d->small)
+		free(d->tok);
+	free(d->own);
+	d->tok = d->small;
+	d->own = NULL;
+	d->n = 0;
+}
+
 /*
  * Key token i is key, of klen bytes and no backslash: mostly told by the
  * length alone. As long, it is equal only byte for byte; shorter, it is
- * another; longer, it may be escaped (an escape is two bytes for one).
+ * another; longer, it may be escaped (up to six bytes for one).
  */
 static int
 jdoc_key_eq(const struct jdoc *d, int i, const char *key, size_t klen)
 {
-	char scratch[256];
+	char scratch[6 * 128];
 	const char *k, *s = d->buf + d->tok[i].start;
 	size_t len, raw = (size_t)(d->tok[i].end - d->tok[i].start);
 
@@ -492,7 +810,8 @@ jdoc_key_eq(const struct jdoc *d, int i, const char *key, size_t klen)
 	if (raw == klen)
 		return klen == 0 ||
 		    (s[0] == key[0] && memcmp(s, key, klen) == 0);
-	if (raw < klen || raw > 2 * klen || memchr(s, '\\', raw) == NULL)
+	if (raw < klen || raw > 6 * klen || raw > sizeof scratch ||
+	    memchr(s, '\\', raw) == NULL)
 		return 0;
 	k = jdoc_str(d, i, &len, scratch, sizeof scratch);
 	return k != NULL && len == klen && memcmp(k, key, len) == 0;
@@ -515,45 +834,149 @@ jdoc_get(const struct jdoc *d, int obj, const char *key)
 }
 
 int
+jdoc_members(const struct jdoc *d, int obj, const char *const *names, size_t n,
+    int *vals)
+{
+	char scratch[6 * 128];
+	const char *s;
+	size_t len, k;
+	int i, m;
+
+	for (k = 0; k < n; k++)
+		vals[k] = -1;
+	if (jdoc_type(d, obj) != JDOC_OBJECT)
+		return 0;
+	for (i = obj + 1, m = 0; m < d->tok[obj].size;
+	     m++, i = d->tok[i + 1].next) {
+		s = jdoc_str(d, i, &len, scratch, sizeof scratch);
+		for (k = 0; s != NULL && len != 0 && k < n; k++) {
+			if (names[k][0] == s[0] &&
+			    strncmp(names[k], s, len) == 0 &&
+			    names[k][len] == '\0')
+				break;
+		}
+		if (s == NULL || len == 0 || k == n)
+			return i;
+		vals[k] = i + 1;
+	}
+	return 0;
+}
+
+int
+jdoc_type(const struct jdoc *d, int i)
+{
+	return i < 0 || i >= d->n ? 0 : (int)d->tok[i].type;
+}
+
+int
+jdoc_size(const struct jdoc *d, int i)
+{
+	return i < 0 || i >= d->n ? 0 : d->tok[i].size;
+}
+
+int
+jdoc_next(const struct jdoc *d, int i)
+{
+	return d->tok[i].next;
+}
+
+int
 jdoc_is(const struct jdoc *d, int i, const char *literal)
 {
-	const struct jdoc_tok *t = &d->tok[i];
+	const struct jdoc_tok *t;
 
+	if (i < 0 || i >= d->n)
+		return 0;
+	t = &d->tok[i];
 	return t->type == JDOC_PRIMITIVE &&
 	    (size_t)(t->end - t->start) == strlen(literal) &&
 	    memcmp(d->buf + t->start, literal, strlen(literal)) == 0;
 }
 
+int
+jdoc_streq(const struct jdoc *d, int i, const char *s)
+{
+	size_t n = strlen(s);
+
+	return jdoc_type(d, i) == JDOC_STRING && n < 128 &&
+	    jdoc_key_eq(d, i, s, n);
+}
+
 const char *
 jdoc_str(const struct jdoc *d, int i, size_t *len, char *scratch, size_t cap)
 {
-	const struct jdoc_tok *t = &d->tok[i];
-	const char *s = d->buf + t->start;
-	size_t n = (size_t)(t->end - t->start);
+	const struct jdoc_tok *t;
+	const char *s;
+	size_t n;
 	long u;
 
-	if (t->type != JDOC_STRING)
+	if (jdoc_type(d, i) != JDOC_STRING)
 		return NULL;
+	t = &d->tok[i];
+	s = d->buf + t->start;
+	n = (size_t)(t->end - t->start);
 	if (memchr(s, '\\', n) == NULL) {
 		*len = n;
 		return s;
 	}
 	/* Unescaping never lengthens; the walk has checked the escapes. */
-	if (n > cap || (u = jload_unescape(s, n, scratch)) < 0)
+	if (n > cap || (u = jload_unescape(s, n, scratch, 1)) < 0)
 		return NULL;
 	*len = (size_t)u;
 	return scratch;
 }
 
+/* Number token i: 1 integer, 2 real, 0 none; its value in *iv, *dv. */
+static int
+jdoc_number(const struct jdoc *d, int i, int64_t *iv, double *dv)
+{
+	const struct jdoc_tok *t;
+	const char *s;
+	int real;
+
+	if (jdoc_type(d, i) != JDOC_PRIMITIVE)
+		return 0;
+	t = &d->tok[i];
+	s = d->buf + t->start;
+	if (*s != '-' && (*s < '0' || *s > '9'))
+		return 0;
+	/* The walk checked its syntax and range. */
+	(void)jload_number(s, (size_t)(t->end - t->start), &real);
+	(void)jload_number_value(s, real, iv, dv);
+	return real ? 2 : 1;
+}
+
 int
 jdoc_int(const struct jdoc *d, int i, int64_t *v)
 {
-	const struct jdoc_tok *t = &d->tok[i];
-	char c = d->buf[t->start];
+	double dv;
 
-	/* The walk took only integers, true, false and null. */
-	if (t->type != JDOC_PRIMITIVE || (c != '-' && (c < '0' || c > '9')))
-		return -1;
-	*v = strtoll(d->buf + t->start, NULL, 10);
-	return 0;
+	return jdoc_number(d, i, v, &dv) == 1 ? 0 : -1;
+}
+
+int
+jdoc_num(const struct jdoc *d, int i, double *v)
+{
+	int64_t iv;
+
+	return jdoc_number(d, i, &iv, v) != 0 ? 0 : -1;
+}
+
+/*
+ * Value i's compact JSON text (malloc'd), json_dumps()'s of the tree
+ * jansson reads from its text: rare and small values, so read by jansson.
+ */
+char *
+jdoc_dump(const struct jdoc *d, int i, size_t flags)
+{
+	const struct jdoc_tok *t = &d->tok[i];
+	size_t q = t->type == JDOC_STRING ? 1 : 0;
+	json_t *j;
+	char *s;
+
+	j = json_loadb(d->buf + t->start - q,
+	    (size_t)(t->end - t->start) + 2 * q, JSON_DECODE_ANY, NULL);
+	s = j != NULL ? json_dumps(j, flags | JSON_ENCODE_ANY) : NULL;
+	json_decref(j);
+	return s;
 }

@@ -431,13 +431,19 @@ int jwrite_string(struct buf *b, const char *, size_t, int ascii, int strict);
 void jwrite_digits(struct buf *b, long long);
 /*
  * A document read in place, without a tree: for the few events read
- * often enough that building one costs more than the rest of their work.
- * jdoc_parse() takes exactly what jload_fast() takes (valid JSON, its
- * strings valid UTF-8 without \u escapes, its numbers small integers),
- * up to JDOC_TOKENS tokens; -1 otherwise. Tokens are indexed from 0, the
- * root; an object's keys and values alternate after it.
+ * often enough that building one costs more than the rest of their work,
+ * and for the HTTP front's requests. jdoc_parse() takes exactly what
+ * jload_fast() takes (valid JSON, its strings valid UTF-8 without \u
+ * escapes, its numbers small integers), up to JDOC_TOKENS tokens; -1
+ * otherwise. jdoc_load() with JDOC_FULL takes exactly what json_loadb()
+ * takes (an object or array root), of any size (then jdoc_free() it);
+ * JDOC_NODUP refuses a key twice in an object, as JSON_REJECT_DUPLICATES.
+ * Tokens are indexed from 0, the root; an object's keys and values
+ * alternate after it. Readers take -1 (no value) as jansson takes NULL.
  */
 #define JDOC_TOKENS 128
+#define JDOC_FULL   1
+#define JDOC_NODUP  2
 enum jdoc_type { JDOC_OBJECT = 1, JDOC_ARRAY, JDOC_STRING, JDOC_PRIMITIVE };
 struct jdoc_tok {
 	enum jdoc_type type;
@@ -449,20 +455,44 @@ struct jdoc_tok {
 struct jdoc {
 	const char *buf;
 	int n;
-	struct jdoc_tok tok[JDOC_TOKENS];
+	struct jdoc_tok *tok; /* small, or allocated */
+	char *own;            /* buf, when it is jansson's text of it */
+	struct jdoc_tok small[JDOC_TOKENS];
 };
 int jdoc_parse(struct jdoc *, const char *buf, size_t len);
+int jdoc_load(struct jdoc *, const char *buf, size_t len, int flags);
+void jdoc_free(struct jdoc *);
 /* Object obj's value for key (the last one, as in jansson), or -1; keys
  * are under 128 bytes, without a backslash. */
 int jdoc_get(const struct jdoc *, int obj, const char *key);
+/* Object obj's members by name (none empty): vals[k] the value of
+ * names[k], -1 when absent; 0, or the key token of the first member
+ * named otherwise. One pass, for objects read whole. */
+int jdoc_members(const struct jdoc *, int obj, const char *const *names,
+    size_t n, int *vals);
+/* Token i's enum jdoc_type; 0 for -1. */
+int jdoc_type(const struct jdoc *, int i);
+/* Members of object or array i (0 for others); the first is i + 1, an
+ * object's value is its key + 1, jdoc_next() skips one with all it holds
+ * (an object's member: jdoc_next(d, key + 1)). */
+int jdoc_size(const struct jdoc *, int i);
+int jdoc_next(const struct jdoc *, int i);
 /* Token i is the literal null, true or false given. */
 int jdoc_is(const struct jdoc *, int i, const char *literal);
+/* Token i is a string equal to s (under 128 bytes, no backslash). */
+int jdoc_streq(const struct jdoc *, int i, const char *s);
 /* String i's value (not NUL-terminated): in place, or unescaped into
- * scratch; NULL if i is no string or scratch is too small. */
+ * scratch; NULL if i is no string or scratch is too small (its text's
+ * length is always enough). */
 const char *jdoc_str(const struct jdoc *, int i, size_t *len, char *scratch,
     size_t cap);
 /* Integer i's value: 0, or -1 if i is no integer. */
 int jdoc_int(const struct jdoc *, int i, int64_t *);
+/* Number i's value (an integer's too, as json_number_value()): 0 or -1. */
+int jdoc_num(const struct jdoc *, int i, double *);
+/* Value i's text as json_dumps(flags | JSON_ENCODE_ANY) writes it
+ * (malloc'd; NULL on failure). */
+char *jdoc_dump(const struct jdoc *, int i, size_t flags);
 
 /* sse.c: incremental WHATWG event-stream parser, any split of the bytes. */
 struct sse_event {
@@ -1562,8 +1592,8 @@ struct front_dialect {
 	int overloaded;        /* its status for overloaded (0: 503) */
 	/* Translate body into req, its strings in z; -1 after
 	 * front_http_refusal(). Sets fr->model, stream options, dstate. */
-	int (*parse)(struct front_req *, json_t *body, msgpack_zone *z,
-	    struct llmgate_request *req);
+	int (*parse)(struct front_req *, const struct jdoc *body,
+	    msgpack_zone *z, struct llmgate_request *req);
 	void (*chunk)(struct front_req *, const struct llmgate_chunk *);
 	void (*done)(struct front_req *, const struct llmgate_result *);
 	/* An error answer's members, into the open object w. */
@@ -1662,7 +1692,11 @@ void *front_http_zalloc(msgpack_zone *, size_t n, size_t size);
 /* The chain for model and the body's models (and x-llmgate-models);
  * -1 after front_http_refusal(). */
 int front_http_targets(struct front_req *, struct llmgate_request *,
-    msgpack_zone *, const char *model, json_t *models);
+    msgpack_zone *, const char *model, const struct jdoc *, int models);
+/* String i of d, NUL-terminated, in z; NULL if i is no string. */
+char *front_http_jstr(msgpack_zone *, const struct jdoc *, int i);
+/* String i of d appended to b; -1 if i is no string. */
+int front_http_jadd(struct buf *, const struct jdoc *, int i);
 /* Refuse the request (the first refusal wins): answered by the front. */
 void front_http_refusal(struct front_req *, enum llmgate_class, int status,
     const char *msg);

@@ -48,7 +48,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct llmgate_request *req;
 	struct front_req fr;
 	msgpack_zone *z;
-	json_t *body;
+	struct jdoc body;
+	json_t *tree;
 	char *s, *host = NULL, *cause = NULL;
 	uint16_t port;
 	int lo, rc;
@@ -64,10 +65,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(cause);
 	free(s);
 
-	body = json_loadb((const char *)data + 1, size - 1,
+	/* The front reads bodies as jansson would, duplicates refused. */
+	tree = json_loadb((const char *)data + 1, size - 1,
 	    JSON_REJECT_DUPLICATES, NULL);
-	if (!json_is_object(body)) {
-		json_decref(body);
+	rc = jdoc_load(&body, (const char *)data + 1, size - 1,
+	    JDOC_FULL | JDOC_NODUP);
+	if ((rc == 0) != (tree != NULL))
+		fuzz_fail("jdoc %s, jansson %s", rc == 0 ? "took" : "refused",
+		    tree != NULL ? "took" : "refused");
+	json_decref(tree);
+	if (rc != 0 || body.tok[0].type != JDOC_OBJECT) {
+		jdoc_free(&body);
 		return 0;
 	}
 	memset(&fr, 0, sizeof fr);
@@ -75,17 +83,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((z = msgpack_zone_new(8192)) == NULL)
 		fuzz_fail("zone");
 	req = front_http_zalloc(z, 1, sizeof *req);
-	rc = fr.d->parse(&fr, body, z, req);
+	rc = fr.d->parse(&fr, &body, z, req);
 	if (rc == 0)
-		rc = front_http_targets(&fr, req, z, fr.model,
-		    json_object_get(body, "models"));
+		rc = front_http_targets(&fr, req, z, fr.model, &body,
+		    jdoc_get(&body, 0, "models"));
 	if (rc == 0) {
 		fuzz_assert(fr.err_msg == NULL && fr.model != NULL);
 		fuzz_assert(req->ntargets >= 1);
 		fuzz_roundtrip(req);
 	} else
 		fuzz_assert(fr.err_msg != NULL && fr.err_status >= 400);
-	json_decref(body);
+	jdoc_free(&body);
 	msgpack_zone_free(z);
 	free(fr.model);
 	free(fr.dstate);

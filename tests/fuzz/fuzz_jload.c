@@ -3,7 +3,8 @@
  * decode to equal trees or both refuse, with the same message: the fast
  * path may only ever take on what it decodes exactly as jansson does.
  * jdoc_parse() must take just what the fast path takes (short of its
- * smaller token limit), and read the same values out of it. jwrite's
+ * smaller token limit), jdoc_load() just what jansson takes (duplicate
+ * keys refused or not), and read the same values out of it. jwrite's
  * strings are jansson's text for what jansson takes; jwrite_loads writes
  * what jdump writes for json_loads()'s tree, or refuses as it does; and
  * jwrite_real writes a real as json_dumps() does.
@@ -17,23 +18,56 @@
 #include "llmgated.h"
 #include "fuzz.h"
 
-/* Token i of d and its subtree equal j, as the tree holds it. */
+/* String token i of d holds the n bytes at v. */
 static int
-fuzz_jdoc_equal(const struct jdoc *d, int i, json_t *j)
+fuzz_jdoc_str_is(const struct jdoc *d, int i, const char *v, size_t n)
+{
+	size_t raw = (size_t)(d->tok[i].end - d->tok[i].start), len;
+	char *scratch = xmalloc(raw + 1);
+	const char *s;
+	int eq;
+
+	s = jdoc_str(d, i, &len, scratch, raw);
+	eq = s != NULL && len == n && memcmp(s, v, n) == 0;
+	free(scratch);
+	return eq;
+}
+
+/*
+ * Token i of d and its subtree equal j, as the tree holds it. ordered:
+ * no key came twice, so an object's members come in the tree's order.
+ */
+static int
+fuzz_jdoc_equal(const struct jdoc *d, int i, json_t *j, int ordered)
 {
 	char scratch[4096];
 	const char *s;
 	size_t len;
 	int64_t v;
+	double x;
+	void *it;
 	int k, m;
 
-	switch (d->tok[i].type) {
+	switch (jdoc_type(d, i)) {
 	case JDOC_OBJECT:
 		if (!json_is_object(j))
 			return 0;
+		if (ordered && json_object_size(j) != (size_t)jdoc_size(d, i))
+			return 0;
+		it = json_object_iter(j);
 		/* Each member as jdoc_get() finds it (duplicates: the last). */
-		for (k = i + 1, m = 0; m < d->tok[i].size;
-		     m++, k = d->tok[k + 1].next) {
+		for (k = i + 1, m = 0; m < jdoc_size(d, i);
+		     m++, k = jdoc_next(d, k + 1)) {
+			if (ordered) {
+				if (it == NULL ||
+				    !fuzz_jdoc_str_is(d, k,
+				        json_object_iter_key(it),
+				        json_object_iter_key_len(it)) ||
+				    !fuzz_jdoc_equal(d, k + 1,
+				        json_object_iter_value(it), 1))
+					return 0;
+				it = json_object_iter_next(j, it);
+			}
 			s = jdoc_str(d, k, &len, scratch, sizeof scratch);
 			/* jdoc_get() takes keys under 128 bytes, no '\\'. */
 			if (s == NULL || len >= 128 ||
@@ -44,28 +78,29 @@ fuzz_jdoc_equal(const struct jdoc *d, int i, json_t *j)
 			if (strlen(scratch) != len)
 				continue;
 			if (!fuzz_jdoc_equal(d, jdoc_get(d, i, scratch),
-			        json_object_get(j, scratch)))
+			        json_object_get(j, scratch), ordered))
 				return 0;
 		}
 		return 1;
 	case JDOC_ARRAY:
 		if (!json_is_array(j) ||
-		    json_array_size(j) != (size_t)d->tok[i].size)
+		    json_array_size(j) != (size_t)jdoc_size(d, i))
 			return 0;
-		for (k = i + 1, m = 0; m < d->tok[i].size;
-		     m++, k = d->tok[k].next)
-			if (!fuzz_jdoc_equal(d, k,
-			        json_array_get(j, (size_t)m)))
+		for (k = i + 1, m = 0; m < jdoc_size(d, i);
+		     m++, k = jdoc_next(d, k))
+			if (!fuzz_jdoc_equal(d, k, json_array_get(j, (size_t)m),
+			        ordered))
 				return 0;
 		return 1;
 	case JDOC_STRING:
-		s = jdoc_str(d, i, &len, scratch, sizeof scratch);
-		return s == NULL ||
-		    (json_is_string(j) && json_string_length(j) == len &&
-		        memcmp(json_string_value(j), s, len) == 0);
+		return json_is_string(j) &&
+		    fuzz_jdoc_str_is(d, i, json_string_value(j),
+		        json_string_length(j));
 	default:
 		if (jdoc_int(d, i, &v) == 0)
 			return json_is_integer(j) && json_integer_value(j) == v;
+		if (jdoc_num(d, i, &x) == 0)
+			return json_is_real(j) && json_real_value(j) == x;
 		return (jdoc_is(d, i, "null") && json_is_null(j)) ||
 		    (jdoc_is(d, i, "true") && json_is_true(j)) ||
 		    (jdoc_is(d, i, "false") && json_is_false(j));
@@ -228,26 +263,63 @@ fuzz_jwrite_real(const char *data, size_t size)
 	buf_free(&b);
 }
 
+/*
+ * jdoc_parse() takes just what the fast path takes (short of its token
+ * limit); jdoc_load() with JDOC_FULL just what json_loadb() takes (b),
+ * with JDOC_NODUP too just what it takes refusing duplicates.
+ */
 static void
-fuzz_jdoc(const char *text, size_t size, json_t *fast)
+fuzz_jdoc(const char *text, size_t size, json_t *fast, json_t *b)
 {
 	static struct jdoc d;
 	jsmn_parser p;
+	json_t *nodup;
+	char *x, *y;
 	int need;
 
 	if (jdoc_parse(&d, text, size) != 0) {
-		if (fast == NULL)
-			return;
-		jsmn_init(&p);
-		need = jsmn_parse(&p, text, size, NULL, 0);
-		if (need <= JDOC_TOKENS)
-			fuzz_fail("jdoc refused what the fast path took");
-		return;
-	}
-	if (fast == NULL)
+		if (fast != NULL) {
+			jsmn_init(&p);
+			need = jsmn_parse(&p, text, size, NULL, 0);
+			if (need <= JDOC_TOKENS)
+				fuzz_fail("jdoc refused what the fast path "
+				          "took");
+		}
+	} else if (fast == NULL)
 		fuzz_fail("jdoc took what the fast path refused");
-	if (!fuzz_jdoc_equal(&d, 0, fast))
+	else if (!fuzz_jdoc_equal(&d, 0, fast, 0))
 		fuzz_fail("jdoc reads other values than the tree holds");
+	jdoc_free(&d);
+
+	if ((jdoc_load(&d, text, size, JDOC_FULL) == 0) != (b != NULL))
+		fuzz_fail("jdoc_load %s what jansson %s",
+		    b != NULL ? "refused" : "took",
+		    b != NULL ? "took" : "refused");
+	if (b != NULL && !fuzz_jdoc_equal(&d, 0, b, 0))
+		fuzz_fail("jdoc_load reads other values than the tree holds");
+	jdoc_free(&d);
+
+	nodup = json_loadb(text, size, JSON_REJECT_DUPLICATES, NULL);
+	if ((jdoc_load(&d, text, size, JDOC_FULL | JDOC_NODUP) == 0) !=
+	    (nodup != NULL))
+		fuzz_fail("jdoc_load (no duplicates) %s what jansson %s",
+		    nodup != NULL ? "refused" : "took",
+		    nodup != NULL ? "took" : "refused");
+	if (nodup != NULL) {
+		if (!fuzz_jdoc_equal(&d, 0, nodup, 1))
+			fuzz_fail("jdoc_load reads other members than the "
+			          "tree holds");
+		x = jdoc_dump(&d, 0, JSON_COMPACT);
+		y = json_dumps(nodup, JSON_COMPACT);
+		if (x == NULL || y == NULL || strcmp(x, y) != 0)
+			fuzz_fail("jdoc_dump wrote '%s', jansson '%s'",
+			    x != NULL ? x : "(failed)",
+			    y != NULL ? y : "(failed)");
+		free(x);
+		free(y);
+	}
+	jdoc_free(&d);
+	json_decref(nodup);
 }
 
 int
@@ -273,7 +345,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f = jload_fast(text, size);
 	if (f != NULL && (b == NULL || !json_equal(f, b)))
 		fuzz_fail("the fast path decoded what jansson did not");
-	fuzz_jdoc(text, size, f);
+	fuzz_jdoc(text, size, f, b);
 	fuzz_jwrite(text, size);
 	if (memchr(text, '\0', size) == NULL)
 		fuzz_jwrite_loads(text, size);
