@@ -645,11 +645,14 @@ jdoc_link(struct jdoc *d, const jsmntok_t *tok, int n, int *open)
 static const char *
 jdoc_key(const struct jdoc *d, int i, size_t *len, char **heap)
 {
+	const char *s = d->buf + d->tok[i].start;
 	size_t raw = (size_t)(d->tok[i].end - d->tok[i].start);
 
 	*heap = NULL;
-	if (memchr(d->buf + d->tok[i].start, '\\', raw) != NULL)
-		*heap = xmalloc(raw + 1);
+	*len = raw;
+	if (memchr(s, '\\', raw) == NULL)
+		return s;
+	*heap = xmalloc(raw + 1);
 	return jdoc_str(d, i, len, *heap, raw);
 }
 
@@ -690,8 +693,10 @@ jdoc_dup(const struct jdoc *d, int obj)
 		for (i = 1; i < n && !dup; i++)
 			dup = jdoc_span_cmp(&k[i - 1], &k[i]) == 0;
 	}
-	for (i = 0; i < n; i++)
-		free(k[i].heap);
+	for (i = 0; i < n; i++) {
+		if (k[i].heap != NULL)
+			free(k[i].heap);
+	}
 	if (k != stack)
 		free(k);
 	return dup;

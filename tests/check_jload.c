@@ -394,6 +394,129 @@ START_TEST(test_recorded_replies)
 }
 END_TEST
 
+/* jdoc_load() takes what json_loadb() takes; 1 if it did. */
+static int
+jdoc_as_jansson(const char *text, size_t len, int nodup)
+{
+	struct jdoc d;
+	json_error_t e;
+	json_t *j;
+	char *x, *y;
+	int rc;
+
+	j = json_loadb(text, len, nodup ? JSON_REJECT_DUPLICATES : 0, &e);
+	rc = jdoc_load(&d, text, len, JDOC_FULL | (nodup ? JDOC_NODUP : 0));
+	ck_assert_msg((rc == 0) == (j != NULL), "'%.*s': jdoc %s, jansson %s",
+	    (int)(len < 80 ? len : 80), text, rc == 0 ? "took it" : "refused",
+	    j != NULL ? "took it" : e.text);
+	if (j != NULL) {
+		x = jdoc_dump(&d, 0, JSON_COMPACT);
+		y = json_dumps(j, JSON_COMPACT);
+		ck_assert_str_eq(x, y);
+		free(x);
+		free(y);
+	}
+	jdoc_free(&d);
+	json_decref(j);
+	return rc == 0;
+}
+
+/* What the HTTP front reads requests with: all of JSON, as jansson. */
+START_TEST(test_jdoc_full)
+{
+	static const char *cases[] = {
+		"{\"s\":\"caf\\u00e9 \\ud83d\\ude00 \\u20AC\"}",
+		"[\"\\ud800\"]",
+		"[\"\\udc00\"]",
+		"[\"\\ud800\\u0041\"]",
+		"[\"\\u0000\"]",
+		"[\"\\u12\"]",
+		"[\"\\u12G4\"]",
+		"[0.7, -1.5e3, 2E+2, 1e-400, 0.0, -0]",
+		"[1e400]",
+		"[-1e400]",
+		"[1.]",
+		"[.5]",
+		"[01]",
+		"[1e]",
+		"[-]",
+		"[+1]",
+		"[9223372036854775807, -9223372036854775808]",
+		"[9223372036854775808]",
+		"[-9223372036854775809]",
+		"{\"a\":1,\"a\":2}",
+		"{\"a\":1,\"\\u0061\":2}",
+		"{\"a\\/\":1,\"a/\":2}",
+		"{\"x\":{\"a\":1},\"y\":{\"a\":1}}",
+		"{\"\\u00e9\":1,\"\xc3\xa9\":2}",
+	};
+	struct buf b = { NULL, 0, 0 };
+	struct jdoc d;
+	const char *s;
+	char scratch[64];
+	size_t i, len;
+	int64_t v;
+	double x;
+	int k, m[2];
+	static const char *const names[] = { "t", "i" };
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		(void)jdoc_as_jansson(cases[i], strlen(cases[i]), 0);
+		(void)jdoc_as_jansson(cases[i], strlen(cases[i]), 1);
+	}
+	/* Duplicates, also when spelt otherwise, refused only if asked. */
+	ck_assert(!jdoc_as_jansson(cases[20], strlen(cases[20]), 1));
+	ck_assert(jdoc_as_jansson(cases[20], strlen(cases[20]), 0));
+	ck_assert(!jdoc_as_jansson(cases[23], strlen(cases[23]), 1));
+	/* Escapes decoded, numbers read as jansson reads them. */
+	ck_assert_int_eq(jdoc_load(&d, cases[0], strlen(cases[0]), JDOC_FULL),
+	    0);
+	s = jdoc_str(&d, jdoc_get(&d, 0, "s"), &len, scratch, sizeof scratch);
+	ck_assert(s != NULL &&
+	    len ==
+	        strlen("caf\xc3\xa9 \xf0\x9f\x98\x80 "
+	               "\xe2\x82\xac"));
+	ck_assert(
+	    memcmp(s, "caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac", len) == 0);
+	jdoc_free(&d);
+	s = "{\"t\":0.7,\"i\":-9223372036854775808}";
+	ck_assert_int_eq(jdoc_load(&d, s, strlen(s), JDOC_FULL | JDOC_NODUP),
+	    0);
+	ck_assert_int_eq(jdoc_members(&d, 0, names, 2, m), 0);
+	ck_assert(jdoc_num(&d, m[0], &x) == 0 && x == 0.7);
+	ck_assert_int_eq(jdoc_int(&d, m[0], &v), -1);
+	ck_assert(jdoc_int(&d, m[1], &v) == 0 && v == INT64_MIN);
+	ck_assert(jdoc_num(&d, m[1], &x) == 0 && x == (double)INT64_MIN);
+	jdoc_free(&d);
+	/* A NUL byte jansson skips. */
+	ck_assert(jdoc_as_jansson("{\"n\":1\0}", 8, 1));
+	ck_assert(!jdoc_as_jansson("{\"n\":\"a\0\"}", 10, 1));
+	/* Large: tokens allocated to fit; jansson's depth limit. */
+	buf_addstr(&b, "[");
+	for (i = 0; i < 5000; i++)
+		buf_printf(&b, "%s{\"k\":%zu}", i != 0 ? "," : "", i);
+	buf_addstr(&b, "]");
+	ck_assert_int_eq(jdoc_load(&d, b.data, b.len, JDOC_FULL | JDOC_NODUP),
+	    0);
+	ck_assert_int_eq(jdoc_size(&d, 0), 5000);
+	for (i = 0, k = 1; i < 4999; i++)
+		k = jdoc_next(&d, k);
+	ck_assert(jdoc_int(&d, jdoc_get(&d, k, "k"), &v) == 0 && v == 4999);
+	jdoc_free(&d);
+	ck_assert_int_eq(jdoc_parse(&d, b.data, b.len), -1);
+	for (len = 2047; len <= 2049; len++) {
+		buf_reset(&b);
+		for (i = 0; i < len; i++)
+			buf_addstr(&b, "[");
+		buf_addstr(&b, "1");
+		for (i = 0; i < len; i++)
+			buf_addstr(&b, "]");
+		ck_assert(jdoc_as_jansson(b.data, b.len, 1) == (len < 2048));
+	}
+	buf_free(&b);
+}
+END_TEST
+
 static Suite *
 jload_suite(void)
 {
@@ -405,6 +528,7 @@ jload_suite(void)
 	tcase_add_test(tc, test_dump_and_duplicates);
 	tcase_add_test(tc, test_jwrite);
 	tcase_add_test(tc, test_recorded_replies);
+	tcase_add_test(tc, test_jdoc_full);
 	suite_add_tcase(s, tc);
 	return s;
 }
