@@ -119,20 +119,6 @@ front_anthropic_tool_name(struct llmgate_request *req, const char *id)
 	return NULL;
 }
 
-/* A tool_use block's input as JSON text, in z ("{}" when absent). */
-static char *
-front_anthropic_args(msgpack_zone *z, const struct jdoc *d, int blk)
-{
-	int in = jdoc_get(d, blk, "input");
-	char *s, *p;
-
-	s = in == -1 ? NULL : jdoc_dump(d, in, JSON_COMPACT);
-	p = s != NULL ? front_http_zdup(z, s, strlen(s)) :
-	                front_http_zdup(z, "{}", 2);
-	free(s);
-	return p;
-}
-
 /* One turn: text blocks, tool_use (assistant), tool_result (user). */
 static int
 front_anthropic_turn(struct front_req *fr, msgpack_zone *z,
@@ -192,7 +178,9 @@ front_anthropic_turn(struct front_req *fr, msgpack_zone *z,
 				    idx, i);
 				goto fail;
 			}
-			tcs[ntc].arguments = front_anthropic_args(z, d, blk);
+			tcs[ntc].arguments = jdoc_get(d, blk, "input") != -1 ?
+			    front_http_jdump(z, d, jdoc_get(d, blk, "input")) :
+			    front_http_zdup(z, "{}", 2);
 			ntc++;
 		} else if (!assistant && strcmp(t, "tool_result") == 0) {
 			id = front_http_jstr(z, d,
@@ -259,7 +247,6 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z,
 {
 	const char *c = "auto";
 	int t, name, schema, ty;
-	char *s;
 	size_t i;
 
 	if (choice != -1 && !jdoc_is(d, choice, "null")) {
@@ -315,20 +302,9 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z,
 		req->tools[i].name = front_http_jstr(z, d, name);
 		req->tools[i].description =
 		    front_http_jstr(z, d, jdoc_get(d, t, "description"));
-		if ((s = jdoc_dump(d, schema, JSON_COMPACT)) == NULL)
-			fatalx("%s: out of memory", __func__);
-		req->tools[i].parameters = front_http_zdup(z, s, strlen(s));
-		free(s);
+		req->tools[i].parameters = front_http_jdump(z, d, schema);
 	}
 	return 0;
-}
-
-/* Number v within [lo, hi] into *out; -1 otherwise. */
-static int
-front_anthropic_range(const struct jdoc *d, int v, double lo, double hi,
-    double *out)
-{
-	return jdoc_num(d, v, out) == 0 && *out >= lo && *out <= hi ? 0 : -1;
 }
 
 /* m: the body's members (enum front_anthropic_key); unknown: the key
@@ -360,7 +336,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z,
 	req->max_tokens = (uint32_t)n;
 	v = m[FAK_TEMPERATURE];
 	if (v != -1) {
-		if (front_anthropic_range(d, v, 0, 1, &req->temperature) != 0) {
+		if (front_http_jrange(d, v, 0, 1, &req->temperature) != 0) {
 			front_http_bad(fr,
 			    "temperature: a number from 0 "
 			    "to 1");
@@ -370,7 +346,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z,
 	}
 	v = m[FAK_TOP_P];
 	if (v != -1) {
-		if (front_anthropic_range(d, v, 0, 1, &req->top_p) != 0) {
+		if (front_http_jrange(d, v, 0, 1, &req->top_p) != 0) {
 			front_http_bad(fr, "top_p: a number from 0 to 1");
 			return -1;
 		}

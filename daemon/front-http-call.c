@@ -159,6 +159,26 @@ front_http_jadd(struct buf *b, const struct jdoc *d, int i)
 	return 0;
 }
 
+char *
+front_http_jdump(msgpack_zone *z, const struct jdoc *d, int i)
+{
+	char *s = jdoc_dump(d, i, JSON_COMPACT), *p;
+
+	/* Its text was read whole already: only memory can fail. */
+	if (s == NULL)
+		fatalx("%s: out of memory", __func__);
+	p = front_http_zdup(z, s, strlen(s));
+	free(s);
+	return p;
+}
+
+int
+front_http_jrange(const struct jdoc *d, int i, double lo, double hi,
+    double *out)
+{
+	return jdoc_num(d, i, out) == 0 && *out >= lo && *out <= hi ? 0 : -1;
+}
+
 void *
 front_http_zalloc(msgpack_zone *z, size_t n, size_t size)
 {

@@ -250,19 +250,6 @@ fail:
 	return -1;
 }
 
-/* Value i's compact JSON text, in z. */
-static char *
-front_openai_dump(msgpack_zone *z, const struct jdoc *d, int i)
-{
-	char *s = jdoc_dump(d, i, JSON_COMPACT), *p;
-
-	if (s == NULL)
-		fatalx("%s: out of memory", __func__);
-	p = front_http_zdup(z, s, strlen(s));
-	free(s);
-	return p;
-}
-
 static int
 front_openai_tools(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
     int tools, int choice, struct llmgate_request *req)
@@ -327,7 +314,7 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
 		    front_http_jstr(z, d, jdoc_get(d, fn, "description"));
 		if (params != -1)
 			req->tools[i].parameters =
-			    front_openai_dump(z, d, params);
+			    front_http_jdump(z, d, params);
 	}
 	return 0;
 }
@@ -365,7 +352,7 @@ front_openai_format(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
 		    "be a JSON Schema object");
 		return -1;
 	}
-	req->schema = front_openai_dump(z, d, schema);
+	req->schema = front_http_jdump(z, d, schema);
 	return 0;
 }
 
@@ -426,14 +413,6 @@ front_openai_unsupported(struct front_req *fr, msgpack_zone *z,
 	return 0;
 }
 
-/* Number v within [lo, hi] into *out; -1 otherwise. */
-static int
-front_openai_range(const struct jdoc *d, int v, double lo, double hi,
-    double *out)
-{
-	return jdoc_num(d, v, out) == 0 && *out >= lo && *out <= hi ? 0 : -1;
-}
-
 static int
 front_openai_sampling(struct front_req *fr, msgpack_zone *z,
     const struct jdoc *d, const int *m, struct llmgate_request *req)
@@ -457,7 +436,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z,
 	}
 	v = m[FO_TEMPERATURE];
 	if (front_openai_set(d, v)) {
-		if (front_openai_range(d, v, 0, 2, &req->temperature) != 0) {
+		if (front_http_jrange(d, v, 0, 2, &req->temperature) != 0) {
 			front_http_bad(fr,
 			    "temperature must be a number "
 			    "from 0 to 2");
@@ -467,7 +446,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z,
 	}
 	v = m[FO_TOP_P];
 	if (front_openai_set(d, v)) {
-		if (front_openai_range(d, v, 0, 1, &req->top_p) != 0) {
+		if (front_http_jrange(d, v, 0, 1, &req->top_p) != 0) {
 			front_http_bad(fr,
 			    "top_p must be a number from 0 "
 			    "to 1");

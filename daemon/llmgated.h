@@ -1697,6 +1697,11 @@ int front_http_targets(struct front_req *, struct llmgate_request *,
 char *front_http_jstr(msgpack_zone *, const struct jdoc *, int i);
 /* String i of d appended to b; -1 if i is no string. */
 int front_http_jadd(struct buf *, const struct jdoc *, int i);
+/* Value i's compact JSON text (as json_dumps() writes it), in z. */
+char *front_http_jdump(msgpack_zone *, const struct jdoc *, int i);
+/* Number i within [lo, hi], into *out: 0, or -1. */
+int front_http_jrange(const struct jdoc *, int i, double lo, double hi,
+    double *out);
 /* Refuse the request (the first refusal wins): answered by the front. */
 void front_http_refusal(struct front_req *, enum llmgate_class, int status,
     const char *msg);
