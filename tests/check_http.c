@@ -740,6 +740,89 @@ START_TEST(test_bad_input)
 }
 END_TEST
 
+/* r's error message (r's until h_free). */
+static const char *
+err_msg(struct hres *r)
+{
+	return json_string_value(
+	    json_object_get(json_object_get(r->json, "error"), "message"));
+}
+
+/*
+ * Bodies read as JSON is: escapes decoded, reals, any size; what jansson
+ * refuses (a key twice, a number out of range) refused with its reason;
+ * integers and reals told apart as before.
+ */
+START_TEST(test_body_reading)
+{
+	static const struct {
+		const char *extra;
+		const char *msg; /* its start */
+	} bad[] = {
+		{ "\"temperature\": 2.5",
+		    "temperature must be a number from 0 "
+		    "to 2" },
+		{ "\"top_p\": 1e400",
+		    "the body is not a JSON object: real "
+		    "number overflow" },
+		{ "\"seed\": 9223372036854775808",
+		    "the body is not a JSON "
+		    "object: too big integer" },
+		{ "\"n\": 1.0", "n: only 1 choice is supported" },
+		{ "\"max_tokens\": 10.5",
+		    "max_tokens must be a positive "
+		    "integer" },
+		{ "\"model\": \"oa/b\"",
+		    "the body is not a JSON object: "
+		    "duplicate object key" },
+		{ "\"\\u006dodel\": \"oa/b\"",
+		    "the body is not a JSON object: "
+		    "duplicate object key" },
+		{ "\"x\": \"\\ud800\"",
+		    "the body is not a JSON object: invalid "
+		    "Unicode" },
+		{ "\"\\u0061udio\": {}", "parameter 'audio' is not supported" },
+	};
+	struct hres r = { 0 };
+	char *body, *conv;
+	size_t i, n = 0;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		body = chat_body("oa/read", bad[i].extra);
+		h_req(&r, "/v1/chat/completions", body, NULL);
+		ck_assert_msg(r.status == 400, "%s: %ld", bad[i].extra,
+		    r.status);
+		ck_assert_msg(err_msg(&r) != NULL &&
+		        strncmp(err_msg(&r), bad[i].msg, strlen(bad[i].msg)) ==
+		            0,
+		    "%s: %s", bad[i].extra, r.body);
+		h_free(&r);
+		free(body);
+	}
+	ck_assert_str_eq(chat_text(&r,
+	                     "{\"model\": \"oa/read\", \"temperature\": 0.25, "
+	                     "\"top_p\": 1e-1, \"messages\": [{\"role\": "
+	                     "\"user\", \"content\": \"caf\\u00e9 "
+	                     "\\ud83d\\ude00 \\\"q\\\"\\/\"}]}"),
+	    "echo: caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\"/");
+	h_free(&r);
+	/* A conversation of far more tokens than a small document has. */
+	conv = malloc(16384);
+	ck_assert_ptr_nonnull(conv);
+	n += (size_t)snprintf(conv + n, 16384 - n,
+	    "{\"model\": \"oa/read\", \"messages\": [");
+	for (i = 0; i < 200; i++)
+		n += (size_t)snprintf(conv + n, 16384 - n,
+		    "{\"role\": \"%s\", \"content\": \"turn %zu\"},",
+		    i % 2 == 0 ? "user" : "assistant", i);
+	snprintf(conv + n, 16384 - n,
+	    "{\"role\": \"user\", \"content\": \"the last\"}]}");
+	ck_assert_str_eq(chat_text(&r, conv), "echo: the last");
+	h_free(&r);
+	free(conv);
+}
+END_TEST
+
 /* The daemon runs under a wrapper (valgrind): slower, not wrong. */
 static int
 wrapped(void)
@@ -2247,6 +2330,7 @@ main(void)
 	tcase_add_test(tc, test_bad_option_headers);
 	tcase_add_test(tc, test_fallback_headers);
 	tcase_add_test(tc, test_bad_input);
+	tcase_add_test(tc, test_body_reading);
 	tcase_add_test(tc, test_stream);
 	tcase_add_test(tc, test_not_utf8);
 	tcase_add_test(tc, test_disconnect_cancels);
