@@ -664,7 +664,8 @@ front_http_hdr_num(const struct front_wire *w, const char *name)
 /*
  * The body is no JSON object: refused with jansson's reason (its parser
  * run again, off the common way, for the message); parsed, it was JSON
- * but no object.
+ * but no object. What jansson takes and jdoc_load() does not nests too
+ * deep.
  */
 static void
 front_http_not_json(struct front_req *fr, const char *text, size_t len,
@@ -674,12 +675,15 @@ front_http_not_json(struct front_req *fr, const char *text, size_t len,
 	json_t *j = NULL;
 	char msg[256];
 
-	if (!parsed &&
-	    (j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) != NULL)
-		log_warnx("%s: jansson took a body jdoc refused", __func__);
-	snprintf(msg, sizeof msg, "the body is not a JSON object%s%s",
-	    parsed || j != NULL ? "" : ": ",
-	    parsed || j != NULL ? "" : jerr.text);
+	if (parsed)
+		snprintf(msg, sizeof msg, "the body is not a JSON object");
+	else if ((j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) !=
+	    NULL)
+		snprintf(msg, sizeof msg,
+		    "the body nests deeper than %d levels", JDOC_DEPTH);
+	else
+		snprintf(msg, sizeof msg, "the body is not a JSON object: %s",
+		    jerr.text);
 	json_decref(j);
 	front_http_refuse(fr, LLMGATE_INVALID_REQUEST, 400, "invalid_json",
 	    msg);

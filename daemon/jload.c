@@ -23,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Parent links: closing a container or ending a member goes up the
+ * parents, not back over every token before (quadratic in a deep text). */
+#define JSMN_PARENT_LINKS
 #define JSMN_STRICT
 #define JSMN_STATIC
 #include <jsmn.h>
@@ -603,7 +606,7 @@ jload_flags(const char *buf, size_t len, size_t flags, json_error_t *err)
 }
 
 /* jdoc's tokens from jsmn's: the token after each one and all it holds;
- * -1 past jansson's depth (JSON_PARSER_MAX_DEPTH, 2048). */
+ * -1 for a value deeper than JDOC_DEPTH. */
 static int
 jdoc_link(struct jdoc *d, const jsmntok_t *tok, int n, int *open)
 {
@@ -631,7 +634,7 @@ jdoc_link(struct jdoc *d, const jsmntok_t *tok, int n, int *open)
 		/* Containers that end before this token starts end here. */
 		while (top > 0 && tok[open[top - 1]].end <= tok[i].start)
 			d->tok[open[--top]].next = i;
-		if (top >= 2048)
+		if (top >= JDOC_DEPTH)
 			return -1;
 		if (tok[i].type == JSMN_OBJECT || tok[i].type == JSMN_ARRAY)
 			open[top++] = i;
@@ -725,6 +728,36 @@ jdoc_nul(struct jdoc *d, const char *buf, size_t len, int flags)
 	return 0;
 }
 
+/*
+ * The text's brackets nest no deeper than JDOC_DEPTH (outside strings;
+ * for valid JSON its containers' depth). Checked before jsmn tokenizes a
+ * large text: closing a container walks back from the last token to it,
+ * which costs up to the depth for each, and a megabyte nested two
+ * thousand deep took over a second.
+ */
+static int
+jdoc_shallow(const char *s, size_t len)
+{
+	size_t i;
+	int depth = 0, str = 0;
+
+	for (i = 0; i < len; i++) {
+		if (str) {
+			if (s[i] == '\\')
+				i++;
+			else if (s[i] == '"')
+				str = 0;
+		} else if (s[i] == '"')
+			str = 1;
+		else if (s[i] == '[' || s[i] == '{') {
+			if (++depth > JDOC_DEPTH)
+				return -1;
+		} else if (s[i] == ']' || s[i] == '}')
+			depth--;
+	}
+	return 0;
+}
+
 int
 jdoc_load(struct jdoc *d, const char *buf, size_t len, int flags)
 {
@@ -744,7 +777,8 @@ jdoc_load(struct jdoc *d, const char *buf, size_t len, int flags)
 	    memchr(buf, '\0', len) == NULL) {
 		/* More tokens than the array holds: as many as it takes. */
 		jsmn_init(&p);
-		if ((n = jsmn_parse(&p, buf, len, NULL, 0)) > JDOC_TOKENS) {
+		if ((n = jsmn_parse(&p, buf, len, NULL, 0)) > JDOC_TOKENS &&
+		    jdoc_shallow(buf, len) == 0) {
 			tok = xcalloc((size_t)n, sizeof *tok);
 			open = xcalloc((size_t)n, sizeof *open);
 			d->tok = xcalloc((size_t)n, sizeof *d->tok);

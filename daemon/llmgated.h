@@ -436,12 +436,15 @@ void jwrite_digits(struct buf *b, long long);
  * jload_fast() takes (valid JSON, its strings valid UTF-8 without \u
  * escapes, its numbers small integers), up to JDOC_TOKENS tokens; -1
  * otherwise. jdoc_load() with JDOC_FULL takes exactly what json_loadb()
- * takes (an object or array root), of any size (then jdoc_free() it);
- * JDOC_NODUP refuses a key twice in an object, as JSON_REJECT_DUPLICATES.
+ * takes (an object or array root), of any size (then jdoc_free() it),
+ * short of jansson's depth: no value deeper than JDOC_DEPTH (jsmn's
+ * tokens of a deep text cost the depth times its size); JDOC_NODUP
+ * refuses a key twice in an object, as JSON_REJECT_DUPLICATES.
  * Tokens are indexed from 0, the root; an object's keys and values
  * alternate after it. Readers take -1 (no value) as jansson takes NULL.
  */
 #define JDOC_TOKENS 128
+#define JDOC_DEPTH  128 /* the root 1 */
 #define JDOC_FULL   1
 #define JDOC_NODUP  2
 enum jdoc_type { JDOC_OBJECT = 1, JDOC_ARRAY, JDOC_STRING, JDOC_PRIMITIVE };

@@ -799,6 +799,24 @@ START_TEST(test_body_reading)
 		h_free(&r);
 		free(body);
 	}
+	/* Nesting deeper than the front reads, though JSON. */
+	conv = malloc(1024);
+	ck_assert_ptr_nonnull(conv);
+	for (i = 0; i < 200; i++)
+		conv[i] = '[';
+	for (; i < 400; i++)
+		conv[i] = ']';
+	conv[i] = '\0';
+	body = h_strdup_printf("{\"model\": \"oa/read\", \"messages\": "
+	                       "[{\"role\": \"user\", \"content\": \"x\"}], "
+	                       "\"metadata\": %s}",
+	    conv);
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_str_eq(err_msg(&r), "the body nests deeper than 128 levels");
+	h_free(&r);
+	free(body);
+	free(conv);
 	ck_assert_str_eq(chat_text(&r,
 	                     "{\"model\": \"oa/read\", \"temperature\": 0.25, "
 	                     "\"top_p\": 1e-1, \"messages\": [{\"role\": "

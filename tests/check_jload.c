@@ -453,6 +453,7 @@ START_TEST(test_jdoc_full)
 	struct buf b = { NULL, 0, 0 };
 	struct jdoc d;
 	const char *s;
+	json_t *j;
 	char scratch[64];
 	size_t i, len;
 	int64_t v;
@@ -504,14 +505,25 @@ START_TEST(test_jdoc_full)
 	ck_assert(jdoc_int(&d, jdoc_get(&d, k, "k"), &v) == 0 && v == 4999);
 	jdoc_free(&d);
 	ck_assert_int_eq(jdoc_parse(&d, b.data, b.len), -1);
-	for (len = 2047; len <= 2049; len++) {
+	/* Values up to JDOC_DEPTH deep, also in a large text; jansson goes
+	 * deeper (2048), where jsmn's cost would grow with the depth. */
+	for (len = JDOC_DEPTH - 2; len <= 2000; len++) {
+		if (len == JDOC_DEPTH + 1)
+			len = 2000;
 		buf_reset(&b);
 		for (i = 0; i < len; i++)
 			buf_addstr(&b, "[");
+		for (i = 0; i < 200; i++)
+			buf_addstr(&b, "1,");
 		buf_addstr(&b, "1");
 		for (i = 0; i < len; i++)
 			buf_addstr(&b, "]");
-		ck_assert(jdoc_as_jansson(b.data, b.len, 1) == (len < 2048));
+		j = json_loadb(b.data, b.len, 0, NULL);
+		ck_assert_ptr_nonnull(j);
+		json_decref(j);
+		ck_assert_int_eq(jdoc_load(&d, b.data, b.len, JDOC_FULL),
+		    len < JDOC_DEPTH ? 0 : -1);
+		jdoc_free(&d);
 	}
 	buf_free(&b);
 }

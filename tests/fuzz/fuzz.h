@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <jansson.h>
+
 struct provider_type;
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -33,6 +35,29 @@ int LLVMFuzzerInitialize(int *, char ***);
 		if (!(e)) \
 			fuzz_fail("%s", #e); \
 	} while (0)
+
+/* How deep j's values nest (a scalar 1): what jdoc_load() limits. */
+static inline int
+fuzz_json_depth(json_t *j)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+	int d = 0, e;
+
+	if (json_is_object(j)) {
+		json_object_foreach(j, k, v) {
+			if ((e = fuzz_json_depth(v)) > d)
+				d = e;
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v) {
+			if ((e = fuzz_json_depth(v)) > d)
+				d = e;
+		}
+	}
+	return d + 1;
+}
 
 /* xorshift64*, seeded with the FNV-1a hash of the input. */
 struct fuzz_rng {
