@@ -121,6 +121,9 @@ static char http_expect[] = "Expect:"; /* no "100-continue" round trip */
 static char http_ua[] = "User-Agent: llmgated/" LLMGATE_VERSION;
 static struct curl_slist http_proxy_headers = { http_ua, NULL };
 static struct event *http_timer;
+/* A timeout of 0 runs from the loop's current pass, not the next one. */
+static struct event *http_kick;
+static int http_kicking; /* inside http_kick_cb()'s socket action */
 static struct event_base *http_base;
 
 static void http_drain(void);
@@ -155,12 +158,36 @@ http_timer_cb(evutil_socket_t fd, short events, void *arg)
 	http_drain();
 }
 
+/*
+ * curl's "act now" (a timeout of 0, after every curl_multi_add_handle()):
+ * an active event runs in the loop's current pass, where a timer would
+ * wait for the next one, one more epoll_wait() before the request goes
+ * out. Once per chain: a 0 asked for from inside it takes the timer, so
+ * the loop polls its descriptors in between.
+ */
+static void
+http_kick_cb(evutil_socket_t fd, short events, void *arg)
+{
+	int running;
+
+	http_kicking = 1;
+	curl_multi_socket_action(http_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	http_kicking = 0;
+	http_drain();
+}
+
 /* CURLMOPT_TIMERFUNCTION: one-shot, re-armed on every call; -1 stops it. */
 static int
 http_timer_set(CURLM *multi, long timeout_ms, void *userp)
 {
 	struct timeval tv;
 
+	if (timeout_ms == 0 && !http_kicking) {
+		evtimer_del(http_timer);
+		event_active(http_kick, EV_TIMEOUT, 0);
+		return 0;
+	}
+	event_del(http_kick);
 	if (timeout_ms < 0) {
 		evtimer_del(http_timer);
 		return 0;
@@ -487,6 +514,7 @@ http_init(struct event_base *base)
 	if ((http_multi = curl_multi_init()) == NULL)
 		return -1;
 	http_timer = evtimer_new(base, http_timer_cb, NULL);
+	http_kick = event_new(base, -1, 0, http_kick_cb, NULL);
 	curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_sock_set);
 	curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_timer_set);
 	curl_multi_setopt(http_multi, CURLMOPT_PIPELINING,
@@ -517,8 +545,11 @@ http_shutdown(void)
 	http_nsocks = 0;
 	if (http_timer != NULL)
 		event_free(http_timer);
+	if (http_kick != NULL)
+		event_free(http_kick);
 	http_multi = NULL;
 	http_timer = NULL;
+	http_kick = NULL;
 }
 
 /* A stream is alive: it sent a byte. */
