@@ -114,20 +114,6 @@ run() {
 }
 export W="$tmp"
 
-# best FUNCTION ARGS...: of REPEAT runs of FUNCTION, the line of the one
-# with the most calls/s (its first field). On a shared VM single runs vary
-# by a factor of two; each side of a comparison gets its best.
-best() {
-	b_i=0 b_line= b_rate=-1
-	while [ $b_i -lt "$REPEAT" ]; do
-		b_i=$((b_i + 1))
-		b_out=$("$@")
-		b_r=${b_out%% *}
-		if [ "$b_r" -gt "$b_rate" ]; then b_rate=$b_r b_line=$b_out; fi
-	done
-	printf '%s\n' "$b_line"
-}
-
 # direct CONNS STREAM: the libcurl multi client (llmgate-bench
 # --direct, the daemon's own transfer options) straight at the upstream:
 # "calls/s p50_us cpu_us_per_call" (its own CPU).

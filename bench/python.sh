@@ -29,28 +29,8 @@ N16=${N16:-10000}
 REPEAT=${REPEAT:-3}
 MODEL=bench-model
 
-
 . "$(dirname "$0")/common.sh"
 bench_setup python.sh "$bench" "$upstream" "$daemon"
-
-# best CMD...: runs CMD (which prints one JSON line) REPEAT times and
-# prints the line with the most calls/s.
-best() {
-	b_best=
-	b_rate=-1
-	b_i=0
-	while [ $b_i -lt "$REPEAT" ]; do
-		b_i=$((b_i + 1))
-		b_out=$("$@") || true
-		b_r=$(field "$b_out" calls_per_s)
-		if [ -n "$b_r" ] &&
-		    awk -v a="$b_r" -v b="$b_rate" 'BEGIN { exit !(a > b) }'; then
-			b_best=$b_out
-			b_rate=$b_r
-		fi
-	done
-	printf '%s\n' "$b_best"
-}
 
 "$upstream" -t 300 >"$tmp/up.out" 2>"$tmp/up.err" &
 pids="$pids $!"

@@ -42,31 +42,12 @@ HOLD=${HOLD:-1000}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 MODEL="bench-model"
 
-
 . "$(dirname "$0")/common.sh"
 bench_setup run.sh "$bench" "$upstream" "$daemon"
 
 # Idle clients and held calls need a descriptor each, in every process.
 # shellcheck disable=SC3045	# dash, bash and busybox sh all have -H -n
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-# best ARGS...: runs the bench REPEAT times, prints its best --json line.
-best() {
-	b_best=
-	b_rate=-1
-	b_i=0
-	while [ $b_i -lt "$REPEAT" ]; do
-		b_i=$((b_i + 1))
-		b_out=$("$bench" "$@" --json) || true
-		b_r=$(field "$b_out" calls_per_s)
-		if [ -n "$b_r" ] &&
-		    awk -v a="$b_r" -v b="$b_rate" 'BEGIN { exit !(a > b) }'; then
-			b_best=$b_out
-			b_rate=$b_r
-		fi
-	done
-	printf '%s\n' "$b_best"
-}
 
 # start_upstream NAME [ARGS]: starts it; its port is then in $tmp/NAME.out.
 start_upstream() {
@@ -143,10 +124,10 @@ for c in 1 16; do
 	for kind in plain stream; do
 		flag=
 		[ "$kind" = stream ] && flag=--stream
-		d=$(best --direct "$direct_url" -m "bench/$MODEL" -n "$n" \
-		    -c "$c" $flag -T 20)
-		g=$(best -s "$sock" -m "bench/$MODEL" -n "$n" -c "$c" \
-		    -C "$CONNS" $flag -T 20 --pid "$daemon_pid")
+		d=$(best "$bench" --direct "$direct_url" -m "bench/$MODEL" -n "$n" \
+		    -c "$c" $flag -T 20 --json)
+		g=$(best "$bench" -s "$sock" -m "bench/$MODEL" -n "$n" -c "$c" \
+		    -C "$CONNS" $flag -T 20 --pid "$daemon_pid" --json)
 		rows="$rows$kind $c $(field "$d" calls_per_s) \
 $(field "$g" calls_per_s) $(field "$d" p50_us) $(field "$g" p50_us) \
 $(field "$d" p99_us) $(field "$g" p99_us) $(field "$d" max_us) \

@@ -343,7 +343,6 @@ call_start(const struct llmgate_request *creq, msgpack_zone *zone,
 	struct llmgate_request *req = &c->reqbuf;
 	struct timeval tv;
 	char *cause = NULL, msg[256];
-	size_t n;
 
 	*req = *creq;
 	c->req = req;
@@ -352,10 +351,7 @@ call_start(const struct llmgate_request *creq, msgpack_zone *zone,
 	c->arg = arg;
 	c->client_id = cl->id;
 	c->client_uid = cl->uid;
-	/* Cut to fit, as snprintf() would, without its cost. */
-	n = strnlen(cl->name, sizeof c->client - 1);
-	memcpy(c->client, cl->name, n);
-	c->client[n] = '\0';
+	str_fit(c->client, sizeof c->client, cl->name);
 	c->cfg = config_ref(cfg);
 	c->start_ms = now_ms();
 	c->wait_from_ms = c->start_ms;

@@ -493,8 +493,7 @@ front_http_client(struct front_req *fr, const char *token_name)
 		snprintf(fr->client_name, sizeof fr->client_name, "%.32s (%s)",
 		    name, fc->peer);
 	else {
-		snprintf(fr->client_name, sizeof fr->client_name, "%s",
-		    fc->peer);
+		str_fit(fr->client_name, sizeof fr->client_name, fc->peer);
 		name = fr->client_name;
 	}
 	for (q = fr->client_name; *q != '\0'; q++) {
@@ -511,11 +510,10 @@ front_http_client(struct front_req *fr, const char *token_name)
 	/* Its class: the kernel's word, the token's, then its own name. */
 	fr->ident.uid = fc->uid_known ? fc->uid : (uid_t)-1;
 	fr->ident.pid = fc->pid;
-	snprintf(fr->ident.unit, sizeof fr->ident.unit, "%s", fc->unit);
-	snprintf(fr->ident.token, sizeof fr->ident.token, "%s",
+	str_fit(fr->ident.unit, sizeof fr->ident.unit, fc->unit);
+	str_fit(fr->ident.token, sizeof fr->ident.token,
 	    token_name != NULL ? token_name : "");
-	snprintf(fr->ident.name, sizeof fr->ident.name, "%s",
-	    hdr != NULL ? hdr : "");
+	str_fit(fr->ident.name, sizeof fr->ident.name, hdr != NULL ? hdr : "");
 	fr->client.ident = &fr->ident;
 }
 

@@ -35,6 +35,18 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* src copied into dst[cap], cut to fit, as snprintf("%s") would, without
+ * its cost (it is on every call's path). */
+static inline void
+str_fit(char *dst, size_t cap, const char *src)
+{
+	size_t n;
+
+	for (n = 0; n + 1 < cap && src[n] != '\0'; n++)
+		dst[n] = src[n];
+	dst[n] = '\0';
+}
+
 /* buf.c: a growable byte buffer, always NUL-terminated. */
 struct buf {
 	char *data;
