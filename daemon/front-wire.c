@@ -185,13 +185,16 @@ front_wire_on_value(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+/* A header's value by name; lengths first: a request is asked for about
+ * a dozen names, most of them absent. */
 static const char *
 front_wire_msg_header(const struct front_wire_msg *m, const char *name)
 {
-	size_t i;
+	size_t i, n = strlen(name) + 1;
 
 	for (i = 0; i < m->nhdr; i++) {
-		if (strcasecmp(m->hdr.data + m->off[i][0], name) == 0)
+		if (m->off[i][1] - m->off[i][0] == n &&
+		    strcasecmp(m->hdr.data + m->off[i][0], name) == 0)
 			return m->hdr.data + m->off[i][1];
 	}
 	return NULL;
