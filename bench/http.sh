@@ -180,7 +180,7 @@ for s in false true; do
 		name=plain; [ $s = true ] && name=stream
 		awk -v n="$name, $c in flight" -v d="$d_rps" -v f="$f_rps" \
 		    -v dp="$d_p50" -v fp="$f_p50" -v d9="$d_p99" -v f9="$f_p99" -v cpu="$f_cpu" 'BEGIN {
-			printf "| %s | %d | %d | %.2f | %d µs | +%d µs | +%d µs | %.0f µs |\n",
+			printf "| %s | %d | %d | %.2f | %d µs | %+d µs | %+d µs | %.0f µs |\n",
 			    n, d, f, d ? f / d : 0, dp, fp - dp, f9 - d9, cpu }'
 		set -- $(best direct $c $s)
 		l_rps=$1 l_p50=$2 l_cpu=$3
@@ -193,9 +193,9 @@ for s in false true; do
 		    -v r="$r_rps" -v rp="$r_p50" -v l="$l_rps" -v lp="$l_p50" \
 		    -v w="$wrk_cpu" -v u="$up_cpu" -v lc="$l_cpu" -v cpus="$ncpu" -v ref="$ref" 'BEGIN {
 			b = cpus * 1000000 / (w + 2 * u + lc)
-			printf "| %s | %s | %s | %d | %.2f | +%d µs | %.0f+%.0f+%.0f µs | %d (%.2f) |\n",
+			printf "| %s | %s | %s | %d | %.2f | %+d µs | %.0f+%.0f+%.0f µs | %d (%.2f) |\n",
 			    n, ref ? sprintf("%d (%.2f)", r, d ? r / d : 0) : "-",
-			    ref ? sprintf("+%d µs", rp - dp) : "-",
+			    ref ? sprintf("%+d µs", rp - dp) : "-",
 			    l, d ? l / d : 0, lp - dp, w, u, lc, b, d ? b / d : 0 }')
 "
 	done
