@@ -81,6 +81,8 @@ struct http_sock {
 	int ours;            /* opened by http_open(), closed by http_close() */
 	int lport;           /* its local port, once connected; 0: unknown */
 	struct http_xfer *x; /* a transfer whose request on it is watched */
+	curl_socket_t fd;
+	LIST_ENTRY(http_sock) entry; /* in http_ours, when ours */
 };
 
 #define HTTP_POOL_MAX 256 /* idle easy handles kept for reuse */
@@ -103,6 +105,9 @@ struct http_url {
 static CURLM *http_multi;
 static struct http_sock **http_socks; /* by descriptor */
 static size_t http_nsocks;
+/* The upstream connections, for http_watch(): a few, where the table
+ * above runs up to the highest descriptor (clients' included). */
+static LIST_HEAD(, http_sock) http_ours = LIST_HEAD_INITIALIZER(http_ours);
 static CURL *http_pool[HTTP_POOL_MAX];
 static size_t http_npool;
 static struct http_url http_urls[HTTP_URLS_MAX];
@@ -215,6 +220,7 @@ http_sock_get(curl_socket_t s)
 	}
 	if ((hs = http_socks[s]) == NULL) {
 		hs = xcalloc(1, sizeof *hs);
+		hs->fd = s;
 		hs->rev = event_new(http_base, s, EV_READ | EV_PERSIST,
 		    http_sock_cb, hs);
 		hs->wev = event_new(http_base, s, EV_WRITE | EV_PERSIST,
@@ -231,6 +237,8 @@ http_sock_forget(curl_socket_t s)
 
 	if ((size_t)s >= http_nsocks || (hs = http_socks[s]) == NULL)
 		return;
+	if (hs->ours)
+		LIST_REMOVE(hs, entry);
 	event_free(hs->rev);
 	event_free(hs->wev);
 	free(hs);
@@ -293,9 +301,13 @@ http_open(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	curl_socket_t s;
 
+	struct http_sock *hs;
+
 	s = socket(a->family, a->socktype, a->protocol);
-	if (s != CURL_SOCKET_BAD)
-		http_sock_get(s)->ours = 1;
+	if (s != CURL_SOCKET_BAD && !(hs = http_sock_get(s))->ours) {
+		hs->ours = 1;
+		LIST_INSERT_HEAD(&http_ours, hs, entry);
+	}
 	return s;
 }
 
@@ -390,10 +402,8 @@ static void
 http_watch(struct http_xfer *x, int lport)
 {
 #ifdef __linux__
-	struct http_sock *hs;
+	struct http_sock *hs, *found = NULL;
 	struct tcp_info ti;
-	curl_socket_t sock;
-	size_t s;
 	long fresh;
 
 	if (strncasecmp(x->hr.url, "http:", 5) != 0 || lport <= 0)
@@ -402,21 +412,20 @@ http_watch(struct http_xfer *x, int lport)
 	        CURLE_OK ||
 	    fresh != 0)
 		return;
-	sock = CURL_SOCKET_BAD;
-	for (s = 0; s < http_nsocks; s++) {
-		if (http_socks[s] == NULL || !http_socks[s]->ours ||
-		    http_socks[s]->lport != lport)
+	LIST_FOREACH(hs, &http_ours, entry)
+	{
+		if (hs->lport != lport)
 			continue;
-		if (sock != CURL_SOCKET_BAD)
+		if (found != NULL)
 			return; /* the same port twice: not sure which */
-		sock = (curl_socket_t)s;
+		found = hs;
 	}
-	if (sock == CURL_SOCKET_BAD || (hs = http_socks[sock])->x != NULL ||
-	    http_tcp_info(sock, &ti) != 0)
+	if (found == NULL || found->x != NULL ||
+	    http_tcp_info(found->fd, &ti) != 0)
 		return;
 	x->acked = ti.tcpi_bytes_acked;
-	x->sock = sock;
-	hs->x = x;
+	x->sock = found->fd;
+	found->x = x;
 #endif
 }
 
