@@ -879,12 +879,14 @@ jdoc_members(const struct jdoc *d, int obj, const char *const *names, size_t n,
 	char scratch[6 * 128];
 	const char *s;
 	size_t len, k;
-	int i, m;
+	int i, m, unknown = 0;
 
 	for (k = 0; k < n; k++)
 		vals[k] = -1;
 	if (jdoc_type(d, obj) != JDOC_OBJECT)
 		return 0;
+	/* Every known member is taken, even past an unknown one: a caller
+	 * may check some members before it refuses the unknown. */
 	for (i = obj + 1, m = 0; m < d->tok[obj].size;
 	     m++, i = d->tok[i + 1].next) {
 		s = jdoc_str(d, i, &len, scratch, sizeof scratch);
@@ -894,11 +896,14 @@ jdoc_members(const struct jdoc *d, int obj, const char *const *names, size_t n,
 			    names[k][len] == '\0')
 				break;
 		}
-		if (s == NULL || len == 0 || k == n)
-			return i;
+		if (s == NULL || len == 0 || k == n) {
+			if (unknown == 0)
+				unknown = i;
+			continue;
+		}
 		vals[k] = i + 1;
 	}
-	return 0;
+	return unknown;
 }
 
 int

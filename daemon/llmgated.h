@@ -482,7 +482,8 @@ void jdoc_free(struct jdoc *);
 int jdoc_get(const struct jdoc *, int obj, const char *key);
 /* Object obj's members by name (none empty): vals[k] the value of
  * names[k], -1 when absent; 0, or the key token of the first member
- * named otherwise. One pass, for objects read whole. */
+ * named otherwise (the known ones are all taken even so). One pass, for
+ * objects read whole. */
 int jdoc_members(const struct jdoc *, int obj, const char *const *names,
     size_t n, int *vals);
 /* Token i's enum jdoc_type; 0 for -1. */
