@@ -177,8 +177,8 @@ http_kick_cb(evutil_socket_t fd, short events, void *arg)
 
 	http_kicking = 1;
 	curl_multi_socket_action(http_multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	http_kicking = 0;
 	http_drain();
+	http_kicking = 0;
 }
 
 /* CURLMOPT_TIMERFUNCTION: one-shot, re-armed on every call; -1 stops it. */

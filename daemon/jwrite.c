@@ -400,8 +400,9 @@ jwrite_real(struct jwrite *w, const char *key, double v, int precision)
 /*
  * Copy the text of a document jdoc_parse() took, without whitespace
  * between tokens: what jdump writes for its tree, unless a string has
- * "\/" (jansson writes '/') or an object has a key twice (jansson keeps
- * the last value in the first one's place). -1 then, nothing written.
+ * "\/" (jansson writes '/'), an object has a key twice (jansson keeps
+ * the last value in the first one's place) or a number is -0 (jansson
+ * writes 0). -1 then, nothing written.
  */
 static int
 jwrite_compact(struct buf *b, const struct jdoc *d)
@@ -412,6 +413,10 @@ jwrite_compact(struct buf *b, const struct jdoc *d)
 	char *p, *p0;
 
 	for (t = 0; t < d->n; t++) {
+		if (d->tok[t].type == JDOC_PRIMITIVE &&
+		    d->tok[t].end - d->tok[t].start == 2 &&
+		    memcmp(d->buf + d->tok[t].start, "-0", 2) == 0)
+			return -1;
 		if (d->tok[t].type != JDOC_OBJECT || d->tok[t].size < 2)
 			continue;
 		for (j = 0, k = t + 1; j < d->tok[t].size;

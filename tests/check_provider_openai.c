@@ -570,6 +570,14 @@ START_TEST(build_openai_variants)
 	ck_assert_ptr_nonnull(strstr(hr.body,
 	    "\"parameters\":{\"a\":\"x\",\"b\":{\"c\":[]}}}}]}"));
 	req_free(&hr);
+	/* -0 is written 0, as jansson writes it. */
+	tools[2].parameters = "{\"a\": -0, \"b\": [-0, 0]}";
+	ck_assert_int_eq(provider_openai.build(&hr, &openai_conf, "m", &req,
+	                     &cause),
+	    0);
+	ck_assert_ptr_nonnull(
+	    strstr(hr.body, "\"parameters\":{\"a\":0,\"b\":[0,0]}}}]}"));
+	req_free(&hr);
 	tools[2].parameters = "{}";
 
 	/* The named choices; auto is not sent. */
