@@ -786,7 +786,7 @@ front_wire_parse(struct front_wire *w)
 				    "HTTP/1.1 100 Continue\r\n\r\n");
 				front_wire_flush(w);
 			}
-			return;
+			break; /* the rest has yet to come */
 		}
 		/* A whole request: its deadline is met. */
 		evtimer_del(w->deadline);

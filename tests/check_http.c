@@ -1933,17 +1933,23 @@ END_TEST
  */
 START_TEST(test_drain_closes_idle)
 {
+	static const char part[] = "POST /v1/chat/completions HTTP/1.1\r\n"
+	                           "Host: x\r\nContent-Length: 100\r\n\r\n"
+	                           "{\"mo";
 	struct hres r = { 0 };
 	char *req, *body, *ans;
 	uint64_t t0;
 	pid_t pid;
-	int fd, st;
+	int fd, fd2, st;
 
 	fd = tcp_connect();
 	req = echo_req("before the drain", NULL);
 	send_all(fd, req, strlen(req));
 	free(req);
 	expect_echo(fd, "before the drain");
+	/* And one whose request is only begun: not waited for either. */
+	fd2 = tcp_connect();
+	send_all(fd2, part, sizeof part - 1);
 	body = chat_body("oa/drain2+delay=2000", NULL);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -1959,10 +1965,14 @@ START_TEST(test_drain_closes_idle)
 	kill(d.pid, SIGTERM);
 	ans = read_all(fd, 5000);
 	ck_assert_str_eq(ans, "");
+	free(ans);
+	ans = read_all(fd2, 5000);
+	ck_assert_str_eq(ans, "");
 	/* Closed by the drain, not by the exit after the call. */
 	ck_assert_uint_lt(h_mono_ms() - t0, wrapped() ? 1800 : 1000);
 	free(ans);
 	close(fd);
+	close(fd2);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	    "the call in flight did not finish");
