@@ -1383,15 +1383,26 @@ kill_and_restart_redis(void)
 	h_sleep_ms(1000); /* the hosts on their shares meanwhile */
 	redis_start();
 	wait_cluster("up", HOSTS);
-	/* Said once per outage, however many reconnects failed. */
+	/*
+	 * Said once per outage, however many reconnects failed. Under a
+	 * wrapper (valgrind) a host back on Redis can miss the 300 ms
+	 * timeout again, an outage of its own after this one: at least
+	 * once then; the plain and sanitizer runs hold it to once.
+	 */
 	for (i = 0; i < HOSTS; i++) {
-		char *log = h_daemon_log(&d[i]);
+		int said = log_count(i, "unavailable") - before[i];
 
-		ck_assert_msg(log_count(i, "unavailable") == before[i] + 1,
+		if (said != 1 && !(wrapped() && said > 1)) {
+			/* Too long for a Check message. */
+			char *log = h_daemon_log(&d[i]);
+
+			fprintf(stderr, "host %d's log:\n%s\n", i, log);
+			free(log);
+		}
+		ck_assert_msg(said == 1 || (wrapped() && said > 1),
 		    "host %d said \"unavailable\" %d times for one outage "
-		    "(%d before it): %s",
-		    i, log_count(i, "unavailable") - before[i], before[i], log);
-		free(log);
+		    "(%d before it); its log is on stderr",
+		    i, said, before[i]);
 	}
 }
 
