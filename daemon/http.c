@@ -173,11 +173,8 @@ http_timer_cb(evutil_socket_t fd, short events, void *arg)
 static void
 http_kick_cb(evutil_socket_t fd, short events, void *arg)
 {
-	int running;
-
 	http_kicking = 1;
-	curl_multi_socket_action(http_multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	http_drain();
+	http_timer_cb(fd, events, arg);
 	http_kicking = 0;
 }
 
@@ -299,9 +296,8 @@ http_sock_set(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 static curl_socket_t
 http_open(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
-	curl_socket_t s;
-
 	struct http_sock *hs;
+	curl_socket_t s;
 
 	s = socket(a->family, a->socktype, a->protocol);
 	if (s != CURL_SOCKET_BAD && !(hs = http_sock_get(s))->ours) {
