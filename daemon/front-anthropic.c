@@ -60,7 +60,7 @@ front_anthropic_text(struct front_req *fr, const struct jdoc *d, int c,
 	size_t i;
 	int blk;
 
-	if (c == -1 || jdoc_is(d, c, "null"))
+	if (!jdoc_given(d, c))
 		return 0;
 	if (front_http_jadd(b, d, c) == 0)
 		return 0;
@@ -249,7 +249,7 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z,
 	int t, name, schema, ty;
 	size_t i;
 
-	if (choice != -1 && !jdoc_is(d, choice, "null")) {
+	if (jdoc_given(d, choice)) {
 		ty = jdoc_get(d, choice, "type");
 		name = jdoc_get(d, choice, "name");
 		if (!jdoc_streq(d, ty, "auto") && !jdoc_streq(d, ty, "none") &&
@@ -278,7 +278,7 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z,
 		}
 		c = front_http_jstr(z, d, ty);
 	}
-	if (tools == -1 || jdoc_is(d, tools, "null") || strcmp(c, "none") == 0)
+	if (!jdoc_given(d, tools) || strcmp(c, "none") == 0)
 		return 0;
 	if (jdoc_type(d, tools) != JDOC_ARRAY) {
 		front_http_bad(fr, "tools must be an array");
@@ -316,7 +316,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z,
 {
 	int64_t n;
 	size_t i;
-	int v, s;
+	int v, rc;
 
 	if (unknown != 0) {
 		front_http_bad(fr,
@@ -353,26 +353,16 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z,
 		req->has |= LLMGATE_HAS_TOP_P;
 	}
 	v = m[FAK_STOP_SEQUENCES];
-	if (v != -1) {
-		if (jdoc_type(d, v) != JDOC_ARRAY || jdoc_size(d, v) > 16) {
+	if (v != -1 &&
+	    (rc = front_http_jstrs(z, d, v, 16, &req->stop, &req->nstop, &i)) !=
+	        0) {
+		if (rc == -2)
+			front_http_bad(fr, "stop_sequences[%zu]: a string", i);
+		else
 			front_http_bad(fr,
 			    "stop_sequences: an array of "
 			    "at most 16 strings");
-			return -1;
-		}
-		req->stop = front_http_zalloc(z, (size_t)jdoc_size(d, v),
-		    sizeof *req->stop);
-		for (i = 0, s = v + 1; i < (size_t)jdoc_size(d, v);
-		     i++, s = jdoc_next(d, s)) {
-			if ((req->stop[i] = front_http_jstr(z, d, s)) == NULL) {
-				front_http_bad(fr,
-				    "stop_sequences[%zu]: "
-				    "a string",
-				    i);
-				return -1;
-			}
-		}
-		req->nstop = (size_t)jdoc_size(d, v);
+		return -1;
 	}
 	v = m[FAK_STREAM];
 	if (v != -1 && !jdoc_is(d, v, "true") && !jdoc_is(d, v, "false")) {

@@ -142,6 +142,28 @@ front_http_jstr(msgpack_zone *z, const struct jdoc *d, int i)
 }
 
 int
+front_http_jstrs(msgpack_zone *z, const struct jdoc *d, int v, size_t max,
+    char ***out, size_t *n, size_t *bad)
+{
+	size_t i, size = (size_t)jdoc_size(d, v);
+	char **a;
+	int s;
+
+	if (jdoc_type(d, v) != JDOC_ARRAY || size > max)
+		return -1;
+	a = front_http_zalloc(z, size, sizeof *a);
+	for (i = 0, s = v + 1; i < size; i++, s = jdoc_next(d, s)) {
+		if ((a[i] = front_http_jstr(z, d, s)) == NULL) {
+			*bad = i;
+			return -2;
+		}
+	}
+	*out = a;
+	*n = size;
+	return 0;
+}
+
+int
 front_http_jadd(struct buf *b, const struct jdoc *d, int i)
 {
 	const char *s;

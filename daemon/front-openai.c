@@ -81,7 +81,7 @@ front_openai_text(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
 	int part;
 
 	*out = NULL;
-	if (c == -1 || jdoc_is(d, c, "null"))
+	if (!jdoc_given(d, c))
 		return 0;
 	if ((*out = front_http_jstr(z, d, c)) != NULL)
 		return 0;
@@ -214,7 +214,7 @@ front_openai_messages(struct front_req *fr, msgpack_zone *z,
 		else if (strcmp(r, "assistant") == 0) {
 			m->role = LLMGATE_ROLE_ASSISTANT;
 			tc = jdoc_get(d, jm, "tool_calls");
-			if (tc != -1 && !jdoc_is(d, tc, "null") &&
+			if (jdoc_given(d, tc) &&
 			    front_openai_tool_calls(fr, z, d, tc, i, m) != 0)
 				goto fail;
 		} else if (strcmp(r, "tool") == 0) {
@@ -259,7 +259,7 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
 	char *s;
 	size_t i;
 
-	if (choice != -1 && !jdoc_is(d, choice, "null")) {
+	if (jdoc_given(d, choice)) {
 		fn = jdoc_get(d, choice, "function");
 		name = jdoc_get(d, fn, "name");
 		if ((s = front_http_jstr(z, d, choice)) != NULL &&
@@ -280,7 +280,7 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
 		if (strcmp(c, "required") == 0)
 			req->tool_choice = LLMGATE_TOOLS_REQUIRED;
 	}
-	if (tools == -1 || jdoc_is(d, tools, "null"))
+	if (!jdoc_given(d, tools))
 		return 0;
 	if (jdoc_type(d, tools) != JDOC_ARRAY) {
 		front_http_bad(fr, "tools must be an array");
@@ -326,7 +326,7 @@ front_openai_format(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
 	const char *t;
 	int schema;
 
-	if (rf == -1 || jdoc_is(d, rf, "null"))
+	if (!jdoc_given(d, rf))
 		return 0;
 	if ((t = front_http_jstr(z, d, jdoc_get(d, rf, "type"))) == NULL) {
 		front_http_bad(fr, "response_format needs a type");
@@ -356,13 +356,6 @@ front_openai_format(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
 	return 0;
 }
 
-/* Member i of d's root is v, not given as null. */
-static int
-front_openai_set(const struct jdoc *d, int v)
-{
-	return v != -1 && !jdoc_is(d, v, "null");
-}
-
 /* Neutral values only for what the daemon cannot do; m: the body's
  * members (enum front_openai_key). */
 static int
@@ -380,7 +373,7 @@ front_openai_unsupported(struct front_req *fr, msgpack_zone *z,
 		    front_http_jstr(z, d, key));
 		return -1;
 	}
-	if (front_openai_set(d, m[FO_N]) &&
+	if (jdoc_given(d, m[FO_N]) &&
 	    (jdoc_int(d, m[FO_N], &n) != 0 || n != 1)) {
 		front_http_bad(fr, "n: only 1 choice is supported");
 		return -1;
@@ -400,12 +393,12 @@ front_openai_unsupported(struct front_req *fr, msgpack_zone *z,
 		return -1;
 	}
 	/* json_number_value(): 0 for what is no number. */
-	if (front_openai_set(d, m[FO_FREQUENCY_PENALTY]) &&
+	if (jdoc_given(d, m[FO_FREQUENCY_PENALTY]) &&
 	    jdoc_num(d, m[FO_FREQUENCY_PENALTY], &x) == 0 && x != 0) {
 		front_http_bad(fr, "frequency_penalty is not supported");
 		return -1;
 	}
-	if (front_openai_set(d, m[FO_PRESENCE_PENALTY]) &&
+	if (jdoc_given(d, m[FO_PRESENCE_PENALTY]) &&
 	    jdoc_num(d, m[FO_PRESENCE_PENALTY], &x) == 0 && x != 0) {
 		front_http_bad(fr, "presence_penalty is not supported");
 		return -1;
@@ -419,12 +412,12 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z,
 {
 	int64_t n;
 	size_t i;
-	int v, s;
+	int v, rc;
 
 	v = m[FO_MAX_COMPLETION_TOKENS];
-	if (!front_openai_set(d, v))
+	if (!jdoc_given(d, v))
 		v = m[FO_MAX_TOKENS];
-	if (front_openai_set(d, v)) {
+	if (jdoc_given(d, v)) {
 		if (jdoc_int(d, v, &n) != 0 || n < 1 || n > UINT32_MAX) {
 			front_http_bad(fr,
 			    "max_tokens must be a positive "
@@ -435,7 +428,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z,
 		req->max_tokens = (uint32_t)n;
 	}
 	v = m[FO_TEMPERATURE];
-	if (front_openai_set(d, v)) {
+	if (jdoc_given(d, v)) {
 		if (front_http_jrange(d, v, 0, 2, &req->temperature) != 0) {
 			front_http_bad(fr,
 			    "temperature must be a number "
@@ -445,7 +438,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z,
 		req->has |= LLMGATE_HAS_TEMPERATURE;
 	}
 	v = m[FO_TOP_P];
-	if (front_openai_set(d, v)) {
+	if (jdoc_given(d, v)) {
 		if (front_http_jrange(d, v, 0, 1, &req->top_p) != 0) {
 			front_http_bad(fr,
 			    "top_p must be a number from 0 "
@@ -455,7 +448,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z,
 		req->has |= LLMGATE_HAS_TOP_P;
 	}
 	v = m[FO_SEED];
-	if (front_openai_set(d, v)) {
+	if (jdoc_given(d, v)) {
 		if (jdoc_int(d, v, &n) != 0) {
 			front_http_bad(fr, "seed must be an integer");
 			return -1;
@@ -464,36 +457,25 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z,
 		req->seed = n;
 	}
 	v = m[FO_STOP];
-	if (front_openai_set(d, v)) {
+	if (jdoc_given(d, v)) {
 		if (jdoc_type(d, v) == JDOC_STRING) {
 			req->stop = front_http_zalloc(z, 1, sizeof *req->stop);
 			req->stop[0] = front_http_jstr(z, d, v);
 			req->nstop = 1;
-		} else if (jdoc_type(d, v) == JDOC_ARRAY &&
-		    jdoc_size(d, v) <= 16) {
-			req->stop = front_http_zalloc(z,
-			    (size_t)jdoc_size(d, v), sizeof *req->stop);
-			for (i = 0, s = v + 1; i < (size_t)jdoc_size(d, v);
-			     i++, s = jdoc_next(d, s)) {
-				if ((req->stop[i] = front_http_jstr(z, d, s)) ==
-				    NULL) {
-					front_http_bad(fr,
-					    "stop[%zu] must "
-					    "be a string",
-					    i);
-					return -1;
-				}
-			}
-			req->nstop = (size_t)jdoc_size(d, v);
-		} else {
-			front_http_bad(fr,
-			    "stop must be a string or an "
-			    "array of at most 16 strings");
+		} else if ((rc = front_http_jstrs(z, d, v, 16, &req->stop,
+		                &req->nstop, &i)) != 0) {
+			if (rc == -2)
+				front_http_bad(fr, "stop[%zu] must be a string",
+				    i);
+			else
+				front_http_bad(fr,
+				    "stop must be a string or an "
+				    "array of at most 16 strings");
 			return -1;
 		}
 	}
 	v = m[FO_STREAM];
-	if (front_openai_set(d, v)) {
+	if (jdoc_given(d, v)) {
 		if (!jdoc_is(d, v, "true") && !jdoc_is(d, v, "false")) {
 			front_http_bad(fr, "stream must be true or false");
 			return -1;
@@ -501,7 +483,7 @@ front_openai_sampling(struct front_req *fr, msgpack_zone *z,
 		fr->stream = jdoc_is(d, v, "true");
 	}
 	v = m[FO_STREAM_OPTIONS];
-	if (front_openai_set(d, v)) {
+	if (jdoc_given(d, v)) {
 		if (jdoc_type(d, v) != JDOC_OBJECT) {
 			front_http_bad(fr,
 			    "stream_options must be an "

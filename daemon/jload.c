@@ -705,6 +705,18 @@ jdoc_dup(const struct jdoc *d, int obj)
 	return dup;
 }
 
+int
+jdoc_dups(const struct jdoc *d)
+{
+	int i;
+
+	for (i = 0; i < d->n; i++) {
+		if (d->tok[i].type == JDOC_OBJECT && jdoc_dup(d, i))
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * jansson skips a NUL byte in some places (after a number, say), where
  * jsmn stops: such a text, rare, is read as the text jansson writes of
@@ -765,7 +777,7 @@ jdoc_load(struct jdoc *d, const char *buf, size_t len, int flags)
 	int sopen[JDOC_TOKENS], *open = sopen;
 	struct jwalk w;
 	jsmn_parser p;
-	int i, n;
+	int n;
 
 	d->tok = d->small;
 	d->own = NULL;
@@ -773,8 +785,8 @@ jdoc_load(struct jdoc *d, const char *buf, size_t len, int flags)
 	if ((flags & JDOC_FULL) && len != 0 && memchr(buf, '\0', len) != NULL)
 		return jdoc_nul(d, buf, len, flags);
 	n = jload_tokens(buf, len, tok, JDOC_TOKENS);
-	if (n < 0 && (flags & JDOC_FULL) && len != 0 && len <= INT32_MAX / 2 &&
-	    memchr(buf, '\0', len) == NULL) {
+	/* (A NUL byte went to jdoc_nul() above.) */
+	if (n < 0 && (flags & JDOC_FULL) && len != 0 && len <= INT32_MAX / 2) {
 		/* More tokens than the array holds: as many as it takes. */
 		jsmn_init(&p);
 		if ((n = jsmn_parse(&p, buf, len, NULL, 0)) > JDOC_TOKENS &&
@@ -798,10 +810,8 @@ jdoc_load(struct jdoc *d, const char *buf, size_t len, int flags)
 		goto fail;
 	d->buf = buf;
 	d->n = n;
-	for (i = 0; (flags & JDOC_NODUP) && i < n; i++) {
-		if (d->tok[i].type == JDOC_OBJECT && jdoc_dup(d, i))
-			goto fail;
-	}
+	if ((flags & JDOC_NODUP) && jdoc_dups(d))
+		goto fail;
 	if (tok != stok) {
 		free(tok);
 		free(open);
@@ -935,6 +945,12 @@ jdoc_is(const struct jdoc *d, int i, const char *literal)
 	return t->type == JDOC_PRIMITIVE &&
 	    (size_t)(t->end - t->start) == strlen(literal) &&
 	    memcmp(d->buf + t->start, literal, strlen(literal)) == 0;
+}
+
+int
+jdoc_given(const struct jdoc *d, int i)
+{
+	return i != -1 && !jdoc_is(d, i, "null");
 }
 
 int

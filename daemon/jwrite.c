@@ -409,7 +409,7 @@ jwrite_compact(struct buf *b, const struct jdoc *d)
 {
 	const char *s = d->buf + d->tok[0].start;
 	size_t n = (size_t)(d->tok[0].end - d->tok[0].start), i;
-	int t, k, k2, j, in = 0;
+	int t, in = 0;
 	char *p, *p0;
 
 	for (t = 0; t < d->n; t++) {
@@ -417,22 +417,9 @@ jwrite_compact(struct buf *b, const struct jdoc *d)
 		    d->tok[t].end - d->tok[t].start == 2 &&
 		    memcmp(d->buf + d->tok[t].start, "-0", 2) == 0)
 			return -1;
-		if (d->tok[t].type != JDOC_OBJECT || d->tok[t].size < 2)
-			continue;
-		for (j = 0, k = t + 1; j < d->tok[t].size;
-		     j++, k = d->tok[k + 1].next) {
-			for (k2 = d->tok[k + 1].next; k2 < d->tok[t].next;
-			     k2 = d->tok[k2 + 1].next) {
-				if (d->tok[k].end - d->tok[k].start ==
-				        d->tok[k2].end - d->tok[k2].start &&
-				    memcmp(d->buf + d->tok[k].start,
-				        d->buf + d->tok[k2].start,
-				        (size_t)(d->tok[k].end -
-				            d->tok[k].start)) == 0)
-					return -1;
-			}
-		}
 	}
+	if (jdoc_dups(d))
+		return -1;
 	p = p0 = buf_reserve(b, n);
 	for (i = 0; i < n; i++) {
 		if (in) {

@@ -477,6 +477,8 @@ struct jdoc {
 int jdoc_parse(struct jdoc *, const char *buf, size_t len);
 int jdoc_load(struct jdoc *, const char *buf, size_t len, int flags);
 void jdoc_free(struct jdoc *);
+/* Some object of the document has a key twice (compared unescaped). */
+int jdoc_dups(const struct jdoc *);
 /* Object obj's value for key (the last one, as in jansson), or -1; keys
  * are under 128 bytes, without a backslash. */
 int jdoc_get(const struct jdoc *, int obj, const char *key);
@@ -495,6 +497,8 @@ int jdoc_size(const struct jdoc *, int i);
 int jdoc_next(const struct jdoc *, int i);
 /* Token i is the literal null, true or false given. */
 int jdoc_is(const struct jdoc *, int i, const char *literal);
+/* Value i is there and not null (a member given as null is not given). */
+int jdoc_given(const struct jdoc *, int i);
 /* Token i is a string equal to s (under 128 bytes, no backslash). */
 int jdoc_streq(const struct jdoc *, int i, const char *s);
 /* String i's value (not NUL-terminated): in place, or unescaped into
@@ -1711,6 +1715,10 @@ int front_http_targets(struct front_req *, struct llmgate_request *,
     msgpack_zone *, const char *model, const struct jdoc *, int models);
 /* String i of d, NUL-terminated, in z; NULL if i is no string. */
 char *front_http_jstr(msgpack_zone *, const struct jdoc *, int i);
+/* Array v of d, of at most max strings, into *out (in z) and *n: 0; -1
+ * if v is no such array, -2 with *bad the first member that is no string. */
+int front_http_jstrs(msgpack_zone *, const struct jdoc *, int v, size_t max,
+    char ***out, size_t *n, size_t *bad);
 /* String i of d appended to b; -1 if i is no string. */
 int front_http_jadd(struct buf *, const struct jdoc *, int i);
 /* Value i's compact JSON text (as json_dumps() writes it), in z. */

@@ -414,16 +414,10 @@ static int
 anthropic_object_schema(const char *text)
 {
 	struct jdoc d;
-	const char *s;
-	char scratch[8];
-	size_t n;
-	int v;
 
-	if (jdoc_parse(&d, text, strlen(text)) != 0 ||
-	    d.tok[0].type != JDOC_OBJECT || (v = jdoc_get(&d, 0, "type")) == -1)
-		return 0;
-	s = jdoc_str(&d, v, &n, scratch, sizeof scratch);
-	return s != NULL && n == 6 && memcmp(s, "object", 6) == 0;
+	return jdoc_parse(&d, text, strlen(text)) == 0 &&
+	    d.tok[0].type == JDOC_OBJECT &&
+	    jdoc_streq(&d, jdoc_get(&d, 0, "type"), "object");
 }
 
 /*

@@ -782,6 +782,10 @@ START_TEST(test_body_reading)
 		    "the body is not a JSON object: invalid "
 		    "Unicode" },
 		{ "\"\\u0061udio\": {}", "parameter 'audio' is not supported" },
+		{ "\"stop\": [\"a\", 1]", "stop[1] must be a string" },
+		{ "\"stop\": 5",
+		    "stop must be a string or an array of at most 16 "
+		    "strings" },
 	};
 	struct hres r = { 0 };
 	char *body, *conv;
@@ -834,6 +838,14 @@ START_TEST(test_body_reading)
 		    "%s", r.body);
 		h_free(&r);
 	}
+	h_req(&r, "/v1/messages",
+	    "{\"model\": \"oa/read\", \"max_tokens\": 5, \"messages\": "
+	    "[{\"role\": \"user\", \"content\": \"hi\"}], "
+	    "\"stop_sequences\": [\"a\", 2]}",
+	    NULL);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_str_eq(err_msg(&r), "stop_sequences[1]: a string");
+	h_free(&r);
 	ck_assert_str_eq(chat_text(&r,
 	                     "{\"model\": \"oa/read\", \"temperature\": 0.25, "
 	                     "\"top_p\": 1e-1, \"messages\": [{\"role\": "
