@@ -28,6 +28,8 @@ for s in $suites; do
 done
 
 logs=$(mktemp -d /tmp/llmgate-valgrind.XXXXXX) || exit 2
+# A daemon a test starts as another user (nobody) writes its report here too.
+chmod 1777 "$logs"
 LLMGATE_TEST_WRAPPER="valgrind --quiet --leak-check=full"
 LLMGATE_TEST_WRAPPER="$LLMGATE_TEST_WRAPPER --show-leak-kinds=definite,indirect"
 LLMGATE_TEST_WRAPPER="$LLMGATE_TEST_WRAPPER --errors-for-leak-kinds=definite,indirect"
