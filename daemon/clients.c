@@ -14,6 +14,14 @@
  * is checked against what is used plus what is held. A reply that uses
  * more than its estimate is still charged in full; the calls after it
  * then wait for the reset.
+ *
+ * With a cluster block the budgets are the cluster's: each host keeps its
+ * own counts as above, and cluster.c tells Redis what it used since it
+ * last did, and what it holds now, and reads back the cluster's totals
+ * (clients_sync_begin() and _end()). A call is then checked against the
+ * cluster's use as last seen, this host's use not yet in it, and every
+ * host's holds; while Redis is away, also against this host's share of
+ * the budget (1/hosts alive, as the other shared limits).
  */
 #include <sys/types.h>
 
@@ -29,8 +37,13 @@
 
 #define CLIENTS_MINUTE_MS 60000ULL
 #define CLIENTS_DAY_MS    86400000ULL
+/* Told to Redis at most at once: its counters are 64-bit, reports not. */
+#define CLIENTS_SYNC_MAX 1000000000000ULL
 
 static struct client_state *clients_states;
+/* The cluster's mode for every class (clients_cluster()). */
+static int clients_fed;
+static unsigned clients_share;
 
 /* Without a clients block (or a class named default), everyone's. */
 static struct client_class clients_builtin = {
@@ -277,18 +290,53 @@ clients_priority(const struct client_class *k, enum llmgate_priority prio)
 	return prio;
 }
 
+static void
+clients_minute_reset(struct client_state *st)
+{
+	st->minute_used = st->minute_sent = st->minute_acked = 0;
+	st->minute_seen = 0;
+}
+
+static void
+clients_day_reset(struct client_state *st)
+{
+	st->day_used = st->day_sent = st->day_acked = st->day_seen = 0;
+}
+
 /* A new minute or day starts from nothing used (held tokens stay held). */
 static void
 clients_roll(struct client_state *st, uint64_t wall_ms)
 {
 	if (wall_ms / CLIENTS_MINUTE_MS != st->minute) {
 		st->minute = wall_ms / CLIENTS_MINUTE_MS;
-		st->minute_used = 0;
+		clients_minute_reset(st);
 	}
 	if (wall_ms / CLIENTS_DAY_MS != st->day) {
 		st->day = wall_ms / CLIENTS_DAY_MS;
-		st->day_used = 0;
+		clients_day_reset(st);
 	}
+}
+
+/*
+ * A window's use as this host sees it: the cluster's total last seen
+ * (which has acked of this host's use in it) plus this host's use since;
+ * never less than this host's own (Redis may have lost its keys). Without
+ * a cluster, acked and seen are 0: the host's own use.
+ */
+static uint64_t
+clients_view(uint64_t used, uint64_t acked, uint64_t seen)
+{
+	uint64_t v = rl_tokens_sum(seen, used > acked ? used - acked : 0);
+
+	return v > used ? v : used;
+}
+
+/* Tokens held against the class's budgets: here, and fed, elsewhere. */
+static uint64_t
+clients_held(const struct client_state *st)
+{
+	return clients_fed ? rl_tokens_sum(st->reserved, st->others_held) :
+	                     st->reserved;
 }
 
 /*
@@ -302,30 +350,70 @@ clients_over(uint64_t used, uint64_t held, uint64_t tokens, uint64_t limit)
 	    tokens > limit - used - held;
 }
 
+/* The share of limit one of clients_share hosts keeps to (rounded up). */
+static uint64_t
+clients_share_of(uint64_t limit)
+{
+	return (limit + clients_share - 1) / clients_share;
+}
+
+/*
+ * Whether tokens more pass a window's limit: its use as seen and what is
+ * held, and while Redis is away (share > 1), this host's own use against
+ * its share too. *share_over says it was the share.
+ */
+static int
+clients_window_over(const struct client_state *st, uint64_t used,
+    uint64_t acked, uint64_t seen, uint64_t tokens, uint64_t limit,
+    int *share_over)
+{
+	*share_over = 0;
+	if (!clients_fed && clients_share > 1 &&
+	    clients_over(used, st->reserved, tokens, clients_share_of(limit))) {
+		*share_over = 1;
+		return 1;
+	}
+	return clients_over(clients_view(used, acked, seen), clients_held(st),
+	    tokens, limit);
+}
+
+/* Which budget of k (CLIENTS_OVER_*, or 0) tokens more would pass. */
+static int
+clients_which_over(const struct client_class *k, struct client_state *st,
+    uint64_t tokens, int *share_over)
+{
+	if (k->tokens_per_day != 0 &&
+	    clients_window_over(st, st->day_used, st->day_acked, st->day_seen,
+	        tokens, k->tokens_per_day, share_over))
+		return CLIENTS_OVER_DAY;
+	if (k->tokens_per_minute != 0 &&
+	    clients_window_over(st, st->minute_used, st->minute_acked,
+	        st->minute_seen, tokens, k->tokens_per_minute, share_over))
+		return CLIENTS_OVER_MINUTE;
+	return 0;
+}
+
 int
 clients_reserve(const struct client_class *k, uint64_t tokens, uint64_t wall_ms,
     uint64_t *retry_ms)
 {
 	struct client_state *st = clients_state(k);
+	int over, share_over;
 
 	*retry_ms = 0;
 	clients_roll(st, wall_ms);
-	if (k->tokens_per_day != 0 &&
-	    clients_over(st->day_used, st->reserved, tokens,
-	        k->tokens_per_day)) {
+	switch ((over = clients_which_over(k, st, tokens, &share_over))) {
+	case CLIENTS_OVER_DAY:
 		*retry_ms = CLIENTS_DAY_MS - wall_ms % CLIENTS_DAY_MS;
 		st->refused_budget++;
 		st->over_until = wall_ms + *retry_ms;
-		return CLIENTS_OVER_DAY;
-	}
-	if (k->tokens_per_minute != 0 &&
-	    clients_over(st->minute_used, st->reserved, tokens,
-	        k->tokens_per_minute)) {
+		return over;
+	case CLIENTS_OVER_MINUTE:
 		*retry_ms = CLIENTS_MINUTE_MS - wall_ms % CLIENTS_MINUTE_MS;
 		st->refused_budget++;
 		if (st->over_until < wall_ms + *retry_ms)
 			st->over_until = wall_ms + *retry_ms;
-		return CLIENTS_OVER_MINUTE;
+		return over;
 	}
 	st->reserved += tokens;
 	return 0;
@@ -336,18 +424,37 @@ clients_budget_msg(const struct client_class *k, int over, uint64_t tokens,
     uint64_t retry_ms, char *msg, size_t len)
 {
 	struct client_state *st = clients_state(k);
-	uint64_t limit, used;
+	uint64_t limit, used, acked, seen, held;
+	const char *where = "";
+	char share[80];
+	int day = over == CLIENTS_OVER_DAY, share_over;
 
-	limit =
-	    over == CLIENTS_OVER_DAY ? k->tokens_per_day : k->tokens_per_minute;
-	used = over == CLIENTS_OVER_DAY ? st->day_used : st->minute_used;
+	limit = day ? k->tokens_per_day : k->tokens_per_minute;
+	used = day ? st->day_used : st->minute_used;
+	acked = day ? st->day_acked : st->minute_acked;
+	seen = day ? st->day_seen : st->minute_seen;
+	held = clients_held(st);
+	share[0] = '\0';
+	clients_window_over(st, used, acked, seen, tokens, limit, &share_over);
+	if (share_over) {
+		/* Redis away: this host's own use against its share. */
+		snprintf(share, sizeof share,
+		    " this host's share (1/%u while the cluster's Redis is "
+		    "unavailable) of",
+		    clients_share);
+		held = st->reserved;
+	} else {
+		used = clients_view(used, acked, seen);
+		if (clients_fed)
+			where = " across the cluster";
+	}
 	snprintf(msg, len,
-	    "client class '%s' has used %llu of its %s of "
-	    "%llu (%llu more held by calls in flight) and this call needs "
+	    "client class '%s' has used %llu of%s its %s of "
+	    "%llu%s (%llu more held by calls in flight) and this call needs "
 	    "about %llu%s; it resets in %llu s (retry_after)",
-	    k->name, (unsigned long long)used,
-	    over == CLIENTS_OVER_DAY ? "tokens_per_day" : "tokens_per_minute",
-	    (unsigned long long)limit, (unsigned long long)st->reserved,
+	    k->name, (unsigned long long)used, share,
+	    day ? "tokens_per_day" : "tokens_per_minute",
+	    (unsigned long long)limit, where, (unsigned long long)held,
 	    (unsigned long long)tokens,
 	    tokens > limit ? ", more than all of it" : "",
 	    (unsigned long long)((retry_ms + 999) / 1000));
@@ -371,17 +478,103 @@ clients_budget_wait(const struct client_class *k, uint64_t wall_ms)
 {
 	struct client_state *st = clients_state(k);
 	uint64_t w = st->over_until > wall_ms ? st->over_until - wall_ms : 0;
+	int share_over;
 
 	clients_roll(st, wall_ms);
 	if (k->tokens_per_minute != 0 &&
-	    clients_over(st->minute_used, st->reserved, 1,
-	        k->tokens_per_minute) &&
+	    clients_window_over(st, st->minute_used, st->minute_acked,
+	        st->minute_seen, 1, k->tokens_per_minute, &share_over) &&
 	    w < CLIENTS_MINUTE_MS - wall_ms % CLIENTS_MINUTE_MS)
 		w = CLIENTS_MINUTE_MS - wall_ms % CLIENTS_MINUTE_MS;
 	if (k->tokens_per_day != 0 &&
-	    clients_over(st->day_used, st->reserved, 1, k->tokens_per_day))
+	    clients_window_over(st, st->day_used, st->day_acked, st->day_seen,
+	        1, k->tokens_per_day, &share_over))
 		w = CLIENTS_DAY_MS - wall_ms % CLIENTS_DAY_MS;
 	return w;
+}
+
+void
+clients_cluster(int fed, unsigned share)
+{
+	clients_fed = fed;
+	clients_share = share;
+}
+
+int
+clients_sync_begin(const struct client_class *k, uint64_t wall_ms, uint64_t now,
+    uint64_t poll_ms, struct clients_sync *s)
+{
+	struct client_state *st = clients_state(k);
+	uint64_t dm, dd;
+
+	if (st->sync_pending != 0)
+		return 0;
+	clients_roll(st, wall_ms);
+	dm = st->minute_used > st->minute_sent ?
+	    st->minute_used - st->minute_sent :
+	    0;
+	dd = st->day_used > st->day_sent ? st->day_used - st->day_sent : 0;
+	/* While another host holds tokens, every tick: they may go soon. */
+	if (dm == 0 && dd == 0 && st->reserved == st->held_sent &&
+	    st->others_held == 0 && now - st->sync_ms < poll_ms)
+		return 0;
+	memset(s, 0, sizeof *s);
+	s->st = st;
+	s->seq = ++st->sync_seq;
+	s->minute = st->minute;
+	s->day = st->day;
+	s->minute_delta = dm < CLIENTS_SYNC_MAX ? dm : CLIENTS_SYNC_MAX;
+	s->day_delta = dd < CLIENTS_SYNC_MAX ? dd : CLIENTS_SYNC_MAX;
+	st->minute_sent += s->minute_delta;
+	st->day_sent += s->day_delta;
+	s->minute_sent = st->minute_sent;
+	s->day_sent = st->day_sent;
+	s->held =
+	    st->reserved < CLIENTS_SYNC_MAX ? st->reserved : CLIENTS_SYNC_MAX;
+	st->held_sent = st->reserved;
+	st->sync_ms = now;
+	st->sync_pending = now != 0 ? now : 1;
+	return 1;
+}
+
+/*
+ * A sync Redis did not answer may or may not have counted: its use stays
+ * sent, so that none is counted twice (the cluster may see a little less
+ * than was used, never more).
+ */
+void
+clients_sync_end(const struct clients_sync *s, int ok, uint64_t minute_total,
+    uint64_t day_total, uint64_t others_held)
+{
+	struct client_state *st = s->st;
+
+	if (s->seq == st->sync_seq)
+		st->sync_pending = 0;
+	if (!ok)
+		return;
+	/* A window that has passed meanwhile is not this one. */
+	if (s->minute == st->minute) {
+		st->minute_seen = minute_total;
+		st->minute_acked = s->minute_sent;
+	}
+	if (s->day == st->day) {
+		st->day_seen = day_total;
+		st->day_acked = s->day_sent;
+	}
+	st->others_held = others_held;
+}
+
+int
+clients_sync_late(uint64_t now, uint64_t timeout_ms)
+{
+	struct client_state *st;
+
+	for (st = clients_states; st != NULL; st = st->next) {
+		if (st->sync_pending != 0 &&
+		    now - st->sync_pending > timeout_ms)
+			return 1;
+	}
+	return 0;
 }
 
 /* A string for status; null when empty or not UTF-8 (a client's bytes). */
@@ -439,13 +632,23 @@ clients_class_json(const struct client_class *k, uint64_t wall_ms)
 	json_object_set_new(o, "conns", json_integer(st->conns));
 	json_object_set_new(o, "inflight", json_integer(st->inflight));
 	json_object_set_new(o, "queued", json_integer(st->queued));
+	json_object_set_new(o, "budget_scope",
+	    json_string(clients_fed   ? "cluster" :
+	            clients_share > 0 ? "share" :
+	                                "host"));
 	json_object_set_new(o, "tokens_held",
-	    json_integer((json_int_t)st->reserved));
+	    json_integer((json_int_t)clients_held(st)));
 	json_object_set_new(o, "tokens_minute",
+	    json_integer((json_int_t)clients_view(st->minute_used,
+	        st->minute_acked, st->minute_seen)));
+	json_object_set_new(o, "tokens_minute_here",
 	    json_integer((json_int_t)st->minute_used));
 	json_object_set_new(o, "tokens_per_minute",
 	    clients_limit(k->tokens_per_minute));
 	json_object_set_new(o, "tokens_day",
+	    json_integer((json_int_t)clients_view(st->day_used, st->day_acked,
+	        st->day_seen)));
+	json_object_set_new(o, "tokens_day_here",
 	    json_integer((json_int_t)st->day_used));
 	json_object_set_new(o, "tokens_per_day",
 	    clients_limit(k->tokens_per_day));
@@ -538,8 +741,8 @@ clients_reconfigure(const struct config *conf)
 			         "token use is dropped",
 			    st->name);
 		if (gone) {
-			st->minute_used = 0;
-			st->day_used = 0;
+			clients_minute_reset(st);
+			clients_day_reset(st);
 		}
 		st->gone = gone;
 	}
@@ -589,6 +792,9 @@ clients_load_json(const struct config *conf, const json_t *a, uint64_t wall_ms)
 		st->minute_used = (uint64_t)v[1];
 		st->day = (uint64_t)v[2];
 		st->day_used = (uint64_t)v[3];
+		/* A cluster had it before the restart: not told again. */
+		st->minute_sent = st->minute_acked = st->minute_used;
+		st->day_sent = st->day_acked = st->day_used;
 		/* A minute or day that has passed starts from nothing. */
 		clients_roll(st, wall_ms);
 	}

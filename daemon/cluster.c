@@ -13,6 +13,15 @@
  * budget: a call never waits for Redis while the host has stock. What a
  * host does not need goes back.
  *
+ * Client classes' token budgets (clients.c) are calendar windows whose
+ * tokens are held at admission, which slices of a refilling bucket do not
+ * fit: each host tells Redis, every tick that something changed (else
+ * every CLUSTER_CLASS_POLL_MS), the tokens it used since it last did, per
+ * window (PREFIX:c:CLASS:m:MINUTE, PREFIX:c:CLASS:d:DAY), and what it
+ * holds now (a field of PREFIX:c:CLASS:h that goes stale unless told
+ * again), and reads back the windows' totals and the other hosts' holds;
+ * admission checks against those, as last seen.
+ *
  * Failure: when Redis does not answer (connection refused or lost, or no
  * reply within timeout_ms), every host falls back to its share of each
  * limit (limit / the hosts alive at the last heartbeat), says so once in
@@ -45,6 +54,7 @@
 #define CLUSTER_ALIVE_MS       3000 /* a host silent this long is gone */
 #define CLUSTER_BACKOFF_MIN_MS 100
 #define CLUSTER_BACKOFF_MAX_MS 5000
+#define CLUSTER_CLASS_POLL_MS  100 /* a class's budgets read, at least */
 
 enum cluster_state {
 	CLUSTER_OFF = 0,
@@ -92,6 +102,39 @@ static const char cluster_lua_take[] =
     "local wait = 0 "
     "if l < 1 then wait = math.ceil((1 - l) * 60000 / rate) end "
     "return { g, math.floor(l), wait }";
+
+/*
+ * A client class's budgets: KEYS[1] the minute's total, KEYS[2] the
+ * day's, KEYS[3] the hosts' holds ("TOKENS MS" by host). ARGV: this
+ * host's use since it last told, for the minute and the day; their keys'
+ * lives in s; the host; what it holds now; how old a hold may be before
+ * it is stale (its host gone). Returns { minute, day, the others' holds }.
+ */
+static const char cluster_lua_class[] =
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local m = redis.call('INCRBY', KEYS[1], ARGV[1]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
+    "local d = redis.call('INCRBY', KEYS[2], ARGV[2]) "
+    "redis.call('EXPIRE', KEYS[2], ARGV[4]) "
+    "local stale = tonumber(ARGV[7]) "
+    "if tonumber(ARGV[6]) > 0 then "
+    "  redis.call('HSET', KEYS[3], ARGV[5], ARGV[6] .. ' ' .. now) "
+    "else "
+    "  redis.call('HDEL', KEYS[3], ARGV[5]) "
+    "end "
+    "local h = redis.call('HGETALL', KEYS[3]) "
+    "local others = 0 "
+    "for i = 1, #h, 2 do "
+    "  local n, at = string.match(h[i + 1], '^(%d+) (%d+)$') "
+    "  if n == nil or tonumber(at) < now - stale then "
+    "    redis.call('HDEL', KEYS[3], h[i]) "
+    "  elseif h[i] ~= ARGV[5] then "
+    "    others = others + tonumber(n) "
+    "  end "
+    "end "
+    "redis.call('PEXPIRE', KEYS[3], stale * 2) "
+    "return { m, d, others }";
 
 /* This host is alive; returns how many are. ARGV: host, alive ms. */
 static const char cluster_lua_beat[] =
@@ -238,6 +281,10 @@ cluster_apply_all(void)
 		cluster_apply(&t->rl, t->slice, now);
 	for (d = domain_first(); d != NULL; d = d->next)
 		cluster_apply(&d->rl, d->slice, now);
+	clients_cluster(cl.state == CLUSTER_UP,
+	    cl.state == CLUSTER_OFF || cl.state == CLUSTER_UP ?
+	        0 :
+	        cluster_share());
 }
 
 void
@@ -644,6 +691,14 @@ cluster_beat(evutil_socket_t fd, short events, void *arg)
 		late = cluster_late(t->slice, now);
 	for (d = domain_first(); d != NULL && !late; d = d->next)
 		late = cluster_late(d->slice, now);
+	if (!late && clients_sync_late(now, cl.timeout_ms)) {
+		snprintf(why, sizeof why,
+		    "no answer on a client class's budget "
+		    "in %u ms",
+		    cl.timeout_ms);
+		cluster_down(why);
+		return;
+	}
 	if (late) {
 		snprintf(why, sizeof why, "no slice in %u ms", cl.timeout_ms);
 		cluster_down(why);
@@ -777,6 +832,68 @@ cluster_slices(struct ratelimit *rl, struct slice *slice,
 	}
 }
 
+/* The cluster's answer about a class's budgets (or none: Redis away). */
+static void
+cluster_on_class(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct clients_sync *s = priv;
+	redisReply *reply = cluster_reply(ac, r);
+	long long v[3];
+	size_t i;
+	int ok = reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+	    reply->elements == 3;
+
+	for (i = 0; ok && i < 3; i++) {
+		ok = reply->element[i]->type == REDIS_REPLY_INTEGER &&
+		    (v[i] = reply->element[i]->integer) >= 0;
+	}
+	if (reply != NULL && !ok)
+		cluster_down("unexpected reply about a client class's budget");
+	clients_sync_end(s, ok, ok ? (uint64_t)v[0] : 0,
+	    ok ? (uint64_t)v[1] : 0, ok ? (uint64_t)v[2] : 0);
+	free(s);
+}
+
+/*
+ * Tell the cluster what each budgeted class of the config used and holds
+ * here, and read back its totals. A class not used here yet is read too:
+ * its first call sees the others' use.
+ */
+static void
+cluster_classes(uint64_t now)
+{
+	const struct client_class *k;
+	struct clients_sync *s;
+	uint64_t wall = clients_wall_ms();
+	size_t i;
+
+	for (i = 0; i < cfg->nclasses; i++) {
+		k = &cfg->classes[i];
+		if (k->tokens_per_minute == 0 && k->tokens_per_day == 0)
+			continue;
+		s = xmalloc(sizeof *s);
+		if (!clients_sync_begin(k, wall, now, CLUSTER_CLASS_POLL_MS,
+		        s)) {
+			free(s);
+			continue;
+		}
+		/* Keys outlive their window a little, for late hosts. */
+		if (redisAsyncCommand(cl.cmd, cluster_on_class, s,
+		        "EVAL %s 3 %s:c:%s:m:%llu %s:c:%s:d:%llu %s:c:%s:h "
+		        "%llu %llu %u %u %s %llu %u",
+		        cluster_lua_class, cl.prefix, k->name,
+		        (unsigned long long)s->minute, cl.prefix, k->name,
+		        (unsigned long long)s->day, cl.prefix, k->name,
+		        (unsigned long long)s->minute_delta,
+		        (unsigned long long)s->day_delta, 120U, 90000U, cl.host,
+		        (unsigned long long)s->held,
+		        CLUSTER_ALIVE_MS) != REDIS_OK) {
+			clients_sync_end(s, 0, 0, 0, 0);
+			free(s);
+		}
+	}
+}
+
 /* Slices of every fed budget: the targets', then the quota domains'. */
 static void
 cluster_tick(evutil_socket_t fd, short events, void *arg)
@@ -803,6 +920,7 @@ cluster_tick(evutil_socket_t fd, short events, void *arg)
 		cluster_slices(&t->rl, t->slice, waiting, "b", t->name, tcb, t,
 		    now);
 	}
+	cluster_classes(now);
 	for (d = domain_first(); d != NULL; d = d->next) {
 		if (!d->rl.fed)
 			continue;
@@ -1169,6 +1287,8 @@ cluster_start(struct event_base *base)
 	cl.beat = evtimer_new(base, cluster_beat, NULL);
 	cl.reap = evtimer_new(base, cluster_reap, NULL);
 	cl.state = CLUSTER_CONNECTING;
+	/* Until Redis answers, each class's budgets are this host's share. */
+	clients_cluster(0, cluster_share());
 	cluster_connect();
 	cluster_arm(cl.tick, CLUSTER_TICK_MS);
 	cluster_arm(cl.beat, CLUSTER_BEAT_MS);
@@ -1183,6 +1303,7 @@ cluster_stop(void)
 	if (cl.state == CLUSTER_OFF)
 		return;
 	cl.state = CLUSTER_OFF;
+	clients_cluster(0, 0);
 	if ((ac = cl.cmd) != NULL) {
 		cl.cmd = NULL;
 		redisAsyncFree(ac);

@@ -1322,6 +1322,18 @@ struct client_state {
 	uint64_t calls, tokens;       /* totals */
 	uint64_t refused_budget, refused_caps;
 	int gone; /* its class left the config: its use is not kept */
+	/*
+	 * With a cluster (cluster.c), per window: this host's use sent to
+	 * Redis, the part of it the cluster's total last seen includes, and
+	 * that total; the other hosts' holds as last seen; the hold last
+	 * told; the last sync (monotonic ms) and the one unanswered (0:
+	 * none, else when it was sent), numbered.
+	 */
+	uint64_t minute_sent, minute_acked, minute_seen;
+	uint64_t day_sent, day_acked, day_seen;
+	uint64_t others_held, held_sent;
+	uint64_t sync_ms, sync_pending;
+	uint32_t sync_seq;
 	struct client_state *next;
 };
 /* The class ident falls in under conf: the first whose conditions it
@@ -1382,6 +1394,32 @@ uint64_t clients_wall_ms(void); /* the wall clock, for the glue */
 /* The budgets' use for the state file, and back. */
 json_t *clients_save_json(uint64_t wall_ms);
 void clients_load_json(const struct config *, const json_t *, uint64_t wall_ms);
+/*
+ * The cluster's part (cluster.c): fed, the class budgets count the
+ * cluster's use and holds as last seen; else share > 1 holds this host to
+ * 1/share of each budget besides (Redis away); 0, 0: no cluster.
+ */
+void clients_cluster(int fed, unsigned share);
+/* One class's exchange with the cluster: what this host tells, what for. */
+struct clients_sync {
+	struct client_state *st;
+	uint32_t seq;
+	uint64_t minute, day;             /* the windows */
+	uint64_t minute_delta, day_delta; /* use not sent before */
+	uint64_t minute_sent, day_sent;   /* sent, these included */
+	uint64_t held;                    /* held here now */
+};
+/* Whether k's budgets are due to be told and read (none unanswered, and
+ * something changed or poll_ms passed); if so *s is what to send, and it
+ * counts as sent. now is monotonic, wall_ms since the epoch. */
+int clients_sync_begin(const struct client_class *, uint64_t wall_ms,
+    uint64_t now, uint64_t poll_ms, struct clients_sync *);
+/* The cluster's answer (ok: its totals of the windows and the other
+ * hosts' holds), or none (!ok: Redis away). */
+void clients_sync_end(const struct clients_sync *, int ok,
+    uint64_t minute_total, uint64_t day_total, uint64_t others_held);
+/* Whether a sync has waited longer than timeout_ms. */
+int clients_sync_late(uint64_t now, uint64_t timeout_ms);
 
 /*
  * admission.c: the admission decision, pure (now passed in): the target's

@@ -391,6 +391,132 @@ START_TEST(test_budget_huge_report)
 }
 END_TEST
 
+/*
+ * A cluster's class budget: what this host used is told once (its delta),
+ * the cluster's total as read back replaces it (no double count), and a
+ * call is checked against the total, this host's use since, and every
+ * host's holds; the refusal says the cluster's figures.
+ */
+START_TEST(test_budget_cluster)
+{
+	struct client_class *k = budget_class("c1", 1000, 0);
+	uint64_t wall = 1000ULL * 60000 + 15000, retry, now = 5000;
+	struct clients_sync s;
+	struct client_state *st;
+	json_t *a;
+	char msg[320];
+
+	clients_cluster(1, 0);
+	st = clients_state(k);
+	ck_assert_int_eq(clients_reserve(k, 300, wall, &retry), 0);
+	/* A hold to tell: due at once. */
+	ck_assert_int_eq(clients_sync_begin(k, wall, now, 100, &s), 1);
+	ck_assert_uint_eq(s.held, 300);
+	ck_assert_uint_eq(s.minute_delta, 0);
+	ck_assert_uint_eq(s.minute, wall / 60000);
+	/* One at a time: none while that one is unanswered. */
+	ck_assert_int_eq(clients_sync_begin(k, wall, now + 500, 100, &s), 0);
+	ck_assert_int_eq(clients_sync_late(now + 200, 500), 0);
+	ck_assert_int_eq(clients_sync_late(now + 600, 500), 1);
+	/* Another host used 400 this minute and holds 200. */
+	clients_sync_end(&s, 1, 400, 400, 200);
+	ck_assert_int_eq(clients_sync_late(now + 600, 500), 0);
+	/* 400 used + 300 held here + 200 held there: 100 left. */
+	ck_assert_int_eq(clients_reserve(k, 101, wall, &retry),
+	    CLIENTS_OVER_MINUTE);
+	clients_budget_msg(k, CLIENTS_OVER_MINUTE, 101, retry, msg, sizeof msg);
+	ck_assert_msg(strstr(msg,
+	                  "has used 400 of its tokens_per_minute of "
+	                  "1000 across the cluster (500 more held") != NULL,
+	    "%s", msg);
+	ck_assert_int_eq(clients_reserve(k, 100, wall, &retry), 0);
+	/* Settled here: 250 used, told once as a delta. */
+	clients_settle(k, 300, 250, wall);
+	clients_settle(k, 100, 0, wall);
+	ck_assert_int_eq(clients_sync_begin(k, wall, now + 10, 100, &s), 1);
+	ck_assert_uint_eq(s.minute_delta, 250);
+	ck_assert_uint_eq(s.held, 0);
+	/* Before the answer: the total last seen plus this host's 250. */
+	a = clients_status_json(&(struct config){ .classes = k, .nclasses = 1 },
+	    wall);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_array_get(a, 0),
+	                         "tokens_minute")),
+	    650);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 0),
+	                     "budget_scope")),
+	    "cluster");
+	json_decref(a);
+	/* The answer has it in: 650, not 900. */
+	clients_sync_end(&s, 1, 650, 650, 0);
+	ck_assert_int_eq(clients_reserve(k, 351, wall, &retry),
+	    CLIENTS_OVER_MINUTE);
+	ck_assert_int_eq(clients_reserve(k, 350, wall, &retry), 0);
+	clients_settle(k, 350, 0, wall);
+	/* Nothing changed: read again only after the poll interval. */
+	ck_assert_int_eq(clients_sync_begin(k, wall, now + 50, 100, &s), 0);
+	ck_assert_int_eq(clients_sync_begin(k, wall, now + 120, 100, &s), 1);
+	ck_assert_uint_eq(s.minute_delta, 0);
+	/* An answer for a minute that has passed meanwhile is not taken. */
+	clients_settle(k, 0, 10, wall + 45000);
+	clients_sync_end(&s, 1, 5000, 5000, 0);
+	ck_assert_int_eq(clients_reserve(k, 990, wall + 45000, &retry), 0);
+	/* Redis lost: an answer that never came counts nothing twice. */
+	ck_assert_int_eq(clients_sync_begin(k, wall + 45000, now + 300, 100,
+	                     &s),
+	    1);
+	ck_assert_uint_eq(s.minute_delta, 10);
+	clients_sync_end(&s, 0, 0, 0, 0);
+	ck_assert_int_eq(clients_sync_begin(k, wall + 45000, now + 310, 100,
+	                     &s),
+	    0);
+	ck_assert_uint_eq(st->minute_sent, 10);
+	clients_settle(k, 990, 0, wall + 45000);
+	clients_cluster(0, 0);
+	clients_free_all();
+}
+END_TEST
+
+/*
+ * Redis away: each host keeps to its share of a class's budget (the
+ * limit / hosts, rounded up) besides the cluster's use as last seen;
+ * the other hosts' holds, which may be over by now, no longer count.
+ */
+START_TEST(test_budget_cluster_share)
+{
+	struct client_class *k = budget_class("c2", 1000, 0);
+	uint64_t wall = 1000ULL * 60000 + 15000, retry;
+	struct clients_sync s;
+	char msg[320];
+
+	clients_cluster(1, 0);
+	ck_assert_int_eq(clients_sync_begin(k, wall, 1000, 100, &s), 1);
+	clients_sync_end(&s, 1, 100, 100, 900);
+	ck_assert_int_eq(clients_reserve(k, 1, wall, &retry),
+	    CLIENTS_OVER_MINUTE);
+	clients_cluster(0, 3);
+	/* 334 of this host's own; the cluster's 100 does not stop it. */
+	ck_assert_int_eq(clients_reserve(k, 335, wall, &retry),
+	    CLIENTS_OVER_MINUTE);
+	clients_budget_msg(k, CLIENTS_OVER_MINUTE, 335, retry, msg, sizeof msg);
+	ck_assert_msg(strstr(msg, "has used 0 of this host's share (1/3") !=
+	        NULL,
+	    "%s", msg);
+	ck_assert_int_eq(clients_reserve(k, 334, wall, &retry), 0);
+	clients_settle(k, 334, 334, wall);
+	ck_assert_int_eq(clients_reserve(k, 1, wall, &retry),
+	    CLIENTS_OVER_MINUTE);
+	/* The cluster's use as last seen still counts: 100 + 334 here. */
+	clients_cluster(0, 1);
+	ck_assert_int_eq(clients_reserve(k, 567, wall, &retry),
+	    CLIENTS_OVER_MINUTE);
+	ck_assert_int_eq(clients_reserve(k, 566, wall, &retry), 0);
+	clients_settle(k, 566, 0, wall);
+	clients_cluster(0, 0);
+	clients_free_all();
+}
+END_TEST
+
 static struct config *
 load(const char *text, char **errors)
 {
@@ -589,6 +715,8 @@ main(void)
 	tcase_add_test(tc, test_budget_no_overspend);
 	tcase_add_test(tc, test_budget_minute);
 	tcase_add_test(tc, test_budget_huge_report);
+	tcase_add_test(tc, test_budget_cluster);
+	tcase_add_test(tc, test_budget_cluster_share);
 	tcase_add_test(tc, test_match);
 	tcase_add_test(tc, test_config_errors);
 	tcase_add_test(tc, test_unit_parse);
