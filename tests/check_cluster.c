@@ -5,7 +5,8 @@
  * (their own sockets, their own cluster host names) on it, and the
  * loopback fake provider enforcing its own token bucket; clients on all
  * three hosts at once; a quota domain's limit is kept by all of them
- * together. A 429 on one host holds the others; Redis killed
+ * together, and so is a client class's token budget. A 429 on one host
+ * holds the others; Redis killed
  * mid-run fails no call, and the hosts pick the shared state up again when
  * it is back.
  */
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -1482,6 +1484,270 @@ START_TEST(test_redis_stalled)
 }
 END_TEST
 
+/*
+ * A client class "team" (every uid) with CLASS_TPM tokens a minute on
+ * every host. Its calls ask for CLASS_MAX_TOKENS with a short prompt, so
+ * that each is estimated at a little over that, and uses far fewer
+ * (the fake provider's echo).
+ */
+#define CLASS_TPM        1000
+#define CLASS_MAX_TOKENS 100
+#define CLASS_PROMPT     "one two three four five six seven eight nine ten"
+
+static void
+hosts_start_classes(void)
+{
+	char *conf, *c;
+	int i;
+
+	for (i = 0; i < HOSTS; i++) {
+		conf = host_conf(i, 1, RPM);
+		c = h_strdup_printf("%sclients = ( { name = \"team\"; match = "
+		                    "\"uid:*\"; tokens_per_minute = %d; } );\n",
+		    conf, CLASS_TPM);
+		h_daemon_start(&d[i], c);
+		free(conf);
+		free(c);
+	}
+}
+
+/* Host i's status of class "team": key, as text (free it). */
+static char *
+class_field(int i, const char *key)
+{
+	json_t *st = status_of(&d[i]),
+	       *ks = json_object_get(st, "client_classes"), *v = NULL;
+	char *s;
+	size_t k;
+
+	for (k = 0; k < json_array_size(ks); k++) {
+		if (strcmp(json_string_value(
+		               json_object_get(json_array_get(ks, k), "name")),
+		        "team") == 0)
+			v = json_object_get(json_array_get(ks, k), key);
+	}
+	ck_assert_msg(v != NULL, "host %d: no %s of class team", i, key);
+	s = json_dumps(v, JSON_ENCODE_ANY);
+	json_decref(st);
+	return s;
+}
+
+static long long
+class_count(int i, const char *key)
+{
+	char *s = class_field(i, key);
+	long long v = strtoll(s, NULL, 10);
+
+	free(s);
+	return v;
+}
+
+/* Wait until host i's class figure key is at least min (at most max). */
+static void
+wait_class(int i, const char *key, long long min, long long max)
+{
+	uint64_t deadline = h_mono_ms() + 10000;
+	long long v;
+
+	while ((v = class_count(i, key)) < min || v > max) {
+		ck_assert_msg(h_mono_ms() < deadline,
+		    "host %d: class team's %s is %lld, not %lld to %lld", i,
+		    key, v, min, max);
+		h_sleep_ms(10);
+	}
+}
+
+/*
+ * A test that spends a minute's budget must not cross into the next
+ * UTC minute, where it starts over: begin in the first 40 s of one.
+ */
+static void
+wait_minute_start(void)
+{
+	uint64_t deadline = h_mono_ms() + 25000;
+	struct timespec ts;
+
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (ts.tv_sec % 60 < 40)
+			break;
+		ck_assert(h_mono_ms() < deadline);
+		h_sleep_ms(100);
+	}
+}
+
+/* One call of class team's on host i to model (free the result). */
+static struct llmgate_result *
+class_call(int i, const char *model)
+{
+	struct llmgate *g = h_connect(&d[i], "team-caller");
+	struct llmgate_request *req = h_request(CLASS_PROMPT, model, NULL);
+	struct llmgate_result *res = NULL;
+
+	llmgate_request_set_max_tokens(req, CLASS_MAX_TOKENS);
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	h_request_free(req);
+	llmgate_close(g);
+	return res;
+}
+
+/* res is the class budget's refusal: before any upstream request. */
+static void
+assert_budget_refusal(const struct llmgate_result *res, const char *needle)
+{
+	const char *p;
+
+	ck_assert_msg(res->cls == LLMGATE_BUDGET_EXHAUSTED, "%s: %s",
+	    llmgate_class_name(res->cls),
+	    res->message != NULL ? res->message : "");
+	ck_assert_msg(strstr(res->message, needle) != NULL, "no '%s' in: %s",
+	    needle, res->message);
+	/* Its reset: within the minute. */
+	ck_assert_ptr_nonnull(p = strstr(res->message, "resets in "));
+	ck_assert_int_ge(atoi(p + 10), 1);
+	ck_assert_int_le(atoi(p + 10), 60);
+	ck_assert_uint_eq(res->nattempts, 1);
+	ck_assert(res->attempts[0].skipped);
+}
+
+/*
+ * A class's tokens_per_minute is the cluster's, not each host's: once
+ * host A has used it, host B (which has used nothing) refuses the
+ * class's next call with budget_exhausted, the cluster's use in the
+ * message, before any upstream request.
+ */
+START_TEST(test_class_budget_shared)
+{
+	struct llmgate_result *res;
+	long long used;
+	char *want;
+	int ok = 0;
+
+	hosts_start_classes();
+	wait_cluster("up", HOSTS);
+	wait_minute_start();
+	for (;;) {
+		res = class_call(0, "oa/classy");
+		if (res->cls != LLMGATE_OK)
+			break;
+		ok++;
+		llmgate_result_free(res);
+		ck_assert_int_lt(ok, 100);
+	}
+	ck_assert_int_ge(ok, 3);
+	assert_budget_refusal(res, "across the cluster");
+	llmgate_result_free(res);
+	used = class_count(0, "tokens_minute_here");
+	ck_assert_int_gt(used, CLASS_TPM / 2);
+	ck_assert_int_le(used, CLASS_TPM);
+	/* B hears of it within a tick or two. */
+	wait_class(1, "tokens_minute", used, used);
+	ck_assert_int_eq(class_count(1, "tokens_minute_here"), 0);
+	want = class_field(1, "budget_scope");
+	ck_assert_str_eq(want, "\"cluster\"");
+	free(want);
+	res = class_call(1, "oa/classy");
+	want = h_strdup_printf("has used %lld of its tokens_per_minute of %d "
+	                       "across the cluster",
+	    used, CLASS_TPM);
+	assert_budget_refusal(res, want);
+	free(want);
+	llmgate_result_free(res);
+	/* Only A's calls reached the provider. */
+	ck_assert_int_eq(h_fakeprov_count(fp_port, "classy", NULL), ok);
+}
+END_TEST
+
+/*
+ * Tokens a call holds on host A (its estimate, while it is in flight)
+ * count on B too: a call there that would pass the budget with them is
+ * refused although nothing is used yet; once A's call has settled, B's
+ * goes.
+ */
+START_TEST(test_class_budget_holds_shared)
+{
+	static const char *slow = "oa/classy+delay=2000";
+	struct llmgate_request *req;
+	struct llmgate_result *res;
+	struct llmgate *g;
+	struct wait_one w;
+
+	hosts_start_classes();
+	wait_cluster("up", HOSTS);
+	wait_minute_start();
+	memset(&w, 0, sizeof w);
+	g = h_connect(&d[0], "team-caller");
+	req = h_request(CLASS_PROMPT, slow, NULL);
+	/* Held at about 900 of the 1000. */
+	llmgate_request_set_max_tokens(req, CLASS_TPM - 100);
+	ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done, &w), 0);
+	h_request_free(req);
+	wait_class(1, "tokens_held", CLASS_TPM - 100, CLASS_TPM);
+	res = class_call(1, "oa/classy");
+	assert_budget_refusal(res, "more held by calls in flight");
+	llmgate_result_free(res);
+	h_drive(g, &w.done);
+	ck_assert_int_eq(w.cls, LLMGATE_OK);
+	llmgate_close(g);
+	/* Settled at its real use: the hold is gone everywhere. */
+	wait_class(1, "tokens_held", 0, 0);
+	res = class_call(1, "oa/classy");
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s",
+	    res->message != NULL ? res->message : "");
+	llmgate_result_free(res);
+}
+END_TEST
+
+/*
+ * Redis away: each host keeps to its share of the class's budget (a
+ * third here), says so in status and in the refusal, and what it used
+ * meanwhile reaches the cluster once Redis is back.
+ */
+START_TEST(test_class_budget_redis_down)
+{
+	struct llmgate_result *res;
+	long long used;
+	char *scope;
+	int ok = 0;
+
+	hosts_start_classes();
+	wait_cluster("up", HOSTS);
+	wait_minute_start();
+	redis_kill();
+	wait_cluster("down", 0);
+	scope = class_field(1, "budget_scope");
+	ck_assert_str_eq(scope, "\"share\"");
+	free(scope);
+	for (;;) {
+		res = class_call(1, "oa/classy");
+		if (res->cls != LLMGATE_OK)
+			break;
+		ok++;
+		llmgate_result_free(res);
+		ck_assert_int_lt(ok, 100);
+	}
+	ck_assert_int_ge(ok, 1);
+	assert_budget_refusal(res,
+	    "this host's share (1/3 while the "
+	    "cluster's Redis is unavailable)");
+	llmgate_result_free(res);
+	used = class_count(1, "tokens_minute_here");
+	ck_assert_int_le(used, (CLASS_TPM + HOSTS - 1) / HOSTS);
+	/* Another host has its own share. */
+	res = class_call(2, "oa/classy");
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s",
+	    res->message != NULL ? res->message : "");
+	llmgate_result_free(res);
+	redis_start();
+	wait_cluster("up", HOSTS);
+	/* B's use meanwhile is told: A sees it (and C's). */
+	wait_class(0, "tokens_minute", used, CLASS_TPM);
+	scope = class_field(0, "budget_scope");
+	ck_assert_str_eq(scope, "\"cluster\"");
+	free(scope);
+}
+END_TEST
+
 /* One case per test, so that CK_RUN_CASE=test_... runs one of them. */
 static void
 cluster_case(Suite *s, const char *name, const TTest *test)
@@ -1517,6 +1783,9 @@ main(void)
 	CLUSTER_CASE(s, test_auth_error_quotes_password);
 	CLUSTER_CASE(s, test_redis_stalled);
 	CLUSTER_CASE(s, test_redis_killed_mid_run);
+	CLUSTER_CASE(s, test_class_budget_shared);
+	CLUSTER_CASE(s, test_class_budget_holds_shared);
+	CLUSTER_CASE(s, test_class_budget_redis_down);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
