@@ -431,11 +431,17 @@ metrics_render_classes(struct buf *b, const json_t *classes)
 		{ "queued", NULL, "llmgate_class_queued", "gauge",
 		    "Admissions of the client class waiting for budget.", 1 },
 		{ "tokens_minute", NULL, "llmgate_class_tokens_minute", "gauge",
-		    "Tokens the client class used this UTC minute.", 1 },
+		    "Tokens the client class used this UTC minute (with "
+		    "a cluster, on every host, as last seen).",
+		    1 },
 		{ "tokens_day", NULL, "llmgate_class_tokens_day", "gauge",
-		    "Tokens the client class used this UTC day.", 1 },
+		    "Tokens the client class used this UTC day (with a "
+		    "cluster, on every host, as last seen).",
+		    1 },
 		{ "tokens_held", NULL, "llmgate_class_tokens_held", "gauge",
-		    "Tokens held by the client class's calls in flight.", 1 },
+		    "Tokens held by the client class's calls in flight "
+		    "(with a cluster, on every host).",
+		    1 },
 		{ "calls", NULL, "llmgate_class_calls_total", "counter",
 		    "Calls and leases the client class started.", 1 },
 		{ "tokens", NULL, "llmgate_class_tokens_total", "counter",
