@@ -863,20 +863,18 @@ static void
 cluster_classes(uint64_t now)
 {
 	const struct client_class *k;
-	struct clients_sync *s;
+	struct clients_sync sync, *s;
 	uint64_t wall = clients_wall_ms();
 	size_t i;
 
 	for (i = 0; i < cfg->nclasses; i++) {
 		k = &cfg->classes[i];
-		if (k->tokens_per_minute == 0 && k->tokens_per_day == 0)
+		if ((k->tokens_per_minute == 0 && k->tokens_per_day == 0) ||
+		    !clients_sync_begin(k, wall, now, CLUSTER_CLASS_POLL_MS,
+		        &sync))
 			continue;
 		s = xmalloc(sizeof *s);
-		if (!clients_sync_begin(k, wall, now, CLUSTER_CLASS_POLL_MS,
-		        s)) {
-			free(s);
-			continue;
-		}
+		*s = sync;
 		/* Keys outlive their window a little, for late hosts. */
 		if (redisAsyncCommand(cl.cmd, cluster_on_class, s,
 		        "EVAL %s 3 %s:c:%s:m:%llu %s:c:%s:d:%llu %s:c:%s:h "
