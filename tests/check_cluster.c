@@ -1666,18 +1666,21 @@ END_TEST
  */
 START_TEST(test_class_budget_holds_shared)
 {
-	static const char *slow = "oa/classy+delay=2000";
 	struct llmgate_request *req;
 	struct llmgate_result *res;
 	struct llmgate *g;
 	struct wait_one w;
+	char *slow;
 
+	/* In flight long enough for B to be asked, under valgrind too. */
+	slow = h_strdup_printf("oa/classy+delay=%d", wrapped() ? 8000 : 2000);
 	hosts_start_classes();
 	wait_cluster("up", HOSTS);
 	wait_minute_start();
 	memset(&w, 0, sizeof w);
 	g = h_connect(&d[0], "team-caller");
 	req = h_request(CLASS_PROMPT, slow, NULL);
+	free(slow);
 	/* Held at about 900 of the 1000. */
 	llmgate_request_set_max_tokens(req, CLASS_TPM - 100);
 	ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done, &w), 0);

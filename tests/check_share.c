@@ -517,6 +517,45 @@ START_TEST(test_budget_cluster_share)
 }
 END_TEST
 
+/*
+ * A restart restores a class's use from the state file; with a cluster,
+ * that use was told to Redis before: it is not told again (the cluster
+ * would count it twice), and it still counts here until Redis answers.
+ */
+START_TEST(test_budget_cluster_restored)
+{
+	struct client_class *k = budget_class("c3", 1000, 5000);
+	uint64_t wall = 1000ULL * 60000 + 15000, retry;
+	struct clients_sync s;
+	json_t *saved;
+
+	saved = json_pack("[{s:s, s:I, s:I, s:I, s:I}]", "name", "c3", "minute",
+	    (json_int_t)(wall / 60000), "minute_used", (json_int_t)600, "day",
+	    (json_int_t)(wall / 86400000), "day_used", (json_int_t)2000);
+	clients_load_json(&(struct config){ .classes = k, .nclasses = 1 },
+	    saved, wall);
+	json_decref(saved);
+	clients_cluster(1, 0);
+	ck_assert_int_eq(clients_reserve(k, 401, wall, &retry),
+	    CLIENTS_OVER_MINUTE);
+	ck_assert_int_eq(clients_sync_begin(k, wall, 1000, 100, &s), 1);
+	ck_assert_uint_eq(s.minute_delta, 0);
+	ck_assert_uint_eq(s.day_delta, 0);
+	/* The cluster has it, and another host's 100. */
+	clients_sync_end(&s, 1, 700, 2100, 0);
+	ck_assert_int_eq(clients_reserve(k, 301, wall, &retry),
+	    CLIENTS_OVER_MINUTE);
+	ck_assert_int_eq(clients_reserve(k, 300, wall, &retry), 0);
+	clients_settle(k, 300, 300, wall);
+	ck_assert_int_eq(clients_sync_begin(k, wall, 1010, 100, &s), 1);
+	ck_assert_uint_eq(s.minute_delta, 300);
+	ck_assert_uint_eq(s.day_delta, 300);
+	clients_sync_end(&s, 1, 1000, 2400, 0);
+	clients_cluster(0, 0);
+	clients_free_all();
+}
+END_TEST
+
 static struct config *
 load(const char *text, char **errors)
 {
@@ -717,6 +756,7 @@ main(void)
 	tcase_add_test(tc, test_budget_huge_report);
 	tcase_add_test(tc, test_budget_cluster);
 	tcase_add_test(tc, test_budget_cluster_share);
+	tcase_add_test(tc, test_budget_cluster_restored);
 	tcase_add_test(tc, test_match);
 	tcase_add_test(tc, test_config_errors);
 	tcase_add_test(tc, test_unit_parse);
