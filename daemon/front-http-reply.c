@@ -224,6 +224,9 @@ front_http_text(struct front_req *fr, int status, struct buf *body,
 		return;
 	}
 	front_http_result_headers(&hdrs, res);
+	/* A 405 must say which methods the path takes (RFC 9110 15.5.6). */
+	if (status == 405 && fr->allow != NULL)
+		front_http_header(&hdrs, "Allow", fr->allow);
 	if (status == 429 || status == 503 || status == 529) {
 		snprintf(ra, sizeof ra, "%u", front_http_retry_after(fr, res));
 		front_http_header(&hdrs, "Retry-After", ra);

@@ -767,6 +767,7 @@ front_http_request(struct front_conn *fc)
 
 	if (q == strlen("/v1/models") && strncmp(path, "/v1/models", q) == 0) {
 		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+			fr->allow = "GET, HEAD";
 			front_http_refuse(fr, LLMGATE_INVALID_REQUEST, 405,
 			    "method_not_allowed", "use GET /v1/models");
 			return;
@@ -788,6 +789,7 @@ front_http_request(struct front_conn *fc)
 		return;
 	}
 	if (strcmp(method, "POST") != 0) {
+		fr->allow = "POST";
 		front_http_refuse(fr, LLMGATE_INVALID_REQUEST, 405,
 		    "method_not_allowed", "use POST");
 		return;

@@ -392,14 +392,14 @@ front_openai_unsupported(struct front_req *fr, msgpack_zone *z,
 		front_http_bad(fr, "store = true is not supported");
 		return -1;
 	}
-	/* json_number_value(): 0 for what is no number. */
+	/* Only the neutral 0; what is no number (a string) is no 0. */
 	if (jdoc_given(d, m[FO_FREQUENCY_PENALTY]) &&
-	    jdoc_num(d, m[FO_FREQUENCY_PENALTY], &x) == 0 && x != 0) {
+	    (jdoc_num(d, m[FO_FREQUENCY_PENALTY], &x) != 0 || x != 0)) {
 		front_http_bad(fr, "frequency_penalty is not supported");
 		return -1;
 	}
 	if (jdoc_given(d, m[FO_PRESENCE_PENALTY]) &&
-	    jdoc_num(d, m[FO_PRESENCE_PENALTY], &x) == 0 && x != 0) {
+	    (jdoc_num(d, m[FO_PRESENCE_PENALTY], &x) != 0 || x != 0)) {
 		front_http_bad(fr, "presence_penalty is not supported");
 		return -1;
 	}

@@ -741,7 +741,7 @@ front_wire_refuse(struct front_wire *w, int status)
 
 	n = snprintf(body, sizeof body,
 	    "{\"error\":{\"message\":\"%s\",\"type\":"
-	    "\"invalid_request_error\",\"code\":null}}\n",
+	    "\"invalid_request_error\",\"param\":null,\"code\":null}}\n",
 	    status == 413     ? "the request body is too large" :
 	        status == 431 ? "the request's headers are too large" :
 	                        "not an HTTP request llmgated understands");

@@ -1702,6 +1702,7 @@ struct front_req {
 	enum llmgate_class err_cls; /* a refusal, before any call */
 	int err_status;
 	char *err_msg;
+	const char *allow;        /* a 405's Allow: the path's methods */
 	void *dstate;             /* the dialect's; free()d */
 	struct quota_user *quota; /* counted against, until freed */
 	size_t quota_bytes;

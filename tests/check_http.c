@@ -685,6 +685,11 @@ START_TEST(test_bad_input)
 		"\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
 		"{\"model\": \"oa/b\", \"temperature\": \"hot\", \"messages\": "
 		"[{\"role\": \"user\", \"content\": \"x\"}]}",
+		/* Penalties: 0 only, and a string is no 0. */
+		"{\"model\": \"oa/b\", \"frequency_penalty\": \"1\", "
+		"\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
+		"{\"model\": \"oa/b\", \"presence_penalty\": \"high\", "
+		"\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
 		"{\"model\": \"oa/b\", \"messages\": [{\"role\": \"user\", "
 		"\"content\": [{\"type\": \"image_url\"}]}]}",
 	};
@@ -709,8 +714,18 @@ START_TEST(test_bad_input)
 	h_req(&r, "/v1/nothing", "{}", NULL);
 	ck_assert_int_eq(r.status, 404);
 	h_free(&r);
+	/* A 405 names the methods the path takes (Allow). */
 	h_req(&r, "/v1/chat/completions", NULL, NULL);
 	ck_assert_int_eq(r.status, 405);
+	ck_assert_msg(h_hdr(&r, "allow") != NULL &&
+	        strcmp(h_hdr(&r, "allow"), "POST") == 0,
+	    "Allow: %s", h_hdr(&r, "allow") ? h_hdr(&r, "allow") : "(none)");
+	h_free(&r);
+	h_req(&r, "/v1/models", "{}", NULL);
+	ck_assert_int_eq(r.status, 405);
+	ck_assert_msg(h_hdr(&r, "allow") != NULL &&
+	        strcmp(h_hdr(&r, "allow"), "GET, HEAD") == 0,
+	    "Allow: %s", h_hdr(&r, "allow") ? h_hdr(&r, "allow") : "(none)");
 	h_free(&r);
 	/* Bytes that are not UTF-8 in a header the error message quotes:
 	 * U+FFFD for each. */
@@ -1869,6 +1884,19 @@ START_TEST(test_chunked_and_http10)
 	ck_assert_int_eq(read(fd, &half, 1), 0);
 	close(fd);
 	free(body);
+
+	/* Two Content-Lengths: 400, with an error object whose four
+	 * members are all there (param and code null), as the SDKs read. */
+	fd = tcp_connect();
+	req = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+	      "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}";
+	send_all(fd, req, strlen(req));
+	ans = read_all(fd, 5000);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 400", 12) == 0 &&
+	        strstr(ans, "\"param\":null,\"code\":null") != NULL,
+	    "%s", ans);
+	free(ans);
+	close(fd);
 }
 END_TEST
 
