@@ -69,12 +69,16 @@ static const struct front_error front_errors[LLMGATE_CLASS_MAX] = {
 	    "invalid_request", "invalid_request_error" },
 	[LLMGATE_INTERNAL] = { 500, "server_error", "internal_error",
 	    "api_error" },
+	/* Every target's reply turned down by the caller's conditions. */
+	[LLMGATE_REJECTED] = { 502, "server_error", "reply_rejected",
+	    "api_error" },
 };
 
 const struct front_error *
 front_http_error_of(enum llmgate_class cls)
 {
-	if ((unsigned)cls >= LLMGATE_CLASS_MAX)
+	/* A class the table lacks must not answer with a status of 0. */
+	if ((unsigned)cls >= LLMGATE_CLASS_MAX || front_errors[cls].status == 0)
 		cls = LLMGATE_INTERNAL;
 	return &front_errors[cls];
 }

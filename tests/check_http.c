@@ -515,6 +515,29 @@ START_TEST(test_error_table)
 		h_free(&r);
 		free(body);
 	}
+	/* A reply every target's was turned down (x-llmgate-reject): 502
+	 * reply_rejected in either dialect, not a status line of 0. */
+	body = chat_body("oa/e8", NULL);
+	h_req(&r, "/v1/chat/completions", body, "x-llmgate-reject: match:echo",
+	    NULL);
+	ck_assert_msg(r.status == 502, "%ld %s", r.status, r.body);
+	err = json_object_get(r.json, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(err, "code")),
+	    "reply_rejected");
+	ck_assert_str_eq(json_string_value(json_object_get(err, "type")),
+	    "server_error");
+	h_free(&r);
+	free(body);
+	h_req(&r, "/v1/messages",
+	    "{\"model\": \"oa/e9\", \"max_tokens\": 50, \"stream\": true, "
+	    "\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}",
+	    "x-llmgate-reject: match:echo", NULL);
+	ck_assert_msg(r.status == 502, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(r.json, "error"),
+	                         "type")),
+	    "api_error");
+	h_free(&r);
 }
 END_TEST
 
