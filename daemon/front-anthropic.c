@@ -335,7 +335,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z,
 	req->has |= LLMGATE_HAS_MAX_TOKENS;
 	req->max_tokens = (uint32_t)n;
 	v = m[FAK_TEMPERATURE];
-	if (v != -1) {
+	if (jdoc_given(d, v)) {
 		if (front_http_jrange(d, v, 0, 1, &req->temperature) != 0) {
 			front_http_bad(fr,
 			    "temperature: a number from 0 "
@@ -345,7 +345,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z,
 		req->has |= LLMGATE_HAS_TEMPERATURE;
 	}
 	v = m[FAK_TOP_P];
-	if (v != -1) {
+	if (jdoc_given(d, v)) {
 		if (front_http_jrange(d, v, 0, 1, &req->top_p) != 0) {
 			front_http_bad(fr, "top_p: a number from 0 to 1");
 			return -1;
@@ -353,7 +353,7 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z,
 		req->has |= LLMGATE_HAS_TOP_P;
 	}
 	v = m[FAK_STOP_SEQUENCES];
-	if (v != -1 &&
+	if (jdoc_given(d, v) &&
 	    (rc = front_http_jstrs(z, d, v, 16, &req->stop, &req->nstop, &i)) !=
 	        0) {
 		if (rc == -2)
@@ -365,7 +365,8 @@ front_anthropic_params(struct front_req *fr, msgpack_zone *z,
 		return -1;
 	}
 	v = m[FAK_STREAM];
-	if (v != -1 && !jdoc_is(d, v, "true") && !jdoc_is(d, v, "false")) {
+	if (jdoc_given(d, v) && !jdoc_is(d, v, "true") &&
+	    !jdoc_is(d, v, "false")) {
 		front_http_bad(fr, "stream: true or false");
 		return -1;
 	}

@@ -1359,6 +1359,17 @@ START_TEST(test_anthropic)
 	const char *p;
 	size_t i;
 
+	/* An optional parameter given as null is not given, as system and
+	 * tools are: no 400 for temperature, top_p, stop_sequences, stream. */
+	h_req(&r, "/v1/messages",
+	    "{\"model\": \"an/a0\", \"max_tokens\": 64, \"temperature\": "
+	    "null, \"top_p\": null, \"stop_sequences\": null, \"stream\": "
+	    "null, \"system\": null, \"messages\": [{\"role\": \"user\", "
+	    "\"content\": \"hi\"}]}",
+	    NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	h_free(&r);
+
 	/* Gemini answers an Anthropic client. */
 	body = h_strdup_printf(
 	    "{\"model\": \"ge/a1\", \"max_tokens\": 64, "
