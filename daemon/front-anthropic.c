@@ -262,7 +262,7 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z,
 			    "\"tool\", \"name\": ...} or {\"type\": \"none\"}");
 			return -1;
 		}
-		/* "none" drops the tools below; auto is the default. */
+		/* "none" goes with the tools, below; auto is the default. */
 		if (jdoc_streq(d, ty, "any"))
 			req->tool_choice = LLMGATE_TOOLS_REQUIRED;
 		else if (jdoc_streq(d, ty, "tool")) {
@@ -278,12 +278,16 @@ front_anthropic_tools(struct front_req *fr, msgpack_zone *z,
 		}
 		c = front_http_jstr(z, d, ty);
 	}
-	if (!jdoc_given(d, tools) || strcmp(c, "none") == 0)
+	if (!jdoc_given(d, tools))
 		return 0;
 	if (jdoc_type(d, tools) != JDOC_ARRAY) {
 		front_http_bad(fr, "tools must be an array");
 		return -1;
 	}
+	/* "none": the tools are still sent, with a choice of none, since a
+	 * conversation that holds tool_use blocks needs them. */
+	if (strcmp(c, "none") == 0 && jdoc_size(d, tools) != 0)
+		req->tool_choice = LLMGATE_TOOLS_NONE;
 	req->ntools = (size_t)jdoc_size(d, tools);
 	req->tools = front_http_zalloc(z, req->ntools, sizeof *req->tools);
 	for (i = 0, t = tools + 1; i < req->ntools; i++, t = jdoc_next(d, t)) {

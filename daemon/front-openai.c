@@ -276,7 +276,7 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
 			    "\"function\", \"function\": {\"name\": ...}}");
 			return -1;
 		}
-		/* "none" drops the tools below; auto is the default. */
+		/* "none" goes with the tools, below; auto is the default. */
 		if (strcmp(c, "required") == 0)
 			req->tool_choice = LLMGATE_TOOLS_REQUIRED;
 	}
@@ -286,9 +286,13 @@ front_openai_tools(struct front_req *fr, msgpack_zone *z, const struct jdoc *d,
 		front_http_bad(fr, "tools must be an array");
 		return -1;
 	}
-	/* "none": the model is not offered the tools at all. */
-	if (strcmp(c, "none") == 0)
-		return 0;
+	/*
+	 * "none": the tools are still sent, with a choice of none, since a
+	 * conversation that holds tool calls needs them (Anthropic refuses
+	 * tool_use blocks in a request without tools).
+	 */
+	if (strcmp(c, "none") == 0 && jdoc_size(d, tools) != 0)
+		req->tool_choice = LLMGATE_TOOLS_NONE;
 	req->ntools = (size_t)jdoc_size(d, tools);
 	req->tools = front_http_zalloc(z, req->ntools, sizeof *req->tools);
 	for (i = 0, t = tools + 1; i < req->ntools; i++, t = jdoc_next(d, t)) {
@@ -518,6 +522,12 @@ front_openai_parse(struct front_req *fr, const struct jdoc *d, msgpack_zone *z,
 	    front_openai_format(fr, z, d, m[FO_RESPONSE_FORMAT], req) != 0 ||
 	    front_openai_sampling(fr, z, d, m, req) != 0)
 		return -1;
+	/* A schema is a forced tool of its own on an Anthropic target, which
+	 * a choice of none cannot go with: there, none offers no tools. */
+	if (req->schema != NULL && req->tool_choice == LLMGATE_TOOLS_NONE) {
+		req->tool_choice = LLMGATE_TOOLS_AUTO;
+		req->ntools = 0;
+	}
 	return 0;
 }
 

@@ -396,6 +396,7 @@ tool_choice_case(const char *path, const char *model, const char *choice,
 START_TEST(test_tool_choice)
 {
 	struct hres r = { 0 };
+	json_t *last;
 	char *body;
 
 	tool_choice_case("/v1/chat/completions", "oa/tc1", "\"required\"",
@@ -430,6 +431,34 @@ START_TEST(test_tool_choice)
 	    "\"function\", \"function\": {\"name\": \"get_weather\"}}");
 	tool_choice_case("/v1/messages", "an/tc8", "{\"type\": \"any\"}",
 	    "tool_choice", "{\"type\": \"any\"}");
+	/* none: the tools still go, with a choice of none (Anthropic
+	 * refuses a conversation with tool blocks and no tools). */
+	tool_choice_case("/v1/chat/completions", "an/tc10", "\"none\"",
+	    "tool_choice", "{\"type\": \"none\"}");
+	tool_choice_case("/v1/messages", "oa/tc11", "{\"type\": \"none\"}",
+	    "tool_choice", "\"none\"");
+	tool_choice_case("/v1/messages", "ge/tc12", "{\"type\": \"none\"}",
+	    "toolConfig", "{\"functionCallingConfig\": {\"mode\": \"NONE\"}}");
+	/* A round trip's next turn: the call, its result, then none. */
+	body = h_strdup_printf(
+	    "{\"model\": \"an/tc13\", \"tool_choice\": \"none\", \"tools\": "
+	    "[{\"type\": \"function\", \"function\": {\"name\": \"a\"}}], "
+	    "\"messages\": [{\"role\": \"user\", \"content\": \"x\"}, "
+	    "{\"role\": \"assistant\", \"content\": null, \"tool_calls\": "
+	    "[{\"id\": \"call_1\", \"type\": \"function\", \"function\": "
+	    "{\"name\": \"a\", \"arguments\": \"{}\"}}]}, {\"role\": "
+	    "\"tool\", \"tool_call_id\": \"call_1\", \"content\": \"4\"}]}");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	h_free(&r);
+	free(body);
+	last = h_fakeprov_last(fp_port, "tc13");
+	ck_assert_ptr_nonnull(last);
+	ck_assert_int_eq(json_array_size(
+	                     json_object_get(json_object_get(last, "body"),
+	                         "tools")),
+	    1);
+	json_decref(last);
 
 	/* A tool that is not offered, and a choice that means nothing. */
 	body = chat_body("oa/tc9",
