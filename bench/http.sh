@@ -157,18 +157,21 @@ http {
 }
 NGINX
 	nginx -c "$tmp/nginx/nginx.conf" 2>"$tmp/nginx/start.err" &
-	pids="$pids $!"
+	nmaster=$!
+	pids="$pids $nmaster"
 	i=0
 	while ! curl -s -o /dev/null "http://127.0.0.1:$ref/"; do
 		i=$((i + 1)); [ $i -gt 100 ] && { echo "http.sh: nginx did not start; no reference" >&2; ref=; break; }
 		sleep 0.05
 	done
+	# Its one worker, whose CPU per call is the reference's own.
+	nworker=$(pgrep -P "$nmaster" | head -n 1)
 fi
 
 ncpu=$(nproc)
 
-printf '| load | direct calls/s | through the front | ratio | p50 direct | p50 added | p99 added | llmgated CPU/call |\n'
-printf '| --- | --- | --- | --- | --- | --- | --- | --- |\n'
+printf '| load | direct calls/s | through the front | ratio | p50 direct | p50 added | p99 added | llmgated CPU/call | its one thread allows (ratio) |\n'
+printf '| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n'
 refs=
 for s in false true; do
 	for c in 1 16; do
@@ -180,36 +183,43 @@ for s in false true; do
 		name=plain; [ $s = true ] && name=stream
 		awk -v n="$name, $c in flight" -v d="$d_rps" -v f="$f_rps" \
 		    -v dp="$d_p50" -v fp="$f_p50" -v d9="$d_p99" -v f9="$f_p99" -v cpu="$f_cpu" 'BEGIN {
-			printf "| %s | %d | %d | %.2f | %d µs | %+d µs | %+d µs | %.0f µs |\n",
-			    n, d, f, d ? f / d : 0, dp, fp - dp, f9 - d9, cpu }'
+			t = cpu ? 1000000 / cpu : 0
+			printf "| %s | %d | %d | %.2f | %d µs | %+d µs | %+d µs | %.0f µs | %d (%.2f) |\n",
+			    n, d, f, d ? f / d : 0, dp, fp - dp, f9 - d9, cpu, t, d ? t / d : 0 }'
 		set -- $(best direct $c $s)
 		l_rps=$1 l_p50=$2 l_cpu=$3
-		r_rps=0 r_p50=0
+		r_rps=0 r_p50=0 r_cpu=0
 		if [ -n "$ref" ]; then
-			set -- $(best run "http://127.0.0.1:$ref/v1/chat/completions" $c $s)
-			r_rps=$1 r_p50=$2
+			set -- $(best run "http://127.0.0.1:$ref/v1/chat/completions" $c $s "${nworker:-}")
+			r_rps=$1 r_p50=$2 r_cpu=$5
 		fi
 		refs="$refs$(awk -v n="$name, $c in flight" -v d="$d_rps" -v dp="$d_p50" \
-		    -v r="$r_rps" -v rp="$r_p50" -v l="$l_rps" -v lp="$l_p50" \
+		    -v r="$r_rps" -v rp="$r_p50" -v rc="$r_cpu" -v l="$l_rps" -v lp="$l_p50" \
 		    -v w="$wrk_cpu" -v u="$up_cpu" -v lc="$l_cpu" -v cpus="$ncpu" -v ref="$ref" 'BEGIN {
 			b = cpus * 1000000 / (w + 2 * u + lc)
-			printf "| %s | %s | %s | %d | %.2f | %+d µs | %.0f+%.0f+%.0f µs | %d (%.2f) |\n",
+			t = 1000000 / (u + lc)
+			printf "| %s | %s | %s | %s | %d | %.2f | %+d µs | %.0f+%.0f+%.0f µs | %d (%.2f) | %d (%.2f) |\n",
 			    n, ref ? sprintf("%d (%.2f)", r, d ? r / d : 0) : "-",
 			    ref ? sprintf("%+d µs", rp - dp) : "-",
-			    l, d ? l / d : 0, lp - dp, w, u, lc, b, d ? b / d : 0 }')
+			    (ref && rc > 0) ? sprintf("%.0f µs", rc) : "-",
+			    l, d ? l / d : 0, lp - dp, w, u, lc, b, d ? b / d : 0,
+			    t, d ? t / d : 0 }')
 "
 	done
 done
 printf '\nReferences at the same loads (ratios against wrk direct above):\n\n'
-printf '| load | nginx as proxy calls/s (ratio) | nginx p50 added | libcurl client direct calls/s | ratio | libcurl p50 vs wrk | CPU/call: wrk+upstream+libcurl client | ceiling for a lean libcurl proxy (ratio) |\n'
-printf '| --- | --- | --- | --- | --- | --- | --- | --- |\n'
+printf '| load | nginx as proxy calls/s (ratio) | nginx p50 added | nginx CPU/call | libcurl client direct calls/s | ratio | libcurl p50 vs wrk | CPU/call: wrk+upstream+libcurl client | lean libcurl proxy, two CPUs (ratio) | lean libcurl proxy, one thread (ratio) |\n'
+printf '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n'
 printf '%s' "$refs"
 cat <<'EXPLAIN'
 
-The ceiling is the calls/s the machine's CPUs could give through a proxy
-whose server side cost no more than the canned upstream and whose upstream
-leg is the libcurl client: CPUs / (wrk's + 2 x the upstream's + the libcurl
-client's CPU per call, each measured in its direct run). It means something
-only where the runs are CPU-bound (16 in flight) on an otherwise idle
-machine.
+The two ceilings are for a "lean libcurl proxy": one whose server side
+costs no more than the canned upstream and whose upstream leg is the
+libcurl client, with no work of its own between the two. On two CPUs it
+could give at most CPUs / (wrk's + 2 x the upstream's + the libcurl
+client's CPU per call, each measured in its direct run) calls/s; run on one
+thread, as llmgated's loop is, at most 1 s / (the upstream's + the libcurl
+client's CPU per call). "Its one thread allows" above is the same bound
+for llmgated, from its own CPU per call. The ceilings mean something only
+where the runs are CPU-bound (16 in flight) on an otherwise idle machine.
 EXPLAIN
