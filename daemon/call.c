@@ -366,9 +366,9 @@ call_start(const struct llmgate_request *creq, msgpack_zone *zone,
 		c->early_msg = xstrdup(msg);
 	} else if (call_validate(req, &cause) != 0 ||
 	    fallback_parse_on(&c->fb.on, req->fallback_on, req->nfallback_on,
+	        "fallback_on", &cause) != 0 ||
+	    fallback_parse_reject(&c->fb, req->reject, req->nreject, "reject",
 	        &cause) != 0 ||
-	    fallback_parse_reject(&c->fb, req->reject, req->nreject, &cause) !=
-	        0 ||
 	    call_resolve(c, &cause) != 0 ||
 	    repair_init(&c->rp, req, &cause) != 0) {
 		c->early_cls = LLMGATE_INVALID_REQUEST;

@@ -62,7 +62,7 @@ config_target_fallback_on(struct config_ctx *ctx, const config_setting_t *s,
 	if (config_strings(ctx, s, "fallback_on") != 0)
 		return;
 	v = config_strv(s, &n);
-	if (fallback_parse_on(&t->o.fb.on, v, n, &cause) != 0) {
+	if (fallback_parse_on(&t->o.fb.on, v, n, "fallback_on", &cause) != 0) {
 		config_error(ctx, s, "%s", cause);
 		free(cause);
 	}
@@ -81,7 +81,7 @@ config_target_reject(struct config_ctx *ctx, const config_setting_t *s,
 	if (config_strings(ctx, s, "reject") != 0)
 		return;
 	v = config_strv(s, &n);
-	if (fallback_parse_reject(&t->o.fb, v, n, &cause) != 0) {
+	if (fallback_parse_reject(&t->o.fb, v, n, "reject", &cause) != 0) {
 		config_error(ctx, s, "%s", cause);
 		free(cause);
 	}

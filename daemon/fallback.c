@@ -48,9 +48,14 @@ fallback_re_init(void)
 	pcre2_set_heap_limit(fallback_mc, FALLBACK_RE_HEAP_KIB);
 }
 
-/* The class set of fallback_on: names, "ok" and "cancelled" refused. */
+/*
+ * The class set of fallback_on: names, "ok" and "cancelled" refused. what
+ * names the option in a refusal, as its caller spelt it ("fallback_on",
+ * the HTTP front's "x-llmgate-fallback-on").
+ */
 int
-fallback_parse_on(uint32_t *on, char *const *names, size_t n, char **cause)
+fallback_parse_on(uint32_t *on, char *const *names, size_t n, const char *what,
+    char **cause)
 {
 	size_t i;
 	int cls;
@@ -60,16 +65,16 @@ fallback_parse_on(uint32_t *on, char *const *names, size_t n, char **cause)
 		cls = llmgate_class_from_name(names[i]);
 		if (cls < 0) {
 			xasprintf(cause,
-			    "fallback_on: unknown error class "
+			    "%s: unknown error class "
 			    "'%s'",
-			    names[i]);
+			    what, names[i]);
 			return -1;
 		}
 		if (cls == LLMGATE_OK || cls == LLMGATE_CANCELLED) {
 			xasprintf(cause,
-			    "fallback_on: '%s' cannot lead to "
+			    "%s: '%s' cannot lead to "
 			    "the next step",
-			    names[i]);
+			    what, names[i]);
 			return -1;
 		}
 		*on |= 1u << cls;
@@ -77,10 +82,10 @@ fallback_parse_on(uint32_t *on, char *const *names, size_t n, char **cause)
 	return 0;
 }
 
-/* Reply conditions: the names above, or "match:PATTERN". */
+/* Reply conditions: the names above, or "match:PATTERN"; what as above. */
 int
 fallback_parse_reject(struct fallback *fb, char *const *conds, size_t n,
-    char **cause)
+    const char *what, char **cause)
 {
 	PCRE2_UCHAR msg[256];
 	PCRE2_SIZE off;
@@ -100,10 +105,10 @@ fallback_parse_reject(struct fallback *fb, char *const *conds, size_t n,
 		}
 		if (strncmp(conds[i], "match:", 6) != 0) {
 			xasprintf(cause,
-			    "reject: unknown condition '%s' "
+			    "%s: unknown condition '%s' "
 			    "(length, content_filter, refusal, empty or "
 			    "match:PATTERN)",
-			    conds[i]);
+			    what, conds[i]);
 			return -1;
 		}
 		pat = conds[i] + 6;
@@ -114,9 +119,9 @@ fallback_parse_reject(struct fallback *fb, char *const *conds, size_t n,
 		if (re == NULL) {
 			pcre2_get_error_message(err, msg, sizeof msg);
 			xasprintf(cause,
-			    "reject: pattern '%s' is not a valid "
+			    "%s: pattern '%s' is not a valid "
 			    "regular expression: %s at offset %zu",
-			    pat, (const char *)msg, (size_t)off);
+			    what, pat, (const char *)msg, (size_t)off);
 			return -1;
 		}
 		fb->re = xreallocarray(fb->re, fb->nre + 1, sizeof *fb->re);

@@ -444,10 +444,12 @@ front_http_options(struct front_req *fr, struct llmgate_request *req,
     msgpack_zone *z)
 {
 	const struct front_wire *in = fr->w;
+	struct fallback fb;
 	const char *v;
-	char *end, msg[160];
+	char *end, *cause = NULL, msg[160];
 	unsigned long ms;
-	int i;
+	uint32_t on;
+	int i, rc;
 
 	if ((v = front_wire_header(in, "x-llmgate-priority")) != NULL) {
 		if ((i = llmgate_priority_from_name(v)) < 0) {
@@ -486,15 +488,34 @@ front_http_options(struct front_req *fr, struct llmgate_request *req,
 		}
 		req->timeout_ms = (uint32_t)ms;
 	}
-	/* Checked with the rest of the request when the call starts. */
-	if ((v = front_wire_header(in, "x-llmgate-fallback-on")) != NULL)
+	/*
+	 * The call checks these again, but its refusal would name them as
+	 * the native protocol does (fallback_on, reject): checked here
+	 * first, a refusal names the header.
+	 */
+	if ((v = front_wire_header(in, "x-llmgate-fallback-on")) != NULL) {
 		front_http_list(z, v, NULL, &req->fallback_on,
 		    &req->nfallback_on);
-	if ((v = front_wire_header(in, "x-llmgate-reject")) != NULL)
+		if (fallback_parse_on(&on, req->fallback_on, req->nfallback_on,
+		        "x-llmgate-fallback-on", &cause) != 0)
+			goto bad_cause;
+	}
+	if ((v = front_wire_header(in, "x-llmgate-reject")) != NULL) {
 		front_http_list(z, v, "match:", &req->reject, &req->nreject);
+		memset(&fb, 0, sizeof fb);
+		rc = fallback_parse_reject(&fb, req->reject, req->nreject,
+		    "x-llmgate-reject", &cause);
+		fallback_free(&fb);
+		if (rc != 0)
+			goto bad_cause;
+	}
 	return 0;
 bad:
 	front_http_refusal(fr, LLMGATE_INVALID_REQUEST, 400, msg);
+	return -1;
+bad_cause:
+	front_http_refusal(fr, LLMGATE_INVALID_REQUEST, 400, cause);
+	free(cause);
 	return -1;
 }
 

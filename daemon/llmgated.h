@@ -803,9 +803,10 @@ int retry_class_falls_back(enum llmgate_class);
  * -1 with *cause (free()); fallback_rejects() 1 with *why when reply r
  * meets one of the conditions.
  */
-int fallback_parse_on(uint32_t *on, char *const *names, size_t n, char **cause);
+int fallback_parse_on(uint32_t *on, char *const *names, size_t n,
+    const char *what, char **cause);
 int fallback_parse_reject(struct fallback *, char *const *conds, size_t n,
-    char **cause);
+    const char *what, char **cause);
 void fallback_free(struct fallback *);
 int fallback_class(uint32_t on, enum llmgate_class);
 int fallback_rejects(const struct fallback *, const struct reply *, char **why);

@@ -658,16 +658,28 @@ START_TEST(test_bad_option_headers)
 		{ "oa/f8", NULL, "x-llmgate-timeout-ms: soon" },
 		{ "oa/rj4", NULL, "x-llmgate-reject: boring" },
 		{ "oa/rj5", NULL, "x-llmgate-fallback-on: sometimes" },
+		{ "oa/rj6", NULL, "x-llmgate-fallback-on: ok" },
+		{ "oa/rj7", NULL, "x-llmgate-reject: length, match:(" },
 	};
 	struct hres r = { 0 };
+	const char *msg;
 	char *body;
-	size_t i;
+	size_t i, n;
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		body = chat_body(cases[i].model, cases[i].extra);
 		h_req(&r, "/v1/chat/completions", body, cases[i].header, NULL);
 		ck_assert_msg(r.status == 400, "%s: %ld %s", cases[i].header,
 		    r.status, r.body);
+		/* The message names the header sent, not an internal key. */
+		msg = json_string_value(
+		    json_object_get(json_object_get(r.json, "error"),
+		        "message"));
+		n = strcspn(cases[i].header, ":");
+		ck_assert_msg(msg != NULL &&
+		        strncmp(msg, cases[i].header, n) == 0 &&
+		        (msg[n] == ':' || msg[n] == ' '),
+		    "%s: %s", cases[i].header, r.body);
 		h_free(&r);
 		free(body);
 		ck_assert_int_eq(h_fakeprov_count(fp_port, cases[i].model + 3,

@@ -92,19 +92,24 @@ START_TEST(test_fallback_on)
 	/* None given: the default set. */
 	ck_assert(fallback_class(0, LLMGATE_SERVER_ERROR));
 	ck_assert(!fallback_class(0, LLMGATE_BAD_REQUEST));
-	ck_assert_int_eq(fallback_parse_on(&on, names, 2, &cause), 0);
+	ck_assert_int_eq(fallback_parse_on(&on, names, 2, "fallback_on",
+	                     &cause),
+	    0);
 	ck_assert(fallback_class(on, LLMGATE_RATE_LIMITED));
 	ck_assert(fallback_class(on, LLMGATE_BAD_REQUEST));
 	ck_assert(!fallback_class(on, LLMGATE_SERVER_ERROR));
 	ck_assert(!fallback_class(on, LLMGATE_OK));
 	/* A rejected reply always moves on. */
 	ck_assert(fallback_class(on, LLMGATE_REJECTED));
-	ck_assert_int_eq(fallback_parse_on(&on, bad, 1, &cause), -1);
+	ck_assert_int_eq(fallback_parse_on(&on, bad, 1, "fallback_on", &cause),
+	    -1);
 	ck_assert_str_eq(cause,
 	    "fallback_on: 'ok' cannot lead to the next "
 	    "step");
 	free(cause);
-	ck_assert_int_eq(fallback_parse_on(&on, unknown, 1, &cause), -1);
+	ck_assert_int_eq(fallback_parse_on(&on, unknown, 1, "fallback_on",
+	                     &cause),
+	    -1);
 	ck_assert_str_eq(cause,
 	    "fallback_on: unknown error class "
 	    "'rate_limit'");
@@ -135,7 +140,8 @@ START_TEST(test_fallback_rejects)
 
 	memset(&fb, 0, sizeof fb);
 	memset(&fb2, 0, sizeof fb2);
-	ck_assert_int_eq(fallback_parse_reject(&fb, conds, 3, &cause), 0);
+	ck_assert_int_eq(fallback_parse_reject(&fb, conds, 3, "reject", &cause),
+	    0);
 	reply_init(&r, NULL, NULL);
 	reply_text(&r, "fine", 4);
 	r.done = 1;
@@ -166,7 +172,8 @@ START_TEST(test_fallback_rejects)
 	reply_free(&r);
 
 	/* An error answer of class content_filter: filter or refusal. */
-	ck_assert_int_eq(fallback_parse_reject(&fb2, filt, 1, &cause), 0);
+	ck_assert_int_eq(fallback_parse_reject(&fb2, filt, 1, "reject", &cause),
+	    0);
 	reply_init(&r, NULL, NULL);
 	reply_error(&r, LLMGATE_CONTENT_FILTER, 0, "output stopped");
 	rejects(&fb2, &r, "rejected (content_filter): output stopped");
@@ -179,7 +186,9 @@ START_TEST(test_fallback_rejects)
 	ck_assert_int_eq(rejects(&fb, &r, NULL), 0);
 	reply_free(&r);
 
-	ck_assert_int_eq(fallback_parse_reject(&fb2, badre, 1, &cause), -1);
+	ck_assert_int_eq(fallback_parse_reject(&fb2, badre, 1, "reject",
+	                     &cause),
+	    -1);
 	ck_assert_ptr_nonnull(strstr(cause,
 	    "reject: pattern 'a{2,1}' is not "
 	    "a valid regular expression"));
