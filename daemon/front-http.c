@@ -665,7 +665,9 @@ front_http_hdr_num(const struct front_wire *w, const char *name)
  * The body is no JSON object: refused with jansson's reason (its parser
  * run again, off the common way, for the message); parsed, it was JSON
  * but no object. What jansson takes and jdoc_load() does not nests too
- * deep.
+ * deep. A \u0000 in a string is valid JSON, refused as jansson and
+ * jdoc_load() refuse it, in our words rather than jansson's (which name
+ * its JSON_ALLOW_NUL option).
  */
 static void
 front_http_not_json(struct front_req *fr, const char *text, size_t len,
@@ -681,6 +683,10 @@ front_http_not_json(struct front_req *fr, const char *text, size_t len,
 	    NULL)
 		snprintf(msg, sizeof msg,
 		    "the body nests deeper than %d levels", JDOC_DEPTH);
+	else if (json_error_code(&jerr) == json_error_null_character)
+		/* Valid JSON, but a call's strings are C strings. */
+		snprintf(msg, sizeof msg,
+		    "a string holds \\u0000, which llmgated does not accept");
 	else
 		snprintf(msg, sizeof msg, "the body is not a JSON object: %s",
 		    jerr.text);

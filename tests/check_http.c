@@ -861,6 +861,11 @@ START_TEST(test_body_reading)
 		    "the body is not a JSON object: invalid "
 		    "Unicode" },
 		{ "\"\\u0061udio\": {}", "parameter 'audio' is not supported" },
+		/* Valid JSON, which a C string cannot hold: our words, not
+		 * jansson's (its option's name, JSON_ALLOW_NUL). */
+		{ "\"user\": \"a\\u0000b\"",
+		    "a string holds \\u0000, which llmgated does not "
+		    "accept" },
 		{ "\"stop\": [\"a\", 1]", "stop[1] must be a string" },
 		{ "\"stop\": 5",
 		    "stop must be a string or an array of at most 16 "

@@ -449,6 +449,10 @@ START_TEST(test_jdoc_full)
 		"{\"a\\/\":1,\"a/\":2}",
 		"{\"x\":{\"a\":1},\"y\":{\"a\":1}}",
 		"{\"\\u00e9\":1,\"\xc3\xa9\":2}",
+		/* U+0000, in a value or a key: refused, as jansson does
+		 * without JSON_ALLOW_NUL (the front says so in its words). */
+		"{\"s\":\"a\\u0000b\"}",
+		"{\"a\\u0000\":1}",
 	};
 	struct buf b = { NULL, 0, 0 };
 	struct jdoc d;
@@ -469,6 +473,9 @@ START_TEST(test_jdoc_full)
 	ck_assert(!jdoc_as_jansson(cases[20], strlen(cases[20]), 1));
 	ck_assert(jdoc_as_jansson(cases[20], strlen(cases[20]), 0));
 	ck_assert(!jdoc_as_jansson(cases[23], strlen(cases[23]), 1));
+	/* No U+0000: a C string cannot carry it. */
+	ck_assert(!jdoc_as_jansson(cases[24], strlen(cases[24]), 0));
+	ck_assert(!jdoc_as_jansson(cases[25], strlen(cases[25]), 0));
 	/* Escapes decoded, numbers read as jansson reads them. */
 	ck_assert_int_eq(jdoc_load(&d, cases[0], strlen(cases[0]), JDOC_FULL),
 	    0);
