@@ -53,7 +53,8 @@ struct front_wire_msg {
 	int in_value; /* the last piece was a value */
 	size_t head;  /* bytes of line and headers */
 	size_t max_body;
-	int status; /* an error's answer: 400, 413, 431 */
+	int status;   /* an error's answer: 400, 413, 431 */
+	int url_done; /* the request line is whole: url is its path */
 	int complete;
 	int trailers; /* past the head: a chunked body's trailers */
 	int expect;   /* Expect: 100-continue, body to come */
@@ -123,6 +124,7 @@ front_wire_on_begin(http_parser *p)
 	m->nhdr = 0;
 	m->in_value = 0;
 	m->head = 0;
+	m->url_done = 0;
 	m->complete = 0;
 	m->trailers = 0;
 	m->expect = 0;
@@ -140,11 +142,43 @@ front_wire_on_url(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+/*
+ * The request line is whole. A target in absolute form (RFC 9112 3.2.2,
+ * "http://host:port/v1/messages", which a server must take) becomes its
+ * path and query, as http-parser's URL parser splits it; origin form
+ * ("/...") is left as it is.
+ */
+static void
+front_wire_url_end(struct front_wire_msg *m)
+{
+	struct http_parser_url u;
+	size_t from, to;
+
+	m->url_done = 1;
+	if (m->url.len == 0 || m->url.data[0] == '/' || m->url.data[0] == '*')
+		return;
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(m->url.data, m->url.len, 0, &u) != 0 ||
+	    !(u.field_set & (1 << UF_PATH)))
+		return;
+	/* The query, if any, follows the path after its '?'. */
+	from = u.field_data[UF_PATH].off;
+	to = from + u.field_data[UF_PATH].len;
+	if (u.field_set & (1 << UF_QUERY))
+		to = (size_t)u.field_data[UF_QUERY].off +
+		    u.field_data[UF_QUERY].len;
+	memmove(m->url.data, m->url.data + from, to - from);
+	m->url.len = to - from;
+	m->url.data[m->url.len] = '\0';
+}
+
 static int
 front_wire_on_field(http_parser *p, const char *at, size_t len)
 {
 	struct front_wire_msg *m = p->data;
 
+	if (!m->url_done)
+		front_wire_url_end(m);
 	if (front_wire_grew(m, len) != 0)
 		return -1;
 	/* Trailers are not headers: they must not name the caller. */
@@ -206,6 +240,8 @@ front_wire_on_headers(http_parser *p)
 	struct front_wire_msg *m = p->data;
 	const char *v;
 
+	if (!m->url_done)
+		front_wire_url_end(m);
 	if (m->nhdr != 0 && !m->in_value) {
 		/* A name whose value never came: empty. */
 		buf_add(&m->hdr, "", 1);
@@ -732,19 +768,36 @@ front_wire_abort(struct front_wire *w)
 	event_active(w->later, EV_TIMEOUT, 1);
 }
 
-/* An answer the front never saw the request of. */
+/*
+ * An answer the front never saw the request of, in the dialect of its
+ * path when the request line was read before the error (it always is for
+ * 413 and 431 past the headers): Anthropic's error format on
+ * /v1/messages, else OpenAI's.
+ */
 static void
 front_wire_refuse(struct front_wire *w, int status)
 {
-	char body[160];
+	const char *url = buf_cstr(&w->m.url);
+	const char *msg = status == 413 ? "the request body is too large" :
+	    status == 431 ? "the request's headers are too large" :
+	                    "not an HTTP request llmgated understands";
+	char body[200];
 	int n;
 
-	n = snprintf(body, sizeof body,
-	    "{\"error\":{\"message\":\"%s\",\"type\":"
-	    "\"invalid_request_error\",\"param\":null,\"code\":null}}\n",
-	    status == 413     ? "the request body is too large" :
-	        status == 431 ? "the request's headers are too large" :
-	                        "not an HTTP request llmgated understands");
+	if (w->m.url_done && strcspn(url, "?") == strlen("/v1/messages") &&
+	    strncmp(url, "/v1/messages", strlen("/v1/messages")) == 0)
+		n = snprintf(body, sizeof body,
+		    "{\"type\":\"error\",\"error\":{\"type\":\"%s\","
+		    "\"message\":\"%s\"}}\n",
+		    status == 413 ? "request_too_large" :
+		                    "invalid_request_error",
+		    msg);
+	else
+		n = snprintf(body, sizeof body,
+		    "{\"error\":{\"message\":\"%s\",\"type\":"
+		    "\"invalid_request_error\",\"param\":null,\"code\":"
+		    "null}}\n",
+		    msg);
 	w->m.keep = 0;
 	w->head_only = 0;
 	front_wire_answer(w, status, "application/json", NULL, body, (size_t)n);

@@ -1813,6 +1813,97 @@ START_TEST(test_pipelined)
 }
 END_TEST
 
+/*
+ * A request line in absolute form (RFC 9112 3.2.2: a server must take
+ * it) is served as its path (and query).
+ */
+START_TEST(test_absolute_form)
+{
+	char *body = h_strdup_printf(echo_body, "absolute"), *req, *ans;
+	int fd = tcp_connect();
+
+	req = h_strdup_printf("POST http://127.0.0.1:%d/v1/chat/completions"
+	                      "?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	                      "Content-Length: %zu\r\n"
+	                      "Connection: close\r\n\r\n%s",
+	    http_port, strlen(body), body);
+	send_all(fd, req, strlen(req));
+	ans = read_all(fd, 5000);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 200", 12) == 0 &&
+	        strstr(ans, "echo: absolute") != NULL,
+	    "%s", ans);
+	free(ans);
+	free(req);
+	free(body);
+	close(fd);
+}
+END_TEST
+
+/*
+ * The wire layer's own refusals (413 and 431, whose path is read before
+ * them) in the dialect of the path: Anthropic's on /v1/messages (also in
+ * absolute form), OpenAI's elsewhere.
+ */
+START_TEST(test_wire_errors_in_dialect)
+{
+	static const struct {
+		const char *target;
+		int big_head; /* 431, else 413 */
+		const char *want;
+	} cases[] = {
+		{ "/v1/messages", 0,
+		    "{\"type\":\"error\",\"error\":{\"type\":"
+		    "\"request_too_large\"," },
+		{ "/v1/messages?beta=true", 1,
+		    "{\"type\":\"error\",\"error\":{\"type\":"
+		    "\"invalid_request_error\"," },
+		{ "http://127.0.0.1/v1/messages", 0,
+		    "{\"type\":\"error\",\"error\":{\"type\":"
+		    "\"request_too_large\"," },
+		{ "/v1/chat/completions", 0,
+		    "{\"error\":{\"message\":\"the request body is too large\"" },
+		{ "/v1/chat/completions", 1,
+		    "{\"error\":{\"message\":\"the request's headers are too "
+		    "large\"" },
+	};
+	struct buf req = { NULL, 0, 0 };
+	char *ans, *b;
+	json_t *j;
+	size_t i;
+	int fd, k;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		buf_reset(&req);
+		buf_printf(&req, "POST %s HTTP/1.1\r\nHost: x\r\n",
+		    cases[i].target);
+		if (cases[i].big_head) {
+			for (k = 0; k < 200; k++)
+				buf_printf(&req, "x-many-%d: %d\r\n", k, k);
+			buf_addstr(&req, "Content-Length: 2\r\n\r\n{}");
+		} else
+			buf_addstr(&req, "Content-Length: 3000000\r\n\r\n{");
+		fd = tcp_connect();
+		send_all(fd, req.data, req.len);
+		ans = read_all(fd, 5000);
+		close(fd);
+		ck_assert_msg(strncmp(ans,
+		                  cases[i].big_head ? "HTTP/1.1 431" :
+		                                      "HTTP/1.1 413",
+		                  12) == 0,
+		    "%s: %.200s", cases[i].target, ans);
+		b = strstr(ans, "\r\n\r\n");
+		ck_assert_msg(b != NULL &&
+		        strncmp(b + 4, cases[i].want, strlen(cases[i].want)) ==
+		            0,
+		    "%s: %s", cases[i].target, ans);
+		ck_assert_ptr_nonnull(j = json_loads(b + 4, 0, NULL));
+		json_decref(j);
+		free(ans);
+	}
+	buf_free(&req);
+}
+END_TEST
+
 /* The echo model's 200 answer saying what, on fd (with a deadline). */
 static void
 expect_echo(int fd, const char *what)
@@ -2500,6 +2591,8 @@ main(void)
 	tcase_add_test(tc, test_not_utf8);
 	tcase_add_test(tc, test_disconnect_cancels);
 	tcase_add_test(tc, test_models);
+	tcase_add_test(tc, test_absolute_form);
+	tcase_add_test(tc, test_wire_errors_in_dialect);
 	tcase_add_test(tc, test_anthropic);
 	tcase_add_test(tc, test_slow_reader);
 	tcase_add_test(tc, test_floods_and_slowloris);
