@@ -577,46 +577,132 @@ front_http_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	fc->w = front_wire_new(fd, fc);
 }
 
-static void
-front_http_models(struct front_req *fr)
+/*
+ * A model of GET /v1/models: OpenAI's {"id", "object", "created",
+ * "owned_by"}, or Anthropic's {"type", "id", "display_name", "created_at"}
+ * for a caller that sends anthropic-version (the Anthropic SDKs do).
+ */
+static json_t *
+front_http_model(const char *id, const char *owner, int anthropic)
 {
-	json_t *data = json_array(), *o;
-	const struct provider_conf *pc;
-	size_t i, j;
-	char *id;
+	if (anthropic)
+		return json_pack("{s:s, s:s, s:s, s:s}", "type", "model", "id",
+		    id, "display_name", id, "created_at",
+		    "1970-01-01T00:00:00Z");
+	return json_pack("{s:s, s:s, s:i, s:s}", "id", id, "object", "model",
+	    "created", 0, "owned_by", owner);
+}
 
-	for (i = 0; i < cfg->nroutes; i++) {
-		o = json_pack("{s:s, s:s, s:i, s:s, s:o}", "id",
-		    cfg->routes[i].name, "object", "model", "created", 0,
-		    "owned_by", "llmgate", "targets", json_array());
-		for (j = 0; j < cfg->routes[i].ntargets; j++)
-			json_array_append_new(json_object_get(o, "targets"),
-			    json_string(cfg->routes[i].targets[j]));
-		json_array_append_new(data, o);
+static json_t *
+front_http_model_list(json_t *o, const char *key, char *const *v, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	json_object_set_new(o, key, a);
+	return o;
+}
+
+/*
+ * The id of /v1/models/ID, percent-decoded: the Node SDKs send
+ * "oa%2Fgpt-x", the Python SDK "oa/gpt-x". NULL if it cannot be an id.
+ */
+static char *
+front_http_model_id(const char *s, size_t len)
+{
+	char *id = xmalloc(len + 1), *o = id, hex[3] = { 0, 0, 0 };
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] != '%') {
+			*o++ = s[i];
+			continue;
+		}
+		if (len - i < 3 || !isxdigit((unsigned char)s[i + 1]) ||
+		    !isxdigit((unsigned char)s[i + 2]) ||
+		    (s[i + 1] == '0' && s[i + 2] == '0')) {
+			free(id);
+			return NULL;
+		}
+		hex[0] = s[i + 1];
+		hex[1] = s[i + 2];
+		*o++ = (char)strtoul(hex, NULL, 16);
+		i += 2;
 	}
-	for (i = 0; i < cfg->npools; i++) {
-		o = json_pack("{s:s, s:s, s:i, s:s, s:o}", "id",
-		    cfg->pools[i].name, "object", "model", "created", 0,
-		    "owned_by", "llmgate", "pool", json_array());
-		for (j = 0; j < cfg->pools[i].ntargets; j++)
-			json_array_append_new(json_object_get(o, "pool"),
-			    json_string(cfg->pools[i].targets[j]));
-		json_array_append_new(data, o);
-	}
+	*o = '\0';
+	return id;
+}
+
+/*
+ * GET /v1/models: the routes (with their targets), pools and the models
+ * providers declare, in the dialect's list format; with want (an id from
+ * /v1/models/ID, NULL for the list) that one model, or 404.
+ */
+static void
+front_http_models(struct front_req *fr, const char *want)
+{
+	int anth = fr->d == &front_anthropic;
+	json_t *data = json_array(), *o, *body;
+	const struct provider_conf *pc;
+	char *id, msg[200];
+	size_t i, j, n;
+
+	for (i = 0; i < cfg->nroutes; i++)
+		json_array_append_new(data,
+		    front_http_model_list(front_http_model(cfg->routes[i].name,
+		                              "llmgate", anth),
+		        "targets", cfg->routes[i].targets,
+		        cfg->routes[i].ntargets));
+	for (i = 0; i < cfg->npools; i++)
+		json_array_append_new(data,
+		    front_http_model_list(front_http_model(cfg->pools[i].name,
+		                              "llmgate", anth),
+		        "pool", cfg->pools[i].targets, cfg->pools[i].ntargets));
 	for (i = 0; i < cfg->nproviders; i++) {
 		pc = &cfg->providers[i];
 		for (j = 0; j < pc->nmodels; j++) {
 			xasprintf(&id, "%s/%s", pc->name, pc->models[j].name);
 			json_array_append_new(data,
-			    json_pack("{s:s, s:s, s:i, "
-			              "s:s}",
-			        "id", id, "object", "model", "created", 0,
-			        "owned_by", pc->name));
+			    front_http_model(id, pc->name, anth));
 			free(id);
 		}
 	}
-	front_http_json(fr, 200,
-	    json_pack("{s:s, s:o}", "object", "list", "data", data), NULL);
+	if (want != NULL) {
+		json_array_foreach(data, i, o) {
+			if (strcmp(json_string_value(json_object_get(o, "id")),
+			        want) == 0)
+				break;
+		}
+		if (i == json_array_size(data)) {
+			json_decref(data);
+			snprintf(msg, sizeof msg,
+			    "the model '%.100s' does not exist here "
+			    "(GET /v1/models lists them)",
+			    want);
+			front_http_fail(fr, LLMGATE_NOT_FOUND, 404,
+			    "model_not_found", msg, NULL);
+			return;
+		}
+		body = json_incref(o);
+		json_decref(data);
+		front_http_json(fr, 200, body, NULL);
+		return;
+	}
+	if (anth) {
+		n = json_array_size(data);
+		body = json_pack("{s:o, s:b, s:O, s:O}", "data", data,
+		    "has_more", 0, "first_id",
+		    n != 0 ? json_object_get(json_array_get(data, 0), "id") :
+		             json_null(),
+		    "last_id",
+		    n != 0 ?
+		        json_object_get(json_array_get(data, n - 1), "id") :
+		        json_null());
+	} else
+		body = json_pack("{s:s, s:o}", "object", "list", "data", data);
+	front_http_json(fr, 200, body, NULL);
 }
 
 /* Refuse before any dialect work; the request is answered and freed. */
@@ -707,9 +793,9 @@ front_http_request(struct front_conn *fc)
 	struct llmgate_request *lr;
 	msgpack_zone *z;
 	struct jdoc body;
-	char msg[256];
+	char msg[256], *mid;
 	size_t len, q;
-	int need_token;
+	int need_token, models;
 
 	q = strcspn(path, "?");
 	log_debug("HTTP %.8s %.*s from connection %p%s%s", method,
@@ -718,8 +804,14 @@ front_http_request(struct front_conn *fc)
 	        ", SDK retry count " :
 	        "",
 	    front_http_hdr_num(w, "x-stainless-retry-count"));
-	if (q == strlen("/v1/messages") &&
-	    strncmp(path, "/v1/messages", q) == 0)
+	/* GET /v1/models[/ID]: Anthropic's format for its SDKs. */
+	models = (q == strlen("/v1/models") &&
+	             strncmp(path, "/v1/models", q) == 0) ||
+	    (q > strlen("/v1/models/") &&
+	        strncmp(path, "/v1/models/", strlen("/v1/models/")) == 0);
+	if ((q == strlen("/v1/messages") &&
+	        strncmp(path, "/v1/messages", q) == 0) ||
+	    (models && front_wire_header(w, "anthropic-version") != NULL))
 		d = &front_anthropic;
 	fr = xcalloc(1, sizeof *fr);
 	fr->w = w;
@@ -771,14 +863,25 @@ front_http_request(struct front_conn *fc)
 	if (fc->cls == NULL && front_http_class_cap(fr) != 0)
 		return;
 
-	if (q == strlen("/v1/models") && strncmp(path, "/v1/models", q) == 0) {
+	if (models) {
 		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 			fr->allow = "GET, HEAD";
 			front_http_refuse(fr, LLMGATE_INVALID_REQUEST, 405,
-			    "method_not_allowed", "use GET /v1/models");
+			    "method_not_allowed",
+			    "use GET /v1/models or GET /v1/models/ID");
 			return;
 		}
-		front_http_models(fr);
+		mid = NULL;
+		if (q > strlen("/v1/models") &&
+		    (mid = front_http_model_id(path + strlen("/v1/models/"),
+		         q - strlen("/v1/models/"))) == NULL) {
+			front_http_refuse(fr, LLMGATE_NOT_FOUND, 404,
+			    "model_not_found",
+			    "not a model id: a bad percent-escape");
+			return;
+		}
+		front_http_models(fr, mid);
+		free(mid);
 		front_http_req_free(fr);
 		return;
 	}
@@ -788,8 +891,8 @@ front_http_request(struct front_conn *fc)
 	            strncmp(path, "/v1/chat/completions", q) == 0))) {
 		snprintf(msg, sizeof msg,
 		    "no such endpoint: %.*s (llmgated "
-		    "serves POST /v1/chat/completions, POST /v1/messages and "
-		    "GET /v1/models)",
+		    "serves POST /v1/chat/completions, POST /v1/messages, "
+		    "GET /v1/models and GET /v1/models/ID)",
 		    (int)(q < 100 ? q : 100), path);
 		front_http_refuse(fr, LLMGATE_NOT_FOUND, 404, "not_found", msg);
 		return;

@@ -1179,6 +1179,102 @@ START_TEST(test_models)
 END_TEST
 
 /*
+ * GET /v1/models/ID: the list's entry, the id raw (the Python SDK) or
+ * percent-encoded (the Node SDK); an unknown one OpenAI's 404.
+ */
+START_TEST(test_model_retrieve)
+{
+	static const char *paths[] = { "/v1/models/oa/gpt-x",
+		"/v1/models/oa%2Fgpt-x", "/v1/models/oa%2fgpt-x?x=1" };
+	struct hres r = { 0 };
+	json_t *e;
+	size_t i;
+
+	for (i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+		h_req(&r, paths[i], NULL, NULL);
+		ck_assert_msg(r.status == 200, "%s: %ld %s", paths[i], r.status,
+		    r.body);
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(r.json, "id")),
+		    "oa/gpt-x");
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(r.json, "object")),
+		    "model");
+		ck_assert_str_eq(json_string_value(
+		                     json_object_get(r.json, "owned_by")),
+		    "oa");
+		h_free(&r);
+	}
+	h_req(&r, "/v1/models/chain", NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(json_object_get(r.json, "targets"));
+	h_free(&r);
+	h_req(&r, "/v1/models/oa%2Fnope", NULL, NULL);
+	ck_assert_int_eq(r.status, 404);
+	e = json_object_get(r.json, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "code")),
+	    "model_not_found");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "type")),
+	    "invalid_request_error");
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(e, "message")),
+	        "oa/nope"));
+	h_free(&r);
+	h_req(&r, "/v1/models/oa/gpt-x", "{}", NULL);
+	ck_assert_int_eq(r.status, 405);
+	h_free(&r);
+}
+END_TEST
+
+/* With anthropic-version (the Anthropic SDKs): Anthropic's format. */
+START_TEST(test_models_anthropic)
+{
+	struct hres r = { 0 };
+	json_t *data, *m;
+	size_t n;
+
+	h_req(&r, "/v1/models?limit=20", NULL, "anthropic-version: 2023-06-01",
+	    NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_null(json_object_get(r.json, "object"));
+	ck_assert(json_is_false(json_object_get(r.json, "has_more")));
+	data = json_object_get(r.json, "data");
+	ck_assert_int_gt(n = json_array_size(data), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "first_id")),
+	    json_string_value(json_object_get(json_array_get(data, 0), "id")));
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "last_id")),
+	    json_string_value(
+	        json_object_get(json_array_get(data, n - 1), "id")));
+	m = json_array_get(data, n - 1);
+	ck_assert_str_eq(json_string_value(json_object_get(m, "type")),
+	    "model");
+	ck_assert_str_eq(json_string_value(json_object_get(m, "display_name")),
+	    json_string_value(json_object_get(m, "id")));
+	ck_assert_str_eq(json_string_value(json_object_get(m, "created_at")),
+	    "1970-01-01T00:00:00Z");
+	h_free(&r);
+	h_req(&r, "/v1/models/an%2Fclaude-x", NULL,
+	    "anthropic-version: 2023-06-01", NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "type")),
+	    "model");
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "id")),
+	    "an/claude-x");
+	h_free(&r);
+	h_req(&r, "/v1/models/an/nope", NULL, "anthropic-version: 2023-06-01",
+	    NULL);
+	ck_assert_int_eq(r.status, 404);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "type")),
+	    "error");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(json_object_get(r.json, "error"),
+	                         "type")),
+	    "not_found_error");
+	h_free(&r);
+}
+END_TEST
+
+/*
  * A uid outside the socket's owner and group is refused on both
  * listeners (the socket is 0660 root:root). Needs root to switch users.
  */
@@ -2591,6 +2687,8 @@ main(void)
 	tcase_add_test(tc, test_not_utf8);
 	tcase_add_test(tc, test_disconnect_cancels);
 	tcase_add_test(tc, test_models);
+	tcase_add_test(tc, test_model_retrieve);
+	tcase_add_test(tc, test_models_anthropic);
 	tcase_add_test(tc, test_absolute_form);
 	tcase_add_test(tc, test_wire_errors_in_dialect);
 	tcase_add_test(tc, test_anthropic);

@@ -50,7 +50,8 @@ port=$(sed -n 's/^PORT //p' "$dir/fp.out")
 
 cat > "$dir/llmgated.conf" <<CONF
 providers = (
-  { name = "oa"; type = "openai"; base_url = "http://127.0.0.1:$port/v1"; api_key = "test-key"; },
+  { name = "oa"; type = "openai"; base_url = "http://127.0.0.1:$port/v1"; api_key = "test-key";
+    models = ( { name = "gpt-x"; } ); },
   { name = "an"; type = "anthropic"; base_url = "http://127.0.0.1:$port/v1"; api_key = "test-key"; },
   { name = "ge"; type = "gemini"; base_url = "http://127.0.0.1:$port/v1beta"; api_key = "test-key"; },
   { name = "mock"; type = "mock"; }

@@ -244,6 +244,40 @@ await test('anthropic aborted stream cancels the upstream', async () => {
   await waitFor('the call to be cancelled', () => log().includes('[an/n14+word_delay=300=cancelled]'));
 });
 
+// models.retrieve sends the id percent-encoded (/v1/models/oa%2Fgpt-x).
+await test('openai models.retrieve', async () => {
+  const m = await openai.models.retrieve('oa/gpt-x');
+  assert.equal(m.id, 'oa/gpt-x');
+  assert.equal(m.object, 'model');
+  assert.equal(m.owned_by, 'oa');
+  const listed = [];
+  for await (const x of openai.models.list()) listed.push(x.id);
+  assert.ok(listed.includes('oa/gpt-x') && listed.includes('default'));
+  await assert.rejects(openai.models.retrieve('oa/no-such-model'),
+    (e) => e instanceof OpenAI.NotFoundError && e.code === 'model_not_found');
+});
+
+// The Anthropic SDK sends anthropic-version: Anthropic's model format.
+await test('anthropic models.list and retrieve', async () => {
+  const all = [];
+  for await (const m of anthropic.models.list()) all.push(m);
+  const m = all.find((x) => x.id === 'oa/gpt-x');
+  assert.ok(m, JSON.stringify(all));
+  assert.equal(m.type, 'model');
+  assert.equal(m.display_name, 'oa/gpt-x');
+  assert.equal(new Date(m.created_at).toISOString(), '1970-01-01T00:00:00.000Z');
+  assert.ok(all.some((x) => x.id === 'default' && x.type === 'model'));
+  const page = await anthropic.models.list();
+  assert.equal(page.has_more, false);
+  assert.equal(page.first_id, all[0].id);
+  assert.equal(page.last_id, all[all.length - 1].id);
+  const one = await anthropic.models.retrieve('oa/gpt-x');
+  assert.equal(one.type, 'model');
+  assert.equal(one.id, 'oa/gpt-x');
+  await assert.rejects(anthropic.models.retrieve('an/no-such-model'),
+    (e) => e instanceof Anthropic.NotFoundError && e.error.error.type === 'not_found_error');
+});
+
 if (failed !== 0) {
   console.log(`${failed} failed`);
   process.exit(1);
