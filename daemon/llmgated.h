@@ -657,6 +657,13 @@ struct provider_type {
 
 const struct provider_type *provider_type_find(const char *name);
 
+/*
+ * An id for a tool call the provider left unnamed: "call_" and 24 hex
+ * digits, never the same twice in one daemon and unlikely across restarts.
+ */
+#define PROVIDER_CALL_ID_SIZE 32
+void provider_call_id(char *, size_t);
+
 /* An upstream error body's fields, whichever provider's shape it has. */
 struct provider_err {
 	const char *message; /* message, detail or a bare error string */

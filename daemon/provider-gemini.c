@@ -641,13 +641,17 @@ gemini_status(struct reply *r, uint32_t status, json_t *root)
 		reply_error(r, cls, status, "error event without a message");
 }
 
-/* One functionCall part: a whole call, with an id made up if absent. */
+/*
+ * One functionCall part: a whole call, with an id made up if absent (one
+ * unique to the call: a later turn's calls must not repeat it). Requests
+ * answer Gemini by function name, so the id never travels back to it.
+ */
 static int
 gemini_call(struct reply *r, json_t *fc)
 {
 	struct gemini_state *gs = gemini_state(r);
 	const char *name, *id;
-	char idbuf[32], *args;
+	char idbuf[PROVIDER_CALL_ID_SIZE], *args;
 	json_t *a;
 	int idx;
 
@@ -660,7 +664,7 @@ gemini_call(struct reply *r, json_t *fc)
 	idx = gs->ncalls++;
 	id = json_string_value(json_object_get(fc, "id"));
 	if (id == NULL || *id == '\0') {
-		snprintf(idbuf, sizeof idbuf, "call_%d", idx);
+		provider_call_id(idbuf, sizeof idbuf);
 		id = idbuf;
 	}
 	if ((a = json_object_get(fc, "args")) == NULL || json_is_null(a))

@@ -579,6 +579,20 @@ parse_file(const char *name)
 	return rv;
 }
 
+/* An id llmgated made up: "call_" and 24 lowercase hex digits. */
+static void
+made_up_id(const char *id)
+{
+	size_t i;
+
+	ck_assert_ptr_nonnull(id);
+	ck_assert_msg(strncmp(id, "call_", 5) == 0, "id %s", id);
+	ck_assert_uint_eq(strlen(id), 5 + 24);
+	for (i = 5; id[i] != '\0'; i++)
+		ck_assert_msg(strchr("0123456789abcdef", id[i]) != NULL,
+		    "id %s", id);
+}
+
 START_TEST(test_parse_text)
 {
 	ck_assert_int_eq(parse_file("text.json"), 0);
@@ -608,21 +622,26 @@ END_TEST
 
 START_TEST(test_parse_function_call)
 {
+	char want[256];
+
 	ck_assert_int_eq(parse_file("function_call.json"), 0);
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_TOOL_CALLS);
 	ck_assert_int_eq(r.cls, LLMGATE_OK);
 	ck_assert_uint_eq(r.ntools, 2);
-	ck_assert_str_eq(r.tools[0].id, "call_0");
+	made_up_id(r.tools[0].id);
 	ck_assert_str_eq(r.tools[0].name, "get_weather");
 	ck_assert_str_eq(buf_cstr(&r.tools[0].args), "{\"city\":\"Oslo\"}");
-	ck_assert_str_eq(r.tools[1].id, "call_1");
+	made_up_id(r.tools[1].id);
+	ck_assert_str_ne(r.tools[0].id, r.tools[1].id);
 	ck_assert_str_eq(r.tools[1].name, "get_time");
 	ck_assert_str_eq(buf_cstr(&r.tools[1].args),
 	    "{\"tz\":\"Europe/Oslo\",\"precise\":true,\"offset\":1.5}");
-	ck_assert_str_eq(buf_cstr(&cap),
-	    "tool0:call_0:get_weather:{\"city\":\"Oslo\"}\n"
-	    "tool1:call_1:get_time:"
-	    "{\"tz\":\"Europe/Oslo\",\"precise\":true,\"offset\":1.5}\n");
+	snprintf(want, sizeof want,
+	    "tool0:%s:get_weather:{\"city\":\"Oslo\"}\n"
+	    "tool1:%s:get_time:"
+	    "{\"tz\":\"Europe/Oslo\",\"precise\":true,\"offset\":1.5}\n",
+	    r.tools[0].id, r.tools[1].id);
+	ck_assert_str_eq(buf_cstr(&cap), want);
 	ck_assert_str_eq(buf_cstr(&r.text), "");
 	ck_assert_uint_eq(r.input_tokens, 71);
 	ck_assert_uint_eq(r.output_tokens, 34 + 82);
@@ -814,16 +833,19 @@ END_TEST
 
 START_TEST(test_event_tool)
 {
+	char want[128];
+
 	ck_assert_int_eq(feed(&r, "stream_tool.sse", -1), 0);
 	ck_assert_int_eq(r.done, 1);
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_TOOL_CALLS);
 	ck_assert_uint_eq(r.ntools, 1);
-	ck_assert_str_eq(r.tools[0].id, "call_0");
+	made_up_id(r.tools[0].id);
 	ck_assert_str_eq(r.tools[0].name, "get_weather");
 	ck_assert_str_eq(buf_cstr(&r.tools[0].args), "{\"city\":\"Oslo\"}");
 	/* The empty text part that carries a signature emits nothing. */
-	ck_assert_str_eq(buf_cstr(&cap),
-	    "tool0:call_0:get_weather:{\"city\":\"Oslo\"}\n");
+	snprintf(want, sizeof want,
+	    "tool0:%s:get_weather:{\"city\":\"Oslo\"}\n", r.tools[0].id);
+	ck_assert_str_eq(buf_cstr(&cap), want);
 	ck_assert_uint_eq(r.input_tokens, 71);
 	ck_assert_uint_eq(r.output_tokens, 15 + 54);
 }
@@ -831,6 +853,8 @@ END_TEST
 
 START_TEST(test_event_tool_index_across_chunks)
 {
+	char want[128];
+
 	ck_assert_int_eq(
 	    event_str(&r,
 	        "{\"candidates\":[{\"content\":{\"parts\":"
@@ -843,9 +867,39 @@ START_TEST(test_event_tool_index_across_chunks)
 	        "\"finishReason\":\"STOP\"}]}"),
 	    0);
 	ck_assert_uint_eq(r.ntools, 2);
-	ck_assert_str_eq(buf_cstr(&cap),
-	    "tool0:call_0:a:{\"n\":1}\ntool1:call_1:b:{\"n\":2}\n");
+	made_up_id(r.tools[0].id);
+	made_up_id(r.tools[1].id);
+	ck_assert_str_ne(r.tools[0].id, r.tools[1].id);
+	snprintf(want, sizeof want,
+	    "tool0:%s:a:{\"n\":1}\ntool1:%s:b:{\"n\":2}\n", r.tools[0].id,
+	    r.tools[1].id);
+	ck_assert_str_eq(buf_cstr(&cap), want);
 	ck_assert_int_eq(r.finish, LLMGATE_FINISH_TOOL_CALLS);
+}
+END_TEST
+
+/*
+ * Each turn of a conversation gets its own ids: a reply's first call must
+ * not be named as the last turn's was (Anthropic refuses a repeated
+ * tool_use id, OpenAI clients match results by id).
+ */
+START_TEST(test_call_ids_differ_across_replies)
+{
+	char first[64];
+
+	ck_assert_int_eq(parse_file("function_call.json"), 0);
+	ck_assert_uint_eq(r.ntools, 2);
+	snprintf(first, sizeof first, "%s", r.tools[0].id);
+	reset();
+	ck_assert_int_eq(parse_file("function_call.json"), 0);
+	ck_assert_uint_eq(r.ntools, 2);
+	made_up_id(r.tools[0].id);
+	ck_assert_str_ne(r.tools[0].id, first);
+	ck_assert_str_ne(r.tools[1].id, first);
+	reset();
+	ck_assert_int_eq(feed(&r, "stream_tool.sse", -1), 0);
+	ck_assert_uint_eq(r.ntools, 1);
+	ck_assert_str_ne(r.tools[0].id, first);
 }
 END_TEST
 
@@ -1150,6 +1204,7 @@ gemini_suite(void)
 	tcase_add_test(tc, test_event_done_only_at_finish);
 	tcase_add_test(tc, test_event_tool);
 	tcase_add_test(tc, test_event_tool_index_across_chunks);
+	tcase_add_test(tc, test_call_ids_differ_across_replies);
 	tcase_add_test(tc, test_event_error_mid_stream);
 	tcase_add_test(tc, test_event_error_bare);
 	tcase_add_test(tc, test_event_invalid_json);

@@ -828,6 +828,119 @@ START_TEST(test_tool_round_trip)
 }
 END_TEST
 
+/* One Gemini turn of a conversation: its one call's id, copied. */
+static char *
+gemini_turn(struct llmgate_request *req, const char *t)
+{
+	struct llmgate *g = h_connect(&d, "check_providers");
+	struct llmgate_result *res = NULL;
+	char *id;
+
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	llmgate_close(g);
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", t,
+	    llmgate_class_name(res->cls), res->message);
+	ck_assert_uint_eq(res->ntool_calls, 1);
+	ck_assert_ptr_nonnull(res->tool_calls[0].id);
+	id = strdup(res->tool_calls[0].id);
+	llmgate_result_free(res);
+	return id;
+}
+
+/* The assistant turn that made call id, and the tool's answer to it. */
+static void
+add_call_and_result(struct llmgate_request *req, const char *id)
+{
+	int at;
+
+	at = llmgate_request_add_message(req, LLMGATE_ROLE_ASSISTANT, NULL);
+	ck_assert_int_ge(at, 0);
+	ck_assert_int_eq(llmgate_request_add_tool_call(req, (size_t)at, id,
+	                     "get_weather", "{\"city\":\"Oslo\"}"),
+	    0);
+	at = llmgate_request_add_message(req, LLMGATE_ROLE_TOOL,
+	    "{\"temp_c\": 4}");
+	ck_assert_int_ge(at, 0);
+	ck_assert_int_eq(llmgate_request_set_tool_result(req, (size_t)at, id,
+	                     NULL),
+	    0);
+}
+
+/*
+ * Gemini names no call, so llmgated does, and each turn's ids must be new:
+ * two Gemini turns of one conversation, then a fallback to Anthropic,
+ * which refuses a request whose tool_use ids repeat. The ids reach it
+ * distinct, each tool_result names its own call, and Gemini got the
+ * results back by function name.
+ */
+START_TEST(test_gemini_call_ids_unique)
+{
+	char *tg = h_target("ge", "ids", "tool=get_weather");
+	char *tdown = h_target("ge", "idsdown", "status=503");
+	char *ta = h_target("an", "ids", NULL);
+	const char *params = "{\"type\":\"object\",\"properties\":"
+	                     "{\"city\":{\"type\":\"string\"}}}";
+	struct llmgate_request *req;
+	struct llmgate_result *res = NULL;
+	struct llmgate *g;
+	json_t *last, *body;
+	char *id1, *id2;
+
+	req = h_request("weather in Oslo", tg, NULL);
+	ck_assert_int_eq(llmgate_request_add_tool(req, "get_weather",
+	                     "Weather for a city", params),
+	    0);
+	id1 = gemini_turn(req, tg);
+	add_call_and_result(req, id1);
+	ck_assert_int_ge(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
+	                     "and tomorrow?"),
+	    0);
+	id2 = gemini_turn(req, tg);
+	ck_assert_msg(strcmp(id1, id2) != 0, "two turns' calls are both %s",
+	    id1);
+	/* Gemini matches a functionResponse by name: it got the name. */
+	last = h_fakeprov_last_of(fp_port, tg);
+	body = json_object_get(last, "body");
+	expect_str(tg, body, "contents.2.parts.0.functionResponse.name",
+	    "get_weather");
+	json_decref(last);
+	h_request_free(req);
+
+	/* The third turn: Gemini is down, Anthropic answers. */
+	req = h_request("weather in Oslo", tdown, ta, NULL);
+	ck_assert_int_eq(llmgate_request_set_attempts(req, 1), 0);
+	ck_assert_int_eq(llmgate_request_add_tool(req, "get_weather",
+	                     "Weather for a city", params),
+	    0);
+	add_call_and_result(req, id1);
+	ck_assert_int_ge(llmgate_request_add_message(req, LLMGATE_ROLE_USER,
+	                     "and tomorrow?"),
+	    0);
+	add_call_and_result(req, id2);
+	g = h_connect(&d, "check_providers");
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	llmgate_close(g);
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", ta,
+	    llmgate_class_name(res->cls), res->message);
+	ck_assert_str_eq(res->target, ta);
+	last = h_fakeprov_last_of(fp_port, ta);
+	body = json_object_get(last, "body");
+	expect_str(ta, body, "messages.1.content.0.type", "tool_use");
+	expect_str(ta, body, "messages.1.content.0.id", id1);
+	expect_str(ta, body, "messages.2.content.0.tool_use_id", id1);
+	expect_str(ta, body, "messages.3.content.0.id", id2);
+	expect_str(ta, body, "messages.4.content.0.tool_use_id", id2);
+	json_decref(last);
+	llmgate_result_free(res);
+	h_request_free(req);
+	free(id1);
+	free(id2);
+	free(tg);
+	free(tdown);
+	free(ta);
+}
+END_TEST
+
 /*
  * One row of the error table: a fault, the class it must get, whether it
  * is retried (tries 2: attempts = 2 in our config) and whether the chain
@@ -1418,6 +1531,7 @@ providers_suite(void)
 	/* After every call of the suite. */
 	tcase_add_test(tc, test_missing_key);
 	tcase_add_test(tc, test_tool_index_odd);
+	tcase_add_test(tc, test_gemini_call_ids_unique);
 	tcase_add_test(tc, test_log_has_no_key);
 	suite_add_tcase(s, tc);
 	return s;

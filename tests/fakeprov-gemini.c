@@ -183,7 +183,8 @@ gm_read(struct call *c)
 	json_array_foreach(parts, i, part) {
 		if ((fr = json_object_get(part, "functionResponse")) == NULL)
 			continue;
-		if (ct == last)
+		/* Text after the result (merged into its turn) asks anew. */
+		if (ct == last && i + 1 == json_array_size(parts))
 			c->tool_result = 1;
 		if ((fr = json_object_get(fr, "response")) != NULL &&
 		    (s = json_dumps(fr, JSON_COMPACT | JSON_ENCODE_ANY)) !=
