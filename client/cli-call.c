@@ -104,6 +104,9 @@ result_json(const struct llmgate_result *r)
 	json_object_set_new(o, "target", cli_jstr(r->target));
 	json_object_set_new(o, "finish_reason",
 	    json_string(finish_name(r->finish)));
+	if (r->stop_sequence != NULL)
+		json_object_set_new(o, "stop_sequence",
+		    cli_jstr(r->stop_sequence));
 	json_object_set_new(o, "usage",
 	    jusage(r->input_tokens, r->output_tokens));
 	json_object_set_new(o, "usage_total",

@@ -210,6 +210,10 @@ struct llmgate_result {
 	size_t nattempts;
 
 	void *priv; /* owned storage; llmgate_result_free() */
+	/* With finish stop: the stop sequence that ended the reply, when the
+	 * provider said which (Anthropic does; OpenAI and Gemini do not);
+	 * else NULL. Last, as the library alone allocates results. */
+	char *stop_sequence;
 };
 
 /*

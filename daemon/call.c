@@ -1249,6 +1249,8 @@ call_finish(struct call *c, struct reply *r, enum llmgate_class cls,
 			res.text = c->relayed_text.data;
 		res.target = c->chain[c->pos].name;
 		res.finish = r->finish;
+		if (r->finish == LLMGATE_FINISH_STOP)
+			res.stop_sequence = r->stop_sequence;
 		res.input_tokens = r->input_tokens;
 		res.output_tokens = r->output_tokens;
 		if (r->ntools != 0)

@@ -425,7 +425,7 @@ fail:
 }
 
 static const char *
-front_anthropic_stop(enum llmgate_finish f)
+front_anthropic_stop_reason(enum llmgate_finish f)
 {
 	switch (f) {
 	case LLMGATE_FINISH_LENGTH:
@@ -437,6 +437,23 @@ front_anthropic_stop(enum llmgate_finish f)
 	default:
 		return "end_turn";
 	}
+}
+
+/*
+ * stop_reason and stop_sequence. A stop is stop_sequence only when the
+ * upstream said which sequence ended it (an Anthropic target); OpenAI's
+ * and Gemini's stop does not tell a sequence from the natural end.
+ */
+static void
+front_anthropic_stop(struct jwrite *w, const struct llmgate_result *res)
+{
+	if (res->finish == LLMGATE_FINISH_STOP && res->stop_sequence != NULL) {
+		jwrite_str(w, "stop_reason", "stop_sequence");
+		jwrite_str(w, "stop_sequence", res->stop_sequence);
+		return;
+	}
+	jwrite_str(w, "stop_reason", front_anthropic_stop_reason(res->finish));
+	jwrite_null(w, "stop_sequence");
 }
 
 /* A tool call's input: its arguments when they are a JSON object. */
@@ -615,8 +632,7 @@ front_anthropic_stream_done(struct front_req *fr,
 	front_anthropic_close(fr);
 	front_anthropic_begin(&b, &w, "message_delta");
 	jwrite_open(&w, "delta", '{');
-	jwrite_str(&w, "stop_reason", front_anthropic_stop(res->finish));
-	jwrite_null(&w, "stop_sequence");
+	front_anthropic_stop(&w, res);
 	jwrite_close(&w, '}');
 	front_anthropic_usage(&w, res);
 	front_http_llmgate_text(&w, res);
@@ -660,8 +676,7 @@ front_anthropic_done(struct front_req *fr, const struct llmgate_result *res)
 		jwrite_close(&w, '}');
 	}
 	jwrite_close(&w, ']');
-	jwrite_str(&w, "stop_reason", front_anthropic_stop(res->finish));
-	jwrite_null(&w, "stop_sequence");
+	front_anthropic_stop(&w, res);
 	front_anthropic_usage(&w, res);
 	front_http_llmgate_text(&w, res);
 	jwrite_close(&w, '}');

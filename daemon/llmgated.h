@@ -587,6 +587,7 @@ struct reply {
 	struct reply_tool *tools;
 	size_t ntools;
 	enum llmgate_finish finish;
+	char *stop_sequence; /* which one ended it, if the upstream said */
 	uint64_t input_tokens;
 	uint64_t output_tokens;
 	int done;    /* terminal event seen, or full body parsed */

@@ -802,11 +802,12 @@ anthropic_usage(struct reply *r, json_t *usage)
 /*
  * Map stop_reason. A tool_use stop caused only by the forced schema tool
  * is an ordinary stop to the caller, who sees text. A refusal is an error
- * class too, with any partial text kept.
+ * class too, with any partial text kept. A stop_sequence stop says which
+ * sequence (seq), for the fronts to pass on.
  */
 static void
-anthropic_stop(struct reply *r, const char *reason, json_t *details,
-    int json_only)
+anthropic_stop(struct reply *r, const char *reason, json_t *seq,
+    json_t *details, int json_only)
 {
 	enum llmgate_finish finish = LLMGATE_FINISH_OTHER;
 	const char *category;
@@ -823,6 +824,10 @@ anthropic_stop(struct reply *r, const char *reason, json_t *details,
 	if (finish == LLMGATE_FINISH_TOOL_CALLS && json_only)
 		finish = LLMGATE_FINISH_STOP;
 	r->finish = finish;
+	if (json_is_string(seq) && strcmp(reason, "stop_sequence") == 0) {
+		free(r->stop_sequence);
+		r->stop_sequence = xstrdup(json_string_value(seq));
+	}
 	if (finish != LLMGATE_FINISH_CONTENT_FILTER)
 		return;
 	r->refused = 1;
@@ -923,6 +928,7 @@ anthropic_parse(struct reply *r, const char *body, size_t len)
 	anthropic_usage(r, json_object_get(root, "usage"));
 	anthropic_stop(r,
 	    json_string_value(json_object_get(root, "stop_reason")),
+	    json_object_get(root, "stop_sequence"),
 	    json_object_get(root, "stop_details"), ntools == 0 && json_seen);
 	if (r->finish == LLMGATE_FINISH_NONE)
 		r->finish = LLMGATE_FINISH_OTHER;
@@ -1164,6 +1170,7 @@ anthropic_ev_message_delta(struct reply *r, json_t *ev)
 
 	anthropic_stop(r,
 	    json_string_value(json_object_get(delta, "stop_reason")),
+	    json_object_get(delta, "stop_sequence"),
 	    json_object_get(delta, "stop_details"),
 	    st->ntools == 0 && st->json_seen);
 	anthropic_usage(r, json_object_get(ev, "usage"));

@@ -34,7 +34,9 @@ reply_free(struct reply *r)
 	}
 	free(r->tools);
 	free(r->message);
+	free(r->stop_sequence);
 	free(r->pstate);
+	r->stop_sequence = NULL;
 	r->tools = NULL;
 	r->ntools = 0;
 	r->message = NULL;

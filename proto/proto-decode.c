@@ -240,6 +240,7 @@ static const struct proto_field proto_result_fields[] = {
 	FIELD("target", PF_STR, .off = MSG(u.result.target)),
 	FIELD("finish_reason", PF_ENUM, .off = MSG(u.result.finish),
 	    .from_name = llmgate_finish_from_name),
+	FIELD("stop_sequence", PF_STR, .off = MSG(u.result.stop_sequence)),
 	FIELD("usage", PF_MAP, .off = MSG(u.result), SUB(proto_usage_fields)),
 	FIELD("usage_total", PF_MAP, .off = MSG(u.result),
 	    SUB(proto_usage_total_fields)),

@@ -358,6 +358,7 @@ proto_enc_result_fields(struct proto_enc *e, const void *arg)
 	proto_put_str(e, "text", r->text);
 	proto_put_str(e, "target", r->target);
 	proto_put_enum(e, "finish_reason", r->finish, 0, llmgate_finish_name);
+	proto_put_str(e, "stop_sequence", r->stop_sequence);
 	if (r->input_tokens != 0 || r->output_tokens != 0)
 		proto_put_map(e, "usage", proto_enc_usage_fields, r);
 	if (r->total_input_tokens != 0 || r->total_output_tokens != 0)

@@ -1636,6 +1636,68 @@ START_TEST(test_anthropic)
 }
 END_TEST
 
+/*
+ * Which stop sequence ended a reply: an Anthropic upstream says, and the
+ * Anthropic front passes it on, plain and streamed; OpenAI's stop does
+ * not say, so its reply stays end_turn; the OpenAI front's finish is stop.
+ */
+START_TEST(test_stop_sequence)
+{
+	struct hres r = { 0 };
+	const char *ask = "\"max_tokens\": 64, \"stop_sequences\": [\"END\"], "
+	                  "\"messages\": [{\"role\": \"user\", \"content\": "
+	                  "\"count\"}]}";
+	char *body;
+
+	body = h_strdup_printf("{\"model\": \"an/ss1+stop_seq=END\", %s", ask);
+	h_req(&r, "/v1/messages", body, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(r.json, "stop_reason")),
+	    "stop_sequence");
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(r.json, "stop_sequence")),
+	    "END");
+	h_free(&r);
+	free(body);
+
+	body = h_strdup_printf("{\"model\": \"an/ss2+stop_seq=END\", "
+	                       "\"stream\": true, %s",
+	    ask);
+	h_req(&r, "/v1/messages", body, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_msg(strstr(r.body,
+	                  "\"delta\":{\"stop_reason\":\"stop_sequence\","
+	                  "\"stop_sequence\":\"END\"}") != NULL,
+	    "%s", r.body);
+	h_free(&r);
+	free(body);
+
+	/* An OpenAI upstream cannot tell: end_turn, no sequence. */
+	body = h_strdup_printf("{\"model\": \"oa/ss3+stop_seq=END\", %s", ask);
+	h_req(&r, "/v1/messages", body, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(json_string_value(
+	                     json_object_get(r.json, "stop_reason")),
+	    "end_turn");
+	ck_assert(json_is_null(json_object_get(r.json, "stop_sequence")));
+	h_free(&r);
+	free(body);
+
+	/* The OpenAI front: an ordinary stop. */
+	body = chat_body("an/ss4+stop_seq=END", "\"stop\": [\"END\"]");
+	h_req(&r, "/v1/chat/completions", body, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_array_get(json_object_get(r.json, "choices"),
+	                         0),
+	                     "finish_reason")),
+	    "stop");
+	h_free(&r);
+	free(body);
+}
+END_TEST
+
 static long
 rss_kb(pid_t pid)
 {
@@ -2692,6 +2754,7 @@ main(void)
 	tcase_add_test(tc, test_absolute_form);
 	tcase_add_test(tc, test_wire_errors_in_dialect);
 	tcase_add_test(tc, test_anthropic);
+	tcase_add_test(tc, test_stop_sequence);
 	tcase_add_test(tc, test_slow_reader);
 	tcase_add_test(tc, test_floods_and_slowloris);
 	tcase_add_test(tc, test_other_uid_refused);

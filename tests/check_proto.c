@@ -190,6 +190,7 @@ assert_result_eq(const struct llmgate_result *a, const struct llmgate_result *b)
 	ck_assert_pstr_eq(a->text, b->text);
 	ck_assert_pstr_eq(a->target, b->target);
 	ck_assert_int_eq(a->finish, b->finish);
+	ck_assert_pstr_eq(a->stop_sequence, b->stop_sequence);
 	ck_assert_uint_eq(a->input_tokens, b->input_tokens);
 	ck_assert_uint_eq(a->output_tokens, b->output_tokens);
 	ck_assert_uint_eq(a->total_input_tokens, b->total_input_tokens);
@@ -636,6 +637,18 @@ START_TEST(test_result)
 	ck_assert_int_eq(m.u.result.attempts[1].skipped, 1);
 	ck_assert_uint_eq(m.u.result.output_tokens, 40);
 	ck_assert_uint_eq(m.u.result.total_output_tokens, 95);
+	proto_msg_free(&m);
+	msgpack_sbuffer_destroy(&sb);
+
+	/* A stop sequence rides beside finish_reason stop. */
+	r.finish = LLMGATE_FINISH_STOP;
+	r.stop_sequence = "\n\nHuman:";
+	msgpack_sbuffer_init(&sb);
+	proto_enc_result(&sb, 76, &r);
+	ck_assert_uint_eq(frame_keys(&sb, "stop_sequence", &found), 10);
+	ck_assert_int_eq(found, 1);
+	decode_one(&sb, &m);
+	assert_result_eq(&r, &m.u.result);
 	proto_msg_free(&m);
 	msgpack_sbuffer_destroy(&sb);
 

@@ -837,6 +837,50 @@ START_TEST(parse_stop_reason)
 	ck_assert_int_eq(r.cls, LLMGATE_OK);
 	ck_assert_str_eq(buf_cstr(&r.text), "Partial");
 	ck_assert_int_eq(r.done, 1);
+	ck_assert_ptr_null(r.stop_sequence);
+}
+END_TEST
+
+/* Which stop sequence ended the reply, kept for the fronts. */
+START_TEST(parse_stop_sequence)
+{
+	const char *body =
+	    "{\"id\":\"msg_01\",\"type\":\"message\","
+	    "\"role\":\"assistant\",\"content\":[{\"type\":\"text\","
+	    "\"text\":\"1, 2, 3\"}],\"stop_reason\":\"stop_sequence\","
+	    "\"stop_sequence\":\"\\n\\n4\",\"usage\":{\"input_tokens\":3,"
+	    "\"output_tokens\":5}}";
+
+	ck_assert_int_eq(pt->parse(&r, body, strlen(body)), 0);
+	ck_assert_int_eq(r.finish, LLMGATE_FINISH_STOP);
+	ck_assert_ptr_nonnull(r.stop_sequence);
+	ck_assert_str_eq(r.stop_sequence, "\n\n4");
+	ck_assert_str_eq(buf_cstr(&r.text), "1, 2, 3");
+}
+END_TEST
+
+START_TEST(stream_stop_sequence)
+{
+	ck_assert_int_eq(event("message_delta",
+	                     "{\"type\":\"message_delta\",\"delta\":"
+	                     "{\"stop_reason\":\"stop_sequence\","
+	                     "\"stop_sequence\":\"END\"},"
+	                     "\"usage\":{\"output_tokens\":4}}"),
+	    0);
+	ck_assert_int_eq(r.finish, LLMGATE_FINISH_STOP);
+	ck_assert_ptr_nonnull(r.stop_sequence);
+	ck_assert_str_eq(r.stop_sequence, "END");
+	/* end_turn names none. */
+	reply_free(&r);
+	reply_init(&r, capture, &chunks);
+	ck_assert_int_eq(event("message_delta",
+	                     "{\"type\":\"message_delta\",\"delta\":"
+	                     "{\"stop_reason\":\"end_turn\","
+	                     "\"stop_sequence\":null},"
+	                     "\"usage\":{\"output_tokens\":4}}"),
+	    0);
+	ck_assert_int_eq(r.finish, LLMGATE_FINISH_STOP);
+	ck_assert_ptr_null(r.stop_sequence);
 }
 END_TEST
 
@@ -1296,6 +1340,7 @@ anthropic_suite(void)
 	tcase_add_test(tc, parse_tool_use);
 	tcase_add_loop_test(tc, parse_stop_reason, 0,
 	    (int)(sizeof stops / sizeof stops[0]));
+	tcase_add_test(tc, parse_stop_sequence);
 	tcase_add_test(tc, parse_refusal);
 	tcase_add_test(tc, parse_schema);
 	tcase_add_test(tc, parse_schema_value);
@@ -1308,6 +1353,7 @@ anthropic_suite(void)
 	tc = tcase_create("event");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, stream_text);
+	tcase_add_test(tc, stream_stop_sequence);
 	tcase_add_test(tc, stream_cut);
 	tcase_add_test(tc, stream_cut_early);
 	tcase_add_test(tc, stream_tool_use);

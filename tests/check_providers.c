@@ -828,6 +828,59 @@ START_TEST(test_tool_round_trip)
 }
 END_TEST
 
+/*
+ * A reply ended by a stop sequence: Anthropic says which, and the result
+ * carries it, plain, streamed and through the CLI's --json; the others'
+ * stop does not say, so theirs carries none.
+ */
+START_TEST(test_stop_sequence)
+{
+	const struct prov *p = &provs[_i];
+	int says = strcmp(p->api, "anthropic") == 0;
+	char *t = h_target(p->name, "stopseq", "stop_seq=END");
+	struct llmgate_request *req = h_request("count to five", t, NULL);
+	struct llmgate_result *res = NULL;
+	struct llmgate *g;
+	struct collect c;
+	json_t *j;
+	int st;
+
+	ck_assert_int_eq(llmgate_request_add_stop(req, "END"), 0);
+	g = h_connect(&d, "check_providers");
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	llmgate_close(g);
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", t,
+	    llmgate_class_name(res->cls), res->message);
+	ck_assert_int_eq(res->finish, LLMGATE_FINISH_STOP);
+	if (says)
+		ck_assert_pstr_eq(res->stop_sequence, "END");
+	else
+		ck_assert_ptr_null(res->stop_sequence);
+	llmgate_result_free(res);
+
+	res = lib_stream(req, &c);
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", t,
+	    llmgate_class_name(res->cls), res->message);
+	ck_assert_int_eq(res->finish, LLMGATE_FINISH_STOP);
+	if (says)
+		ck_assert_pstr_eq(res->stop_sequence, "END");
+	else
+		ck_assert_ptr_null(res->stop_sequence);
+	llmgate_result_free(res);
+	h_request_free(req);
+
+	j = CALL_JSON(&st, "--stop", "END", "-m", t, "count to five");
+	ck_assert_msg(st == 0, "%s: exit %d: %s", t, st, jtext(j));
+	expect_str(t, j, "finish_reason", "stop");
+	if (says)
+		expect_str(t, j, "stop_sequence", "END");
+	else
+		ck_assert_ptr_null(json_object_get(j, "stop_sequence"));
+	json_decref(j);
+	free(t);
+}
+END_TEST
+
 /* One Gemini turn of a conversation: its one call's id, copied. */
 static char *
 gemini_turn(struct llmgate_request *req, const char *t)
@@ -1523,6 +1576,7 @@ providers_suite(void)
 	tcase_add_loop_test(tc, test_tool_call, 0, n);
 	tcase_add_loop_test(tc, test_tool_call_stream, 0, n);
 	tcase_add_loop_test(tc, test_tool_round_trip, 0, n);
+	tcase_add_loop_test(tc, test_stop_sequence, 0, n);
 	tcase_add_loop_test(tc, test_error_row, 0, (int)nitems(erows));
 	tcase_add_loop_test(tc, test_stream_cut, 0, n);
 	tcase_add_loop_test(tc, test_stream_cut_at_end, 0, n);

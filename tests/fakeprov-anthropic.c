@@ -169,8 +169,20 @@ an_error(struct call *c, struct err_info *ei)
 static const char *
 an_stop(struct call *c)
 {
+	if (c->text != NULL && c->d.stop_seq != NULL && !c->d.filter &&
+	    !c->d.length)
+		return "stop_sequence";
 	return finish_reason(c, "end_turn", "tool_use", "max_tokens",
 	    "refusal");
+}
+
+/* The stop_sequence member: the sequence that ended the reply, or null. */
+static json_t *
+an_stop_seq(struct call *c)
+{
+	if (strcmp(an_stop(c), "stop_sequence") == 0)
+		return json_string(c->d.stop_seq);
+	return json_null();
 }
 
 static json_t *
@@ -192,10 +204,10 @@ an_reply(struct call *c)
 	else
 		block = jpack("{s:s, s:s, s:s, s:O}", "type", "tool_use", "id",
 		    c->toolid, "name", c->d.tool, "input", c->args_json);
-	return jpack("{s:s, s:s, s:s, s:s, s:[o], s:s, s:n, s:o}", "id", c->id,
+	return jpack("{s:s, s:s, s:s, s:s, s:[o], s:s, s:o, s:o}", "id", c->id,
 	    "type", "message", "role", "assistant", "model", c->model,
 	    "content", block, "stop_reason", an_stop(c), "stop_sequence",
-	    "usage", an_usage(c, c->out_words));
+	    an_stop_seq(c), "usage", an_usage(c, c->out_words));
 }
 
 static void
@@ -250,10 +262,10 @@ an_stream(struct call *c)
 	answer_event(a, EV_POST, "content_block_stop",
 	    jpack("{s:s, s:i}", "type", "content_block_stop", "index", 0));
 	answer_event(a, EV_POST, "message_delta",
-	    jpack("{s:s, s:{s:s, s:n}, "
+	    jpack("{s:s, s:{s:s, s:o}, "
 	          "s:{s:I}}",
 	        "type", "message_delta", "delta", "stop_reason", an_stop(c),
-	        "stop_sequence", "usage", "output_tokens",
+	        "stop_sequence", an_stop_seq(c), "usage", "output_tokens",
 	        (json_int_t)c->out_words));
 	answer_event(a, EV_TERM, "message_stop",
 	    jpack("{s:s}", "type", "message_stop"));

@@ -55,6 +55,7 @@ static const struct dir_entry {
 	    1000000 },
 	{ "echo_headers", DIR_FLAG, offsetof(struct dirs, echo_headers), 0, 0 },
 	{ "repeat", DIR_INT, offsetof(struct dirs, repeat), 1, 1000 },
+	{ "stop_seq", DIR_STR, offsetof(struct dirs, stop_seq), 0, 0 },
 };
 
 static struct event_base *fp_base;
@@ -488,6 +489,7 @@ dirs_free(struct dirs *d)
 	free(d->args);
 	free(d->text);
 	free(d->quota);
+	free(d->stop_seq);
 }
 
 /*

@@ -87,6 +87,7 @@ struct dirs {
 	int tool_index;
 	int echo_headers;
 	int repeat;
+	char *stop_seq;
 };
 
 enum dir_type { DIR_FLAG, DIR_INT, DIR_STR };
