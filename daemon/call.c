@@ -73,6 +73,7 @@ struct call {
 	int held;                /* the front is not reading (call_hold) */
 	int text_streamed;       /* the result's text is what was relayed */
 	int relayed;             /* chunks reached the client */
+	uint64_t relay_in;       /* input tokens of the reply relaying */
 	struct buf relayed_text; /* what the client has seen */
 	int resumed;             /* the reply is relayed_text */
 	uint64_t resumed_tokens; /* output of the parts before the cut */
@@ -429,6 +430,7 @@ call_emit(void *arg, const struct llmgate_chunk *ch)
 		return;
 	}
 	c->relayed = 1;
+	c->relay_in = att->reply.input_tokens;
 	if (ch->text != NULL)
 		buf_add(&c->relayed_text, ch->text, ch->len);
 	c->sink->chunk(c->arg, ch);
@@ -438,6 +440,12 @@ int
 call_text_streamed(const struct call *c)
 {
 	return c->text_streamed;
+}
+
+uint64_t
+call_input_tokens(const struct call *c)
+{
+	return c->relay_in;
 }
 
 void
@@ -462,6 +470,7 @@ call_release(struct call *c, const struct reply *r)
 
 	if (!c->req->stream || c->sink == NULL)
 		return;
+	c->relay_in = r->input_tokens;
 	if (c->hold_text && r->text.len != 0) {
 		memset(&ch, 0, sizeof ch);
 		ch.tool_index = -1;

@@ -500,8 +500,14 @@ front_anthropic_event(struct front_req *fr, const char *type, int index)
 	front_anthropic_end(fr, &b, &w);
 }
 
+/*
+ * message_start. Its usage is what the upstream has told so far: an
+ * Anthropic upstream's own message_start and Gemini's first chunk give the
+ * input tokens, OpenAI's stream only its end (0 here); message_delta's
+ * usage has the final counts.
+ */
 static void
-front_anthropic_start(struct front_req *fr)
+front_anthropic_start(struct front_req *fr, uint64_t input_tokens)
 {
 	struct front_anthropic_state *st = fr->dstate;
 	struct buf b = { NULL, 0, 0 };
@@ -521,7 +527,7 @@ front_anthropic_start(struct front_req *fr)
 	jwrite_null(&w, "stop_reason");
 	jwrite_null(&w, "stop_sequence");
 	jwrite_open(&w, "usage", '{');
-	jwrite_int(&w, "input_tokens", 0);
+	jwrite_int(&w, "input_tokens", (long long)input_tokens);
 	jwrite_int(&w, "output_tokens", 0);
 	jwrite_close(&w, '}');
 	jwrite_close(&w, '}');
@@ -594,7 +600,8 @@ front_anthropic_chunk(struct front_req *fr, const struct llmgate_chunk *ch)
 
 	if (ch->reset)
 		return;
-	front_anthropic_start(fr);
+	front_anthropic_start(fr,
+	    fr->call != NULL ? call_input_tokens(fr->call) : 0);
 	if (ch->tool_index >= 0) {
 		if (st->block != FA_TOOL || st->tool != ch->tool_index)
 			front_anthropic_block(fr, FA_TOOL, ch);
@@ -628,7 +635,7 @@ front_anthropic_stream_done(struct front_req *fr,
 	struct buf b = { NULL, 0, 0 };
 	struct jwrite w;
 
-	front_anthropic_start(fr);
+	front_anthropic_start(fr, res->input_tokens);
 	front_anthropic_close(fr);
 	front_anthropic_begin(&b, &w, "message_delta");
 	jwrite_open(&w, "delta", '{');

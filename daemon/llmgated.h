@@ -799,6 +799,9 @@ void call_hold(struct call *, int);
 /* In done(): the result's text is exactly what the chunks carried, so a
  * front need not send it again. */
 int call_text_streamed(const struct call *);
+/* In chunk(): the input tokens the relaying reply's upstream has reported
+ * so far (Anthropic's message_start, a Gemini chunk's usage), else 0. */
+uint64_t call_input_tokens(const struct call *);
 
 /* retry.c: backoff, pure. rnd is a uniform draw in [0, 1). */
 uint64_t retry_backoff_ms(const struct retry_conf *, unsigned retry,

@@ -1698,6 +1698,69 @@ START_TEST(test_stop_sequence)
 }
 END_TEST
 
+/* The JSON of the first event named name in an SSE body, or NULL. */
+static json_t *
+sse_event_json(const char *body, const char *name)
+{
+	char *key = h_strdup_printf("event: %s\ndata: ", name);
+	const char *p = strstr(body, key);
+	json_t *j = NULL;
+
+	if (p != NULL) {
+		p += strlen(key);
+		j = json_loadb(p, strcspn(p, "\n"), 0, NULL);
+	}
+	free(key);
+	return j;
+}
+
+/*
+ * An Anthropic-front stream's message_start carries the input tokens when
+ * the upstream told them before the text (Anthropic's own message_start,
+ * Gemini's first chunk); an OpenAI stream tells them only at its end, so
+ * there it is 0 and message_delta's usage has the count.
+ */
+START_TEST(test_anthropic_stream_input_tokens)
+{
+	static const struct {
+		const char *model;
+		long long early;
+	} cases[] = { { "an/it1", 3 }, { "ge/it2", 3 }, { "oa/it3", 0 } };
+	struct hres r = { 0 };
+	json_t *start, *delta;
+	char *body;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		body = h_strdup_printf(
+		    "{\"model\": \"%s\", \"max_tokens\": 64, \"stream\": "
+		    "true, \"messages\": [{\"role\": \"user\", \"content\": "
+		    "\"one two three\"}]}",
+		    cases[i].model);
+		h_req(&r, "/v1/messages", body, NULL);
+		ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+		start = sse_event_json(r.body, "message_start");
+		delta = sse_event_json(r.body, "message_delta");
+		ck_assert_msg(start != NULL && delta != NULL, "%s", r.body);
+		ck_assert_msg(json_integer_value(json_object_get(
+		                  json_object_get(json_object_get(start,
+		                                      "message"),
+		                      "usage"),
+		                  "input_tokens")) == cases[i].early,
+		    "%s: message_start %s", cases[i].model, r.body);
+		ck_assert_int_eq(json_integer_value(
+		                     json_object_get(json_object_get(delta,
+		                                         "usage"),
+		                         "input_tokens")),
+		    3);
+		json_decref(start);
+		json_decref(delta);
+		h_free(&r);
+		free(body);
+	}
+}
+END_TEST
+
 static long
 rss_kb(pid_t pid)
 {
@@ -2755,6 +2818,7 @@ main(void)
 	tcase_add_test(tc, test_wire_errors_in_dialect);
 	tcase_add_test(tc, test_anthropic);
 	tcase_add_test(tc, test_stop_sequence);
+	tcase_add_test(tc, test_anthropic_stream_input_tokens);
 	tcase_add_test(tc, test_slow_reader);
 	tcase_add_test(tc, test_floods_and_slowloris);
 	tcase_add_test(tc, test_other_uid_refused);
