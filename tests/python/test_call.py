@@ -20,6 +20,20 @@ def test_call_result(client, fakeprov, uniq):
     assert a.ms >= 0 and a.waited_ms >= 0 and not a.skipped
 
 
+def test_stop_sequence(client, fakeprov, uniq):
+    # Anthropic says which stop sequence ended the reply; OpenAI does not.
+    r = client.call("hi", models=["an/" + uniq("+stop_seq=END")],
+                    stop=["END"])
+    assert (r.finish_reason, r.stop_sequence) == ("stop", "END")
+    r = client.call("hi", models=["oa/" + uniq("+stop_seq=END")],
+                    stop=["END"])
+    assert (r.finish_reason, r.stop_sequence) == ("stop", None)
+    s = client.stream("hi", models=["an/" + uniq("+stop_seq=END")],
+                      stop=["END"])
+    assert "".join(c.text for c in s) == "echo: hi"
+    assert s.result.stop_sequence == "END"
+
+
 def test_every_option_reaches_the_provider(client, fakeprov, uniq):
     model = uniq()
     r = client.call(messages=[{"role": "user", "content": "first"},

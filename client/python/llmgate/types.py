@@ -84,7 +84,8 @@ class Result:
     ``usage_total`` (what the whole call was billed: every attempt, repair
     and resumed part), ``finish_reason`` (``"stop"``,
     ``"length"``, ``"tool_calls"``, ``"content_filter"``, ``"other"`` or
-    None), ``target`` (the ``provider/model`` that answered), ``attempts``
+    None), ``stop_sequence`` (the stop sequence that ended the reply, when
+    the provider said which: Anthropic does; else None), ``target`` (the ``provider/model`` that answered), ``attempts``
     (every attempt in order), ``parsed`` (the reply parsed against the
     call's ``schema``: a dict, or the pydantic model's instance).
     """
@@ -94,6 +95,7 @@ class Result:
     usage: Usage = field(default_factory=Usage)
     usage_total: Usage = field(default_factory=Usage)
     finish_reason: Optional[str] = None
+    stop_sequence: Optional[str] = None
     target: Optional[str] = None
     attempts: List[Attempt] = field(default_factory=list)
     parsed: Any = None
@@ -244,6 +246,7 @@ def result_of(msg: Dict[str, Any]) -> Result:
                   usage_total=Usage(_int(total.get("input_tokens")),
                                     _int(total.get("output_tokens"))),
                   finish_reason=text_of(msg.get("finish_reason")),
+                  stop_sequence=text_of(msg.get("stop_sequence")),
                   target=text_of(msg.get("target")),
                   attempts=attempts_of(msg))
 
