@@ -651,7 +651,7 @@ gemini_call(struct reply *r, json_t *fc)
 {
 	struct gemini_state *gs = gemini_state(r);
 	const char *name, *id;
-	char idbuf[PROVIDER_CALL_ID_SIZE], *args;
+	char *args;
 	json_t *a;
 	int idx;
 
@@ -662,11 +662,8 @@ gemini_call(struct reply *r, json_t *fc)
 		return -1;
 	}
 	idx = gs->ncalls++;
+	/* Usually none: reply_tool_delta() gives the call an id then. */
 	id = json_string_value(json_object_get(fc, "id"));
-	if (id == NULL || *id == '\0') {
-		provider_call_id(idbuf, sizeof idbuf);
-		id = idbuf;
-	}
 	if ((a = json_object_get(fc, "args")) == NULL || json_is_null(a))
 		args = xstrdup("{}");
 	else if ((args = json_dumps(a, GEMINI_DUMP | JSON_ENCODE_ANY)) ==

@@ -43,7 +43,8 @@ http_req_free(struct http_req *hr)
 }
 
 /*
- * Gemini names no tool call, and a conversation carries every turn's calls:
+ * Gemini names no tool call (nor do some OpenAI-compatible servers), and a
+ * conversation carries every turn's calls:
  * Anthropic refuses a tool_use id that repeats in one request, and OpenAI
  * clients match results to calls by id. So ids are a random tag and a
  * counter's splitmix64 mix (a bijection: none repeats in one daemon), the

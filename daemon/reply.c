@@ -118,13 +118,24 @@ reply_tool_delta(struct reply *r, int64_t key, const char *id, const char *name,
 {
 	struct reply_tool *t;
 	struct llmgate_chunk ch;
+	char idbuf[PROVIDER_CALL_ID_SIZE];
 	int slot;
 
 	if ((slot = reply_tool_slot(r, key)) < 0)
 		return -1;
 	t = &r->tools[slot];
-	if (id != NULL && *id != '\0' && t->id == NULL)
+	if (id != NULL && *id != '\0' && t->id == NULL) {
 		t->id = xstrdup(id);
+	} else if (t->id == NULL && t->name == NULL && t->args.len == 0) {
+		/*
+		 * A call whose first delta names no id (Gemini never does,
+		 * nor do some OpenAI-compatible servers): one of ours, since
+		 * clients match results to calls by id.
+		 */
+		provider_call_id(idbuf, sizeof idbuf);
+		t->id = xstrdup(idbuf);
+		id = t->id;
+	}
 	if (name != NULL && *name != '\0' && t->name == NULL)
 		t->name = xstrdup(name);
 	if (args != NULL && len != 0)

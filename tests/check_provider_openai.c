@@ -41,18 +41,26 @@ load(const char *name, size_t *lenp)
 	return p;
 }
 
-/* What reached the emit callback, one line per chunk. */
+/*
+ * What reached the emit callback, one line per chunk. An id llmgated made
+ * for a call the server left unnamed (call_ and 24 hex digits) differs
+ * per call: it is logged as "call_*".
+ */
 static void
 cap_emit(void *arg, const struct llmgate_chunk *ch)
 {
 	struct buf *log = arg;
+	const char *id = ch->tool_id;
 
+	if (id != NULL && strlen(id) == 29 && strncmp(id, "call_", 5) == 0 &&
+	    strspn(id + 5, "0123456789abcdef") == 24)
+		id = "call_*";
 	if (ch->tool_index < 0) {
 		buf_addstr(log, "T:");
 		buf_add(log, ch->text, ch->len);
 	} else
 		buf_printf(log, "C%d:%s:%s:%s", ch->tool_index,
-		    ch->tool_id != NULL ? ch->tool_id : "-",
+		    id != NULL ? id : "-",
 		    ch->tool_name != NULL ? ch->tool_name : "-",
 		    ch->tool_args != NULL ? ch->tool_args : "-");
 	buf_addstr(log, "\n");

@@ -341,6 +341,7 @@ struct collect {
 	int tool_chunks;
 	int tool_index_bad; /* a tool delta for a call other than 0 */
 	char tool_name[64];
+	char tool_id[64]; /* the first delta's */
 	char args[1024];
 	size_t args_len;
 };
@@ -363,6 +364,9 @@ collect_chunk(const struct llmgate_chunk *ch, void *arg)
 		if (ch->tool_name != NULL)
 			snprintf(c->tool_name, sizeof c->tool_name, "%s",
 			    ch->tool_name);
+		if (ch->tool_id != NULL && c->tool_id[0] == '\0')
+			snprintf(c->tool_id, sizeof c->tool_id, "%s",
+			    ch->tool_id);
 		if (ch->tool_args != NULL) {
 			n = strlen(ch->tool_args);
 			ck_assert_uint_lt(c->args_len + n, sizeof c->args);
@@ -1248,6 +1252,52 @@ START_TEST(test_error_row)
 }
 END_TEST
 
+/* An id llmgated made for a call: call_ and 24 hex digits. */
+static void
+expect_our_call_id(const char *ctx, const char *id)
+{
+	ck_assert_msg(id != NULL && strlen(id) == 29 &&
+	        strncmp(id, "call_", 5) == 0 &&
+	        strspn(id + 5, "0123456789abcdef") == 24,
+	    "%s: tool call id '%s'", ctx, id != NULL ? id : "(none)");
+}
+
+/*
+ * An OpenAI-compatible server that names no tool call (no id, plain or
+ * streamed): the call gets an id of llmgated's, the same in the stream's
+ * first delta and in the result, and the next call another one.
+ */
+START_TEST(test_tool_call_unnamed)
+{
+	char *t = h_target("oa", "noid", TOOL_FAULTS "+tool_noid");
+	struct llmgate_request *lreq;
+	struct llmgate_result *res, *res2 = NULL;
+	struct collect c;
+	struct llmgate *g;
+
+	lreq = h_request("weather in Oslo", t, NULL);
+	res = lib_stream(lreq, &c);
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", t,
+	    llmgate_class_name(res->cls), res->message);
+	ck_assert_uint_eq(res->ntool_calls, 1);
+	expect_our_call_id(t, res->tool_calls[0].id);
+	ck_assert_str_eq(c.tool_id, res->tool_calls[0].id);
+	llmgate_request_set_stream(lreq, 0);
+	g = h_connect(&d, "check_providers");
+	ck_assert_int_eq(llmgate_call(g, lreq, NULL, NULL, &res2), 0);
+	llmgate_close(g);
+	ck_assert_msg(res2->cls == LLMGATE_OK, "%s: %s: %s", t,
+	    llmgate_class_name(res2->cls), res2->message);
+	ck_assert_uint_eq(res2->ntool_calls, 1);
+	expect_our_call_id(t, res2->tool_calls[0].id);
+	ck_assert_str_ne(res2->tool_calls[0].id, res->tool_calls[0].id);
+	llmgate_result_free(res);
+	llmgate_result_free(res2);
+	h_request_free(lreq);
+	free(t);
+}
+END_TEST
+
 /*
  * A stream whose tool call an OpenAI-compatible server numbers -1 or 5000:
  * the client gets one call, numbered 0, and no text chunks (tool_index -1
@@ -1586,6 +1636,7 @@ providers_suite(void)
 	tcase_add_test(tc, test_missing_key);
 	tcase_add_test(tc, test_tool_index_odd);
 	tcase_add_test(tc, test_gemini_call_ids_unique);
+	tcase_add_test(tc, test_tool_call_unnamed);
 	tcase_add_test(tc, test_log_has_no_key);
 	suite_add_tcase(s, tc);
 	return s;

@@ -330,11 +330,16 @@ oa_finish(struct call *c)
 	    "content_filter");
 }
 
+/* A call's tool_calls[] item; tool_noid leaves its id out. */
 static json_t *
 oa_tool_call(struct call *c, const char *arguments)
 {
-	return jpack("{s:s, s:s, s:{s:s, s:s}}", "id", c->toolid, "type",
+	json_t *o = jpack("{s:s, s:s, s:{s:s, s:s}}", "id", c->toolid, "type",
 	    "function", "function", "name", c->d.tool, "arguments", arguments);
+
+	if (c->d.tool_noid)
+		json_object_del(o, "id");
+	return o;
 }
 
 static json_t *
@@ -385,7 +390,7 @@ static void
 oa_stream(struct call *c)
 {
 	struct answer *a = c->ans;
-	json_t *delta, *o;
+	json_t *delta, *o, *tc;
 	const char *p;
 	char *piece;
 	size_t n;
@@ -410,11 +415,10 @@ oa_stream(struct call *c)
 			free(piece);
 		}
 	} else {
+		tc = oa_tool_call(c, "");
+		json_object_set_new(tc, "index", json_integer(c->d.tool_index));
 		delta = jpack("{s:s, s:n, s:[o]}", "role", "assistant",
-		    "content", "tool_calls",
-		    jpack("{s:i, s:s, s:s, s:{s:s, s:s}}", "index",
-		        c->d.tool_index, "id", c->toolid, "type", "function",
-		        "function", "name", c->d.tool, "arguments", ""));
+		    "content", "tool_calls", tc);
 		answer_event(a, EV_PRE, NULL, oa_chunk(c, delta, NULL));
 		for (p = c->args; *p != '\0'; p += n) {
 			n = frag_len(p);

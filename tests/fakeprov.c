@@ -56,6 +56,7 @@ static const struct dir_entry {
 	{ "echo_headers", DIR_FLAG, offsetof(struct dirs, echo_headers), 0, 0 },
 	{ "repeat", DIR_INT, offsetof(struct dirs, repeat), 1, 1000 },
 	{ "stop_seq", DIR_STR, offsetof(struct dirs, stop_seq), 0, 0 },
+	{ "tool_noid", DIR_FLAG, offsetof(struct dirs, tool_noid), 0, 0 },
 };
 
 static struct event_base *fp_base;

@@ -88,6 +88,7 @@ struct dirs {
 	int echo_headers;
 	int repeat;
 	char *stop_seq;
+	int tool_noid;
 };
 
 enum dir_type { DIR_FLAG, DIR_INT, DIR_STR };
