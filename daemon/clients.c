@@ -37,7 +37,13 @@
 
 #define CLIENTS_MINUTE_MS 60000ULL
 #define CLIENTS_DAY_MS    86400000ULL
-/* Told to Redis at most at once: its counters are 64-bit, reports not. */
+/*
+ * Told to Redis at most per window by one host (far past any budget, which
+ * is 32-bit): its counters are signed 64-bit and INCRBY fails past that,
+ * while a report may claim any count; a host whose use saturates must
+ * not add 10^12 every tick until the day's total overflows, failing the
+ * script and taking the cluster down with it.
+ */
 #define CLIENTS_SYNC_MAX 1000000000000ULL
 
 static struct client_state *clients_states;
@@ -500,6 +506,15 @@ clients_cluster(int fed, unsigned share)
 	clients_share = share;
 }
 
+/* A window's use not told yet, of the most one host tells in one. */
+static uint64_t
+clients_unsent(uint64_t used, uint64_t sent)
+{
+	if (used > CLIENTS_SYNC_MAX)
+		used = CLIENTS_SYNC_MAX;
+	return used > sent ? used - sent : 0;
+}
+
 int
 clients_sync_begin(const struct client_class *k, uint64_t wall_ms, uint64_t now,
     uint64_t poll_ms, struct clients_sync *s)
@@ -510,10 +525,8 @@ clients_sync_begin(const struct client_class *k, uint64_t wall_ms, uint64_t now,
 	if (st->sync_pending != 0)
 		return 0;
 	clients_roll(st, wall_ms);
-	dm = st->minute_used > st->minute_sent ?
-	    st->minute_used - st->minute_sent :
-	    0;
-	dd = st->day_used > st->day_sent ? st->day_used - st->day_sent : 0;
+	dm = clients_unsent(st->minute_used, st->minute_sent);
+	dd = clients_unsent(st->day_used, st->day_sent);
 	/* While another host holds tokens, every tick: they may go soon. */
 	if (dm == 0 && dd == 0 && st->reserved == st->held_sent &&
 	    st->others_held == 0 && now - st->sync_ms < poll_ms)
@@ -523,8 +536,8 @@ clients_sync_begin(const struct client_class *k, uint64_t wall_ms, uint64_t now,
 	s->seq = ++st->sync_seq;
 	s->minute = st->minute;
 	s->day = st->day;
-	s->minute_delta = dm < CLIENTS_SYNC_MAX ? dm : CLIENTS_SYNC_MAX;
-	s->day_delta = dd < CLIENTS_SYNC_MAX ? dd : CLIENTS_SYNC_MAX;
+	s->minute_delta = dm;
+	s->day_delta = dd;
 	st->minute_sent += s->minute_delta;
 	st->day_sent += s->day_delta;
 	s->minute_sent = st->minute_sent;

@@ -478,6 +478,35 @@ START_TEST(test_budget_cluster)
 END_TEST
 
 /*
+ * A report may claim any count: a host tells the cluster 10^12 of a window
+ * at most, once, not 10^12 every tick until Redis's signed 64-bit total
+ * overflows (INCRBY then fails the script and takes the cluster down).
+ */
+START_TEST(test_budget_cluster_huge)
+{
+	struct client_class *k = budget_class("c4", 500, 1000);
+	uint64_t wall = 1000ULL * 60000 + 15000, now = 1000, day = 0, retry;
+	struct clients_sync s;
+	int i;
+
+	clients_cluster(1, 0);
+	ck_assert_int_eq(clients_reserve(k, 10, wall, &retry), 0);
+	clients_settle(k, 10, UINT64_MAX, wall);
+	for (i = 0; i < 100; i++, now += 100) {
+		if (clients_sync_begin(k, wall, now, 100, &s) == 0)
+			continue;
+		day += s.day_delta;
+		clients_sync_end(&s, 1, 1000000000000ULL, day, 0);
+	}
+	ck_assert_uint_eq(day, 1000000000000ULL);
+	/* Still over here. */
+	ck_assert_int_eq(clients_reserve(k, 1, wall, &retry), CLIENTS_OVER_DAY);
+	clients_cluster(0, 0);
+	clients_free_all();
+}
+END_TEST
+
+/*
  * Redis away: each host keeps to its share of a class's budget (the
  * limit / hosts, rounded up) besides the cluster's use as last seen;
  * the other hosts' holds, which may be over by now, no longer count.
@@ -755,6 +784,7 @@ main(void)
 	tcase_add_test(tc, test_budget_minute);
 	tcase_add_test(tc, test_budget_huge_report);
 	tcase_add_test(tc, test_budget_cluster);
+	tcase_add_test(tc, test_budget_cluster_huge);
 	tcase_add_test(tc, test_budget_cluster_share);
 	tcase_add_test(tc, test_budget_cluster_restored);
 	tcase_add_test(tc, test_match);
