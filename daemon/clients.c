@@ -710,11 +710,16 @@ clients_save_json(uint64_t wall_ms)
 		clients_roll(st, wall_ms);
 		if (st->gone || (st->minute_used == 0 && st->day_used == 0))
 			continue;
+		/* What a cluster was told of it: the rest is told after a
+		 * restart, as it would have been after an outage. */
 		json_array_append_new(a,
-		    json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", st->name,
-		        "minute", (json_int_t)st->minute, "minute_used",
-		        (json_int_t)st->minute_used, "day", (json_int_t)st->day,
-		        "day_used", (json_int_t)st->day_used));
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
+		        st->name, "minute", (json_int_t)st->minute,
+		        "minute_used", (json_int_t)st->minute_used, "day",
+		        (json_int_t)st->day, "day_used",
+		        (json_int_t)st->day_used, "minute_sent",
+		        (json_int_t)st->minute_sent, "day_sent",
+		        (json_int_t)st->day_sent));
 	}
 	return a;
 }
@@ -766,6 +771,18 @@ clients_reconfigure(const struct config *conf)
  * is a class conf does not have: nothing would use it, and it would be
  * saved again at every save.
  */
+/* A window's use told to the cluster as saved, never more than used. */
+static uint64_t
+clients_saved_sent(const json_t *o, const char *key, uint64_t used)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) > used)
+		return used;
+	return (uint64_t)json_integer_value(v);
+}
+
 void
 clients_load_json(const struct config *conf, const json_t *a, uint64_t wall_ms)
 {
@@ -805,9 +822,15 @@ clients_load_json(const struct config *conf, const json_t *a, uint64_t wall_ms)
 		st->minute_used = (uint64_t)v[1];
 		st->day = (uint64_t)v[2];
 		st->day_used = (uint64_t)v[3];
-		/* A cluster had it before the restart: not told again. */
-		st->minute_sent = st->minute_acked = st->minute_used;
-		st->day_sent = st->day_acked = st->day_used;
+		/*
+		 * What a cluster had before the restart is not told again;
+		 * the rest (used while Redis was away, or since the last
+		 * tick) is. A file from before the counts were saved: all.
+		 */
+		st->minute_sent = st->minute_acked =
+		    clients_saved_sent(o, "minute_sent", st->minute_used);
+		st->day_sent = st->day_acked =
+		    clients_saved_sent(o, "day_sent", st->day_used);
 		/* A minute or day that has passed starts from nothing. */
 		clients_roll(st, wall_ms);
 	}

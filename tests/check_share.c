@@ -585,6 +585,56 @@ START_TEST(test_budget_cluster_restored)
 }
 END_TEST
 
+/*
+ * A restart while Redis is away (or before the last tick told it): the use
+ * the cluster was not told yet is told after the restart, as it would
+ * have been when Redis came back; what it was told is not told again.
+ */
+START_TEST(test_budget_cluster_restart_unsent)
+{
+	struct client_class *k = budget_class("c5", 1000, 5000);
+	struct config conf = { .classes = k, .nclasses = 1 };
+	uint64_t wall = 1000ULL * 60000 + 15000, retry;
+	struct clients_sync s;
+	json_t *saved;
+
+	clients_cluster(1, 0);
+	ck_assert_int_eq(clients_reserve(k, 100, wall, &retry), 0);
+	clients_settle(k, 100, 100, wall);
+	ck_assert_int_eq(clients_sync_begin(k, wall, 1000, 100, &s), 1);
+	ck_assert_uint_eq(s.minute_delta, 100);
+	clients_sync_end(&s, 1, 100, 100, 0);
+	/* Redis away: 250 more used here, then a restart. */
+	clients_cluster(0, 2);
+	ck_assert_int_eq(clients_reserve(k, 250, wall, &retry), 0);
+	clients_settle(k, 250, 250, wall);
+	saved = clients_save_json(wall);
+	clients_free_all();
+	k->st = NULL; /* the cache of the state just freed */
+	clients_load_json(&conf, saved, wall);
+	json_decref(saved);
+	clients_cluster(1, 0);
+	ck_assert_int_eq(clients_sync_begin(k, wall, 5000, 100, &s), 1);
+	ck_assert_uint_eq(s.minute_delta, 250);
+	ck_assert_uint_eq(s.day_delta, 250);
+	clients_sync_end(&s, 1, 350, 350, 0);
+	/* A state file without the counts: all of it was told. */
+	saved = json_pack("[{s:s, s:I, s:I, s:I, s:I}]", "name", "c5", "minute",
+	    (json_int_t)(wall / 60000), "minute_used", (json_int_t)600, "day",
+	    (json_int_t)(wall / 86400000), "day_used", (json_int_t)2000);
+	clients_free_all();
+	k->st = NULL; /* the cache of the state just freed */
+	clients_load_json(&conf, saved, wall);
+	json_decref(saved);
+	ck_assert_int_eq(clients_sync_begin(k, wall, 9000, 100, &s), 1);
+	ck_assert_uint_eq(s.minute_delta, 0);
+	ck_assert_uint_eq(s.day_delta, 0);
+	clients_sync_end(&s, 1, 600, 2000, 0);
+	clients_cluster(0, 0);
+	clients_free_all();
+}
+END_TEST
+
 static struct config *
 load(const char *text, char **errors)
 {
@@ -787,6 +837,7 @@ main(void)
 	tcase_add_test(tc, test_budget_cluster_huge);
 	tcase_add_test(tc, test_budget_cluster_share);
 	tcase_add_test(tc, test_budget_cluster_restored);
+	tcase_add_test(tc, test_budget_cluster_restart_unsent);
 	tcase_add_test(tc, test_match);
 	tcase_add_test(tc, test_config_errors);
 	tcase_add_test(tc, test_unit_parse);
