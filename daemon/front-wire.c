@@ -142,13 +142,24 @@ front_wire_on_url(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+static int
+front_wire_userinfo(struct front_wire_msg *m, const struct http_parser_url *u)
+{
+	if (!(u->field_set & (1 << UF_USERINFO)))
+		return 0;
+	m->status = 400;
+	return -1;
+}
+
 /*
  * The request line is whole. A target in absolute form (RFC 9112 3.2.2,
  * "http://host:port/v1/messages", which a server must take) becomes its
  * path and query, as http-parser's URL parser splits it; origin form
- * ("/...") is left as it is.
+ * ("/...") is left as it is. One with userinfo ("http://user@host/")
+ * is refused (-1, 400): no sender may write it, and RFC 9110 4.2.4 asks
+ * a recipient to take it as an error (it hides the authority).
  */
-static void
+static int
 front_wire_url_end(struct front_wire_msg *m)
 {
 	struct http_parser_url u;
@@ -156,11 +167,12 @@ front_wire_url_end(struct front_wire_msg *m)
 
 	m->url_done = 1;
 	if (m->url.len == 0 || m->url.data[0] == '/' || m->url.data[0] == '*')
-		return;
+		return 0;
 	http_parser_url_init(&u);
-	if (http_parser_parse_url(m->url.data, m->url.len, 0, &u) != 0 ||
-	    !(u.field_set & (1 << UF_PATH)))
-		return;
+	if (http_parser_parse_url(m->url.data, m->url.len, 0, &u) != 0)
+		return 0;
+	if (!(u.field_set & (1 << UF_PATH)))
+		return front_wire_userinfo(m, &u);
 	/* The query, if any, follows the path after its '?'. */
 	from = u.field_data[UF_PATH].off;
 	to = from + u.field_data[UF_PATH].len;
@@ -170,6 +182,8 @@ front_wire_url_end(struct front_wire_msg *m)
 	memmove(m->url.data, m->url.data + from, to - from);
 	m->url.len = to - from;
 	m->url.data[m->url.len] = '\0';
+	/* Refused with its path known: in the dialect of the path. */
+	return front_wire_userinfo(m, &u);
 }
 
 static int
@@ -177,8 +191,8 @@ front_wire_on_field(http_parser *p, const char *at, size_t len)
 {
 	struct front_wire_msg *m = p->data;
 
-	if (!m->url_done)
-		front_wire_url_end(m);
+	if (!m->url_done && front_wire_url_end(m) != 0)
+		return -1;
 	if (front_wire_grew(m, len) != 0)
 		return -1;
 	/* Trailers are not headers: they must not name the caller. */
@@ -240,8 +254,8 @@ front_wire_on_headers(http_parser *p)
 	struct front_wire_msg *m = p->data;
 	const char *v;
 
-	if (!m->url_done)
-		front_wire_url_end(m);
+	if (!m->url_done && front_wire_url_end(m) != 0)
+		return -1;
 	if (m->nhdr != 0 && !m->in_value) {
 		/* A name whose value never came: empty. */
 		buf_add(&m->hdr, "", 1);

@@ -2036,7 +2036,7 @@ END_TEST
 
 /*
  * A request line in absolute form (RFC 9112 3.2.2: a server must take
- * it) is served as its path (and query).
+ * it) is served as its path (and query); one with userinfo is refused.
  */
 START_TEST(test_absolute_form)
 {
@@ -2055,8 +2055,36 @@ START_TEST(test_absolute_form)
 	    "%s", ans);
 	free(ans);
 	free(req);
-	free(body);
 	close(fd);
+	/* With userinfo, which hides the authority: refused (RFC 9110
+	 * 4.2.4), in either place of the headers. */
+	req = h_strdup_printf("POST http://u:p@127.0.0.1:%d/v1/chat/"
+	                      "completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	                      "Content-Length: %zu\r\n"
+	                      "Connection: close\r\n\r\n%s",
+	    http_port, strlen(body), body);
+	fd = tcp_connect();
+	send_all(fd, req, strlen(req));
+	ans = read_all(fd, 5000);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 400", 12) == 0 &&
+	        strstr(ans, "echo: absolute") == NULL,
+	    "%s", ans);
+	free(ans);
+	free(req);
+	close(fd);
+	/* No header at all, and in the dialect of its path. */
+	fd = tcp_connect();
+	send_all(fd, "POST http://u@h/v1/messages HTTP/1.0\r\n\r\n",
+	    strlen("POST http://u@h/v1/messages HTTP/1.0\r\n\r\n"));
+	ans = read_all(fd, 5000);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 400", 12) == 0 &&
+	        strstr(ans,
+	            "{\"type\":\"error\",\"error\":{\"type\":"
+	            "\"invalid_request_error\"") != NULL,
+	    "%s", ans);
+	free(ans);
+	close(fd);
+	free(body);
 }
 END_TEST
 
