@@ -599,6 +599,17 @@ clients_str(const char *s)
 	return v != NULL ? v : json_null();
 }
 
+/*
+ * A count as JSON: counts saturate at UINT64_MAX (a lease report may claim
+ * any), which a signed JSON integer would show as -1 and the state file
+ * would not read back: INT64_MAX stands for any count past it.
+ */
+static json_t *
+clients_count(uint64_t v)
+{
+	return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
 json_t *
 clients_peer_json(const struct config *conf, const char *kind,
     const struct client_ident *id, unsigned inflight, uint64_t tokens)
@@ -617,7 +628,7 @@ clients_peer_json(const struct config *conf, const char *kind,
 	json_object_set_new(o, "class",
 	    json_string(clients_match(conf, id)->name));
 	json_object_set_new(o, "inflight", json_integer(inflight));
-	json_object_set_new(o, "tokens", json_integer((json_int_t)tokens));
+	json_object_set_new(o, "tokens", clients_count(tokens));
 	return o;
 }
 
@@ -649,26 +660,24 @@ clients_class_json(const struct client_class *k, uint64_t wall_ms)
 	    json_string(clients_fed   ? "cluster" :
 	            clients_share > 0 ? "share" :
 	                                "host"));
-	json_object_set_new(o, "tokens_held",
-	    json_integer((json_int_t)clients_held(st)));
+	json_object_set_new(o, "tokens_held", clients_count(clients_held(st)));
 	json_object_set_new(o, "tokens_minute",
-	    json_integer((json_int_t)clients_view(st->minute_used,
-	        st->minute_acked, st->minute_seen)));
+	    clients_count(clients_view(st->minute_used, st->minute_acked,
+	        st->minute_seen)));
 	json_object_set_new(o, "tokens_minute_here",
-	    json_integer((json_int_t)st->minute_used));
+	    clients_count(st->minute_used));
 	json_object_set_new(o, "tokens_per_minute",
 	    clients_limit(k->tokens_per_minute));
 	json_object_set_new(o, "tokens_day",
-	    json_integer((json_int_t)clients_view(st->day_used, st->day_acked,
-	        st->day_seen)));
-	json_object_set_new(o, "tokens_day_here",
-	    json_integer((json_int_t)st->day_used));
+	    clients_count(
+	        clients_view(st->day_used, st->day_acked, st->day_seen)));
+	json_object_set_new(o, "tokens_day_here", clients_count(st->day_used));
 	json_object_set_new(o, "tokens_per_day",
 	    clients_limit(k->tokens_per_day));
 	json_object_set_new(o, "budget_resets_in_ms",
 	    json_integer((json_int_t)clients_budget_wait(k, wall_ms)));
 	json_object_set_new(o, "calls", json_integer((json_int_t)st->calls));
-	json_object_set_new(o, "tokens", json_integer((json_int_t)st->tokens));
+	json_object_set_new(o, "tokens", clients_count(st->tokens));
 	json_object_set_new(o, "refused_budget",
 	    json_integer((json_int_t)st->refused_budget));
 	json_object_set_new(o, "refused_caps",
@@ -713,13 +722,13 @@ clients_save_json(uint64_t wall_ms)
 		/* What a cluster was told of it: the rest is told after a
 		 * restart, as it would have been after an outage. */
 		json_array_append_new(a,
-		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
+		    json_pack("{s:s, s:I, s:o, s:I, s:o, s:o, s:o}", "name",
 		        st->name, "minute", (json_int_t)st->minute,
-		        "minute_used", (json_int_t)st->minute_used, "day",
+		        "minute_used", clients_count(st->minute_used), "day",
 		        (json_int_t)st->day, "day_used",
-		        (json_int_t)st->day_used, "minute_sent",
-		        (json_int_t)st->minute_sent, "day_sent",
-		        (json_int_t)st->day_sent));
+		        clients_count(st->day_used), "minute_sent",
+		        clients_count(st->minute_sent), "day_sent",
+		        clients_count(st->day_sent)));
 	}
 	return a;
 }
@@ -766,11 +775,6 @@ clients_reconfigure(const struct config *conf)
 	}
 }
 
-/*
- * Restore what clients_save_json() wrote; a bad entry is skipped, and so
- * is a class conf does not have: nothing would use it, and it would be
- * saved again at every save.
- */
 /* A window's use told to the cluster as saved, never more than used. */
 static uint64_t
 clients_saved_sent(const json_t *o, const char *key, uint64_t used)
@@ -783,6 +787,11 @@ clients_saved_sent(const json_t *o, const char *key, uint64_t used)
 	return (uint64_t)json_integer_value(v);
 }
 
+/*
+ * Restore what clients_save_json() wrote; a bad entry is skipped, and so
+ * is a class conf does not have: nothing would use it, and it would be
+ * saved again at every save.
+ */
 void
 clients_load_json(const struct config *conf, const json_t *a, uint64_t wall_ms)
 {

@@ -635,6 +635,39 @@ START_TEST(test_budget_cluster_restart_unsent)
 }
 END_TEST
 
+/*
+ * A lease report may claim any count, and counts saturate: status shows
+ * such a class's use as the largest JSON integer, not -1, and the state
+ * file keeps it, so that a restart does not forgive it.
+ */
+START_TEST(test_budget_saturated)
+{
+	struct client_class *k = budget_class("c6", 1000, 5000);
+	struct config conf = { .classes = k, .nclasses = 1 };
+	uint64_t wall = 1000ULL * 60000 + 15000, retry;
+	json_t *a, *saved;
+
+	clients_settle(k, 0, UINT64_MAX, wall);
+	a = clients_status_json(&conf, wall);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_array_get(a, 0),
+	                         "tokens_minute")),
+	    INT64_MAX);
+	ck_assert_int_eq(json_integer_value(
+	                     json_object_get(json_array_get(a, 0),
+	                         "tokens_day")),
+	    INT64_MAX);
+	json_decref(a);
+	saved = clients_save_json(wall);
+	clients_free_all();
+	k->st = NULL; /* the cache of the state just freed */
+	clients_load_json(&conf, saved, wall);
+	json_decref(saved);
+	ck_assert_int_eq(clients_reserve(k, 1, wall, &retry), CLIENTS_OVER_DAY);
+	clients_free_all();
+}
+END_TEST
+
 static struct config *
 load(const char *text, char **errors)
 {
@@ -838,6 +871,7 @@ main(void)
 	tcase_add_test(tc, test_budget_cluster_share);
 	tcase_add_test(tc, test_budget_cluster_restored);
 	tcase_add_test(tc, test_budget_cluster_restart_unsent);
+	tcase_add_test(tc, test_budget_saturated);
 	tcase_add_test(tc, test_match);
 	tcase_add_test(tc, test_config_errors);
 	tcase_add_test(tc, test_unit_parse);
