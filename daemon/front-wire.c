@@ -163,7 +163,7 @@ static int
 front_wire_url_end(struct front_wire_msg *m)
 {
 	struct http_parser_url u;
-	size_t from, to;
+	size_t from, to, lead;
 
 	m->url_done = 1;
 	if (m->url.len == 0 || m->url.data[0] == '/' || m->url.data[0] == '*')
@@ -171,16 +171,25 @@ front_wire_url_end(struct front_wire_msg *m)
 	http_parser_url_init(&u);
 	if (http_parser_parse_url(m->url.data, m->url.len, 0, &u) != 0)
 		return 0;
-	if (!(u.field_set & (1 << UF_PATH)))
-		return front_wire_userinfo(m, &u);
-	/* The query, if any, follows the path after its '?'. */
-	from = u.field_data[UF_PATH].off;
-	to = from + u.field_data[UF_PATH].len;
+	/*
+	 * The path, and the query after its '?' if any. No path
+	 * ("http://host" or "http://host?q") is "/" (RFC 9112 3.2.1).
+	 */
+	lead = !(u.field_set & (1 << UF_PATH));
+	if (!lead)
+		from = u.field_data[UF_PATH].off;
+	else if (u.field_set & (1 << UF_QUERY))
+		from = (size_t)u.field_data[UF_QUERY].off - 1;
+	else
+		from = m->url.len;
+	to = lead ? from : from + u.field_data[UF_PATH].len;
 	if (u.field_set & (1 << UF_QUERY))
 		to = (size_t)u.field_data[UF_QUERY].off +
 		    u.field_data[UF_QUERY].len;
-	memmove(m->url.data, m->url.data + from, to - from);
-	m->url.len = to - from;
+	/* Shorter than it was: "http://" and a host go. */
+	memmove(m->url.data + lead, m->url.data + from, to - from);
+	m->url.data[0] = '/';
+	m->url.len = lead + to - from;
 	m->url.data[m->url.len] = '\0';
 	/* Refused with its path known: in the dialect of the path. */
 	return front_wire_userinfo(m, &u);

@@ -2084,6 +2084,31 @@ START_TEST(test_absolute_form)
 	    "%s", ans);
 	free(ans);
 	close(fd);
+	/* No path, with and without a query: the path is "/". */
+	req = h_strdup_printf("GET http://127.0.0.1:%d HTTP/1.1\r\n"
+	                      "Host: 127.0.0.1\r\nConnection: close\r\n\r\n",
+	    http_port);
+	fd = tcp_connect();
+	send_all(fd, req, strlen(req));
+	ans = read_all(fd, 5000);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 404", 12) == 0 &&
+	        strstr(ans, "no such endpoint: / (") != NULL,
+	    "%s", ans);
+	free(ans);
+	free(req);
+	close(fd);
+	req = h_strdup_printf("GET http://127.0.0.1:%d?a=b HTTP/1.1\r\n"
+	                      "Host: 127.0.0.1\r\nConnection: close\r\n\r\n",
+	    http_port);
+	fd = tcp_connect();
+	send_all(fd, req, strlen(req));
+	ans = read_all(fd, 5000);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 404", 12) == 0 &&
+	        strstr(ans, "no such endpoint: / (") != NULL,
+	    "%s", ans);
+	free(ans);
+	free(req);
+	close(fd);
 	free(body);
 }
 END_TEST
