@@ -68,7 +68,7 @@ struct conn {
 	uid_t uid;
 	pid_t pid;
 	struct quota_user *user;
-	size_t frame_len;      /* the frame being dispatched */
+	size_t frame_len;      /* the frame being dispatched, accounted */
 	struct event *slow_ev; /* hello, then unfinished-frame deadline */
 	char name[96];
 	struct call_client client;
@@ -712,7 +712,10 @@ conn_frames(struct conn *c, const unsigned char *p, size_t len)
 			return len;
 		}
 		off += PROTO_HDR_LEN + (size_t)flen;
+		/* A call keeps its decoded copy: that may be the larger. */
 		c->frame_len = PROTO_HDR_LEN + (size_t)flen;
+		if (msg.decoded > c->frame_len)
+			c->frame_len = msg.decoded;
 		op_dispatch(c, &msg);
 		proto_msg_free(&msg);
 	}

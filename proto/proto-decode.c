@@ -61,6 +61,7 @@ struct proto_rd {
 	const uint8_t *p;
 	const uint8_t *end;
 	msgpack_zone *zone;
+	size_t bytes; /* allocated from zone so far */
 	char *err;
 	size_t errlen;
 	u_int npath;
@@ -405,6 +406,7 @@ proto_rd_alloc(struct proto_rd *rd, size_t size)
 
 	if ((p = msgpack_zone_malloc(rd->zone, size)) == NULL)
 		proto_nomem(size);
+	rd->bytes += size;
 	return p;
 }
 
@@ -416,6 +418,7 @@ proto_rd_copy(struct proto_rd *rd, const char *s, size_t len)
 
 	if ((p = msgpack_zone_malloc_no_align(rd->zone, len + 1)) == NULL)
 		proto_nomem(len + 1);
+	rd->bytes += len + 1;
 	if (len != 0)
 		memcpy(p, s, len);
 	p[len] = '\0';
@@ -1067,6 +1070,7 @@ proto_decode(const void *payload, size_t len, struct proto_msg *msg, char *err,
 	default:
 		break;
 	}
+	msg->decoded = rd.bytes;
 	return 0;
 
 fail:

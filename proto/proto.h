@@ -155,6 +155,12 @@ struct proto_msg {
 	} u;
 	int has_body; /* status/metrics: a reply (1) or a request (0) */
 	int streamed; /* result: its text was the chunks' (not resent) */
+	/*
+	 * Bytes its decoding took from zone. It may be many times the
+	 * payload's (an empty map, one byte, becomes a struct), so a
+	 * receiver that keeps the zone accounts this too.
+	 */
+	size_t decoded;
 };
 
 /*

@@ -1147,6 +1147,70 @@ START_TEST(test_calls_and_bytes_per_uid)
 }
 END_TEST
 
+/*
+ * A frame is accounted as what its decoding holds, not only its bytes:
+ * one byte of an empty map in a message's tool_calls decodes to a
+ * 24-byte struct, so a call of 60 KB that holds 1.4 MB is refused past
+ * max_bytes_per_uid (1 MB), as a 1.4 MB prompt is; a frame that does not
+ * amplify is served.
+ */
+START_TEST(test_bytes_per_uid_decoded)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	struct proto_msg m;
+	unsigned char *p;
+	uint32_t len;
+	int fd, i, n = 60000;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	start("max_bytes_per_uid = 1000000;\n");
+	fd = h_raw_connect(&d, 1);
+	msgpack_sbuffer_init(&sb);
+	msgpack_sbuffer_write(&sb, "\0\0\0\0", 4);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4);
+	msgpack_pack_str_with_body(&pk, "t", 1);
+	msgpack_pack_str_with_body(&pk, "call", 4);
+	msgpack_pack_str_with_body(&pk, "id", 2);
+	msgpack_pack_uint32(&pk, 5);
+	msgpack_pack_str_with_body(&pk, "targets", 7);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "mock/echo", 9);
+	msgpack_pack_str_with_body(&pk, "messages", 8);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_map(&pk, 3);
+	msgpack_pack_str_with_body(&pk, "role", 4);
+	msgpack_pack_str_with_body(&pk, "user", 4);
+	msgpack_pack_str_with_body(&pk, "content", 7);
+	msgpack_pack_str_with_body(&pk, "hi", 2);
+	msgpack_pack_str_with_body(&pk, "tool_calls", 10);
+	msgpack_pack_array(&pk, (size_t)n);
+	for (i = 0; i < n; i++)
+		msgpack_pack_map(&pk, 0);
+	len = (uint32_t)sb.size - 4;
+	ck_assert_uint_lt(len, 100000);
+	p = (unsigned char *)sb.data;
+	p[0] = len >> 24;
+	p[1] = len >> 16;
+	p[2] = len >> 8;
+	p[3] = len;
+	h_raw_send(fd, &sb);
+	ck_assert_int_eq(h_raw_recv(fd, &m, 5000), 0);
+	ck_assert_uint_eq(m.id, 5);
+	ck_assert_msg(m.type == PROTO_ERROR,
+	    "a %u-byte call that decodes to "
+	    "%zu bytes was taken",
+	    len, (size_t)n * 24);
+	ck_assert_int_eq(m.u.result.cls, LLMGATE_OVERLOADED);
+	ck_assert_ptr_nonnull(strstr(m.u.result.message, "max_bytes_per_uid"));
+	proto_msg_free(&m);
+	close(fd);
+	msgpack_sbuffer_destroy(&sb);
+	served(NULL);
+}
+END_TEST
+
 /* A new connection to the HTTP front's unix socket (beside the native one), or -1. */
 static int
 http_connect(void)
@@ -1792,6 +1856,7 @@ trust_suite(int root)
 	tcase_add_test(tc, test_http_trickle_closed);
 	tcase_add_test(tc, test_hello_and_frame_deadlines);
 	tcase_add_test(tc, test_socket_born_with_its_mode);
+	tcase_add_test(tc, test_bytes_per_uid_decoded);
 	if (root) {
 		tcase_add_test(tc, test_invented_names_do_not_fill_the_table);
 		tcase_add_test(tc, test_targets_capped_per_uid);
