@@ -586,6 +586,7 @@ struct reply {
 	struct buf text;
 	struct reply_tool *tools;
 	size_t ntools;
+	size_t args_len; /* the tool calls' arguments, all together */
 	enum llmgate_finish finish;
 	char *stop_sequence; /* which one ended it, if the upstream said */
 	uint64_t input_tokens;
@@ -597,9 +598,12 @@ struct reply {
 	char *message;
 	struct header_rl rl;
 	void *pstate; /* adapter's stream state, freed with free() */
-	int too_long; /* text passed REPLY_MAX_TEXT: stop reading */
+	int too_long; /* text and arguments passed REPLY_MAX_TEXT: stop */
 };
-/* The most text one reply (streamed or not) may carry: a full body's. */
+/*
+ * The most text and tool-call arguments one reply (streamed or not) may
+ * carry together: a full body's.
+ */
 #define REPLY_MAX_TEXT (8u * 1024 * 1024)
 
 /* reply.c */

@@ -39,6 +39,7 @@ reply_free(struct reply *r)
 	r->stop_sequence = NULL;
 	r->tools = NULL;
 	r->ntools = 0;
+	r->args_len = 0;
 	r->message = NULL;
 	r->pstate = NULL;
 }
@@ -51,7 +52,7 @@ reply_text(struct reply *r, const char *s, size_t n)
 	if (n == 0 || r->too_long)
 		return;
 	/* A stream has no body cap of its own: the same as a whole reply. */
-	if (r->text.len + n > REPLY_MAX_TEXT) {
+	if (r->text.len + r->args_len + n > REPLY_MAX_TEXT) {
 		reply_error(r, LLMGATE_PARSE_ERROR, 0,
 		    "reply text over %u "
 		    "bytes",
@@ -121,8 +122,19 @@ reply_tool_delta(struct reply *r, int64_t key, const char *id, const char *name,
 	char idbuf[PROVIDER_CALL_ID_SIZE];
 	int slot;
 
-	if ((slot = reply_tool_slot(r, key)) < 0)
+	if (r->too_long || (slot = reply_tool_slot(r, key)) < 0)
 		return -1;
+	/*
+	 * Arguments count with the text: a stream's are not bounded by a
+	 * body cap, and the result carries them whole.
+	 */
+	if (args != NULL && r->text.len + r->args_len + len > REPLY_MAX_TEXT) {
+		reply_error(r, LLMGATE_PARSE_ERROR, 0,
+		    "reply text and tool-call arguments over %u bytes",
+		    REPLY_MAX_TEXT);
+		r->too_long = 1;
+		return -1;
+	}
 	t = &r->tools[slot];
 	if (id != NULL && *id != '\0' && t->id == NULL) {
 		t->id = xstrdup(id);
@@ -138,8 +150,10 @@ reply_tool_delta(struct reply *r, int64_t key, const char *id, const char *name,
 	}
 	if (name != NULL && *name != '\0' && t->name == NULL)
 		t->name = xstrdup(name);
-	if (args != NULL && len != 0)
+	if (args != NULL && len != 0) {
 		buf_add(&t->args, args, len);
+		r->args_len += len;
+	}
 	if (r->emit == NULL)
 		return 0;
 	memset(&ch, 0, sizeof ch);

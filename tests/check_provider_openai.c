@@ -1676,6 +1676,47 @@ START_TEST(classify_edges)
 }
 END_TEST
 
+/*
+ * A stream's tool-call arguments count toward the reply's cap as its text
+ * does: an upstream that streams arguments without end is cut at
+ * REPLY_MAX_TEXT (text and arguments together) as parse_error, rather
+ * than growing the daemon and the result frame past what a client takes.
+ */
+START_TEST(event_tool_args_capped)
+{
+	static const char head[] =
+	    "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{"
+	    "\"index\":0,\"id\":\"c\",\"function\":{\"name\":\"f\","
+	    "\"arguments\":\"";
+	static const char tail[] = "\"}}]}}]}";
+	size_t piece = 1024 * 1024, i, n;
+	struct sse_event ev;
+	struct reply r;
+	char *data;
+
+	data = malloc(sizeof head + piece + sizeof tail);
+	memcpy(data, head, sizeof head - 1);
+	memset(data + sizeof head - 1, 'a', piece);
+	memcpy(data + sizeof head - 1 + piece, tail, sizeof tail);
+	reply_init(&r, NULL, NULL);
+	reply_text(&r, "some text", 9);
+	memset(&ev, 0, sizeof ev);
+	ev.data = data;
+	ev.len = strlen(data);
+	for (i = 0; i < REPLY_MAX_TEXT / piece + 2 && !r.too_long; i++)
+		(void)provider_openai.event(&r, &ev);
+	ck_assert_int_eq(r.too_long, 1);
+	ck_assert_int_eq(r.cls, LLMGATE_PARSE_ERROR);
+	ck_assert_ptr_nonnull(strstr(r.message, "over"));
+	n = r.text.len;
+	for (i = 0; i < r.ntools; i++)
+		n += r.tools[i].args.len;
+	ck_assert_uint_le(n, REPLY_MAX_TEXT);
+	reply_free(&r);
+	free(data);
+}
+END_TEST
+
 static Suite *
 openai_suite(void)
 {
@@ -1719,6 +1760,7 @@ openai_suite(void)
 	tcase_add_test(tc, event_compat);
 	tcase_add_test(tc, event_refusal);
 	tcase_add_test(tc, event_garbage);
+	tcase_add_test(tc, event_tool_args_capped);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("classify");
