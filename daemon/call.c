@@ -1126,6 +1126,7 @@ static void
 call_deadline(evutil_socket_t fd, short events, void *arg)
 {
 	struct call *c = arg;
+	struct llmgate_attempt *a;
 	char msg[64];
 
 	snprintf(msg, sizeof msg, "deadline of %u ms passed",
@@ -1134,6 +1135,11 @@ call_deadline(evutil_socket_t fd, short events, void *arg)
 		call_bill(c, c->att);
 		call_record(c, c->att->target, LLMGATE_DEADLINE, 0, msg,
 		    (uint32_t)(now_ms() - c->att->start_ms), 0);
+	} else if (c->adm.queued) {
+		/* Waiting in its queue, the target was skipped for time. */
+		a = call_record(c, c->chain[c->pos].name, LLMGATE_DEADLINE, 0,
+		    msg, 0, (uint32_t)(now_ms() - c->wait_from_ms));
+		a->skipped = 1;
 	}
 	call_finish(c, c->att != NULL ? &c->att->reply : NULL, LLMGATE_DEADLINE,
 	    msg);

@@ -789,6 +789,46 @@ START_TEST(test_max_wait_answers)
 }
 END_TEST
 
+/*
+ * A call whose deadline passes while it waits in a target's queue (for a
+ * concurrency slot the one call allowed holds for 3 s) ends as deadline
+ * with that target in its attempts, skipped with class deadline, as one
+ * refused up front for lack of time is: not with no attempt at all.
+ */
+START_TEST(test_deadline_while_queued)
+{
+	static const char conf[] =
+	    "providers = ( { name = \"mock\"; type = \"mock\";\n"
+	    "  concurrency = 1; } );\n";
+	struct daemon d2;
+	struct llmgate *g;
+	struct llmgate_request *req;
+	struct llmgate_result *res = NULL;
+	struct wait_one w = { 0 };
+
+	h_daemon_start(&d2, conf);
+	g = h_connect(&d2, "slot");
+	req = h_request("hello", "mock/slow:3000", NULL);
+	ck_assert_uint_gt(llmgate_submit(g, req, NULL, wait_done, &w), 0);
+	h_request_free(req);
+	req = h_request("hello", "mock/echo", NULL);
+	ck_assert_int_eq(llmgate_request_set_timeout_ms(req, 300), 0);
+	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
+	h_request_free(req);
+	ck_assert_int_eq(res->cls, LLMGATE_DEADLINE);
+	ck_assert_msg(res->nattempts == 1, "%zu attempts", res->nattempts);
+	ck_assert_str_eq(res->attempts[0].target, "mock/echo");
+	ck_assert_int_eq(res->attempts[0].cls, LLMGATE_DEADLINE);
+	ck_assert_int_eq(res->attempts[0].skipped, 1);
+	ck_assert_uint_ge(res->attempts[0].waited_ms, 250);
+	llmgate_result_free(res);
+	h_drive(g, &w.done);
+	ck_assert_int_eq(w.cls, LLMGATE_OK);
+	llmgate_close(g);
+	ck_assert_int_eq(h_daemon_stop(&d2), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -810,6 +850,7 @@ main(void)
 	tcase_add_test(tc, test_status_shows_budget);
 	tcase_add_test(tc, test_wait_prediction_counts_head);
 	tcase_add_test(tc, test_max_wait_answers);
+	tcase_add_test(tc, test_deadline_while_queued);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
