@@ -27,7 +27,8 @@ front_http_drop(evutil_socket_t fd, short events, void *arg)
 
 /*
  * One budget per user with the native socket (quota.c): the request's
- * body counts from here until the request is freed, its call answered.
+ * body, or what it decoded to when that is more (the call keeps that),
+ * counts from here until the request is freed, its call answered.
  * Over the user's share: 429 (rate_limited); over max_memory: 503
  * (overloaded). A caller known only by a token counts as nobody.
  */
@@ -109,6 +110,13 @@ static const struct call_sink front_http_sink = {
 	.done = front_http_sink_done,
 };
 
+/*
+ * What the zone helpers below have handed out since front_http_request()
+ * set it to 0: the size the request's body decoded to, which its call
+ * keeps and which may pass the body's own (front_http_quota()).
+ */
+size_t front_http_zbytes;
+
 /* A string the request keeps: copied into its zone. */
 char *
 front_http_zdup(msgpack_zone *z, const char *s, size_t len)
@@ -117,6 +125,7 @@ front_http_zdup(msgpack_zone *z, const char *s, size_t len)
 
 	if (p == NULL)
 		fatalx("%s: out of memory", __func__);
+	front_http_zbytes += len + 1;
 	memcpy(p, s, len);
 	p[len] = '\0';
 	return p;
@@ -134,6 +143,7 @@ front_http_jstr(msgpack_zone *z, const struct jdoc *d, int i)
 	raw = (size_t)(d->tok[i].end - d->tok[i].start);
 	if ((p = msgpack_zone_malloc(z, raw + 1)) == NULL)
 		fatalx("%s: out of memory", __func__);
+	front_http_zbytes += raw + 1;
 	/* Unescaped straight into p, or copied from the text. */
 	if ((s = jdoc_str(d, i, &len, p, raw)) != p)
 		memcpy(p, s, len);
@@ -210,6 +220,7 @@ front_http_zalloc(msgpack_zone *z, size_t n, size_t size)
 		fatalx("%s: overflow", __func__);
 	if ((p = msgpack_zone_malloc(z, n * size != 0 ? n * size : 1)) == NULL)
 		fatalx("%s: out of memory", __func__);
+	front_http_zbytes += n * size != 0 ? n * size : 1;
 	memset(p, 0, n * size != 0 ? n * size : 1);
 	return p;
 }

@@ -909,11 +909,6 @@ front_http_request(struct front_conn *fc)
 		return;
 	}
 	text = front_wire_body(w, &len);
-	if (front_http_quota(fr, len) != 0) {
-		front_http_refuse(fr, fr->err_cls, fr->err_status, NULL,
-		    fr->err_msg);
-		return;
-	}
 	if (jdoc_load(&body, text, len, JDOC_FULL | JDOC_NODUP) != 0 ||
 	    body.tok[0].type != JDOC_OBJECT) {
 		front_http_not_json(fr, text, len, body.n != 0);
@@ -926,11 +921,14 @@ front_http_request(struct front_conn *fc)
 	/* The dialect translates; the call answers through the sink. */
 	if ((z = msgpack_zone_new(8192)) == NULL)
 		fatalx("msgpack_zone_new");
+	front_http_zbytes = 0;
 	lr = front_http_zalloc(z, 1, sizeof *lr);
 	if (d->parse(fr, &body, z, lr) != 0 ||
 	    front_http_targets(fr, lr, z, fr->model, &body,
 	        jdoc_get(&body, 0, "models")) != 0 ||
-	    front_http_options(fr, lr, z) != 0) {
+	    front_http_options(fr, lr, z) != 0 ||
+	    front_http_quota(fr,
+	        front_http_zbytes > len ? front_http_zbytes : len) != 0) {
 		jdoc_free(&body);
 		msgpack_zone_free(z);
 		front_http_refuse(fr, fr->err_cls, fr->err_status, NULL,

@@ -1793,6 +1793,7 @@ void front_http_client(struct front_req *, const char *token_name);
 /* The request counts against its user's budget (quota.c) until freed;
  * -1 after front_http_refusal() when over. */
 int front_http_quota(struct front_req *, size_t bytes);
+extern size_t front_http_zbytes;
 void front_http_call(struct front_req *, struct llmgate_request *,
     msgpack_zone *);
 void front_http_drop(evutil_socket_t, short, void *);

@@ -1410,6 +1410,38 @@ http_served(void)
 }
 
 /*
+ * The HTTP front counts a request as what its body decoded to when that
+ * is more, as the native socket does: 30,000 one-letter messages are
+ * 900 KB of JSON, under a 1 MB max_bytes_per_uid, and decode to 1.7 MB.
+ */
+START_TEST(test_http_bytes_per_uid_decoded)
+{
+	struct buf b = { 0 };
+	char *ans = NULL;
+	int fd, i, st;
+
+	ck_assert_int_eq(h_daemon_stop(&d), 0);
+	start("max_bytes_per_uid = 1000000;\n"
+	      "http = { listen = ( \"unix:\" ); };\n");
+	buf_addstr(&b, "{\"model\":\"mock/echo\",\"messages\":[");
+	for (i = 0; i < 30000; i++)
+		buf_addstr(&b,
+		    i == 0 ? "{\"role\":\"user\",\"content\":\"a\"}" :
+		             ",{\"role\":\"user\",\"content\":\"a\"}");
+	buf_addstr(&b, "]}");
+	ck_assert_uint_lt(b.len, 1000000);
+	ck_assert_int_ge(fd = http_send_body(buf_cstr(&b)), 0);
+	st = http_answer(fd, &ans);
+	ck_assert_msg(st == 429 && strstr(ans, "max_bytes_per_uid") != NULL,
+	    "a %zu-byte body that decodes to more than 1 MB: %d %.300s", b.len,
+	    st, ans != NULL ? ans : "");
+	free(ans);
+	buf_free(&b);
+	served(NULL);
+}
+END_TEST
+
+/*
  * The per-user caps bind the HTTP front too: one user's flood of
  * requests, or of large bodies, is refused (429, with Retry-After) past
  * max_calls_per_uid or max_bytes_per_uid, and past max_memory everyone's
@@ -1857,6 +1889,7 @@ trust_suite(int root)
 	tcase_add_test(tc, test_hello_and_frame_deadlines);
 	tcase_add_test(tc, test_socket_born_with_its_mode);
 	tcase_add_test(tc, test_bytes_per_uid_decoded);
+	tcase_add_test(tc, test_http_bytes_per_uid_decoded);
 	if (root) {
 		tcase_add_test(tc, test_invented_names_do_not_fill_the_table);
 		tcase_add_test(tc, test_targets_capped_per_uid);
