@@ -2035,80 +2035,62 @@ START_TEST(test_pipelined)
 END_TEST
 
 /*
+ * req (freed) on a new connection; the answer's status line must begin
+ * with status and the answer hold want (or, with a '!' before it, not).
+ */
+static void
+expect_exchange(char *req, const char *status, const char *want)
+{
+	int fd = tcp_connect();
+	char *ans;
+
+	send_all(fd, req, strlen(req));
+	ans = read_all(fd, 5000);
+	close(fd);
+	ck_assert_msg(strncmp(ans, status, strlen(status)) == 0 &&
+	        (want[0] == '!' ? strstr(ans, want + 1) == NULL :
+	                          strstr(ans, want) != NULL),
+	    "%s: %s", req, ans);
+	free(ans);
+	free(req);
+}
+
+/*
  * A request line in absolute form (RFC 9112 3.2.2: a server must take
- * it) is served as its path (and query); one with userinfo is refused.
+ * it) is served as its path (and query), with no path as "/"; one with
+ * userinfo is refused.
  */
 START_TEST(test_absolute_form)
 {
-	char *body = h_strdup_printf(echo_body, "absolute"), *req, *ans;
-	int fd = tcp_connect();
+	char *body = h_strdup_printf(echo_body, "absolute");
+	const char *end = "HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close";
 
-	req = h_strdup_printf("POST http://127.0.0.1:%d/v1/chat/completions"
-	                      "?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-	                      "Content-Length: %zu\r\n"
-	                      "Connection: close\r\n\r\n%s",
-	    http_port, strlen(body), body);
-	send_all(fd, req, strlen(req));
-	ans = read_all(fd, 5000);
-	ck_assert_msg(strncmp(ans, "HTTP/1.1 200", 12) == 0 &&
-	        strstr(ans, "echo: absolute") != NULL,
-	    "%s", ans);
-	free(ans);
-	free(req);
-	close(fd);
+	expect_exchange(h_strdup_printf("POST http://127.0.0.1:%d/v1/chat/"
+	                                "completions?x=1 %s\r\n"
+	                                "Content-Length: %zu\r\n\r\n%s",
+	                    http_port, end, strlen(body), body),
+	    "HTTP/1.1 200", "echo: absolute");
 	/* With userinfo, which hides the authority: refused (RFC 9110
 	 * 4.2.4), in either place of the headers. */
-	req = h_strdup_printf("POST http://u:p@127.0.0.1:%d/v1/chat/"
-	                      "completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-	                      "Content-Length: %zu\r\n"
-	                      "Connection: close\r\n\r\n%s",
-	    http_port, strlen(body), body);
-	fd = tcp_connect();
-	send_all(fd, req, strlen(req));
-	ans = read_all(fd, 5000);
-	ck_assert_msg(strncmp(ans, "HTTP/1.1 400", 12) == 0 &&
-	        strstr(ans, "echo: absolute") == NULL,
-	    "%s", ans);
-	free(ans);
-	free(req);
-	close(fd);
+	expect_exchange(h_strdup_printf("POST http://u:p@127.0.0.1:%d/v1/chat/"
+	                                "completions %s\r\n"
+	                                "Content-Length: %zu\r\n\r\n%s",
+	                    http_port, end, strlen(body), body),
+	    "HTTP/1.1 400", "!echo: absolute");
 	/* No header at all, and in the dialect of its path. */
-	fd = tcp_connect();
-	send_all(fd, "POST http://u@h/v1/messages HTTP/1.0\r\n\r\n",
-	    strlen("POST http://u@h/v1/messages HTTP/1.0\r\n\r\n"));
-	ans = read_all(fd, 5000);
-	ck_assert_msg(strncmp(ans, "HTTP/1.1 400", 12) == 0 &&
-	        strstr(ans,
-	            "{\"type\":\"error\",\"error\":{\"type\":"
-	            "\"invalid_request_error\"") != NULL,
-	    "%s", ans);
-	free(ans);
-	close(fd);
+	expect_exchange(h_strdup_printf(
+	                    "POST http://u@h/v1/messages HTTP/1.0\r\n\r\n"),
+	    "HTTP/1.1 400",
+	    "{\"type\":\"error\",\"error\":{\"type\":"
+	    "\"invalid_request_error\"");
 	/* No path, with and without a query: the path is "/". */
-	req = h_strdup_printf("GET http://127.0.0.1:%d HTTP/1.1\r\n"
-	                      "Host: 127.0.0.1\r\nConnection: close\r\n\r\n",
-	    http_port);
-	fd = tcp_connect();
-	send_all(fd, req, strlen(req));
-	ans = read_all(fd, 5000);
-	ck_assert_msg(strncmp(ans, "HTTP/1.1 404", 12) == 0 &&
-	        strstr(ans, "no such endpoint: / (") != NULL,
-	    "%s", ans);
-	free(ans);
-	free(req);
-	close(fd);
-	req = h_strdup_printf("GET http://127.0.0.1:%d?a=b HTTP/1.1\r\n"
-	                      "Host: 127.0.0.1\r\nConnection: close\r\n\r\n",
-	    http_port);
-	fd = tcp_connect();
-	send_all(fd, req, strlen(req));
-	ans = read_all(fd, 5000);
-	ck_assert_msg(strncmp(ans, "HTTP/1.1 404", 12) == 0 &&
-	        strstr(ans, "no such endpoint: / (") != NULL,
-	    "%s", ans);
-	free(ans);
-	free(req);
-	close(fd);
+	expect_exchange(h_strdup_printf("GET http://127.0.0.1:%d %s\r\n\r\n",
+	                    http_port, end),
+	    "HTTP/1.1 404", "no such endpoint: / (");
+	expect_exchange(
+	    h_strdup_printf("GET http://127.0.0.1:%d?a=b %s\r\n\r\n", http_port,
+	        end),
+	    "HTTP/1.1 404", "no such endpoint: / (");
 	free(body);
 }
 END_TEST

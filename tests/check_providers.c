@@ -832,6 +832,20 @@ START_TEST(test_tool_round_trip)
 }
 END_TEST
 
+/* A result that a stop sequence ended; says: the provider said which. */
+static void
+expect_stopped(const char *t, struct llmgate_result *res, int says)
+{
+	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", t,
+	    llmgate_class_name(res->cls), res->message);
+	ck_assert_int_eq(res->finish, LLMGATE_FINISH_STOP);
+	if (says)
+		ck_assert_pstr_eq(res->stop_sequence, "END");
+	else
+		ck_assert_ptr_null(res->stop_sequence);
+	llmgate_result_free(res);
+}
+
 /*
  * A reply ended by a stop sequence: Anthropic says which, and the result
  * carries it, plain, streamed and through the CLI's --json; the others'
@@ -853,24 +867,10 @@ START_TEST(test_stop_sequence)
 	g = h_connect(&d, "check_providers");
 	ck_assert_int_eq(llmgate_call(g, req, NULL, NULL, &res), 0);
 	llmgate_close(g);
-	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", t,
-	    llmgate_class_name(res->cls), res->message);
-	ck_assert_int_eq(res->finish, LLMGATE_FINISH_STOP);
-	if (says)
-		ck_assert_pstr_eq(res->stop_sequence, "END");
-	else
-		ck_assert_ptr_null(res->stop_sequence);
-	llmgate_result_free(res);
+	expect_stopped(t, res, says);
 
 	res = lib_stream(req, &c);
-	ck_assert_msg(res->cls == LLMGATE_OK, "%s: %s: %s", t,
-	    llmgate_class_name(res->cls), res->message);
-	ck_assert_int_eq(res->finish, LLMGATE_FINISH_STOP);
-	if (says)
-		ck_assert_pstr_eq(res->stop_sequence, "END");
-	else
-		ck_assert_ptr_null(res->stop_sequence);
-	llmgate_result_free(res);
+	expect_stopped(t, res, says);
 	h_request_free(req);
 
 	j = CALL_JSON(&st, "--stop", "END", "-m", t, "count to five");
