@@ -1066,8 +1066,16 @@ call_attempt_done(struct attempt *att)
 		if (r->rl.retry_after_ms >= 0 &&
 		    (uint64_t)r->rl.retry_after_ms > wait)
 			wait = (uint64_t)r->rl.retry_after_ms;
-		/* A wait past the deadline is pointless: fall back now. */
-		if (c->deadline_ms == 0 || now + wait < c->deadline_ms) {
+		/*
+		 * A wait past the deadline is pointless, and a provider's
+		 * Retry-After past max_wait_ms is longer than a call waits in
+		 * a target's queue: fall back now (the target cools down for
+		 * every caller all the same).
+		 */
+		if ((c->deadline_ms == 0 || now + wait < c->deadline_ms) &&
+		    (c->cfg->max_wait_ms == 0 || r->rl.retry_after_ms < 0 ||
+		        (uint64_t)r->rl.retry_after_ms <=
+		            c->cfg->max_wait_ms)) {
 			call_drop_attempt(c);
 			call_stats.retries++;
 			/* After the backoff, every member may take it again. */

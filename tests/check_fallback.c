@@ -321,6 +321,42 @@ START_TEST(test_fallback_on_narrows)
 }
 END_TEST
 
+/*
+ * A 429 whose Retry-After is longer than max_wait_ms (60 s here) is not
+ * waited out at that target, as a queue wait that long is not: the call
+ * falls back at once, or, at the last target, ends rate_limited.
+ */
+START_TEST(test_retry_after_past_max_wait)
+{
+	struct run r;
+	json_t *j;
+
+	h_cli(&r, &d, NULL, "call", "--json", "--attempts", "3", "-m",
+	    "oa/ralong+status=429+retry_after=90", "-m", "oa/ralong-next", "hi",
+	    NULL);
+	ck_assert_msg(r.status == 0, "exit %d: %s %s", r.status, r.out, r.err);
+	j = out_json(&r);
+	ck_assert_str_eq(jstr(j, "target"), "oa/ralong-next");
+	ck_assert_uint_eq(nattempts(j), 2);
+	ck_assert_str_eq(jstr(attempt(j, 0), "class"), "rate_limited");
+	ck_assert_int_eq(h_fakeprov_count(fp_port,
+	                     "ralong+status=429+retry_after=90", NULL),
+	    1);
+	json_decref(j);
+	h_run_free(&r);
+
+	h_cli(&r, &d, NULL, "call", "--json", "--attempts", "3", "-m",
+	    "oa/ralast+status=429+retry_after=90", "hi", NULL);
+	ck_assert_int_ne(r.status, 0);
+	j = out_json(&r);
+	ck_assert_str_eq(jstr(json_object_get(j, "error"), "class"),
+	    "rate_limited");
+	ck_assert_uint_eq(nattempts(j), 1);
+	json_decref(j);
+	h_run_free(&r);
+}
+END_TEST
+
 /* A route's steps carry their own fallback_on and reject. */
 START_TEST(test_route_steps)
 {
@@ -464,6 +500,7 @@ fallback_suite(void)
 	tcase_add_test(tc, test_reject_match);
 	tcase_add_test(tc, test_reject_last_step_fails);
 	tcase_add_test(tc, test_fallback_on_narrows);
+	tcase_add_test(tc, test_retry_after_past_max_wait);
 	tcase_add_test(tc, test_route_steps);
 	tcase_add_test(tc, test_bad_conditions);
 	tcase_add_test(tc, test_stream_held);
