@@ -587,8 +587,6 @@ START_TEST(test_unknown_type_keeps_connection)
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	struct proto_msg m;
-	unsigned char *p;
-	uint32_t len;
 	int fd = h_raw_connect(&d, 1);
 
 	msgpack_sbuffer_init(&sb);
@@ -599,13 +597,7 @@ START_TEST(test_unknown_type_keeps_connection)
 	msgpack_pack_str_with_body(&pk, "frobnicate", 10);
 	msgpack_pack_str_with_body(&pk, "id", 2);
 	msgpack_pack_uint32(&pk, 77);
-	len = (uint32_t)sb.size - 4;
-	p = (unsigned char *)sb.data;
-	p[0] = len >> 24;
-	p[1] = len >> 16;
-	p[2] = len >> 8;
-	p[3] = len;
-	h_raw_send(fd, &sb);
+	h_raw_send_framed(fd, &sb);
 	ck_assert_int_eq(h_raw_recv(fd, &m, 3000), 0);
 	ck_assert_int_eq(m.type, PROTO_ERROR);
 	ck_assert_uint_eq(m.id, 77);

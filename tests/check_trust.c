@@ -1159,7 +1159,6 @@ START_TEST(test_bytes_per_uid_decoded)
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	struct proto_msg m;
-	unsigned char *p;
 	uint32_t len;
 	int fd, i, n = 60000;
 
@@ -1190,12 +1189,7 @@ START_TEST(test_bytes_per_uid_decoded)
 		msgpack_pack_map(&pk, 0);
 	len = (uint32_t)sb.size - 4;
 	ck_assert_uint_lt(len, 100000);
-	p = (unsigned char *)sb.data;
-	p[0] = len >> 24;
-	p[1] = len >> 16;
-	p[2] = len >> 8;
-	p[3] = len;
-	h_raw_send(fd, &sb);
+	h_raw_send_framed(fd, &sb);
 	ck_assert_int_eq(h_raw_recv(fd, &m, 5000), 0);
 	ck_assert_uint_eq(m.id, 5);
 	ck_assert_msg(m.type == PROTO_ERROR,

@@ -491,6 +491,19 @@ h_raw_send(int fd, msgpack_sbuffer *sb)
 	msgpack_sbuffer_clear(sb);
 }
 
+void
+h_raw_send_framed(int fd, msgpack_sbuffer *sb)
+{
+	unsigned char *p = (unsigned char *)sb->data;
+	uint32_t len = (uint32_t)sb->size - 4;
+
+	p[0] = len >> 24;
+	p[1] = len >> 16;
+	p[2] = len >> 8;
+	p[3] = len;
+	h_raw_send(fd, sb);
+}
+
 static int
 h_read_full(int fd, void *buf, size_t len, int timeout_ms)
 {

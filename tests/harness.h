@@ -68,6 +68,8 @@ void h_run_free(struct run *);
 /* A raw connection with the handshake done (or not). */
 int h_raw_connect(struct daemon *, int hello);
 void h_raw_send(int fd, msgpack_sbuffer *);
+/* Send a frame packed after 4 placeholder bytes, its length filled in. */
+void h_raw_send_framed(int fd, msgpack_sbuffer *);
 /* Read one frame with a timeout; 0 ok, -1 on EOF/timeout/garbage. */
 int h_raw_recv(int fd, struct proto_msg *, int timeout_ms);
 /* 1 when the peer closed (EOF within timeout). */
