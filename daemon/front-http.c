@@ -795,7 +795,7 @@ front_http_request(struct front_conn *fc)
 	struct jdoc body;
 	char msg[256], *mid;
 	size_t len, q;
-	int need_token, models;
+	int need_token, models, messages;
 
 	q = strcspn(path, "?");
 	log_debug("HTTP %.8s %.*s from connection %p%s%s", method,
@@ -805,12 +805,11 @@ front_http_request(struct front_conn *fc)
 	        "",
 	    front_http_hdr_num(w, "x-stainless-retry-count"));
 	/* GET /v1/models[/ID]: Anthropic's format for its SDKs. */
-	models = (q == strlen("/v1/models") &&
-	             strncmp(path, "/v1/models", q) == 0) ||
+	models = front_path_is(path, "/v1/models") ||
 	    (q > strlen("/v1/models/") &&
 	        strncmp(path, "/v1/models/", strlen("/v1/models/")) == 0);
-	if ((q == strlen("/v1/messages") &&
-	        strncmp(path, "/v1/messages", q) == 0) ||
+	messages = front_path_is(path, "/v1/messages");
+	if (messages ||
 	    (models && front_wire_header(w, "anthropic-version") != NULL))
 		d = &front_anthropic;
 	fr = xcalloc(1, sizeof *fr);
@@ -885,10 +884,7 @@ front_http_request(struct front_conn *fc)
 		front_http_req_free(fr);
 		return;
 	}
-	if (!((q == strlen("/v1/messages") &&
-	          strncmp(path, "/v1/messages", q) == 0) ||
-	        (q == strlen("/v1/chat/completions") &&
-	            strncmp(path, "/v1/chat/completions", q) == 0))) {
+	if (!messages && !front_path_is(path, "/v1/chat/completions")) {
 		snprintf(msg, sizeof msg,
 		    "no such endpoint: %.*s (llmgated "
 		    "serves POST /v1/chat/completions, POST /v1/messages, "

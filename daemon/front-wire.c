@@ -807,8 +807,7 @@ front_wire_refuse(struct front_wire *w, int status)
 	char body[200];
 	int n;
 
-	if (w->m.url_done && strcspn(url, "?") == strlen("/v1/messages") &&
-	    strncmp(url, "/v1/messages", strlen("/v1/messages")) == 0)
+	if (w->m.url_done && front_path_is(url, "/v1/messages"))
 		n = snprintf(body, sizeof body,
 		    "{\"type\":\"error\",\"error\":{\"type\":\"%s\","
 		    "\"message\":\"%s\"}}\n",

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -661,13 +662,6 @@ struct provider_type {
 };
 
 const struct provider_type *provider_type_find(const char *name);
-
-/*
- * An id for a tool call the provider left unnamed: "call_" and 24 hex
- * digits, never the same twice in one daemon and unlikely across restarts.
- */
-#define PROVIDER_CALL_ID_SIZE 32
-void provider_call_id(char *, size_t);
 
 /* An upstream error body's fields, whichever provider's shape it has. */
 struct provider_err {
@@ -1810,6 +1804,14 @@ const char *front_wire_method(const struct front_wire *);
 const char *front_wire_path(const struct front_wire *);
 /* The request's first header of that name (any case), or NULL. */
 const char *front_wire_header(const struct front_wire *, const char *);
+/* Whether a request target's path (what comes before its '?') is want. */
+static inline int
+front_path_is(const char *path, const char *want)
+{
+	size_t q = strcspn(path, "?");
+
+	return q == strlen(want) && strncmp(path, want, q) == 0;
+}
 const char *front_wire_body(const struct front_wire *, size_t *len);
 /* A whole answer; extra: more header lines, each ending in CRLF. */
 void front_wire_answer(struct front_wire *, int status, const char *ctype,

@@ -43,36 +43,6 @@ http_req_free(struct http_req *hr)
 }
 
 /*
- * Gemini names no tool call (nor do some OpenAI-compatible servers), and a
- * conversation carries every turn's calls:
- * Anthropic refuses a tool_use id that repeats in one request, and OpenAI
- * clients match results to calls by id. So ids are a random tag and a
- * counter's splitmix64 mix (a bijection: none repeats in one daemon), the
- * tag and the counter's random start drawn once, so that restarts differ
- * too. The per-call cost is a few multiplies and one snprintf.
- */
-void
-provider_call_id(char *buf, size_t size)
-{
-	static uint64_t start, n;
-	static uint32_t tag;
-	static int seeded;
-	uint64_t x;
-
-	if (!seeded) {
-		arc4random_buf(&start, sizeof start);
-		tag = arc4random();
-		seeded = 1;
-	}
-	x = start + n++ * 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	snprintf(buf, size, "call_%08x%016llx", (unsigned)tag,
-	    (unsigned long long)x);
-}
-
-/*
  * The fields of an error body, whichever shape it came in:
  * OpenAI's {"error":{message,type,code,param}}, Anthropic's
  * {"type":"error","error":{type,message}}, Gemini's

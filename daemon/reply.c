@@ -113,13 +113,46 @@ reply_tool(struct reply *r, int64_t key)
 	return &r->tools[slot];
 }
 
+/* "call_", 8 and 16 hex digits, NUL. */
+#define REPLY_CALL_ID_SIZE 32
+
+/*
+ * Gemini names no tool call (nor do some OpenAI-compatible servers), and a
+ * conversation carries every turn's calls:
+ * Anthropic refuses a tool_use id that repeats in one request, and OpenAI
+ * clients match results to calls by id. So ids are a random tag and a
+ * counter's splitmix64 mix (a bijection: none repeats in one daemon), the
+ * tag and the counter's random start drawn once, so that restarts differ
+ * too. The per-call cost is a few multiplies and one snprintf.
+ */
+static void
+reply_call_id(char *buf, size_t size)
+{
+	static uint64_t start, n;
+	static uint32_t tag;
+	static int seeded;
+	uint64_t x;
+
+	if (!seeded) {
+		arc4random_buf(&start, sizeof start);
+		tag = arc4random();
+		seeded = 1;
+	}
+	x = start + n++ * 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	snprintf(buf, size, "call_%08x%016llx", (unsigned)tag,
+	    (unsigned long long)x);
+}
+
 int
 reply_tool_delta(struct reply *r, int64_t key, const char *id, const char *name,
     const char *args, size_t len)
 {
 	struct reply_tool *t;
 	struct llmgate_chunk ch;
-	char idbuf[PROVIDER_CALL_ID_SIZE];
+	char idbuf[REPLY_CALL_ID_SIZE];
 	int slot;
 
 	if (r->too_long || (slot = reply_tool_slot(r, key)) < 0)
@@ -144,7 +177,7 @@ reply_tool_delta(struct reply *r, int64_t key, const char *id, const char *name,
 		 * nor do some OpenAI-compatible servers): one of ours, since
 		 * clients match results to calls by id.
 		 */
-		provider_call_id(idbuf, sizeof idbuf);
+		reply_call_id(idbuf, sizeof idbuf);
 		t->id = xstrdup(idbuf);
 		id = t->id;
 	}
